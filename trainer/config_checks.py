@@ -1,5 +1,13 @@
-"""The checks of a whole config once every key is read (:func:`validate`), and of a value
-as it is read (:func:`check_value`): each refusal names the key and what it takes, exit 2."""
+"""The checks of a config: of a value as it is read (:func:`check_value`), and of the whole
+config once every key is read (:func:`validate`): every value a run cannot train with, or would
+train with on something else than asked, refused in one line naming its key
+(:class:`~trainer.errors.ConfigError`, exit 2) before anything is staged.
+
+A value let through here fails later, after the dataset was staged (minutes for VOC), in a
+traceback (``model.phi: 9``, ``model.anchors_mask`` naming anchor 6), or trains for hours on
+what no one meant (``train.ema_decay: 1.5``: an average that leaves the weights' range; a
+``train.conf_thresh`` of 1.5: no detection, mAP 0 at every epoch).
+"""
 from __future__ import annotations
 
 import math
@@ -64,9 +72,19 @@ def _nearest_size(size: int) -> str:
 
 def validate(cfg: "Config") -> None:
     """Reject impossible combinations with a message naming the key."""
-    from trainer.config import MAX_GRACE_SECONDS, shown
+    _check_model(cfg)
+    _check_numbers(cfg)
+    _check_rest(cfg)
 
-    m, t, d = cfg.model, cfg.train, cfg.drive
+
+def _number(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def _check_model(cfg: "Config") -> None:
+    from trainer.config import shown
+
+    m = cfg.model
     if not (INPUT_MIN <= m.input_size <= INPUT_MAX and m.input_size % STRIDE == 0):
         raise ConfigError(
             f"model.input_size must be a multiple of {STRIDE} from {INPUT_MIN} to {INPUT_MAX} "
@@ -79,9 +97,28 @@ def validate(cfg: "Config") -> None:
         raise ConfigError(_width_off_step(m.width))
     if len(m.anchors) != 6 or any(not isinstance(a, list) or len(a) != 2 for a in m.anchors):
         raise ConfigError(f"model.anchors must be six [w, h] pairs, got {shown(m.anchors)}")
-    if len(m.anchors_mask) != 2 or any(len(x) != 3 for x in m.anchors_mask):
+    # (A size of 'a': float()'s traceback once the data was staged; 0 or below: a box that
+    # never matches, or a log of it.)
+    if not all(_number(v) and v > 0 for a in m.anchors for v in a):
+        raise ConfigError(f"model.anchors must be six [w, h] pairs of sizes above 0, in pixels, "
+                          f"got {shown(m.anchors)}")
+    if len(m.anchors_mask) != 2 or any(not isinstance(x, list) or len(x) != 3
+                                       for x in m.anchors_mask):
         raise ConfigError(f"model.anchors_mask must be two lists of three indices, got "
                           f"{shown(m.anchors_mask)}")
+    if not all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i < len(m.anchors)
+               for x in m.anchors_mask for i in x):   # (the model's traceback after staging)
+        raise ConfigError(f"model.anchors_mask must be two lists of three indices 0..5 (of "
+                          f"model.anchors), got {shown(m.anchors_mask)}")
+    if not 0 <= m.phi <= 4:   # (the model's ValueError, once the data was staged)
+        raise ConfigError(f"model.phi must be 0..4 (0 none, 1 SE, 2 CBAM, 3 ECA, 4 coordinate "
+                          f"attention), got {m.phi}")
+
+
+def _check_numbers(cfg: "Config") -> None:
+    from trainer.config import MAX_GRACE_SECONDS
+
+    t = cfg.train
     for key in ("epochs", "batch_size", "freeze_batch_size", "save_period", "eval_period", "nbs"):
         if getattr(t, key) < 1:
             raise ConfigError(f"train.{key} must be >= 1, got {getattr(t, key)}")
@@ -99,8 +136,10 @@ def validate(cfg: "Config") -> None:
     if cfg.data.workers > MAX_WORKERS:   # (10000: a traceback once threads or memory ran out)
         raise ConfigError(f"data.workers must be from 0 to {MAX_WORKERS} (loader processes; 0 = "
                           f"load in the main process), got {cfg.data.workers}")
-    if not t.out_dir:   # (os.makedirs('')'s traceback)
-        raise ConfigError(f"train.out_dir must name a folder, got {t.out_dir!r}")
+    # (-1: the clip taken as off; a negative decay pushes every weight away from 0)
+    for key, zero in (("grad_clip", " (0 = off)"), ("weight_decay", "")):
+        if getattr(t, key) < 0:
+            raise ConfigError(f"train.{key} must be >= 0{zero}, got {getattr(t, key):g}")
     if not 0 <= t.seed < 2**64:   # (-1: a loader worker's traceback; 2**64: torch.manual_seed's)
         raise ConfigError(f"train.seed must be between 0 and 2**64 - 1, got {t.seed}")
     if t.silent_rank_minutes * 60 > MAX_GRACE_SECONDS:  # (its threads' waits: as the grace's)
@@ -118,6 +157,23 @@ def validate(cfg: "Config") -> None:
     for key in ("mosaic_prob", "mixup_prob", "special_aug_ratio"):
         if not 0 <= getattr(t, key) <= 1:
             raise ConfigError(f"train.{key} must be in [0, 1], got {getattr(t, key)}")
+    # An EMA decay of 1 or more leaves the weights' range (inf, then NaN: every evaluation and
+    # best.pt of no use); below 0 it swings around them. A momentum of 1 or more makes SGD's
+    # steps grow for good (torch refuses it for Adam, and below 0 for both: a traceback).
+    for key, what in (("ema_decay", ""), ("momentum", " (SGD momentum / Adam beta1)"),
+                      ("label_smoothing", ""), ("conf_thresh", "")):
+        if not 0 <= getattr(t, key) < 1:
+            raise ConfigError(f"train.{key} must be in [0, 1){what}, got {getattr(t, key):g}")
+    if not 0 < t.nms_thresh <= 1:   # (3: no box suppressed; the mAP of duplicates)
+        raise ConfigError(f"train.nms_thresh must be in (0, 1], got {t.nms_thresh:g}")
+
+
+def _check_rest(cfg: "Config") -> None:
+    from trainer.config import shown
+
+    t, d = cfg.train, cfg.drive
+    if not t.out_dir:   # (os.makedirs('')'s traceback)
+        raise ConfigError(f"train.out_dir must name a folder, got {t.out_dir!r}")
     if not (t.device in ("auto", "cpu", "cuda") or (t.device.startswith("cuda:") and t.device[5:].isdigit())):
         raise ConfigError(f"train.device must be auto, cpu, cuda or cuda:N, got {t.device!r}")
     if d.keep_last < 0 or d.keep_best < 0:
