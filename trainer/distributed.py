@@ -15,6 +15,8 @@ from typing import Any, Iterator
 import torch
 import torch.distributed as dist
 
+from trainer import stuck
+
 logger = logging.getLogger(__name__)
 
 #: Another rank was lost (:mod:`trainer.peer_loss`): no collective can be answered any more,
@@ -115,12 +117,14 @@ def is_initialized() -> bool:
     return dist.is_available() and dist.is_initialized() and not _lost
 
 
+@stuck.collective
 def barrier() -> None:
     """Wait for every rank (no-op in a single process)."""
     if is_initialized():
         dist.barrier()
 
 
+@stuck.collective
 def broadcast_object(obj: Any, src: int = 0) -> Any:
     """Send a picklable object from ``src`` to every rank; returns it everywhere."""
     if not is_initialized():
@@ -130,6 +134,7 @@ def broadcast_object(obj: Any, src: int = 0) -> Any:
     return box[0]
 
 
+@stuck.collective
 def all_gather_object(obj: Any) -> list:
     """Every rank's ``obj``, in rank order."""
     if not is_initialized():
@@ -139,6 +144,7 @@ def all_gather_object(obj: Any) -> list:
     return out
 
 
+@stuck.collective
 def all_reduce_mean(t: torch.Tensor) -> torch.Tensor:
     """Average a tensor over ranks (returns a new tensor)."""
     if not is_initialized():
@@ -148,6 +154,7 @@ def all_reduce_mean(t: torch.Tensor) -> torch.Tensor:
     return t / dist.get_world_size()
 
 
+@stuck.collective
 def agree(signum: int, save: bool) -> tuple[int, bool]:
     """``(the highest stop signal any rank got (0: none), any rank asks to save)`` in one
     collective (every rank calls it after every iteration); on a single process the inputs."""
@@ -186,6 +193,7 @@ def main_first(info: DistInfo, *, local: bool = True) -> Iterator[bool]:
         yield False
 
 
+@stuck.collective
 def _share_failure(failed: bool) -> bool:
     # NCCL only reduces CUDA tensors; gloo takes CPU ones.
     device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else "cpu"
@@ -194,6 +202,7 @@ def _share_failure(failed: bool) -> bool:
     return bool(flag.item())
 
 
+@stuck.collective
 def broadcast_buffers(model: torch.nn.Module, src: int = 0) -> None:
     """Copy rank ``src``'s buffers (BatchNorm running statistics) to every rank.
 

@@ -12,7 +12,6 @@ import logging
 import math
 import os
 import random
-import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Optional, Sequence
@@ -23,9 +22,10 @@ from torch import nn
 
 from drivestage.errors import MirrorError
 from trainer import checkpoint as ckpt
-from trainer import distributed, peer_loss, resume, silence
+from trainer import distributed, peer_loss, resume, silence, stuck
 from trainer.callbacks import Callback, CallbackList, CSVLogger, PlotCallback, ProgressLines, TensorBoardLogger
 from trainer.config import Config, model_signature
+from trainer.determinism import set_determinism as _set_determinism
 from trainer.data.batches import to_model_input
 from trainer.errors import NonFiniteLossError
 from trainer.evaluation import evaluate, validation_loss
@@ -299,7 +299,9 @@ def train_one_epoch(model: nn.Module, criterion: nn.Module, optimizer: torch.opt
             targets = targets.to(device, non_blocking=True)
             if channels_last:
                 images = images.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(device.type, enabled=autocast is not None, dtype=autocast):
+            # (Under DDP the forward and backward wait for the other ranks: trainer.stuck.)
+            with stuck.waiting(), torch.autocast(device.type, enabled=autocast is not None,
+                                                 dtype=autocast):
                 loss, parts = criterion(model(images), targets)
             # Every rank must agree to stop, so the check is on the mean over ranks.
             loss_value = float(distributed.all_reduce_mean(loss.detach()))
@@ -310,7 +312,8 @@ def train_one_epoch(model: nn.Module, criterion: nn.Module, optimizer: torch.opt
                     f"saved for this epoch. Resume from the last checkpoint with a lower train.lr, or "
                     f"check the data")
             optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
+            with stuck.waiting():
+                scaler.scale(loss).backward()
             if grad_clip > 0:
                 scaler.unscale_(optimizer)
                 torch.nn.utils.clip_grad_norm_(params, grad_clip)
@@ -479,8 +482,9 @@ def _enter_phase(run: Run, epoch: int, train_set: Any):
         # DDP records which parameters need gradients when it is built: rebuild per phase.
         if run.cfg.model.sync_bn and run.device.type == "cuda" and not isinstance(run.model, nn.parallel.DistributedDataParallel):
             bare = nn.SyncBatchNorm.convert_sync_batchnorm(bare)
-        run.model = nn.parallel.DistributedDataParallel(
-            bare, device_ids=[run.device.index] if run.device.type == "cuda" else None)
+        with stuck.waiting():   # (it broadcasts rank 0's parameters)
+            run.model = nn.parallel.DistributedDataParallel(
+                bare, device_ids=[run.device.index] if run.device.type == "cuda" else None)
     if info.is_main:
         logger.info("%s phase from epoch %d: batch %d (%d per process), lr %.3g",
                     "freeze" if frozen else "unfreeze", epoch + 1, run.batch_size, per_rank,
@@ -508,29 +512,6 @@ def _autocast(cfg: Config, device: torch.device) -> Optional[torch.dtype]:
     if cfg.train.cpu_amp and device.type == "cpu" and distributed.cpu_has_bf16():
         return torch.bfloat16
     return None
-
-
-def _set_determinism(cfg: Config) -> None:
-    if cfg.train.deterministic:
-        _use_deterministic_algorithms()
-        torch.backends.cudnn.deterministic = True
-        torch.backends.cudnn.benchmark = False
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    elif torch.cuda.is_available():
-        torch.backends.cudnn.benchmark = True
-
-
-def _use_deterministic_algorithms() -> None:
-    """``torch.use_deterministic_algorithms(True, warn_only=True)`` without importing
-    ``torch._inductor.config`` to set its flag too: 1.5 s of every training process's start,
-    for torch.compile, which the trainer does not use. Where that module is loaded already
-    (a notebook that compiled something), or torch lacks the switch this calls, the public
-    function does both."""
-    switch = getattr(torch._C, "_set_deterministic_algorithms", None)
-    if switch is None or "torch._inductor.config" in sys.modules:
-        torch.use_deterministic_algorithms(True, warn_only=True)
-        return
-    switch(True, warn_only=True)
 
 
 def _warn_if_on_drive_mount(cfg: Config, info: distributed.DistInfo) -> None:

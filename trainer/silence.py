@@ -37,7 +37,7 @@ import threading
 import time
 from typing import Any, Iterator, Optional
 
-from trainer import distributed
+from trainer import distributed, stuck
 from trainer.errors import TrainingInterrupted
 
 logger = logging.getLogger(__name__)
@@ -149,6 +149,11 @@ class Watcher:
         self._ends: dict[int, set] = {}                  # its sockets' addresses
         self._linked: set[int] = set()   # ranks this one was seen connected to (those ends)
         self._round: Optional[float] = None              # when the store last answered us
+        # (Made here, in the thread that trains: the one it looks at; trainer.stuck. Under
+        # NCCL a wait for the others may come at any later sync point of the thread, a
+        # loss's float(), an optimizer step: gloo's alone are all in the marked calls.)
+        self._sampler = stuck.Sampler(self._guard) if _gloo() else None
+        self._said_stuck = False
         self._threads = [threading.Thread(target=f, name=f"trainer-silence-{f.__name__[1:]}",
                                           daemon=True) for f in (self._talk, self._judge)]
 
@@ -161,6 +166,8 @@ class Watcher:
         self._done.set()
         for thread in self._threads:
             thread.join(1.0)   # (a store call that blocks is left to the daemon thread)
+        if self._sampler is not None:
+            self._sampler.forget()
 
     def _store(self) -> Any:
         import torch.distributed as dist
@@ -181,7 +188,8 @@ class Watcher:
                 if now != mine:   # (the addresses first: a beat says they are there)
                     store.set(f"{key}ends/{self.info.rank}", json.dumps(now))
                     mine = now
-                store.add(f"{key}beat/{self.info.rank}", 1)
+                if not self._stuck():
+                    store.add(f"{key}beat/{self.info.rank}", 1)
                 for r in self._others:
                     self._read(store, r)
                 peers = {e[2] for e in ours}
@@ -199,6 +207,25 @@ class Watcher:
         with contextlib.suppress(Exception):
             if store is not None:
                 store.set(f"{key}left/{self.info.rank}", "1")
+
+    def _stuck(self) -> bool:
+        """Whether the training thread has been in one call outside any collective for the
+        bound (:mod:`trainer.stuck`): then this rank beats no more, and the others take it
+        for silent; said once here."""
+        if self._sampler is None:
+            return False
+        seconds = self._sampler.stuck_for()
+        if seconds <= self.bound_s:
+            self._said_stuck = False
+            return False
+        if not self._said_stuck:
+            self._said_stuck = True
+            logger.warning("rank %d: the training thread has been in %s for %s, outside any "
+                           "collective (a read from a network mount that stopped answering?): "
+                           "this rank's heartbeat stops, and the other ranks end the run as for "
+                           "a silent rank", self.info.rank, self._sampler.where(),
+                           _took(seconds))
+        return True
 
     def _read(self, store: Any, r: int) -> None:
         """Rank ``r``'s beat: when it moved (0: it has not beaten yet), or when it left."""
@@ -294,6 +321,16 @@ class Watcher:
             print(f"Error: stopped: {said[1] if said else ''}; nothing could be saved "
                   f"(run the same torchrun command again)", file=sys.stderr, flush=True)
             os._exit(1)
+
+
+def _gloo() -> bool:
+    """Whether the process group is gloo's (CPU ranks)."""
+    import torch.distributed as dist
+
+    try:
+        return bool(dist.get_backend() == "gloo")
+    except Exception:   # (no process group)
+        return False
 
 
 def _open(fd: int) -> bool:
