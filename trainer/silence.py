@@ -154,6 +154,7 @@ class Watcher:
         # loss's float(), an optimizer step: gloo's alone are all in the marked calls.)
         self._sampler = stuck.Sampler(self._guard) if _gloo() else None
         self._said_stuck = False
+        self._gone: set[int] = set()   # ranks that left (their fit ended)
         self._threads = [threading.Thread(target=f, name=f"trainer-silence-{f.__name__[1:]}",
                                           daemon=True) for f in (self._talk, self._judge)]
 
@@ -212,8 +213,8 @@ class Watcher:
         """Whether the training thread has been in one call outside any collective for the
         bound (:mod:`trainer.stuck`): then this rank beats no more, and the others take it
         for silent; said once here."""
-        if self._sampler is None:
-            return False
+        if self._sampler is None or self._gone >= set(self._others):
+            return False   # (no one waits for it: rank 0's final upload, the others gone)
         seconds = self._sampler.stuck_for()
         if seconds <= self.bound_s:
             self._said_stuck = False
@@ -240,6 +241,7 @@ class Watcher:
             self._beats[r], self._heard[r] = beat, time.monotonic()
         elif store.check([f"{key}left/{r}"]):   # (it ended: its line says why)
             self._heard[r] = time.monotonic()
+            self._gone.add(r)
 
     def _judge(self) -> None:
         """Every period: a rank not heard of for the bound is silent; when the store itself
