@@ -333,6 +333,26 @@ def parse_override(text: str) -> tuple[str, Any]:
     return key, value
 
 
+class _UniqueKeys(yaml.SafeLoader):
+    """PyYAML's safe loader that refuses a key given twice in one mapping: PyYAML keeps the
+    later one whole, without a word (a ``train:`` section added at the end of the file
+    dropped every key of the first: its ``out_dir``, ``lr``, ``device`` back to defaults)."""
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> dict:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag.endswith(":merge"):
+                continue   # (a merge's keys are YAML's to replace: an explicit key wins)
+            key = self.construct_object(key_node)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"the key {key!r} is given twice in one mapping (first at "
+                    f"line {seen[key] + 1}), and YAML would keep only the later one",
+                    key_node.start_mark)
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep)
+
+
 def _yaml_problem(exc: Exception) -> str:
     """PyYAML's error on one line, where it is first (its str() is four lines, each mark
     with the file's name again): ``line 3, column 6: expected ',' or ']', but got ':'
@@ -374,7 +394,7 @@ def load_config(path: Optional[str] = None, overrides: Optional[list[str]] = Non
             raise ConfigError(f"config file not found: {path}")
         with open(path, encoding="utf-8") as fh:
             try:
-                raw = yaml.safe_load(fh) or {}
+                raw = yaml.load(fh, Loader=_UniqueKeys) or {}
             except yaml.YAMLError as exc:
                 raise ConfigError(f"config {path} is not valid YAML: {_yaml_problem(exc)}; "
                                   "fix the file there") from None
