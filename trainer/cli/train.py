@@ -53,6 +53,7 @@ def train(config_path: str, overrides: tuple[str, ...], resume: str) -> None:
     _refuse_a_missing_resume(resume)
     cfg = load_config(config_path, list(overrides))
     _refuse_a_file_as_out_dir(cfg.train.out_dir)
+    _refuse_the_dataset_in_the_run_folder(cfg)
     if cfg.model.weights and not cfg.model.weights.startswith("drive:"):
         from trainer.staging import local_weights
 
@@ -106,6 +107,29 @@ def _refuse_a_file_as_out_dir(out_dir: str) -> None:
     if not os.path.isdir(here):
         raise ConfigError(f"train.out_dir {out_dir} cannot be made: {here} is a file, not a "
                           "folder; set train.out_dir to a folder")
+
+
+def _refuse_the_dataset_in_the_run_folder(cfg: Any) -> None:
+    """``train.out_dir`` that is or holds ``data.root`` (or ``data.voc_root``) with
+    ``drive.logs`` set: the run folder is mirrored whole, and its first push uploaded the
+    dataset (gigabytes of VOC images, the archive kept beside them) with the checkpoints."""
+    from trainer.errors import ConfigError
+
+    if not cfg.drive.logs:
+        return
+    out = os.path.realpath(os.path.expanduser(cfg.train.out_dir))
+    for key, given in (("data.root", cfg.data.root), ("data.voc_root", cfg.data.voc_root)):
+        if not given:
+            continue
+        path = os.path.realpath(os.path.expanduser(given))
+        if os.path.commonpath([out, path]) != out:
+            continue
+        held = f"is {key}" if path == out else f"holds {key} {given}"
+        raise ConfigError(
+            f"train.out_dir {cfg.train.out_dir} {held} (the dataset): the run folder is "
+            f"mirrored to drive.logs whole, and the dataset would be uploaded with the "
+            f"checkpoints; give train.out_dir a folder of its own (e.g. --set "
+            f"train.out_dir={os.path.join(os.path.dirname(path), 'logs')})")
 
 
 def _refuse_a_missing_resume(resume: str) -> None:
