@@ -96,7 +96,7 @@ def _sampled(work, guard_s: float = 60.0) -> list:
     return seen
 
 
-def test_one_blocked_call_is_stuck_a_collective_or_a_loop_is_not():
+def test_one_blocked_call_is_stuck_a_collective_a_loop_or_a_computation_is_not():
     import threading
 
     from trainer.stuck import waiting
@@ -114,7 +114,16 @@ def test_one_blocked_call_is_stuck_a_collective_or_a_loop_is_not():
         while not done.is_set():
             threading.Event().wait(0.01)
 
+    def computing(started, done):   # (one long call into C that lets the interpreter go)
+        import hashlib
+
+        data = bytes(32 * 2**20)
+        started.set()
+        while not done.is_set():
+            hashlib.sha256(data).digest()
+
     assert _sampled(blocked) == [0.0, 1.0, 2.0, 3.0, 4.0]
+    assert _sampled(computing) == [0.0] * 5   # (its CPU time grows: busy, not stuck)
     assert _sampled(in_a_collective) == [0.0] * 5
     assert _sampled(looping) == [0.0] * 5
     # Looks further apart than the guard: this process was stopped (all its threads), which

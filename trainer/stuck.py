@@ -12,7 +12,8 @@ innermost frame changes. One that waits for the other ranks does so inside a col
 long as they take: :func:`waiting` marks those calls (:mod:`trainer.distributed`'s
 collectives, a DDP step's forward and backward, DDP's construction). :class:`Sampler`, read
 by the heartbeat thread, says how long the training thread has been in the same frame at the
-same instruction outside such a mark; past ``train.silent_rank_minutes`` the heartbeat stops
+same instruction, its CPU time unchanged (a long computation in C is busy, not stuck),
+outside such a mark; past ``train.silent_rank_minutes`` the heartbeat stops
 (:class:`trainer.silence.Watcher`), and the others take the rank for silent as for a stopped
 one: rank 0 saves the last iteration every rank completed (unless it is the stuck one), and
 every live rank ends in one line. A call that comes back later (a mount that answers again)
@@ -59,44 +60,63 @@ def collective(func: F) -> F:
 class Sampler:
     """How long the thread that made it (the training thread) has been stuck in one call.
 
-    :meth:`stuck_for` is called by another thread, every beat: the thread's innermost frame
-    (held, so its address is never another frame's) and its instruction, unchanged since the
-    last call that found it moving and outside a :func:`waiting` mark, make it stuck since
-    then."""
+    :meth:`stuck_for` is called by another thread, every beat. The thread is stuck since the
+    last call that found it moving, or inside a :func:`waiting` mark: its CPU time has not
+    grown (a thread blocked in a read, or any wait, spends none; one that computes, or runs
+    Python between short waits, does) and its innermost frame is the same one at the same
+    instruction. No frame is held (a frame kept alive keeps its locals: a batch), so a frame
+    is known by its address, code and instruction; the CPU clock tells a new frame at an old
+    address, which ran Python to get there."""
 
     def __init__(self, guard_s: float) -> None:
         self.ident = threading.get_ident()
-        self._seen: Optional[tuple[FrameType, int]] = None
+        try:   # (the clock of this thread, made here: the training thread's)
+            self._clock: Optional[int] = time.pthread_getcpuclockid(self.ident)
+        except (AttributeError, OSError):
+            self._clock = None
+        self._seen: Optional[tuple[int, Any, int, float]] = None
+        self._where = "an unknown place"
         self._since = self._last = time.monotonic()
         #: Calls further apart than this: this process was stopped (Ctrl-Z, a VM paused), and
         #: its threads with it; what the training thread did meanwhile is not known.
         self.guard_s = guard_s
 
+    def _cpu(self) -> Optional[float]:
+        if self._clock is None:
+            return None
+        try:
+            return time.clock_gettime(self._clock)
+        except OSError:   # (the thread ended)
+            return None
+
     def stuck_for(self, now: Optional[float] = None) -> float:
         """Seconds the thread has been in the same call outside a collective (0: moving)."""
         now = time.monotonic() if now is None else now
         paused, self._last = now - self._last > self.guard_s, now
+        cpu = self._cpu()
         frame = sys._current_frames().get(self.ident)
-        if frame is None or _inside or paused:
+        if frame is None or cpu is None or _inside or paused:
             self._seen, self._since = None, now
             return 0.0
-        key = (frame, frame.f_lasti)
-        if self._seen is None or self._seen[0] is not frame or self._seen[1] != key[1]:
+        key = (id(frame), frame.f_code, frame.f_lasti, cpu)
+        if key != self._seen:
             self._seen, self._since = key, now
+            self._where = _where(frame)
             return 0.0
         return now - self._since
 
     def where(self) -> str:
         """``open() at data/images.py:42``: the call the thread is in (its innermost Python
         frame: a call into C shows as the Python line that made it)."""
-        frame = self._seen[0] if self._seen is not None else None
-        if frame is None:
-            return "an unknown place"
-        code = frame.f_code
-        path = code.co_filename
-        short = os.path.join(*path.split(os.sep)[-2:]) if os.sep in path else path
-        return f"{code.co_name}() at {short}:{frame.f_lineno}"
+        return self._where
 
     def forget(self) -> None:
-        """Let go of the frame held (the watch ends)."""
+        """The watch ends."""
         self._seen = None
+
+
+def _where(frame: FrameType) -> str:
+    code = frame.f_code
+    path = code.co_filename
+    short = os.path.join(*path.split(os.sep)[-2:]) if os.sep in path else path
+    return f"{code.co_name}() at {short}:{frame.f_lineno}"
