@@ -54,3 +54,43 @@ def test_without_drive_logs_or_beside_the_dataset_it_trains(tiny_config, tmp_pat
         path = tiny_config(**{**settings, "train.epochs": 1, "train.freeze_epochs": 0})
         r = CliRunner().invoke(cli, ["train", "-c", path])
         assert r.exit_code == 0, (r.output, r.exception)
+
+
+MIRRORED = ("is inside train.out_dir …: the run folder would be mirrored into itself, one level "
+            "deeper at every push")
+
+
+@renders(MIRRORED)
+def test_drive_logs_inside_the_run_folder_is_refused(tiny_config, tmp_path):
+    """A local drive.logs (a NAS, a second disk) inside train.out_dir: every push copied the
+    run folder into itself, the copy of the copy one level deeper each time (8 levels and
+    172 MB after 6 epochs of a 4.6 MB model; a real run's pushes fill the disk)."""
+    out = tmp_path / "logs"
+    path = tiny_config(**{"drive.logs": str(out / "mirror")})
+    r = CliRunner().invoke(cli, ["train", "-c", path])
+    assert r.exit_code == 2, (r.output, r.exception)
+    line = r.stderr.strip().splitlines()[-1]
+    assert line == (
+        f"Error: drive.logs {out / 'mirror'} is inside train.out_dir {out}: the run folder would "
+        f"be mirrored into itself, one level deeper at every push (its files copied again each "
+        f"time, until the disk is full); give drive.logs a folder outside train.out_dir")
+    shown(MIRRORED, line)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("where", ["same", "below"])
+def test_drive_logs_that_is_or_holds_the_run_folder_is_refused(tiny_config, tmp_path, where):
+    """drive.logs the run folder itself: "every upload verified" of a copy that is the file
+    itself, and drive.keep_last pruned the run folder's epoch files; drive.logs above it: the
+    mirror's copies land beside the run folder, in the same tree."""
+    out = tmp_path / "logs"
+    logs = out if where == "same" else tmp_path
+    path = tiny_config(**{"drive.logs": str(logs)})
+    r = CliRunner().invoke(cli, ["train", "-c", path])
+    assert r.exit_code == 2, (r.output, r.exception)
+    what = "is train.out_dir" if where == "same" else f"holds train.out_dir {out}"
+    assert r.stderr.strip().splitlines()[-1] == (
+        f"Error: drive.logs {logs} {what}: the mirror would be no second copy of the run; give "
+        f"drive.logs a folder of its own, outside train.out_dir (or a Drive folder, "
+        f"drive:…)")
+    assert not out.exists()

@@ -54,6 +54,7 @@ def train(config_path: str, overrides: tuple[str, ...], resume: str) -> None:
     cfg = load_config(config_path, list(overrides))
     _refuse_a_file_as_out_dir(cfg.train.out_dir)
     _refuse_the_dataset_in_the_run_folder(cfg)
+    _refuse_a_mirror_in_the_run_folder(cfg)
     if cfg.model.weights and not cfg.model.weights.startswith("drive:"):
         from trainer.staging import local_weights
 
@@ -130,6 +131,31 @@ def _refuse_the_dataset_in_the_run_folder(cfg: Any) -> None:
             f"mirrored to drive.logs whole, and the dataset would be uploaded with the "
             f"checkpoints; give train.out_dir a folder of its own (e.g. --set "
             f"train.out_dir={os.path.join(os.path.dirname(path), 'logs')})")
+
+
+def _refuse_a_mirror_in_the_run_folder(cfg: Any) -> None:
+    """A local ``drive.logs`` (a NAS, a second disk) that overlaps ``train.out_dir``: inside
+    it, every push copied the run folder into itself, one level deeper each time, until the
+    disk was full; the run folder itself (or above it), the mirror was no second copy, and
+    its retention pruned the run folder's epoch files."""
+    from drivestage import paths
+    from trainer.errors import ConfigError
+
+    if not cfg.drive.logs or paths.is_drive(cfg.drive.logs):
+        return
+    out = os.path.realpath(os.path.expanduser(cfg.train.out_dir))
+    logs = os.path.realpath(os.path.expanduser(cfg.drive.logs))
+    named = f"drive.logs {cfg.drive.logs}"
+    if logs != out and os.path.commonpath([out, logs]) == out:
+        raise ConfigError(f"{named} is inside train.out_dir {cfg.train.out_dir}: the run folder "
+                          "would be mirrored into itself, one level deeper at every push (its "
+                          "files copied again each time, until the disk is full); give "
+                          "drive.logs a folder outside train.out_dir")
+    if os.path.commonpath([out, logs]) == logs:
+        what = "is train.out_dir" if logs == out else f"holds train.out_dir {cfg.train.out_dir}"
+        raise ConfigError(f"{named} {what}: the mirror would be no second copy of the run; "
+                          "give drive.logs a folder of its own, outside train.out_dir (or a "
+                          "Drive folder, drive:…)")
 
 
 def _refuse_a_missing_resume(resume: str) -> None:
