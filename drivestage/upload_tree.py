@@ -50,7 +50,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Iterable, Optional, Sequence
+from typing import Any, Iterable, Optional, Sequence
 
 from drivestage import extra
 from drivestage.errors import FolderGoneError, NotFoundError, UsageError
@@ -106,6 +106,7 @@ def push(src: str, dest: Where, policy: Optional[RetentionPolicy] = None, *,
     include, exclude, protect = patterns(include), patterns(exclude), patterns(protect)
     target, path = open_store((store, str(dest)) if store is not None else dest,
                               md5_cache=cache)
+    exclude = (*exclude, *_dest_inside(src, target, path))
 
     def new_job() -> PushJob:
         made = PushJob(target, policy or RetentionPolicy(), include=include, exclude=exclude,
@@ -137,3 +138,23 @@ def push(src: str, dest: Where, policy: Optional[RetentionPolicy] = None, *,
     finally:
         cache.save()
     return job.result
+
+
+def _dest_inside(src: str, target: RemoteStore, path: Any) -> tuple[str, ...]:
+    """The ``--exclude`` pattern of a local DEST that lies inside SRC (``push /x /x/mirror``,
+    a mirror's every period): DEST's own folder is never sent into itself. Without it each
+    push copied what the earlier ones had copied there, one level deeper, until the disk was
+    full. None for a Drive DEST or one outside SRC."""
+    import glob
+
+    local = getattr(target, "local_path", None)
+    if local is None:
+        return ()
+    here = os.path.realpath(src)
+    there = os.path.realpath(local(path))
+    if there == here or os.path.commonpath([here, there]) != here:
+        return ()
+    rel = os.path.relpath(there, here).replace(os.sep, "/")
+    log.warning("DEST %s lies inside SRC %s: its own folder (%s/) is left out of what is "
+                "pushed", there, src, rel)
+    return (glob.escape(rel) + "/*",)
