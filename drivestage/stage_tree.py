@@ -28,7 +28,7 @@ from typing import Any, Callable, Optional, Sequence
 
 from drivestage import download as dl
 from drivestage import partials, stamps
-from drivestage.errors import (ArchiveError, DownloadQuotaError, LocalFileError, UsageError,
+from drivestage.errors import (DownloadQuotaError, LocalFileError, UsageError,
                                UserFilesError)
 from drivestage.extract.statedir import state_lock
 from drivestage.extract.validation import STATE_DIR
@@ -38,6 +38,7 @@ from drivestage.paths import StorePath, exclude_pattern
 from drivestage.sizes import check_space, format_size
 from drivestage.localdir import LocalDirStore
 from drivestage.stage_file import FileStager, ProgressFactory, PullResult, safe_name
+from drivestage.stage_clash import drive_folders, refuse_member_clash
 from drivestage.stage_order import MergeOrder
 from drivestage.stage_walk import Item, walk
 from drivestage.store import RemoteEntry, RemoteStore
@@ -105,10 +106,10 @@ def pull_folder(folder: RemoteEntry, *, src: str, path: StorePath, dest: str,
     if not items and not skipped and (include or exclude):
         _refuse_nothing_chosen(src.rstrip("/"), root, listed, include, exclude)
     os.makedirs(dest, exist_ok=True)
+    if extract:   # (before a folder's own check: "move the file away" was no way out)
+        refuse_member_clash(root, items, _is_archive)
     for where in sorted({it.folder for it in items} | {root}):
         _real_folders(root, where, dest, create=False)  # a link there: refused before a byte
-    if extract:
-        _refuse_member_files(root, items)
     missing = [it for it in items if not _looks_staged(it, extract and _is_archive(it))]
     todo = sum(it.entry.size - dl.partial_size(it.target, it.entry) for it in missing)
     _real_folders(root, root, dest, create=True)
@@ -125,9 +126,12 @@ def pull_folder(folder: RemoteEntry, *, src: str, path: StorePath, dest: str,
              len(skipped), todo)
 
     limit = int(chunk_size or dl.DEFAULT_CHUNK_SIZE)
-    # No archive member may replace a file this pull stages, nor one an earlier pull did.
+    # No archive member may replace a file this pull stages, nor one an earlier pull did,
+    # nor be a file where the pull stages a folder (marked by a trailing separator: one
+    # extracted there first failed the folder's files, "move the file away": attackorder35).
     staged = frozenset({it.target for it in items}.union(
-        *(stamps.staged_files(folder) for folder in {it.folder for it in items})))
+        *(stamps.staged_files(folder) for folder in {it.folder for it in items}),
+        (os.path.join(folder, "") for folder in drive_folders(root, items))))
     bar = _TreeProgress(progress, os.path.basename(root), sum(it.entry.size for it in items))
     # Archives that share a path merge one after the other in tree order (a folder's files
     # by name, then its subfolders'): the later one holds the path, whatever --chunk-size,
@@ -229,45 +233,6 @@ def _small_first(items: list[Item], archives: list[int], limit: int) -> list[int
     larger = next((i for i in archives if items[i].entry.size > limit), len(items))
     later = {i for i in archives if i > larger}
     return [i for i, it in enumerate(items) if it.entry.size <= limit and i not in later]
-
-
-def _refuse_member_files(root: str, items: list[Item]) -> None:
-    """Refuse the pull, before a byte moves, when a file of the folder is to land where an
-    archive of it extracted a member (the file added on Drive since): the pull lets neither
-    replace the other (a first pull refuses the archive: :class:`drivestage.extract.job.Job`'s
-    ``protected``). The file's own check said it "is not a copy of" the file, "move it away,
-    or pull with --force": moved or forced, the archive was extracted again over it, or
-    refused, at every rerun (chunkdet35). Only a file whose target holds something of
-    another size is looked at (a staged folder's rerun reads no stamp more); one of its size
-    is left to the usual checks (a member of the file's very bytes is staged as its copy)."""
-    suspects = {os.path.abspath(it.target): it for it in items
-                if not _is_archive(it) and _other_size(it)}
-    for it in items if suspects else ():
-        stamp = stamps.own(it.folder, os.path.basename(it.target), it.entry.id) \
-            if _is_archive(it) else None
-        if stamp is None or not stamp.get("extracted") or \
-                it.entry.md5 not in (None, stamp.get("md5")):
-            continue
-        for m in stamps.records(stamp):
-            other = suspects.get(os.path.abspath(os.path.join(it.folder, *m.path.split("/"))))
-            if other is not None and m.kind != "dir":
-                raise ArchiveError(
-                    f"{other.src} and the member {m.path} of {it.src} both land on "
-                    f"{other.target}; a pull lets neither replace the other: rename one of "
-                    "them on Drive, or pull without one (--exclude "
-                    f"{exclude_pattern(_inside(root, other))} or --exclude "
-                    f"{exclude_pattern(_inside(root, it))})")
-
-
-def _other_size(item: Item) -> bool:
-    """Whether ``item``'s target holds something that cannot be a copy of it: a file of
-    another size, or a link."""
-    try:
-        st = os.lstat(item.target)
-    except OSError:
-        return False
-    return stat.S_ISLNK(st.st_mode) or (stat.S_ISREG(st.st_mode) and
-                                        st.st_size != item.entry.size)
 
 
 def _refuse_left(archives: list[Item], current: stamps.Listed) -> None:

@@ -65,7 +65,7 @@ LAYERS = [
     ["sidecar_copy", "stage_extraction", "stage_original", "stage_decide", "stage_order",
      "stage_move"],   # stage_move: staged copies moved to another DEST with their stamps
     ["stage_walk"],
-    ["stage_file", "pruning", "extra", "old_copies", "behind", "other_runs", "dedupe",
+    ["stage_file", "stage_clash", "pruning", "extra", "old_copies", "behind", "other_runs", "dedupe",
      "push_watch", "push_room", "push_result", "snapshots", "run_folders", "push_folders"],
     ["stage_tree", "push_job"],
     ["upload_tree"],

@@ -38,9 +38,10 @@ on an intact staged copy does nothing. With --extract, a local zip or tar (not o
 mount: /kaggle/input/...) is extracted from where it lies and verified, not copied. A folder lands in DEST/<name>/ with its whole tree;
 with --extract every .zip/.tar/.tar.gz/.tgz in it is extracted where it lies. A path two
 archives hold gets the bytes of the one later in tree order (a folder's files sorted by
-name, capitals first, then its subfolders'), as unzip a.zip; unzip b.zip leaves it, whatever
---jobs or the network do; an archive with a member at a plain file's path is refused. Exit
-codes: 0 success, 1 error, 2 usage error.
+name, character by character: capitals first, 10.zip before 2.zip; then its subfolders'),
+as unzip a.zip; unzip b.zip leaves it, whatever --jobs or the network do; an archive with a
+member where the folder has a file or folder of that name is refused. Exit codes: 0
+success, 1 error, 2 usage error.
 """
 
 

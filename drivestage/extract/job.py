@@ -79,9 +79,10 @@ class Job:
         self.occupied = Occupied(self.archive, self.dest, recorded,
                                  leave=turn is not None and turn.later()) \
             if recorded is not None else None
-        inside = (os.path.relpath(os.path.abspath(p), self.dest).replace(os.sep, "/")
-                  for p in [archive, *protected])
-        self.protected = {p for p in inside if p != "." and not p.startswith("../")}
+        protected = list(protected)
+        self.protected = self._inside(p for p in [archive, *protected] if p[-1:] != os.sep)
+        # Folders a pull stages from Drive (a trailing separator): no file member there.
+        self.folders = self._inside(p for p in protected if p[-1:] == os.sep)
         self.lock_dir = os.path.abspath(lock_dir) if lock_dir is not None else self.dest
         self.free_bytes = free_bytes or _default_free_bytes
         self.owned: Owned = by_path(replaceable)
@@ -252,10 +253,24 @@ class Job:
                 self.turn.wait()
             raise
 
+    def _inside(self, paths: Iterable[str]) -> set[str]:
+        """``paths`` inside DEST, relative, with "/" (those outside it left out)."""
+        inside = (os.path.relpath(os.path.abspath(p), self.dest).replace(os.sep, "/")
+                  for p in paths)
+        return {p for p in inside if p != "." and not p.startswith("../")}
+
     def _check_dest(self, entries: list[Entry], written: bool = False) -> None:
         """The checks against DEST, and no member at (or under) a protected file: it would
-        replace a verified copy its stamp describes, and each rerun would stage both again.
+        replace a verified copy its stamp describes, and each rerun would stage both again;
+        no file member where a protected folder is (the pull's folder from Drive).
         ``written``: the members are in the temporary folder already."""
+        for e in entries if self.folders else ():
+            if e.kind != "dir" and e.path in self.folders:
+                raise ArchiveError(
+                    f"member {e.path!r} of {os.path.basename(self.archive)} is a file, but "
+                    f"{os.path.join(self.dest, *e.path.split('/'))} is a folder the pull "
+                    "stages from Drive; refusing the archive: rename that member, or that "
+                    "folder on Drive")
         paths = [e.path for e in entries]
         if self.protected and not self.protected.isdisjoint(ancestors(paths).union(paths)):
             for e in entries:  # which member, as the message names the first one
