@@ -50,9 +50,10 @@ def refuse_member_clash(root: str, items: list[Item], is_archive: Callable[[Item
             where = at(path)
             if where in folders and where in odd:
                 _refuse(root, where, f"{folders[where]} (a folder on Drive)",
-                        f"the member {path} of {it.src} (a file)", it)
+                        f"the member {path} of {it.src} (a file)", None, it)
             if where in files and _other(where, files[where].entry.size):
-                _refuse(root, where, files[where].src, f"the member {path} of {it.src}", it)
+                _refuse(root, where, files[where].src, f"the member {path} of {it.src}",
+                        files[where], it)
         dirs = ancestors(m.path for m in records) | {m.path for m in records
                                                      if m.kind == "dir"}
         for path in sorted(dirs):   # a member folder where Drive has a file
@@ -61,7 +62,8 @@ def refuse_member_clash(root: str, items: list[Item], is_archive: Callable[[Item
                 inside = min((m.path for m in records if m.path.startswith(path + "/")),
                              default=path + "/")
                 _refuse(root, where, f"{files[where].src} (a file on Drive)",
-                        f"the member folder {path} of {it.src} (holding {inside})", it)
+                        f"the member folder {path} of {it.src} (holding {inside})",
+                        files[where], it)
 
 
 def drive_folders(root: str, items: list[Item]) -> dict[str, str]:
@@ -75,8 +77,11 @@ def drive_folders(root: str, items: list[Item]) -> dict[str, str]:
     return out
 
 
-def _refuse(root: str, where: str, one: str, other: str, archive: Item) -> None:
-    rel = os.path.relpath(where, root).replace(os.sep, "/")
+def _refuse(root: str, where: str, one: str, other: str, file: Optional[Item],
+            archive: Item) -> None:
+    """Raise the line naming both (``file``: the Drive file, None for a folder)."""
+    rel = _inside(root, file) if file is not None else \
+        os.path.relpath(where, root).replace(os.sep, "/")
     raise ArchiveError(
         f"{one} and {other} both land on {where}; a pull lets neither replace the other: "
         f"rename one of them on Drive, or pull without one (--exclude {exclude_pattern(rel)}"
