@@ -81,3 +81,19 @@ def test_an_archive_moved_into_a_subfolder_leaves_the_path_to_the_other(env, tmp
     env.store.update_meta(b, {}, add_parents=[sub], remove_parents=[env.find("F")["id"]])
     got = _twice(dest)
     assert (got["F/ds/x"], got["F/sub/ds/x"]) == (b"A", b"B")
+
+
+@pytest.mark.parametrize("name,target,held", [("0.zip", "b", b"B"), ("c.zip", "a", b"A"),
+                                              ("sub/0.zip", "b", b"B")])
+def test_a_shortcut_to_an_archive_takes_its_place_by_its_own_name(env, tmp_path, name,
+                                                                   target, held):
+    """A shortcut in the folder is an item of its own (its own id, its own name): it merges
+    where its name puts it, the bytes of the archive it leads to."""
+    ids = {"a": env.add_file("F/a.zip", _zip({"ds/x": b"A", "ds/big": BIG})),
+           "b": env.add_file("F/b.zip", _zip({"ds/x": b"B"}))}
+    env.add_shortcut(f"F/{name}", ids[target])
+    for options in [(), ("--chunk-size", "64KiB")]:
+        got = _twice(tmp_path / "d", *options)
+        assert got["F/ds/x"] == held
+        if name.startswith("sub/"):
+            assert got["F/sub/ds/x"] == b"B"
