@@ -33,9 +33,12 @@ def refuse_member_clash(root: str, items: list[Item], is_archive: Callable[[Item
     folders = drive_folders(root, items)
     odd = {p for p, it in files.items() if _unlike(p, it.entry.size)} | \
         {p for p in folders if not _is_folder(p)}
+    real = os.path.realpath(root)
     for it in items if odd else ():
+        # (a folder that is a link is refused next, before a byte: read no stamp through it)
+        inside = os.path.normpath(os.path.join(real, os.path.relpath(it.folder, root)))
         stamp = stamps.own(it.folder, os.path.basename(it.target), it.entry.id) \
-            if is_archive(it) else None
+            if is_archive(it) and os.path.realpath(it.folder) == inside else None
         if stamp is None or not stamp.get("extracted") or \
                 it.entry.md5 not in (None, stamp.get("md5")):
             continue
