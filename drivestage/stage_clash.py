@@ -29,7 +29,9 @@ def refuse_member_clash(root: str, items: list[Item], is_archive: Callable[[Item
     read only when a file's target or a folder is not what a staged rerun finds (a staged
     folder's rerun reads no stamp more); a file of the member's size is left to the usual
     checks (a member of the file's very bytes is staged as its copy)."""
-    files = {os.path.abspath(it.target): it for it in items if not is_archive(it)}
+    # Every file of the pull, archives too: `b.zip` added where a.zip's member `b.zip` lies
+    # got "not a copy … move it away, or pull with --force" (attackorder35).
+    files = {os.path.abspath(it.target): it for it in items}
     folders = drive_folders(root, items)
     odd = {p for p, it in files.items() if _unlike(p, it.entry.size)} | \
         {p for p in folders if not _is_folder(p)}

@@ -90,3 +90,24 @@ def test_a_first_pull_refuses_the_archive_whose_file_lands_on_a_drive_folder(
     code, _, err = _cli.run("pull", "drive:F", str(dest), "-x", "-q", "--exclude", "a.zip")
     assert code == 0, err
     assert (dest / "F/ds/x/y").read_bytes() == b"plain"
+
+
+@pytest.mark.parametrize("member", ["b.zip", "b.zip/in"])
+def test_an_archive_added_where_a_member_lies_is_refused_naming_both(env, tmp_path, member):
+    """`b.zip` added on Drive where `a.zip` extracted a member `b.zip` (a file, or a folder):
+    refused as a plain file is. Before, archives were left out of the check: "… is already
+    there and is not a copy of drive:F/b.zip …; move it away, or pull with --force" (or "is
+    a folder … Move the folder away"), and either way a.zip was refused at every rerun."""
+    dest = tmp_path / "d"
+    env.add_file("F/a.zip", _zip({member: b"member", "ds/big": BIG}))
+    assert _cli.run("pull", "drive:F", str(dest), "-x", "-q")[0] == 0
+    env.add_file("F/b.zip", _zip({"ds/y": b"y"}))
+    first, second = ("drive:F/b.zip", "the member b.zip of drive:F/a.zip") \
+        if member == "b.zip" else ("drive:F/b.zip (a file on Drive)",
+                                   "the member folder b.zip of drive:F/a.zip (holding b.zip/in)")
+    _refused_twice(env, dest, (
+        f"Error: {first} and {second} both land on {dest / 'F/b.zip'}; a pull lets neither "
+        "replace the other: rename one of them on Drive, or pull without one (--exclude "
+        "'b.zip' or --exclude 'a.zip')"))
+    code, _, err = _cli.run("pull", "drive:F", str(dest), "-x", "-q", "--exclude", "b.zip")
+    assert code == 0, err
