@@ -291,8 +291,12 @@ def beside(fn: Callable[[], T], name: str, left: Callable[[], None],
             done.set()
             if late:
                 left()
-    BackgroundThread(run, name).start()
     try:
+        # Started inside the ``try``: start_thread raises a Ctrl-C that came while the thread
+        # started once it runs, and under load that thread was already in ``fn`` (its
+        # connect made): raised out here, the thread was never told it was abandoned, and
+        # the socket it made stayed open, nobody's, until the collector found it.
+        BackgroundThread(run, name).start()
         while not done.wait(SLICE):
             between()
     except BaseException:
