@@ -222,6 +222,11 @@ class Multipart:
         self.delim = b"\n--" + boundary
         self.buf = bytearray(b"\n")  # so the first boundary also follows a line break
         self.eof = False
+        #: Whether the client ends its lines in CRLF, as its first boundary line ends (None:
+        #: not read yet). Only then is a '\r' before a boundary the boundary's: a client of
+        #: bare LFs (googleapiclient's email generator) sends a part's last '\r' as data,
+        #: and a media part that happened to end in one was stored a byte short.
+        self.crlf: Optional[bool] = None
 
     def _fill(self) -> None:
         data = self.body.read()
@@ -236,7 +241,7 @@ class Multipart:
             i = self.buf.find(self.delim)
             if i >= 0:
                 part = self.buf[:i]
-                if part.endswith(b"\r"):
+                if part.endswith(b"\r") and self.crlf is not False:
                     part = part[:-1]
                 if part:
                     emit(bytes(part))
@@ -259,6 +264,8 @@ class Multipart:
                 raise EmulatorApiError(400, "badRequest", "Malformed multipart body: bad part header.")
             self._fill()
         i = self.buf.index(b"\n")
+        if self.crlf is None:
+            self.crlf = self.buf[:i].endswith(b"\r")
         out = bytes(self.buf[:i]).rstrip(b"\r")
         del self.buf[: i + 1]
         return out
