@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass
 from typing import Sequence
 
-from drivestage import local_trash, partials, stamps, temps
+from drivestage import partials, stamps, temps
 from drivestage.errors import DownloadRestrictedError, DuplicateNameError, NotFoundError, \
     RemoteError, ShortcutCycleError, UsageError
 from drivestage.extract.validation import is_reserved
@@ -73,15 +73,15 @@ def walk(store: RemoteStore, folder: RemoteEntry, src: str, local: str, jobs: in
         for (cur, cur_src, cur_local, names, above), children in zip(level, listings):
             children = sorted(children, key=lambda e: (e.name, e.id))
             chosen = [c for c in children if _chosen(c, names, include, exclude)]
-            if isinstance(store, LocalDirStore):
-                # A local folder that was a DEST holds drivestage's own state (.drivestage,
-                # partial downloads): not data. Taken as such, the pull failed ("rename that
-                # item on Drive"). Such a name could not be staged anyway (reserved in DEST).
-                chosen = [c for c in chosen if not is_reserved(c.name)]
-            # A DEST's trash is never data: one on Drive came from a DEST in a Drive mount
-            # (Drive for desktop, Colab's) that a push --delete trashed into; the pull of the
-            # folder failed on it, exit 2 (attacknew34).
-            chosen = [c for c in chosen if not (c.is_dir and c.name == local_trash.NAME)]
+            # A folder that was a DEST holds drivestage's own state (.drivestage: stamps,
+            # locks, a run folder's mark; partial downloads; a DEST's trash; the trainer's
+            # .drivestage-trainer): not data, and no such name can be staged (reserved in
+            # DEST). A local folder holds it; so does one on Drive that a Drive mount
+            # (Drive for desktop, Colab's) synced from a DEST in it. Taken as data, the pull
+            # failed, exit 2: "rename that item on Drive", which for a live state folder
+            # moved the mount's stamps away, and the next push or pull there made it again
+            # (attacknew34, for the trash; attackpull35).
+            chosen = [c for c in chosen if not is_reserved(c.name)]
             # Nor a checkpoint's old copy a push into a local DEST kept aside (local_held)
             # and was killed before removing: the pull failed on two items of one name (on
             # Drive, from a DEST in a Drive mount: on a reserved name) (attacksync35).

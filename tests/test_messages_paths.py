@@ -119,11 +119,11 @@ def test_a_folder_pull_of_two_items_of_one_name(emulator, dest):
 @renders("is where drivestage keeps its stamps and locks")
 def test_a_remote_item_of_a_name_drivestage_keeps(emulator, dest):
     emulator.add_file("R/ok.txt", b"ok")
-    emulator.add_file("R/.drivestage", b"{}")
-    code, line = command("pull", "drive:R", str(dest))
+    emulator.add_file("R/.drivestage-x", b"{}")
+    code, line = command("pull", "drive:R/.drivestage-x", str(dest))
     assert code == 2
     shown("is where drivestage keeps its stamps and locks", line)
-    assert not (dest / "R/ok.txt").exists()
+    assert not (dest / ".drivestage-x").exists()
 
 
 @renders("is in the trash; restore it first")

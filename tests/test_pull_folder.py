@@ -333,12 +333,16 @@ def test_a_folder_pull_killed_part_way_resumes_its_partial_file(emulator, drive_
                                 **{os.path.normpath(k): v for k, v in small.items()}}
 
 
-def test_an_item_named_like_the_stamp_folder_is_refused(emulator, drive_env, tmp_path):
+def test_an_item_named_like_the_stamp_folder_is_left_out(emulator, drive_env, tmp_path):
+    """One a Drive mount synced from a DEST in it (attackpull35): never data, never staged."""
     emulator.add_file("R/.drivestage/x.json", b"{}")
     code, out, err = run("pull", "drive:R", str(tmp_path / "d"))
+    assert code == 0, err
+    assert not (tmp_path / "d" / "R" / ".drivestage" / "x.json").exists()
+    code, out, err = run("pull", "drive:R/.drivestage", str(tmp_path / "e"))
     assert code == 2
     assert "the name .drivestage is where drivestage keeps its stamps and locks" in err
-    assert tree(tmp_path / "d") == {}
+    assert tree(tmp_path / "e") == {}
 
 
 def test_include_and_exclude_choose_what_a_folder_pull_stages(emulator, drive_env, tmp_path,

@@ -297,12 +297,16 @@ def test_an_old_stamp_without_records_never_removes_anything(emulator, drive_env
                                   ".x.zip.0123456789abcdef.ranges",
                                   "..x.zip.0123456789abcdef.ranges.k3j9.tmp"])
 def test_a_remote_item_with_a_reserved_name_is_refused(emulator, drive_env, tmp_path, name):
+    """Named itself; a folder pull leaves it out (a Drive mount synced it from a DEST in
+    it: drivestage's own state, never data; attackpull35)."""
     emulator.add_file(f"R/{name}", b"{}")
     emulator.add_file("R/ok.txt", b"ok")
     code, out, err = run("pull", "drive:R", str(tmp_path / "d"))
-    assert code == 2, err
-    assert f"the name {name} is where drivestage keeps its stamps and locks" in err
-    assert tree(tmp_path / "d") == {}
+    assert code == 0, err
+    copy = tmp_path / "d" / "R"
+    assert sorted(os.listdir(copy)) == [".drivestage", "ok.txt"]
+    assert [n.split("@")[0] for n in os.listdir(copy / ".drivestage")
+            if n.endswith(".json")] == ["ok.txt"]   # the pull's own stamp alone
     code, out, err = run("pull", f"drive:R/{name}", str(tmp_path / "e"))
     assert code == 2, err
     assert f"the name {name} is where drivestage keeps its stamps and locks" in err
