@@ -174,6 +174,13 @@ def _local_error(exc: OSError, label: str, dest: str) -> DriveStageError:
             f"{dest}; extracted members move into place by renames, which cannot cross file "
             f"systems ({exc.strerror}). Pull into a folder with no mount inside it, or "
             "unmount it")
+    if exc.errno == errno.EISDIR and exc.filename and \
+            paths.is_reserved(os.path.basename(str(exc.filename))):
+        # A folder another program made at a partial download's name or its record's: "Is a
+        # directory (….partial)" named a file the user never made (attackpull35).
+        return LocalFileError(f"cannot stage {label} into {dest}: {exc.filename} is a folder, "
+                              "at a name drivestage keeps for a partial download (another "
+                              "program made it there); move it away and pull again")
     blocking = _file_above(dest) if exc.errno == errno.ENOTDIR else None
     if blocking is not None:  # `./configs/demo.yaml/data`: "Not a directory" named no file
         return LocalFileError(f"cannot stage {label} into {dest}: {blocking} is a file, not a "
