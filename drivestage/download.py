@@ -192,11 +192,11 @@ class Download:
             expected = f"{name} {check.expected if check else '-'}, {self.entry.size} bytes"
             seen = f"{name} {got}, {got_size} bytes"
             if restarted:
+                what, why = self.store.mismatch   # (a local folder's file: not "Drive")
                 raise ChecksumMismatchError(
-                    f"{self.where}: the downloaded bytes do not match Drive (expected "
-                    f"{expected}; got {seen}), twice. Deleted the download for safety. The "
-                    "file may be changing on Drive, or something between here and Drive "
-                    "alters data.", expected=check.expected if check else None, got=got)
+                    f"{self.where}: {what} (expected {expected}; got {seen}), twice. Deleted "
+                    f"the download for safety. {why}",
+                    expected=check.expected if check else None, got=got)
             log.warning("%s: checksum mismatch (expected %s, got %s); deleted the download, "
                         "starting again from zero", self.where, expected, seen)
             restarted = True

@@ -66,6 +66,9 @@ class LocalDirStore(LocalMarks, LocalHeld, RemoteStore):
     """A directory used as a remote store (ids are root-relative paths)."""
 
     changed_while_read = "changed in its folder while it was copied"
+    mismatch = ("the bytes copied do not match the file as it was hashed", "The file changes "
+                "as it is read, its size and times the same (a file of /proc or /sys, a "
+                "network or FUSE mount), or its disk reads back other bytes (a failing disk).")
 
     def trash_place(self) -> str:
         """A directory store's trash: a folder in its DEST (attackds32: the line said "the

@@ -133,6 +133,11 @@ class RemoteStore(abc.ABC):
     #: What a message says of a file of the store that changed while it was read (a
     #: directory store's file is in a folder, not on Drive).
     changed_while_read = "changed on Drive while downloading"
+    #: What a message says of a file whose bytes did not match its checksum twice: what they
+    #: did not match, and why that may be.
+    mismatch = ("the downloaded bytes do not match Drive",
+                "The file may be changing on Drive, or something between here and Drive alters "
+                "data.")
 
     def trash_place(self) -> str:
         """Where an item deleted to the trash goes, as a message says it."""
