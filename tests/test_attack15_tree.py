@@ -240,8 +240,8 @@ def test_a_slash_in_a_title_that_meets_a_sibling_is_refused_naming_both(emulator
     assert two in line and three in line and one not in line
 
 
-@pytest.mark.parametrize("name", ["..", ".", ".drivestage", ".DriveStage-x"])
-def test_a_reserved_or_dot_title_in_a_folder_is_refused_before_anything_lands(
+@pytest.mark.parametrize("name", ["..", "."])
+def test_a_dot_title_in_a_folder_is_refused_before_anything_lands(
         emulator, drive_env, tmp_path, name):
     emulator.add_file("F/a.txt", b"a")
     folder = emulator.find("F")["id"]
@@ -251,6 +251,22 @@ def test_a_reserved_or_dot_title_in_a_folder_is_refused_before_anything_lands(
     code, out, err = run("pull", "drive:F", str(dest), "-q")
     error_line(code, err, 2)
     assert tree(dest) == {}
+
+
+@pytest.mark.parametrize("name", [".drivestage", ".DriveStage-x"])
+def test_a_reserved_title_in_a_folder_is_left_out(emulator, drive_env, tmp_path, name):
+    """drivestage's own state, which a Drive mount synced from a DEST in it (attackpull35):
+    never data, never staged; the rest of the folder is pulled."""
+    emulator.add_file("F/a.txt", b"a")
+    folder = emulator.find("F")["id"]
+    drive_service(emulator.url).files().insert(
+        body={"title": name, "parents": [{"id": folder}]}).execute()
+    dest = tmp_path / "dest"
+    code, out, err = run("pull", "drive:F", str(dest), "-q")
+    assert code == 0, err
+    assert {k: v for k, v in tree(dest).items() if ".drivestage" not in k} == \
+        {os.path.join("F", "a.txt"): b"a"}
+    assert not os.path.isfile(dest / "F" / name)
 
 
 # --------------------------------------------------------------------------- kills and reruns
