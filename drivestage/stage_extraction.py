@@ -179,10 +179,10 @@ def settle_journals(dest: str, archive: str, stamp: Stamp, *, others: bool = Fal
     every other one a kill left there too, judged against every stamp of ``dest``.
     ``listed``: the state folder as a folder pull listed it at its start will do (a rerun
     that finds the archive staged: a kill's journal is older)."""
-    journals.release(dest, archive)   # (its merge, if any, is over: its stamp is written)
+    own = journals.release(dest, archive)   # (its merge, if any, is over: its stamp is written)
     names = partials.listing(os.path.join(os.path.abspath(dest), STATE_DIR)) \
         if listed else None
-    journals.settle(dest, lambda: _records([stamp]), archive, names)
+    journals.settle(dest, lambda: _records([stamp]), archive, names, own)
     if others:
         journals.settle(dest, lambda: _records(stamps.every(dest)), None, names)
 

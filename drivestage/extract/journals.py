@@ -25,7 +25,7 @@ import os
 import secrets
 import stat
 import threading
-from typing import Callable, Iterable, Optional, Sequence
+from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 
 from drivestage import temps
 from drivestage.extract.records import MemberRecord
@@ -33,12 +33,14 @@ from drivestage.extract.statedir import opened_state, read_own
 from drivestage.localfs import atomic_write_at
 
 SUFFIX = ".merging"   # (not a stamp's ".json": never read as one)
+#: A journal's row as this process wrote it (:meth:`MemberRecord.to_json`, as a tuple).
+Row = tuple[Any, ...]
 _KEY = 16              # hex digits of the archive's key
 
-#: The journals of merges under way in this process, as (DEST, name): from :func:`note_merging`
-#: until the caller's :func:`release` (its stamp written, or the extraction given up):
-#: never judged meanwhile.
-_mine: set[tuple[str, str]] = set()
+#: The journals of merges under way in this process, by (DEST, name), each with its rows as
+#: written: from :func:`note_merging` until the caller's :func:`release` (its stamp written, or
+#: the extraction given up): never judged meanwhile.
+_mine: dict[tuple[str, str], list[Row]] = {}
 _mine_lock = threading.Lock()
 
 
@@ -57,16 +59,18 @@ def note_merging(dest: str, archive: str, records: Sequence[MemberRecord]) -> No
     with opened_state(dest, create=True) as fd:
         assert fd is not None
         with _mine_lock:
-            _mine.add((os.path.abspath(dest), name))
+            _mine[(os.path.abspath(dest), name)] = [tuple(row) for row in rows]
         atomic_write_at(fd, name, json.dumps({"members": rows}).encode())
 
 
-def release(dest: str, archive: str) -> None:
+def release(dest: str, archive: str) -> dict[str, list[Row]]:
     """The merges of ``archive`` into ``dest`` in this process are over (its stamp written,
-    or the extraction given up: a journal left then is judged as a kill's)."""
+    or the extraction given up: a journal left then is judged as a kill's). Returns their
+    journals' rows as written, by name (for :func:`settle`'s ``own``)."""
     here, prefix = os.path.abspath(dest), key(archive)
     with _mine_lock:
-        _mine.difference_update([m for m in _mine if m[0] == here and m[1].startswith(prefix)])
+        ended = [m for m in _mine if m[0] == here and m[1].startswith(prefix)]
+        return {name: _mine.pop((where, name)) for where, name in ended}
 
 
 def merging(state_fd: int, folder: str) -> list[str]:
@@ -79,11 +83,16 @@ def merging(state_fd: int, folder: str) -> list[str]:
 
 
 def settle(dest: str, vouched: Callable[[], Iterable[MemberRecord]],
-           archive: Optional[str] = None, names: Optional[Sequence[str]] = None) -> int:
+           archive: Optional[str] = None, names: Optional[Sequence[str]] = None,
+           own: Mapping[str, Sequence[Row]] = {}) -> int:
     """Remove the journals of ``archive`` (every journal, without it) in ``dest``'s state
     folder that are provably done (see the module; ``vouched``: the records of ``dest``'s
     stamps, asked only when a journal needs them). ``names``: the state folder as listed
-    already (a folder pull's, :func:`drivestage.partials.listing`). Returns how many went."""
+    already (a folder pull's, :func:`drivestage.partials.listing`). ``own``: this process's
+    journals, released, with their rows as written (:func:`release`): one whose every row
+    is vouched for goes without being read back (its rows as they are on disk, those of them
+    still live, are fewer or the same: a pull of 20,000 members read, parsed and looked at
+    each again, a fifth of a second of CPU). Returns how many went."""
     prefix = key(archive) if archive is not None else ""
     gone = 0
     with opened_state(dest, create=False) as fd:
@@ -94,10 +103,15 @@ def settle(dest: str, vouched: Callable[[], Iterable[MemberRecord]],
                  if n.startswith(prefix) and _writer_gone(dest, fd, n)]
         if not found:
             return 0
-        stamped = {(r.path, tuple(r.to_json())) for r in vouched()}
+        stamped = {tuple(r.to_json()) for r in vouched()}
         for name in found:
-            rows = [r for r in _rows(fd, name) if _live(dest, r)]
-            if all((r.path, tuple(r.to_json())) in stamped for r in rows):
+            written = own.get(name)
+            if written is not None and all(row in stamped for row in written):
+                done = True
+            else:
+                rows = [r for r in _rows(fd, name) if _live(dest, r)]
+                done = all(tuple(r.to_json()) in stamped for r in rows)
+            if done:
                 try:
                     os.unlink(name, dir_fd=fd)
                     gone += 1
