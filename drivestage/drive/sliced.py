@@ -68,13 +68,20 @@ class _SlicedReads(io.RawIOBase):
 
 
 class SlicedResponse(http.client.HTTPResponse):
-    """``http.client``'s answer, read through :class:`_SlicedReads`."""
+    """``http.client``'s answer, read through :class:`_SlicedReads` in a thread that waits in
+    pieces; elsewhere (a download's streams) through the socket's own reader, with no layer
+    of Python between (a Python call a read: a stream reads a TLS record at a time). An
+    answer is read by the thread that asked for it, within the call that asked (a request,
+    a ``Transport.stream`` block), and whether that thread waits in pieces does not change
+    within the call (the main thread; a thread of ``pool.each``; ``pool.stoppable``'s block).
+    """
 
     def __init__(self, sock: Any, *args: Any, **kwargs: Any):
         super().__init__(sock, *args, **kwargs)
-        # (makefile's reader, not read yet, handed over: left to the collector, it would
-        # close the socket's reader under the new one)
-        self.fp = io.BufferedReader(_SlicedReads(self.fp.detach(), sock))
+        if _in_pieces():
+            # (makefile's reader, not read yet, handed over: left to the collector, it would
+            # close the socket's reader under the new one)
+            self.fp = io.BufferedReader(_SlicedReads(self.fp.detach(), sock))
 
 
 
