@@ -40,7 +40,8 @@ _RUN = ("import sys; sys.path.insert(0, sys.argv.pop(1)); sys.argv[0] = 'drivest
 
 def _serve(zpath: str, port: int) -> subprocess.Popen:
     proc = subprocess.Popen([sys.executable, os.path.join(HERE, "plainserver.py"), zpath,
-                             "--port", str(port)], stdout=subprocess.DEVNULL)
+                             "--port", str(port)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)   # (a pull's closed connection: a trace)
     url = f"http://127.0.0.1:{port}/"
     for _ in range(600):
         try:
