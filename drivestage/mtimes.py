@@ -54,7 +54,8 @@ def same_mtime(now: Optional[int], stamped: object, shown: object = None) -> boo
 
 def not_in_place(dest: str, members: Iterable[MemberRecord],
                  siblings: Optional[Mapping[str, list[MemberRecord]]] = None,
-                 shown: object = None) -> Optional[str]:
+                 shown: object = None,
+                 looked: Optional[dict[str, os.stat_result]] = None) -> Optional[str]:
     """The first member that is absent, of another kind, of another size or (a file) mtime
     (a link: that leads elsewhere), or None. ``siblings``: records by path of what the other
     archives of the same Drive folder extracted here: a member that shows what one of them
@@ -63,11 +64,14 @@ def not_in_place(dest: str, members: Iterable[MemberRecord],
 
     Presence, kind, size and mtime - not the inode: a member put back with the same bytes
     and time (DEST copied with ``cp -a``, moved to another disk, a Drive mount seen anew)
-    is in place."""
+    is in place. ``looked``: each member's lstat is kept there, by path (a rerun's next
+    look, :func:`drivestage.stamps.taken`, takes it: 20,000 lstats fewer)."""
     for m in members:
         st = _lstat(dest, m.path)
         if st is None:
             return m.path
+        if looked is not None:
+            looked[m.path] = st
         # A sibling's member by the same test (not its inode: a Drive mount seen anew shows
         # new ones, and the shared path was extracted again in every new session: pull29).
         if not shows(dest, m, st, shown) and \

@@ -345,9 +345,10 @@ def missing_member(dest: str, stamp: Stamp, current: Optional[Listed] = None
         if left:
             return left[0]
         shown = stamp.get("_shown_ns")
-        missing = not_in_place(dest, records(stamp), shown=shown)
+        looked: dict[str, os.stat_result] = {}   # (one look a member, for both)
+        missing = not_in_place(dest, records(stamp), shown=shown, looked=looked)
         if missing is None:
-            return taken(dest, stamp, current)
+            return taken(dest, stamp, current, looked)
         return not_in_place(dest, records(stamp), siblings_wrote(dest, stamp, current), shown)
     for row in stamp.get("members") or []:  # 0.1.0: [path, size of a file or -1]
         try:
@@ -374,16 +375,19 @@ def left_over(dest: str, stamp: Stamp, current: Optional[Listed] = None) -> list
     return [p for p in left if p not in wrote]
 
 
-def taken(dest: str, stamp: Stamp, current: Optional[Listed] = None) -> Optional[str]:
+def taken(dest: str, stamp: Stamp, current: Optional[Listed] = None,
+          looked: Mapping[str, os.stat_result] = {}) -> Optional[str]:
     """The first file or link member of ``stamp`` that is not what its extraction wrote but
     exactly what another archive's stamp in ``dest`` recorded (a member or a stale one) and
     that archive does not stand for the path now (:func:`siblings_wrote`). Of the same
     size, it passed for in place: b.zip updated on Drive without ``ds/x`` left its old
     ``ds/x``, and a.zip was "already staged" over bytes no archive on Drive holds (attacky27).
-    Only a member changed since its extraction costs a look at the other stamps."""
+    Only a member changed since its extraction costs a look at the other stamps
+    (``looked``: the members' lstats by path, as just taken: not taken again)."""
     changed: list[tuple[MemberRecord, os.stat_result, Optional[str]]] = []
     for m in records(stamp):
-        st = _lstat(dest, m.path) if m.kind != "dir" else None
+        st = (looked[m.path] if m.path in looked else _lstat(dest, m.path)) \
+            if m.kind != "dir" else None
         link = _readlink(dest, m.path) if st is not None and stat.S_ISLNK(st.st_mode) else None
         if st is not None and not m.matches(st, link):
             changed.append((m, st, link))

@@ -82,3 +82,28 @@ def test_an_own_journal_its_stamp_does_not_vouch_for_is_judged_from_dest(
     os.unlink(dest / "ds" / "007.txt")
     settle_journals(str(dest), str(dest / "a.zip"), lacking)
     assert _journals(dest) == []
+
+
+def test_a_rerun_on_the_staged_copy_looks_at_each_member_once(
+        emulator, local_state, drive_env, fast_retries, tmp_path, monkeypatch):
+    """The rerun of a pull -x that finds the archive staged looks at each member once (an
+    lstat: whether it is in place and whether another archive's stamp took it; twice
+    before), and says it is staged."""
+    emulator.add_file("F/a.zip", a_fixed_zip(MEMBERS))
+    dest = tmp_path / "data"
+    _cli.ok("pull", "drive:F/a.zip", str(dest), "-x")
+    looks: dict[str, int] = {}
+    lstat = os.lstat
+
+    def counted(path, *args, **kwargs):
+        rel = os.path.relpath(os.fspath(path), dest) if not kwargs.get("dir_fd") else ""
+        if rel.startswith("ds" + os.sep):
+            looks[rel] = looks.get(rel, 0) + 1
+        return lstat(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "lstat", counted)
+    out = json.loads(_cli.ok("pull", "drive:F/a.zip", str(dest), "-x", "--json"))
+
+    assert out["action"] == "cached"
+    assert len(looks) == len(MEMBERS)
+    assert set(looks.values()) == {1}
