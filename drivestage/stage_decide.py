@@ -10,6 +10,7 @@ from typing import Optional, Sequence
 
 from drivestage import local_trash, stamps
 from drivestage.errors import UsageError
+from drivestage.local_held import stands_for
 from drivestage.extract import MemberRecord
 from drivestage.mtimes import same_mtime as same_mtime  # re-exported (moved: pull29, mount31)
 from drivestage.paths import printable
@@ -44,6 +45,14 @@ def safe_name(name: str, where: str) -> str:
                          "prune --use-trash moved there), a name drivestage keeps for "
                          "itself; copy what you need out of it with cp or mv, or pull its "
                          "files one at a time")
+    held = stands_for(local)
+    if held is not None:
+        # A local DEST's copy kept aside by a push (local_held): "rename that item on Drive"
+        # named a Drive it never was on, and not the file it stands for (attacknew35).
+        raise UsageError(f"{where}: {local} is an old copy of {printable(held)} that a push "
+                         "into that local folder keeps aside until the new one is verified "
+                         f"(then removed), a name drivestage keeps for itself; pull "
+                         f"{printable(held)}, or copy this one with cp")
     if is_reserved(local):
         raise UsageError(f"{where}: the name {local} is where drivestage keeps its stamps and "
                          "locks (names starting with .drivestage, and partial downloads "
