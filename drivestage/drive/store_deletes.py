@@ -22,7 +22,7 @@ import logging
 import time
 from typing import Any, Callable, Mapping, Optional, Sequence, TypeVar
 
-from drivestage.drive import answers, batches, provenance, removal, retry
+from drivestage.drive import answers, batches, mount_marks, provenance, removal, retry
 from drivestage.drive.resources import DriveEntry, is_trashed
 from drivestage.drive.transport import Transport
 from drivestage.errors import DriveStageError, KeptMovedError, LeftAloneError, NotFoundError
@@ -60,6 +60,10 @@ class Deletes:
     def _get(self, file_id: str, where: str) -> dict[str, Any]:  # the store's
         raise NotImplementedError
 
+    def _children(self, parent_id: str, where: str,
+                  name: Optional[str] = None) -> list[dict[str, Any]]:  # the store's
+        raise NotImplementedError
+
     def _got(self, raw: Mapping[str, Any], file_id: str, where: str) -> dict[str, Any]:
         raise NotImplementedError  # the store's
 
@@ -81,6 +85,8 @@ class Deletes:
             provenance.check_as_listed(self._get(entry.id, where), entry,
                                        self._listed_in.get(entry.id), where,
                                        marked_before=self._marks_asked.get(entry.id, False))
+            if entry.is_dir:   # (a mount's mark: a file inside, no property)
+                mount_marks.left_unmarked(self._children, entry, where)
         else:  # (a shortcut: what its id names is one, never a folder listed as one)
             provenance.check_shortcut(self._get(self._key(entry), where), entry,
                                       self._listed_in.get(self._key(entry)), where)
@@ -175,6 +181,8 @@ class Deletes:
                 else:
                     provenance.check_as_listed(raw, e, self._listed_in.get(e.id), where,
                                                marked_before=self._marks_asked.get(e.id, False))
+                    if e.is_dir:   # (a mount's mark: a file inside, no property)
+                        mount_marks.left_unmarked(self._children, e, where)
             except NotFoundError as exc:
                 out[e.id] = kept_moved(where, "deleted") \
                     if e.id in keeps and not isinstance(exc, KeptMovedError) else exc

@@ -27,7 +27,7 @@ import functools
 import logging
 from typing import Any, Callable, Mapping, Optional, TypeVar
 
-from drivestage.drive import answers, folders, server_clock
+from drivestage.drive import answers, folders, mount_marks, server_clock
 from drivestage.drive.ids import Creates
 from drivestage.drive.resources import RUN_MARK, DriveEntry, run_marked
 from drivestage.drive.transport import Transport
@@ -131,6 +131,10 @@ class FolderMaking:
                     raise
         for visibility in ("PRIVATE", "PUBLIC"):
             self.call(f"clear the run-folder mark of {where}", functools.partial(unmark, visibility))
+        # A mount's mark (a file: mount_marks) too, to the trash: left, the folder stayed a
+        # run folder to every --delete after "its mark on Drive cleared" (attackpull35).
+        for res in mount_marks.files(self._children, folder, where):
+            self.delete(self._entry(res, f"{where}/.drivestage/run-folder"), trash=True)
         self._marks_asked.pop(folder.id, None)
         return True
 
@@ -160,7 +164,9 @@ class FolderMaking:
         where the listing showed none (once per folder and store). Drive v2's ``files.list``
         leaves some fields out of its items unless ``fields`` names them (``permissions``;
         whether ``properties`` too is not documented): a ``--delete`` that removes a folder
-        rests on the folder's own answer, never on a listing's silence."""
+        rests on the folder's own answer, never on a listing's silence. A folder a run
+        marked through a Drive mount (a file ``.drivestage/run-folder`` in it, no property:
+        :mod:`drivestage.drive.mount_marks`) is marked too: one listing more."""
         if folder.run_mark:
             return True
         known = self._marks_asked
@@ -171,8 +177,10 @@ class FolderMaking:
                                                fields="properties(key,visibility)")
                     .execute(http=self.transport.http())))
             except NotFoundError:   # gone since the listing: no run folder left to keep
-                res = {}
-            known[folder.id] = run_marked(res if isinstance(res, dict) else {})
+                res = None
+            known[folder.id] = res is not None and (
+                run_marked(res if isinstance(res, dict) else {})
+                or mount_marks.marked(self._children, folder, self.describe(folder)))
         return bool(known[folder.id])
 
     def forget_unmarked(self) -> None:
