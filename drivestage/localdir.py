@@ -400,6 +400,9 @@ class LocalDirStore(LocalMarks, LocalHeld, RemoteStore):
             raise write_error(exc, self.root, shown(local_path), target, src_st.st_size) from exc
         except BaseException:
             _unlink_quietly(tmp)
+            # (a Ctrl-C before the new copy's rename: the old one back at its name)
+            if aside is not None and not os.path.lexists(target):
+                self._unhold(rel, aside)
             raise
         if moved:
             raise SourceChangedError(
