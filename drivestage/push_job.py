@@ -332,11 +332,8 @@ class PushJob:
             if item.target is None and item.olds:
                 with mutex:
                     swapped.append(Swap(lf.rel, key, entry, item.olds, item.duplicates))
-            else:  # updated in place: its duplicates go now that it is verified (the
-                # target too where the store replaced it under another id: a directory
-                # store's, a copy kept aside listed under the name; it said "1 files")
-                self.copies.remove(lf.rel, entry, item.olds + (
-                    [item.target] if item.target is not None else []), item.duplicates)
+            else:  # updated in place: its duplicates go now that it is verified
+                self.copies.remove(lf.rel, entry, item.olds, item.duplicates)
             with mutex:
                 self.copies.sent[key] = entry
                 self.result.uploaded.append(lf.rel)
