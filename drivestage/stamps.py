@@ -35,7 +35,8 @@ from drivestage import partials
 from drivestage.errors import DriveStageError
 from drivestage.extract import MemberRecord
 from drivestage.extract.members import ancestors
-from drivestage.extract.journals import merging
+from drivestage.extract.journals import journaled, merging
+from drivestage.member_reach import read_from
 from drivestage.extract.statedir import opened_state, read_own
 from drivestage.extract.validation import STATE_DIR
 from drivestage.localfs import atomic_write_at, fitted_name
@@ -205,7 +206,7 @@ def recorded(dest: str, paths: Collection[str]) -> set[str]:
     folders.update(os.path.join(here, *p.split("/")) for p in ancestors(want))
     out: set[str] = set()
     for folder in sorted(folders):
-        moved = _into(here, folder)
+        moved = read_from(here, folder)
         if moved is None:
             continue
         try:
@@ -431,7 +432,12 @@ def siblings_wrote(dest: str, stamp: Stamp, current: Optional[Listed] = None
     ``a.zip`` holding ``sub/x`` and ``sub/b.zip`` holding ``x``): the one merged last holds
     it. Judged by their own records alone, each rerun extracted one of them again and the
     shared path's bytes went back and forth for good (attackpull26; pullorder27 for
-    archives in nested folders).
+    archives in nested folders). A later archive's merge that a kill cut off before its
+    stamp (which says "downloaded" then) counts with the files it moved in and DEST still
+    holds as moved in
+    (:func:`~drivestage.extract.journals.journaled`): judged by the stamp alone, the
+    rerun's earlier archive wrote the shared path back and the later one, which had judged
+    it in place before its turn, failed "… changed while … was extracted" (attackpull35).
 
     ``current``: the files a folder pull listed: only a stamp of one of them, of the
     version listed, in the folder the pull stages it into, and not before ``stamp``'s in the
@@ -446,17 +452,21 @@ def siblings_wrote(dest: str, stamp: Stamp, current: Optional[Listed] = None
         return out
     here = os.path.abspath(dest)
     for folder in sorted({here, *current.folders.values()}):
-        moved = _into(here, folder)
-        if moved is None:
+        into = read_from(here, folder)
+        if into is None:
             continue
         for _entry, other in _all(folder):
             if other.get("_path") == stamp.get("_path") or other.get("id") == stamp.get("id") \
-                    or not other.get("extracted") or other.get("version") != VERSION \
+                    or other.get("version") != VERSION \
                     or not _is_current(other, current) \
                     or current.folders.get(other["id"]) != folder \
                     or current.before(other["id"], stamp.get("id")):
                 continue
-            held = [(rel, m) for m in records(other) if (rel := moved(m.path)) is not None]
+            # Its records once extracted, and what a merge of it that a kill cut off before
+            # its stamp moved in (its stamp then says "downloaded", not extracted).
+            mine = records(other) if other.get("extracted") else []
+            held = [(rel, m) for m in mine + journaled(folder, other)
+                    if (rel := into(m.path)) is not None]
             for rel, m in held:
                 out.setdefault(rel, []).append(m)
             # A folder above its members is the later one's too, listed or not: an earlier
@@ -465,20 +475,6 @@ def siblings_wrote(dest: str, stamp: Stamp, current: Optional[Listed] = None
             for rel in ancestors(rel for rel, _m in held):
                 out.setdefault(rel, []).append(MemberRecord(rel, "dir"))
     return out
-
-
-def _into(dest: str, folder: str) -> Optional[Callable[[str], Optional[str]]]:
-    """How a member path of an extraction into ``folder`` reads from ``dest`` (None where it
-    lands outside), or None when no member of it can land in ``dest``."""
-    if folder == dest:
-        return lambda path: path
-    if folder.startswith(dest.rstrip(os.sep) + os.sep):   # below: its paths, further down
-        below = os.path.relpath(folder, dest).replace(os.sep, "/") + "/"
-        return lambda path: below + path
-    if dest.startswith(folder.rstrip(os.sep) + os.sep):   # above: those that lead here
-        above = os.path.relpath(dest, folder).replace(os.sep, "/") + "/"
-        return lambda path: path[len(above):] if path.startswith(above) else None
-    return None
 
 
 def _is_current(stamp: Stamp, current: Optional[Mapping[str, Optional[str]]]) -> bool:

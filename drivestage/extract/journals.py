@@ -82,6 +82,24 @@ def merging(state_fd: int, folder: str) -> list[str]:
     return out
 
 
+def journaled(folder: str, stamp: Mapping[str, Any]) -> list[MemberRecord]:
+    """The files the killed merges of ``stamp``'s archive (``folder/<its file>``) moved into
+    ``folder`` that are still there as moved in (the rows :func:`merging` counts): what that
+    archive wrote there as much as its stamp's records. A folder pull killed after the later
+    archive's merge of a shared path, before its stamp: the rerun's earlier archive took the
+    path for nobody's and wrote it back, and the later one, which had judged the path in
+    place before its turn, failed ("… changed while … was extracted"; attackpull35)."""
+    name = stamp.get("file")
+    if not isinstance(name, str) or not name or "/" in name:
+        return []
+    prefix = key(os.path.join(folder, name))
+    with opened_state(folder, create=False) as fd:
+        if fd is None:
+            return []
+        return [r for n in _journals(os.listdir(fd)) if n.startswith(prefix)
+                for r in _rows(fd, n) if _live(folder, r)]
+
+
 def settle(dest: str, vouched: Callable[[], Iterable[MemberRecord]],
            archive: Optional[str] = None, names: Optional[Sequence[str]] = None,
            own: Mapping[str, Sequence[Row]] = {}) -> int:
