@@ -455,6 +455,7 @@ def siblings_wrote(dest: str, stamp: Stamp, current: Optional[Listed] = None
         into = read_from(here, folder)
         if into is None:
             continue
+        journaled_by = journaled(folder)
         for _entry, other in _all(folder):
             if other.get("_path") == stamp.get("_path") or other.get("id") == stamp.get("id") \
                     or other.get("version") != VERSION \
@@ -465,7 +466,7 @@ def siblings_wrote(dest: str, stamp: Stamp, current: Optional[Listed] = None
             # Its records once extracted, and what a merge of it that a kill cut off before
             # its stamp moved in (its stamp then says "downloaded", not extracted).
             mine = records(other) if other.get("extracted") else []
-            held = [(rel, m) for m in mine + journaled(folder, other)
+            held = [(rel, m) for m in mine + journaled_by(other)
                     if (rel := into(m.path)) is not None]
             for rel, m in held:
                 out.setdefault(rel, []).append(m)

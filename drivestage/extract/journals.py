@@ -82,22 +82,29 @@ def merging(state_fd: int, folder: str) -> list[str]:
     return out
 
 
-def journaled(folder: str, stamp: Mapping[str, Any]) -> list[MemberRecord]:
-    """The files the killed merges of ``stamp``'s archive (``folder/<its file>``) moved into
-    ``folder`` that are still there as moved in (the rows :func:`merging` counts): what that
-    archive wrote there as much as its stamp's records. A folder pull killed after the later
-    archive's merge of a shared path, before its stamp: the rerun's earlier archive took the
-    path for nobody's and wrote it back, and the later one, which had judged the path in
-    place before its turn, failed ("… changed while … was extracted"; attackpull35)."""
-    name = stamp.get("file")
-    if not isinstance(name, str) or not name or "/" in name:
-        return []
-    prefix = key(os.path.join(folder, name))
+def journaled(folder: str) -> Callable[[Mapping[str, Any]], list[MemberRecord]]:
+    """``of(stamp)``: the files the killed merges of ``stamp``'s archive (``folder/<its
+    file>``) moved into ``folder`` that are still there as moved in (the rows
+    :func:`merging` counts): what that archive wrote there as much as its stamp's records.
+    A folder pull killed after the later archive's merge of a shared path, before its stamp:
+    the rerun's earlier archive took the path for nobody's and wrote it back (attackpull35).
+    The state folder is listed once (a folder pull of many archives asks for each)."""
     with opened_state(folder, create=False) as fd:
-        if fd is None:
+        names = _journals(os.listdir(fd)) if fd is not None else []
+
+    def of(stamp: Mapping[str, Any]) -> list[MemberRecord]:
+        name = stamp.get("file")
+        if not names or not isinstance(name, str) or not name or "/" in name:
             return []
-        return [r for n in _journals(os.listdir(fd)) if n.startswith(prefix)
-                for r in _rows(fd, n) if _live(folder, r)]
+        prefix = key(os.path.join(folder, name))
+        mine = [n for n in names if n.startswith(prefix)]
+        if not mine:
+            return []
+        with opened_state(folder, create=False) as fd:
+            if fd is None:
+                return []
+            return [r for n in mine for r in _rows(fd, n) if _live(folder, r)]
+    return of
 
 
 def settle(dest: str, vouched: Callable[[], Iterable[MemberRecord]],
