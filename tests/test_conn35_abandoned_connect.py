@@ -16,6 +16,8 @@ import threading
 
 import pytest
 
+from _leaks import our_threads as _ours, sockets as _sockets
+
 pytestmark = pytest.mark.skipif(not hasattr(signal, "pthread_kill"), reason="POSIX threads")
 
 
@@ -130,22 +132,6 @@ def test_an_http_kept_across_a_ctrl_c_in_its_connect_sends_the_next_request_once
     assert len(set(_connections(emulator))) == 1, \
         "the abandoned connect closed (or replaced) the live connection's socket"
     http.close()
-
-
-def _sockets() -> int:
-    import os
-
-    count = 0
-    for fd in os.listdir("/proc/self/fd"):
-        try:
-            count += os.readlink(f"/proc/self/fd/{fd}").startswith("socket:")
-        except OSError:
-            pass
-    return count
-
-
-def _ours() -> set:
-    return {t for t in threading.enumerate() if t.name.startswith("drivestage-")}
 
 
 @pytest.mark.skipif(not __import__("os").path.isdir("/proc/self/fd"), reason="Linux's /proc")

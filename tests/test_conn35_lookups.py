@@ -18,6 +18,8 @@ import threading
 
 import pytest
 
+from _leaks import our_threads as _ours, sockets as _sockets
+
 pytestmark = pytest.mark.skipif(not hasattr(signal, "pthread_kill"), reason="POSIX threads")
 
 HUNG = "localhost"   # (the emulator answers loopback names only)
@@ -39,20 +41,6 @@ class _HungResolver:
             return real("127.0.0.1", port, *args[1:], **kwargs)
         monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
         self.url = f"http://{HUNG}:{port}/"
-
-
-def _ours() -> set[threading.Thread]:
-    return {t for t in threading.enumerate() if t.name.startswith("drivestage-")}
-
-
-def _sockets() -> int:
-    count = 0
-    for fd in os.listdir("/proc/self/fd"):
-        try:
-            count += os.readlink(f"/proc/self/fd/{fd}").startswith("socket:")
-        except OSError:
-            pass
-    return count
 
 
 def _main_waits_in_a_slice(asked: threading.Event) -> threading.Thread:
