@@ -15,7 +15,7 @@ from drivestage.errors import DownloadRestrictedError, DuplicateNameError, NotFo
     RemoteError, ShortcutCycleError, UsageError
 from drivestage.extract.validation import is_reserved
 from drivestage.local_tree import say_links, say_special
-from drivestage.local_held import stands_for
+from drivestage.held_choice import one_each
 from drivestage.localdir import LocalDirStore
 from drivestage.paths import exclude_pattern, matches
 from drivestage.pool import each
@@ -71,7 +71,9 @@ def walk(store: RemoteStore, folder: RemoteEntry, src: str, local: str, jobs: in
             listings.append(listing)
         next_level = []
         for (cur, cur_src, cur_local, names, above), children in zip(level, listings):
-            children = sorted(children, key=lambda e: (e.name, e.id))
+            # A checkpoint's old copy a push into a local DEST kept aside (local_held), and a
+            # killed one left: the copy its sidecar vouches for, under its name (pair36).
+            children = sorted(one_each(store, children), key=lambda e: (e.name, e.id))
             chosen = [c for c in children if _chosen(c, names, include, exclude)]
             # A folder that was a DEST holds drivestage's own state (.drivestage: stamps,
             # locks, a run folder's mark; partial downloads; a DEST's trash; the trainer's
@@ -82,11 +84,6 @@ def walk(store: RemoteStore, folder: RemoteEntry, src: str, local: str, jobs: in
             # moved the mount's stamps away, and the next push or pull there made it again
             # (attacknew34, for the trash; attackpull35).
             chosen = [c for c in chosen if not is_reserved(c.name)]
-            # Nor a checkpoint's old copy a push into a local DEST kept aside (local_held)
-            # and was killed before removing: the pull failed on two items of one name (on
-            # Drive, from a DEST in a Drive mount: on a reserved name) (attacksync35).
-            chosen = [c for c in chosen if c.is_dir or not (
-                stands_for(c.name) or stands_for(c.id.rsplit("/", 1)[-1]))]
             # The names left out count too: the partial download of one stays.
             listed[cur_local] = {c.name.replace("/", "_").replace("\0", "_") for c in children}
             # Only what the pull writes must make a plain, distinct local name: an item

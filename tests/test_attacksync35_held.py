@@ -103,13 +103,14 @@ def test_a_push_killed_before_a_local_dests_sidecar_leaves_a_verified_checkpoint
     assert (folder / "last.pt").read_bytes() == (src / "last.pt").read_bytes()
 
     assert _latest(where, tmp_path) == ("last.pt", first)
-    # A folder pull of DEST meanwhile takes its files, not the copy kept aside (two items of
-    # one name failed it).
+    # A folder pull of DEST meanwhile takes the copy the sidecar vouches for, the one kept
+    # aside, under its name (two items of one name failed it; then it took the new last.pt
+    # beside the old sidecar: pair36).
     code, _, err = run("pull", where, str(tmp_path / "pulled"))
     assert code == 0, err
     pulled = tmp_path / "pulled" / "run"
     assert sorted(os.listdir(pulled)) == [".drivestage", "last.json", "last.pt"]
-    assert (pulled / "last.pt").read_bytes() == (folder / "last.pt").read_bytes()
+    assert (pulled / "last.pt").read_bytes() == first
 
     push(str(src), where)
     assert _latest(where, tmp_path) == ("last.pt", (src / "last.pt").read_bytes())

@@ -28,7 +28,8 @@ LAYERS = [
     ["lone_autosaves"],   # an autosave left without its sidecar: which may go
     ["folder_view"],   # a managed folder as a push leaves it: what pruning plans on
     # push's local side: the walk, one push per place; a directory store's run-folder marks
-    ["local_tree", "lock_holders", "locks", "local_marks", "local_md5", "local_held"],
+    ["local_tree", "lock_holders", "locks", "local_marks", "local_md5", "local_held",
+     "held_choice"],
     ["upload"],  # 0.1.0 compatibility: Md5Cache
     # Google Drive, one backend: nothing outside drivestage.drive (and the door) imports it.
     ["drive.resources", "drive.answers", "drive.lookups", "drive.sliced", "drive.connections",

@@ -19,6 +19,7 @@ from typing import Iterable, Optional, Sequence
 from drivestage import paths
 from drivestage import sidecar as sidecars
 from drivestage.errors import DriveStageError, NotFoundError, RemoteChangedError
+from drivestage.held_choice import aside_for
 from drivestage.lost_mounts import in_drive_mount
 from drivestage.retention import RetentionPolicy
 from drivestage.sidecar import Described
@@ -380,7 +381,15 @@ class DriveFolder:
         from drivestage.download import download
 
         os.makedirs(os.path.dirname(os.path.abspath(local_path)), exist_ok=True)
-        download(self._store, checkpoint.entry, local_path, describe=checkpoint.where)
+        try:
+            download(self._store, checkpoint.entry, local_path, describe=checkpoint.where)
+        except NotFoundError as exc:
+            if aside_for(checkpoint.entry) is None:
+                raise
+            # The old copy a push into a local DEST kept aside (the new sidecar not in yet
+            # when listed), removed since with the new pair verified: not a checkpoint gone,
+            # the folder changed (a fallback went back to an older one: pair36).
+            raise RemoteChangedError(f"{checkpoint.where} was replaced ({exc})") from exc
         return local_path
 
     def _read(self, entry: RemoteEntry) -> Optional[bytes]:
