@@ -58,9 +58,15 @@ class LocalHeld:
     def resolve(self, path: str) -> RemoteEntry:  # the store's
         raise NotImplementedError
 
+    def _inside(self, full: str) -> bool:  # the store's
+        raise NotImplementedError
+
     def _held_init(self) -> None:
         self._held: dict[str, list[str]] = {}   # file's rel: the rels of its copies aside
         self._held_lock = threading.Lock()
+        # file's rel: the copy its last in-place update removed under another id (one a
+        # name: bounded by the names written)
+        self._dropped: dict[str, RemoteEntry] = {}
         self._mount: Optional[bool] = None   # whether the store is in a Google Drive mount
 
     def _hold(self, rel: str) -> Optional[str]:
@@ -121,3 +127,19 @@ class LocalHeld:
             except FileNotFoundError:
                 pass   # (removed since: another machine's push)
         return out
+
+    def _drop(self, rel: str, replaced: RemoteEntry) -> None:
+        """Remove the file ``replaced`` (listed under the name ``rel`` from another path: a
+        copy aside) that an in-place update just wrote at ``rel``."""
+        old = self._full(self._rel(replaced.id))
+        if os.path.isfile(old) and self._inside(old):
+            os.unlink(old)
+            with self._held_lock:
+                self._dropped[rel] = replaced
+
+    def dropped(self, kept: RemoteEntry) -> Sequence[RemoteEntry]:
+        """The copy the in-place update that wrote ``kept`` removed under its other id (a
+        push's duplicate warning names it: it said "1 files had this name (ids )")."""
+        with self._held_lock:
+            gone = self._dropped.pop(self._rel(kept.id), None)
+        return [gone] if gone is not None else []

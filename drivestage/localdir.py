@@ -410,9 +410,7 @@ class LocalDirStore(LocalMarks, LocalHeld, RemoteStore):
                 f"{target} was left as it was. Upload it once the writer is done (write "
                 "checkpoints to a temporary name and rename them into place).")
         if replace is not None and self._rel(replace.id) not in (rel, ""):
-            old = self._full(self._rel(replace.id))  # renamed: drop the replaced file
-            if os.path.isfile(old) and self._inside(old):
-                os.unlink(old)
+            self._drop(rel, replace)  # renamed: drop the replaced file
         final_st = os.stat(target)
         self._remember(target, final_st, h.hexdigest(), written=True)
         return self._entry(rel, final_st, target)

@@ -225,10 +225,13 @@ class OldCopies:
                duplicates: bool) -> None:
         """Delete the same-named copies ``kept`` replaces (never ``kept`` itself)."""
         gone = [e for e in olds if e.id != kept.id]
+        # (said only: the copy a directory store's in-place update removed itself, listed
+        # under the name from another path; on Drive none, and nothing more is deleted)
+        said = gone + [e for e in self.store.dropped(kept) if e.id not in {g.id for g in gone}]
         if duplicates:
             log.warning("%s: %d files had this name (ids %s); kept the one just uploaded (%s) "
-                        "and removed the others", rel, len(gone) + 1,
-                        ", ".join(e.id for e in gone), kept.id)
+                        "and removed the others", rel, len(said) + 1,
+                        ", ".join(e.id for e in said), kept.id)
             with self.mutex:
                 self.replaced.append(rel)
         for e in gone:

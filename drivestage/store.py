@@ -335,6 +335,14 @@ class RemoteStore(abc.ABC):
         as Drive keeps same-named copies. None by default."""
         return []
 
+    def dropped(self, kept: RemoteEntry) -> Sequence[RemoteEntry]:
+        """The copy an in-place update that wrote ``kept`` removed itself, under another id
+        (a directory store writes at the name and removes the copy updated when that was
+        listed under it from another name: :mod:`drivestage.local_held`), for what the push
+        says; never to delete. None by default (on Drive an update keeps its id; a target of
+        another id was gone, and sent as a new file)."""
+        return []
+
     def check_replaceable(self, entry: RemoteEntry) -> None:
         """Raise when an upload must not take the place of ``entry`` (a Drive shortcut: its
         target is someone's file). Checked before a byte is sent."""
