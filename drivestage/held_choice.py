@@ -19,7 +19,8 @@ from typing import Optional, Sequence
 
 from drivestage import sidecar
 from drivestage.errors import NotFoundError
-from drivestage.local_held import stands_for
+from drivestage.local_held import LocalHeld, stands_for
+from drivestage.paths import StorePath
 from drivestage.store import RemoteEntry, RemoteStore
 
 log = logging.getLogger(__name__)
@@ -86,3 +87,21 @@ def _read(store: RemoteStore, sides: list[RemoteEntry]) -> Optional[sidecar.Side
     except NotFoundError:   # (removed since the listing: the push's next step)
         return None
     return sidecar.parse(data) if data is not None else None
+
+
+def file_at(store: RemoteStore, path: StorePath,
+            entry: Optional[RemoteEntry]) -> Optional[RemoteEntry]:
+    """What a pull of the one file ``path`` takes: in a directory store where its name has
+    copies kept aside and a sidecar, the copy the sidecar vouches for (as :func:`one_each`);
+    else ``entry``, the file at the path (None: there is none). ``pull /nas/run/last.pt`` took
+    the new, unvouched bytes (after a kill right after the old copy was set aside: "no such
+    file"), and ``last.json`` beside them vouched for the old ones (pair36)."""
+    if not isinstance(store, LocalHeld) or (entry is not None and entry.is_dir):
+        return entry
+    alike = store.alike(path)
+    if not alike:
+        return entry
+    name = alike[0].name   # (a copy aside is listed under the name it stands for)
+    picked = [c for c in one_each(store, ([entry] if entry is not None else []) + alike)
+              if c.name == name and not c.is_dir]
+    return picked[0] if picked else entry

@@ -22,11 +22,13 @@ import os
 import secrets
 import stat
 import threading
-from typing import Optional, Sequence
+from typing import Iterable, Optional, Sequence, Union
 
+from drivestage.errors import DriveStageError
 from drivestage.localfs import drive_mount, identity
 from drivestage.local_md5 import MemoryMd5Cache
-from drivestage.sidecar import is_sidecar
+from drivestage.paths import StorePath
+from drivestage.sidecar import SUFFIX, is_sidecar, name_for
 from drivestage.store import RemoteEntry
 
 log = logging.getLogger(__name__)
@@ -49,13 +51,13 @@ class LocalHeld:
     _memo: MemoryMd5Cache   # the store's
     root: str               # the store's
 
-    def _rel(self, path: str) -> str:  # the store's
+    def _rel(self, path: Union[str, StorePath]) -> str:  # the store's
         raise NotImplementedError
 
     def _full(self, rel: str) -> str:  # the store's
         raise NotImplementedError
 
-    def resolve(self, path: str) -> RemoteEntry:  # the store's
+    def resolve(self, path: Union[str, StorePath]) -> RemoteEntry:  # the store's
         raise NotImplementedError
 
     def _inside(self, full: str) -> bool:  # the store's
@@ -143,3 +145,36 @@ class LocalHeld:
         with self._held_lock:
             gone = self._dropped.pop(self._rel(kept.id), None)
         return [gone] if gone is not None else []
+
+    def alike(self, path: Union[str, StorePath]) -> list[RemoteEntry]:
+        """What a pull of the one file ``path`` chooses among besides it
+        (:func:`drivestage.held_choice.file_at`): its copies kept aside and its sidecar, where
+        it has both; else none. A stat or two, and a scan of its folder's names only where a
+        sidecar is there: a pull of any other file costs nothing more."""
+        rel = self._rel(path)
+        folder, _, name = rel.rpartition("/")
+        if not name or is_sidecar(name):
+            return []
+        sides = [n for n in dict.fromkeys([name_for(name), name + SUFFIX])
+                 if os.path.isfile(self._full(f"{folder}/{n}" if folder else n))]
+        if not sides:   # (no sidecar vouches for any copy: the file at the name)
+            return []
+        try:
+            names = os.listdir(self._full(folder))
+        except OSError:
+            return []
+        aside = sorted(n for n in names if stands_for(n) == name)
+        # (hashed only now, each: a data.json beside data.zip is no reason to read it)
+        return self._files(folder, aside + sides) if aside else []
+
+    def _files(self, folder: str, names: Iterable[str]) -> list[RemoteEntry]:
+        """The files of ``names`` in ``folder`` there are (a folder, a FIFO, a link out: none)."""
+        out = []
+        for name in names:
+            try:
+                entry = self.resolve(f"{folder}/{name}" if folder else name)
+            except (DriveStageError, OSError):
+                continue
+            if not entry.is_dir:
+                out.append(entry)
+        return out

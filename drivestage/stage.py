@@ -18,6 +18,7 @@ from typing import Any, Callable, Optional, Sequence, Union
 from drivestage import checksums, paths
 from drivestage.errors import DiskSpaceError, DriveStageError, LocalFileError, NotFoundError, \
     UsageError
+from drivestage.held_choice import file_at
 from drivestage.localfs import UNMOUNTED_DRIVE, drive_mount, unmounted_drive_path
 from drivestage.lost_mounts import LOST_MOUNT, lost_mount, lost_mount_message
 from drivestage.paths import DrivePath, StorePath, patterns, printable
@@ -249,7 +250,20 @@ def recheck(store: RemoteStore, stamp: Stamp, path: StorePath) -> Optional[Remot
 def _find(store: RemoteStore, path: StorePath, src: str, dest: str,
           force: bool) -> RemoteEntry:
     """What ``path`` names, in one lookup: a file staged before from the same SRC is checked
-    by id (one call); anything else is resolved."""
+    by id (one call); anything else is resolved. In a local DEST, a checkpoint whose old copy
+    a push keeps aside: the copy its sidecar vouches for (:func:`held_choice.file_at`)."""
+    try:
+        entry = _lookup(store, path, src, dest, force)
+    except NotFoundError:
+        found = file_at(store, path, None)   # (only its copy aside there: a push killed)
+        if found is None:
+            raise
+        return found
+    return file_at(store, path, entry) or entry
+
+
+def _lookup(store: RemoteStore, path: StorePath, src: str, dest: str,
+            force: bool) -> RemoteEntry:
     if path.name is not None and not force:
         stamp = stamps.find(dest, safe_name(path.name, src), src)
         if stamp is not None:

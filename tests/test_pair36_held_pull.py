@@ -247,3 +247,31 @@ def test_a_resume_whose_copy_aside_went_while_it_fetched_lists_again(local_state
     assert os.path.basename(start.path) == "last.pt"
     assert ckpt.load_checkpoint(start.path)["epoch"] == 2
     assert _pair(out_dir) == (2, new)
+
+
+@pytest.mark.parametrize("step", sorted(STEPS))
+def test_a_checkpoint_pulled_by_its_path_after_a_killed_push_is_the_one_its_sidecar_names(
+        local_state, tmp_path, step):
+    """``pull /nas/run/last.pt ./x`` and ``pull /nas/run/last.json ./x`` after the same
+    kills: the file at the name was taken (the new bytes beside the old sidecar; after a kill
+    right after the old copy was set aside, "no such file"). It is the copy the sidecar
+    vouches for, as a folder pull takes, and a rerun stages nothing again."""
+    from drivestage.upload_tree import push
+
+    src, folder = tmp_path / "run", tmp_path / "nas" / "run"
+    old = _save(src, 1)
+    push(str(src), str(folder))
+    new = _save(src, 2)
+    proc = subprocess.run([sys.executable, "-c", _KILLED, str(src), str(folder), step],
+                          env=dict(os.environ), capture_output=True)
+    assert proc.returncode == -9, proc.stderr.decode()[-2000:]
+    _files, _kept_aside, epoch = STEPS[step]
+    x = tmp_path / "x"
+
+    for name in ("last.json", "last.pt"):
+        code, _, err = run("pull", str(folder / name), str(x))
+        assert code == 0, err
+    assert _pair(x) == (epoch, old if epoch == 1 else new)
+    code, _, err = run("pull", str(folder / "last.pt"), str(x))
+    assert code == 0, err
+    assert "already staged" in err, err
