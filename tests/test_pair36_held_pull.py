@@ -275,3 +275,26 @@ def test_a_checkpoint_pulled_by_its_path_after_a_killed_push_is_the_one_its_side
     code, _, err = run("pull", str(folder / "last.pt"), str(x))
     assert code == 0, err
     assert "already staged" in err, err
+
+
+@pytest.mark.parametrize("vouched", ["aside", "at the name"])
+def test_a_drive_folder_synced_from_a_local_dest_with_a_copy_aside_pulls_the_vouched_one(
+        emulator, drive_env, local_state, tmp_path, vouched):
+    """A DEST in a Google Drive mount that an older drivestage kept a copy aside in (or
+    another tool copied such a folder to Drive): Drive holds ``.drivestage-held.<12 hex>.
+    last.pt`` beside ``last.pt``. The folder pull takes the one ``last.json`` vouches for, as
+    ``last.pt`` (it left the copy aside out, whichever the sidecar named)."""
+    from _checkpoints import sidecar_json
+
+    old, new = os.urandom(3000), os.urandom(3100)
+    emulator.add_file("run/last.pt", new)
+    emulator.add_file(f"run/{HELD_PREFIX}0123456789ab.last.pt", old)
+    want = old if vouched == "aside" else new
+    emulator.add_file("run/last.json", sidecar_json(1, want))
+
+    code, _, err = run("pull", "drive:run", str(tmp_path / "x"))
+
+    assert code == 0, err
+    got = tmp_path / "x" / "run"
+    assert sorted(os.listdir(got)) == [".drivestage", "last.json", "last.pt"]
+    assert (got / "last.pt").read_bytes() == want
