@@ -18,7 +18,7 @@ import logging
 from typing import Optional, Sequence
 
 from drivestage import sidecar
-from drivestage.errors import NotFoundError
+from drivestage.errors import DriveStageError
 from drivestage.local_held import LocalHeld, stands_for
 from drivestage.paths import StorePath
 from drivestage.store import RemoteEntry, RemoteStore
@@ -61,6 +61,9 @@ def one_each(store: RemoteStore, children: Sequence[RemoteEntry]) -> list[Remote
         if len(at_name) > 1:
             continue   # (same-named files on Drive: the pull refuses them, and says so)
         chosen = _choose(store, at_name, copies, [c for c in out if c.name == names.get(name)])
+        if chosen not in at_name:
+            log.info("%s: taking the copy kept aside that its sidecar vouches for (%s): a push "
+                     "replacing it there is under way, or was killed", name, chosen.id)
         out = [c for c in out if c not in at_name]
         out.append(dataclasses.replace(chosen, name=name))
     return out
@@ -84,8 +87,8 @@ def _read(store: RemoteStore, sides: list[RemoteEntry]) -> Optional[sidecar.Side
     entry = sidecar.vouched(sides, None)
     try:
         data = sidecar.fetch(store, entry)
-    except NotFoundError:   # (removed since the listing: the push's next step)
-        return None
+    except DriveStageError:   # (removed since the listing, the push's next step; unreadable:
+        return None           # the file at the name, as before)
     return sidecar.parse(data) if data is not None else None
 
 
@@ -102,6 +105,8 @@ def file_at(store: RemoteStore, path: StorePath,
     if not alike:
         return entry
     name = alike[0].name   # (a copy aside is listed under the name it stands for)
-    picked = [c for c in one_each(store, ([entry] if entry is not None else []) + alike)
+    # (``entry`` may be one of ``alike``: a copy aside a stamp named, found by its id)
+    every = {c.id: c for c in ([entry] if entry is not None else []) + alike}
+    picked = [c for c in one_each(store, list(every.values()))
               if c.name == name and not c.is_dir]
     return picked[0] if picked else entry
