@@ -12,7 +12,8 @@ spot VM that drops): by default it killed the run with nothing saved. It is hand
 SIGTERM, except where it is ignored already (``nohup``, ``setsid``-style launchers): then the
 run goes on, as the user asked.
 
-A stop no signal asked for (a DataLoader worker's death, a lost rank) has no SIGKILL coming:
+A stop no signal asked for (a DataLoader worker's death, a lost rank, an unreadable file)
+has no SIGKILL coming:
 its waits on Drive (:meth:`StopFlag.until`) last as the final flush's do, bounded by a mount
 that stopped answering and by :data:`UNSIGNALLED_WAIT_S`, not by the grace; a signal during
 them cuts what is left to the signal's grace at once (each wait reads the deadline again at
@@ -40,6 +41,9 @@ WORKER_DEATH = int(signal.SIGCHLD)
 #: Nor here: another rank of a torchrun job was lost (:mod:`trainer.peer_loss`); rank 0 saves
 #: alone, and every rank ends with exit 1.
 PEER_LOSS = int(signal.SIGPIPE)
+#: Nor here: a file of the dataset could not be read (:mod:`trainer.unreadable`); saved as
+#: for a worker's death, exit 1.
+UNREADABLE = int(signal.SIGUSR2)
 
 #: The longest a stop no signal asked for waits for Drive (its push, its copy sent from
 #: elsewhere): nothing will SIGKILL the process, and an unattended cell that ended at the
@@ -194,6 +198,10 @@ class StopFlag:
             return "a DataLoader worker's death"
         if self.signum == PEER_LOSS:
             return f"the loss of {self.detail or 'another rank'}"
+        if self.signum == UNREADABLE:
+            from trainer.unreadable import what
+
+            return what(self.detail)
         return _NAMES.get(self.signum, f"signal {self.signum}")
 
     @property
@@ -206,6 +214,8 @@ class StopFlag:
             return "the worker's death"
         if first == PEER_LOSS:
             return self.name
+        if first == UNREADABLE:
+            return "the failed read"
         return "the signal"
 
     @property
@@ -219,7 +229,7 @@ class StopFlag:
         a SIGHUP but under torchrun): nothing will SIGKILL the process, and its waits on
         Drive outlast the grace."""
         first = self.before[0] if self.before is not None else self.signum
-        return first in (WORKER_DEATH, PEER_LOSS) and self.signal_at is None
+        return first in (WORKER_DEATH, PEER_LOSS, UNREADABLE) and self.signal_at is None
 
     @property
     def grace_text(self) -> str:
@@ -243,7 +253,7 @@ class StopFlag:
 
     @property
     def exit_code(self) -> int:
-        return 1 if self.signum in (WORKER_DEATH, PEER_LOSS) else EXIT_CODES.get(self.signum, 143)
+        return 1 if self.signum in (WORKER_DEATH, PEER_LOSS, UNREADABLE) else EXIT_CODES.get(self.signum, 143)
 
     @property
     def deadline(self) -> Optional[float]:

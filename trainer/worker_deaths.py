@@ -23,9 +23,10 @@ import threading
 import time
 from typing import Any, Callable, Iterable, Iterator, Optional
 
-from trainer import distributed
-from trainer.errors import TrainingInterrupted
-from trainer.stopping import PEER_LOSS, WORKER_DEATH, StopFlag, StopRequested, WaitBroken
+from trainer import distributed, unreadable
+from trainer.errors import DataError, TrainingInterrupted
+from trainer.stopping import PEER_LOSS, UNREADABLE, WORKER_DEATH, StopFlag, StopRequested, \
+    WaitBroken
 
 logger = logging.getLogger(__name__)
 
@@ -120,6 +121,8 @@ def advice(stop: StopFlag) -> str:
     # (A loss after the death, the shortage's too: the death's words, not the rank's name.)
     detail = stop.before[1] if stop.before is not None else stop.detail
     details = [d for d in distributed.all_gather_object(detail) if d]
+    if stop.signum == UNREADABLE:   # (a file of the dataset: trainer.unreadable)
+        return unreadable.advice(details[0] if details else None)
     return _advice(details[0] if details else None) if stop.worker_died else ""
 
 
@@ -128,7 +131,9 @@ def advice(stop: StopFlag) -> str:
 _CRASHES = ("Segmentation fault", "Aborted", "Illegal instruction", "Floating point exception")
 
 
-def _advice(detail: Optional[str]) -> str:
+def _advice(detail: Optional[str], stop: Optional[StopFlag] = None) -> str:
+    if stop is not None and stop.signum == UNREADABLE:
+        return unreadable.advice(detail)
     died = str(detail or "a DataLoader worker died").strip().rstrip(".")
     if any(f"is killed by signal: {crash}" in died for crash in _CRASHES):
         # (Memory settings change nothing there; the resume reads that batch again.)
@@ -250,7 +255,7 @@ def break_after(stop: StopFlag) -> float:
 def _asked(stop: StopFlag) -> bool:
     """Whether a stop is asked that a batch's wait may be broken for (a signal's; a death's
     or a lost rank's stop has a way of its own)."""
-    return stop.is_set() and stop.signum not in (WORKER_DEATH, PEER_LOSS)
+    return stop.is_set() and stop.signum not in (WORKER_DEATH, PEER_LOSS, UNREADABLE)
 
 
 class _Watch:
@@ -346,6 +351,12 @@ def _batches(loader: Iterable, stop: StopFlag, died: Callable[..., None],
             end_workers(it, time.monotonic() - began)
             died(broken=True)
             raise
+        except DataError as exc:   # (a file that cannot be read: saved as for a death)
+            _fetching = False
+            if not unreadable.met(stop, exc):
+                raise
+            died()
+            raise
         except (RuntimeError, OSError, EOFError, MemoryError) as exc:
             _fetching = False
             words = _death_behind(exc, it)
@@ -369,12 +380,13 @@ def guarded(loader: Iterable, run: Any) -> Iterator:
 
     def died(broken: bool = False) -> None:
         alone = run.info.world_size == 1
-        if broken and not alone:
-            if not run.info.is_main:
-                release()
-                raise TrainingInterrupted(_ended_text(run, stop), exit_code=stop.exit_code)
-            # Rank 0's batch hung: the others wait in this step's collectives, or end (their
-            # line). Its state is the last step's: saved with no collective, as for a loss.
+        if broken and not alone and not run.info.is_main:
+            release()
+            raise TrainingInterrupted(_ended_text(run, stop), exit_code=stop.exit_code)
+        if (broken or stop.signum == UNREADABLE) and not alone and run.info.is_main:
+            # Rank 0's batch hung (or could not be read): the others wait in this step's
+            # collectives, or end (their line). Its state is the last step's: saved with no
+            # collective, as for a loss.
             distributed.lose()
             alone = True
         if alone and run.state.pos.iteration == getattr(run.checkpointer, "began", 0):
@@ -396,9 +408,10 @@ def guarded(loader: Iterable, run: Any) -> Iterator:
             f"stopped by {stop.name} at {run.state.pos.label} on rank {run.info.rank}, "
             "while it waited for its batch: the other ranks were in the step already, so "
             "rank 0 saves alone what it can, its line says what; --resume auto goes on from "
-            f"the newest checkpoint{_advice(stop.detail)}", exit_code=1) from None
+            f"the newest checkpoint{_advice(stop.detail, stop)}", exit_code=1) from None
 
     _flag = stop
+    unreadable.note(getattr(run, "cfg", None))
     try:
         yield from _batches(loader, stop, died, at_once=_alone())
     finally:
