@@ -22,7 +22,7 @@ from torch import nn
 
 from drivestage.errors import MirrorError
 from trainer import checkpoint as ckpt
-from trainer import distributed, peer_loss, resume, silence, stuck
+from trainer import distributed, peer_loss, resume, sample_list, silence, stuck
 from trainer.callbacks import Callback, CallbackList, CSVLogger, PlotCallback, ProgressLines, TensorBoardLogger
 from trainer.config import Config, model_signature
 from trainer.determinism import set_determinism as _set_determinism
@@ -150,8 +150,8 @@ def _fit(cfg: Config, info: distributed.DistInfo, device: torch.device, resume_f
     checkpointer = Checkpointer(cfg, info, writer, stop, passed_over=start.passed_over)
     run = Run(cfg, info, device, model, criterion, optimizer, ema,
               torch.amp.GradScaler(device.type, enabled=_amp(cfg, device)), LRSchedule(cfg),
-              data.class_names, model_signature(cfg, len(data.class_names)),
-              TrainState(run=start.run), stop, checkpointer, writer)
+              data.class_names, model_signature(cfg, len(data.class_names)), TrainState(
+                  run=start.run, samples=sample_list.fingerprint(data.train_lines)), stop, checkpointer, writer)
     rank0 = [CSVLogger(t.out_dir), PlotCallback(t.out_dir), TensorBoardLogger(t.out_dir),
              ProgressLines(t.log_period), *extra_callbacks] if info.is_main else []
     run.callbacks = CallbackList([*rank0, checkpointer])   # the policy last: it sees fresh files

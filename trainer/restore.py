@@ -14,7 +14,7 @@ import os
 from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 from trainer import checkpoint as ckpt
-from trainer import resume_checks as checks
+from trainer import resume_checks as checks, sample_list
 from trainer.errors import CheckpointError, fine_tune_advice
 from trainer.state import TrainState
 
@@ -44,8 +44,12 @@ def restore(run: Any, start: Start) -> Optional[dict]:
     checks.load_optimizer(run.optimizer, state["optimizer"], path)
     if state.get("scaler") and run.scaler.is_enabled():
         run.scaler.load_state_dict(state["scaler"])
-    fresh_run = run.state.run
+    fresh_run, listed = run.state.run, run.state.samples
     run.state = TrainState.from_checkpoint(state)
+    # Another training list than it was saved from: refused in the middle of an epoch.
+    sample_list.check(run.state.samples, listed, run.state.pos, path, run.cfg.data.allow_change,
+                      run.state.meter, run.info.is_main)
+    run.state.samples = listed
     if not state.get("run"):
         run.state.run = fresh_run
         if run.info.is_main:

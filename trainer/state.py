@@ -117,13 +117,15 @@ class TrainState:
     history: list = field(default_factory=list)     # one row per completed epoch (results.csv)
     meter: EpochMeter = field(default_factory=EpochMeter)
     resumed_from: Optional[str] = None               # the checkpoint's name, for retention
+    samples: Optional[dict] = None                   # the training list's (trainer.sample_list)
 
     def state_dict(self) -> dict:
         p = self.pos
         return {"run": self.run, "epoch": p.epoch, "iteration": p.iteration,
                 "epoch_iteration": p.epoch_iteration, "best_map50": self.best_map50,
                 "best_epoch": self.best_epoch, "history": [dict(r) for r in self.history],
-                "epoch_meter": self.meter.state_dict(), "resumed_from": self.resumed_from}
+                "epoch_meter": self.meter.state_dict(), "resumed_from": self.resumed_from,
+                "train_samples": self.samples}
 
     @classmethod
     def from_checkpoint(cls, state: dict) -> "TrainState":
@@ -134,7 +136,7 @@ class TrainState:
                   best_map50=state.get("best_map50"), best_epoch=state.get("best_epoch"),
                   history=list(state.get("history") or [])[:epoch],
                   meter=EpochMeter.from_state(state.get("epoch_meter")),
-                  resumed_from=state.get("resumed_from"))
+                  resumed_from=state.get("resumed_from"), samples=state.get("train_samples"))
         if state.get("run"):
             out.run = str(state["run"])
         return out
