@@ -222,3 +222,28 @@ def test_ddp_rank_1s_damaged_image_names_it_and_rank_0_saves(tmp_path):
                         rf"--resume auto \(.*\)", (tmp_path / "stop0.txt").read_text()), \
         (tmp_path / "stop0.txt").read_text()
     assert ckpt.position_of(ckpt.load_checkpoint(str(out / "autosave_00000001.pt"))) == (0, 1, 1)
+
+
+def test_ddp_rank_0s_damaged_image_saves_there_and_rank_1_ends(tmp_path):
+    """Rank 0 meets the image while rank 1 is in the step's collectives: rank 0 saves the last
+    step's state alone and names the file; rank 1 ends too (its peer is gone), no hang."""
+    import torch.multiprocessing as mp
+
+    from _ports import free_port
+
+    synth = _dataset(tmp_path)
+    bad = _image_of_step(synth, 2, replicas=2, rank=0)
+    _damage(bad)
+    config = _config(tmp_path, synth, **{"train.batch_size": 8, "train.save_minutes": 0,
+                                         "data.max_val_images": 1})
+    mp.start_processes(_rank, args=(free_port(), config, str(tmp_path)), nprocs=2, join=True,
+                       start_method="fork")
+
+    out = tmp_path / "logs"
+    line = (tmp_path / "stop0.txt").read_text()
+    assert line.startswith(
+        f"1 stopped by an unreadable image at epoch 1, iteration 1: autosave_00000001.pt is "
+        f"saved in {out}; resume with --resume auto (cannot read image {bad}: "), line
+    assert ckpt.position_of(ckpt.load_checkpoint(str(out / "autosave_00000001.pt"))) == (0, 1, 1)
+    assert (tmp_path / "stop1.txt").read_text().startswith("1 stopped by the loss of rank 0"), \
+        [p.read_text() for p in tmp_path.glob("*.txt")]

@@ -355,6 +355,7 @@ def _batches(loader: Iterable, stop: StopFlag, died: Callable[..., None],
             _fetching = False
             if not unreadable.met(stop, exc):
                 raise
+            release()   # (its workers: idle from here, kept alive by the error's traceback)
             died()
             raise
         except (RuntimeError, OSError, EOFError, MemoryError) as exc:
