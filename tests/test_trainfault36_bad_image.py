@@ -247,3 +247,45 @@ def test_ddp_rank_0s_damaged_image_saves_there_and_rank_1_ends(tmp_path):
     assert ckpt.position_of(ckpt.load_checkpoint(str(out / "autosave_00000001.pt"))) == (0, 1, 1)
     assert (tmp_path / "stop1.txt").read_text().startswith("1 stopped by the loss of rank 0"), \
         [p.read_text() for p in tmp_path.glob("*.txt")]
+
+
+def test_a_disk_cache_entry_damaged_mid_epoch_saves_and_says_delete_it(
+        tmp_path, one_torch_thread):
+    """data.cache=disk reads its entries as the epoch goes: one damaged meanwhile (a disk
+    error, a sync tool) stopped the run unsaved too. (A start finds a damaged entry and
+    writes it again.)"""
+    from trainer.callbacks import Callback
+    from trainer.data.cache import open_cache
+
+    synth = _dataset(tmp_path)
+    paths = [line.split()[0] for line in _lines(synth.train_lines_file)]
+    entry = Path(open_cache("disk", paths, 64, tmp_path / "data" / "image-cache").entries[
+        paths.index(_image_of_step(synth, 3))])
+
+    class Damage(Callback):
+        def on_train_batch_end(self, run, pos, logs) -> None:
+            if pos.iteration == 1:
+                entry.write_bytes(entry.read_bytes()[:100])
+
+    cfg = load_config(_config(tmp_path, synth, **{"data.cache": "disk"}))
+    with pytest.raises(TrainingInterrupted) as stopped:
+        fit(cfg, resume="none", callbacks=[Damage()])
+
+    assert str(stopped.value) == (
+        f"stopped by an unreadable image at epoch 1, iteration 2: autosave_00000002.pt is "
+        f"saved in {cfg.train.out_dir}; resume with --resume auto (the image cache entry {entry} "
+        f"is damaged; delete it and start again)"), str(stopped.value)
+
+
+def test_a_data_error_that_names_no_file_is_no_unreadable_file():
+    """No room in /dev/shm for a spawned worker's copy of data.cache=ram (raised as the
+    workers start): no file is to blame; it goes on as before, not as a stop that names one."""
+    from trainer import unreadable
+    from trainer.errors import DataError
+    from trainer.stopping import StopFlag
+
+    stop = StopFlag(10)
+    assert not unreadable.met(stop, DataError(
+        "data.cache=ram: workers started by spawn/forkserver share the cache through /dev/shm, "
+        "which has 0.1 GiB free for 3.0 GiB; use data.cache=disk"))
+    assert not stop.is_set()

@@ -34,26 +34,37 @@ def note(cfg: Any) -> None:
                    if isinstance(p, str))
 
 
+#: How the readers' errors begin (trainer.data.images, .voc, .cache): a file of the dataset.
+#: Other DataErrors met there (no room in /dev/shm for a spawned worker's cache) go on as
+#: before: no file is to blame, and the line would send the user looking for one.
+_IMAGE = ("cannot read image ", "the image cache entry ")
+_ANNOTATION = ("annotation ", "cannot read annotation ")
+
+
 def met(stop: Any, exc: BaseException) -> bool:
     """Ask ``stop`` for the stop when ``exc`` is a dataset file that cannot be read (its words
     kept for the line); whether it is one. A cache over its budget is no such file."""
     from trainer.stopping import UNREADABLE
 
-    if not isinstance(exc, DataError) or isinstance(exc, CacheBudgetError):
+    words = " ".join(str(exc).split())
+    if not isinstance(exc, DataError) or isinstance(exc, CacheBudgetError) or \
+            not words.startswith(_IMAGE + _ANNOTATION):
         return False
-    stop.request(UNREADABLE, detail=" ".join(str(exc).split()))
+    stop.request(UNREADABLE, detail=words)
     return True
 
 
 def what(detail: Optional[str]) -> str:
     """The stop's name: ``an unreadable image`` (or ``annotation``)."""
-    return "an unreadable annotation" if (detail or "").startswith("annotation") \
+    return "an unreadable annotation" if (detail or "").startswith(_ANNOTATION) \
         else "an unreadable image"
 
 
 def advice(detail: Optional[str]) -> str:
     """What the stop's line adds: the reader's words and what to do before the resume."""
     words = str(detail or "a file of the dataset could not be read").rstrip(".")
+    if words.startswith(_IMAGE[1]):   # (its words say what to do: delete it)
+        return f" ({words})"
     listed = _listed_in(words, _lists)
     remove = (f"; or remove its line from the annotation file {listed} and resume with --set "
               "data.allow_change=true (the rest of the epoch is drawn from the new list)"
