@@ -42,7 +42,7 @@ def _config(tmp_path: Path, synth, **overrides) -> str:
                      "deterministic": True, "device": "cpu", "mosaic": False, "mixup": False}}
     for key, value in overrides.items():
         section, name = key.split(".")
-        cfg[section][name] = value
+        cfg.setdefault(section, {})[name] = value
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return str(path)
@@ -289,3 +289,29 @@ def test_a_data_error_that_names_no_file_is_no_unreadable_file():
         "data.cache=ram: workers started by spawn/forkserver share the cache through /dev/shm, "
         "which has 0.1 GiB free for 3.0 GiB; use data.cache=disk"))
     assert not stop.is_set()
+
+
+def test_with_drive_logs_the_stop_pushes_its_save_and_a_new_machine_goes_on_from_it(
+        tmp_path, one_torch_thread, emulator, drive_env, local_state):
+    """The save is verified on drive.logs before the run ends (no SIGKILL follows such a
+    stop): a fresh machine (an empty run folder) resumes from it, not from the start."""
+    from trainer.drive import DriveFolder
+
+    synth = _dataset(tmp_path)
+    bad = _image_of_step(synth, 3)
+    good = _damage(bad)
+    cfg = load_config(_config(tmp_path, synth, **{"drive.logs": "drive:runs/a"}))
+
+    with pytest.raises(TrainingInterrupted) as stopped:
+        fit(cfg, resume="none")
+
+    assert re.match(r"stopped by an unreadable image at epoch 1, iteration 2: "
+                    r"autosave_00000002\.pt is saved and verified on drive:runs/a \([\d.]+ s "
+                    r"after the failed read\); resume with --resume auto \(cannot read image ",
+                    str(stopped.value)), str(stopped.value)
+    found = {c.name for c in DriveFolder("drive:runs/a", str(tmp_path / "x")).checkpoints()}
+    assert "autosave_00000002.pt" in found
+    Path(bad).write_bytes(good)
+    shutil.rmtree(cfg.train.out_dir)   # (a new machine)
+    result = fit(cfg, resume="auto")
+    assert os.path.basename(result.resumed_from) == "autosave_00000002.pt"

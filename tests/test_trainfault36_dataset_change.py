@@ -54,7 +54,7 @@ def _config(tmp_path: Path, train_lines, val_lines, classes, **overrides) -> str
                      "deterministic": True, "device": "cpu", "mosaic": False, "mixup": False}}
     for key, value in overrides.items():
         section, name = key.split(".")
-        cfg[section][name] = value
+        cfg.setdefault(section, {})[name] = value
     path = tmp_path / f"c{len(list(tmp_path.glob('c*.yaml')))}.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return str(path)
