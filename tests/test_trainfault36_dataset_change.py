@@ -178,3 +178,24 @@ def test_changed_boxes_of_the_same_images_are_said(tmp_path, one_torch_thread, c
     assert [r.getMessage() for r in caplog.records if "training list" in r.getMessage()] == [
         f"{saved} was saved from the same images of the training list (data.train) with other "
         f"boxes; training goes on with the new ones"]
+
+
+def test_a_checkpoint_without_the_record_resumes_as_before(tmp_path, one_torch_thread, caplog):
+    """Saved by an earlier version (no train_samples): nothing to compare, no refusal."""
+    from trainer import checkpoint as ckpt
+
+    synth = _setup(tmp_path)
+    config = _stopped_at(tmp_path, synth, 2)
+    path = tmp_path / "logs" / "autosave_00000002.pt"
+    state = ckpt.load_checkpoint(str(path))
+    assert state.pop("train_samples")["count"] == 18
+    older = tmp_path / "older" / "autosave_00000002.pt"
+    ckpt.save_checkpoint(state, str(older))
+    shutil.rmtree(tmp_path / "logs")
+    _drop_line(synth.train_lines_file)
+
+    with caplog.at_level(logging.WARNING, logger="trainer"):
+        result = fit(load_config(config), resume=str(older))
+
+    assert result.epochs_run == 2
+    assert not [r for r in caplog.records if "training list" in r.getMessage()]
