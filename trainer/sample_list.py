@@ -39,15 +39,14 @@ def fingerprint(lines: Sequence[str]) -> dict:
     their images in order (relative to the images' common folder) and one of their boxes."""
     split = [line.split() for line in lines]
     paths = [os.path.normpath(parts[0]) if parts else "" for parts in split]
-    folders = [os.path.dirname(p) for p in paths if p]
     try:
-        base = os.path.commonpath(folders) if folders else ""
+        base = os.path.commonpath({os.path.dirname(p) for p in paths if p}) if any(paths) else ""
     except ValueError:   # (absolute and relative paths mixed: named as they are)
         base = ""
+    cut = len(base) + 1 if base and base != os.sep else len(base)
     images, boxes = hashlib.sha256(), hashlib.sha256()
     for path, parts in zip(paths, split):
-        images.update(os.path.relpath(path, base).encode("utf-8", "replace") + b"\n"
-                      if base and path else path.encode("utf-8", "replace") + b"\n")
+        images.update(path[cut:].encode("utf-8", "replace") + b"\n")
         boxes.update(" ".join(parts[1:]).encode("utf-8", "replace") + b"\n")
     return {"count": len(lines), "images": images.hexdigest(), "boxes": boxes.hexdigest()}
 
