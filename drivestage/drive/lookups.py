@@ -9,10 +9,19 @@ asks for it while it is under way (one thread however many give up on it), and e
 waits for it ``timeout`` seconds at most (``socket.timeout``, retried as a lost
 connection), in short waits (:data:`drivestage.interrupts.SLICE`) where it waits in pieces.
 Nothing is kept once the lookup ends: the next connection looks the name up again.
+
+A lookup that never ends is given up on once it has been under way :data:`STUCK_AFTER`
+times the caller's timeout: its thread is left waiting (a daemon, nothing of ours in it),
+counted apart, and the next caller begins a new lookup. Kept, it held its host (and, 16 of
+them, every new host) for the process's life: a ``mirror`` of days whose resolver hung once
+for Drive's host never reached it again, though the resolver answered new queries a minute
+later. The threads left waiting are bounded too (:data:`MAX_GIVEN_UP`), with a warning
+each.
 """
 from __future__ import annotations
 
 import ipaddress
+import logging
 import os
 import socket
 import threading
@@ -29,6 +38,7 @@ class _Lookup:
     """One name lookup under way, and its outcome once it ended."""
 
     def __init__(self) -> None:
+        self.began = time.monotonic()
         self.ended = interrupts.Flag()
         self.addresses: list[Address] = []
         self.error: Optional[BaseException] = None
@@ -44,8 +54,19 @@ class LookupTimeout(socket.timeout):
 #: signed hosts vary from file to file).
 MAX_UNDER_WAY = 16
 
+#: A lookup under way this many times a caller's timeout is taken as one that never ends
+#: (a resolver's own retries end within a few of its timeouts, 5 s each by default): it is
+#: given up on (see the module doc).
+STUCK_AFTER = 4
+
+#: The most threads left waiting in lookups given up on: past it none is given up on, and a
+#: host whose lookup hangs fails at once, as all did before (the process must be restarted).
+MAX_GIVEN_UP = 48
+
 _UNDER_WAY: dict[tuple[str, int], _Lookup] = {}
+_GIVEN_UP: set[_Lookup] = set()
 _LOCK = threading.Lock()
+log = logging.getLogger(__name__)
 
 
 def _forget_in_child() -> None:
@@ -54,6 +75,7 @@ def _forget_in_child() -> None:
     for there until the timeout, each time, and ``_LOCK`` may have been held."""
     global _LOCK
     _UNDER_WAY.clear()
+    _GIVEN_UP.clear()
     _LOCK = threading.Lock()
 
 
@@ -80,13 +102,39 @@ def _run(key: tuple[str, int], lookup: _Lookup) -> None:
         with _LOCK:
             if _UNDER_WAY.get(key) is lookup:
                 del _UNDER_WAY[key]
+            _GIVEN_UP.discard(lookup)
         lookup.ended.set()
 
 
 def under_way() -> int:
-    """How many lookups are under way (threads waiting for a resolver)."""
+    """How many lookups are under way (threads waiting for a resolver), those given up on
+    not counted."""
     with _LOCK:
         return len(_UNDER_WAY)
+
+
+def given_up() -> int:
+    """How many lookups given up on still hold a thread (see :data:`STUCK_AFTER`)."""
+    with _LOCK:
+        return len(_GIVEN_UP)
+
+
+def _give_up_stuck(keys: list[tuple[str, int]], timeout: Optional[float]) -> bool:
+    """Give up on the oldest lookup of ``keys`` if it has been under way :data:`STUCK_AFTER`
+    times ``timeout`` (None: none is) and fewer than :data:`MAX_GIVEN_UP` are given up on;
+    whether one was. ``_LOCK`` held."""
+    if timeout is None or len(_GIVEN_UP) >= MAX_GIVEN_UP:
+        return False
+    now = time.monotonic()
+    old = [(_UNDER_WAY[key].began, key) for key in keys if key in _UNDER_WAY]
+    if not old or now - min(old)[0] < STUCK_AFTER * timeout:
+        return False
+    key = min(old)[1]
+    _GIVEN_UP.add(_UNDER_WAY.pop(key))
+    log.warning("the name lookup of %s has not ended in %.0f s; given up on (%d given up on "
+                "still wait in the resolver; at %d, new hosts fail until the process is "
+                "restarted)", key[0], now - min(old)[0], len(_GIVEN_UP), MAX_GIVEN_UP)
+    return True
 
 
 def addresses(host: str, port: int, timeout: Optional[float],
@@ -100,11 +148,15 @@ def addresses(host: str, port: int, timeout: Optional[float],
         return numeric
     key = (host, port)
     with _LOCK:
+        _give_up_stuck([key], timeout)   # (then looked up again, below)
+        if key not in _UNDER_WAY and len(_UNDER_WAY) >= MAX_UNDER_WAY:
+            _give_up_stuck(list(_UNDER_WAY), timeout)   # (room for this one)
         lookup = _UNDER_WAY.get(key)
         if lookup is None and len(_UNDER_WAY) >= MAX_UNDER_WAY:
+            stuck = f"; {len(_GIVEN_UP)} more never ended" if _GIVEN_UP else ""
             raise LookupTimeout(f"the name lookup of {host} was not begun: {MAX_UNDER_WAY} "
-                                "others are under way and none has ended (the resolver does "
-                                "not answer)")
+                                f"others are under way and none has ended{stuck} (the "
+                                "resolver does not answer)")
         if lookup is None:
             fresh = lookup = _Lookup()
             thread = interrupts.BackgroundThread(lambda: _run(key, fresh), "drivestage-lookup")
