@@ -28,8 +28,10 @@ import collections
 import itertools
 import operator
 import queue
+import select
 import signal
 import socket
+import sys
 import threading
 import time
 from contextlib import contextmanager
@@ -242,16 +244,36 @@ def recv_into(sock: socket.socket, buf: Any, timeout: Optional[float],
 SEND_PIECE = 1 << 20
 
 
+def _acked(sock: socket.socket) -> Optional[int]:
+    """How many bytes the peer has acknowledged on ``sock`` (Linux >= 4.1: ``TCP_INFO``'s
+    ``tcpi_bytes_acked``, at byte 120), None where that is not known. Grows as the server
+    reads; a send call does not show it: a blocked one waits for a third of the send
+    buffer (up to 4 MiB) to be free, and a TLS write shows nothing until its whole piece
+    went."""
+    try:
+        info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 128)
+    except (AttributeError, OSError):   # (not Linux, not TCP)
+        return None
+    return int.from_bytes(info[120:128], "little") if len(info) >= 128 else None
+
+
 def sendall(sock: socket.socket, data: Any, timeout: Optional[float],
             between: Callable[[], None] = lambda: None) -> None:
-    """``sock.sendall(data)`` within ``timeout`` seconds in all (None: no end), as the
-    socket's own timeout holds it, in waits of :data:`SLICE` at most, ``between()`` called
-    after each that sent nothing (see :func:`recv_into`): a request's body the server took
-    slowly (its buffers full) held a Ctrl-C the kernel gave another thread until it was sent.
-    A piece that ends sends the same bytes again (TLS wants them so; a plain socket sent
-    none of them)."""
+    """``sock.sendall(data)``, failing (``socket.timeout``) after ``timeout`` seconds in which
+    no byte went (None: no end): a send call took some, or the server acknowledged some
+    (:func:`_acked`). The socket's own sendall bounds the whole call, and an upload's 1 MiB
+    blocks, taken slower than 8.7 KB/s (1 MiB in 120 s), timed out though bytes moved;
+    a server that takes nothing still ends it within ``timeout`` once the buffers are full.
+    It waits in pieces of :data:`SLICE` at most, ``between()`` called after each that sent
+    nothing (see :func:`recv_into`): a request's body the server took slowly held a Ctrl-C
+    the kernel gave another thread until it was sent. A piece that ends sends the same
+    bytes again (TLS wants them so; a plain socket sent none of them)."""
+    if timeout == 0:   # (non-blocking: as the socket's own)
+        sock.sendall(data)
+        return
     view = memoryview(data).cast("B")
     end = None if timeout is None else time.monotonic() + timeout
+    acked = _acked(sock)
     try:
         while view:
             left = SLICE if end is None else min(SLICE, end - time.monotonic())
@@ -260,10 +282,50 @@ def sendall(sock: socket.socket, data: Any, timeout: Optional[float],
             sock.settimeout(left)
             try:
                 view = view[sock.send(view[:SEND_PIECE]):]
+                moved = True
             except socket.timeout:
                 between()
+                before, acked = acked, _acked(sock)
+                moved = acked is not None and before is not None and acked > before
+            if moved and timeout is not None:
+                end = time.monotonic() + timeout
     finally:
         sock.settimeout(timeout)
+
+
+def _unacked(sock: socket.socket) -> Optional[int]:
+    """How many bytes sent on ``sock`` the peer has not acknowledged yet (Linux's
+    ``SIOCOUTQ``), None where that is not known."""
+    try:
+        import fcntl
+        import termios
+        out = fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0")
+    except (ImportError, AttributeError, OSError):
+        return None
+    return int.from_bytes(out, sys.byteorder, signed=True)
+
+
+def delivered(sock: socket.socket, timeout: Optional[float],
+              between: Callable[[], None] = lambda: None) -> None:
+    """Wait until what was sent on ``sock`` reached the peer (acknowledged), or an answer
+    came to read, failing (``socket.timeout``) after ``timeout`` seconds in which neither
+    happened and no byte was acknowledged; in waits of :data:`SLICE` (``between()`` after
+    each). A request's last bytes can still be in the send buffers (up to 4 MiB) when it is
+    sent: on a slow link the server answers that much later, and the wait for its answer,
+    bounded as the time to the answer's first byte, timed out while the body moved."""
+    end = None if timeout is None else time.monotonic() + timeout
+    acked = _acked(sock)
+    while _unacked(sock):
+        left = SLICE if end is None else min(SLICE, end - time.monotonic())
+        if left <= 0:
+            raise socket.timeout("timed out")
+        if select.select([sock], [], [], left)[0]:
+            return
+        between()
+        before, acked = acked, _acked(sock)
+        if timeout is not None and acked is not None and before is not None and \
+                acked > before:
+            end = time.monotonic() + timeout
 
 
 def beside(fn: Callable[[], T], name: str, left: Callable[[], None],
@@ -393,6 +455,7 @@ def deferred() -> Iterator[None]:
             raise KeyboardInterrupt
 
 
-__all__ = ["BackgroundThread", "Flag", "Monitor", "beside", "deferred", "flock_wait",
+__all__ = ["BackgroundThread", "Flag", "Monitor", "beside", "deferred", "delivered",
+           "flock_wait",
            "lock_wait",
            "queue_get", "recv_into", "sendall", "sleep", "start_thread"]

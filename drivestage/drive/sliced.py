@@ -77,6 +77,9 @@ class SlicedResponse(http.client.HTTPResponse):
     """
 
     def __init__(self, sock: Any, *args: Any, **kwargs: Any):
+        # (the request's end delivered first: see interrupts.delivered; the answer's
+        # bounds count from there)
+        interrupts.delivered(sock, sock.gettimeout(), pool.check)
         super().__init__(sock, *args, **kwargs)
         if _in_pieces():
             # (makefile's reader, not read yet, handed over: left to the collector, it would
@@ -87,7 +90,8 @@ class SlicedResponse(http.client.HTTPResponse):
 
 class _SlicedSends:
     """The connection's socket while it sends, whose ``sendall`` waits in pieces
-    (:func:`drivestage.interrupts.sendall`; see :class:`_SlicedReads`)."""
+    (:func:`drivestage.interrupts.sendall`; see :class:`_SlicedReads`), its timeout the
+    time without a byte sent."""
 
     def __init__(self, sock: socket.socket):
         self._sock = sock
@@ -100,10 +104,9 @@ class _SlicedSends:
 
 
 def _send(self: Any, data: Any) -> None:
-    """``http.client``'s send, on :class:`_SlicedSends` where this thread waits in pieces: an
-    upload's body Drive took slowly held a Ctrl-C given to another thread until sent."""
-    if not _in_pieces():
-        return http.client.HTTPConnection.send(self, data)
+    """``http.client``'s send, on :class:`_SlicedSends`: an upload's body Drive took slowly
+    held a Ctrl-C given to another thread until sent, and (in every thread) timed out per
+    1 MiB block however many bytes moved (see :func:`drivestage.interrupts.sendall`)."""
     if self.sock is None:
         self.connect()   # (as http.client's own send does)
     sock = self.sock
