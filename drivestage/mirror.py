@@ -105,7 +105,17 @@ class Mirror:
         with self._cond:
             if self._thread is None:
                 self._thread = BackgroundThread(self._loop, "drivestage-mirror")
-                self._thread.start()
+                try:
+                    self._thread.start()
+                except BaseException:
+                    # A Ctrl-C as it started (raised once it runs): the caller never got
+                    # the mirror (``m = Mirror(...).start()``, a CheckpointSync being made),
+                    # and its thread pushed every period for the process's life, out of
+                    # reach of any stop. Told to end before its first push.
+                    self._abandoned.set()
+                    self._stopping = True
+                    self._cond.notify_all()
+                    raise
         return self
 
     def protect(self, name: str) -> None:

@@ -62,6 +62,7 @@ LAYERS = [
     ["download", "extract"],
     ["mtimes"],   # when a file on disk is what a record saw (stamps re-exports its checks)
     ["stamps"],
+    ["hashed_read"],
     ["unpack", "hashed_pass"],
     ["sidecar_copy", "stage_extraction", "stage_original", "stage_decide", "stage_order",
      "stage_move"],   # stage_move: staged copies moved to another DEST with their stamps
