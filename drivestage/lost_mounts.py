@@ -68,12 +68,17 @@ def lost_mount(path: str, mounts: Optional[str] = None, within: float = 0.5) -> 
     stuck = _stuck.get(full)
     if stuck is not None and stuck.is_alive():
         return None   # its last look still hangs: not lost, and no second thread stuck there
-    probe = BackgroundThread(look, "drivestage-mount-probe").start()
+    probe = BackgroundThread(look, "drivestage-mount-probe")
+    # Kept from before its start: a Ctrl-C as it starts is raised once it runs, and a probe
+    # then stuck in a hung mount, not kept, was one more stuck at the next look.
+    _stuck[full] = probe
+    probe.start()
     if not probe.join(within):
         # It hangs: not lost (said elsewhere, by those who wait on it). Kept: a trainer looks
         # every minute, and left a thread stuck in the kernel at each look, for good.
-        _stuck[full] = probe
         return None
+    if _stuck.get(full) is probe:
+        del _stuck[full]
     return found[0] if found else None
 
 

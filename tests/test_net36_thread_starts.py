@@ -26,6 +26,7 @@ import drivestage
 from drivestage.stage import pull
 from drivestage.upload_tree import push
 from _archives import a_tgz, a_zip, tree
+from _drivemount import working_drive_mount  # noqa: F401 (fixture)
 from test_interrupt_commands import _none_left, _open_under
 
 pytestmark = pytest.mark.skipif(not hasattr(signal, "pthread_kill"), reason="POSIX threads")
@@ -220,3 +221,33 @@ def test_a_ctrl_c_as_a_local_archive_s_reading_thread_starts_stops_that_thread(
     assert _none_left(10, before) == [], "the reading thread waits for room, nobody's"
     pull(str(original), str(tmp_path / "d"), extract=True, quiet=True)
     assert tree(tmp_path / "d") == members
+
+
+def test_a_ctrl_c_as_a_mount_probe_starts_leaves_one_probe_stuck_at_most(
+        working_drive_mount, monkeypatch):
+    """A look at a hung mount whose probe's start a Ctrl-C cut: the probe, stuck in the
+    kernel, was not kept, and the next look started another stuck one (a trainer looks
+    every minute)."""
+    from drivestage.lost_mounts import lost_mount
+
+    def probes() -> int:
+        return sum(t.name == "drivestage-mount-probe" and t.is_alive()
+                   for t in threading.enumerate())
+
+    mount = working_drive_mount
+    inside = str(mount.point / "MyDrive" / "logs")
+    mount.hang()
+    try:
+        with monkeypatch.context() as m:
+            _CtrlCAtStart(m, 1, "drivestage-mount-probe")
+            with pytest.raises(KeyboardInterrupt):
+                lost_mount(inside, within=0.2)
+        for _ in range(3):
+            assert lost_mount(inside, within=0.2) is None
+        assert probes() == 1
+    finally:
+        mount.answer()
+    for probe in [t for t in threading.enumerate() if t.name == "drivestage-mount-probe"]:
+        probe.join(10)
+    mount.disconnect()
+    assert lost_mount(inside) == str(mount.point)
