@@ -81,8 +81,10 @@ def fast(monkeypatch, emulator, drive_env):
     monkeypatch.setenv("DRIVESTAGE_HTTP_TIMEOUT", "20")
 
 
-def _pulls(tmp_path, emulator, src: str, expected: dict, inside: str = "", **options):
-    store = drivestage.connect() if src.startswith("drive:") else None
+def _pulls(tmp_path, emulator, src: str, expected: dict, inside: str = "", fresh=False,
+           **options):
+    """(``fresh``: a store of its own each pull, its connections new.)"""
+    store = drivestage.connect() if src.startswith("drive:") and not fresh else None
 
     def call(k: int) -> None:
         pull(src, str(tmp_path / f"d{k}"), quiet=True, store=store, **options)
@@ -251,3 +253,16 @@ def test_a_ctrl_c_as_a_mount_probe_starts_leaves_one_probe_stuck_at_most(
         probe.join(10)
     mount.disconnect()
     assert lost_mount(inside) == str(mount.point)
+
+
+def test_a_ctrl_c_at_each_thread_start_of_a_large_pull_by_host_name(
+        fast, emulator, tmp_path, monkeypatch):
+    """A file large enough for the streams' measuring thread, from the emulator by name
+    (``localhost``: each new connection's lookup runs in a thread of its own)."""
+    data = os.urandom(40 << 20)
+    emulator.add_file("d/big.bin", data)
+    monkeypatch.setenv("DRIVESTAGE_API_ROOT", emulator.url.replace("127.0.0.1", "localhost"))
+    call, check = _pulls(tmp_path, emulator, "drive:d/big.bin", {"big.bin": data}, fresh=True)
+    landed = _sweep(monkeypatch, call, check)
+    names = {w.rsplit(" ", 1)[-1] for w in landed}
+    assert {"drivestage-lookup", "drivestage-hash", "drivestage-streams"} <= names, landed
