@@ -122,28 +122,32 @@ def test_sixteen_hung_lookups_no_longer_keep_a_new_host_out_for_good(
     assert lookups.under_way() == lookups.MAX_UNDER_WAY - 1
 
 
-def test_threads_left_in_lookups_given_up_on_are_bounded(monkeypatch, resolver):
-    """Given up on, a thread still waits in the resolver: they are MAX_GIVEN_UP at most
-    (and MAX_UNDER_WAY more under way); past that a new host fails at once, saying so."""
+def test_lookups_given_up_on_back_off_and_are_bounded(monkeypatch, resolver):
+    """Given up on, a thread still waits in the resolver: each such doubles the wait before
+    the next is given up on (a resolver hung for good costs a thread per doubling), and
+    past MAX_GIVEN_UP none is: a new host fails at once, saying so."""
     from drivestage.drive import lookups
 
-    timeout, threads = 0.05, _ours()
-    hosts = iter(f"n{i}.hung.test" for i in range(1000))
-    rounds = 0
-    while lookups.given_up() < lookups.MAX_GIVEN_UP:
-        rounds += 1
-        assert rounds < 10
-        for _ in range(lookups.MAX_UNDER_WAY):
-            host = next(hosts)
-            with pytest.raises(lookups.LookupTimeout, match=f"the name lookup of {host} "):
-                lookups.addresses(host, 443, timeout)
-        resolver.wait_until_stuck(host, timeout)
-    # (each new host past a full table gave the oldest stuck one up: the table is full
-    # again, of lookups stuck as long as those given up on)
+    monkeypatch.setattr(lookups, "MAX_GIVEN_UP", 2)
+    threads, timeout = _ours(), 0.25
+    for i in range(lookups.MAX_UNDER_WAY):   # (at once: the table full)
+        with pytest.raises(lookups.LookupTimeout, match="took more than"):
+            lookups.addresses(f"h{i}.hung.test", 443, 0.01)
+    resolver.wait_until_stuck("h0.hung.test", timeout)
+    with pytest.raises(lookups.LookupTimeout, match="n0.hung.test took more than"):
+        lookups.addresses("n0.hung.test", 443, timeout)   # (h0 given up on: begun)
+    assert lookups.given_up() == 1
+    # h1 is as stuck as h0 was, but one given up on still waits: twice as long now.
     with pytest.raises(lookups.LookupTimeout,
-                       match=f"16 others are under way and none has ended; "
-                             f"{lookups.MAX_GIVEN_UP} more never ended"):
-        lookups.addresses(next(hosts), 443, timeout)
-    assert lookups.given_up() == lookups.MAX_GIVEN_UP
-    assert lookups.under_way() == lookups.MAX_UNDER_WAY
-    assert len(_ours() - threads) == lookups.MAX_GIVEN_UP + lookups.MAX_UNDER_WAY
+                       match="16 others are under way and none has ended; 1 more never"):
+        lookups.addresses("n1.hung.test", 443, timeout)
+    resolver.wait_until_stuck("h1.hung.test", 2 * timeout)
+    with pytest.raises(lookups.LookupTimeout, match="n1.hung.test took more than"):
+        lookups.addresses("n1.hung.test", 443, timeout)
+    assert lookups.given_up() == 2
+    resolver.wait_until_stuck("h2.hung.test", 4 * timeout)
+    with pytest.raises(lookups.LookupTimeout,
+                       match="16 others are under way and none has ended; 2 more never"):
+        lookups.addresses("n2.hung.test", 443, timeout)
+    assert lookups.given_up() == 2 and lookups.under_way() == lookups.MAX_UNDER_WAY
+    assert len(_ours() - threads) == 2 + lookups.MAX_UNDER_WAY

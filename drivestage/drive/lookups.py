@@ -15,8 +15,9 @@ times the caller's timeout: its thread is left waiting (a daemon, nothing of our
 counted apart, and the next caller begins a new lookup. Kept, it held its host (and, 16 of
 them, every new host) for the process's life: a ``mirror`` of days whose resolver hung once
 for Drive's host never reached it again, though the resolver answered new queries a minute
-later. The threads left waiting are bounded too (:data:`MAX_GIVEN_UP`), with a warning
-each.
+later. Each one given up on and still waiting doubles the wait before the next is (a
+resolver that hangs for good costs a thread per doubling, not one per 4 timeouts), and they
+are :data:`MAX_GIVEN_UP` at most, with a warning each.
 """
 from __future__ import annotations
 
@@ -56,7 +57,8 @@ MAX_UNDER_WAY = 16
 
 #: A lookup under way this many times a caller's timeout is taken as one that never ends
 #: (a resolver's own retries end within a few of its timeouts, 5 s each by default): it is
-#: given up on (see the module doc).
+#: given up on (see the module doc); twice as many times for each given up on that still
+#: waits.
 STUCK_AFTER = 4
 
 #: The most threads left waiting in lookups given up on: past it none is given up on, and a
@@ -119,22 +121,50 @@ def given_up() -> int:
         return len(_GIVEN_UP)
 
 
-def _give_up_stuck(keys: list[tuple[str, int]], timeout: Optional[float]) -> bool:
+def _give_up_stuck(keys: list[tuple[str, int]], timeout: Optional[float]) -> Optional[str]:
     """Give up on the oldest lookup of ``keys`` if it has been under way :data:`STUCK_AFTER`
-    times ``timeout`` (None: none is) and fewer than :data:`MAX_GIVEN_UP` are given up on;
-    whether one was. ``_LOCK`` held."""
+    times ``timeout`` (None: none is), doubled for each given up on still waiting, and
+    fewer than :data:`MAX_GIVEN_UP` are; the warning to log then (``_LOCK`` held: logged
+    by the caller once it is released), else None."""
     if timeout is None or len(_GIVEN_UP) >= MAX_GIVEN_UP:
-        return False
+        return None
     now = time.monotonic()
     old = [(_UNDER_WAY[key].began, key) for key in keys if key in _UNDER_WAY]
-    if not old or now - min(old)[0] < STUCK_AFTER * timeout:
-        return False
-    key = min(old)[1]
+    if not old or now - min(old)[0] < STUCK_AFTER * timeout * 2 ** len(_GIVEN_UP):
+        return None
+    began, key = min(old)
     _GIVEN_UP.add(_UNDER_WAY.pop(key))
-    log.warning("the name lookup of %s has not ended in %.0f s; given up on (%d given up on "
-                "still wait in the resolver; at %d, new hosts fail until the process is "
-                "restarted)", key[0], now - min(old)[0], len(_GIVEN_UP), MAX_GIVEN_UP)
-    return True
+    return (f"the name lookup of {key[0]} has not ended in {now - began:.0f} s; given up on "
+            f"({len(_GIVEN_UP)} given up on still wait in the resolver; at {MAX_GIVEN_UP}, "
+            "new hosts fail until the process is restarted)")
+
+
+def _shared(key: tuple[str, int], timeout: Optional[float],
+            said: list[Optional[str]]) -> _Lookup:
+    """The lookup of ``key`` under way, begun now if none is (lookups given up on, their
+    warnings added to ``said``); ``_LOCK`` held."""
+    said.append(_give_up_stuck([key], timeout))   # (then looked up again, below)
+    if key not in _UNDER_WAY and len(_UNDER_WAY) >= MAX_UNDER_WAY:
+        said.append(_give_up_stuck(list(_UNDER_WAY), timeout))   # (room for this one)
+    lookup = _UNDER_WAY.get(key)
+    if lookup is not None:
+        return lookup
+    if len(_UNDER_WAY) >= MAX_UNDER_WAY:
+        stuck = f"; {len(_GIVEN_UP)} more never ended" if _GIVEN_UP else ""
+        raise LookupTimeout(f"the name lookup of {key[0]} was not begun: {MAX_UNDER_WAY} "
+                            f"others are under way and none has ended{stuck} (the resolver "
+                            "does not answer)")
+    fresh = _Lookup()
+    thread = interrupts.BackgroundThread(lambda: _run(key, fresh), "drivestage-lookup")
+    try:
+        thread.start()   # (a Ctrl-C meanwhile is raised once it runs)
+    finally:
+        # Listed once it runs, never before: a lookup listed and never started would be
+        # waited for by every later caller. Its end waits for _LOCK, so it is listed before
+        # it can leave the list.
+        if thread.thread.ident is not None:
+            _UNDER_WAY[key] = fresh
+    return fresh
 
 
 def addresses(host: str, port: int, timeout: Optional[float],
@@ -147,27 +177,14 @@ def addresses(host: str, port: int, timeout: Optional[float],
     if numeric is not None:
         return numeric
     key = (host, port)
-    with _LOCK:
-        _give_up_stuck([key], timeout)   # (then looked up again, below)
-        if key not in _UNDER_WAY and len(_UNDER_WAY) >= MAX_UNDER_WAY:
-            _give_up_stuck(list(_UNDER_WAY), timeout)   # (room for this one)
-        lookup = _UNDER_WAY.get(key)
-        if lookup is None and len(_UNDER_WAY) >= MAX_UNDER_WAY:
-            stuck = f"; {len(_GIVEN_UP)} more never ended" if _GIVEN_UP else ""
-            raise LookupTimeout(f"the name lookup of {host} was not begun: {MAX_UNDER_WAY} "
-                                f"others are under way and none has ended{stuck} (the "
-                                "resolver does not answer)")
-        if lookup is None:
-            fresh = lookup = _Lookup()
-            thread = interrupts.BackgroundThread(lambda: _run(key, fresh), "drivestage-lookup")
-            try:
-                thread.start()   # (a Ctrl-C meanwhile is raised once it runs)
-            finally:
-                # Listed once it runs, never before: a lookup listed and never started
-                # would be waited for by every later caller. Its end waits for _LOCK, so
-                # it is listed before it can leave the list.
-                if thread.thread.ident is not None:
-                    _UNDER_WAY[key] = fresh
+    said: list[Optional[str]] = []
+    try:
+        with _LOCK:
+            lookup = _shared(key, timeout, said)
+    finally:
+        for line in said:   # (logged with _LOCK released: a handler may look a name up)
+            if line is not None:
+                log.warning("%s", line)
     end = None if timeout is None else time.monotonic() + timeout
     while True:
         left = interrupts.SLICE if end is None else min(interrupts.SLICE,
