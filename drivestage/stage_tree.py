@@ -34,7 +34,7 @@ from drivestage.extract.statedir import state_lock
 from drivestage.extract.validation import STATE_DIR
 from drivestage.pool import each
 from drivestage.no_match import refuse_nothing_chosen
-from drivestage.paths import StorePath, exclude_pattern
+from drivestage.paths import StorePath, exclude_pattern, is_reserved
 from drivestage.sizes import check_space, format_size
 from drivestage.localdir import LocalDirStore
 from drivestage.stage_file import FileStager, ProgressFactory, PullResult, safe_name
@@ -267,10 +267,12 @@ def _refuse_into_itself(store: RemoteStore, folder: RemoteEntry, src: str, dest:
 def _refuse_nothing_chosen(src: str, root: str, listed: dict[str, set[str]],
                           include: Sequence[str], exclude: Sequence[str]) -> None:
     """Stop a pull whose globs chose no file of the folder, before a byte is written
-    (:mod:`drivestage.no_match`), naming what the walk saw (a folder left out unlisted)."""
+    (:mod:`drivestage.no_match`), naming what the walk saw (a folder left out unlisted), but
+    the names drivestage keeps (a mount's synced ``.drivestage``, a partial download: no pull
+    takes them, and they took the five names shown before the user's own: attack36)."""
     held = [os.path.relpath(os.path.join(folder, name), root).replace(os.sep, "/")
             for folder, names in listed.items() for name in names
-            if os.path.join(folder, name) not in listed]
+            if os.path.join(folder, name) not in listed and not is_reserved(name)]
     refuse_nothing_chosen(src, include, exclude, held,
                           [os.path.basename(folder) for folder in listed if folder != root])
 
