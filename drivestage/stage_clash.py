@@ -20,15 +20,18 @@ def refuse_member_clash(root: str, items: list[Item], is_archive: Callable[[Item
                         ) -> None:
     """Refuse the pull when a file or folder of it lands on a member of an archive of it
     that its current stamp says was extracted: a file where a member of another size (or a
-    link) lies, a file where a member folder lies, a folder where a member file lies.
+    link) lies, or where a member lay that is gone (deleted here), a file where a member
+    folder lies, a folder where a member file lies.
 
     The checks each item would meet later said "not a copy … move it away, or pull with
     --force", "is a folder … Move the folder away", "is a file where the folder pull needs
     a folder … move the file away": moved or forced, the archive was extracted again over
-    it, or refused, at every rerun (chunkdet35, attackorder35 for the folders). Stamps are
-    read only when a file's target or a folder is not what a staged rerun finds (a staged
-    folder's rerun reads no stamp more); a file of the member's size is left to the usual
-    checks (a member of the file's very bytes is staged as its copy)."""
+    it, or refused, at every rerun (chunkdet35, attackorder35 for the folders); a file where
+    a member the user deleted lay was downloaded there, then the archive refused, at every
+    rerun (attack36). Stamps are read only when a file's target or a folder is not what a
+    staged rerun finds (a staged folder's rerun reads no stamp more); a file of the size of
+    the member there is left to the usual checks (a member of the file's very bytes is
+    staged as its copy)."""
     # Every file of the pull, archives too: `b.zip` added where a.zip's member `b.zip` lies
     # got "not a copy … move it away, or pull with --force" (attackorder35).
     files = {os.path.abspath(it.target): it for it in items}
@@ -56,7 +59,11 @@ def refuse_member_clash(root: str, items: list[Item], is_archive: Callable[[Item
             if where in folders and where in odd:
                 _refuse(root, where, f"{folders[where]} (a folder on Drive)",
                         f"the member {path} of {it.src} (a file)", None, it)
-            if where in files and _other(where, files[where].entry.size):
+            # (Or the member deleted here, to be extracted again: the file was downloaded into
+            # its place, then the archive refused at every rerun, "would replace … a file
+            # staged from Drive", even of the member's very bytes: attack36.)
+            if where in files and (_other(where, files[where].entry.size) or
+                                   _lstat(where) is None):
                 _refuse(root, where, files[where].src, f"the member {path} of {it.src}",
                         files[where], it)
         dirs = ancestors(m.path for m in records) | {m.path for m in records
