@@ -7,7 +7,7 @@ import functools
 import logging
 import os
 import shutil
-from typing import Callable, Collection, Iterable, Optional, Protocol, Sequence
+from typing import Callable, Collection, Iterable, Mapping, Optional, Protocol, Sequence
 
 from drivestage import partials, stamps
 from drivestage.errors import ArchiveError, DiskSpaceError, DriveStageError, NotAnArchiveError
@@ -110,6 +110,7 @@ class Extraction:
         kept = in_place(dest, self.extracted, self.stamp) if self.extracted else {}
         changed = _changed(dest, self.extracted, self.stamp, self.current) \
             if self.extracted else []
+        wrote = _written_by_others(dest, self.stamp, changed)   # (before they are written)
         try:
             if unpacking is not None:  # it followed the download (or extracts the file now)
                 result = unpacking.extract(target, replaceable=ours, recorded=self.recorded)
@@ -168,7 +169,7 @@ class Extraction:
         stamps.write(dest, self.stamp)
         settle_journals(dest, target, self.stamp, others=True)  # (the stamp records them)
         self.kept = result.kept
-        _say_put_back(src, changed)
+        _say_put_back(src, changed, wrote)
         return result.paths
 
 
@@ -224,17 +225,42 @@ def _changed(dest: str, records: Sequence[MemberRecord], stamp: Stamp,
     return out
 
 
-def _say_put_back(src: str, changed: list[str]) -> None:
+def _written_by_others(dest: str, stamp: Stamp, changed: list[str]) -> dict[str, str]:
+    """Of ``changed`` (before the repair writes over them), those another archive's stamp in
+    ``dest`` records as they were: path -> that archive (a pull that left it out, ``--exclude
+    b.zip`` or a pull of ``a.zip`` alone, puts this one's own back). Read only when a repair
+    wrote over something."""
+    if not changed:
+        return {}
+    shown, out = stamp.get("_shown_ns"), {}
+    wanted = set(changed)
+    for other in stamps.every(dest):
+        if other.get("file") == stamp.get("file") or not other.get("extracted"):
+            continue
+        for m in stamps.records(other):
+            if m.path in wanted and m.path not in out and m.kind != "dir":
+                st = _lstat(dest, m.path)
+                if st is not None and stamps.shows(dest, m, st, shown):
+                    out[m.path] = str(other.get("src") or other.get("file"))
+    return out
+
+
+def _say_put_back(src: str, changed: list[str], others: Mapping[str, str] = {}) -> None:
     """One line naming the members a repair wrote over because they had changed since
     their extraction (a copy staged from Drive is Drive's): they were put back without a
-    word, a user's edit among them."""
-    if not changed:
-        return
-    one = len(changed) == 1
-    more = f" and {len(changed) - 3} more" if len(changed) > 3 else ""
-    log.warning("put back %s of %s that changed since drivestage extracted %s: %s%s",
-                _count(len(changed), "member"), src, "it" if one else "them",
-                ", ".join(sorted(changed)[:3]), more)
+    word, a user's edit among them. Those another archive had extracted there (``others``:
+    path -> that archive) are said so: "changed since drivestage extracted it" read as an
+    edit by someone (attack36)."""
+    by: dict[str, list[str]] = {}
+    for path in changed:
+        by.setdefault(others.get(path, ""), []).append(path)
+    for who, paths in sorted(by.items()):
+        one = len(paths) == 1
+        more = f" and {len(paths) - 3} more" if len(paths) > 3 else ""
+        why = (f"{who} had extracted there (not pulled this time)" if who else
+               f"changed since drivestage extracted {'it' if one else 'them'}")
+        log.warning("put back %s of %s that %s: %s%s", _count(len(paths), "member"), src, why,
+                    ", ".join(sorted(paths)[:3]), more)
 
 
 def _say_kept(src: str, dest: str, lacked: list[MemberRecord]) -> None:
