@@ -7,9 +7,12 @@ sidecar vouches for is on the store at every step. A folder holds one file of a 
 directory store renamed the new ``last.pt`` over the verified one at once: until the sidecar
 followed (for good, when the push was killed there: a preempted node) DEST held the new
 ``last.pt`` beside the old sidecar, no verified checkpoint, and a resume from it started
-afresh (attacksync35). The old file is now renamed aside first, in its folder, as
+afresh (attacksync35). The old file is now linked aside first, in its folder, as
 ``.drivestage-held.<random>.<name>`` (a reserved name: no push sends it, no pull of a local
-folder takes it under that name), and listed as a copy of ``<name>``, as Drive lists
+folder takes it under that name): a hard link, so the name keeps the verified bytes until
+the new copy's ``os.replace`` swaps it (a rename aside left no file at the name after a
+SIGKILL before that swap, for readers outside drivestage: attack36); where the file system
+has no hard links, a rename. It is listed as a copy of ``<name>``, as Drive lists
 same-named copies: readers take the copy the sidecar vouches for (:func:`drivestage.sidecar.
 vouched`). The push that set it aside removes it once the new pair is verified
 (:meth:`~drivestage.store.RemoteStore.aside`); one a killed push left is removed by the next
@@ -93,7 +96,10 @@ class LocalHeld:
         aside = os.path.join(folder, f"{PREFIX}{secrets.token_hex(6)}.{name}")
         md5 = self._memo.get(target, st)
         try:
-            os.rename(target, aside)   # (a fresh random name: nothing is replaced)
+            try:
+                os.link(target, aside)   # (the name keeps the old bytes until os.replace)
+            except OSError:
+                os.rename(target, aside)   # (a fresh random name: nothing is replaced)
         except OSError as exc:   # a name too long with the prefix, a mount that refuses
             log.info("could not keep %s aside before its replacement (%s)", target,
                      exc.strerror)
@@ -105,9 +111,17 @@ class LocalHeld:
         return aside
 
     def _unhold(self, rel: str, aside: str) -> None:
-        """Put ``aside`` back at ``rel``: the replacement failed."""
+        """Undo :meth:`_hold`: the replacement failed (or was interrupted) before its rename
+        into place. A link aside beside the old copy still at its name goes; a copy renamed
+        aside goes back to the free name. A new copy in place keeps it aside."""
+        full = self._full(rel)
         try:
-            os.rename(aside, self._full(rel))
+            if os.path.lexists(full):
+                if not os.path.samefile(aside, full):
+                    return   # (the new copy took the name: the old stays aside)
+                os.unlink(aside)
+            else:
+                os.rename(aside, full)
         except OSError:
             return   # (kept aside: listed as a copy, removed by the next push)
         with self._held_lock:

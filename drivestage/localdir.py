@@ -13,7 +13,7 @@ Choices (the shared contract in ``tests/store_contract.py`` checks them):
   (md5 computed while copying, fsync'd), keeps the source's mtime, then renames
   it over the target atomically: a reader never sees a half-written file. A new file taking
   the name of another (``replace`` None: a checkpoint, sent beside its old copy on Drive) first
-  renames the old one aside, listed as a same-named copy until the caller removes it
+  links the old one aside (the name keeps it until the swap), listed as a same-named copy until the caller removes it
   (:mod:`drivestage.local_held`).
   On a Drive mount, ENOSPC/EDQUOT become :class:`QuotaExceededError` and EIO a
   :class:`RemoteError` that mentions the quota (how the mount reports it).
@@ -265,7 +265,10 @@ class LocalDirStore(LocalMarks, LocalHeld, RemoteStore):
             if not (_stat.S_ISREG(child_st.st_mode) or _stat.S_ISDIR(child_st.st_mode)):
                 self.special.append(child_rel)  # (a FIFO's read could block forever)
                 continue
-            out.append(self._entry(child_rel, child_st, child.path))
+            try:
+                out.append(self._entry(child_rel, child_st, child.path))
+            except FileNotFoundError:
+                continue  # removed meanwhile, before its hash (another machine's push)
         return out
 
     def make_folders(self, path: Union[str, StorePath], *, mark: bool = False) -> RemoteEntry:
@@ -401,7 +404,7 @@ class LocalDirStore(LocalMarks, LocalHeld, RemoteStore):
         except BaseException:
             _unlink_quietly(tmp)
             # (a Ctrl-C before the new copy's rename: the old one back at its name)
-            if aside is not None and not os.path.lexists(target):
+            if aside is not None:
                 self._unhold(rel, aside)
             raise
         if moved:

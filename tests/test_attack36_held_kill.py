@@ -37,11 +37,6 @@ _KILLED = textwrap.dedent("""
     push(sys.argv[1], sys.argv[2])
 """)
 
-_REASON = ("local_held._hold renames the old copy aside before the new one's os.replace: "
-           "a SIGKILL between leaves no file at the checkpoint's name (attack36; the fix, "
-           "os.link the old copy aside and let os.replace swap the name, is pair36's area: "
-           "/work/helpers/notes/attack36-patches/held-link.patch)")
-
 
 def _killed_state(tmp_path):
     from drivestage.upload_tree import push
@@ -69,7 +64,6 @@ def test_the_next_push_after_the_kill_leaves_the_new_pair_alone(local_state, tmp
     assert (folder / "last.pt").read_bytes() == (tmp_path / "run" / "last.pt").read_bytes()
 
 
-@pytest.mark.xfail(strict=True, reason=_REASON)
 def test_a_push_of_the_verified_bytes_after_the_kill_puts_the_checkpoint_at_its_name(
         local_state, tmp_path):
     """The run resumed elsewhere from DEST's verified pair (the old bytes) and pushed back
@@ -86,7 +80,6 @@ def test_a_push_of_the_verified_bytes_after_the_kill_puts_the_checkpoint_at_its_
     assert (folder / "last.pt").read_bytes() == first
 
 
-@pytest.mark.xfail(strict=True, reason=_REASON)
 def test_right_after_the_kill_the_checkpoint_is_at_its_name(local_state, tmp_path):
     """What a reader outside drivestage opens (``torch.load('/nas/run/last.pt')``, ``cp``):
     the verified checkpoint at its name, as before the push began."""

@@ -23,10 +23,6 @@ from _cli import run
 T0 = 1764600000.0
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "LocalDirStore.list catches FileNotFoundError at its os.stat, not at the hash in _entry "
-    "(_file_md5's open); fix: skip a child whose _entry raises FileNotFoundError (localdir "
-    "is pair36's area)"))
 def test_a_copy_aside_removed_while_a_reader_lists_dest_is_no_traceback(
         local_state, tmp_path, monkeypatch):
     import drivestage.localdir as localdir

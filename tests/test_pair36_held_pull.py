@@ -2,7 +2,7 @@
 checkpoint there or after one killed at each step of it (pair36): what lands is a pair its
 sidecar vouches for.
 
-A push into a local DEST renames a replaced checkpoint's old copy aside
+A push into a local DEST sets a replaced checkpoint's old copy aside (a hard link since attack36)
 (``.drivestage-held.<random>.<name>``, :mod:`drivestage.local_held`), renames the new one
 into place, then the sidecar, and only then removes the old copy. The folder pull left the
 copy aside out: between the checkpoint's rename and the sidecar's (for good after a SIGKILL
@@ -33,7 +33,7 @@ _KILLED = textwrap.dedent("""
     import os, signal, sys
     from drivestage.upload_tree import push
     step = sys.argv[3]
-    real_rename, real_replace = os.rename, os.replace
+    real_rename, real_replace, real_link = os.rename, os.replace, os.link
 
     def kill():
         os.kill(os.getpid(), signal.SIGKILL)
@@ -42,6 +42,11 @@ _KILLED = textwrap.dedent("""
         real_rename(a, b, *args, **kwargs)
         if step == "held" and os.path.basename(b).startswith(".drivestage-held."):
             kill()   # the old copy set aside; the new one not yet in place
+
+    def link(a, b, *args, **kwargs):
+        real_link(a, b, *args, **kwargs)
+        if step == "held" and os.path.basename(b).startswith(".drivestage-held."):
+            kill()   # the old copy linked aside; the new one not yet in place
 
     def replace(a, b, *args, **kwargs):
         real_replace(a, b, *args, **kwargs)
@@ -54,7 +59,7 @@ _KILLED = textwrap.dedent("""
         if step == "copying":
             kill()   # the new last.pt being copied: nothing set aside yet
 
-    os.rename, os.replace = rename, replace
+    os.rename, os.replace, os.link = rename, replace, link
     push(sys.argv[1], sys.argv[2], progress=progress, jobs=1)
 """)
 
@@ -62,7 +67,7 @@ _KILLED = textwrap.dedent("""
 #: checkpoints a reader must get: the old one until the new sidecar is in.
 STEPS = {
     "copying": (["last.json", "last.pt"], 0, 1),   # (files, copies aside, epoch read)
-    "held": (["last.json"], 1, 1),
+    "held": (["last.json", "last.pt"], 1, 1),   # (linked aside: the name keeps its bytes)
     "renamed": (["last.json", "last.pt"], 1, 1),
     "sidecar": (["last.json", "last.pt"], 1, 2),
 }
