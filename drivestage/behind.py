@@ -77,8 +77,8 @@ def further_on(store: RemoteStore, cache: Md5Cache, path: str, side_path: str,
     except (OSError, DriveStageError) as exc:
         log.debug("cannot compare %s with %s: %s", path, theirs.name, exc)
         return None
-    other = sidecar.no_later_than(sidecar.parse(data) if data is not None else None,
-                                  their_side.modified)
+    said = sidecar.parse(data) if data is not None else None
+    other = sidecar.no_later_than(said and said.speaking_for(theirs.md5), their_side.modified)
     if other is None or other.run is None or (other.md5 != theirs.md5.lower() and not lagged):
         return None
     if other.run != mine.run:

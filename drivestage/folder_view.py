@@ -72,6 +72,14 @@ def pick(dups: list[RemoteEntry], where: str, side: Optional[Sidecar] = None) ->
     return sidecar.vouched(dups, side)
 
 
+def _as_for(side: Optional[Sidecar], copies: list[RemoteEntry]) -> Optional[Sidecar]:
+    """``side`` as it describes the copy of its checkpoint it vouches for (one coming, or
+    the one it describes: :attr:`drivestage.sidecar.Sidecar.coming`)."""
+    if side is None or side.coming is None or not copies:
+        return side
+    return side.speaking_for(sidecar.vouched(copies, side).md5)
+
+
 def with_name_epoch(side: Optional[Sidecar], name: str,
                      policy: RetentionPolicy) -> Optional[Sidecar]:
     """``side``, its epoch taken from the checkpoint's name when the sidecar has none."""
@@ -148,7 +156,7 @@ def view(store: RemoteStore, remote: Listing, local: Mapping[str, LocalFile],
         if managed and name in local_side:
             side = reader.local_one(local_side[name])
         elif managed and name in remote_side:
-            side = reader.remote_one(remote_side[name])
+            side = _as_for(reader.remote_one(remote_side[name]), files.get(name, []))
         elif kind != SIDECAR:  # read for a branch record only (see FolderView.records)
             side = _record(reader, name, local_side, remote_side)
         reads = managed or side is not None

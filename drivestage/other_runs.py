@@ -194,8 +194,11 @@ def _whose(store: RemoteStore, side: RemoteEntry, ckpts: Iterable[RemoteEntry]
     said = sidecar.parse(data) if data is not None else None
     if said is None or said.run is None or said.md5 is None:
         return None, None
-    named = [e for e in ckpts if (e.md5 or "").lower() == said.md5]
-    return said, (sidecar.vouched(named, said) if named else None)
+    named = [e for e in ckpts if (e.md5 or "").lower() in said.md5s]
+    if not named:
+        return said, None
+    kept = sidecar.vouched(named, said)
+    return said.speaking_for(kept.md5), kept   # (its description of those bytes)
 
 
 def _further_on(store: RemoteStore, cache: Md5Cache, listing: Listings,

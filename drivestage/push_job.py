@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Iterable, Mapping, Optional, Sequence
 
 from drivestage import extra, first_seen, other_runs, pool, pruning, push_room, run_folders, \
-    sidecar, snapshots
+    sidecar, sidecar_phases, snapshots
 from drivestage.errors import MovedAwayError, NotFoundError, PermissionDeniedError, \
     QuotaExceededError, RemoteError, UsageError
 from drivestage.local_tree import LocalFile, LocalTree, say_special, walk
@@ -307,6 +307,7 @@ class PushJob:
             try:
                 if item.target is not None:   # (a sidecar it replaces vouches for a copy)
                     self._send_gone_again(owners.get(key, set()), count, before=True)
+                    sidecar_phases.first(self, item)   # (a checkpoint: its sidecar first)
                 def again(ck: Key) -> RemoteEntry:   # (into the copy it replaced in place)
                     return self._send_again(ck, count, self.copies.sent[ck])
                 with self.copies.sidecar_source(key, lf.path, owners.get(key, set()),

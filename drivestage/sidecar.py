@@ -23,6 +23,13 @@ read, never written. A sidecar is small JSON (format 3)::
   :data:`FUTURE_SLACK_S` ahead of this machine's clock. Read from a store, a ``saved`` later
   than the sidecar's own modified time there counts as that time
   (:func:`no_later_than`).
+* ``coming`` (a push into a folder where it may not delete: :mod:`drivestage.sidecar_phases`):
+  the sidecar of the checkpoint about to be written over this one, in place (its own
+  ``md5``, ``size``, ``epoch``, ...). Such a sidecar vouches for two files of its name: the
+  one it describes and the one coming, each with its own description
+  (:meth:`Sidecar.speaking_for`). Older readers ignore the key: they read the sidecar of
+  the checkpoint it describes, and take the one coming for unverified until the push's
+  last write, as they did before.
 * ``branch``: set on a **branch record** only (a run resumed on purpose from this older
   checkpoint re-dated its ``saved``: :func:`trainer.resume.record_branch`): the ``saved`` it
   had before the first such record, i.e. when this state was first saved (0: unknown).
@@ -85,22 +92,49 @@ class Sidecar:
     size: Optional[int] = None
     saved: Optional[float] = None   # when the checkpoint was written (Unix seconds)
     branch: Optional[float] = None  # a branch record's first ``saved`` (None: no record)
+    #: The sidecar of the checkpoint being written over this one in place (see ``coming``
+    #: above); None on every other sidecar.
+    coming: Optional["Sidecar"] = None
 
     @property
     def progress(self) -> tuple[int, int]:
         """``(epochs completed, steps into the next epoch)``: training progress, comparable."""
         return (-1 if self.epoch is None else self.epoch, self.epoch_iteration)
 
+    @property
+    def md5s(self) -> frozenset[str]:
+        """The md5s of the files this sidecar vouches for: its own, and the one coming."""
+        return frozenset(m for m in (self.md5, self.coming and self.coming.md5) if m)
+
+    def speaking_for(self, md5: Optional[str]) -> "Sidecar":
+        """This sidecar as it describes the file of ``md5``: the one coming where that is
+        its md5 (and not this one's), else this one."""
+        coming, md5 = self.coming, (md5 or "").lower()
+        if coming is not None and md5 and coming.md5 == md5 and self.md5 != md5:
+            return coming
+        return self
+
+    def vouches_for(self, md5: Optional[str]) -> bool:
+        """Whether it vouches for the bytes of ``md5``: it names no md5, or this one (its own
+        or the one coming's); ``md5`` None (not known) counts as vouched for, as ever."""
+        return self.md5 is None or md5 is None or md5.lower() in self.md5s
+
     def to_bytes(self) -> bytes:
         """The JSON text (keys sorted, finite metrics only)."""
-        body = {"format": FORMAT, "epoch": self.epoch, "iteration": self.iteration,
+        body = self._body()
+        if self.coming is not None:   # (only a push's first write carries it)
+            body["coming"] = self.coming._body()
+        return json.dumps(body, indent=1, sort_keys=True).encode()
+
+    def _body(self) -> dict[str, object]:
+        body: dict[str, object] = {"format": FORMAT, "epoch": self.epoch, "iteration": self.iteration,
                 "epoch_iteration": self.epoch_iteration,
                 "metrics": {str(k): float(v) for k, v in self.metrics.items()
                             if _number(v) is not None},
                 "run": self.run, "md5": self.md5, "size": self.size, "saved": self.saved}
         if self.branch is not None:  # (only a record carries it: other sidecars unchanged)
             body["branch"] = self.branch
-        return json.dumps(body, indent=1, sort_keys=True).encode()
+        return body
 
 
 def name_for(checkpoint: str) -> str:
@@ -183,6 +217,14 @@ def parse(data: Union[bytes, str]) -> Optional[Sidecar]:
         return None
     if not isinstance(obj, dict):
         return None
+    side = _from(obj)
+    coming = _from(obj["coming"]) if isinstance(obj.get("coming"), dict) else None
+    # (one that names no md5 vouches for nothing: not kept)
+    return dataclasses.replace(side, coming=coming) if coming and coming.md5 else side
+
+
+def _from(obj: dict[str, object]) -> Sidecar:
+    """The sidecar a JSON object holds (its own keys: never a ``coming`` one's)."""
     iteration = _count(obj.get("iteration"))
     if iteration is None:
         iteration = _count(obj.get("global_step"))  # the trainer's 0.1.0 sidecars
@@ -224,6 +266,23 @@ def read_bytes(path: str) -> Optional[bytes]:
     except OSError:
         return None
     return data if len(data) <= MAX_BYTES else None
+
+
+def on_disk(side: Optional[Sidecar], checkpoint_path: str) -> Optional[Sidecar]:
+    """``side``, read from beside the local file ``checkpoint_path``, as it describes that
+    file: one that vouches for a checkpoint coming as well (pulled, or fetched by a resume,
+    while a push wrote it: :mod:`drivestage.sidecar_phases`) speaks for the one whose md5
+    the file has (the file is hashed then, only then). None when ``side`` is."""
+    if side is None or side.coming is None:
+        return side
+    try:
+        with os.fdopen(open_regular(checkpoint_path), "rb") as fh:
+            digest = hashlib.md5()
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    except OSError:
+        return side
+    return dataclasses.replace(side.speaking_for(digest.hexdigest()), coming=None)
 
 
 def write(checkpoint_path: str, sidecar: Sidecar) -> str:
@@ -282,22 +341,22 @@ def held_by(data: Optional[bytes], kept: RemoteEntry,
     (:func:`vouched`), so it must stay. None when the sidecar vouches for ``kept``, for any
     copy (it names no md5), or is no sidecar at all (``data`` None or unreadable)."""
     said = parse(data) if data is not None else None
-    if said is None or said.md5 is None or said.md5 == (kept.md5 or "").lower():
+    if said is None or said.vouches_for(kept.md5 or ""):
         return []
-    named = [e for e in olds if (e.md5 or "").lower() == said.md5]
+    named = [e for e in olds if (e.md5 or "").lower() in said.md5s]
     return [vouched(named, said)] if named else []
 
 
 def vouched(copies: Sequence[RemoteEntry], side: Optional[Sidecar]) -> RemoteEntry:
     """The copy to read among same-named copies of a checkpoint (a push replacing it, or
-    another machine's): the newest one whose md5 the sidecar names, else the newest (which
-    then counts as verified only when the sidecar names no md5). Ties: the higher id, the same
-    on every machine."""
-    def key(e: RemoteEntry) -> tuple[float, str]:
-        return (e.modified, e.id)
+    another machine's): the newest one whose md5 the sidecar names (its own first, then the
+    one coming's: :attr:`Sidecar.coming`), else the newest (which then counts as verified
+    only when the sidecar names no md5). Ties: the higher id, the same on every machine."""
+    def key(e: RemoteEntry) -> tuple[bool, float, str]:
+        return (side is not None and (e.md5 or "").lower() == side.md5, e.modified, e.id)
 
     named = [e for e in copies if side is not None and side.md5 is not None
-             and e.md5 is not None and e.md5.lower() == side.md5]
+             and e.md5 is not None and e.md5.lower() in side.md5s]
     return max(named or copies, key=key)
 
 
@@ -310,6 +369,11 @@ class Described:
     md5: Optional[str] = None        # the checkpoint's md5 where the store knows it
     modified: float = 0.0
     created: float = 0.0             # when the store made it (Drive's createdDate; 0: unknown)
+
+    def __post_init__(self) -> None:
+        # The sidecar as it describes these bytes: the one coming's description where a
+        # push's first write vouches for them as the checkpoint coming (sidecar_phases).
+        object.__setattr__(self, "sidecar", self.sidecar.speaking_for(self.md5))
 
     @property
     def verified(self) -> bool:

@@ -47,7 +47,7 @@ def checked(path: str, sent: Sequence[RemoteEntry],
     if said is None or said.md5 is None:
         yield path
         return
-    if said.md5 not in {(e.md5 or "").lower() for e in on_store}:
+    if not said.md5s & {(e.md5 or "").lower() for e in on_store}:
         log.warning("%s changed while the push ran (its checkpoint was saved again); not sent, "
                     "and the copy the sidecar on the store vouches for stays: the next push "
                     "sends both", path)

@@ -286,7 +286,7 @@ def _plain_metrics(metrics: Optional[dict]) -> dict:
 
 def read_sidecar(path: str) -> Optional[Sidecar]:
     """The sidecar of checkpoint ``path``, or None when absent or unreadable."""
-    side = sidecars.read(sidecar_path(path))   # (a FIFO there is no sidecar: never waited on)
+    side = sidecars.on_disk(sidecars.read(sidecar_path(path)), path)   # (a FIFO: never waited on)
     return side if side is not None and side.epoch is not None else None
 
 

@@ -313,7 +313,7 @@ class DriveFolder:
                     not side.removable or not _before(side, ours) or \
                     ((said.saved or 0.0) > (mine.saved or 0.0) and said.progress > mine.progress):
                 return   # another run's (or no run's), or further on in this one: kept
-            vouched = [e for e in olds if (e.md5 or "").lower() == said.md5]
+            vouched = [e for e in olds if (e.md5 or "").lower() in said.md5s]
             if not all(e.removable for e in vouched):
                 return
             gone += [side] + vouched

@@ -1,0 +1,92 @@
+"""A checkpoint updated in place, its sidecar in two phases: a verified pair at every step.
+
+A push replaces a changed checkpoint by a new file beside the old one, and deletes the old
+one once its sidecar vouches for the new (:mod:`drivestage.upload_tree`). Where this account
+may neither delete nor trash (a shared drive's Contributor) it updates the checkpoint in
+place instead, then its sidecar in place: between the two (for good after a kill there) the
+name held the new bytes beside a sidecar naming the old ones, and a resume from Drive found no
+verified checkpoint at all (contrib36). So the sidecar is written twice:
+
+1. before the checkpoint, the sidecar on the store is rewritten to vouch for the copy there
+   (its description as it was) **and** for the one coming (the local sidecar's, under
+   ``coming``: :attr:`drivestage.sidecar.Sidecar.coming`);
+2. the checkpoint is updated in place;
+3. the local sidecar goes as ever, vouching for the new copy alone.
+
+Killed anywhere, the store holds a checkpoint its sidecar vouches for, with the description of
+those very bytes (:meth:`~drivestage.sidecar.Sidecar.speaking_for`); an older drivestage,
+which does not know ``coming``, reads the first write as the sidecar of the old bytes, and
+takes the new ones for unverified until the third, as it did. Drive's revisions would keep
+the old bytes too, but are purged (30 days, 100 revisions), not kept by an update made with
+``newRevision=false``, count against the drive's storage, and every reader would need a
+download path of its own; this needs none.
+
+Only for a checkpoint whose sidecar on the store vouches for the copy there (otherwise no
+verified pair is there to keep) and whose local sidecar vouches for the local bytes about to
+go (otherwise nothing describes them; that sidecar is left for the next push anyway:
+:mod:`drivestage.sidecar_copy`). One small read and one small update more per checkpoint
+updated in place; none for a new file beside the old (an Owner's, a Content manager's).
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Callable, Mapping, Optional
+
+from typing import TYPE_CHECKING
+
+from drivestage import sidecar, sidecar_copy
+from drivestage.store import ProgressFn, RemoteEntry, RemoteStore
+
+if TYPE_CHECKING:
+    from drivestage.push_job import PushJob, Todo
+
+log = logging.getLogger(__name__)
+
+#: (folder relative to DEST, name)
+Key = tuple[str, str]
+
+
+def first(job: "PushJob", item: "Todo") -> None:
+    """Step 1 above for ``item`` of ``job``, where it is a checkpoint with local sidecars,
+    updated in place (``item.target``); nothing for any other file."""
+    lf, key = item.lf, (item.lf.folder_rel, item.lf.name)
+    mine = job.copies.sides_of.get(key)
+    if item.target is None or not mine or sidecar.is_sidecar(lf.name):
+        return
+    vouch_coming(job.store, key, lf.path, item.target, job.remote_folder[lf.folder_rel],
+                 job.listing[lf.folder_rel], {n: job.copies.local[(f, n)] for f, n in mine},
+                 job.cache.md5, chunk_size=job.chunk_size)
+
+
+def vouch_coming(store: RemoteStore, key: Key, local_path: str, target: RemoteEntry,
+                 folder: RemoteEntry, listed: Mapping[str, list[RemoteEntry]],
+                 sides: Mapping[str, str], md5_of: Callable[[str], str], *,
+                 chunk_size: Optional[int] = None,
+                 progress: Optional[ProgressFn] = None) -> Optional[RemoteEntry]:
+    """Step 1 above, for the checkpoint ``key`` (local file ``local_path``) about to be
+    written over ``target`` in place. ``listed``: its folder's listing (name -> copies);
+    ``sides``: its local sidecars (name -> path). Returns the sidecar as rewritten, or
+    None when nothing had to be (see the module doc). Raises what the store raises: the
+    checkpoint is then not sent, and the store keeps its pair."""
+    for name, path in sorted(sides.items()):
+        copies = [e for e in listed.get(name, []) if sidecar.has_bytes(e)]
+        if not copies:
+            continue
+        there = max(copies, key=lambda e: (e.modified, e.id))
+        data = sidecar.fetch(store, there)
+        said = sidecar.parse(data) if data is not None else None
+        if said is None or said.md5 is None or not said.vouches_for(target.md5 or ""):
+            return None   # no verified pair there: nothing to keep
+        coming = sidecar.read(path)
+        if coming is None or coming.md5 is None or coming.md5 != md5_of(local_path):
+            return None
+        now = dataclasses.replace(said.speaking_for(target.md5),
+                                  coming=dataclasses.replace(coming, coming=None))
+        with sidecar_copy.private(path, now.to_bytes()) as copy:
+            got = store.upload(copy, folder, name, replace=there, chunk_size=chunk_size,
+                               progress=progress)
+        log.info("%s: its sidecar vouches for the copy there and the one coming "
+                 "(updated in place next)", "/".join(n for n in key if n))
+        return got
+    return None
