@@ -12,7 +12,8 @@ file under the same name, its md5 checked, then its sidecar updated, and only on
 sidecar vouches for it (one written after its checkpoint may still name the old md5) is the
 old copy deleted. A failed replacement leaves the old copy and its sidecar. A copy this
 account may neither delete nor trash (a shared drive's Contributor) is updated in place, as
-other files are: a new copy beside it could never be removed. Between the new file's arrival
+other files are: a new copy beside it could never be removed; its sidecar first vouches for
+both the copy there and the one coming (:mod:`drivestage.sidecar_phases`). Between the new file's arrival
 and the old one's deletion the name has two files, and readers take the one the sidecar
 vouches for (:func:`drivestage.sidecar.vouched`): the old one until the sidecar is updated,
 the new one after. So a process killed at any step leaves a copy its sidecar vouches for, and
