@@ -33,13 +33,10 @@ import dataclasses
 import logging
 from typing import Callable, Mapping, Optional
 
-from typing import TYPE_CHECKING
-
 from drivestage import sidecar, sidecar_copy
+from drivestage.local_tree import LocalFile
+from drivestage.old_copies import Listings, OldCopies
 from drivestage.store import ProgressFn, RemoteEntry, RemoteStore
-
-if TYPE_CHECKING:
-    from drivestage.push_job import PushJob, Todo
 
 log = logging.getLogger(__name__)
 
@@ -47,16 +44,18 @@ log = logging.getLogger(__name__)
 Key = tuple[str, str]
 
 
-def first(job: "PushJob", item: "Todo") -> None:
-    """Step 1 above for ``item`` of ``job``, where it is a checkpoint with local sidecars,
-    updated in place (``item.target``); nothing for any other file."""
-    lf, key = item.lf, (item.lf.folder_rel, item.lf.name)
-    mine = job.copies.sides_of.get(key)
-    if item.target is None or not mine or sidecar.is_sidecar(lf.name):
+def first(store: RemoteStore, copies: OldCopies, listing: Listings, lf: LocalFile,
+          target: Optional[RemoteEntry], folder: RemoteEntry, md5_of: Callable[[str], str],
+          chunk_size: Optional[int]) -> None:
+    """Step 1 above for the local file ``lf`` of a push (``copies``, ``listing``: the
+    push's), where it is a checkpoint with local sidecars updated in place over ``target``
+    in ``folder``; nothing for any other file."""
+    key = (lf.folder_rel, lf.name)
+    mine = copies.sides_of.get(key)
+    if target is None or not mine or sidecar.is_sidecar(lf.name):
         return
-    vouch_coming(job.store, key, lf.path, item.target, job.remote_folder[lf.folder_rel],
-                 job.listing[lf.folder_rel], {n: job.copies.local[(f, n)] for f, n in mine},
-                 job.cache.md5, chunk_size=job.chunk_size)
+    vouch_coming(store, key, lf.path, target, folder, listing[lf.folder_rel],
+                 {n: copies.local[(f, n)] for f, n in mine}, md5_of, chunk_size=chunk_size)
 
 
 def vouch_coming(store: RemoteStore, key: Key, local_path: str, target: RemoteEntry,

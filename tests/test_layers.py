@@ -69,6 +69,7 @@ LAYERS = [
     ["stage_walk"],
     ["stage_file", "stage_clash", "pruning", "extra", "old_copies", "behind", "other_runs", "dedupe",
      "push_watch", "push_room", "push_result", "snapshots", "run_folders", "push_folders"],
+    ["sidecar_phases"],
     ["stage_tree", "push_job"],
     ["upload_tree"],
     ["stage", "mirror"],
