@@ -307,10 +307,9 @@ class PushJob:
             try:
                 if item.target is not None:   # (a sidecar it replaces vouches for a copy)
                     self._send_gone_again(owners.get(key, set()), count, before=True)
-                    sidecar_phases.first(   # (a checkpoint: its sidecar first)
-                        self.store, self.copies, self.listing, lf, item.target,
-                        self.remote_folder[lf.folder_rel], self.cache.md5, self.chunk_size)
+                    sidecar_phases.first(self, key, item.target)   # (its sidecar first)
                 def again(ck: Key) -> RemoteEntry:   # (into the copy it replaced in place)
+                    sidecar_phases.first(self, ck, self.copies.sent[ck])
                     return self._send_again(ck, count, self.copies.sent[ck])
                 with self.copies.sidecar_source(key, lf.path, owners.get(key, set()),
                                                 again) as src:

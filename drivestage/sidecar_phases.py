@@ -31,11 +31,12 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import Callable, Mapping, Optional
+from typing import Callable, Mapping, Optional, Protocol
 
 from drivestage import sidecar, sidecar_copy
-from drivestage.local_tree import LocalFile
+from drivestage.errors import RemoteChangedError
 from drivestage.old_copies import Listings, OldCopies
+from drivestage.state import Md5Cache
 from drivestage.store import ProgressFn, RemoteEntry, RemoteStore
 
 log = logging.getLogger(__name__)
@@ -44,18 +45,28 @@ log = logging.getLogger(__name__)
 Key = tuple[str, str]
 
 
-def first(store: RemoteStore, copies: OldCopies, listing: Listings, lf: LocalFile,
-          target: Optional[RemoteEntry], folder: RemoteEntry, md5_of: Callable[[str], str],
-          chunk_size: Optional[int]) -> None:
-    """Step 1 above for the local file ``lf`` of a push (``copies``, ``listing``: the
-    push's), where it is a checkpoint with local sidecars updated in place over ``target``
-    in ``folder``; nothing for any other file."""
-    key = (lf.folder_rel, lf.name)
-    mine = copies.sides_of.get(key)
-    if target is None or not mine or sidecar.is_sidecar(lf.name):
+class Push(Protocol):
+    """What of a push (:class:`drivestage.push_job.PushJob`) step 1 reads."""
+
+    store: RemoteStore
+    copies: OldCopies
+    listing: Listings
+    remote_folder: dict[str, RemoteEntry]
+    cache: Md5Cache
+    chunk_size: Optional[int]
+
+
+def first(push: Push, key: Key, target: Optional[RemoteEntry]) -> None:
+    """Step 1 above for the file ``key`` of ``push`` about to be written over ``target`` in
+    place, where it is a checkpoint with local sidecars; nothing for any other file (nor for
+    a new file beside the old: ``target`` None). Also before a checkpoint is sent again in
+    place (its loop saved it again while the push ran: :mod:`drivestage.old_copies`)."""
+    mine = push.copies.sides_of.get(key)
+    if target is None or not mine or sidecar.is_sidecar(key[1]):
         return
-    vouch_coming(store, key, lf.path, target, folder, listing[lf.folder_rel],
-                 {n: copies.local[(f, n)] for f, n in mine}, md5_of, chunk_size=chunk_size)
+    vouch_coming(push.store, key, push.copies.local[key], target, push.remote_folder[key[0]],
+                 push.listing[key[0]], {n: push.copies.local[(f, n)] for f, n in mine},
+                 push.cache.md5, chunk_size=push.chunk_size)
 
 
 def vouch_coming(store: RemoteStore, key: Key, local_path: str, target: RemoteEntry,
@@ -73,7 +84,11 @@ def vouch_coming(store: RemoteStore, key: Key, local_path: str, target: RemoteEn
         if not copies:
             continue
         there = max(copies, key=lambda e: (e.modified, e.id))
-        data = sidecar.fetch(store, there)
+        try:
+            data = sidecar.fetch(store, there)
+        except RemoteChangedError:   # (rewritten since listed: by this very step, for a
+            there = store.stat(there)   # checkpoint sent again)
+            data = sidecar.fetch(store, there)
         said = sidecar.parse(data) if data is not None else None
         if said is None or said.md5 is None or not said.vouches_for(target.md5 or ""):
             return None   # no verified pair there: nothing to keep

@@ -208,3 +208,44 @@ def test_the_requests_of_a_replacement_by_role(emulator, drive_env, local_state,
 
 #: (requests, uploads) of the second push; before contrib36 the same but "writer": (16, 4)
 COUNTS = {"organizer": (20, 4), "fileOrganizer": (21, 4), "writer": (20, 6)}
+
+
+def test_a_checkpoint_saved_again_while_a_contributors_push_sent_it_keeps_a_verified_pair(
+        emulator, drive_env, local_state, tmp_path):
+    """The loop saves last.pt and last.json again just after the push updated last.pt in
+    place (before its sidecar): the push sends last.pt once more as it is now, then its
+    sidecar (attacksync34). That second update, too, comes after the sidecar vouches for the
+    copy there and the one coming: a reader at every step finds a pair, epoch 1's, 2's or
+    3's, and the push ends with 3's."""
+    from drivestage.remote import open_store
+    from drivestage.upload_tree import push
+
+    team = _team(emulator)
+    src = tmp_path / "run"
+    one = _save(str(src), 1, T0)
+    push(str(src), DEST)
+    two = _save(str(src), 2, T0 + 60)
+    store, where = open_store(DEST)
+    real = store.upload
+    seen: list = []
+    three: list[bytes] = []
+
+    def upload(local_path, folder, name, **kw):
+        got = real(local_path, folder, name, **kw)
+        seen.append((name, _resumed(tmp_path, str(len(seen)))))
+        if name == "last.pt" and not three:   # the loop saves again now
+            three.append(_save(str(src), 3, T0 + 120))
+        return got
+
+    store.upload = upload
+    push(str(src), (store, where), jobs=1, chunk_size=CHUNK)
+
+    assert three
+    for at, got in seen:
+        assert got in ((md5(one), 1), (md5(two), 2), (md5(three[0]), 3)), (at, seen)
+    assert [at for at, _ in seen] == ["last.json", "last.pt", "last.json", "last.pt",
+                                      "last.json"]
+    [pt], [side] = _live(emulator, team, "last.pt"), _live(emulator, team, "last.json")
+    assert (pt["md5Checksum"], json.loads(emulator.read_bytes(side["id"]))["md5"]) == (
+        md5(three[0]), md5(three[0]))
+    assert _resumed(tmp_path, "end") == (md5(three[0]), 3)
