@@ -152,7 +152,7 @@ def test_a_contributors_push_killed_at_each_step_leaves_a_verified_pair(
     push(str(src), DEST)
     two = _save(str(src), 2, T0 + 60)
     proc = subprocess.run([sys.executable, "-c", _KILLED, str(src), DEST, at],
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120, cwd=str(tmp_path))
     assert proc.returncode == -9, proc.stdout + proc.stderr
 
     got = _resumed(tmp_path, "killed")
@@ -249,3 +249,32 @@ def test_a_checkpoint_saved_again_while_a_contributors_push_sent_it_keeps_a_veri
     assert (pt["md5Checksum"], json.loads(emulator.read_bytes(side["id"]))["md5"]) == (
         md5(three[0]), md5(three[0]))
     assert _resumed(tmp_path, "end") == (md5(three[0]), 3)
+
+
+def test_two_contributors_pushes_killed_in_a_row_leave_a_verified_pair(
+        emulator, drive_env, local_state, tmp_path):
+    """Killed once last.pt was updated (the sidecar vouching for the old copy and the one
+    now there), the loop saves again, and the next push is killed after its first write:
+    that write vouches for the copy there as the sidecar described it (epoch 2: its "coming"
+    entry), and the one coming (epoch 3). A resume finds epoch 2's pair, then, after a push
+    that ends, epoch 3's."""
+    from drivestage.upload_tree import push
+
+    team = _team(emulator)
+    src = tmp_path / "run"
+    _save(str(src), 1, T0)
+    push(str(src), DEST)
+    two = _save(str(src), 2, T0 + 60)
+    three = b""
+    for at in ("after2", "after1"):
+        proc = subprocess.run([sys.executable, "-c", _KILLED, str(src), DEST, at],
+                              capture_output=True, text=True, timeout=120, cwd=str(tmp_path))
+        assert proc.returncode == -9, proc.stdout + proc.stderr
+        assert _resumed(tmp_path, at) == (md5(two), 2)
+        three = three or _save(str(src), 3, T0 + 120)
+    [side] = _live(emulator, team, "last.json")
+    body = json.loads(emulator.read_bytes(side["id"]))
+    assert (body["md5"], body["epoch"], body["coming"]["md5"], body["coming"]["epoch"]) == (
+        md5(two), 2, md5(three), 3)
+    push(str(src), DEST)
+    assert _resumed(tmp_path, "end") == (md5(three), 3)
