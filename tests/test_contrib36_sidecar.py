@@ -93,3 +93,33 @@ def test_a_local_copy_of_a_two_phase_sidecar_speaks_for_the_file_beside_it(tmp_p
         got = sidecar.on_disk(sidecar.read(str(tmp_path / "last.json")), str(ckpt))
         assert got is not None and (got.epoch, got.coming) == (epoch, None)
     assert sidecar.on_disk(None, str(tmp_path / "last.pt")) is None
+
+
+def test_the_trainer_copies_a_checkpoint_beside_a_two_phase_sidecar(tmp_path):
+    """A pulled (or fetched) last.pt whose sidecar vouches for it as the one coming, copied
+    by the trainer (``copy_checkpoint``: to best.pt, epoch_NNN.pt): its sidecar describes the
+    bytes copied, which is no change while copying; the copy reads as epoch 2."""
+    from trainer import checkpoint as ckpt
+
+    body = b"new bytes"
+    (tmp_path / "last.pt").write_bytes(body)
+    data = json.loads(_two_phase())
+    data["coming"].update(md5=hashlib.md5(body).hexdigest(), size=len(body))
+    (tmp_path / "last.json").write_bytes(json.dumps(data).encode())
+    ckpt.copy_checkpoint(str(tmp_path / "last.pt"), str(tmp_path / "best.pt"))
+    assert ckpt.read_sidecar(str(tmp_path / "best.pt")).epoch == 2
+
+
+def test_a_resume_reads_the_save_time_of_the_copy_it_takes():
+    """The ``saved`` a resume compares with this folder's (``trainer.resume._raw_saved``) is
+    the one of the copy on Drive it takes: the one coming's where that is the copy there."""
+    from trainer.drive import RemoteCheckpoint
+    from trainer.resume import _raw_saved
+
+    data = json.loads(_two_phase())
+    data["saved"], data["coming"]["saved"] = 1000.0, 2000.0
+    raw = json.dumps(data).encode()
+    for md5, saved in ((A, 1000.0), (B, 2000.0)):
+        side = sidecar.parse(raw)
+        remote = RemoteCheckpoint(_entry(md5), Described("last.pt", side, md5), "drive:x", raw)
+        assert (remote.sidecar.saved, _raw_saved(remote)) == (saved, saved)

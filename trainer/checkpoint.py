@@ -153,7 +153,7 @@ def copy_checkpoint(src: str, dst: str) -> str:
                 out.write(chunk)
 
     md5, size = _atomic_write(dst, write, before_replace=_drop_sidecar(dst))
-    if said is not None and ((said.md5 is not None and said.md5 != md5) or
+    if said is not None and ((said := said.speaking_for(md5)).md5 not in (None, md5) or
                              (said.size is not None and said.size != size)):
         raise CheckpointError(f"{src} changed while it was copied to {dst} (its sidecar does "
                               f"not describe the bytes copied); {dst} has no sidecar")
