@@ -96,11 +96,22 @@ def test_push_delete_still_removes_an_unmarked_folder_and_a_plain_push_asks_noth
     assert code == 0, err
     assert "junk" not in live_md5s(emulator, "runs"), err
     runs_id, junk_id = emulator.find("runs")["id"], _id(emulator, "runs", "junk")
-    # DEST itself (a run folder? --delete would leave its checkpoints), junk at the plan,
-    # junk again just before its removal: a listing by name each; its .drivestage none.
+    state_id = next(f["id"] for f in emulator.files() if f["title"] == ".drivestage"
+                    and any(p["id"] == junk_id for p in f.get("parents") or []))
+    # DEST itself (a run folder? --delete would leave its checkpoints) and junk at the plan:
+    # a listing by name each; just before junk's removal (seen36), its folders (with their
+    # properties), of which .drivestage: its run-folder, as at the plan.
     assert _asked_for_marks(emulator) == [f"'{i}' in parents and trashed=false and "
-                                          "title='.drivestage'"
-                                          for i in (runs_id, junk_id, junk_id)]
+                                          "title='.drivestage'" for i in (runs_id, junk_id)]
+    asked = [r.query.get("q") for r in emulator.requests if r.kind == "files.list"
+             and (junk_id in str(r.query.get("q")) or state_id in str(r.query.get("q")))]
+    assert asked == [f"'{junk_id}' in parents and trashed=false and title='.drivestage'",
+                     f"'{state_id}' in parents and trashed=false and title='run-folder'",
+                     f"'{junk_id}' in parents and trashed=false",   # (the count)
+                     f"'{state_id}' in parents and trashed=false",
+                     f"'{junk_id}' in parents and trashed=false and "
+                     "mimeType='application/vnd.google-apps.folder'",
+                     f"'{state_id}' in parents and trashed=false and title='run-folder'"]
 
 
 def test_a_folder_a_mount_marked_while_the_push_sent_its_files_is_not_trashed(

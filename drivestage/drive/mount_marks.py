@@ -7,23 +7,19 @@ syncs it to Drive as a folder ``.drivestage`` holding a file ``run-folder``, and
 Another machine's ``push ./runs drive:runs --delete``, whose ``runs`` lacked ``exp1``, saw
 no mark and trashed the run folder, its checkpoints with it (``--delete-permanently``:
 deleted; attackpull35). On Drive such a folder counts as marked wherever the property does
-(:meth:`drivestage.drive.store_folders.FolderMaking.run_marked`, and the re-check just before
-a folder is removed: :func:`left_unmarked`). Asked only of folders a ``--delete`` considers:
-one ``files.list`` (by name) per folder, one more where it holds a ``.drivestage`` folder; a
-plain push asks none.
+(:meth:`drivestage.drive.store_folders.FolderMaking.run_marked`; the re-check just before a
+folder is removed reads it and every folder inside it again: :mod:`drivestage.drive.marks_below`).
+Asked only of folders a ``--delete`` considers: one ``files.list`` (by name) per folder, one
+more where it holds a ``.drivestage`` folder; a plain push asks none.
 """
 from __future__ import annotations
 
-import logging
 from typing import Any, Callable, Optional
 
 from drivestage.drive.resources import FOLDER_MIME
-from drivestage.errors import LeftAloneError
 from drivestage.local_marks import MARK
 from drivestage.paths import STATE_DIR
 from drivestage.store import RemoteEntry
-
-log = logging.getLogger("drivestage.drive.store")
 
 #: The store's listing of a folder's children by exact name (``_children``).
 Children = Callable[[str, str, Optional[str]], list[dict[str, Any]]]
@@ -44,12 +40,3 @@ def files(children: Children, folder: RemoteEntry, where: str) -> list[dict[str,
             for item in children(state["id"], f"{where}/{STATE_DIR}", MARK)
             if item.get("mimeType") != FOLDER_MIME]
 
-
-def left_unmarked(children: Children, folder: RemoteEntry, where: str) -> None:
-    """Just before the folder ``folder`` is removed: LeftAloneError where a mount marked it
-    since it was listed (a run on another machine began there meanwhile)."""
-    if marked(children, folder, where):
-        said = (f"{where} was marked a run folder on Drive since it was listed (its "
-                f"{STATE_DIR}/{MARK}, synced by a Drive mount); not deleted")
-        log.warning("%s", said)
-        raise LeftAloneError(said)

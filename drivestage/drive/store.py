@@ -24,9 +24,9 @@ import dataclasses
 import logging
 from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, TypeVar, Union
 
-from drivestage.drive import answers, folders, ids, paging, provenance, shortcuts
+from drivestage.drive import answers, folders, ids, marks_below, paging, provenance, shortcuts
 from drivestage.drive.media import MediaReader
-from drivestage.drive.resources import (DriveEntry, check_resource,
+from drivestage.drive.resources import (FOLDER_MIME, DriveEntry, check_resource,
                                         entry_from_resource, is_shortcut, is_trashed,
                                         quota_of, trashed_message)
 from drivestage.drive.store_bytes import ByteReads
@@ -206,8 +206,11 @@ class DriveStore(ByteReads, Deletes, FolderMaking, RemoteStore):
             raise DanglingShortcutError(found.unreadable)
         return found
 
-    def _children(self, parent_id: str, where: str,
-                  name: Optional[str] = None) -> list[dict[str, Any]]:
+    def _children(self, parent_id: str, where: str, name: Optional[str] = None, *,
+                  only_folders: bool = False) -> list[dict[str, Any]]:
+        """``parent_id``'s children, trashed ones left out (``name``: of that exact name;
+        ``only_folders``: its folders alone, each with its properties:
+        :data:`drivestage.drive.marks_below.FIELDS`)."""
         if parent_id == SHARED_WITH_ME:
             q = "sharedWithMe = true and trashed=false"
         else:
@@ -216,6 +219,9 @@ class DriveStore(ByteReads, Deletes, FolderMaking, RemoteStore):
             q += f" and title='{_escape(name)}'"
         params = {k: v for k, v in self._list_params().items()  # corpora=drive finds nothing
                   if parent_id not in self._elsewhere or k not in ("corpora", "driveId")}
+        if only_folders:
+            q += f" and mimeType='{FOLDER_MIME}'"
+            params["fields"] = marks_below.FIELDS
         params["q"] = q
 
         keys = self.transport.resource_keys

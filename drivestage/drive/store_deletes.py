@@ -22,7 +22,7 @@ import logging
 import time
 from typing import Any, Callable, Mapping, Optional, Sequence, TypeVar
 
-from drivestage.drive import answers, batches, mount_marks, provenance, removal, retry
+from drivestage.drive import answers, batches, marks_below, provenance, removal, retry
 from drivestage.drive.resources import DriveEntry, is_trashed
 from drivestage.drive.transport import Transport
 from drivestage.errors import DriveStageError, KeptMovedError, LeftAloneError, NotFoundError
@@ -60,8 +60,8 @@ class Deletes:
     def _get(self, file_id: str, where: str) -> dict[str, Any]:  # the store's
         raise NotImplementedError
 
-    def _children(self, parent_id: str, where: str,
-                  name: Optional[str] = None) -> list[dict[str, Any]]:  # the store's
+    def _children(self, parent_id: str, where: str, name: Optional[str] = None, *,
+                  only_folders: bool = False) -> list[dict[str, Any]]:  # the store's
         raise NotImplementedError
 
     def _got(self, raw: Mapping[str, Any], file_id: str, where: str) -> dict[str, Any]:
@@ -82,11 +82,11 @@ class Deletes:
         one warning per run naming the role that deletes (:mod:`drivestage.drive.removal`)."""
         where = self.describe(entry)
         if not (isinstance(entry, DriveEntry) and entry.via_shortcut):  # not on a stale listing
+            if entry.is_dir:   # (a mount's mark, a run folder inside: before its own read)
+                self._unmarked_below(entry, where)
             provenance.check_as_listed(self._get(entry.id, where), entry,
                                        self._listed_in.get(entry.id), where,
                                        marked_before=self._marks_asked.get(entry.id, False))
-            if entry.is_dir:   # (a mount's mark: a file inside, no property)
-                mount_marks.left_unmarked(self._children, entry, where)
         else:  # (a shortcut: what its id names is one, never a folder listed as one)
             provenance.check_shortcut(self._get(self._key(entry), where), entry,
                                       self._listed_in.get(self._key(entry)), where)
@@ -94,6 +94,13 @@ class Deletes:
                        self.describe(entry), trash, drive_id=self._drive_of(entry),
                        scope=self._drive_of(entry) or self.label)
         self._forget(entry)
+
+    def _unmarked_below(self, folder: RemoteEntry, where: str) -> None:
+        """LeftAloneError where a run folder was marked in ``folder`` (by a mount) or at any
+        depth inside it since the listing (:func:`drivestage.drive.marks_below.left_unmarked`)."""
+        marks_below.left_unmarked(
+            lambda at_id, at: self._children(at_id, at, only_folders=True),
+            self._children, folder, where)
 
     def _drive_of(self, entry: RemoteEntry) -> Optional[str]:
         """The shared drive ``entry`` is in, as the check before its deletion read it (a
@@ -149,6 +156,17 @@ class Deletes:
         outage: the items after it are not asked, nor in the answer). An item of ``kept``
         is checked as one the plan keeps (:class:`KeptMovedError` when not as listed)."""
         keeps = {k.id for k in kept}
+        # What is inside each folder first, then the batch: its answers are the freshest
+        # word when the deletes go (a walk of many folders takes a while).
+        below: dict[str, DriveStageError] = {}
+        for e in chunk:
+            if e.is_dir and not (isinstance(e, DriveEntry) and e.via_shortcut):
+                try:
+                    self._unmarked_below(e, self.describe(e))
+                except DriveStageError as exc:
+                    below[e.id] = exc
+                    if _stops(exc):
+                        break   # (an outage: the items from here on are not asked)
         # A shortcut is read by its own id (the one its delete names).
         asked = {e.id: self._key(e) for e in chunk}
         ids = list(asked.values())
@@ -179,10 +197,10 @@ class Deletes:
                     provenance.check_shortcut(  # removed itself, never its target
                         raw, e, self._listed_in.get(self._key(e)), where)
                 else:
+                    if e.id in below:
+                        raise below[e.id]
                     provenance.check_as_listed(raw, e, self._listed_in.get(e.id), where,
                                                marked_before=self._marks_asked.get(e.id, False))
-                    if e.is_dir:   # (a mount's mark: a file inside, no property)
-                        mount_marks.left_unmarked(self._children, e, where)
             except NotFoundError as exc:
                 out[e.id] = kept_moved(where, "deleted") \
                     if e.id in keeps and not isinstance(exc, KeptMovedError) else exc
