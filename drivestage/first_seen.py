@@ -18,7 +18,7 @@ on later passes); where the listing shows none (Drive's may leave properties out
 file's own properties are read first (one ``files.get``, for these candidates only). A file
 the mark cannot be written on (no writer access: nor could it be deleted) is kept.
 
-A mark's value is ``<seen>:<came>:<tag>`` (:class:`Mark`, :func:`stamp`):
+A mark's value is ``<seen>:<came>:<tag>:<place>`` (:class:`Mark`, :func:`stamp`):
 
 * ``seen``: whole seconds since the epoch, this machine's clock when it wrote the mark;
 * ``came``: when the store had received the file, by its dates as that pass listed them
@@ -35,10 +35,23 @@ A mark's value is ``<seen>:<came>:<tag>`` (:class:`Mark`, :func:`stamp`):
   properties to the copy (a user's "Make a copy", rclone's server-side copy), so a copy sent
   with old dates (``-M``) carried a week-old mark and went the moment it arrived; a file
   whose bytes were replaced in place kept the mark of the old ones. A mark whose tag is not
-  this file's, as it is now, is no mark: written again, and the file waits a day more.
+  this file's, as it is now, is no mark: written again, and the file waits a day more;
+* ``place``: a digest of the folder retention listed the file in and its name there
+  (:func:`place`). A sidecar first seen a week ago in one folder, moved by hand (or by
+  ``rclone move``, which sends the old modification time along) into the run folder ahead
+  of its checkpoint, went there at once on that mark; its checkpoint then came in alone,
+  unverified (seen36). Moved or renamed, a file is first seen anew, and waits its day: the
+  other half of a pair moved one file at a time is on its way as much as one uploaded.
+  The folder is the one listed (not the answer's ``parents``, which a listing may leave out
+  or, for a file kept in two folders from before Drive's single-parent rule, order either
+  way: the mark would be written anew at every pass, and the file kept for good). A move
+  does not change when the bytes came: ``came`` of a mark with this file's tag, wherever it
+  was written, dates it for the order of arrivals and the ranking (:func:`came`), and goes
+  into the mark written anew.
 
 A mark that is not of this form (the bare ``<seconds>`` written before seen35 included: it
-names no file, so a copy's is indistinguishable from the file's own), or whose ``seen`` is
+names no file, so a copy's is indistinguishable from the file's own; and seen35's three
+parts, without ``place``), or whose ``seen`` is
 later than this machine's clock (planted, or written by a clock running ahead), is written
 again with now: such a mark never ages a file early, and costs it a day more of waiting at
 most. (Any editor of the file may still write one that ages it at once, the tag of that very
@@ -67,8 +80,8 @@ from typing import Callable, Iterable, Optional
 from drivestage import sidecar
 from drivestage.store import Mark, RemoteEntry, RemoteStore
 
-__all__ = ["SEEN_MARK", "Mark", "Seen", "arrival", "clear", "dates", "listed", "made",
-           "modified", "on", "parse", "spent", "stamp", "tag", "when"]
+__all__ = ["SEEN_MARK", "Mark", "Seen", "arrival", "came", "clear", "dates", "listed", "made",
+           "modified", "on", "parse", "place", "spent", "stamp", "tag", "when"]
 
 #: The key of the mark (Drive: a PUBLIC custom property; its value: :func:`stamp`).
 SEEN_MARK = "drivestage-seen"
@@ -78,7 +91,7 @@ SEEN_MARK = "drivestage-seen"
 #: that is its own), or None where no mark can be kept (the file is kept).
 Seen = Callable[[RemoteEntry], Optional[Mark]]
 
-_VALUE = re.compile(r"([0-9]{1,12}):([0-9]{1,12}):([0-9a-f]{16})")
+_VALUE = re.compile(r"([0-9]{1,12}):([0-9]{1,12}):([0-9a-f]{16})(?::([0-9a-f]{16}))?")
 
 
 def dates(entry: RemoteEntry) -> float:
@@ -92,27 +105,48 @@ def tag(entry: RemoteEntry) -> str:
     return hashlib.sha256(f"{entry.id}\n{entry.md5 or ''}".encode()).hexdigest()[:16]
 
 
+def place(entry: RemoteEntry) -> str:
+    """The part of a mark that names where the file was seen: the folder retention listed it
+    in (a Drive listing's entry knows it, whatever parents the answer showed), else its
+    parent, and its name there."""
+    above = getattr(entry, "ancestors", ())   # (DriveEntry: the folders of the listing)
+    folder = above[-1] if above else entry.parent_id or ""
+    return hashlib.sha256(f"{folder}\n{entry.name}".encode()).hexdigest()[:16]
+
+
 def parse(value: Optional[str], entry: RemoteEntry, now: float) -> Optional[Mark]:
     """The mark ``value`` says for ``entry``, or None where it says none that may be trusted:
     not of the form :func:`stamp` writes, written on another file (a copy's) or other bytes,
-    or first seen later than ``now`` (this machine's clock)."""
+    in another folder or under another name (moved or renamed since), or first seen later
+    than ``now`` (this machine's clock)."""
     found = _VALUE.fullmatch(value.strip()) if value is not None else None
-    if found is None or found[3] != tag(entry):
+    if found is None or found[3] != tag(entry) or found[4] != place(entry):
         return None
     at, came = float(found[1]), float(found[2])
     return Mark(at, came) if math.isfinite(at) and at <= now else None
 
 
-def made(entry: RemoteEntry, now: float) -> Mark:
-    """The mark a pass seeing ``entry`` first at ``now`` writes."""
-    return Mark(float(int(now)), float(math.ceil(dates(entry))))
+def came(value: Optional[str], entry: RemoteEntry) -> Optional[float]:
+    """When ``value``, a mark written on these very bytes (wherever they were then, under
+    whatever name), says the store had them: a move or a rename changes no arrival, while
+    its write, the mark's own or a move's, may move ``modifiedDate``."""
+    found = _VALUE.fullmatch(value.strip()) if value is not None else None
+    return float(found[2]) if found is not None and found[3] == tag(entry) else None
 
 
-def stamp(entry: RemoteEntry, now: float) -> str:
+def made(entry: RemoteEntry, now: float, old: Optional[str] = None) -> Mark:
+    """The mark a pass seeing ``entry`` first at ``now`` (here, as it is named) writes: its
+    arrival by its dates, or the earlier one ``old`` (its mark from before a move) says."""
+    before = came(old, entry)
+    arrived = dates(entry) if before is None else min(dates(entry), before)
+    return Mark(float(int(now)), float(math.ceil(arrived)))
+
+
+def stamp(entry: RemoteEntry, now: float, old: Optional[str] = None) -> str:
     """The value of the mark :func:`made` gives (short: Drive allows 124 bytes of key and
     value together)."""
-    mark = made(entry, now)
-    return f"{int(mark.at)}:{int(mark.came)}:{tag(entry)}"
+    mark = made(entry, now, old)
+    return f"{int(mark.at)}:{int(mark.came)}:{tag(entry)}:{place(entry)}"
 
 
 def listed(entry: RemoteEntry, now: float) -> Optional[Mark]:
@@ -132,8 +166,8 @@ def modified(entry: RemoteEntry) -> float:
     ever it was seen: ``came`` is Drive's dates) says the file had come by an earlier time,
     that (the mark's write may have moved ``modifiedDate`` to its own time: an old autosave
     would rank as the newest, and its run as the most recent)."""
-    mark = parse(entry.seen_mark, entry, math.inf)
-    return entry.modified if mark is None else min(entry.modified, mark.came)
+    before = came(entry.seen_mark, entry)
+    return entry.modified if before is None else min(entry.modified, before)
 
 
 def when(at: float) -> str:

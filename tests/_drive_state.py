@@ -14,13 +14,14 @@ def live_md5s(emu, folder: str) -> dict:
 
 
 def mark_value(emu, file_id: str, seen: float, came: float) -> str:
-    """The first-seen mark a pass that saw ``file_id`` (as it is now) first at ``seen``, when
-    Drive's dates said it arrived at ``came``, wrote (:func:`drivestage.first_seen.stamp`)."""
+    """The first-seen mark a pass that saw ``file_id`` (as it is now, where it is now) first
+    at ``seen``, when Drive's dates said it arrived at ``came``, wrote
+    (:func:`drivestage.first_seen.stamp`)."""
     from drivestage import first_seen
     from drivestage.store import RemoteEntry
     rec = emu.store.get(file_id)
     entry = RemoteEntry(file_id, rec["title"], False, rec.get("size") or 0, rec.get("md5"),
-                        modified=came)
+                        modified=came, parent_id=(rec.get("parents") or [None])[0])
     return first_seen.stamp(entry, seen)
 
 

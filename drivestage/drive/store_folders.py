@@ -201,8 +201,8 @@ class FolderMaking:
         if key in self._seen:
             return self._seen[key]
         where = self.describe(entry)
-        mark = first_seen.listed(entry, now)
-        if mark is None and entry.seen_mark is None:
+        value = entry.seen_mark
+        if value is None:
             try:
                 res = self.call(f"read the properties of {where}", lambda: (
                     self.transport.files().get(fileId=entry.id, supportsAllDrives=True,
@@ -212,15 +212,16 @@ class FolderMaking:
                 self._seen[key] = None
                 return None
             props = res.get("properties") if isinstance(res, dict) else None
-            mark = first_seen.parse(next(
-                (str(p.get("value")) for p in props if isinstance(p, Mapping)
-                 and p.get("key") == first_seen.SEEN_MARK and p.get("visibility") == "PUBLIC"),
-                None) if isinstance(props, list) else None, entry, now)
-        if mark is None:
+            value = next((str(p.get("value")) for p in props if isinstance(p, Mapping)
+                          and p.get("key") == first_seen.SEEN_MARK
+                          and p.get("visibility") == "PUBLIC"),
+                         None) if isinstance(props, list) else None
+        mark = first_seen.parse(value, entry, now)
+        if mark is None:   # (written anew; a moved file's bytes still came when they came)
             if not write:   # (a dry run: taken as now, not kept, so a real pass writes it)
-                return first_seen.made(entry, now)
-            mark = first_seen.made(entry, now) \
-                if self._mark_seen(entry, where, first_seen.stamp(entry, now)) else None
+                return first_seen.made(entry, now, value)
+            mark = first_seen.made(entry, now, value) \
+                if self._mark_seen(entry, where, first_seen.stamp(entry, now, value)) else None
         self._seen[key] = mark
         return mark
 

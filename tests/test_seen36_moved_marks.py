@@ -1,0 +1,138 @@
+"""seen36: a file moved on Drive (into another folder, or renamed) and its first-seen mark
+(:mod:`drivestage.first_seen`).
+
+A mark named the file by its id and bytes alone, so a move kept it: a sidecar first seen a
+week ago in one folder, moved by hand (or by ``rclone move``, which sends the file's old
+modification time along) into the run folder ahead of its checkpoint, was retired there at
+once as a week-old orphan, and the checkpoint, arriving next, stayed unverified for good.
+Now the mark also names the folder it was seen in and the file's name there: moved, a file
+is first seen anew and waits its day, as a file arriving there does. What the mark says of
+the bytes' arrival (``came``) still holds after a move: a run moved into a folder does not
+become its most recent by the mark's own write on its date.
+
+Through the real stack (the CLI in-process, PyDrive2 and googleapiclient against the
+emulator). No sleeps: a day passes by moving dates and marks back."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from _checkpoints import RUN, save
+from _cli import ok
+from _drive_state import held_since, live_md5s
+from drivestage import first_seen
+from drivestage.drive import connect
+from test_seen35_marks import (DAY, OLD, OLD_RUN, SPEC, T0, YEAR_AGO, FOLDER, _a_day_passes,
+                               _id, _marks, _name, _row, _send_old)
+
+
+@pytest.fixture
+def env(local_state, drive_env, fast_retries):
+    return local_state
+
+
+def _moved(emu, file_id: str, into: str, *, title: str = "") -> None:
+    """``file_id`` moved into the folder ``into`` on Drive (renamed ``title``), as ``rclone
+    move`` does it server-side: one files.update with add/removeParents, and the file's old
+    modification time sent along (rclone's Move: createFileInfo with src.ModTime)."""
+    service = connect(api_root=emu.url, token="test-token").service
+    rec = emu.store.get(file_id)
+    body = {"modifiedDate": time.strftime("%Y-%m-%dT%H:%M:%S.000Z",
+                                          time.gmtime(rec["modified"]))}
+    if title:
+        body["title"] = title
+    moves = {} if rec["parents"] == [into] else {
+        "addParents": into, "removeParents": ",".join(rec["parents"])}
+    service.files().patch(fileId=file_id, body=body, setModifiedDate=True,
+                          supportsAllDrives=True, **moves).execute()
+
+
+def test_a_sidecar_moved_ahead_of_its_checkpoint_waits_a_day_there(emulator, env, tmp_path):
+    """An old run's autosave 2 came into Models/old sidecar first (``rclone copy -M``); a
+    prune there marked the sidecar and kept it. A week on, the user moves the sidecar into
+    Models/logs (the run folder) and sends its checkpoint after it. Before: the moved
+    sidecar went at the next prune ("reached the store 7 days ago") and the checkpoint came
+    in alone, unverified. Now it waits a day from its move, and the pair stays whole."""
+    old_src = tmp_path / "old"
+    theirs = save(str(old_src), _name(2), 0, T0 + 2, run=OLD_RUN, saved=T0 + 2)
+    old_folder = emulator.add_folder(OLD)
+    side = _send_old(emulator, old_src / f"{_name(2)}.json", old_folder)
+    out = ok("prune", f"drive:{OLD}", "--keep-last", "1")
+    assert _row(out, f"{_name(2)}.json")[0] == "keep", out
+    assert len(_marks(emulator, side)) == 1
+    _a_day_passes(emulator, OLD, by=7 * DAY)
+
+    mine = tmp_path / "mine"
+    ours = save(str(mine), _name(3), 0, T0 + 3, run=RUN, saved=time.time())
+    ok("push", str(mine), SPEC)
+    logs = _id(emulator, FOLDER)
+    _moved(emulator, side, logs)
+    assert emulator.store.get(side)["modified"] < time.time() - 7 * DAY   # (old dates kept)
+    t0 = int(time.time())
+    out = ok("prune", SPEC, "--keep-last", "1")
+    action, why = _row(out, f"{_name(2)}.json")
+    assert action == "keep" and why.endswith("; retired 24 h after"), out
+    [mark] = _marks(emulator, side)
+    assert t0 <= int(mark.split(":")[0]) <= time.time()
+    _send_old(emulator, old_src / f"{_name(2)}.pt", logs)
+    ok("prune", SPEC, "--keep-last", "1")
+    assert live_md5s(emulator, FOLDER) == {**theirs, **ours}
+
+
+def test_a_renamed_file_is_first_seen_under_its_new_name(emulator, env, tmp_path):
+    """An orphan sidecar first seen a week ago (no pass since) is renamed in its folder by
+    the user, who is sending the checkpoint of the new name: it waits a day under that name
+    (before: retired at once on the week-old mark)."""
+    src = tmp_path / "a"
+    save(str(src), "epoch_003", 3, T0 + 3, run=RUN)
+    ok("push", str(src), SPEC)
+    emulator.store.delete(_id(emulator, f"{FOLDER}/epoch_003.pt"))
+    side = _id(emulator, f"{FOLDER}/epoch_003.json")
+    held_since(emulator, side, time.time() - 8 * DAY)   # (marked then: a week-old mark)
+    _moved(emulator, side, _id(emulator, FOLDER), title="epoch_004.json")
+
+    out = ok("prune", SPEC, "--keep-last", "1")
+
+    action, why = _row(out, "epoch_004.json")
+    assert action == "keep" and why.endswith("; retired 24 h after"), out
+    assert "epoch_004.json" in live_md5s(emulator, FOLDER)
+
+
+def test_a_run_moved_in_is_not_made_the_newest_by_its_marks_write(emulator, env, tmp_path):
+    """Run R's autosave 2 reached Models/logs alone three days ago; a prune marked it (the
+    mark's write moved its modifiedDate to now), its sidecar came late. Then R's pair is
+    moved (as ``rclone move`` does) into Models/runs2, which holds run Q's verified autosave
+    3 (two days old). ``--keep-runs 1`` there keeps Q, the run that goes on, and drops R:
+    the mark, no longer R's first sighting there, still dates R's bytes."""
+    emulator.property_writes_modify = True
+    q_run = "20261203-101010-qqqq"
+    src = tmp_path / "r"
+    r_files = save(str(src), _name(2), 0, T0 + 2, run=RUN, saved=time.time() - 3 * DAY)
+    (src / f"{_name(2)}.json").rename(tmp_path / "late.json")
+    ok("push", str(src), SPEC)
+    held_since(emulator, _id(emulator, f"{FOLDER}/{_name(2)}.pt"), time.time() - 3 * DAY,
+               seen=False)
+    q_src = tmp_path / "q"
+    q_files = save(str(q_src), _name(3), 0, T0 + 3, run=q_run, saved=time.time() - 2 * DAY)
+    ok("push", str(q_src), SPEC)
+    for name in q_files:
+        held_since(emulator, _id(emulator, f"{FOLDER}/{name}"), time.time() - 2 * DAY,
+                   seen=False)
+    ok("prune", SPEC, "--keep-last", "1")
+    lone = _id(emulator, f"{FOLDER}/{_name(2)}.pt")
+    assert len(_marks(emulator, lone)) == 1
+    assert emulator.store.get(lone)["modified"] > time.time() - 60   # (the mark's write)
+    (tmp_path / "late.json").rename(src / f"{_name(2)}.json")
+    (src / f"{_name(2)}.pt").unlink()
+    ok("push", str(src), SPEC)
+    runs2 = emulator.add_folder("Models/runs2")
+    for name in q_files:
+        _moved(emulator, _id(emulator, f"{FOLDER}/{name}"), runs2)
+    for name in r_files:
+        _moved(emulator, _id(emulator, f"{FOLDER}/{name}"), runs2)
+
+    out = ok("prune", "drive:Models/runs2", "--keep-last", "1", "--keep-runs", "1")
+
+    assert live_md5s(emulator, "Models/runs2") == q_files, out
+    assert r_files[f"{_name(2)}.pt"] != q_files[f"{_name(3)}.pt"]
