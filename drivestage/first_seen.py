@@ -81,7 +81,7 @@ from drivestage import sidecar
 from drivestage.store import Mark, RemoteEntry, RemoteStore
 
 __all__ = ["SEEN_MARK", "Mark", "Seen", "arrival", "came", "clear", "dates", "listed", "made",
-           "modified", "on", "parse", "place", "spent", "stamp", "tag", "when"]
+           "modified", "on", "parse", "place", "spent", "stamp", "tag", "when", "whole"]
 
 #: The key of the mark (Drive: a PUBLIC custom property; its value: :func:`stamp`).
 SEEN_MARK = "drivestage-seen"
@@ -123,7 +123,7 @@ def parse(value: Optional[str], entry: RemoteEntry, now: float) -> Optional[Mark
     if found is None or found[3] != tag(entry) or found[4] != place(entry):
         return None
     at, came = float(found[1]), float(found[2])
-    return Mark(at, came) if math.isfinite(at) and at <= now else None
+    return Mark(at, came) if math.isfinite(at) and 0 < at <= now else None
 
 
 def came(value: Optional[str], entry: RemoteEntry) -> Optional[float]:
@@ -147,6 +147,12 @@ def stamp(entry: RemoteEntry, now: float, old: Optional[str] = None) -> str:
     value together)."""
     mark = made(entry, now, old)
     return f"{int(mark.at)}:{int(mark.came)}:{tag(entry)}:{place(entry)}"
+
+
+def whole(entry: RemoteEntry, came_at: float) -> str:
+    """The mark a checkpoint whole again keeps (:func:`clear`): no first sighting (``seen``
+    0: :func:`parse` takes it for none), only when its bytes came (:func:`came`)."""
+    return f"0:{int(came_at)}:{tag(entry)}:{place(entry)}"
 
 
 def listed(entry: RemoteEntry, now: float) -> Optional[Mark]:
@@ -184,20 +190,33 @@ def on(store: RemoteStore, *, write: bool = True, now: Optional[float] = None) -
     return lambda entry: store.first_seen(entry, at, write)
 
 
-def spent(listing: Iterable[RemoteEntry]) -> list[RemoteEntry]:
-    """The sidecars of one folder's ``listing`` that show a first-seen mark (any value) and
-    one of whose checkpoints is there (no orphan, whatever the policy). Not a checkpoint's:
-    removing its mark may move its modifiedDate to now (as writing it may), and retention
-    ranks checkpoints without a save time, and runs, by that date (a lone autosave whose
-    sidecar came later keeps its mark, which :func:`modified` reads back)."""
+def spent(listing: Iterable[RemoteEntry]) -> list[tuple[RemoteEntry, Optional[float]]]:
+    """The files of one folder's ``listing`` whose first-seen mark has done its work, each
+    with what its mark is to keep: a sidecar that shows one (any value) and one of whose
+    checkpoints is there (no orphan, whatever the policy): None, it goes; a checkpoint whose
+    sidecar is there (no lone autosave) and that shows a first sighting of its own: when
+    its bytes came. That one is written over, not removed: the removal, as the write, may
+    move its modifiedDate to now, and retention ranks checkpoints without a save time, and
+    runs, by the date from before (:func:`modified`). Kept as it was, a checkpoint whose
+    sidecar went later (deleted by hand, to be sent again) went at once on a week-old mark
+    (seen36)."""
     files = [e for e in listing if not e.is_dir]
-    whole = set(sidecar.owners({e.name for e in files}))
-    return [e for e in files if e.seen_mark is not None and e.name in whole]
+    names = {e.name for e in files}
+    sides, paired = set(sidecar.owners(names)), set(sidecar.pairs(names))
+    out: list[tuple[RemoteEntry, Optional[float]]] = []
+    for e in files:
+        mark = parse(e.seen_mark, e, math.inf) if e.name in paired else None
+        if e.seen_mark is not None and e.name in sides:
+            out.append((e, None))
+        elif mark is not None:
+            out.append((e, mark.came))
+    return out
 
 
 def clear(store: RemoteStore, listing: Iterable[RemoteEntry],
           gone: Iterable[Optional[str]] = ()) -> int:
-    """Remove the marks of :func:`spent` files of ``listing`` (but those whose ids are in
-    ``gone``: deleted by this pass) from ``store``; how many went."""
+    """Clear the marks of :func:`spent` files of ``listing`` (but those whose ids are in
+    ``gone``: deleted by this pass) on ``store``; how many went."""
     deleted = set(gone)
-    return sum(1 for e in spent(listing) if e.id not in deleted and store.clear_seen(e))
+    return sum(1 for e, came_at in spent(listing)
+               if e.id not in deleted and store.clear_seen(e, came_at))

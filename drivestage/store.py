@@ -208,9 +208,11 @@ class RemoteStore(abc.ABC):
         now = time.time()
         return now, now
 
-    def clear_seen(self, entry: RemoteEntry) -> bool:
-        """Remove ``entry``'s first-seen mark (:func:`drivestage.first_seen.clear`): whether
-        one went. The default: a store that keeps none."""
+    def clear_seen(self, entry: RemoteEntry, came: Optional[float] = None) -> bool:
+        """Remove ``entry``'s first-seen mark (:func:`drivestage.first_seen.clear`), or,
+        given ``came``, write it over with one that says only when its bytes came
+        (:func:`drivestage.first_seen.whole`): whether that was done. The default: a store
+        that keeps none."""
         return False
 
     def forget_folders(self, walk: bool = False) -> None:

@@ -72,7 +72,8 @@ def _a_day_passes(emu, folder: str, by: float = DAY + 3600) -> None:
         rec = emu.store.get(f["id"])
         for value in _marks(emu, f["id"]):   # (first: the seeding API dates it now)
             parts = value.split(":")
-            moved = [str(int(p) - int(by)) for p in parts[:2] if p.isdigit()]
+            moved = [str(int(p) - int(by)) if int(p) else p   # (0: no sighting, seen36)
+                     for p in parts[:2] if p.isdigit()]
             emu.set_properties(f["id"], [{"key": first_seen.SEEN_MARK, "visibility": "PUBLIC",
                                           "value": ":".join(moved + parts[len(moved):])}])
         emu.store.update(f["id"], created=rec["created"] - by, modified=rec["modified"] - by)

@@ -230,18 +230,23 @@ class FolderMaking:
         answers' ``Date`` says (:func:`drivestage.drive.server_clock.span`)."""
         return server_clock.span()
 
-    def clear_seen(self, entry: RemoteEntry) -> bool:
+    def clear_seen(self, entry: RemoteEntry, came: Optional[float] = None) -> bool:
         """Remove the file's first-seen mark (one ``properties.delete``), now that it is
-        whole (:func:`drivestage.first_seen.clear`). None there any more (another pass's
-        clear, the file gone), Drive's refusal (no writer access: nor then could this
-        account delete it) or a failure past the retries leaves it: False (a mark left costs
-        nothing now; the pass's work is done)."""
+        whole (:func:`drivestage.first_seen.clear`); given ``came`` (a checkpoint's), write
+        it over (one ``properties.insert``: :func:`drivestage.first_seen.whole`). None there
+        any more (another pass's clear, the file gone), Drive's refusal (no writer access:
+        nor then could this account delete it) or a failure past the retries leaves it:
+        False (a mark left costs nothing now; the pass's work is done)."""
         where = self.describe(entry)
+        props = self.transport.service.properties()
+        body = {"key": first_seen.SEEN_MARK, "visibility": "PUBLIC",
+                "value": first_seen.whole(entry, came or 0.0)}
         try:
             self.call(f"clear the first-seen mark of {where}", lambda: (
-                self.transport.service.properties().delete(
-                    fileId=entry.id, propertyKey=first_seen.SEEN_MARK, visibility="PUBLIC")
-                .execute(http=self.transport.http())))
+                props.delete(fileId=entry.id, propertyKey=first_seen.SEEN_MARK,
+                             visibility="PUBLIC") if came is None
+                else props.insert(fileId=entry.id, body=body))
+                .execute(http=self.transport.http()))
         except DriveStageError as exc:
             log.info("left the first-seen mark of %s (%s)", where, exc)
             return False

@@ -1,0 +1,141 @@
+"""seen36: first-seen marks (:mod:`drivestage.first_seen`) that outlive their use, and clocks
+within a minute of each other.
+
+* A checkpoint's mark was never cleared once its sidecar came (only a sidecar's was: a
+  removal, like the write, may move the modifiedDate retention ranks by). Run Q's first
+  autosave reached Drive alone and was marked; its sidecar came, and it was Q's newest
+  verified checkpoint. A week on, its sidecar is deleted by hand to be sent again: the next
+  pass retired the checkpoint at once on its week-old mark. Now a checkpoint whole again
+  has its mark written over with one that says only when its bytes came (the ranking's
+  date stays), so a later split waits a day.
+* A listing that leaves properties out (Drive's may; undocumented): the marks of whole files
+  are not seen, so not cleared (left, argued in the notes; see the test).
+* Clocks that differ by a minute or less are taken as one: a file goes at most a minute
+  early by the other clock, never more (test).
+
+Through the real stack (the CLI in-process, PyDrive2 and googleapiclient against the
+emulator). No sleeps: a day passes by moving dates and marks back."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from _checkpoints import save
+from _cli import ok
+from _drive_state import held_since, live_md5s, mark_value
+from drivestage import first_seen
+from test_seen35_marks import (DAY, FOLDER, SPEC, T0, _a_day_passes, _id, _marks, _name,
+                               _orphan_old_by_its_dates, _row)
+
+Q_RUN = "20261203-101010-qqqq"
+R_RUN = "20261201-101010-rrrr"
+
+
+@pytest.fixture
+def env(local_state, drive_env, fast_retries):
+    return local_state
+
+
+@pytest.mark.parametrize("touches", [True, False])
+def test_a_checkpoint_whole_again_waits_a_day_when_split_later(emulator, env, tmp_path,
+                                                                 touches):
+    """Q's autosave 2 reached Drive alone two days ago (its sidecar delayed); R's verified
+    autosave 3 a day later. A prune marks Q's checkpoint (superseded, a lone autosave). Q's
+    sidecar comes: the pair is Q's newest verified checkpoint, kept; the next prune writes
+    its mark over (once). A week on, the sidecar is deleted by hand, to be sent again.
+    Before: the checkpoint went at once ("reached the store 7 days ago"), a run's newest
+    verified state lost. Now it waits a day; the sidecar comes back; both stay."""
+    emulator.property_writes_modify = touches
+    q_src = tmp_path / "q"
+    q_files = save(str(q_src), _name(2), 0, T0 + 2, run=Q_RUN, saved=time.time() - 2 * DAY)
+    (q_src / f"{_name(2)}.json").rename(tmp_path / "late.json")
+    ok("push", str(q_src), SPEC)
+    ckpt = _id(emulator, f"{FOLDER}/{_name(2)}.pt")
+    held_since(emulator, ckpt, time.time() - 2 * DAY, seen=False)
+    r_src = tmp_path / "r"
+    r_files = save(str(r_src), _name(3), 0, T0 + 3, run=R_RUN, saved=time.time() - DAY)
+    ok("push", str(r_src), SPEC)
+    for name in r_files:
+        held_since(emulator, _id(emulator, f"{FOLDER}/{name}"), time.time() - DAY, seen=False)
+    out = ok("prune", SPEC, "--keep-last", "1")
+    assert _row(out, f"{_name(2)}.pt")[0] == "keep", out
+    [marked] = _marks(emulator, ckpt)
+    came = marked.split(":")[1]
+    (tmp_path / "late.json").rename(q_src / f"{_name(2)}.json")
+    (q_src / f"{_name(2)}.pt").unlink()
+    ok("push", str(q_src), SPEC)
+    emulator.clear_requests()
+    out = ok("prune", SPEC, "--keep-last", "1")
+    assert live_md5s(emulator, FOLDER) == {**q_files, **r_files}, out
+    [spent] = _marks(emulator, ckpt)
+    assert spent.split(":")[:2] == ["0", came]   # (its arrival kept: the ranking's date)
+    assert emulator.api_calls("properties.insert") == 1
+    emulator.clear_requests()
+    ok("prune", SPEC, "--keep-last", "1")
+    assert emulator.api_calls("properties.insert") == 0   # (once)
+
+    _a_day_passes(emulator, FOLDER, by=7 * DAY)
+    side = _id(emulator, f"{FOLDER}/{_name(2)}.json")
+    emulator.store.delete(side)
+    out = ok("prune", SPEC, "--keep-last", "1")
+    action, why = _row(out, f"{_name(2)}.pt")
+    assert action == "keep" and why.endswith("; retired 24 h after"), out
+    (q_src / f"{_name(2)}.pt").unlink(missing_ok=True)
+    ok("push", str(q_src), SPEC)
+    ok("prune", SPEC, "--keep-last", "1")
+    assert live_md5s(emulator, FOLDER) == {**q_files, **r_files}
+
+
+def test_a_checkpoint_whole_again_still_ranks_by_when_it_came(emulator, env, tmp_path):
+    """The mark written over on a whole checkpoint moves its modifiedDate to now (Drive's
+    v2 metadata write); ``--keep-runs 1`` still takes R, whose files came later, as the
+    most recent run, not Q by that write."""
+    emulator.property_writes_modify = True
+    q_src = tmp_path / "q"
+    q_files = save(str(q_src), _name(2), 0, T0 + 2, run=Q_RUN, saved=time.time() - 3 * DAY)
+    (q_src / f"{_name(2)}.json").rename(tmp_path / "late.json")
+    ok("push", str(q_src), SPEC)
+    ckpt = _id(emulator, f"{FOLDER}/{_name(2)}.pt")
+    held_since(emulator, ckpt, time.time() - 3 * DAY, seen=False)
+    r_src = tmp_path / "r"
+    r_files = save(str(r_src), _name(3), 0, T0 + 3, run=R_RUN, saved=time.time() - 2 * DAY)
+    ok("push", str(r_src), SPEC)
+    for name in r_files:
+        held_since(emulator, _id(emulator, f"{FOLDER}/{name}"), time.time() - 2 * DAY,
+                   seen=False)
+    ok("prune", SPEC, "--keep-last", "1")
+    (tmp_path / "late.json").rename(q_src / f"{_name(2)}.json")
+    (q_src / f"{_name(2)}.pt").unlink()
+    ok("push", str(q_src), SPEC)
+    ok("prune", SPEC, "--keep-last", "1")   # (the mark written over: its date now)
+    assert emulator.store.get(ckpt)["modified"] > time.time() - 60
+
+    out = ok("prune", SPEC, "--keep-last", "1", "--keep-runs", "1")
+
+    assert live_md5s(emulator, FOLDER) == r_files, out
+    assert q_files[f"{_name(2)}.pt"] != r_files[f"{_name(3)}.pt"]
+
+
+@pytest.mark.parametrize("ahead", [59, 61])
+def test_clocks_a_minute_apart_age_a_file_at_most_a_minute_early(emulator, env, tmp_path,
+                                                                 ahead):
+    """This machine's clock runs ``ahead`` seconds ahead of Drive's. An orphan sidecar whose
+    mark Drive's clock would make 30 s short of a day: within the tolerance (59 s), the
+    machine's clock is taken, and it goes 30 s early; past it (61 s), Drive's too, and it
+    waits. A minute, against the day a file waits, and the same race as a checkpoint
+    arriving in the last minute before the re-check (orphans' docstring): left as is."""
+    side = _orphan_old_by_its_dates(emulator, tmp_path)
+    emulator.date_offset = -float(ahead)
+    drive_now = time.time() - ahead
+    seen = mark_value(emulator, side, drive_now - DAY + 30, time.time() - 365 * DAY)
+    emulator.set_properties(side, [{"key": first_seen.SEEN_MARK, "value": seen,
+                                    "visibility": "PUBLIC"}])
+    emulator.store.update(side, created=time.time() - 365 * DAY,
+                          modified=time.time() - 365 * DAY)
+    ok("ls", "drive:Models")   # (an answer's Date heard first, as a pass's listing does)
+
+    out = ok("prune", SPEC, "--keep-last", "1")
+
+    action = _row(out, "epoch_003.json")[0]
+    assert action == ("delete" if ahead < 60 else "keep"), out
