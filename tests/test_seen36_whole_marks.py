@@ -139,3 +139,33 @@ def test_clocks_a_minute_apart_age_a_file_at_most_a_minute_early(emulator, env, 
 
     action = _row(out, "epoch_003.json")[0]
     assert action == ("delete" if ahead < 60 else "keep"), out
+
+
+@pytest.mark.xfail(strict=True, reason="left (seen36 notes): a listing without properties "
+                   "shows no mark to clear; reading every whole file's costs a request each "
+                   "pass, under a Drive behaviour nothing documents")
+def test_a_sidecar_whole_again_under_a_listing_without_properties(emulator, env, tmp_path):
+    """seen35's case (a pair whole again, split a week later) where Drive's listing leaves
+    properties out (``emulator.list_leaves_out``; undocumented either way): the whole
+    sidecar's mark is not seen, so not cleared, and when its checkpoint is deleted by hand
+    and sent again the sidecar goes at once on the week-old mark (its checkpoint then comes
+    back unverified). Pinned as it is: strict, so a fix shows here."""
+    from test_seen35_marks import OLD_RUN, _send_old
+    emulator.list_leaves_out = {"properties"}
+    old_src = tmp_path / "old"
+    theirs = save(str(old_src), _name(2), 0, T0 + 2, run=OLD_RUN, saved=T0 + 2)
+    logs = emulator.add_folder(FOLDER)
+    side = _send_old(emulator, old_src / f"{_name(2)}.json", logs)
+    ok("prune", SPEC, "--keep-last", "1")
+    assert len(_marks(emulator, side)) == 1
+    ckpt = _send_old(emulator, old_src / f"{_name(2)}.pt", logs)
+    emulator.clear_requests()
+    ok("prune", SPEC, "--keep-last", "1")
+    _a_day_passes(emulator, FOLDER, by=7 * DAY)
+    emulator.store.delete(ckpt)
+    out = ok("prune", SPEC, "--keep-last", "1")
+    action, why = _row(out, f"{_name(2)}.json")
+    assert action == "keep" and why.endswith("; retired 24 h after"), out
+    _send_old(emulator, old_src / f"{_name(2)}.pt", logs)
+    ok("prune", SPEC, "--keep-last", "1")
+    assert live_md5s(emulator, FOLDER) == theirs
