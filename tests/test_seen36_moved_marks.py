@@ -136,3 +136,29 @@ def test_a_run_moved_in_is_not_made_the_newest_by_its_marks_write(emulator, env,
 
     assert live_md5s(emulator, "Models/runs2") == q_files, out
     assert r_files[f"{_name(2)}.pt"] != q_files[f"{_name(3)}.pt"]
+
+
+def test_a_store_that_lives_on_sees_a_moved_file_anew(emulator, env, tmp_path):
+    """A mirror's store lives for hours and asks each file's mark once. A sidecar it marked
+    in Models/old, moved into Models/logs meanwhile, was its old mark to it still (cached by
+    id and md5): the same store now writes it anew there."""
+    from drivestage.remote import open_store
+    src = tmp_path / "a"
+    save(str(src), "epoch_003", 3, T0 + 3, run=RUN)
+    (src / "epoch_003.pt").unlink()
+    ok("push", str(src), f"drive:{OLD}")
+    side = _id(emulator, f"{OLD}/epoch_003.json")
+    store, _ = open_store(f"drive:{OLD}")
+    old, logs_id = store.resolve(OLD), emulator.add_folder(FOLDER)
+    [there] = [e for e in store.list(old) if e.id == side]
+    first = store.first_seen(there, time.time() - 7 * DAY)
+    assert first is not None and len(_marks(emulator, side)) == 1
+    _moved(emulator, side, logs_id)
+    [here] = [e for e in store.list(store.resolve(FOLDER)) if e.id == side]
+    now = time.time()
+
+    again = store.first_seen(here, now)
+
+    assert again is not None and again.at == int(now) and again.came == first.came
+    [mark] = _marks(emulator, side)
+    assert mark.startswith(f"{int(now)}:{int(first.came)}:")

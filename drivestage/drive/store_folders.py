@@ -192,12 +192,14 @@ class FolderMaking:
                    write: bool = True) -> Optional[first_seen.Mark]:
         """The file's own first-seen mark (:mod:`drivestage.first_seen`): as listed, else read
         by one ``files.get`` of its properties (a listing may leave them out); where it has
-        none to trust (none, garbage, a copy's, of other bytes, ahead of ``now``: the later
-        of this machine's clock and Drive's), one made ``now`` written by one
-        ``properties.insert`` (``write`` False: not written). None
+        none to trust (none, garbage, a copy's, of other bytes, of another folder or name,
+        ahead of ``now``: the later of this machine's clock and Drive's), one made ``now``
+        written by one ``properties.insert`` (``write`` False: not written), with the
+        arrival a mark of these bytes says (:func:`drivestage.first_seen.made`). None
         where Drive refuses the write (no writer access; at its limit of public properties)
-        or the file is gone: it is kept. Asked once per file and store."""
-        key = f"{entry.id}\n{entry.md5}"    # (a mirror's store lives on: bytes change)
+        or the file is gone: it is kept. Asked once per file, bytes, place and store."""
+        # (a mirror's store lives on: bytes change, files are moved)
+        key = f"{entry.id}\n{entry.md5}\n{first_seen.place(entry)}"
         if key in self._seen:
             return self._seen[key]
         where = self.describe(entry)
@@ -250,7 +252,7 @@ class FolderMaking:
         except DriveStageError as exc:
             log.info("left the first-seen mark of %s (%s)", where, exc)
             return False
-        self._seen.pop(f"{entry.id}\n{entry.md5}", None)
+        self._seen.pop(f"{entry.id}\n{entry.md5}\n{first_seen.place(entry)}", None)
         return True
 
     def _mark_seen(self, entry: RemoteEntry, where: str, value: str) -> bool:
