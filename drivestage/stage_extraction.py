@@ -211,7 +211,7 @@ def _changed(dest: str, records: Sequence[MemberRecord], stamp: Stamp,
     (An archive added before it by name, `0.zip`, writes a shared path first; this one's
     repair then put back "a member that changed since drivestage extracted it", which no
     user had touched: chunkdet35.)"""
-    siblings: Optional[dict[str, list[MemberRecord]]] = None
+    siblings: Optional[Mapping[str, list[MemberRecord]]] = None
     out, shown = [], stamp.get("_shown_ns")   # (as missing_member judged them: mtimes)
     for m in records:
         st = _lstat(dest, m.path) if m.kind != "dir" else None

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Sequence
 
 from drivestage import download as dl
-from drivestage import partials, stamps
+from drivestage import partials, stamp_cache, stamps
 from drivestage.errors import (DownloadQuotaError, LocalFileError, UsageError,
                                UserFilesError)
 from drivestage.extract.statedir import state_lock
@@ -93,6 +93,19 @@ def pull_folder(folder: RemoteEntry, *, src: str, path: StorePath, dest: str,
                 remove_archive: bool = False) -> FolderPullResult:
     """Stage the tree under ``folder`` (found at ``path``) into ``dest/<folder name>`` (see
     the module doc)."""
+    # Each stamp read once per version, not once per archive asking (stampcache36).
+    with stamp_cache.scope():
+        return _pull_folder(folder, src=src, path=path, dest=dest, store=store,
+                            extract=extract, jobs=jobs, force=force, reserve=reserve,
+                            chunk_size=chunk_size, progress=progress, include=include,
+                            exclude=exclude, remove_archive=remove_archive)
+
+
+def _pull_folder(folder: RemoteEntry, *, src: str, path: StorePath, dest: str,
+                 store: RemoteStore, extract: bool, jobs: Optional[int], force: bool,
+                 reserve: int, chunk_size: Optional[int], progress: ProgressFactory,
+                 include: Sequence[str], exclude: Sequence[str],
+                 remove_archive: bool) -> FolderPullResult:
     if not folder.name:
         raise UsageError(f"{src} is the root of the drive; name a folder in it to pull")
     began = time.monotonic()

@@ -61,6 +61,8 @@ LAYERS = [
     ["streams"],
     ["download", "extract"],
     ["mtimes"],   # when a file on disk is what a record saw (stamps re-exports its checks)
+    ["stamp_cache"],   # a folder pull's parsed stamps, each read once per version
+    ["stamp_files"],   # stamp files: names, reads, records (stamps re-exports them)
     ["stamps"],
     ["hashed_read"],
     ["unpack", "hashed_pass"],

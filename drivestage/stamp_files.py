@@ -1,0 +1,144 @@
+"""Stamp files in a DEST's state folder: their names, reading them (through a folder pull's
+cache, :mod:`drivestage.stamp_cache`), listing them, and their member records. Split from
+:mod:`drivestage.stamps` (near its 500-line cap), which says what a stamp holds and why
+each is read only through the state folder's checked descriptor."""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from contextlib import contextmanager
+from typing import Any, Iterator, Optional
+
+from drivestage import stamp_cache
+from drivestage.extract import MemberRecord
+from drivestage.extract.statedir import opened_state
+from drivestage.extract.validation import STATE_DIR
+from drivestage.localfs import fitted_name
+
+log = logging.getLogger("drivestage.stamps")
+
+VERSION = 2
+LEGACY_VERSION = 1
+#: Stamps are plain dicts (``decide`` reads a few keys; JSON both ways).
+Stamp = dict[str, Any]
+_NAME_BYTES = 150      # longer local names are hashed in the stamp's file name
+
+
+def _base(name: str) -> str:
+    return fitted_name(name, _NAME_BYTES)
+
+
+def path_of(dest: str, name: str, file_id: str) -> str:
+    """The stamp file of the remote file ``file_id`` staged as ``dest/<name>``."""
+    return os.path.join(dest, STATE_DIR, _file_of(name, file_id))
+
+
+def _file_of(name: str, file_id: str) -> str:
+    key = hashlib.sha1(file_id.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+    return f"{_base(name)}@{key}.json"
+
+
+@contextmanager
+def _state(dest: str) -> Iterator[Optional[int]]:
+    """The checked descriptor of ``dest``'s state folder (None: there is none yet)."""
+    with opened_state(dest, create=False) as fd:
+        yield fd
+
+
+def _all(dest: str) -> Iterator[tuple[str, Stamp]]:
+    """``(file name, stamp)`` for every readable stamp in ``dest``'s state folder. Within a
+    folder pull's cache (:mod:`drivestage.stamp_cache`) the stamps are the cache's own,
+    shared: read them, never change them (:func:`drivestage.stamps.every` copies)."""
+    with _state(dest) as fd:
+        if fd is None:
+            return
+        cached = stamp_cache.listing(fd, _parser(dest))
+        if cached is not None:
+            yield from cached[1]
+            return
+        for entry in os.listdir(fd):
+            stamp = _read(dest, fd, entry) if entry.endswith(".json") else None
+            if stamp is not None:
+                yield entry, stamp
+
+
+def _version(dest: str) -> Optional[int]:
+    """The version of ``dest``'s state folder as the pull's cache last listed it (None:
+    no cache, or no state folder): changed whenever a stamp may have."""
+    with _state(dest) as fd:
+        cached = stamp_cache.listing(fd, _parser(dest)) if fd is not None else None
+    return cached[0] if cached is not None else None
+
+
+def _read(dest: str, state_fd: int, entry: str) -> Optional[Stamp]:
+    """The stamp in the file ``entry``; None unless it is this user's regular file (a link
+    or someone else's file there is never followed nor trusted: its records would decide
+    what an update removes) holding a stamp. (The cache's own, within a folder pull's: see
+    :func:`_all`.)"""
+    stamp = stamp_cache.read(state_fd, entry, _parser(dest))
+    if stamp is None and _exists(state_fd, entry):
+        log.debug("%s is not a stamp of this user's (a link, another user's file, "
+                  "unreadable, no stamp): ignored", os.path.join(dest, STATE_DIR, entry))
+    return stamp
+
+
+def _parser(dest: str) -> stamp_cache.Parse:
+    def parse(entry: str, raw: bytes, st: os.stat_result) -> Optional[Stamp]:
+        try:
+            stamp = json.loads(raw)
+        except ValueError:
+            return None
+        if not isinstance(stamp, dict) or stamp.get("version") not in (VERSION,
+                                                                        LEGACY_VERSION):
+            return None
+        if not isinstance(stamp.get("id"), str) or \
+                not isinstance(stamp.get("members", []), list):
+            return None
+        stamp["_path"] = os.path.join(dest, STATE_DIR, entry)
+        # What granularity DEST's file system shows its files at now (mtimes.same_mtime).
+        stamp["_shown_ns"] = st.st_mtime_ns
+        return stamp
+    return parse
+
+
+def _exists(state_fd: int, entry: str) -> bool:
+    try:
+        os.stat(entry, dir_fd=state_fd, follow_symlinks=False)
+    except OSError:
+        return False
+    return True
+
+
+def records(stamp: Stamp, key: str = "members") -> list[MemberRecord]:
+    """The member records of a stamp (``members`` or ``stale``); none for a 0.1.0 stamp.
+    (Within a folder pull's cache, a row list's records are parsed once.)"""
+    if stamp.get("version") != VERSION:
+        return []
+    return list(stamp_cache.parsed(_rows(stamp, key), _records))
+
+
+def _records(rows: list[Any]) -> list[MemberRecord]:
+    out: list[MemberRecord] = []
+    for row in rows:
+        try:
+            out.append(MemberRecord.from_json(row))
+        except (TypeError, ValueError):
+            continue  # a damaged row: never a reason to remove anything
+    return out
+
+
+def unrecorded(stamp: Stamp) -> list[str]:
+    """The members a 0.1.0 stamp lists (they have no records), and those it carried over."""
+    out = [str(p) for p in _rows(stamp, "unrecorded")]
+    if stamp.get("version") == LEGACY_VERSION and stamp.get("extracted"):
+        out += [str(row[0]) for row in _rows(stamp, "members")
+                if isinstance(row, list) and row]
+    return out
+
+
+def _rows(stamp: Stamp, key: str) -> list[Any]:
+    """A list field of a stamp; none when a damaged stamp holds something else there."""
+    rows = stamp.get(key)
+    return rows if isinstance(rows, list) else []
