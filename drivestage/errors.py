@@ -259,6 +259,11 @@ class ArchiveError(DriveStageError, OSError):
     """An archive is truncated, corrupt or of an unknown format."""
 
 
+class HeldBackError(ArchiveError):
+    """An archive of a folder pull not extracted: one before it in the pull's order failed
+    (:mod:`drivestage.stage_failed`; its download stays, verified and stamped)."""
+
+
 class NotAnArchiveError(ArchiveError):
     """``--extract`` of a file that is neither zip nor tar: ``src`` as given, downloaded
     (verified) to ``target``. A caller that extracts without an ``--extract`` option (the

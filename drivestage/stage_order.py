@@ -28,7 +28,7 @@ import logging
 import os
 from typing import Collection, Optional, Sequence
 
-from drivestage.errors import ArchiveError
+from drivestage.errors import ArchiveError, HeldBackError
 from drivestage.extract.members import ancestors
 from drivestage.extract.records import MemberRecord
 from drivestage.interrupts import Monitor
@@ -53,6 +53,7 @@ class MergeOrder:
         self._names = names
         self._members: dict[int, _Members] = {}
         self._done: set[int] = set()
+        self._failed: set[int] = set()   # (done too)
         self._dests: dict[int, str] = {}   # where each archive is extracted (told by turn())
 
     def turn(self, index: int, dest: str) -> Optional["Turn"]:
@@ -74,19 +75,26 @@ class MergeOrder:
             self._members[index] = members
             self._lock.notify_all()
 
-    def done(self, index: int) -> None:
-        """Archive ``index`` is staged (its stamp written), failed, or not started."""
+    def done(self, index: int, failed: bool = False) -> None:
+        """Archive ``index`` is staged (its stamp written), failed, or not started;
+        ``failed``: Drive would not serve it (:mod:`drivestage.stage_failed`): no archive
+        after it merges in this pull."""
         with self._lock:
             self._done.add(index)
+            if failed:
+                self._failed.add(index)
             self._lock.notify_all()
 
-    def wait(self, index: int) -> None:
-        """Until every archive before ``index`` that may share a path with it is done."""
+    def wait(self, index: int, merging: bool = True) -> None:
+        """Until every archive before ``index`` that may share a path with it is done;
+        ``merging``: its merge is next (none after an archive that failed)."""
         said: set[int] = set()
         while True:
             with self._lock:
                 waiting = self._waiting_for(index)
                 if not waiting:
+                    if merging:
+                        self._hold_back(index)
                     self._refuse_kinds(index)
                     return
                 for other in waiting:
@@ -98,6 +106,14 @@ class MergeOrder:
                                  "its member list is not read yet")
                 self._lock.wait(_CHECK_EVERY)
             check()  # a Ctrl-C: the pull's threads stop
+
+    def _hold_back(self, index: int) -> None:
+        """Raise when an archive before ``index`` failed: merged before it, the rerun that
+        fetches it merges it after (:mod:`drivestage.stage_failed`)."""
+        failed = [other for other in self._before.get(index, ()) if other in self._failed]
+        if failed:
+            raise HeldBackError(f"{self._names[index][0]} is not extracted: "
+                                f"{self._names[failed[0]][0]}, before it, failed")
 
     def _waiting_for(self, index: int) -> list[int]:
         mine = self._members.get(index)
@@ -168,4 +184,4 @@ class Turn:
         paths = [m.path for m in records] + list(left)
         self.listed({m.path for m in records if m.kind != "dir"} | set(left),
                     ancestors(paths).union(m.path for m in records if m.kind == "dir"))
-        self.wait()
+        self._order.wait(self._index, merging=False)   # (judged in place: nothing merged)

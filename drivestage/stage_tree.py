@@ -28,8 +28,7 @@ from typing import Any, Callable, Optional, Sequence
 
 from drivestage import download as dl
 from drivestage import partials, stamp_cache, stamps
-from drivestage.errors import (DownloadQuotaError, LocalFileError, UsageError,
-                               UserFilesError)
+from drivestage.errors import HeldBackError, LocalFileError, UsageError, UserFilesError
 from drivestage.extract.statedir import state_lock
 from drivestage.extract.validation import STATE_DIR
 from drivestage.pool import each
@@ -39,6 +38,7 @@ from drivestage.sizes import check_space, format_size
 from drivestage.localdir import LocalDirStore
 from drivestage.stage_file import FileStager, ProgressFactory, PullResult, safe_name
 from drivestage.stage_clash import drive_folders, refuse_member_clash
+from drivestage.stage_failed import ALONE, Refusals
 from drivestage.stage_order import MergeOrder
 from drivestage.stage_walk import Item, walk
 from drivestage.store import RemoteEntry, RemoteStore
@@ -152,7 +152,8 @@ def _pull_folder(folder: RemoteEntry, *, src: str, path: StorePath, dest: str,
     # b.zip of 1 MiB left a.zip's bytes there, b.zip's with --chunk-size 16MiB: chunkdet35.)
     archives = [i for i, it in enumerate(items) if extract and _is_archive(it)]
     small = _small_first(items, archives, limit)
-    order = MergeOrder(archives, [(it.src, exclude_pattern(_inside(root, it))) for it in items])
+    names = [(it.src, exclude_pattern(_inside(root, it))) for it in items]
+    order = MergeOrder(archives, names)
     # Only the stamps of these files, as listed, stand for a member another archive of the
     # pull wrote (stamps.siblings_wrote): not one deleted from Drive or of an older version;
     # ranked in the same tree order.
@@ -160,26 +161,41 @@ def _pull_folder(folder: RemoteEntry, *, src: str, path: StorePath, dest: str,
                             {it.entry.id: it.folder for it in items},
                             {it.entry.id: rank for rank, it in enumerate(items)})
 
-    def stage(index: int, streams: Optional[int]) -> PullResult:
+    refused = Refusals(names, archives)
+
+    def stage(index: int, streams: Optional[int]) -> Optional[PullResult]:
+        """Stage file ``index``; None when Drive would not serve it (stage_failed)."""
         it = items[index]
+        failed = False
         try:
             _real_folders(root, it.folder, dest, create=True)  # again: DEST may have changed
-            one = FileStager(it.src, it.folder, store, extract=extract and _is_archive(it),
-                             jobs=streams, force=force, reserve=reserve,
-                             chunk_size=chunk_size, progress=bar.for_file(index),
-                             lock_dir=root, protect=staged, walked=walked, current=current,
-                             turn=order.turn(index, it.folder),
-                             remove_archive=remove_archive)
-            result = one.stage(it.entry)
-        except DownloadQuotaError as exc:
-            # Drive refuses this file alone (flagged as malware, downloaded too often): the
-            # rest of the folder can still come (as for a file whose download is restricted).
-            raise type(exc)(f"{exc} Or pull the rest of the folder without it: --exclude "
-                            f"{exclude_pattern(_inside(root, it))}") from exc
+            result = stager(index, streams, extract and _is_archive(it)
+                            and not refused.holds_back(index)).stage(it.entry)
+        except ALONE as exc:
+            # Drive refuses this file alone (flagged as malware, downloaded too often, bytes
+            # that never matched): the rest of the folder still comes (as for a file whose
+            # download is restricted); the pull fails at its end, naming it.
+            refused.add(index, exc)
+            failed = True
+            return None
+        except HeldBackError:   # (an archive before it failed while it was downloaded)
+            refused.hold(index)
+            result = stager(index, streams, False).stage(it.entry)   # (its stamp: no bytes)
         finally:
-            order.done(index)  # its stamp written (or it failed): the next may merge
+            order.done(index, failed)  # its stamp written (or it failed): the next may merge
+        if extract and _is_archive(it) and not result.extracted:
+            refused.hold(index)
         bar.done(index, it.entry.size)
         return result
+
+    def stager(index: int, streams: Optional[int], extracting: bool) -> FileStager:
+        it = items[index]
+        return FileStager(it.src, it.folder, store, extract=extracting, jobs=streams,
+                          force=force, reserve=reserve, chunk_size=chunk_size,
+                          progress=bar.for_file(index), lock_dir=root, protect=staged,
+                          walked=walked, current=current,
+                          turn=order.turn(index, it.folder) if extracting else None,
+                          remove_archive=remove_archive)
 
     results: dict[int, PullResult] = {}
 
@@ -187,7 +203,7 @@ def _pull_folder(folder: RemoteEntry, *, src: str, path: StorePath, dest: str,
         """Stage these small files ``jobs`` at a time, each taken in order."""
         failed: list[int] = []
 
-        def stage_small(index: int) -> PullResult:
+        def stage_small(index: int) -> Optional[PullResult]:
             if failed:  # one failed: the pull fails with it, no other file starts
                 order.done(index)
                 raise _NotStarted
@@ -203,17 +219,20 @@ def _pull_folder(folder: RemoteEntry, *, src: str, path: StorePath, dest: str,
             # In file order: a file not started comes after the one that failed.
             if isinstance(outcome, BaseException):
                 raise outcome
-            results[i] = outcome
+            if outcome is not None:
+                results[i] = outcome
 
     def stage_all() -> None:
         if small:
             stage_some(small)
         # The rest in tree order: a large file alone with its streams; small archives after
         # a larger one (_small_first) between two of them, several at once again.
-        rest = [i for i in range(len(items)) if i not in results]
+        rest = [i for i in range(len(items)) if i not in results and i not in refused.failed]
         while rest:
             if items[rest[0]].entry.size > limit:
-                results[rest[0]] = stage(rest[0], streams)
+                one = stage(rest[0], streams)
+                if one is not None:
+                    results[rest[0]] = one
                 rest = rest[1:]
                 continue
             run = next((n for n, i in enumerate(rest) if items[i].entry.size > limit),
@@ -230,6 +249,9 @@ def _pull_folder(folder: RemoteEntry, *, src: str, path: StorePath, dest: str,
     finally:
         bar.close()
     _drop_orphan_partials(root, listed)
+    error = refused.error()   # (every file Drive would not serve, named, exit 1)
+    if error is not None:
+        raise error
     _refuse_left([items[i] for i in archives], current)
     return FolderPullResult(src=src, path=root, dest=dest, id=folder.id,
                             files=[results[i] for i in range(len(items))], skipped=skipped,

@@ -70,22 +70,43 @@ class _Folder:
 @contextmanager
 def scope() -> Iterator[None]:
     """Cache the stamps read in the block (nested blocks share one cache; the files kept
-    open are closed when the outermost one ends)."""
+    open are closed when the outermost one ends). A Ctrl-C at any moment of its way in or
+    out leaves no file open and no cache behind (one left open kept every later pull of the
+    notebook's process reading through it, its stamp files held open)."""
     global _depth
-    with _lock:
-        _depth += 1
+    entered = False
     try:
+        with deferred():
+            with _lock:
+                _depth += 1
+                entered = True
         yield
     finally:
-        with _lock, deferred():
+        if entered:
+            left = [False]
+            try:
+                with deferred():
+                    _leave(left)
+            finally:
+                _leave(left)   # (a Ctrl-C as the deferral began: left here, as it is)
+
+
+def _leave(left: list[bool]) -> None:
+    """Leave a scope once (``left``: done already); the outermost closes every file."""
+    global _depth
+    if left[0]:
+        return
+    with _lock:
+        if not left[0]:
             _depth -= 1
-            if _depth == 0:
-                for folder in _folders.values():
-                    for entry in list(folder.entries):
-                        _forget(folder, entry)
-                _folders.clear()
-                _derived.clear()
-                _parsed.clear()
+            left[0] = True
+        if _depth == 0:
+            for folder in _folders.values():
+                for entry in list(folder.entries):
+                    _forget(folder, entry)
+            _folders.clear()
+            _derived.clear()
+            _parsed.clear()
 
 
 def _read(state_fd: int, entry: str) -> Optional[tuple[bytes, os.stat_result, int]]:

@@ -18,7 +18,7 @@ PKG = Path(__file__).resolve().parent.parent / "drivestage"
 #: higher one. A new module must be placed here (ARCHITECTURE.md draws the same picture).
 LAYERS = [
     ["errors"],
-    ["sizes", "paths", "member_reach", "temps", "localfs", "local_trash", "lost_mounts",
+    ["sizes", "paths", "member_reach", "stage_failed", "temps", "localfs", "local_trash", "lost_mounts",
      "heap", "interrupts", "pool", "cpuload", "held_signals", "no_match", "stderr_tail"],
     ["store", "sidecar", "first_seen"],
     ["retention_policy", "retention_plan", "lineage"],

@@ -40,8 +40,10 @@ with --extract every .zip/.tar/.tar.gz/.tgz in it is extracted where it lies. A 
 archives hold gets the bytes of the one later in tree order (a folder's files sorted by
 name, character by character: capitals first, 10.zip before 2.zip; then its subfolders'),
 as unzip a.zip; unzip b.zip leaves it, whatever --jobs or the network do; an archive with a
-member where the folder has a file or folder of that name is refused. Exit codes: 0
-success, 1 error, 2 usage error.
+member where the folder has a file or folder of that name is refused. A file Drive will
+not serve (quota, malware flag, md5) stops no other: the rest comes (archives after a failed
+one downloaded, extracted at the next pull), then exit 1 naming each with its --exclude.
+Exit codes: 0 success, 1 error, 2 usage error.
 """
 
 
