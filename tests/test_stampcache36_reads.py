@@ -58,14 +58,15 @@ def test_a_staged_rerun_reads_each_stamp_once(emulator, local_state, monkeypatch
     dest = tmp_path / "d"
     code, err, first = _counted("pull", "drive:F", str(dest), "-x", "-q")
     assert code == 0, err
-    # Each stamp read once per version: written when downloaded, then when extracted (each
-    # write read back once at most), not once per archive asking (main: 24,000 here).
-    assert len(first) <= 4 * N, len(first)
+    # Each stamp read once per version: written when downloaded, then when extracted, each
+    # read back once (about 3N here; one replaced between a listing and its read is read
+    # once more), not once per archive asking (main: 6,549 here, 251,642 for 500).
+    assert len(first) <= 5 * N, len(first)
     assert (dest / "F/ds/x").read_bytes() == b"v%d" % (N - 1)    # the last by name holds
     emulator.clear_requests()
     code, err, rerun = _counted("pull", "drive:F", str(dest), "-x")
     assert code == 0 and f"{N} files ({N} already staged)" in err, err
-    assert sorted(rerun) == sorted(set(rerun)) and len(rerun) == N   # each once (main: 13,000)
+    assert sorted(rerun) == sorted(set(rerun)) and len(rerun) == N   # each once (main: 12,080)
     assert [r for r in emulator.requests if r.query.get("alt") == "media"] == []
     assert len(emulator.requests) <= 2      # the folder found, its files listed
     assert (dest / "F/ds/x").read_bytes() == b"v%d" % (N - 1)
