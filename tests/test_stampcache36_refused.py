@@ -55,6 +55,12 @@ def test_an_archive_over_its_quota_stops_no_file_after_it(emulator, env, tmp_pat
     assert not (F / "ds/c").exists() and not (F / "ds/d").exists()   # not merged first
     assert (F / "e.txt").read_bytes() == b"E" * 10
     assert not (F / "b.zip").exists()
+    # A rerun while the quota holds asks for b.zip alone, and says the same.
+    emulator.clear_requests()
+    code, _, again = _cli.run("pull", "-q", "drive:F", str(dest), "-x", *options)
+    assert code == 1 and again.strip().splitlines()[-1] == lines[-1], again
+    assert set(_media(emulator)) == {ids["b.zip"]}, _media(emulator)
+    assert not (F / "ds/c").exists() and (F / "ds/x").read_bytes() == b"a"
     # The quota resets: the rerun fetches b.zip alone, then merges b, c, d in order.
     emulator.limit_downloads(ids["b.zip"], None)
     emulator.clear_requests()
