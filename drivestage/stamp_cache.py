@@ -28,7 +28,6 @@ unchanged (by the same listing), so a rerun's question per archive costs a looku
 from __future__ import annotations
 
 import os
-import resource
 import threading
 from contextlib import contextmanager
 from typing import Any, Callable, Hashable, Iterator, Optional, Sequence
@@ -36,9 +35,19 @@ from typing import Any, Callable, Hashable, Iterator, Optional, Sequence
 from drivestage.extract.statedir import open_own, read_own
 from drivestage.interrupts import deferred
 
-#: Stamp files kept open (their inode numbers pinned) at most: a quarter of the soft limit
-#: on open files, for the pull's own sockets and files the rest.
-_PINS = min(4096, resource.getrlimit(resource.RLIMIT_NOFILE)[0] // 4)
+
+def _pins() -> int:
+    """Stamp files kept open (their inode numbers pinned) at most: a quarter of the soft
+    limit on open files, the rest for the pull's own sockets and files."""
+    try:
+        import resource
+    except ImportError:   # (Windows: no such limit to read)
+        return 256
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    return 4096 if soft == resource.RLIM_INFINITY else min(4096, soft // 4)
+
+
+_PINS = _pins()
 _FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC  # as statedir.read_own
 
 #: ``parse(entry, raw bytes, stat of the file read)``: the parsed stamp, or None.

@@ -105,3 +105,25 @@ def test_a_stamp_another_process_rewrites_mid_pull_is_read_again(emulator, local
     assert sorted(n.split("@")[0] for n in opened) == ["s000.zip", "s001.zip", "s002.zip",
                                                          "s002.zip"], opened
     assert (dest / "F/ds/x").read_bytes() == b"v2"
+
+
+def test_past_the_open_file_budget_stamps_are_read_at_each_use(emulator, local_state,
+                                                               monkeypatch, tmp_path):
+    """A stamp the cache cannot hold open (beyond its share of the open-file limit) could
+    be rewritten twice and show its old inode number again: it is read at every use, as
+    without the cache, and the rerun judges the same."""
+    from drivestage import stamp_cache
+
+    monkeypatch.setenv("DRIVESTAGE_TOKEN", "test-token")
+    monkeypatch.setenv("DRIVESTAGE_API_ROOT", emulator.url)
+    _folder(emulator, 12)
+    dest = tmp_path / "d"
+    assert _counted("pull", "drive:F", str(dest), "-x", "-q")[0] == 0
+    monkeypatch.setattr(stamp_cache, "_PINS", 3)
+    emulator.clear_requests()
+    code, err, rerun = _counted("pull", "drive:F", str(dest), "-x")
+    assert code == 0 and "12 files (12 already staged)" in err, err
+    assert len(rerun) > 2 * 12, len(rerun)           # the 9 unpinned, again and again
+    assert [r for r in emulator.requests if r.query.get("alt") == "media"] == []
+    assert (dest / "F/ds/x").read_bytes() == b"v11"
+    assert stamp_cache._pinned == [0]                 # every one closed at the end
