@@ -404,6 +404,8 @@ def _recorded_by(dest: str) -> _Index:
     for _entry, other in _all(dest):
         for o in records(other) + records(other, "stale"):
             out.setdefault(o.path, []).append((None, other.get("_path"), other.get("id"), o))
+    for rows in out.values():   # (the last by name first: most often what a path holds)
+        rows.reverse()
     return out
 
 
@@ -433,6 +435,9 @@ class _Held(Mapping[str, list[MemberRecord]]):
 
     def __len__(self) -> int:
         return sum(1 for _ in self)
+
+    def __bool__(self) -> bool:   # (``siblings or {}``: not a look at every path)
+        return bool(self._index)
 
 
 def _is_current(stamp: Stamp, current: Optional[Mapping[str, Optional[str]]]) -> bool:
