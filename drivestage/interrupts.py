@@ -306,20 +306,23 @@ def _unacked(sock: socket.socket) -> Optional[int]:
 
 
 def delivered(sock: socket.socket, timeout: Optional[float],
-              between: Callable[[], None] = lambda: None) -> None:
+              between: Callable[[], None] = lambda: None,
+              answered: Callable[[], bool] = lambda: True) -> None:
     """Wait until what was sent on ``sock`` reached the peer (acknowledged), or an answer
     came to read, failing (``socket.timeout``) after ``timeout`` seconds in which neither
     happened and no byte was acknowledged; in waits of :data:`SLICE` (``between()`` after
     each). A request's last bytes can still be in the send buffers (up to 4 MiB) when it is
     sent: on a slow link the server answers that much later, and the wait for its answer,
-    bounded as the time to the answer's first byte, timed out while the body moved."""
+    bounded as the time to the answer's first byte, timed out while the body moved.
+    ``answered()``, called once ``sock`` is readable, says whether what came is an answer
+    (False: the caller read something else, a TLS session ticket: the wait goes on)."""
     end = None if timeout is None else time.monotonic() + timeout
     acked = _acked(sock)
     while _unacked(sock):
         left = SLICE if end is None else min(SLICE, end - time.monotonic())
         if left <= 0:
             raise socket.timeout("timed out")
-        if select.select([sock], [], [], left)[0]:
+        if select.select([sock], [], [], left)[0] and answered():
             return
         between()
         before, acked = acked, _acked(sock)

@@ -79,12 +79,63 @@ class SlicedResponse(http.client.HTTPResponse):
     def __init__(self, sock: Any, *args: Any, **kwargs: Any):
         # (the request's end delivered first: see interrupts.delivered; the answer's
         # bounds count from there)
-        interrupts.delivered(sock, sock.gettimeout(), pool.check)
+        came: list[bytes] = []
+        interrupts.delivered(sock, sock.gettimeout(), pool.check, lambda: _answered(sock, came))
         super().__init__(sock, *args, **kwargs)
-        if _in_pieces():
+        if _in_pieces() or came:
             # (makefile's reader, not read yet, handed over: left to the collector, it would
             # close the socket's reader under the new one)
-            self.fp = io.BufferedReader(_SlicedReads(self.fp.detach(), sock))
+            raw = self.fp.detach()
+            raw = _SlicedReads(raw, sock) if _in_pieces() else raw
+            self.fp = io.BufferedReader(_Read(b"".join(came), raw) if came else raw)
+
+
+def _answered(sock: Any, came: list[bytes]) -> bool:
+    """Whether ``sock``, readable, holds an answer (what of it was read is added to ``came``).
+    Over TLS 1.3 the server sends its session tickets once the handshake is done: unread
+    until the answer was, they made the socket readable from the start, and the wait for a
+    slow upload's body to be acknowledged ended at once (its answer then timed out while
+    the body moved: attacknet36). A TLS socket is read without waiting: the tickets alone
+    give no byte (it goes on waiting), an answer's first bytes are kept for its reader."""
+    if not isinstance(sock, ssl.SSLSocket):
+        return True
+    timeout = sock.gettimeout()
+    sock.settimeout(0)
+    try:
+        came.append(sock.recv(1 << 16))   # (b"": the server's end, an answer too)
+    except ssl.SSLWantReadError:
+        return False
+    except OSError:
+        return True   # (the answer's reader meets it again, or the end)
+    finally:
+        sock.settimeout(timeout)
+    return True
+
+
+class _Read(io.RawIOBase):
+    """A reader of ``raw`` whose first bytes were read already (``first``)."""
+
+    def __init__(self, first: bytes, raw: Any):
+        super().__init__()
+        self._first, self._raw = first, raw
+
+    def readable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return int(self._raw.fileno())
+
+    def readinto(self, buf: Any) -> Optional[int]:
+        if not self._first:
+            return self._raw.readinto(buf)  # type: ignore[no-any-return]
+        n = min(len(buf), len(self._first))
+        buf[:n], self._first = self._first[:n], self._first[n:]
+        return n
+
+    def close(self) -> None:
+        if not self.closed:
+            self._raw.close()
+        super().close()
 
 
 
