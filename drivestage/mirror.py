@@ -90,6 +90,7 @@ class Mirror:
         self._stopping = False
         self._final_gen: Optional[int] = None  # the run stop() flushes with: it raises its failure
         self._thread: Optional[BackgroundThread] = None
+        self._start_cut = False   # a Ctrl-C came as its thread started (see start)
         self._abandoned = Flag()  # abandon(): the run under way stops between two chunks
         self._cache: Optional[Md5Cache] = md5_cache
         self.runs = 0
@@ -103,6 +104,11 @@ class Mirror:
     def start(self) -> "Mirror":
         """Start the background thread (idempotent)."""
         with self._cond:
+            if self._start_cut:
+                # (its thread was told to end: started again, it returned as if running, and
+                # nothing was pushed, not even by stop(): attacknet36)
+                raise MirrorError("this mirror was stopped: a Ctrl-C came as it started; "
+                                  "make a new one (Mirror(...).start())")
             if self._thread is None:
                 self._thread = BackgroundThread(self._loop, "drivestage-mirror")
                 try:
@@ -113,7 +119,7 @@ class Mirror:
                     # and its thread pushed every period for the process's life, out of
                     # reach of any stop. Told to end before its first push.
                     self._abandoned.set()
-                    self._stopping = True
+                    self._stopping = self._start_cut = True
                     self._cond.notify_all()
                     raise
         return self
