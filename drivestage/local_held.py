@@ -45,7 +45,10 @@ def stands_for(name: str) -> Optional[str]:
     if not name.startswith(PREFIX):
         return None
     token, dot, rest = name[len(PREFIX):].partition(".")
-    return rest if dot and rest and len(token) == 12 else None
+    # (no copy a push keeps aside stands for ".." or "a/b": a Drive title so made stood for
+    # it, and the folder pull failed on that name, one the folder does not hold: attacknet36)
+    plain = rest not in ("", ".", "..") and "/" not in rest and "\0" not in rest
+    return rest if dot and plain and len(token) == 12 else None
 
 
 class LocalHeld:
