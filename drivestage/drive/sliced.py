@@ -100,8 +100,8 @@ def _answered(sock: Any, came: list[bytes]) -> bool:
     if not isinstance(sock, ssl.SSLSocket):
         return True
     timeout = sock.gettimeout()
-    sock.settimeout(0)
     try:
+        sock.settimeout(0)   # (inside the try: a Ctrl-C here leaves its timeout as it was)
         came.append(sock.recv(1 << 16))   # (b"": the server's end, an answer too)
     except ssl.SSLWantReadError:
         return False
