@@ -142,3 +142,47 @@ def test_an_answer_before_the_body_is_read_is_taken_at_once(tls, scheme):
         server.close()
     assert (resp.status, content) == (400, b"{}")
     assert took < 20, f"the early answer was read after {took:.0f} s"
+
+
+class _Stalled(_SlowReader):
+    """Reads the request's head, then nothing, and never answers."""
+
+    def _serve(self) -> None:
+        try:
+            raw, _ = self._listener.accept()
+            conn = self.ctx.wrap_socket(raw, server_side=True) if self.ctx else raw
+            head = b""
+            while b"\r\n\r\n" not in head:
+                head += conn.recv(1)
+            self._listener.accept()   # (held, unread, until the test ends)
+        except OSError:
+            pass
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_a_server_that_takes_nothing_more_still_ends_the_request_within_the_timeout(
+        tls, scheme):
+    """A guard of the fix above: the tickets read, nothing acknowledged and no answer, the
+    wait ends after the timeout (0.5 s) without a byte, over TLS too."""
+    from drivestage.drive.connections import bounded_connection, build_http
+
+    ctx = None
+    if scheme == "https":
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+        ctx.load_cert_chain(*tls)
+    server = _Stalled(1 << 20, ctx)
+    http = build_http(timeout=0.5)
+    http.ca_certs = tls[0]
+    began = time.monotonic()
+    try:
+        with pytest.raises(TimeoutError):
+            http.request(server.url, "PUT", body=b"x" * (1 << 20),
+                         headers={"Content-Type": "application/octet-stream"},
+                         connection_type=bounded_connection(server.url))
+    finally:
+        took = time.monotonic() - began
+        for conn in http.connections.values():
+            conn.close()
+        server.close()
+    assert took < 10, f"a stalled request ended after {took:.0f} s"
