@@ -138,6 +138,11 @@ class DriveConfig:
                            "with keep_best 0 and no max_bytes too, nothing is pruned)")
     keep_best: int = _f(1, "also keep this many best checkpoints (by mAP@0.5; 0: no such rule)")
     max_bytes: Union[int, str, None] = _f(None, "cap on the run's checkpoint bytes on Drive, e.g. 2GB (oldest pruned first)")
+    lease_minutes: float = _f(1.0, "renew the run's lease on drive.logs this often; another trainer "
+                                   "of the run is refused while it is renewed, and takes it over "
+                                   "once silent for twice this and a margin (0: no lease)")
+    take_over: bool = _f(False, "take the run's lease from a trainer that still renews it (it "
+                                "stops at its next save); also --take-over")
 
 
 @dataclass

@@ -14,7 +14,7 @@ import logging
 import os
 import time
 from dataclasses import dataclass
-from typing import Iterable, Optional, Sequence
+from typing import TYPE_CHECKING, Iterable, Optional, Sequence
 
 from drivestage import paths
 from drivestage import sidecar as sidecars
@@ -27,13 +27,18 @@ from drivestage.sizes import format_size
 from drivestage.store import RemoteEntry
 from trainer.state import EPOCH_NAME, Position
 
+if TYPE_CHECKING:
+    from trainer.lease import RunLease
+
 logger = logging.getLogger(__name__)
 
 #: Files of the run folder that never go to Drive: ``last.pt`` is rewritten every epoch (the
 #: epoch checkpoints and autosaves are what Drive gets).
 #: ``*.pt.bad-*``: a checkpoint --resume auto passed over, moved aside by the run's first save
 #: with its sidecar (trainer.saving.BAD_SUFFIX): kept here for a look, no 90 MB upload of it.
-MIRROR_EXCLUDE = ("last.pt", "last.json", "*.pt.bad-*", "*.json.bad-*")
+#: ``trainer-lease-*.json``: the run's lease claims (trainer.lease), made on Drive only: named
+#: here, a push of a folder above with --delete leaves them (drivestage.run_folders).
+MIRROR_EXCLUDE = ("last.pt", "last.json", "*.pt.bad-*", "*.json.bad-*", "trainer-lease-*.json")
 
 
 @dataclass(frozen=True)
@@ -78,6 +83,8 @@ class DriveFolder:
         # Names every push leaves out: a stop's save while it is sent alone (trainer.stop_save)
         # from another folder; a push sending it too from the run folder made two of that name.
         self.held: set[str] = set()
+        #: The run's lease on the folder (:mod:`trainer.lease`), checked before every upload.
+        self.lease: Optional[RunLease] = None
         #: The Google Drive mount the folder is in (drive.logs=/content/drive/...), or None.
         self.mount = None if paths.is_drive(spec) else in_drive_mount(spec)
         self._warn_if_local(spec)
@@ -139,6 +146,10 @@ class DriveFolder:
             return str(exc)
         return None if entry.is_dir else f"{self.spec} is a file, not a folder"
 
+    def store_at(self) -> tuple:
+        """The store and the folder's path in it (:mod:`trainer.lease`)."""
+        return self._store, self._path
+
     def where(self, name: str) -> str:
         """``drive:Models/x/logs/<name>``."""
         return f"{self.spec}/{name}"
@@ -180,6 +191,8 @@ class DriveFolder:
         from drivestage.mirror import WALK_EVERY
         from drivestage.upload_tree import push
 
+        if self.lease is not None:
+            self.lease.check()   # (taken over: not one file more; trainer.lease)
         self._pushes += 1
         if self._pushes % WALK_EVERY == 0:
             # As a mirror does: each push checks the run folder itself, not the folders
@@ -218,6 +231,8 @@ class DriveFolder:
         two files of one name were left (epochkeep32)."""
         from drivestage.localfs import file_md5
 
+        if self.lease is not None:
+            self.lease.check()
         names = list(names or [os.path.basename(p) for p in paths])
         # (A checkpoint and its sidecar by their names: those sent from memory have no
         # names of their own on this machine, trainer.memory_send.)

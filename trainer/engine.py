@@ -131,7 +131,7 @@ def _fit(cfg: Config, info: distributed.DistInfo, device: torch.device, resume_f
     _warn_if_on_drive_mount(cfg, info)
     data = stage_data(cfg, info)           # a bad dataset fails before anything is written
     model, criterion, ema, optimizer = _build(cfg, data, device, info)
-    drive = _drive_folder(cfg) if info.is_main and cfg.drive.logs else None
+    drive = _drive_folder(cfg, stop) if info.is_main and cfg.drive.logs else None
     if drive is not None:
         drive.check_writable()   # not hours of training whose checkpoints cannot leave here
     # --resume auto passes over a newest checkpoint that fails the resume checks (NaN, an EMA
@@ -436,11 +436,10 @@ def metric_text(value: Optional[float]) -> str:
     return "n/a" if value is None else f"{value:.4f}"
 
 
-def _drive_folder(cfg: Config):
-    from trainer.drive import DriveFolder, retention_policy
+def _drive_folder(cfg: Config, stop: StopFlag):
+    from trainer.lease import held_folder   # (the run's lease taken there first)
 
-    d = cfg.drive
-    return DriveFolder(d.logs, cfg.train.out_dir, retention_policy(d.keep_last, d.keep_best, d.max_bytes))
+    return held_folder(cfg, stop)
 
 
 def _datasets(cfg: Config, data: DataSpec, info: distributed.DistInfo):

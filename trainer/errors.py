@@ -1,6 +1,8 @@
 """Every error the trainer raises on purpose; the CLI prints one line and exits 1 (config: 2)."""
 from __future__ import annotations
 
+from drivestage.errors import DriveStageError
+
 
 class TrainerError(Exception):
     """Base class: a failure with a message fit for the user."""
@@ -100,3 +102,15 @@ def fine_tune_advice(path: str) -> str:
     that hold the old run's checkpoints (the advice without them, followed, was refused)."""
     return (f"--resume none --set model.weights={path} --set train.out_dir=<a new folder> "
             "(and drive.logs=<a new Drive folder> where it is set)")
+
+
+class LeaseHeldError(TrainerError):
+    """Another trainer of this run holds its lease on ``drive.logs``, and renews it
+    (:mod:`trainer.lease`): two would overwrite each other's checkpoints there."""
+
+
+class LeaseLostError(TrainerError, DriveStageError):
+    """This run's lease on ``drive.logs`` was taken over by another trainer: nothing more is
+    pushed (a push's failure, as Drive's are; the stop's line says what to do)."""
+
+    exit_code = 1

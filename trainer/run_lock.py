@@ -95,7 +95,11 @@ class RunFolderLock:
         _HELD.add(fd)
 
     def release(self) -> None:
-        """Let the lock go (closing the file drops the ``flock``)."""
+        """Let the lock go (closing the file drops the ``flock``), and the run's lease on
+        drive.logs with it (:mod:`trainer.lease`)."""
+        from trainer.lease import release_all
+
+        release_all()
         fd, self._fd = self._fd, None
         if fd is not None:
             _HELD.discard(fd)

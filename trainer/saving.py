@@ -33,7 +33,7 @@ from trainer.passed_over import move_aside as _move_aside
 from trainer.pushed import NAMED_UNSENT, unsent_text  # noqa: F401 (here before)
 from drivestage.lost_mounts import lost_mount
 from trainer.callbacks import WRITE_WITHIN_S, Bounded, Callback
-from trainer.errors import SaveError, TrainingInterrupted
+from trainer.errors import LeaseLostError, SaveError, TrainingInterrupted
 from trainer.final_wait import FinalWait
 from trainer.state import Position, autosave_name
 from trainer.stopping import StopFlag
@@ -386,7 +386,8 @@ class Checkpointer(Callback):
                     stopping.wait_for(job.ended, self.drive_until)
                 if job.ended is not None:   # (written late: the push asked for missed it)
                     ticket = self.writer.push_soon()
-                if self.stop.unsignalled and self.drive_spec and not job.error:
+                if self.stop.unsignalled and self.drive_spec and not job.error and \
+                        self.stop.signum != stopping.LEASE_LOST:   # (taken over: none goes)
                     logger.info("waiting for %s to reach %s (no signal asked for this stop; a "
                                 "SIGTERM or Ctrl-C ends the wait sooner)", job.name,
                                 self.drive_spec)
@@ -459,6 +460,10 @@ class Checkpointer(Callback):
                          else f"the checkpoint of epoch {unwritten.position.epoch} is not written yet")
             return False
         elif err is not None:
+            if isinstance(err, LeaseLostError):   # (taken over: its own line, no push advice)
+                if push_error and not self.stop.is_set():
+                    raise err
+                return finished
             if push_error:
                 from drivestage.errors import MirrorError, OtherRunError
 

@@ -14,8 +14,10 @@ from drivestage.interrupts import BackgroundThread
 from trainer import checkpoint as ckpt
 from trainer import kept_state, stop_save, stopping
 from trainer.callbacks import WRITE_WITHIN_S
+from trainer.lease import stopped_text
 from trainer.pushed import NAMED_UNSENT, unsent_text
 from trainer.state import Position
+from trainer.stopping import LEASE_LOST
 from trainer.write_order import WriteStuck
 from trainer.writer import SaveJob
 
@@ -99,6 +101,8 @@ def stop_message(saver: Any, job: SaveJob, pos: Position, state: Optional[dict] 
         return kept_state.unwritten_text(job, head, str(why), state, send_to(saver))
     if saver.drive_spec is None:
         return f"{head}: {job.name} is saved in {saver.out_dir}; resume with --resume auto"
+    if saver.stop.signum == LEASE_LOST:   # (no push advised: trainer.lease)
+        return stopped_text(head, job.name, saver.out_dir, saver.stop.detail)
     # Every file of the run not on Drive, not only this one: epoch files queued behind a
     # slow or failing upload are lost with the machine too (the command below sends all).
     unsent = saver.writer.not_on_drive()

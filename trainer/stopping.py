@@ -44,6 +44,9 @@ PEER_LOSS = int(signal.SIGPIPE)
 #: Nor here: a file of the dataset could not be read (:mod:`trainer.unreadable`); saved as
 #: for a worker's death, exit 1.
 UNREADABLE = int(signal.SIGUSR2)
+#: Nor here: another trainer took this run's lease on drive.logs over (:mod:`trainer.lease`):
+#: the state is saved here, nothing more goes to Drive, and the run ends with exit 1.
+LEASE_LOST = int(signal.SIGURG)
 
 #: The longest a stop no signal asked for waits for Drive (its push, its copy sent from
 #: elsewhere): nothing will SIGKILL the process, and an unattended cell that ended at the
@@ -202,6 +205,8 @@ class StopFlag:
             from trainer.unreadable import what
 
             return what(self.detail)
+        if self.signum == LEASE_LOST:
+            return "the take-over of the run's lease"
         return _NAMES.get(self.signum, f"signal {self.signum}")
 
     @property
@@ -212,7 +217,7 @@ class StopFlag:
         first = self.before[0] if self.before is not None else self.signum
         if first == WORKER_DEATH:
             return "the worker's death"
-        if first == PEER_LOSS:
+        if first in (PEER_LOSS, LEASE_LOST):
             return self.name
         if first == UNREADABLE:
             return "the failed read"
@@ -229,7 +234,8 @@ class StopFlag:
         a SIGHUP but under torchrun): nothing will SIGKILL the process, and its waits on
         Drive outlast the grace."""
         first = self.before[0] if self.before is not None else self.signum
-        return first in (WORKER_DEATH, PEER_LOSS, UNREADABLE) and self.signal_at is None
+        return (first in (WORKER_DEATH, PEER_LOSS, UNREADABLE, LEASE_LOST)
+                and self.signal_at is None)
 
     @property
     def grace_text(self) -> str:
@@ -253,7 +259,8 @@ class StopFlag:
 
     @property
     def exit_code(self) -> int:
-        return 1 if self.signum in (WORKER_DEATH, PEER_LOSS, UNREADABLE) else EXIT_CODES.get(self.signum, 143)
+        return 1 if self.signum in (WORKER_DEATH, PEER_LOSS, UNREADABLE, LEASE_LOST) else \
+            EXIT_CODES.get(self.signum, 143)
 
     @property
     def deadline(self) -> Optional[float]:

@@ -23,7 +23,7 @@ import email.utils
 import time
 from typing import Any, Optional
 
-__all__ = ["TOLERANCE", "heard", "span"]
+__all__ = ["TOLERANCE", "heard", "now", "span"]
 
 #: How far this machine's clock and Drive's may differ before both are taken (seconds): past a
 #: second's truncation and a slow answer's time on the way, and small against the day
@@ -57,3 +57,12 @@ def span() -> tuple[float, float]:
     if behind is None or abs(behind) <= TOLERANCE:
         return local, local
     return min(local, local + behind), max(local, local + behind)
+
+
+def now() -> float:
+    """Drive's clock now, as the last answer's ``Date`` said it (to the second, cut short: a
+    little behind Drive's), or this machine's where none was heard (a local store). For
+    comparing with Drive's own dates (a file's ``modifiedDate``) across machines whose clocks
+    differ (:mod:`trainer.lease`)."""
+    behind = _behind
+    return time.time() + (behind or 0.0)

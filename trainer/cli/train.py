@@ -43,7 +43,10 @@ def _quiet_other_ranks() -> None:
               help="Override a config key, e.g. --set train.epochs=10 (repeatable).")
 @click.option("--resume", default="auto", show_default=True, metavar="auto|PATH|none",
               help="Where to resume from.")
-def train(config_path: str, overrides: tuple[str, ...], resume: str) -> None:
+@click.option("--take-over", is_flag=True,
+              help="Take the run's lease on drive.logs from a trainer that still renews it "
+                   "(it stops at its next save): drive.take_over.")
+def train(config_path: str, overrides: tuple[str, ...], resume: str, take_over: bool) -> None:
     """Train YOLOv4-tiny; checkpoints are mirrored to drive.logs and resumed automatically."""
     from trainer.config import load_config
     from trainer.engine import fit
@@ -51,7 +54,8 @@ def train(config_path: str, overrides: tuple[str, ...], resume: str) -> None:
     _quiet_other_ranks()
     _refuse_a_drive_resume(resume)
     _refuse_a_missing_resume(resume)
-    cfg = load_config(config_path, list(overrides))
+    cfg = load_config(config_path, list(overrides) + (["drive.take_over=true"] if take_over
+                                                      else []))
     _refuse_a_file_as_out_dir(cfg.train.out_dir)
     _refuse_the_dataset_in_the_run_folder(cfg)
     _refuse_a_mirror_in_the_run_folder(cfg)

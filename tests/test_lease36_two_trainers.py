@@ -1,0 +1,209 @@
+"""lease36: two live trainers of one run (a Colab notebook reconnected to a new runtime and
+started again while the old runtime still trained; two notebooks of one config) both pushed
+into drive.logs, replacing each other's checkpoints there, each "every upload verified".
+Now rank 0 holds a lease on drive.logs (trainer.lease): a second trainer is refused while
+the first renews it, takes it over once the first is gone (no one's action: the reconnect
+after the old runtime died), or at once with --take-over, and the first then stops pushing,
+saves here and exits 1.
+
+Real trainer processes on the tiny synthetic dataset against the emulator; every wait is on
+an event (a line on a trainer's stderr, a file on the emulator), bounded."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from click.testing import CliRunner
+
+from trainer.cli import cli
+
+pytestmark = pytest.mark.slow
+
+LOGS = "drive:runs/exp"
+#: 0.6 s renewals: a claim is stale after 2 x 0.6 + 0.6 s.
+LEASE = "drive.lease_minutes=0.01"
+#: Epochs of a trainer that trains until the test stops it (an epoch takes 0.2 s here).
+LONG = 1000
+
+
+def _spawn(path: str, tmp_path, name: str, *extra: str) -> tuple[subprocess.Popen, str]:
+    """A trainer in a process of its own, with a state folder of its own (another machine)."""
+    err = str(tmp_path / f"{name}.err")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path),
+               DRIVESTAGE_STATE_DIR=str(tmp_path / f"state-{name}"), OMP_NUM_THREADS="1")
+    with open(err, "w") as fh:
+        proc = subprocess.Popen([sys.executable, "-m", "trainer", "train", "-c", path,
+                                 "--set", f"train.out_dir={tmp_path / name}", "--set", LEASE,
+                                 *extra], env=env, stdout=subprocess.DEVNULL, stderr=fh)
+    return proc, err
+
+
+def _until(what, proc: "subprocess.Popen | None" = None, limit: float = 120.0):
+    """Poll ``what()`` until it is truthy (bounded; the process must still run)."""
+    end = time.monotonic() + limit
+    while time.monotonic() < end:
+        got = what()
+        if got:
+            return got
+        assert proc is None or proc.poll() is None, f"exited {proc.returncode} first"
+        time.sleep(0.1)
+    raise AssertionError("not within the bound")
+
+
+def _names(store) -> list[str]:
+    from drivestage.errors import NotFoundError
+    from drivestage.paths import StorePath
+
+    try:
+        folder = store.resolve(StorePath.parse("runs/exp"))
+    except NotFoundError:
+        return []
+    store.forget_folders()
+    return sorted(e.name for e in store.list(folder))
+
+
+def _claims(store) -> list[str]:
+    return [n for n in _names(store) if n.startswith("trainer-lease-")]
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=120)
+
+
+def _plant(store, tmp_path, host: str) -> None:
+    """A claim of another machine, as its trainer wrote it before its runtime died."""
+    from drivestage.paths import StorePath
+
+    body = tmp_path / "claim.json"
+    body.write_text(json.dumps({"owner": "0123456789abcdef", "host": host, "pid": 4242,
+                                "machine": "deadbeef", "generation": 1}))
+    folder = store.make_folders(StorePath.parse("runs/exp"))
+    store.upload(str(body), folder, "trainer-lease-0123456789abcdef.json")
+
+
+def test_a_dead_runtimes_lease_is_taken_over_with_no_action(drive_env, store, tiny_config,
+                                                             tmp_path, one_torch_thread):
+    """The main flow: the old runtime died (its claim stays, renewed no more); the trainer
+    of the new runtime waits for it to lapse, takes it over, and trains."""
+    _plant(store, tmp_path, "old-runtime")
+    path = tiny_config(**{"drive.logs": LOGS, "train.epochs": 1, "train.freeze_epochs": 0})
+    # (3 s renewals, stale after 9 s: longer than the start takes, so the trainer watches)
+    r = CliRunner().invoke(cli, ["train", "-c", path, "--set", "drive.lease_minutes=0.05"])
+    assert r.exit_code == 0, (r.output, r.exception)
+    assert ("drive:runs/exp: the run's lease is held by pid 4242 on old-runtime, last renewed "
+            in r.stderr)
+    assert "took the run's lease over from pid 4242 on old-runtime" in r.stderr
+    assert "(its holder is gone)" in r.stderr
+    assert "epoch_001.pt" in _names(store)
+    assert _claims(store) == []   # the dead one's removed at the take-over, its own at the end
+
+
+def test_a_killed_trainer_of_this_machine_is_taken_over_at_once(drive_env, store, tiny_config,
+                                                                tmp_path):
+    """A cell stopped hard (SIGKILL, a crashed kernel) and run again on the same machine:
+    its process is gone, so its claim is no one's at once (no wait)."""
+    path = tiny_config(**{"drive.logs": LOGS, "train.epochs": LONG, "train.keep_local": 2})
+    old, err = _spawn(path, tmp_path, "old")
+    _until(lambda: _claims(store), old)
+    old.kill()
+    old.wait(timeout=60)
+    path = tiny_config(**{"drive.logs": LOGS, "train.epochs": 1, "train.freeze_epochs": 0,
+                          "drive.lease_minutes": 1.0})   # (a wait would be minutes: none)
+    r = CliRunner().invoke(cli, ["train", "-c", path])
+    assert r.exit_code == 0, (r.output, r.exception)
+    assert "is held by" not in r.stderr
+    assert f"took the run's lease over from pid {old.pid} on " in r.stderr
+    assert _claims(store) == []
+
+
+def test_a_second_live_trainer_is_refused(drive_env, store, tiny_config, tmp_path):
+    path = tiny_config(**{"drive.logs": LOGS, "train.epochs": LONG, "train.keep_local": 2})
+    first, err = _spawn(path, tmp_path, "first")
+    try:
+        _until(lambda: _claims(store), first)
+        r = CliRunner().invoke(cli, ["train", "-c", path, "--set", LEASE, "--set",
+                                     f"train.out_dir={tmp_path / 'second'}"])
+        assert r.exit_code == 1, (r.output, r.exception)
+        line = r.stderr.strip().splitlines()[-1]
+        assert line.startswith(
+            f"Error: drive.logs {LOGS} is the folder of a run another trainer still trains: "
+            f"pid {first.pid} on "), line
+        assert line.endswith(
+            " ago); two trainers of one run overwrite each other's checkpoints there. Stop "
+            "that one, or wait 2 s after it stopped renewing and start again, or start this "
+            "one with --take-over (that one then stops at its next save); or give this run "
+            "another drive.logs"), line
+        assert first.poll() is None   # the first trains on
+        assert not (tmp_path / "second" / "last.pt").exists()
+    finally:
+        _stop(first)
+
+
+def test_take_over_stops_the_other_trainer_which_pushes_nothing_more(drive_env, store, tiny_config,
+                                                                      tmp_path):
+    path = tiny_config(**{"drive.logs": LOGS, "train.epochs": LONG, "train.keep_local": 2})
+    old, err = _spawn(path, tmp_path, "old")
+    new = None
+    try:
+        _until(lambda: any(n.startswith("epoch_") and n.endswith(".json")
+                           for n in _names(store)), old)   # a checkpoint verified there
+        new, new_err = _spawn(path, tmp_path, "new", "--take-over")
+        rc = old.wait(timeout=120)
+        _until(lambda: "Drive: 0 s ago" in open(new_err).read(), new)   # the new one pushes
+    finally:
+        for p in (old, new):
+            if p is not None:
+                _stop(p)
+    said = open(err).read()
+    assert rc == 1, said
+    taken = f"pid {new.pid} on "
+    warned = [l for l in said.splitlines() if "WARNING trainer.lease: " in l]
+    assert len(warned) == 1 and warned[0].split("WARNING trainer.lease: ")[1].startswith(taken)
+    assert warned[0].endswith(f" ago): this trainer pushes nothing more there, its checkpoints "
+                              f"stay in {tmp_path / 'old'} only"), warned
+    line = said.strip().splitlines()[-1]
+    stop = line.split(": ")[2].split(" is saved")[0]
+    assert line.startswith("Error: stopped by the take-over of the run's lease at epoch "), line
+    assert f" is saved in {tmp_path / 'old'} only: pid {new.pid} on " in line, line
+    assert line.endswith(
+        f" ago), and this trainer pushes nothing more there (it would replace that one's "
+        f"checkpoints); that one goes on from Drive. To go on with this one instead, stop that "
+        f"one, then start this one again with --take-over (--resume auto continues from "
+        f"{stop})"), line
+    assert "drivestage push" not in said and "could not finish" not in said
+    assert "waiting for" not in said
+    assert "took the run's lease over from pid " in open(new_err).read()
+    assert "(--take-over)" in open(new_err).read()
+    # What the old trainer saved after the take-over stayed here: its last save (the stop's)
+    # is not on Drive, but where the new one wrote that name too.
+    assert (tmp_path / "old" / stop).is_file()
+    assert stop not in _names(store) or (tmp_path / "new" / stop).exists()
+    assert _claims(store) == []
+
+
+def test_two_trainers_started_at_once_one_is_refused(drive_env, store, tiny_config, tmp_path):
+    """No compare-and-swap on Drive: both write a claim of one generation, wait, list; the
+    claim Drive made first holds, the other trainer removes its own and is refused."""
+    path = tiny_config(**{"drive.logs": LOGS, "train.epochs": LONG, "train.keep_local": 2})
+    a, a_err = _spawn(path, tmp_path, "a")
+    b, b_err = _spawn(path, tmp_path, "b")
+    try:
+        loser = _until(lambda: next((p for p in (a, b) if p.poll() is not None), None),
+                       limit=180)
+        winner = b if loser is a else a
+        assert loser.returncode == 1
+        said = open(a_err if loser is a else b_err).read().strip().splitlines()[-1]
+        assert said.startswith(f"Error: drive.logs {LOGS} is the folder of a run another "
+                               f"trainer still trains: pid {winner.pid} on "), said
+        assert winner.poll() is None
+        _until(lambda: len(_claims(store)) == 1, winner)
+    finally:
+        for p in (a, b):
+            _stop(p)

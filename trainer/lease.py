@@ -1,0 +1,363 @@
+"""One live trainer per run on Drive: a lease on ``drive.logs``.
+
+Two trainers of one run, each on its own machine (a Colab notebook reconnected to a new
+runtime and started again while the old runtime still trained; two notebooks of one
+config), both pushed into the run's folder: each replaced the other's ``epoch_NNN.pt`` and
+autosaves there, every upload "verified", and the next resume took a mix of both. The
+local lock (:mod:`trainer.run_lock`) sees one machine only.
+
+**The lease.** Rank 0 holds a *claim* in ``drive.logs`` for the whole run: a small file
+``trainer-lease-<token>.json`` (its owner: a random token, the host, the pid; a generation
+number), made when the run starts and renewed (written again in place) every
+``drive.lease_minutes`` by a thread of its own, and before every push. Its times are
+Drive's own (the file's ``modifiedDate``: the last renewal; ``createdDate``), read against
+Drive's clock as its answers say it (:func:`drivestage.drive.server_clock.now`): two
+machines' clocks never meet here. A claim not renewed for :meth:`RunLease.stale_s`
+(twice the period and a margin) is *stale*: its holder is gone (a runtime that died, a
+machine asleep); one whose holder is a process of this machine that has ended is stale at
+once (a cell stopped and run again).
+
+**Starting.** A trainer that finds no live claim makes its own with the next generation.
+One that finds a live claim of another watches it: renewed while it watches, its holder
+trains: refused in one line (:class:`LeaseHeldError`, exit 1: who, when it last renewed,
+what to do); not renewed until stale, it is taken over, with no one's action (a reconnect
+after the old runtime died: the main flow). ``--take-over`` (``drive.take_over``) takes a
+live one at once.
+
+**Who holds it.** Of the claims in the folder, the holder is the one of the highest
+generation, and among those the one Drive made first (then the smaller id): every trainer
+reads the same answer from the same listing. Drive has no compare-and-swap: a new claimant
+writes its claim, waits :meth:`RunLease.settle_s`, lists again and holds the lease only if
+its claim is the holder then (else it removes it and is refused). Two trainers starting at
+the same instant both write generation N; the later one's listing, made after its own
+write, shows the earlier one: it loses; the earlier one wins whether or not it saw the
+later. What is left: a listing that lags a create by more than ``settle_s`` (Drive lists by
+parent consistently in practice; not guaranteed), and a push already under way when a
+take-over happens (each push checks the lease before it starts: one push's uploads at most,
+in the taker's first minutes, before its own first save).
+
+**Losing it.** A holder that finds a higher claim (taken over) stops pushing at once (every
+push and lone send checks first: :meth:`RunLease.check`), asks the run to stop as a signal
+would (:data:`trainer.stopping.LEASE_LOST`): the state is saved locally, nothing more goes
+to Drive, one line says so, exit 1.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import socket
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+from drivestage.drive import server_clock
+from drivestage.errors import DriveStageError, NotFoundError, RemoteChangedError
+from drivestage.store import RemoteEntry
+from drivestage.temps import namespace_tag
+from trainer.drive import age_text
+from trainer.errors import LeaseHeldError, LeaseLostError
+
+logger = logging.getLogger(__name__)
+
+PREFIX, SUFFIX = "trainer-lease-", ".json"
+#: Most claims read per listing (a folder littered by a fault: the newest are read).
+MAX_CLAIMS = 20
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One claim file as listed and read."""
+
+    entry: RemoteEntry
+    owner: str
+    host: str
+    pid: int
+    machine: str        # this boot's pid namespace (trainer: drivestage.temps.namespace_tag)
+    generation: int
+
+    @property
+    def order(self) -> tuple[int, float, str]:
+        """Sorts the holder first: the highest generation, then made first, then the id."""
+        return (-self.generation, self.entry.created or self.entry.modified, self.entry.id)
+
+    @property
+    def who(self) -> str:
+        return f"pid {self.pid} on {self.host}"
+
+
+def is_claim(name: str) -> bool:
+    """Whether ``name`` is a lease claim's (what a push never sends and retention never
+    counts: it is made on Drive only)."""
+    return name.startswith(PREFIX) and name.endswith(SUFFIX)
+
+
+class RunLease:
+    """The run's lease on the store folder ``drive`` (a :class:`trainer.drive.DriveFolder`)."""
+
+    def __init__(self, drive, period_s: float, take_over: bool = False,
+                 on_lost: Callable[[str], None] = lambda text: None):
+        self.drive = drive
+        self.period_s = period_s
+        self.take_over = take_over
+        self.on_lost = on_lost
+        self.token = secrets.token_hex(8)
+        self.name = f"{PREFIX}{self.token}{SUFFIX}"
+        self.generation = 0
+        self.lost: Optional[str] = None
+        self._mine: Optional[RemoteEntry] = None
+        self._renewals = 0
+        self._read: dict[tuple[str, str], Optional[Claim]] = {}   # (id, md5) -> claim
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+
+    @property
+    def stale_s(self) -> float:
+        """A claim not renewed for this long is its holder's no more: two periods (one missed
+        renewal is no death) and a margin for a slow request (at most 30 s)."""
+        return 2 * self.period_s + min(30.0, self.period_s)
+
+    @property
+    def settle_s(self) -> float:
+        """How long a new claim waits before the listing that decides (a claim another
+        trainer sent at the same moment is listed by then)."""
+        return min(2.0, self.period_s / 2)
+
+    # -- starting
+    def acquire(self) -> None:
+        """Hold the lease, or raise :class:`LeaseHeldError` (see the module's text)."""
+        store, path = self.drive.store_at()
+        folder = store.make_folders(path)
+        first: dict[str, float] = {}    # a live claim's id -> its renewal when first seen
+        said = False
+        until = time.monotonic() + self.stale_s + self.period_s   # (the watch's bound)
+        while True:
+            claims = self._claims(folder)
+            live = [c for c in claims if not self._gone(c)]
+            if not live or self.take_over:
+                break
+            holder = min(live, key=lambda c: c.order)
+            for c in live:
+                if c.entry.id in first and c.entry.modified > first[c.entry.id]:
+                    raise LeaseHeldError(self._held_text(c))
+                first.setdefault(c.entry.id, c.entry.modified)
+            if time.monotonic() >= until:
+                raise LeaseHeldError(self._held_text(holder))
+            if not said:
+                said = True
+                logger.warning("%s: the run's lease is held by %s, last renewed %s ago; "
+                               "waiting up to %s for it to lapse (its runtime gone: this run "
+                               "takes over; still training: this run is refused)",
+                               self.drive.spec, holder.who, age_text(self._silent(holder)),
+                               age_text(max(0.0, self.stale_s - self._silent(holder))))
+            wait = min(self.period_s / 2, max(0.05, self.stale_s - self._silent(holder) + 0.05))
+            time.sleep(max(0.05, min(wait, until - time.monotonic())))
+        taken = sorted((c for c in claims if c.owner != self.token), key=lambda c: c.order)
+        self.generation = max((c.generation for c in claims), default=0) + 1
+        self._write(folder)
+        time.sleep(self.settle_s)   # (the bound of the race: see the module's text)
+        claims = self._claims(folder)
+        holder = min(claims, key=lambda c: c.order) if claims else None
+        if holder is not None and holder.owner != self.token:
+            self._remove()
+            raise LeaseHeldError(self._held_text(holder))
+        if taken:   # (said: a trainer elsewhere that still runs would be refused later)
+            how = "--take-over" if self.take_over and not self._gone(taken[0]) else \
+                "its holder is gone"
+            logger.warning("%s: took the run's lease over from %s, last renewed %s ago (%s)",
+                           self.drive.spec, taken[0].who, age_text(self._silent(taken[0])), how)
+        for c in claims:   # the stale claims of earlier generations: no one's now
+            if c.owner != self.token and c.generation < self.generation and self._gone(c):
+                self._delete(c.entry)
+
+    def start(self) -> "RunLease":
+        """Renew in a thread of its own every period, until :meth:`release`."""
+        self._thread = threading.Thread(target=self._renewing, name="trainer-lease", daemon=True)
+        self._thread.start()
+        return self
+
+    # -- holding
+    def check(self) -> None:
+        """Raise :class:`LeaseLostError` where the lease was taken over (said once, and the
+        run asked to stop); else renew it where half a period passed. Before every push."""
+        with self._lock:
+            if self.lost is not None:
+                raise LeaseLostError(self.lost)
+            store, path = self.drive.store_at()
+            folder = store.resolve(path)
+            claims = self._claims(folder)
+            mine = self._mine
+            at = (mine.created or mine.modified, mine.id) if mine is not None else (0.0, "")
+            better = [c for c in claims if c.owner != self.token and
+                      c.order < (-self.generation, *at)]
+            if better:
+                holder = min(better, key=lambda c: c.order)
+                taken = (f"{holder.who} took the run's lease on {self.drive.spec} over "
+                         f"(renewed {age_text(self._silent(holder))} ago)")
+                self.lost = (f"{taken}: this trainer pushes nothing more there, its "
+                             f"checkpoints stay in {self.drive.local_dir} only")
+                logger.warning("%s", self.lost)
+                self.on_lost(taken)
+                raise LeaseLostError(self.lost)
+            listed = next((c for c in claims if c.owner == self.token), None)
+            if listed is None or server_clock.now() - listed.entry.modified > self.period_s / 2:
+                self._write(folder)
+
+    def _renewing(self) -> None:
+        while not self._done.wait(self.period_s):
+            try:
+                self.check()
+            except LeaseLostError:
+                return
+            except DriveStageError as exc:   # an outage: the next period tries again
+                logger.debug("lease renewal failed: %s", exc)
+
+    def release(self) -> None:
+        """Stop renewing and remove this trainer's claim (the next run starts at once)."""
+        self._done.set()
+        if self._thread is not None:
+            self._thread.join(timeout=self.period_s + 60)
+        with self._lock:
+            self._remove()
+
+    # -- the claims
+    def _claims(self, folder: RemoteEntry) -> list[Claim]:
+        store, _ = self.drive.store_at()
+        found = [e for e in store.list(folder) if not e.is_dir and is_claim(e.name)]
+        found.sort(key=lambda e: e.modified, reverse=True)
+        out = []
+        for e in found[:MAX_CLAIMS]:
+            key = (e.id, e.md5 or "")
+            if key not in self._read or not e.md5:
+                self._read[key] = self._parse(e)
+            claim = self._read[key]
+            if claim is not None:
+                out.append(Claim(e, *[getattr(claim, k) for k in
+                                      ("owner", "host", "pid", "machine", "generation")]))
+        return out
+
+    def _parse(self, entry: RemoteEntry) -> Optional[Claim]:
+        store, _ = self.drive.store_at()
+        if entry.size > 4096:
+            return None
+        try:
+            data = json.loads(b"".join(store.read_range(entry, 0, entry.size)) or b"{}")
+            return Claim(entry, str(data["owner"]), str(data["host"]), int(data["pid"]),
+                         str(data.get("machine", "")), int(data["generation"]))
+        except (NotFoundError, RemoteChangedError, ValueError, KeyError, TypeError):
+            return None   # (gone since the listing, or not a claim: no one's)
+
+    def _write(self, folder: RemoteEntry) -> None:
+        store, _ = self.drive.store_at()
+        self._renewals += 1
+        body = {"owner": self.token, "host": socket.gethostname(), "pid": os.getpid(),
+                "machine": namespace_tag(), "generation": self.generation,
+                "renewals": self._renewals, "written": time.time()}
+        fd, tmp = tempfile.mkstemp(prefix=".trainer-lease-", suffix=".json")
+        try:
+            with os.fdopen(fd, "w") as fh:
+                json.dump(body, fh)
+            replace = self._mine
+            try:
+                self._mine = store.upload(tmp, folder, self.name, replace=replace)
+            except NotFoundError:   # (removed by someone: made again)
+                self._mine = store.upload(tmp, folder, self.name)
+        finally:
+            os.unlink(tmp)
+
+    def _remove(self) -> None:
+        mine, self._mine = self._mine, None
+        if mine is not None:
+            self._delete(mine)
+
+    def _delete(self, entry: RemoteEntry) -> None:
+        store, _ = self.drive.store_at()
+        try:
+            store.delete(entry)
+        except NotFoundError:
+            pass
+        except DriveStageError as exc:   # (left: stale, so no one's, and removed later)
+            logger.debug("could not remove the lease claim %s: %s", entry.name, exc)
+
+    def _silent(self, claim: Claim) -> float:
+        """Seconds since ``claim`` was last renewed, by Drive's clock."""
+        return max(0.0, server_clock.now() - claim.entry.modified)
+
+    def _gone(self, claim: Claim) -> bool:
+        """Whether ``claim``'s holder is gone: silent for :attr:`stale_s`, or a process of
+        this machine that has ended."""
+        if claim.owner == self.token:
+            return False
+        if self._silent(claim) > self.stale_s:
+            return True
+        if claim.machine == namespace_tag() and claim.host == socket.gethostname():
+            try:
+                os.kill(claim.pid, 0)
+            except ProcessLookupError:
+                return True
+            except OSError:
+                return False
+        return False
+
+    def _held_text(self, holder: Claim) -> str:
+        return (f"drive.logs {self.drive.spec} is the folder of a run another trainer still "
+                f"trains: {holder.who} holds its lease (last renewed "
+                f"{age_text(self._silent(holder))} ago); two trainers of one run overwrite "
+                f"each other's checkpoints there. Stop that one, or wait "
+                f"{age_text(self.stale_s)} after it stopped renewing and start again, or start "
+                "this one with --take-over (that one then stops at its next save); or give "
+                "this run another drive.logs")
+
+
+#: The leases this process holds (rank 0's one), released with the run folder's lock at the
+#: end of :func:`trainer.engine.fit` (:meth:`trainer.run_lock.RunFolderLock.release`),
+#: however the run ended: a notebook's next ``fit()`` in the same process, or another
+#: machine's, finds no claim renewed.
+_HELD: list[RunLease] = []
+
+
+def held_folder(cfg, stop):
+    """``drive.logs`` as a :class:`trainer.drive.DriveFolder` whose run lease this trainer
+    holds (``drive.lease_minutes`` 0: none), renewed until the run ends; a lease taken
+    over asks ``stop`` (a :class:`trainer.stopping.StopFlag`) for a stop."""
+    from trainer.drive import DriveFolder, retention_policy
+    from trainer.stopping import LEASE_LOST
+
+    d = cfg.drive
+    folder = DriveFolder(d.logs, cfg.train.out_dir,
+                         retention_policy(d.keep_last, d.keep_best, d.max_bytes))
+    if not d.lease_minutes:
+        return folder
+    folder.check_writable()   # (a folder shared read-only: that line, not a failed claim)
+    lease = RunLease(folder, 60.0 * d.lease_minutes, take_over=d.take_over,
+                     on_lost=lambda text: stop.request(LEASE_LOST, text))
+    try:
+        lease.acquire()
+    except DriveStageError as exc:   # (Drive failing after its retries: trained as before)
+        lease.release()   # (a claim made before the failure: removed where Drive lets it)
+        logger.warning("could not take the run's lease on %s (%s): a second trainer of this "
+                       "run started elsewhere now would not be refused", d.logs, exc)
+        return folder
+    _HELD.append(lease)
+    folder.lease = lease.start()
+    return folder
+
+
+def stopped_text(head: str, name: str, out_dir: str, taken: Optional[str]) -> str:
+    """A stop's line after the lease was taken over (``taken``: who took it, when it renewed):
+    no push advised, that would replace the new holder's checkpoints."""
+    taken = taken or "another trainer took the run's lease over"
+    return (f"{head}: {name} is saved in {out_dir} only: {taken}, and this trainer pushes nothing more there (it would replace "
+            "that one's checkpoints); that one goes on from Drive. To go on with this one "
+            "instead, stop that one, then start this one again with --take-over (--resume "
+            f"auto continues from {name})")
+
+
+def release_all() -> None:
+    """Release every lease this process holds (the run ended)."""
+    while _HELD:
+        _HELD.pop().release()
