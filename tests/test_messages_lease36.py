@@ -3,6 +3,7 @@ held and renewed on the emulator by :class:`trainer.lease.RunLease` in this proc
 trainer of the run started beside it."""
 from __future__ import annotations
 
+import pytest
 from click.testing import CliRunner
 
 from _messages import renders, shown
@@ -43,6 +44,7 @@ def test_a_trainer_is_refused_while_another_renews_the_lease(drive_env, tiny_con
 STOPPED = "stopped by the take-over of the run's lease"
 
 
+@pytest.mark.slow
 @renders(STOPPED)
 def test_a_trainer_whose_lease_is_taken_over_stops(drive_env, store, tiny_config, tmp_path):
     """A lease taken over (--take-over elsewhere: here a RunLease of the test's, on a thread,

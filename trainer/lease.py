@@ -43,6 +43,7 @@ to Drive, one line says so, exit 1.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -161,8 +162,14 @@ class RunLease:
         self._write(folder)
         time.sleep(self.settle_s)   # (the bound of the race: see the module's text)
         claims = self._claims(folder)
-        holder = min(claims, key=lambda c: c.order) if claims else None
-        if holder is not None and holder.owner != self.token:
+        # (Its own claim, where the listing does not show it yet, stands as it was made.)
+        rivals = [c for c in claims if c.generation >= self.generation and c.owner != self.token]
+        mine = self._mine
+        holder = min(rivals, key=lambda c: c.order) if rivals else None
+        if holder is not None and mine is not None and \
+                holder.order > (-self.generation, mine.created or mine.modified, mine.id):
+            holder = None
+        if holder is not None:
             self._remove()
             raise LeaseHeldError(self._held_text(holder))
         if taken:   # (said: a trainer elsewhere that still runs would be refused later)
@@ -236,8 +243,7 @@ class RunLease:
                 self._read[key] = self._parse(e)
             claim = self._read[key]
             if claim is not None:
-                out.append(Claim(e, *[getattr(claim, k) for k in
-                                      ("owner", "host", "pid", "machine", "generation")]))
+                out.append(dataclasses.replace(claim, entry=e))   # (as listed now)
         return out
 
     def _parse(self, entry: RemoteEntry) -> Optional[Claim]:
