@@ -193,6 +193,7 @@ class DriveFolder:
 
         if self.lease is not None:
             self.lease.check()   # (taken over: not one file more; trainer.lease)
+            self.lease.after_predecessor()   # (after a --take-over: its last push first)
         self._pushes += 1
         if self._pushes % WALK_EVERY == 0:
             # As a mirror does: each push checks the run folder itself, not the folders

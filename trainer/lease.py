@@ -32,9 +32,12 @@ its claim is the holder then (else it removes it and is refused). Two trainers s
 the same instant both write generation N; the later one's listing, made after its own
 write, shows the earlier one: it loses; the earlier one wins whether or not it saw the
 later. What is left: a listing that lags a create by more than ``settle_s`` (Drive lists by
-parent consistently in practice; not guaranteed), and a push already under way when a
-take-over happens (each push checks the lease before it starts: one push's uploads at most,
-in the taker's first minutes, before its own first save).
+parent consistently in practice; not guaranteed), and a push already under way in a holder
+that was silent past the lease (a machine asleep for minutes that wakes mid-push) when a
+new trainer took the stale lease: each push checks the lease before it starts, not between
+its files. After a ``--take-over`` of a live lease, the taker's first push waits until the
+old holder is gone (:meth:`RunLease.after_predecessor`), so a push the old one had begun
+ends first.
 
 **Losing it.** A holder that finds a higher claim (taken over) stops pushing at once (every
 push and lone send checks first: :meth:`RunLease.check`), asks the run to stop as a signal
@@ -115,6 +118,9 @@ class RunLease:
         self._lock = threading.Lock()
         self._done = threading.Event()
         self._thread: Optional[threading.Thread] = None
+        #: The live claims a --take-over took (their holders may have a push under way):
+        #: this trainer's first push waits until they are gone (:meth:`after_predecessor`).
+        self._before: list[Claim] = []
 
     @property
     def stale_s(self) -> float:
@@ -158,6 +164,7 @@ class RunLease:
             wait = min(self.period_s / 2, max(0.05, self.stale_s - self._silent(holder) + 0.05))
             time.sleep(max(0.05, min(wait, until - time.monotonic())))
         taken = sorted((c for c in claims if c.owner != self.token), key=lambda c: c.order)
+        self._before = [c for c in live if c.owner != self.token]
         self.generation = max((c.generation for c in claims), default=0) + 1
         self._write(folder)
         time.sleep(self.settle_s)   # (the bound of the race: see the module's text)
@@ -213,6 +220,33 @@ class RunLease:
             listed = next((c for c in claims if c.owner == self.token), None)
             if listed is None or server_clock.now() - listed.entry.modified > self.period_s / 2:
                 self._write(folder)
+
+    def after_predecessor(self) -> None:
+        """Before this trainer's first push after a ``--take-over`` of a live lease: wait
+        until the trainer it took it from is gone (its claim removed when its run ended, or
+        stale), at most :attr:`stale_s` and a period. That one finds the take-over within a
+        period and pushes nothing more, but a push it had begun ends first: sent after it, this
+        trainer's files are not replaced by that push's (nor its twins removed)."""
+        if not self._before:
+            return
+        store, path = self.drive.store_at()
+        until = time.monotonic() + self.stale_s + self.period_s
+        said = False
+        while self._before and time.monotonic() < until:
+            with self._lock:
+                listed = {c.entry.id: c for c in self._claims(store.resolve(path))}
+            self._before = [listed[c.entry.id] for c in self._before
+                            if c.entry.id in listed and not self._gone(listed[c.entry.id])]
+            if not self._before:
+                break
+            if not said:
+                said = True
+                logger.info("%s: waiting for %s, whose lease this run took over, to stop "
+                            "(within a minute; %s at most) before this run's first push",
+                            self.drive.spec, self._before[0].who,
+                            age_text(self.stale_s + self.period_s))
+            time.sleep(max(0.05, min(self.period_s / 2, 1.0, until - time.monotonic())))
+        self._before = []
 
     def _renewing(self) -> None:
         while not self._done.wait(self.period_s):

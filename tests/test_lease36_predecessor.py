@@ -1,0 +1,39 @@
+"""lease36: after a --take-over of a live lease, the taker's first push waits until the
+trainer it took the lease from is gone: that one stops pushing at its next check, but a push it
+had begun ends first, and sent before it ended, the taker's files were replaced by its (or
+their same-named twins removed). RunLease objects of this process against the emulator."""
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from trainer.drive import DriveFolder
+from trainer.errors import LeaseLostError
+from trainer.lease import RunLease
+
+
+def test_the_first_push_after_a_take_over_waits_for_the_old_holder(drive_env, tmp_path, caplog):
+    old = RunLease(DriveFolder("drive:runs/exp", str(tmp_path / "old")), period_s=30.0)
+    old.acquire()
+    new = RunLease(DriveFolder("drive:runs/exp", str(tmp_path / "new")), period_s=30.0,
+                   take_over=True)
+    new.acquire()
+    with pytest.raises(LeaseLostError):   # the old one's next check: taken over
+        old.check()
+    done = threading.Event()
+    thread = threading.Thread(target=lambda: (new.after_predecessor(), done.set()))
+    caplog.set_level("INFO", "trainer.lease")
+    thread.start()
+    try:
+        # Its claim is live (renewed 0 s ago; stale after 90 s): the push waits.
+        assert not done.wait(2.5)
+        assert any("waiting for pid " in r.getMessage() and "whose lease this run took over"
+                   in r.getMessage() for r in caplog.records)
+        old.release()   # its run ended (its last push with it): the claim goes
+        assert done.wait(30)
+    finally:
+        old.release()
+        thread.join(60)
+        new.release()
+    new.after_predecessor()   # once only: no wait, no request
