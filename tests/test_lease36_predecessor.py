@@ -37,3 +37,31 @@ def test_the_first_push_after_a_take_over_waits_for_the_old_holder(drive_env, tm
         thread.join(60)
         new.release()
     new.after_predecessor()   # once only: no wait, no request
+
+
+def test_status_names_the_trainer_that_holds_the_lease(drive_env, store, tiny_config, tmp_path):
+    """``trainer status`` says which trainer runs the run now (and nothing once none does)."""
+    import os
+    import re
+    import socket
+
+    from click.testing import CliRunner
+
+    from trainer.cli import cli
+
+    path = tiny_config(**{"drive.logs": "drive:runs/exp", "train.epochs": 1,
+                          "train.freeze_epochs": 0})
+    assert CliRunner().invoke(cli, ["train", "-c", path]).exit_code == 0
+    r = CliRunner().invoke(cli, ["status", "-c", path])
+    assert r.exit_code == 0 and "trained now by" not in r.output, r.output
+    holder = RunLease(DriveFolder("drive:runs/exp", str(tmp_path / "other")), period_s=60.0)
+    holder.acquire()
+    try:
+        r = CliRunner().invoke(cli, ["status", "-c", path])
+    finally:
+        holder.release()
+    assert r.exit_code == 0, r.output
+    said = [l for l in r.output.splitlines() if "trained now" in l]
+    assert len(said) == 1 and re.fullmatch(
+        f"drive:runs/exp: trained now by pid {os.getpid()} on {re.escape(socket.gethostname())} "
+        r"\(its lease renewed \d s ago\)", said[0]), r.output

@@ -221,6 +221,23 @@ class RunLease:
             if listed is None or server_clock.now() - listed.entry.modified > self.period_s / 2:
                 self._write(folder)
 
+    def holder(self) -> Optional[Claim]:
+        """The live claim that holds the lease now (None: no trainer of the run renews one):
+        for ``trainer status``, which holds none itself."""
+        store, path = self.drive.store_at()
+        try:
+            claims = self._claims(store.resolve(path))
+        except NotFoundError:
+            return None
+        live = [c for c in claims if not self._gone(c)]
+        return min(live, key=lambda c: c.order) if live else None
+
+    def holder_text(self) -> Optional[str]:
+        """``trained now by pid N on HOST (its lease renewed 20 s ago)``, or None."""
+        held = self.holder()
+        return None if held is None else (f"trained now by {held.who} (its lease renewed "
+                                           f"{age_text(self._silent(held))} ago)")
+
     def after_predecessor(self) -> None:
         """Before this trainer's first push after a ``--take-over`` of a live lease: wait
         until the trainer it took it from is gone (its claim removed when its run ended, or

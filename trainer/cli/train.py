@@ -374,6 +374,12 @@ def status_cmd(config_path: str, overrides: tuple[str, ...], as_json: bool) -> N
     # text in a shared folder; an ANSI escape or a newline in it reached the terminal.)
     click.echo(printable(f"{found.where}: {pos.label}, verified on Drive {age_text(age)} ago "
                          f"({describe_run(side.run)})"))
+    if cfg.drive.lease_minutes:   # (a trainer running now: its lease, trainer.lease)
+        from trainer.lease import RunLease
+
+        held = RunLease(folder, 60.0 * cfg.drive.lease_minutes).holder_text()
+        if held is not None:
+            click.echo(printable(f"{folder.spec}: {held}"))
 
     for line in verdict_lines(verdict, folder.spec, now):
         click.echo(printable(line))
