@@ -93,6 +93,14 @@ class Claim:
         return f"pid {self.pid} on {self.host}"
 
 
+def span_text(seconds: float) -> str:
+    """A wait as lines say it: ``"40 s"``, ``"2.5 min"`` (age_text's whole minutes said 2 min
+    of the default 150 s)."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.1f}".rstrip("0").rstrip(".") + " min"
+
+
 def is_claim(name: str) -> bool:
     """Whether ``name`` is a lease claim's (what a push never sends and retention never
     counts: it is made on Drive only)."""
@@ -160,7 +168,7 @@ class RunLease:
                                "waiting up to %s for it to lapse (its runtime gone: this run "
                                "takes over; still training: this run is refused)",
                                self.drive.spec, holder.who, age_text(self._silent(holder)),
-                               age_text(max(0.0, self.stale_s - self._silent(holder))))
+                               span_text(max(0.0, self.stale_s - self._silent(holder))))
             wait = min(self.period_s / 2, max(0.05, self.stale_s - self._silent(holder) + 0.05))
             time.sleep(max(0.05, min(wait, until - time.monotonic())))
         taken = sorted((c for c in claims if c.owner != self.token), key=lambda c: c.order)
@@ -261,7 +269,7 @@ class RunLease:
                 logger.info("%s: waiting for %s, whose lease this run took over, to stop "
                             "(within a minute; %s at most) before this run's first push",
                             self.drive.spec, self._before[0].who,
-                            age_text(self.stale_s + self.period_s))
+                            span_text(self.stale_s + self.period_s))
             time.sleep(max(0.05, min(self.period_s / 2, 1.0, until - time.monotonic())))
         self._before = []
 
@@ -365,7 +373,7 @@ class RunLease:
                 f"trains: {holder.who} holds its lease (last renewed "
                 f"{age_text(self._silent(holder))} ago); two trainers of one run overwrite "
                 f"each other's checkpoints there. Stop that one, or wait "
-                f"{age_text(self.stale_s)} after it stopped renewing and start again, or start "
+                f"{span_text(self.stale_s)} after it stopped renewing and start again, or start "
                 "this one with --take-over (that one then stops at its next save); or give "
                 "this run another drive.logs")
 
