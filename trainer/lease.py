@@ -129,6 +129,10 @@ class RunLease:
         #: The live claims a --take-over took (their holders may have a push under way):
         #: this trainer's first push waits until they are gone (:meth:`after_predecessor`).
         self._before: list[Claim] = []
+        #: This claim's place among the claims (:attr:`Claim.order`), as first made: a store
+        #: that keeps no creation time (a local folder) orders by the first write's time,
+        #: not by each renewal's.
+        self._order: tuple[int, float, str] = (0, 0.0, "")
 
     @property
     def stale_s(self) -> float:
@@ -179,10 +183,8 @@ class RunLease:
         claims = self._claims(folder)
         # (Its own claim, where the listing does not show it yet, stands as it was made.)
         rivals = [c for c in claims if c.generation >= self.generation and c.owner != self.token]
-        mine = self._mine
         holder = min(rivals, key=lambda c: c.order) if rivals else None
-        if holder is not None and mine is not None and \
-                holder.order > (-self.generation, mine.created or mine.modified, mine.id):
+        if holder is not None and holder.order > self._order:
             holder = None
         if holder is not None:
             self._remove()
@@ -212,10 +214,10 @@ class RunLease:
             store, path = self.drive.store_at()
             folder = store.resolve(path)
             claims = self._claims(folder)
-            mine = self._mine
-            at = (mine.created or mine.modified, mine.id) if mine is not None else (0.0, "")
-            better = [c for c in claims if c.owner != self.token and
-                      c.order < (-self.generation, *at)]
+            # (A rival of this generation that is gone: a loser's claim its removal failed to
+            # remove, no one's; one of a later generation, gone or not, took the lease.)
+            better = [c for c in claims if c.owner != self.token and c.order < self._order
+                      and (c.generation > self.generation or not self._gone(c))]
             if better:
                 holder = min(better, key=lambda c: c.order)
                 taken = (f"{holder.who} took the run's lease on {self.drive.spec} over "
@@ -330,7 +332,10 @@ class RunLease:
             try:
                 self._mine = store.upload(tmp, folder, self.name, replace=replace)
             except NotFoundError:   # (removed by someone: made again)
-                self._mine = store.upload(tmp, folder, self.name)
+                self._mine = store.upload(tmp, folder, self.name, replace=None)
+            if replace is None or replace.id != self._mine.id:
+                made = self._mine.created or self._mine.modified
+                self._order = (-self.generation, made, self._mine.id)
         finally:
             os.unlink(tmp)
 
