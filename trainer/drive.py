@@ -25,6 +25,7 @@ from drivestage.retention import RetentionPolicy
 from drivestage.sidecar import Described
 from drivestage.sizes import format_size
 from drivestage.store import RemoteEntry
+from trainer import alone_in_place
 from trainer.state import EPOCH_NAME, Position
 
 if TYPE_CHECKING:
@@ -229,7 +230,10 @@ class DriveFolder:
         other bytes they replace go as a push's would (:meth:`_replace_older`). ``names``: the
         names they go under (``last.pt``'s bytes as ``epoch_002.pt``), else their own. A name
         another run's file holds there is not sent (:class:`OtherRunFile`): added beside it,
-        two files of one name were left (epochkeep32)."""
+        two files of one name were left (epochkeep32). Where this account may not remove the
+        older pair (a shared drive's Contributor), that pair is updated in place instead, a
+        verified pair at every step (:mod:`trainer.alone_in_place`: one more pair of those
+        names was left at every such send, for good: stopcopy36)."""
         from drivestage.localfs import file_md5
 
         if self.lease is not None:
@@ -244,6 +248,11 @@ class DriveFolder:
         listed = self._store.list(folder)   # the folder as last listed
         if pair:
             self._not_theirs(listed, paths[1], names[1], names[0])
+            older = alone_in_place.plan(self._store, listed, names, paths[1],
+                                        lambda: self._own(folder))
+            if older is not None:   # (removing nothing: a Contributor's; stopcopy36)
+                alone_in_place.send(self._store, folder, paths, names, older, self._cache)
+                return
         for path, name in zip(paths, names):
             md5 = file_md5(path)
             listed = self._store.list(folder)
