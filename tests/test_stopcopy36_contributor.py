@@ -271,3 +271,27 @@ def test_a_contributors_stop_written_elsewhere_and_one_sent_from_memory_leave_on
     assert sorted(n for n, _ in _live(emulator, team)) == [SIDE, NAME]
     md5, saved = _verified(tmp_path)
     assert saved == 3000.0 and (NAME, md5) in _live(emulator, team)
+
+
+def test_a_pile_an_older_trainer_left_grows_no_more(emulator, drive_env, local_state,
+                                                     tmp_path):
+    """Two pairs of the name already there (what an older trainer's stop left beside the
+    first, Drive refusing its removal): a stop now updates the newest pair in place, and
+    reads as that stop's; no third pair, no failure on the copies it may not remove."""
+    from trainer.drive import DriveFolder
+
+    team = _team(emulator)
+    _pushed_earlier(tmp_path)
+    drive = DriveFolder(DEST, str(tmp_path / "logs"))
+    store = drive._store
+    folder = store.resolve(drive._path)
+    second = _stop("a", 1.0, 2000.0)
+    for path in _both(second):   # (the older trainer's send: new files beside the first)
+        store.upload(path, folder, os.path.basename(path))
+    assert len(_live(emulator, team)) == 4
+    assert _verified(tmp_path) == (_md5(second), 2000.0)
+    new = _stop("b", 2.0, 3000.0)
+    drive.send_alone(_both(new))
+    live = _live(emulator, team)
+    assert len(live) == 4 and (NAME, _md5(new)) in live and (NAME, _md5(second)) not in live
+    assert _verified(tmp_path) == (_md5(new), 3000.0)
