@@ -27,7 +27,7 @@ from drivestage import sidecar as sidecars
 from drivestage.localfs import atomic_file, umask
 from drivestage.sidecar import Described, Sidecar
 from trainer import __version__, torch_files
-from trainer.errors import CheckpointError, SaveError, fine_tune_advice
+from trainer.errors import CheckpointError, NewerCheckpointError, SaveError, fine_tune_advice
 from trainer.state import EPOCH_NAME, bookkeeping_problem
 
 logger = logging.getLogger(__name__)
@@ -302,6 +302,9 @@ def load_checkpoint(path: str, map_location: Any = "cpu") -> dict:
         raise CheckpointError(f"{path} holds more than {torch_files.MAX_VALUES} values besides "
                               "its tensors (one list referenced over and over?); it is no "
                               "checkpoint this trainer wrote: resume from another")
+    newer = state.get("format_version") if isinstance(state, dict) else None
+    if isinstance(newer, int) and newer > FORMAT_VERSION:   # (first: its other keys may differ)
+        raise NewerCheckpointError(f"{path} was written by a newer trainer (format {newer} > {FORMAT_VERSION}); upgrade trainer to resume from it")
     if not isinstance(state, dict) or any(k not in state for k in REQUIRED_KEYS) or \
             ("iteration" not in state and "global_step" not in state):
         raise CheckpointError(f"{path} is not a full trainer checkpoint (weights only?); "
@@ -310,9 +313,6 @@ def load_checkpoint(path: str, map_location: Any = "cpu") -> dict:
     if odd is not None:
         raise CheckpointError(f"{path} holds {odd}, which no checkpoint of this trainer holds (a "
                               "damaged file, or another program's): resume from another")
-    if state["format_version"] > FORMAT_VERSION:
-        raise CheckpointError(f"{path} was written by a newer trainer (format "
-                              f"{state['format_version']} > {FORMAT_VERSION}); upgrade trainer")
     return state
 
 

@@ -65,6 +65,13 @@ class TrainingInterrupted(TrainerError):
         self.exit_code = exit_code
 
 
+class NewerCheckpointError(TrainerError):
+    """A checkpoint written by a newer trainer (its ``format_version`` above this one's). No
+    :class:`CheckpointError` on purpose: the places that pass over a damaged checkpoint (``--resume
+    auto``'s fallback, a killed save's repair) must not pass over it, or an older trainer goes on
+    from an older checkpoint and its saves replace the newer trainer's (attacktrain36)."""
+
+
 class UnusableCheckpointError(CheckpointError):
     """A checkpoint that loads but is no state to train on (NaN weights, an EMA or optimizer
     state of another model: :mod:`trainer.resume_checks`). ``--resume auto`` falls back past

@@ -13,7 +13,7 @@ from typing import Optional
 
 from trainer import checkpoint as ckpt
 from trainer.drive import RemoteCheckpoint
-from trainer.errors import CheckpointError
+from trainer.errors import CheckpointError, NewerCheckpointError
 
 
 def _beside(dest: str, chosen: RemoteCheckpoint) -> str:
@@ -45,8 +45,8 @@ def _load_looked(looked: str, dest: str) -> dict:
     """:func:`ckpt.load_checkpoint` of the copy at ``looked``, its refusal naming ``dest``."""
     try:
         return ckpt.load_checkpoint(looked)
-    except CheckpointError as exc:
-        raise CheckpointError(str(exc).replace(looked, dest)) from None
+    except (CheckpointError, NewerCheckpointError) as exc:
+        raise type(exc)(str(exc).replace(looked, dest)) from None
 
 
 def _drop_looked(looked: Optional[str]) -> None:

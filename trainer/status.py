@@ -30,7 +30,7 @@ from typing import Any, Callable, Optional, Sequence
 from drivestage.errors import ChecksumMismatchError, DriveStageError, NotFoundError
 from trainer import checkpoint as ckpt
 from trainer.drive import DriveFolder, RemoteCheckpoint, newest_of_current_run
-from trainer.errors import CheckpointError, UnusableCheckpointError
+from trainer.errors import CheckpointError, NewerCheckpointError, UnusableCheckpointError
 from trainer.resume_fallback import MAX_TRIED
 
 
@@ -85,10 +85,10 @@ def resume_verdict(folder: DriveFolder, remote: Sequence[RemoteCheckpoint], out_
                     if layout is not None:
                         layout(state, chosen.where)
                     check_contents(state, chosen.where)
-            except _ConfigChanged as exc:
+            except (_ConfigChanged, NewerCheckpointError) as exc:
                 # (Status said "--resume auto goes on from" it, or nothing: the resume was
                 # then refused at once, on the machine started for it.)
-                verdict.refused = str(exc)
+                verdict.refused = str(exc).replace(os.path.join(tmp, chosen.name), chosen.where)
                 return verdict
             except UnusableCheckpointError as exc:
                 verdict.passed_over.append((chosen, exc.why))
