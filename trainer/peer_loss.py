@@ -35,6 +35,7 @@ import torch
 from trainer import distributed, silence
 from trainer.callbacks import Callback
 from trainer.errors import TrainingInterrupted
+from trainer.stopping import untrained
 
 #: What gloo, NCCL and the TCP store say when a peer's connection ended or never answered.
 _LOST = ("Connection closed by peer", "Connection reset by peer", "Broken pipe",
@@ -163,8 +164,7 @@ def ended(run: Any, steps: Optional[Steps], words: str) -> TrainingInterrupted:
                                    exit_code=1)
     if pos.iteration == getattr(run.checkpointer, "began", 0):
         # No step of this process: the untrained network, or the state it resumed from.
-        return TrainingInterrupted(f"{head} before the first step: nothing was trained, "
-                                   f"nothing is saved{tail}", exit_code=1)
+        return TrainingInterrupted(f"{head} {untrained(run)}{tail}", exit_code=1)
     torn = {UPDATE: "the model was half updated",
             STEP: "what its forward changed could not be put back"}.get(steps.phase)
     if steps.phase == UPDATE or (steps.phase == STEP and not steps.undo_forward(run)):

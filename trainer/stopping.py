@@ -28,7 +28,7 @@ import signal
 import threading
 import time
 import logging
-from typing import Callable, Iterator, Optional, Union
+from typing import Any, Callable, Iterator, Optional, Union
 
 logger = logging.getLogger(__name__)
 
@@ -328,3 +328,14 @@ class StopFlag:
                 self._handling = False
             for s, h in previous.items():
                 signal.signal(s, h)
+
+
+def untrained(run: Any) -> str:
+    """How a stop before this process's first step words it: a new run's ``nothing is
+    saved``; a resumed run's names the checkpoint it resumed from, still its state (it read
+    "nothing is saved" as progress lost, attacktrain36)."""
+    name = getattr(run.state, "resumed_from", None)
+    if not getattr(run.checkpointer, "began", 0) or not name:
+        return "before the first step: nothing was trained, nothing is saved"
+    return (f"before the first step since its resume from {name} at {run.state.pos.label}: "
+            f"nothing was trained since, and {name} holds the run's state still")

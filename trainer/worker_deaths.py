@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterable, Iterator, Optional
 from trainer import distributed, unreadable
 from trainer.errors import DataError, TrainingInterrupted
 from trainer.stopping import PEER_LOSS, UNREADABLE, WORKER_DEATH, StopFlag, StopRequested, \
-    WaitBroken
+    WaitBroken, untrained
 
 logger = logging.getLogger(__name__)
 
@@ -394,9 +394,8 @@ def guarded(loader: Iterable, run: Any) -> Iterator:
             # No step of this run: "saved at epoch 0, iteration 0" (the untrained network),
             # or a resumed run's state saved again over the file it was read from.
             release()
-            raise TrainingInterrupted(f"stopped by {stop.name} before the first step: "
-                                      f"nothing was trained, nothing is saved"
-                                      f"{advice(stop)}", exit_code=stop.exit_code) from None
+            raise TrainingInterrupted(f"stopped by {stop.name} {untrained(run)}{advice(stop)}",
+                                      exit_code=stop.exit_code) from None
         if alone:
             if broken:   # (an epoch's end, a stop asked then: its files hold that state)
                 run.checkpointer.stop_saved(run, run.state.pos)
