@@ -63,7 +63,7 @@ class DataConfig:
                             "(data.root/image-cache, keyed by file content)", choices=("none", "ram", "disk"))
     max_val_images: int = _f(0, "evaluate mAP on at most this many val images (0 = all)")
     allow_change: bool = _f(False, "resume in the middle of an epoch from a checkpoint saved from "
-                                   "another training list (refused otherwise: trainer.sample_list)")
+                                   "another training list or train.seed (refused otherwise: trainer.sample_list)")
 
 
 @dataclass

@@ -49,6 +49,8 @@ def restore(run: Any, start: Start) -> Optional[dict]:
     # Another training list than it was saved from: refused in the middle of an epoch.
     sample_list.check(run.state.samples, listed, run.state.pos, path, run.cfg.data.allow_change,
                       run.state.meter, run.info.is_main)
+    sample_list.check_seed(state.get("config"), run.cfg.train.seed, run.state.pos, path,
+                           run.cfg.data.allow_change, run.info.is_main)
     run.state.samples = listed
     if not state.get("run"):
         run.state.run = fresh_run

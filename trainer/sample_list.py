@@ -89,3 +89,26 @@ def check(saved: Any, now: Optional[dict], pos: Any, path: str, allow: bool,
                        "(data.train; %s): data.allow_change is set, so the rest of that epoch "
                        "is drawn from the new list (%s skipped in the new list's order)",
                        path, epoch, counts, trained)
+
+
+def check_seed(saved: Any, now: int, pos: Any, path: str, allow: bool, main: bool = True) -> None:
+    """As :func:`check` for ``train.seed`` (of ``saved``, the checkpoint's config): the
+    epoch's order is drawn from it as from the list, so another seed in the middle of an
+    epoch is another order (only warned of, as a watched key, before attacktrain36)."""
+    train = saved.get("train") if isinstance(saved, dict) else None
+    saved = train.get("seed") if isinstance(train, dict) else None
+    if not pos.epoch_iteration or isinstance(saved, bool) or not isinstance(saved, int) or \
+            saved == now:
+        return
+    epoch = pos.epoch + 1
+    if not allow:
+        raise CheckpointError(
+            f"cannot resume from {path} in the middle of epoch {epoch}: train.seed changed "
+            f"since it was saved ({saved} then, {now} now), and the rest of that epoch would be "
+            "drawn in another order (samples trained twice, others left out); put train.seed "
+            "back as it was, or resume with --set data.allow_change=true to go on with the new "
+            "order")
+    if main:
+        logger.warning("%s was saved in the middle of epoch %d with train.seed %d: "
+                       "data.allow_change is set, so the rest of that epoch is drawn in the "
+                       "order of train.seed %d", path, epoch, saved, now)
