@@ -115,3 +115,37 @@ def test_from_drive_a_newer_trainers_checkpoint_is_refused_and_drive_keeps_it(
     assert (verdict.start, verdict.refused) == (None, (
         f"drive:runs/a/epoch_002.pt was written by a newer trainer (format "
         f"{ckpt.FORMAT_VERSION + 1} > {ckpt.FORMAT_VERSION}); upgrade trainer to resume from it"))
+
+
+def test_a_newer_trainer_that_went_on_on_drive_is_not_overwritten_from_here(
+        tmp_path, one_torch_thread, emulator, drive_env, local_state):
+    """This machine holds epoch 1 of the run; another machine, with a newer trainer, went on
+    to epoch 2 on Drive. --resume auto here went on from the local epoch_001.pt (Drive's
+    newer one "cannot be used"), and its push replaced epoch_002.pt on Drive."""
+    import shutil
+
+    from trainer.drive import DriveFolder
+
+    def cfg(epochs: int, out: str):
+        c = load_config(_config(tmp_path, epochs))
+        c.drive.logs, c.train.out_dir = "drive:runs/a", str(tmp_path / out)
+        return c
+
+    fit(cfg(1, "here"), resume="none")
+    shutil.copytree(tmp_path / "here", tmp_path / "there")
+    fit(cfg(2, "there"), resume="auto")
+    _as_if_newer(tmp_path / "there" / "epoch_002.pt")
+    DriveFolder("drive:runs/a", str(tmp_path / "there")).push()
+    looked = DriveFolder("drive:runs/a", str(tmp_path / "x"))
+    before = {c.name: c.sidecar.md5 for c in looked.checkpoints()}
+    assert before["epoch_002.pt"] == _md5(tmp_path / "there" / "epoch_002.pt")
+    here = {p.name: _md5(p) for p in (tmp_path / "here").iterdir() if p.is_file()}
+
+    with pytest.raises(TrainerError) as refused:
+        fit(cfg(3, "here"), resume="auto")
+
+    assert error_text(refused.value) == (
+        f"Error: {tmp_path / 'here' / 'epoch_002.pt'} was written by a newer trainer (format "
+        f"{ckpt.FORMAT_VERSION + 1} > {ckpt.FORMAT_VERSION}); upgrade trainer to resume from it")
+    assert {c.name: c.sidecar.md5 for c in looked.checkpoints()} == before
+    assert {p.name: _md5(p) for p in (tmp_path / "here").iterdir() if p.is_file()} == here
