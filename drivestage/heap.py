@@ -16,10 +16,17 @@ returns free memory to its host each such page costs kernel time again (1-3 s pe
 development VM; see bench/_disk.py). The trim threshold is therefore fixed too: a heap keeps
 up to that much freed memory for reuse, which is never more than it held at its peak, so the
 peak itself does not move.
+
+The cyclic garbage collector is told to run less often, too (:func:`collect_less_often`):
+an extraction keeps a few objects per member alive (its zip entry, its record, its order),
+and with Python's default thresholds a ``pull --extract`` of 20,000 members ran the young
+collection 400 times and the full one, over every object of the process, 3-4 times: 0.16-0.19
+s of the main thread's CPU, against 0.04-0.05 s with a young generation of 50,000.
 """
 from __future__ import annotations
 
 import ctypes
+import gc
 import sys
 
 _M_TRIM_THRESHOLD = -1  # mallopt parameters, from glibc's <malloc.h>
@@ -46,3 +53,20 @@ def tune_for_transfers(threshold: int = 4 << 20, keep: int = 16 << 20) -> bool:
     mallopt.restype = ctypes.c_int
     return bool(mallopt(_M_MMAP_THRESHOLD, int(threshold))) and \
         bool(mallopt(_M_TRIM_THRESHOLD, int(keep)))
+
+
+#: Tracked objects allocated (net) between two young collections (Python's default: 700).
+YOUNG = 50_000
+
+
+def collect_less_often(young: int = YOUNG) -> None:
+    """Run the cyclic garbage collector's young collection every ``young`` net allocations
+    of tracked objects, not every 700 (the older generations' thresholds stay as they are):
+    a 20,000-member ``pull --extract`` then runs a handful of young collections and no full
+    one. What a cycle holds (memory, a file it keeps open) waits that many allocations longer
+    to be freed: a few MB at most.
+
+    Process-wide, like :func:`tune_for_transfers`: for a process's entry point only (a
+    training process that calls drivestage keeps its own settings)."""
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(young, older, oldest)

@@ -16,7 +16,7 @@ from drivestage.cli import pull as _pull  # noqa: F401
 from drivestage.cli import push as _push  # noqa: F401
 from drivestage.cli import runs as _runs  # noqa: F401
 from drivestage.cli.group import cli, configure_logging, run_as_program
-from drivestage.heap import tune_for_transfers
+from drivestage.heap import collect_less_often, tune_for_transfers
 
 __all__ = ["cli", "configure_logging", "main"]
 
@@ -26,5 +26,6 @@ def main() -> None:
     # This process is ours: peak memory is the chunks in flight, and freed blocks are reused
     # rather than faulted in again (see heap.py).
     tune_for_transfers()
+    collect_less_often()  # members' objects: far fewer collections (heap.py)
     run_as_program()  # and a command may end it at once (mirror's abandoned final push)
     cli(prog_name="drivestage")

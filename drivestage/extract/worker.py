@@ -82,13 +82,14 @@ def _orphan_check(parent: int) -> Callable[[int], None]:
 def serve() -> None:
     """A worker's life: orders from stdin, answers on the pipe ``sys.argv[3]`` names,
     until stdin ends (or its parent does)."""
-    from drivestage.heap import tune_for_transfers
+    from drivestage.heap import collect_less_often, tune_for_transfers
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     # Blocked since the start (:func:`.workers._sigint_blocked`): one sent meanwhile was
     # just dropped.
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     tune_for_transfers()
+    collect_less_often()
     orders = os.fdopen(0, "rb", buffering=0)
     answers = os.fdopen(int(sys.argv[3]), "wb", buffering=0)
     try:
