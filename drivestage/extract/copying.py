@@ -117,6 +117,28 @@ def zip_data_offset(afd: int, header_offset: int, name: str, archive: str) -> in
     return int(header_offset) + 30 + int(name_len) + int(extra_len)
 
 
+#: Bytes read past a small member's local header beyond its data (:func:`zip_member_start`):
+#: room for the header's name and extra field, which an extra field longer than that misses.
+HEAD_ROOM = 512
+
+
+def zip_member_start(afd: int, header_offset: int, comp_size: int, name: str,
+                     archive: str) -> tuple[int, Optional[memoryview]]:
+    """:func:`zip_data_offset`, and for a member of at most :data:`CHUNK` compressed bytes
+    those bytes too, read with its local header in one ``pread`` (None when they are not
+    all in it: read them as usual). A 20,000-member zip: 20,000 reads fewer."""
+    if comp_size > CHUNK:
+        return zip_data_offset(afd, header_offset, name, archive), None
+    got = os.pread(afd, 30 + HEAD_ROOM + comp_size, header_offset)
+    if len(got) < 30 or got[:4] != b"PK\x03\x04":
+        raise ArchiveError(f"member {name!r} of {archive}: bad local header at offset "
+                           f"{header_offset}; the archive is truncated or corrupt")
+    name_len, extra_len = struct.unpack_from("<HH", got, 26)
+    rel = 30 + name_len + extra_len
+    data = memoryview(got)[rel:rel + comp_size] if rel + comp_size <= len(got) else None
+    return int(header_offset) + rel, data
+
+
 def copy_raw(afd: int, fd: int, e: Member, start: int, comp_size: int, method: int,
              crc_expected: Optional[int], archive: str, progress: Progress,
              read: Optional[Callable[[int, int], bytes]] = None) -> None:

@@ -16,7 +16,7 @@ from typing import Callable, Optional, Sequence
 
 from drivestage.errors import ArchiveError
 from drivestage.extract.copying import Member, Progress, TempDir, copy_raw, create, \
-    zip_data_offset
+    zip_member_start
 from drivestage.extract.frames import get_message, put_message
 
 #: One member to write: (index, path, mode, mtime, size, offset, comp_size, method, crc,
@@ -44,14 +44,21 @@ def write_order(afd: int, tmp: TempDir, order: Order, label: str, progress: Prog
     bound; returns its member (``e`` if given) with ``written`` set."""
     i, path, mode, mtime, size, offset, comp_size, method, crc, bound = order
     target: Member = e if e is not None else _Target(path, size, mode, mtime)
-    start = offset if crc < 0 else zip_data_offset(afd, offset, path, label)
+    start, data = (offset, None) if crc < 0 else \
+        zip_member_start(afd, offset, comp_size, path, label)
     if 0 <= bound < start + comp_size:
         raise ArchiveError(f"member {path!r} of {label} overlaps the member after it; the "
                            "archive is corrupt")
+    read: Optional[Callable[[int, int], bytes]] = None
+    if data is not None:  # read with its header: copy_raw's one read of it gets these
+        def read(n: int, pos: int, have: memoryview = data) -> bytes:
+            if (n, pos) == (len(have), start):
+                return have  # type: ignore[return-value]  # a buffer, as hashed_pass's
+            return os.pread(afd, n, pos)
     fd = create(tmp, target)
     try:
         copy_raw(afd, fd, target, start, comp_size, method, None if crc < 0 else crc, label,
-                 progress)
+                 progress, read)
     finally:
         os.close(fd)
     return target
