@@ -99,8 +99,9 @@ def test_push_delete_still_removes_an_unmarked_folder_and_a_plain_push_asks_noth
     state_id = next(f["id"] for f in emulator.files() if f["title"] == ".drivestage"
                     and any(p["id"] == junk_id for p in f.get("parents") or []))
     # DEST itself (a run folder? --delete would leave its checkpoints) and junk at the plan:
-    # a listing by name each; just before junk's removal (seen36), its folders (with their
-    # properties), of which .drivestage: its run-folder, as at the plan.
+    # a listing by name each; just before junk's removal (seen36), its children (with their
+    # properties, md5s and dates: lag36 holds them against the count's), of which
+    # .drivestage: its run-folder, as at the plan.
     assert _asked_for_marks(emulator) == [f"'{i}' in parents and trashed=false and "
                                           "title='.drivestage'" for i in (runs_id, junk_id)]
     asked = [r.query.get("q") for r in emulator.requests if r.kind == "files.list"
@@ -109,8 +110,7 @@ def test_push_delete_still_removes_an_unmarked_folder_and_a_plain_push_asks_noth
                      f"'{state_id}' in parents and trashed=false and title='run-folder'",
                      f"'{junk_id}' in parents and trashed=false",   # (the count)
                      f"'{state_id}' in parents and trashed=false",
-                     f"'{junk_id}' in parents and trashed=false and "
-                     "mimeType='application/vnd.google-apps.folder'",
+                     f"'{junk_id}' in parents and trashed=false",   # (the re-check)
                      f"'{state_id}' in parents and trashed=false and title='run-folder'"]
 
 

@@ -21,9 +21,7 @@ from _drive_state import live_md5s
 from _liar import liar_env, proxy  # noqa: F401  (fixtures)
 from _proxy import Reply
 from drivestage.drive import marks_below
-from drivestage.drive.resources import FOLDER_MIME, RUN_MARK
-
-FOLDERS = f"mimeType='{FOLDER_MIME}'"
+from drivestage.drive.resources import RUN_MARK
 
 
 def _runs(tmp_path):
@@ -110,15 +108,17 @@ def test_a_run_a_mount_began_inside_a_folder_to_go_keeps_it(emulator, proxy, lia
 
 
 def _walk_asks(emulator) -> list:
-    """The re-check's listings: of subfolders (named fields), of a state folder's mark."""
+    """The re-check's listings: of a folder's children (named fields; of its subfolders
+    alone before lag36, which holds its files against the plan's listing too, at no request
+    more), of a state folder's mark."""
     return [r.query.get("q") for r in emulator.requests if r.kind == "files.list"
-            and (FOLDERS in str(r.query.get("q")) or "title='run-folder'" in
+            and (r.query.get("fields") == marks_below.FIELDS or "title='run-folder'" in
                  str(r.query.get("q")))]
 
 
 def test_the_re_check_costs_one_listing_a_folder(emulator, env_drive, tmp_path):
     """``runs/old`` holding a/b/c (nested) and d goes, as planned: the re-check lists each of
-    the five folders' subfolders once (the folder itself included), nothing more."""
+    the five folders' children once (the folder itself included), nothing more."""
     for rel in ("runs/old/a/b/c/x.txt", "runs/old/d/y.txt"):
         emulator.add_file(rel, b"z\n")
     ids = {name: emulator.find(f"runs/old/{name}")["id"] for name in ("a", "a/b", "a/b/c", "d")}
@@ -130,7 +130,7 @@ def test_the_re_check_costs_one_listing_a_folder(emulator, env_drive, tmp_path):
     assert code == 0, err
     assert set(live_md5s(emulator, "runs")) == {"exp2"}, err
     asked = _walk_asks(emulator)
-    assert sorted(asked) == sorted(f"'{i}' in parents and trashed=false and {FOLDERS}"
+    assert sorted(asked) == sorted(f"'{i}' in parents and trashed=false"
                                    for i in [old, *ids.values()]), asked
 
 

@@ -88,6 +88,8 @@ class DriveStore(ByteReads, Deletes, FolderMaking, RemoteStore):
         self._targets: dict[str, str] = {}
         self._elsewhere: set[str] = set()  # folders outside this shared drive (via shortcuts)
         self._listed_in: dict[str, str] = {}  # item id -> the folder it was listed in, last
+        #: folder id -> what its last listing showed (the check before its removal: lag36).
+        self._held: dict[str, dict[str, marks_below.Stamp]] = {}
         self._above: dict[str, Optional[str]] = {}  # folder id -> its parent (lineage)
         self._marks_asked: dict[str, bool] = {}  # folder id -> its mark, read of it alone
         self._item_drives: dict[str, str] = {}  # item id -> its shared drive, as last read
@@ -207,9 +209,9 @@ class DriveStore(ByteReads, Deletes, FolderMaking, RemoteStore):
         return found
 
     def _children(self, parent_id: str, where: str, name: Optional[str] = None, *,
-                  only_folders: bool = False) -> list[dict[str, Any]]:
+                  checking: bool = False) -> list[dict[str, Any]]:
         """``parent_id``'s children, trashed ones left out (``name``: of that exact name;
-        ``only_folders``: its folders alone, each with its properties:
+        ``checking``: with the fields the check before a removal reads, properties included:
         :data:`drivestage.drive.marks_below.FIELDS`)."""
         if parent_id == SHARED_WITH_ME:
             q = "sharedWithMe = true and trashed=false"
@@ -219,8 +221,7 @@ class DriveStore(ByteReads, Deletes, FolderMaking, RemoteStore):
             q += f" and title='{_escape(name)}'"
         params = {k: v for k, v in self._list_params().items()  # corpora=drive finds nothing
                   if parent_id not in self._elsewhere or k not in ("corpora", "driveId")}
-        if only_folders:
-            q += f" and mimeType='{FOLDER_MIME}'"
+        if checking:
             params["fields"] = marks_below.FIELDS
         params["q"] = q
 
@@ -328,7 +329,10 @@ class DriveStore(ByteReads, Deletes, FolderMaking, RemoteStore):
                 f"would never end. Leave it out (pull --exclude {exclude_pattern(folder.name)}) or "
                 "remove the shortcut on Drive.")
         out: list[RemoteEntry] = []
-        for res in self._children(folder.id, where):
+        children = self._children(folder.id, where)
+        if folder.id != SHARED_WITH_ME:
+            self._held[folder.id] = {str(res["id"]): marks_below.stamp(res) for res in children}
+        for res in children:
             if folder.id != SHARED_WITH_ME:  # no folder: where items shared with you sit
                 self._listed_in[str(res["id"])] = folder.id
             out.append(self._entry(res, _join(where, res.get("title") or ""),

@@ -46,6 +46,7 @@ class Deletes:
     label: str
     _names: dict[str, str]
     _listed_in: dict[str, str]
+    _held: dict[str, dict[str, marks_below.Stamp]]
     _targets: dict[str, str]
     _folder_ids: dict[tuple[str, ...], str]
     _item_drives: dict[str, str]
@@ -61,7 +62,7 @@ class Deletes:
         raise NotImplementedError
 
     def _children(self, parent_id: str, where: str, name: Optional[str] = None, *,
-                  only_folders: bool = False) -> list[dict[str, Any]]:  # the store's
+                  checking: bool = False) -> list[dict[str, Any]]:  # the store's
         raise NotImplementedError
 
     def _got(self, raw: Mapping[str, Any], file_id: str, where: str) -> dict[str, Any]:
@@ -82,11 +83,13 @@ class Deletes:
         one warning per run naming the role that deletes (:mod:`drivestage.drive.removal`)."""
         where = self.describe(entry)
         if not (isinstance(entry, DriveEntry) and entry.via_shortcut):  # not on a stale listing
-            if entry.is_dir:   # (a mount's mark, a run folder inside: before its own read)
-                self._unmarked_below(entry, where)
+            # (A mount's mark, a run folder inside: before its own read.)
+            changed = self._unmarked_below(entry, where) if entry.is_dir else None
             provenance.check_as_listed(self._get(entry.id, where), entry,
                                        self._listed_in.get(entry.id), where,
                                        marked_before=self._marks_asked.get(entry.id, False))
+            if changed is not None:   # (its own mark, read above, said first)
+                marks_below.leave(changed)
         else:  # (a shortcut: what its id names is one, never a folder listed as one)
             provenance.check_shortcut(self._get(self._key(entry), where), entry,
                                       self._listed_in.get(self._key(entry)), where)
@@ -95,12 +98,13 @@ class Deletes:
                        scope=self._drive_of(entry) or self.label)
         self._forget(entry)
 
-    def _unmarked_below(self, folder: RemoteEntry, where: str) -> None:
+    def _unmarked_below(self, folder: RemoteEntry, where: str) -> Optional[str]:
         """LeftAloneError where a run folder was marked in ``folder`` (by a mount) or at any
-        depth inside it since the listing (:func:`drivestage.drive.marks_below.left_unmarked`)."""
-        marks_below.left_unmarked(
-            lambda at_id, at: self._children(at_id, at, only_folders=True),
-            self._children, folder, where)
+        depth inside it since the listing; why it is to be left where an item came into it
+        or changed since (:func:`drivestage.drive.marks_below.left_unmarked`)."""
+        return marks_below.left_unmarked(
+            lambda at_id, at: self._children(at_id, at, checking=True),
+            self._children, folder, where, self._held)
 
     def _drive_of(self, entry: RemoteEntry) -> Optional[str]:
         """The shared drive ``entry`` is in, as the check before its deletion read it (a
@@ -112,6 +116,7 @@ class Deletes:
         """What this store knew of ``entry``, deleted."""
         self._names.pop(self._key(entry), None)
         self._listed_in.pop(entry.id, None)
+        self._held.pop(entry.id, None)
         self._targets.pop(entry.id, None)
         self._item_drives.pop(self._key(entry), None)
         self._folder_ids = {k: v for k, v in self._folder_ids.items() if v != entry.id}
@@ -159,10 +164,13 @@ class Deletes:
         # What is inside each folder first, then the batch: its answers are the freshest
         # word when the deletes go (a walk of many folders takes a while).
         below: dict[str, DriveStageError] = {}
+        changed: dict[str, str] = {}   # (left once its own read passed: its mark said first)
         for e in chunk:
             if e.is_dir and not (isinstance(e, DriveEntry) and e.via_shortcut):
                 try:
-                    self._unmarked_below(e, self.describe(e))
+                    said = self._unmarked_below(e, self.describe(e))
+                    if said is not None:
+                        changed[e.id] = said
                 except DriveStageError as exc:
                     below[e.id] = exc
                     if _stops(exc):
@@ -201,6 +209,8 @@ class Deletes:
                         raise below[e.id]
                     provenance.check_as_listed(raw, e, self._listed_in.get(e.id), where,
                                                marked_before=self._marks_asked.get(e.id, False))
+                    if e.id in changed:
+                        marks_below.leave(changed[e.id])
             except NotFoundError as exc:
                 out[e.id] = kept_moved(where, "deleted") \
                     if e.id in keeps and not isinstance(exc, KeptMovedError) else exc
