@@ -158,3 +158,29 @@ def test_a_folder_nobody_wrote_in_still_goes_at_one_listing_a_folder(emulator, e
 @pytest.fixture
 def env_drive(local_state, drive_env):
     return local_state
+
+
+@pytest.mark.parametrize("trash", [False, True])
+def test_a_lone_delete_of_a_folder_written_in_since_listed_leaves_it(emulator, env_drive,
+                                                                     trash):
+    """The store's lone delete (dedupe's emptied twins, a duplicate folder's cleanup) checks
+    the same: a folder listed empty, a file written in it since, is left (LeftAloneError,
+    said once); listed again, it goes (the next decision is made on that listing)."""
+    from drivestage.errors import LeftAloneError
+    from drivestage.remote import open_store
+    emulator.add_folder("runs/twin")
+    store, _ = open_store("drive:runs")
+    twin = next(e for e in store.list(store.resolve("runs")) if e.name == "twin")
+    assert store.list(twin) == []
+    emulator.add_file("runs/twin/epoch_001.pt", b"w" * 100)
+
+    with pytest.raises(LeftAloneError) as left:
+        store.delete(twin, trash=trash)
+
+    assert str(left.value) == ("drive:runs/twin was not deleted: drive:runs/twin/epoch_001.pt "
+                               "came in since it was listed (someone writes there); the next "
+                               "push decides again")
+    assert set(live_md5s(emulator, "runs/twin")) == {"epoch_001.pt"}
+    assert len(store.list(twin)) == 1
+    store.delete(twin, trash=trash)
+    assert set(live_md5s(emulator, "runs")) == set()
