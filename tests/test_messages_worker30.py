@@ -153,7 +153,8 @@ def test_a_resumed_run_whose_first_batch_is_lost_saves_nothing_again(
         tiny_config, one_torch_thread, monkeypatch):
     """A resumed run whose first batch's worker dies: nothing was trained since the state it
     resumed from, which it saved again over that very file (and pushed that name again);
-    now nothing is saved, as for a new run (attackwd30)."""
+    now nothing is saved, and the line names the checkpoint that still holds the run's state
+    (attackwd30; attacktrain36: "nothing is saved" read as lost progress)."""
     from trainer.data.dataset import YoloDataset
 
     cfg = load_config(tiny_config(**{"train.batch_size": 4, "train.freeze_epochs": 0,
@@ -175,9 +176,10 @@ def test_a_resumed_run_whose_first_batch_is_lost_saves_nothing_again(
         fit(again, resume="auto")
 
     assert caught.value.exit_code == 1
-    assert str(caught.value).startswith("stopped by a DataLoader worker's death before the "
-                                        "first step: nothing was trained, nothing is saved ("), \
-        str(caught.value)
+    assert str(caught.value).startswith(
+        "stopped by a DataLoader worker's death before the first step since its resume from "
+        "epoch_001.pt at epoch 1, iteration 4: nothing was trained since, and epoch_001.pt "
+        "holds the run's state still ("), str(caught.value)
     assert _checkpoints(cfg.train.out_dir) == before    # (not one written again)
 
 
