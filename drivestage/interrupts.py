@@ -26,6 +26,7 @@ from __future__ import annotations
 import _thread
 import collections
 import itertools
+import math
 import operator
 import queue
 import select
@@ -305,6 +306,20 @@ def _unacked(sock: socket.socket) -> Optional[int]:
     return int.from_bytes(out, sys.byteorder, signed=True)
 
 
+def readable(fd: Any, timeout: float) -> bool:
+    """Whether ``fd`` (a descriptor, or what has a ``fileno()``) has something to read (or
+    its end came) within ``timeout`` seconds. ``poll``, not ``select``: ``select`` refuses a
+    descriptor numbered 1024 or more, and a folder pull of a thousand archives holds that
+    many stamp files open (:mod:`drivestage.stamp_cache`): the extraction worker's pipe and
+    the sockets opened after them are numbered past it (a ``ValueError`` traceback:
+    attackstage36)."""
+    if not hasattr(select, "poll"):   # (Windows: no such limit on what select takes)
+        return bool(select.select([fd], [], [], timeout)[0])
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(max(0, math.ceil(timeout * 1000))))
+
+
 def delivered(sock: socket.socket, timeout: Optional[float],
               between: Callable[[], None] = lambda: None,
               answered: Callable[[], bool] = lambda: True) -> None:
@@ -322,7 +337,7 @@ def delivered(sock: socket.socket, timeout: Optional[float],
         left = SLICE if end is None else min(SLICE, end - time.monotonic())
         if left <= 0:
             raise socket.timeout("timed out")
-        if select.select([sock], [], [], left)[0] and answered():
+        if readable(sock, left) and answered():
             return
         between()
         before, acked = acked, _acked(sock)

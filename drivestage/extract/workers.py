@@ -34,7 +34,6 @@ import contextlib
 import errno
 import logging
 import os
-import select
 import signal
 import subprocess
 import sys
@@ -50,7 +49,7 @@ from drivestage.extract.copying import Progress, TempDir
 from drivestage.extract.shares import Share, apply_answer
 from drivestage.extract.worker import Order, write_order
 from drivestage.extract.writing import PER_FILE
-from drivestage.interrupts import BackgroundThread, Flag
+from drivestage.interrupts import BackgroundThread, Flag, readable
 
 log = logging.getLogger(__name__)
 
@@ -356,7 +355,7 @@ class _Worker:
         """Whether the worker started (it says so once its imports are done, within
         :data:`_START_TIMEOUT`)."""
         try:
-            if not select.select([self.frm], [], [], _START_TIMEOUT)[0]:
+            if not readable(self.frm, _START_TIMEOUT):
                 raise OSError(errno.ETIMEDOUT, f"no answer within {_START_TIMEOUT:g} s")
             return self.answer() == ("ready",)
         except (OSError, ArchiveError) as exc:
