@@ -79,6 +79,7 @@ def left_unmarked(folders: Folders, children: Children, folder: RemoteEntry,
     request more, and the caller leaves the folder only once its files.get passed.)"""
     began = time.monotonic()
     todo = [(folder.id, where)]
+    seen = {folder.id}   # (a folder with two parents inside, kept from before 2020: read once)
     listed = 0
     changed: Optional[str] = None
     while todo:
@@ -115,7 +116,9 @@ def left_unmarked(folders: Folders, children: Children, folder: RemoteEntry,
             if run_marked(sub):
                 _left(f"{where} holds {inner}, marked a run folder on Drive since it was "
                       "listed; not deleted")
-            todo.append((sub_id, inner))
+            if sub_id not in seen:
+                seen.add(sub_id)
+                todo.append((sub_id, inner))
     if changed is None:
         return None
     return (f"{where} was not deleted: {changed} since it was listed (someone writes there); "
