@@ -192,13 +192,17 @@ def _whose(store: RemoteStore, side: RemoteEntry, ckpts: Iterable[RemoteEntry]
     except NotFoundError:
         return None, None  # deleted meanwhile (another push): nothing of it to keep
     said = sidecar.parse(data) if data is not None else None
-    if said is None or said.run is None or said.md5 is None:
+    if said is None or said.md5 is None:
         return None, None
     named = [e for e in ckpts if (e.md5 or "").lower() in said.md5s]
-    if not named:
-        return said, None
-    kept = sidecar.vouched(named, said)
-    return said.speaking_for(kept.md5), kept   # (its description of those bytes)
+    kept = sidecar.vouched(named, said) if named else None
+    # Whose the bytes there are: a push stopped between a checkpoint's update in place and
+    # its sidecar's last write left the old description on top, the new under ``coming``
+    # (sidecar_phases), and a top naming no run hid the run of the bytes there (attacksync36).
+    theirs = said.speaking_for(kept.md5) if kept is not None else said
+    if theirs.run is None:
+        return None, None
+    return theirs, kept
 
 
 def _further_on(store: RemoteStore, cache: Md5Cache, listing: Listings,
