@@ -79,28 +79,34 @@ def vouch_coming(store: RemoteStore, key: Key, local_path: str, target: RemoteEn
     ``sides``: its local sidecars (name -> path). Returns the sidecar as rewritten, or
     None when nothing had to be (see the module doc). Raises what the store raises: the
     checkpoint is then not sent, and the store keeps its pair."""
-    for name, path in sorted(sides.items()):
-        copies = [e for e in listed.get(name, []) if sidecar.has_bytes(e)]
-        if not copies:
-            continue
-        there = max(copies, key=lambda e: (e.modified, e.id))
-        try:
-            data = sidecar.fetch(store, there)
-        except RemoteChangedError:   # (rewritten since listed: by this very step, for a
-            there = store.stat(there)   # checkpoint sent again)
-            data = sidecar.fetch(store, there)
-        said = sidecar.parse(data) if data is not None else None
-        if said is None or said.md5 is None or not said.vouches_for(target.md5 or ""):
-            return None   # no verified pair there: nothing to keep
-        coming = sidecar.read(path)
-        if coming is None or coming.md5 is None or coming.md5 != md5_of(local_path):
-            return None
-        now = dataclasses.replace(said.speaking_for(target.md5),
-                                  coming=dataclasses.replace(coming, coming=None))
-        with sidecar_copy.private(path, now.to_bytes()) as copy:
-            got = store.upload(copy, folder, name, replace=there, chunk_size=chunk_size,
-                               progress=progress)
-        log.info("%s: its sidecar vouches for the copy there and the one coming "
-                 "(updated in place next)", "/".join(n for n in key if n))
-        return got
-    return None
+    # The sidecar readers take for it on the store, in either form: 0.1.0's ``last.pt.json``
+    # there while the run now writes ``last.json`` (a trainer upgraded) is the one that must
+    # vouch for both meanwhile (attacksync36); the local one of that name, else its other form.
+    there_names = [n for n, es in listed.items() if any(sidecar.has_bytes(e) for e in es)]
+    name = sidecar.pairs([*there_names, key[1]]).get(key[1])
+    if name is None or not sides:
+        return None
+    path = sides.get(name) or sides[sorted(sides)[0]]
+    copies = [e for e in listed.get(name, []) if sidecar.has_bytes(e)]
+    if not copies:
+        return None
+    there = max(copies, key=lambda e: (e.modified, e.id))
+    try:
+        data = sidecar.fetch(store, there)
+    except RemoteChangedError:   # (rewritten since listed: by this very step, for a
+        there = store.stat(there)   # checkpoint sent again)
+        data = sidecar.fetch(store, there)
+    said = sidecar.parse(data) if data is not None else None
+    if said is None or said.md5 is None or not said.vouches_for(target.md5 or ""):
+        return None   # no verified pair there: nothing to keep
+    coming = sidecar.read(path)
+    if coming is None or coming.md5 is None or coming.md5 != md5_of(local_path):
+        return None
+    now = dataclasses.replace(said.speaking_for(target.md5),
+                              coming=dataclasses.replace(coming, coming=None))
+    with sidecar_copy.private(path, now.to_bytes()) as copy:
+        got = store.upload(copy, folder, name, replace=there, chunk_size=chunk_size,
+                           progress=progress)
+    log.info("%s: its sidecar vouches for the copy there and the one coming "
+             "(updated in place next)", "/".join(n for n in key if n))
+    return got
