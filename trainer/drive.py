@@ -290,6 +290,9 @@ class DriveFolder:
             except (NotFoundError, RemoteChangedError):
                 continue   # (gone or changed since the listing: another process)
             said = sidecars.parse(data) if data else None
+            copies = [e for e in listing if e.name == name and sidecars.has_bytes(e)]
+            if said is not None and copies:   # (whose the bytes there are: attacksync36)
+                said = said.speaking_for(sidecars.vouched(copies, said).md5)
             if said is not None and said.run is not None and mine is not None and \
                     said.run != mine.run:
                 raise OtherRunFile(name, said.run)
@@ -334,11 +337,15 @@ class DriveFolder:
             except (NotFoundError, RemoteChangedError):
                 return   # (changed since the listing: another process; the next look sees)
             said = sidecars.no_later_than(sidecars.parse(data) if data else None, side.modified)
-            if said is None or said.run != mine.run or said.md5 is None or \
-                    not side.removable or not _before(side, ours) or \
-                    ((said.saved or 0.0) > (mine.saved or 0.0) and said.progress > mine.progress):
-                return   # another run's (or no run's), or further on in this one: kept
+            if said is None or said.md5 is None or not side.removable or not _before(side, ours):
+                return
             vouched = [e for e in olds if (e.md5 or "").lower() in said.md5s]
+            # Each copy by its own description: a stopped in-place push's sidecar vouches for
+            # the old bytes and those there, maybe another run's (attacksync36).
+            for who in [said] + [said.speaking_for(e.md5) for e in vouched]:
+                if who.run != mine.run or ((who.saved or 0.0) > (mine.saved or 0.0) and
+                                           who.progress > mine.progress):
+                    return   # another run's (or no run's), or further on in this one: kept
             if not all(e.removable for e in vouched):
                 return
             gone += [side] + vouched
