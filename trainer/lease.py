@@ -82,6 +82,9 @@ class Claim:
     pid: int
     machine: str        # this boot's pid namespace (trainer: drivestage.temps.namespace_tag)
     generation: int
+    #: Its run ended, but Drive refused the claim's removal (a shared drive's Contributor
+    #: deletes nothing): no one's, at once.
+    released: bool = False
 
     @property
     def order(self) -> tuple[int, float, str]:
@@ -175,7 +178,8 @@ class RunLease:
                                span_text(max(0.0, self.stale_s - self._silent(holder))))
             wait = min(self.period_s / 2, max(0.05, self.stale_s - self._silent(holder) + 0.05))
             time.sleep(max(0.05, min(wait, until - time.monotonic())))
-        taken = sorted((c for c in claims if c.owner != self.token), key=lambda c: c.order)
+        taken = sorted((c for c in claims if c.owner != self.token and not c.released),
+                       key=lambda c: c.order)   # (a released one: its run ended, nothing taken)
         self._before = [c for c in live if c.owner != self.token]
         self.generation = max((c.generation for c in claims), default=0) + 1
         self._write(folder)
@@ -195,7 +199,8 @@ class RunLease:
             logger.warning("%s: took the run's lease over from %s, last renewed %s ago (%s)",
                            self.drive.spec, taken[0].who, age_text(self._silent(taken[0])), how)
         for c in claims:   # the stale claims of earlier generations: no one's now
-            if c.owner != self.token and c.generation < self.generation and self._gone(c):
+            if c.owner != self.token and c.generation < self.generation and self._gone(c) \
+                    and c.entry.removable:   # (a Contributor's request Drive refuses: none)
                 self._delete(c.entry)
 
     def start(self) -> "RunLease":
@@ -314,16 +319,19 @@ class RunLease:
         try:
             data = json.loads(b"".join(store.read_range(entry, 0, entry.size)) or b"{}")
             return Claim(entry, str(data["owner"]), str(data["host"]), int(data["pid"]),
-                         str(data.get("machine", "")), int(data["generation"]))
+                         str(data.get("machine", "")), int(data["generation"]),
+                         data.get("released") is True)
         except (NotFoundError, RemoteChangedError, ValueError, KeyError, TypeError):
             return None   # (gone since the listing, or not a claim: no one's)
 
-    def _write(self, folder: RemoteEntry) -> None:
+    def _write(self, folder: RemoteEntry, released: bool = False) -> None:
         store, _ = self.drive.store_at()
         self._renewals += 1
         body = {"owner": self.token, "host": socket.gethostname(), "pid": os.getpid(),
                 "machine": namespace_tag(), "generation": self.generation,
                 "renewals": self._renewals, "written": time.time()}
+        if released:
+            body["released"] = True
         fd, tmp = tempfile.mkstemp(prefix=".trainer-lease-", suffix=".json")
         try:
             with os.fdopen(fd, "w") as fh:
@@ -340,11 +348,21 @@ class RunLease:
             os.unlink(tmp)
 
     def _remove(self) -> None:
-        mine, self._mine = self._mine, None
-        if mine is not None:
-            self._delete(mine)
+        mine = self._mine
+        if mine is None or self._delete(mine):
+            self._mine = None
+            return
+        # (Drive refused: a Contributor deletes nothing. Left as it was, the claim looked
+        # live to the next trainer elsewhere, which watched it for the whole stale bound;
+        # marked released in place, it is no one's at once. attacklease36)
+        try:
+            self._write(store_folder(self.drive), released=True)
+        except DriveStageError as exc:   # (left: stale in stale_s, no one's then)
+            logger.debug("could not mark the lease claim %s released: %s", mine.name, exc)
+        self._mine = None
 
-    def _delete(self, entry: RemoteEntry) -> None:
+    def _delete(self, entry: RemoteEntry) -> bool:
+        """Remove ``entry``; False where Drive refused (the claim is left)."""
         store, _ = self.drive.store_at()
         try:
             store.delete(entry)
@@ -352,6 +370,8 @@ class RunLease:
             pass
         except DriveStageError as exc:   # (left: stale, so no one's, and removed later)
             logger.debug("could not remove the lease claim %s: %s", entry.name, exc)
+            return False
+        return True
 
     def _silent(self, claim: Claim) -> float:
         """Seconds since ``claim`` was last renewed, by Drive's clock."""
@@ -362,7 +382,7 @@ class RunLease:
         this machine that has ended."""
         if claim.owner == self.token:
             return False
-        if self._silent(claim) > self.stale_s:
+        if claim.released or self._silent(claim) > self.stale_s:
             return True
         if claim.machine == namespace_tag() and claim.host == socket.gethostname():
             try:
@@ -381,6 +401,12 @@ class RunLease:
                 f"{span_text(self.stale_s)} after it stopped renewing and start again, or start "
                 "this one with --take-over (that one then stops at its next save); or give "
                 "this run another drive.logs")
+
+
+def store_folder(drive) -> RemoteEntry:
+    """The folder of ``drive`` (a :class:`trainer.drive.DriveFolder`) on its store."""
+    store, path = drive.store_at()
+    return store.resolve(path)
 
 
 #: The leases this process holds (rank 0's one), released with the run folder's lock at the
