@@ -136,6 +136,8 @@ class RunLease:
         #: that keeps no creation time (a local folder) orders by the first write's time,
         #: not by each renewal's.
         self._order: tuple[int, float, str] = (0, 0.0, "")
+        #: The folder the claims are in, as acquired (:meth:`_listed`).
+        self._folder: Optional[RemoteEntry] = None
 
     @property
     def stale_s(self) -> float:
@@ -153,7 +155,7 @@ class RunLease:
     def acquire(self) -> None:
         """Hold the lease, or raise :class:`LeaseHeldError` (see the module's text)."""
         store, path = self.drive.store_at()
-        folder = store.make_folders(path)
+        folder = self._folder = store.make_folders(path)
         first: dict[str, float] = {}    # a live claim's id -> its renewal when first seen
         said = False
         until = time.monotonic() + self.stale_s + self.period_s   # (the watch's bound)
@@ -216,9 +218,7 @@ class RunLease:
         with self._lock:
             if self.lost is not None:
                 raise LeaseLostError(self.lost)
-            store, path = self.drive.store_at()
-            folder = store.resolve(path)
-            claims = self._claims(folder)
+            folder, claims = self._listed()
             # (A rival of this generation that is gone: a loser's claim its removal failed to
             # remove, no one's; one of a later generation, gone or not, took the lease.)
             better = [c for c in claims if c.owner != self.token and c.order < self._order
@@ -235,6 +235,18 @@ class RunLease:
             listed = next((c for c in claims if c.owner == self.token), None)
             if listed is None or server_clock.now() - listed.entry.modified > self.period_s / 2:
                 self._write(folder)
+
+    def _listed(self) -> tuple[RemoteEntry, list[Claim]]:
+        """The folder and its claims: the folder as acquired, while its listing shows this
+        trainer's claim (a resolve by name is a search more per push: attacklease36 counted
+        two listings a push where one was meant), else resolved again (moved, made again)."""
+        if self._folder is not None:
+            claims = self._claims(self._folder)
+            if any(c.owner == self.token for c in claims):
+                return self._folder, claims
+        store, path = self.drive.store_at()
+        self._folder = store.resolve(path)
+        return self._folder, self._claims(self._folder)
 
     def holder(self) -> Optional[Claim]:
         """The live claim that holds the lease now (None: no trainer of the run renews one):
@@ -356,7 +368,7 @@ class RunLease:
         # live to the next trainer elsewhere, which watched it for the whole stale bound;
         # marked released in place, it is no one's at once. attacklease36)
         try:
-            self._write(store_folder(self.drive), released=True)
+            self._write(self._folder or store_folder(self.drive), released=True)
         except DriveStageError as exc:   # (left: stale in stale_s, no one's then)
             logger.debug("could not mark the lease claim %s released: %s", mine.name, exc)
         self._mine = None
