@@ -68,8 +68,7 @@ from trainer.errors import LeaseHeldError, LeaseLostError
 logger = logging.getLogger(__name__)
 
 PREFIX, SUFFIX = "trainer-lease-", ".json"
-#: Most claims read per listing (a folder littered by a fault: the newest are read).
-MAX_CLAIMS = 20
+MAX_CLAIMS = 20   # (read per listing: a folder littered by a fault: the newest are read)
 
 
 @dataclass(frozen=True)
@@ -138,6 +137,8 @@ class RunLease:
         self._order: tuple[int, float, str] = (0, 0.0, "")
         #: The folder the claims are in, as acquired (:meth:`_listed`).
         self._folder: Optional[RemoteEntry] = None
+        #: Not taken at the start (Drive down): taken at the first push that reaches Drive.
+        self.pending = False
 
     @property
     def stale_s(self) -> float:
@@ -218,23 +219,52 @@ class RunLease:
         with self._lock:
             if self.lost is not None:
                 raise LeaseLostError(self.lost)
+            if self.pending:
+                self._late()
+                return
             folder, claims = self._listed()
             # (A rival of this generation that is gone: a loser's claim its removal failed to
             # remove, no one's; one of a later generation, gone or not, took the lease.)
             better = [c for c in claims if c.owner != self.token and c.order < self._order
                       and (c.generation > self.generation or not self._gone(c))]
             if better:
-                holder = min(better, key=lambda c: c.order)
-                taken = (f"{holder.who} took the run's lease on {self.drive.spec} over "
-                         f"(renewed {age_text(self._silent(holder))} ago)")
-                self.lost = (f"{taken}: this trainer pushes nothing more there, its "
-                             f"checkpoints stay in {self.drive.local_dir} only")
-                logger.warning("%s", self.lost)
-                self.on_lost(taken)
-                raise LeaseLostError(self.lost)
+                self._lose(min(better, key=lambda c: c.order))
             listed = next((c for c in claims if c.owner == self.token), None)
             if listed is None or server_clock.now() - listed.entry.modified > self.period_s / 2:
                 self._write(folder)
+
+    def _lose(self, holder: Claim, how: str = "took the run's lease on {} over") -> None:
+        """Say the lease is ``holder``'s, ask the run to stop, raise :class:`LeaseLostError`."""
+        taken = (f"{holder.who} {how.format(self.drive.spec)} "
+                 f"(renewed {age_text(self._silent(holder))} ago)")
+        self.lost = (f"{taken}: this trainer pushes nothing more there, its "
+                     f"checkpoints stay in {self.drive.local_dir} only")
+        logger.warning("%s", self.lost)
+        self.on_lost(taken)
+        raise LeaseLostError(self.lost)
+
+    def _late(self) -> None:
+        """The lease an outage kept from being taken at the start, at a push that reaches Drive
+        (else a trainer started once Drive was back held it, and both pushed: attacklease36):
+        a live claim there, this one stops as if taken over; none, held from now on. Drive
+        failing still: the push goes on as before."""
+        try:
+            store, path = self.drive.store_at()
+            live = [c for c in self._claims(store.make_folders(path)) if not self._gone(c)]
+            if not live:
+                try:
+                    self.acquire()
+                except LeaseHeldError:   # (a claim made meanwhile: listed now)
+                    live = [c for c in self._claims(store.make_folders(path))
+                            if not self._gone(c)]
+        except DriveStageError as exc:
+            logger.debug("the run's lease is still not taken: %s", exc)
+            return
+        if live:
+            self.pending = False
+            self._lose(min(live, key=lambda c: c.order), "holds the run's lease on {}")
+        self.pending = False
+        self.start()
 
     def _listed(self) -> tuple[RemoteEntry, list[Claim]]:
         """The folder and its claims: the folder as acquired, while its listing shows this
@@ -364,11 +394,11 @@ class RunLease:
         if mine is None or self._delete(mine):
             self._mine = None
             return
-        # (Drive refused: a Contributor deletes nothing. Left as it was, the claim looked
-        # live to the next trainer elsewhere, which watched it for the whole stale bound;
-        # marked released in place, it is no one's at once. attacklease36)
+        # (Refused: a Contributor deletes nothing. As it was, it looked live to the next
+        # trainer, which watched it for the stale bound; released, no one's: attacklease36)
         try:
-            self._write(self._folder or store_folder(self.drive), released=True)
+            if self._folder is not None:   # (where acquire() made it)
+                self._write(self._folder, released=True)
         except DriveStageError as exc:   # (left: stale in stale_s, no one's then)
             logger.debug("could not mark the lease claim %s released: %s", mine.name, exc)
         self._mine = None
@@ -415,12 +445,6 @@ class RunLease:
                 "this run another drive.logs")
 
 
-def store_folder(drive) -> RemoteEntry:
-    """The folder of ``drive`` (a :class:`trainer.drive.DriveFolder`) on its store."""
-    store, path = drive.store_at()
-    return store.resolve(path)
-
-
 #: The leases this process holds (rank 0's one), released with the run folder's lock at the
 #: end of :func:`trainer.engine.fit` (:meth:`trainer.run_lock.RunFolderLock.release`),
 #: however the run ended: a notebook's next ``fit()`` in the same process, or another
@@ -447,8 +471,13 @@ def held_folder(cfg, stop):
         lease.acquire()
     except DriveStageError as exc:   # (Drive failing after its retries: trained as before)
         lease.release()   # (a claim made before the failure: removed where Drive lets it)
-        logger.warning("could not take the run's lease on %s (%s): a second trainer of this "
-                       "run started elsewhere now would not be refused", d.logs, exc)
+        logger.warning("could not take the run's lease on %s (%s): it is taken at the first "
+                       "push that reaches Drive", d.logs, exc)
+        lease.pending = True
+        lease.lost = None
+        lease._done.clear()
+        _HELD.append(lease)
+        folder.lease = lease
         return folder
     _HELD.append(lease)
     folder.lease = lease.start()

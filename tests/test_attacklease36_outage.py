@@ -1,0 +1,83 @@
+"""attacklease36: Drive down while a trainer starts (its lease claim could not be written
+after drivestage's retries), then up again. The trainer warned and trained without a lease
+for the whole run: a second trainer of the run started elsewhere once Drive was back found
+no claim, held the lease, and both pushed into drive.logs, replacing each other's
+checkpoints (the defect the lease was made for). Now the lease not taken at the start is
+taken at the trainer's first push that reaches Drive: a claim there already (the second
+trainer's) makes this one push nothing and stop, as a take-over does; none, it holds the
+lease and a later second trainer is refused. The real PyDrive2 stack against the emulator,
+the lease as the trainer takes it (``held_folder``)."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+DEST = "drive:runs/exp"
+
+
+def _pair(folder, name: str, weight: float) -> None:
+    import torch
+
+    from trainer import checkpoint as ckpt
+
+    os.makedirs(folder, exist_ok=True)
+    state = {"format_version": ckpt.FORMAT_VERSION, "model": {"w": torch.full((64,), weight)},
+             "optimizer": {}, "epoch": 1, "iteration": 3, "epoch_iteration": 3, "config": {},
+             "run": "r1"}
+    ckpt.save_checkpoint(state, os.path.join(folder, name), saved=1000.0 + weight)
+
+
+def _started_during_an_outage(emulator, tmp_path, fast_retries):
+    from trainer.config import load_config
+    from trainer.lease import held_folder
+    from trainer.stopping import StopFlag
+
+    cfg = load_config(None, [f"drive.logs={DEST}", f"train.out_dir={tmp_path / 'first'}",
+                             "drive.lease_minutes=0.05"])
+    stop = StopFlag(60.0)
+    emulator.faults.inject(method="POST", path="/upload/", status=503, times=None)
+    folder = held_folder(cfg, stop)   # (warned: could not take the run's lease)
+    emulator.faults.clear()          # Drive is back
+    return folder, stop
+
+
+def test_a_second_trainer_after_the_outage_stops_the_first_from_pushing(drive_env, emulator,
+                                                                       tmp_path, fast_retries):
+    from trainer.drive import DriveFolder
+    from trainer.errors import LeaseLostError
+    from trainer.lease import RunLease, release_all
+
+    first, stop = _started_during_an_outage(emulator, tmp_path, fast_retries)
+    second = RunLease(DriveFolder(DEST, str(tmp_path / "second")), period_s=3.0)
+    second.acquire()   # no claim on Drive: it holds the lease
+    try:
+        _pair(tmp_path / "first", "epoch_001.pt", 1)
+        with pytest.raises(LeaseLostError):
+            first.push()
+        assert stop.is_set()
+        names = {f["title"] for f in emulator.files() if not f["labels"]["trashed"]}
+        assert "epoch_001.pt" not in names   # nothing of the first's went there
+    finally:
+        second.release()
+        release_all()
+
+
+def test_the_first_trainer_takes_the_lease_at_its_first_push(drive_env, emulator, tmp_path,
+                                                             fast_retries):
+    from trainer.drive import DriveFolder
+    from trainer.errors import LeaseHeldError
+    from trainer.lease import RunLease, release_all
+
+    first, stop = _started_during_an_outage(emulator, tmp_path, fast_retries)
+    try:
+        _pair(tmp_path / "first", "epoch_001.pt", 1)
+        first.push()
+        second = RunLease(DriveFolder(DEST, str(tmp_path / "second")), period_s=3.0)
+        with pytest.raises(LeaseHeldError):
+            second.acquire()   # the first renews it: refused (watched, seen renewed)
+        assert not stop.is_set()
+    finally:
+        release_all()
+    assert not [f for f in emulator.files() if f["title"].startswith("trainer-lease-")
+                and not f["labels"]["trashed"]]
