@@ -417,10 +417,14 @@ def watch(cfg: Any, info: distributed.DistInfo) -> Iterator[None]:
             raise
         distributed.lose()
         who, words = who_lost(info, words)
+        # (Rank 0 ended with its own line (a lease refused, a config error): the same command
+        # is refused again; what that line says comes first. attacklease36)
+        again = ("do what they say, then run the torchrun command again" if who == "rank 0"
+                 and words.endswith("its own lines say why") else
+                 "run the same torchrun command again")
         raise TrainingInterrupted(
             f"{who} was lost while {_phase(exc)}, before training: nothing was trained, "
-            f"nothing is saved ({words}; run the same torchrun command again)",
-            exit_code=1) from None
+            f"nothing is saved ({words}; {again})", exit_code=1) from None
     finally:
         if watcher is not None:
             watcher.stop()
