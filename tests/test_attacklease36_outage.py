@@ -81,3 +81,47 @@ def test_the_first_trainer_takes_the_lease_at_its_first_push(drive_env, emulator
         release_all()
     assert not [f for f in emulator.files() if f["title"].startswith("trainer-lease-")
                 and not f["labels"]["trashed"]]
+
+
+def test_a_trainer_started_in_an_outage_stops_at_its_first_push_where_another_holds(
+        drive_env, emulator, store, tiny_config, tmp_path, fast_retries):
+    """Through ``trainer train``: Drive answers 503 to every upload while it starts (its claim
+    fails); the moment it warns, Drive is back and a second trainer takes the lease (in the
+    warning's handler: nothing races). Its first push finds that one's claim: it pushes
+    nothing, saves here, exit 1."""
+    import logging
+
+    from click.testing import CliRunner
+
+    from trainer.cli import cli
+    from trainer.drive import DriveFolder
+    from trainer.lease import RunLease
+
+    second = RunLease(DriveFolder(DEST, str(tmp_path / "second")), period_s=3.0)
+
+    class Back(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if "could not take the run's lease" in record.getMessage():
+                emulator.faults.clear()
+                second.acquire()
+                second.start()
+
+    back = Back(logging.WARNING)
+    logging.getLogger("trainer.lease").addHandler(back)
+    emulator.faults.inject(method="POST", path="/upload/", status=503, times=None)
+    path = tiny_config(**{"drive.logs": DEST, "train.epochs": 2, "train.freeze_epochs": 0,
+                          "drive.lease_minutes": 0.01})
+    try:
+        r = CliRunner().invoke(cli, ["train", "-c", path])
+    finally:
+        logging.getLogger("trainer.lease").removeHandler(back)
+        second.release()
+    assert second.generation == 1
+    assert r.exit_code == 1, (r.output, r.exception)
+    assert "it is taken at the first push that reaches Drive" in r.stderr
+    assert f"holds the run's lease on {DEST}" in r.stderr
+    names = {f["title"] for f in emulator.files() if not f["labels"]["trashed"]}
+    assert not [n for n in names if n.endswith(".pt")], names   # nothing of its went there
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith("Error: stopped by the take-over of the run's lease at epoch "), last
+    assert " is saved in " in last and f"holds the run's lease on {DEST}" in last, last
