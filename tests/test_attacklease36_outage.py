@@ -123,5 +123,8 @@ def test_a_trainer_started_in_an_outage_stops_at_its_first_push_where_another_ho
     names = {f["title"] for f in emulator.files() if not f["labels"]["trashed"]}
     assert not [n for n in names if n.endswith(".pt")], names   # nothing of its went there
     last = r.stderr.strip().splitlines()[-1]
-    assert last.startswith("Error: stopped by the take-over of the run's lease at epoch "), last
-    assert " is saved in " in last and f"holds the run's lease on {DEST}" in last, last
+    # (its first push: the run's record before the first step, or the first epoch's save,
+    # as the machine's load has it; either way a take-over's stop, nothing of it on Drive)
+    assert last.startswith("Error: stopped by the take-over of the run's lease "), last
+    assert last.endswith("before the first step: nothing was trained, nothing is saved") or (
+        " is saved in " in last and f"holds the run's lease on {DEST}" in last), last

@@ -246,17 +246,23 @@ class RunLease:
     def _late(self) -> None:
         """The lease an outage kept from being taken at the start, at a push that reaches Drive
         (else a trainer started once Drive was back held it, and both pushed: attacklease36):
-        a live claim there, this one stops as if taken over; none, held from now on. Drive
-        failing still: the push goes on as before."""
+        a live claim of another there, this one stops as if taken over; none, held from now
+        on. Drive failing still: the push goes on as before."""
+        store, path = self.drive.store_at()
+
+        def others() -> list[Claim]:
+            claims = self._claims(store.make_folders(path))
+            for c in claims:   # (its own of the failed start: made, its removal failed too)
+                if c.owner == self.token and self._mine is None:
+                    self._delete(c.entry)
+            return [c for c in claims if c.owner != self.token and not self._gone(c)]
         try:
-            store, path = self.drive.store_at()
-            live = [c for c in self._claims(store.make_folders(path)) if not self._gone(c)]
+            live = others()
             if not live:
                 try:
                     self.acquire()
                 except LeaseHeldError:   # (a claim made meanwhile: listed now)
-                    live = [c for c in self._claims(store.make_folders(path))
-                            if not self._gone(c)]
+                    live = others()
         except DriveStageError as exc:
             logger.debug("the run's lease is still not taken: %s", exc)
             return
@@ -482,16 +488,6 @@ def held_folder(cfg, stop):
     _HELD.append(lease)
     folder.lease = lease.start()
     return folder
-
-
-def stopped_text(head: str, name: str, out_dir: str, taken: Optional[str]) -> str:
-    """A stop's line after the lease was taken over (``taken``: who took it, when it renewed):
-    no push advised, that would replace the new holder's checkpoints."""
-    taken = taken or "another trainer took the run's lease over"
-    return (f"{head}: {name} is saved in {out_dir} only: {taken}, and this trainer pushes nothing more there (it would replace "
-            "that one's checkpoints); that one goes on from Drive. To go on with this one "
-            "instead, stop that one, then start this one again with --take-over (--resume "
-            f"auto continues from {name})")
 
 
 def release_all() -> None:

@@ -14,7 +14,6 @@ from drivestage.interrupts import BackgroundThread
 from trainer import checkpoint as ckpt
 from trainer import kept_state, stop_save, stopping
 from trainer.callbacks import WRITE_WITHIN_S
-from trainer.lease import stopped_text
 from trainer.pushed import NAMED_UNSENT, unsent_text
 from trainer.state import Position
 from trainer.stopping import LEASE_LOST
@@ -175,3 +174,13 @@ def newest_text(saver: Any, run: Any, where: str, remedy: str = "",
     at = Position(side.epoch or 0, side.iteration or 0, side.epoch_iteration).label
     return (f"the newest checkpoint {place} is {os.path.basename(path)} ({at}): {remedy}run "
             f"the same command again to train on from it")
+
+
+def stopped_text(head: str, name: str, out_dir: str, taken: Optional[str]) -> str:
+    """A stop's line after the lease was taken over (``taken``: who took it, when it renewed):
+    no push advised, that would replace the new holder's checkpoints."""
+    taken = taken or "another trainer took the run's lease over"
+    return (f"{head}: {name} is saved in {out_dir} only: {taken}, and this trainer pushes nothing more there (it would replace "
+            "that one's checkpoints); that one goes on from Drive. To go on with this one "
+            "instead, stop that one, then start this one again with --take-over (--resume "
+            f"auto continues from {name})")
