@@ -38,6 +38,12 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[_var] = "1"
 
+# A trainer with drive.logs waits 2 s after writing its lease claim for a rival's claim to be
+# listed (trainer/lease.py: Drive's listings may lag a create); the emulator lists a create
+# at once, so the wait only slowed every such test (+5 min in all). The tests of the race
+# set their own.
+os.environ.setdefault("TRAINER_LEASE_SETTLE", "0")
+
 
 # The tests' temporary folders (pytest's basetemp) on a RAM file system where one with room
 # is there (/dev/shm): they create, fsync and remove hundreds of thousands of small files,

@@ -14,6 +14,13 @@ from trainer.errors import LeaseHeldError
 DEST = "drive:runs/exp"
 
 
+@pytest.fixture(autouse=True)
+def _real_settle(monkeypatch):
+    """The race these tests make is what the lease's settle wait bounds: the real wait, not
+    the suite's 0 (tests/conftest.py)."""
+    monkeypatch.delenv("TRAINER_LEASE_SETTLE", raising=False)
+
+
 def _lease(tmp_path, name: str):
     from trainer.drive import DriveFolder
     from trainer.lease import RunLease

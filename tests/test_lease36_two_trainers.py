@@ -27,6 +27,15 @@ pytestmark = pytest.mark.slow
 LOGS = "drive:runs/exp"
 #: 0.6 s renewals: a claim is stale after 2 x 0.6 + 0.6 s.
 LEASE = "drive.lease_minutes=0.01"
+
+
+@pytest.fixture(autouse=True)
+def _real_settle(monkeypatch):
+    """The race these tests make is what the lease's settle wait bounds: the real wait, not
+    the suite's 0 (tests/conftest.py)."""
+    monkeypatch.delenv("TRAINER_LEASE_SETTLE", raising=False)
+
+
 #: Epochs of a trainer that trains until the test stops it (an epoch takes 0.2 s here).
 LONG = 1000
 

@@ -149,8 +149,10 @@ class RunLease:
     @property
     def settle_s(self) -> float:
         """How long a new claim waits before the listing that decides (a claim another
-        trainer sent at the same moment is listed by then)."""
-        return min(2.0, self.period_s / 2)
+        trainer sent at the same moment is listed by then). ``TRAINER_LEASE_SETTLE``
+        (seconds) overrides it: 0 where listings show a create at once (the emulator)."""
+        given = os.environ.get("TRAINER_LEASE_SETTLE", "")
+        return float(given) if given else min(2.0, self.period_s / 2)
 
     # -- starting
     def acquire(self) -> None:
