@@ -43,3 +43,8 @@ def summed(data: bytes) -> str:
                                sha256=hashlib.sha256(data).hexdigest()))
     assert check is not None
     return f"{check.name} {check.expected}"
+
+
+def warning_lines(err: str, word: str) -> list:
+    """The ``WARNING`` lines of ``err`` that hold ``word``."""
+    return [line for line in err.splitlines() if line.startswith("WARNING") and word in line]

@@ -273,3 +273,18 @@ def pushed_meanwhile(store, folder: str, paths: Callable[[], Iterable[str]], *,
         kept = {k: v for k, v in headers.items() if k.lower() != "content-length"}
         return Reply(status, kept, [body[:len(body) // 2]])
     return mutate
+
+
+def when_sending(proxy, act) -> list:
+    """Run ``act`` once, as a push's first upload starts (after its plan): what another
+    machine does meanwhile. The list gets ``act``'s result once it ran."""
+    done: list = []
+    once = threading.Lock()
+
+    def meanwhile(status, headers, body):
+        with once:   # (uploads start in parallel: the other machine acts once)
+            if not done:
+                done.append(act())
+        return Reply(status, headers, [body])
+    proxy.on("POST", r"uploadType=resumable", meanwhile)
+    return done

@@ -19,15 +19,14 @@ from __future__ import annotations
 
 import hashlib
 import os
-import threading
 import time
 
 import pytest
 
-from _cli import run
+from _cli import run, warning_lines
 from _drive_state import live_md5s
 from _liar import liar_env, proxy  # noqa: F401  (fixtures)
-from _proxy import Reply
+from _proxy import when_sending
 from drivestage.drive import marks_below
 
 
@@ -40,22 +39,6 @@ def _runs(tmp_path):
     return runs
 
 
-def _when_sending(proxy, act) -> list:
-    """Run ``act`` once, as the push's first upload starts (after its plan)."""
-    done: list = []
-    once = threading.Lock()
-
-    def meanwhile(status, headers, body):
-        with once:   # (uploads start in parallel: the other machine acts once)
-            if not done:
-                done.append(act())
-        return Reply(status, headers, [body])
-    proxy.on("POST", r"uploadType=resumable", meanwhile)
-    return done
-
-
-def _warnings(err: str, word: str) -> list:
-    return [line for line in err.splitlines() if line.startswith("WARNING") and word in line]
 
 
 def _pushed(emulator) -> dict:
@@ -76,7 +59,7 @@ def test_a_run_a_mount_began_behind_a_lagging_listing_keeps_its_folder(
         emulator.add_file("runs/exp9/epoch_001.pt", os.urandom(3000))
         emulator.add_file("runs/exp9/epoch_001.json", b'{"epoch": 1}\n')
         return live_md5s(emulator, "runs/exp9")
-    synced = _when_sending(proxy, mount_syncs)
+    synced = when_sending(proxy, mount_syncs)
 
     code, _, err = run("push", str(_runs(tmp_path)), "drive:runs", flag)
 
@@ -87,7 +70,7 @@ def test_a_run_a_mount_began_behind_a_lagging_listing_keeps_its_folder(
     assert set(live_md5s(emulator, "runs/exp9/.drivestage")) == {"run-folder"}
     assert set(live_md5s(emulator, "runs")) == {"exp9", "exp2"}, err
     assert live_md5s(emulator, "runs/exp2") == _pushed(emulator)
-    assert _warnings(err, "runs/exp9") == [
+    assert warning_lines(err, "runs/exp9") == [
         "WARNING drivestage.drive.store: drive:runs/exp9 was not deleted: "
         "drive:runs/exp9/epoch_001.pt came in since it was listed (someone writes there); "
         "the next push decides again"], err
@@ -118,7 +101,7 @@ def test_a_folder_whose_contents_changed_since_the_plan_is_left(
     re-check reads). ``old`` is left whole, said once; the rest is pushed."""
     emulator.add_file("runs/old/notes.txt", b"n\n")
     emulator.add_file("runs/old/a/b/last.pt", b"0" * 100)
-    done = _when_sending(proxy, lambda: change(emulator))
+    done = when_sending(proxy, lambda: change(emulator))
     before = {rel: live_md5s(emulator, rel) for rel in ("runs/old", "runs/old/a")}
 
     code, _, err = run("push", str(_runs(tmp_path)), "drive:runs", "--delete")
@@ -131,7 +114,7 @@ def test_a_folder_whose_contents_changed_since_the_plan_is_left(
         {"new"} if "a/new" in said else set())
     assert set(live_md5s(emulator, "runs/old/a/b")) == {"last.pt"} | (
         {"epoch_001.pt"} if "epoch" in said else set())
-    assert _warnings(err, "runs/old") == [
+    assert warning_lines(err, "runs/old") == [
         f"WARNING drivestage.drive.store: drive:runs/old was not deleted: {said} since it "
         "was listed (someone writes there); the next push decides again"], err
 

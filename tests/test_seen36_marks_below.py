@@ -12,14 +12,13 @@ HTTP, a proxy that lets the other machine act when the first upload starts). No 
 from __future__ import annotations
 
 import os
-import threading
 
 import pytest
 
-from _cli import run
+from _cli import run, warning_lines
 from _drive_state import live_md5s
 from _liar import liar_env, proxy  # noqa: F401  (fixtures)
-from _proxy import Reply
+from _proxy import when_sending
 from drivestage.drive import marks_below
 from drivestage.drive.resources import RUN_MARK
 
@@ -40,22 +39,6 @@ def _pair(emulator, rel: str) -> dict:
     return live_md5s(emulator, rel)
 
 
-def _when_sending(proxy, act) -> list:
-    """Run ``act`` once, as the push's first upload starts (after its plan)."""
-    done: list = []
-    once = threading.Lock()
-
-    def meanwhile(status, headers, body):
-        with once:   # (uploads start in parallel: the other machine acts once)
-            if not done:
-                done.append(act())
-        return Reply(status, headers, [body])
-    proxy.on("POST", r"uploadType=resumable", meanwhile)
-    return done
-
-
-def _warnings(err: str, word: str) -> list:
-    return [line for line in err.splitlines() if line.startswith("WARNING") and word in line]
 
 
 @pytest.mark.parametrize("leaves_out", [False, True])
@@ -69,7 +52,7 @@ def test_a_run_folder_marked_inside_a_folder_to_go_keeps_it(emulator, proxy, lia
     emulator.list_leaves_out = {"properties"} if leaves_out else set()
     emulator.add_file("runs/old/notes.txt", b"n\n")
     theirs = _pair(emulator, "runs/old/sub/exp1")
-    _when_sending(proxy, lambda: emulator.set_properties(
+    when_sending(proxy, lambda: emulator.set_properties(
         emulator.find("runs/old/sub/exp1")["id"],
         [{"key": RUN_MARK, "value": "1", "visibility": "PUBLIC"}]))
 
@@ -79,7 +62,7 @@ def test_a_run_folder_marked_inside_a_folder_to_go_keeps_it(emulator, proxy, lia
     assert live_md5s(emulator, "runs/old/sub/exp1") == theirs, err
     assert set(live_md5s(emulator, "runs/old")) == {"notes.txt", "sub"}
     assert set(live_md5s(emulator, "runs")) == {"old", "exp2"}
-    assert _warnings(err, "runs/old") == [
+    assert warning_lines(err, "runs/old") == [
         "WARNING drivestage.drive.store: drive:runs/old holds drive:runs/old/sub/exp1, "
         "marked a run folder on Drive since it was listed; not deleted"], err
 
@@ -94,14 +77,14 @@ def test_a_run_a_mount_began_inside_a_folder_to_go_keeps_it(emulator, proxy, lia
     def mount_syncs():
         emulator.add_file("runs/old/sub/exp1/.drivestage/run-folder", b"")
         return _pair(emulator, "runs/old/sub/exp1")
-    synced = _when_sending(proxy, mount_syncs)
+    synced = when_sending(proxy, mount_syncs)
 
     code, _, err = run("push", str(_runs(tmp_path)), "drive:runs", "--delete-permanently")
 
     assert code == 0, err
     assert live_md5s(emulator, "runs/old/sub/exp1") == synced[0], err
     assert set(synced[0]) == {".drivestage", "epoch_001.pt", "epoch_001.json"}
-    assert _warnings(err, "runs/old") == [
+    assert warning_lines(err, "runs/old") == [
         "WARNING drivestage.drive.store: drive:runs/old holds drive:runs/old/sub/exp1, marked "
         "a run folder on Drive since it was listed (its .drivestage/run-folder, synced by a "
         "Drive mount); not deleted"], err
@@ -149,7 +132,7 @@ def test_a_tree_too_large_to_read_again_is_left(emulator, env_drive, tmp_path, m
     assert live_md5s(emulator, "runs/old/a/b/c/d") == {"x.txt": [emulator.find(
         "runs/old/a/b/c/d/x.txt")["md5Checksum"]]}
     assert len(_walk_asks(emulator)) == 3
-    assert _warnings(err, "runs/old") == [
+    assert warning_lines(err, "runs/old") == [
         "WARNING drivestage.drive.store: drive:runs/old was not deleted: it holds more "
         "folders than could be read again before its removal (3 read in 0 s, at most 3 and "
         "120 s), to see that no run began in one since it was listed; delete it on Drive, "
