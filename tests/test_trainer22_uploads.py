@@ -180,9 +180,16 @@ def test_a_real_run_trains_epoch_3_while_epoch_1s_upload_is_held(
         "drive.logs": f"drive:{folder}", "train.epochs": 3, "train.freeze_epochs": 0,
         "train.eval_period": 100, "train.mosaic": False, "train.mixup": False}))
     probe = _AtEpochStart(emulator, folder, 2, "epoch_002.pt")
-    emulator.faults.latency(60.0, path=r"^/upload/")
+
+    def hold_uploads(run, pos) -> None:
+        # From the first step on: the run's lease, claimed before it, is not held (its claim
+        # is an upload too: held, it made the run start two minutes late and proved nothing).
+        if pos.epoch == 0 and pos.epoch_iteration == 0:
+            emulator.faults.latency(60.0, path=r"^/upload/")
+        probe.on_train_batch_start(run, pos)
+
     fit(cfg, resume="none", callbacks=[type("Probe", (Callback,), {
-        "on_train_batch_start": lambda self, run, pos: probe.on_train_batch_start(run, pos)})()])
+        "on_train_batch_start": lambda self, run, pos: hold_uploads(run, pos)})()])
     assert probe.local, "epoch 2's files were not written while epoch 1's upload was held"
     assert "epoch_001.pt" not in probe.seen
     remote = _remote_in(emulator, folder)
