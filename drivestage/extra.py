@@ -31,7 +31,7 @@ from drivestage.store import RemoteEntry, RemoteStore
 log = logging.getLogger(__name__)
 
 #: The folders said to be left whole for a run folder in them, per store (a mirror: once).
-_said: "MutableMapping[RemoteStore, set[str]]" = weakref.WeakKeyDictionary()
+_said: "MutableMapping[RemoteStore, set[object]]" = weakref.WeakKeyDictionary()
 
 
 @dataclass(frozen=True)
@@ -95,6 +95,9 @@ def decide(store: RemoteStore, root: RemoteEntry, listing: Mapping[str, Mapping[
     local_files = {lf.rel for lf in tree.files} | set(tree.skipped_links)
     local_folders = set(tree.folders) | set(tree.skipped_links)
     doomed: list[Doomed] = []
+    # Each folder listed once for this decision, however many paths lead to it (walk37).
+    listed = Listings(store)
+    walked: dict[str, Optional[bool]] = {}
     # What a folder shortcut inside DEST leads to is someone else's folder, not DEST: its
     # contents are never removed (the shortcut itself may be).
     linked = {(f"{folder_rel}/{name}" if folder_rel else name)
@@ -116,11 +119,12 @@ def decide(store: RemoteStore, root: RemoteEntry, listing: Mapping[str, Mapping[
                 if e.id in kept or (folder_rel == "" and name in protect):  # (ids: anywhere)
                     continue
                 if e.is_dir and (include or exclude) and not e.linked:
-                    doomed.extend(_filtered(store, rel, e, kept, include, exclude, marked))
+                    doomed.extend(_filtered(listed, rel, e, kept, include, exclude, marked,
+                                            walked))
                     continue
                 doomed.append(Doomed(rel, e))
     limit = removal.limit if removal.limit is not None else default_limit(len(tree.files))
-    doomed, total, exact = _count(store, doomed, limit, marked)
+    doomed, total, exact = _count(listed, doomed, limit, marked)
     if total > limit:
         where = store.describe(root)
         how_many = f"{total} items" if exact else f"at least {total} items"
@@ -133,34 +137,79 @@ def decide(store: RemoteStore, root: RemoteEntry, listing: Mapping[str, Mapping[
     return Deletions(doomed, total)
 
 
-def _filtered(store: RemoteStore, rel: str, folder: RemoteEntry, kept: set[str],
+class Listings:
+    """A store's folder listings, each asked once per decision, by folder id: a folder with
+    two parents inside what ``--delete`` walks (an item Drive kept from before 2020's
+    single-parent rule) is reached once for every path to it, 2^depth times in a chain of
+    such folders (1,654 listings for 27 folders: walk37), and two folders each inside the
+    other (which old Drive allowed) on and on."""
+
+    def __init__(self, store: RemoteStore) -> None:
+        self.store = store
+        self._by_id: dict[str, list[RemoteEntry]] = {}
+
+    def __call__(self, folder: RemoteEntry) -> list[RemoteEntry]:
+        found = self._by_id.get(folder.id)
+        if found is None:
+            found = self._by_id[folder.id] = self.store.list(folder)
+        return found
+
+
+def _filtered(listed: Listings, rel: str, folder: RemoteEntry, kept: set[str],
               include: Sequence[str], exclude: Sequence[str],
-              marked: Callable[[RemoteEntry], bool]) -> list[Doomed]:
+              marked: Callable[[RemoteEntry], bool],
+              walked: dict[str, Optional[bool]]) -> list[Doomed]:
     """What ``--delete`` removes of a store folder SRC lacks when ``--include``/``--exclude``
     choose the files: the folder whole where everything in it passes the filters, else only
     what does (the folder, and what the filters left out, stay). It went whole, the files the
     filters left out with it, which the README says ``--delete`` leaves alone (include29).
-    A ``marked`` folder (a run folder) is given back whole, for :func:`_count` to leave."""
+    A ``marked`` folder (a run folder) is given back whole, for :func:`_count` to leave.
+
+    ``walked``: the folders walked so far (folder id -> whether it went whole; None: its walk
+    is under way, a folder inside itself). One reached again adds nothing (what goes of it is
+    in the result already, or in a folder that goes whole) and lets the folder it is in go
+    whole only where it went whole itself; one inside itself keeps that folder (trashed
+    whole, it would take along the folder whose walk left something in it)."""
+    store = listed.store
+    walked[folder.id] = None
     if marked(folder):
         # A run folder the listing showed no mark on (asked itself): left whole by _count,
         # as without filters. Gone through file by file, every checkpoint of a fresh VM's
         # old runs went (attacksync33).
+        walked[folder.id] = True
         return [Doomed(rel, folder)]
     doomed: list[Doomed] = []
     whole = True
-    for e in store.list(folder):
+    for e in listed(folder):
         sub = f"{rel}/{e.name}"
         if e.id in kept or (e.is_dir and marked(e)) or (
                 matches(sub, exclude) if e.is_dir and not e.linked
                 else not e.is_dir and not wanted(sub, include, exclude)):
             whole = False
+        elif e.is_dir and not e.linked and e.id in walked:
+            if walked[e.id] is None:
+                _say_cycle(store, e)
+            whole = whole and bool(walked[e.id])
         elif e.is_dir and not e.linked:
-            inner = _filtered(store, sub, e, kept, include, exclude, marked)
+            inner = _filtered(listed, sub, e, kept, include, exclude, marked, walked)
             whole = whole and inner == [Doomed(sub, e)]
             doomed.extend(inner)
         else:
             doomed.append(Doomed(sub, e))
+    walked[folder.id] = whole
     return [Doomed(rel, folder)] if whole else doomed
+
+
+def _say_cycle(store: RemoteStore, folder: RemoteEntry) -> None:
+    """Say once per store that ``folder`` is inside itself: the walk goes on without it."""
+    if ("cycle", folder.id) in _said.setdefault(store, set()):
+        return
+    _said[store].add(("cycle", folder.id))
+    log.warning("--delete leaves %s and the folders it is in: it is inside itself (a folder "
+                "among its own subfolders, given a parent inside it as Drive allowed before "
+                "2020), and with --include/--exclude only what the filters let through in it "
+                "goes; move it out of its subfolder on Drive, or delete it there",
+                store.describe(folder))
 
 
 def _below(rel: str, linked: set[str]) -> bool:
@@ -168,18 +217,21 @@ def _below(rel: str, linked: set[str]) -> bool:
     return any(rel == top or rel.startswith(top + "/") for top in linked)
 
 
-def _count(store: RemoteStore, doomed: list[Doomed], limit: int,
+def _count(listed: Listings, doomed: list[Doomed], limit: int,
            marked: Callable[[RemoteEntry], bool]) -> tuple[list[Doomed], int, bool]:
     """What goes of ``doomed``, and the items removed with it (a folder with all it holds; a
     link only itself): ``(going, count, exact)``; the folders are listed only until the count
     passes ``limit``. A folder that holds a ``marked`` one anywhere inside does not go: a
     run folder's records may not name the folders it sits in now (moved on Drive into one
     SRC lacks, ``drive:runs/archive/exp1``), and a run folder the push listed is left whole
-    (run_folders), so is one it did not list."""
+    (run_folders), so is one it did not list. An item inside two of ``doomed`` (a folder
+    with two parents) counts once."""
+    store = listed.store
     going: list[Doomed] = []
     total = len(doomed)
+    counted = {d.entry.id for d in doomed}
     for at, d in enumerate(doomed):
-        inside = _inside(store, d.entry, limit - total, marked)
+        inside = _inside(listed, d.entry, limit - total, marked, counted)
         if isinstance(inside, RemoteEntry):
             if d.entry.id not in _said.setdefault(store, set()):
                 _said[store].add(d.entry.id)
@@ -195,24 +247,33 @@ def _count(store: RemoteStore, doomed: list[Doomed], limit: int,
     return going, total, True
 
 
-def _inside(store: RemoteStore, entry: RemoteEntry, room: int,
-            marked: Callable[[RemoteEntry], bool]) -> Union[tuple[int, bool], RemoteEntry]:
+def _inside(listed: Listings, entry: RemoteEntry, room: int,
+            marked: Callable[[RemoteEntry], bool],
+            counted: set[str]) -> Union[tuple[int, bool], RemoteEntry]:
     """``(items inside entry, all counted)`` (none in a link), listed only until there are
-    more than ``room``; or the first folder in it that is ``marked``."""
+    more than ``room``; or the first folder in it that is ``marked``. Each folder is walked
+    once, each item counted once (``counted``: those counted already, added to only when
+    ``entry`` goes)."""
     folders = [entry] if entry.is_dir and not entry.linked else []
     if folders and marked(entry):   # (one the listing showed no mark on: asked itself)
         return entry
-    count = 0
+    walked = {entry.id}
+    mine: set[str] = set()
     while folders:
-        if count > room:
-            return count, False
-        children = store.list(folders.pop())
+        if len(mine) > room:
+            counted |= mine
+            return len(mine), False
+        children = listed(folders.pop())
         for c in children:
             if c.is_dir and marked(c):
                 return c
-        count += len(children)
-        folders.extend(c for c in children if c.is_dir and not c.linked)
-    return count, True
+        mine.update(c.id for c in children if c.id not in counted)
+        for c in children:
+            if c.is_dir and not c.linked and c.id not in walked:
+                walked.add(c.id)
+                folders.append(c)
+    counted |= mine
+    return len(mine), True
 
 
 def apply(store: RemoteStore, root: RemoteEntry, deletions: Deletions,

@@ -319,6 +319,14 @@ class DriveStore(ByteReads, Deletes, FolderMaking, RemoteStore):
         above: tuple[str, ...] = folder.ancestors if isinstance(folder, DriveEntry) else ()
         if folder.id in above:
             target = self._names.get(folder.id) or f"drive:id:{folder.id}"
+            if not (isinstance(folder, DriveEntry) and folder.shortcut_id) and \
+                    above[-1] != folder.id:
+                raise ShortcutCycleError(  # a folder given a parent inside it (walk37)
+                    f"{where}: the folder {printable(folder.name)!r} is inside itself here "
+                    "(given a parent inside it, as Drive allowed before 2020): a walk through "
+                    "it would never end; "
+                    f"stopped. Leave it out (pull --exclude {exclude_pattern(folder.name)}) "
+                    "or move it out of its subfolder on Drive.")
             if not (isinstance(folder, DriveEntry) and folder.shortcut_id):
                 raise ShortcutCycleError(  # no shortcut: the server lists it inside itself
                     f"{where} is {target}, listed inside itself (a folder among its own "
