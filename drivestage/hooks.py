@@ -23,11 +23,12 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
 from drivestage import other_runs, sidecar
 from drivestage.download import download
-from drivestage.errors import DriveStageError, NotFoundError, UsageError
+from drivestage.errors import DriveStageError, NotFoundError, RemoteChangedError, UsageError
 from drivestage.mirror import Mirror
 from drivestage.old_copies import newest
 from drivestage.pruning import with_name_epoch
@@ -39,6 +40,31 @@ from drivestage.store import RemoteEntry, RemoteStore
 from drivestage.upload_tree import PushResult
 
 log = logging.getLogger(__name__)
+
+
+#: Times :meth:`CheckpointSync.fetch` (and ``latest_remote_checkpoint``) lists the folder
+#: again because what it chose changed on Drive meanwhile (another machine pushing the same
+#: names): bounded, as the trainer's resume (``trainer.resume.MAX_RELISTS``).
+MAX_RELISTS = 3
+
+
+@dataclass
+class _Listed:
+    """One listing's verified checkpoints (name -> the copy to fetch, and as described), the
+    names it showed, and whether a sidecar changed since it (a reason to list again)."""
+
+    chosen: dict[str, RemoteEntry] = field(default_factory=dict)
+    described: list[Described] = field(default_factory=list)
+    names: set[str] = field(default_factory=set)
+    changed: bool = False
+
+
+def _drop_partials(target: str) -> None:
+    """What a failed fetch of bytes gone from Drive left beside ``target``."""
+    from drivestage.partials import remove_partial, stale_partials
+
+    for partial in stale_partials(target):
+        remove_partial(partial)
 
 
 def _push_leaving_other_runs(*args: Any, **kwargs: Any) -> PushResult:
@@ -126,20 +152,89 @@ class CheckpointSync:
         """The newest verified checkpoint on the remote, or None
         (:func:`drivestage.sidecar.newest`: the most training progress by its sidecar, else
         the epoch in its name; on a tie a name matching the policy's pattern wins over
-        ``last.pt``-style names, then the newer file). With ``run``, only that run's."""
+        ``last.pt``-style names, then the newer file). With ``run``, only that run's.
+
+        A sidecar replaced since the listing (another machine's push) makes the folder
+        listed again, at most :data:`MAX_RELISTS` times: its checkpoint, newer, counted as
+        none, and a resume went back to an older one or started afresh (walk37)."""
         try:
             folder = self._store.resolve(self._path)
         except NotFoundError:
             return None
+        for relisted in range(MAX_RELISTS + 1):
+            listed = self._listed(folder)
+            if not listed.changed or relisted == MAX_RELISTS:
+                break
+            log.info("a sidecar in %s changed on Drive since it was listed; listing it again",
+                     self._store.describe(folder))
+        best = sidecar.newest(listed.described, run=run, prefer=self.policy.regex)
+        return listed.chosen[best.name] if best else None
+
+    def fetch(self, remote: RemoteEntry, local_path: str) -> str:
+        """Download ``remote`` to ``local_path``, verified with Drive's checksum; the target
+        appears only when complete. Returns ``local_path``.
+
+        Where ``remote`` changed on Drive since it was listed (another machine's push
+        replaced it: a new copy sent, the old one deleted), the folder is listed again and
+        the copy of that name its sidecar vouches for now is fetched instead, at most
+        :data:`MAX_RELISTS` times (:class:`RemoteChangedError` then); a name no longer on
+        Drive is :class:`NotFoundError`. Never bytes another name's, nor bytes the sidecar
+        on Drive does not vouch for; nothing at ``local_path`` when it fails (walk37)."""
+        folder = os.path.dirname(os.path.abspath(local_path))
+        os.makedirs(folder, exist_ok=True)
+        where = self._store.describe(remote)
+        entry = remote
+        for relisted in range(MAX_RELISTS + 1):
+            try:
+                download(self._store, entry, local_path, describe=where)
+                return local_path
+            except (NotFoundError, RemoteChangedError) as exc:
+                _drop_partials(local_path)   # (of bytes gone from Drive: never of use again)
+                if relisted == MAX_RELISTS:
+                    raise RemoteChangedError(
+                        f"{where} was replaced on Drive {MAX_RELISTS + 1} times while it was "
+                        "fetched (another machine pushing it); nothing was fetched: ask "
+                        "latest_remote_checkpoint() again, or fetch it once that machine is "
+                        "done") from exc
+                log.warning("%s changed on Drive since it was listed (%s); listing it again",
+                            where, exc)
+                entry = self._now(remote, where, exc) or entry
+        raise AssertionError("unreachable")   # (the loop returns or raises)
+
+    def _now(self, remote: RemoteEntry, where: str, exc: Exception) -> Optional[RemoteEntry]:
+        """The copy of ``remote``'s name that its sidecar vouches for in a new listing of
+        the folder; None where the listing shows that name but no such pair (its sidecar
+        changed meanwhile too: the next try lists again); :class:`NotFoundError` where the
+        name is gone (never another checkpoint under the name the caller asked for)."""
+        try:
+            listed = self._listed(self._store.resolve(self._path))
+        except NotFoundError:
+            listed = _Listed()
+        if remote.name in listed.chosen:
+            return listed.chosen[remote.name]
+        if remote.name not in listed.names:
+            raise NotFoundError(
+                f"{where} is no longer on Drive (deleted since it was listed: another "
+                "machine's push or retention); nothing was fetched: ask "
+                "latest_remote_checkpoint() again") from exc
+        return None
+
+    def _listed(self, folder: RemoteEntry) -> "_Listed":
+        """One listing of ``folder``: its verified checkpoints (those a sidecar vouches
+        for), and whether a sidecar read changed since the listing."""
+        out = _Listed()
         by_name: dict[str, list[RemoteEntry]] = {}
         for e in self._store.list(folder):
             if not e.is_dir:
                 by_name.setdefault(e.name, []).append(e)
-        described: list[Described] = []
-        chosen: dict[str, RemoteEntry] = {}
+        out.names = set(by_name)
         for name, side_name in sidecar.pairs(by_name).items():
-            side = with_name_epoch(self._read_sidecar(newest(by_name[side_name])), name,
-                                   self.policy)
+            try:
+                read = self._read_sidecar(newest(by_name[side_name]))
+            except (NotFoundError, RemoteChangedError):
+                out.changed = True   # (replaced or removed since the listing: list again)
+                continue
+            side = with_name_epoch(read, name, self.policy)
             if side is None:
                 continue
             # Same-named copies (a replacement under way, or another machine's).
@@ -147,23 +242,21 @@ class CheckpointSync:
             if not copies:
                 continue
             entry = sidecar.vouched(copies, side)
-            chosen[name] = entry
-            described.append(Described(name, side, entry.md5, entry.modified))
-        best = sidecar.newest(described, run=run, prefer=self.policy.regex)
-        return chosen[best.name] if best else None
-
-    def fetch(self, remote: RemoteEntry, local_path: str) -> str:
-        """Download ``remote`` to ``local_path``, verified with Drive's checksum; the target
-        appears only when complete. Returns ``local_path``."""
-        folder = os.path.dirname(os.path.abspath(local_path))
-        os.makedirs(folder, exist_ok=True)
-        download(self._store, remote, local_path)
-        return local_path
+            described = Described(name, side, entry.md5, entry.modified)
+            if not described.verified:
+                continue   # (a pair out of step: never fetched as one)
+            out.chosen[name] = entry
+            out.described.append(described)
+        return out
 
     # -- internals
     def _read_sidecar(self, side: RemoteEntry) -> Optional[Sidecar]:
+        """``side`` parsed (None: unreadable, said); raises NotFoundError and
+        RemoteChangedError: gone or replaced since the listing."""
         try:
             data = sidecar.fetch(self._store, side)
+        except (NotFoundError, RemoteChangedError):
+            raise
         except DriveStageError as exc:
             log.warning("could not read sidecar %s: %s", side.name, exc)
             return None
