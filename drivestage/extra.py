@@ -14,14 +14,18 @@ verified (:func:`apply`), and guarded:
   itself everything the retention plan keeps, the newest verified checkpoint of every run
   (:func:`drivestage.pruning.newest_verified_ids`) and ``protect``;
 * drivestage's own names (:func:`drivestage.paths.is_reserved`: a pull's ``.drivestage``
-  state folder in a local DEST) are left alone in a folder SRC has: a push never sends one.
+  state folder in a local DEST) are left alone in a folder SRC has: a push never sends one;
+* a folder that holds, anywhere inside, an item SRC has or the push keeps (given it as a
+  second parent before 2020's single-parent rule) is left whole: its removal takes all it
+  holds. Each folder is listed once per decision (:class:`Listings`), however many paths
+  lead to it, and two folders each inside the other end the walk (walk37).
 """
 from __future__ import annotations
 
 import logging
 import weakref
 from dataclasses import dataclass
-from typing import Callable, Mapping, MutableMapping, Optional, Sequence, Union
+from typing import Callable, Collection, Mapping, MutableMapping, Optional, Sequence, Union
 
 from drivestage.errors import DeletionRefusedError, LeftAloneError, NotFoundError, UsageError
 from drivestage.local_tree import LocalTree, wanted
@@ -103,6 +107,14 @@ def decide(store: RemoteStore, root: RemoteEntry, listing: Mapping[str, Mapping[
     linked = {(f"{folder_rel}/{name}" if folder_rel else name)
               for folder_rel, index in listing.items() for name, entries in index.items()
               if any(e.is_dir and e.linked for e in entries)}
+    # What SRC has on the store, and what the push keeps: a folder it removes may hold one
+    # of them too, given it as a second parent before 2020; trashed, it took that along
+    # (the files just pushed with it: walk37).
+    held = set(kept) | {root.id} | {
+        e.id for folder_rel, index in listing.items() for name, entries in index.items()
+        for e in entries
+        if (f"{folder_rel}/{name}" if folder_rel else name) in (
+            local_folders if e.is_dir else local_files)}
     for folder_rel, index in listing.items():
         if _below(folder_rel, linked):
             continue
@@ -119,12 +131,12 @@ def decide(store: RemoteStore, root: RemoteEntry, listing: Mapping[str, Mapping[
                 if e.id in kept or (folder_rel == "" and name in protect):  # (ids: anywhere)
                     continue
                 if e.is_dir and (include or exclude) and not e.linked:
-                    doomed.extend(_filtered(listed, rel, e, kept, include, exclude, marked,
+                    doomed.extend(_filtered(listed, rel, e, held, include, exclude, marked,
                                             walked))
                     continue
                 doomed.append(Doomed(rel, e))
     limit = removal.limit if removal.limit is not None else default_limit(len(tree.files))
-    doomed, total, exact = _count(listed, doomed, limit, marked)
+    doomed, total, exact = _count(listed, doomed, limit, marked, held)
     if total > limit:
         where = store.describe(root)
         how_many = f"{total} items" if exact else f"at least {total} items"
@@ -155,7 +167,7 @@ class Listings:
         return found
 
 
-def _filtered(listed: Listings, rel: str, folder: RemoteEntry, kept: set[str],
+def _filtered(listed: Listings, rel: str, folder: RemoteEntry, kept: Collection[str],
               include: Sequence[str], exclude: Sequence[str],
               marked: Callable[[RemoteEntry], bool],
               walked: dict[str, Optional[bool]]) -> list[Doomed]:
@@ -218,20 +230,34 @@ def _below(rel: str, linked: set[str]) -> bool:
 
 
 def _count(listed: Listings, doomed: list[Doomed], limit: int,
-           marked: Callable[[RemoteEntry], bool]) -> tuple[list[Doomed], int, bool]:
+           marked: Callable[[RemoteEntry], bool],
+           held: Collection[str] = ()) -> tuple[list[Doomed], int, bool]:
     """What goes of ``doomed``, and the items removed with it (a folder with all it holds; a
     link only itself): ``(going, count, exact)``; the folders are listed only until the count
     passes ``limit``. A folder that holds a ``marked`` one anywhere inside does not go: a
     run folder's records may not name the folders it sits in now (moved on Drive into one
     SRC lacks, ``drive:runs/archive/exp1``), and a run folder the push listed is left whole
-    (run_folders), so is one it did not list. An item inside two of ``doomed`` (a folder
-    with two parents) counts once."""
+    (run_folders), so is one it did not list. Nor does one that holds an item whose id is
+    ``held`` (what SRC has on the store, what the push keeps), given it as a second parent
+    before 2020: the removal takes what a folder holds. An item inside two of ``doomed`` (a
+    folder with two parents) counts once."""
     store = listed.store
     going: list[Doomed] = []
     total = len(doomed)
     counted = {d.entry.id for d in doomed}
     for at, d in enumerate(doomed):
-        inside = _inside(listed, d.entry, limit - total, marked, counted)
+        inside = _inside(listed, d.entry, limit - total,
+                         lambda e: e.id in held or (e.is_dir and marked(e)), counted)
+        if isinstance(inside, RemoteEntry) and inside.id in held:
+            if ("held", d.entry.id) not in _said.setdefault(store, set()):
+                _said[store].add(("held", d.entry.id))
+                log.warning("--delete leaves %s whole: it holds %s too (an item with two "
+                            "parents, kept from before 2020), which SRC has or the push keeps; "
+                            "its removal would take that along. Take it out of %s on Drive",
+                            store.describe(d.entry), store.describe(inside),
+                            store.describe(d.entry))
+            total -= 1
+            continue
         if isinstance(inside, RemoteEntry):
             if d.entry.id not in _said.setdefault(store, set()):
                 _said[store].add(d.entry.id)
@@ -251,7 +277,7 @@ def _inside(listed: Listings, entry: RemoteEntry, room: int,
             marked: Callable[[RemoteEntry], bool],
             counted: set[str]) -> Union[tuple[int, bool], RemoteEntry]:
     """``(items inside entry, all counted)`` (none in a link), listed only until there are
-    more than ``room``; or the first folder in it that is ``marked``. Each folder is walked
+    more than ``room``; or the first item in it that is ``marked``. Each folder is walked
     once, each item counted once (``counted``: those counted already, added to only when
     ``entry`` goes)."""
     folders = [entry] if entry.is_dir and not entry.linked else []
@@ -265,7 +291,7 @@ def _inside(listed: Listings, entry: RemoteEntry, room: int,
             return len(mine), False
         children = listed(folders.pop())
         for c in children:
-            if c.is_dir and marked(c):
+            if marked(c):
                 return c
         mine.update(c.id for c in children if c.id not in counted)
         for c in children:

@@ -198,3 +198,43 @@ def test_with_filters_two_folders_each_inside_the_other_end_the_walk(
     assert "--delete: removing 1 item from drive:runs" in err, err
     listed = _folder_lists(emulator)
     assert listed[a] <= 2 and listed[b] <= 2, listed
+
+
+def test_a_folder_that_also_holds_what_src_has_is_left(emulator, local_state, drive_env,
+                                                       tmp_path):
+    """``runs/old`` (SRC lacks it) holds ``runs/exp2`` too (SRC has it), given it as a second
+    parent before 2020. Before: ``--delete`` trashed ``old``, and the trash took ``exp2``
+    along with the files just pushed: ``drive:runs/exp2`` not found after a push that exited
+    0. Now ``old`` is left whole, said in one line, and ``exp2`` keeps its files."""
+    runs = _runs(tmp_path, 2)
+    assert run("push", str(runs), "drive:runs")[0] == 0
+    emulator.add_file("runs/old/y.txt", b"y\n")
+    _parents(emulator, "runs/exp2", "runs/old")
+
+    code, _, err = run("push", str(runs), "drive:runs", "--delete")
+
+    assert code == 0, err
+    assert set(live_md5s(emulator, "runs")) == {"exp2", "old"}, err
+    assert set(live_md5s(emulator, "runs/exp2")) == {"log0.txt", "log1.txt"}, err
+    assert ("WARNING drivestage.extra: --delete leaves drive:runs/old whole: it holds "
+            "drive:runs/old/exp2 too (an item with two parents, kept from before 2020), which "
+            "SRC has or the push keeps; its removal would take that along. Take it out of "
+            "drive:runs/old on Drive") in err, err
+
+
+def test_with_filters_a_folder_that_also_holds_a_file_src_has_keeps_it(
+        emulator, local_state, drive_env, tmp_path):
+    """The same with ``--exclude '*.keep'`` and a file: ``runs/old`` holds ``exp2/log0.txt``
+    too. Before: ``old`` went whole (the filters let all it holds through), the pushed
+    ``log0.txt`` with it. Now what the filters let through goes, ``old`` stays holding it."""
+    runs = _runs(tmp_path, 2)
+    assert run("push", str(runs), "drive:runs")[0] == 0
+    y = emulator.add_file("runs/old/y.txt", b"y\n")
+    _parents(emulator, "runs/exp2/log0.txt", "runs/old")
+
+    code, _, err = run("push", str(runs), "drive:runs", "--delete", "--exclude", "*.keep")
+
+    assert code == 0, err
+    assert set(live_md5s(emulator, "runs/exp2")) == {"log0.txt", "log1.txt"}, err
+    assert set(live_md5s(emulator, "runs/old")) == {"log0.txt"}, err
+    assert emulator.store.get(y)["trashed"], err
