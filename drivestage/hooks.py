@@ -179,7 +179,8 @@ class CheckpointSync:
         the copy of that name its sidecar vouches for now is fetched instead, at most
         :data:`MAX_RELISTS` times (:class:`RemoteChangedError` then); a name no longer on
         Drive is :class:`NotFoundError`. Never bytes another name's, nor bytes the sidecar
-        on Drive does not vouch for; nothing at ``local_path`` when it fails (walk37)."""
+        on Drive does not vouch for; nothing at ``local_path`` when it fails (walk37). The
+        bytes then fetched are newer than ``remote`` says (same name, another md5)."""
         folder = os.path.dirname(os.path.abspath(local_path))
         os.makedirs(folder, exist_ok=True)
         where = self._store.describe(remote)
