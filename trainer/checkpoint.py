@@ -26,18 +26,15 @@ import torch
 from drivestage import sidecar as sidecars
 from drivestage.localfs import atomic_file, umask
 from drivestage.sidecar import Described, Sidecar
-from trainer import __version__, torch_files
-from trainer.errors import CheckpointError, NewerCheckpointError, SaveError, fine_tune_advice
-from trainer.state import EPOCH_NAME, bookkeeping_problem
+from trainer import __version__
+from trainer.errors import CheckpointError, SaveError, fine_tune_advice
+from trainer.state import EPOCH_NAME
+# Loading, and a damaged file told from a load that failed here, in their own module
+# (loadfail37); every name importable from here as before.
+from trainer.checkpoint_load import FORMAT_VERSION, REQUIRED_KEYS, TEST_LOAD_ON, \
+    bytes_mismatch, checked_bytes, load_checkpoint, md5_of, read_sidecar
 
 logger = logging.getLogger(__name__)
-
-#: Bumped when the layout of the checkpoint dict changes incompatibly (2: ``iteration``,
-#: ``epoch_iteration``, ``run``; 1 had ``global_step`` and is still read).
-FORMAT_VERSION = 2
-#: Keys every full checkpoint has (``iteration`` is ``global_step`` in format 1).
-REQUIRED_KEYS = ("format_version", "model", "optimizer", "epoch", "config")
-
 
 class _HashingWriter:
     """A file object that md5-hashes what passes through (no second read of a large file)."""
@@ -207,7 +204,7 @@ def describe_killed_saves(folder: str) -> list[str]:
         newer = since is None or st.st_mtime >= since
         if not newer and (ahead is None or _progress(state) <= ahead):
             continue  # older than a described one, by time and by contents: not the last save
-        md5, size = _md5_of(path)
+        md5, size = md5_of(path)
         epoch, iteration, epoch_iteration = position_of(state)
         history = state.get("history") or []
         row = history[-1] if history and not epoch_iteration else {}
@@ -254,15 +251,6 @@ def _progress(state: dict) -> tuple[int, int]:
     return epoch, epoch_iteration
 
 
-def _md5_of(path: str) -> tuple[str, int]:
-    h, size = hashlib.md5(), 0
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-            size += len(chunk)
-    return h.hexdigest(), size
-
-
 def remove_checkpoint(path: str) -> None:
     """Delete a checkpoint and its sidecar (the sidecar first: never a sidecar without its file)."""
     for p in (sidecar_path(path), path):
@@ -282,60 +270,6 @@ def _plain_metrics(metrics: Optional[dict]) -> dict:
         if isinstance(v, (int, float)) and not isinstance(v, bool):
             out[str(k)] = v
     return out
-
-
-def read_sidecar(path: str) -> Optional[Sidecar]:
-    """The sidecar of checkpoint ``path``, or None when absent or unreadable."""
-    side = sidecars.on_disk(sidecars.read(sidecar_path(path)), path)   # (a FIFO: never waited on)
-    return side if side is not None and side.epoch is not None else None
-
-
-def load_checkpoint(path: str, map_location: Any = "cpu") -> dict:
-    """Load and check a full checkpoint; a truncated, foreign or hostile file (a pickled
-    object, a zip bomb, shared references by the billion) raises CheckpointError in one line.
-    Checkpoints come from Drive and shared folders: :func:`trainer.torch_files.load`."""
-    if not os.path.isfile(path):
-        raise CheckpointError(f"checkpoint not found: {path}")
-    state = _load(path, map_location)
-    if torch_files.too_many_values(state):
-        # (Nothing spelt it out yet: a resume's history, its config in a message, would.)
-        raise CheckpointError(f"{path} holds more than {torch_files.MAX_VALUES} values besides "
-                              "its tensors (one list referenced over and over?); it is no "
-                              "checkpoint this trainer wrote: resume from another")
-    newer = state.get("format_version") if isinstance(state, dict) else None
-    if isinstance(newer, int) and newer > FORMAT_VERSION:   # (first: its other keys may differ)
-        raise NewerCheckpointError(f"{path} was written by a newer trainer (format {newer} > {FORMAT_VERSION}); upgrade trainer to resume from it")
-    if not isinstance(state, dict) or any(k not in state for k in REQUIRED_KEYS) or \
-            ("iteration" not in state and "global_step" not in state):
-        raise CheckpointError(f"{path} is not a full trainer checkpoint (weights only?); "
-                              f"use it as model.weights instead of resuming from it")
-    odd = bookkeeping_problem(state)
-    if odd is not None:
-        raise CheckpointError(f"{path} holds {odd}, which no checkpoint of this trainer holds (a "
-                              "damaged file, or another program's): resume from another")
-    return state
-
-
-def _load(path: str, map_location: Any) -> Any:
-    """:func:`trainer.torch_files.load`, its refusals worded for a checkpoint."""
-    from drivestage.sizes import format_size
-
-    try:
-        return torch_files.load(path, map_location)
-    except torch_files.ZipBomb as bomb:
-        raise CheckpointError(f"{path} would unpack to {format_size(bomb.unpacked)} from "
-                              f"{format_size(bomb.size)} on disk (a zip bomb?); PyTorch writes "
-                              "its files uncompressed: resume from a checkpoint this trainer "
-                              "wrote") from None
-    except torch_files.PickledObject as exc:
-        # Never torch's advice (weights_only=False): the file may come from anywhere.
-        raise CheckpointError(
-            f"{path} holds a pickled Python object ({exc.name}), not only tensors; such objects "
-            "are never loaded (a file from anywhere could run code): resume from a checkpoint "
-            "this trainer wrote") from None
-    except torch_files.Unreadable as exc:
-        raise CheckpointError(f"checkpoint {path} cannot be read ({exc.detail}); it is "
-                              "truncated or not a trainer checkpoint") from None
 
 
 @dataclass(frozen=True)
@@ -387,7 +321,12 @@ def find_latest(folder: str, *, run: Optional[str] = None, any_run: bool = True,
     """The newest loadable checkpoint in ``folder`` that holds what its sidecar says; damaged
     ones, and files that are not what their sidecar describes, are skipped with a warning.
     ``usable(candidate, state)`` may pass over more (it says why: ``--resume auto`` vets the
-    contents, :mod:`trainer.resume_fallback`); a file passed over stays as it is."""
+    contents, :mod:`trainer.resume_fallback`); a file passed over stays as it is.
+
+    One that does not load although its bytes are those its sidecar vouches for (no memory,
+    a failing disk, a permission, an older torch: :mod:`trainer.checkpoint_load`) is no
+    damaged file: :class:`~trainer.errors.LoadFailedError` is raised, never an older one
+    returned (whose run's saves would replace or prune it)."""
     found = list_checkpoints(folder)
     bad: set[str] = set()
     while True:
@@ -395,7 +334,7 @@ def find_latest(folder: str, *, run: Optional[str] = None, any_run: bool = True,
         if best is None:
             return None
         try:
-            state = load_checkpoint(best.path)
+            state = load_checkpoint(best.path, vouched=best.sidecar)
         except CheckpointError as exc:
             logger.warning("skipping %s", exc)
             bad.add(best.described.name)
@@ -403,7 +342,7 @@ def find_latest(folder: str, *, run: Optional[str] = None, any_run: bool = True,
         # The sidecar chose it: a file put there since (another run's last.pt copied over
         # ours, an older backup restored) would otherwise continue another run, or go back;
         # and torch.load does not check its zip's CRCs, so a flipped byte loads as weights.
-        why = sidecar_mismatch(state, best.sidecar) or _bytes_mismatch(best.path, best.sidecar)
+        why = sidecar_mismatch(state, best.sidecar) or checked_bytes(best.path, best.sidecar)
         if why is not None:
             logger.warning("skipping %s: %s", best.path, why)
             bad.add(best.described.name)
@@ -412,20 +351,6 @@ def find_latest(folder: str, *, run: Optional[str] = None, any_run: bool = True,
             bad.add(best.described.name)
             continue
         return best.path
-
-
-def _bytes_mismatch(path: str, side: Sidecar) -> Optional[str]:
-    """Why the file at ``path`` is not the bytes its sidecar names (size, then md5: one read,
-    once per resume); None when it is, or when the sidecar names neither."""
-    try:
-        if side.size is not None and os.path.getsize(path) != side.size:
-            return f"its sidecar says {side.size} bytes, the file has {os.path.getsize(path)}"
-        if side.md5 is not None and _md5_of(path)[0] != side.md5:
-            return (f"its bytes are not those its sidecar names (md5 {side.md5}): changed or "
-                    f"damaged since they were saved")
-    except OSError as exc:
-        return f"it cannot be read ({exc})"
-    return None
 
 
 def sidecar_mismatch(state: dict[str, Any], side: Sidecar) -> Optional[str]:

@@ -1,6 +1,8 @@
 """Every error the trainer raises on purpose; the CLI prints one line and exits 1 (config: 2)."""
 from __future__ import annotations
 
+from typing import Callable, Optional
+
 from drivestage.errors import DriveStageError
 
 
@@ -70,6 +72,22 @@ class NewerCheckpointError(TrainerError):
     :class:`CheckpointError` on purpose: the places that pass over a damaged checkpoint (``--resume
     auto``'s fallback, a killed save's repair) must not pass over it, or an older trainer goes on
     from an older checkpoint and its saves replace the newer trainer's (attacktrain36)."""
+
+
+class LoadFailedError(TrainerError):
+    """A checkpoint that did not load on this machine although its bytes are those its sidecar
+    vouches for (or cannot be read to tell): no memory, a failing disk, a permission, a torch
+    too old for its format; not the file's fault (:mod:`trainer.checkpoint_load`). No
+    :class:`CheckpointError` on purpose, as :class:`NewerCheckpointError`: ``--resume auto``
+    passed over such a file to an older checkpoint, and the run's saves then replaced or pruned
+    the newer verified one (loadfail37). ``path``: the file named; ``again(where, fetched)``:
+    the same line naming ``where`` instead (a copy fetched from Drive: the Drive file)."""
+
+    def __init__(self, message: str, path: str = "",
+                 again: Optional[Callable[[str, bool], "LoadFailedError"]] = None):
+        super().__init__(message)
+        self.path = path
+        self.again = again
 
 
 class UnusableCheckpointError(CheckpointError):
