@@ -13,7 +13,7 @@ from typing import Optional
 
 from trainer import checkpoint as ckpt
 from trainer.drive import RemoteCheckpoint
-from trainer.errors import CheckpointError, NewerCheckpointError
+from trainer.errors import CheckpointError, LoadFailedError, NewerCheckpointError
 
 
 def _beside(dest: str, chosen: RemoteCheckpoint) -> str:
@@ -41,10 +41,15 @@ def _aside(fetched: str, dest: str) -> str:
     return looked
 
 
-def _load_looked(looked: str, dest: str) -> dict:
-    """:func:`ckpt.load_checkpoint` of the copy at ``looked``, its refusal naming ``dest``."""
+def _load_looked(looked: str, dest: str, chosen: Optional[RemoteCheckpoint] = None) -> dict:
+    """:func:`ckpt.load_checkpoint` of the copy at ``looked``, its refusal naming ``dest``.
+    A copy of ``chosen``'s bytes its sidecar vouches for that does not load here raises
+    :class:`~trainer.errors.LoadFailedError` naming ``chosen`` on Drive (loadfail37)."""
     try:
-        return ckpt.load_checkpoint(looked)
+        return ckpt.load_checkpoint(looked, vouched=chosen.sidecar if chosen else None)
+    except LoadFailedError as exc:
+        assert chosen is not None and exc.again is not None   # (a copy has no sidecar beside)
+        raise exc.again(chosen.where, True) from None
     except (CheckpointError, NewerCheckpointError) as exc:
         raise type(exc)(str(exc).replace(looked, dest)) from None
 

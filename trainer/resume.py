@@ -37,7 +37,7 @@ from trainer import checkpoint as ckpt
 from trainer import resume_checks as checks
 from trainer import distributed, kept_copies
 from trainer.drive import DriveFolder, RemoteCheckpoint, newest_of_current_run
-from trainer.errors import CheckpointError
+from trainer.errors import CheckpointError, LoadFailedError
 from trainer.resume_fallback import Tried, Vet
 # The copies fetched from Drive to look at, in their own module (trainer24).
 from trainer.fetched import _aside, _beside, _check_matches_sidecar, _drop_fetched, \
@@ -101,7 +101,9 @@ def choose(cfg: Any, resume: Optional[str], info: distributed.DistInfo,
                       if start.path and info.distributed else None)
         except BaseException as exc:
             # The others wait in the broadcast below: tell them, or they wait for the timeout.
-            distributed.broadcast_object(("failed", one_line(exc)))
+            # (A checkpoint that failed to load here: each rank raises the same error type.)
+            distributed.broadcast_object(("failed", one_line(exc),
+                                          isinstance(exc, LoadFailedError)))
             raise
         shared = distributed.broadcast_object(
             (start.run, start.path, start.where, start.remote, chosen,
@@ -109,7 +111,8 @@ def choose(cfg: Any, resume: Optional[str], info: distributed.DistInfo,
     else:
         shared = distributed.broadcast_object(None)
         if shared[0] == "failed":
-            raise CheckpointError(f"rank 0 could not choose where to start: {shared[1]}")
+            error = LoadFailedError if shared[2] else CheckpointError
+            raise error(f"rank 0 could not choose where to start: {shared[1]}")
     run, path, where, remote, chosen, main_out_dir = shared
     if not path or not info.distributed:
         return start if start is not None else Start(run, path, where, remote)
@@ -393,7 +396,9 @@ def _fetch_newest(drive: DriveFolder, remote: Sequence[RemoteCheckpoint], out_di
         try:
             drive.fetch(chosen, target)
             looked = _aside(target, dest)
-            state = _load_looked(looked, target)
+            # (Bytes its sidecar vouches for that do not load here: LoadFailedError, the
+            # copy removed below, Drive's kept; never the next older one: loadfail37.)
+            state = _load_looked(looked, target, chosen)
             _check_matches_sidecar(state, chosen)
         except RemoteChangedError as exc:
             if relisted >= MAX_RELISTS:
