@@ -14,6 +14,7 @@ from drivestage.interrupts import BackgroundThread
 from trainer import checkpoint as ckpt
 from trainer import kept_state, stop_save, stopping
 from trainer.callbacks import WRITE_WITHIN_S
+from trainer.errors import LoadFailedError
 from trainer.pushed import NAMED_UNSENT, unsent_text
 from trainer.state import Position
 from trainer.stopping import LEASE_LOST
@@ -153,7 +154,10 @@ def newest_text(saver: Any, run: Any, where: str, remedy: str = "",
 
     def look() -> None:
         try:
-            path = ckpt.find_latest(saver.out_dir, run=run.state.run, any_run=False)
+            try:
+                path = ckpt.find_latest(saver.out_dir, run=run.state.run, any_run=False)
+            except LoadFailedError as exc:   # (verified, not loaded here: the newest still)
+                path = exc.path
             found.append((path, ckpt.read_sidecar(path) if path is not None else None))
         except BaseException as exc:   # (raised in this thread below)
             found.append(exc)
