@@ -39,7 +39,7 @@ AGAIN = ("then run the same command again; or go on from an older checkpoint on 
          "--resume PATH")
 
 
-def _two_epochs(tiny_config, logs, model=None):
+def _two_epochs(tiny_config, logs):
     """epoch_001.pt and epoch_002.pt (+ last.pt, its copy) of a real run, as saved."""
     run = _small_run(tiny_config, logs)
     _save(run, logs, "epoch_001.pt", 1, 1000.0)

@@ -7,7 +7,9 @@ run's ``epoch_001`` below the old ``epoch_050`` and never upload it, and a later
 ``--resume auto`` would continue the old run). ``--resume auto`` continues the run written
 last in the folder, from its most advanced readable checkpoint: the local folder first (unless
 Drive holds a verified checkpoint of the same run saved later at another point: another
-machine went on), else Drive, falling back past an unreadable newest one with a warning. A
+machine went on), else Drive, falling back past a damaged newest one with a warning (one
+whose bytes its sidecar vouches for but that does not load here stops the run instead:
+:mod:`trainer.checkpoint_load`, ``LoadFailedError``, every rank; loadfail37). A
 checkpoint further on than its run's checkpoint saved last is never taken: the run was
 resumed on purpose from an older checkpoint since (a diverged loss sent back), and goes on
 from there (:func:`drivestage.sidecar.left_behind`). Such a branch is recorded before its
