@@ -46,7 +46,6 @@ to Drive, one line says so, exit 1.
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import os
@@ -55,59 +54,21 @@ import socket
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
 from typing import Callable, Optional
 
 from drivestage.drive import server_clock
-from drivestage.errors import DriveStageError, NotFoundError, RemoteChangedError
+from drivestage.errors import DriveStageError, NotFoundError
 from drivestage.store import RemoteEntry
 from drivestage.temps import namespace_tag
 from trainer.drive import age_text
 from trainer.errors import LeaseHeldError, LeaseLostError
+from trainer.lease_claims import HELD, MAX_CLAIMS, PREFIX, SUFFIX, Claim, ClaimReader, \
+    gone, is_claim, silent, span_text
+
+__all__ = ["HELD", "MAX_CLAIMS", "PREFIX", "SUFFIX", "Claim", "RunLease", "held_folder",
+           "is_claim", "release_all", "span_text"]
 
 logger = logging.getLogger(__name__)
-
-PREFIX, SUFFIX = "trainer-lease-", ".json"
-MAX_CLAIMS = 20   # (read per listing: a folder littered by a fault: the newest are read)
-
-
-@dataclass(frozen=True)
-class Claim:
-    """One claim file as listed and read."""
-
-    entry: RemoteEntry
-    owner: str
-    host: str
-    pid: int
-    machine: str        # this boot's pid namespace (trainer: drivestage.temps.namespace_tag)
-    generation: int
-    #: Its run ended, but Drive refused the claim's removal (a shared drive's Contributor
-    #: deletes nothing): no one's, at once.
-    released: bool = False
-
-    @property
-    def order(self) -> tuple[int, float, str]:
-        """Sorts the holder first: the highest generation, then made first, then the id."""
-        return (-self.generation, self.entry.created or self.entry.modified, self.entry.id)
-
-    @property
-    def who(self) -> str:
-        return f"pid {self.pid} on {self.host}"
-
-
-def span_text(seconds: float) -> str:
-    """A wait as lines say it: ``"40 s"``, ``"2.5 min"`` (age_text's whole minutes said 2 min
-    of the default 150 s)."""
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    return f"{seconds / 60:.1f}".rstrip("0").rstrip(".") + " min"
-
-
-def is_claim(name: str) -> bool:
-    """Whether ``name`` is a lease claim's (what a push never sends and retention never
-    counts: it is made on Drive only)."""
-    return name.startswith(PREFIX) and name.endswith(SUFFIX)
-
 
 class RunLease:
     """The run's lease on the store folder ``drive`` (a :class:`trainer.drive.DriveFolder`)."""
@@ -124,7 +85,7 @@ class RunLease:
         self.lost: Optional[str] = None
         self._mine: Optional[RemoteEntry] = None
         self._renewals = 0
-        self._read: dict[tuple[str, str], Optional[Claim]] = {}   # (id, md5) -> claim
+        self._reader = ClaimReader(drive.store_at()[0])
         self._lock = threading.Lock()
         self._done = threading.Event()
         self._thread: Optional[threading.Thread] = None
@@ -349,30 +310,7 @@ class RunLease:
 
     # -- the claims
     def _claims(self, folder: RemoteEntry) -> list[Claim]:
-        store, _ = self.drive.store_at()
-        found = [e for e in store.list(folder) if not e.is_dir and is_claim(e.name)]
-        found.sort(key=lambda e: e.modified, reverse=True)
-        out = []
-        for e in found[:MAX_CLAIMS]:
-            key = (e.id, e.md5 or "")
-            if key not in self._read or not e.md5:
-                self._read[key] = self._parse(e)
-            claim = self._read[key]
-            if claim is not None:
-                out.append(dataclasses.replace(claim, entry=e))   # (as listed now)
-        return out
-
-    def _parse(self, entry: RemoteEntry) -> Optional[Claim]:
-        store, _ = self.drive.store_at()
-        if entry.size > 4096:
-            return None
-        try:
-            data = json.loads(b"".join(store.read_range(entry, 0, entry.size)) or b"{}")
-            return Claim(entry, str(data["owner"]), str(data["host"]), int(data["pid"]),
-                         str(data.get("machine", "")), int(data["generation"]),
-                         data.get("released") is True)
-        except (NotFoundError, RemoteChangedError, ValueError, KeyError, TypeError):
-            return None   # (gone since the listing, or not a claim: no one's)
+        return self._reader.claims(folder)
 
     def _write(self, folder: RemoteEntry, released: bool = False) -> None:
         store, _ = self.drive.store_at()
@@ -425,23 +363,11 @@ class RunLease:
 
     def _silent(self, claim: Claim) -> float:
         """Seconds since ``claim`` was last renewed, by Drive's clock."""
-        return max(0.0, server_clock.now() - claim.entry.modified)
+        return silent(claim)
 
     def _gone(self, claim: Claim) -> bool:
-        """Whether ``claim``'s holder is gone: silent for :attr:`stale_s`, or a process of
-        this machine that has ended."""
-        if claim.owner == self.token:
-            return False
-        if claim.released or self._silent(claim) > self.stale_s:
-            return True
-        if claim.machine == namespace_tag() and claim.host == socket.gethostname():
-            try:
-                os.kill(claim.pid, 0)
-            except ProcessLookupError:
-                return True
-            except OSError:
-                return False
-        return False
+        """Whether ``claim``'s holder is gone (:func:`trainer.lease_claims.gone`)."""
+        return gone(claim, self.stale_s, self.token)
 
     def _held_text(self, holder: Claim) -> str:
         return (f"drive.logs {self.drive.spec} is the folder of a run another trainer still "

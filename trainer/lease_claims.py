@@ -1,0 +1,152 @@
+"""The run's lease claims as read from ``drive.logs`` (:mod:`trainer.lease` holds the lease).
+
+A claim is a small file ``trainer-lease-<token>.json``: its owner (a random token), the
+host, the pid, this boot's pid namespace and a generation number (``released``: its run
+ended where Drive refused the claim's removal). Its times are Drive's own (the file's
+``modifiedDate``: the last renewal), read against Drive's clock as its answers say it
+(:func:`drivestage.drive.server_clock.now`). Split from :mod:`trainer.lease` (its 500-line
+cap): what a claim is, how claims are listed and read (each read once per version), whether
+a claim's holder is gone, the holder as ``trainer status`` shows it, and the stop's name.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import socket
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from drivestage.drive import server_clock
+from drivestage.errors import NotFoundError, RemoteChangedError
+from drivestage.store import RemoteEntry
+from drivestage.temps import namespace_tag
+
+PREFIX, SUFFIX = "trainer-lease-", ".json"
+MAX_CLAIMS = 20   # (read per listing: a folder littered by a fault: the newest are read)
+
+#: What a trainer that found the lease held when it first reached Drive (Drive was down at
+#: its start: :meth:`trainer.lease.RunLease._late`) says of the holder: nothing was taken
+#: over, so its stop is not named a take-over (:func:`stop_name`).
+HELD = "holds the run's lease on"
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One claim file as listed and read."""
+
+    entry: RemoteEntry
+    owner: str
+    host: str
+    pid: int
+    machine: str        # this boot's pid namespace (trainer: drivestage.temps.namespace_tag)
+    generation: int
+    #: Its run ended, but Drive refused the claim's removal (a shared drive's Contributor
+    #: deletes nothing): no one's, at once.
+    released: bool = False
+
+    @property
+    def order(self) -> tuple[int, float, str]:
+        """Sorts the holder first: the highest generation, then made first, then the id."""
+        return (-self.generation, self.entry.created or self.entry.modified, self.entry.id)
+
+    @property
+    def who(self) -> str:
+        return f"pid {self.pid} on {self.host}"
+
+
+def span_text(seconds: float) -> str:
+    """A wait as lines say it: ``"40 s"``, ``"2.5 min"`` (age_text's whole minutes said 2 min
+    of the default 150 s)."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.1f}".rstrip("0").rstrip(".") + " min"
+
+
+def is_claim(name: str) -> bool:
+    """Whether ``name`` is a lease claim's (what a push never sends and retention never
+    counts: it is made on Drive only)."""
+    return name.startswith(PREFIX) and name.endswith(SUFFIX)
+
+
+def silent(claim: Claim) -> float:
+    """Seconds since ``claim`` was last renewed, by Drive's clock."""
+    return max(0.0, server_clock.now() - claim.entry.modified)
+
+
+def gone(claim: Claim, stale_s: float, token: str = "") -> bool:
+    """Whether ``claim``'s holder is gone: silent for ``stale_s``, released, or a process of
+    this machine that has ended (never the claim of ``token``: this trainer's own)."""
+    if claim.owner == token:
+        return False
+    if claim.released or silent(claim) > stale_s:
+        return True
+    if claim.machine == namespace_tag() and claim.host == socket.gethostname():
+        try:
+            os.kill(claim.pid, 0)
+        except ProcessLookupError:
+            return True
+        except OSError:
+            return False
+    return False
+
+
+class ClaimReader:
+    """The claims of a store's folder, each claim file read once per version (id, md5)."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+        self._read: dict[tuple[str, str], Optional[Claim]] = {}   # (id, md5) -> claim
+
+    def claims(self, folder: RemoteEntry) -> list[Claim]:
+        """The claims listed in ``folder`` now (the newest :data:`MAX_CLAIMS`), as listed."""
+        found = [e for e in self.store.list(folder) if not e.is_dir and is_claim(e.name)]
+        found.sort(key=lambda e: e.modified, reverse=True)
+        out = []
+        for e in found[:MAX_CLAIMS]:
+            key = (e.id, e.md5 or "")
+            if key not in self._read or not e.md5:
+                self._read[key] = self._parse(e)
+            claim = self._read[key]
+            if claim is not None:
+                out.append(dataclasses.replace(claim, entry=e))   # (as listed now)
+        return out
+
+    def _parse(self, entry: RemoteEntry) -> Optional[Claim]:
+        if entry.size > 4096:
+            return None
+        try:
+            data = json.loads(b"".join(self.store.read_range(entry, 0, entry.size)) or b"{}")
+            return Claim(entry, str(data["owner"]), str(data["host"]), int(data["pid"]),
+                         str(data.get("machine", "")), int(data["generation"]),
+                         data.get("released") is True)
+        except (NotFoundError, RemoteChangedError, ValueError, KeyError, TypeError):
+            return None   # (gone since the listing, or not a claim: no one's)
+
+
+def last_holder(claims: list[Claim], stale_s: float) -> Optional[Claim]:
+    """The claim that holds the lease, or held it last where none is live (its trainer gone,
+    not released): what ``trainer status`` shows. None: no claim, or only released ones."""
+    live = [c for c in claims if not gone(c, stale_s)]
+    if live:
+        return min(live, key=lambda c: c.order)
+    left = [c for c in claims if not c.released]
+    return min(left, key=lambda c: c.order) if left else None
+
+
+def view(claim: Claim, stale_s: float) -> dict[str, Any]:
+    """``trainer status --json``'s ``lease``: who holds it (or held it last), the generation,
+    seconds since its last renewal (Drive's clock), and whether it is stale (its holder gone:
+    the next trainer of the run takes it over at once)."""
+    return {"holder": claim.who, "host": claim.host, "pid": claim.pid,
+            "generation": claim.generation, "renewed_age_s": round(silent(claim), 1),
+            "stale": gone(claim, stale_s), "stale_after_s": stale_s}
+
+
+def stop_name(detail: Optional[str]) -> str:
+    """The name of a stop the lease asked for (:data:`trainer.stopping.LEASE_LOST`), from its
+    ``detail`` (:meth:`trainer.lease.RunLease._lose`'s text): a take-over, or a trainer that
+    found another holding the lease when it first reached Drive (nothing taken over)."""
+    if HELD in (detail or ""):
+        return "another trainer's hold of the run's lease"
+    return "the take-over of the run's lease"
