@@ -18,18 +18,19 @@ from typing import TYPE_CHECKING, Iterable, Optional, Sequence
 
 from drivestage import paths
 from drivestage import sidecar as sidecars
-from drivestage.errors import DriveStageError, NotFoundError, RemoteChangedError
+from drivestage.errors import NotFoundError, RemoteChangedError
 from drivestage.held_choice import aside_for
 from drivestage.lost_mounts import in_drive_mount
 from drivestage.retention import RetentionPolicy
 from drivestage.sidecar import Described
 from drivestage.sizes import format_size
 from drivestage.store import RemoteEntry
-from trainer import alone_in_place
 from trainer.state import EPOCH_NAME, Position
 
 if TYPE_CHECKING:
     from trainer.lease import RunLease
+
+from trainer.drive_alone import OtherRunFile as OtherRunFile  # noqa: E402 (re-exported)
 
 logger = logging.getLogger(__name__)
 
@@ -222,138 +223,10 @@ class DriveFolder:
 
     def send_alone(self, paths: Sequence[str], names: Optional[Sequence[str]] = None) -> None:
         """Upload ``paths`` (a checkpoint, then its sidecar) into the folder, each verified,
-        outside a push: a stop's save written beside a run folder whose disk does not answer,
-        which a push would walk and wait on (:mod:`trainer.stop_save`). A name Drive holds
-        with those bytes already is not sent again; another copy of the same name and bytes
-        found there once its own is verified (a push that sent it too) is removed, so the
-        folder holds one file of each name (stop30). Once both are verified, the copies of
-        other bytes they replace go as a push's would (:meth:`_replace_older`). ``names``: the
-        names they go under (``last.pt``'s bytes as ``epoch_002.pt``), else their own. A name
-        another run's file holds there is not sent (:class:`OtherRunFile`): added beside it,
-        two files of one name were left (epochkeep32). Where this account may not remove the
-        older pair (a shared drive's Contributor), that pair is updated in place instead, a
-        verified pair at every step (:mod:`trainer.alone_in_place`: one more pair of those
-        names was left at every such send, for good: stopcopy36)."""
-        from drivestage.localfs import file_md5
+        outside a push (:func:`trainer.drive_alone.send`)."""
+        from trainer import drive_alone
 
-        if self.lease is not None:
-            self.lease.check()
-        names = list(names or [os.path.basename(p) for p in paths])
-        # (A checkpoint and its sidecar by their names: those sent from memory have no
-        # names of their own on this machine, trainer.memory_send.)
-        pair = len(paths) == 2 and names[1] == sidecars.name_for(names[0])
-        folder = self._store.make_folders(self._path)
-        sent: dict[str, RemoteEntry] = {}   # name -> its verified copy
-        aside: list[RemoteEntry] = []
-        listed = self._store.list(folder)   # the folder as last listed
-        if pair:
-            self._not_theirs(listed, paths[1], names[1], names[0])
-            older = alone_in_place.plan(self._store, listed, names, paths[1],
-                                        lambda: self._own(folder))
-            if older is not None:   # (removing nothing: a Contributor's; stopcopy36)
-                alone_in_place.send(self._store, folder, paths, names, older, self._cache)
-                return
-        for path, name in zip(paths, names):
-            md5 = file_md5(path)
-            listed = self._store.list(folder)
-            same = [e for e in listed
-                    if e.name == name and not e.is_dir and (e.md5 or "").lower() == md5]
-            if same:
-                sent[name] = same[0]
-                continue
-            got = self._store.upload(path, folder, name, md5_cache=self._cache)
-            aside += self._store.aside(got)   # (a local DEST's old copy: removed below)
-            listed = self._store.list(folder)
-            sent[name] = self._one_of(got, [e for e in listed if e.name == name and not
-                                            e.is_dir and (e.md5 or "").lower() == md5])
-        for old in aside:   # (the old copy a store holding one file of a name kept aside)
-            try:
-                self._store.delete(old)
-            except NotFoundError:
-                pass
-        if pair:
-            try:   # (that listing is of after the checkpoint was verified: no request more)
-                self._replace_older(folder, listed, names[0], paths[1], names[1], sent)
-            except DriveStageError as exc:   # (both are verified: said, not a failed send)
-                logger.warning("%s is verified on Drive, but its older copy there could not "
-                               "be removed (%s): two files of that name are left", self.where(
-                                   names[0]), exc)
-
-    def _not_theirs(self, listing: Sequence[RemoteEntry], side_path: str, side_name: str,
-                    name: str) -> None:
-        """Raise :class:`OtherRunFile` where ``listing`` holds a sidecar named ``side_name`` (of
-        ``name``) of another run than ``side_path``'s (this run's, on this machine)."""
-        mine = sidecars.read(side_path)
-        for side in (e for e in listing if e.name == side_name and not e.is_dir):
-            try:
-                data = sidecars.fetch(self._store, side)
-            except (NotFoundError, RemoteChangedError):
-                continue   # (gone or changed since the listing: another process)
-            said = sidecars.parse(data) if data else None
-            copies = [e for e in listing if e.name == name and sidecars.has_bytes(e)]
-            if said is not None and copies:   # (whose the bytes there are: attacksync36)
-                said = said.speaking_for(sidecars.vouched(copies, said).md5)
-            if said is not None and said.run is not None and mine is not None and \
-                    said.run != mine.run:
-                raise OtherRunFile(name, said.run)
-
-    def _one_of(self, got: RemoteEntry, same: Sequence[RemoteEntry]) -> RemoteEntry:
-        """Of ``got`` (just verified) and the copies of the same name and bytes listed beside
-        it (a push that sent it too), the one made first (:func:`_before`), the others
-        removed (the same bytes are verified there). Another process sending the same bytes
-        at once took ``got`` for its twin as this one took its: each removed the other's
-        and no copy was left (attackdel31); the first made is kept by each process."""
-        first = min([got] + [e for e in same if e.id != got.id],
-                    key=lambda e: (e.created, e.id))
-        for twin in {e.id: e for e in [got, *same]}.values():
-            if twin.id != first.id:
-                try:
-                    self._store.delete(twin)
-                except NotFoundError:   # (the other process removed it)
-                    pass
-        return first
-
-    def _replace_older(self, folder: RemoteEntry, listing: Sequence[RemoteEntry], name: str,
-                       side_path: str, side_name: str, sent: dict[str, RemoteEntry]) -> None:
-        """Remove the older pair of ``path``'s name that its pair, just verified (``sent``),
-        replaces (``name``, ``side_name``: the names they went under): a stop at the iteration of an earlier branch's stop (a resume from an older
-        checkpoint) left two files of each name on Drive for good, where a push replaces
-        them (stopleft31). Only in a run folder (marked: :mod:`drivestage.run_folders`), and
-        only an old sidecar of this run (``keep_other_runs``) not further on
-        (:mod:`drivestage.behind`), made on Drive before this one (:func:`_before`), with the
-        copies it vouches for; a doubt leaves all."""
-        mine = sidecars.read(side_path)
-        ours = sent.get(side_name)
-        if mine is None or mine.run is None or ours is None or not self._own(folder):
-            return
-        names = (name, side_name)
-        ids = {e.id for e in sent.values()}
-        listed = [e for e in listing if e.name in names and not e.is_dir and e.id not in ids]
-        olds = [e for e in listed if e.name == names[0]]
-        gone: list[RemoteEntry] = []
-        for side in (e for e in listed if e.name == names[1]):
-            try:
-                data = sidecars.fetch(self._store, side)
-            except (NotFoundError, RemoteChangedError):
-                return   # (changed since the listing: another process; the next look sees)
-            said = sidecars.no_later_than(sidecars.parse(data) if data else None, side.modified)
-            if said is None or said.md5 is None or not side.removable or not _before(side, ours):
-                return
-            vouched = [e for e in olds if (e.md5 or "").lower() in said.md5s]
-            # Each copy by its own description: a stopped in-place push's sidecar vouches for
-            # the old bytes and those there, maybe another run's (attacksync36).
-            for who in [said] + [said.speaking_for(e.md5) for e in vouched]:
-                if who.run != mine.run or ((who.saved or 0.0) > (mine.saved or 0.0) and
-                                           who.progress > mine.progress):
-                    return   # another run's (or no run's), or further on in this one: kept
-            if not all(e.removable for e in vouched):
-                return
-            gone += [side] + vouched
-        for old in gone:   # (its sidecar first: nothing vouches for a copy left by a kill)
-            try:
-                self._store.delete(old)
-            except NotFoundError:
-                pass
+        drive_alone.send(self, paths, names)
 
     def _own(self, folder: RemoteEntry) -> bool:
         """Whether ``folder`` is a run's folder (a training run's push marked it on the store,
@@ -436,24 +309,6 @@ class DriveFolder:
             return b""
         except RemoteChangedError:
             return None
-
-
-class OtherRunFile(DriveStageError):
-    """:meth:`DriveFolder.send_alone` of a name another run's file holds on Drive."""
-
-    def __init__(self, name: str, run: str) -> None:
-        super().__init__(f"it holds another run's {name}, of run {run}; sent, two files of "
-                         f"one name would be there")
-        self.name, self.run = name, run
-
-
-def _before(old: RemoteEntry, new: RemoteEntry) -> bool:
-    """Whether ``old`` was made on Drive before ``new`` (Drive's clock; the id between two
-    made at one moment). Another process of the run sending that name alone at the same time
-    (two machines resumed from one checkpoint) took this pair, just made, for the older one,
-    as this process took its: each removed the other's and Drive held neither (attackdel31).
-    Ordered alike in every process, only the later one replaces."""
-    return (old.created, old.id) < (new.created, new.id)
 
 
 def newest_of_current_run(found: Sequence[RemoteCheckpoint], run: Optional[str] = None, *,
