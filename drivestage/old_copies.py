@@ -49,8 +49,10 @@ class OldCopies:
     """What one push knows about same-named copies, and their removal."""
 
     def __init__(self, store: RemoteStore, listing: Listings, *, use_trash: bool,
-                 mutex: threading.Lock, replaced: list[str]):
+                 mutex: threading.Lock, replaced: list[str],
+                 check: Callable[[], None] = lambda: None):
         self.store, self.listing, self.use_trash, self.mutex = store, listing, use_trash, mutex
+        self.check = check   # before each removal: the push's guard (drivestage.push_fence)
         self.replaced = replaced        # names whose duplicates were removed (PushResult's)
         self.sent: dict[Key, RemoteEntry] = {}      # the verified copy each upload left
         self.local: dict[Key, str] = {}             # the local path of each file pushed
@@ -234,6 +236,8 @@ class OldCopies:
                         ", ".join(e.id for e in said), kept.id)
             with self.mutex:
                 self.replaced.append(rel)
+        if gone:
+            self.check()
         for e in gone:
             try:
                 self.store.delete(e, trash=self.use_trash)
@@ -248,6 +252,7 @@ class OldCopies:
             log.warning("%s: %d files had this name (ids %s); kept %s (the newest, equal to the "
                         "local file) and removed the others", lf.rel, len(olds) + 1,
                         ", ".join(e.id for e in [kept] + olds), kept.id)
+            self.check()
             for e in olds:
                 try:
                     self.store.delete(e, trash=self.use_trash)

@@ -14,9 +14,10 @@ from drivestage.errors import MovedAwayError, NotFoundError, PermissionDeniedErr
 from drivestage.local_tree import LocalFile, LocalTree, say_special, walk
 from drivestage.localdir import LocalDirStore
 from drivestage.locks import Held, locked, more
-from drivestage.lost_mounts import delete_held_back, retention_held_back
+from drivestage.lost_mounts import delete_held_back
 from drivestage.old_copies import Key, Listings, OldCopies, Swap, newest
 from drivestage.paths import StorePath
+from drivestage.push_fence import Fence, Guard
 from drivestage.push_folders import at_path, list_folders
 from drivestage.push_result import Outstanding, PushResult
 from drivestage.pruning import LocalFile as PlannedFile
@@ -50,7 +51,7 @@ class PushJob:
                  exclude: Sequence[str], chunk_size: Optional[int], protect: set[str],
                  use_trash: bool, jobs: int, progress: Optional[ProgressFn], cache: Md5Cache,
                  keep_other_runs: bool = True, outstanding: Optional[Outstanding] = None,
-                 run_folder: bool = False):
+                 run_folder: bool = False, guard: Optional[Guard] = None):
         self.store, self.policy, self.include, self.exclude = store, policy, include, exclude
         self.chunk_size, self.protect, self.use_trash, self.jobs = (chunk_size, protect,
                                                                     use_trash, jobs)
@@ -66,8 +67,9 @@ class PushJob:
         self.room_left: list[Decision] = []  # left alone by push_room: not tried again
         self.said: set[str] = set()  # folders said to have moved (push_watch.check_folders)
         self.mutex = threading.Lock()
+        self.fence = Fence(guard)   # the caller's check at each commit point (push_fence)
         self.copies = OldCopies(store, self.listing, use_trash=use_trash, mutex=self.mutex,
-                                replaced=self.result.replaced_duplicates)
+                                replaced=self.result.replaced_duplicates, check=self.fence.check)
 
     def run(self, src: str, path: StorePath, removal: Optional[extra.Removal],
             follow_symlinks: bool) -> None:
@@ -151,6 +153,7 @@ class PushJob:
         if removal is not None and deletions is not None and not (
                 deletions.doomed and isinstance(store, LocalDirStore)
                 and delete_held_back(store.describe(root))):   # (mount31)
+            self.fence.check()
             self.result.deleted = extra.apply(store, root, deletions, removal)
         if decision is not None and self.vanished:  # planned as sent (as the newest verified)
             local = {n: f for n, f in self._top_local(files).items() if n not in self.vanished}
@@ -305,6 +308,7 @@ class PushJob:
             # A sidecar only when it vouches for what is on the store (sidecar_copy); a file
             # that kept changing while it was sent (a log) as it was at one moment (snapshots).
             try:
+                self.fence.check()   # (before a byte is sent, or a copy updated in place)
                 if item.target is not None:   # (a sidecar it replaces vouches for a copy)
                     self._send_gone_again(owners.get(key, set()), count, before=True)
                     sidecar_phases.first(self, key, item.target)   # (its sidecar first)
@@ -331,6 +335,14 @@ class PushJob:
                 with mutex:
                     failed[key] = FileNotFoundError(lf.path)
                 return
+            try:   # (a new copy: its own until its sidecar vouches for it; one in place: not)
+                if item.target is None:
+                    self.fence.made(key, entry, final=key not in self.copies.sides_of)
+                self.fence.committed(owners.get(key, ()))
+            except Exception as exc:
+                with mutex:
+                    failed[key] = exc
+                raise
             if item.target is None and item.olds:
                 with mutex:
                     swapped.append(Swap(lf.rel, key, entry, item.olds, item.duplicates))
@@ -369,6 +381,9 @@ class PushJob:
                 # A Ctrl-C stops the uploads under way between chunks and starts no other.
                 errors.extend(r for r in pool.each(send, batch, self.jobs, "drivestage-up")
                               if isinstance(r, BaseException))
+        if self.fence.broken is not None:   # (the caller may write no more: nothing goes)
+            self.fence.undo(self.store)
+            raise self.fence.broken
         # Before an old copy goes, not after: in a folder trashed meanwhile the new copy is
         # in the trash, and the old one may have moved out to the path (dedupe keeps the
         # oldest folder): deleted, the path held no copy the sidecar vouched for.
@@ -425,6 +440,7 @@ class PushJob:
                     replace: Optional[RemoteEntry] = None) -> RemoteEntry:
         """The checkpoint ``ck`` this push sent, sent once more as it is now (``replace``:
         into that copy, where the store replaced it in place: never a copy beside it)."""
+        self.fence.check()
         again = self.store.upload(self.copies.local[ck], self.remote_folder[ck[0]], ck[1],
                                   replace=replace, chunk_size=self.chunk_size, progress=count,
                                   md5_cache=self.cache)
@@ -462,6 +478,7 @@ class PushJob:
         needed = final + overlap
         if needed <= 0:
             return
+        self.fence.check()
         where = f"{len(todo)} file(s) into {self.store.describe(root)}"
         pruned, self.room_left = push_room.make_room(self.store, needed, where, decision,
                                                      folder, self.policy, self.use_trash,
@@ -470,28 +487,9 @@ class PushJob:
 
     def _apply(self, decision: Plan, twins: Mapping[str, list[RemoteEntry]]) -> None:
         """Apply the plan's remote deletions (after every upload was verified), with the
-        copies of the same bytes of each file it deletes (:attr:`pruning.FolderView.twins`).
-        None into a Google Drive mount (:meth:`_held_back`)."""
-        if self._held_back(decision):
-            return
-        # What the plan keeps is read first (a listing that lags showed a checkpoint the
-        # user had just trashed: keep_last kept it and deleted every other one); a copy it
-        # removed (an unchanged file's older copy, repaired) is read as the copy the repair
-        # kept, and what it sent as the copy it sent.
-        decision = pruning.kept_instead(decision, {e.id: kept for lf, kept, olds in
-                                                   self.copies.repairs if not lf.folder_rel
-                                                   for e in olds})
-        # (Not as listed: its old copies, gone by this push's hand.)
-        decision = pruning.sent_instead(decision, {n: e for (f, n), e in self.copies.sent.items()
-                                                   if not f})
-        self.result.pruned += pruning.apply(self.store, decision, self.remote_folder[""],
-                                            self.use_trash, {d.id or "" for d in self.result.pruned},
-                                            twins, self.room_left, confirm=True)
-
-    def _held_back(self, decision: Plan) -> bool:
-        """Whether the plan's deletions are held back: into a Google Drive mount, where no
-        upload can be verified (said once; the room made before the uploads holds back
-        there too: :func:`drivestage.push_room.make_room`)."""
-        return isinstance(self.store, LocalDirStore) and \
-            any(not d.keep and d.id for d in decision) and \
-            retention_held_back(self.store.describe(self.remote_folder[""]))
+        copies of the same bytes of each file it deletes (:func:`push_room.apply_plan`)."""
+        self.fence.check()
+        self.result.pruned += push_room.apply_plan(
+            self.store, decision, self.remote_folder[""], self.use_trash,
+            {d.id or "" for d in self.result.pruned}, twins, self.room_left,
+            self.copies.repairs, self.copies.sent)

@@ -1,17 +1,22 @@
-"""Room on the store for what a push is about to send (:mod:`drivestage.upload_tree`): the
-quota asked once, and when it is short, what the retention plan deletes anyway goes first
-(:func:`drivestage.pruning.pre_prune_victims`), never a newest verified checkpoint, and
-nothing in a Google Drive mount (:func:`drivestage.lost_mounts.retention_held_back`)."""
+"""A push's retention deletions (:mod:`drivestage.upload_tree`): room on the store for what it
+is about to send (:func:`make_room`: the quota asked once, and when it is short, what the
+retention plan deletes anyway goes first, :func:`drivestage.pruning.pre_prune_victims`, never
+a newest verified checkpoint), and the plan applied once every upload is verified
+(:func:`apply_plan`); nothing in a Google Drive mount
+(:func:`drivestage.lost_mounts.retention_held_back`)."""
 from __future__ import annotations
 
 import logging
-from typing import Optional
+from typing import Mapping, Optional, Sequence
+
+from drivestage import pruning
 
 from drivestage.localdir import LocalDirStore
 from drivestage.lost_mounts import retention_held_back
 from drivestage.pruning import Deletions, FolderView, pre_prune_victims, room_keeps
 from drivestage.retention import SIDECAR, Decision, Plan, RetentionPolicy
 from drivestage.sizes import format_size
+from drivestage.local_tree import LocalFile
 from drivestage.store import RemoteEntry, RemoteStore, quota_error
 
 log = logging.getLogger(__name__)
@@ -57,3 +62,35 @@ def make_room(store: RemoteStore, needed: int, where: str, decision: Optional[Pl
     if q.free is not None and needed > q.free:
         raise quota_error(needed, where, q)
     return done, [d for d in victims if d.kind != SIDECAR and d.name in deletes.left]
+
+
+def apply_plan(store: RemoteStore, decision: Plan, folder: RemoteEntry, use_trash: bool,
+               applied: set[str], twins: Mapping[str, list[RemoteEntry]],
+               left: Sequence[Decision],
+               repairs: Sequence[tuple[LocalFile, RemoteEntry, list[RemoteEntry]]],
+               sent: Mapping[tuple[str, str], RemoteEntry]) -> list[Decision]:
+    """The plan's remote deletions in DEST's top ``folder`` (after every upload of the push
+    was verified), with the copies of the same bytes of each file it deletes
+    (:attr:`pruning.FolderView.twins`); ``applied``: ids deleted already, ``left``: those
+    :func:`make_room` left alone. None into a Google Drive mount (:func:`_held_back`).
+    Returns the decisions applied."""
+    if _held_back(store, decision, folder):
+        return []
+    # What the plan keeps is read first (a listing that lags showed a checkpoint the
+    # user had just trashed: keep_last kept it and deleted every other one); a copy it
+    # removed (an unchanged file's older copy, repaired) is read as the copy the repair
+    # kept, and what it sent as the copy it sent.
+    decision = pruning.kept_instead(decision, {e.id: kept for lf, kept, olds in repairs
+                                               if not lf.folder_rel for e in olds})
+    # (Not as listed: its old copies, gone by this push's hand.)
+    decision = pruning.sent_instead(decision, {n: e for (f, n), e in sent.items() if not f})
+    return pruning.apply(store, decision, folder, use_trash, applied, twins, left, confirm=True)
+
+
+def _held_back(store: RemoteStore, decision: Plan, folder: RemoteEntry) -> bool:
+    """Whether the plan's deletions are held back: into a Google Drive mount, where no
+    upload can be verified (said once; the room made before the uploads holds back
+    there too: :func:`make_room`)."""
+    return isinstance(store, LocalDirStore) and \
+        any(not d.keep and d.id for d in decision) and \
+        retention_held_back(store.describe(folder))

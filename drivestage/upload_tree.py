@@ -59,6 +59,7 @@ from drivestage.local_tree import DEFAULT_EXCLUDES, LocalFile, walk  # noqa: F40
 from drivestage.locks import place_lock
 from drivestage.paths import patterns
 from drivestage.push_job import CHECKPOINT_SUFFIXES as CHECKPOINT_SUFFIXES  # (re-exported)
+from drivestage.push_fence import Guard
 from drivestage.push_job import PushJob
 from drivestage.push_result import Outstanding, PushResult as PushResult  # (re-exported)
 from drivestage.remote import Where, open_store
@@ -76,7 +77,8 @@ def push(src: str, dest: Where, policy: Optional[RetentionPolicy] = None, *,
          chunk_size: Optional[int] = None, protect: Iterable[str] = (), use_trash: bool = False,
          jobs: int = 4, progress: Optional[ProgressFn] = None,
          md5_cache: Optional[Md5Cache] = None, keep_other_runs: bool = True,
-         outstanding: Optional[Outstanding] = None, run_folder: bool = False) -> PushResult:
+         outstanding: Optional[Outstanding] = None, run_folder: bool = False,
+         guard: Optional[Guard] = None) -> PushResult:
     """Mirror the local folder ``src`` into ``dest`` (incremental, verified), then prune.
 
     ``dest`` is a spec (``drive:Models/logs``, ``/mnt/nas/logs``), a ``(store, path)`` pair
@@ -95,6 +97,9 @@ def push(src: str, dest: Where, policy: Optional[RetentionPolicy] = None, *,
     push's result as it fills: what a push that failed later on had verified by then.
     ``run_folder``: ``dest`` is a training run's folder (as with a policy): a push of a folder
     above it leaves its checkpoints to this push (:mod:`drivestage.run_folders`).
+    ``guard``: the caller's check that it may still write there (a trainer's run lease),
+    called at each point the push commits on the store; raised, the push removes the new
+    copies nothing vouches for yet and raises it (:mod:`drivestage.push_fence`).
     """
     if not os.path.isdir(src):
         raise NotFoundError(f"{src} is not a local folder; give the folder to push "
@@ -113,7 +118,8 @@ def push(src: str, dest: Where, policy: Optional[RetentionPolicy] = None, *,
         made = PushJob(target, policy or RetentionPolicy(), include=include, exclude=exclude,
                        chunk_size=chunk_size, protect=set(protect), use_trash=use_trash,
                        jobs=jobs, progress=progress, cache=cache, keep_other_runs=keep_other_runs,
-                       outstanding=outstanding or Outstanding(), run_folder=run_folder)
+                       outstanding=outstanding or Outstanding(), run_folder=run_folder,
+                       guard=guard)
         made.outstanding.begin(made.result)   # (read by a caller when the push fails)
         return made
     job = new_job()

@@ -81,10 +81,6 @@ def _on_drive(emulator) -> dict[str, list[str]]:
 
 
 @pytest.mark.parametrize("at", ["check", "upload"])
-@pytest.mark.xfail(strict=True, reason="a push whose lease check passed before its holder slept "
-                   "past the lease goes on when it wakes: it replaces the checkpoint the trainer "
-                   "that took the stale lease over pushed (lease.py: checked before a push, not "
-                   "between its files; a check per file needs drivestage's push)")
 def test_a_holder_woken_after_a_stale_take_over_replaces_nothing_the_new_holder_pushed(
         drive_env, emulator, tmp_path, at):
     from drivestage.localfs import file_md5

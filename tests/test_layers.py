@@ -70,7 +70,8 @@ LAYERS = [
      "stage_move"],   # stage_move: staged copies moved to another DEST with their stamps
     ["stage_walk"],
     ["stage_file", "stage_clash", "pruning", "extra", "old_copies", "behind", "other_runs", "dedupe",
-     "push_watch", "push_room", "push_result", "snapshots", "run_folders", "push_folders"],
+     "push_watch", "push_room", "push_result", "snapshots", "run_folders", "push_folders",
+     "push_fence"],
     ["sidecar_phases"],
     ["stage_tree", "push_job"],
     ["upload_tree"],

@@ -64,19 +64,24 @@ def plan(store: RemoteStore, listing: Sequence[RemoteEntry], names: Sequence[str
     return InPlace(target, side)
 
 
-def send(store: RemoteStore, folder: RemoteEntry, paths: Sequence[str], names: Sequence[str], older: InPlace,
-         cache: Md5Cache) -> None:
+def send(store: RemoteStore, folder: RemoteEntry, paths: Sequence[str], names: Sequence[str],
+         older: InPlace, cache: Md5Cache, guard: Callable[[], None] = lambda: None) -> None:
     """``paths`` (a checkpoint, its sidecar) sent as ``names`` over ``older`` in place, each
     verified: the sidecar there rewritten first to vouch for the copy there and the one
     coming (where it vouches for that copy: :func:`drivestage.sidecar_phases.vouch_coming`),
     then the checkpoint (not where Drive holds its bytes already: a send killed after it),
-    then the sidecar (not where it is there already). Raises what the store raises; the pair there stays verified."""
+    then the sidecar (not where it is there already). Raises what the store raises; the pair
+    there stays verified. ``guard`` (the run's lease: :meth:`trainer.lease.RunLease.guard`)
+    before each of those writes, each a commit: where it raises, nothing more is written."""
     side = older.sidecar
     if (older.checkpoint.md5 or "").lower() != file_md5(paths[0]):
+        guard()
         first = sidecar_phases.vouch_coming(
             store, ("", names[0]), paths[0], older.checkpoint, folder,
             {names[1]: [side]}, {names[1]: paths[1]}, file_md5)
         side = first or side
+        guard()
         store.upload(paths[0], folder, names[0], replace=older.checkpoint, md5_cache=cache)
     if (side.md5 or "").lower() != file_md5(paths[1]):   # (else sent already)
+        guard()
         store.upload(paths[1], folder, names[1], replace=side, md5_cache=cache)

@@ -193,7 +193,7 @@ class DriveFolder:
         from drivestage.mirror import WALK_EVERY
         from drivestage.upload_tree import push
 
-        if self.lease is not None:
+        if self.lease is not None:   # (and at each file's commit: the push's guard)
             self.lease.check()   # (taken over: not one file more; trainer.lease)
             self.lease.after_predecessor()   # (after a --take-over: its last push first)
         self._pushes += 1
@@ -205,7 +205,8 @@ class DriveFolder:
         try:
             return push(self.local_dir, (self._store, self._path), self.policy,
                         exclude=self.exclude + tuple(skip), protect=protect, md5_cache=self._cache,
-                        keep_other_runs=True, outstanding=outstanding, run_folder=True)
+                        keep_other_runs=True, outstanding=outstanding, run_folder=True,
+                        guard=self.lease.guard if self.lease is not None else None)
         except BudgetError as exc:
             # drivestage's remedy names --max-bytes, a flag the trainer does not have.
             to = f" to {format_size(exc.floor)} or more" if exc.floor else ""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import TYPE_CHECKING, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Optional, Sequence
 
 from drivestage import sidecar as sidecars
 from drivestage.errors import DriveStageError, NotFoundError, RemoteChangedError
@@ -38,11 +38,16 @@ def send(drive: "DriveFolder", paths: Sequence[str],
     two files of one name were left (epochkeep32). Where this account may not remove the
     older pair (a shared drive's Contributor), that pair is updated in place instead, a
     verified pair at every step (:mod:`trainer.alone_in_place`: one more pair of those
-    names was left at every such send, for good: stopcopy36)."""
+    names was left at every such send, for good: stopcopy36). The run's lease is checked
+    before each upload and before anything is removed (:meth:`trainer.lease.RunLease.guard`),
+    and after each upload: lost, the copies sent that no sidecar vouches for yet are
+    removed (they are this send's own) and :class:`~trainer.errors.LeaseLostError` raised,
+    as a push does (:mod:`drivestage.push_fence`)."""
     from drivestage.localfs import file_md5
 
     if drive.lease is not None:
         drive.lease.check()
+    guard = drive.lease.guard if drive.lease is not None else _unguarded
     names = list(names or [os.path.basename(p) for p in paths])
     # (A checkpoint and its sidecar by their names: those sent from memory have no
     # names of their own on this machine, trainer.memory_send.)
@@ -56,8 +61,10 @@ def send(drive: "DriveFolder", paths: Sequence[str],
         older = alone_in_place.plan(drive._store, listed, names, paths[1],
                                     lambda: drive._own(folder))
         if older is not None:   # (removing nothing: a Contributor's; stopcopy36)
-            alone_in_place.send(drive._store, folder, paths, names, older, drive._cache)
+            alone_in_place.send(drive._store, folder, paths, names, older, drive._cache,
+                                guard)
             return
+    own: list[RemoteEntry] = []   # copies sent that nothing vouches for yet
     for path, name in zip(paths, names):
         md5 = file_md5(path)
         listed = drive._store.list(folder)
@@ -66,11 +73,18 @@ def send(drive: "DriveFolder", paths: Sequence[str],
         if same:
             sent[name] = same[0]
             continue
+        _checked(drive, guard, own)
         got = drive._store.upload(path, folder, name, md5_cache=drive._cache)
+        own.append(got)
+        _checked(drive, guard, own)   # (its own until it, or the sidecar after it, passed)
+        if not pair or name == names[1]:
+            own.clear()
         aside += drive._store.aside(got)   # (a local DEST's old copy: removed below)
         listed = drive._store.list(folder)
         sent[name] = _one_of(drive, got, [e for e in listed if e.name == name and not
                                         e.is_dir and (e.md5 or "").lower() == md5])
+    if aside or pair:
+        guard()   # (before anything is removed)
     for old in aside:   # (the old copy a store holding one file of a name kept aside)
         try:
             drive._store.delete(old)
@@ -83,6 +97,33 @@ def send(drive: "DriveFolder", paths: Sequence[str],
             logger.warning("%s is verified on Drive, but its older copy there could not "
                            "be removed (%s): two files of that name are left", drive.where(
                                names[0]), exc)
+
+
+def _unguarded() -> None:
+    """No lease (``drive.lease_minutes`` 0): every send goes on."""
+
+
+def _checked(drive: "DriveFolder", guard: Callable[[], None],
+             own: Sequence[RemoteEntry]) -> None:
+    """``guard()``; where it raises (the lease lost), the copies this send made that no
+    sidecar vouches for yet (``own``) are removed first."""
+    try:
+        guard()
+    except Exception:
+        for entry in own:
+            _remove_own(drive, entry)
+        raise
+
+
+def _remove_own(drive: "DriveFolder", entry: RemoteEntry) -> None:
+    """Remove ``entry``, a copy this send made that no sidecar vouches for."""
+    try:
+        drive._store.delete(entry)
+    except NotFoundError:
+        pass
+    except DriveStageError as exc:   # (left: a copy no sidecar vouches for)
+        logger.warning("could not remove %s, sent before the run's lease was found lost (%s)",
+                       drive.where(entry.name), exc)
 
 
 def _not_theirs(drive: "DriveFolder", listing: Sequence[RemoteEntry], side_path: str,

@@ -100,12 +100,26 @@ class RunLease:
         self._folder: Optional[RemoteEntry] = None
         #: Not taken at the start (Drive down): taken at the first push that reaches Drive.
         self.pending = False
+        #: When (:func:`_clock`) the last write of this claim that Drive answered was sent,
+        #: and until when no other trainer can have taken the lease over as stale
+        #: (:meth:`guard`): a check's listing showed none better, and this claim, renewed
+        #: since, is not stale before then in any trainer's eyes.
+        self._written_at = 0.0
+        self._sure_until = 0.0
+        self.guard_checks = 0   # the checks (listings) :meth:`guard` made (a test counts them)
 
     @property
     def stale_s(self) -> float:
         """A claim not renewed for this long is its holder's no more: two periods (one missed
         renewal is no death) and a margin for a slow request (at most 30 s)."""
         return 2 * self.period_s + min(30.0, self.period_s)
+
+    @property
+    def sure_s(self) -> float:
+        """How long after a renewal was sent this claim is surely not stale to another
+        trainer: :attr:`stale_s` less a margin for Drive's clock as each machine hears it
+        (its ``Date``, to the second) and the request's time on the way."""
+        return self.stale_s - min(10.0, self.period_s / 2)
 
     @property
     def settle_s(self) -> float:
@@ -159,6 +173,7 @@ class RunLease:
         if holder is not None:
             self._remove()
             raise LeaseHeldError(self._held_text(holder))
+        self._sure_until = self._written_at + self.sure_s   # (held: none better listed)
         if taken:   # (said: a trainer elsewhere that still runs would be refused later)
             how = "--take-over" if self.take_over and not self._gone(taken[0]) else \
                 "its holder is gone"
@@ -192,14 +207,41 @@ class RunLease:
                       and (c.generation > self.generation or not self._gone(c))]
             if better:
                 self._lose(min(better, key=lambda c: c.order))
+            # None better as listed; a stale take-over needs this claim stale: not before
+            # its last write that Drive answered, and the margin, are stale_s old.
+            sure = self._written_at + self.sure_s
             listed = next((c for c in claims if c.owner == self.token), None)
             if listed is None or server_clock.now() - listed.entry.modified > self.period_s / 2:
-                self._write(folder)
+                # (Sent before it could be stale: no take-over meanwhile; sent later, the
+                # next guard lists again.)
+                if self._write(folder) < sure:
+                    sure = self._written_at + self.sure_s
+            self._sure_until = sure
 
-    def _lose(self, holder: Claim, how: str = "took the run's lease on {} over") -> None:
+    def guard(self) -> None:
+        """The push's guard (:mod:`drivestage.push_fence`), at each point a push commits a
+        file on Drive: raise :class:`LeaseLostError` where the lease is lost. No request
+        while the last renewal proves that no trainer can have taken it over as stale yet
+        (the renewal thread keeps it so: every period, against :attr:`sure_s`); else (this
+        machine slept, Drive failed the renewals) a :meth:`check`: one listing and a
+        renewal, proving it for :attr:`sure_s` more. So a push adds a listing per
+        :attr:`sure_s` at most, whatever its files. A ``--take-over`` of a live lease is
+        found by the renewal thread (``lost``), and its taker waits for this trainer's claim
+        to be gone before its first push (:meth:`after_predecessor`). Not taken yet (Drive
+        down at the start): nothing to guard, as before (:meth:`check` at each push takes
+        it)."""
+        if self.lost is not None:
+            raise LeaseLostError(self.lost)
+        if self.pending or _clock() < self._sure_until:
+            return
+        self.guard_checks += 1
+        self.check()
+
+    def _lose(self, holder: Claim, how: str = "took the run's lease on {} over",
+              why: str = "") -> None:
         """Say the lease is ``holder``'s, ask the run to stop, raise :class:`LeaseLostError`."""
         taken = (f"{holder.who} {how.format(self.drive.spec)} "
-                 f"(renewed {age_text(self._silent(holder))} ago)")
+                 f"(renewed {age_text(self._silent(holder))} ago){why}")
         self.lost = (f"{taken}: this trainer pushes nothing more there, its "
                      f"checkpoints stay in {self.drive.local_dir} only")
         logger.warning("%s", self.lost)
@@ -231,7 +273,9 @@ class RunLease:
             return
         if live:
             self.pending = False
-            self._lose(min(live, key=lambda c: c.order), "holds the run's lease on {}")
+            self._lose(min(live, key=lambda c: c.order), HELD + " {}",
+                       ": it took the lease while this trainer could not (Drive was down when "
+                       "this trainer started)")
         self.pending = False
         self.start()
 
@@ -312,7 +356,9 @@ class RunLease:
     def _claims(self, folder: RemoteEntry) -> list[Claim]:
         return self._reader.claims(folder)
 
-    def _write(self, folder: RemoteEntry, released: bool = False) -> None:
+    def _write(self, folder: RemoteEntry, released: bool = False) -> float:
+        """Write this claim (made, or renewed in place); returns when it was sent
+        (:func:`_clock`), noted as :attr:`_written_at` once Drive answered."""
         store, _ = self.drive.store_at()
         self._renewals += 1
         body = {"owner": self.token, "host": socket.gethostname(), "pid": os.getpid(),
@@ -325,6 +371,7 @@ class RunLease:
             with os.fdopen(fd, "w") as fh:
                 json.dump(body, fh)
             replace = self._mine
+            sent = _clock()   # (before the first try: Drive's date of it is later)
             try:
                 self._mine = store.upload(tmp, folder, self.name, replace=replace)
             except NotFoundError:   # (removed by someone: made again)
@@ -334,6 +381,8 @@ class RunLease:
                 self._order = (-self.generation, made, self._mine.id)
         finally:
             os.unlink(tmp)
+        self._written_at = sent
+        return sent
 
     def _remove(self) -> None:
         mine = self._mine
@@ -377,6 +426,14 @@ class RunLease:
                 f"{span_text(self.stale_s)} after it stopped renewing and start again, or start "
                 "this one with --take-over (that one then stops at its next save); or give "
                 "this run another drive.logs")
+
+
+def _clock() -> float:
+    """Seconds on a clock that counts the time this machine slept (suspended: a laptop's lid
+    closed), which :func:`time.monotonic` does not on Linux: a lease that lapsed while this
+    machine slept is not taken for one renewed a moment ago."""
+    boot = getattr(time, "CLOCK_BOOTTIME", None)
+    return time.clock_gettime(boot) if boot is not None else time.monotonic()
 
 
 #: The leases this process holds (rank 0's one), released with the run folder's lock at the

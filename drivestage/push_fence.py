@@ -1,0 +1,105 @@
+"""A push's *guard*: the caller's check, made at each point where the push commits on the store.
+
+A push plans against a listing and then writes for minutes. A caller that may lose its right
+to write meanwhile (a trainer whose run's lease another trainer took over while this machine
+slept: :mod:`trainer.lease`) gives :func:`drivestage.upload_tree.push` a ``guard``: a callable
+that returns where the caller may still write, and raises where it may not. The push calls it
+(:class:`Fence`) at every commit point:
+
+- before each upload (an update in place is its commit; a new copy costs its bytes);
+- after each new copy is uploaded and verified, before it counts as sent: a copy made beside
+  the old ones is *this push's own* until the sidecar that vouches for it is written (a file
+  without a sidecar: until that check passes);
+- before a sidecar is written (each upload is checked before), before each removal of old
+  copies, before retention's deletions, the room made for the uploads and ``--delete``.
+
+A guard that raises once is raised again at every later point without being called (the
+push stops). The push then removes what is its own (the new copies no sidecar has vouched
+for yet, :meth:`Fence.undo`), keeps everything else as it is (old copies stay, nothing more is
+replaced) and raises the guard's error. What no guard can close: a caller asleep between a
+check that passed and the request it allowed (Drive has no conditional write) — one
+request's span, at every commit point.
+
+The guard is called from the push's upload threads at once: it must be thread-safe, and it
+is called often (several times per file), so it must be cheap (the trainer's lease makes no
+request while its last renewal proves the lease still its own).
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Callable, Iterable, Optional
+
+from drivestage.errors import DriveStageError, NotFoundError
+from drivestage.store import RemoteEntry, RemoteStore
+
+log = logging.getLogger("drivestage.upload_tree")
+
+#: The caller's check: returns where the push may still write, raises where it may not.
+Guard = Callable[[], None]
+#: (folder relative to DEST, name)
+Key = tuple[str, str]
+
+
+class Fence:
+    """One push's guard (``None``: no guard, every check passes) and the copies it made that
+    are its own until committed."""
+
+    def __init__(self, guard: Optional[Guard] = None) -> None:
+        self._guard = guard
+        self.broken: Optional[Exception] = None   # the guard's error, once it raised
+        self._own: dict[Key, RemoteEntry] = {}    # new copies not yet vouched for
+        self._lock = threading.Lock()
+        self.checks = 0   # calls of the guard (a test counts them)
+
+    def check(self) -> None:
+        """Call the guard; raise its error (again, without calling it, once it raised)."""
+        if self._guard is None:
+            return
+        if self.broken is not None:
+            raise self.broken
+        with self._lock:
+            self.checks += 1
+        try:
+            self._guard()
+        except Exception as exc:
+            with self._lock:
+                self.broken = self.broken or exc
+            raise
+
+    def made(self, key: Key, entry: RemoteEntry, final: bool) -> None:
+        """``entry``, a new copy of ``key`` just uploaded and verified, is this push's own
+        until committed; checked now. ``final``: nothing vouches for it but itself (no
+        sidecar of it is pushed, or it is a sidecar): committed once the check passes."""
+        if self._guard is None:
+            return
+        with self._lock:
+            self._own[key] = entry
+        self.check()
+        if final:
+            self.committed([key])
+
+    def committed(self, keys: Iterable[Key]) -> None:
+        """The copies of ``keys`` are vouched for on the store now (their sidecar went): no
+        longer this push's to remove."""
+        with self._lock:
+            for key in keys:
+                self._own.pop(key, None)
+
+    def undo(self, store: RemoteStore) -> None:
+        """Remove the copies this push made that nothing vouches for yet (the guard raised):
+        they are its own, and the store goes on as the one allowed to write there left it."""
+        with self._lock:
+            own, self._own = list(self._own.values()), {}
+        for entry in own:
+            try:
+                store.delete(entry)
+            except NotFoundError:
+                pass
+            except DriveStageError as exc:   # (left: a copy no sidecar vouches for)
+                log.warning("could not remove %s, which this push sent before it had to stop "
+                            "(%s): a copy no sidecar vouches for is left beside the others",
+                            store.describe(entry), exc)
+            else:
+                log.info("removed %s: this push sent it, and had to stop before its sidecar",
+                         store.describe(entry))
