@@ -107,6 +107,7 @@ class RunLease:
         self._written_at = 0.0
         self._sure_until = 0.0
         self.guard_checks = 0   # the checks (listings) :meth:`guard` made (a test counts them)
+        self._guarding = threading.Lock()
 
     @property
     def stale_s(self) -> float:
@@ -234,8 +235,11 @@ class RunLease:
             raise LeaseLostError(self.lost)
         if self.pending or _clock() < self._sure_until:
             return
-        self.guard_checks += 1
-        self.check()
+        with self._guarding:   # (the push's threads at once: one checks, the others see it)
+            if _clock() < self._sure_until:
+                return
+            self.guard_checks += 1
+            self.check()
 
     def _lose(self, holder: Claim, how: str = "took the run's lease on {} over",
               why: str = "") -> None:

@@ -1,0 +1,147 @@
+"""fence37: a holder of the run's lease silent past the lease (a machine asleep: SIGSTOP)
+after its lease check passed, while a new trainer took the stale lease over and pushed the
+same names; woken (SIGCONT), it goes on. attacklease36_asleep covers a push into a folder
+this account may delete in; here the other paths that write: a pair sent alone
+(``DriveFolder.send_alone``: a stop's save), whose new checkpoint copy, made after the take-
+over, is its own and removed; and a shared drive where the account is a Contributor (it
+deletes nothing: a push and a lone send update the pair in place, its sidecar first:
+drivestage.sidecar_phases, trainer.alone_in_place), where nothing is written once the lease
+is lost. Each: the new holder's pair is what Drive holds, alone, and the woken one fails with
+LeaseLostError. A child process holds the lease and stops itself at the hook; the real
+PyDrive2 stack against the emulator; real checkpoint files."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+NAME, SIDE = "epoch_001.pt", "epoch_001.json"
+
+CHILD = textwrap.dedent("""
+    import os, signal, sys, threading
+    from trainer.drive import DriveFolder
+    from trainer.lease import RunLease
+
+    dest, local, how, at = sys.argv[1:5]
+    folder = DriveFolder(dest, local)
+    lease = RunLease(folder, period_s=0.6)
+    lease.acquire()
+    folder.lease = lease.start()
+    asleep = []
+
+    def sleep():
+        if not asleep:
+            asleep.append(1)
+            os.kill(os.getpid(), signal.SIGSTOP)
+
+    checked, sent = lease.check, folder._store.upload
+
+    def check():   # (asleep right after the check before the send passed)
+        checked()
+        if threading.current_thread() is threading.main_thread():
+            sleep()
+
+    def upload(*a, **k):   # (asleep at its first upload, the send planned against Drive)
+        sleep()
+        return sent(*a, **k)
+
+    if at == "check":
+        lease.check = check
+    else:
+        folder._store.upload = upload
+    try:
+        if how == "push":
+            folder.push()
+        else:
+            folder.send_alone([os.path.join(local, "epoch_001.pt"),
+                               os.path.join(local, "epoch_001.json")])
+        print("sent", flush=True)
+    except Exception as exc:
+        print("failed", type(exc).__name__, flush=True)
+    lease.release()
+""")
+
+
+def _pair(folder, weight: float, saved: float) -> dict[str, str]:
+    import torch
+
+    from drivestage.localfs import file_md5
+    from trainer import checkpoint as ckpt
+
+    os.makedirs(folder, exist_ok=True)
+    state = {"format_version": ckpt.FORMAT_VERSION,
+             "model": {"w": torch.full((1 << 12,), weight)}, "optimizer": {}, "epoch": 1,
+             "iteration": 3, "epoch_iteration": 3, "config": {}, "run": "r1"}
+    path = ckpt.save_checkpoint(state, os.path.join(folder, NAME), saved=saved)
+    return {NAME: file_md5(path), SIDE: file_md5(os.path.join(folder, SIDE))}
+
+
+def _on_drive(emulator) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for f in emulator.files():
+        if not f["labels"]["trashed"] and f["title"].startswith("epoch_"):
+            out.setdefault(f["title"], []).append(f.get("md5Checksum", ""))
+    return out
+
+
+def _woken_after_a_take_over(emulator, tmp_path, dest: str, how: str, at: str) -> str:
+    """The child sends its pair (``how``), asleep at ``at``; the new holder takes the stale
+    lease over and pushes its own pair of those names; the child is woken. Its output."""
+    from trainer.drive import DriveFolder
+    from trainer.lease import RunLease
+
+    old_dir, new_dir = tmp_path / "old", tmp_path / "new"
+    _pair(old_dir, 1.5, 1500.0)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path),
+               DRIVESTAGE_STATE_DIR=str(tmp_path / "state-old"))
+    child = subprocess.Popen([sys.executable, "-c", CHILD, dest, str(old_dir), how, at],
+                             env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        _, status = os.waitpid(child.pid, os.WUNTRACED)
+        assert os.WIFSTOPPED(status), status
+        new = RunLease(DriveFolder(dest, str(new_dir)), period_s=0.6)
+        new.acquire()   # (once the child's claim is stale)
+        ours = _pair(new_dir, 2.0, 2000.0)   # resumed from Drive, saved the same epoch
+        folder = DriveFolder(dest, str(new_dir))
+        folder.lease = new
+        folder.push()
+        assert {n: m for n, ms in _on_drive(emulator).items() for m in ms} == ours
+        os.kill(child.pid, signal.SIGCONT)
+        out, _ = child.communicate(timeout=120)
+        new.release()
+    finally:
+        if child.poll() is None:
+            os.kill(child.pid, signal.SIGCONT)
+            child.kill()
+            child.wait()
+    assert _on_drive(emulator) == {n: [m] for n, m in ours.items()}, (out, _on_drive(emulator))
+    return out
+
+
+def test_a_pair_sent_alone_after_a_take_over_leaves_nothing(drive_env, emulator, tmp_path):
+    """Asleep at its checkpoint's upload: woken, the copy it makes is found its own at the
+    check after the upload and removed; its sidecar is never sent."""
+    out = _woken_after_a_take_over(emulator, tmp_path, "drive:runs/exp", "alone", "upload")
+    assert out.strip() == "failed LeaseLostError"
+
+
+@pytest.mark.parametrize("how", ["push", "alone"])
+def test_a_contributors_in_place_update_after_a_take_over_writes_nothing(
+        drive_env, emulator, tmp_path, how):
+    """A shared drive's Contributor: the old holder's pair is on Drive (its earlier push);
+    its new pair would update that pair in place (the sidecar first), after the new holder
+    updated it in place with its own."""
+    from trainer.drive import DriveFolder
+
+    team = emulator.add_shared_drive("Team", role="writer")
+    emulator.add_folder("run", drive_id=team)
+    dest = "drive:shared/Team/run"
+    first = tmp_path / "first"
+    _pair(first, 1.0, 1000.0)
+    DriveFolder(dest, str(first)).push()   # (the run's pair there, before the sleep)
+    out = _woken_after_a_take_over(emulator, tmp_path, dest, how, "check")
+    assert out.strip() == "failed LeaseLostError"

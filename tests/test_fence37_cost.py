@@ -1,0 +1,113 @@
+"""fence37: what the push's guard (drivestage.push_fence) costs when it is the run's lease
+(trainer.lease.RunLease.guard). The guard is called at every commit point of every file
+(before each upload, after each new copy, before removals), so a listing per call would be a
+listing per file and more: a 1,000-file push paid a thousand listings. The lease answers from
+its last renewal while that proves no trainer can have taken it over as stale (no request);
+past that (this machine slept, the renewals failed) one check (a listing, a renewal) proves it
+for ``sure_s`` more: a push adds one listing per ``sure_s`` at most, whatever its files.
+Counted on the emulator's request log (a push with the lease against the same push without,
+into another folder), the real PyDrive2 stack, real checkpoint files."""
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections import Counter
+
+
+def _pair(folder, name: str, weight: float) -> None:
+    import torch
+
+    from trainer import checkpoint as ckpt
+
+    state = {"format_version": ckpt.FORMAT_VERSION, "model": {"w": torch.full((64,), weight)},
+             "optimizer": {}, "epoch": 1, "iteration": 3, "epoch_iteration": 3, "config": {},
+             "run": "r1"}
+    ckpt.save_checkpoint(state, os.path.join(folder, name), saved=1000.0 + weight)
+
+
+def _kinds(records) -> Counter:
+    out: Counter = Counter()
+    for r in records:
+        if r.method == "GET" and r.path.rstrip("/").endswith("/files") and "q" in r.query:
+            out["list"] += 1
+        elif "/upload/" in r.path:
+            out["upload"] += 1
+        else:
+            out["other"] += 1
+    return out
+
+
+def _counted(lease) -> list[int]:
+    """The guard's calls, counted (the lease's own guard, called through)."""
+    calls: list[int] = []
+    guard = lease.guard
+
+    def counted() -> None:
+        calls.append(1)
+        guard()
+    lease.guard = counted
+    return calls
+
+
+def _pushed(emulator, tmp_path, name: str, pairs: int, logs: int, lease_period=None):
+    """A run folder pushed once (made and marked), then ``pairs`` checkpoint pairs and
+    ``logs`` small files pushed: the second push's requests, its result, the lease, the
+    guard's calls and the push's seconds."""
+    from trainer.drive import DriveFolder
+    from trainer.lease import RunLease
+
+    local = tmp_path / name
+    local.mkdir()
+    folder = DriveFolder(f"drive:runs/{name}", str(local))
+    _pair(local, "epoch_000.pt", 0.5)
+    folder.push()
+    lease = calls = None
+    if lease_period is not None:
+        lease = RunLease(folder, period_s=lease_period)
+        lease.acquire()
+        folder.lease = lease
+        calls = _counted(lease)
+    for i in range(logs):
+        (local / f"log_{i:03d}.txt").write_text(f"line {i}\n")
+    for i in range(1, pairs + 1):
+        _pair(local, f"epoch_{i:03d}.pt", i)
+    try:
+        before = len(emulator.requests)
+        began = time.monotonic()
+        result = folder.push()
+        took = time.monotonic() - began
+        made = _kinds(emulator.requests[before:])
+    finally:
+        if lease is not None:
+            lease.release()
+    return made, result, lease, calls, took
+
+
+def test_a_push_of_many_files_adds_one_listing_while_the_lease_is_renewed(drive_env, emulator,
+                                                                           tmp_path):
+    plain, _, _, _, _ = _pushed(emulator, tmp_path, "plain", pairs=5, logs=50)
+    # (600 s renewals: the acquire's proof holds for the whole push, as renewals keep it)
+    leased, result, lease, calls, _ = _pushed(emulator, tmp_path, "leased", pairs=5, logs=50,
+                                              lease_period=600.0)
+    assert len(result.uploaded) == 60
+    assert len(calls) >= 2 * 60   # before each upload, after each new copy, ...
+    assert lease.guard_checks == 0
+    # the push's own check at its start, and nothing for the guard's calls
+    assert leased == plain + Counter(list=1), (plain, leased)
+
+
+def test_a_push_outliving_its_proof_lists_once_per_sure_s_at_most(drive_env, emulator,
+                                                                 tmp_path):
+    """No renewal thread (as if its renewals failed): the acquire's proof lasts ``sure_s``
+    (1.5 s at a 0.6 s period); past it a guard's call checks (a listing, the claim written
+    again), and that proves it for ``sure_s`` more."""
+    plain, _, _, _, _ = _pushed(emulator, tmp_path, "plain", pairs=30, logs=0)
+    leased, result, lease, calls, took = _pushed(emulator, tmp_path, "leased", pairs=30, logs=0,
+                                                 lease_period=0.6)
+    assert len(result.uploaded) == 60
+    assert len(calls) >= 2 * 60
+    assert lease.guard_checks <= math.ceil(took / lease.sure_s) + 1, (lease.guard_checks, took)
+    # a listing for the push's check and one per guard check; a renewal at most per check
+    assert leased["list"] == plain["list"] + 1 + lease.guard_checks, (plain, leased)
+    assert plain["upload"] <= leased["upload"] <= plain["upload"] + 1 + lease.guard_checks
