@@ -48,11 +48,12 @@ def test_a_second_trainer_after_the_outage_stops_the_first_from_pushing(drive_en
     from trainer.errors import LeaseLostError
     from trainer.lease import RunLease, release_all
 
+    _pair(tmp_path / "first", "epoch_001.pt", 1)   # (torch's import: before the lease's clock)
     first, stop = _started_during_an_outage(emulator, tmp_path, fast_retries)
     second = RunLease(DriveFolder(DEST, str(tmp_path / "second")), period_s=3.0)
     second.acquire()   # no claim on Drive: it holds the lease
+    second.start()   # (renewed: under -n 2 the import alone outlasted its 9 s, fence37)
     try:
-        _pair(tmp_path / "first", "epoch_001.pt", 1)
         with pytest.raises(LeaseLostError):
             first.push()
         assert stop.is_set()
@@ -124,7 +125,8 @@ def test_a_trainer_started_in_an_outage_stops_at_its_first_push_where_another_ho
     assert not [n for n in names if n.endswith(".pt")], names   # nothing of its went there
     last = r.stderr.strip().splitlines()[-1]
     # (its first push: the run's record before the first step, or the first epoch's save,
-    # as the machine's load has it; either way a take-over's stop, nothing of it on Drive)
-    assert last.startswith("Error: stopped by the take-over of the run's lease "), last
+    # as the machine's load has it; either way nothing of it on Drive; nothing was taken
+    # over: fence37 words it so)
+    assert last.startswith("Error: stopped by another trainer holding the run's lease "), last
     assert last.endswith("before the first step: nothing was trained, nothing is saved") or (
         " is saved in " in last and f"holds the run's lease on {DEST}" in last), last

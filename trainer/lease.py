@@ -245,7 +245,7 @@ class RunLease:
               why: str = "") -> None:
         """Say the lease is ``holder``'s, ask the run to stop, raise :class:`LeaseLostError`."""
         taken = (f"{holder.who} {how.format(self.drive.spec)} "
-                 f"(renewed {age_text(self._silent(holder))} ago){why}")
+                 f"(renewed {age_text(self._silent(holder))} ago{why})")
         self.lost = (f"{taken}: this trainer pushes nothing more there, its "
                      f"checkpoints stay in {self.drive.local_dir} only")
         logger.warning("%s", self.lost)
@@ -278,8 +278,8 @@ class RunLease:
         if live:
             self.pending = False
             self._lose(min(live, key=lambda c: c.order), HELD + " {}",
-                       ": it took the lease while this trainer could not (Drive was down when "
-                       "this trainer started)")
+                       "; taken while Drive was down at this trainer's start, before this "
+                       "trainer could take it")
         self.pending = False
         self.start()
 

@@ -148,5 +148,5 @@ def stop_name(detail: Optional[str]) -> str:
     ``detail`` (:meth:`trainer.lease.RunLease._lose`'s text): a take-over, or a trainer that
     found another holding the lease when it first reached Drive (nothing taken over)."""
     if HELD in (detail or ""):
-        return "another trainer's hold of the run's lease"
+        return "another trainer holding the run's lease"
     return "the take-over of the run's lease"

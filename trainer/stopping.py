@@ -205,8 +205,10 @@ class StopFlag:
             from trainer.unreadable import what
 
             return what(self.detail)
-        if self.signum == LEASE_LOST:
-            return "the take-over of the run's lease"
+        if self.signum == LEASE_LOST:   # (a take-over, or held when first reached: no take-over)
+            from trainer.lease_claims import stop_name
+
+            return stop_name(self.detail)
         return _NAMES.get(self.signum, f"signal {self.signum}")
 
     @property
