@@ -63,7 +63,7 @@ from drivestage.temps import namespace_tag
 from trainer.drive import age_text
 from trainer.errors import LeaseHeldError, LeaseLostError
 from trainer.lease_claims import HELD, MAX_CLAIMS, PREFIX, SUFFIX, Claim, ClaimReader, \
-    gone, is_claim, silent, span_text
+    gone, is_claim, last_holder, silent, span_text
 
 __all__ = ["HELD", "MAX_CLAIMS", "PREFIX", "SUFFIX", "Claim", "RunLease", "held_folder",
            "is_claim", "release_all", "span_text"]
@@ -306,11 +306,15 @@ class RunLease:
         live = [c for c in claims if not self._gone(c)]
         return min(live, key=lambda c: c.order) if live else None
 
-    def holder_text(self) -> Optional[str]:
-        """``trained now by pid N on HOST (its lease renewed 20 s ago)``, or None."""
-        held = self.holder()
-        return None if held is None else (f"trained now by {held.who} (its lease renewed "
-                                           f"{age_text(self._silent(held))} ago)")
+    def last_claim(self) -> Optional[Claim]:
+        """The claim that holds the lease now, or held it last where none is live (its
+        trainer gone, the claim left): for ``trainer status`` (:func:`trainer.status.lease`)."""
+        store, path = self.drive.store_at()
+        try:
+            claims = self._claims(store.resolve(path))
+        except NotFoundError:
+            return None
+        return last_holder(claims, self.stale_s)
 
     def after_predecessor(self) -> None:
         """Before this trainer's first push after a ``--take-over`` of a live lease: wait

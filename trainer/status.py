@@ -245,3 +245,32 @@ def local_line(out_dir: str, keep: int) -> Optional[str]:
     over = len(names) - keep
     return f"{head}: {over} of them go once verified on Drive" if over > 0 else \
         f"{head}: the newest {keep} are kept"
+
+
+def lease(folder: Any, minutes: float) -> Optional[dict[str, Any]]:
+    """``trainer status``'s ``lease`` (``--json``): the trainer holding the run's lease on
+    ``folder`` (a :class:`trainer.drive.DriveFolder`), or the one that held it last where none
+    is live, read from its claim (:mod:`trainer.lease_claims`: who, host, pid, generation,
+    seconds since its last renewal by Drive's clock, stale or live); None where the config
+    takes no lease (``drive.lease_minutes`` 0) or no claim is there."""
+    from trainer.lease import RunLease
+    from trainer.lease_claims import view
+
+    if not minutes:
+        return None
+    taken = RunLease(folder, 60.0 * minutes)
+    claim = taken.last_claim()
+    return None if claim is None else view(claim, taken.stale_s)
+
+
+def lease_line(spec: str, held: dict[str, Any]) -> str:
+    """The plain status's line of :func:`lease`: ``drive:x: trained now by pid N on HOST (its
+    lease renewed 20 s ago)``, or, stale, who trained it last and that the next trainer of the
+    run takes the lease over at once."""
+    from trainer.drive import age_text
+
+    age = age_text(held["renewed_age_s"])
+    if not held["stale"]:
+        return f"{spec}: trained now by {held['holder']} (its lease renewed {age} ago)"
+    return (f"{spec}: trained last by {held['holder']} (its lease renewed {age} ago, stale: "
+            "that trainer is gone; the next trainer of the run takes the lease over at once)")

@@ -305,7 +305,9 @@ def status_cmd(config_path: str, overrides: tuple[str, ...], as_json: bool) -> N
     weights, or weights that do not fit the config's network), one line names it and why,
     and one the checkpoint --resume auto goes on from; where the config changes the model's
     shape (class count, anchors mask, phi, model.width), one line says --resume auto would
-    refuse it. A last line says how many epoch files
+    refuse it. A line names the trainer holding the run's lease (drive.lease_minutes), or
+    the one that held it last and that it is stale (--json: lease, with its generation and
+    the seconds since its last renewal). A last line says how many epoch files
     train.out_dir keeps on this machine (train.keep_local).
 
     Exit codes: 0 there is one, 1 there is none (or Drive cannot be read), 2 bad config.
@@ -351,6 +353,9 @@ def status_cmd(config_path: str, overrides: tuple[str, ...], as_json: bool) -> N
     from trainer.status import layout_check, local_line
 
     verdict = resume_verdict(folder, remote, cfg.train.out_dir, layout=layout_check(cfg))
+    from trainer.status import lease, lease_line
+
+    held = lease(folder, cfg.drive.lease_minutes)   # (a trainer running now: trainer.lease)
     here = sorted(epoch_files(cfg.train.out_dir).items(), key=lambda kv: (kv[1], kv[0]))
     if as_json:
         click.echo(json.dumps({"where": found.where, "name": found.name, "run": side.run,
@@ -365,7 +370,7 @@ def status_cmd(config_path: str, overrides: tuple[str, ...], as_json: bool) -> N
                                "resume_unknown": verdict.unknown,
                                "resume_refused": verdict.refused,
                                "local_epoch_files": [name for name, _ in here],
-                               "keep_local": cfg.train.keep_local},
+                               "keep_local": cfg.train.keep_local, "lease": held},
                               indent=1, sort_keys=True))
         return
     from drivestage.paths import printable
@@ -374,12 +379,8 @@ def status_cmd(config_path: str, overrides: tuple[str, ...], as_json: bool) -> N
     # text in a shared folder; an ANSI escape or a newline in it reached the terminal.)
     click.echo(printable(f"{found.where}: {pos.label}, verified on Drive {age_text(age)} ago "
                          f"({describe_run(side.run)})"))
-    if cfg.drive.lease_minutes:   # (a trainer running now: its lease, trainer.lease)
-        from trainer.lease import RunLease
-
-        held = RunLease(folder, 60.0 * cfg.drive.lease_minutes).holder_text()
-        if held is not None:
-            click.echo(printable(f"{folder.spec}: {held}"))
+    if held is not None:
+        click.echo(printable(lease_line(folder.spec, held)))
 
     for line in verdict_lines(verdict, folder.spec, now):
         click.echo(printable(line))
