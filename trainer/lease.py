@@ -32,12 +32,23 @@ its claim is the holder then (else it removes it and is refused). Two trainers s
 the same instant both write generation N; the later one's listing, made after its own
 write, shows the earlier one: it loses; the earlier one wins whether or not it saw the
 later. What is left: a listing that lags a create by more than ``settle_s`` (Drive lists by
-parent consistently in practice; not guaranteed), and a push already under way in a holder
-that was silent past the lease (a machine asleep for minutes that wakes mid-push) when a
-new trainer took the stale lease: each push checks the lease before it starts, not between
-its files. After a ``--take-over`` of a live lease, the taker's first push waits until the
-old holder is gone (:meth:`RunLease.after_predecessor`), so a push the old one had begun
-ends first.
+parent consistently in practice; not guaranteed: attacklease36_lag, healed at the later
+holder's next check). After a ``--take-over`` of a live lease, the taker's first push waits
+until the old holder is gone (:meth:`RunLease.after_predecessor`), so a push the old one had
+begun ends first.
+
+**Fenced pushes.** A holder silent past the lease (a machine asleep for minutes, a stopped
+process) that wakes mid-push while a new trainer took the stale lease over: its push had
+checked the lease before it started, and went on replacing the new holder's checkpoints.
+Each push, and each pair sent alone, now calls :meth:`RunLease.guard` at every point it
+commits on Drive (drivestage's push ``guard``, :mod:`drivestage.push_fence`); lost, the copy
+it sent that no sidecar vouches for yet is removed and nothing more is written. The guard
+needs no request while the last renewal proves the lease: a stale take-over needs this
+claim silent for :attr:`RunLease.stale_s` by Drive's clock, and a check's listing showed no
+better claim, so until the last write Drive answered plus :attr:`RunLease.sure_s` none can
+have happened (timed on a clock that counts this machine's sleep). Past that, one check
+(a listing, a renewal) proves it again. Left: a sleep between the guard's answer and the
+one request it allowed (Drive has no conditional write).
 
 **Losing it.** A holder that finds a higher claim (taken over) stops pushing at once (every
 push and lone send checks first: :meth:`RunLease.check`), asks the run to stop as a signal
@@ -63,7 +74,7 @@ from drivestage.temps import namespace_tag
 from trainer.drive import age_text
 from trainer.errors import LeaseHeldError, LeaseLostError
 from trainer.lease_claims import HELD, MAX_CLAIMS, PREFIX, SUFFIX, Claim, ClaimReader, \
-    gone, is_claim, last_holder, silent, span_text
+    gone, held_text, is_claim, last_holder, silent, span_text
 
 __all__ = ["HELD", "MAX_CLAIMS", "PREFIX", "SUFFIX", "Claim", "RunLease", "held_folder",
            "is_claim", "release_all", "span_text"]
@@ -427,13 +438,7 @@ class RunLease:
         return gone(claim, self.stale_s, self.token)
 
     def _held_text(self, holder: Claim) -> str:
-        return (f"drive.logs {self.drive.spec} is the folder of a run another trainer still "
-                f"trains: {holder.who} holds its lease (last renewed "
-                f"{age_text(self._silent(holder))} ago); two trainers of one run overwrite "
-                f"each other's checkpoints there. Stop that one, or wait "
-                f"{span_text(self.stale_s)} after it stopped renewing and start again, or start "
-                "this one with --take-over (that one then stops at its next save); or give "
-                "this run another drive.logs")
+        return held_text(self.drive.spec, holder, self.stale_s)
 
 
 def _clock() -> float:

@@ -143,6 +143,19 @@ def view(claim: Claim, stale_s: float) -> dict[str, Any]:
             "stale": gone(claim, stale_s), "stale_after_s": stale_s}
 
 
+def held_text(spec: str, holder: Claim, stale_s: float) -> str:
+    """The refusal of a trainer that found the lease held (:class:`trainer.errors.
+    LeaseHeldError`): who holds it, when it last renewed, what to do."""
+    from trainer.drive import age_text
+
+    return (f"drive.logs {spec} is the folder of a run another trainer still trains: "
+            f"{holder.who} holds its lease (last renewed {age_text(silent(holder))} ago); two "
+            f"trainers of one run overwrite each other's checkpoints there. Stop that one, or "
+            f"wait {span_text(stale_s)} after it stopped renewing and start again, or start "
+            "this one with --take-over (that one then stops at its next save); or give "
+            "this run another drive.logs")
+
+
 def stop_name(detail: Optional[str]) -> str:
     """The name of a stop the lease asked for (:data:`trainer.stopping.LEASE_LOST`), from its
     ``detail`` (:meth:`trainer.lease.RunLease._lose`'s text): a take-over, or a trainer that
