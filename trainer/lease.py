@@ -148,7 +148,9 @@ class RunLease:
         folder = self._folder = store.make_folders(path)
         first: dict[str, float] = {}    # a live claim's id -> its renewal when first seen
         said = False
-        until = time.monotonic() + self.stale_s + self.period_s   # (the watch's bound)
+        # (The watch's bound; and 2 s: Drive's clock is heard to the second, a stale claim
+        # may read up to a second younger: at 0.6 s periods it ran out first, fence37.)
+        until = time.monotonic() + self.stale_s + self.period_s + 2.0
         while True:
             claims = self._claims(folder)
             live = [c for c in claims if not self._gone(c)]
