@@ -105,3 +105,22 @@ def test_status_json_has_no_lease_where_the_config_takes_none(drive_env, emulato
     r = CliRunner().invoke(cli, ["status", "-c", path, "--json"])
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["lease"] is None
+
+
+def test_status_before_the_first_checkpoint_names_the_trainer_holding_the_lease(
+        drive_env, emulator, tiny_config, tmp_path):
+    """A run started (its lease taken), nothing verified on Drive yet: exit 1, and the line
+    says which trainer runs it (before, only ``no verified checkpoint … yet``)."""
+    from trainer.drive import DriveFolder
+    from trainer.lease import RunLease
+
+    holder = RunLease(DriveFolder(DEST, str(tmp_path / "other")), period_s=3.0)
+    holder.acquire()
+    try:
+        r = _status(tiny_config)
+    finally:
+        holder.release()
+    assert r.exit_code == 1, r.output
+    who = re.escape(f"pid {os.getpid()} on {socket.gethostname()}")
+    assert re.fullmatch(f"Error: no verified checkpoint on {DEST} yet \\(trained now by {who} "
+                        r"\(its lease renewed \d s ago\)\)", r.stderr.strip()), r.stderr

@@ -340,7 +340,12 @@ def status_cmd(config_path: str, overrides: tuple[str, ...], as_json: bool) -> N
             raise CheckpointError(f"drive.logs {where}; no run has saved there yet: a run "
                                   "makes it at its first save, or drive.logs names the wrong "
                                   "folder")
-        raise CheckpointError(f"no verified checkpoint on {folder.spec} yet")
+        from trainer.status import lease, lease_line
+
+        held = lease(folder, cfg.drive.lease_minutes)   # (a run started, nothing saved yet)
+        now_by = "" if held is None else \
+            " (" + lease_line(folder.spec, held).split(": ", 1)[1] + ")"
+        raise CheckpointError(f"no verified checkpoint on {folder.spec} yet{now_by}")
     side = found.sidecar
     pos = Position(side.epoch or 0, side.iteration or 0, side.epoch_iteration)
     now = time.time()
