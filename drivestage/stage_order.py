@@ -28,6 +28,7 @@ import logging
 import os
 from typing import Collection, Optional, Sequence
 
+from drivestage import stamps
 from drivestage.errors import ArchiveError, HeldBackError
 from drivestage.extract.members import ancestors
 from drivestage.extract.records import MemberRecord
@@ -44,10 +45,14 @@ _Members = tuple[frozenset[str], frozenset[str]]   # (files and links, folders):
 
 class MergeOrder:
     """The archives of one folder pull, by index, in the order they are staged (``order``);
-    ``names``: what messages call each one, and the ``--exclude`` that leaves it out."""
+    ``names``: what messages call each one, and the ``--exclude`` that leaves it out;
+    ``current``: the files the pull listed (:class:`drivestage.stamps.Listed`, ranked in
+    that order), whose stamps say which paths a later archive holds (:meth:`Turn.held`)."""
 
-    def __init__(self, order: Sequence[int], names: Sequence[tuple[str, str]]):
+    def __init__(self, order: Sequence[int], names: Sequence[tuple[str, str]],
+                 current: Optional[stamps.Listed] = None):
         self._lock = Monitor()
+        self.current = current
         self._before = {index: list(order[:rank]) for rank, index in enumerate(order)}
         self._last = order[-1] if order else None
         self._names = names
@@ -56,13 +61,13 @@ class MergeOrder:
         self._failed: set[int] = set()   # (done too)
         self._dests: dict[int, str] = {}   # where each archive is extracted (told by turn())
 
-    def turn(self, index: int, dest: str) -> Optional["Turn"]:
-        """What the extraction of archive ``index`` into ``dest`` tells and waits on (None
-        for a file that is not one of the archives)."""
+    def turn(self, index: int, dest: str, file_id: Optional[str] = None) -> Optional["Turn"]:
+        """What the extraction of archive ``index`` (the Drive file ``file_id``) into
+        ``dest`` tells and waits on (None for a file that is not one of the archives)."""
         if index not in self._before:
             return None
         self._dests[index] = os.path.abspath(dest)
-        return Turn(self, index, dest)
+        return Turn(self, index, dest, file_id)
 
     def later(self, index: int) -> bool:
         """Whether an archive of the pull merges after archive ``index`` (its member list
@@ -155,8 +160,10 @@ class Turn:
     """One archive's place in a :class:`MergeOrder` (what :class:`drivestage.extract.job.
     Job` tells once the member list is known, and waits on before its merge)."""
 
-    def __init__(self, order: MergeOrder, index: int, dest: str):
+    def __init__(self, order: MergeOrder, index: int, dest: str,
+                 file_id: Optional[str] = None):
         self._order, self._index, self._dest = order, index, os.path.abspath(dest)
+        self._id = file_id
 
     def listed(self, files: Collection[str], folders: Collection[str]) -> None:
         """The members (paths relative to DEST): files and links, and folders."""
@@ -172,6 +179,23 @@ class Turn:
     def later(self) -> bool:
         """Whether another archive of the pull merges after this one."""
         return self._order.later(self._index)
+
+    def held(self, paths: Collection[str]) -> set[str]:
+        """Of the member paths ``paths``, those an archive after this one in the pull's
+        order holds already, as its stamp (or its killed merge's journal) records them: its
+        member, or a folder above its members (:func:`drivestage.stamps.siblings_wrote`).
+        The later one holds a shared path, as a clean pull leaves it: an archive merged after
+        it (Drive refused it at first, ``--exclude`` left it out, it was added on Drive
+        since) leaves those paths as they are. Its file on the later one's folder was
+        refused at every rerun ("member ds/k is a file, but …/ds/k is a folder"), its other
+        members never extracted (attackstage36)."""
+        current = self._order.current
+        if current is None or self._id is None or not paths:
+            return set()
+        later = stamps.siblings_wrote(self._dest, {"id": self._id}, current)
+        if not later:
+            return set()
+        return {p for p in paths if p in later}
 
     def judge(self, records: Sequence[MemberRecord], left: Collection[str] = ()) -> None:
         """Before a staged archive's members (``records``, its stamp's) are judged in place:

@@ -153,13 +153,13 @@ def _pull_folder(folder: RemoteEntry, *, src: str, path: StorePath, dest: str,
     archives = [i for i, it in enumerate(items) if extract and _is_archive(it)]
     small = _small_first(items, archives, limit)
     names = [(it.src, exclude_pattern(_inside(root, it))) for it in items]
-    order = MergeOrder(archives, names)
     # Only the stamps of these files, as listed, stand for a member another archive of the
     # pull wrote (stamps.siblings_wrote): not one deleted from Drive or of an older version;
     # ranked in the same tree order.
     current = stamps.Listed({it.entry.id: it.entry.md5 for it in items},
                             {it.entry.id: it.folder for it in items},
                             {it.entry.id: rank for rank, it in enumerate(items)})
+    order = MergeOrder(archives, names, current)
 
     refused = Refusals(names, archives)
 
@@ -194,7 +194,7 @@ def _pull_folder(folder: RemoteEntry, *, src: str, path: StorePath, dest: str,
                           force=force, reserve=reserve, chunk_size=chunk_size,
                           progress=bar.for_file(index), lock_dir=root, protect=staged,
                           walked=walked, current=current,
-                          turn=order.turn(index, it.folder) if extracting else None,
+                          turn=order.turn(index, it.folder, it.entry.id) if extracting else None,
                           remove_archive=remove_archive)
 
     results: dict[int, PullResult] = {}

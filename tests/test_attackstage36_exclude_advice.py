@@ -6,7 +6,9 @@ merges the later ones first all the same, and once the quota resets every plain 
 refused (`b.zip: member ds/k is a file, but …/ds/k is a folder; move that folder away`),
 b.zip's other members never extracted; the same as b.zip added on Drive after c.zip was
 staged. A clean pull holds c.zip's folder (the later in tree order holds a shared path)
-and b.zip's other members (attackstage36). Through the real stack (emulator over HTTP)."""
+and b.zip's other members (attackstage36). Now b.zip leaves the paths c.zip's stamp
+holds (`stage_order.Turn.held`, exclude37): the rerun reaches the clean pull's tree.
+Through the real stack (emulator over HTTP)."""
 from __future__ import annotations
 
 import pytest
@@ -33,10 +35,6 @@ def _clean(tmp_path) -> dict[str, bytes]:
     return got
 
 
-@pytest.mark.xfail(strict=True, reason="an archive merged after a later one in tree order "
-                   "whose folder holds its file member's path is refused at every rerun "
-                   "(merging's kind check, not told that the later archive holds the path; "
-                   "ordering machinery: attackstage36's report)")
 def test_the_exclude_the_error_names_then_the_rerun_once_drive_serves_it(emulator, env,
                                                                           tmp_path):
     ids = {n: emulator.add_file(f"F/{n}", d) for n, d in
@@ -54,8 +52,6 @@ def test_the_exclude_the_error_names_then_the_rerun_once_drive_serves_it(emulato
     assert _tree(dest) == _clean(tmp_path)
 
 
-@pytest.mark.xfail(strict=True, reason="as above: b.zip new on Drive, before c.zip in tree "
-                   "order, after c.zip was staged")
 def test_an_archive_added_before_a_staged_one_whose_folder_holds_its_file(emulator, env,
                                                                           tmp_path):
     emulator.add_file("F/a.zip", A)

@@ -140,7 +140,10 @@ def test_a_rerun_after_a_kill_between_the_later_archives_merge_and_stamp_finishe
     proc = subprocess.run([sys.executable, "-c", KILL_AT_B_STAMP, "pull", "drive:src",
                            str(dest), "-x", "-q"], env=child_env(emulator),
                           capture_output=True, timeout=120)
-    assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-3000:]
+    # a.zip updated alone leaves the path b.zip's stamp holds (exclude37: stage_order.Turn.
+    # held): b is not extracted again, and no kill comes. b updated: b's merge is killed.
+    assert proc.returncode == (0 if updated == "a.zip" else -signal.SIGKILL), \
+        proc.stderr.decode()[-3000:]
 
     script = A_FIRST if rerun == "a first" else B_DECIDES_FIRST
     rerun = subprocess.run([sys.executable, "-c", script, "pull", "drive:src", str(dest),

@@ -49,6 +49,10 @@ class Turn(Protocol):
         """Whether another archive of the pull merges after this one (which may have the
         same paths: :attr:`Occupied.left`)."""
 
+    def held(self, paths: Collection[str]) -> Collection[str]:
+        """Of these member paths, those an archive of the pull after this one holds
+        already (its stamp's): left as they are, neither written nor recorded."""
+
 
 class Job:
     """The extraction of ``archive`` into ``dest``; its temporary folder is ``root`` once
@@ -93,6 +97,9 @@ class Job:
         self._owner = -1  # the temporary folder's owner lock (see tempdir.make_temp)
         self._unlock: Optional[weakref.finalize[[int], Job]] = None
         self.turn = turn
+        #: File and link members whose paths a later archive of the pull holds already
+        #: (:meth:`Turn.held`): left as DEST holds them, as :attr:`Occupied.left` are.
+        self.later: set[str] = set()
 
     def check(self, entries: list[Entry]) -> list[Entry]:
         """Steps 1 and 2: the final member list, checked against DEST and the free space,
@@ -107,6 +114,8 @@ class Job:
             entries = [e for e in entries if e.path not in self.kept]
         os.makedirs(self.dest, exist_ok=True)
         self._check_early(entries)
+        if self.later:   # (a later archive of the pull holds them: not written)
+            entries = [e for e in entries if e.path not in self.later]
         remove_stale_temps(self.dest)
         needed = _needed_bytes(entries)
         free = max(self.free_bytes(self.dest), 0)  # below zero: less than pull's reserve
@@ -204,6 +213,9 @@ class Job:
             self._check_dest(self.entries, written=True)
             adopted = self._adopted()
             left = self.occupied.left if self.occupied is not None else set()
+            if self.later:
+                left = left | self.later
+                self._drop_later()
             if self.occupied is not None:   # (a kill from here on: see .occupied)
                 note_merging(self.dest, self.archive, [r for r in records
                                                        if r.path not in adopted and
@@ -253,6 +265,27 @@ class Job:
                 self.turn.wait()
             raise
 
+    def _drop_later(self) -> None:
+        """Remove the members :attr:`later` names from the temporary folder (what the merge
+        moves in is what is left there)."""
+        for path in self.later:
+            try:
+                os.unlink(path, dir_fd=self.root.fd)
+            except FileNotFoundError:
+                pass
+
+    def _held_later(self, entries: list[Entry]) -> list[Entry]:
+        """``entries`` less the file and link members whose paths a later archive of the
+        pull holds (added to :attr:`later`, which only grows: one left once is not written
+        this time). Not a hard link's target, nor a hard link (its group goes whole)."""
+        if self.turn is None:
+            return entries
+        targets = {e.target for e in self.final if e.kind == "hardlink"}
+        leavable = [e.path for e in entries
+                    if e.kind in ("file", "symlink") and e.path not in targets]
+        self.later.update(self.turn.held(leavable) if leavable else ())
+        return [e for e in entries if e.path not in self.later] if self.later else entries
+
     def _inside(self, paths: Iterable[str]) -> set[str]:
         """``paths`` inside DEST, relative, with "/" (those outside it left out)."""
         inside = (os.path.relpath(os.path.abspath(p), self.dest).replace(os.sep, "/")
@@ -283,7 +316,8 @@ class Job:
                             f"replace {staged}, a file staged from Drive (the archive itself "
                             "or another download); refusing the archive: rename that member, "
                             "or that file on Drive")
-        plan = check_against_dest(self.archive, self.dest, entries, self.owned)
+        plan = check_against_dest(self.archive, self.dest, self._held_later(entries),
+                                  self.owned)
         if self.occupied is not None:
             self.occupied.check(plan.tree, plan.occupied, skip=self.owned,
                                 written=self.root if written else None)
