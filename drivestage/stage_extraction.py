@@ -7,6 +7,7 @@ import functools
 import logging
 import os
 import shutil
+import stat
 from typing import Callable, Collection, Iterable, Mapping, Optional, Protocol, Sequence
 
 from drivestage import partials, stamps
@@ -100,6 +101,9 @@ class Extraction:
         log.info("extract %s into %s (%s)", target, dest, action)
         stale = stamps.records(self.stamp, "stale")
         others = stamps.members_of_others(dest, self.stamp) if stale else set()
+        # The folders earlier extractions of it made (a killed merge's too, from its journal).
+        made = stamps.records(self.stamp, "made") + journals.made(
+            dest, target, partials.listing(os.path.join(os.path.abspath(dest), STATE_DIR)))
         ours = [m for m in stale if m.path not in others]  # as stamps.replaceable() says
         # A rerun that finds a member gone (deleted by hand) writes only what is not in place
         # (absent, another kind, size or mtime: as a rerun judges "staged"); the rest keeps its
@@ -136,6 +140,12 @@ class Extraction:
                 log.info("removed %s of the previous version of %s", _count(gone, "member"),
                          src)
             _say_kept(src, dest, [m for m in stale if m.path not in keep])
+        made = _made_folders(dest, made, result, others if stale else None, self.stamp,
+                             lock_dir, src)
+        if made:
+            self.stamp["made"] = [m.to_json() for m in made]
+        else:
+            self.stamp.pop("made", None)
         unrecorded = stamps.unrecorded(self.stamp)
         if unrecorded:
             written = ancestors(result.paths).union(result.paths)
@@ -171,6 +181,39 @@ class Extraction:
         self.kept = result.kept
         _say_put_back(src, changed, wrote)
         return result.paths
+
+
+def _made_folders(dest: str, made: Sequence[MemberRecord], result: ExtractResult,
+                  others: Optional[set[str]], stamp: Stamp, lock_dir: str,
+                  src: str) -> list[MemberRecord]:
+    """Remove the folders earlier extractions of the archive made (``made``) that its
+    members no longer need, once empty (:func:`~drivestage.extract.remove_folders`: that
+    very folder, never one holding anything else, nor a path another stamp in DEST lists or
+    holds members below, ``others``: :func:`stamps.members_of_others`, read when None). A
+    new version without ``ds/old/x`` left ``ds/old/`` behind, empty. Returns what the stamp
+    records now: those still there, as made, and those this merge made."""
+    from drivestage.extract import remove_folders
+    from drivestage.extract.members import ancestors
+
+    held = [*result.paths, *result.left]
+    need = ancestors(held).union(held)
+    loose = [m for m in made if m.path not in need]
+    if loose:
+        theirs = stamps.members_of_others(dest, stamp) if others is None else others
+        gone = remove_folders(dest, loose, need | theirs | ancestors(theirs),
+                              lock_dir=lock_dir)
+        if gone:
+            log.info("removed %s of the previous version of %s that %s members had filled",
+                     _count(gone, "emptied folder"), src, "its dropped")
+    out = {m.path: m for m in made if _same_folder(dest, m)}
+    out.update((m.path, m) for m in result.made)
+    return [out[p] for p in sorted(out)]
+
+
+def _same_folder(dest: str, rec: MemberRecord) -> bool:
+    """Whether ``dest`` holds at ``rec.path`` the folder ``rec`` records (its inode)."""
+    st = _lstat(dest, rec.path)
+    return st is not None and stat.S_ISDIR(st.st_mode) and st.st_ino == rec.ino
 
 
 def settle_journals(dest: str, archive: str, stamp: Stamp, *, others: bool = False,

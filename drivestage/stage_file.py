@@ -405,7 +405,8 @@ class FileStager:
                       for m in stamps.records(s, key)}.values())
         stamp = stamps.new(src=self.src, file_id=entry.id, name=name, remote_name=entry.name,
                            parent_id=entry.parent_id, md5=entry.md5, size=entry.size,
-                           mtime_ns=(held or os.stat(target)).st_mtime_ns, stale=stale)
+                           mtime_ns=(held or os.stat(target)).st_mtime_ns, stale=stale,
+                           previous=previous)
         if sha256:   # the SHA-256 that verified the bytes (None: their md5 did)
             stamp["sha256"] = sha256
         self._note_access(stamp, entry)

@@ -308,7 +308,8 @@ class FromOriginal:
                       for m in stamps.records(s, key)}.values())
         stamp = stamps.new(src=self.src, file_id=entry.id, name=self.name,
                            remote_name=entry.name, parent_id=entry.parent_id, md5=md5,
-                           size=st.st_size, mtime_ns=st.st_mtime_ns, stale=stale)
+                           size=st.st_size, mtime_ns=st.st_mtime_ns, stale=stale,
+                           previous=previous)
         if self.settled:  # else the next pull hashes it again (one written just before)
             stamp["original"] = _identity(st)
         stamp["path"] = self.source

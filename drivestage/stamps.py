@@ -205,11 +205,25 @@ def find(dest: str, name: str, src: str) -> Optional[Stamp]:
 
 def new(*, src: str, file_id: str, name: str, remote_name: str, parent_id: Optional[str],
         md5: Optional[str], size: int, mtime_ns: int,
-        stale: Sequence[MemberRecord] = ()) -> Stamp:
-    """A stamp for a downloaded (not yet extracted) copy."""
-    return {"version": VERSION, "src": src, "id": file_id, "name": remote_name, "file": name,
-            "parent_id": parent_id, "md5": md5, "size": size, "mtime_ns": mtime_ns,
-            "extracted": False, "members": [], "stale": [m.to_json() for m in stale]}
+        stale: Sequence[MemberRecord] = (), previous: Sequence[Stamp] = ()) -> Stamp:
+    """A stamp for a downloaded (not yet extracted) copy; ``previous``: the stamps of the
+    earlier versions it replaces, whose ``made`` folders it carries (:func:`made_by`)."""
+    stamp = {"version": VERSION, "src": src, "id": file_id, "name": remote_name,
+             "file": name, "parent_id": parent_id, "md5": md5, "size": size,
+             "mtime_ns": mtime_ns, "extracted": False, "members": [],
+             "stale": [m.to_json() for m in stale]}
+    made = made_by(previous)
+    if made:
+        stamp["made"] = [m.to_json() for m in made]
+    return stamp
+
+
+def made_by(found: Sequence[Stamp]) -> list[MemberRecord]:
+    """The folders the extractions of ``found`` made that their archives do not list (each
+    once: :attr:`drivestage.extract.ExtractResult.made`). A new version carries them: those
+    only its dropped members filled go once empty (stampcache36's report: they stayed)."""
+    out = {(m.path, m.ino): m for s in found for m in records(s, "made") if m.kind == "dir"}
+    return list(out.values())
 
 
 def write(dest: str, stamp: Stamp) -> None:

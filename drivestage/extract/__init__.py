@@ -70,7 +70,8 @@ from drivestage.extract.members import list_members
 from drivestage.extract.merging import MERGE_LOCK
 from drivestage.extract.occupied import Recorded
 from drivestage.extract.tempdir import OLD_PREFIX, TEMP_PREFIX
-from drivestage.extract.records import ExtractResult, MemberRecord, remove_members
+from drivestage.extract.records import ExtractResult, MemberRecord, remove_folders, \
+    remove_members
 from drivestage.extract.workers import worth_processes, write_in_processes
 from drivestage.extract.copying import Progress
 from drivestage.extract.writing import write_files
@@ -78,7 +79,7 @@ from drivestage.store import ProgressFn
 
 __all__ = ["ARCHIVE_SUFFIXES", "MERGE_LOCK", "OLD_PREFIX", "TEMP_PREFIX", "ExtractResult",
            "MemberRecord", "Recorded", "archive_kind", "extract", "extract_archive",
-           "extracted_size", "remove_members"]
+           "extracted_size", "remove_folders", "remove_members"]
 
 log = logging.getLogger(__name__)
 

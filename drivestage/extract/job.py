@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import stat
 import weakref
 from typing import Callable, Collection, Iterable, Mapping, Optional, Protocol
 
@@ -205,6 +206,7 @@ class Job:
                 f"({exc.strerror}; a Google Drive mount, FAT or exFAT, some network shares "
                 "do); pull into a folder on local disk (e.g. /content/data)") from None
         records = record_members(self.root, self.entries)
+        folders = self._folders()
         if self.turn is not None:
             self.turn.wait()  # outside the lock: the archive waited for takes it
         if self.occupied is not None:
@@ -219,10 +221,11 @@ class Job:
             if self.occupied is not None:   # (a kill from here on: see .occupied)
                 note_merging(self.dest, self.archive, [r for r in records
                                                        if r.path not in adopted and
-                                                       r.path not in left])
+                                                       r.path not in left], made=folders)
             merge(self.archive, self.root, self.dest,
                   sorted({e.path.split("/", 1)[0] for e in self.entries
                           if e.path not in adopted and e.path not in left}), owned=self.owned)
+            made = made_folders(self.dest, folders)
         if left:
             records = [r for r in records if r.path not in left]
             log.info("%d of the members of %s were left as DEST holds them (%s, …): another "
@@ -237,7 +240,22 @@ class Job:
             records = [self.kept.get(e.path) or written[e.path] for e in self.final
                        if e.path not in left]
         return ExtractResult(archive=self.archive, dest=self.dest, members=records,
-                             kept=len(self.kept) + len(adopted), left=sorted(left))
+                             kept=len(self.kept) + len(adopted), left=sorted(left), made=made)
+
+    def _folders(self) -> list[MemberRecord]:
+        """The folders in the temporary folder that the archive does not list (its members'
+        paths need them), as records with their inodes: one DEST shows with that inode after
+        the merge arrived with it, made by this merge (:func:`made_folders`)."""
+        listed = {e.path for e in self.entries if e.kind == "dir"}
+        out = []
+        for path in sorted(ancestors(e.path for e in self.entries) - listed):
+            try:
+                st = os.lstat(path, dir_fd=self.root.fd)
+            except OSError:
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                out.append(MemberRecord(path, "dir", 0, st.st_mtime_ns, st.st_ino))
+        return out
 
     def _listed(self) -> None:
         """Tell the turn the final member list (every member, the kept ones too: they are
@@ -382,6 +400,28 @@ def check_against_dest(archive: str, dest: str, entries: list[Entry],
     plan = plan_merge(archive, dest, entries, owned)
     judge_links(archive, dest, entries, plan.tree, plan.kept, plan.replaces_links)
     return plan
+
+
+def made_folders(dest: str, folders: list[MemberRecord]) -> list[MemberRecord]:
+    """Of ``folders`` (records of folders in a merge's temporary folder), those DEST holds
+    now as that very folder (device and inode, reached through real folders of DEST): the
+    merge moved it in, so the pull made it; one DEST had already (the user's, another
+    archive's) keeps its own inode."""
+    if not folders:
+        return []
+    try:
+        dev = os.stat(dest).st_dev
+    except OSError:
+        return []
+    out = []
+    for rec in folders:
+        try:
+            st = os.lstat(os.path.join(dest, *rec.path.split("/")))
+        except OSError:
+            continue
+        if stat.S_ISDIR(st.st_mode) and (st.st_dev, st.st_ino) == (dev, rec.ino):
+            out.append(rec)
+    return out
 
 
 def _default_free_bytes(path: str) -> int:

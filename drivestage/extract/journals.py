@@ -50,17 +50,41 @@ def key(archive: str) -> str:
     return digest.hexdigest()[:_KEY] + "."
 
 
-def note_merging(dest: str, archive: str, records: Sequence[MemberRecord]) -> None:
+def note_merging(dest: str, archive: str, records: Sequence[MemberRecord],
+                 made: Sequence[MemberRecord] = ()) -> None:
     """Write the journal of the merge of ``archive`` about to move the members ``records``
-    into ``dest`` (under the merge lock, once they passed :class:`~.occupied.Occupied`)."""
+    into ``dest`` (under the merge lock, once they passed :class:`~.occupied.Occupied`);
+    ``made``: the records of the folders it may make (its temporary folder's, with their
+    inodes: one DEST shows with that inode is one the merge moved in, :func:`made`)."""
     name = (f"{key(archive)}{temps.namespace_tag()}-{os.getpid()}."
             f"{secrets.token_hex(3)}{SUFFIX}")
     rows = [r.to_json() for r in records if r.kind != "dir"]
+    body: dict[str, Any] = {"members": rows}
+    if made:
+        body["made"] = [r.to_json() for r in made if r.kind == "dir"]
     with opened_state(dest, create=True) as fd:
         assert fd is not None
         with _mine_lock:
             _mine[(os.path.abspath(dest), name)] = [tuple(row) for row in rows]
-        atomic_write_at(fd, name, json.dumps({"members": rows}).encode())
+        atomic_write_at(fd, name, json.dumps(body).encode())
+
+
+def made(dest: str, archive: str, names: Optional[Sequence[str]] = None
+         ) -> list[MemberRecord]:
+    """The folders killed merges of ``archive`` made in ``dest`` (their journals' ``made``
+    rows whose folder DEST still holds, that very one: its inode), which no stamp records
+    yet: the rerun's merge finds them there and makes none of them. Asked before this
+    process's own merge of it (whose journal is not a kill's). ``names``: the state folder
+    as a folder pull listed it at its start (a kill's journal is older), else listed."""
+    prefix = key(archive)
+    out: list[MemberRecord] = []
+    with opened_state(dest, create=False) as fd:
+        if fd is None:
+            return []
+        for name in _journals(os.listdir(fd) if names is None else names):
+            if name.startswith(prefix) and _writer_gone(dest, fd, name):
+                out += [r for r in _rows(fd, name, "made") if _live(dest, r)]
+    return out
 
 
 def release(dest: str, archive: str) -> dict[str, list[Row]]:
@@ -149,22 +173,24 @@ def _journals(names: Iterable[str]) -> list[str]:
     return [n for n in names if n.endswith(SUFFIX)]
 
 
-def _rows(state_fd: int, name: str) -> list[MemberRecord]:
+def _rows(state_fd: int, name: str, field: str = "members") -> list[MemberRecord]:
     """The valid rows of a journal (none of one that is not this user's regular file, or of
-    another form: an older build's list of paths, an edit by hand)."""
+    another form: an older build's list of paths, an edit by hand); ``field``: its members'
+    (files and links), or the folders it may make (``made``)."""
     raw = read_own(state_fd, name)
     try:
         found = json.loads(raw) if raw else None
     except ValueError:
         return []
-    rows = found.get("members") if isinstance(found, dict) else None
+    rows = found.get(field) if isinstance(found, dict) else None
+    kinds = ("dir",) if field == "made" else ("file", "symlink")
     out: list[MemberRecord] = []
     for row in rows if isinstance(rows, list) else []:
         try:
             rec = MemberRecord.from_json(row)
         except (TypeError, ValueError):
             continue
-        if rec.kind in ("file", "symlink") and _inside(rec.path):
+        if rec.kind in kinds and _inside(rec.path):
             out.append(rec)
     return out
 
@@ -178,13 +204,16 @@ def _inside(path: str) -> bool:
 
 
 def _live(folder: str, rec: MemberRecord) -> bool:
-    """Whether ``folder`` holds at ``rec.path`` the very file or link the merge moved in."""
+    """Whether ``folder`` holds at ``rec.path`` the very file, link or folder (its inode)
+    the merge moved in."""
     where = os.path.join(folder, *rec.path.split("/"))
     try:
         st = os.lstat(where)
         link = os.readlink(where) if stat.S_ISLNK(st.st_mode) else None
     except OSError:
         return False
+    if rec.kind == "dir":
+        return stat.S_ISDIR(st.st_mode) and st.st_ino == rec.ino
     return rec.matches(st, link)
 
 

@@ -71,6 +71,11 @@ class ExtractResult:
     #: Member paths not written nor recorded, where DEST holds another file that an archive
     #: of the pull merged after this one may hold (see :class:`~.occupied.Occupied`).
     left: list[str] = field(default_factory=list)
+    #: The folders its merge made in DEST that the archive does not list (a folder of its
+    #: members' paths that DEST lacked), as records ("dir", its inode): the stamp keeps them,
+    #: so that a later version without those members removes them once empty
+    #: (:func:`remove_folders`).
+    made: list[MemberRecord] = field(default_factory=list)
 
     @property
     def paths(self) -> list[str]:
@@ -205,12 +210,38 @@ def _remove_file(root_fd: int, rel: str, rec: Optional[MemberRecord]) -> bool:
         return True
 
 
-def _remove_empty_folder(root_fd: int, rel: str) -> int:
+def remove_folders(dest: Union[str, "os.PathLike[str]"], folders: Sequence[MemberRecord],
+                   keep: set[str], lock_dir: Optional[Union[str, "os.PathLike[str]"]] = None
+                   ) -> int:
+    """Remove the folders an earlier extraction into ``dest`` made (``folders``: their
+    records, :attr:`ExtractResult.made`) that are empty now, deepest first, each only while
+    it is still that very folder (its inode: one the user made at that path since is
+    theirs), reached through real folders of DEST; paths in ``keep`` stay. Returns how many
+    went. Runs under the merge lock of ``lock_dir`` (default ``dest``)."""
+    root = os.path.abspath(os.fspath(dest))
+    todo = [f for f in folders if f.kind == "dir" and f.path not in keep]
+    if not todo or not os.path.isdir(root):
+        return 0
+    with merge_lock(os.path.abspath(os.fspath(lock_dir)) if lock_dir is not None else root):
+        root_fd = -1
+        try:
+            with deferred():  # see _parent
+                root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            return sum(_remove_empty_folder(root_fd, f.path, f.ino) for f in
+                       sorted(todo, key=lambda f: (f.path.count("/"), f.path), reverse=True))
+        finally:
+            if root_fd >= 0:
+                os.close(root_fd)
+
+
+def _remove_empty_folder(root_fd: int, rel: str, ino: int = 0) -> int:
     with _parent(root_fd, rel) as opened:
         if opened is None:
             return 0
         fd, name = opened
         try:
+            if ino and os.lstat(name, dir_fd=fd).st_ino != ino:
+                return 0   # (another folder now: not the one that extraction made)
             os.rmdir(name, dir_fd=fd)  # only when empty; a link is never removed as a folder
             return 1
         except OSError:
