@@ -12,7 +12,8 @@ one had touched it), and b, which had judged its members before its turn, could 
 there)`` (attackpull35's probe). Now the later archive's live journal rows count as what
 it wrote there (:func:`drivestage.extract.journals.journaled`): a leaves the path to b.
 The rerun must finish without a word about a change, leaving DEST as an uninterrupted pull
-does, and the one after stage nothing. The mirror case (b updated, a not) is played too.
+does, and the one after stage nothing. The mirror case (b updated, a not) is played too, and
+both updated (a updated alone now leaves the path b's stamp holds: exclude37).
 The kill is played at b's stamp write and the reruns' interleavings by events (fault hooks
 in a child), not after a sleep."""
 from __future__ import annotations
@@ -117,7 +118,7 @@ def _zip(members: dict[str, bytes]) -> bytes:
 
 
 @pytest.mark.parametrize("rerun", ["a first", "b decides first"])
-@pytest.mark.parametrize("updated", ["a.zip", "b.zip"])
+@pytest.mark.parametrize("updated", ["a.zip", "b.zip", "both"])
 def test_a_rerun_after_a_kill_between_the_later_archives_merge_and_stamp_finishes(
         updated, rerun, emulator, local_state, monkeypatch, tmp_path):
     monkeypatch.setenv("DRIVESTAGE_TOKEN", "test-token")
@@ -127,21 +128,25 @@ def test_a_rerun_after_a_kill_between_the_later_archives_merge_and_stamp_finishe
     dest = tmp_path / "d"
     code, _, err = _cli.run("pull", "drive:src", str(dest), "-x", "-q")
     assert code == 0, err
-    _replace_on_drive(f"src/{updated}", _zip(A2 if updated == "a.zip" else B2), tmp_path)
+    if updated in ("a.zip", "both"):
+        _replace_on_drive("src/a.zip", _zip(A2), tmp_path)
+    if updated in ("b.zip", "both"):
+        _replace_on_drive("src/b.zip", _zip(B2), tmp_path)
 
     # What an uninterrupted pull leaves, in a DEST of its own staged the same way.
     whole = tmp_path / "whole"
     code, _, err = _cli.run("pull", "drive:src", str(whole), "-x", "-q")
     assert code == 0, err
     want = _tree(whole)
-    later = B2 if updated == "b.zip" else B1
+    later = B1 if updated == "a.zip" else B2
     assert want["src/ds/shared.txt"] == later["ds/shared.txt"]
 
     proc = subprocess.run([sys.executable, "-c", KILL_AT_B_STAMP, "pull", "drive:src",
                            str(dest), "-x", "-q"], env=child_env(emulator),
                           capture_output=True, timeout=120)
     # a.zip updated alone leaves the path b.zip's stamp holds (exclude37: stage_order.Turn.
-    # held): b is not extracted again, and no kill comes. b updated: b's merge is killed.
+    # held): b is not extracted again, and no kill comes. b updated (a too: a writes the
+    # shared path, b's stamp being of another version): b's merge is killed.
     assert proc.returncode == (0 if updated == "a.zip" else -signal.SIGKILL), \
         proc.stderr.decode()[-3000:]
 
