@@ -19,7 +19,7 @@ from drivestage.errors import ArchiveError, DiskSpaceError, LocalFileError, User
 from drivestage.extract.journals import note_merging
 from drivestage.extract.links import judge_links
 from drivestage.extract.members import Entry, ancestors
-from drivestage.extract.merging import Plan, merge, merge_lock, plan_merge
+from drivestage.extract.merging import Plan, folder_error, merge, merge_lock, plan_merge
 from drivestage.extract.occupied import Occupied, Recorded
 from drivestage.extract.owned import NOTHING, Owned, by_path
 from drivestage.extract.records import ExtractResult, MemberRecord, record_members
@@ -292,17 +292,17 @@ class Job:
             except FileNotFoundError:
                 pass
 
-    def _held_later(self, entries: list[Entry]) -> list[Entry]:
-        """``entries`` less the file and link members whose paths a later archive of the
-        pull holds (added to :attr:`later`, which only grows: one left once is not written
-        this time). Not a hard link's target, nor a hard link (its group goes whole)."""
+    def _held(self, paths: Collection[str]) -> Collection[str]:
+        """Of ``paths`` (where DEST holds something already), the file and link members a
+        later archive of the pull holds (:meth:`Turn.held`). Not a hard link's target, nor
+        a hard link (its group goes whole)."""
         if self.turn is None:
-            return entries
+            return ()
+        kinds = {e.path: e.kind for e in self.final}
         targets = {e.target for e in self.final if e.kind == "hardlink"}
-        leavable = [e.path for e in entries
-                    if e.kind in ("file", "symlink") and e.path not in targets]
-        self.later.update(self.turn.held(leavable) if leavable else ())
-        return [e for e in entries if e.path not in self.later] if self.later else entries
+        leavable = [p for p in paths
+                    if kinds.get(p) in ("file", "symlink") and p not in targets]
+        return self.turn.held(leavable) if leavable else ()
 
     def _inside(self, paths: Iterable[str]) -> set[str]:
         """``paths`` inside DEST, relative, with "/" (those outside it left out)."""
@@ -334,8 +334,11 @@ class Job:
                             f"replace {staged}, a file staged from Drive (the archive itself "
                             "or another download); refusing the archive: rename that member, "
                             "or that file on Drive")
-        plan = check_against_dest(self.archive, self.dest, self._held_later(entries),
-                                  self.owned)
+        if self.later:   # (only grows: one left once is not written this time)
+            entries = [e for e in entries if e.path not in self.later]
+        plan = check_against_dest(self.archive, self.dest, entries, self.owned,
+                                  later=self._held if self.turn is not None else None)
+        self.later.update(plan.later)
         if self.occupied is not None:
             self.occupied.check(plan.tree, plan.occupied, skip=self.owned,
                                 written=self.root if written else None)
@@ -394,10 +397,23 @@ def keep_in_place(entries: list[Entry], records: Mapping[str, MemberRecord]
 
 
 def check_against_dest(archive: str, dest: str, entries: list[Entry],
-                       owned: Owned = NOTHING) -> Plan:
+                       owned: Owned = NOTHING,
+                       later: Optional[Callable[[Collection[str]], Collection[str]]] = None
+                       ) -> Plan:
     """The checks that depend on DEST as it is now (folders, links); ``owned``: see
-    :class:`Job`'s ``replaceable``. Returns the merge's plan."""
-    plan = plan_merge(archive, dest, entries, owned)
+    :class:`Job`'s ``replaceable``. ``later``: of the member paths where DEST holds
+    something, those a later archive of the pull holds (asked only for those, once): left
+    out of the plan (:attr:`Plan.later`). Returns the merge's plan."""
+    plan = plan_merge(archive, dest, entries, owned, lenient=later is not None)
+    if later is not None:
+        asked = [*plan.clashes, *plan.occupied]
+        held = frozenset(later(asked)) if asked else frozenset()
+        if held:
+            entries = [e for e in entries if e.path not in held]
+            plan = plan_merge(archive, dest, entries, owned)   # (a clash not held: refused)
+            plan.later = held
+        elif plan.clashes:
+            raise folder_error(archive, dest, plan.clashes[0])
     judge_links(archive, dest, entries, plan.tree, plan.kept, plan.replaces_links)
     return plan
 

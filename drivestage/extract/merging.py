@@ -64,17 +64,26 @@ class Plan:
     #: What DEST holds at the archive's paths other than a folder (a file, a link, a FIFO),
     #: as lstat'ed here: what the merge would replace (see :mod:`.occupied`).
     occupied: dict[str, os.stat_result] = field(default_factory=dict)
+    #: Members that are not folders where DEST has a folder the merge may not replace, in
+    #: the order met (only with ``lenient``: else the first is refused at once).
+    clashes: list[str] = field(default_factory=list)
+    #: Members left out of the plan: a later archive of the pull holds their paths
+    #: (:func:`drivestage.extract.job.check_against_dest`'s ``later``).
+    later: frozenset[str] = frozenset()
 
 
-def plan_merge(archive: str, dest: str, entries: list[Entry], owned: Owned = NOTHING) -> Plan:
+def plan_merge(archive: str, dest: str, entries: list[Entry], owned: Owned = NOTHING,
+               lenient: bool = False) -> Plan:
     """Check the members against DEST: a member that is not a folder never replaces a folder
     of DEST (it could hold anything of the user's), unless ``owned`` (the records of an
     earlier extraction of this archive) holds that folder and all it has (see
-    :mod:`.owned`)."""
+    :mod:`.owned`). ``lenient``: such a member is listed (:attr:`Plan.clashes`), not
+    refused."""
     tree = archive_tree(entries)
     kept: set[str] = set()
     replaces_links = False
     occupied: dict[str, os.stat_result] = {}
+    clashes: list[str] = []
     for path in _below_kept(tree, kept):
         try:
             st = os.lstat(os.path.join(dest, path))
@@ -86,13 +95,16 @@ def plan_merge(archive: str, dest: str, entries: list[Entry], owned: Owned = NOT
         if stat.S_ISDIR(mode) and tree[path].kind != "dir":
             links = _own_folder_at(dest, path, owned)
             if links is None:
-                raise _folder_error(archive, dest, path)
+                if not lenient:
+                    raise _folder_error(archive, dest, path)
+                clashes.append(path)
+                continue
             replaces_links = replaces_links or links  # not kept: its entries go (links.View)
         elif stat.S_ISDIR(mode):
             kept.add(path)
         elif stat.S_ISLNK(mode):
             replaces_links = True
-    return Plan(tree, frozenset(kept), replaces_links, occupied)
+    return Plan(tree, frozenset(kept), replaces_links, occupied, clashes)
 
 
 def _below_kept(tree: dict[str, Entry], kept: set[str]) -> Iterator[str]:
@@ -123,6 +135,11 @@ def _own_folder_at(dest: str, path: str, owned: Owned) -> Optional[bool]:
         return own_folder(fd, name, path, owned)
     finally:
         os.close(fd)
+
+
+def folder_error(archive: str, dest: str, path: str) -> ArchiveError:
+    """The refusal of a member that is not a folder where DEST has a folder."""
+    return _folder_error(archive, dest, path)
 
 
 def _folder_error(archive: str, dest: str, path: str) -> ArchiveError:
