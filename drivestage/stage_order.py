@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Collection, Optional, Sequence
+from typing import Callable, Collection, Optional, Sequence
 
 from drivestage import stamps
 from drivestage.errors import ArchiveError, HeldBackError
@@ -53,6 +53,8 @@ class MergeOrder:
                  current: Optional[stamps.Listed] = None):
         self._lock = Monitor()
         self.current = current
+        #: :func:`drivestage.stamps.held_later` by folder, made at its first use.
+        self._held: dict[str, Callable[[str, Collection[str]], set[str]]] = {}
         self._before = {index: list(order[:rank]) for rank, index in enumerate(order)}
         self._last = order[-1] if order else None
         self._names = names
@@ -68,6 +70,18 @@ class MergeOrder:
             return None
         self._dests[index] = os.path.abspath(dest)
         return Turn(self, index, dest, file_id)
+
+    def held(self, dest: str, file_id: str, paths: Collection[str]) -> set[str]:
+        """:meth:`Turn.held` for the archive ``file_id`` extracted into ``dest``."""
+        if self.current is None:
+            return set()
+        with self._lock:
+            held = self._held.get(dest)
+        if held is None:
+            held = stamps.held_later(dest, self.current)
+            with self._lock:
+                held = self._held.setdefault(dest, held)
+        return held(file_id, paths)
 
     def later(self, index: int) -> bool:
         """Whether an archive of the pull merges after archive ``index`` (its member list
@@ -189,13 +203,9 @@ class Turn:
         since) leaves those paths as they are. Its file on the later one's folder was
         refused at every rerun ("member ds/k is a file, but …/ds/k is a folder"), its other
         members never extracted (attackstage36)."""
-        current = self._order.current
-        if current is None or self._id is None or not paths:
+        if self._id is None or not paths:
             return set()
-        later = stamps.siblings_wrote(self._dest, {"id": self._id}, current)
-        if not later:
-            return set()
-        return {p for p in paths if p in later}
+        return self._order.held(self._dest, self._id, paths)
 
     def judge(self, records: Sequence[MemberRecord], left: Collection[str] = ()) -> None:
         """Before a staged archive's members (``records``, its stamp's) are judged in place:

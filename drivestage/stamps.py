@@ -374,6 +374,24 @@ def siblings_wrote(dest: str, stamp: Stamp, current: Optional[Listed] = None
                  stamp, current)
 
 
+def held_later(dest: str, current: Listed) -> Callable[[str, Collection[str]], set[str]]:
+    """``held(file_id, paths)``: of the member paths ``paths`` of the archive ``file_id``
+    of a folder pull (``current``), extracted into ``dest``, those another archive after it
+    in the pull's order holds, by :func:`siblings_wrote`'s table as the stamps are now, kept
+    for the pull (what the later ones held before it: one that overlaps merges only after
+    the archive asking). Made once per folder, not once per archive: 120 archives sharing a
+    path, each asking, rebuilt the table each time (every stamp written changes it)."""
+    here = os.path.abspath(dest)
+    index, _steady = _held_by(here, sorted({here, *current.folders.values()}), current)
+
+    def held(file_id: str, paths: Collection[str]) -> set[str]:
+        if not index:
+            return set()
+        theirs = _Held(index, {"id": file_id}, current)
+        return {p for p in paths if p in theirs}
+    return held
+
+
 #: What stamps record, by path: (rank in the pull, stamp file, id, record) rows, the latest
 #: in the pull's order first.
 _Index = dict[str, list[tuple[Optional[int], Any, Any, MemberRecord]]]
