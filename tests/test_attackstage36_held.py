@@ -42,8 +42,9 @@ def _put(emulator, fid: str, data: bytes) -> None:
 
 def _tree(root: Path) -> dict[str, bytes]:
     """Every file below ``root`` (drivestage's own state left out). Folders left out: a new
-    version of an archive without a member leaves that member's emptied folder, held back
-    or not (on main too; attackstage36's report)."""
+    version of an archive without a member left that member's emptied folder, held back
+    or not (attackstage36's report; removed since exclude37:
+    tests/test_exclude37_dropped_folders.py)."""
     out: dict[str, bytes] = {}
     for dirpath, dirs, files in os.walk(root):
         dirs[:] = sorted(d for d in dirs if not d.startswith(".drivestage"))
