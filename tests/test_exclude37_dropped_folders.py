@@ -142,3 +142,19 @@ def test_a_first_pull_killed_before_its_stamp_then_the_update(emulator, env, tmp
     code, err = _pull(dest)
     assert code == 0, err
     assert _layout(dest) == UPDATED
+
+
+def test_a_local_archive_extracted_where_it_lies_updated(env, tmp_path):
+    """A local archive (a NAS, a Kaggle input) is extracted where it lies, its stamp made by
+    :mod:`drivestage.stage_original`: the new version carries the made folders too."""
+    src = tmp_path / "nas"
+    src.mkdir()
+    (src / "data.zip").write_bytes(V1)
+    dest = tmp_path / "d"
+    code, _, err = _cli.run("pull", "-q", str(src / "data.zip"), str(dest), "-x")
+    assert code == 0, err
+    (src / "data.zip").write_bytes(V2)
+    code, _, err = _cli.run("pull", "-q", str(src / "data.zip"), str(dest), "-x")
+    assert code == 0, err
+    assert {k: v for k, v in _layout(dest).items() if k != "data.zip"} == \
+        {k: v for k, v in UPDATED.items() if k != "data.zip"}
