@@ -15,7 +15,7 @@ import sys
 import time
 from typing import Any, Callable, Optional, Sequence, Union
 
-from drivestage import checksums, paths
+from drivestage import checksums, folder_record, paths
 from drivestage.errors import DiskSpaceError, DriveStageError, LocalFileError, NotFoundError, \
     UsageError
 from drivestage.held_choice import file_at
@@ -143,10 +143,13 @@ def _stage(store: RemoteStore, path: StorePath, label: str, dest: str, *, extrac
         raise UsageError(f"{label} is a folder on Drive, not a file; name a file in it "
                          f"({label.rstrip('/')}/<name>)")
     if entry.is_dir:
-        return pull_folder(entry, src=label, path=path, dest=dest, store=store,
-                           extract=extract, jobs=jobs, force=force, reserve=reserve,
-                           chunk_size=chunk_size, progress=progress, include=include,
-                           exclude=exclude, remove_archive=remove_archive)
+        pulled = pull_folder(entry, src=label, path=path, dest=dest, store=store,
+                             extract=extract, jobs=jobs, force=force, reserve=reserve,
+                             chunk_size=chunk_size, progress=progress, include=include,
+                             exclude=exclude, remove_archive=remove_archive)
+        if path.name is not None:   # (what its rerun asks Drive about: one request)
+            folder_record.write(store, pulled.path, label, entry)
+        return pulled
     if include or exclude:
         raise UsageError(f"--include/--exclude choose files inside a folder, and "
                          f"{label} is one file; pull it without them")
@@ -271,6 +274,11 @@ def _lookup(store: RemoteStore, path: StorePath, src: str, dest: str,
             entry = recheck(store, stamp, path)
             if entry is not None:
                 return entry
+        # A folder pulled before: found with its listing in one request (folder_record).
+        record = folder_record.read(os.path.join(dest, safe_name(path.name, src)), src)
+        found = folder_record.find(store, record, path) if record is not None else None
+        if found is not None:
+            return found
     return store.resolve(path)
 
 

@@ -170,6 +170,16 @@ class RemoteStore(abc.ABC):
     def list(self, folder: RemoteEntry) -> list[RemoteEntry]:
         """Children of ``folder`` (one listing, all pages), trashed items excluded."""
 
+    def listed_at(self, path: StorePath, folder_id: str, parent_id: str
+                  ) -> Optional[RemoteEntry]:
+        """The folder ``folder_id`` (a folder pull's record of an earlier run: plain, no
+        link), if ``path``'s last name still names it, and only it, in ``parent_id``, found
+        together with its listing in one request; the next :meth:`list` of it returns that
+        listing. None when it does not (moved, renamed, trashed, gone, a same-named item
+        beside it), or where the store cannot tell so in one request (the default): the
+        caller resolves ``path``."""
+        return None
+
     @abc.abstractmethod
     def make_folders(self, path: Union[str, StorePath], *, mark: bool = False) -> RemoteEntry:
         """``mkdir -p`` for ``path``; returns the deepest folder. ``mark``: made by this, the

@@ -40,7 +40,8 @@ LAYERS = [
     ["drive.transport"],
     ["drive.media", "drive.batches"],
     ["drive.upload"],
-    ["drive.store_bytes", "drive.store_deletes", "drive.store_folders", "drive.ids"],
+    ["drive.store_bytes", "drive.store_deletes", "drive.store_folders", "drive.ids",
+     "drive.relist"],
     ["drive.store"],
     ["drive.places", "drive"],
     # A directory, the other backend.
@@ -56,7 +57,7 @@ LAYERS = [
     ["extract.records", "extract.workers", "extract.occupied", "extract.journals"],
     ["extract.job"],
     ["extract.overlapped"],
-    ["partials", "checksums"],
+    ["partials", "checksums", "folder_record"],
     ["stream_count", "prefix_hash"],
     ["streams"],
     ["download", "extract"],

@@ -24,7 +24,8 @@ import dataclasses
 import logging
 from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, TypeVar, Union
 
-from drivestage.drive import answers, folders, ids, marks_below, paging, provenance, shortcuts
+from drivestage.drive import answers, folders, ids, marks_below, paging, provenance, relist, \
+    shortcuts
 from drivestage.drive.media import MediaReader
 from drivestage.drive.resources import (FOLDER_MIME, DriveEntry, check_resource,
                                         entry_from_resource, is_shortcut, is_trashed,
@@ -94,6 +95,7 @@ class DriveStore(ByteReads, Deletes, FolderMaking, RemoteStore):
         self._marks_asked: dict[str, bool] = {}  # folder id -> its mark, read of it alone
         self._item_drives: dict[str, str] = {}  # item id -> its shared drive, as last read
         self._seen: dict[str, Optional[Mark]] = {}  # file id and md5 -> its first-seen mark
+        self._prelisted: dict[str, list[dict[str, Any]]] = {}  # folder id -> listed_at's
         self.creates = ids.Creates(transport, api_root)  # the ids new files are made with
         self._init_deletes()
 
@@ -213,6 +215,8 @@ class DriveStore(ByteReads, Deletes, FolderMaking, RemoteStore):
         """``parent_id``'s children, trashed ones left out (``name``: of that exact name;
         ``checking``: with the fields the check before a removal reads, properties included:
         :data:`drivestage.drive.marks_below.FIELDS`)."""
+        if name is None and not checking and parent_id in self._prelisted:
+            return self._prelisted.pop(parent_id)   # (listed with it: listed_at, once)
         if parent_id == SHARED_WITH_ME:
             q = "sharedWithMe = true and trashed=false"
         else:
@@ -310,6 +314,15 @@ class DriveStore(ByteReads, Deletes, FolderMaking, RemoteStore):
         if cur.unreadable:
             raise DanglingShortcutError(cur.unreadable)
         return cur
+
+    def listed_at(self, path: StorePath, folder_id: str, parent_id: str
+                  ) -> Optional[RemoteEntry]:
+        """One files.list for the folder and its children (:mod:`drivestage.drive.relist`)."""
+        found = relist.listed_at(self, path, folder_id, parent_id)
+        if found is None:
+            return None
+        self._prelisted[folder_id] = found[1]
+        return found[0]
 
     def list(self, folder: RemoteEntry) -> list[RemoteEntry]:
         """Children of ``folder`` (all pages), trashed items excluded, shortcuts followed
