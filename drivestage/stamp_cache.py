@@ -24,9 +24,16 @@ next pull, as one edited after this pull's look would be.)
 
 Derived tables (:func:`derived`) are kept while the state folders they were made from are
 unchanged (by the same listing), so a rerun's question per archive costs a lookup.
+
+One question asked of several stamps at once (whether an archive's members are in place:
+its own records, the other archives', which of those stand for a path) is one use: within
+:func:`moment`, a state folder is listed once by the thread asking, and every part of the
+answer reads that listing (listed twice, a few microseconds apart, it took half a rerun's
+time: rerun37).
 """
 from __future__ import annotations
 
+import operator
 import os
 import threading
 from contextlib import contextmanager
@@ -62,6 +69,9 @@ _parsed: dict[int, tuple[list[Any], Any]] = {}   # by id(rows), the rows held
 _versions = [0]   # the last version given (unique in the process: never one reused)
 #: What this process read: stamp files opened, state folders listed (tests count them).
 counts = {"read": 0, "listed": 0}
+_moment = threading.local()   # .seen: (device, inode) -> the listing, within moment()
+_Listing = tuple[int, list[tuple[str, dict[str, Any]]]]
+_name = operator.attrgetter("name")
 
 
 class _Folder:
@@ -180,19 +190,39 @@ def _folder(state_fd: int) -> _Folder:
     return _folders.setdefault((st.st_dev, st.st_ino), _Folder())
 
 
+@contextmanager
+def moment() -> Iterator[None]:
+    """One use (see the module doc): each state folder listed once by this thread within
+    the block (nested blocks: the outermost's)."""
+    if getattr(_moment, "seen", None) is not None:
+        yield
+        return
+    _moment.seen = {}
+    try:
+        yield
+    finally:
+        _moment.seen = None
+
+
 def listing(state_fd: int, parse: Parse
             ) -> Optional[tuple[int, list[tuple[str, dict[str, Any]]]]]:
     """``(version, [(entry, stamp)…])`` for the readable stamps of the state folder
     ``state_fd``, by entry, each read only when new or changed since the last use; None
     outside a :func:`scope` (read them all). ``version`` changes whenever what the folder
-    holds (its locks aside) may have changed since the last use."""
+    holds (its locks aside) may have changed since the last use. (Within a :func:`moment`,
+    the listing this thread made of the folder in it.)"""
     if not _depth:
         return None
+    now: Optional[dict[tuple[int, int], _Listing]] = getattr(_moment, "seen", None)
+    st = os.fstat(state_fd) if now is not None else None
+    if now is not None and st is not None and (st.st_dev, st.st_ino) in now:
+        return now[st.st_dev, st.st_ino]
     with _lock:
         counts["listed"] += 1
         folder = _folder(state_fd)
         with os.scandir(state_fd) as it:
-            seen = {e.name: e.inode() for e in it}
+            entries = list(it)
+        seen = dict(zip(map(_name, entries), map(os.DirEntry.inode, entries)))   # (in C)
         # What changed since the last use (in C: a rerun's own locks come and go, no more).
         changed = [name for name, _ino in seen.items() - folder.seen.items()
                    if not name.endswith(".lock")]
@@ -200,7 +230,7 @@ def listing(state_fd: int, parse: Parse
                 if not name.endswith(".lock")]
         folder.seen = seen
         if not changed and not gone and folder.version and folder.vouched:
-            return folder.version, folder.out
+            return _now(now, st, (folder.version, folder.out))
         vouched = True
         for entry in gone:
             _forget(folder, entry)
@@ -216,7 +246,15 @@ def listing(state_fd: int, parse: Parse
                 out.append((entry, stamp))
         _versions[0] += 1
         folder.version, folder.out, folder.vouched = _versions[0], out, vouched
-        return folder.version, out
+        return _now(now, st, (folder.version, out))
+
+
+def _now(now: Optional[dict[tuple[int, int], _Listing]], st: Optional[os.stat_result],
+         listed: _Listing) -> _Listing:
+    """``listed``, kept for the rest of this thread's :func:`moment` (when in one)."""
+    if now is not None and st is not None:
+        now[st.st_dev, st.st_ino] = listed
+    return listed
 
 
 def read(state_fd: int, entry: str, parse: Parse) -> Optional[dict[str, Any]]:
