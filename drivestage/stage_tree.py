@@ -421,19 +421,30 @@ def _looks_staged(item: Item, extract: bool) -> bool:
 
 
 class _TreeProgress:
-    """One bar for the whole tree, fed by every file's transfer (from several threads)."""
+    """One bar for the whole tree, fed by every file's transfer (from several threads). It
+    is made when a first file starts a transfer, counting what was staged before it: a
+    rerun that downloads nothing shows no bar (nor imports tqdm), as a single file's does."""
 
     def __init__(self, progress: ProgressFactory,
                  label: str, total: int):
-        self.update = progress(label, total, 0)
+        self.progress, self.label, self.total = progress, label, total
+        self.update: Optional[Callable[[int], None]] = None
+        self.started = False
         self.lock = threading.Lock()
         self.seen: dict[int, int] = {}
+        self.counted = 0   # bytes counted before the bar was made
         self.closed = False
 
     def for_file(self, index: int) -> ProgressFactory:
         """A per-file progress factory: the file's transfer bytes go to the tree's bar."""
 
         def factory(label: str, total: int, initial: int) -> Optional[Callable[[int], None]]:
+            with self.lock:
+                if not self.started and not self.closed:
+                    self.started = True
+                    self.update = self.progress(self.label, self.total, 0)
+                    if self.update is not None and self.counted:
+                        self.update(self.counted)
             if self.update is None:
                 return None
             return lambda n: self._add(index, n)
@@ -445,6 +456,8 @@ class _TreeProgress:
             self.seen[index] = self.seen.get(index, 0) + n
             if self.update is not None and not self.closed:
                 self.update(n)
+            elif not self.started:
+                self.counted += n
 
     def done(self, index: int, size: int) -> None:
         """A file is staged: count what it did not transfer (already staged, verified)."""

@@ -462,6 +462,14 @@ class _Held(Mapping[str, list[MemberRecord]]):
             raise KeyError(rel)
         return out
 
+    def __contains__(self, rel: object) -> bool:
+        # The first row that counts, not the list of them all (for ds/x that 500 archives
+        # share, each archive's rerun asking built lists of hundreds: rerun37).
+        rows = self._index.get(rel, ()) if isinstance(rel, str) else ()
+        return any(path != self._path and fid != self._id and
+                   (rank is None or self._rank is None or rank >= self._rank)
+                   for rank, path, fid, _m in rows)
+
     def __iter__(self) -> Iterator[str]:
         return (rel for rel in self._index if rel in self)
 

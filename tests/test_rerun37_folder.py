@@ -176,3 +176,41 @@ def test_force_and_a_link_to_a_folder_resolve_the_path(emulator, tmp_path):
     code, out, err = run("pull", "drive:F", str(tmp_path / "d"), "-x", "-q", "--json", "--force")
     assert code == 0, err
     assert json.loads(out)["api_calls"] >= 2
+
+
+def test_a_rerun_shows_no_bar_and_the_first_pull_does(emulator, tmp_path):
+    """The tree's bar is made when a first file transfers: a rerun that downloads nothing
+    prints its summary line alone, as a single file's rerun does (it drew a bar of the
+    whole tree, its 500 cached files counted in one by one)."""
+    _folder(emulator)
+    code, _out, first = run("pull", "drive:F", str(tmp_path / "d"), "-x")
+    assert code == 0 and "F:   0%|" in first, first   # (the tree's bar, drawn)
+    code, out, err = run("pull", "drive:F", str(tmp_path / "d"), "-x")
+    assert code == 0, err
+    assert err.splitlines() == [f"drive:F -> {tmp_path / 'd' / 'F'}: 3 files (3 already "
+                                f"staged), {_size(tmp_path)}, 6 members already staged, "
+                                f"{err.rsplit(', ', 1)[1].strip()}"]
+
+
+def _size(tmp_path) -> str:
+    from drivestage.sizes import format_size
+
+    return format_size(sum(os.path.getsize(tmp_path / f"d/F/s{i}.zip") for i in range(3)))
+
+
+def test_the_rerun_imports_neither_torch_nor_tqdm(emulator, tmp_path):
+    """In a process of its own (as a notebook cell runs it): the rerun path's imports."""
+    import subprocess
+    import sys
+
+    from tests._cli import child_env
+
+    _folder(emulator)
+    assert _pull(emulator, "drive:F", tmp_path / "d")[0] == 0
+    code = ("import sys\nfrom drivestage.entry import main\nsys.argv = ['drivestage', 'pull', "
+            f"'drive:F', {str(tmp_path / 'd')!r}, '-x']\ntry:\n    main()\nexcept SystemExit "
+            "as e:\n    assert not e.code\nprint(sorted({'torch', 'tqdm'} & set(sys.modules)))")
+    done = subprocess.run([sys.executable, "-c", code], env=child_env(emulator),
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "[]"
