@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Collection, Optional
 
 from drivestage import download as dl
-from drivestage import stamp_cache, stamps
+from drivestage import stamps
 from drivestage.checksums import choose
 from drivestage.extract import MemberRecord
 from drivestage.errors import DestChangedError, DownloadRestrictedError, LocalFileError, \
@@ -202,9 +202,7 @@ class FileStager:
             st = None
         if stamp is not None and self.turn is not None and stamp.get("extracted"):
             self.turn.judge(stamps.records(stamp), stamps.left_paths(stamp))
-        with stamp_cache.moment():   # (one look at each state folder for the question)
-            intact = stamp is not None and \
-                stamps.missing_member(self.dest, stamp, self.current) is None
+        intact = stamp is not None and stamps.missing_member(self.dest, stamp, self.current) is None
         if not intact and st is None and stamp is not None and stamp.get("removed") is True \
                 and self.current is None:   # (nothing here to put a shared path back from)
             intact = shadowed(self.dest, stamp)

@@ -25,6 +25,11 @@ next pull, as one edited after this pull's look would be.)
 Derived tables (:func:`derived`) are kept while the state folders they were made from are
 unchanged (by the same listing), so a rerun's question per archive costs a lookup.
 
+Where the kernel tells every change of the folder (a local file system: :mod:`drivestage.
+dir_watch`), a use lists it again only when an entry other than a lock was made, removed or
+renamed since the last listing: what that listing would have shown, without reading the
+folder (one listing per archive was most of a rerun's time: rerun37).
+
 One question asked of several stamps at once (whether an archive's members are in place:
 its own records, the other archives', which of those stand for a path) is one use: within
 :func:`moment`, a state folder is listed once by the thread asking, and every part of the
@@ -33,12 +38,14 @@ time: rerun37).
 """
 from __future__ import annotations
 
+import functools
 import operator
 import os
 import threading
 from contextlib import contextmanager
-from typing import Any, Callable, Hashable, Iterator, Optional, Sequence
+from typing import Any, Callable, Hashable, Iterator, Optional, Sequence, TypeVar
 
+from drivestage import dir_watch
 from drivestage.extract.statedir import open_own, read_own
 from drivestage.interrupts import deferred
 
@@ -71,6 +78,7 @@ _versions = [0]   # the last version given (unique in the process: never one reu
 counts = {"read": 0, "listed": 0}
 _moment = threading.local()   # .seen: (device, inode) -> the listing, within moment()
 _Listing = tuple[int, list[tuple[str, dict[str, Any]]]]
+_F = TypeVar("_F", bound=Callable[..., Any])
 _name = operator.attrgetter("name")
 
 
@@ -84,6 +92,9 @@ class _Folder:
         self.version = 0
         self.out: list[tuple[str, dict[str, Any]]] = []   # the stamps, as last listed
         self.vouched = False   # every stamp of ``out`` kept (none read unpinned)
+        #: What tells whether a listing would show a change (None: list at every use).
+        self.watch: Optional[dir_watch.Watch] = None
+        self.watched = False   # (a watch tried)
 
 
 @contextmanager
@@ -123,6 +134,8 @@ def _leave(left: list[bool]) -> None:
             for folder in _folders.values():
                 for entry in list(folder.entries):
                     _forget(folder, entry)
+                if folder.watch is not None:
+                    folder.watch.close()
             _folders.clear()
             _derived.clear()
             _parsed.clear()
@@ -204,6 +217,15 @@ def moment() -> Iterator[None]:
         _moment.seen = None
 
 
+def one_use(fn: _F) -> _F:
+    """``fn`` (a question asked of several stamps at once) run within a :func:`moment`."""
+    @functools.wraps(fn)
+    def within(*args: Any, **kwargs: Any) -> Any:
+        with moment():
+            return fn(*args, **kwargs)
+    return within  # type: ignore[return-value]
+
+
 def listing(state_fd: int, parse: Parse
             ) -> Optional[tuple[int, list[tuple[str, dict[str, Any]]]]]:
     """``(version, [(entry, stamp)…])`` for the readable stamps of the state folder
@@ -218,8 +240,14 @@ def listing(state_fd: int, parse: Parse
     if now is not None and st is not None and (st.st_dev, st.st_ino) in now:
         return now[st.st_dev, st.st_ino]
     with _lock:
-        counts["listed"] += 1
         folder = _folder(state_fd)
+        if folder.watch is not None and folder.version and folder.vouched and \
+                not folder.watch.changed():   # (the kernel says a listing shows nothing new)
+            return _now(now, st, (folder.version, folder.out))
+        if not folder.watched:   # (before the first listing: a change during it is told)
+            folder.watched = True
+            folder.watch = dir_watch.watch(state_fd, _a_lock)
+        counts["listed"] += 1
         with os.scandir(state_fd) as it:
             entries = list(it)
         seen = dict(zip(map(_name, entries), map(os.DirEntry.inode, entries)))   # (in C)
@@ -247,6 +275,10 @@ def listing(state_fd: int, parse: Parse
         _versions[0] += 1
         folder.version, folder.out, folder.vouched = _versions[0], out, vouched
         return _now(now, st, (folder.version, out))
+
+
+def _a_lock(name: str) -> bool:
+    return name.endswith(".lock")   # (locks come and go: never a change, as listed)
 
 
 def _now(now: Optional[dict[tuple[int, int], _Listing]], st: Optional[os.stat_result],

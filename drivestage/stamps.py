@@ -252,6 +252,7 @@ def drop(stamp: Stamp) -> None:
             pass
 
 
+@stamp_cache.one_use   # (each state folder listed once for the whole question)
 def missing_member(dest: str, stamp: Stamp, current: Optional[Listed] = None
                    ) -> Optional[str]:
     """The first member of ``stamp``'s extraction that is not in place (absent, another kind,

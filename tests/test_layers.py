@@ -19,6 +19,7 @@ PKG = Path(__file__).resolve().parent.parent / "drivestage"
 LAYERS = [
     ["errors"],
     ["sizes", "paths", "member_reach", "stage_failed", "temps", "localfs", "local_trash", "lost_mounts",
+     "dir_watch",
      "heap", "interrupts", "pool", "cpuload", "held_signals", "no_match", "stderr_tail"],
     ["store", "sidecar", "first_seen"],
     ["retention_policy", "retention_plan", "lineage"],
