@@ -15,12 +15,10 @@ dropped (the folder removed, its file system unmounted), says "changed" from the
 """
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import os
 import struct
 import sys
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 from drivestage.localfs import MOUNTINFO
 
@@ -93,18 +91,20 @@ def watch(folder_fd: int, ignore: Callable[[str], bool]) -> Optional[Watch]:
     return Watch(fd, ignore)
 
 
-_loaded: list[Optional[ctypes.CDLL]] = []
+_loaded: list[Any] = []
 
 
-def _libc() -> Optional[ctypes.CDLL]:
+def _libc() -> Any:
+    """The C library's inotify calls (ctypes, imported by the first folder pull's cache:
+    no other command pays for it); None where there are none."""
     if not _loaded:
         try:
-            libc: Optional[ctypes.CDLL] = ctypes.CDLL(ctypes.util.find_library("c") or
-                                                      "libc.so.6", use_errno=True)
-            assert libc is not None
+            import ctypes
+
+            libc: Any = ctypes.CDLL(None, use_errno=True)   # (this process's own: libc's)
             libc.inotify_init1.argtypes = [ctypes.c_int]
             libc.inotify_add_watch.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32]
-        except (OSError, AttributeError):
+        except (ImportError, OSError, AttributeError):
             libc = None
         _loaded.append(libc)
     return _loaded[0]
