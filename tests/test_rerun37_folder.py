@@ -214,3 +214,25 @@ def test_the_rerun_imports_neither_torch_nor_tqdm(emulator, tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-1] == "[]"
+
+
+def test_a_folder_of_a_shared_drive_is_found_and_listed_in_one_listing(emulator, tmp_path):
+    team = emulator.add_shared_drive("Team")
+    for i in range(2):
+        emulator.add_file(f"F/s{i}.zip", _zip({"ds/x": b"x%d" % i}), drive_id=team)
+    assert _pull(emulator, "drive:shared/Team/F", tmp_path / "d")[0] == 0
+    code, again, err, sent = _pull(emulator, "drive:shared/Team/F", tmp_path / "d")
+    assert code == 0, err
+    assert [r.kind for r in sent if r.kind == "files.list"] == ["files.list"]
+    assert again["actions"] == {"cached": 2} and (tmp_path / "d/F/ds/x").read_bytes() == b"x1"
+
+
+def test_a_folder_shared_with_me_is_resolved_as_before(emulator, tmp_path):
+    emulator.add_folder("F", owner="teacher@example.com", shared_with_me=True)
+    emulator.add_file("F/s0.zip", _zip({"ds/x": b"x0"}), owner="teacher@example.com")
+    code, first, err, _sent = _pull(emulator, "drive:shared-with-me/F", tmp_path / "d")
+    assert code == 0, err
+    code, again, err, sent = _pull(emulator, "drive:shared-with-me/F", tmp_path / "d")
+    assert code == 0, err
+    assert again["actions"] == {"cached": 1}
+    assert len([r for r in sent if r.kind == "files.list"]) == 2   # (no query names it)
