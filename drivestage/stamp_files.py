@@ -142,3 +142,38 @@ def _rows(stamp: Stamp, key: str) -> list[Any]:
     """A list field of a stamp; none when a damaged stamp holds something else there."""
     rows = stamp.get(key)
     return rows if isinstance(rows, list) else []
+
+
+def others(rows: list[Any], end: Optional[int], path: Any, fid: Any,
+           rank: Optional[int]) -> list[MemberRecord]:
+    """Of an index's ``(rank, stamp file, id, record)`` rows for one path (the latest in the
+    pull's order first), the records up to ``end`` but those of the stamp file ``path`` or
+    the id ``fid``, and with ``rank``, those of a rank before it: copied in slices where the
+    rows allow (row by row, each archive asking, 500 that share a path took a tenth of a
+    rerun: rerun37)."""
+    end = len(rows) if end is None else end
+    if rank is not None and rows and rows[-1][0] is None:   # (ranked and not: row by row)
+        return [m for r, p, f, m in rows[:end]
+                if p != path and f != fid and (r is None or r >= rank)]
+    paths, fids, records = stamp_cache.parsed(rows, _columns)
+    out: list[MemberRecord] = []
+    start = 0
+    for at in sorted({*_positions(paths, path, end), *_positions(fids, fid, end)}) + [end]:
+        out += records[start:at]
+        start = at + 1
+    return out
+
+
+def _columns(rows: list[Any]) -> tuple[list[Any], list[Any], list[MemberRecord]]:
+    """An index's rows for one path as columns: stamp files, ids, records."""
+    return [r[1] for r in rows], [r[2] for r in rows], [r[3] for r in rows]
+
+
+def _positions(column: list[Any], value: Any, end: int) -> list[int]:
+    """Where ``value`` is in ``column`` before ``end`` (looked for in C: ``list.index``)."""
+    found: list[int] = []
+    while True:
+        try:
+            found.append(column.index(value, found[-1] + 1 if found else 0, end))
+        except ValueError:
+            return found

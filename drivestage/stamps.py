@@ -40,6 +40,7 @@ from drivestage.extract.statedir import opened_state
 from drivestage.extract.validation import STATE_DIR
 from drivestage.localfs import atomic_write_at
 # (Moved to stamp_files, stampcache36; read here as before.)
+from drivestage.stamp_files import others
 from drivestage.stamp_files import LEGACY_VERSION as LEGACY_VERSION, VERSION as VERSION, \
     Stamp as Stamp, _all as _all, _base as _base, _file_of as _file_of, _read as _read, \
     _rows as _rows, _state as _state, _version as _version, path_of as path_of, \
@@ -451,25 +452,15 @@ class _Held(Mapping[str, list[MemberRecord]]):
         self._rank = current.ranks.get(str(self._id)) if current is not None else None
 
     def __getitem__(self, rel: str) -> list[MemberRecord]:
-        rows = self._index.get(rel, ())
+        rows, end = self._index.get(rel) or [], None
         if self._rank is not None and rows and rows[-1][0] is not None:
             # (Ranked the latest first: those not before this one lead; 500 archives that
             # share a path, each asking, cost 125,000 looks at the others without this.)
-            rows = rows[:bisect.bisect_right(rows, -self._rank, key=lambda r: -(r[0] or 0))]
-        out = [m for rank, path, fid, m in rows
-               if path != self._path and fid != self._id and
-               (rank is None or self._rank is None or rank >= self._rank)]
+            end = bisect.bisect_right(rows, -self._rank, key=lambda r: -(r[0] or 0))
+        out = others(rows, end, self._path, self._id, self._rank)   # (copied in slices)
         if not out:
             raise KeyError(rel)
         return out
-
-    def __contains__(self, rel: object) -> bool:
-        # The first row that counts, not the list of them all (for ds/x that 500 archives
-        # share, each archive's rerun asking built lists of hundreds: rerun37).
-        rows = self._index.get(rel, ()) if isinstance(rel, str) else ()
-        return any(path != self._path and fid != self._id and
-                   (rank is None or self._rank is None or rank >= self._rank)
-                   for rank, path, fid, _m in rows)
 
     def __iter__(self) -> Iterator[str]:
         return (rel for rel in self._index if rel in self)
