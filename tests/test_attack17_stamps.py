@@ -154,9 +154,10 @@ def _check_staged(emulator, dest, files: dict[str, bytes], *options: str,
     assert code == 0, err
     assert json.loads(out)["actions"] == {"cached": len(files)}
     assert media(emulator) == []
-    # Drive asked for the folder and a listing of each of its folders, nothing per file.
+    # Drive asked for a listing of each of its folders, the top one found with its own (the
+    # pull's record of it: rerun37; it was one request more), nothing per file.
     folders = {rel.rsplit("/", 1)[0] for rel in files}
-    assert len(emulator.requests) == 1 + len(folders), [r.query for r in emulator.requests]
+    assert len(emulator.requests) == len(folders), [r.query for r in emulator.requests]
 
 
 def _pulls(emulator, *argvs: list[str]) -> list[tuple[int, str]]:
