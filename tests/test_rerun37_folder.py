@@ -236,3 +236,14 @@ def test_a_folder_shared_with_me_is_resolved_as_before(emulator, tmp_path):
     assert code == 0, err
     assert again["actions"] == {"cached": 1}
     assert len([r for r in sent if r.kind == "files.list"]) == 2   # (no query names it)
+
+
+def test_a_server_refusing_the_query_costs_the_resolve_not_the_pull(emulator, tmp_path):
+    _folder(emulator)
+    assert _pull(emulator, "drive:F", tmp_path / "d")[0] == 0
+    emulator.faults.inject(method="GET", path=r"/drive/v2/files(\?|$)", status=400,
+                           reason="invalid", message="Invalid query")
+    code, again, err, sent = _pull(emulator, "drive:F", tmp_path / "d")
+    assert code == 0, err
+    assert again["actions"] == {"cached": 3}
+    assert [r.status for r in sent] == [400, 200, 200]   # (refused, then resolved, listed)

@@ -13,18 +13,22 @@ folder, and no other item of that exact name in P (a duplicate: the resolve refu
 naming the ids). Anything else is None, and the pull resolves the path as a first pull
 does. P is the store's top (or the id the path starts at) for a path of one name; deeper,
 the recorded parent: as for a single file's rerun (:func:`drivestage.stage.recheck`), the
-folders above P are not asked again, the path's last step is.
+folders above P are not asked again, the path's last step is. A server that refuses the
+query (400: a Drive that no longer takes that form) costs the resolve, not the pull.
 """
 from __future__ import annotations
 
+import logging
 from typing import Any, Optional
 
 from drivestage.drive import paging, provenance
 from drivestage.drive.resources import FOLDER_MIME, DriveEntry, check_resource, is_shortcut, \
     is_trashed
 from drivestage.drive.store_folders import SHARED_WITH_ME
-from drivestage.errors import WrongItemError
+from drivestage.errors import RemoteError, WrongItemError
 from drivestage.paths import StorePath, printable
+
+log = logging.getLogger(__name__)
 
 #: The :class:`~drivestage.drive.store.DriveStore` asking (a layer above this module).
 Store = Any
@@ -59,7 +63,13 @@ def listed_at(store: Store, path: StorePath, folder_id: str, parent_id: str
     params = store._list_params()
     params["q"] = (f"('{_escape(parent_id)}' in parents and title='{_escape(name)}' and "
                    f"trashed=false) or ('{_escape(folder_id)}' in parents and trashed=false)")
-    items = paging.all_pages(store.call, store.drive.ListFile(params), where)
+    try:
+        items = paging.all_pages(store.call, store.drive.ListFile(params), where)
+    except RemoteError as exc:
+        if exc.status != 400:   # (a bad request, never retried: no wait is doubled)
+            raise
+        log.info("list %s with its lookup: %s; resolved by its path instead", where, exc)
+        return None
     for it in items:
         check_resource(it, where)
     try:
