@@ -13,6 +13,7 @@ import pytest
 
 import drivestage
 from drivestage.drive.retry import retrying
+from _sweep import collections_of_new_objects_only
 from test_interrupt_locks import _InterruptAt
 
 UNDER = os.path.dirname(drivestage.__file__)
@@ -36,21 +37,22 @@ def _left_by_an_error() -> int:
 @pytest.mark.parametrize("loop", [_left_by_return, _left_by_an_error])
 def test_a_ctrl_c_anywhere_in_a_retry_loop_reaches_the_caller(loop):
     landed = 0
-    for k in range(1, 400):
-        tracer = _InterruptAt(k, only_under=UNDER, opcodes=True)
-        raised = False
-        sys.settrace(tracer)
-        try:
-            loop()
-        except KeyboardInterrupt:
-            raised = True
-        except Exception:
-            pass
-        finally:
-            sys.settrace(None)
-        gc.collect()
-        if tracer.calls < k:   # the loop ended before the k-th point: all were tried
-            break
-        landed += 1
-        assert raised, f"the Ctrl-C at {tracer.where} was lost"
+    with collections_of_new_objects_only():   # gc.collect() below: this loop's garbage only
+        for k in range(1, 400):
+            tracer = _InterruptAt(k, only_under=UNDER, opcodes=True)
+            raised = False
+            sys.settrace(tracer)
+            try:
+                loop()
+            except KeyboardInterrupt:
+                raised = True
+            except Exception:
+                pass
+            finally:
+                sys.settrace(None)
+            gc.collect()
+            if tracer.calls < k:   # the loop ended before the k-th point: all were tried
+                break
+            landed += 1
+            assert raised, f"the Ctrl-C at {tracer.where} was lost"
     assert landed > 5
