@@ -5,7 +5,8 @@ worst moment: the push never learns it). After each kill Drive still holds a `la
 vouched for: no duplicate, nothing lost, whatever the step (listing, ids, the checkpoint's
 create and its bytes, the sidecar's update, the old copy's deletion).
 
-Each kill is a new `python -m drivestage` (0.5 s to start, then each request up to the
+Each kill is a new `python -m drivestage` process (forked with its imports done,
+tests/_forkcli.py: a fresh interpreter cost 0.5 s to start; then each request up to the
 k-th): the sweep takes every second request in CI's time (the 1st, 3rd, ...: the push's 21
 requests put each change Drive sees, the two creates' and the update's bytes and the
 deletion, at the 9th, 11th, 15th and 21st), about 10 s a case; every one of them with
@@ -15,13 +16,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import subprocess
-import sys
 import threading
 
 import pytest
 
 from _checkpoints import sidecar_json
+from _forkcli import PIPE, cli_server
 from _kill import sigkill_when
 from _proxy import Proxy, Reply
 from _sweep import every
@@ -47,9 +47,16 @@ def _vouched(emu) -> bool:
                for f in live.get("last.json", []))
 
 
+@pytest.fixture(scope="session")
+def cli():
+    """``python -m drivestage`` forked with its imports done (tests/_forkcli.py): a fresh
+    interpreter per step cost 0.5 s (3 s on a loaded machine) of a step's 1 s (4 s)."""
+    return cli_server()
+
+
 @pytest.mark.parametrize("lag", [False, True], ids=["current", "lagging"])
 def test_a_push_killed_at_each_request_leaves_a_vouched_checkpoint_and_no_duplicate(
-        emulator_factory, tmp_path, fast_retries, monkeypatch, lag):
+        emulator_factory, tmp_path, fast_retries, monkeypatch, lag, cli):
     """``lagging``: the next process's listing does not show yet what the killed one made,
     changed or deleted (a mirror restarted at once); the push after it sees Drive as it is."""
     from drivestage.drive import connect
@@ -84,9 +91,8 @@ def test_a_push_killed_at_each_request_leaves_a_vouched_checkpoint_and_no_duplic
                 proxy.on(method, "", kth)
             env = dict(os.environ, DRIVESTAGE_API_ROOT=proxy.url,
                        DRIVESTAGE_TOKEN="test-token", DRIVESTAGE_STATE_DIR=str(state))
-            child = subprocess.Popen([sys.executable, "-m", "drivestage", "push", str(src),
-                                      "drive:runs/a", "--jobs", "1"], env=env,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            child = cli.popen(["push", str(src), "drive:runs/a", "--jobs", "1"], env=env,
+                              stdout=PIPE, stderr=PIPE)
             done = threading.Event()
             watcher = threading.Thread(target=lambda: (child.wait(), done.set()))
             watcher.start()

@@ -1,0 +1,357 @@
+"""``python -m drivestage ARGS`` in a child process that starts with drivestage and its Drive
+stack already imported: forked from a server process that imported them once.
+
+A sweep that starts a fresh ``python -m drivestage`` at each step (to SIGKILL it at the k-th
+request) paid the interpreter's start and the imports each time: 0.5 s on a quiet machine,
+2-3 s on a loaded one, most of each step. A child forked from this server runs the same
+code from ``drivestage/__main__.py`` on, in a process of its own, with the environment, the
+working folder, the arguments and the standard streams the caller gives it, and exits as
+``python -m`` does (its code; killed by a signal: that signal).
+
+    cli = cli_server()                       # one server per test process (xdist worker)
+    proc = cli.popen(["push", src, "drive:runs"], env=env, stdout=PIPE, stderr=PIPE)
+    proc.pid, proc.poll(), proc.wait(timeout), proc.send_signal(sig), proc.communicate()
+
+``proc`` is what a ``subprocess.Popen`` is for these uses; the child is the server's
+grandchild (a small waiter process between them reports its exit status), so it is not
+this process's to ``waitpid``. The server is started before any test's own leak check
+(a session fixture, :func:`cli_server` at first use) and lives as long as this process;
+the waiter and the child carry this process's leak-check marker, so one left running is
+found and killed as any other (tests/conftest.py).
+
+Run as a script, this module is the server: ``python tests/_forkcli.py SOCKET``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from typing import IO, Any, Optional
+
+#: What the server imports before it forks any child: the CLI and the whole Drive stack a
+#: pull or a push loads (what `python -m drivestage push` imported by its first request).
+PRELOAD = ("drivestage.entry", "drivestage.cli", "drivestage.cli.group", "drivestage.cli.pull",
+           "drivestage.cli.push", "drivestage.cli.mirror", "drivestage.drive", "drivestage.stage",
+           "drivestage.upload_tree", "drivestage.mirror", "googleapiclient.discovery",
+           "googleapiclient.http", "pydrive2.drive", "pydrive2.auth", "httplib2")
+
+PIPE = subprocess.PIPE
+DEVNULL = subprocess.DEVNULL
+
+
+# --------------------------------------------------------------------------- the server
+
+def _run_cli(args: list[str], env: dict, cwd: str) -> int:
+    """In the forked child: what ``python -m drivestage ARGS`` runs, and its exit code."""
+    import atexit
+    import runpy
+    import traceback
+
+    os.environ.clear()
+    os.environ.update(env)
+    os.chdir(cwd)
+    import drivestage
+    sys.argv = [os.path.join(os.path.dirname(drivestage.__file__), "__main__.py"), *args]
+    code: Any = 0
+    try:
+        runpy.run_module("drivestage", run_name="__main__", alter_sys=True)
+    except SystemExit as exc:
+        code = exc.code
+    except KeyboardInterrupt:
+        traceback.print_exc()
+        code = "SIGINT"
+    except BaseException:  # (what an interpreter prints for an uncaught error, exit 1)
+        traceback.print_exc()
+        code = 1
+    # What the interpreter does at its exit: wait for the threads that are not daemons, run
+    # the atexit handlers, flush the streams.
+    threading._shutdown()  # type: ignore[attr-defined]
+    atexit._run_exitfuncs()
+    if code is None:
+        code = 0
+    elif not isinstance(code, int) and code != "SIGINT":
+        print(code, file=sys.stderr)
+        code = 1
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    if code == "SIGINT":   # an uncaught KeyboardInterrupt: the interpreter dies by SIGINT
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGINT)
+        code = 130
+    return int(code) & 0xFF
+
+
+def _serve_one(conn: socket.socket, listener: socket.socket) -> None:
+    """In a waiter process: fork the child the request on ``conn`` asks for, tell its pid,
+    wait for it, tell its exit status."""
+    msg, fds, _, _ = socket.recv_fds(conn, 1 << 20, 3)
+    request = json.loads(msg.decode())
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    pid = os.fork()
+    if pid == 0:
+        try:
+            listener.close()
+            conn.close()
+            for target, fd in enumerate(fds):
+                os.dup2(fd, target)
+            for fd in fds:
+                if fd > 2:
+                    os.close(fd)
+            # The streams as a fresh interpreter makes them on these descriptors.
+            sys.stdin = sys.__stdin__ = open(0, "r", closefd=False)
+            sys.stdout = sys.__stdout__ = open(1, "w", buffering=1 if os.isatty(1) else -1,
+                                               closefd=False)
+            sys.stderr = sys.__stderr__ = open(2, "w", buffering=1, closefd=False,
+                                               errors="backslashreplace")
+            code = _run_cli(request["args"], request["env"], request["cwd"])
+        except BaseException:   # (the child's own failure, on its stderr)
+            import traceback
+            os.write(2, traceback.format_exc().encode())
+            code = 1
+        os._exit(code)
+    for fd in fds:
+        os.close(fd)
+    conn.sendall(json.dumps({"pid": pid}).encode() + b"\n")
+    _, status = os.waitpid(pid, 0)
+    conn.sendall(json.dumps({"status": status}).encode() + b"\n")
+
+
+def serve(path: str) -> None:
+    """Import :data:`PRELOAD`, then fork a waiter for each connection on the UNIX socket
+    ``path`` until stdin (a pipe from the test process) ends."""
+    import importlib
+    import selectors
+
+    for name in PRELOAD:
+        importlib.import_module(name)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen(64)
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)   # waiters reaped by the kernel
+    sys.stdout.write("ready\n")
+    sys.stdout.flush()
+    sel = selectors.DefaultSelector()
+    sel.register(listener, selectors.EVENT_READ)
+    sel.register(sys.stdin, selectors.EVENT_READ)
+    while True:
+        for key, _ in sel.select():
+            if key.fileobj is sys.stdin:
+                return   # the test process is gone (or done)
+            conn, _ = listener.accept()
+            if os.fork() == 0:
+                try:
+                    _serve_one(conn, listener)
+                finally:
+                    os._exit(0)
+            conn.close()
+
+
+# --------------------------------------------------------------------------- the client
+
+class Server:
+    """A running server (see the module doc); :meth:`popen` starts a child."""
+
+    def __init__(self) -> None:
+        self._dir = tempfile.mkdtemp(prefix="drivestage-forkcli-")
+        self.path = os.path.join(self._dir, "s")
+        self._proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), self.path],
+                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        assert self._proc.stdout is not None
+        line = self._proc.stdout.readline()
+        assert line == b"ready\n", f"the CLI fork server did not start: {line!r}"
+
+    def popen(self, args: list[str], env: Optional[dict] = None, cwd: Optional[str] = None,
+              stdin: Any = DEVNULL, stdout: Any = None, stderr: Any = None) -> "Child":
+        """``subprocess.Popen([sys.executable, "-m", "drivestage", *args], env=env, cwd=cwd,
+        stdin=..., stdout=..., stderr=...)``, forked from the server; ``PIPE``, ``DEVNULL``,
+        None (this process's) or a descriptor / file for each stream."""
+        return Child(self, list(args), dict(os.environ if env is None else env),
+                     os.getcwd() if cwd is None else str(cwd), stdin, stdout, stderr)
+
+    def run(self, args: list[str], env: Optional[dict] = None, cwd: Optional[str] = None,
+            timeout: Optional[float] = None, text: bool = False) -> subprocess.CompletedProcess:
+        """``subprocess.run([sys.executable, "-m", "drivestage", *args], capture_output=True,
+        ...)`` with a forked child."""
+        child = self.popen(args, env=env, cwd=cwd, stdout=PIPE, stderr=PIPE)
+        try:
+            out, err = child.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.communicate()
+            raise
+        if text:
+            return subprocess.CompletedProcess(args, child.returncode, out.decode(), err.decode())
+        return subprocess.CompletedProcess(args, child.returncode, out, err)
+
+    def close(self) -> None:
+        if self._proc.poll() is None:
+            assert self._proc.stdin is not None
+            self._proc.stdin.close()
+            try:
+                self._proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+        assert self._proc.stdout is not None
+        self._proc.stdout.close()
+        try:
+            os.unlink(self.path)
+        except OSError:
+            pass
+        os.rmdir(self._dir) if os.path.isdir(self._dir) else None
+
+
+def _stream(spec: Any, mode: str) -> tuple[int, Optional[int], Optional[int]]:
+    """(the descriptor to send, this side's end of a pipe or None, one to close after)."""
+    if spec is PIPE:
+        r, w = os.pipe()
+        return (r, w, r) if mode == "r" else (w, r, w)
+    if spec is DEVNULL:
+        fd = os.open(os.devnull, os.O_RDWR)
+        return fd, None, fd
+    if spec is None:
+        return (0 if mode == "r" else 1 if mode == "w" else 2), None, None
+    return (spec if isinstance(spec, int) else spec.fileno()), None, None
+
+
+class Child:
+    """A forked ``python -m drivestage``: what a ``subprocess.Popen`` offers for it."""
+
+    def __init__(self, server: Server, args: list[str], env: dict, cwd: str,
+                 stdin: Any, stdout: Any, stderr: Any) -> None:
+        # (What subprocess.Popen reports to the audit hooks: tests/conftest.py looks for
+        # the processes a test left running when it started one.)
+        sys.audit("subprocess.Popen", sys.executable, ["-m", "drivestage", *args], cwd, env)
+        self.args = args
+        self.returncode: Optional[int] = None
+        ends = [_stream(stdin, "r"), _stream(stdout, "w"), _stream(stderr, "e")]
+        ours = [end for _, end, _ in ends]
+        try:
+            self._conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self._conn.connect(server.path)
+            socket.send_fds(self._conn, [json.dumps({"args": args, "env": env,
+                                                     "cwd": cwd}).encode()],
+                            [fd for fd, _, _ in ends])
+        finally:
+            for _, _, close in ends:
+                if close is not None:
+                    os.close(close)
+        self.stdin: Optional[IO[bytes]] = os.fdopen(ours[0], "wb") if ours[0] is not None else None
+        self.stdout: Optional[IO[bytes]] = os.fdopen(ours[1], "rb") if ours[1] is not None else None
+        self.stderr: Optional[IO[bytes]] = os.fdopen(ours[2], "rb") if ours[2] is not None else None
+        self._buf = b""
+        self._waiting = threading.Lock()   # one thread reads the waiter's answer at a time
+        first = self._line(None)
+        assert first, "the CLI fork server did not start the child"
+        self.pid: int = json.loads(first)["pid"]
+
+    def _line(self, timeout: Optional[float]) -> Optional[bytes]:
+        """The waiter's next line (b"" at its end), or None if none came in ``timeout``."""
+        import select
+
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while b"\n" not in self._buf:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if not select.select([self._conn], [], [], left)[0]:
+                return None
+            data = self._conn.recv(4096)
+            if not data:
+                return b""
+            self._buf += data
+        line, self._buf = self._buf.split(b"\n", 1)
+        return line
+
+    def _status(self, timeout: Optional[float]) -> Optional[int]:
+        # As Popen: a poll while another thread waits for the end answers None.
+        if not self._waiting.acquire(timeout != 0.0):
+            return self.returncode
+        try:
+            return self._status_locked(timeout)
+        finally:
+            self._waiting.release()
+
+    def _status_locked(self, timeout: Optional[float]) -> Optional[int]:
+        if self.returncode is None:
+            line = self._line(timeout)
+            if line is None:
+                return None
+            if not line:   # the waiter died without a word (never: it is not killed)
+                self.returncode = -signal.SIGKILL
+            else:
+                self.returncode = os.waitstatus_to_exitcode(json.loads(line)["status"])
+            self._conn.close()
+        return self.returncode
+
+    def poll(self) -> Optional[int]:
+        return self._status(0.0)
+
+    def wait(self, timeout: Optional[float] = None) -> int:
+        code = self._status(timeout)
+        if code is None:
+            raise subprocess.TimeoutExpired(["drivestage", *self.args], timeout or 0)
+        return code
+
+    def send_signal(self, sig: int) -> None:
+        if self.returncode is None:
+            try:
+                os.kill(self.pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+    def terminate(self) -> None:
+        self.send_signal(signal.SIGTERM)
+
+    def communicate(self, timeout: Optional[float] = None) -> tuple[bytes, bytes]:
+        """What the child writes to its piped stdout and stderr until it ends (b"" for one
+        not piped); then its exit code is in :attr:`returncode`."""
+        got: dict = {}
+        readers = []
+        for name in ("stdout", "stderr"):
+            pipe = getattr(self, name)
+            if pipe is None:
+                got[name] = b""
+                continue
+
+            def read(pipe=pipe, name=name) -> None:
+                got[name] = pipe.read()
+                pipe.close()
+            readers.append(threading.Thread(target=read, daemon=True))
+            readers[-1].start()
+        if self.stdin is not None:
+            self.stdin.close()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for reader in readers:
+            reader.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+            if reader.is_alive():
+                raise subprocess.TimeoutExpired(["drivestage", *self.args], timeout or 0)
+        self.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        return got["stdout"], got["stderr"]
+
+
+_server: Optional[Server] = None
+
+
+def cli_server() -> Server:
+    """This process's server, started at first use (see the module doc)."""
+    global _server
+    if _server is None:
+        _server = Server()
+        import atexit
+        atexit.register(_server.close)
+    return _server
+
+
+if __name__ == "__main__":
+    serve(sys.argv[1])
