@@ -19,6 +19,11 @@ this process's to ``waitpid``. The server is started before any test's own leak 
 the waiter and the child carry this process's leak-check marker, so one left running is
 found and killed as any other (tests/conftest.py).
 
+What the server imported was imported under its environment and open-file limit: a child
+asked for with another value of what an import reads (:data:`IMPORT_TIME_VARS`, such as
+``HTTPLIB2_CA_CERTS``; the open-file limit) runs a fresh interpreter instead, exec'd in the
+forked child.
+
 Run as a script, this module is the server: ``python tests/_forkcli.py SOCKET``.
 """
 from __future__ import annotations
@@ -41,21 +46,48 @@ PRELOAD = ("drivestage.entry", "drivestage.cli", "drivestage.cli.group", "drives
            "drivestage.upload_tree", "drivestage.mirror", "googleapiclient.discovery",
            "googleapiclient.http", "pydrive2.drive", "pydrive2.auth", "httplib2")
 
+#: Variables that what :data:`PRELOAD` imports reads as it is imported (httplib2's CA_CERTS,
+#: oauth2client's and google-auth's metadata server), and the interpreter's own: a child
+#: asked for with one of them other than the server had is not forked from the server's
+#: imports but runs a fresh interpreter (exec), as a plain Popen would.
+IMPORT_TIME_VARS = ("HTTPLIB2_", "GCE_", "NO_GCE_CHECK", "PYTHON", "LD_")
+
 PIPE = subprocess.PIPE
 DEVNULL = subprocess.DEVNULL
 
 
 # --------------------------------------------------------------------------- the server
 
-def _run_cli(args: list[str], env: dict, cwd: str) -> int:
+_IMPORTED_UNDER: dict = {}   # the server's environment as it imported PRELOAD
+
+
+def _imported_otherwise(env: dict, nofile: list) -> bool:
+    """Whether ``env`` or the open-file limit ``nofile`` differ from those the server
+    imported under in what an import reads (drivestage.stamp_cache sizes itself by the
+    open-file limit at its import)."""
+    import resource
+
+    if tuple(nofile) != resource.getrlimit(resource.RLIMIT_NOFILE):
+        return True
+    names = set(env) | set(_IMPORTED_UNDER)
+    return any(env.get(n) != _IMPORTED_UNDER.get(n) for n in names
+               if n.startswith(IMPORT_TIME_VARS))
+
+
+def _run_cli(args: list[str], env: dict, cwd: str, nofile: list) -> int:
     """In the forked child: what ``python -m drivestage ARGS`` runs, and its exit code."""
     import atexit
     import runpy
     import traceback
 
+    os.chdir(cwd)
+    if _imported_otherwise(env, nofile):
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_NOFILE, tuple(nofile))
+        os.execve(sys.executable, [sys.executable, "-m", "drivestage", *args], env)
     os.environ.clear()
     os.environ.update(env)
-    os.chdir(cwd)
     import drivestage
     sys.argv = [os.path.join(os.path.dirname(drivestage.__file__), "__main__.py"), *args]
     code: Any = 0
@@ -112,7 +144,8 @@ def _serve_one(conn: socket.socket, listener: socket.socket) -> None:
                                                closefd=False)
             sys.stderr = sys.__stderr__ = open(2, "w", buffering=1, closefd=False,
                                                errors="backslashreplace")
-            code = _run_cli(request["args"], request["env"], request["cwd"])
+            code = _run_cli(request["args"], request["env"], request["cwd"],
+                            request["nofile"])
         except BaseException:   # (the child's own failure, on its stderr)
             import traceback
             os.write(2, traceback.format_exc().encode())
@@ -133,6 +166,7 @@ def serve(path: str) -> None:
 
     for name in PRELOAD:
         importlib.import_module(name)
+    _IMPORTED_UNDER.update(os.environ)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(path)
     listener.listen(64)
@@ -192,8 +226,12 @@ class Server:
             return subprocess.CompletedProcess(args, child.returncode, out.decode(), err.decode())
         return subprocess.CompletedProcess(args, child.returncode, out, err)
 
+    @property
+    def closed(self) -> bool:
+        return self._proc.stdin is None or self._proc.stdin.closed
+
     def close(self) -> None:
-        if self._proc.poll() is None:
+        if self._proc.poll() is None and not self.closed:
             assert self._proc.stdin is not None
             self._proc.stdin.close()
             try:
@@ -230,6 +268,8 @@ class Child:
                  stdin: Any, stdout: Any, stderr: Any) -> None:
         # (What subprocess.Popen reports to the audit hooks: tests/conftest.py looks for
         # the processes a test left running when it started one.)
+        import resource
+
         sys.audit("subprocess.Popen", sys.executable, ["-m", "drivestage", *args], cwd, env)
         self.args = args
         self.returncode: Optional[int] = None
@@ -238,8 +278,9 @@ class Child:
         try:
             self._conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             self._conn.connect(server.path)
-            socket.send_fds(self._conn, [json.dumps({"args": args, "env": env,
-                                                     "cwd": cwd}).encode()],
+            nofile = resource.getrlimit(resource.RLIMIT_NOFILE)
+            socket.send_fds(self._conn, [json.dumps({"args": args, "env": env, "cwd": cwd,
+                                                     "nofile": nofile}).encode()],
                             [fd for fd, _, _ in ends])
         finally:
             for _, _, close in ends:
@@ -346,7 +387,7 @@ _server: Optional[Server] = None
 def cli_server() -> Server:
     """This process's server, started at first use (see the module doc)."""
     global _server
-    if _server is None:
+    if _server is None or _server.closed:
         _server = Server()
         import atexit
         atexit.register(_server.close)
