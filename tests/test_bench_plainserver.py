@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from _forkcli import cli_server
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 from plainserver import PlainDrive  # noqa: E402
 
@@ -93,7 +95,13 @@ def test_ttfb_and_link_hold_every_answer_back(blob):
     assert took >= 0.15 + len(data) / 1e6 * 0.9  # 0.15 s to first byte, then ~0.3 s of body
 
 
-def test_drivestage_pull_extract_stages_from_it(tmp_path):
+@pytest.fixture(scope="session")
+def cli():
+    """``python -m drivestage`` forked with its imports done (tests/_forkcli.py)."""
+    return cli_server()
+
+
+def test_drivestage_pull_extract_stages_from_it(tmp_path, cli):
     members = {f"VOC/JPEGImages/{i:03d}.jpg": os.urandom(20_000 + i) for i in range(12)}
     zpath = tmp_path / "voc.zip"
     with zipfile.ZipFile(zpath, "w") as zf:
@@ -103,12 +111,12 @@ def test_drivestage_pull_extract_stages_from_it(tmp_path):
     with PlainDrive(str(zpath), file_id="Z1") as srv:
         env = dict(os.environ, DRIVESTAGE_API_ROOT=srv.url, DRIVESTAGE_TOKEN="x",
                    DRIVESTAGE_STATE_DIR=str(tmp_path / "state"), DRIVESTAGE_RETRY_ATTEMPTS="2")
-        cmd = [sys.executable, "-m", "drivestage", "pull", "drive:id:Z1", str(dest),
+        cmd = ["pull", "drive:id:Z1", str(dest),
                "--extract", "--json", "-q", "--jobs", "3", "--chunk-size", "65536"]
-        first = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+        first = cli.run(cmd, env=env, text=True, timeout=120)
         assert first.returncode == 0, first.stderr
         after_first = srv.counts()
-        again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+        again = cli.run(cmd, env=env, text=True, timeout=120)
         assert again.returncode == 0, again.stderr
         after_again = srv.counts()
     summary = json.loads(first.stdout)
