@@ -63,6 +63,10 @@ class _InterruptAt:
     def __init__(self, k: int, only_under: str = "", opcodes: bool = False):
         self.k, self.calls, self.only_under, self.opcodes = k, 0, only_under, opcodes
         self.where = ""
+        # One bound method, made once: the tracer runs at every bytecode of every traced
+        # frame, and a sweep runs its work again for each point (quadratic), so each new
+        # bound method and lookup per bytecode was a good part of the sweeps' time.
+        self._local = self._opcode
 
     def __call__(self, frame, event, arg):
         if event == "call" and frame.f_code.co_filename.startswith(self.only_under):
@@ -71,16 +75,21 @@ class _InterruptAt:
                 # f_trace first: CPython 3.12+ (Colab's 3.13) turns opcode events on only for
                 # a frame that already has its local tracer, and without this it silently
                 # sent none, so every opcode sweep there met function starts alone.
-                frame.f_trace = self._opcode
+                frame.f_trace = self._local
                 frame.f_trace_opcodes = True
-                return self._opcode
+                frame.f_trace_lines = False   # (only opcodes count: no call per line too)
+                return self._local
         return None
 
     def _opcode(self, frame, event, arg):
         if event == "opcode":
-            if frame.f_lasti in _after_calls(frame.f_code):
+            code = frame.f_code
+            points = _AFTER_CALLS.get(code)
+            if points is None:
+                points = _after_calls(code)
+            if frame.f_lasti in points:
                 self._count()
-        return self._opcode
+        return self._local
 
     def _count(self) -> None:
         self.calls += 1
