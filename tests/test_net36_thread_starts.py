@@ -26,6 +26,7 @@ import drivestage
 from drivestage.stage import pull
 from drivestage.upload_tree import push
 from _archives import a_tgz, a_zip, tree
+from _download_fixtures import small_splits  # noqa: F401 (fixture)
 from _drivemount import working_drive_mount  # noqa: F401 (fixture)
 from test_interrupt_commands import _none_left, _open_under
 
@@ -256,10 +257,13 @@ def test_a_ctrl_c_as_a_mount_probe_starts_leaves_one_probe_stuck_at_most(
 
 
 def test_a_ctrl_c_at_each_thread_start_of_a_large_pull_by_host_name(
-        fast, emulator, tmp_path, monkeypatch):
+        fast, emulator, tmp_path, monkeypatch, small_splits):
     """A file large enough for the streams' measuring thread, from the emulator by name
-    (``localhost``: each new connection's lookup runs in a thread of its own)."""
-    data = os.urandom(40 << 20)
+    (``localhost``: each new connection's lookup runs in a thread of its own). Large as
+    the split thresholds are lowered (``small_splits``: 256 KiB, not 32 MiB): the same
+    thread starts as 40 MiB under the real ones, each point pulling 1 MiB, not 40 (22 s of
+    CI's time)."""
+    data = os.urandom(1 << 20)
     emulator.add_file("d/big.bin", data)
     monkeypatch.setenv("DRIVESTAGE_API_ROOT", emulator.url.replace("127.0.0.1", "localhost"))
     call, check = _pulls(tmp_path, emulator, "drive:d/big.bin", {"big.bin": data}, fresh=True)
