@@ -88,6 +88,7 @@ def _run_cli(args: list[str], env: dict, cwd: str, nofile: list) -> int:
         os.execve(sys.executable, [sys.executable, "-m", "drivestage", *args], env)
     os.environ.clear()
     os.environ.update(env)
+    sys.path[0] = cwd   # (`python -m`'s first entry: the working folder, not tests/)
     import drivestage
     sys.argv = [os.path.join(os.path.dirname(drivestage.__file__), "__main__.py"), *args]
     code: Any = 0
@@ -125,6 +126,8 @@ def _run_cli(args: list[str], env: dict, cwd: str, nofile: list) -> int:
 def _serve_one(conn: socket.socket, listener: socket.socket) -> None:
     """In a waiter process: fork the child the request on ``conn`` asks for, tell its pid,
     wait for it, tell its exit status."""
+    import resource
+
     msg, fds, _, _ = socket.recv_fds(conn, 1 << 20, 3)
     request = json.loads(msg.decode())
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
@@ -138,12 +141,11 @@ def _serve_one(conn: socket.socket, listener: socket.socket) -> None:
             for fd in fds:
                 if fd > 2:
                     os.close(fd)
-            # The streams as a fresh interpreter makes them on these descriptors.
-            sys.stdin = sys.__stdin__ = open(0, "r", closefd=False)
-            sys.stdout = sys.__stdout__ = open(1, "w", buffering=1 if os.isatty(1) else -1,
-                                               closefd=False)
-            sys.stderr = sys.__stderr__ = open(2, "w", buffering=1, closefd=False,
-                                               errors="backslashreplace")
+            # sys.stdin, stdout and stderr stay the interpreter's own (made at its start, as
+            # any fresh one's with this environment: PYTHONUNBUFFERED...), now on these
+            # descriptors (the server never read its stdin: nothing of it is buffered).
+            for name, value in request.get("limits", {}).items():
+                resource.setrlimit(getattr(resource, name), tuple(value))
             code = _run_cli(request["args"], request["env"], request["cwd"],
                             request["nofile"])
         except BaseException:   # (the child's own failure, on its stderr)
@@ -194,22 +196,28 @@ def serve(path: str) -> None:
 class Server:
     """A running server (see the module doc); :meth:`popen` starts a child."""
 
-    def __init__(self) -> None:
+    def __init__(self, env: Optional[dict] = None) -> None:
+        """``env``: the server's environment (this process's by default): children asked
+        for with another value of what an import reads run a fresh interpreter."""
         self._dir = tempfile.mkdtemp(prefix="drivestage-forkcli-")
         self.path = os.path.join(self._dir, "s")
         self._proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), self.path],
-                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
         assert self._proc.stdout is not None
         line = self._proc.stdout.readline()
         assert line == b"ready\n", f"the CLI fork server did not start: {line!r}"
 
     def popen(self, args: list[str], env: Optional[dict] = None, cwd: Optional[str] = None,
-              stdin: Any = DEVNULL, stdout: Any = None, stderr: Any = None) -> "Child":
+              stdin: Any = DEVNULL, stdout: Any = None, stderr: Any = None,
+              limits: Optional[dict] = None) -> "Child":
         """``subprocess.Popen([sys.executable, "-m", "drivestage", *args], env=env, cwd=cwd,
         stdin=..., stdout=..., stderr=...)``, forked from the server; ``PIPE``, ``DEVNULL``,
-        None (this process's) or a descriptor / file for each stream."""
+        None (this process's) or a descriptor / file for each stream. ``limits``: resource
+        limits the child sets first ({"RLIMIT_AS": (soft, hard)}, what a ``preexec_fn``
+        would)."""
         return Child(self, list(args), dict(os.environ if env is None else env),
-                     os.getcwd() if cwd is None else str(cwd), stdin, stdout, stderr)
+                     os.getcwd() if cwd is None else str(cwd), stdin, stdout, stderr,
+                     limits or {})
 
     def run(self, args: list[str], env: Optional[dict] = None, cwd: Optional[str] = None,
             timeout: Optional[float] = None, text: bool = False) -> subprocess.CompletedProcess:
@@ -265,7 +273,7 @@ class Child:
     """A forked ``python -m drivestage``: what a ``subprocess.Popen`` offers for it."""
 
     def __init__(self, server: Server, args: list[str], env: dict, cwd: str,
-                 stdin: Any, stdout: Any, stderr: Any) -> None:
+                 stdin: Any, stdout: Any, stderr: Any, limits: dict) -> None:
         # (What subprocess.Popen reports to the audit hooks: tests/conftest.py looks for
         # the processes a test left running when it started one.)
         import resource
@@ -280,7 +288,8 @@ class Child:
             self._conn.connect(server.path)
             nofile = resource.getrlimit(resource.RLIMIT_NOFILE)
             socket.send_fds(self._conn, [json.dumps({"args": args, "env": env, "cwd": cwd,
-                                                     "nofile": nofile}).encode()],
+                                                     "nofile": nofile,
+                                                     "limits": limits}).encode()],
                             [fd for fd, _, _ in ends])
         finally:
             for _, _, close in ends:
@@ -384,11 +393,12 @@ class Child:
 _server: Optional[Server] = None
 
 
-def cli_server() -> Server:
-    """This process's server, started at first use (see the module doc)."""
+def cli_server(env: Optional[dict] = None) -> Server:
+    """This process's server, started at first use (see the module doc; ``env``: see
+    :class:`Server`)."""
     global _server
     if _server is None or _server.closed:
-        _server = Server()
+        _server = Server(env)
         import atexit
         atexit.register(_server.close)
     return _server

@@ -15,7 +15,10 @@ REPO = Path(__file__).resolve().parent.parent
 @pytest.mark.slow
 def test_quick_chaos_run_loses_nothing():
     env = {k: v for k, v in os.environ.items() if not k.startswith("DRIVESTAGE_")}
-    res = subprocess.run([sys.executable, str(REPO / "bench" / "chaos.py"), "--quick"],
+    # --fork-server: each drivestage run forked with its imports done (tests/_forkcli.py):
+    # the run's twenty fresh interpreters were a good part of its time.
+    res = subprocess.run([sys.executable, str(REPO / "bench" / "chaos.py"), "--quick",
+                          "--fork-server"],
                          capture_output=True, text=True, env=env, timeout=540)
     assert res.returncode == 0, res.stdout + res.stderr
     assert "verified: every staged and mirrored file has the right md5" in res.stdout
