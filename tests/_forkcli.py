@@ -166,9 +166,9 @@ def serve(path: str) -> None:
     import importlib
     import selectors
 
+    _IMPORTED_UNDER.update(os.environ)   # (before: an import may set some, cv2 does)
     for name in PRELOAD:
         importlib.import_module(name)
-    _IMPORTED_UNDER.update(os.environ)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(path)
     listener.listen(64)
