@@ -13,6 +13,8 @@ code, never a zip bomb). When torch cannot load it, its sidecar says whose fault
   and its saves replaced or pruned the newer verified one (loadfail37).
 
 A sidecar that names no md5 (trainer 0.1.0's) vouches for nothing: as damaged, as before.
+Nor does a sidecar make a zip bomb or a pickled function (``posix.system``: no torch loads
+one as weights, no trainer saves one) a load that failed here: the bytes' own, passed over.
 Split out of :mod:`trainer.checkpoint` (which re-exports every name here).
 """
 from __future__ import annotations
@@ -63,7 +65,9 @@ def load_checkpoint(path: str, map_location: Any = "cpu", *,
         state = torch_files.load(path, _test_device(path) or map_location)
     except torch_files.Refused as refused:
         error = _worded(path, refused)
-        if not isinstance(refused, torch_files.ZipBomb):   # (its zip directory says so: the bytes')
+        # (A zip bomb: its zip directory says so; a pickled function: no torch loads it. The
+        # bytes' own, as the content checks below are, whatever their sidecar vouches.)
+        if not isinstance(refused, torch_files.ZipBomb) and not _foreign(refused):
             outside = _outside(path, vouched or read_sidecar(path), refused)
             if outside is not None:
                 raise outside from None
@@ -105,6 +109,27 @@ def _worded(path: str, refused: torch_files.Refused) -> CheckpointError:
     assert isinstance(refused, torch_files.Unreadable)
     return CheckpointError(f"checkpoint {path} cannot be read ({refused.detail}); it is "
                            "truncated or not a trainer checkpoint")
+
+
+#: Top modules a pickled name may come from in a file some trainer and torch wrote: a type a
+#: newer torch's weights_only loading allows, or one a newer trainer registered as safe.
+_WRITTEN_BY = ("torch", "numpy", "collections", "builtins", "trainer")
+
+
+def _foreign(refused: torch_files.Refused) -> bool:
+    """Whether ``refused`` names a pickled object no torch loads as weights and no trainer
+    saves (``posix.system``, a builtin function, a user's class): a property of the bytes,
+    on any machine; a newer torch or memory never makes it load, so a stop advising them led
+    nowhere, and came again (attackload37)."""
+    if not isinstance(refused, torch_files.PickledObject):
+        return False
+    top, _, rest = refused.name.partition(".")
+    if top == "builtins":
+        import builtins
+        import types
+
+        return isinstance(getattr(builtins, rest, None), types.BuiltinFunctionType)
+    return top not in _WRITTEN_BY
 
 
 def md5_of(path: str) -> tuple[str, int]:
