@@ -156,15 +156,23 @@ class CheckpointSync:
 
         A sidecar replaced since the listing (another machine's push) makes the folder
         listed again, at most :data:`MAX_RELISTS` times: its checkpoint, newer, counted as
-        none, and a resume went back to an older one or started afresh (walk37)."""
+        none, and a resume went back to an older one or started afresh (walk37). Still so
+        after that: :class:`RemoteChangedError`, never an answer without it (attackload37)."""
         try:
             folder = self._store.resolve(self._path)
         except NotFoundError:
             return None
         for relisted in range(MAX_RELISTS + 1):
             listed = self._listed(folder)
-            if not listed.changed or relisted == MAX_RELISTS:
+            if not listed.changed:
                 break
+            if relisted == MAX_RELISTS:
+                # Never an answer from a listing out of step: the pair replaced counted as
+                # none, and None (a fresh start) or an older one came back (attackload37).
+                raise RemoteChangedError(
+                    f"a checkpoint's sidecar in {self._store.describe(folder)} was replaced "
+                    f"on Drive {MAX_RELISTS + 1} times while it was listed (another machine "
+                    "pushing it); nothing was chosen: ask again once that machine is done")
             log.info("a sidecar in %s changed on Drive since it was listed; listing it again",
                      self._store.describe(folder))
         best = sidecar.newest(listed.described, run=run, prefer=self.policy.regex)
