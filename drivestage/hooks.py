@@ -57,6 +57,8 @@ class _Listed:
     described: list[Described] = field(default_factory=list)
     names: set[str] = field(default_factory=set)
     changed: bool = False
+    #: The run each chosen copy's sidecar names (name -> run; None: it names none).
+    runs: dict[str, Optional[str]] = field(default_factory=dict)
 
 
 def _drop_partials(target: str) -> None:
@@ -111,6 +113,9 @@ class CheckpointSync:
         self._store, self._path = open_store((store, str(dest)) if store is not None else dest,
                                              md5_cache=self._cache)
         self.write_sidecars = write_sidecars
+        # The run named by the sidecar of each entry answered (entry id -> run): a fetch
+        # listing again never takes another run's copy of the name (attackload37).
+        self._runs: dict[str, Optional[str]] = {}
         self.mirror = Mirror(self.local_dir, (self._store, self._path), self.policy,
                              every=every, include=include, exclude=exclude,
                              use_trash=use_trash, chunk_size=chunk_size,
@@ -176,7 +181,10 @@ class CheckpointSync:
             log.info("a sidecar in %s changed on Drive since it was listed; listing it again",
                      self._store.describe(folder))
         best = sidecar.newest(listed.described, run=run, prefer=self.policy.regex)
-        return listed.chosen[best.name] if best else None
+        if best is None:
+            return None
+        self._runs[listed.chosen[best.name].id] = best.sidecar.run
+        return listed.chosen[best.name]
 
     def fetch(self, remote: RemoteEntry, local_path: str) -> str:
         """Download ``remote`` to ``local_path``, verified with Drive's checksum; the target
@@ -188,7 +196,9 @@ class CheckpointSync:
         :data:`MAX_RELISTS` times (:class:`RemoteChangedError` then); a name no longer on
         Drive is :class:`NotFoundError`. Never bytes another name's, nor bytes the sidecar
         on Drive does not vouch for; nothing at ``local_path`` when it fails (walk37). The
-        bytes then fetched are newer than ``remote`` says (same name, another md5)."""
+        bytes then fetched are newer than ``remote`` says (same name, another md5). Nor
+        another run's copy of the name, where ``remote`` came from
+        :meth:`latest_remote_checkpoint` (its sidecar named a run): NotFoundError then."""
         folder = os.path.dirname(os.path.abspath(local_path))
         os.makedirs(folder, exist_ok=True)
         where = self._store.describe(remote)
@@ -220,6 +230,17 @@ class CheckpointSync:
         except NotFoundError:
             listed = _Listed()
         if remote.name in listed.chosen:
+            was, now = self._runs.get(remote.id), listed.runs.get(remote.name)
+            if was is not None and now != was:
+                # (Another run's push replaced it: replace_other_runs, push --force.) Its
+                # bytes under the name the caller chose for run ``was`` went on from
+                # another run's state, said nowhere.
+                names = f"run {now}" if now is not None else "no run"
+                raise NotFoundError(
+                    f"{where} is no longer run {was}'s on Drive (another run's push replaced "
+                    f"it: its sidecar names {names}); nothing was fetched: ask "
+                    "latest_remote_checkpoint() again") from exc
+            self._runs[listed.chosen[remote.name].id] = was
             return listed.chosen[remote.name]
         if remote.name not in listed.names:
             raise NotFoundError(
@@ -255,6 +276,7 @@ class CheckpointSync:
             if not described.verified:
                 continue   # (a pair out of step: never fetched as one)
             out.chosen[name] = entry
+            out.runs[name] = side.run
             out.described.append(described)
         return out
 
