@@ -14,6 +14,7 @@ import shutil
 import time
 from pathlib import Path
 
+import pytest
 import torch
 
 from test_loadfail37_resume import _config, _line, trained  # noqa: F401  (module fixture)
@@ -40,6 +41,7 @@ def _rank(rank: int, port: int, config: str, out: str) -> None:
     Path(out, f"rank{rank}.txt").write_text(said)
 
 
+@pytest.mark.slow
 def test_one_rank_that_cannot_load_ends_both_ranks_and_replaces_nothing(
         trained, synth_voc, tmp_path, monkeypatch):
     import torch.multiprocessing as mp

@@ -15,6 +15,7 @@ import os
 import shutil
 
 import torch
+import pytest
 from click.testing import CliRunner
 
 from test_loadfail37_find import _newer_torch_format
@@ -72,6 +73,7 @@ def test_the_local_stop_goes_on_with_resume_path_then_auto(trained, synth_voc, t
     _way_on(_config(tmp_path, synth_voc), str(logs / "epoch_001.pt"), logs)
 
 
+@pytest.mark.slow
 def test_the_drive_stop_goes_on_with_a_pulled_checkpoint_then_auto(
         trained, synth_voc, tmp_path, emulator, drive_env, local_state, fast_retries,
         one_torch_thread):

@@ -9,7 +9,8 @@ last in the folder, from its most advanced readable checkpoint: the local folder
 Drive holds a verified checkpoint of the same run saved later at another point: another
 machine went on), else Drive, falling back past a damaged newest one with a warning (one
 whose bytes its sidecar vouches for but that does not load here stops the run instead:
-:mod:`trainer.checkpoint_load`, ``LoadFailedError``, every rank; loadfail37). A
+:mod:`trainer.checkpoint_load`, ``LoadFailedError``, every rank; loadfail37; unless Drive
+holds the run further on than it: from there, attackload37). A
 checkpoint further on than its run's checkpoint saved last is never taken: the run was
 resumed on purpose from an older checkpoint since (a diverged loss sent back), and goes on
 from there (:func:`drivestage.sidecar.left_behind`). Such a branch is recorded before its
@@ -194,8 +195,11 @@ def _decide(cfg: Any, resume: Optional[str], drive: Optional[DriveFolder],
     tried = tried if tried is not None else Tried(vet)
     tried.run = run
     if found:
-        path = ckpt.find_latest(out_dir, run=run, any_run=False, usable=lambda c, state: (
-            tried.usable(state, c.path, c.sidecar.md5)))
+        try:
+            path = ckpt.find_latest(out_dir, run=run, any_run=False, usable=lambda c, state: (
+                tried.usable(state, c.path, c.sidecar.md5)))
+        except LoadFailedError as stop:
+            return _past_unloadable(stop, run, out_dir, drive, tried)
         if path is not None:
             # Drive's copies of a state found bad here are as bad: never "further on" there.
             ours = tried.without_bad(_check_drive_run(run, out_dir, drive))
@@ -236,6 +240,30 @@ def _decide(cfg: Any, resume: Optional[str], drive: Optional[DriveFolder],
         return Start(new_run_id())
     logger.info("the local run folder has no checkpoint; taking the newest from %s", drive.spec)
     return _fetch_newest(drive, remote, out_dir, tried=tried)
+
+
+def _past_unloadable(stop: LoadFailedError, run: Optional[str], out_dir: str,
+                     drive: Optional[DriveFolder], tried: Tried) -> Start:
+    """The run folder's newest does not load here (``stop``, loadfail37): Drive's newest of
+    the run where another machine went on further than it (nothing of it lost: the run's
+    saves come after), said; else ``stop``. Raised first, it kept auto from asking Drive,
+    and said to go back to an older checkpoint behind Drive's (attackload37)."""
+    ours = tried.without_bad(_check_drive_run(run, out_dir, drive))
+    mine = _as_on_drive(ckpt.read_sidecar(stop.path), ours or [])
+    if drive is None or not ours or mine is None:
+        raise stop
+    ahead = [c for c in ours if _went_on(c.sidecar, mine)]
+    if not ahead:
+        raise stop
+    logger.warning("%s does not load here, but %s holds this run further on (%s: another "
+                   "machine went on from it); continuing from Drive", stop.path, drive.spec,
+                   newest_of_current_run(ahead, run).name)
+
+    def still(bad: list[str]) -> Start:   # (none of those further on can be used either)
+        raise stop
+
+    return _fetch_newest(drive, ahead, out_dir, fallback=still,
+                         keep=lambda c: _went_on(c.sidecar, mine), tried=tried)
 
 
 def _as_on_drive(mine: Optional[Sidecar], ours: Sequence[RemoteCheckpoint]) -> Optional[Sidecar]:
