@@ -6,10 +6,11 @@ What is pinned here, on a real run's checkpoints cut short:
   damaged (the md5 read decides, not the size): passed over, epoch_001.pt found;
 - a sidecar that names no md5 (trainer 0.1.0's) and the cut file's size: it vouches for
   nothing, damaged, passed over;
-- a sidecar forged for the cut bytes (their md5 and size): the stop. Only a sidecar written
-  from those bytes says so (the trainer's save hashes what it writes, then renames), and a
-  zip torch cannot read may be a newer torch's format: stopping loses nothing, and the way
-  on (``--resume PATH``) is run in tests/test_attackload37_way.py."""
+- a sidecar forged for the cut bytes (their md5 and size): passed over all the same, as
+  damaged: bytes that are not a whole zip (no central directory) load on no machine and
+  with no torch, so the stop's advice (memory, disk, a newer torch) led nowhere and came
+  again at every start (test_messages_train's "broken tool" pins the same). A whole zip
+  torch cannot read (a newer torch's format) still stops: tests/test_loadfail37_*.py."""
 from __future__ import annotations
 
 import dataclasses
@@ -23,7 +24,6 @@ from test_loadfail37_find import _two_epochs
 from test_trainer22_hostile import _md5s
 from test_trainer23_fallback import _warnings
 from trainer import checkpoint as ckpt
-from trainer.errors import LoadFailedError
 
 
 def _cut(path: str, **said) -> None:
@@ -56,16 +56,16 @@ def test_a_cut_file_its_sidecar_does_not_vouch_for_is_passed_over(tiny_config, t
     assert _md5s(logs) == before
 
 
-def test_a_cut_file_its_sidecar_was_forged_for_stops(tiny_config, tmp_path):
+def test_a_cut_file_its_sidecar_was_forged_for_is_passed_over(tiny_config, tmp_path, caplog):
     logs = tmp_path / "logs"
     path = _two_epochs(tiny_config, logs)
     _cut(path, size="cut", md5="cut")
     before = _md5s(logs)
 
-    with pytest.raises(LoadFailedError) as stopped:
-        ckpt.find_latest(str(logs))
+    with caplog.at_level(logging.WARNING):
+        found = ckpt.find_latest(str(logs))
 
-    assert stopped.value.path == path
-    assert f"although its bytes are those its sidecar vouches for (md5 " \
-           f"{ckpt.md5_of(path)[0]})" in str(stopped.value)
+    assert found == str(logs / "epoch_001.pt")
+    assert [w.split(" cannot be read ")[0] for w in _warnings(caplog)] == [
+        f"skipping checkpoint {path}", f"skipping checkpoint {logs / 'last.pt'}"]
     assert _md5s(logs) == before

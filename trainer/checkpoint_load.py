@@ -12,7 +12,9 @@ code, never a zip bomb). When torch cannot load it, its sidecar says whose fault
   Before, such a file was passed over as damaged: the run went on from an older checkpoint
   and its saves replaced or pruned the newer verified one (loadfail37).
 
-A sidecar that names no md5 (trainer 0.1.0's) vouches for nothing: as damaged, as before.
+A sidecar that names no md5 (trainer 0.1.0's) vouches for nothing: as damaged, as before; nor
+does one make bytes that are not a whole zip (cut short: a tool that wrote the sidecar of
+the bytes it cut) anything but damaged.
 Nor does a sidecar make a zip bomb or a pickled function (``posix.system``: no torch loads
 one as weights, no trainer saves one) a load that failed here: the bytes' own, passed over.
 Split out of :mod:`trainer.checkpoint` (which re-exports every name here).
@@ -175,11 +177,27 @@ def _outside(path: str, side: Optional[Sidecar],
     detail = refused.detail if isinstance(refused, torch_files.Unreadable) else \
         f"it holds a pickled object ({getattr(refused, 'name', '?')}) this torch does not load"
     try:
-        if bytes_mismatch(path, side) is not None:
+        if bytes_mismatch(path, side) is not None or _broken_zip(path):
             return None
     except OSError as exc:
         return load_failed(path, side, _said(exc), exc, read=True)
     return load_failed(path, side, detail, cause)
+
+
+def _broken_zip(path: str) -> bool:
+    """Whether the bytes at ``path`` are not a whole zip (no central directory: cut short; a
+    member whose CRC is wrong): damaged on any machine, whatever a sidecar says of them (a
+    tool that wrote the sidecar of the bytes it cut). A whole zip torch did not load (a newer
+    torch's format, no memory) is this machine's failure. An OSError is raised: a read that
+    fails says nothing of the bytes."""
+    import zipfile
+    import zlib
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return archive.testzip() is not None   # (streamed: a member at a time)
+    except (zipfile.BadZipFile, EOFError, zlib.error, NotImplementedError):
+        return True
 
 
 def _said(exc: OSError) -> str:
