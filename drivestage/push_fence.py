@@ -67,14 +67,19 @@ class Fence:
                 self.broken = self.broken or exc
             raise
 
-    def made(self, key: Key, entry: RemoteEntry, final: bool) -> None:
+    def made(self, key: Key, entry: RemoteEntry, final: bool, own: bool = True) -> None:
         """``entry``, a new copy of ``key`` just uploaded and verified, is this push's own
         until committed; checked now. ``final``: nothing vouches for it but itself (no
-        sidecar of it is pushed, or it is a sidecar): committed once the check passes."""
+        sidecar of it is pushed, or it is a sidecar): committed once the check passes.
+        ``own`` False: the store answered with a copy an earlier push made (no byte of it
+        sent now: a listing that lagged planned a create of a file already there, answered
+        with the file this process made a moment ago or an earlier create's id): that push's
+        sidecar may vouch for it, so it is never this push's to remove (attackfence37)."""
         if self._guard is None:
             return
         with self._lock:
-            self._own[key] = entry
+            if own:
+                self._own[key] = entry
         self.check()
         if final:
             self.committed([key])

@@ -283,17 +283,20 @@ class PushJob:
                     failed[key] = halt.cause
                     left_out.append(lf.rel)
                 return
-            moved = [0]
+            moved = [0, 0]   # bytes sent; of them, this file's (its copy made by this push)
 
             def count(n: int) -> None:
                 moved[0] += n
                 if self.progress:
                     self.progress(n)
+            def made(n: int) -> None:
+                moved[1] += n
+                count(n)
             def upload(path: str) -> RemoteEntry:
                 def to(folder: RemoteEntry) -> RemoteEntry:
                     return self.store.upload(
                         path, folder, lf.name, replace=item.target, chunk_size=self.chunk_size,
-                        progress=count, md5_cache=self.cache if path == lf.path else None)
+                        progress=made, md5_cache=self.cache if path == lf.path else None)
                 try:
                     return to(self.remote_folder[lf.folder_rel])
                 except MovedAwayError as moved:
@@ -337,7 +340,8 @@ class PushJob:
                 return
             try:   # (a new copy: its own until its sidecar vouches for it; one in place: not)
                 if item.target is None:
-                    self.fence.made(key, entry, final=key not in self.copies.sides_of)
+                    self.fence.made(key, entry, final=key not in self.copies.sides_of,
+                                    own=moved[1] > 0)   # (none sent: an earlier push's)
                 self.fence.committed(owners.get(key, ()))
             except Exception as exc:
                 with mutex:

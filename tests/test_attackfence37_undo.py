@@ -1,0 +1,51 @@
+"""attackfence37: what a push's fence removes when its guard refuses (drivestage.push_fence's
+``Fence.undo``): only the copies this push made. A "new copy" the upload answers with can be a
+file an earlier push made: Drive's listing lags, so the push plans a create of a file already
+there, and the store answers with the copy this process made a moment ago
+(``ids.Creates._made_before``) or with the file a create of an earlier push made under the id
+recorded for it (a 409). That copy is vouched for by the sidecar its own push sent: removed,
+the verified pair on Drive named bytes that were gone. The real PyDrive2 stack against the
+emulator; the lag by count of list answers, never by time."""
+from __future__ import annotations
+
+import pytest
+
+from tests import _checkpoints
+
+DEST = "drive:runs/exp"
+
+
+class Refused(Exception):
+    pass
+
+
+def _on_drive(emulator) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for f in emulator.files():
+        if not f["labels"]["trashed"] and f["title"].startswith("epoch_"):
+            out.setdefault(f["title"], []).append(f.get("md5Checksum", ""))
+    return {n: sorted(ms) for n, ms in out.items()}
+
+
+def test_a_refused_push_keeps_the_pair_an_earlier_push_made_that_the_listing_hides(
+        drive_env, emulator, tmp_path):
+    from drivestage.upload_tree import push
+
+    local = tmp_path / "logs"
+    _checkpoints.save(str(local), "epoch_001", 1, 1000.0)
+    # Drive's listing lags: the pair the first push makes is not listed to the next pushes.
+    emulator.faults.lag_listing(created=1000, titles=r"^epoch_001\.(pt|json)$")
+    push(str(local), DEST, jobs=1)
+    pair = _on_drive(emulator)
+    assert sorted(pair) == ["epoch_001.json", "epoch_001.pt"]
+    calls: list[int] = []
+
+    def guard() -> None:   # refuses once a copy was "made" (the fence's check after it)
+        calls.append(1)
+        if len(calls) >= 3:
+            raise Refused("the lease is another trainer's now")
+
+    with pytest.raises(Refused):
+        push(str(local), DEST, jobs=1, guard=guard)
+    # The pair the first push verified is not this push's to remove.
+    assert _on_drive(emulator) == pair
