@@ -67,6 +67,13 @@ class Fence:
                 self.broken = self.broken or exc
             raise
 
+    def between(self, kept: int, size: int) -> None:
+        """An update in place (committed by its last chunk) has ``kept`` of its ``size`` bytes
+        on the store: checked between its chunks, never after the last (the copy is there
+        then; its error would undo nothing, and a sidecar's read as not sent: attackfence37)."""
+        if kept < size:
+            self.check()
+
     def made(self, key: Key, entry: RemoteEntry, final: bool, own: bool = True) -> None:
         """``entry``, a new copy of ``key`` just uploaded and verified, is this push's own
         until committed; checked now. ``final``: nothing vouches for it but itself (no

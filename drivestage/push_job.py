@@ -284,14 +284,15 @@ class PushJob:
                     left_out.append(lf.rel)
                 return
             moved = [0, 0]   # bytes sent; of them, this file's (its copy made by this push)
-
             def count(n: int) -> None:
                 moved[0] += n
                 if self.progress:
                     self.progress(n)
-            def made(n: int) -> None:
+            def made(n: int) -> None:   # (in place: guarded between chunks, the last commits)
                 moved[1] += n
                 count(n)
+                if item.target is not None:
+                    self.fence.between(moved[1], lf.size)
             def upload(path: str) -> RemoteEntry:
                 def to(folder: RemoteEntry) -> RemoteEntry:
                     return self.store.upload(

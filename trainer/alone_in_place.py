@@ -14,6 +14,7 @@ for. An account that may remove (an Owner, a Manager, a Content manager) sends a
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Callable, Optional, Sequence
 
@@ -81,7 +82,14 @@ def send(store: RemoteStore, folder: RemoteEntry, paths: Sequence[str], names: S
             {names[1]: [side]}, {names[1]: paths[1]}, file_md5)
         side = first or side
         guard()
-        store.upload(paths[0], folder, names[0], replace=older.checkpoint, md5_cache=cache)
+        size, kept = os.path.getsize(paths[0]), [0]
+
+        def between(n: int) -> None:   # (its last chunk commits it: guarded before that)
+            kept[0] += n
+            if kept[0] < size:
+                guard()
+        store.upload(paths[0], folder, names[0], replace=older.checkpoint, md5_cache=cache,
+                     progress=between)
     if (side.md5 or "").lower() != file_md5(paths[1]):   # (else sent already)
         guard()
         store.upload(paths[1], folder, names[1], replace=side, md5_cache=cache)
