@@ -117,10 +117,14 @@ class ClaimReader:
             return None
         try:
             data = json.loads(b"".join(self.store.read_range(entry, 0, entry.size)) or b"{}")
-            return Claim(entry, str(data["owner"]), str(data["host"]), int(data["pid"]),
+            pid = int(data["pid"])
+            if not 0 < pid < 1 << 31:   # (no process's: os.kill of it raised OverflowError)
+                return None
+            return Claim(entry, str(data["owner"]), str(data["host"]), pid,
                          str(data.get("machine", "")), int(data["generation"]),
                          data.get("released") is True)
-        except (NotFoundError, RemoteChangedError, ValueError, KeyError, TypeError):
+        except (NotFoundError, RemoteChangedError, ValueError, KeyError, TypeError,
+                OverflowError):   # (a number JSON read as infinity: garbage, attackfence37)
             return None   # (gone since the listing, or not a claim: no one's)
 
 
