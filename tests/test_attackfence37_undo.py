@@ -49,3 +49,40 @@ def test_a_refused_push_keeps_the_pair_an_earlier_push_made_that_the_listing_hid
         push(str(local), DEST, jobs=1, guard=guard)
     # The pair the first push verified is not this push's to remove.
     assert _on_drive(emulator) == pair
+
+
+class _Lease:
+    """The run's lease as a send sees it (``check`` at its start, ``guard`` at each commit
+    point: trainer.lease.RunLease's), lost at the guard's ``lost_at``-th call."""
+
+    def __init__(self, lost_at: int) -> None:
+        self.calls, self.lost_at = 0, lost_at
+
+    def check(self) -> None:
+        pass
+
+    def guard(self) -> None:
+        self.calls += 1
+        if self.calls >= self.lost_at:
+            raise Refused("the lease is another trainer's now")
+
+
+def test_a_refused_lone_send_keeps_the_pair_a_push_made_that_the_listing_hides(
+        drive_env, emulator, tmp_path):
+    """``DriveFolder.send_alone`` (a stop's save) of the pair the run's push made a moment
+    before, its listing not showing it yet: the store answers with the push's copy; the lease
+    found lost at the check after that upload, the send removed it (its 'own')."""
+    from trainer.drive import DriveFolder
+
+    local = tmp_path / "logs"
+    _checkpoints.save(str(local), "epoch_001", 1, 1000.0)
+    emulator.faults.lag_listing(created=1000, titles=r"^epoch_001\.(pt|json)$")
+    folder = DriveFolder(DEST, str(local))
+    folder.push()
+    pair = _on_drive(emulator)
+    assert sorted(pair) == ["epoch_001.json", "epoch_001.pt"]
+    folder.lease = _Lease(lost_at=2)   # (1: before the checkpoint's upload; 2: after it)
+    with pytest.raises(Refused):
+        folder.send_alone([str(local / "epoch_001.pt"), str(local / "epoch_001.json")])
+    assert folder.lease.calls == 2
+    assert _on_drive(emulator) == pair
