@@ -226,9 +226,11 @@ class RunLease:
             sure = self._written_at + self.sure_s
             listed = next((c for c in claims if c.owner == self.token), None)
             if listed is None or server_clock.now() - listed.entry.modified > self.period_s / 2:
-                # (Sent before it could be stale: no take-over meanwhile; sent later, the
-                # next guard lists again.)
-                if self._write(folder) < sure:
+                # (Answered before it could be stale: it landed before any take-over; later
+                # (a renewal slow past the proof: retries, a hung request), another trainer
+                # may hold the lease by then, and the next guard lists again: attackfence37.)
+                self._write(folder)
+                if _clock() < sure:
                     sure = self._written_at + self.sure_s
             self._sure_until = sure
 

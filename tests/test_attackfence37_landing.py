@@ -1,0 +1,58 @@
+"""attackfence37: the lease's guard makes no request while "its last renewal proves that no
+trainer can have taken it over as stale". A renewal proves that only from when it *lands*:
+one sent before the old proof ran out but answered after the claim could read stale (a
+renewal that failed, the next one slow: Drive's retries, a request hung for a minute) left a
+gap in which another trainer took the stale lease over; the renewal then landed and the
+holder believed itself sure for :attr:`RunLease.sure_s` more from when it was *sent*. Its
+guard passed every commit of its push without a listing while the other trainer held the
+lease (until the renewal thread's next listing, a period later). Now a renewal extends the
+proof only where Drive answered it before the old proof ran out. The claim's renewal held
+by the emulator's latency (its request handled seconds later); the taker a real RunLease;
+the real PyDrive2 stack against the emulator. Slow: the lease's own periods (4 s) pass."""
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from drivestage.errors import DriveStageError
+
+DEST = "drive:runs/exp"
+
+
+@pytest.mark.slow
+def test_a_renewal_that_lands_after_a_stale_take_over_proves_nothing(
+        drive_env, emulator, tmp_path):
+    from trainer.drive import DriveFolder
+    from trainer.errors import LeaseLostError
+    from trainer.lease import RunLease, _clock
+
+    period = 4.0
+    old = RunLease(DriveFolder(DEST, str(tmp_path / "old")), period_s=period)
+    old.acquire()
+    assert (old.stale_s, old.sure_s) == (12.0, 10.0)
+    # The renewal at 2 periods (the one at 1 period failed): sent before the proof (10 s)
+    # runs out, handled 6.5 s later, after the claim read stale (12 s, and Drive's clock
+    # heard to the second) and the other trainer took the lease over.
+    time.sleep(max(0.0, old._written_at + 2 * period - _clock()))
+    emulator.faults.latency(6.5, path=old._mine.id, times=1)
+    failed: list[BaseException] = []
+
+    def renew() -> None:
+        try:
+            old.check()
+        except (DriveStageError, LeaseLostError) as exc:
+            failed.append(exc)
+    renewal = threading.Thread(target=renew)
+    renewal.start()
+    new = RunLease(DriveFolder(DEST, str(tmp_path / "new")), period_s=period)
+    new.acquire()   # (watches the old claim until it reads stale, then takes the lease)
+    assert new.generation == 2
+    renewal.join(30)
+    assert not renewal.is_alive() and not failed, failed
+    assert _clock() < old._written_at + old.sure_s   # (the gap this test is about)
+    # The other trainer holds the lease: the old one's guard may not pass without a look.
+    with pytest.raises(LeaseLostError):
+        old.guard()
+    new.release()
