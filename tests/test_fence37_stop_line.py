@@ -71,8 +71,8 @@ def test_held_when_first_reached_is_no_take_over(drive_env, emulator, tmp_path, 
     who = f"pid {os.getpid()} on {socket.gethostname()}"
     want = (f"Error: stopped by another trainer holding the run's lease at epoch 1, iteration 3: "
             f"epoch_001.pt is saved in {out_dir} only: {who} holds the run's lease on {DEST} "
-            f"(renewed 0 s ago; taken while Drive was down at this trainer's start, before "
-            f"this trainer could take it)" + _tail())
+            f"(renewed 0 s ago; held before this trainer first reached Drive, which was down "
+            f"at its start)" + _tail())
     line = _line(stop, out_dir)
     assert re.sub(r"renewed \d+ s ago", "renewed 0 s ago", line) == want, line
     assert "take-over of" not in line

@@ -293,8 +293,8 @@ class RunLease:
         if live:
             self.pending = False
             self._lose(min(live, key=lambda c: c.order), HELD + " {}",
-                       "; taken while Drive was down at this trainer's start, before this "
-                       "trainer could take it")
+                       "; held before this trainer first reached Drive, which was down at "
+                       "its start")   # (maybe long before: attackfence37)
         self.pending = False
         self.start()
 
