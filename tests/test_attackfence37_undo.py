@@ -8,6 +8,8 @@ the verified pair on Drive named bytes that were gone. The real PyDrive2 stack a
 emulator; the lag by count of list answers, never by time."""
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from tests import _checkpoints
@@ -86,3 +88,40 @@ def test_a_refused_lone_send_keeps_the_pair_a_push_made_that_the_listing_hides(
         folder.send_alone([str(local / "epoch_001.pt"), str(local / "epoch_001.json")])
     assert folder.lease.calls == 2
     assert _on_drive(emulator) == pair
+
+
+@pytest.mark.parametrize("refused_at", [2, 3, 4])
+def test_a_refused_push_into_a_directory_leaves_the_old_pair_as_readers_see_it(
+        local_state, tmp_path, refused_at):
+    """A directory store (a NAS, a mount) holds one file of a name: the new copy takes the
+    name, the old one kept aside under a held name until the new pair is verified. The guard
+    refusing before the upload, after the new copy or before its sidecar: the store lists the
+    old pair under its names, and the next push (the lease held again) leaves the new pair
+    alone in the folder, nothing held left."""
+    from drivestage.localfs import file_md5
+    from drivestage.remote import open_store
+    from drivestage.upload_tree import push
+
+    local, dest = tmp_path / "logs", tmp_path / "nas" / "exp"
+    os_dest = str(dest)
+    (tmp_path / "nas").mkdir()
+    _checkpoints.save(str(local), "epoch_001", 1, 1000.0)
+    push(str(local), os_dest, jobs=1)
+    old = {n: file_md5(str(dest / n)) for n in ("epoch_001.pt", "epoch_001.json")}
+    _checkpoints.save(str(local), "epoch_001", 1, 2000.0)
+    new = {n: file_md5(str(local / n)) for n in old}
+    calls: list[int] = []
+
+    def guard() -> None:
+        calls.append(1)
+        if len(calls) >= refused_at:
+            raise Refused("no more")
+
+    with pytest.raises(Refused):
+        push(str(local), os_dest, jobs=1, guard=guard)
+    store, path = open_store(os_dest)
+    listed = {e.name: e.md5 for e in store.list(store.resolve(path)) if not e.is_dir}
+    assert listed == old
+    push(str(local), os_dest, jobs=1)
+    assert sorted(os.listdir(dest)) == ["epoch_001.json", "epoch_001.pt"]
+    assert {n: file_md5(str(dest / n)) for n in new} == new
