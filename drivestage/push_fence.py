@@ -6,10 +6,14 @@ slept: :mod:`trainer.lease`) gives :func:`drivestage.upload_tree.push` a ``guard
 that returns where the caller may still write, and raises where it may not. The push calls it
 (:class:`Fence`) at every commit point:
 
-- before each upload (an update in place is its commit; a new copy costs its bytes);
+- before each upload (an update in place is its commit; a new copy costs its bytes), and
+  between the chunks of an update in place (its last chunk commits it: a checkpoint of many
+  chunks is sent for minutes, :meth:`Fence.between`);
 - after each new copy is uploaded and verified, before it counts as sent: a copy made beside
   the old ones is *this push's own* until the sidecar that vouches for it is written (a file
-  without a sidecar: until that check passes);
+  without a sidecar: until that check passes). A copy the store answered with but of which
+  the push sent no byte (a listing that lagged: the file an earlier push made, which its
+  sidecar may vouch for) is checked, never its own;
 - before a sidecar is written (each upload is checked before), before each removal of old
   copies, before retention's deletions, the room made for the uploads and ``--delete``.
 
