@@ -9,6 +9,7 @@ the emulator."""
 from __future__ import annotations
 
 import json
+import os
 import socket
 
 import pytest
@@ -47,3 +48,33 @@ def test_a_garbage_claim_is_no_ones(drive_env, emulator, tiny_config, tmp_path, 
     lease.check()
     lease.guard()
     lease.release()
+
+
+def test_a_huge_claim_and_many_claims_leave_the_live_holder_named(
+        drive_env, emulator, tiny_config, tmp_path):
+    """A claim-named file of 1 MB (never read: no claim is that big) and 30 claims of ended
+    trainers (another host's, generations 1..30, each read once): ``trainer status --json``
+    names the live holder, which took generation 31 past them."""
+    from click.testing import CliRunner
+
+    from trainer.cli import cli
+    from trainer.drive import DriveFolder
+    from trainer.lease import RunLease
+
+    _pushed(tmp_path)
+    big = {"owner": "y", "host": "elsewhere", "pid": 5, "generation": 99, "pad": "x" * (1 << 20)}
+    emulator.add_file("runs/exp/trainer-lease-ffffffffffffffff.json", json.dumps(big).encode())
+    for g in range(1, 31):
+        claim = {"owner": f"o{g}", "host": "elsewhere", "pid": g, "generation": g}
+        emulator.add_file(f"runs/exp/trainer-lease-{g:016x}.json", json.dumps(claim).encode())
+    holder = RunLease(DriveFolder(DEST, str(tmp_path / "holder")), period_s=3.0,
+                      take_over=True)   # (the 30 look live: just written)
+    holder.acquire()
+    try:
+        path = tiny_config(**{"drive.logs": DEST, "drive.lease_minutes": 0.05})
+        r = CliRunner().invoke(cli, ["status", "-c", path, "--json"])
+    finally:
+        holder.release()
+    assert r.exit_code == 0, r.output
+    held = json.loads(r.stdout)["lease"]
+    assert (held["pid"], held["generation"], held["stale"]) == (os.getpid(), 31, False), held
