@@ -10,16 +10,17 @@ Real trainer processes on the tiny synthetic dataset against the emulator; every
 an event (a line on a trainer's stderr, a file on the emulator), bounded."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 
 import pytest
 from click.testing import CliRunner
 
+from _trainer_proc import TrainerProcess, start_trainer
 from trainer.cli import cli
 
 pytestmark = pytest.mark.slow
@@ -40,19 +41,18 @@ def _real_settle(monkeypatch):
 LONG = 1000
 
 
-def _spawn(path: str, tmp_path, name: str, *extra: str) -> tuple[subprocess.Popen, str]:
-    """A trainer in a process of its own, with a state folder of its own (another machine)."""
+def _spawn(path: str, tmp_path, name: str, *extra: str) -> tuple[TrainerProcess, str]:
+    """A trainer in a process of its own, with a state folder of its own (another machine),
+    forked with torch imported (tests/_trainer_proc.py: the import was a third of the test)."""
     err = str(tmp_path / f"{name}.err")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path),
                DRIVESTAGE_STATE_DIR=str(tmp_path / f"state-{name}"), OMP_NUM_THREADS="1")
-    with open(err, "w") as fh:
-        proc = subprocess.Popen([sys.executable, "-m", "trainer", "train", "-c", path,
-                                 "--set", f"train.out_dir={tmp_path / name}", "--set", LEASE,
-                                 *extra], env=env, stdout=subprocess.DEVNULL, stderr=fh)
+    proc = start_trainer(["train", "-c", path, "--set", f"train.out_dir={tmp_path / name}",
+                          "--set", LEASE, *extra], env=env, stderr=err)
     return proc, err
 
 
-def _until(what, proc: "subprocess.Popen | None" = None, limit: float = 120.0):
+def _until(what, proc: "TrainerProcess | None" = None, limit: float = 120.0):
     """Poll ``what()`` until it is truthy (bounded; the process must still run)."""
     end = time.monotonic() + limit
     while time.monotonic() < end:
@@ -80,31 +80,60 @@ def _claims(store) -> list[str]:
     return [n for n in _names(store) if n.startswith("trainer-lease-")]
 
 
-def _stop(proc: subprocess.Popen) -> None:
+def _stop(proc: TrainerProcess) -> None:
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=120)
 
 
-def _plant(store, tmp_path, host: str) -> None:
-    """A claim of another machine, as its trainer wrote it before its runtime died."""
-    from drivestage.paths import StorePath
-
-    body = tmp_path / "claim.json"
-    body.write_text(json.dumps({"owner": "0123456789abcdef", "host": host, "pid": 4242,
-                                "machine": "deadbeef", "generation": 1}))
-    folder = store.make_folders(StorePath.parse("runs/exp"))
-    store.upload(str(body), folder, "trainer-lease-0123456789abcdef.json")
+def _plant(emulator, host: str) -> None:
+    """A claim of another machine, as its trainer wrote it before its runtime died (made in
+    the emulator's store: in this process a client's request would wait for the answer
+    whose sending plants it, :func:`_on_first_request`)."""
+    emulator.add_file("runs/exp/trainer-lease-0123456789abcdef.json",
+                      json.dumps({"owner": "0123456789abcdef", "host": host, "pid": 4242,
+                                  "machine": "deadbeef", "generation": 1}).encode())
 
 
-def test_a_dead_runtimes_lease_is_taken_over_with_no_action(drive_env, store, tiny_config,
-                                                             tmp_path, one_torch_thread):
+@contextlib.contextmanager
+def _on_first_request(act):
+    """Run ``act`` (once) as the emulator answers the first request made of it within the
+    block: its access line is logged before the answer's body is sent, so the client that
+    asked waits for ``act`` to end."""
+    import logging
+    import threading
+
+    once = threading.Lock()
+
+    class _Hook(logging.Handler):
+        def emit(self, record):
+            if once.acquire(blocking=False):   # (never released: once)
+                act()
+
+    log = logging.getLogger("drivestage.emulator.handler")
+    level, hook = log.level, _Hook()
+    log.setLevel(logging.DEBUG)
+    log.addHandler(hook)
+    try:
+        yield
+    finally:
+        log.removeHandler(hook)
+        log.setLevel(level)
+
+
+def test_a_dead_runtimes_lease_is_taken_over_with_no_action(drive_env, emulator, store,
+                                                             tiny_config, one_torch_thread):
     """The main flow: the old runtime died (its claim stays, renewed no more); the trainer
     of the new runtime waits for it to lapse, takes it over, and trains."""
-    _plant(store, tmp_path, "old-runtime")
+    from drivestage.paths import StorePath
+
+    store.make_folders(StorePath.parse("runs/exp"))
     path = tiny_config(**{"drive.logs": LOGS, "train.epochs": 1, "train.freeze_epochs": 0})
-    # (3 s renewals, stale after 9 s: longer than the start takes, so the trainer watches)
-    r = CliRunner().invoke(cli, ["train", "-c", path, "--set", "drive.lease_minutes=0.05"])
+    # The claim is planted as the trainer's first request to Drive is answered (its start,
+    # seconds here, more on busy cores, then counts for nothing): 1.2 s renewals, stale
+    # after 3.6 s, so the trainer watches it live, then takes it over.
+    with _on_first_request(lambda: _plant(emulator, "old-runtime")):
+        r = CliRunner().invoke(cli, ["train", "-c", path, "--set", "drive.lease_minutes=0.02"])
     assert r.exit_code == 0, (r.output, r.exception)
     assert ("drive:runs/exp: the run's lease is held by pid 4242 on old-runtime, last renewed "
             in r.stderr)
@@ -115,7 +144,7 @@ def test_a_dead_runtimes_lease_is_taken_over_with_no_action(drive_env, store, ti
 
 
 def test_a_killed_trainer_of_this_machine_is_taken_over_at_once(drive_env, store, tiny_config,
-                                                                tmp_path):
+                                                                tmp_path, monkeypatch):
     """A cell stopped hard (SIGKILL, a crashed kernel) and run again on the same machine:
     its process is gone, so its claim is no one's at once (no wait)."""
     path = tiny_config(**{"drive.logs": LOGS, "train.epochs": LONG, "train.keep_local": 2})
@@ -125,6 +154,8 @@ def test_a_killed_trainer_of_this_machine_is_taken_over_at_once(drive_env, store
     old.wait(timeout=60)
     path = tiny_config(**{"drive.logs": LOGS, "train.epochs": 1, "train.freeze_epochs": 0,
                           "drive.lease_minutes": 1.0})   # (a wait would be minutes: none)
+    # (No rival lives to write a claim meanwhile: the settle wait, 2 s here, bounds nothing.)
+    monkeypatch.setenv("TRAINER_LEASE_SETTLE", "0")
     r = CliRunner().invoke(cli, ["train", "-c", path])
     assert r.exit_code == 0, (r.output, r.exception)
     assert "is held by" not in r.stderr

@@ -1,0 +1,119 @@
+"""``python -m trainer ARGS`` in a process of its own, started without the interpreter's
+imports: forked from multiprocessing's fork server with torch (and what a training run
+imports of third parties) already loaded.
+
+A trainer process of a test paid 3-4 s of CPU to import torch before it did anything, more
+on a shared machine (tests/test_lease36_two_trainers.py starts seven: a third of its time).
+What a test does with the process is what it did with a ``subprocess.Popen``: the same
+command line (``trainer/__main__.py`` run as ``__main__``), its own environment, current
+folder, stdout and stderr files; real signals to its pid; its exit code as Popen says it
+(``-N``: killed by signal N). Our own modules are imported in the child, after its
+environment is set (none is preloaded by this helper). The interpreter's end is the same:
+non-daemon threads are waited for, then ``atexit``'s functions run, then the streams are
+flushed.
+"""
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import subprocess
+import sys
+from typing import Mapping, Optional, Sequence
+
+#: Third-party modules a training run imports (what a fresh interpreter spends its start on).
+PRELOAD = ["torch", "numpy", "cv2", "yaml", "click", "googleapiclient.discovery", "pydrive2.drive"]
+
+
+def _main(args: Sequence[str], env: Mapping[str, str], cwd: str, stdout: Optional[str],
+          stderr: Optional[str]) -> None:
+    """The child: ``python -m trainer ARGS`` as the interpreter runs it."""
+    import atexit
+    import runpy
+    import threading
+
+    os.environ.clear()
+    os.environ.update(env)
+    os.chdir(cwd)
+    for fd, path in ((1, stdout), (2, stderr)):
+        target = os.open(path or os.devnull, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        os.dup2(target, fd)
+        os.close(target)
+    sys.stdout = open(1, "w", encoding="utf-8", closefd=False)
+    sys.stderr = open(2, "w", buffering=1, encoding="utf-8", errors="backslashreplace",
+                      closefd=False)
+    threads = env.get("OMP_NUM_THREADS")
+    if threads and "torch" in sys.modules:   # (read as the server imported torch: set again)
+        sys.modules["torch"].set_num_threads(int(threads))
+    sys.argv = ["trainer", *args]
+    code: object = 0
+    try:
+        runpy.run_module("trainer", run_name="__main__", alter_sys=True)
+    except SystemExit as exc:
+        code = exc.code
+    except BaseException:   # (the interpreter prints it and exits 1)
+        import traceback
+
+        traceback.print_exc()
+        code = 1
+    threading._shutdown()   # type: ignore[attr-defined]   # (non-daemon threads, as at exit)
+    atexit._run_exitfuncs()
+    if code is None:
+        code = 0
+    elif not isinstance(code, int):
+        print(code, file=sys.stderr)
+        code = 1
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
+
+
+class TrainerProcess:
+    """What a test uses of a ``subprocess.Popen`` of ``python -m trainer``."""
+
+    def __init__(self, proc: mp.process.BaseProcess):
+        self._proc = proc
+        self.pid: int = proc.pid  # type: ignore[assignment]
+
+    @property
+    def returncode(self) -> Optional[int]:
+        return self._proc.exitcode
+
+    def poll(self) -> Optional[int]:
+        return self._proc.exitcode
+
+    def wait(self, timeout: Optional[float] = None) -> int:
+        self._proc.join(timeout)
+        if self._proc.exitcode is None:
+            raise subprocess.TimeoutExpired(["trainer"], timeout or 0)
+        return self._proc.exitcode
+
+    def send_signal(self, sig: int) -> None:
+        if self._proc.exitcode is None:
+            os.kill(self.pid, sig)
+
+    def terminate(self) -> None:
+        import signal
+
+        self.send_signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        import signal
+
+        self.send_signal(signal.SIGKILL)
+
+
+def start_trainer(args: Sequence[str], env: Optional[Mapping[str, str]] = None,
+                  stdout: Optional[str] = None, stderr: Optional[str] = None,
+                  cwd: Optional[str] = None) -> TrainerProcess:
+    """``python -m trainer ARGS`` with ``env`` (default: this process's), its stdout and
+    stderr appended to the files named (default: /dev/null)."""
+    mp.set_forkserver_preload(PRELOAD)   # (no effect where the server already runs)
+    ctx = mp.get_context("forkserver")
+    proc = ctx.Process(target=_main, name="trainer-child",
+                       args=(list(args), dict(os.environ if env is None else env),
+                             cwd or os.getcwd(), stdout, stderr))
+    proc.start()
+    return TrainerProcess(proc)
