@@ -5,6 +5,7 @@ their same-named twins removed). RunLease objects of this process against the em
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -26,10 +27,14 @@ def test_the_first_push_after_a_take_over_waits_for_the_old_holder(drive_env, tm
     caplog.set_level("INFO", "trainer.lease")
     thread.start()
     try:
-        # Its claim is live (renewed 0 s ago; stale after 90 s): the push waits.
-        assert not done.wait(2.5)
-        assert any("waiting for pid " in r.getMessage() and "whose lease this run took over"
-                   in r.getMessage() for r in caplog.records)
+        # Its claim is live (renewed 0 s ago; stale after 90 s): the push waits, says so, and
+        # waits on past its next look at the claims (one a second).
+        end = time.monotonic() + 30
+        while not any("waiting for pid " in r.getMessage() and "whose lease this run took over"
+                      in r.getMessage() for r in caplog.records):
+            assert not done.is_set() and time.monotonic() < end
+            time.sleep(0.02)
+        assert not done.wait(1.5)
         old.release()   # its run ended (its last push with it): the claim goes
         assert done.wait(30)
     finally:
