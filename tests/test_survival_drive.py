@@ -9,8 +9,6 @@ import os
 import re
 import shutil
 import signal
-import subprocess
-import sys
 import threading
 import time
 
@@ -78,9 +76,13 @@ def _killed_when(proc, ready, log) -> bool:
 
 
 def _child(path, log, env):
-    cmd = [sys.executable, "-m", "trainer", "-v", "train", "-c", path]
-    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(log, "w"),
-                            env={**os.environ, **env, "OMP_NUM_THREADS": "1"})
+    """``trainer -v train -c PATH`` in a process of its own, forked with torch imported
+    (tests/_trainer_proc.py)."""
+    from _trainer_proc import start_trainer
+
+    open(log, "w").close()
+    return start_trainer(["-v", "train", "-c", path], env={**os.environ, **env, "OMP_NUM_THREADS": "1"},
+                         stderr=str(log))
 
 
 def test_sigkill_mid_epoch_then_resume_from_drive_alone_is_bit_identical(drive, drive_env, tiny_config,
