@@ -427,12 +427,13 @@ def test_the_last_epochs_copy_that_cannot_be_written_is_made_by_the_same_command
 # --------------------------------------------------------------------------- two quick signals
 
 def _child(path, log, env):
-    import subprocess
-    import sys
+    """``trainer -v train -c PATH`` in a process of its own, forked with torch imported
+    (tests/_trainer_proc.py)."""
+    from _trainer_proc import start_trainer
 
-    cmd = [sys.executable, "-m", "trainer", "-v", "train", "-c", path]
-    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(log, "w"),
-                            env={**os.environ, **env, "OMP_NUM_THREADS": "1"})
+    open(log, "w").close()
+    return start_trainer(["-v", "train", "-c", path], env={**os.environ, **env, "OMP_NUM_THREADS": "1"},
+                         stderr=str(log))
 
 
 def _all_sound(logs) -> list[str]:
