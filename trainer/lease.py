@@ -176,6 +176,7 @@ class RunLease:
                        key=lambda c: c.order)   # (a released one: its run ended, nothing taken)
         self._before = [c for c in live if c.owner != self.token]
         self.generation = max((c.generation for c in claims), default=0) + 1
+        forced = bool(taken) and self.take_over and not self._gone(taken[0])   # (before: ended)
         self._write(folder)
         time.sleep(self.settle_s)   # (the bound of the race: see the module's text)
         claims = self._claims(folder)
@@ -189,8 +190,7 @@ class RunLease:
             raise LeaseHeldError(self._held_text(holder))
         self._sure_until = self._written_at + self.sure_s   # (held: none better listed)
         if taken:   # (said: a trainer elsewhere that still runs would be refused later)
-            how = "--take-over" if self.take_over and not self._gone(taken[0]) else \
-                "its holder is gone"
+            how = "--take-over" if forced else "its holder is gone"
             logger.warning("%s: took the run's lease over from %s, last renewed %s ago (%s)",
                            self.drive.spec, taken[0].who, age_text(self._silent(taken[0])), how)
         for c in claims:   # the stale claims of earlier generations: no one's now
