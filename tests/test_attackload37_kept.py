@@ -20,9 +20,6 @@ from trainer.config import load_config
 from trainer.errors import LoadFailedError
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "trainer/kept_copies.py:80 `except Exception` passes over a LoadFailedError of the kept "
-    "copy; proposed: `except LoadFailedError: raise` before it"))
 def test_a_kept_copy_that_does_not_load_here_stops_auto(tiny_config, own_tempdir):
     cfg = load_config(tiny_config(**{"train.epochs": 3}))
     os.makedirs(cfg.train.out_dir)

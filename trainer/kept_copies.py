@@ -26,6 +26,7 @@ from typing import Any, Optional
 
 from trainer import checkpoint as ckpt
 from trainer import stop_save
+from trainer.errors import LoadFailedError
 from trainer.resume_fallback import Tried
 from trainer.state import Position
 
@@ -77,6 +78,8 @@ def _usable(path: str, side: Any, tried: Any) -> bool:
     checks (``tried``: :class:`trainer.resume_fallback.Tried`; it says why not)."""
     try:
         state = ckpt.load_checkpoint(path)
+    except LoadFailedError:   # (verified, not loadable here: the stop, never an older one)
+        raise
     except Exception as exc:   # (CheckpointError; a copy gone meanwhile)
         logger.warning("passed over %s, kept by an earlier stop: %s", path, exc)
         return False
