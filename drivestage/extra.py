@@ -27,6 +27,7 @@ import weakref
 from dataclasses import dataclass
 from typing import Callable, Collection, Mapping, MutableMapping, Optional, Sequence, Union
 
+from drivestage import other_parents
 from drivestage.errors import DeletionRefusedError, LeftAloneError, NotFoundError, UsageError
 from drivestage.local_tree import LocalTree, wanted
 from drivestage.paths import StorePath, is_reserved, matches
@@ -137,6 +138,8 @@ def decide(store: RemoteStore, root: RemoteEntry, listing: Mapping[str, Mapping[
                 doomed.append(Doomed(rel, e))
     limit = removal.limit if removal.limit is not None else default_limit(len(tree.files))
     doomed, total, exact = _count(listed, doomed, limit, marked, held)
+    if exact:   # (else refused below: what goes is not known whole, nor needed)
+        doomed, total = _spare(listed, root, listing, doomed, total)
     if total > limit:
         where = store.describe(root)
         how_many = f"{total} items" if exact else f"at least {total} items"
@@ -147,6 +150,31 @@ def decide(store: RemoteStore, root: RemoteEntry, listing: Mapping[str, Mapping[
             f"push --delete would remove {how_many} from {where}, {why}; nothing was sent or "
             f"deleted. Check SRC and DEST, or allow it with --max-delete {total}", count=total)
     return Deletions(doomed, total)
+
+
+def _spare(listed: "Listings", root: RemoteEntry,
+           listing: Mapping[str, Mapping[str, list[RemoteEntry]]], doomed: list[Doomed],
+           total: int) -> tuple[list[Doomed], int]:
+    """``doomed`` less what would take along an item also in a folder the push does not
+    remove (:func:`drivestage.other_parents.spare`, on the listings made: no request more),
+    said once per store and item, and the items that removes."""
+    folders: dict[str, set[str]] = {"": {root.id}}
+    for folder_rel, index in listing.items():
+        for name, entries in index.items():
+            ids = {e.id for e in entries if e.is_dir and not e.linked}
+            if ids:
+                folders.setdefault(f"{folder_rel}/{name}" if folder_rel else name, set()).update(ids)
+    going, kept = other_parents.spare(listed, [(d.rel, d.entry) for d in doomed], folders,
+                                      listed.cached)
+    if not kept:
+        return doomed, total
+    store = listed.store
+    dest = store.describe(root).rstrip("/") or store.describe(root)
+    for k in kept:
+        if ("outside", k.rel, k.entry.id) not in _said.setdefault(store, set()):
+            _said[store].add(("outside", k.rel, k.entry.id))
+            log.warning("%s", other_parents.say(k, store.describe, dest))
+    return [Doomed(rel, e) for rel, e in going], other_parents.count(listed, going)
 
 
 class Listings:
@@ -165,6 +193,11 @@ class Listings:
         if found is None:
             found = self._by_id[folder.id] = self.store.list(folder)
         return found
+
+    def cached(self, folder_id: str) -> list[RemoteEntry]:
+        """The folder's children where this decision listed it already, else none (no
+        request)."""
+        return self._by_id.get(folder_id, [])
 
 
 def _filtered(listed: Listings, rel: str, folder: RemoteEntry, kept: Collection[str],

@@ -132,7 +132,8 @@ class LocalDirStore(LocalMarks, LocalHeld, RemoteStore):
         name = name if is_dir else stands_for(name) or name   # (a copy kept aside: local_held)
         parent = None if not rel else (rel.rsplit("/", 1)[0] if "/" in rel else "")
         return RemoteEntry(id=rel, name=name, is_dir=is_dir, size=0 if is_dir else st.st_size,
-                           md5=md5, modified=st.st_mtime, parent_id=parent)
+                           md5=md5, modified=st.st_mtime, parent_id=parent,
+                           parent_ids=() if parent is None else (parent,))
 
     def _file_md5(self, full: str, st: os.stat_result) -> Optional[str]:
         cached = self._memo.get(full, st) or (self._md5.get(full, st) if self._md5 is not self._memo

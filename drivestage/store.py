@@ -40,6 +40,11 @@ class RemoteEntry:
     md5: Optional[str] = None  # hex md5 of the content; None for folders
     modified: float = 0.0   # seconds since the epoch
     parent_id: Optional[str] = None
+    #: Every folder the item is in, as its listing gave them (``parent_id`` first): Drive
+    #: kept several on items from before 2020's single-parent rule, and trashing any one of
+    #: them trashes the item in all (:mod:`drivestage.other_parents`). Empty where the
+    #: backend does not say.
+    parent_ids: tuple[str, ...] = field(default=(), compare=False)
     #: Whether there are bytes to download: False for folders and for Google Docs, Sheets,
     #: Slides (Drive exports those, it cannot serve them).
     has_content: bool = True

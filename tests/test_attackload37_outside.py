@@ -10,16 +10,10 @@ takes a folder's descendants as Drive's does); the second parent seeded on the e
 store, as tests/test_attacksync36_walk.py does. No sleeps."""
 from __future__ import annotations
 
-import pytest
-
 from _cli import run
 from test_attacksync36_walk import _parents
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "extra.decide's held set (drivestage/extra.py:113) names only what the push listed in "
-    "DEST; a doomed folder's child with another parent outside DEST is trashed with it "
-    "(RemoteEntry keeps one parent_id: the listing's other parents are dropped)"))
 def test_a_folder_outside_dest_inside_a_removed_one_too_is_left(
         emulator, local_state, drive_env, tmp_path):
     src = tmp_path / "runs"

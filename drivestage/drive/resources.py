@@ -171,6 +171,7 @@ def entry_from_resource(res: Mapping[str, Any], where: str = "") -> DriveEntry:
         modified=parse_time(res.get("modifiedDate")),
         created=parse_time(res.get("createdDate")),
         parent_id=(parents[0].get("id") if parents else None),
+        parent_ids=tuple(str(p.get("id")) for p in parents if p.get("id")),
         has_content=has_content, no_download=no_download, no_download_mark=mark,
         read_only=read_only,
         kind=mime, removable=removable, drive_id=res.get("driveId") or res.get("teamDriveId"),

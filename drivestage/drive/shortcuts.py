@@ -66,9 +66,11 @@ def follow(res: Mapping[str, Any], shortcut: DriveEntry, where: str,
     found = entry_from_resource(target, where)
     if found.is_dir:
         return dataclasses.replace(found, name=shortcut.name, parent_id=shortcut.parent_id,
+                                   parent_ids=shortcut.parent_ids,
                                    shortcut_id=shortcut.id)
     return dataclasses.replace(found, id=shortcut.id, name=shortcut.name,
-                               parent_id=shortcut.parent_id, target_id=found.id,
+                               parent_id=shortcut.parent_id, parent_ids=shortcut.parent_ids,
+                               target_id=found.id,
                                removable=shortcut.removable)
 
 
