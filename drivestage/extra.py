@@ -19,6 +19,10 @@ verified (:func:`apply`), and guarded:
   second parent before 2020's single-parent rule) is left whole: its removal takes all it
   holds. Each folder is listed once per decision (:class:`Listings`), however many paths
   lead to it, and two folders each inside the other end the walk (walk37).
+* an item also in a folder the push does not remove (outside DEST, or one it leaves: a second
+  parent from before 2020) is left, and a folder that holds one at any depth: what else that
+  folder holds goes item by item, said in one line (:mod:`drivestage.other_parents`,
+  outside38).
 """
 from __future__ import annotations
 
