@@ -54,17 +54,20 @@ SECONDS = 120.0
 
 #: The store's listing of a folder's children with :data:`FIELDS`: (folder id, where).
 Folders = Callable[[str, str], list[dict[str, Any]]]
-#: What a listing showed of an item: (md5, modified date), each None where it named none.
-Stamp = tuple[Optional[str], Optional[str]]
+#: What a listing showed of an item: (md5, modified date, the ids of its parents), each None
+#: where it named none.
+Stamp = tuple[Optional[str], Optional[str], Optional[frozenset[str]]]
 #: folder id -> what the store's last listing of it showed: item id -> its stamp.
 Listed = Mapping[str, Mapping[str, Stamp]]
 
 
 def stamp(res: Mapping[str, Any]) -> Stamp:
     """What a listing's item ``res`` tells of its version."""
-    md5, modified = res.get("md5Checksum"), res.get("modifiedDate")
+    md5, modified, parents = res.get("md5Checksum"), res.get("modifiedDate"), res.get("parents")
     return (md5 if isinstance(md5, str) else None,
-            modified if isinstance(modified, str) else None)
+            modified if isinstance(modified, str) else None,
+            frozenset(str(p.get("id")) for p in parents if isinstance(p, Mapping))
+            if isinstance(parents, list) else None)
 
 
 def left_unmarked(folders: Folders, children: Children, folder: RemoteEntry,
@@ -82,6 +85,7 @@ def left_unmarked(folders: Folders, children: Children, folder: RemoteEntry,
     seen = {folder.id}   # (a folder with two parents inside, kept from before 2020: read once)
     listed = 0
     changed: Optional[str] = None
+    outside: list[tuple[str, str, frozenset[str]]] = []   # (item, its folder, other parents)
     while todo:
         if listed >= MAX_FOLDERS or time.monotonic() - began > SECONDS:
             _left(f"{where} was not deleted: it holds more folders than could be read again "
@@ -97,6 +101,7 @@ def left_unmarked(folders: Folders, children: Children, folder: RemoteEntry,
                 raise   # (gone itself: the goal reached, as its files.get would say)
             continue    # (one inside gone since it was listed: nothing left to keep there)
         changed = changed or _change(subs, listed_then.get(at_id), at)
+        outside.extend(_outside(subs, listed_then.get(at_id), at_id, at))
         for sub in subs:
             name, sub_id = sub.get("title") or "", sub.get("id")
             if not isinstance(sub_id, str) or sub.get("mimeType") != FOLDER_MIME:
@@ -119,6 +124,13 @@ def left_unmarked(folders: Folders, children: Children, folder: RemoteEntry,
             if sub_id not in seen:
                 seen.add(sub_id)
                 todo.append((sub_id, inner))
+    for inner, at, others in outside:
+        if others - seen:   # (a folder of this walk: the removal takes the item whole)
+            name = inner.rsplit("/", 1)[-1]
+            _left(f"{where} was not deleted: {inner} is also in a folder outside it (an item "
+                  "with two parents, kept from before 2020), and its removal would take that "
+                  f"from there too. Take {name} out of {at} on Drive (it stays in its other "
+                  f"folder) to let {where} go")
     if changed is None:
         return None
     return (f"{where} was not deleted: {changed} since it was listed (someone writes there); "
@@ -148,6 +160,23 @@ def _change(items: list[dict[str, Any]], then: Optional[Mapping[str, Stamp]],
         if was[1] and now[1] and was[1] != now[1]:
             return f"{name} was modified"
     return None
+
+
+def _outside(items: list[dict[str, Any]], then: Optional[Mapping[str, Stamp]], at_id: str,
+             at: str) -> list[tuple[str, str, frozenset[str]]]:
+    """Items of the listing ``items`` of ``at`` (``at_id``) in a folder the plan's listing
+    (``then``) did not name for them: ``(its path, at, those folders' ids)``. Where the plan
+    named no parents (a listing that left them out), it knew of ``at`` alone. The trash of a
+    folder takes everything in it from every folder it is also in: a second parent the plan
+    decided on (:mod:`drivestage.other_parents`) is not in the way, one it never saw is."""
+    out = []
+    for it in items:
+        parents = stamp(it)[2]
+        was = (then or {}).get(str(it.get("id")))
+        known = was[2] if was is not None and was[2] is not None else frozenset({at_id})
+        if parents is not None and parents - known:
+            out.append((f"{at}/{it.get('title') or ''}", at, parents - known))
+    return out
 
 
 def _left(said: str) -> None:

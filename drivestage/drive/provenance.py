@@ -137,6 +137,35 @@ def check_as_listed(res: Mapping[str, Any], entry: RemoteEntry, listed_in: Optio
     if change is None and entry.md5 and isinstance(now, str) and now.lower() != entry.md5.lower():
         change = f"given other content (md5 {now})"
     _left_if(change, where)
+    if elsewhere(res, entry, listed_in) is not None:
+        folder = where.rsplit("/", 1)[0] if "/" in where else where
+        said = (f"{where} was not deleted: it is also in another folder (an item with two "
+                "parents, kept from before 2020), and its removal would take it from there "
+                f"too. Take it out of {folder} on Drive (it stays in its other folder) to let "
+                "it go")
+        log.warning("%s", said)
+        raise LeftAloneError(said)
+
+
+def elsewhere(res: Mapping[str, Any], entry: RemoteEntry,
+              listed_in: Optional[str]) -> Optional[str]:
+    """A parent files.get's ``res`` names that the deletion of ``entry`` did not reckon with:
+    neither one its listing gave (``parent_ids``: :mod:`drivestage.other_parents` decided on
+    those) nor the folder it was listed in; None where there is none, or nothing is known.
+    Drive's trash and delete take an item from every folder it is in (a second parent kept
+    from before 2020): a listing that left ``parents`` out (attackout38: a proxy), or a plan
+    that never asked (retention's checkpoints, a dedupe's copies), took ``drive:Docs/x.pdf``
+    along with ``runs/x.pdf``."""
+    parents = res.get("parents")
+    known = set(entry.parent_ids) | {p for p in (listed_in, entry.parent_id) if p}
+    if not isinstance(parents, list) or not known:
+        return None
+    for p in parents:
+        if not isinstance(p, Mapping) or p.get("id") in known or \
+                (p.get("isRoot") is True and "root" in known):
+            continue
+        return str(p.get("id"))
+    return None
 
 
 def _left_if(change: Optional[str], where: str) -> None:
