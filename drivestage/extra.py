@@ -26,13 +26,15 @@ verified (:func:`apply`), and guarded:
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import weakref
 from dataclasses import dataclass
 from typing import Callable, Collection, Mapping, MutableMapping, Optional, Sequence, Union
 
 from drivestage import other_parents
-from drivestage.errors import DeletionRefusedError, LeftAloneError, NotFoundError, UsageError
+from drivestage.errors import (DeletionRefusedError, DriveStageError, LeftAloneError,
+                               NotFoundError, UsageError)
 from drivestage.local_tree import LocalTree, wanted
 from drivestage.paths import StorePath, is_reserved, matches
 from drivestage.store import RemoteEntry, RemoteStore
@@ -170,8 +172,17 @@ def _spare(listed: "Listings", root: RemoteEntry,
                 folders.setdefault(f"{folder_rel}/{name}" if folder_rel else name, set()).update(ids)
     going, kept = other_parents.spare(listed, [(d.rel, d.entry) for d in doomed], folders,
                                       listed.cached)
-    if not kept:
-        return doomed, total
+    fresh = _reread(listed.store, kept)
+    if fresh:   # (decided again on what the items are in now: one taken out is not inside)
+        def now(entries: list[RemoteEntry], folder_id: str) -> list[RemoteEntry]:
+            return [fresh.get(e.id, e) for e in entries
+                    if e.id not in fresh or folder_id in fresh[e.id].parent_ids]
+        going, kept = other_parents.spare(
+            lambda f: now(listed(f), f.id),
+            [(d.rel, fresh.get(d.entry.id, d.entry)) for d in doomed], folders,
+            lambda i: now(listed.cached(i), i))
+    if not kept:   # (nothing spared: all of doomed goes, as counted)
+        return [Doomed(rel, e) for rel, e in going], total
     store = listed.store
     dest = store.describe(root).rstrip("/") or store.describe(root)
     for k in kept:
@@ -179,6 +190,27 @@ def _spare(listed: "Listings", root: RemoteEntry,
             _said[store].add(("outside", k.rel, k.entry.id))
             log.warning("%s", other_parents.say(k, store.describe, dest))
     return [Doomed(rel, e) for rel, e in going], other_parents.count(listed, going)
+
+
+def _reread(store: RemoteStore, kept: list[other_parents.Kept]) -> dict[str, RemoteEntry]:
+    """The items ``kept`` stands on whose parents a fresh read (one files.get each, only for
+    these) shows otherwise than the listing did, by id, with those parents. Drive's listings
+    lag: one still showed ``Models/keep`` as a parent of ``logs/old.pt`` that the user had
+    just taken out of it, and ``--delete`` kept the file for it (attack22, attackout38). An
+    item that cannot be read is kept as listed (nothing is lost; the next push decides)."""
+    out: dict[str, RemoteEntry] = {}
+    for k in kept:
+        item = k.item
+        if item is None or item.id in out or item.linked:
+            continue
+        try:
+            now = store.stat(item)
+        except DriveStageError as exc:
+            log.info("%s kept as listed: %s", store.describe(item), exc)
+            continue
+        if now.parent_ids and set(now.parent_ids) != set(item.parent_ids):
+            out[item.id] = dataclasses.replace(item, parent_ids=now.parent_ids)
+    return out
 
 
 class Listings:

@@ -16,7 +16,7 @@ such a folder holds goes item by item, and one line says what was kept and why
 may not open): a parent it cannot see cannot be kept."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Mapping, Optional
 
 from drivestage.store import RemoteEntry
@@ -30,12 +30,14 @@ class Kept:
     """An item ``--delete`` meant to remove (``rel`` in DEST) that stays, at least in part:
     it is, or holds at ``held`` (its path in DEST), an item also in a folder the push does
     not remove: ``other``, that folder's path in DEST, or None where it is none the push
-    listed (outside DEST)."""
+    listed (outside DEST). ``item``: the item at ``held``, as listed (for a fresh read of
+    its parents: :func:`drivestage.extra.decide`)."""
 
     rel: str
     entry: RemoteEntry
     held: str
     other: Optional[str]
+    item: Optional[RemoteEntry] = field(default=None, compare=False)
 
 
 @dataclass
@@ -85,8 +87,9 @@ def spare(children: Children, doomed: list[tuple[str, RemoteEntry]],
             if stuck is None:
                 after.append(w)
                 continue
-            held, other = stuck
-            kept.setdefault((w.top[0], w.top[1].id), Kept(*w.top, held, paths.get(other)))
+            held, other, item = stuck
+            kept.setdefault((w.top[0], w.top[1].id),
+                            Kept(*w.top, held, paths.get(other), item))
             given_up.add(w.entry.id)
             if held != w.rel:   # a folder holding it: what else is in it goes item by item
                 after.extend(_Going(f"{w.rel}/{c.name}", c, frozenset({w.entry.id}), w.top)
@@ -127,15 +130,16 @@ def say(kept: Kept, describe: Callable[[RemoteEntry], str], dest: str) -> str:
 
 
 def _stuck(w: _Going, inside: list[tuple[str, RemoteEntry]], gone: set[str],
-           removed_from: Mapping[str, set[str]]) -> Optional[tuple[str, str]]:
+           removed_from: Mapping[str, set[str]]
+           ) -> Optional[tuple[str, str, RemoteEntry]]:
     """The first item of ``w`` (itself, then what it holds) with a parent that stays:
-    ``(its path, that parent's id)``; None where there is none. A link is only itself."""
+    ``(its path, that parent's id, it)``; None where there is none. A link is only itself."""
     for rel, e, homes in [(w.rel, w.entry, w.homes)] + [(r, c, frozenset()) for r, c in inside]:
         if e.linked:
             continue   # (removing a shortcut leaves what it leads to)
         for p in e.parent_ids:
             if p not in gone and p not in homes and p not in removed_from.get(e.id, ()):
-                return rel, p
+                return rel, p, e
     return None
 
 

@@ -215,6 +215,8 @@ def test_many_files_cost_no_request_more(emulator, local_state, drive_env, tmp_p
     listed = _listed(emulator)
     assert max(listed.values()) == 1, listed
     kinds = Counter(r.kind for r in emulator.requests)
-    # (one files.get per item just before it goes, as for any item --delete removes)
-    assert kinds["files.get"] <= kinds["files.trash"] + 6, kinds
+    # (one files.get per item just before it goes, as for any item --delete removes, and
+    # one of Photos, kept: its parents read fresh, a lagging listing's are not trusted to
+    # keep it: attackout38)
+    assert kinds["files.get"] <= kinds["files.trash"] + 7, kinds
     assert not [r for r in emulator.requests if "/parents" in r.path], kinds
