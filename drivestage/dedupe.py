@@ -99,12 +99,16 @@ class DedupeResult:
     #: Items Drive answered 404 for and a files.get confirmed gone (deleted or trashed by
     #: someone else while dedupe ran): skipped. The run used to stop at the first one.
     vanished: list[Conflict] = field(default_factory=list)
+    #: Same-bytes copies also in a folder outside the newer one (a second parent kept from
+    #: before 2020): the trash would take them from there too, so they stay (attackout38).
+    elsewhere: list[Conflict] = field(default_factory=list)
     dry_run: bool = False
 
     def _left(self) -> dict[str, int]:
         """What stays in newer folders so far, by kind (see :attr:`Merge.left`)."""
         return {"conflict": len(self.conflicts), "refused by Drive": len(self.refused),
-                "arrived meanwhile": len(self.arrived)}
+                "arrived meanwhile": len(self.arrived),
+                "also in another folder": len(self.elsewhere)}
 
     def summary(self) -> str:
         """One line: ``2 folders merged: 7 moved, 1 copy trashed, 2 empty folders trashed``
@@ -124,6 +128,8 @@ class DedupeResult:
             parts.append(f"{len(self.refused)} refused by Drive, left in place")
         if self.arrived:
             parts.append(f"{len(self.arrived)} arrived meanwhile, left in place")
+        if self.elsewhere:
+            parts.append(f"{len(self.elsewhere)} also in another folder, left in place")
         if self.vanished:
             parts.append(f"{len(self.vanished)} gone meanwhile")
         # Only folders that went count as merged: one that stays (a conflict, a refusal) was
@@ -137,6 +143,12 @@ class DedupeResult:
             heads.append(f"{stay} {verb}" if went else
                          f"{stay} {_plural(stay, 'folder')} {verb}")
         return ", ".join(heads) + ": " + ", ".join(parts)
+
+
+def _outside(item: RemoteEntry, folder: RemoteEntry) -> bool:
+    """Whether ``item`` (listed in ``folder``) is in another folder too, as its listing says
+    (a shortcut is only itself: trashing it leaves its target)."""
+    return not item.linked and any(p != folder.id for p in item.parent_ids)
 
 
 def _plural(n: int, one: str, many: Optional[str] = None) -> str:
@@ -256,6 +268,13 @@ class _Dedupe:
                 left |= done == _REFUSED
             elif _is_folder(item) and all(_is_folder(e) for e in same):
                 left |= not self._merge_one(oldest(same), item, item_where, depth + 1)
+            elif _copy_of(item, same) and _outside(item, dup):
+                log.warning("%s (id %s) stays: it has the same bytes as the one in %s, but it "
+                            "is also in another folder (an item with two parents, kept from "
+                            "before 2020), which the trash would take it from too",
+                            item_where, item.id, into.id)
+                self.result.elsewhere.append(Conflict(item_where, dup.id, into.id))
+                left = True
             elif _copy_of(item, same):
                 log.info("%s (id %s) has the same bytes as the one in %s: to the trash",
                          item_where, item.id, into.id)
