@@ -149,20 +149,22 @@ def check_as_listed(res: Mapping[str, Any], entry: RemoteEntry, listed_in: Optio
 
 def elsewhere(res: Mapping[str, Any], entry: RemoteEntry,
               listed_in: Optional[str]) -> Optional[str]:
-    """A parent files.get's ``res`` names that the deletion of ``entry`` did not reckon with:
-    neither one its listing gave (``parent_ids``: :mod:`drivestage.other_parents` decided on
-    those) nor the folder it was listed in; None where there is none, or nothing is known.
-    Drive's trash and delete take an item from every folder it is in (a second parent kept
-    from before 2020): a listing that left ``parents`` out (attackout38: a proxy), or a plan
-    that never asked (retention's checkpoints, a dedupe's copies), took ``drive:Docs/x.pdf``
-    along with ``runs/x.pdf``."""
+    """A parent files.get's ``res`` names besides the folder ``entry`` was listed in (else
+    its ``parent_id``); None where there is none, or that folder is not known. Drive's delete
+    and trash take an item from every folder it is in (a second parent kept from before
+    2020): a prune took ``Archive/epoch_001.pt`` along with ``logs/epoch_001.pt``, a push's
+    replacement of ``best.pt`` deleted the old copy for good from ``Archive`` too, and a
+    listing that left ``parents`` out had ``push --delete`` trash ``drive:Docs/x.pdf`` with
+    ``runs/x.pdf`` (attackout38). Only the folder the deletion was pointed at counts: a
+    caller that decided on more (``push --delete``'s folders each removed whole) removes
+    those folders, whose trash takes the item along."""
     parents = res.get("parents")
-    known = set(entry.parent_ids) | {p for p in (listed_in, entry.parent_id) if p}
-    if not isinstance(parents, list) or not known:
+    home = listed_in or entry.parent_id
+    if not isinstance(parents, list) or not home:
         return None
     for p in parents:
-        if not isinstance(p, Mapping) or p.get("id") in known or \
-                (p.get("isRoot") is True and "root" in known):
+        if not isinstance(p, Mapping) or p.get("id") == home or \
+                (p.get("isRoot") is True and home == "root"):
             continue
         return str(p.get("id"))
     return None
