@@ -13,14 +13,14 @@ between two chunks; the real PyDrive2 stack against the emulator; real checkpoin
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 import textwrap
 
 import pytest
 
-NAME, SIDE = "epoch_001.pt", "epoch_001.json"
+from _lease_pairs import save_pair, woken_after_a_take_over
+
+NAME = "epoch_001.pt"
+VALUES = 1 << 18   # (a checkpoint of 4 chunks of 256 KiB and a bit)
 CHUNK = 256 * 1024
 
 CHILD = textwrap.dedent("""
@@ -64,63 +64,19 @@ CHILD = textwrap.dedent("""
 """ % CHUNK)
 
 
-def _pair(folder, weight: float, saved: float) -> dict[str, str]:
-    import torch
-
-    from drivestage.localfs import file_md5
-    from trainer import checkpoint as ckpt
-
-    os.makedirs(folder, exist_ok=True)
-    state = {"format_version": ckpt.FORMAT_VERSION,   # (4 chunks of 256 KiB and a bit)
-             "model": {"w": torch.full((1 << 18,), weight)}, "optimizer": {}, "epoch": 1,
-             "iteration": 3, "epoch_iteration": 3, "config": {}, "run": "r1"}
-    path = ckpt.save_checkpoint(state, os.path.join(folder, NAME), saved=saved)
-    assert os.path.getsize(path) > 2 * CHUNK
-    return {NAME: file_md5(path), SIDE: file_md5(os.path.join(folder, SIDE))}
-
-
-def _on_drive(emulator) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
-    for f in emulator.files():
-        if not f["labels"]["trashed"] and f["title"].startswith("epoch_"):
-            out.setdefault(f["title"], []).append(f.get("md5Checksum", ""))
-    return out
-
-
 @pytest.mark.parametrize("how", ["push", "alone"])
 def test_asleep_between_two_chunks_of_an_update_in_place_it_writes_nothing_once_woken(
         drive_env, emulator, tmp_path, how):
     from trainer.drive import DriveFolder
-    from trainer.lease import RunLease
 
     team = emulator.add_shared_drive("Team", role="writer")
     emulator.add_folder("run", drive_id=team)
     dest = "drive:shared/Team/run"
-    first, old_dir, new_dir = tmp_path / "first", tmp_path / "old", tmp_path / "new"
-    _pair(first, 1.0, 1000.0)
+    first = tmp_path / "first"
+    save_pair(first, NAME, 1.0, 1000.0, values=VALUES)
     DriveFolder(dest, str(first)).push()   # (the run's pair there, before the sleep)
-    _pair(old_dir, 1.5, 1500.0)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path),
-               DRIVESTAGE_STATE_DIR=str(tmp_path / "state-old"))
-    child = subprocess.Popen([sys.executable, "-c", CHILD, dest, str(old_dir), how],
-                             env=env, stdout=subprocess.PIPE, text=True)
-    try:
-        _, status = os.waitpid(child.pid, os.WUNTRACED)
-        assert os.WIFSTOPPED(status), status
-        new = RunLease(DriveFolder(dest, str(new_dir)), period_s=0.6)
-        new.acquire()   # (once the child's claim is stale)
-        ours = _pair(new_dir, 2.0, 2000.0)   # resumed from Drive, saved the same epoch
-        folder = DriveFolder(dest, str(new_dir))
-        folder.lease = new
-        folder.push()
-        assert {n: m for n, ms in _on_drive(emulator).items() for m in ms} == ours
-        os.kill(child.pid, signal.SIGCONT)
-        out, _ = child.communicate(timeout=120)
-        new.release()
-    finally:
-        if child.poll() is None:
-            os.kill(child.pid, signal.SIGCONT)
-            child.kill()
-            child.wait()
-    assert _on_drive(emulator) == {n: [m] for n, m in ours.items()}, (out, _on_drive(emulator))
+    save_pair(tmp_path / "old", NAME, 1.5, 1500.0, values=VALUES)
+    for pair in (first, tmp_path / "old"):   # (the new holder's: as large)
+        assert os.path.getsize(pair / NAME) > 2 * CHUNK
+    out = woken_after_a_take_over(emulator, tmp_path, CHILD, dest, how, values=VALUES)
     assert out.strip() == "failed LeaseLostError"

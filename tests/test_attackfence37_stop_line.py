@@ -9,11 +9,10 @@ RunLease that took it first; the real PyDrive2 stack against the emulator; the l
 ``trainer train`` prints it."""
 from __future__ import annotations
 
-import os
 import re
-import socket
 
-from tests.test_fence37_stop_line import _line, _pair, _tail
+from _lease_lines import refused_while_held_before
+from _lease_pairs import save_pair
 
 DEST = "drive:runs/exp"
 
@@ -22,8 +21,7 @@ def test_a_lease_held_before_this_trainer_started_is_not_said_taken_after(
         drive_env, emulator, tmp_path, fast_retries):
     from trainer.config import load_config
     from trainer.drive import DriveFolder
-    from trainer.errors import LeaseLostError
-    from trainer.lease import RunLease, held_folder, release_all
+    from trainer.lease import RunLease, held_folder
     from trainer.stopping import StopFlag
 
     holder = RunLease(DriveFolder(DEST, str(tmp_path / "holder")), period_s=3.0)
@@ -33,26 +31,10 @@ def test_a_lease_held_before_this_trainer_started_is_not_said_taken_after(
     cfg = load_config(None, [f"drive.logs={DEST}", f"train.out_dir={out_dir}",
                              "drive.lease_minutes=0.05"])
     stop = StopFlag(60.0)
-    _pair(out_dir, "epoch_001.pt", 1)
+    save_pair(out_dir, "epoch_001.pt", 1)
     # (Drive down for the listing of the run folder: the claims could not be read)
     listing = re.escape(f"%27{holder._folder.id}%27+in+parents")
     emulator.faults.inject(method="GET", path=listing, status=503, times=None)
     late = held_folder(cfg, stop)   # (Drive down at its start: the lease not taken)
     emulator.faults.clear()
-    try:
-        try:
-            late.push()
-        except LeaseLostError:
-            pass
-        else:
-            raise AssertionError("pushed while another trainer holds the lease")
-    finally:
-        holder.release()
-        release_all()
-    who = f"pid {os.getpid()} on {socket.gethostname()}"
-    want = (f"Error: stopped by another trainer holding the run's lease at epoch 1, iteration 3: "
-            f"epoch_001.pt is saved in {out_dir} only: {who} holds the run's lease on {DEST} "
-            f"(renewed 0 s ago; held before this trainer first reached Drive, which was down "
-            f"at its start)" + _tail())
-    line = _line(stop, out_dir)
-    assert re.sub(r"renewed \d+ s ago", "renewed 0 s ago", line) == want, line
+    refused_while_held_before(late, holder, stop, out_dir, DEST)

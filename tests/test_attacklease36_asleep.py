@@ -8,14 +8,11 @@ takes the stale lease over with a RunLease of its own, pushes its own pair of th
 then wakes the child. The real PyDrive2 stack against the emulator; real checkpoint files."""
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
-import sys
 import textwrap
 
 import pytest
+
+from _lease_pairs import save_pair, woken_after_a_take_over
 
 DEST = "drive:runs/exp"
 NAME = "epoch_001.pt"
@@ -60,58 +57,8 @@ CHILD = textwrap.dedent("""
 """)
 
 
-def _pair(folder, weight: float, saved: float) -> str:
-    import torch
-
-    from trainer import checkpoint as ckpt
-
-    os.makedirs(folder, exist_ok=True)
-    state = {"format_version": ckpt.FORMAT_VERSION,
-             "model": {"w": torch.full((1 << 16,), weight)}, "optimizer": {}, "epoch": 1,
-             "iteration": 3, "epoch_iteration": 3, "config": {}, "run": "r1"}
-    return ckpt.save_checkpoint(state, os.path.join(folder, NAME), saved=saved)
-
-
-def _on_drive(emulator) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
-    for f in emulator.files():
-        if not f["labels"]["trashed"] and f["title"].startswith("epoch_"):
-            out.setdefault(f["title"], []).append(f.get("md5Checksum", ""))
-    return out
-
-
 @pytest.mark.parametrize("at", ["check", "upload"])
 def test_a_holder_woken_after_a_stale_take_over_replaces_nothing_the_new_holder_pushed(
         drive_env, emulator, tmp_path, at):
-    from drivestage.localfs import file_md5
-    from trainer.drive import DriveFolder
-    from trainer.lease import RunLease
-
-    old_dir, new_dir = tmp_path / "old", tmp_path / "new"
-    _pair(old_dir, 1.0, 1000.0)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path),
-               DRIVESTAGE_STATE_DIR=str(tmp_path / "state-old"))
-    child = subprocess.Popen([sys.executable, "-c", CHILD, DEST, str(old_dir), at], env=env,
-                             stdout=subprocess.PIPE, text=True)
-    try:
-        _, status = os.waitpid(child.pid, os.WUNTRACED)   # asleep after its check
-        assert os.WIFSTOPPED(status), status
-        # The new runtime: the old claim is renewed no more; taken over once stale.
-        new = RunLease(DriveFolder(DEST, str(new_dir)), period_s=0.6)
-        new.acquire()
-        mine = _pair(new_dir, 2.0, 2000.0)   # resumed from Drive, saved the same epoch
-        folder = DriveFolder(DEST, str(new_dir))
-        folder.lease = new
-        folder.push()
-        ours = {NAME: file_md5(mine), "epoch_001.json": file_md5(str(new_dir / "epoch_001.json"))}
-        assert {n: m for n, ms in _on_drive(emulator).items() for m in ms} == ours
-        os.kill(child.pid, signal.SIGCONT)
-        out, _ = child.communicate(timeout=120)
-        new.release()
-    finally:
-        if child.poll() is None:
-            os.kill(child.pid, signal.SIGCONT)
-            child.kill()
-            child.wait()
-    # What the trainer holding the lease pushed is what Drive holds, alone.
-    assert _on_drive(emulator) == {n: [m] for n, m in ours.items()}, (out, _on_drive(emulator))
+    save_pair(tmp_path / "old", NAME, 1.0, 1000.0, values=1 << 16)
+    woken_after_a_take_over(emulator, tmp_path, CHILD, DEST, at, values=1 << 16)

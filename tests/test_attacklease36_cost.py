@@ -5,33 +5,11 @@ listing and one small upload per period. Counted on the emulator's request log, 
 PyDrive2 stack; a push of a new pair with the lease against one without, same folder."""
 from __future__ import annotations
 
-import os
 from collections import Counter
 
+from _lease_pairs import request_kinds, save_pair
+
 DEST = "drive:runs/exp"
-
-
-def _pair(folder, name: str, weight: float) -> None:
-    import torch
-
-    from trainer import checkpoint as ckpt
-
-    state = {"format_version": ckpt.FORMAT_VERSION, "model": {"w": torch.full((64,), weight)},
-             "optimizer": {}, "epoch": 1, "iteration": 3, "epoch_iteration": 3, "config": {},
-             "run": "r1"}
-    ckpt.save_checkpoint(state, os.path.join(folder, name), saved=1000.0 + weight)
-
-
-def _kinds(records) -> Counter:
-    out: Counter = Counter()
-    for r in records:
-        if r.method == "GET" and r.path.rstrip("/").endswith("/files") and "q" in r.query:
-            out["list"] += 1
-        elif "/upload/" in r.path:
-            out["upload"] += 1
-        else:
-            out["other"] += 1
-    return out
 
 
 def test_a_push_with_the_lease_costs_one_listing_more(drive_env, emulator, tmp_path):
@@ -41,14 +19,14 @@ def test_a_push_with_the_lease_costs_one_listing_more(drive_env, emulator, tmp_p
     local = tmp_path / "logs"
     local.mkdir()
     folder = DriveFolder(DEST, str(local))
-    _pair(local, "epoch_001.pt", 1)
+    save_pair(local, "epoch_001.pt", 1)
     folder.push()   # (the folder made, marked as a run's)
 
     def pushed(name: str, weight: float) -> Counter:
-        _pair(local, name, weight)
+        save_pair(local, name, weight)
         before = len(emulator.requests)
         folder.push()
-        return _kinds(emulator.requests[before:])
+        return request_kinds(emulator.requests[before:])
 
     plain = pushed("epoch_002.pt", 2)
     lease = RunLease(folder, period_s=600.0)   # (no renewal due in the test)

@@ -9,23 +9,11 @@ lease and a later second trainer is refused. The real PyDrive2 stack against the
 the lease as the trainer takes it (``held_folder``)."""
 from __future__ import annotations
 
-import os
-
 import pytest
 
+from _lease_pairs import save_pair
+
 DEST = "drive:runs/exp"
-
-
-def _pair(folder, name: str, weight: float) -> None:
-    import torch
-
-    from trainer import checkpoint as ckpt
-
-    os.makedirs(folder, exist_ok=True)
-    state = {"format_version": ckpt.FORMAT_VERSION, "model": {"w": torch.full((64,), weight)},
-             "optimizer": {}, "epoch": 1, "iteration": 3, "epoch_iteration": 3, "config": {},
-             "run": "r1"}
-    ckpt.save_checkpoint(state, os.path.join(folder, name), saved=1000.0 + weight)
 
 
 def _started_during_an_outage(emulator, tmp_path, fast_retries):
@@ -48,7 +36,7 @@ def test_a_second_trainer_after_the_outage_stops_the_first_from_pushing(drive_en
     from trainer.errors import LeaseLostError
     from trainer.lease import RunLease, release_all
 
-    _pair(tmp_path / "first", "epoch_001.pt", 1)   # (torch's import: before the lease's clock)
+    save_pair(tmp_path / "first", "epoch_001.pt", 1)   # (torch's import: before the lease's clock)
     first, stop = _started_during_an_outage(emulator, tmp_path, fast_retries)
     second = RunLease(DriveFolder(DEST, str(tmp_path / "second")), period_s=3.0)
     second.acquire()   # no claim on Drive: it holds the lease
@@ -72,7 +60,7 @@ def test_the_first_trainer_takes_the_lease_at_its_first_push(drive_env, emulator
 
     first, stop = _started_during_an_outage(emulator, tmp_path, fast_retries)
     try:
-        _pair(tmp_path / "first", "epoch_001.pt", 1)
+        save_pair(tmp_path / "first", "epoch_001.pt", 1)
         first.push()
         second = RunLease(DriveFolder(DEST, str(tmp_path / "second")), period_s=3.0)
         with pytest.raises(LeaseHeldError):

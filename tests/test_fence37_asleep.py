@@ -11,15 +11,13 @@ LeaseLostError. A child process holds the lease and stops itself at the hook; th
 PyDrive2 stack against the emulator; real checkpoint files."""
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import textwrap
 
 import pytest
 
-NAME, SIDE = "epoch_001.pt", "epoch_001.json"
+from _lease_pairs import save_pair, woken_after_a_take_over
+
+NAME = "epoch_001.pt"
 
 CHILD = textwrap.dedent("""
     import os, signal, sys, threading
@@ -66,60 +64,11 @@ CHILD = textwrap.dedent("""
 """)
 
 
-def _pair(folder, weight: float, saved: float) -> dict[str, str]:
-    import torch
-
-    from drivestage.localfs import file_md5
-    from trainer import checkpoint as ckpt
-
-    os.makedirs(folder, exist_ok=True)
-    state = {"format_version": ckpt.FORMAT_VERSION,
-             "model": {"w": torch.full((1 << 12,), weight)}, "optimizer": {}, "epoch": 1,
-             "iteration": 3, "epoch_iteration": 3, "config": {}, "run": "r1"}
-    path = ckpt.save_checkpoint(state, os.path.join(folder, NAME), saved=saved)
-    return {NAME: file_md5(path), SIDE: file_md5(os.path.join(folder, SIDE))}
-
-
-def _on_drive(emulator) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
-    for f in emulator.files():
-        if not f["labels"]["trashed"] and f["title"].startswith("epoch_"):
-            out.setdefault(f["title"], []).append(f.get("md5Checksum", ""))
-    return out
-
-
 def _woken_after_a_take_over(emulator, tmp_path, dest: str, how: str, at: str) -> str:
     """The child sends its pair (``how``), asleep at ``at``; the new holder takes the stale
     lease over and pushes its own pair of those names; the child is woken. Its output."""
-    from trainer.drive import DriveFolder
-    from trainer.lease import RunLease
-
-    old_dir, new_dir = tmp_path / "old", tmp_path / "new"
-    _pair(old_dir, 1.5, 1500.0)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path),
-               DRIVESTAGE_STATE_DIR=str(tmp_path / "state-old"))
-    child = subprocess.Popen([sys.executable, "-c", CHILD, dest, str(old_dir), how, at],
-                             env=env, stdout=subprocess.PIPE, text=True)
-    try:
-        _, status = os.waitpid(child.pid, os.WUNTRACED)
-        assert os.WIFSTOPPED(status), status
-        new = RunLease(DriveFolder(dest, str(new_dir)), period_s=0.6)
-        new.acquire()   # (once the child's claim is stale)
-        ours = _pair(new_dir, 2.0, 2000.0)   # resumed from Drive, saved the same epoch
-        folder = DriveFolder(dest, str(new_dir))
-        folder.lease = new
-        folder.push()
-        assert {n: m for n, ms in _on_drive(emulator).items() for m in ms} == ours
-        os.kill(child.pid, signal.SIGCONT)
-        out, _ = child.communicate(timeout=120)
-        new.release()
-    finally:
-        if child.poll() is None:
-            os.kill(child.pid, signal.SIGCONT)
-            child.kill()
-            child.wait()
-    assert _on_drive(emulator) == {n: [m] for n, m in ours.items()}, (out, _on_drive(emulator))
-    return out
+    save_pair(tmp_path / "old", NAME, 1.5, 1500.0, values=1 << 12)
+    return woken_after_a_take_over(emulator, tmp_path, CHILD, dest, how, at, values=1 << 12)
 
 
 def test_a_pair_sent_alone_after_a_take_over_leaves_nothing(drive_env, emulator, tmp_path):
@@ -141,7 +90,7 @@ def test_a_contributors_in_place_update_after_a_take_over_writes_nothing(
     emulator.add_folder("run", drive_id=team)
     dest = "drive:shared/Team/run"
     first = tmp_path / "first"
-    _pair(first, 1.0, 1000.0)
+    save_pair(first, NAME, 1.0, 1000.0, values=1 << 12)
     DriveFolder(dest, str(first)).push()   # (the run's pair there, before the sleep)
     out = _woken_after_a_take_over(emulator, tmp_path, dest, how, "check")
     assert out.strip() == "failed LeaseLostError"

@@ -10,32 +10,10 @@ into another folder), the real PyDrive2 stack, real checkpoint files."""
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections import Counter
 
-
-def _pair(folder, name: str, weight: float) -> None:
-    import torch
-
-    from trainer import checkpoint as ckpt
-
-    state = {"format_version": ckpt.FORMAT_VERSION, "model": {"w": torch.full((64,), weight)},
-             "optimizer": {}, "epoch": 1, "iteration": 3, "epoch_iteration": 3, "config": {},
-             "run": "r1"}
-    ckpt.save_checkpoint(state, os.path.join(folder, name), saved=1000.0 + weight)
-
-
-def _kinds(records) -> Counter:
-    out: Counter = Counter()
-    for r in records:
-        if r.method == "GET" and r.path.rstrip("/").endswith("/files") and "q" in r.query:
-            out["list"] += 1
-        elif "/upload/" in r.path:
-            out["upload"] += 1
-        else:
-            out["other"] += 1
-    return out
+from _lease_pairs import request_kinds, save_pair
 
 
 def _counted(lease) -> list[int]:
@@ -60,7 +38,7 @@ def _pushed(emulator, tmp_path, name: str, pairs: int, logs: int, lease_period=N
     local = tmp_path / name
     local.mkdir()
     folder = DriveFolder(f"drive:runs/{name}", str(local))
-    _pair(local, "epoch_000.pt", 0.5)
+    save_pair(local, "epoch_000.pt", 0.5)
     folder.push()
     lease = calls = None
     if lease_period is not None:
@@ -71,13 +49,13 @@ def _pushed(emulator, tmp_path, name: str, pairs: int, logs: int, lease_period=N
     for i in range(logs):
         (local / f"log_{i:03d}.txt").write_text(f"line {i}\n")
     for i in range(1, pairs + 1):
-        _pair(local, f"epoch_{i:03d}.pt", i)
+        save_pair(local, f"epoch_{i:03d}.pt", i)
     try:
         before = len(emulator.requests)
         began = time.monotonic()
         result = folder.push()
         took = time.monotonic() - began
-        made = _kinds(emulator.requests[before:])
+        made = request_kinds(emulator.requests[before:])
     finally:
         if lease is not None:
             lease.release()

@@ -8,74 +8,34 @@ PyDrive2 stack against the emulator; the line as ``trainer train`` prints it
 from __future__ import annotations
 
 import os
-import re
 import socket
 
+from _lease_lines import TAIL, assert_line, refused_while_held_before, stop_line
+from _lease_pairs import save_pair
+
 DEST = "drive:runs/exp"
-
-
-def _pair(folder, name: str, weight: float) -> None:
-    import torch
-
-    from trainer import checkpoint as ckpt
-
-    os.makedirs(folder, exist_ok=True)
-    state = {"format_version": ckpt.FORMAT_VERSION, "model": {"w": torch.full((64,), weight)},
-             "optimizer": {}, "epoch": 1, "iteration": 3, "epoch_iteration": 3, "config": {},
-             "run": "r1"}
-    ckpt.save_checkpoint(state, os.path.join(folder, name), saved=1000.0 + weight)
-
-
-def _line(stop, out_dir: str) -> str:
-    from trainer.stop_lines import stopped_text
-
-    return "Error: " + stopped_text(f"stopped by {stop.name} at epoch 1, iteration 3",
-                                    "epoch_001.pt", out_dir, stop.detail)
-
-
-def _tail() -> str:
-    return (", and this trainer pushes nothing more there (it would replace that one's "
-            "checkpoints); that one goes on from Drive. To go on with this one instead, stop "
-            "that one, then start this one again with --take-over (--resume auto continues "
-            "from epoch_001.pt)")
 
 
 def test_held_when_first_reached_is_no_take_over(drive_env, emulator, tmp_path, fast_retries):
     from trainer.config import load_config
     from trainer.drive import DriveFolder
-    from trainer.errors import LeaseLostError
-    from trainer.lease import RunLease, held_folder, release_all
+    from trainer.lease import RunLease, held_folder
     from trainer.stopping import StopFlag
 
     out_dir = str(tmp_path / "first")
     cfg = load_config(None, [f"drive.logs={DEST}", f"train.out_dir={out_dir}",
                              "drive.lease_minutes=0.05"])
     stop = StopFlag(60.0)
-    _pair(out_dir, "epoch_001.pt", 1)   # (torch's import first: seconds on a loaded machine)
+    # (torch's import first: seconds on a loaded machine)
+    save_pair(out_dir, "epoch_001.pt", 1)
     emulator.faults.inject(method="POST", path="/upload/", status=503, times=None)
     first = held_folder(cfg, stop)   # (Drive down: its claim could not be written)
     emulator.faults.clear()
     second = RunLease(DriveFolder(DEST, str(tmp_path / "second")), period_s=3.0)
     second.acquire()
     second.start()   # (renewed: live however slow this test runs)
-    try:
-        try:
-            first.push()
-        except LeaseLostError:
-            pass
-        else:
-            raise AssertionError("pushed while another trainer holds the lease")
-    finally:
-        second.release()
-        release_all()
-    who = f"pid {os.getpid()} on {socket.gethostname()}"
-    want = (f"Error: stopped by another trainer holding the run's lease at epoch 1, iteration 3: "
-            f"epoch_001.pt is saved in {out_dir} only: {who} holds the run's lease on {DEST} "
-            f"(renewed 0 s ago; held before this trainer first reached Drive, which was down "
-            f"at its start)" + _tail())
-    line = _line(stop, out_dir)
-    assert re.sub(r"renewed \d+ s ago", "renewed 0 s ago", line) == want, line
-    assert "take-over of" not in line
+    refused_while_held_before(first, second, stop, out_dir, DEST)
+    assert "take-over of" not in stop_line(stop, out_dir)
 
 
 def test_a_take_over_keeps_its_words(drive_env, emulator, tmp_path):
@@ -103,8 +63,7 @@ def test_a_take_over_keeps_its_words(drive_env, emulator, tmp_path):
         second.release()
         first.release()
     who = f"pid {os.getpid()} on {socket.gethostname()}"
-    want = (f"Error: stopped by the take-over of the run's lease at epoch 1, iteration 3: "
-            f"epoch_001.pt is saved in {out_dir} only: {who} took the run's lease on {DEST} "
-            f"over (renewed 0 s ago)" + _tail())
-    line = _line(stop, out_dir)
-    assert re.sub(r"renewed \d+ s ago", "renewed 0 s ago", line) == want, line
+    assert_line(stop, out_dir, (
+        f"Error: stopped by the take-over of the run's lease at epoch 1, iteration 3: "
+        f"epoch_001.pt is saved in {out_dir} only: {who} took the run's lease on {DEST} "
+        f"over (renewed 0 s ago)" + TAIL))
