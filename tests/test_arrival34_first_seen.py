@@ -18,45 +18,16 @@ from __future__ import annotations
 import time
 
 import pytest
-from googleapiclient.http import MediaFileUpload
 
 from _checkpoints import RUN, save
 from _cli import ok
 from _drive_state import held_since, live_md5s, mark_value
+from _seen_marks import env  # noqa: F401  (a fixture)
+from _seen_marks import DAY, FOLDER, OLD_RUN, SPEC, T0, marks_of, plan_row, send_old
 from drivestage import first_seen, orphans
-from drivestage.drive import connect
 from drivestage.retention import Candidate, RetentionPolicy, plan
 from drivestage.sidecar import Sidecar
 from drivestage.store import RemoteEntry
-
-FOLDER = "Models/logs"
-SPEC = f"drive:{FOLDER}"
-YEAR_AGO = "2025-12-01T10:00:00.000Z"
-T0 = 1764600000.0
-DAY = 24 * 3600
-OLD_RUN = "20251130-101010-bbbb"
-
-
-@pytest.fixture
-def env(local_state, drive_env, fast_retries):
-    return local_state
-
-
-def _send_as_rclone(emulator, path, folder_id: str) -> None:
-    """``path`` sent into ``folder_id`` as ``rclone copy -M`` sends a file made a year ago."""
-    service = connect(api_root=emulator.url, token="test-token").service
-    service.files().insert(
-        body={"title": path.name, "parents": [{"id": folder_id}], "createdDate": YEAR_AGO,
-              "modifiedDate": YEAR_AGO},
-        media_body=MediaFileUpload(str(path), mimetype="application/octet-stream"),
-        supportsAllDrives=True).execute()
-
-
-def _row(out: str, name: str) -> tuple[str, str]:
-    """The action and the reason of ``name``'s line of the plan's table."""
-    rows = [line for line in out.splitlines() if f"  {name}  " in line]
-    assert len(rows) == 1, out
-    return rows[0].split()[0], rows[0].split(f"  {name}  ", 1)[1].strip()
 
 
 def _id(emu, name: str) -> str:
@@ -65,8 +36,7 @@ def _id(emu, name: str) -> str:
 
 def _mark(emu, name: str) -> list:
     """The values of ``name``'s first-seen marks on Drive."""
-    return [p["value"] for p in emu.properties_of(_id(emu, name))
-            if p["key"] == first_seen.SEEN_MARK and p["visibility"] == "PUBLIC"]
+    return marks_of(emu, _id(emu, name))
 
 
 def _props_inserts(emu) -> int:
@@ -88,15 +58,15 @@ def test_an_old_run_copied_in_with_rclone_M_loses_nothing(emulator, env, tmp_pat
     theirs = save(str(old), "autosave_00000002", 0, T0 + 2, run=OLD_RUN, saved=T0 + 2)
     halves = ["autosave_00000002" + first,
               "autosave_00000002" + (".pt" if first == ".json" else ".json")]
-    _send_as_rclone(emulator, old / halves[0], folder)
+    send_old(emulator, old / halves[0], folder)
     t0 = int(time.time())
     out = ok("prune", SPEC, "--keep-last", "1")
-    action, why = _row(out, halves[0])
+    action, why = plan_row(out, halves[0])
     assert action == "keep", out
     assert why.endswith("; retired 24 h after") and "first seen 20" in why, out
     assert len(_mark(emulator, halves[0])) == 1
     assert t0 <= int(_mark(emulator, halves[0])[0].split(":")[0]) <= time.time()
-    _send_as_rclone(emulator, old / halves[1], folder)
+    send_old(emulator, old / halves[1], folder)
     ok("prune", SPEC, "--keep-last", "1")
     live = live_md5s(emulator, FOLDER)
     for name in halves:
@@ -126,13 +96,13 @@ def test_an_orphan_seen_a_day_ago_and_old_by_its_dates_goes(emulator, env, tmp_p
          "value": mark_value(emulator, _id(emulator, "epoch_005.json"), now - 5 * DAY, now - 5 * DAY)}])
     emulator.clear_requests()
     out = ok("prune", SPEC, "--keep-last", "1")
-    assert _row(out, "epoch_003.json") == (
+    assert plan_row(out, "epoch_003.json") == (
         "delete", "orphan sidecar: epoch_003.pt is not here, and this sidecar reached the "
         "store 24 h ago"), out
-    assert _row(out, "epoch_004.json") == (
+    assert plan_row(out, "epoch_004.json") == (
         "keep", "orphan sidecar: epoch_004.pt is not here; first seen "
         f"{first_seen.when(int(now - 2 * 3600))}; retired 24 h after"), out
-    assert _row(out, "epoch_005.json")[0] == "keep", out
+    assert plan_row(out, "epoch_005.json")[0] == "keep", out
     assert "epoch_003.json" not in live_md5s(emulator, FOLDER)
     assert {"epoch_004.json", "epoch_005.json"} <= set(live_md5s(emulator, FOLDER))
     assert _props_inserts(emulator) == 0   # marked already: nothing written
@@ -153,7 +123,7 @@ def test_a_mark_in_the_future_or_garbage_never_retires_early(emulator, env, tmp_
     emulator.store.update(_id(emulator, "epoch_003.json"), created=then, modified=then)
     t0 = int(time.time())
     out = ok("prune", SPEC, "--keep-last", "1")
-    action, why = _row(out, "epoch_003.json")
+    action, why = plan_row(out, "epoch_003.json")
     assert action == "keep" and why.endswith("; retired 24 h after"), out
     assert "epoch_003.json" in live_md5s(emulator, FOLDER)
     [mark] = _mark(emulator, "epoch_003.json")
@@ -229,7 +199,7 @@ def test_an_orphan_drive_will_not_mark_is_kept(emulator, env, tmp_path, reason):
     emulator.store.update(_id(emulator, "epoch_003.json"), created=then, modified=then)
     emulator.faults.inject("POST", r"/properties(\?|$)", status=403, reason=reason)
     out = ok("prune", SPEC, "--keep-last", "1")
-    assert _row(out, "epoch_003.json") == (
+    assert plan_row(out, "epoch_003.json") == (
         "keep", "orphan sidecar: epoch_003.pt is not here; its first-seen mark could not be "
         "written on the store, so it is kept"), out
     assert "epoch_003.json" in live_md5s(emulator, FOLDER)

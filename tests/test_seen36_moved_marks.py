@@ -16,20 +16,13 @@ from __future__ import annotations
 
 import time
 
-import pytest
-
 from _checkpoints import RUN, save
 from _cli import ok
 from _drive_state import held_since, live_md5s
-from drivestage import first_seen
+from _seen_marks import env  # noqa: F401  (a fixture)
+from _seen_marks import (DAY, FOLDER, OLD, OLD_RUN, SPEC, T0, a_day_passes, autosave,
+                         id_of, late_sidecar_sent, lone_then_newer, marks_of, plan_row, send_old)
 from drivestage.drive import connect
-from test_seen35_marks import (DAY, OLD, OLD_RUN, SPEC, T0, YEAR_AGO, FOLDER, _a_day_passes,
-                               _id, _marks, _name, _row, _send_old)
-
-
-@pytest.fixture
-def env(local_state, drive_env, fast_retries):
-    return local_state
 
 
 def _moved(emu, file_id: str, into: str, *, title: str = "") -> None:
@@ -55,27 +48,27 @@ def test_a_sidecar_moved_ahead_of_its_checkpoint_waits_a_day_there(emulator, env
     sidecar went at the next prune ("reached the store 7 days ago") and the checkpoint came
     in alone, unverified. Now it waits a day from its move, and the pair stays whole."""
     old_src = tmp_path / "old"
-    theirs = save(str(old_src), _name(2), 0, T0 + 2, run=OLD_RUN, saved=T0 + 2)
+    theirs = save(str(old_src), autosave(2), 0, T0 + 2, run=OLD_RUN, saved=T0 + 2)
     old_folder = emulator.add_folder(OLD)
-    side = _send_old(emulator, old_src / f"{_name(2)}.json", old_folder)
+    side = send_old(emulator, old_src / f"{autosave(2)}.json", old_folder)
     out = ok("prune", f"drive:{OLD}", "--keep-last", "1")
-    assert _row(out, f"{_name(2)}.json")[0] == "keep", out
-    assert len(_marks(emulator, side)) == 1
-    _a_day_passes(emulator, OLD, by=7 * DAY)
+    assert plan_row(out, f"{autosave(2)}.json")[0] == "keep", out
+    assert len(marks_of(emulator, side)) == 1
+    a_day_passes(emulator, OLD, by=7 * DAY)
 
     mine = tmp_path / "mine"
-    ours = save(str(mine), _name(3), 0, T0 + 3, run=RUN, saved=time.time())
+    ours = save(str(mine), autosave(3), 0, T0 + 3, run=RUN, saved=time.time())
     ok("push", str(mine), SPEC)
-    logs = _id(emulator, FOLDER)
+    logs = id_of(emulator, FOLDER)
     _moved(emulator, side, logs)
     assert emulator.store.get(side)["modified"] < time.time() - 7 * DAY   # (old dates kept)
     t0 = int(time.time())
     out = ok("prune", SPEC, "--keep-last", "1")
-    action, why = _row(out, f"{_name(2)}.json")
+    action, why = plan_row(out, f"{autosave(2)}.json")
     assert action == "keep" and why.endswith("; retired 24 h after"), out
-    [mark] = _marks(emulator, side)
+    [mark] = marks_of(emulator, side)
     assert t0 <= int(mark.split(":")[0]) <= time.time()
-    _send_old(emulator, old_src / f"{_name(2)}.pt", logs)
+    send_old(emulator, old_src / f"{autosave(2)}.pt", logs)
     ok("prune", SPEC, "--keep-last", "1")
     assert live_md5s(emulator, FOLDER) == {**theirs, **ours}
 
@@ -87,14 +80,14 @@ def test_a_renamed_file_is_first_seen_under_its_new_name(emulator, env, tmp_path
     src = tmp_path / "a"
     save(str(src), "epoch_003", 3, T0 + 3, run=RUN)
     ok("push", str(src), SPEC)
-    emulator.store.delete(_id(emulator, f"{FOLDER}/epoch_003.pt"))
-    side = _id(emulator, f"{FOLDER}/epoch_003.json")
+    emulator.store.delete(id_of(emulator, f"{FOLDER}/epoch_003.pt"))
+    side = id_of(emulator, f"{FOLDER}/epoch_003.json")
     held_since(emulator, side, time.time() - 8 * DAY)   # (marked then: a week-old mark)
-    _moved(emulator, side, _id(emulator, FOLDER), title="epoch_004.json")
+    _moved(emulator, side, id_of(emulator, FOLDER), title="epoch_004.json")
 
     out = ok("prune", SPEC, "--keep-last", "1")
 
-    action, why = _row(out, "epoch_004.json")
+    action, why = plan_row(out, "epoch_004.json")
     assert action == "keep" and why.endswith("; retired 24 h after"), out
     assert "epoch_004.json" in live_md5s(emulator, FOLDER)
 
@@ -108,34 +101,22 @@ def test_a_run_moved_in_is_not_made_the_newest_by_its_marks_write(emulator, env,
     emulator.property_writes_modify = True
     q_run = "20261203-101010-qqqq"
     src = tmp_path / "r"
-    r_files = save(str(src), _name(2), 0, T0 + 2, run=RUN, saved=time.time() - 3 * DAY)
-    (src / f"{_name(2)}.json").rename(tmp_path / "late.json")
-    ok("push", str(src), SPEC)
-    held_since(emulator, _id(emulator, f"{FOLDER}/{_name(2)}.pt"), time.time() - 3 * DAY,
-               seen=False)
-    q_src = tmp_path / "q"
-    q_files = save(str(q_src), _name(3), 0, T0 + 3, run=q_run, saved=time.time() - 2 * DAY)
-    ok("push", str(q_src), SPEC)
-    for name in q_files:
-        held_since(emulator, _id(emulator, f"{FOLDER}/{name}"), time.time() - 2 * DAY,
-                   seen=False)
+    r_files, q_files = lone_then_newer(emulator, src, RUN, 3, tmp_path / "q", q_run, 2)
     ok("prune", SPEC, "--keep-last", "1")
-    lone = _id(emulator, f"{FOLDER}/{_name(2)}.pt")
-    assert len(_marks(emulator, lone)) == 1
+    lone = id_of(emulator, f"{FOLDER}/{autosave(2)}.pt")
+    assert len(marks_of(emulator, lone)) == 1
     assert emulator.store.get(lone)["modified"] > time.time() - 60   # (the mark's write)
-    (tmp_path / "late.json").rename(src / f"{_name(2)}.json")
-    (src / f"{_name(2)}.pt").unlink()
-    ok("push", str(src), SPEC)
+    late_sidecar_sent(src)
     runs2 = emulator.add_folder("Models/runs2")
     for name in q_files:
-        _moved(emulator, _id(emulator, f"{FOLDER}/{name}"), runs2)
+        _moved(emulator, id_of(emulator, f"{FOLDER}/{name}"), runs2)
     for name in r_files:
-        _moved(emulator, _id(emulator, f"{FOLDER}/{name}"), runs2)
+        _moved(emulator, id_of(emulator, f"{FOLDER}/{name}"), runs2)
 
     out = ok("prune", "drive:Models/runs2", "--keep-last", "1", "--keep-runs", "1")
 
     assert live_md5s(emulator, "Models/runs2") == q_files, out
-    assert r_files[f"{_name(2)}.pt"] != q_files[f"{_name(3)}.pt"]
+    assert r_files[f"{autosave(2)}.pt"] != q_files[f"{autosave(3)}.pt"]
 
 
 def test_a_store_that_lives_on_sees_a_moved_file_anew(emulator, env, tmp_path):
@@ -147,12 +128,12 @@ def test_a_store_that_lives_on_sees_a_moved_file_anew(emulator, env, tmp_path):
     save(str(src), "epoch_003", 3, T0 + 3, run=RUN)
     (src / "epoch_003.pt").unlink()
     ok("push", str(src), f"drive:{OLD}")
-    side = _id(emulator, f"{OLD}/epoch_003.json")
+    side = id_of(emulator, f"{OLD}/epoch_003.json")
     store, _ = open_store(f"drive:{OLD}")
     old, logs_id = store.resolve(OLD), emulator.add_folder(FOLDER)
     [there] = [e for e in store.list(old) if e.id == side]
     first = store.first_seen(there, time.time() - 7 * DAY)
-    assert first is not None and len(_marks(emulator, side)) == 1
+    assert first is not None and len(marks_of(emulator, side)) == 1
     _moved(emulator, side, logs_id)
     [here] = [e for e in store.list(store.resolve(FOLDER)) if e.id == side]
     now = time.time()
@@ -160,5 +141,5 @@ def test_a_store_that_lives_on_sees_a_moved_file_anew(emulator, env, tmp_path):
     again = store.first_seen(here, now)
 
     assert again is not None and again.at == int(now) and again.came == first.came
-    [mark] = _marks(emulator, side)
+    [mark] = marks_of(emulator, side)
     assert mark.startswith(f"{int(now)}:{int(first.came)}:")

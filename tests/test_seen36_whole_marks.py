@@ -21,20 +21,16 @@ import time
 
 import pytest
 
-from _checkpoints import save
 from _cli import ok
-from _drive_state import held_since, live_md5s, mark_value
+from _drive_state import live_md5s, mark_value
+from _seen_marks import env  # noqa: F401  (a fixture)
+from _seen_marks import (DAY, FOLDER, SPEC, a_day_passes, autosave, id_of,
+                         late_sidecar_sent, lone_then_newer, marks_of, orphan_old_by_its_dates,
+                         plan_row, sidecar_whole_again_then_split)
 from drivestage import first_seen
-from test_seen35_marks import (DAY, FOLDER, SPEC, T0, _a_day_passes, _id, _marks, _name,
-                               _orphan_old_by_its_dates, _row)
 
 Q_RUN = "20261203-101010-qqqq"
 R_RUN = "20261201-101010-rrrr"
-
-
-@pytest.fixture
-def env(local_state, drive_env, fast_retries):
-    return local_state
 
 
 @pytest.mark.parametrize("touches", [True, False])
@@ -48,40 +44,30 @@ def test_a_checkpoint_whole_again_waits_a_day_when_split_later(emulator, env, tm
     verified state lost. Now it waits a day; the sidecar comes back; both stay."""
     emulator.property_writes_modify = touches
     q_src = tmp_path / "q"
-    q_files = save(str(q_src), _name(2), 0, T0 + 2, run=Q_RUN, saved=time.time() - 2 * DAY)
-    (q_src / f"{_name(2)}.json").rename(tmp_path / "late.json")
-    ok("push", str(q_src), SPEC)
-    ckpt = _id(emulator, f"{FOLDER}/{_name(2)}.pt")
-    held_since(emulator, ckpt, time.time() - 2 * DAY, seen=False)
-    r_src = tmp_path / "r"
-    r_files = save(str(r_src), _name(3), 0, T0 + 3, run=R_RUN, saved=time.time() - DAY)
-    ok("push", str(r_src), SPEC)
-    for name in r_files:
-        held_since(emulator, _id(emulator, f"{FOLDER}/{name}"), time.time() - DAY, seen=False)
+    q_files, r_files = lone_then_newer(emulator, q_src, Q_RUN, 2, tmp_path / "r", R_RUN, 1)
+    ckpt = id_of(emulator, f"{FOLDER}/{autosave(2)}.pt")
     out = ok("prune", SPEC, "--keep-last", "1")
-    assert _row(out, f"{_name(2)}.pt")[0] == "keep", out
-    [marked] = _marks(emulator, ckpt)
+    assert plan_row(out, f"{autosave(2)}.pt")[0] == "keep", out
+    [marked] = marks_of(emulator, ckpt)
     came = marked.split(":")[1]
-    (tmp_path / "late.json").rename(q_src / f"{_name(2)}.json")
-    (q_src / f"{_name(2)}.pt").unlink()
-    ok("push", str(q_src), SPEC)
+    late_sidecar_sent(q_src)
     emulator.clear_requests()
     out = ok("prune", SPEC, "--keep-last", "1")
     assert live_md5s(emulator, FOLDER) == {**q_files, **r_files}, out
-    [spent] = _marks(emulator, ckpt)
+    [spent] = marks_of(emulator, ckpt)
     assert spent.split(":")[:2] == ["0", came]   # (its arrival kept: the ranking's date)
     assert emulator.api_calls("properties.insert") == 1
     emulator.clear_requests()
     ok("prune", SPEC, "--keep-last", "1")
     assert emulator.api_calls("properties.insert") == 0   # (once)
 
-    _a_day_passes(emulator, FOLDER, by=7 * DAY)
-    side = _id(emulator, f"{FOLDER}/{_name(2)}.json")
+    a_day_passes(emulator, FOLDER, by=7 * DAY)
+    side = id_of(emulator, f"{FOLDER}/{autosave(2)}.json")
     emulator.store.delete(side)
     out = ok("prune", SPEC, "--keep-last", "1")
-    action, why = _row(out, f"{_name(2)}.pt")
+    action, why = plan_row(out, f"{autosave(2)}.pt")
     assert action == "keep" and why.endswith("; retired 24 h after"), out
-    (q_src / f"{_name(2)}.pt").unlink(missing_ok=True)
+    (q_src / f"{autosave(2)}.pt").unlink(missing_ok=True)
     ok("push", str(q_src), SPEC)
     ok("prune", SPEC, "--keep-last", "1")
     assert live_md5s(emulator, FOLDER) == {**q_files, **r_files}
@@ -93,28 +79,17 @@ def test_a_checkpoint_whole_again_still_ranks_by_when_it_came(emulator, env, tmp
     most recent run, not Q by that write."""
     emulator.property_writes_modify = True
     q_src = tmp_path / "q"
-    q_files = save(str(q_src), _name(2), 0, T0 + 2, run=Q_RUN, saved=time.time() - 3 * DAY)
-    (q_src / f"{_name(2)}.json").rename(tmp_path / "late.json")
-    ok("push", str(q_src), SPEC)
-    ckpt = _id(emulator, f"{FOLDER}/{_name(2)}.pt")
-    held_since(emulator, ckpt, time.time() - 3 * DAY, seen=False)
-    r_src = tmp_path / "r"
-    r_files = save(str(r_src), _name(3), 0, T0 + 3, run=R_RUN, saved=time.time() - 2 * DAY)
-    ok("push", str(r_src), SPEC)
-    for name in r_files:
-        held_since(emulator, _id(emulator, f"{FOLDER}/{name}"), time.time() - 2 * DAY,
-                   seen=False)
+    q_files, r_files = lone_then_newer(emulator, q_src, Q_RUN, 3, tmp_path / "r", R_RUN, 2)
+    ckpt = id_of(emulator, f"{FOLDER}/{autosave(2)}.pt")
     ok("prune", SPEC, "--keep-last", "1")
-    (tmp_path / "late.json").rename(q_src / f"{_name(2)}.json")
-    (q_src / f"{_name(2)}.pt").unlink()
-    ok("push", str(q_src), SPEC)
+    late_sidecar_sent(q_src)
     ok("prune", SPEC, "--keep-last", "1")   # (the mark written over: its date now)
     assert emulator.store.get(ckpt)["modified"] > time.time() - 60
 
     out = ok("prune", SPEC, "--keep-last", "1", "--keep-runs", "1")
 
     assert live_md5s(emulator, FOLDER) == r_files, out
-    assert q_files[f"{_name(2)}.pt"] != r_files[f"{_name(3)}.pt"]
+    assert q_files[f"{autosave(2)}.pt"] != r_files[f"{autosave(3)}.pt"]
 
 
 @pytest.mark.parametrize("ahead", [59, 61])
@@ -125,7 +100,7 @@ def test_clocks_a_minute_apart_age_a_file_at_most_a_minute_early(emulator, env, 
     machine's clock is taken, and it goes 30 s early; past it (61 s), Drive's too, and it
     waits. A minute, against the day a file waits, and the same race as a checkpoint
     arriving in the last minute before the re-check (orphans' docstring): left as is."""
-    side = _orphan_old_by_its_dates(emulator, tmp_path)
+    side = orphan_old_by_its_dates(emulator, tmp_path)
     emulator.date_offset = -float(ahead)
     drive_now = time.time() - ahead
     seen = mark_value(emulator, side, drive_now - DAY + 30, time.time() - 365 * DAY)
@@ -137,7 +112,7 @@ def test_clocks_a_minute_apart_age_a_file_at_most_a_minute_early(emulator, env, 
 
     out = ok("prune", SPEC, "--keep-last", "1")
 
-    action = _row(out, "epoch_003.json")[0]
+    action = plan_row(out, "epoch_003.json")[0]
     assert action == ("delete" if ahead < 60 else "keep"), out
 
 
@@ -150,22 +125,5 @@ def test_a_sidecar_whole_again_under_a_listing_without_properties(emulator, env,
     sidecar's mark is not seen, so not cleared, and when its checkpoint is deleted by hand
     and sent again the sidecar goes at once on the week-old mark (its checkpoint then comes
     back unverified). Pinned as it is: strict, so a fix shows here."""
-    from test_seen35_marks import OLD_RUN, _send_old
     emulator.list_leaves_out = {"properties"}
-    old_src = tmp_path / "old"
-    theirs = save(str(old_src), _name(2), 0, T0 + 2, run=OLD_RUN, saved=T0 + 2)
-    logs = emulator.add_folder(FOLDER)
-    side = _send_old(emulator, old_src / f"{_name(2)}.json", logs)
-    ok("prune", SPEC, "--keep-last", "1")
-    assert len(_marks(emulator, side)) == 1
-    ckpt = _send_old(emulator, old_src / f"{_name(2)}.pt", logs)
-    emulator.clear_requests()
-    ok("prune", SPEC, "--keep-last", "1")
-    _a_day_passes(emulator, FOLDER, by=7 * DAY)
-    emulator.store.delete(ckpt)
-    out = ok("prune", SPEC, "--keep-last", "1")
-    action, why = _row(out, f"{_name(2)}.json")
-    assert action == "keep" and why.endswith("; retired 24 h after"), out
-    _send_old(emulator, old_src / f"{_name(2)}.pt", logs)
-    ok("prune", SPEC, "--keep-last", "1")
-    assert live_md5s(emulator, FOLDER) == theirs
+    sidecar_whole_again_then_split(emulator, tmp_path)
