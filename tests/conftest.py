@@ -309,6 +309,10 @@ def _note_spawn(event: str, args: object) -> None:
     if event in ("subprocess.Popen", "os.fork", "os.posix_spawn", "os.spawn", "os.system",
                  "os.forkpty"):
         _spawned = True
+    # multiprocessing's fork server starts a process when asked over a UNIX socket (and is
+    # itself started without an audit event): tests/_trainer_proc.py's trainers
+    elif event == "socket.connect" and getattr(args[0], "family", None) == socket.AF_UNIX:
+        _spawned = True
 
 
 if sys.platform.startswith("linux"):
@@ -372,8 +376,10 @@ def _processes_since(ticks: int) -> dict[int, str]:
                 cmd = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
         except (OSError, ValueError, IndexError):
             continue  # ended meanwhile, or another user's
-        # multiprocessing's helpers live as long as this process, by design
-        if "resource_tracker" in cmd or "forkserver" in cmd:
+        # multiprocessing's helpers (its fork server, its resource tracker) live as long as
+        # this process, by design: those this process started itself. What the fork server
+        # forks (tests/_trainer_proc.py's trainers) keeps its command line: a test's own.
+        if ("resource_tracker" in cmd or "forkserver" in cmd) and int(fields[1]) == os.getpid():
             continue
         found[int(entry)] = cmd
     return found
