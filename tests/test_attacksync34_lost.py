@@ -1,31 +1,11 @@
 """A server that answers a push's upload 200 and keeps nothing (attacksync34)."""
 from __future__ import annotations
 
-import json
-
 from _cli import run
 from _drive_state import live_md5s
+from _liar import kept_nothing_of
 from _liar import liar_env, proxy  # noqa: F401  (fixtures)
-from _proxy import Reply
 from test_attackds29_run_folders import _save
-
-
-def _kept_nothing_of(emulator, title: str):
-    """A proxy rule: the upload that made ``title`` answered as Drive answered it, and the
-    file gone at once (a server or proxy that does not keep what it answers for; another
-    client's deletion the moment it landed)."""
-    lost: list[str] = []
-
-    def mutate(status, headers, body):
-        try:
-            res = json.loads(body)
-        except ValueError:
-            res = None
-        if status == 200 and isinstance(res, dict) and res.get("title") == title:
-            emulator.store.delete(res["id"])
-            lost.append(res["id"])
-        return Reply(status, headers, [body])
-    return mutate, lost
 
 
 def test_a_sidecar_answered_200_and_not_kept_leaves_the_verified_pair_before_it(
@@ -42,7 +22,7 @@ def test_a_sidecar_answered_200_and_not_kept_leaves_the_verified_pair_before_it(
     assert code == 0, err
     before = live_md5s(emulator, "runs/exp1")
     _save(str(run_dir), 2)
-    mutate, lost = _kept_nothing_of(emulator, "epoch_002.json")
+    mutate, lost = kept_nothing_of(emulator, "epoch_002.json")
     proxy.on("PUT", r"upload_id=", mutate)
 
     code, _, err = run("push", str(run_dir), "drive:runs/exp1", "--keep-last", "1")

@@ -7,27 +7,10 @@ import json
 from _checkpoints import md5, save
 from _cli import run
 from _drive_state import live_md5s
+from _liar import kept_nothing_of
 from _liar import liar_env, proxy  # noqa: F401  (fixtures)
-from _proxy import Reply
 
 T0 = 1764600000.0
-
-
-def _lose_every(emulator, title: str):
-    """A proxy rule: each upload that made ``title`` answered as Drive answered it, and the
-    file gone at once (a look-alike server; another client deleting it as it lands)."""
-    lost: list[str] = []
-
-    def mutate(status, headers, body):
-        try:
-            res = json.loads(body)
-        except ValueError:
-            res = None
-        if status == 200 and isinstance(res, dict) and res.get("title") == title:
-            emulator.store.delete(res["id"])
-            lost.append(res["id"])
-        return Reply(status, headers, [body])
-    return mutate, lost
 
 
 def _vouched(emulator, folder: str) -> dict:
@@ -55,7 +38,7 @@ def test_a_checkpoint_lost_twice_leaves_the_verified_pair_before_it(emulator, pr
     assert code == 0, err
     before = live_md5s(emulator, "runs/exp1")
     save(str(src), "last", 2, T0 + 60)
-    mutate, lost = _lose_every(emulator, "last.pt")
+    mutate, lost = kept_nothing_of(emulator, "last.pt")
     proxy.on("PUT", r"upload_id=", mutate)
     proxy.on("POST", r"uploadType=", mutate)
 
@@ -83,7 +66,7 @@ def test_a_checkpoint_lost_once_is_sent_again_and_its_old_copy_goes(emulator, pr
     code, _, err = run("push", str(src), "drive:runs/exp1")
     assert code == 0, err
     save(str(src), "last", 2, T0 + 60)
-    mutate, lost = _lose_every(emulator, "last.pt")
+    mutate, lost = kept_nothing_of(emulator, "last.pt")
     proxy.on("PUT", r"upload_id=", mutate, times=1)
     proxy.on("POST", r"uploadType=", mutate, times=1)
 
