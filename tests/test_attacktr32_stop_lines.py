@@ -14,7 +14,7 @@ import os
 import re
 
 from _messages import error_text
-from test_grace32_stop_waits import ADVICE, _worker_death_at_iteration_3
+from _worker_death import ADVICE, worker_death_at_iteration_3
 from test_messages_train import FOLDER, _drive_config, _remote, _run, drive  # noqa: F401
 
 
@@ -22,7 +22,7 @@ def test_a_worker_deaths_stop_whose_push_drive_refuses_says_why_not_a_wait(drive
     run = _run(_drive_config(tiny_config), drive=True, grace_s=0.8)
     drive.faults.corrupt_upload(times=2)   # (each upload stored wrong: the push gives up)
     try:
-        stopped = _worker_death_at_iteration_3(run)
+        stopped = worker_death_at_iteration_3(run)
         on_drive = _remote(drive)
     finally:
         run.writer.close()

@@ -20,10 +20,10 @@ import signal
 import pytest
 
 from _messages import error_text
-from test_grace32_stop_waits import ADVICE, _worker_death_at_iteration_3
+from _worker_death import (ADVICE, not_reached_within_the_grace, signal_as_the_stops_push_begins,
+                           stopped_with_its_upload_held, worker_death_at_iteration_3)
 from test_messages_train import FOLDER, _drive_config, _remote, _run, drive  # noqa: F401
 from trainer import stopping
-from trainer.drive import DriveFolder
 
 
 def test_under_torchrun_a_sighup_during_a_worker_deaths_wait_cuts_it_to_the_grace(
@@ -32,30 +32,13 @@ def test_under_torchrun_a_sighup_during_a_worker_deaths_wait_cuts_it_to_the_grac
     # (Before: the line came at this bound, the launcher's SIGKILL long past.)
     monkeypatch.setattr(stopping, "UNSIGNALLED_WAIT_S", 4.0)
     run = _run(_drive_config(tiny_config), drive=True, grace_s=0.8)
-    drive.faults.latency(60.0, path=r"^/upload/", times=1)   # an upload that does not end
-    push, sent = DriveFolder.push, []
-
-    def push_then_sighup(self, *args, **kwargs):
-        if run.stop.is_set() and not sent:   # (the stop's push begins: torchrun's SIGHUP now)
-            sent.append(os.getpid())
-            os.kill(os.getpid(), signal.SIGHUP)
-        return push(self, *args, **kwargs)
-
-    monkeypatch.setattr(DriveFolder, "push", push_then_sighup)
-    try:
-        stopped = _worker_death_at_iteration_3(run)
-        on_drive = _remote(drive)
-    finally:
-        drive.faults.release_holds()   # (the held upload goes on now: the writer can end)
-        assert run.writer.close() is True
+    # (the stop's push begins: torchrun's SIGHUP now)
+    sent = signal_as_the_stops_push_begins(run, monkeypatch, signal.SIGHUP)
+    stopped, on_drive = stopped_with_its_upload_held(run, drive)
     assert sent and not run.stop.signalled   # (still never the second signal)
     assert "autosave_00000003.pt" not in on_drive
     text = error_text(stopped).removeprefix("Error: ")
-    assert text == (
-        f"stopped by a DataLoader worker's death at epoch 1, iteration 3: autosave_00000003.pt "
-        f"is saved in {run.out_dir} but did not reach drive:{FOLDER} within "
-        f"train.grace_seconds (0.8 s); --resume auto on this machine continues from it, "
-        f"elsewhere upload it first: drivestage push {run.out_dir} drive:{FOLDER}{ADVICE}"), text
+    assert text == not_reached_within_the_grace(run), text
     assert stopped.exit_code == 1
     assert sorted(os.listdir(run.out_dir)) == ["autosave_00000003.json", "autosave_00000003.pt"]
 
@@ -93,7 +76,7 @@ def test_a_ctrl_c_while_a_worker_deaths_stop_closes_its_writer_keeps_the_line(
 
     monkeypatch.setattr(run.writer, "close", close_then_ctrl_c)
     try:
-        stopped = _worker_death_at_iteration_3(run)
+        stopped = worker_death_at_iteration_3(run)
         try:
             run.checkpointer.on_interrupt(run, stopped)   # (as trainer.engine fires it)
         except KeyboardInterrupt:

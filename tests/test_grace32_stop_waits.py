@@ -21,54 +21,23 @@ import signal
 import pytest
 
 from _messages import error_text
-from test_messages_train import FOLDER, _drive_config, _remote, _run, drive  # noqa: F401
+from _worker_death import (DIED, not_reached_within_the_grace, signal_as_the_stops_push_begins,
+                           stopped_with_its_upload_held)
+from test_messages_train import FOLDER, _drive_config, _run, drive  # noqa: F401
 from trainer.drive import DriveFolder
 from trainer.errors import TrainingInterrupted
-from trainer.state import Position
 from trainer.stopping import WORKER_DEATH
-
-DIED = "DataLoader worker (pid 7) is killed by signal: Killed."
-ADVICE = (f" ({DIED.rstrip('.')}: out of memory? lower data.workers, train.batch_size or "
-          "data.cache before you resume)")
-
-
-def _worker_death_at_iteration_3(run) -> TrainingInterrupted:
-    """A worker died; the save policy sees the end of iteration 3 (as worker_deaths asks)."""
-    run.stop.request(WORKER_DEATH, detail=DIED)
-    run.state.pos = pos = Position(0, 3, 3)
-    with run.stop.installed(), pytest.raises(TrainingInterrupted) as stopped:
-        run.checkpointer.on_train_batch_end(run, pos, {})
-    return stopped.value
-
 
 def test_a_sigterm_during_that_wait_cuts_it_to_the_signals_grace(drive, tiny_config,
                                                                   monkeypatch):
     # (Half the grace for the tiny write here: more, and it goes from elsewhere too.)
     run = _run(_drive_config(tiny_config), drive=True, grace_s=0.8)
-    drive.faults.latency(60.0, path=r"^/upload/", times=1)   # an upload that does not end
-    push, sent = DriveFolder.push, []
-
-    def push_then_sigterm(self, *args, **kwargs):
-        if run.stop.is_set() and not sent:   # (the stop's push begins: Colab's SIGTERM now)
-            sent.append(os.getpid())
-            os.kill(os.getpid(), signal.SIGTERM)
-        return push(self, *args, **kwargs)
-
-    monkeypatch.setattr(DriveFolder, "push", push_then_sigterm)
-    try:
-        stopped = _worker_death_at_iteration_3(run)
-        on_drive = _remote(drive)
-    finally:
-        drive.faults.release_holds()   # (the held upload goes on now: the writer can end)
-        assert run.writer.close() is True
+    sent = signal_as_the_stops_push_begins(run, monkeypatch, signal.SIGTERM)   # (Colab's)
+    stopped, on_drive = stopped_with_its_upload_held(run, drive)
     assert sent and run.stop.signalled
     assert "autosave_00000003.pt" not in on_drive   # ended within the grace, not the upload
     text = error_text(stopped).removeprefix("Error: ")
-    assert text == (
-        f"stopped by a DataLoader worker's death at epoch 1, iteration 3: autosave_00000003.pt "
-        f"is saved in {run.out_dir} but did not reach drive:{FOLDER} within "
-        f"train.grace_seconds (0.8 s); --resume auto on this machine continues from it, "
-        f"elsewhere upload it first: drivestage push {run.out_dir} drive:{FOLDER}{ADVICE}"), text
+    assert text == not_reached_within_the_grace(run), text
     assert stopped.exit_code == 1
 
 

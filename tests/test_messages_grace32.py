@@ -7,8 +7,8 @@ import os
 
 from _messages import error_text, log_text, renders, shown
 from _tempdir import own_tempdir  # noqa: F401  (an autouse fixture)
-from test_grace32_stop_waits import _worker_death_at_iteration_3
-from test_messages_train import FOLDER, _drive_config, _remote, _run, drive  # noqa: F401
+from _worker_death import stopped_with_its_upload_held
+from test_messages_train import FOLDER, _drive_config, _run, drive  # noqa: F401
 from trainer import stopping
 
 
@@ -17,13 +17,7 @@ def test_a_worker_deaths_stop_whose_upload_outlasts_the_longest_wait(drive, tiny
                                                                      monkeypatch):
     monkeypatch.setattr(stopping, "UNSIGNALLED_WAIT_S", 0.8)   # (15 min in a run)
     run = _run(_drive_config(tiny_config), drive=True, grace_s=1.0)   # (half: the write here)
-    drive.faults.latency(60.0, path=r"^/upload/", times=1)   # an upload that does not end
-    try:
-        stopped = _worker_death_at_iteration_3(run)
-        on_drive = _remote(drive)
-    finally:
-        drive.faults.release_holds()
-        assert run.writer.close() is True
+    stopped, on_drive = stopped_with_its_upload_held(run, drive)
     assert "autosave_00000003.pt" not in on_drive
     text = error_text(stopped).removeprefix("Error: ")
     assert text.startswith(
