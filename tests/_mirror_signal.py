@@ -1,6 +1,7 @@
 """``drivestage mirror`` run in this process (a notebook, CliRunner) and sent SIGTERM at a
 chosen moment: once its first push has put ``results.csv`` on Drive (so its handlers are in
-place), a test's ``act()`` runs, then the signal comes."""
+place), a test's ``act()`` runs, then the signal comes. And what Drive holds, and the upload
+chunks the emulator is sent, as the signal tests watch them."""
 from __future__ import annotations
 
 import os
@@ -13,7 +14,34 @@ from click.testing import CliRunner, Result
 
 from drivestage.cli import cli
 
-from test_signals_cli import _live
+
+def live_files(emu) -> dict[str, str]:
+    """Title -> md5 of every file on the emulator's Drive that is not trashed (a title
+    twice would be a duplicate: it fails here)."""
+    files = [f for f in emu.files()
+             if not f["labels"]["trashed"] and not f["mimeType"].endswith(".folder")]
+    titles = [f["title"] for f in files]
+    assert len(titles) == len(set(titles)), titles
+    return {f["title"]: f["md5Checksum"] for f in files}
+
+
+def chunks_watched(emulator, monkeypatch, nth: int) -> tuple[threading.Event, threading.Event]:
+    """Two events: set as the emulator is sent an upload's first chunk, and its ``nth``
+    (every request watched as it arrives, before the emulator's own fault plan)."""
+    first, reached = threading.Event(), threading.Event()
+    chunk_puts: list[str] = []
+    plan = emulator.faults.plan
+
+    def observed(method, target):
+        if method == "PUT" and "upload_id=" in target:
+            chunk_puts.append(target)
+            first.set()
+            if len(chunk_puts) == nth:
+                reached.set()
+        return plan(method, target)
+
+    monkeypatch.setattr(emulator.faults, "plan", observed)
+    return first, reached
 
 
 def invoke_then_sigterm(args: Sequence[str], adversary: Callable[[], None]) -> Result:
@@ -45,7 +73,7 @@ def mirror_signalled(emulator, src, act: Callable[[], None], *args: str) -> Resu
 
     def adversary() -> None:
         deadline = time.monotonic() + 30
-        while "results.csv" not in _live(emulator):   # pushed: the handler is in place
+        while "results.csv" not in live_files(emulator):   # pushed: the handler is in place
             assert time.monotonic() < deadline, "the first push never sent results.csv"
             time.sleep(0.01)
         act()

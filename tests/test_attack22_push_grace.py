@@ -7,8 +7,7 @@ from __future__ import annotations
 import os
 import re
 
-from _mirror_signal import mirror_signalled
-from test_signals_cli import _live
+from _mirror_signal import live_files, mirror_signalled
 
 
 def test_a_grace_run_out_during_a_periods_push_does_not_claim_the_rest_was_sent(
@@ -22,7 +21,7 @@ def test_a_grace_run_out_during_a_periods_push_does_not_claim_the_rest_was_sent(
         emulator, src, lambda: (src / "epoch_002.pt").write_bytes(b"the newest checkpoint"),
         "--grace", "0.5")
     assert result.exit_code == 1, result.output
-    assert "epoch_002.pt" not in _live(emulator)
+    assert "epoch_002.pt" not in live_files(emulator)
     # results.csv may be named too: on Drive, but not yet verified by the push when the
     # signal came (it is "not sent" until then).
     line = result.stderr.splitlines()[-1]

@@ -16,6 +16,7 @@ import time
 
 from click.testing import CliRunner
 
+from _mirror_signal import chunks_watched
 from drivestage.cli import cli
 
 
@@ -24,19 +25,8 @@ def test_a_second_sigterm_after_a_hangup_and_its_sigterm_abandons_the_final_push
     src = tmp_path / "logs"
     src.mkdir()
     (src / "results.csv").write_text("epoch\n1\n")
-    first_push_sends, final_push_sent_a_chunk = threading.Event(), threading.Event()
-    chunk_puts = []
-    plan = emulator.faults.plan
-
-    def observed(method, target):   # every request, as it arrives at the emulator
-        if method == "PUT" and "upload_id=" in target:
-            chunk_puts.append(target)
-            first_push_sends.set()
-            if len(chunk_puts) == 3:    # the final push's second chunk
-                final_push_sent_a_chunk.set()
-        return plan(method, target)
-
-    monkeypatch.setattr(emulator.faults, "plan", observed)
+    # (the 3rd: the final push's second chunk)
+    first_push_sends, final_push_sent_a_chunk = chunks_watched(emulator, monkeypatch, 3)
     failed, last_sent = [], []
     main = threading.main_thread().ident
 

@@ -17,8 +17,8 @@ from click.testing import CliRunner
 
 from drivestage.cli import cli
 
-from _mirror_signal import mirror_signalled
-from test_signals_cli import _live, _md5s, _until
+from _mirror_signal import live_files, mirror_signalled
+from test_signals_cli import _md5s, _until
 
 
 @pytest.fixture
@@ -88,12 +88,12 @@ def test_a_final_push_slower_than_the_grace_names_what_it_did_not_send(emulator,
     assert "Traceback" not in err
     assert took < 30, took   # the chunk's answer alone takes 60 s
     # Drive holds what was whole before: nothing of the checkpoint under its name.
-    assert list(_live(emulator)) == ["results.csv"]
+    assert list(live_files(emulator)) == ["results.csv"]
     emulator.clear_requests()
     result = CliRunner().invoke(cli, ["push", str(src), "drive:Models/logs",
                                       "--chunk-size", "256KiB"])
     assert result.exit_code == 0, result.output
-    assert _live(emulator) == _md5s(src)
+    assert live_files(emulator) == _md5s(src)
     assert not [r for r in emulator.requests if r.method == "POST"
                 and r.path.startswith("/upload/")], "the cut upload was not resumed"
 
@@ -107,7 +107,7 @@ def test_a_final_push_within_the_grace_exits_0(emulator, env, tmp_path):
     code, err, _ = _stopped_while(emulator, src, env, lambda: None, "--grace", "30")
     assert code == 0, err
     assert "for 30s at most, --grace" in err and "final push in" in err, err
-    assert _live(emulator) == _md5s(src)
+    assert live_files(emulator) == _md5s(src)
 
 
 def test_the_grace_must_be_positive(env, tmp_path):
@@ -138,7 +138,7 @@ def test_a_stop_while_dest_is_opened_with_drive_silent_is_bounded_too(emulator, 
     assert err.splitlines()[-1].startswith(
         "Error: --grace (0.5 s) ran out before the final push to drive:Models/logs was done; "
         f"it had not compared {src} with drive:Models/logs yet"), err
-    assert _live(emulator) == {}
+    assert live_files(emulator) == {}
 
 
 def test_in_process_the_grace_ends_the_command_not_the_host(emulator, env, tmp_path):
@@ -159,4 +159,4 @@ def test_in_process_the_grace_ends_the_command_not_the_host(emulator, env, tmp_p
         "Error: --grace (0.5 s) ran out before the final push to drive:Models/logs was done; "
         "not sent: epoch_001.pt; run the same drivestage mirror command again to send them "
         "(a cut upload resumes)"), result.stderr
-    assert list(_live(emulator)) == ["results.csv"]
+    assert list(live_files(emulator)) == ["results.csv"]

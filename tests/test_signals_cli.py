@@ -14,6 +14,7 @@ import time
 import pytest
 from click.testing import CliRunner
 
+from _mirror_signal import chunks_watched, live_files
 from drivestage.cli import cli
 
 
@@ -21,16 +22,6 @@ from drivestage.cli import cli
 def env(local_state, tmp_path, drive_env):
     return {**drive_env, "DRIVESTAGE_STATE_DIR": str(tmp_path / "state"),
             "DRIVESTAGE_RETRY_BASE": "0.01"}
-
-
-def _live(emu) -> dict[str, str]:
-    """Title -> md5 of every file on the emulator's Drive that is not trashed (a title
-    twice would be a duplicate: it fails here)."""
-    files = [f for f in emu.files()
-             if not f["labels"]["trashed"] and not f["mimeType"].endswith(".folder")]
-    titles = [f["title"] for f in files]
-    assert len(titles) == len(set(titles)), titles
-    return {f["title"]: f["md5Checksum"] for f in files}
 
 
 def _md5s(folder) -> dict[str, str]:
@@ -56,12 +47,12 @@ def _mirror(src, env, *args: str, **popen) -> subprocess.Popen:
 def _abandoned_push_resumes(emulator, src) -> None:
     """After an abandoned final push: Drive holds only what was whole before it (the small
     log), and the next push resumes the cut upload (no new session) to a full copy."""
-    assert list(_live(emulator)) == ["results.csv"]
+    assert list(live_files(emulator)) == ["results.csv"]
     emulator.clear_requests()
     result = CliRunner().invoke(cli, ["push", str(src), "drive:Models/logs",
                                       "--chunk-size", "256KiB"])
     assert result.exit_code == 0, result.output
-    assert _live(emulator) == _md5s(src)
+    assert live_files(emulator) == _md5s(src)
     assert not [r for r in emulator.requests if r.method == "POST"
                 and r.path.startswith("/upload/")], "the cut upload was not resumed"
 
@@ -97,7 +88,7 @@ def test_mirror_stopped_while_it_reads_its_credentials_still_pushes(emulator, en
     assert proc.returncode == 0, err
     assert "stopping: pushing once more" in err and "final push in" in err, err
     assert "Traceback" not in err
-    assert _live(emulator) == _md5s(src)
+    assert live_files(emulator) == _md5s(src)
 
 
 def test_mirror_under_nohup_outlives_its_terminal(emulator, env, tmp_path):
@@ -110,7 +101,7 @@ def test_mirror_under_nohup_outlives_its_terminal(emulator, env, tmp_path):
     (src / "results.csv").write_text("epoch\n1\n")
     proc = _mirror(src, env, preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
     try:
-        _until(proc, lambda: "results.csv" in _live(emulator), "the first push never ended")
+        _until(proc, lambda: "results.csv" in live_files(emulator), "the first push never ended")
         (src / "epoch_001.pt").write_bytes(b"w" * 1000)
         proc.send_signal(signal.SIGHUP)
         proc.send_signal(signal.SIGTERM)
@@ -120,7 +111,7 @@ def test_mirror_under_nohup_outlives_its_terminal(emulator, env, tmp_path):
             proc.kill()
     assert proc.returncode == 0, err
     assert "final push in" in err and "Interrupted" not in err, err
-    assert _live(emulator) == _md5s(src)
+    assert live_files(emulator) == _md5s(src)
 
 
 def test_mirror_second_signal_abandons_the_final_push_at_once(emulator, env, tmp_path):
@@ -133,7 +124,7 @@ def test_mirror_second_signal_abandons_the_final_push_at_once(emulator, env, tmp
     (src / "results.csv").write_text("epoch\n1\n")
     proc = _mirror(src, env, "--chunk-size", "256KiB")
     try:
-        _until(proc, lambda: "results.csv" in _live(emulator), "the first push never ended")
+        _until(proc, lambda: "results.csv" in live_files(emulator), "the first push never ended")
         (src / "epoch_001.pt").write_bytes(os.urandom(8 * 256 * 1024))
         emulator.faults.throttle(512 * 1024)     # the final push takes 4 s
         emulator.clear_requests()
@@ -156,7 +147,7 @@ def test_mirror_second_signal_abandons_the_final_push_at_once(emulator, env, tmp
     _abandoned_push_resumes(emulator, src)
 
 
-def test_mirror_run_in_process_abandons_its_final_push_and_lets_the_host_live(
+def test_mirror_run_in_process_abandons_its_final_push_and_lets_the_hostlive_files(
         emulator, env, tmp_path, monkeypatch):
     """``mirror`` run inside another process (a notebook, CliRunner here): a second Ctrl-C
     while the final push uploads a checkpoint ends the command at once with the abandon
@@ -168,19 +159,8 @@ def test_mirror_run_in_process_abandons_its_final_push_and_lets_the_host_live(
     src = tmp_path / "logs"
     src.mkdir()
     (src / "results.csv").write_text("epoch\n1\n")
-    first_push_sends, final_push_sent_a_chunk = threading.Event(), threading.Event()
-    chunk_puts = []
-    plan = emulator.faults.plan
-
-    def observed(method, target):   # every request, as it arrives at the emulator
-        if method == "PUT" and "upload_id=" in target:
-            chunk_puts.append(target)
-            first_push_sends.set()
-            if len(chunk_puts) == 4:    # the final push's third chunk: one is committed
-                final_push_sent_a_chunk.set()
-        return plan(method, target)
-
-    monkeypatch.setattr(emulator.faults, "plan", observed)
+    # (the 4th: the final push's third chunk: one is committed)
+    first_push_sends, final_push_sent_a_chunk = chunks_watched(emulator, monkeypatch, 4)
     failed, second_sent = [], []
     main = threading.main_thread().ident
 
@@ -279,7 +259,7 @@ def test_emulator_stopped_while_it_stores_an_upload_leaves_no_stray_blob(
         monkeypatch.setenv("DRIVESTAGE_API_ROOT", again.url)
         result = CliRunner().invoke(cli, ["push", str(src), "drive:Models/logs"])
         assert result.exit_code == 0, result.output
-        assert _live(again) == _md5s(src)
+        assert live_files(again) == _md5s(src)
     finally:
         again.stop()
 
@@ -299,7 +279,7 @@ def test_mirror_whose_final_push_fails_says_so_once(emulator, env, tmp_path, mon
     def adversary():
         try:
             deadline = time.monotonic() + 30
-            while "results.csv" not in _live(emulator):    # pushed: the handler is in place
+            while "results.csv" not in live_files(emulator):    # pushed: the handler is in place
                 assert time.monotonic() < deadline, "the first push never ended"
                 time.sleep(0.01)
             (src / "epoch_001.pt").write_bytes(b"weights")
@@ -392,7 +372,7 @@ def test_mirror_stopped_by_systemd_pushes_once_more(emulator, env, tmp_path, pai
     (src / "results.csv").write_text("epoch\n1\n")
     proc = _mirror(src, env)
     try:
-        _until(proc, lambda: "results.csv" in _live(emulator), "the first push never ended")
+        _until(proc, lambda: "results.csv" in live_files(emulator), "the first push never ended")
         (src / "epoch_001.pt").write_bytes(b"w" * 1000)
         for signum in pair:
             proc.send_signal(signum)
@@ -402,4 +382,4 @@ def test_mirror_stopped_by_systemd_pushes_once_more(emulator, env, tmp_path, pai
             proc.kill()
     assert proc.returncode == 0, err
     assert "final push in" in err and "Interrupted" not in err, err
-    assert _live(emulator) == _md5s(src)
+    assert live_files(emulator) == _md5s(src)
