@@ -7,10 +7,46 @@ import os
 import signal
 import subprocess
 import sys
+import textwrap
 from collections import Counter
 from typing import Optional
 
 SIDECAR = ".json"
+
+_HOLDER = """\
+import os, signal, sys, threading
+from trainer.drive import DriveFolder
+from trainer.lease import RunLease
+
+dest, local, how, *args = sys.argv[1:]
+folder = DriveFolder(dest, local)
+lease = RunLease(folder, period_s=0.6)
+lease.acquire()
+folder.lease = lease.start()
+asleep = []
+"""
+
+_SEND = """
+try:
+    if how == "push":
+        folder.push()
+    else:
+        folder.send_alone([os.path.join(local, "epoch_001.pt"),
+                           os.path.join(local, "epoch_001.json")])
+    print("sent", flush=True)
+except Exception as exc:
+    print("failed", type(exc).__name__, flush=True)
+lease.release()
+"""
+
+
+def holder_script(hooks: str) -> str:
+    """A child's program, ``python -c PROGRAM DEST LOCAL HOW ARGS...``: it holds the run's
+    lease on DEST (a 0.6 s period), runs ``hooks`` (``folder``, ``lease``, ``asleep``, an
+    empty list, and ``args`` defined), then sends LOCAL's epoch_001 pair (HOW: ``push``, or
+    ``alone``: DriveFolder.send_alone) and prints ``sent`` or ``failed`` and the error's
+    type."""
+    return _HOLDER + textwrap.dedent(hooks) + _SEND
 
 
 def save_pair(folder, name: str, weight: float, saved: Optional[float] = None,
@@ -34,12 +70,12 @@ def save_pair(folder, name: str, weight: float, saved: Optional[float] = None,
 
 
 def on_drive(emulator) -> dict[str, list[str]]:
-    """name -> md5s of the live checkpoints and sidecars (``epoch_*``) on Drive."""
+    """name -> sorted md5s of the live checkpoints and sidecars (``epoch_*``) on Drive."""
     out: dict[str, list[str]] = {}
     for f in emulator.files():
         if not f["labels"]["trashed"] and f["title"].startswith("epoch_"):
             out.setdefault(f["title"], []).append(f.get("md5Checksum", ""))
-    return out
+    return {n: sorted(ms) for n, ms in out.items()}
 
 
 def request_kinds(records) -> Counter:

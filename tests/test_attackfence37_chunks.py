@@ -13,27 +13,16 @@ between two chunks; the real PyDrive2 stack against the emulator; real checkpoin
 from __future__ import annotations
 
 import os
-import textwrap
 
 import pytest
 
-from _lease_pairs import save_pair, woken_after_a_take_over
+from _lease_pairs import holder_script, save_pair, woken_after_a_take_over
 
 NAME = "epoch_001.pt"
 VALUES = 1 << 18   # (a checkpoint of 4 chunks of 256 KiB and a bit)
 CHUNK = 256 * 1024
 
-CHILD = textwrap.dedent("""
-    import os, signal, sys
-    from trainer.drive import DriveFolder
-    from trainer.lease import RunLease
-
-    dest, local, how = sys.argv[1:4]
-    folder = DriveFolder(dest, local)
-    lease = RunLease(folder, period_s=0.6)
-    lease.acquire()
-    folder.lease = lease.start()
-    asleep = []
+CHILD = holder_script("""
     sent = folder._store.upload
 
     def upload(path, parent, name, **k):   # (the checkpoint in place, in 256 KiB chunks)
@@ -51,16 +40,6 @@ CHILD = textwrap.dedent("""
         return sent(path, parent, name, **k)
 
     folder._store.upload = upload
-    try:
-        if how == "push":
-            folder.push()
-        else:
-            folder.send_alone([os.path.join(local, "epoch_001.pt"),
-                               os.path.join(local, "epoch_001.json")])
-        print("sent", flush=True)
-    except Exception as exc:
-        print("failed", type(exc).__name__, flush=True)
-    lease.release()
 """ % CHUNK)
 
 

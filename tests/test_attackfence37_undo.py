@@ -12,6 +12,7 @@ import os
 
 import pytest
 
+from _lease_pairs import on_drive
 from tests import _checkpoints
 
 DEST = "drive:runs/exp"
@@ -19,14 +20,6 @@ DEST = "drive:runs/exp"
 
 class Refused(Exception):
     pass
-
-
-def _on_drive(emulator) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
-    for f in emulator.files():
-        if not f["labels"]["trashed"] and f["title"].startswith("epoch_"):
-            out.setdefault(f["title"], []).append(f.get("md5Checksum", ""))
-    return {n: sorted(ms) for n, ms in out.items()}
 
 
 def test_a_refused_push_keeps_the_pair_an_earlier_push_made_that_the_listing_hides(
@@ -38,7 +31,7 @@ def test_a_refused_push_keeps_the_pair_an_earlier_push_made_that_the_listing_hid
     # Drive's listing lags: the pair the first push makes is not listed to the next pushes.
     emulator.faults.lag_listing(created=1000, titles=r"^epoch_001\.(pt|json)$")
     push(str(local), DEST, jobs=1)
-    pair = _on_drive(emulator)
+    pair = on_drive(emulator)
     assert sorted(pair) == ["epoch_001.json", "epoch_001.pt"]
     calls: list[int] = []
 
@@ -50,7 +43,7 @@ def test_a_refused_push_keeps_the_pair_an_earlier_push_made_that_the_listing_hid
     with pytest.raises(Refused):
         push(str(local), DEST, jobs=1, guard=guard)
     # The pair the first push verified is not this push's to remove.
-    assert _on_drive(emulator) == pair
+    assert on_drive(emulator) == pair
 
 
 class _Lease:
@@ -81,13 +74,13 @@ def test_a_refused_lone_send_keeps_the_pair_a_push_made_that_the_listing_hides(
     emulator.faults.lag_listing(created=1000, titles=r"^epoch_001\.(pt|json)$")
     folder = DriveFolder(DEST, str(local))
     folder.push()
-    pair = _on_drive(emulator)
+    pair = on_drive(emulator)
     assert sorted(pair) == ["epoch_001.json", "epoch_001.pt"]
     folder.lease = _Lease(lost_at=2)   # (1: before the checkpoint's upload; 2: after it)
     with pytest.raises(Refused):
         folder.send_alone([str(local / "epoch_001.pt"), str(local / "epoch_001.json")])
     assert folder.lease.calls == 2
-    assert _on_drive(emulator) == pair
+    assert on_drive(emulator) == pair
 
 
 @pytest.mark.parametrize("refused_at", [2, 3, 4])

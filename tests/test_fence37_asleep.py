@@ -11,25 +11,14 @@ LeaseLostError. A child process holds the lease and stops itself at the hook; th
 PyDrive2 stack against the emulator; real checkpoint files."""
 from __future__ import annotations
 
-import textwrap
-
 import pytest
 
-from _lease_pairs import save_pair, woken_after_a_take_over
+from _lease_pairs import holder_script, save_pair, woken_after_a_take_over
 
 NAME = "epoch_001.pt"
 
-CHILD = textwrap.dedent("""
-    import os, signal, sys, threading
-    from trainer.drive import DriveFolder
-    from trainer.lease import RunLease
-
-    dest, local, how, at = sys.argv[1:5]
-    folder = DriveFolder(dest, local)
-    lease = RunLease(folder, period_s=0.6)
-    lease.acquire()
-    folder.lease = lease.start()
-    asleep = []
+CHILD = holder_script("""
+    [at] = args
 
     def sleep():
         if not asleep:
@@ -51,16 +40,6 @@ CHILD = textwrap.dedent("""
         lease.check = check
     else:
         folder._store.upload = upload
-    try:
-        if how == "push":
-            folder.push()
-        else:
-            folder.send_alone([os.path.join(local, "epoch_001.pt"),
-                               os.path.join(local, "epoch_001.json")])
-        print("sent", flush=True)
-    except Exception as exc:
-        print("failed", type(exc).__name__, flush=True)
-    lease.release()
 """)
 
 

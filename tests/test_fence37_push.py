@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import pytest
 
+from _lease_pairs import on_drive
 from tests import _checkpoints
 
 DEST = "drive:runs/exp"
@@ -18,14 +19,6 @@ DEST = "drive:runs/exp"
 
 class Refused(Exception):
     pass
-
-
-def _on_drive(emulator) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
-    for f in emulator.files():
-        if not f["labels"]["trashed"] and f["title"].startswith("epoch_"):
-            out.setdefault(f["title"], []).append(f.get("md5Checksum", ""))
-    return {n: sorted(ms) for n, ms in out.items()}
 
 
 @pytest.mark.parametrize("refused_at", [1, 2, 3, 4, 5])
@@ -51,9 +44,9 @@ def test_a_guard_that_refuses_stops_the_push_and_leaves_a_verified_pair(
     # (1: before room is made for the uploads; 2: before the checkpoint's upload; 3: after
     # it; 4: before the sidecar's; 5: before the old copy's removal)
     if refused_at < 5:
-        assert _on_drive(emulator) == old
+        assert on_drive(emulator) == old
     else:   # before the old copy goes: the sidecar vouches for the new one, the old stays
-        assert _on_drive(emulator) == {ckpt: sorted(old[ckpt] + new[ckpt]), side: new[side]}
+        assert on_drive(emulator) == {ckpt: sorted(old[ckpt] + new[ckpt]), side: new[side]}
 
 
 def test_a_guard_that_passes_changes_nothing(drive_env, emulator, tmp_path):
@@ -66,5 +59,5 @@ def test_a_guard_that_passes_changes_nothing(drive_env, emulator, tmp_path):
     calls: list[int] = []
     result = push(str(local), DEST, jobs=1, guard=lambda: calls.append(1))
     assert sorted(result.uploaded) == ["epoch_001.json", "epoch_001.pt"]
-    assert _on_drive(emulator) == new
+    assert on_drive(emulator) == new
     assert len(calls) == 5
