@@ -147,7 +147,7 @@ def test_mirror_second_signal_abandons_the_final_push_at_once(emulator, env, tmp
     _abandoned_push_resumes(emulator, src)
 
 
-def test_mirror_run_in_process_abandons_its_final_push_and_lets_the_hostlive_files(
+def test_mirror_run_in_process_abandons_its_final_push_and_lets_the_host_live(
         emulator, env, tmp_path, monkeypatch):
     """``mirror`` run inside another process (a notebook, CliRunner here): a second Ctrl-C
     while the final push uploads a checkpoint ends the command at once with the abandon
