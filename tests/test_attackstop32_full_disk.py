@@ -12,18 +12,16 @@ A real tmpfs that fills (tests/_tmpfs.py), the real save policy; tiny_config."""
 from __future__ import annotations
 
 import os
-import signal
 import tempfile
 
-import pytest
 
 from _tempdir import own_tempdir  # noqa: F401  (an autouse fixture)
+from _save_policy import last_epoch_ends, sigterm_at_iteration_3
 from _tmpfs import small_disk  # noqa: F401  (fixture)
 from drivestage.localfs import file_md5
 from test_attack18_train import _fill
 from test_train28_hung_disk import _policy
 from trainer import checkpoint as ckpt
-from trainer.errors import TrainingInterrupted
 from trainer.state import Position
 
 
@@ -37,16 +35,13 @@ def test_a_stop_whose_run_folder_disk_is_full_keeps_its_state_on_this_machine(
         assert writer.wait(saver._epoch_job)
         before = sorted((n, file_md5(logs / n)) for n in os.listdir(logs) if n != "tensorboard")
         _fill(str(logs))   # (another program fills the disk; the stop comes)
-        run.stop.request(signal.SIGTERM)
-        run.state.pos = Position(1, 3, 1)   # (the state of the step, as fit has it)
-        with pytest.raises(TrainingInterrupted) as stopped:
-            saver._save_and_stop(run, Position(1, 3, 1))
+        stopped = sigterm_at_iteration_3(run, saver)
     finally:
         writer.close()
-    text = str(stopped.value)
+    text = str(stopped)
     head = ("stopped by SIGTERM at epoch 2, iteration 3: autosave_00000003.pt could not be "
             "written ([Errno 28] No space left on device")
-    assert text.startswith(head) and stopped.value.exit_code == 143, text
+    assert text.startswith(head) and stopped.exit_code == 143, text
     kept = "; its state is saved in "
     assert kept in text, text
     path = text.split(kept, 1)[1].split(" ", 1)[0]
@@ -78,18 +73,15 @@ def test_a_stop_whose_temporary_folder_is_on_the_same_full_disk_says_so_and_leav
         saver.on_fit_epoch_end(run, Position(1, 2, 0), {})
         assert writer.wait(saver._epoch_job)
         _fill(str(logs))
-        run.stop.request(signal.SIGTERM)
-        run.state.pos = Position(1, 3, 1)
-        with pytest.raises(TrainingInterrupted) as stopped:
-            saver._save_and_stop(run, Position(1, 3, 1))
+        stopped = sigterm_at_iteration_3(run, saver)
     finally:
         writer.close()
     full = "[Errno 28] No space left on device"
-    assert str(stopped.value) == (
+    assert str(stopped) == (
         f"stopped by SIGTERM at epoch 2, iteration 3: autosave_00000003.pt could not be "
         f"written ({full}), nor on this machine ({full}); the newest earlier checkpoint is "
-        "where --resume auto continues"), str(stopped.value)
-    assert stopped.value.exit_code == 143
+        "where --resume auto continues"), str(stopped)
+    assert stopped.exit_code == 143
     # (torch's first use in a process may make its own torchinductor_root there: not ours.)
     assert [n for n in os.listdir(tmp) if n.startswith("trainer-")] == []
 
@@ -99,7 +91,6 @@ def test_the_last_epoch_on_a_full_disk_keeps_its_state_on_this_machine(tiny_conf
     `could not write the checkpoint of epoch 2 (last.pt, epoch_002.pt) in …: [Errno 28] …;
     the newest checkpoint there is epoch_001.pt …`, and the trained epoch, still in memory,
     was dropped (a full epoch to train again). Now it is kept on this machine and named."""
-    from trainer.errors import SaveError
 
     logs = small_disk(64 << 20) / "logs"
     run, writer, saver = _policy(tiny_config, logs)
@@ -109,13 +100,10 @@ def test_the_last_epoch_on_a_full_disk_keeps_its_state_on_this_machine(tiny_conf
         assert writer.wait(saver._epoch_job)
         before = sorted((n, file_md5(logs / n)) for n in os.listdir(logs) if n != "tensorboard")
         _fill(str(logs))
-        run.state.pos = Position(2, 4, 0)   # (the state of the last epoch, as fit has it)
-        saver.on_fit_epoch_end(run, Position(2, 4, 0), {})
-        with pytest.raises(SaveError) as ended:
-            saver.on_fit_end(run)
+        ended = last_epoch_ends(run, saver)
     finally:
         writer.close()
-    text = str(ended.value)
+    text = str(ended)
     head = (f"could not write the checkpoint of epoch 2 (last.pt, epoch_002.pt) in {logs}: "
             "[Errno 28] No space left on device; its state is saved in ")
     assert text.startswith(head), text

@@ -22,6 +22,7 @@ from types import SimpleNamespace
 import pytest
 
 from _tempdir import own_tempdir  # noqa: F401  (an autouse fixture)
+from _save_policy import epoch_1_on_drive, last_epoch_ends
 from _tmpfs import small_disk  # noqa: F401  (fixture)
 from drivestage.localfs import file_md5
 from test_attack18_train import _fill
@@ -45,25 +46,18 @@ def test_the_last_epochs_copy_refused_by_a_full_disk_is_sent_from_last_pt(
     sidecar go to Drive as epoch_002.pt/.json, and a fresh machine resumes from them."""
     from trainer import distributed
     from trainer.drive import DriveFolder
-    from trainer.errors import SaveError
     from trainer.resume import choose
 
     logs = small_disk(64 << 20) / "logs"
     drive = DriveFolder(SPEC, str(logs))
     run, writer, saver = _policy(tiny_config, logs, drive)
     try:
-        run.state.pos = Position(1, 2, 0)
-        saver.on_fit_epoch_end(run, Position(1, 2, 0), {})
-        assert writer.wait(saver._epoch_job)
-        assert writer.wait_pushed(writer.push_soon(), time.monotonic() + 30)
+        epoch_1_on_drive(run, writer, saver)
         _room_for_last_pt_only(logs)
-        run.state.pos = Position(2, 4, 0)
-        saver.on_fit_epoch_end(run, Position(2, 4, 0), {})
-        with pytest.raises(SaveError) as ended:
-            saver.on_fit_end(run)
+        ended = last_epoch_ends(run, saver)
     finally:
         writer.close()
-    text = str(ended.value)
+    text = str(ended)
     assert text == (
         f"could not write epoch_002.pt (epoch 2) in {logs}: [Errno 28] No space left on device; "
         f"the state of epoch 2 is in last.pt and is sent from it to {SPEC}/epoch_002.pt, "
@@ -85,7 +79,6 @@ def test_the_last_epochs_copy_drive_refuses_says_why(
         emulator, drive_env, local_state, fast_retries, tiny_config, small_disk):
     """Drive refusing it: the line as before, and why it is on this machine only."""
     from trainer.drive import DriveFolder
-    from trainer.errors import SaveError
 
     logs = small_disk(64 << 20) / "logs"
     run, writer, saver = _policy(tiny_config, logs, DriveFolder(SPEC, str(logs)))
@@ -95,13 +88,10 @@ def test_the_last_epochs_copy_drive_refuses_says_why(
         assert writer.wait_pushed(writer.push_soon(), time.monotonic() + 30)
         _room_for_last_pt_only(logs)
         emulator.faults.inject("POST", r"/upload/", reason="storageQuotaExceeded", times=None)
-        run.state.pos = Position(2, 4, 0)
-        saver.on_fit_epoch_end(run, Position(2, 4, 0), {})
-        with pytest.raises(SaveError) as ended:
-            saver.on_fit_end(run)
+        ended = last_epoch_ends(run, saver)
     finally:
         writer.close()
-    text = str(ended.value)
+    text = str(ended)
     head = (f"could not write epoch_002.pt (epoch 2) in {logs}: [Errno 28] No space left on "
             f"device; the state of epoch 2 is in last.pt, not sent to {SPEC} (Not enough Drive "
             f"storage")

@@ -15,15 +15,14 @@ against the emulator; tiny_config."""
 from __future__ import annotations
 
 import os
-import signal
 import tempfile
 import time
 from types import SimpleNamespace
 
-import pytest
 
 from _tempdir import own_tempdir  # noqa: F401  (an autouse fixture)
 from _drivemount import working_drive_mount  # noqa: F401  (fixture)
+from _save_policy import epoch_1_on_drive, last_epoch_ends, sigterm_at_iteration_3
 from _tmpfs import small_disk  # noqa: F401  (fixture)
 from drivestage.localfs import file_md5
 from test_attack18_train import _fill
@@ -49,26 +48,19 @@ def _last_epoch_on_a_full_disk(tiny_config, small_disk, then=lambda: None, spec=
     last) cannot be written. The run's end: its SaveError, the logs folder, the Drive
     folder."""
     from trainer.drive import DriveFolder
-    from trainer.errors import SaveError
 
     logs = small_disk(64 << 20) / "logs"
     drive = DriveFolder(spec, str(logs))
     run, writer, saver = _policy(tiny_config, logs, drive)
     try:
-        run.state.pos = Position(1, 2, 0)
-        saver.on_fit_epoch_end(run, Position(1, 2, 0), {})
-        assert writer.wait(saver._epoch_job)
-        assert writer.wait_pushed(writer.push_soon(), time.monotonic() + 30)
+        epoch_1_on_drive(run, writer, saver)
         assert writer.verified("epoch_001.pt")
         _fill(str(logs))
         then()
-        run.state.pos = Position(2, 4, 0)   # (the state of the last epoch, as fit has it)
-        saver.on_fit_epoch_end(run, Position(2, 4, 0), {})
-        with pytest.raises(SaveError) as ended:
-            saver.on_fit_end(run)
+        ended = last_epoch_ends(run, saver)
     finally:
         writer.close()
-    return str(ended.value), logs, drive
+    return str(ended), logs, drive
 
 
 def test_the_last_epoch_kept_on_a_full_disk_is_verified_on_drive_and_resumed_from(
@@ -145,7 +137,6 @@ def _stop_with_a_folder_in_the_way(tiny_config, tmp_path, grace=5.0, then=lambda
     the run folder (its write fails, not for a full disk: no copy elsewhere races it); a
     SIGTERM at iteration 3. The stop's TrainingInterrupted, and the Drive folder."""
     from trainer.drive import DriveFolder
-    from trainer.errors import TrainingInterrupted
 
     logs = tmp_path / "logs"
     drive = DriveFolder(SPEC, str(logs))
@@ -157,14 +148,11 @@ def _stop_with_a_folder_in_the_way(tiny_config, tmp_path, grace=5.0, then=lambda
         assert writer.wait_pushed(writer.push_soon(), time.monotonic() + 30)
         os.makedirs(logs / "autosave_00000003.pt")
         then()
-        run.stop.request(signal.SIGTERM)
-        run.state.pos = Position(1, 3, 1)   # (the state of the step, as fit has it)
-        with pytest.raises(TrainingInterrupted) as stopped:
-            saver._save_and_stop(run, Position(1, 3, 1))
+        stopped = sigterm_at_iteration_3(run, saver)
     finally:
         writer.close()
-    assert stopped.value.exit_code == 143
-    return stopped.value, drive
+    assert stopped.exit_code == 143
+    return stopped, drive
 
 
 def test_a_stop_save_the_run_folder_refuses_is_verified_on_drive(

@@ -18,13 +18,13 @@ import os
 import re
 import signal
 import tempfile
-import time
 from types import SimpleNamespace
 
 import pytest
 import torch
 
 from _drivemount import working_drive_mount  # noqa: F401  (fixture)
+from _save_policy import epoch_1_on_drive, last_epoch_ends, sigterm_at_iteration_3
 from _tmpfs import small_disk  # noqa: F401  (fixture)
 from drivestage.localfs import file_md5
 from test_attack18_train import _fill
@@ -88,10 +88,7 @@ def _same_state(held: dict, got: dict) -> None:
 
 def _epoch_1_on_drive(tiny_config, logs, drive):
     run, writer, saver = _policy(tiny_config, logs, drive)
-    run.state.pos = Position(1, 2, 0)
-    saver.on_fit_epoch_end(run, Position(1, 2, 0), {})
-    assert writer.wait(saver._epoch_job)
-    assert writer.wait_pushed(writer.push_soon(), time.monotonic() + 30)
+    epoch_1_on_drive(run, writer, saver)
     assert writer.verified("epoch_001.pt")
     return run, writer, saver
 
@@ -100,7 +97,6 @@ def _last_epoch(tiny_config, disk, then=lambda: None):
     """Epoch 1 saved and on Drive; the disk fills (and ``then()``); the last epoch (2) cannot
     be written. The run's end (SaveError), the run, the run folder, the DriveFolder."""
     from trainer.drive import DriveFolder
-    from trainer.errors import SaveError
 
     logs = disk / "logs"
     drive = DriveFolder(SPEC, str(logs))
@@ -108,14 +104,11 @@ def _last_epoch(tiny_config, disk, then=lambda: None):
     try:
         _fill(str(disk))
         then()
-        run.state.pos = Position(2, 4, 0)   # (the state of the last epoch, as fit has it)
-        saver.on_fit_epoch_end(run, Position(2, 4, 0), {})
-        with pytest.raises(SaveError) as ended:
-            saver.on_fit_end(run)
+        ended = last_epoch_ends(run, saver)
     finally:
         writer.close()
-    assert ended.value.exit_code == 1
-    return str(ended.value), run, logs, drive
+    assert ended.exit_code == 1
+    return str(ended), run, logs, drive
 
 
 def test_the_last_epoch_no_disk_takes_is_sent_from_memory_and_resumed_exactly(
@@ -157,7 +150,6 @@ def _stop_on_a_full_disk(tiny_config, disk, then=lambda: None):
     """Epoch 1 saved and on Drive; the disk fills (and ``then()``); a SIGTERM at iteration 3:
     its TrainingInterrupted, the run, the DriveFolder."""
     from trainer.drive import DriveFolder
-    from trainer.errors import TrainingInterrupted
 
     drive = DriveFolder(SPEC, str(disk / "logs"))
     run, writer, saver = _epoch_1_on_drive(tiny_config, disk / "logs", drive)
@@ -165,14 +157,11 @@ def _stop_on_a_full_disk(tiny_config, disk, then=lambda: None):
     try:
         _fill(str(disk))
         then()
-        run.stop.request(signal.SIGTERM)
-        run.state.pos = Position(1, 3, 1)   # (the state of the step, as fit has it)
-        with pytest.raises(TrainingInterrupted) as stopped:
-            saver._save_and_stop(run, Position(1, 3, 1))
+        stopped = sigterm_at_iteration_3(run, saver)
     finally:
         writer.close()
-    assert stopped.value.exit_code == 143
-    return str(stopped.value), run, drive
+    assert stopped.exit_code == 143
+    return str(stopped), run, drive
 
 
 def test_a_stop_no_disk_takes_is_sent_from_memory_and_resumed_exactly(
