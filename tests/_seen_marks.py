@@ -4,7 +4,7 @@ on Drive, a day passing (dates and marks moved back, no sleeps), and the runs th
 from __future__ import annotations
 
 import time
-from typing import Callable
+from typing import Any, Callable
 
 import pytest
 
@@ -78,6 +78,20 @@ def send_old(emu, path, folder_id: str) -> str:
               "modifiedDate": YEAR_AGO},
         media_body=MediaFileUpload(str(path), mimetype="application/octet-stream"),
         supportsAllDrives=True).execute()["id"]
+
+
+def old_sidecar_marked(emulator, tmp_path) -> tuple[Any, dict, str, str]:
+    """An old run's autosave 2 (saved in tmp_path/old) came into Models/old sidecar first,
+    as ``rclone copy -M`` sends it; a prune there marked the sidecar and kept it. The local
+    folder, the pair's md5s (name -> [md5]), Models/old's id and the sidecar's."""
+    old_src = tmp_path / "old"
+    theirs = save(str(old_src), autosave(2), 0, T0 + 2, run=OLD_RUN, saved=T0 + 2)
+    old_folder = emulator.add_folder(OLD)
+    side = send_old(emulator, old_src / f"{autosave(2)}.json", old_folder)
+    out = ok("prune", f"drive:{OLD}", "--keep-last", "1")
+    assert plan_row(out, f"{autosave(2)}.json")[0] == "keep", out
+    assert len(marks_of(emulator, side)) == 1
+    return old_src, theirs, old_folder, side
 
 
 def orphan_old_by_its_dates(emulator, tmp_path) -> str:

@@ -27,7 +27,7 @@ from _cli import ok
 from _drive_state import held_since, live_md5s, mark_value
 from _seen_marks import env  # noqa: F401  (a fixture)
 from _seen_marks import (DAY, FOLDER, OLD, OLD_RUN, SPEC, T0, YEAR_AGO, a_day_passes, autosave,
-                         id_of, late_sidecar_sent, lone_then_newer, marks_of,
+                         id_of, late_sidecar_sent, lone_then_newer, marks_of, old_sidecar_marked,
                          orphan_old_by_its_dates, plan_row, send_old,
                          sidecar_whole_again_then_split)
 from drivestage import first_seen
@@ -91,13 +91,7 @@ def test_a_copy_does_not_take_the_originals_mark_for_its_own(emulator, env, tmp_
     Drive's copy carries the mark. Before: the copied sidecar, an orphan there, went at
     the next prune ("reached the store 7 days ago"), and its checkpoint came in alone. Now
     the copy's mark is not its own: written again, and the pair stays whole."""
-    old_src = tmp_path / "old"
-    theirs = save(str(old_src), autosave(2), 0, T0 + 2, run=OLD_RUN, saved=T0 + 2)
-    old_folder = emulator.add_folder(OLD)
-    side = send_old(emulator, old_src / f"{autosave(2)}.json", old_folder)
-    out = ok("prune", f"drive:{OLD}", "--keep-last", "1")
-    assert plan_row(out, f"{autosave(2)}.json")[0] == "keep", out
-    assert len(marks_of(emulator, side)) == 1
+    old_src, theirs, old_folder, side = old_sidecar_marked(emulator, tmp_path)
     ckpt = send_old(emulator, old_src / f"{autosave(2)}.pt", old_folder)
     a_day_passes(emulator, OLD, by=7 * DAY)
 

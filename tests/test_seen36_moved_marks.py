@@ -20,8 +20,9 @@ from _checkpoints import RUN, save
 from _cli import ok
 from _drive_state import held_since, live_md5s
 from _seen_marks import env  # noqa: F401  (a fixture)
-from _seen_marks import (DAY, FOLDER, OLD, OLD_RUN, SPEC, T0, a_day_passes, autosave,
-                         id_of, late_sidecar_sent, lone_then_newer, marks_of, plan_row, send_old)
+from _seen_marks import (DAY, FOLDER, OLD, SPEC, T0, a_day_passes, autosave, id_of,
+                         late_sidecar_sent, lone_then_newer, marks_of, old_sidecar_marked,
+                         plan_row, send_old)
 from drivestage.drive import connect
 
 
@@ -47,13 +48,7 @@ def test_a_sidecar_moved_ahead_of_its_checkpoint_waits_a_day_there(emulator, env
     Models/logs (the run folder) and sends its checkpoint after it. Before: the moved
     sidecar went at the next prune ("reached the store 7 days ago") and the checkpoint came
     in alone, unverified. Now it waits a day from its move, and the pair stays whole."""
-    old_src = tmp_path / "old"
-    theirs = save(str(old_src), autosave(2), 0, T0 + 2, run=OLD_RUN, saved=T0 + 2)
-    old_folder = emulator.add_folder(OLD)
-    side = send_old(emulator, old_src / f"{autosave(2)}.json", old_folder)
-    out = ok("prune", f"drive:{OLD}", "--keep-last", "1")
-    assert plan_row(out, f"{autosave(2)}.json")[0] == "keep", out
-    assert len(marks_of(emulator, side)) == 1
+    old_src, theirs, _, side = old_sidecar_marked(emulator, tmp_path)
     a_day_passes(emulator, OLD, by=7 * DAY)
 
     mine = tmp_path / "mine"
