@@ -79,9 +79,12 @@ def test_torchrun_launches_the_cli_and_a_sigterm_to_one_gloo_rank_stops_both_and
     ref = state["model"]
 
     stopped = tiny_config(**FULL, **{"train.out_dir": str(tmp_path / "run")})
-    # Ranks forked from one server that imported torch and the trainer once (spawn imported
-    # them in each of the four: a third of the test, more on busy cores).
-    mp.set_forkserver_preload(["torch", "trainer.engine", "trainer.config"])
+    # Ranks forked from one server that imported torch (torch._dynamo too, which DDP and the
+    # optimizer import: 1.3 s of CPU in each rank) and the trainer once (spawn imported them
+    # in each of the four: a third of the test, more on busy cores).
+    from _trainer_proc import PRELOAD
+
+    mp.set_forkserver_preload([*PRELOAD, "trainer.engine", "trainer.config"])
     for mode in ("stop", "resume"):
         mp.start_processes(_stop_worker, args=(2, _free_port(), stopped, str(tmp_path), mode), nprocs=2,
                            join=True, start_method="forkserver")

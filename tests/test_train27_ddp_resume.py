@@ -78,7 +78,9 @@ def test_a_mid_epoch_resume_on_two_processes_trains_no_sample_of_the_epoch_twice
     from trainer import checkpoint as ckpt
 
     config = tiny_config(**RUN, **{"train.out_dir": str(tmp_path / "run")})
-    mp.set_forkserver_preload(["torch", "trainer.engine", "trainer.config"])
+    from _trainer_proc import PRELOAD   # (torch._dynamo: DDP and the optimizer import it)
+
+    mp.set_forkserver_preload([*PRELOAD, "trainer.engine", "trainer.config"])
     mp.start_processes(_worker, args=(1, _free_port(), config, str(tmp_path), "stop"), nprocs=1,
                        join=True, start_method="forkserver")
     before = _loaded(tmp_path, "stop0.json")
