@@ -33,7 +33,11 @@ def test_image_without_boxes_gives_finite_loss_and_zero_box_loss():
 
 def test_gradients_flow_through_the_model_on_a_tiny_input():
     torch.manual_seed(0)
-    model = YoloV4Tiny(num_classes=2, input_size=64)
+    # The width of the suite's runs (tiny_config), not 1.0: the loss and the decode are what is
+    # checked, not the model's capacity; a quarter of the channels overfits as well (seeds 0-4:
+    # IoU 0.81-0.94, loss to 9-13 %; width 1.0 missed IoU 0.5 with two of them) in a sixth of
+    # the CPU time (0.8 s, not 4.5 s).
+    model = YoloV4Tiny(num_classes=2, input_size=64, width=0.25)
     loss_fn = YoloLoss(num_classes=2, input_size=64)
     targets = torch.tensor([[0, 1, 0.5, 0.5, 0.4, 0.5], [1, 0, 0.2, 0.3, 0.1, 0.1]])
     total, parts = loss_fn(model(torch.rand(2, 3, 64, 64)), targets)
@@ -220,7 +224,11 @@ def test_overfitting_one_image_finds_its_box_through_decode():
     from trainer.model import decode, postprocess
 
     torch.manual_seed(0)
-    model = YoloV4Tiny(num_classes=2, input_size=64)
+    # The width of the suite's runs (tiny_config), not 1.0: the loss and the decode are what is
+    # checked, not the model's capacity; a quarter of the channels overfits as well (seeds 0-4:
+    # IoU 0.81-0.94, loss to 9-13 %; width 1.0 missed IoU 0.5 with two of them) in a sixth of
+    # the CPU time (0.8 s, not 4.5 s).
+    model = YoloV4Tiny(num_classes=2, input_size=64, width=0.25)
     loss_fn = YoloLoss(num_classes=2, input_size=64)
     x = torch.rand(2, 3, 64, 64) * 0.2
     x[0, :, 16:48, 8:40] = 1.0          # a bright 32x32 square
