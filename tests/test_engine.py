@@ -254,33 +254,50 @@ def test_eval_refuses_weights_trained_on_other_classes_naming_both_lists(one_epo
 
 
 @pytest.mark.slow
-def test_deterministic_training_switches_torch_to_deterministic_algorithms():
+def test_deterministic_training_switches_torch_to_deterministic_algorithms(monkeypatch):
     """``train.deterministic`` turns on torch's deterministic algorithms (warnings only),
     without importing torch._inductor.config, 1.5 s of each start, unless something in the
     process loaded it already: then its flag is set too, as torch's own switch does."""
     import subprocess
     import sys
 
+    import torch
+
+    from trainer.config import load_config
+    from trainer.engine import _set_determinism
+
+    # A fresh process, where nothing loaded torch._inductor.config: it stays unloaded.
     code = "\n".join([
         "import sys, torch",
         "from trainer.config import load_config",
         "from trainer.engine import _set_determinism",
-        "cfg = load_config(None, ['train.deterministic=true'])",
-        "def show():",
-        "    print(torch.are_deterministic_algorithms_enabled(),",
-        "          torch.is_deterministic_algorithms_warn_only_enabled(),",
-        "          getattr(sys.modules.get('torch._inductor.config'), 'deterministic', None))",
-        "_set_determinism(cfg)",
-        "show()",
-        "torch.use_deterministic_algorithms(False)",
-        "import torch._inductor.config as ic",
-        "ic.deterministic = False",
-        "_set_determinism(cfg)",
-        "show()",
+        "_set_determinism(load_config(None, ['train.deterministic=true']))",
+        "print(torch.are_deterministic_algorithms_enabled(),",
+        "      torch.is_deterministic_algorithms_warn_only_enabled(),",
+        "      getattr(sys.modules.get('torch._inductor.config'), 'deterministic', None))",
     ])
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=120, check=True).stdout.split()
-    assert out == ["True", "True", "None", "True", "True", "True"]
+    assert out == ["True", "True", "None"]
+
+    # Where it is loaded (this process: not a second fresh one that imports it, 1.5 s of CPU
+    # more), its flag is set too. This process's switches are put back as they were.
+    import torch._inductor.config as ic
+
+    before = (torch.are_deterministic_algorithms_enabled(),
+              torch.is_deterministic_algorithms_warn_only_enabled())
+    monkeypatch.setattr(ic, "deterministic", False)
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    for flag in ("deterministic", "benchmark"):
+        monkeypatch.setattr(torch.backends.cudnn, flag, getattr(torch.backends.cudnn, flag))
+    torch.use_deterministic_algorithms(False)
+    try:
+        _set_determinism(load_config(None, ["train.deterministic=true"]))
+        got = (torch.are_deterministic_algorithms_enabled(),
+               torch.is_deterministic_algorithms_warn_only_enabled(), ic.deterministic)
+    finally:
+        torch.use_deterministic_algorithms(before[0], warn_only=before[1])
+    assert got == (True, True, True)
 
 
 def test_curves_are_drawn_at_most_every_so_often_and_at_the_end(tmp_path):
