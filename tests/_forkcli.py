@@ -52,6 +52,12 @@ PRELOAD = ("drivestage.entry", "drivestage.cli", "drivestage.cli.group", "drives
 #: imports but runs a fresh interpreter (exec), as a plain Popen would.
 IMPORT_TIME_VARS = ("HTTPLIB2_", "GCE_", "NO_GCE_CHECK", "PYTHON", "LD_")
 
+#: Where the server's environment names a file by this variable, each child's CPU seconds
+#: (user + system, its own waited-for children's included) are appended to it, one line
+#: each: the children are not the test process's to wait for, so a measurement of its
+#: ``RUSAGE_CHILDREN`` (``/usr/bin/time``) misses them.
+CPU_LOG = "FORKCLI_CPU_LOG"
+
 PIPE = subprocess.PIPE
 DEVNULL = subprocess.DEVNULL
 
@@ -156,7 +162,11 @@ def _serve_one(conn: socket.socket, listener: socket.socket) -> None:
     for fd in fds:
         os.close(fd)
     conn.sendall(json.dumps({"pid": pid}).encode() + b"\n")
-    _, status = os.waitpid(pid, 0)
+    _, status, usage = os.wait4(pid, 0)
+    log = os.environ.get(CPU_LOG)
+    if log:   # (appends of one short line each: whole, with O_APPEND, from any process)
+        with open(log, "a") as fh:
+            fh.write(f"{usage.ru_utime + usage.ru_stime:.3f}\n")
     conn.sendall(json.dumps({"status": status}).encode() + b"\n")
 
 
@@ -209,29 +219,28 @@ class Server:
 
     def popen(self, args: list[str], env: Optional[dict] = None, cwd: Optional[str] = None,
               stdin: Any = DEVNULL, stdout: Any = None, stderr: Any = None,
-              limits: Optional[dict] = None) -> "Child":
+              limits: Optional[dict] = None, text: bool = False) -> "Child":
         """``subprocess.Popen([sys.executable, "-m", "drivestage", *args], env=env, cwd=cwd,
-        stdin=..., stdout=..., stderr=...)``, forked from the server; ``PIPE``, ``DEVNULL``,
-        None (this process's) or a descriptor / file for each stream. ``limits``: resource
-        limits the child sets first ({"RLIMIT_AS": (soft, hard)}, what a ``preexec_fn``
-        would)."""
+        stdin=..., stdout=..., stderr=..., text=...)``, forked from the server; ``PIPE``,
+        ``DEVNULL``, None (this process's) or a descriptor / file for each stream.
+        ``limits``: resource limits the child sets first ({"RLIMIT_AS": (soft, hard)}, what
+        a ``preexec_fn`` would). ``text``: the pipes read and write ``str`` (UTF-8), and
+        :meth:`Child.communicate` returns ``str``."""
         return Child(self, list(args), dict(os.environ if env is None else env),
                      os.getcwd() if cwd is None else str(cwd), stdin, stdout, stderr,
-                     limits or {})
+                     limits or {}, text)
 
     def run(self, args: list[str], env: Optional[dict] = None, cwd: Optional[str] = None,
             timeout: Optional[float] = None, text: bool = False) -> subprocess.CompletedProcess:
         """``subprocess.run([sys.executable, "-m", "drivestage", *args], capture_output=True,
         ...)`` with a forked child."""
-        child = self.popen(args, env=env, cwd=cwd, stdout=PIPE, stderr=PIPE)
+        child = self.popen(args, env=env, cwd=cwd, stdout=PIPE, stderr=PIPE, text=text)
         try:
             out, err = child.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
             child.kill()
             child.communicate()
             raise
-        if text:
-            return subprocess.CompletedProcess(args, child.returncode, out.decode(), err.decode())
         return subprocess.CompletedProcess(args, child.returncode, out, err)
 
     @property
@@ -273,7 +282,8 @@ class Child:
     """A forked ``python -m drivestage``: what a ``subprocess.Popen`` offers for it."""
 
     def __init__(self, server: Server, args: list[str], env: dict, cwd: str,
-                 stdin: Any, stdout: Any, stderr: Any, limits: dict) -> None:
+                 stdin: Any, stdout: Any, stderr: Any, limits: dict, text: bool = False
+                 ) -> None:
         # (What subprocess.Popen reports to the audit hooks: tests/conftest.py looks for
         # the processes a test left running when it started one.)
         import resource
@@ -295,9 +305,14 @@ class Child:
             for _, _, close in ends:
                 if close is not None:
                     os.close(close)
-        self.stdin: Optional[IO[bytes]] = os.fdopen(ours[0], "wb") if ours[0] is not None else None
-        self.stdout: Optional[IO[bytes]] = os.fdopen(ours[1], "rb") if ours[1] is not None else None
-        self.stderr: Optional[IO[bytes]] = os.fdopen(ours[2], "rb") if ours[2] is not None else None
+        mode = {"encoding": "utf-8"} if text else {}   # (Popen's text=True: str, UTF-8 here)
+        self.stdin: Optional[IO[Any]] = (os.fdopen(ours[0], "w" if text else "wb", **mode)
+                                         if ours[0] is not None else None)
+        self.stdout: Optional[IO[Any]] = (os.fdopen(ours[1], "r" if text else "rb", **mode)
+                                          if ours[1] is not None else None)
+        self.stderr: Optional[IO[Any]] = (os.fdopen(ours[2], "r" if text else "rb", **mode)
+                                          if ours[2] is not None else None)
+        self._empty: Any = "" if text else b""
         self._buf = b""
         self._waiting = threading.Lock()   # one thread reads the waiter's answer at a time
         first = self._line(None)
@@ -363,15 +378,15 @@ class Child:
     def terminate(self) -> None:
         self.send_signal(signal.SIGTERM)
 
-    def communicate(self, timeout: Optional[float] = None) -> tuple[bytes, bytes]:
+    def communicate(self, timeout: Optional[float] = None) -> tuple[Any, Any]:
         """What the child writes to its piped stdout and stderr until it ends (b"" for one
-        not piped); then its exit code is in :attr:`returncode`."""
+        not piped; ``str`` with ``text``); then its exit code is in :attr:`returncode`."""
         got: dict = {}
         readers = []
         for name in ("stdout", "stderr"):
             pipe = getattr(self, name)
             if pipe is None:
-                got[name] = b""
+                got[name] = self._empty
                 continue
 
             def read(pipe=pipe, name=name) -> None:

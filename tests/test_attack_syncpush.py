@@ -24,11 +24,19 @@ import pytest
 
 from _cli import child_env
 from _drive_state import live_md5s
+from _forkcli import PIPE, cli_server
 
 FOLDER = "Models/logs"
 
 
 _STARTED: list = []   # every sync a test made, with its gate: stopped after the test
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _cli_server():
+    """The fork server of ``drivestage`` commands (tests/_forkcli.py), started before any
+    test's leak check: it lives as long as this process."""
+    return cli_server()
 
 
 @pytest.fixture(autouse=True)
@@ -146,12 +154,13 @@ def _sync(emulator, run: str, keep_last: int, gate: _Gated | None = None):
 
 
 def _cli(*args: str, state: str | None = None, emulator=None) -> subprocess.CompletedProcess:
-    """``drivestage ARGS`` in a child process (``state``: another runtime's state folder)."""
+    """``drivestage ARGS`` in a child process (``state``: another runtime's state folder),
+    forked with its imports done (tests/_forkcli.py: a fresh interpreter cost 0.5 s of CPU
+    to start, 2-3 s on a loaded machine)."""
     env = child_env(emulator)
     if state is not None:
         env["DRIVESTAGE_STATE_DIR"] = state
-    return subprocess.run([sys.executable, "-m", "drivestage", *args], env=env,
-                          capture_output=True, text=True, timeout=120)
+    return cli_server().run(list(args), env=env, text=True, timeout=120)
 
 
 # ------------------------------------------------------------ 1. push beside the sync
@@ -178,9 +187,8 @@ def test_push_keep_last_1_while_the_sync_is_between_a_checkpoint_and_its_sidecar
     env = child_env(emulator)
     if where == "second runtime":   # (its own state folder: no lock in common with the sync)
         env["DRIVESTAGE_STATE_DIR"] = str(tmp_path / "other-runtime")
-    proc = subprocess.Popen([sys.executable, "-m", "drivestage", "push", run, f"drive:{FOLDER}",
-                             "--keep-last", "1"], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = cli_server().popen(["push", run, f"drive:{FOLDER}", "--keep-last", "1"], env=env,
+                              stdout=PIPE, stderr=PIPE, text=True)
     if where == "same machine":
         # It waits for the sync's push: nothing of epoch 3 goes meanwhile.
         line = proc.stderr.readline()
@@ -433,10 +441,9 @@ def test_mirror_keep_last_1_beside_the_sync_ends_0_on_sigterm(emulator, tmp_path
     sync = _sync(emulator, run, 3)
     _save(sync, run, 1)
     sync.flush(60)
-    proc = subprocess.Popen([sys.executable, "-m", "drivestage", "mirror", run,
-                             f"drive:{FOLDER}", "--every", "3600", "--keep-last", "1"],
-                            env=child_env(emulator), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = cli_server().popen(["mirror", run, f"drive:{FOLDER}", "--every", "3600",
+                               "--keep-last", "1"], env=child_env(emulator), stdout=PIPE,
+                              stderr=PIPE, text=True)
     try:
         line = proc.stderr.readline()
         assert line.startswith("mirroring "), line
@@ -541,9 +548,8 @@ def test_a_save_between_a_push_sending_last_pt_and_its_sidecar_leaves_a_verified
     # results.csv's upload is held until the loop has saved epoch 3 (let go below: it used
     # to wait out 3 s, whatever the save took).
     emulator.faults.latency(120.0, path=rf"^/upload/drive/v2/files/{csv_id}\b", times=1)
-    proc = subprocess.Popen([sys.executable, "-m", "drivestage", "push", run,
-                             f"drive:{FOLDER}", "-j", "1"], env=child_env(emulator),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = cli_server().popen(["push", run, f"drive:{FOLDER}", "-j", "1"],
+                              env=child_env(emulator), stdout=PIPE, stderr=PIPE, text=True)
     try:
         deadline = threading.Event()
         while not any(r.path.endswith(csv_id) for r in emulator.requests):
