@@ -231,10 +231,12 @@ class Server:
                      limits or {}, text)
 
     def run(self, args: list[str], env: Optional[dict] = None, cwd: Optional[str] = None,
-            timeout: Optional[float] = None, text: bool = False) -> subprocess.CompletedProcess:
+            timeout: Optional[float] = None, text: bool = False,
+            limits: Optional[dict] = None) -> subprocess.CompletedProcess:
         """``subprocess.run([sys.executable, "-m", "drivestage", *args], capture_output=True,
-        ...)`` with a forked child."""
-        child = self.popen(args, env=env, cwd=cwd, stdout=PIPE, stderr=PIPE, text=text)
+        ...)`` with a forked child (``limits``: see :meth:`popen`)."""
+        child = self.popen(args, env=env, cwd=cwd, stdout=PIPE, stderr=PIPE, text=text,
+                           limits=limits)
         try:
             out, err = child.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:

@@ -9,16 +9,24 @@ import itertools
 import json
 import os
 import subprocess
-import sys
 
 import pytest
 
 import _proxy
 from _drive_state import live_md5s
+from _forkcli import cli_server
 from _proxy import Proxy, Reply
 
 #: Seconds a correct client needs at most here (short timeouts, millisecond retries).
 DEADLINE = 30
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _cli_server():
+    """Each command here forked with its imports done (tests/_forkcli.py; a fresh
+    interpreter cost 0.5 s of CPU to start), from a server started before any test's leak
+    check."""
+    return cli_server()
 
 
 @pytest.fixture
@@ -33,8 +41,7 @@ def _run(proxy: Proxy, tmp_path, *args: str, **env: str) -> subprocess.Completed
                 DRIVESTAGE_RETRY_BASE="0.01", DRIVESTAGE_RETRY_CAP="0.05",
                 DRIVESTAGE_HTTP_TIMEOUT="1")
     full.update(env)
-    return subprocess.run([sys.executable, "-m", "drivestage", *args], env=full,
-                          capture_output=True, text=True, timeout=DEADLINE)
+    return cli_server().run(list(args), env=full, text=True, timeout=DEADLINE)
 
 
 def _one_error_line(res: subprocess.CompletedProcess) -> str:

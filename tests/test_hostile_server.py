@@ -1,29 +1,32 @@
 """A server that lies or never stops (issue 10): every loop that talks to it ends, bounded in
 requests and time, with one ``Error:`` line and nothing under a final name.
 
-The client runs as a real ``drivestage`` process (so a hang is a timeout, not a stuck suite)
-against the emulator behind tests/_proxy.py, with its address space capped so that reading an
-endless body ends in MemoryError instead of taking the machine down.
+The client runs as a real ``drivestage`` process (so a hang is a timeout, not a stuck suite;
+forked with its imports done, tests/_forkcli.py) against the emulator behind tests/_proxy.py,
+with its address space capped so that reading an endless body ends in MemoryError instead of
+taking the machine down.
 """
 from __future__ import annotations
 
 import os
-import resource
 import subprocess
-import sys
 
 import pytest
 
 import _proxy
+from _forkcli import cli_server
 from _proxy import Proxy
 
 #: Seconds a correct client needs at most here (a few short timeouts and retries).
 DEADLINE = 30
 
 
-def _cap_memory() -> None:
-    limit = 3 << 30
-    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+@pytest.fixture(scope="session", autouse=True)
+def _cli_server():
+    """Each command here forked with its imports done (tests/_forkcli.py; a fresh
+    interpreter cost 0.5 s of CPU to start), from a server started before any test's leak
+    check; its address space capped as it starts (``limits``)."""
+    return cli_server()
 
 
 def _run(proxy: Proxy, tmp_path, *args: str, **env: str) -> subprocess.CompletedProcess:
@@ -32,9 +35,8 @@ def _run(proxy: Proxy, tmp_path, *args: str, **env: str) -> subprocess.Completed
                 DRIVESTAGE_RETRY_BASE="0.01", DRIVESTAGE_RETRY_CAP="0.05",
                 DRIVESTAGE_HTTP_TIMEOUT="3")
     full.update(env)
-    return subprocess.run([sys.executable, "-m", "drivestage", *args], env=full,
-                          capture_output=True, text=True, timeout=DEADLINE,
-                          preexec_fn=_cap_memory)
+    return cli_server().run(list(args), env=full, text=True, timeout=DEADLINE,
+                            limits={"RLIMIT_AS": (3 << 30, 3 << 30)})
 
 
 def _one_error_line(res: subprocess.CompletedProcess) -> str:
