@@ -18,6 +18,7 @@ import drivestage
 from _archives import tree
 from _ramdisk import tmp_path  # noqa: F401  (a fixture: hundreds of members per pull)
 from _cli import child_env
+from _forkcli import PIPE, cli_server
 from _tmpfs import small_disk  # noqa: F401  (a fixture)
 from drivestage import download as dl
 from test_extract_workers import worker_pids
@@ -65,6 +66,14 @@ finally:
 
 #: Enough small members that worker processes write them (see workers._WORTH).
 N = 560
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _cli_server():
+    """Each ``drivestage`` command here forked with its imports done (tests/_forkcli.py; a
+    fresh interpreter cost 0.5 s of CPU to start, 2-3 s on a loaded machine), from a server
+    started before any test's leak check."""
+    return cli_server()
 
 
 def _zip(members: dict[str, bytes]) -> bytes:
@@ -333,9 +342,9 @@ def test_a_stream_that_stalls_for_good_mid_member_ends_the_pull(emulator, drive_
         env = dict(child_env(emulator), DRIVESTAGE_HTTP_TIMEOUT="1",
                    DRIVESTAGE_RETRY_ATTEMPTS="3")
         began = time.monotonic()
-        proc = subprocess.Popen([sys.executable, "-m", "drivestage", "pull",
-                                 "drive:d/set.zip", str(dest), "-x", "-q"], env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = cli_server().popen(["pull",
+                                   "drive:d/set.zip", str(dest), "-x", "-q"], env=env,
+                                  stdout=PIPE, stderr=PIPE, text=True)
         _, err = proc.communicate(timeout=120)
         assert time.monotonic() - began < 60
         assert proc.returncode == 1, err
@@ -526,9 +535,8 @@ def test_a_server_that_answers_every_range_with_a_few_bytes_is_given_up_on(emula
         env = dict(child_env(emulator), DRIVESTAGE_API_ROOT=proxy.url,
                    DRIVESTAGE_RETRY_ATTEMPTS="3")
         dest = tmp_path / "dest"
-        res = subprocess.run([sys.executable, "-m", "drivestage", "pull", "drive:d/set.zip",
-                              str(dest), "-x", "-q"], env=env, capture_output=True,
-                             text=True, timeout=60)
+        res = cli_server().run(["pull", "drive:d/set.zip",
+                                str(dest), "-x", "-q"], env=env, text=True, timeout=60)
         asked = proxy.count("GET", "alt=media")
     assert res.returncode == 1, (res.returncode, res.stderr[-2000:])
     lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
@@ -552,9 +560,9 @@ def test_a_disk_that_another_program_fills_while_workers_write(emulator, drive_e
     drivestage.pull("drive:d/set.zip", str(dest), extract=True)
     _replace_on_drive("d/set.zip", a2, tmp_path)
     emulator.faults.throttle(2 << 20)  # the workers follow the download for a while
-    proc = subprocess.Popen([sys.executable, "-m", "drivestage", "pull", "drive:d/set.zip",
-                             str(dest), "-x", "-q"], env=child_env(emulator),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = cli_server().popen(["pull", "drive:d/set.zip",
+                               str(dest), "-x", "-q"], env=child_env(emulator),
+                              stdout=PIPE, stderr=PIPE, text=True)
     filler = disk / "filler"
 
     deadline = time.monotonic() + 60
@@ -606,10 +614,10 @@ def test_ctrl_c_while_the_download_stalls_mid_member_ends_at_once(emulator, driv
     entry = drivestage.connect().resolve("d/set.zip")
     hold = emulator.faults.hold(entry.id, len(a2) // 2, timeout=300)
     try:
-        proc = subprocess.Popen([sys.executable, "-m", "drivestage", "pull",
-                                 "drive:d/set.zip", str(dest), "-x", "-q"],
-                                env=child_env(emulator), stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
+        proc = cli_server().popen(["pull",
+                                   "drive:d/set.zip", str(dest), "-x", "-q"],
+                                  env=child_env(emulator), stdout=PIPE,
+                                  stderr=PIPE, text=True)
 
         deadline = time.monotonic() + 60
         while _written(dest) < 50:  # the workers wrote what arrived; the rest is held
@@ -651,9 +659,9 @@ def test_two_pulls_of_archives_whose_members_overlap_into_one_dest_at_once(
     emulator.add_file("d/b.zip", zb)
     dest = tmp_path / "dest"
     emulator.faults.throttle(4 << 20)  # the three overlap
-    procs = [subprocess.Popen([sys.executable, "-m", "drivestage", "pull", f"drive:d/{n}",
-                               str(dest), "-x", "-q"], env=child_env(emulator),
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    procs = [cli_server().popen(["pull", f"drive:d/{n}",
+                                 str(dest), "-x", "-q"], env=child_env(emulator),
+                                stdout=PIPE, stderr=PIPE, text=True)
              for n in ("a.zip", "b.zip", "a.zip")]
     for p in procs:
         _, err = p.communicate(timeout=120)
@@ -685,9 +693,8 @@ def test_a_server_that_caps_each_answer_at_96_kib_still_serves_the_pull(emulator
         env = dict(child_env(emulator), DRIVESTAGE_API_ROOT=proxy.url,
                    DRIVESTAGE_RETRY_ATTEMPTS="3")
         dest = tmp_path / "dest"
-        res = subprocess.run([sys.executable, "-m", "drivestage", "pull", "drive:d/set.zip",
-                              str(dest), "-x", "-q"], env=env, capture_output=True,
-                             text=True, timeout=60)
+        res = cli_server().run(["pull", "drive:d/set.zip",
+                                str(dest), "-x", "-q"], env=env, text=True, timeout=60)
         asked = proxy.count("GET", "alt=media")
     assert res.returncode == 0, res.stderr
     assert tree(dest) == {"set.zip": blob, **members}

@@ -20,6 +20,15 @@ from drivestage.partials import ranges_path
 
 from _archives import Zeros, a_tgz, a_zip, tree
 from _cli import run
+from _forkcli import PIPE, cli_server
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _cli_server():
+    """Each ``drivestage`` command here forked with its imports done (tests/_forkcli.py; a
+    fresh interpreter cost 0.5 s of CPU to start, 2-3 s on a loaded machine), from a server
+    started before any test's leak check."""
+    return cli_server()
 
 
 @pytest.fixture(autouse=True)
@@ -169,8 +178,6 @@ def test_sigkill_while_members_are_written_early_then_rerun(emulator, drive_env,
     """Killed while members of a half-downloaded archive sit in the temporary folder: DEST
     holds none of them; the rerun (of the same version, or of a new one put on Drive
     meanwhile) stages exactly the current version, and nothing of the killed run stays."""
-    import subprocess
-    import sys
 
     from _kill import sigkill_when
 
@@ -186,9 +193,9 @@ def test_sigkill_while_members_are_written_early_then_rerun(emulator, drive_env,
         return any(len(list(p.glob("ds/*"))) >= 2 for p in dest.glob(".drivestage-extract-*")) \
             and dl.partial_size(str(dest / name), entry) > 0
 
-    proc = subprocess.Popen([sys.executable, "-m", "drivestage", "pull", f"drive:d/{name}",
-                             str(dest), "-x", "-q"], env=_env(emulator),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = cli_server().popen(["pull", f"drive:d/{name}",
+                               str(dest), "-x", "-q"], env=_env(emulator),
+                              stdout=PIPE, stderr=PIPE)
     sigkill_when(proc, ready, "no member was written while the archive downloaded")
     emulator.faults.throttle(None)
     assert not (dest / "ds").exists() and not (dest / name).exists()
@@ -507,8 +514,6 @@ def test_ctrl_c_while_members_are_written_early_leaves_dest_clean(emulator, driv
     """Ctrl-C while members of a half-downloaded archive sit in the temporary folder: exit
     130, 'Interrupted.', the temporary folder gone, the partial kept for the rerun."""
     import signal
-    import subprocess
-    import sys
     import time
 
     blob = build({f"ds/p{i}.bin": os.urandom(128 << 10) for i in range(12)})
@@ -516,9 +521,9 @@ def test_ctrl_c_while_members_are_written_early_leaves_dest_clean(emulator, driv
     entry = drivestage.connect().resolve(f"d/{name}")
     dest = tmp_path / "data"
     emulator.faults.throttle(per_connection=1 << 20)
-    proc = subprocess.Popen([sys.executable, "-m", "drivestage", "pull", f"drive:d/{name}",
-                             str(dest), "-x", "-q"], env=_env(emulator),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = cli_server().popen(["pull", f"drive:d/{name}",
+                               str(dest), "-x", "-q"], env=_env(emulator),
+                              stdout=PIPE, stderr=PIPE)
     try:
         deadline = time.monotonic() + 30
         while not any(len(list(p.glob("ds/*"))) >= 2
@@ -616,8 +621,6 @@ def test_a_record_of_many_scattered_ranges_is_read_within_seconds(emulator, driv
     """A record listing 400,000 one-byte ranges, last first (forged or damaged): the rerun
     reads it in time linear in its length (each range was inserted at the front, moving
     all the others: half a minute here, hours for a few million), then stages Drive's bytes."""
-    import subprocess
-    import sys
 
     n = 400_000
     blob = os.urandom(2 * n + 1000)
@@ -631,9 +634,8 @@ def test_a_record_of_many_scattered_ranges_is_read_within_seconds(emulator, driv
     with open(ranges_path(partial), "w") as fh:  # (json.dump encodes in Python: 1.5 s)
         fh.write(json.dumps({"size": len(blob),
                              "done": [[2 * i, 2 * i + 1] for i in reversed(range(n))]}))
-    res = subprocess.run([sys.executable, "-m", "drivestage", "pull", "drive:d/f.bin",
-                          str(dest), "-q"], env=_env(emulator), capture_output=True,
-                         text=True, timeout=15)
+    res = cli_server().run(["pull", "drive:d/f.bin",
+                            str(dest), "-q"], env=_env(emulator), text=True, timeout=15)
     assert res.returncode == 0, res.stderr
     assert (dest / "f.bin").read_bytes() == blob
 
@@ -642,8 +644,6 @@ def test_a_record_larger_than_any_download_writes_is_not_read_whole(emulator, dr
                                                                    tmp_path):
     """A .ranges file of 64 MiB (a valid record padded with blanks; forged or damaged): it
     is not loaded into memory as it is, nor trusted; the download starts over."""
-    import subprocess
-    import sys
 
     blob = os.urandom(300_000)
     emulator.add_file("d/f.bin", blob)
@@ -655,9 +655,9 @@ def test_a_record_larger_than_any_download_writes_is_not_read_whole(emulator, dr
         fh.write(blob[:100_000])
     with open(ranges_path(partial), "w") as fh:
         fh.write(" " * (64 << 20) + json.dumps({"size": len(blob), "done": [[0, 100_000]]}))
-    res = subprocess.run([sys.executable, "-m", "drivestage", "pull", "drive:d/f.bin",
-                          str(dest), "-q", "--json"], env=_env(emulator),
-                         capture_output=True, text=True, timeout=30)
+    res = cli_server().run(["pull", "drive:d/f.bin",
+                            str(dest), "-q", "--json"], env=_env(emulator),
+                           text=True, timeout=30)
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout)["fetched"] == len(blob)
     assert (dest / "f.bin").read_bytes() == blob

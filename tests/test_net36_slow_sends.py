@@ -16,14 +16,23 @@ import hashlib
 import os
 import socket
 import subprocess
-import sys
 import threading
 import time
 
 import pytest
 
+from _forkcli import cli_server
+
 PIECE = 16 << 10
 FREE = 256 << 10
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _cli_server():
+    """Each ``drivestage`` command here forked with its imports done (tests/_forkcli.py; a
+    fresh interpreter cost 0.5 s of CPU to start, 2-3 s on a loaded machine), from a server
+    started before any test's leak check."""
+    return cli_server()
 
 
 class _Throttle:
@@ -111,8 +120,8 @@ def _push(proxy: _Throttle, tmp_path, src) -> subprocess.CompletedProcess:
                DRIVESTAGE_STATE_DIR=str(tmp_path / "state"), DRIVESTAGE_RETRY_ATTEMPTS="2",
                DRIVESTAGE_RETRY_BASE="0.01", DRIVESTAGE_RETRY_CAP="0.05",
                DRIVESTAGE_HTTP_TIMEOUT="0.5")
-    return subprocess.run([sys.executable, "-m", "drivestage", "push", str(src), "drive:runs"],
-                          env=env, capture_output=True, text=True, timeout=120)
+    return cli_server().run(["push", str(src), "drive:runs"],
+                            env=env, text=True, timeout=120)
 
 
 @pytest.fixture

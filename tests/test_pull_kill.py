@@ -4,17 +4,24 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 
 import drivestage
+from _forkcli import PIPE, cli_server
 from _kill import sigkill_when
 from _ramdisk import tmp_path  # noqa: F401  (a fixture: hundreds of members per pull)
 from drivestage import download as dl
 
 CHUNK = 64 * 1024
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _cli_server():
+    """Each ``drivestage`` command here forked with its imports done (tests/_forkcli.py; a
+    fresh interpreter cost 0.5 s of CPU to start, 2-3 s on a loaded machine), from a server
+    started before any test's leak check."""
+    return cli_server()
 
 
 def _env(emulator):
@@ -36,10 +43,9 @@ def test_sigkill_mid_download_then_rerun_resumes(emulator, drive_env, tmp_path):
     partial = dl.partial_path(str(dest / "x.bin"), entry)
     # Slow the link down so the kill lands mid-download, whatever the machine's speed.
     emulator.faults.throttle(512 * 1024)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "drivestage", "pull", "drive:big/x.bin", str(dest), "-q",
-         "--chunk-size", str(CHUNK), "-j", "2"],
-        env=_env(emulator), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = cli_server().popen(["pull", "drive:big/x.bin", str(dest), "-q",
+                               "--chunk-size", str(CHUNK), "-j", "2"],
+                              env=_env(emulator), stdout=PIPE, stderr=PIPE)
     # Killed once the partial's record (the ranges a rerun trusts) holds 4 chunks.
     sigkill_when(proc, lambda: dl.partial_size(str(dest / "x.bin"), entry) >= 4 * CHUNK)
     assert not (dest / "x.bin").exists()
@@ -49,10 +55,9 @@ def test_sigkill_mid_download_then_rerun_resumes(emulator, drive_env, tmp_path):
         recorded = [tuple(r) for r in json.load(fh)["done"]]
     emulator.faults.throttle(None)
     emulator.clear_requests()
-    rerun = subprocess.run(
-        [sys.executable, "-m", "drivestage", "pull", "drive:big/x.bin", str(dest), "--json",
-         "-q", "--chunk-size", str(CHUNK), "-j", "2"],
-        env=_env(emulator), capture_output=True, text=True, timeout=60)
+    rerun = cli_server().run(["pull", "drive:big/x.bin", str(dest), "--json",
+                              "-q", "--chunk-size", str(CHUNK), "-j", "2"],
+                             env=_env(emulator), text=True, timeout=60)
     assert rerun.returncode == 0, rerun.stderr
     summary = json.loads(rerun.stdout)
     assert summary["action"] == "resume" and summary["resumed_from"] == have
@@ -74,11 +79,10 @@ def test_concurrent_processes_download_once(emulator, drive_env, tmp_path):
     emulator.add_file("ddp/shard.bin", data)
     emulator.faults.latency(0.05, method="GET", path=r"alt=media")
     dest = tmp_path / "data"
-    procs = [subprocess.Popen(
-        [sys.executable, "-m", "drivestage", "pull", "drive:ddp/shard.bin", str(dest),
-         "--json", "-q", "--chunk-size", str(CHUNK)],
-        env=_env(emulator), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        for _ in range(3)]
+    procs = [cli_server().popen(["pull", "drive:ddp/shard.bin", str(dest),
+                                 "--json", "-q", "--chunk-size", str(CHUNK)],
+                                env=_env(emulator), stdout=PIPE, stderr=PIPE, text=True)
+             for _ in range(3)]
     outs = [p.communicate(timeout=60) for p in procs]
     assert [p.returncode for p in procs] == [0, 0, 0], [o[1] for o in outs]
     actions = sorted(json.loads(o[0])["action"] for o in outs)
@@ -172,9 +176,8 @@ def test_sigkill_while_a_zip_is_followed_then_rerun_extracts_it(emulator, local_
     target = str(dest / "set.zip")
     emulator.faults.throttle(512 * 1024)  # the kill lands before the download ends
     emulator.clear_requests()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "drivestage", "pull", "drive:set.zip", str(dest), "-x", "-q"],
-        env=_env(emulator), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = cli_server().popen(["pull", "drive:set.zip", str(dest), "-x", "-q"],
+                              env=_env(emulator), stdout=PIPE, stderr=PIPE)
     if moment == "the streams' first request":
         # The streams begin while the tail comes; the member list is checked once the
         # tail is in (and in the record).
@@ -188,9 +191,8 @@ def test_sigkill_while_a_zip_is_followed_then_rerun_extracts_it(emulator, local_
     sigkill_when(proc, ready, f"never reached {moment}")
     assert not os.path.exists(target) and not (dest / "ds").exists()
     emulator.faults.throttle(None)
-    rerun = subprocess.run(
-        [sys.executable, "-m", "drivestage", "pull", "drive:set.zip", str(dest), "-x", "-q",
-         "--json"], env=_env(emulator), capture_output=True, text=True, timeout=120)
+    rerun = cli_server().run(["pull", "drive:set.zip", str(dest), "-x", "-q",
+                              "--json"], env=_env(emulator), text=True, timeout=120)
     assert rerun.returncode == 0, rerun.stderr
     assert "Traceback" not in rerun.stderr
     result = json.loads(rerun.stdout)

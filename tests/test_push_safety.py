@@ -11,6 +11,15 @@ from click.testing import CliRunner
 
 from drivestage.cli import cli
 from drivestage.upload_tree import push
+from _forkcli import PIPE, cli_server
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _cli_server():
+    """Each ``drivestage`` command here forked with its imports done (tests/_forkcli.py; a
+    fresh interpreter cost 0.5 s of CPU to start, 2-3 s on a loaded machine), from a server
+    started before any test's leak check."""
+    return cli_server()
 
 
 def _write(path, data: bytes):
@@ -226,16 +235,14 @@ def test_two_threads_pushing_into_one_folder_make_no_duplicates(emulator, env):
 
 
 def test_two_processes_pushing_into_one_folder_make_no_duplicates(emulator, drive_env, env):
-    import subprocess
-    import sys
 
     src = env / "logs"
     files = _run_tree(src)
     emulator.faults.latency(0.2, method="GET")
     environ = {**os.environ, **drive_env, "DRIVESTAGE_STATE_DIR": str(env / "state")}
-    procs = [subprocess.Popen([sys.executable, "-m", "drivestage", "push", str(src),
-                               "drive:Models/logs"], env=environ, stderr=subprocess.PIPE,
-                              text=True) for _ in range(2)]
+    procs = [cli_server().popen(["push", str(src),
+                                 "drive:Models/logs"], env=environ, stderr=PIPE,
+                                text=True) for _ in range(2)]
     outs = [p.communicate(timeout=120)[1] for p in procs]
     emulator.faults.clear()
     assert [p.returncode for p in procs] == [0, 0], outs
@@ -319,19 +326,17 @@ def test_two_machines_pushing_into_a_new_folder_at_once_leave_one_folder(emulato
     """Two machines (their own state folders, so no lock between them) make DEST at once: both
     list, find nothing and create it. They must end with one folder holding both pushes, or
     every later push and resume fails on the duplicate name."""
-    import subprocess
-    import sys
 
     srcs = []
     for i in range(2):
         _write(str(env / f"src{i}" / f"machine{i}.txt"), b"m%d" % i)
         srcs.append(str(env / f"src{i}"))
     emulator.faults.latency(0.3, method="GET")     # both look before either creates
-    procs = [subprocess.Popen([sys.executable, "-m", "drivestage", "push", src,
-                               "drive:Models/logs"],
-                              env={**os.environ, **drive_env,
-                                   "DRIVESTAGE_STATE_DIR": str(env / f"state{i}")},
-                              stderr=subprocess.PIPE, text=True) for i, src in enumerate(srcs)]
+    procs = [cli_server().popen(["push", src,
+                                 "drive:Models/logs"],
+                                env={**os.environ, **drive_env,
+                                     "DRIVESTAGE_STATE_DIR": str(env / f"state{i}")},
+                                stderr=PIPE, text=True) for i, src in enumerate(srcs)]
     outs = [p.communicate(timeout=120)[1] for p in procs]
     emulator.faults.clear()
     assert [p.returncode for p in procs] == [0, 0], outs
