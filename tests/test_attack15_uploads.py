@@ -13,8 +13,18 @@ import textwrap
 
 import pytest
 
+from _forkcli import PIPE, cli_server
+
 KiB = 1024
 CHUNK = 256 * KiB
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _cli_server():
+    """The pushes of the two-pushes test forked with their imports done (tests/_forkcli.py;
+    a fresh interpreter cost 0.5 s of CPU to start), from a server started before any test's
+    leak check."""
+    return cli_server()
 
 
 def _file(tmp_path, name: str, size: int, seed: int = 0) -> tuple[str, bytes]:
@@ -216,17 +226,17 @@ def test_two_pushes_of_one_folder_one_sigkilled_leave_each_file_once(emulator, e
     from _drive_state import live_md5s
     from _kill import sigkill_when
 
+    cli = cli_server()
     old = os.urandom(1000)
     emulator.add_file("Models/logs/last.pt", old)
     emulator.add_file("Models/logs/last.json", _side(1, old))
     src, files = _run_folder(tmp_path)
     cenv = child_env(emulator)
-    push_cmd = [sys.executable, "-m", "drivestage", "push", src, "drive:Models/logs",
-                "--chunk-size", "256KiB", "--jobs", "1"]
+    push_cmd = ["push", src, "drive:Models/logs", "--chunk-size", "256KiB", "--jobs", "1"]
     emulator.clear_requests()
     if moment == "last-chunk":
         _push_killed_at(emulator, src, len(files["last.pt"]))
-        b = subprocess.Popen(push_cmd, env=cenv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        b = cli.popen(push_cmd, env=cenv, stdout=PIPE, stderr=PIPE)
     else:
         if moment == "before-session":
             emulator.faults.latency(3.0, "POST", r"^/upload/", times=1)
@@ -237,15 +247,13 @@ def test_two_pushes_of_one_folder_one_sigkilled_leave_each_file_once(emulator, e
         else:
             emulator.faults.throttle(2 * CHUNK)
             ready = lambda: len(_uploads_of(emulator, "PUT")) >= 2
-        a = subprocess.Popen(push_cmd, env=cenv, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE)
-        b = subprocess.Popen(push_cmd, env=cenv, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE)
+        a = cli.popen(push_cmd, env=cenv, stdout=PIPE, stderr=PIPE)
+        b = cli.popen(push_cmd, env=cenv, stdout=PIPE, stderr=PIPE)
         sigkill_when(a, ready, f"push A never got to {moment}")
         emulator.faults.clear()
     out, err = b.communicate(timeout=120)
     assert b.returncode == 0, err
-    again = subprocess.run(push_cmd, env=cenv, capture_output=True, text=True, timeout=120)
+    again = cli.run(push_cmd, env=cenv, text=True, timeout=120)
     assert again.returncode == 0, again.stderr
     assert "0 uploaded" in again.stderr, again.stderr
     want = {name: [hashlib.md5(data).hexdigest()] for name, data in files.items()}
