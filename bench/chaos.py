@@ -22,7 +22,10 @@ byte that should be staged or on Drive is there with its md5, and nothing is dup
 ``--fork-server`` (what the test of the quick run passes) starts each ``python -m drivestage``
 run forked from a process that imported drivestage once (tests/_forkcli.py) instead of a
 fresh interpreter: the same command in a process of its own, killed the same way, without
-the half second of imports each of the run's twenty starts cost. Training runs start fresh.
+the half second of imports each of the run's twenty starts cost. Each ``python -m trainer``
+run is forked likewise from multiprocessing's fork server with torch imported
+(tests/_trainer_proc.py; started as the run begins, so that its imports overlap the pull and
+the push): a fresh one spent 2 s of CPU importing torch before its first request.
 
 Exit code 0 when nothing was lost or corrupted, 1 otherwise.
 """
@@ -62,6 +65,9 @@ from drivestage.emulator import Emulator  # noqa: E402
 PY = sys.executable
 #: The fork server of ``--fork-server`` (tests/_forkcli.py), None: fresh interpreters.
 _CLI = None
+#: ``--fork-server``'s start of a ``python -m trainer`` run (tests/_trainer_proc.py's
+#: ``start_trainer``), None: fresh interpreters.
+_TRAINER = None
 RETRY_LINE = re.compile(r"; retry \d+/\d+ in ")
 
 
@@ -110,11 +116,13 @@ def _run_until_done(t: Tally, cmd: list[str], env: dict, rng: random.Random, kil
     start = time.monotonic()
     while t.runs < max_runs:
         t.runs += 1
-        log = tempfile.TemporaryFile()
+        log = tempfile.NamedTemporaryFile()
         if _CLI is not None and cmd[:3] == [PY, "-m", "drivestage"]:
             cap = {"RLIMIT_AS": (3 << 30, 3 << 30)} if deadline else None   # (_cap_memory's)
             proc = _CLI.popen(cmd[3:], env=env, stdout=subprocess.DEVNULL, stderr=log,
                               limits=cap)
+        elif _TRAINER is not None and cmd[:3] == [PY, "-m", "trainer"] and not deadline:
+            proc = _TRAINER(cmd[3:], env=env, stderr=log.name)   # (its stdout: /dev/null)
         else:
             proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=log,
                                     preexec_fn=_cap_memory if deadline else None)
@@ -482,10 +490,19 @@ def main(argv: list[str] | None = None) -> int:
                 "DRIVESTAGE_RETRY_AFTER_MAX": "1", "DRIVESTAGE_RETRY_ATTEMPTS": "10",
                 "PYTHONUNBUFFERED": "1"})
     if args.fork_server:
-        global _CLI
+        global _CLI, _TRAINER
         from _forkcli import cli_server
 
         _CLI = cli_server(env)   # (its imports made under the runs' environment)
+        if not args.skip_train:
+            import multiprocessing as mp
+            from multiprocessing import forkserver
+
+            from _trainer_proc import PRELOAD, start_trainer
+
+            _TRAINER = start_trainer
+            mp.set_forkserver_preload(PRELOAD)
+            forkserver.ensure_running()   # (torch imported there while the pull runs)
     tallies: list[Tally] = []
     with Emulator(data_dir=str(work / "drive"), token="chaos") as emu:
         env["DRIVESTAGE_API_ROOT"] = emu.url
