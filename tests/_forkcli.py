@@ -80,8 +80,10 @@ def _imported_otherwise(env: dict, nofile: list) -> bool:
                if n.startswith(IMPORT_TIME_VARS))
 
 
-def _run_cli(args: list[str], env: dict, cwd: str, nofile: list) -> int:
-    """In the forked child: what ``python -m drivestage ARGS`` runs, and its exit code."""
+def _run_cli(args: list[str], env: dict, cwd: str, nofile: list,
+             script: Optional[str] = None) -> int:
+    """In the forked child: what ``python -m drivestage ARGS`` runs (``python -c SCRIPT
+    ARGS`` with ``script``), and its exit code."""
     import atexit
     import runpy
     import traceback
@@ -91,15 +93,24 @@ def _run_cli(args: list[str], env: dict, cwd: str, nofile: list) -> int:
         import resource
 
         resource.setrlimit(resource.RLIMIT_NOFILE, tuple(nofile))
-        os.execve(sys.executable, [sys.executable, "-m", "drivestage", *args], env)
+        os.execve(sys.executable, [sys.executable, *(["-c", script] if script is not None
+                                                     else ["-m", "drivestage"]), *args], env)
     os.environ.clear()
     os.environ.update(env)
-    sys.path[0] = cwd   # (`python -m`'s first entry: the working folder, not tests/)
     import drivestage
-    sys.argv = [os.path.join(os.path.dirname(drivestage.__file__), "__main__.py"), *args]
+    if script is None:
+        sys.path[0] = cwd   # (`python -m`'s first entry: the working folder, not tests/)
+        sys.argv = [os.path.join(os.path.dirname(drivestage.__file__), "__main__.py"), *args]
+    else:
+        sys.path[0] = ""    # (`python -c`'s)
+        sys.argv = ["-c", *args]
     code: Any = 0
     try:
-        runpy.run_module("drivestage", run_name="__main__", alter_sys=True)
+        if script is None:
+            runpy.run_module("drivestage", run_name="__main__", alter_sys=True)
+        else:
+            exec(compile(script, "<string>", "exec"), {"__name__": "__main__",
+                                                       "__builtins__": __builtins__})
     except SystemExit as exc:
         code = exc.code
     except KeyboardInterrupt:
@@ -153,7 +164,7 @@ def _serve_one(conn: socket.socket, listener: socket.socket) -> None:
             for name, value in request.get("limits", {}).items():
                 resource.setrlimit(getattr(resource, name), tuple(value))
             code = _run_cli(request["args"], request["env"], request["cwd"],
-                            request["nofile"])
+                            request["nofile"], request.get("script"))
         except BaseException:   # (the child's own failure, on its stderr)
             import traceback
             os.write(2, traceback.format_exc().encode())
@@ -219,16 +230,19 @@ class Server:
 
     def popen(self, args: list[str], env: Optional[dict] = None, cwd: Optional[str] = None,
               stdin: Any = DEVNULL, stdout: Any = None, stderr: Any = None,
-              limits: Optional[dict] = None, text: bool = False) -> "Child":
+              limits: Optional[dict] = None, text: bool = False,
+              script: Optional[str] = None) -> "Child":
         """``subprocess.Popen([sys.executable, "-m", "drivestage", *args], env=env, cwd=cwd,
         stdin=..., stdout=..., stderr=..., text=...)``, forked from the server; ``PIPE``,
         ``DEVNULL``, None (this process's) or a descriptor / file for each stream.
         ``limits``: resource limits the child sets first ({"RLIMIT_AS": (soft, hard)}, what
         a ``preexec_fn`` would). ``text``: the pipes read and write ``str`` (UTF-8), and
-        :meth:`Child.communicate` returns ``str``."""
+        :meth:`Child.communicate` returns ``str``. ``script``: ``[sys.executable, "-c",
+        script, *args]`` instead (a script that sets up what it needs, an audit hook that
+        kills it at a moment, and then runs drivestage's ``main``)."""
         return Child(self, list(args), dict(os.environ if env is None else env),
                      os.getcwd() if cwd is None else str(cwd), stdin, stdout, stderr,
-                     limits or {}, text)
+                     limits or {}, text, script)
 
     def run(self, args: list[str], env: Optional[dict] = None, cwd: Optional[str] = None,
             timeout: Optional[float] = None, text: bool = False,
@@ -281,16 +295,19 @@ def _stream(spec: Any, mode: str) -> tuple[int, Optional[int], Optional[int]]:
 
 
 class Child:
-    """A forked ``python -m drivestage``: what a ``subprocess.Popen`` offers for it."""
+    """A forked ``python -m drivestage`` (or ``python -c SCRIPT``): what a
+    ``subprocess.Popen`` offers for it."""
 
     def __init__(self, server: Server, args: list[str], env: dict, cwd: str,
-                 stdin: Any, stdout: Any, stderr: Any, limits: dict, text: bool = False
-                 ) -> None:
+                 stdin: Any, stdout: Any, stderr: Any, limits: dict, text: bool = False,
+                 script: Optional[str] = None) -> None:
         # (What subprocess.Popen reports to the audit hooks: tests/conftest.py looks for
         # the processes a test left running when it started one.)
         import resource
 
-        sys.audit("subprocess.Popen", sys.executable, ["-m", "drivestage", *args], cwd, env)
+        sys.audit("subprocess.Popen", sys.executable,
+                  ["-c", script, *args] if script is not None else ["-m", "drivestage", *args],
+                  cwd, env)
         self.args = args
         self.returncode: Optional[int] = None
         ends = [_stream(stdin, "r"), _stream(stdout, "w"), _stream(stderr, "e")]
@@ -300,8 +317,8 @@ class Child:
             self._conn.connect(server.path)
             nofile = resource.getrlimit(resource.RLIMIT_NOFILE)
             socket.send_fds(self._conn, [json.dumps({"args": args, "env": env, "cwd": cwd,
-                                                     "nofile": nofile,
-                                                     "limits": limits}).encode()],
+                                                     "nofile": nofile, "limits": limits,
+                                                     "script": script}).encode()],
                             [fd for fd, _, _ in ends])
         finally:
             for _, _, close in ends:

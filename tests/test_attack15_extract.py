@@ -7,8 +7,6 @@ import io
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 import zipfile
 
@@ -26,7 +24,8 @@ from test_extract_workers import worker_pids
 #: A pull run in a child process that SIGKILLs itself at the ``n``-th audit event of kind
 #: ``event`` whose arguments' repr holds ``needle`` (``n`` 0: never; the count of those
 #: events is written to ``count`` when it ends). The kill is a real SIGKILL at a real
-#: moment of the work: nothing of drivestage is replaced.
+#: moment of the work: nothing of drivestage is replaced. (Here, forked with drivestage
+#: imported: ``cli_server().popen(ARGS, script=KILLER)``, tests/_forkcli.py.)
 KILLER = r"""
 import os, signal, sys
 event, needle, n, count = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
@@ -125,10 +124,9 @@ def _killed_pull(emulator, dest, event: str, needle: str, n: int, count,
                  name: str = "set.zip") -> int:
     """``pull drive:d/NAME DEST -x`` in a child killed as :data:`KILLER` says; its pid
     (the count of matching events is in ``count`` when it was not killed)."""
-    proc = subprocess.Popen([sys.executable, "-c", KILLER, event, needle, str(n), str(count),
-                             "pull", f"drive:d/{name}", str(dest), "-x", "-q"],
-                            env=child_env(emulator), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
+    proc = cli_server().popen([event, needle, str(n), str(count), "pull", f"drive:d/{name}",
+                               str(dest), "-x", "-q"], script=KILLER,
+                              env=child_env(emulator), stdout=PIPE, stderr=PIPE)
     out, err = proc.communicate(timeout=120)
     if n:
         assert proc.returncode == -signal.SIGKILL, (proc.returncode, err.decode()[-3000:])
@@ -286,9 +284,9 @@ def _interrupted_pull(emulator, dest, n: int, count, name: str) -> tuple[int, in
     """The pull of :func:`_killed_pull`, sent SIGINT (a Ctrl-C) at the ``n``-th change it
     makes: (pid, exit code, stderr)."""
     env = dict(child_env(emulator), KILL_WITH="SIGINT")
-    proc = subprocess.Popen([sys.executable, "-c", KILLER, "*", "", str(n), str(count),
-                             "pull", f"drive:d/{name}", str(dest), "-x", "-q"],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = cli_server().popen(["*", "", str(n), str(count), "pull", f"drive:d/{name}",
+                               str(dest), "-x", "-q"], script=KILLER, env=env, stdout=PIPE,
+                              stderr=PIPE)
     try:
         out, err = proc.communicate(timeout=60)  # a Ctrl-C that hangs it fails here
     finally:
