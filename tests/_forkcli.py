@@ -246,11 +246,12 @@ class Server:
 
     def run(self, args: list[str], env: Optional[dict] = None, cwd: Optional[str] = None,
             timeout: Optional[float] = None, text: bool = False,
-            limits: Optional[dict] = None) -> subprocess.CompletedProcess:
+            limits: Optional[dict] = None,
+            script: Optional[str] = None) -> subprocess.CompletedProcess:
         """``subprocess.run([sys.executable, "-m", "drivestage", *args], capture_output=True,
-        ...)`` with a forked child (``limits``: see :meth:`popen`)."""
+        ...)`` with a forked child (``limits``, ``script``: see :meth:`popen`)."""
         child = self.popen(args, env=env, cwd=cwd, stdout=PIPE, stderr=PIPE, text=text,
-                           limits=limits)
+                           limits=limits, script=script)
         try:
             out, err = child.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:

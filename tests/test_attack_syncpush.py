@@ -16,7 +16,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import tempfile
 import threading
 
@@ -306,11 +305,9 @@ def test_the_training_process_sigkilled_between_last_pt_and_its_sidecar(emulator
     from _kill import sigkill_when
 
     run = str(tmp_path / "run")
-    script = tmp_path / "loop.py"
-    script.write_text(_SYNC_CHILD)
     env = child_env(emulator)
-    first = subprocess.run([sys.executable, str(script), run, "1"], env=env,
-                           capture_output=True, text=True, timeout=120)
+    # (The training process: `python -c _SYNC_CHILD`, forked with drivestage imported.)
+    first = cli_server().run([run, "1"], script=_SYNC_CHILD, env=env, text=True, timeout=120)
     assert first.returncode == 0, first.stderr
     # The sidecar is updated in place: its upload is refused (Drive's 503) until the
     # training process is killed at the first try.
@@ -318,8 +315,8 @@ def test_the_training_process_sigkilled_between_last_pt_and_its_sidecar(emulator
     emulator.clear_requests()
     emulator.faults.inject(None, rf"^/upload/drive/v2/files/{side_id}\b", status=503,
                            reason="backendError", times=None)
-    proc = subprocess.Popen([sys.executable, str(script), run, "2"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = cli_server().popen([run, "2"], script=_SYNC_CHILD, env=env, stdout=PIPE,
+                              stderr=PIPE)
     # (The upload itself: the sync reads Drive's sidecar first, to tell whose it is.)
     sigkill_when(proc, lambda: any(r.path.startswith("/upload/") and r.path.endswith(side_id)
                                    for r in emulator.requests),
