@@ -7,8 +7,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import subprocess
-import sys
 import textwrap
 
 import pytest
@@ -21,9 +19,9 @@ CHUNK = 256 * KiB
 
 @pytest.fixture(scope="session", autouse=True)
 def _cli_server():
-    """The pushes of the two-pushes test forked with their imports done (tests/_forkcli.py;
-    a fresh interpreter cost 0.5 s of CPU to start), from a server started before any test's
-    leak check."""
+    """The pushes and the scripts SIGKILLed mid-upload here forked with drivestage imported
+    (tests/_forkcli.py; a fresh interpreter cost 0.5 s of CPU to start), from a server
+    started before any test's leak check."""
     return cli_server()
 
 
@@ -66,9 +64,8 @@ _KILL_AT = textwrap.dedent("""
 
 
 def _upload_killed_at(emulator, path: str, name: str, at: int) -> None:
-    child = subprocess.run([sys.executable, "-c", _KILL_AT, emulator.url, path, name,
-                            str(CHUNK), str(at)], env={**os.environ}, capture_output=True,
-                           text=True, timeout=60)
+    child = cli_server().run([emulator.url, path, name, str(CHUNK), str(at)],
+                             script=_KILL_AT, env={**os.environ}, text=True, timeout=60)
     assert child.returncode == -9, child.stderr
 
 
@@ -124,9 +121,8 @@ _PUSH_KILL_AT = textwrap.dedent("""
 
 def _push_killed_at(emulator, src: str, at: int) -> None:
     from _cli import child_env
-    child = subprocess.run([sys.executable, "-c", _PUSH_KILL_AT, emulator.url, src, str(at),
-                            str(CHUNK)], env=child_env(emulator), capture_output=True,
-                           text=True, timeout=60)
+    child = cli_server().run([emulator.url, src, str(at), str(CHUNK)], script=_PUSH_KILL_AT,
+                             env=child_env(emulator), text=True, timeout=60)
     assert child.returncode == -9, child.stderr
 
 
@@ -362,8 +358,8 @@ def test_five_uploads_of_one_file_killed_at_once_resume_one_and_leave_one_file(
     from drivestage.state import SESSION_SLOTS
 
     path, data = _file(tmp_path, "big.pt", 4 * CHUNK + 9)
-    child = subprocess.run([sys.executable, "-c", _FIVE, emulator.url, path, str(CHUNK)],
-                           env={**os.environ}, capture_output=True, text=True, timeout=60)
+    child = cli_server().run([emulator.url, path, str(CHUNK)], script=_FIVE,
+                             env={**os.environ}, text=True, timeout=60)
     assert child.returncode == -9, child.stderr
     saved = _sessions(env)
     assert len(saved) == SESSION_SLOTS
