@@ -589,11 +589,8 @@ def test_a_compressed_tar_bomb_is_refused_within_seconds(tmp_path, tmp_path_fact
     the extraction (the one `pull -x` falls back to) refuses it within the deadline.
     tarfile's own stream decompressed each block whole and copied what was left of it on
     every read: about 110 s of CPU for this one, hours for a few GB. (A process with a
-    deadline, so that a hang fails the test; the free space is the extraction's callback:
-    this shared machine's disk moves by GBs.)"""
-    import subprocess
-    import sys
-
+    deadline, so that a hang fails the test, forked with drivestage imported; the free space
+    is the extraction's callback: this shared machine's disk moves by GBs.)"""
     size = 256 << 20
 
     path = tmp_path / f"bomb.tar.{mode}"
@@ -608,8 +605,7 @@ def test_a_compressed_tar_bomb_is_refused_within_seconds(tmp_path, tmp_path_fact
     dest = tmp_path / "data"
     code = ("import sys; from drivestage.extract import extract\n"
             "extract(sys.argv[1], sys.argv[2], free_bytes=lambda p: 64 << 20)")
-    res = subprocess.run([sys.executable, "-c", code, str(path), str(dest)],
-                         capture_output=True, text=True, timeout=20)
+    res = cli_server().run([str(path), str(dest)], script=code, text=True, timeout=20)
     assert res.returncode == 1, res.stderr
     assert res.stderr.strip().splitlines()[-1].startswith(
         "drivestage.errors.DiskSpaceError: not enough free disk space to extract"), res.stderr
