@@ -15,8 +15,9 @@ REPO = Path(__file__).resolve().parent.parent
 @pytest.mark.slow
 def test_quick_chaos_run_loses_nothing():
     env = {k: v for k, v in os.environ.items() if not k.startswith("DRIVESTAGE_")}
-    # --fork-server: each drivestage run forked with its imports done (tests/_forkcli.py):
-    # the run's twenty fresh interpreters were a good part of its time.
+    # --fork-server: each drivestage run forked with its imports done (tests/_forkcli.py),
+    # each trainer run with torch imported (tests/_trainer_proc.py): the run's fresh
+    # interpreters were a good part of its time.
     res = subprocess.run([sys.executable, str(REPO / "bench" / "chaos.py"), "--quick",
                           "--fork-server"],
                          capture_output=True, text=True, env=env, timeout=540)
