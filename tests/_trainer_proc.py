@@ -1,6 +1,6 @@
-"""``python -m trainer ARGS`` in a process of its own, started without the interpreter's
-imports: forked from multiprocessing's fork server with torch (and what a training run
-imports of third parties) already loaded.
+"""``python -m trainer ARGS`` (or a bench script) in a process of its own, started without
+the interpreter's imports: forked from multiprocessing's fork server with torch (and what a
+training run imports of third parties) already loaded.
 
 A trainer process of a test paid 3-4 s of CPU to import torch before it did anything, more
 on a shared machine (tests/test_lease36_two_trainers.py starts seven: a third of its time).
@@ -21,15 +21,18 @@ import sys
 from typing import Mapping, Optional, Sequence
 
 #: Third-party modules a training run imports (what a fresh interpreter spends its start on).
-#: torch._dynamo: torch's optimizer imports it at its first step (and DDP as it wraps the
-#: model), 1.2 s of CPU more in each process.
-PRELOAD = ["torch", "torch._dynamo", "numpy", "cv2", "yaml", "click", "googleapiclient.discovery",
-           "pydrive2.drive"]
+#: torch._dynamo: torch imports it as the run builds its optimizer (Optimizer.__init__ is
+#: wrapped by torch._disable_dynamo): 1.1 s of CPU in each child, half of a tiny run's. The
+#: rest as the run's callbacks and evaluation import them (plots, TensorBoard, NMS).
+PRELOAD = ["torch", "numpy", "cv2", "yaml", "click", "googleapiclient.discovery", "pydrive2.drive",
+           "torch._dynamo", "torch.utils.tensorboard", "torchvision.ops", "matplotlib.figure",
+           "matplotlib.backends.backend_agg"]
 
 
 def _main(args: Sequence[str], env: Mapping[str, str], cwd: str, stdout: Optional[str],
-          stderr: Optional[str]) -> None:
-    """The child: ``python -m trainer ARGS`` as the interpreter runs it."""
+          stderr: Optional[str], script: Optional[str] = None) -> None:
+    """The child: ``python -m trainer ARGS`` (or ``python SCRIPT ARGS``) as the interpreter
+    runs it."""
     import atexit
     import gc
     import runpy
@@ -51,10 +54,15 @@ def _main(args: Sequence[str], env: Mapping[str, str], cwd: str, stdout: Optiona
     threads = env.get("OMP_NUM_THREADS")
     if threads and "torch" in sys.modules:   # (read as the server imported torch: set again)
         sys.modules["torch"].set_num_threads(int(threads))
-    sys.argv = ["trainer", *args]
+    sys.argv = [script or "trainer", *args]
+    if script is not None:   # (`python SCRIPT`'s first entry: the script's folder)
+        sys.path[0] = os.path.dirname(os.path.abspath(script))
     code: object = 0
     try:
-        runpy.run_module("trainer", run_name="__main__", alter_sys=True)
+        if script is None:
+            runpy.run_module("trainer", run_name="__main__", alter_sys=True)
+        else:
+            runpy.run_path(script, run_name="__main__")
     except SystemExit as exc:
         code = exc.code
     except BaseException:   # (the interpreter prints it and exits 1)
@@ -117,10 +125,22 @@ def start_trainer(args: Sequence[str], env: Optional[Mapping[str, str]] = None,
                   cwd: Optional[str] = None) -> TrainerProcess:
     """``python -m trainer ARGS`` with ``env`` (default: this process's), its stdout and
     stderr appended to the files named (default: /dev/null)."""
+    return _start(args, env, stdout, stderr, cwd, None)
+
+
+def start_script(script: str, args: Sequence[str], env: Optional[Mapping[str, str]] = None,
+                 stdout: Optional[str] = None, stderr: Optional[str] = None,
+                 cwd: Optional[str] = None) -> TrainerProcess:
+    """``python SCRIPT ARGS`` (a bench script that trains), as :func:`start_trainer`."""
+    return _start(args, env, stdout, stderr, cwd, str(script))
+
+
+def _start(args: Sequence[str], env: Optional[Mapping[str, str]], stdout: Optional[str],
+           stderr: Optional[str], cwd: Optional[str], script: Optional[str]) -> TrainerProcess:
     mp.set_forkserver_preload(PRELOAD)   # (no effect where the server already runs)
     ctx = mp.get_context("forkserver")
     proc = ctx.Process(target=_main, name="trainer-child",
                        args=(list(args), dict(os.environ if env is None else env),
-                             cwd or os.getcwd(), stdout, stderr))
+                             cwd or os.getcwd(), stdout, stderr, script))
     proc.start()
     return TrainerProcess(proc)
