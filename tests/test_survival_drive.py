@@ -272,12 +272,23 @@ class _StopAtTheEnd(Callback):
         run.stop.request(signal.SIGTERM)
 
 
+class _SlowUploads(Callback):
+    """Every upload 3 s from the fit's start on: none can finish within a grace of 1 s. Set
+    once the run holds its lease, whose claim (two upload requests) took 6 s of the test
+    before training when the latency was set before the fit."""
+
+    def __init__(self, emulator):
+        self.emulator = emulator
+
+    def on_fit_start(self, run):
+        self.emulator.faults.latency(3.0, path=r"^/upload/")
+
+
 def test_a_stop_during_the_final_upload_is_bounded_by_the_grace_and_says_so(drive, tiny_config, tmp_path):
     path = tiny_config(**{"train.epochs": 1, "train.freeze_epochs": 0, "drive.logs": f"drive:{FOLDER}",
                           "train.grace_seconds": 1})
-    drive.faults.latency(3.0, path=r"^/upload/")            # no upload can finish within the grace
-    with pytest.raises(TrainingInterrupted) as stopped:
-        fit(load_config(path), resume="none", callbacks=[_StopAtTheEnd()])
+    with pytest.raises(TrainingInterrupted) as stopped:     # no upload can finish within the grace
+        fit(load_config(path), resume="none", callbacks=[_SlowUploads(drive), _StopAtTheEnd()])
     assert stopped.value.exit_code == 143
     assert str(stopped.value) == (f"stopped by SIGTERM while the last checkpoints were uploaded; they are "
                                   f"complete in {tmp_path / 'logs'}: run the same command again to upload "
@@ -300,9 +311,8 @@ class _StopAt(Callback):
 def test_a_stop_save_that_cannot_reach_drive_in_time_stays_local_and_says_so(drive, tiny_config, tmp_path):
     path = tiny_config(**{"train.epochs": 3, "train.freeze_epochs": 0, "drive.logs": f"drive:{FOLDER}",
                           "train.grace_seconds": 1, "train.save_period": 100})
-    drive.faults.latency(3.0, path=r"^/upload/")            # Drive too slow for the grace period
-    with pytest.raises(TrainingInterrupted) as stopped:
-        fit(load_config(path), resume="none", callbacks=[_StopAt(3)])
+    with pytest.raises(TrainingInterrupted) as stopped:     # Drive too slow for the grace period
+        fit(load_config(path), resume="none", callbacks=[_SlowUploads(drive), _StopAt(3)])
     logs = tmp_path / "logs"
     # Epoch 1's best.pt, queued behind the same slow upload, is not on Drive either: named
     # too (trainer23; before, the line named the stop save alone). Unless its upload ended
