@@ -3,7 +3,6 @@ shares adding up to the wall time, the parts-alone rates beside them (tiny sizes
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -16,13 +15,22 @@ PHASES = {"data", "step", "ema", "val_loss", "map", "ckpt", "logs", "drive", "ot
 
 @pytest.mark.slow
 def test_epoch_bench_reports_every_part_of_an_epoch(tmp_path):
+    from _trainer_proc import start_script
+
     out = tmp_path / "epoch.json"
-    res = subprocess.run([sys.executable, str(BENCH), "--images", "24", "--size", "64", "--batch", "4",
-                          "--epochs", "1", "--workers", "0", "--step-iters", "1", "--threads", "1",
-                          # a model a quarter as wide: checkpoints of 4.5 MB, not 70 MB
-                          "--set", "model.width=0.25", "--json", str(out)], capture_output=True, text=True, timeout=300)
-    assert res.returncode == 0, res.stderr[-3000:]
-    lines = res.stdout.splitlines()
+    # `python bench/epoch.py ...` forked with torch imported (tests/_trainer_proc.py): its
+    # start imported torch, half of its CPU time here.
+    proc = start_script(str(BENCH), ["--images", "24", "--size", "64", "--batch", "4",
+                                     "--epochs", "1", "--workers", "0", "--step-iters", "1", "--threads", "1",
+                                     # a model a quarter as wide: checkpoints of 4.5 MB, not 70 MB
+                                     "--set", "model.width=0.25", "--json", str(out)],
+                        stdout=str(tmp_path / "out"), stderr=str(tmp_path / "err"))
+    try:
+        code = proc.wait(timeout=300)
+    finally:
+        proc.kill()
+    assert code == 0, (tmp_path / "err").read_text()[-3000:]
+    lines = (tmp_path / "out").read_text().splitlines()
     assert lines[0].startswith("# CPU: ") and "native bf16: " in lines[0]
     result = json.loads(out.read_text())
     (e,) = result["epochs"]
