@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import socket
 import subprocess
 import sys
 from typing import Mapping, Optional, Sequence
@@ -27,6 +28,10 @@ from typing import Mapping, Optional, Sequence
 PRELOAD = ["torch", "numpy", "cv2", "yaml", "click", "googleapiclient.discovery", "pydrive2.drive",
            "torch._dynamo", "torch.utils.tensorboard", "torchvision.ops", "matplotlib.figure",
            "matplotlib.backends.backend_agg"]
+
+
+#: ``_main``'s stdout or stderr: the descriptor it was forked with (a client's, :func:`serve`).
+KEEP = "<kept>"
 
 
 def _main(args: Sequence[str], env: Mapping[str, str], cwd: str, stdout: Optional[str],
@@ -45,6 +50,8 @@ def _main(args: Sequence[str], env: Mapping[str, str], cwd: str, stdout: Optiona
     os.environ.update(env)
     os.chdir(cwd)
     for fd, path in ((1, stdout), (2, stderr)):
+        if path == KEEP:
+            continue
         target = os.open(path or os.devnull, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         os.dup2(target, fd)
         os.close(target)
@@ -143,4 +150,70 @@ def _start(args: Sequence[str], env: Optional[Mapping[str, str]], stdout: Option
                        args=(list(args), dict(os.environ if env is None else env),
                              cwd or os.getcwd(), stdout, stderr, script))
     proc.start()
+    return TrainerProcess(proc)
+
+
+def _serve_one(conn: socket.socket, listener: socket.socket) -> None:
+    """In a waiter process: fork ``python -m trainer ARGS`` on the client's standard streams
+    as ``conn`` asks (tests/_forkrun.py), tell its pid, wait for it, tell its exit status."""
+    import json
+    import signal
+
+    msg, fds, _, _ = socket.recv_fds(conn, 1 << 20, 3)
+    request = json.loads(msg.decode())
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)   # (the server's SIG_IGN: no status to wait for)
+    pid = os.fork()
+    if pid == 0:
+        listener.close()
+        conn.close()
+        for target, fd in enumerate(fds):
+            os.dup2(fd, target)
+        for fd in fds:
+            if fd > 2:
+                os.close(fd)
+        _main(request["args"], request["env"], request["cwd"], KEEP, KEEP)   # (exits)
+    for fd in fds:
+        os.close(fd)
+    conn.sendall(json.dumps({"pid": pid}).encode() + b"\n")
+    _, status = os.waitpid(pid, 0)
+    conn.sendall(json.dumps({"status": status}).encode() + b"\n")
+
+
+def _serve(path: str) -> None:
+    """Forked from the fork server: a waiter for each connection on the UNIX socket ``path``."""
+    import signal
+
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path + ".new")
+    listener.listen(16)
+    os.rename(path + ".new", path)   # (there once it listens: a client never finds it refusing)
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)   # waiters reaped by the kernel
+    while True:
+        conn, _ = listener.accept()
+        if os.fork() == 0:
+            try:
+                _serve_one(conn, listener)
+            except BaseException:   # (the waiter's own failure: the client says it ended)
+                import traceback
+
+                traceback.print_exc()
+            os._exit(0)
+        conn.close()
+
+
+def serve(path: str) -> TrainerProcess:
+    """A server of ``python -m trainer`` on the UNIX socket ``path`` for a shell script's
+    ``trainer`` (tests/_forkrun.py, the client: ``python tests/_forkrun.py PATH ARGS``),
+    each child forked with torch imported as :func:`start_trainer`'s are, on the client's
+    standard streams, environment and folder, its exit status the client's. Stop it with
+    ``kill()`` (a child it started runs to its end)."""
+    import time
+
+    mp.set_forkserver_preload(PRELOAD)
+    proc = mp.get_context("forkserver").Process(target=_serve, name="trainer-server", args=(path,))
+    proc.start()
+    deadline = time.monotonic() + 60
+    while not os.path.exists(path):
+        assert proc.exitcode is None and time.monotonic() < deadline, "the trainer server did not start"
+        time.sleep(0.01)
     return TrainerProcess(proc)
