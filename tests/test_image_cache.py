@@ -228,20 +228,28 @@ def test_data_cache_reaches_the_training_datasets(tiny_config, tmp_path, one_tor
 @pytest.mark.slow
 def test_the_loader_bench_runs_and_skips_ultralytics_when_it_is_missing(tmp_path):
     import json
-    import subprocess
-    import sys
     from pathlib import Path
 
+    from _trainer_proc import start_script
+
     script = Path(__file__).resolve().parents[1] / "bench" / "data_pipeline.py"
-    env = dict(os.environ, PYTHONNOUSERSITE="1")
-    res = subprocess.run([sys.executable, str(script), "--images", "30", "--size", "64", "--batch", "4",
-                          "--warmup", "1", "--batches", "2", "--repeats", "1", "--caches", "none", "ram",
-                          "--ultralytics-path", str(tmp_path / "nothing-here"), "--json", str(tmp_path / "r.json")],
-                         capture_output=True, text=True, env=env, timeout=600)
-    assert res.returncode == 0, res.stderr
-    if "ultralytics not importable, its comparison skipped" not in res.stderr:
+    env = dict(os.environ, PYTHONNOUSERSITE="1")   # (read by its measurements: fresh interpreters)
+    # The bench's own process forked with torch imported (tests/_trainer_proc.py); each of its
+    # measurements is a fresh interpreter of its own, as the bench makes them.
+    proc = start_script(str(script), ["--images", "30", "--size", "64", "--batch", "4",
+                                      "--warmup", "1", "--batches", "2", "--repeats", "1", "--caches", "none", "ram",
+                                      "--ultralytics-path", str(tmp_path / "nothing-here"),
+                                      "--json", str(tmp_path / "r.json")],
+                        env=env, stdout=str(tmp_path / "out"), stderr=str(tmp_path / "err"))
+    try:
+        code = proc.wait(timeout=600)
+    finally:
+        proc.kill()
+    stderr = (tmp_path / "err").read_text()
+    assert code == 0, stderr
+    if "ultralytics not importable, its comparison skipped" not in stderr:
         pytest.skip("ultralytics is importable in this environment")
-    assert "native bf16:" in res.stderr and "CPU:" in res.stderr
+    assert "native bf16:" in stderr and "CPU:" in stderr
     rows = json.loads((tmp_path / "r.json").read_text())["results"]
     assert [(r["loader"], r["cache"]) for r in rows] == [("0.1.0", "none"), ("ours", "none"), ("ours", "ram")]
     assert all(r["median"] > 0 and r["median_per_cpu"] > 0 for r in rows)
