@@ -79,15 +79,24 @@ def test_folder_ids_are_cached_per_run(emulator, store):
     assert len(lists) == 1 and "title='2.bin'" in lists[0].query["q"]
 
 
-def test_collections_are_built_once_per_thread_not_per_call(emulator, store, monkeypatch):
+def test_collections_are_built_once_per_process_not_per_call_thread_or_connection(
+        emulator_factory, env, monkeypatch):
     """googleapiclient builds ``service.files()`` anew on each call, rendering every method's
-    documentation (3 ms of CPU; PyDrive2 asks for it on each metadata call): after its first
-    call in a thread, no more metadata call builds a method, and another thread builds its
-    own collection once (its answers hold no state of another thread's)."""
+    documentation (3 ms of CPU; PyDrive2 asks for it on each metadata call), and each
+    connection (every connect, every command run in a notebook) and each of its threads
+    built its own (6 % of the tests' CPU): a process builds it once for an API root, and
+    every connection and thread gets a copy of its own, which sends through its own
+    connection with its own token (a connection with a wrong one is refused whichever built
+    first, and the right one still works after it)."""
     import threading
 
     import googleapiclient.discovery as discovery
+    from googleapiclient.errors import HttpError
 
+    from drivestage.drive import connections
+
+    emulator = emulator_factory(token="t")
+    monkeypatch.setattr(connections, "_BUILT", {})   # (nothing built for any root yet)
     built: list[str] = []
     real = discovery.createMethod
 
@@ -98,22 +107,37 @@ def test_collections_are_built_once_per_thread_not_per_call(emulator, store, mon
     monkeypatch.setattr(discovery, "createMethod", counting)
     for i in range(3):
         emulator.add_file(f"runs/r/{i}.bin", bytes([i]) * (i + 1))
-    store.resolve("runs/r/0.bin")
+    wrong = connect(api_root=emulator.url, token="wrong")
+    with pytest.raises(errors.AuthError, match="401"):
+        wrong.resolve("runs/r/0.bin")
     first = len(built)
-    assert first > 0  # the first call in this thread built the collection
+    assert first > 0  # the first call in this process built the collection
+    store = connect(api_root=emulator.url, token="t")
+    store.resolve("runs/r/0.bin")
     for _ in range(5):
         assert [e.size for e in sorted(store.list(store.resolve("runs/r")),
                                        key=lambda e: e.name)] == [1, 2, 3]
         assert store.stat(store.resolve("runs/r/2.bin")).size == 3
-    assert len(built) == first, "a metadata call built googleapiclient methods again"
+    assert len(built) == first, "a metadata call or a connection built googleapiclient methods"
     assert store.service.files() is store.service.files()
+    assert store.service.files() is not wrong.service.files()
     other: list = []
     t = threading.Thread(target=lambda: other.extend(
         [store.service.files(), store.service.files(), store.resolve("runs/r/1.bin").size]))
     t.start()
     t.join()
     assert other[0] is other[1] and other[0] is not store.service.files() and other[2] == 2
-    assert len(built) == 2 * first
+    with pytest.raises(errors.AuthError, match="401"):
+        connect(api_root=emulator.url, token="wrong").stat(store.resolve("runs/r/2.bin"))
+    assert store.stat(store.resolve("runs/r/2.bin")).size == 3
+    # A request that names no connection (as the media reads' metadata calls) goes through
+    # the service's own, with its token.
+    fid = store.resolve("runs/r/2.bin").id
+    assert store.service.files().get(fileId=fid, fields="fileSize").execute() == {"fileSize": "3"}
+    with pytest.raises(HttpError) as refused:
+        wrong.service.files().get(fileId=fid, fields="fileSize").execute()
+    assert refused.value.resp.status == 401
+    assert len(built) == first
 
 
 def test_list_all_pages_without_trashed(emulator, store, monkeypatch):

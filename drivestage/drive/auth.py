@@ -283,7 +283,7 @@ def pydrive_session(creds: Any, api_root: Optional[str], timeout: float) -> tupl
     gauth = GoogleAuth(settings=dict(GoogleAuth.DEFAULT_SETTINGS), http_timeout=timeout)
     gauth.credentials = creds
     gauth.http = creds.authorize(connections.build_http(timeout))
-    gauth.service = connections.build_service(connections.discovery_doc(api_root), gauth.http)
+    gauth.service = connections.drive_service(api_root, gauth.http)
     return gauth, GoogleDrive(gauth)
 
 

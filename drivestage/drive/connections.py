@@ -59,35 +59,105 @@ def discovery_doc(api_root: Optional[str]) -> dict[str, Any]:
 
 
 def build_service(doc: dict[str, Any], http: Any) -> Any:
-    """googleapiclient's service from the discovery document ``doc``, whose collections
-    (``files()``, ``about()``...) are built once per thread.
+    """googleapiclient's service from the discovery document ``doc``, whose requests go
+    through ``http``; its collections (``files()``, ``about()``...) are built once per thread.
 
     googleapiclient builds a collection anew on every ``service.files()``, rendering every
     method's documentation (about 3 ms of CPU); PyDrive2 asks for it on every metadata call,
     which made it most of a call's cost on a fast link. A collection holds no per-request
     state (every request names its connection, ``execute(http=...)``), but it is kept per
     thread all the same, as the connections are."""
-    from googleapiclient.discovery import build_from_document
+    return _Built(doc).service(http)
 
-    service = build_from_document(doc, http=http)
-    local = threading.local()
 
-    def cached(name: str, build: Any) -> Any:
-        def collection() -> Any:
-            built = getattr(local, name, None)
+def drive_service(api_root: Optional[str], http: Any) -> Any:
+    """:func:`build_service` on :func:`discovery_doc` of ``api_root``, from a service and
+    collections built once per process for that root: each connection gets copies that send
+    through its own ``http`` (the build, parsing the document and making every method, cost
+    5-10 ms of CPU for each connection and again in each of its threads: 6 % of the CPU of
+    the tests, most of whose connections are to one server)."""
+    key = (api_root, os.environ.get("GOOGLE_CLOUD_UNIVERSE_DOMAIN"))  # (read by the build)
+    with _BUILT_LOCK:
+        built = _BUILT.pop(key, None)
+        if built is None:
+            built = _Built(discovery_doc(api_root))
+        _BUILT[key] = built   # (the most recent last)
+        while len(_BUILT) > _BUILT_KEPT:
+            del _BUILT[next(iter(_BUILT))]
+    return built.service(http)
+
+
+#: The services built per API root (:func:`drive_service`), the most recently used last; a
+#: process talks to one root (tests: one emulator at a time, or a few).
+_BUILT: dict[tuple[Optional[str], Optional[str]], "_Built"] = {}
+_BUILT_KEPT = 4
+_BUILT_LOCK = threading.Lock()
+
+
+class _NoConnection:
+    """The connection of a service that is only copied (:class:`_Built`): never used."""
+
+    def request(self, *args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("drivestage sent a request through a service built to be copied")
+
+
+class _Built:
+    """A googleapiclient service and its collections built once from a discovery document
+    (on no connection), copied for each connection (:func:`_copy_for`)."""
+
+    def __init__(self, doc: dict[str, Any]):
+        from googleapiclient.discovery import build_from_document
+
+        self._root = build_from_document(doc, http=_NoConnection())
+        self._names = [n for n in doc.get("resources", {})
+                       if callable(getattr(self._root, n, None))]
+        self._collections: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def _collection(self, name: str) -> Any:
+        with self._lock:
+            built = self._collections.get(name)
             if built is None:
-                built = build()
-                setattr(local, name, built)
+                built = self._collections[name] = getattr(self._root, name)()
             return built
 
-        collection.__doc__ = build.__doc__
-        return collection
+    def service(self, http: Any) -> Any:
+        """A copy of the service that sends through ``http``, whose collections are copies
+        too, made once per thread."""
+        service = _copy_for(self._root, http)
+        local = threading.local()
 
-    for name in doc.get("resources", {}):
-        build = getattr(service, name, None)
-        if callable(build):
-            setattr(service, name, cached(name, build))
-    return service
+        def cached(name: str) -> Any:
+            def collection() -> Any:
+                mine = getattr(local, name, None)
+                if mine is None:
+                    mine = _copy_for(self._collection(name), http)
+                    setattr(local, name, mine)
+                return mine
+
+            collection.__doc__ = "A collection resource."
+            return collection
+
+        for name in self._names:
+            service.__dict__[name] = cached(name)
+        return service
+
+
+def _copy_for(resource: Any, http: Any) -> Any:
+    """A copy of googleapiclient's ``Resource`` ``resource`` that sends through ``http``: the
+    methods built from the discovery document (the costly part) are the same functions, bound
+    to the copy, which reads its connection as it sends (``self._http``). (``copy.copy``
+    would build them again: a Resource's pickling rebuilds its methods.)"""
+    copy = object.__new__(type(resource))
+    copy.__dict__.update(resource.__dict__)
+    copy._http = http
+    copy._credentials_validated = False   # (checked against this connection's credentials)
+    copy._dynamic_attrs = list(resource._dynamic_attrs)
+    for name in resource._dynamic_attrs:
+        value = resource.__dict__[name]
+        if getattr(value, "__self__", None) is resource:
+            copy.__dict__[name] = value.__func__.__get__(copy, type(copy))
+    return copy
 
 
 def api_root(api_root: Optional[str]) -> Optional[str]:
