@@ -93,10 +93,10 @@ def test_collections_are_built_once_per_process_not_per_call_thread_or_connectio
     import googleapiclient.discovery as discovery
     from googleapiclient.errors import HttpError
 
-    from drivestage.drive import connections
+    from drivestage.drive import services
 
     emulator = emulator_factory(token="t")
-    monkeypatch.setattr(connections, "_BUILT", {})   # (nothing built for any root yet)
+    monkeypatch.setattr(services, "_BUILT", {})   # (nothing built for any root yet)
     built: list[str] = []
     real = discovery.createMethod
 
@@ -138,6 +138,52 @@ def test_collections_are_built_once_per_process_not_per_call_thread_or_connectio
         wrong.service.files().get(fileId=fid, fields="fileSize").execute()
     assert refused.value.resp.status == 401
     assert len(built) == first
+
+
+def test_a_service_made_from_another_roots_makes_the_addresses_of_its_own(emulator_factory, env,
+                                                                        tmp_path, monkeypatch):
+    """The service for a second API root (an emulator on another port, a proxy) is made from
+    the first one's: every address it makes is the one a service built for it makes (a media
+    upload's and a batch's are built from the document's root, not the service's base URL),
+    and an upload through it reaches its own server, not the first."""
+    import httplib2
+    from googleapiclient.http import MediaInMemoryUpload
+
+    from drivestage.drive import services
+    from drivestage.drive.connections import discovery_doc
+
+    def addresses(service):
+        files = service.files()
+        return [files.get(fileId="x").uri, files.get_media(fileId="x").uri,
+                files.list(q="a").uri, files.insert(body={"title": "a"}).uri,
+                files.insert(body={"title": "a"}, media_body=MediaInMemoryUpload(
+                    b"x", resumable=True)).uri,
+                files.insert(body={"title": "a"}, media_body=MediaInMemoryUpload(b"x")).uri,
+                files.update(fileId="y", body={}, media_body=MediaInMemoryUpload(
+                    b"x", resumable=True)).uri,
+                service.about().get().uri, service.permissions().list(fileId="x").uri,
+                service.new_batch_http_request()._batch_uri]
+
+    monkeypatch.setattr(services, "_BUILT", {})
+    first = services.drive_service("http://127.0.0.1:1111/", httplib2.Http())
+    for root in ("http://127.0.0.1:2222/", "https://drive.example:8443/prefix/"):
+        made = services.drive_service(root, httplib2.Http())
+        assert services._BUILT[(root, None)]._like is not None   # (made from the first's)
+        assert addresses(made) == addresses(services.build_service(discovery_doc(root),
+                                                                   httplib2.Http()))
+        assert all(a.startswith(root) for a in addresses(made))
+    assert all(a.startswith("http://127.0.0.1:1111/") for a in addresses(first))
+
+    a, b = emulator_factory(), emulator_factory()
+    path = tmp_path / "w.bin"
+    path.write_bytes(b"weights" * 1000)
+    for emu, other in ((a, b), (b, a)):
+        store = connect(api_root=emu.url, token="t")
+        entry = store.upload(str(path), store.make_folders("runs"), f"{emu.port}.bin")
+        assert emu.find(f"runs/{emu.port}.bin")["md5Checksum"] == entry.md5 \
+            == hashlib.md5(path.read_bytes()).hexdigest()
+        assert other.find(f"runs/{emu.port}.bin") is None
+    assert services._BUILT[(b.url, None)]._like is not None
 
 
 def test_list_all_pages_without_trashed(emulator, store, monkeypatch):

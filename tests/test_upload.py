@@ -472,7 +472,8 @@ def test_drives_own_session_addresses_are_on_the_upload_origin():
     import httplib2
     from googleapiclient.http import MediaInMemoryUpload
 
-    from drivestage.drive.connections import build_service, discovery_doc
+    from drivestage.drive.connections import discovery_doc
+    from drivestage.drive.services import build_service
     from drivestage.drive.upload import same_origin
 
     service = build_service(discovery_doc(None), httplib2.Http())

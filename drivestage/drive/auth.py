@@ -277,13 +277,13 @@ def pydrive_session(creds: Any, api_root: Optional[str], timeout: float) -> tupl
     from pydrive2.auth import GoogleAuth
     from pydrive2.drive import GoogleDrive
 
-    from drivestage.drive import connections
+    from drivestage.drive import connections, services
 
     # An explicit settings dict: GoogleAuth would otherwise read ./settings.yaml if present.
     gauth = GoogleAuth(settings=dict(GoogleAuth.DEFAULT_SETTINGS), http_timeout=timeout)
     gauth.credentials = creds
     gauth.http = creds.authorize(connections.build_http(timeout))
-    gauth.service = connections.drive_service(api_root, gauth.http)
+    gauth.service = services.drive_service(api_root, gauth.http)
     return gauth, GoogleDrive(gauth)
 
 

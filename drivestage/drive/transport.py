@@ -87,7 +87,7 @@ class Transport:
         return http
 
     def files(self) -> Any:
-        """``service.files()`` (built once per thread: :func:`~drivestage.drive.connections.
+        """``service.files()`` (built once per thread: :func:`~drivestage.drive.services.
         build_service`)."""
         return self.service.files()
 
