@@ -24,6 +24,8 @@ from drivestage.temps import namespace_tag
 
 PREFIX, SUFFIX = "trainer-lease-", ".json"
 MAX_CLAIMS = 20   # (read per listing: a folder littered by a fault: the newest are read)
+#: Listings of the claims' folder where a claim changed between its listing and its read.
+MAX_LISTS = 3
 
 #: What a trainer that found the lease held when it first reached Drive (Drive was down at
 #: its start: :meth:`trainer.lease.RunLease._late`) says of the holder: nothing was taken
@@ -97,22 +99,44 @@ class ClaimReader:
     def __init__(self, store: Any) -> None:
         self.store = store
         self._read: dict[tuple[str, str], Optional[Claim]] = {}   # (id, md5) -> claim
+        # A claim file's owner, host, pid and generation as last read (a renewal rewrites
+        # only its times): what stands for it where it changes at every read.
+        self._by_id: dict[str, Claim] = {}
 
     def claims(self, folder: RemoteEntry) -> list[Claim]:
-        """The claims listed in ``folder`` now (the newest :data:`MAX_CLAIMS`), as listed."""
-        found = [e for e in self.store.list(folder) if not e.is_dir and is_claim(e.name)]
-        found.sort(key=lambda e: e.modified, reverse=True)
-        out = []
-        for e in found[:MAX_CLAIMS]:
-            key = (e.id, e.md5 or "")
-            if key not in self._read or not e.md5:
-                self._read[key] = self._parse(e)
-            claim = self._read[key]
-            if claim is not None:
-                out.append(dataclasses.replace(claim, entry=e))   # (as listed now)
+        """The claims listed in ``folder`` now (the newest :data:`MAX_CLAIMS`), as listed.
+
+        A claim renewed between the listing and its read (Drive lists the bytes it had: the
+        read's md5 is another) is a live claim, not none: the folder is listed again, at
+        most :data:`MAX_LISTS` times, and then it stands as last read. Read as none, a
+        ``--take-over`` counted its generation without it, took the same one, and lost to
+        the holder it was to take the lease from (speed38b)."""
+        for listed in range(MAX_LISTS):
+            out, changed = [], []
+            found = [e for e in self.store.list(folder) if not e.is_dir and is_claim(e.name)]
+            found.sort(key=lambda e: e.modified, reverse=True)
+            for e in found[:MAX_CLAIMS]:
+                key = (e.id, e.md5 or "")
+                if key not in self._read or not e.md5:
+                    try:
+                        self._read[key] = self._parse(e)
+                    except RemoteChangedError:   # (renewed since the listing)
+                        changed.append(e)
+                        continue
+                claim = self._read[key]
+                if claim is not None:
+                    self._by_id[e.id] = claim
+                    out.append(dataclasses.replace(claim, entry=e))   # (as listed now)
+            if not changed:
+                return out
+        for e in changed:   # (still changing: as last read, where it was read once)
+            if e.id in self._by_id:
+                out.append(dataclasses.replace(self._by_id[e.id], entry=e))
         return out
 
     def _parse(self, entry: RemoteEntry) -> Optional[Claim]:
+        """The claim ``entry`` holds; None where it holds none (gone since the listing, not
+        a claim); :class:`RemoteChangedError` where it changed since it was listed."""
         if entry.size > 4096:
             return None
         try:
@@ -123,7 +147,7 @@ class ClaimReader:
             return Claim(entry, str(data["owner"]), str(data["host"]), pid,
                          str(data.get("machine", "")), int(data["generation"]),
                          data.get("released") is True)
-        except (NotFoundError, RemoteChangedError, ValueError, KeyError, TypeError,
+        except (NotFoundError, ValueError, KeyError, TypeError,
                 OverflowError):   # (a number JSON read as infinity: garbage, attackfence37)
             return None   # (gone since the listing, or not a claim: no one's)
 
