@@ -34,6 +34,7 @@ LAYERS = [
     ["upload"],  # 0.1.0 compatibility: Md5Cache
     # Google Drive, one backend: nothing outside drivestage.drive (and the door) imports it.
     ["drive.resources", "drive.answers", "drive.lookups", "drive.sliced", "drive.connections",
+     "drive.services",
      "drive.auth", "drive.login", "drive.server_clock",
      "drive.paging", "drive.provenance", "drive.mount_marks", "drive.marks_below",
      "drive.shortcuts", "drive.folders", "drive.sessions", "drive.removal"],
