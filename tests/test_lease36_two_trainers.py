@@ -42,21 +42,15 @@ def _real_settle(monkeypatch):
 LONG = 1000
 
 
-def _spawn(path: str, tmp_path, name: str, *extra: str,
-           fresh: bool = False) -> "tuple[TrainerProcess | subprocess.Popen, str]":
+def _spawn(path: str, tmp_path, name: str, *extra: str) -> "tuple[TrainerProcess, str]":
     """A trainer in a process of its own, with a state folder of its own (another machine),
-    forked with torch imported (tests/_trainer_proc.py: the import was a third of the test);
-    ``fresh``: a fresh interpreter, as before (see the take-over test)."""
+    forked with torch imported (tests/_trainer_proc.py: the import was a third of the test)."""
     err = str(tmp_path / f"{name}.err")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path),
                DRIVESTAGE_STATE_DIR=str(tmp_path / f"state-{name}"), OMP_NUM_THREADS="1")
     args = ["train", "-c", path, "--set", f"train.out_dir={tmp_path / name}", "--set", LEASE,
             *extra]
-    if not fresh:
-        return start_trainer(args, env=env, stderr=err), err
-    with open(err, "w") as fh:
-        return subprocess.Popen([sys.executable, "-m", "trainer", *args], env=env,
-                                stdout=subprocess.DEVNULL, stderr=fh), err
+    return start_trainer(args, env=env, stderr=err), err
 
 
 def _until(what, proc: "TrainerProcess | subprocess.Popen | None" = None, limit: float = 120.0):
@@ -196,11 +190,10 @@ def test_a_second_live_trainer_is_refused(drive_env, store, tiny_config, tmp_pat
 def test_take_over_stops_the_other_trainer_which_pushes_nothing_more(drive_env, store, tiny_config,
                                                                       tmp_path):
     path = tiny_config(**{"drive.logs": LOGS, "train.epochs": LONG, "train.keep_local": 2})
-    # (A fresh interpreter: a forked one ends within the taker's settle wait once it sees the
-    # take-over, and the taker, judging the holder's pid after that wait, not at its first
-    # listing, said "(its holder is gone)" where the line says --take-over: 1 run in 4 here.
-    # trainer/lease.py's race, left to its owner: see speed37b's notes.)
-    old, err = _spawn(path, tmp_path, "old", fresh=True)
+    # (Forked as the others: a fresh interpreter hid two lease races by its slow start, both
+    # fixed: the holder judged gone after the settle wait (4c96eef5) and a claim renewed
+    # between the taker's listing and its read (tests/test_lease38_renewed_read.py).)
+    old, err = _spawn(path, tmp_path, "old")
     new = None
     try:
         _until(lambda: any(n.startswith("epoch_") and n.endswith(".json")
