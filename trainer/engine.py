@@ -243,15 +243,23 @@ def _train(run: Run, data: DataSpec, resumed_rng: Optional[dict]) -> dict:
         if not done:
             s.meter = EpochMeter()
         run.callbacks.fire("on_train_epoch_start", run, epoch)
-        stats = train_one_epoch(
-            run.model, run.criterion, run.optimizer, guarded(loader, run), run.device, start=s.pos,
-            steps=len(loader) + done, lr_at=run.lr_at, scaler=run.scaler, ema=run.ema,
-            meter=s.meter, after_step=lambda pos, logs: _after_step(run, pos, logs),
-            before_step=lambda pos: run.callbacks.fire("on_train_batch_start", run, pos),
-            autocast=_autocast(cfg, run.device), grad_clip=t.grad_clip,
-            channels_last=t.channels_last, world_size=info.world_size,
-            desc=f"epoch {epoch + 1}/{t.epochs}{' (frozen)' if run.frozen else ''}",
-            status=(lambda: run.drive_text(short=True)) if info.is_main else None)
+        batches = guarded(loader, run)
+        try:
+            stats = train_one_epoch(
+                run.model, run.criterion, run.optimizer, batches, run.device, start=s.pos,
+                steps=len(loader) + done, lr_at=run.lr_at, scaler=run.scaler, ema=run.ema,
+                meter=s.meter, after_step=lambda pos, logs: _after_step(run, pos, logs),
+                before_step=lambda pos: run.callbacks.fire("on_train_batch_start", run, pos),
+                autocast=_autocast(cfg, run.device), grad_clip=t.grad_clip,
+                channels_last=t.channels_last, world_size=info.world_size,
+                desc=f"epoch {epoch + 1}/{t.epochs}{' (frozen)' if run.frozen else ''}",
+                status=(lambda: run.drive_text(short=True)) if info.is_main else None)
+        except BaseException:
+            # Its workers end with the epoch, not when its error is collected: a stop's error
+            # kept (a notebook's last traceback) kept them running, holding their memory, and
+            # the collection waited up to 5 s for each (evalworkers38).
+            batches.close()
+            raise
         distributed.broadcast_buffers(run.model)  # every rank leaves with rank 0's BN statistics
         row, metrics = _evaluate_epoch(run, epoch, stats, val_loader, eval_set)
         final = metrics or final

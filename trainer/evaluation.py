@@ -59,15 +59,25 @@ def evaluate(model: nn.Module, dataset: Any, class_names: Sequence[str], device:
                         multiprocessing_context=context)
     size = dataset.input_size
     detections: dict[int, np.ndarray] = {}
-    for images, indices, sizes in (watched(loader, stop) if stop is not None else loader):
-        if stop is not None:
-            stop.check()
-        outputs = model(images.to(device))
-        decoded = decode(outputs, base.anchors, base.anchors_mask, size)
-        results = postprocess(decoded, conf_thres=conf_thresh, nms_thres=nms_thresh,
-                              image_sizes=sizes, input_size=size, letterbox=True)
-        for det, idx in zip(results, indices.tolist()):
-            detections[idx] = det.detach().float().cpu().numpy().reshape(-1, 6)
+    batches = iter(loader)
+    try:
+        for images, indices, sizes in (watched(batches, stop) if stop is not None else batches):
+            if stop is not None:
+                stop.check()
+            outputs = model(images.to(device))
+            decoded = decode(outputs, base.anchors, base.anchors_mask, size)
+            results = postprocess(decoded, conf_thres=conf_thresh, nms_thres=nms_thresh,
+                                  image_sizes=sizes, input_size=size, letterbox=True)
+            for det, idx in zip(results, indices.tolist()):
+                detections[idx] = det.detach().float().cpu().numpy().reshape(-1, 6)
+    finally:
+        # The workers end with the loop, however it ends: an error (a worker's MemoryError)
+        # kept the loader alive by its traceback (a notebook keeps the last error), its
+        # workers holding their memory until a garbage collection found it, at any later
+        # call, which then waited up to 5 s for each of them (evalworkers38).
+        end = getattr(batches, "_shutdown_workers", None)
+        if end is not None:
+            end()
     gt = unreadable.ground_truth(dataset, stop)   # (a damaged XML: the epoch saved)
     map50, ap = voc_map(detections, gt, len(class_names), iou_thresh=0.5)
     per_class = {name: (None if math.isnan(v) else float(v)) for name, v in zip(class_names, ap)}

@@ -414,6 +414,9 @@ def guarded(loader: Iterable, run: Any) -> Iterator:
     unreadable.note(getattr(run, "cfg", None))
     try:
         yield from _batches(loader, stop, died, at_once=_alone())
+    except GeneratorExit:   # (closed before its end: a stop's error; its workers end now)
+        release()
+        raise
     finally:
         _flag, _fetching, _current = None, False, None
 
