@@ -1,0 +1,219 @@
+"""A push's send loop (:class:`Sends`, a mixin of :class:`drivestage.push_job.PushJob`;
+split from push_job.py at its line cap): what to send (:class:`Todo`), checkpoints first and
+a sidecar only after its checkpoints are verified on the store, each file guarded at its
+commit points (:mod:`drivestage.push_fence`); its old copies settled once all were sent
+(:mod:`drivestage.old_copies`)."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Iterable, Mapping, Optional
+
+from drivestage import pool, sidecar, sidecar_phases, snapshots
+from drivestage.errors import MovedAwayError, NotFoundError, QuotaExceededError
+from drivestage.local_tree import LocalFile
+from drivestage.old_copies import Key, Listings, Swap
+from drivestage.paths import StorePath
+from drivestage.push_folders import at_path
+from drivestage.push_resend import Resends
+from drivestage.push_result import Outstanding, PushResult
+from drivestage.push_watch import Halt, check_folders
+from drivestage.sizes import format_size
+from drivestage.store import ProgressFn, RemoteEntry
+
+# The name its lines always had (a user's logging config, or grep, may name it).
+log = logging.getLogger("drivestage.upload_tree")
+
+
+@dataclass
+class Todo:
+    """One file to send."""
+
+    lf: LocalFile
+    target: Optional[RemoteEntry]   # updated in place (keeps its id); None: a new file
+    olds: list[RemoteEntry]         # same-named copies deleted once the new one is verified
+    duplicates: bool = False        # the name had several files (another machine's copies)
+
+
+
+class Sends(Resends):
+    """A push's send loop; the push supplies what it reads."""
+
+    jobs: int
+    progress: Optional[ProgressFn]
+    outstanding: Outstanding
+    result: PushResult
+    path: StorePath
+    listing: Listings
+    vanished: set[str]
+    said: set[str]
+
+    def _is_checkpoint(self, lf: LocalFile, paired: Mapping[str, str]) -> bool:  # the push's
+        raise NotImplementedError
+
+    def _send(self, files: list[LocalFile], todo: list[Todo]) -> None:
+        """Checkpoints first; a sidecar only after its checkpoints are verified on the store."""
+        pending = {(t.lf.folder_rel, t.lf.name) for t in todo}
+        self.outstanding.start(t.lf.rel for t in todo)
+        owners = self.copies.learn(files)
+        after = {k for k, mine in owners.items() if mine & pending}
+        first = [t for t in todo if (t.lf.folder_rel, t.lf.name) not in after]
+        second = [t for t in todo if (t.lf.folder_rel, t.lf.name) in after]
+        failed: dict[Key, BaseException] = {}
+        # Replaced checkpoints: their old copies go only once the sidecars are updated too, so
+        # that a copy the sidecar vouches for is on the store at every step.
+        swapped: list[Swap] = []
+        mutex = self.mutex
+        # Once Drive kept failing uploads (or refused for quota or the day), no other
+        # starts (push_watch.Halt). What is not sent is left for the next push, its old
+        # copies kept.
+        halt = Halt()
+        left_out: list[str] = []
+
+        def send(item: Todo) -> None:
+            lf, key = item.lf, (item.lf.folder_rel, item.lf.name)
+            if owners.get(key, set()) & set(failed):
+                return  # never a sidecar for a checkpoint that is not verified
+            if halt.cause is not None:
+                with mutex:
+                    failed[key] = halt.cause
+                    left_out.append(lf.rel)
+                return
+            moved = [0, 0]   # bytes sent; of them, this file's (its copy made by this push)
+            def count(n: int) -> None:
+                moved[0] += n
+                if self.progress:
+                    self.progress(n)
+            def made(n: int) -> None:   # (in place: guarded between chunks, the last commits)
+                moved[1] += n
+                count(n)
+                if item.target is not None:
+                    self.fence.between(moved[1], lf.size)
+            def upload(path: str) -> RemoteEntry:
+                def to(folder: RemoteEntry) -> RemoteEntry:
+                    return self.store.upload(
+                        path, folder, lf.name, replace=item.target, chunk_size=self.chunk_size,
+                        progress=made, md5_cache=self.cache if path == lf.path else None)
+                try:
+                    return to(self.remote_folder[lf.folder_rel])
+                except MovedAwayError as moved:
+                    home = at_path(self.store, self.path, self.remote_folder, moved.parents,
+                                   lf.folder_rel)
+                    if home is not None:  # a dedupe's move: updated where the path leads
+                        return to(home)
+                    # The user's: updated by id, their other folder got these bytes.
+                    log.warning("%s; left as it is, sent as a new file", moved)
+                    item.target = None
+                    return to(self.remote_folder[lf.folder_rel])
+            # A sidecar only when it vouches for what is on the store (sidecar_copy); a file
+            # that kept changing while it was sent (a log) as it was at one moment (snapshots).
+            try:
+                self.fence.check()   # (before a byte is sent, or a copy updated in place)
+                if item.target is not None:   # (a sidecar it replaces vouches for a copy)
+                    self._send_gone_again(owners.get(key, set()), count, before=True)
+                    sidecar_phases.first(self, key, item.target)   # (its sidecar first)
+                def again(ck: Key) -> RemoteEntry:   # (into the copy it replaced in place)
+                    sidecar_phases.first(self, ck, self.copies.sent[ck])
+                    return self._send_again(ck, count, self.copies.sent[ck])
+                with self.copies.sidecar_source(key, lf.path, owners.get(key, set()),
+                                                again) as src:
+                    entry = None if src is None else snapshots.upload(
+                        upload, src, copy=src == lf.path and not self._whole(item),
+                        changing=self.cache.changing)  # remembered for the cache's life
+            except BaseException as exc:
+                # Only the local file gone is skipped: NotFoundError (also a
+                # FileNotFoundError) is Drive's 404, its folder deleted: a failure, not exit 0.
+                if not isinstance(exc, FileNotFoundError) or isinstance(exc, NotFoundError):
+                    with mutex:
+                        failed[key] = exc
+                    halt.failed(exc)
+                    raise
+                log.info("%s disappeared before it was uploaded; skipped", lf.path)
+                self._vanished(lf)
+                entry = None
+            if not entry:  # gone, or left for the next push: the old copies stay
+                with mutex:
+                    failed[key] = FileNotFoundError(lf.path)
+                return
+            try:   # (a new copy: its own until its sidecar vouches for it; one in place: not)
+                if item.target is None:
+                    self.fence.made(key, entry, final=key not in self.copies.sides_of,
+                                    own=moved[1] > 0)   # (none sent: an earlier push's)
+                self.fence.committed(owners.get(key, ()))
+            except Exception as exc:
+                with mutex:
+                    failed[key] = exc
+                raise
+            if item.target is None and item.olds:
+                with mutex:
+                    swapped.append(Swap(lf.rel, key, entry, item.olds, item.duplicates))
+            else:  # updated in place: its duplicates go now that it is verified
+                self.copies.remove(lf.rel, entry, item.olds, item.duplicates)
+            with mutex:
+                self.copies.sent[key] = entry
+                self.result.uploaded.append(lf.rel)
+                self.result.bytes_sent += moved[0]
+            try:
+                self._send_gone_again(owners.get(key, set()), count)
+            except BaseException:
+                with mutex:   # its checkpoints' old copies stay (settle)
+                    failed[key] = RuntimeError("a checkpoint it vouches for is not on the store")
+                raise
+            halt.verified()
+            self.outstanding.done(lf.rel)
+            log.info("uploaded %s (%s)", lf.rel, format_size(lf.size))
+
+        errors: list[BaseException] = []
+        for batch in (first, second):
+            if not batch:
+                continue
+            if batch is second:  # a sidecar updated in place vouches for what was sent
+                self._check_folders()
+            if self.jobs == 1 or len(batch) == 1:
+                for item in batch:
+                    try:
+                        send(item)
+                    except QuotaExceededError as exc:
+                        errors.append(exc)
+                        break
+                    except Exception as exc:
+                        errors.append(exc)
+            else:
+                # A Ctrl-C stops the uploads under way between chunks and starts no other.
+                errors.extend(r for r in pool.each(send, batch, self.jobs, "drivestage-up")
+                              if isinstance(r, BaseException))
+        if self.fence.broken is not None:   # (the caller may write no more: nothing goes)
+            self.fence.undo(self.store)
+            raise self.fence.broken
+        # Before an old copy goes, not after: in a folder trashed meanwhile the new copy is
+        # in the trash, and the old one may have moved out to the path (dedupe keeps the
+        # oldest folder): deleted, the path held no copy the sidecar vouched for.
+        self._check_folders({k[0] for k, e in failed.items() if isinstance(e, NotFoundError)})
+        self.copies.settle(swapped, set(failed))
+        if left_out:
+            log.error("%d files not sent: Drive kept failing; the next push sends them",
+                      len(left_out))
+        if errors:
+            if len(errors) > 1:
+                log.error("%d uploads failed; the first: %s", len(errors), errors[0])
+            raise errors[0]
+
+
+    def _check_folders(self, also: Iterable[str] = ()) -> None:
+        """The folders this push sent files into (and ``also``: those Drive answered an
+        upload 404) are live (:func:`push_watch.check_folders`)."""
+        check_folders(self.store, self.remote_folder,
+                      {key[0] for key in self.copies.sent} | set(also), self.said,
+                      by_path=bool(self.path.names))
+
+    def _whole(self, item: Todo) -> bool:
+        """Sent from the file itself only, never from a copy taken while it changed: a
+        checkpoint (a copy of a half-written one is no checkpoint) or a sidecar."""
+        lf = item.lf
+        return bool(item.olds and item.target is None) or sidecar.is_sidecar(lf.name) or \
+            (lf.folder_rel, lf.name) in self.copies.sides_of or self._is_checkpoint(lf, {})
+
+    def _vanished(self, lf: LocalFile) -> None:
+        self.outstanding.done(lf.rel)  # nothing left to send
+        with self.mutex:
+            self.vanished |= set() if lf.folder_rel else {lf.name}
