@@ -14,6 +14,9 @@ that returns where the caller may still write, and raises where it may not. The 
   without a sidecar: until that check passes). A copy the store answered with but of which
   the push sent no byte (a listing that lagged: the file an earlier push made, which its
   sidecar may vouch for) is checked, never its own;
+- a checkpoint sent once more (:mod:`drivestage.push_resend`) as its first send: before it
+  starts, between its chunks into a copy updated in place, and a new copy checked once sent
+  and this push's own in the first copy's place (:meth:`Fence.resent`);
 - before a sidecar is written (each upload is checked before), before each removal of old
   copies, before retention's deletions, the room made for the uploads and ``--delete``.
 
@@ -94,6 +97,19 @@ class Fence:
         self.check()
         if final:
             self.committed([key])
+
+    def resent(self, key: Key, entry: RemoteEntry, own: bool = True) -> None:
+        """``entry``, a new copy of ``key`` sent again (the copy first made went from the
+        store before its sidecar: another runtime's ``push --delete``): in that copy's place
+        as this push's own while that was its own still (no sidecar vouches for it yet), and
+        checked now, as :meth:`made` checks a first copy: a guard refusing then stops the
+        push before the sidecar vouches for it, and the copy is removed (resendfence39)."""
+        if self._guard is None:
+            return
+        with self._lock:
+            if own and key in self._own:
+                self._own[key] = entry
+        self.check()
 
     def committed(self, keys: Iterable[Key]) -> None:
         """The copies of ``keys`` are vouched for on the store now (their sidecar went): no

@@ -7,6 +7,7 @@ first send is (:mod:`drivestage.push_fence`)."""
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from typing import Iterable, Optional
 
@@ -73,12 +74,28 @@ class Resends:
     def _send_again(self, ck: Key, count: ProgressFn,
                     replace: Optional[RemoteEntry] = None) -> RemoteEntry:
         """The checkpoint ``ck`` this push sent, sent once more as it is now (``replace``:
-        into that copy, where the store replaced it in place: never a copy beside it)."""
+        into that copy, where the store replaced it in place: never a copy beside it).
+        Guarded as its first send was: before it starts; into the copy in place, between its
+        chunks (its last chunk commits it: :meth:`~drivestage.push_fence.Fence.between`, so
+        a guard refusing meanwhile leaves that copy's bytes as they were); a new copy, once
+        sent (:meth:`~drivestage.push_fence.Fence.resent`: this push's own, in the first
+        copy's place, while no sidecar vouches for it)."""
         self.fence.check()
-        again = self.store.upload(self.copies.local[ck], self.remote_folder[ck[0]], ck[1],
-                                  replace=replace, chunk_size=self.chunk_size, progress=count,
+        path = self.copies.local[ck]
+        size = os.path.getsize(path)   # (as the first send's chunks count against its size)
+        moved = [0]
+
+        def progress(n: int) -> None:
+            moved[0] += n
+            count(n)
+            if replace is not None:
+                self.fence.between(moved[0], size)
+
+        again = self.store.upload(path, self.remote_folder[ck[0]], ck[1], replace=replace,
+                                  chunk_size=self.chunk_size, progress=progress,
                                   md5_cache=self.cache)
+        if replace is None:   # (none sent: a copy an earlier push made, never its own)
+            self.fence.resent(ck, again, own=moved[0] > 0)
         with self.mutex:
             self.copies.sent[ck] = again
         return again
-
