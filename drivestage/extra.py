@@ -372,9 +372,10 @@ def _inside(listed: Listings, entry: RemoteEntry, room: int,
 
 
 def apply(store: RemoteStore, root: RemoteEntry, deletions: Deletions,
-          removal: Removal) -> list[str]:
+          removal: Removal, check: Optional[Callable[[], None]] = None) -> list[str]:
     """Remove what :func:`decide` found (after saying how many items go, and where); returns
-    their paths."""
+    their paths. ``check`` (the push's guard) before each removal request: what it raises
+    stops the removals there."""
     if not deletions.doomed:
         return []
     how = "permanently" if removal.permanent else f"to {store.trash_place()}"
@@ -383,7 +384,8 @@ def apply(store: RemoteStore, root: RemoteEntry, deletions: Deletions,
     removed: list[str] = []
     for doomed in _rounds(deletions.doomed):
         # In as few requests as the store can (Drive: batches), each outcome its own.
-        outcome = store.delete_many([d.entry for d in doomed], trash=not removal.permanent)
+        outcome = store.delete_many([d.entry for d in doomed], trash=not removal.permanent,
+                                    check=check)
         failed = None
         for d in doomed:
             exc = outcome.get(d.entry.id, LookupError())  # (absent: not tried, after a failure)

@@ -214,9 +214,16 @@ def spent(listing: Iterable[RemoteEntry]) -> list[tuple[RemoteEntry, Optional[fl
 
 
 def clear(store: RemoteStore, listing: Iterable[RemoteEntry],
-          gone: Iterable[Optional[str]] = ()) -> int:
+          gone: Iterable[Optional[str]] = (),
+          check: Callable[[], None] = lambda: None) -> int:
     """Clear the marks of :func:`spent` files of ``listing`` (but those whose ids are in
-    ``gone``: deleted by this pass) on ``store``; how many went."""
+    ``gone``: deleted by this pass) on ``store``; how many went. ``check`` (a push's guard:
+    :mod:`drivestage.push_fence`) before each: a write too."""
     deleted = set(gone)
-    return sum(1 for e, came_at in spent(listing)
-               if e.id not in deleted and store.clear_seen(e, came_at))
+    cleared = 0
+    for e, came_at in spent(listing):
+        if e.id in deleted:
+            continue
+        check()
+        cleared += bool(store.clear_seen(e, came_at))
+    return cleared

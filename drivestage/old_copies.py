@@ -236,9 +236,8 @@ class OldCopies:
                         ", ".join(e.id for e in said), kept.id)
             with self.mutex:
                 self.replaced.append(rel)
-        if gone:
-            self.check()
         for e in gone:
+            self.check()   # (before each: a guard refusing midway removes no more)
             try:
                 self.store.delete(e, trash=self.use_trash)
             except NotFoundError:
@@ -252,8 +251,8 @@ class OldCopies:
             log.warning("%s: %d files had this name (ids %s); kept %s (the newest, equal to the "
                         "local file) and removed the others", lf.rel, len(olds) + 1,
                         ", ".join(e.id for e in [kept] + olds), kept.id)
-            self.check()
             for e in olds:
+                self.check()
                 try:
                     self.store.delete(e, trash=self.use_trash)
                 except NotFoundError:

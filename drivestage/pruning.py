@@ -203,8 +203,10 @@ class Deletions:
     copy of its name was listed any more) and the kept checkpoint lost its epoch, metrics
     and verification."""
 
-    def __init__(self, store: RemoteStore, use_trash: bool):
+    def __init__(self, store: RemoteStore, use_trash: bool,
+                 check: Optional[Callable[[], None]] = None):
         self.store, self.use_trash = store, use_trash
+        self.check = check   # before each removal request (a push's guard: push_fence)
         self.left: set[str] = set()   # names of which a deletion was left alone
         self.gone: set[str] = set()   # ids deleted (or found gone)
         self.stale = False            # what the plan keeps changed: nothing deleted
@@ -236,8 +238,9 @@ class Deletions:
     def _many(self, ds: list[Decision], kept: Sequence[Decision] = ()) -> set[int]:
         entries = [_entry(d) for d in ds]
         outcome = {} if not ds else self.store.delete_many(
-            entries, trash=self.use_trash, kept=[_entry(d) for d in kept]) if kept else \
-            self.store.delete_many(entries, trash=self.use_trash)
+            entries, trash=self.use_trash, kept=[_entry(d) for d in kept],
+            check=self.check) if kept else \
+            self.store.delete_many(entries, trash=self.use_trash, check=self.check)
         went, failed = set(), None
         for d in ds:
             if d.id not in outcome:
@@ -269,7 +272,8 @@ class Deletions:
 def apply(store: RemoteStore, decided: Plan, folder: RemoteEntry, use_trash: bool,
           skip: Iterable[str] = (), twins: Optional[Mapping[str, Sequence[RemoteEntry]]] = None,
           left: Iterable[Decision] = (), confirm: bool = False,
-          written: Iterable[str] = ()) -> list[Decision]:
+          written: Iterable[str] = (),
+          check: Optional[Callable[[], None]] = None) -> list[Decision]:
     """Apply the plan's deletions (but ids in ``skip``); returns those applied. With
     ``confirm``, what the plan keeps on the store is read with the first checks, and if one
     is gone or changed since the listing nothing is deleted (a lagging listing showed the
@@ -282,13 +286,14 @@ def apply(store: RemoteStore, decided: Plan, folder: RemoteEntry, use_trash: boo
     deleted file's ``twins`` (:attr:`FolderView.twins`) go with it. ``left``: decisions
     whose deletion was left alone earlier in this pass (:func:`drivestage.push_room.
     make_room`): not tried again, and their sidecars stay. The files go first, in batches
-    (:meth:`Deletions.many`), then the sidecars."""
+    (:meth:`Deletions.many`), then the sidecars; ``check`` (a push's guard) before each
+    removal request."""
     decided = _with_twins(decided, twins or {})
     done = set(skip)
     # The names whose new copy keeps a sidecar: those the plan deletes (a sidecar belongs to
     # the one name it vouches for: beside a kept name it does not, it goes, see retention).
     managed = {d.name for d in decided if d.kind in (CHECKPOINT, AUTOSAVE) and not d.keep}
-    deletes = Deletions(store, use_trash)
+    deletes = Deletions(store, use_trash, check)
     # Left alone by a deletion earlier in this pass (a push pruning for room): not asked
     # again (its warning said once), and its sidecars stay.
     deletes.left |= {d.name for d in left}

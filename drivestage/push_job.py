@@ -143,7 +143,8 @@ class PushJob(Sends):
                 deletions.doomed and isinstance(store, LocalDirStore)
                 and delete_held_back(store.describe(root))):   # (mount31)
             self.fence.check()
-            self.result.deleted = extra.apply(store, root, deletions, removal)
+            self.result.deleted = extra.apply(store, root, deletions, removal,
+                                              check=self.fence.check)
         if decision is not None and self.vanished:  # planned as sent (as the newest verified)
             local = {n: f for n, f in self._top_local(files).items() if n not in self.vanished}
             folder = pruning.view(store, self.listing[""], local, self.policy, self.cache)
@@ -151,7 +152,8 @@ class PushJob(Sends):
         if decision is not None:
             self._apply(decision, folder.twins if folder is not None else {})
             first_seen.clear(store, [e for es in self.listing.get("", {}).values() for e in es],
-                             gone=[d.id for d in decision if not d.keep])
+                             gone=[d.id for d in decision if not d.keep],
+                             check=self.fence.check)
 
     def _plan(self, folder: pruning.FolderView, local: Iterable[str]) -> Plan:
         """Retention over DEST. The newest local checkpoint (and autosave) of every run is
@@ -259,7 +261,7 @@ class PushJob(Sends):
         where = f"{len(todo)} file(s) into {self.store.describe(root)}"
         pruned, self.room_left = push_room.make_room(self.store, needed, where, decision,
                                                      folder, self.policy, self.use_trash,
-                                                     into=root)
+                                                     into=root, check=self.fence.check)
         self.result.pruned += pruned
 
     def _apply(self, decision: Plan, twins: Mapping[str, list[RemoteEntry]]) -> None:
@@ -269,4 +271,4 @@ class PushJob(Sends):
         self.result.pruned += push_room.apply_plan(
             self.store, decision, self.remote_folder[""], self.use_trash,
             {d.id or "" for d in self.result.pruned}, twins, self.room_left,
-            self.copies.repairs, self.copies.sent)
+            self.copies.repairs, self.copies.sent, check=self.fence.check)

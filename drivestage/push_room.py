@@ -7,7 +7,7 @@ a newest verified checkpoint), and the plan applied once every upload is verifie
 from __future__ import annotations
 
 import logging
-from typing import Mapping, Optional, Sequence
+from typing import Callable, Mapping, Optional, Sequence
 
 from drivestage import pruning
 
@@ -24,13 +24,14 @@ log = logging.getLogger(__name__)
 
 def make_room(store: RemoteStore, needed: int, where: str, decision: Optional[Plan],
               folder: Optional[FolderView], policy: RetentionPolicy,
-              use_trash: bool, into: Optional[RemoteEntry] = None
+              use_trash: bool, into: Optional[RemoteEntry] = None,
+              check: Optional[Callable[[], None]] = None
               ) -> tuple[list[Decision], list[Decision]]:
     """Room for ``needed`` more bytes before a push to ``where`` (the folder ``into``) sends
     one: what the policy deletes anyway goes first (:func:`pre_prune_victims`), or
     QuotaExceededError when even that is not enough. Returns what went, and what the store
     left alone (changed since the listing: the retention after the uploads does not try it
-    again, nor warn twice)."""
+    again, nor warn twice). ``check``: the push's guard, before each removal request."""
     q = store.quota(into)
     if q.free is None or needed <= q.free:
         return [], []
@@ -49,7 +50,7 @@ def make_room(store: RemoteStore, needed: int, where: str, decision: Optional[Pl
                 where, format_size(needed), format_size(q.free))
     # Those the store left alone (changed since the listing) are not reported as pruned, and
     # their sidecars stay (Deletions); the quota read again says whether there is room.
-    deletes = Deletions(store, use_trash)
+    deletes = Deletions(store, use_trash, check)
     # What it spares (the newest verified checkpoint of each run) is read with the first
     # checks: a listing that lags showed the newest one the user had just trashed, and every
     # other one went. One gone or changed: nothing goes. (Not all the plan keeps: one kept
@@ -68,12 +69,14 @@ def apply_plan(store: RemoteStore, decision: Plan, folder: RemoteEntry, use_tras
                applied: set[str], twins: Mapping[str, list[RemoteEntry]],
                left: Sequence[Decision],
                repairs: Sequence[tuple[LocalFile, RemoteEntry, list[RemoteEntry]]],
-               sent: Mapping[tuple[str, str], RemoteEntry]) -> list[Decision]:
+               sent: Mapping[tuple[str, str], RemoteEntry],
+               check: Optional[Callable[[], None]] = None) -> list[Decision]:
     """The plan's remote deletions in DEST's top ``folder`` (after every upload of the push
     was verified), with the copies of the same bytes of each file it deletes
     (:attr:`pruning.FolderView.twins`); ``applied``: ids deleted already, ``left``: those
     :func:`make_room` left alone. None into a Google Drive mount (:func:`_held_back`).
-    Returns the decisions applied."""
+    ``check``: the push's guard, before each removal request. Returns the decisions
+    applied."""
     if _held_back(store, decision, folder):
         return []
     # What the plan keeps is read first (a listing that lags showed a checkpoint the
@@ -84,7 +87,8 @@ def apply_plan(store: RemoteStore, decision: Plan, folder: RemoteEntry, use_tras
                                                if not lf.folder_rel for e in olds})
     # (Not as listed: its old copies, gone by this push's hand.)
     decision = pruning.sent_instead(decision, {n: e for (f, n), e in sent.items() if not f})
-    return pruning.apply(store, decision, folder, use_trash, applied, twins, left, confirm=True)
+    return pruning.apply(store, decision, folder, use_trash, applied, twins, left, confirm=True,
+                         check=check)
 
 
 def _held_back(store: RemoteStore, decision: Plan, folder: RemoteEntry) -> bool:

@@ -299,13 +299,18 @@ class RemoteStore(abc.ABC):
         """Delete permanently, or move to the trash when ``trash``."""
 
     def delete_many(self, entries: Sequence[RemoteEntry], *, trash: bool = False,
-                    kept: Sequence[RemoteEntry] = ()) -> dict[str, Optional[DriveStageError]]:
+                    kept: Sequence[RemoteEntry] = (),
+                    check: Optional[Callable[[], None]] = None
+                    ) -> dict[str, Optional[DriveStageError]]:
         """:meth:`delete` of each of ``entries``: id -> None (deleted) or the error its
         deletion ended with (NotFoundError: gone already; LeftAloneError: changed since the
         listing). It stops at the first other failure; the items it did not try are not in
         the answer. A backend may send them in fewer requests (Drive: batches). ``kept``:
         what the plan keeps, read first: one gone or not as listed (:func:`kept_moved`)
-        leaves every entry alone, with that error."""
+        leaves every entry alone, with that error. ``check`` (a push's guard:
+        :mod:`drivestage.push_fence`) is called before each request that removes (here each
+        item's): what it raises stops the pass there, raised (a lease lost in the middle of
+        a pass removes nothing more)."""
         out: dict[str, Optional[DriveStageError]] = {}
         for k in kept:
             try:
@@ -319,6 +324,8 @@ class RemoteStore(abc.ABC):
                 return dict.fromkeys((e.id for e in entries), kept_moved(self.describe(k),
                                                                          change))
         for e in entries:
+            if check is not None:
+                check()
             try:
                 self.delete(e, trash=trash)
             except (NotFoundError, LeftAloneError) as exc:

@@ -122,7 +122,9 @@ class Deletes:
         self._folder_ids = {k: v for k, v in self._folder_ids.items() if v != entry.id}
 
     def delete_many(self, entries: Sequence[RemoteEntry], *, trash: bool = False,
-                    kept: Sequence[RemoteEntry] = ()) -> dict[str, Optional[DriveStageError]]:
+                    kept: Sequence[RemoteEntry] = (),
+                    check: Optional[Callable[[], None]] = None
+                    ) -> dict[str, Optional[DriveStageError]]:
         """:meth:`delete` of each of ``entries``, in batches of
         :data:`~drivestage.drive.batches.MAX_CALLS`: a files.get batch (the check), then a
         batch of the deletes the checks let through, each call's own answer acted on as a
@@ -130,7 +132,9 @@ class Deletes:
         otherwise than gone or left alone; what it did not try is not in the answer
         (:meth:`drivestage.store.RemoteStore.delete_many`). ``kept`` are read with the first
         checks (in their batch) and told first: one not as listed (:class:`KeptMovedError`)
-        or not read leaves every entry alone, with that error."""
+        or not read leaves every entry alone, with that error. ``check`` is called before
+        each request that removes (a batch of deletes, or a lone item's: :meth:`_remove_many`);
+        what it raises stops the pass there, raised."""
         out: dict[str, Optional[DriveStageError]] = {}
         entries = list({e.id: e for e in entries}.values())  # one call per item in a batch
         doomed = {e.id for e in entries}
@@ -148,7 +152,7 @@ class Deletes:
             kept = []
             out.update(checked)
             ok = [e for e in chunk if e.id in checked and checked[e.id] is None]
-            out.update(self._remove_many(ok, trash))
+            out.update(self._remove_many(ok, trash, check or _unchecked))
             # (Lists, not generators: a Ctrl-C in a generator closed later is ignored.)
             if any([_stops(exc) for exc in out.values()]):
                 break
@@ -259,14 +263,17 @@ class Deletes:
             return {}
         return got
 
-    def _remove_many(self, ok: list[RemoteEntry], trash: bool
+    def _remove_many(self, ok: list[RemoteEntry], trash: bool,
+                     check: Callable[[], None] = lambda: None
                      ) -> dict[str, Optional[DriveStageError]]:
         """The deletes (or trashes) of ``ok``, checked: in one batch request, or one request
-        each on a server without Drive's batches (or for one item)."""
+        each on a server without Drive's batches (or for one item); ``check()`` before each
+        such request (the caller's guard: one per batch, where its deletes go at once)."""
         if len(ok) < 2 or self._no_batches:
-            return self._remove_each(ok, trash)
+            return self._remove_each(ok, trash, check)
         where = {self._key(e): self.describe(e) for e in ok}
         sent: dict[str, int] = {}
+        check()
         try:
             got = batches.call_many(self.transport, where, "trash" if trash else "delete", sent)
         except batches.NoBatches as exc:
@@ -274,29 +281,31 @@ class Deletes:
             # done: a lone delete then answers 404, taken as gone).
             log.info("%s; each item is removed alone", exc)
             self._no_batches = True
-            return self._remove_each(ok, trash)
+            return self._remove_each(ok, trash, check)
         out: dict[str, Optional[DriveStageError]] = {}
         refused: dict[str, DriveStageError] = {}
         for e in ok:
             key, name = self._key(e), where[self._key(e)]
-            outcome = self._settle(e, got[key], name, trash, sent.get(key, 1))
+            outcome = self._settle(e, got[key], name, trash, sent.get(key, 1), check)
             if outcome is not None and answers.drive_refused(outcome) and not trash:
                 refused[e.id] = outcome  # tried as a trash below, as a lone delete is
             else:
                 out[e.id] = outcome
         if refused:
-            out.update(self._trash_instead([e for e in ok if e.id in refused], refused))
+            out.update(self._trash_instead([e for e in ok if e.id in refused], refused,
+                                           check))
         for e in ok:
             if out[e.id] is None:
                 self._forget(e)
         return out
 
     def _settle(self, e: RemoteEntry, got: batches.Got, where: str, trash: bool,
-                sent: int) -> Optional[DriveStageError]:
+                sent: int, check: Callable[[], None] = lambda: None
+                ) -> Optional[DriveStageError]:
         """The outcome of one delete (or trash) call in a batch: None when done."""
         verb = "trash" if trash else "delete"
         if isinstance(got, batches.Doubtful):
-            return self._recheck(e, where, trash)
+            return self._recheck(e, where, trash, check)
         if not isinstance(got, BaseException):
             return None
         failure = answers.failure_of(got)
@@ -305,7 +314,8 @@ class Deletes:
         typed = retry.translate(got, f"{verb} {where}")  # the one place that types answers
         return typed if isinstance(typed, DriveStageError) else DriveStageError(str(typed))
 
-    def _recheck(self, e: RemoteEntry, where: str, trash: bool) -> Optional[DriveStageError]:
+    def _recheck(self, e: RemoteEntry, where: str, trash: bool,
+                 check: Callable[[], None] = lambda: None) -> Optional[DriveStageError]:
         """A call whose answer came twice in the batch's: neither is believed. The item is
         read alone: gone (or in the trash, asked for that) is done; else it is removed
         alone, its own answer acted on."""
@@ -321,13 +331,16 @@ class Deletes:
             return None
         log.info("%s: the batch's answer named its call twice; it is still there, removed "
                  "alone", where)
-        return self._remove_each([e], trash)[e.id]
+        return self._remove_each([e], trash, check)[e.id]
 
-    def _remove_each(self, ok: list[RemoteEntry], trash: bool
+    def _remove_each(self, ok: list[RemoteEntry], trash: bool,
+                     check: Callable[[], None] = lambda: None
                      ) -> dict[str, Optional[DriveStageError]]:
-        """One request each (:func:`removal.remove`), stopping at a failure."""
+        """One request each (:func:`removal.remove`), ``check()`` before each, stopping at
+        a failure."""
         out: dict[str, Optional[DriveStageError]] = {}
         for e in ok:
+            check()
             try:
                 removal.remove(self.call, self.drive.CreateFile({"id": self._key(e)}),
                                self.describe(e), trash, drive_id=self._drive_of(e),
@@ -341,13 +354,15 @@ class Deletes:
                 self._forget(e)
         return out
 
-    def _trash_instead(self, items: list[RemoteEntry], refused: Mapping[str, DriveStageError]
+    def _trash_instead(self, items: list[RemoteEntry], refused: Mapping[str, DriveStageError],
+                       check: Callable[[], None] = lambda: None
                        ) -> dict[str, Optional[DriveStageError]]:
         """Permanent deletes Drive refused, tried as trashes in one batch (a shared drive's
         Content manager), one warning per shared drive and process; both refused: why
         (:func:`drivestage.drive.answers.not_removed`)."""
         where = {self._key(e): self.describe(e) for e in items}
         sent: dict[str, int] = {}
+        check()
         try:
             got = batches.call_many(self.transport, where, "trash", sent)
         except batches.NoBatches:
@@ -356,9 +371,9 @@ class Deletes:
         for e in items:
             key = self._key(e)
             if key in got:
-                again = self._settle(e, got[key], where[key], True, sent.get(key, 1))
+                again = self._settle(e, got[key], where[key], True, sent.get(key, 1), check)
             else:  # no batch: alone
-                again = self._remove_each([e], True)[e.id]
+                again = self._remove_each([e], True, check)[e.id]
             if again is None:
                 removal.warn_trashed_instead(self._drive_of(e) or self.label, where[key],
                                              refused[e.id], self._drive_of(e))
@@ -367,6 +382,10 @@ class Deletes:
                 out[e.id] = answers.not_removed(where[key], refused[e.id], again,
                                                 self._drive_of(e))
         return out
+
+
+def _unchecked() -> None:
+    """No guard: every removal goes on."""
 
 
 def _check_kept(res: Mapping[str, Any], entry: RemoteEntry, listed_in: Optional[str],
