@@ -17,8 +17,11 @@ that returns where the caller may still write, and raises where it may not. The 
 - a checkpoint sent once more (:mod:`drivestage.push_resend`) as its first send: before it
   starts, between its chunks into a copy updated in place, and a new copy checked once sent
   and this push's own in the first copy's place (:meth:`Fence.resent`);
-- before a sidecar is written (each upload is checked before), before each removal of old
-  copies, before retention's deletions, the room made for the uploads and ``--delete``.
+- before a sidecar is written (each upload is checked before);
+- before each removal: of old copies, retention's deletions, the room made for the uploads,
+  ``--delete``, a first-seen mark cleared; one check per request that removes (an item's, or
+  on Drive a batch of up to 100 deletes: ``RemoteStore.delete_many``'s ``check``), so a
+  guard that starts refusing in the middle of a loop stops it there (removalfence39).
 
 A guard that raises once is raised again at every later point without being called (the
 push stops). The push then removes what is its own (the new copies no sidecar has vouched
