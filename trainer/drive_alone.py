@@ -39,8 +39,8 @@ def send(drive: "DriveFolder", paths: Sequence[str],
     older pair (a shared drive's Contributor), that pair is updated in place instead, a
     verified pair at every step (:mod:`trainer.alone_in_place`: one more pair of those
     names was left at every such send, for good: stopcopy36). The run's lease is checked
-    before each upload and before anything is removed (:meth:`trainer.lease.RunLease.guard`),
-    and after each upload: lost, the copies sent that no sidecar vouches for yet are
+    before each upload and before each removal (:meth:`trainer.lease.RunLease.guard`: a
+    lease lost in the middle of the removals removes nothing more), and after each upload: lost, the copies sent that no sidecar vouches for yet are
     removed (they are this send's own) and :class:`~trainer.errors.LeaseLostError` raised,
     as a push does (:mod:`drivestage.push_fence`)."""
     from drivestage.localfs import file_md5
@@ -87,18 +87,28 @@ def send(drive: "DriveFolder", paths: Sequence[str],
         aside += drive._store.aside(got)   # (a local DEST's old copy: removed below)
         listed = drive._store.list(folder)
         sent[name] = _one_of(drive, got, [e for e in listed if e.name == name and not
-                                        e.is_dir and (e.md5 or "").lower() == md5])
-    if aside or pair:
-        guard()   # (before anything is removed)
+                                        e.is_dir and (e.md5 or "").lower() == md5],
+                             lambda: _checked(drive, guard, own))
     for old in aside:   # (the old copy a store holding one file of a name kept aside)
+        guard()   # (before each removal: a lease lost midway removes nothing more)
         try:
             drive._store.delete(old)
         except NotFoundError:
             pass
     if pair:
+        refused: list[Exception] = []
+
+        def check() -> None:   # (the guard's error is the send's, never "not removed")
+            try:
+                guard()
+            except Exception as exc:
+                refused.append(exc)
+                raise
         try:   # (that listing is of after the checkpoint was verified: no request more)
-            _replace_older(drive, folder, listed, names[0], paths[1], names[1], sent)
+            _replace_older(drive, folder, listed, names[0], paths[1], names[1], sent, check)
         except DriveStageError as exc:   # (both are verified: said, not a failed send)
+            if refused:
+                raise
             logger.warning("%s is verified on Drive, but its older copy there could not "
                            "be removed (%s): two files of that name are left", drive.where(
                                names[0]), exc)
@@ -150,16 +160,19 @@ def _not_theirs(drive: "DriveFolder", listing: Sequence[RemoteEntry], side_path:
             raise OtherRunFile(name, said.run)
 
 
-def _one_of(drive: "DriveFolder", got: RemoteEntry, same: Sequence[RemoteEntry]) -> RemoteEntry:
+def _one_of(drive: "DriveFolder", got: RemoteEntry, same: Sequence[RemoteEntry],
+            check: Callable[[], None] = _unguarded) -> RemoteEntry:
     """Of ``got`` (just verified) and the copies of the same name and bytes listed beside
     it (a push that sent it too), the one made first (:func:`_before`), the others
     removed (the same bytes are verified there). Another process sending the same bytes
     at once took ``got`` for its twin as this one took its: each removed the other's
-    and no copy was left (attackdel31); the first made is kept by each process."""
+    and no copy was left (attackdel31); the first made is kept by each process. ``check``
+    (the run's lease) before each removal."""
     first = min([got] + [e for e in same if e.id != got.id],
                 key=lambda e: (e.created, e.id))
     for twin in {e.id: e for e in [got, *same]}.values():
         if twin.id != first.id:
+            check()   # (the run's lease, before each removal)
             try:
                 drive._store.delete(twin)
             except NotFoundError:   # (the other process removed it)
@@ -169,14 +182,16 @@ def _one_of(drive: "DriveFolder", got: RemoteEntry, same: Sequence[RemoteEntry])
 
 def _replace_older(drive: "DriveFolder", folder: RemoteEntry, listing: Sequence[RemoteEntry],
                    name: str, side_path: str, side_name: str,
-                   sent: dict[str, RemoteEntry]) -> None:
+                   sent: dict[str, RemoteEntry],
+                   check: Callable[[], None] = _unguarded) -> None:
     """Remove the older pair of ``path``'s name that its pair, just verified (``sent``),
     replaces (``name``, ``side_name``: the names they went under): a stop at the iteration of an earlier branch's stop (a resume from an older
     checkpoint) left two files of each name on Drive for good, where a push replaces
     them (stopleft31). Only in a run folder (marked: :mod:`drivestage.run_folders`), and
     only an old sidecar of this run (``keep_other_runs``) not further on
     (:mod:`drivestage.behind`), made on Drive before this one (:func:`_before`), with the
-    copies it vouches for; a doubt leaves all."""
+    copies it vouches for; a doubt leaves all. ``check`` (the run's lease) before each
+    removal."""
     mine = sidecars.read(side_path)
     ours = sent.get(side_name)
     if mine is None or mine.run is None or ours is None or not drive._own(folder):
@@ -205,6 +220,7 @@ def _replace_older(drive: "DriveFolder", folder: RemoteEntry, listing: Sequence[
             return
         gone += [side] + vouched
     for old in gone:   # (its sidecar first: nothing vouches for a copy left by a kill)
+        check()   # (the run's lease, before each removal: lost, nothing more goes)
         try:
             drive._store.delete(old)
         except NotFoundError:
