@@ -1,11 +1,11 @@
 """removalfence39: a stop's save sent alone (``DriveFolder.send_alone``) removes the older
 pair of its names once the new one is verified, the twins of its bytes, the old copy a
 directory kept aside: each removal is preceded by the run's lease now. The older pair was
-removed after one check before the first removal (its sidecar, then its checkpoint), and the
-twins with none: a lease lost between two removals (another trainer took the run over) still
-removed the rest; and the lease's error raised there was taken for a removal Drive refused
-(a warning, the send a success). The lease refuses by what the emulator's request log
-shows, never by time; the real PyDrive2 stack against the emulator; real checkpoint files."""
+removed after one check before the first removal (its sidecar, then its checkpoint): a
+lease lost between two removals (another trainer took the run over) still removed the rest.
+Lost there, the lease's error is the send's, never taken for a removal Drive refused (a
+warning, the send a success). The lease refuses by what the emulator's request log shows,
+never by time; the real PyDrive2 stack against the emulator; real checkpoint files."""
 from __future__ import annotations
 
 import os
