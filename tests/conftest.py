@@ -355,6 +355,10 @@ def _boot_ticks() -> int:
     return int(time.clock_gettime(time.CLOCK_BOOTTIME) * _TICKS)
 
 
+#: What the command line of a helper process that lives as long as this one says.
+_HELPERS = ("resource_tracker", "forkserver", os.sep + "_forkcli.py ")
+
+
 def _processes_since(ticks: int) -> dict[int, str]:
     """Processes started at ``ticks`` or later (clock ticks since boot), running (not
     zombies), that inherited this worker's marker: {pid: command line}."""
@@ -376,10 +380,11 @@ def _processes_since(ticks: int) -> dict[int, str]:
                 cmd = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
         except (OSError, ValueError, IndexError):
             continue  # ended meanwhile, or another user's
-        # multiprocessing's helpers (its fork server, its resource tracker) live as long as
-        # this process, by design: those this process started itself. What the fork server
-        # forks (tests/_trainer_proc.py's trainers) keeps its command line: a test's own.
-        if ("resource_tracker" in cmd or "forkserver" in cmd) and int(fields[1]) == os.getpid():
+        # multiprocessing's helpers (its fork server, its resource tracker) and the CLI fork
+        # server (tests/_forkcli.py, started at first use: whichever test that is) live as
+        # long as this process, by design: those this process started itself. What a fork
+        # server forks (a trainer, a drivestage run) keeps its command line: a test's own.
+        if (any(helper in cmd for helper in _HELPERS) and int(fields[1]) == os.getpid()):
             continue
         found[int(entry)] = cmd
     return found
