@@ -64,10 +64,16 @@ class Doomed:
 
 @dataclass(frozen=True)
 class Deletions:
-    """What ``--delete`` removes, and how many items that is (folders with what they hold)."""
+    """What ``--delete`` removes, and how many items that is (folders with what they hold).
+    ``removed_from``: for an item with several parents, the folders its removal takes it out
+    of that the plan reckoned with (:func:`drivestage.other_parents.removed_from`), for the
+    store's check before each deletion; ``listed``: the decision's listings (what the items
+    removed in the end count, no request more)."""
 
     doomed: list[Doomed]
     items: int
+    removed_from: Mapping[str, frozenset[str]] = dataclasses.field(default_factory=dict)
+    listed: Optional["Listings"] = dataclasses.field(default=None, compare=False)
 
 
 def default_limit(src_files: int) -> int:
@@ -144,8 +150,9 @@ def decide(store: RemoteStore, root: RemoteEntry, listing: Mapping[str, Mapping[
                 doomed.append(Doomed(rel, e))
     limit = removal.limit if removal.limit is not None else default_limit(len(tree.files))
     doomed, total, exact = _count(listed, doomed, limit, marked, held)
+    folders = _folders(root, listing)
     if exact:   # (else refused below: what goes is not known whole, nor needed)
-        doomed, total = _spare(listed, root, listing, doomed, total)
+        doomed, total = _spare(listed, root, folders, doomed, total)
     if total > limit:
         where = store.describe(root)
         how_many = f"{total} items" if exact else f"at least {total} items"
@@ -155,21 +162,28 @@ def decide(store: RemoteStore, root: RemoteEntry, listing: Mapping[str, Mapping[
         raise DeletionRefusedError(
             f"push --delete would remove {how_many} from {where}, {why}; nothing was sent or "
             f"deleted. Check SRC and DEST, or allow it with --max-delete {total}", count=total)
-    return Deletions(doomed, total)
+    going = [(d.rel, d.entry) for d in doomed]
+    return Deletions(doomed, total, other_parents.removed_from(listed, going, folders,
+                                                               listed.cached), listed)
 
 
-def _spare(listed: "Listings", root: RemoteEntry,
-           listing: Mapping[str, Mapping[str, list[RemoteEntry]]], doomed: list[Doomed],
-           total: int) -> tuple[list[Doomed], int]:
-    """``doomed`` less what would take along an item also in a folder the push does not
-    remove (:func:`drivestage.other_parents.spare`, on the listings made: no request more),
-    said once per store and item, and the items that removes."""
+def _folders(root: RemoteEntry, listing: Mapping[str, Mapping[str, list[RemoteEntry]]]
+             ) -> dict[str, set[str]]:
+    """The ids of DEST's folders the push listed and those in them, by path (``""``: DEST)."""
     folders: dict[str, set[str]] = {"": {root.id}}
     for folder_rel, index in listing.items():
         for name, entries in index.items():
             ids = {e.id for e in entries if e.is_dir and not e.linked}
             if ids:
                 folders.setdefault(f"{folder_rel}/{name}" if folder_rel else name, set()).update(ids)
+    return folders
+
+
+def _spare(listed: "Listings", root: RemoteEntry, folders: Mapping[str, set[str]],
+           doomed: list[Doomed], total: int) -> tuple[list[Doomed], int]:
+    """``doomed`` less what would take along an item also in a folder the push does not
+    remove (:func:`drivestage.other_parents.spare`, on the listings made: no request more),
+    said once per store and item, and the items that removes."""
     going, kept = other_parents.spare(listed, [(d.rel, d.entry) for d in doomed], folders,
                                       listed.cached)
     fresh = _reread(listed.store, kept)
@@ -385,7 +399,7 @@ def apply(store: RemoteStore, root: RemoteEntry, deletions: Deletions,
     for doomed in _rounds(deletions.doomed):
         # In as few requests as the store can (Drive: batches), each outcome its own.
         outcome = store.delete_many([d.entry for d in doomed], trash=not removal.permanent,
-                                    check=check)
+                                    removed_from=deletions.removed_from, check=check)
         failed = None
         for d in doomed:
             exc = outcome.get(d.entry.id, LookupError())  # (absent: not tried, after a failure)

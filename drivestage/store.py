@@ -10,7 +10,8 @@ import abc
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Iterator, Optional, Protocol, Sequence, Union
+from typing import Callable, Collection, Iterable, Iterator, Mapping, Optional, Protocol, \
+    Sequence, Union
 
 from drivestage.errors import DanglingShortcutError, DriveStageError, KeptMovedError, \
     LeftAloneError, NotFoundError, PermissionDeniedError, QuotaExceededError, RemoteError, UsageError
@@ -300,7 +301,8 @@ class RemoteStore(abc.ABC):
 
     def delete_many(self, entries: Sequence[RemoteEntry], *, trash: bool = False,
                     kept: Sequence[RemoteEntry] = (),
-                    check: Optional[Callable[[], None]] = None
+                    check: Optional[Callable[[], None]] = None,
+                    removed_from: Optional[Mapping[str, Collection[str]]] = None
                     ) -> dict[str, Optional[DriveStageError]]:
         """:meth:`delete` of each of ``entries``: id -> None (deleted) or the error its
         deletion ended with (NotFoundError: gone already; LeftAloneError: changed since the
@@ -310,7 +312,12 @@ class RemoteStore(abc.ABC):
         leaves every entry alone, with that error. ``check`` (a push's guard:
         :mod:`drivestage.push_fence`) is called before each request that removes (here each
         item's): what it raises stops the pass there, raised (a lease lost in the middle of
-        a pass removes nothing more)."""
+        a pass removes nothing more).
+        ``removed_from``: by id, the folders
+        besides the one it was listed in that the caller removes an item from too (an item
+        with several parents, which a deletion takes from all): a backend that leaves an
+        item also in another folder (Drive) lets it go where those are all its folders.
+        Ignored here: a directory's item is in one folder."""
         out: dict[str, Optional[DriveStageError]] = {}
         for k in kept:
             try:

@@ -12,7 +12,7 @@ do lag, and an item is deleted only while it is still what the listing showed.
 from __future__ import annotations
 
 import logging
-from typing import Any, Mapping, Optional
+from typing import Any, Collection, Mapping, Optional
 
 from drivestage.drive.resources import FOLDER_MIME, SHORTCUT_MIME, run_marked
 from drivestage.errors import LeftAloneError, WrongItemError
@@ -117,13 +117,15 @@ def moved_since_listed(res: Mapping[str, Any], entry: RemoteEntry,
 
 
 def check_as_listed(res: Mapping[str, Any], entry: RemoteEntry, listed_in: Optional[str],
-                    where: str, *, marked_before: bool = False) -> None:
+                    where: str, *, marked_before: bool = False,
+                    also: Collection[str] = ()) -> None:
     """Before ``entry`` is deleted: files.get shows it now as ``res``, which must be the item
     a listing showed (its name, in the folder ``listed_in`` (else ``entry.parent_id``), with
     its md5; each unknown is not compared), else :class:`LeftAloneError` (a NotFoundError:
     what the plan meant to delete is not there any more: callers take it as gone). Drive's listings lag (and a cache
     may serve an old one): a checkpoint the user renamed or moved away to keep it was still
-    listed as it was, and a prune deleted it from its new name or folder."""
+    listed as it was, and a prune deleted it from its new name or folder. ``also``: folders
+    the caller removes it from too (:func:`elsewhere`)."""
     _check_kind(res, entry, where)
     now = res.get("md5Checksum")
     change = moved_since_listed(res, entry, listed_in)
@@ -137,7 +139,7 @@ def check_as_listed(res: Mapping[str, Any], entry: RemoteEntry, listed_in: Optio
     if change is None and entry.md5 and isinstance(now, str) and now.lower() != entry.md5.lower():
         change = f"given other content (md5 {now})"
     _left_if(change, where)
-    if elsewhere(res, entry, listed_in) is not None:
+    if elsewhere(res, entry, listed_in, also) is not None:
         folder = where.rsplit("/", 1)[0] if "/" in where else where
         said = (f"{where} was not deleted: it is also in another folder (an item with two "
                 "parents, kept from before 2020), and its removal would take it from there "
@@ -147,8 +149,8 @@ def check_as_listed(res: Mapping[str, Any], entry: RemoteEntry, listed_in: Optio
         raise LeftAloneError(said)
 
 
-def elsewhere(res: Mapping[str, Any], entry: RemoteEntry,
-              listed_in: Optional[str]) -> Optional[str]:
+def elsewhere(res: Mapping[str, Any], entry: RemoteEntry, listed_in: Optional[str],
+              also: Collection[str] = ()) -> Optional[str]:
     """A parent files.get's ``res`` names besides the folder ``entry`` was listed in (else
     its ``parent_id``); None where there is none, or that folder is not known. Drive's delete
     and trash take an item from every folder it is in (a second parent kept from before
@@ -156,14 +158,14 @@ def elsewhere(res: Mapping[str, Any], entry: RemoteEntry,
     replacement of ``best.pt`` deleted the old copy for good from ``Archive`` too, and a
     listing that left ``parents`` out had ``push --delete`` trash ``drive:Docs/x.pdf`` with
     ``runs/x.pdf`` (attackout38). Only the folder the deletion was pointed at counts: a
-    caller that decided on more (``push --delete``'s folders each removed whole) removes
-    those folders, whose trash takes the item along."""
+    caller that decided on more names them in ``also`` (``push --delete``: the folders of
+    DEST it removes the item from, item by item or whole; parents39)."""
     parents = res.get("parents")
     home = listed_in or entry.parent_id
     if not isinstance(parents, list) or not home:
         return None
     for p in parents:
-        if not isinstance(p, Mapping) or p.get("id") == home or \
+        if not isinstance(p, Mapping) or p.get("id") == home or p.get("id") in also or \
                 (p.get("isRoot") is True and home == "root"):
             continue
         return str(p.get("id"))

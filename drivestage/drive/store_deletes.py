@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Callable, Mapping, Optional, Sequence, TypeVar
+from typing import Any, Callable, Collection, Mapping, Optional, Sequence, TypeVar
 
 from drivestage.drive import answers, batches, marks_below, provenance, removal, retry
 from drivestage.drive.resources import DriveEntry, is_trashed
@@ -123,7 +123,8 @@ class Deletes:
 
     def delete_many(self, entries: Sequence[RemoteEntry], *, trash: bool = False,
                     kept: Sequence[RemoteEntry] = (),
-                    check: Optional[Callable[[], None]] = None
+                    check: Optional[Callable[[], None]] = None,
+                    removed_from: Optional[Mapping[str, Collection[str]]] = None
                     ) -> dict[str, Optional[DriveStageError]]:
         """:meth:`delete` of each of ``entries``, in batches of
         :data:`~drivestage.drive.batches.MAX_CALLS`: a files.get batch (the check), then a
@@ -134,14 +135,18 @@ class Deletes:
         checks (in their batch) and told first: one not as listed (:class:`KeptMovedError`)
         or not read leaves every entry alone, with that error. ``check`` is called before
         each request that removes (a batch of deletes, or a lone item's: :meth:`_remove_many`);
-        what it raises stops the pass there, raised."""
+        what it raises stops the pass there, raised.
+        ``removed_from``: the folders
+        the caller removes an item from besides the one it was listed in (by id), which the
+        check lets it go from (:func:`drivestage.drive.provenance.elsewhere`)."""
         out: dict[str, Optional[DriveStageError]] = {}
         entries = list({e.id: e for e in entries}.values())  # one call per item in a batch
         doomed = {e.id for e in entries}
         kept = [k for k in {k.id: k for k in kept}.values() if k.id not in doomed]
         for at in range(0, len(entries), batches.MAX_CALLS):
             chunk = entries[at:at + batches.MAX_CALLS]
-            checked = self._check_many(chunk, kept)  # (over 100 calls: two batch requests)
+            # (over 100 calls: two batch requests)
+            checked = self._check_many(chunk, kept, removed_from or {})
             bad = ([checked[k.id] for k in kept if checked.get(k.id) is not None] + [None])[0]
             if bad is not None:
                 # What the plan keeps is not what it counted on (a lagging listing still
@@ -158,7 +163,8 @@ class Deletes:
                 break
         return out
 
-    def _check_many(self, chunk: list[RemoteEntry], kept: Sequence[RemoteEntry] = ()
+    def _check_many(self, chunk: list[RemoteEntry], kept: Sequence[RemoteEntry] = (),
+                    removed_from: Mapping[str, Collection[str]] = {}
                     ) -> dict[str, Optional[DriveStageError]]:
         """The check of :meth:`delete` for each item of ``chunk``, read in one batch: id ->
         None (to delete) or why not; it stops at an item whose check failed otherwise (an
@@ -212,7 +218,8 @@ class Deletes:
                     if e.id in below:
                         raise below[e.id]
                     provenance.check_as_listed(raw, e, self._listed_in.get(e.id), where,
-                                               marked_before=self._marks_asked.get(e.id, False))
+                                               marked_before=self._marks_asked.get(e.id, False),
+                                               also=removed_from.get(e.id, ()))
                     if e.id in changed:
                         marks_below.leave(changed[e.id])
             except NotFoundError as exc:
