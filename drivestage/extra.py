@@ -396,6 +396,7 @@ def apply(store: RemoteStore, root: RemoteEntry, deletions: Deletions,
     log.warning("--delete: removing %d item%s from %s that are not in SRC (%s)", deletions.items,
                 "" if deletions.items == 1 else "s", store.describe(root), how)
     removed: list[str] = []
+    went: list[Doomed] = []
     for doomed in _rounds(deletions.doomed):
         # In as few requests as the store can (Drive: batches), each outcome its own.
         outcome = store.delete_many([d.entry for d in doomed], trash=not removal.permanent,
@@ -409,11 +410,31 @@ def apply(store: RemoteStore, root: RemoteEntry, deletions: Deletions,
                 failed = failed or exc
                 continue
             removed.append(d.rel)
+            went.append(d)
             log.info("deleted %s (not in the local tree)%s", d.rel,
                      "" if removal.permanent else " to the trash")
         if failed is not None:
             raise failed
+    _say_removed(store, root, deletions, went)
     return removed
+
+
+def _say_removed(store: RemoteStore, root: RemoteEntry, deletions: Deletions,
+                 went: list[Doomed]) -> None:
+    """Where the checks made just before the removals left some of what the count line
+    said goes (each said by the store: changed on Drive since the listing, also in a folder
+    the plan did not see), one line with the items that did go (folders with what they
+    hold, on the decision's listings: no request). The count line is said before those
+    checks; it counted items left after it (attackout38)."""
+    if deletions.listed is None:
+        return
+    done = other_parents.count(deletions.listed, [(d.rel, d.entry) for d in went])
+    if done >= deletions.items:
+        return
+    left = deletions.items - done
+    log.warning("--delete: removed %d of those %d items from %s; %d %s left in place (the "
+                "lines above say why)", done, deletions.items, store.describe(root), left,
+                "was" if left == 1 else "were")
 
 
 def _rounds(doomed: list[Doomed]) -> list[list[Doomed]]:

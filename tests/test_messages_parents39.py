@@ -1,0 +1,27 @@
+"""The troubleshooting entries of parents39, each made to happen through the CLI, PyDrive2
+and the emulator over HTTP."""
+from __future__ import annotations
+
+import pytest
+
+import _cli
+from _messages import renders, shown
+from test_attackout38_lying import DEST
+from test_attacksync36_walk import _parents
+from test_outside38_delete import _src
+
+
+@pytest.fixture
+def env(local_state, drive_env, fast_retries):
+    return local_state
+
+
+@renders("--delete: removed … of those … items from …; … left in place")
+def test_push_delete_says_how_many_went_where_the_checks_left_some(emulator, env, tmp_path):
+    emulator.add_file("runs/stray.txt", b"stray\n")
+    emulator.add_file("Docs/report.pdf", b"%PDF a report\n")
+    _parents(emulator, "Docs/report.pdf", "runs")
+    emulator.list_leaves_out = {"parents"}
+    code, _, err = _cli.run("push", str(_src(tmp_path)), DEST(emulator), "--delete")
+    assert code == 0, err
+    shown("--delete: removed … of those … items from …; … left in place", err)
