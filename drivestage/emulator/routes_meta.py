@@ -153,6 +153,14 @@ class MetadataRoutes:
         after += [p for p in map(self.store.resolve, add) if p not in after]
         gone = set(map(self.store.resolve, remove))
         check_single_parent([p for p in after if p not in gone], len(rec["parents"]))
+        if gone and not [p for p in after if p not in gone]:
+            if rec.get("driveId") is not None:   # (a shared drive's item has exactly one)
+                raise EmulatorApiError(403, "teamDrivesParentLimit",
+                                       "A shared drive item must have exactly one parent.")
+            # Drive (v2 parents.delete): an item of My Drive whose last parent is removed
+            # "is placed under its owner's root".
+            add = [self.store.root_id if rec.get("owner") is None
+                   else self.store.owner_root(rec["owner"])]
         rec = self.store.update_meta(rec["id"], meta, add_parents=add, remove_parents=remove,
                                      set_modified=self._flag("setModifiedDate"))
         self._send_resource(200, self._render(rec))
