@@ -63,6 +63,12 @@ class LeftAloneError(NotFoundError):
     tell it apart, so as not to say it was deleted."""
 
 
+class StaysElsewhereError(LeftAloneError):
+    """An item a removal was meant for is also in another folder (a second parent Drive kept
+    from before 2020), and neither a deletion (which takes it from every folder) nor taking
+    it out of that one folder only (Drive refused) was done: it stays, in all of them."""
+
+
 class KeptMovedError(LeftAloneError):
     """An item the plan keeps (the newest checkpoint, what keep_last counts) was deleted,
     trashed, renamed, moved or given other bytes since the listing the plan was made from:

@@ -239,9 +239,11 @@ class OldCopies:
         for e in gone:
             self.check()   # (before each: a guard refusing midway removes no more)
             try:
-                self.store.delete(e, trash=self.use_trash)
+                # (One also in another folder loses only this folder: the new copy takes its
+                # name here, and its bytes stay there; parents39.)
+                self.store.take_out(e, trash=self.use_trash)
             except NotFoundError:
-                pass  # already gone (another push removed it)
+                pass  # already gone (another push removed it), or left (the store said why)
 
     def repair(self) -> None:
         """Same-named copies of unchanged files (another machine's): keep the newest."""
@@ -254,7 +256,7 @@ class OldCopies:
             for e in olds:
                 self.check()
                 try:
-                    self.store.delete(e, trash=self.use_trash)
+                    self.store.take_out(e, trash=self.use_trash)
                 except NotFoundError:
                     pass
             self.replaced.append(lf.rel)

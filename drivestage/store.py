@@ -344,6 +344,18 @@ class RemoteStore(abc.ABC):
                 out[e.id] = None
         return out
 
+    def take_out(self, entry: RemoteEntry, *, trash: bool = False) -> bool:
+        """Remove ``entry`` from the folder it was listed in: :meth:`delete` it (``trash``:
+        to the trash), or, where the store keeps it in other folders too (Drive: a file with
+        two parents, kept from before 2020), take only that folder's link away, said in one
+        line: True then (it stays in the others). For callers whose item is not wanted in
+        that folder and whose bytes stay there anyway (a replaced checkpoint's old copy, a
+        dedupe's same-bytes copy): a link taken away is for good (Drive adds no second
+        parent since 2020). The default: :meth:`delete` (a directory's item is in one
+        folder)."""
+        self.delete(entry, trash=trash)
+        return False
+
     def move(self, entry: RemoteEntry, source: RemoteEntry, target: RemoteEntry) -> None:
         """Move ``entry`` out of the folder ``source`` into the folder ``target``, keeping
         what it is (Drive: its id, bytes and sharing). Only a backend whose folders can hold

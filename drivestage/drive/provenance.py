@@ -15,7 +15,7 @@ import logging
 from typing import Any, Collection, Mapping, Optional
 
 from drivestage.drive.resources import FOLDER_MIME, SHORTCUT_MIME, run_marked
-from drivestage.errors import LeftAloneError, WrongItemError
+from drivestage.errors import LeftAloneError, StaysElsewhereError, WrongItemError
 from drivestage.paths import printable
 from drivestage.store import RemoteEntry
 
@@ -119,13 +119,49 @@ def moved_since_listed(res: Mapping[str, Any], entry: RemoteEntry,
 def check_as_listed(res: Mapping[str, Any], entry: RemoteEntry, listed_in: Optional[str],
                     where: str, *, marked_before: bool = False,
                     also: Collection[str] = ()) -> None:
+    """:func:`check_unchanged`, and an item also in a folder besides ``listed_in`` and
+    ``also`` (:func:`elsewhere`) is left (:func:`stays_elsewhere`, said)."""
+    check_unchanged(res, entry, listed_in, where, marked_before=marked_before)
+    if elsewhere(res, entry, listed_in, also) is not None:
+        raise stays_elsewhere(where)
+
+
+def stays_elsewhere(where: str, refused: Optional[BaseException] = None) -> StaysElsewhereError:
+    """The error (and warning, said here) of ``where`` left for another folder it is also
+    in; ``refused``: Drive's refusal to take it out of its folder only (files.update
+    ``removeParents``: :meth:`drivestage.drive.store_deletes.Deletes.take_out`)."""
+    folder = where.rsplit("/", 1)[0] if "/" in where else where
+    why = "" if refused is None else \
+        f"; Drive refused taking it out of {folder} only ({refused})"
+    said = (f"{where} was not deleted: it is also in another folder (an item with two "
+            "parents, kept from before 2020), and its removal would take it from there too"
+            f"{why}. Take it out of {folder} on Drive (it stays in its other folder) to let "
+            "it go")
+    log.warning("%s", said)
+    return StaysElsewhereError(said)
+
+
+def check_taken_out(res: Mapping[str, Any], item_id: str, home: str, where: str) -> None:
+    """files.update ``removeParents=home`` of ``item_id`` answered ``res``: it must be that
+    item, out of ``home`` and still in a folder (parents unsaid: taken as done). An answer
+    that shows it still in ``home`` would have the caller take it as gone from there."""
+    check_got(res, item_id, where)
+    parents = res.get("parents")
+    if is_in(res, home) is True or (isinstance(parents, list) and not parents):
+        raise WrongItemError(
+            f"take {where} out of its folder: the server answered that it is in folders "
+            f"{', '.join(_parent_ids(res) or []) or '(none)'}, not out of {home} and in "
+            f"another; stopped, nothing done with that answer. {_ADVICE}")
+
+
+def check_unchanged(res: Mapping[str, Any], entry: RemoteEntry, listed_in: Optional[str],
+                    where: str, *, marked_before: bool = False) -> None:
     """Before ``entry`` is deleted: files.get shows it now as ``res``, which must be the item
     a listing showed (its name, in the folder ``listed_in`` (else ``entry.parent_id``), with
     its md5; each unknown is not compared), else :class:`LeftAloneError` (a NotFoundError:
     what the plan meant to delete is not there any more: callers take it as gone). Drive's listings lag (and a cache
     may serve an old one): a checkpoint the user renamed or moved away to keep it was still
-    listed as it was, and a prune deleted it from its new name or folder. ``also``: folders
-    the caller removes it from too (:func:`elsewhere`)."""
+    listed as it was, and a prune deleted it from its new name or folder."""
     _check_kind(res, entry, where)
     now = res.get("md5Checksum")
     change = moved_since_listed(res, entry, listed_in)
@@ -139,14 +175,6 @@ def check_as_listed(res: Mapping[str, Any], entry: RemoteEntry, listed_in: Optio
     if change is None and entry.md5 and isinstance(now, str) and now.lower() != entry.md5.lower():
         change = f"given other content (md5 {now})"
     _left_if(change, where)
-    if elsewhere(res, entry, listed_in, also) is not None:
-        folder = where.rsplit("/", 1)[0] if "/" in where else where
-        said = (f"{where} was not deleted: it is also in another folder (an item with two "
-                "parents, kept from before 2020), and its removal would take it from there "
-                f"too. Take it out of {folder} on Drive (it stays in its other folder) to let "
-                "it go")
-        log.warning("%s", said)
-        raise LeftAloneError(said)
 
 
 def elsewhere(res: Mapping[str, Any], entry: RemoteEntry, listed_in: Optional[str],

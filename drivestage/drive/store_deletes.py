@@ -98,6 +98,48 @@ class Deletes:
                        scope=self._drive_of(entry) or self.label)
         self._forget(entry)
 
+    def take_out(self, entry: RemoteEntry, *, trash: bool = False) -> bool:
+        """:meth:`delete`, except for a file also in another folder (a second parent kept
+        from before 2020), which only the folder it was listed in loses (files.update
+        ``removeParents``; the same files.get check first, the answer checked after): it
+        stays in its other folders, said in one line; True then. For good: Drive adds no
+        second parent since 2020, so that link cannot be put back (a shortcut may stand for
+        it). Where Drive refuses (:func:`~drivestage.drive.answers.drive_refused`), it is left
+        in all, as a deletion leaves it (:func:`~drivestage.drive.provenance.stays_elsewhere`).
+        No request more than a deletion's: the files.get, then the update in its place."""
+        if entry.is_dir or (isinstance(entry, DriveEntry) and entry.via_shortcut):
+            self.delete(entry, trash=trash)
+            return False
+        where, listed_in = self.describe(entry), self._listed_in.get(entry.id)
+        res = self._get(entry.id, where)
+        provenance.check_unchanged(res, entry, listed_in, where)
+        home = listed_in or entry.parent_id
+        other = provenance.elsewhere(res, entry, listed_in)
+        if home is None or other is None:
+            removal.remove(self.call, self.drive.CreateFile({"id": entry.id}), where, trash,
+                           drive_id=self._drive_of(entry),
+                           scope=self._drive_of(entry) or self.label)
+            self._forget(entry)
+            return False
+        folder = where.rsplit("/", 1)[0] if "/" in where else f"drive:id:{home}"
+        f = self.drive.CreateFile({"id": entry.id})
+        try:
+            # (A retry after an answer lost once Drive did it asks to remove a parent it
+            # no longer has: the same end state.)
+            self.call(f"take {where} out of {folder}",
+                      lambda: f.Upload(param={"removeParents": home}))
+        except DriveStageError as exc:
+            if not answers.drive_refused(exc):
+                raise
+            raise provenance.stays_elsewhere(where, exc) from None
+        provenance.check_taken_out(dict(f), entry.id, home, where)
+        log.warning("%s: taken out of %s only, not deleted: it is also in another folder (id "
+                    "%s; an item with two parents, kept from before 2020), where it stays. For "
+                    "good: Drive gives no item a second parent since 2020 (a shortcut may "
+                    "stand for it in %s)", where, folder, other, folder)
+        self._forget(entry)
+        return True
+
     def _unmarked_below(self, folder: RemoteEntry, where: str) -> Optional[str]:
         """LeftAloneError where a run folder was marked in ``folder`` (by a mount) or at any
         depth inside it since the listing; why it is to be left where an item came into it
