@@ -10,7 +10,8 @@ oldest, on the way to a path and everywhere below it, as a user would by hand:
   sharing stay as they were);
 - a same-named folder on both sides is merged the same way, level by level;
 - a file whose name the oldest already holds *with the same bytes* (md5 and size) is a copy:
-  it goes to the trash;
+  it goes to the trash; one also in another folder (a second parent kept from before 2020)
+  is only taken out of the newer folder, and stays in the other;
 - any other item of a name the oldest holds is a **conflict** and stays where it is: which of
   two different ``epoch_001.pt`` is wanted is not ours to decide. Nothing is ever deleted
   for good, and nothing is renamed;
@@ -34,7 +35,7 @@ from typing import Optional, Sequence
 
 from drivestage import run_folders
 from drivestage.errors import DanglingShortcutError, DriveStageError, NotFoundError, \
-    PermissionDeniedError, UsageError, WebPageRefusalError
+    PermissionDeniedError, StaysElsewhereError, UsageError, WebPageRefusalError
 from drivestage.remote import Where, open_store
 from drivestage.paths import StorePath
 from drivestage.store import RemoteEntry, RemoteStore
@@ -88,6 +89,9 @@ class DedupeResult:
     merged: list[Merge] = field(default_factory=list)
     moved: int = 0
     copies_trashed: int = 0
+    #: Same-bytes copies also in another folder (a second parent kept from before 2020),
+    #: taken out of the newer folder only: they stay in the other (parents39).
+    copies_taken_out: int = 0
     folders_trashed: int = 0
     conflicts: list[Conflict] = field(default_factory=list)
     #: Items a newer folder's last listing showed and its first did not (Drive's listing
@@ -100,7 +104,8 @@ class DedupeResult:
     #: someone else while dedupe ran): skipped. The run used to stop at the first one.
     vanished: list[Conflict] = field(default_factory=list)
     #: Same-bytes copies also in a folder outside the newer one (a second parent kept from
-    #: before 2020): the trash would take them from there too, so they stay (attackout38).
+    #: before 2020) that Drive refused taking out of the newer folder only: the trash would
+    #: take them from there too, so they stay (attackout38).
     elsewhere: list[Conflict] = field(default_factory=list)
     dry_run: bool = False
 
@@ -121,6 +126,10 @@ class DedupeResult:
                  f"{would}trashed",
                  f"{self.folders_trashed} empty {_plural(self.folders_trashed, 'folder')} "
                  f"{would}trashed"]
+        if self.copies_taken_out:
+            parts.append(f"{self.copies_taken_out} "
+                         f"{_plural(self.copies_taken_out, 'copy', 'copies')} {would}taken "
+                         "out (also in another folder, where it stays)")
         if self.conflicts:
             parts.append(f"{len(self.conflicts)} {_plural(len(self.conflicts), 'conflict')} "
                          "left in place")
@@ -268,20 +277,11 @@ class _Dedupe:
                 left |= done == _REFUSED
             elif _is_folder(item) and all(_is_folder(e) for e in same):
                 left |= not self._merge_one(oldest(same), item, item_where, depth + 1)
-            elif _copy_of(item, same) and _outside(item, dup):
-                log.warning("%s (id %s) stays: it has the same bytes as the one in %s, but it "
-                            "is also in another folder (an item with two parents, kept from "
-                            "before 2020), which the trash would take it from too",
-                            item_where, item.id, into.id)
-                self.result.elsewhere.append(Conflict(item_where, dup.id, into.id))
-                left = True
             elif _copy_of(item, same):
-                log.info("%s (id %s) has the same bytes as the one in %s: to the trash",
-                         item_where, item.id, into.id)
-                done = self._trash(item, item_where, dup.id)
-                if done == _DONE:
-                    self.result.copies_trashed += 1
-                left |= done == _REFUSED
+                log.info("%s (id %s) has the same bytes as the one in %s: to the trash, or "
+                         "out of this folder only where it is in another too", item_where,
+                         item.id, into.id)
+                left |= self._drop_copy(item, item_where, dup, into)
             else:
                 log.warning("%s (id %s) stays: the oldest folder (id %s) holds another item "
                             "of that name", item_where, item.id, into.id)
@@ -314,6 +314,38 @@ class _Dedupe:
         self.gone.add(item.id)
         self.result.moved += 1
         return _DONE
+
+    def _drop_copy(self, item: RemoteEntry, where: str, dup: RemoteEntry,
+                   into: RemoteEntry) -> bool:
+        """Take the same-bytes copy ``item`` out of ``dup``: to the trash, or, where it is
+        also in another folder (a second parent kept from before 2020), out of ``dup`` only
+        (:meth:`~drivestage.store.RemoteStore.take_out`; it stays there): the trash took it
+        from ``Archive`` too (attackout38), and keeping it left ``dup`` unmerged. Whether it
+        stays in ``dup`` (Drive refused, said)."""
+        if self.dry_run or (not item.removable and not _outside(item, dup)):
+            done = self._trash(item, where, dup.id)   # (dry: nothing done; or refused)
+            if done == _DONE and _outside(item, dup):
+                self.result.copies_taken_out += 1
+            elif done == _DONE:
+                self.result.copies_trashed += 1
+            return done == _REFUSED
+        try:
+            taken = self.store.take_out(item, trash=True)
+        except StaysElsewhereError:   # (Drive refused taking it out only: the store said)
+            self.result.elsewhere.append(Conflict(where, dup.id, into.id))
+            return True
+        except WebPageRefusalError:
+            raise
+        except PermissionDeniedError as exc:
+            return self._refuse(item, where, dup.id, str(exc)) == _REFUSED
+        except NotFoundError as exc:
+            return self._vanished(item, where, dup.id, exc) == _REFUSED
+        self.gone.add(item.id)
+        if taken:
+            self.result.copies_taken_out += 1
+        else:
+            self.result.copies_trashed += 1
+        return False
 
     def _trash(self, item: RemoteEntry, where: str, folder_id: str) -> str:
         """Move ``item`` (in ``folder_id``) to the trash: ``_DONE``, ``_REFUSED`` where this

@@ -386,8 +386,9 @@ def dedupe_cmd(dest: str, dry_run: bool, api_root: Optional[str],
             f"{_items(result.elsewhere, 'stays', 'stay')} in a newer folder: "
             f"{_named(result.elsewhere)}; the oldest folder holds its bytes, but it is also in "
             "another folder (an item with two parents, kept from before 2020), which the trash "
-            "would take it from too. Take it out of the newer folder on Drive (it stays in its "
-            f"other folder), then run `drivestage dedupe {dest}` again")
+            "would take it from too, and Drive refused taking it out of the newer folder only "
+            "(the warning above says why). Take it out of the newer folder on Drive (it stays "
+            f"in its other folder), then run `drivestage dedupe {dest}` again")
     if result.vanished:
         # Skipped, not merged: exit 1, so a script notices something else changed the path.
         gone = _items(result.vanished, "was gone when dedupe came to it",
