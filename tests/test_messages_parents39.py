@@ -25,3 +25,15 @@ def test_push_delete_says_how_many_went_where_the_checks_left_some(emulator, env
     code, _, err = _cli.run("push", str(_src(tmp_path)), DEST(emulator), "--delete")
     assert code == 0, err
     shown("--delete: removed … of those … items from …; … left in place", err)
+
+
+@renders("taken out of … only, not deleted: it is also in another folder")
+def test_a_push_takes_a_replaced_file_also_elsewhere_out_of_its_folder_only(
+        emulator, env, tmp_path):
+    old = emulator.add_file("runs/exp2/best.pt", b"old weights")
+    emulator.store.update_meta(old, {}, add_parents=[emulator.add_folder("Archive")])
+    src = _src(tmp_path)
+    (src / "exp2" / "best.pt").write_bytes(b"new weights!")
+    code, _, err = _cli.run("push", str(src), "drive:runs")
+    assert code == 0, err
+    shown("taken out of … only, not deleted: it is also in another folder", err)
