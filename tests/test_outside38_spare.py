@@ -3,7 +3,7 @@ rule for items with a second parent (kept from before 2020), on plain entries: w
 what is kept, and that it ends on folders each inside the other."""
 from __future__ import annotations
 
-from drivestage.other_parents import Kept, count, spare
+from drivestage.other_parents import Kept, count, removed_from, spare
 from drivestage.store import RemoteEntry
 
 
@@ -69,3 +69,21 @@ def test_nothing_with_another_parent_changes_nothing():
     doomed = [("old", e["old"]), ("old2", e["old2"])]
 
     assert spare(children, doomed, {"": {"dest"}}, listed) == (doomed, [])
+
+
+def test_the_folders_an_item_is_removed_from_are_those_of_dest_it_goes_from():
+    """parents39: ``pic`` goes item by item from ``old`` and ``new`` (each kept for a log)
+    and is in ``whole`` too, which goes whole: all three are named for it, its other parent
+    (``top``) is not; an item with one parent is not named at all (its folder is the one it
+    was listed in)."""
+    e, children, listed = _tree({
+        "old": ("dest",), "new": ("dest",), "whole": ("dest",),
+        "pic": ("old", "new", "whole", "top"), "solo": ("old",), "in_whole": ("whole",)},
+        {"old", "new", "whole"})
+
+    got = removed_from(children, [("old/pic", e["pic"]), ("new/pic", e["pic"]),
+                                  ("old/solo", e["solo"]), ("whole", e["whole"])],
+                       {"": {"dest"}, "old": {"old"}, "new": {"new"}, "whole": {"whole"}},
+                       listed)
+
+    assert got == {"pic": frozenset({"old", "new", "whole"})}
