@@ -174,6 +174,17 @@ class StoreContract:
         if self.trash_in_quota:
             assert store.quota().trash >= before + 5000
 
+    def test_take_out_of_its_only_folder_deletes_it(self, store, folder, make_local):
+        """``take_out`` of an item in one folder is a deletion (parents39: only an item also
+        in another folder, on Drive, loses just this folder)."""
+        entry = store.upload(make_local(b"o" * 10), folder, "old.pt")
+        keep = store.upload(make_local(b"k"), folder, "kept.pt")
+        assert store.take_out(entry, trash=True) is False
+        assert [e.name for e in store.list(folder)] == ["kept.pt"]
+        with pytest.raises(NotFoundError):
+            store.stat(entry)
+        assert store.stat(keep).size == 1
+
     def test_delete_folder_removes_its_children(self, store, folder, make_local):
         base = self._path_of(store, folder)
         sub = store.make_folders(f"{base}/sub")
