@@ -427,6 +427,17 @@ def raise_for_status(status: int, body: object, headers: Optional[Mapping[str, s
     raise HttpError(httplib2.Response(info), well_formed_error(status, raw), uri=uri)
 
 
+def drive_words(exc: BaseException) -> str:
+    """Drive's own words for ``exc``, typed from its answer (``HTTP 403 reason: message``),
+    for a line that says what was refused and goes on; the typed message where the answer
+    is not at hand (it is the typed error's ``__cause__``: :mod:`drivestage.drive.retry`)."""
+    failure = failure_of(exc.__cause__) if exc.__cause__ is not None else None
+    if failure is None:
+        return str(exc)
+    label = f"HTTP {failure.status}" + (f" {failure.reason}" if failure.reason else "")
+    return f"{label}: {failure.message or failure.reason or ''}".rstrip(": .")
+
+
 def drive_refused(exc: BaseException) -> bool:
     """Whether ``exc`` is Drive's own refusal (403 insufficientFilePermissions...): a
     permanent delete it refuses in a shared drive is worth a trash (a Content manager's);

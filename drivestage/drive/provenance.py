@@ -126,9 +126,9 @@ def check_as_listed(res: Mapping[str, Any], entry: RemoteEntry, listed_in: Optio
         raise stays_elsewhere(where)
 
 
-def stays_elsewhere(where: str, refused: Optional[BaseException] = None) -> StaysElsewhereError:
+def stays_elsewhere(where: str, refused: Optional[str] = None) -> StaysElsewhereError:
     """The error (and warning, said here) of ``where`` left for another folder it is also
-    in; ``refused``: Drive's refusal to take it out of its folder only (files.update
+    in; ``refused``: Drive's words refusing to take it out of its folder only (files.update
     ``removeParents``: :meth:`drivestage.drive.store_deletes.Deletes.take_out`)."""
     folder = where.rsplit("/", 1)[0] if "/" in where else where
     why = "" if refused is None else \

@@ -131,7 +131,7 @@ class Deletes:
         except DriveStageError as exc:
             if not answers.drive_refused(exc):
                 raise
-            raise provenance.stays_elsewhere(where, exc) from None
+            raise provenance.stays_elsewhere(where, answers.drive_words(exc)) from None
         provenance.check_taken_out(dict(f), entry.id, home, where)
         log.warning("%s: taken out of %s only, not deleted: it is also in another folder (id "
                     "%s; an item with two parents, kept from before 2020), where it stays. For "
