@@ -26,6 +26,8 @@ PREFIX, SUFFIX = "trainer-lease-", ".json"
 MAX_CLAIMS = 20   # (read per listing: a folder littered by a fault: the newest are read)
 #: Listings of the claims' folder where a claim changed between its listing and its read.
 MAX_LISTS = 3
+#: Reads by id (its metadata, then its bytes) of a claim that changed after every listing.
+MAX_READS_BY_ID = 2
 
 #: What a trainer that found the lease held when it first reached Drive (Drive was down at
 #: its start: :meth:`trainer.lease.RunLease._late`) says of the holder: nothing was taken
@@ -132,7 +134,32 @@ class ClaimReader:
         for e in changed:   # (still changing: as last read, where it was read once)
             if e.id in self._by_id:
                 out.append(dataclasses.replace(self._by_id[e.id], entry=e))
+                continue
+            # Never read: read by id, as it is now (Drive's listings lag a renewal by
+            # seconds, its reads by id do not; dropped, a --take-over took the holder's own
+            # generation and both held the lease: attacksvc39).
+            claim = self._read_by_id(e)
+            if claim is not None:
+                self._by_id[e.id] = claim
+                out.append(claim)
         return out
+
+    def _read_by_id(self, listed: RemoteEntry) -> Optional[Claim]:
+        """The claim ``listed`` holds now, read by its id (its metadata, then its bytes, at
+        most :data:`MAX_READS_BY_ID` times); None where it is gone or holds none; raises
+        :class:`RemoteChangedError` where it changed at every read (a live claim of someone
+        unknown: no decision is made on the lease without it)."""
+        for _ in range(MAX_READS_BY_ID):
+            try:
+                entry = self.store.stat(listed)
+                return self._parse(entry)
+            except NotFoundError:   # (removed, or trashed, since the listing)
+                return None
+            except RemoteChangedError:
+                continue
+        raise RemoteChangedError(f"the run's lease claim {listed.name} changed on Drive at each "
+                                 f"of {MAX_LISTS} listings and {MAX_READS_BY_ID} reads; "
+                                 "run again")
 
     def _parse(self, entry: RemoteEntry) -> Optional[Claim]:
         """The claim ``entry`` holds; None where it holds none (gone since the listing, not
