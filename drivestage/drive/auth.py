@@ -283,7 +283,7 @@ def pydrive_session(creds: Any, api_root: Optional[str], timeout: float) -> tupl
     gauth = GoogleAuth(settings=dict(GoogleAuth.DEFAULT_SETTINGS), http_timeout=timeout)
     gauth.credentials = creds
     gauth.http = creds.authorize(connections.build_http(timeout))
-    gauth.service = services.drive_service(api_root, gauth.http)
+    gauth.service = services.drive_service(api_root, services.ThreadConnection(gauth))
     return gauth, GoogleDrive(gauth)
 
 

@@ -61,6 +61,36 @@ _BUILT_KEPT = 4
 _BUILT_LOCK = threading.RLock()   # (every build: they complete the document's methods)
 
 
+class ThreadConnection:
+    """The connection a service of PyDrive2's ``gauth`` sends on where a request names none
+    (googleapiclient's ``execute()``, a batch's or an upload's own): the calling thread's,
+    PyDrive2's own for it (made as PyDrive2 makes it, and dropped with it after a lost
+    connection: :meth:`drivestage.drive.transport.Transport.drop`). One connection for every
+    thread, as the service's was, had two threads' requests on one keep-alive socket
+    (httplib2 is not thread-safe): a pull's look-ups of files changed since the listing
+    timed out, or raised AttributeError from inside httplib2 (attacksvc39)."""
+
+    def __init__(self, gauth: Any):
+        self._gauth = gauth
+
+    def _mine(self) -> Any:
+        local = self._gauth.thread_local
+        if getattr(local, "http", None) is None:
+            local.http = self._gauth.Get_Http_Object()
+        return local.http
+
+    @property
+    def credentials(self) -> Any:
+        """What googleapiclient checks (universe) and refreshes a batch's calls with."""
+        return self._gauth.credentials
+
+    def request(self, *args: Any, **kwargs: Any) -> Any:
+        return self._mine().request(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:   # timeout, close, connections
+        return getattr(self._mine(), name)
+
+
 def _rebases(root: Optional[str]) -> bool:
     """Whether a service for ``root`` may be made from another root's (not Google's own:
     its address may be rewritten for a universe domain as it is built)."""
