@@ -36,6 +36,14 @@ _DOC_LOCK = threading.Lock()
 _DOC_TEXT: Optional[str] = None
 
 
+def _unlocked_in_child() -> None:
+    global _DOC_LOCK
+    _DOC_LOCK = threading.Lock()   # (held by a thread of the parent: services' lock, too)
+
+
+os.register_at_fork(after_in_child=_unlocked_in_child)
+
+
 def discovery_doc(api_root: Optional[str]) -> dict[str, Any]:
     """The Drive v2 discovery document, pointed at ``api_root`` when given."""
     global _DOC_TEXT

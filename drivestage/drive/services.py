@@ -61,6 +61,17 @@ _BUILT_KEPT = 4
 _BUILT_LOCK = threading.RLock()   # (every build: they complete the document's methods)
 
 
+def _unlocked_in_child() -> None:
+    """A forked child's lock, free: a thread of the parent that held it as the process
+    forked (building a service) is not in the child, and its first connect waited forever
+    (a fork server's child, a pool's worker: attacksvc39)."""
+    global _BUILT_LOCK
+    _BUILT_LOCK = threading.RLock()
+
+
+os.register_at_fork(after_in_child=_unlocked_in_child)
+
+
 class ThreadConnection:
     """The connection a service of PyDrive2's ``gauth`` sends on where a request names none
     (googleapiclient's ``execute()``, a batch's or an upload's own): the calling thread's,

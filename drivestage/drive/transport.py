@@ -12,8 +12,10 @@ from __future__ import annotations
 import http.client
 import re
 import socket
+import os
 import threading
 import time
+import weakref
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator, Mapping, Optional, TypeVar
 from urllib.parse import urljoin, urlsplit
@@ -57,6 +59,15 @@ class Transport:
         # Every request on these credentials (PyDrive2's metadata calls, our raw and streamed
         # ones) is counted: Drive charges quota units per request.
         gauth.credentials.on_request = self._count
+        _TRANSPORTS.add(self)
+
+    def _forked(self) -> None:
+        """In a forked child: its parent's connections forgotten (not closed: the parent's
+        sockets; its copies close as they are collected), and its locks free (a thread of
+        the parent that held one is not in the child)."""
+        self._local = threading.local()
+        self.gauth.thread_local = threading.local()
+        self._calls_lock = threading.Lock()
 
     def _count(self) -> None:
         with self._calls_lock:
@@ -167,6 +178,22 @@ class Transport:
         resp, content = self.http().request(uri, method, body=body, headers=dict(headers or {}))
         answers.raise_for_status(resp.status, content, resp, uri=uri)
         return resp, content
+
+
+#: Every transport of this process, for :func:`_forget_in_child`.
+_TRANSPORTS: "weakref.WeakSet[Transport]" = weakref.WeakSet()
+
+
+def _forget_in_child() -> None:
+    """A forked child (a pool's fork worker, a fork server's child) sends on connections of
+    its own: with the parent's sockets, both sent on them and one read the other's answer
+    (``MalformedAnswerError``; the other waited for its answer until the timeout:
+    attacksvc39)."""
+    for transport in list(_TRANSPORTS):
+        transport._forked()
+
+
+os.register_at_fork(after_in_child=_forget_in_child)
 
 
 class Streamed:
