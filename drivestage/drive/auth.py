@@ -99,6 +99,11 @@ class DriveCredentials:
         return sent
 
     @property
+    def universe_domain(self) -> str:
+        """The universe the credentials were made in (googleapiclient checks the service's)."""
+        return str(getattr(self.creds, "universe_domain", None) or "googleapis.com")
+
+    @property
     def can_refresh(self) -> bool:
         """False for a bare bearer token (nothing to refresh it with)."""
         return self._refreshable

@@ -17,6 +17,7 @@ import threading
 from typing import Any, Optional
 
 from drivestage.drive.connections import discovery_doc
+from drivestage.errors import UsageError
 
 
 def build_service(doc: dict[str, Any], http: Any) -> Any:
@@ -38,7 +39,11 @@ def drive_service(api_root: Optional[str], http: Any) -> Any:
     CPU for each connection and again in each of its threads: 6 % of the CPU of the tests).
     Another root's (an emulator's on another port) is the same but for its address: it is
     made from the first one's (:meth:`_Built.rebased`)."""
-    key = (api_root, os.environ.get("GOOGLE_CLOUD_UNIVERSE_DOMAIN"))  # (read by the build)
+    # (read by the build; another root than Google's is no universe's: _Built)
+    universe = None if _rebases(api_root) else os.environ.get(_UNIVERSE) or None
+    if universe is not None:
+        _same_universe(universe, getattr(http, "credentials", None))
+    key = (api_root, universe)
     with _BUILT_LOCK:
         built = _BUILT.pop(key, None)
         if built is None:
@@ -102,6 +107,22 @@ class ThreadConnection:
         return getattr(self._mine(), name)
 
 
+_UNIVERSE = "GOOGLE_CLOUD_UNIVERSE_DOMAIN"
+_GOOGLES = "googleapis.com"
+
+
+def _same_universe(universe: str, credentials: Any) -> None:
+    """UsageError where ``$GOOGLE_CLOUD_UNIVERSE_DOMAIN`` names another universe than the
+    credentials': googleapiclient refused every request before sending it, and its error
+    read as the server's answer, "not what Drive sends" (attacksvc39)."""
+    theirs = str(getattr(credentials, "universe_domain", None) or _GOOGLES)
+    if theirs != universe:
+        source = getattr(credentials, "source", "the credentials")
+        raise UsageError(f"{_UNIVERSE}={universe} names another universe than the credentials "
+                         f"from {source} ({theirs}): Drive answers in {theirs}; unset {_UNIVERSE}"
+                         f", or use credentials made in {universe}")
+
+
 def _rebases(root: Optional[str]) -> bool:
     """Whether a service for ``root`` may be made from another root's (not Google's own:
     its address may be rewritten for a universe domain as it is built)."""
@@ -126,7 +147,10 @@ class _Built:
         self.rebases = _rebases(doc.get("rootUrl"))
         self._like = like
         if like is None:
-            self._root = build_from_document(doc, http=_NoConnection())
+            # (An emulator's or proxy's root is no universe's: built in Google's, whatever
+            # $GOOGLE_CLOUD_UNIVERSE_DOMAIN says, every request was refused unsent.)
+            self._root = build_from_document(doc, http=_NoConnection(), client_options={
+                "universe_domain": _GOOGLES} if self.rebases else None)
         else:
             self._root = _at_root(like._root, doc, "")
         self._names = [n for n in doc.get("resources", {})
