@@ -139,3 +139,39 @@ def test_two_servers_used_at_once_from_threads_each_get_their_own_requests(
         assert [f["title"] for f in emu.files() if f["title"].endswith(".bin")
                 and not f["labels"]["trashed"]] == []
         assert sum(r.kind == "batch" for r in emu.requests) == 2   # (the checks, the deletes)
+
+
+def test_a_service_evicted_while_its_threads_send_still_sends_to_its_own_server(
+        emulator_factory, env, monkeypatch):
+    """The services kept per root are few (``_BUILT_KEPT``): threads building services for
+    other roots at once evict the one other threads are using; those go on sending to
+    their server, each on its own connection, and a connection made after the eviction
+    (the service made again, from another root's) too."""
+    import httplib2
+
+    from drivestage.drive import services
+
+    monkeypatch.setattr(services, "_BUILT", {})
+    emu, other = emulator_factory(), emulator_factory()
+    ids = [emu.add_file(f"f/x{i}.bin", bytes([i]) * 10) for i in range(N)]
+    store = connect(api_root=emu.url, token="t")
+    entries = [store.resolve(f"f/x{i}.bin") for i in range(N)]
+    emu.clear_requests()
+    roots = [f"http://127.0.0.1:{1000 + j}/" for j in range(3 * services._BUILT_KEPT)]
+
+    def work(j: int) -> None:
+        if j >= N:   # (another root's service built: the kept ones turn over)
+            for root in roots[j - N::N]:
+                services.drive_service(root, httplib2.Http())
+            return
+        for _ in range(3):
+            assert store.stat(entries[j]).id == ids[j]
+            assert store.fetch_range(entries[j], 0, 10) == bytes([j]) * 10
+
+    assert _at_once(2 * N, work) == [None] * (2 * N)
+    assert (emu.url, None) not in services._BUILT   # (evicted)
+    named = _file_ids_by_connection(emu)
+    assert sorted(len(f) for f in named.values()) == [1] * len(named) and len(named) >= N
+    assert other.requests == []
+    again = connect(api_root=emu.url, token="t")
+    assert again.stat(entries[0]).id == ids[0] and other.requests == []
