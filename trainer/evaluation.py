@@ -15,7 +15,7 @@ from torch import nn
 from trainer import distributed, unreadable
 from trainer.data.batches import to_model_input
 from trainer.stopping import StopFlag
-from trainer.worker_deaths import watched
+from trainer.worker_deaths import shut_down, watched
 
 
 @torch.no_grad()
@@ -75,9 +75,7 @@ def evaluate(model: nn.Module, dataset: Any, class_names: Sequence[str], device:
         # kept the loader alive by its traceback (a notebook keeps the last error), its
         # workers holding their memory until a garbage collection found it, at any later
         # call, which then waited up to 5 s for each of them (evalworkers38).
-        end = getattr(batches, "_shutdown_workers", None)
-        if end is not None:
-            end()
+        shut_down(batches)
     gt = unreadable.ground_truth(dataset, stop)   # (a damaged XML: the epoch saved)
     map50, ap = voc_map(detections, gt, len(class_names), iou_thresh=0.5)
     per_class = {name: (None if math.isnan(v) else float(v)) for name, v in zip(class_names, ap)}

@@ -164,9 +164,23 @@ def release() -> None:
     """End the guarded epoch's loader workers (once one died: the others hold memory, and
     the dead one's pid, still registered, made torch's handler raise at any later child's
     end, in a notebook long after the run; a kept traceback keeps the loader alive)."""
-    shutdown = getattr(_current, "_shutdown_workers", None)
-    if shutdown is not None:
+    shut_down(_current)
+
+
+def shut_down(it: Any) -> None:
+    """End the workers of the loader iterator ``it`` (one without workers: nothing): torch's
+    shutdown, then a SIGKILL for each it left running. One hung on a read (a mount that
+    stopped answering) outlived torch's join and its SIGTERM, which a trainer's worker
+    ignores while its parent lives (trainer.data.worker_signals), and so did every worker of
+    a shutdown a second Ctrl-C cut: held for good in the notebook that ran them
+    (attacksvc39)."""
+    shutdown = getattr(it, "_shutdown_workers", None)
+    if shutdown is None:
+        return
+    try:
         shutdown()
+    finally:
+        end_workers(it, 0.0)
 
 
 def _in_main() -> bool:
@@ -414,7 +428,10 @@ def guarded(loader: Iterable, run: Any) -> Iterator:
     unreadable.note(getattr(run, "cfg", None))
     try:
         yield from _batches(loader, stop, died, at_once=_alone())
-    except GeneratorExit:   # (closed before its end: a stop's error; its workers end now)
+    except BaseException:
+        # Its workers end now, however it ended: closed before its end (a stop's error), or
+        # an error of the loader's own (a dataset's, re-raised from a worker), whose
+        # traceback, kept (a notebook's last one), kept them running (attacksvc39).
         release()
         raise
     finally:
