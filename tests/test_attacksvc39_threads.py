@@ -175,3 +175,32 @@ def test_a_service_evicted_while_its_threads_send_still_sends_to_its_own_server(
     assert other.requests == []
     again = connect(api_root=emu.url, token="t")
     assert again.stat(entries[0]).id == ids[0] and other.requests == []
+
+
+def test_a_refresh_of_the_credentials_under_way_in_threads_is_made_once(
+        emulator_factory, env, tmp_path, monkeypatch):
+    """Threads whose token Drive refuses at once (401) refresh it once between them, each
+    sends its request again on its own connection, and the service's own requests
+    (``execute()`` without a connection named) carry the new token too."""
+    from test_auth import FRESH, TokenServer, _token_file
+
+    server = TokenServer()
+    try:
+        emu = emulator_factory(token=FRESH)
+        ids = [emu.add_file(f"f/x{i}.bin", bytes([i])) for i in range(N)]
+        path = _token_file(tmp_path / "token.json", server.uri, expired=False)
+        store = connect(api_root=emu.url, credentials=path)
+        emu.clear_requests()
+        server.calls.clear()
+
+        def work(i: int) -> None:
+            assert store.service.files().get(fileId=ids[i]).execute()["id"] == ids[i]
+            assert store.resolve(f"id:{ids[i]}").id == ids[i]
+
+        assert _at_once(N, work) == [None] * N
+        assert [c["grant_type"] for c in server.calls] == ["refresh_token"]
+        assert sum(r.status == 401 for r in emu.requests) <= N
+        named = _file_ids_by_connection(emu)
+        assert all(len(f) == 1 for f in named.values()), named
+    finally:
+        server.stop()
