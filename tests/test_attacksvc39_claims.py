@@ -111,3 +111,22 @@ def test_a_claim_read_once_that_changes_at_every_read_stands_as_last_read(
         assert liar.reads == lease_claims.MAX_LISTS   # (none by id: it was read once)
     finally:
         old.release()
+
+
+def test_what_the_reader_keeps_stays_one_version_per_claim_file_over_renewals(
+        drive_env, emulator, tmp_path):
+    """Each renewal is a new version (id, md5) of the claim, read once: the versions read
+    before it were kept too, one more each period of a run for as long as it ran (2,880 a
+    day at 30 s)."""
+    from trainer import lease_claims
+
+    old = _lease(tmp_path, "old")
+    old.acquire()
+    try:
+        reader = lease_claims.ClaimReader(old.drive.store_at()[0])
+        for _ in range(6):
+            old._write(old._folder)
+            assert [c.owner for c in reader.claims(old._folder)] == [old.token]
+        assert len(reader._read) == 1 and len(reader._by_id) == 1
+    finally:
+        old.release()

@@ -121,10 +121,15 @@ class ClaimReader:
                 key = (e.id, e.md5 or "")
                 if key not in self._read or not e.md5:
                     try:
-                        self._read[key] = self._parse(e)
+                        claim = self._parse(e)
                     except RemoteChangedError:   # (renewed since the listing)
                         changed.append(e)
                         continue
+                    # (one version kept per claim: each renewal is a new one, and a run
+                    # renewing each period kept them all, 2,880 a day: attacksvc39)
+                    for older in [k for k in self._read if k[0] == e.id]:
+                        del self._read[older]
+                    self._read[key] = claim
                 claim = self._read[key]
                 if claim is not None:
                     self._by_id[e.id] = claim
