@@ -154,6 +154,29 @@ def check_taken_out(res: Mapping[str, Any], item_id: str, home: str, where: str)
             f"another; stopped, nothing done with that answer. {_ADVICE}")
 
 
+def taken_out(now: Mapping[str, Any], before: Mapping[str, Any], home: str, where: str,
+              folder: str) -> str:
+    """The line of ``where``, taken out of ``folder`` (id ``home``) only: files.get showed it
+    as ``before``, the update answered ``now`` (:func:`check_taken_out` passed). It stays in
+    a folder it was in, said; or another process took it out of those between the two
+    requests and Drive put it, left in none, at the top of My Drive (attackrm39): said so,
+    never "where it stays"."""
+    had = [p for p in _parent_ids(before) or [] if p != home]
+    stays = [p for p in _parent_ids(now) or [] if p in had]
+    if stays:
+        return (f"{where}: taken out of {folder} only, not deleted: it is also in another "
+                f"folder (id {stays[0]}; an item with two parents, kept from before 2020), "
+                "where it stays. For good: Drive gives no item a second parent since 2020 (a "
+                f"shortcut may stand for it in {folder})")
+    top = [str(p.get("id")) for p in now.get("parents") or []
+           if isinstance(p, Mapping) and p.get("isRoot") is True]
+    place = f"at the top of My Drive (id {top[0]})" if top else \
+        f"in folder {', '.join(_parent_ids(now) or [])}"
+    return (f"{where}: taken out of {folder} only, not deleted; it was no longer in its other "
+            f"folder (id {', '.join(had)}: taken out of it meanwhile), and Drive placed it "
+            f"{place}, where it is now")
+
+
 def check_unchanged(res: Mapping[str, Any], entry: RemoteEntry, listed_in: Optional[str],
                     where: str, *, marked_before: bool = False) -> None:
     """Before ``entry`` is deleted: files.get shows it now as ``res``, which must be the item

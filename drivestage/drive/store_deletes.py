@@ -133,10 +133,7 @@ class Deletes:
                 raise
             raise provenance.stays_elsewhere(where, answers.drive_words(exc)) from None
         provenance.check_taken_out(dict(f), entry.id, home, where)
-        log.warning("%s: taken out of %s only, not deleted: it is also in another folder (id "
-                    "%s; an item with two parents, kept from before 2020), where it stays. For "
-                    "good: Drive gives no item a second parent since 2020 (a shortcut may "
-                    "stand for it in %s)", where, folder, other, folder)
+        log.warning("%s", provenance.taken_out(dict(f), res, home, where, folder))
         self._forget(entry)
         return True
 
