@@ -105,7 +105,7 @@ def test_a_kill_at_each_request_of_a_replacing_send_leaves_a_verified_checkpoint
     old = _pushed_earlier(tmp_path)
     new = _pair(os.path.join(tempfile.gettempdir(), "trainer-stop-x"), weight=1.0, saved=2000.0)
     md5s = {file_md5(old), file_md5(new)}
-    calls = ("upload", "list", "read_range", "delete")
+    calls = ("upload", "list", "read_range", "delete", "take_out")   # (removals: take_out)
     # Representative moments (of 9): the new checkpoint verified, the new sidecar verified,
     # the old sidecar removed, then none (the whole send). Every one passed by hand.
     for k in (3, 6, 8, 0):

@@ -174,7 +174,7 @@ def _one_of(drive: "DriveFolder", got: RemoteEntry, same: Sequence[RemoteEntry],
         if twin.id != first.id:
             check()   # (the run's lease, before each removal)
             try:
-                drive._store.delete(twin)
+                drive._store.take_out(twin)   # (as dedupe's same-bytes copy: parents39)
             except NotFoundError:   # (the other process removed it)
                 pass
     return first
@@ -222,7 +222,10 @@ def _replace_older(drive: "DriveFolder", folder: RemoteEntry, listing: Sequence[
     for old in gone:   # (its sidecar first: nothing vouches for a copy left by a kill)
         check()   # (the run's lease, before each removal: lost, nothing more goes)
         try:
-            drive._store.delete(old)
+            # (One also in another folder, kept from before 2020, loses only the run
+            # folder, as a push's replaced copy does (parents39): deleted, it was left
+            # there, its sidecar gone: attackrm39.)
+            drive._store.take_out(old)
         except NotFoundError:
             pass
 
