@@ -64,3 +64,28 @@ def test_its_other_folder_taken_away_meanwhile_it_is_not_said_to_stay_there(
         f"{archive}: taken out of it meanwhile), and Drive placed it at the top of My Drive "
         f"(id {emulator.store.root_id}), where it is now"], err
 
+
+
+def test_a_server_that_answers_the_update_and_keeps_the_folder_stops_the_push(
+        emulator, local_state, drive_env, tmp_path, monkeypatch):
+    """A lying server (a proxy, a look-alike) answers 200 to the removeParents update and
+    keeps the item in the run folder: the answer shows it there still. The push stops with
+    one line, the new copy and the old one both kept, the old one never deleted."""
+    old, archive, src = _world(emulator, tmp_path)
+    update = emulator.store.update_meta
+
+    def keeps(file_id, meta, *, remove_parents=(), **kw):
+        return update(file_id, meta, **kw)
+    monkeypatch.setattr(emulator.store, "update_meta", keeps)
+
+    code, _, err = run("push", str(src), "drive:runs")
+
+    exp2 = emulator.find("runs/exp2")["id"]
+    assert code == 1, err
+    assert sorted(emulator.store.get(old)["parents"]) == sorted([exp2, archive]), err
+    assert live_md5s(emulator, "runs/exp2")["best.pt"] == sorted(
+        [_md5(b"old weights"), _md5(b"new weights!")]), err
+    assert err.splitlines()[-1].startswith(
+        "Error: take drive:runs/exp2/best.pt out of its folder: the server answered that it "
+        f"is in folders "), err
+    assert "taken out" not in err, err

@@ -162,7 +162,8 @@ def taken_out(now: Mapping[str, Any], before: Mapping[str, Any], home: str, wher
     requests and Drive put it, left in none, at the top of My Drive (attackrm39): said so,
     never "where it stays"."""
     had = [p for p in _parent_ids(before) or [] if p != home]
-    stays = [p for p in _parent_ids(now) or [] if p in had]
+    after = _parent_ids(now)   # (unsaid: the folders it had, as for the check above)
+    stays = had if after is None else [p for p in after if p in had]
     if stays:
         return (f"{where}: taken out of {folder} only, not deleted: it is also in another "
                 f"folder (id {stays[0]}; an item with two parents, kept from before 2020), "
