@@ -68,12 +68,14 @@ class Deletions:
     ``removed_from``: for an item with several parents, the folders its removal takes it out
     of that the plan reckoned with (:func:`drivestage.other_parents.removed_from`), for the
     store's check before each deletion; ``listed``: the decision's listings (what the items
-    removed in the end count, no request more)."""
+    removed in the end count, no request more); ``folders``: DEST's folders by path (what
+    ``removed_from`` is told again once the folders it names went, or not)."""
 
     doomed: list[Doomed]
     items: int
     removed_from: Mapping[str, frozenset[str]] = dataclasses.field(default_factory=dict)
     listed: Optional["Listings"] = dataclasses.field(default=None, compare=False)
+    folders: Mapping[str, set[str]] = dataclasses.field(default_factory=dict, compare=False)
 
 
 def default_limit(src_files: int) -> int:
@@ -164,7 +166,7 @@ def decide(store: RemoteStore, root: RemoteEntry, listing: Mapping[str, Mapping[
             f"deleted. Check SRC and DEST, or allow it with --max-delete {total}", count=total)
     going = [(d.rel, d.entry) for d in doomed]
     return Deletions(doomed, total, other_parents.removed_from(listed, going, folders,
-                                                               listed.cached), listed)
+                                                               listed.cached), listed, folders)
 
 
 def _folders(root: RemoteEntry, listing: Mapping[str, Mapping[str, list[RemoteEntry]]]
@@ -397,10 +399,18 @@ def apply(store: RemoteStore, root: RemoteEntry, deletions: Deletions,
                 "" if deletions.items == 1 else "s", store.describe(root), how)
     removed: list[str] = []
     went: list[Doomed] = []
-    for doomed in _rounds(deletions.doomed):
+    # An item with several parents goes after the rest, told only the folders that went
+    # by then: one also in a folder that goes whole went with the other items of its
+    # batch, though that folder was left at its own check (a run marked it meanwhile):
+    # the run folder lost it (attackrm39).
+    later = [d for d in deletions.doomed if d.entry.id in deletions.removed_from]
+    firsts = [d for d in deletions.doomed if d.entry.id not in deletions.removed_from]
+    rounds = [(r, False) for r in _rounds(firsts)] + [(r, True) for r in _rounds(later)]
+    for doomed, told in rounds:
         # In as few requests as the store can (Drive: batches), each outcome its own.
         outcome = store.delete_many([d.entry for d in doomed], trash=not removal.permanent,
-                                    removed_from=deletions.removed_from, check=check)
+                                    removed_from=_went_from(deletions, went, later) if told
+                                    else {}, check=check)
         failed = None
         for d in doomed:
             exc = outcome.get(d.entry.id, LookupError())  # (absent: not tried, after a failure)
@@ -417,6 +427,17 @@ def apply(store: RemoteStore, root: RemoteEntry, deletions: Deletions,
             raise failed
     _say_removed(store, root, deletions, went)
     return removed
+
+
+def _went_from(deletions: Deletions, went: list[Doomed],
+               later: list[Doomed]) -> Mapping[str, frozenset[str]]:
+    """``deletions.removed_from`` as it stands once ``went`` went: of the folders that go
+    whole, only those that did (on the decision's listings: no request)."""
+    if deletions.listed is None:
+        return deletions.removed_from
+    going = [(d.rel, d.entry) for d in went + later]
+    return other_parents.removed_from(deletions.listed, going, deletions.folders,
+                                      deletions.listed.cached)
 
 
 def _say_removed(store: RemoteStore, root: RemoteEntry, deletions: Deletions,

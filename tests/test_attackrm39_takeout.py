@@ -31,11 +31,11 @@ def _before_update(emulator, monkeypatch, act):
     """``act()`` once, as the files.update removeParents request arrives (after the check)."""
     plan, done = emulator.faults.plan, []
 
-    def other_process(method, target):
+    def other_process(method, target, **kw):
         if "removeParents=" in target and not done:
             done.append(1)
             act()
-        return plan(method, target)
+        return plan(method, target, **kw)
     monkeypatch.setattr(emulator.faults, "plan", other_process)
     return done
 

@@ -256,9 +256,16 @@ class Deletes:
                 else:
                     if e.id in below:
                         raise below[e.id]
-                    provenance.check_as_listed(raw, e, self._listed_in.get(e.id), where,
-                                               marked_before=self._marks_asked.get(e.id, False),
-                                               also=removed_from.get(e.id, ()))
+                    also, home = removed_from.get(e.id, ()), self._listed_in.get(e.id)
+                    if also and home not in also:
+                        # Last listed in a folder the caller does not take it out of (a
+                        # folder to go whole, left at its own check): that one is elsewhere
+                        # (attackrm39).
+                        home = min(also)
+                        if home in self._names:   # (named where it goes from: its advice
+                            where = f"{self._names[home]}/{e.name}"   # named the other)
+                    provenance.check_as_listed(raw, e, home, where, also=also,
+                                               marked_before=self._marks_asked.get(e.id, False))
                     if e.id in changed:
                         marks_below.leave(changed[e.id])
             except NotFoundError as exc:
