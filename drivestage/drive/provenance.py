@@ -143,15 +143,17 @@ def stays_elsewhere(where: str, refused: Optional[str] = None) -> StaysElsewhere
 
 def check_taken_out(res: Mapping[str, Any], item_id: str, home: str, where: str) -> None:
     """files.update ``removeParents=home`` of ``item_id`` answered ``res``: it must be that
-    item, out of ``home`` and still in a folder (parents unsaid: taken as done). An answer
-    that shows it still in ``home`` would have the caller take it as gone from there."""
+    item, out of ``home`` (parents unsaid: taken as done). An answer that shows it still in
+    ``home`` would have the caller take it as gone from there. One in no folder is Drive's
+    answer where another process took it out of its other folder meanwhile and it is
+    another user's (placed in its owner's My Drive, unseen: :func:`taken_out` says so); it
+    stopped dedupe as a server's lie (attackrm39)."""
     check_got(res, item_id, where)
-    parents = res.get("parents")
-    if is_in(res, home) is True or (isinstance(parents, list) and not parents):
+    if is_in(res, home) is True:
         raise WrongItemError(
             f"take {where} out of its folder: the server answered that it is in folders "
-            f"{', '.join(_parent_ids(res) or []) or '(none)'}, not out of {home} and in "
-            f"another; stopped, nothing done with that answer. {_ADVICE}")
+            f"{', '.join(_parent_ids(res) or [])}, not out of {home}; stopped, nothing done "
+            f"with that answer. {_ADVICE}")
 
 
 def taken_out(now: Mapping[str, Any], before: Mapping[str, Any], home: str, where: str,
@@ -159,8 +161,8 @@ def taken_out(now: Mapping[str, Any], before: Mapping[str, Any], home: str, wher
     """The line of ``where``, taken out of ``folder`` (id ``home``) only: files.get showed it
     as ``before``, the update answered ``now`` (:func:`check_taken_out` passed). It stays in
     a folder it was in, said; or another process took it out of those between the two
-    requests and Drive put it, left in none, at the top of My Drive (attackrm39): said so,
-    never "where it stays"."""
+    requests and Drive put it, left in none, at the top of My Drive, or (another user's) in
+    no folder the caller sees (attackrm39): said so, never "where it stays"."""
     had = [p for p in _parent_ids(before) or [] if p != home]
     after = _parent_ids(now)   # (unsaid: the folders it had, as for the check above)
     stays = had if after is None else [p for p in after if p in had]
@@ -172,10 +174,11 @@ def taken_out(now: Mapping[str, Any], before: Mapping[str, Any], home: str, wher
     top = [str(p.get("id")) for p in now.get("parents") or []
            if isinstance(p, Mapping) and p.get("isRoot") is True]
     place = f"at the top of My Drive (id {top[0]})" if top else \
-        f"in folder {', '.join(_parent_ids(now) or [])}"
+        f"in folder {', '.join(after)}" if after else \
+        "in no folder you see (its owner's My Drive, or none: search Drive for it by name)"
     return (f"{where}: taken out of {folder} only, not deleted; it was no longer in its other "
             f"folder (id {', '.join(had)}: taken out of it meanwhile), and Drive placed it "
-            f"{place}, where it is now")
+            f"{place}" + ("" if not after else ", where it is now"))
 
 
 def check_unchanged(res: Mapping[str, Any], entry: RemoteEntry, listed_in: Optional[str],
