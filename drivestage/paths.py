@@ -139,6 +139,18 @@ def refuse_web_address(spec: str) -> None:
                          f"{FORMS}, or a local path")
 
 
+#: What a command's SRC, DEST or PATH may be, said when one is empty.
+ANY_PLACE = "a drive: path, a Drive link or a local folder"
+
+
+def refuse_empty(what: str, value: str, want: str = ANY_PLACE) -> None:
+    """UsageError for an empty ``what`` (SRC, DEST, PATH): ``"$DEST"`` with the variable
+    unset. Taken as it was, it named the working folder: a push copied SRC's files into it,
+    a pull wrote there, exit 0 (attackcli39)."""
+    if value == "":
+        raise UsageError(f"{what} is empty (an unset variable?); give {want}")
+
+
 def refuse_windows_path(what: str, path: str) -> None:
     """UsageError for a Windows path on this machine (``'C:\\Users\\me\\data'``, copied from
     a guide written on Windows): taken as it is, it named a folder of that name made in the

@@ -173,7 +173,7 @@ def mirror_cmd(src: str, dest: str, every: float, grace: float, include: tuple[s
         if every <= 0:
             raise UsageError(f"--every {every:g} is invalid; give a period in seconds > 0")
         policy = _policy(policy_opts)
-        _refuse_a_file(src, dest)
+        _refuse_a_file(src, dest, "mirror")
         if not os.path.isdir(src):
             raise NotFoundError(f"{src} is not a local folder; give the folder to mirror")
         # A bad DEST fails now, not at the first period.

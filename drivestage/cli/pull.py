@@ -119,6 +119,8 @@ def pull(src: str, dest: str, extract: bool, remove_archive: bool, jobs: Optiona
     from drivestage.stage_tree import FolderPullResult
     from drivestage.stderr_tail import say
 
+    paths.refuse_empty("SRC", src, "a drive: path, a Drive link or a local path")
+    paths.refuse_empty("DEST", dest, "the local folder to pull into (e.g. ./data)")
     paths.refuse_windows_path("DEST", dest)
     if not paths.is_drive(src):
         paths.refuse_windows_path("SRC", src)
@@ -216,9 +218,10 @@ def _iso(ts: float) -> str:
 def ls(path: str, as_json: bool, api_root: Optional[str], credentials: Optional[str]) -> None:
     """List a Drive folder (or show one file): name, size, md5, modified (UTC)."""
     from drivestage.errors import NotFoundError
-    from drivestage.paths import drive_hint, is_drive, printable
+    from drivestage.paths import drive_hint, is_drive, printable, refuse_empty
     from drivestage.remote import open_store
 
+    refuse_empty("PATH", path)
     try:
         store, rel = open_store(path, api_root=api_root, credentials=credentials)
         entry = store.resolve(rel)

@@ -195,12 +195,15 @@ def _push_refusing(*args: Any, force: bool = False, **kwargs: Any) -> "PushResul
 
 
 
-def _refuse_a_file(src: str, dest: str) -> None:
+def _refuse_a_file(src: str, dest: str, verb: str = "push") -> None:
     """A file as SRC (the zip a user wants on Drive) is a usage error that says how to send
     it: push mirrors a folder's files into DEST. So is a Drive path (pull meant: the
-    arguments swapped), which said only "is not a local folder"."""
-    from drivestage.paths import is_drive, refuse_windows_path
+    arguments swapped), which said only "is not a local folder", and an empty SRC or DEST
+    (``verb``: the command, push or mirror, as the message names it)."""
+    from drivestage.paths import is_drive, refuse_empty, refuse_windows_path
 
+    refuse_empty("SRC", src, f"the local folder to {verb} (e.g. logs/)")
+    refuse_empty("DEST", dest)
     refuse_windows_path("SRC", src)
     if not is_drive(dest):
         refuse_windows_path("DEST", dest)
@@ -240,9 +243,10 @@ def _target(dest: str, api_root: Optional[str], credentials: Optional[str],
     """DEST through the one door, with the command's --api-root/--credentials; ``pushing``
     into a Drive mount is warned of (what it sends may never reach Drive)."""
     from drivestage.lost_mounts import push_into_mount_warning
-    from drivestage.paths import drive_hint, is_drive
+    from drivestage.paths import drive_hint, is_drive, refuse_empty
     from drivestage.remote import open_store
 
+    refuse_empty("DEST", dest)
     # `push logs Models/x/logs` (drive: forgotten) makes that folder here, exit 0: said, as
     # the trainer says it of drive.logs. A folder that is there, or ./x, /x, is meant.
     hint = None if is_drive(dest) or os.path.lexists(os.path.expanduser(dest)) \
@@ -352,9 +356,10 @@ def dedupe_cmd(dest: str, dry_run: bool, api_root: Optional[str],
     into DEST.
     """
     from drivestage.dedupe import dedupe
-    from drivestage.paths import printable
+    from drivestage.paths import printable, refuse_empty
     from drivestage.remote import open_store
 
+    refuse_empty("DEST", dest)
     result = dedupe(open_store(dest, api_root=api_root, credentials=credentials),
                     dry_run=dry_run)
     for m in result.merged:   # Drive titles and ids are anybody's: printed escaped

@@ -1,0 +1,65 @@
+"""An empty SRC, DEST or PATH (attackcli39): what a script passes when the shell variable
+that holds it is unset (``drivestage push logs "$DEST"``). The empty string was taken for
+the working folder: ``push logs ""`` copied SRC's files into it (``push logs -> : 1
+uploaded``, exit 0), ``pull drive:F ""`` wrote there, ``dedupe ""``, ``ls ""`` and
+``runs forget ""`` acted on it, and ``pull "" d`` said ``cannot pull  into d``. Each is now a
+usage error (exit 2) that names the argument, before anything is read or written. The real
+CLI, forked with its imports done (tests/_forkcli.py), against the emulator."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from _forkcli import cli_server
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _cli_server():
+    """The fork server, started before any test's leak check (tests/_forkcli.py)."""
+    return cli_server()
+
+
+def _run(args, env, cwd):
+    done = cli_server().run(args, env=env, cwd=str(cwd), timeout=60, text=True)
+    return done.returncode, done.stderr
+
+
+@pytest.fixture
+def setup(emulator, drive_env, local_state, tmp_path):
+    emulator.add_file("F/a.bin", b"alpha")
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "f.txt").write_text("hi")
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    return dict(os.environ), src, cwd
+
+
+FOLDER = "give a drive: path, a Drive link or a local folder"
+
+
+@pytest.mark.parametrize("args, line", [
+    (["push", "{src}", ""], "Error: DEST is empty (an unset variable?); " + FOLDER),
+    (["push", "", "drive:G"], "Error: SRC is empty (an unset variable?); give the local "
+                              "folder to push (e.g. logs/)"),
+    (["mirror", "{src}", "", "--every", "600"], "Error: DEST is empty (an unset variable?); "
+                                                + FOLDER),
+    (["mirror", "", "drive:G", "--every", "600"], "Error: SRC is empty (an unset variable?); "
+                                                  "give the local folder to mirror (e.g. logs/)"),
+    (["pull", "drive:F", ""], "Error: DEST is empty (an unset variable?); give the local "
+                              "folder to pull into (e.g. ./data)"),
+    (["pull", "", "{cwd}/d"], "Error: SRC is empty (an unset variable?); give a drive: path, "
+                              "a Drive link or a local path"),
+    (["ls", ""], "Error: PATH is empty (an unset variable?); " + FOLDER),
+    (["prune", "", "--keep-last", "1"], "Error: DEST is empty (an unset variable?); " + FOLDER),
+    (["dedupe", ""], "Error: DEST is empty (an unset variable?); " + FOLDER),
+    (["runs", "forget", ""], "Error: DEST is empty (an unset variable?); " + FOLDER),
+])
+def test_an_empty_path_is_a_usage_error_that_names_it(setup, args, line):
+    env, src, cwd = setup
+    (cwd / "mine.txt").write_text("the user's")
+    code, err = _run([a.format(src=src, cwd=cwd) for a in args], env, cwd)
+    assert (code, err) == (2, line + "\n")
+    # Nothing written in the working folder, nor sent to Drive.
+    assert sorted(os.listdir(cwd)) == ["mine.txt"]
