@@ -354,7 +354,7 @@ def test_a_bad_http_timeout_is_one_line(clean_env, emu, monkeypatch):
         code, err = _cli("ls", "drive:", "--api-root", emu.url)
         assert code == 2
         assert err == (f"Error: DRIVESTAGE_HTTP_TIMEOUT={bad!r} is not a number of seconds "
-                       "above 0 (e.g. 120, the default)\n")
+                       "above 0 and at most 1e9 (e.g. 120, the default)\n")
     monkeypatch.setenv("DRIVESTAGE_HTTP_TIMEOUT", "7.5")
     assert connect(api_root=emu.url).transport.timeout == 7.5
 

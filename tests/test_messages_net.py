@@ -82,7 +82,9 @@ def test_a_retry_setting_that_is_not_a_number(emulator, env, monkeypatch):
     assert error("ls", "drive:", code=2).endswith("'-1' must not be negative")
     monkeypatch.delenv("DRIVESTAGE_RETRY_BASE")
     monkeypatch.setenv("DRIVESTAGE_RETRY_ATTEMPTS", "0")
-    assert error("ls", "drive:", code=2).endswith("retry attempts must be at least 1, got 0")
+    assert error("ls", "drive:", code=2) == ("Error: DRIVESTAGE_RETRY_ATTEMPTS='0' must be at "
+                                             "least 1 (attempts per Drive request, 8 by "
+                                             "default)")
     assert emulator.requests == []
 
 

@@ -340,6 +340,10 @@ def from_file(path: str) -> DriveCredentials:
         raise UsageError(f"credentials file {path!r} does not exist") from None
     except OSError as exc:
         raise UsageError(f"cannot read credentials file {path!r}: {exc.strerror}") from None
+    except UnicodeDecodeError:   # (a binary file given by mistake: was a traceback)
+        raise UsageError(f"credentials file {path} is not JSON (it holds bytes that are not "
+                         "UTF-8 text); expected a service-account key or a token saved by "
+                         "`drivestage auth login`") from None
     return from_json_text(text, f"credentials file {path}", path=path)
 
 

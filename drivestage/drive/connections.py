@@ -20,6 +20,7 @@ import re
 import socket
 import threading
 import time
+import urllib.parse
 import zlib
 from typing import Any, Iterator, Mapping, Optional
 
@@ -82,6 +83,14 @@ def api_root(api_root: Optional[str]) -> Optional[str]:
     if not re.match(r"^https?://[^/]+", root):
         raise UsageError(f"{source} {root!r} is not an http(s) URL "
                          "(e.g. http://127.0.0.1:8765/)")
+    try:
+        # (`http://[::1` passed the check above and ended in "ValueError: Invalid IPv6 URL"
+        # from the discovery document's urljoin, a traceback; a port past 65535 in
+        # "connection refused", as if no server ran there: attackcli39)
+        urllib.parse.urlsplit(root).port
+    except ValueError as exc:
+        raise UsageError(f"{source} {root!r} is not a valid URL ({exc}); give one like "
+                         "http://127.0.0.1:8765/") from None
     api_path = re.search(r"/drive/v[23]/?$", root)
     if api_path is not None:  # the files API's address: every request went to /drive/v2/drive/v2
         raise UsageError(f"{source} {root!r} ends in the Drive API's own path "
@@ -92,6 +101,8 @@ def api_root(api_root: Optional[str]) -> Optional[str]:
 
 #: Seconds without a byte from the server before a request fails (and is retried).
 DEFAULT_HTTP_TIMEOUT = 120.0
+#: The most it may be: a socket takes no timeout past about 9.2e9 seconds.
+MAX_HTTP_TIMEOUT = 1e9
 
 
 def http_timeout(env: Mapping[str, str] = os.environ) -> float:
@@ -104,9 +115,11 @@ def http_timeout(env: Mapping[str, str] = os.environ) -> float:
         value = float(raw)
     except ValueError:
         value = float("nan")
-    if not value > 0 or value == float("inf"):
+    # (1e300 passed "not inf" and every request died in OverflowError from the socket's
+    # timeout, a traceback; 1e9 s is 31 years: attackcli39)
+    if not 0 < value <= MAX_HTTP_TIMEOUT:
         raise UsageError(f"DRIVESTAGE_HTTP_TIMEOUT={raw!r} is not a number of seconds above 0 "
-                         f"(e.g. 120, the default)")
+                         f"and at most 1e9 (e.g. 120, the default)")
     return value
 
 

@@ -93,6 +93,10 @@ class Policy:
 
         if attempts is None:
             attempts = int(num("DRIVESTAGE_RETRY_ATTEMPTS", cls.attempts))
+            if attempts < 1:   # (named: "retry attempts must be..." named no setting)
+                raise errors.UsageError(
+                    f"DRIVESTAGE_RETRY_ATTEMPTS={env['DRIVESTAGE_RETRY_ATTEMPTS']!r} must be at "
+                    f"least 1 (attempts per Drive request, {cls.attempts} by default)")
         if attempts < 1:
             raise errors.UsageError(f"retry attempts must be at least 1, got {attempts}")
         return cls(attempts=attempts, base=num("DRIVESTAGE_RETRY_BASE", cls.base),
