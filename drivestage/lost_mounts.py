@@ -14,9 +14,10 @@ import re
 import shutil
 from typing import Optional
 
-from drivestage.errors import QuotaExceededError, RemoteError
+from drivestage.errors import LocalFileError, QuotaExceededError, RemoteError
 from drivestage.interrupts import BackgroundThread
 from drivestage.localfs import drive_mount, unescape_mount
+from drivestage.sizes import format_size, too_large
 
 log = logging.getLogger(__name__)
 
@@ -236,6 +237,9 @@ def write_error(exc: OSError, root: str, shown: str, target: str, size: int) -> 
     lost = lost_mount(target) if exc.errno in LOST_MOUNT else None
     if lost is not None:  # (a write names no file: said here, not by the CLI)
         return RemoteError(f"cannot write {target}: {lost_mount_message(lost)}")
+    if exc.errno == errno.EFBIG:   # (was raised as it came: a traceback, attackcli39)
+        return LocalFileError(f"cannot write {target} (a copy of {shown}, {format_size(size)}): "
+                              f"{too_large()}, and run again")
     if exc.errno == errno.EIO:
         return RemoteError(
             f"I/O error writing {target} ({exc.strerror}); on a Google Drive mount this "

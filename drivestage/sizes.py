@@ -94,3 +94,17 @@ def restore_needs_room(exc: DiskSpaceError, archive: str, dest: str,
         f"{missing} is missing or changed here, and putting it back extracts the whole archive "
         f"again beside what is in place: free some space, or delete {top} in {dest} and run "
         "the same command (the archive is kept)", needed=needed, free=free)
+
+
+def too_large() -> str:
+    """Why a write failed with EFBIG ("File too large"), and what to do: this process's
+    file-size limit (``ulimit -f``: a batch system's, a container's), else the file system's
+    largest file (FAT32 holds none of 4 GiB)."""
+    import resource
+
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    if limit != resource.RLIM_INFINITY:
+        return (f"this process may write no file larger than {format_size(limit)} (its "
+                "file-size limit, ulimit -f); raise it (ulimit -f unlimited)")
+    return ("the file system holds no file this large (FAT32: none of 4 GiB); write to "
+            "another file system")

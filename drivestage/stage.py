@@ -27,6 +27,7 @@ from drivestage import stamps
 from drivestage.stage_file import (FileStager, ProgressFactory, PullResult, no_progress,
                                    safe_name)
 from drivestage.stage_original import defer, vouch
+from drivestage.sizes import too_large
 from drivestage.stamps import Stamp
 from drivestage.stage_tree import FolderPullResult, pull_folder
 from drivestage.store import RemoteEntry, RemoteStore
@@ -167,6 +168,10 @@ def _local_error(exc: OSError, label: str, dest: str) -> DriveStageError:
     if exc.errno == errno.ENOSPC:
         return DiskSpaceError(f"the disk filled up while staging {label} into {dest}{where}; "
                               "free some space and run again: the download resumes where it "
+                              "stopped")
+    if exc.errno == errno.EFBIG:   # ("File too large" said nothing of what to do)
+        return LocalFileError(f"cannot stage {label} into {dest}: {exc.strerror}: "
+                              f"{too_large()}, and run again: the download resumes where it "
                               "stopped")
     lost = lost_mount(dest) if exc.errno in LOST_MOUNT else None
     if lost is not None:  # it went away during the pull
