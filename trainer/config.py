@@ -397,6 +397,9 @@ def load_config(path: Optional[str] = None, overrides: Optional[list[str]] = Non
     """Read ``path`` (YAML) onto the defaults, apply ``key=value`` overrides, validate."""
     cfg = Config()
     if path is not None:
+        if path == "":   # (`-c "$CONFIG"` unset: "config file not found: " named nothing)
+            raise ConfigError("the config file's path is empty (an unset variable?); give a "
+                              "YAML config, e.g. -c configs/voc.yaml")
         if not os.path.isfile(path):
             raise ConfigError(f"config file not found: {path}")
         with open(path, encoding="utf-8") as fh:

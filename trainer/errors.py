@@ -30,6 +30,19 @@ class ConfigError(TrainerError, ValueError):
     exit_code = 2
 
 
+class UsageError(TrainerError, ValueError):
+    """A bad argument the user typed (exit code 2)."""
+
+    exit_code = 2
+
+
+def refuse_empty(what: str, value: object, want: str) -> None:
+    """UsageError for an empty path argument ``what``: ``"$OUT"`` with the variable unset,
+    which named the working folder (synth-data wrote a dataset there, exit 0: attackcli39)."""
+    if value == "":
+        raise UsageError(f"{what} is empty (an unset variable?); give {want}")
+
+
 class DataError(TrainerError, ValueError):
     """A dataset that cannot be read: missing files, bad annotation lines, no images."""
 

@@ -65,7 +65,7 @@ def prepare_voc_command(root: Path, mode: int, classes_file: Path | None, out_di
 
 
 @cli.command("synth-data")
-@click.argument("out", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("out", type=click.Path(file_okay=False))
 @click.option("--images", type=click.IntRange(min=1), default=200, show_default=True, help="How many images.")
 @click.option("--classes", type=click.IntRange(1, 40), default=5, show_default=True, help="How many classes.")
 @click.option("--seed", type=int, default=0, show_default=True,
@@ -73,7 +73,7 @@ def prepare_voc_command(root: Path, mode: int, classes_file: Path | None, out_di
 @click.option("--min-size", type=click.IntRange(min=16), default=200, show_default=True, help="Smallest image side.")
 @click.option("--max-size", type=click.IntRange(min=16), default=400, show_default=True, help="Largest image side.")
 @click.option("--zip", "make_zip", is_flag=True, help="Also write OUT/VOCdevkit.zip (VOCdevkit/ at its root).")
-def synth_data_command(out: Path, images: int, classes: int, seed: int, min_size: int, max_size: int,
+def synth_data_command(out: str, images: int, classes: int, seed: int, min_size: int, max_size: int,
                        make_zip: bool) -> None:
     """Write a synthetic VOC dataset (coloured shapes on textured backgrounds) into OUT.
 
@@ -85,25 +85,28 @@ def synth_data_command(out: Path, images: int, classes: int, seed: int, min_size
       trainer synth-data data/synth --images 300 --classes 5 --zip
     """
     from trainer.data.synth import make_synthetic_voc
+    from trainer.errors import refuse_empty
 
+    refuse_empty("OUT", out, "the folder to write the dataset into")
+    folder = Path(out)   # (a str until here: Path("") is the working folder, ".")
     if min_size > max_size:
         raise click.BadParameter(f"--min-size {min_size} is larger than --max-size {max_size}",
                                  param_hint="--min-size")
     try:
-        result = make_synthetic_voc(out, images=images, classes=classes, seed=seed,
+        result = make_synthetic_voc(folder, images=images, classes=classes, seed=seed,
                                     image_size=(min_size, max_size),
-                                    zip_path=(out / "VOCdevkit.zip") if make_zip else None)
+                                    zip_path=(folder / "VOCdevkit.zip") if make_zip else None)
     except OSError as exc:  # OUT under a file, a read-only or full disk: was a traceback
         from trainer.data.voc import cannot_write
 
-        raise cannot_write(Path(exc.filename or out), exc, "give OUT a folder you can write") from None
+        raise cannot_write(Path(exc.filename or folder), exc, "give OUT a folder you can write") from None
     click.echo(f"{result.images} images, {result.objects} objects, {len(result.class_names)} classes: "
                f"{', '.join(result.class_names)}", err=True)
     for path in (result.voc_root, result.classes_file, result.train_lines_file, result.val_lines_file,
                  result.zip_path):
         if path is not None:
             click.echo(str(path))
-    if not make_zip and (out / "VOCdevkit.zip").exists():
+    if not make_zip and (folder / "VOCdevkit.zip").exists():
         # An earlier run's --zip: pushed as the walkthrough says, it is not this set.
-        click.echo(f"Warning: {out / 'VOCdevkit.zip'} is left as it was, and may hold the set "
+        click.echo(f"Warning: {folder / 'VOCdevkit.zip'} is left as it was, and may hold the set "
                    "written before; add --zip to write it again, or delete it", err=True)

@@ -11,7 +11,7 @@ import click
 
 from trainer.cli import cli
 from trainer.config_checks import INPUT_MAX, INPUT_MIN
-from trainer.errors import DataError, TrainerError, WeightsError
+from trainer.errors import DataError, TrainerError, WeightsError, refuse_empty
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +58,7 @@ def predict_cmd(weights, source, out_dir, classes_file, conf, nms, input_size, b
     from trainer.data.images import read_image
     from trainer.model import decode, postprocess
 
+    refuse_empty("--out", out_dir, "the folder for the annotated images")
     dev = _device(device)   # before the weights are pulled or read: a GPU missing says so first
     out = Path(out_dir)
     root = Path(source) if Path(source).is_dir() else Path(source).parent
@@ -139,6 +140,7 @@ def export_onnx_cmd(weights, out_path, classes_file, input_size, opset, static_b
     """
     from trainer.errors import require_onnx
 
+    refuse_empty("--out", out_path, "the .onnx file to write")
     require_onnx()  # before loading anything, torch included
     from trainer.export import export_onnx
 
@@ -290,7 +292,10 @@ def _find_images(source: Path, out: Path) -> list[Path]:
     if source.is_file():
         return [source]
     outputs = os.path.realpath(out)
-    if outputs == os.path.realpath(source):  # (refused by _refuse_writing_over)
+    if outputs == os.path.realpath(source) or not _within(outputs, os.path.realpath(source)):
+        # (The same folder is refused by _refuse_writing_over. An --out above --source holds
+        # the images read, not an earlier run's: `--source runs/imgs --out runs` found "no
+        # images in runs/imgs", attackcli39.)
         outputs = "\0"
     found = sorted(p for p in source.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
                    and not _within(os.path.realpath(p.parent), outputs))

@@ -1,0 +1,79 @@
+"""``trainer`` given hostile arguments (attackcli39), in-process as its other CLI tests run.
+
+- An empty path (``trainer synth-data "$OUT"``, the variable unset) was the working folder:
+  synth-data wrote a dataset there, exit 0; ``export-onnx --out ""`` said ``cannot write
+  (: no such file or directory)`` and ``-c ""`` said ``config file not found:`` with no name.
+  Each is a usage error now (exit 2) that names the argument.
+- ``predict --source runs/imgs --out runs`` (the output folder above the images read) found
+  ``no images in runs/imgs``, exit 1: images under ``--out`` were left out as an earlier
+  run's output even when ``--out`` held ``--source`` rather than lay inside it.
+"""
+from __future__ import annotations
+
+import os
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from trainer.cli import cli
+from trainer.model import YoloV4Tiny
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("w") / "w2.pth"
+    torch.save(YoloV4Tiny(num_classes=2).state_dict(), path)
+    return path
+
+
+@pytest.fixture
+def cwd(tmp_path, monkeypatch):
+    here = tmp_path / "cwd"
+    here.mkdir()
+    (here / "mine.txt").write_text("the user's")
+    monkeypatch.chdir(here)
+    return here
+
+
+def _image(path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), np.random.default_rng(0).integers(0, 255, (40, 56, 3), dtype=np.uint8))
+
+
+CONFIG = ("Error: the config file's path is empty (an unset variable?); give a YAML config, "
+          "e.g. -c configs/voc.yaml\n")
+
+
+@pytest.mark.parametrize("args, line", [
+    (["synth-data", "", "--images", "1"],
+     "Error: OUT is empty (an unset variable?); give the folder to write the dataset into\n"),
+    (["export-onnx", "--weights", "{weights}", "--out", ""],
+     "Error: --out is empty (an unset variable?); give the .onnx file to write\n"),
+    (["predict", "--weights", "{weights}", "--source", "{cwd}/imgs", "--out", ""],
+     "Error: --out is empty (an unset variable?); give the folder for the annotated images\n"),
+    (["train", "-c", ""], CONFIG),
+    (["status", "-c", ""], CONFIG),
+    (["eval", "-c", "", "-w", "{weights}"], CONFIG),
+])
+def test_an_empty_path_is_a_usage_error_that_names_it(weights, cwd, args, line):
+    _image(cwd / "imgs" / "a.jpg")
+    r = CliRunner().invoke(cli, [a.format(weights=weights, cwd=cwd) for a in args])
+    assert (r.exit_code, r.stderr) == (2, line), r.output
+    assert sorted(os.listdir(cwd)) == ["imgs", "mine.txt"]
+    assert os.listdir(cwd / "imgs") == ["a.jpg"]
+
+
+def test_predict_into_a_folder_above_the_images(weights, tmp_path):
+    runs = tmp_path / "runs"
+    _image(runs / "imgs" / "a.jpg")
+    before = (runs / "imgs" / "a.jpg").read_bytes()
+    r = CliRunner().invoke(cli, ["predict", "--weights", str(weights), "--source",
+                                 str(runs / "imgs"), "--out", str(runs), "--input-size", "64"])
+    assert r.exit_code == 0, r.output
+    assert r.stdout == f"{runs / 'detections.json'}\n"
+    assert sorted(os.listdir(runs)) == ["a.jpg", "detections.json", "imgs"]
+    assert (runs / "imgs" / "a.jpg").read_bytes() == before
