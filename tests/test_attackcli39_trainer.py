@@ -77,3 +77,22 @@ def test_predict_into_a_folder_above_the_images(weights, tmp_path):
     assert r.stdout == f"{runs / 'detections.json'}\n"
     assert sorted(os.listdir(runs)) == ["a.jpg", "detections.json", "imgs"]
     assert (runs / "imgs" / "a.jpg").read_bytes() == before
+
+
+def test_a_run_folder_that_cannot_be_made_is_one_line(tmp_path):
+    """``train.out_dir`` where no folder can be made (a read-only disk, a folder of another
+    user's; here /proc, which takes no new folder even from root) ended in the traceback of
+    ``os.makedirs`` from deep in ``fit``: one line now, naming the setting."""
+    out_dir = "/proc/drivestage-attackcli39/logs"
+    try:
+        os.makedirs(out_dir)
+    except OSError as exc:
+        why = exc.strerror
+    else:  # pragma: no cover - not Linux
+        pytest.skip("a folder was made under /proc")
+    config = tmp_path / "empty.yaml"
+    config.write_text("")
+    r = CliRunner().invoke(cli, ["train", "-c", str(config), "--set", f"train.out_dir={out_dir}"])
+    assert (r.exit_code, r.stderr) == (2, (
+        f"Error: train.out_dir {out_dir} cannot be made: {why} (/proc/drivestage-attackcli39); "
+        "set train.out_dir to a folder you can write\n")), r.output

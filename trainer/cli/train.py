@@ -63,6 +63,7 @@ def train(config_path: str, overrides: tuple[str, ...], resume: str, take_over: 
         from trainer.staging import local_weights
 
         local_weights(cfg.model.weights, cfg)   # not there: said before the data is pulled
+    _make_the_run_folder(cfg.train.out_dir)
     result = fit(cfg, resume=resume)
     if int(os.environ.get("RANK", "0")) != 0:
         return
@@ -112,6 +113,21 @@ def _refuse_a_file_as_out_dir(out_dir: str) -> None:
     if not os.path.isdir(here):
         raise ConfigError(f"train.out_dir {out_dir} cannot be made: {here} is a file, not a "
                           "folder; set train.out_dir to a folder")
+
+
+def _make_the_run_folder(out_dir: str) -> None:
+    """Make ``train.out_dir`` as :func:`trainer.engine.fit` does, once every refusal above
+    passed (a refused run makes nothing): where no folder can be made (a read-only disk,
+    another user's folder), one line naming the setting, where fit's ``os.makedirs`` ended
+    in a traceback (attackcli39)."""
+    from trainer.errors import ConfigError
+
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+    except OSError as exc:
+        where = f" ({exc.filename})" if exc.filename else ""
+        raise ConfigError(f"train.out_dir {out_dir} cannot be made: {exc.strerror or exc}"
+                          f"{where}; set train.out_dir to a folder you can write") from None
 
 
 def _refuse_the_dataset_in_the_run_folder(cfg: Any) -> None:
