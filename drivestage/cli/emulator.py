@@ -1,7 +1,9 @@
 """CLI commands: emulator (registered on the drivestage group)."""
 from __future__ import annotations
 
+import errno
 import signal
+import socket
 import sys
 from typing import Optional
 
@@ -58,7 +60,15 @@ def emulator_command(host: str, port: int, data_dir: Optional[str], quota_bytes:
     API can change all of them while it runs).
     """
     from drivestage.emulator import Emulator
+    from drivestage.paths import refuse_empty
 
+    # ("": a TypeError traceback for --data-dir; for --host the socket's every interface, an
+    # emulator that takes any token open to the network, announced as http://:PORT/.)
+    if data_dir is not None:
+        refuse_empty("--data-dir", data_dir, "a folder to keep the emulator's files in, or "
+                     "leave --data-dir out for a temporary one")
+    refuse_empty("--host", host, "the address to listen on, e.g. 127.0.0.1 (0.0.0.0 for "
+                 "every interface)")
     emu = Emulator(data_dir=data_dir, quota_bytes=quota_bytes, token=token, host=host, port=port,
                    service_account=service_account)
     if latency:
@@ -76,6 +86,10 @@ def emulator_command(host: str, port: int, data_dir: Optional[str], quota_bytes:
             raise UsageError(f"cannot use --data-dir {data_dir}: "
                              f"{(exc.strerror or str(exc)).lower()} ({exc.filename}); give a "
                              "folder this user can write") from None
+        if isinstance(exc, socket.gaierror) or exc.errno == errno.EADDRNOTAVAIL:
+            # (no interface has that address: "Choose another --port" named the wrong one)
+            raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}; give "
+                             "--host an address of this machine, e.g. 127.0.0.1") from None
         raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}. "
                          "Choose another --port (0 picks a free one).") from exc
     stop = Flag()  # set by a signal handler: drivestage.interrupts
