@@ -151,6 +151,20 @@ def refuse_empty(what: str, value: str, want: str = ANY_PLACE) -> None:
         raise UsageError(f"{what} is empty (an unset variable?); give {want}")
 
 
+def refuse_dangling_link(what: str, path: str) -> None:
+    """UsageError for a ``what`` (DEST) that is, or lies below, a link whose target is gone:
+    a pull said "File exists" and a push "is a file, not a folder", naming no link."""
+    from drivestage.localfs import dangling_link
+
+    found = dangling_link(path)
+    if found is not None:
+        link, target = found
+        named = f"{what} {printable(link)}" if link == os.path.abspath(path) else \
+            f"{what} {printable(path)}: {printable(link)}"
+        raise UsageError(f"{named} is a link to {printable(target)}, which does not exist; "
+                         f"make that folder, or give another {what}")
+
+
 def refuse_windows_path(what: str, path: str) -> None:
     """UsageError for a Windows path on this machine (``'C:\\Users\\me\\data'``, copied from
     a guide written on Windows): taken as it is, it named a folder of that name made in the

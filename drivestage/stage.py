@@ -68,6 +68,7 @@ def pull(src: Union[str, DrivePath], dest: str, *, extract: bool = False,
     dest = os.path.abspath(os.path.expanduser(os.fspath(dest)))
     if os.path.exists(dest) and not os.path.isdir(dest):
         raise UsageError(f"DEST {dest} is a file; give the folder to stage into")
+    paths.refuse_dangling_link("DEST", dest)   # (said "File exists")
     if reserve < 0:
         raise UsageError(f"reserve must not be negative, got {reserve}")
     if retries is not None and retries < 1:

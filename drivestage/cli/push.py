@@ -243,10 +243,12 @@ def _target(dest: str, api_root: Optional[str], credentials: Optional[str],
     """DEST through the one door, with the command's --api-root/--credentials; ``pushing``
     into a Drive mount is warned of (what it sends may never reach Drive)."""
     from drivestage.lost_mounts import push_into_mount_warning
-    from drivestage.paths import drive_hint, is_drive, refuse_empty
+    from drivestage.paths import drive_hint, is_drive, refuse_dangling_link, refuse_empty
     from drivestage.remote import open_store
 
     refuse_empty("DEST", dest)
+    if not is_drive(dest):   # (a push said "is a file, not a folder" of such a link)
+        refuse_dangling_link("DEST", os.path.expanduser(dest))
     # `push logs Models/x/logs` (drive: forgotten) makes that folder here, exit 0: said, as
     # the trainer says it of drive.logs. A folder that is there, or ./x, /x, is meant.
     hint = None if is_drive(dest) or os.path.lexists(os.path.expanduser(dest)) \
