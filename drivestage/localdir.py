@@ -49,7 +49,7 @@ from drivestage.local_held import LocalHeld, stands_for
 from drivestage.local_marks import LocalMarks, left_unmarked, put
 from drivestage.local_md5 import MemoryMd5Cache
 from drivestage.localfs import file_md5, fuse_devices, identity
-from drivestage.lost_mounts import write_error
+from drivestage.lost_mounts import read_error, write_error
 from drivestage.paths import StorePath, exclude_pattern
 from drivestage.state import Md5Cache, settled, wait_settled
 from drivestage.temps import shown, upload_left, upload_name
@@ -144,7 +144,10 @@ class LocalDirStore(LocalMarks, LocalHeld, RemoteStore):
             return None  # its one reader hashes it (see defer_md5)
         wait_settled(st)  # a few ms, not a second hash by the next process
         began = time.time_ns()
-        digest = file_md5(full, _CHUNK)
+        try:
+            digest = file_md5(full, _CHUNK)
+        except OSError as exc:
+            raise read_error(exc, full) from exc
         if identity(os.stat(full)) == identity(st):  # not cached when it changed while hashed
             self._remember(full, st, digest, is_settled=settled(st, began))
         return digest

@@ -224,6 +224,27 @@ def said(exc: BaseException, **wording: str) -> str:
     return str(exc) if point is None else lost_mount_message(point, **wording)
 
 
+#: Why a local file's read failed, by errno, and what to do (:func:`read_error`).
+_UNREAD = {errno.EIO: "the disk may be failing: copy what can be read elsewhere and check it",
+           errno.EACCES: "this user may not read it: make it readable, or move it out of the "
+                         "folder",
+           errno.EPERM: "this user may not read it: make it readable, or move it out of the "
+                        "folder",
+           errno.EINVAL: "it is no file whose bytes can be read (one of /proc or /sys?): "
+                         "leave it out"}
+
+
+def read_error(exc: OSError, full: str) -> Exception:
+    """The error of a local store's read of the file ``full`` that failed with ``exc``: one
+    line for a failing disk, a file this user may not read, one of /proc that refuses a
+    read (a listing's md5 of it was a traceback: attackcli39); else ``exc`` itself (a lost
+    mount's, said by the CLI)."""
+    why = _UNREAD.get(exc.errno or 0)
+    if why is None:
+        return exc
+    return LocalFileError(f"cannot read {full}: {exc.strerror}; {why}")
+
+
 def write_error(exc: OSError, root: str, shown: str, target: str, size: int) -> Exception:
     """The error of a local DEST's write of ``target`` (a copy of the file ``shown``, ``size``
     bytes; the DEST's ``root``) that failed with ``exc``: a full disk or quota (a Drive
