@@ -13,6 +13,7 @@ the id chosen for it beforehand (:mod:`drivestage.drive.ids`), which Drive takes
 from __future__ import annotations
 
 import logging
+import unicodedata
 from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 
 from drivestage.drive.resources import FOLDER_MIME, parse_time
@@ -126,6 +127,20 @@ def typed_name_hint(name: str, meant: str) -> str:
         return f"; a drive: path's folders are separated by /: {meant}"
     if name != name.strip():
         return f"; the name has a space before or after it: did you mean {name.strip()!r}?"
+    return ""
+
+
+def unicode_name_hint(name: str, folder: str, holds: Callable[[str], bool]) -> str:
+    """For a name not found in ``folder`` whose other Unicode form (NFC: composed accents;
+    NFD: combining ones, as macOS's file names hold them) the folder ``holds`` (one look-up
+    each, two at most): the name Drive has. Drive's titles are exact and the two read the
+    same, so "not found" named a name the user saw there (attackcli39)."""
+    for form in ("NFC", "NFD"):
+        other = unicodedata.normalize(form, name)
+        if other != name and holds(other):
+            return (f"; Drive holds {other!r}, which reads the same in other Unicode code "
+                    f"points (composed or combining accents): copy the name from "
+                    f"`drivestage ls {folder}`")
     return ""
 
 

@@ -302,7 +302,9 @@ class DriveStore(ByteReads, Deletes, FolderMaking, RemoteStore):
                 if child is None:
                     hint = folders.mount_name_hint(start is None and self.label == "drive:",
                                                    names, i) or folders.typed_name_hint(
-                        name, _join(parent_where, "/".join(names[i:]).replace("\\", "/")))
+                        name, _join(parent_where, "/".join(names[i:]).replace("\\", "/"))) \
+                        or folders.unicode_name_hint(name, self.describe(cur), lambda n: bool(
+                            self._children(parent_id, parent_where, n)))
                     raise NotFoundError(f"{where} not found (no item named {name!r} in "
                                         f"{self.describe(cur)}; names are case-sensitive)"
                                         + hint)
