@@ -96,3 +96,25 @@ def test_a_run_folder_that_cannot_be_made_is_one_line(tmp_path):
     assert (r.exit_code, r.stderr) == (2, (
         f"Error: train.out_dir {out_dir} cannot be made: {why} (/proc/drivestage-attackcli39); "
         "set train.out_dir to a folder you can write\n")), r.output
+
+
+TOP = ("Error: drive.logs {given} is the top of My Drive: the run's files would land there "
+       "loose, beside everything else in it, and its retention would prune checkpoints there; "
+       "give a folder, e.g. drive:runs/exp1\n")
+
+
+@pytest.mark.parametrize("yaml_text, overrides, given", [
+    ("", ["--set", "drive.logs=drive:"], "drive:"),
+    ('drive:\n  logs: "drive:/"\n', [], "drive:/"),
+])
+def test_the_top_of_my_drive_as_drive_logs_is_refused(tmp_path, yaml_text, overrides, given):
+    """``drive.logs: "drive:"`` trained and put results.csv, loss.png, best.pt, epoch_*.pt...
+    loose at the top of My Drive, without a word (``drivestage push`` warns of it), where the
+    run's retention then pruned. And ``--set drive.logs=drive:`` was refused as ``expects str,
+    got {'drive': None}`` (YAML reads ``drive:`` as a mapping)."""
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml_text)
+    r = CliRunner().invoke(cli, ["train", "-c", str(config), *overrides,
+                                 "--set", f"train.out_dir={tmp_path / 'logs'}"])
+    assert (r.exit_code, r.stderr) == (2, TOP.format(given=given)), r.output
+    assert not (tmp_path / "logs").exists()

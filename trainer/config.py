@@ -337,6 +337,9 @@ def parse_override(text: str) -> tuple[str, Any]:
         value = yaml.safe_load(raw) if raw.strip() else None
     except yaml.YAMLError:
         value = raw
+    if isinstance(value, dict) and raw.strip().endswith(":") and "{" not in raw:
+        # (`drive.logs=drive:` is a mapping to YAML: "expects str, got {'drive': None}")
+        value = raw.strip()
     return key, value
 
 

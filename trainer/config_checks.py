@@ -176,6 +176,11 @@ def _check_rest(cfg: "Config") -> None:
         raise ConfigError(f"train.out_dir must name a folder, got {t.out_dir!r}")
     if not (t.device in ("auto", "cpu", "cuda") or (t.device.startswith("cuda:") and t.device[5:].isdigit())):
         raise ConfigError(f"train.device must be auto, cpu, cuda or cuda:N, got {t.device!r}")
+    if isinstance(d.logs, str) and d.logs.strip().rstrip("/") == "drive:":
+        # (It trained, its files loose among the user's own, without a word: attackcli39.)
+        raise ConfigError(f"drive.logs {d.logs} is the top of My Drive: the run's files would "
+                          "land there loose, beside everything else in it, and its retention "
+                          "would prune checkpoints there; give a folder, e.g. drive:runs/exp1")
     if d.keep_last < 0 or d.keep_best < 0:
         raise ConfigError("drive.keep_last and drive.keep_best must be >= 0")
     if d.max_bytes is not None:
