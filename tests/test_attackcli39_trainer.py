@@ -58,9 +58,13 @@ CONFIG = ("Error: the config file's path is empty (an unset variable?); give a Y
     (["train", "-c", ""], CONFIG),
     (["status", "-c", ""], CONFIG),
     (["eval", "-c", "", "-w", "{weights}"], CONFIG),
+    (["eval", "-c", "{cwd}/../empty.yaml", "-w", ""],
+     "Error: --weights is empty (an unset variable?); give a weights file, or drive:path to "
+     "pull one from Drive\n"),
 ])
 def test_an_empty_path_is_a_usage_error_that_names_it(weights, cwd, args, line):
     _image(cwd / "imgs" / "a.jpg")
+    (cwd.parent / "empty.yaml").write_text("")
     r = CliRunner().invoke(cli, [a.format(weights=weights, cwd=cwd) for a in args])
     assert (r.exit_code, r.stderr) == (2, line), r.output
     assert sorted(os.listdir(cwd)) == ["imgs", "mine.txt"]

@@ -202,6 +202,9 @@ def local_weights(spec: str, cfg: Config, key: str = "model.weights") -> str:
     """``drive:...`` weights are pulled next to the data; local paths are returned as they are.
     ``key`` is what the user set them with (``model.weights``, or ``--weights`` for eval),
     named in the errors: that is what to fix."""
+    if spec == "":   # (`-w "$W"` unset: "--weights: file not found: " named nothing)
+        raise ConfigError(f"{key} is empty (an unset variable?); give a weights file, or "
+                          "drive:path to pull one from Drive")
     if not spec.startswith("drive:"):
         if os.path.isdir(spec):  # the run folder given for best.pt in it: "file not found"
             raise ConfigError(f"{key}: {spec} is a folder; give a weights file (e.g. best.pt "
