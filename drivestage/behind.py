@@ -77,7 +77,7 @@ def further_on(store: RemoteStore, cache: Md5Cache, path: str, side_path: str,
     except (OSError, DriveStageError) as exc:
         log.debug("cannot compare %s with %s: %s", path, theirs.name, exc)
         return None
-    said = sidecar.parse(data) if data is not None else None
+    said = sidecar.parse(data, their_side.name) if data is not None else None
     other = sidecar.no_later_than(said and said.speaking_for(theirs.md5), their_side.modified)
     if other is None or other.run is None or (other.md5 != theirs.md5.lower() and not lagged):
         return None

@@ -126,7 +126,7 @@ class _Sidecars:
             data = sidecar.fetch(self.store, entry)
         except (NotFoundError, RemoteChangedError):  # gone or replaced since the listing;
             return None  # any other failure ends the run: an unread metric deleted the best
-        return sidecar.parse(data) if data is not None else None
+        return sidecar.parse(data, entry.name) if data is not None else None
 
 
 def files_of(remote: Listing) -> Listing:

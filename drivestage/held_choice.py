@@ -89,7 +89,7 @@ def _read(store: RemoteStore, sides: list[RemoteEntry]) -> Optional[sidecar.Side
         data = sidecar.fetch(store, entry)
     except DriveStageError:   # (removed since the listing, the push's next step; unreadable:
         return None           # the file at the name, as before)
-    return sidecar.parse(data) if data is not None else None
+    return sidecar.parse(data, entry.name) if data is not None else None
 
 
 def file_at(store: RemoteStore, path: StorePath,

@@ -291,7 +291,7 @@ class CheckpointSync:
         except DriveStageError as exc:
             log.warning("could not read sidecar %s: %s", side.name, exc)
             return None
-        return sidecar.parse(data) if data is not None else None
+        return sidecar.parse(data, side.name) if data is not None else None
 
     def _described(self, path: str) -> bool:
         """Whether ``path`` has a sidecar (the trainer's, a 0.1.0 one) that vouches for its
@@ -300,7 +300,7 @@ class CheckpointSync:
             if os.path.exists(name):  # the current form wins, as in sidecar.pairs
                 try:
                     with open(name, "rb") as fh:
-                        said = sidecar.parse(fh.read(sidecar.MAX_BYTES))
+                        said = sidecar.parse(fh.read(sidecar.MAX_BYTES), name)
                     return said is not None and said.vouches_for(self._cache.md5(path))
                 except OSError:
                     return False

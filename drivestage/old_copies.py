@@ -120,7 +120,8 @@ class OldCopies:
             remote = self.sent.get((folder, side)) or (newest(copies) if copies else None)
             if (folder, side) in self.skipped and remote is not None:  # the store's one rules
                 try:
-                    stay = {e.id for e in sidecar.held_by(self._fetched(remote), kept, olds)}
+                    stay = {e.id for e in sidecar.held_by(self._fetched(remote), kept, olds,
+                                                           remote.name)}
                 except DriveStageError:
                     return []  # unknown: what it vouches for stays, as below
             else:
@@ -138,7 +139,7 @@ class OldCopies:
                             "copies stay beside the new one until a push reads the sidecar "
                             "or sends a new one", key[1], remote_only.name, exc)
                 return []
-            stay = {e.id for e in sidecar.held_by(data, kept, olds)}
+            stay = {e.id for e in sidecar.held_by(data, kept, olds, remote_only.name)}
             olds = [e for e in olds if e.id not in stay]
             if olds:
                 olds = self._as_on_store_now(remote_only, kept, olds)
@@ -162,7 +163,7 @@ class OldCopies:
                         "copies stay beside the new one until a push reads the sidecar",
                         kept.name, side.name, exc)
             return []
-        stay = {e.id for e in sidecar.held_by(data, kept, olds)}
+        stay = {e.id for e in sidecar.held_by(data, kept, olds, side.name)}
         return [e for e in olds if e.id not in stay]
 
     def _beside(self, side: RemoteEntry, kept: RemoteEntry) -> bool:

@@ -191,7 +191,7 @@ def _whose(store: RemoteStore, side: RemoteEntry, ckpts: Iterable[RemoteEntry]
             data = sidecar.fetch(store, store.stat(side))
     except NotFoundError:
         return None, None  # deleted meanwhile (another push): nothing of it to keep
-    said = sidecar.parse(data) if data is not None else None
+    said = sidecar.parse(data, side.name) if data is not None else None
     if said is None or said.md5 is None:
         return None, None
     named = [e for e in ckpts if (e.md5 or "").lower() in said.md5s]

@@ -206,14 +206,18 @@ def _count(value: object) -> Optional[int]:
 _MD5_RE = re.compile(r"^[0-9a-f]{32}\Z")
 
 
-def parse(data: Union[bytes, str]) -> Optional[Sidecar]:
+def parse(data: Union[bytes, str], name: Optional[str] = None) -> Optional[Sidecar]:
     """A sidecar from its JSON (current and 0.1.0 forms), or None when it is not one.
+    ``name``: the sidecar's, which the warning of an unreadable one names.
 
     Never raises: one unreadable sidecar must not stop a prune or a resume."""
     try:
         obj = json.loads(data)
     except (ValueError, TypeError, RecursionError) as exc:  # RecursionError: deep nesting
-        log.warning("ignoring an unreadable checkpoint sidecar: %s", exc)
+        # (named: "ignoring an unreadable checkpoint sidecar: Expecting value: line 1
+        # column 1 (char 0)" left the user to guess which of a run's files: attackcli39)
+        log.warning("ignoring the unreadable checkpoint sidecar %s (%s): it vouches for no "
+                    "checkpoint", name or "(unnamed)", exc)
         return None
     if not isinstance(obj, dict):
         return None
@@ -253,7 +257,7 @@ def read(path: str) -> Optional[Sidecar]:
     """The local sidecar file ``path``, parsed; None when absent, unreadable, not a regular
     file, larger than :data:`MAX_BYTES` or not a sidecar."""
     data = read_bytes(path)
-    return parse(data) if data is not None else None
+    return parse(data, path) if data is not None else None
 
 
 def read_bytes(path: str) -> Optional[bytes]:
@@ -331,16 +335,16 @@ def held(path: str, remote: Optional[RemoteEntry], kept: RemoteEntry,
         return list(olds)
     if remote is None or digest.hexdigest() != remote.md5:
         return list(olds)
-    return held_by(data, kept, olds)
+    return held_by(data, kept, olds, path)
 
 
 def held_by(data: Optional[bytes], kept: RemoteEntry,
-            olds: Sequence[RemoteEntry]) -> list[RemoteEntry]:
+            olds: Sequence[RemoteEntry], name: Optional[str] = None) -> list[RemoteEntry]:
     """The one of ``olds`` a sidecar on the store (its bytes ``data``) vouches for instead of
     ``kept`` (one written after its checkpoint names the old md5): the copy readers take
     (:func:`vouched`), so it must stay. None when the sidecar vouches for ``kept``, for any
     copy (it names no md5), or is no sidecar at all (``data`` None or unreadable)."""
-    said = parse(data) if data is not None else None
+    said = parse(data, name) if data is not None else None
     if said is None or said.vouches_for(kept.md5 or ""):
         return []
     named = [e for e in olds if (e.md5 or "").lower() in said.md5s]

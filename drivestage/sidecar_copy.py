@@ -43,7 +43,7 @@ def checked(path: str, sent: Sequence[RemoteEntry],
         return
     with open(path, "rb") as fh:
         data = fh.read(sidecar.MAX_BYTES + 1)
-    said = sidecar.parse(data) if len(data) <= sidecar.MAX_BYTES else None
+    said = sidecar.parse(data, path) if len(data) <= sidecar.MAX_BYTES else None
     if said is None or said.md5 is None:
         yield path
         return

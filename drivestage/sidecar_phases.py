@@ -96,7 +96,7 @@ def vouch_coming(store: RemoteStore, key: Key, local_path: str, target: RemoteEn
     except RemoteChangedError:   # (rewritten since listed: by this very step, for a
         there = store.stat(there)   # checkpoint sent again)
         data = sidecar.fetch(store, there)
-    said = sidecar.parse(data) if data is not None else None
+    said = sidecar.parse(data, there.name) if data is not None else None
     if said is None or said.md5 is None or not said.vouches_for(target.md5 or ""):
         return None   # no verified pair there: nothing to keep
     coming = sidecar.read(path)

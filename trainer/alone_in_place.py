@@ -54,7 +54,8 @@ def plan(store: RemoteStore, listing: Sequence[RemoteEntry], names: Sequence[str
         data = sidecars.fetch(store, side)
     except (NotFoundError, RemoteChangedError):
         return None   # (changed since the listing: another process; the next send looks)
-    said = sidecars.no_later_than(sidecars.parse(data) if data else None, side.modified)
+    said = sidecars.no_later_than(sidecars.parse(data, side.name) if data else None,
+                                 side.modified)
     if said is None:
         return None
     target = sidecars.vouched(olds, said)

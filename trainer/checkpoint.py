@@ -139,7 +139,7 @@ def copy_checkpoint(src: str, dst: str) -> str:
     meanwhile)."""
     with open(sidecar_path(src), "rb") as fh:
         side = fh.read(sidecars.MAX_BYTES + 1)
-    said = sidecars.parse(side) if len(side) <= sidecars.MAX_BYTES else None
+    said = sidecars.parse(side, sidecar_path(src)) if len(side) <= sidecars.MAX_BYTES else None
 
     def write(out) -> None:
         with open(src, "rb") as inp:

@@ -268,7 +268,7 @@ class DriveFolder:
                 continue
             # A save time later than the sidecar reached Drive counts as that moment (a clock
             # ahead, or a lie, would otherwise stay "saved last" over every later save).
-            side = sidecars.no_later_than(sidecars.parse(data) if data else None,
+            side = sidecars.no_later_than(sidecars.parse(data, side_entry.name) if data else None,
                                           side_entry.modified)
             if data and side_entry.md5 and hashlib.md5(data).hexdigest() != side_entry.md5:
                 changed = True

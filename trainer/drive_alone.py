@@ -151,7 +151,7 @@ def _not_theirs(drive: "DriveFolder", listing: Sequence[RemoteEntry], side_path:
             data = sidecars.fetch(drive._store, side)
         except (NotFoundError, RemoteChangedError):
             continue   # (gone or changed since the listing: another process)
-        said = sidecars.parse(data) if data else None
+        said = sidecars.parse(data, side.name) if data else None
         copies = [e for e in listing if e.name == name and sidecars.has_bytes(e)]
         if said is not None and copies:   # (whose the bytes there are: attacksync36)
             said = said.speaking_for(sidecars.vouched(copies, said).md5)
@@ -206,7 +206,8 @@ def _replace_older(drive: "DriveFolder", folder: RemoteEntry, listing: Sequence[
             data = sidecars.fetch(drive._store, side)
         except (NotFoundError, RemoteChangedError):
             return   # (changed since the listing: another process; the next look sees)
-        said = sidecars.no_later_than(sidecars.parse(data) if data else None, side.modified)
+        said = sidecars.no_later_than(sidecars.parse(data, side.name) if data else None,
+                                     side.modified)
         if said is None or said.md5 is None or not side.removable or not _before(side, ours):
             return
         vouched = [e for e in olds if (e.md5 or "").lower() in said.md5s]

@@ -288,7 +288,8 @@ def _as_on_drive(mine: Optional[Sidecar], ours: Sequence[RemoteCheckpoint]) -> O
 
 def _raw_saved(remote: RemoteCheckpoint) -> Optional[float]:
     """The ``saved`` its sidecar on Drive says (not capped at its arrival there)."""
-    side = sidecars.parse(remote.sidecar_bytes) if remote.sidecar_bytes else None
+    side = sidecars.parse(remote.sidecar_bytes, sidecars.name_for(remote.entry.name)) \
+        if remote.sidecar_bytes else None
     return side.speaking_for(remote.entry.md5).saved if side is not None else None
 
 
