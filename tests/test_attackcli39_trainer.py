@@ -122,3 +122,28 @@ def test_the_top_of_my_drive_as_drive_logs_is_refused(tmp_path, yaml_text, overr
                                  "--set", f"train.out_dir={tmp_path / 'logs'}"])
     assert (r.exit_code, r.stderr) == (2, TOP.format(given=given)), r.output
     assert not (tmp_path / "logs").exists()
+
+
+@pytest.mark.parametrize("args", [
+    ["prepare-voc", "{tmp}/VOCdevkit", "--mode", "2", "--out", "{tmp}/out", "--year", "{year}"],
+    ["train", "-c", "{tmp}/empty.yaml", "--set", "data.year={year}"],
+])
+@pytest.mark.parametrize("year", ["2007/", "2007/../elsewhere", ".."])
+def test_a_year_that_is_no_folder_name_is_refused(tmp_path, args, year):
+    """``--year`` / ``data.year`` is the part after VOC of the dataset's folder name. One with
+    a ``/`` made ``{out}/{year}_train.txt`` a path in another folder than ``--out`` (written
+    there when the folders on its way exist), or said "give --out a folder you can write",
+    to ``trainer train`` too, which has no --out."""
+    voc = tmp_path / "VOCdevkit" / "VOC2007"
+    (voc / "Annotations").mkdir(parents=True)
+    (voc / "ImageSets" / "Main").mkdir(parents=True)
+    (voc / "ImageSets" / "Main" / "train.txt").write_text("")
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "empty.yaml").write_text("")
+    key = "--year" if args[0] == "prepare-voc" else "data.year"
+    r = CliRunner().invoke(cli, [a.format(tmp=tmp_path, year=year) for a in args])
+    assert (r.exit_code, r.stderr) == (2, (
+        f"Error: {key} {year!r} is not a VOC year: give what follows VOC in the dataset's "
+        "folder name (2007 for VOC2007)\n")), r.output
+    assert list((tmp_path / "elsewhere").iterdir()) == []
+    assert not (tmp_path / "out").exists()

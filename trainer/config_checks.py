@@ -181,6 +181,7 @@ def _check_rest(cfg: "Config") -> None:
         raise ConfigError(f"drive.logs {d.logs} is the top of My Drive: the run's files would "
                           "land there loose, beside everything else in it, and its retention "
                           "would prune checkpoints there; give a folder, e.g. drive:runs/exp1")
+    check_year(cfg.data.year, "data.year")
     if d.keep_last < 0 or d.keep_best < 0:
         raise ConfigError("drive.keep_last and drive.keep_best must be >= 0")
     if d.max_bytes is not None:
@@ -194,6 +195,18 @@ def _check_rest(cfg: "Config") -> None:
                                                        for n in cfg.data.classes):
         # (A name made of a list: YAML aliases make 10**9 of them in 500 bytes, spelt out later.)
         raise ConfigError(f"data.classes must list class names, got {shown(cfg.data.classes)}")
+
+
+#: A VOC year: what follows VOC in the dataset's folder name (VOC2007), a plain name.
+_YEAR = re.compile(r"[A-Za-z0-9_+-]+(?:\.[A-Za-z0-9_+-]+)*")
+
+
+def check_year(year: str, key: str) -> None:
+    """ConfigError unless ``year`` (``key``: data.year, --year) is a plain name: one with a
+    ``/`` or ``..`` named files of another folder (``{out}/{year}_train.txt``: attackcli39)."""
+    if not _YEAR.fullmatch(year):
+        raise ConfigError(f"{key} {year!r} is not a VOC year: give what follows VOC in the "
+                          "dataset's folder name (2007 for VOC2007)")
 
 
 def _parse_size(value: Union[int, str]) -> int:

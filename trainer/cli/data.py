@@ -41,8 +41,10 @@ def prepare_voc_command(root: Path, mode: int, classes_file: Path | None, out_di
       trainer prepare-voc data/VOCdevkit
       trainer prepare-voc data/VOCdevkit --mode 2 --classes model_data/voc_classes.txt --out data
     """
+    from trainer.config_checks import check_year
     from trainer.data.voc import VOC_CLASSES, prepare_voc
 
+    check_year(year, "--year")
     classes = classes_file if classes_file is not None else VOC_CLASSES
     report = prepare_voc(root, mode, classes, out_dir, year=year, trainval_percent=trainval_percent,
                          train_percent=train_percent, seed=seed, replace_splits=force)
