@@ -113,6 +113,8 @@ def push(src: str, dest: Where, policy: Optional[RetentionPolicy] = None, *,
     target, path = open_store((store, str(dest)) if store is not None else dest,
                               md5_cache=cache)
     exclude = (*exclude, *_dest_inside(src, target, path))
+    if delete or delete_permanently:
+        _refuse_deleting_src(src, target, path)
 
     def new_job() -> PushJob:
         made = PushJob(target, policy or RetentionPolicy(), include=include, exclude=exclude,
@@ -145,6 +147,23 @@ def push(src: str, dest: Where, policy: Optional[RetentionPolicy] = None, *,
     finally:
         cache.save()
     return job.result
+
+
+def _refuse_deleting_src(src: str, target: RemoteStore, path: Any) -> None:
+    """UsageError for a --delete into a local DEST that holds SRC (``push runs/exp1 runs
+    --delete``): SRC's own folder is not in SRC, and the push moved SRC itself, with all
+    beside it, into DEST's trash, exit 0 (attackcli39)."""
+    local = getattr(target, "local_path", None)
+    if local is None:
+        return
+    where = local(path)
+    here, there = os.path.realpath(src), os.path.realpath(where)
+    if here == there or os.path.commonpath([here, there]) != there:
+        return
+    rel = os.path.relpath(here, there).replace(os.sep, "/")
+    raise UsageError(f"--delete would remove SRC itself: DEST {where} holds SRC {src} (as "
+                     f"{rel}/), and --delete removes from DEST what SRC lacks; push into a "
+                     "folder that does not hold SRC, or leave --delete out")
 
 
 def _dest_inside(src: str, target: RemoteStore, path: Any) -> tuple[str, ...]:
