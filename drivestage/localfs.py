@@ -91,6 +91,20 @@ def open_regular(path: Union[str, "os.PathLike[str]"], *, follow: bool = True) -
         raise
 
 
+#: The most read of a small JSON file a user names (a service-account key, a saved token,
+#: OAuth client secrets: a few KB each).
+JSON_FILE_MAX = 1 << 20
+
+
+def read_at_most(path: str, limit: int) -> Optional[bytes]:
+    """The bytes of the file at ``path``, or None when it holds more than ``limit``: read no
+    further (``/dev/zero``, or a checkpoint given for a small JSON file, was read to the end
+    of memory). Raises what opening or reading it raises."""
+    with open(path, "rb") as fh:
+        data = fh.read(limit + 1)
+    return None if len(data) > limit else data
+
+
 def dangling_link(path: str) -> Optional[tuple[str, str]]:
     """``(link, its target)`` for the first link on the way to ``path`` (``path`` itself
     included) whose target does not exist (a disk's folder linked in, the disk not mounted),

@@ -71,3 +71,24 @@ def test_a_bad_setting_is_one_line_and_no_request(setup, env, args, line):
                             env=base, timeout=60, text=True)
     assert (done.returncode, done.stderr) == (2, line.format(binary=binary) + "\n")
     assert emulator.requests == []
+
+
+@pytest.mark.parametrize("args, env, line", [
+    (["ls", "drive:", "--credentials", "/dev/zero"], {"DRIVESTAGE_API_ROOT": ""},
+     "Error: credentials file /dev/zero holds more than 1 MiB: no service-account key or "
+     "token is that large; give the JSON key file"),
+    (["ls", "drive:"], {"DRIVESTAGE_API_ROOT": "", "DRIVESTAGE_TOKEN_FILE": "/dev/zero"},
+     "Error: credentials file /dev/zero holds more than 1 MiB: no service-account key or "
+     "token is that large; give the JSON key file"),
+    (["auth", "login", "--client-secrets", "/dev/zero"], {},
+     "Error: client secrets file '/dev/zero' holds more than 1 MiB: no OAuth client secret "
+     "is that large; give the JSON file of an OAuth client ID (Google Cloud console, type "
+     "Desktop app)"),
+])
+def test_a_credentials_file_without_end_is_not_read_whole(local_state, args, env, line):
+    """``--credentials /dev/zero`` (or a 5 GB checkpoint given by mistake) was read whole,
+    to the end of memory: the process was killed. At most 1 MiB is read now (a key is 2 KB)."""
+    base = dict(os.environ, DRIVESTAGE_TOKEN="", DRIVESTAGE_CREDENTIALS="", **env)
+    done = cli_server().run(args, env=base, timeout=60, text=True,
+                            limits={"RLIMIT_AS": (2 << 30, 2 << 30)})
+    assert (done.returncode, done.stderr) == (2, line + "\n")

@@ -36,7 +36,7 @@ from drivestage.drive.resources import ResourceKeys
 from drivestage.interrupts import lock_wait
 from drivestage.errors import (AuthError, NoColabLoginError, NoCredentialsError,
                                ReauthRequiredError, TokenRevokedError, UsageError)
-from drivestage.localfs import atomic_write
+from drivestage.localfs import JSON_FILE_MAX, atomic_write, read_at_most
 
 log = logging.getLogger(__name__)
 
@@ -334,8 +334,8 @@ def bearer(token: str, source: str) -> DriveCredentials:
 def from_file(path: str) -> DriveCredentials:
     """A service-account key or a token saved by ``drivestage auth login``."""
     try:
-        with open(os.path.expanduser(path), encoding="utf-8") as fh:
-            text = fh.read()
+        raw = read_at_most(os.path.expanduser(path), JSON_FILE_MAX)
+        text = raw.decode("utf-8") if raw is not None else ""
     except FileNotFoundError:
         raise UsageError(f"credentials file {path!r} does not exist") from None
     except OSError as exc:
@@ -344,6 +344,9 @@ def from_file(path: str) -> DriveCredentials:
         raise UsageError(f"credentials file {path} is not JSON (it holds bytes that are not "
                          "UTF-8 text); expected a service-account key or a token saved by "
                          "`drivestage auth login`") from None
+    if raw is None:   # (/dev/zero, a checkpoint: read to the end of memory, then killed)
+        raise UsageError(f"credentials file {path} holds more than 1 MiB: no service-account "
+                         "key or token is that large; give the JSON key file")
     return from_json_text(text, f"credentials file {path}", path=path)
 
 

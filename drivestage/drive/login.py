@@ -21,6 +21,7 @@ from drivestage.drive.auth import (DRIVE_SCOPE, GOOGLE_AUTH_URI, GOOGLE_TOKEN_UR
                                    default_token_path, save_token)
 from drivestage.drive.connections import build_http
 from drivestage.errors import AuthError, UsageError
+from drivestage.localfs import JSON_FILE_MAX, read_at_most
 
 
 def login(client_secrets: str, *, token_file: Optional[str] = None,
@@ -92,8 +93,8 @@ def login(client_secrets: str, *, token_file: Optional[str] = None,
 
 def _client_config(path: str) -> dict[str, Any]:
     try:
-        with open(os.path.expanduser(path), encoding="utf-8") as fh:
-            data = json.load(fh)
+        raw = read_at_most(os.path.expanduser(path), JSON_FILE_MAX)
+        data = json.loads(raw) if raw is not None else None
     except FileNotFoundError:
         raise UsageError(f"client secrets file {path!r} does not exist; download it from the "
                          "Google Cloud console (OAuth client ID, type Desktop app)") from None
@@ -104,6 +105,10 @@ def _client_config(path: str) -> dict[str, Any]:
             (exc.strerror or str(exc)).lower()
         raise UsageError(f"cannot read client secrets file {path!r}: {why}; give the JSON file "
                          "of an OAuth client ID (Google Cloud console, type Desktop app)") from None
+    if raw is None:   # (/dev/zero, a big file: read to the end of memory, then killed)
+        raise UsageError(f"client secrets file {path!r} holds more than 1 MiB: no OAuth client "
+                         "secret is that large; give the JSON file of an OAuth client ID "
+                         "(Google Cloud console, type Desktop app)")
     config = (data.get("installed") or data.get("web")) if isinstance(data, dict) else None
     if not isinstance(config, dict) or not config.get("client_id") \
             or not config.get("client_secret"):
