@@ -147,3 +147,22 @@ def test_a_year_that_is_no_folder_name_is_refused(tmp_path, args, year):
         "folder name (2007 for VOC2007)\n")), r.output
     assert list((tmp_path / "elsewhere").iterdir()) == []
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("value", ["abc", "nan", "-1", "1e300"])
+def test_a_bad_lease_settle_is_one_line_before_any_claim(emulator, drive_env, local_state,
+                                                        tmp_path, monkeypatch, value):
+    """``TRAINER_LEASE_SETTLE`` (README: seconds a trainer waits after writing its lease
+    claim) that is no number, NaN, negative or 1e300 ended in a traceback of ``float()`` or
+    ``time.sleep`` after the claim was on Drive. One line now, before Drive is asked
+    anything."""
+    monkeypatch.setenv("TRAINER_LEASE_SETTLE", value)
+    config = tmp_path / "c.yaml"
+    config.write_text("")
+    r = CliRunner().invoke(cli, ["train", "-c", str(config), "--resume", "none",
+                                 "--set", f"train.out_dir={tmp_path / 'logs'}",
+                                 "--set", "drive.logs=drive:runs/a"])
+    assert (r.exit_code, r.stderr) == (2, (
+        f"Error: TRAINER_LEASE_SETTLE={value!r} is not a number of seconds from 0 to 60 (2 "
+        "by default; 0 against the emulator)\n")), r.output
+    assert emulator.find("runs") is None

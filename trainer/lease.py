@@ -74,7 +74,7 @@ from drivestage.temps import namespace_tag
 from trainer.drive import age_text
 from trainer.errors import LeaseHeldError, LeaseLostError
 from trainer.lease_claims import HELD, MAX_CLAIMS, PREFIX, SUFFIX, Claim, ClaimReader, \
-    gone, held_text, is_claim, last_holder, silent, span_text
+    gone, held_text, is_claim, last_holder, settle_seconds, silent, span_text
 
 __all__ = ["HELD", "MAX_CLAIMS", "PREFIX", "SUFFIX", "Claim", "RunLease", "held_folder",
            "is_claim", "release_all", "span_text"]
@@ -138,12 +138,12 @@ class RunLease:
         """How long a new claim waits before the listing that decides (a claim another
         trainer sent at the same moment is listed by then). ``TRAINER_LEASE_SETTLE``
         (seconds) overrides it: 0 where listings show a create at once (the emulator)."""
-        given = os.environ.get("TRAINER_LEASE_SETTLE", "")
-        return float(given) if given else min(2.0, self.period_s / 2)
+        return settle_seconds(min(2.0, self.period_s / 2))
 
     # -- starting
     def acquire(self) -> None:
         """Hold the lease, or raise :class:`LeaseHeldError` (see the module's text)."""
+        settle = self.settle_s   # (a bad TRAINER_LEASE_SETTLE: said before Drive is asked)
         store, path = self.drive.store_at()
         folder = self._folder = store.make_folders(path)
         first: dict[str, float] = {}    # a live claim's id -> its renewal when first seen
@@ -178,7 +178,7 @@ class RunLease:
         self.generation = max((c.generation for c in claims), default=0) + 1
         forced = bool(taken) and self.take_over and not self._gone(taken[0])   # (before: ended)
         self._write(folder)
-        time.sleep(self.settle_s)   # (the bound of the race: see the module's text)
+        time.sleep(settle)   # (the bound of the race: see the module's text)
         claims = self._claims(folder)
         # (Its own claim, where the listing does not show it yet, stands as it was made.)
         rivals = [c for c in claims if c.generation >= self.generation and c.owner != self.token]

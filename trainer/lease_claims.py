@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from drivestage.drive import server_clock
+from trainer.errors import ConfigError
 from drivestage.errors import NotFoundError, RemoteChangedError
 from drivestage.store import RemoteEntry
 from drivestage.temps import namespace_tag
@@ -223,3 +224,21 @@ def stop_name(detail: Optional[str]) -> str:
     if HELD in (detail or ""):
         return "another trainer holding the run's lease"
     return "the take-over of the run's lease"
+
+
+def settle_seconds(default: float) -> float:
+    """``TRAINER_LEASE_SETTLE`` (seconds a new claim waits before the listing that decides),
+    else ``default``. ConfigError when it is no number of seconds from 0 to 60: "abc", NaN,
+    -1 or 1e300 ended in the traceback of ``float()`` or ``time.sleep``, with the claim on
+    Drive already (attackcli39)."""
+    given = os.environ.get("TRAINER_LEASE_SETTLE", "").strip()
+    if not given:
+        return default
+    try:
+        value = float(given)
+    except ValueError:
+        value = float("nan")
+    if not 0 <= value <= 60:
+        raise ConfigError(f"TRAINER_LEASE_SETTLE={given!r} is not a number of seconds from 0 "
+                          "to 60 (2 by default; 0 against the emulator)")
+    return value

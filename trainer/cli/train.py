@@ -57,6 +57,10 @@ def train(config_path: str, overrides: tuple[str, ...], resume: str, take_over: 
     cfg = load_config(config_path, list(overrides) + (["drive.take_over=true"] if take_over
                                                       else []))
     _refuse_a_file_as_out_dir(cfg.train.out_dir)
+    if cfg.drive.logs and cfg.drive.lease_minutes:
+        from trainer.lease_claims import settle_seconds
+
+        settle_seconds(0.0)   # (a bad TRAINER_LEASE_SETTLE: before the data is staged)
     _refuse_the_dataset_in_the_run_folder(cfg)
     _refuse_a_mirror_in_the_run_folder(cfg)
     if cfg.model.weights and not cfg.model.weights.startswith("drive:"):
