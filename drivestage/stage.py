@@ -68,7 +68,6 @@ def pull(src: Union[str, DrivePath], dest: str, *, extract: bool = False,
     dest = os.path.abspath(os.path.expanduser(os.fspath(dest)))
     if os.path.exists(dest) and not os.path.isdir(dest):
         raise UsageError(f"DEST {dest} is a file; give the folder to stage into")
-    paths.refuse_dangling_link("DEST", dest)   # (said "File exists")
     if reserve < 0:
         raise UsageError(f"reserve must not be negative, got {reserve}")
     if retries is not None and retries < 1:
@@ -87,6 +86,7 @@ def pull(src: Union[str, DrivePath], dest: str, *, extract: bool = False,
         raise UsageError(f"DEST {dest} is under {unmounted[0]}, {UNMOUNTED_DRIVE} (a folder "
                          "made there stays on this machine); write a folder on local disk "
                          "(e.g. /content/data) instead: drivestage needs no mount")
+    paths.refuse_dangling_link("DEST", dest)   # (said "File exists"; Colab's mount: above)
     mount = drive_mount(dest)
     if mount is not None:
         log.warning("DEST %s is inside the Google Drive mount %s: staging there sends every byte "

@@ -247,13 +247,13 @@ def _target(dest: str, api_root: Optional[str], credentials: Optional[str],
     from drivestage.remote import open_store
 
     refuse_empty("DEST", dest)
-    if not is_drive(dest):   # (a push said "is a file, not a folder" of such a link)
-        refuse_dangling_link("DEST", os.path.expanduser(dest))
     # `push logs Models/x/logs` (drive: forgotten) makes that folder here, exit 0: said, as
     # the trainer says it of drive.logs. A folder that is there, or ./x, /x, is meant.
     hint = None if is_drive(dest) or os.path.lexists(os.path.expanduser(dest)) \
         else drive_hint(dest, "folder")
     opened = open_store(dest, api_root=api_root, credentials=credentials, md5_cache=md5_cache)
+    if not is_drive(dest):   # (a push said "is a file, not a folder" of such a link; Colab's
+        refuse_dangling_link("DEST", os.path.expanduser(dest))   # unmounted Drive: above)
     warning = push_into_mount_warning(dest) if pushing and not is_drive(dest) else None
     if warning is None and pushing and hint is not None:
         warning = (f"DEST {dest} is a local folder ({os.path.abspath(os.path.expanduser(dest))}"
