@@ -25,6 +25,7 @@ from drivestage.errors import LocalFileError, UsageError
 from drivestage.interrupts import deferred
 from drivestage.lockdir import folder_for
 from drivestage.localfs import atomic_write, file_md5, fuse_devices
+from drivestage.paths import refuse_dangling_link
 from drivestage.store import RemoteEntry
 
 try:
@@ -49,6 +50,7 @@ def state_dir() -> Path:
     try:
         path.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError):
+        refuse_dangling_link("DRIVESTAGE_STATE_DIR", str(path))   # (it is no file: a link)
         raise UsageError(f"drivestage's state folder {path} (DRIVESTAGE_STATE_DIR) is a file, "
                          "or lies under one; point DRIVESTAGE_STATE_DIR at a folder (default "
                          "~/.cache/drivestage)") from None

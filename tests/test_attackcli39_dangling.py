@@ -42,3 +42,21 @@ def test_a_dest_through_a_dangling_link_names_it(emulator, drive_env, local_stat
                             text=True)
     assert (done.returncode, done.stderr) == (2, line.format(link=link, target=target) + "\n")
     assert not (tmp_path / "disk").exists() and os.readlink(link) == str(target)
+
+
+@pytest.mark.parametrize("below", ["", "/sub"])
+def test_a_state_dir_through_a_dangling_link_names_it(emulator, drive_env, local_state,
+                                                      tmp_path, below):
+    """``DRIVESTAGE_STATE_DIR`` through such a link said "is a file, or lies under one"."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "f.txt").write_text("hi")
+    link, target = tmp_path / "cache", tmp_path / "disk" / "cache"
+    os.symlink(target, link)
+    env = dict(os.environ, DRIVESTAGE_STATE_DIR=f"{link}{below}")
+    done = cli_server().run(["push", str(src), "drive:S"], env=env, timeout=60, text=True)
+    named = f"{link}" if not below else f"{link}{below}: {link}"
+    assert (done.returncode, done.stderr) == (2, (
+        f"Error: DRIVESTAGE_STATE_DIR {named} is a link to {target}, which does not exist; "
+        "make that folder, or give another DRIVESTAGE_STATE_DIR\n"))
+    assert emulator.find("S") is None and not (tmp_path / "disk").exists()
