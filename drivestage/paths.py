@@ -165,6 +165,16 @@ def refuse_dangling_link(what: str, path: str) -> None:
                          f"make that folder, or give another {what}")
 
 
+def refuse_bad_place(what: str, spec: str, want: str = ANY_PLACE) -> None:
+    """:func:`refuse_empty`, and :func:`refuse_windows_path` for a ``spec`` that is no Drive
+    path: what each command checks of a SRC, DEST or PATH before it is opened (ls, prune,
+    dedupe and runs forget took ``C:\\runs`` for a local folder's name, and ls hinted
+    ``drive:C:\\runs``)."""
+    refuse_empty(what, spec, want)
+    if not is_drive(spec):
+        refuse_windows_path(what, spec)
+
+
 def refuse_windows_path(what: str, path: str) -> None:
     """UsageError for a Windows path on this machine (``'C:\\Users\\me\\data'``, copied from
     a guide written on Windows): taken as it is, it named a folder of that name made in the

@@ -63,3 +63,23 @@ def test_an_empty_path_is_a_usage_error_that_names_it(setup, args, line):
     assert (code, err) == (2, line + "\n")
     # Nothing written in the working folder, nor sent to Drive.
     assert sorted(os.listdir(cwd)) == ["mine.txt"]
+
+
+WINDOWS = ("is a Windows path, and this machine's paths are written /content/data or ./data: "
+           "give one of this machine's")
+
+
+@pytest.mark.parametrize("args, line", [
+    (["ls", "C:\\Users\\me\\data"], "Error: PATH C:\\Users\\me\\data " + WINDOWS),
+    (["prune", "C:\\runs", "--keep-last", "1"], "Error: DEST C:\\runs " + WINDOWS),
+    (["dedupe", "D:/runs"], "Error: DEST D:/runs " + WINDOWS),
+    (["runs", "forget", "C:\\runs\\exp1"], "Error: DEST C:\\runs\\exp1 " + WINDOWS),
+])
+def test_a_windows_path_is_refused_by_every_command(setup, args, line):
+    """``ls 'C:\\Users\\me\\data'`` (copied from a guide written on Windows) looked for a
+    local folder of that name and hinted ``a folder on Google Drive is written
+    drive:C:\\Users\\me\\data``; push, pull and mirror said what it is, and now so do ls,
+    prune, dedupe and runs forget."""
+    env, _src, cwd = setup
+    code, err = _run(args, env, cwd)
+    assert (code, err) == (2, line + "\n")

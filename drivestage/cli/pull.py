@@ -218,10 +218,10 @@ def _iso(ts: float) -> str:
 def ls(path: str, as_json: bool, api_root: Optional[str], credentials: Optional[str]) -> None:
     """List a Drive folder (or show one file): name, size, md5, modified (UTC)."""
     from drivestage.errors import NotFoundError
-    from drivestage.paths import drive_hint, is_drive, printable, refuse_empty
+    from drivestage.paths import drive_hint, is_drive, printable, refuse_bad_place
     from drivestage.remote import open_store
 
-    refuse_empty("PATH", path)
+    refuse_bad_place("PATH", path)
     try:
         store, rel = open_store(path, api_root=api_root, credentials=credentials)
         entry = store.resolve(rel)

@@ -243,10 +243,10 @@ def _target(dest: str, api_root: Optional[str], credentials: Optional[str],
     """DEST through the one door, with the command's --api-root/--credentials; ``pushing``
     into a Drive mount is warned of (what it sends may never reach Drive)."""
     from drivestage.lost_mounts import push_into_mount_warning
-    from drivestage.paths import drive_hint, is_drive, refuse_dangling_link, refuse_empty
+    from drivestage.paths import drive_hint, is_drive, refuse_bad_place, refuse_dangling_link
     from drivestage.remote import open_store
 
-    refuse_empty("DEST", dest)
+    refuse_bad_place("DEST", dest)
     # `push logs Models/x/logs` (drive: forgotten) makes that folder here, exit 0: said, as
     # the trainer says it of drive.logs. A folder that is there, or ./x, /x, is meant.
     hint = None if is_drive(dest) or os.path.lexists(os.path.expanduser(dest)) \
@@ -358,10 +358,10 @@ def dedupe_cmd(dest: str, dry_run: bool, api_root: Optional[str],
     into DEST.
     """
     from drivestage.dedupe import dedupe
-    from drivestage.paths import printable, refuse_empty
+    from drivestage.paths import printable, refuse_bad_place
     from drivestage.remote import open_store
 
-    refuse_empty("DEST", dest)
+    refuse_bad_place("DEST", dest)
     result = dedupe(open_store(dest, api_root=api_root, credentials=credentials),
                     dry_run=dry_run)
     for m in result.merged:   # Drive titles and ids are anybody's: printed escaped

@@ -36,10 +36,10 @@ def forget_cmd(dest: str, api_root: Optional[str], credentials: Optional[str]) -
     from drivestage import run_folders
     from drivestage.local_marks import MARK
     from drivestage.localdir import LocalDirStore
-    from drivestage.paths import STATE_DIR, printable, refuse_empty
+    from drivestage.paths import STATE_DIR, printable, refuse_bad_place
     from drivestage.remote import open_store
 
-    refuse_empty("DEST", dest)
+    refuse_bad_place("DEST", dest)
     store, path = open_store(dest, api_root=api_root, credentials=credentials)
     folder = store.resolve(path)
     where = printable(store.describe(folder))
