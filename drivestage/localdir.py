@@ -49,7 +49,7 @@ from drivestage.local_held import LocalHeld, stands_for
 from drivestage.local_marks import LocalMarks, left_unmarked, put
 from drivestage.local_md5 import MemoryMd5Cache
 from drivestage.localfs import file_md5, fuse_devices, identity
-from drivestage.lost_mounts import read_error, write_error
+from drivestage.lost_mounts import folder_error, read_error, write_error
 from drivestage.paths import StorePath, exclude_pattern
 from drivestage.state import Md5Cache, settled, wait_settled
 from drivestage.temps import shown, upload_left, upload_name
@@ -289,6 +289,8 @@ class LocalDirStore(LocalMarks, LocalHeld, RemoteStore):
                 if not os.path.isdir(full):
                     raise UsageError(f"{full} is a file, not a folder; choose another path "
                                      "or remove the file") from None
+            except OSError as exc:
+                raise folder_error(exc, full) from exc
             if not self._inside(full):
                 raise UsageError(f"{full} is a link leading outside the store root {self.root}")
         full, st = self._stat(rel, str(path))

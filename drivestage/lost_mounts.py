@@ -245,6 +245,17 @@ def read_error(exc: OSError, full: str) -> Exception:
     return LocalFileError(f"cannot read {full}: {exc.strerror}; {why}")
 
 
+def folder_error(exc: OSError, full: str) -> Exception:
+    """The error of a local store's ``mkdir`` of ``full`` that failed with ``exc``: one line
+    where this user may not make it (EACCES, EPERM; EROFS: a read-only disk), which was the
+    traceback of ``os.mkdir`` (attackcli39); else ``exc`` itself (a lost mount's, said by
+    the CLI)."""
+    if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return exc
+    return LocalFileError(f"cannot make the folder {full}: {exc.strerror}; give a folder this "
+                          "user can write")
+
+
 def write_error(exc: OSError, root: str, shown: str, target: str, size: int) -> Exception:
     """The error of a local DEST's write of ``target`` (a copy of the file ``shown``, ``size``
     bytes; the DEST's ``root``) that failed with ``exc``: a full disk or quota (a Drive

@@ -195,6 +195,9 @@ def _local_error(exc: OSError, label: str, dest: str) -> DriveStageError:
     if blocking is not None:  # `./configs/demo.yaml/data`: "Not a directory" named no file
         return LocalFileError(f"cannot stage {label} into {dest}: {blocking} is a file, not a "
                               "folder; choose a folder that is not inside a file")
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):   # (said nothing of what to do)
+        return LocalFileError(f"cannot stage {label} into {dest}: {exc.strerror}{where}; pull "
+                              "into a folder this user can write")
     return LocalFileError(f"cannot stage {label} into {dest}: {exc.strerror or exc}{where}")
 
 

@@ -5,6 +5,9 @@ system said and what to do. /proc/self/mem (EIO) and /proc/self/clear_refs (EINV
 files for any user, root included: the forked child reads its own (tests/_forkcli.py)."""
 from __future__ import annotations
 
+import errno
+import os
+
 import pytest
 
 from _forkcli import cli_server
@@ -26,3 +29,46 @@ def _cli_server():
 def test_ls_of_a_file_that_cannot_be_read_is_one_line(local_state, path, line):
     done = cli_server().run(["ls", path], timeout=60, text=True)
     assert (done.returncode, done.stdout, done.stderr) == (1, "", line + "\n")
+
+
+def test_a_push_into_a_folder_that_cannot_be_made_is_one_line(local_state, tmp_path):
+    """A local DEST whose folder this user may not make (a NAS share mounted read-only,
+    another user's folder: EACCES, EPERM, EROFS) ended in the traceback of ``os.mkdir`` from
+    the store's ``make_folders``. /sys refuses a new folder to root too."""
+    dest = "/sys/drivestage-attackcli39"
+    try:
+        os.mkdir(dest)
+    except OSError as exc:
+        if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+            pytest.skip(f"/sys says {exc.strerror} here")
+        why = exc.strerror
+    else:  # pragma: no cover - not Linux
+        os.rmdir(dest)
+        pytest.skip("a folder was made under /sys")
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "f.txt").write_text("hi")
+    done = cli_server().run(["push", str(src), dest], timeout=60, text=True)
+    assert (done.returncode, done.stderr) == (1, (
+        f"Error: cannot make the folder {dest}: {why}; give a folder this user can write\n"))
+
+
+def test_a_pull_into_a_folder_that_cannot_be_made_says_what_to_do(emulator, drive_env,
+                                                                   local_state):
+    """The same DEST for a pull said ``cannot stage …: Operation not permitted``, and no
+    more."""
+    dest = "/sys/drivestage-attackcli39"
+    try:
+        os.mkdir(dest)
+    except OSError as exc:
+        if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+            pytest.skip(f"/sys says {exc.strerror} here")
+        why = exc.strerror
+    else:  # pragma: no cover - not Linux
+        os.rmdir(dest)
+        pytest.skip("a folder was made under /sys")
+    emulator.add_file("F/a.bin", b"alpha")
+    done = cli_server().run(["pull", "-q", "drive:F/a.bin", dest], timeout=60, text=True)
+    assert (done.returncode, done.stderr) == (1, (
+        f"Error: cannot stage drive:F/a.bin into {dest}: {why}; pull into a folder this user "
+        "can write\n"))
