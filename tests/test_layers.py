@@ -35,7 +35,7 @@ LAYERS = [
     # Google Drive, one backend: nothing outside drivestage.drive (and the door) imports it.
     ["drive.resources", "drive.answers", "drive.lookups", "drive.sliced", "drive.connections",
      "drive.services",
-     "drive.auth", "drive.login", "drive.server_clock",
+     "drive.token_file", "drive.auth", "drive.login", "drive.server_clock",
      "drive.paging", "drive.provenance", "drive.mount_marks", "drive.marks_below",
      "drive.shortcuts", "drive.folders", "drive.sessions", "drive.removal"],
     ["drive.retry"],

@@ -33,14 +33,16 @@ from drivestage.drive.answers import well_formed_error
 from drivestage.drive.connections import (TokenRequest, bounded_connection, keys_stay_home,
                                           no_httplib2_auth)
 from drivestage.drive.resources import ResourceKeys
+# (the token file login saves, and where: imported here for the callers of auth)
+from drivestage.drive.token_file import (DRIVE_SCOPE, default_token_path,  # noqa: F401
+                                         save_token, token_info)
 from drivestage.interrupts import lock_wait
 from drivestage.errors import (AuthError, NoColabLoginError, NoCredentialsError,
                                ReauthRequiredError, TokenRevokedError, UsageError)
-from drivestage.localfs import JSON_FILE_MAX, atomic_write, read_at_most
+from drivestage.localfs import JSON_FILE_MAX, read_at_most
 
 log = logging.getLogger(__name__)
 
-DRIVE_SCOPE = "https://www.googleapis.com/auth/drive"
 GOOGLE_TOKEN_URI = "https://oauth2.googleapis.com/token"
 GOOGLE_AUTH_URI = "https://accounts.google.com/o/oauth2/auth"
 
@@ -50,14 +52,6 @@ NO_CREDENTIALS = """no Google Drive credentials found. Use one of:
   drivestage auth login --client-secrets FILE   a console login for headless machines
   Colab                         run inside a notebook: its Google login is used
   DRIVESTAGE_API_ROOT + DRIVESTAGE_TOKEN        an emulator (`drivestage emulator`)"""
-
-
-def default_token_path(env: Mapping[str, str] = os.environ) -> str:
-    """Where ``drivestage auth login`` saves its token."""
-    if env.get("DRIVESTAGE_TOKEN_FILE"):
-        return os.path.expanduser(env["DRIVESTAGE_TOKEN_FILE"])
-    base = env.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
-    return os.path.join(base, "drivestage", "token.json")
 
 
 # --------------------------------------------------------------------------- the adapter
@@ -476,28 +470,3 @@ def _in_notebook_kernel() -> bool:
     ipython = sys.modules.get("IPython")
     get = getattr(ipython, "get_ipython", None)
     return bool(get is not None and get() is not None and "google.colab" in sys.modules)
-
-
-# --------------------------------------------------------------------------- token files
-
-def token_info(creds: Any) -> dict[str, Any]:
-    """The JSON we save for an authorized-user credential (google-auth's own format)."""
-    expiry = getattr(creds, "expiry", None)
-    return {
-        "type": "authorized_user",
-        "client_id": creds.client_id,
-        "client_secret": creds.client_secret,
-        "refresh_token": creds.refresh_token,
-        "token": creds.token,
-        "token_uri": creds.token_uri,
-        "scopes": list(creds.scopes or [DRIVE_SCOPE]),
-        "expiry": expiry.replace(microsecond=0).isoformat() + "Z" if expiry else None,
-    }
-
-
-def save_token(path: str, creds: Any) -> None:
-    """Write the token atomically with mode 0600 (its folder 0700 when we create it)."""
-    path = os.path.expanduser(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, mode=0o700, exist_ok=True)
-    atomic_write(path, (json.dumps(token_info(creds), indent=1) + "\n").encode(), mode=0o600)

@@ -17,9 +17,9 @@ from typing import Any, Callable, Optional
 
 import httplib2
 
-from drivestage.drive.auth import (DRIVE_SCOPE, GOOGLE_AUTH_URI, GOOGLE_TOKEN_URI,
-                                   default_token_path, save_token)
+from drivestage.drive.auth import GOOGLE_AUTH_URI, GOOGLE_TOKEN_URI
 from drivestage.drive.connections import build_http
+from drivestage.drive.token_file import DRIVE_SCOPE, default_token_path, save_token
 from drivestage.errors import AuthError, UsageError
 from drivestage.localfs import JSON_FILE_MAX, read_at_most
 

@@ -1,0 +1,42 @@
+"""The token file ``drivestage auth login`` saves, and where: google-auth's own JSON for an
+authorized-user credential, written atomically with mode 0600."""
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Mapping
+
+from drivestage.localfs import atomic_write
+
+DRIVE_SCOPE = "https://www.googleapis.com/auth/drive"
+
+
+def default_token_path(env: Mapping[str, str] = os.environ) -> str:
+    """Where ``drivestage auth login`` saves its token."""
+    if env.get("DRIVESTAGE_TOKEN_FILE"):
+        return os.path.expanduser(env["DRIVESTAGE_TOKEN_FILE"])
+    base = env.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return os.path.join(base, "drivestage", "token.json")
+
+
+def token_info(creds: Any) -> dict[str, Any]:
+    """The JSON we save for an authorized-user credential (google-auth's own format)."""
+    expiry = getattr(creds, "expiry", None)
+    return {
+        "type": "authorized_user",
+        "client_id": creds.client_id,
+        "client_secret": creds.client_secret,
+        "refresh_token": creds.refresh_token,
+        "token": creds.token,
+        "token_uri": creds.token_uri,
+        "scopes": list(creds.scopes or [DRIVE_SCOPE]),
+        "expiry": expiry.replace(microsecond=0).isoformat() + "Z" if expiry else None,
+    }
+
+
+def save_token(path: str, creds: Any) -> None:
+    """Write the token atomically with mode 0600 (its folder 0700 when we create it)."""
+    path = os.path.expanduser(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    atomic_write(path, (json.dumps(token_info(creds), indent=1) + "\n").encode(), mode=0o600)
