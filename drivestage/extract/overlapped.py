@@ -35,6 +35,7 @@ from typing import Callable, Iterable, Mapping, Optional, Protocol, Sequence
 
 from drivestage.errors import ArchiveError, DiskSpaceError
 from drivestage.extract.formats import archive_kind
+from drivestage.gil import sharing
 from drivestage.extract.job import Job, Turn
 from drivestage.extract.occupied import Recorded
 from drivestage.extract.members import (Entry, check_count, open_tar_stream, tar_entry,
@@ -157,6 +158,24 @@ class Overlapped:
         caller can then abandon it after a Ctrl-C at any later moment). ``turn``: what the
         merge waits on, ``kept``: members in place, not written again, ``recorded``: what
         earlier extractions wrote (see :class:`Job`)."""
+        # The member list is read and checked beside the download's threads, which it
+        # would otherwise hold back for its whole length (:mod:`drivestage.gil`).
+        with sharing():
+            return cls._follow_zip(path, size, dest, arrived, lock_dir=lock_dir,
+                                   free_bytes=free_bytes, progress=progress,
+                                   protected=protected, label=label, replaceable=replaceable,
+                                   identity=identity, first_arrived=first_arrived, stop=stop,
+                                   adopt=adopt, turn=turn, kept=kept, recorded=recorded)
+
+    @classmethod
+    def _follow_zip(cls, path: str, size: int, dest: str, arrived: Arrival, *,
+                    lock_dir: Optional[str], free_bytes: Optional[Callable[[str], int]],
+                    progress: Optional[ProgressFn], protected: Iterable[str],
+                    label: Optional[str], replaceable: Iterable[MemberRecord],
+                    identity: Optional[os.stat_result], first_arrived: Optional[FirstArrival],
+                    stop: Optional[Flag], adopt: Optional[Callable[["Overlapped"], None]],
+                    turn: Optional[Turn], kept: Mapping[str, MemberRecord],
+                    recorded: Optional[Recorded]) -> Optional["Overlapped"]:
         fd = open_followed(path, identity)
         job = None
         try:  # fd is the job's once it is made; closed here otherwise (a Ctrl-C too)
