@@ -5,66 +5,68 @@ of the main thread's CPU) while the download's threads already fetch and hash. T
 threads release the GIL in every socket read, write and hash update, but need it back
 between two (a few tens of microseconds of Python per 1 MiB block). With CPython's default
 switch interval (5 ms), a thread that waits for the GIL gets it only once the main thread
-has run 5 ms more: the fetch and hash threads then moved a block per 5-10 ms, about a tenth
-of their rate, and the second core sat idle for the length of the check. While
-:func:`sharing` holds, the interpreter hands the GIL over every 0.5 ms instead, and the
-cyclic garbage collector waits: the objects the step makes (one entry per member) all live
-on, so a collection over them only holds the GIL longer for nothing.
+has run 5 ms more: the fetch and hash threads moved a block per 5-10 ms, and the second
+core sat mostly idle for the length of the check (150-230 MB/s arrived meanwhile, against
+300-470 MB/s with the GIL handed over every 0.5 ms, on the loaded development machine).
+While :func:`sharing` holds, the interpreter hands the GIL over every 0.5 ms.
 
-Both are settings of the whole process: the previous ones come back when the last
-:func:`sharing` in the process ends (threads may nest them), and a collector that was
-switched off before stays off.
+The switch interval is the whole process's: it comes back when the last :func:`sharing`
+block alive in the process ends (threads may nest them). A block whose end never ran (a
+Ctrl-C right at its ``__exit__``) does not hold it for good: its token dies with its frame,
+and the next block's end puts back the interval the process had before (or the one set
+since by someone else).
 """
 from __future__ import annotations
 
-import gc
 import sys
 import threading
+import weakref
 from types import TracebackType
 from typing import Optional
-
-from drivestage.interrupts import deferred
 
 #: The switch interval (seconds) while a step shares the interpreter.
 SWITCH = 0.0005
 
 _lock = threading.Lock()
-_holders = 0
-_saved: Optional[tuple[float, bool]] = None   # (switch interval, collector enabled) before
+#: The blocks running now (a block skipped by a Ctrl-C leaves with its frame).
+_alive: "weakref.WeakSet[_Sharing]" = weakref.WeakSet()
+#: The interval before the first block (None: none changed it), and the one set then.
+_before: Optional[float] = None
+_set: Optional[float] = None
 
 
 def sharing() -> "_Sharing":
-    """``with sharing():`` runs the block with a short switch interval and the cyclic
-    collector paused (see the module doc); both as before once the last such block of the
-    process ends. A Ctrl-C never leaves them changed (it waits for the few lines that
-    count the block in or out)."""
+    """``with sharing():`` runs the block with the GIL handed over every
+    :data:`SWITCH` seconds (see the module doc); the interval is as before once the last
+    such block of the process ends."""
     return _Sharing()
 
 
 class _Sharing:
+    # Nothing here calls a function of drivestage between a change and its record (the
+    # blocks alive): an interruption at any call leaves what the next block can mend.
 
     def __enter__(self) -> None:
-        global _holders, _saved
-        with deferred(), _lock:
-            if _holders == 0:
-                _saved = (sys.getswitchinterval(), gc.isenabled())
-                if _saved[0] > SWITCH:   # (one shorter already stays as it is)
-                    sys.setswitchinterval(SWITCH)
-                gc.disable()
-            _holders += 1
+        global _before, _set
+        with _lock:
+            now = sys.getswitchinterval()
+            if not _alive and (_before is None or now != _set):
+                _before = now   # (not one a skipped end left: someone set it since)
+            if now > SWITCH:
+                sys.setswitchinterval(SWITCH)
+            _set = sys.getswitchinterval()
+            _alive.add(self)
 
     def __exit__(self, kind: Optional[type[BaseException]], exc: Optional[BaseException],
                  tb: Optional[TracebackType]) -> None:
-        global _holders, _saved
-        with deferred(), _lock:
-            _holders -= 1
-            if _holders == 0 and _saved is not None:
-                interval, enabled = _saved
-                _saved = None
-                if interval > SWITCH:
-                    sys.setswitchinterval(interval)
-                if enabled:
-                    gc.enable()
+        global _before, _set
+        with _lock:
+            _alive.discard(self)
+            if not _alive and _before is not None:
+                # (Not when someone set another meanwhile, nor when this one was shorter.)
+                if sys.getswitchinterval() == _set and _before != _set:
+                    sys.setswitchinterval(_before)
+                _before = _set = None
 
 
 __all__ = ["SWITCH", "sharing"]
