@@ -48,6 +48,9 @@ TICKS = os.sysconf("SC_CLK_TCK")
 if os.environ.get("TIMELINE_SWITCH"):
     sys.setswitchinterval(float(os.environ["TIMELINE_SWITCH"]))
 from drivestage import streams, download
+if os.environ.get("TIMELINE_GIL_SWITCH"):   # drivestage.gil's interval, for experiments
+    import drivestage.gil
+    drivestage.gil.SWITCH = float(os.environ["TIMELINE_GIL_SWITCH"])
 from drivestage.extract import workers, shares, overlapped
 rec = {"events": [], "samples": []}
 state = {"pass": None, "sent": 0, "answered": 0, "workers": []}
@@ -193,12 +196,20 @@ except SystemExit as e:
     rc = e.code
 finally:
     ev("end")
+    rec["alive"] = [(t.name, t.daemon) for t in threading.enumerate()]
+    import atexit
+    rec["atexit"] = atexit._ncallbacks()
     sample()
     stop.set()
     r = os.times()
     rec["cpu_self"] = r.user + r.system + r.children_user + r.children_system
     with open(out, "w") as fh:
         json.dump(rec, fh)
+    if os.environ.get("TIMELINE_FREEZE"):   # the interpreter's last collection skips it all
+        gc.freeze()
+    if os.environ.get("TIMELINE_FASTEXIT"):   # how long the interpreter's own end takes
+        sys.stdout.flush(); sys.stderr.flush()
+        os._exit(0)
 '''
 
 
@@ -283,6 +294,7 @@ def main() -> None:
     sys.path.insert(0, HERE)
     from drivestage.emulator import Emulator
     from pull import build_zip
+    from _disk import Retired
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--size-mib", type=int, default=512)
@@ -298,6 +310,11 @@ def main() -> None:
     args = ap.parse_args()
     os.makedirs(args.workdir, exist_ok=True)
     zpath = os.path.join(args.workdir, f"voc-{args.size_mib}-{args.members}.zip")
+    # Extracted trees are renamed aside, never deleted between runs: on ext4 without a
+    # journal a deletion slows every file created in the next minutes (bench/_disk.py).
+    # Delete WORKDIR/retired by hand when done.
+    os.makedirs(os.path.join(args.workdir, "retired"), exist_ok=True)
+    retire = Retired(tempfile.mkdtemp(dir=os.path.join(args.workdir, "retired")))
     if not os.path.exists(zpath):
         build_zip(zpath, args.size_mib << 20, args.members)
     with Emulator(data_dir=os.path.join(args.workdir, "drive")) as emu:
@@ -311,12 +328,14 @@ def main() -> None:
         kids_before = sum(os.times()[2:4])
         for _ in range(args.repeat):
             dest = os.path.join(args.workdir, "out")
-            shutil.rmtree(dest, ignore_errors=True)
+            retire(dest)
             out = os.path.join(args.workdir, "timeline.json")
             began = time.monotonic()
             server_cpu = sum(os.times()[:2])
             pre = ["perf", "record", "-q", "-F", "1999", "-g", "-o", args.perf, "--"] \
                 if args.perf else []
+            if os.environ.get("TIMELINE_STRACE"):
+                pre = ["strace", "-f", "-tt", "-o", os.environ["TIMELINE_STRACE"]]
             proc = subprocess.run([*pre, sys.executable, "-c", _CHILD, os.path.abspath(args.tree),
                                    out, str(args.tick), "pull", f"drive:id:{fid}", dest,
                                    "--extract", "-q", *args.extra], env=env,
@@ -329,13 +348,18 @@ def main() -> None:
                 rec = json.load(fh)
             print(summarize(rec, args.bucket))
             kids = os.times()
+            print("alive at the end:", rec.get("alive"), "atexit:", rec.get("atexit"))
+            kids_now = sum(os.times()[2:4])
+            ended = max(t for t, _th, n, _kw in rec["events"] if n == "end")
+            print(f"after the command's end: {wall - ended:.2f} s (interpreter start before it too), "
+                  f"{kids_now - kids_before - rec['cpu_self']:.3f} CPU-s")
             print(f"process wall {wall:.2f} s; CPU: child+workers {rec['cpu_self']:.2f} s "
                   f"(children's own {kids[2] + kids[3] - kids_before:.2f}), server (the emulator, "
                   f"this process) {server_cpu:.2f} s; load {os.getloadavg()[0]:.2f}")
             kids_before = kids[2] + kids[3]
             if args.json:
                 shutil.copy(out, args.json)
-            shutil.rmtree(dest, ignore_errors=True)
+            retire(dest)
 
 
 if __name__ == "__main__":
