@@ -27,9 +27,11 @@ from __future__ import annotations
 
 import argparse
 import compileall
+import itertools
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -292,14 +294,15 @@ def summarize(rec: dict, bucket: float, cores: int = 2) -> str:
 def main() -> None:
     sys.path.insert(0, ROOT)
     sys.path.insert(0, HERE)
-    from drivestage.emulator import Emulator
     from pull import build_zip
     from _disk import Retired
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--size-mib", type=int, default=512)
     ap.add_argument("--members", type=int, default=20_000)
-    ap.add_argument("--tree", default=ROOT, help="the drivestage tree to run (default: this)")
+    ap.add_argument("--tree", action="append", default=[],
+                    help="a drivestage tree to run (default: this one); given twice or more, "
+                         "the trees alternate in each round (an A/B)")
     ap.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "pull_timeline"))
     ap.add_argument("--tick", type=float, default=0.02)
     ap.add_argument("--bucket", type=float, default=0.1)
@@ -309,34 +312,46 @@ def main() -> None:
     ap.add_argument("extra", nargs="*", help="more pull arguments (after --)")
     args = ap.parse_args()
     os.makedirs(args.workdir, exist_ok=True)
+    trees = [os.path.abspath(t) for t in args.tree] or [ROOT]
     zpath = os.path.join(args.workdir, f"voc-{args.size_mib}-{args.members}.zip")
-    # Extracted trees are renamed aside, never deleted between runs: on ext4 without a
-    # journal a deletion slows every file created in the next minutes (bench/_disk.py).
-    # Delete WORKDIR/retired by hand when done.
-    os.makedirs(os.path.join(args.workdir, "retired"), exist_ok=True)
-    retire = Retired(tempfile.mkdtemp(dir=os.path.join(args.workdir, "retired")))
     if not os.path.exists(zpath):
         build_zip(zpath, args.size_mib << 20, args.members)
-    with Emulator(data_dir=os.path.join(args.workdir, "drive")) as emu:
+    # Extracted trees are renamed aside while the runs go on, and deleted only at the end:
+    # on ext4 without a journal a deletion slows every file created in the next minutes
+    # (bench/_disk.py). So compare trees within one invocation (--tree A --tree B).
+    scratch = tempfile.mkdtemp(prefix="run-", dir=args.workdir)
+    retire = Retired(os.path.join(scratch, "retired"))
+    try:
+        _runs(args, trees, zpath, scratch, retire)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _runs(args: argparse.Namespace, trees: list[str], zpath: str, scratch: str,
+          retire) -> None:
+    from drivestage.emulator import Emulator
+
+    with Emulator(data_dir=os.path.join(scratch, "drive")) as emu:
         fid = emu.add_file("bench/VOC.zip", zpath)
-        env = dict(os.environ, DRIVESTAGE_API_ROOT=emu.url, DRIVESTAGE_TOKEN="bench",
-                   )
+        env = dict(os.environ, DRIVESTAGE_API_ROOT=emu.url, DRIVESTAGE_TOKEN="bench")
         env.pop("PYTHONDONTWRITEBYTECODE", None)
-        compileall.compile_dir(os.path.join(os.path.abspath(args.tree), "drivestage"),
-                               quiet=1)
         env.pop("PYTHONPATH", None)
+        for tree in trees:
+            compileall.compile_dir(os.path.join(tree, "drivestage"), quiet=1)
         kids_before = sum(os.times()[2:4])
-        for _ in range(args.repeat):
-            dest = os.path.join(args.workdir, "out")
+        results: dict[str, list[dict]] = {t: [] for t in trees}
+        for _round, tree in itertools.product(range(args.repeat), trees):
+            print(f"== {tree}")
+            dest = os.path.join(scratch, "out")
             retire(dest)
-            out = os.path.join(args.workdir, "timeline.json")
+            out = os.path.join(scratch, "timeline.json")
             began = time.monotonic()
             server_cpu = sum(os.times()[:2])
             pre = ["perf", "record", "-q", "-F", "1999", "-g", "-o", args.perf, "--"] \
                 if args.perf else []
             if os.environ.get("TIMELINE_STRACE"):
                 pre = ["strace", "-f", "-tt", "-o", os.environ["TIMELINE_STRACE"]]
-            proc = subprocess.run([*pre, sys.executable, "-c", _CHILD, os.path.abspath(args.tree),
+            proc = subprocess.run([*pre, sys.executable, "-c", _CHILD, tree,
                                    out, str(args.tick), "pull", f"drive:id:{fid}", dest,
                                    "--extract", "-q", *args.extra], env=env,
                                   capture_output=True, text=True)
@@ -356,10 +371,31 @@ def main() -> None:
             print(f"process wall {wall:.2f} s; CPU: child+workers {rec['cpu_self']:.2f} s "
                   f"(children's own {kids[2] + kids[3] - kids_before:.2f}), server (the emulator, "
                   f"this process) {server_cpu:.2f} s; load {os.getloadavg()[0]:.2f}")
+            results[tree].append(_key_numbers(rec, wall, kids_now - kids_before))
             kids_before = kids[2] + kids[3]
             if args.json:
                 shutil.copy(out, args.json)
             retire(dest)
+    print(f"medians of {args.repeat} run(s) per tree, the trees alternating:")
+    for tree, runs in results.items():
+        print(f"  {tree}: " + ", ".join(
+            f"{k} {statistics.median(r[k] for r in runs):.3f}" for k in runs[0]))
+
+
+def _key_numbers(rec: dict, wall: float, cpu: float) -> dict:
+    """What an A/B compares: wall and CPU seconds, when download() ended, MB/s arrived
+    while the member list was read, CPU seconds after the command's end."""
+    evs = rec["events"]
+    got = {"wall_s": wall, "cpu_s": cpu}
+    got["download_end_s"] = max((t for t, _th, n, _kw in evs if n == "download.run"),
+                                default=0.0)
+    for t, _th, n, kw in evs:
+        if n == "overlapped.zip":
+            at = [s[1] for s in rec["samples"] if kw["began"] <= s[0] <= t]
+            got["list_MBps"] = (max(at, default=0) - min(at, default=0)) / 1e6 / \
+                max(t - kw["began"], 1e-9)
+    got["after_end_cpu_s"] = cpu - rec["cpu_self"]
+    return got
 
 
 if __name__ == "__main__":
