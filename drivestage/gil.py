@@ -28,11 +28,23 @@ from typing import Optional
 SWITCH = 0.0005
 
 _lock = threading.Lock()
-#: The blocks running now (a block skipped by a Ctrl-C leaves with its frame).
-_alive: "weakref.WeakSet[_Sharing]" = weakref.WeakSet()
+#: The blocks running now, weakly: a block whose end was skipped leaves with its frame. (No
+#: WeakSet: its removal callback, cut by a Ctrl-C, left a dead entry that counted for good.)
+_alive: "list[weakref.ref[_Sharing]]" = []
 #: The interval before the first block (None: none changed it), and the one set then.
 _before: Optional[float] = None
 _set: Optional[float] = None
+
+
+def _others(me: "_Sharing") -> "list[weakref.ref[_Sharing]]":
+    """The blocks alive other than ``me`` (the lock held; called before anything changes:
+    an interruption at its call leaves nothing half done)."""
+    live = []
+    for ref in _alive:
+        block = ref()
+        if block is not None and block is not me:
+            live.append(ref)
+    return live
 
 
 def sharing() -> "_Sharing":
@@ -49,20 +61,23 @@ class _Sharing:
     def __enter__(self) -> None:
         global _before, _set
         with _lock:
+            live = _others(self)   # (a Ctrl-C here: nothing changed yet)
             now = sys.getswitchinterval()
-            if not _alive and (_before is None or now != _set):
+            if not live and (_before is None or now != _set):
                 _before = now   # (not one a skipped end left: someone set it since)
             if now > SWITCH:
                 sys.setswitchinterval(SWITCH)
             _set = sys.getswitchinterval()
-            _alive.add(self)
+            live.append(weakref.ref(self))
+            _alive[:] = live
 
     def __exit__(self, kind: Optional[type[BaseException]], exc: Optional[BaseException],
                  tb: Optional[TracebackType]) -> None:
         global _before, _set
         with _lock:
-            _alive.discard(self)
-            if not _alive and _before is not None:
+            live = _others(self)   # (a Ctrl-C here: this block dies with its frame)
+            _alive[:] = live
+            if not live and _before is not None:
                 # (Not when someone set another meanwhile, nor when this one was shorter.)
                 if sys.getswitchinterval() == _set and _before != _set:
                     sys.setswitchinterval(_before)
