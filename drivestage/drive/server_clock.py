@@ -23,7 +23,7 @@ import email.utils
 import time
 from typing import Any, Optional
 
-__all__ = ["TOLERANCE", "heard", "now", "span"]
+__all__ = ["TOLERANCE", "answered", "heard", "now", "span"]
 
 #: How far this machine's clock and Drive's may differ before both are taken (seconds): past a
 #: second's truncation and a slow answer's time on the way, and small against the day
@@ -34,11 +34,18 @@ TOLERANCE = 60.0
 #: heard yet). One float, set whole: threads hearing at once leave one of their readings.
 _behind: Optional[float] = None
 
+#: The answers heard below 400 (done as asked: 2xx, a resumable upload's 308). Threads hearing
+#: at once may count one where two came: the count still moves, all a reader asks of it.
+_answered = 0
+
 
 def heard(response: Any) -> None:
     """Note the ``Date`` of an answer (httplib2's response: a mapping of lower-case header
-    names), received now."""
-    global _behind
+    names), received now, and count it where it did what was asked (:func:`answered`)."""
+    global _behind, _answered
+    status = getattr(response, "status", None)
+    if isinstance(status, int) and status < 400:
+        _answered += 1
     value = response.get("date") if hasattr(response, "get") else None
     if not isinstance(value, str):
         return
@@ -47,6 +54,12 @@ def heard(response: Any) -> None:
     except (TypeError, ValueError, OverflowError, IndexError):
         return
     _behind = sent - time.time()
+
+
+def answered() -> int:
+    """How many answers below 400 this process heard so far: one that moved since a request
+    failed says Drive answers again (a 503 outage over, a connection back)."""
+    return _answered
 
 
 def span() -> tuple[float, float]:
