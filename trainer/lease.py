@@ -50,6 +50,12 @@ have happened (timed on a clock that counts this machine's sleep). Past that, on
 (a listing, a renewal) proves it again. Left: a sleep between the guard's answer and the
 one request it allowed (Drive has no conditional write).
 
+**Not taken at the start** (Drive down then: :func:`held_folder` warns, the run trains): taken
+at the first push that reaches Drive (:meth:`RunLease.check`), or at the first commit of a
+push that does (Drive back mid-push: :meth:`RunLease.guard`); another trainer's live claim
+there stops this one as a take-over does. While Drive fails still, a commit tries again only
+where Drive answered since the last try failed, not at each commit (lease39).
+
 **Losing it.** A holder that finds a higher claim (taken over) stops pushing at once (every
 push and lone send checks first: :meth:`RunLease.check`), asks the run to stop as a signal
 would (:data:`trainer.stopping.LEASE_LOST`): the state is saved locally, nothing more goes
@@ -109,8 +115,12 @@ class RunLease:
         self._order: tuple[int, float, str] = (0, 0.0, "")
         #: The folder the claims are in, as acquired (:meth:`_listed`).
         self._folder: Optional[RemoteEntry] = None
-        #: Not taken at the start (Drive down): taken at the first push that reaches Drive.
+        #: Not taken at the start (Drive down): taken at the first push, or the first commit
+        #: of a push (:meth:`guard`), that reaches Drive.
         self.pending = False
+        #: :func:`server_clock.answered` when the last try to take it so failed (None: no
+        #: try failed): a commit's guard tries again only where Drive answered since.
+        self._late_failed: Optional[int] = None
         #: When (:func:`_clock`) the last write of this claim that Drive answered was sent,
         #: and until when no other trainer can have taken the lease over as stale
         #: (:meth:`guard`): a check's listing showed none better, and this claim, renewed
@@ -243,18 +253,32 @@ class RunLease:
         renewal, proving it for :attr:`sure_s` more. So a push adds a listing per
         :attr:`sure_s` at most, whatever its files. A ``--take-over`` of a live lease is
         found by the renewal thread (``lost``), and its taker waits for this trainer's claim
-        to be gone before its first push (:meth:`after_predecessor`). Not taken yet (Drive
-        down at the start): nothing to guard, as before (:meth:`check` at each push takes
-        it)."""
+        to be gone before its first push (:meth:`after_predecessor`).
+
+        Not taken yet (Drive down at the start, and still at this push's :meth:`check`): each
+        commit tries to take it as that check does (:meth:`_late`), where Drive answered
+        anything since the last try failed (:func:`server_clock.answered`): the first commit
+        that reaches Drive once it is back is guarded (a live claim of another: lost; none:
+        held), and while it still fails a push pays no try more (each costs a listing and
+        a claim's write with their retries: a push of many files, one try per commit, paid
+        them at each one). Left: the one request a guard let through on finding Drive silent
+        that reaches Drive as it comes back (an update in place, a removal request; a new
+        copy is checked once sent, :class:`drivestage.push_fence.Fence`)."""
         if self.lost is not None:
             raise LeaseLostError(self.lost)
-        if self.pending or _clock() < self._sure_until:
+        if not self._due():
             return
         with self._guarding:   # (the push's threads at once: one checks, the others see it)
-            if _clock() < self._sure_until:
+            if not self._due():
                 return
             self.guard_checks += 1
             self.check()
+
+    def _due(self) -> bool:
+        """Whether :meth:`guard` checks now (see there)."""
+        if self.pending:   # (a try failed, Drive silent since: this one would fail too)
+            return self._late_failed is None or server_clock.answered() != self._late_failed
+        return _clock() >= self._sure_until
 
     def _lose(self, holder: Claim, how: str = "took the run's lease on {} over",
               why: str = "") -> None:
@@ -271,7 +295,8 @@ class RunLease:
         """The lease an outage kept from being taken at the start, at a push that reaches Drive
         (else a trainer started once Drive was back held it, and both pushed: attacklease36):
         a live claim of another there, this one stops as if taken over; none, held from now
-        on. Drive failing still: the push goes on as before."""
+        on. Drive failing still: the push goes on as before (its commits try again where
+        Drive answers: :meth:`guard`)."""
         store, path = self.drive.store_at()
 
         def others() -> list[Claim]:
@@ -288,6 +313,7 @@ class RunLease:
                 except LeaseHeldError:   # (a claim made meanwhile: listed now)
                     live = others()
         except DriveStageError as exc:
+            self._late_failed = server_clock.answered()   # (no try more before Drive answers)
             logger.debug("the run's lease is still not taken: %s", exc)
             return
         if live:
