@@ -71,12 +71,12 @@ def test_a_drive_path_with_another_prefix_is_shown_as_drive_colon(
     monkeypatch.chdir(tmp_path)
     for typed in ("gdrive:VOC_datasets/x.zip", "Drive:VOC_datasets/x.zip",
                   "gdrive:/VOC_datasets/x.zip"):
-        line = command_error("pull", typed, "./data")
+        line = command_error("pull", typed, "./data", code=2)
         assert line == (f"Error: no such file or folder: {tmp_path}/{typed} (looked up as "
                         f"{typed!r}); a file on Google Drive is written "
                         "drive:VOC_datasets/x.zip"), typed
         shown("(looked up as …); a file on Google Drive is written drive:…", line)
-    line = command_error("pull", "my:notes.txt", "./data")   # a plain local name: as before
+    line = command_error("pull", "my:notes.txt", "./data", code=2)   # a plain local name: as before
     assert line.endswith("a file on Google Drive is written drive:my:notes.txt"), line
 
 
@@ -91,10 +91,10 @@ def test_ls_of_a_drive_folder_without_drive_prefix_says_how_to_write_it(
 
     emulator.add_file("VOC_datasets/x.zip", b"zip")
     monkeypatch.chdir(tmp_path)
-    line = command_error("ls", "VOC_datasets")
+    line = command_error("ls", "VOC_datasets", code=2)
     assert line == (f"Error: no such file or folder: {tmp_path}/VOC_datasets (looked up as "
                     "'VOC_datasets'); a folder on Google Drive is written drive:VOC_datasets")
-    line = command_error("ls", "./VOC_datasets")   # plainly local: nothing added
+    line = command_error("ls", "./VOC_datasets", code=2)   # plainly local: nothing added
     assert line == (f"Error: no such file or folder: {tmp_path}/VOC_datasets (looked up as "
                     "'VOC_datasets')")
 

@@ -130,7 +130,7 @@ def test_trainer_weights_on_an_unmounted_colab_path(content, tiny_config):
 def test_pull_of_a_drive_path_without_drive_prefix(tmp_path, monkeypatch, env, drive_env):
     monkeypatch.chdir(tmp_path)
     code, line = drivestage_cmd("pull", "VOC_datasets/VOC07+12+test.zip", "./data", "--extract")
-    assert code == 1
+    assert code == 2
     assert line == (f"Error: no such file or folder: {tmp_path}/VOC_datasets/VOC07+12+test.zip "
                     "(looked up as 'VOC_datasets/VOC07+12+test.zip'); a file on Google Drive "
                     "is written drive:VOC_datasets/VOC07+12+test.zip")
@@ -141,7 +141,7 @@ def test_pull_of_a_drive_path_without_drive_prefix(tmp_path, monkeypatch, env, d
 def test_pull_of_a_sharing_link_without_its_scheme(tmp_path, monkeypatch, env, drive_env):
     monkeypatch.chdir(tmp_path)
     code, line = drivestage_cmd("pull", "drive.google.com/file/d/1AbC/view?usp=sharing", "d")
-    assert code == 1
+    assert code == 2
     assert line.endswith("; a Drive sharing link starts with https://: "
                          "https://drive.google.com/file/d/1AbC/view?usp=sharing")
     shown("(looked up as …); a Drive sharing link starts with https://: …", line)
@@ -151,7 +151,7 @@ def test_a_path_that_is_plainly_local_gets_no_drive_hint(tmp_path, monkeypatch, 
     monkeypatch.chdir(tmp_path)
     for src in ("./VOC_datasets/x.zip", str(tmp_path / "x.zip"), "../x.zip", "~/x.zip"):
         code, line = drivestage_cmd("pull", src, "data")
-        assert code == 1 and line.startswith("Error: no such file or folder:"), line
+        assert code == 2 and line.startswith("Error: no such file or folder:"), line
         assert "Google Drive" not in line and "https://" not in line, line
 
 

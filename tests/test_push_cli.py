@@ -66,7 +66,7 @@ def test_push_usage_errors(emulator, env, tmp_path, args, code, message):
 
 def test_push_missing_source(emulator, env, tmp_path):
     result = CliRunner().invoke(cli, ["push", str(tmp_path / "nope"), "drive:Models/logs"])
-    assert result.exit_code == 1
+    assert result.exit_code == 2   # a bad path: usage (leftovers39)
     assert "Error: " in result.stderr and "not a local folder" in result.stderr
 
 

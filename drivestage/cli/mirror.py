@@ -106,7 +106,7 @@ def mirror_cmd(src: str, dest: str, every: float, grace: float, include: tuple[s
 
     from drivestage import held_signals
     from drivestage.cli.group import as_program
-    from drivestage.errors import DriveStageError, NotFoundError
+    from drivestage.errors import DriveStageError
     from drivestage.mirror import FlushTimeout, Mirror
     from drivestage.interrupts import Flag, start_thread
     from drivestage.state import Md5Cache
@@ -174,8 +174,6 @@ def mirror_cmd(src: str, dest: str, every: float, grace: float, include: tuple[s
             raise UsageError(f"--every {every:g} is invalid; give a period in seconds > 0")
         policy = _policy(policy_opts)
         _refuse_a_file(src, dest, "mirror")
-        if not os.path.isdir(src):
-            raise NotFoundError(f"{src} is not a local folder; give the folder to mirror")
         # A bad DEST fails now, not at the first period.
         cache = Md5Cache()
         target = _target(dest, api_root, credentials, cache, pushing=True)

@@ -1,11 +1,13 @@
 """Options and parameter types shared by the drivestage commands."""
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, TypeVar
+import contextlib
+import os
+from typing import Any, Callable, Iterator, Optional, TypeVar
 
 import click
 
-from drivestage.errors import PolicyError
+from drivestage.errors import NotFoundError, PolicyError, UsageError
 from drivestage.sizes import parse_size
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -38,3 +40,19 @@ def drive_options(fn: F) -> F:
                       help="Talk to this Drive API endpoint instead of Google's (e.g. "
                            "`drivestage emulator`); env DRIVESTAGE_API_ROOT.")(fn)
     return fn
+
+
+@contextlib.contextmanager
+def missing_is_usage(spec: str) -> Iterator[None]:
+    """A local path the user typed (``spec``) that is not there is a usage error, exit 2, as
+    README's exit-code table says of a bad path and click's ``Path(exists=True)`` makes it;
+    the message is the store's. A ``drive:`` path or a link stays a not-found (exit 1):
+    looked up on a server, where another machine's push may bring it."""
+    from drivestage.paths import is_drive
+
+    try:
+        yield
+    except NotFoundError as exc:
+        if is_drive(spec) or os.path.lexists(os.path.abspath(os.path.expanduser(spec))):
+            raise
+        raise UsageError(str(exc)) from exc

@@ -14,10 +14,11 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 import click
 
 from drivestage.cli.group import cli
-from drivestage.cli.options import SIZE_HELP, Size, drive_options
+from drivestage.cli.options import SIZE_HELP, Size, drive_options, missing_is_usage
 
 if TYPE_CHECKING:  # (the commands import the library when they run: a fast --help)
     from drivestage.stage_file import PullResult
+    from drivestage.store import RemoteEntry, RemoteStore
 
 PULL_EPILOG = """\b
 Examples:
@@ -138,10 +139,11 @@ def pull(src: str, dest: str, extract: bool, remove_archive: bool, jobs: Optiona
                                   acknowledge_abuse=True)
     # (While progress bars show, log lines go through tqdm: see drivestage.stage. A rerun
     # that finds everything staged shows none and never imports tqdm.)
-    result = do_pull(src, dest, extract=extract, jobs=jobs, force=force, quiet=quiet,
-                     store=store, api_root=api_root, credentials=credentials,
-                     reserve=reserve, chunk_size=chunk_size, retries=retries,
-                     include=include, exclude=exclude, remove_archive=remove_archive)
+    with missing_is_usage(src):
+        result = do_pull(src, dest, extract=extract, jobs=jobs, force=force, quiet=quiet,
+                         store=store, api_root=api_root, credentials=credentials,
+                         reserve=reserve, chunk_size=chunk_size, retries=retries,
+                         include=include, exclude=exclude, remove_archive=remove_archive)
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=1))
     else:
@@ -217,22 +219,11 @@ def _iso(ts: float) -> str:
 @drive_options
 def ls(path: str, as_json: bool, api_root: Optional[str], credentials: Optional[str]) -> None:
     """List a Drive folder (or show one file): name, size, md5, modified (UTC)."""
-    from drivestage.errors import NotFoundError
-    from drivestage.paths import drive_hint, is_drive, printable, refuse_bad_place
-    from drivestage.remote import open_store
+    from drivestage.paths import printable, refuse_bad_place
 
     refuse_bad_place("PATH", path)
-    try:
-        store, rel = open_store(path, api_root=api_root, credentials=credentials)
-        entry = store.resolve(rel)
-    except NotFoundError as exc:
-        # `ls VOC_datasets`, typed as in a shell: say how a path on Drive is written, as pull
-        # does (a local path that is not there).
-        hint = None if is_drive(path) or os.path.lexists(os.path.expanduser(path)) \
-            else drive_hint(path, "folder")
-        if hint is None:
-            raise
-        raise NotFoundError(f"{exc}; {hint}") from exc
+    with missing_is_usage(path):   # (a local path that is not there: exit 2, hint and all)
+        store, entry = _resolved(path, api_root, credentials)
     entries = sorted(store.list(entry), key=lambda e: (not e.is_dir, e.name)) \
         if entry.is_dir else [entry]
     if as_json:
@@ -254,6 +245,25 @@ def ls(path: str, as_json: bool, api_root: Optional[str], credentials: Optional[
             name += "  (shared with you read-only)"
         size = "-" if e.is_dir else str(e.size)
         click.echo(f"{size:>14}  {e.md5 or '-':32}  {_iso(e.modified):20}  {name}")
+
+
+def _resolved(path: str, api_root: Optional[str],
+              credentials: Optional[str]) -> "tuple[RemoteStore, RemoteEntry]":
+    """``ls``'s PATH, opened and looked up; ``ls VOC_datasets``, typed as in a shell, says how
+    a path on Drive is written, as pull does (a local path that is not there)."""
+    from drivestage.errors import NotFoundError
+    from drivestage.paths import drive_hint, is_drive
+    from drivestage.remote import open_store
+
+    try:
+        store, rel = open_store(path, api_root=api_root, credentials=credentials)
+        return store, store.resolve(rel)
+    except NotFoundError as exc:
+        hint = None if is_drive(path) or os.path.lexists(os.path.expanduser(path)) \
+            else drive_hint(path, "folder")
+        if hint is None:
+            raise
+        raise NotFoundError(f"{exc}; {hint}") from exc
 
 
 @cli.command()

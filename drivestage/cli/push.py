@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar
 import click
 
 from drivestage.cli.group import cli
-from drivestage.cli.options import SIZE_HELP, drive_options
+from drivestage.cli.options import SIZE_HELP, drive_options, missing_is_usage
 from drivestage.errors import DedupeConflictError, PolicyError, UsageError
 
 if TYPE_CHECKING:
@@ -219,6 +219,8 @@ def _refuse_a_file(src: str, dest: str, verb: str = "push") -> None:
         raise UsageError(f"SRC {src} is a file; push sends a folder: put the file in a folder "
                          f"of its own and push that folder (drivestage push upload/ {dest} "
                          f"puts upload/{name} at {where}{sep}{name})")
+    if not os.path.isdir(src):   # (a path not there, a FIFO: exit 2, as README's table says)
+        raise UsageError(f"{src} is not a local folder; give the folder to {verb} (e.g. logs/)")
 
 
 def _refuse_nothing_chosen(src: str, include: tuple[str, ...], exclude: tuple[str, ...],
@@ -331,8 +333,9 @@ def prune_cmd(dest: str, use_trash: bool, protect: tuple[str, ...], dry_run: boo
         raise UsageError("prune needs a policy: --keep-last N, --keep-best K --metric NAME, "
                          "--keep-every E, --keep-runs N or --max-bytes SIZE")
     cache = Md5Cache()
-    decision = prune(_target(dest, api_root, credentials, cache), policy, dry_run=dry_run,
-                     use_trash=use_trash, protect=protect, md5_cache=cache)
+    with missing_is_usage(dest):
+        decision = prune(_target(dest, api_root, credentials, cache), policy,
+                         dry_run=dry_run, use_trash=use_trash, protect=protect, md5_cache=cache)
     click.echo(format_plan(decision))
     if dry_run:
         click.echo("Dry run: nothing was deleted.", err=True)

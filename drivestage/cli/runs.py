@@ -12,7 +12,7 @@ from typing import Optional
 import click
 
 from drivestage.cli.group import cli
-from drivestage.cli.options import drive_options
+from drivestage.cli.options import drive_options, missing_is_usage
 from drivestage.errors import UsageError
 
 
@@ -40,8 +40,9 @@ def forget_cmd(dest: str, api_root: Optional[str], credentials: Optional[str]) -
     from drivestage.remote import open_store
 
     refuse_bad_place("DEST", dest)
-    store, path = open_store(dest, api_root=api_root, credentials=credentials)
-    folder = store.resolve(path)
+    with missing_is_usage(dest):
+        store, path = open_store(dest, api_root=api_root, credentials=credentials)
+        folder = store.resolve(path)
     where = printable(store.describe(folder))
     if not folder.is_dir:
         raise UsageError(f"{where} is a file, not a folder; runs forget takes a run folder")
