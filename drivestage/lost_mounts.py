@@ -260,7 +260,8 @@ def write_error(exc: OSError, root: str, shown: str, target: str, size: int) -> 
     """The error of a local DEST's write of ``target`` (a copy of the file ``shown``, ``size``
     bytes; the DEST's ``root``) that failed with ``exc``: a full disk or quota (a Drive
     mount's full quota) as :class:`~drivestage.errors.QuotaExceededError`, a mount whose
-    program ended, and a mount's EIO in words; else ``exc`` itself."""
+    program ended, a folder this user may not write (a read-only disk) and a mount's EIO in
+    words; else ``exc`` itself."""
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         free = shutil.disk_usage(root).free
         return QuotaExceededError(
@@ -272,6 +273,13 @@ def write_error(exc: OSError, root: str, shown: str, target: str, size: int) -> 
     if exc.errno == errno.EFBIG:   # (was raised as it came: a traceback, attackcli39)
         return LocalFileError(f"cannot write {target} (a copy of {shown}, {format_size(size)}): "
                               f"{too_large()}, and run again")
+    folder = os.path.dirname(target)
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS) and (
+            exc.filename is None or os.path.dirname(str(exc.filename)) == folder):
+        # A read-only disk, a folder this user may not write (its temporary copy's open, the
+        # rename): was the traceback of ``open`` (leftovers39); not SRC's file unreadable.
+        return LocalFileError(f"cannot write {os.path.basename(target)} into the folder "
+                              f"{folder}: {exc.strerror}; give a folder this user can write")
     if exc.errno == errno.EIO:
         return RemoteError(
             f"I/O error writing {target} ({exc.strerror}); on a Google Drive mount this "
