@@ -31,6 +31,11 @@ from drivestage.interrupts import BackgroundThread, Flag, Monitor
 T = TypeVar("T")
 R = TypeVar("R")
 
+#: The most jobs a push or pull takes (``--jobs``): each is a thread with its own connection to
+#: Drive and a chunk in flight, and Drive's per-user rate limit answers far fewer parallel
+#: requests with 403 rateLimitExceeded.
+MAX_JOBS = 64
+
 log = logging.getLogger(__name__)
 
 

@@ -58,6 +58,7 @@ from drivestage.errors import FolderGoneError, NotFoundError, UsageError
 from drivestage.local_tree import DEFAULT_EXCLUDES, LocalFile, walk  # noqa: F401 (re-export)
 from drivestage.locks import place_lock
 from drivestage.paths import patterns
+from drivestage.pool import MAX_JOBS
 from drivestage.push_job import CHECKPOINT_SUFFIXES as CHECKPOINT_SUFFIXES  # (re-exported)
 from drivestage.push_fence import Guard
 from drivestage.push_job import PushJob
@@ -104,8 +105,8 @@ def push(src: str, dest: Where, policy: Optional[RetentionPolicy] = None, *,
     if not os.path.isdir(src):
         raise NotFoundError(f"{src} is not a local folder; give the folder to push "
                             "(e.g. logs/)")
-    if jobs < 1:
-        raise UsageError(f"jobs={jobs} is invalid; use 1 or more")
+    if not 1 <= jobs <= MAX_JOBS:
+        raise UsageError(f"jobs={jobs} is invalid; use 1 to {MAX_JOBS}")
     if max_delete is not None and max_delete < 0:
         raise UsageError(f"max_delete={max_delete} is invalid; use 0 or more")
     cache = md5_cache or Md5Cache()

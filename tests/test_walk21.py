@@ -183,7 +183,7 @@ def test_push_jobs_0_names_the_option_typed(command, tmp_path):
                     *extra)
     assert r.exit_code == 2, r.output
     assert error_line(r.stderr) == \
-        "Error: Invalid value for '--jobs' / '-j': 0 is not in the range x>=1."
+        "Error: Invalid value for '--jobs' / '-j': 0 is not in the range 1<=x<=64."
     assert not (tmp_path / "dest").exists()
 
 

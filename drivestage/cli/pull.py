@@ -15,6 +15,7 @@ import click
 
 from drivestage.cli.group import cli
 from drivestage.cli.options import SIZE_HELP, Size, drive_options, missing_is_usage
+from drivestage.pool import MAX_JOBS
 
 if TYPE_CHECKING:  # (the commands import the library when they run: a fast --help)
     from drivestage.stage_file import PullResult
@@ -78,7 +79,7 @@ class _ChunkSize(Size):
                    "archive again only if one is gone or changed. A local archive extracted "
                    "where it lies, SRC itself, and an archive in a Google Drive mount are "
                    "never removed.")
-@click.option("-j", "--jobs", type=click.IntRange(1, 64), default=None,
+@click.option("-j", "--jobs", type=click.IntRange(1, MAX_JOBS), default=None,
               help="Parallel download streams per file (default: as many as measuring "
                    "finds worth it, up to 8); a folder pull fetches this many small files at "
                    "once (default 4).")

@@ -13,6 +13,7 @@ import click
 from drivestage.cli.group import cli
 from drivestage.cli.options import SIZE_HELP, drive_options, missing_is_usage
 from drivestage.errors import DedupeConflictError, PolicyError, UsageError
+from drivestage.pool import MAX_JOBS
 
 if TYPE_CHECKING:
     from drivestage.paths import StorePath
@@ -79,8 +80,9 @@ def _transfer_options(fn: F) -> F:
         click.option("--chunk-size", metavar="SIZE",
                      help="Upload chunk size, a multiple of 256KiB (default 64MiB; memory use does "
                           "not grow with it: chunks are streamed from the file)."),
-        # IntRange: the library's check named its keyword (`jobs=0 is invalid`), not the flag.
-        click.option("--jobs", "-j", type=click.IntRange(1), metavar="N", default=4,
+        # IntRange: the library's check named its keyword (`jobs=0 is invalid`), not the flag;
+        # at most MAX_JOBS, as pull's (`--jobs 100000` was taken as it came: leftovers39).
+        click.option("--jobs", "-j", type=click.IntRange(1, MAX_JOBS), metavar="N", default=4,
                      show_default=True,
                      help="Files uploaded in parallel."),
         click.option("--force", is_flag=True,
