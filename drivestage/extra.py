@@ -26,6 +26,7 @@ verified (:func:`apply`), and guarded:
 """
 from __future__ import annotations
 
+import collections
 import dataclasses
 import logging
 import weakref
@@ -325,12 +326,19 @@ def _count(listed: Listings, doomed: list[Doomed], limit: int,
     (run_folders), so is one it did not list. Nor does one that holds an item whose id is
     ``held`` (what SRC has on the store, what the push keeps), given it as a second parent
     before 2020: the removal takes what a folder holds. An item inside two of ``doomed`` (a
-    folder with two parents) counts once."""
+    folder with two parents) counts once, and so does one of ``doomed`` removed from two
+    folders, item by item (it counted once per path: leftovers39)."""
     store = listed.store
     going: list[Doomed] = []
-    total = len(doomed)
     counted = {d.entry.id for d in doomed}
+    total = len({d.entry.item_id for d in doomed})
+    # Paths of each item not yet decided, and the items that go: one left at all its paths
+    # leaves the count (each of ``doomed`` counts once, however many paths it goes by; by
+    # item_id: two shortcuts to one folder are two items).
+    paths = collections.Counter(d.entry.item_id for d in doomed)
+    went: set[str] = set()
     for at, d in enumerate(doomed):
+        paths[d.entry.item_id] -= 1
         inside = _inside(listed, d.entry, limit - total,
                          lambda e: e.id in held or (e.is_dir and marked(e)), counted)
         if isinstance(inside, RemoteEntry) and inside.id in held:
@@ -341,21 +349,29 @@ def _count(listed: Listings, doomed: list[Doomed], limit: int,
                             "its removal would take that along. Take it out of %s on Drive",
                             store.describe(d.entry), store.describe(inside),
                             store.describe(d.entry))
-            total -= 1
+            total -= _left_whole(paths, went, d)
             continue
         if isinstance(inside, RemoteEntry):
             if d.entry.id not in _said.setdefault(store, set()):
                 _said[store].add(d.entry.id)
-                held = "is" if inside is d.entry else f"holds {store.describe(inside)},"
+                # (not named `held`: the check above reads that name at each item, and an
+                # item SRC has was then looked for in this text: leftovers39)
+                what = "is" if inside is d.entry else f"holds {store.describe(inside)},"
                 log.warning("--delete leaves %s whole: it %s a run folder (its checkpoints "
-                            "are left to that run's own push)", store.describe(d.entry), held)
-            total -= 1
+                            "are left to that run's own push)", store.describe(d.entry), what)
+            total -= _left_whole(paths, went, d)
             continue
         going.append(d)
+        went.add(d.entry.item_id)
         total += inside[0]
         if not inside[1]:
             return going + doomed[at + 1:], total, False
     return going, total, True
+
+
+def _left_whole(paths: "collections.Counter[str]", went: set[str], d: Doomed) -> int:
+    """1 where ``d``, left, leaves ``_count``'s count: its item goes by no other path."""
+    return int(not paths[d.entry.item_id] and d.entry.item_id not in went)
 
 
 def _inside(listed: Listings, entry: RemoteEntry, room: int,

@@ -101,14 +101,15 @@ def spare(children: Children, doomed: list[tuple[str, RemoteEntry]],
 
 
 def count(children: Children, going: list[tuple[str, RemoteEntry]]) -> int:
-    """The items removed with ``going``: each, and once each what its folders hold."""
+    """The items removed with ``going``: each once (one removed from two folders item by
+    item is one item), and once each what its folders hold."""
     seen = {e.id for _, e in going}
     extra = set()
     for rel, e in going:
         for _, c in _walk(children, _Going(rel, e, frozenset(), (rel, e))):
             if c.id not in seen:
                 extra.add(c.id)
-    return len(going) + len(extra)
+    return len({e.item_id for _, e in going}) + len(extra)
 
 
 def removed_from(children: Children, going: list[tuple[str, RemoteEntry]],
