@@ -92,6 +92,9 @@ class DedupeResult:
     #: Same-bytes copies also in another folder (a second parent kept from before 2020),
     #: taken out of the newer folder only: they stay in the other (parents39).
     copies_taken_out: int = 0
+    #: Such copies taken out where they were in no other folder any more (another process
+    #: took them out of it meanwhile): Drive placed them elsewhere, as their warning says.
+    copies_placed: int = 0
     folders_trashed: int = 0
     conflicts: list[Conflict] = field(default_factory=list)
     #: Items a newer folder's last listing showed and its first did not (Drive's listing
@@ -130,6 +133,11 @@ class DedupeResult:
             parts.append(f"{self.copies_taken_out} "
                          f"{_plural(self.copies_taken_out, 'copy', 'copies')} {would}taken "
                          "out (also in another folder, where it stays)")
+        if self.copies_placed:
+            one = self.copies_placed == 1
+            parts.append(f"{self.copies_placed} {_plural(self.copies_placed, 'copy', 'copies')} "
+                         f"taken out (no longer in {'its' if one else 'their'} other folder: "
+                         f"Drive placed {'it' if one else 'them'} elsewhere, as said above)")
         if self.conflicts:
             parts.append(f"{len(self.conflicts)} {_plural(len(self.conflicts), 'conflict')} "
                          "left in place")
@@ -341,8 +349,10 @@ class _Dedupe:
         except NotFoundError as exc:
             return self._vanished(item, where, dup.id, exc) == _REFUSED
         self.gone.add(item.id)
-        if taken:
+        if taken == "stays":
             self.result.copies_taken_out += 1
+        elif taken == "placed":
+            self.result.copies_placed += 1
         else:
             self.result.copies_trashed += 1
         return False

@@ -10,8 +10,8 @@ import abc
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Collection, Iterable, Iterator, Mapping, Optional, Protocol, \
-    Sequence, Union
+from typing import Callable, Collection, Iterable, Iterator, Literal, Mapping, Optional, \
+    Protocol, Sequence, Union
 
 from drivestage.errors import DanglingShortcutError, DriveStageError, KeptMovedError, \
     LeftAloneError, NotFoundError, PermissionDeniedError, QuotaExceededError, RemoteError, UsageError
@@ -28,6 +28,12 @@ class Mark:
 
     at: float       # when a retention pass first saw the file (the later clock it knew)
     came: float     # when the store had received the file then, by the store's dates
+
+
+#: What :meth:`RemoteStore.take_out` did: deleted the item; took it out of its folder, and it
+#: stays in another ("stays"); took it out, and it was in no other any more, so Drive placed
+#: it elsewhere ("placed": another process took it out of that one meanwhile).
+TakenOut = Literal["deleted", "stays", "placed"]
 
 
 @dataclass(frozen=True)
@@ -344,17 +350,18 @@ class RemoteStore(abc.ABC):
                 out[e.id] = None
         return out
 
-    def take_out(self, entry: RemoteEntry, *, trash: bool = False) -> bool:
+    def take_out(self, entry: RemoteEntry, *, trash: bool = False) -> "TakenOut":
         """Remove ``entry`` from the folder it was listed in: :meth:`delete` it (``trash``:
         to the trash), or, where the store keeps it in other folders too (Drive: a file with
         two parents, kept from before 2020), take only that folder's link away, said in one
-        line: True then (it stays in the others). For callers whose item is not wanted in
-        that folder and whose bytes stay there anyway (a replaced checkpoint's old copy, a
-        dedupe's same-bytes copy): a link taken away is for good (Drive adds no second
-        parent since 2020). The default: :meth:`delete` (a directory's item is in one
-        folder)."""
+        line: "stays" then (it stays in the others), or "placed" where it was in none of them
+        any more (taken out meanwhile: Drive put it elsewhere, said); else "deleted". For
+        callers whose item is not wanted in that folder and whose bytes stay there anyway (a
+        replaced checkpoint's old copy, a dedupe's same-bytes copy): a link taken away is for
+        good (Drive adds no second parent since 2020). The default: :meth:`delete` (a
+        directory's item is in one folder)."""
         self.delete(entry, trash=trash)
-        return False
+        return "deleted"
 
     def move(self, entry: RemoteEntry, source: RemoteEntry, target: RemoteEntry) -> None:
         """Move ``entry`` out of the folder ``source`` into the folder ``target``, keeping

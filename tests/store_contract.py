@@ -179,7 +179,7 @@ class StoreContract:
         in another folder, on Drive, loses just this folder)."""
         entry = store.upload(make_local(b"o" * 10), folder, "old.pt")
         keep = store.upload(make_local(b"k"), folder, "kept.pt")
-        assert store.take_out(entry, trash=True) is False
+        assert store.take_out(entry, trash=True) == "deleted"
         assert [e.name for e in store.list(folder)] == ["kept.pt"]
         with pytest.raises(NotFoundError):
             store.stat(entry)

@@ -49,3 +49,9 @@ def test_another_users_copy_left_in_no_folder_you_see_is_said_not_taken_for_a_li
         "(its owner's My Drive, or none: search Drive for it by name)"], err
     assert code == 0, err
     assert new in trashed(emulator), err
+    # The summary agrees with the warning (it said the copy stays in its other folder:
+    # leftovers39).
+    assert [x for x in err.splitlines() if x.startswith("dedupe ")] == [
+        "dedupe drive:runs/exp: 1 folder merged: 0 moved, 0 copies trashed, 1 empty folder "
+        "trashed, 1 copy taken out (no longer in its other folder: Drive placed it elsewhere, "
+        "as said above)"], err

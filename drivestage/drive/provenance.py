@@ -157,8 +157,9 @@ def check_taken_out(res: Mapping[str, Any], item_id: str, home: str, where: str)
 
 
 def taken_out(now: Mapping[str, Any], before: Mapping[str, Any], home: str, where: str,
-              folder: str) -> str:
-    """The line of ``where``, taken out of ``folder`` (id ``home``) only: files.get showed it
+              folder: str) -> tuple[str, bool]:
+    """The line of ``where``, taken out of ``folder`` (id ``home``) only, and whether it stays
+    in a folder it was in (a summary says so or not: leftovers39): files.get showed it
     as ``before``, the update answered ``now`` (:func:`check_taken_out` passed). It stays in
     a folder it was in, said; or another process took it out of those between the two
     requests and Drive put it, left in none, at the top of My Drive, or (another user's) in
@@ -170,7 +171,7 @@ def taken_out(now: Mapping[str, Any], before: Mapping[str, Any], home: str, wher
         return (f"{where}: taken out of {folder} only, not deleted: it is also in another "
                 f"folder (id {stays[0]}; an item with two parents, kept from before 2020), "
                 "where it stays. For good: Drive gives no item a second parent since 2020 (a "
-                f"shortcut may stand for it in {folder})")
+                f"shortcut may stand for it in {folder})"), True
     top = [str(p.get("id")) for p in now.get("parents") or []
            if isinstance(p, Mapping) and p.get("isRoot") is True]
     place = f"at the top of My Drive (id {top[0]})" if top else \
@@ -178,7 +179,7 @@ def taken_out(now: Mapping[str, Any], before: Mapping[str, Any], home: str, wher
         "in no folder you see (its owner's My Drive, or none: search Drive for it by name)"
     return (f"{where}: taken out of {folder} only, not deleted; it was no longer in its other "
             f"folder (id {', '.join(had)}: taken out of it meanwhile), and Drive placed it "
-            f"{place}" + ("" if not after else ", where it is now"))
+            f"{place}" + ("" if not after else ", where it is now")), False
 
 
 def check_unchanged(res: Mapping[str, Any], entry: RemoteEntry, listed_in: Optional[str],

@@ -26,7 +26,7 @@ from drivestage.drive import answers, batches, marks_below, provenance, removal,
 from drivestage.drive.resources import DriveEntry, is_trashed
 from drivestage.drive.transport import Transport
 from drivestage.errors import DriveStageError, KeptMovedError, LeftAloneError, NotFoundError
-from drivestage.store import RemoteEntry, kept_moved
+from drivestage.store import RemoteEntry, TakenOut, kept_moved
 
 T = TypeVar("T")
 
@@ -98,18 +98,19 @@ class Deletes:
                        scope=self._drive_of(entry) or self.label)
         self._forget(entry)
 
-    def take_out(self, entry: RemoteEntry, *, trash: bool = False) -> bool:
+    def take_out(self, entry: RemoteEntry, *, trash: bool = False) -> TakenOut:
         """:meth:`delete`, except for a file also in another folder (a second parent kept
         from before 2020), which only the folder it was listed in loses (files.update
         ``removeParents``; the same files.get check first, the answer checked after): it
-        stays in its other folders, said in one line; True then. For good: Drive adds no
+        stays in its other folders, said in one line: "stays" then ("placed" where another
+        process took it out of those meanwhile, and Drive put it elsewhere). For good: Drive adds no
         second parent since 2020, so that link cannot be put back (a shortcut may stand for
         it). Where Drive refuses (:func:`~drivestage.drive.answers.drive_refused`), it is left
         in all, as a deletion leaves it (:func:`~drivestage.drive.provenance.stays_elsewhere`).
         No request more than a deletion's: the files.get, then the update in its place."""
         if entry.is_dir or (isinstance(entry, DriveEntry) and entry.via_shortcut):
             self.delete(entry, trash=trash)
-            return False
+            return "deleted"
         where, listed_in = self.describe(entry), self._listed_in.get(entry.id)
         res = self._get(entry.id, where)
         provenance.check_unchanged(res, entry, listed_in, where)
@@ -120,7 +121,7 @@ class Deletes:
                            drive_id=self._drive_of(entry),
                            scope=self._drive_of(entry) or self.label)
             self._forget(entry)
-            return False
+            return "deleted"
         folder = where.rsplit("/", 1)[0] if "/" in where else f"drive:id:{home}"
         f = self.drive.CreateFile({"id": entry.id})
         try:
@@ -133,9 +134,10 @@ class Deletes:
                 raise
             raise provenance.stays_elsewhere(where, answers.drive_words(exc)) from None
         provenance.check_taken_out(dict(f), entry.id, home, where)
-        log.warning("%s", provenance.taken_out(dict(f), res, home, where, folder))
+        line, stays = provenance.taken_out(dict(f), res, home, where, folder)
+        log.warning("%s", line)
         self._forget(entry)
-        return True
+        return "stays" if stays else "placed"
 
     def _unmarked_below(self, folder: RemoteEntry, where: str) -> Optional[str]:
         """LeftAloneError where a run folder was marked in ``folder`` (by a mount) or at any
