@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+from fractions import Fraction
 from typing import Optional, Union
 
 from drivestage.errors import DiskSpaceError, PolicyError
@@ -43,7 +44,8 @@ def parse_size(text: Union[str, int]) -> int:
         raise PolicyError(
             f"size {text!r} is not understood; use a number of bytes or a unit "
             "like 500MB, 10GB (decimal) or 10GiB, 10G (binary)")
-    return int(float(m.group(1)) * _UNITS[unit])
+    # (exact: a float made 999999999999999999999999TB 1000000000000000042420637374017961984)
+    return int(Fraction(m.group(1)) * _UNITS[unit])
 
 
 def format_size(n: Optional[float]) -> str:

@@ -67,6 +67,24 @@ class _ChunkSize(Size):
         return size
 
 
+#: The largest --reserve: 1 EiB, more than any one disk holds.
+MAX_RESERVE = 1 << 60
+
+
+class _Reserve(Size):
+    """``--reserve``: a size larger than any disk (``999999999999999999999999TB``) could
+    never be kept free, and was said as ``keeping 909494701772928276496384.0 TiB in
+    reserve`` at the first space check (leftovers39): a usage error, naming it as typed."""
+
+    def convert(self, value: Any, param: Optional[click.Parameter],
+                ctx: Optional[click.Context]) -> int:
+        size = super().convert(value, param, ctx)
+        if size > MAX_RESERVE:
+            self.fail(f"{value} is more than any disk holds (1 EiB at most); give the room "
+                      "to keep free on DEST's disk, e.g. 5GB", param, ctx)
+        return size
+
+
 @cli.command(epilog=PULL_EPILOG)
 @click.argument("src")
 @click.argument("dest", type=click.Path(file_okay=False))
@@ -88,7 +106,7 @@ class _ChunkSize(Size):
                    "(a file at the name, or at an archive member's path).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars or summary.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
-@click.option("--reserve", type=Size(), default="0",
+@click.option("--reserve", type=_Reserve(), default="0",
               help="Keep this much local disk free (e.g. 5GB); checked before downloading "
                    f"and before extracting. {SIZE_HELP}.")
 @click.option("--retries", type=click.IntRange(1, 100), default=None,
