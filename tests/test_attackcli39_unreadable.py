@@ -31,20 +31,25 @@ def test_ls_of_a_file_that_cannot_be_read_is_one_line(local_state, path, line):
     assert (done.returncode, done.stdout, done.stderr) == (1, "", line + "\n")
 
 
-def test_a_push_into_a_folder_that_cannot_be_made_is_one_line(local_state, tmp_path):
-    """A local DEST whose folder this user may not make (a NAS share mounted read-only,
-    another user's folder: EACCES, EPERM, EROFS) ended in the traceback of ``os.mkdir`` from
-    the store's ``make_folders``. /sys refuses a new folder to root too."""
+def _unmakeable() -> tuple[str, str]:
+    """A folder this user may not make (/sys refuses one to root too), and the system's words
+    for why; the test is skipped where one can be made."""
     dest = "/sys/drivestage-attackcli39"
     try:
         os.mkdir(dest)
     except OSError as exc:
         if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
             pytest.skip(f"/sys says {exc.strerror} here")
-        why = exc.strerror
-    else:  # pragma: no cover - not Linux
-        os.rmdir(dest)
-        pytest.skip("a folder was made under /sys")
+        return dest, exc.strerror
+    os.rmdir(dest)  # pragma: no cover - not Linux
+    pytest.skip("a folder was made under /sys")  # pragma: no cover
+
+
+def test_a_push_into_a_folder_that_cannot_be_made_is_one_line(local_state, tmp_path):
+    """A local DEST whose folder this user may not make (a NAS share mounted read-only,
+    another user's folder: EACCES, EPERM, EROFS) ended in the traceback of ``os.mkdir`` from
+    the store's ``make_folders``. /sys refuses a new folder to root too."""
+    dest, why = _unmakeable()
     src = tmp_path / "src"
     src.mkdir()
     (src / "f.txt").write_text("hi")
@@ -57,16 +62,7 @@ def test_a_pull_into_a_folder_that_cannot_be_made_says_what_to_do(emulator, driv
                                                                    local_state):
     """The same DEST for a pull said ``cannot stage …: Operation not permitted``, and no
     more."""
-    dest = "/sys/drivestage-attackcli39"
-    try:
-        os.mkdir(dest)
-    except OSError as exc:
-        if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
-            pytest.skip(f"/sys says {exc.strerror} here")
-        why = exc.strerror
-    else:  # pragma: no cover - not Linux
-        os.rmdir(dest)
-        pytest.skip("a folder was made under /sys")
+    dest, why = _unmakeable()
     emulator.add_file("F/a.bin", b"alpha")
     done = cli_server().run(["pull", "-q", "drive:F/a.bin", dest], timeout=60, text=True)
     assert (done.returncode, done.stderr) == (1, (
