@@ -1,7 +1,7 @@
 """A local path the user typed that is not there is a usage error, exit 2 (leftovers39), as
 README's exit-code table says of a bad path and as click's ``Path(exists=True)`` makes it:
-``push /no/such drive:x`` exited 1, as did ``mirror``, ``pull``, ``ls``, ``prune`` and
-``runs forget`` of a missing local path. A ``drive:`` path that is not there stays exit 1:
+``push /no/such drive:x`` exited 1, as did ``mirror``, ``pull``, ``ls``, ``prune``,
+``runs forget`` and ``dedupe`` of a missing local path. A ``drive:`` path that is not there stays exit 1:
 it is looked up on a server, where another machine's push may bring it. The real CLI,
 forked with its imports done (tests/_forkcli.py), against the emulator."""
 from __future__ import annotations
@@ -46,6 +46,8 @@ def cwd(emulator, drive_env, local_state, tmp_path):
      "Error: no such file or folder: /no/such (looked up as 'no/such')"),
     (["runs", "forget", "/no/such"],
      "Error: no such file or folder: /no/such (looked up as 'no/such')"),
+    (["dedupe", "/no/such"],
+     "Error: /no not found (no item named 'no' in /; names are case-sensitive)"),
 ])
 def test_a_missing_local_path_is_a_usage_error(cwd, args, line):
     code, err = _run(args, cwd)

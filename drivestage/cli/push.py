@@ -367,8 +367,9 @@ def dedupe_cmd(dest: str, dry_run: bool, api_root: Optional[str],
     from drivestage.remote import open_store
 
     refuse_bad_place("DEST", dest)
-    result = dedupe(open_store(dest, api_root=api_root, credentials=credentials),
-                    dry_run=dry_run)
+    with missing_is_usage(dest):
+        result = dedupe(open_store(dest, api_root=api_root, credentials=credentials),
+                        dry_run=dry_run)
     for m in result.merged:   # Drive titles and ids are anybody's: printed escaped
         click.echo(printable(m.line(dry_run)))
     click.echo(f"dedupe {dest}: {result.summary()}", err=True)
