@@ -66,12 +66,21 @@ def not_in_place(dest: str, members: Iterable[MemberRecord],
     and time (DEST copied with ``cp -a``, moved to another disk, a Drive mount seen anew)
     is in place. ``looked``: each member's lstat is kept there, by path (a rerun's next
     look, :func:`drivestage.stamps.taken`, takes it: 20,000 lstats fewer)."""
+    base = os.path.join(dest, "")   # (os.path.join(dest, rel), its first part built once)
     for m in members:
-        st = _lstat(dest, m.path)
-        if st is None:
-            return m.path
+        rel = m.path
+        framed = f"/{rel}/"   # (as _lstat judges a member path, inline: 20,000 calls, tail39)
+        if "//" in framed or "/./" in framed or "/../" in framed or "\0" in rel:
+            return rel   # not a member path: never looked at outside DEST
+        try:
+            st = os.lstat(base + rel)
+        except OSError:
+            return rel
         if looked is not None:
-            looked[m.path] = st
+            looked[rel] = st
+        if m.kind == "file" and st.st_mtime_ns == m.mtime_ns and st.st_size == m.size and \
+                stat.S_ISREG(st.st_mode):
+            continue   # (shows() says so: the exact mtime stamped)
         # A sibling's member by the same test (not its inode: a Drive mount seen anew shows
         # new ones, and the shared path was extracted again in every new session: pull29).
         if not shows(dest, m, st, shown) and \

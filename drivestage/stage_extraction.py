@@ -248,8 +248,9 @@ def _journals_in(names: Optional[list[str]]) -> Optional[list[str]]:
     return picked
 
 
-def _records(found: Iterable[Stamp]) -> list[MemberRecord]:
-    return [r for s in found for key in ("members", "stale") for r in stamps.records(s, key)]
+def _records(found: Iterable[Stamp]) -> list[journals.Row]:
+    """The rows the stamps ``found`` record (members and stale), as journals compare them."""
+    return [r for s in found for key in ("members", "stale") for r in stamps.record_rows(s, key)]
 
 
 def recorder(dest: str, force: bool = False) -> Recorded:

@@ -119,6 +119,30 @@ def records(stamp: Stamp, key: str = "members") -> list[MemberRecord]:
     return list(stamp_cache.parsed(_rows(stamp, key), _records))
 
 
+#: The types of a row :meth:`MemberRecord.to_json` writes, field by field.
+_ROW_TYPES = (str, str, int, int, int, str)
+
+
+def record_rows(stamp: Stamp, key: str = "members") -> list[tuple[Any, ...]]:
+    """The rows of :func:`records` (``members`` or ``stale``) as tuples, each equal to
+    ``tuple(record.to_json())`` of its record: a row of exactly those types is that tuple as
+    it is; any other goes through :meth:`MemberRecord.from_json` as in :func:`records` (or is
+    dropped with it). A pull that just wrote its stamp's 20,000 rows parsed them all back
+    into records only to turn them into rows again, to settle its journal (tail39)."""
+    if stamp.get("version") != VERSION:
+        return []
+    out: list[tuple[Any, ...]] = []
+    for row in _rows(stamp, key):
+        if type(row) is list and tuple(map(type, row)) == _ROW_TYPES:
+            out.append(tuple(row))
+            continue
+        try:
+            out.append(tuple(MemberRecord.from_json(row).to_json()))
+        except (TypeError, ValueError):
+            continue  # a damaged row: vouches for nothing
+    return out
+
+
 def _records(rows: list[Any]) -> list[MemberRecord]:
     out: list[MemberRecord] = []
     for row in rows:

@@ -44,7 +44,7 @@ from drivestage.stamp_files import others
 from drivestage.stamp_files import LEGACY_VERSION as LEGACY_VERSION, VERSION as VERSION, \
     Stamp as Stamp, _all as _all, _base as _base, _file_of as _file_of, _read as _read, \
     _rows as _rows, _state as _state, _version as _version, path_of as path_of, \
-    records as records, unrecorded as unrecorded
+    record_rows as record_rows, records as records, unrecorded as unrecorded
 # (Moved to mtimes, mount31; read here as before.)
 from drivestage.mtimes import _lstat as _lstat, _readlink as _readlink, \
     in_real_place as in_real_place, not_in_place as not_in_place, shows as shows

@@ -131,13 +131,14 @@ def journaled(folder: str) -> Callable[[Mapping[str, Any]], list[MemberRecord]]:
     return of
 
 
-def settle(dest: str, vouched: Callable[[], Iterable[MemberRecord]],
+def settle(dest: str, vouched: Callable[[], Iterable[Row]],
            archive: Optional[str] = None, names: Optional[Sequence[str]] = None,
            own: Mapping[str, Sequence[Row]] = {}) -> int:
     """Remove the journals of ``archive`` (every journal, without it) in ``dest``'s state
     folder that are provably done (see the module; ``vouched``: the records of ``dest``'s
-    stamps, asked only when a journal needs them). ``names``: the state folder as listed
-    already (a folder pull's, :func:`drivestage.partials.listing`). ``own``: this process's
+    stamps as rows, ``tuple(record.to_json())``, asked only when a journal needs them).
+    ``names``: the state folder as listed already (a folder pull's,
+    :func:`drivestage.partials.listing`). ``own``: this process's
     journals, released, with their rows as written (:func:`release`): one whose every row
     is vouched for goes without being read back (its rows as they are on disk, those of them
     still live, are fewer or the same: a pull of 20,000 members read, parsed and looked at
@@ -152,7 +153,7 @@ def settle(dest: str, vouched: Callable[[], Iterable[MemberRecord]],
                  if n.startswith(prefix) and _writer_gone(dest, fd, n)]
         if not found:
             return 0
-        stamped = {tuple(r.to_json()) for r in vouched()}
+        stamped = set(vouched())
         for name in found:
             written = own.get(name)
             if written is not None and all(row in stamped for row in written):
