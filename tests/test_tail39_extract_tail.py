@@ -119,3 +119,40 @@ def test_not_in_place_judges_as_before(tmp_path, monkeypatch, where):
     assert not_in_place(dest, good, looked=looked) is None
     assert sorted(looked) == sorted(m.path for m in good)
     assert looked["ds/f"].st_ino == f.st_ino
+
+
+def test_a_pulls_check_and_merge_share_one_tree(
+        emulator, local_state, drive_env, fast_retries, tmp_path, monkeypatch):
+    """The tree of a pull -x's members is built once: its check and its merge under the lock
+    ask for the same list's (20,000 members each time before)."""
+    import drivestage.extract.job as job
+
+    emulator.add_file("F/a.zip", a_fixed_zip(MEMBERS))
+    trees: list[dict] = []
+    plan_merge = job.plan_merge
+
+    def planning(*args, **kw):
+        plan = plan_merge(*args, **kw)
+        trees.append(plan.tree)
+        return plan
+
+    monkeypatch.setattr(job, "plan_merge", planning)
+    _cli.ok("pull", "drive:F/a.zip", str(tmp_path / "data"), "-x")
+    assert len(trees) == 2 and trees[0] is trees[1]
+    assert sorted(trees[0]) == ["ds", *sorted(MEMBERS)]
+
+
+def test_archive_tree_of_another_or_a_longer_list_is_built_anew():
+    """The same list, unchanged, gets the same tree; an equal new list or the list grown
+    (a tar's, read as it arrives) gets its own."""
+    from drivestage.extract.members import Entry
+    from drivestage.extract.merging import archive_tree
+
+    entries = [Entry("a/b", "file", 1), Entry("a/c", "file", 1)]
+    tree = archive_tree(entries)
+    assert archive_tree(entries) is tree and sorted(tree) == ["a", "a/b", "a/c"]
+    again = archive_tree(list(entries))
+    assert again is not tree and again == tree
+    entries.append(Entry("d/e", "file", 1))
+    assert sorted(archive_tree(entries)) == ["a", "a/b", "a/c", "d", "d/e"]
+    assert sorted(tree) == ["a", "a/b", "a/c"]   # (the first one as it was)
