@@ -19,15 +19,23 @@ def _world(env, drive_env, fast_retries):
     """Local state in tmp_path, the CLI and the library on the emulator, fast retries."""
 
 
-def test_a_same_bytes_copy_also_in_another_folder_is_taken_out_of_the_newer_only(
-        emulator, store):
+def _filed_twice(emulator, store) -> tuple[str, str, str, str]:
+    """``runs/exp`` twice (the oldest first), each holding ``a.pt`` with the same bytes; the
+    newer one's copy filed in ``Archive`` too (a second parent, kept from before 2020): the
+    ids of the oldest folder, the newer one, the copy, Archive."""
     root = emulator.add_folder("runs")
     old, new = folder(store, "exp", root), folder(store, "exp", root)
     put(emulator, store, old, "a.pt", b"same")
     copy = put(emulator, store, new, "a.pt", b"same")
-    put(emulator, store, new, "b.pt", b"b")
     archive = emulator.add_folder("Archive")
     emulator.store.update_meta(copy, {}, add_parents=[archive])
+    return old, new, copy, archive
+
+
+def test_a_same_bytes_copy_also_in_another_folder_is_taken_out_of_the_newer_only(
+        emulator, store):
+    old, new, copy, archive = _filed_twice(emulator, store)
+    put(emulator, store, new, "b.pt", b"b")
 
     code, _, err = run("dedupe", "drive:runs/exp")
 
@@ -47,12 +55,7 @@ def test_a_same_bytes_copy_also_in_another_folder_is_taken_out_of_the_newer_only
 
 
 def test_a_dry_run_says_it_would_take_it_out(emulator, store):
-    root = emulator.add_folder("runs")
-    old, new = folder(store, "exp", root), folder(store, "exp", root)
-    put(emulator, store, old, "a.pt", b"same")
-    copy = put(emulator, store, new, "a.pt", b"same")
-    archive = emulator.add_folder("Archive")
-    emulator.store.update_meta(copy, {}, add_parents=[archive])
+    old, new, copy, archive = _filed_twice(emulator, store)
 
     code, _, err = run("dedupe", "drive:runs/exp", "--dry-run")
 
@@ -62,12 +65,7 @@ def test_a_dry_run_says_it_would_take_it_out(emulator, store):
 
 
 def test_where_drive_refuses_taking_it_out_it_stays_and_the_run_says_so(emulator, store):
-    root = emulator.add_folder("runs")
-    old, new = folder(store, "exp", root), folder(store, "exp", root)
-    put(emulator, store, old, "a.pt", b"same")
-    copy = put(emulator, store, new, "a.pt", b"same")
-    archive = emulator.add_folder("Archive")
-    emulator.store.update_meta(copy, {}, add_parents=[archive])
+    old, new, copy, archive = _filed_twice(emulator, store)
     emulator.faults.inject(None, r"removeParents=", reason="insufficientFilePermissions")
 
     code, _, err = run("dedupe", "drive:runs/exp")
@@ -87,12 +85,7 @@ def test_where_drive_refuses_taking_it_out_it_stays_and_the_run_says_so(emulator
 def test_once_taken_out_the_copy_is_no_copy_any_more_and_the_merge_ends(emulator, store):
     """The user takes the copy out of the newer folder (it stays in ``Archive``): dedupe
     trashes the empty newer folder; ``Archive/a.pt`` stays."""
-    root = emulator.add_folder("runs")
-    old, new = folder(store, "exp", root), folder(store, "exp", root)
-    put(emulator, store, old, "a.pt", b"same")
-    copy = put(emulator, store, new, "a.pt", b"same")
-    archive = emulator.add_folder("Archive")
-    emulator.store.update_meta(copy, {}, add_parents=[archive])
+    old, new, copy, archive = _filed_twice(emulator, store)
     emulator.store.update_meta(copy, {}, remove_parents=[new])
 
     code, _, err = run("dedupe", "drive:runs/exp")
