@@ -2,6 +2,7 @@
 the exit code each one gives, and SIGHUP left alone where the user ignored it (nohup)."""
 from __future__ import annotations
 
+import re
 import signal
 import threading
 
@@ -72,8 +73,10 @@ def test_trainer_train_saves_and_exits_129_when_its_terminal_hangs_up(tiny_confi
                          stdout=str(tmp_path / "child.out"), stderr=str(log))
     try:
         deadline = time.monotonic() + 120
-        # the handlers are in place once training has begun
-        while "training epochs" not in (log.read_text() if log.exists() else ""):
+        # the handlers are in place once training has begun, and a step is done once the
+        # epoch's bar moved (a hang-up before it saves nothing, rightly: "before the first
+        # step", which a fast start reached when this waited for training to begin only)
+        while not re.search(r"\| [12]/2 \[", log.read_text() if log.exists() else ""):
             if proc.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(log.read_text())
             time.sleep(0.01)
