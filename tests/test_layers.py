@@ -41,7 +41,7 @@ LAYERS = [
      "drive.shortcuts", "drive.folders", "drive.sessions", "drive.removal"],
     ["drive.retry"],
     ["drive.transport"],
-    ["drive.media", "drive.batches"],
+    ["drive.media", "drive.batches", "drive.reparent"],
     ["drive.upload"],
     ["drive.store_bytes", "drive.store_deletes", "drive.store_folders", "drive.ids",
      "drive.relist"],

@@ -156,6 +156,25 @@ def check_taken_out(res: Mapping[str, Any], item_id: str, home: str, where: str)
             f"with that answer. {_ADVICE}")
 
 
+def in_no_folder(res: Mapping[str, Any]) -> bool:
+    """Whether files.update's answer ``res`` names no folder at all (``parents: []``)."""
+    return _parent_ids(res) == []
+
+
+def check_read_after(res: Mapping[str, Any], item_id: str, home: str, where: str) -> None:
+    """The update taking ``item_id`` out of ``home`` answered that it is in no folder,
+    and files.get then read it as ``res``. That answer is Drive's for an item it put in its
+    owner's My Drive (attackrm39), and a lying server's for one it kept in the folder
+    (edges40); the read tells which: one still in ``home`` stops, as an answer showing it
+    there does (:func:`check_taken_out`)."""
+    check_got(res, item_id, where)
+    if is_in(res, home) is True:
+        raise WrongItemError(
+            f"take {where} out of its folder: the server answered that it is in no folder, "
+            f"then that it is in folders {', '.join(_parent_ids(res) or [])}, not out of "
+            f"{home}; stopped, nothing done with those answers. {_ADVICE}")
+
+
 def taken_out(now: Mapping[str, Any], before: Mapping[str, Any], home: str, where: str,
               folder: str) -> tuple[str, bool]:
     """The line of ``where``, taken out of ``folder`` (id ``home``) only, and whether it stays

@@ -25,7 +25,7 @@ import logging
 from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, TypeVar, Union
 
 from drivestage.drive import answers, folders, ids, marks_below, paging, provenance, relist, \
-    shortcuts
+    reparent, shortcuts
 from drivestage.drive.media import MediaReader
 from drivestage.drive.resources import (FOLDER_MIME, DriveEntry, check_resource,
                                         entry_from_resource, is_shortcut, is_trashed,
@@ -424,14 +424,16 @@ class DriveStore(ByteReads, Deletes, FolderMaking, RemoteStore):
         self._parent_ids[key] = "" if via else parent_id
 
     def move(self, entry: RemoteEntry, source: RemoteEntry, target: RemoteEntry) -> None:
-        """Move ``entry`` from the folder ``source`` into ``target`` in one request (its
-        id, bytes and sharing stay); a shortcut moves, never its target. A retry after an
-        answer lost once Drive did it asks for the same end state, which is no change."""
-        self._writable(target, self.describe(target))
-        f = self.drive.CreateFile({"id": self._key(entry)})
-        self.call(f"move {self.describe(entry)} into {self.describe(target)}",
-                  lambda: f.Upload(param={"addParents": target.id, "removeParents": source.id}))
-        provenance.check_moved(dict(f), target.id, source.id, self.describe(entry))
+        """Move ``entry`` from the folder ``source`` into ``target`` in one request (its id,
+        bytes and sharing stay; a retry: :mod:`~drivestage.drive.reparent`); a shortcut
+        moves, never its target."""
+        key, where, into = self._key(entry), self.describe(entry), self.describe(target)
+        self._writable(target, into)
+        now = reparent.update_parents(
+            self.call, lambda: self._get(key, where), self.drive.CreateFile({"id": key}),
+            f"move {where} into {into}", {"addParents": target.id, "removeParents": source.id},
+            reparent.moved(target.id, source.id))
+        provenance.check_moved(now, target.id, source.id, where)
 
     def quota(self, into: Optional[RemoteEntry] = None) -> Quota:
         """Used / total / trash bytes of the account (``total`` None when unlimited).

@@ -22,7 +22,7 @@ import logging
 import time
 from typing import Any, Callable, Collection, Mapping, Optional, Sequence, TypeVar
 
-from drivestage.drive import answers, batches, marks_below, provenance, removal, retry
+from drivestage.drive import answers, batches, marks_below, provenance, removal, reparent, retry
 from drivestage.drive.resources import DriveEntry, is_trashed
 from drivestage.drive.transport import Transport
 from drivestage.errors import DriveStageError, KeptMovedError, LeftAloneError, NotFoundError
@@ -123,18 +123,24 @@ class Deletes:
             self._forget(entry)
             return "deleted"
         folder = where.rsplit("/", 1)[0] if "/" in where else f"drive:id:{home}"
-        f = self.drive.CreateFile({"id": entry.id})
         try:
             # (A retry after an answer lost once Drive did it asks to remove a parent it
-            # no longer has: the same end state.)
-            self.call(f"take {where} out of {folder}",
-                      lambda: f.Upload(param={"removeParents": home}))
+            # no longer has: the same end state, read again where Drive answers an error.)
+            now = reparent.update_parents(
+                self.call, lambda: self._get(entry.id, where),
+                self.drive.CreateFile({"id": entry.id}), f"take {where} out of {folder}",
+                {"removeParents": home}, reparent.moved(None, home))
         except DriveStageError as exc:
             if not answers.drive_refused(exc):
                 raise
             raise provenance.stays_elsewhere(where, answers.drive_words(exc)) from None
-        provenance.check_taken_out(dict(f), entry.id, home, where)
-        line, stays = provenance.taken_out(dict(f), res, home, where, folder)
+        provenance.check_taken_out(now, entry.id, home, where)
+        if provenance.in_no_folder(now):
+            # Drive's answer for an item it put in its owner's My Drive, and a liar's for
+            # one it kept: one read (only here) tells which, before a line says it went.
+            now = self._get(entry.id, where)
+            provenance.check_read_after(now, entry.id, home, where)
+        line, stays = provenance.taken_out(now, res, home, where, folder)
         log.warning("%s", line)
         self._forget(entry)
         return "stays" if stays else "placed"

@@ -10,6 +10,7 @@ from drivestage.emulator import listing, properties, revisions
 from drivestage.emulator.access import at_least, can_delete, can_trash, can_write, require, require_parent, \
     visible
 from drivestage.emulator.errors import EmulatorApiError, no_file_permission
+from drivestage.emulator.faults import default_reason
 from drivestage.emulator.render import render_drive, render_revision
 from drivestage.emulator.store import FOLDER_MIME, SHORTCUT_MIME, check_single_parent
 
@@ -152,6 +153,13 @@ class MetadataRoutes:
                                                  else rec["parents"])]
         after += [p for p in map(self.store.resolve, add) if p not in after]
         gone = set(map(self.store.resolve, remove))
+        absent = sorted(gone - set(rec["parents"]))
+        if absent and self.emu.absent_parent_status is not None:
+            status = self.emu.absent_parent_status
+            reason, message = ("notFound", f"File not found: {absent[0]}.") if status == 404 \
+                else default_reason(status)
+            raise EmulatorApiError(status, reason, message, location="removeParents",
+                                   location_type="parameter")
         check_single_parent([p for p in after if p not in gone], len(rec["parents"]))
         if gone and not [p for p in after if p not in gone]:
             if rec.get("driveId") is not None:   # (a shared drive's item has exactly one)

@@ -104,6 +104,12 @@ class Emulator(SeedingApi):
         #: with the ones the request gives, instead of merging them: the v2 reference does
         #: not say which Drive does (fidelity32), so a test can make it replace.
         self.patch_replaces_properties = False
+        #: The status a ``files.update`` answers whose ``removeParents`` names a folder the
+        #: item is not in (a retry after the answer to a removal that went through was
+        #: lost): None, 200 with nothing changed. Drive's references do not say and no
+        #: public report shows it (edges40), so a test can make it an error: 400
+        #: ``badRequest``, 403 ``forbidden`` or 404 ``notFound`` ("File not found: <id>.").
+        self.absent_parent_status: Optional[int] = None
         #: Whether ``properties.insert`` / ``delete`` set the file's ``modifiedDate`` to now,
         #: as a v2 metadata write does unless told otherwise (``files.patch``'s
         #: ``setModifiedDate``: "false is equivalent to modifiedDateBehavior=now", the v2
