@@ -24,6 +24,7 @@ import os
 import re
 import sys
 import threading
+import weakref
 from typing import Any, Callable, Mapping, Optional
 
 import google.auth.exceptions
@@ -77,6 +78,15 @@ class DriveCredentials:
         self.resource_keys = ResourceKeys()
         #: Every access token sent so far (a server's error message may repeat one).
         self._sent: set[str] = set()
+        _CREDENTIALS.add(self)
+
+    def _forked(self) -> None:
+        """In a forked child: the locks free. A thread of the parent that held one as the
+        process forked (a refresh waiting for the token server) is not in the child, and
+        the child's first refresh waited for it forever (edges40)."""
+        self._lock = threading.Lock()
+        self._sent_lock = threading.Lock()
+        self.resource_keys._lock = threading.Lock()   # (the keys it sends: held as briefly)
 
     def __repr__(self) -> str:  # never the token
         return f"<DriveCredentials from {self.source}>"
@@ -174,6 +184,18 @@ class DriveCredentials:
 
     def revoke(self, http: Any = None) -> None:  # pragma: no cover - oauth2client API
         raise UsageError("revoking tokens is not supported; delete the token file instead")
+
+
+#: Every :class:`DriveCredentials` of this process, for :func:`_unlocked_in_child`.
+_CREDENTIALS: "weakref.WeakSet[DriveCredentials]" = weakref.WeakSet()
+
+
+def _unlocked_in_child() -> None:
+    for creds in list(_CREDENTIALS):
+        creds._forked()
+
+
+os.register_at_fork(after_in_child=_unlocked_in_child)
 
 
 def _short(exc: BaseException) -> str:
