@@ -119,7 +119,7 @@ def _epoch(ds, at_shutdown=None) -> None:
     batches = worker_deaths.guarded(_loader(ds), _run())
     try:
         for _ in batches:
-            it = worker_deaths._current
+            it = worker_deaths._mine().current
             if isinstance(ds, _Hangs):   # (its worker hangs before the epoch ends)
                 assert ds.entered.wait(10)
             if at_shutdown is not None:

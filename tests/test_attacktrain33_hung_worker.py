@@ -91,7 +91,7 @@ def test_a_sigterm_while_a_hung_worker_holds_the_batch_saves_the_last_step_and_s
         if item == 1:   # (its one wait is the hung one: said once it lasted HUNG_NOTE_S)
             noted.wait(60)
         for _ in range(6000):   # (the training thread now waits for the hung batch)
-            if worker_deaths._fetching:
+            if any([e.fetching for e in list(worker_deaths._epochs.values())]):
                 break
             ended.wait(0.01)
         os.kill(os.getpid(), signal.SIGTERM)

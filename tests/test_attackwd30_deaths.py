@@ -93,7 +93,8 @@ def _rank(rank: int, port: int, config: str, out: str, fetching: bool = False) -
                 if "(iteration 1)" in record.getMessage():
                     os.kill(multiprocessing.active_children()[0].pid, signal.SIGKILL)
                     from trainer import worker_deaths   # (until its SIGCHLD is taken)
-                    while worker_deaths._flag is not None and not worker_deaths._flag.is_set():
+                    flag = worker_deaths._mine().flag
+                    while flag is not None and not flag.is_set():
                         time.sleep(0.005)
 
         log = logging.getLogger("trainer.engine")

@@ -219,7 +219,8 @@ def _check_room(cfg: Config, info: distributed.DistInfo, start: resume.Start, mo
 def _train(run: Run, data: DataSpec, resumed_rng: Optional[dict]) -> dict:
     """Train the remaining epochs from ``run.state.pos``; returns the last evaluation's metrics."""
     from trainer.data.dataset import set_loader_epoch
-    from trainer.worker_deaths import guarded, prepared
+    from trainer.stopping import prepared
+    from trainer.worker_deaths import guarded
 
     cfg, info, t, s = run.cfg, run.info, run.cfg.train, run.state
     train_set, val_loader, eval_set = prepared(run.stop, lambda: _datasets(cfg, data, info))

@@ -30,6 +30,8 @@ import time
 import logging
 from typing import Any, Callable, Iterator, Optional, Union
 
+from trainer.errors import TrainingInterrupted
+
 logger = logging.getLogger(__name__)
 
 _NAMES = {signal.SIGTERM: "SIGTERM", signal.SIGINT: "SIGINT", signal.SIGHUP: "SIGHUP"}
@@ -341,3 +343,21 @@ def untrained(run: Any) -> str:
         return "before the first step: nothing was trained, nothing is saved"
     return (f"before the first step since its resume from {name} at {run.state.pos.label}: "
             f"nothing was trained since, and {name} holds the run's state still")
+
+
+def prepared(stop: StopFlag, make: Callable[[], Any]) -> Any:
+    """``make()`` (the run's datasets: an image cache's fill, minutes long, or for good on a
+    mount that stopped answering), ended by a signal's stop: one line, the signal's exit
+    code. The flag alone was read once training began: the fill went on, a step was trained,
+    and its save came after the grace (attacktrain33). Under torchrun too: nothing is
+    trained yet, so nothing needs agreeing (a rank waiting in the first step's collective
+    meets this one's loss, nothing saved either: trainer.peer_loss)."""
+    stop.breaks_wait = threading.current_thread() is threading.main_thread()
+    try:
+        return make()
+    except WaitBroken:
+        raise TrainingInterrupted(f"stopped by {stop.name} while the datasets were prepared, "
+                                  "before the first step: nothing was trained, nothing is saved",
+                                  exit_code=stop.exit_code) from None
+    finally:
+        stop.breaks_wait = False

@@ -33,9 +33,53 @@ logger = logging.getLogger(__name__)
 #: Words of torch's errors for a worker that died (its SIGCHLD handler; the loader's wait).
 _DEATHS = ("is killed by signal", "exited unexpectedly")
 
-_flag: Optional[StopFlag] = None   # the run's, while a guarded epoch's batches are read
-_fetching = False                   # the training thread waits for a batch (a boundary)
-_current: Any = None                # that epoch's loader iterator (its workers)
+
+class _Epoch:
+    """What one thread's guarded epoch (or evaluation) holds. One per process, two fits in
+    two threads shared it: the first epoch's end shut down the other's workers (that epoch
+    ended early, without a word), and a death asked the other run to stop (edges40)."""
+
+    def __init__(self) -> None:
+        self.flag: Optional[StopFlag] = None   # the run's, while its batches are read
+        self.fetching = False   # its thread waits for a batch (a boundary; main thread only)
+        self.current: Any = None   # its loader iterator (its workers)
+        self.outer: Any = None   # an evaluation's: the guarded epoch's iterator around it
+        self.thread = threading.get_ident()   # (a generator may be closed in another)
+
+
+_local = threading.local()
+#: The epochs being read, by thread: the SIGCHLD handler (in the main thread) finds the one
+#: whose worker died. (No lock: the handler may run while the main thread would hold it.)
+_epochs: dict[int, _Epoch] = {}
+
+
+def _mine() -> _Epoch:
+    """This thread's epoch."""
+    epoch = getattr(_local, "epoch", None)
+    if epoch is None:
+        epoch = _local.epoch = _Epoch()
+    return epoch
+
+
+def _reading(epoch: _Epoch) -> None:
+    """Note ``epoch`` as read (its flag set) or no longer (none)."""
+    if epoch.flag is not None:
+        _epochs[epoch.thread] = epoch
+    else:
+        _epochs.pop(epoch.thread, None)
+
+
+def _whose(words: str) -> Optional[_Epoch]:
+    """The epoch read now whose worker torch's ``words`` name (by pid); the one read, where
+    only one is (a process's one fit, as before: whatever loader the worker was of)."""
+    epochs = list(_epochs.values())
+    named = re.search(r"\(pid(?:\(s\))? ([\d, ]+)\)", words)
+    pids = {int(p) for p in re.findall(r"\d+", named.group(1))} if named else set()
+    for epoch in epochs:
+        for it in (epoch.current, epoch.outer):
+            if pids & {w.pid for w in getattr(it, "_workers", None) or ()}:
+                return epoch
+    return epochs[0] if len(epochs) == 1 else None
 
 
 def is_death(exc: BaseException) -> bool:
@@ -164,7 +208,7 @@ def release() -> None:
     """End the guarded epoch's loader workers (once one died: the others hold memory, and
     the dead one's pid, still registered, made torch's handler raise at any later child's
     end, in a notebook long after the run; a kept traceback keeps the loader alive)."""
-    shut_down(_current)
+    shut_down(_mine().current)
 
 
 def shut_down(it: Any) -> None:
@@ -203,10 +247,10 @@ def _wrap_handler() -> None:
         try:
             previous(signum, frame)
         except RuntimeError as exc:
-            flag = _flag
-            if flag is None or _fetching or not is_death(exc):
+            epoch = _whose(str(exc)) if is_death(exc) else None
+            if epoch is None or epoch.flag is None or epoch.fetching:
                 raise   # (outside a guarded epoch, as torch does; between steps: saved there)
-            flag.request(WORKER_DEATH, detail=str(exc))
+            epoch.flag.request(WORKER_DEATH, detail=str(exc))
 
     handler._trainer_deaths = True  # type: ignore[attr-defined]
     signal.signal(signal.SIGCHLD, handler)
@@ -308,25 +352,6 @@ class _Watch:
                                "state of the last step and stops", now - self.began)
 
 
-_note: Optional[_Watch] = None   # the watch of the batch awaited now
-
-
-def _note_after(stop: StopFlag, began: float) -> _Watch:
-    """Start the watch of a batch awaited since ``began`` (:class:`_Watch`)."""
-    global _note
-    watch = _Watch(stop, began)
-    _note = watch   # (before it starts: whatever ends the wait ends it, _cancel_note)
-    watch.thread.start()
-    return watch
-
-
-def _cancel_note() -> None:
-    global _note
-    if _note is not None:
-        _note.done.set()
-        _note = None
-
-
 def _batches(loader: Iterable, stop: StopFlag, died: Callable[..., None],
              at_once: bool = True) -> Iterator:
     """``loader``'s batches, its workers started here (a death then is one while fetching).
@@ -335,45 +360,46 @@ def _batches(loader: Iterable, stop: StopFlag, died: Callable[..., None],
     ends the wait (at once where ``at_once``: no other rank waits on this one's step; else
     once the batch kept it :func:`break_after`): its workers are ended, then
     ``died(broken=True)``."""
-    global _fetching, _current
-    it: Optional[Iterator] = None
+    mine, it = _mine(), None
     while True:
         try:
-            _fetching = _in_main()   # (else the handler's raise lands in the main thread)
+            mine.fetching = _in_main()   # (else the handler's raise lands in the main thread)
             asked = stop.is_set()   # (a stop asked before this wait: the step after it saves)
             if it is None:
-                it = _current = iter(loader)
+                it = mine.current = iter(loader)
                 _wrap_handler()
-            began = time.monotonic()
+            began, watch = time.monotonic(), None
             try:
-                if _fetching:   # (in the try: an interrupt as it starts cancels it too)
+                if mine.fetching:   # (in the try: an interrupt as it starts cancels it too)
                     stop.wait_began(at_once)
-                    _note_after(stop, began)   # (it breaks the wait no handler did)
+                    watch = _Watch(stop, began)   # (it breaks the wait no handler did)
+                    watch.thread.start()
                 if stop.breaks_wait and not asked and _asked(stop):
                     # A signal as this wait began: its handler found none to break yet, and
                     # the flag alone waited for the end of a step a hung batch never let come.
                     raise WaitBroken(stop.name)
                 batch = next(it)
             finally:
-                _cancel_note()
+                if watch is not None:
+                    watch.done.set()
                 stop.wait_ended()   # (a nudge as it ends may break it still: one step less)
-            _fetching = False   # (a death from here on: the step's end saves)
+            mine.fetching = False   # (a death from here on: the step's end saves)
         except StopIteration:
             return
         except WaitBroken:
-            _fetching = False
+            mine.fetching = False
             end_workers(it, time.monotonic() - began)
             died(broken=True)
             raise
         except DataError as exc:   # (a file that cannot be read: saved as for a death)
-            _fetching = False
+            mine.fetching = False
             if not unreadable.met(stop, exc):
                 raise
-            release()   # (its workers: idle from here, kept alive by the error's traceback)
+            shut_down(mine.current)   # (idle from here, kept alive by the error's traceback)
             died()
             raise
         except (RuntimeError, OSError, EOFError, MemoryError) as exc:
-            _fetching = False
+            mine.fetching = False
             words = _death_behind(exc, it)
             if words is None:
                 raise
@@ -390,13 +416,13 @@ def guarded(loader: Iterable, run: Any) -> Iterator:
     last step there and stops (:meth:`trainer.saving.Checkpointer.stop_at`) when the process
     trains alone; with other ranks (each waiting in its step's collective) this rank ends in
     one line (:class:`~trainer.errors.TrainingInterrupted`, exit 1), the others with it."""
-    global _flag, _fetching, _current
     stop: StopFlag = run.stop
+    mine = _mine()   # (its own: a generator may be closed in another thread, the GC's)
 
     def died(broken: bool = False) -> None:
         alone = run.info.world_size == 1
         if broken and not alone and not run.info.is_main:
-            release()
+            shut_down(mine.current)
             raise TrainingInterrupted(_ended_text(run, stop), exit_code=stop.exit_code)
         if (broken or stop.signum == UNREADABLE) and not alone and run.info.is_main:
             # Rank 0's batch hung (or could not be read): the others wait in this step's
@@ -407,7 +433,7 @@ def guarded(loader: Iterable, run: Any) -> Iterator:
         if alone and run.state.pos.iteration == getattr(run.checkpointer, "began", 0):
             # No step of this run: "saved at epoch 0, iteration 0" (the untrained network),
             # or a resumed run's state saved again over the file it was read from.
-            release()
+            shut_down(mine.current)
             raise TrainingInterrupted(f"stopped by {stop.name} {untrained(run)}{advice(stop)}",
                                       exit_code=stop.exit_code) from None
         if alone:
@@ -415,7 +441,7 @@ def guarded(loader: Iterable, run: Any) -> Iterator:
                 run.checkpointer.stop_saved(run, run.state.pos)
             run.checkpointer.stop_at(run, run.state.pos)   # (it releases the workers)
             return
-        release()
+        shut_down(mine.current)
         # The other ranks wait in this step's collectives (no stop can be agreed): this
         # rank ends, and they with it (torchrun); rank 0 saves alone (trainer.peer_loss).
         raise TrainingInterrupted(
@@ -424,7 +450,8 @@ def guarded(loader: Iterable, run: Any) -> Iterator:
             "rank 0 saves alone what it can, its line says what; --resume auto goes on from "
             f"the newest checkpoint{_advice(stop.detail, stop)}", exit_code=1) from None
 
-    _flag = stop
+    mine.flag = stop
+    _reading(mine)
     unreadable.note(getattr(run, "cfg", None))
     try:
         yield from _batches(loader, stop, died, at_once=_alone())
@@ -432,10 +459,11 @@ def guarded(loader: Iterable, run: Any) -> Iterator:
         # Its workers end now, however it ended: closed before its end (a stop's error), or
         # an error of the loader's own (a dataset's, re-raised from a worker), whose
         # traceback, kept (a notebook's last one), kept them running (attacksvc39).
-        release()
+        shut_down(mine.current)
         raise
     finally:
-        _flag, _fetching, _current = None, False, None
+        mine.flag, mine.fetching, mine.current = None, False, None
+        _reading(mine)
 
 
 def _ended_text(run: Any, stop: StopFlag) -> str:
@@ -447,40 +475,24 @@ def _ended_text(run: Any, stop: StopFlag) -> str:
             "last step, its line says what; --resume auto goes on from the newest checkpoint")
 
 
-def prepared(stop: StopFlag, make: Callable[[], Any]) -> Any:
-    """``make()`` (the run's datasets: an image cache's fill, minutes long, or for good on a
-    mount that stopped answering), ended by a signal's stop: one line, the signal's exit
-    code. The flag alone was read once training began: the fill went on, a step was trained,
-    and its save came after the grace (attacktrain33). Under torchrun too: nothing is
-    trained yet, so nothing needs agreeing (a rank waiting in the first step's collective
-    meets this one's loss, nothing saved either: trainer.peer_loss)."""
-    stop.breaks_wait = _in_main()
-    try:
-        return make()
-    except WaitBroken:
-        raise TrainingInterrupted(f"stopped by {stop.name} while the datasets were prepared, "
-                                  "before the first step: nothing was trained, nothing is saved",
-                                  exit_code=stop.exit_code) from None
-    finally:
-        stop.breaks_wait = False
-
-
 def watched(loader: Iterable, stop: StopFlag) -> Iterator:
     """``loader``'s batches in an evaluation of a training run: a worker's death asks ``stop``
     for the stop and ends the evaluation (:class:`~trainer.stopping.StopRequested`), and the
     run saves the epoch it trained as for a SIGTERM then. torch's error ended the run there,
     the whole epoch trained lost, as no save comes before the evaluation's end (attackwd30)."""
-    global _flag, _fetching, _current
-    around = _flag, _current   # (an evaluation a callback runs inside a guarded epoch)
+    mine = _mine()
+    around = mine.flag, mine.current, mine.outer   # (an evaluation inside a guarded epoch)
 
     def died(broken: bool = False) -> None:
-        release()
+        shut_down(mine.current)
         raise StopRequested(stop.name) from None
 
-    _flag, _current = stop, None
+    mine.flag, mine.current, mine.outer = stop, None, around[1]
+    _reading(mine)
     try:
         yield from _batches(loader, stop, died, at_once=True)   # (rank 0's alone: not a step)
     finally:
         if stop.signum == WORKER_DEATH:
-            release()   # (while its errors are still ours: left to the GC, torch's came there)
-        (_flag, _current), _fetching = around, False
+            shut_down(mine.current)   # (while its errors are ours: the GC's, torch's came)
+        (mine.flag, mine.current, mine.outer), mine.fetching = around, False
+        _reading(mine)
