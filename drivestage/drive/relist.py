@@ -10,8 +10,10 @@ answer holds FID itself when it is still a folder named F in P, beside its child
 taken only when it says exactly what the path's resolve and the listing would have: FID
 there under that exact name (Drive's title match ignores case), not trashed, a plain
 folder, and no other item of that exact name in P (a duplicate: the resolve refuses it,
-naming the ids). Anything else is None, and the pull resolves the path as a first pull
-does. P is the store's top (or the id the path starts at) for a path of one name; deeper,
+naming the ids), and at least one child listed: Drive's answer to an OR of parents can
+leave every item of one parent out, silently (``drivestage/emulator/split_or.py`` names the
+reports), so an answer with the folder and none of its children is no proof the folder is
+empty. Anything else is None, and the pull resolves the path as a first pull does. P is the store's top (or the id the path starts at) for a path of one name; deeper,
 the recorded parent: as for a single file's rerun (:func:`drivestage.stage.recheck`), the
 folders above P are not asked again, the path's last step is. A server that refuses the
 query (400: a Drive that no longer takes that form) costs the resolve, not the pull.
@@ -91,6 +93,12 @@ def listed_at(store: Store, path: StorePath, folder_id: str, parent_id: str
     key = folder.get("resourceKey")
     keys.learn(folder_id, key if isinstance(key, str) else None, via=parent_id)
     children = [it for it in unique.values() if provenance.is_in(it, folder_id)]
+    if not children:
+        # Drive's answer to an OR of parents can hold one parent's items and silently none
+        # of the other's (incompleteSearch false: rclone's issues 3114, 4289 and 9810):
+        # the folder without its children is no proof it is empty. An empty folder costs
+        # the resolve and the listing; a lost parent cost every file in it.
+        return None
     for it in children:
         key = it.get("resourceKey")
         keys.learn(it["id"], key if isinstance(key, str) else None, via=folder_id)

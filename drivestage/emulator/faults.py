@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Optional
 
 from drivestage.emulator.errors import DRIVE_ERRORS, error_envelope
+from drivestage.emulator.split_or import SplitOr
 
 CHAOS_KINDS = ("429", "500", "502", "503", "reset", "latency")
 
@@ -157,6 +158,8 @@ class Faults:
         self._lag: Optional[ListingLag] = None
         #: file id -> [what files.list shows of it (None: nothing), answers left]
         self._lagging: dict[str, list] = {}
+        #: files.list answers of an OR of parents that leave some parents out (split_or.py)
+        self.split_or = SplitOr()
 
     # ------------------------------------------------------------- public API
     def inject(self, method: Optional[str] = None, path: Optional[str] = None, status: Optional[int] = None,
@@ -287,6 +290,14 @@ class Faults:
             self._empty_pages = max(0, int(times))
             self._empty_query = query or None
 
+    def drop_or_parents(self, times: Optional[int] = 1, keep: Optional[int] = 0) -> None:
+        """Answer the next ``times`` files.list requests (None: every one) whose ``q`` names
+        two parents or more (``('A' in parents) or ('B' in parents)``) with the items of the
+        ``keep``-th parent named only (None: of none), every other named parent's left out,
+        no error and ``incompleteSearch`` false: Drive's known failure of such queries
+        (:mod:`drivestage.emulator.split_or` names the reports)."""
+        self.split_or.set(times, keep)
+
     def expire_page_tokens(self, times: Optional[int] = 1) -> None:
         """Reject the page token of the next ``times`` files.list requests that carry one
         (None: every one) as Drive rejects a stale token: 400 ``invalid``, location
@@ -385,6 +396,7 @@ class Faults:
             self._chaos = None
             self._lag = None
             self._lagging.clear()
+        self.split_or.clear()
         for hold in holds:
             hold.release()
 
@@ -432,6 +444,7 @@ class Faults:
                                                            "kinds": list(self._chaos[2])},
                 "lag_listing": None if self._lag is None else asdict(self._lag),
                 "lagging": {fid: left for fid, (_, left) in self._lagging.items()},
+                "drop_or_parents": self.split_or.describe(),
             }
 
     def apply(self, spec: dict) -> None:
@@ -447,7 +460,7 @@ class Faults:
                    "short_pages": self.short_pages, "empty_pages": self.empty_pages,
                    "keep_less": self.keep_less,
                    "expire_page_tokens": self.expire_page_tokens,
-                   "lag_listing": self.lag_listing}
+                   "lag_listing": self.lag_listing, "drop_or_parents": self.drop_or_parents}
         if kind not in actions:
             raise ValueError(f"unknown fault kind {kind!r}; choose from {sorted(actions)}")
         if kind == "chaos" and "kinds" in spec:

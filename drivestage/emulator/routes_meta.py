@@ -54,6 +54,7 @@ class MetadataRoutes:
             # Drive's answer to a stale page token (Faults.expire_page_tokens).
             raise EmulatorApiError(400, "invalid", "Invalid Value", location="pageToken")
         found = listing.search(self.store, self.query, self.caller, all_drives, self.emu.faults)
+        found = self.emu.faults.split_or.apply(self.query.get("q"), found, self.store.resolve)
         offset, max_results = listing.page_bounds(self.query)
         max_results = self.emu.faults.page_size(max_results)
         empty = self.emu.faults.take_empty_page(self.query.get("q")) \
