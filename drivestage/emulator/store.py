@@ -462,8 +462,19 @@ class EmulatorStore:
                 rec["head_rev"] = new_id("0B")
             self._apply_meta(rec, meta or {})
             rec.update(dates)
+            if not rec["trashed"] and self._in_trash(parents):
+                rec.update(trashed=True, explicitlyTrashed=False)
             self._put("files", self.files, rec)
             return rec
+
+    def _in_trash(self, parent_ids: Iterable[str]) -> bool:
+        """Whether an item under ``parent_ids`` is in the trash with them: Drive takes an
+        item into a trashed folder (googleworkspace/android-samples issue 66: "API accepts
+        and uploads it and puts it in the to the folder in the trash"), and the v3 File's
+        ``trashed`` is "Whether the file has been trashed, either explicitly or from a
+        trashed parent folder" (``explicitlyTrashed`` false: "as opposed to recursively
+        trashed from a parent folder")."""
+        return any(self.files[p]["trashed"] for p in parent_ids if p in self.files)
 
     @staticmethod
     def _client_dates(meta: dict) -> dict:
@@ -509,9 +520,15 @@ class EmulatorStore:
             if not set_modified:
                 rec["modified"] = time.time()
             rec["version"] += 1
+            moved = rec["parents"] != self.files[rec["id"]]["parents"] and \
+                rec["trashed"] == was_trashed and not rec.get("explicitlyTrashed")
+            if moved:
+                # Moved into a trashed folder: in the trash with it; an item only trashed
+                # with its old folder, moved out of the trash: out of it (_in_trash).
+                rec["trashed"] = self._in_trash(rec["parents"])
             self._put("files", self.files, rec)
             if rec["trashed"] != was_trashed:
-                return self.set_trashed(rec["id"], rec["trashed"])
+                return self.set_trashed(rec["id"], rec["trashed"], explicitly=not moved)
             return rec
 
     def _apply_meta(self, rec: dict, meta: dict, *, set_modified: bool = False) -> None:
@@ -547,13 +564,14 @@ class EmulatorStore:
             self._put("files", self.files, rec)
             return rec
 
-    def set_trashed(self, file_id: str, trashed: bool) -> dict:
-        """Trash or restore a file; a folder's descendants follow it (not explicitly)."""
+    def set_trashed(self, file_id: str, trashed: bool, *, explicitly: bool = True) -> dict:
+        """Trash or restore a file; a folder's descendants follow it (not explicitly).
+        ``explicitly`` false: trashed with the folder it was moved into (:meth:`_in_trash`)."""
         with self.lock:
             rec = dict(self.get(file_id))
             if self.is_container_root(rec["id"]):
                 raise EmulatorApiError(403, "cannotModifyRoot", "The root folder cannot be trashed.")
-            rec.update(trashed=trashed, explicitlyTrashed=trashed)
+            rec.update(trashed=trashed, explicitlyTrashed=trashed and explicitly)
             self._put("files", self.files, rec)
             for child in self.descendants(rec["id"]):
                 if trashed and not child["trashed"]:
