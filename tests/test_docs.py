@@ -496,7 +496,7 @@ def test_emulator_api_named_on_the_emulator_page_exists():
     assert kinds and kinds <= {"inject", "drop", "latency", "throttle", "corrupt",
                                "corrupt_upload", "redirect_media", "relocate_sessions",
                                "ignore_range", "lag_listing", "chaos", "short_pages", "empty_pages",
-                               "expire_page_tokens", "keep_less"}
+                               "expire_page_tokens", "keep_less", "drop_or_parents"}
     assert all(hasattr(Faults, k) for k in kinds)
     assert not missing, missing
 
