@@ -4,8 +4,9 @@ Supported: ``and`` / ``or`` / ``not`` / parentheses; ``'<id>' in parents``;
 ``'me' in owners`` (or an email); ``title`` and ``mimeType`` with ``=``, ``!=``,
 ``contains``; ``trashed``, ``starred``, ``hidden`` and ``sharedWithMe`` with ``=`` / ``!=``
 (``sharedWithMe`` also bare, as v2 wrote it); ``modifiedDate`` and ``createdDate`` with
-``= != < <= > >=`` against an RFC 3339 string. Like Drive, ``title`` comparisons
-ignore case. Anything else is a :class:`QueryError` (the server answers 400).
+``= != < <= > >=`` against an RFC 3339 string; ``fullText contains`` (of the title alone).
+Like Drive, ``title`` comparisons ignore case, and ``contains`` on a title matches the
+starts of its words, not any substring (:func:`_words_match`). Anything else is a :class:`QueryError` (the server answers 400).
 """
 from __future__ import annotations
 
@@ -172,6 +173,8 @@ class _Parser:
         if field in _TEXT_FIELDS:
             if value_tok[0] != "str":
                 raise QueryError(f"Invalid query: {field_name} needs a quoted string")
+            if field == "fulltext" and op != "contains":
+                raise QueryError(f"Invalid query: {field_name} takes only contains")
             return self._text(field, op, value_tok[1])
         if field in _BOOL_FIELDS:
             if value_tok[0] != "word" or value_tok[1].lower() not in ("true", "false") or op not in ("=", "!="):
@@ -205,9 +208,44 @@ class _Parser:
             return lambda f: fold(f.get(key, "")) == v
         if op == "!=":
             return lambda f: fold(f.get(key, "")) != v
+        if op == "contains" and key == "title":
+            return _words_match(value, whole=field == "fulltext")
         if op == "contains":
             return lambda f: v.casefold() in f.get(key, "").casefold()
         raise QueryError(f"Invalid query: {field} does not support {op!r}")
+
+
+def _tokens(text: str) -> list[str]:
+    """``text`` as Drive's search indexes a name: its runs of letters and digits, case folded
+    (every other character a space: "Hello_world" is two tokens)."""
+    return re.findall(r"[^\W_]+", text.casefold())
+
+
+def _words_match(value: str, whole: bool) -> Predicate:
+    """``title contains value`` as Drive answers it: "The contains operator only performs
+    prefix matching for a name term. For example, suppose you have a name of HelloWorld. A
+    query of name contains 'Hello' returns a result, but a query of name contains 'World'
+    doesn't." (the search-terms reference, as GAM's wiki Users-Drive-Query quotes it), and
+    every word of ``value`` must start some token of the name ("There is a match when abc
+    and def and ghi all have a prefix/full match of some token in the file name", GAM's
+    tests of the live API); a phrase in double quotes, its words one after another.
+    ``whole`` (``fullText``): "only performs matching on entire string tokens"; only the
+    title is indexed here (no description, no content)."""
+    phrase = len(value) >= 2 and value[0] == value[-1] == '"'
+    words = _tokens(value)
+
+    def hit(word: str, token: str) -> bool:
+        return token == word if whole else token.startswith(word)
+
+    def pred(f: dict) -> bool:
+        names = _tokens(f.get("title", ""))
+        if phrase:
+            n = len(words)
+            return any(all(hit(w, t) for w, t in zip(words, names[i:i + n]))
+                       for i in range(len(names) - n + 1))
+        return all(any(hit(w, t) for t in names) for w in words)
+
+    return pred
 
 
 def compile_query(q: str | None, resolve_id: Callable[[str], str] = lambda s: s) -> Predicate:
