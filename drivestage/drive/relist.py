@@ -13,8 +13,9 @@ folder, and no other item of that exact name in P (a duplicate: the resolve refu
 naming the ids), and at least one child listed: Drive's answer to an OR of parents can
 leave every item of one parent out, silently (``drivestage/emulator/split_or.py`` names the
 reports), so an answer with the folder and none of its children is no proof the folder is
-empty. Anything else is None, and the pull resolves the path as a first pull does. P is the store's top (or the id the path starts at) for a path of one name; deeper,
-the recorded parent: as for a single file's rerun (:func:`drivestage.stage.recheck`), the
+empty. Anything else is None, and the pull resolves the path as a first pull does. P is
+the store's top (or the id the path starts at) for a path of one name; deeper, the recorded
+parent: as for a single file's rerun (:func:`drivestage.stage.recheck`), the
 folders above P are not asked again, the path's last step is. A server that refuses the
 query (400: a Drive that no longer takes that form) costs the resolve, not the pull.
 """

@@ -6,7 +6,8 @@ Supported: ``and`` / ``or`` / ``not`` / parentheses; ``'<id>' in parents``;
 (``sharedWithMe`` also bare, as v2 wrote it); ``modifiedDate`` and ``createdDate`` with
 ``= != < <= > >=`` against an RFC 3339 string; ``fullText contains`` (of the title alone).
 Like Drive, ``title`` comparisons ignore case, and ``contains`` on a title matches the
-starts of its words, not any substring (:func:`_words_match`). Anything else is a :class:`QueryError` (the server answers 400).
+starts of its words, not any substring (:func:`_words_match`). Anything else is a
+:class:`QueryError` (the server answers 400).
 """
 from __future__ import annotations
 
