@@ -158,9 +158,11 @@ class _Parser:
         if tok[0] != "word":
             raise QueryError(f"Invalid query: expected a field name, got {tok[1]!r}")
         nxt = self.peek()
-        if tok[1].lower() in _BOOL_FIELDS and (nxt is None or nxt == ("op", ")")
-                                               or (nxt[0] == "word" and nxt[1].lower() in ("and", "or"))):
-            key = _BOOL_KEYS[tok[1].lower()]   # a bare boolean term: "sharedWithMe"
+        if tok[1].lower() == "sharedwithme" and (nxt is None or nxt == ("op", ")") or (
+                nxt[0] == "word" and nxt[1].lower() in ("and", "or"))):
+            # Bare, as v2 wrote it; trashed, starred and hidden take = or != only (the v2
+            # search-terms reference lists no other use): a bare one is refused below.
+            key = _BOOL_KEYS[tok[1].lower()]
             return lambda f: bool(f.get(key))
         return self.comparison(tok[1])
 
