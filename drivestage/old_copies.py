@@ -238,11 +238,12 @@ class OldCopies:
             with self.mutex:
                 self.replaced.append(rel)
         for e in gone:
-            self.check()   # (before each: a guard refusing midway removes no more)
             try:
                 # (One also in another folder loses only this folder: the new copy takes its
-                # name here, and its bytes stay there; parents39.)
-                self.store.take_out(e, trash=self.use_trash)
+                # name here, and its bytes stay there; parents39. The guard before each
+                # request that removes, a retry's too: a guard refusing midway removes no
+                # more.)
+                self.store.take_out(e, trash=self.use_trash, check=self.check)
             except NotFoundError:
                 pass  # already gone (another push removed it), or left (the store said why)
 
@@ -255,9 +256,8 @@ class OldCopies:
                         "local file) and removed the others", lf.rel, len(olds) + 1,
                         ", ".join(e.id for e in [kept] + olds), kept.id)
             for e in olds:
-                self.check()
                 try:
-                    self.store.take_out(e, trash=self.use_trash)
+                    self.store.take_out(e, trash=self.use_trash, check=self.check)
                 except NotFoundError:
                     pass
             self.replaced.append(lf.rel)

@@ -21,7 +21,9 @@ that returns where the caller may still write, and raises where it may not. The 
 - before each removal: of old copies, retention's deletions, the room made for the uploads,
   ``--delete``, a first-seen mark cleared; one check per request that removes (an item's, or
   on Drive a batch of up to 100 deletes: ``RemoteStore.delete_many``'s ``check``), so a
-  guard that starts refusing in the middle of a loop stops it there (removalfence39).
+  guard that starts refusing in the middle of a loop stops it there (removalfence39); a
+  request sent again (its try failed: a 503, a cut connection) is checked again first
+  (guards40: a lease lost between a try and its retry removed all the same).
 
 A guard that raises once is raised again at every later point without being called (the
 push stops). The push then removes what is its own (the new copies no sidecar has vouched

@@ -350,7 +350,8 @@ class RemoteStore(abc.ABC):
                 out[e.id] = None
         return out
 
-    def take_out(self, entry: RemoteEntry, *, trash: bool = False) -> "TakenOut":
+    def take_out(self, entry: RemoteEntry, *, trash: bool = False,
+                 check: Optional[Callable[[], None]] = None) -> "TakenOut":
         """Remove ``entry`` from the folder it was listed in: :meth:`delete` it (``trash``:
         to the trash), or, where the store keeps it in other folders too (Drive: a file with
         two parents, kept from before 2020), take only that folder's link away, said in one
@@ -358,8 +359,11 @@ class RemoteStore(abc.ABC):
         any more (taken out meanwhile: Drive put it elsewhere, said); else "deleted". For
         callers whose item is not wanted in that folder and whose bytes stay there anyway (a
         replaced checkpoint's old copy, a dedupe's same-bytes copy): a link taken away is for
-        good (Drive adds no second parent since 2020). The default: :meth:`delete` (a
-        directory's item is in one folder)."""
+        good (Drive adds no second parent since 2020). ``check`` (a push's guard) is called
+        before each request that removes, a retry's too (guards40). The default:
+        :meth:`delete` (a directory's item is in one folder: one removal, no retry)."""
+        if check is not None:
+            check()
         self.delete(entry, trash=trash)
         return "deleted"
 

@@ -172,9 +172,8 @@ def _one_of(drive: "DriveFolder", got: RemoteEntry, same: Sequence[RemoteEntry],
                 key=lambda e: (e.created, e.id))
     for twin in {e.id: e for e in [got, *same]}.values():
         if twin.id != first.id:
-            check()   # (the run's lease, before each removal)
-            try:
-                drive._store.take_out(twin)   # (as dedupe's same-bytes copy: parents39)
+            try:   # (the run's lease before each removal request, a retry's too)
+                drive._store.take_out(twin, check=check)   # (as dedupe's: parents39)
             except NotFoundError:   # (the other process removed it)
                 pass
     return first
@@ -221,12 +220,12 @@ def _replace_older(drive: "DriveFolder", folder: RemoteEntry, listing: Sequence[
             return
         gone += [side] + vouched
     for old in gone:   # (its sidecar first: nothing vouches for a copy left by a kill)
-        check()   # (the run's lease, before each removal: lost, nothing more goes)
         try:
             # (One also in another folder, kept from before 2020, loses only the run
             # folder, as a push's replaced copy does (parents39): deleted, it was left
-            # there, its sidecar gone: attackrm39.)
-            drive._store.take_out(old)
+            # there, its sidecar gone: attackrm39. The run's lease before each removal
+            # request, a retry's too: lost, nothing more goes.)
+            drive._store.take_out(old, check=check)
         except NotFoundError:
             pass
 

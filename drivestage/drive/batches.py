@@ -69,13 +69,27 @@ def get_many(transport: Transport, wanted: Mapping[str, str]) -> dict[str, Got]:
 
 
 def call_many(transport: Transport, wanted: Mapping[str, str], verb: str,
-              sent: Optional[dict[str, int]] = None) -> dict[str, Got]:
+              sent: Optional[dict[str, int]] = None,
+              before: Optional[Callable[[], None]] = None) -> dict[str, Got]:
     """:func:`get_many` for the calls ``verb`` names in :data:`VERBS` (a delete answers
     ``{}``); ``sent`` (id -> how many times its call was sent) tells a delete's 404 on a
-    retry (an earlier attempt went through, its answer lost) from a first one."""
+    retry (an earlier attempt went through, its answer lost) from a first one. ``before``
+    (a push's guard) is called before each batch request, a retry's too (a lease lost
+    between a try and its retry removes nothing: guards40); what it raises is raised as
+    it is, nothing more sent."""
     ids = list(wanted)
     out: dict[str, Got] = {}
     sent = {} if sent is None else sent
+    refusals: list[BaseException] = []   # the guard's (never taken for the calls' failure)
+
+    def ask() -> None:
+        if before is None:
+            return
+        try:
+            before()
+        except BaseException as exc:
+            refusals.append(exc)
+            raise
     for at in range(0, len(ids), MAX_CALLS):
         chunk = ids[at:at + MAX_CALLS]
         names = [wanted[i] for i in chunk]
@@ -84,8 +98,10 @@ def call_many(transport: Transport, wanted: Mapping[str, str], verb: str,
         answered: list[bool] = []  # per attempt: whether the batch request got its answer
         try:
             refused = transport.retrying(what)(_attempt, transport, left, out, what, answered,
-                                              VERBS[verb], sent)
+                                              VERBS[verb], sent, ask)
         except DriveStageError as exc:  # retries ran out
+            if exc in refusals:
+                raise
             if not any(answered):
                 # Not one answer to the batch request itself (reset, cut, timed out each
                 # time): a proxy that cannot pass batches made every prune fail, where a
@@ -125,10 +141,11 @@ class _Twice(dict):  # type: ignore[type-arg]
 
 def _attempt(transport: Transport, left: list[str], out: dict[str, Got],
              what: str, answered: list[bool], make: Make,
-             sent: dict[str, int]) -> Optional[NoBatches]:
-    """One batch request for the ids in ``left``: those settled leave it (into ``out``).
-    A refusal of the batch itself is returned, not raised: the retry loop would type it as
-    an answer about the items."""
+             sent: dict[str, int], before: Callable[[], None]) -> Optional[NoBatches]:
+    """One batch request for the ids in ``left``, after ``before()``: those settled leave
+    it (into ``out``). A refusal of the batch itself is returned, not raised: the retry
+    loop would type it as an answer about the items."""
+    before()
     answers: dict[str, tuple[Any, Optional[BaseException]]] = {}
     files = transport.files()
     batch = transport.service.new_batch_http_request(

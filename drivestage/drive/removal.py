@@ -17,15 +17,25 @@ _TRASH_WARNED_LOCK = threading.Lock()
 
 
 def remove(call: Callable[[str, Callable[[], None]], None], f: Any, where: str, trash: bool,
-           *, drive_id: Optional[str], scope: str) -> None:
+           *, drive_id: Optional[str], scope: str,
+           check: Optional[Callable[[], None]] = None) -> None:
     """Delete the PyDrive2 file ``f`` (``where`` names it) through ``call`` (the store's
     retrying call), or trash it when ``trash``; a permanent delete Drive refuses is tried as
     a trash (a shared drive's Content manager), with one warning per ``scope`` (the shared
-    drive) and process. An answer lost after Drive did it: the retry's 404 is success."""
+    drive) and process. An answer lost after Drive did it: the retry's 404 is success.
+    ``check`` (a push's guard) before each request, each retry's too (guards40)."""
+    refusals: list[BaseException] = []   # the guard's: raised as they are
+
     def attempt(to_trash: bool) -> None:
         tried = []
 
         def once() -> None:
+            if check is not None:
+                try:
+                    check()
+                except BaseException as exc:
+                    refusals.append(exc)
+                    raise
             tried.append(1)
             try:
                 (f.Trash if to_trash else f.Delete)()
@@ -45,6 +55,8 @@ def remove(call: Callable[[str, Callable[[], None]], None], f: Any, where: str, 
                 raise
             attempt(True)
         except DriveStageError as again:
+            if again in refusals:   # (the guard's, never "not removed")
+                raise
             raise answers.not_removed(where, refused, again, drive_id) from None
         warn_trashed_instead(scope, where, refused, drive_id)
 

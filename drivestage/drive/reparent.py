@@ -21,23 +21,31 @@ log = logging.getLogger("drivestage.drive.store")
 
 def update_parents(call: Callable[[str, Callable[[], Any]], Any],
                    get: Callable[[], dict[str, Any]], f: Any, what: str,
-                   param: Mapping[str, str], done: Callable[[Mapping[str, Any]], bool]
-                   ) -> dict[str, Any]:
+                   param: Mapping[str, str], done: Callable[[Mapping[str, Any]], bool],
+                   before: Optional[Callable[[], None]] = None) -> dict[str, Any]:
     """``f.Upload(param=param)`` (PyDrive2's files.update) under ``call`` (the retrying
     call, ``what`` naming it); the item's metadata as the answer gave it. An attempt after
     the first answered with an error: the item as ``get()`` reads it, where ``done`` says
-    it is as asked; else that error, raised."""
+    it is as asked; else that error, raised. ``before`` is called before each attempt (a
+    lease's guard); its error is raised as it is."""
     sent = 0
+    refused: list[BaseException] = []
 
     def once() -> Any:
         nonlocal sent
+        if before is not None:
+            try:
+                before()
+            except BaseException as exc:
+                refused.append(exc)
+                raise
         sent += 1
         return f.Upload(param=dict(param))
 
     try:
         call(what, once)
     except DriveStageError as exc:
-        if sent < 2:
+        if sent < 2 or exc in refused:
             raise
         try:
             res = get()

@@ -15,7 +15,9 @@ attempts), refused (a 403 the permanent delete refused is tried as a trash, in a
 :mod:`drivestage.drive.removal` does for one); a call whose answer came twice is read again
 alone first (:class:`~drivestage.drive.batches.Doubtful`). A lone :meth:`Deletes.delete`
 reads its item alone, right before its delete. An item renamed or moved on Drive since the
-listing is left alone either way."""
+listing is left alone either way. A caller's ``check`` (a push's guard) is called before each
+request that removes, each retry of it too (:func:`drivestage.drive.batches.call_many`'s
+``before``, :func:`drivestage.drive.removal.remove`'s ``check``)."""
 from __future__ import annotations
 
 import logging
@@ -76,11 +78,13 @@ class Deletes:
         #: The server refused a batch request itself (:class:`batches.NoBatches`).
         self._no_batches = False
 
-    def delete(self, entry: RemoteEntry, *, trash: bool = False) -> None:
+    def delete(self, entry: RemoteEntry, *, trash: bool = False,
+               check: Optional[Callable[[], None]] = None) -> None:
         """Delete permanently (or move to the trash); already gone on a retry is fine. A
         shortcut is removed, never its target. Where Drive refuses a permanent delete but
         allows the trash (a shared drive's Content manager), the item goes to the trash, with
-        one warning per run naming the role that deletes (:mod:`drivestage.drive.removal`)."""
+        one warning per run naming the role that deletes (:mod:`drivestage.drive.removal`).
+        ``check`` (a push's guard) before each request that removes, each retry's too."""
         where = self.describe(entry)
         if not (isinstance(entry, DriveEntry) and entry.via_shortcut):  # not on a stale listing
             # (A mount's mark, a run folder inside: before its own read.)
@@ -95,10 +99,11 @@ class Deletes:
                                       self._listed_in.get(self._key(entry)), where)
         removal.remove(self.call, self.drive.CreateFile({"id": self._key(entry)}),
                        self.describe(entry), trash, drive_id=self._drive_of(entry),
-                       scope=self._drive_of(entry) or self.label)
+                       scope=self._drive_of(entry) or self.label, check=check)
         self._forget(entry)
 
-    def take_out(self, entry: RemoteEntry, *, trash: bool = False) -> TakenOut:
+    def take_out(self, entry: RemoteEntry, *, trash: bool = False,
+                 check: Optional[Callable[[], None]] = None) -> TakenOut:
         """:meth:`delete`, except for a file also in another folder (a second parent kept
         from before 2020), which only the folder it was listed in loses (files.update
         ``removeParents``; the same files.get check first, the answer checked after): it
@@ -107,9 +112,10 @@ class Deletes:
         second parent since 2020, so that link cannot be put back (a shortcut may stand for
         it). Where Drive refuses (:func:`~drivestage.drive.answers.drive_refused`), it is left
         in all, as a deletion leaves it (:func:`~drivestage.drive.provenance.stays_elsewhere`).
-        No request more than a deletion's: the files.get, then the update in its place."""
+        No request more than a deletion's: the files.get, then the update in its place.
+        ``check`` (a push's guard) before the request that removes, each retry's too."""
         if entry.is_dir or (isinstance(entry, DriveEntry) and entry.via_shortcut):
-            self.delete(entry, trash=trash)
+            self.delete(entry, trash=trash, check=check)
             return "deleted"
         where, listed_in = self.describe(entry), self._listed_in.get(entry.id)
         res = self._get(entry.id, where)
@@ -119,19 +125,28 @@ class Deletes:
         if home is None or other is None:
             removal.remove(self.call, self.drive.CreateFile({"id": entry.id}), where, trash,
                            drive_id=self._drive_of(entry),
-                           scope=self._drive_of(entry) or self.label)
+                           scope=self._drive_of(entry) or self.label, check=check)
             self._forget(entry)
             return "deleted"
         folder = where.rsplit("/", 1)[0] if "/" in where else f"drive:id:{home}"
+        refusals: list[BaseException] = []
+
+        def guard() -> None:
+            if check is not None:   # (before each try: a lease lost before a retry)
+                try:
+                    check()
+                except BaseException as exc:
+                    refusals.append(exc)
+                    raise
         try:
             # (A retry after an answer lost once Drive did it asks to remove a parent it
             # no longer has: the same end state, read again where Drive answers an error.)
             now = reparent.update_parents(
                 self.call, lambda: self._get(entry.id, where),
                 self.drive.CreateFile({"id": entry.id}), f"take {where} out of {folder}",
-                {"removeParents": home}, reparent.moved(None, home))
+                {"removeParents": home}, reparent.moved(None, home), before=guard)
         except DriveStageError as exc:
-            if not answers.drive_refused(exc):
+            if exc in refusals or not answers.drive_refused(exc):
                 raise
             raise provenance.stays_elsewhere(where, answers.drive_words(exc)) from None
         provenance.check_taken_out(now, entry.id, home, where)
@@ -334,9 +349,9 @@ class Deletes:
             return self._remove_each(ok, trash, check)
         where = {self._key(e): self.describe(e) for e in ok}
         sent: dict[str, int] = {}
-        check()
-        try:
-            got = batches.call_many(self.transport, where, "trash" if trash else "delete", sent)
+        try:   # (the guard before each batch request, a retry's too)
+            got = batches.call_many(self.transport, where, "trash" if trash else "delete", sent,
+                                    before=check)
         except batches.NoBatches as exc:
             # Refused whole (nothing done), or an answer that is not Drive's (some may be
             # done: a lone delete then answers 404, taken as gone).
@@ -397,16 +412,25 @@ class Deletes:
     def _remove_each(self, ok: list[RemoteEntry], trash: bool,
                      check: Callable[[], None] = lambda: None
                      ) -> dict[str, Optional[DriveStageError]]:
-        """One request each (:func:`removal.remove`), ``check()`` before each, stopping at
-        a failure."""
+        """One request each (:func:`removal.remove`), ``check()`` before each (and before
+        each retry), stopping at a failure."""
         out: dict[str, Optional[DriveStageError]] = {}
+        refusals: list[BaseException] = []
+
+        def ask() -> None:   # (what the guard raises is raised, never an item's outcome)
+            try:
+                check()
+            except BaseException as exc:
+                refusals.append(exc)
+                raise
         for e in ok:
-            check()
             try:
                 removal.remove(self.call, self.drive.CreateFile({"id": self._key(e)}),
                                self.describe(e), trash, drive_id=self._drive_of(e),
-                               scope=self._drive_of(e) or self.label)
+                               scope=self._drive_of(e) or self.label, check=ask)
             except DriveStageError as exc:
+                if exc in refusals:
+                    raise
                 out[e.id] = exc
                 if _stops(exc):
                     break
@@ -423,9 +447,8 @@ class Deletes:
         (:func:`drivestage.drive.answers.not_removed`)."""
         where = {self._key(e): self.describe(e) for e in items}
         sent: dict[str, int] = {}
-        check()
         try:
-            got = batches.call_many(self.transport, where, "trash", sent)
+            got = batches.call_many(self.transport, where, "trash", sent, before=check)
         except batches.NoBatches:
             got = {}
         out: dict[str, Optional[DriveStageError]] = {}
