@@ -424,10 +424,14 @@ def apply(store: RemoteStore, root: RemoteEntry, deletions: Deletions,
     rounds = [(r, False) for r in _rounds(firsts)] + [(r, True) for r in _rounds(later)]
     for doomed, told in rounds:
         # In as few requests as the store can (Drive: batches), each outcome its own.
-        outcome = store.delete_many([d.entry for d in doomed], trash=not removal.permanent,
-                                    removed_from=_went_from(deletions, went, later) if told
-                                    else {}, check=check)
-        failed = None
+        outcome: dict[str, Optional[DriveStageError]] = {}
+        failed: Optional[BaseException] = None
+        try:
+            store.delete_many([d.entry for d in doomed], trash=not removal.permanent,
+                              removed_from=_went_from(deletions, went, later) if told
+                              else {}, check=check, into=outcome)
+        except BaseException as stopped:   # (the guard refused midway: what went, said first)
+            failed = stopped
         for d in doomed:
             exc = outcome.get(d.entry.id, LookupError())  # (absent: not tried, after a failure)
             if isinstance(exc, (LeftAloneError, LookupError)):

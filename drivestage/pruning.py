@@ -18,8 +18,8 @@ import logging
 from typing import Callable, Iterable, Mapping, Optional, Sequence
 
 from drivestage import first_seen, lineage, lone_autosaves, orphans, sidecar
-from drivestage.errors import (KeptMovedError, LeftAloneError, NotFoundError,
-                               QuotaExceededError, UsageError)
+from drivestage.errors import (DriveStageError, KeptMovedError, LeftAloneError,
+                               NotFoundError, QuotaExceededError, UsageError)
 # The folder's view lives in its own module; its names stay importable from here.
 from drivestage.folder_view import (FOREIGN, FolderView, Listing, LocalFile, _Sidecars,
                                     files_of, pick, view, with_name_epoch)
@@ -237,11 +237,18 @@ class Deletions:
 
     def _many(self, ds: list[Decision], kept: Sequence[Decision] = ()) -> set[int]:
         entries = [_entry(d) for d in ds]
-        outcome = {} if not ds else self.store.delete_many(
-            entries, trash=self.use_trash, kept=[_entry(d) for d in kept],
-            check=self.check) if kept else \
-            self.store.delete_many(entries, trash=self.use_trash, check=self.check)
-        went, failed = set(), None
+        outcome: dict[str, Optional[DriveStageError]] = {}
+        failed: Optional[BaseException] = None
+        try:
+            if ds and kept:
+                self.store.delete_many(entries, trash=self.use_trash, check=self.check,
+                                       kept=[_entry(d) for d in kept], into=outcome)
+            elif ds:
+                self.store.delete_many(entries, trash=self.use_trash, check=self.check,
+                                       into=outcome)
+        except BaseException as stopped:   # (the guard refused midway: what went, said first)
+            failed = stopped
+        went = set()
         for d in ds:
             if d.id not in outcome:
                 continue  # not tried (a failure before it)

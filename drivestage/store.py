@@ -308,7 +308,8 @@ class RemoteStore(abc.ABC):
     def delete_many(self, entries: Sequence[RemoteEntry], *, trash: bool = False,
                     kept: Sequence[RemoteEntry] = (),
                     check: Optional[Callable[[], None]] = None,
-                    removed_from: Optional[Mapping[str, Collection[str]]] = None
+                    removed_from: Optional[Mapping[str, Collection[str]]] = None,
+                    into: Optional[dict[str, Optional[DriveStageError]]] = None
                     ) -> dict[str, Optional[DriveStageError]]:
         """:meth:`delete` of each of ``entries``: id -> None (deleted) or the error its
         deletion ended with (NotFoundError: gone already; LeftAloneError: changed since the
@@ -318,13 +319,13 @@ class RemoteStore(abc.ABC):
         leaves every entry alone, with that error. ``check`` (a push's guard:
         :mod:`drivestage.push_fence`) is called before each request that removes (here each
         item's): what it raises stops the pass there, raised (a lease lost in the middle of
-        a pass removes nothing more).
+        a pass removes nothing more): ``into``, the answer, holds what went before it.
         ``removed_from``: by id, the folders
         besides the one it was listed in that the caller removes an item from too (an item
         with several parents, which a deletion takes from all): a backend that leaves an
         item also in another folder (Drive) lets it go where those are all its folders.
         Ignored here: a directory's item is in one folder."""
-        out: dict[str, Optional[DriveStageError]] = {}
+        out: dict[str, Optional[DriveStageError]] = {} if into is None else into
         for k in kept:
             try:
                 now = self.stat(k)
@@ -334,8 +335,9 @@ class RemoteStore(abc.ABC):
                 change = f"renamed {now.name!r}" if now.name != k.name else \
                     "given other content" if k.md5 and now.md5 and now.md5 != k.md5 else None
             if change is not None:
-                return dict.fromkeys((e.id for e in entries), kept_moved(self.describe(k),
-                                                                         change))
+                out.update(dict.fromkeys((e.id for e in entries), kept_moved(
+                    self.describe(k), change)))
+                return out
         for e in entries:
             if check is not None:
                 check()

@@ -43,8 +43,8 @@ LAYERS = [
     ["drive.transport"],
     ["drive.media", "drive.batches", "drive.reparent"],
     ["drive.upload"],
-    ["drive.store_bytes", "drive.store_deletes", "drive.store_folders", "drive.ids",
-     "drive.relist"],
+    ["drive.store_bytes", "drive.store_deletes", "drive.store_removals", "drive.store_folders",
+     "drive.ids", "drive.relist"],
     ["drive.store"],
     ["drive.places", "drive"],
     # A directory, the other backend.

@@ -70,15 +70,16 @@ def get_many(transport: Transport, wanted: Mapping[str, str]) -> dict[str, Got]:
 
 def call_many(transport: Transport, wanted: Mapping[str, str], verb: str,
               sent: Optional[dict[str, int]] = None,
-              before: Optional[Callable[[], None]] = None) -> dict[str, Got]:
+              before: Optional[Callable[[], None]] = None,
+              out: Optional[dict[str, Got]] = None) -> dict[str, Got]:
     """:func:`get_many` for the calls ``verb`` names in :data:`VERBS` (a delete answers
     ``{}``); ``sent`` (id -> how many times its call was sent) tells a delete's 404 on a
     retry (an earlier attempt went through, its answer lost) from a first one. ``before``
     (a push's guard) is called before each batch request, a retry's too (a lease lost
     between a try and its retry removes nothing: guards40); what it raises is raised as
-    it is, nothing more sent."""
+    it is, nothing more sent; ``out`` (the answer) holds the calls settled before it."""
     ids = list(wanted)
-    out: dict[str, Got] = {}
+    out = {} if out is None else out
     sent = {} if sent is None else sent
     refusals: list[BaseException] = []   # the guard's (never taken for the calls' failure)
 

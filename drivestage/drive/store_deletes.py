@@ -15,9 +15,8 @@ attempts), refused (a 403 the permanent delete refused is tried as a trash, in a
 :mod:`drivestage.drive.removal` does for one); a call whose answer came twice is read again
 alone first (:class:`~drivestage.drive.batches.Doubtful`). A lone :meth:`Deletes.delete`
 reads its item alone, right before its delete. An item renamed or moved on Drive since the
-listing is left alone either way. A caller's ``check`` (a push's guard) is called before each
-request that removes, each retry of it too (:func:`drivestage.drive.batches.call_many`'s
-``before``, :func:`drivestage.drive.removal.remove`'s ``check``)."""
+listing is left alone either way. The requests that remove, and the caller's ``check`` (a
+push's guard) before each of them and each retry: :mod:`drivestage.drive.store_removals`."""
 from __future__ import annotations
 
 import logging
@@ -25,9 +24,10 @@ import time
 from typing import Any, Callable, Collection, Mapping, Optional, Sequence, TypeVar
 
 from drivestage.drive import answers, batches, marks_below, provenance, removal, reparent, retry
+from drivestage.drive.store_removals import Outcomes, Removals, stops as _stops
 from drivestage.drive.resources import DriveEntry, is_trashed
 from drivestage.drive.transport import Transport
-from drivestage.errors import DriveStageError, KeptMovedError, LeftAloneError, NotFoundError
+from drivestage.errors import DriveStageError, KeptMovedError, NotFoundError
 from drivestage.store import RemoteEntry, TakenOut, kept_moved
 
 T = TypeVar("T")
@@ -39,7 +39,7 @@ log = logging.getLogger("drivestage.drive.store")
 FRESH_FOR = 30.0
 
 
-class Deletes:
+class Deletes(Removals):
     """Deleting items; the store supplies what it names and knows."""
 
     transport: Transport
@@ -186,8 +186,8 @@ class Deletes:
     def delete_many(self, entries: Sequence[RemoteEntry], *, trash: bool = False,
                     kept: Sequence[RemoteEntry] = (),
                     check: Optional[Callable[[], None]] = None,
-                    removed_from: Optional[Mapping[str, Collection[str]]] = None
-                    ) -> dict[str, Optional[DriveStageError]]:
+                    removed_from: Optional[Mapping[str, Collection[str]]] = None,
+                    into: Optional[Outcomes] = None) -> Outcomes:
         """:meth:`delete` of each of ``entries``, in batches of
         :data:`~drivestage.drive.batches.MAX_CALLS`: a files.get batch (the check), then a
         batch of the deletes the checks let through, each call's own answer acted on as a
@@ -196,12 +196,13 @@ class Deletes:
         (:meth:`drivestage.store.RemoteStore.delete_many`). ``kept`` are read with the first
         checks (in their batch) and told first: one not as listed (:class:`KeptMovedError`)
         or not read leaves every entry alone, with that error. ``check`` is called before
-        each request that removes (a batch of deletes, or a lone item's: :meth:`_remove_many`);
-        what it raises stops the pass there, raised.
+        each request that removes (a batch of deletes, or a lone item's, each retry's too:
+        :meth:`_remove_many`); what it raises stops the pass there, raised: ``into``, the
+        answer, holds what went before it (said by the caller: guards40).
         ``removed_from``: the folders
         the caller removes an item from besides the one it was listed in (by id), which the
         check lets it go from (:func:`drivestage.drive.provenance.elsewhere`)."""
-        out: dict[str, Optional[DriveStageError]] = {}
+        out: Outcomes = {} if into is None else into
         entries = list({e.id: e for e in entries}.values())  # one call per item in a batch
         doomed = {e.id for e in entries}
         kept = [k for k in {k.id: k for k in kept}.values() if k.id not in doomed]
@@ -214,12 +215,14 @@ class Deletes:
                 # What the plan keeps is not what it counted on (a lagging listing still
                 # showed the newest checkpoint the user had just trashed; keep_last then
                 # deleted every other one): nothing goes.
-                return dict.fromkeys(doomed, bad)
+                out.update(dict.fromkeys(doomed, bad))
+                return out
             checked = {e.id: checked[e.id] for e in chunk if e.id in checked}
             kept = []
-            out.update(checked)
+            # (Those to remove are told once removed: a guard refusing first leaves them out.)
+            out.update({i: exc for i, exc in checked.items() if exc is not None})
             ok = [e for e in chunk if e.id in checked and checked[e.id] is None]
-            out.update(self._remove_many(ok, trash, check or _unchecked))
+            self._remove_many(ok, trash, check or _unchecked, out)
             # (Lists, not generators: a Ctrl-C in a generator closed later is ignored.)
             if any([_stops(exc) for exc in out.values()]):
                 break
@@ -339,135 +342,6 @@ class Deletes:
             return {}
         return got
 
-    def _remove_many(self, ok: list[RemoteEntry], trash: bool,
-                     check: Callable[[], None] = lambda: None
-                     ) -> dict[str, Optional[DriveStageError]]:
-        """The deletes (or trashes) of ``ok``, checked: in one batch request, or one request
-        each on a server without Drive's batches (or for one item); ``check()`` before each
-        such request (the caller's guard: one per batch, where its deletes go at once)."""
-        if len(ok) < 2 or self._no_batches:
-            return self._remove_each(ok, trash, check)
-        where = {self._key(e): self.describe(e) for e in ok}
-        sent: dict[str, int] = {}
-        try:   # (the guard before each batch request, a retry's too)
-            got = batches.call_many(self.transport, where, "trash" if trash else "delete", sent,
-                                    before=check)
-        except batches.NoBatches as exc:
-            # Refused whole (nothing done), or an answer that is not Drive's (some may be
-            # done: a lone delete then answers 404, taken as gone).
-            log.info("%s; each item is removed alone", exc)
-            self._no_batches = True
-            return self._remove_each(ok, trash, check)
-        out: dict[str, Optional[DriveStageError]] = {}
-        refused: dict[str, DriveStageError] = {}
-        for e in ok:
-            key, name = self._key(e), where[self._key(e)]
-            outcome = self._settle(e, got[key], name, trash, sent.get(key, 1), check)
-            if outcome is not None and answers.drive_refused(outcome) and not trash:
-                refused[e.id] = outcome  # tried as a trash below, as a lone delete is
-            else:
-                out[e.id] = outcome
-        if refused:
-            out.update(self._trash_instead([e for e in ok if e.id in refused], refused,
-                                           check))
-        for e in ok:
-            if out[e.id] is None:
-                self._forget(e)
-        return out
-
-    def _settle(self, e: RemoteEntry, got: batches.Got, where: str, trash: bool,
-                sent: int, check: Callable[[], None] = lambda: None
-                ) -> Optional[DriveStageError]:
-        """The outcome of one delete (or trash) call in a batch: None when done."""
-        verb = "trash" if trash else "delete"
-        if isinstance(got, batches.Doubtful):
-            return self._recheck(e, where, trash, check)
-        if not isinstance(got, BaseException):
-            return None
-        failure = answers.failure_of(got)
-        if failure is not None and failure.gone and sent > 1:
-            return None  # an earlier attempt went through before its answer was lost
-        typed = retry.translate(got, f"{verb} {where}")  # the one place that types answers
-        return typed if isinstance(typed, DriveStageError) else DriveStageError(str(typed))
-
-    def _recheck(self, e: RemoteEntry, where: str, trash: bool,
-                 check: Callable[[], None] = lambda: None) -> Optional[DriveStageError]:
-        """A call whose answer came twice in the batch's: neither is believed. The item is
-        read alone: gone (or in the trash, asked for that) is done; else it is removed
-        alone, its own answer acted on."""
-        try:
-            raw = self._get(self._key(e), where)
-        except NotFoundError:
-            log.info("%s: the batch's answer named its call twice; it is gone", where)
-            return None
-        except DriveStageError as exc:
-            return exc
-        labels = raw.get("labels")
-        if trash and (raw.get("trashed") or (isinstance(labels, dict) and labels.get("trashed"))):
-            return None
-        log.info("%s: the batch's answer named its call twice; it is still there, removed "
-                 "alone", where)
-        return self._remove_each([e], trash, check)[e.id]
-
-    def _remove_each(self, ok: list[RemoteEntry], trash: bool,
-                     check: Callable[[], None] = lambda: None
-                     ) -> dict[str, Optional[DriveStageError]]:
-        """One request each (:func:`removal.remove`), ``check()`` before each (and before
-        each retry), stopping at a failure."""
-        out: dict[str, Optional[DriveStageError]] = {}
-        refusals: list[BaseException] = []
-
-        def ask() -> None:   # (what the guard raises is raised, never an item's outcome)
-            try:
-                check()
-            except BaseException as exc:
-                refusals.append(exc)
-                raise
-        for e in ok:
-            try:
-                removal.remove(self.call, self.drive.CreateFile({"id": self._key(e)}),
-                               self.describe(e), trash, drive_id=self._drive_of(e),
-                               scope=self._drive_of(e) or self.label, check=ask)
-            except DriveStageError as exc:
-                if exc in refusals:
-                    raise
-                out[e.id] = exc
-                if _stops(exc):
-                    break
-            else:
-                out[e.id] = None
-                self._forget(e)
-        return out
-
-    def _trash_instead(self, items: list[RemoteEntry], refused: Mapping[str, DriveStageError],
-                       check: Callable[[], None] = lambda: None
-                       ) -> dict[str, Optional[DriveStageError]]:
-        """Permanent deletes Drive refused, tried as trashes in one batch (a shared drive's
-        Content manager), one warning per shared drive and process; both refused: why
-        (:func:`drivestage.drive.answers.not_removed`)."""
-        where = {self._key(e): self.describe(e) for e in items}
-        sent: dict[str, int] = {}
-        try:
-            got = batches.call_many(self.transport, where, "trash", sent, before=check)
-        except batches.NoBatches:
-            got = {}
-        out: dict[str, Optional[DriveStageError]] = {}
-        for e in items:
-            key = self._key(e)
-            if key in got:
-                again = self._settle(e, got[key], where[key], True, sent.get(key, 1), check)
-            else:  # no batch: alone
-                again = self._remove_each([e], True, check)[e.id]
-            if again is None:
-                removal.warn_trashed_instead(self._drive_of(e) or self.label, where[key],
-                                             refused[e.id], self._drive_of(e))
-                out[e.id] = None
-            else:
-                out[e.id] = answers.not_removed(where[key], refused[e.id], again,
-                                                self._drive_of(e))
-        return out
-
-
 def _unchecked() -> None:
     """No guard: every removal goes on."""
 
@@ -483,12 +357,6 @@ def _check_kept(res: Mapping[str, Any], entry: RemoteEntry, listed_in: Optional[
         change = f"given other content (md5 {now})"
     if change is not None:
         raise kept_moved(where, change)
-
-
-def _stops(exc: Optional[DriveStageError]) -> bool:
-    """A deletion's outcome after which no more are tried: a failure, not gone (the goal is
-    reached) nor left alone (changed since the listing: the store said why)."""
-    return exc is not None and not isinstance(exc, (NotFoundError, LeftAloneError))
 
 
 def _gone(got: batches.Got) -> bool:

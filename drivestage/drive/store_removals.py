@@ -1,0 +1,201 @@
+"""The requests that remove, of a pass of deletions (:class:`Removals`, a mixin of
+:class:`drivestage.drive.store_deletes.Deletes`; split from store_deletes.py at its line
+cap): the deletes (or trashes) the checks let through, in one batch request per 100, or one
+request each on a server without Drive's batches; each call's own answer acted on as a lone
+delete's (:meth:`Removals._settle`).
+
+The caller's ``check`` (a push's guard) is called before each request that removes, each
+retry of it too (:func:`drivestage.drive.batches.call_many`'s ``before``,
+:func:`drivestage.drive.removal.remove`'s ``check``); what it raises is raised as it is,
+never taken for an item's outcome. Outcomes go into the pass's answer (``out``) as each is
+known: a guard that refuses midway leaves in it what Drive removed before (guards40: the
+"deleted …" lines of the batches done were lost with the pass's answer)."""
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable, Mapping, Optional, TypeVar
+
+from drivestage.drive import answers, batches, removal, retry
+from drivestage.errors import DriveStageError, LeftAloneError, NotFoundError
+from drivestage.store import RemoteEntry
+
+T = TypeVar("T")
+
+#: A pass's outcomes by id: None (gone) or why not.
+Outcomes = dict[str, Optional[DriveStageError]]
+
+log = logging.getLogger("drivestage.drive.store")
+
+
+class Removals:
+    """Sending the removals of a pass; the store supplies what it names and knows."""
+
+    transport: Any
+    drive: Any
+    drive_id: Optional[str]
+    label: str
+    _no_batches: bool
+
+    def describe(self, entry: RemoteEntry) -> str:  # the store's
+        raise NotImplementedError
+
+    def call(self, what: str, fn: Callable[[], T]) -> T:  # the store's
+        raise NotImplementedError
+
+    def _get(self, file_id: str, where: str) -> dict[str, Any]:  # the store's
+        raise NotImplementedError
+
+    @staticmethod
+    def _key(entry: RemoteEntry) -> str:  # the store's
+        raise NotImplementedError
+
+    def _drive_of(self, entry: RemoteEntry) -> Optional[str]:  # the deletes'
+        raise NotImplementedError
+
+    def _forget(self, entry: RemoteEntry) -> None:  # the deletes'
+        raise NotImplementedError
+
+    def _remove_many(self, ok: list[RemoteEntry], trash: bool,
+                     check: Callable[[], None], out: Outcomes) -> None:
+        """The deletes (or trashes) of ``ok``, checked, their outcomes into ``out``: in one
+        batch request, or one request each on a server without Drive's batches (or for one
+        item); ``check()`` before each such request and each retry (the caller's guard: one
+        per batch request, where its deletes go at once)."""
+        if len(ok) < 2 or self._no_batches:
+            self._remove_each(ok, trash, check, out)
+            return
+        where = {self._key(e): self.describe(e) for e in ok}
+        sent: dict[str, int] = {}
+        got: dict[str, batches.Got] = {}
+        try:   # (the guard before each batch request, a retry's too)
+            batches.call_many(self.transport, where, "trash" if trash else "delete", sent,
+                              before=check, out=got)
+        except batches.NoBatches as exc:
+            # Refused whole (nothing done), or an answer that is not Drive's (some may be
+            # done: a lone delete then answers 404, taken as gone).
+            log.info("%s; each item is removed alone", exc)
+            self._no_batches = True
+            self._remove_each(ok, trash, check, out)
+            return
+        except BaseException:   # (the guard refused a retry, a Ctrl-C): what went is told
+            self._done(ok, got, out)
+            raise
+        self._done(ok, got, out)   # (first: a guard refusing below leaves them told)
+        refused: dict[str, DriveStageError] = {}
+        for e in ok:
+            key, name = self._key(e), where[self._key(e)]
+            if e.id in out:
+                continue
+            outcome = self._settle(e, got[key], name, trash, sent.get(key, 1), check)
+            if outcome is not None and answers.drive_refused(outcome) and not trash:
+                refused[e.id] = outcome  # tried as a trash below, as a lone delete is
+            else:
+                out[e.id] = outcome
+                if outcome is None:
+                    self._forget(e)
+        if refused:
+            self._trash_instead([e for e in ok if e.id in refused], refused, check, out)
+
+    def _done(self, ok: list[RemoteEntry], got: Mapping[str, batches.Got],
+              out: Outcomes) -> None:
+        """The items of ``ok`` whose call Drive answered done in ``got``, into ``out``."""
+        for e in ok:
+            if e.id not in out and self._key(e) in got and \
+                    not isinstance(got[self._key(e)], BaseException):
+                out[e.id] = None
+                self._forget(e)
+
+    def _settle(self, e: RemoteEntry, got: batches.Got, where: str, trash: bool,
+                sent: int, check: Callable[[], None] = lambda: None
+                ) -> Optional[DriveStageError]:
+        """The outcome of one delete (or trash) call in a batch: None when done."""
+        verb = "trash" if trash else "delete"
+        if isinstance(got, batches.Doubtful):
+            return self._recheck(e, where, trash, check)
+        if not isinstance(got, BaseException):
+            return None
+        failure = answers.failure_of(got)
+        if failure is not None and failure.gone and sent > 1:
+            return None  # an earlier attempt went through before its answer was lost
+        typed = retry.translate(got, f"{verb} {where}")  # the one place that types answers
+        return typed if isinstance(typed, DriveStageError) else DriveStageError(str(typed))
+
+    def _recheck(self, e: RemoteEntry, where: str, trash: bool,
+                 check: Callable[[], None] = lambda: None) -> Optional[DriveStageError]:
+        """A call whose answer came twice in the batch's: neither is believed. The item is
+        read alone: gone (or in the trash, asked for that) is done; else it is removed
+        alone, its own answer acted on."""
+        try:
+            raw = self._get(self._key(e), where)
+        except NotFoundError:
+            log.info("%s: the batch's answer named its call twice; it is gone", where)
+            return None
+        except DriveStageError as exc:
+            return exc
+        labels = raw.get("labels")
+        if trash and (raw.get("trashed") or (isinstance(labels, dict) and labels.get("trashed"))):
+            return None
+        log.info("%s: the batch's answer named its call twice; it is still there, removed "
+                 "alone", where)
+        return self._remove_each([e], trash, check, {})[e.id]
+
+    def _remove_each(self, ok: list[RemoteEntry], trash: bool, check: Callable[[], None],
+                     out: Outcomes) -> Outcomes:
+        """One request each (:func:`removal.remove`), ``check()`` before each (and before
+        each retry), stopping at a failure; the outcomes into ``out`` (returned)."""
+        refusals: list[BaseException] = []
+
+        def ask() -> None:   # (what the guard raises is raised, never an item's outcome)
+            try:
+                check()
+            except BaseException as exc:
+                refusals.append(exc)
+                raise
+        for e in ok:
+            try:
+                removal.remove(self.call, self.drive.CreateFile({"id": self._key(e)}),
+                               self.describe(e), trash, drive_id=self._drive_of(e),
+                               scope=self._drive_of(e) or self.label, check=ask)
+            except DriveStageError as exc:
+                if exc in refusals:
+                    raise
+                out[e.id] = exc
+                if stops(exc):
+                    break
+            else:
+                out[e.id] = None
+                self._forget(e)
+        return out
+
+    def _trash_instead(self, items: list[RemoteEntry], refused: Mapping[str, DriveStageError],
+                       check: Callable[[], None], out: Outcomes) -> None:
+        """Permanent deletes Drive refused, tried as trashes in one batch (a shared drive's
+        Content manager), one warning per shared drive and process; both refused: why
+        (:func:`drivestage.drive.answers.not_removed`). The outcomes into ``out``."""
+        where = {self._key(e): self.describe(e) for e in items}
+        sent: dict[str, int] = {}
+        got: dict[str, batches.Got] = {}
+        try:
+            batches.call_many(self.transport, where, "trash", sent, before=check, out=got)
+        except batches.NoBatches:
+            got = {}
+        for e in items:
+            key = self._key(e)
+            if key in got:
+                again = self._settle(e, got[key], where[key], True, sent.get(key, 1), check)
+            else:  # no batch: alone
+                again = self._remove_each([e], True, check, {})[e.id]
+            if again is None:
+                removal.warn_trashed_instead(self._drive_of(e) or self.label, where[key],
+                                             refused[e.id], self._drive_of(e))
+                out[e.id] = None
+                self._forget(e)
+            else:
+                out[e.id] = answers.not_removed(where[key], refused[e.id], again,
+                                                self._drive_of(e))
+
+
+def stops(exc: Optional[DriveStageError]) -> bool:
+    """A deletion's outcome after which no more are tried: a failure, not gone (the goal is
+    reached) nor left alone (changed since the listing: the store said why)."""
+    return exc is not None and not isinstance(exc, (NotFoundError, LeftAloneError))
