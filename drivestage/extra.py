@@ -404,12 +404,15 @@ def _inside(listed: Listings, entry: RemoteEntry, room: int,
 
 
 def apply(store: RemoteStore, root: RemoteEntry, deletions: Deletions,
-          removal: Removal, check: Optional[Callable[[], None]] = None) -> list[str]:
+          removal: Removal, check: Optional[Callable[[], None]] = None
+          ) -> tuple[list[str], int]:
     """Remove what :func:`decide` found (after saying how many items go, and where); returns
-    their paths. ``check`` (the push's guard) before each removal request: what it raises
-    stops the removals there."""
+    their paths, and how many items went as the count line counts them (a folder with what
+    it held, an item removed from two folders once: the push's summary, guards40).
+    ``check`` (the push's guard) before each removal request: what it raises stops the
+    removals there, once what went is said."""
     if not deletions.doomed:
-        return []
+        return [], 0
     how = "permanently" if removal.permanent else f"to {store.trash_place()}"
     log.warning("--delete: removing %d item%s from %s that are not in SRC (%s)", deletions.items,
                 "" if deletions.items == 1 else "s", store.describe(root), how)
@@ -445,8 +448,7 @@ def apply(store: RemoteStore, root: RemoteEntry, deletions: Deletions,
                      "" if removal.permanent else " to the trash")
         if failed is not None:
             raise failed
-    _say_removed(store, root, deletions, went)
-    return removed
+    return removed, _say_removed(store, root, deletions, went)
 
 
 def _went_from(deletions: Deletions, went: list[Doomed],
@@ -461,21 +463,22 @@ def _went_from(deletions: Deletions, went: list[Doomed],
 
 
 def _say_removed(store: RemoteStore, root: RemoteEntry, deletions: Deletions,
-                 went: list[Doomed]) -> None:
+                 went: list[Doomed]) -> int:
     """Where the checks made just before the removals left some of what the count line
     said goes (each said by the store: changed on Drive since the listing, also in a folder
     the plan did not see), one line with the items that did go (folders with what they
     hold, on the decision's listings: no request). The count line is said before those
-    checks; it counted items left after it (attackout38)."""
+    checks; it counted items left after it (attackout38). Returns how many went."""
     if deletions.listed is None:
-        return
+        return len({d.entry.item_id for d in went})
     done = other_parents.count(deletions.listed, [(d.rel, d.entry) for d in went])
     if done >= deletions.items:
-        return
+        return done
     left = deletions.items - done
     log.warning("--delete: removed %d of those %d items from %s; %d %s left in place (the "
                 "lines above say why)", done, deletions.items, store.describe(root), left,
                 "was" if left == 1 else "were")
+    return done
 
 
 def _rounds(doomed: list[Doomed]) -> list[list[Doomed]]:

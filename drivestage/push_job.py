@@ -143,8 +143,8 @@ class PushJob(Sends):
                 deletions.doomed and isinstance(store, LocalDirStore)
                 and delete_held_back(store.describe(root))):   # (mount31)
             self.fence.check()
-            self.result.deleted = extra.apply(store, root, deletions, removal,
-                                              check=self.fence.check)
+            self.result.deleted, self.result.deleted_items = extra.apply(
+                store, root, deletions, removal, check=self.fence.check)
         if decision is not None and self.vanished:  # planned as sent (as the newest verified)
             local = {n: f for n, f in self._top_local(files).items() if n not in self.vanished}
             folder = pruning.view(store, self.listing[""], local, self.policy, self.cache)

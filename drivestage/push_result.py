@@ -17,7 +17,8 @@ class PushResult:
     uploaded: list[str] = field(default_factory=list)    # sent and verified
     unchanged: int = 0                                    # already identical on the remote
     skipped_by_policy: list[str] = field(default_factory=list)  # the policy deletes them
-    deleted: list[str] = field(default_factory=list)     # removed by --delete
+    deleted: list[str] = field(default_factory=list)     # removed by --delete (paths)
+    deleted_items: int = 0   # what that removed, in items (a folder with what it held; once)
     pruned: list[Decision] = field(default_factory=list)  # Decisions applied (deleted)
     bytes_sent: int = 0
     folders_created: int = 0

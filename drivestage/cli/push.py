@@ -158,8 +158,8 @@ def _summary(result: "PushResult") -> str:
             ("sidecar", "orphan sidecar"), ("autosave", "lone autosave"))]
         said = "; ".join(r for r in retired if r)
         parts.append(f"{len(result.pruned)} pruned" + (f" ({said})" if said else ""))
-    if result.deleted:
-        parts.append(f"{len(result.deleted)} deleted (not local)")
+    if result.deleted:   # (items, as the --delete lines count them)
+        parts.append(f"{result.deleted_items or len(result.deleted)} deleted (not local)")
     if result.replaced_duplicates:
         parts.append(f"{len(result.replaced_duplicates)} duplicate names repaired")
     if result.other_run:
