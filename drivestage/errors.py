@@ -340,6 +340,13 @@ class OtherRunError(DriveStageError):
     replacing them; everything else was pushed (``--force`` replaces them)."""
 
 
+class GuardUnsureError(DriveStageError):
+    """A push's guard cannot tell whether the caller may still write there (a trainer whose
+    run's lease is not taken yet, Drive silent when it tried): a new file that replaces
+    nothing may go; a removal or an update in place may not, and the push stops there with
+    this error (:mod:`drivestage.push_fence`)."""
+
+
 class SourceChangedError(DriveStageError, OSError):
     """A local file kept changing while it was being uploaded."""
 

@@ -25,8 +25,12 @@ that returns where the caller may still write, and raises where it may not. The 
   request sent again (its try failed: a 503, a cut connection) is checked again first
   (guards40: a lease lost between a try and its retry removed all the same).
 
-A guard that raises once is raised again at every later point without being called (the
-push stops). The push then removes what is its own (the new copies no sidecar has vouched
+A guard may be unsure (:class:`~drivestage.errors.GuardUnsureError`: a trainer whose run's
+lease is not taken yet, Drive silent when it tried): then a new file that replaces nothing
+goes (its upload, its check once made), and the first removal or update in place stops the
+push with that error, as a refusal does (guards40: the request after such a try went, in a
+folder another trainer may hold). A guard that raises once is raised again at every later
+point without being called (the push stops). The push then removes what is its own (the new copies no sidecar has vouched
 for yet, :meth:`Fence.undo`), keeps everything else as it is (old copies stay, nothing more is
 replaced) and raises the guard's error. What no guard can close: a caller asleep between a
 check that passed and the request it allowed (Drive has no conditional write) — one
@@ -42,7 +46,7 @@ import logging
 import threading
 from typing import Callable, Iterable, Optional
 
-from drivestage.errors import DriveStageError, NotFoundError
+from drivestage.errors import DriveStageError, GuardUnsureError, NotFoundError
 from drivestage.store import RemoteEntry, RemoteStore
 
 log = logging.getLogger("drivestage.upload_tree")
@@ -64,8 +68,10 @@ class Fence:
         self._lock = threading.Lock()
         self.checks = 0   # calls of the guard (a test counts them)
 
-    def check(self) -> None:
-        """Call the guard; raise its error (again, without calling it, once it raised)."""
+    def check(self, replaces: bool = True) -> None:
+        """Call the guard; raise its error (again, without calling it, once it raised).
+        ``replaces`` False: the commit of a new file that replaces nothing, which an unsure
+        guard lets go (:class:`~drivestage.errors.GuardUnsureError`)."""
         if self._guard is None:
             return
         if self.broken is not None:
@@ -74,6 +80,12 @@ class Fence:
             self.checks += 1
         try:
             self._guard()
+        except GuardUnsureError as exc:
+            if not replaces:
+                return
+            with self._lock:
+                self.broken = self.broken or exc
+            raise
         except Exception as exc:
             with self._lock:
                 self.broken = self.broken or exc
@@ -99,7 +111,7 @@ class Fence:
         with self._lock:
             if own:
                 self._own[key] = entry
-        self.check()
+        self.check(replaces=False)   # (made beside the old copies: replaces nothing yet)
         if final:
             self.committed([key])
 
@@ -114,7 +126,7 @@ class Fence:
         with self._lock:
             if own and key in self._own:
                 self._own[key] = entry
-        self.check()
+        self.check(replaces=False)
 
     def committed(self, keys: Iterable[Key]) -> None:
         """The copies of ``keys`` are vouched for on the store now (their sidecar went): no

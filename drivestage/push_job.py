@@ -142,7 +142,7 @@ class PushJob(Sends):
         if removal is not None and deletions is not None and not (
                 deletions.doomed and isinstance(store, LocalDirStore)
                 and delete_held_back(store.describe(root))):   # (mount31)
-            self.fence.check()
+            self.fence.check(replaces=False)   # (each removal request is checked itself)
             self.result.deleted, self.result.deleted_items = extra.apply(
                 store, root, deletions, removal, check=self.fence.check)
         if decision is not None and self.vanished:  # planned as sent (as the newest verified)
@@ -257,7 +257,7 @@ class PushJob(Sends):
         needed = final + overlap
         if needed <= 0:
             return
-        self.fence.check()
+        self.fence.check(replaces=False)   # (each removal request is checked itself)
         where = f"{len(todo)} file(s) into {self.store.describe(root)}"
         pruned, self.room_left = push_room.make_room(self.store, needed, where, decision,
                                                      folder, self.policy, self.use_trash,
@@ -267,7 +267,7 @@ class PushJob(Sends):
     def _apply(self, decision: Plan, twins: Mapping[str, list[RemoteEntry]]) -> None:
         """Apply the plan's remote deletions (after every upload was verified), with the
         copies of the same bytes of each file it deletes (:func:`push_room.apply_plan`)."""
-        self.fence.check()
+        self.fence.check(replaces=False)   # (each removal request is checked itself)
         self.result.pruned += push_room.apply_plan(
             self.store, decision, self.remote_folder[""], self.use_trash,
             {d.id or "" for d in self.result.pruned}, twins, self.room_left,

@@ -80,7 +80,7 @@ class Resends:
         a guard refusing meanwhile leaves that copy's bytes as they were); a new copy, once
         sent (:meth:`~drivestage.push_fence.Fence.resent`: this push's own, in the first
         copy's place, while no sidecar vouches for it)."""
-        self.fence.check()
+        self.fence.check(replaces=replace is not None)
         path = self.copies.local[ck]
         size = os.path.getsize(path)   # (as the first send's chunks count against its size)
         moved = [0]

@@ -108,7 +108,9 @@ class Sends(Resends):
             # A sidecar only when it vouches for what is on the store (sidecar_copy); a file
             # that kept changing while it was sent (a log) as it was at one moment (snapshots).
             try:
-                self.fence.check()   # (before a byte is sent, or a copy updated in place)
+                # (Before a byte is sent, or a copy updated in place: only a new file goes
+                # where the guard is unsure, push_fence.)
+                self.fence.check(replaces=item.target is not None)
                 if item.target is not None:   # (a sidecar it replaces vouches for a copy)
                     self._send_gone_again(owners.get(key, set()), count, before=True)
                     sidecar_phases.first(self, key, item.target)   # (its sidecar first)

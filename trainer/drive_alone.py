@@ -14,7 +14,8 @@ import os
 from typing import TYPE_CHECKING, Callable, Optional, Sequence
 
 from drivestage import sidecar as sidecars
-from drivestage.errors import DriveStageError, NotFoundError, RemoteChangedError
+from drivestage.errors import DriveStageError, GuardUnsureError, NotFoundError, \
+    RemoteChangedError
 from drivestage.store import RemoteEntry
 from trainer import alone_in_place
 
@@ -73,7 +74,7 @@ def send(drive: "DriveFolder", paths: Sequence[str],
         if same:
             sent[name] = same[0]
             continue
-        _checked(drive, guard, own)
+        _checked(drive, guard, own, replaces=False)   # (a new copy: replaces nothing yet)
         # (A copy of which no byte was sent is one an earlier push made, Drive's listing
         # lagging: its sidecar may vouch for it; never this send's own: attackfence37.)
         moved = [0]
@@ -81,7 +82,7 @@ def send(drive: "DriveFolder", paths: Sequence[str],
                                   progress=lambda n: moved.__setitem__(0, moved[0] + n))
         if moved[0]:
             own.append(got)
-        _checked(drive, guard, own)   # (its own until it, or the sidecar after it, passed)
+        _checked(drive, guard, own, replaces=False)   # (its own until it, or its sidecar, passed)
         if not pair or name == names[1]:
             own.clear()
         aside += drive._store.aside(got)   # (a local DEST's old copy: removed below)
@@ -119,12 +120,16 @@ def _unguarded() -> None:
 
 
 def _checked(drive: "DriveFolder", guard: Callable[[], None],
-             own: Sequence[RemoteEntry]) -> None:
+             own: Sequence[RemoteEntry], replaces: bool = True) -> None:
     """``guard()``; where it raises (the lease lost), the copies this send made that no
-    sidecar vouches for yet (``own``) are removed first."""
+    sidecar vouches for yet (``own``) are removed first. ``replaces`` False: the commit of
+    a new copy, which goes where the lease is not taken yet (:class:`~drivestage.errors.
+    GuardUnsureError`), as a push's does (:mod:`drivestage.push_fence`)."""
     try:
         guard()
-    except Exception:
+    except Exception as exc:
+        if isinstance(exc, GuardUnsureError) and not replaces:
+            return
         for entry in own:
             _remove_own(drive, entry)
         raise

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Callable, Optional
 
-from drivestage.errors import DriveStageError
+from drivestage.errors import DriveStageError, GuardUnsureError
 
 
 class TrainerError(Exception):
@@ -152,3 +152,9 @@ class LeaseLostError(TrainerError, DriveStageError):
     pushed (a push's failure, as Drive's are; the stop's line says what to do)."""
 
     exit_code = 1
+
+
+class LeaseNotTakenError(TrainerError, GuardUnsureError):
+    """This run's lease on ``drive.logs`` is not taken yet (Drive down at the start, and
+    silent since at each try): a push sends new files only, and stops at its first
+    replacement or removal (a push's failure, as Drive's are; the next push tries again)."""

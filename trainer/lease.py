@@ -78,7 +78,7 @@ from drivestage.errors import DriveStageError, NotFoundError
 from drivestage.store import RemoteEntry
 from drivestage.temps import namespace_tag
 from trainer.drive import age_text
-from trainer.errors import LeaseHeldError, LeaseLostError
+from trainer.errors import LeaseHeldError, LeaseLostError, LeaseNotTakenError
 from trainer.lease_claims import HELD, MAX_CLAIMS, PREFIX, SUFFIX, Claim, ClaimReader, \
     gone, held_text, is_claim, last_holder, settle_seconds, silent, span_text
 
@@ -261,18 +261,23 @@ class RunLease:
         that reaches Drive once it is back is guarded (a live claim of another: lost; none:
         held), and while it still fails a push pays no try more (each costs a listing and
         a claim's write with their retries: a push of many files, one try per commit, paid
-        them at each one). Left: the one request a guard let through on finding Drive silent
-        that reaches Drive as it comes back (an update in place, a removal request; a new
-        copy is checked once sent, :class:`drivestage.push_fence.Fence`)."""
+        them at each one). Still not taken after that: :class:`LeaseNotTakenError` (the
+        guard is unsure): a new file that replaces nothing goes, the push's first removal or
+        update in place stops it there (guards40: lease39 let that request through, and it
+        reached Drive as Drive came back, in a folder another trainer may hold)."""
         if self.lost is not None:
             raise LeaseLostError(self.lost)
-        if not self._due():
-            return
-        with self._guarding:   # (the push's threads at once: one checks, the others see it)
-            if not self._due():
-                return
-            self.guard_checks += 1
-            self.check()
+        if self._due():
+            with self._guarding:   # (the push's threads at once: one checks, the others see it)
+                if self._due():
+                    self.guard_checks += 1
+                    self.check()
+        if self.pending:   # (neither held nor lost: only a new file that replaces nothing goes)
+            raise LeaseNotTakenError(
+                f"{self.drive.spec}: the run's lease is not taken yet (Drive did not answer "
+                "this trainer's tries to take it); until it is, nothing there is replaced or "
+                "removed, so the send stopped at its first replacement or removal (new files "
+                "may have gone); the next push tries again")
 
     def _due(self) -> bool:
         """Whether :meth:`guard` checks now (see there)."""
