@@ -26,16 +26,19 @@ def _refusing_once_a_removal_was_tried(emulator) -> "tuple[list[int], object]":
     def guard() -> None:
         if not start:
             start.append(len(emulator.requests))
-        if any(r.kind in REMOVALS or (r.kind == "files.update" and "removeParents" in r.query)
-               for r in emulator.requests[start[0]:]):
+        if any(_removes(r) for r in emulator.requests[start[0]:]):
             raise Refused("the lease is another trainer's now")
     return start, guard
 
 
 def _removed_since(emulator, start: int) -> int:
-    return sum(1 for r in emulator.requests[start:]
-               if r.status < 300 and (r.kind in REMOVALS or (
-                   r.kind == "files.update" and "removeParents" in r.query)))
+    return sum(1 for r in emulator.requests[start:] if r.status < 300 and _removes(r))
+
+
+def _removes(r) -> bool:
+    """A request that removes: a delete, a trash, a parent taken away."""
+    return r.kind in REMOVALS or (r.kind in ("files.update", "files.patch")
+                                  and "removeParents" in r.query)
 
 
 def _live(emulator, folder: str) -> list[str]:
@@ -168,3 +171,26 @@ def test_a_guard_before_each_retry_costs_no_request_more(
     assert plain["batch"] == 3   # the checks, the deletes, the one sent again
     assert len(calls) == 3       # the pass's start, each batch request that removes
     assert lease.guard_checks == 0
+
+
+def test_an_old_copy_also_in_another_folder_taken_out_again_is_guarded_again(
+        emulator, drive_env, local_state, tmp_path):
+    """The older copy is also in Archive (a second parent kept from before 2020): only the
+    run's folder loses it (files.update removeParents), and that update answered 503 once."""
+    from drivestage.upload_tree import push
+
+    emulator.add_folder("Archive")
+    old = emulator.add_file("runs/exp/notes.txt", b"one")
+    emulator.add_file("runs/exp/notes.txt", b"two")
+    rec = emulator.store.get(old)
+    emulator.store.update(old, parents=[*rec["parents"], emulator.find("Archive")["id"]])
+    src = tmp_path / "run"
+    src.mkdir()
+    (src / "notes.txt").write_bytes(b"two")
+    emulator.faults.inject(None, r"removeParents", status=503, times=1)
+    start, guard = _refusing_once_a_removal_was_tried(emulator)
+    with pytest.raises(Refused):
+        push(str(src), "drive:runs/exp", jobs=1, guard=guard)
+    assert _removed_since(emulator, start[0]) == 0
+    assert _live(emulator, "runs/exp") == ["notes.txt", "notes.txt"]
+    assert len(emulator.store.get(old)["parents"]) == 2
