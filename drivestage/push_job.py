@@ -153,7 +153,9 @@ class PushJob(Sends):
             self._apply(decision, folder.twins if folder is not None else {})
             first_seen.clear(store, [e for es in self.listing.get("", {}).values() for e in es],
                              gone=[d.id for d in decision if not d.keep],
-                             check=self.fence.check)
+                             # (a mark's property, neither bytes nor a removal: goes where
+                             # the guard is unsure, as a new file does)
+                             check=lambda: self.fence.check(replaces=False))
 
     def _plan(self, folder: pruning.FolderView, local: Iterable[str]) -> Plan:
         """Retention over DEST. The newest local checkpoint (and autosave) of every run is

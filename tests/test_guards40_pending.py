@@ -133,3 +133,31 @@ def test_a_pair_sent_alone_goes_while_the_lease_is_not_taken(
         assert lease.pending and _claims(emulator) == []
     finally:
         release_all()
+
+
+def test_a_spent_first_seen_mark_is_cleared_while_the_lease_is_not_taken(
+        drive_env, emulator, tmp_path, fast_retries):
+    """A sidecar's first-seen mark whose work is done (its checkpoint is there) is cleared
+    by the push's retention pass: a mark's property, neither bytes nor a removal, goes as a
+    new file does; nothing stops the push."""
+    from drivestage.first_seen import SEEN_MARK
+    from drivestage.retention import RetentionPolicy
+    from drivestage.upload_tree import push
+    from trainer.lease import release_all
+
+    src = tmp_path / "first"
+    save_pair(src, "epoch_001.pt", 1)
+    push(str(src), DEST, jobs=1)
+    side = emulator.find("runs/exp/epoch_001.json")["id"]
+    emulator.set_properties(side, [{"key": SEEN_MARK, "value": "1000.0",
+                                    "visibility": "PUBLIC"}])
+    first, stop = _pending(emulator, tmp_path)
+    emulator.faults.clear()
+    try:
+        push(str(src), DEST, RetentionPolicy(keep_last=5), jobs=1,
+             guard=_silent_during(emulator, first.lease.guard))
+        assert not [p for p in emulator.store.get(side).get("properties") or []
+                    if p["key"] == SEEN_MARK]
+        assert first.lease.pending
+    finally:
+        release_all()
