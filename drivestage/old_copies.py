@@ -237,7 +237,7 @@ class OldCopies:
                         ", ".join(e.id for e in said), kept.id)
             with self.mutex:
                 self.replaced.append(rel)
-        for e in gone:
+        for at, e in enumerate(gone):
             try:
                 # (One also in another folder loses only this folder: the new copy takes its
                 # name here, and its bytes stay there; parents39. The guard before each
@@ -246,6 +246,10 @@ class OldCopies:
                 self.store.take_out(e, trash=self.use_trash, check=self.check)
             except NotFoundError:
                 pass  # already gone (another push removed it), or left (the store said why)
+            except BaseException:
+                if duplicates:   # (the line above said they went)
+                    _stay(rel, gone[at:])
+                raise
 
     def repair(self) -> None:
         """Same-named copies of unchanged files (another machine's): keep the newest."""
@@ -255,12 +259,23 @@ class OldCopies:
             log.warning("%s: %d files had this name (ids %s); kept %s (the newest, equal to the "
                         "local file) and removed the others", lf.rel, len(olds) + 1,
                         ", ".join(e.id for e in [kept] + olds), kept.id)
-            for e in olds:
+            for at, e in enumerate(olds):
                 try:
                     self.store.take_out(e, trash=self.use_trash, check=self.check)
                 except NotFoundError:
                     pass
+                except BaseException:
+                    _stay(lf.rel, olds[at:])
+                    raise
             self.replaced.append(lf.rel)
+
+
+def _stay(rel: str, left: list[RemoteEntry]) -> None:
+    """Said after "… and removed the others" where the push stopped before ``left`` went
+    (its guard refused, a failure): the user reads what is still there (guards40)."""
+    log.warning("%s: %d of those copies %s not removed (ids %s): the push stopped first",
+                rel, len(left), "were" if len(left) > 1 else "was",
+                ", ".join(e.id for e in left))
 
 
 def _sidecar_owners(files: Iterable[LocalFile]) -> dict[Key, set[Key]]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 
 import pytest
 
@@ -133,3 +134,28 @@ def test_an_item_not_tried_after_a_failed_removal_is_not_said_deleted(
     assert _trashed(emulator, "runs/exp") == ["a.txt"]
     said = [line for line in _lines(caplog, "drivestage.extra") if line.startswith("deleted ")]
     assert said == ["deleted a.txt (not in the local tree) to the trash"]
+
+
+@pytest.mark.parametrize("changed", [True, False], ids=["replaced", "repaired"])
+def test_same_named_copies_left_when_the_guard_refuses_are_said(
+        emulator, drive_env, local_state, tmp_path, caplog, changed):
+    """Three copies of notes.txt on Drive: the push keeps one and says it "removed the
+    others" before removing them; the guard refuses after the first went: the one left is
+    named, by id."""
+    from drivestage.upload_tree import push
+
+    ids = [emulator.add_file("runs/exp/notes.txt", body) for body in (b"one", b"two", b"three")]
+    emulator.faults.inject("POST", "/batch", status=404, times=None)
+    src = tmp_path / "run"
+    src.mkdir()
+    (src / "notes.txt").write_bytes(b"four" if changed else b"three")
+    caplog.set_level(logging.INFO, logger="drivestage")
+    with pytest.raises(Refused):
+        push(str(src), "drive:runs/exp", jobs=1, guard=_refusing_after_one_removal(emulator))
+    lines = [r.getMessage() for r in caplog.records if r.name == "drivestage.old_copies"]
+    kept = re.search(r"kept (?:the one just uploaded \()?([\w-]+)", lines[0]).group(1)
+    live = {f["id"] for f in emulator.files() if not f["labels"]["trashed"]}
+    stays = [i for i in ids if i in live and i != kept]
+    assert len(stays) == 1 and len(live & set(ids) - {kept}) == 1
+    assert lines == [lines[0], f"notes.txt: 1 of those copies was not removed (ids {stays[0]}): "
+                     "the push stopped first"], lines
