@@ -143,6 +143,24 @@ def record_rows(stamp: Stamp, key: str = "members") -> list[tuple[Any, ...]]:
     return out
 
 
+def damaged_row(stamp: Stamp) -> Optional[str]:
+    """The first member row of ``stamp`` (a version-2 stamp) that is no record (or
+    ``members``, when it has none), or None. A damaged row vouches for nothing, and dropped,
+    its member was never looked at: a rerun called the extraction staged over a member that
+    was gone (attackpull40). (The rows are parsed once, for :func:`records`: counts compared.)"""
+    rows = stamp.get("members")
+    if not isinstance(rows, list):
+        return "members"
+    if len(records(stamp)) == len(rows):
+        return None
+    for row in rows:
+        try:
+            MemberRecord.from_json(row)
+        except (TypeError, ValueError):
+            return str(row)
+    return "members"
+
+
 def _records(rows: list[Any]) -> list[MemberRecord]:
     out: list[MemberRecord] = []
     for row in rows:

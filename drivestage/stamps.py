@@ -43,7 +43,8 @@ from drivestage.localfs import atomic_write_at
 from drivestage.stamp_files import others
 from drivestage.stamp_files import LEGACY_VERSION as LEGACY_VERSION, VERSION as VERSION, \
     Stamp as Stamp, _all as _all, _base as _base, _file_of as _file_of, _read as _read, \
-    _rows as _rows, _state as _state, _version as _version, path_of as path_of, \
+    _rows as _rows, _state as _state, _version as _version, damaged_row as damaged_row, \
+    path_of as path_of, \
     record_rows as record_rows, records as records, unrecorded as unrecorded
 # (Moved to mtimes, mount31; read here as before.)
 from drivestage.mtimes import _lstat as _lstat, _readlink as _readlink, \
@@ -257,11 +258,14 @@ def drop(stamp: Stamp) -> None:
 def missing_member(dest: str, stamp: Stamp, current: Optional[Listed] = None
                    ) -> Optional[str]:
     """The first member of ``stamp``'s extraction that is not in place (absent, another kind,
-    another size), or None when all are; "" when the stamp has no extraction. ``current``:
-    as for :func:`siblings_wrote`."""
+    another size), or a damaged row of it (:func:`damaged_row`), or None when all are; ""
+    when the stamp has no extraction. ``current``: as for :func:`siblings_wrote`."""
     if not stamp.get("extracted"):
         return ""
     if stamp.get("version") == VERSION:
+        damaged = damaged_row(stamp)
+        if damaged is not None:
+            return damaged
         left = left_over(dest, stamp, current)
         if left:
             return left[0]
