@@ -65,9 +65,13 @@ class _Sharing:
             now = sys.getswitchinterval()
             if not live and (_before is None or now != _set):
                 _before = now   # (not one a skipped end left: someone set it since)
+            # What it will be, recorded before it is set: a Ctrl-C handled as the setting
+            # returns (the first moment one can land after it) left the old _set, and the
+            # next block took the short interval for the process's own and kept it for good.
+            _set = SWITCH if now > SWITCH else now
             if now > SWITCH:
                 sys.setswitchinterval(SWITCH)
-            _set = sys.getswitchinterval()
+                _set = sys.getswitchinterval()   # (as the interpreter holds it)
             live.append(weakref.ref(self))
             _alive[:] = live
 
