@@ -9,7 +9,7 @@ import json
 import logging
 import os
 from contextlib import contextmanager
-from typing import Any, Iterator, Optional
+from typing import Any, Iterator, Optional, Sequence
 
 from drivestage import stamp_cache
 from drivestage.extract import MemberRecord
@@ -143,15 +143,17 @@ def record_rows(stamp: Stamp, key: str = "members") -> list[tuple[Any, ...]]:
     return out
 
 
-def damaged_row(stamp: Stamp) -> Optional[str]:
+def damaged_row(stamp: Stamp, parsed: Optional[Sequence[MemberRecord]] = None
+                ) -> Optional[str]:
     """The first member row of ``stamp`` (a version-2 stamp) that is no record (or
     ``members``, when it has none), or None. A damaged row vouches for nothing, and dropped,
     its member was never looked at: a rerun called the extraction staged over a member that
-    was gone (attackpull40). (The rows are parsed once, for :func:`records`: counts compared.)"""
+    was gone (attackpull40). ``parsed``: :func:`records` of it, when the caller has them
+    (counts are compared; the rows are parsed again only when one is damaged)."""
     rows = stamp.get("members")
     if not isinstance(rows, list):
         return "members"
-    if len(records(stamp)) == len(rows):
+    if len(records(stamp) if parsed is None else parsed) == len(rows):
         return None
     for row in rows:
         try:

@@ -263,7 +263,8 @@ def missing_member(dest: str, stamp: Stamp, current: Optional[Listed] = None
     if not stamp.get("extracted"):
         return ""
     if stamp.get("version") == VERSION:
-        damaged = damaged_row(stamp)
+        rows = records(stamp)   # (parsed once: outside a folder pull's cache, every call)
+        damaged = damaged_row(stamp, rows)
         if damaged is not None:
             return damaged
         left = left_over(dest, stamp, current)
@@ -271,10 +272,10 @@ def missing_member(dest: str, stamp: Stamp, current: Optional[Listed] = None
             return left[0]
         shown = stamp.get("_shown_ns")
         looked: dict[str, os.stat_result] = {}   # (one look a member, for both)
-        missing = not_in_place(dest, records(stamp), shown=shown, looked=looked)
+        missing = not_in_place(dest, rows, shown=shown, looked=looked)
         if missing is None:
             return taken(dest, stamp, current, looked)
-        return not_in_place(dest, records(stamp), siblings_wrote(dest, stamp, current), shown)
+        return not_in_place(dest, rows, siblings_wrote(dest, stamp, current), shown)
     for row in stamp.get("members") or []:  # 0.1.0: [path, size of a file or -1]
         try:
             rel, size = str(row[0]), int(row[1])
