@@ -41,7 +41,9 @@ def restore(run: Any, start: Start) -> Optional[dict]:
                               f"({_mismatch(run.bare_model, state['model'], exc)})") from None
     if run.ema is not None and state.get("ema"):
         checks.load_ema(run.ema, state["ema"], path)
-    checks.load_optimizer(run.optimizer, state["optimizer"], path)
+    config = state.get("config") if isinstance(state.get("config"), dict) else {}
+    checks.load_optimizer(run.optimizer, state["optimizer"], path,
+                          trained_with=(config.get("train") or {}).get("optimizer"))
     if state.get("scaler") and run.scaler.is_enabled():
         run.scaler.load_state_dict(state["scaler"])
     fresh_run, listed = run.state.run, run.state.samples
@@ -72,11 +74,14 @@ def restore(run: Any, start: Start) -> Optional[dict]:
 
 
 #: Config keys a run may change on resume, but not silently: what the network sees and learns
-#: from (the class list and the shapes are refused instead), and what orders an epoch's
-#: samples (a resume in the middle of an epoch skips the batches done at the new size).
+#: from (the class list and the shapes are refused instead), what orders an epoch's
+#: samples (a resume in the middle of an epoch skips the batches done at the new size), and
+#: the optimizer's settings (kept from the config over the checkpoint's: another kind of
+#: optimizer is refused, trainer.resume_checks.check_optimizer_kind).
 WATCHED_KEYS = ("data.drive_zip", "data.voc_root", "data.year", "data.train", "data.val",
                 "model.input_size", "model.anchors", "train.batch_size",
-                "train.freeze_batch_size", "train.seed")
+                "train.freeze_batch_size", "train.seed", "train.optimizer", "train.momentum",
+                "train.weight_decay")
 
 
 def _warn_changed(saved: Any, current: dict[str, Any], path: Optional[str]) -> None:

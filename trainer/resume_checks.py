@@ -16,7 +16,7 @@ from typing import Any, Callable, Optional
 
 import torch
 
-from trainer.errors import CheckpointError, UnusableCheckpointError
+from trainer.errors import CheckpointError, UnusableCheckpointError, fine_tune_advice
 
 #: The end of every refusal here: what to do instead. (It said "trainer status and drivestage
 #: ls list them": trainer status shows one checkpoint, the run's newest on Drive, often the
@@ -106,15 +106,72 @@ def check_optimizer(optimizer: torch.optim.Optimizer, state: Any, path: str) -> 
         raise _refuse(path, f"the optimizer state does not match the model ({wrong})")
 
 
-def load_optimizer(optimizer: torch.optim.Optimizer, state: Any, path: str) -> None:
+def load_optimizer(optimizer: torch.optim.Optimizer, state: Any, path: str,
+                   trained_with: Any = None) -> None:
     """``optimizer.load_state_dict(state)``, refused in one line when it belongs to another
-    model (:func:`check_optimizer`, before anything is loaded)."""
+    model (:func:`check_optimizer`, before anything is loaded) or is another kind of
+    optimizer's (:func:`check_optimizer_kind`; ``trained_with``: the checkpoint's
+    ``train.optimizer``). The groups keep the settings ``optimizer`` was built with (the
+    config's weight decay, momentum or betas): torch puts the saved ones back, and a resume
+    with ``--set train.weight_decay=...`` trained on with the old value, silently."""
+    check_optimizer_kind(optimizer, state, path, trained_with)
     check_optimizer(optimizer, state, path)
+    own = [{k: v for k, v in g.items() if k not in _SCHEDULED} for g in optimizer.param_groups]
     try:
         optimizer.load_state_dict(state)
     except (RuntimeError, KeyError, TypeError, ValueError) as exc:
         raise _refuse(path, f"the optimizer state does not match the model "
                             f"({' '.join(str(exc).split())})") from None
+    for group, settings in zip(optimizer.param_groups, own):
+        group.update(settings)
+
+
+#: What of a parameter group is not the config's setting: its tensors, and the learning
+#: rate the schedule sets at every iteration (trainer.optim.LRSchedule).
+_SCHEDULED = ("params", "lr", "initial_lr")
+
+
+def optimizer_kind(optimizer: torch.optim.Optimizer) -> str:
+    """The ``train.optimizer`` that builds ``optimizer`` (``sgd``, ``adam``, ``adamw``)."""
+    return type(optimizer).__name__.lower()
+
+
+def saved_kind(state: Any, trained_with: Any = None) -> Optional[str]:
+    """The ``train.optimizer`` an optimizer state was saved by: ``trained_with`` (the
+    checkpoint's config) when it names one, else what its groups hold (SGD's a momentum and
+    no betas; Adam's betas, AdamW's decoupled weight decay too); None when they do not say."""
+    if isinstance(trained_with, str) and trained_with:
+        return trained_with.lower()
+    groups = state.get("param_groups") if isinstance(state, dict) else None
+    group = groups[0] if isinstance(groups, list) and groups and isinstance(groups[0], dict) \
+        else {}
+    if "betas" in group:
+        return "adamw" if group.get("decoupled_weight_decay") else "adam"
+    return "sgd" if "momentum" in group else None
+
+
+def _family(kind: Optional[str]) -> Optional[str]:
+    """Kinds whose state carries over to each other: Adam's and AdamW's are the same
+    moments (only the weight decay differs, a setting of the group)."""
+    return "adam" if kind in ("adam", "adamw") else kind
+
+
+def check_optimizer_kind(optimizer: torch.optim.Optimizer, state: Any, path: str,
+                         trained_with: Any = None) -> None:
+    """Refuse an optimizer state of another kind than ``optimizer`` (SGD's momentum for
+    Adam): a change of the config, no fault of the file (every checkpoint of the run is so),
+    so a :class:`CheckpointError` that ``--resume auto`` does not pass over. Before, torch's
+    ``load_state_dict`` failed on a missing key ("does not match the model ('step')", with
+    the advice to go back to an earlier checkpoint), or took Adam's groups into SGD, whose
+    first step ended in a ``KeyError: 'momentum'`` traceback."""
+    saved, now = saved_kind(state, trained_with), optimizer_kind(optimizer)
+    if saved is None or _family(saved) == _family(now):
+        return
+    raise CheckpointError(
+        f"cannot resume from {path}: it was trained with train.optimizer {saved} and the "
+        f"config says {now} (an optimizer's state does not carry over to another kind). Resume "
+        f"with --set train.optimizer={saved}, or start a new run that fine-tunes from it: "
+        f"{fine_tune_advice(path)}")
 
 
 def _optimizer_mismatch(optimizer: torch.optim.Optimizer, state: Any) -> Optional[str]:
@@ -200,6 +257,11 @@ def vetter(model: torch.nn.Module, ema: Any, optimizer: torch.optim.Optimizer,
         check_finite(state.get("model"), "model weights", path)
         if ema is not None and state.get("ema"):
             check_ema(ema, state["ema"], path)
+        trained_with = ((state.get("config") or {}).get("train") or {}).get("optimizer") \
+            if isinstance(state.get("config"), dict) else None
+        if _family(saved_kind(state.get("optimizer"), trained_with)) not in (
+                None, _family(optimizer_kind(optimizer))):
+            return   # another train.optimizer: restore names the change (no file's fault)
         check_optimizer(optimizer, state.get("optimizer"), path)
     return vet
 

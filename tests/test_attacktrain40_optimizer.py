@@ -1,0 +1,145 @@
+"""attacktrain40: a resume whose config changes the optimizer's settings.
+
+The optimizer's state went back with ``optimizer.load_state_dict``, which puts back the
+checkpoint's parameter groups whole: their weight decay, momentum (SGD) or betas (Adam), and
+AdamW's ``decoupled_weight_decay``. So ``--set train.weight_decay=0.05`` or
+``--set train.momentum=0.8`` on a resume (as README suggests ``--set train.lr=...`` after a
+loss that diverged) trained on silently with the old values, not a word said; an Adam run
+resumed as ``adamw`` trained on as Adam. Another kind altogether (``sgd`` to ``adam``) was
+refused as "the optimizer state does not match the model ('step')" with the advice to go
+back to an earlier checkpoint of the run, each as unusable.
+
+Now the run trains with the config's settings and warns of what changed (the learning rate
+stays the schedule's, as before); a checkpoint of another kind of optimizer is refused in
+one line naming both kinds and the two ways on, and nothing is written.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+
+import pytest
+import yaml
+
+from _messages import error_text
+from trainer import checkpoint as ckpt
+from trainer.callbacks import Callback
+from trainer.config import load_config
+from trainer.data.synth import make_synthetic_voc
+from trainer.engine import fit
+from trainer.errors import CheckpointError, UnusableCheckpointError
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def _config(tmp_path: Path, epochs: int, **train) -> str:
+    data = tmp_path / "data"
+    if not data.exists():
+        make_synthetic_voc(data, images=12, classes=2, seed=0, image_size=(64, 96))
+    cfg = {"data": {"classes": str(data / "classes.txt"), "train": str(data / "2007_train.txt"),
+                    "val": str(data / "2007_val.txt"), "workers": 0, "root": str(data)},
+           "model": {"input_size": 64, "width": 0.25},
+           "train": {"epochs": epochs, "freeze_epochs": 0, "batch_size": 4,
+                     "freeze_batch_size": 4, "save_period": 1, "eval_period": 1,
+                     "out_dir": str(tmp_path / "logs"), "deterministic": True, "device": "cpu",
+                     "mosaic": False, "mixup": False, **train}}
+    path = tmp_path / f"c{epochs}-{len(list(tmp_path.glob('c*.yaml')))}.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return str(path)
+
+
+class _Groups(Callback):
+    """The optimizer's parameter groups (less their tensors) at every step trained."""
+
+    def __init__(self):
+        self.seen: list[list[dict]] = []
+
+    def on_train_batch_end(self, run, pos, logs):
+        self.seen.append([{k: v for k, v in g.items() if k != "params"}
+                          for g in run.optimizer.param_groups])
+
+
+def _md5s(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.md5(p.read_bytes()).hexdigest() for p in folder.iterdir()
+            if p.is_file()}
+
+
+def test_a_resume_trains_with_the_configs_weight_decay_and_momentum_and_says_so(tmp_path, caplog):
+    fit(load_config(_config(tmp_path, 1)), resume="none")
+    groups = _Groups()
+    with caplog.at_level(logging.WARNING, logger="trainer"):
+        fit(load_config(_config(tmp_path, 2, weight_decay=0.05, momentum=0.8)), resume="auto",
+            callbacks=[groups])
+
+    assert groups.seen, "the resumed run trained no step"
+    for step in groups.seen:
+        # (norm weights, other weights, biases): only the second group decays.
+        assert [g["weight_decay"] for g in step] == [0.0, 0.05, 0.0]
+        assert [g["momentum"] for g in step] == [0.8, 0.8, 0.8]
+        assert all(g["nesterov"] for g in step)
+    saved = ckpt.load_checkpoint(str(tmp_path / "logs" / "epoch_002.pt"))["optimizer"]
+    assert [g["weight_decay"] for g in saved["param_groups"]] == [0.0, 0.05, 0.0]
+    warned = [r.getMessage() for r in caplog.records if "was trained with another" in r.getMessage()]
+    assert warned == [
+        f"{tmp_path / 'logs' / 'epoch_001.pt'} was trained with another train.momentum (0.937, "
+        f"now 0.8), train.weight_decay (0.0005, now 0.05); training goes on with the config's"]
+
+
+def test_an_adam_run_resumed_as_adamw_trains_as_adamw(tmp_path, caplog):
+    fit(load_config(_config(tmp_path, 1, optimizer="adam")), resume="none")
+    groups = _Groups()
+    with caplog.at_level(logging.WARNING, logger="trainer"):
+        fit(load_config(_config(tmp_path, 2, optimizer="adamw", weight_decay=0.01)),
+            resume="auto", callbacks=[groups])
+
+    assert groups.seen
+    for step in groups.seen:
+        assert [g["decoupled_weight_decay"] for g in step] == [True, True, True]
+        assert [g["weight_decay"] for g in step] == [0.0, 0.01, 0.0]
+    assert "was trained with another train.optimizer (adam, now adamw), train.weight_decay " \
+           "(0.0005, now 0.01); training goes on with the config's" in caplog.text
+
+
+@pytest.mark.parametrize("before,after", [("sgd", "adam"), ("adamw", "sgd")])
+def test_a_resume_with_another_kind_of_optimizer_is_refused_in_one_line(tmp_path, caplog,
+                                                                        before, after):
+    fit(load_config(_config(tmp_path, 1, optimizer=before)), resume="none")
+    logs = tmp_path / "logs"
+    kept = _md5s(logs)
+
+    with caplog.at_level(logging.WARNING, logger="trainer"), \
+            pytest.raises(CheckpointError) as refused:
+        fit(load_config(_config(tmp_path, 2, optimizer=after)), resume="auto")
+
+    # A change of the config, no damaged file: not passed over as one (every older checkpoint
+    # of the run was trained with the same optimizer), never advised to go back to one.
+    assert not isinstance(refused.value, UnusableCheckpointError)
+    assert "no state to train on" not in caplog.text
+    where = logs / "epoch_001.pt"
+    assert error_text(refused.value) == (
+        f"Error: cannot resume from {where}: it was trained with train.optimizer {before} and "
+        f"the config says {after} (an optimizer's state does not carry over to another kind). "
+        f"Resume with --set train.optimizer={before}, or start a new run that fine-tunes from "
+        f"it: --resume none --set model.weights={where} --set train.out_dir=<a new folder> "
+        f"(and drive.logs=<a new Drive folder> where it is set)")
+    assert _md5s(logs) == kept
+
+
+def test_a_checkpoint_whose_config_names_no_optimizer_is_told_by_its_optimizer_state(tmp_path):
+    """A checkpoint written by hand (or by a trainer before train.optimizer) whose config does
+    not name its optimizer: its optimizer state says the kind (SGD's groups keep a momentum
+    and no betas; Adam's their betas)."""
+    fit(load_config(_config(tmp_path, 1)), resume="none")
+    import torch
+
+    path = tmp_path / "mine.pt"
+    state = torch.load(tmp_path / "logs" / "epoch_001.pt", map_location="cpu", weights_only=False)
+    del state["config"]["train"]["optimizer"]
+    torch.save(state, path)
+
+    with pytest.raises(CheckpointError) as refused:
+        fit(load_config(_config(tmp_path, 2, optimizer="adam", out_dir=str(tmp_path / "b"))),
+            resume=str(path))
+    assert f"cannot resume from {path}: it was trained with train.optimizer sgd and the config " \
+           f"says adam" in str(refused.value)
