@@ -288,16 +288,36 @@ def cache_bytes(cfg: Any, train_lines: Sequence[str], val_lines: Sequence[str], 
     return total
 
 
+def file_limit_text(size: int) -> Optional[str]:
+    """Why no checkpoint of about ``size`` bytes can be written by this process: its
+    file-size limit (``ulimit -f``, RLIMIT_FSIZE: a batch system's, a container's) is below
+    it; None when there is none or it is above. Free space was all the check counted: such a
+    run trained, then every save failed with "File too large" while it went on."""
+    import resource
+
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    if limit == resource.RLIM_INFINITY or limit >= size:
+        return None
+    return (f"this process may write no file larger than {format_size(limit)} (its file-size "
+            f"limit, ulimit -f), and the run's checkpoints are about {format_size(size)} each: "
+            f"none could be saved; nothing was trained: raise the limit (ulimit -f unlimited) "
+            f"and run the same command again")
+
+
 def shortage(cfg: Any, epochs_done: int, size: int,
              free_bytes: Callable[[str], int] = lambda p: shutil.disk_usage(p).free,
              images: Optional[tuple[Sequence[str], Sequence[str]]] = None,
              resumed_at: Optional[int] = None, aside: Collection[str] = ()) -> Optional[str]:
     """Why the next epoch's save, with the autosaves beside it and the image cache written
     before it (``images``: the train and val annotation lines), would not fit in
-    ``train.out_dir`` (one line); None if it does or nothing is left to train."""
+    ``train.out_dir`` (one line), or would be no file this process may write
+    (:func:`file_limit_text`); None if it does or nothing is left to train."""
     t = cfg.train
     if epochs_done >= t.epochs:
         return None
+    limited = file_limit_text(size)
+    if limited is not None:
+        return limited
     names = epoch_save_names(cfg, epochs_done)
     saves = needed_bytes(cfg, names, size, resumed_at, epochs_done, aside)
     free = free_bytes(t.out_dir)
