@@ -143,3 +143,36 @@ def test_a_checkpoint_whose_config_names_no_optimizer_is_told_by_its_optimizer_s
             resume=str(path))
     assert f"cannot resume from {path}: it was trained with train.optimizer sgd and the config " \
            f"says adam" in str(refused.value)
+
+
+def test_status_says_resume_auto_would_refuse_another_kind_of_optimizer(
+        tmp_path, emulator, drive_env, local_state):
+    """``trainer status`` said `--resume auto` went on from the run's newest; the machine
+    started for it was refused at once."""
+    from click.testing import CliRunner
+
+    from trainer.cli import cli
+
+    config = _config(tmp_path, 1, out_dir=str(tmp_path / "there"))
+    cfg = load_config(config)
+    cfg.drive.logs = "drive:runs/a"
+    fit(cfg, resume="none")
+    fresh = tmp_path / "fresh"
+    common = ["status", "-c", config, "--set", "drive.logs=drive:runs/a",
+              "--set", f"train.out_dir={fresh}"]
+    assert len(CliRunner().invoke(cli, common).stdout.splitlines()) == 1   # as before
+
+    res = CliRunner().invoke(cli, [*common, "--set", "train.optimizer=adam"])
+
+    assert res.exit_code == 0, res.output
+    where = "drive:runs/a/epoch_001.pt"
+    assert res.stdout.splitlines()[1:] == [
+        f"--resume auto would refuse: cannot resume from {where}: it was trained with "
+        f"train.optimizer sgd and the config says adam (an optimizer's state does not carry "
+        f"over to another kind). Resume with --set train.optimizer=sgd, or start a new run "
+        f"that fine-tunes from it: --resume none --set model.weights={where} --set "
+        f"train.out_dir=<a new folder> (and drive.logs=<a new Drive folder> where it is set)"]
+    # The kind it was trained with: nothing more to say.
+    res = CliRunner().invoke(cli, [*common, "--set", "train.optimizer=sgd"])
+    assert len(res.stdout.splitlines()) == 1
+    assert not fresh.exists()

@@ -41,9 +41,8 @@ def restore(run: Any, start: Start) -> Optional[dict]:
                               f"({_mismatch(run.bare_model, state['model'], exc)})") from None
     if run.ema is not None and state.get("ema"):
         checks.load_ema(run.ema, state["ema"], path)
-    config = state.get("config") if isinstance(state.get("config"), dict) else {}
     checks.load_optimizer(run.optimizer, state["optimizer"], path,
-                          trained_with=(config.get("train") or {}).get("optimizer"))
+                          trained_with=checks.trained_optimizer(state))
     if state.get("scaler") and run.scaler.is_enabled():
         run.scaler.load_state_dict(state["scaler"])
     fresh_run, listed = run.state.run, run.state.samples

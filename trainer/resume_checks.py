@@ -114,7 +114,7 @@ def load_optimizer(optimizer: torch.optim.Optimizer, state: Any, path: str,
     ``train.optimizer``). The groups keep the settings ``optimizer`` was built with (the
     config's weight decay, momentum or betas): torch puts the saved ones back, and a resume
     with ``--set train.weight_decay=...`` trained on with the old value, silently."""
-    check_optimizer_kind(optimizer, state, path, trained_with)
+    check_optimizer_kind(optimizer_kind(optimizer), state, path, trained_with)
     check_optimizer(optimizer, state, path)
     own = [{k: v for k, v in g.items() if k not in _SCHEDULED} for g in optimizer.param_groups]
     try:
@@ -150,21 +150,28 @@ def saved_kind(state: Any, trained_with: Any = None) -> Optional[str]:
     return "sgd" if "momentum" in group else None
 
 
+def trained_optimizer(state: Any) -> Any:
+    """The ``train.optimizer`` a checkpoint's config names (None: it names none)."""
+    config = state.get("config") if isinstance(state, dict) else None
+    train = config.get("train") if isinstance(config, dict) else None
+    return train.get("optimizer") if isinstance(train, dict) else None
+
+
 def _family(kind: Optional[str]) -> Optional[str]:
     """Kinds whose state carries over to each other: Adam's and AdamW's are the same
     moments (only the weight decay differs, a setting of the group)."""
     return "adam" if kind in ("adam", "adamw") else kind
 
 
-def check_optimizer_kind(optimizer: torch.optim.Optimizer, state: Any, path: str,
-                         trained_with: Any = None) -> None:
-    """Refuse an optimizer state of another kind than ``optimizer`` (SGD's momentum for
-    Adam): a change of the config, no fault of the file (every checkpoint of the run is so),
+def check_optimizer_kind(now: str, state: Any, path: str, trained_with: Any = None) -> None:
+    """Refuse an optimizer state of another kind than ``now`` (the config's
+    ``train.optimizer``; SGD's momentum for Adam; ``trainer status`` asks the same):
+    a change of the config, no fault of the file (every checkpoint of the run is so),
     so a :class:`CheckpointError` that ``--resume auto`` does not pass over. Before, torch's
     ``load_state_dict`` failed on a missing key ("does not match the model ('step')", with
     the advice to go back to an earlier checkpoint), or took Adam's groups into SGD, whose
     first step ended in a ``KeyError: 'momentum'`` traceback."""
-    saved, now = saved_kind(state, trained_with), optimizer_kind(optimizer)
+    saved, now = saved_kind(state, trained_with), now.lower()
     if saved is None or _family(saved) == _family(now):
         return
     raise CheckpointError(
@@ -257,9 +264,7 @@ def vetter(model: torch.nn.Module, ema: Any, optimizer: torch.optim.Optimizer,
         check_finite(state.get("model"), "model weights", path)
         if ema is not None and state.get("ema"):
             check_ema(ema, state["ema"], path)
-        trained_with = ((state.get("config") or {}).get("train") or {}).get("optimizer") \
-            if isinstance(state.get("config"), dict) else None
-        if _family(saved_kind(state.get("optimizer"), trained_with)) not in (
+        if _family(saved_kind(state.get("optimizer"), trained_optimizer(state))) not in (
                 None, _family(optimizer_kind(optimizer))):
             return   # another train.optimizer: restore names the change (no file's fault)
         check_optimizer(optimizer, state.get("optimizer"), path)

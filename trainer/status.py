@@ -188,7 +188,8 @@ def layout_check(cfg: Any) -> Callable[[dict, str], None]:
 
     from trainer.config import model_signature
     from trainer.model import YoloV4Tiny
-    from trainer.resume_checks import check_ema, check_layout
+    from trainer.resume_checks import check_ema, check_layout, check_optimizer_kind, \
+        trained_optimizer
 
     classes = _class_count(cfg)
     nets: dict[int, dict] = {}
@@ -215,6 +216,11 @@ def layout_check(cfg: Any) -> Callable[[dict, str], None]:
             # (check_ema asks the EMA's own model for its state dict: the same shapes.)
             check_ema(SimpleNamespace(ema=SimpleNamespace(state_dict=lambda: nets[n])),
                       state["ema"], where)
+        try:   # (another train.optimizer: restore refuses it, attacktrain40)
+            check_optimizer_kind(cfg.train.optimizer, state.get("optimizer"), where,
+                                 trained_optimizer(state))
+        except CheckpointError as exc:
+            raise _ConfigChanged(str(exc)) from None
     return check
 
 
