@@ -288,6 +288,27 @@ def cache_bytes(cfg: Any, train_lines: Sequence[str], val_lines: Sequence[str], 
     return total
 
 
+def unwritable_text(out_dir: str) -> Optional[str]:
+    """Why nothing can be written into ``out_dir``, the run folder (made before): on a file
+    system mounted read-only (a disk remounted after I/O errors, a read-only bind mount), or
+    one this user may not write; None when it may be written, or cannot be looked at (the
+    save says why then). Such a run trained every epoch with nothing saved (an error line
+    each, its end keeping the last state in /tmp). Asked of the folder, nothing written:
+    a probe file a kill left behind would go to Drive with the folder."""
+    try:
+        if os.statvfs(out_dir).f_flag & os.ST_RDONLY:
+            why = "it is on a read-only file system"
+        elif not os.access(out_dir, os.W_OK | os.X_OK):
+            why = "this user may not write into it"
+        else:
+            return None
+    except OSError:
+        return None
+    return (f"train.out_dir {out_dir} cannot be written ({why}): no checkpoint of the run "
+            f"could be saved there; nothing was trained: set train.out_dir to a folder you "
+            f"can write")
+
+
 def file_limit_text(size: int) -> Optional[str]:
     """Why no checkpoint of about ``size`` bytes can be written by this process: its
     file-size limit (``ulimit -f``, RLIMIT_FSIZE: a batch system's, a container's) is below
@@ -310,14 +331,15 @@ def shortage(cfg: Any, epochs_done: int, size: int,
              resumed_at: Optional[int] = None, aside: Collection[str] = ()) -> Optional[str]:
     """Why the next epoch's save, with the autosaves beside it and the image cache written
     before it (``images``: the train and val annotation lines), would not fit in
-    ``train.out_dir`` (one line), or would be no file this process may write
-    (:func:`file_limit_text`); None if it does or nothing is left to train."""
+    ``train.out_dir`` (one line), or could not be written there at all
+    (:func:`unwritable_text`, :func:`file_limit_text`); None if it does or nothing is left
+    to train."""
     t = cfg.train
     if epochs_done >= t.epochs:
         return None
-    limited = file_limit_text(size)
-    if limited is not None:
-        return limited
+    refused = unwritable_text(t.out_dir) or file_limit_text(size)
+    if refused is not None:
+        return refused
     names = epoch_save_names(cfg, epochs_done)
     saves = needed_bytes(cfg, names, size, resumed_at, epochs_done, aside)
     free = free_bytes(t.out_dir)
