@@ -88,6 +88,10 @@ class DriveFolder:
         self.held: set[str] = set()
         #: The run's lease on the folder (:mod:`trainer.lease`), checked before every upload.
         self.lease: Optional[RunLease] = None
+        #: Checkpoints of the last listing whose sidecar names other bytes than the file
+        #: there (cut short or replaced on Drive since it was verified): never candidates,
+        #: named where a resume passes over them (:func:`unvouched_text`).
+        self.unvouched: list[RemoteCheckpoint] = []
         #: The Google Drive mount the folder is in (drive.logs=/content/drive/...), or None.
         self.mount = None if paths.is_drive(spec) else in_drive_mount(spec)
         self._warn_if_local(spec)
@@ -256,6 +260,7 @@ class DriveFolder:
         """:meth:`checkpoints` from one listing of ``folder``, and whether a sidecar changed
         since that listing (its bytes are not the md5 listed)."""
         changed = False
+        self.unvouched = []
         by_name: dict[str, list[RemoteEntry]] = {}
         for e in self._store.list(folder):
             if not e.is_dir and e.has_content:
@@ -281,6 +286,9 @@ class DriveFolder:
             described = Described(name, side, entry.md5, side_entry.modified)
             if described.verified:
                 out.append(RemoteCheckpoint(entry, described, self.where(name), data))
+            elif side.md5 is not None and not any(
+                    (e.md5 or "").lower() == side.md5 for e in by_name[name]):
+                self.unvouched.append(RemoteCheckpoint(entry, described, self.where(name), data))
         return out, changed
 
     def fetch(self, checkpoint: RemoteCheckpoint, local_path: str) -> str:
@@ -339,6 +347,33 @@ def fetch_own(store: "RemoteStore", entry: RemoteEntry, target: str, where: str,
                        "bytes are checked against its sidecar's md5 and loaded as tensors only",
                        where)
         download(acknowledging(), entry, target, describe=where)
+
+
+def unvouched_ahead(folder: DriveFolder, run: Optional[str],
+                    progress: Optional[tuple[int, int]]) -> list[RemoteCheckpoint]:
+    """The checkpoints of ``run`` in ``folder``'s last listing that its sidecar does not vouch
+    for (:attr:`DriveFolder.unvouched`) and that are further on than ``progress`` (None:
+    the run starts afresh, every one), newest first: what a resume from there passes over.
+    Before, nothing was said of them (never candidates): a resume went back behind them
+    without a word, and status named the older one as the run's newest."""
+    ahead = [c for c in folder.unvouched if progress is None or (
+        c.sidecar.run == run and c.sidecar.progress > progress)]
+    return sorted(ahead, key=lambda c: c.sidecar.progress, reverse=True)
+
+
+def unvouched_text(checkpoint: RemoteCheckpoint) -> str:
+    """``drive:…/epoch_002.pt (epoch 2, iteration 4) is not the file its sidecar vouches for
+    (…)``: the start of the line naming such a checkpoint."""
+    s = checkpoint.sidecar
+    label = Position(s.epoch or 0, s.iteration or 0, s.epoch_iteration).label
+    return f"{checkpoint.where} ({label}) is {unvouched_why(checkpoint)}"
+
+
+def unvouched_why(checkpoint: RemoteCheckpoint) -> str:
+    """Why such a checkpoint is passed over (``trainer status --json``'s ``why``)."""
+    return (f"not the file its sidecar vouches for (its md5 is {checkpoint.entry.md5}, the "
+            f"sidecar names {checkpoint.sidecar.md5}: cut short or replaced on Drive since "
+            f"it was verified)")
 
 
 def newest_of_current_run(found: Sequence[RemoteCheckpoint], run: Optional[str] = None, *,

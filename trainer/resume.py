@@ -39,7 +39,8 @@ from drivestage.store import RemoteEntry
 from trainer import checkpoint as ckpt
 from trainer import resume_checks as checks
 from trainer import distributed, kept_copies
-from trainer.drive import DriveFolder, RemoteCheckpoint, newest_of_current_run
+from trainer.drive import DriveFolder, RemoteCheckpoint, newest_of_current_run, \
+    unvouched_ahead, unvouched_text
 from trainer.errors import CheckpointError, LoadFailedError
 from trainer.resume_fallback import Tried, Vet
 # The copies fetched from Drive to look at, in their own module (trainer24).
@@ -100,6 +101,7 @@ def choose(cfg: Any, resume: Optional[str], info: distributed.DistInfo,
                 # An earlier stop's copy of the run's state in /tmp, further on (grace32).
                 start = kept_copies.prefer(start, cfg.train.out_dir, tried)
             start = replace(start, passed_over=tried.here())
+            _say_unvouched(drive, start)
             chosen = (chosen_bytes(start.path, start.where or start.path, _drive_copy(start))
                       if start.path and info.distributed else None)
         except BaseException as exc:
@@ -140,6 +142,18 @@ def choose(cfg: Any, resume: Optional[str], info: distributed.DistInfo,
     if start is not None:
         return replace(start, side_copies=side)
     return Start(run, load, where, remote, side_copies=side)
+
+
+def _say_unvouched(drive: Optional[DriveFolder], start: Start) -> None:
+    """A warning for each checkpoint on Drive further on than ``start`` that its sidecar does
+    not vouch for (:func:`trainer.drive.unvouched_ahead`; of these, nothing was said)."""
+    side = ckpt.read_sidecar(start.path) if drive is not None and start.path else None
+    if drive is None:
+        return
+    progress = side.progress if side is not None else None
+    for c in unvouched_ahead(drive, side.run if side is not None else None, progress):
+        logger.warning("%s; --resume auto passes over it, and Drive keeps it as it is",
+                       unvouched_text(c))
 
 
 def _one_machine(info: distributed.DistInfo) -> bool:

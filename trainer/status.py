@@ -29,7 +29,8 @@ from typing import Any, Callable, Optional, Sequence
 
 from drivestage.errors import ChecksumMismatchError, DriveStageError, NotFoundError
 from trainer import checkpoint as ckpt
-from trainer.drive import DriveFolder, RemoteCheckpoint, newest_of_current_run
+from trainer.drive import DriveFolder, RemoteCheckpoint, newest_of_current_run, \
+    unvouched_ahead
 from trainer.errors import CheckpointError, NewerCheckpointError, UnusableCheckpointError
 from trainer.resume_fallback import MAX_TRIED
 
@@ -43,6 +44,9 @@ class Verdict:
     bounded: bool = False          # MAX_TRIED states were bad: auto refuses, nothing older tried
     unknown: Optional[str] = None  # why a candidate could not be looked at (Drive unreachable)
     refused: Optional[str] = None  # the config changes the model's shape: restore's refusal
+    # Checkpoints further on than the start that their sidecar does not vouch for (cut short
+    # or replaced on Drive): never candidates, passed over (trainer.drive.unvouched_ahead).
+    unvouched: list[RemoteCheckpoint] = field(default_factory=list)
 
 
 class _ConfigChanged(CheckpointError):
@@ -53,7 +57,19 @@ class _ConfigChanged(CheckpointError):
 def resume_verdict(folder: DriveFolder, remote: Sequence[RemoteCheckpoint], out_dir: str,
                    layout: Optional[Callable[[dict, str], None]] = None) -> Verdict:
     """The candidates of the run written last in ``remote``, newest first, looked at as
-    ``--resume auto`` looks at them until one passes (``layout``: :func:`layout_check`)."""
+    ``--resume auto`` looks at them until one passes (``layout``: :func:`layout_check`);
+    and the checkpoints further on than the one it goes on from (else the run's newest)
+    that their sidecar does not vouch for."""
+    verdict = _looked_at(folder, remote, out_dir, layout)
+    newest = newest_of_current_run(remote)
+    if newest is not None:
+        at = verdict.start or newest
+        verdict.unvouched = unvouched_ahead(folder, at.sidecar.run, at.sidecar.progress)
+    return verdict
+
+
+def _looked_at(folder: DriveFolder, remote: Sequence[RemoteCheckpoint], out_dir: str,
+               layout: Optional[Callable[[dict, str], None]]) -> Verdict:
     verdict = Verdict()
     newest = newest_of_current_run(remote)
     if newest is None:
@@ -153,11 +169,12 @@ def _here(local: dict[str, str], md5: str) -> Optional[str]:
 
 def verdict_lines(verdict: Verdict, spec: str, now: float) -> list[str]:
     """The lines status adds: none when the newest checkpoint is the start."""
-    from trainer.drive import age_text
+    from trainer.drive import age_text, unvouched_text
     from trainer.state import Position, describe_run
 
-    lines = [f"{c.where} is no state to train on ({why}): --resume auto passes over it"
-             for c, why in verdict.passed_over]
+    lines = [f"{unvouched_text(c)}: --resume auto passes over it" for c in verdict.unvouched]
+    lines += [f"{c.where} is no state to train on ({why}): --resume auto passes over it"
+              for c, why in verdict.passed_over]
     if verdict.unknown is not None:
         lines.append(f"whether --resume auto can go on from it is not known: {verdict.unknown}")
     elif verdict.refused is not None:
@@ -167,7 +184,7 @@ def verdict_lines(verdict: Verdict, spec: str, now: float) -> list[str]:
         label = Position(s.epoch or 0, s.iteration or 0, s.epoch_iteration).label
         lines.append(f"--resume auto goes on from {verdict.start.where}: {label}, verified on "
                      f"Drive {age_text(now - verdict.start.described.modified)} ago")
-    elif verdict.start is None and lines:
+    elif verdict.start is None and verdict.passed_over:
         run = verdict.passed_over[0][0].sidecar.run
         older = (f"the {MAX_TRIED} newest states of {describe_run(run)} are bad (older ones "
                  f"are not tried)" if verdict.bounded else

@@ -375,6 +375,7 @@ def status_cmd(config_path: str, overrides: tuple[str, ...], as_json: bool) -> N
     from trainer.status import resume_verdict, verdict_lines
 
     from trainer.local_retention import epoch_files
+    from trainer.drive import unvouched_why
     from trainer.status import layout_check, local_line
 
     verdict = resume_verdict(folder, remote, cfg.train.out_dir, layout=layout_check(cfg))
@@ -390,8 +391,11 @@ def status_cmd(config_path: str, overrides: tuple[str, ...], as_json: bool) -> N
                                "age_s": round(age, 1), "size": found.entry.size,
                                "md5": found.entry.md5,
                                "resume_from": verdict.start.where if verdict.start else None,
-                               "passed_over": [{"where": c.where, "why": why}
-                                               for c, why in verdict.passed_over],
+                               "passed_over": [
+                                   *({"where": c.where, "why": unvouched_why(c)}
+                                     for c in verdict.unvouched),
+                                   *({"where": c.where, "why": why}
+                                     for c, why in verdict.passed_over)],
                                "resume_unknown": verdict.unknown,
                                "resume_refused": verdict.refused,
                                "local_epoch_files": [name for name, _ in here],
