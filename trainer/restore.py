@@ -30,7 +30,7 @@ def restore(run: Any, start: Start) -> Optional[dict]:
     path = start.path
     state = ckpt.load_checkpoint(path, map_location="cpu")
     ckpt.check_signature(state.get("signature", {}), run.signature, path)
-    _check_classes(state.get("class_names"), list(run.class_names), path)
+    check_classes(state.get("class_names"), list(run.class_names), path)
     # Well formed is not enough: NaN weights, or an EMA/optimizer of another model, are
     # refused here in one line (trainer.resume_checks), before a step is trained.
     checks.check_finite(state["model"], "model weights", path)
@@ -98,10 +98,11 @@ def _warn_changed(saved: Any, current: dict[str, Any], path: Optional[str]) -> N
                        path, ", ".join(diffs))
 
 
-def _check_classes(saved: Any, names: list[str], path: Optional[str]) -> None:
+def check_classes(saved: Any, names: list[str], path: Optional[str]) -> None:
     """Refuse a checkpoint trained on other class names, or in another order, than the config
     gives (the signature compares their count only): each output would go on learning
-    another class. Checkpoints without names (trainer 0.1.0) are let through."""
+    another class. Checkpoints without names (trainer 0.1.0) are let through. ``trainer
+    status`` asks the same of Drive's candidates (:func:`trainer.status.layout_check`)."""
     if not isinstance(saved, list) or [str(n) for n in saved] == [str(n) for n in names]:
         return
 

@@ -200,15 +200,20 @@ def layout_check(cfg: Any) -> Callable[[dict, str], None]:
     (:func:`trainer.resume_checks.check_layout`, the same refusal), against the config's
     network built on the meta device (no tensor memory; milliseconds), and of its EMA where
     the run keeps one. The class count is ``data.classes``'s, or, where that file is not on
-    this machine, the checkpoint's own (then only a misfit under the signature it names)."""
+    this machine, the checkpoint's own (then only a misfit under the signature it names);
+    ``data.classes``'s names, where it is here, must be the checkpoint's, in its order
+    (restore's refusal, :func:`trainer.restore.check_classes`); and so must the kind of
+    optimizer (:func:`trainer.resume_checks.check_optimizer_kind`)."""
     import torch
 
     from trainer.config import model_signature
     from trainer.model import YoloV4Tiny
+    from trainer.restore import check_classes
     from trainer.resume_checks import check_ema, check_layout, check_optimizer_kind, \
         trained_optimizer
 
-    classes = _class_count(cfg)
+    names = _class_names(cfg)
+    classes = len(names) if names is not None else None
     nets: dict[int, dict] = {}
 
     def check(state: dict, where: str) -> None:
@@ -220,6 +225,11 @@ def layout_check(cfg: Any) -> Callable[[dict, str], None]:
         if isinstance(saved, dict):
             try:
                 ckpt.check_signature(saved, model_signature(cfg, n), where)
+            except CheckpointError as exc:
+                raise _ConfigChanged(str(exc)) from None
+        if names is not None:   # (the names in another order, or others: attacktrain40)
+            try:
+                check_classes(state.get("class_names"), names, where)
             except CheckpointError as exc:
                 raise _ConfigChanged(str(exc)) from None
         if n not in nets:
@@ -241,12 +251,12 @@ def layout_check(cfg: Any) -> Callable[[dict, str], None]:
     return check
 
 
-def _class_count(cfg: Any) -> Optional[int]:
+def _class_names(cfg: Any) -> Optional[list[str]]:
     from trainer.data.voc import read_classes
     from trainer.errors import DataError
 
     try:
-        return len(read_classes(cfg.data.classes))
+        return list(read_classes(cfg.data.classes))
     except (OSError, DataError):
         return None
 

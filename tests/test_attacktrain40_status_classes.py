@@ -1,0 +1,77 @@
+"""attacktrain40: ``trainer status`` with a config whose class list is the run's in another
+order, or names other classes of the same count.
+
+``--resume auto`` refuses such a checkpoint before a step (restore: "it was trained on the
+classes [...] and the config names [...]": each output would go on learning another class);
+status compared the class count only (the model's shape), and said the run went on from it:
+the user started a machine for it and met the refusal there. Status now says that
+``--resume auto`` would refuse, in restore's words.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from trainer.config import load_config
+from trainer.data.synth import make_synthetic_voc
+from trainer.engine import fit
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+SPEC = "drive:runs/a"
+
+
+def _config(tmp_path: Path) -> str:
+    data = tmp_path / "data"
+    if not data.exists():
+        make_synthetic_voc(data, images=12, classes=2, seed=0, image_size=(64, 96))
+    cfg = {"data": {"classes": str(data / "classes.txt"), "train": str(data / "2007_train.txt"),
+                    "val": str(data / "2007_val.txt"), "workers": 0, "root": str(data)},
+           "model": {"input_size": 64, "width": 0.25},
+           "train": {"epochs": 1, "freeze_epochs": 0, "batch_size": 4,
+                     "freeze_batch_size": 4, "save_period": 1, "eval_period": 1,
+                     "out_dir": str(tmp_path / "logs"), "deterministic": True, "device": "cpu",
+                     "mosaic": False, "mixup": False},
+           "drive": {"logs": SPEC, "lease_minutes": 0}}
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return str(path)
+
+
+@pytest.mark.parametrize("given", ["[square, circle]", "[cat, dog]"])
+def test_status_says_resume_auto_would_refuse_another_class_list(
+        tmp_path, emulator, drive_env, local_state, given):
+    from trainer.cli import cli
+
+    config = _config(tmp_path)
+    fit(load_config(config), resume="none")
+    trained = (tmp_path / "data" / "classes.txt").read_text().split()
+    assert trained == ["circle", "square"]
+    shutil.rmtree(tmp_path / "logs")       # (a fresh machine)
+    status = ["status", "-c", config, "--set", f"data.classes={given}"]
+
+    res = CliRunner().invoke(cli, status)
+
+    assert res.exit_code == 0, res.output
+    where = f"{SPEC}/epoch_001.pt"
+    names = given.strip("[]").replace(" ", "").split(",")
+    refusal = (f"cannot resume from {where}: it was trained on the classes [circle, square] "
+               f"and the config names [{', '.join(names)}] (data.classes; a class is its place "
+               f"in the list). Resume with the classes it was trained on, or start a new run "
+               f"that fine-tunes from it: --resume none --set model.weights={where} --set "
+               f"train.out_dir=<a new folder> (and drive.logs=<a new Drive folder> where it "
+               f"is set)")
+    assert res.stdout.splitlines()[1:] == [f"--resume auto would refuse: {refusal}"]
+    data = json.loads(CliRunner().invoke(cli, [*status, "--json"]).stdout)
+    assert data["resume_refused"] == refusal and data["resume_from"] is None
+
+    # What status said is what the run does, of the file it fetched.
+    res = CliRunner().invoke(cli, ["train", "-c", config, "--set", f"data.classes={given}"])
+    assert res.exit_code == 1
+    assert res.output.strip().splitlines()[-1] == "Error: " + refusal.replace(
+        where, str(tmp_path / "logs" / "epoch_001.pt"))
