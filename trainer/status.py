@@ -55,12 +55,14 @@ class _ConfigChanged(CheckpointError):
 
 
 def resume_verdict(folder: DriveFolder, remote: Sequence[RemoteCheckpoint], out_dir: str,
-                   layout: Optional[Callable[[dict, str], None]] = None) -> Verdict:
+                   layout: Optional[Callable[[dict, str], None]] = None,
+                   config: Optional[Callable[[dict, str], None]] = None) -> Verdict:
     """The candidates of the run written last in ``remote``, newest first, looked at as
-    ``--resume auto`` looks at them until one passes (``layout``: :func:`layout_check`);
+    ``--resume auto`` looks at them until one passes (``layout``: :func:`layout_check`; the
+    one it takes, asked ``config``, :func:`config_check`, as restore does);
     and the checkpoints further on than the one it goes on from (else the run's newest)
     that their sidecar does not vouch for."""
-    verdict = _looked_at(folder, remote, out_dir, layout)
+    verdict = _looked_at(folder, remote, out_dir, layout, config)
     newest = newest_of_current_run(remote)
     if newest is not None:
         at = verdict.start or newest
@@ -69,7 +71,8 @@ def resume_verdict(folder: DriveFolder, remote: Sequence[RemoteCheckpoint], out_
 
 
 def _looked_at(folder: DriveFolder, remote: Sequence[RemoteCheckpoint], out_dir: str,
-               layout: Optional[Callable[[dict, str], None]]) -> Verdict:
+               layout: Optional[Callable[[dict, str], None]],
+               config: Optional[Callable[[dict, str], None]]) -> Verdict:
     verdict = Verdict()
     newest = newest_of_current_run(remote)
     if newest is None:
@@ -101,6 +104,8 @@ def _looked_at(folder: DriveFolder, remote: Sequence[RemoteCheckpoint], out_dir:
                     if layout is not None:
                         layout(state, chosen.where)
                     check_contents(state, chosen.where)
+                    if config is not None:
+                        config(state, chosen.where)
             except (_ConfigChanged, NewerCheckpointError) as exc:
                 # (Status said "--resume auto goes on from" it, or nothing: the resume was
                 # then refused at once, on the machine started for it.)
@@ -200,17 +205,12 @@ def layout_check(cfg: Any) -> Callable[[dict, str], None]:
     (:func:`trainer.resume_checks.check_layout`, the same refusal), against the config's
     network built on the meta device (no tensor memory; milliseconds), and of its EMA where
     the run keeps one. The class count is ``data.classes``'s, or, where that file is not on
-    this machine, the checkpoint's own (then only a misfit under the signature it names);
-    ``data.classes``'s names, where it is here, must be the checkpoint's, in its order
-    (restore's refusal, :func:`trainer.restore.check_classes`); and so must the kind of
-    optimizer (:func:`trainer.resume_checks.check_optimizer_kind`)."""
+    this machine, the checkpoint's own (then only a misfit under the signature it names)."""
     import torch
 
     from trainer.config import model_signature
     from trainer.model import YoloV4Tiny
-    from trainer.restore import check_classes
-    from trainer.resume_checks import check_ema, check_layout, check_optimizer_kind, \
-        trained_optimizer
+    from trainer.resume_checks import check_ema, check_layout
 
     names = _class_names(cfg)
     classes = len(names) if names is not None else None
@@ -227,11 +227,6 @@ def layout_check(cfg: Any) -> Callable[[dict, str], None]:
                 ckpt.check_signature(saved, model_signature(cfg, n), where)
             except CheckpointError as exc:
                 raise _ConfigChanged(str(exc)) from None
-        if names is not None:   # (the names in another order, or others: attacktrain40)
-            try:
-                check_classes(state.get("class_names"), names, where)
-            except CheckpointError as exc:
-                raise _ConfigChanged(str(exc)) from None
         if n not in nets:
             m = cfg.model
             with torch.device("meta"):
@@ -243,9 +238,30 @@ def layout_check(cfg: Any) -> Callable[[dict, str], None]:
             # (check_ema asks the EMA's own model for its state dict: the same shapes.)
             check_ema(SimpleNamespace(ema=SimpleNamespace(state_dict=lambda: nets[n])),
                       state["ema"], where)
-        try:   # (another train.optimizer: restore refuses it, attacktrain40)
+    return check
+
+
+def config_check(cfg: Any) -> Callable[[dict, str], None]:
+    """``check(state, where)``: restore's refusals of a candidate that passed the vetter
+    (:func:`trainer.restore.restore`), as ``--resume auto`` meets them once it chose it: the
+    classes of ``data.classes`` (where that file is here) in another order or others of the
+    same count, another kind of ``train.optimizer``, and in the middle of an epoch another
+    ``train.seed``. Status said the run went on from such a file (attacktrain40)."""
+    from trainer.restore import check_classes
+    from trainer.resume_checks import check_optimizer_kind, trained_optimizer
+    from trainer.sample_list import check_seed
+    from trainer.state import Position
+
+    names = _class_names(cfg)
+
+    def check(state: dict, where: str) -> None:
+        try:
+            if names is not None:
+                check_classes(state.get("class_names"), names, where)
             check_optimizer_kind(cfg.train.optimizer, state.get("optimizer"), where,
                                  trained_optimizer(state))
+            check_seed(state.get("config"), cfg.train.seed, Position(*ckpt.position_of(state)),
+                       where, cfg.data.allow_change, main=False)
         except CheckpointError as exc:
             raise _ConfigChanged(str(exc)) from None
     return check

@@ -376,9 +376,10 @@ def status_cmd(config_path: str, overrides: tuple[str, ...], as_json: bool) -> N
 
     from trainer.local_retention import epoch_files
     from trainer.drive import unvouched_why
-    from trainer.status import layout_check, local_line
+    from trainer.status import config_check, layout_check, local_line
 
-    verdict = resume_verdict(folder, remote, cfg.train.out_dir, layout=layout_check(cfg))
+    verdict = resume_verdict(folder, remote, cfg.train.out_dir, layout=layout_check(cfg),
+                             config=config_check(cfg))
     from trainer.status import lease, lease_line
 
     held = lease(folder, cfg.drive.lease_minutes)   # (a trainer running now: trainer.lease)

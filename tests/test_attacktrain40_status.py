@@ -1,11 +1,13 @@
 """attacktrain40: ``trainer status`` with a config whose class list is the run's in another
-order, or names other classes of the same count.
+order, or names other classes of the same count; or, for a checkpoint saved in the middle of
+an epoch, another ``train.seed``.
 
 ``--resume auto`` refuses such a checkpoint before a step (restore: "it was trained on the
 classes [...] and the config names [...]": each output would go on learning another class);
 status compared the class count only (the model's shape), and said the run went on from it:
-the user started a machine for it and met the refusal there. Status now says that
-``--resume auto`` would refuse, in restore's words.
+the user started a machine for it and met the refusal there. So with another seed in the
+middle of an epoch (the rest of the epoch would be drawn in another order: attacktrain36).
+Status now says that ``--resume auto`` would refuse, in restore's words.
 """
 from __future__ import annotations
 
@@ -26,19 +28,19 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 SPEC = "drive:runs/a"
 
 
-def _config(tmp_path: Path) -> str:
+def _config(tmp_path: Path, epochs: int = 1) -> str:
     data = tmp_path / "data"
     if not data.exists():
         make_synthetic_voc(data, images=12, classes=2, seed=0, image_size=(64, 96))
     cfg = {"data": {"classes": str(data / "classes.txt"), "train": str(data / "2007_train.txt"),
                     "val": str(data / "2007_val.txt"), "workers": 0, "root": str(data)},
            "model": {"input_size": 64, "width": 0.25},
-           "train": {"epochs": 1, "freeze_epochs": 0, "batch_size": 4,
+           "train": {"epochs": epochs, "freeze_epochs": 0, "batch_size": 4,
                      "freeze_batch_size": 4, "save_period": 1, "eval_period": 1,
                      "out_dir": str(tmp_path / "logs"), "deterministic": True, "device": "cpu",
                      "mosaic": False, "mixup": False},
            "drive": {"logs": SPEC, "lease_minutes": 0}}
-    path = tmp_path / "c.yaml"
+    path = tmp_path / f"c{epochs}.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return str(path)
 
@@ -75,3 +77,38 @@ def test_status_says_resume_auto_would_refuse_another_class_list(
     assert res.exit_code == 1
     assert res.output.strip().splitlines()[-1] == "Error: " + refusal.replace(
         where, str(tmp_path / "logs" / "epoch_001.pt"))
+
+
+def test_status_says_resume_auto_would_refuse_another_seed_in_the_middle_of_an_epoch(
+        tmp_path, emulator, drive_env, local_state):
+    import signal
+
+    from trainer.callbacks import Callback
+    from trainer.cli import cli
+    from trainer.errors import TrainingInterrupted
+
+    class StopAt(Callback):   # (a SIGTERM after the first step of epoch 2)
+        def on_train_batch_end(self, run, pos, logs):
+            if pos.iteration == 3:
+                run.stop.request(signal.SIGTERM)
+
+    config = _config(tmp_path, 2)
+    with pytest.raises(TrainingInterrupted):
+        fit(load_config(config), resume="none", callbacks=[StopAt()])
+    shutil.rmtree(tmp_path / "logs")
+    where = f"{SPEC}/autosave_00000003.pt"
+
+    res = CliRunner().invoke(cli, ["status", "-c", config, "--set", "train.seed=12"])
+
+    assert res.exit_code == 0, res.output
+    assert res.stdout.splitlines()[0].startswith(f"{where}: epoch 2, iteration 3")
+    refusal = (f"cannot resume from {where} in the middle of epoch 2: train.seed changed since "
+               f"it was saved (11 then, 12 now), and the rest of that epoch would be drawn in "
+               f"another order (samples trained twice, others left out); put train.seed back "
+               f"as it was, or resume with --set data.allow_change=true to go on with the new "
+               f"order")
+    assert res.stdout.splitlines()[1:] == [f"--resume auto would refuse: {refusal}"]
+    # Allowed, or the seed it was saved with: nothing more to say.
+    for more in (["--set", "train.seed=12", "--set", "data.allow_change=true"], []):
+        res = CliRunner().invoke(cli, ["status", "-c", config, *more])
+        assert len(res.stdout.splitlines()) == 1, res.output
