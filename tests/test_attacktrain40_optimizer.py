@@ -176,3 +176,21 @@ def test_status_says_resume_auto_would_refuse_another_kind_of_optimizer(
     res = CliRunner().invoke(cli, [*common, "--set", "train.optimizer=sgd"])
     assert len(res.stdout.splitlines()) == 1
     assert not fresh.exists()
+
+
+def test_the_optimizer_state_itself_says_the_kind_where_the_config_in_it_says_another(tmp_path):
+    """A hand-made checkpoint: an Adam state under a config that says sgd. What loads depends
+    on the state: refused as Adam's for an SGD run (it trained on with Adam's groups, whose
+    first SGD step ended in ``KeyError: 'momentum'``)."""
+    fit(load_config(_config(tmp_path, 1, optimizer="adam")), resume="none")
+    import torch
+
+    path = tmp_path / "mine.pt"
+    state = torch.load(tmp_path / "logs" / "epoch_001.pt", map_location="cpu", weights_only=False)
+    state["config"]["train"]["optimizer"] = "sgd"
+    torch.save(state, path)
+
+    with pytest.raises(CheckpointError) as refused:
+        fit(load_config(_config(tmp_path, 2, out_dir=str(tmp_path / "b"))), resume=str(path))
+    assert f"cannot resume from {path}: it was trained with train.optimizer adam and the " \
+           f"config says sgd" in str(refused.value)

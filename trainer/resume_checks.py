@@ -137,17 +137,20 @@ def optimizer_kind(optimizer: torch.optim.Optimizer) -> str:
 
 
 def saved_kind(state: Any, trained_with: Any = None) -> Optional[str]:
-    """The ``train.optimizer`` an optimizer state was saved by: ``trained_with`` (the
-    checkpoint's config) when it names one, else what its groups hold (SGD's a momentum and
-    no betas; Adam's betas, AdamW's decoupled weight decay too); None when they do not say."""
-    if isinstance(trained_with, str) and trained_with:
-        return trained_with.lower()
+    """The ``train.optimizer`` an optimizer state was saved by: what its groups hold (SGD's a
+    momentum and no betas; Adam's betas, AdamW's decoupled weight decay too; what loads
+    depends on them), named as ``trained_with`` (the checkpoint's config) names it where
+    that is of the same family (AdamW of an older torch, whose groups do not say); None
+    when neither says."""
     groups = state.get("param_groups") if isinstance(state, dict) else None
     group = groups[0] if isinstance(groups, list) and groups and isinstance(groups[0], dict) \
         else {}
-    if "betas" in group:
-        return "adamw" if group.get("decoupled_weight_decay") else "adam"
-    return "sgd" if "momentum" in group else None
+    told = ("adamw" if group.get("decoupled_weight_decay") else "adam") if "betas" in group \
+        else "sgd" if "momentum" in group else None
+    named = trained_with.lower() if isinstance(trained_with, str) and trained_with else None
+    if named is not None and (told is None or _family(named) == _family(told)):
+        return named
+    return told
 
 
 def trained_optimizer(state: Any) -> Any:
