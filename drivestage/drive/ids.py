@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import weakref
 from typing import Any, Callable, Container, Iterable, Mapping, Optional, Sequence
 
 from drivestage import sidecar, temps
@@ -65,6 +66,15 @@ class IdPool:
         self._ids: list[str] = []
         self._lock = threading.Lock()
         self._failed = False  # asked, and Drive kept failing: not asked again by this store
+        _FORKED.add(self)
+
+    def _forked(self) -> None:
+        """In a forked child: the lock free, and none of the parent's ids. A thread of the
+        parent that held the lock as the process forked (a generateIds under retries:
+        minutes) is not in the child, whose first create waited for it forever; and an id
+        both processes hold would be sent by both (a 409 read as its own upload)."""
+        self._lock = threading.Lock()
+        self._ids = []
 
     def _off(self) -> bool:
         return self._failed or self.root in _WITHOUT
@@ -150,6 +160,11 @@ class Creates:
         self._made_here: dict[tuple[str, str], RemoteEntry] = {}
         #: (folder, name) of the creates a push pass planned from its listing (prepare).
         self._planned: set[tuple[str, str]] = set()
+        _FORKED.add(self)
+
+    def _forked(self) -> None:
+        """In a forked child: the lock free (a parent's thread held it as it forked)."""
+        self._lock = threading.Lock()
 
     def prepare(self, creates: Sequence[tuple[str, RemoteEntry, str]],
                 within: Iterable[RemoteEntry], listed: Container[str] = ()) -> None:
@@ -451,3 +466,15 @@ def _ours(get: Get, file_id: str, folder_id: str, name: str, where: str, *,
             or (res.get("mimeType") == FOLDER_MIME) != folder:
         return None
     return res
+
+
+#: Every :class:`IdPool` and :class:`Creates` of this process, for :func:`_unlocked_in_child`.
+_FORKED: "weakref.WeakSet[Any]" = weakref.WeakSet()
+
+
+def _unlocked_in_child() -> None:
+    for held in list(_FORKED):
+        held._forked()
+
+
+os.register_at_fork(after_in_child=_unlocked_in_child)

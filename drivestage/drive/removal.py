@@ -3,6 +3,7 @@ of :class:`drivestage.drive.store.DriveStore`)."""
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from typing import Any, Callable, Optional
 
@@ -14,6 +15,15 @@ log = logging.getLogger("drivestage.drive.store")
 #: Shared drives whose "delete needs the Manager role" warning this process has shown.
 _TRASH_WARNED: set[str] = set()
 _TRASH_WARNED_LOCK = threading.Lock()
+
+
+def _unlocked_in_child() -> None:
+    # A thread of the parent held it as the process forked: the child has no such thread.
+    global _TRASH_WARNED_LOCK
+    _TRASH_WARNED_LOCK = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_unlocked_in_child)
 
 
 def remove(call: Callable[[str, Callable[[], None]], None], f: Any, where: str, trash: bool,
