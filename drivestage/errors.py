@@ -90,6 +90,12 @@ class TrashedError(NotFoundError):
     """The item is in Drive's trash: restorable there for 30 days (a 404 is not)."""
 
 
+class ArrivedInTrashError(TrashedError):
+    """An upload completed, and Drive's answer says the file is in the trash: the folder it
+    went into is (Drive takes files into a trashed folder without an error). A push sends
+    nothing more into it (:class:`drivestage.push_watch.Halt`)."""
+
+
 class DanglingShortcutError(NotFoundError):
     """A Drive shortcut whose target is gone or no longer shared with the user."""
 

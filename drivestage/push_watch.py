@@ -8,17 +8,19 @@ import logging
 import threading
 from typing import Iterable, Mapping, Optional
 
-from drivestage.errors import AuthError, BlockedByGoogleError, DailyLimitError, \
-    DailyUploadCapError, DriveStageError, FolderGoneError, ItemCreationLimitError, \
+from drivestage.errors import ArrivedInTrashError, AuthError, BlockedByGoogleError, \
+    DailyLimitError, DailyUploadCapError, DriveStageError, FolderGoneError, ItemCreationLimitError, \
     NotFoundError, QuotaExceededError, RetriesExhaustedError, TrashedError
 from drivestage.paths import StorePath
 from drivestage.store import RemoteEntry, RemoteStore
 
 log = logging.getLogger("drivestage.upload_tree")
 
-#: Failures of the account, not of a file: the first one stops the push's uploads.
+#: Failures of the account, not of a file: the first one stops the push's uploads. And a
+#: file that arrived in the trash: its folder is there, and DEST's too, or a folder above
+#: it, most often; a subfolder alone costs the others one push more (check_folders).
 ACCOUNT_WIDE = (QuotaExceededError, DailyUploadCapError, DailyLimitError, AuthError,
-                ItemCreationLimitError, BlockedByGoogleError)
+                ItemCreationLimitError, BlockedByGoogleError, ArrivedInTrashError)
 #: Uploads in a row, none verified between them, that ran out of retries before a push
 #: starts no other (:class:`Halt`).
 GIVEN_UP_IN_A_ROW = 2

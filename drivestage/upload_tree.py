@@ -54,10 +54,11 @@ import os
 from typing import Any, Iterable, Optional, Sequence
 
 from drivestage import extra
-from drivestage.errors import FolderGoneError, NotFoundError, UsageError
+from drivestage.errors import DriveStageError, FolderGoneError, NotFoundError, TrashedError, \
+    UsageError
 from drivestage.local_tree import DEFAULT_EXCLUDES, LocalFile, walk  # noqa: F401 (re-export)
 from drivestage.locks import place_lock
-from drivestage.paths import patterns
+from drivestage.paths import StorePath, patterns
 from drivestage.pool import MAX_JOBS
 from drivestage.push_job import CHECKPOINT_SUFFIXES as CHECKPOINT_SUFFIXES  # (re-exported)
 from drivestage.push_fence import Guard
@@ -134,6 +135,7 @@ def push(src: str, dest: Where, policy: Optional[RetentionPolicy] = None, *,
             try:
                 job.run(src, path, removal, follow_symlinks)
             except FolderGoneError as exc:
+                _dest_trashed(target, path, exc)   # (named by id: no path leads elsewhere)
                 # Once: the path now leads to a live folder (the one dedupe kept, or one made
                 # anew: the store no longer trusts the id it knew), and this push's files go
                 # there. A folder trashed again at once is said, not chased.
@@ -148,6 +150,24 @@ def push(src: str, dest: Where, policy: Optional[RetentionPolicy] = None, *,
     finally:
         cache.save()
     return job.result
+
+
+def _dest_trashed(target: RemoteStore, path: Any, gone: FolderGoneError) -> None:
+    """FolderGoneError in one line for a DEST named by id alone (``drive:id:X``) that is in
+    the trash now: pushed again, it failed at once on "restore it first", after a warning
+    that it pushed into "the folder the path leads to now", of a DEST with no path. What
+    this push sent there stays in the trash with it, restored with it as it was (one
+    files.get, only after a push met a trashed folder)."""
+    if not isinstance(path, StorePath) or path.start is None or path.names:
+        return
+    try:
+        target.resolve(path)   # (by id: read anew, never from a cache)
+    except TrashedError:
+        raise FolderGoneError(f"drive:id:{path.start} is in Drive's trash: restore it or "
+                              "choose another folder (the files this push sent there are in "
+                              "the trash with it)") from gone
+    except DriveStageError:
+        return   # (deleted for good, unreadable: the push again says what it meets)
 
 
 def _refuse_deleting_src(src: str, target: RemoteStore, path: Any) -> None:

@@ -32,11 +32,12 @@ from typing import Any, Callable, Optional, TypeVar
 from drivestage import pool, temps
 from drivestage.drive import answers, provenance
 from drivestage.drive.media import HashingMedia
-from drivestage.drive.resources import entry_from_resource
+from drivestage.drive.resources import entry_from_resource, is_trashed
 from drivestage.drive.sessions import CheckedHttp, file_resource, json_body, kept, origin_of, \
     same_origin, shown_origin, stalled
 from drivestage.drive.transport import Transport
 from drivestage.errors import (
+    ArrivedInTrashError,
     ChecksumMismatchError,
     DailyUploadCapError,
     DriveStageError,
@@ -339,6 +340,12 @@ class _Session:
                                   self.where)
         if persisted:
             self._forget()
+        if is_trashed(result) and not result.get("explicitlyTrashed"):
+            # Its folder is in the trash (Drive takes the file there without an error; v2
+            # once answered false so: the push still checks its folders at its end). One
+            # trashed on its own (updated in place since) is no sign of its folder.
+            raise ArrivedInTrashError(f"{self.where} arrived in Drive's trash: the folder it "
+                                      "was sent into is in the trash")
         return (entry_from_resource(result, f"uploading {self.where}"), self.media.hexdigest(),
                 self.media.changed_since(self.st))
 
