@@ -17,7 +17,7 @@ from typing import Any, Callable, Optional, Sequence, Union
 
 from drivestage import checksums, folder_record, paths, stamp_cache
 from drivestage.errors import DiskSpaceError, DriveStageError, LocalFileError, NotFoundError, \
-    UsageError
+    TrashedError, UsageError
 from drivestage.held_choice import file_at
 from drivestage.localfs import UNMOUNTED_DRIVE, drive_mount, unmounted_drive_path
 from drivestage.lost_mounts import LOST_MOUNT, lost_mount, lost_mount_message
@@ -114,6 +114,7 @@ def pull(src: Union[str, DrivePath], dest: str, *, extract: bool = False,
                         include=patterns(include), exclude=patterns(exclude), folders=folders,
                         remove_archive=remove_archive)
     except NotFoundError as exc:
+        _say_trashed(store, path, label, exc)
         hint = paths.drive_hint(label) if local_src and not os.path.lexists(
             os.path.abspath(os.path.expanduser(label))) else None
         if hint is None:
@@ -130,6 +131,20 @@ def pull(src: Union[str, DrivePath], dest: str, *, extract: bool = False,
         result.api_calls = (store.requests_made() or 0) - calls
     result.seconds = round(time.monotonic() - began, 3)
     return result
+
+
+def _say_trashed(store: RemoteStore, path: StorePath, label: str, exc: NotFoundError) -> None:
+    """TrashedError, one line, for a path that led nowhere because a step of it is in the
+    trash (one listing, only then). Refused, not pulled with a warning: bytes the user threw
+    away (a checkpoint, data found wrong) staged as live are worse than a line that says
+    "restore it first", one click in Drive's trash (an id into the trash: refused so too)."""
+    if isinstance(exc, TrashedError):
+        return
+    where = store.in_trash(path)
+    if where is None:
+        return
+    inside = "" if where == label.rstrip("/") else f" (and {label} with it)"
+    raise TrashedError(f"{where} is in Drive's trash{inside}; restore it first") from exc
 
 
 def _stage(store: RemoteStore, path: StorePath, label: str, dest: str, *, extract: bool,

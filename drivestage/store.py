@@ -155,6 +155,12 @@ class RemoteStore(abc.ABC):
         """Where an item deleted to the trash goes, as a message says it."""
         return "the Drive trash"
 
+    def in_trash(self, path: StorePath) -> Optional[str]:
+        """Where ``path``, which a resolve just found leading nowhere, meets an item in the
+        store's trash (its path, for a message); None where none does, or the store has no
+        trash to look in."""
+        return None
+
     @abc.abstractmethod
     def describe(self, entry: RemoteEntry) -> str:
         """A human-readable location for messages (``drive:a/b/c.zip``)."""

@@ -34,6 +34,7 @@ from drivestage.drive.transport import Transport
 from drivestage.errors import DanglingShortcutError, DriveStageError, MalformedAnswerError, \
     NotFoundError, PermissionDeniedError, UsageError
 from drivestage import first_seen
+from drivestage.paths import StorePath
 from drivestage.store import RemoteEntry
 
 log = logging.getLogger("drivestage.drive.store")
@@ -74,6 +75,14 @@ class FolderMaking:
 
     def delete(self, entry: RemoteEntry, *, trash: bool = False) -> None:  # the store's
         raise NotImplementedError
+
+    def in_trash(self, path: StorePath) -> Optional[str]:
+        """Where ``path``, which led nowhere, meets an item in Drive's trash
+        (:func:`drivestage.drive.folders.trashed_on_path`); None for a path by id (its
+        resolve reads the id and names the trash itself)."""
+        if path.start is not None or not path.names:
+            return None
+        return folders.trashed_on_path(self, path.names)
 
     def mark_run_folder(self, folder: RemoteEntry, mark: bool = True) -> bool:
         """Mark ``folder`` (a run folder made before marks were) on Drive, by one
