@@ -18,7 +18,6 @@ from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 
 from drivestage.drive.resources import FOLDER_MIME, parse_time
 from drivestage.errors import DriveStageError, DuplicateNameError, NotFoundError
-from drivestage.paths import printable
 from drivestage.store import RemoteEntry
 
 log = logging.getLogger(__name__)
@@ -257,32 +256,3 @@ def still_there(get: Get, folder_id: str, where: str, parent_id: Optional[str] =
         return None
     moved = bool(parent_id) and not is_live_folder(res, parent_id or "", name)
     return None if (res.get("labels") or {}).get("trashed") or moved else res
-
-
-def trashed_on_path(store: Any, names: tuple[str, ...]) -> Optional[str]:
-    """For a path from the store's top that led nowhere (a resolve of ``names`` just failed,
-    so the store knows the folders it found on the way): the path of its first missing
-    step, where an item of that exact name sits in Drive's trash there; else None. One
-    files.list, asked only for a pull that failed: every listing asks ``trashed=false``,
-    so "not found" named no trash, and a user who trashed a folder by mistake looked for
-    a typo."""
-    known = store._folder_ids
-    at = 0
-    while at < len(names) and names[:at + 1] in known:
-        at += 1
-    parent = known.get(names[:at])
-    if at == len(names) or parent is None:
-        return None
-    name = names[at]
-    escaped = name.replace("\\", "\\\\").replace("'", "\\'")
-    params = dict(store._list_params(), maxResults=100,
-                  q=f"'{parent}' in parents and title='{escaped}' and trashed=true")
-    shown = "/".join(printable(n) for n in names[:at + 1])
-    where = f"drive:{shown}" if store.label == "drive:" else f"{store.label.rstrip('/')}/{shown}"
-    try:   # (one page: an item of that name in it is enough to say so)
-        found = store.call(f"list the trash for {where}",
-                           lambda: store.drive.ListFile(params).GetList())
-    except DriveStageError:
-        return None   # (a hint only: the pull's own error stands)
-    return where if any(isinstance(it, Mapping) and it.get("title") == name
-                        for it in found or ()) else None

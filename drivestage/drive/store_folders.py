@@ -34,7 +34,7 @@ from drivestage.drive.transport import Transport
 from drivestage.errors import DanglingShortcutError, DriveStageError, MalformedAnswerError, \
     NotFoundError, PermissionDeniedError, UsageError
 from drivestage import first_seen
-from drivestage.paths import StorePath
+from drivestage.paths import StorePath, printable
 from drivestage.store import RemoteEntry
 
 log = logging.getLogger("drivestage.drive.store")
@@ -53,6 +53,12 @@ class FolderMaking:
 
     transport: Transport
     creates: Creates
+    drive: Any                                  # PyDrive2's GoogleDrive (the store's)
+    label: str
+    _folder_ids: dict[tuple[str, ...], str]
+
+    def _list_params(self) -> dict[str, Any]:  # the store's
+        raise NotImplementedError
     _marks_asked: dict[str, bool]
     _seen: dict[str, Optional[first_seen.Mark]]
 
@@ -77,12 +83,35 @@ class FolderMaking:
         raise NotImplementedError
 
     def in_trash(self, path: StorePath) -> Optional[str]:
-        """Where ``path``, which led nowhere, meets an item in Drive's trash
-        (:func:`drivestage.drive.folders.trashed_on_path`); None for a path by id (its
-        resolve reads the id and names the trash itself)."""
-        if path.start is not None or not path.names:
+        """For a path from the top that led nowhere (its resolve just failed, so the folders
+        it found on the way are known): its first missing step's path, where an item of
+        that exact name sits in Drive's trash there; else None (and for a path by id: its
+        resolve reads the id and names the trash itself). One files.list, asked only for a
+        pull that failed: every listing asks ``trashed=false``, so "not found" named no
+        trash, and a user who trashed a folder by mistake looked for a typo."""
+        names, known = path.names, self._folder_ids
+        if path.start is not None or not names:
             return None
-        return folders.trashed_on_path(self, path.names)
+        at = 0
+        while at < len(names) and names[:at + 1] in known:
+            at += 1
+        parent = known.get(names[:at])
+        if at == len(names) or parent is None:
+            return None
+        name = names[at]
+        escaped = name.replace("\\", "\\\\").replace("'", "\\'")
+        params = dict(self._list_params(), maxResults=100,
+                      q=f"'{parent}' in parents and title='{escaped}' and trashed=true")
+        shown = "/".join(printable(n) for n in names[:at + 1])
+        where = f"drive:{shown}" if self.label == "drive:" else \
+            f"{self.label.rstrip('/')}/{shown}"
+        try:   # (one page: an item of that name on it is enough to say so)
+            found = self.call(f"list the trash for {where}",
+                              lambda: self.drive.ListFile(params).GetList())
+        except DriveStageError:
+            return None   # (a hint only: the pull's own error stands)
+        return where if any(isinstance(it, Mapping) and it.get("title") == name
+                            for it in found or ()) else None
 
     def mark_run_folder(self, folder: RemoteEntry, mark: bool = True) -> bool:
         """Mark ``folder`` (a run folder made before marks were) on Drive, by one
