@@ -143,8 +143,8 @@ def _say_trashed(store: RemoteStore, path: StorePath, label: str, exc: NotFoundE
     where = store.in_trash(path)
     if where is None:
         return
-    inside = "" if where == label.rstrip("/") else f" (and {label} with it)"
-    raise TrashedError(f"{where} is in Drive's trash{inside}; restore it first") from exc
+    inside = "" if where == label.rstrip("/") else f" ({label} is in it)"
+    raise TrashedError(f"{where} is in the trash; restore it first{inside}") from exc
 
 
 def _stage(store: RemoteStore, path: StorePath, label: str, dest: str, *, extract: bool,

@@ -36,23 +36,6 @@ def test_a_pull_by_id_of_an_item_in_the_trash_is_refused(emulator, penv, tmp_pat
     assert not [r for r in emulator.requests if r.query.get("alt") == "media"]   # no byte
 
 
-@pytest.mark.parametrize("trashed, said", [
-    ("runs/a", "drive:runs/a is in Drive's trash (and drive:runs/a/f.txt with it); "
-               "restore it first"),
-    ("runs/a/f.txt", "drive:runs/a/f.txt is in Drive's trash; restore it first")])
-def test_a_pull_by_path_into_the_trash_says_so(emulator, penv, tmp_path, trashed, said):
-    """A path leads nowhere through the trash (listings leave trashed items out): the line
-    said "not found (no item named 'a' in drive:runs; names are case-sensitive)", and a
-    user who had trashed the folder by mistake looked for a typo. One listing more, only
-    for a pull that failed so."""
-    emulator.add_file("runs/a/f.txt", b"hello")
-    emulator.store.set_trashed(emulator.find(trashed)["id"], True)
-    code, out, err = run("pull", "drive:runs/a/f.txt", str(tmp_path / "out"))
-    assert code == 1, err
-    assert err.strip().splitlines()[-1] == f"Error: {said}", err
-    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*.txt"))
-
-
 def test_a_path_not_found_and_not_in_the_trash_says_not_found(emulator, penv, tmp_path):
     emulator.add_file("runs/a/f.txt", b"hello")
     emulator.add_file("runs/b/g.txt", b"other")

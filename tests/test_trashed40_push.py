@@ -90,24 +90,6 @@ def test_a_folder_trashed_mid_push_stops_the_uploads_into_the_trash(
     assert emulator.find(trashed)["id"] != folder_id
 
 
-def test_a_folder_given_by_id_trashed_mid_push_ends_it_with_one_line(emulator, penv, proxy,
-                                                                    tmp_path):
-    """DEST named by id has no path that leads elsewhere: exit 1, one line naming the folder
-    and the trash, and nothing sent after the answer that said so."""
-    emulator.add_file("runs/a/old.txt", b"old")
-    folder_id = emulator.find("runs/a")["id"]
-    src, _ = _files(tmp_path)
-    _trash_at_first_upload(proxy, emulator, folder_id)
-    code, out, err = run("push", str(src), f"drive:id:{folder_id}", "--jobs", "1")
-    assert code == 1, err
-    last = err.strip().splitlines()[-1]
-    assert last == (f"Error: drive:id:{folder_id} is in Drive's trash: restore it or choose "
-                    "another folder (the files this push sent there are in the trash with it)"), err
-    assert "pushing again" not in err, err
-    assert _uploads(proxy) == 2
-    assert _in_trash(emulator) == ["f0.txt", "f1.txt", "old.txt"]
-
-
 def test_a_folder_given_by_id_trashed_before_the_push_is_refused(emulator, penv, proxy,
                                                                 tmp_path):
     emulator.add_file("runs/a/old.txt", b"old")
