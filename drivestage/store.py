@@ -156,9 +156,8 @@ class RemoteStore(abc.ABC):
         return "the Drive trash"
 
     def in_trash(self, path: StorePath) -> Optional[str]:
-        """Where ``path``, which a resolve just found leading nowhere, meets an item in the
-        store's trash (its path, for a message); None where none does, or the store has no
-        trash to look in."""
+        """Where ``path``, which a resolve found leading nowhere, meets an item in the trash
+        (its path, for a message); None where none does or the store has no trash."""
         return None
 
     @abc.abstractmethod
@@ -323,14 +322,12 @@ class RemoteStore(abc.ABC):
         the answer. A backend may send them in fewer requests (Drive: batches). ``kept``:
         what the plan keeps, read first: one gone or not as listed (:func:`kept_moved`)
         leaves every entry alone, with that error. ``check`` (a push's guard:
-        :mod:`drivestage.push_fence`) is called before each request that removes (here each
-        item's): what it raises stops the pass there, raised (a lease lost in the middle of
-        a pass removes nothing more): ``into``, the answer, holds what went before it.
-        ``removed_from``: by id, the folders
-        besides the one it was listed in that the caller removes an item from too (an item
-        with several parents, which a deletion takes from all): a backend that leaves an
-        item also in another folder (Drive) lets it go where those are all its folders.
-        Ignored here: a directory's item is in one folder."""
+        :mod:`drivestage.push_fence`) is called before each request that removes: what it
+        raises stops the pass there, raised; ``into``, the answer, holds what went before.
+        ``removed_from``: by id, the folders besides the one it was listed in that the caller
+        removes an item from too (an item with several parents, which a deletion takes from
+        all): a backend that leaves an item also in another folder (Drive) lets it go where
+        those are all its folders. Ignored here: a directory's item is in one folder."""
         out: dict[str, Optional[DriveStageError]] = {} if into is None else into
         for k in kept:
             try:
@@ -349,11 +346,10 @@ class RemoteStore(abc.ABC):
                 check()
             try:
                 self.delete(e, trash=trash)
-            except (NotFoundError, LeftAloneError) as exc:
-                out[e.id] = exc
             except DriveStageError as exc:
                 out[e.id] = exc
-                break
+                if not isinstance(exc, (NotFoundError, LeftAloneError)):
+                    break
             else:
                 out[e.id] = None
         return out
@@ -367,9 +363,8 @@ class RemoteStore(abc.ABC):
         any more (taken out meanwhile: Drive put it elsewhere, said); else "deleted". For
         callers whose item is not wanted in that folder and whose bytes stay there anyway (a
         replaced checkpoint's old copy, a dedupe's same-bytes copy): a link taken away is for
-        good (Drive adds no second parent since 2020). ``check`` (a push's guard) is called
-        before each request that removes, a retry's too (guards40). The default:
-        :meth:`delete` (a directory's item is in one folder: one removal, no retry)."""
+        good (Drive adds no second parent since 2020). ``check``: a push's guard, before each
+        request that removes. The default: :meth:`delete` (a directory's item: one folder)."""
         if check is not None:
             check()
         self.delete(entry, trash=trash)
