@@ -13,7 +13,7 @@ folder, and no other item of that exact name in P (a duplicate: the resolve refu
 naming the ids), and at least one child listed: Drive's answer to an OR of parents can
 leave every item of one parent out, silently (``drivestage/emulator/split_or.py`` names the
 reports), so an answer with the folder and none of its children is no proof the folder is
-empty. Anything else is None, and the pull resolves the path as a first pull does. P is
+empty, nor a page of it without a child (each page is a request Drive can answer so). Anything else is None, and the pull resolves the path as a first pull does. P is
 the store's top (or the id the path starts at) for a path of one name; deeper, the recorded
 parent: as for a single file's rerun (:func:`drivestage.stage.recheck`), the
 folders above P are not asked again, the path's last step is. A server that refuses the
@@ -66,8 +66,15 @@ def listed_at(store: Store, path: StorePath, folder_id: str, parent_id: str
     params = store._list_params()
     params["q"] = (f"('{_escape(parent_id)}' in parents and title='{_escape(name)}' and "
                    f"trashed=false) or ('{_escape(folder_id)}' in parents and trashed=false)")
+    pages: list[list[dict[str, Any]]] = []
+
+    def page(what: str, fn: Any) -> Any:   # (each page's items, as answered)
+        got = store.call(what, fn)
+        if got is not None:
+            pages.append([dict(it) for it in got])
+        return got
     try:
-        items = paging.all_pages(store.call, store.drive.ListFile(params), where)
+        items = paging.all_pages(page, store.drive.ListFile(params), where)
     except RemoteError as exc:
         if exc.status != 400:   # (a bad request, never retried: no wait is doubled)
             raise
@@ -94,11 +101,15 @@ def listed_at(store: Store, path: StorePath, folder_id: str, parent_id: str
     key = folder.get("resourceKey")
     keys.learn(folder_id, key if isinstance(key, str) else None, via=parent_id)
     children = [it for it in unique.values() if provenance.is_in(it, folder_id)]
-    if not children:
+    if not children or \
+            not all(any(provenance.is_in(it, folder_id) for it in got) for got in pages):
         # Drive's answer to an OR of parents can hold one parent's items and silently none
         # of the other's (incompleteSearch false: rclone's issues 3114, 4289 and 9810):
         # the folder without its children is no proof it is empty. An empty folder costs
-        # the resolve and the listing; a lost parent cost every file in it.
+        # the resolve and the listing; a lost parent cost every file in it. Each page is
+        # an answer of its own: one without a child (a second page that lost them, the
+        # first whole) is no proof either; the rerun took the first page's files as the
+        # folder's all, exit 0 (attackguard40).
         return None
     for it in children:
         key = it.get("resourceKey")

@@ -290,13 +290,15 @@ class Faults:
             self._empty_pages = max(0, int(times))
             self._empty_query = query or None
 
-    def drop_or_parents(self, times: Optional[int] = 1, keep: Optional[int] = 0) -> None:
+    def drop_or_parents(self, times: Optional[int] = 1, keep: Optional[int] = 0,
+                        after: int = 0) -> None:
         """Answer the next ``times`` files.list requests (None: every one) whose ``q`` names
         two parents or more (``('A' in parents) or ('B' in parents)``) with the items of the
         ``keep``-th parent named only (None: of none), every other named parent's left out,
         no error and ``incompleteSearch`` false: Drive's known failure of such queries
-        (:mod:`drivestage.emulator.split_or` names the reports)."""
-        self.split_or.set(times, keep)
+        (:mod:`drivestage.emulator.split_or` names the reports); the first ``after`` such
+        requests (a listing's first pages) are answered whole."""
+        self.split_or.set(times, keep, after)
 
     def expire_page_tokens(self, times: Optional[int] = 1) -> None:
         """Reject the page token of the next ``times`` files.list requests that carry one

@@ -38,24 +38,28 @@ class SplitOr:
         self._lock = threading.Lock()
         self._left = 0                 # answers left to hit (-1: every one)
         self._keep: Optional[int] = 0  # the index of the parent whose items stay
+        self._after = 0                # such answers still let through whole first
 
-    def set(self, times: Optional[int] = 1, keep: Optional[int] = 0) -> None:
+    def set(self, times: Optional[int] = 1, keep: Optional[int] = 0, after: int = 0) -> None:
         """Hit the next ``times`` answers (None: every one), keeping the items of the
-        ``keep``-th parent named (None: of none)."""
+        ``keep``-th parent named (None: of none), once ``after`` such answers went whole
+        (the second page of a listing: attackguard40)."""
         if keep is not None and int(keep) < 0:
             raise ValueError(f"keep must be a parent's index (0, 1, ...) or None, not {keep}")
         with self._lock:
             self._left = -1 if times is None else max(0, int(times))
             self._keep = None if keep is None else int(keep)
+            self._after = max(0, int(after))
 
     def clear(self) -> None:
         with self._lock:
-            self._left, self._keep = 0, 0
+            self._left, self._keep, self._after = 0, 0, 0
 
     def describe(self) -> Optional[dict]:
         with self._lock:
             return None if self._left == 0 else {
-                "times": None if self._left < 0 else self._left, "keep": self._keep}
+                "times": None if self._left < 0 else self._left, "keep": self._keep,
+                **({"after": self._after} if self._after else {})}
 
     def apply(self, q: Optional[str], found: list, resolve: Callable[[str], str]) -> list:
         """``found`` ((record, access) pairs, the answer to ``q``) as the failing Drive gives
@@ -67,6 +71,9 @@ class SplitOr:
             return found
         with self._lock:
             if self._left == 0:
+                return found
+            if self._after > 0:
+                self._after -= 1
                 return found
             if self._left > 0:
                 self._left -= 1

@@ -1,0 +1,56 @@
+"""A rerun's one listing (``drivestage/drive/relist.py``) in several pages, one of which
+Drive answered without the folder's children (``Faults.drop_or_parents(after=)``: its
+failure of an OR of parents hits a request, and each page is one): fidelity40 refused an
+answer with the folder and none of its children, but an answer of two pages, the first
+whole and the second without the children, was taken as the folder's whole listing."""
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+
+import pytest
+
+from tests._cli import run
+
+pytestmark = pytest.mark.usefixtures("drive_env", "local_state")
+
+
+def _zip(members: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    return buf.getvalue()
+
+
+def _pull(dest) -> tuple[int, dict, str]:
+    code, out, err = run("pull", "drive:F", str(dest), "-x", "-q", "--json")
+    return code, (json.loads(out) if code == 0 else {}), err
+
+
+@pytest.mark.parametrize("keep", [0, None])
+def test_a_rerun_whose_second_page_lost_the_children_still_pulls_every_file(
+        emulator, tmp_path, keep):
+    for i in range(5):
+        emulator.add_file(f"F/s{i}.zip", _zip({f"ds/own{i}": b"o%d" % i}))
+    assert _pull(tmp_path / "d")[0] == 0
+    emulator.add_file("F/t.zip", _zip({"ds/t": b"tt"}))     # new on Drive since
+    emulator.faults.short_pages(2)
+    emulator.faults.drop_or_parents(times=None, keep=keep, after=1)
+    code, again, err = _pull(tmp_path / "d")
+    assert code == 0, err
+    assert sorted(f["name"] for f in again["files"]) == \
+        ["s0.zip", "s1.zip", "s2.zip", "s3.zip", "s4.zip", "t.zip"], again
+    assert (tmp_path / "d/F/ds/t").read_bytes() == b"tt"
+    for i in range(5):
+        assert (tmp_path / f"d/F/ds/own{i}").read_bytes() == b"o%d" % i
+
+
+def test_the_fault_lets_its_first_answers_through(emulator):
+    emulator.faults.drop_or_parents(times=1, keep=None, after=2)
+    assert emulator.faults.describe()["drop_or_parents"] == {"times": 1, "keep": None,
+                                                            "after": 2}
+    emulator.faults.clear()
+    emulator.faults.apply({"kind": "drop_or_parents", "after": 1})
+    assert emulator.faults.describe()["drop_or_parents"] == {"times": 1, "keep": 0, "after": 1}
