@@ -28,16 +28,19 @@ os.register_at_fork(after_in_child=_unlocked_in_child)
 
 def remove(call: Callable[[str, Callable[[], None]], None], f: Any, where: str, trash: bool,
            *, drive_id: Optional[str], scope: str,
-           check: Optional[Callable[[], None]] = None) -> None:
+           check: Optional[Callable[[], None]] = None,
+           unanswered: Optional[list[str]] = None) -> None:
     """Delete the PyDrive2 file ``f`` (``where`` names it) through ``call`` (the store's
     retrying call), or trash it when ``trash``; a permanent delete Drive refuses is tried as
     a trash (a shared drive's Content manager), with one warning per ``scope`` (the shared
     drive) and process. An answer lost after Drive did it: the retry's 404 is success.
-    ``check`` (a push's guard) before each request, each retry's too (guards40)."""
+    ``check`` (a push's guard) before each request, each retry's too (guards40); where it
+    refuses a retry, ``where`` goes into ``unanswered``: a try was sent, its answer not had
+    (it may have gone: attackguard40)."""
     refusals: list[BaseException] = []   # the guard's: raised as they are
 
     def attempt(to_trash: bool) -> None:
-        tried = []
+        tried: list[int] = []
 
         def once() -> None:
             if check is not None:
@@ -45,6 +48,8 @@ def remove(call: Callable[[str, Callable[[], None]], None], f: Any, where: str, 
                     check()
                 except BaseException as exc:
                     refusals.append(exc)
+                    if tried and unanswered is not None:
+                        unanswered.append(where)
                     raise
             tried.append(1)
             try:
@@ -97,3 +102,16 @@ def warn_trashed_instead(scope: str, where: str, refused: BaseException,
                 "it after 30 days), here and for the rest of this run. Ask a Manager of the "
                 "shared drive for the Manager role to delete permanently, or pass "
                 "--use-trash to ask for the trash.", where)
+
+
+def say_unanswered(names: list[str]) -> None:
+    """One line for the removals of ``names`` sent whose answer the push stopped before
+    having (a guard that refused their retry, a Ctrl-C): Drive may have done them, and no
+    "deleted" line says so (attackguard40: three items went unsaid)."""
+    if not names:
+        return
+    shown = names[:10] + ([f"{len(names) - 10} more"] if len(names) > 10 else [])
+    listed = shown[0] if len(shown) == 1 else f"{', '.join(shown[:-1])} and {shown[-1]}"
+    log.warning("the removal of %s was sent, and the push stopped before %s answer came: "
+                "%s may be gone", listed, "its" if len(names) == 1 else "their",
+                "it" if len(names) == 1 else "they")

@@ -79,6 +79,9 @@ class Removals:
             return
         except BaseException:   # (the guard refused a retry, a Ctrl-C): what went is told
             self._done(ok, got, out)
+            # (and what was sent without an answer had: Drive may have done it)
+            removal.say_unanswered([where[self._key(e)] for e in ok
+                                    if e.id not in out and sent.get(self._key(e))])
             raise
         self._done(ok, got, out)   # (first: a guard refusing below leaves them told)
         refused: dict[str, DriveStageError] = {}
@@ -144,6 +147,7 @@ class Removals:
         """One request each (:func:`removal.remove`), ``check()`` before each (and before
         each retry), stopping at a failure; the outcomes into ``out`` (returned)."""
         refusals: list[BaseException] = []
+        lost: list[str] = []   # (a retry refused: sent, its answer not had)
 
         def ask() -> None:   # (what the guard raises is raised, never an item's outcome)
             try:
@@ -155,9 +159,11 @@ class Removals:
             try:
                 removal.remove(self.call, self.drive.CreateFile({"id": self._key(e)}),
                                self.describe(e), trash, drive_id=self._drive_of(e),
-                               scope=self._drive_of(e) or self.label, check=ask)
-            except DriveStageError as exc:
-                if exc in refusals:
+                               scope=self._drive_of(e) or self.label, check=ask,
+                               unanswered=lost)
+            except BaseException as exc:
+                if exc in refusals or not isinstance(exc, DriveStageError):
+                    removal.say_unanswered(lost)
                     raise
                 out[e.id] = exc
                 if stops(exc):
@@ -179,6 +185,18 @@ class Removals:
             batches.call_many(self.transport, where, "trash", sent, before=check, out=got)
         except batches.NoBatches:
             got = {}
+        except BaseException:   # (the guard refused a retry, a Ctrl-C): what went is told
+            done = [e for e in items if self._key(e) in got
+                    and not isinstance(got[self._key(e)], BaseException)]
+            for e in done:
+                removal.warn_trashed_instead(self._drive_of(e) or self.label,
+                                             where[self._key(e)], refused[e.id],
+                                             self._drive_of(e))
+                out[e.id] = None
+                self._forget(e)
+            removal.say_unanswered([where[self._key(e)] for e in items
+                                    if self._key(e) not in got and sent.get(self._key(e))])
+            raise
         for e in items:
             key = self._key(e)
             if key in got:

@@ -1,0 +1,121 @@
+"""attackguard40: a pass of removals whose guard refuses the retry of a request whose
+answer was lost (the connection reset once Drive had done it). guards40 made the pass say
+what Drive answered done before the guard refused; the removals sent whose answer never
+came were said nothing at all, though Drive had carried them out: the user read
+"--delete: removing 3 items", then the guard's error, and three items had gone unsaid.
+Now one line names them as sent, their answer lost: they may be gone. The real PyDrive2
+stack against the emulator; the guard refuses by the emulator's request log."""
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+REMOVALS = ("files.delete", "files.trash")
+
+
+class Refused(Exception):
+    pass
+
+
+def _refusing_after_one_removal(emulator):
+    start: list[int] = []
+
+    def guard() -> None:
+        if not start:
+            start.append(len(emulator.requests))
+        if any(r.kind in REMOVALS for r in emulator.requests[start[0]:]):
+            raise Refused("the lease is another trainer's now")
+    return guard
+
+
+def _trashed(emulator, folder: str) -> list[str]:
+    top = emulator.find(folder)["id"]
+    return sorted(f["title"] for f in emulator.files() if f["labels"]["trashed"]
+                  and any(p["id"] == top for p in f.get("parents") or []))
+
+
+def _seed(emulator, tmp_path, names):
+    from drivestage.upload_tree import push
+
+    src = tmp_path / "run"
+    src.mkdir()
+    (src / "keep.txt").write_text("kept")
+    push(str(src), "drive:runs/exp", jobs=1)
+    for name in names:
+        emulator.add_file(f"runs/exp/{name}", name.encode())
+    return src
+
+
+@pytest.mark.parametrize("stop", [Refused, KeyboardInterrupt], ids=["refused", "ctrl-c"])
+@pytest.mark.parametrize("batches", [True, False], ids=["batch", "alone"])
+def test_removals_whose_answer_was_lost_are_said_when_the_guard_refuses_the_retry(
+        emulator, drive_env, local_state, tmp_path, caplog, batches, stop):
+    from drivestage.upload_tree import push
+
+    names = ("a.txt", "b.txt", "c.txt") if batches else ("a.txt",)
+    src = _seed(emulator, tmp_path, names)
+    refuse = _refusing_after_one_removal(emulator)
+    calls: list[int] = []
+
+    def guard() -> None:
+        calls.append(1)
+        if len(calls) == 2:   # (the pass's start, then the first request that removes:
+            # its answer is lost once Drive did it; the checks' batch went before)
+            emulator.faults.drop("POST", r"/batch" if batches else r"/trash", times=1)
+        try:
+            refuse()
+        except Refused:
+            raise stop("the lease is another trainer's now") from None
+    caplog.set_level(logging.INFO, logger="drivestage")
+    with pytest.raises(stop):   # (a Ctrl-C inside the guard: the same line, then stopped)
+        push(str(src), "drive:runs/exp", delete=True, jobs=1, guard=guard)
+    assert _trashed(emulator, "runs/exp") == sorted(names)    # Drive did them
+    said = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    lost = [line for line in said if "may be gone" in line]
+    assert lost == (
+        ["the removal of drive:runs/exp/a.txt, drive:runs/exp/b.txt and drive:runs/exp/c.txt "
+         "was sent, and the push stopped before their answer came: they may be gone"]
+        if batches else
+        ["the removal of drive:runs/exp/a.txt was sent, and the push stopped before its "
+         "answer came: it may be gone"]), said
+    assert not any(line.startswith("deleted ") for line in said)
+
+
+def test_trashes_instead_of_refused_deletes_are_said_when_the_guard_refuses_their_retry(
+        emulator, drive_env, local_state, tmp_path, caplog):
+    """A Content manager of a shared drive: Drive refuses the permanent deletes (403), and
+    they go as trashes in a batch of their own. The guard refused that batch's retry: the
+    trashes Drive answered done before (one call of three answered 503) were neither said
+    "deleted" nor warned "moved to the trash instead"."""
+    from drivestage.upload_tree import push
+
+    team = emulator.add_shared_drive("Team", role="fileOrganizer")
+    src = tmp_path / "run"
+    src.mkdir()
+    (src / "keep.txt").write_text("kept")
+    push(str(src), "drive:shared/Team/exp", jobs=1)
+    ids = {n: emulator.add_file(f"exp/{n}", n.encode(), drive_id=team)
+           for n in ("a.txt", "b.txt", "c.txt")}
+    refuse = _refusing_after_one_removal(emulator)
+    calls: list[int] = []
+
+    def guard() -> None:
+        calls.append(1)
+        if len(calls) == 3:   # (the pass's start, the deletes' batch: now the trashes')
+            emulator.faults.inject("POST", rf"/files/{ids['c.txt']}/trash", status=503,
+                                   times=1)
+        if len(calls) >= 3:
+            refuse()
+    caplog.set_level(logging.INFO, logger="drivestage")
+    with pytest.raises(Refused):
+        push(str(src), "drive:shared/Team/exp", delete=True, delete_permanently=True, jobs=1,
+             guard=guard)
+    trashed = sorted(n for n, i in ids.items() if emulator.store.get(i)["trashed"])
+    assert trashed == ["a.txt", "b.txt"]
+    said = [r.getMessage() for r in caplog.records if r.name == "drivestage.extra"
+            and r.getMessage().startswith("deleted ")]
+    assert said == ["deleted a.txt (not in the local tree)", "deleted b.txt (not in the local tree)"]
+    warned = [r.getMessage() for r in caplog.records if "Moved to the shared drive's trash "
+              "instead" in r.getMessage()]
+    assert len(warned) == 1, warned
