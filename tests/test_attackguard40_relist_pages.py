@@ -54,3 +54,29 @@ def test_the_fault_lets_its_first_answers_through(emulator):
     emulator.faults.clear()
     emulator.faults.apply({"kind": "drop_or_parents", "after": 1})
     assert emulator.faults.describe()["drop_or_parents"] == {"times": 1, "keep": 0, "after": 1}
+
+
+def test_a_server_that_always_loses_a_parent_costs_the_resolve_once_per_rerun(
+        emulator, tmp_path):
+    """Every OR of parents answered without the children, page after page: the rerun asks
+    its one listing once, then resolves and lists as a first pull does (queries of one
+    parent, answered whole); never the combined query again, whatever the server says."""
+    for i in range(3):
+        emulator.add_file(f"F/s{i}.zip", _zip({f"ds/own{i}": b"o%d" % i}))
+    assert _pull(tmp_path / "d")[0] == 0
+    first = len(emulator.requests)
+    assert _pull(tmp_path / "d")[0] == 0
+    whole = [r.kind for r in emulator.requests[first:]]
+    assert whole == ["files.list"]
+    emulator.faults.short_pages(1)
+    emulator.faults.drop_or_parents(times=None, keep=0)
+    for _ in range(2):
+        before = len(emulator.requests)
+        code, again, err = _pull(tmp_path / "d")
+        assert code == 0, err
+        assert again["actions"] == {"cached": 3}, again
+        sent = emulator.requests[before:]
+        combined = [r for r in sent if ") or (" in (r.query.get("q") or "")]
+        assert len(combined) == 1, [r.query for r in sent]
+        # (its one listing, the resolve of F, F's listing in pages of one: 3 children)
+        assert [r.kind for r in sent] == ["files.list"] * 5
