@@ -238,17 +238,18 @@ class OldCopies:
             with self.mutex:
                 self.replaced.append(rel)
         for at, e in enumerate(gone):
+            asked = _Asked(self.check)
             try:
                 # (One also in another folder loses only this folder: the new copy takes its
                 # name here, and its bytes stay there; parents39. The guard before each
                 # request that removes, a retry's too: a guard refusing midway removes no
                 # more.)
-                self.store.take_out(e, trash=self.use_trash, check=self.check)
+                self.store.take_out(e, trash=self.use_trash, check=asked.check)
             except NotFoundError:
                 pass  # already gone (another push removed it), or left (the store said why)
             except BaseException:
                 if duplicates:   # (the line above said they went)
-                    _stay(rel, gone[at:])
+                    _stay(rel, gone[at:], asked.sent)
                 raise
 
     def repair(self) -> None:
@@ -260,19 +261,50 @@ class OldCopies:
                         "local file) and removed the others", lf.rel, len(olds) + 1,
                         ", ".join(e.id for e in [kept] + olds), kept.id)
             for at, e in enumerate(olds):
+                asked = _Asked(self.check)
                 try:
-                    self.store.take_out(e, trash=self.use_trash, check=self.check)
+                    self.store.take_out(e, trash=self.use_trash, check=asked.check)
                 except NotFoundError:
                     pass
                 except BaseException:
-                    _stay(lf.rel, olds[at:])
+                    _stay(lf.rel, olds[at:], asked.sent)
                     raise
             self.replaced.append(lf.rel)
 
 
-def _stay(rel: str, left: list[RemoteEntry]) -> None:
+class _Asked:
+    """The guard ``check`` as one removal asks it (a push's; None: no guard): ``sent``
+    where it stopped the removal at a retry's call, a try of it sent before (its answer
+    lost, or a failure retried): Drive may have done it."""
+
+    def __init__(self, check: Optional[Callable[[], None]]) -> None:
+        self._guard, self._calls, self.sent = check, 0, False
+
+    @property
+    def check(self) -> Optional[Callable[[], None]]:
+        return None if self._guard is None else self._ask
+
+    def _ask(self) -> None:
+        self._calls += 1
+        try:
+            if self._guard is not None:
+                self._guard()
+        except BaseException:
+            self.sent = self._calls > 1
+            raise
+
+
+def _stay(rel: str, left: list[RemoteEntry], sent: bool = False) -> None:
     """Said after "… and removed the others" where the push stopped before ``left`` went
-    (its guard refused, a failure): the user reads what is still there (guards40)."""
+    (its guard refused, a failure): the user reads what is still there (guards40). ``sent``:
+    the first of ``left`` was sent before the stop, its answer not had: it may be gone (it
+    was said "not removed" from the trash: attackguard40)."""
+    if sent:
+        log.warning("%s: the removal of the copy %s was sent, and the push stopped before its "
+                    "answer came: it may be gone", rel, left[0].id)
+        left = left[1:]
+        if not left:
+            return
     log.warning("%s: %d of those copies %s not removed (ids %s): the push stopped first",
                 rel, len(left), "were" if len(left) > 1 else "was",
                 ", ".join(e.id for e in left))

@@ -8,6 +8,7 @@ stack against the emulator; the guard refuses by the emulator's request log."""
 from __future__ import annotations
 
 import logging
+import re
 
 import pytest
 
@@ -119,3 +120,40 @@ def test_trashes_instead_of_refused_deletes_are_said_when_the_guard_refuses_thei
     warned = [r.getMessage() for r in caplog.records if "Moved to the shared drive's trash "
               "instead" in r.getMessage()]
     assert len(warned) == 1, warned
+
+
+@pytest.mark.parametrize("changed", [True, False], ids=["replaced", "repaired"])
+def test_a_same_named_copy_whose_removal_answer_was_lost_is_not_said_left(
+        emulator, drive_env, local_state, tmp_path, caplog, changed):
+    """Three copies of notes.txt: the push keeps one and removes the others. The first
+    removal's answer is lost once Drive did it, and the guard refuses its retry: guards40's
+    line said both copies "not removed (ids A, B)", where A was in the trash. (A delete's
+    answer, 204, has no body to cut: the copies go to the trash here.)"""
+    from drivestage.upload_tree import push
+
+    ids = [emulator.add_file("runs/exp/notes.txt", body) for body in (b"one", b"two", b"three")]
+    src = tmp_path / "run"
+    src.mkdir()
+    (src / "notes.txt").write_bytes(b"four" if changed else b"three")
+    refuse = _refusing_after_one_removal(emulator)
+
+    def guard() -> None:   # (the first removal's answer lost: armed at its own check)
+        if not any(r.kind in REMOVALS for r in emulator.requests) and not armed:
+            armed.append(emulator.faults.drop("POST", r"/trash", times=1))
+        refuse()
+    armed: list = []
+    caplog.set_level(logging.INFO, logger="drivestage")
+    with pytest.raises(Refused):
+        push(str(src), "drive:runs/exp", jobs=1, guard=guard, use_trash=True)
+    lines = [r.getMessage() for r in caplog.records if r.name == "drivestage.old_copies"]
+    kept = re.search(r"kept (?:the one just uploaded \()?([\w-]+)", lines[0]).group(1)
+    live = {f["id"] for f in emulator.files() if not f["labels"]["trashed"]}
+    others = [i for i in ids if i != kept]
+    gone = [i for i in others if i not in live]
+    stays = [i for i in others if i in live]
+    assert len(gone) == 1 and len(stays) == 1, (gone, stays)
+    assert lines[1:] == [
+        f"notes.txt: the removal of the copy {gone[0]} was sent, and the push stopped before "
+        "its answer came: it may be gone",
+        f"notes.txt: 1 of those copies was not removed (ids {stays[0]}): the push stopped "
+        "first"], lines
