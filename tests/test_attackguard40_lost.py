@@ -157,3 +157,38 @@ def test_a_same_named_copy_whose_removal_answer_was_lost_is_not_said_left(
         "its answer came: it may be gone",
         f"notes.txt: 1 of those copies was not removed (ids {stays[0]}): the push stopped "
         "first"], lines
+
+
+def test_batch_removals_done_before_the_server_refused_the_retry_batch_are_said(
+        emulator, drive_env, local_state, tmp_path, caplog):
+    """The removals' batch: a.txt and b.txt done, c.txt answered 503; its retry, the batch
+    request itself refused (404: a proxy that takes no batches now): the items are removed
+    one request each, and the guard refuses the first. Drive's own answers of the first
+    batch (a.txt, b.txt done) were dropped: they were sent again alone, and where the guard
+    stopped that, never said."""
+    from drivestage.upload_tree import push
+
+    names = ("a.txt", "b.txt", "c.txt")
+    src = _seed(emulator, tmp_path, names)
+    ids = {n: emulator.find(f"runs/exp/{n}")["id"] for n in names}
+    calls: list[int] = []
+
+    def guard() -> None:
+        calls.append(1)
+        if len(calls) == 2:   # (the pass's start, then the removals' batch)
+            emulator.faults.inject("POST", rf"/files/{ids['c.txt']}/trash", status=503,
+                                   times=1)
+        elif len(calls) == 3:   # (its retry, of c.txt alone)
+            emulator.faults.inject("POST", r"/batch", status=404, times=1)
+        elif len(calls) > 3:
+            raise Refused("the lease is another trainer's now")
+    caplog.set_level(logging.INFO, logger="drivestage")
+    with pytest.raises(Refused):
+        push(str(src), "drive:runs/exp", delete=True, jobs=1, guard=guard)
+    assert _trashed(emulator, "runs/exp") == ["a.txt", "b.txt"]
+    said = [r.getMessage() for r in caplog.records if r.name == "drivestage.extra"
+            and r.getMessage().startswith("deleted ")]
+    assert said == ["deleted a.txt (not in the local tree) to the trash",
+                    "deleted b.txt (not in the local tree) to the trash"]
+    lone = [r for r in emulator.requests if r.path.endswith("/trash") and not r.in_batch]
+    assert lone == []   # (none sent again alone: Drive had answered them)

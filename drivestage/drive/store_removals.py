@@ -72,10 +72,13 @@ class Removals:
                               before=check, out=got)
         except batches.NoBatches as exc:
             # Refused whole (nothing done), or an answer that is not Drive's (some may be
-            # done: a lone delete then answers 404, taken as gone).
+            # done: a lone delete then answers 404, taken as gone). What an earlier attempt's
+            # answer (Drive's) said done is done: told, never sent again alone (a guard
+            # stopping those left it unsaid: attackguard40).
             log.info("%s; each item is removed alone", exc)
             self._no_batches = True
-            self._remove_each(ok, trash, check, out)
+            self._done(ok, got, out)
+            self._remove_each([e for e in ok if e.id not in out], trash, check, out)
             return
         except BaseException:   # (the guard refused a retry, a Ctrl-C): what went is told
             self._done(ok, got, out)
