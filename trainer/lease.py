@@ -121,6 +121,7 @@ class RunLease:
         #: :func:`server_clock.answered` when the last try to take it so failed (None: no
         #: try failed): a commit's guard tries again only where Drive answered since.
         self._late_failed: Optional[int] = None
+        self.why_pending: Optional[BaseException] = None   # (the last try's failure)
         #: When (:func:`_clock`) the last write of this claim that Drive answered was sent,
         #: and until when no other trainer can have taken the lease over as stale
         #: (:meth:`guard`): a check's listing showed none better, and this claim, renewed
@@ -273,11 +274,7 @@ class RunLease:
                     self.guard_checks += 1
                     self.check()
         if self.pending:   # (neither held nor lost: only a new file that replaces nothing goes)
-            raise LeaseNotTakenError(
-                f"{self.drive.spec}: the run's lease is not taken yet (Drive did not answer "
-                "this trainer's tries to take it); until it is, nothing there is replaced or "
-                "removed, so the send stopped at its first replacement or removal (new files "
-                "may have gone); the next push tries again")
+            raise LeaseNotTakenError(not_taken(self.drive.spec, self.why_pending))
 
     def _due(self) -> bool:
         """Whether :meth:`guard` checks now (see there)."""
@@ -319,6 +316,7 @@ class RunLease:
                     live = others()
         except DriveStageError as exc:
             self._late_failed = server_clock.answered()   # (no try more before Drive answers)
+            self.why_pending = exc
             logger.debug("the run's lease is still not taken: %s", exc)
             return
         if live:
@@ -486,4 +484,4 @@ def _clock() -> float:
 
 # (Where a trainer takes its lease, and the leases this process holds: trainer.lease_held,
 # named here for every caller; imported last, as that module imports RunLease from this one.)
-from trainer.lease_held import held_folder, release_all  # noqa: E402
+from trainer.lease_held import held_folder, not_taken, release_all  # noqa: E402

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from drivestage.errors import DriveStageError
+from drivestage.errors import DriveStageError, QuotaExceededError
 
 if TYPE_CHECKING:
     from trainer.lease import RunLease
@@ -42,7 +42,7 @@ def held_folder(cfg, stop):
         lease.release()   # (a claim made before the failure: removed where Drive lets it)
         logger.warning("could not take the run's lease on %s (%s): it is taken at the first "
                        "push that reaches Drive", d.logs, exc)
-        lease.pending = True
+        lease.pending, lease.why_pending = True, exc
         lease.lost = None
         lease._done.clear()
         _HELD.append(lease)
@@ -57,3 +57,21 @@ def release_all() -> None:
     """Release every lease this process holds (the run ended)."""
     while _HELD:
         _HELD.pop().release()
+
+
+def not_taken(spec: str, why: "BaseException | None") -> str:
+    """The line of a push stopped while the run's lease on ``spec`` is not taken (``why``:
+    the last try's failure). Drive's storage full refused the claim's write (a file of a
+    few hundred bytes), and the room a push makes (drive.keep_last) is a removal, which
+    waits for the lease: no push made room, and none ever took it (attackguard40); the
+    line said Drive "did not answer", and the user could not tell what to do."""
+    stopped = ("until it is, nothing there is replaced or removed, so the send stopped at its "
+               "first replacement or removal (new files may have gone)")
+    if isinstance(why, QuotaExceededError):
+        return (f"{spec}: the run's lease is not taken yet: Drive's storage is full, and its "
+                f"claim (a file of a few hundred bytes) did not fit; {stopped}, and no room "
+                "is made there (drive.keep_last) while it is not taken. Free some space on "
+                "Drive (empty its trash, remove old runs): the next push takes the lease "
+                "and makes room")
+    return (f"{spec}: the run's lease is not taken yet (Drive did not answer this trainer's "
+            f"tries to take it); {stopped}; the next push tries again")
