@@ -291,6 +291,10 @@ def check_moved(res: Mapping[str, Any], target_id: str, source_id: str, where: s
     in the target and out of the source (parents unsaid: taken as done). A move answered as
     done but not done had dedupe trash the folder still holding the item."""
     if is_in(res, target_id) is False or is_in(res, source_id) is True:
+        if not _parent_ids(res):   # (a liar: a move into a folder is never in none)
+            raise WrongItemError(
+                f"move {where}: the server answered that it is in no folder, not moved into "
+                f"{target_id}; stopped, nothing done with that answer. {_ADVICE}")
         raise WrongItemError(
             f"move {where}: the server answered for another item (it is still in folders "
             f"{', '.join(_parent_ids(res) or [])}, not moved into {target_id}); stopped, "
