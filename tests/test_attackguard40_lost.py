@@ -192,3 +192,57 @@ def test_batch_removals_done_before_the_server_refused_the_retry_batch_are_said(
                     "deleted b.txt (not in the local tree) to the trash"]
     lone = [r for r in emulator.requests if r.path.endswith("/trash") and not r.in_batch]
     assert lone == []   # (none sent again alone: Drive had answered them)
+
+
+@pytest.mark.parametrize("lost", [False, True], ids=["answered", "lost"])
+@pytest.mark.parametrize("batches", [True, False], ids=["batch", "alone"])
+def test_a_guard_refusing_at_each_call_in_turn_leaves_every_line_true(
+        emulator, drive_env, local_state, tmp_path, caplog, batches, lost):
+    """--delete of three items, the second's first try answered 503 (a retry; ``lost``: the
+    first request that removes is done and its answer cut): the guard refuses at its 1st
+    call, then its 2nd, … until the push goes through. Each time the items said "deleted"
+    are in the trash, and those in the trash not said so are named as "may be gone"."""
+    from drivestage.upload_tree import push
+
+    names = ("a.txt", "b.txt", "c.txt")
+    src = _seed(emulator, tmp_path, names)
+    ids = {n: emulator.find(f"runs/exp/{n}")["id"] for n in names}
+    for n in range(1, 12):
+        for name in names:   # (back as they were)
+            emulator.store.set_trashed(ids[name], False)
+        emulator.faults.clear()
+        if not batches:
+            emulator.faults.inject("POST", "/batch", status=404, times=None)
+        emulator.faults.inject("POST", rf"/files/{ids['b.txt']}/trash", status=503, times=1)
+        calls: list[int] = []
+
+        def guard() -> None:
+            calls.append(1)
+            if lost and len(calls) == 2:   # (the first request that removes: cut)
+                emulator.faults.drop("POST", r"/batch" if batches else
+                                     rf"/files/{ids['a.txt']}/trash", times=1)
+            if len(calls) == n:
+                raise Refused(f"refused at call {n}")
+        caplog.clear()
+        caplog.set_level(logging.INFO, logger="drivestage")
+        try:
+            push(str(src), "drive:runs/exp", delete=True, jobs=1, guard=guard)
+        except Refused:
+            done = False
+        else:
+            done = True
+        gone = _trashed(emulator, "runs/exp")
+        lines = [r.getMessage() for r in caplog.records]
+        said = sorted(line.split()[1] for line in lines if line.startswith("deleted "))
+        assert len(said) == len(set(said)) and set(said) <= set(gone), (n, lines)
+        maybe = [line for line in lines if line.endswith("may be gone")]
+        for name in set(gone) - set(said):
+            assert any(f"drive:runs/exp/{name}" in line for line in maybe), (n, name, lines)
+        if done:
+            assert said == gone == list(names)
+            # (the guard's calls, and one: the start, each request that removes, a retry's)
+            assert n == {(True, False): 4, (True, True): 4, (False, False): 6,
+                         (False, True): 7}[batches, lost], n
+            break
+    else:
+        raise AssertionError("the push never went through")
