@@ -7,10 +7,14 @@ load (40-80 ms after the interpreter starts) then ends as one at any later momen
 SIGTERM or SIGHUP that comes meanwhile, until its handlers take it
 (:mod:`drivestage.held_signals`): it then makes its final push, where the signal used to
 kill it. Nothing else of the package is imported here.
+
+A standard stream closed when the process starts (``2>&-``, ``>&-``, a launcher that closes
+them) is opened on the null device first (:func:`open_closed_streams`).
 """
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from typing import Sequence
 
@@ -21,6 +25,7 @@ def interruptible(module: str, *, hold: bool = False) -> None:
     """Import ``module`` and run its ``main()``; a Ctrl-C during the import prints
     ``Interrupted.`` and exits 130 (the command's own handler takes over once it runs).
     ``hold``: SIGTERM and SIGHUP are held for the command (:mod:`drivestage.held_signals`)."""
+    open_closed_streams()
     if hold:
         held_signals.hold()
     try:
@@ -32,6 +37,29 @@ def interruptible(module: str, *, hold: bool = False) -> None:
         run()
     finally:
         held_signals.release()
+
+
+def open_closed_streams() -> None:
+    """Open the null device on each of descriptors 0, 1 and 2 that is closed, and give
+    Python a stream for it. Started with standard error closed (``2>&-``), Python's
+    ``sys.stderr`` was None and every command died at its first status line, exit 1 and
+    no word (a push, a pull, a mirror before its first push, a training run: attackcli40);
+    and the first file a command opened took the free descriptor, where a child process's
+    or a C library's messages for standard error would have been written into it."""
+    for fd, name in ((0, "stdin"), (1, "stdout"), (2, "stderr")):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)   # (the lowest free descriptor: this one)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+        if getattr(sys, name) is None:
+            stream = open(fd, "r" if fd == 0 else "w", buffering=1 if fd == 2 else -1,
+                          encoding="utf-8", errors="backslashreplace", closefd=False)
+            setattr(sys, name, stream)
+            if getattr(sys, f"__{name}__") is None:
+                setattr(sys, f"__{name}__", stream)
 
 
 def _command(args: Sequence[str]) -> str:

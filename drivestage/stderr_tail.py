@@ -1,9 +1,18 @@
 """Standard error as the commands write to it, remembering whether a line is left open: a
 progress bar ends without a newline (tqdm redraws it with ``\\r``), and the ``Error:`` line or
 traceback after it must start on a line of its own, not read ``…100%|███| Error: …`` in a log
-file or a notebook (drivestage's commands and trainer's share this)."""
+file or a notebook (drivestage's commands and trainer's share this).
+
+It also outlives its reader: once whatever read standard error is gone (``cmd 2>&1 | head``, a
+``tee`` or log collector that ended), what follows is dropped, not raised. A progress bar's
+next redraw or a status line raised ``BrokenPipeError`` where it was written: a mirror
+stopped by Ctrl-C skipped its final push at ``stopping: pushing once more``, and a training
+run died at its bar's first update with nothing saved (attackcli40). Only the command's
+messages are lost, as they would be to a closed terminal; its work, and its exit code, stay.
+"""
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any, Optional
 
@@ -25,9 +34,37 @@ class Tail:
     def write(self, text: str) -> int:
         if text:
             self.last = text[-1]
-        return int(self._stream.write(text))
+        try:
+            return int(self._stream.write(text))
+        except BrokenPipeError:
+            self._reader_gone()
+            return len(text)
 
-    def __getattr__(self, name: str) -> Any:  # flush, isatty, encoding, fileno, buffer...
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            self._reader_gone()
+
+    def _reader_gone(self) -> None:
+        """Send the rest to the null device: the pipe's reader is gone for good (see the
+        module doc). The null device takes the descriptor's place, so that what the stream
+        still holds, a child process's stderr and the interpreter's last flush (exit 120
+        where it failed) go there too, and the descriptor is never free for a file opened
+        later to take."""
+        null = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(null, self._stream.fileno())
+        except (AttributeError, OSError, ValueError):   # (no descriptor: a stream of its own)
+            self._stream = open(os.devnull, "w", encoding="utf-8")
+        finally:
+            os.close(null)
+        try:
+            self._stream.flush()
+        except (OSError, ValueError):
+            pass
+
+    def __getattr__(self, name: str) -> Any:  # isatty, encoding, fileno, buffer...
         return getattr(self._stream, name)
 
     def line_open(self) -> bool:
