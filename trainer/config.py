@@ -384,16 +384,40 @@ def _yaml_problem(exc: Exception) -> str:
     return text
 
 
-def _bad_byte(path: str) -> str:
-    """Where a file stops being UTF-8: ``line N holds the byte 0xE9``."""
-    with open(path, "rb") as fh:
-        data = fh.read()
+def _bad_byte(data: bytes, exc: UnicodeDecodeError) -> str:
+    """Where ``data`` stops being UTF-8: ``line N holds the byte 0xE9``."""
+    line = data[:exc.start].count(b"\n") + 1
+    return f"line {line} holds the byte 0x{data[exc.start]:02X}"
+
+
+#: The most a config file may hold: configs/voc.yaml, every key commented, is 3 KB. A larger
+#: file is one given by mistake (a dataset list, a log, /dev/zero): refused before it is
+#: parsed, which took 83 s for 100 MB (attackcli40).
+MAX_CONFIG_BYTES = 1 << 20
+
+
+def _config_text(path: str) -> str:
+    """The text of the config file at ``path``, read once: a pipe (``-c <(envsubst <
+    cfg.yaml)``) or a FIFO is one too, and gives its bytes once only."""
+    from drivestage.localfs import read_at_most
+
+    if not os.path.exists(path):
+        raise ConfigError(f"config file not found: {path}")
+    if os.path.isdir(path):
+        raise ConfigError(f"config {path} is a folder; give the YAML file, e.g. -c "
+                          "configs/voc.yaml")
     try:
-        data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data[:exc.start].count(b"\n") + 1
-        return f"line {line} holds the byte 0x{data[exc.start]:02X}"
-    return "it changed while read"
+        data = read_at_most(path, MAX_CONFIG_BYTES)
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc.strerror or exc}") from None
+    if data is None:
+        raise ConfigError(f"config {path} holds more than 1 MiB: no config is that large; "
+                          "give the YAML config, e.g. -c configs/voc.yaml")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:  # (a file saved as Windows-1252: was a traceback)
+        raise ConfigError(f"config {path} is not UTF-8 text ({_bad_byte(data, exc)}); save "
+                          "it as UTF-8") from None
 
 
 def load_config(path: Optional[str] = None, overrides: Optional[list[str]] = None) -> Config:
@@ -403,17 +427,12 @@ def load_config(path: Optional[str] = None, overrides: Optional[list[str]] = Non
         if path == "":   # (`-c "$CONFIG"` unset: "config file not found: " named nothing)
             raise ConfigError("the config file's path is empty (an unset variable?); give a "
                               "YAML config, e.g. -c configs/voc.yaml")
-        if not os.path.isfile(path):
-            raise ConfigError(f"config file not found: {path}")
-        with open(path, encoding="utf-8") as fh:
-            try:
-                raw = yaml.load(fh, Loader=_UniqueKeys) or {}
-            except yaml.YAMLError as exc:
-                raise ConfigError(f"config {path} is not valid YAML: {_yaml_problem(exc)}; "
-                                  "fix the file there") from None
-            except UnicodeDecodeError:  # (a file saved as Windows-1252: was a traceback)
-                raise ConfigError(f"config {path} is not UTF-8 text ({_bad_byte(path)}); save "
-                                  "it as UTF-8") from None
+        text = _config_text(path)
+        try:
+            raw = yaml.load(text, Loader=_UniqueKeys) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config {path} is not valid YAML: {_yaml_problem(exc)}; "
+                              "fix the file there") from None
         where = f" in {path}"
         for key, value in _flatten(raw, where):
             _apply(cfg, key, value, where)
