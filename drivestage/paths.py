@@ -263,6 +263,17 @@ def split_names(rel: str, spec: str) -> tuple[str, ...]:
     return parts
 
 
+def _as_typed(spec: str) -> str:
+    """``spec`` as UTF-8 where its bytes are UTF-8 and only the locale read them as another
+    encoding (``LC_ALL=C`` with ``PYTHONUTF8=0``: ASCII, each byte above 127 a lone
+    surrogate): it said they were not UTF-8 and to type them again, as they were
+    (attackcli40). Otherwise ``spec`` as it is."""
+    try:
+        return os.fsencode(spec).decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return spec
+
+
 def parse(spec: str) -> DrivePath:
     """Parse a ``drive:`` spec or a sharing link; raises UsageError naming the spec and the
     accepted forms."""
@@ -270,6 +281,8 @@ def parse(spec: str) -> DrivePath:
         return parse_link(spec)
     if not is_drive(spec):
         raise UsageError(f"{_shown(spec)} is not a Drive path; use {FORMS}")
+    if any("\udc80" <= ch <= "\udcff" for ch in spec):
+        spec = _as_typed(spec)
     if any("\udc80" <= ch <= "\udcff" for ch in spec):
         # Bytes of argv that are not UTF-8 (Python reads each as a lone surrogate of this
         # range): the query could not be encoded, and the error blamed the server (attack28).

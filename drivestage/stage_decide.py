@@ -33,7 +33,12 @@ def safe_name(name: str, where: str) -> str:
         raise UsageError(f"{where}: the remote name {printable(local)} is not valid Unicode "
                          "(half of a surrogate pair): no local file name can be it. Rename it "
                          "on Drive, or leave it out of a folder pull (--exclude)")
-    size = len(os.fsencode(local))
+    try:
+        size = len(os.fsencode(local))
+    except UnicodeEncodeError as exc:   # (a traceback from os.fsencode: attackcli40)
+        raise UsageError(f"{where}: the remote name {printable(local)} cannot be a file name "
+                         f"here: {_no_such_character(exc)}, or leave it out of a folder pull "
+                         "(--exclude)") from None
     if size > NAME_MAX:
         raise UsageError(f"{where}: the remote name {printable(local[:60])}... is {size} bytes "
                          f"long; local file systems allow at most {NAME_MAX}. Rename it on "
@@ -59,6 +64,15 @@ def safe_name(name: str, where: str) -> str:
                          ".<name>.<16 hex digits>.partial or .ranges, with their records' "
                          "temporary files); rename that item on Drive")
     return local
+
+
+def _no_such_character(exc: UnicodeEncodeError) -> str:
+    """Why a name has no local file name under this locale, and what to do."""
+    locale = next((f"{v}={os.environ[v]}" for v in ("LC_ALL", "LC_CTYPE", "LANG")
+                   if os.environ.get(v)), "none set")
+    return (f"this system names files in {exc.encoding} (its locale: {locale}), which has no "
+            f"{exc.object[exc.start]!r}; run with a UTF-8 locale (LC_ALL=C.UTF-8) or "
+            "PYTHONUTF8=1")
 
 
 # ------------------------------------------------------------------------------ the decision
