@@ -12,11 +12,13 @@ from __future__ import annotations
 import logging
 import os
 import stat as _stat
+import sys
 from dataclasses import dataclass, field
 from typing import Sequence
 
 from drivestage.errors import UsageError
-from drivestage.paths import exclude_pattern, is_reserved, matches, printable
+from drivestage.paths import (UTF8_LOCALE, exclude_pattern, is_reserved, matches,
+                              names_encoding, printable)
 
 log = logging.getLogger(__name__)
 
@@ -85,11 +87,27 @@ def _unicode(src: str, rel: str, name: str) -> None:
     try:
         name.encode("utf-8")
     except UnicodeEncodeError:
+        raw = os.fsencode(os.path.join(src, rel))
+        if sys.getfilesystemencoding() != "utf-8" and _is_utf8(raw):
+            # UTF-8, read by the locale as ASCII (LC_ALL=C, PYTHONUTF8=0): convmv -f latin1
+            # made it mojibake for good (attackcli40).
+            raise UsageError(
+                f"{printable(raw.decode('utf-8'))}: the name is UTF-8, but {names_encoding()}, "
+                f"which cannot read it; {UTF8_LOCALE}, or leave it out of the push (--exclude "
+                f"{exclude_pattern(rel)})") from None
         raise UsageError(
             f"{os.path.join(src, printable(rel))}: the name is not valid UTF-8 "
             f"({ascii(os.fsencode(name))}), and a Drive name is Unicode: rename it (convmv -f "
             f"latin1 -t utf8), or leave it out of the push (--exclude {exclude_pattern(rel)})"
         ) from None
+
+
+def _is_utf8(raw: bytes) -> bool:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 #: What :func:`say_special` said last, by place: a mirror pushes every period, and said

@@ -24,6 +24,7 @@ import fnmatch
 import glob
 import os
 import re
+import sys
 import unicodedata
 import urllib.parse
 from dataclasses import dataclass
@@ -261,6 +262,18 @@ def split_names(rel: str, spec: str) -> tuple[str, ...]:
             raise UsageError(f"{_shown(spec)}: '{part}' is not allowed in a Drive path; "
                              "write the full path from the root")
     return parts
+
+
+def names_encoding() -> str:
+    """How this process reads file names, for a message that blames it: ``this system names
+    files in ascii (its locale: LC_ALL=C)``."""
+    locale = next((f"{v}={os.environ[v]}" for v in ("LC_ALL", "LC_CTYPE", "LANG")
+                   if os.environ.get(v)), "none set")
+    return f"this system names files in {sys.getfilesystemencoding()} (its locale: {locale})"
+
+
+#: What to do about :func:`names_encoding`.
+UTF8_LOCALE = "run with a UTF-8 locale (LC_ALL=C.UTF-8) or PYTHONUTF8=1"
 
 
 def _as_typed(spec: str) -> str:

@@ -13,7 +13,7 @@ from drivestage.errors import UsageError
 from drivestage.local_held import stands_for
 from drivestage.extract import MemberRecord
 from drivestage.mtimes import same_mtime as same_mtime  # re-exported (moved: pull29, mount31)
-from drivestage.paths import printable
+from drivestage.paths import UTF8_LOCALE, names_encoding, printable
 from drivestage.stamps import Stamp
 from drivestage.store import RemoteEntry
 
@@ -37,8 +37,8 @@ def safe_name(name: str, where: str) -> str:
         size = len(os.fsencode(local))
     except UnicodeEncodeError as exc:   # (a traceback from os.fsencode: attackcli40)
         raise UsageError(f"{where}: the remote name {printable(local)} cannot be a file name "
-                         f"here: {_no_such_character(exc)}, or leave it out of a folder pull "
-                         "(--exclude)") from None
+                         f"here: {names_encoding()}, which has no {exc.object[exc.start]!r}; "
+                         f"{UTF8_LOCALE}, or leave it out of a folder pull (--exclude)") from None
     if size > NAME_MAX:
         raise UsageError(f"{where}: the remote name {printable(local[:60])}... is {size} bytes "
                          f"long; local file systems allow at most {NAME_MAX}. Rename it on "
@@ -64,15 +64,6 @@ def safe_name(name: str, where: str) -> str:
                          ".<name>.<16 hex digits>.partial or .ranges, with their records' "
                          "temporary files); rename that item on Drive")
     return local
-
-
-def _no_such_character(exc: UnicodeEncodeError) -> str:
-    """Why a name has no local file name under this locale, and what to do."""
-    locale = next((f"{v}={os.environ[v]}" for v in ("LC_ALL", "LC_CTYPE", "LANG")
-                   if os.environ.get(v)), "none set")
-    return (f"this system names files in {exc.encoding} (its locale: {locale}), which has no "
-            f"{exc.object[exc.start]!r}; run with a UTF-8 locale (LC_ALL=C.UTF-8) or "
-            "PYTHONUTF8=1")
 
 
 # ------------------------------------------------------------------------------ the decision

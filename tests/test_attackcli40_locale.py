@@ -51,3 +51,20 @@ def test_a_drive_path_typed_in_utf8_under_that_locale_is_found(emulator, drive_e
                             timeout=60)
     assert (done.returncode, done.stderr) == (0, b"")
     assert done.stdout.decode().rstrip().endswith("  \u00f1.txt")
+
+
+def test_a_push_of_utf8_names_under_that_locale_blames_the_locale(emulator, drive_env,
+                                                                  local_state, tmp_path):
+    """A push of ``logs/ñ.txt`` there said the name was not valid UTF-8 (``b'\\xc3\\xb1'``,
+    which is) and to rename it with ``convmv -f latin1 -t utf8``: that makes it ``Ã±.txt``
+    for good. It names the locale now, as a pull does; nothing is sent."""
+    src = tmp_path / "logs"
+    src.mkdir()
+    (src / "\u00f1.txt").write_text("n")
+    done = cli_server().run(["push", str(src), "drive:logs"], env={**os.environ, **ASCII},
+                            timeout=60)
+    assert (done.returncode, done.stderr.decode()) == (2, (
+        f"Error: {src}/\u00f1.txt: the name is UTF-8, but this system names files in ascii "
+        "(its locale: LC_ALL=C), which cannot read it; run with a UTF-8 locale "
+        "(LC_ALL=C.UTF-8) or PYTHONUTF8=1, or leave it out of the push (--exclude '??.txt')\n"))
+    assert emulator.find("logs") is None
