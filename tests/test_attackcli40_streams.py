@@ -161,3 +161,37 @@ def test_training_whose_stderr_reader_went_away_trains_to_its_end(tiny_config, t
             proc.kill()
             proc.wait()
     assert sorted(p.name for p in (tmp_path / "logs").glob("epoch_*.pt")) == ["epoch_001.pt"]
+
+
+def _to_full(args: list[str], **popen) -> tuple[int, str]:
+    """The exit code and stderr of ``drivestage ARGS > /dev/full``."""
+    with open("/dev/full", "w") as full:
+        child = cli_server().popen(args, stdout=full, stderr=PIPE, text=True, **popen)
+        _, err = child.communicate(timeout=120)
+    return child.returncode, err
+
+
+FULL = ("Error: cannot write to standard output (/dev/full): No space left on device; make "
+        "room where it goes, or send it elsewhere\n")
+
+
+@pytest.mark.parametrize("args", [["ls", "drive:data"], ["ls", "--json", "drive:data"],
+                                  ["pull", "drive:data", "{out}", "--json"]])
+def test_output_to_a_full_disk_is_one_line(emulator, env, tmp_path, args):
+    """``drivestage ls --json drive:x > listing.json`` on a full disk (``/dev/full`` here)
+    ended in the ``OSError`` traceback of click's echo; a pull's files stay staged."""
+    emulator.add_file("data/a.txt", b"a")
+    code, err = _to_full([a.format(out=tmp_path / "out") for a in args], env=env)
+    assert (code, err.splitlines()[-1] + "\n") == (1, FULL)
+    assert "Traceback" not in err
+    if args[0] == "pull":
+        assert (tmp_path / "out" / "data" / "a.txt").read_bytes() == b"a"
+
+
+def test_trainer_output_to_a_full_disk_is_one_line(tmp_path):
+    out = tmp_path / "synth"
+    code, err = _to_full(["synth-data", str(out), "--images", "2"],
+                         script=_closed(main="trainer.entry"))
+    assert (code, err.splitlines()[-1] + "\n") == (1, FULL)
+    assert "Traceback" not in err
+    assert (out / "classes.txt").is_file()

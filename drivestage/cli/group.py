@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from drivestage.stderr_tail import Tail, refuse_nul, say
+from drivestage.stdout_sink import Sink
 from drivestage.errors import DriveStageError, debug_on
 from drivestage.lost_mounts import lost_mount_error
 from drivestage.paths import printable, printable_lines
@@ -63,6 +64,7 @@ class _Group(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         tail = Tail(sys.stderr)
         sys.stderr = tail
+        sink = sys.stdout = Sink(sys.stdout)
         try:
             return super().invoke(ctx)
         except DriveStageError as exc:
@@ -93,6 +95,8 @@ class _Group(click.Group):
         finally:
             if sys.stderr is tail:
                 sys.stderr = tail.stream
+            if sys.stdout is sink:
+                sys.stdout = sink.stream
 
 
 def error_line(exc: DriveStageError) -> str:

@@ -11,6 +11,7 @@ import traceback
 import click
 
 from drivestage.stderr_tail import Tail, refuse_nul, say
+from drivestage.stdout_sink import Sink
 from drivestage.errors import DriveStageError, debug_on
 from drivestage.paths import printable, printable_lines
 from trainer.errors import TrainerError
@@ -67,6 +68,7 @@ class _Group(click.Group):
         # Error: line after it read `…100%|███| Error: …` in a log file or notebook: ux35)
         tail = Tail(sys.stderr)
         sys.stderr = tail
+        sink = sys.stdout = Sink(sys.stdout)   # (a full disk: one line, drivestage.stdout_sink)
         try:
             return super().invoke(ctx)
         except (TrainerError, DriveStageError) as exc:
@@ -88,6 +90,8 @@ class _Group(click.Group):
         finally:
             if sys.stderr is tail:
                 sys.stderr = tail.stream
+            if sys.stdout is sink:
+                sys.stdout = sink.stream
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

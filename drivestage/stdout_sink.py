@@ -1,0 +1,72 @@
+"""Standard output as the commands write to it (drivestage's and trainer's): a write that
+fails for want of room or of a working disk (``drivestage ls --json drive:x > listing.json``
+on a full disk, ``> /dev/full``) is one error line, not the ``OSError`` traceback of click's
+echo (attackcli40). A reader that went away (``| head``) is still click's to handle: exit 1,
+no word, as before.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from drivestage.errors import LocalFileError
+
+
+class Sink:
+    """``sys.stdout``, whose write errors other than a broken pipe raise
+    :class:`~drivestage.errors.LocalFileError` (exit 1)."""
+
+    def __init__(self, stream: Any):
+        self._stream = stream
+
+    @property
+    def stream(self) -> Any:
+        """The stream it writes to."""
+        return self._stream
+
+    def write(self, text: str) -> int:
+        try:
+            return int(self._stream.write(text))
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            if not text:   # (click's probe of the stream, ``write("")``: /dev/full refuses
+                return 0   # even that, unbuffered; the output itself meets it next)
+            raise self._failed(exc) from None
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise self._failed(exc) from None
+
+    def __getattr__(self, name: str) -> Any:  # isatty, encoding, fileno, buffer...
+        return getattr(self._stream, name)
+
+    def _failed(self, exc: OSError) -> LocalFileError:
+        """The error line for ``exc``. What the stream still holds is lost: the null device
+        takes its descriptor's place, so the interpreter's last flush does not fail again
+        (an ``Exception ignored`` paragraph, exit 120)."""
+        where = ""
+        try:
+            fd = self._stream.fileno()
+        except (AttributeError, OSError, ValueError):   # (no descriptor: nothing to mend)
+            fd = None
+        if fd is not None:
+            try:
+                where = f" ({os.readlink(f'/proc/self/fd/{fd}')})"
+            except OSError:
+                pass
+            null = os.open(os.devnull, os.O_WRONLY)
+            try:
+                os.dup2(null, fd)
+                self._stream.flush()
+            except (OSError, ValueError):
+                pass
+            finally:
+                os.close(null)
+        return LocalFileError(f"cannot write to standard output{where}: "
+                              f"{exc.strerror or exc}; make room where it goes, or send it "
+                              "elsewhere")
