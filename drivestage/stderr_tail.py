@@ -3,12 +3,14 @@ progress bar ends without a newline (tqdm redraws it with ``\\r``), and the ``Er
 traceback after it must start on a line of its own, not read ``…100%|███| Error: …`` in a log
 file or a notebook (drivestage's commands and trainer's share this).
 
-It also outlives its reader: once whatever read standard error is gone (``cmd 2>&1 | head``, a
-``tee`` or log collector that ended), what follows is dropped, not raised. A progress bar's
-next redraw or a status line raised ``BrokenPipeError`` where it was written: a mirror
-stopped by Ctrl-C skipped its final push at ``stopping: pushing once more``, and a training
-run died at its bar's first update with nothing saved (attackcli40). Only the command's
-messages are lost, as they would be to a closed terminal; its work, and its exit code, stay.
+It also outlives where it goes: once whatever read standard error is gone (``cmd 2>&1 |
+head``, a ``tee`` or log collector that ended) or the disk of its file is full (``2>>
+/var/log/mirror.log``), what follows is dropped, not raised. A progress bar's next redraw
+or a status line raised ``BrokenPipeError`` or ``OSError`` (ENOSPC) where it was written: a
+mirror skipped its final push at ``stopping: pushing once more`` or ended before its first,
+a training run died at its bar's first update with nothing saved, and a push that was done
+said 1 (attackcli40). Only the command's messages are lost, as they would be to a closed
+terminal; its work, and its exit code, stay.
 """
 from __future__ import annotations
 
@@ -36,22 +38,22 @@ class Tail:
             self.last = text[-1]
         try:
             return int(self._stream.write(text))
-        except BrokenPipeError:
-            self._reader_gone()
+        except OSError:
+            self._lost()
             return len(text)
 
     def flush(self) -> None:
         try:
             self._stream.flush()
-        except BrokenPipeError:
-            self._reader_gone()
+        except OSError:
+            self._lost()
 
-    def _reader_gone(self) -> None:
-        """Send the rest to the null device: the pipe's reader is gone for good (see the
-        module doc). The null device takes the descriptor's place, so that what the stream
-        still holds, a child process's stderr and the interpreter's last flush (exit 120
-        where it failed) go there too, and the descriptor is never free for a file opened
-        later to take."""
+    def _lost(self) -> None:
+        """Send the rest to the null device: the pipe's reader is gone for good, or the
+        disk cannot take more (see the module doc). The null device takes the descriptor's
+        place, so that what the stream still holds, a child process's stderr and the
+        interpreter's last flush (exit 120 where it failed) go there too, and the descriptor
+        is never free for a file opened later to take."""
         null = os.open(os.devnull, os.O_WRONLY)
         try:
             os.dup2(null, self._stream.fileno())

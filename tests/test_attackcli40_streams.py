@@ -29,7 +29,8 @@ from _mirror_signal import live_files
 #: ``python -c SCRIPT ARGS`` as a process started with these descriptors closed runs
 #: drivestage (``{main}``: which console script): Python then has None for their streams.
 #: It ends itself with the exit code an interpreter would give (1 for an uncaught error):
-#: with no stderr, the fork server's child cannot say a traceback, and its end was 0.
+#: with no stderr (closed, or a full disk), the fork server's child cannot say a
+#: traceback, and its end was 0. (No stream named: only that ending.)
 CLOSED = ("import os, sys\n"
           "for fd, name in {closed}:\n"
           "    os.close(fd)\n"
@@ -195,3 +196,32 @@ def test_trainer_output_to_a_full_disk_is_one_line(tmp_path):
     assert (code, err.splitlines()[-1] + "\n") == (1, FULL)
     assert "Traceback" not in err
     assert (out / "classes.txt").is_file()
+
+
+def test_mirror_whose_stderr_is_a_full_disk_pushes_and_stops_cleanly(emulator, env, tmp_path):
+    """``drivestage mirror ... 2>> /var/log/mirror.log`` with that disk full (``/dev/full``
+    here): its first status line raised ``OSError`` (ENOSPC) and the mirror ended, exit 1,
+    before its final push; messages that cannot be written are dropped now, its pushes are
+    made, and SIGTERM ends it with exit 0."""
+    src = _src(tmp_path)
+    with open("/dev/full", "w") as full:
+        proc = cli_server().popen(["mirror", str(src), "drive:runs", "--every", "3600"],
+                                  env=env, stdout=DEVNULL, stderr=full, script=_closed())
+    try:
+        _until(lambda: live_files(emulator) == _md5s(src), proc, "the first push")
+        (src / "late.txt").write_text("written after the first push\n")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert live_files(emulator) == _md5s(src)
+
+
+def test_push_whose_stderr_is_a_full_disk_says_0(emulator, env, tmp_path):
+    src = _src(tmp_path)
+    with open("/dev/full", "w") as full:
+        proc = cli_server().popen(["push", str(src), "drive:runs"], env=env, stdout=DEVNULL,
+                                  stderr=full, script=_closed())
+    assert proc.wait(60) == 0
+    assert live_files(emulator) == _md5s(src)
