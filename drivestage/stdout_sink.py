@@ -26,7 +26,8 @@ class Sink:
 
     def write(self, text: str) -> int:
         try:
-            return int(self._stream.write(text))
+            wrote = self._stream.write(text)   # (None from some notebooks' streams)
+            return len(text) if wrote is None else int(wrote)
         except BrokenPipeError:
             raise
         except OSError as exc:
