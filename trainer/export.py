@@ -15,7 +15,7 @@ import warnings
 import torch
 from torch import nn
 
-from trainer.errors import INSTALL_HINT, TrainerError, require_onnx  # noqa: F401 (their home was here)
+from trainer.errors import INSTALL_HINT, TrainerError, UsageError, require_onnx  # noqa: F401 (their home was here)
 from trainer.model.decode import decode
 
 logger = logging.getLogger(__name__)
@@ -34,6 +34,19 @@ class DecodedYolo(nn.Module):
                       (images.shape[2], images.shape[3]))
 
 
+def refuse_special_out(path: str) -> None:
+    """Refuse an ``--out`` that is there and no regular file (a device, a FIFO, a socket,
+    a folder, or a link to one): the export renames its file into that place, and as root
+    (Colab) ``--out /dev/null`` replaced the system's /dev/null with the graph
+    (attackcli40)."""
+    from drivestage.special_files import special_kind
+
+    what = special_kind(path)
+    if what is not None:
+        raise UsageError(f"--out {path} is {what}, not a file: the export would replace it "
+                         "with the graph; give the .onnx file to write, e.g. yolov4-tiny.onnx")
+
+
 def export_onnx(model: nn.Module, path: str | os.PathLike, input_size: int | None = None,
                 opset: int = 17, dynamic_batch: bool = True,
                 class_names: list[str] | None = None) -> str:
@@ -48,6 +61,7 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, input_size: int | Non
     import onnx
 
     path = os.fspath(path)
+    refuse_special_out(path)
     size = input_size or getattr(model, "input_size", 416)
     if size % 32:
         raise TrainerError(f"input size must be a multiple of 32, got {size}")

@@ -24,6 +24,20 @@ from drivestage.errors import AuthError, UsageError
 from drivestage.localfs import JSON_FILE_MAX, read_at_most
 
 
+def _refuse_special_token_file(token_file: Optional[str]) -> None:
+    """Before the user is sent to log in: a token file that is a device or FIFO
+    (``--token-file /dev/null``) was replaced by the token, a regular file, as root."""
+    from drivestage.special_files import special_kind
+
+    path = os.path.expanduser(token_file or default_token_path())
+    what = special_kind(path)
+    if what is not None:
+        named = "--token-file" if token_file else "DRIVESTAGE_TOKEN_FILE"
+        raise UsageError(f"{named} {path} is {what}, not a file: the login would replace it "
+                         "with the token; give the file to save the token in (default "
+                         "~/.config/drivestage/token.json)")
+
+
 def login(client_secrets: str, *, token_file: Optional[str] = None,
           ask: Callable[[str], str] = input, say: Callable[[str], None] = print,
           scopes: tuple[str, ...] = (DRIVE_SCOPE,)) -> str:
@@ -33,6 +47,7 @@ def login(client_secrets: str, *, token_file: Optional[str] = None,
     browser lands on (a localhost page that may fail to load) or just the code.
     """
     config = _client_config(client_secrets)
+    _refuse_special_token_file(token_file)
     verifier = secrets.token_urlsafe(48)
     challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()) \
         .rstrip(b"=").decode()

@@ -142,7 +142,9 @@ def export_onnx_cmd(weights, out_path, classes_file, input_size, opset, static_b
 
     refuse_empty("--out", out_path, "the .onnx file to write")
     require_onnx()  # before loading anything, torch included
-    from trainer.export import export_onnx
+    from trainer.export import export_onnx, refuse_special_out
+
+    refuse_special_out(out_path)
 
     _check_opset(opset)
     if not weights.startswith("drive:") and os.path.exists(out_path) and os.path.samefile(out_path, weights):
