@@ -51,6 +51,7 @@ from drivestage.local_md5 import MemoryMd5Cache
 from drivestage.localfs import file_md5, fuse_devices, identity
 from drivestage.lost_mounts import folder_error, read_error, write_error
 from drivestage.paths import StorePath, exclude_pattern
+from drivestage.special_files import not_a_folder
 from drivestage.state import Md5Cache, settled, wait_settled
 from drivestage.temps import shown, upload_left, upload_name
 from drivestage.store import Md5Source, ProgressFn, Quota, RemoteEntry, RemoteStore
@@ -287,8 +288,7 @@ class LocalDirStore(LocalMarks, LocalHeld, RemoteStore):
                 os.mkdir(full)
             except FileExistsError:
                 if not os.path.isdir(full):
-                    raise UsageError(f"{full} is a file, not a folder; choose another path "
-                                     "or remove the file") from None
+                    raise not_a_folder(full) from None
             except OSError as exc:
                 raise folder_error(exc, full) from exc
             if not self._inside(full):

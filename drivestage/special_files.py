@@ -9,6 +9,8 @@ import os
 import stat
 from typing import Optional
 
+from drivestage.errors import UsageError
+
 
 def special_kind(path: str) -> Optional[str]:
     """What ``path`` is where it is there and no regular file (``"a device"``, ``"a
@@ -21,3 +23,11 @@ def special_kind(path: str) -> Optional[str]:
         return None
     return ("a folder" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else
             "a socket" if stat.S_ISSOCK(mode) else "a device")
+
+
+def not_a_folder(path: str) -> UsageError:
+    """The error for a folder wanted at ``path``, where a file or a node is: "remove the
+    file" was said of /dev/null too (``push logs /dev/null``), which root can remove."""
+    what = special_kind(path)
+    return UsageError(f"{path} is {what or 'a file'}, not a folder; choose another path"
+                      + ("" if what else " or remove the file"))

@@ -1,8 +1,11 @@
-"""``drivestage auth login`` told to save its token where a device or FIFO is
-(attackcli40): ``--token-file /dev/null`` (or ``DRIVESTAGE_TOKEN_FILE=/dev/null``, "do not
-keep it"), run as root as Colab runs, replaced the system's /dev/null with the token, a
-regular file, once the user had logged in. Refused now before the login starts (exit 2, no
-address printed); the node is left as it was."""
+"""Devices and FIFOs named where drivestage writes (attackcli40).
+
+- ``drivestage auth login --token-file /dev/null`` (or ``DRIVESTAGE_TOKEN_FILE=/dev/null``,
+  "do not keep it"), run as root as Colab runs, replaced the system's /dev/null with the
+  token, a regular file, once the user had logged in. Refused now before the login starts
+  (exit 2, no address printed); the node is left as it was.
+- ``drivestage push logs /dev/null`` said to remove the file /dev/null.
+"""
 from __future__ import annotations
 
 import json
@@ -59,3 +62,19 @@ def test_a_token_file_that_is_a_node_is_refused_before_the_login(secrets_file, t
         "token; give the file to save the token in (default "
         "~/.config/drivestage/token.json)\n"))
     assert os.lstat(node).st_mode == mode
+
+
+@pytest.mark.parametrize("kind, what", [("fifo", "a FIFO"), ("device", "a device")])
+def test_a_push_into_a_node_does_not_say_remove_it(tmp_path, kind, what):
+    """``drivestage push logs /dev/null``: it said ``/dev/null is a file, not a folder;
+    choose another path or remove the file`` (a device, which root can remove)."""
+    from _forkcli import cli_server
+
+    node = _node(tmp_path, kind)
+    src = tmp_path / "logs"
+    src.mkdir()
+    (src / "a.txt").write_text("a")
+    done = cli_server().run(["push", str(src), node], timeout=60, text=True,
+                            env={**os.environ, "DRIVESTAGE_STATE_DIR": str(tmp_path / "s")})
+    assert (done.returncode, done.stderr) == (
+        2, f"Error: {node} is {what}, not a folder; choose another path\n")
