@@ -339,10 +339,26 @@ def prune_cmd(dest: str, use_trash: bool, protect: tuple[str, ...], dry_run: boo
         decision = prune(_target(dest, api_root, credentials, cache), policy,
                          dry_run=dry_run, use_trash=use_trash, protect=protect, md5_cache=cache)
     click.echo(format_plan(decision))
+    _say_unmatched(protect, decision, dest)
     if dry_run:
         click.echo("Dry run: nothing was deleted.", err=True)
     if not decision.fits:
         raise over_budget(decision, dest)
+
+
+def _say_unmatched(protect: tuple[str, ...], decision: Any, dest: str) -> None:
+    """A warning for each ``--protect`` that is in DEST under no name or id: a typo
+    (``epoch_05.pt``) protected nothing, and the checkpoint meant went with no word
+    (attackcli40). Not an error: a name a run protected may be gone by now. (The log's
+    formatter escapes what Drive's names hold.)"""
+    names = sorted({d.name for d in decision})
+    ids = {d.id for d in decision}
+    for name in protect:
+        if name not in names and name not in ids:
+            held = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3
+                                           else "") if names else "none"
+            log.warning("--protect %s names no checkpoint in %s (names are case-sensitive; it "
+                        "holds %s): it protects nothing", name, dest, held)
 
 
 @cli.command("dedupe")
