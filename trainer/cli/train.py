@@ -192,6 +192,10 @@ def _refuse_a_missing_resume(resume: str) -> None:
 
     if resume.strip().lower() in (*NO_RESUME, "auto") or os.path.isfile(resume):
         return
+    if os.path.isdir(resume):   # (the run folder: "no such file", attackcli40)
+        raise ConfigError(f"--resume {resume} is a folder; give a checkpoint in it (e.g. "
+                          f"{os.path.join(resume, 'last.pt')}), or --resume auto for the newest "
+                          "in train.out_dir")
     if os.environ.get("WORLD_SIZE", "1") != os.environ.get("LOCAL_WORLD_SIZE", "1"):
         return
     raise ConfigError(f"--resume {resume}: no such file; use --resume auto or a checkpoint "
