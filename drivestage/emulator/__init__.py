@@ -23,7 +23,8 @@ Modules: :mod:`server` (the :class:`Emulator`), :mod:`handler` (one connection),
 :mod:`routes_meta` / :mod:`routes_media` / :mod:`control` (endpoints), :mod:`store`
 (state), :mod:`access` (who may do what), :mod:`revisions`, :mod:`listing` (files.list),
 :mod:`query` (the ``q`` grammar), :mod:`render` (resources), :mod:`seed` (the Python
-API for seeding), :mod:`faults`, :mod:`accounting` (call kinds, quota units, limits),
+API for seeding), :mod:`faults` (+ :mod:`media_faults`, :mod:`listing_faults`),
+:mod:`accounting` (call kinds, quota units, limits),
 :mod:`batch` (``POST /batch/drive/v2``, up to 100 calls in one request),
 :mod:`log` (request log, redaction), :mod:`wire` (HTTP bodies), :mod:`errors`,
 :mod:`signed` (the signed links a redirected download is served at).

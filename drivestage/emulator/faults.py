@@ -7,7 +7,9 @@ raw request target (path plus the still URL-encoded query string, so
 ``r"alt=media"`` or ``r"/upload/"`` work). The server asks
 :meth:`Faults.plan` once per API request (never for ``/_emulator/``) and gets
 back what to do. Everything is thread-safe and deterministic for a given
-chaos seed and request order.
+chaos seed and request order. The faults on content and uploads are in
+:mod:`~drivestage.emulator.media_faults`, those of ``files.list`` in
+:mod:`~drivestage.emulator.listing_faults` (mixins of :class:`Faults`).
 """
 from __future__ import annotations
 
@@ -16,9 +18,11 @@ import re
 import threading
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Optional
+from typing import Optional
 
 from drivestage.emulator.errors import DRIVE_ERRORS, error_envelope
+from drivestage.emulator.listing_faults import ListingFaults, ListingLag
+from drivestage.emulator.media_faults import Hold, MediaFaults
 from drivestage.emulator.split_or import SplitOr
 
 CHAOS_KINDS = ("429", "500", "502", "503", "reset", "latency")
@@ -129,7 +133,7 @@ class Plan:
     drop_response_after: Optional[int] = None
 
 
-class Faults:
+class Faults(MediaFaults, ListingFaults):
     """The fault rules of one emulator (``emu.faults``)."""
 
     def __init__(self) -> None:
@@ -207,168 +211,6 @@ class Faults:
         with self._lock:
             self._shared.reset(bytes_per_second)
             self._per_connection = float(per_connection) if per_connection else None
-
-    def corrupt(self, file_id: str, times: Optional[int] = None) -> None:
-        """Serve the content of ``file_id`` with one byte flipped (its middle byte), in the
-        next ``times`` answers that hold that byte (None: every one)."""
-        with self._lock:
-            self._corrupt[file_id] = times
-
-    def hold(self, file_id: str, offset: int, timeout: float = 60.0) -> "Hold":
-        """Pause every answer with the content of ``file_id`` that holds byte ``offset``
-        right before that byte, until :meth:`Hold.release` (a download that stalls there,
-        as Drive's sometimes do): a test acts while the bytes before it have arrived and
-        the rest has not. ``timeout``: released anyway after that many seconds, so a test
-        that fails before it releases does not leave the server waiting for good."""
-        hold = Hold(file_id, int(offset), float(timeout))
-        with self._lock:
-            self._holds.append(hold)
-        return hold
-
-    def corrupt_upload(self, times: int = 1) -> None:
-        """Store the next ``times`` uploads with their first byte flipped.
-
-        The md5Checksum is computed on what is stored, so the client sees a mismatch."""
-        with self._lock:
-            self._corrupt_uploads += int(times)
-
-    def relocate_sessions(self, origin: str, times: Optional[int] = 1) -> None:
-        """Answer the next ``times`` resumable-upload starts (None: every one) with a session
-        address (``Location``) on ``origin`` (``http://host:port``) instead of this server's:
-        what a lying server, or a proxy that rewrites answers, does. The session itself is
-        made here, as usual."""
-        with self._lock:
-            self._relocated = (origin.rstrip("/") + "/", times)
-
-    def redirect_media(self, status: int = 307, times: Optional[int] = None,
-                       origin: Optional[str] = None) -> None:
-        """Answer the next ``times`` ``alt=media`` downloads (None: every one; ``0``: stop)
-        with ``status`` (301, 302, 303, 307 or 308) and a ``Location`` that serves the bytes
-        without a token: a signed link (``/download/drive/v2/files/<id>?qk=...``) on this
-        server, or on ``origin`` (``http://localhost:PORT``: another origin that reaches the
-        same server). What Google's front end may do with a media download (see
-        :mod:`drivestage.emulator.signed`); the caller's access is checked first, as Drive
-        checks it, so a refusal (403, 404) is still answered at the API address."""
-        if int(status) not in (301, 302, 303, 307, 308):
-            raise ValueError(f"status must be a redirect (301, 302, 303, 307, 308), got {status}")
-        with self._lock:
-            self._media_redirect = None if times == 0 else (
-                int(status), origin.rstrip("/") + "/" if origin else None, times)
-
-    def ignore_range(self, times: Optional[int] = None) -> None:
-        """Answer the next ``times`` downloads (None: every one) with ``200`` and the whole
-        file, whatever their ``Range``: what a proxy or a mirror that strips ``Range`` does
-        (``0``: stop)."""
-        with self._lock:
-            self._ranges_ignored = -1 if times is None else max(0, int(times))
-
-    def keep_less(self, nbytes: int, times: Optional[int] = 1) -> None:
-        """Keep ``nbytes`` fewer (rounded down to 256 KiB multiples, never less than was kept
-        before) of each of the next ``times`` resumable-upload chunks (None: every one) than
-        were sent, and answer ``308`` with a ``Range`` that says so. Drive's upload guide: "Do
-        not assume that the server received all bytes sent in the previous request"."""
-        with self._lock:
-            self._keep_less = (max(0, int(nbytes)), times) if nbytes and times != 0 else None
-
-    def short_pages(self, size: Optional[int]) -> None:
-        """Answer every files.list page with at most ``size`` items (None: as many as asked),
-        a nextPageToken still following: Drive's reference says "Partial or empty result
-        pages are possible even before the end of the files list has been reached"."""
-        with self._lock:
-            self._page_size = None if size is None else max(1, int(size))
-
-    def empty_pages(self, times: int = 1, query: Optional[str] = None) -> None:
-        """Answer the next ``times`` files.list pages that have items left with none, and a
-        nextPageToken (a new one each time) that goes on from the same place: the v2
-        reference's "Partial or empty result pages are possible even before the end of the
-        files list has been reached" (``maxResults``); a client that stops at an empty page
-        misses every item after it. ``query``: only listings whose ``q`` this regular
-        expression finds (a folder's id: its listing)."""
-        if query:
-            re.compile(query)
-        with self._lock:
-            self._empty_pages = max(0, int(times))
-            self._empty_query = query or None
-
-    def drop_or_parents(self, times: Optional[int] = 1, keep: Optional[int] = 0,
-                        after: int = 0) -> None:
-        """Answer the next ``times`` files.list requests (None: every one) whose ``q`` names
-        two parents or more (``('A' in parents) or ('B' in parents)``) with the items of the
-        ``keep``-th parent named only (None: of none), every other named parent's left out,
-        no error and ``incompleteSearch`` false: Drive's known failure of such queries
-        (:mod:`drivestage.emulator.split_or` names the reports); the first ``after`` such
-        requests (a listing's first pages) are answered whole."""
-        self.split_or.set(times, keep, after)
-
-    def expire_page_tokens(self, times: Optional[int] = 1) -> None:
-        """Reject the page token of the next ``times`` files.list requests that carry one
-        (None: every one) as Drive rejects a stale token: 400 ``invalid``, location
-        ``pageToken``; its reference says to restart the listing from the first page."""
-        with self._lock:
-            self._tokens_rejected = -1 if times is None else max(0, int(times))
-
-    def lag_listing(self, created: int = 0, updated: int = 0, deleted: int = 0,
-                    titles: Optional[str] = None) -> None:
-        """Make ``files.list`` (listings and searches by name) eventually consistent, as
-        Drive's is, counted in answers instead of seconds: from now on an item created is
-        left out of the next ``created`` list answers that would hold it; one whose metadata
-        or content changed shows as it was before in the next ``updated``; one deleted or
-        trashed is still listed, as it was, in the next ``deleted``. ``titles``: only items
-        whose title this regular expression finds lag. files.get stays current (Drive's
-        reads by id are). All zero: listings are current again (what already lags keeps
-        its count)."""
-        if titles:
-            re.compile(titles)
-        with self._lock:
-            counts = (max(0, int(created)), max(0, int(updated)), max(0, int(deleted)))
-            self._lag = ListingLag(*counts, titles) if any(counts) else None
-
-    def note_change(self, old: Optional[dict], new: Optional[dict]) -> None:
-        """The store changed one file record (``old`` None: created; ``new`` None: deleted):
-        what a lagging listing (:meth:`lag_listing`) shows of it for a while."""
-        with self._lock:
-            lag = self._lag
-            rec = new if new is not None else old
-            if lag is None or rec is None or (lag.titles and not re.search(lag.titles, rec["title"])):
-                return
-            fid = rec["id"]
-            before = self._lagging.get(fid)
-            shown = before[0] if before is not None else old   # what the listing last showed
-            if old is None:
-                count = lag.created
-            elif new is None or (new.get("trashed") and not old.get("trashed")):
-                count = lag.deleted
-            else:
-                count = lag.updated
-            if count > 0:
-                self._lagging[fid] = [shown, max(count, before[1] if before else 0)]
-
-    def lagged(self, found: list, admit: Callable[[dict], Any]) -> list:
-        """A files.list answer ``found`` ((record, access) pairs) as a lagging listing gives
-        it; ``admit(record)``: the access that lets the query find a record, else None."""
-        with self._lock:
-            if not self._lagging:
-                return found
-            out, touched = [], set()
-            listed = {rec["id"] for rec, _ in found}
-            for rec, acc in found:
-                entry = self._lagging.get(rec["id"])
-                if entry is None:
-                    out.append((rec, acc))
-                    continue
-                touched.add(rec["id"])
-                if entry[0] is not None and (was := admit(entry[0])) is not None:
-                    out.append((entry[0], was))
-            for fid, (shown, _) in self._lagging.items():
-                if fid not in listed and shown is not None and (was := admit(shown)) is not None:
-                    out.append((shown, was))
-                    touched.add(fid)
-            for fid in touched:
-                entry = self._lagging[fid]
-                entry[1] -= 1
-                if entry[1] <= 0:
-                    del self._lagging[fid]
-            return out
 
     def chaos(self, rate: float = 0.05, seed: int = 0, kinds: tuple[str, ...] = CHAOS_KINDS) -> None:
         """Fail a random ``rate`` fraction of API requests with one of ``kinds``."""
@@ -532,110 +374,6 @@ class Faults:
         else:
             plan.latency += 0.05 + 0.15 * rng.random()
 
-    def take_corrupt_upload(self) -> bool:
-        """True (once per count) when the upload now starting must be stored corrupted."""
-        with self._lock:
-            if self._corrupt_uploads > 0:
-                self._corrupt_uploads -= 1
-                return True
-            return False
-
-    def take_media_redirect(self) -> Optional[tuple[int, Optional[str]]]:
-        """``(status, origin)`` when the download now answered must be redirected (once per
-        count; origin None: this server's own), else None."""
-        with self._lock:
-            if self._media_redirect is None:
-                return None
-            status, origin, left = self._media_redirect
-            if left is not None:
-                self._media_redirect = None if left <= 1 else (status, origin, left - 1)
-            return status, origin
-
-    def take_range_ignored(self) -> bool:
-        """True (once per count) when the download now answered must ignore its Range."""
-        with self._lock:
-            if self._ranges_ignored == 0:
-                return False
-            if self._ranges_ignored > 0:
-                self._ranges_ignored -= 1
-            return True
-
-    def take_keep_less(self) -> int:
-        """Bytes the resumable chunk now received must keep fewer of (once per count)."""
-        with self._lock:
-            if self._keep_less is None:
-                return 0
-            nbytes, left = self._keep_less
-            if left is not None:
-                self._keep_less = None if left <= 1 else (nbytes, left - 1)
-            return nbytes
-
-    def page_size(self, asked: int) -> int:
-        """How many items the files.list page now answered may hold (``asked``, or fewer
-        under :meth:`short_pages`)."""
-        with self._lock:
-            return asked if self._page_size is None else min(asked, self._page_size)
-
-    def take_empty_page(self, q: Optional[str]) -> Optional[int]:
-        """The serial number of an empty page (:meth:`empty_pages`) the files.list page now
-        answered (for the query ``q``) must be, once per count; None: it holds its items."""
-        with self._lock:
-            if self._empty_pages <= 0 or (
-                    self._empty_query and not re.search(self._empty_query, q or "")):
-                return None
-            self._empty_pages -= 1
-            self._empty_served += 1
-            return self._empty_served
-
-    def take_token_rejected(self) -> bool:
-        """True (once per count) when the page token of the listing now answered must be
-        rejected (:meth:`expire_page_tokens`)."""
-        with self._lock:
-            if self._tokens_rejected == 0:
-                return False
-            if self._tokens_rejected > 0:
-                self._tokens_rejected -= 1
-            return True
-
-    def take_session_origin(self) -> Optional[str]:
-        """The origin (ending in ``/``) the resumable session now starting must be answered
-        on, once per count; None: this server's own."""
-        with self._lock:
-            if self._relocated is None:
-                return None
-            origin, left = self._relocated
-            if left is not None:
-                self._relocated = None if left <= 1 else (origin, left - 1)
-            return origin
-
-    def corrupt_offset(self, file_id: str, size: int, start: int = 0,
-                       count: Optional[int] = None) -> Optional[int]:
-        """The absolute offset to flip when serving bytes ``[start, start + count)`` of
-        ``file_id`` (None: serve intact). Only an answer that holds that byte counts against
-        ``times``: a ranged read elsewhere in the file (a zip's central directory) is served
-        intact and leaves the fault for the answer it was meant for."""
-        flip = size // 2
-        with self._lock:
-            if file_id not in self._corrupt or size == 0:
-                return None
-            if not start <= flip < start + (size - start if count is None else count):
-                return None
-            left = self._corrupt[file_id]
-            if left is not None:
-                if left <= 1:
-                    del self._corrupt[file_id]
-                else:
-                    self._corrupt[file_id] = left - 1
-            return flip
-
-    def hold_at(self, file_id: str, start: int, count: int) -> Optional["Hold"]:
-        """The hold (:meth:`hold`) that serving bytes ``[start, start + count)`` of
-        ``file_id`` must stop at, if any (the first, by offset)."""
-        with self._lock:
-            held = [h for h in self._holds if h.file_id == file_id and not h.released
-                    and start <= h.offset < start + count]
-        return min(held, key=lambda h: h.offset) if held else None
-
     @property
     def throttled(self) -> bool:
         return self._shared.rate is not None or self._per_connection is not None
@@ -658,39 +396,6 @@ def _pause(stopping: threading.Event, seconds: float) -> None:
     """A throttle's pause: ``seconds``, or less when the server stops (``stopping``); one
     place, so that a test's virtual clock (tests/test_flakes34_throttle.py) takes it."""
     stopping.wait(seconds)
-
-
-@dataclass
-class ListingLag:
-    """How many list answers lag behind a change (:meth:`Faults.lag_listing`)."""
-
-    created: int
-    updated: int
-    deleted: int
-    titles: Optional[str] = None
-
-
-class Hold:
-    """A body held at one byte (:meth:`Faults.hold`): ``reached`` is set once an answer
-    has sent every byte before ``offset`` and waits; :meth:`release` lets it go on."""
-
-    def __init__(self, file_id: str, offset: int, timeout: float):
-        self.file_id, self.offset, self.timeout = file_id, offset, timeout
-        self.reached = threading.Event()
-        self._go = threading.Event()
-
-    @property
-    def released(self) -> bool:
-        return self._go.is_set()
-
-    def release(self) -> None:
-        """Let every answer held here go on (and later ones pass)."""
-        self._go.set()
-
-    def wait(self) -> None:
-        """In the server: say the offset is reached, then wait for the release."""
-        self.reached.set()
-        self._go.wait(self.timeout)
 
 
 #: Seconds a sender behind its bucket's schedule may make up (a bucket's debt drained that
