@@ -15,7 +15,8 @@ import time
 from typing import Optional
 
 from drivestage.emulator.errors import EmulatorApiError
-from drivestage.emulator.store import EmulatorStore, new_id
+from drivestage.emulator.store import EmulatorStore
+from drivestage.emulator.store_ids import new_id
 from drivestage.emulator.wire import blob_checksums
 
 MAX_UNPINNED_REVISIONS = 100

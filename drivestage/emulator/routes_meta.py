@@ -12,7 +12,8 @@ from drivestage.emulator.access import at_least, can_delete, can_trash, can_writ
 from drivestage.emulator.errors import EmulatorApiError, no_file_permission
 from drivestage.emulator.faults import default_reason
 from drivestage.emulator.render import render_drive, render_revision
-from drivestage.emulator.store import FOLDER_MIME, SHORTCUT_MIME, check_single_parent
+from drivestage.emulator.store import FOLDER_MIME, SHORTCUT_MIME
+from drivestage.emulator.store_trash import check_single_parent
 
 
 def parent_ids(meta: dict) -> list[str]:

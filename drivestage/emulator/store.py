@@ -7,7 +7,9 @@ All methods are thread-safe. A record is a plain dict (see :meth:`EmulatorStore.
 :mod:`render` turns it into a Drive v2 File resource, :mod:`access` decides who sees it.
 
 Everything here is the Drive as it is, without a caller: permission checks belong to the
-routes (through :mod:`access`), so the Python API can seed any state.
+routes (through :mod:`access`), so the Python API can seed any state. The quota and item
+limits are in :mod:`store_limits`, parents and the trash in :mod:`store_trash`, ids in
+:mod:`store_ids` (mixins of :class:`EmulatorStore`).
 """
 from __future__ import annotations
 
@@ -24,6 +26,9 @@ from typing import Callable, Iterable, Optional
 
 from drivestage.emulator import properties
 from drivestage.emulator.errors import EmulatorApiError, drive_error, not_found
+from drivestage.emulator.store_ids import StoreIds, new_id
+from drivestage.emulator.store_limits import StoreLimits
+from drivestage.emulator.store_trash import StoreTrash
 from drivestage.emulator.wire import blob_checksums, open_private
 
 log = logging.getLogger(__name__)
@@ -35,22 +40,7 @@ SERVICE_ACCOUNT_MESSAGE = (
     "(https://developers.google.com/workspace/drive/api/guides/about-shareddrives), "
     "or use OAuth delegation (http://support.google.com/a/answer/7281227) instead."
 )
-#: Drive's limits (Google's "Resolve errors" guide and shared-drive limits help page).
-MAX_FOLDER_CHILDREN = 500_000
-MAX_SHARED_DRIVE_ITEMS = 500_000
-#: Folders nest at most this deep in a shared drive (403 teamDriveHierarchyTooDeep) and, since
-#: November 2023 (the Drive API release notes), in My Drive (403
-#: myDriveHierarchyDepthLimitExceeded).
-MAX_SHARED_DRIVE_DEPTH = MAX_MY_DRIVE_DEPTH = 100
-#: Items one account may have created, wherever they are (January 2024, the release notes;
-#: 403 activeItemCreationLimitExceeded); ``set_item_creation_limit`` lowers it for tests.
-MAX_ITEMS_CREATED = 500_000_000
 _COPY_CHUNK = 4 << 20
-
-
-def new_id(prefix: str = "1") -> str:
-    """A Drive-looking opaque id (URL-safe, 33 characters)."""
-    return prefix + secrets.token_urlsafe(24)[: 33 - len(prefix)].replace("-", "x").replace("_", "y")
 
 
 def new_resource_key() -> str:
@@ -58,33 +48,7 @@ def new_resource_key() -> str:
     return "0-" + secrets.token_urlsafe(16)[:22]
 
 
-def check_single_parent(parents: list, had: int = 1) -> None:
-    """Drive's single-parent model (since September 2020): an item may not end up with more
-    parents than it had, nor a new item with more than one (403 cannotAddParent)."""
-    if len(parents) > max(1, had):
-        raise EmulatorApiError(403, "cannotAddParent",
-                               "Increasing the number of parents is not allowed")
-
-
-def id_in_use() -> EmulatorApiError:
-    """Drive's answer to a create naming the id of a file that exists (a create retried
-    after its answer was lost): nothing is created."""
-    return EmulatorApiError(409, "duplicate", "A file already exists with the provided ID.",
-                            location="id", location_type="other")
-
-
-def id_not_usable() -> EmulatorApiError:
-    """Drive's answer to a create naming an id files.generateIds never gave."""
-    return EmulatorApiError(400, "invalid", "The provided file ID is not usable.",
-                            location="id", location_type="other")
-
-
-def quota_exceeded() -> EmulatorApiError:
-    """Drive's 403 when an upload does not fit into the storage quota."""
-    return drive_error("storageQuotaExceeded")
-
-
-class EmulatorStore:
+class EmulatorStore(StoreLimits, StoreTrash, StoreIds):
     """Metadata, blobs and upload sessions of one emulated Drive account."""
 
     def __init__(self, data_dir: str, quota_bytes: Optional[int] = None):
@@ -93,7 +57,8 @@ class EmulatorStore:
         #: Bytes other Google services take of the same storage (``GMAIL``, ``PHOTOS``):
         #: Drive's quota is shared with them, so they count toward ``quota_bytes`` too.
         self.other_usage: dict[str, int] = {}
-        #: Items the account may have created (None: Drive's :data:`MAX_ITEMS_CREATED`).
+        #: Items the account may have created (None: Drive's
+        #: :data:`~drivestage.emulator.store_limits.MAX_ITEMS_CREATED`).
         self.item_creation_limit: Optional[int] = None
         self._last_created = 0.0  # see create()
         self.blob_dir = os.path.join(self.data_dir, "blobs")
@@ -308,118 +273,7 @@ class EmulatorStore:
     def upload_path(self, session_id: str) -> str:
         return os.path.join(self.upload_dir, session_id)
 
-    # ----------------------------------------------------------------- quota and limits
-    def usage(self) -> tuple[int, int]:
-        """(bytes used, bytes used in trash) by the caller's own files in My Drive.
-
-        Trashed files count until deleted, and so do the old revisions Drive keeps."""
-        used = trash = 0
-        with self.lock:
-            for r in self.files.values():
-                if r.get("driveId") is not None or r.get("owner") is not None:
-                    continue
-                size = (r["size"] or 0) + sum(v["size"] for v in r.get("revisions", ()))
-                used += size
-                if r["trashed"]:
-                    trash += size
-        return used, trash
-
-    def check_quota(self, extra: int, drive_id: Optional[str], *, replacing: int = 0) -> None:
-        """403 storageQuotaExceeded when ``extra`` more bytes do not fit (shared drives are
-        unlimited); what Gmail and Photos use counts too (:attr:`other_usage`)."""
-        if self.quota_bytes is None or drive_id is not None:
-            return
-        used, _ = self.usage()
-        if used + sum(self.other_usage.values()) - replacing + extra > self.quota_bytes:
-            raise quota_exceeded()
-
-    def check_room(self, parent_ids: list[str], drive_id: Optional[str], *,
-                   folder: bool = False) -> None:
-        """Drive's item limits for one new item: children of a (non-root) folder, items of a
-        shared drive (trashed items count, as on Drive), for a ``folder`` the depth folders
-        nest to there (in a shared drive or My Drive), and the items this account created
-        (when :attr:`item_creation_limit` is set: Drive's 500 million cannot be reached)."""
-        with self.lock:
-            if folder:
-                for p in parent_ids:
-                    if drive_id is not None and self._depth(p) + 1 > MAX_SHARED_DRIVE_DEPTH:
-                        raise drive_error("teamDriveHierarchyTooDeep")
-                    if drive_id is None and self._depth(p) + 1 > MAX_MY_DRIVE_DEPTH:
-                        raise drive_error("myDriveHierarchyDepthLimitExceeded")
-            if self.item_creation_limit is not None and self.item_creation_limit <= sum(
-                    1 for r in self.files.values()
-                    if r.get("owner") is None and not self.is_container_root(r["id"])):
-                raise drive_error("activeItemCreationLimitExceeded")
-            for p in parent_ids:
-                if self.is_container_root(p):
-                    continue
-                limit = self.files[p].get("child_limit") or MAX_FOLDER_CHILDREN
-                if len(self._by_parent.get(p, ())) >= limit:
-                    raise drive_error("numChildrenInNonRootLimitExceeded")
-            if drive_id is not None and drive_id in self.drives:
-                limit = self.drives[drive_id].get("item_limit") or MAX_SHARED_DRIVE_ITEMS
-                if sum(1 for r in self.files.values() if r.get("driveId") == drive_id) >= limit:
-                    raise drive_error("teamDriveFileLimitExceeded")
-
-    def _depth(self, folder_id: str) -> int:
-        """Folders from the top of its drive down to ``folder_id`` (its root: 0)."""
-        depth, cur, seen = 0, folder_id, set()
-        while not self.is_container_root(cur) and cur in self.files and cur not in seen:
-            seen.add(cur)
-            parents = self.files[cur].get("parents") or []
-            if not parents:
-                break
-            cur, depth = parents[0], depth + 1
-        return depth
-
     # ----------------------------------------------------------------- mutations
-    def check_parents(self, parent_ids: Iterable[str]) -> tuple[list[str], Optional[str]]:
-        """Resolve and validate parents; returns (ids, shared drive id or None)."""
-        ids = [self.resolve(p) for p in parent_ids] or [self.root_id]
-        drive_ids = set()
-        for p in ids:
-            if p in self.drives:
-                drive_ids.add(p)
-                continue
-            rec = self.get(p)
-            if not self.is_folder(rec):
-                raise EmulatorApiError(400, "badRequest", f"Parent {p} is not a folder.",
-                                       location="parents", location_type="other")
-            drive_ids.add(rec.get("driveId"))
-        if len(drive_ids) > 1:
-            raise EmulatorApiError(400, "badRequest", "Parents must all be in the same drive.")
-        return ids, drive_ids.pop()
-
-    # ----------------------------------------------------------------- generated ids
-    def generate_ids(self, count: int) -> list[str]:
-        """``count`` new ids a create may name as its file's ``id`` (files.generateIds)."""
-        with self.lock:
-            self.check_open()
-            ids = [new_id() for _ in range(count)]
-            self._db.execute("BEGIN")
-            try:
-                self._db.executemany("INSERT OR REPLACE INTO ids VALUES (?, ?)",
-                                     [(i, "false") for i in ids])
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self.generated.update(dict.fromkeys(ids, False))
-            return ids
-
-    def check_new_id(self, file_id: object) -> str:
-        """``file_id`` if a create may name it (Drive's answers otherwise: 409 when it is a
-        file's id, or was - a used id is never free again -, 400 when Drive never generated
-        it); the id is not taken (see :meth:`create`)."""
-        with self.lock:
-            if not isinstance(file_id, str) or not file_id:
-                raise id_not_usable()
-            if file_id in self.files or self.generated.get(file_id):
-                raise id_in_use()
-            if file_id not in self.generated:
-                raise id_not_usable()
-            return file_id
-
     def create(self, title: str, mime: str, parent_ids: Iterable[str], *,
                blob: Optional[str] = None, size: int = 0, md5: Optional[str] = None,
                meta: Optional[dict] = None, owner: Optional[str] = None,
@@ -466,15 +320,6 @@ class EmulatorStore:
                 rec.update(trashed=True, explicitlyTrashed=False)
             self._put("files", self.files, rec)
             return rec
-
-    def _in_trash(self, parent_ids: Iterable[str]) -> bool:
-        """Whether an item under ``parent_ids`` is in the trash with them: Drive takes an
-        item into a trashed folder (googleworkspace/android-samples issue 66: "API accepts
-        and uploads it and puts it in the to the folder in the trash"), and the v3 File's
-        ``trashed`` is "Whether the file has been trashed, either explicitly or from a
-        trashed parent folder" (``explicitlyTrashed`` false: "as opposed to recursively
-        trashed from a parent folder")."""
-        return any(self.files[p]["trashed"] for p in parent_ids if p in self.files)
 
     @staticmethod
     def _client_dates(meta: dict) -> dict:
@@ -564,22 +409,6 @@ class EmulatorStore:
             self._put("files", self.files, rec)
             return rec
 
-    def set_trashed(self, file_id: str, trashed: bool, *, explicitly: bool = True) -> dict:
-        """Trash or restore a file; a folder's descendants follow it (not explicitly).
-        ``explicitly`` false: trashed with the folder it was moved into (:meth:`_in_trash`)."""
-        with self.lock:
-            rec = dict(self.get(file_id))
-            if self.is_container_root(rec["id"]):
-                raise EmulatorApiError(403, "cannotModifyRoot", "The root folder cannot be trashed.")
-            rec.update(trashed=trashed, explicitlyTrashed=trashed and explicitly)
-            self._put("files", self.files, rec)
-            for child in self.descendants(rec["id"]):
-                if trashed and not child["trashed"]:
-                    self._put("files", self.files, dict(child, trashed=True, explicitlyTrashed=False))
-                elif not trashed and child["trashed"] and not child["explicitlyTrashed"]:
-                    self._put("files", self.files, dict(child, trashed=False))
-            return rec
-
     def update(self, file_id: str, **fields) -> dict:
         """Set record fields directly (the Python API's sharing, flags and limits)."""
         with self.lock:
@@ -605,44 +434,6 @@ class EmulatorStore:
             if left <= 0:
                 raise drive_error("downloadQuotaExceeded")
             self._put("files", self.files, dict(rec, download_limit=left - 1))
-
-    def delete(self, file_id: str) -> None:
-        """Delete permanently, folders recursively; their bytes (and revisions) stop counting.
-        In My Drive a folder takes with it only what its owner owns: "If the target is a
-        folder, all descendants owned by the user are also deleted" (v2 ``files.delete``);
-        another user's item in it goes to that user's My Drive ("the item is placed under
-        its owner's root", ``enforceSingleParent``), with what is below it."""
-        with self.lock:
-            rec = self.get(file_id)
-            if self.is_container_root(rec["id"]):
-                raise EmulatorApiError(403, "cannotDeleteRoot", "The root folder cannot be deleted.")
-            below = self.descendants(rec["id"])
-            doomed = [r for r in below if rec.get("driveId") is not None
-                      or r.get("owner") == rec.get("owner")] + [rec]
-            gone = {r["id"] for r in doomed}
-            for r in below:
-                if r["id"] not in gone and any(p in gone for p in r["parents"]):
-                    kept = [p for p in r["parents"] if p not in gone]
-                    home = self.root_id if r.get("owner") is None else self.owner_root(r["owner"])
-                    self._put("files", self.files, dict(r, parents=kept or [home]))
-            for r in doomed:
-                self._drop("files", self.files, r["id"])
-                paths = [self.blob_path(r["id"])]
-                paths += [self.revision_path(r["id"], v["id"]) for v in r.get("revisions", ())]
-                for path in paths:
-                    try:
-                        os.unlink(path)
-                    except FileNotFoundError:
-                        pass
-
-    def empty_trash(self, drive_id: Optional[str] = None) -> None:
-        """Delete every explicitly trashed item of My Drive (or of one shared drive)."""
-        with self.lock:
-            doomed = [r for r in self.files.values() if r["trashed"] and r.get("driveId") == drive_id
-                      and r.get("owner") is None]
-            for r in doomed:
-                if r["id"] in self.files:
-                    self.delete(r["id"])
 
     def add_drive(self, name: str, role: str = "organizer") -> dict:
         """Create a shared drive; its id is also the id of its root folder."""
