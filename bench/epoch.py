@@ -86,7 +86,7 @@ def step_only(run: Any, batch: Any, iters: int, warmup: int, autocast: Optional[
               sync: Callable[[], None]) -> dict:
     """The trained run's model, loss and optimizer on one fixed batch, through the engine's
     own step (``train_one_epoch`` over a loader that repeats the batch; no EMA)."""
-    from trainer.engine import train_one_epoch
+    from trainer.one_epoch import train_one_epoch
     from trainer.state import EpochMeter, Position
 
     t = run.cfg.train

@@ -14,7 +14,8 @@ import torch
 from trainer import checkpoint as ckpt
 from trainer.callbacks import Callback
 from trainer.config import load_config
-from trainer.engine import fit, train_one_epoch
+from trainer.engine import fit
+from trainer.one_epoch import train_one_epoch
 from trainer.optim import LRSchedule, ModelEMA, build_optimizer, param_groups, scaled_lr
 from trainer.errors import NonFiniteLossError
 from trainer.loss import YoloLoss

@@ -26,7 +26,7 @@ CLASSES = ["circle", "square", "triangle"]   # the synthetic dataset's (tests/co
 def test_a_loss_that_is_not_finite(tiny_config, synth_voc):
     from trainer.data.dataset import YoloDataset, build_loader
     from trainer.data.voc import read_annotation_file
-    from trainer.engine import train_one_epoch
+    from trainer.one_epoch import train_one_epoch
     from trainer.loss import YoloLoss
     from trainer.model import YoloV4Tiny
     from trainer.optim import LRSchedule, build_optimizer

@@ -1,4 +1,4 @@
-"""The training loop: ``fit``, ``train_one_epoch``, ``evaluate``.
+"""The training loop: ``fit``, ``evaluate``; one epoch's steps: :mod:`trainer.one_epoch`.
 
 Reads top to bottom like torchvision's detection references. ``fit`` stages the data,
 builds the model, decides where to start (:mod:`trainer.resume`), assembles the run in one
@@ -9,12 +9,10 @@ Counting follows :mod:`trainer.state`. Rank 0 alone evaluates, saves and talks t
 from __future__ import annotations
 
 import logging
-import math
 import os
 import random
-import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Optional, Sequence
+from typing import Any, Iterable, Optional, Sequence
 
 import numpy as np
 import torch
@@ -26,10 +24,9 @@ from trainer import distributed, peer_loss, resume, sample_list, silence, stuck
 from trainer.callbacks import Callback, CallbackList, CSVLogger, PlotCallback, ProgressLines, TensorBoardLogger
 from trainer.config import Config, model_signature
 from trainer.determinism import set_determinism as _set_determinism
-from trainer.data.batches import to_model_input
-from trainer.errors import NonFiniteLossError
 from trainer.evaluation import evaluate, validation_loss
-from trainer.optim import LRSchedule, ModelEMA, build_optimizer, scaled_lr, set_lr
+from trainer.one_epoch import train_one_epoch
+from trainer.optim import LRSchedule, ModelEMA, build_optimizer, scaled_lr
 from trainer.saving import Checkpointer
 from trainer.staging import DataSpec, local_weights, stage_data
 from trainer.state import EpochMeter, Position, TrainState
@@ -38,7 +35,7 @@ from trainer.writer import BackgroundWriter, SafeOnDrive
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["fit", "train_one_epoch", "evaluate", "validation_loss", "FitResult", "Run",
+__all__ = ["fit", "evaluate", "validation_loss", "FitResult", "Run",
            "stage_data", "local_weights"]
 
 
@@ -276,87 +273,6 @@ def _train(run: Run, data: DataSpec, resumed_rng: Optional[dict]) -> dict:
 def _after_step(run: Run, pos: Position, logs: dict) -> None:
     run.state.pos = pos
     run.callbacks.fire("on_train_batch_end", run, pos, logs)   # the Checkpointer may save or stop
-
-
-# --------------------------------------------------------------------------- one epoch
-
-def train_one_epoch(model: nn.Module, criterion: nn.Module, optimizer: torch.optim.Optimizer,
-                    loader: Iterable, device: torch.device, *, start: Position, steps: int,
-                    lr_at: Callable[[float], float], scaler: Any, ema: Optional[ModelEMA],
-                    meter: EpochMeter, after_step: Callable[[Position, dict], None],
-                    before_step: Optional[Callable[[Position], None]] = None,
-                    autocast: Optional[torch.dtype] = None, grad_clip: float = 0.0,
-                    channels_last: bool = False, world_size: int = 1, desc: str = "",
-                    status: Optional[Callable[[], str]] = None) -> dict:
-    """Train from ``start`` (``start.epoch_iteration`` of the epoch's ``steps`` already done;
-    ``loader`` yields the rest) to the epoch's end. ``before_step(pos)`` runs as each batch
-    arrives (the time before it is the wait for data; ``pos`` names the last completed step),
-    ``after_step(pos, logs)`` after every step. Returns the epoch's lr, speed and time; the
-    mean losses accumulate in ``meter``."""
-    model.train()
-    params = [p for p in model.parameters() if p.requires_grad]
-    pos, seen, t0 = start, 0, time.perf_counter()
-    bar = _progress(steps, desc, start.epoch_iteration) if status is not None else None
-    lr = lr_at(pos.epoch + max(pos.epoch_iteration - 1, 0) / steps)   # the last step's, if any
-    try:
-        for images, targets in loader:
-            if before_step is not None:
-                before_step(pos)
-            lr = lr_at(pos.epoch + pos.epoch_iteration / steps)
-            set_lr(optimizer, lr)
-            images = to_model_input(images, device, non_blocking=True)  # uint8 batches become float32 here
-            targets = targets.to(device, non_blocking=True)
-            if channels_last:
-                images = images.contiguous(memory_format=torch.channels_last)
-            # (Under DDP the forward and backward wait for the other ranks: trainer.stuck.)
-            with stuck.waiting(), torch.autocast(device.type, enabled=autocast is not None,
-                                                 dtype=autocast):
-                loss, parts = criterion(model(images), targets)
-            # Every rank must agree to stop, so the check is on the mean over ranks.
-            loss_value = float(distributed.all_reduce_mean(loss.detach()))
-            if not math.isfinite(loss_value):
-                raise NonFiniteLossError(
-                    f"the loss became {loss_value} at epoch {pos.epoch + 1}, iteration "
-                    f"{pos.epoch_iteration + 1}/{steps} (lr {lr:.3g}); training stopped and nothing was "
-                    f"saved for this epoch. Resume from the last checkpoint with a lower train.lr, or "
-                    f"check the data")
-            optimizer.zero_grad(set_to_none=True)
-            with stuck.waiting():
-                scaler.scale(loss).backward()
-            if grad_clip > 0:
-                scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(params, grad_clip)
-            scaler.step(optimizer)
-            scaler.update()
-            if ema is not None:
-                ema.update(model)
-            meter.add(loss_value, parts, images.shape[0] * world_size)  # (equal on every rank)
-            pos = pos.stepped()
-            seen += images.shape[0] * world_size
-            speed = seen / max(time.perf_counter() - t0, 1e-9)
-            if bar is not None:
-                m = meter.means()
-                drive = status()  # first: tqdm sorts keywords (loss went last) and a narrow bar cuts the end
-                bar.set_postfix({**({"drive": drive} if drive else {}), "loss": f"{m['loss']:.4f}",
-                                 "lr": f"{lr:.2e}", "img_s": f"{speed:.1f}", "box": f"{m['box']:.3f}",
-                                 "obj": f"{m['obj']:.3f}", "cls": f"{m['cls']:.3f}"}, refresh=False)
-                bar.update(1)
-            # One line per iteration at debug level (-v): tests, logs and bench/survival.py follow it.
-            logger.debug("%s iter %d/%d (iteration %d) loss %.5f lr %.3g", desc.split(" (")[0],
-                         pos.epoch_iteration, steps, pos.iteration, loss_value, lr)
-            after_step(pos, {"loss": loss_value, "lr": lr, "img_s": speed})
-    finally:
-        if bar is not None:
-            bar.close()
-    elapsed = time.perf_counter() - t0
-    return {"lr": lr, "images_per_s": seen / max(elapsed, 1e-9), "epoch_time_s": elapsed}
-
-
-def _progress(total: int, desc: str, initial: int):
-    from tqdm import tqdm
-
-    return tqdm(total=total, initial=initial, desc=desc, unit="it", dynamic_ncols=True,
-                leave=True, mininterval=0.5)
 
 
 # --------------------------------------------------------------------------- evaluation
