@@ -107,7 +107,7 @@ def test_a_box_coordinate_that_is_not_finite_is_a_data_error(tmp_path, value):
 
 
 def test_an_annotation_that_cannot_be_opened_is_a_data_error(tmp_path):
-    from trainer.data.voc import parse_voc_xml
+    from trainer.data.devkit import parse_voc_xml
 
     folder = tmp_path / "a.xml"
     folder.mkdir()                                    # e.g. an unzip that made a folder of that name
@@ -119,7 +119,7 @@ def test_an_annotation_that_cannot_be_opened_is_a_data_error(tmp_path):
 @pytest.mark.parametrize("value, difficult", [("0", False), ("1", True), ("false", False), ("False", False),
                                               ("true", True), ("0.0", False), ("1.0", True), (" 0 ", False)])
 def test_difficult_as_booleans_and_floats(tmp_path, value, difficult):
-    from trainer.data.voc import parse_voc_xml
+    from trainer.data.devkit import parse_voc_xml
 
     voc = _voc(tmp_path, {"a": [("dog", 1, 2, 20, 30, value)]})
     _, (obj,) = parse_voc_xml(voc / "Annotations" / "a.xml")

@@ -163,7 +163,7 @@ def test_a_fifo_under_an_images_name_is_refused_not_waited_on(tmp_path, cache):
 def test_a_fifo_under_an_annotations_name_is_refused_not_waited_on(tmp_path):
     """`trainer prepare-voc --mode 2` of a VOCdevkit holding a FIFO at Annotations/ID.xml
     hung for good."""
-    from trainer.data.voc import parse_voc_xml
+    from trainer.data.devkit import parse_voc_xml
 
     fifo = tmp_path / "000001.xml"
     os.mkfifo(fifo)
@@ -256,7 +256,7 @@ def test_an_image_file_larger_than_any_image_is_refused_before_it_is_read(tmp_pa
 
 
 def test_an_annotation_larger_than_any_annotation_is_refused_before_it_is_read(tmp_path):
-    from trainer.data.voc import parse_voc_xml
+    from trainer.data.devkit import parse_voc_xml
 
     huge = tmp_path / "000001.xml"
     with open(huge, "wb") as fh:

@@ -327,7 +327,7 @@ def test_evaluation_from_the_xml_scores_the_objects_training_learns(tmp_path):
 def test_a_box_coordinate_beyond_any_image_is_a_bad_box(tmp_path):
     """`<xmax>1e39</xmax>` is finite, so it passed; as float32 (the lines' reader, the
     evaluation's truth) it is inf, and the truth's IoU with it NaN: never matched."""
-    from trainer.data.voc import parse_voc_xml
+    from trainer.data.devkit import parse_voc_xml
     from trainer.errors import DataError
 
     voc = _voc(tmp_path, {"a": [("dog", 1, 2, "1e39", 30)]})

@@ -11,7 +11,8 @@ from click.testing import CliRunner
 
 from trainer.cli import cli
 from trainer.data.synth import make_synthetic_voc, synth_class_names
-from trainer.data.voc import load_voc_ground_truth, parse_annotation_line, parse_voc_xml, read_annotation_file
+from trainer.data.devkit import load_voc_ground_truth, parse_voc_xml
+from trainer.data.voc import parse_annotation_line, read_annotation_file
 from trainer.errors import DataError
 
 

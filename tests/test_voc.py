@@ -9,11 +9,10 @@ import pytest
 from click.testing import CliRunner
 
 from trainer.cli import cli
+from trainer.data.devkit import find_voc_root, load_voc_ground_truth
 from trainer.data.voc import (
     VOC_CLASSES,
-    find_voc_root,
     format_annotation_line,
-    load_voc_ground_truth,
     parse_annotation_line,
     prepare_voc,
     read_annotation_file,

@@ -37,7 +37,7 @@ def test_images_with_other_extensions_and_letter_cases_are_found_and_decode(tmp_
 
 
 def test_an_annotation_with_a_namespace_keeps_its_objects(tmp_path):
-    from trainer.data.voc import parse_voc_xml
+    from trainer.data.devkit import parse_voc_xml
 
     xml = tmp_path / "a.xml"
     xml.write_text('<annotation xmlns="http://example.com/voc"><size><width>64</width>'

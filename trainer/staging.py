@@ -63,7 +63,8 @@ def stage_data(cfg: Config, info: distributed.DistInfo = distributed.DistInfo(),
 
 def _voc_and_names(cfg: Config) -> tuple[Optional[str], list[str]]:
     """The VOCdevkit folder (None where there is none) and the class names."""
-    from trainer.data.voc import find_voc_root, read_classes
+    from trainer.data.devkit import find_voc_root
+    from trainer.data.voc import read_classes
 
     d = cfg.data
     voc_root = None

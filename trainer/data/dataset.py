@@ -43,9 +43,10 @@ from torch.utils.data import DataLoader, Dataset
 from trainer.data import augment, worker_signals
 from trainer.data.batches import image_to_tensor, tune_worker_heap, to_model_input, yolo_collate
 from trainer.data.cache import open_cache
+from trainer.data.devkit import empty_box, parse_voc_xml
 from trainer.data.images import decode_fitted, read_bytes, read_image
 from trainer.data.sampler import ResumableSampler
-from trainer.data.voc import empty_box, parse_annotation_line, parse_voc_xml
+from trainer.data.voc import parse_annotation_line
 from trainer.errors import DataError
 
 log = logging.getLogger(__name__)
