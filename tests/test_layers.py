@@ -1,4 +1,5 @@
-"""The shape of drivestage: layers without circles, one boundary to Drive, small modules.
+"""The shape of drivestage: layers without circles, one boundary to Drive, small modules
+(the emulator's and the trainer's too).
 
 Read from the source (every import, including those inside functions and under
 ``TYPE_CHECKING``), so a lazy import cannot hide a circle.
@@ -195,3 +196,30 @@ def test_callers_know_stores_only_through_the_protocol():
 def test_no_module_over_500_lines(name):
     lines = MODULES[name].read_text(encoding="utf-8").count("\n")
     assert lines <= 500, f"drivestage.{name} has {lines} lines; split it by what it holds"
+
+
+def _package_modules(root: Path, package: str) -> dict[str, Path]:
+    """{dotted name: path} of every module under ``root``, the package ``package``."""
+    out = {}
+    for path in sorted(root.rglob("*.py")):
+        parts = [package, *path.relative_to(root).with_suffix("").parts]
+        if parts[-1] == "__init__":
+            parts.pop()
+        out[".".join(parts)] = path
+    return out
+
+
+EMULATOR_MODULES = _package_modules(PKG / "emulator", "drivestage.emulator")
+TRAINER_MODULES = _package_modules(PKG.parent / "trainer", "trainer")
+
+
+@pytest.mark.parametrize("name", sorted(EMULATOR_MODULES))
+def test_no_emulator_module_over_500_lines(name):
+    lines = EMULATOR_MODULES[name].read_text(encoding="utf-8").count("\n")
+    assert lines <= 500, f"{name} has {lines} lines; split it by what it holds"
+
+
+@pytest.mark.parametrize("name", sorted(TRAINER_MODULES))
+def test_no_trainer_module_over_500_lines(name):
+    lines = TRAINER_MODULES[name].read_text(encoding="utf-8").count("\n")
+    assert lines <= 500, f"{name} has {lines} lines; split it by what it holds"
