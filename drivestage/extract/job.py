@@ -104,8 +104,8 @@ class Job:
 
     def check(self, entries: list[Entry]) -> list[Entry]:
         """Steps 1 and 2: the final member list, checked against DEST and the free space,
-        and the temporary folder made with every folder the members need. Returns the
-        file members."""
+        and the temporary folder made (unless :meth:`start_temp` made it) with every folder
+        the members need. Returns the file members."""
         # Every rule is checked on the whole member list, whatever is written of it.
         self.final = entries = check_members(entries, self.archive)
         check_path_lengths(entries, self.dest, self.archive)
@@ -117,7 +117,8 @@ class Job:
         self._check_early(entries)
         if self.later:   # (a later archive of the pull holds them: not written)
             entries = [e for e in entries if e.path not in self.later]
-        remove_stale_temps(self.dest)
+        if self._root is None:
+            remove_stale_temps(self.dest)
         needed = _needed_bytes(entries)
         free = max(self.free_bytes(self.dest), 0)  # below zero: less than pull's reserve
         if needed > free:
@@ -135,7 +136,8 @@ class Job:
             log.info("extracting %s: %d members, %s, into %s", self.archive, len(entries),
                      format_size(sum(e.size for e in files)), self.dest)
         self.entries = entries
-        self._make_temp()
+        if self._root is None:  # (made already by start_temp(): a big zip's workers use it)
+            self._make_temp()
         assert self._root is not None
         make_dirs(self._root, entries)
         return files
@@ -161,7 +163,8 @@ class Job:
 
     def start_temp(self) -> TempDir:
         """The temporary folder, made before the member list is known (an archive read as
-        it arrives; :meth:`adopt` checks the list once it is)."""
+        it arrives: :meth:`adopt` checks the list once it is; a big zip's worker processes
+        start with it while its list is read, and :meth:`check` then uses it)."""
         os.makedirs(self.dest, exist_ok=True)
         remove_stale_temps(self.dest)
         self._make_temp()

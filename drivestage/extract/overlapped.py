@@ -44,7 +44,8 @@ from drivestage.extract.records import ExtractResult, MemberRecord
 from drivestage.extract.tempdir import TempDir, makedirs_at
 from drivestage.sizes import format_size
 from drivestage.extract.validation import check_names
-from drivestage.extract.workers import worth_processes, write_in_processes
+from drivestage.extract.workers import Started, close_workers, likely_worth, start_workers, \
+    worth_processes, write_in_processes
 from drivestage.extract.copying import Progress, create, finish_member
 from drivestage.extract.writing import copy_stream, write_zip_member, zip_data_start
 from drivestage.store import ProgressFn
@@ -133,6 +134,8 @@ class Overlapped:
         self.stop = stop if stop is not None else Flag()
         self.error: Optional[BaseException] = None
         self.thread: Optional[BackgroundThread] = None
+        #: Worker processes started before the member list was read (:meth:`zip`).
+        self.early: Started = []
         self.kind = "tar"   # what it is followed as (zip(): "zip")
 
     # -- the two kinds
@@ -179,15 +182,6 @@ class Overlapped:
         fd = open_followed(path, identity)
         job = None
         try:  # fd is the job's once it is made; closed here otherwise (a Ctrl-C too)
-            try:
-                entries = zip_directory(path, fd)
-            except Exception as exc:  # links, an unreadable directory: the usual way then
-                log.debug("not extracting %s while it downloads: %s", path, exc)
-                return None
-            files = [e for e in entries if e.kind == "file"]
-            if any(getattr(e.source, "compress_type", 0) not in _ZIP_METHODS_FOLLOWED
-                   for e in files):
-                return None
             job = cls(path, size, dest, arrived, lock_dir=lock_dir, free_bytes=free_bytes,
                       progress=progress, protected=protected, label=label,
                       replaceable=replaceable, fd=fd, first_arrived=first_arrived,
@@ -198,8 +192,28 @@ class Overlapped:
         try:
             if adopt is not None:
                 adopt(job)
+            # A big zip's workers start now, their interpreters' start beside the member
+            # list's read; they write nothing before the list is checked (no batch is sent
+            # before), and go with the temporary folder if it is refused.
+            if likely_worth(size, _WORKERS):
+                job.job.start_temp()
+                start_workers(fd, job.job.root, job.label, _WORKERS,
+                              hold_fd=job.job.owner_fd, into=job.early)
+            try:
+                entries = zip_directory(path, fd)
+            except Exception as exc:  # links, an unreadable directory: the usual way then
+                log.debug("not extracting %s while it downloads: %s", path, exc)
+                job.abandon()
+                return None
+            files = [e for e in entries if e.kind == "file"]
+            if any(getattr(e.source, "compress_type", 0) not in _ZIP_METHODS_FOLLOWED
+                   for e in files):
+                job.abandon()
+                return None
             job.kind = "zip"
             files = job.job.check(entries)
+            if not worth_processes("zip", files, _WORKERS):
+                close_workers(job.early, kill=True)  # threads write a small one
             job._start(lambda: job._zip(files))
         except BaseException:  # a Ctrl-C too: the temporary folder goes
             job.abandon()
@@ -294,6 +308,8 @@ class Overlapped:
         self._close()
 
     def _close(self) -> None:
+        # The workers first: nothing writes into the temporary folder once it goes.
+        close_workers(self.early, kill=True)
         self.job.close()
         if self.fd >= 0:
             os.close(self.fd)
@@ -322,7 +338,8 @@ class Overlapped:
             write_in_processes("zip", self.fd, self.size, self.job.root, files, _WORKERS,
                                self.progress, label=self.label, hold_fd=self.job.owner_fd,
                                wait=self._wait, stop=self.stop,
-                               first=self._first if self.first_arrived is not None else None)
+                               first=self._first if self.first_arrived is not None else None,
+                               started=self.early or None)
             return
         todo = sorted(files, key=lambda e: int(getattr(e.source, "header_offset", 0)))
         # Each member's bytes: from its local header to the next member's (the last: to the

@@ -105,6 +105,43 @@ def worth_processes(kind: str, files: Sequence[Entry], jobs: int) -> bool:
     return sum(e.comp_size + PER_FILE for e in files) >= _WORTH
 
 
+def likely_worth(size: int, jobs: int) -> bool:
+    """Whether an archive of ``size`` bytes will likely be written in ``jobs`` worker
+    processes (:func:`worth_processes`, before its member list is known): its workers may
+    then start while the list is read (:func:`start_workers`)."""
+    return jobs >= 2 and os.name == "posix" and bool(sys.executable) and size >= _WORTH
+
+
+#: Worker processes started before their members are known (:func:`start_workers`); None
+#: for one that could not start (its share is written by a thread).
+Started = list[Optional["_Worker"]]
+
+
+def start_workers(afd: int, tmp: TempDir, label: str, jobs: int, *, hold_fd: int = -1,
+                  into: Optional[Started] = None, python: Optional[str] = None) -> Started:
+    """``jobs`` worker processes told to write from ``afd`` into ``tmp`` (see
+    :func:`write_in_processes`, which takes them as ``started``), appended to ``into`` as
+    each starts: a caller that made ``into`` known first closes every one a Ctrl-C left
+    (:func:`close_workers`). Their interpreters start (about 0.06 s of CPU each) while the
+    caller goes on: beside the member list's read, not after it."""
+    workers: Started = into if into is not None else []
+    try:
+        for _ in range(jobs - len(workers)):
+            workers.append(_Worker.start(afd, tmp, label, hold_fd, python))
+    except BaseException:  # a Ctrl-C: none left behind
+        close_workers(workers, kill=True)
+        raise
+    return workers
+
+
+def close_workers(workers: Started, *, kill: bool) -> None:
+    """End ``workers`` (at once with ``kill``) and wait for them; closing twice does
+    nothing more."""
+    for w in workers:
+        if w is not None:
+            w.close(kill=kill)
+
+
 def _orders(kind: str, files: Sequence[Entry], size: int, bounded: bool) -> list[Order]:
     """The members in file order, each with where its bytes must end: the next member's
     start when ``bounded`` (a download being followed: nothing past it may have arrived),
@@ -149,7 +186,7 @@ def write_in_processes(kind: str, afd: int, size: int, tmp: TempDir, files: Sequ
                        wait: Optional[Callable[[int, int], None]] = None,
                        stop: Optional[Flag] = None,
                        first: Optional[Callable[[Sequence[tuple[int, int]]], int]] = None,
-                       python: Optional[str] = None) -> None:
+                       python: Optional[str] = None, started: Optional[Started] = None) -> None:
     """Write ``files`` (zip members stored or deflated, or plain-tar members) of the archive
     open as ``afd`` (``size`` bytes in the end; ``label``: its name in messages) under
     the temporary folder ``tmp`` in ``jobs`` worker processes, setting each member's
@@ -166,7 +203,9 @@ def write_in_processes(kind: str, afd: int, size: int, tmp: TempDir, files: Sequ
     ``first``, which must end (raise) once it is set, stop waiting for bytes: the error
     is raised then, not once the next batch's bytes have arrived (never, if the download
     stalls). ``python``: the interpreter to run (default this one). A worker that cannot
-    start leaves its share to a thread here."""
+    start leaves its share to a thread here. ``started``: workers :func:`start_workers`
+    started for these very ``afd``, ``tmp`` and ``hold_fd`` (this closes them), used
+    instead of new ones."""
     pending = list(_batches(_orders(kind, files, size, bounded=wait is not None)))
     # Each batch's bytes: from its first member's start to where its last member's bytes
     # must end (a batch's bound is the next one's start: the spans are disjoint).
@@ -243,13 +282,13 @@ def write_in_processes(kind: str, afd: int, size: int, tmp: TempDir, files: Sequ
         except BaseException as exc:
             fail(exc)
 
-    workers: list[Optional[_Worker]] = []
+    workers: Started = started if started is not None else []
     # BackgroundThreads: a Ctrl-C inside threading.Thread.join() (this runs in the main thread
     # for a staged archive) marks a feeder that still runs as stopped, and the clean-up's
     # join then returned while it went on.
     feeders: list[BackgroundThread] = []
     try:  # from the first start on: a Ctrl-C at any point ends every worker started
-        for _ in range(jobs):
+        for _ in range(jobs - len(workers)):
             workers.append(_Worker.start(afd, tmp, label, hold_fd, python))
         log.debug("writing %d members of %s in %d worker processes", len(files), label,
                   sum(w is not None for w in workers))
