@@ -20,11 +20,13 @@ import io
 import logging
 import os
 import re
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Optional
 
 from drivestage.errors import UsageError
+from drivestage.interrupts import BackgroundThread
 from drivestage.store import RemoteEntry
 
 _READ_BLOCK = 4 << 20
@@ -88,11 +90,43 @@ def _well_formed(name: str, value: Any) -> bool:
     return isinstance(value, str) and _HEX[name].fullmatch(value) is not None
 
 
-@functools.lru_cache(maxsize=None)
 def rate(name: str) -> float:
     """Bytes per second this machine hashes with ``name`` (measured once, a few ms): the
     checksum to choose, and the rate beyond which more download streams only wait for it.
-    The best of a few timings, so that one preempted by another thread does not decide."""
+    The best of a few timings, so that one preempted by another thread does not decide.
+    A measurement :func:`measure_soon` started is waited for, not made twice at once."""
+    early = _EARLY
+    if early is not None and early.thread is not threading.current_thread():
+        early.join()
+    return _measured(name)
+
+
+#: The thread :func:`measure_soon` started (None before).
+_EARLY: Optional[BackgroundThread] = None
+
+
+def measure_soon() -> None:
+    """Measure, in a thread from now on, the rates :func:`choose` compares (md5's and
+    SHA-256's, unless ``DRIVESTAGE_CHECKSUM`` names one: its rate alone). hashlib hashes a
+    block without the GIL, so on a second core beside a command's start (its imports of the
+    Drive client: about 0.2 s on one core), not 10-30 ms on the path to its first byte.
+    Once per process; a wrong ``DRIVESTAGE_CHECKSUM`` is said by :func:`choose`, later."""
+    global _EARLY
+    if _EARLY is not None:
+        return
+    wanted = os.environ.get(ENV, "").strip().lower()
+    names = (wanted,) if wanted in NAMES else NAMES
+
+    def measure() -> None:
+        for name in names:
+            _measured(name)
+
+    _EARLY = BackgroundThread(measure, "drivestage-hash-rate")
+    _EARLY.start()
+
+
+@functools.lru_cache(maxsize=None)
+def _measured(name: str) -> float:
     block = bytes(1 << 20)
     hashlib.new(name, block[:65536]).digest()  # the first call loads the implementation
     best = float("inf")

@@ -131,6 +131,8 @@ def pull(src: str, dest: str, extract: bool, remove_archive: bool, jobs: Optiona
          api_root: Optional[str], credentials: Optional[str]) -> None:
     """Download SRC (a file or a whole folder) into DEST: resumable, parallel, verified with
     Drive's md5 or SHA-256."""
+    from drivestage.checksums import measure_soon
+    measure_soon()  # on the other core while the Drive client's modules load
     from drivestage import paths
     from drivestage.errors import UsageError
     from drivestage.remote import open_store
