@@ -259,6 +259,7 @@ class Overlapped:
                 # What it wrote goes now, not once the download has ended (DEST's disk
                 # held meanwhile, for minutes on a slow link); abandon() closes it again.
                 try:
+                    close_workers(self.early, kill=True)  # (before the folder, as _close)
                     self.job.close()
                 except Exception as gone:  # abandon() tries again
                     log.debug("could not remove the temporary folder of %s yet: %s",
