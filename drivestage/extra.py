@@ -158,7 +158,8 @@ def decide(store: RemoteStore, root: RemoteEntry, listing: Mapping[str, Mapping[
         doomed, total = _spare(listed, root, folders, doomed, total)
     if total > limit:
         where = store.describe(root)
-        how_many = f"{total} items" if exact else f"at least {total} items"
+        how_many = f"{total} item{'' if total == 1 else 's'}"
+        how_many = how_many if exact else f"at least {how_many}"
         why = (f"more than --max-delete {removal.limit} allows" if removal.limit is not None
                else f"far more than the {len(tree.files)} files in SRC (at most {limit} "
                     "without asking)")
@@ -414,8 +415,9 @@ def apply(store: RemoteStore, root: RemoteEntry, deletions: Deletions,
     if not deletions.doomed:
         return [], 0
     how = "permanently" if removal.permanent else f"to {store.trash_place()}"
-    log.warning("--delete: removing %d item%s from %s that are not in SRC (%s)", deletions.items,
-                "" if deletions.items == 1 else "s", store.describe(root), how)
+    one = deletions.items == 1
+    log.warning("--delete: removing %d item%s from %s that %s not in SRC (%s)", deletions.items,
+                "" if one else "s", store.describe(root), "is" if one else "are", how)
     removed: list[str] = []
     went: list[Doomed] = []
     # An item with several parents goes after the rest, told only the folders that went

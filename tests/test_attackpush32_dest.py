@@ -33,7 +33,7 @@ def test_push_delete_into_a_run_folder_keeps_the_checkpoints_in_its_subfolders(
     assert "drive:runs/exp1 is a run folder (pushed from " in err
     assert "with its own retention): --delete removes none of its checkpoints or their " \
         "sidecars; its run's retention (or drivestage prune) deletes those" in err
-    assert "--delete: removing 1 item from drive:runs/exp1 that are not in SRC" in err
+    assert "--delete: removing 1 item from drive:runs/exp1 that is not in SRC" in err
     kept = dict(before)
     del kept["stale.txt"]
     assert live_md5s(emulator, "runs/exp1/weights") == kept

@@ -35,7 +35,7 @@ def test_an_item_in_two_folders_of_dest_is_one_deleted(emulator, local_state, dr
 
     assert code == 0, err
     assert emulator.store.get(x)["trashed"], err
-    assert "--delete: removing 1 item from drive:runs that are not in SRC (to the Drive " \
+    assert "--delete: removing 1 item from drive:runs that is not in SRC (to the Drive " \
         "trash)" in err, err
     assert _summary(err) == "0 uploaded (0 B), 2 unchanged, 1 deleted (not local)", err
 

@@ -375,12 +375,13 @@ def test_delete_says_what_it_removes_and_where_to(emulator, store, env, caplog):
     from drivestage.upload_tree import push
 
     emulator.add_file("Models/logs/old.txt", b"o")
+    emulator.add_file("Models/logs/older.txt", b"o")
     write(str(env / "logs/a.txt"), b"a")
     with caplog.at_level(logging.WARNING, logger="drivestage"):
         push(str(env / "logs"), "Models/logs", store=store, delete=True)
     text = log_text(warnings(caplog, "that are not in SRC"))
     shown("--delete: removing … from … that are not in SRC", text)
-    assert "removing 1 item from drive:Models/logs that are not in SRC (to the Drive trash)" \
+    assert "removing 2 items from drive:Models/logs that are not in SRC (to the Drive trash)" \
         in text
     assert live(emulator) == ["a.txt"]
 

@@ -156,6 +156,22 @@ def test_delete_far_beyond_src_is_refused_naming_the_count_and_the_flag(emulator
     assert _trashed(emulator) == [f"junk_{i:02d}.txt" for i in range(12)]
 
 
+def test_max_delete_zero_refuses_one_stray_in_one_line(emulator, drive_env, env):
+    """``--max-delete 0`` (nothing may go) with one stray: refused, said in the singular
+    (it said "1 items"), the stray left on Drive."""
+    _remote_junk(emulator, 1)
+    src = env / "logs"
+    _write(str(src / "a.txt"), b"a")
+    result = CliRunner().invoke(cli, ["push", str(src), "drive:Models/logs", "--delete",
+                                      "--max-delete", "0"])
+    assert result.exit_code == 1, result.output
+    assert result.stderr.strip().splitlines()[-1] == (
+        "Error: push --delete would remove 1 item from drive:Models/logs, more than "
+        "--max-delete 0 allows; nothing was sent or deleted. Check SRC and DEST, or allow it "
+        "with --max-delete 1")
+    assert emulator.find("Models/logs/junk_00.txt") is not None
+
+
 def test_the_delete_count_includes_what_remote_folders_hold(emulator, store, env):
     from drivestage.errors import DeletionRefusedError
 
