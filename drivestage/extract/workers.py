@@ -345,12 +345,12 @@ def _write_here(afd: int, tmp: TempDir, files: Sequence[Entry],
 class _Worker:
     """One worker process and its two pipes."""
 
-    def __init__(self, proc: "subprocess.Popen[bytes]", answers: int):
+    def __init__(self, proc: "subprocess.Popen[bytes]", answers: BinaryIO):
         self.proc = proc
         self.pid = proc.pid
         assert proc.stdin is not None
         self.to: BinaryIO = proc.stdin  # type: ignore[assignment]
-        self.frm: BinaryIO = os.fdopen(answers, "rb", buffering=0)
+        self.frm = answers
 
     @classmethod
     def start(cls, afd: int, tmp: TempDir, label: str, hold_fd: int,
@@ -363,23 +363,40 @@ class _Worker:
         except OSError as exc:
             log.debug("no extraction worker process (%s); a thread writes instead", exc)
             return None
+        # A file from the start: closed once, whatever stops this (os.close(r) after a
+        # file made of it could close a descriptor opened since under the same number).
+        answers: BinaryIO = os.fdopen(r, "rb", buffering=0)
         # -I: nothing from the current folder or PYTHON* variables; so the file-name
         # encoding is passed on as it is here (-I drops PYTHONUTF8).
         argv = [python or sys.executable, "-I", "-X", f"utf8={sys.flags.utf8_mode}", "-c",
                 CHILD, _ROOT, f"{MARKER}{os.getpid()}", str(w)]
+        proc: Optional["subprocess.Popen[bytes]"] = None
         try:
-            with _sigint_blocked():  # until the worker ignores it (the mask is inherited)
-                proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                        pass_fds=(afd, w, tmp.fd, hold_fd) if hold_fd >= 0 else
-                                        (afd, w, tmp.fd),
-                                        close_fds=True, bufsize=0)
+            try:
+                with _sigint_blocked():  # until the worker ignores it (the mask is inherited)
+                    proc = subprocess.Popen(argv, stdin=subprocess.PIPE,
+                                            stdout=subprocess.DEVNULL,
+                                            pass_fds=(afd, w, tmp.fd, hold_fd) if hold_fd >= 0
+                                            else (afd, w, tmp.fd),
+                                            close_fds=True, bufsize=0)
+            finally:
+                os.close(w)
+            worker = cls(proc, answers)
         except OSError as exc:
-            os.close(r)
+            answers.close()
             log.debug("no extraction worker process (%s); a thread writes instead", exc)
             return None
-        finally:
-            os.close(w)
-        worker = cls(proc, r)
+        except BaseException:
+            # A Ctrl-C as it started: SIGINT, blocked meanwhile in this thread only, is
+            # raised here once Popen returned (as _sigint_blocked ends, another thread took
+            # it), before the worker was anyone's: it ran on, its folder removed under it.
+            if proc is not None:
+                proc.kill()
+                if proc.stdin is not None:
+                    proc.stdin.close()
+                proc.wait()
+            answers.close()
+            raise
         try:
             worker.send(("init", afd, tmp.fd, tmp.path, label))
         except OSError:  # it could not even read its orders
