@@ -98,11 +98,27 @@ def rate(name: str) -> float:
     early = _EARLY
     if early is not None and early.thread is not threading.current_thread():
         early.join()
-    return _measured(name)
+    # One measurement at a time: two pulls of a program's threads (the library's, without
+    # the CLI's measure_soon) timed each other's hashing, at half the rate, side by side.
+    with _MEASURING:
+        return _measured(name)
 
 
 #: The thread :func:`measure_soon` started (None before).
 _EARLY: Optional[BackgroundThread] = None
+_MEASURING = threading.RLock()
+
+
+def _forget_early() -> None:
+    # A process forked while the thread measured has no such thread: its end, never set
+    # there, held every download of the child for good (a Flag wait with no end).
+    global _EARLY, _MEASURING
+    _EARLY = None
+    _MEASURING = threading.RLock()  # (held in the parent by the thread, maybe)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_early)
 
 
 def measure_soon() -> None:
@@ -119,7 +135,8 @@ def measure_soon() -> None:
 
     def measure() -> None:
         for name in names:
-            _measured(name)
+            with _MEASURING:
+                _measured(name)
 
     _EARLY = BackgroundThread(measure, "drivestage-hash-rate")
     _EARLY.start()
