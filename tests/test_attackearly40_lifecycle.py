@@ -23,7 +23,7 @@ from drivestage.stage import pull
 
 from _archives import a_fixed_zip, a_zip, tree
 from _cli import child_env, run
-from _sweep import every
+from _sweep import ALL, every
 from test_extract_workers import worker_pids
 from test_interrupt_commands import _interrupted_then_rerun
 
@@ -56,7 +56,15 @@ def _lying(blob: bytes) -> bytes:
 
 @pytest.mark.parametrize("kind", ["dotdot", "link", "lying"])
 def test_a_hostile_zip_ends_the_early_workers_and_says_one_line(emulator, drive_env,
-                                                               tmp_path, kind):
+                                                               tmp_path, kind, monkeypatch):
+    seen: list[int] = []
+    real = overlapped.zip_directory
+
+    def zip_directory(path, fd):  # the workers alive as the list is read
+        seen.append(len(worker_pids(os.getpid())))
+        return real(path, fd)
+
+    monkeypatch.setattr(overlapped, "zip_directory", zip_directory)
     members = _members(20)
     blob = {"dotdot": lambda: a_zip({**members, "../evil.txt": b"x"}),
             "link": lambda: a_fixed_zip(members, links={"ds/out": "../../etc/passwd"}),
@@ -67,6 +75,7 @@ def test_a_hostile_zip_ends_the_early_workers_and_says_one_line(emulator, drive_
     assert code == 1, err
     lines = err.splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: "), err
+    assert seen == [2]   # started before the list was read
     assert worker_pids(os.getpid()) == []
     assert _left(dest) == []
     assert tree(dest) == {"h.zip": blob}   # staged and verified; no member under its name
@@ -157,10 +166,14 @@ def test_a_worker_killed_before_its_first_batch(emulator, drive_env, tmp_path, m
     assert _left(dest) == []
 
 
-@pytest.mark.parametrize("module,stride", [("extract/overlapped.py", 3),
-                                           ("extract/workers.py", 1), ("extract/job.py", 3)])
+@pytest.mark.parametrize("module,stride,last", [
+    ("extract/overlapped.py", 3, 400), ("extract/job.py", 5, 400), ("unpack.py", 1, 400),
+    ("checksums.py", 1, 400),
+    # Every call as the two workers start (12 calls; DRIVESTAGE_TEST_SWEEP=all: every one).
+    ("extract/workers.py", 1, 13)])
 def test_a_ctrl_c_at_each_call_into_the_early_start_then_a_rerun(emulator, drive_env,
-                                                                 tmp_path, module, stride):
+                                                                 tmp_path, module, stride,
+                                                                 last):
     """A Ctrl-C at each call into the modules that start the workers early, in a process
     that lives on (a notebook): no worker left, no temporary folder, the rerun stages the
     archive and its members. Every call into workers.py: a Ctrl-C as a worker's Popen
@@ -173,7 +186,7 @@ def test_a_ctrl_c_at_each_call_into_the_early_start_then_a_rerun(emulator, drive
     root = os.path.join(os.path.dirname(drivestage.__file__), module)
     before = set(threading.enumerate())
     landed = 0
-    for k in range(1, 400, every(stride)):
+    for k in range(1, last if not ALL else 400, every(stride)):
         dest = tmp_path / f"d{k}"
         where = _interrupted_then_rerun(
             k, root, before, lambda: pull("drive:d/set.zip", str(dest), extract=True,

@@ -70,15 +70,27 @@ def worker_pids(parent: int) -> list[int]:
         if not pid.isdigit():
             continue
         try:
-            with open(f"/proc/{pid}/cmdline", "rb") as fh:
-                args = fh.read().split(b"\0")
             with open(f"/proc/{pid}/stat") as fh:
-                state = fh.read().rsplit(")", 1)[1].split()[0]
+                state, ppid = fh.read().rsplit(")", 1)[1].split()[:2]
+            args = _cmdline(pid, again=int(ppid) == parent and state != "Z")
         except OSError:
             continue
         if marker in args and state != "Z":
             out.append(int(pid))
     return out
+
+
+def _cmdline(pid: str, again: bool) -> list[bytes]:
+    """The arguments of process ``pid``; with ``again``, read again while there are none: a
+    child in the middle of its exec (a worker whose Popen has just returned: the exec closed
+    the pipe Popen waits on before it set up the new arguments) shows none for a moment, and
+    the test that counted the workers as the member list was read saw one of two."""
+    for _ in range(10_000 if again else 1):
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            args = fh.read()
+        if args:
+            break
+    return args.split(b"\0")
 
 
 def no_workers_within(parent: int, seconds: float = 30) -> None:
