@@ -55,10 +55,17 @@ def state_dir() -> Path:
                          "or lies under one; point DRIVESTAGE_STATE_DIR at a folder (default "
                          "~/.cache/drivestage)") from None
     except OSError as exc:
-        raise LocalFileError(f"cannot create drivestage's state folder {path} "
-                             f"({exc.strerror or exc}); point DRIVESTAGE_STATE_DIR at a folder "
-                             "you can write") from None
+        # A path that cannot be a folder (no such place, not allowed, read-only, too long) is
+        # a bad setting, as a file there is (exit 2); a full disk or an I/O error is not.
+        error = LocalFileError if exc.errno in _NOT_THE_SETTING else UsageError
+        raise error(f"cannot create drivestage's state folder {path} "
+                    f"({exc.strerror or exc}); point DRIVESTAGE_STATE_DIR at a folder "
+                    "you can write") from None
     return path
+
+
+#: mkdir failures that say nothing against the path given: a plain error (exit 1).
+_NOT_THE_SETTING = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO})
 
 
 class JsonFile:

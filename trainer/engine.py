@@ -105,6 +105,7 @@ class Run:
 
 def fit(cfg: Config, *, resume: str = "auto", callbacks: Sequence[Callback] = ()) -> FitResult:
     """Train as configured; ``resume`` is ``auto`` (local, then Drive), ``none`` or a path."""
+    from drivestage.state import state_dir
     from trainer.run_lock import RunFolderLock
 
     info, device = distributed.setup(cfg.train.device)
@@ -115,6 +116,8 @@ def fit(cfg: Config, *, resume: str = "auto", callbacks: Sequence[Callback] = ()
         with silence.watch(cfg, info):   # one run per folder; a refusal reaches every rank
             with distributed.main_first(info, local=False) as first:
                 if first:
+                    if cfg.drive.logs:   # its pushes need the state folder: a bad one is the
+                        state_dir()      # run's one Error, not a lock warning and then it
                     lock.acquire()
             return _fit(cfg, info, device, resume, callbacks, StopFlag(cfg.train.grace_seconds))
     finally:
