@@ -30,6 +30,7 @@ from drivestage.stage_original import defer, vouch
 from drivestage.sizes import too_large
 from drivestage.stamps import Stamp
 from drivestage.stage_tree import FolderPullResult, pull_folder
+from drivestage.stage_walk import check_dest_path, check_file_path
 from drivestage.store import RemoteEntry, RemoteStore
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,7 @@ def pull(src: Union[str, DrivePath], dest: str, *, extract: bool = False,
     began = time.monotonic()
     _refuse_a_drive_dest(src, os.fspath(dest))
     dest = os.path.abspath(os.path.expanduser(os.fspath(dest)))
+    check_dest_path(dest)   # (said "File name too long" of 4 KB of DEST, exit 1)
     if os.path.exists(dest) and not os.path.isdir(dest):
         raise UsageError(f"DEST {dest} is a file; give the folder to stage into")
     if reserve < 0:
@@ -170,6 +172,9 @@ def _stage(store: RemoteStore, path: StorePath, label: str, dest: str, *, extrac
     if include or exclude:
         raise UsageError(f"--include/--exclude choose files inside a folder, and "
                          f"{label} is one file; pull it without them")
+    if entry.has_content and not entry.unreadable:   # (FileStager says those first)
+        # A file that would land too deep: the folder pull's line, not "File name too long".
+        check_file_path(os.path.join(dest, safe_name(entry.name, label)), label)
     # Each stamp read and its rows parsed once, as a folder pull's are: a pull -x that puts
     # back one member of 60,000 read its stamp 6 times and parsed its rows 6 (attackpull40).
     with stamp_cache.scope():

@@ -213,7 +213,7 @@ def _check_path(target: str, src: str, inside: str) -> None:
     the kernel takes: Drive's folders nest 100 deep with names of 255 bytes, and such a
     file failed the pull with a 4 KB line naming its partial's record, after the files
     before it were staged (attackpull33)."""
-    size = len(os.fsencode(os.path.abspath(target))) + _BESIDE
+    size = _needed(target)
     if size <= PATH_MAX:
         return
     top, _, leaf = inside.rpartition("/")
@@ -226,6 +226,31 @@ def _check_path(target: str, src: str, inside: str) -> None:
         f"{shown}: its local path would be {size - _BESIDE:,} bytes, and a download needs "
         f"{_BESIDE} more for its partial file, over the {PATH_MAX:,} bytes Linux takes; "
         f"shorten its folders' names on Drive, or pull without it: --exclude {glob}")
+
+
+def check_file_path(target: str, src: str) -> None:
+    """Refuse a file pull whose file would land at a path longer than the kernel takes (with
+    its partial's): the folder pull's line, where it said "File name too long" (leftovers40)."""
+    size = _needed(target)
+    if size > PATH_MAX:
+        raise UsageError(
+            f"{src}: its local path would be {size - _BESIDE:,} bytes, and a download needs "
+            f"{_BESIDE} more for its partial file, over the {PATH_MAX:,} bytes Linux takes; "
+            "pull it into a folder with a shorter path")
+
+
+def check_dest_path(dest: str) -> None:
+    """Refuse a DEST longer than the kernel takes, named in 200 bytes, before Drive is asked."""
+    size = len(os.fsencode(dest))
+    if size > PATH_MAX:
+        raise UsageError(f"DEST {dest[:100]}...{dest[-100:]} is {size:,} bytes long, over the "
+                         f"{PATH_MAX:,} bytes Linux takes in a path; pull into a folder with a "
+                         "shorter path")
+
+
+def _needed(target: str) -> int:
+    """The bytes of ``target``'s absolute path and of what its download writes beside it."""
+    return len(os.fsencode(os.path.abspath(target))) + _BESIDE
 
 
 def _refuse_duplicates(children: list[RemoteEntry], where: str) -> None:
