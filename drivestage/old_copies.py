@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from typing import Callable, Iterable, Iterator, Optional, Sequence
 
 from drivestage import sidecar, sidecar_copy
+from drivestage.command import stopping
 from drivestage.errors import DriveStageError, MovedApartError, NotFoundError
 from drivestage.local_tree import LocalFile
 from drivestage.store import RemoteEntry, RemoteStore
@@ -300,14 +301,14 @@ def _stay(rel: str, left: list[RemoteEntry], sent: bool = False) -> None:
     the first of ``left`` was sent before the stop, its answer not had: it may be gone (it
     was said "not removed" from the trash: attackguard40)."""
     if sent:
-        log.warning("%s: the removal of the copy %s was sent, and the push stopped before its "
-                    "answer came: it may be gone", rel, left[0].id)
+        log.warning("%s: the removal of the copy %s was sent, and the %s stopped before its "
+                    "answer came: it may be gone", rel, left[0].id, stopping())
         left = left[1:]
         if not left:
             return
-    log.warning("%s: %d of those copies %s not removed (ids %s): the push stopped first",
+    log.warning("%s: %d of those copies %s not removed (ids %s): the %s stopped first",
                 rel, len(left), "were" if len(left) > 1 else "was",
-                ", ".join(e.id for e in left))
+                ", ".join(e.id for e in left), stopping())
 
 
 def _sidecar_owners(files: Iterable[LocalFile]) -> dict[Key, set[Key]]:

@@ -18,6 +18,7 @@ import logging
 from typing import Callable, Iterable, Mapping, Optional, Sequence
 
 from drivestage import first_seen, lineage, lone_autosaves, orphans, sidecar
+from drivestage.command import doing
 from drivestage.errors import (DriveStageError, KeptMovedError, LeftAloneError,
                                NotFoundError, QuotaExceededError, UsageError)
 # The folder's view lives in its own module; its names stay importable from here.
@@ -417,29 +418,36 @@ def prune(dest: Where, policy: RetentionPolicy, *, store: Optional[RemoteStore] 
     """
     cache = md5_cache or Md5Cache()
     try:
-        target, path = open_store((store, str(dest)) if store is not None else dest,
-                                  md5_cache=cache)
-        root = target.resolve(path)
-        if not root.is_dir:
-            raise UsageError(f"{target.describe(root)} is a file; prune needs the folder that "
-                             "holds the checkpoints")
-        held = prune_in_mount(target.describe(root)) \
-            if isinstance(target, LocalDirStore) and not dry_run else None
-        if held is not None:
-            raise UsageError(held)
-        listing: dict[str, list[RemoteEntry]] = {}
-        for e in target.list(root):
-            if not e.is_dir:
-                listing.setdefault(e.name, []).append(e)
-        folder = view(target, listing, {}, policy, cache)
-        decision = plan_folder(folder, policy, protect=patterns(protect), also_keep={
-            "newest verified": newest_verified_per_run(folder, policy)},
-            seen=first_seen.on(target, write=not dry_run), now=target.clock()[0])
-        if not dry_run:
-            apply(target, decision, root, use_trash, twins=folder.twins, confirm=True)
-            first_seen.clear(target, [e for es in listing.values() for e in es],
-                             gone=[d.id for d in decision if not d.keep])
-        return decision
+        with doing("prune"):   # (a stop says "the prune stopped")
+            return _prune(dest, policy, store, dry_run, use_trash, protect, cache)
     finally:
         cache.save()
+
+
+def _prune(dest: Where, policy: RetentionPolicy, store: Optional[RemoteStore], dry_run: bool,
+           use_trash: bool, protect: Iterable[str], cache: Md5Cache) -> Plan:
+    """:func:`prune`'s work, its md5 cache saved by the caller."""
+    target, path = open_store((store, str(dest)) if store is not None else dest,
+                              md5_cache=cache)
+    root = target.resolve(path)
+    if not root.is_dir:
+        raise UsageError(f"{target.describe(root)} is a file; prune needs the folder that "
+                         "holds the checkpoints")
+    held = prune_in_mount(target.describe(root)) \
+        if isinstance(target, LocalDirStore) and not dry_run else None
+    if held is not None:
+        raise UsageError(held)
+    listing: dict[str, list[RemoteEntry]] = {}
+    for e in target.list(root):
+        if not e.is_dir:
+            listing.setdefault(e.name, []).append(e)
+    folder = view(target, listing, {}, policy, cache)
+    decision = plan_folder(folder, policy, protect=patterns(protect), also_keep={
+        "newest verified": newest_verified_per_run(folder, policy)},
+        seen=first_seen.on(target, write=not dry_run), now=target.clock()[0])
+    if not dry_run:
+        apply(target, decision, root, use_trash, twins=folder.twins, confirm=True)
+        first_seen.clear(target, [e for es in listing.values() for e in es],
+                         gone=[d.id for d in decision if not d.keep])
+    return decision
 

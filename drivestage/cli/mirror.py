@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Optional
 import click
 
 from drivestage.cli.group import cli
+from drivestage.command import doing
 from drivestage.cli.options import drive_options
 from drivestage.cli.push import _chunk, _policy, _policy_options, _push_refusing, \
     _refuse_a_file, _summary, _target, _transfer_options
@@ -60,7 +61,8 @@ def _push_and_say(stop: Any, running: "list[Outstanding]", *args: Any, force: bo
     # its line is the only one that says what it sent (the final push finds it unchanged).
     final = stop.is_set()
     running[:] = [Outstanding(final=final)]
-    result = _push_refusing(*args, force=force, outstanding=running[0], **kwargs)
+    with doing("mirror"):   # (in the period's thread: a stop says "the mirror stopped")
+        result = _push_refusing(*args, force=force, outstanding=running[0], **kwargs)
     if not final and (result.uploaded or result.pruned or result.deleted):
         click.echo(f"{time.strftime('%H:%M:%S')} pushed: {_summary(result)}", err=True)
     return result

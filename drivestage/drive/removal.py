@@ -7,6 +7,7 @@ import os
 import threading
 from typing import Any, Callable, Optional
 
+from drivestage.command import stopping
 from drivestage.drive import answers
 from drivestage.errors import DriveStageError, PermissionDeniedError
 
@@ -105,13 +106,14 @@ def warn_trashed_instead(scope: str, where: str, refused: BaseException,
 
 
 def say_unanswered(names: list[str]) -> None:
-    """One line for the removals of ``names`` sent whose answer the push stopped before
-    having (a guard that refused their retry, a Ctrl-C): Drive may have done them, and no
-    "deleted" line says so (attackguard40: three items went unsaid)."""
+    """One line for the removals of ``names`` sent whose answer the push (the prune, the
+    mirror: :mod:`drivestage.command`) stopped before having (a guard that refused their
+    retry, a Ctrl-C): Drive may have done them, and no "deleted" line says so
+    (attackguard40: three items went unsaid)."""
     if not names:
         return
     shown = names[:10] + ([f"{len(names) - 10} more"] if len(names) > 10 else [])
     listed = shown[0] if len(shown) == 1 else f"{', '.join(shown[:-1])} and {shown[-1]}"
-    log.warning("the removal of %s was sent, and the push stopped before %s answer came: "
-                "%s may be gone", listed, "its" if len(names) == 1 else "their",
+    log.warning("the removal of %s was sent, and the %s stopped before %s answer came: "
+                "%s may be gone", listed, stopping(), "its" if len(names) == 1 else "their",
                 "it" if len(names) == 1 else "they")
