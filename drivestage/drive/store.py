@@ -91,6 +91,7 @@ class DriveStore(ByteReads, Deletes, FolderMaking, RemoteStore):
         self._listed_in: dict[str, str] = {}  # item id -> the folder it was listed in, last
         #: folder id -> what its last listing showed (the check before its removal: lag36).
         self._held: dict[str, dict[str, marks_below.Stamp]] = {}
+        self._gone_below: dict[str, set[str]] = {}   # (store_folders._note_gone)
         self._above: dict[str, Optional[str]] = {}  # folder id -> its parent (lineage)
         self._marks_asked: dict[str, bool] = {}  # folder id -> its mark, read of it alone
         self._item_drives: dict[str, str] = {}  # item id -> its shared drive, as last read
@@ -354,6 +355,7 @@ class DriveStore(ByteReads, Deletes, FolderMaking, RemoteStore):
         out: list[RemoteEntry] = []
         children = self._children(folder.id, where)
         if folder.id != SHARED_WITH_ME:
+            self._note_gone(folder.id, children)   # (before _held, the last listing, goes)
             self._held[folder.id] = {str(res["id"]): marks_below.stamp(res) for res in children}
         for res in children:
             if folder.id != SHARED_WITH_ME:  # no folder: where items shared with you sit
@@ -394,13 +396,13 @@ class DriveStore(ByteReads, Deletes, FolderMaking, RemoteStore):
                 key = key + (name,)
         if key is not None and self._walked.pop(key, cur.id) != cur.id:
             self._walked = {}  # a walk found the path leads elsewhere now: said once
-            folders.say_gone(where)
+            self._say_gone(where)
         if cached is not None:
             res = folders.still_there(self._get, cur.id, where,
                                       self._parent_ids.get(key or ()), names[-1])
             fresh = None if res is None else entry_from_resource(res, where)
             if fresh is None:  # trashed, deleted, renamed or moved since it was learnt
-                folders.say_gone(where)
+                self._say_gone(where)
                 self.forget_folders()
                 return self.make_folders(path, mark=mark)
             # Its metadata as it is now, not an id alone: whether this account may still
@@ -415,13 +417,6 @@ class DriveStore(ByteReads, Deletes, FolderMaking, RemoteStore):
         self._walked = dict(self._folder_ids) if walk else {}
         self._folder_ids = {(): self.root_id}
         self._parent_ids, self._above = {}, ({} if walk else self._above)  # (moved since?)
-
-    def _learn(self, key: tuple[str, ...], entry: RemoteEntry, parent_id: str) -> None:
-        """Cache the folder at the path ``key``, found in ``parent_id`` (not where a
-        shortcut's target lives: "", never checked)."""
-        self._folder_ids[key] = entry.id
-        via = isinstance(entry, DriveEntry) and entry.via_shortcut
-        self._parent_ids[key] = "" if via else parent_id
 
     def move(self, entry: RemoteEntry, source: RemoteEntry, target: RemoteEntry) -> None:
         """Move ``entry`` from the folder ``source`` into ``target`` in one request (its id,

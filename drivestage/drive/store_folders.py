@@ -56,6 +56,11 @@ class FolderMaking:
     drive: Any                                  # PyDrive2's GoogleDrive (the store's)
     label: str
     _folder_ids: dict[tuple[str, ...], str]
+    _parent_ids: dict[tuple[str, ...], str]
+    _held: dict[str, Any]                       # folder id -> its last listing (the store's)
+    _names: dict[str, str]
+    #: folder id -> the paths its last listing lost (:meth:`_note_gone`)
+    _gone_below: dict[str, set[str]]
 
     def _list_params(self) -> dict[str, Any]:  # the store's
         raise NotImplementedError
@@ -324,6 +329,33 @@ class FolderMaking:
         if folder.read_only:
             raise PermissionDeniedError(folder.read_only)
 
+    def _learn(self, key: tuple[str, ...], entry: RemoteEntry, parent_id: str) -> None:
+        """Cache the folder at the path ``key``, found in ``parent_id`` (not where a
+        shortcut's target lives: "", never checked)."""
+        self._folder_ids[key] = entry.id
+        via = isinstance(entry, DriveEntry) and entry.via_shortcut
+        self._parent_ids[key] = "" if via else parent_id
+
+    def _note_gone(self, folder_id: str, children: list[dict[str, Any]]) -> None:
+        """What the last listing of ``folder_id`` showed (by path) and this one does not:
+        a subfolder of a mirror's DEST trashed between its periods, made anew by the next
+        one, is said as DEST itself is (:meth:`_say_gone`), where it was made anew without
+        a word (leftovers40). Kept by the folder's id: the subfolders of a folder made anew
+        (DEST's, said once for all) have no history, so nothing more is said of them."""
+        before = self._held.get(folder_id)
+        if before is None:
+            return
+        now = {str(res["id"]) for res in children}
+        self._gone_below[folder_id] = {self._names[i] for i in before
+                                       if i not in now and i in self._names}
+
+    def _say_gone(self, where: str) -> None:
+        """:func:`folders.say_gone`, once: the record of it as gone from its parent's
+        listing (:meth:`_note_gone`) goes with it (the path is made anew just after)."""
+        for gone in self._gone_below.values():
+            gone.discard(where)
+        folders.say_gone(where)
+
     def _ensure_folder(self, parent: RemoteEntry, name: str, parent_where: str,
                        where: str, meant: Optional[str] = None, *,
                        mark: bool = False) -> RemoteEntry:
@@ -342,6 +374,8 @@ class FolderMaking:
             made = self.creates.make_folder(self.transport, self._get, parent.id, name, where,
                                             properties=MARK_PROPERTIES if mark else None)
             log.info("created folder %s", where)
+            if where in self._gone_below.get(parent.id, ()):   # (listed there before)
+                self._say_gone(where)
             return made
 
         def children() -> list[dict[str, Any]]:
