@@ -119,12 +119,11 @@ class Extraction:
             if unpacking is not None:  # it followed the download (or extracts the file now)
                 result = unpacking.extract(target, replaceable=ours, recorded=self.recorded)
             else:
-                # What is in place is not written: the bar counts what is.
-                total = _extracted_total(target) - sum(m.size for m in kept.values()
-                                                       if m.kind == "file")
-                bar = (self.extract_progress("extract", max(total, 0), 0)
+                # The bar counts what is written (what is in place is not), made by
+                # extract once its member list is read: read once, not for a total first.
+                bar = ((lambda total: self.extract_progress("extract", total, 0))
                        if self.extract_progress is not no_progress else None)
-                result = extract(target, dest, progress=bar, lock_dir=lock_dir,
+                result = extract(target, dest, progress_of=bar, lock_dir=lock_dir,
                                  free_bytes=lambda p: shutil.disk_usage(p).free - reserve,
                                  protected=self.protected, replaceable=ours, kept=kept,
                                  identity=self.identity, turn=self.turn,
@@ -457,15 +456,6 @@ def _member_path(rel: str) -> bool:
 def _count(n: int, noun: str) -> str:
     """``1 member``, ``3 members``."""
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
-
-
-def _extracted_total(path: str) -> int:
-    try:
-        from drivestage.extract import extracted_size
-
-        return int(extracted_size(path))
-    except DriveStageError:
-        return 0
 
 
 

@@ -101,7 +101,9 @@ def extract(archive_path: PathLike, dest_dir: PathLike, *,
             kept: Mapping[str, MemberRecord] = {},
             identity: Optional[os.stat_result] = None,
             turn: Optional[Turn] = None,
-            recorded: Optional[Recorded] = None) -> ExtractResult:
+            recorded: Optional[Recorded] = None,
+            progress_of: Optional[Callable[[int], Optional[ProgressFn]]] = None
+            ) -> ExtractResult:
     """Extract a zip / tar / tar.gz (.tgz) / tar.bz2 / tar.xz safely into ``dest_dir``.
 
     Returns what was written, member by member, in archive order. ``progress`` receives byte
@@ -126,7 +128,9 @@ def extract(archive_path: PathLike, dest_dir: PathLike, *,
     member's path and it does not list (the user's own) is never replaced: adopted when it
     is the member's very bytes, else :class:`UserFilesError` (see :mod:`.occupied`);
     without it such files are replaced, as ``unzip -o`` does. Raises UnsafeArchiveError,
-    ArchiveError or DiskSpaceError; on any error DEST is left as it was.
+    ArchiveError or DiskSpaceError; on any error DEST is left as it was. ``progress_of(total)``:
+    ``progress`` made once the bytes to write are known (a bar sized by them; the member
+    list read once, where a total asked of :func:`extracted_size` first read it twice).
     """
     archive = os.fspath(archive_path)
     # Opened once, and read through that descriptor alone: a file renamed over it (or its
@@ -147,6 +151,8 @@ def extract(archive_path: PathLike, dest_dir: PathLike, *,
                   recorded=recorded)
         try:
             files = job.check(entries)
+            if progress_of is not None:
+                progress = progress_of(sum(e.size for e in files))
             if worth_processes(kind, files, jobs):
                 write_in_processes(kind, afd, os.fstat(afd).st_size, job.root, files, jobs,
                                    Progress(progress), label=archive, hold_fd=job.owner_fd)
