@@ -361,3 +361,30 @@ def prepared(stop: StopFlag, make: Callable[[], Any]) -> Any:
                                   exit_code=stop.exit_code) from None
     finally:
         stop.breaks_wait = False
+
+
+#: The signals whose handlers raise in the training thread: a stop's, torch's SIGCHLD for a
+#: DataLoader worker that died.
+_HANDLED = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD}
+
+
+def start_unbroken(thread: threading.Thread) -> None:
+    """``thread.start()`` with :data:`_HANDLED` held back at the OS level meanwhile, then
+    delivered (raised after it, as anywhere else). A handler that raised inside
+    ``Thread.start`` once the new thread was made (CPython runs it right after that call,
+    in its ``except Exception``) dropped the thread from CPython's list of starting ones: the
+    thread died at its first line, printing ``Exception ignored in thread started by …
+    KeyError`` on the user's terminal. The thread itself runs with the mask as it was (it
+    inherits the held one: put back first, so no process it starts inherits it)."""
+    run = thread.run
+
+    def unheld() -> None:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
+        run()
+
+    thread.run = unheld   # type: ignore[method-assign]
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, _HANDLED)
+    try:
+        thread.start()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)

@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterable, Iterator, Optional
 from trainer import distributed, unreadable
 from trainer.errors import DataError, TrainingInterrupted
 from trainer.stopping import PEER_LOSS, UNREADABLE, WORKER_DEATH, StopFlag, StopRequested, \
-    WaitBroken, untrained
+    WaitBroken, start_unbroken, untrained
 
 logger = logging.getLogger(__name__)
 
@@ -373,7 +373,7 @@ def _batches(loader: Iterable, stop: StopFlag, died: Callable[..., None],
                 if mine.fetching:   # (in the try: an interrupt as it starts cancels it too)
                     stop.wait_began(at_once)
                     watch = _Watch(stop, began)   # (it breaks the wait no handler did)
-                    watch.thread.start()
+                    start_unbroken(watch.thread)
                 if stop.breaks_wait and not asked and _asked(stop):
                     # A signal as this wait began: its handler found none to break yet, and
                     # the flag alone waited for the end of a step a hung batch never let come.
