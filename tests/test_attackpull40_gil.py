@@ -50,8 +50,14 @@ def _interrupted_block(k: int) -> tuple[int, list[str]]:
 @pytest.fixture
 def interval():
     found = sys.getswitchinterval()
-    yield
-    sys.setswitchinterval(found)
+    # (What the worker holds already, torch's ~300,000 objects among them, left out of the
+    # sweep's collections: each would scan them all, 7-11 s a test under load.)
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+        sys.setswitchinterval(found)
 
 
 @pytest.mark.parametrize("beside", ["alone", "nested", "another thread's"])
