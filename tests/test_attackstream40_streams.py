@@ -1,0 +1,44 @@
+"""attackstream40: standard output that is a file on a disk that fills half-way through a
+command's output, through the real command line.
+
+``drivestage ls --json drive:x > listing.json`` whose listing is larger than the room left:
+the file was cut at what the disk took (8 KiB here) and the command said nothing, exit 0. A
+text stream drops what its binary buffer did not take, and a write larger than the buffer
+that fills the disk is a short count, not an error (CPython); attackcli40's one-line error
+for a full disk (``stdout_sink``) never saw it. A script that checks the exit code then read
+a JSON file cut in the middle.
+"""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from _forkcli import PIPE, cli_server
+from _tmpfs import small_disk  # noqa: F401 (fixture)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _cli_server():
+    """The fork server, started before any test's leak check (tests/_forkcli.py)."""
+    return cli_server()
+
+
+@pytest.fixture
+def env(emulator, drive_env, local_state):
+    return dict(os.environ)
+
+
+def test_ls_json_onto_a_disk_that_fills_half_way_says_so_and_exits_1(
+        emulator, env, small_disk):
+    for i in range(300):
+        emulator.add_file(f"data/file-{i:04d}-with-a-long-enough-name.txt", b"x")
+    out = small_disk(8192) / "listing.json"
+    with open(out, "w") as f:
+        child = cli_server().popen(["ls", "--json", "drive:data"], env=env, stdout=f,
+                                   stderr=PIPE, text=True)
+        _, err = child.communicate(timeout=120)
+    assert (child.returncode, err) == (1, (
+        f"Error: cannot write to standard output ({out}): No space left on device; make "
+        "room where it goes, or send it elsewhere\n"))
+    assert os.path.getsize(out) == 8192   # (what the disk took: the rest is said lost)
