@@ -95,6 +95,11 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, input_size: int | Non
         from drivestage.localfs import umask
 
         os.chmod(tmp, 0o666 & ~umask())   # (mkstemp's file is private; the graph is not)
+        # Asked again here: a node made at --out while the graph was traced (seconds to
+        # minutes after the first look) was replaced all the same (attackstream40). What
+        # is left is the moment between this look and the rename: rename(2) cannot be told
+        # to replace regular files only.
+        refuse_special_out(path)
         os.replace(tmp, path)      # only a checked graph appears under the final name
     except BaseException:
         # (A full disk or a failed check left OUT.partial behind, megabytes, every time.)
