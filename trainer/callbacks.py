@@ -25,7 +25,7 @@ import math
 import os
 import threading
 import time
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 logger = logging.getLogger(__name__)
 
@@ -258,6 +258,34 @@ class ProgressLines(Callback):
                         loss, logs["lr"], logs["img_s"])
 
 
+def _nothing() -> None:
+    pass
+
+
+def _quiet_writer_threads() -> Callable[[], None]:
+    """Keep the traceback of TensorBoard's writer thread that a disk error ended (a disk
+    that filled, or was remounted read-only, in the middle of a run) off standard error,
+    until the returned function is called (at the fit's end): the run's next write of
+    scalars meets the same error and says it in one line (``TensorBoard logging off: could
+    not write …``), and the thread's traceback, 15 lines of tensorboard's internals, came
+    beside it (attackstream40). Any other thread's exception goes to the hook that was
+    there before."""
+    before = threading.excepthook
+
+    def hook(args: Any) -> None:
+        if (isinstance(args.exc_value, OSError)
+                and type(args.thread).__module__.startswith("tensorboard.")):
+            return
+        before(args)
+
+    def restore() -> None:
+        if threading.excepthook is hook:   # (else replaced since: left to whoever did)
+            threading.excepthook = before
+
+    threading.excepthook = hook
+    return restore
+
+
 class TensorBoardLogger(Callback):
     """Scalars under ``<out_dir>/tensorboard``: per-iteration loss and lr, per-epoch metrics."""
 
@@ -266,6 +294,7 @@ class TensorBoardLogger(Callback):
         self.every = max(1, every)
         self.writer = None
         self.bounded = Bounded(within)   # its flush on a hung disk: TensorBoard is dropped
+        self._restore_hook: Callable[[], None] = _nothing   # (see _quiet_writer_threads)
 
     def on_fit_start(self, run: Any) -> None:
         try:
@@ -277,6 +306,7 @@ class TensorBoardLogger(Callback):
         # are made in the training thread, which waited there for good, before the first
         # iteration (a SIGTERM never seen; stop29). A writer made after it was given up on
         # is closed at once (its event file would hold the mount).
+        self._restore_hook = _quiet_writer_threads()
         purge = run.state.pos.iteration or None
         made: list[Any] = []
         lock = threading.Lock()
@@ -295,6 +325,7 @@ class TensorBoardLogger(Callback):
         except OSError as exc:   # (its first write: a full disk, a Drive mount that stopped)
             logger.warning("TensorBoard logging off: could not write %s: %s", self.log_dir,
                            exc.strerror or exc)
+            self._put_hook_back()
             return
         with lock:
             late = made[0] if made else None
@@ -304,6 +335,12 @@ class TensorBoardLogger(Callback):
             self.writer = late
         elif late is not None:
             late.close()   # (made just as the wait ended: TensorBoard is off all the same)
+        if self.writer is None:
+            self._put_hook_back()
+
+    def _put_hook_back(self) -> None:
+        self._restore_hook()
+        self._restore_hook = _nothing
 
     def on_train_batch_end(self, run: Any, pos: Any, logs: dict) -> None:
         # Bounded too: on a hung disk its queue filled mid-epoch, and the next add_scalar
@@ -352,3 +389,4 @@ class TensorBoardLogger(Callback):
         if self.writer is not None:
             self.bounded.run(self.writer.close, self.log_dir, run=run)
             self.writer = None
+        self._put_hook_back()
