@@ -1,5 +1,5 @@
 """attackstream40: standard output that is a file on a disk that fills half-way through a
-command's output, through the real command line.
+command's output, and failures whose messages nobody reads, through the real command lines.
 
 ``drivestage ls --json drive:x > listing.json`` whose listing is larger than the room left:
 the file was cut at what the disk took (8 KiB here) and the command said nothing, exit 0. A
@@ -11,6 +11,8 @@ a JSON file cut in the middle.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -42,3 +44,35 @@ def test_ls_json_onto_a_disk_that_fills_half_way_says_so_and_exits_1(
         f"Error: cannot write to standard output ({out}): No space left on device; make "
         "room where it goes, or send it elsewhere\n"))
     assert os.path.getsize(out) == 8192   # (what the disk took: the rest is said lost)
+
+
+def _reader_gone() -> int:
+    """The writing end of a pipe whose reader has left (``… 2>&1 | head -1``, head ended)."""
+    r, w = os.pipe()
+    os.close(r)
+    return w
+
+
+@pytest.mark.parametrize("main, args, code", [
+    ("trainer", ["train", "-c", "{config}"], 1),          # the data is not there
+    ("drivestage", ["pull", "drive:not-there.zip", "{dest}"], 1),
+    ("drivestage", ["push", "{dest}", ""], 2),            # a usage error
+])
+def test_a_failure_whose_messages_nobody_reads_keeps_its_exit_code(
+        emulator, env, tmp_path, main, args, code):
+    """``trainer train -c CFG 2>&1 | head -1`` (head gone before the first line): its Error
+    line is dropped (attackcli40: what stderr's reader cannot take), so the exit code is all
+    that says the command failed. It still does."""
+    config = tmp_path / "c.yaml"
+    config.write_text(f"data:\n  train: {tmp_path}/none.txt\n  val: {tmp_path}/none.txt\n"
+                      f"  classes: [a]\n  root: {tmp_path}/data\ntrain:\n  epochs: 1\n"
+                      f"  freeze_epochs: 0\n  device: cpu\n  out_dir: {tmp_path}/logs\n")
+    w = _reader_gone()
+    try:
+        done = subprocess.run([sys.executable, "-m", main,
+                               *[a.format(config=config, dest=tmp_path / "d") for a in args]],
+                              stdout=w, stderr=w, env=env, timeout=120)
+    finally:
+        os.close(w)
+    assert done.returncode == code
+    assert not (tmp_path / "logs").exists() or not list((tmp_path / "logs").rglob("*.pt"))
