@@ -7,6 +7,7 @@ no word, as before.
 from __future__ import annotations
 
 import errno
+import io
 import os
 from typing import Any
 
@@ -27,7 +28,7 @@ class Sink:
 
     def write(self, text: str) -> int:
         try:
-            if text and getattr(self._stream, "buffer", None) is not None:
+            if text and self._bytes_under():
                 self._write_bytes(text)
                 return len(text)
             wrote = self._stream.write(text)   # (None from some notebooks' streams)
@@ -38,6 +39,13 @@ class Sink:
             if not text:   # (click's probe of the stream, ``write("")``: /dev/full refuses
                 return 0   # even that, unbuffered; the output itself meets it next)
             raise self._failed(exc) from None
+
+    def _bytes_under(self) -> bool:
+        """Whether the stream is a text layer over a binary buffer, as a process's standard
+        output is (a notebook's stream may be anything: it is written as it asks)."""
+        stream = self._stream
+        return (isinstance(stream, io.TextIOWrapper)
+                and isinstance(stream.buffer, (io.BufferedIOBase, io.RawIOBase)))
 
     def _write_bytes(self, text: str) -> None:
         """``text`` through the stream's binary buffer, every byte or an ``OSError``. A

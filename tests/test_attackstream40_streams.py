@@ -76,3 +76,24 @@ def test_a_failure_whose_messages_nobody_reads_keeps_its_exit_code(
         os.close(w)
     assert done.returncode == code
     assert not (tmp_path / "logs").exists() or not list((tmp_path / "logs").rglob("*.pt"))
+
+
+def test_a_notebooks_stream_is_written_as_it_asks():
+    """Where standard output is no text layer over bytes (a notebook's stream, whatever its
+    ``buffer`` holds), the text goes to its own ``write``, every character counted."""
+    import io
+
+    from drivestage.stdout_sink import Sink
+
+    class Notebook(io.TextIOBase):
+        def __init__(self):
+            self.got: list[str] = []
+            self.buffer = io.StringIO()   # (not bytes: never written to)
+
+        def write(self, text):
+            self.got.append(text)
+            return None
+
+    stream = Notebook()
+    assert Sink(stream).write("listing\n") == 8
+    assert stream.got == ["listing\n"] and stream.buffer.getvalue() == ""
