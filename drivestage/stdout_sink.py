@@ -98,5 +98,15 @@ class Sink:
             finally:
                 os.close(null)
         return LocalFileError(f"cannot write to standard output{where}: "
-                              f"{exc.strerror or exc}; make room where it goes, or send it "
-                              "elsewhere")
+                              f"{exc.strerror or exc}; {_ADVICE.get(exc.errno or 0, _ELSEWHERE)}")
+
+
+_ELSEWHERE = "send it elsewhere"
+#: What to do, by the write's errno: "make room" was said of every error, a descriptor
+#: opened for reading (``1< file``: EBADF) and a file-size limit included (attackstream40).
+_ADVICE = {
+    errno.ENOSPC: "make room where it goes, or send it elsewhere",
+    errno.EDQUOT: "make room where it goes (a disk quota is reached), or send it elsewhere",
+    errno.EFBIG: "raise the file-size limit (ulimit -f) or send it elsewhere",
+    errno.EBADF: "it is not open for writing (1< where 1> was meant?); send it elsewhere",
+}

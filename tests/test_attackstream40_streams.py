@@ -97,3 +97,15 @@ def test_a_notebooks_stream_is_written_as_it_asks():
     stream = Notebook()
     assert Sink(stream).write("listing\n") == 8
     assert stream.got == ["listing\n"] and stream.buffer.getvalue() == ""
+
+
+def test_output_to_a_descriptor_opened_for_reading_is_not_told_to_make_room(tmp_path):
+    """``trainer synth-data OUT 1< file`` (a typo for ``1>``): EBADF, said with the advice
+    to make room on a disk, which nothing lacks."""
+    with open(os.devnull, "rb") as read_only:
+        done = subprocess.run([sys.executable, "-m", "trainer", "synth-data",
+                               str(tmp_path / "synth"), "--images", "2"],
+                              stdout=read_only, stderr=subprocess.PIPE, text=True, timeout=120)
+    assert (done.returncode, done.stderr.splitlines()[-1]) == (1, (
+        "Error: cannot write to standard output (/dev/null): Bad file descriptor; it is not "
+        "open for writing (1< where 1> was meant?); send it elsewhere"))
