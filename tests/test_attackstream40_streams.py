@@ -109,3 +109,22 @@ def test_output_to_a_descriptor_opened_for_reading_is_not_told_to_make_room(tmp_
     assert (done.returncode, done.stderr.splitlines()[-1]) == (1, (
         "Error: cannot write to standard output (/dev/null): Bad file descriptor; it is not "
         "open for writing (1< where 1> was meant?); send it elsewhere"))
+
+
+@pytest.mark.slow
+def test_a_run_whose_summarys_reader_went_away_says_0(tiny_config, tmp_path):
+    """``trainer train -c CFG | head -1`` with head gone before the end (or a ``tee`` that
+    ended): the run trained and saved to its end, and said 1, with no word, when its
+    summary met the broken pipe. The summary is dropped, as stderr's lines are; exit 0."""
+    config = tiny_config(**{"train.epochs": 1, "train.freeze_epochs": 0})
+    w = _reader_gone()
+    try:
+        done = subprocess.run([sys.executable, "-m", "trainer", "train", "-c", config],
+                              stdout=w, stderr=subprocess.PIPE, text=True, timeout=300,
+                              env={**os.environ, "OMP_NUM_THREADS": "1"})
+    finally:
+        os.close(w)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "Exception ignored" not in done.stderr and "Error" not in done.stderr
+    assert sorted(p.name for p in (tmp_path / "logs").glob("*.pt")) == [
+        "best.pt", "epoch_001.pt", "last.pt"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 from typing import Any
 
 import click
@@ -71,6 +72,26 @@ def train(config_path: str, overrides: tuple[str, ...], resume: str, take_over: 
     result = fit(cfg, resume=resume)
     if int(os.environ.get("RANK", "0")) != 0:
         return
+    try:
+        _summary(cfg, result)
+    except BrokenPipeError:
+        # Its reader gone (`trainer train … | head -1`, a tee that ended): the summary is
+        # lost, as stderr's lines are (drivestage.stderr_tail), and the run's work stays
+        # done. It said 1, and nothing, for a run that trained and saved to its end
+        # (attackstream40). The null device takes the descriptor: the interpreter's last
+        # flush of what the stream still holds must not fail again (exit 120).
+        null = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(null, sys.stdout.fileno())
+            sys.stdout.flush()
+        except (AttributeError, OSError, ValueError):
+            pass
+        finally:
+            os.close(null)
+
+
+def _summary(cfg: Any, result: Any) -> None:
+    """The lines a finished run prints on standard output."""
     final = result.final or {}
     if final.get("map50") is not None:
         coco = "n/a" if final.get("map") is None else f"{final['map']:.4f}"
