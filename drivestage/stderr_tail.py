@@ -14,11 +14,19 @@ terminal; its work, and its exit code, stay.
 """
 from __future__ import annotations
 
+import errno
+import io
 import os
+import select
 import sys
 from typing import Any, Optional
 
 import click
+
+
+#: How long a write waits for a non-blocking standard error that is full to take more,
+#: before its reader counts as gone (a terminal paused with Ctrl-S waits that long).
+FULL_WAIT_S = 30.0
 
 
 class Tail:
@@ -37,10 +45,43 @@ class Tail:
         if text:
             self.last = text[-1]
         try:
-            return int(self._stream.write(text))
+            fd = self._descriptor() if text else None
+            if fd is None:
+                return int(self._stream.write(text))
+            self._write_fd(fd, text)
+            return len(text)
         except OSError:
             self._lost()
             return len(text)
+
+    def _descriptor(self) -> Optional[int]:
+        """The descriptor under a text stream over bytes (a process's stderr), else None (a
+        stream of its own: pytest's, a notebook's, click's test runner's)."""
+        stream = self._stream
+        if not isinstance(stream, io.TextIOWrapper):
+            return None
+        try:
+            return int(stream.fileno())
+        except (OSError, ValueError):
+            return None
+
+    def _write_fd(self, fd: int, text: str) -> None:
+        """``text`` written to ``fd`` whole. A descriptor set non-blocking (by a CI runner or
+        a shell sharing the terminal) answers EAGAIN while its reader is slow, not gone: the
+        rest is written once it takes more, for up to :data:`FULL_WAIT_S` each time. That
+        was taken for a reader gone, and every later line, the ``Error:`` line at the end
+        too, went to the null device (attackstream40)."""
+        stream = self._stream
+        stream.flush()   # (what the text layer holds first, in order)
+        data = memoryview(text.encode(stream.encoding or "utf-8",
+                                      stream.errors or "backslashreplace"))
+        while data:   # (bounded: each turn writes a byte or more, or waits its bound)
+            try:
+                data = data[os.write(fd, data):]
+            except BlockingIOError:
+                if not select.select([], [fd], [], FULL_WAIT_S)[1]:
+                    raise OSError(errno.EAGAIN, f"standard error took nothing for "
+                                  f"{FULL_WAIT_S:.0f} s") from None
 
     def flush(self) -> None:
         try:

@@ -128,3 +128,47 @@ def test_a_run_whose_summarys_reader_went_away_says_0(tiny_config, tmp_path):
     assert "Exception ignored" not in done.stderr and "Error" not in done.stderr
     assert sorted(p.name for p in (tmp_path / "logs").glob("*.pt")) == [
         "best.pt", "epoch_001.pt", "last.pt"]
+
+
+def test_a_non_blocking_stderr_that_is_full_for_now_loses_no_line():
+    """Standard error set non-blocking (a CI runner's or a shell's doing, on the descriptor
+    it shares) answers EAGAIN while its reader is slow: attackcli40 took that for a reader
+    gone and sent every later line to the null device, the ``Error:`` line at the end too.
+    Here the pipe is full before the first line; every line arrives once it is read."""
+    import fcntl
+    import threading
+
+    from drivestage.stderr_tail import Tail
+
+    r, w = os.pipe()
+    fcntl.fcntl(w, fcntl.F_SETFL, fcntl.fcntl(w, fcntl.F_GETFL) | os.O_NONBLOCK)
+    filled = 0
+    while True:   # (full: the reader has not read yet)
+        try:
+            filled += os.write(w, b"." * 4096)
+        except BlockingIOError:
+            break
+    lines = [f"status line {i:05d}\n" for i in range(3000)] + ["Error: the last line\n"]
+    stream = open(w, "w", buffering=1, encoding="utf-8")
+    tail = Tail(stream)
+
+    def say_all() -> None:
+        for line in lines:
+            tail.write(line)
+        tail.flush()
+        stream.close()
+
+    writer = threading.Thread(target=say_all)
+    writer.start()
+    # The reader comes late: before, the writer was through long before (its lines past
+    # the first EAGAIN sent to the null device); now it waits for the reader, however long
+    # this takes. (Only how the old code failed depends on the time given.)
+    writer.join(1.0)
+    got = bytearray()
+    with open(r, "rb", buffering=0) as reader:
+        while chunk := reader.read(1 << 16):
+            got += chunk
+    writer.join(60)
+    assert not writer.is_alive()
+    assert got[:filled] == b"." * filled
+    assert got[filled:].decode() == "".join(lines)
