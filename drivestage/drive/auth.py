@@ -36,7 +36,7 @@ from drivestage.drive.connections import (TokenRequest, bounded_connection, keys
 from drivestage.drive.resources import ResourceKeys
 # (the token file login saves, and where: imported here for the callers of auth)
 from drivestage.drive.token_file import (DRIVE_SCOPE, default_token_path,  # noqa: F401
-                                         save_token, token_info)
+                                         save_token, saving, token_info)
 from drivestage.interrupts import lock_wait
 from drivestage.errors import (AuthError, NoColabLoginError, NoCredentialsError,
                                ReauthRequiredError, TokenRevokedError, UsageError)
@@ -431,31 +431,8 @@ def _authorized_user(info: dict[str, Any], source: str,
         token_uri=info.get("token_uri") or GOOGLE_TOKEN_URI, client_id=info["client_id"],
         client_secret=info["client_secret"], scopes=info.get("scopes") or [DRIVE_SCOPE],
         expiry=expiry)
-    on_refresh = _saving(path) if path else None
+    on_refresh = saving(path) if path else None
     return DriveCredentials(creds, source=source, on_refresh=on_refresh)
-
-
-def _saving(path: str) -> Optional[Callable[[Any], None]]:
-    """What keeps a refreshed token in ``path``, the token file it was read from; None where
-    that is no file but a pipe, FIFO or device (``--credentials <(vault read …)``, given so
-    that the token never sits on disk): the refresh replaced the FIFO with a regular file
-    holding the token, refresh token and client secret (attackstream40). A token file that
-    cannot be written (a read-only folder) is said, and the command goes on with the new
-    token: the command failed after its refresh had worked."""
-    from drivestage.special_files import special_kind
-
-    if special_kind(os.path.expanduser(path)) is not None:
-        return None
-
-    def save(creds: Any) -> None:
-        try:
-            save_token(path, creds)
-        except OSError as exc:
-            log.warning("could not save the refreshed token to %s (%s); this command goes "
-                        "on with it, and the next one refreshes it again", path,
-                        exc.strerror or exc)
-
-    return save
 
 
 def _in_colab(env: Mapping[str, str] = os.environ) -> bool:

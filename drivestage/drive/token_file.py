@@ -3,8 +3,9 @@ authorized-user credential, written atomically with mode 0600."""
 from __future__ import annotations
 
 import json
+import logging
 import os
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping, Optional
 
 from drivestage.localfs import atomic_write
 
@@ -40,3 +41,27 @@ def save_token(path: str, creds: Any) -> None:
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, mode=0o700, exist_ok=True)
     atomic_write(path, (json.dumps(token_info(creds), indent=1) + "\n").encode(), mode=0o600)
+
+
+def saving(path: str) -> Optional[Callable[[Any], None]]:
+    """What keeps a refreshed token in ``path``, the token file it was read from; None where
+    that is no file but a pipe, FIFO or device (``--credentials <(vault read …)``, given so
+    that the token never sits on disk): the refresh replaced the FIFO with a regular file
+    holding the token, refresh token and client secret (attackstream40). A token file that
+    cannot be written (a read-only folder) is said, and the command goes on with the new
+    token: the command failed after its refresh had worked."""
+    from drivestage.special_files import special_kind
+
+    if special_kind(os.path.expanduser(path)) is not None:
+        return None
+
+    def save(creds: Any) -> None:
+        try:
+            save_token(path, creds)
+        except OSError as exc:
+            # (Said as the refresh's other lines are: drivestage.drive.auth.)
+            logging.getLogger("drivestage.drive.auth").warning(
+                "could not save the refreshed token to %s (%s); this command goes on with "
+                "it, and the next one refreshes it again", path, exc.strerror or exc)
+
+    return save
