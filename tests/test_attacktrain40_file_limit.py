@@ -18,13 +18,12 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
-import yaml
 
 from _messages import error_text
 from trainer.config import load_config
-from trainer.data.synth import make_synthetic_voc
 from trainer.engine import fit
 from trainer.errors import SaveError
+from _tiny_run import tiny_run_config
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -32,19 +31,7 @@ LIMIT = 1_000_000   # bytes: a checkpoint of the tiny model is about 4.4 MiB
 
 
 def _config(tmp_path: Path, epochs: int) -> str:
-    data = tmp_path / "data"
-    if not data.exists():
-        make_synthetic_voc(data, images=12, classes=2, seed=0, image_size=(64, 96))
-    cfg = {"data": {"classes": str(data / "classes.txt"), "train": str(data / "2007_train.txt"),
-                    "val": str(data / "2007_val.txt"), "workers": 0, "root": str(data)},
-           "model": {"input_size": 64, "width": 0.25},
-           "train": {"epochs": epochs, "freeze_epochs": 0, "batch_size": 4,
-                     "freeze_batch_size": 4, "save_period": 1, "eval_period": 1,
-                     "out_dir": str(tmp_path / "logs"), "deterministic": True, "device": "cpu",
-                     "mosaic": False, "mixup": False}}
-    path = tmp_path / f"c{epochs}.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    return str(path)
+    return tiny_run_config(tmp_path, epochs, logs=None)
 
 
 @contextmanager

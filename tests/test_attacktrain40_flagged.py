@@ -18,31 +18,17 @@ import shutil
 from pathlib import Path
 
 import pytest
-import yaml
 
 from trainer.config import load_config
-from trainer.data.synth import make_synthetic_voc
 from trainer.drive import DriveFolder
 from trainer.engine import fit
+from _tiny_run import tiny_run_config
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _config(tmp_path: Path, epochs: int):
-    data = tmp_path / "data"
-    if not data.exists():
-        make_synthetic_voc(data, images=12, classes=2, seed=0, image_size=(64, 96))
-    cfg = {"data": {"classes": str(data / "classes.txt"), "train": str(data / "2007_train.txt"),
-                    "val": str(data / "2007_val.txt"), "workers": 0, "root": str(data)},
-           "model": {"input_size": 64, "width": 0.25},
-           "train": {"epochs": epochs, "freeze_epochs": 0, "batch_size": 4,
-                     "freeze_batch_size": 4, "save_period": 1, "eval_period": 1,
-                     "out_dir": str(tmp_path / "logs"), "deterministic": True, "device": "cpu",
-                     "mosaic": False, "mixup": False},
-           "drive": {"logs": "drive:runs/a", "lease_minutes": 0}}
-    path = tmp_path / f"c{epochs}.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    return load_config(str(path))
+    return load_config(tiny_run_config(tmp_path, epochs))
 
 
 def test_a_fresh_machine_resumes_from_the_runs_own_checkpoint_drive_flagged(

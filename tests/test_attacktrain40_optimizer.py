@@ -20,33 +20,20 @@ import logging
 from pathlib import Path
 
 import pytest
-import yaml
 
 from _messages import error_text
 from trainer import checkpoint as ckpt
 from trainer.callbacks import Callback
 from trainer.config import load_config
-from trainer.data.synth import make_synthetic_voc
 from trainer.engine import fit
 from trainer.errors import CheckpointError, UnusableCheckpointError
+from _tiny_run import tiny_run_config
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _config(tmp_path: Path, epochs: int, **train) -> str:
-    data = tmp_path / "data"
-    if not data.exists():
-        make_synthetic_voc(data, images=12, classes=2, seed=0, image_size=(64, 96))
-    cfg = {"data": {"classes": str(data / "classes.txt"), "train": str(data / "2007_train.txt"),
-                    "val": str(data / "2007_val.txt"), "workers": 0, "root": str(data)},
-           "model": {"input_size": 64, "width": 0.25},
-           "train": {"epochs": epochs, "freeze_epochs": 0, "batch_size": 4,
-                     "freeze_batch_size": 4, "save_period": 1, "eval_period": 1,
-                     "out_dir": str(tmp_path / "logs"), "deterministic": True, "device": "cpu",
-                     "mosaic": False, "mixup": False, **train}}
-    path = tmp_path / f"c{epochs}-{len(list(tmp_path.glob('c*.yaml')))}.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    return str(path)
+    return tiny_run_config(tmp_path, epochs, logs=None, **train)
 
 
 class _Groups(Callback):

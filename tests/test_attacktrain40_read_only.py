@@ -17,14 +17,13 @@ import tempfile
 from pathlib import Path
 
 import pytest
-import yaml
 
 from _messages import error_text
 from _tmpfs import _libc, small_disk  # noqa: F401 (a fixture)
 from trainer.config import load_config
-from trainer.data.synth import make_synthetic_voc
 from trainer.engine import fit
 from trainer.errors import SaveError
+from _tiny_run import tiny_run_config
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -39,19 +38,7 @@ def _read_only(point: Path) -> None:
 
 
 def _config(tmp_path: Path, epochs: int, out_dir: Path) -> str:
-    data = tmp_path / "data"
-    if not data.exists():
-        make_synthetic_voc(data, images=12, classes=2, seed=0, image_size=(64, 96))
-    cfg = {"data": {"classes": str(data / "classes.txt"), "train": str(data / "2007_train.txt"),
-                    "val": str(data / "2007_val.txt"), "workers": 0, "root": str(data)},
-           "model": {"input_size": 64, "width": 0.25},
-           "train": {"epochs": epochs, "freeze_epochs": 0, "batch_size": 4,
-                     "freeze_batch_size": 4, "save_period": 1, "eval_period": 1,
-                     "out_dir": str(out_dir), "deterministic": True, "device": "cpu",
-                     "mosaic": False, "mixup": False}}
-    path = tmp_path / f"c{epochs}.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    return str(path)
+    return tiny_run_config(tmp_path, epochs, logs=None, out_dir=out_dir)
 
 
 def _md5s(folder: Path) -> dict[str, str]:
