@@ -20,6 +20,7 @@ from trainer.cli import cli
 from trainer.export import export_onnx
 from trainer.errors import UsageError
 from trainer.model import YoloV4Tiny
+from _nodes import special_node
 
 
 @pytest.fixture(scope="module")
@@ -31,15 +32,7 @@ def weights(tmp_path_factory):
 
 
 def _node(tmp_path, kind: str) -> str:
-    path = str(tmp_path / f"{kind}.onnx")
-    if kind == "fifo":
-        os.mkfifo(path)
-    else:   # a character device such as /dev/null (1, 3), made in tmp_path
-        try:
-            os.mknod(path, stat.S_IFCHR | 0o666, os.makedev(1, 3))
-        except PermissionError:
-            pytest.skip("mknod needs root (as Colab runs: where it matters)")
-    return path
+    return special_node(tmp_path, kind, ".onnx")
 
 
 @pytest.mark.parametrize("kind, what", [("fifo", "a FIFO"), ("device", "a device")])

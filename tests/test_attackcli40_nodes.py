@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 import os
-import stat
 
 import pytest
 from click.testing import CliRunner
 
 from drivestage.cli import cli
+from _nodes import special_node
 
 
 @pytest.fixture
@@ -33,15 +33,7 @@ def secrets_file(tmp_path, monkeypatch):
 
 
 def _node(tmp_path, kind: str) -> str:
-    path = str(tmp_path / f"{kind}.json")
-    if kind == "fifo":
-        os.mkfifo(path)
-    else:   # a character device such as /dev/null (1, 3), made in tmp_path
-        try:
-            os.mknod(path, stat.S_IFCHR | 0o666, os.makedev(1, 3))
-        except PermissionError:
-            pytest.skip("mknod needs root (as Colab runs: where it matters)")
-    return path
+    return special_node(tmp_path, kind, ".json")
 
 
 @pytest.mark.parametrize("kind, what", [("fifo", "a FIFO"), ("device", "a device")])
