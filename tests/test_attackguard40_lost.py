@@ -11,12 +11,7 @@ import logging
 import re
 
 import pytest
-
-REMOVALS = ("files.delete", "files.trash")
-
-
-class Refused(Exception):
-    pass
+from _guarded_runs import REMOVALS, Refused, run_with_extras, titles_in
 
 
 def _refusing_after_one_removal(emulator):
@@ -31,21 +26,11 @@ def _refusing_after_one_removal(emulator):
 
 
 def _trashed(emulator, folder: str) -> list[str]:
-    top = emulator.find(folder)["id"]
-    return sorted(f["title"] for f in emulator.files() if f["labels"]["trashed"]
-                  and any(p["id"] == top for p in f.get("parents") or []))
+    return titles_in(emulator, folder, trashed=True)
 
 
 def _seed(emulator, tmp_path, names):
-    from drivestage.upload_tree import push
-
-    src = tmp_path / "run"
-    src.mkdir()
-    (src / "keep.txt").write_text("kept")
-    push(str(src), "drive:runs/exp", jobs=1)
-    for name in names:
-        emulator.add_file(f"runs/exp/{name}", name.encode())
-    return src
+    return run_with_extras(emulator, tmp_path, names)
 
 
 @pytest.mark.parametrize("stop", [Refused, KeyboardInterrupt], ids=["refused", "ctrl-c"])

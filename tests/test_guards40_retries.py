@@ -10,12 +10,7 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
-
-REMOVALS = ("files.delete", "files.trash")
-
-
-class Refused(Exception):
-    pass
+from _guarded_runs import REMOVALS, Refused, run_with_extras, titles_in
 
 
 def _refusing_once_a_removal_was_tried(emulator) -> "tuple[list[int], object]":
@@ -42,21 +37,11 @@ def _removes(r) -> bool:
 
 
 def _live(emulator, folder: str) -> list[str]:
-    top = emulator.find(folder)["id"]
-    return sorted(f["title"] for f in emulator.files() if not f["labels"]["trashed"]
-                  and any(p["id"] == top for p in f.get("parents") or []))
+    return titles_in(emulator, folder, trashed=False)
 
 
 def _with_extras(emulator, tmp_path, names):
-    from drivestage.upload_tree import push
-
-    src = tmp_path / "run"
-    src.mkdir()
-    (src / "keep.txt").write_text("kept")
-    push(str(src), "drive:runs/exp", jobs=1)
-    for name in names:
-        emulator.add_file(f"runs/exp/{name}", name.encode())
-    return src
+    return run_with_extras(emulator, tmp_path, names)
 
 
 def test_a_lone_delete_retried_after_a_503_is_guarded_again(

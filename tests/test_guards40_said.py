@@ -14,12 +14,7 @@ import re
 import pytest
 
 from _checkpoints import save
-
-REMOVALS = ("files.delete", "files.trash")
-
-
-class Refused(Exception):
-    pass
+from _guarded_runs import REMOVALS, Refused, titles_in
 
 
 def _refusing_after_one_removal(emulator):
@@ -34,9 +29,7 @@ def _refusing_after_one_removal(emulator):
 
 
 def _trashed(emulator, folder: str) -> list[str]:
-    top = emulator.find(folder)["id"]
-    return sorted(f["title"] for f in emulator.files() if f["labels"]["trashed"]
-                  and any(p["id"] == top for p in f.get("parents") or []))
+    return titles_in(emulator, folder, trashed=True)
 
 
 def _lines(caplog, logger: str) -> list[str]:

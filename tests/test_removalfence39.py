@@ -15,12 +15,7 @@ from collections import Counter
 import pytest
 
 from _checkpoints import save
-
-REMOVALS = ("files.delete", "files.trash")
-
-
-class Refused(Exception):
-    pass
+from _guarded_runs import REMOVALS, Refused, titles_in
 
 
 def _removed_since(emulator, start: int) -> int:
@@ -48,9 +43,7 @@ def _no_batches(emulator) -> None:
 
 
 def _live(emulator, folder: str) -> list[str]:
-    top = emulator.find(folder)["id"]
-    return sorted(f["title"] for f in emulator.files() if not f["labels"]["trashed"]
-                  and any(p["id"] == top for p in f.get("parents") or []))
+    return titles_in(emulator, folder, trashed=False)
 
 
 def test_push_delete_on_drive_removes_nothing_more_once_the_guard_refuses(
