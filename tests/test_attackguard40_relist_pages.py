@@ -5,23 +5,14 @@ answer with the folder and none of its children, but an answer of two pages, the
 whole and the second without the children, was taken as the folder's whole listing."""
 from __future__ import annotations
 
-import io
 import json
-import zipfile
 
 import pytest
 
 from tests._cli import run
+from _archives import a_zip as _zip
 
 pytestmark = pytest.mark.usefixtures("drive_env", "local_state")
-
-
-def _zip(members: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as z:
-        for name, data in members.items():
-            z.writestr(name, data)
-    return buf.getvalue()
 
 
 def _pull(dest) -> tuple[int, dict, str]:

@@ -12,24 +12,15 @@ children), and took the folder with none of its children for an empty folder.
 """
 from __future__ import annotations
 
-import io
 import json
-import zipfile
 
 import pytest
 
 from tests._cli import run
 from tests._drive_clients import drive_service
+from _archives import a_zip as _zip
 
 pytestmark = pytest.mark.usefixtures("drive_env", "local_state")
-
-
-def _zip(members: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as z:
-        for name, data in members.items():
-            z.writestr(name, data)
-    return buf.getvalue()
 
 
 def _folder(emulator, n: int = 3) -> str:

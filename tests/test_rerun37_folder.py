@@ -9,25 +9,16 @@ error line and exit code.
 """
 from __future__ import annotations
 
-import io
 import json
 import os
-import zipfile
 
 import pytest
 
 from tests._cli import run
+from _archives import a_zip as _zip
 
 
 pytestmark = pytest.mark.usefixtures("drive_env", "local_state")
-
-
-def _zip(members: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as z:
-        for name, data in members.items():
-            z.writestr(name, data)
-    return buf.getvalue()
 
 
 def _folder(emulator, name: str = "F", n: int = 3) -> str:
