@@ -21,12 +21,13 @@ FULL = ("drive:runs/exp: the run's lease is not taken yet: Drive's storage is fu
         "takes the lease and makes room")
 
 
-def test_a_trainer_started_on_a_full_drive_says_so_and_takes_the_lease_once_there_is_room(
-        drive_env, emulator, tmp_path, fast_retries, monkeypatch):
+def _on_a_full_drive(emulator, tmp_path, monkeypatch):
+    """An earlier run's three checkpoints on Drive (no lease), Drive's storage then full to
+    100 bytes (no claim fits), and this run's trainer folder with epoch_004.pt to push:
+    (the folder, this run's files, the bytes used, what was on Drive before it)."""
     from trainer.config import load_config
     from trainer.drive import DriveFolder
-    from trainer.errors import LeaseNotTakenError
-    from trainer.lease import held_folder, release_all
+    from trainer.lease import held_folder
     from trainer.stopping import StopFlag
 
     for epoch in (1, 2, 3):
@@ -41,7 +42,15 @@ def test_a_trainer_started_on_a_full_drive_says_so_and_takes_the_lease_once_ther
     cfg = load_config(None, [f"drive.logs={DEST}", f"train.out_dir={run}",
                              "drive.lease_minutes=0.05", "drive.keep_last=1",
                              "drive.keep_best=0"])
-    folder = held_folder(cfg, StopFlag(60.0))
+    return held_folder(cfg, StopFlag(60.0)), ours, used, before
+
+
+def test_a_trainer_started_on_a_full_drive_says_so_and_takes_the_lease_once_there_is_room(
+        drive_env, emulator, tmp_path, fast_retries, monkeypatch):
+    from trainer.errors import LeaseNotTakenError
+    from trainer.lease import release_all
+
+    folder, ours, used, before = _on_a_full_drive(emulator, tmp_path, monkeypatch)
     try:
         assert folder.lease is not None and folder.lease.pending
         for _ in range(2):   # (each push: the same line, nothing removed, no claim)
@@ -67,23 +76,9 @@ def test_a_trainer_started_on_a_full_drive_says_so_and_takes_the_lease_once_ther
     "go without the lease (lease39 did) is the lead's call"))
 def test_a_trainer_started_on_a_full_drive_makes_its_own_room(
         drive_env, emulator, tmp_path, fast_retries, monkeypatch):
-    from trainer.config import load_config
-    from trainer.drive import DriveFolder
-    from trainer.lease import held_folder, release_all
-    from trainer.stopping import StopFlag
+    from trainer.lease import release_all
 
-    for epoch in (1, 2, 3):
-        save_pair(tmp_path / "before", f"epoch_00{epoch}.pt", epoch)
-    DriveFolder(DEST, str(tmp_path / "before")).push()
-    used = sum(int(f.get("fileSize", 0)) for f in emulator.files())
-    emulator.quota_bytes = emulator.store.quota_bytes = used + 100
-    monkeypatch.setenv("DRIVESTAGE_RETRY_ATTEMPTS", "2")
-    run = tmp_path / "run"
-    ours = save_pair(run, "epoch_004.pt", 4)
-    cfg = load_config(None, [f"drive.logs={DEST}", f"train.out_dir={run}",
-                             "drive.lease_minutes=0.05", "drive.keep_last=1",
-                             "drive.keep_best=0"])
-    folder = held_folder(cfg, StopFlag(60.0))
+    folder, ours, _used, _before = _on_a_full_drive(emulator, tmp_path, monkeypatch)
     try:
         try:
             folder.push()
