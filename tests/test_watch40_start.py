@@ -52,7 +52,7 @@ def _start_with_a_signal_as_the_thread_is_made(start) -> tuple[list, list]:
         sys.setprofile(profile)
         try:
             start(thread)
-        except _Stop as exc:
+        except (_Stop, KeyError) as exc:   # (KeyError: CPython's own, see the first test)
             raised.append(exc)
         finally:
             sys.setprofile(None)
@@ -68,9 +68,11 @@ def _start_with_a_signal_as_the_thread_is_made(start) -> tuple[list, list]:
 @pytest.mark.skipif(threading.current_thread() is not threading.main_thread(),
                     reason="signals are handled in the main thread only")
 def test_plain_start_loses_the_thread_as_the_handler_raises():
-    """The fault as it is: pins that the hook lands where the handler broke start()."""
+    """The fault as it is: pins that the hook lands where the handler broke start(). Which
+    of CPython's two ``del _limbo[thread]`` comes second is a race between the threads: the
+    new thread's (it dies printing KeyError) or start()'s own (a KeyError out of start)."""
     raised, printed = _start_with_a_signal_as_the_thread_is_made(lambda t: t.start())
-    assert len(raised) == 1 and [type(e) for e in printed] == [KeyError]
+    assert KeyError in [type(e) for e in raised + printed], (raised, printed)
 
 
 def test_the_watch_starts_whole_and_the_stop_is_raised_after():
