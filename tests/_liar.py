@@ -8,13 +8,7 @@ from typing import Callable
 import pytest
 
 from _messages import error_line
-from _proxy import Proxy, Reply
-
-
-@pytest.fixture
-def proxy(emulator):
-    with Proxy(emulator.url) as p:
-        yield p
+from _proxy import Reply
 
 
 @pytest.fixture

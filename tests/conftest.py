@@ -150,6 +150,16 @@ def emulator(emulator_factory):
 
 
 @pytest.fixture
+def proxy(emulator):
+    """A mutating proxy (tests/_proxy.py) in front of the emulator: a lying server's answers
+    are made by its rules. Tests point the commands at ``proxy.url``."""
+    from _proxy import Proxy
+
+    with Proxy(emulator.url) as p:
+        yield p
+
+
+@pytest.fixture
 def drive_env(emulator, monkeypatch):
     """Point drivestage (library and CLI in this process) at the emulator."""
     monkeypatch.setenv("DRIVESTAGE_API_ROOT", emulator.url)

@@ -29,12 +29,6 @@ def _cli_server():
     return cli_server()
 
 
-@pytest.fixture
-def proxy(emulator):
-    with Proxy(emulator.url) as p:
-        yield p
-
-
 def _run(proxy: Proxy, tmp_path, *args: str, **env: str) -> subprocess.CompletedProcess:
     full = dict(os.environ, DRIVESTAGE_API_ROOT=proxy.url, DRIVESTAGE_TOKEN="test-token",
                 DRIVESTAGE_STATE_DIR=str(tmp_path / "state"), DRIVESTAGE_RETRY_ATTEMPTS="3",

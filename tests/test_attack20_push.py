@@ -12,14 +12,8 @@ import sys
 import pytest
 
 from _drive_state import live_md5s
-from _proxy import Proxy, Reply
+from _proxy import Reply
 from test_attack20_bounds import _one_error_line, _run, _unavailable
-
-
-@pytest.fixture
-def proxy(emulator):
-    with Proxy(emulator.url) as p:
-        yield p
 
 
 def md5(data: bytes) -> str:

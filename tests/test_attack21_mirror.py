@@ -159,13 +159,6 @@ def test_the_md5_cache_forgets_files_gone_from_the_disk(emulator, store, env, tm
 
 # --- 4. a log appended to while every period uploads it -------------------------------------
 
-@pytest.fixture
-def proxy(emulator):
-    from _proxy import Proxy
-
-    with Proxy(emulator.url) as p:
-        yield p
-
 
 def test_a_log_appended_to_during_every_upload_reaches_drive_and_the_period_goes_on(
         emulator, proxy, env, tmp_path, fast_retries):

@@ -122,12 +122,6 @@ def _vouched(emulator) -> tuple[bool, bool]:
 from _proxy import Proxy, Reply  # noqa: E402
 
 
-@pytest.fixture
-def proxy(emulator):
-    with Proxy(emulator.url) as p:
-        yield p
-
-
 def _pair(folder, data: bytes, epoch: int) -> None:
     from drivestage import sidecar
 

@@ -12,14 +12,6 @@ def env(local_state, drive_env):
     return local_state
 
 
-@pytest.fixture
-def proxy(emulator):
-    from _proxy import Proxy
-
-    with Proxy(emulator.url) as p:
-        yield p
-
-
 def _live(emulator, folder: str) -> set[str]:
     rec = emulator.find(folder)
     return {c["title"] for c in emulator.store.children(rec["id"]) if not c.get("trashed")}

@@ -14,7 +14,7 @@ import os
 
 import _cli
 from _archives import a_fixed_zip
-from _liar import liar_env, one_error_line, proxy  # noqa: F401 (fixtures)
+from _liar import liar_env, one_error_line  # noqa: F401 (fixtures)
 from _proxy import Reply
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 
 import _cli
-from _liar import liar_env, proxy  # noqa: F401 (fixtures)
+from _liar import liar_env  # noqa: F401 (fixtures)
 from _proxy import Reply
 
 LISTINGS = r"^/drive/v2/files\?"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 import _cli
-from _liar import liar_env, one_error_line, proxy  # noqa: F401 (fixtures)
+from _liar import liar_env, one_error_line  # noqa: F401 (fixtures)
 from _proxy import Reply
 
 PAGE = b"<html><body>Please sign in to the Wi-Fi to continue</body></html>"

@@ -14,18 +14,12 @@ import os
 
 import pytest
 
-from _proxy import Proxy, Reply
+from _proxy import Reply
 from drivestage.errors import RemoteError
 
 #: The proxy stops answering 308 after this many, so a client that never ends fails the test
 #: instead of hanging it.
 LIMIT = 60
-
-
-@pytest.fixture
-def proxy(emulator):
-    with Proxy(emulator.url) as p:
-        yield p
 
 
 @pytest.fixture

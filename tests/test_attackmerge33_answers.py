@@ -14,7 +14,7 @@ import gzip
 import pytest
 
 import _cli
-from _liar import liar_env, proxy  # noqa: F401 (fixtures)
+from _liar import liar_env  # noqa: F401 (fixtures)
 from _proxy import Reply
 
 LISTING = r"^/drive/v2/files\?"

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 import _cli
-from _liar import liar_env, one_error_line, proxy  # noqa: F401 (fixtures)
+from _liar import liar_env, one_error_line  # noqa: F401 (fixtures)
 from _proxy import Reply
 
 LISTING = r"^/drive/v2/files\?"

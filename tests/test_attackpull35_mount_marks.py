@@ -8,7 +8,7 @@ import pytest
 
 from _cli import run
 from _drive_state import live_md5s
-from _liar import liar_env, proxy  # noqa: F401  (fixtures)
+from _liar import liar_env  # noqa: F401  (fixtures)
 from _proxy import Reply
 
 LEFT = ("WARNING drivestage.extra: --delete leaves drive:runs/{} whole: it {} a run "

@@ -14,7 +14,7 @@ import json
 import pytest
 
 from _checkpoints import sidecar_json
-from _proxy import Proxy, Reply
+from _proxy import Reply
 
 
 def _md5(data: bytes) -> str:
@@ -32,12 +32,6 @@ def _refused(status: int, headers: dict, body: bytes) -> Reply:
 
 def _live(emu, name: str) -> list:
     return [f for f in emu.files() if f["title"] == name and not f["labels"]["trashed"]]
-
-
-@pytest.fixture
-def proxy(emulator):
-    with Proxy(emulator.url) as p:
-        yield p
 
 
 def test_a_recorded_id_of_a_listed_checkpoint_never_overwrites_it(emulator, proxy,

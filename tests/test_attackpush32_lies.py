@@ -8,7 +8,7 @@ import pytest
 
 from _cli import run
 from _drive_state import live_md5s
-from _liar import liar_env, one_error_line, proxy  # noqa: F401  (fixtures)
+from _liar import liar_env, one_error_line  # noqa: F401  (fixtures)
 from _proxy import Reply
 from test_runmark30_marks import _fresh_vm, _old_runs
 

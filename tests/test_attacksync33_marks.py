@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 
 from _cli import run
-from _liar import liar_env, proxy  # noqa: F401  (fixtures)
+from _liar import liar_env  # noqa: F401  (fixtures)
 from _proxy import Reply
 from test_attackds29_run_folders import _save
 from test_runmark30_marks import OURS, marks_of

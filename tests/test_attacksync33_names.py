@@ -6,7 +6,7 @@ import os
 
 from _cli import run
 from _drive_state import live_md5s
-from _liar import liar_env, one_error_line, proxy  # noqa: F401  (fixtures)
+from _liar import liar_env, one_error_line  # noqa: F401  (fixtures)
 from _proxy import Reply
 from drivestage.sizes import format_size
 from test_attackds29_run_folders import _save

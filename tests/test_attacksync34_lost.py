@@ -4,7 +4,7 @@ from __future__ import annotations
 from _cli import run
 from _drive_state import live_md5s
 from _liar import kept_nothing_of
-from _liar import liar_env, proxy  # noqa: F401  (fixtures)
+from _liar import liar_env  # noqa: F401  (fixtures)
 from test_attackds29_run_folders import _save
 
 

@@ -8,7 +8,7 @@ from _checkpoints import md5, save
 from _cli import run
 from _drive_state import live_md5s
 from _liar import kept_nothing_of
-from _liar import liar_env, proxy  # noqa: F401  (fixtures)
+from _liar import liar_env  # noqa: F401  (fixtures)
 
 T0 = 1764600000.0
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 
 import _cli
-from _liar import liar_env, one_error_line, proxy  # noqa: F401 (fixtures)
+from _liar import liar_env, one_error_line  # noqa: F401 (fixtures)
 from _proxy import Reply
 from drivestage.drive import connect
 from drivestage.drive.resources import FOLDER_MIME

@@ -12,7 +12,7 @@ CLI against the emulator behind tests/_proxy.py.
 from __future__ import annotations
 
 import _cli
-from _liar import liar_env, one_error_line, proxy  # noqa: F401 (fixtures)
+from _liar import liar_env, one_error_line  # noqa: F401 (fixtures)
 from _proxy import Reply
 
 PAGE = (b"<!DOCTYPE html><html><head><title>Access Denied</title></head><body><h1>Access "

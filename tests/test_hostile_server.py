@@ -47,12 +47,6 @@ def _one_error_line(res: subprocess.CompletedProcess) -> str:
     return lines[-1]
 
 
-@pytest.fixture
-def proxy(emulator):
-    with Proxy(emulator.url) as p:
-        yield p
-
-
 @pytest.mark.parametrize("mutate", [_proxy.endless, _proxy.oversized(1000)],
                          ids=["no-length", "content-length-lies"])
 def test_pull_stops_reading_a_body_longer_than_the_range(emulator, proxy, tmp_path, mutate):

@@ -25,7 +25,7 @@ import pytest
 
 from _cli import run, warning_lines
 from _drive_state import live_md5s
-from _liar import liar_env, proxy  # noqa: F401  (fixtures)
+from _liar import liar_env  # noqa: F401  (fixtures)
 from _proxy import when_sending
 from drivestage.drive import marks_below
 
@@ -37,8 +37,6 @@ def _runs(tmp_path):
     for i in range(12):
         (runs / "exp2" / f"log{i}.txt").write_text(f"{i}\n")
     return runs
-
-
 
 
 def _pushed(emulator) -> dict:

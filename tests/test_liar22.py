@@ -16,7 +16,7 @@ import pytest
 
 import _cli
 from _drive_state import live_md5s
-from _liar import liar_env, one_error_line, proxy  # noqa: F401 (fixtures)
+from _liar import liar_env, one_error_line  # noqa: F401 (fixtures)
 from _proxy import Reply
 
 
@@ -93,7 +93,6 @@ def test_an_upload_answered_with_another_folders_file_keeps_the_old_copy(
     kept = emulator.find("Models/logs/best.pt")
     assert kept is not None and emulator.read_bytes(kept["id"]) == b"old weights"
     assert emulator.read_bytes(twin) == new
-
 
 
 def test_a_sidecar_update_answered_as_another_runs_sidecar_keeps_the_vouched_checkpoint(

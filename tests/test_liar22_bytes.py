@@ -16,7 +16,7 @@ import re
 import pytest
 
 import _cli
-from _liar import liar_env, one_error_line, proxy  # noqa: F401 (fixtures)
+from _liar import liar_env, one_error_line  # noqa: F401 (fixtures)
 from _proxy import Reply
 
 

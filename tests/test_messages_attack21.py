@@ -8,14 +8,6 @@ import pytest
 from _messages import log_text, renders, shown
 
 
-@pytest.fixture
-def proxy(emulator):
-    from _proxy import Proxy
-
-    with Proxy(emulator.url) as p:
-        yield p
-
-
 @renders("kept changing while it was uploaded; sending it as it is now")
 def test_a_log_appended_to_during_each_upload_is_sent_as_it_is_now(
         emulator, proxy, env, tmp_path, fast_retries, caplog):

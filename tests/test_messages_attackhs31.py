@@ -15,7 +15,7 @@ from __future__ import annotations
 import pytest
 
 import _cli
-from _liar import liar_env, one_error_line, proxy  # noqa: F401 (fixtures)
+from _liar import liar_env, one_error_line  # noqa: F401 (fixtures)
 from _messages import renders, shown
 from _proxy import Reply
 

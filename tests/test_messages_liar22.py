@@ -8,13 +8,6 @@ import pytest
 
 import _cli
 from _messages import renders, shown
-from _proxy import Proxy
-
-
-@pytest.fixture
-def proxy(emulator):
-    with Proxy(emulator.url) as p:
-        yield p
 
 
 @renders("the server answered for another item")

@@ -13,15 +13,9 @@ import pytest
 
 from _drive_state import live_md5s
 from _messages import renders, shown
-from _proxy import Proxy, Reply
+from _proxy import Reply
 
 MOVED = "was moved or renamed on Drive while this push wrote into it"
-
-
-@pytest.fixture
-def proxy(emulator):
-    with Proxy(emulator.url) as p:
-        yield p
 
 
 @pytest.fixture

@@ -18,12 +18,6 @@ from _messages import renders, shown
 from _proxy import Proxy, Reply
 
 
-@pytest.fixture
-def proxy(emulator):
-    with Proxy(emulator.url) as p:
-        yield p
-
-
 def _push(proxy: Proxy, tmp_path, src, dest: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, DRIVESTAGE_API_ROOT=proxy.url, DRIVESTAGE_TOKEN="test-token",
                DRIVESTAGE_STATE_DIR=str(tmp_path / "state"), DRIVESTAGE_RETRY_BASE="0.01",

@@ -16,14 +16,6 @@ from drivestage.mirror import Mirror
 MiB = 1 << 20
 
 
-@pytest.fixture
-def proxy(emulator):
-    from _proxy import Proxy
-
-    with Proxy(emulator.url) as p:
-        yield p
-
-
 def _appending(proxy, log) -> None:
     """The writer goes on at every request of an upload (``tee logs/train.log``)."""
     from _proxy import Reply

@@ -18,18 +18,12 @@ import json
 import pytest
 
 from _checkpoints import sidecar_json
-from _proxy import Proxy, Reply
+from _proxy import Reply
 from test_attackpush26_ids import _live, _refused
 
 
 def _md5(data: bytes) -> str:
     return hashlib.md5(data).hexdigest()
-
-
-@pytest.fixture
-def proxy(emulator):
-    with Proxy(emulator.url) as p:
-        yield p
 
 
 def test_a_failed_pass_s_verified_checkpoint_is_not_overwritten_by_the_next_process(

@@ -12,14 +12,8 @@ import pytest
 from drivestage.drive import paging, places
 
 import _proxy
-from _proxy import Proxy, Reply
+from _proxy import Reply
 from drivestage.errors import RemoteError
-
-
-@pytest.fixture
-def proxy(emulator):
-    with Proxy(emulator.url) as p:
-        yield p
 
 
 @pytest.fixture

@@ -46,13 +46,6 @@ def test_in_place_updates_keep_no_old_revisions(emulator, store, env):
 
 # --------------------------------------------------------------------------- checkpoints
 
-@pytest.fixture
-def proxy(emulator):
-    from _proxy import Proxy
-
-    with Proxy(emulator.url) as p:
-        yield p
-
 
 @pytest.fixture
 def proxied_store(proxy, env):

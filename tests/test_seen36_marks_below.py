@@ -17,7 +17,7 @@ import pytest
 
 from _cli import run, warning_lines
 from _drive_state import live_md5s
-from _liar import liar_env, proxy  # noqa: F401  (fixtures)
+from _liar import liar_env  # noqa: F401  (fixtures)
 from _proxy import when_sending
 from drivestage.drive import marks_below
 from drivestage.drive.resources import RUN_MARK
@@ -37,8 +37,6 @@ def _pair(emulator, rel: str) -> dict:
     emulator.add_file(f"{rel}/epoch_001.pt", os.urandom(3000))
     emulator.add_file(f"{rel}/epoch_001.json", b'{"epoch": 1}\n')
     return live_md5s(emulator, rel)
-
-
 
 
 @pytest.mark.parametrize("leaves_out", [False, True])

@@ -12,15 +12,9 @@ import threading
 
 import pytest
 
-from _proxy import Proxy, Reply
+from _proxy import Reply
 from drivestage.drive import connect, removal
 from test_attacksvc39_fork import _forked
-
-
-@pytest.fixture
-def proxy(emulator):
-    with Proxy(emulator.url) as p:
-        yield p
 
 
 def test_a_child_forked_while_the_parent_asked_for_ids_asks_for_its_own(emulator, env,

@@ -14,15 +14,9 @@ import os
 import pytest
 
 from _checkpoints import RUN, save
-from _proxy import Proxy, Reply
+from _proxy import Reply
 
 SPEC = "drive:Models/tr40/logs"
-
-
-@pytest.fixture
-def proxy(emulator):
-    with Proxy(emulator.url) as p:
-        yield p
 
 
 @pytest.fixture

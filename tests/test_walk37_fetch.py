@@ -18,19 +18,12 @@ import threading
 
 import pytest
 
-from _proxy import Proxy
 from drivestage import sidecar
 from drivestage.errors import NotFoundError, RemoteChangedError
 from drivestage.hooks import MAX_RELISTS, CheckpointSync
 from drivestage.retention import RetentionPolicy
 from drivestage.sidecar import Sidecar
 from drivestage.upload_tree import push
-
-
-@pytest.fixture
-def proxy(emulator):
-    with Proxy(emulator.url) as p:
-        yield p
 
 
 class Other:

@@ -6,7 +6,7 @@ tests/_proxy.py."""
 from __future__ import annotations
 
 import _cli
-from _liar import liar_env, one_error_line, proxy  # noqa: F401 (fixtures)
+from _liar import liar_env, one_error_line  # noqa: F401 (fixtures)
 from _proxy import Reply
 
 PAGE = b"<!DOCTYPE html><html><body><p>404. That's an error.</p></body></html>"
