@@ -295,6 +295,7 @@ class MetadataRoutes:
         body = self._read_json()
         rec, acc = self._on_any_drive(file_id)
         require(can_write(acc))
+        self._property_write_fits(rec)
         with self.store.lock:
             rec = self.store.get(rec["id"])
             props = properties.merged(rec.get("properties") or [], [body], self.caller.app)
@@ -305,6 +306,12 @@ class MetadataRoutes:
         if made is None:   # a null value: nothing to answer with
             raise properties.not_found(str(key), vis)
         self._send_resource(200, properties.render(rec, made, self._base()))
+
+    def _property_write_fits(self, rec: dict) -> None:
+        """A full Drive's refusal of a property's write, where the emulator is told to
+        (:attr:`Emulator.full_refuses_property_writes`: no reference says which Drive does)."""
+        if self.emu.full_refuses_property_writes:
+            self.store.check_not_full(rec.get("driveId"))
 
     def _properties_get(self, file_id: str, key: str) -> None:
         rec, _ = self._on_any_drive(file_id)
@@ -319,6 +326,7 @@ class MetadataRoutes:
         self.body.drain()
         rec, acc = self._on_any_drive(file_id)
         require(can_write(acc))
+        self._property_write_fits(rec)
         with self.store.lock:
             rec = self.store.get(rec["id"])
             kept = properties.without(rec, key, properties.visibility_of(self.query), self.caller.app)

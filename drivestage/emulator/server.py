@@ -118,6 +118,13 @@ class Emulator(SeedingApi):
         #: method takes no such parameter, so a test can make it leave the date alone
         #: (seen35: retention's first-seen mark must hold under both).
         self.property_writes_modify = True
+        #: Whether a custom property's write (``properties.insert`` / ``delete``) on an item
+        #: in My Drive is refused (403 ``storageQuotaExceeded``) while the account's storage
+        #: is full (not a byte free of ``quota_bytes``). A property takes no storage, and no
+        #: reference says Drive refuses its write then; Google's help says that at the
+        #: storage limit no one can *edit* the files the account owns (view-only), which may
+        #: or may not cover an API's metadata write (room41), so a test can make it refuse.
+        self.full_refuses_property_writes = False
         #: Seconds added to the clock the ``Date`` header of every answer gives (the dates
         #: the emulator stamps stay this machine's): a Drive whose clock runs ahead of the
         #: client machine's (positive), or behind it, as one whose clock runs ahead sees it.

@@ -53,6 +53,16 @@ class StoreLimits:
         if used + sum(self.other_usage.values()) - replacing + extra > self.quota_bytes:
             raise quota_exceeded()
 
+    def check_not_full(self, drive_id: Optional[str]) -> None:
+        """403 storageQuotaExceeded where the account's storage is full (not a byte of
+        :attr:`quota_bytes` free; shared drives are unlimited): a write that takes no
+        storage, as :attr:`Emulator.full_refuses_property_writes` makes it refused."""
+        if self.quota_bytes is None or drive_id is not None:
+            return
+        used, _ = self.usage()
+        if used + sum(self.other_usage.values()) >= self.quota_bytes:
+            raise quota_exceeded()
+
     def check_room(self, parent_ids: list[str], drive_id: Optional[str], *,
                    folder: bool = False) -> None:
         """Drive's item limits for one new item: children of a (non-root) folder, items of a
