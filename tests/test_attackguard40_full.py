@@ -5,6 +5,9 @@ asked for, drive.keep_last) is a removal: no push frees room, no claim fits, and
 reaches Drive for the whole run. The push's line said Drive "did not answer this trainer's
 tries" (Drive had answered: storage full), so the user could not tell what to do; it says
 so now, and once the user frees space the next push takes the lease and makes its room.
+room41: where Drive takes a property's write (it takes no storage), the claim is a property of
+the run folder (trainer.lease_props), and the trainer makes its own room; the line stays for a
+Drive that refuses that write too (emulator.full_refuses_property_writes).
 The real PyDrive2 stack against the emulator."""
 from __future__ import annotations
 
@@ -21,9 +24,10 @@ FULL = ("drive:runs/exp: the run's lease is not taken yet: Drive's storage is fu
         "takes the lease and makes room")
 
 
-def _on_a_full_drive(emulator, tmp_path, monkeypatch):
+def _on_a_full_drive(emulator, tmp_path, monkeypatch, properties_refused: bool = False):
     """An earlier run's three checkpoints on Drive (no lease), Drive's storage then full to
-    100 bytes (no claim fits), and this run's trainer folder with epoch_004.pt to push:
+    100 bytes (no claim fits; ``properties_refused``: full to the byte, and a property's
+    write refused too), and this run's trainer folder with epoch_004.pt to push:
     (the folder, this run's files, the bytes used, what was on Drive before it)."""
     from trainer.config import load_config
     from trainer.drive import DriveFolder
@@ -35,7 +39,9 @@ def _on_a_full_drive(emulator, tmp_path, monkeypatch):
     DriveFolder(DEST, str(tmp_path / "before")).push()   # (an earlier run's, no lease)
     before = on_drive(emulator)
     used = sum(int(f.get("fileSize", 0)) for f in emulator.files())
-    emulator.quota_bytes = emulator.store.quota_bytes = used + 100   # (full: no claim fits)
+    emulator.quota_bytes = emulator.store.quota_bytes = \
+        used + (0 if properties_refused else 100)   # (full: no claim fits)
+    emulator.full_refuses_property_writes = properties_refused
     monkeypatch.setenv("DRIVESTAGE_RETRY_ATTEMPTS", "2")
     run = tmp_path / "run"
     ours = save_pair(run, "epoch_004.pt", 4)
@@ -50,7 +56,8 @@ def test_a_trainer_started_on_a_full_drive_says_so_and_takes_the_lease_once_ther
     from trainer.errors import LeaseNotTakenError
     from trainer.lease import release_all
 
-    folder, ours, used, before = _on_a_full_drive(emulator, tmp_path, monkeypatch)
+    folder, ours, used, before = _on_a_full_drive(emulator, tmp_path, monkeypatch,
+                                                  properties_refused=True)
     try:
         assert folder.lease is not None and folder.lease.pending
         for _ in range(2):   # (each push: the same line, nothing removed, no claim)
@@ -68,22 +75,14 @@ def test_a_trainer_started_on_a_full_drive_says_so_and_takes_the_lease_once_ther
         release_all()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "limit (attackguard40): while the lease is not taken, no removal goes (guards40: a "
-    "folder another trainer may hold), and the room drive.keep_last would make is removals; "
-    "with Drive's storage full the claim never fits, so the trainer cannot make its own room "
-    "and the user must free space (the push's line says so). Letting a full Drive's room "
-    "go without the lease (lease39 did) is the lead's call"))
 def test_a_trainer_started_on_a_full_drive_makes_its_own_room(
         drive_env, emulator, tmp_path, fast_retries, monkeypatch):
     from trainer.lease import release_all
 
     folder, ours, _used, _before = _on_a_full_drive(emulator, tmp_path, monkeypatch)
-    try:
-        try:
-            folder.push()
-        except Exception:   # noqa: BLE001 (a second push may take it)
-            folder.push()
+    try:   # (the claim a property of the folder: room41, tests/test_fullclaim41_lease.py)
+        assert folder.lease is not None and not folder.lease.pending
+        folder.push()
         assert on_drive(emulator) == {n: [m] for n, m in ours.items()}
     finally:
         release_all()

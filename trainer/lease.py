@@ -56,6 +56,11 @@ push that does (Drive back mid-push: :meth:`RunLease.guard`); another trainer's 
 there stops this one as a take-over does. While Drive fails still, a commit tries again only
 where Drive answered since the last try failed, not at each commit (lease39).
 
+**Drive's storage full** (the claim file's create refused, no claim file listed): the claim is
+a property of the folder (:mod:`trainer.lease_props`), so the lease is held and a push makes
+its room (attackguard40: it never could). Where a property is this claim or a rival, any
+rival there after the settle makes a claimant stand back (both may: each tries again later).
+
 **Losing it.** A holder that finds a higher claim (taken over) stops pushing at once (every
 push and lone send checks first: :meth:`RunLease.check`), asks the run to stop as a signal
 would (:data:`trainer.stopping.LEASE_LOST`): the state is saved locally, nothing more goes
@@ -74,9 +79,10 @@ import time
 from typing import Callable, Optional
 
 from drivestage.drive import server_clock
-from drivestage.errors import DriveStageError, NotFoundError
+from drivestage.errors import DriveStageError, NotFoundError, QuotaExceededError
 from drivestage.store import RemoteEntry
 from drivestage.temps import namespace_tag
+from trainer import lease_props
 from trainer.drive import age_text
 from trainer.errors import LeaseHeldError, LeaseLostError, LeaseNotTakenError
 from trainer.lease_claims import HELD, MAX_CLAIMS, PREFIX, SUFFIX, Claim, ClaimReader, \
@@ -188,15 +194,19 @@ class RunLease:
         self._before = [c for c in live if c.owner != self.token]
         self.generation = max((c.generation for c in claims), default=0) + 1
         forced = bool(taken) and self.take_over and not self._gone(taken[0])   # (before: ended)
-        self._write(folder)
+        self._write(folder, fallback=not any(not c.on_folder for c in claims))
         time.sleep(settle)   # (the bound of the race: see the module's text)
         claims = self._claims(folder)
         # (Its own claim, where the listing does not show it yet, stands as it was made.)
         rivals = [c for c in claims if c.generation >= self.generation and c.owner != self.token]
         holder = min(rivals, key=lambda c: c.order) if rivals else None
-        if holder is not None and holder.order > self._order:
+        # (A property, this one or a rival: Drive dates none, so no order decides between
+        # them; any rival there now makes this one stand back: trainer.lease_props.)
+        if holder is not None and holder.order > self._order and not (
+                lease_props.is_property(self._mine) or any(c.on_folder for c in rivals)):
             holder = None
         if holder is not None:
+            logger.debug("%s: standing back for %s's claim", self.drive.spec, holder.who)
             self._remove()
             raise LeaseHeldError(self._held_text(holder))
         self._sure_until = self._written_at + self.sure_s   # (held: none better listed)
@@ -312,8 +322,12 @@ class RunLease:
             if not live:
                 try:
                     self.acquire()
-                except LeaseHeldError:   # (a claim made meanwhile: listed now)
+                except LeaseHeldError as exc:   # (a claim made meanwhile: listed now)
+                    logger.info("%s: the run's lease is not taken: %s", self.drive.spec, exc)
                     live = others()
+                    if not live:   # (that one stood back too, trainer.lease_props: not taken)
+                        self._late_failed, self.why_pending = server_clock.answered(), exc
+                        return
         except DriveStageError as exc:
             self._late_failed = server_clock.answered()   # (no try more before Drive answers)
             self.why_pending = exc
@@ -331,13 +345,14 @@ class RunLease:
         """The folder and its claims: the folder as acquired, while its listing shows this
         trainer's claim (a resolve by name is a search more per push: attacklease36 counted
         two listings a push where one was meant), else resolved again (moved, made again)."""
+        props = lease_props.is_property(self._mine)   # (a file's holder: none beside it)
         if self._folder is not None:
-            claims = self._claims(self._folder)
+            claims = self._claims(self._folder, props)
             if any(c.owner == self.token for c in claims):
                 return self._folder, claims
         store, path = self.drive.store_at()
         self._folder = store.resolve(path)
-        return self._folder, self._claims(self._folder)
+        return self._folder, self._claims(self._folder, props)
 
     def holder(self) -> Optional[Claim]:
         """The live claim that holds the lease now (None: no trainer of the run renews one):
@@ -362,30 +377,8 @@ class RunLease:
 
     def after_predecessor(self) -> None:
         """Before this trainer's first push after a ``--take-over`` of a live lease: wait
-        until the trainer it took it from is gone (its claim removed when its run ended, or
-        stale), at most :attr:`stale_s` and a period. That one finds the take-over within a
-        period and pushes nothing more, but a push it had begun ends first: sent after it, this
-        trainer's files are not replaced by that push's (nor its twins removed)."""
-        if not self._before:
-            return
-        store, path = self.drive.store_at()
-        until = time.monotonic() + self.stale_s + self.period_s
-        said = False
-        while self._before and time.monotonic() < until:
-            with self._lock:
-                listed = {c.entry.id: c for c in self._claims(store.resolve(path))}
-            self._before = [listed[c.entry.id] for c in self._before
-                            if c.entry.id in listed and not self._gone(listed[c.entry.id])]
-            if not self._before:
-                break
-            if not said:
-                said = True
-                logger.info("%s: waiting for %s, whose lease this run took over, to stop "
-                            "(within a minute; %s at most) before this run's first push",
-                            self.drive.spec, self._before[0].who,
-                            span_text(self.stale_s + self.period_s))
-            time.sleep(max(0.05, min(self.period_s / 2, 1.0, until - time.monotonic())))
-        self._before = []
+        until the trainer it took it from is gone (:func:`trainer.lease_held.after`)."""
+        after(self)
 
     def _renewing(self) -> None:
         while not self._done.wait(self.period_s):
@@ -405,14 +398,25 @@ class RunLease:
             self._remove()
 
     # -- the claims
-    def _claims(self, folder: RemoteEntry) -> list[Claim]:
-        return self._reader.claims(folder)
+    def _claims(self, folder: RemoteEntry, props: bool = True) -> list[Claim]:
+        """The claim files listed in ``folder``, and (``props``) its property claims."""
+        claims, store = self._reader.claims(folder), self.drive.store_at()[0]
+        if props and lease_props.usable(store):
+            claims += lease_props.claims(store, folder)
+        return claims
 
-    def _write(self, folder: RemoteEntry, released: bool = False) -> float:
+    def _write(self, folder: RemoteEntry, released: bool = False, fallback: bool = False) -> float:
         """Write this claim (made, or renewed in place); returns when it was sent
-        (:func:`_clock`), noted as :attr:`_written_at` once Drive answered."""
+        (:func:`_clock`), noted as :attr:`_written_at` once Drive answered. ``fallback``
+        (:meth:`acquire`'s, no claim file listed): a create refused for storage is a property."""
         store, _ = self.drive.store_at()
         self._renewals += 1
+        if lease_props.is_property(self._mine):   # (renewed in place, as a file is)
+            sent = _clock()
+            self._mine = lease_props.write(store, folder, self.token, self.generation,
+                                           server_clock.now(), self._mine.created, released)
+            self._written_at = sent
+            return sent
         body = {"owner": self.token, "host": socket.gethostname(), "pid": os.getpid(),
                 "machine": namespace_tag(), "generation": self.generation,
                 "renewals": self._renewals, "written": time.time()}
@@ -428,6 +432,14 @@ class RunLease:
                 self._mine = store.upload(tmp, folder, self.name, replace=replace)
             except NotFoundError:   # (removed by someone: made again)
                 self._mine = store.upload(tmp, folder, self.name, replace=None)
+            except QuotaExceededError as exc:   # (Drive full: a property, where it may be)
+                if replace is not None or not fallback or not lease_props.usable(store):
+                    raise
+                self._mine = lease_props.write(store, folder, self.token, self.generation,
+                                               server_clock.now(), server_clock.now())
+                logger.warning("%s: Drive's storage is full (its claim file of %s B did not "
+                               "fit): the run's lease is claimed by a property of the folder, "
+                               "not a file", self.drive.spec, exc.needed or "a few hundred")
             if replace is None or replace.id != self._mine.id:
                 made = self._mine.created or self._mine.modified
                 self._order = (-self.generation, made, self._mine.id)
@@ -438,8 +450,8 @@ class RunLease:
 
     def _remove(self) -> None:
         mine = self._mine
-        if mine is None or self._delete(mine):
-            self._mine = None
+        if mine is None or self._delete(mine) or lease_props.is_property(mine):
+            self._mine = None   # (a property Drive kept: stale in stale_s, no one's then)
             return
         # (Refused: a Contributor deletes nothing. As it was, it looked live to the next
         # trainer, which watched it for the stale bound; released, no one's: attacklease36)
@@ -454,7 +466,8 @@ class RunLease:
         """Remove ``entry``; False where Drive refused (the claim is left)."""
         store, _ = self.drive.store_at()
         try:
-            store.delete(entry)
+            lease_props.remove(store, entry) if lease_props.is_property(entry) \
+                else store.delete(entry)
         except NotFoundError:
             pass
         except DriveStageError as exc:   # (left: stale, so no one's, and removed later)
@@ -484,4 +497,4 @@ def _clock() -> float:
 
 # (Where a trainer takes its lease, and the leases this process holds: trainer.lease_held,
 # named here for every caller; imported last, as that module imports RunLease from this one.)
-from trainer.lease_held import held_folder, not_taken, release_all  # noqa: E402
+from trainer.lease_held import after, held_folder, not_taken, release_all  # noqa: E402

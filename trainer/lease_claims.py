@@ -49,6 +49,9 @@ class Claim:
     #: Its run ended, but Drive refused the claim's removal (a shared drive's Contributor
     #: deletes nothing): no one's, at once.
     released: bool = False
+    #: A property of the run folder, not a file (:mod:`trainer.lease_props`: Drive's
+    #: storage was full).
+    on_folder: bool = False
 
     @property
     def order(self) -> tuple[int, float, str]:

@@ -1,12 +1,16 @@
 """The run's lease as a trainer takes it (:func:`held_folder`, rank 0's ``drive.logs``), and
-the leases this process holds, released when the run ends (:func:`release_all`); split from
-:mod:`trainer.lease`, which names both for its callers."""
+the leases this process holds, released when the run ends (:func:`release_all`), and the
+wait for a predecessor after a ``--take-over`` (:func:`after`); split from
+:mod:`trainer.lease`, which names them for its callers."""
 from __future__ import annotations
 
 import logging
+import time
 from typing import TYPE_CHECKING
 
 from drivestage.errors import DriveStageError, QuotaExceededError
+from trainer.errors import LeaseHeldError
+from trainer.lease_claims import span_text
 
 if TYPE_CHECKING:
     from trainer.lease import RunLease
@@ -73,5 +77,37 @@ def not_taken(spec: str, why: "BaseException | None") -> str:
                 "is made there (drive.keep_last) while it is not taken. Free some space on "
                 "Drive (empty its trash, remove old runs): the next push takes the lease "
                 "and makes room")
+    if isinstance(why, LeaseHeldError):   # (both claims were properties: trainer.lease_props)
+        return (f"{spec}: the run's lease is not taken yet (another trainer tried to take it "
+                f"at the same moment, and both stood back); {stopped}; the next push tries "
+                "again")
     return (f"{spec}: the run's lease is not taken yet (Drive did not answer this trainer's "
             f"tries to take it); {stopped}; the next push tries again")
+
+
+def after(lease: "RunLease") -> None:
+    """Before a trainer's first push after a ``--take-over`` of a live lease: wait
+    until the trainer it took it from is gone (its claim removed when its run ended, or
+    stale), at most its ``stale_s`` and a period. That one finds the take-over within a
+    period and pushes nothing more, but a push it had begun ends first: sent after it, this
+    trainer's files are not replaced by that push's (nor its twins removed)."""
+    if not lease._before:
+        return
+    store, path = lease.drive.store_at()
+    until = time.monotonic() + lease.stale_s + lease.period_s
+    said = False
+    while lease._before and time.monotonic() < until:
+        with lease._lock:
+            listed = {c.entry.id: c for c in lease._claims(store.resolve(path))}
+        lease._before = [listed[c.entry.id] for c in lease._before
+                         if c.entry.id in listed and not lease._gone(listed[c.entry.id])]
+        if not lease._before:
+            break
+        if not said:
+            said = True
+            logger.info("%s: waiting for %s, whose lease this run took over, to stop "
+                        "(within a minute; %s at most) before this run's first push",
+                        lease.drive.spec, lease._before[0].who,
+                        span_text(lease.stale_s + lease.period_s))
+        time.sleep(max(0.05, min(lease.period_s / 2, 1.0, until - time.monotonic())))
+    lease._before = []

@@ -231,6 +231,41 @@ class FolderMaking:
         (the safe way: it keeps), an answer of none is this push's alone."""
         self._marks_asked = {k: v for k, v in self._marks_asked.items() if v}
 
+    def public_properties(self, entry: RemoteEntry) -> dict[str, str]:
+        """The PUBLIC custom properties of ``entry`` (key -> value), by one ``files.get`` of
+        its properties alone, read now (a listing may leave them out): what every OAuth
+        client sees. The trainer's lease claim on a full Drive (:mod:`trainer.lease_props`)."""
+        res = self.call(f"read the properties of {self.describe(entry)}", lambda: (
+            self.transport.files().get(fileId=entry.id, supportsAllDrives=True,
+                                       fields="properties(key,value,visibility)")
+            .execute(http=self.transport.http())))
+        props = res.get("properties") if isinstance(res, dict) else None
+        return {str(p["key"]): str(p.get("value", "")) for p in props or ()
+                if isinstance(p, Mapping) and p.get("visibility") == "PUBLIC"
+                and isinstance(p.get("key"), str)} if isinstance(props, list) else {}
+
+    def set_public_property(self, entry: RemoteEntry, key: str, value: Optional[str]) -> None:
+        """Write the PUBLIC custom property ``key`` of ``entry`` (one ``properties.insert``:
+        the others stay), or remove it where ``value`` is None (one ``properties.delete``;
+        none there is fine). Drive's refusal raises (a full Drive's may: storage quota)."""
+        where = self.describe(entry)
+        props = self.transport.service.properties()
+        if value is not None:
+            body = {"key": key, "value": value, "visibility": "PUBLIC"}
+            self.call(f"write the property {key} of {where}", lambda: props.insert(
+                fileId=entry.id, body=body).execute(http=self.transport.http()))
+            return
+
+        def remove() -> None:
+            try:
+                props.delete(fileId=entry.id, propertyKey=key, visibility="PUBLIC"
+                             ).execute(http=self.transport.http())
+            except Exception as exc:
+                failure = answers.failure_of(exc)
+                if failure is None or failure.status != 404:   # (404: none there any more)
+                    raise
+        self.call(f"remove the property {key} of {where}", remove)
+
     def first_seen(self, entry: RemoteEntry, now: float,
                    write: bool = True) -> Optional[first_seen.Mark]:
         """The file's own first-seen mark (:mod:`drivestage.first_seen`): as listed, else read

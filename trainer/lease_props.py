@@ -1,0 +1,103 @@
+"""The run's lease claim where Drive's storage is full: a PUBLIC custom property of the run
+folder (:mod:`trainer.lease` holds the lease; room41).
+
+A claim is a file of a few hundred bytes, and a full Drive refuses its create (403
+storageQuotaExceeded): the lease stayed not taken, so no push removed anything, and the room
+``drive.keep_last`` makes is removals: the trainer could never make its own room
+(attackguard40). A custom property takes no storage, so where the create is refused for
+storage, the claim is written as the property ``trainer-lease-<token>`` of ``drive.logs``
+itself (one ``properties.insert``; PUBLIC: every OAuth client sees it, a laptop's and
+Colab's). Its value holds what a claim file's JSON does, short (Drive's 124 bytes for key and
+value): the generation, when it was written and first made (Drive's clock as this machine
+hears it, :func:`drivestage.drive.server_clock.now`: a property has no dates of its own), the
+pid, this boot's pid namespace, released or not, and the host (cut to fit).
+
+What keeps two trainers from both holding it (:meth:`trainer.lease.RunLease.acquire`):
+
+- It is written only where the folder's listing shows no claim file at all (live or stale):
+  a trainer that holds a claim file (or held one, asleep now) never reads the folder's
+  properties in its checks, so none may be written beside its file.
+- A claimant whose claim or rival is a property holds only where, after its write and the
+  settle, no rival of its generation or later is there: no order by dates decides between
+  them (Drive dates no property; this machine's reading of Drive's clock is good to a second
+  or so). Two that write at the same moment both stand back; each tries again later.
+- Every trainer that starts, or tries while its lease is not taken, reads the folder's
+  properties beside the listing (one ``files.get`` more); a holder by property reads them
+  at each check (a take-over of its lease is one).
+"""
+from __future__ import annotations
+
+import os
+import socket
+from typing import Any, Optional
+
+from drivestage.store import RemoteEntry
+from drivestage.temps import namespace_tag
+from trainer.lease_claims import PREFIX, Claim
+
+#: The ``kind`` of the entry a property claim stands in (:class:`Claim`'s ``entry``).
+KIND = "trainer-lease-property"
+MAX_BYTES = 124   # (Drive's, for a property's key and value together)
+
+
+def usable(store: Any) -> bool:
+    """Whether ``store`` keeps custom properties on a folder (Drive; not a directory, nor
+    a Drive mount)."""
+    from drivestage.drive.store_folders import FolderMaking
+
+    return isinstance(store, FolderMaking)
+
+
+def key_of(token: str) -> str:
+    return f"{PREFIX}{token}"
+
+
+def _entry(folder_id: str, key: str, written: float, made: float) -> RemoteEntry:
+    """The entry a property claim stands in: its dates as the value says them, its id the
+    folder's and the key (never a Drive id), its parent the folder."""
+    return RemoteEntry(f"{folder_id}#{key}", key, False, modified=written, parent_id=folder_id,
+                       has_content=False, kind=KIND, created=made)
+
+
+def claims(store: Any, folder: RemoteEntry) -> list[Claim]:
+    """The property claims on ``folder`` as read now (one ``files.get``)."""
+    out = []
+    for key, value in store.public_properties(folder).items():
+        if not key.startswith(PREFIX):
+            continue
+        parts = value.split("|", 6)
+        try:
+            gen, written, made, pid = int(parts[0]), float(parts[1]), float(parts[2]), \
+                int(parts[3])
+            machine, released, host = parts[4], parts[5] == "1", parts[6]
+        except (ValueError, IndexError):
+            continue   # (not a claim: no one's)
+        if not 0 < pid < 1 << 31 or written != written or made != made:
+            continue
+        out.append(Claim(_entry(folder.id, key, written, made), key[len(PREFIX):], host, pid,
+                         machine, gen, released, on_folder=True))
+    return out
+
+
+def write(store: Any, folder: RemoteEntry, token: str, generation: int, written: float,
+          made: float, released: bool = False) -> RemoteEntry:
+    """Write this trainer's property claim on ``folder`` (made, or renewed in place);
+    Drive's refusal raises (a Drive that refuses a full account's property writes too)."""
+    key = key_of(token)
+    written, made = round(written, 1), round(made, 1)   # (as the value says them: as read)
+    value = f"{generation}|{written:.1f}|{made:.1f}|{os.getpid()}|" \
+            f"{namespace_tag()}|{1 if released else 0}|"
+    room = MAX_BYTES - len(key.encode()) - len(value.encode())
+    value += socket.gethostname().encode()[:max(0, room)].decode("utf-8", "ignore")
+    store.set_public_property(folder, key, value)
+    return _entry(folder.id, key, written, made)
+
+
+def remove(store: Any, entry: RemoteEntry) -> None:
+    """Remove the property claim ``entry`` stands in (none there: fine)."""
+    folder = RemoteEntry(entry.parent_id or "", "", True)
+    store.set_public_property(folder, entry.name, None)
+
+
+def is_property(entry: Optional[RemoteEntry]) -> bool:
+    return entry is not None and entry.kind == KIND
