@@ -113,7 +113,7 @@ class _AtTheSameMoment(logging.Handler):
     def __init__(self, *lines: str) -> None:
         super().__init__(logging.DEBUG)
         self.lines = lines
-        self.barriers = {line: threading.Barrier(2, timeout=20) for line in self.lines}
+        self.barriers = {line: threading.Barrier(2, timeout=60) for line in self.lines}
         self.met: set[tuple[int, str]] = set()
 
     def handle(self, record: logging.LogRecord) -> bool:   # (not emit: under the handler's lock)
