@@ -8,7 +8,7 @@ import pytest
 from _cli import run
 from _messages import error_line, renders, shown
 from test_trashed40_push import _files, _in_trash, _trash_at_first_upload, _uploads
-from test_trashed40_push import penv, proxy  # noqa: F401 (fixtures)
+from test_trashed40_push import penv  # noqa: F401 (fixtures)
 
 
 @renders("is in Drive's trash: restore it or choose another folder")
