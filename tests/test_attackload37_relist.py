@@ -17,7 +17,7 @@ import pytest
 
 from drivestage.errors import RemoteChangedError
 from drivestage.hooks import MAX_RELISTS
-from test_walk37_fetch import Other, _asked, _replace_after_listing, _sync, proxy  # noqa: F401
+from test_walk37_fetch import Other, _asked, _replace_after_listing, _sync  # noqa: F401
 
 
 def test_a_pair_replaced_after_every_listing_is_never_answered_as_none(
