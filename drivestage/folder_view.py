@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Mapping, Optional
 
 from drivestage import first_seen, lone_autosaves, orphans, sidecar
-from drivestage.errors import NotFoundError, RemoteChangedError
+from drivestage.errors import AbusiveFileError, NotFoundError, RemoteChangedError
 from drivestage.retention import AUTOSAVE, SIDECAR, Candidate, RetentionPolicy
 from drivestage.sidecar import Described, Sidecar
 from drivestage.state import Md5Cache
@@ -55,6 +55,10 @@ class FolderView:
     #: Autosaves on the store without a sidecar (a process killed between the two uploads):
     #: :mod:`drivestage.lone_autosaves` says which may go.
     lone: list[RemoteEntry] = dataclasses.field(default_factory=list)
+    #: Ids of the sidecars Drive flagged and will not serve to this account, and of the
+    #: checkpoints they describe: whose and how far on, none can tell; kept
+    #: (:data:`drivestage.flagged.KEPT`). Before, the read failed every push and prune.
+    flagged: set[str] = dataclasses.field(default_factory=set)
 
 
 def _modified(entry: RemoteEntry) -> float:
@@ -101,6 +105,7 @@ class _Sidecars:
                  cache: Md5Cache):
         self.store, self.remote, self.local, self.cache = store, remote, local, cache
         self._read: dict[str, Optional[Sidecar]] = {}
+        self.flagged: set[str] = set()   # names of the sidecars Drive will not serve here
 
     def local_one(self, name: str) -> Optional[Sidecar]:
         return sidecar.read(self.local[name].path)
@@ -126,6 +131,9 @@ class _Sidecars:
             data = sidecar.fetch(self.store, entry)
         except (NotFoundError, RemoteChangedError):  # gone or replaced since the listing;
             return None  # any other failure ends the run: an unread metric deleted the best
+        except AbusiveFileError:   # (flagged: no sidecar to read, and the pair is kept)
+            self.flagged.add(entry.name)
+            return None
         return sidecar.parse(data, entry.name) if data is not None else None
 
 
@@ -209,7 +217,9 @@ def view(store: RemoteStore, remote: Listing, local: Mapping[str, LocalFile],
     alone = [o for o in _orphans(reader, files, set(local) | set(owned), policy)
              if o.entry.id not in foreign] if policy.active else []
     lone = [e for e in lone_autosaves.find(files, local, policy) if e.id not in foreign]
-    return FolderView(out, described, owned, alone, foreign, twins, records, lone)
+    kept = {e.id for side in reader.flagged for n in {side} | owned.get(side, set())
+            for e in files.get(n, [])}
+    return FolderView(out, described, owned, alone, foreign, twins, records, lone, kept)
 
 
 def _record(reader: _Sidecars, name: str, local_side: Mapping[str, str],

@@ -12,6 +12,13 @@ name on the store is read but those with the local sidecar's very bytes: two mac
 one name at once leave two, and the next push must not "repair" R's away. A sidecar the store
 will not serve fails the push before a byte is sent (whose checkpoint it is cannot be told).
 
+**Whose cannot be told.** A sidecar copy on the store that Drive flagged as malware or spam
+and will not serve to this account (:mod:`drivestage.flagged`) says nothing this push can
+read: the checkpoint it describes is left as it is, with its sidecars, as another run's is
+(never replaced nor removed: its run is unknown), said once, and the push goes on (not a
+refusal: the run may be the push's own). Before, the push failed at the read, at every
+period of a mirror (attackstream40).
+
 A checkpoint pushed without a local sidecar says no run: it goes up beside R's copy, which
 R's sidecar keeps vouching for and :mod:`drivestage.old_copies` therefore keeps. A local
 sidecar drivestage cannot read (not JSON, over :data:`drivestage.sidecar.MAX_BYTES`) says
@@ -27,8 +34,9 @@ import logging
 from dataclasses import dataclass
 from typing import Callable, Iterable, Mapping, Optional, Sequence
 
-from drivestage import behind, sidecar
-from drivestage.errors import NotFoundError, OtherRunError, RemoteChangedError
+from drivestage import behind, flagged, sidecar
+from drivestage.errors import AbusiveFileError, NotFoundError, OtherRunError, \
+    RemoteChangedError
 from drivestage.local_tree import LocalFile
 from drivestage.old_copies import Key, Listings, newest
 from drivestage.sidecar import Sidecar
@@ -56,6 +64,9 @@ class Left:
     id: str                       # the store's checkpoint's id
     path: str                     # the local file's path
     run: Optional[str] = None     # the other run; None: further on in the push's own run
+    #: The store's sidecar (as the store names it) that Drive flagged and will not serve
+    #: here: whose the checkpoint is cannot be told (``run`` None, nor further on).
+    flagged: Optional[str] = None
 
 
 def left_on_store(store: RemoteStore, cache: Md5Cache, listing: Listings,
@@ -79,10 +90,19 @@ def left_on_store(store: RemoteStore, cache: Md5Cache, listing: Listings,
     return out
 
 
-def report(left: Iterable[Left]) -> None:
-    """One warning for each checkpoint a push left on the store."""
+def report(left: Iterable[Left], store: Optional[RemoteStore] = None) -> None:
+    """One warning for each checkpoint a push left on the store (one whose sidecar Drive
+    flagged: once per ``store`` object, :mod:`drivestage.flagged`)."""
     for lf in left:
-        if lf.run is not None:
+        if lf.flagged is not None:
+            if store is not None and not flagged.first_time(store, lf.flagged):
+                continue
+            log.warning("Drive flagged %s as malware or spam and does not serve it to this "
+                        "account, so whose run %s is cannot be told; left as it is, not "
+                        "replaced with %s (%s). To replace it, remove that pair there (its "
+                        "owner may read it: drivestage pull --acknowledge-abuse)", lf.flagged,
+                        lf.where, lf.path, lf.mine)
+        elif lf.run is not None:
             log.warning("%s is a checkpoint of run %s (%s); left as it is, not replaced with "
                         "%s (%s). Give each run its own folder", lf.where, lf.run, lf.theirs,
                         lf.path, lf.mine)
@@ -163,15 +183,25 @@ def _other_runs(store: RemoteStore, cache: Md5Cache, rel: str,
         for copy in sorted(copies, key=lambda e: (-e.modified, e.id)):
             if copy.md5 == own_md5 and side == own:
                 continue  # the local sidecar's very bytes: the same run
-            theirs, vouched = _whose(store, copy, [e for c in sorted(ckpts)
-                                                   for e in files.get(c, [])])
-            if theirs is None or vouched is None or mine.run == theirs.run:
+            theirs_copies = [e for c in sorted(ckpts) for e in files.get(c, [])]
+            flagged_side: Optional[str] = None
+            try:
+                theirs, vouched = _whose(store, copy, theirs_copies)
+            except AbusiveFileError:
+                # Whose, none can tell: kept as another run's is (the newest copy stands for
+                # them all; left_ids keeps every copy of the names), never replaced.
+                theirs, flagged_side = None, store.describe(copy)
+                vouched = max(theirs_copies or [copy], key=lambda e: (e.modified, e.id))
+            if vouched is None or (flagged_side is None and (
+                    theirs is None or mine.run == theirs.run)):
                 continue
             keys = {(rel, n) for n in {side} | mine_ckpts if n in local}
             keys |= {(rel, s) for s, cs in local_sides.items() if cs & mine_ckpts}
             lf = by_key[(rel, sorted(mine_ckpts)[0])] if mine_ckpts else by_key[(rel, side)]
-            out.append(Left(lf.rel, store.describe(vouched), _label(theirs), _mine(mine),
-                            frozenset(keys), vouched.id, lf.path, theirs.run))
+            out.append(Left(lf.rel, store.describe(vouched),
+                            _label(theirs) if theirs is not None else "whose run: unknown",
+                            _mine(mine), frozenset(keys), vouched.id, lf.path,
+                            theirs.run if theirs is not None else None, flagged_side))
             taken |= keys
             break
     return out

@@ -17,7 +17,7 @@ import dataclasses
 import logging
 from typing import Callable, Iterable, Mapping, Optional, Sequence
 
-from drivestage import first_seen, lineage, lone_autosaves, orphans, sidecar
+from drivestage import first_seen, flagged, lineage, lone_autosaves, orphans, sidecar
 from drivestage.command import doing
 from drivestage.errors import (DriveStageError, KeptMovedError, LeftAloneError,
                                NotFoundError, QuotaExceededError, UsageError)
@@ -118,6 +118,8 @@ def plan_folder(folder: FolderView, policy: RetentionPolicy, *, protect: Iterabl
     protect = list(protect)
     if folder.foreign:
         also_keep = {**(also_keep or {}), FOREIGN: folder.foreign}
+    if folder.flagged:
+        also_keep = {**(also_keep or {}), flagged.KEPT: folder.flagged}
     lone = lone_autosaves.retire(folder.lone, folder.described, policy, protect=protect,
                                  also_keep=also_keep, seen=seen, now=now)
     # (Planned as the folder will be: a retired autosave counts against no budget.)

@@ -198,9 +198,10 @@ class PushJob(Sends):
         """Say what the push leaves on the store (:mod:`drivestage.other_runs`): the local
         files not sent."""
         left = self.result.left
-        other_runs.report(left)
+        other_runs.report(left, self.store)
         self.result.other_run = [lf.rel for lf in left if lf.run is not None]
-        self.result.further_on = [lf.rel for lf in left if lf.run is None]
+        self.result.further_on = [lf.rel for lf in left if lf.run is None and lf.flagged is None]
+        self.result.unknown_run = [lf.rel for lf in left if lf.flagged is not None]
         return {k for lf in left for k in lf.keys}
 
     def _todo(self, files: list[LocalFile], skip: set[str], ahead: set[Key]) -> list[Todo]:

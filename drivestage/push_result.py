@@ -27,7 +27,9 @@ class PushResult:
     replaced_duplicates: list[str] = field(default_factory=list)  # older same-named copies
     further_on: list[str] = field(default_factory=list)  # left: the store's copy is further on
     other_run: list[str] = field(default_factory=list)   # left: the store's copy is another run's
-    left: list[Left] = field(default_factory=list)       # both, with what the store holds
+    #: left: the store's copy's sidecar is flagged by Drive (whose run: unknown; flagged)
+    unknown_run: list[str] = field(default_factory=list)
+    left: list[Left] = field(default_factory=list)       # all three, with what the store holds
 
 
 

@@ -9,6 +9,8 @@ acknowledging the flag (a few hundred bytes of JSON, parsed as data), with a war
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import shutil
 
@@ -58,28 +60,45 @@ def test_a_resume_and_status_read_the_runs_own_flagged_sidecar(
     assert f"WARNING trainer.drive: {WARNING}\n" in res.output
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "limit (attackstream40, lead's call): the resume passes the checkpoint over, said, but "
-    "the run's first push reads the same sidecar to tell whose epoch_002.pt on Drive is "
-    "(drivestage.other_runs._whose, keep_other_runs) and cannot acknowledge the flag: the "
-    "mirror fails with pull's --acknowledge-abuse advice. Passing it over there replaces a "
-    "file of unknown run; keeping it needs a 'flagged, kept' outcome in other_runs"))
 def test_a_flagged_sidecar_drive_serves_to_its_owner_only_passes_its_checkpoint_over(
         tmp_path, emulator, drive_env, local_state, caplog):
     """A sidecar of another account (a collaborator's machine of the run, in a folder shared
-    with this one): Drive refuses the acknowledgement; the checkpoint is passed over, said."""
+    with this one): Drive refuses the acknowledgement; the checkpoint is passed over, said.
+    The run's pushes cannot tell whose that epoch_002.pt is either (guards41: before, the
+    mirror failed at its read, with pull's --acknowledge-abuse advice): it is kept as it is,
+    with its sidecar, said once, and the rest goes on."""
+    from tests._drive_state import live_md5s
+
     fit(_config(tmp_path, 2), resume="none")
     shutil.rmtree(tmp_path / "logs")
     side = _flag_newest_sidecar(emulator)
     emulator.store.update(side, owner="them@x.org")
     emulator.share(side, "writer")
+    before = live_md5s(emulator, "runs/a")
 
-    with caplog.at_level(logging.INFO, logger="trainer"):
+    with caplog.at_level(logging.INFO):
         result = fit(_config(tmp_path, 3), resume="auto")
     assert result.resumed_from == "drive:runs/a/epoch_001.pt" and result.epochs_run == 2
-    warned = [r.getMessage() for r in caplog.records
-              if r.levelno >= logging.WARNING and r.name.startswith("trainer")]
+    warned = [(r.name, r.getMessage()) for r in caplog.records if r.levelno >= logging.WARNING]
+    logs = tmp_path / "logs"
+    run = json.loads((logs / "epoch_002.json").read_text())["run"]
     assert warned == [
-        "Drive flagged drive:runs/a/epoch_002.json as malware or spam and serves it to its "
-        "owner only: its checkpoint is passed over (download it as its owner, or remove the "
-        "flagged pair)"]
+        ("trainer.drive",
+         "Drive flagged drive:runs/a/epoch_002.json as malware or spam and serves it to its "
+         "owner only: its checkpoint is passed over (download it as its owner, or remove the "
+         "flagged pair)"),
+        ("drivestage.other_runs",
+         "Drive flagged drive:runs/a/epoch_002.json as malware or spam and does not serve it "
+         "to this account, so whose run drive:runs/a/epoch_002.pt is cannot be told; left as "
+         f"it is, not replaced with {logs / 'epoch_002.pt'} (run {run}, epoch 2). "
+         "To replace it, remove that pair there (its owner may read it: drivestage pull "
+         "--acknowledge-abuse)")]
+    after = live_md5s(emulator, "runs/a")
+    # The flagged pair as it was (the local epoch 2 of this resume not sent over it); the
+    # resume's epoch 3 went, and epoch 1 (the newest three epochs: drive.keep_last).
+    assert {n: after[n] for n in ("epoch_002.pt", "epoch_002.json")} == \
+        {n: before[n] for n in ("epoch_002.pt", "epoch_002.json")}
+    assert after["epoch_003.pt"] == [hashlib.md5((logs / "epoch_003.pt").read_bytes()).hexdigest()]
+    assert after["epoch_003.json"] == [hashlib.md5((logs / "epoch_003.json").read_bytes()).hexdigest()]
+    assert sorted(n for n in after if n.startswith("epoch_")) == [
+        f"epoch_00{e}.{x}" for e in (1, 2, 3) for x in ("json", "pt")]

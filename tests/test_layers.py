@@ -24,7 +24,7 @@ LAYERS = [
      "heap", "interrupts", "pool", "cpuload", "held_signals", "no_match", "stderr_tail",
      "special_files", "stdout_sink", "command"],
     ["gil"],   # a long pure-Python step that lets the I/O threads beside it run
-    ["store", "sidecar", "first_seen"],
+    ["store", "sidecar", "first_seen", "flagged"],   # flagged: sidecars Drive will not serve
     ["retention_policy", "retention_plan", "lineage"],
     ["retention_order"],
     ["lockdir", "state", "retention", "create_ids"],

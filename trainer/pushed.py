@@ -77,7 +77,7 @@ def credit(result, written: Mapping[str, int], before: Mapping[str, int], rechec
     if result is None or unsent is None:
         return Credit(changed=changed)
     left = set(result.skipped_by_policy) | set(result.further_on) | set(result.other_run) \
-        | set(exclude)
+        | set(result.unknown_run) | set(exclude)
     missing = set(unsent)
 
     def verified(name: str) -> bool:

@@ -164,6 +164,8 @@ def _summary(result: "PushResult") -> str:
         parts.append(f"{len(result.replaced_duplicates)} duplicate names repaired")
     if result.other_run:
         parts.append(f"{len(result.other_run)} left (another run's on Drive)")
+    if result.unknown_run:   # (its sidecar there flagged by Drive: other_runs)
+        parts.append(f"{len(result.unknown_run)} left (whose on Drive cannot be told)")
     return ", ".join(parts)
 
 
