@@ -25,7 +25,11 @@ oldest, on the way to a path and everywhere below it, as a user would by hand:
   stays, so the command can be run again once the user chose.
 
 Run it while nothing pushes into the path: an item another push adds to a duplicate after
-its last listing would go to the trash with it (still in Drive's trash, not lost).
+its last listing would go to the trash with it (still in Drive's trash, not lost). A pair
+of which either folder is held by a live training run (its lease claim,
+:mod:`drivestage.run_claims`) is refused before anything of it moves, in one line (exit 1):
+merged under the run, its claim left the folder it renews it in, and the folder it pushes
+into by id went to the trash with what it sent next (guards41).
 """
 from __future__ import annotations
 
@@ -33,7 +37,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
-from drivestage import run_folders
+from drivestage import run_claims, run_folders
 from drivestage.errors import DanglingShortcutError, DriveStageError, NotFoundError, \
     PermissionDeniedError, StaysElsewhereError, UsageError, WebPageRefusalError
 from drivestage.remote import Where, open_store
@@ -259,13 +263,18 @@ class _Dedupe:
         Whether ``dup`` is gone."""
         if depth > MAX_DEPTH:
             raise _too_deep(where)
+        theirs, ours = self.store.list(dup), self._listed(into)
+        # Either held by a live training run (its lease claim): nothing of the pair moves
+        # (its claim would leave the folder it renews it in, and a folder it pushes into by
+        # id would go to the trash with what it sends next: run_claims).
+        run_claims.refuse_held(self.store, [(into, ours), (dup, theirs)], "merging it")
         if not self.dry_run:
             run_folders.carry(self.store, dup, into)   # before its checkpoints move
         held: dict[str, list[RemoteEntry]] = {}
-        for e in self._listed(into):
+        for e in ours:
             held.setdefault(e.name, []).append(e)
         left = False
-        for item in self.store.list(dup):
+        for item in theirs:
             item_where = f"{where}/{item.name}"
             same = held.get(item.name, [])
             if any(e.id == item.id for e in same):

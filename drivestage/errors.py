@@ -346,6 +346,11 @@ class OtherRunError(DriveStageError):
     replacing them; everything else was pushed (``--force`` replaces them)."""
 
 
+class RunHeldError(DriveStageError):
+    """A folder a command would change is held by a live training run (its lease claim,
+    :mod:`drivestage.run_claims`): ``drivestage dedupe`` refuses it."""
+
+
 class GuardUnsureError(DriveStageError):
     """A push's guard cannot tell whether the caller may still write there (a trainer whose
     run's lease is not taken yet, Drive silent when it tried): a new file that replaces

@@ -419,7 +419,8 @@ class RunLease:
             return sent
         body = {"owner": self.token, "host": socket.gethostname(), "pid": os.getpid(),
                 "machine": namespace_tag(), "generation": self.generation,
-                "renewals": self._renewals, "written": time.time()}
+                "renewals": self._renewals, "written": time.time(),
+                "stale_s": self.stale_s}   # (for a reader that is no trainer: dedupe)
         if released:
             body["released"] = True
         fd, tmp = tempfile.mkstemp(prefix=".trainer-lease-", suffix=".json")

@@ -20,10 +20,11 @@ from typing import Any, Optional
 from drivestage.drive import server_clock
 from trainer.errors import ConfigError
 from drivestage.errors import NotFoundError, RemoteChangedError
+# (PREFIX, SUFFIX: one name for claims; drivestage dedupe reads them too)
+from drivestage.run_claims import PREFIX, SUFFIX
 from drivestage.store import RemoteEntry
 from drivestage.temps import namespace_tag
 
-PREFIX, SUFFIX = "trainer-lease-", ".json"
 MAX_CLAIMS = 20   # (read per listing: a folder littered by a fault: the newest are read)
 #: Listings of the claims' folder where a claim changed between its listing and its read.
 MAX_LISTS = 3

@@ -1,0 +1,120 @@
+"""A training run's lease claims, as a command that is no push reads them
+(``drivestage dedupe``): whether a live run holds a folder now.
+
+A trainer holds its run folder with a *claim*, a small file ``trainer-lease-<token>.json``
+it renews every ``drive.lease_minutes`` (:mod:`trainer.lease`; the name is this module's,
+:data:`PREFIX`, :data:`SUFFIX`). Its pushes check their lease at every commit, but a
+command beside them checks nothing: ``dedupe`` moves what a newer same-named folder holds
+into the oldest and trashes the newer once empty. Merged under a live run, the run's own
+claim moved into the other folder (the run then found itself without one, or another
+trainer of that folder found a claim of a higher generation and stopped as taken over), and
+a folder the run still pushed into by its id went to the trash with what it sent next.
+:func:`live` tells such a claim; ``dedupe`` refuses the folder (:func:`refuse_held`).
+
+A claim is live unless released, silent (its file's modified time, by the store's clock)
+for longer than the ``stale_s`` it records, or the claim of a process of this machine that
+has ended. A claim from before ``stale_s`` was written counts as live for
+:data:`OLDEST_STALE_S`, the longest any trainer's lease lasts (``drive.lease_minutes`` 60).
+Only small claim files are read, and at most :data:`MAX_READ` per folder.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import socket
+from dataclasses import dataclass
+from typing import Iterable, Optional
+
+from drivestage.errors import NotFoundError, RemoteChangedError, RunHeldError
+from drivestage.store import RemoteEntry, RemoteStore
+from drivestage.temps import namespace_tag
+
+PREFIX, SUFFIX = "trainer-lease-", ".json"
+#: A claim that does not say its ``stale_s``: stale only after the longest lease a trainer
+#: takes (``drive.lease_minutes`` at most 60: two periods and 30 s).
+OLDEST_STALE_S = 2 * 3600.0 + 30.0
+#: Claims read per folder, the newest first (a folder littered by a fault: the newest).
+MAX_READ = 20
+_MAX_BYTES = 4096
+
+
+@dataclass(frozen=True)
+class Holder:
+    """A live claim: who holds the folder, and how long ago it last renewed (seconds)."""
+
+    entry: RemoteEntry
+    host: str
+    pid: int
+    silent_s: float
+    stale_s: float
+
+
+def is_claim(name: str) -> bool:
+    """Whether ``name`` is a lease claim's."""
+    return name.startswith(PREFIX) and name.endswith(SUFFIX)
+
+
+def live(store: RemoteStore, items: Iterable[RemoteEntry]) -> Optional[Holder]:
+    """The live claim among ``items`` (a folder's listing), the most recently renewed; None
+    where there is none."""
+    now = store.clock()[0]   # (the earlier clock: a claim reads as fresh, never as stale)
+    found = sorted((e for e in items if not e.is_dir and is_claim(e.name)
+                    and e.size <= _MAX_BYTES), key=lambda e: e.modified, reverse=True)
+    for entry in found[:MAX_READ]:
+        holder = _read(store, entry, now)
+        if holder is not None:
+            return holder
+    return None
+
+
+def refuse_held(store: RemoteStore, folders: Iterable[tuple[RemoteEntry, list[RemoteEntry]]],
+                verb: str) -> None:
+    """Raise :class:`RunHeldError` where one of ``folders`` (each with its listing) holds a
+    live claim: one line naming it, its holder and what to do. ``verb``: what the command
+    would do to it (``merging it``)."""
+    for folder, items in folders:
+        holder = live(store, items)
+        if holder is None:
+            continue
+        wait = max(0.0, holder.stale_s - holder.silent_s)
+        raise RunHeldError(
+            f"{store.describe(folder)} (id {folder.id}) is held by a training run now (its "
+            f"lease {holder.entry.name}: pid {holder.pid} on {holder.host}, renewed "
+            f"{holder.silent_s:.0f} s ago): {verb} would move files under that run's pushes. "
+            f"Stop that run first (or wait until its lease is stale: {_span(wait)} without a "
+            "renewal), then run this again")
+
+
+def _read(store: RemoteStore, entry: RemoteEntry, now: float) -> Optional[Holder]:
+    """``entry``'s claim when it is live; None where it is not, or holds none."""
+    try:
+        data = json.loads(b"".join(store.read_range(entry, 0, entry.size)) or b"{}")
+        pid, host = int(data["pid"]), str(data["host"])
+        stale_s = float(data.get("stale_s", OLDEST_STALE_S))
+    except NotFoundError:
+        return None   # (removed since the listing: its run ended)
+    except RemoteChangedError:   # (renewed since the listing: live, whoever holds it)
+        return Holder(entry, "a host not read", 0, 0.0, OLDEST_STALE_S)
+    except (ValueError, KeyError, TypeError, OverflowError):
+        return None   # (no claim: no one's)
+    if not math.isfinite(stale_s) or stale_s <= 0:
+        stale_s = OLDEST_STALE_S
+    silent = max(0.0, now - entry.modified)
+    if data.get("released") is True or silent > stale_s:
+        return None
+    if str(data.get("machine", "")) == namespace_tag() and host == socket.gethostname() \
+            and 0 < pid < 1 << 31:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None   # (a process of this machine that has ended: its claim is no one's)
+        except OSError:
+            pass
+    return Holder(entry, host, pid, silent, stale_s)
+
+
+def _span(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.1f}".rstrip("0").rstrip(".") + " min"
