@@ -33,6 +33,36 @@ class PushResult:
 
 
 
+def attach(exc: BaseException, result: PushResult) -> None:
+    """Give ``exc``, raised out of a push, what the push had done by then (``pushed``): a
+    caller that passed no :class:`Outstanding` (the CLI's push, ``mirror``'s periods) could
+    not tell what went, only read it in the lines printed as it went. The first push it
+    left keeps it (a second try's error is the one raised)."""
+    if not isinstance(getattr(exc, "pushed", None), PushResult):
+        try:
+            exc.pushed = result   # type: ignore[attr-defined]
+        except AttributeError:   # (an exception type without a __dict__: none of ours)
+            pass
+
+
+def pushed_of(exc: Optional[BaseException]) -> Optional[PushResult]:
+    """What the push ``exc`` (or the error it was raised from: a ``MirrorError``, the
+    trainer's retyped ``BudgetError``) stopped had done by then (:func:`attach`); None where
+    no push said."""
+    seen = 0
+    while exc is not None and seen < 8:   # (a chain of causes is short; never a cycle)
+        got = getattr(exc, "pushed", None)
+        if isinstance(got, PushResult):
+            return got
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return None
+
+
+def went(result: Optional[PushResult]) -> bool:
+    """Whether ``result`` changed anything on the store (sent, pruned or deleted)."""
+    return result is not None and bool(result.uploaded or result.pruned or result.deleted)
+
+
 class Outstanding:
     """What a push under way has not sent yet, for a caller that may have to leave before it
     ends (``drivestage mirror --grace``) and must say what did not reach the store. Filled

@@ -63,7 +63,8 @@ from drivestage.pool import MAX_JOBS
 from drivestage.push_job import CHECKPOINT_SUFFIXES as CHECKPOINT_SUFFIXES  # (re-exported)
 from drivestage.push_fence import Guard
 from drivestage.push_job import PushJob
-from drivestage.push_result import Outstanding, PushResult as PushResult  # (re-exported)
+from drivestage.push_result import Outstanding, PushResult as PushResult, \
+    attach  # (PushResult re-exported)
 from drivestage.remote import Where, open_store
 from drivestage.retention import RetentionPolicy
 from drivestage.state import Md5Cache
@@ -147,6 +148,9 @@ def push(src: str, dest: Where, policy: Optional[RetentionPolicy] = None, *,
                 except FolderGoneError as again:
                     raise FolderGoneError(f"{again}, twice; stop {again.stop} and push again",
                                           stop=again.stop) from again
+    except BaseException as exc:   # (what went, for the caller's line: push_result.attach)
+        attach(exc, job.result)
+        raise
     finally:
         cache.save()
     return job.result

@@ -55,15 +55,25 @@ def _push_and_say(stop: Any, running: "list[Outstanding]", *args: Any, force: bo
     pruned or deleted something (a mirror left running says what it does; an unchanged
     period says nothing, and the final push has a line of its own). ``running`` holds what
     the period has still to send (named when ``--grace`` runs out)."""
-    from drivestage.push_result import Outstanding
+    from drivestage.push_result import Outstanding, pushed_of, went
 
     # Asked before the push: a period under way when the stop came is no final push, and
     # its line is the only one that says what it sent (the final push finds it unchanged).
     final = stop.is_set()
     running[:] = [Outstanding(final=final)]
-    with doing("mirror"):   # (in the period's thread: a stop says "the mirror stopped")
-        result = _push_refusing(*args, force=force, outstanding=running[0], **kwargs)
-    if not final and (result.uploaded or result.pruned or result.deleted):
+    try:
+        with doing("mirror"):   # (in the period's thread: a stop says "the mirror stopped")
+            result = _push_refusing(*args, force=force, outstanding=running[0], **kwargs)
+    except BaseException as exc:
+        # What went before it failed (a guard, Drive mid-pass, another run's checkpoint
+        # left at its end): its line, before the failure's (guards41: only the failure was
+        # said, and the next period found those files unchanged: said by no line at all).
+        got = pushed_of(exc)
+        if not final and got is not None and went(got):
+            click.echo(f"{time.strftime('%H:%M:%S')} pushed, then failed: {_summary(got)}",
+                       err=True)
+        raise
+    if not final and went(result):
         click.echo(f"{time.strftime('%H:%M:%S')} pushed: {_summary(result)}", err=True)
     return result
 
@@ -108,7 +118,8 @@ def mirror_cmd(src: str, dest: str, every: float, grace: float, include: tuple[s
 
     from drivestage import held_signals
     from drivestage.cli.group import as_program
-    from drivestage.errors import DriveStageError
+    from drivestage.errors import DriveStageError, MirrorError
+    from drivestage.push_result import pushed_of, went
     from drivestage.mirror import FlushTimeout, Mirror
     from drivestage.interrupts import Flag, start_thread
     from drivestage.state import Md5Cache
@@ -212,6 +223,12 @@ def mirror_cmd(src: str, dest: str, every: float, grace: float, include: tuple[s
             if not mirror.abandon(ABANDON_WAIT):
                 log.warning("the upload under way stops once its current chunk is sent")
             raise late
+        except MirrorError as exc:   # (its Error line follows: what went before it failed)
+            got = pushed_of(exc)
+            if got is not None and went(got):
+                click.echo(f"final push in {time.monotonic() - started:.1f}s, then failed: "
+                           f"{_summary(got)}", err=True)
+            raise
         ended.set()
         if result is not None:
             click.echo(f"final push in {time.monotonic() - started:.1f}s: {_summary(result)}",

@@ -182,10 +182,16 @@ def _retired(pruned: Any, kind: str, what: str) -> str:
 
 
 def _refuse_other_runs(result: "PushResult") -> "PushResult":
-    """Raise when the push left checkpoints of another run (everything else was pushed)."""
+    """Raise when the push left checkpoints of another run (everything else was pushed:
+    the error holds it, :func:`drivestage.push_result.pushed_of`)."""
     from drivestage.other_runs import refuse
+    from drivestage.push_result import attach
 
-    refuse(result.left)
+    try:
+        refuse(result.left)
+    except BaseException as exc:
+        attach(exc, result)
+        raise
     return result
 
 
@@ -302,14 +308,24 @@ def push_cmd(src: str, dest: str, include: tuple[str, ...], exclude: tuple[str, 
     policy = _policy(policy_opts)
     if (include or exclude) and not (delete or delete_permanently):
         _refuse_nothing_chosen(src, include, exclude, follow_symlinks)
+    from drivestage.push_result import pushed_of, went
+
     cache = Md5Cache()
-    with _progress_bar(0, "push") as bar:
-        result = push(src, _target(dest, api_root, credentials, cache, pushing=True), policy,
-                      include=include, exclude=exclude, delete=delete,
-                      delete_permanently=delete_permanently, max_delete=max_delete,
-                      follow_symlinks=follow_symlinks, chunk_size=_chunk(chunk_size),
-                      protect=protect, use_trash=use_trash, jobs=jobs, progress=bar.update,
-                      md5_cache=cache, keep_other_runs=not force)
+    try:
+        with _progress_bar(0, "push") as bar:
+            result = push(src, _target(dest, api_root, credentials, cache, pushing=True),
+                          policy, include=include, exclude=exclude, delete=delete,
+                          delete_permanently=delete_permanently, max_delete=max_delete,
+                          follow_symlinks=follow_symlinks, chunk_size=_chunk(chunk_size),
+                          protect=protect, use_trash=use_trash, jobs=jobs,
+                          progress=bar.update, md5_cache=cache, keep_other_runs=not force)
+    except BaseException as exc:
+        # What went before it failed, in the summary's words, before the Error line
+        # (guards41: the summary was the success's alone).
+        got = pushed_of(exc)
+        if got is not None and went(got):
+            say(f"push {src} -> {dest}, then failed: {_summary(got)}")
+        raise
     say(f"push {src} -> {dest}: {_summary(result)}")
     _refuse_other_runs(result)
 
