@@ -105,3 +105,30 @@ def test_a_mirror_says_it_once_over_its_periods(emulator, drive_env, tmp_path, c
     assert [r.getMessage() for r in caplog.records] == [
         _said("epoch_002", str(src / "epoch_002.pt"), 2)]
     assert live_md5s(emulator, FOLDER) == theirs
+
+
+def test_a_stop_save_sent_alone_leaves_a_pair_whose_sidecar_drive_will_not_serve(
+        emulator, drive_env, tmp_path):
+    """The trainer's pair sent alone (a stop's save, beside a run folder whose disk hangs)
+    reads the sidecar there to tell whose that name is: unread, it is not sent (as over
+    another run's), in words that say why, and the pair there stays as it was."""
+    from test_stopcopy36_contributor import NAME, SIDE, _both, _pair
+    from trainer.drive import DriveFolder, OtherRunFile
+
+    logs = str(tmp_path / "logs")
+    _pair(logs, run="r1", weight=1.0, saved=1000.0)
+    DriveFolder("drive:runs/stop", logs).push()
+    side = emulator.find(f"runs/stop/{SIDE}")["id"]
+    emulator.set_abusive(side)
+    emulator.store.update(side, owner="them@x.org")
+    emulator.share(side, "writer")
+    before = live_md5s(emulator, "runs/stop")
+
+    mine = _pair(str(tmp_path / "stop"), run="r1", weight=3.0, saved=3000.0)
+    with pytest.raises(OtherRunFile) as got:
+        DriveFolder("drive:runs/stop", logs).send_alone(_both(mine))
+    assert str(got.value) == (
+        f"it holds {NAME}, whose sidecar drive:runs/stop/{SIDE} Drive flagged as malware or "
+        "spam and does not serve to this account, so whose run it is cannot be told; sent, "
+        "two files of one name would be there")
+    assert live_md5s(emulator, "runs/stop") == before

@@ -14,8 +14,8 @@ import os
 from typing import TYPE_CHECKING, Callable, Optional, Sequence
 
 from drivestage import sidecar as sidecars
-from drivestage.errors import DriveStageError, GuardUnsureError, NotFoundError, \
-    RemoteChangedError
+from drivestage.errors import AbusiveFileError, DriveStageError, GuardUnsureError, \
+    NotFoundError, RemoteChangedError
 from drivestage.store import RemoteEntry
 from trainer import alone_in_place
 
@@ -156,6 +156,8 @@ def _not_theirs(drive: "DriveFolder", listing: Sequence[RemoteEntry], side_path:
             data = sidecars.fetch(drive._store, side)
         except (NotFoundError, RemoteChangedError):
             continue   # (gone or changed since the listing: another process)
+        except AbusiveFileError:   # (whose, none can tell: left as another run's is)
+            raise OtherRunFile(name, None, flagged=drive.where(side.name)) from None
         said = sidecars.parse(data, side.name) if data else None
         copies = [e for e in listing if e.name == name and sidecars.has_bytes(e)]
         if said is not None and copies:   # (whose the bytes there are: attacksync36)
@@ -210,6 +212,8 @@ def _replace_older(drive: "DriveFolder", folder: RemoteEntry, listing: Sequence[
             data = sidecars.fetch(drive._store, side)
         except (NotFoundError, RemoteChangedError):
             return   # (changed since the listing: another process; the next look sees)
+        except AbusiveFileError:
+            return   # (flagged by Drive, unread: whose, none can tell; a doubt leaves all)
         said = sidecars.no_later_than(sidecars.parse(data, side.name) if data else None,
                                      side.modified)
         if said is None or said.md5 is None or not side.removable or not _before(side, ours):
@@ -238,10 +242,16 @@ def _replace_older(drive: "DriveFolder", folder: RemoteEntry, listing: Sequence[
 class OtherRunFile(DriveStageError):
     """:meth:`DriveFolder.send_alone` of a name another run's file holds on Drive."""
 
-    def __init__(self, name: str, run: str) -> None:
-        super().__init__(f"it holds another run's {name}, of run {run}; sent, two files of "
-                         f"one name would be there")
-        self.name, self.run = name, run
+    def __init__(self, name: str, run: Optional[str], *, flagged: Optional[str] = None) -> None:
+        if flagged is not None:   # (run None: whose, none can tell; guards41)
+            super().__init__(f"it holds {name}, whose sidecar {flagged} Drive flagged as "
+                             "malware or spam and does not serve to this account, so whose "
+                             "run it is cannot be told; sent, two files of one name would be "
+                             "there")
+        else:
+            super().__init__(f"it holds another run's {name}, of run {run}; sent, two files "
+                             f"of one name would be there")
+        self.name, self.run, self.flagged = name, run, flagged
 
 
 def _before(old: RemoteEntry, new: RemoteEntry) -> bool:
