@@ -8,6 +8,11 @@ below are the ones issue 12 measured (media downloads about 200 units, lists 100
 every other call is charged 5 until measured. The 750 GB per user per day upload cap is
 not a quota-unit limit: Drive refuses further uploads with ``403 userRateLimitExceeded``
 spelt "User rate limit exceeded." (rclone's ``--drive-stop-on-upload-limit`` keys on it).
+The download cap of about 10 TB per user per day (rclone's ``--drive-stop-on-download-limit``
+help: "only possible to download 10TB of data from Google Drive a day (this is an
+undocumented limit)") answers every download of that user, whatever the file, ``403
+downloadQuotaExceeded`` with the per-file quota's message (rclone issue 2652: every file,
+a ``.DS_Store`` too, "The download quota for this file has been exceeded.").
 """
 from __future__ import annotations
 
@@ -21,6 +26,7 @@ from drivestage.emulator.errors import UPLOAD_CAP_MESSAGE, drive_error
 
 PER_USER_UNITS_PER_MINUTE = 325_000
 DAILY_UPLOAD_BYTES = 750 * 10 ** 9
+DAILY_DOWNLOAD_BYTES = 10 * 10 ** 12
 DEFAULT_COSTS = {"media.download": 200, "files.list": 100, "files.get": 5}
 DEFAULT_COST = 5
 
@@ -73,16 +79,19 @@ class ApiQuota:
         self.units_per_minute: Optional[int] = None
         self.requests_per_day: Optional[int] = None
         self.upload_bytes_per_day: Optional[int] = None
+        self.download_bytes_per_day: Optional[int] = None
         self.costs = dict(DEFAULT_COSTS)
         self.status = 403
         self._minute: dict[str, deque] = {}       # token -> (time, units) in the last minute
         self._day_requests = 0
         self._day_uploads: dict[str, int] = {}    # token -> bytes uploaded today
+        self._day_downloads: dict[str, int] = {}  # token -> bytes served today
         self._day = time.strftime("%Y%m%d")
 
     def configure(self, units_per_minute: Optional[int] = None, *, costs: Optional[dict] = None,
                   status: int = 403, requests_per_day: Optional[int] = None,
-                  upload_bytes_per_day: Optional[int] = None) -> None:
+                  upload_bytes_per_day: Optional[int] = None,
+                  download_bytes_per_day: Optional[int] = None) -> None:
         """Enforce limits (None: off). ``status`` 429 answers ``rateLimitExceeded`` instead of
         403 ``userRateLimitExceeded`` when the per-minute units run out."""
         if status not in (403, 429):
@@ -91,16 +100,19 @@ class ApiQuota:
             self.units_per_minute = units_per_minute
             self.requests_per_day = requests_per_day
             self.upload_bytes_per_day = upload_bytes_per_day
+            self.download_bytes_per_day = download_bytes_per_day
             self.costs = {**DEFAULT_COSTS, **(costs or {})}
             self.status = status
             self._minute.clear()
             self._day_requests = 0
             self._day_uploads.clear()
+            self._day_downloads.clear()
 
     def describe(self) -> dict:
         with self._lock:
             return {"units_per_minute": self.units_per_minute, "requests_per_day": self.requests_per_day,
-                    "upload_bytes_per_day": self.upload_bytes_per_day, "costs": dict(self.costs),
+                    "upload_bytes_per_day": self.upload_bytes_per_day,
+                    "download_bytes_per_day": self.download_bytes_per_day, "costs": dict(self.costs),
                     "status": self.status}
 
     def cost(self, kind: str) -> int:
@@ -111,6 +123,7 @@ class ApiQuota:
         if today != self._day:
             self._day, self._day_requests = today, 0
             self._day_uploads.clear()
+            self._day_downloads.clear()
 
     def charge(self, token: str, kind: str) -> int:
         """Charge one call; raises Drive's refusal when a limit is reached (then nothing is
@@ -151,3 +164,16 @@ class ApiQuota:
             if used + nbytes > self.upload_bytes_per_day:
                 raise drive_error("userRateLimitExceeded", UPLOAD_CAP_MESSAGE)
             self._day_uploads[token] = used + nbytes
+
+    def charge_download(self, token: str, nbytes: int) -> None:
+        """Count ``nbytes`` about to be served against the daily download cap: once the
+        bytes served today have reached it, every download is refused (403
+        downloadQuotaExceeded, the per-file quota's body), the one that crosses it is not."""
+        with self._lock:
+            if self.download_bytes_per_day is None:
+                return
+            self._new_day()
+            used = self._day_downloads.get(token, 0)
+            if used >= self.download_bytes_per_day:
+                raise drive_error("downloadQuotaExceeded")
+            self._day_downloads[token] = used + nbytes

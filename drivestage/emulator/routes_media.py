@@ -86,6 +86,8 @@ class MediaRoutes:
             else:
                 start, count, status = rng[0], rng[1] - rng[0] + 1, 206
                 headers["Content-Range"] = f"bytes {rng[0]}-{rng[1]}/{size}"
+            # The user's daily download cap (api_quota): every file refused once it is spent.
+            self.emu.api_quota.charge_download(self._token or "", count)
             self._start(status, headers, count, rec["mimeType"])
             if self.command == "HEAD" or count == 0:
                 return

@@ -302,14 +302,19 @@ class Emulator(SeedingApi):
     def set_api_quota(self, units_per_minute: Optional[int] = PER_USER_UNITS_PER_MINUTE, *,
                       costs: Optional[dict] = None, status: int = 403,
                       requests_per_day: Optional[int] = None,
-                      upload_bytes_per_day: Optional[int] = None) -> None:
+                      upload_bytes_per_day: Optional[int] = None,
+                      download_bytes_per_day: Optional[int] = None) -> None:
         """Enforce Drive's per-user limits: ``units_per_minute`` quota units per token (403
         userRateLimitExceeded, or 429 rateLimitExceeded with ``status=429``), an optional
-        ``requests_per_day`` (403 dailyLimitExceeded) and an upload cap per day (Drive's is
-        750 GB: 403 userRateLimitExceeded "User rate limit exceeded."). ``costs`` overrides
-        units per call kind. ``set_api_quota(None)`` turns the per-minute limit off."""
+        ``requests_per_day`` (403 dailyLimitExceeded), an upload cap per day (Drive's is
+        750 GB: 403 userRateLimitExceeded "User rate limit exceeded.") and a download cap per
+        day (Drive's is about 10 TB: every download then 403 downloadQuotaExceeded, the
+        per-file quota's body). ``costs`` overrides units per call kind.
+        ``set_api_quota(None)`` turns the per-minute limit off."""
         self.api_quota.configure(units_per_minute, costs=costs, status=status,
-                                 requests_per_day=requests_per_day, upload_bytes_per_day=upload_bytes_per_day)
+                                 requests_per_day=requests_per_day,
+                                 upload_bytes_per_day=upload_bytes_per_day,
+                                 download_bytes_per_day=download_bytes_per_day)
 
     def api_calls(self, kind: Optional[str] = None):
         """API calls in the request log by kind (``files.list``, ``files.get``,

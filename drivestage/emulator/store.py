@@ -362,6 +362,8 @@ class EmulatorStore(StoreLimits, StoreTrash, StoreIds):
             parents = [p for p in parents if p not in removed]
             if parents != rec["parents"] or add_parents or removed:
                 rec["parents"], _ = self.check_parents(parents)
+            old = self.files[rec["id"]]["parents"]
+            self.check_no_cycle(rec["id"], [p for p in rec["parents"] if p not in old])
             if not set_modified:
                 rec["modified"] = time.time()
             rec["version"] += 1

@@ -39,6 +39,23 @@ class StoreTrash:
             raise EmulatorApiError(400, "badRequest", "Parents must all be in the same drive.")
         return ids, drive_ids.pop()
 
+    def check_no_cycle(self, item_id: str, parent_ids: Iterable[str]) -> None:
+        """400 badRequest when a parent in ``parent_ids`` is ``item_id`` or inside it: the
+        "Resolve errors" guide lists, under ``badRequest``, "You tried to add a parent that
+        would create a cycle in the directory graph" (its message is not documented: this is
+        the guide's generic sample body). A cycle seeded through the Python API (from
+        before 2020, or a server that lies) is walked once, by the ids seen."""
+        seen: set[str] = set()
+        todo = [p for p in parent_ids]
+        while todo:
+            cur = todo.pop()
+            if cur == item_id:
+                raise EmulatorApiError(400, "badRequest", "Bad Request")
+            if cur in seen or cur not in self.files:
+                continue
+            seen.add(cur)
+            todo.extend(self.files[cur].get("parents") or [])
+
     def _in_trash(self, parent_ids: Iterable[str]) -> bool:
         """Whether an item under ``parent_ids`` is in the trash with them: Drive takes an
         item into a trashed folder (googleworkspace/android-samples issue 66: "API accepts
