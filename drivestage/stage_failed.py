@@ -13,6 +13,14 @@ merged it after, and a file member of it landing on a folder of the later one wa
 at every rerun. Which paths the failed one holds is not known (its member list comes with
 its bytes), so every later archive waits, none is judged disjoint. Its stamp says
 "downloaded": the next pull extracts it, in order, without downloading it again.
+
+Drive's daily download cap of an account (about 10 TB a day; rclone's
+stop_on_download_limit option) refuses every file with the very answer a file downloaded
+too often gets (``downloadQuotaExceeded``, "The download quota for this file has been
+exceeded."). So after :data:`CAPPED_AFTER` such refusals in a row, with no file served
+between (counted from the first, for files started after it), no further file is started:
+each would only be refused (fidelity41: 500 shards, 500 requests, and a line naming each
+of them with the advice to make a copy, which the cap refuses too). The line then says so.
 """
 from __future__ import annotations
 
@@ -20,12 +28,17 @@ import logging
 import threading
 from typing import Collection, Optional
 
-from drivestage.errors import ChecksumMismatchError, DownloadQuotaError, DriveStageError
+from drivestage.errors import AbusiveFileError, ChecksumMismatchError, DownloadQuotaError, \
+    DriveStageError
 
 log = logging.getLogger(__name__)
 
 #: What Drive refuses for one file alone: the others of the folder may still come.
 ALONE = (DownloadQuotaError, ChecksumMismatchError)
+
+#: Files refused for their download quota in a row, none served between, after which the
+#: pull takes it for the account's daily download cap and starts no other file.
+CAPPED_AFTER = 3
 
 
 class Refusals:
@@ -33,16 +46,46 @@ class Refusals:
     each one's name in messages, ``exclude``: the ``--exclude`` that leaves it out), and the
     archives held back after them (``archives``: the indices of the pull's archives)."""
 
-    def __init__(self, names: list[tuple[str, str]], archives: Collection[int]):
+    def __init__(self, names: list[tuple[str, str]], archives: Collection[int],
+                 src: str = ""):
         self._names, self._archives = names, frozenset(archives)
+        self._src = src
         self._lock = threading.Lock()
         self.failed: dict[int, Exception] = {}
         self.held: set[int] = set()
+        self.unstarted: set[int] = set()   # not started: the account's download cap (module)
+        self._quota = 0                    # files refused for their download quota
+        self._served_since = False         # a file started after the first of them came
+        self._staged = 0                   # files staged (fetched, or there already)
 
     def add(self, index: int, exc: Exception) -> None:
         """File ``index`` failed alone with ``exc``."""
         with self._lock:
             self.failed[index] = exc
+            if isinstance(exc, DownloadQuotaError) and not isinstance(exc, AbusiveFileError):
+                self._quota += 1
+
+    def ticket(self) -> int:
+        """Taken as a file starts: the download-quota refusals so far (for :meth:`served`)."""
+        with self._lock:
+            return self._quota
+
+    def served(self, ticket: int, downloaded: bool) -> None:
+        """The file that took ``ticket`` was staged; ``downloaded``: Drive served it bytes,
+        so it still serves this account."""
+        with self._lock:
+            self._staged += 1
+            if ticket > 0 and downloaded:
+                self._served_since = True
+
+    def capped(self, index: int) -> bool:
+        """Whether Drive looks to refuse this account every file (the module): then file
+        ``index`` is not started (counted in :attr:`unstarted`)."""
+        with self._lock:
+            if self._quota < CAPPED_AFTER or self._served_since:
+                return False
+            self.unstarted.add(index)
+            return True
 
     def holds_back(self, index: int) -> bool:
         """Whether archive ``index`` must not be extracted now: an archive before it in
@@ -73,6 +116,8 @@ class Refusals:
                         "it" if len(held) == 1 else "them", "it" if len(held) == 1 else "them",
                         names, more)
         failed = sorted(self.failed)
+        if self.unstarted or (self._quota >= CAPPED_AFTER and not self._served_since):
+            return self._capped_error(failed)
         first_exc = self.failed[failed[0]]
         kind = type(first_exc) if isinstance(first_exc, DriveStageError) else DriveStageError
         if len(failed) == 1:
@@ -82,3 +127,21 @@ class Refusals:
         excludes = " ".join(f"--exclude {self._names[i][1]}" for i in failed)
         return kind(f"{len(failed)} files were not fetched, the rest were: {said}. Or pull "
                     f"the rest of the folder without them: {excludes}")
+
+    def _capped_error(self, failed: list[int]) -> DriveStageError:
+        """One line for a pull the account's daily download cap stopped (the module)."""
+        quota = [i for i in failed if isinstance(self.failed[i], DownloadQuotaError)
+                 and not isinstance(self.failed[i], AbusiveFileError)]
+        missing = sorted(set(failed) | self.unstarted)
+        names = ", ".join(self._names[i][0] for i in missing[:3])
+        more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+        other = len(failed) - len(quota)
+        also = f" ({other} of them for another reason: pull again to see it)" if other else ""
+        return DownloadQuotaError(
+            f"{self._src or 'pull'}: Drive refused {len(quota)} files in a row as downloaded "
+            "too often (HTTP 403 downloadQuotaExceeded) and served none since: this account "
+            "has most likely reached Drive's daily download cap (about 10 TB per user per day), "
+            "which refuses every file with that answer, so no other file was started. "
+            f"{self._staged} staged, {len(missing)} not ({names}{more}){also}. Not retried: "
+            "the cap lifts within 24 hours; pull again then, and only what is missing comes. "
+            "(If only these files are popular ones, pull the rest with --exclude.)")

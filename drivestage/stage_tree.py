@@ -161,12 +161,16 @@ def _pull_folder(folder: RemoteEntry, *, src: str, path: StorePath, dest: str,
                             {it.entry.id: rank for rank, it in enumerate(items)})
     order = MergeOrder(archives, names, current)
 
-    refused = Refusals(names, archives)
+    refused = Refusals(names, archives, src)
 
     def stage(index: int, streams: Optional[int]) -> Optional[PullResult]:
         """Stage file ``index``; None when Drive would not serve it (stage_failed)."""
         it = items[index]
         failed = False
+        if refused.capped(index):   # (the account's download cap: stage_failed)
+            order.done(index, True)
+            return None
+        ticket = refused.ticket()
         try:
             _real_folders(root, it.folder, dest, create=True)  # again: DEST may have changed
             result = stager(index, streams, extract and _is_archive(it)
@@ -186,6 +190,7 @@ def _pull_folder(folder: RemoteEntry, *, src: str, path: StorePath, dest: str,
         if extract and _is_archive(it) and not result.extracted:
             refused.hold(index)
         bar.done(index, it.entry.size)
+        refused.served(ticket, result.fetched > 0)
         return result
 
     def stager(index: int, streams: Optional[int], extracting: bool) -> FileStager:
@@ -227,7 +232,8 @@ def _pull_folder(folder: RemoteEntry, *, src: str, path: StorePath, dest: str,
             stage_some(small)
         # The rest in tree order: a large file alone with its streams; small archives after
         # a larger one (_small_first) between two of them, several at once again.
-        rest = [i for i in range(len(items)) if i not in results and i not in refused.failed]
+        rest = [i for i in range(len(items)) if i not in results and i not in refused.failed
+                and i not in refused.unstarted]
         while rest:
             if items[rest[0]].entry.size > limit:
                 one = stage(rest[0], streams)

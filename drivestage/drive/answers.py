@@ -344,7 +344,8 @@ def _forbidden(failure: HttpFailure, what: str, label: str, detail: str, *, uplo
             f"{what}: Drive refuses to serve this file: it was downloaded too often "
             f"recently ({label}: {detail}). Not retried: Drive lifts the limit after up to 24 "
             "hours. Make your own copy of the file on Drive (File, Make a copy; a shortcut is "
-            "not a copy) and pull the copy.")
+            "not a copy) and pull the copy. (If Drive refuses every file so, copies too, this "
+            "account has reached its daily download cap, about 10 TB a day: wait instead.)")
     if reason in RATE_LIMIT_REASONS and uploading:
         if upload_cap(failure):
             return errors.DailyUploadCapError(

@@ -1,0 +1,70 @@
+"""fidelity41: a folder pull under the account's daily download cap (Drive refuses every file
+with the per-file quota's answer, 403 downloadQuotaExceeded) stops starting files after
+three refusals in a row with none served since, and the rerun once the cap lifts fetches
+only what is missing. Files over their own quota among files Drive serves still get the
+per-file line, every other file pulled."""
+from __future__ import annotations
+
+from _cli import run
+
+
+def _folder(emulator, n: int = 8) -> dict[str, str]:
+    return {f"f{i:02d}.bin": emulator.add_file(f"F/f{i:02d}.bin", bytes([65 + i]) * 100)
+            for i in range(n)}
+
+
+def _names(folder) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
+
+
+def test_the_rerun_after_the_cap_lifts_fetches_only_what_is_missing(
+        emulator, local_state, drive_env, fast_retries, tmp_path):
+    _folder(emulator)
+    emulator.set_api_quota(None, download_bytes_per_day=150)
+    code, _, err = run("pull", "-j", "1", "drive:F", str(tmp_path / "d"))
+    assert code == 1 and "2 staged, 6 not" in err, err
+    emulator.set_api_quota(None)            # a new day
+    before = len(emulator.requests)
+    code, _, err = run("pull", "-j", "1", "drive:F", str(tmp_path / "d"))
+    assert code == 0, err
+    media = [r for r in emulator.requests[before:] if r.kind == "media.download"]
+    assert len(media) == 6
+    F = tmp_path / "d" / "F"
+    assert _names(F) == [f"f{i:02d}.bin" for i in range(8)]
+    assert all((F / f"f{i:02d}.bin").read_bytes() == bytes([65 + i]) * 100 for i in range(8))
+
+
+def test_files_staged_already_do_not_count_as_served(emulator, local_state, drive_env,
+                                                      fast_retries, tmp_path):
+    """A rerun while the cap holds: the staged files between the refused ones cost no
+    download, so they say nothing of whether Drive serves this account; three refused stop
+    the pull all the same."""
+    ids = _folder(emulator, 10)
+    emulator.limit_downloads(ids["f00.bin"], 0)              # over its own quota
+    emulator.set_api_quota(None, download_bytes_per_day=250)  # then f01, f02, f03 come
+    code, _, err = run("pull", "-j", "1", "drive:F", str(tmp_path / "d"))
+    assert code == 1 and "7 files were not fetched, the rest were" in err, err
+    assert _names(tmp_path / "d" / "F") == ["f01.bin", "f02.bin", "f03.bin"]
+    before = len(emulator.requests)
+    code, _, err = run("pull", "-j", "1", "drive:F", str(tmp_path / "d"))
+    assert code == 1 and "3 staged, 7 not (drive:F/f00.bin, drive:F/f04.bin, " \
+        "drive:F/f05.bin and 4 more)" in err, err
+    media = [r.path.rsplit("/", 1)[-1] for r in emulator.requests[before:]
+             if r.kind == "media.download"]
+    assert media == [ids["f00.bin"], ids["f04.bin"], ids["f05.bin"]], media
+
+
+def test_files_over_their_own_quota_between_served_ones_get_the_per_file_line(
+        emulator, local_state, drive_env, fast_retries, tmp_path):
+    ids = _folder(emulator)
+    for name in ("f00.bin", "f02.bin", "f03.bin", "f04.bin"):
+        emulator.limit_downloads(ids[name], 0)
+    code, _, err = run("pull", "-j", "1", "drive:F", str(tmp_path / "d"))
+    assert code == 1, err
+    line = err.strip().splitlines()[-1]
+    assert line.startswith("Error: 4 files were not fetched, the rest were: "), line
+    assert "daily download cap" in line and "most likely" not in line, line
+    assert line.endswith("--exclude 'f00.bin' --exclude 'f02.bin' --exclude 'f03.bin' "
+                         "--exclude 'f04.bin'"), line
+    assert emulator.api_calls("media.download") == 8
+    assert _names(tmp_path / "d" / "F") == ["f01.bin", "f05.bin", "f06.bin", "f07.bin"]
