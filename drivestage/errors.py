@@ -86,6 +86,11 @@ class MovedAwayError(DriveStageError):
         self.parents = parents
 
 
+class TrashedAwayError(DriveStageError):
+    """A file a push updated in place was trashed on its own meanwhile: Drive took the
+    update into the trash (``explicitlyTrashed`` in its answer); the push sends it anew."""
+
+
 class TrashedError(NotFoundError):
     """The item is in Drive's trash: restorable there for 30 days (a 404 is not)."""
 

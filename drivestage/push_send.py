@@ -10,10 +10,11 @@ from dataclasses import dataclass
 from typing import Iterable, Mapping, Optional
 
 from drivestage import pool, sidecar, sidecar_phases, snapshots
-from drivestage.errors import MovedAwayError, NotFoundError, QuotaExceededError
+from drivestage.errors import MovedAwayError, NotFoundError, QuotaExceededError, \
+    TrashedAwayError
 from drivestage.local_tree import LocalFile
 from drivestage.old_copies import Key, Listings, Swap
-from drivestage.paths import StorePath
+from drivestage.paths import StorePath, printable
 from drivestage.push_folders import at_path
 from drivestage.push_resend import Resends
 from drivestage.push_result import Outstanding, PushResult
@@ -103,6 +104,15 @@ class Sends(Resends):
                         return to(home)
                     # The user's: updated by id, their other folder got these bytes.
                     log.warning("%s; left as it is, sent as a new file", moved)
+                    item.target = None
+                    return to(self.remote_folder[lf.folder_rel])
+                except TrashedAwayError:
+                    # Drive took the update into the trash the user put it in (after the
+                    # files.get before it, _as_listed): left there, the path gets a copy.
+                    folder = self.store.describe(self.remote_folder[lf.folder_rel])
+                    log.warning("%s%s%s was trashed on Drive while this push updated it in "
+                                "place; left in the trash, sent as a new file", folder,
+                                "" if folder.endswith((":", "/")) else "/", printable(lf.name))
                     item.target = None
                     return to(self.remote_folder[lf.folder_rel])
             # A sidecar only when it vouches for what is on the store (sidecar_copy); a file

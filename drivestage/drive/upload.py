@@ -45,6 +45,7 @@ from drivestage.errors import (
     QuotaExceededError,
     RemoteError,
     SourceChangedError,
+    TrashedAwayError,
     UsageError,
 )
 from drivestage.state import UploadSessions, stat_key
@@ -340,10 +341,12 @@ class _Session:
                                   self.where)
         if persisted:
             self._forget()
-        if is_trashed(result) and not result.get("explicitlyTrashed"):
+        if is_trashed(result) and result.get("explicitlyTrashed"):
+            raise TrashedAwayError(f"{self.where}: trashed on Drive while it was updated in "
+                                   "place (no sign of its folder); push again: a new copy goes")
+        if is_trashed(result):
             # Its folder is in the trash (Drive takes the file there without an error; v2
-            # once answered false so: the push still checks its folders at its end). One
-            # trashed on its own (updated in place since) is no sign of its folder.
+            # once answered false so: the push still checks its folders at its end).
             raise ArrivedInTrashError(f"{self.where} arrived in Drive's trash: the folder it "
                                       "was sent into is in the trash")
         return (entry_from_resource(result, f"uploading {self.where}"), self.media.hexdigest(),
