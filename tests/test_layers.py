@@ -40,7 +40,7 @@ LAYERS = [
      "drive.services",
      "drive.token_file", "drive.auth", "drive.login", "drive.server_clock",
      "drive.paging", "drive.provenance", "drive.mount_marks", "drive.marks_below",
-     "drive.shortcuts", "drive.folders", "drive.sessions", "drive.removal"],
+     "drive.shortcuts", "drive.folders", "drive.sessions", "drive.removal", "drive.trash_paths"],
     ["drive.retry"],
     ["drive.transport"],
     ["drive.media", "drive.batches", "drive.reparent"],

@@ -27,7 +27,7 @@ import functools
 import logging
 from typing import Any, Callable, Mapping, Optional, TypeVar
 
-from drivestage.drive import answers, folders, mount_marks, server_clock
+from drivestage.drive import answers, folders, mount_marks, paging, server_clock, trash_paths
 from drivestage.drive.ids import Creates
 from drivestage.drive.resources import RUN_MARK, DriveEntry, run_marked
 from drivestage.drive.transport import Transport
@@ -89,34 +89,32 @@ class FolderMaking:
 
     def in_trash(self, path: StorePath) -> Optional[str]:
         """For a path from the top that led nowhere (its resolve just failed, so the folders
-        it found on the way are known): its first missing step's path, where an item of
-        that exact name sits in Drive's trash there; else None (and for a path by id: its
-        resolve reads the id and names the trash itself). One files.list, asked only for a
-        pull that failed: every listing asks ``trashed=false``, so "not found" named no
-        trash, and a user who trashed a folder by mistake looked for a typo."""
-        names, known = path.names, self._folder_ids
+        it found on the way are known): the path of its step in Drive's trash on the way to
+        it (:func:`drivestage.drive.trash_paths.trashed_step`); else None (and for a path by
+        id: its resolve reads the id and names the trash itself). Asked only for a pull that
+        failed."""
+        names = path.names
         if path.start is not None or not names:
             return None
-        at = 0
-        while at < len(names) and names[:at + 1] in known:
-            at += 1
-        parent = known.get(names[:at])
-        if at == len(names) or parent is None:
-            return None
-        name = names[at]
-        escaped = name.replace("\\", "\\\\").replace("'", "\\'")
-        params = dict(self._list_params(), maxResults=100,
-                      q=f"'{parent}' in parents and title='{escaped}' and trashed=true")
-        shown = "/".join(printable(n) for n in names[:at + 1])
-        where = f"drive:{shown}" if self.label == "drive:" else \
-            f"{self.label.rstrip('/')}/{shown}"
-        try:   # (one page: an item of that name on it is enough to say so)
-            found = self.call(f"list the trash for {where}",
-                              lambda: self.drive.ListFile(params).GetList())
+
+        def named(parent: str, name: str, trashed_only: bool) -> list[dict[str, Any]]:
+            escaped = name.replace("\\", "\\\\").replace("'", "\\'")
+            q = f"'{parent}' in parents and title='{escaped}'"
+            params = dict(self._list_params(), q=q + (" and trashed=true" if trashed_only else ""))
+            # Every page: ``=`` ignores case, and a folder holding more than a page of
+            # items so named (a checkpoint's old copies) had it past the first (fidelity41).
+            found = paging.all_pages(self.call, self.drive.ListFile(params), "the trash")
+            return [it for it in found if isinstance(it, Mapping) and it.get("title") == name]
+
+        try:
+            steps = trash_paths.trashed_step(names, self._folder_ids, named)
         except DriveStageError:
             return None   # (a hint only: the pull's own error stands)
-        return where if any(isinstance(it, Mapping) and it.get("title") == name
-                            for it in found or ()) else None
+        if steps is None:
+            return None
+        shown = "/".join(printable(n) for n in names[:steps])
+        return f"drive:{shown}" if self.label == "drive:" else \
+            f"{self.label.rstrip('/')}/{shown}"
 
     def mark_run_folder(self, folder: RemoteEntry, mark: bool = True) -> bool:
         """Mark ``folder`` (a run folder made before marks were) on Drive, by one
