@@ -305,8 +305,7 @@ def _say_cycle(store: RemoteStore, folder: RemoteEntry) -> None:
         return
     _said[store].add(("cycle", folder.id))
     log.warning("--delete leaves %s and the folders it is in: it is inside itself (a folder "
-                "among its own subfolders, given a parent inside it as Drive allowed before "
-                "2020), and with --include/--exclude only what the filters let through in it "
+                "among its own subfolders, which Drive refuses to make), and with --include/--exclude only what the filters let through in it "
                 "goes; move it out of its subfolder on Drive, or delete it there",
                 store.describe(folder))
 

@@ -1,7 +1,7 @@
 """walk37: ``push --delete`` lists each Drive folder it decides on once, however many paths
 lead to it: a folder with two parents (an item Drive kept from before 2020's single-parent
-rule) and two folders each inside the other (old Drive let a folder be given a parent inside
-itself). Before, the count of what a folder SRC lacks holds (:func:`drivestage.extra._inside`)
+rule) and two folders each inside the other (Drive refuses to make that, 400 badRequest; a
+server in front of it may show one). Before, the count of what a folder SRC lacks holds (:func:`drivestage.extra._inside`)
 and its walk under ``--include``/``--exclude`` (``_filtered``) listed such a folder once for
 every path to it: 2^depth listings for a chain of them, a count of items inflated as much
 (a push refused as "far more than the files in SRC"), and a cycle either stopped the push as
@@ -151,7 +151,8 @@ def test_with_filters_what_they_leave_out_stays_in_a_folder_reached_twice(
 
 def _cycle(emulator) -> tuple[str, str]:
     """``runs/old/a/b``, and ``b`` a parent of ``a`` too: two folders each inside the other
-    (old Drive let a folder be given a parent inside itself). Their ids."""
+    (seeded through the store: Drive refuses to make it, a server in front of it may
+    show one). Their ids."""
     emulator.add_file("runs/old/a/b/x.txt", b"x\n")
     _parents(emulator, "runs/old/a", "runs/old/a/b")
     return emulator.find("runs/old/a")["id"], emulator.find("runs/old/a/b")["id"]

@@ -339,8 +339,8 @@ class DriveStore(ByteReads, Deletes, FolderMaking, RemoteStore):
                     above[-1] != folder.id:
                 raise ShortcutCycleError(  # a folder given a parent inside it (walk37)
                     f"{where}: the folder {printable(folder.name)!r} is inside itself here "
-                    "(given a parent inside it, as Drive allowed before 2020): a walk through "
-                    "it would never end; "
+                    "(one of its subfolders is also its parent, which Drive refuses to make): a "
+                    "walk through it would never end; "
                     f"stopped. Leave it out (pull --exclude {exclude_pattern(folder.name)}) "
                     "or move it out of its subfolder on Drive.")
             if not (isinstance(folder, DriveEntry) and folder.shortcut_id):
