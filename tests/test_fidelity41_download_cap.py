@@ -68,3 +68,24 @@ def test_files_over_their_own_quota_between_served_ones_get_the_per_file_line(
                          "--exclude 'f04.bin'"), line
     assert emulator.api_calls("media.download") == 8
     assert _names(tmp_path / "d" / "F") == ["f01.bin", "f05.bin", "f06.bin", "f07.bin"]
+
+
+def test_one_file_under_the_cap_says_a_copy_is_refused_too(emulator, local_state, drive_env,
+                                                           fast_retries, tmp_path):
+    """Drive's answer is the per-file one: a file pull cannot tell the two apart, so its line
+    names both, and is not retried."""
+    fid = emulator.add_file("data/a.bin", b"a" * 100)
+    emulator.set_api_quota(None, download_bytes_per_day=1)
+    emulator.add_file("data/warm.bin", b"w")
+    code, _, err = run("pull", "drive:data/warm.bin", str(tmp_path / "d"))   # spends it
+    assert code == 0, err
+    code, _, err = run("pull", "drive:data/a.bin", str(tmp_path / "d"))
+    assert code == 1, err
+    line = err.strip().splitlines()[-1]
+    assert line.startswith("Error: ") and "(HTTP 403 downloadQuotaExceeded: The download " \
+        "quota for this file has been exceeded.)" in line, line
+    assert line.endswith("(If Drive refuses every file so, copies too, this account has "
+                         "reached its daily download cap, about 10 TB a day: wait "
+                         "instead.)"), line
+    assert [r.path.rsplit("/", 1)[-1] for r in emulator.requests
+            if r.kind == "media.download"].count(fid) == 1
