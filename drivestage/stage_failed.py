@@ -17,8 +17,8 @@ its bytes), so every later archive waits, none is judged disjoint. Its stamp say
 Drive's daily download cap of an account (about 10 TB a day; rclone's
 stop_on_download_limit option) refuses every file with the very answer a file downloaded
 too often gets (``downloadQuotaExceeded``, "The download quota for this file has been
-exceeded."). So after :data:`CAPPED_AFTER` such refusals in a row, with no file served
-between (counted from the first, for files started after it), no further file is started:
+exceeded."). So after :data:`CAPPED_AFTER` such refusals in a row, the first one's and those
+of files started after it, with no file started after it served, no further file is started:
 each would only be refused (fidelity41: 500 shards, 500 requests, and a line naming each
 of them with the advice to make a copy, which the cap refuses too). The line then says so.
 """
@@ -36,8 +36,9 @@ log = logging.getLogger(__name__)
 #: What Drive refuses for one file alone: the others of the folder may still come.
 ALONE = (DownloadQuotaError, ChecksumMismatchError)
 
-#: Files refused for their download quota in a row, none served between, after which the
-#: pull takes it for the account's daily download cap and starts no other file.
+#: Files refused for their download quota in a row after which the pull takes it for the
+#: account's daily download cap and starts no other file: the first, then files started after
+#: it (one started before says nothing: with --jobs, three popular files begun at once).
 CAPPED_AFTER = 3
 
 
@@ -55,15 +56,19 @@ class Refusals:
         self.held: set[int] = set()
         self.unstarted: set[int] = set()   # not started: the account's download cap (module)
         self._quota = 0                    # files refused for their download quota
+        self._quota_after = 0              # of them, started after the first one's refusal
         self._served_since = False         # a file started after the first of them came
         self._staged = 0                   # files staged (fetched, or there already)
 
-    def add(self, index: int, exc: Exception) -> None:
-        """File ``index`` failed alone with ``exc``."""
+    def add(self, index: int, exc: Exception, ticket: int = 0) -> None:
+        """File ``index`` failed alone with ``exc`` (``ticket``: what :meth:`ticket` said as
+        it started)."""
         with self._lock:
             self.failed[index] = exc
             if isinstance(exc, DownloadQuotaError) and not isinstance(exc, AbusiveFileError):
                 self._quota += 1
+                if ticket > 0:
+                    self._quota_after += 1
 
     def ticket(self) -> int:
         """Taken as a file starts: the download-quota refusals so far (for :meth:`served`)."""
@@ -82,10 +87,13 @@ class Refusals:
         """Whether Drive looks to refuse this account every file (the module): then file
         ``index`` is not started (counted in :attr:`unstarted`)."""
         with self._lock:
-            if self._quota < CAPPED_AFTER or self._served_since:
+            if not self._capped():
                 return False
             self.unstarted.add(index)
             return True
+
+    def _capped(self) -> bool:
+        return self._quota_after >= CAPPED_AFTER - 1 and not self._served_since
 
     def holds_back(self, index: int) -> bool:
         """Whether archive ``index`` must not be extracted now: an archive before it in
@@ -116,7 +124,7 @@ class Refusals:
                         "it" if len(held) == 1 else "them", "it" if len(held) == 1 else "them",
                         names, more)
         failed = sorted(self.failed)
-        if self.unstarted or (self._quota >= CAPPED_AFTER and not self._served_since):
+        if self.unstarted or self._capped():
             return self._capped_error(failed)
         first_exc = self.failed[failed[0]]
         kind = type(first_exc) if isinstance(first_exc, DriveStageError) else DriveStageError

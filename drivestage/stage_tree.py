@@ -179,7 +179,7 @@ def _pull_folder(folder: RemoteEntry, *, src: str, path: StorePath, dest: str,
             # Drive refuses this file alone (flagged as malware, downloaded too often, bytes
             # that never matched): the rest of the folder still comes (as for a file whose
             # download is restricted); the pull fails at its end, naming it.
-            refused.add(index, exc)
+            refused.add(index, exc, ticket)
             failed = True
             return None
         except HeldBackError:   # (an archive before it failed while it was downloaded)

@@ -5,7 +5,10 @@ only what is missing. Files over their own quota among files Drive serves still 
 per-file line, every other file pulled."""
 from __future__ import annotations
 
+import threading
+
 from _cli import run
+from _proxy import Proxy, Reply
 
 
 def _folder(emulator, n: int = 8) -> dict[str, str]:
@@ -89,3 +92,34 @@ def test_one_file_under_the_cap_says_a_copy_is_refused_too(emulator, local_state
                          "instead.)"), line
     assert [r.path.rsplit("/", 1)[-1] for r in emulator.requests
             if r.kind == "media.download"].count(fid) == 1
+
+
+def test_three_popular_files_begun_at_once_stop_no_other_file(emulator, local_state,
+                                                              fast_retries, monkeypatch,
+                                                              tmp_path):
+    """``--jobs 4``: the first four files start together (their refusals are held, through a
+    proxy, until the fourth file's bytes come) and three are refused for their own quota.
+    Refusals of files started before the first one say nothing of the account: the files
+    started after it are asked for, and Drive serves them."""
+    ids = _folder(emulator)
+    for name in ("f00.bin", "f01.bin", "f02.bin"):
+        emulator.limit_downloads(ids[name], 0)
+    served, late = threading.Event(), []
+
+    def hold_refusals(status: int, headers: dict, body: bytes) -> Reply:
+        if status == 403 and not served.wait(10):
+            late.append(status)   # (no fourth download came: the assertion below says so)
+        if status in (200, 206):
+            served.set()
+        return Reply(status, headers, [body])
+
+    with Proxy(emulator.url) as proxy:
+        proxy.on("GET", r"alt=media", hold_refusals)
+        monkeypatch.setenv("DRIVESTAGE_API_ROOT", proxy.url)
+        monkeypatch.setenv("DRIVESTAGE_TOKEN", "test-token")
+        code, _, err = run("pull", "-j", "4", "drive:F", str(tmp_path / "d"))
+    assert not late
+    assert code == 1, err
+    line = err.strip().splitlines()[-1]
+    assert line.startswith("Error: 3 files were not fetched, the rest were: "), line
+    assert _names(tmp_path / "d" / "F") == [f"f{i:02d}.bin" for i in range(3, 8)]
