@@ -26,7 +26,8 @@ def test_a_renewal_that_lands_after_a_stale_take_over_proves_nothing(
         drive_env, emulator, tmp_path):
     from trainer.drive import DriveFolder
     from trainer.errors import LeaseLostError
-    from trainer.lease import RunLease, _clock
+    from trainer.lease import RunLease
+    from trainer.lease_claims import boot_clock as _clock
 
     period = 4.0
     old = RunLease(DriveFolder(DEST, str(tmp_path / "old")), period_s=period)

@@ -148,7 +148,7 @@ def test_two_trainers_that_claim_by_property_at_the_same_moment_both_stand_back(
         for t in threads:
             t.start()
         for t in threads:
-            t.join(30)
+            t.join(120)  # (the barriers wait up to 60 s each on a loaded machine)
         assert not any(t.is_alive() for t in threads)
     finally:
         logging.getLogger("trainer.lease").removeHandler(held)
@@ -183,7 +183,7 @@ def test_two_pending_trainers_that_try_at_the_same_moment_both_stand_back_and_on
             for t in threads:
                 t.start()
             for t in threads:
-                t.join(30)
+                t.join(120)  # (the barriers wait up to 60 s each on a loaded machine)
             assert not any(t.is_alive() for t in threads)
         finally:
             lease_log.removeHandler(held)

@@ -86,7 +86,7 @@ from trainer import lease_props
 from trainer.drive import age_text
 from trainer.errors import LeaseHeldError, LeaseLostError, LeaseNotTakenError
 from trainer.lease_claims import HELD, MAX_CLAIMS, PREFIX, SUFFIX, Claim, ClaimReader, \
-    gone, held_text, is_claim, last_holder, settle_seconds, silent, span_text
+    boot_clock, gone, held_text, is_claim, last_holder, settle_seconds, silent, span_text
 
 __all__ = ["HELD", "MAX_CLAIMS", "PREFIX", "SUFFIX", "Claim", "RunLease", "held_folder",
            "is_claim", "release_all", "span_text"]
@@ -251,7 +251,7 @@ class RunLease:
                 # (a renewal slow past the proof: retries, a hung request), another trainer
                 # may hold the lease by then, and the next guard lists again: attackfence37.)
                 self._write(folder)
-                if _clock() < sure:
+                if boot_clock() < sure:
                     sure = self._written_at + self.sure_s
             self._sure_until = sure
 
@@ -290,7 +290,7 @@ class RunLease:
         """Whether :meth:`guard` checks now (see there)."""
         if self.pending:   # (a try failed, Drive silent since: this one would fail too)
             return self._late_failed is None or server_clock.answered() != self._late_failed
-        return _clock() >= self._sure_until
+        return boot_clock() >= self._sure_until
 
     def _lose(self, holder: Claim, how: str = "took the run's lease on {} over",
               why: str = "") -> None:
@@ -412,7 +412,7 @@ class RunLease:
         store, _ = self.drive.store_at()
         self._renewals += 1
         if lease_props.is_property(self._mine):   # (renewed in place, as a file is)
-            sent = _clock()
+            sent = boot_clock()
             self._mine = lease_props.write(store, folder, self.token, self.generation,
                                            server_clock.now(), self._mine.created, released)
             self._written_at = sent
@@ -428,7 +428,7 @@ class RunLease:
             with os.fdopen(fd, "w") as fh:
                 json.dump(body, fh)
             replace = self._mine
-            sent = _clock()   # (before the first try: Drive's date of it is later)
+            sent = boot_clock()   # (before the first try: Drive's date of it is later)
             try:
                 self._mine = store.upload(tmp, folder, self.name, replace=replace)
             except NotFoundError:   # (removed by someone: made again)
@@ -486,14 +486,6 @@ class RunLease:
 
     def _held_text(self, holder: Claim) -> str:
         return held_text(self.drive.spec, holder, self.stale_s)
-
-
-def _clock() -> float:
-    """Seconds on a clock that counts the time this machine slept (suspended: a laptop's lid
-    closed), which :func:`time.monotonic` does not on Linux: a lease that lapsed while this
-    machine slept is not taken for one renewed a moment ago."""
-    boot = getattr(time, "CLOCK_BOOTTIME", None)
-    return time.clock_gettime(boot) if boot is not None else time.monotonic()
 
 
 # (Where a trainer takes its lease, and the leases this process holds: trainer.lease_held,

@@ -14,6 +14,7 @@ import dataclasses
 import json
 import os
 import socket
+import time
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -246,3 +247,11 @@ def settle_seconds(default: float) -> float:
         raise ConfigError(f"TRAINER_LEASE_SETTLE={given!r} is not a number of seconds from 0 "
                           "to 60 (2 by default; 0 against the emulator)")
     return value
+
+
+def boot_clock() -> float:
+    """Seconds on a clock that counts the time this machine slept (suspended: a laptop's lid
+    closed), which :func:`time.monotonic` does not on Linux: a lease that lapsed while this
+    machine slept is not taken for one renewed a moment ago."""
+    boot = getattr(time, "CLOCK_BOOTTIME", None)
+    return time.clock_gettime(boot) if boot is not None else time.monotonic()
