@@ -33,11 +33,14 @@ class NoBatches(Exception):
     Drive look-alike, a proxy. Its refusal is no answer about the items: they are to be
     read alone (once taken as each item's 404, it had a prune delete nothing and report
     every file "already deleted"). ``unanswered``: no attempt got an answer at all (a
-    proxy that resets batches, or an outage: which one, a lone request tells)."""
+    proxy that resets batches, or an outage: which one, a lone request tells).
+    ``refused``: the server's answer refused the batch request (an attempt that did
+    nothing); else some of its calls may have been carried out (an answer lost or not
+    readable: attackpush41)."""
 
-    def __init__(self, message: str, *, unanswered: bool = False):
+    def __init__(self, message: str, *, unanswered: bool = False, refused: bool = False):
         super().__init__(message)
-        self.unanswered = unanswered
+        self.unanswered, self.refused = unanswered, refused
 
 
 class Doubtful(Exception):
@@ -169,7 +172,8 @@ def _attempt(transport: Transport, left: list[str], out: dict[str, Got],
             raise  # a 503, a rate limit: the retry loop sends it again
         failure = http_answers.failure_of(exc)
         label = failure.label if failure is not None else type(exc).__name__
-        return NoBatches(f"{what}: the server refused the batch request ({label})")
+        return NoBatches(f"{what}: the server refused the batch request ({label})",
+                         refused=True)
     except (ValueError, TypeError, LookupError, AttributeError) as exc:
         # An answer googleapiclient cannot read (a call's that is not JSON): not Drive's. Its
         # parser raises IndexError too (an answer cut off, an empty Content-ID): a traceback.

@@ -13,7 +13,7 @@ known: a guard that refuses midway leaves in it what Drive removed before (guard
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Mapping, Optional, TypeVar
+from typing import Any, Callable, Mapping, Optional, Sequence, TypeVar
 
 from drivestage.drive import answers, batches, removal, retry
 from drivestage.errors import DriveStageError, LeftAloneError, NotFoundError
@@ -78,7 +78,14 @@ class Removals:
             log.info("%s; each item is removed alone", exc)
             self._no_batches = True
             self._done(ok, got, out)
-            self._remove_each([e for e in ok if e.id not in out], trash, check, out)
+            # Sent in a batch whose answer was lost (or not Drive's): Drive may have done
+            # them. A guard stopping the lone removals before theirs left them unsaid
+            # (attackpush41: three permanent deletes done, no line). A refusal of the only
+            # attempt did nothing.
+            maybe = [e for e in ok if e.id not in out and (
+                sent.get(self._key(e), 0) > (1 if exc.refused else 0))]
+            self._remove_each([e for e in ok if e.id not in out], trash, check, out,
+                              sent_before=maybe)
             return
         except BaseException:   # (the guard refused a retry, a Ctrl-C): what went is told
             self._done(ok, got, out)
@@ -146,9 +153,11 @@ class Removals:
         return self._remove_each([e], trash, check, {})[e.id]
 
     def _remove_each(self, ok: list[RemoteEntry], trash: bool, check: Callable[[], None],
-                     out: Outcomes) -> Outcomes:
+                     out: Outcomes, sent_before: Sequence[RemoteEntry] = ()) -> Outcomes:
         """One request each (:func:`removal.remove`), ``check()`` before each (and before
-        each retry), stopping at a failure; the outcomes into ``out`` (returned)."""
+        each retry), stopping at a failure; the outcomes into ``out`` (returned).
+        ``sent_before``: those of ``ok`` sent already (a batch whose answer was lost): a
+        stop before their own answer says they may be gone."""
         refusals: list[BaseException] = []
         lost: list[str] = []   # (a retry refused: sent, its answer not had)
 
@@ -166,7 +175,9 @@ class Removals:
                                unanswered=lost)
             except BaseException as exc:
                 if exc in refusals or not isinstance(exc, DriveStageError):
-                    removal.say_unanswered(lost)
+                    removal.say_unanswered(lost + [
+                        name for name in (self.describe(b) for b in sent_before
+                                          if b.id not in out) if name not in lost])
                     raise
                 out[e.id] = exc
                 if stops(exc):
@@ -184,10 +195,13 @@ class Removals:
         where = {self._key(e): self.describe(e) for e in items}
         sent: dict[str, int] = {}
         got: dict[str, batches.Got] = {}
+        maybe: list[RemoteEntry] = []   # (sent in a batch whose answer was lost)
         try:
             batches.call_many(self.transport, where, "trash", sent, before=check, out=got)
-        except batches.NoBatches:
+        except batches.NoBatches as exc:
             got = {}
+            maybe = [e for e in items
+                     if sent.get(self._key(e), 0) > (1 if exc.refused else 0)]
         except BaseException:   # (the guard refused a retry, a Ctrl-C): what went is told
             done = [e for e in items if self._key(e) in got
                     and not isinstance(got[self._key(e)], BaseException)]
@@ -204,8 +218,9 @@ class Removals:
             key = self._key(e)
             if key in got:
                 again = self._settle(e, got[key], where[key], True, sent.get(key, 1), check)
-            else:  # no batch: alone
-                again = self._remove_each([e], True, check, {})[e.id]
+            else:  # no batch: alone (a stop says those sent in it may be gone)
+                again = self._remove_each([e], True, check, {}, sent_before=[
+                    m for m in maybe if m.id not in out])[e.id]
             if again is None:
                 removal.warn_trashed_instead(self._drive_of(e) or self.label, where[key],
                                              refused[e.id], self._drive_of(e))
