@@ -98,7 +98,9 @@ class TrashedError(NotFoundError):
 class ArrivedInTrashError(TrashedError):
     """An upload completed, and Drive's answer says the file is in the trash: the folder it
     went into is (Drive takes files into a trashed folder without an error). A push sends
-    nothing more into it (:class:`drivestage.push_watch.Halt`)."""
+    nothing more into it (:class:`drivestage.push_watch.Halt`). ``where``: the file."""
+
+    where: str = ""
 
 
 class DanglingShortcutError(NotFoundError):

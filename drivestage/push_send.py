@@ -18,7 +18,7 @@ from drivestage.paths import StorePath, printable
 from drivestage.push_folders import at_path
 from drivestage.push_resend import Resends
 from drivestage.push_result import Outstanding, PushResult
-from drivestage.push_watch import Halt, check_folders
+from drivestage.push_watch import Halt, all_live, check_folders
 from drivestage.sizes import format_size
 from drivestage.store import ProgressFn, RemoteEntry
 
@@ -202,9 +202,7 @@ class Sends(Resends):
         # oldest folder): deleted, the path held no copy the sidecar vouched for.
         self._check_folders({k[0] for k, e in failed.items() if isinstance(e, NotFoundError)})
         self.copies.settle(swapped, set(failed))
-        if left_out:
-            log.error("%d files not sent: Drive kept failing; the next push sends them",
-                      len(left_out))
+        errors = all_live(halt.cause, errors, len(left_out))   # (said; its folders are live)
         if errors:
             if len(errors) > 1:
                 log.error("%d uploads failed; the first: %s", len(errors), errors[0])

@@ -10,7 +10,7 @@ from typing import Iterable, Mapping, Optional
 
 from drivestage.errors import ArrivedInTrashError, AuthError, BlockedByGoogleError, \
     DailyLimitError, DailyUploadCapError, DriveStageError, FolderGoneError, ItemCreationLimitError, \
-    NotFoundError, QuotaExceededError, RetriesExhaustedError, TrashedError
+    NotFoundError, QuotaExceededError, RemoteError, RetriesExhaustedError, TrashedError
 from drivestage.paths import StorePath
 from drivestage.store import RemoteEntry, RemoteStore
 
@@ -54,6 +54,29 @@ class Halt:
     def verified(self) -> None:
         with self._lock:
             self._in_a_row = 0
+
+
+def all_live(halted: Optional[BaseException], errors: list[BaseException],
+             left_out: int) -> list[BaseException]:
+    """``errors`` once every folder the push wrote into was read live (:func:`check_folders`
+    passed), the ``left_out`` files not sent (the push halted on ``halted``) said. An upload
+    whose answer said it arrived in the trash halted the push; its folder is live now (put
+    back since, or a server whose answer misreports a live file): its line said the folder
+    is in the trash and that "Drive kept failing" (attackpush41), both false. Now it says
+    what is known; the push still fails (exit 1): the answer is not believed either way."""
+    if not isinstance(halted, ArrivedInTrashError):
+        if left_out:
+            log.error("%d files not sent: Drive kept failing; the next push sends them",
+                      left_out)
+        return errors
+    told = RemoteError(
+        f"{halted.where}: Drive's answer to its upload said it arrived in the trash, but no "
+        "folder this push wrote into is there now (put back since, or a server that "
+        "misreports): check it on Drive, then push again")
+    if left_out:
+        log.error("%d files not sent: the push stopped at that answer; the next push sends "
+                  "them", left_out)
+    return [told if e is halted else e for e in errors]
 
 
 def check_folders(store: RemoteStore, folders: Mapping[str, RemoteEntry],

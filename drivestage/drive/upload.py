@@ -347,8 +347,10 @@ class _Session:
         if is_trashed(result):
             # Its folder is in the trash (Drive takes the file there without an error; v2
             # once answered false so: the push still checks its folders at its end).
-            raise ArrivedInTrashError(f"{self.where} arrived in Drive's trash: the folder it "
-                                      "was sent into is in the trash")
+            arrived = ArrivedInTrashError(f"{self.where} arrived in Drive's trash: the "
+                                          "folder it was sent into is in the trash")
+            arrived.where = self.where
+            raise arrived
         return (entry_from_resource(result, f"uploading {self.where}"), self.media.hexdigest(),
                 self.media.changed_since(self.st))
 
