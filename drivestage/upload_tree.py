@@ -161,7 +161,9 @@ def _dest_trashed(target: RemoteStore, path: Any, gone: FolderGoneError) -> None
     the trash now: pushed again, it failed at once on "restore it first", after a warning
     that it pushed into "the folder the path leads to now", of a DEST with no path. What
     this push sent there stays in the trash with it, restored with it as it was (one
-    files.get, only after a push met a trashed folder)."""
+    files.get, only after a push met a trashed folder). One deleted for good (or no longer
+    shared) ends so too: it warned of pushing again "into the folder the path leads to
+    now", then failed on a 404 that spoke of a link's resourcekey (attackpush41)."""
     if not isinstance(path, StorePath) or path.start is None or path.names:
         return
     try:
@@ -170,8 +172,14 @@ def _dest_trashed(target: RemoteStore, path: Any, gone: FolderGoneError) -> None
         raise FolderGoneError(f"drive:id:{path.start} is in Drive's trash: restore it or "
                               "choose another folder (the files this push sent there are in "
                               "the trash with it)") from gone
+    except NotFoundError:
+        said = str(gone)   # (its own words where it names DEST: whose the files are now)
+        if not said.startswith(f"drive:id:{path.start} "):
+            said = (f"drive:id:{path.start} was deleted for good while this push wrote into "
+                    "it (or is no longer shared with you)")
+        raise FolderGoneError(f"{said}. Choose another folder", stop=gone.stop) from gone
     except DriveStageError:
-        return   # (deleted for good, unreadable: the push again says what it meets)
+        return   # (unreadable now: the push again says what it meets)
 
 
 def _refuse_deleting_src(src: str, target: RemoteStore, path: Any) -> None:
