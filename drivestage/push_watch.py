@@ -63,20 +63,17 @@ def all_live(halted: Optional[BaseException], errors: list[BaseException],
     whose answer said it arrived in the trash halted the push; its folder is live now (put
     back since, or a server whose answer misreports a live file): its line said the folder
     is in the trash and that "Drive kept failing" (attackpush41), both false. Now it says
-    what is known; the push still fails (exit 1): the answer is not believed either way."""
-    if not isinstance(halted, ArrivedInTrashError):
-        if left_out:
-            log.error("%d files not sent: Drive kept failing; the next push sends them",
-                      left_out)
-        return errors
-    told = RemoteError(
-        f"{halted.where}: Drive's answer to its upload said it arrived in the trash, but no "
+    what is known (each such upload's: several were under way at once); the push still
+    fails (exit 1): the answer is not believed either way."""
+    if left_out:
+        log.error("%d files not sent: %s; the next push sends them", left_out,
+                  "the push stopped at an upload whose answer said it arrived in the trash"
+                  if isinstance(halted, ArrivedInTrashError) else "Drive kept failing")
+    return [RemoteError(
+        f"{e.where}: Drive's answer to its upload said it arrived in the trash, but no "
         "folder this push wrote into is there now (put back since, or a server that "
         "misreports): check it on Drive, then push again")
-    if left_out:
-        log.error("%d files not sent: the push stopped at that answer; the next push sends "
-                  "them", left_out)
-    return [told if e is halted else e for e in errors]
+        if isinstance(e, ArrivedInTrashError) else e for e in errors]
 
 
 def check_folders(store: RemoteStore, folders: Mapping[str, RemoteEntry],

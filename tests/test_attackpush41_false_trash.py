@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 
 import pytest
 
@@ -74,7 +75,8 @@ def test_an_upload_said_in_the_trash_while_its_folder_is_live_is_said_so(
     code, out, err = run("push", str(src), "drive:runs/a", "--jobs", "1")
     assert code == 1, err
     assert err.strip().splitlines()[-2:] == [
-        f"ERROR drivestage.upload_tree: {N - 1} files not sent: the push stopped at that answer; the next push sends them",
+        f"ERROR drivestage.upload_tree: {N - 1} files not sent: the push stopped at an upload whose answer said it "
+        "arrived in the trash; the next push sends them",
         f"Error: {src}/f0.txt -> f0.txt: Drive's answer to its upload said it arrived in the "
         "trash, but no folder this push wrote into is there now (put back since, or a server "
         "that misreports): check it on Drive, then push again"], err
@@ -85,3 +87,24 @@ def test_an_upload_said_in_the_trash_while_its_folder_is_live_is_said_so(
     assert code == 0, err
     want["old.txt"] = [hashlib.md5(b"old").hexdigest()]
     assert live_md5s(emulator, "runs/a") == want
+
+
+def test_uploads_under_way_at_once_are_each_said_so(emulator, penv, proxy, tmp_path):
+    """``--jobs 4``, every answer says so: each upload under way when the first halted the
+    push failed so, and the one the push names (the first as it lists its files) is said in
+    these words, not only the one that halted the push (which need not be that one)."""
+    src = tmp_path / "run"
+    src.mkdir()
+    for i in range(N):
+        (src / f"f{i}.txt").write_bytes(b"bytes %d" % i)
+    proxy.on("PUT", r"^/upload/", _says_trashed)
+    code, out, err = run("push", str(src), "drive:runs/a", "--jobs", str(N))
+    assert code == 1, err
+    assert "kept failing" not in err and "is in the trash" not in err, err
+    # (Which uploads had started before the first answer halted the push is the pool's
+    # race: whichever is first among them is said.)
+    assert re.fullmatch(
+        re.escape(f"Error: {src}/") + r"(f\d)\.txt -> \1\.txt" + re.escape(
+            ": Drive's answer to its upload said it arrived in the trash, but no folder this "
+            "push wrote into is there now (put back since, or a server that misreports): "
+            "check it on Drive, then push again"), err.strip().splitlines()[-1]), err
