@@ -145,7 +145,9 @@ def _say_trashed(store: RemoteStore, path: StorePath, label: str, exc: NotFoundE
     where = store.in_trash(path)
     if where is None:
         return
-    inside = "" if where == label.rstrip("/") else f" ({label} is in it)"
+    # (The path goes through it; whether what it names is in it, only a restore shows: a
+    # folder trashed and made anew since holds other items: attackpush41.)
+    inside = "" if where == label.rstrip("/") else f" (the path {label} goes through it)"
     raise TrashedError(f"{where} is in the trash; restore it first{inside}") from exc
 
 

@@ -34,8 +34,8 @@ def test_a_folder_given_by_id_trashed_mid_push_ends_it_with_one_line(  # noqa: F
 
 @renders("is in the trash; restore it first")
 @pytest.mark.parametrize("trashed, said", [
-    ("runs/a", "drive:runs/a is in the trash; restore it first (drive:runs/a/f.txt is in "
-               "it)"),
+    ("runs/a", "drive:runs/a is in the trash; restore it first (the path "
+               "drive:runs/a/f.txt goes through it)"),
     ("runs/a/f.txt", "drive:runs/a/f.txt is in the trash; restore it first")])
 def test_a_pull_by_path_into_the_trash_says_so(emulator, penv, tmp_path,  # noqa: F811
                                               trashed, said):

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Mapping, Optional, Sequence
 
-from drivestage.drive.resources import FOLDER_MIME, is_trashed
+from drivestage.drive.resources import FOLDER_MIME, SHORTCUT_MIME, is_trashed
 
 #: Same-named items followed at each step of the walk (a bound in requests).
 MAX_ROUTES = 4
@@ -34,7 +34,12 @@ def trashed_step(names: tuple[str, ...], known: Mapping[tuple[str, ...], str],
     parent = known.get(names[:at])
     if at == len(names) or parent is None:
         return None
-    if named(parent, names[at], True):
+    first = named(parent, names[at], True)
+    if at < len(names) - 1:
+        # A step the path goes on from is a folder (or a shortcut to one): a file of that
+        # name in the trash, restored, leads nowhere either (attackpush41).
+        first = [it for it in first if it.get("mimeType") in (FOLDER_MIME, SHORTCUT_MIME)]
+    if first:
         return at + 1
     top = known.get(())
     if top is None:
