@@ -11,10 +11,11 @@ call as a request; what a batch saves is the round trips.
 """
 from __future__ import annotations
 
+import contextlib
 from typing import Any, Callable, Mapping, Optional, Union
 
 from drivestage.drive import answers as http_answers
-from drivestage.drive import retry
+from drivestage.drive import connections, retry
 from drivestage.drive.transport import Transport
 from googleapiclient.errors import HttpError
 
@@ -164,8 +165,13 @@ def _attempt(transport: Transport, left: list[str], out: dict[str, Got],
         batch.add(request, request_id=fid)
         sent[fid] = sent.get(fid, 0) + 1
     answered.append(False)
+    # Removals: each try after the guard and counted in ``sent`` (httplib2 sent one again
+    # unseen where the server hung up without an answer: connections.counted_tries).
+    counted = connections.counted_tries() if make is not VERBS["stat"] \
+        else contextlib.nullcontext()
     try:
-        batch.execute(http=transport.http())
+        with counted:
+            batch.execute(http=transport.http())
     except HttpError as exc:  # the batch request's own answer (or googleapiclient's BatchError)
         answered[-1] = True
         if retry.is_retryable(exc):

@@ -8,7 +8,7 @@ import threading
 from typing import Any, Callable, Optional
 
 from drivestage.command import stopping
-from drivestage.drive import answers
+from drivestage.drive import answers, connections
 from drivestage.errors import DriveStageError, PermissionDeniedError
 
 log = logging.getLogger("drivestage.drive.store")
@@ -54,7 +54,8 @@ def remove(call: Callable[[str, Callable[[], None]], None], f: Any, where: str, 
                     raise
             tried.append(1)
             try:
-                (f.Trash if to_trash else f.Delete)()
+                with connections.counted_tries():   # (each try after the guard: counted)
+                    (f.Trash if to_trash else f.Delete)()
             except Exception as exc:
                 failure = answers.failure_of(exc)
                 if failure is not None and failure.gone and len(tried) > 1:

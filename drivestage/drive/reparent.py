@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Callable, Mapping, Optional
 
+from drivestage.drive.connections import counted_tries
 from drivestage.drive.provenance import is_in
 from drivestage.errors import DriveStageError
 
@@ -40,7 +41,8 @@ def update_parents(call: Callable[[str, Callable[[], Any]], Any],
                 refused.append(exc)
                 raise
         sent += 1
-        return f.Upload(param=dict(param))
+        with counted_tries():   # (a try httplib2 sent again unseen was counted as one)
+            return f.Upload(param=dict(param))
 
     try:
         call(what, once)
