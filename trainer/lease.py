@@ -344,14 +344,17 @@ class RunLease:
     def _listed(self) -> tuple[RemoteEntry, list[Claim]]:
         """The folder and its claims: the folder as acquired, while its listing shows this
         trainer's claim (a resolve by name is a search more per push: attacklease36 counted
-        two listings a push where one was meant), else resolved again (moved, made again)."""
+        two listings a push where one was meant), else found again (moved, made again), or
+        made where the path leads nowhere now, as the push makes it: the folder trashed,
+        moved or deleted on Drive mid-run failed every push after, "drive:runs/exp not found
+        … names are case-sensitive", for the rest of the run (attackpush41)."""
         props = lease_props.is_property(self._mine)   # (a file's holder: none beside it)
         if self._folder is not None:
             claims = self._claims(self._folder, props)
             if any(c.owner == self.token for c in claims):
                 return self._folder, claims
         store, path = self.drive.store_at()
-        self._folder = store.resolve(path)
+        self._folder = store.make_folders(path)
         return self._folder, self._claims(self._folder, props)
 
     def holder(self) -> Optional[Claim]:
