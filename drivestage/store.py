@@ -30,9 +30,8 @@ class Mark:
     came: float     # when the store had received the file then, by the store's dates
 
 
-#: What :meth:`RemoteStore.take_out` did: deleted the item; took it out of its folder, and it
-#: stays in another ("stays"); took it out, and it was in no other any more, so Drive placed
-#: it elsewhere ("placed": another process took it out of that one meanwhile).
+#: What :meth:`RemoteStore.take_out` did: deleted the item; took it out of its folder, staying
+#: in another ("stays") or, in no other now, placed elsewhere by Drive ("placed")
 TakenOut = Literal["deleted", "stays", "placed"]
 
 
@@ -112,16 +111,14 @@ class RemoteEntry:
 
     @property
     def item_id(self) -> str:
-        """The item listed itself: a folder reached through a link is that link (``id`` is
-        the folder's: two shortcuts to one folder are two items of one ``id``)."""
+        """The item listed itself: a link to a folder is that link (``id``: the folder's)."""
         return self.id
 
 
 @dataclass(frozen=True)
 class Quota:
     """Storage quota in bytes; ``total`` is None when unlimited. ``used`` is everything that
-    counts toward ``total``: on Drive, ``other`` of it is what Gmail and Google Photos use
-    of the same storage."""
+    counts toward ``total``: on Drive, ``other`` of it is what Gmail and Photos use."""
 
     total: Optional[int]
     used: int
@@ -167,9 +164,12 @@ class RemoteStore(abc.ABC):
     @abc.abstractmethod
     def resolve(self, path: Union[str, StorePath]) -> RemoteEntry:
         """Find the entry at ``path`` (parsed, or text: store-relative, ``/``-separated, or
-        ``id:...``).
+        ``id:...``). Raises NotFoundError, or DuplicateNameError naming the colliding ids."""
 
-        Raises NotFoundError, or DuplicateNameError naming the colliding ids."""
+    def known_folder(self, path: StorePath) -> Optional[str]:
+        """The id of the folder at ``path`` as this store last found or made it (no request;
+        None: none kept): a push made it anew where its folder went (a lease asks)."""
+        return None
 
     @abc.abstractmethod
     def stat(self, entry: RemoteEntry) -> RemoteEntry:

@@ -85,7 +85,7 @@ from drivestage.temps import namespace_tag
 from trainer import lease_props
 from trainer.drive import age_text
 from trainer.errors import LeaseHeldError, LeaseLostError, LeaseNotTakenError
-from trainer.lease_claims import HELD, MAX_CLAIMS, PREFIX, SUFFIX, Claim, ClaimReader, \
+from trainer.lease_claims import HELD, MAX_CLAIMS, MOVED, PREFIX, SUFFIX, Claim, ClaimReader, \
     boot_clock, gone, held_text, is_claim, last_holder, settle_seconds, silent, span_text
 
 __all__ = ["HELD", "MAX_CLAIMS", "PREFIX", "SUFFIX", "Claim", "RunLease", "held_folder",
@@ -278,9 +278,9 @@ class RunLease:
         reached Drive as Drive came back, in a folder another trainer may hold)."""
         if self.lost is not None:
             raise LeaseLostError(self.lost)
-        if self._due():
+        if self._due() or self._elsewhere():   # (the push made its folder anew: the claim?)
             with self._guarding:   # (the push's threads at once: one checks, the others see it)
-                if self._due():
+                if self._due() or self._elsewhere():
                     self.guard_checks += 1
                     self.check()
         if self.pending:   # (neither held nor lost: only a new file that replaces nothing goes)
@@ -342,41 +342,51 @@ class RunLease:
         self.start()
 
     def _listed(self) -> tuple[RemoteEntry, list[Claim]]:
-        """The folder and its claims: the folder as acquired, while its listing shows this
-        trainer's claim (a resolve by name is a search more per push: attacklease36 counted
-        two listings a push where one was meant), else found again (moved, made again), or
-        made where the path leads nowhere now, as the push makes it: the folder trashed,
-        moved or deleted on Drive mid-run failed every push after, "drive:runs/exp not found
-        … names are case-sensitive", for the rest of the run (attackpush41)."""
+        """The folder and its claims: as acquired, while the path leads there and its listing
+        shows this claim (a resolve is a search more per push: attacklease36); else the path's,
+        made where it leads nowhere (every push failed "not found": attackpush41). Another
+        folder than the claim's (trashed, moved on Drive): a live claim of another there
+        took the lease meanwhile (both pushed there); none, this claim goes there."""
         props = lease_props.is_property(self._mine)   # (a file's holder: none beside it)
-        if self._folder is not None:
+        store, path = self.drive.store_at()
+        if self._folder is not None and not self._elsewhere():
             claims = self._claims(self._folder, props)
             if any(c.owner == self.token for c in claims):
                 return self._folder, claims
+        was, self._folder = self._folder, store.make_folders(path)
+        claims = self._claims(self._folder, props)
+        if was is not None and was.id != self._folder.id and self._mine is not None:
+            others = [c for c in claims if c.owner != self.token and not self._gone(c)]
+            if others:
+                self._lose(min(others, key=lambda c: c.order), why=MOVED)
+            self._delete(self._mine)   # (made anew below, in the path's folder)
+            self._mine = None
+        return self._folder, claims
+
+    def _elsewhere(self) -> bool:
+        """Whether the path leads elsewhere than the claim's folder, as the push found last."""
         store, path = self.drive.store_at()
-        self._folder = store.make_folders(path)
-        return self._folder, self._claims(self._folder, props)
+        known = store.known_folder(path)
+        return self._folder is not None and known is not None and known != self._folder.id
+
+    def _at_path(self) -> list[Claim]:
+        store, path = self.drive.store_at()
+        try:
+            return self._claims(store.resolve(path))
+        except NotFoundError:
+            return []
 
     def holder(self) -> Optional[Claim]:
         """The live claim that holds the lease now (None: no trainer of the run renews one):
         for ``trainer status``, which holds none itself."""
-        store, path = self.drive.store_at()
-        try:
-            claims = self._claims(store.resolve(path))
-        except NotFoundError:
-            return None
-        live = [c for c in claims if not self._gone(c)]
+        live = [c for c in self._at_path() if not self._gone(c)]
         return min(live, key=lambda c: c.order) if live else None
 
     def last_claim(self) -> Optional[Claim]:
         """The claim that holds the lease now, or held it last where none is live (its
         trainer gone, the claim left): for ``trainer status`` (:func:`trainer.status.lease`)."""
-        store, path = self.drive.store_at()
-        try:
-            claims = self._claims(store.resolve(path))
-        except NotFoundError:
-            return None
-        return last_holder(claims, self.stale_s)
+        claims = self._at_path()
+        return last_holder(claims, self.stale_s) if claims else None
 
     def after_predecessor(self) -> None:
         """Before this trainer's first push after a ``--take-over`` of a live lease: wait

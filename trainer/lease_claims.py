@@ -36,6 +36,9 @@ MAX_READS_BY_ID = 2
 #: its start: :meth:`trainer.lease.RunLease._late`) says of the holder: nothing was taken
 #: over, so its stop is not named a take-over (:func:`stop_name`).
 HELD = "holds the run's lease on"
+#: Why a claim lost to another in the folder its path leads to now (RunLease._listed).
+MOVED = ("; this trainer's claim was in the folder the path led to before, moved, renamed or "
+         "trashed on Drive since")
 
 
 @dataclass(frozen=True)

@@ -413,6 +413,10 @@ class DriveStore(ByteReads, Deletes, FolderMaking, RemoteStore):
                                       self._parent_ids.get(key or ()) != "" else None)
         return cur
 
+    def known_folder(self, path: StorePath) -> Optional[str]:
+        """From the ids this store keeps by path (a path from an id keeps none)."""
+        return None if path.start is not None else self._folder_ids.get(tuple(path.names))
+
     def forget_folders(self, walk: bool = False) -> None:
         self._walked = dict(self._folder_ids) if walk else {}
         self._folder_ids = {(): self.root_id}
