@@ -56,10 +56,8 @@ push that does (Drive back mid-push: :meth:`RunLease.guard`); another trainer's 
 there stops this one as a take-over does. While Drive fails still, a commit tries again only
 where Drive answered since the last try failed, not at each commit (lease39).
 
-**Drive's storage full** (the claim file's create refused, no claim file listed): the claim is
-a property of the folder (:mod:`trainer.lease_props`), so the lease is held and a push makes
-its room (attackguard40: it never could). Where a property is this claim or a rival, any
-rival there after the settle makes a claimant stand back (both may: each tries again later).
+**Drive's storage full** (the claim file's create refused, none listed): the claim is a
+property of the folder, so a push makes its room (:mod:`trainer.lease_props`: room41).
 
 **Losing it.** A holder that finds a higher claim (taken over) stops pushing at once (every
 push and lone send checks first: :meth:`RunLease.check`), asks the run to stop as a signal
@@ -185,9 +183,9 @@ class RunLease:
                 logger.warning("%s: the run's lease is held by %s, last renewed %s ago; "
                                "waiting up to %s for it to lapse (its runtime gone: this run "
                                "takes over; still training: this run is refused)",
-                               self.drive.spec, holder.who, age_text(self._silent(holder)),
-                               span_text(max(0.0, self.stale_s - self._silent(holder))))
-            wait = min(self.period_s / 2, max(0.05, self.stale_s - self._silent(holder) + 0.05))
+                               self.drive.spec, holder.who, age_text(silent(holder)),
+                               span_text(max(0.0, self.stale_s - silent(holder))))
+            wait = min(self.period_s / 2, max(0.05, self.stale_s - silent(holder) + 0.05))
             time.sleep(max(0.05, min(wait, until - time.monotonic())))
         taken = sorted((c for c in claims if c.owner != self.token and not c.released),
                        key=lambda c: c.order)   # (a released one: its run ended, nothing taken)
@@ -213,7 +211,7 @@ class RunLease:
         if taken:   # (said: a trainer elsewhere that still runs would be refused later)
             how = "--take-over" if forced else "its holder is gone"
             logger.warning("%s: took the run's lease over from %s, last renewed %s ago (%s)",
-                           self.drive.spec, taken[0].who, age_text(self._silent(taken[0])), how)
+                           self.drive.spec, taken[0].who, age_text(silent(taken[0])), how)
         for c in claims:   # the stale claims of earlier generations: no one's now
             if c.owner != self.token and c.generation < self.generation and self._gone(c) \
                     and c.entry.removable:   # (a Contributor's request Drive refuses: none)
@@ -296,7 +294,7 @@ class RunLease:
               why: str = "") -> None:
         """Say the lease is ``holder``'s, ask the run to stop, raise :class:`LeaseLostError`."""
         taken = (f"{holder.who} {how.format(self.drive.spec)} "
-                 f"(renewed {age_text(self._silent(holder))} ago{why})")
+                 f"(renewed {age_text(silent(holder))} ago{why})")
         self.lost = (f"{taken}: this trainer pushes nothing more there, its "
                      f"checkpoints stay in {self.drive.local_dir} only")
         logger.warning("%s", self.lost)
@@ -488,10 +486,6 @@ class RunLease:
             logger.debug("could not remove the lease claim %s: %s", entry.name, exc)
             return False
         return True
-
-    def _silent(self, claim: Claim) -> float:
-        """Seconds since ``claim`` was last renewed, by Drive's clock."""
-        return silent(claim)
 
     def _gone(self, claim: Claim) -> bool:
         """Whether ``claim``'s holder is gone (:func:`trainer.lease_claims.gone`)."""

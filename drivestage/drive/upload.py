@@ -1,23 +1,21 @@
 """Resumable, chunked, md5-verified uploads that survive the death of the process.
 
 One upload = one Drive resumable session. The session URI is written to a small
-JSON file under the state dir *before the first byte is sent*, so a process
-killed mid-upload resumes the same session on the next run: it asks the server
-how much it kept (``PUT`` with ``Content-Range: bytes */N``) and continues from
-there. Nothing is sent twice beyond the last committed chunk, and no duplicate
-file appears on Drive (a session creates its file only when it completes, with the id
-:mod:`drivestage.drive.ids` chose for it: sent again, by this process or the next, Drive
-refuses it with 409). An upload
+JSON file under the state dir *before the first byte is sent*, so a process killed
+mid-upload resumes the same session on the next run: it asks the server how much it kept
+(``PUT`` with ``Content-Range: bytes */N``) and continues from there. Nothing is sent twice beyond the last committed chunk, and no duplicate file
+appears on Drive (a session creates its file only when it completes, with the id
+:mod:`drivestage.drive.ids` chose for it: sent again, Drive refuses it with 409). An upload
 holds its record while it runs (:meth:`UploadSessions.claimed`): another upload of the
 same file to the same place at once gets a record, and a session, of its own. A session
 address on another origin than the upload URL's (saved, answered, or moved to by a chunk's
 answer) is never sent a byte.
 
-The bytes go through googleapiclient (``files().insert/update`` with a
-resumable ``MediaUpload``); we drive ``next_chunk()`` ourselves, one chunk at a
-time, with the project's one retry policy around each chunk. The local md5 is
-computed from the bytes as they are read for sending (each byte hashed once,
-even when a chunk is re-sent), then compared with Drive's ``md5Checksum``.
+The bytes go through googleapiclient (``files().insert/update`` with a resumable
+``MediaUpload``); we drive ``next_chunk()`` ourselves, one chunk at a time, with the project's
+one retry policy around each chunk. The local md5 is computed from the bytes as they are read
+for sending (each byte hashed once, even when a chunk is re-sent), then compared with Drive's
+``md5Checksum``.
 
 The session URIs and the md5 cache are local state (:mod:`drivestage.state`).
 """
