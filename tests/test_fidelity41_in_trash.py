@@ -28,7 +28,7 @@ def test_a_folder_trashed_and_made_anew_since_is_named(emulator, penv, tmp_path)
     code, _, err = run("pull", "drive:runs/a/f.txt", str(tmp_path / "out"))
     assert code == 1, err
     assert _last(err) == ("Error: drive:runs/a is in the trash; restore it first "
-                          "(drive:runs/a/f.txt is in it)"), err
+                          "(the path drive:runs/a/f.txt goes through it)"), err
     assert not (tmp_path / "out" / "f.txt").exists()
 
 
