@@ -16,16 +16,16 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-from typing import Collection, Iterable, Mapping, Optional, Sequence
+from typing import Callable, Collection, Iterable, Mapping, Optional, Sequence
 
 from drivestage.download import Download, DownloadResult
 from drivestage.errors import DestChangedError, DiskSpaceError, DriveStageError, \
     UserFilesError
 from drivestage.extract import ExtractResult, MemberRecord, extract
 from drivestage.extract.job import Turn
-from drivestage.extract.members import zip_directory_start
+from drivestage.extract.members import zip_directory_fetch
 from drivestage.extract.occupied import Recorded
-from drivestage.extract.overlapped import FALLBACK, Overlapped
+from drivestage.extract.overlapped import FALLBACK, Arrival, FirstArrival, Overlapped
 from drivestage.interrupts import Flag
 from drivestage.store import ProgressFn, RemoteEntry, RemoteStore
 
@@ -100,34 +100,13 @@ class Unpacking:
         def first_arrived(spans: Sequence[tuple[int, int]]) -> int:
             return self.dl.first_here(spans, self.generation, stop.is_set)
 
-        directory = size  # where the bytes the member list is read from begin
         if name.endswith(".zip"):
-            # The streams fetch from the front while the tail comes (on Drive every request
-            # waits a tenth of a second or more before its first byte).
-            tail = max(0, size - max(_TAIL_MIN, min(size // 100, _TAIL_MAX)))
-            self.dl.fetch_first(tail, size, begin=True)
-            start = zip_directory_start(self.dl.read(tail, size), size)
-            if start is None:
-                return None
-            directory = min(start, tail)
-            if start < tail:
-                self.dl.fetch_first(start, tail)
-        elif not name.endswith(_TAR_NAMES):
+            return self._follow_zip(arrived, first_arrived, free, stop)
+        if not name.endswith(_TAR_NAMES):
             return None
-        # The member list is read and checked (a 20,000-member zip: about 0.5 s) while the
-        # streams fetch; a member list refused, or DEST too small, stops them again.
+        # The member list is read as the tar arrives; one refused stops the download.
         self.dl.begin()
         try:
-            if name.endswith(".zip"):
-                return Overlapped.zip(self.dl.partial, size, self.dest, arrived,
-                                      lock_dir=self.lock_dir, free_bytes=free,
-                                      progress=self.extract_progress,
-                                      protected=self.protected, label=self.dl.target,
-                                      replaceable=self.replaceable,
-                                      identity=self.dl.identity(),
-                                      first_arrived=first_arrived, stop=stop,
-                                      adopt=self._adopt, turn=self.turn, kept=self.kept,
-                                      recorded=self.recorded)
             return Overlapped.tar(self.dl.partial, size, self.dest, arrived,
                                   lock_dir=self.lock_dir, free_bytes=free,
                                   progress=self.extract_progress, protected=self.protected,
@@ -135,6 +114,44 @@ class Unpacking:
                                   identity=self.dl.identity(), stop=stop,
                                   adopt=self._adopt, turn=self.turn,
                                   recorded=self.recorded)
+        except (DiskSpaceError, UserFilesError):
+            self.dl.forget(size, size)  # (stops the streams; no range dropped)
+            raise
+        except FALLBACK + (DriveStageError,) as exc:
+            log.debug("%s: extracting after the download (%s)", self.describe, exc)
+        return None
+
+    def _follow_zip(self, arrived: Arrival, first_arrived: FirstArrival,
+                    free: Callable[[str], int], stop: Flag) -> Optional[Overlapped]:
+        size = self.entry.size
+        # Made first (a big zip's worker processes then start, and their interpreters load,
+        # while the central directory is fetched: on Drive every request waits a tenth of
+        # a second or more before its first byte); adopted, so close() ends it whatever
+        # fails from here on.
+        follower = Overlapped.open_zip(self.dl.partial, size, self.dest, arrived,
+                                       lock_dir=self.lock_dir, free_bytes=free,
+                                       progress=self.extract_progress,
+                                       protected=self.protected, label=self.dl.target,
+                                       replaceable=self.replaceable,
+                                       identity=self.dl.identity(),
+                                       first_arrived=first_arrived, stop=stop,
+                                       adopt=self._adopt, turn=self.turn, kept=self.kept,
+                                       recorded=self.recorded)
+        # The streams fetch from the front while the tail comes.
+        tail = max(0, size - max(_TAIL_MIN, min(size // 100, _TAIL_MAX)))
+        self.dl.fetch_first(tail, size, begin=True)
+        start = zip_directory_fetch(self.dl.read(tail, size), size)
+        if start is None:  # no end record, or a directory over the cap: see there
+            follower.abandon()
+            return None
+        directory = min(start, tail)  # where the bytes the member list is read from begin
+        if start < tail:
+            self.dl.fetch_first(start, tail)
+        # The member list is read and checked (a 20,000-member zip: about 0.5 s) while the
+        # streams fetch; a member list refused, or DEST too small, stops them again.
+        self.dl.begin()
+        try:
+            return follower if follower.follow_zip() else None
         except (DiskSpaceError, UserFilesError):
             # Before the download: no point fetching what cannot be extracted. But the sizes
             # came from the directory's bytes, which nothing verified yet (an answer altered

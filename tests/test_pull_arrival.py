@@ -410,8 +410,9 @@ def test_a_ctrl_c_as_the_extraction_starts_does_not_wait_for_the_first_member(
 
 def test_a_ctrl_c_as_the_follower_is_handed_over_leaves_nothing(emulator, store, tmp_path,
                                                                  monkeypatch):
-    """The Ctrl-C lands as ``Overlapped.zip`` returns, before its caller has stored what it
-    returned: the follower is still abandoned (it is handed over before its thread starts):
+    """The Ctrl-C lands as ``Overlapped.follow_zip`` returns (the member list read, the
+    thread started), before its caller has returned the follower: it is still abandoned (it
+    is handed over as it is made, before the zip's tail is fetched):
     no temporary folder in DEST, no extraction thread left, the partial kept for a rerun."""
     from drivestage.extract.overlapped import Overlapped
     from drivestage.unpack import Unpacking
@@ -424,14 +425,13 @@ def test_a_ctrl_c_as_the_follower_is_handed_over_leaves_nothing(emulator, store,
     dest.mkdir()
     target = str(dest / "h.zip")
     emulator.faults.throttle(per_connection=256 * 1024)  # the download is still running
-    original = Overlapped.zip.__func__
+    original = Overlapped.follow_zip
 
-    def zip_then_ctrl_c(cls, *args, **kwargs):
-        job = original(cls, *args, **kwargs)
-        assert job is not None and list(dest.glob(".drivestage-extract-*"))
+    def follow_then_ctrl_c(self):
+        assert original(self) and list(dest.glob(".drivestage-extract-*"))
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(Overlapped, "zip", classmethod(zip_then_ctrl_c))
+    monkeypatch.setattr(Overlapped, "follow_zip", follow_then_ctrl_c)
     before = set(threading.enumerate())  # a test that failed earlier may have left one
     with pytest.raises(KeyboardInterrupt):
         Unpacking(store, entry, target, str(dest), extract=True, jobs=1, chunk_size=None,

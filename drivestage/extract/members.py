@@ -273,7 +273,7 @@ def check_zip_directory(archive: str, fd: int = -1) -> None:
                 tail = fh.read(_EOCD_TAIL)
     except OSError:
         return  # zipfile says what is wrong with it
-    declared = max(_declared_directory_sizes(tail, size), default=0)
+    declared = declared_directory_size(tail, size)
     if declared > MAX_ZIP_DIRECTORY:
         raise UnsafeArchiveError(
             f"{archive}: its central directory takes {format_size(declared)}, more than the "
@@ -323,6 +323,28 @@ def _declared_directory_sizes(tail: bytes, size: int) -> list[int]:
             sizes.append(own)
         sizes += wide
     return sizes
+
+
+def declared_directory_size(tail: bytes, size: int) -> int:
+    """The largest central directory size the end records in ``tail`` (a zip's last bytes,
+    ending at ``size``) declare: what :func:`check_zip_directory` holds to the cap."""
+    return max(_declared_directory_sizes(tail, size), default=0)
+
+
+def zip_directory_fetch(tail: bytes, size: int) -> Optional[int]:
+    """Where to fetch a zip's central directory from before its member data (a download
+    followed by its extraction), from the file's last bytes (see :func:`zip_directory_start`);
+    None when it is not to be fetched first: no end record, or a directory over
+    :data:`MAX_ZIP_DIRECTORY`, which the usual extraction after the download refuses (an end
+    record claiming a directory from near byte 0 had the whole file fetched by one request,
+    in the thread that waits for it, before the list was refused)."""
+    start = zip_directory_start(tail, size)
+    if start is None:
+        return None
+    if declared_directory_size(tail, size) > MAX_ZIP_DIRECTORY or \
+            size - len(tail) - start > MAX_ZIP_DIRECTORY:
+        return None
+    return start
 
 
 def zip_directory_start(tail: bytes, size: int) -> Optional[int]:

@@ -161,24 +161,30 @@ class Overlapped:
         caller can then abandon it after a Ctrl-C at any later moment). ``turn``: what the
         merge waits on, ``kept``: members in place, not written again, ``recorded``: what
         earlier extractions wrote (see :class:`Job`)."""
-        # The member list is read and checked beside the download's threads, which it
-        # would otherwise hold back for its whole length (:mod:`drivestage.gil`).
-        with sharing():
-            return cls._follow_zip(path, size, dest, arrived, lock_dir=lock_dir,
-                                   free_bytes=free_bytes, progress=progress,
-                                   protected=protected, label=label, replaceable=replaceable,
-                                   identity=identity, first_arrived=first_arrived, stop=stop,
-                                   adopt=adopt, turn=turn, kept=kept, recorded=recorded)
+        job = cls.open_zip(path, size, dest, arrived, lock_dir=lock_dir,
+                           free_bytes=free_bytes, progress=progress, protected=protected,
+                           label=label, replaceable=replaceable, identity=identity,
+                           first_arrived=first_arrived, stop=stop, adopt=adopt, turn=turn,
+                           kept=kept, recorded=recorded)
+        return job if job.follow_zip() else None
 
     @classmethod
-    def _follow_zip(cls, path: str, size: int, dest: str, arrived: Arrival, *,
-                    lock_dir: Optional[str], free_bytes: Optional[Callable[[str], int]],
-                    progress: Optional[ProgressFn], protected: Iterable[str],
-                    label: Optional[str], replaceable: Iterable[MemberRecord],
-                    identity: Optional[os.stat_result], first_arrived: Optional[FirstArrival],
-                    stop: Optional[Flag], adopt: Optional[Callable[["Overlapped"], None]],
-                    turn: Optional[Turn], kept: Mapping[str, MemberRecord],
-                    recorded: Optional[Recorded]) -> Optional["Overlapped"]:
+    def open_zip(cls, path: str, size: int, dest: str, arrived: Arrival, *,
+                 lock_dir: Optional[str] = None,
+                 free_bytes: Optional[Callable[[str], int]] = None,
+                 progress: Optional[ProgressFn] = None, protected: Iterable[str] = (),
+                 label: Optional[str] = None, replaceable: Iterable[MemberRecord] = (),
+                 identity: Optional[os.stat_result] = None,
+                 first_arrived: Optional[FirstArrival] = None, stop: Optional[Flag] = None,
+                 adopt: Optional[Callable[["Overlapped"], None]] = None,
+                 turn: Optional[Turn] = None, kept: Mapping[str, MemberRecord] = {},
+                 recorded: Optional[Recorded] = None) -> "Overlapped":
+        """The follower of a zip whose central directory may still be on its way
+        (:meth:`follow_zip` reads it once it is in ``path``): the file opened, the job made
+        (and ``adopt``-ed), and, for a big zip, the temporary folder made and the worker
+        processes started, whose interpreters start while the directory is fetched and
+        read; they write nothing before the list is checked (no batch is sent before).
+        Arguments: see :meth:`zip`."""
         fd = open_followed(path, identity)
         job = None
         try:  # fd is the job's once it is made; closed here otherwise (a Ctrl-C too)
@@ -192,33 +198,47 @@ class Overlapped:
         try:
             if adopt is not None:
                 adopt(job)
-            # A big zip's workers start now, their interpreters' start beside the member
-            # list's read; they write nothing before the list is checked (no batch is sent
-            # before), and go with the temporary folder if it is refused.
             if likely_worth(size, _WORKERS):
                 job.job.start_temp()
                 start_workers(fd, job.job.root, job.label, _WORKERS,
                               hold_fd=job.job.owner_fd, into=job.early)
-            try:
-                entries = zip_directory(path, fd)
-            except Exception as exc:  # links, an unreadable directory: the usual way then
-                log.debug("not extracting %s while it downloads: %s", path, exc)
-                job.abandon()
-                return None
-            files = [e for e in entries if e.kind == "file"]
-            if any(getattr(e.source, "compress_type", 0) not in _ZIP_METHODS_FOLLOWED
-                   for e in files):
-                job.abandon()
-                return None
-            job.kind = "zip"
-            files = job.job.check(entries)
-            if not worth_processes("zip", files, _WORKERS):
-                close_workers(job.early, kill=True)  # threads write a small one
-            job._start(lambda: job._zip(files))
-        except BaseException:  # a Ctrl-C too: the temporary folder goes
+        except BaseException:  # a Ctrl-C too: the workers and the temporary folder go
             job.abandon()
             raise
         return job
+
+    def follow_zip(self) -> bool:
+        """Read and check the member list (the central directory is in the file now), then
+        start writing: True; False (abandoned) when this zip is not one to follow (the
+        caller extracts it once downloaded). What the check raises (a list refused, DEST
+        too small) is raised, the follower abandoned."""
+        # The member list is read and checked beside the download's threads, which it
+        # would otherwise hold back for its whole length (:mod:`drivestage.gil`).
+        try:
+            with sharing():
+                return self._follow_zip()
+        except BaseException:  # a Ctrl-C too: the temporary folder goes
+            self.abandon()
+            raise
+
+    def _follow_zip(self) -> bool:
+        try:
+            entries = zip_directory(self.path, self.fd)
+        except Exception as exc:  # links, an unreadable directory: the usual way then
+            log.debug("not extracting %s while it downloads: %s", self.path, exc)
+            self.abandon()
+            return False
+        files = [e for e in entries if e.kind == "file"]
+        if any(getattr(e.source, "compress_type", 0) not in _ZIP_METHODS_FOLLOWED
+               for e in files):
+            self.abandon()
+            return False
+        self.kind = "zip"
+        files = self.job.check(entries)
+        if not worth_processes("zip", files, _WORKERS):
+            close_workers(self.early, kill=True)  # threads write a small one
+        self._start(lambda: self._zip(files))
+        return True
 
     @classmethod
     def tar(cls, path: str, size: int, dest: str, arrived: Arrival, *,
