@@ -19,6 +19,7 @@ list was read; the extraction's first and last batch; how long the extraction th
 waited for bytes; the cyclic collector's runs (when, how long, in which thread); and the
 CPU of the child with its workers and of the server (this process). ``--tree`` runs another
 checkout (an A/B: alternate two trees, ``git worktree add --detach /tmp/base main``).
+``--ttfb S``: every request waits S seconds first (Drive's way, as in ``bench/pull.py``).
 ``--perf FILE`` records the child under ``perf record -g``. Knobs for experiments (the
 child's environment): ``TIMELINE_SWITCH`` (a switch interval, seconds), ``TIMELINE_NICE``
 (the workers' nice value), ``TIMELINE_PROFILE`` (cProfile the main thread into that file).
@@ -307,6 +308,9 @@ def main() -> None:
     ap.add_argument("--tick", type=float, default=0.02)
     ap.add_argument("--bucket", type=float, default=0.1)
     ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--ttfb", type=float, default=0.0,
+                    help="every request waits this many seconds before its answer (Drive's "
+                         "way: bench/pull.py's --ttfb)")
     ap.add_argument("--json", help="save the raw timeline here")
     ap.add_argument("--perf", help="run the child under `perf record -g -o PERF`")
     ap.add_argument("extra", nargs="*", help="more pull arguments (after --)")
@@ -333,6 +337,8 @@ def _runs(args: argparse.Namespace, trees: list[str], zpath: str, scratch: str,
 
     with Emulator(data_dir=os.path.join(scratch, "drive")) as emu:
         fid = emu.add_file("bench/VOC.zip", zpath)
+        if args.ttfb > 0:
+            emu.faults.latency(args.ttfb)
         env = dict(os.environ, DRIVESTAGE_API_ROOT=emu.url, DRIVESTAGE_TOKEN="bench")
         env.pop("PYTHONDONTWRITEBYTECODE", None)
         env.pop("PYTHONPATH", None)
