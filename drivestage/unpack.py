@@ -23,7 +23,7 @@ from drivestage.errors import DestChangedError, DiskSpaceError, DriveStageError,
     UserFilesError
 from drivestage.extract import ExtractResult, MemberRecord, extract
 from drivestage.extract.job import Turn
-from drivestage.extract.members import zip_directory_fetch
+from drivestage.extract import members
 from drivestage.extract.occupied import Recorded
 from drivestage.extract.overlapped import FALLBACK, Arrival, FirstArrival, Overlapped
 from drivestage.interrupts import Flag
@@ -140,7 +140,7 @@ class Unpacking:
         # The streams fetch from the front while the tail comes.
         tail = max(0, size - max(_TAIL_MIN, min(size // 100, _TAIL_MAX)))
         self.dl.fetch_first(tail, size, begin=True)
-        start = zip_directory_fetch(self.dl.read(tail, size), size)
+        start = _directory_start(self.dl.read(tail, size), size)
         if start is None:  # no end record, or a directory over the cap: see there
             follower.abandon()
             return None
@@ -209,3 +209,20 @@ class Unpacking:
             self.follower.abandon()
             self.follower = None
         self.dl.close()
+
+
+def _directory_start(tail: bytes, size: int) -> Optional[int]:
+    """Where to fetch a zip's central directory from before its members, from the file's
+    last bytes ``tail`` (:func:`~drivestage.extract.members.zip_directory_start`); None when
+    it is not fetched first: no end record, or a directory over
+    :data:`~drivestage.extract.members.MAX_ZIP_DIRECTORY`, which the extraction after the
+    download refuses (an end record claiming a directory from near byte 0 had the whole
+    file fetched by one request, in the thread that waits for it, before the list was
+    refused)."""
+    start = members.zip_directory_start(tail, size)
+    if start is None:
+        return None
+    cap = members.MAX_ZIP_DIRECTORY
+    if members.declared_directory_size(tail, size) > cap or size - len(tail) - start > cap:
+        return None
+    return start

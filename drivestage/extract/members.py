@@ -331,22 +331,6 @@ def declared_directory_size(tail: bytes, size: int) -> int:
     return max(_declared_directory_sizes(tail, size), default=0)
 
 
-def zip_directory_fetch(tail: bytes, size: int) -> Optional[int]:
-    """Where to fetch a zip's central directory from before its member data (a download
-    followed by its extraction), from the file's last bytes (see :func:`zip_directory_start`);
-    None when it is not to be fetched first: no end record, or a directory over
-    :data:`MAX_ZIP_DIRECTORY`, which the usual extraction after the download refuses (an end
-    record claiming a directory from near byte 0 had the whole file fetched by one request,
-    in the thread that waits for it, before the list was refused)."""
-    start = zip_directory_start(tail, size)
-    if start is None:
-        return None
-    if declared_directory_size(tail, size) > MAX_ZIP_DIRECTORY or \
-            size - len(tail) - start > MAX_ZIP_DIRECTORY:
-        return None
-    return start
-
-
 def zip_directory_start(tail: bytes, size: int) -> Optional[int]:
     """Where a zip's central directory starts, from the file's last bytes (``tail``, which
     end at ``size``); None when they hold no end-of-central-directory record. With zip64
