@@ -6,6 +6,7 @@ program's ``> /dev/null`` then wrote into it (attackcli40)."""
 from __future__ import annotations
 
 import os
+import re
 import stat
 from typing import Optional
 
@@ -14,7 +15,11 @@ from drivestage.errors import UsageError
 
 def special_kind(path: str) -> Optional[str]:
     """What ``path`` is where it is there and no regular file (``"a device"``, ``"a
-    FIFO"``, ``"a socket"``, ``"a folder"``; through links), else None."""
+    FIFO"``, ``"a socket"``, ``"a folder"``; through links; ``"a link to an open
+    descriptor (…)"``), else None."""
+    through = descriptor_link(path)
+    if through is not None:
+        return f"a link to an open descriptor ({through})"
     try:
         mode = os.stat(path).st_mode
     except (OSError, ValueError):   # (not there, or a dangling link: the file is made there)
@@ -23,6 +28,31 @@ def special_kind(path: str) -> Optional[str]:
         return None
     return ("a folder" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else
             "a socket" if stat.S_ISSOCK(mode) else "a device")
+
+
+#: A process's open descriptor as a path names it: what ``/dev/stdout``, ``/dev/stdin``
+#: and ``/dev/fd/N`` lead to.
+_DESCRIPTOR = re.compile(r"^/proc/[^/]+/fd/\d+$|^/dev/fd/\d+$")
+#: Links followed at most (the kernel's own bound, ELOOP past it).
+_MAX_LINKS = 40
+
+
+def descriptor_link(path: str) -> Optional[str]:
+    """The ``/proc/…/fd/N`` (or ``/dev/fd/N``) that ``path`` is, or leads to through its
+    links; else None. Such a link resolves to whatever the descriptor is open on, a regular
+    file where the output was redirected to one (``--out /dev/stdout > model.onnx``), so no
+    look at the end of it told it from a file: renamed over, the link itself was replaced,
+    and as root the system's ``/dev/stdout`` became a regular file (attackcli41)."""
+    here = os.path.abspath(path)
+    for _ in range(_MAX_LINKS):
+        if _DESCRIPTOR.match(here):
+            return here
+        try:
+            target = os.readlink(here)
+        except (OSError, ValueError):   # (no link, or not there: the end of the chain)
+            return None
+        here = os.path.normpath(os.path.join(os.path.dirname(here), target))
+    return None
 
 
 def not_a_folder(path: str) -> UsageError:
