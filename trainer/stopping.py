@@ -369,22 +369,63 @@ _HANDLED = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD}
 
 
 def start_unbroken(thread: threading.Thread) -> None:
-    """``thread.start()`` with :data:`_HANDLED` held back at the OS level meanwhile, then
-    delivered (raised after it, as anywhere else). A handler that raised inside
-    ``Thread.start`` once the new thread was made (CPython runs it right after that call,
-    in its ``except Exception``) dropped the thread from CPython's list of starting ones: the
-    thread died at its first line, printing ``Exception ignored in thread started by …
-    KeyError`` on the user's terminal. The thread itself runs with the mask as it was (it
-    inherits the held one: put back first, so no process it starts inherits it)."""
-    run = thread.run
+    """``thread.start()`` with the Python handlers of :data:`_HANDLED` held meanwhile, then
+    run (raised after it, as anywhere else). A handler that raised inside ``Thread.start``
+    once the new thread was made (CPython runs it right after that call, in its ``except
+    Exception``) dropped the thread from CPython's list of starting ones: the thread died at
+    its first line, printing ``Exception ignored in thread started by … KeyError`` on the
+    user's terminal. Holding the signals back in this thread (watch40) did not do: a signal
+    sent to the process (torch's SIGCHLD, a ``kill``) went to another thread, and CPython ran
+    its Python handler here all the same, at its next check (attackcli41). So the handlers
+    are swapped for one that notes the signal; a noted one is sent again to this thread once
+    they are back, where CPython runs them in turn, as it runs signals that came together."""
+    if threading.current_thread() is not threading.main_thread():
+        thread.start()   # (no handler runs in this thread)
+        return
+    came: list[int] = []
 
-    def unheld() -> None:
-        signal.pthread_sigmask(signal.SIG_SETMASK, before)
-        run()
+    def note(signum: int, frame: Any) -> None:
+        if signum not in came:
+            came.append(signum)
 
-    thread.run = unheld   # type: ignore[method-assign]
-    before = signal.pthread_sigmask(signal.SIG_BLOCK, _HANDLED)
+    held: dict[int, Any] = {}
     try:
+        for s in _HANDLED:
+            handler = signal.getsignal(s)
+            if callable(handler):   # (SIG_DFL, SIG_IGN: no Python code runs for them)
+                held[s] = handler
+                signal.signal(s, note)
         thread.start()
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, before)
+        _put_back(held, came)
+
+
+#: Tries at putting one handler back (:func:`_put_back`): each failed one ran a handler
+#: that raised, for a signal that came in the microseconds since.
+_PUT_BACK_TRIES = 100
+
+
+def _put_back(held: dict[int, Any], came: list[int]) -> None:
+    """Put the handlers ``held`` back, then send the signals ``came`` meanwhile again. CPython
+    runs pending handlers before it swaps one, and one that raises leaves it unswapped: the
+    raise is kept for the end, and the swap tried again (else a handler put back before it,
+    raising there, left the others noting signals for good)."""
+    error: Optional[BaseException] = None
+    for s, handler in held.items():
+        for _ in range(_PUT_BACK_TRIES):
+            try:
+                signal.signal(s, handler)
+                break
+            except BaseException as exc:   # (a handler put back already, run and raising)
+                error = error or exc
+    try:
+        if came:
+            # Held back, sent, then let through at once: CPython runs each handler in turn
+            # as the mask is put back; one that raises leaves the rest for the next check.
+            before = signal.pthread_sigmask(signal.SIG_BLOCK, came)
+            for s in came:
+                signal.pthread_kill(threading.get_ident(), s)
+            signal.pthread_sigmask(signal.SIG_SETMASK, before)
+    finally:
+        if error is not None:
+            raise error
