@@ -9,7 +9,10 @@ from __future__ import annotations
 import errno
 import io
 import os
-from typing import Any
+import select
+from typing import Any, Callable
+
+from drivestage.stderr_tail import FULL_WAIT_S
 
 from drivestage.errors import LocalFileError
 
@@ -52,21 +55,53 @@ class Sink:
         text stream drops what its buffer did not take: a write larger than the buffer that
         fills the disk half-way is a short count (the kernel's), not an error, and the rest
         was lost without a word (``ls --json drive:x > listing.json``: the file cut at
-        8 KiB, exit 0: attackstream40). The next write of the rest meets the disk's error."""
+        8 KiB, exit 0: attackstream40). The next write of the rest meets the disk's error.
+        A descriptor left non-blocking (a CI runner, a program sharing the pipe) answers
+        EAGAIN while its reader is slow, not gone: the rest is written once it takes more
+        (:meth:`_until_writable`); it was taken for a failed disk, the output cut half-way
+        (``ls --json drive:x | jq …``: exit 1, attackcli41)."""
         stream = self._stream
-        stream.flush()   # (what the text layer holds first, in order)
+        self._waiting(stream.flush)   # (what the text layer holds first, in order)
         data = memoryview(text.encode(stream.encoding or "utf-8", stream.errors or "strict"))
-        while data:   # (bounded: each turn takes a byte or more, or raises)
-            took = stream.buffer.write(data)
-            if not took:
-                raise OSError(errno.EIO, "the stream took none of the output")
-            data = data[took:]
+        while data:   # (bounded: each turn takes a byte or more, waits its bound, or raises)
+            try:
+                took = stream.buffer.write(data)
+            except BlockingIOError as exc:   # (a buffered writer: what it took, kept)
+                took = exc.characters_written
+                if not took:
+                    self._until_writable()
+            else:
+                if took is None:   # (a raw stream, PYTHONUNBUFFERED: it took nothing)
+                    self._until_writable()
+                elif not took:
+                    raise OSError(errno.EIO, "the stream took none of the output")
+            data = data[took or 0:]
         if getattr(stream, "line_buffering", False) and "\n" in text:
-            stream.buffer.flush()
+            self._waiting(stream.buffer.flush)
+
+    def _until_writable(self) -> None:
+        """Wait until standard output, non-blocking and full, takes more: up to
+        :data:`~drivestage.stderr_tail.FULL_WAIT_S` (standard error's bound too), after which
+        its reader counts as gone."""
+        if not select.select([], [self._stream.fileno()], [], FULL_WAIT_S)[1]:
+            raise OSError(errno.EAGAIN, f"it took nothing for {FULL_WAIT_S:.0f} s")
+
+    def _waiting(self, flush: Callable[[], Any]) -> None:
+        """``flush()``, again each time a non-blocking descriptor that was full takes more
+        (a buffered writer writes what it can each time, keeping the rest)."""
+        while True:   # (bounded: each turn flushes, waits its bound, or raises)
+            try:
+                flush()
+                return
+            except BlockingIOError:
+                self._until_writable()
 
     def flush(self) -> None:
         try:
-            self._stream.flush()
+            if self._bytes_under():
+                self._waiting(self._stream.flush)
+            else:
+                self._stream.flush()
         except BrokenPipeError:
             raise
         except OSError as exc:
