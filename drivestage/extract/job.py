@@ -15,6 +15,7 @@ import stat
 import weakref
 from typing import Callable, Collection, Iterable, Mapping, Optional, Protocol
 
+from drivestage import fork_drop
 from drivestage.errors import ArchiveError, DiskSpaceError, LocalFileError, UserFilesError
 from drivestage.extract.journals import note_merging
 from drivestage.extract.links import judge_links
@@ -177,7 +178,7 @@ class Job:
             # A job dropped without close() (a Ctrl-C at the wrong moment) lets go of the
             # folder's lock when it is collected: the next extraction into DEST, in this
             # process too (a notebook), then sweeps the folder as stale.
-            self._unlock = weakref.finalize(self, os.close, self._owner) \
+            self._unlock = weakref.finalize(self, fork_drop.close, self._owner) \
                 if self._owner >= 0 else None
 
     def adopt(self, entries: list[Entry]) -> None:
@@ -367,7 +368,7 @@ class Job:
                 root, self._root = self._root, None
                 remove_temp(root, owner)  # closes the lock once the folder is empty
             elif owner >= 0:
-                os.close(owner)
+                fork_drop.close(owner)
 
 
 def keep_in_place(entries: list[Entry], records: Mapping[str, MemberRecord]

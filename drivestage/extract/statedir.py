@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from typing import Callable, Iterator, Optional
 
 from drivestage.errors import DestChangedError
+from drivestage.fork_drop import drop_in_forks, forget
 from drivestage.interrupts import deferred, flock_wait
 from drivestage.extract.tempdir import DIR_FLAGS, new_file_owner
 from drivestage.extract.validation import STATE_DIR
@@ -234,6 +235,8 @@ def state_lock(folder: str, name: str, on_wait: Optional[Callable[[], None]], *,
         while True:
             with deferred():
                 fd = open_own(name, _LOCK_FLAGS, state_fd)
+                if fd >= 0:
+                    drop_in_forks(fd)   # (a fork's child kept the lock: drivestage.fork_drop)
             if fd < 0:
                 raise lock_error(folder, name)
             try:
@@ -252,6 +255,7 @@ def state_lock(folder: str, name: str, on_wait: Optional[Callable[[], None]], *,
             if not transient or _named(state_fd, name, fd):
                 break
             stale, fd = fd, -1  # its holder removed it: the lock is the file named now
+            forget(stale)
             os.close(stale)
             rounds += 1
             if rounds >= LOCK_RECHECKS or (rounds >= LOCK_RECHECK_MIN and
@@ -272,7 +276,14 @@ def state_lock(folder: str, name: str, on_wait: Optional[Callable[[], None]], *,
                         raise
             finally:
                 if fd >= 0:
-                    os.close(fd)  # releases the lock
+                    forget(fd)
+                    try:
+                        # Let go before the close: a process forked meanwhile by C code
+                        # (no at-fork hook ran) holds this descriptor too, and the lock
+                        # lived as long as it did, as a push's did (attackz27).
+                        fcntl.flock(fd, fcntl.LOCK_UN)
+                    finally:
+                        os.close(fd)
         finally:
             if state_fd is not None:
                 os.close(state_fd)

@@ -27,6 +27,7 @@ import sys
 
 from drivestage.errors import DestChangedError
 from drivestage.extract.copying import TempDir
+from drivestage.fork_drop import close, drop_in_forks
 from drivestage.interrupts import flock_wait
 
 if sys.platform != "win32":
@@ -98,7 +99,9 @@ def make_temp(dest: str) -> tuple[TempDir, int]:
         try:
             if os.path.samestat(os.stat(OWNER_LOCK, dir_fd=fd, follow_symlinks=False),
                                 os.fstat(lock)):
-                return temp, lock
+                # (Closed by remove_temp or the job: a fork's child kept it, and the folder
+                # was no stale one to sweep while the child lived: drivestage.fork_drop.)
+                return temp, drop_in_forks(lock)
         except FileNotFoundError:
             pass
         os.close(lock)  # removed meanwhile as a stale folder (between the create and the lock)
@@ -132,7 +135,7 @@ def remove_temp(temp: TempDir, lock: int = -1) -> None:
         _rmdir_if_same(temp.path, temp.fd)
     finally:
         if lock >= 0:
-            os.close(lock)
+            close(lock)
         os.close(temp.fd)
 
 
@@ -142,7 +145,7 @@ def _drop_lock(fd: int, lock: int) -> None:
     and the folder would not be empty when its name goes (a stale one's sweep left it,
     lockless, for good)."""
     if lock >= 0:
-        os.close(lock)
+        close(lock)
     _remove_at(fd, OWNER_LOCK)
 
 

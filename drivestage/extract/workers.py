@@ -49,6 +49,7 @@ from drivestage.extract.copying import Progress, TempDir
 from drivestage.extract.shares import Share, apply_answer
 from drivestage.extract.worker import Order, write_order
 from drivestage.extract.writing import PER_FILE
+from drivestage.fork_drop import drop_in_forks, forget
 from drivestage.interrupts import BackgroundThread, Flag, readable
 
 log = logging.getLogger(__name__)
@@ -350,6 +351,9 @@ class _Worker:
         self.pid = proc.pid
         assert proc.stdin is not None
         self.to: BinaryIO = proc.stdin  # type: ignore[assignment]
+        # A fork's child kept the writing end: killed, the parent left its workers
+        # waiting for orders for as long as the child lived (drivestage.fork_drop).
+        drop_in_forks(self.to.fileno())
         self.frm = answers
 
     @classmethod
@@ -393,6 +397,7 @@ class _Worker:
             if proc is not None:
                 proc.kill()
                 if proc.stdin is not None:
+                    forget(proc.stdin.fileno())
                     proc.stdin.close()
                 proc.wait()
             answers.close()
@@ -454,6 +459,7 @@ class _Worker:
         if kill:
             self.kill()
         try:
+            forget(self.to.fileno())
             self.to.close()  # the end of its orders: it says goodbye with its peak memory
             bye = None if kill else get_message(self.frm)
         except OSError:

@@ -1,0 +1,59 @@
+"""Descriptors that a process forked from this one must not keep: the pull's locks in DEST's
+state folder, an extraction's temporary folder's owner lock and the orders' pipes to its
+workers.
+
+A fork's child (``os.fork``, multiprocessing's fork, a DataLoader's workers in a notebook
+that pulls in another thread) gets a copy of every descriptor, and a copy keeps what the
+original holds: an ``flock`` lives until the last descriptor of its file is closed, and a
+worker reads its orders until the last writing end of their pipe is closed. Killed with a
+pull under way, the pull left its file's lock to the child: the rerun said ``another pull
+of … is running; waiting for it`` for as long as the child lived, the extraction
+workers it had started never ended, and its temporary folder (what it had extracted) was
+no stale one to sweep (attackcli41). In the child each descriptor noted here
+is pointed at the null device at once (its number stays open there: code of the parent's
+still running in the child closes it harmlessly). The tree locks of a push have their own
+(:func:`drivestage.locks.close_inherited`).
+"""
+from __future__ import annotations
+
+import os
+
+_NOTED: set[int] = set()
+
+
+def drop_in_forks(fd: int) -> int:
+    """Note ``fd``: a process forked from here gets the null device at its number. Returns
+    ``fd``."""
+    _NOTED.add(fd)
+    return fd
+
+
+def forget(fd: int) -> None:
+    """``fd`` is about to be closed here: no longer noted. Before the close, never after:
+    its number may be another file's by then, which a fork's child must keep."""
+    _NOTED.discard(fd)
+
+
+def close(fd: int) -> None:
+    """:func:`forget`, then close ``fd``."""
+    forget(fd)
+    os.close(fd)
+
+
+def _in_child() -> None:
+    if not _NOTED:
+        return
+    null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+    try:
+        for fd in _NOTED:
+            try:
+                os.dup2(null, fd, inheritable=False)
+            except OSError:   # (closed already: nothing of the parent's is held there)
+                pass
+    finally:
+        os.close(null)
+        _NOTED.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_in_child)
