@@ -22,7 +22,7 @@ LAYERS = [
     ["sizes", "paths", "member_reach", "stage_failed", "temps", "localfs", "local_trash", "lost_mounts",
      "dir_watch",
      "heap", "interrupts", "pool", "cpuload", "held_signals", "no_match", "stderr_tail",
-     "special_files", "stdout_sink", "command"],
+     "special_files", "stdout_sink", "command", "fork_drop"],
     ["gil"],   # a long pure-Python step that lets the I/O threads beside it run
     ["store", "sidecar", "first_seen", "flagged"],   # flagged: sidecars Drive will not serve
     ["retention_policy", "retention_plan", "lineage"],
