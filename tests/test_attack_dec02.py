@@ -302,9 +302,11 @@ def test_a_pull_waiting_for_a_killed_one_resumes_its_partial(emulator, local_sta
     emulator.add_file("d/set.zip", blob)
     entry = drivestage.connect().resolve("d/set.zip")
     dest = tmp_path / "data"
-    # The first is mid-download when killed, and still when the second starts (a loaded
-    # machine takes a second or more to start an interpreter).
-    emulator.faults.throttle(per_connection=256 << 10)
+    # The first is mid-download when killed, and still when the second starts: its bytes
+    # stop at three quarters of the zip until the test lets them go. (A throttle let the
+    # first end before the second's interpreter started on a loaded machine: the second
+    # never waited.)
+    hold = emulator.faults.hold(entry.id, len(blob) * 3 // 4)
     first = _pull_child(emulator, dest, "-q")
     deadline = time.monotonic() + 30
     while not any(len(list(p.glob("ds/*"))) >= 2 for p in dest.glob(".drivestage-extract-*")):
@@ -324,10 +326,11 @@ def test_a_pull_waiting_for_a_killed_one_resumes_its_partial(emulator, local_sta
         # logged on arrival, was cleared with the rest once on a loaded CI machine.)
         firsts = {id(r) for r in emulator.requests}
         sigkill_when(first, lambda: True)
-        emulator.faults.throttle(None)
+        hold.release()
         held = dl.partial_size(str(dest / "set.zip"), entry)
         out, _ = second.communicate(timeout=60)
     finally:
+        hold.release()
         if second.poll() is None:
             second.kill()
             second.communicate()
