@@ -71,5 +71,6 @@ def _command(args: Sequence[str]) -> str:
 def main() -> None:
     """``drivestage``."""
     # Only mirror: a SIGTERM must end it after a final push, even one in its first 0.3 s;
-    # every other command dies of it as it always did.
+    # every other command dies of one that comes while it loads, with nothing begun (a pull
+    # takes them from its start on: drivestage.stop_signals).
     interruptible("drivestage.cli", hold=_command(sys.argv[1:]) == "mirror")

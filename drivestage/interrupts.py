@@ -453,27 +453,48 @@ def start_thread(thread: threading.Thread) -> None:
         thread.start()
 
 
+_holding: list[list[int]] = []   # what deferred() holds where SIGINT is ignored (background)
+
+
+def interrupt() -> None:
+    """KeyboardInterrupt now, or at the end of the :func:`deferred` block under way (a
+    signal handler's: :mod:`drivestage.stop_signals`)."""
+    handler = signal.getsignal(signal.SIGINT)
+    if callable(handler) and handler is not signal.default_int_handler:
+        handler(signal.SIGINT, None)   # (deferred's: noted, raised at its end)
+    elif not _holding:
+        raise KeyboardInterrupt
+    else:
+        _holding[-1].append(signal.SIGINT)
+
+
 @contextmanager
 def deferred() -> Iterator[None]:
-    """Hold a Ctrl-C back while the block runs, then raise it (KeyboardInterrupt). Only
-    the main thread receives signals, and only Python's own SIGINT handler is replaced:
-    elsewhere, inside another :func:`deferred`, or under a handler the caller installed
-    (``push --every``'s, the trainer's), the block runs as it is."""
-    if threading.current_thread() is not threading.main_thread() or \
-            signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+    """Hold a Ctrl-C (or :func:`interrupt`) back while the block runs, then raise it
+    (KeyboardInterrupt). Only the main thread receives signals, and only Python's own SIGINT
+    handler is replaced: elsewhere, inside another :func:`deferred`, or under a handler the
+    caller installed (``push --every``'s, the trainer's), the block runs as it is."""
+    handler = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or callable(handler) and \
+            handler is not signal.default_int_handler or _holding:
         yield
         return
     got: list[int] = []
-    signal.signal(signal.SIGINT, lambda signum, frame: got.append(signum))
+    if handler is signal.default_int_handler:
+        signal.signal(signal.SIGINT, lambda signum, frame: got.append(signum))
+    else:   # (SIGINT ignored: only interrupt() raises, and it looks here)
+        _holding.append(got)
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        if handler is signal.default_int_handler:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+        else:
+            _holding.pop()
         if got:
             raise KeyboardInterrupt
 
 
 __all__ = ["BackgroundThread", "Flag", "Monitor", "beside", "deferred", "delivered",
-           "flock_wait",
-           "lock_wait",
-           "queue_get", "recv_into", "sendall", "sleep", "start_thread"]
+           "flock_wait", "interrupt", "lock_wait", "queue_get", "recv_into", "sendall",
+           "sleep", "start_thread"]

@@ -26,7 +26,8 @@ Examples:
   drivestage emulator --port 8765 --data-dir /tmp/drive
 
 \b
-Exit codes: 0 success, 1 error, 2 usage error, 130 interrupted (Ctrl-C; mirror: a second signal).
+Exit codes: 0 success, 1 error, 2 usage error, 130 interrupted (Ctrl-C; mirror: a second signal);
+pull: 143 SIGTERM, 129 SIGHUP (ended as a Ctrl-C ends it).
 """
 
 
@@ -85,9 +86,12 @@ class _Group(click.Group):
                 raise
             say(f"Error: {printable(lost)}", tail)
             ctx.exit(1)
-        except KeyboardInterrupt:
-            say("Interrupted.", tail)
-            ctx.exit(130)
+        except KeyboardInterrupt as exc:
+            from drivestage.stop_signals import Stopped   # (a pull's SIGTERM, SIGHUP)
+
+            stopped = exc if isinstance(exc, Stopped) else None
+            say(stopped.line() if stopped else "Interrupted.", tail)
+            ctx.exit(stopped.exit_code if stopped else 130)
         except BaseException as exc:
             if not isinstance(exc, click.exceptions.Exit):   # (a traceback follows)
                 tail.end_line()

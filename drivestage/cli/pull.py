@@ -45,7 +45,8 @@ as unzip a.zip; unzip b.zip leaves it, whatever --jobs or the network do; an arc
 member where the folder has a file or folder of that name is refused. A file Drive will
 not serve (quota, malware flag, md5) stops no other: the rest comes (archives after a failed
 one downloaded, extracted at the next pull), then exit 1 naming each with its --exclude.
-Exit codes: 0 success, 1 error, 2 usage error.
+Exit codes: 0 success, 1 error, 2 usage error, 130 interrupted (Ctrl-C); SIGTERM (143) and
+SIGHUP (129) end it as a Ctrl-C does: no temporary folder left, the partial kept for the rerun.
 """
 
 
@@ -140,6 +141,7 @@ def pull(src: str, dest: str, extract: bool, remove_archive: bool, jobs: Optiona
     from drivestage.stage import pull as do_pull
     from drivestage.stage_tree import FolderPullResult
     from drivestage.stderr_tail import say
+    from drivestage.stop_signals import as_ctrl_c
 
     paths.refuse_empty("SRC", src, "a drive: path, a Drive link or a local path")
     paths.refuse_empty("DEST", dest, "the local folder to pull into (e.g. ./data)")
@@ -150,21 +152,24 @@ def pull(src: str, dest: str, extract: bool, remove_archive: bool, jobs: Optiona
         raise UsageError("--remove-archive removes the archive once --extract has "
                          "extracted it; add -x (--extract), or leave --remove-archive "
                          "out to keep the archive")
-    store = None
-    if acknowledge_abuse:
-        if not paths.is_drive(src):
-            paths.refuse_web_address(src)  # a web address is not "a local path"
-            raise UsageError(f"--acknowledge-abuse is for files on Google Drive; {src!r} is a "
-                             "local path")
-        store, _path = open_store(src, api_root=api_root, credentials=credentials,
-                                  acknowledge_abuse=True)
-    # (While progress bars show, log lines go through tqdm: see drivestage.stage. A rerun
-    # that finds everything staged shows none and never imports tqdm.)
-    with missing_is_usage(src):
-        result = do_pull(src, dest, extract=extract, jobs=jobs, force=force, quiet=quiet,
-                         store=store, api_root=api_root, credentials=credentials,
-                         reserve=reserve, chunk_size=chunk_size, retries=retries,
-                         include=include, exclude=exclude, remove_archive=remove_archive)
+    # A SIGTERM or SIGHUP (a VM's stop, a closed terminal) ends the pull as a Ctrl-C does:
+    # its temporary folder removed, its partial kept (it used to end the process at once).
+    with as_ctrl_c():
+        store = None
+        if acknowledge_abuse:
+            if not paths.is_drive(src):
+                paths.refuse_web_address(src)  # a web address is not "a local path"
+                raise UsageError(f"--acknowledge-abuse is for files on Google Drive; "
+                                 f"{src!r} is a local path")
+            store, _path = open_store(src, api_root=api_root, credentials=credentials,
+                                      acknowledge_abuse=True)
+        # (While progress bars show, log lines go through tqdm: see drivestage.stage. A rerun
+        # that finds everything staged shows none and never imports tqdm.)
+        with missing_is_usage(src):
+            result = do_pull(src, dest, extract=extract, jobs=jobs, force=force, quiet=quiet,
+                             store=store, api_root=api_root, credentials=credentials,
+                             reserve=reserve, chunk_size=chunk_size, retries=retries,
+                             include=include, exclude=exclude, remove_archive=remove_archive)
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=1))
     else:

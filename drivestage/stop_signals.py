@@ -1,0 +1,75 @@
+"""SIGTERM and SIGHUP that end a command as a Ctrl-C does (``drivestage pull``).
+
+Left at their default action, they ended the process at once: a spot VM's or Colab's SIGTERM,
+``timeout``'s, systemd's, or the SIGHUP of a notebook or terminal that closed, left a pull's
+temporary extraction folder in DEST (until the next extraction there) and its partial
+download's record as it was at the last save. Under :func:`as_ctrl_c` each is raised as a
+KeyboardInterrupt in the main thread, held back as a Ctrl-C is while a clean-up runs
+(:func:`drivestage.interrupts.deferred`), so the command ends as an interrupted one does:
+its temporary folder removed, the partial kept for the rerun. It leaves with
+:class:`Stopped`: one line naming the signal and the shell's code for it (143, 129).
+
+Only a signal left at its default is taken: one ignored (``nohup``'s SIGHUP) stays ignored,
+and a host's own handler (a notebook, a program running the command in-process) is left
+alone. ``mirror`` has its own handlers (:mod:`drivestage.cli.mirror`).
+"""
+from __future__ import annotations
+
+import signal
+import threading
+from contextlib import contextmanager
+from typing import Any, Iterator, Optional
+
+from drivestage import interrupts
+
+#: The signals taken, and the exit code each ends a command with (the shell's 128 + number).
+EXIT_CODES: dict[int, int] = {signal.SIGTERM: 143, signal.SIGHUP: 129}
+
+#: The signals :func:`_on_stop` took, oldest first (main thread only).
+_taken: list[int] = []
+
+
+class Stopped(KeyboardInterrupt):
+    """The command was stopped by ``signum`` (SIGTERM, SIGHUP), as by a Ctrl-C."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+        self.exit_code = EXIT_CODES.get(signum, 128 + int(signum))
+
+    def line(self) -> str:
+        """What the command says as it ends."""
+        return f"Interrupted by {signal.Signals(self.signum).name}."
+
+
+def _on_stop(signum: int, frame: Optional[object]) -> None:
+    _taken.append(signum)
+    interrupts.interrupt()
+
+
+@contextmanager
+def as_ctrl_c() -> Iterator[None]:
+    """Within the block, a SIGTERM or SIGHUP left at its default ends it as a Ctrl-C does,
+    with :class:`Stopped`; the handlers from before are put back at its end."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before: dict[int, Any] = {}
+    start = len(_taken)
+    try:
+        for signum in EXIT_CODES:
+            if signal.getsignal(signum) is signal.SIG_DFL:
+                before[signum] = signal.signal(signum, _on_stop)
+        yield
+    except KeyboardInterrupt as exc:
+        taken = _taken[start:]
+        if not taken or isinstance(exc, Stopped):
+            raise
+        raise Stopped(taken[0]) from None
+    finally:
+        for signum, handler in before.items():
+            signal.signal(signum, handler)
+        del _taken[start:]
+
+
+__all__ = ["EXIT_CODES", "Stopped", "as_ctrl_c"]
