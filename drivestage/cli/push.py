@@ -27,8 +27,20 @@ F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger(__name__)
 
 
-def _policy_options(fn: F) -> F:
-    """The retention options shared by push, mirror and prune."""
+#: ``--use-trash``'s help: what it decides for in push and mirror, and in prune. It said
+#: "Move deleted files to the Drive trash", which read as covering --delete-permanently's
+#: files too (leftovers41); the two choose for different files, and the pair is kept.
+_USE_TRASH = {
+    "push": "Move the checkpoints the retention policy prunes, and the old copy of a "
+            "checkpoint replaced, to the Drive trash (it counts toward the quota) instead of "
+            "deleting them permanently. Files not in SRC follow --delete (to the trash) or "
+            "--delete-permanently (gone for good), whatever this says.",
+    "prune": "Move the checkpoints the policy prunes to the Drive trash (it counts toward "
+             "the quota) instead of deleting them permanently."}
+
+
+def _policy_options(fn: F, command: str = "push") -> F:
+    """The retention options shared by push, mirror and prune (``command``: whose help)."""
     options = [
         click.option("--keep-last", type=int, metavar="N", help="Keep the N newest checkpoints."),
         click.option("--keep-best", type=int, metavar="K",
@@ -47,15 +59,18 @@ def _policy_options(fn: F) -> F:
                      help="Which names are checkpoints (a regex; default: epoch_NNN with a "
                           "weights suffix, e.g. epoch_004.pt, .pth, .ckpt, .bin, .safetensors); "
                           "other files are never touched."),
-        click.option("--use-trash", is_flag=True,
-                     help="Move deleted files to the Drive trash (it counts toward the quota) "
-                          "instead of deleting them permanently."),
+        click.option("--use-trash", is_flag=True, help=_USE_TRASH[command]),
         click.option("--protect", multiple=True, metavar="NAME",
                      help="Never delete this file (e.g. the checkpoint a run resumed from)."),
     ]
     for option in reversed(options):
         fn = option(fn)
     return fn
+
+
+def _prune_policy_options(fn: F) -> F:
+    """:func:`_policy_options` with prune's help."""
+    return _policy_options(fn, "prune")
 
 
 def _transfer_options(fn: F) -> F:
@@ -70,7 +85,8 @@ def _transfer_options(fn: F) -> F:
                           "would remove more than --max-delete items."),
         click.option("--delete-permanently", is_flag=True,
                      help="Like --delete, but delete them permanently instead of moving them "
-                          "to the trash."),
+                          "to the trash (also with --use-trash, which is for what the policy "
+                          "prunes)."),
         click.option("--max-delete", type=click.IntRange(min=0), metavar="N",
                      help="The most items --delete may remove (a folder counts with what it "
                           "holds); default: twice the files in SRC plus 10."),
@@ -332,7 +348,7 @@ def push_cmd(src: str, dest: str, include: tuple[str, ...], exclude: tuple[str, 
 
 @cli.command("prune")
 @click.argument("dest")
-@_policy_options
+@_prune_policy_options
 @click.option("--dry-run", "-n", is_flag=True, help="Print the plan; delete nothing.")
 @drive_options
 def prune_cmd(dest: str, use_trash: bool, protect: tuple[str, ...], dry_run: bool,
