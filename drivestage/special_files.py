@@ -2,7 +2,8 @@
 folder. A command that writes a file by renaming a new one into place (``trainer export-onnx
 --out``, ``drivestage auth login --token-file``) replaced such a node: as root, as Colab
 runs, ``--out /dev/null`` replaced the system's /dev/null with a regular file, and every
-program's ``> /dev/null`` then wrote into it (attackcli40)."""
+program's ``> /dev/null`` then wrote into it (attackcli40). Such a command writes through a
+link to a file (:func:`through_links`), as ``cp`` does."""
 from __future__ import annotations
 
 import os
@@ -61,3 +62,24 @@ def not_a_folder(path: str) -> UsageError:
     what = special_kind(path)
     return UsageError(f"{path} is {what or 'a file'}, not a folder; choose another path"
                       + ("" if what else " or remove the file"))
+
+
+def through_links(path: str, named: str) -> str:
+    """The file a write to ``path`` lands in, as ``cp`` writes: where ``path`` is a link (or a
+    chain of them) to a file, that file, so that a writer that renames a new file into place
+    makes it beside the target and keeps the link; ``path`` otherwise. The rename replaced
+    the link itself (a dotfiles manager's token file, ``model.onnx`` pointing into a deploy
+    folder), leaving the file it led to as it was (leftovers41). A link that leads nowhere is
+    refused (UsageError naming ``named``), as ``cp`` refuses to write through one."""
+    if not os.path.islink(path):
+        return path
+    try:
+        os.stat(path)
+    except FileNotFoundError:
+        raise UsageError(f"{named} {path} is a link to {os.path.realpath(path)}, which is not "
+                         "there; give the file to write, or point the link at one") from None
+    except OSError as exc:   # (a loop of links, a folder on the way that cannot be entered)
+        raise UsageError(f"{named} {path} is a link that leads to no file "
+                         f"({(exc.strerror or str(exc)).lower()}); give the file to write, or "
+                         "point the link at one") from None
+    return os.path.realpath(path)

@@ -39,12 +39,17 @@ def refuse_special_out(path: str) -> None:
     a folder, or a link to one): the export renames its file into that place, and as root
     (Colab) ``--out /dev/null`` replaced the system's /dev/null with the graph
     (attackcli40)."""
-    from drivestage.special_files import special_kind
+    from drivestage.errors import UsageError as DrivestageUsageError
+    from drivestage.special_files import special_kind, through_links
 
     what = special_kind(path)
     if what is not None:
         raise UsageError(f"--out {path} is {what}, not a file: the export would replace it "
                          "with the graph; give the .onnx file to write, e.g. yolov4-tiny.onnx")
+    try:
+        through_links(path, "--out")   # (a link that leads nowhere)
+    except DrivestageUsageError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def export_onnx(model: nn.Module, path: str | os.PathLike, input_size: int | None = None,
@@ -67,11 +72,17 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, input_size: int | Non
         raise TrainerError(f"input size must be a multiple of 32, got {size}")
     wrapped = DecodedYolo(model).eval()
     dummy = torch.zeros(1, 3, size, size)
-    folder = os.path.dirname(os.path.abspath(path))
+    # Through a link, as cp writes: the graph replaces the file it leads to, and the link
+    # stays (the rename replaced the link itself).
+    from drivestage.special_files import through_links
+
+    target = through_links(path, "--out")
+    folder = os.path.dirname(os.path.abspath(target))
     os.makedirs(folder, exist_ok=True)
     # A fresh name, made with O_EXCL: the fixed OUT.partial was opened as it was, and a link of
     # that name had its target written over.
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".partial")
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(target)}.",
+                               suffix=".partial")
     os.close(fd)
     try:
         # The tracer warns that the anchors and strides become constants: intended (fixed size).
@@ -100,7 +111,7 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, input_size: int | Non
         # is left is the moment between this look and the rename: rename(2) cannot be told
         # to replace regular files only.
         refuse_special_out(path)
-        os.replace(tmp, path)      # only a checked graph appears under the final name
+        os.replace(tmp, target)    # only a checked graph appears under the final name
     except BaseException:
         # (A full disk or a failed check left OUT.partial behind, megabytes, every time.)
         try:

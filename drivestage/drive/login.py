@@ -26,16 +26,21 @@ from drivestage.localfs import JSON_FILE_MAX, read_at_most
 
 def _refuse_special_token_file(token_file: Optional[str]) -> None:
     """Before the user is sent to log in: a token file that is a device or FIFO
-    (``--token-file /dev/null``) was replaced by the token, a regular file, as root."""
-    from drivestage.special_files import special_kind
+    (``--token-file /dev/null``) was replaced by the token, a regular file, as root; one
+    that is a link leading nowhere is refused too (the token is saved through a link)."""
+    from drivestage.special_files import special_kind, through_links
 
     path = os.path.expanduser(token_file or default_token_path())
     what = special_kind(path)
+    named = "--token-file" if token_file else "DRIVESTAGE_TOKEN_FILE"
     if what is not None:
-        named = "--token-file" if token_file else "DRIVESTAGE_TOKEN_FILE"
         raise UsageError(f"{named} {path} is {what}, not a file: the login would replace it "
                          "with the token; give the file to save the token in (default "
                          "~/.config/drivestage/token.json)")
+    if token_file or os.environ.get("DRIVESTAGE_TOKEN_FILE"):
+        through_links(path, named)   # (the default path's link: said as the token file's)
+    else:
+        through_links(path, "the token file")
 
 
 def login(client_secrets: str, *, token_file: Optional[str] = None,

@@ -7,6 +7,7 @@ import logging
 import os
 from typing import Any, Callable, Mapping, Optional
 
+from drivestage.errors import UsageError
 from drivestage.localfs import atomic_write
 
 DRIVE_SCOPE = "https://www.googleapis.com/auth/drive"
@@ -36,8 +37,12 @@ def token_info(creds: Any) -> dict[str, Any]:
 
 
 def save_token(path: str, creds: Any) -> None:
-    """Write the token atomically with mode 0600 (its folder 0700 when we create it)."""
-    path = os.path.expanduser(path)
+    """Write the token atomically with mode 0600 (its folder 0700 when we create it); through
+    a link, as ``cp`` writes (:func:`drivestage.special_files.through_links`): the link to a
+    dotfiles folder stays, and the file it leads to gets the token."""
+    from drivestage.special_files import through_links
+
+    path = through_links(os.path.expanduser(path), "the token file")
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, mode=0o700, exist_ok=True)
     atomic_write(path, (json.dumps(token_info(creds), indent=1) + "\n").encode(), mode=0o600)
@@ -58,10 +63,11 @@ def saving(path: str) -> Optional[Callable[[Any], None]]:
     def save(creds: Any) -> None:
         try:
             save_token(path, creds)
-        except OSError as exc:
+        except (OSError, UsageError) as exc:   # (UsageError: its link was taken away since)
             # (Said as the refresh's other lines are: drivestage.drive.auth.)
             logging.getLogger("drivestage.drive.auth").warning(
                 "could not save the refreshed token to %s (%s); this command goes on with "
-                "it, and the next one refreshes it again", path, exc.strerror or exc)
+                "it, and the next one refreshes it again", path,
+                getattr(exc, "strerror", None) or exc)
 
     return save
