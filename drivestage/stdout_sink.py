@@ -1,8 +1,11 @@
 """Standard output as the commands write to it (drivestage's and trainer's): a write that
 fails for want of room or of a working disk (``drivestage ls --json drive:x > listing.json``
 on a full disk, ``> /dev/full``) is one error line, not the ``OSError`` traceback of click's
-echo (attackcli40). A reader that went away (``| head``) is still click's to handle: exit 1,
-no word, as before.
+echo (attackcli40). What a reader that went away (``| head -c 10``, a ``tee`` that ended)
+does not take is dropped, as standard error's is (:mod:`drivestage.stderr_tail`), and the
+command's own exit code stands: click's convention, 1 and no word, said a pull that had
+staged its files had failed (``pull --json | head``), and ``ls``/``prune | head`` likewise,
+while ``trainer train | head`` said 0 (leftovers41). A failed command keeps its code.
 """
 from __future__ import annotations
 
@@ -19,10 +22,13 @@ from drivestage.errors import LocalFileError
 
 class Sink:
     """``sys.stdout``, whose write errors other than a broken pipe raise
-    :class:`~drivestage.errors.LocalFileError` (exit 1)."""
+    :class:`~drivestage.errors.LocalFileError` (exit 1); after a broken pipe, what is
+    written is dropped (:attr:`reader_gone`)."""
 
     def __init__(self, stream: Any):
         self._stream = stream
+        #: Whether the reader went away (a broken pipe): the output goes nowhere since.
+        self.reader_gone = False
 
     @property
     def stream(self) -> Any:
@@ -30,6 +36,8 @@ class Sink:
         return self._stream
 
     def write(self, text: str) -> int:
+        if self.reader_gone:
+            return len(text)
         try:
             if text and self._bytes_under():
                 self._write_bytes(text)
@@ -37,7 +45,8 @@ class Sink:
             wrote = self._stream.write(text)   # (None from some notebooks' streams)
             return len(text) if wrote is None else int(wrote)
         except BrokenPipeError:
-            raise
+            self._gone()
+            return len(text)
         except OSError as exc:
             if not text:   # (click's probe of the stream, ``write("")``: /dev/full refuses
                 return 0   # even that, unbuffered; the output itself meets it next)
@@ -97,15 +106,24 @@ class Sink:
                 self._until_writable()
 
     def flush(self) -> None:
+        if self.reader_gone:
+            return
         try:
             if self._bytes_under():
                 self._waiting(self._stream.flush)
             else:
                 self._stream.flush()
         except BrokenPipeError:
-            raise
+            self._gone()
         except OSError as exc:
             raise self._failed(exc) from None
+
+    def _gone(self) -> None:
+        """The reader went away: from now on the output is dropped; the null device takes
+        the descriptor, so that the interpreter's last flush of what the stream still
+        holds does not fail again (an ``Exception ignored`` paragraph, exit 120)."""
+        self.reader_gone = True
+        _onto_null(self._stream)
 
     def __getattr__(self, name: str) -> Any:  # isatty, encoding, fileno, buffer...
         return getattr(self._stream, name)
@@ -116,24 +134,29 @@ class Sink:
         (an ``Exception ignored`` paragraph, exit 120)."""
         where = ""
         try:
-            fd = self._stream.fileno()
-        except (AttributeError, OSError, ValueError):   # (no descriptor: nothing to mend)
-            fd = None
-        if fd is not None:
-            try:
-                where = f" ({os.readlink(f'/proc/self/fd/{fd}')})"
-            except OSError:
-                pass
-            null = os.open(os.devnull, os.O_WRONLY)
-            try:
-                os.dup2(null, fd)
-                self._stream.flush()
-            except (OSError, ValueError):
-                pass
-            finally:
-                os.close(null)
+            where = f" ({os.readlink(f'/proc/self/fd/{self._stream.fileno()}')})"
+        except (AttributeError, OSError, ValueError):   # (no descriptor, no /proc)
+            pass
+        _onto_null(self._stream)
         return LocalFileError(f"cannot write to standard output{where}: "
                               f"{exc.strerror or exc}; {_ADVICE.get(exc.errno or 0, _ELSEWHERE)}")
+
+
+def _onto_null(stream: Any) -> None:
+    """The null device onto ``stream``'s descriptor (none: nothing to mend), and what the
+    stream holds flushed there."""
+    try:
+        fd = stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        return
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, fd)
+        stream.flush()
+    except (OSError, ValueError):
+        pass
+    finally:
+        os.close(null)
 
 
 _ELSEWHERE = "send it elsewhere"
