@@ -20,7 +20,8 @@ from drivestage.errors import ArchiveError, DiskSpaceError, LocalFileError, User
 from drivestage.extract.journals import note_merging
 from drivestage.extract.links import judge_links
 from drivestage.extract.members import Entry, ancestors
-from drivestage.extract.merging import Plan, folder_error, merge, merge_lock, plan_merge
+from drivestage.extract.merging import Plan, folder_error, merge, merge_lock, plan_merge, \
+    release_tree
 from drivestage.extract.occupied import Occupied, Recorded
 from drivestage.extract.owned import NOTHING, Owned, by_path
 from drivestage.extract.records import ExtractResult, MemberRecord, record_members
@@ -93,6 +94,7 @@ class Job:
         self.free_bytes = free_bytes or _default_free_bytes
         self.owned: Owned = by_path(replaceable)
         self.entries: list[Entry] = []
+        self._asked: list[list[Entry]] = []   # the lists checked against DEST (see close)
         self.kept = dict(kept)
         self.final: list[Entry] = []   # every member, the kept ones too (archive order)
         self._root: Optional[TempDir] = None
@@ -340,6 +342,7 @@ class Job:
                             "or that file on Drive")
         if self.later:   # (only grows: one left once is not written this time)
             entries = [e for e in entries if e.path not in self.later]
+        self._asked.append(entries)
         plan = check_against_dest(self.archive, self.dest, entries, self.owned,
                                   later=self._held if self.turn is not None else None)
         self.later.update(plan.later)
@@ -358,7 +361,10 @@ class Job:
 
     def close(self) -> None:
         """Remove the temporary folder (whatever the merge did not move); a Ctrl-C waits
-        for it (:func:`~drivestage.interrupts.deferred`)."""
+        for it (:func:`~drivestage.interrupts.deferred`). The member tree cached for the
+        check and the merge is released."""
+        asked, self._asked = self._asked, []
+        release_tree(asked)
         with deferred():
             if self._unlock is not None:
                 self._unlock.detach()  # closed below, once the folder is empty

@@ -63,7 +63,19 @@ def archive_tree(entries: list[Entry]) -> dict[str, Entry]:
 #: The last list :func:`archive_tree` was asked of (held: no other list gets its id), its
 #: length and its tree: a pull -x asks for the same list's tree in its check and again under
 #: the merge lock, 20,000 members each time (tail39). Job's lists are never changed in place.
+#: Released when the extraction ends (:func:`release_tree`).
 _last_tree: Optional[tuple[list[Entry], int, dict[str, Entry]]] = None
+
+
+def release_tree(asked: list[list[Entry]]) -> None:
+    """Forget the tree of any list in ``asked`` (an extraction's, as it ends): it held every
+    member's Entry until the next extraction, megabytes for 20,000 members, for good in a
+    long-lived process (a notebook's kernel: leftovers41). Another extraction's tree, made
+    meanwhile in another thread, is kept."""
+    global _last_tree
+    last = _last_tree
+    if last is not None and any(last[0] is entries for entries in asked):
+        _last_tree = None   # (another's made since, lost: it is made again when asked)
 
 
 @dataclass
