@@ -8,8 +8,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
@@ -20,6 +18,7 @@ from drivestage.extract import tempdir
 
 from _archives import a_zip, tree
 from _cli import child_env, run
+from _forkcli import PIPE, cli_server
 
 KiB = 1024
 
@@ -29,15 +28,19 @@ def _fast(fast_retries):
     """Backoffs of a millisecond, without jitter."""
 
 
-def _child(emulator, src: str, dest, *args: str) -> subprocess.Popen:
-    # (this very drivestage: the editable install's is another checkout's)
-    env = dict(child_env(emulator),
-               PYTHONPATH=os.path.dirname(os.path.dirname(drivestage.__file__)))
-    return subprocess.Popen([sys.executable, "-m", "drivestage", "pull", src, str(dest), "-q",
-                             *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+@pytest.fixture(scope="session", autouse=True)
+def _cli_server():
+    """The fork server, started before any test's leak check (tests/_forkcli.py)."""
+    return cli_server()
 
 
-def _signalled_when(proc: subprocess.Popen, ready, sig: int) -> tuple[int, str]:
+def _child(emulator, src: str, dest, *args: str):
+    """``drivestage pull SRC DEST -q ARGS`` in a child (forked with the CLI imported)."""
+    return cli_server().popen(["pull", src, str(dest), "-q", *args], env=child_env(emulator),
+                              stdout=PIPE, stderr=PIPE)
+
+
+def _signalled_when(proc, ready, sig: int) -> tuple[int, str]:
     """Send ``sig`` to ``proc`` once ``ready()`` (bounded), then its exit code and stderr."""
     try:
         deadline = time.monotonic() + 60
@@ -70,7 +73,7 @@ def test_a_signal_mid_download_ends_the_pull_and_the_rerun_resumes(emulator, loc
     entry = drivestage.connect().resolve("d/big.bin")
     dest = tmp_path / "data"
     target = str(dest / "big.bin")
-    emulator.faults.throttle(1 << 20)   # 3 s for the whole file: stopped well before
+    emulator.faults.throttle(512 << 10)   # 6 s for the whole file: stopped well before
     proc = _child(emulator, "drive:d/big.bin", dest)
     got, err = _signalled_when(proc, lambda: dl.partial_size(target, entry) > 0, sig)
     assert (got, err) == (code, line + "\n")
@@ -93,7 +96,7 @@ def test_a_signal_mid_extraction_leaves_no_temporary_folder_and_the_rerun_resume
     blob = a_zip(members)
     emulator.add_file("d/set.zip", blob)
     dest = tmp_path / "data"
-    emulator.faults.throttle(512 << 10)   # 3 s for the whole zip: stopped well before
+    emulator.faults.throttle(256 << 10)   # 6 s for the whole zip: stopped well before
 
     def extracting() -> bool:
         return dest.exists() and any(len(list(p.glob("ds/*"))) >= 1
