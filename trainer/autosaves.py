@@ -59,9 +59,15 @@ def prune(folder: str, written: int, keep: int, spare: Collection[str] = ()) -> 
     are left alone: a run sent back on purpose left them (by number they were "newer", and
     every autosave of the new branch, the stop save included, was deleted as soon as it was
     written)."""
-    found = sorted((int(m.group("iteration")), m.string) for m in map(
-        AUTOSAVE_NAME.match, os.listdir(folder))
-        if m is not None and int(m.group("iteration")) <= written)
+    try:
+        names = os.listdir(folder)
+    except OSError as exc:   # (the run folder gone or its mount hung up since the write:
+        # nothing to prune here; the write's own end says how the save went. It raised in
+        # the writer thread, a traceback after the run: attackt31_hung_stop's teardown)
+        logger.debug("could not list %s to prune autosaves: %s", folder, exc)
+        return []
+    found = sorted((int(m.group("iteration")), m.string) for m in map(AUTOSAVE_NAME.match, names)
+                   if m is not None and int(m.group("iteration")) <= written)
     gone = [name for _, name in found[:-keep] if name not in spare]
     for name in gone:
         ckpt.remove_checkpoint(os.path.join(folder, name))
