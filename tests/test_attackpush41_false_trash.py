@@ -21,12 +21,6 @@ N = 4
 
 
 @pytest.fixture
-def proxy(emulator):
-    with Proxy(emulator.url) as p:
-        yield p
-
-
-@pytest.fixture
 def penv(proxy, local_state, monkeypatch):
     monkeypatch.setenv("DRIVESTAGE_API_ROOT", proxy.url)
     monkeypatch.setenv("DRIVESTAGE_TOKEN", "test-token")

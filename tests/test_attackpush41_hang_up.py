@@ -30,12 +30,6 @@ def _hang_up(status: int, headers: dict, body: bytes):
 
 
 @pytest.fixture
-def proxy(emulator):
-    with Proxy(emulator.url) as p:
-        yield p
-
-
-@pytest.fixture
 def penv(proxy, local_state, monkeypatch, fast_retries):
     monkeypatch.setenv("DRIVESTAGE_API_ROOT", proxy.url)
     monkeypatch.setenv("DRIVESTAGE_TOKEN", "test-token")

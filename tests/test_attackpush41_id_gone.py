@@ -9,13 +9,7 @@ from __future__ import annotations
 import pytest
 
 from _cli import run
-from _proxy import Proxy, Reply
-
-
-@pytest.fixture
-def proxy(emulator):
-    with Proxy(emulator.url) as p:
-        yield p
+from _proxy import Reply
 
 
 @pytest.fixture

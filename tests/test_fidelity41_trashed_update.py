@@ -20,12 +20,6 @@ from _proxy import Proxy, Reply
 
 
 @pytest.fixture
-def proxy(emulator):
-    with Proxy(emulator.url) as p:
-        yield p
-
-
-@pytest.fixture
 def penv(proxy, local_state, monkeypatch):
     monkeypatch.setenv("DRIVESTAGE_API_ROOT", proxy.url)
     monkeypatch.setenv("DRIVESTAGE_TOKEN", "test-token")
