@@ -50,3 +50,42 @@ def sigkill_push_in_its_upload(emulator, env: dict, *args: str) -> None:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     sigkill_when(proc, lambda: any(r.path.startswith("/upload/") for r in emulator.requests),
                  "the push never began its upload")
+
+
+def _closed_by_client(port: int) -> int:
+    """How many TCP connections to ``port`` of this machine their client closed and the
+    server has not (CLOSE_WAIT, 08 in /proc/net/tcp): a killed client's, accepted or not;
+    -1 where the kernel does not say (no /proc/net/tcp)."""
+    found, read_any = 0, False
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as fh:
+                lines = fh.readlines()[1:]
+        except OSError:
+            continue
+        read_any = True
+        for line in lines:
+            fields = line.split()
+            if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "08":
+                found += 1
+    return found if read_any else -1
+
+
+def wait_heard_out(emulator, bound_s: float = 30.0) -> None:
+    """Wait until ``emulator`` has read all that a killed client sent it, so that a request
+    it sent just before its kill is not logged after a snapshot (or ``clear_requests()``)
+    taken for the next run: the server reads a dead client's bytes late (its connection
+    still in the accept queue, or its thread not yet scheduled, on a loaded machine), then
+    finds the connection closed and closes it. Fails after ``bound_s`` (a request held by a
+    fault: release it first). Where the kernel does not say, waits for the requests being
+    served (:meth:`Emulator.wait_idle`)."""
+    deadline = time.monotonic() + bound_s
+    while True:
+        left = _closed_by_client(emulator.port)
+        if left <= 0:
+            break
+        assert time.monotonic() < deadline, \
+            f"{left} connection(s) of a killed client still unread by the emulator"
+        time.sleep(0.01)
+    assert emulator.wait_idle(max(0.0, deadline - time.monotonic())), \
+        "the emulator still serves a killed client's request"

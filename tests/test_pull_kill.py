@@ -9,7 +9,7 @@ import pytest
 
 import drivestage
 from _forkcli import PIPE, cli_server
-from _kill import sigkill_when
+from _kill import sigkill_when, wait_heard_out
 from _ramdisk import tmp_path  # noqa: F401  (a fixture: hundreds of members per pull)
 from drivestage import download as dl
 
@@ -54,6 +54,9 @@ def test_sigkill_mid_download_then_rerun_resumes(emulator, drive_env, tmp_path):
     with open(dl.ranges_path(partial)) as fh:
         recorded = [tuple(r) for r in json.load(fh)["done"]]
     emulator.faults.throttle(None)
+    # A range the killed pull asked for just before its kill, logged late, would read as the
+    # rerun's: asked twice.
+    wait_heard_out(emulator)
     emulator.clear_requests()
     rerun = cli_server().run(["pull", "drive:big/x.bin", str(dest), "--json",
                               "-q", "--chunk-size", str(CHUNK), "-j", "2"],
