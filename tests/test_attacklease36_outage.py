@@ -98,8 +98,12 @@ def test_a_trainer_started_in_an_outage_stops_at_its_first_push_where_another_ho
     back = Back(logging.WARNING)
     logging.getLogger("trainer.lease").addHandler(back)
     emulator.faults.inject(method="POST", path="/upload/", status=503, times=None)
+    # The second renews every 3 s and this trainer judges its claim by its own period: at
+    # 0.01 minutes (stale after 1.8 s) its first push, later than that on a loaded machine
+    # (the model built meanwhile), found the second's claim stale and took the lease over.
+    # At the second's period (stale after 9 s) nothing but the lease decides.
     path = tiny_config(**{"drive.logs": DEST, "train.epochs": 2, "train.freeze_epochs": 0,
-                          "drive.lease_minutes": 0.01})
+                          "drive.lease_minutes": 0.05})
     try:
         r = CliRunner().invoke(cli, ["train", "-c", path])
     finally:
