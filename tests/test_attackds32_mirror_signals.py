@@ -34,7 +34,10 @@ def test_a_second_sigterm_after_a_hangup_and_its_sigterm_abandons_the_final_push
         try:
             assert first_push_sends.wait(30), "the first push never sent results.csv"
             (src / "epoch_001.pt").write_bytes(os.urandom(16 * 256 * 1024))
-            emulator.faults.throttle(2 << 20)     # the final push would take 2 s
+            # The final push would take 8 s (6.5 s after its second chunk): ignoring the
+            # last SIGTERM is told from acting on it by far more than a loaded machine's
+            # lateness (at 2 s in all, the bound below had no room for either).
+            emulator.faults.throttle(512 << 10)
             signal.pthread_kill(main, signal.SIGHUP)
             signal.pthread_kill(main, signal.SIGTERM)
             assert final_push_sent_a_chunk.wait(30), "the final push never sent a chunk"
@@ -55,7 +58,7 @@ def test_a_second_sigterm_after_a_hangup_and_its_sigterm_abandons_the_final_push
     assert result.exit_code == 130, result.output
     assert result.stderr.splitlines()[-1] == (
         "Interrupted: the final push was abandoned (a cut upload resumes on the next push).")
-    assert took is not None and took < 2, took
+    assert took is not None and took < 4, took
     assert [f["title"] for f in emulator.files() if not f["mimeType"].endswith(".folder")] \
         == ["results.csv"]
 

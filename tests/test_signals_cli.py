@@ -126,7 +126,9 @@ def test_mirror_second_signal_abandons_the_final_push_at_once(emulator, env, tmp
     try:
         _until(proc, lambda: "results.csv" in live_files(emulator), "the first push never ended")
         (src / "epoch_001.pt").write_bytes(os.urandom(8 * 256 * 1024))
-        emulator.faults.throttle(512 * 1024)     # the final push takes 4 s
+        # The final push takes 8 s (7 s after its first chunk): an ignored second Ctrl-C is
+        # told from one acted on by far more than a loaded machine's lateness in exiting.
+        emulator.faults.throttle(256 * 1024)
         emulator.clear_requests()
         proc.send_signal(signal.SIGINT)
         _until(proc, lambda: any(r.status == 308 for r in emulator.requests),
@@ -143,7 +145,7 @@ def test_mirror_second_signal_abandons_the_final_push_at_once(emulator, env, tmp
     assert err.splitlines()[-1] == ("Interrupted: the final push was abandoned (a cut upload "
                                     "resumes on the next push).")
     assert "Traceback" not in err
-    assert took < 2, took
+    assert took < 4, took   # (a process's exit, a thread's end: seconds on a loaded machine)
     _abandoned_push_resumes(emulator, src)
 
 
@@ -193,7 +195,7 @@ def test_mirror_run_in_process_abandons_its_final_push_and_lets_the_host_live(
     assert result.stderr.splitlines()[-1] == (
         "Interrupted: the final push was abandoned (a cut upload resumes on the next push).")
     assert "Traceback" not in result.output
-    assert took < 2, took
+    assert took < 4, took   # (a process's exit, a thread's end: seconds on a loaded machine)
     left = [t for t in set(threading.enumerate()) - before if t.name.startswith("drivestage")]
     for t in left:    # the push stops between two chunks: at most the one under way
         t.join(2)
