@@ -9,35 +9,41 @@ worker reads its orders until the last writing end of their pipe is closed. Kill
 pull under way, the pull left its file's lock to the child: the rerun said ``another pull
 of … is running; waiting for it`` for as long as the child lived, the extraction
 workers it had started never ended, and its temporary folder (what it had extracted) was
-no stale one to sweep (attackcli41). In the child each descriptor noted here
-is pointed at the null device at once (its number stays open there: code of the parent's
-still running in the child closes it harmlessly). The tree locks of a push have their own
-(:func:`drivestage.locks.close_inherited`).
+no stale one to sweep (attackcli41). In the child each descriptor noted here that is
+still the file noted (its device and inode) is pointed at the null device at once (its
+number stays open there: code of the parent's still running in the child closes it
+harmlessly). A note outlives its close harmlessly: a number reused by another file is
+left alone, so the close never waits on :func:`forget` (a Ctrl-C at that call left the
+lock open, and the rerun in the same process waited for it for ever: a full run's hang).
+The tree locks of a push have their own (:func:`drivestage.locks.close_inherited`).
 """
 from __future__ import annotations
 
 import os
 
-_NOTED: set[int] = set()
+_NOTED: dict[int, tuple[int, int]] = {}   # fd -> (st_dev, st_ino) when noted
 
 
 def drop_in_forks(fd: int) -> int:
-    """Note ``fd``: a process forked from here gets the null device at its number. Returns
-    ``fd``."""
-    _NOTED.add(fd)
+    """Note ``fd``: a process forked from here gets the null device at its number (while
+    it is still this file). Returns ``fd``."""
+    st = os.fstat(fd)
+    _NOTED[fd] = (st.st_dev, st.st_ino)
     return fd
 
 
 def forget(fd: int) -> None:
-    """``fd`` is about to be closed here: no longer noted. Before the close, never after:
-    its number may be another file's by then, which a fork's child must keep."""
-    _NOTED.discard(fd)
+    """``fd`` was closed here (or is about to be): no longer noted. Before or after the
+    close: a note left behind is no harm (see the module's docstring)."""
+    _NOTED.pop(fd, None)
 
 
 def close(fd: int) -> None:
-    """:func:`forget`, then close ``fd``."""
-    forget(fd)
-    os.close(fd)
+    """Close ``fd``, then :func:`forget` it."""
+    try:
+        os.close(fd)
+    finally:
+        forget(fd)
 
 
 def _in_child() -> None:
@@ -45,9 +51,11 @@ def _in_child() -> None:
         return
     null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
     try:
-        for fd in _NOTED:
+        for fd, noted in _NOTED.items():
             try:
-                os.dup2(null, fd, inheritable=False)
+                st = os.fstat(fd)
+                if (st.st_dev, st.st_ino) == noted:   # (else another file's number now)
+                    os.dup2(null, fd, inheritable=False)
             except OSError:   # (closed already: nothing of the parent's is held there)
                 pass
     finally:

@@ -255,8 +255,10 @@ def state_lock(folder: str, name: str, on_wait: Optional[Callable[[], None]], *,
             if not transient or _named(state_fd, name, fd):
                 break
             stale, fd = fd, -1  # its holder removed it: the lock is the file named now
-            forget(stale)
-            os.close(stale)
+            try:
+                os.close(stale)
+            finally:
+                forget(stale)
             rounds += 1
             if rounds >= LOCK_RECHECKS or (rounds >= LOCK_RECHECK_MIN and
                                            time.monotonic() - since >= LOCK_RECHECK_S):
@@ -276,14 +278,16 @@ def state_lock(folder: str, name: str, on_wait: Optional[Callable[[], None]], *,
                         raise
             finally:
                 if fd >= 0:
-                    forget(fd)
                     try:
                         # Let go before the close: a process forked meanwhile by C code
                         # (no at-fork hook ran) holds this descriptor too, and the lock
                         # lived as long as it did, as a push's did (attackz27).
                         fcntl.flock(fd, fcntl.LOCK_UN)
                     finally:
-                        os.close(fd)
+                        try:
+                            os.close(fd)
+                        finally:   # (after the close: a Ctrl-C here leaves it closed)
+                            forget(fd)
         finally:
             if state_fd is not None:
                 os.close(state_fd)

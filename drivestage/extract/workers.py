@@ -397,8 +397,9 @@ class _Worker:
             if proc is not None:
                 proc.kill()
                 if proc.stdin is not None:
-                    forget(proc.stdin.fileno())
+                    fd = proc.stdin.fileno()
                     proc.stdin.close()
+                    forget(fd)
                 proc.wait()
             answers.close()
             raise
@@ -459,8 +460,9 @@ class _Worker:
         if kill:
             self.kill()
         try:
-            forget(self.to.fileno())
+            fd = self.to.fileno()
             self.to.close()  # the end of its orders: it says goodbye with its peak memory
+            forget(fd)   # (after the close: fork_drop)
             bye = None if kill else get_message(self.frm)
         except OSError:
             bye = None
