@@ -16,6 +16,11 @@ for longer than the ``stale_s`` it records, or the claim of a process of this ma
 has ended. A claim from before ``stale_s`` was written counts as live for
 :data:`OLDEST_STALE_S`, the longest any trainer's lease lasts (``drive.lease_minutes`` 60).
 Only small claim files are read, and at most :data:`MAX_READ` per folder.
+
+Where Drive's storage was full, a trainer's claim is a PUBLIC property of the folder
+(``trainer-lease-<token>``, :mod:`trainer.lease_props`): read too (one request a folder),
+live unless released, silent past :data:`OLDEST_STALE_S` (it records no ``stale_s``) or a
+process of this machine that has ended (attacklease41: dedupe merged under it).
 """
 from __future__ import annotations
 
@@ -37,6 +42,43 @@ OLDEST_STALE_S = 2 * 3600.0 + 30.0
 #: Claims read per folder, the newest first (a folder littered by a fault: the newest).
 MAX_READ = 20
 _MAX_BYTES = 4096
+#: The ``kind`` of the entry a property claim stands in (:class:`Holder`'s ``entry``).
+PROPERTY_KIND = "trainer-lease-property"
+
+
+@dataclass(frozen=True)
+class PropertyClaim:
+    """A property claim's value (``gen|written|made|pid|machine|released|host``; its times
+    Drive's clock as its writer heard it: a property has no dates of its own)."""
+
+    generation: int
+    written: float
+    made: float
+    pid: int
+    machine: str
+    released: bool
+    host: str
+
+
+def property_claim(value: str) -> Optional[PropertyClaim]:
+    """The claim a lease property's ``value`` holds; None where it holds none (no one's)."""
+    parts = value.split("|", 6)
+    try:
+        claim = PropertyClaim(int(parts[0]), float(parts[1]), float(parts[2]), int(parts[3]),
+                              parts[4], parts[5] == "1", parts[6])
+    except (ValueError, IndexError):
+        return None
+    if not 0 < claim.pid < 1 << 31 or not math.isfinite(claim.written) \
+            or not math.isfinite(claim.made):
+        return None
+    return claim
+
+
+def property_entry(folder_id: str, key: str, written: float, made: float) -> RemoteEntry:
+    """The entry a property claim stands in: its dates as the value says them, its id the
+    folder's and the key (never a Drive id), its parent the folder."""
+    return RemoteEntry(f"{folder_id}#{key}", key, False, modified=written, parent_id=folder_id,
+                       has_content=False, kind=PROPERTY_KIND, created=made)
 
 
 @dataclass(frozen=True)
@@ -74,16 +116,44 @@ def refuse_held(store: RemoteStore, folders: Iterable[tuple[RemoteEntry, list[Re
     live claim: one line naming it, its holder and what to do. ``verb``: what the command
     would do to it (``merging it``)."""
     for folder, items in folders:
-        holder = live(store, items)
+        holder = live(store, items) or _by_property(store, folder)
         if holder is None:
             continue
         wait = max(0.0, holder.stale_s - holder.silent_s)
+        what = ", a property of the folder" if holder.entry.kind == PROPERTY_KIND else ""
         raise RunHeldError(
             f"{store.describe(folder)} (id {folder.id}) is held by a training run now (its "
-            f"lease {holder.entry.name}: pid {holder.pid} on {holder.host}, renewed "
+            f"lease {holder.entry.name}{what}: pid {holder.pid} on {holder.host}, renewed "
             f"{holder.silent_s:.0f} s ago): {verb} would move files under that run's pushes. "
             f"Stop that run first (or wait until its lease is stale: {_span(wait)} without a "
             "renewal), then run this again")
+
+
+def _by_property(store: RemoteStore, folder: RemoteEntry) -> Optional[Holder]:
+    """The live property claim on ``folder``, the most recently written; None: none."""
+    now, found = store.clock()[0], []
+    for key, value in store.public_properties(folder).items():
+        claim = property_claim(value) if key.startswith(PREFIX) else None
+        if claim is None or claim.released or now - claim.written > OLDEST_STALE_S \
+                or _ended(claim.machine, claim.host, claim.pid):
+            continue
+        found.append(Holder(property_entry(folder.id, key, claim.written, claim.made),
+                            claim.host, claim.pid, max(0.0, now - claim.written),
+                            OLDEST_STALE_S))
+    return min(found, key=lambda h: h.silent_s) if found else None
+
+
+def _ended(machine: str, host: str, pid: int) -> bool:
+    """Whether the claim is a process's of this machine that has ended (no one's)."""
+    if machine != namespace_tag() or host != socket.gethostname() or not 0 < pid < 1 << 31:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        pass
+    return False
 
 
 def _read(store: RemoteStore, entry: RemoteEntry, now: float) -> Optional[Holder]:
@@ -103,14 +173,8 @@ def _read(store: RemoteStore, entry: RemoteEntry, now: float) -> Optional[Holder
     silent = max(0.0, now - entry.modified)
     if data.get("released") is True or silent > stale_s:
         return None
-    if str(data.get("machine", "")) == namespace_tag() and host == socket.gethostname() \
-            and 0 < pid < 1 << 31:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return None   # (a process of this machine that has ended: its claim is no one's)
-        except OSError:
-            pass
+    if _ended(str(data.get("machine", "")), host, pid):
+        return None   # (a process of this machine that has ended: its claim is no one's)
     return Holder(entry, host, pid, silent, stale_s)
 
 

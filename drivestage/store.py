@@ -171,6 +171,11 @@ class RemoteStore(abc.ABC):
         None: none kept): a push made it anew where its folder went (a lease asks)."""
         return None
 
+    def public_properties(self, entry: RemoteEntry) -> dict[str, str]:
+        """``entry``'s PUBLIC custom properties, read now (a lease's claim on a full Drive:
+        :mod:`drivestage.run_claims`); none where the store keeps none (the default)."""
+        return {}
+
     @abc.abstractmethod
     def stat(self, entry: RemoteEntry) -> RemoteEntry:
         """Fresh metadata for ``entry`` (one API call)."""
@@ -191,10 +196,9 @@ class RemoteStore(abc.ABC):
                   ) -> Optional[RemoteEntry]:
         """The folder ``folder_id`` (a folder pull's record of an earlier run: plain, no
         link), if ``path``'s last name still names it, and only it, in ``parent_id``, found
-        together with its listing in one request; the next :meth:`list` of it returns that
-        listing. None when it does not (moved, renamed, trashed, gone, a same-named item
-        beside it), or where the store cannot tell so in one request (the default): the
-        caller resolves ``path``."""
+        with its listing in one request (the next :meth:`list` returns it). None when not
+        (moved, renamed, trashed, gone, a same-named item beside it), or where the store cannot
+        tell in one request (the default): the caller resolves ``path``."""
         return None
 
     @abc.abstractmethod
@@ -209,16 +213,14 @@ class RemoteStore(abc.ABC):
         return False
 
     def run_marked(self, folder: RemoteEntry) -> bool:
-        """Whether ``folder`` carries the run-folder mark, asked of the store itself where a
-        listing may not have shown it (a deletion rests on the answer); the default: what
-        the entry says."""
+        """Whether ``folder`` carries the run-folder mark, asked of the store (a listing may
+        not show it; a deletion rests on the answer); the default: what the entry says."""
         return folder.run_mark
 
     def forget_unmarked(self) -> None:
         """Drop the "no mark" answers :meth:`run_marked` keeps (a push asks them again): a
-        mirror's store lives for days, and a folder asked once, unmarked then, was a plain
-        folder to every later period, though a run marked it since and put its checkpoints
-        there (attacksync34). Nothing, where none is kept."""
+        mirror's store lives for days; a folder asked once, unmarked then, stayed plain to
+        every later period though a run marked it since (attacksync34). Nothing, where none."""
 
     def first_seen(self, entry: RemoteEntry, now: float, write: bool = True) -> Optional[Mark]:
         """When retention first saw ``entry`` as one it may retire, by the mark the store
@@ -236,18 +238,16 @@ class RemoteStore(abc.ABC):
         return now, now
 
     def clear_seen(self, entry: RemoteEntry, came: Optional[float] = None) -> bool:
-        """Remove ``entry``'s first-seen mark (:func:`drivestage.first_seen.clear`), or,
-        given ``came``, write it over with one that says only when its bytes came
-        (:func:`drivestage.first_seen.whole`): whether that was done. The default: a store
-        that keeps none."""
+        """Remove ``entry``'s first-seen mark (:func:`drivestage.first_seen.clear`), or, given
+        ``came``, write it over with one that says only when its bytes came
+        (:func:`drivestage.first_seen.whole`): whether done. The default: none kept."""
         return False
 
     def forget_folders(self, walk: bool = False) -> None:
         """Drop the path -> folder ids this store remembers, so the next path resolves as in
-        a fresh process (a push that found its folder gone or its files moved away goes
-        once more into the folder the path leads to now). Nothing, where none is kept.
-        ``walk``: a look at the path again (a mirror's, now and then), which says so when
-        the path leads to another folder now (one above DEST renamed)."""
+        a fresh process (a push that found its folder gone goes into the path's folder now).
+        Nothing, where none is kept. ``walk``: a look at the path again (a mirror's, now and
+        then), saying so when it leads to another folder now (one above DEST renamed)."""
 
     @abc.abstractmethod
     def read_range(self, entry: RemoteEntry, start: int, end: int) -> Iterator[bytes]:

@@ -31,12 +31,13 @@ import os
 import socket
 from typing import Any, Optional
 
+from drivestage import run_claims
 from drivestage.store import RemoteEntry
 from drivestage.temps import namespace_tag
 from trainer.lease_claims import PREFIX, Claim
 
 #: The ``kind`` of the entry a property claim stands in (:class:`Claim`'s ``entry``).
-KIND = "trainer-lease-property"
+KIND = run_claims.PROPERTY_KIND
 MAX_BYTES = 124   # (Drive's, for a property's key and value together)
 
 
@@ -52,30 +53,16 @@ def key_of(token: str) -> str:
     return f"{PREFIX}{token}"
 
 
-def _entry(folder_id: str, key: str, written: float, made: float) -> RemoteEntry:
-    """The entry a property claim stands in: its dates as the value says them, its id the
-    folder's and the key (never a Drive id), its parent the folder."""
-    return RemoteEntry(f"{folder_id}#{key}", key, False, modified=written, parent_id=folder_id,
-                       has_content=False, kind=KIND, created=made)
-
-
 def claims(store: Any, folder: RemoteEntry) -> list[Claim]:
-    """The property claims on ``folder`` as read now (one ``files.get``)."""
+    """The property claims on ``folder`` as read now (one ``files.get``); the value's format
+    is :func:`drivestage.run_claims.property_claim`'s (``dedupe`` reads them too)."""
     out = []
     for key, value in store.public_properties(folder).items():
-        if not key.startswith(PREFIX):
-            continue
-        parts = value.split("|", 6)
-        try:
-            gen, written, made, pid = int(parts[0]), float(parts[1]), float(parts[2]), \
-                int(parts[3])
-            machine, released, host = parts[4], parts[5] == "1", parts[6]
-        except (ValueError, IndexError):
-            continue   # (not a claim: no one's)
-        if not 0 < pid < 1 << 31 or written != written or made != made:
-            continue
-        out.append(Claim(_entry(folder.id, key, written, made), key[len(PREFIX):], host, pid,
-                         machine, gen, released, on_folder=True))
+        c = run_claims.property_claim(value) if key.startswith(PREFIX) else None
+        if c is not None:   # (else not a claim: no one's)
+            out.append(Claim(run_claims.property_entry(folder.id, key, c.written, c.made),
+                             key[len(PREFIX):], c.host, c.pid, c.machine, c.generation,
+                             c.released, on_folder=True))
     return out
 
 
@@ -90,7 +77,7 @@ def write(store: Any, folder: RemoteEntry, token: str, generation: int, written:
     room = MAX_BYTES - len(key.encode()) - len(value.encode())
     value += socket.gethostname().encode()[:max(0, room)].decode("utf-8", "ignore")
     store.set_public_property(folder, key, value)
-    return _entry(folder.id, key, written, made)
+    return run_claims.property_entry(folder.id, key, written, made)
 
 
 def remove(store: Any, entry: RemoteEntry) -> None:
