@@ -342,9 +342,9 @@ class RunLease:
     def _listed(self) -> tuple[RemoteEntry, list[Claim]]:
         """The folder and its claims: as acquired, while the path leads there and its listing
         shows this claim (a resolve is a search more per push: attacklease36); else the path's,
-        made where it leads nowhere (every push failed "not found": attackpush41). Another
-        folder than the claim's (trashed, moved on Drive): a live claim of another there
-        took the lease meanwhile (both pushed there); none, this claim goes there."""
+        made where it leads nowhere (attackpush41). Its claim to be made there (the folder
+        moved on Drive, or its write failed), a live claim of another there, property or
+        file, took the lease meanwhile (both pushed there: attacklease41)."""
         props = lease_props.is_property(self._mine)   # (a file's holder: none beside it)
         store, path = self.drive.store_at()
         if self._folder is not None and not self._elsewhere():
@@ -352,11 +352,11 @@ class RunLease:
             if any(c.owner == self.token for c in claims):
                 return self._folder, claims
         was, self._folder = self._folder, store.make_folders(path)
-        claims = self._claims(self._folder, props)
-        if was is not None and was.id != self._folder.id and self._mine is not None:
-            others = [c for c in claims if c.owner != self.token and not self._gone(c)]
-            if others:
-                self._lose(min(others, key=lambda c: c.order), why=MOVED)
+        claims, moved = self._claims(self._folder), was is not None and was.id != self._folder.id
+        others = [c for c in claims if c.owner != self.token and not self._gone(c)]
+        if others and (moved or self._mine is None):
+            self._lose(min(others, key=lambda c: c.order), why=MOVED if moved else "")
+        if moved and self._mine is not None:
             self._delete(self._mine)   # (made anew below, in the path's folder)
             self._mine = None
         return self._folder, claims
