@@ -23,6 +23,9 @@ from test_lease39_pending_guard import DEST, _claims
 
 PROPERTY = "the run's lease is claimed by a property of the folder"
 STANDING = "standing back for"
+#: (Each listed no claim: neither writes before both did, else one watched the other's,
+#: not renewed while its thread waited, took it over as stale, and held: attacklease41.)
+CLAIMING = ": claiming generation "
 
 
 def _props(emulator) -> list[str]:
@@ -105,7 +108,8 @@ def test_a_second_trainer_is_refused_while_the_first_holds_by_a_property(
 
 class _AtTheSameMoment(logging.Handler):
     """Holds each trainer's thread at each of ``lines`` (first seen in that thread) until
-    the other's thread is there too: at "claimed by a property" (written, not yet settled)
+    the other's thread is there too: at "claiming" both listed before either writes; at
+    "claimed by a property" (written, not yet settled)
     both claims are on Drive before either lists them; at "standing back" both listed
     before either removes its own; at "not taken" (its property removed) neither lists
     the other's before it is gone. A thread that never gets to a line breaks the wait."""
@@ -133,7 +137,7 @@ def test_two_trainers_that_claim_by_property_at_the_same_moment_both_stand_back(
     from trainer.lease import release_all
 
     _, before = _full(emulator, tmp_path, monkeypatch)
-    held = _AtTheSameMoment(PROPERTY, STANDING)
+    held = _AtTheSameMoment(CLAIMING, PROPERTY, STANDING)
     logging.getLogger("trainer.lease").addHandler(held)
     logging.getLogger("trainer.lease").setLevel(logging.DEBUG)
     got: dict[str, object] = {}
@@ -174,7 +178,7 @@ def test_two_pending_trainers_that_try_at_the_same_moment_both_stand_back_and_on
         b, _ = _trainer(tmp_path, "b", 5)
         emulator.faults.clear()
         assert a.lease.pending and b.lease.pending
-        held = _AtTheSameMoment(PROPERTY, STANDING, "the run's lease is not taken: ")
+        held = _AtTheSameMoment(CLAIMING, PROPERTY, STANDING, "the run's lease is not taken: ")
         lease_log = logging.getLogger("trainer.lease")
         lease_log.addHandler(held)
         lease_log.setLevel(logging.DEBUG)

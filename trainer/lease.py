@@ -117,8 +117,7 @@ class RunLease:
         #: that keeps no creation time (a local folder) orders by the first write's time,
         #: not by each renewal's.
         self._order: tuple[int, float, str] = (0, 0.0, "")
-        #: The folder the claims are in, as acquired (:meth:`_listed`).
-        self._folder: Optional[RemoteEntry] = None
+        self._folder: Optional[RemoteEntry] = None   # (the claims', as acquired: _listed)
         #: Not taken at the start (Drive down): taken at the first push, or the first commit
         #: of a push (:meth:`guard`), that reaches Drive.
         self.pending = False
@@ -192,6 +191,7 @@ class RunLease:
         self._before = [c for c in live if c.owner != self.token]
         self.generation = max((c.generation for c in claims), default=0) + 1
         forced = bool(taken) and self.take_over and not self._gone(taken[0])   # (before: ended)
+        logger.debug("%s: claiming generation %d", self.drive.spec, self.generation)
         self._write(folder, fallback=not any(not c.on_folder for c in claims))
         time.sleep(settle)   # (the bound of the race: see the module's text)
         claims = self._claims(folder)
@@ -234,10 +234,10 @@ class RunLease:
                 self._late()
                 return
             folder, claims = self._listed()
-            # (A rival of this generation that is gone: a loser's claim its removal failed to
-            # remove, no one's; one of a later generation, gone or not, took the lease.)
+            # (A rival of this generation gone: a loser's its removal left; a later one took it.)
             better = [c for c in claims if c.owner != self.token and c.order < self._order
                       and (c.generation > self.generation or not self._gone(c))]
+            better += lease_props.files_beside(self._mine, claims, self.token, self._gone)
             if better:
                 self._lose(min(better, key=lambda c: c.order))
             # None better as listed; a stale take-over needs this claim stale: not before

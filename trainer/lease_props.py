@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import os
 import socket
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from drivestage import run_claims
 from drivestage.store import RemoteEntry
@@ -64,6 +64,17 @@ def claims(store: Any, folder: RemoteEntry) -> list[Claim]:
                              key[len(PREFIX):], c.host, c.pid, c.machine, c.generation,
                              c.released, on_folder=True))
     return out
+
+
+def files_beside(mine: Optional[RemoteEntry], claims: list[Claim], token: str,
+                 gone: Callable[[Claim], bool]) -> list[Claim]:
+    """The live claim files of others beside this trainer's property claim ``mine``: none
+    was listed when it was written, so each is a claimant that reads no property (a trainer
+    from before room41) and holds the lease in its own eyes: this one yields, whatever the
+    order (both pushed into one folder: attacklease41). None where ``mine`` is a file."""
+    if not is_property(mine):
+        return []
+    return [c for c in claims if not c.on_folder and c.owner != token and not gone(c)]
 
 
 def write(store: Any, folder: RemoteEntry, token: str, generation: int, written: float,
