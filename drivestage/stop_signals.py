@@ -27,6 +27,8 @@ EXIT_CODES: dict[int, int] = {signal.SIGTERM: 143, signal.SIGHUP: 129}
 
 #: The signals :func:`_on_stop` took, oldest first (main thread only).
 _taken: list[int] = []
+#: Where each :func:`as_ctrl_c` under way began in :data:`_taken`, outermost first.
+_starts: list[int] = []
 
 
 class Stopped(KeyboardInterrupt):
@@ -44,19 +46,29 @@ class Stopped(KeyboardInterrupt):
 
 def _on_stop(signum: int, frame: Optional[object]) -> None:
     _taken.append(signum)
-    interrupts.interrupt()
+    # The first ends the command; a repeat (a supervisor that sends its stop again, a hang-up
+    # then ``timeout``'s SIGTERM) is only noted: raised again, it cut the first's clean-up
+    # where no deferred() held it, or the block's own end, whose Stopped became a plain
+    # "Interrupted." and exit 130 (attacksig41).
+    if not _starts or len(_taken) - _starts[-1] == 1:
+        interrupts.interrupt()
 
 
 @contextmanager
-def as_ctrl_c() -> Iterator[None]:
+def as_ctrl_c(program: bool = False) -> Iterator[None]:
     """Within the block, a SIGTERM or SIGHUP left at its default ends it as a Ctrl-C does,
-    with :class:`Stopped`; the handlers from before are put back at its end."""
+    with :class:`Stopped`; the handlers from before are put back at its end. ``program``:
+    the command is the whole process (:func:`drivestage.cli.group.as_program`); once it is
+    stopped, the signals are ignored from the block's end on, as it says its line and exits:
+    put back at their default, a repeat killed it there (exit -15 to its parent, the line
+    unsaid)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     before: dict[int, Any] = {}
-    start = len(_taken)
+    start, depth = len(_taken), len(_starts)
     try:
+        _starts.append(start)
         for signum in EXIT_CODES:
             if signal.getsignal(signum) is signal.SIG_DFL:
                 before[signum] = signal.signal(signum, _on_stop)
@@ -67,9 +79,11 @@ def as_ctrl_c() -> Iterator[None]:
             raise
         raise Stopped(taken[0]) from None
     finally:
+        ending = program and len(_taken) > start
         for signum, handler in before.items():
-            signal.signal(signum, handler)
+            signal.signal(signum, signal.SIG_IGN if ending else handler)
         del _taken[start:]
+        del _starts[depth:]
 
 
 __all__ = ["EXIT_CODES", "Stopped", "as_ctrl_c"]

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import click
 
-from drivestage.cli.group import cli
+from drivestage.cli.group import as_program, cli
 from drivestage.cli.options import SIZE_HELP, Size, drive_options, missing_is_usage
 from drivestage.pool import MAX_JOBS
 
@@ -154,7 +154,7 @@ def pull(src: str, dest: str, extract: bool, remove_archive: bool, jobs: Optiona
                          "out to keep the archive")
     # A SIGTERM or SIGHUP (a VM's stop, a closed terminal) ends the pull as a Ctrl-C does:
     # its temporary folder removed, its partial kept (it used to end the process at once).
-    with as_ctrl_c():
+    with as_ctrl_c(program=as_program()):
         store = None
         if acknowledge_abuse:
             if not paths.is_drive(src):

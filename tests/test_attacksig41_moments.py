@@ -1,0 +1,218 @@
+"""``drivestage pull -x`` stopped by SIGTERM / SIGHUP at moments the first tests of it
+(test_leftovers41_pull_signals) did not reach: while it waits for DEST's merge lock (another
+extraction merges), two signals in a row mid-extraction (``timeout -s TERM`` then a
+supervisor's own), and a hang-up ``nohup`` ignores. Each ends as a Ctrl-C does (or not at
+all, under ``nohup``), and a rerun ends with the exact tree and nothing else in DEST."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+
+import pytest
+
+import drivestage
+from drivestage.extract import tempdir
+
+from _archives import a_zip, tree
+from _cli import child_env, run
+from _forkcli import PIPE, cli_server
+
+KiB = 1024
+
+
+@pytest.fixture(autouse=True)
+def _fast(fast_retries):
+    """Backoffs of a millisecond, without jitter."""
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _cli_server():
+    """The fork server, started before any test's leak check (tests/_forkcli.py)."""
+    return cli_server()
+
+
+def _child(emulator, dest, *args: str, script=None):
+    return cli_server().popen(["pull", "drive:d/set.zip", str(dest), "-x", "-q", *args],
+                              env=child_env(emulator), stdout=PIPE, stderr=PIPE,
+                              script=script)
+
+
+def _until(proc, ready, what: str) -> None:
+    deadline = time.monotonic() + 60
+    while not ready():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, what
+        time.sleep(0.01)
+
+
+def _ended(proc) -> tuple[int, str]:
+    try:
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    return proc.returncode, err.decode()
+
+
+def _extracting(dest) -> bool:
+    return dest.exists() and any(len(list(p.glob("ds/*"))) >= 1
+                                 for p in dest.glob(tempdir.TEMP_PREFIX + "*"))
+
+
+def _rerun_is_exact(dest, blob: bytes, members: dict) -> dict:
+    rc, out, err = run("pull", "drive:d/set.zip", str(dest), "-x", "-q", "--json")
+    assert (rc, err) == (0, "")
+    assert tree(dest) == {"set.zip": blob, **members}
+    left = sorted(p.name for p in dest.iterdir()
+                  if p.name not in ("set.zip", "ds", ".drivestage"))
+    assert left == []
+    return json.loads(out)
+
+
+def _waits_to_merge(pid: int, dest) -> bool:
+    """Whether ``pid`` has DEST's merge lock file open (it waits for it: this test holds it)."""
+    from drivestage.extract import MERGE_LOCK
+
+    lock = os.path.realpath(dest / MERGE_LOCK)
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}") == lock:
+                return True
+        except OSError:
+            continue
+    return False
+
+
+@pytest.mark.parametrize("sig,code,line", [(signal.SIGTERM, 143, "Interrupted by SIGTERM."),
+                                           (signal.SIGHUP, 129, "Interrupted by SIGHUP.")])
+def test_a_signal_while_waiting_for_the_merge_lock(emulator, local_state, drive_env, tmp_path,
+                                                   sig, code, line):
+    """Another extraction holds DEST's merge lock: the pull, its archive verified and every
+    member in its temporary folder, waits in tries a slice apart; the signal ends the wait."""
+    import fcntl
+
+    from drivestage.extract import MERGE_LOCK
+
+    members = {f"ds/p{i}.bin": os.urandom(16 * KiB) for i in range(8)}
+    blob = a_zip(members)
+    emulator.add_file("d/set.zip", blob)
+    dest = tmp_path / "data"
+    os.makedirs(dest / ".drivestage")
+    lock = os.open(dest / MERGE_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        proc = _child(emulator, dest)
+        _until(proc, lambda: _waits_to_merge(proc.pid, dest), "it never waited to merge")
+        proc.send_signal(sig)
+        got, err = _ended(proc)
+    finally:
+        os.close(lock)
+    assert (got, err) == (code, line + "\n")
+    assert (dest / "set.zip").read_bytes() == blob   # verified and in place: kept
+    assert sorted(p.name for p in dest.iterdir()) == [".drivestage", "set.zip"]
+    emulator.clear_requests()
+    summary = _rerun_is_exact(dest, blob, members)
+    assert (summary["action"], summary["fetched"]) == ("extract", 0)
+
+
+@pytest.mark.parametrize("sig,code,line", [(signal.SIGTERM, 143, "Interrupted by SIGTERM."),
+                                           (signal.SIGHUP, 129, "Interrupted by SIGHUP.")])
+def test_signals_in_a_row_mid_extraction(emulator, local_state, drive_env, tmp_path,
+                                         sig, code, line):
+    """More land while the first's clean-up (streams stopped, workers joined, the temporary
+    folder removed) runs, a millisecond apart until the process ends (a supervisor that
+    repeats its stop): it ends as on the first, nothing half removed."""
+    members = {f"ds/p{i:02d}.bin": os.urandom(32 * KiB) for i in range(48)}
+    blob = a_zip(members)
+    emulator.add_file("d/set.zip", blob)
+    dest = tmp_path / "data"
+    emulator.faults.throttle(256 << 10)
+    proc = _child(emulator, dest)
+    _until(proc, lambda: _extracting(dest), "it never extracted")
+    deadline = time.monotonic() + 30
+    while proc.poll() is None and time.monotonic() < deadline:
+        try:
+            proc.send_signal(sig)
+        except ProcessLookupError:   # (it ended between the poll and the kill)
+            break
+        time.sleep(0.001)
+    got, err = _ended(proc)
+    assert (got, err) == (code, line + "\n")
+    assert [p.name for p in dest.iterdir() if p.name.startswith(tempdir.TEMP_PREFIX)] == []
+    emulator.faults.throttle(None)
+    summary = _rerun_is_exact(dest, blob, members)
+    assert summary["action"] == "resume" and summary["resumed_from"] > 0, summary
+
+
+_NOHUP = ("import signal, runpy, sys\n"
+          "signal.signal(signal.SIGHUP, signal.SIG_IGN)\n"
+          "sys.argv = ['drivestage', *sys.argv[1:]]\n"
+          "runpy.run_module('drivestage', run_name='__main__', alter_sys=True)\n")
+
+
+def test_a_hang_up_under_nohup_mid_extraction_changes_nothing(emulator, local_state,
+                                                              drive_env, tmp_path):
+    members = {f"ds/p{i:02d}.bin": os.urandom(32 * KiB) for i in range(24)}
+    blob = a_zip(members)
+    emulator.add_file("d/set.zip", blob)
+    entry = drivestage.connect().resolve("d/set.zip")
+    dest = tmp_path / "data"
+    hold = emulator.faults.hold(entry.id, len(blob) // 2)
+    try:
+        proc = _child(emulator, dest, script=_NOHUP)
+        _until(proc, lambda: _extracting(dest), "it never extracted")
+        proc.send_signal(signal.SIGHUP)
+        proc.send_signal(signal.SIGHUP)
+        hold.release()
+        got, err = _ended(proc)
+    finally:
+        hold.release()
+    assert (got, err) == (0, "")
+    assert tree(dest) == {"set.zip": blob, **members}
+
+
+def test_a_repeat_during_the_clean_up_is_noted_not_raised():
+    """In-process: the first signal ends the block; a second, while the clean-up runs (no
+    deferred() around it), is noted only, and the block still ends with the first's Stopped."""
+    from drivestage.stop_signals import Stopped, as_ctrl_c
+
+    done = []
+    with pytest.raises(Stopped) as stopped:
+        with as_ctrl_c():
+            try:
+                signal.raise_signal(signal.SIGTERM)
+            finally:
+                signal.raise_signal(signal.SIGHUP)   # its handler runs right here
+                done.append("cleaned up")
+    assert done == ["cleaned up"]
+    assert (stopped.value.exit_code, stopped.value.line()) == (143, "Interrupted by SIGTERM.")
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL   # put back (a guest's)
+    assert signal.getsignal(signal.SIGHUP) is signal.SIG_DFL
+
+
+@pytest.mark.parametrize("stopped", [True, False])
+def test_a_program_stopped_ignores_the_signals_as_it_ends(stopped):
+    """As the whole process (``program``), once stopped, the signals are ignored from the
+    block's end (its line and exit follow); not stopped, they are put back at their default."""
+    from drivestage.stop_signals import Stopped, as_ctrl_c
+
+    try:
+        if stopped:
+            with pytest.raises(Stopped):
+                with as_ctrl_c(program=True):
+                    signal.raise_signal(signal.SIGHUP)
+        else:
+            with as_ctrl_c(program=True):
+                pass
+        want = signal.SIG_IGN if stopped else signal.SIG_DFL
+        assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGHUP)) == (want, want)
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
