@@ -216,3 +216,63 @@ def test_a_program_stopped_ignores_the_signals_as_it_ends(stopped):
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGHUP, signal.SIG_DFL)
+
+
+def test_a_signal_while_waiting_for_another_pulls_lock(emulator, local_state, drive_env,
+                                                      tmp_path):
+    """Two pulls of one zip into one DEST: the second waits for the first's lock and is
+    stopped there; the first, unaffected, ends with the exact tree, nothing else in DEST."""
+    members = {f"ds/p{i}.bin": os.urandom(64 * KiB) for i in range(8)}
+    blob = a_zip(members)
+    emulator.add_file("d/set.zip", blob)
+    entry = drivestage.connect().resolve("d/set.zip")
+    dest = tmp_path / "data"
+    hold = emulator.faults.hold(entry.id, len(blob) // 2)
+    try:
+        first = _child(emulator, dest)
+        _until(first, lambda: _extracting(dest), "the first never extracted")
+        second = _child(emulator, dest)
+        err2 = b""
+
+        def waiting() -> bool:   # (its one warning line, read as it comes)
+            nonlocal err2
+            import select
+            assert second.stderr is not None
+            while select.select([second.stderr], [], [], 0)[0]:
+                chunk = os.read(second.stderr.fileno(), 4096)
+                if not chunk:
+                    break
+                err2 += chunk
+            return b"waiting for it" in err2
+        _until(second, waiting, "the second never waited")
+        second.send_signal(signal.SIGTERM)
+        got, err = _ended(second)
+        hold.release()
+        assert _ended(first) == (0, "")
+    finally:
+        hold.release()
+    assert got == 143 and (err2.decode() + err).endswith("\nInterrupted by SIGTERM.\n")
+    assert tree(dest) == {"set.zip": blob, **members}
+    assert sorted(p.name for p in dest.iterdir()) == [".drivestage", "ds", "set.zip"]
+
+
+def test_a_folder_pull_with_jobs_stopped_mid_download(emulator, local_state, drive_env,
+                                                     tmp_path):
+    files = {f"f{i}.bin": os.urandom(256 * KiB) for i in range(8)}
+    for name, data in files.items():
+        emulator.add_file(f"d/{name}", data)
+    dest = tmp_path / "data"
+    emulator.faults.throttle(512 << 10)
+    proc = cli_server().popen(["pull", "drive:d", str(dest), "-q", "--jobs", "4"],
+                              env=child_env(emulator), stdout=PIPE, stderr=PIPE)
+    _until(proc, lambda: dest.exists() and any(p.name.endswith(".partial") and p.stat().st_size
+                                               for p in dest.rglob("*")), "no partial")
+    proc.send_signal(signal.SIGTERM)
+    got, err = _ended(proc)
+    assert (got, err) == (143, "Interrupted by SIGTERM.\n")
+    emulator.faults.throttle(None)
+    rc, out, err = run("pull", "drive:d", str(dest), "-q", "--json")
+    assert (rc, err) == (0, "")
+    assert tree(dest) == {f"d/{name}": data for name, data in files.items()}
+    assert sorted(p.name for p in (dest / "d").iterdir()) == [".drivestage", *sorted(files)]
+    assert os.listdir(dest) == ["d"]
