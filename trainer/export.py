@@ -52,6 +52,26 @@ def refuse_special_out(path: str) -> None:
         raise UsageError(str(exc)) from None
 
 
+def _copied_beside(tmp: str, target: str) -> str:
+    """A copy of ``tmp`` made beside ``target`` (removed where the copy fails), ``tmp``
+    removed: an ``--out`` link pointed elsewhere while the graph was traced gets it where it
+    leads now, what a reader of ``--out`` sees (it was renamed onto the file the link had left,
+    attacksig41); a copy, as that end may be on another file system (a rename: EXDEV)."""
+    import shutil
+
+    fd, moved = tempfile.mkstemp(dir=os.path.dirname(target),
+                                 prefix=f".{os.path.basename(target)}.", suffix=".partial")
+    os.close(fd)
+    try:
+        shutil.copyfile(tmp, moved)
+        shutil.copymode(tmp, moved)
+    except BaseException:
+        os.unlink(moved)
+        raise
+    os.unlink(tmp)
+    return moved
+
+
 def export_onnx(model: nn.Module, path: str | os.PathLike, input_size: int | None = None,
                 opset: int = 17, dynamic_batch: bool = True,
                 class_names: list[str] | None = None) -> str:
@@ -111,6 +131,9 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, input_size: int | Non
         # is left is the moment between this look and the rename: rename(2) cannot be told
         # to replace regular files only.
         refuse_special_out(path)
+        now = through_links(path, "--out")
+        if now != target:   # (a link pointed elsewhere meanwhile: a deploy tool's flip)
+            tmp, target = _copied_beside(tmp, now), now
         os.replace(tmp, target)    # only a checked graph appears under the final name
     except BaseException:
         # (A full disk or a failed check left OUT.partial behind, megabytes, every time.)
