@@ -276,3 +276,88 @@ def test_a_folder_pull_with_jobs_stopped_mid_download(emulator, local_state, dri
     assert tree(dest) == {f"d/{name}": data for name, data in files.items()}
     assert sorted(p.name for p in (dest / "d").iterdir()) == [".drivestage", *sorted(files)]
     assert os.listdir(dest) == ["d"]
+
+
+_EARLY_WORKERS = ("import runpy, sys\n"
+                  "from drivestage.extract import workers\n"
+                  "workers._WORTH = 1   # (every zip big enough for worker processes)\n"
+                  "sys.argv = ['drivestage', *sys.argv[1:]]\n"
+                  "runpy.run_module('drivestage', run_name='__main__', alter_sys=True)\n")
+
+
+@pytest.mark.parametrize("sig,code,line", [(signal.SIGTERM, 143, "Interrupted by SIGTERM."),
+                                           (signal.SIGHUP, 129, "Interrupted by SIGHUP.")])
+def test_a_signal_during_the_tail_fetch_with_early_workers(emulator, local_state, drive_env,
+                                                           tmp_path, sig, code, line):
+    """The zip's tail (its central directory) is held by the server while the extraction
+    workers, started before it, wait: stopped there, the workers end with the pull, no
+    temporary folder is left, and the rerun ends with the exact tree."""
+    from test_extract_workers import worker_pids
+
+    members = {f"ds/p{i:02d}.bin": os.urandom(16 * KiB) for i in range(40)}
+    blob = a_zip(members)
+    emulator.add_file("d/set.zip", blob)
+    entry = drivestage.connect().resolve("d/set.zip")
+    dest = tmp_path / "data"
+    hold = emulator.faults.hold(entry.id, len(blob) - 1)
+    seen = len(emulator.requests)
+
+    def at_the_tail() -> bool:
+        ranged = [r for r in emulator.requests[seen:]
+                  if not str(r.headers.get("Range", r.headers.get("range", "bytes=0-")))
+                  .startswith("bytes=0-")]
+        return bool(ranged) and bool(worker_pids(proc.pid))
+    try:
+        proc = _child(emulator, dest, "--jobs", "2", script=_EARLY_WORKERS)
+        _until(proc, at_the_tail, "no tail fetch with workers")
+        pid = proc.pid
+        proc.send_signal(sig)
+        got, err = _ended(proc)
+    finally:
+        hold.release()
+    assert (got, err) == (code, line + "\n")
+    deadline = time.monotonic() + 30
+    while worker_pids(pid):   # (they see their parent gone within a batch's wait)
+        assert time.monotonic() < deadline, "the workers outlived the pull"
+        time.sleep(0.01)
+    assert [p.name for p in dest.iterdir() if p.name.startswith(tempdir.TEMP_PREFIX)] == []
+    _rerun_is_exact(dest, blob, members)
+
+
+_AT_RENAME = ("import os, re, signal, runpy, sys\n"
+              "sig, pattern = int(sys.argv[1]), re.compile(sys.argv[2])\n"
+              "done = []\n"
+              "def hook(event, args):\n"
+              "    if event == 'os.rename' and not done and isinstance(args[1], str) \\\n"
+              "            and pattern.search(args[1]):\n"
+              "        done.append(1)\n"
+              "        os.kill(os.getpid(), sig)   # (its handler runs here, in this hook)\n"
+              "sys.addaudithook(hook)\n"
+              "sys.argv = ['drivestage', *sys.argv[3:]]\n"
+              "runpy.run_module('drivestage', run_name='__main__', alter_sys=True)\n")
+
+
+@pytest.mark.parametrize("moment,pattern", [("the merge", r"(^|/)ds$"),
+                                            ("the stamp", r"set\.zip@[0-9a-f]+\.json$")])
+@pytest.mark.parametrize("sig,code,line", [(signal.SIGTERM, 143, "Interrupted by SIGTERM."),
+                                           (signal.SIGHUP, 129, "Interrupted by SIGHUP.")])
+def test_a_signal_at_the_merge_or_the_stamps_write(emulator, local_state, drive_env, tmp_path,
+                                                   moment, pattern, sig, code, line):
+    """Sent by the pull to itself as it renames the members' folder into DEST or its stamp
+    into the state folder (an audit hook): it ends there as stopped, and the rerun downloads
+    nothing and ends with the exact tree, nothing else in DEST."""
+    members = {f"ds/p{i:02d}.bin": os.urandom(8 * KiB) for i in range(12)}
+    blob = a_zip(members)
+    emulator.add_file("d/set.zip", blob)
+    dest = tmp_path / "data"
+    proc = cli_server().popen([str(int(sig)), pattern, "pull", "drive:d/set.zip", str(dest),
+                               "-x", "-q"], env=child_env(emulator), stdout=PIPE,
+                              stderr=PIPE, script=_AT_RENAME)
+    got, err = _ended(proc)
+    assert (got, err) == (code, line + "\n")
+    assert [p.name for p in dest.iterdir() if p.name.startswith(tempdir.TEMP_PREFIX)] == []
+    assert (dest / "set.zip").read_bytes() == blob
+    seen = len(emulator.requests)
+    summary = _rerun_is_exact(dest, blob, members)
+    assert summary["fetched"] == 0
+    assert [r for r in emulator.requests[seen:] if r.kind == "media.download"] == []
