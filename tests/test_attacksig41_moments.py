@@ -361,3 +361,32 @@ def test_a_signal_at_the_merge_or_the_stamps_write(emulator, local_state, drive_
     summary = _rerun_is_exact(dest, blob, members)
     assert summary["fetched"] == 0
     assert [r for r in emulator.requests[seen:] if r.kind == "media.download"] == []
+
+
+_BACKGROUND = ("import signal, runpy, sys\n"
+               "signal.signal(signal.SIGINT, signal.SIG_IGN)   # (`pull &` in a script)\n"
+               "sys.argv = ['drivestage', *sys.argv[1:]]\n"
+               "runpy.run_module('drivestage', run_name='__main__', alter_sys=True)\n")
+
+
+def test_sigterms_in_a_row_in_a_background_job(emulator, local_state, drive_env, tmp_path):
+    """A background job of a script (``pull … &``) has SIGINT ignored: there nothing but
+    interrupts._holding holds the stop during a clean-up. SIGTERMs a millisecond apart
+    mid-extraction end it as the first one does; the rerun ends exact."""
+    members = {f"ds/p{i:02d}.bin": os.urandom(32 * KiB) for i in range(48)}
+    blob = a_zip(members)
+    emulator.add_file("d/set.zip", blob)
+    dest = tmp_path / "data"
+    emulator.faults.throttle(256 << 10)
+    proc = _child(emulator, dest, script=_BACKGROUND)
+    _until(proc, lambda: _extracting(dest), "it never extracted")
+    deadline = time.monotonic() + 30
+    while proc.poll() is None and time.monotonic() < deadline:
+        proc.send_signal(signal.SIGTERM)
+        time.sleep(0.001)
+    got, err = _ended(proc)
+    assert (got, err) == (143, "Interrupted by SIGTERM.\n")
+    assert [p.name for p in dest.iterdir() if p.name.startswith(tempdir.TEMP_PREFIX)] == []
+    emulator.faults.throttle(None)
+    summary = _rerun_is_exact(dest, blob, members)
+    assert summary["action"] == "resume" and summary["resumed_from"] > 0, summary
