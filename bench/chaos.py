@@ -426,8 +426,14 @@ def chaos_train(emu, work, env, rng, args) -> Tally:
 
     def on_drive() -> bool:
         # Kill after the first verified checkpoint is on Drive (its sidecar), at random.
-        return any(f["title"].startswith("epoch_") and f["title"].endswith(".json")
-                   for f in emu.files())
+        # Its next upload then waits 2 s (longer than the kill's window): on a fast idle
+        # machine the quick run once pushed its last epoch and ended before the kill came,
+        # and the run counted no kill. A run ends only after its uploads are answered.
+        if any(f["title"].startswith("epoch_") and f["title"].endswith(".json")
+               for f in emu.files()):
+            emu.faults.latency(2.0, path="/upload/", times=1)
+            return True
+        return False
 
     start = time.monotonic()
     while t.runs < 30 and not t.completed:

@@ -128,15 +128,22 @@ class Unpacking:
         # while the central directory is fetched: on Drive every request waits a tenth of
         # a second or more before its first byte); adopted, so close() ends it whatever
         # fails from here on.
-        follower = Overlapped.open_zip(self.dl.partial, size, self.dest, arrived,
-                                       lock_dir=self.lock_dir, free_bytes=free,
-                                       progress=self.extract_progress,
-                                       protected=self.protected, label=self.dl.target,
-                                       replaceable=self.replaceable,
-                                       identity=self.dl.identity(),
-                                       first_arrived=first_arrived, stop=stop,
-                                       adopt=self._adopt, turn=self.turn, kept=self.kept,
-                                       recorded=self.recorded)
+        try:
+            follower = Overlapped.open_zip(self.dl.partial, size, self.dest, arrived,
+                                           lock_dir=self.lock_dir, free_bytes=free,
+                                           progress=self.extract_progress,
+                                           protected=self.protected, label=self.dl.target,
+                                           replaceable=self.replaceable,
+                                           identity=self.dl.identity(),
+                                           first_arrived=first_arrived, stop=stop,
+                                           adopt=self._adopt, turn=self.turn, kept=self.kept,
+                                           recorded=self.recorded)
+        except (DiskSpaceError, UserFilesError):
+            raise
+        except FALLBACK + (DriveStageError,) as exc:   # (another file at the partial's
+            # name: extracted once verified, as before overlap41 opened it here)
+            log.debug("%s: extracting after the download (%s)", self.describe, exc)
+            return None
         # The streams fetch from the front while the tail comes.
         tail = max(0, size - max(_TAIL_MIN, min(size // 100, _TAIL_MAX)))
         self.dl.fetch_first(tail, size, begin=True)
