@@ -17,6 +17,7 @@ import shutil
 import pytest
 from click.testing import CliRunner
 
+from _tiny_run import warnings_said
 from tests.test_attacktrain40_flagged import _config
 from trainer.engine import fit
 
@@ -79,7 +80,7 @@ def test_a_flagged_sidecar_drive_serves_to_its_owner_only_passes_its_checkpoint_
     with caplog.at_level(logging.INFO):
         result = fit(_config(tmp_path, 3), resume="auto")
     assert result.resumed_from == "drive:runs/a/epoch_001.pt" and result.epochs_run == 2
-    warned = [(r.name, r.getMessage()) for r in caplog.records if r.levelno >= logging.WARNING]
+    warned = [(r.name, r.getMessage()) for r in warnings_said(caplog)]
     logs = tmp_path / "logs"
     run = json.loads((logs / "epoch_002.json").read_text())["run"]
     assert warned == [

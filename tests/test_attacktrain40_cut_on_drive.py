@@ -21,7 +21,7 @@ from click.testing import CliRunner
 from trainer import checkpoint as ckpt
 from trainer.config import load_config
 from trainer.engine import fit
-from _tiny_run import tiny_run_config
+from _tiny_run import tiny_run_config, warnings_said
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -61,7 +61,7 @@ def test_resume_from_drive_says_which_newer_checkpoint_it_passed_over_and_why(
         result = fit(load_config(_config(tmp_path, 3)), resume="auto")
 
     assert result.resumed_from == f"{SPEC}/epoch_001.pt"
-    warned = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    warned = [r.getMessage() for r in warnings_said(caplog)]
     assert warned == [
         f"{SPEC}/epoch_002.pt ({label}) is not the file its sidecar vouches for (its md5 is "
         f"{md5}, the sidecar names {vouched}: cut short or replaced on Drive since it was "
@@ -101,7 +101,7 @@ def test_an_older_checkpoint_cut_short_is_not_said(tmp_path, emulator, drive_env
         result = fit(load_config(_config(tmp_path, 3)), resume="auto")
 
     assert result.resumed_from == f"{SPEC}/epoch_002.pt"
-    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert warnings_said(caplog) == []
 
 
 def test_status_json_lists_it_among_those_passed_over(tmp_path, emulator, drive_env,

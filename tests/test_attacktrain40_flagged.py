@@ -22,7 +22,7 @@ import pytest
 from trainer.config import load_config
 from trainer.drive import DriveFolder
 from trainer.engine import fit
-from _tiny_run import tiny_run_config
+from _tiny_run import tiny_run_config, warnings_said
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -43,7 +43,7 @@ def test_a_fresh_machine_resumes_from_the_runs_own_checkpoint_drive_flagged(
         result = fit(_config(tmp_path, 3), resume="auto")
 
     assert result.resumed_from == "drive:runs/a/epoch_002.pt" and result.epochs_run == 1
-    warned = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    warned = [r.getMessage() for r in warnings_said(caplog)]
     assert warned == [
         "Drive flagged drive:runs/a/epoch_002.pt as malware or spam; the run wrote it, so it "
         "is fetched acknowledging that (acknowledgeAbuse, which Drive allows its owner): its "
