@@ -18,7 +18,7 @@ import os
 import sys
 from typing import Sequence
 
-from drivestage import held_signals
+from drivestage import held_signals, lost_interrupts
 
 
 def interruptible(module: str, *, hold: bool = False) -> None:
@@ -26,6 +26,7 @@ def interruptible(module: str, *, hold: bool = False) -> None:
     ``Interrupted.`` and exits 130 (the command's own handler takes over once it runs).
     ``hold``: SIGTERM and SIGHUP are held for the command (:mod:`drivestage.held_signals`)."""
     open_closed_streams()
+    lost_interrupts.keep()   # (a Ctrl-C raised in a finalizer as the command loads)
     if hold:
         held_signals.hold()
     try:

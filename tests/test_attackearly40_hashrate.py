@@ -165,3 +165,49 @@ def test_the_library_pulling_from_two_threads_at_once_measures_each_rate_once(
             assert tree(tmp_path / f"{round_}{n}") == {n: blob}
     assert most[0] == 1
     assert sorted(done) == ["md5", "sha256"]
+
+
+#: _CHILD's drivestage, given a SIGINT by the first weakref callback of importlib (the one that
+#: forgets a module's lock) to run once the hash-rate thread started: the pull then loads the
+#: Drive client's modules, and Python runs a signal's handler at the callback's first line
+#: when the signal came while the import's own work ran in C.
+_IN_CALLBACK = """
+import signal, sys, threading
+from drivestage import checksums
+checksums._TIMINGS = 10 ** 6
+real, armed = checksums.measure_soon, []
+def measure_soon():
+    real()
+    armed.append(True)
+checksums.measure_soon = measure_soon
+main_ident = threading.get_ident()
+def profile(frame, event, arg):
+    if armed and event == "call" and frame.f_code.co_name == "cb" and \\
+            frame.f_code.co_filename == "<frozen importlib._bootstrap>":
+        sys.setprofile(None)
+        signal.pthread_kill(main_ident, signal.SIGINT)
+sys.setprofile(profile)
+from drivestage.cli import main
+sys.argv[:] = ["drivestage"] + sys.argv[1:]
+main()
+"""
+
+
+def test_a_ctrl_c_raised_in_an_imports_callback_is_not_lost(emulator, tmp_path):
+    # It was "Exception ignored in: <function _get_module_lock.<locals>.cb>" and dropped: the
+    # pull went on, and waited for the hours-long measurement (test_a_ctrl_c_while_the_rates_
+    # are_measured timed out so, once in a full run).
+    emulator.add_file("d/b.bin", os.urandom(5000))
+    env = dict(child_env(emulator),
+               PYTHONPATH=os.path.dirname(os.path.dirname(drivestage.__file__)))
+    proc = subprocess.Popen([sys.executable, "-c", _IN_CALLBACK, "pull", "drive:d/b.bin",
+                             str(tmp_path / "data")], env=env, stderr=subprocess.PIPE)
+    try:
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, err
+    assert err.decode().splitlines() == ["Interrupted."], err
+    assert [p.name for p in (tmp_path / "data").glob("b.bin")] == []

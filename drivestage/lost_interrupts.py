@@ -1,0 +1,50 @@
+"""A Ctrl-C that Python would drop: raised inside a finalizer, it is lost.
+
+Python runs a signal's handler in the main thread at its next check for one, and that can be
+the first line of a weakref callback or a ``__del__``: importlib's callback that forgets a
+module's lock (``_get_module_lock.<locals>.cb``) runs after each module a command imports
+on its way in, hundreds of them. A KeyboardInterrupt raised there is "Exception ignored"
+(printed, then dropped): the command went on as if no Ctrl-C had come (a pull interrupted
+as it loaded its Drive client downloaded on; in a test whose hash-rate thread hashes for
+hours, it waited for that thread for good, once in a full run of the suite).
+:func:`keep` makes such a KeyboardInterrupt (a SIGTERM's too: :mod:`drivestage.stop_signals`)
+come again in the main thread, as if its signal came again (``_thread.interrupt_main``):
+the command ends as at any other moment. Only for the program (the console script), never
+a host's process.
+"""
+from __future__ import annotations
+
+import _thread
+import sys
+from typing import Any
+
+
+def _unraisable(hook: Any) -> Any:
+    def unraisable(info: Any) -> None:
+        if info.exc_type is not None and issubclass(info.exc_type, KeyboardInterrupt):
+            # Tripped again from a thread of its own, not here: tripped in this hook, the
+            # handler ran at the hook's next line, and its KeyboardInterrupt was dropped
+            # again ("Exception ignored in sys.unraisablehook"). That thread trips it once
+            # this one gives up the GIL, back in the code the finalizer interrupted; a
+            # handler run in another finalizer is lost again, and comes here again.
+            # Raised by the SIGINT handler of that moment (deferred()'s notes it); a SIGINT
+            # ignored (a background job) does nothing: as before, the stop is lost.
+            try:
+                _thread.start_new_thread(_thread.interrupt_main, ())
+                return
+            except RuntimeError:   # (no new thread at the interpreter's exit)
+                pass
+        hook(info)
+
+    unraisable.keeps_ctrl_c = True  # type: ignore[attr-defined]
+    return unraisable
+
+
+def keep() -> None:
+    """From now on, a KeyboardInterrupt raised in a finalizer is raised again in the main
+    thread instead of being printed and dropped (see the module doc). Once per process."""
+    if not getattr(sys.unraisablehook, "keeps_ctrl_c", False):
+        sys.unraisablehook = _unraisable(sys.unraisablehook)
+
+
+__all__ = ["keep"]
