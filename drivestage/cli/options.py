@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 from typing import Any, Callable, Iterator, Optional, TypeVar
 
@@ -56,3 +57,20 @@ def missing_is_usage(spec: str) -> Iterator[None]:
         if is_drive(spec) or os.path.lexists(os.path.abspath(os.path.expanduser(spec))):
             raise
         raise UsageError(str(exc)) from exc
+
+
+def stops_as_ctrl_c(fn: F) -> F:
+    """The command ends on SIGTERM or SIGHUP (left at their default) as on a Ctrl-C
+    (:func:`drivestage.stop_signals.as_ctrl_c`): its clean-ups run, the push's md5 cache
+    and records are saved, its lock files' holder records removed, and it says
+    ``Interrupted by SIGTERM.`` (exit 143; SIGHUP: 129). Left at their default they ended
+    the process at once, without a word (sigpush42). The whole command, its imports and its
+    summary included. Not ``mirror`` (its own handlers: a final push) nor ``emulator``."""
+    @functools.wraps(fn)
+    def command(*args: Any, **kwargs: Any) -> Any:
+        from drivestage.cli.group import as_program
+        from drivestage.stop_signals import as_ctrl_c
+
+        with as_ctrl_c(program=as_program()):
+            return fn(*args, **kwargs)
+    return command  # type: ignore[return-value]

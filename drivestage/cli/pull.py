@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import click
 
-from drivestage.cli.group import as_program, cli
-from drivestage.cli.options import SIZE_HELP, Size, drive_options, missing_is_usage
+from drivestage.cli.group import cli
+from drivestage.cli.options import (SIZE_HELP, Size, drive_options, missing_is_usage,
+                                     stops_as_ctrl_c)
 from drivestage.pool import MAX_JOBS
 
 if TYPE_CHECKING:  # (the commands import the library when they run: a fast --help)
@@ -125,6 +126,7 @@ class _Reserve(Size):
               help="Download a file Drive flagged as malware or spam anyway (Drive honours "
                    "this only for the file's owner or a Manager of its shared drive).")
 @drive_options
+@stops_as_ctrl_c
 def pull(src: str, dest: str, extract: bool, remove_archive: bool, jobs: Optional[int],
          force: bool, quiet: bool,
          as_json: bool, reserve: int, retries: Optional[int], include: tuple[str, ...],
@@ -141,7 +143,6 @@ def pull(src: str, dest: str, extract: bool, remove_archive: bool, jobs: Optiona
     from drivestage.stage import pull as do_pull
     from drivestage.stage_tree import FolderPullResult
     from drivestage.stderr_tail import say
-    from drivestage.stop_signals import as_ctrl_c
 
     paths.refuse_empty("SRC", src, "a drive: path, a Drive link or a local path")
     paths.refuse_empty("DEST", dest, "the local folder to pull into (e.g. ./data)")
@@ -152,24 +153,21 @@ def pull(src: str, dest: str, extract: bool, remove_archive: bool, jobs: Optiona
         raise UsageError("--remove-archive removes the archive once --extract has "
                          "extracted it; add -x (--extract), or leave --remove-archive "
                          "out to keep the archive")
-    # A SIGTERM or SIGHUP (a VM's stop, a closed terminal) ends the pull as a Ctrl-C does:
-    # its temporary folder removed, its partial kept (it used to end the process at once).
-    with as_ctrl_c(program=as_program()):
-        store = None
-        if acknowledge_abuse:
-            if not paths.is_drive(src):
-                paths.refuse_web_address(src)  # a web address is not "a local path"
-                raise UsageError(f"--acknowledge-abuse is for files on Google Drive; "
-                                 f"{src!r} is a local path")
-            store, _path = open_store(src, api_root=api_root, credentials=credentials,
-                                      acknowledge_abuse=True)
-        # (While progress bars show, log lines go through tqdm: see drivestage.stage. A rerun
-        # that finds everything staged shows none and never imports tqdm.)
-        with missing_is_usage(src):
-            result = do_pull(src, dest, extract=extract, jobs=jobs, force=force, quiet=quiet,
-                             store=store, api_root=api_root, credentials=credentials,
-                             reserve=reserve, chunk_size=chunk_size, retries=retries,
-                             include=include, exclude=exclude, remove_archive=remove_archive)
+    store = None
+    if acknowledge_abuse:
+        if not paths.is_drive(src):
+            paths.refuse_web_address(src)  # a web address is not "a local path"
+            raise UsageError(f"--acknowledge-abuse is for files on Google Drive; "
+                             f"{src!r} is a local path")
+        store, _path = open_store(src, api_root=api_root, credentials=credentials,
+                                  acknowledge_abuse=True)
+    # (While progress bars show, log lines go through tqdm: see drivestage.stage. A rerun
+    # that finds everything staged shows none and never imports tqdm.)
+    with missing_is_usage(src):
+        result = do_pull(src, dest, extract=extract, jobs=jobs, force=force, quiet=quiet,
+                         store=store, api_root=api_root, credentials=credentials,
+                         reserve=reserve, chunk_size=chunk_size, retries=retries,
+                         include=include, exclude=exclude, remove_archive=remove_archive)
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=1))
     else:
@@ -243,6 +241,7 @@ def _iso(ts: float) -> str:
 @click.argument("path", default="drive:")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
 @drive_options
+@stops_as_ctrl_c
 def ls(path: str, as_json: bool, api_root: Optional[str], credentials: Optional[str]) -> None:
     """List a Drive folder (or show one file): name, size, md5, modified (UTC)."""
     from drivestage.paths import printable, refuse_bad_place
@@ -295,6 +294,7 @@ def _resolved(path: str, api_root: Optional[str],
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
 @drive_options
+@stops_as_ctrl_c
 def quota(as_json: bool, api_root: Optional[str], credentials: Optional[str]) -> None:
     """Show the Drive storage quota: used / total / trash (the trash counts toward it)."""
     from drivestage.drive import connect

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar
 import click
 
 from drivestage.cli.group import cli
-from drivestage.cli.options import SIZE_HELP, drive_options, missing_is_usage
+from drivestage.cli.options import (SIZE_HELP, drive_options, missing_is_usage,
+                                     stops_as_ctrl_c)
 from drivestage.errors import DedupeConflictError, PolicyError, UsageError
 from drivestage.pool import MAX_JOBS
 
@@ -303,6 +304,7 @@ def _target(dest: str, api_root: Optional[str], credentials: Optional[str],
 @_transfer_options
 @_policy_options
 @drive_options
+@stops_as_ctrl_c
 def push_cmd(src: str, dest: str, include: tuple[str, ...], exclude: tuple[str, ...],
              delete: bool, delete_permanently: bool, max_delete: Optional[int],
              follow_symlinks: bool, chunk_size: Optional[str], jobs: int, force: bool,
@@ -351,6 +353,7 @@ def push_cmd(src: str, dest: str, include: tuple[str, ...], exclude: tuple[str, 
 @_prune_policy_options
 @click.option("--dry-run", "-n", is_flag=True, help="Print the plan; delete nothing.")
 @drive_options
+@stops_as_ctrl_c
 def prune_cmd(dest: str, use_trash: bool, protect: tuple[str, ...], dry_run: bool,
               api_root: Optional[str], credentials: Optional[str], **policy_opts: Any) -> None:
     """Apply a retention policy to the checkpoints in DEST; print the plan as a table.
@@ -399,6 +402,7 @@ def _say_unmatched(protect: tuple[str, ...], decision: Any, dest: str) -> None:
 @click.argument("dest")
 @click.option("--dry-run", "-n", is_flag=True, help="Print what would move; change nothing.")
 @drive_options
+@stops_as_ctrl_c
 def dedupe_cmd(dest: str, dry_run: bool, api_root: Optional[str],
                credentials: Optional[str]) -> None:
     """Merge same-named folders at DEST (a drive: folder) and below it into the oldest.

@@ -12,7 +12,7 @@ from typing import Optional
 import click
 
 from drivestage.cli.group import cli
-from drivestage.cli.options import drive_options, missing_is_usage
+from drivestage.cli.options import drive_options, missing_is_usage, stops_as_ctrl_c
 from drivestage.errors import UsageError
 
 
@@ -25,6 +25,7 @@ def runs_group() -> None:
 @runs_group.command(name="forget")
 @click.argument("dest")
 @drive_options
+@stops_as_ctrl_c
 def forget_cmd(dest: str, api_root: Optional[str], credentials: Optional[str]) -> None:
     """DEST (a drive: folder, or a local one) is no run folder any more: its marks (on Drive;
     in a local folder its file .drivestage/run-folder) are cleared and this machine's record
