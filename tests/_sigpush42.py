@@ -60,11 +60,12 @@ def repeated(proc, sig: int) -> None:
         time.sleep(0.001)
 
 
-def stale(state) -> list[str]:
+def stale(state, locked: bool = True) -> list[str]:
     """What a command that ended left in the state folder that is no record: its locks'
     holder files (``*.who``, removed as it lets go of a lock) and atomic writes' temporary
-    files (``*.tmp``). The lock folder must be there (else this looks at nothing)."""
-    assert any(p.name.endswith(".lock") for p in state.rglob("*")), "no lock files here"
+    files (``*.tmp``). ``locked``: the command took locks there (else this looks at
+    nothing)."""
+    assert not locked or any(p.name.endswith(".lock") for p in state.rglob("*")), "no locks"
     return sorted(str(p.relative_to(state)) for p in state.rglob("*")
                   if p.name.endswith((".who", ".tmp")))
 
