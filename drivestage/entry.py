@@ -72,6 +72,6 @@ def _command(args: Sequence[str]) -> str:
 def main() -> None:
     """``drivestage``."""
     # Only mirror: a SIGTERM must end it after a final push, even one in its first 0.3 s;
-    # every other command dies of one that comes while it loads, with nothing begun (a pull
-    # takes them from its start on: drivestage.stop_signals).
+    # every other command dies of one that comes while it loads, with nothing begun (each
+    # takes them from its function's start on: drivestage.cli.options.stops_as_ctrl_c).
     interruptible("drivestage.cli", hold=_command(sys.argv[1:]) == "mirror")

@@ -7,7 +7,7 @@ script, for ``mirror`` only, before anything loads) notes them instead; the mirr
 (:func:`take`) as soon as its own handlers are in place, and stops as it would on one that
 came later. Only a signal left at its default is held: one ignored (``nohup``'s SIGHUP)
 stays ignored. Other commands are not held: one that comes while they load ends them, with
-nothing begun (``pull`` takes them once it runs: :mod:`drivestage.stop_signals`).
+nothing begun (they take them once their function runs: :mod:`drivestage.stop_signals`).
 """
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""SIGTERM and SIGHUP that end a command as a Ctrl-C does (``drivestage pull``).
+"""SIGTERM and SIGHUP that end a command as a Ctrl-C does (``pull``, ``push``, ``prune``,
+``dedupe``, ``runs forget``, ``ls``, ``quota``: :func:`drivestage.cli.options.stops_as_ctrl_c`).
 
 Left at their default action, they ended the process at once: a spot VM's or Colab's SIGTERM,
 ``timeout``'s, systemd's, or the SIGHUP of a notebook or terminal that closed, left a pull's
@@ -6,8 +7,9 @@ temporary extraction folder in DEST (until the next extraction there) and its pa
 download's record as it was at the last save. Under :func:`as_ctrl_c` each is raised as a
 KeyboardInterrupt in the main thread, held back as a Ctrl-C is while a clean-up runs
 (:func:`drivestage.interrupts.deferred`), so the command ends as an interrupted one does:
-its temporary folder removed, the partial kept for the rerun. It leaves with
-:class:`Stopped`: one line naming the signal and the shell's code for it (143, 129).
+its temporary folder removed, the partial kept for the rerun; a push's md5s saved and its
+lock holder records removed (killed, it left them in the state folder: sigpush42). It
+leaves with :class:`Stopped`: one line naming the signal and the shell's code (143, 129).
 
 Only a signal left at its default is taken: one ignored (``nohup``'s SIGHUP) stays ignored,
 and a host's own handler (a notebook, a program running the command in-process) is left

@@ -77,6 +77,16 @@ def live(emulator, under: str = "") -> list[tuple[str, str]]:
                   if not f["labels"]["trashed"] and not f["mimeType"].endswith(".folder"))
 
 
+def settled(emulator, seen: int) -> None:
+    """Wait (bounded) until the emulator has answered, or given up on, every request since
+    ``seen``: one the stopped command left held (a latency rule) is done on Drive after it
+    ended, and done beside the rerun it could race it."""
+    deadline = time.monotonic() + 30
+    while any(not (r.status or r.error or r.duration) for r in emulator.requests[seen:]):
+        assert time.monotonic() < deadline, "a request of the stopped command never ended"
+        time.sleep(0.01)
+
+
 def md5(data: bytes) -> str:
     return hashlib.md5(data).hexdigest()
 
@@ -94,5 +104,5 @@ def uploading(emulator, seen: int, size: int) -> Callable[[], bool]:
     return ready
 
 
-__all__ = ["NOHUP", "STOPS", "child", "ended", "live", "md5", "repeated", "stale", "until",
-           "uploading"]
+__all__ = ["NOHUP", "STOPS", "child", "ended", "live", "md5", "repeated", "settled", "stale",
+           "until", "uploading"]

@@ -7,14 +7,13 @@ at once (-15, -1) without a word, its lock holder files left in the state folder
 from __future__ import annotations
 
 import os
-import time
 
 import pytest
 
 from _cli import run
 from _checkpoints import sidecar_json
 from _forkcli import cli_server
-from _sigpush42 import STOPS, child, ended, live, md5, stale, until
+from _sigpush42 import STOPS, child, ended, live, md5, settled, stale, until
 from test_messages_dedupe import folder, put
 
 _SIGTERM = [STOPS[0]]
@@ -49,7 +48,7 @@ def test_a_signal_while_the_answer_to_an_upload_is_awaited(emulator, local_state
     it and makes no second copy."""
     src = tmp_path / "run"
     src.mkdir()
-    data = os.urandom(300_000)
+    data = os.urandom(60_000)
     (src / "model.pt").write_bytes(data)
     emulator.faults.latency(2.0, method="PUT", path=r"^/upload/", times=1)
     seen = len(emulator.requests)
@@ -59,10 +58,8 @@ def test_a_signal_while_the_answer_to_an_upload_is_awaited(emulator, local_state
     got, err = ended(proc)
     assert (got, err) == (code, line + "\n")
     assert stale(tmp_path / "state") == []
-    deadline = time.monotonic() + 30
-    while live(emulator) != [("model.pt", md5(data))]:   # (the server's part done)
-        assert time.monotonic() < deadline, live(emulator)
-        time.sleep(0.01)
+    settled(emulator, seen)   # (the server's part done: the file made, its body being
+    # small enough to be sent whole before the answer is awaited)
     rc, _, err = run("push", str(src), "drive:runs/a")
     assert rc == 0, err
     assert live(emulator) == [("model.pt", md5(data))]
@@ -105,6 +102,7 @@ def test_a_signal_while_a_push_prunes(emulator, local_state, drive_env, tmp_path
     assert got == code and err.endswith(f"\n{line}\n"), err
     assert stale(tmp_path / "state") == []
     emulator.faults.clear()
+    settled(emulator, seen)
     rc, _, err = run("push", str(src), "drive:runs/a", "--keep-last", "1")
     assert rc == 0, err
     assert live(emulator) == _kept(made, 4)
@@ -125,6 +123,7 @@ def test_a_signal_while_prune_deletes(emulator, local_state, drive_env, tmp_path
     assert (got, err) == (code, line + "\n")
     assert stale(tmp_path / "state", locked=False) == []
     emulator.faults.clear()
+    settled(emulator, seen)
     rc, _, err = run("prune", "drive:runs/a", "--keep-last", "1")
     assert rc == 0, err
     assert live(emulator) == _kept(made, 4)
@@ -151,6 +150,7 @@ def test_a_signal_while_dedupe_moves(emulator, local_state, drive_env, store, tm
     assert (got, err) == (code, line + "\n")
     assert stale(tmp_path / "state", locked=False) == []
     emulator.faults.clear()
+    settled(emulator, seen)
     rc, _, err = run("dedupe", "drive:runs/exp")
     assert rc == 0, err
     want = sorted([("a.txt", md5(b"in the oldest"))] + [(n, md5(d)) for n, d in files.items()])

@@ -27,7 +27,7 @@ Examples:
 
 \b
 Exit codes: 0 success, 1 error, 2 usage error, 130 interrupted (Ctrl-C; mirror: a second signal);
-pull: 143 SIGTERM, 129 SIGHUP (ended as a Ctrl-C ends it).
+143 SIGTERM, 129 SIGHUP (ended as a Ctrl-C ends it; mirror: a final push, then 0).
 """
 
 
@@ -87,7 +87,7 @@ class _Group(click.Group):
             say(f"Error: {printable(lost)}", tail)
             ctx.exit(1)
         except KeyboardInterrupt as exc:
-            from drivestage.stop_signals import Stopped   # (a pull's SIGTERM, SIGHUP)
+            from drivestage.stop_signals import Stopped   # (a SIGTERM, a SIGHUP: options)
 
             stopped = exc if isinstance(exc, Stopped) else None
             say(stopped.line() if stopped else "Interrupted.", tail)

@@ -317,6 +317,9 @@ def push_cmd(src: str, dest: str, include: tuple[str, ...], exclude: tuple[str, 
     uploads are verified (without --keep-last, --keep-best, --keep-every, --keep-runs or
     --max-bytes nothing is pruned). A checkpoint in DEST that belongs to another training run is left
     as it is (exit 1, naming it, once the rest is pushed) unless --force.
+
+    SIGTERM (exit 143) and SIGHUP (129) end it as a Ctrl-C does (130): what it sent is said,
+    its md5s saved, the upload under way resumed by the next push.
     """
     from drivestage.state import Md5Cache
     from drivestage.stderr_tail import say
