@@ -73,4 +73,5 @@ def stops_as_ctrl_c(fn: F) -> F:
 
         with as_ctrl_c(program=as_program()):
             return fn(*args, **kwargs)
+    command.stops_as_ctrl_c = True  # type: ignore[attr-defined]  # (tests: each command)
     return command  # type: ignore[return-value]
