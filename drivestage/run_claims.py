@@ -44,6 +44,10 @@ MAX_READ = 20
 _MAX_BYTES = 4096
 #: The ``kind`` of the entry a property claim stands in (:class:`Holder`'s ``entry``).
 PROPERTY_KIND = "trainer-lease-property"
+#: A claim's generation is below this: trainers count them up by one from 1. A claim of a
+#: larger one is garbage, no one's: counted, the next claim's property (key and value) passed
+#: Drive's 124 bytes and was refused, and the lease stayed not taken (attacklease42).
+MAX_GENERATION = 1 << 31
 
 
 @dataclass(frozen=True)
@@ -68,7 +72,8 @@ def property_claim(value: str) -> Optional[PropertyClaim]:
                               parts[4], parts[5] == "1", parts[6])
     except (ValueError, IndexError):
         return None
-    if not 0 < claim.pid < 1 << 31 or not math.isfinite(claim.written) \
+    if not 0 < claim.pid < 1 << 31 or not 0 < claim.generation < MAX_GENERATION \
+            or not math.isfinite(claim.written) \
             or not math.isfinite(claim.made):
         return None
     return claim

@@ -22,7 +22,7 @@ from drivestage.drive import server_clock
 from trainer.errors import ConfigError
 from drivestage.errors import NotFoundError, RemoteChangedError
 # (PREFIX, SUFFIX: one name for claims; drivestage dedupe reads them too)
-from drivestage.run_claims import PREFIX, SUFFIX
+from drivestage.run_claims import MAX_GENERATION, PREFIX, SUFFIX
 from drivestage.store import RemoteEntry
 from drivestage.temps import namespace_tag
 
@@ -182,12 +182,12 @@ class ClaimReader:
             return None
         try:
             data = json.loads(b"".join(self.store.read_range(entry, 0, entry.size)) or b"{}")
-            pid = int(data["pid"])
-            if not 0 < pid < 1 << 31:   # (no process's: os.kill of it raised OverflowError)
+            pid, generation = int(data["pid"]), int(data["generation"])
+            # (pid: no process's, os.kill of it raised OverflowError; generation: run_claims)
+            if not 0 < pid < 1 << 31 or not 0 < generation < MAX_GENERATION:
                 return None
             return Claim(entry, str(data["owner"]), str(data["host"]), pid,
-                         str(data.get("machine", "")), int(data["generation"]),
-                         data.get("released") is True)
+                         str(data.get("machine", "")), generation, data.get("released") is True)
         except (NotFoundError, ValueError, KeyError, TypeError,
                 OverflowError):   # (a number JSON read as infinity: garbage, attackfence37)
             return None   # (gone since the listing, or not a claim: no one's)
