@@ -83,8 +83,9 @@ from drivestage.temps import namespace_tag
 from trainer import lease_props
 from trainer.drive import age_text
 from trainer.errors import LeaseHeldError, LeaseLostError, LeaseNotTakenError
-from trainer.lease_claims import HELD, MAX_CLAIMS, MOVED, PREFIX, SUFFIX, Claim, ClaimReader, \
-    boot_clock, gone, held_text, is_claim, last_holder, settle_seconds, silent, span_text
+from trainer.lease_claims import AHEAD, HELD, MAX_CLAIMS, MOVED, PREFIX, SUFFIX, Claim, \
+    ClaimReader, boot_clock, gone, held_text, is_claim, last_holder, settle_seconds, silent, \
+    span_text
 
 __all__ = ["HELD", "MAX_CLAIMS", "PREFIX", "SUFFIX", "Claim", "RunLease", "held_folder",
            "is_claim", "release_all", "span_text"]
@@ -160,32 +161,7 @@ class RunLease:
         settle = self.settle_s   # (a bad TRAINER_LEASE_SETTLE: said before Drive is asked)
         store, path = self.drive.store_at()
         folder = self._folder = store.make_folders(path)
-        first: dict[str, float] = {}    # a live claim's id -> its renewal when first seen
-        said = False
-        # (The watch's bound; and 2 s: Drive's clock is heard to the second, a stale claim
-        # may read up to a second younger: at 0.6 s periods it ran out first, fence37.)
-        until = time.monotonic() + self.stale_s + self.period_s + 2.0
-        while True:
-            claims = self._claims(folder)
-            live = [c for c in claims if not self._gone(c)]
-            if not live or self.take_over:
-                break
-            holder = min(live, key=lambda c: c.order)
-            for c in live:
-                if c.entry.id in first and c.entry.modified > first[c.entry.id]:
-                    raise LeaseHeldError(self._held_text(c))
-                first.setdefault(c.entry.id, c.entry.modified)
-            if time.monotonic() >= until:
-                raise LeaseHeldError(self._held_text(holder))
-            if not said:
-                said = True
-                logger.warning("%s: the run's lease is held by %s, last renewed %s ago; "
-                               "waiting up to %s for it to lapse (its runtime gone: this run "
-                               "takes over; still training: this run is refused)",
-                               self.drive.spec, holder.who, age_text(silent(holder)),
-                               span_text(max(0.0, self.stale_s - silent(holder))))
-            wait = min(self.period_s / 2, max(0.05, self.stale_s - silent(holder) + 0.05))
-            time.sleep(max(0.05, min(wait, until - time.monotonic())))
+        claims, live, dead = watch(self, folder)   # (the live claims of others: watched)
         taken = sorted((c for c in claims if c.owner != self.token and not c.released),
                        key=lambda c: c.order)   # (a released one: its run ended, nothing taken)
         self._before = [c for c in live if c.owner != self.token]
@@ -209,11 +185,13 @@ class RunLease:
             raise LeaseHeldError(self._held_text(holder))
         self._sure_until = self._written_at + self.sure_s   # (held: none better listed)
         if taken:   # (said: a trainer elsewhere that still runs would be refused later)
-            how = "--take-over" if forced else "its holder is gone"
+            how = "--take-over" if forced else AHEAD if taken[0].entry.id in dead \
+                else "its holder is gone"
             logger.warning("%s: took the run's lease over from %s, last renewed %s ago (%s)",
                            self.drive.spec, taken[0].who, age_text(silent(taken[0])), how)
         for c in claims:   # the stale claims of earlier generations: no one's now
-            if c.owner != self.token and c.generation < self.generation and self._gone(c) \
+            if c.owner != self.token and c.generation < self.generation \
+                    and (self._gone(c) or c.entry.id in dead) \
                     and c.entry.removable:   # (a Contributor's request Drive refuses: none)
                 self._delete(c.entry)
 
@@ -497,4 +475,4 @@ class RunLease:
 
 # (Where a trainer takes its lease, and the leases this process holds: trainer.lease_held,
 # named here for every caller; imported last, as that module imports RunLease from this one.)
-from trainer.lease_held import after, held_folder, not_taken, release_all  # noqa: E402
+from trainer.lease_held import after, held_folder, not_taken, release_all, watch  # noqa: E402

@@ -40,6 +40,10 @@ HELD = "holds the run's lease on"
 MOVED = ("; this trainer's claim was in the folder the path led to before, moved, renamed or "
          "trashed on Drive since")
 
+#: How a trainer took over a claim :func:`unrenewed` found (the take-over's line says it).
+AHEAD = ("its holder is gone: not renewed while this trainer watched it, its date ahead of "
+         "Drive's clock")
+
 
 @dataclass(frozen=True)
 class Claim:
@@ -102,6 +106,18 @@ def gone(claim: Claim, stale_s: float, token: str = "") -> bool:
         except OSError:
             return False
     return False
+
+
+def unrenewed(live: list[Claim], first: dict[str, tuple[float, float]],
+              stale_s: float) -> set[str]:
+    """The ids of ``live`` claims a starting trainer watched unchanged for ``stale_s`` and
+    more (``first``: each one's date, and :func:`time.monotonic` when first seen): their
+    holders are gone. Each reads live by its date, being dated ahead of Drive's clock (a
+    property's writer whose clock ran ahead with no ``Date`` heard, a file's date set by a
+    client): no trainer took the lease, refused until that date passed, a day (attacklease42)."""
+    now = time.monotonic()
+    return {c.entry.id for c in live if c.entry.id in first and c.entry.modified ==
+            first[c.entry.id][0] and now - first[c.entry.id][1] >= stale_s}
 
 
 class ClaimReader:

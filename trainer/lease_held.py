@@ -1,16 +1,17 @@
 """The run's lease as a trainer takes it (:func:`held_folder`, rank 0's ``drive.logs``), and
-the leases this process holds, released when the run ends (:func:`release_all`), and the
-wait for a predecessor after a ``--take-over`` (:func:`after`); split from
-:mod:`trainer.lease`, which names them for its callers."""
+the leases this process holds, released when the run ends (:func:`release_all`), the watch
+of another's live claim at the start (:func:`watch`), and the wait for a predecessor after a
+``--take-over`` (:func:`after`); split from :mod:`trainer.lease`, which names them for its
+callers."""
 from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from drivestage.errors import DriveStageError, QuotaExceededError
 from trainer.errors import LeaseHeldError
-from trainer.lease_claims import span_text
+from trainer.lease_claims import Claim, silent, span_text, unrenewed
 
 if TYPE_CHECKING:
     from trainer.lease import RunLease
@@ -55,6 +56,45 @@ def held_folder(cfg, stop):
     _HELD.append(lease)
     folder.lease = lease.start()
     return folder
+
+
+def watch(lease: "RunLease", folder: Any) -> tuple[list[Claim], list[Claim], set[str]]:
+    """:meth:`trainer.lease.RunLease.acquire`'s watch of the live claims of others in
+    ``folder``: renewed while watched, :class:`LeaseHeldError`; lapsed, or none (or a
+    ``--take-over``), the claims as listed last, the live ones, and the ids of those
+    watched unchanged past the bound (:func:`trainer.lease_claims.unrenewed`: gone, their
+    dates ahead of Drive's clock)."""
+    from trainer.drive import age_text
+
+    first: dict[str, tuple[float, float]] = {}   # a live claim's id -> its renewal, when
+    said = False
+    # (The watch's bound; and 2 s: Drive's clock is heard to the second, a stale claim
+    # may read up to a second younger: at 0.6 s periods it ran out first, fence37.)
+    until = time.monotonic() + lease.stale_s + lease.period_s + 2.0
+    while True:
+        claims = lease._claims(folder)
+        live = [c for c in claims if not lease._gone(c)]
+        if not live or lease.take_over:
+            return claims, live, set()
+        holder = min(live, key=lambda c: c.order)
+        for c in live:
+            if c.entry.id in first and c.entry.modified != first[c.entry.id][0]:
+                raise LeaseHeldError(lease._held_text(c))
+            first.setdefault(c.entry.id, (c.entry.modified, time.monotonic()))
+        if time.monotonic() >= until:
+            dead = unrenewed(live, first, lease.stale_s)
+            if len(dead) < len(live):
+                raise LeaseHeldError(lease._held_text(holder))
+            return claims, [], dead
+        if not said:
+            said = True
+            logger.warning("%s: the run's lease is held by %s, last renewed %s ago; "
+                           "waiting up to %s for it to lapse (its runtime gone: this run "
+                           "takes over; still training: this run is refused)",
+                           lease.drive.spec, holder.who, age_text(silent(holder)),
+                           span_text(max(0.0, lease.stale_s - silent(holder))))
+        wait = min(lease.period_s / 2, max(0.05, lease.stale_s - silent(holder) + 0.05))
+        time.sleep(max(0.05, min(wait, until - time.monotonic())))
 
 
 def release_all() -> None:
