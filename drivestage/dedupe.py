@@ -29,7 +29,9 @@ its last listing would go to the trash with it (still in Drive's trash, not lost
 of which either folder is held by a live training run (its lease claim,
 :mod:`drivestage.run_claims`) is refused before anything of it moves, in one line (exit 1):
 merged under the run, its claim left the folder it renews it in, and the folder it pushes
-into by id went to the trash with what it sent next (guards41).
+into by id went to the trash with what it sent next (guards41). A newer folder's claims (no
+run's, then) go to the trash, never into the oldest: a run started there meanwhile read a
+moved one, dated by its move, of a higher generation as a take-over (attacklease42).
 """
 from __future__ import annotations
 
@@ -277,7 +279,14 @@ class _Dedupe:
         for item in theirs:
             item_where = f"{where}/{item.name}"
             same = held.get(item.name, [])
-            if any(e.id == item.id for e in same):
+            if not item.is_dir and run_claims.is_claim(item.name):
+                # A claim holds its own folder only, and none here is live (refuse_held):
+                # moved, the move dated it now, and its generation read as a take-over to a
+                # run that started in the oldest meanwhile (attacklease42).
+                log.info("%s (id %s) is a lease claim no run holds: to the trash",
+                         item_where, item.id)
+                left |= self._trash(item, item_where, dup.id) == _REFUSED
+            elif any(e.id == item.id for e in same):
                 # This very item is in the oldest too (a second parent, as Drive allowed
                 # until 2020): never a copy of itself, whose trashing takes it out of both;
                 # never a folder merged into itself. Moving it takes ``dup`` off its parents.

@@ -103,7 +103,8 @@ def test_dedupe_refuses_a_pair_a_live_run_holds_and_moves_nothing(
 
 def test_a_stale_or_released_claim_holds_nothing(emulator, store, tmp_path):
     """A claim silent past the stale_s it records, and one released (its removal refused),
-    are no one's: the pair is merged, the claims moved as any file."""
+    are no one's: the pair is merged; the newer's claim goes to the trash (moved, it read as
+    a take-over to a run started in the oldest meanwhile: attacklease42)."""
     old, new = _twins(emulator, store)
     body = {"owner": "x", "host": "elsewhere", "pid": 4242, "machine": "m", "generation": 1,
             "stale_s": 150.0}
@@ -115,8 +116,7 @@ def test_a_stale_or_released_claim_holds_nothing(emulator, store, tmp_path):
     code, out, err = _run("dedupe", "drive:runs/exp")
     assert code == 0, err
     assert set(live(emulator)) == {"runs", "runs/exp", "runs/exp/a.txt", "runs/exp/b.txt",
-                                   "runs/exp/trainer-lease-aaaa.json",
-                                   "runs/exp/trainer-lease-bbbb.json"}
+                                   "runs/exp/trainer-lease-aaaa.json"}
 
 
 def test_a_claim_without_stale_s_counts_as_live_for_the_longest_lease(emulator, store, tmp_path):
