@@ -425,8 +425,11 @@ class RunLease:
             except QuotaExceededError as exc:   # (Drive full: a property, where it may be)
                 if replace is not None or not fallback or not lease_props.usable(store):
                     raise
-                self._mine = lease_props.write(store, folder, self.token, self.generation,
-                                               server_clock.now(), server_clock.now())
+                try:
+                    self._mine = lease_props.write(store, folder, self.token, self.generation,
+                                                   server_clock.now(), server_clock.now())
+                except DriveStageError as refused:   # (the folder at Drive's 30 PUBLIC ones:
+                    raise exc from refused   # its line says "permission denied", no cause)
                 logger.warning("%s: Drive's storage is full (its claim file of %s B did not "
                                "fit): the run's lease is claimed by a property of the folder, "
                                "not a file", self.drive.spec, exc.needed or "a few hundred")
