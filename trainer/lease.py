@@ -226,7 +226,10 @@ class RunLease:
                 # (Answered before it could be stale: it landed before any take-over; later
                 # (a renewal slow past the proof: retries, a hung request), another trainer
                 # may hold the lease by then, and the next guard lists again: attackfence37.)
+                fresh = self._mine is None   # (made anew there: the folder moved, _listed)
                 self._write(folder)
+                if fresh:   # (a trainer claiming there meanwhile: trainer.lease_held)
+                    settled(self, folder)
                 if boot_clock() < sure:
                     sure = self._written_at + self.sure_s
             self._sure_until = sure
@@ -478,4 +481,5 @@ class RunLease:
 
 # (Where a trainer takes its lease, and the leases this process holds: trainer.lease_held,
 # named here for every caller; imported last, as that module imports RunLease from this one.)
-from trainer.lease_held import after, held_folder, not_taken, release_all, watch  # noqa: E402
+from trainer.lease_held import after, held_folder, not_taken, release_all, settled, \
+    watch  # noqa: E402
