@@ -100,4 +100,5 @@ def test_a_claim_dated_ahead_that_is_renewed_while_watched_is_refused(
         logging.getLogger("trainer.lease").removeHandler(watcher)
         release_all()
     assert watcher.done
-    assert (_props(emulator) == [KEY]) if where == "property" else (_claims(emulator) == [f"{KEY}.json"])
+    left = _props(emulator) if where == "property" else _claims(emulator)
+    assert left == ([KEY] if where == "property" else [f"{KEY}.json"])

@@ -337,9 +337,9 @@ class RunLease:
         others = [c for c in claims if c.owner != self.token and not self._gone(c)]
         if others and (moved or self._mine is None):
             self._lose(min(others, key=lambda c: c.order), why=MOVED if moved else "")
-        if moved and self._mine is not None:
-            self._delete(self._mine)   # (made anew below, in the path's folder)
-            self._mine = None
+        if moved and self._mine is not None and all(c.entry.id != self._mine.id for c in claims):
+            self._delete(self._mine)   # (made anew below, in the path's folder; one moved
+            self._mine = None          # there with the run's files is kept: attacklease42)
         return self._folder, claims
 
     def _elsewhere(self) -> bool:
