@@ -51,3 +51,24 @@ def test_a_claim_of_a_garbage_generation_is_no_ones_and_the_lease_is_held_by_a_p
     # (Garbage is no one's: left as it was, neither read nor removed.)
     assert _props(emulator) == (["trainer-lease-feedfeedfeedfeed"] if where == "property" else [])
     assert _claims(emulator) == (["trainer-lease-feedfeedfeedfeed.json"] if where == "file" else [])
+
+
+def test_the_longest_claim_a_trainer_writes_fits_drives_124_bytes(
+        drive_env, emulator, store, monkeypatch):
+    """The largest generation a claim may have, the largest pid Linux gives (pid_max is
+    2**22) and a host name of 253 characters, not all ASCII: the property is written (the
+    emulator refuses more than 124 bytes, as Drive does), the host cut to fit at a whole
+    character, and read back as written."""
+    import socket
+
+    from drivestage import run_claims
+    from trainer import lease_props
+
+    folder = RemoteEntry(emulator.add_folder("runs/exp"), "exp", True)
+    monkeypatch.setattr(socket, "gethostname", lambda: "é" * 126 + "h")
+    monkeypatch.setattr(lease_props.os, "getpid", lambda: 1 << 22)
+    then = server_clock.now() + 100 * 365 * 86400.0   # (a century on)
+    lease_props.write(store, folder, "f" * 16, run_claims.MAX_GENERATION - 1, then, then)
+    [claim] = lease_props.claims(store, folder)
+    assert (claim.generation, claim.pid) == (run_claims.MAX_GENERATION - 1, 1 << 22)
+    assert claim.host and set(claim.host) == {"é"}
