@@ -52,6 +52,11 @@ class ScopeError(AuthError):
     """The token is valid but lacks the Drive scope (403 ``insufficientPermissions``)."""
 
 
+class ApiDisabledError(AuthError):
+    """The credentials' Google Cloud project has not enabled the Drive API (403
+    ``accessNotConfigured``)."""
+
+
 class NotFoundError(DriveStageError, FileNotFoundError):
     """A remote path or id does not exist."""
 

@@ -224,6 +224,23 @@ def test_a_workspace_account_whose_admins_turned_drive_apps_off(emulator, drive_
     assert sum(1 for r in emulator.requests if r.status == 403) == 1  # not retried
 
 
+@renders("the Google Cloud project of these credentials has not enabled the Google Drive API")
+def test_credentials_of_a_project_without_the_drive_api(emulator, drive_env, local_state):
+    # A new service account's project, or an OAuth client's, where nobody enabled the API:
+    # Google's most common 403. It was "permission denied ... check the sharing settings".
+    emulator.faults.inject(path=r"/files", reason="accessNotConfigured", times=None)
+    code, err = run("ls", "drive:")
+    assert code == 1
+    text = error(err)
+    assert "(HTTP 403 accessNotConfigured: Google Drive API has not been used in project " \
+        "1234567890 before or it is disabled. Enable it by visiting https://console." \
+        "developers.google.com/apis/api/drive.googleapis.com/overview?project=1234567890 " in text
+    assert "sharing" not in text and text.count("\n") == 1
+    shown("the Google Cloud project of these credentials has not enabled the Google Drive API",
+          text)
+    assert sum(1 for r in emulator.requests if r.status == 403) == 1  # not retried
+
+
 @renders("these credentials may only open files this app created or was given")
 def test_a_file_the_app_was_not_granted(emulator, drive_env, local_state, tmp_path):
     emulator.add_file("VOC/set.zip", b"zip")

@@ -357,9 +357,47 @@ def _forbidden(failure: HttpFailure, what: str, label: str, detail: str, *, uplo
             f"{what}: Drive keeps answering '{detail or reason}'. After a long upload "
             "this is usually Drive's daily upload cap (about 750 GB per user per day); "
             "stopping instead of retrying for hours. Try again tomorrow.")
-    return errors.PermissionDeniedError(
+    return _not_a_permission(failure, what, label, detail) or errors.PermissionDeniedError(
         f"{what}: permission denied ({label}: {detail}). Check that this account can "
         "access the file (sharing settings, shared drive membership).")
+
+
+def _not_a_permission(failure: HttpFailure, what: str, label: str,
+                      detail: str) -> Optional[errors.DriveStageError]:
+    """A 403 no sharing setting lifts (it was "permission denied... check the sharing
+    settings"): a project without the Drive API, a request taken for one without credentials,
+    an item with no bytes, the sharing limit. None for a refusal of access (or a limit its
+    callers handle: propertyCountLimitExceeded)."""
+    reason = failure.reason or ""
+    if reason == "accessNotConfigured":
+        # Google's answer to a Cloud project that has not enabled the Drive API (a new
+        # service account's, an OAuth client's): its message names the page that enables it.
+        return errors.ApiDisabledError(
+            f"{what}: the Google Cloud project of these credentials has not enabled the Google "
+            f"Drive API ({label}: {detail}). Enable it in that project (Cloud console: APIs & "
+            "Services, Library, Google Drive API), wait a few minutes and run the command "
+            "again; or use credentials of a project that has it enabled.")
+    if reason.endswith("Unreg"):
+        # dailyLimitExceededUnreg...: Google's limits for requests that carry no credentials.
+        return errors.AuthError(
+            f"{what}: Drive took the request for one without credentials ({label}: {detail}); "
+            "the access token did not reach Drive (a proxy that drops the Authorization "
+            "header?) or was empty. Run `drivestage auth login`, pass --credentials FILE, or "
+            "set DRIVESTAGE_CREDENTIALS.")
+    if reason == "fileNotDownloadable":
+        return errors.RemoteError(
+            f"{what}: Drive says this item has no binary content to download ({label}: "
+            f"{detail}), though it was listed as a file with bytes: a Google Docs, Sheets or "
+            "Slides file can only be exported. Export it to a file on Drive first, or leave "
+            "it out (--exclude).", status=failure.status, reason=reason)
+    if reason == "sharingRateLimitExceeded":
+        # drivestage shares nothing: the account's sharing elsewhere (other apps, the
+        # browser, its notification emails) reached Drive's limit on it.
+        return errors.RemoteError(
+            f"{what}: Drive refused: this account reached Drive's limit on sharing ({label}: "
+            f"{detail}), not a matter of access. Wait and run the command again later.",
+            status=failure.status, reason=reason)
+    return None
 
 
 def _page_words(failure: HttpFailure) -> Optional[str]:

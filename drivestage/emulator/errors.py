@@ -61,6 +61,9 @@ class DriveErrorSpec:
     location_type: Optional[str] = None
 
 
+#: The project number in answers that name the caller's Cloud project.
+_PROJECT = "1234567890"
+
 #: Drive's answers by reason. Sources: Google's "Resolve errors" guide for the Drive API
 #: (developers.google.com/workspace/drive/api/guides/handle-errors) and "Usage limits"
 #: page, and bodies users pasted from real Drive into public issue trackers (named in
@@ -113,6 +116,23 @@ DRIVE_ERRORS: dict[str, DriveErrorSpec] = {
         403, "global", "Only files with binary content can be downloaded. Use Export with Docs "
                        "Editors files.", location="alt"),
     "notFound": DriveErrorSpec(404, "global", "File not found: .", location="fileId"),
+    # A Cloud project that has not enabled the Drive API (bodies users pasted: uppy issue
+    # 1300, gogcli issue 489; the status and ErrorInfo of Google's newer error model).
+    "accessNotConfigured": DriveErrorSpec(
+        403, "usageLimits", f"Google Drive API has not been used in project {_PROJECT} before "
+        "or it is disabled. Enable it by visiting https://console.developers.google.com/apis/"
+        f"api/drive.googleapis.com/overview?project={_PROJECT} then retry. If you enabled "
+        "this API recently, wait a few minutes for the action to propagate to our systems and "
+        "retry.",
+        extra={"status": "PERMISSION_DENIED",
+               "details": [{"@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                            "reason": "SERVICE_DISABLED", "domain": "googleapis.com",
+                            "metadata": {"service": "drive.googleapis.com",
+                                         "consumer": f"projects/{_PROJECT}"}}]}),
+    # A request without credentials (jupyterlab-google-drive issue 46, odeke-em/drive 565).
+    "dailyLimitExceededUnreg": DriveErrorSpec(
+        403, "usageLimits", "Daily Limit for Unauthenticated Use Exceeded. Continued use "
+                            "requires signup."),
 }
 
 #: The message Drive puts on ``userRateLimitExceeded`` when the 750 GB/day upload cap is
