@@ -47,3 +47,27 @@ def test_an_item_drive_will_only_export(emulator, drive_env, local_state, tmp_pa
     assert "Drive says this item has no binary content to download (HTTP 403 " \
         "fileNotDownloadable: Only files with binary content can be downloaded." in line, line
     assert "--exclude" in line
+
+
+#: What Drive says to gcloud's Application Default Credentials of a user without a quota
+#: project (agno-agi/agno pull request 4658): the same reason, another remedy.
+ADC_WITHOUT_PROJECT = (
+    "Your application is authenticating by using local Application Default Credentials. The "
+    "drive.googleapis.com API requires a quota project, which is not set by default. To learn "
+    "how to set your quota project, see https://cloud.google.com/docs/authentication/"
+    "adc-troubleshooting/user-creds .")
+
+
+def test_credentials_without_a_quota_project(emulator, drive_env, local_state):
+    """accessNotConfigured for credentials that name no project: set one, not "enable the
+    API" (which project?) nor the sharing settings."""
+    emulator.faults.inject(path=r"/files", reason="accessNotConfigured", times=None,
+                           message=ADC_WITHOUT_PROJECT)
+    code, _, err = run("ls", "drive:")
+    assert code == 1, err
+    line = error_line(err)
+    assert "Drive needs a Google Cloud project to count these credentials' requests against, " \
+        f"and they name none (HTTP 403 accessNotConfigured: {ADC_WITHOUT_PROJECT})" in line, line
+    assert "`gcloud auth application-default set-quota-project PROJECT`" in line
+    assert "has not enabled" not in line and "sharing" not in line
+    assert sum(1 for r in emulator.requests if r.status == 403) == 1

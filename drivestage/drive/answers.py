@@ -369,6 +369,14 @@ def _not_a_permission(failure: HttpFailure, what: str, label: str,
     an item with no bytes, the sharing limit. None for a refusal of access (or a limit its
     callers handle: propertyCountLimitExceeded)."""
     reason = failure.reason or ""
+    if reason == "accessNotConfigured" and "quota project" in detail:
+        # The same reason for Application Default Credentials of a user (gcloud's) that name
+        # no project to bill the calls to (agno pull request 4658).
+        return errors.ApiDisabledError(
+            f"{what}: Drive needs a Google Cloud project to count these credentials' requests "
+            f"against, and they name none ({label}: {detail}). Run `gcloud auth "
+            "application-default set-quota-project PROJECT` with a project that has the Google "
+            "Drive API enabled, or log in with `drivestage auth login --client-secrets FILE`.")
     if reason == "accessNotConfigured":
         # Google's answer to a Cloud project that has not enabled the Drive API (a new
         # service account's, an OAuth client's): its message names the page that enables it.
@@ -483,18 +491,3 @@ def drive_refused(exc: BaseException) -> bool:
     a web page in its place (:class:`~drivestage.errors.WebPageRefusalError`) is not."""
     return isinstance(exc, errors.PermissionDeniedError) and \
         not isinstance(exc, errors.WebPageRefusalError)
-
-
-def not_removed(where: str, refused: errors.DriveStageError, again: errors.DriveStageError,
-                shared_drive: Optional[str]) -> errors.DriveStageError:
-    """Why ``where`` could be neither deleted (``refused``) nor trashed (``again``): in a
-    shared drive both refused means a missing role (a Contributor's), not a missing access."""
-    if isinstance(again, errors.WebPageRefusalError):
-        return again    # the trash was stopped on the way: that says what to do
-    if not shared_drive or not drive_refused(again):
-        return refused
-    return errors.PermissionDeniedError(
-        f"{where} cannot be removed: in a shared drive, moving an item to the trash needs the "
-        "Content manager role (fileOrganizer) and deleting it the Manager role (organizer), and "
-        "this account has neither. Ask a Manager of the shared drive for one, or keep "
-        "retention (--keep-last, --max-bytes...) off for this folder.")

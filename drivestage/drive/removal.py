@@ -9,7 +9,7 @@ from typing import Any, Callable, Optional
 
 from drivestage.command import stopping
 from drivestage.drive import answers, connections
-from drivestage.errors import DriveStageError, PermissionDeniedError
+from drivestage.errors import DriveStageError, PermissionDeniedError, WebPageRefusalError
 
 log = logging.getLogger("drivestage.drive.store")
 
@@ -74,7 +74,7 @@ def remove(call: Callable[[str, Callable[[], None]], None], f: Any, where: str, 
         except DriveStageError as again:
             if again in refusals:   # (the guard's, never "not removed")
                 raise
-            raise answers.not_removed(where, refused, again, drive_id) from None
+            raise not_removed(where, refused, again, drive_id) from None
         warn_trashed_instead(scope, where, refused, drive_id)
 
 
@@ -118,3 +118,18 @@ def say_unanswered(names: list[str]) -> None:
     log.warning("the removal of %s was sent, and the %s stopped before %s answer came: "
                 "%s may be gone", listed, stopping(), "its" if len(names) == 1 else "their",
                 "it" if len(names) == 1 else "they")
+
+
+def not_removed(where: str, refused: DriveStageError, again: DriveStageError,
+                shared_drive: Optional[str]) -> DriveStageError:
+    """Why ``where`` could be neither deleted (``refused``) nor trashed (``again``): in a
+    shared drive both refused means a missing role (a Contributor's), not a missing access."""
+    if isinstance(again, WebPageRefusalError):
+        return again    # the trash was stopped on the way: that says what to do
+    if not shared_drive or not answers.drive_refused(again):
+        return refused
+    return PermissionDeniedError(
+        f"{where} cannot be removed: in a shared drive, moving an item to the trash needs the "
+        "Content manager role (fileOrganizer) and deleting it the Manager role (organizer), and "
+        "this account has neither. Ask a Manager of the shared drive for one, or keep "
+        "retention (--keep-last, --max-bytes...) off for this folder.")

@@ -191,7 +191,7 @@ class Removals:
                        check: Callable[[], None], out: Outcomes) -> None:
         """Permanent deletes Drive refused, tried as trashes in one batch (a shared drive's
         Content manager), one warning per shared drive and process; both refused: why
-        (:func:`drivestage.drive.answers.not_removed`). The outcomes into ``out``."""
+        (:func:`drivestage.drive.removal.not_removed`). The outcomes into ``out``."""
         where = {self._key(e): self.describe(e) for e in items}
         sent: dict[str, int] = {}
         got: dict[str, batches.Got] = {}
@@ -227,7 +227,7 @@ class Removals:
                 out[e.id] = None
                 self._forget(e)
             else:
-                out[e.id] = answers.not_removed(where[key], refused[e.id], again,
+                out[e.id] = removal.not_removed(where[key], refused[e.id], again,
                                                 self._drive_of(e))
 
 
