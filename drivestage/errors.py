@@ -214,6 +214,11 @@ class RemoteError(DriveStageError, OSError):
         self.status, self.reason = status, reason
 
 
+class SharingLimitError(RemoteError):
+    """This account reached Drive's limit on sharing (403 ``sharingRateLimitExceeded``): every
+    upload is refused alike until it lifts."""
+
+
 class BlockedByGoogleError(RemoteError):
     """Google's front end answered with its own "Sorry..." page: it took this network's
     requests for automated queries. Every request from here meets it for a while (hours), so

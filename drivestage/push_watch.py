@@ -10,7 +10,8 @@ from typing import Iterable, Mapping, Optional
 
 from drivestage.errors import ArrivedInTrashError, AuthError, BlockedByGoogleError, \
     DailyLimitError, DailyUploadCapError, DriveStageError, FolderGoneError, ItemCreationLimitError, \
-    NotFoundError, QuotaExceededError, RemoteError, RetriesExhaustedError, TrashedError
+    NotFoundError, QuotaExceededError, RemoteError, RetriesExhaustedError, SharingLimitError, \
+    TrashedError
 from drivestage.paths import StorePath
 from drivestage.store import RemoteEntry, RemoteStore
 
@@ -20,7 +21,8 @@ log = logging.getLogger("drivestage.upload_tree")
 #: file that arrived in the trash: its folder is there, and DEST's too, or a folder above
 #: it, most often; a subfolder alone costs the others one push more (check_folders).
 ACCOUNT_WIDE = (QuotaExceededError, DailyUploadCapError, DailyLimitError, AuthError,
-                ItemCreationLimitError, BlockedByGoogleError, ArrivedInTrashError)
+                ItemCreationLimitError, BlockedByGoogleError, ArrivedInTrashError,
+                SharingLimitError)
 #: Uploads in a row, none verified between them, that ran out of retries before a push
 #: starts no other (:class:`Halt`).
 GIVEN_UP_IN_A_ROW = 2
@@ -34,8 +36,8 @@ class Halt:
     but one file's own failure (Drive answering 500 to every update of one file, a session
     it broke) must not stop the rest, every push, at the same file. So an upload given up
     halts only when the one before it was given up too, none verified between them (a
-    Drive down costs two files' retries); a quota, daily-limit, item-creation-limit or auth
-    error at once."""
+    Drive down costs two files' retries); a quota, daily-limit, item-creation-limit, sharing-limit
+    or auth error at once."""
 
     def __init__(self) -> None:
         self.cause: Optional[BaseException] = None   # the failure that halted the push

@@ -71,3 +71,20 @@ def test_credentials_without_a_quota_project(emulator, drive_env, local_state):
     assert "`gcloud auth application-default set-quota-project PROJECT`" in line
     assert "has not enabled" not in line and "sharing" not in line
     assert sum(1 for r in emulator.requests if r.status == 403) == 1
+
+
+def test_the_sharing_limit_stops_a_push_at_once(emulator, drive_env, local_state, tmp_path):
+    """The sharing limit is the account's: every upload is refused alike, so the push starts
+    no other once one is (it asked for each of 20 files, each refused, before)."""
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(20):
+        (src / f"f{i:02d}.bin").write_bytes(b"%d" % i)
+    emulator.faults.inject(None, r"/upload/", reason="sharingRateLimitExceeded", times=None)
+    before = len(emulator.requests)
+    code, _, err = run("push", str(src), "drive:D", "-j", "1")
+    assert code == 1, err
+    assert sum(1 for r in emulator.requests[before:] if "/upload/" in r.path) == 1
+    assert "19 files not sent: Drive kept failing; the next push sends them" in err
+    assert "Drive refused: this account reached Drive's limit on sharing (HTTP 403 " \
+        "sharingRateLimitExceeded" in error_line(err)

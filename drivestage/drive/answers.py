@@ -401,7 +401,7 @@ def _not_a_permission(failure: HttpFailure, what: str, label: str,
     if reason == "sharingRateLimitExceeded":
         # drivestage shares nothing: the account's sharing elsewhere (other apps, the
         # browser, its notification emails) reached Drive's limit on it.
-        return errors.RemoteError(
+        return errors.SharingLimitError(
             f"{what}: Drive refused: this account reached Drive's limit on sharing ({label}: "
             f"{detail}), not a matter of access. Wait and run the command again later.",
             status=failure.status, reason=reason)
