@@ -61,6 +61,21 @@ def test_a_download_that_trickles_is_asked_again_then_given_up(emulator, proxy, 
     assert not (tmp_path / "d" / "f.bin").exists()
 
 
+@renders("the answer is a web page ('…'), not Drive's: something between here and Drive "
+         "answers in its place")
+def test_a_web_page_answered_with_a_success(emulator, proxy, tmp_path):
+    page = b"<html><title>Access denied</title><body>Cloud storage is blocked</body></html>"
+    emulator.add_file("data/f.bin", os.urandom(3000))
+    proxy.on("GET", r"^/drive/v2/files\?", lambda status, headers, body: Reply(
+        200, {"Content-Type": "text/html", "Content-Length": str(len(page))}, [page]))
+    line = error("pull", "-q", "drive:data/f.bin", str(tmp_path / "d"))
+    shown("the answer is a web page ('…'), not Drive's: something between here and Drive "
+          "answers in its place", line)
+    assert "('<html> Access denied Cloud storage is blocked')" in line, line
+    assert proxy.count("GET", r"^/drive/v2/files\?") == 1   # not retried
+    assert not (tmp_path / "d").exists() or not (tmp_path / "d" / "f.bin").exists()
+
+
 @renders("is longer than that (")
 def test_a_download_answer_longer_than_the_range(emulator, proxy, tmp_path):
     emulator.add_file("data/f.bin", os.urandom(3000))

@@ -23,7 +23,7 @@ import threading
 import time
 import urllib.parse
 import zlib
-from typing import Any, Iterator, Mapping, Optional
+from typing import Any, Callable, Iterator, Mapping, Optional
 
 import google.auth.exceptions
 import google.auth.transport
@@ -175,6 +175,7 @@ class _Http(httplib2.Http):  # type: ignore[misc]  # (httplib2 has no types)
         finally:
             _following.on = outer
         server_clock.heard(answer[0])   # (Drive's clock: drivestage.drive.server_clock)
+        _not_a_page(uri, *answer)
         return answer
 
     def _conn_request(self, conn: Any, request_uri: str, method: str, body: Any,
@@ -195,6 +196,32 @@ class _Http(httplib2.Http):  # type: ignore[misc]  # (httplib2 has no types)
             return super()._conn_request(conn, request_uri, method, body, headers)
         finally:
             conn.__dict__.pop("getresponse", None)
+
+
+class WebPageAnswer(Exception):
+    """A request for Drive's JSON answered 2xx with a web page: a captive portal (a hotel's
+    Wi-Fi login) or a filter answers in Drive's place. Its words are the message."""
+
+
+def _not_a_page(uri: str, resp: Any, content: Any) -> None:
+    """Raise :class:`WebPageAnswer` for a web page in a 2xx answer to anything but a file's
+    bytes: read as Drive's JSON it was "not what Drive sends (TypeError: string indices...);
+    is --api-root a Drive API?", on the default API root too."""
+    if 200 <= resp.status < 300 and "alt=media" not in uri:
+        refuse_page(str(resp.get("content-type", "")), lambda: content)
+
+
+def refuse_page(content_type: str, read: Callable[[], Any]) -> None:
+    """Raise :class:`WebPageAnswer`, with the page's first words (``read()``: its first
+    bytes), when ``content_type`` is a web page's."""
+    if content_type.split(";")[0].strip().lower() in ("text/html", "application/xhtml+xml"):
+        from drivestage.drive.answers import page_excerpt
+
+        content = read()
+        text = bytes(content[:65536]).decode("utf-8", "replace") \
+            if isinstance(content, (bytes, bytearray)) else str(content or "")
+        words = page_excerpt(text)
+        raise WebPageAnswer(words[:120] + ("..." if len(words) > 120 else ""))
 
 
 def keys_stay_home(http: httplib2.Http) -> None:

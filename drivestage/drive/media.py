@@ -19,6 +19,7 @@ from typing import Any, BinaryIO, Callable, Optional
 from googleapiclient.http import MediaUpload
 
 from drivestage.drive import answers, retry
+from drivestage.drive.connections import refuse_page
 from drivestage.drive.resources import editor_of, restricted_message, shared_drive_item
 from drivestage.drive.transport import Streamed, Transport
 from drivestage.errors import ChecksumMismatchError, DownloadRestrictedError, \
@@ -208,13 +209,14 @@ class MediaReader:
                 end, skip = got[1] + 1, 0
             elif body.status == 200:
                 # The server ignored Range and sends the whole file: skip to our part. Of
-                # another length, it is a new version when Drive lists that size now (else
-                # not the file at all: a captive portal's page, told below).
-                if body.left is not None and body.left != entry.size and \
-                        self._size_now(entry, where) == body.left:
-                    raise RemoteChangedError(f"{where} changed on Drive while downloading "
-                                             f"(size {entry.size} became {body.left}); run "
-                                             "again")
+                # another length, a new version when Drive lists that size now; else not the
+                # file at all: a web page (a filter's), or one of other bytes (told below).
+                if body.left is not None and body.left != entry.size:
+                    if self._size_now(entry, where) == body.left:
+                        raise RemoteChangedError(f"{where} changed on Drive while downloading "
+                                                 f"(size {entry.size} became {body.left}); "
+                                                 "run again")
+                    refuse_page(body.headers.get("content-type", ""), lambda: body.read1(65536))
                 end, skip = entry.size, pos
                 if pos > 0 or stop < entry.size:
                     sink.whole_answer()

@@ -31,7 +31,7 @@ from typing import Any, Callable, Iterator, Optional, TypeVar
 import tenacity
 
 from drivestage import errors, interrupts
-from drivestage.drive import answers, lookups
+from drivestage.drive import answers, connections, lookups
 from drivestage.pool import check
 
 log = logging.getLogger(__name__)
@@ -190,6 +190,14 @@ def translate(exc: BaseException, what: str, *, uploading: bool = False,
                 "Check --api-root / DRIVESTAGE_API_ROOT and any proxy between you and Drive")
     except ImportError:  # pragma: no cover - httplib2 is a dependency
         pass
+    if isinstance(exc, connections.WebPageAnswer):
+        # Not retried: a captive portal answers so until someone logs in to the network.
+        return errors.WebPageRefusalError(
+            f"{what}: the answer is a web page ('{exc}'), not Drive's: something between here "
+            "and Drive answers in its place, a network filter (a company's or school's proxy) "
+            "or a captive portal (the login page of a hotel's or café's Wi-Fi). Open a web "
+            "page in a browser to see it (and log in to the network), or try another network; "
+            "or check --api-root / DRIVESTAGE_API_ROOT")
     if isinstance(exc, InsecureRedirect):
         # Drive's signed download addresses are https; the address itself grants the bytes,
         # so following one in clear would hand it (and the data) to anyone on the path.
