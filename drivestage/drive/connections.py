@@ -175,7 +175,6 @@ class _Http(httplib2.Http):  # type: ignore[misc]  # (httplib2 has no types)
         finally:
             _following.on = outer
         server_clock.heard(answer[0])   # (Drive's clock: drivestage.drive.server_clock)
-        _not_a_page(uri, *answer)
         return answer
 
     def _conn_request(self, conn: Any, request_uri: str, method: str, body: Any,
@@ -203,10 +202,11 @@ class WebPageAnswer(Exception):
     Wi-Fi login) or a filter answers in Drive's place. Its words are the message."""
 
 
-def _not_a_page(uri: str, resp: Any, content: Any) -> None:
-    """Raise :class:`WebPageAnswer` for a web page in a 2xx answer to anything but a file's
-    bytes: read as Drive's JSON it was "not what Drive sends (TypeError: string indices...);
-    is --api-root a Drive API?", on the default API root too."""
+def not_a_page(uri: str, resp: Any, content: Any) -> None:
+    """Raise :class:`WebPageAnswer` for a web page in a 2xx answer to a Drive request but a
+    file's bytes: read as Drive's JSON it was "not what Drive sends (TypeError: string
+    indices...); is --api-root a Drive API?", on the default API root too. (Not for a token
+    server's answers: their callers read those.)"""
     if 200 <= resp.status < 300 and "alt=media" not in uri:
         refuse_page(str(resp.get("content-type", "")), lambda: content)
 
