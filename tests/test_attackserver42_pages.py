@@ -67,3 +67,28 @@ def test_an_html_file_is_still_downloaded(emulator, through, tmp_path):
     code, _, err = run("pull", "drive:data/index.html", str(tmp_path / "out"))
     assert code == 0, err
     assert (tmp_path / "out" / "index.html").read_bytes() == PAGE
+
+
+def _cut_short(status: int, headers: dict, body: bytes) -> Reply:
+    """The emulator's answer less its last 10 bytes, with a length that says it is whole."""
+    out = {k: v for k, v in headers.items() if k.lower() != "content-length"}
+    return Reply(status, dict(out, **{"Content-Length": str(len(body) - 10)}), [body[:-10]])
+
+
+@pytest.mark.parametrize("times", [1, None], ids=["once", "always"])
+def test_a_json_answer_cut_short_is_asked_again(emulator, through, monkeypatch, times):
+    """A 200 whose JSON object ends early (a proxy that cut it and fixed the length): read
+    as a lost connection, asked again on a new one; it was "not what Drive sends (TypeError:
+    string indices...); is --api-root / DRIVESTAGE_API_ROOT a Drive API?", at once."""
+    monkeypatch.setenv("DRIVESTAGE_RETRY_ATTEMPTS", "3")
+    emulator.add_file("data/f.bin", b"x")
+    through.on("GET", r"^/drive/v2/files\?", _cut_short, times=times)
+    code, out, err = run("ls", "drive:data")
+    if times == 1:
+        assert code == 0 and "f.bin" in out, err
+        assert through.count("GET", r"^/drive/v2/files\?") >= 2
+        return
+    assert code == 1, err
+    line = error_line(err)
+    assert "still failing after 3 attempts (the answer's JSON object is cut short (" in line, line
+    assert through.count("GET", r"^/drive/v2/files\?") == 3

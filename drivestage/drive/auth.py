@@ -32,7 +32,7 @@ import httplib2
 
 from drivestage.drive.answers import well_formed_error
 from drivestage.drive.connections import (TokenRequest, bounded_connection, keys_stay_home,
-                                          no_httplib2_auth, not_a_page)
+                                          check_answer, no_httplib2_auth)
 from drivestage.drive.resources import ResourceKeys
 # (the token file login saves, and where: imported here for the callers of auth)
 from drivestage.drive.token_file import (DRIVE_SCOPE, default_token_path,  # noqa: F401
@@ -279,7 +279,7 @@ class AuthorizedHttp:
                                               connection_type=connection_type)
         if resp.status >= 400:
             content = well_formed_error(resp.status, creds.redact(content))
-        not_a_page(uri, resp, content)
+        check_answer(uri, resp, content)
         return resp, content
 
     def _headers(self, uri: str, headers: Optional[dict[str, str]], body: Any = None

@@ -202,13 +202,25 @@ class WebPageAnswer(Exception):
     Wi-Fi login) or a filter answers in Drive's place. Its words are the message."""
 
 
-def not_a_page(uri: str, resp: Any, content: Any) -> None:
-    """Raise :class:`WebPageAnswer` for a web page in a 2xx answer to a Drive request but a
-    file's bytes: read as Drive's JSON it was "not what Drive sends (TypeError: string
-    indices...); is --api-root a Drive API?", on the default API root too. (Not for a token
-    server's answers: their callers read those.)"""
-    if 200 <= resp.status < 300 and "alt=media" not in uri:
-        refuse_page(str(resp.get("content-type", "")), lambda: content)
+class AnswerCutShort(http.client.HTTPException):
+    """A 2xx JSON answer whose body ends before its object does, its length saying it is
+    whole (a proxy's): read as a lost connection, retried on a new one."""
+
+
+def check_answer(uri: str, resp: Any, content: Any) -> None:
+    """Drive's answer to a request but a file's bytes, before it is read as its JSON: a web
+    page in a 2xx answer raises :class:`WebPageAnswer` (it was "not what Drive sends
+    (TypeError: string indices...); is --api-root a Drive API?", on the default API root
+    too), a JSON object cut short :class:`AnswerCutShort` (the same line, not retried).
+    (Not for a token server's answers: their callers read those.)"""
+    if not 200 <= resp.status < 300 or "alt=media" in uri:
+        return
+    kind = str(resp.get("content-type", ""))
+    refuse_page(kind, lambda: content)
+    if kind.split(";")[0].strip().lower() == "application/json" and \
+            isinstance(content, (bytes, bytearray)) and content.strip() and \
+            content.lstrip()[:1] == b"{" and content.rstrip()[-1:] != b"}":
+        raise AnswerCutShort(f"the answer's JSON object is cut short ({len(content)} bytes)")
 
 
 def refuse_page(content_type: str, read: Callable[[], Any]) -> None:

@@ -137,6 +137,8 @@ def classify(exc: BaseException) -> Optional[Retryable]:
         return None
     if isinstance(exc, ConnectionError):  # reset, aborted, broken pipe
         return Retryable(f"connection lost ({type(exc).__name__})", connection_lost=True)
+    if isinstance(exc, connections.AnswerCutShort):
+        return Retryable(str(exc), connection_lost=True)
     if isinstance(exc, http.client.HTTPException):  # IncompleteRead, BadStatusLine, ...
         return Retryable(f"connection lost ({type(exc).__name__})", connection_lost=True)
     if isinstance(exc, OSError) and exc.errno is not None:
