@@ -18,7 +18,7 @@ from typing import Callable, Iterable, Iterator, Optional, Sequence
 
 from drivestage import sidecar, sidecar_copy
 from drivestage.command import stopping
-from drivestage.errors import DriveStageError, MovedApartError, NotFoundError
+from drivestage.errors import DriveStageError, MovedApartError, NotFoundError, RemoteError
 from drivestage.local_tree import LocalFile
 from drivestage.store import RemoteEntry, RemoteStore
 
@@ -229,6 +229,8 @@ class OldCopies:
                duplicates: bool) -> None:
         """Delete the same-named copies ``kept`` replaces (never ``kept`` itself)."""
         gone = [e for e in olds if e.id != kept.id]
+        if gone:
+            self._still_there(rel, kept)
         # (said only: the copy a directory store's in-place update removed itself, listed
         # under the name from another path; on Drive none, and nothing more is deleted)
         said = gone + [e for e in self.store.dropped(kept) if e.id not in {g.id for g in gone}]
@@ -252,6 +254,23 @@ class OldCopies:
                 if duplicates:   # (the line above said they went)
                     _stay(rel, gone[at:], asked.sent)
                 raise
+
+    def _still_there(self, rel: str, kept: RemoteEntry) -> None:
+        """``kept`` as the store has it now, before the copies it replaces go: an upload's
+        answer alone is not believed (a server that answered 200 with a made-up file for
+        bytes it never stored had the only copy of a checkpoint deleted, the push exit 0)."""
+        try:
+            now = self.store.stat(kept)
+        except NotFoundError as exc:   # (TrashedError too)
+            found = f"not there ({exc})"
+        else:
+            if not kept.md5 or now.md5 == kept.md5:
+                return
+            found = f"there with md5 {now.md5}, not {kept.md5}"
+        raise RemoteError(
+            f"{rel}: the copy the upload's answer named ({kept.id}) is {found}; its old "
+            "copies were kept. Push again; if it persists, something between here and Drive "
+            "answers in its place: check --api-root / DRIVESTAGE_API_ROOT and any proxy")
 
     def repair(self) -> None:
         """Same-named copies of unchanged files (another machine's): keep the newest."""
