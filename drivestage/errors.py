@@ -48,6 +48,10 @@ class ReauthRequiredError(AuthError):
     """A Workspace session-length policy wants the user to sign in again (``invalid_rapt``)."""
 
 
+class TokenServerError(AuthError):
+    """Google's token server failed (5xx) to refresh credentials that may well be good."""
+
+
 class ScopeError(AuthError):
     """The token is valid but lacks the Drive scope (403 ``insufficientPermissions``)."""
 

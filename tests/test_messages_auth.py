@@ -322,6 +322,33 @@ def test_a_refresh_for_a_deleted_oauth_client(clean_env, emulator, tmp_path):
     shown("the credentials … could not be refreshed", text)
 
 
+class FailingTokenServer(TokenServer):
+    """Google's token endpoint during an outage of its own."""
+
+    def answer(self, form):
+        return 503, {"error": "internal_failure", "error_description": "Backend Error"}
+
+
+@renders("Google's token server failed to refresh the credentials from …, three times in a row")
+def test_a_refresh_the_token_server_fails(clean_env, emulator, tmp_path):
+    # It was "could not be refreshed (internal_failure: Backend Error). Run `drivestage auth
+    # login` again or pass fresh --credentials": a new login for a server's outage.
+    srv = FailingTokenServer()
+    try:
+        path = _token_file(tmp_path / "token.json", srv.uri)
+        code, err = run("ls", "drive:", "--api-root", emulator.url, "--credentials", path)
+    finally:
+        srv.stop()
+    assert code == 1
+    assert emulator.requests == [] and len(srv.calls) == 3   # google-auth's own three tries
+    text = error(err)
+    assert "(internal_failure: Backend Error), three times in a row: a failure of the server, " \
+        "not of the credentials. Try again in a few minutes." in text, text
+    assert "auth login" not in text
+    shown("Google's token server failed to refresh the credentials from …, three times in a "
+          "row", text)
+
+
 @renders("could not reach the token server")
 def test_the_token_server_cannot_be_reached(clean_env, emulator, tmp_path):
     path = _token_file(tmp_path / "token.json", _closed_port_uri())

@@ -39,7 +39,7 @@ from drivestage.drive.token_file import (DRIVE_SCOPE, default_token_path,  # noq
                                          save_token, saving, token_info)
 from drivestage.interrupts import lock_wait
 from drivestage.errors import (AuthError, NoColabLoginError, NoCredentialsError,
-                               ReauthRequiredError, TokenRevokedError, UsageError)
+                               ReauthRequiredError, TokenRevokedError, TokenServerError, UsageError)
 from drivestage.localfs import JSON_FILE_MAX, read_at_most
 
 log = logging.getLogger(__name__)
@@ -234,6 +234,11 @@ def refresh_error(exc: BaseException, source: str) -> AuthError:
             "administrator limits how long a sign-in lasts (session control, invalid_rapt). "
             "Run `drivestage auth login --client-secrets FILE` again, or use a service-account "
             "key, which session limits do not apply to.")
+    if getattr(exc, "retryable", False):   # (500, 503, internal_failure...: google-auth's)
+        return TokenServerError(
+            f"Google's token server failed to refresh the credentials from {source} "
+            f"({_short(exc)}), three times in a row: a failure of the server, not of the "
+            "credentials. Try again in a few minutes.")
     if "invalid_grant" in text:
         return TokenRevokedError(
             f"the credentials from {source} could not be refreshed: Google refused the refresh "
