@@ -361,6 +361,50 @@ def test_the_token_server_cannot_be_reached(clean_env, emulator, tmp_path):
         f"from credentials file {path} (Connection refused)"), (err, path)
 
 
+class PortalTokenServer(TokenServer):
+    """A filter's or captive portal's page where the token endpoint's JSON should be."""
+
+    PAGE = b"<html><title>Hotel WiFi</title><body>Please log in</body></html>"
+
+    def __init__(self):
+        super().__init__()
+        page = self.PAGE
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html")
+                self.send_header("Content-Length", str(len(page)))
+                self.end_headers()
+                self.wfile.write(page)
+
+        self.server.RequestHandlerClass = Handler
+
+
+@renders("could not reach the token server")
+def test_a_token_server_answered_by_a_web_page(clean_env, emulator, tmp_path):
+    # It was "list drive: (the top of My Drive): the server's answer is not what Drive sends
+    # (TypeError: string indices must be integers, not 'str'); is --api-root ... a Drive
+    # API?": Drive blamed for the token server's page (attackserver42).
+    srv = PortalTokenServer()
+    try:
+        path = _token_file(tmp_path / "token.json", srv.uri)
+        code, err = run("ls", "drive:", "--api-root", emulator.url, "--credentials", path)
+    finally:
+        srv.stop()
+    assert code == 1
+    assert emulator.requests == []
+    text = error(err)
+    shown("could not reach the token server", text)
+    assert text.rstrip().endswith(f"from credentials file {path} (its answer is a web page "
+                                  "('<html> Hotel WiFi Please log in'), not a token: a network "
+                                  "filter or a captive portal answers in its place)"), text
+
+
 # --------------------------------------------------------------------------- credentials files
 
 def _service_account_key(path, private_key: str) -> str:

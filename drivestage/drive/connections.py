@@ -299,6 +299,12 @@ class TokenRequest(google.auth.transport.Request):
             # answer whatever Ctrl-C came (see SlicedResponse).
             resp, data = conn.request(url, method=method, body=body, headers=dict(headers or {}),
                                       connection_type=bounded_connection(url))
+            if 200 <= resp.status < 300:   # (a filter's page: "not what Drive sends", it was)
+                refuse_page(str(resp.get("content-type", "")), lambda: data)
+        except WebPageAnswer as exc:
+            raise google.auth.exceptions.TransportError(
+                f"its answer is a web page ('{exc}'), not a token: a network filter or a "
+                "captive portal answers in its place") from None
         except (httplib2.HttpLib2Error, http.client.HTTPException, OSError) as exc:
             raise google.auth.exceptions.TransportError(exc) from exc
         finally:
