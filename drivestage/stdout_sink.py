@@ -13,7 +13,9 @@ import errno
 import io
 import os
 import select
-from typing import Any, Callable
+import sys
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
 
 from drivestage.stderr_tail import FULL_WAIT_S
 
@@ -140,6 +142,17 @@ class Sink:
         _onto_null(self._stream)
         return LocalFileError(f"cannot write to standard output{where}: "
                               f"{exc.strerror or exc}; {_ADVICE.get(exc.errno or 0, _ELSEWHERE)}")
+
+
+@contextmanager
+def sunk() -> Iterator[Sink]:
+    """``sys.stdout`` a :class:`Sink` within the block; the stream from before put back."""
+    sink = sys.stdout = Sink(sys.stdout)
+    try:
+        yield sink
+    finally:
+        if sys.stdout is sink:
+            sys.stdout = sink.stream
 
 
 def _onto_null(stream: Any) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from drivestage.stderr_tail import Tail, refuse_nul, say
-from drivestage.stdout_sink import Sink
+from drivestage.stdout_sink import Sink, sunk
 from drivestage.errors import DriveStageError, debug_on
 from drivestage.lost_mounts import lost_mount_error
 from drivestage.paths import printable, printable_lines
@@ -57,10 +57,16 @@ class _Group(click.Group):
         # command does, not as click's "Aborted!" and exit code 1.
         refuse_nul(args[1] if len(args) > 1 else kwargs.get("args"))
         try:
-            return super().make_context(*args, **kwargs)
+            # (--help and --version print here, before invoke: on a full disk that was
+            # click's OSError traceback, and with the reader gone, exit 1 and no word)
+            with sunk():
+                return super().make_context(*args, **kwargs)
         except KeyboardInterrupt:
             say("Interrupted.", Tail(sys.stderr))
             raise click.exceptions.Exit(130) from None
+        except DriveStageError as exc:   # (standard output failed: stdout_sink)
+            say(error_line(exc), Tail(sys.stderr))
+            raise click.exceptions.Exit(exc.exit_code) from None
 
     def invoke(self, ctx: click.Context) -> Any:
         tail = Tail(sys.stderr)

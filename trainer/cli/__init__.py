@@ -11,7 +11,7 @@ import traceback
 import click
 
 from drivestage.stderr_tail import Tail, refuse_nul, say
-from drivestage.stdout_sink import Sink
+from drivestage.stdout_sink import Sink, sunk
 from drivestage.errors import DriveStageError, debug_on
 from drivestage.paths import printable, printable_lines
 from trainer.errors import TrainerError
@@ -58,10 +58,14 @@ class _Group(click.Group):
         refuse_nul(args[1] if len(args) > 1 else kwargs.get("args"))
         # A Ctrl-C while click reads the arguments ends as one during a command does.
         try:
-            return super().make_context(*args, **kwargs)
+            with sunk():   # (--help, --version on a full disk: drivestage.cli.group's)
+                return super().make_context(*args, **kwargs)
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)
             raise click.exceptions.Exit(130) from None
+        except DriveStageError as exc:   # (standard output failed: stdout_sink)
+            say(error_line(exc), Tail(sys.stderr))
+            raise click.exceptions.Exit(exc.exit_code) from None
 
     def invoke(self, ctx: click.Context):
         # (stderr remembers its last character: a progress bar leaves its line open, and the
