@@ -16,12 +16,13 @@ import threading
 import weakref
 from typing import MutableMapping
 
+from drivestage.fork_drop import free_in_forks
 from drivestage.store import RemoteStore
 
 #: Why retention keeps such a checkpoint and its sidecar (a plan's label).
 KEPT = "its sidecar is flagged by Drive (whose run it is cannot be told)"
 
-_LOCK = threading.Lock()
+_LOCK = free_in_forks(threading.Lock())
 _SAID: MutableMapping[RemoteStore, set[str]] = weakref.WeakKeyDictionary()
 
 

@@ -16,12 +16,22 @@ harmlessly). A note outlives its close harmlessly: a number reused by another fi
 left alone, so the close never waits on :func:`forget` (a Ctrl-C at that call left the
 lock open, and the rerun in the same process waited for it for ever: a full run's hang).
 The tree locks of a push have their own (:func:`drivestage.locks.close_inherited`).
+
+A module's own thread lock (:func:`free_in_forks`) is free again in a fork's child: the
+thread of the parent's that held it as the process forked (a folder pull looking up its
+listing, a push choosing where its locks go) is not in the child, and the child's first
+pull, push or extraction waited for it for good (a pool's worker forked while a pull ran
+in another thread: attacksig42).
 """
 from __future__ import annotations
 
 import os
+from typing import Any, TypeVar
+
+L = TypeVar("L")
 
 _NOTED: dict[int, tuple[int, int]] = {}   # fd -> (st_dev, st_ino) when noted
+_LOCKS: list[Any] = []   # module locks (they live as long as the process: no weak refs)
 
 
 def drop_in_forks(fd: int) -> int:
@@ -46,7 +56,16 @@ def close(fd: int) -> None:
         forget(fd)
 
 
+def free_in_forks(lock: L) -> L:
+    """Note ``lock`` (a module's ``threading.Lock`` or ``RLock``, held a moment by any
+    thread): a process forked from here gets it free. Returns ``lock``."""
+    _LOCKS.append(lock)
+    return lock
+
+
 def _in_child() -> None:
+    for lock in _LOCKS:
+        lock._at_fork_reinit()   # (threading's own way for its locks: free, no owner)
     if not _NOTED:
         return
     null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)

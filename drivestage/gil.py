@@ -24,10 +24,12 @@ import weakref
 from types import TracebackType
 from typing import Optional
 
+from drivestage.fork_drop import free_in_forks
+
 #: The switch interval (seconds) while a step shares the interpreter.
 SWITCH = 0.0005
 
-_lock = threading.Lock()
+_lock = free_in_forks(threading.Lock())
 #: The blocks running now, weakly: a block whose end was skipped leaves with its frame. (No
 #: WeakSet: its removal callback, cut by a Ctrl-C, left a dead entry that counted for good.)
 _alive: "list[weakref.ref[_Sharing]]" = []

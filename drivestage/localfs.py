@@ -14,6 +14,7 @@ import time
 from typing import BinaryIO, Callable, Iterator, Optional, Union
 
 from drivestage import temps
+from drivestage.fork_drop import free_in_forks
 from drivestage.interrupts import deferred
 
 MiB = 1 << 20
@@ -44,7 +45,7 @@ def file_md5(path: Union[str, int], block: int = 4 * MiB) -> str:
 FIT_BYTES = 200
 
 
-_UMASK_LOCK = threading.Lock()
+_UMASK_LOCK = free_in_forks(threading.Lock())
 
 
 def umask() -> int:
@@ -268,7 +269,7 @@ def _create_temp(where: Union[str, int], name: str,
 #: (a folder pull writes a stamp per file into one folder: one listing, not one per file).
 SWEEP_EVERY_S = 60.0
 _swept: dict[tuple[str, int, int, Optional[Callable[[str], bool]]], float] = {}
-_swept_lock = threading.Lock()
+_swept_lock = free_in_forks(threading.Lock())
 
 
 def sweep(folder: Union[str, int], only: Optional[Callable[[str], bool]] = None) -> list[str]:

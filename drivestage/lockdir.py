@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Optional
 
 from drivestage.errors import LocalFileError
+from drivestage.fork_drop import free_in_forks
 from drivestage.interrupts import deferred
 from drivestage.localfs import mount_of
 
@@ -42,7 +43,7 @@ UNSUPPORTED = frozenset({errno.ENOLCK, errno.ENOSYS, errno.EOPNOTSUPP,
 #: The shared-memory file system, the second place tried (a seam for tests).
 SHM = "/dev/shm"
 
-_GUARD = threading.Lock()
+_GUARD = free_in_forks(threading.Lock())
 _CHOSEN: dict[str, str] = {}  # a folder whose locks were asked for -> where they are kept
 
 

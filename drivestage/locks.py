@@ -29,6 +29,7 @@ from filelock import FileLock, Timeout
 
 from drivestage import lock_holders
 from drivestage.errors import LocalFileError, LocksBusyError
+from drivestage.fork_drop import free_in_forks
 from drivestage.interrupts import deferred, flock_wait, lock_wait
 from drivestage.lockdir import folder_for
 from drivestage.state import state_dir
@@ -38,7 +39,7 @@ if sys.platform != "win32":
 
 log = logging.getLogger(__name__)
 
-_GUARD = threading.Lock()
+_GUARD = free_in_forks(threading.Lock())
 _THREAD_LOCKS: dict[str, threading.Lock] = {}
 _HELD: dict[str, int] = {}  # tree locks this process holds (either way), by digest
 _OPEN: set[int] = set()  # the descriptors of those locks

@@ -22,6 +22,7 @@ import time
 from contextlib import contextmanager
 from typing import Collection, Iterable, Iterator, Optional, Sequence
 
+from drivestage.fork_drop import free_in_forks
 from drivestage.localfs import atomic_write, fitted_name, open_regular
 from drivestage.sizes import format_size
 from drivestage.store import RemoteEntry
@@ -48,7 +49,7 @@ def ranges_path(partial: str) -> str:
 
 #: Folders listed once for a folder pull (:func:`listed_once`): folder -> its listings.
 _listed: dict[str, list[list[str]]] = {}
-_listed_lock = threading.Lock()
+_listed_lock = free_in_forks(threading.Lock())
 
 
 @contextmanager

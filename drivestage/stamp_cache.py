@@ -48,6 +48,7 @@ from typing import Any, Callable, Hashable, Iterator, Optional, Sequence, TypeVa
 
 from drivestage import dir_watch
 from drivestage.extract.statedir import open_own, read_own
+from drivestage.fork_drop import free_in_forks
 from drivestage.interrupts import deferred
 
 
@@ -68,7 +69,7 @@ _FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC  # as stated
 #: ``parse(entry, raw bytes, stat of the file read)``: the parsed stamp, or None.
 Parse = Callable[[str, bytes, os.stat_result], Optional[dict[str, Any]]]
 
-_lock = threading.RLock()
+_lock = free_in_forks(threading.RLock())
 _depth = 0
 _folders: dict[tuple[int, int], "_Folder"] = {}   # by the state folder's (device, inode)
 _pinned = [0]   # stamp files held open

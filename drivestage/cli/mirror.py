@@ -17,6 +17,7 @@ from drivestage.cli.options import drive_options
 from drivestage.cli.push import _chunk, _policy, _policy_options, _push_refusing, \
     _refuse_a_file, _summary, _target, _transfer_options
 from drivestage.errors import UsageError
+from drivestage.fork_drop import free_in_forks
 
 if TYPE_CHECKING:
     from drivestage.errors import MirrorError
@@ -285,7 +286,7 @@ def _out_of_grace(grace: float, src: str, dest: str,
 
 #: Seconds past ``--grace`` the program's watchdog waits for the main thread to say it.
 WATCHDOG_MARGIN = 1.0
-_LEAVING = threading.Lock()  # one line, from the main thread or the watchdog
+_LEAVING = free_in_forks(threading.Lock())  # one line, from the main thread or the watchdog
 
 
 def _abandons(first: list[int], signum: int) -> bool:

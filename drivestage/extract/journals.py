@@ -30,6 +30,7 @@ from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 from drivestage import temps
 from drivestage.extract.records import MemberRecord
 from drivestage.extract.statedir import opened_state, read_own
+from drivestage.fork_drop import free_in_forks
 from drivestage.localfs import atomic_write_at
 
 SUFFIX = ".merging"   # (not a stamp's ".json": never read as one)
@@ -41,7 +42,7 @@ _KEY = 16              # hex digits of the archive's key
 #: written: from :func:`note_merging` until the caller's :func:`release` (its stamp written, or
 #: the extraction given up): never judged meanwhile.
 _mine: dict[tuple[str, str], list[Row]] = {}
-_mine_lock = threading.Lock()
+_mine_lock = free_in_forks(threading.Lock())
 
 
 def key(archive: str) -> str:

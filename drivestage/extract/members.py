@@ -27,6 +27,7 @@ from drivestage.errors import ArchiveError, UnsafeArchiveError
 from drivestage.extract.copying import decoded, zip_data_offset
 from drivestage.extract.formats import ArchiveFile, archive_kind, compression, open_archive
 from drivestage.extract.tarinfo import BoundedInfo, advice
+from drivestage.fork_drop import free_in_forks
 from drivestage.interrupts import deferred
 from drivestage.sizes import format_size
 
@@ -396,7 +397,7 @@ def open_tar_stream(src: "str | io.RawIOBase") -> tarfile.TarFile:
 
 _Key = tuple[str, int, int, int, int]
 _LISTINGS: "dict[_Key, tuple[str, list[Entry]]]" = {}
-_LISTINGS_LOCK = threading.Lock()
+_LISTINGS_LOCK = free_in_forks(threading.Lock())
 
 
 def list_members(archive: str, fd: int = -1) -> tuple[str, list[Entry]]:
