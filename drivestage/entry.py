@@ -26,16 +26,16 @@ def interruptible(module: str, *, hold: bool = False) -> None:
     ``Interrupted.`` and exits 130 (the command's own handler takes over once it runs).
     ``hold``: SIGTERM and SIGHUP are held for the command (:mod:`drivestage.held_signals`)."""
     open_closed_streams()
-    lost_interrupts.keep()   # (a Ctrl-C raised in a finalizer as the command loads)
     if hold:
         held_signals.hold()
     try:
-        try:
-            run = importlib.import_module(module).main
-        except KeyboardInterrupt:
-            sys.stderr.write("Interrupted.\n")
-            sys.exit(130)
-        run()
+        with lost_interrupts.kept():   # (a Ctrl-C raised in a finalizer as the command loads)
+            try:
+                run = importlib.import_module(module).main
+            except KeyboardInterrupt:
+                sys.stderr.write("Interrupted.\n")
+                sys.exit(130)
+            run()
     finally:
         held_signals.release()
 

@@ -10,18 +10,25 @@ hours, it waited for that thread for good, once in a full run of the suite).
 :func:`keep` makes such a KeyboardInterrupt (a SIGTERM's too: :mod:`drivestage.stop_signals`)
 come again in the main thread, as if its signal came again (``_thread.interrupt_main``):
 the command ends as at any other moment. Only for the program (the console script), never
-a host's process.
+a host's process, and only while the command runs (:func:`kept`): at the process's exit one
+is Python's again, said and dropped. (Re-sent there, a Ctrl-C that stopped one atexit
+callback stopped the next one too, and that one's the next: every exit callback after it
+was cut without a word: attacksig42.)
 """
 from __future__ import annotations
 
 import _thread
 import sys
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+_KEEPING: list[None] = []   # one per kept() block under way
 
 
 def _unraisable(hook: Any) -> Any:
     def unraisable(info: Any) -> None:
-        if info.exc_type is not None and issubclass(info.exc_type, KeyboardInterrupt):
+        if _KEEPING and info.exc_type is not None and \
+                issubclass(info.exc_type, KeyboardInterrupt):
             # Tripped again from a thread of its own, not here: tripped in this hook, the
             # handler ran at the hook's next line, and its KeyboardInterrupt was dropped
             # again ("Exception ignored in sys.unraisablehook"). That thread trips it once
@@ -30,7 +37,7 @@ def _unraisable(hook: Any) -> Any:
             # Raised by the SIGINT handler of that moment (deferred()'s notes it); a SIGINT
             # ignored (a background job) does nothing: as before, the stop is lost.
             try:
-                _thread.start_new_thread(_thread.interrupt_main, ())
+                _thread.start_new_thread(_resend, ())
                 return
             except RuntimeError:   # (no new thread at the interpreter's exit)
                 pass
@@ -40,11 +47,23 @@ def _unraisable(hook: Any) -> Any:
     return unraisable
 
 
-def keep() -> None:
-    """From now on, a KeyboardInterrupt raised in a finalizer is raised again in the main
-    thread instead of being printed and dropped (see the module doc). Once per process."""
+def _resend() -> None:
+    if _KEEPING:   # (the command ended meanwhile: its process exits, as it would have)
+        _thread.interrupt_main()
+
+
+@contextmanager
+def kept() -> Iterator[None]:
+    """Within the block (the command's run), a KeyboardInterrupt raised in a finalizer is
+    raised again in the main thread instead of being printed and dropped (see the module
+    doc)."""
     if not getattr(sys.unraisablehook, "keeps_ctrl_c", False):
         sys.unraisablehook = _unraisable(sys.unraisablehook)
+    _KEEPING.append(None)
+    try:
+        yield
+    finally:
+        _KEEPING.pop()
 
 
-__all__ = ["keep"]
+__all__ = ["kept"]

@@ -17,7 +17,7 @@ from drivestage.cli import push as _push  # noqa: F401
 from drivestage.cli import runs as _runs  # noqa: F401
 from drivestage.cli.group import cli, configure_logging, run_as_program
 from drivestage.heap import collect_less_often, skip_last_collection, tune_for_transfers
-from drivestage.lost_interrupts import keep as keep_lost_interrupts
+from drivestage.lost_interrupts import kept as lost_interrupts_kept
 
 __all__ = ["cli", "configure_logging", "main"]
 
@@ -29,8 +29,8 @@ def main() -> None:
     tune_for_transfers()
     collect_less_often()  # members' objects: far fewer collections (heap.py)
     run_as_program()  # and a command may end it at once (mirror's abandoned final push)
-    keep_lost_interrupts()  # a Ctrl-C raised in a finalizer (an import's) is not dropped
     try:
-        cli(prog_name="drivestage")
+        with lost_interrupts_kept():  # a Ctrl-C raised in a finalizer (an import's) is not dropped
+            cli(prog_name="drivestage")
     finally:  # (cli() ends by raising SystemExit): the process ends next
         skip_last_collection()
