@@ -18,9 +18,11 @@ was cut without a word: attacksig42.)
 from __future__ import annotations
 
 import _thread
+import signal
 import sys
+import threading
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any, Iterator, Optional
 
 _KEEPING: list[None] = []   # one per kept() block under way
 
@@ -34,11 +36,17 @@ def _unraisable(hook: Any) -> Any:
             # again ("Exception ignored in sys.unraisablehook"). That thread trips it once
             # this one gives up the GIL, back in the code the finalizer interrupted; a
             # handler run in another finalizer is lost again, and comes here again.
-            # Raised by the SIGINT handler of that moment (deferred()'s notes it); a SIGINT
-            # ignored (a background job) does nothing: as before, the stop is lost.
+            # Raised by the SIGINT handler of that moment (deferred()'s notes it). Where
+            # SIGINT is ignored (a background job) only a pull's SIGTERM or SIGHUP raises
+            # one: that signal is sent again (a simulated SIGINT did nothing there).
+            signum: Optional[int] = signal.SIGINT
+            if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+                stops = sys.modules.get("drivestage.stop_signals")   # (none taken if not)
+                signum = stops.lost() if stops is not None else None
             try:
-                _thread.start_new_thread(_resend, ())
-                return
+                if signum is not None:
+                    _thread.start_new_thread(_resend, (signum,))
+                    return
             except RuntimeError:   # (no new thread at the interpreter's exit)
                 pass
         hook(info)
@@ -47,9 +55,13 @@ def _unraisable(hook: Any) -> Any:
     return unraisable
 
 
-def _resend() -> None:
-    if _KEEPING:   # (the command ended meanwhile: its process exits, as it would have)
+def _resend(signum: int) -> None:
+    if not _KEEPING:   # (the command ended meanwhile: its process exits, as it would have)
+        return
+    if signum == signal.SIGINT:
         _thread.interrupt_main()
+    else:   # (its handler is stop_signals', or ignored once the pull's block ended)
+        signal.pthread_kill(threading.main_thread().ident or 0, signum)
 
 
 @contextmanager

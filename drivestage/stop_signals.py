@@ -31,6 +31,8 @@ EXIT_CODES: dict[int, int] = {signal.SIGTERM: 143, signal.SIGHUP: 129}
 _taken: list[int] = []
 #: Where each :func:`as_ctrl_c` under way began in :data:`_taken`, outermost first.
 _starts: list[int] = []
+#: Not empty once the KeyboardInterrupt of the signal taken was lost (:func:`lost`).
+_lost: list[int] = []
 
 
 class Stopped(KeyboardInterrupt):
@@ -52,8 +54,20 @@ def _on_stop(signum: int, frame: Optional[object]) -> None:
     # then ``timeout``'s SIGTERM) is only noted: raised again, it cut the first's clean-up
     # where no deferred() held it, or the block's own end, whose Stopped became a plain
     # "Interrupted." and exit 130 (attacksig41).
-    if not _starts or len(_taken) - _starts[-1] == 1:
+    if not _starts or len(_taken) - _starts[-1] == 1 or _lost:
+        del _lost[:]
         interrupts.interrupt()
+
+
+def lost() -> Optional[int]:
+    """The stop signal taken in the block under way whose KeyboardInterrupt Python raised in
+    a finalizer and dropped (:mod:`drivestage.lost_interrupts`, where SIGINT is ignored: a
+    background job), to be sent again: its next coming is raised, not noted as a repeat
+    (noted, the pull went on, and no SIGTERM could stop it: attacksig42). None if none."""
+    if not _starts or len(_taken) <= _starts[-1]:
+        return None
+    _lost.append(_taken[-1])
+    return _taken[-1]
 
 
 @contextmanager
@@ -86,6 +100,7 @@ def as_ctrl_c(program: bool = False) -> Iterator[None]:
             signal.signal(signum, signal.SIG_IGN if ending else handler)
         del _taken[start:]
         del _starts[depth:]
+        del _lost[:]
 
 
-__all__ = ["EXIT_CODES", "Stopped", "as_ctrl_c"]
+__all__ = ["EXIT_CODES", "Stopped", "as_ctrl_c", "lost"]
