@@ -25,6 +25,7 @@ from drivestage.retention import RetentionPolicy
 from drivestage.sidecar import Described
 from drivestage.sizes import format_size
 from drivestage.store import RemoteEntry
+from trainer import drive_lone
 from trainer.state import EPOCH_NAME, Position
 
 if TYPE_CHECKING:
@@ -92,6 +93,8 @@ class DriveFolder:
         #: there (cut short or replaced on Drive since it was verified): never candidates,
         #: named where a resume passes over them (:func:`unvouched_text`).
         self.unvouched: list[RemoteCheckpoint] = []
+        #: Checkpoints of the last listing with no sidecar at all (:mod:`trainer.drive_lone`).
+        self.lone: list[RemoteEntry] = []
         # A store acknowledging Drive's malware flag, opened for the first flagged sidecar
         # (:meth:`_read_flagged`), and the flagged sidecars warned of (once each).
         self._acknowledging: Optional["RemoteStore"] = None
@@ -270,6 +273,7 @@ class DriveFolder:
             if not e.is_dir and e.has_content:
                 by_name.setdefault(e.name, []).append(e)
         out = []
+        self.lone = drive_lone.lone(by_name)
         for name, side_name in sidecars.pairs(by_name).items():
             side_entry = sidecars.vouched(by_name[side_name], None)   # the newest sidecar
             data = self._read(side_entry)
@@ -298,20 +302,24 @@ class DriveFolder:
     def fetch(self, checkpoint: RemoteCheckpoint, local_path: str) -> str:
         """Download ``checkpoint`` to ``local_path``, md5-verified; the file appears complete.
         One Drive flagged as malware or spam is fetched as its owner (:func:`fetch_own`)."""
+        return self.fetch_entry(checkpoint.entry, checkpoint.where, local_path)
+
+    def fetch_entry(self, entry: RemoteEntry, where: str, local_path: str) -> str:
+        """:meth:`fetch` of a file of the folder, ``entry`` (named ``where``)."""
         from drivestage.remote import open_store
 
         os.makedirs(os.path.dirname(os.path.abspath(local_path)), exist_ok=True)
         try:
-            fetch_own(self._store, checkpoint.entry, local_path, checkpoint.where,
+            fetch_own(self._store, entry, local_path, where,
                       lambda: open_store(self.spec, md5_cache=self._cache,
                                          acknowledge_abuse=True)[0])
         except NotFoundError as exc:
-            if aside_for(checkpoint.entry) is None:
+            if aside_for(entry) is None:
                 raise
             # The old copy a push into a local DEST kept aside (the new sidecar not in yet
             # when listed), removed since with the new pair verified: not a checkpoint gone,
             # the folder changed (a fallback went back to an older one: pair36).
-            raise RemoteChangedError(f"{checkpoint.where} was replaced ({exc})") from exc
+            raise RemoteChangedError(f"{where} was replaced ({exc})") from exc
         return local_path
 
     def _read(self, entry: RemoteEntry) -> Optional[bytes]:

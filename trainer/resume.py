@@ -36,18 +36,16 @@ from drivestage.errors import ChecksumMismatchError, DriveStageError, NotFoundEr
 from drivestage import sidecar as sidecars
 from drivestage.sidecar import Sidecar
 from drivestage.store import RemoteEntry
-from trainer import checkpoint as ckpt
-from trainer import resume_checks as checks
-from trainer import distributed, kept_copies
+from trainer import checkpoint as ckpt, resume_checks as checks
+from trainer import distributed, drive_lone, kept_copies
 from trainer.drive import DriveFolder, RemoteCheckpoint, newest_of_current_run, \
     unvouched_ahead, unvouched_text
 from trainer.errors import CheckpointError, LoadFailedError
 from trainer.resume_fallback import Tried, Vet
-# The copies fetched from Drive to look at, in their own module (trainer24).
+# Split out: the copies fetched from Drive to look at (trainer24), the rest (trainer23).
 from trainer.fetched import _aside, _beside, _check_matches_sidecar, _drop_fetched, \
     _drop_looked, _load_looked
 from trainer.state import describe_run, new_run_id
-# Split out of this module (trainer23); each importable from here as before.
 from trainer.branches import record_branch
 from trainer.chosen import Chosen, chosen_bytes, drop_side_copy, ensure_local_checkpoint, \
     is_side_copy, loaded, one_line
@@ -241,7 +239,7 @@ def _decide(cfg: Any, resume: Optional[str], drive: Optional[DriveFolder],
             raise tried.refusal() or _all_unreadable(out_dir, run, local)
         logger.info("no checkpoint in %s: starting fresh", out_dir)
         return Start(new_run_id())
-    remote = drive.checkpoints()
+    remote = listed = drive.checkpoints()
     if found and remote:
         # Every local checkpoint of the run is unreadable: continue that run from Drive, never
         # another run that drive.logs holds into this folder.
@@ -250,6 +248,8 @@ def _decide(cfg: Any, resume: Optional[str], drive: Optional[DriveFolder],
     if not remote:
         if found:
             raise tried.refusal() or _all_unreadable(out_dir, run, local)
+        if not listed and drive_lone.take_up(drive, drive.lone, out_dir):   # (attacktrain42)
+            return _decide(cfg, resume, drive, vet, tried=tried)
         logger.info("no checkpoint in %s nor on %s: starting fresh", out_dir, drive.spec)
         return Start(new_run_id())
     logger.info("the local run folder has no checkpoint; taking the newest from %s", drive.spec)

@@ -1,0 +1,100 @@
+"""attacktrain42: a machine that vanished between a save's two uploads to Drive (the checkpoint
+reached Drive, its sidecar did not: every checkpoint of a push goes before the sidecars), its
+disk gone with it. The fresh machine's ``--resume auto`` counted only checkpoints a sidecar
+vouches for: it said "no checkpoint in … nor on drive:…: starting fresh", trained the run again
+from its first iteration, and replaced ``epoch_001.pt`` on Drive at its first save. Now the
+newest such file is fetched, described from its contents and resumed from, with one warning
+naming it; the resumed run's push gives it its sidecar on Drive (:mod:`trainer.drive_lone`).
+
+Found by a real SIGKILL (an audit hook on the sidecar's upload in a training child); here the
+state it leaves is made directly: the first epoch's sidecars deleted on Drive."""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+
+import pytest
+
+from _tiny_run import tiny_run_config, warnings_said
+from trainer import checkpoint as ckpt
+from trainer.config import load_config
+from trainer.engine import fit
+
+
+def _files(emulator, folder: str = "runs/a") -> dict:
+    """{title: File resource} of the live files directly in ``folder``."""
+    parent = emulator.find(folder)
+    return {f["title"]: f for f in emulator.files() if not f["labels"]["trashed"]
+            and any(p["id"] == parent["id"] for p in f.get("parents", []))}
+
+
+@pytest.mark.slow
+def test_a_checkpoint_alone_on_drive_is_resumed_from_and_gets_its_sidecar(
+        emulator, drive_env, local_state, tmp_path, one_torch_thread, caplog):
+    first = fit(load_config(tiny_run_config(tmp_path, 1)), resume="none")
+    run = ckpt.read_sidecar(str(tmp_path / "logs" / "epoch_001.pt")).run
+    for name in ("epoch_001.json", "best.json"):     # the uploads the kill cut off
+        emulator.store.delete(_files(emulator)[name]["id"])
+    before = _files(emulator)["epoch_001.pt"]
+    shutil.rmtree(first.out_dir)                       # a fresh machine: only Drive has it
+    with caplog.at_level(logging.INFO, logger="trainer"):
+        result = fit(load_config(tiny_run_config(tmp_path, 2)), resume="auto")
+    logs = tmp_path / "logs"
+    assert result.resumed_from == str(logs / "epoch_001.pt")
+    assert [r.getMessage() for r in warnings_said(caplog)] == [
+        f"{logs / 'epoch_001.pt'} had no sidecar (a save was killed between the two); "
+        f"described from its contents (epoch 1)",
+        "drive:runs/a/epoch_001.pt has no sidecar on Drive (a save was killed between its two "
+        "uploads) and nothing else there is a checkpoint: going on from it"]
+    assert "starting fresh" not in caplog.text
+    assert ckpt.load_checkpoint(str(logs / "last.pt"))["run"] == run   # the same run, on
+    there = _files(emulator)
+    assert there["epoch_001.pt"]["id"] == before["id"]                  # never replaced
+    assert there["epoch_001.pt"]["md5Checksum"] == before["md5Checksum"]
+    side = json.loads(emulator.read_bytes(there["epoch_001.json"]["id"]))
+    assert (side["md5"], side["epoch"], side["run"]) == (before["md5Checksum"], 1, run)
+    assert {"epoch_002.pt", "epoch_002.json"} <= set(there)
+
+
+def test_a_file_alone_on_drive_that_is_no_checkpoint_is_left_there(
+        emulator, drive_env, local_state, tmp_path, caplog):
+    """An ``epoch_001.pt`` of other bytes (not a torch file) with no sidecar: said, Drive
+    keeps it, nothing is left in the run folder, and the run starts afresh (no step taken
+    here: only the decision)."""
+    from trainer.drive import DriveFolder
+    from trainer.resume import _decide
+    from types import SimpleNamespace
+
+    blob = b"not a checkpoint" * 10
+    emulator.add_file("runs/a/epoch_001.pt", blob)
+    logs = tmp_path / "logs"
+    cfg = SimpleNamespace(train=SimpleNamespace(out_dir=str(logs)))
+    with caplog.at_level(logging.INFO, logger="trainer"):
+        start = _decide(cfg, "auto", DriveFolder("drive:runs/a", str(logs)))
+    assert start.path is None
+    assert "drive:runs/a/epoch_001.pt has no sidecar on Drive and is no checkpoint of this " \
+           "trainer; Drive keeps it as it is" in caplog.text
+    assert list(logs.iterdir()) == []
+    there = _files(emulator)
+    assert list(there) == ["epoch_001.pt"]
+    assert there["epoch_001.pt"]["md5Checksum"] == hashlib.md5(blob).hexdigest()
+
+
+def test_status_names_the_checkpoint_alone_on_drive_that_a_resume_takes(
+        emulator, drive_env, local_state, tmp_path):
+    """``trainer status`` said only "no verified checkpoint on drive:runs/a yet" (exit 1)."""
+    from click.testing import CliRunner
+
+    from trainer.cli import cli
+
+    emulator.add_file("runs/a/best.pt", b"x" * 64)
+    emulator.add_file("runs/a/epoch_001.pt", b"x" * 64)
+    emulator.add_file("runs/a/results.csv", b"epoch\n")
+    got = CliRunner().invoke(cli, ["status", "-c", tiny_run_config(tmp_path)])
+    assert got.exit_code == 1
+    assert got.output.splitlines()[-1] == (
+        "Error: no verified checkpoint on drive:runs/a yet; drive:runs/a/epoch_001.pt is there "
+        "without its sidecar (a save killed between its two uploads?): --resume auto with no "
+        "checkpoint in train.out_dir goes on from it")

@@ -1,0 +1,73 @@
+"""A checkpoint on Drive with no sidecar, taken up by a resume that finds nothing else.
+
+A save reaches Drive as two uploads, the checkpoint, then its sidecar (every checkpoint of a
+push first). A machine that vanished between the two (Colab's usual end: its disk gone too)
+left the checkpoint there alone. A fresh machine's ``--resume auto`` counted only checkpoints
+a sidecar vouches for, said "no checkpoint in … nor on drive:…: starting fresh", trained the
+run again from its first iteration and replaced that file at its first save: the run so far
+lost without a word (attacktrain42: a SIGKILL between the pushed ``epoch_001.pt`` and its
+``epoch_001.json``).
+
+Drive holds a file only once its upload is complete, and lists the md5 of its bytes: the
+checkpoint is whole. So, where neither the run folder nor Drive holds a checkpoint a sidecar
+describes, the newest such file of a checkpoint's name is fetched (md5-checked by the
+download) into the run folder and described from its contents, as a save killed there between
+its two files is (:func:`trainer.checkpoint.describe_killed_saves`); the resume goes on from
+it and the run's next push sends its sidecar. One file, one download: the newest to arrive.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from typing import TYPE_CHECKING, Iterable, Optional
+
+from drivestage import sidecar as sidecars
+from drivestage.store import RemoteEntry
+from trainer import checkpoint as ckpt
+from trainer.state import AUTOSAVE_NAME, EPOCH_NAME
+
+if TYPE_CHECKING:
+    from trainer.drive import DriveFolder
+
+logger = logging.getLogger(__name__)
+
+#: The names the trainer saves (a user's ``pretrained.pt`` in the folder is never one).
+SAVED_NAMES = ("best.pt", "last.pt")
+
+
+def lone(by_name: dict[str, list[RemoteEntry]]) -> list[RemoteEntry]:
+    """The checkpoints of one folder's listing (name -> its entries) that no sidecar of their
+    name describes, a trainer's names only, newest to arrive first (of same-named copies,
+    the newest); ``best.pt`` last: a copy of another one, it arrives with it, and the resume
+    would go on from a copy."""
+    paired = sidecars.pairs(by_name)
+    out = [max(entries, key=lambda e: e.modified) for name, entries in by_name.items()
+           if name not in paired and _saved_name(name) and any(e.md5 for e in entries)]
+    return sorted(out, key=lambda e: (e.name != "best.pt", e.modified), reverse=True)
+
+
+def _saved_name(name: str) -> bool:
+    return name in SAVED_NAMES or bool(AUTOSAVE_NAME.match(name)) or (
+        bool(EPOCH_NAME.match(name)) and name.endswith(".pt"))
+
+
+def take_up(drive: "DriveFolder", entries: Iterable[RemoteEntry], out_dir: str) -> Optional[str]:
+    """Fetch the first of ``entries`` (:func:`lone`) into ``out_dir`` and describe it from its
+    contents; its local path, or None (none, or it is no checkpoint: then nothing is left
+    here, and Drive keeps it)."""
+    for entry in entries:
+        path = os.path.join(out_dir, entry.name)
+        where = drive.where(entry.name)
+        if os.path.lexists(path):   # (the run folder has no checkpoint: a file of its own)
+            return None
+        drive.fetch_entry(entry, where, path)
+        if path in ckpt.describe_killed_saves(out_dir):
+            logger.warning("%s has no sidecar on Drive (a save was killed between its two "
+                           "uploads) and nothing else there is a checkpoint: going on from it",
+                           where)
+            return path
+        logger.warning("%s has no sidecar on Drive and is no checkpoint of this trainer; "
+                       "Drive keeps it as it is", where)
+        ckpt.remove_checkpoint(path)
+        return None
+    return None
