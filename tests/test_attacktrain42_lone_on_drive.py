@@ -98,3 +98,34 @@ def test_status_names_the_checkpoint_alone_on_drive_that_a_resume_takes(
         "Error: no verified checkpoint on drive:runs/a yet; drive:runs/a/epoch_001.pt is there "
         "without its sidecar (a save killed between its two uploads?): --resume auto with no "
         "checkpoint in train.out_dir goes on from it")
+
+
+def test_a_resume_names_the_checkpoints_alone_on_drive_further_on_that_it_passes_over(
+        emulator, drive_env, local_state, tmp_path, caplog):
+    """Drive holds epoch 1 with its sidecar, and alone (the machine lost in a later save's
+    uploads) ``epoch_002.pt`` and ``autosave_00000009.pt``; an older lone autosave and a lone
+    ``best.pt`` too. The resume goes on from epoch 1, the newest a sidecar vouches for, as
+    before; it said nothing of the two further on (what the machine's loss cost)."""
+    from types import SimpleNamespace
+
+    from test_killed_saves import _state
+    from trainer.distributed import DistInfo
+    from trainer.drive import DriveFolder
+    from trainer.resume import choose
+
+    there = tmp_path / "there"
+    ckpt.save_checkpoint(_state(1, 4, 0), str(there / "epoch_001.pt"))
+    DriveFolder("drive:runs/a", str(there)).push()
+    for name in ("epoch_002.pt", "autosave_00000009.pt", "autosave_00000003.pt", "best.pt"):
+        emulator.add_file(f"runs/a/{name}", name.encode() * 8)
+    logs = tmp_path / "logs"
+    cfg = SimpleNamespace(train=SimpleNamespace(out_dir=str(logs)))
+    with caplog.at_level(logging.INFO, logger="trainer"):
+        start = choose(cfg, "auto", DistInfo(), DriveFolder("drive:runs/a", str(logs)))
+    assert start.where == "drive:runs/a/epoch_001.pt"
+    said = sorted(r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING)
+    assert said == [f"drive:runs/a/{name} has no sidecar on Drive (a save was killed between "
+                    f"its two uploads?): --resume auto passes over it for "
+                    f"drive:runs/a/epoch_001.pt, further back, and Drive keeps it as it is"
+                    for name in ("autosave_00000009.pt", "epoch_002.pt")]
+    assert sorted(p.name for p in logs.iterdir()) == ["epoch_001.json", "epoch_001.pt"]

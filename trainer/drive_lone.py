@@ -14,16 +14,22 @@ describes, the newest such file of a checkpoint's name is fetched (md5-checked b
 download) into the run folder and described from its contents, as a save killed there between
 its two files is (:func:`trainer.checkpoint.describe_killed_saves`); the resume goes on from
 it and the run's next push sends its sidecar. One file, one download: the newest to arrive.
+
+Where the resume goes on from a checkpoint a sidecar describes, such a file further on (by its
+name: ``epoch_NNN.pt``, ``autosave_<iteration>.pt``) is passed over as before, now with a
+warning naming it (:func:`say_ahead`): what the loss of that machine cost.
 """
 from __future__ import annotations
 
 import logging
 import os
+import re
 from typing import TYPE_CHECKING, Iterable, Optional
 
 from drivestage import sidecar as sidecars
 from drivestage.store import RemoteEntry
 from trainer import checkpoint as ckpt
+from drivestage.sidecar import Sidecar
 from trainer.state import AUTOSAVE_NAME, EPOCH_NAME
 
 if TYPE_CHECKING:
@@ -71,3 +77,19 @@ def take_up(drive: "DriveFolder", entries: Iterable[RemoteEntry], out_dir: str) 
         ckpt.remove_checkpoint(path)
         return None
     return None
+
+
+def say_ahead(drive: "DriveFolder", side: Optional[Sidecar], start: Optional[str]) -> None:
+    """A warning for each file of :attr:`DriveFolder.lone` (its last listing) whose name says
+    it is further on than ``side`` (the sidecar of ``start``, the checkpoint the resume goes
+    on from; None: nothing said)."""
+    if side is None or side.epoch is None:
+        return
+    for entry in drive.lone:
+        saved = AUTOSAVE_NAME.match(entry.name)
+        epoch = re.fullmatch(r"epoch[_-]?(\d+)\.pt", entry.name)
+        if (saved and int(saved["iteration"]) > (side.iteration or 0)) or (
+                epoch and (int(epoch[1]), 0) > side.progress):
+            logger.warning("%s has no sidecar on Drive (a save was killed between its two "
+                           "uploads?): --resume auto passes over it for %s, further back, and "
+                           "Drive keeps it as it is", drive.where(entry.name), start)

@@ -10,11 +10,10 @@ Drive holds a verified checkpoint of the same run saved later at another point: 
 machine went on), else Drive, falling back past a damaged newest one with a warning (one
 whose bytes its sidecar vouches for but that does not load here stops the run instead:
 :mod:`trainer.checkpoint_load`, ``LoadFailedError``, every rank; loadfail37; unless Drive
-holds the run further on than it: from there, attackload37). A
-checkpoint further on than its run's checkpoint saved last is never taken: the run was
-resumed on purpose from an older checkpoint since (a diverged loss sent back), and goes on
-from there (:func:`drivestage.sidecar.left_behind`). Such a branch is recorded before its
-first iteration (:func:`record_branch`), not only at its first save.
+holds the run further on than it: from there, attackload37). A checkpoint further on than its run's
+checkpoint saved last is never taken: the run was resumed on purpose from an older checkpoint since
+(a diverged loss sent back), and goes on from there (:func:`drivestage.sidecar.left_behind`). Such a
+branch is recorded before its first iteration (:func:`record_branch`), not only at its first save.
 
 Rank 0 decides; under multi-machine DDP the other machines' local rank 0 pull the same file.
 
@@ -152,6 +151,7 @@ def _say_unvouched(drive: Optional[DriveFolder], start: Start) -> None:
     for c in unvouched_ahead(drive, side.run if side is not None else None, progress):
         logger.warning("%s; --resume auto passes over it, and Drive keeps it as it is",
                        unvouched_text(c))
+    drive_lone.say_ahead(drive, side, start.where)   # (those with no sidecar at all)
 
 
 def _one_machine(info: distributed.DistInfo) -> bool:
