@@ -129,3 +129,31 @@ def test_a_resume_names_the_checkpoints_alone_on_drive_further_on_that_it_passes
                     f"drive:runs/a/epoch_001.pt, further back, and Drive keeps it as it is"
                     for name in ("autosave_00000009.pt", "epoch_002.pt")]
     assert sorted(p.name for p in logs.iterdir()) == ["epoch_001.json", "epoch_001.pt"]
+
+
+def test_the_other_machines_fetch_the_checkpoint_taken_up_from_drive(
+        emulator, drive_env, local_state, tmp_path):
+    """A multi-machine run (torchrun on two machines) resumed from a checkpoint alone on
+    Drive: rank 0 took it up into its run folder, and named no Drive copy of it to the other
+    machines. They stopped with "… which this machine does not have at … and Drive does not
+    hold": Drive did. Now rank 0 names that file, and another machine fetches it by id."""
+    from types import SimpleNamespace
+
+    from test_killed_saves import _state
+    from trainer.chosen import chosen_bytes, ensure_local_checkpoint
+    from trainer.drive import DriveFolder
+    from trainer.resume import _decide, _drive_copy
+
+    made = tmp_path / "made"
+    ckpt.save_checkpoint(_state(1, 4, 0), str(made / "epoch_001.pt"))
+    blob = (made / "epoch_001.pt").read_bytes()
+    emulator.add_file("runs/a/epoch_001.pt", blob)                 # alone: no sidecar
+    logs = tmp_path / "logs"
+    drive = DriveFolder("drive:runs/a", str(logs))
+    start = _decide(SimpleNamespace(train=SimpleNamespace(out_dir=str(logs))), "auto", drive)
+    assert start.path == str(logs / "epoch_001.pt")
+    chosen = chosen_bytes(start.path, start.where, _drive_copy(start, drive))
+    assert chosen.entry is not None and chosen.entry.name == "epoch_001.pt"
+    other = tmp_path / "machine2" / "logs" / "epoch_001.pt"
+    assert ensure_local_checkpoint(str(other), chosen) == str(other)
+    assert other.read_bytes() == blob

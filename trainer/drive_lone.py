@@ -93,3 +93,11 @@ def say_ahead(drive: "DriveFolder", side: Optional[Sidecar], start: Optional[str
             logger.warning("%s has no sidecar on Drive (a save was killed between its two "
                            "uploads?): --resume auto passes over it for %s, further back, and "
                            "Drive keeps it as it is", drive.where(entry.name), start)
+
+
+def entry_of(drive: Optional["DriveFolder"], path: Optional[str]) -> Optional[RemoteEntry]:
+    """The file of :attr:`DriveFolder.lone` (its last listing) named as ``path`` is, or None:
+    where a resume took it up, the Drive copy the other machines of a multi-machine run fetch
+    (:func:`trainer.chosen.chosen_bytes` checks that its md5 is the one loaded)."""
+    name = os.path.basename(path or "")
+    return next((e for e in (drive.lone if drive is not None else []) if e.name == name), None)

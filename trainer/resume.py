@@ -99,7 +99,7 @@ def choose(cfg: Any, resume: Optional[str], info: distributed.DistInfo,
                 start = kept_copies.prefer(start, cfg.train.out_dir, tried)
             start = replace(start, passed_over=tried.here())
             _say_unvouched(drive, start)
-            chosen = (chosen_bytes(start.path, start.where or start.path, _drive_copy(start))
+            chosen = (chosen_bytes(start.path, start.where or start.path, _drive_copy(start, drive))
                       if start.path and info.distributed else None)
         except BaseException as exc:
             # The others wait in the broadcast below: tell them, or they wait for the timeout.
@@ -167,11 +167,11 @@ def _here(path: str, main_out_dir: str, out_dir: str) -> str:
     return path
 
 
-def _drive_copy(start: Start) -> Optional[RemoteEntry]:
-    """The Drive file that may hold the chosen bytes: the one fetched, else the newest
-    verified checkpoint of the run (the same bytes as a local one, once mirrored); which one
-    really does is for :func:`chosen_bytes` to check."""
-    return start.safe.entry if start.safe is not None else None
+def _drive_copy(start: Start, drive: Optional[DriveFolder]) -> Optional[RemoteEntry]:
+    """The Drive file that may hold the chosen bytes: the one fetched, else the newest verified
+    checkpoint of the run (the same bytes as a local one, once mirrored), else one with no
+    sidecar (taken up: trainer.drive_lone); which one really does: :func:`chosen_bytes`."""
+    return start.safe.entry if start.safe is not None else drive_lone.entry_of(drive, start.path)
 
 
 def _decide(cfg: Any, resume: Optional[str], drive: Optional[DriveFolder],
