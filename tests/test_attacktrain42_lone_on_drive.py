@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import shutil
 
 import pytest
@@ -157,3 +158,31 @@ def test_the_other_machines_fetch_the_checkpoint_taken_up_from_drive(
     other = tmp_path / "machine2" / "logs" / "epoch_001.pt"
     assert ensure_local_checkpoint(str(other), chosen) == str(other)
     assert other.read_bytes() == blob
+
+
+def test_status_names_the_checkpoint_alone_on_drive_that_a_resume_passes_over(
+        emulator, drive_env, local_state, tmp_path):
+    """Epoch 1 verified, ``epoch_002.pt`` alone: status named epoch 1 only, as if nothing
+    were further on; text and ``--json`` (``passed_over``) now name it, as the resume does."""
+    from click.testing import CliRunner
+
+    from test_killed_saves import _state
+    from trainer.cli import cli
+    from trainer.drive import DriveFolder
+
+    there = tmp_path / "there"
+    ckpt.save_checkpoint(_state(1, 4, 0), str(there / "epoch_001.pt"))
+    DriveFolder("drive:runs/a", str(there)).push()
+    emulator.add_file("runs/a/epoch_002.pt", b"x" * 64)
+    config = tiny_run_config(tmp_path)
+    got = CliRunner().invoke(cli, ["status", "-c", config])
+    assert got.exit_code == 0
+    lines = got.output.splitlines()
+    assert lines[1] == ("drive:runs/a/epoch_002.pt has no sidecar on Drive (a save was killed "
+                        "between its two uploads?): --resume auto passes over it")
+    assert re.fullmatch(r"--resume auto goes on from drive:runs/a/epoch_001\.pt: epoch 1, "
+                        r"iteration 4, verified on Drive \d+ s ago", lines[2]), lines
+    assert len(lines) == 3
+    got = CliRunner().invoke(cli, ["status", "-c", config, "--json"])
+    assert json.loads(got.output)["passed_over"] == [
+        {"where": "drive:runs/a/epoch_002.pt", "why": "no sidecar on Drive"}]

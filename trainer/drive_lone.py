@@ -28,7 +28,6 @@ from typing import TYPE_CHECKING, Iterable, Optional
 
 from drivestage import sidecar as sidecars
 from drivestage.store import RemoteEntry
-from trainer import checkpoint as ckpt
 from drivestage.sidecar import Sidecar
 from trainer.state import AUTOSAVE_NAME, EPOCH_NAME
 
@@ -61,6 +60,8 @@ def take_up(drive: "DriveFolder", entries: Iterable[RemoteEntry], out_dir: str) 
     """Fetch the first of ``entries`` (:func:`lone`) into ``out_dir`` and describe it from its
     contents; its local path, or None (none, or it is no checkpoint: then nothing is left
     here, and Drive keeps it)."""
+    from trainer import checkpoint as ckpt   # (torch: trainer.drive imports this module)
+
     for entry in entries:
         path = os.path.join(out_dir, entry.name)
         where = drive.where(entry.name)
@@ -79,20 +80,30 @@ def take_up(drive: "DriveFolder", entries: Iterable[RemoteEntry], out_dir: str) 
     return None
 
 
-def say_ahead(drive: "DriveFolder", side: Optional[Sidecar], start: Optional[str]) -> None:
-    """A warning for each file of :attr:`DriveFolder.lone` (its last listing) whose name says
-    it is further on than ``side`` (the sidecar of ``start``, the checkpoint the resume goes
-    on from; None: nothing said)."""
+def ahead(drive: "DriveFolder", side: Optional[Sidecar]) -> list[RemoteEntry]:
+    """The files of :attr:`DriveFolder.lone` (its last listing) whose name says they are
+    further on than ``side`` (a checkpoint's sidecar: the resume's start; None: none)."""
     if side is None or side.epoch is None:
-        return
+        return []
+    out = []
     for entry in drive.lone:
         saved = AUTOSAVE_NAME.match(entry.name)
         epoch = re.fullmatch(r"epoch[_-]?(\d+)\.pt", entry.name)
         if (saved and int(saved["iteration"]) > (side.iteration or 0)) or (
                 epoch and (int(epoch[1]), 0) > side.progress):
-            logger.warning("%s has no sidecar on Drive (a save was killed between its two "
-                           "uploads?): --resume auto passes over it for %s, further back, and "
-                           "Drive keeps it as it is", drive.where(entry.name), start)
+            out.append(entry)
+    return out
+
+
+#: Why such a file is passed over (the resume's warning, ``trainer status``).
+AHEAD_WHY = "has no sidecar on Drive (a save was killed between its two uploads?)"
+
+
+def say_ahead(drive: "DriveFolder", side: Optional[Sidecar], start: Optional[str]) -> None:
+    """A warning for each of :func:`ahead`: the resume goes on from ``start`` (``side``'s)."""
+    for entry in ahead(drive, side):
+        logger.warning("%s %s: --resume auto passes over it for %s, further back, and Drive "
+                       "keeps it as it is", drive.where(entry.name), AHEAD_WHY, start)
 
 
 def entry_of(drive: Optional["DriveFolder"], path: Optional[str]) -> Optional[RemoteEntry]:

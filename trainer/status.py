@@ -28,7 +28,7 @@ from types import SimpleNamespace
 from typing import Any, Callable, Optional, Sequence
 
 from drivestage.errors import ChecksumMismatchError, DriveStageError, NotFoundError
-from trainer import checkpoint as ckpt
+from trainer import checkpoint as ckpt, drive_lone
 from trainer.drive import DriveFolder, RemoteCheckpoint, newest_of_current_run, \
     unvouched_ahead
 from trainer.errors import CheckpointError, NewerCheckpointError, UnusableCheckpointError
@@ -47,6 +47,9 @@ class Verdict:
     # Checkpoints further on than the start that their sidecar does not vouch for (cut short
     # or replaced on Drive): never candidates, passed over (trainer.drive.unvouched_ahead).
     unvouched: list[RemoteCheckpoint] = field(default_factory=list)
+    # Those further on with no sidecar at all (a save killed between its two uploads): their
+    # Drive names (trainer.drive_lone.ahead).
+    lone: list[str] = field(default_factory=list)
 
 
 class _ConfigChanged(CheckpointError):
@@ -67,6 +70,7 @@ def resume_verdict(folder: DriveFolder, remote: Sequence[RemoteCheckpoint], out_
     if newest is not None:
         at = verdict.start or newest
         verdict.unvouched = unvouched_ahead(folder, at.sidecar.run, at.sidecar.progress)
+        verdict.lone = [folder.where(e.name) for e in drive_lone.ahead(folder, at.sidecar)]
     return verdict
 
 
@@ -178,6 +182,8 @@ def verdict_lines(verdict: Verdict, spec: str, now: float) -> list[str]:
     from trainer.state import Position, describe_run
 
     lines = [f"{unvouched_text(c)}: --resume auto passes over it" for c in verdict.unvouched]
+    lines += [f"{where} {drive_lone.AHEAD_WHY}: --resume auto passes over it"
+              for where in verdict.lone]
     lines += [f"{c.where} is no state to train on ({why}): --resume auto passes over it"
               for c, why in verdict.passed_over]
     if verdict.unknown is not None:

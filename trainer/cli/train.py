@@ -411,6 +411,8 @@ def status_cmd(config_path: str, overrides: tuple[str, ...], as_json: bool) -> N
                                "passed_over": [
                                    *({"where": c.where, "why": unvouched_why(c)}
                                      for c in verdict.unvouched),
+                                   *({"where": w, "why": "no sidecar on Drive"}
+                                     for w in verdict.lone),
                                    *({"where": c.where, "why": why}
                                      for c, why in verdict.passed_over)],
                                "resume_unknown": verdict.unknown,
