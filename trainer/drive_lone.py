@@ -65,7 +65,7 @@ def take_up(drive: "DriveFolder", entries: Iterable[RemoteEntry], out_dir: str) 
     for entry in entries:
         path = os.path.join(out_dir, entry.name)
         where = drive.where(entry.name)
-        if os.path.lexists(path):   # (the run folder has no checkpoint: a file of its own)
+        if os.path.lexists(path):   # (one here that is no checkpoint: never fetched over)
             return None
         drive.fetch_entry(entry, where, path)
         if path in ckpt.describe_killed_saves(out_dir):
