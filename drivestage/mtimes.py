@@ -10,6 +10,7 @@ import stat
 from typing import Iterable, Mapping, Optional
 
 from drivestage.extract import MemberRecord
+from drivestage.interrupts import deferred
 
 #: Coarser times a file system may show a file's mtime at later than it showed it when it was
 #: stamped: microseconds, milliseconds (Drive's modifiedTime, which Colab's Drive mount and
@@ -66,9 +67,16 @@ def not_in_place(dest: str, members: Iterable[MemberRecord],
     and time (DEST copied with ``cp -a``, moved to another disk, a Drive mount seen anew)
     is in place. ``looked``: each member's lstat is kept there, by path (a rerun's next
     look, :func:`drivestage.stamps.taken`, takes it: 20,000 lstats fewer)."""
+    with _Folders(dest) as folders:
+        return _not_in_place(folders, dest, members, siblings, shown, looked)
+
+
+def _not_in_place(folders: "_Folders", dest: str, members: Iterable[MemberRecord],
+                  siblings: Optional[Mapping[str, list[MemberRecord]]], shown: object,
+                  looked: Optional[dict[str, os.stat_result]]) -> Optional[str]:
     for m in members:
         rel = m.path
-        st = _lstat(dest, rel)
+        st = folders.lstat(rel)
         if st is None:
             return rel
         if looked is not None:
@@ -134,6 +142,66 @@ def _readlink(dest: str, rel: str) -> Optional[str]:
         return os.readlink(os.path.join(dest, rel))
     except OSError:
         return None
+
+
+#: Member folders :class:`_Folders` keeps open at once (the oldest closed first).
+_OPEN_FOLDERS = 64
+_O_PATH = getattr(os, "O_PATH", 0)   # (Linux: a folder opened to look in, not to read)
+
+
+class _Folders:
+    """The lstat of member paths of ``dest``, as ``os.lstat(dest/rel)`` answers it, each
+    member's folder resolved once per look, not once per member: the folder ``dest/parent``
+    is opened by its path as that lstat resolves it (a link on the way followed, as there)
+    and each member of it looked at by name (``dir_fd``). 20,000 members under a folder
+    9 deep: 45 ms of CPU instead of 68 (overlap42). Where there is no ``O_PATH``, the plain
+    lstat of each path."""
+
+    def __init__(self, dest: str):
+        self.dest = dest
+        self.fds: dict[str, int] = {}   # parent -> descriptor, -1: no folder there
+
+    def __enter__(self) -> "_Folders":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        fds, self.fds = self.fds, {}
+        for fd in fds.values():
+            if fd >= 0:
+                os.close(fd)
+
+    def lstat(self, rel: str) -> Optional[os.stat_result]:
+        """``os.lstat(dest/rel)``, None when it fails or ``rel`` is no member path."""
+        if not _O_PATH:
+            return _lstat(self.dest, rel)
+        framed = f"/{rel}/"  # (as _lstat: never looked at outside DEST)
+        if "//" in framed or "/./" in framed or "/../" in framed or "\0" in rel:
+            return None
+        parent, _, name = rel.rpartition("/")
+        fd = self.fds.get(parent)
+        if fd is None:
+            fd = self._open(parent)
+        if fd < 0:
+            return None   # (no folder at parent: that lstat fails too)
+        try:
+            return os.lstat(name, dir_fd=fd)
+        except OSError:
+            return None
+
+    def _open(self, parent: str) -> int:
+        if len(self.fds) >= _OPEN_FOLDERS:   # (a bound on descriptors: the oldest goes)
+            oldest = next(iter(self.fds))
+            fd = self.fds.pop(oldest)
+            if fd >= 0:
+                os.close(fd)
+        with deferred():   # (a Ctrl-C between the open and the note would leak it)
+            try:
+                fd = os.open(os.path.join(self.dest, parent) if parent else self.dest or ".",
+                             _O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            except OSError:
+                fd = -1
+            self.fds[parent] = fd
+        return fd
 
 
 def _lstat(dest: str, rel: str) -> Optional[os.stat_result]:
