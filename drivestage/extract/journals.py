@@ -34,7 +34,7 @@ from drivestage.fork_drop import free_in_forks
 from drivestage.localfs import atomic_write_at
 
 SUFFIX = ".merging"   # (not a stamp's ".json": never read as one)
-#: A journal's row as this process wrote it (:meth:`MemberRecord.to_json`, as a tuple).
+#: A journal's row as this process wrote it (:meth:`MemberRecord.row`: its JSON, as a tuple).
 Row = tuple[Any, ...]
 _KEY = 16              # hex digits of the archive's key
 
@@ -59,14 +59,16 @@ def note_merging(dest: str, archive: str, records: Sequence[MemberRecord],
     inodes: one DEST shows with that inode is one the merge moved in, :func:`made`)."""
     name = (f"{key(archive)}{temps.namespace_tag()}-{os.getpid()}."
             f"{secrets.token_hex(3)}{SUFFIX}")
-    rows = [r.to_json() for r in records if r.kind != "dir"]
+    # Tuples, written as the same JSON arrays and kept as they are for settle(): one object
+    # a row, not a list and its tuple copy (20,000 of each, a young collection's worth).
+    rows = [r.row() for r in records if r.kind != "dir"]
     body: dict[str, Any] = {"members": rows}
     if made:
         body["made"] = [r.to_json() for r in made if r.kind == "dir"]
     with opened_state(dest, create=True) as fd:
         assert fd is not None
         with _mine_lock:
-            _mine[(os.path.abspath(dest), name)] = [tuple(row) for row in rows]
+            _mine[(os.path.abspath(dest), name)] = rows
         atomic_write_at(fd, name, json.dumps(body).encode())
 
 

@@ -38,6 +38,11 @@ class MemberRecord:
         """A compact row for a stamp: ``[path, kind, size, mtime_ns, ino, target]``."""
         return [self.path, self.kind, self.size, self.mtime_ns, self.ino, self.target]
 
+    def row(self) -> tuple[Any, ...]:
+        """:meth:`to_json` as a tuple (written as the same JSON array; hashable, as a
+        journal's rows are compared)."""
+        return (self.path, self.kind, self.size, self.mtime_ns, self.ino, self.target)
+
     @classmethod
     def from_json(cls, row: Sequence[Any]) -> "MemberRecord":
         path, kind, size, mtime_ns, ino, target = row
