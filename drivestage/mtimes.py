@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import stat
+import weakref
 from typing import Iterable, Mapping, Optional
 
 from drivestage.extract import MemberRecord
@@ -159,16 +160,16 @@ class _Folders:
 
     def __init__(self, dest: str):
         self.dest = dest
-        self.fds: dict[str, int] = {}   # parent -> descriptor, -1: no folder there
+        self.fds: dict[str, int] = {}   # parent -> descriptor, -1: none (no folder, closed)
+        # A Ctrl-C that cuts the closes short: the rest are closed as this object goes.
+        self._closer = weakref.finalize(self, _close_all, self.fds)
 
     def __enter__(self) -> "_Folders":
         return self
 
     def __exit__(self, *exc: object) -> None:
-        fds, self.fds = self.fds, {}
-        for fd in fds.values():
-            if fd >= 0:
-                os.close(fd)
+        _close_all(self.fds)
+        self._closer.detach()   # (not before: cut short, the finalizer closes the rest)
 
     def lstat(self, rel: str) -> Optional[os.stat_result]:
         """``os.lstat(dest/rel)``, None when it fails or ``rel`` is no member path."""
@@ -191,9 +192,10 @@ class _Folders:
     def _open(self, parent: str) -> int:
         if len(self.fds) >= _OPEN_FOLDERS:   # (a bound on descriptors: the oldest goes)
             oldest = next(iter(self.fds))
-            fd = self.fds.pop(oldest)
-            if fd >= 0:
-                os.close(fd)
+            with deferred():   # (closed and forgotten together: never closed twice)
+                fd = self.fds.pop(oldest)
+                if fd >= 0:
+                    os.close(fd)
         with deferred():   # (a Ctrl-C between the open and the note would leak it)
             try:
                 fd = os.open(os.path.join(self.dest, parent) if parent else self.dest or ".",
@@ -202,6 +204,16 @@ class _Folders:
                 fd = -1
             self.fds[parent] = fd
         return fd
+
+
+def _close_all(fds: dict[str, int]) -> None:
+    """Close each descriptor of ``fds`` not closed yet (-1 then: a Ctrl-C between a close
+    and its note would close the number twice, another file's by then)."""
+    for parent, fd in list(fds.items()):
+        if fd >= 0:
+            with deferred():
+                os.close(fd)
+                fds[parent] = -1
 
 
 def _lstat(dest: str, rel: str) -> Optional[os.stat_result]:

@@ -35,6 +35,13 @@ def _fds() -> set[str]:
     return set(os.listdir("/proc/self/fd"))
 
 
+def _under(fd: str, root) -> bool:
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}").startswith(f"{root}{os.sep}")
+    except OSError:
+        return False
+
+
 def _records(root, paths):
     out = []
     for rel in paths:
@@ -139,3 +146,38 @@ def test_a_member_changed_after_the_merge_still_fails_the_pull(
     os.remove(dest / "ds" / "b")
     _cli.ok("pull", "drive:F/a.zip", str(dest), "-x", "-q")
     assert {k: v for k, v in tree(dest).items() if not k.endswith(".zip")} == MEMBERS
+
+
+@pytest.mark.skipif(not mtimes._O_PATH, reason="folders opened with O_PATH (Linux)")
+def test_a_ctrl_c_that_cuts_the_closes_short_leaves_nothing_open(tmp_path, monkeypatch):
+    """A Ctrl-C as the second folder is closed: the look's object, gone, closes the rest
+    (its finalizer), and closes none twice."""
+    import gc
+
+    root = tmp_path / "d"
+    for d in "abc":
+        (root / d).mkdir(parents=True)
+        (root / d / "f").write_bytes(b"x")
+    good = _records(str(root), [f"{d}/f" for d in "abc"])
+    real, closed = os.close, []
+
+    def close(fd):
+        try:
+            ours = os.readlink(f"/proc/self/fd/{fd}").startswith(f"{root}{os.sep}")
+        except OSError:
+            ours = False
+        if ours:   # (only the look's folders: a collection may close other files meanwhile)
+            closed.append(fd)
+            if len(closed) == 2:
+                raise KeyboardInterrupt   # (before that close: the folder stays open)
+        real(fd)
+
+    gc.collect()
+    before = _fds()
+    monkeypatch.setattr(mtimes.os, "close", close)
+    with pytest.raises(KeyboardInterrupt):
+        mtimes.not_in_place(str(root), good)
+    gc.collect()
+    monkeypatch.setattr(mtimes.os, "close", real)
+    assert _fds() <= before and not [fd for fd in _fds() if _under(fd, root)]
+    assert len(closed) == 4 and len(set(closed)) == 3   # (the second one again, once)
