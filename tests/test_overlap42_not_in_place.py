@@ -61,8 +61,9 @@ def test_links_on_the_way_files_and_gaps_are_judged_as_the_whole_paths_lstat(
     """A folder on the way that is a link to a folder (followed, as before), to a file, dangling
     or missing; a member folder replaced by a link to a copy with a changed member: the same
     first member as the whole path's lstat names, with many folders interleaved (cap 2: the
-    oldest folder closed, opened again later), and no descriptor left open."""
+    folders past the first two looked at path by path), and no descriptor left open."""
     monkeypatch.setattr(mtimes, "_OPEN_FOLDERS", cap)
+    monkeypatch.setattr(mtimes, "_WORTH", 1)   # (every folder opened at its first member)
     root = tmp_path / "d"
     for d in "abcde":
         (root / "ds" / d).mkdir(parents=True)
@@ -93,6 +94,7 @@ def test_links_on_the_way_files_and_gaps_are_judged_as_the_whole_paths_lstat(
 @pytest.mark.skipif(not mtimes._O_PATH, reason="folders opened with O_PATH (Linux)")
 def test_its_folders_are_closed_when_the_look_is_interrupted(tmp_path, monkeypatch):
     """A Ctrl-C at the 7th member's lstat: every folder opened so far is closed."""
+    monkeypatch.setattr(mtimes, "_WORTH", 1)
     root = tmp_path / "d"
     for d in "abc":
         (root / d).mkdir(parents=True)
@@ -154,6 +156,7 @@ def test_a_ctrl_c_that_cuts_the_closes_short_leaves_nothing_open(tmp_path, monke
     (its finalizer), and closes none twice."""
     import gc
 
+    monkeypatch.setattr(mtimes, "_WORTH", 1)
     root = tmp_path / "d"
     for d in "abc":
         (root / d).mkdir(parents=True)
@@ -181,3 +184,45 @@ def test_a_ctrl_c_that_cuts_the_closes_short_leaves_nothing_open(tmp_path, monke
     monkeypatch.setattr(mtimes.os, "close", real)
     assert _fds() <= before and not [fd for fd in _fds() if _under(fd, root)]
     assert len(closed) == 4 and len(set(closed)) == 3   # (the second one again, once)
+
+
+@pytest.mark.skipif(not mtimes._O_PATH, reason="folders opened with O_PATH (Linux)")
+def test_a_folder_is_opened_only_for_many_members_and_never_needed(tmp_path, monkeypatch):
+    """A folder of fewer than _WORTH members is looked at path by path (one file a folder
+    cost 7 times the CPU, each opened); one of more is opened once; a folder that cannot be
+    opened (no descriptor left: EMFILE) is looked at path by path, its members in place,
+    never called missing."""
+    import errno
+
+    root = tmp_path / "d"
+    (root / "few").mkdir(parents=True)
+    (root / "many").mkdir()
+    for i in range(3):
+        (root / "few" / f"{i}").write_bytes(b"x")
+    for i in range(mtimes._WORTH + 5):
+        (root / "many" / f"{i}").write_bytes(b"y")
+    good = _records(str(root), [f"few/{i}" for i in range(3)] +
+                    [f"many/{i}" for i in range(mtimes._WORTH + 5)])
+    real, opened = os.open, []
+
+    def spy(path, flags, *args, **kw):
+        if flags & os.O_DIRECTORY:
+            opened.append(os.path.relpath(path, root))
+        return real(path, flags, *args, **kw)
+
+    monkeypatch.setattr(mtimes.os, "open", spy)
+    assert mtimes.not_in_place(str(root), good) is None
+    assert opened == ["many"]
+
+    def full(path, flags, *args, **kw):
+        if flags & os.O_DIRECTORY:
+            raise OSError(errno.EMFILE, "Too many open files")
+        return real(path, flags, *args, **kw)
+
+    monkeypatch.setattr(mtimes.os, "open", full)
+    before = _fds()
+    assert mtimes.not_in_place(str(root), good) is None
+    bad = _records(str(root), [f"many/{i}" for i in range(mtimes._WORTH + 5)])
+    (root / "many" / "36").write_bytes(b"changed")
+    assert mtimes.not_in_place(str(root), bad) == _reference(str(root), bad) == "many/36"
+    assert _fds() == before
