@@ -19,11 +19,16 @@ Only small claim files are read, and at most :data:`MAX_READ` per folder.
 
 Where Drive's storage was full, a trainer's claim is a PUBLIC property of the folder
 (``trainer-lease-<token>``, :mod:`trainer.lease_props`): read too (one request a folder),
-live unless released, silent past :data:`OLDEST_STALE_S` (it records no ``stale_s``) or a
-process of this machine that has ended (attacklease41: dedupe merged under it).
+and judged as a file is, by the ``stale_s`` it records (attacklease41: dedupe merged under
+it; leasefull42: one from before it recorded ``stale_s`` held a pair for 2 h).
+
+Whether a claim's holder is gone is decided here once (:func:`gone`, with
+:func:`stale_after`): the trainer's take-over (:mod:`trainer.lease_claims`) and ``dedupe``
+read the same rule.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -50,10 +55,26 @@ PROPERTY_KIND = "trainer-lease-property"
 MAX_GENERATION = 1 << 31
 
 
+def stale_after(period_s: float) -> float:
+    """A lease renewed every ``period_s`` is stale (its holder gone) after this long without
+    a renewal: two periods (one missed renewal is no death) and a margin for a slow request
+    (at most 30 s). What a claim records as its ``stale_s``."""
+    return 2 * period_s + min(30.0, period_s)
+
+
+def gone(released: bool, silent_s: float, stale_s: float, machine: str, host: str,
+         pid: int) -> bool:
+    """Whether a claim's holder is gone: released, silent (seconds since its last renewal) for
+    longer than ``stale_s``, or a process of this machine that has ended. The one rule: the
+    trainer's take-over and ``dedupe`` both ask it."""
+    return released or silent_s > stale_s or _ended(machine, host, pid)
+
+
 @dataclass(frozen=True)
 class PropertyClaim:
-    """A property claim's value (``gen|written|made|pid|machine|released|host``; its times
-    Drive's clock as its writer heard it: a property has no dates of its own)."""
+    """A property claim's value (``gen|written|made|pid|machine|released|stale_s|host``; its
+    times Drive's clock as its writer heard it: a property has no dates of its own). A value
+    of seven fields (no ``stale_s``: room41's first format) reads as :data:`OLDEST_STALE_S`."""
 
     generation: int
     written: float
@@ -62,20 +83,32 @@ class PropertyClaim:
     machine: str
     released: bool
     host: str
+    stale_s: float = OLDEST_STALE_S
+
+
+def property_value(claim: PropertyClaim, room: int) -> str:
+    """``claim`` as a property's value of at most ``room`` bytes (the host cut to fit)."""
+    value = f"{claim.generation}|{claim.written:.1f}|{claim.made:.1f}|{claim.pid}|" \
+            f"{claim.machine}|{1 if claim.released else 0}|{claim.stale_s:.1f}|"
+    left = max(0, room - len(value.encode()))
+    return value + claim.host.encode()[:left].decode("utf-8", "ignore")
 
 
 def property_claim(value: str) -> Optional[PropertyClaim]:
     """The claim a lease property's ``value`` holds; None where it holds none (no one's)."""
-    parts = value.split("|", 6)
+    parts = value.split("|", 7)   # (a host name holds no "|")
     try:
+        stale_s = float(parts[6]) if len(parts) == 8 else OLDEST_STALE_S
         claim = PropertyClaim(int(parts[0]), float(parts[1]), float(parts[2]), int(parts[3]),
-                              parts[4], parts[5] == "1", parts[6])
+                              parts[4], parts[5] == "1", parts[-1], stale_s)
     except (ValueError, IndexError):
         return None
     if not 0 < claim.pid < 1 << 31 or not 0 < claim.generation < MAX_GENERATION \
             or not math.isfinite(claim.written) \
             or not math.isfinite(claim.made):
         return None
+    if not math.isfinite(claim.stale_s) or claim.stale_s <= 0:
+        claim = PropertyClaim(*dataclasses.astuple(claim)[:7])   # (garbage: the longest)
     return claim
 
 
@@ -139,12 +172,12 @@ def _by_property(store: RemoteStore, folder: RemoteEntry) -> Optional[Holder]:
     now, found = store.clock()[0], []
     for key, value in store.public_properties(folder).items():
         claim = property_claim(value) if key.startswith(PREFIX) else None
-        if claim is None or claim.released or now - claim.written > OLDEST_STALE_S \
-                or _ended(claim.machine, claim.host, claim.pid):
+        silent = max(0.0, now - claim.written) if claim is not None else 0.0
+        if claim is None or gone(claim.released, silent, claim.stale_s, claim.machine,
+                                 claim.host, claim.pid):
             continue
         found.append(Holder(property_entry(folder.id, key, claim.written, claim.made),
-                            claim.host, claim.pid, max(0.0, now - claim.written),
-                            OLDEST_STALE_S))
+                            claim.host, claim.pid, silent, claim.stale_s))
     return min(found, key=lambda h: h.silent_s) if found else None
 
 
@@ -176,10 +209,9 @@ def _read(store: RemoteStore, entry: RemoteEntry, now: float) -> Optional[Holder
     if not math.isfinite(stale_s) or stale_s <= 0:
         stale_s = OLDEST_STALE_S
     silent = max(0.0, now - entry.modified)
-    if data.get("released") is True or silent > stale_s:
+    if gone(data.get("released") is True, silent, stale_s, str(data.get("machine", "")), host,
+            pid):
         return None
-    if _ended(str(data.get("machine", "")), host, pid):
-        return None   # (a process of this machine that has ended: its claim is no one's)
     return Holder(entry, host, pid, silent, stale_s)
 
 

@@ -57,7 +57,7 @@ def test_dedupe_refuses_a_pair_a_run_holds_by_a_property_and_moves_nothing(
                 f"{key}, a property of the folder: pid {os.getpid()} on {socket.gethostname()}, "
                 "renewed ") + r"\d+ s ago" + re.escape(
                 "): merging it would move files under that run's pushes. Stop that run first "
-                "(or wait until its lease is stale: ") + r"1\d\d\.\d min" + re.escape(
+                "(or wait until its lease is stale: ") + r"2\.\d min" + re.escape(
                 " without a renewal), then run this again"), line), line
             assert live(emulator) == before and _props(emulator, ours) == [key]
     finally:

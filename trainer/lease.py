@@ -76,6 +76,7 @@ import threading
 import time
 from typing import Callable, Optional
 
+from drivestage import run_claims
 from drivestage.drive import server_clock
 from drivestage.errors import DriveStageError, NotFoundError, QuotaExceededError
 from drivestage.store import RemoteEntry
@@ -130,16 +131,14 @@ class RunLease:
         #: and until when no other trainer can have taken the lease over as stale
         #: (:meth:`guard`): a check's listing showed none better, and this claim, renewed
         #: since, is not stale before then in any trainer's eyes.
-        self._written_at = 0.0
-        self._sure_until = 0.0
+        self._written_at = self._sure_until = 0.0
         self.guard_checks = 0   # the checks (listings) :meth:`guard` made (a test counts them)
         self._guarding = threading.Lock()
 
     @property
     def stale_s(self) -> float:
-        """A claim not renewed for this long is its holder's no more: two periods (one missed
-        renewal is no death) and a margin for a slow request (at most 30 s)."""
-        return 2 * self.period_s + min(30.0, self.period_s)
+        """Not renewed this long, a claim is no one's (:func:`run_claims.stale_after`)."""
+        return run_claims.stale_after(self.period_s)
 
     @property
     def sure_s(self) -> float:
@@ -406,7 +405,8 @@ class RunLease:
         if lease_props.is_property(self._mine):   # (renewed in place, as a file is)
             sent = boot_clock()
             self._mine = lease_props.write(store, folder, self.token, self.generation,
-                                           server_clock.now(), self._mine.created, released)
+                                           server_clock.now(), self._mine.created, released,
+                                           self.stale_s)
             self._written_at = sent
             return sent
         body = {"owner": self.token, "host": socket.gethostname(), "pid": os.getpid(),
@@ -430,7 +430,8 @@ class RunLease:
                     raise
                 try:
                     self._mine = lease_props.write(store, folder, self.token, self.generation,
-                                                   server_clock.now(), server_clock.now())
+                                                   server_clock.now(), server_clock.now(),
+                                                   stale_s=self.stale_s)
                 except DriveStageError as refused:   # (the folder at Drive's 30 PUBLIC ones:
                     raise exc from refused   # its line says "permission denied", no cause)
                 logger.warning("%s: Drive's storage is full (its claim file of %s B did not "

@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import socket
 import time
 from dataclasses import dataclass
 from typing import Any, Optional
@@ -22,9 +21,9 @@ from drivestage.drive import server_clock
 from trainer.errors import ConfigError
 from drivestage.errors import NotFoundError, RemoteChangedError
 # (PREFIX, SUFFIX: one name for claims; drivestage dedupe reads them too)
+from drivestage import run_claims
 from drivestage.run_claims import MAX_GENERATION, PREFIX, SUFFIX
 from drivestage.store import RemoteEntry
-from drivestage.temps import namespace_tag
 
 MAX_CLAIMS = 20   # (read per listing: a folder littered by a fault: the newest are read)
 #: Listings of the claims' folder where a claim changed between its listing and its read.
@@ -94,18 +93,8 @@ def silent(claim: Claim) -> float:
 def gone(claim: Claim, stale_s: float, token: str = "") -> bool:
     """Whether ``claim``'s holder is gone: silent for ``stale_s``, released, or a process of
     this machine that has ended (never the claim of ``token``: this trainer's own)."""
-    if claim.owner == token:
-        return False
-    if claim.released or silent(claim) > stale_s:
-        return True
-    if claim.machine == namespace_tag() and claim.host == socket.gethostname():
-        try:
-            os.kill(claim.pid, 0)
-        except ProcessLookupError:
-            return True
-        except OSError:
-            return False
-    return False
+    return claim.owner != token and run_claims.gone(   # (the one rule: dedupe's too)
+        claim.released, silent(claim), stale_s, claim.machine, claim.host, claim.pid)
 
 
 def unrenewed(live: list[Claim], first: dict[str, tuple[float, float]],

@@ -10,7 +10,8 @@ itself (one ``properties.insert``; PUBLIC: every OAuth client sees it, a laptop'
 Colab's). Its value holds what a claim file's JSON does, short (Drive's 124 bytes for key and
 value): the generation, when it was written and first made (Drive's clock as this machine
 hears it, :func:`drivestage.drive.server_clock.now`: a property has no dates of its own), the
-pid, this boot's pid namespace, released or not, and the host (cut to fit).
+pid, this boot's pid namespace, released or not, its lease's ``stale_s`` and the host (cut
+to fit).
 
 What keeps two trainers from both holding it (:meth:`trainer.lease.RunLease.acquire`):
 
@@ -78,16 +79,17 @@ def files_beside(mine: Optional[RemoteEntry], claims: list[Claim], token: str,
 
 
 def write(store: Any, folder: RemoteEntry, token: str, generation: int, written: float,
-          made: float, released: bool = False) -> RemoteEntry:
-    """Write this trainer's property claim on ``folder`` (made, or renewed in place);
-    Drive's refusal raises (a Drive that refuses a full account's property writes too)."""
+          made: float, released: bool = False, stale_s: float = run_claims.OLDEST_STALE_S
+          ) -> RemoteEntry:
+    """Write this trainer's property claim on ``folder`` (made, or renewed in place), with
+    the ``stale_s`` of its lease (``dedupe`` judges it by that: leasefull42); Drive's
+    refusal raises (a Drive that refuses a full account's property writes too)."""
     key = key_of(token)
     written, made = round(written, 1), round(made, 1)   # (as the value says them: as read)
-    value = f"{generation}|{written:.1f}|{made:.1f}|{os.getpid()}|" \
-            f"{namespace_tag()}|{1 if released else 0}|"
-    room = MAX_BYTES - len(key.encode()) - len(value.encode())
-    value += socket.gethostname().encode()[:max(0, room)].decode("utf-8", "ignore")
-    store.set_public_property(folder, key, value)
+    claim = run_claims.PropertyClaim(generation, written, made, os.getpid(), namespace_tag(),
+                                     released, socket.gethostname(), stale_s)
+    store.set_public_property(folder, key, run_claims.property_value(
+        claim, MAX_BYTES - len(key.encode())))
     return run_claims.property_entry(folder.id, key, written, made)
 
 
