@@ -1,7 +1,8 @@
 """attacklease41: a trainer holding its lease by a PROPERTY (Drive's storage full: room41)
 whose run folder is renamed on Drive mid-run. Its next push follows the path (attackpush41):
 its property leaves the old folder, and its claim, to be made anew in the path's folder, is
-a claim file, which the full Drive refuses: the push fails on storage, the trainer holds no
+a claim file, which the full Drive refuses (and, since leasefull42 makes it a property then,
+a Drive that refuses the property too): the push fails on storage, the trainer holds no
 claim anywhere. A second trainer started at the path then found no claim, and took the
 lease by a property there. Space freed, the first one's next check listed the claim FILES
 alone (a file's holder reads no property), found none better, made its file, and pushed:
@@ -38,12 +39,15 @@ def test_a_property_holder_whose_folder_moved_never_pushes_beside_the_next_holde
         a, _ = _trainer(tmp_path, "a", 4, minutes=1)
         a.push()   # (held by a property; its room made)
         emulator.store.update(emulator.find("runs/exp")["id"], title="exp_old")
-        _fill(emulator, 10)
+        _fill(emulator, 0)   # (and its property refused: else it goes on by one, leasefull42)
+        emulator.full_refuses_property_writes = True
         save_pair(tmp_path / "a", "epoch_005.pt", 5)
-        with pytest.raises(QuotaExceededError):   # (its claim file there does not fit)
+        with pytest.raises(QuotaExceededError):   # (its claim there does not fit)
             a.push()
         new = emulator.find("runs/exp")["id"]
         assert _in(emulator, new) == [] and a.lease.lost is None
+        emulator.full_refuses_property_writes = False
+        _fill(emulator, 10)
         b, theirs = _trainer(tmp_path, "b", 6, minutes=1)   # (no claim at the path)
         assert not b.lease.pending and _props(emulator) == [b.lease.name[:-5]]
         _fill(emulator, 1_000_000)   # (space freed)

@@ -6,9 +6,9 @@ drive.keep_last makes is removals: the user had to free space by hand (attackgua
 claim is a PUBLIC property of the run folder where the file's create is refused for storage
 and no claim file is listed (trainer.lease_props): the lease is held, the push makes its
 room. Two trainers on one folder never both hold it: a second one watches the property and is
-refused; two that write their properties at the same moment both stand back; a claim file
-listed (a trainer that may wake) keeps the fallback off; a Drive that refuses the property's
-write too leaves the line attackguard40 wrote, and nothing is removed.
+refused; of two that write their properties at the same moment one holds (leasefull42: both
+stood back); a live claim file listed keeps the fallback off; a Drive that refuses the
+property's write too leaves the line attackguard40 wrote, and nothing is removed.
 The real PyDrive2 stack against the emulator."""
 from __future__ import annotations
 
@@ -23,6 +23,8 @@ from test_lease39_pending_guard import DEST, _claims
 
 PROPERTY = "the run's lease is claimed by a property of the folder"
 STANDING = "standing back for"
+#: (The smaller token's, where the other's property is there: it waits for it to go.)
+WAITING = "claimed the run's lease at the same moment; waiting"
 #: (Each listed no claim: neither writes before both did, else one watched the other's,
 #: not renewed while its thread waited, took it over as stale, and held: attacklease41.)
 CLAIMING = ": claiming generation "
@@ -49,9 +51,9 @@ def _full(emulator, tmp_path, monkeypatch, free: int = 100):
     return used, on_drive(emulator)
 
 
-def _trainer(tmp_path, name: str, epoch: int, minutes: float = 0.02):
+def _trainer(tmp_path, name: str, epoch: int, minutes: float = 0.02, *more: str):
     """A trainer's drive.logs as held_folder takes it (its lease), with ``epoch``'s pair in
-    its run folder to push: (the folder, the pair's md5s)."""
+    its run folder to push (``more``: config overrides): (the folder, the pair's md5s)."""
     from trainer.config import load_config
     from trainer.lease import held_folder
     from trainer.stopping import StopFlag
@@ -60,7 +62,7 @@ def _trainer(tmp_path, name: str, epoch: int, minutes: float = 0.02):
     ours = save_pair(run, f"epoch_{epoch:03d}.pt", epoch)
     cfg = load_config(None, [f"drive.logs={DEST}", f"train.out_dir={run}",
                              f"drive.lease_minutes={minutes}", "drive.keep_last=1",
-                             "drive.keep_best=0"])
+                             "drive.keep_best=0", *more])
     return held_folder(cfg, StopFlag(60.0)), ours
 
 
@@ -114,15 +116,17 @@ class _AtTheSameMoment(logging.Handler):
     before either removes its own; at "not taken" (its property removed) neither lists
     the other's before it is gone. A thread that never gets to a line breaks the wait."""
 
-    def __init__(self, *lines: str) -> None:
+    def __init__(self, *lines: "str | tuple[str, ...]") -> None:
         super().__init__(logging.DEBUG)
-        self.lines = lines
+        self.lines = lines   # (a tuple: either of its lines, one thread each)
         self.barriers = {line: threading.Barrier(2, timeout=60) for line in self.lines}
-        self.met: set[tuple[int, str]] = set()
+        self.met: set[tuple[int, "str | tuple[str, ...]"]] = set()
 
     def handle(self, record: logging.LogRecord) -> bool:   # (not emit: under the handler's lock)
         for line in self.lines:
-            if line in record.getMessage() and (threading.get_ident(), line) not in self.met:
+            said = any(one in record.getMessage()
+                       for one in (line if isinstance(line, tuple) else (line,)))
+            if said and (threading.get_ident(), line) not in self.met:
                 self.met.add((threading.get_ident(), line))
                 self.barriers[line].wait()
         return True
@@ -131,105 +135,122 @@ class _AtTheSameMoment(logging.Handler):
         pass
 
 
-def test_two_trainers_that_claim_by_property_at_the_same_moment_both_stand_back(
-        drive_env, emulator, tmp_path, fast_retries, monkeypatch):
-    from trainer.errors import LeaseHeldError
-    from trainer.lease import release_all
-
-    _, before = _full(emulator, tmp_path, monkeypatch)
-    held = _AtTheSameMoment(CLAIMING, PROPERTY, STANDING)
-    logging.getLogger("trainer.lease").addHandler(held)
-    logging.getLogger("trainer.lease").setLevel(logging.DEBUG)
+def _race(tmp_path, targets, *lines: "str | tuple[str, ...]") -> dict[str, object]:
+    """Run each of ``targets`` (name -> a call) in a thread of its own, held at each of
+    ``lines`` until the other is there too: name -> what the call returned, or raised."""
+    held = _AtTheSameMoment(*lines)
+    lease_log = logging.getLogger("trainer.lease")
+    lease_log.addHandler(held)
+    lease_log.setLevel(logging.DEBUG)
     got: dict[str, object] = {}
 
-    def start(name: str, epoch: int) -> None:
+    def run(name: str) -> None:
         try:
-            got[name] = _trainer(tmp_path, name, epoch)[0]
-        except Exception as exc:   # noqa: BLE001 (what each got is asserted below)
+            got[name] = targets[name]()
+        except Exception as exc:   # noqa: BLE001 (what each got is asserted by the caller)
             got[name] = exc
     try:
-        threads = [threading.Thread(target=start, args=(n, e)) for n, e in (("a", 4), ("b", 5))]
+        threads = [threading.Thread(target=run, args=(n,)) for n in targets]
         for t in threads:
             t.start()
         for t in threads:
             t.join(120)  # (the barriers wait up to 60 s each on a loaded machine)
         assert not any(t.is_alive() for t in threads)
     finally:
-        logging.getLogger("trainer.lease").removeHandler(held)
-        release_all()
-    assert [type(got[n]) for n in ("a", "b")] == [LeaseHeldError, LeaseHeldError], got
-    assert _props(emulator) == [] and _claims(emulator) == []
-    assert on_drive(emulator) == before
+        lease_log.removeHandler(held)
+    return got
 
 
-def test_two_pending_trainers_that_try_at_the_same_moment_both_stand_back_and_one_takes_it_later(
+def test_two_trainers_that_claim_by_property_at_the_same_moment_one_holds(
         drive_env, emulator, tmp_path, fast_retries, monkeypatch):
-    """Both started while Drive failed the claim's write (pending); Drive back, but full, they
-    try at the same moment (each push's check): both stand back and stay not taken, nothing
-    removed. The next push of one takes the lease (a property) and makes its room; the
-    other's then finds it held and stops (lost): only the first one's files are left."""
-    from trainer.errors import LeaseHeldError, LeaseLostError
-    from trainer.lease import not_taken, release_all
+    """Both properties written before either reads them, both read before either acts
+    (leasefull42; room41: both stood back, both trainers refused at their start): the smaller token holds (it waits for the
+    other to stand back), the other is refused naming it; only the holder's property is left,
+    and its push makes its room."""
+    from trainer.errors import LeaseHeldError
+    from trainer.lease import release_all
 
     _, before = _full(emulator, tmp_path, monkeypatch)
-    emulator.faults.inject(method="POST", path="/upload/", status=503, times=None)
+    pairs: dict[str, dict[str, str]] = {}
+
+    def start(name: str, epoch: int):
+        folder, pairs[name] = _trainer(tmp_path, name, epoch, minutes=0.1)   # (6 s periods)
+        return folder
     try:
-        a, ours = _trainer(tmp_path, "a", 4)
-        b, _ = _trainer(tmp_path, "b", 5)
-        emulator.faults.clear()
-        assert a.lease.pending and b.lease.pending
-        held = _AtTheSameMoment(CLAIMING, PROPERTY, STANDING, "the run's lease is not taken: ")
-        lease_log = logging.getLogger("trainer.lease")
-        lease_log.addHandler(held)
-        lease_log.setLevel(logging.DEBUG)
-        try:
-            threads = [threading.Thread(target=f.lease.check) for f in (a, b)]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join(120)  # (the barriers wait up to 60 s each on a loaded machine)
-            assert not any(t.is_alive() for t in threads)
-        finally:
-            lease_log.removeHandler(held)
-        for f in (a, b):
-            assert f.lease.pending and isinstance(f.lease.why_pending, LeaseHeldError)
-        assert not_taken(DEST, a.lease.why_pending).startswith(
-            "drive:runs/exp: the run's lease is not taken yet (another trainer tried to take "
-            "it at the same moment, and both stood back); until it is, nothing there is ")
-        assert _props(emulator) == [] and on_drive(emulator) == before
-        a.push()
-        assert not a.lease.pending and on_drive(emulator) == {n: [m] for n, m in ours.items()}
-        with pytest.raises(LeaseLostError):
-            b.push()
-        assert on_drive(emulator) == {n: [m] for n, m in ours.items()}
-        assert _props(emulator) == [a.lease.name[:-5]] and _claims(emulator) == []
+        got = _race(tmp_path, {"a": lambda: start("a", 4), "b": lambda: start("b", 5)},
+                    CLAIMING, PROPERTY, (STANDING, WAITING))
+        [won] = [n for n in got if not isinstance(got[n], Exception)]
+        [lost] = [n for n in got if n != won]
+        assert isinstance(got[lost], LeaseHeldError), got
+        winner = got[won]
+        assert _props(emulator) == [winner.lease.name[:-5]] and _claims(emulator) == []
+        assert on_drive(emulator) == before
+        assert "holds its lease" in str(got[lost])
+        winner.push()
+        assert on_drive(emulator) == {n: [m] for n, m in pairs[won].items()}
     finally:
         release_all()
 
 
-def test_a_claim_file_listed_keeps_the_property_off(
+def test_two_pending_trainers_that_try_at_the_same_moment_one_takes_it_the_other_stops(
         drive_env, emulator, tmp_path, fast_retries, monkeypatch):
-    """An earlier trainer's claim file, stale (its runtime gone, or asleep: it may wake and
-    check by its listing alone, which shows no property): no property beside it; the lease
-    stays not taken and says why, and nothing is removed."""
-    from trainer.errors import LeaseNotTakenError
+    """Both started while Drive failed the claim's write (pending); Drive back, but full, they
+    try at the same moment (each push's check), both properties written before either reads,
+    both read before either acts:
+    one takes the lease (leasefull42; room41: both stood back), the other finds it held and
+    stops (lost), nothing removed by it. The holder's push makes its room; the other's
+    pushes nothing: only the holder's files are left."""
+    from trainer.errors import LeaseLostError
+    from trainer.lease import release_all
+
+    _, before = _full(emulator, tmp_path, monkeypatch)
+    emulator.faults.inject(method="POST", path="/upload/", status=503, times=None)
+    try:
+        a, ours_a = _trainer(tmp_path, "a", 4, minutes=0.1)
+        b, ours_b = _trainer(tmp_path, "b", 5, minutes=0.1)
+        emulator.faults.clear()
+        assert a.lease.pending and b.lease.pending
+        got = _race(tmp_path, {"a": a.lease.check, "b": b.lease.check}, CLAIMING, PROPERTY,
+                    (STANDING, WAITING))
+        [won] = [n for n in got if got[n] is None]
+        lost = "b" if won == "a" else "a"
+        assert isinstance(got[lost], LeaseLostError), got
+        holder, other = (a, b) if won == "a" else (b, a)
+        ours = ours_a if won == "a" else ours_b
+        assert not holder.lease.pending and holder.lease.lost is None
+        assert _props(emulator) == [holder.lease.name[:-5]] and on_drive(emulator) == before
+        holder.push()
+        assert on_drive(emulator) == {n: [m] for n, m in ours.items()}
+        with pytest.raises(LeaseLostError):
+            other.push()
+        assert on_drive(emulator) == {n: [m] for n, m in ours.items()}
+        assert _props(emulator) == [holder.lease.name[:-5]] and _claims(emulator) == []
+    finally:
+        release_all()
+
+
+def test_a_live_claim_file_keeps_the_property_off_even_for_a_take_over(
+        drive_env, emulator, tmp_path, fast_retries, monkeypatch):
+    """An earlier trainer's claim file, LIVE (renewed: it trains, and checks by its listing
+    alone while its lease is proved, which shows no property): a --take-over writes no
+    property beside it; it takes nothing, pushes nothing, removes nothing. (A STALE one is
+    taken over by a property: test_leasefull42_stale_file.)"""
+    from trainer.errors import LeaseLostError
     from trainer.lease import release_all
 
     used, _ = _full(emulator, tmp_path, monkeypatch, free=100_000)
-    old, _ = _trainer(tmp_path, "old", 1, minutes=0.005)   # (0.3 s renewals: stale at 0.9 s)
-    old.lease._done.set()   # (its renewals stop, its claim stays: a runtime gone)
-    old.lease._thread.join(5)
+    old, _ = _trainer(tmp_path, "old", 1, minutes=1)   # (renewed: live for 2.5 min)
     [left] = _claims(emulator)
     emulator.quota_bytes = emulator.store.quota_bytes = \
         sum(int(f.get("fileSize", 0)) for f in emulator.files()) + 100
     before = on_drive(emulator)
     try:
-        folder, _ = _trainer(tmp_path, "run", 4, minutes=0.005)
+        folder, _ = _trainer(tmp_path, "run", 4, 1, "drive.take_over=true")
         assert folder.lease.pending and _props(emulator) == []
-        with pytest.raises(LeaseNotTakenError) as caught:
+        with pytest.raises(LeaseLostError):
             folder.push()
-        assert str(caught.value) == FULL
         assert on_drive(emulator) == before and _claims(emulator) == [left]
+        assert _props(emulator) == [] and old.lease.lost is None
     finally:
         release_all()
     assert used > 0

@@ -25,17 +25,13 @@ after the old runtime died: the main flow). ``--take-over`` (``drive.take_over``
 live one at once.
 
 **Who holds it.** Of the claims in the folder, the holder is the one of the highest
-generation, and among those the one Drive made first (then the smaller id): every trainer
-reads the same answer from the same listing. Drive has no compare-and-swap: a new claimant
-writes its claim, waits :meth:`RunLease.settle_s`, lists again and holds the lease only if
-its claim is the holder then (else it removes it and is refused). Two trainers starting at
-the same instant both write generation N; the later one's listing, made after its own
-write, shows the earlier one: it loses; the earlier one wins whether or not it saw the
-later. What is left: a listing that lags a create by more than ``settle_s`` (Drive lists by
-parent consistently in practice; not guaranteed: attacklease36_lag, healed at the later
-holder's next check). After a ``--take-over`` of a live lease, the taker's first push waits
-until the old holder is gone (:meth:`RunLease.after_predecessor`), so a push the old one had
-begun ends first.
+generation, and among those the one Drive made first (then the smaller id). Drive has no
+compare-and-swap: a new claimant writes its claim, waits :meth:`RunLease.settle_s`, lists
+again and holds the lease only if its claim is the holder then (else it removes it and is
+refused): :mod:`trainer.lease_settle`, which also decides between properties (by token).
+What is left: a listing that lags a create by more than ``settle_s`` (attacklease36_lag,
+healed at the later holder's next check). After a ``--take-over`` of a live lease, the
+taker's first push waits until the old holder is gone (:meth:`RunLease.after_predecessor`).
 
 **Fenced pushes.** A holder silent past the lease (a machine asleep for minutes, a stopped
 process) that wakes mid-push while a new trainer took the stale lease over: its push had
@@ -81,7 +77,7 @@ from drivestage.drive import server_clock
 from drivestage.errors import DriveStageError, NotFoundError, QuotaExceededError
 from drivestage.store import RemoteEntry
 from drivestage.temps import namespace_tag
-from trainer import lease_props
+from trainer import lease_props, lease_settle
 from trainer.drive import age_text
 from trainer.errors import LeaseHeldError, LeaseLostError, LeaseNotTakenError
 from trainer.lease_claims import AHEAD, HELD, MAX_CLAIMS, MOVED, PREFIX, SUFFIX, Claim, \
@@ -157,7 +153,7 @@ class RunLease:
     # -- starting
     def acquire(self) -> None:
         """Hold the lease, or raise :class:`LeaseHeldError` (see the module's text)."""
-        settle = self.settle_s   # (a bad TRAINER_LEASE_SETTLE: said before Drive is asked)
+        self.settle_s   # (a bad TRAINER_LEASE_SETTLE: said before Drive is asked)
         store, path = self.drive.store_at()
         folder = self._folder = store.make_folders(path)
         claims, live, dead = watch(self, folder)   # (the live claims of others: watched)
@@ -167,22 +163,7 @@ class RunLease:
         self.generation = max((c.generation for c in claims), default=0) + 1
         forced = bool(taken) and self.take_over and not self._gone(taken[0])   # (before: ended)
         logger.debug("%s: claiming generation %d", self.drive.spec, self.generation)
-        self._write(folder, fallback=not any(not c.on_folder for c in claims))
-        time.sleep(settle)   # (the bound of the race: see the module's text)
-        claims = self._claims(folder)
-        # (Its own claim, where the listing does not show it yet, stands as it was made.)
-        rivals = [c for c in claims if c.generation >= self.generation and c.owner != self.token]
-        holder = min(rivals, key=lambda c: c.order) if rivals else None
-        # (A property, this one or a rival: Drive dates none, so no order decides between
-        # them; any rival there now makes this one stand back: trainer.lease_props.)
-        if holder is not None and holder.order > self._order and not (
-                lease_props.is_property(self._mine) or any(c.on_folder for c in rivals)):
-            holder = None
-        if holder is not None:
-            logger.debug("%s: standing back for %s's claim", self.drive.spec, holder.who)
-            self._remove()
-            raise LeaseHeldError(self._held_text(holder))
-        self._sure_until = self._written_at + self.sure_s   # (held: none better listed)
+        claims = lease_settle.claim(self, folder, claims)   # (written, settled: held)
         if taken:   # (said: a trainer elsewhere that still runs would be refused later)
             how = "--take-over" if forced else AHEAD if taken[0].entry.id in dead \
                 else "its holder is gone"
@@ -211,6 +192,8 @@ class RunLease:
                 self._late()
                 return
             folder, claims = self._listed()
+            if self._mine is None:   # (made anew: its folder moved, or its write failed)
+                return self._anew(folder, claims)
             # (A rival of this generation gone: a loser's its removal left; a later one took it.)
             better = [c for c in claims if c.owner != self.token and c.order < self._order
                       and (c.generation > self.generation or not self._gone(c))]
@@ -232,6 +215,12 @@ class RunLease:
                 if boot_clock() < sure:
                     sure = self._written_at + self.sure_s
             self._sure_until = sure
+
+    def _anew(self, folder: RemoteEntry, claims: list[Claim]) -> None:
+        """This claim made anew in ``folder``, settled (:func:`trainer.lease_settle.anew`)."""
+        holder = lease_settle.anew(self, folder, claims)
+        if holder is not None:
+            self._lose(holder)
 
     def guard(self) -> None:
         """The push's guard (:mod:`drivestage.push_fence`), at each point a push commits a
@@ -325,7 +314,9 @@ class RunLease:
         made where it leads nowhere (attackpush41). Its claim to be made there (the folder
         moved on Drive, or its write failed), a live claim of another there, property or
         file, took the lease meanwhile (both pushed there: attacklease41)."""
-        props = lease_props.is_property(self._mine)   # (a file's holder: none beside it)
+        # (A file's holder: no property beside it while its lease is proved; unproved (it
+        # slept, Drive failed its renewals), a property may have taken it over: leasefull42.)
+        props = lease_props.is_property(self._mine) or boot_clock() >= self._sure_until
         store, path = self.drive.store_at()
         if self._folder is not None and not self._elsewhere():
             claims = self._claims(self._folder, props)
