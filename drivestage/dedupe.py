@@ -197,6 +197,9 @@ class _Dedupe:
         #: that name is a copy or a conflict, never moved in beside it).
         self.moved_in: dict[str, list[RemoteEntry]] = {}
         self.gone: set[str] = set()
+        #: The folders above the pair being merged (its claims read too: a mirror into one
+        #: of them pushes into the pair: run_claims.refuse_held).
+        self.above: list[RemoteEntry] = []
 
     def run(self, path: StorePath) -> DedupeResult:
         if path.start is None and not path.names:
@@ -204,8 +207,11 @@ class _Dedupe:
             raise UsageError("dedupe needs a folder below the top of the drive (e.g. "
                              "drive:Models/logs), not the whole drive")
         cur = self.store.resolve(StorePath(path.start, (), path.key))
+        if path.start is not None:   # (the top of the drive: no one claims it)
+            self.above.append(cur)
         for name in path.names:
             cur = self._step(cur, name)
+            self.above.append(cur)
         self._walk(cur, 0)
         return self.result
 
@@ -240,7 +246,12 @@ class _Dedupe:
             if _is_folder(e):
                 groups.setdefault(e.name, []).append(e)
         for name, found in sorted(groups.items()):
-            self._walk(self._merge_all(found, self._where(folder, name), depth + 1), depth + 1)
+            merged = self._merge_all(found, self._where(folder, name), depth + 1)
+            self.above.append(merged)
+            try:
+                self._walk(merged, depth + 1)
+            finally:
+                self.above.pop()
 
     def _merge_all(self, found: Sequence[RemoteEntry], where: str, depth: int) -> RemoteEntry:
         """The oldest of ``found`` (same-named folders), the others merged into it."""
@@ -269,7 +280,8 @@ class _Dedupe:
         # Either held by a live training run (its lease claim): nothing of the pair moves
         # (its claim would leave the folder it renews it in, and a folder it pushes into by
         # id would go to the trash with what it sends next: run_claims).
-        run_claims.refuse_held(self.store, [(into, ours), (dup, theirs)], "merging it")
+        run_claims.refuse_held(self.store, [(into, ours), (dup, theirs)], "merging it",
+                               self.above)
         if not self.dry_run:
             run_folders.carry(self.store, dup, into)   # before its checkpoints move
         held: dict[str, list[RemoteEntry]] = {}

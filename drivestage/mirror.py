@@ -19,7 +19,7 @@ from drivestage.state import Md5Cache
 from drivestage.paths import StorePath, patterns
 from drivestage.store import RemoteStore
 from drivestage.upload_tree import PushResult, push
-from drivestage import pool
+from drivestage import mirror_claim, pool
 from drivestage.interrupts import BackgroundThread, Flag, Monitor
 
 log = logging.getLogger(__name__)
@@ -99,6 +99,7 @@ class Mirror:
         # logged again (a mount that stopped said the same line every period, for hours).
         self._failing: Optional[str] = None
         self._failed_runs = 0
+        self._claim: Optional[mirror_claim.MirrorClaim] = None   # (on DEST: dedupe reads it)
 
     # -- control
     def start(self) -> "Mirror":
@@ -110,7 +111,7 @@ class Mirror:
                 raise MirrorError("this mirror was stopped: a Ctrl-C came as it started; "
                                   "make a new one (Mirror(...).start())")
             if self._thread is None:
-                self._thread = BackgroundThread(self._loop, "drivestage-mirror")
+                self._thread = BackgroundThread(self._claimed_loop, "drivestage-mirror")
                 try:
                     self._thread.start()
                 except BaseException:
@@ -229,6 +230,15 @@ class Mirror:
                            "before this flush's push was done; a cut upload resumes on the "
                            "next push")
 
+    def _claimed_loop(self) -> None:
+        """:meth:`_loop`, its claim on DEST (dedupe refuses to merge under it) released at
+        its end (:mod:`drivestage.mirror_claim`)."""
+        try:
+            self._loop()
+        finally:
+            if self._claim is not None:
+                self._claim.release()
+
     def _loop(self) -> None:
         next_due = None if self.every is None else time.monotonic() + self.every
         while True:
@@ -292,6 +302,7 @@ class Mirror:
         if self._target is None:
             where = (self._store, str(self.dest)) if self._store is not None else self.dest
             self._target = open_store(where, md5_cache=self._cache)
+            self._claim = mirror_claim.hold(*self._target)   # (before its first write)
         self._periods += 1
         if self._periods % WALK_EVERY == 0:
             # Each period checks DEST's own folder (one files.get: trashed, renamed, moved),

@@ -41,6 +41,9 @@ from drivestage.store import RemoteEntry, RemoteStore
 from drivestage.temps import namespace_tag
 
 PREFIX, SUFFIX = "trainer-lease-", ".json"
+#: A running ``drivestage mirror``'s claim on its destination, a PUBLIC property
+#: (:mod:`drivestage.mirror_claim`): what dedupe refuses to merge under, as a run's lease.
+MIRROR_PREFIX = "drivestage-mirror-"
 #: A claim that does not say its ``stale_s``: stale only after the longest lease a trainer
 #: takes (``drive.lease_minutes`` at most 60: two periods and 30 s).
 OLDEST_STALE_S = 2 * 3600.0 + 30.0
@@ -149,29 +152,41 @@ def live(store: RemoteStore, items: Iterable[RemoteEntry]) -> Optional[Holder]:
 
 
 def refuse_held(store: RemoteStore, folders: Iterable[tuple[RemoteEntry, list[RemoteEntry]]],
-                verb: str) -> None:
+                verb: str, above: Iterable[RemoteEntry] = ()) -> None:
     """Raise :class:`RunHeldError` where one of ``folders`` (each with its listing) holds a
-    live claim: one line naming it, its holder and what to do. ``verb``: what the command
-    would do to it (``merging it``)."""
-    for folder, items in folders:
-        holder = live(store, items) or _by_property(store, folder)
+    live claim (a run's lease, a mirror's claim), or one of the folders ``above`` them holds
+    a mirror's or a run's property claim: one line naming it, its holder and what to do.
+    ``verb``: what the command would do to it (``merging it``)."""
+    folders = list(folders)
+    found: list[tuple[RemoteEntry, Optional[Holder], Optional[RemoteEntry]]] = [
+        (f, live(store, items) or _by_property(store, f), None) for f, items in folders]
+    found += [(folders[0][0], _by_property(store, a), a) for a in above]
+    for folder, holder, at in found:
         if holder is None:
             continue
-        wait = max(0.0, holder.stale_s - holder.silent_s)
+        wait = _span(max(0.0, holder.stale_s - holder.silent_s))
+        inside = "" if at is None else f" is inside {store.describe(at)} (id {at.id}), which"
+        who = f"pid {holder.pid} on {holder.host}, renewed {holder.silent_s:.0f} s ago"
+        if holder.entry.name.startswith(MIRROR_PREFIX):
+            raise RunHeldError(
+                f"{store.describe(folder)} (id {folder.id}){inside} is mirrored into now "
+                f"(a drivestage mirror's claim {holder.entry.name}: {who}): {verb} would "
+                "move files under its pushes. Stop that mirror first (or wait until its "
+                f"claim is stale: {wait} without a renewal), then run this again")
         what = ", a property of the folder" if holder.entry.kind == PROPERTY_KIND else ""
         raise RunHeldError(
-            f"{store.describe(folder)} (id {folder.id}) is held by a training run now (its "
-            f"lease {holder.entry.name}{what}: pid {holder.pid} on {holder.host}, renewed "
-            f"{holder.silent_s:.0f} s ago): {verb} would move files under that run's pushes. "
-            f"Stop that run first (or wait until its lease is stale: {_span(wait)} without a "
-            "renewal), then run this again")
+            f"{store.describe(folder)} (id {folder.id}){inside} is held by a training run now "
+            f"(its lease {holder.entry.name}{what}: {who}): {verb} would move files under "
+            f"that run's pushes. Stop that run first (or wait until its lease is stale: "
+            f"{wait} without a renewal), then run this again")
 
 
 def _by_property(store: RemoteStore, folder: RemoteEntry) -> Optional[Holder]:
-    """The live property claim on ``folder``, the most recently written; None: none."""
+    """The live property claim (a run's lease, a mirror's claim) on ``folder``, the most
+    recently written; None: none."""
     now, found = store.clock()[0], []
     for key, value in store.public_properties(folder).items():
-        claim = property_claim(value) if key.startswith(PREFIX) else None
+        claim = property_claim(value) if key.startswith((PREFIX, MIRROR_PREFIX)) else None
         silent = max(0.0, now - claim.written) if claim is not None else 0.0
         if claim is None or gone(claim.released, silent, claim.stale_s, claim.machine,
                                  claim.host, claim.pid):

@@ -77,7 +77,7 @@ LAYERS = [
      "stage_move"],   # stage_move: staged copies moved to another DEST with their stamps
     ["stage_walk", "other_parents", "run_claims"],   # run_claims: a live run's lease, read   # other_parents: what push --delete spares (extra)
     ["stage_file", "stage_clash", "pruning", "extra", "old_copies", "behind", "other_runs", "dedupe",
-     "push_watch", "push_room", "push_result", "snapshots", "run_folders", "push_folders",
+     "mirror_claim", "push_watch", "push_room", "push_result", "snapshots", "run_folders", "push_folders",
      "push_fence"],
     ["sidecar_phases", "push_resend", "push_send"],   # push_send, push_resend: PushJob's mixins
     ["stage_tree", "push_job"],

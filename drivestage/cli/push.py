@@ -417,8 +417,9 @@ def dedupe_cmd(dest: str, dry_run: bool, api_root: Optional[str],
     the oldest holds with other bytes, or that Drive does not let this account move or
     trash, stays where it is (exit 1, naming it); one deleted by someone else meanwhile is
     skipped (exit 1, naming it). Nothing is deleted for good. Run it while nothing pushes
-    into DEST: a pair of folders of which one is held by a live training run (its lease)
-    is refused before anything of it moves (exit 1).
+    into DEST: a pair of folders of which one is held by a live training run (its lease),
+    or that a running mirror pushes into (its claim, on the pair or a folder above), is
+    refused before anything of it moves (exit 1).
     """
     from drivestage.dedupe import dedupe
     from drivestage.paths import printable, refuse_bad_place

@@ -1,0 +1,110 @@
+"""A running mirror's claim on its destination folder, so that ``drivestage dedupe`` beside
+it refuses to merge under it (leasefull42).
+
+A training run holds its folder by a lease claim that dedupe reads (:mod:`drivestage.
+run_claims`); a plain ``drivestage mirror`` held nothing: dedupe moved what the newer of two
+same-named folders held into the oldest and trashed the newer one, while the mirror kept
+pushing into it by id (into the trash) or into a folder being emptied. A mirror whose
+destination is on Drive now holds a PUBLIC property ``drivestage-mirror-<token>`` of that
+folder while its thread runs: the value a trainer's property claim has (generation 1, the
+times, pid, pid namespace, released, ``stale_s``, host: :func:`run_claims.property_value`),
+renewed every :data:`PERIOD_S` by a thread of its own (a push of hours renews it too), and
+removed when the mirror's thread ends. It is advisory: a claim Drive refuses (down, or a
+full Drive that refuses property writes) is logged, and the mirror pushes as before. Only
+``dedupe`` reads it; a trainer reads ``trainer-lease-`` claims only, so a mirror and a
+trainer of one folder do not stop each other (as before).
+
+Why a claim and not "dedupe refuses folders with recent writes": a mirror whose files did
+not change writes nothing for hours, and a user's own push a minute ago would read as
+another writer; the claim says exactly who writes there now, and dedupe judges it by the
+rule it judges a trainer's by (:func:`run_claims.gone`: a mirror killed elsewhere holds
+nothing after its ``stale_s``, one of this machine that ended holds nothing at once).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import socket
+import threading
+from typing import TYPE_CHECKING, Any, Optional
+
+from drivestage import run_claims
+from drivestage.errors import DriveStageError
+from drivestage.store import RemoteEntry, RemoteStore
+from drivestage.temps import namespace_tag
+
+if TYPE_CHECKING:
+    from drivestage.drive.store_folders import FolderMaking
+
+log = logging.getLogger(__name__)
+
+#: How often the claim is renewed (its ``stale_s``: :func:`run_claims.stale_after`, 150 s).
+PERIOD_S = 60.0
+_MAX_BYTES = 124   # (Drive's, for a property's key and value together)
+
+
+class MirrorClaim:
+    """The claim of one mirror on ``folder`` of ``store`` (a Drive store: one that keeps
+    properties) (:meth:`hold`, :meth:`release`)."""
+
+    def __init__(self, store: "FolderMaking", folder: RemoteEntry,
+                 period_s: float = PERIOD_S) -> None:
+        self.store, self.folder, self.period_s = store, folder, period_s
+        self.key = f"{run_claims.MIRROR_PREFIX}{secrets.token_hex(8)}"
+        self._made: Optional[float] = None
+        self._done = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+
+    def hold(self) -> "MirrorClaim":
+        """Write the claim and renew it every period until :meth:`release`."""
+        self._write()
+        self._thread = threading.Thread(target=self._renewing, name="drivestage-mirror-claim",
+                                        daemon=True)
+        self._thread.start()
+        return self
+
+    def release(self) -> None:
+        """Stop renewing and remove the claim (Drive refusing: it goes stale by itself)."""
+        self._done.set()
+        if self._thread is not None:
+            self._thread.join(self.period_s + 60)
+        try:
+            self.store.set_public_property(self.folder, self.key, None)
+        except DriveStageError as exc:
+            log.debug("could not remove the mirror's claim %s: %s", self.key, exc)
+
+    def _renewing(self) -> None:
+        while not self._done.wait(self.period_s):
+            self._write()
+
+    def _write(self) -> None:
+        from drivestage.drive import server_clock
+
+        now = round(server_clock.now(), 1)
+        self._made = now if self._made is None else self._made
+        claim = run_claims.PropertyClaim(1, now, self._made, os.getpid(), namespace_tag(),
+                                         False, socket.gethostname(),
+                                         run_claims.stale_after(self.period_s))
+        try:
+            self.store.set_public_property(
+                self.folder, self.key,
+                run_claims.property_value(claim, _MAX_BYTES - len(self.key.encode())))
+        except DriveStageError as exc:   # (advisory: the mirror pushes as before)
+            log.debug("could not write the mirror's claim %s on the folder %s: %s", self.key,
+                      self.folder.id, exc)
+
+
+def hold(store: RemoteStore, path: Any) -> Optional[MirrorClaim]:
+    """A claim held on the folder ``path`` of ``store`` (made where missing), or None where
+    the store keeps no properties (a directory, a Drive mount) or Drive failed to make it."""
+    from drivestage.drive.store_folders import FolderMaking
+
+    if not isinstance(store, FolderMaking):
+        return None
+    try:
+        folder = store.make_folders(path)
+    except DriveStageError as exc:   # (the push says it, in its own words)
+        log.debug("no mirror claim on %s: %s", path, exc)
+        return None
+    return MirrorClaim(store, folder).hold()
