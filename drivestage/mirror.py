@@ -302,7 +302,6 @@ class Mirror:
         if self._target is None:
             where = (self._store, str(self.dest)) if self._store is not None else self.dest
             self._target = open_store(where, md5_cache=self._cache)
-            self._claim = mirror_claim.hold(*self._target)   # (before its first write)
         self._periods += 1
         if self._periods % WALK_EVERY == 0:
             # Each period checks DEST's own folder (one files.get: trashed, renamed, moved),
@@ -311,8 +310,13 @@ class Mirror:
             # from the top again now and then: about a request per level, in WALK_EVERY
             # periods; a check of each level every period would cost that every period.
             self._target[0].forget_folders(walk=True)
-        return self._push(self.src, self._target, self.policy, protect=protect,
-                          md5_cache=self._cache, **self._options)
+        if self._claim is None:   # (before its writes; DEST not there yet: after them)
+            self._claim = mirror_claim.hold(*self._target)
+        result = self._push(self.src, self._target, self.policy, protect=protect,
+                            md5_cache=self._cache, **self._options)
+        if self._claim is None:
+            self._claim = mirror_claim.hold(*self._target)
+        return result
 
 
 def _said(exc: BaseException, *, final: bool) -> str:

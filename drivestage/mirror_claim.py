@@ -6,7 +6,9 @@ run_claims`); a plain ``drivestage mirror`` held nothing: dedupe moved what the 
 same-named folders held into the oldest and trashed the newer one, while the mirror kept
 pushing into it by id (into the trash) or into a folder being emptied. A mirror whose
 destination is on Drive now holds a PUBLIC property ``drivestage-mirror-<token>`` of that
-folder while its thread runs: the value a trainer's property claim has (generation 1, the
+folder (the one its push writes into: of twins, the oldest; claimed before its first push
+where it is there, else after it: the push makes it, with its own checks) while its thread
+runs: the value a trainer's property claim has (generation 1, the
 times, pid, pid namespace, released, ``stale_s``, host: :func:`run_claims.property_value`),
 renewed every :data:`PERIOD_S` by a thread of its own (a push of hours renews it too), and
 removed when the mirror's thread ends. It is advisory: a claim Drive refuses (down, or a
@@ -27,10 +29,11 @@ import os
 import secrets
 import socket
 import threading
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Optional
 
 from drivestage import run_claims
 from drivestage.errors import DriveStageError
+from drivestage.paths import StorePath
 from drivestage.store import RemoteEntry, RemoteStore
 from drivestage.temps import namespace_tag
 
@@ -95,16 +98,21 @@ class MirrorClaim:
                       self.folder.id, exc)
 
 
-def hold(store: RemoteStore, path: Any) -> Optional[MirrorClaim]:
-    """A claim held on the folder ``path`` of ``store`` (made where missing), or None where
-    the store keeps no properties (a directory, a Drive mount) or Drive failed to make it."""
+def hold(store: RemoteStore, path: StorePath) -> Optional[MirrorClaim]:
+    """A claim held on the folder at ``path`` of ``store``; None where the store keeps no
+    properties (a directory, a Drive mount) or no folder is there yet (the mirror's push
+    makes it, with its own checks first: it is claimed after that push)."""
     from drivestage.drive.store_folders import FolderMaking
 
     if not isinstance(store, FolderMaking):
         return None
+    known = store.known_folder(path)   # (where the push wrote: of twins, the oldest)
+    if known is not None:
+        return MirrorClaim(store, RemoteEntry(known, path.names[-1] if path.names else "",
+                                              True)).hold()
     try:
-        folder = store.make_folders(path)
-    except DriveStageError as exc:   # (the push says it, in its own words)
-        log.debug("no mirror claim on %s: %s", path, exc)
+        folder = store.resolve(path)
+    except DriveStageError as exc:   # (none yet, or twins: claimed after the push)
+        log.debug("no mirror claim on %s yet: %s", path, exc)
         return None
-    return MirrorClaim(store, folder).hold()
+    return MirrorClaim(store, folder).hold() if folder.is_dir else None
