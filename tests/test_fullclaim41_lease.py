@@ -233,8 +233,9 @@ def test_a_live_claim_file_keeps_the_property_off_even_for_a_take_over(
         drive_env, emulator, tmp_path, fast_retries, monkeypatch):
     """An earlier trainer's claim file, LIVE (renewed: it trains, and checks by its listing
     alone while its lease is proved, which shows no property): a --take-over writes no
-    property beside it; it takes nothing, pushes nothing, removes nothing. (A STALE one is
-    taken over by a property: test_leasefull42_stale_file.)"""
+    property beside it; it takes nothing, pushes nothing, removes nothing, and its stop says
+    why and what to do (leasefull42: it said Drive "was down"). (A STALE one is taken over
+    by a property: test_leasefull42_stale_file.)"""
     from trainer.errors import LeaseLostError
     from trainer.lease import release_all
 
@@ -247,8 +248,14 @@ def test_a_live_claim_file_keeps_the_property_off_even_for_a_take_over(
     try:
         folder, _ = _trainer(tmp_path, "run", 4, 1, "drive.take_over=true")
         assert folder.lease.pending and _props(emulator) == []
-        with pytest.raises(LeaseLostError):
+        with pytest.raises(LeaseLostError) as lost:
             folder.push()
+        assert str(lost.value).startswith(f"{old.lease.holder().who} holds the run's lease on "
+                                          "drive:runs/exp (renewed "), str(lost.value)
+        assert ("; held before this trainer could claim it: Drive's storage was full at its "
+                "start, its claim file did not fit, and a live claim file's lease is not taken "
+                "over by a property (that trainer reads none); free some space on Drive first)"
+                ) in str(lost.value)   # (it said Drive "was down at its start")
         assert on_drive(emulator) == before and _claims(emulator) == [left]
         assert _props(emulator) == [] and old.lease.lost is None
     finally:

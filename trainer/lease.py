@@ -303,8 +303,7 @@ class RunLease:
         if live:
             self.pending = False
             self._lose(min(live, key=lambda c: c.order), HELD + " {}",
-                       "; held before this trainer first reached Drive, which was down at "
-                       "its start")   # (maybe long before: attackfence37)
+                       held_before(self.why_pending))   # (maybe long before: attackfence37)
         self.pending = False
         self.start()
 
@@ -473,5 +472,5 @@ class RunLease:
 
 # (Where a trainer takes its lease, and the leases this process holds: trainer.lease_held,
 # named here for every caller; imported last, as that module imports RunLease from this one.)
-from trainer.lease_held import after, held_folder, not_taken, release_all, settled, \
-    watch  # noqa: E402
+from trainer.lease_held import after, held_before, held_folder, not_taken, release_all, \
+    settled, watch  # noqa: E402

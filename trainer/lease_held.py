@@ -140,6 +140,20 @@ def not_taken(spec: str, why: "BaseException | None") -> str:
             f"tries to take it); {stopped}; the next push tries again")
 
 
+def held_before(why: "BaseException | None") -> str:
+    """Why a trainer whose lease was not taken at its start (``why``: that try's failure)
+    found another holding it when it first reached Drive (:meth:`RunLease._late`). Drive's
+    storage full at a ``--take-over`` of a live claim file: its claim did not fit, and no
+    property takes a live file's lease over (its holder reads none while its lease is
+    proved: leasefull42); the line said Drive "was down"."""
+    if isinstance(why, QuotaExceededError):
+        return ("; held before this trainer could claim it: Drive's storage was full at its "
+                "start, its claim file did not fit, and a live claim file's lease is not "
+                "taken over by a property (that trainer reads none); free some space on "
+                "Drive first")
+    return "; held before this trainer first reached Drive, which was down at its start"
+
+
 def after(lease: "RunLease") -> None:
     """Before a trainer's first push after a ``--take-over`` of a live lease: wait
     until the trainer it took it from is gone (its claim removed when its run ended, or
