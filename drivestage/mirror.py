@@ -311,11 +311,11 @@ class Mirror:
             # periods; a check of each level every period would cost that every period.
             self._target[0].forget_folders(walk=True)
         if self._claim is None:   # (before its writes; DEST not there yet: after them)
-            self._claim = mirror_claim.hold(*self._target)
+            self._claim = mirror_claim.hold(*self._target, look=self._periods == 1)
         result = self._push(self.src, self._target, self.policy, protect=protect,
                             md5_cache=self._cache, **self._options)
-        if self._claim is None:
-            self._claim = mirror_claim.hold(*self._target)
+        if self._claim is None:   # (where the push wrote: no request more)
+            self._claim = mirror_claim.hold(*self._target, look=False)
         return result
 
 

@@ -98,10 +98,12 @@ class MirrorClaim:
                       self.folder.id, exc)
 
 
-def hold(store: RemoteStore, path: StorePath) -> Optional[MirrorClaim]:
+def hold(store: RemoteStore, path: StorePath, look: bool = True) -> Optional[MirrorClaim]:
     """A claim held on the folder at ``path`` of ``store``; None where the store keeps no
     properties (a directory, a Drive mount) or no folder is there yet (the mirror's push
-    makes it, with its own checks first: it is claimed after that push)."""
+    makes it, with its own checks first: it is claimed after that push). ``look``: where
+    no push found the folder yet, look it up (a request; else none is made: a mirror whose
+    Drive is down paid a lookup's retries before each period's push)."""
     from drivestage.drive.store_folders import FolderMaking
 
     if not isinstance(store, FolderMaking):
@@ -110,6 +112,8 @@ def hold(store: RemoteStore, path: StorePath) -> Optional[MirrorClaim]:
     if known is not None:
         return MirrorClaim(store, RemoteEntry(known, path.names[-1] if path.names else "",
                                               True)).hold()
+    if not look:
+        return None
     try:
         folder = store.resolve(path)
     except DriveStageError as exc:   # (none yet, or twins: claimed after the push)
