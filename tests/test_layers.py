@@ -75,7 +75,7 @@ LAYERS = [
     ["unpack", "hashed_pass"],
     ["sidecar_copy", "stage_extraction", "stage_original", "stage_decide", "stage_order",
      "stage_move"],   # stage_move: staged copies moved to another DEST with their stamps
-    ["stage_walk", "other_parents", "run_claims"],   # run_claims: a live run's lease, read   # other_parents: what push --delete spares (extra)
+    ["stage_walk", "other_parents", "run_claims", "dedupe_result"],   # run_claims: a live run's lease, read   # other_parents: what push --delete spares (extra)
     ["stage_file", "stage_clash", "pruning", "extra", "old_copies", "behind", "other_runs", "dedupe",
      "mirror_claim", "push_watch", "push_room", "push_result", "snapshots", "run_folders", "push_folders",
      "push_fence"],

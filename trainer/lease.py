@@ -191,9 +191,11 @@ class RunLease:
             if self.pending:
                 self._late()
                 return
+            was = self._folder
             folder, claims = self._listed()
             if self._mine is None:   # (made anew: its folder moved, or its write failed)
-                return self._anew(folder, claims)
+                moved = was is not None and was.id != folder.id
+                return self._anew(folder, claims, MOVED if moved else "")
             # (A rival of this generation gone: a loser's its removal left; a later one took it.)
             better = [c for c in claims if c.owner != self.token and c.order < self._order
                       and (c.generation > self.generation or not self._gone(c))]
@@ -208,19 +210,19 @@ class RunLease:
                 # (Answered before it could be stale: it landed before any take-over; later
                 # (a renewal slow past the proof: retries, a hung request), another trainer
                 # may hold the lease by then, and the next guard lists again: attackfence37.)
-                fresh = self._mine is None   # (made anew there: the folder moved, _listed)
                 self._write(folder)
-                if fresh:   # (a trainer claiming there meanwhile: trainer.lease_held)
-                    settled(self, folder)
                 if boot_clock() < sure:
                     sure = self._written_at + self.sure_s
             self._sure_until = sure
 
-    def _anew(self, folder: RemoteEntry, claims: list[Claim]) -> None:
-        """This claim made anew in ``folder``, settled (:func:`trainer.lease_settle.anew`)."""
+    def _anew(self, folder: RemoteEntry, claims: list[Claim], why: str) -> None:
+        """This claim made anew in ``folder``, settled as a new claimant's is
+        (:func:`trainer.lease_settle.anew`): a trainer that claimed there between this one's
+        listing and its write holds, and this one stands back (both pushed into one folder
+        for the lease's proof: attacklease42). ``why``: the loss's reason (MOVED)."""
         holder = lease_settle.anew(self, folder, claims)
         if holder is not None:
-            self._lose(holder)
+            self._lose(holder, why=why)
 
     def guard(self) -> None:
         """The push's guard (:mod:`drivestage.push_fence`), at each point a push commits a
@@ -473,4 +475,4 @@ class RunLease:
 # (Where a trainer takes its lease, and the leases this process holds: trainer.lease_held,
 # named here for every caller; imported last, as that module imports RunLease from this one.)
 from trainer.lease_held import after, held_before, held_folder, not_taken, release_all, \
-    settled, watch  # noqa: E402
+    watch  # noqa: E402

@@ -1,7 +1,6 @@
 """The run's lease as a trainer takes it (:func:`held_folder`, rank 0's ``drive.logs``), and
 the leases this process holds, released when the run ends (:func:`release_all`), the watch
-of another's live claim at the start (:func:`watch`), the settle of a claim that followed
-its moved folder (:func:`settled`), and the wait for a predecessor after a
+of another's live claim at the start (:func:`watch`), and the wait for a predecessor after a
 ``--take-over`` (:func:`after`); split from :mod:`trainer.lease`, which names them for its
 callers."""
 from __future__ import annotations
@@ -12,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from drivestage.errors import DriveStageError, QuotaExceededError
 from trainer.errors import LeaseHeldError
-from trainer.lease_claims import MOVED, Claim, silent, span_text, unrenewed
+from trainer.lease_claims import Claim, silent, span_text, unrenewed
 
 if TYPE_CHECKING:
     from trainer.lease import RunLease
@@ -96,20 +95,6 @@ def watch(lease: "RunLease", folder: Any) -> tuple[list[Claim], list[Claim], set
                            span_text(max(0.0, lease.stale_s - silent(holder))))
         wait = min(lease.period_s / 2, max(0.05, lease.stale_s - silent(holder) + 0.05))
         time.sleep(max(0.05, min(wait, until - time.monotonic())))
-
-
-def settled(lease: "RunLease", folder: Any) -> None:
-    """A claim :meth:`trainer.lease.RunLease.check` made anew in ``folder`` (the run folder
-    moved on Drive, and the claim followed the path: attackpush41) settles as a new
-    claimant's does: another's live claim there after :attr:`~RunLease.settle_s`, and this
-    one stands back (its claim removed) and is lost. A trainer that claimed there between
-    this one's listing and its write held too, and both pushed into one folder for the
-    lease's proof, two minutes (attacklease42); both may stand back, as at a start."""
-    time.sleep(lease.settle_s)
-    others = [c for c in lease._claims(folder) if c.owner != lease.token and not lease._gone(c)]
-    if others:
-        lease._remove()
-        lease._lose(min(others, key=lambda c: c.order), why=MOVED)
 
 
 def release_all() -> None:
