@@ -18,6 +18,7 @@ from _ramdisk import tmp_path  # noqa: F401  (a fixture: hundreds of members per
 from _cli import child_env
 from _forkcli import PIPE, cli_server
 from _tmpfs import small_disk  # noqa: F401  (a fixture)
+from _signal_env import _cli_server  # noqa: F401  (an autouse fixture)
 from drivestage import download as dl
 from test_extract_workers import worker_pids
 
@@ -65,14 +66,6 @@ finally:
 
 #: Enough small members that worker processes write them (see workers._WORTH).
 N = 560
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _cli_server():
-    """Each ``drivestage`` command here forked with its imports done (tests/_forkcli.py; a
-    fresh interpreter cost 0.5 s of CPU to start, 2-3 s on a loaded machine), from a server
-    started before any test's leak check."""
-    return cli_server()
 
 
 def _zip(members: dict[str, bytes]) -> bytes:

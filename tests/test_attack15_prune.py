@@ -9,18 +9,13 @@ from __future__ import annotations
 import json
 import threading
 
-import pytest
 
 from _checkpoints import save
 from _drive_state import live_md5s
+from _signal_env import _fast  # noqa: F401  (an autouse fixture)
 
 FOLDER = "Models/logs"
 T0 = 1764600000.0
-
-
-@pytest.fixture(autouse=True)
-def _fast(fast_retries):
-    """Backoffs of a millisecond, without jitter, for every test here."""
 
 
 def _connect(emulator):

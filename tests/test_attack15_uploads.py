@@ -12,17 +12,10 @@ import textwrap
 import pytest
 
 from _forkcli import PIPE, cli_server
+from _signal_env import _cli_server  # noqa: F401  (an autouse fixture)
 
 KiB = 1024
 CHUNK = 256 * KiB
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _cli_server():
-    """The pushes and the scripts SIGKILLed mid-upload here forked with drivestage imported
-    (tests/_forkcli.py; a fresh interpreter cost 0.5 s of CPU to start), from a server
-    started before any test's leak check."""
-    return cli_server()
 
 
 def _file(tmp_path, name: str, size: int, seed: int = 0) -> tuple[str, bytes]:

@@ -21,14 +21,10 @@ from drivestage import localfs, temps
 
 from _archives import a_tar
 from _cli import child_env, run
+from _signal_env import _fast  # noqa: F401  (an autouse fixture)
 
 #: Every case with DRIVESTAGE_TEST_SWEEP=all (about 25 s more); by default one of each kind.
 _ALL = os.environ.get("DRIVESTAGE_TEST_SWEEP") == "all"
-
-
-@pytest.fixture(autouse=True)
-def _fast(fast_retries):
-    """Backoffs of a millisecond, without jitter, for every test here."""
 
 
 def media(emulator) -> list:

@@ -17,16 +17,12 @@ import pytest
 from _archives import a_tar, a_zip, tree
 
 from _cli import run
+from _signal_env import _fast  # noqa: F401  (an autouse fixture)
 from drivestage import download as dl
 from drivestage import streams
 from drivestage.drive import connect
 
 MiB = 1 << 20
-
-
-@pytest.fixture(autouse=True)
-def _fast(fast_retries):
-    """Backoffs of a millisecond, without jitter, for every test here."""
 
 
 def _truncate_past(monkeypatch, at: int, to: int) -> list[int]:

@@ -17,14 +17,10 @@ import pytest
 
 from _checkpoints import md5, save
 from _drive_state import live_md5s
+from _signal_env import _fast  # noqa: F401  (an autouse fixture)
 
 FOLDER = "Models/logs"
 T0 = time.time() - 3600
-
-
-@pytest.fixture(autouse=True)
-def _fast(fast_retries):
-    """Backoffs of a millisecond, without jitter, for every test here."""
 
 
 def _store(emu):

@@ -16,17 +16,10 @@ import _proxy
 from _drive_state import live_md5s
 from _forkcli import cli_server
 from _proxy import Proxy, Reply
+from _signal_env import _cli_server  # noqa: F401  (an autouse fixture)
 
 #: Seconds a correct client needs at most here (short timeouts, millisecond retries).
 DEADLINE = 30
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _cli_server():
-    """Each command here forked with its imports done (tests/_forkcli.py; a fresh
-    interpreter cost 0.5 s of CPU to start), from a server started before any test's leak
-    check."""
-    return cli_server()
 
 
 def _run(proxy: Proxy, tmp_path, *args: str, **env: str) -> subprocess.CompletedProcess:

@@ -16,19 +16,14 @@ import sys
 import threading
 import time
 
-import pytest
 
 from _checkpoints import md5, save, sidecar_json
 from _cli import child_env, ok
 from _drive_state import live_md5s
+from _signal_env import _fast  # noqa: F401  (an autouse fixture)
 
 FOLDER = "Models/logs"
 T0 = time.time() - 3600
-
-
-@pytest.fixture(autouse=True)
-def _fast(fast_retries):
-    """Backoffs of a millisecond, without jitter, for every test here."""
 
 
 def _live(emu) -> dict:

@@ -25,13 +25,9 @@ from _archives import a_zip, tree
 from _ramdisk import tmp_path  # noqa: F401  (a fixture: hundreds of members per pull)
 from _tmpfs import small_disk  # noqa: F401 (a fixture)
 from _cli import run
+from _signal_env import _fast  # noqa: F401  (an autouse fixture)
 
 KiB = 1024
-
-
-@pytest.fixture(autouse=True)
-def _fast(fast_retries):
-    """Backoffs of a millisecond, without jitter, for every test here."""
 
 
 def _media(emulator) -> list:

@@ -20,15 +20,11 @@ import pytest
 from _checkpoints import RUN, save
 from _cli import ok, run
 from _drive_state import held_since, live_md5s
+from _signal_env import _fast  # noqa: F401  (an autouse fixture)
 
 FOLDER = "Models/logs"
 T0 = 1764600000.0
 DAY = 24 * 3600
-
-
-@pytest.fixture(autouse=True)
-def _fast(fast_retries):
-    """Backoffs of a millisecond, without jitter, for every test here."""
 
 
 def _live(emu) -> dict:

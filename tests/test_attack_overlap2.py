@@ -18,11 +18,7 @@ from drivestage.unpack import Unpacking
 
 from _archives import a_zip, tree
 from _cli import run
-
-
-@pytest.fixture(autouse=True)
-def _fast(fast_retries):
-    """Backoffs of a millisecond, without jitter, for every test here."""
+from _signal_env import _fast  # noqa: F401  (an autouse fixture)
 
 
 def _zip64_end_records(members: dict[str, bytes], monkeypatch) -> bytes:

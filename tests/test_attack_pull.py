@@ -21,19 +21,7 @@ from drivestage.partials import ranges_path
 from _archives import Zeros, a_tgz, a_zip, tree
 from _cli import run
 from _forkcli import PIPE, cli_server
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _cli_server():
-    """Each ``drivestage`` command here forked with its imports done (tests/_forkcli.py; a
-    fresh interpreter cost 0.5 s of CPU to start, 2-3 s on a loaded machine), from a server
-    started before any test's leak check."""
-    return cli_server()
-
-
-@pytest.fixture(autouse=True)
-def _fast(fast_retries):
-    """Backoffs of a millisecond, without jitter, for every test here."""
+from _signal_env import _cli_server, _fast  # noqa: F401  (autouse fixtures)
 
 
 MEMBERS = {f"ds/part{i}.bin": os.urandom(64 << 10) for i in range(6)}

@@ -17,14 +17,10 @@ import pytest
 
 from _cli import child_env, ok, run
 from _drive_state import live_md5s
+from _signal_env import _fast  # noqa: F401  (an autouse fixture)
 
 FOLDER = "Models/logs"
 KiB = 1024
-
-
-@pytest.fixture(autouse=True)
-def _fast(fast_retries):
-    """Backoffs of a millisecond, without jitter, for every test here."""
 
 
 def _live(emu) -> dict:

@@ -24,18 +24,12 @@ import pytest
 from _cli import child_env
 from _drive_state import live_md5s
 from _forkcli import PIPE, cli_server
+from _signal_env import _cli_server  # noqa: F401  (an autouse fixture)
 
 FOLDER = "Models/logs"
 
 
 _STARTED: list = []   # every sync a test made, with its gate: stopped after the test
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _cli_server():
-    """The fork server of ``drivestage`` commands (tests/_forkcli.py), started before any
-    test's leak check: it lives as long as this process."""
-    return cli_server()
 
 
 @pytest.fixture(autouse=True)

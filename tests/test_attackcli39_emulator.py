@@ -11,12 +11,7 @@ from __future__ import annotations
 import pytest
 
 from _forkcli import cli_server
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _cli_server():
-    """The fork server, started before any test's leak check (tests/_forkcli.py)."""
-    return cli_server()
+from _signal_env import _cli_server  # noqa: F401  (an autouse fixture)
 
 
 @pytest.mark.parametrize("args, line", [

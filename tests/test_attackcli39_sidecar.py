@@ -4,15 +4,9 @@ column 1 (char 0)``, and the user was left to guess which of the run's files it 
 warning names the sidecar now. The real CLI, forked with its imports done, the emulator."""
 from __future__ import annotations
 
-import pytest
 
 from _forkcli import cli_server
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _cli_server():
-    """The fork server, started before any test's leak check (tests/_forkcli.py)."""
-    return cli_server()
+from _signal_env import _cli_server  # noqa: F401  (an autouse fixture)
 
 
 WARNING = ("WARNING drivestage.sidecar: ignoring the unreadable checkpoint sidecar "

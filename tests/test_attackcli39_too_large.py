@@ -9,19 +9,13 @@ from __future__ import annotations
 
 import os
 
-import pytest
 
 from _forkcli import cli_server
+from _signal_env import _cli_server  # noqa: F401  (an autouse fixture)
 
 LIMIT = {"RLIMIT_FSIZE": (1000, 1000)}
 RAISE = ("this process may write no file larger than 1000 B (its file-size limit, ulimit -f); "
          "raise it (ulimit -f unlimited)")
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _cli_server():
-    """The fork server, started before any test's leak check (tests/_forkcli.py)."""
-    return cli_server()
 
 
 def test_a_push_into_a_local_folder_past_the_file_size_limit(local_state, tmp_path):

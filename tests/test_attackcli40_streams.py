@@ -25,6 +25,7 @@ import pytest
 
 from _forkcli import DEVNULL, PIPE, cli_server
 from _mirror_signal import live_files
+from _signal_env import _cli_server  # noqa: F401  (an autouse fixture)
 
 #: ``python -c SCRIPT ARGS`` as a process started with these descriptors closed runs
 #: drivestage (``{main}``: which console script): Python then has None for their streams.
@@ -50,12 +51,6 @@ CLOSED = ("import os, sys\n"
 def _closed(*names: str, main: str = "drivestage.entry") -> str:
     fds = {"stdin": 0, "stdout": 1, "stderr": 2}
     return CLOSED.format(closed=[(fds[n], n) for n in names], main=main)
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _cli_server():
-    """The fork server, started before any test's leak check (tests/_forkcli.py)."""
-    return cli_server()
 
 
 @pytest.fixture

@@ -23,14 +23,9 @@ import time
 import pytest
 
 from _forkcli import PIPE, cli_server
+from _signal_env import _cli_server  # noqa: F401  (an autouse fixture)
 
 _F_GETPIPE_SZ = 1032
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _cli_server():
-    """The fork server, started before any test's leak check (tests/_forkcli.py)."""
-    return cli_server()
 
 
 def _waiting(fd: int) -> int:

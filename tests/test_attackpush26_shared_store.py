@@ -13,11 +13,7 @@ import threading
 import pytest
 
 from _proxy import Proxy, Reply
-
-
-@pytest.fixture(autouse=True)
-def _fast(fast_retries):
-    """Backoffs of a millisecond, without jitter."""
+from _signal_env import _fast  # noqa: F401  (an autouse fixture)
 
 
 def _cut():

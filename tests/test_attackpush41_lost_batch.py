@@ -11,6 +11,7 @@ import logging
 
 import pytest
 from _guarded_runs import Refused, run_with_extras, titles_in
+from _signal_env import _fast  # noqa: F401  (an autouse fixture)
 
 #: Guard calls before the first lone removal: the pass's start, then each of the batch
 #: request's 8 attempts (7 retries).
@@ -22,11 +23,6 @@ LOST = ("the removal of drive:{0}/a.txt, drive:{0}/b.txt and drive:{0}/c.txt was
 def _said(caplog) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING
             and ("may be gone" in r.getMessage() or r.getMessage().startswith("deleted "))]
-
-
-@pytest.fixture(autouse=True)
-def _fast(fast_retries):
-    """Backoffs of a millisecond."""
 
 
 @pytest.mark.parametrize("permanent", [True, False], ids=["delete", "trash"])

@@ -18,19 +18,9 @@ from drivestage.extract import tempdir
 from _archives import a_zip, tree
 from _cli import child_env, run
 from _forkcli import PIPE, cli_server
+from _signal_env import _cli_server, _fast  # noqa: F401  (autouse fixtures)
 
 KiB = 1024
-
-
-@pytest.fixture(autouse=True)
-def _fast(fast_retries):
-    """Backoffs of a millisecond, without jitter."""
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _cli_server():
-    """The fork server, started before any test's leak check (tests/_forkcli.py)."""
-    return cli_server()
 
 
 def _child(emulator, dest, *args: str, script=None):

@@ -18,12 +18,7 @@ import pytest
 
 from _forkcli import PIPE, cli_server
 from _tmpfs import small_disk  # noqa: F401 (fixture)
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _cli_server():
-    """The fork server, started before any test's leak check (tests/_forkcli.py)."""
-    return cli_server()
+from _signal_env import _cli_server  # noqa: F401  (an autouse fixture)
 
 
 @pytest.fixture

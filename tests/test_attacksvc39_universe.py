@@ -6,16 +6,12 @@ and the message blamed the server: "the server's answer is not what Drive sends 
 root is no universe's: it works with the setting. Google's own, with credentials of
 another universe: one line at connect that names the setting (no request sent)."""
 from __future__ import annotations
+from _signal_env import _fast  # noqa: F401  (an autouse fixture)
 
 import pytest
 
 from drivestage.drive import connect
 from drivestage.errors import UsageError
-
-
-@pytest.fixture(autouse=True)
-def _fast(fast_retries):
-    """Backoffs of a millisecond."""
 
 
 def test_an_emulator_works_whatever_universe_the_environment_names(emulator, env,

@@ -17,13 +17,9 @@ import os
 import pytest
 
 from _drive_state import live_md5s
+from _signal_env import _fast  # noqa: F401  (an autouse fixture)
 
 DEST = "Models/run"
-
-
-@pytest.fixture(autouse=True)
-def _fast(fast_retries):
-    """Backoffs of a millisecond, without jitter, for every test here."""
 
 
 def _store(emu, retries=None):

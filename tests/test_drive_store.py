@@ -1,6 +1,7 @@
 """drivestage.drive.store: DriveStore on the real PyDrive2 + googleapiclient + httplib2 stack
 against the emulator."""
 from __future__ import annotations
+from _signal_env import _fast  # noqa: F401  (an autouse fixture)
 
 import hashlib
 import logging
@@ -14,11 +15,6 @@ from drivestage.paths import StorePath
 from drivestage.remote import open_store
 from drivestage.store import RemoteEntry, RemoteStore
 from store_contract import StoreContract
-
-
-@pytest.fixture(autouse=True)
-def _fast(fast_retries):
-    """Backoffs of a millisecond, without jitter, for every test here."""
 
 
 @pytest.fixture

@@ -19,11 +19,7 @@ import drivestage
 from _cli import child_env, run
 from _archives import a_fixed_zip as a_zip
 from _kill import sigkill_when
-
-
-@pytest.fixture(autouse=True)
-def _fast(fast_retries):
-    """Backoffs of a millisecond, without jitter, for every test here."""
+from _signal_env import _fast  # noqa: F401  (an autouse fixture)
 
 
 @pytest.fixture

@@ -16,17 +16,10 @@ import pytest
 import _proxy
 from _forkcli import cli_server
 from _proxy import Proxy
+from _signal_env import _cli_server  # noqa: F401  (an autouse fixture)
 
 #: Seconds a correct client needs at most here (a few short timeouts and retries).
 DEADLINE = 30
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _cli_server():
-    """Each command here forked with its imports done (tests/_forkcli.py; a fresh
-    interpreter cost 0.5 s of CPU to start), from a server started before any test's leak
-    check; its address space capped as it starts (``limits``)."""
-    return cli_server()
 
 
 def _run(proxy: Proxy, tmp_path, *args: str, **env: str) -> subprocess.CompletedProcess:

@@ -17,13 +17,9 @@ import hashlib
 import pytest
 
 from _checkpoints import sidecar_json
+from _signal_env import _fast  # noqa: F401  (an autouse fixture)
 
 DEST = "runs/a"
-
-
-@pytest.fixture(autouse=True)
-def _fast(fast_retries):
-    """Backoffs of a millisecond, without jitter."""
 
 
 def _push(emu, src):

@@ -11,14 +11,10 @@ import logging
 import pytest
 
 from _checkpoints import save
+from _signal_env import _fast  # noqa: F401  (an autouse fixture)
 
 FOLDER = "Models/logs"
 T0 = 1764600000.0
-
-
-@pytest.fixture(autouse=True)
-def _fast(fast_retries):
-    """Backoffs of a millisecond."""
 
 
 def _interrupted_at_the_retry(monkeypatch, emulator):

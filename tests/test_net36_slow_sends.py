@@ -22,17 +22,10 @@ import time
 import pytest
 
 from _forkcli import cli_server
+from _signal_env import _cli_server  # noqa: F401  (an autouse fixture)
 
 PIECE = 16 << 10
 FREE = 256 << 10
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _cli_server():
-    """Each ``drivestage`` command here forked with its imports done (tests/_forkcli.py; a
-    fresh interpreter cost 0.5 s of CPU to start, 2-3 s on a loaded machine), from a server
-    started before any test's leak check."""
-    return cli_server()
 
 
 class _Throttle:

@@ -31,17 +31,13 @@ from _cli import ok, run
 from _drive_state import held_since, live_md5s
 from _kill import sigkill_when
 from _proxy import Proxy
+from _signal_env import _fast  # noqa: F401  (an autouse fixture)
 
 FOLDER = "Models/logs"
 SPEC = f"drive:{FOLDER}"
 T0 = 1764600000.0
 DAY = 24 * 3600
 OTHER_RUN = "20261130-101010-aaaa"
-
-
-@pytest.fixture(autouse=True)
-def _fast(fast_retries):
-    """Backoffs of a millisecond, without jitter, for every test here."""
 
 
 def _name(n: int) -> str:

@@ -14,12 +14,8 @@ from drivestage.extract import members, tempdir, workers
 
 from _archives import a_zip, tree
 from _cli import run
+from _signal_env import _fast  # noqa: F401  (an autouse fixture)
 from test_extract_workers import worker_pids
-
-
-@pytest.fixture(autouse=True)
-def _fast(fast_retries):
-    """Backoffs of a millisecond, without jitter, for every test here."""
 
 
 @pytest.fixture

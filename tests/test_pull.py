@@ -18,13 +18,9 @@ import drivestage
 from drivestage import errors
 from drivestage.drive import retry
 from _cli import run, summed
+from _signal_env import _fast  # noqa: F401  (an autouse fixture)
 
 CHUNK = 64 * 1024
-
-
-@pytest.fixture(autouse=True)
-def _fast(fast_retries):
-    """Backoffs of a millisecond, without jitter, for every test here."""
 
 
 @pytest.fixture

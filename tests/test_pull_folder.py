@@ -13,13 +13,9 @@ from drivestage.stage_tree import FolderPullResult
 
 from _archives import a_zip, tree
 from _cli import run
+from _signal_env import _fast  # noqa: F401  (an autouse fixture)
 
 MiB = 1024 * 1024
-
-
-@pytest.fixture(autouse=True)
-def _fast(fast_retries):
-    """Backoffs of a millisecond, without jitter, for every test here."""
 
 
 def media(emulator) -> list:

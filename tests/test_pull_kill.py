@@ -11,17 +11,10 @@ import drivestage
 from _forkcli import PIPE, cli_server
 from _kill import sigkill_when, wait_heard_out
 from _ramdisk import tmp_path  # noqa: F401  (a fixture: hundreds of members per pull)
+from _signal_env import _cli_server  # noqa: F401  (an autouse fixture)
 from drivestage import download as dl
 
 CHUNK = 64 * 1024
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _cli_server():
-    """Each ``drivestage`` command here forked with its imports done (tests/_forkcli.py; a
-    fresh interpreter cost 0.5 s of CPU to start, 2-3 s on a loaded machine), from a server
-    started before any test's leak check."""
-    return cli_server()
 
 
 def _env(emulator):

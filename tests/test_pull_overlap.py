@@ -17,14 +17,10 @@ from drivestage import download as dl
 from _archives import a_tgz, a_zip, tree
 from _tmpfs import small_disk  # noqa: F401 (a fixture)
 from _cli import run
+from _signal_env import _fast  # noqa: F401  (an autouse fixture)
 
 MEMBERS = {f"ds/part{i:02d}.bin": os.urandom(256 << 10) for i in range(16)}
 MEMBERS["ds/notes.txt"] = b"hello " * 1000
-
-
-@pytest.fixture(autouse=True)
-def _fast(fast_retries):
-    """Backoffs of a millisecond, without jitter, for every test here."""
 
 
 def media_ranges(emulator):

@@ -21,11 +21,7 @@ from drivestage import download as dl
 from drivestage.extract import extract_archive
 from drivestage.extract.merging import merge_lock
 from _cli import run
-
-
-@pytest.fixture(autouse=True)
-def _fast(fast_retries):
-    """Backoffs of a millisecond, without jitter, for every test here."""
+from _signal_env import _fast  # noqa: F401  (an autouse fixture)
 
 
 @pytest.fixture

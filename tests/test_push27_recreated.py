@@ -6,15 +6,11 @@ recorded id: the user's files are never written, and the file ends up once under
 with the local bytes, the user's file beside it (for the next push to repair) or moved
 away untouched."""
 from __future__ import annotations
+from _signal_env import _fast  # noqa: F401  (an autouse fixture)
 
 import hashlib
 
 import pytest
-
-
-@pytest.fixture(autouse=True)
-def _fast(fast_retries):
-    """Backoffs of a millisecond, without jitter."""
 
 
 def _store(emu):

@@ -12,14 +12,7 @@ from click.testing import CliRunner
 from drivestage.cli import cli
 from drivestage.upload_tree import push
 from _forkcli import PIPE, cli_server
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _cli_server():
-    """Each ``drivestage`` command here forked with its imports done (tests/_forkcli.py; a
-    fresh interpreter cost 0.5 s of CPU to start, 2-3 s on a loaded machine), from a server
-    started before any test's leak check."""
-    return cli_server()
+from _signal_env import _cli_server  # noqa: F401  (an autouse fixture)
 
 
 def _write(path, data: bytes):
