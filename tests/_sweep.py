@@ -2,8 +2,9 @@
 the suite takes.
 
 ``make test`` holds the whole suite in CI's 10 minutes on 2 cores, so the longest sweeps take
-every n-th moment by default; ``DRIVESTAGE_TEST_SWEEP=all`` takes every one of them (run it
-after changing what they sweep over).
+every n-th moment by default (some of them, of those the first at a site no earlier moment
+was at: tests/test_interrupt_commands.py); ``DRIVESTAGE_TEST_SWEEP=all`` takes every one of
+them (run it after changing what they sweep over).
 """
 from __future__ import annotations
 

@@ -60,9 +60,21 @@ class _InterruptAt:
     where Python could run a signal handler instead (a function's start, after each call,
     a backward jump)."""
 
-    def __init__(self, k: int, only_under: str = "", opcodes: bool = False):
+    def __init__(self, k: int, only_under: str = "", opcodes: bool = False,
+                 sites: "dict | None" = None):
         self.k, self.calls, self.only_under, self.opcodes = k, 0, only_under, opcodes
         self.where = ""
+        # With ``sites`` (a sweep's, function starts only): where the sweep's points landed
+        # so far, the function called and the whole stack that called it (each frame's
+        # function and line) -> the point's ``k``. A call from the ``k``-th on at a site
+        # there is passed over for the next one: the 2nd and the 30th pass of one loop
+        # through one call are the same path, interrupted the same way (a sweep's points
+        # landed on the same few loops). The caller alone was not enough: one function
+        # called from one line, inside a block that holds a Ctrl-C back on one path and
+        # outside any on another, is two sites (a descriptor leak put there on purpose was
+        # then missed). The one it lands on is added.
+        self.sites = sites
+        assert sites is None or not opcodes
         # One bound method, made once: the tracer runs at every bytecode of every traced
         # frame, and a sweep runs its work again for each point (quadratic), so each new
         # bound method and lookup per bytecode was a good part of the sweeps' time.
@@ -93,6 +105,18 @@ class _InterruptAt:
 
     def _count(self) -> None:
         self.calls += 1
+        if self.calls == self.k and self.sites is not None:
+            frame = sys._getframe(2)   # (the function called: this <- __call__ <- it)
+            stack: list = [frame.f_code]
+            caller = frame.f_back
+            while caller is not None:
+                stack += (caller.f_code, caller.f_lineno)
+                caller = caller.f_back
+            site = tuple(stack)
+            if site in self.sites:
+                self.k += 1
+                return
+            self.sites[site] = self.k
         if self.calls == self.k:
             sys.settrace(None)
             self.where = " <- ".join(  # for messages: where it landed
