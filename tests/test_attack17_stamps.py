@@ -10,7 +10,6 @@ import hashlib
 import json
 import os
 import subprocess
-import sys
 import threading
 import time
 
@@ -21,7 +20,8 @@ from drivestage import localfs, temps
 
 from _archives import a_tar
 from _cli import child_env, run
-from _signal_env import _fast  # noqa: F401  (an autouse fixture)
+from _forkcli import cli_server
+from _signal_env import _cli_server, _fast  # noqa: F401  (autouse fixtures)
 
 #: Every case with DRIVESTAGE_TEST_SWEEP=all (about 25 s more); by default one of each kind.
 _ALL = os.environ.get("DRIVESTAGE_TEST_SWEEP") == "all"
@@ -118,9 +118,9 @@ def _pull_held_at_a_new(emulator, dest, *options: str):
     emulator.add_file("ds/a.new", b"new")
     first = emulator.faults.hold(emulator.find("ds/a.new")["id"], 1)
     emulator.clear_requests()
-    proc = subprocess.Popen([sys.executable, "-m", "drivestage", "pull", "drive:ds", str(dest),
-                             "-j", "1", *options], env=child_env(emulator),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = cli_server().popen(["pull", "drive:ds", str(dest),
+                               "-j", "1", *options], env=child_env(emulator),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 30
         while not media(emulator):
@@ -158,8 +158,8 @@ def _check_staged(emulator, dest, files: dict[str, bytes], *options: str,
 
 def _pulls(emulator, *argvs: list[str]) -> list[tuple[int, str]]:
     env = child_env(emulator)
-    procs = [subprocess.Popen([sys.executable, "-m", "drivestage", "pull", *argv, "-q"],
-                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    procs = [cli_server().popen(["pull", *argv, "-q"],
+                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
              for argv in argvs]
     out = []
     for p in procs:
@@ -186,9 +186,9 @@ def test_two_folder_pulls_and_a_file_pull_of_one_dest_at_once(emulator, drive_en
     held = emulator.faults.hold(ids["ds/sub/big.bin"], 1024 * 1024)
     dest = tmp_path / "data"
     options = ["--extract"] if extract else []
-    proc = subprocess.Popen([sys.executable, "-m", "drivestage", "pull", "drive:ds", str(dest),
-                             "-q", *options], env=child_env(emulator),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = cli_server().popen(["pull", "drive:ds", str(dest),
+                               "-q", *options], env=child_env(emulator),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     errors: list[BaseException] = []
 
     def pull(src: str, where: str) -> None:
@@ -272,9 +272,9 @@ def test_a_folder_pull_killed_mid_file_then_rerun_leaves_the_right_bytes_and_not
     big = dest / "ds" / "sub" / "big.bin"
     entry = drivestage.connect().resolve("ds/sub/big.bin")
     hold = emulator.faults.hold(ids["ds/sub/big.bin"], 1024 * 1024)
-    proc = subprocess.Popen([sys.executable, "-m", "drivestage", "pull", "drive:ds", str(dest),
-                             "-q", "-j", "1"], env=child_env(emulator),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = cli_server().popen(["pull", "drive:ds", str(dest),
+                               "-q", "-j", "1"], env=child_env(emulator),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         sigkill_when(proc, lambda: dl.partial_size(str(big), entry) >= 512 * 1024)
     finally:
@@ -330,9 +330,9 @@ def test_a_pull_killed_after_a_folder_pull_listed_its_folder_is_resumed_by_that_
             assert folder.is_alive() and time.monotonic() < deadline
             time.sleep(0.01)
         (dest / "ds" / "sub").mkdir(parents=True, exist_ok=True)
-        one = subprocess.Popen([sys.executable, "-m", "drivestage", "pull",
-                                "drive:ds/sub/big.bin", str(dest / "ds" / "sub"), "-q"],
-                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        one = cli_server().popen(["pull",
+                                  "drive:ds/sub/big.bin", str(dest / "ds" / "sub"), "-q"],
+                                 env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         while not any(r.path.endswith(ids["ds/sub/big.bin"]) for r in media(emulator)):
             assert one.poll() is None and time.monotonic() < deadline
             time.sleep(0.01)
@@ -458,10 +458,10 @@ def test_a_folder_pull_killed_at_its_nth_request_for_bytes_then_rerun(emulator, 
         emulator.add_file(rel, data)
     emulator.faults.latency(0.02, method="GET", path=r"alt=media")
     dest = tmp_path / "data"
-    proc = subprocess.Popen([sys.executable, "-m", "drivestage", "pull", "drive:ds", str(dest),
-                             "-q", "--extract", "--chunk-size", "1MiB"],
-                            env=child_env(emulator), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
+    proc = cli_server().popen(["pull", "drive:ds", str(dest),
+                               "-q", "--extract", "--chunk-size", "1MiB"],
+                              env=child_env(emulator), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE)
     sigkill_when(proc, lambda: len(media(emulator)) >= nth)
     emulator.faults.clear()
     code, out, err = run("pull", "drive:ds", str(dest), "--extract", "-q")

@@ -12,12 +12,13 @@ import hashlib
 import json
 import os
 import subprocess
-import sys
 import time
 
 import pytest
 
 from _drive_state import live_md5s
+from _forkcli import PIPE, cli_server
+from _signal_env import _cli_server  # noqa: F401  (an autouse fixture)
 
 KiB = 1024
 CHUNK = 256 * KiB
@@ -97,8 +98,7 @@ def _dedupe_any(emulator, tmp_path) -> subprocess.CompletedProcess:
     whatever it ends with."""
     env = dict(os.environ, DRIVESTAGE_API_ROOT=emulator.url, DRIVESTAGE_TOKEN="test-token",
                DRIVESTAGE_STATE_DIR=str(tmp_path / "state-user"))
-    return subprocess.run([sys.executable, "-m", "drivestage", "dedupe", "drive:runs/a"],
-                          env=env, capture_output=True, text=True, timeout=60)
+    return cli_server().run(["dedupe", "drive:runs/a"], env=env, text=True, timeout=60)
 
 
 def _vouched(emulator) -> tuple[bool, bool]:
@@ -178,8 +178,7 @@ def _epoch(folder, epoch: int, data: bytes, run: str = "r1") -> None:
 def _prune(emulator, tmp_path, *args: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, DRIVESTAGE_API_ROOT=emulator.url, DRIVESTAGE_TOKEN="test-token",
                DRIVESTAGE_STATE_DIR=str(tmp_path / "state-other"))
-    return subprocess.run([sys.executable, "-m", "drivestage", "prune", "drive:runs/a", *args],
-                          env=env, capture_output=True, text=True, timeout=60)
+    return cli_server().run(["prune", "drive:runs/a", *args], env=env, text=True, timeout=60)
 
 
 @pytest.mark.parametrize("keep_last,which", [(1, 1)])
@@ -291,8 +290,8 @@ def test_a_sigkill_at_any_request_of_a_push_with_delete_and_retention_loses_noth
     with Proxy(emulator.url) as counting:
         env = dict(os.environ, DRIVESTAGE_API_ROOT=counting.url, DRIVESTAGE_TOKEN="test-token",
                    DRIVESTAGE_STATE_DIR=str(tmp_path / "state-dry"))
-        subprocess.run([sys.executable, "-m", "drivestage", "push", str(first), "drive:runs/a",
-                        *ARGS], env=env, check=True, capture_output=True, timeout=120)
+        cli_server().run(["push", str(first), "drive:runs/a", *ARGS], env=env,
+                         timeout=120).check_returncode()
         seen = list(counting.requests)
     assert len(emulator.requests) > base
     # By default the first deletion (the old last.pt's, once its sidecar was updated).
@@ -318,9 +317,8 @@ def test_a_sigkill_at_any_request_of_a_push_with_delete_and_retention_loses_noth
                 proxy.on(method, "", hold)
             env = dict(os.environ, DRIVESTAGE_API_ROOT=proxy.url, DRIVESTAGE_TOKEN="test-token",
                        DRIVESTAGE_STATE_DIR=str(local_state / "state"))
-            proc = subprocess.Popen([sys.executable, "-m", "drivestage", "push", str(src),
-                                     "drive:runs/a", *ARGS], env=env,
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            proc = cli_server().popen(["push", str(src), "drive:runs/a", *ARGS], env=env,
+                                      stdout=PIPE, stderr=PIPE)
             try:
                 sigkill_when(proc, held.is_set, f"request {k} never came")
             finally:
