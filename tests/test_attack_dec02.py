@@ -12,7 +12,6 @@ import json
 import os
 import struct
 import subprocess
-import sys
 import time
 import zipfile
 
@@ -25,7 +24,8 @@ from _archives import a_zip, tree
 from _ramdisk import tmp_path  # noqa: F401  (a fixture: hundreds of members per pull)
 from _tmpfs import small_disk  # noqa: F401 (a fixture)
 from _cli import run
-from _signal_env import _fast  # noqa: F401  (an autouse fixture)
+from _forkcli import cli_server
+from _signal_env import _cli_server, _fast  # noqa: F401  (autouse fixtures)
 
 KiB = 1024
 
@@ -188,9 +188,8 @@ def _env(emulator) -> dict:
 
 
 def _pull_child(emulator, dest, *args: str, stderr=subprocess.PIPE) -> "subprocess.Popen":
-    return subprocess.Popen([sys.executable, "-m", "drivestage", "pull", "drive:d/set.zip",
-                             str(dest), "-x", *args], env=_env(emulator),
-                            stdout=subprocess.PIPE, stderr=stderr)
+    return cli_server().popen(["pull", "drive:d/set.zip", str(dest), "-x", *args],
+                              env=_env(emulator), stdout=subprocess.PIPE, stderr=stderr)
 
 
 def _waits_to_merge(pid: int, dest) -> bool:
@@ -524,8 +523,7 @@ def test_keep_runs_never_prunes_the_only_verified_checkpoint_before_the_new_runs
     assert "epoch_001.json" not in live  # the new run has no verified checkpoint yet
     assert live.get("epoch_050.pt") == a["epoch_050.pt"] and \
         live.get("epoch_050.json") == a["epoch_050.json"], live
-    rerun = subprocess.run([sys.executable, "-m", "drivestage", "push", *args], env=env,
-                           capture_output=True, text=True, timeout=60)
+    rerun = cli_server().run(["push", *args], env=env, text=True, timeout=60)
     assert rerun.returncode == 0, rerun.stderr
     assert _live(emulator) == b
 

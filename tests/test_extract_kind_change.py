@@ -19,7 +19,8 @@ import drivestage
 from _cli import child_env, run
 from _archives import a_fixed_zip as a_zip
 from _kill import sigkill_when
-from _signal_env import _fast  # noqa: F401  (an autouse fixture)
+from _forkcli import cli_server
+from _signal_env import _cli_server, _fast  # noqa: F401  (autouse fixtures)
 
 
 @pytest.fixture
@@ -482,9 +483,9 @@ def test_sigkill_at_each_step_of_the_merge_then_a_rerun_completes(emulator, driv
 def test_two_pulls_of_the_update_at_once(emulator, drive_env, dest, tmp_path, direction):
     blob2, tree2 = _staged_v1(emulator, dest, direction)
     replace_on_drive("d/v.zip", blob2, tmp_path)
-    procs = [subprocess.Popen([sys.executable, "-m", "drivestage", "pull", "drive:d/v.zip",
-                               str(dest), "-x", "-q", "--json"], env=child_env(emulator),
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    procs = [cli_server().popen(["pull", "drive:d/v.zip", str(dest), "-x", "-q", "--json"],
+                                env=child_env(emulator), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
              for _ in range(2)]
     outs = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], [e for _, e in outs]
@@ -500,9 +501,9 @@ def test_two_archives_at_once_one_changing_a_kind_where_the_other_writes(emulato
     blob2, _ = _staged_v1(emulator, dest, "folder to file")
     replace_on_drive("d/v.zip", blob2, tmp_path)
     emulator.add_file("d/other.zip", a_zip({"ds/a/other.txt": b"other's"}))
-    procs = [subprocess.Popen([sys.executable, "-m", "drivestage", "pull", f"drive:d/{name}",
-                               str(dest), "-x", "-q"], env=child_env(emulator),
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    procs = [cli_server().popen(["pull", f"drive:d/{name}", str(dest), "-x", "-q"],
+                                env=child_env(emulator), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
              for name in ("v.zip", "other.zip")]
     outs = [p.communicate(timeout=120) for p in procs]
     codes = [p.returncode for p in procs]
