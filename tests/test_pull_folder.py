@@ -13,7 +13,8 @@ from drivestage.stage_tree import FolderPullResult
 
 from _archives import a_zip, tree
 from _cli import run
-from _signal_env import _fast  # noqa: F401  (an autouse fixture)
+from _forkcli import cli_server
+from _signal_env import _cli_server, _fast  # noqa: F401  (autouse fixtures)
 
 MiB = 1024 * 1024
 
@@ -255,14 +256,13 @@ def test_two_processes_pulling_one_folder_download_each_file_once(emulator, driv
                                                                   tmp_path, voc_folder):
     """DDP ranks or two notebook cells pulling the same folder: every byte crosses once."""
     import subprocess
-    import sys
 
     emulator.faults.latency(0.02, method="GET", path=r"alt=media")
     env = dict(os.environ, **drive_env)
-    cmd = [sys.executable, "-m", "drivestage", "pull", "drive:Datasets/VOC",
-           str(tmp_path / "data"), "-q", "--json", "--chunk-size", "1M"]
-    procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True) for _ in range(2)]
+    cmd = ["pull", "drive:Datasets/VOC", str(tmp_path / "data"), "-q", "--json",
+           "--chunk-size", "1M"]
+    procs = [cli_server().popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True) for _ in range(2)]
     outs = [p.communicate() for p in procs]
     assert [p.returncode for p in procs] == [0, 0], [o[1] for o in outs]
     for out, _ in outs:
@@ -293,7 +293,6 @@ def test_a_folder_pull_killed_part_way_resumes_its_partial_file(emulator, drive_
     """SIGKILL while the big file streams: the rerun keeps the staged small files and
     continues the big one from its partial."""
     import subprocess
-    import sys
 
     from _kill import sigkill_when
     from drivestage import download as dl
@@ -308,10 +307,9 @@ def test_a_folder_pull_killed_part_way_resumes_its_partial_file(emulator, drive_
     dest = tmp_path / "data"
     partial = dl.partial_path(str(dest / "K" / "big.bin"), entry)
     emulator.faults.throttle(512 * 1024)  # slow enough that the kill lands mid-file
-    cmd = [sys.executable, "-m", "drivestage", "pull", "drive:K", str(dest), "-q",
-           "--chunk-size", str(chunk), "-j", "2"]  # small files first, then big.bin
-    env = dict(os.environ, **drive_env)
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    cmd = ["pull", "drive:K", str(dest), "-q", "--chunk-size", str(chunk), "-j", "2"]
+    env = dict(os.environ, **drive_env)   # (small files first, then big.bin)
+    proc = cli_server().popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     # Killed once the partial's record (the ranges a rerun trusts) holds 4 chunks.
     target = str(dest / "K" / "big.bin")
     sigkill_when(proc, lambda: dl.partial_size(target, entry) >= 4 * chunk,
@@ -320,8 +318,7 @@ def test_a_folder_pull_killed_part_way_resumes_its_partial_file(emulator, drive_
     assert os.path.exists(partial)
     assert not (dest / "K" / "big.bin").exists() and 4 * chunk <= have < len(big)
     emulator.faults.throttle(None)
-    rerun = subprocess.run([*cmd, "--json"], env=env, capture_output=True, text=True,
-                           timeout=60)
+    rerun = cli_server().run([*cmd, "--json"], env=env, text=True, timeout=60)
     assert rerun.returncode == 0, rerun.stderr
     files = {f["name"]: f for f in json.loads(rerun.stdout)["files"]}
     assert files["big.bin"]["action"] == "resume"
