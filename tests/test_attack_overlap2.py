@@ -18,7 +18,8 @@ from drivestage.unpack import Unpacking
 
 from _archives import a_zip, tree
 from _cli import run
-from _signal_env import _fast  # noqa: F401  (an autouse fixture)
+from _forkcli import Child, cli_server
+from _signal_env import _cli_server, _fast  # noqa: F401  (autouse fixtures)
 
 
 def _zip64_end_records(members: dict[str, bytes], monkeypatch) -> bytes:
@@ -66,10 +67,10 @@ def _env(emulator) -> dict:
                 DRIVESTAGE_RETRY_BASE="0.001", DRIVESTAGE_RETRY_JITTER="0")
 
 
-def _pull_child(emulator, name: str, dest, *args: str) -> "subprocess.Popen[bytes]":
-    return subprocess.Popen([sys.executable, "-m", "drivestage", "pull", f"drive:d/{name}",
-                             str(dest), "-x", "-q", *args], env=_env(emulator),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+def _pull_child(emulator, name: str, dest, *args: str) -> Child:
+    return cli_server().popen(["pull", f"drive:d/{name}", str(dest), "-x", "-q", *args],
+                              env=_env(emulator), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE)
 
 
 def _temps_with_members(dest, n: int = 2) -> list:
