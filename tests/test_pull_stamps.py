@@ -8,7 +8,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import threading
 import time
 
@@ -21,7 +20,8 @@ from drivestage import download as dl
 from drivestage.extract import extract_archive
 from drivestage.extract.merging import merge_lock
 from _cli import run
-from _signal_env import _fast  # noqa: F401  (an autouse fixture)
+from _forkcli import cli_server
+from _signal_env import _cli_server, _fast  # noqa: F401  (autouse fixtures)
 
 
 @pytest.fixture
@@ -235,8 +235,8 @@ def test_sigkill_during_an_update_then_a_rerun_removes_the_old_members(
             return any((p / "ds/big.bin").exists() and (p / "ds/big.bin").stat().st_size
                        == 2 << 20 for p in dest.glob(".drivestage-extract-*"))
     with merge_lock(str(dest)) if moment != "mid-download" else _nothing():
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "drivestage", "pull", "drive:d/v.zip", str(dest), "-x",
+        proc = cli_server().popen(
+            ["pull", "drive:d/v.zip", str(dest), "-x",
              "-q", "--chunk-size", "64K"], env=_env(emulator), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         sigkill_when(proc, ready)
     emulator.faults.throttle(None)

@@ -24,6 +24,8 @@ import zipfile
 import pytest
 
 from _cli import child_env
+from _forkcli import cli_server
+from _signal_env import _cli_server  # noqa: F401  (an autouse fixture)
 from test_attack15_extract import KILLER, _tar
 from test_attack22_stage import _tree
 from test_messages_walk20 import _drivestage
@@ -189,9 +191,9 @@ def test_a_ctrl_c_while_an_archive_waits_its_turn_stops_the_pull(
     dest = tmp_path / "d"
     # a.zip's stalled stream ends at its read timeout, and is not tried again
     env = dict(child_env(emulator), DRIVESTAGE_HTTP_TIMEOUT="5")
-    proc = subprocess.Popen([sys.executable, "-m", "drivestage", "-v", "pull", "drive:src",
-                             str(dest), "-x"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = cli_server().popen(["-v", "pull", "drive:src",
+                               str(dest), "-x"], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stderr is not None
         seen = []

@@ -18,6 +18,8 @@ from drivestage.upload_tree import push
 
 from _at_once import Waits as _Waits, live_in as _live_in, second_at_the_ids  # noqa: F401
 from _proxy import Proxy, Reply
+from _forkcli import cli_server
+from _signal_env import _cli_server  # noqa: F401  (an autouse fixture)
 from test_push_safety import _md5, _no_duplicates, _run_tree
 
 
@@ -163,9 +165,9 @@ def test_a_push_waits_for_a_mirror_of_the_folder_above_in_another_process_until_
             proxy.on("GET", r"generateIds", hold, times=1)
             env = dict(os.environ, DRIVESTAGE_API_ROOT=proxy.url, DRIVESTAGE_TOKEN="test-token")
             started = time.time()
-            child = subprocess.Popen([sys.executable, "-m", "drivestage", "push", str(runs),
-                                      "drive:runs", "--jobs", "1"], env=env,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            child = cli_server().popen(["push", str(runs),
+                                        "drive:runs", "--jobs", "1"], env=env,
+                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
             try:
                 assert held.wait(120), "the mirror never asked for its files' ids"
                 monkeypatch.setenv("DRIVESTAGE_API_ROOT", proxy.url)   # (one API root)

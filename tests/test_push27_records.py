@@ -19,6 +19,8 @@ import pytest
 
 from _checkpoints import sidecar_json
 from _proxy import Reply
+from _forkcli import cli_server
+from _signal_env import _cli_server  # noqa: F401  (an autouse fixture)
 from test_attackpush26_ids import _live, _refused
 
 
@@ -126,9 +128,9 @@ def test_a_killed_pass_s_verified_checkpoint_is_not_overwritten_by_the_next_proc
         return Reply(status, headers, [body])
     rule = proxy.on("POST", r"^/upload/", hold_the_last)
     env = dict(os.environ, DRIVESTAGE_API_ROOT=proxy.url, DRIVESTAGE_TOKEN="test-token")
-    child = subprocess.Popen([sys.executable, "-m", "drivestage", "push", str(src),
-                              "drive:runs", "--jobs", "1"], env=env,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    child = cli_server().popen(["push", str(src),
+                                "drive:runs", "--jobs", "1"], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         sigkill_when(child, held.is_set, "the push never sent its last create")
     finally:

@@ -7,12 +7,13 @@ import hashlib
 import json
 import os
 import subprocess
-import sys
 import time
 
 import pytest
 
 from _kill import sigkill_when
+from _forkcli import cli_server
+from _signal_env import _cli_server  # noqa: F401  (an autouse fixture)
 from drivestage.upload_tree import push
 
 FOLDER = "Models/logs"
@@ -85,9 +86,9 @@ def test_a_sigkill_at_any_step_of_the_swap_leaves_a_vouched_copy(emulator, drive
             "old-copy-delete": rf"^/drive/v2/files/{old_id}"}[moment]
     method = {"sidecar-update": "PUT", "old-copy-delete": "DELETE"}[moment]
     emulator.faults.latency(60, method=method, path=path)
-    proc = subprocess.Popen([sys.executable, "-m", "drivestage", "push", src, f"drive:{FOLDER}"],
-                            env={**os.environ, **drive_env}, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+    proc = cli_server().popen(["push", src, f"drive:{FOLDER}"],
+                              env={**os.environ, **drive_env}, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE)
     sigkill_when(proc, lambda: any(r.method == method and r.path.startswith(path.lstrip("^"))
                                    for r in emulator.requests), f"no {moment} request came")
     emulator.faults.clear()

@@ -13,6 +13,8 @@ import threading
 
 import _cli
 from _cli import child_env
+from _forkcli import cli_server
+from _signal_env import _cli_server  # noqa: F401  (an autouse fixture)
 from test_chunkdet35_order import _zip
 
 N = 80
@@ -91,9 +93,9 @@ def test_a_stamp_another_process_rewrites_mid_pull_is_read_again(emulator, local
     def another_pull() -> None:
         # A real second process, once this pull has read every stamp (at its start), as
         # it takes the first file's lock (holding none): it extracts s002.zip again.
-        done = subprocess.run([sys.executable, "-m", "drivestage", "pull", "drive:F",
-                               str(dest), "-x", "-q", "--force", "--include", "s002.zip"],
-                              env=env, capture_output=True, text=True, timeout=120)
+        done = cli_server().run(["pull", "drive:F",
+                                 str(dest), "-x", "-q", "--force", "--include", "s002.zip"],
+                                env=env, text=True, timeout=120)
         ran.append(done)
 
     _on_open.append(("s000.zip.lock", another_pull))
