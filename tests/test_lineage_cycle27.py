@@ -6,10 +6,11 @@ DEST was among the folders "above" it: the push held its own lock shared and the
 it exclusively, for good (`test_attack_drive`'s push into a shortcut to the top of My Drive
 hung until the test's timeout)."""
 from __future__ import annotations
+from _forkcli import cli_server
+from _signal_env import _cli_server  # noqa: F401  (an autouse fixture)
 
 import os
 import subprocess
-import sys
 
 import pytest
 
@@ -26,8 +27,8 @@ def _push(tmp_path, dest: str) -> subprocess.CompletedProcess:
     src.mkdir(exist_ok=True)
     (src / "a.txt").write_bytes(b"a")
     # A child process: a hang is ended by the timeout, not left holding locks in this one.
-    return subprocess.run([sys.executable, "-m", "drivestage", "push", str(src), dest],
-                          capture_output=True, text=True, timeout=120, env=dict(os.environ))
+    return cli_server().run(["push", str(src), dest],
+                            text=True, timeout=120, env=dict(os.environ))
 
 
 @pytest.mark.parametrize("where", ["inside", "below"])

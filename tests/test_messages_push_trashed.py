@@ -9,22 +9,23 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
-import sys
 
 import pytest
 
 from _drive_state import live_md5s
 from _messages import renders, shown
 from _proxy import Proxy, Reply
+from _forkcli import cli_server
+from _signal_env import _cli_server  # noqa: F401  (an autouse fixture)
 
 
 def _push(proxy: Proxy, tmp_path, src, dest: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, DRIVESTAGE_API_ROOT=proxy.url, DRIVESTAGE_TOKEN="test-token",
                DRIVESTAGE_STATE_DIR=str(tmp_path / "state"), DRIVESTAGE_RETRY_BASE="0.01",
                DRIVESTAGE_RETRY_CAP="0.05")
-    return subprocess.run([sys.executable, "-m", "drivestage", "push", str(src), dest,
-                           "--jobs", "1"], env=env, capture_output=True, text=True,
-                          timeout=120)
+    return cli_server().run(["push", str(src), dest,
+                             "--jobs", "1"], env=env, text=True,
+                            timeout=120)
 
 
 def _trash_after_first_upload(emulator, folder_id: str):

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import threading
 import time
 
@@ -31,7 +30,8 @@ from _cli import ok, run
 from _drive_state import held_since, live_md5s
 from _kill import sigkill_when
 from _proxy import Proxy
-from _signal_env import _fast  # noqa: F401  (an autouse fixture)
+from _forkcli import cli_server
+from _signal_env import _cli_server, _fast  # noqa: F401  (autouse fixtures)
 
 FOLDER = "Models/logs"
 SPEC = f"drive:{FOLDER}"
@@ -107,9 +107,9 @@ def _kill_between_the_two_uploads(emulator, src, n: int) -> None:
     with Proxy(emulator.url) as proxy:
         proxy.mangle("POST", r"^/upload/", hold)
         env = dict(os.environ, DRIVESTAGE_API_ROOT=proxy.url, DRIVESTAGE_TOKEN="test-token")
-        proc = subprocess.Popen([sys.executable, "-m", "drivestage", "push", str(src), SPEC,
-                                 "--keep-last", "3", "--jobs", "1"], env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        proc = cli_server().popen(["push", str(src), SPEC,
+                                   "--keep-last", "3", "--jobs", "1"], env=env,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
             sigkill_when(proc, held.is_set, "the push never began the sidecar's upload")
         finally:
