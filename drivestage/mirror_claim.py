@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 #: How often the claim is renewed (its ``stale_s``: :func:`run_claims.stale_after`, 150 s).
 PERIOD_S = 60.0
 _MAX_BYTES = 124   # (Drive's, for a property's key and value together)
+_MAX_SWEPT = 100   # (Drive keeps 30 PUBLIC properties a file: a bound, never reached)
 
 
 class MirrorClaim:
@@ -60,7 +61,9 @@ class MirrorClaim:
         self._thread: Optional[threading.Thread] = None
 
     def hold(self) -> "MirrorClaim":
-        """Write the claim and renew it every period until :meth:`release`."""
+        """Write the claim and renew it every period until :meth:`release` (the claims there
+        of mirrors gone first removed: :meth:`_sweep`)."""
+        self._sweep()
         self._write()
         self._thread = threading.Thread(target=self._renewing, name="drivestage-mirror-claim",
                                         daemon=True)
@@ -76,6 +79,25 @@ class MirrorClaim:
             self.store.set_public_property(self.folder, self.key, None)
         except DriveStageError as exc:
             log.debug("could not remove the mirror's claim %s: %s", self.key, exc)
+
+    def _sweep(self) -> None:
+        """Remove the folder's mirror claims whose holder is gone (:func:`run_claims.no_ones`;
+        a value that holds no claim is no one's too): a mirror killed (SIGKILL, a Colab
+        runtime gone) never removed its own, and Drive keeps 30 PUBLIC properties a file, so
+        after 30 such restarts the next claim was refused (dedupe merged under that mirror)
+        and so was a trainer's lease property there (attackmirror42). One ``files.get``, and
+        a ``properties.delete`` for each removed (at most Drive's 30)."""
+        try:
+            found = self.store.public_properties(self.folder)
+            now = self.store.clock()[0]
+            for key, value in list(found.items())[:_MAX_SWEPT]:
+                claim = run_claims.property_claim(value)
+                if key.startswith(run_claims.MIRROR_PREFIX) and (
+                        claim is None or run_claims.no_ones(claim, now)):
+                    self.store.set_public_property(self.folder, key, None)
+        except DriveStageError as exc:   # (advisory, as the claim is)
+            log.debug("could not remove the claims of mirrors gone from the folder %s: %s",
+                      self.folder.id, exc)
 
     def _renewing(self) -> None:
         while not self._done.wait(self.period_s):

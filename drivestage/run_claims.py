@@ -73,6 +73,13 @@ def gone(released: bool, silent_s: float, stale_s: float, machine: str, host: st
     return released or silent_s > stale_s or _ended(machine, host, pid)
 
 
+def no_ones(claim: "PropertyClaim", now: float) -> bool:
+    """Whether a property claim's holder is gone (:func:`gone`) at ``now`` (the store's
+    earlier clock: a claim reads as fresh, never as stale)."""
+    return gone(claim.released, max(0.0, now - claim.written), claim.stale_s, claim.machine,
+                claim.host, claim.pid)
+
+
 @dataclass(frozen=True)
 class PropertyClaim:
     """A property claim's value (``gen|written|made|pid|machine|released|stale_s|host``; its
@@ -187,10 +194,9 @@ def _by_property(store: RemoteStore, folder: RemoteEntry) -> Optional[Holder]:
     now, found = store.clock()[0], []
     for key, value in store.public_properties(folder).items():
         claim = property_claim(value) if key.startswith((PREFIX, MIRROR_PREFIX)) else None
-        silent = max(0.0, now - claim.written) if claim is not None else 0.0
-        if claim is None or gone(claim.released, silent, claim.stale_s, claim.machine,
-                                 claim.host, claim.pid):
+        if claim is None or no_ones(claim, now):
             continue
+        silent = max(0.0, now - claim.written)
         found.append(Holder(property_entry(folder.id, key, claim.written, claim.made),
                             claim.host, claim.pid, silent, claim.stale_s))
     return min(found, key=lambda h: h.silent_s) if found else None
