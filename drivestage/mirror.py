@@ -316,6 +316,8 @@ class Mirror:
                             md5_cache=self._cache, **self._options)
         if self._claim is None:   # (where the push wrote: no request more)
             self._claim = mirror_claim.hold(*self._target, look=False)
+        else:   # (DEST trashed or moved: the push made it anew, claimed now)
+            self._claim = mirror_claim.follow(self._claim, *self._target)
         return result
 
 

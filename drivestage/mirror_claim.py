@@ -142,3 +142,16 @@ def hold(store: RemoteStore, path: StorePath, look: bool = True) -> Optional[Mir
         log.debug("no mirror claim on %s yet: %s", path, exc)
         return None
     return MirrorClaim(store, folder).hold() if folder.is_dir else None
+
+
+def follow(claim: MirrorClaim, store: RemoteStore, path: StorePath) -> MirrorClaim:
+    """``claim``, or where the mirror's last push wrote into another folder at ``path`` of
+    ``store`` (the claim's: its folder trashed, moved or renamed, the push made DEST anew
+    there) a claim on that one, the old one removed (attackmirror42: renewed on a folder no
+    push wrote into, it left the new one to dedupe). No request where it is the same."""
+    known = store.known_folder(path)
+    if known is None or known == claim.folder.id:
+        return claim
+    claim.release()
+    return MirrorClaim(claim.store, RemoteEntry(known, claim.folder.name, True),
+                       claim.period_s).hold()
