@@ -209,13 +209,18 @@ class AnswerCutShort(http.client.HTTPException):
 
 def check_answer(uri: str, resp: Any, content: Any) -> None:
     """Drive's answer to a request but a file's bytes, before it is read as its JSON: a web
-    page in a 2xx answer raises :class:`WebPageAnswer` (it was "not what Drive sends
+    page in a 2xx answer (or in a redirect not followed) raises :class:`WebPageAnswer` (it was "not what Drive sends
     (TypeError: string indices...); is --api-root a Drive API?", on the default API root
     too), a JSON object cut short :class:`AnswerCutShort` (the same line, not retried).
     (Not for a token server's answers: their callers read those.)"""
+    kind = str(resp.get("content-type", ""))
+    if 300 <= resp.status < 400 and resp.status not in (304, 308) and content:
+        # A redirect httplib2 left (a POST's, a PUT's: Drive sends none) with a page: a
+        # captive portal's usual answer, sending to its login page. It was "Drive answered
+        # HTTP 302: <html> ...". (308 is a resumable upload's "resume incomplete".)
+        refuse_page(kind, lambda: content)
     if not 200 <= resp.status < 300 or "alt=media" in uri:
         return
-    kind = str(resp.get("content-type", ""))
     refuse_page(kind, lambda: content)
     if kind.split(";")[0].strip().lower() == "application/json" and \
             isinstance(content, (bytes, bytearray)) and content.strip() and \
