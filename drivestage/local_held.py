@@ -32,7 +32,7 @@ from drivestage.localfs import drive_mount, identity
 from drivestage.local_md5 import MemoryMd5Cache
 from drivestage.paths import StorePath
 from drivestage.sidecar import SUFFIX, is_sidecar, name_for
-from drivestage.store import RemoteEntry
+from drivestage.store import Md5Source, RemoteEntry
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,7 @@ class LocalHeld:
     """The copies a directory store's uploads kept aside (a mixin)."""
 
     _memo: MemoryMd5Cache   # the store's
+    _md5: Md5Source         # the store's (its md5 cache; _memo when it has none)
     root: str               # the store's
 
     def _rel(self, path: Union[str, StorePath]) -> str:  # the store's
@@ -76,6 +77,8 @@ class LocalHeld:
         # name: bounded by the names written)
         self._dropped: dict[str, RemoteEntry] = {}
         self._mount: Optional[bool] = None   # whether the store is in a Google Drive mount
+        # copy aside: (its identity, md5) as :meth:`_hold` made it (popped once replaced over)
+        self._carried: dict[str, tuple[tuple[int, ...], str]] = {}
 
     def _hold(self, rel: str) -> Optional[str]:
         """Rename the regular file at ``rel`` (about to be replaced) aside in its folder; its
@@ -97,7 +100,9 @@ class LocalHeld:
         if not stat.S_ISREG(st.st_mode) or is_sidecar(name):
             return None   # (a sidecar replaced at once vouches for what is there: atomic)
         aside = os.path.join(folder, f"{PREFIX}{secrets.token_hex(6)}.{name}")
-        md5 = self._memo.get(target, st)
+        # (the listing's md5 of it: a push in a fresh process has it from the md5 cache only,
+        # and the copy aside, read whole for it again, is about to be deleted)
+        md5 = self._memo.get(target, st) or self._md5.get(target, st)
         try:
             try:
                 os.link(target, aside)   # (the name keeps the old bytes until os.replace)
@@ -108,10 +113,30 @@ class LocalHeld:
                      exc.strerror)
             return None
         if md5 is not None:   # (a rename moves the ctime: not hashed again for it)
-            self._memo.put_identity(aside, identity(os.stat(aside)), md5)
+            now = identity(os.stat(aside))
+            self._memo.put_identity(aside, now, md5)
         with self._held_lock:
             self._held.setdefault(rel, []).append(os.path.basename(aside))
+            if md5 is not None:
+                self._carried[aside] = (now, md5)
         return aside
+
+    def _replaced_over(self, aside: Optional[str]) -> None:
+        """The new copy took the name of the one kept ``aside`` (an ``os.replace``): a copy
+        aside by a link lost a link, which moved its ctime, and the md5 :meth:`_hold` gave it
+        follows (it was read whole again, only to be deleted: attackcmd42)."""
+        if aside is None:
+            return
+        with self._held_lock:
+            carried = self._carried.pop(aside, None)
+        if carried is not None:
+            was, md5 = carried
+            try:
+                now = identity(os.stat(aside))
+            except OSError:
+                return   # (removed since: another machine's push)
+            if now[:4] == was[:4]:   # (device, inode, size, mtime: the same bytes)
+                self._memo.put_identity(aside, now, md5)
 
     def _unhold(self, rel: str, aside: str) -> None:
         """Undo :meth:`_hold`: the replacement failed (or was interrupted) before its rename
@@ -128,6 +153,7 @@ class LocalHeld:
         except OSError:
             return   # (kept aside: listed as a copy, removed by the next push)
         with self._held_lock:
+            self._carried.pop(aside, None)
             names = self._held.get(rel, [])
             if os.path.basename(aside) in names:
                 names.remove(os.path.basename(aside))

@@ -402,6 +402,7 @@ class LocalDirStore(LocalMarks, LocalHeld, RemoteStore):
             # Not over the verified copy: kept aside until the new pair is (local_held).
             aside = None if moved or replace is not None else self._hold(rel)
             _unlink_quietly(tmp) if moved else os.replace(tmp, target)
+            self._replaced_over(aside)
         except OSError as exc:
             _unlink_quietly(tmp)
             if aside is not None:
