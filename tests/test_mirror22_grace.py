@@ -52,6 +52,13 @@ def _stopped_while(emulator, src, env, slow, *args: str) -> tuple[int, str, floa
         # way, which another message describes).
         _until(proc, lambda: any(" pushed: " in line for line in lines),
                "the first push never ended")
+        # Its period ends once the mirror has claimed DEST, which that push made (a property:
+        # drivestage.mirror_claim, a files.get and a write after the push's line): a stop
+        # before that finds the period under way, as above.
+        _until(proc, lambda: any(p["key"].startswith("drivestage-mirror-")
+                                 for f in emulator.files()
+                                 for p in emulator.properties_of(f["id"])),
+               "the mirror never claimed DEST")
         (src / "epoch_001.pt").write_bytes(os.urandom(4 * 256 * 1024))
         slow()
         emulator.clear_requests()
