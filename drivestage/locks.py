@@ -101,6 +101,11 @@ def _forget_in_child() -> None:
     close_inherited(_OPEN)
     _HELD.clear()
     _WHO.clear()   # (the parent's: it removes them)
+    # A place's thread lock held by another thread of the parent (a push in a thread, for
+    # minutes) stays held here, where that thread is not: the child's push into that place
+    # waited for it for ever (attack43). Dropped, not freed: the forking thread's own, if
+    # it held one, is released by its frame (a freed lock's release would raise).
+    _THREAD_LOCKS.clear()
 
 
 if hasattr(os, "register_at_fork"):
