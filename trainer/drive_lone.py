@@ -43,12 +43,32 @@ SAVED_NAMES = ("best.pt", "last.pt")
 def lone(by_name: dict[str, list[RemoteEntry]]) -> list[RemoteEntry]:
     """The checkpoints of one folder's listing (name -> its entries) that no sidecar of their
     name describes, a trainer's names only, newest to arrive first (of same-named copies,
-    the newest); ``best.pt`` last: a copy of another one, it arrives with it, and the resume
-    would go on from a copy."""
+    the newest), those a file of their kind further on passes after it; ``best.pt`` last: a
+    copy of another one, it arrives with it, and the resume would go on from a copy."""
     paired = sidecars.pairs(by_name)
     out = [max(entries, key=lambda e: e.modified) for name, entries in by_name.items()
            if name not in paired and _saved_name(name) and any(e.md5 for e in entries)]
-    return sorted(out, key=lambda e: (e.name != "best.pt", e.modified), reverse=True)
+    # Of one kind, the name says which is further on (``epoch_003.pt`` past ``epoch_002.pt``,
+    # an autosave by its iteration): a push sends its checkpoints several at once (its jobs),
+    # so the one to arrive last may be the one furthest back (attack43: after Drive was down
+    # for two epochs, ``epoch_001.pt`` arrived last and the resume went back to it).
+    behind = {e.name for e in out if any(_further(f.name, e.name) for f in out)}
+    return sorted(out, key=lambda e: (e.name != "best.pt", e.name not in behind, e.modified),
+                  reverse=True)
+
+
+def _number(name: str) -> Optional[tuple[str, int]]:
+    """(kind, number) of a checkpoint's name whose number orders it within its kind."""
+    saved = AUTOSAVE_NAME.match(name)
+    epoch = re.fullmatch(r"epoch[_-]?(\d+)\.pt", name)
+    return ("autosave", int(saved["iteration"])) if saved else \
+        ("epoch", int(epoch[1])) if epoch else None
+
+
+def _further(name: str, than: str) -> bool:
+    """Whether ``name`` is further on than ``than`` by their names (one kind only)."""
+    a, b = _number(name), _number(than)
+    return a is not None and b is not None and a[0] == b[0] and a[1] > b[1]
 
 
 def _saved_name(name: str) -> bool:
