@@ -27,7 +27,8 @@ def test_a_child_forked_while_a_thread_pushed_into_the_same_place_pushes(emulato
     assert held   # the thread lock a second push into drive:runs takes, held by a thread
     (src / "b.txt").write_text("b")
     said = _forked_holding(held, lambda: drivestage.push(
-        str(src), "drive:runs", store=connect(api_root=emulator.url, token="t")) and None)
+        str(src), "drive:runs", store=connect(api_root=emulator.url, token="t")) and None,
+        bound_s=30)   # (a whole push in the child: room for a loaded machine)
     assert said == "ok"
     assert sorted((f["title"], f["md5Checksum"]) for f in emulator.files()
                   if not f["mimeType"].endswith(".folder")) == [

@@ -56,8 +56,8 @@ def _forked(work: Callable[[], Any], bound_s: float = 10.0) -> str:
         os.waitpid(pid, 0)
 
 
-def _forked_holding(locks: list[Any], work: Callable[[], Any]) -> str:
-    """``_forked(work)`` while a thread of this process holds each of ``locks``."""
+def _forked_holding(locks: list[Any], work: Callable[[], Any], bound_s: float = 10.0) -> str:
+    """``_forked(work, bound_s)`` while a thread of this process holds each of ``locks``."""
     held, done = threading.Event(), threading.Event()
 
     def hold() -> None:
@@ -72,7 +72,7 @@ def _forked_holding(locks: list[Any], work: Callable[[], Any]) -> str:
     holder.start()
     try:
         assert held.wait(20)
-        return _forked(work)
+        return _forked(work, bound_s)
     finally:
         done.set()
         holder.join(20)
