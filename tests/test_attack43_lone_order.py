@@ -45,3 +45,31 @@ def test_the_checkpoint_alone_on_drive_furthest_on_is_taken_up_whatever_arrived_
     assert ckpt.load_checkpoint(start.path)["iteration"] == 8
     assert ckpt.read_sidecar(start.path).run == RUN
     assert sorted(p.name for p in logs.iterdir()) == ["epoch_002.json", "epoch_002.pt"]
+
+
+def test_a_file_alone_on_drive_that_is_no_checkpoint_passes_to_the_next_that_is(
+        emulator, drive_env, local_state, tmp_path, caplog):
+    """The newest to arrive, and furthest on by its name, ``epoch_002.pt``, is no checkpoint
+    (other bytes); ``epoch_001.pt`` alone there is. The resume said so of epoch 2 and started
+    afresh: its first save then replaced epoch 1's file on Drive. Now it goes on from
+    epoch 1; Drive keeps both as they are."""
+    made = tmp_path / "made"
+    path = ckpt.save_checkpoint(_state(1, 4, 0), str(made / "epoch_001.pt"))
+    with open(path, "rb") as fh:
+        first = emulator.add_file("runs/a/epoch_001.pt", fh.read())
+    emulator.store.update(first, modified=time.time() - 60)
+    emulator.add_file("runs/a/epoch_002.pt", b"not a checkpoint" * 10)
+    logs = tmp_path / "logs"
+    cfg = SimpleNamespace(train=SimpleNamespace(out_dir=str(logs)))
+    with caplog.at_level(logging.INFO, logger="trainer"):
+        start = _decide(cfg, "auto", DriveFolder("drive:runs/a", str(logs)))
+    assert start.path == str(logs / "epoch_001.pt")
+    said = [r.getMessage() for r in caplog.records if r.name == "trainer.drive_lone"]
+    assert said == [
+        "drive:runs/a/epoch_002.pt has no sidecar on Drive and is no checkpoint of this "
+        "trainer; Drive keeps it as it is",
+        "drive:runs/a/epoch_001.pt has no sidecar on Drive (a save was killed between its two "
+        "uploads) and nothing else there is a checkpoint: going on from it"]
+    assert sorted(p.name for p in logs.iterdir()) == ["epoch_001.json", "epoch_001.pt"]
+    assert sorted(f["title"] for f in emulator.files()
+                  if not f["mimeType"].endswith(".folder")) == ["epoch_001.pt", "epoch_002.pt"]

@@ -78,8 +78,9 @@ def _saved_name(name: str) -> bool:
 
 def take_up(drive: "DriveFolder", entries: Iterable[RemoteEntry], out_dir: str) -> Optional[str]:
     """Fetch the first of ``entries`` (:func:`lone`) into ``out_dir`` and describe it from its
-    contents; its local path, or None (none, or it is no checkpoint: then nothing is left
-    here, and Drive keeps it)."""
+    contents; its local path, or None (none). One that is no checkpoint is said, nothing of it
+    is left here, Drive keeps it, and the next is fetched: the run started afresh over an
+    older one that was, and its first save replaced that one on Drive (attack43)."""
     from trainer import checkpoint as ckpt   # (torch: trainer.drive imports this module)
 
     for entry in entries:
@@ -96,7 +97,6 @@ def take_up(drive: "DriveFolder", entries: Iterable[RemoteEntry], out_dir: str) 
         logger.warning("%s has no sidecar on Drive and is no checkpoint of this trainer; "
                        "Drive keeps it as it is", where)
         ckpt.remove_checkpoint(path)
-        return None
     return None
 
 
