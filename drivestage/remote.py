@@ -41,11 +41,14 @@ def open_store(where: Where, *, api_root: Optional[str] = None,
         store, path = where
         return store, path if isinstance(path, StorePath) else StorePath.parse(path)
     if isinstance(where, DrivePath) or paths.is_drive(str(where)):
-        from drivestage.drive.places import open_drive
+        from drivestage.heap import bulk
 
-        parsed = where if isinstance(where, DrivePath) else paths.parse(str(where))
-        return open_drive(parsed, api_root=api_root, credentials=credentials, token=token,
-                          acknowledge_abuse=acknowledge_abuse)
+        with bulk():  # the Drive client's modules live to the process's end (heap.bulk)
+            from drivestage.drive.places import open_drive
+
+            parsed = where if isinstance(where, DrivePath) else paths.parse(str(where))
+            return open_drive(parsed, api_root=api_root, credentials=credentials, token=token,
+                              acknowledge_abuse=acknowledge_abuse)
     paths.refuse_web_address(os.fspath(where))
     return _open_directory(os.fspath(where), md5_cache)
 

@@ -16,6 +16,7 @@ from drivestage.extract import ExtractResult, MemberRecord, Recorded
 from drivestage.extract.job import Turn
 from drivestage.extract.validation import STATE_DIR
 from drivestage.extract import journals
+from drivestage.heap import bulk
 from drivestage.localfs import fuse_devices, identity
 from drivestage.mtimes import same_mtime
 from drivestage.sizes import restore_needs_room
@@ -86,8 +87,9 @@ class Extraction:
         self.recorded = recorder(dest, force)
 
     def __call__(self, target: str, action: str, unpacking: Optional[Unpacker]) -> list[str]:
-        try:
-            return self._step(target, action, unpacking)
+        try:  # (the members' records live to the pull's end: heap.bulk)
+            with bulk():
+                return self._step(target, action, unpacking)
         finally:
             journals.release(self.dest, target)   # (one left now is judged as a kill's)
 

@@ -135,7 +135,11 @@ def pull(src: str, dest: str, extract: bool, remove_archive: bool, jobs: Optiona
     """Download SRC (a file or a whole folder) into DEST: resumable, parallel, verified with
     Drive's md5 or SHA-256."""
     from drivestage.checksums import measure_soon
+    from drivestage.cli.group import as_program
+    from drivestage.heap import collect_in_bulk
     measure_soon()  # on the other core while the Drive client's modules load
+    if as_program():  # this pull is the whole process (heap.bulk)
+        collect_in_bulk()
     from drivestage import paths
     from drivestage.errors import UsageError
     from drivestage.remote import open_store

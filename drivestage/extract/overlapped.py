@@ -36,6 +36,7 @@ from typing import Callable, Iterable, Mapping, Optional, Protocol, Sequence
 from drivestage.errors import ArchiveError, DiskSpaceError
 from drivestage.extract.formats import archive_kind
 from drivestage.gil import sharing
+from drivestage.heap import bulk
 from drivestage.extract.job import Job, Turn
 from drivestage.extract.occupied import Recorded
 from drivestage.extract.members import (Entry, check_count, open_tar_stream, tar_entry,
@@ -214,8 +215,8 @@ class Overlapped:
         too small) is raised, the follower abandoned."""
         # The member list is read and checked beside the download's threads, which it
         # would otherwise hold back for its whole length (:mod:`drivestage.gil`).
-        try:
-            with sharing():
+        try:  # (its entries live to the pull's end: none collected meanwhile, heap.bulk)
+            with sharing(), bulk():
                 return self._follow_zip()
         except BaseException:  # a Ctrl-C too: the temporary folder goes
             self.abandon()
