@@ -232,7 +232,8 @@ class Mirror:
 
     def _claimed_loop(self) -> None:
         """:meth:`_loop`, its claim on DEST (dedupe refuses to merge under it) released at
-        its end (:mod:`drivestage.mirror_claim`)."""
+        its end (:mod:`drivestage.mirror_claim`: the removal waited for
+        :data:`~drivestage.mirror_claim.RELEASE_WAIT_S` at most)."""
         try:
             self._loop()
         finally:
@@ -310,14 +311,12 @@ class Mirror:
             # from the top again now and then: about a request per level, in WALK_EVERY
             # periods; a check of each level every period would cost that every period.
             self._target[0].forget_folders(walk=True)
-        if self._claim is None:   # (before its writes; DEST not there yet: after them)
-            self._claim = mirror_claim.hold(*self._target, look=self._periods == 1)
+        if self._claim is None:   # (its requests run in its own thread: none here)
+            self._claim = mirror_claim.start(*self._target)
         result = self._push(self.src, self._target, self.policy, protect=protect,
                             md5_cache=self._cache, **self._options)
-        if self._claim is None:   # (where the push wrote: no request more)
-            self._claim = mirror_claim.hold(*self._target, look=False)
-        else:   # (DEST trashed or moved: the push made it anew, claimed now)
-            self._claim = mirror_claim.follow(self._claim, *self._target)
+        if self._claim is not None:   # (where the push wrote: DEST made anew, claimed now)
+            self._claim.point(self._target[0].known_folder(self._target[1]))
         return result
 
 

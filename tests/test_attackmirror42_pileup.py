@@ -15,7 +15,8 @@ import subprocess
 import pytest
 
 from tests.test_guards41_dedupe import _run, _twins
-from tests.test_leasefull42_dedupe_mirror import _mirror, _mirror_props, _refused
+from tests.test_leasefull42_dedupe_mirror import _mirror, _mirror_props, _refused, \
+    until_claims
 from tests.test_messages_dedupe import live
 
 
@@ -53,7 +54,7 @@ def test_a_mirror_into_a_folder_full_of_killed_mirrors_claims_still_claims_it(
         emulator, store, tmp_path):
     old, new = _twins(emulator, store)
     killed = _killed_claims(store, old, 30)
-    mirror = _mirror(tmp_path, "drive:runs/exp")
+    mirror = _mirror(emulator, tmp_path, "drive:runs/exp")
     try:
         mine = set(_mirror_props(emulator)) - killed
         assert len(mine) == 1, _mirror_props(emulator)
@@ -64,7 +65,7 @@ def test_a_mirror_into_a_folder_full_of_killed_mirrors_claims_still_claims_it(
         assert live(emulator) == before
     finally:
         mirror.stop(60)
-    assert _mirror_props(emulator) == []
+    until_claims(emulator, lambda found: found == [], "the claim was never removed")
 
 
 def test_a_live_mirrors_claim_is_never_removed_by_another_mirror(emulator, store, tmp_path):
@@ -72,17 +73,17 @@ def test_a_live_mirrors_claim_is_never_removed_by_another_mirror(emulator, store
     first's (it is live), and each removes its own at its end."""
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
-    first = _mirror(tmp_path / "a", "drive:runs/exp")
+    first = _mirror(emulator, tmp_path / "a", "drive:runs/exp")
     try:
         one = set(_mirror_props(emulator))
         assert len(one) == 1
-        second = _mirror(tmp_path / "b", "drive:runs/exp")
+        second = _mirror(emulator, tmp_path / "b", "drive:runs/exp")
         try:
             both = set(_mirror_props(emulator))
             assert len(both) == 2 and one < both
         finally:
             second.stop(60)
-        assert set(_mirror_props(emulator)) == one
+        until_claims(emulator, lambda found: set(found) == one, "the second kept its claim")
     finally:
         first.stop(60)
-    assert _mirror_props(emulator) == []
+    until_claims(emulator, lambda found: found == [], "the first kept its claim")

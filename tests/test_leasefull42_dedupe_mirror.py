@@ -10,7 +10,10 @@ nothing.
 The real PyDrive2 stack against the emulator."""
 from __future__ import annotations
 
+import os
 import re
+import time
+from typing import Callable
 
 import pytest
 
@@ -28,15 +31,39 @@ def _mirror_props(emulator) -> list[str]:
                   if p["key"].startswith("drivestage-mirror-"))
 
 
-def _mirror(tmp_path, dest: str):
-    """A mirror of a folder with m.txt into ``dest``, started, its first push done."""
+def until_claims(emulator, ready: Callable[[list[str]], bool], what: str,
+                 bound: float = 30.0) -> list[str]:
+    """The mirror claims on Drive once ``ready`` says so of them: a bounded poll of the
+    emulator's properties. A claim is written and removed by a thread of its own
+    (mirrorclaim43), not within the push's period nor stop()'s wait."""
+    deadline = time.monotonic() + bound
+    while True:
+        found = _mirror_props(emulator)
+        if ready(found):
+            return found
+        assert time.monotonic() < deadline, f"{what}: {found}"
+        time.sleep(0.02)
+
+
+def _ours(emulator) -> set[str]:
+    """The mirror claims of this process."""
+    return {p["key"] for f in emulator.files() for p in emulator.properties_of(f["id"])
+            if p["key"].startswith("drivestage-mirror-")
+            and str(p.get("value", "")).split("|")[3:4] == [str(os.getpid())]}
+
+
+def _mirror(emulator, tmp_path, dest: str):
+    """A mirror of a folder with m.txt into ``dest``, started, its first push done and its
+    claim on Drive."""
     from drivestage.mirror import Mirror
 
     src = tmp_path / "src"
     src.mkdir()
     (src / "m.txt").write_bytes(b"m")
+    before = _ours(emulator)
     mirror = Mirror(str(src), dest, every=3600).start()
     mirror.flush(60)
+    until_claims(emulator, lambda _: bool(_ours(emulator) - before), "the mirror never claimed")
     return mirror
 
 
@@ -58,7 +85,7 @@ def _refused(err: str, folder: str, inside: str = "") -> None:
 def test_dedupe_refuses_the_pair_a_running_mirror_pushes_into_then_merges_once_it_stopped(
         emulator, store, tmp_path):
     old, new = _twins(emulator, store)
-    mirror = _mirror(tmp_path, "drive:runs/exp")
+    mirror = _mirror(emulator, tmp_path, "drive:runs/exp")
     try:
         assert len(_mirror_props(emulator)) == 1
         before = live(emulator)
@@ -69,7 +96,7 @@ def test_dedupe_refuses_the_pair_a_running_mirror_pushes_into_then_merges_once_i
             assert live(emulator) == before
     finally:
         mirror.stop(60)
-    assert _mirror_props(emulator) == []
+    until_claims(emulator, lambda found: found == [], "the claim was never removed")
     code, out, err = _run("dedupe", "drive:runs/exp")
     assert code == 0, err
     assert {"runs/exp/a.txt", "runs/exp/b.txt", "runs/exp/m.txt"} <= set(live(emulator))
@@ -80,7 +107,7 @@ def test_dedupe_refuses_a_pair_inside_the_folder_a_running_mirror_pushes_into(
     """The mirror's destination is runs, the twins are runs/exp: merged under it, the
     mirror's tree (runs/exp/…) loses the folder it pushes into by id."""
     old, new = _twins(emulator, store)
-    mirror = _mirror(tmp_path, "drive:runs")
+    mirror = _mirror(emulator, tmp_path, "drive:runs")
     try:
         runs = emulator.find("runs")["id"]
         before = live(emulator)
@@ -90,6 +117,7 @@ def test_dedupe_refuses_a_pair_inside_the_folder_a_running_mirror_pushes_into(
         assert live(emulator) == before
     finally:
         mirror.stop(60)
+    until_claims(emulator, lambda found: found == [], "the claim was never removed")
     code, out, err = _run("dedupe", "drive:runs/exp")
     assert code == 0, err
 

@@ -52,9 +52,10 @@ def _stopped_while(emulator, src, env, slow, *args: str) -> tuple[int, str, floa
         # way, which another message describes).
         _until(proc, lambda: any(" pushed: " in line for line in lines),
                "the first push never ended")
-        # Its period ends once the mirror has claimed DEST, which that push made (a property:
-        # drivestage.mirror_claim, a files.get and a write after the push's line): a stop
-        # before that finds the period under way, as above.
+        # Its period ends as the push tells the mirror's claim where it wrote (DEST, which
+        # that push made), a moment after the push's line: the claim's thread (drivestage.
+        # mirror_claim: mirrorclaim43) then writes it, so a claim on Drive says that the
+        # period is over (a stop before finds it under way, as above).
         _until(proc, lambda: any(p["key"].startswith("drivestage-mirror-")
                                  for f in emulator.files()
                                  for p in emulator.properties_of(f["id"])),

@@ -40,6 +40,7 @@ from drivestage.store import RemoteEntry
 log = logging.getLogger("drivestage.drive.store")
 
 T = TypeVar("T")
+F = TypeVar("F", bound="FolderMaking")
 
 #: The root id of ``drive:shared-with-me/``: not a Drive id, a listing of ``sharedWithMe``.
 SHARED_WITH_ME = "sharedWithMe"
@@ -69,6 +70,16 @@ class FolderMaking:
 
     def describe(self, entry: RemoteEntry) -> str:  # the store's
         raise NotImplementedError
+
+    def apart(self: F) -> F:
+        """This store's Drive, account and connections, with caches of its own: another
+        thread's lookups (a mirror's claim: :mod:`drivestage.mirror_claim`) that change
+        nothing this store knows (``resolve`` learns folder ids, a listing notes what went)."""
+        me: Any = self   # (a DriveStore: FolderMaking is its mixin)
+        made: F = type(self)(me.transport, me.drive, api_root=me.api_root,  # type: ignore[call-arg]
+                             root_id=me.root_id, drive_id=me.drive_id, label=me.label,
+                             root_read_only=me.root_read_only)
+        return made
 
     def call(self, what: str, fn: Callable[[], T]) -> T:  # the store's
         raise NotImplementedError
