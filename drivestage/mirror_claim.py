@@ -59,13 +59,14 @@ log = logging.getLogger(__name__)
 
 #: How often the claim is renewed (its ``stale_s``: :func:`run_claims.stale_after`, 150 s).
 PERIOD_S = 60.0
-#: Longest wait of a mirror's end for its claim's removal. A healthy Drive answers the one
-#: ``properties.delete`` (and a renewal under way before it) in well under a second; 5 s is
-#: that with room for a loaded machine, and a small part of the 30 s a VM gives after its
-#: SIGTERM (the final push is done by then: nothing of the checkpoint waits on it). A claim
-#: left by a removal that did not end in time holds nothing once this process has ended
-#: (:func:`run_claims.gone`), or after its ``stale_s`` seen from another machine.
-RELEASE_WAIT_S = 5.0
+#: Longest wait of a mirror's end for its claim's removal (the final push is done by then:
+#: no checkpoint waits on it). A healthy Drive answers the one ``properties.delete`` (and a
+#: renewal under way before it) in a fraction of a second: 2 s is that with room, and little
+#: of the 30 s a VM gives after its SIGTERM; a Drive that does not answer in that time is
+#: failing, and its retries would take minutes. A claim left by a removal not done in time
+#: holds nothing once this process has ended (:func:`run_claims.gone`: at once on this
+#: machine, after its ``stale_s`` seen from another), and the next mirror there sweeps it.
+RELEASE_WAIT_S = 2.0
 _MAX_BYTES = 124   # (Drive's, for a property's key and value together)
 _MAX_SWEPT = 100   # (Drive keeps 30 PUBLIC properties a file: a bound, never reached)
 
@@ -96,10 +97,12 @@ class MirrorClaim:
         # The folder id the push wrote into last (None: none said yet). Written by the push
         # thread, read by the claim thread: one reference, no lock (none to hold at a fork).
         self._pushed: Optional[str] = None
+        self._looked: Optional[str] = None   # (the claim thread's: found at the path)
         self._wake = threading.Event()
         self._done = threading.Event()
         self._ended = threading.Event()   # (its thread's last request is over)
         self._thread: Optional[threading.Thread] = None
+        self._look = True
 
     def start(self, known: Optional[str], look: bool = True) -> "MirrorClaim":
         """Start its thread, which claims ``known`` (the folder id the push wrote into), else,
@@ -135,7 +138,8 @@ class MirrorClaim:
                 self._lookup()
             due = 0.0
             while not self._done.is_set():
-                want = self._pushed or (self.folder.id if self.folder is not None else None)
+                self._wake.clear()   # (before the read: a word said after it wakes the wait)
+                want = self._pushed or self._looked   # (the push's word first)
                 if want is not None and (self.folder is None or want != self.folder.id):
                     self._move(RemoteEntry(want, self.name, True))
                     due = time.monotonic() + self.period_s
@@ -144,7 +148,6 @@ class MirrorClaim:
                     due = time.monotonic() + self.period_s
                 self._wake.wait(None if self.folder is None
                                 else max(0.0, due - time.monotonic()))
-                self._wake.clear()
             if self._wrote:
                 self._set(None)
         except BaseException as exc:   # (advisory: never a traceback in the host process)
@@ -159,8 +162,8 @@ class MirrorClaim:
         except DriveStageError as exc:   # (none yet, or twins: claimed after the push)
             log.debug("no mirror claim on %s yet: %s", self.path, exc)
             return
-        if folder.is_dir and self._pushed is None:   # (the push's word wins)
-            self._pushed = folder.id
+        if folder.is_dir:
+            self._looked = folder.id
 
     def _move(self, folder: RemoteEntry) -> None:
         """Claim ``folder``: the claim on the one before removed, the claims of mirrors gone
