@@ -151,7 +151,8 @@ class MirrorClaim:
             if self._wrote:
                 self._set(None)
         except BaseException as exc:   # (advisory: never a traceback in the host process)
-            log.debug("the mirror's claim %s ended: %r", self.key, exc)
+            log.warning("the mirror's claim %s on %s stopped (dedupe may merge under this "
+                        "mirror): %r", self.key, self.path, exc)
         finally:
             self._ended.set()
 

@@ -11,6 +11,7 @@ import pytest
 
 from drivestage import sidecar
 from drivestage.mirror import Mirror
+from tests.test_leasefull42_dedupe_mirror import until_claims
 
 
 def _names_examined(monkeypatch) -> list[int]:
@@ -58,6 +59,8 @@ def test_a_period_of_a_folder_with_many_files_examines_each_name_a_few_times(
         seen = _names_examined(monkeypatch)
         first = m.flush(60)
         examined = sum(seen)
+        # (the mirror's claim on DEST, written by a thread of its own: mirrorclaim43)
+        until_claims(emulator, lambda found: len(found) == 1, "the mirror never claimed")
         before = len(emulator.requests)
         result = m.flush(60)
         examined_idle = sum(seen) - examined
