@@ -176,7 +176,7 @@ def _stage(store: RemoteStore, path: StorePath, label: str, dest: str, *, extrac
                          f"{label} is one file; pull it without them")
     if entry.has_content and not entry.unreadable:   # (FileStager says those first)
         # A file that would land too deep: the folder pull's line, not "File name too long".
-        check_file_path(os.path.join(dest, safe_name(entry.name, label)), label)
+        check_file_path(os.path.join(dest, safe_name(entry.name, label, entry.id)), label)
     # Each stamp read and its rows parsed once, as a folder pull's are: a pull -x that puts
     # back one member of 60,000 read its stamp 6 times and parsed its rows 6 (attackpull40).
     with stamp_cache.scope():

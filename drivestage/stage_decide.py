@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Optional, Sequence
 
 from drivestage import local_trash, stamps
-from drivestage.errors import UsageError
+from drivestage.errors import RemoteError, UsageError
 from drivestage.local_held import stands_for
 from drivestage.extract import MemberRecord
 from drivestage.mtimes import same_mtime as same_mtime  # re-exported (moved: pull29, mount31)
@@ -21,10 +21,17 @@ from drivestage.store import RemoteEntry
 NAME_MAX = 255
 
 
-def safe_name(name: str, where: str) -> str:
-    """A remote title usable as a local file name (never one drivestage keeps for itself)."""
+def safe_name(name: str, where: str, item_id: Optional[str] = None) -> str:
+    """A remote title usable as a local file name (never one drivestage keeps for itself);
+    ``item_id`` is the Drive item's, named where its title can be no name at all."""
     from drivestage.extract.validation import is_reserved
 
+    if name in ("", ".", "..") and item_id is not None:
+        # What Drive holds, not what the user typed: exit 1, not 2, and the item named by
+        # its id, since its title names nothing (lefts43, attackserver42).
+        raise RemoteError(f"{where}: the item {item_id} on Drive has the title {name!r}, "
+                          "which no local file name can be; rename it on Drive "
+                          f"(https://drive.google.com/open?id={item_id})")
     if name in ("", ".", ".."):
         raise UsageError(f"{where}: the remote name {name!r} cannot be a local file name")
     local = name.replace("/", "_").replace("\0", "_")

@@ -148,7 +148,7 @@ class FileStager:
             raise UsageError(f"{self.src} has no binary content (a Google Docs, Sheets or "
                              f"Slides file? its type is {entry.kind or 'unknown'}); export it "
                              "to a file on Drive first")
-        name = safe_name(entry.name, self.src)
+        name = safe_name(entry.name, self.src, entry.id)
         if entry.no_download and (self.force or not stamps.of(self.dest, name)):
             # Nothing staged of that name (checked again under the lock): fail before
             # writing anything, even the state folder.

@@ -109,7 +109,7 @@ def _pull_folder(folder: RemoteEntry, *, src: str, path: StorePath, dest: str,
     if not folder.name:
         raise UsageError(f"{src} is the root of the drive; name a folder in it to pull")
     began = time.monotonic()
-    root = os.path.join(dest, safe_name(folder.name, src))
+    root = os.path.join(dest, safe_name(folder.name, src, folder.id))
     _refuse_into_itself(store, folder, src, dest, root)
     streams = jobs  # per large file (None: found by measuring)
     jobs = max(1, int(jobs or dl.DEFAULT_JOBS))

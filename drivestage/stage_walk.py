@@ -36,7 +36,7 @@ class Item:
 
     @property
     def target(self) -> str:
-        return os.path.join(self.folder, safe_name(self.entry.name, self.src))
+        return os.path.join(self.folder, safe_name(self.entry.name, self.src, self.entry.id))
 
 
 def walk(store: RemoteStore, folder: RemoteEntry, src: str, local: str, jobs: int,
@@ -91,7 +91,7 @@ def walk(store: RemoteStore, folder: RemoteEntry, src: str, local: str, jobs: in
             _refuse_duplicates(chosen, cur_src)
             files: list[Item] = []
             for child in chosen:
-                name = safe_name(child.name, cur_src)
+                name = safe_name(child.name, cur_src, child.id)
                 child_src = f"{cur_src}/{child.name}"
                 if child.is_dir:
                     _walk_once(walked, child, child_src, above + (cur.id,))
@@ -256,7 +256,7 @@ def _needed(target: str) -> int:
 def _refuse_duplicates(children: list[RemoteEntry], where: str) -> None:
     by_name: dict[str, list[RemoteEntry]] = {}
     for child in children:
-        by_name.setdefault(safe_name(child.name, where), []).append(child)
+        by_name.setdefault(safe_name(child.name, where, child.id), []).append(child)
     for name, same in by_name.items():
         if len(same) > 1:
             ids = [e.id for e in same]

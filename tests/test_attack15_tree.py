@@ -249,7 +249,8 @@ def test_a_dot_title_in_a_folder_is_refused_before_anything_lands(
         body={"title": name, "parents": [{"id": folder}]}).execute()
     dest = tmp_path / "dest"
     code, out, err = run("pull", "drive:F", str(dest), "-q")
-    error_line(code, err, 2)
+    # Exit 1, not 2 (a usage error): Drive's title, not what the user typed (lefts43).
+    assert "on Drive has the title" in error_line(code, err, 1)
     assert tree(dest) == {}
 
 

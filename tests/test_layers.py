@@ -44,6 +44,7 @@ LAYERS = [
      "drive.shortcuts", "drive.folders", "drive.sessions", "drive.removal", "drive.trash_paths"],
     ["drive.retry"],
     ["drive.transport"],
+    ["drive.media_answers"],   # what a file's bytes answer may not be (compressed, a page)
     ["drive.media", "drive.batches", "drive.reparent"],
     ["drive.upload"],
     ["drive.store_bytes", "drive.store_deletes", "drive.store_removals", "drive.store_folders",

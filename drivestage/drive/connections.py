@@ -228,10 +228,15 @@ def check_answer(uri: str, resp: Any, content: Any) -> None:
         raise AnswerCutShort(f"the answer's JSON object is cut short ({len(content)} bytes)")
 
 
+def is_page_type(content_type: str) -> bool:
+    """Whether ``content_type`` (a header's, or a Drive file's mimeType) is a web page's."""
+    return content_type.split(";")[0].strip().lower() in ("text/html", "application/xhtml+xml")
+
+
 def refuse_page(content_type: str, read: Callable[[], Any]) -> None:
     """Raise :class:`WebPageAnswer`, with the page's first words (``read()``: its first
     bytes), when ``content_type`` is a web page's."""
-    if content_type.split(";")[0].strip().lower() in ("text/html", "application/xhtml+xml"):
+    if is_page_type(content_type):
         from drivestage.drive.answers import page_excerpt
 
         content = read()

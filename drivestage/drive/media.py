@@ -20,10 +20,11 @@ from googleapiclient.http import MediaUpload
 
 from drivestage.drive import answers, retry
 from drivestage.drive.connections import refuse_page
+from drivestage.drive.media_answers import check_encoding, refuse_page_of
 from drivestage.drive.resources import editor_of, restricted_message, shared_drive_item
 from drivestage.drive.transport import Streamed, Transport
 from drivestage.errors import ChecksumMismatchError, DownloadRestrictedError, \
-    DriveStageError, MalformedAnswerError, RemoteChangedError, RemoteError
+    DriveStageError, RemoteChangedError, RemoteError
 from drivestage.pool import Serial
 from drivestage.state import stat_key
 from drivestage.store import ByteSink, RemoteEntry
@@ -191,7 +192,7 @@ class MediaReader:
                      pos: int, stop: int) -> None:
         with self.transport.stream(self._media_uri(entry.id),
                                    {"range": f"bytes={pos}-{stop - 1}"}) as body:
-            _check_encoding(body, where)
+            check_encoding(body, where)
             if body.status == 206:
                 got = _content_range(body.headers.get("content-range"))
                 if got is None or got[0] != pos or got[1] < pos:
@@ -217,6 +218,7 @@ class MediaReader:
                                                  f"(size {entry.size} became {body.left}); "
                                                  "run again")
                     refuse_page(body.headers.get("content-type", ""), lambda: body.read1(65536))
+                refuse_page_of(body, entry)     # of no length: told by its type
                 end, skip = entry.size, pos
                 if pos > 0 or stop < entry.size:
                     sink.whole_answer()
@@ -311,18 +313,6 @@ def _too_long(where: str, start: int, stop: int, got: str) -> RemoteError:
     return RemoteError(f"download {where}: the answer to a request for bytes {start}-{stop - 1}"
                        f" is longer than that ({got}); stopped reading it. Something between "
                        "here and Drive is broken (a proxy?); try again later")
-
-
-def _check_encoding(body: Streamed, where: str) -> None:
-    """Refuse bytes sent encoded (http.client asks ``Accept-Encoding: identity``; a proxy that
-    gzips anyway: other bytes, retried for minutes as a "short body": attackpull32)."""
-    coding = body.headers.get("content-encoding", "").strip().lower()
-    if any(c.strip() not in ("", "identity") for c in coding.split(",")):
-        raise MalformedAnswerError(
-            f"download {where}: the server sent its bytes compressed (Content-Encoding: "
-            f"{''.join(c for c in coding[:40] if c.isprintable())}), though drivestage asks for them as they are: that "
-            "is not Drive's answer; something between here and Drive (a proxy?) rewrites it. "
-            "Check --api-root / DRIVESTAGE_API_ROOT and any proxy, or try another network")
 
 
 class _Buffer:

@@ -214,6 +214,10 @@ class Streamed:
         watch the time between reads); b"" at the end of the body."""
         return self._resp.read1(n)
 
+    def peek(self, n: int) -> bytes:
+        """Up to ``n`` of the next bytes (what one socket read brought), left to be read."""
+        return self._resp.peek(n)[:n]
+
     @property
     def left(self) -> Optional[int]:
         """Bytes of the body not read yet when it has a length (None when it has none)."""
