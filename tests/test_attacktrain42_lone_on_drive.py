@@ -44,11 +44,10 @@ def test_a_checkpoint_alone_on_drive_is_resumed_from_and_gets_its_sidecar(
         result = fit(load_config(tiny_run_config(tmp_path, 2)), resume="auto")
     logs = tmp_path / "logs"
     assert result.resumed_from == str(logs / "epoch_001.pt")
-    assert [r.getMessage() for r in warnings_said(caplog)] == [
-        f"{logs / 'epoch_001.pt'} had no sidecar (a save was killed between the two); "
-        f"described from its contents (epoch 1)",
+    assert [r.getMessage() for r in warnings_said(caplog)] == [   # one line (lefts43)
         "drive:runs/a/epoch_001.pt has no sidecar on Drive (a save was killed between its two "
-        "uploads) and nothing else there is a checkpoint: going on from it"]
+        "uploads) and nothing else there is a checkpoint: going on from it (epoch 1, "
+        "iteration 2, described from its contents)"]
     assert "starting fresh" not in caplog.text
     assert ckpt.load_checkpoint(str(logs / "last.pt"))["run"] == run   # the same run, on
     there = _files(emulator)

@@ -173,8 +173,9 @@ def undescribed(folder: str) -> list[str]:
     return [p for p in glob.glob(os.path.join(folder, "*.pt")) if read_sidecar(p) is None]
 
 
-def describe_killed_saves(folder: str) -> list[str]:
-    """Give a sidecar to the checkpoints a killed save left undescribed; their paths.
+def describe_killed_saves(folder: str, *, say: bool = True) -> list[str]:
+    """Give a sidecar to the checkpoints a killed save left undescribed; their paths (each
+    warned of unless ``say`` is False: its caller says it, in its own words).
 
     A save drops the old sidecar just before the rename and writes the new one after it
     (:func:`save_checkpoint`): a kill in between (the folder's fsync is there, seconds on a
@@ -238,9 +239,10 @@ def describe_killed_saves(folder: str) -> list[str]:
             raise SaveError(f"{path} has no sidecar (a save was killed before it) and none "
                             f"could be written: {exc}; free some space and run the same "
                             f"command again") from None
-        logger.warning("%s had no %s (a save was killed between the two); described "
-                       "from its contents (epoch %d)", path,
-                       "readable sidecar" if cut_short else "sidecar", epoch)
+        if say:
+            logger.warning("%s had no %s (a save was killed between the two); described "
+                           "from its contents (epoch %d)", path,
+                           "readable sidecar" if cut_short else "sidecar", epoch)
         out.append(path)
     return out
 

@@ -29,7 +29,8 @@ from typing import TYPE_CHECKING, Iterable, Optional
 from drivestage import sidecar as sidecars
 from drivestage.store import RemoteEntry
 from drivestage.sidecar import Sidecar
-from trainer.state import AUTOSAVE_NAME, EPOCH_NAME
+from trainer.errors import CheckpointError
+from trainer.state import AUTOSAVE_NAME, EPOCH_NAME, Position
 
 if TYPE_CHECKING:
     from trainer.drive import DriveFolder
@@ -89,15 +90,34 @@ def take_up(drive: "DriveFolder", entries: Iterable[RemoteEntry], out_dir: str) 
         if os.path.lexists(path):   # (one here that is no checkpoint: never fetched over)
             return None
         drive.fetch_entry(entry, where, path)
-        if path in ckpt.describe_killed_saves(out_dir):
+        if path in ckpt.describe_killed_saves(out_dir, say=False):
+            # One event, one line (it was two: the local copy's "described from its contents
+            # (epoch 0)" for a first-epoch autosave, then this one: lefts43).
+            side = ckpt.read_sidecar(path)
+            at = Position(side.epoch or 0, side.iteration or 0, side.epoch_iteration).label \
+                if side is not None else "its position unknown"
             logger.warning("%s has no sidecar on Drive (a save was killed between its two "
-                           "uploads) and nothing else there is a checkpoint: going on from it",
-                           where)
+                           "uploads) and nothing else there is a checkpoint: going on from it "
+                           "(%s, described from its contents)", where, at)
             return path
         logger.warning("%s has no sidecar on Drive and is no checkpoint of this trainer; "
                        "Drive keeps it as it is", where)
         ckpt.remove_checkpoint(path)
     return None
+
+
+def refuse_new(drive: Optional["DriveFolder"], new: str) -> None:
+    """A new run (``--resume none``) where ``drive`` (its last listing) holds a checkpoint alone:
+    refused in one line, as where one a sidecar vouches for is (one folder holds one run). Its
+    first save replaced the same-named file there, an earlier run's only copy (lefts43)."""
+    if drive is None or not drive.lone:
+        return
+    raise CheckpointError(
+        f"{drive.spec} already holds {drive.where(drive.lone[0].name)} without its sidecar (a "
+        f"checkpoint of an earlier run, its save killed between its two uploads?); starting "
+        f"run {new} there would replace it. Continue that run with --resume auto (it goes on "
+        f"from that file), or give the new run its own folders: --set train.out_dir=<a new "
+        f"folder> --set drive.logs=<a new Drive folder>")
 
 
 def ahead(drive: "DriveFolder", side: Optional[Sidecar]) -> list[RemoteEntry]:

@@ -1,10 +1,10 @@
 """Where a run starts: a fresh run, a checkpoint path, or the newest checkpoint (local, then Drive).
 
 Runs have an identity (:func:`trainer.state.new_run_id`), recorded in every checkpoint and
-sidecar. One folder holds one run: ``--resume none`` refuses to start a new run where
-``train.out_dir`` or ``drive.logs`` already holds checkpoints (retention would rank the new
-run's ``epoch_001`` below the old ``epoch_050`` and never upload it, and a later
-``--resume auto`` would continue the old run). ``--resume auto`` continues the run written
+sidecar. One folder holds one run: ``--resume none`` refuses a new run where ``train.out_dir``
+or ``drive.logs`` holds checkpoints, with a sidecar or alone (retention would rank the new run's
+``epoch_001`` below the old ``epoch_050`` and never upload it, a later ``--resume auto`` would go
+on with the old run, a same-named one be replaced). ``--resume auto`` continues the run written
 last in the folder, from its most advanced readable checkpoint: the local folder first (unless
 Drive holds a verified checkpoint of the same run saved later at another point: another
 machine went on), else Drive, falling back past a damaged newest one with a warning (one
@@ -44,7 +44,7 @@ from trainer.resume_fallback import Tried, Vet
 # Split out: the copies fetched from Drive to look at (trainer24), the rest (trainer23).
 from trainer.fetched import _aside, _beside, _check_matches_sidecar, _drop_fetched, \
     _drop_looked, _load_looked
-from trainer.state import describe_run, new_run_id
+from trainer.state import Position, describe_run, new_run_id
 from trainer.branches import record_branch
 from trainer.chosen import Chosen, chosen_bytes, drop_side_copy, ensure_local_checkpoint, \
     is_side_copy, loaded, one_line
@@ -341,9 +341,8 @@ def _refuse_mixing(new: str, out_dir: str, local: Sequence[ckpt.LocalCheckpoint]
         newest = newest_of_current_run(remote)
         where, old = drive.spec, (newest or remote[0]).described
     if old is None:
+        drive_lone.refuse_new(drive, new)   # (only checkpoints alone there: lefts43)
         return
-    from trainer.state import Position
-
     s = old.sidecar
     label = Position(s.epoch or 0, s.iteration or 0, s.epoch_iteration).label
     raise CheckpointError(
