@@ -1,5 +1,6 @@
 """SIGTERM and SIGHUP that end a command as a Ctrl-C does (``pull``, ``push``, ``prune``,
-``dedupe``, ``runs forget``, ``ls``, ``quota``: :func:`drivestage.cli.options.stops_as_ctrl_c`).
+``dedupe``, ``runs forget``, ``ls``, ``quota``, ``auth login``:
+:func:`drivestage.cli.options.stops_as_ctrl_c`).
 
 Left at their default action, they ended the process at once: a spot VM's or Colab's SIGTERM,
 ``timeout``'s, systemd's, or the SIGHUP of a notebook or terminal that closed, left a pull's
@@ -18,6 +19,7 @@ alone. ``mirror`` has its own handlers (:mod:`drivestage.cli.mirror`).
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 from contextlib import contextmanager
 from typing import Any, Iterator, Optional
@@ -33,6 +35,8 @@ _taken: list[int] = []
 _starts: list[int] = []
 #: Not empty once the KeyboardInterrupt of the signal taken was lost (:func:`lost`).
 _lost: list[int] = []
+#: Where in :data:`_taken` a block's first stop came during a Ctrl-C's clean-up (a repeat).
+_after_ctrl_c: list[int] = []
 
 
 class Stopped(KeyboardInterrupt):
@@ -50,6 +54,15 @@ class Stopped(KeyboardInterrupt):
 
 def _on_stop(signum: int, frame: Optional[object]) -> None:
     _taken.append(signum)
+    handling = sys.exc_info()[1]
+    if _starts and len(_taken) - _starts[-1] == 1 and not _lost and \
+            isinstance(handling, KeyboardInterrupt) and not isinstance(handling, Stopped):
+        # A Ctrl-C's clean-up under way (its KeyboardInterrupt being handled): the Ctrl-C
+        # came first and decides, 130 and "Interrupted.", as a shell reports the first
+        # signal; this stop is a repeat, noted only (it was raised: the clean-up cut, and
+        # the block ended as "Interrupted by SIGTERM.", 143: lefts43, attacksig42).
+        _after_ctrl_c.append(len(_taken) - 1)
+        return
     # The first ends the command; a repeat (a supervisor that sends its stop again, a hang-up
     # then ``timeout``'s SIGTERM) is only noted: raised again, it cut the first's clean-up
     # where no deferred() held it, or the block's own end, whose Stopped became a plain
@@ -68,6 +81,12 @@ def lost() -> Optional[int]:
         return None
     _lost.append(_taken[-1])
     return _taken[-1]
+
+
+def taken() -> Optional[int]:
+    """The first stop signal taken in the block under way (None if none): for a caller whose
+    library turned its :class:`Stopped` into something else (click's prompt: ``Abort``)."""
+    return _taken[_starts[-1]] if _starts and len(_taken) > _starts[-1] else None
 
 
 @contextmanager
@@ -91,7 +110,7 @@ def as_ctrl_c(program: bool = False) -> Iterator[None]:
         yield
     except KeyboardInterrupt as exc:
         taken = _taken[start:]
-        if not taken or isinstance(exc, Stopped):
+        if not taken or isinstance(exc, Stopped) or start in _after_ctrl_c:
             raise
         raise Stopped(taken[0]) from None
     finally:
@@ -101,6 +120,7 @@ def as_ctrl_c(program: bool = False) -> Iterator[None]:
         del _taken[start:]
         del _starts[depth:]
         del _lost[:]
+        _after_ctrl_c[:] = [at for at in _after_ctrl_c if at < start]
 
 
-__all__ = ["EXIT_CODES", "Stopped", "as_ctrl_c", "lost"]
+__all__ = ["EXIT_CODES", "Stopped", "as_ctrl_c", "lost", "taken"]

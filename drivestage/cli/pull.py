@@ -329,14 +329,21 @@ def auth_group() -> None:
 @click.option("--token-file", metavar="PATH", default=None,
               help="Where to save the token (default ~/.config/drivestage/token.json, "
                    "or $DRIVESTAGE_TOKEN_FILE).")
+@stops_as_ctrl_c
 def login(client_secrets: str, token_file: Optional[str]) -> None:
     """Console login for machines without a browser; the token is saved with mode 0600."""
     from drivestage.drive import login as console
+    from drivestage.stop_signals import Stopped, taken
 
     def ask(prompt: str) -> str:
         try:
             return click.prompt(prompt.rstrip(": "), err=True)
         except click.Abort:
+            # click's prompt turns every KeyboardInterrupt into Abort, a SIGTERM's Stopped
+            # too: it was "no code was pasted", or killed at once before (lefts43).
+            stop = taken()
+            if stop is not None:
+                raise Stopped(stop) from None
             # The input ended (nohup, `< /dev/null`, a pipe): click's "Aborted!", exit 1,
             # said nothing of why (ux35). A Ctrl-C at a terminal stays that.
             if sys.stdin is None or not sys.stdin.isatty():
