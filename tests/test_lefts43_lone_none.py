@@ -12,6 +12,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from _messages import renders, shown
 from test_killed_saves import RUN, _state
 from trainer import checkpoint as ckpt
 from trainer.drive import DriveFolder
@@ -35,6 +36,7 @@ def _live(emulator) -> list:
                   and any(p["id"] == parent["id"] for p in f.get("parents", [])))
 
 
+@renders("already holds … without its sidecar")
 def test_a_new_run_is_refused_where_drive_holds_a_checkpoint_alone(
         emulator, drive_env, local_state, tmp_path):
     """Refused (exit 1 through the CLI's CheckpointError) rather than written beside: a new
@@ -52,6 +54,7 @@ def test_a_new_run_is_refused_where_drive_holds_a_checkpoint_alone(
         "drive:runs/a already holds drive:runs/a/epoch_001.pt without its sidecar (a "
         "checkpoint of an earlier run, its save killed between its two uploads?); "), said
     assert "--resume auto" in said and "--set drive.logs=<a new Drive folder>" in said
+    shown("already holds … without its sidecar", said)
     assert _live(emulator) == before                   # its bytes, id and md5 as they were
     assert not logs.exists() or list(logs.iterdir()) == []
 
