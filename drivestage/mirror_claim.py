@@ -186,11 +186,12 @@ class MirrorClaim:
         assert self.folder is not None
         try:
             found = self.store.public_properties(self.folder)
-            now = self.store.clock()[0]
+            now, later = self.store.clock()
             for key, value in list(found.items())[:_MAX_SWEPT]:
                 claim = run_claims.property_claim(value)
                 if key.startswith(run_claims.MIRROR_PREFIX) and key != self.key and (
-                        claim is None or run_claims.no_ones(claim, now)):
+                        claim is None or run_claims.no_ones(
+                            claim, now, f"{self.folder.id}#{key}", later)):
                     self.store.set_public_property(self.folder, key, None)
         except DriveStageError as exc:   # (advisory, as the claim is)
             log.debug("could not remove the claims of mirrors gone from the folder %s: %s",

@@ -23,8 +23,16 @@ and judged as a file is, by the ``stale_s`` it records (attacklease41: dedupe me
 it; leasefull42: one from before it recorded ``stale_s`` held a pair for 2 h).
 
 Whether a claim's holder is gone is decided here once (:func:`gone`, with
-:func:`stale_after`): the trainer's take-over (:mod:`trainer.lease_claims`) and ``dedupe``
-read the same rule.
+:func:`stale_after` and :func:`silent_for`): the trainer's take-over
+(:mod:`trainer.lease_claims`), ``trainer status`` and ``dedupe`` read the same rule.
+
+A claim dated ahead of Drive's clock by more than :data:`AHEAD_S` (a property whose writer's
+clock ran ahead and heard no ``Date``; a file's date a client set; garbage) says nothing of
+when it was last renewed: read by its date it was renewed "0 s ago" until that date passed,
+a day, and held the run against every trainer and ``dedupe`` so long (attacklease42). Such
+a claim is judged by how long this machine has seen it unchanged (:func:`silent_for`: the
+first sight of each date is kept in drivestage's state folder, so a ``dedupe`` or ``trainer
+status`` run again later counts from the first; a renewal is a new date, seen anew).
 """
 from __future__ import annotations
 
@@ -34,9 +42,10 @@ import math
 import os
 import socket
 from dataclasses import dataclass
-from typing import Iterable, Optional
+from typing import Any, Iterable, Optional
 
-from drivestage.errors import NotFoundError, RemoteChangedError, RunHeldError
+from drivestage.drive import server_clock
+from drivestage.errors import DriveStageError, NotFoundError, RemoteChangedError, RunHeldError
 from drivestage.store import RemoteEntry, RemoteStore
 from drivestage.temps import namespace_tag
 
@@ -56,6 +65,12 @@ PROPERTY_KIND = "trainer-lease-property"
 #: larger one is garbage, no one's: counted, the next claim's property (key and value) passed
 #: Drive's 124 bytes and was refused, and the lease stayed not taken (attacklease42).
 MAX_GENERATION = 1 << 31
+#: A claim dated ahead of Drive's clock by more than this is judged by how long it was seen
+#: unchanged, not by its date (:func:`silent_for`): Drive's clock as heard differs from a
+#: writer's reading of it by a second's truncation and a request's time on the way.
+AHEAD_S = server_clock.TOLERANCE
+#: The first sight of each claim dated ahead (:func:`silent_for`), in the state folder.
+SEEN_FILE = "claims-seen.json"
 
 
 def stale_after(period_s: float) -> float:
@@ -73,11 +88,52 @@ def gone(released: bool, silent_s: float, stale_s: float, machine: str, host: st
     return released or silent_s > stale_s or _ended(machine, host, pid)
 
 
-def no_ones(claim: "PropertyClaim", now: float) -> bool:
+def ahead(written: float, now: float) -> bool:
+    """Whether a claim dated ``written`` is dated ahead of Drive's clock ``now`` by more than
+    :data:`AHEAD_S`: its date says nothing of its last renewal (:func:`silent_for`)."""
+    return written > now + AHEAD_S
+
+
+def silent_for(claim_id: str, written: float, now: float, later: Optional[float] = None
+               ) -> float:
+    """Seconds since the claim ``claim_id`` (dated ``written``) was last renewed, at ``now``
+    (Drive's clock; ``later``: the later of it and this machine's, for the test of a date
+    :func:`ahead`): by its date; where dated ahead, since this machine first saw it with
+    that date (kept in the state folder, for the next process too; none can be kept: 0,
+    live). The one rule for a claim's silence: the trainer, ``trainer status`` and
+    ``dedupe`` read it."""
+    if not ahead(written, now if later is None else later):
+        return max(0.0, now - written)
+    return max(0.0, now - _first_seen(f"{claim_id}@{written!r}", now))
+
+
+def _first_seen(key: str, now: float) -> float:
+    """When (Drive's clock) this machine first saw the claim version ``key``; ``now`` where
+    none was (noted now) or the state folder cannot be written."""
+    from drivestage.state import JsonFile, state_dir
+
+    def note(data: dict[str, Any]) -> None:
+        for old in [k for k, v in data.items()   # (a day's sights at most: a few bytes each)
+                    if not isinstance(v, (int, float)) or not 0 <= now - v < 86400.0]:
+            del data[old]
+        data.setdefault(key, now)
+    try:
+        seen = JsonFile(state_dir() / SEEN_FILE)
+        first = seen.read().get(key)
+        if not isinstance(first, (int, float)) or not 0 <= now - first < 86400.0:
+            first = seen.update(note)[key]
+        return float(first)
+    except (OSError, DriveStageError):   # (none kept: seen now, so live)
+        return now
+
+
+def no_ones(claim: "PropertyClaim", now: float, claim_id: str,
+            later: Optional[float] = None) -> bool:
     """Whether a property claim's holder is gone (:func:`gone`) at ``now`` (the store's
-    earlier clock: a claim reads as fresh, never as stale)."""
-    return gone(claim.released, max(0.0, now - claim.written), claim.stale_s, claim.machine,
-                claim.host, claim.pid)
+    earlier clock: a claim reads as fresh, never as stale; ``later``: :func:`silent_for`'s);
+    ``claim_id``: its entry's id (:func:`property_entry`)."""
+    return gone(claim.released, silent_for(claim_id, claim.written, now, later),
+                claim.stale_s, claim.machine, claim.host, claim.pid)
 
 
 @dataclass(frozen=True)
@@ -138,6 +194,9 @@ class Holder:
     pid: int
     silent_s: float
     stale_s: float
+    #: How far its date is ahead of Drive's clock (0: not :func:`ahead`): its
+    #: ``silent_s`` is then the time this machine has seen it unchanged.
+    ahead_s: float = 0.0
 
 
 def is_claim(name: str) -> bool:
@@ -148,11 +207,11 @@ def is_claim(name: str) -> bool:
 def live(store: RemoteStore, items: Iterable[RemoteEntry]) -> Optional[Holder]:
     """The live claim among ``items`` (a folder's listing), the most recently renewed; None
     where there is none."""
-    now = store.clock()[0]   # (the earlier clock: a claim reads as fresh, never as stale)
+    now, later = store.clock()   # (the earlier: a claim reads as fresh, never as stale)
     found = sorted((e for e in items if not e.is_dir and is_claim(e.name)
                     and e.size <= _MAX_BYTES), key=lambda e: e.modified, reverse=True)
     for entry in found[:MAX_READ]:
-        holder = _read(store, entry, now)
+        holder = _read(store, entry, now, later)
         if holder is not None:
             return holder
     return None
@@ -173,7 +232,7 @@ def refuse_held(store: RemoteStore, folders: Iterable[tuple[RemoteEntry, list[Re
             continue
         wait = _span(max(0.0, holder.stale_s - holder.silent_s))
         inside = "" if at is None else f" is inside {store.describe(at)} (id {at.id}), which"
-        who = f"pid {holder.pid} on {holder.host}, renewed {holder.silent_s:.0f} s ago"
+        who = f"pid {holder.pid} on {holder.host}, {renewed_text(holder.silent_s, holder.ahead_s)}"
         if holder.entry.name.startswith(MIRROR_PREFIX):
             raise RunHeldError(
                 f"{store.describe(folder)} (id {folder.id}){inside} is mirrored into now "
@@ -191,14 +250,15 @@ def refuse_held(store: RemoteStore, folders: Iterable[tuple[RemoteEntry, list[Re
 def _by_property(store: RemoteStore, folder: RemoteEntry) -> Optional[Holder]:
     """The live property claim (a run's lease, a mirror's claim) on ``folder``, the most
     recently written; None: none."""
-    now, found = store.clock()[0], []
+    (now, later), found = store.clock(), []
     for key, value in store.public_properties(folder).items():
         claim = property_claim(value) if key.startswith((PREFIX, MIRROR_PREFIX)) else None
-        if claim is None or no_ones(claim, now):
+        entry = property_entry(folder.id, key, claim.written, claim.made) if claim else None
+        if claim is None or entry is None or no_ones(claim, now, entry.id, later):
             continue
-        silent = max(0.0, now - claim.written)
-        found.append(Holder(property_entry(folder.id, key, claim.written, claim.made),
-                            claim.host, claim.pid, silent, claim.stale_s))
+        found.append(Holder(entry, claim.host, claim.pid,
+                            silent_for(entry.id, claim.written, now, later), claim.stale_s,
+                            _ahead_by(claim.written, later)))
     return min(found, key=lambda h: h.silent_s) if found else None
 
 
@@ -215,7 +275,8 @@ def _ended(machine: str, host: str, pid: int) -> bool:
     return False
 
 
-def _read(store: RemoteStore, entry: RemoteEntry, now: float) -> Optional[Holder]:
+def _read(store: RemoteStore, entry: RemoteEntry, now: float, later: float
+          ) -> Optional[Holder]:
     """``entry``'s claim when it is live; None where it is not, or holds none."""
     try:
         data = json.loads(b"".join(store.read_range(entry, 0, entry.size)) or b"{}")
@@ -229,11 +290,25 @@ def _read(store: RemoteStore, entry: RemoteEntry, now: float) -> Optional[Holder
         return None   # (no claim: no one's)
     if not math.isfinite(stale_s) or stale_s <= 0:
         stale_s = OLDEST_STALE_S
-    silent = max(0.0, now - entry.modified)
+    silent = silent_for(entry.id, entry.modified, now, later)
     if gone(data.get("released") is True, silent, stale_s, str(data.get("machine", "")), host,
             pid):
         return None
-    return Holder(entry, host, pid, silent, stale_s)
+    return Holder(entry, host, pid, silent, stale_s, _ahead_by(entry.modified, later))
+
+
+def renewed_text(silent_s: float, ahead_s: float) -> str:
+    """A claim's last renewal as a line says it: ``renewed 20 s ago``; dated ahead of Drive's
+    clock (``ahead_s`` > 0), that and how long it has been seen unchanged (no "renewed 0 s
+    ago" for a claim dead since a day it is dated ahead)."""
+    if ahead_s <= 0:
+        return f"renewed {silent_s:.0f} s ago"
+    return (f"dated {_span(ahead_s)} ahead of Drive's clock, so told by its changes: seen "
+            f"unchanged for {_span(silent_s)}")
+
+
+def _ahead_by(written: float, now: float) -> float:
+    return written - now if ahead(written, now) else 0.0
 
 
 def _span(seconds: float) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 
 import pytest
@@ -54,10 +55,12 @@ def test_a_claim_dated_ahead_and_never_renewed_is_taken_over_and_removed(
         assert not run.lease.pending and run.lease.generation == 4
         [took] = [r.getMessage() for r in caplog.records
                   if "took the run's lease over" in r.getMessage()]
-        assert took.startswith("drive:runs/exp: took the run's lease over from pid 7 on "
-                               "elsewhere, last renewed 0 s ago (its holder is gone: not "
-                               "renewed while this trainer watched it, its date ahead of "
-                               "Drive's clock)")
+        # (leaselefts43: not "last renewed 0 s ago": the time it was seen unchanged)
+        assert re.fullmatch(r"drive:runs/exp: took the run's lease over from pid 7 on "
+                            r"elsewhere, dated 1440 min ahead of Drive's clock, so told by its "
+                            r"changes: seen unchanged for \d s \(its holder is gone: not "
+                            r"renewed while this trainer watched it, its date ahead of "
+                            r"Drive's clock\)", took), took
         assert _claims(emulator) == [run.lease.name] and _props(emulator) == []
     finally:
         release_all()

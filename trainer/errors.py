@@ -147,6 +147,12 @@ class LeaseHeldError(TrainerError):
     (:mod:`trainer.lease`): two would overwrite each other's checkpoints there."""
 
 
+class LeaseUnsureError(LeaseHeldError):
+    """The run's lease, not taken at the start (Drive down), found a claim of another dated
+    ahead of Drive's clock, not yet seen unchanged for its stale period: neither held nor
+    taken (:func:`trainer.lease_held.unsure`)."""
+
+
 class LeaseLostError(TrainerError, DriveStageError):
     """This run's lease on ``drive.logs`` was taken over by another trainer: nothing more is
     pushed (a push's failure, as Drive's are; the stop's line says what to do)."""

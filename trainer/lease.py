@@ -79,10 +79,11 @@ from drivestage.store import RemoteEntry
 from drivestage.temps import namespace_tag
 from trainer import lease_props, lease_settle
 from trainer.drive import age_text
-from trainer.errors import LeaseHeldError, LeaseLostError, LeaseNotTakenError
+from trainer.errors import LeaseHeldError, LeaseLostError, LeaseNotTakenError, \
+    LeaseUnsureError
 from trainer.lease_claims import AHEAD, HELD, MAX_CLAIMS, MOVED, PREFIX, SUFFIX, Claim, \
-    ClaimReader, boot_clock, gone, held_text, is_claim, last_holder, settle_seconds, silent, \
-    span_text
+    ClaimReader, ahead_s, boot_clock, gone, held_text, is_claim, last_holder, renewed_text, \
+    settle_seconds, silent, span_text
 
 __all__ = ["HELD", "MAX_CLAIMS", "PREFIX", "SUFFIX", "Claim", "RunLease", "held_folder",
            "is_claim", "release_all", "span_text"]
@@ -130,6 +131,9 @@ class RunLease:
         self._written_at = self._sure_until = 0.0
         self.guard_checks = 0   # the checks (listings) :meth:`guard` made (a test counts them)
         self._guarding = threading.Lock()
+        #: The claims dated ahead of Drive's clock seen while the lease was not taken: each
+        #: one's id -> its date then (changed since: renewed, :func:`trainer.lease_held.unsure`).
+        self._ahead_seen: dict[str, float] = {}
 
     @property
     def stale_s(self) -> float:
@@ -166,9 +170,9 @@ class RunLease:
         claims = lease_settle.claim(self, folder, claims)   # (written, settled: held)
         if taken:   # (said: a trainer elsewhere that still runs would be refused later)
             how = "--take-over" if forced else AHEAD if taken[0].entry.id in dead \
-                else "its holder is gone"
-            logger.warning("%s: took the run's lease over from %s, last renewed %s ago (%s)",
-                           self.drive.spec, taken[0].who, age_text(silent(taken[0])), how)
+                or ahead_s(taken[0]) else "its holder is gone"
+            logger.warning("%s: took the run's lease over from %s, %s (%s)", self.drive.spec,
+                           taken[0].who, renewed_text(taken[0]), how)
         for c in claims:   # the stale claims of earlier generations: no one's now
             if c.owner != self.token and c.generation < self.generation \
                     and (self._gone(c) or c.entry.id in dead) \
@@ -288,6 +292,10 @@ class RunLease:
             return [c for c in claims if c.owner != self.token and not self._gone(c)]
         try:
             live = others()
+            if live and unsure(self, live):   # (dated ahead, unchanged yet: not a stop)
+                self._late_failed = server_clock.answered()
+                self.why_pending = LeaseUnsureError(unsure(self, live))
+                return
             if not live:
                 try:
                     self.acquire()
@@ -475,4 +483,4 @@ class RunLease:
 # (Where a trainer takes its lease, and the leases this process holds: trainer.lease_held,
 # named here for every caller; imported last, as that module imports RunLease from this one.)
 from trainer.lease_held import after, held_before, held_folder, not_taken, release_all, \
-    watch  # noqa: E402
+    unsure, watch  # noqa: E402

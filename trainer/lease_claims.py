@@ -86,8 +86,28 @@ def is_claim(name: str) -> bool:
 
 
 def silent(claim: Claim) -> float:
-    """Seconds since ``claim`` was last renewed, by Drive's clock."""
-    return max(0.0, server_clock.now() - claim.entry.modified)
+    """Seconds since ``claim`` was last renewed, by Drive's clock; dated ahead of it, since
+    this machine first saw it unchanged (:func:`drivestage.run_claims.silent_for`)."""
+    return run_claims.silent_for(claim.entry.id, claim.entry.modified, server_clock.now())
+
+
+def ahead_s(claim: Claim) -> float:
+    """How far ``claim``'s date is ahead of Drive's clock (0: not past
+    :data:`drivestage.run_claims.AHEAD_S`): its renewals are told by its changes only."""
+    now = server_clock.now()
+    return claim.entry.modified - now if run_claims.ahead(claim.entry.modified, now) else 0.0
+
+
+def renewed_text(claim: Claim) -> str:
+    """``last renewed 20 s ago`` (whole minutes past 90 s), or, dated ahead of Drive's
+    clock, how long it has been seen unchanged (:func:`drivestage.run_claims.renewed_text`:
+    not "renewed 0 s ago" for a claim dead since a day it is dated ahead)."""
+    from trainer.drive import age_text
+
+    ahead = ahead_s(claim)
+    if ahead:
+        return run_claims.renewed_text(silent(claim), ahead)
+    return f"last renewed {age_text(silent(claim))} ago"
 
 
 def gone(claim: Claim, stale_s: float, token: str = "") -> bool:
@@ -211,19 +231,20 @@ def last_holder(claims: list[Claim], stale_s: float) -> Optional[Claim]:
 def view(claim: Claim, stale_s: float) -> dict[str, Any]:
     """``trainer status --json``'s ``lease``: who holds it (or held it last), the generation,
     seconds since its last renewal (Drive's clock), and whether it is stale (its holder gone:
-    the next trainer of the run takes it over at once)."""
+    the next trainer of the run takes it over at once); ``ahead_s`` only where its date is
+    ahead of Drive's clock (its age is then the time this machine saw it unchanged)."""
     return {"holder": claim.who, "host": claim.host, "pid": claim.pid,
             "generation": claim.generation, "renewed_age_s": round(silent(claim), 1),
-            "stale": gone(claim, stale_s), "stale_after_s": stale_s}
+            "stale": gone(claim, stale_s), "stale_after_s": stale_s,
+            # (dated ahead of Drive's clock: renewed_age_s is the time seen unchanged)
+            **({"ahead_s": round(ahead_s(claim), 1)} if ahead_s(claim) else {})}
 
 
 def held_text(spec: str, holder: Claim, stale_s: float) -> str:
     """The refusal of a trainer that found the lease held (:class:`trainer.errors.
     LeaseHeldError`): who holds it, when it last renewed, what to do."""
-    from trainer.drive import age_text
-
     return (f"drive.logs {spec} is the folder of a run another trainer still trains: "
-            f"{holder.who} holds its lease (last renewed {age_text(silent(holder))} ago); two "
+            f"{holder.who} holds its lease ({renewed_text(holder)}); two "
             f"trainers of one run overwrite each other's checkpoints there. Stop that one, or "
             f"wait {span_text(stale_s)} after it stopped renewing and start again, or start "
             "this one with --take-over (that one then stops at its next save); or give "

@@ -10,8 +10,8 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from drivestage.errors import DriveStageError, QuotaExceededError
-from trainer.errors import LeaseHeldError
-from trainer.lease_claims import Claim, silent, span_text, unrenewed
+from trainer.errors import LeaseHeldError, LeaseUnsureError
+from trainer.lease_claims import Claim, ahead_s, renewed_text, silent, span_text, unrenewed
 
 if TYPE_CHECKING:
     from trainer.lease import RunLease
@@ -97,6 +97,23 @@ def watch(lease: "RunLease", folder: Any) -> tuple[list[Claim], list[Claim], set
         time.sleep(max(0.05, min(wait, until - time.monotonic())))
 
 
+def unsure(lease: "RunLease", live: list[Claim]) -> str:
+    """Where every one of ``live`` (the live claims of others a trainer whose lease was not
+    taken at its start found when it reached Drive: :meth:`trainer.lease.RunLease._late`) is
+    dated ahead of Drive's clock and unchanged since that trainer first saw it, why it waits
+    (a line for :func:`not_taken`); else "" (one renewed: held, that trainer stops). Such a
+    claim says nothing of its holder by its date: read as held, it stopped a trainer whose
+    run had just begun, for a claim dead a day (attacklease42); it is gone once seen
+    unchanged for its stale period (:func:`drivestage.run_claims.silent_for`)."""
+    for c in live:
+        if not ahead_s(c) or lease._ahead_seen.setdefault(c.entry.id,
+                                                          c.entry.modified) != c.entry.modified:
+            return ""
+    c = min(live, key=lambda c: c.order)
+    return (f"{c.who} holds a claim {renewed_text(c)}; it is taken over once seen unchanged "
+            f"for {span_text(lease.stale_s)}, and this trainer stops if it changes")
+
+
 def release_all() -> None:
     """Release every lease this process holds (the run ended)."""
     while _HELD:
@@ -117,6 +134,9 @@ def not_taken(spec: str, why: "BaseException | None") -> str:
                 "is made there (drive.keep_last) while it is not taken. Free some space on "
                 "Drive (empty its trash, remove old runs): the next push takes the lease "
                 "and makes room")
+    if isinstance(why, LeaseUnsureError):   # (a claim dated ahead, unchanged yet: unsure)
+        return (f"{spec}: the run's lease is not taken yet: {why}; {stopped}; the next push "
+                "tries again")
     if isinstance(why, LeaseHeldError):   # (both claims were properties: trainer.lease_props)
         return (f"{spec}: the run's lease is not taken yet (another trainer tried to take it "
                 f"at the same moment, and both stood back); {stopped}; the next push tries "

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any, Callable, Optional, Sequence
 
+from drivestage import run_claims
 from drivestage.errors import ChecksumMismatchError, DriveStageError, NotFoundError
 from trainer import checkpoint as ckpt, drive_lone
 from trainer.drive import DriveFolder, RemoteCheckpoint, newest_of_current_run, \
@@ -324,8 +325,10 @@ def lease_line(spec: str, held: dict[str, Any]) -> str:
     run takes the lease over at once."""
     from trainer.drive import age_text
 
-    age = age_text(held["renewed_age_s"])
+    age = f"renewed {age_text(held['renewed_age_s'])} ago"
+    if held.get("ahead_s"):   # (its date says nothing of its renewals: drivestage.run_claims)
+        age = run_claims.renewed_text(held["renewed_age_s"], held["ahead_s"])
     if not held["stale"]:
-        return f"{spec}: trained now by {held['holder']} (its lease renewed {age} ago)"
-    return (f"{spec}: trained last by {held['holder']} (its lease renewed {age} ago, stale: "
+        return f"{spec}: trained now by {held['holder']} (its lease {age})"
+    return (f"{spec}: trained last by {held['holder']} (its lease {age}, stale: "
             "that trainer is gone; the next trainer of the run takes the lease over at once)")
