@@ -223,6 +223,21 @@ class SharingLimitError(RemoteError):
     upload is refused alike until it lifts."""
 
 
+class PropertyLimitError(RemoteError):
+    """Drive refused a custom property for one of its limits (403), not for access: no sharing
+    setting lifts it (it said "permission denied... check the sharing settings")."""
+
+
+class PropertyCountLimitError(PropertyLimitError):
+    """The item holds as many custom properties as Drive allows (403
+    ``propertyCountLimitExceeded``: 30 public ones, 30 private ones per app, 100 in all)."""
+
+
+class PropertyLengthLimitError(PropertyLimitError):
+    """A custom property's key and value together are over Drive's 124 bytes of UTF-8 (403
+    ``propertyLengthLimitExceeded``)."""
+
+
 class BlockedByGoogleError(RemoteError):
     """Google's front end answered with its own "Sorry..." page: it took this network's
     requests for automated queries. Every request from here meets it for a while (hours), so

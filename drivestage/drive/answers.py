@@ -366,8 +366,8 @@ def _not_a_permission(failure: HttpFailure, what: str, label: str,
                       detail: str) -> Optional[errors.DriveStageError]:
     """A 403 no sharing setting lifts (it was "permission denied... check the sharing
     settings"): a project without the Drive API, a request taken for one without credentials,
-    an item with no bytes, the sharing limit. None for a refusal of access (or a limit its
-    callers handle: propertyCountLimitExceeded)."""
+    an item with no bytes, the sharing limit, a custom property's limits (their callers
+    handle propertyCountLimitExceeded by :func:`failure_of`). None for a refusal of access."""
     reason = failure.reason or ""
     if reason == "accessNotConfigured" and "quota project" in detail:
         # The same reason for Application Default Credentials of a user (gcloud's) that name
@@ -398,6 +398,19 @@ def _not_a_permission(failure: HttpFailure, what: str, label: str,
             f"{detail}), though it was listed as a file with bytes: a Google Docs, Sheets or "
             "Slides file can only be exported. Export it to a file on Drive first, or leave "
             "it out (--exclude).", status=failure.status, reason=reason)
+    if reason == "propertyCountLimitExceeded":
+        # (Drive's limits on an item's custom properties: other tools' marks fill them.)
+        return errors.PropertyCountLimitError(
+            f"{what}: Drive refused: the item holds as many custom properties as Drive allows "
+            f"(30 public ones, 30 private ones per app, 100 in all), not a matter of access "
+            f"({label}: {detail}). Remove properties other tools set on it (Drive API "
+            "properties.delete), or use another folder.", status=failure.status, reason=reason)
+    if reason == "propertyLengthLimitExceeded":
+        return errors.PropertyLengthLimitError(
+            f"{what}: Drive refused a custom property longer than it allows (124 bytes of "
+            f"UTF-8, key and value together), not a matter of access ({label}: {detail}). "
+            "drivestage cuts its own properties to fit: report this line as a bug.",
+            status=failure.status, reason=reason)
     if reason == "sharingRateLimitExceeded":
         # drivestage shares nothing: the account's sharing elsewhere (other apps, the
         # browser, its notification emails) reached Drive's limit on it.
