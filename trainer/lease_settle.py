@@ -40,14 +40,21 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("trainer.lease")   # (its lines are the lease's: said as before)
 
-#: The longest wait of the smallest token for its rivals to stand back (their removal is one
-#: request; with Drive's retries, seconds).
+#: The longest wait of the smallest token for its rivals to stand back.
 MAX_WAIT_S = 30.0
+#: A request's time, a retry included, in :func:`wait_bound`.
+REQUEST_S = 5.0
 
 
 def wait_bound(lease: "RunLease") -> float:
-    """How long a claimant whose token is the smallest waits for its rivals to go."""
-    return min(MAX_WAIT_S, lease.stale_s)
+    """How long a claimant whose token is the smallest waits for its rivals to go. A rival
+    this one's read showed wrote its claim before that read, so its own read comes at most
+    ``settle_s`` after this one's, and its removal one request later: ``settle_s`` and two
+    requests (its read and its removal, each with a retry). Past that the rival held (its
+    read came before this one's write): this one stands back, refused. It waited 30 s
+    (leaselefts43); a rival slower than the bound makes both stand back (refused: the safe
+    side), never both hold (see the module's text)."""
+    return min(MAX_WAIT_S, lease.stale_s, lease.settle_s + 2 * REQUEST_S)
 
 
 def claim(lease: "RunLease", folder: RemoteEntry, listed: list[Claim]) -> list[Claim]:
