@@ -32,7 +32,9 @@ when it was last renewed: read by its date it was renewed "0 s ago" until that d
 a day, and held the run against every trainer and ``dedupe`` so long (attacklease42). Such
 a claim is judged by how long this machine has seen it unchanged (:func:`silent_for`: the
 first sight of each date is kept in drivestage's state folder, so a ``dedupe`` or ``trainer
-status`` run again later counts from the first; a renewal is a new date, seen anew).
+status`` run again later counts from the first; a renewal is a new date, seen anew); and so
+is every claim where Drive's answers carry no ``Date`` (a proxy strips it), as this
+machine's clock is then all it has.
 """
 from __future__ import annotations
 
@@ -100,10 +102,13 @@ def silent_for(claim_id: str, written: float, now: float, later: Optional[float]
     (Drive's clock; ``later``: the later of it and this machine's, for the test of a date
     :func:`ahead`): by its date; where dated ahead, since this machine first saw it with
     that date (kept in the state folder, for the next process too; none can be kept: 0,
-    live). The one rule for a claim's silence: the trainer, ``trainer status`` and
-    ``dedupe`` read it."""
-    if not ahead(written, now if later is None else later):
-        return max(0.0, now - written)
+    live); so too where the last answer carried no ``Date`` (a proxy stripped it): this
+    machine's clock, all it knows then, may differ from the writer's or Drive's by any
+    amount, and a claim read stale at once by it was taken over from a live trainer. The
+    one rule for a claim's silence: the trainer, ``trainer status`` and ``dedupe`` read
+    it."""
+    if server_clock.dated() and not ahead(written, now if later is None else later):
+        return max(0.0, now - written)   # (else: no Date heard, now is this machine's clock)
     return max(0.0, now - _first_seen(f"{claim_id}@{written!r}", now))
 
 

@@ -23,7 +23,7 @@ import email.utils
 import time
 from typing import Any, Optional
 
-__all__ = ["TOLERANCE", "answered", "heard", "now", "span"]
+__all__ = ["TOLERANCE", "answered", "dated", "heard", "now", "span"]
 
 #: How far this machine's clock and Drive's may differ before both are taken (seconds): past a
 #: second's truncation and a slow answer's time on the way, and small against the day
@@ -38,22 +38,35 @@ _behind: Optional[float] = None
 #: at once may count one where two came: the count still moves, all a reader asks of it.
 _answered = 0
 
+#: Whether the last answer heard carried a ``Date`` (False: a proxy that strips it, where
+#: this machine's clock is all it knows of Drive's: :func:`dated`).
+_dated = True
+
 
 def heard(response: Any) -> None:
     """Note the ``Date`` of an answer (httplib2's response: a mapping of lower-case header
     names), received now, and count it where it did what was asked (:func:`answered`)."""
-    global _behind, _answered
+    global _behind, _answered, _dated
     status = getattr(response, "status", None)
     if isinstance(status, int) and status < 400:
         _answered += 1
     value = response.get("date") if hasattr(response, "get") else None
     if not isinstance(value, str):
+        _dated = not hasattr(response, "get")   # (an answer without one: a proxy stripped it)
         return
     try:
         sent = email.utils.parsedate_to_datetime(value).timestamp()
     except (TypeError, ValueError, OverflowError, IndexError):
+        _dated = False
         return
-    _behind = sent - time.time()
+    _behind, _dated = sent - time.time(), True
+
+
+def dated() -> bool:
+    """Whether the last answer carried Drive's clock (a ``Date``): not, behind a proxy that
+    strips it, :func:`now` is this machine's clock, which another machine's may differ from
+    by any amount (:mod:`trainer.lease` then proves its lease by a listing, not a date)."""
+    return _dated
 
 
 def answered() -> int:

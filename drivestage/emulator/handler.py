@@ -94,6 +94,12 @@ class _Handler(MetadataRoutes, MediaRoutes, ControlRoutes, BatchRoutes, BaseHTTP
         at = time.time() + self.emu.date_offset if timestamp is None else timestamp
         return super().date_time_string(at)
 
+    def send_header(self, keyword, value):
+        """A header of the answer; no ``Date`` where ``Emulator.send_date`` is off."""
+        if keyword == "Date" and not self.emu.send_date:
+            return
+        super().send_header(keyword, value)
+
     def send_error(self, code, message=None, explain=None):
         """Even malformed requests get Google's JSON envelope, never an HTML page."""
         self.close_connection = True

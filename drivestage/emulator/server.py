@@ -129,6 +129,9 @@ class Emulator(SeedingApi):
         #: the emulator stamps stay this machine's): a Drive whose clock runs ahead of the
         #: client machine's (positive), or behind it, as one whose clock runs ahead sees it.
         self.date_offset = 0.0
+        #: Whether answers carry a ``Date`` header: False, as behind a proxy that strips it
+        #: (a client then knows no clock but its own: leaselefts43).
+        self.send_date = True
         #: Whether JSON answers (and batch answers) are gzipped where the request asks as
         #: Google's APIs document it (``Accept-Encoding: gzip`` and ``gzip`` in the
         #: User-Agent, as googleapiclient sends both): Drive then sends them gzipped. Off by
