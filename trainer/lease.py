@@ -378,6 +378,8 @@ class RunLease:
         while not self._done.wait(self.period_s):
             try:
                 self.check()
+                with self._lock:   # (a twin folder the path leads to, held: leaselefts43)
+                    twin_held(self)
             except LeaseLostError:
                 return
             except DriveStageError as exc:   # an outage: the next period tries again
@@ -486,4 +488,4 @@ class RunLease:
 # (Where a trainer takes its lease, and the leases this process holds: trainer.lease_held,
 # named here for every caller; imported last, as that module imports RunLease from this one.)
 from trainer.lease_held import after, held_before, held_folder, not_taken, release_all, \
-    unsure, watch  # noqa: E402
+    twin_held, unsure, watch  # noqa: E402

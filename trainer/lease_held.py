@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 from drivestage.errors import DriveStageError, QuotaExceededError
 from trainer.errors import LeaseHeldError, LeaseUnsureError
-from trainer.lease_claims import Claim, ahead_s, renewed_text, silent, span_text, unrenewed
+from trainer.lease_claims import HELD, Claim, ahead_s, renewed_text, silent, span_text, \
+    unrenewed
 
 if TYPE_CHECKING:
     from trainer.lease import RunLease
@@ -112,6 +113,37 @@ def unsure(lease: "RunLease", live: list[Claim]) -> str:
     c = min(live, key=lambda c: c.order)
     return (f"{c.who} holds a claim {renewed_text(c)}; it is taken over once seen unchanged "
             f"for {span_text(lease.stale_s)}, and this trainer stops if it changes")
+
+
+def twin_held(lease: "RunLease") -> None:
+    """At each renewal: where a same-named folder beside the claim's is the oldest (the one a
+    walk of the path takes) and holds a live claim of another, this trainer stops (its
+    :meth:`~trainer.lease.RunLease._lose`, one line naming both folders). The run's folder
+    trashed while its trainer held it, a second trainer started then made a new one at the
+    path, and the first restored: two same-named folders, each trainer pushing into its own
+    by id, each holding a lease, until a walk of the path (attacklease42, left). The one in
+    the newer folder stops: the oldest is where every walk, resume and ``dedupe`` goes, and
+    joining it would make it a claimant there, refused by that live claim anyway. One
+    ``files.list`` a period (a Drive store only); a failure waits for the next period."""
+    from trainer import lease_props
+
+    store, folder = lease.drive.store_at()[0], lease._folder
+    if folder is None or lease._mine is None or not lease_props.usable(store):
+        return
+    twins = store.twins(folder)
+    oldest = min(twins, key=lambda f: (f.created or f.modified, f.id), default=folder)
+    if oldest.id == folder.id:
+        return
+    live = [c for c in lease._claims(oldest) if not lease._gone(c)]
+    if live:
+        lease._lose(min(live, key=lambda c: c.order), HELD + " {}", TWIN.format(
+            folder.id, oldest.id, lease.drive.spec))
+
+
+#: Why a trainer stops for a claim in a same-named folder beside its own (:func:`twin_held`).
+TWIN = ("; in a same-named folder beside this trainer's (id {0}): the older one, id {1}, "
+        "where the path leads (trashed and restored while this trainer started, or made by "
+        "another tool); merge the two with `drivestage dedupe {2}` once that run ends")
 
 
 def release_all() -> None:

@@ -29,7 +29,7 @@ from typing import Any, Callable, Mapping, Optional, TypeVar
 
 from drivestage.drive import answers, folders, mount_marks, paging, server_clock, trash_paths
 from drivestage.drive.ids import Creates
-from drivestage.drive.resources import RUN_MARK, DriveEntry, run_marked
+from drivestage.drive.resources import FOLDER_MIME, RUN_MARK, DriveEntry, run_marked
 from drivestage.drive.transport import Transport
 from drivestage.errors import DanglingShortcutError, DriveStageError, MalformedAnswerError, \
     NotFoundError, PermissionDeniedError, UsageError
@@ -97,6 +97,18 @@ class FolderMaking:
 
     def delete(self, entry: RemoteEntry, *, trash: bool = False) -> None:  # the store's
         raise NotImplementedError
+
+    def twins(self, folder: RemoteEntry) -> list[RemoteEntry]:
+        """The folders named as ``folder`` in its parent, not in the trash, itself among them
+        (one ``files.list``; none where it has no parent known): a walk of its path takes
+        the oldest (a folder trashed and restored beside the one made meanwhile: the
+        trainer's lease, :func:`trainer.lease_held.twin_held`)."""
+        if not folder.parent_id:
+            return []
+        where = self.describe(folder)
+        return [self._entry(r, where) for r in self._children(folder.parent_id, where,
+                                                                name=folder.name)
+                if r.get("mimeType") == FOLDER_MIME and r.get("title") == folder.name]
 
     def in_trash(self, path: StorePath) -> Optional[str]:
         """For a path from the top that led nowhere (its resolve just failed, so the folders
