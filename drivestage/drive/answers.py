@@ -22,11 +22,9 @@ from drivestage.store import Quota, quota_error
 RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 RATE_LIMIT_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded"})
 QUOTA_REASONS = frozenset({"storageQuotaExceeded", "quotaExceeded"})
-ITEM_LIMIT_REASONS = frozenset({"teamDriveFileLimitExceeded",
-                                "numChildrenInNonRootLimitExceeded"})
-#: How Drive spells ``userRateLimitExceeded`` when the 750 GB/day upload cap is reached (the
-#: per-minute limit says "User Rate Limit Exceeded"); rclone's --drive-stop-on-upload-limit
-#: tells the two apart by exactly this text. Drive has no reason of its own for the cap.
+ITEM_LIMIT_REASONS = frozenset({"teamDriveFileLimitExceeded", "numChildrenInNonRootLimitExceeded"})
+#: How Drive spells ``userRateLimitExceeded`` at the 750 GB/day upload cap (the per-minute
+#: limit says "User Rate Limit Exceeded"; rclone tells the two apart so; no reason of its own).
 UPLOAD_CAP_MESSAGE = "User rate limit exceeded."
 
 
@@ -366,8 +364,7 @@ def _not_a_permission(failure: HttpFailure, what: str, label: str,
                       detail: str) -> Optional[errors.DriveStageError]:
     """A 403 no sharing setting lifts (it was "permission denied... check the sharing
     settings"): a project without the Drive API, a request taken for one without credentials,
-    an item with no bytes, the sharing limit, a custom property's limits (their callers
-    handle propertyCountLimitExceeded by :func:`failure_of`). None for a refusal of access."""
+    an item with no bytes, the sharing limit, a custom property's limits. None: access."""
     reason = failure.reason or ""
     if reason == "accessNotConfigured" and "quota project" in detail:
         # The same reason for Application Default Credentials of a user (gcloud's) that name
@@ -398,19 +395,16 @@ def _not_a_permission(failure: HttpFailure, what: str, label: str,
             f"{detail}), though it was listed as a file with bytes: a Google Docs, Sheets or "
             "Slides file can only be exported. Export it to a file on Drive first, or leave "
             "it out (--exclude).", status=failure.status, reason=reason)
-    if reason == "propertyCountLimitExceeded":
-        # (Drive's limits on an item's custom properties: other tools' marks fill them.)
-        return errors.PropertyCountLimitError(
-            f"{what}: Drive refused: the item holds as many custom properties as Drive allows "
-            f"(30 public ones, 30 private ones per app, 100 in all), not a matter of access "
-            f"({label}: {detail}). Remove properties other tools set on it (Drive API "
-            "properties.delete), or use another folder.", status=failure.status, reason=reason)
-    if reason == "propertyLengthLimitExceeded":
-        return errors.PropertyLengthLimitError(
-            f"{what}: Drive refused a custom property longer than it allows (124 bytes of "
-            f"UTF-8, key and value together), not a matter of access ({label}: {detail}). "
-            "drivestage cuts its own properties to fit: report this line as a bug.",
-            status=failure.status, reason=reason)
+    if (count := reason == "propertyCountLimitExceeded") or reason == "propertyLengthLimitExceeded":
+        head = ("Drive refused: the item holds as many custom properties as Drive allows (30 "
+                "public ones, 30 private ones per app, 100 in all)" if count else "Drive "
+                "refused a custom property longer than it allows (124 bytes of UTF-8, key and "
+                "value together)")
+        return (errors.PropertyCountLimitError if count else errors.PropertyLengthLimitError)(
+            f"{what}: {head}, not a matter of access ({label}: {detail}). " + (
+                "Remove properties other tools set on it (Drive API properties.delete), or use "
+                "another folder." if count else "drivestage cuts its own properties to fit: "
+                "report this line as a bug."), status=failure.status, reason=reason)
     if reason == "sharingRateLimitExceeded":
         # drivestage shares nothing: the account's sharing elsewhere (other apps, the
         # browser, its notification emails) reached Drive's limit on it.
