@@ -69,7 +69,8 @@ def test_a_file_alone_on_drive_that_is_no_checkpoint_passes_to_the_next_that_is(
         "drive:runs/a/epoch_002.pt has no sidecar on Drive and is no checkpoint of this "
         "trainer; Drive keeps it as it is",
         "drive:runs/a/epoch_001.pt has no sidecar on Drive (a save was killed between its two "
-        "uploads) and nothing else there is a checkpoint: going on from it"]
+        "uploads) and nothing else there is a checkpoint: going on from it (epoch 1, "
+        "iteration 4, described from its contents)"]
     assert sorted(p.name for p in logs.iterdir()) == ["epoch_001.json", "epoch_001.pt"]
     assert sorted(f["title"] for f in emulator.files()
                   if not f["mimeType"].endswith(".folder")) == ["epoch_001.pt", "epoch_002.pt"]
