@@ -13,6 +13,8 @@ import sys
 import pytest
 
 import _cli
+from _forkcli import cli_server
+from _signal_env import _cli_server  # noqa: F401  (the fork server, started before the leak check)
 from test_attack22_stage import _tree
 from test_rerun35_sibling_journal import A1, A2, A_FIRST, B1, B2, B_DECIDES_FIRST, KILL_AT_B_STAMP, _zip
 
@@ -39,8 +41,8 @@ def test_a_rerun_after_a_kill_between_the_later_archives_merge_and_stamp_from_a_
     assert want["src/ds/shared.txt"] == B2["ds/shared.txt"]
 
     env = dict(os.environ)
-    proc = subprocess.run([sys.executable, "-c", KILL_AT_B_STAMP, "pull", str(src), str(dest),
-                           "-x", "-q"], env=env, capture_output=True, timeout=120)
+    proc = cli_server().run(["pull", str(src), str(dest), "-x", "-q"], script=KILL_AT_B_STAMP,
+                            env=env, timeout=120)
     assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-3000:]
     script = A_FIRST if rerun == "a first" else B_DECIDES_FIRST
     again = subprocess.run([sys.executable, "-c", script, "pull", str(src), str(dest), "-x",

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 import textwrap
 
 import pytest
@@ -13,6 +11,8 @@ import pytest
 from _checkpoints import md5, save
 from _cli import run
 from _drivemount import working_drive_mount  # noqa: F401 (fixture)
+from _forkcli import cli_server
+from _signal_env import _cli_server  # noqa: F401  (the fork server, started before the leak check)
 from drivestage.localdir import UPLOAD_PREFIX
 
 T0 = 1764600000.0
@@ -97,8 +97,7 @@ def test_a_push_killed_before_a_local_dests_sidecar_leaves_a_verified_checkpoint
     push(str(src), where)
     first = (folder / "last.pt").read_bytes()
     save(str(src), "last", 2, T0 + 60)
-    proc = subprocess.run([sys.executable, "-c", _KILLED, str(src), where],
-                          env=dict(os.environ), capture_output=True)
+    proc = cli_server().run([str(src), where], script=_KILLED, timeout=120)
     assert proc.returncode == -9, proc.stderr.decode()[-2000:]
     assert (folder / "last.pt").read_bytes() == (src / "last.pt").read_bytes()
 
@@ -139,8 +138,7 @@ def test_a_push_killed_mid_copy_leaves_no_partial_file_in_a_local_dest_for_good(
     src = tmp_path / "run"
     src.mkdir()
     (src / "last.pt").write_bytes(os.urandom(3 << 20))
-    proc = subprocess.run([sys.executable, "-c", _KILLED_MID_COPY, str(src), str(folder)],
-                          env=dict(os.environ), capture_output=True)
+    proc = cli_server().run([str(src), str(folder)], script=_KILLED_MID_COPY, timeout=120)
     assert proc.returncode == -9, proc.stderr.decode()[-2000:]
     assert [n for n in os.listdir(folder) if n.startswith(UPLOAD_PREFIX)]
 
@@ -260,8 +258,7 @@ def test_a_push_with_retention_killed_at_each_copy_leaves_a_verified_checkpoint(
     push(str(src), str(folder), RetentionPolicy(keep_last=1))
     save(str(src), "last", 2, T0 + 60)
     save(str(src), "epoch_002", 2, T0 + 60)
-    proc = subprocess.run([sys.executable, "-c", _KILLED_AT, str(src), str(folder), str(at)],
-                          env=dict(os.environ), capture_output=True)
+    proc = cli_server().run([str(src), str(folder), str(at)], script=_KILLED_AT, timeout=120)
     assert proc.returncode == -9, proc.stderr.decode()[-2000:]
 
     assert _latest(str(folder), tmp_path) is not None

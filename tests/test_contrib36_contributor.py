@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 
 from _checkpoints import RUN, md5
+from _forkcli import cli_server
+from _signal_env import _cli_server  # noqa: F401  (the fork server, started before the leak check)
 
 DEST = "drive:shared/Team/run"
 T0 = 1764600000.0
@@ -151,8 +151,8 @@ def test_a_contributors_push_killed_at_each_step_leaves_a_verified_pair(
     one = _save(str(src), 1, T0)
     push(str(src), DEST)
     two = _save(str(src), 2, T0 + 60)
-    proc = subprocess.run([sys.executable, "-c", _KILLED, str(src), DEST, at],
-                          capture_output=True, text=True, timeout=120, cwd=str(tmp_path))
+    proc = cli_server().run([str(src), DEST, at], script=_KILLED, text=True, timeout=120,
+                            cwd=str(tmp_path))
     assert proc.returncode == -9, proc.stdout + proc.stderr
 
     got = _resumed(tmp_path, "killed")
@@ -269,8 +269,8 @@ def test_two_contributors_pushes_killed_in_a_row_leave_a_verified_pair(
     two = _save(str(src), 2, T0 + 60)
     three = b""
     for at in ("after2", "after1"):
-        proc = subprocess.run([sys.executable, "-c", _KILLED, str(src), DEST, at],
-                              capture_output=True, text=True, timeout=120, cwd=str(tmp_path))
+        proc = cli_server().run([str(src), DEST, at], script=_KILLED, text=True, timeout=120,
+                                cwd=str(tmp_path))
         assert proc.returncode == -9, proc.stdout + proc.stderr
         assert _resumed(tmp_path, at) == (md5(two), 2)
         three = three or _save(str(src), 3, T0 + 120)

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import textwrap
 import types
 
@@ -22,6 +20,8 @@ import pytest
 
 from _checkpoints import md5
 from _cli import run
+from _forkcli import cli_server
+from _signal_env import _cli_server  # noqa: F401  (the fork server, started before the leak check)
 from drivestage.local_held import PREFIX as HELD_PREFIX
 from drivestage.localdir import UPLOAD_PREFIX
 
@@ -131,8 +131,7 @@ def test_a_pull_and_a_resume_after_a_push_killed_at_each_step_get_a_verified_pai
     old = _save(src, 1)
     push(str(src), str(folder))
     new = _save(src, 2)
-    proc = subprocess.run([sys.executable, "-c", _KILLED, str(src), str(folder), step],
-                          env=dict(os.environ), capture_output=True)
+    proc = cli_server().run([str(src), str(folder), step], script=_KILLED, timeout=120)
     assert proc.returncode == -9, proc.stderr.decode()[-2000:]
     files, kept_aside, epoch = STEPS[step]
     assert sorted(n for n in os.listdir(folder) if not n.startswith(HELD_PREFIX)
@@ -210,8 +209,8 @@ def test_a_pull_after_two_pushes_killed_before_their_sidecars_gets_the_pair_stil
     push(str(src), str(folder))
     for epoch in (2, 3):
         _save(src, epoch)
-        proc = subprocess.run([sys.executable, "-c", _KILLED, str(src), str(folder), "renamed"],
-                              env=dict(os.environ), capture_output=True)
+        proc = cli_server().run([str(src), str(folder), "renamed"], script=_KILLED,
+                                timeout=120)
         assert proc.returncode == -9, proc.stderr.decode()[-2000:]
     assert len(_aside(folder)) == 2
 
@@ -237,8 +236,7 @@ def test_a_resume_whose_copy_aside_went_while_it_fetched_lists_again(local_state
     _save(src, 1)
     push(str(src), str(folder))
     new = _save(src, 2)
-    proc = subprocess.run([sys.executable, "-c", _KILLED, str(src), str(folder), "renamed"],
-                          env=dict(os.environ), capture_output=True)
+    proc = cli_server().run([str(src), str(folder), "renamed"], script=_KILLED, timeout=120)
     assert proc.returncode == -9, proc.stderr.decode()[-2000:]
     out_dir = tmp_path / "fresh"
     drive = DriveFolder(str(folder), str(out_dir))
@@ -267,8 +265,7 @@ def test_a_checkpoint_pulled_by_its_path_after_a_killed_push_is_the_one_its_side
     old = _save(src, 1)
     push(str(src), str(folder))
     new = _save(src, 2)
-    proc = subprocess.run([sys.executable, "-c", _KILLED, str(src), str(folder), step],
-                          env=dict(os.environ), capture_output=True)
+    proc = cli_server().run([str(src), str(folder), step], script=_KILLED, timeout=120)
     assert proc.returncode == -9, proc.stderr.decode()[-2000:]
     _files, _kept_aside, epoch = STEPS[step]
     x = tmp_path / "x"

@@ -28,6 +28,8 @@ import pytest
 
 import _cli
 from _cli import child_env
+from _forkcli import cli_server
+from _signal_env import _cli_server  # noqa: F401  (the fork server, started before the leak check)
 from test_attack15_extract import _replace_on_drive
 from test_attack22_stage import _tree
 
@@ -141,9 +143,8 @@ def test_a_rerun_after_a_kill_between_the_later_archives_merge_and_stamp_finishe
     later = B1 if updated == "a.zip" else B2
     assert want["src/ds/shared.txt"] == later["ds/shared.txt"]
 
-    proc = subprocess.run([sys.executable, "-c", KILL_AT_B_STAMP, "pull", "drive:src",
-                           str(dest), "-x", "-q"], env=child_env(emulator),
-                          capture_output=True, timeout=120)
+    proc = cli_server().run(["pull", "drive:src", str(dest), "-x", "-q"],
+                            script=KILL_AT_B_STAMP, env=child_env(emulator), timeout=120)
     # a.zip updated alone leaves the path b.zip's stamp holds (exclude37: stage_order.Turn.
     # held): b is not extracted again, and no kill comes. b updated (a too: a writes the
     # shared path, b's stamp being of another version): b's merge is killed.

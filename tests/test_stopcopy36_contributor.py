@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import tempfile
 
 import pytest
 
 from _tempdir import own_tempdir  # noqa: F401  (an autouse fixture)
+from _forkcli import cli_server
+from _signal_env import _cli_server  # noqa: F401  (the fork server, started before the leak check)
 
 DEST = "drive:shared/Team/run"
 NAME, SIDE = "autosave_00000003.pt", "autosave_00000003.json"
@@ -178,9 +178,8 @@ def test_a_contributors_stop_save_killed_at_each_step_leaves_a_verified_pair(
     team = _team(emulator)
     old = _pushed_earlier(tmp_path)
     new = _stop("x", 1.0, 2000.0)
-    proc = subprocess.run([sys.executable, "-c", _KILLED, str(tmp_path / "logs"), DEST, at,
-                           *_both(new)], capture_output=True, text=True, timeout=120,
-                          cwd=str(tmp_path))
+    proc = cli_server().run([str(tmp_path / "logs"), DEST, at, *_both(new)], script=_KILLED,
+                            text=True, timeout=120, cwd=str(tmp_path))
     assert proc.returncode == -9, proc.stdout + proc.stderr
     got = _verified(tmp_path)
     assert got in ((_md5(old), 1000.0), (_md5(new), 2000.0))
@@ -207,9 +206,8 @@ def test_a_contributors_stop_save_sent_again_after_a_kill_leaves_one_pair(
     team = _team(emulator)
     _pushed_earlier(tmp_path)
     new = _stop("x", 1.0, 2000.0)
-    proc = subprocess.run([sys.executable, "-c", _KILLED, str(tmp_path / "logs"), DEST,
-                           "after2", *_both(new)], capture_output=True, text=True,
-                          timeout=120, cwd=str(tmp_path))
+    proc = cli_server().run([str(tmp_path / "logs"), DEST, "after2", *_both(new)],
+                            script=_KILLED, text=True, timeout=120, cwd=str(tmp_path))
     assert proc.returncode == -9, proc.stdout + proc.stderr
     DriveFolder(DEST, str(tmp_path / "logs")).send_alone(_both(new))
     assert _live(emulator, team) == sorted([(NAME, _md5(new)), (SIDE, _md5(_both(new)[1]))])
