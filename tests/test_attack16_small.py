@@ -19,6 +19,8 @@ import pytest
 
 import drivestage
 from _cli import child_env, run
+from _forkcli import PIPE, Child, cli_server
+from _signal_env import _cli_server  # noqa: F401  (the fork server, started before the leak check)
 
 #: ``drivestage ARGS`` in a child that sends itself ``KILL_WITH`` (default SIGKILL) at the
 #: ``n``-th audit event ``event`` whose arguments' repr holds ``needle``: the hook runs just
@@ -43,10 +45,10 @@ main()
 
 
 def _drivestage_killed_at(emulator, event: str, needle: str, *args: str,
-                          kill_with: str = "SIGKILL") -> subprocess.Popen:
+                          kill_with: str = "SIGKILL") -> Child:
     env = dict(child_env(emulator), KILL_WITH=kill_with)
-    return subprocess.Popen([sys.executable, "-c", KILLER, event, needle, "1", *args], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return cli_server().popen([event, needle, "1", *args], script=KILLER, env=env,
+                              stdout=PIPE, stderr=PIPE)
 
 
 def _temps(folder) -> list[str]:
@@ -121,7 +123,7 @@ def test_the_sweep_removes_only_dead_processes_leftovers_of_its_own_form(tmp_pat
     once untouched for a day; never a live process's, another form's, nor a link."""
     from drivestage import localfs, temps
 
-    gone = subprocess.Popen([sys.executable, "-c", ""])
+    gone = cli_server().popen([], script="")
     gone.wait()
     tag = temps.namespace_tag()
     other = "0badcafe" if tag != "0badcafe" else "0badcaff"

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 import _cli
 from _cli import child_env
+from _forkcli import cli_server
+from _signal_env import _cli_server  # noqa: F401  (the fork server, started before the leak check)
 from test_attack15_extract import KILLER, _replace_on_drive
 from test_chunkdet35_order import _zip
 
@@ -113,10 +113,9 @@ def test_an_update_killed_at_each_step_then_the_rerun(moment, emulator, env, tmp
     (dest / "ds" / "old" / "mine.txt").write_bytes(b"mine")
     _replace_on_drive("data.zip", V2, tmp_path)
     event, needle, n = _KILLS[moment]
-    proc = subprocess.run([sys.executable, "-c", KILLER, event, needle, str(n),
-                           str(tmp_path / "count"), "pull", "drive:data.zip", str(dest),
-                           "-x", "-q"], env=child_env(emulator), capture_output=True,
-                          timeout=120)
+    proc = cli_server().run([event, needle, str(n), str(tmp_path / "count"), "pull",
+                             "drive:data.zip", str(dest), "-x", "-q"], script=KILLER,
+                            env=child_env(emulator), timeout=120)
     assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-3000:]
     code, err = _pull(dest)
     assert code == 0, err
@@ -130,10 +129,9 @@ def test_a_first_pull_killed_before_its_stamp_then_the_update(emulator, env, tmp
     make them (they were there), and the update left them behind."""
     emulator.add_file("data.zip", V1)
     dest = tmp_path / "d"
-    proc = subprocess.run([sys.executable, "-c", KILLER, "os.rename", "data.zip@", "2",
-                           str(tmp_path / "count"), "pull", "drive:data.zip", str(dest),
-                           "-x", "-q"], env=child_env(emulator), capture_output=True,
-                          timeout=120)
+    proc = cli_server().run(["os.rename", "data.zip@", "2", str(tmp_path / "count"), "pull",
+                             "drive:data.zip", str(dest), "-x", "-q"], script=KILLER,
+                            env=child_env(emulator), timeout=120)
     assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-3000:]
     assert _layout(dest)["ds/old/sub/y"] == b"y"   # (merged, not stamped)
     code, err = _pull(dest)

@@ -5,8 +5,6 @@ from __future__ import annotations
 import fcntl
 import os
 import random
-import subprocess
-import sys
 import tarfile
 import threading
 import zipfile
@@ -18,6 +16,8 @@ from drivestage.extract import MERGE_LOCK, extract_archive
 from tests._kill import sigkill_when
 from tests._ramdisk import tmp_path  # noqa: F401  (a fixture: thousands of files)
 from tests.test_extract import make_tar, make_zip, snapshot
+from _forkcli import PIPE, cli_server
+from _signal_env import _cli_server  # noqa: F401  (the fork server, started before the leak check)
 
 
 def voc_archives(tmp_path, count: int, shared: int = 300) -> list[tuple[str, dict[str, bytes]]]:
@@ -93,8 +93,7 @@ def test_processes_merging_archives_that_share_vocdevkit(tmp_path):
         dest.mkdir()
         (dest / "VOCdevkit/common").mkdir(parents=True)
         (dest / "VOCdevkit/common/mine.txt").write_bytes(b"the user's")
-        procs = [subprocess.Popen([sys.executable, "-c", CHILD, path, str(dest)],
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        procs = [cli_server().popen([str(path), str(dest)], script=CHILD, stdout=PIPE, stderr=PIPE)
                  for path, _ in archives]
         results = [(p.wait(60), p.communicate()[1].decode()) for p in procs]
         assert [rc for rc, _ in results] == [0] * len(procs), results
@@ -214,8 +213,8 @@ def test_sigkill_in_the_middle_of_a_merge_then_a_rerun(tmp_path):
     archive = make_zip(tmp_path / "v2.zip", [(name, f"new {name}".encode(), None) for name in names],
                        zipfile.ZIP_STORED)
     first, last = dest / names[0], dest / names[-1]
-    proc = subprocess.Popen([sys.executable, "-c", CHILD, archive, str(dest)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = cli_server().popen([str(archive), str(dest)], script=CHILD, stdout=PIPE,
+                              stderr=PIPE)
     sigkill_when(proc, lambda: first.read_bytes() != b"old", "the merge never started")
     assert last.read_bytes() == b"old", "the merge finished before the kill: make it longer"
     assert [n for n in os.listdir(dest) if n.startswith(".drivestage-extract-")]
