@@ -46,6 +46,8 @@ import threading
 from contextlib import contextmanager
 from typing import Iterator
 
+from drivestage.fork_drop import free_in_forks
+
 _M_TRIM_THRESHOLD = -1  # mallopt parameters, from glibc's <malloc.h>
 _M_MMAP_THRESHOLD = -3
 
@@ -100,7 +102,7 @@ def collect_less_often(young: int = YOUNG) -> None:
     gc.set_threshold(young, older, oldest)
 
 
-_lock = threading.Lock()
+_lock = free_in_forks(threading.Lock())   # (a fork's child gets it free: attacksig42)
 _BULK = False   # collect_in_bulk() was called: this process is one pull
 _depth = 0      # bulk() steps running now (threads may overlap them)
 _held = False   # bulk() disabled the collector, and the last step to end gives it back
