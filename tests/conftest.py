@@ -160,6 +160,16 @@ def proxy(emulator):
 
 
 @pytest.fixture
+def through(proxy, monkeypatch, local_state):
+    """The commands (library and CLI in this process) talk to the emulator through ``proxy``,
+    their retries' waits cut short."""
+    monkeypatch.setenv("DRIVESTAGE_API_ROOT", proxy.url)
+    monkeypatch.setenv("DRIVESTAGE_TOKEN", "test-token")
+    monkeypatch.setenv("DRIVESTAGE_RETRY_BASE", "0.001")
+    return proxy
+
+
+@pytest.fixture
 def drive_env(emulator, monkeypatch):
     """Point drivestage (library and CLI in this process) at the emulator."""
     monkeypatch.setenv("DRIVESTAGE_API_ROOT", emulator.url)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import os
 
-import pytest
 
 from _cli import run
 from _messages import error_line
@@ -20,15 +19,6 @@ def _to_login(status: int, headers: dict, body: bytes) -> Reply:
     return Reply(302, {"Location": "http://portal.invalid/login?from=drive",
                        "Content-Type": "text/html; charset=utf-8",
                        "Content-Length": str(len(PAGE))}, [PAGE])
-
-
-@pytest.fixture
-def through(proxy, monkeypatch, local_state):
-    """The commands talk to the emulator through ``proxy``."""
-    monkeypatch.setenv("DRIVESTAGE_API_ROOT", proxy.url)
-    monkeypatch.setenv("DRIVESTAGE_TOKEN", "test-token")
-    monkeypatch.setenv("DRIVESTAGE_RETRY_BASE", "0.001")
-    return proxy
 
 
 def test_a_folder_create_sent_to_a_login_page(emulator, through, tmp_path):

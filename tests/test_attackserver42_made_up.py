@@ -9,19 +9,10 @@ import json
 import os
 import time
 
-import pytest
 
 from _cli import run
 from _messages import error_line
 from _proxy import Reply
-
-
-@pytest.fixture
-def through(proxy, monkeypatch, local_state):
-    monkeypatch.setenv("DRIVESTAGE_API_ROOT", proxy.url)
-    monkeypatch.setenv("DRIVESTAGE_TOKEN", "test-token")
-    monkeypatch.setenv("DRIVESTAGE_RETRY_BASE", "0.001")
-    return proxy
 
 
 def _live(emulator, name: str) -> list[str]:

@@ -27,15 +27,6 @@ def _page(status: int, headers: dict, body: bytes) -> Reply:
                        "Content-Length": str(len(PAGE))}, [PAGE])
 
 
-@pytest.fixture
-def through(proxy, monkeypatch, local_state):
-    """The commands talk to the emulator through ``proxy``."""
-    monkeypatch.setenv("DRIVESTAGE_API_ROOT", proxy.url)
-    monkeypatch.setenv("DRIVESTAGE_TOKEN", "test-token")
-    monkeypatch.setenv("DRIVESTAGE_RETRY_BASE", "0.001")
-    return proxy
-
-
 def test_a_listing_answered_with_a_web_page(emulator, through):
     emulator.add_file("data/f.bin", b"x")
     through.on("GET", r"^/drive/v2/files\?", _page)

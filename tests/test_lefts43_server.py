@@ -19,15 +19,6 @@ SAID = ("the answer is a web page ('<html> Hotel WiFi Please log in", "), not Dr
         "something between here and Drive answers in its place")
 
 
-@pytest.fixture
-def through(proxy, monkeypatch, local_state):
-    """The commands talk to the emulator through ``proxy``."""
-    monkeypatch.setenv("DRIVESTAGE_API_ROOT", proxy.url)
-    monkeypatch.setenv("DRIVESTAGE_TOKEN", "test-token")
-    monkeypatch.setenv("DRIVESTAGE_RETRY_BASE", "0.001")
-    return proxy
-
-
 def _titled(emu, file_id: str, title: str) -> None:
     """Rename ``file_id`` on Drive (a files.patch, as another client would)."""
     connect(api_root=emu.url, token="test-token").service.files().patch(
