@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import os
 
-
 from _cli import run
 from _messages import error_line
 from _proxy import Reply

@@ -9,7 +9,6 @@ import json
 import os
 import time
 
-
 from _cli import run
 from _messages import error_line
 from _proxy import Reply
