@@ -10,6 +10,7 @@ the checkpoints loaded onto a device that machine lacks)."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -65,12 +66,14 @@ def test_one_rank_that_cannot_load_ends_both_ranks_and_replaces_nothing(
 
     assert not hung, "a rank waited in a collective for its peer"
     said = [(tmp_path / f"rank{r}.txt").read_text() for r in (0, 1)]
-    loss = ("TrainingInterrupted 1 stopped by the loss of rank 1 before the first step since "
-            "its resume from epoch_002.pt at epoch 2, iteration 4: nothing was trained since, "
-            "and epoch_002.pt holds the run's state still (gloo: Connection closed by peer ")
-    assert said[0].startswith(loss), said[0]
-    assert said[0].endswith(": rank 1 ended or stopped answering, its own lines say why; run "
-                            "the same torchrun command again)"), said[0]
+    # gloo words the peer's loss by which socket call meets it first: the same line either way.
+    assert re.fullmatch(
+        r"TrainingInterrupted 1 stopped by the loss of rank 1 before the first step since its "
+        r"resume from epoch_002\.pt at epoch 2, iteration 4: nothing was trained since, and "
+        r"epoch_002\.pt holds the run's state still \(gloo: (Connection closed by peer "
+        r"\[127\.0\.0\.1\]:\d+|Read error \[127\.0\.0\.1\]:\d+: Connection reset by peer|"
+        r"[^()]*Broken pipe): rank 1 ended or stopped answering, its own lines say why; run the "
+        r"same torchrun command again\)", said[0]), said[0]
     assert said[1] == f"LoadFailedError 1 {_line(str(logs / 'epoch_002.pt'), logs / 'epoch_002.pt')}"
     assert _md5s(logs) == before
     assert sorted(os.listdir(logs)) == names
