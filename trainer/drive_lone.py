@@ -30,15 +30,20 @@ from drivestage import sidecar as sidecars
 from drivestage.store import RemoteEntry
 from drivestage.sidecar import Sidecar
 from trainer.errors import CheckpointError
-from trainer.state import AUTOSAVE_NAME, EPOCH_NAME, Position
+from trainer.state import Position
 
 if TYPE_CHECKING:
     from trainer.drive import DriveFolder
 
 logger = logging.getLogger(__name__)
 
-#: The names the trainer saves (a user's ``pretrained.pt`` in the folder is never one).
-SAVED_NAMES = ("best.pt", "last.pt")
+#: The names of checkpoints the trainer saves and their numbers (``epoch_003.pt``,
+#: ``autosave_00004120.pt``, ``best.pt``; a user's ``pretrained.pt`` is never one): a title
+#: of another shape is no save cut short (``epoch_1`` and 300 more characters: its take-up
+#: fetched it whole, failed on the local name's length, ENAMETOOLONG, and the resume stopped
+#: with a traceback; 5,000 digits: int()'s ValueError stopped every resume: attack44).
+_OWN = re.compile(r"best\.pt|last\.pt|(?P<kind>epoch(?=[_-]?[0-9])|autosave(?=_))[_-]?"
+                  r"(?P<number>[0-9]{1,18})\.pt")
 
 
 def lone(by_name: dict[str, list[RemoteEntry]]) -> list[RemoteEntry]:
@@ -53,17 +58,18 @@ def lone(by_name: dict[str, list[RemoteEntry]]) -> list[RemoteEntry]:
     # an autosave by its iteration): a push sends its checkpoints several at once (its jobs),
     # so the one to arrive last may be the one furthest back (attack43: after Drive was down
     # for two epochs, ``epoch_001.pt`` arrived last and the resume went back to it).
-    behind = {e.name for e in out if any(_further(f.name, e.name) for f in out)}
-    return sorted(out, key=lambda e: (e.name != "best.pt", e.name not in behind, e.modified),
+    # Those behind, by how many of their kind are further on: of epochs 1, 2 and 3 (3 no
+    # checkpoint: passed, attack43), 2 is taken up before 1, whichever arrived last (attack44).
+    behind = {e.name: sum(_further(f.name, e.name) for f in out) for e in out}
+    return sorted(out, key=lambda e: (e.name != "best.pt", -behind[e.name], e.modified),
                   reverse=True)
 
 
 def _number(name: str) -> Optional[tuple[str, int]]:
-    """(kind, number) of a checkpoint's name whose number orders it within its kind."""
-    saved = AUTOSAVE_NAME.match(name)
-    epoch = re.fullmatch(r"epoch[_-]?(\d+)\.pt", name)
-    return ("autosave", int(saved["iteration"])) if saved else \
-        ("epoch", int(epoch[1])) if epoch else None
+    """(kind, number) of a checkpoint's name whose number orders it within its kind (a
+    trainer's own names only: :data:`_OWN`)."""
+    own = _OWN.fullmatch(name)
+    return None if own is None or own["kind"] is None else (own["kind"], int(own["number"]))
 
 
 def _further(name: str, than: str) -> bool:
@@ -73,8 +79,7 @@ def _further(name: str, than: str) -> bool:
 
 
 def _saved_name(name: str) -> bool:
-    return name in SAVED_NAMES or bool(AUTOSAVE_NAME.match(name)) or (
-        bool(EPOCH_NAME.match(name)) and name.endswith(".pt"))
+    return _OWN.fullmatch(name) is not None
 
 
 def take_up(drive: "DriveFolder", entries: Iterable[RemoteEntry], out_dir: str) -> Optional[str]:
@@ -126,11 +131,10 @@ def ahead(drive: "DriveFolder", side: Optional[Sidecar]) -> list[RemoteEntry]:
     if side is None or side.epoch is None:
         return []
     out = []
-    for entry in drive.lone:
-        saved = AUTOSAVE_NAME.match(entry.name)
-        epoch = re.fullmatch(r"epoch[_-]?(\d+)\.pt", entry.name)
-        if (saved and int(saved["iteration"]) > (side.iteration or 0)) or (
-                epoch and (int(epoch[1]), 0) > side.progress):
+    for entry in drive.lone:   # (a trainer's names only: :func:`_number`)
+        kind, number = _number(entry.name) or ("", 0)
+        if (kind == "autosave" and number > (side.iteration or 0)) or (
+                kind == "epoch" and (number, 0) > side.progress):
             out.append(entry)
     return out
 

@@ -1,0 +1,60 @@
+"""attack44: hostile titles beside checkpoints alone on Drive (:mod:`trainer.drive_lone`).
+
+A title of 5,000 digits (``epoch_999…9.pt``) raised int()'s ValueError in the lone files'
+order: ``trainer status`` and every resume of the run stopped with it. A title of a
+checkpoint's shape but 300 characters long (``epoch_1xxx….pt``), the newest to arrive, was
+fetched whole and then failed on the local name's length (ENAMETOOLONG): the resume stopped
+with a traceback. And of epochs 1, 2 and 3 alone there, 3 no checkpoint, the take-up passed
+from 3 to the one that arrived last (1), not to 2, further on."""
+from __future__ import annotations
+
+import logging
+import time
+from types import SimpleNamespace
+
+from click.testing import CliRunner
+
+from _tiny_run import tiny_run_config
+from test_killed_saves import RUN, _state
+from trainer import checkpoint as ckpt
+from trainer.drive import DriveFolder
+from trainer.resume import _decide
+
+
+def test_hostile_titles_beside_lone_checkpoints_are_passed_and_epochs_taken_in_name_order(
+        emulator, drive_env, local_state, tmp_path, caplog):
+    made, now = tmp_path / "made", time.time()
+    real = {}
+    for epoch in (1, 2):
+        path = ckpt.save_checkpoint(_state(epoch, 4 * epoch, 0),
+                                    str(made / f"epoch_00{epoch}.pt"))
+        with open(path, "rb") as fh:
+            real[epoch] = fh.read()
+    # Arrival order: epoch 2, epoch 3 (no checkpoint), epoch 1, then the two hostile titles.
+    for at, (name, data) in enumerate([
+            ("epoch_002.pt", real[2]), ("epoch_003.pt", b"not a checkpoint" * 10),
+            ("epoch_001.pt", real[1]), ("epoch_" + "9" * 5000 + ".pt", b"digits" * 10),
+            ("epoch_1" + "x" * 300 + ".pt", real[1])]):
+        fid = emulator.add_file(f"runs/a/{name}", data)
+        emulator.store.update(fid, modified=now - 300 + 60 * at)
+    logs = tmp_path / "taken"
+    cfg = SimpleNamespace(train=SimpleNamespace(out_dir=str(logs)))
+    with caplog.at_level(logging.INFO, logger="trainer"):
+        start = _decide(cfg, "auto", DriveFolder("drive:runs/a", str(logs)))
+    assert start.path == str(logs / "epoch_002.pt")
+    assert ckpt.load_checkpoint(start.path)["iteration"] == 8
+    assert ckpt.read_sidecar(start.path).run == RUN
+    assert [r.getMessage() for r in caplog.records if r.name == "trainer.drive_lone"] == [
+        "drive:runs/a/epoch_003.pt has no sidecar on Drive and is no checkpoint of this "
+        "trainer; Drive keeps it as it is",
+        "drive:runs/a/epoch_002.pt has no sidecar on Drive (a save was killed between its two "
+        "uploads) and nothing else there is a checkpoint: going on from it (epoch 2, "
+        "iteration 8, described from its contents)"]
+    assert sorted(p.name for p in logs.iterdir()) == ["epoch_002.json", "epoch_002.pt"]
+    assert len([f for f in emulator.files() if not f["mimeType"].endswith(".folder")]) == 5
+    got = CliRunner().invoke(__import__("trainer.cli", fromlist=["cli"]).cli,
+                             ["status", "-c", tiny_run_config(tmp_path)])
+    assert got.exit_code == 1, (got.output, got.exception)
+    assert got.output.splitlines()[-1].endswith(
+        "; drive:runs/a/epoch_003.pt is there without its sidecar (a save killed between its "
+        "two uploads?): --resume auto with no checkpoint in train.out_dir goes on from it")
