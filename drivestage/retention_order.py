@@ -158,7 +158,10 @@ def _autosave_number(name: str, policy: RetentionPolicy) -> Optional[int]:
     there: ``autosave_00004120.pt``)."""
     prefix = policy.autosave_regex.search(name)
     number = _NUMBER.search(name, prefix.start() if prefix else 0)
-    return int(number.group()) if number else None
+    try:   # (a title of 5,000 digits: int()'s ValueError stopped every plan: attack44)
+        return int(number.group()) if number else None
+    except ValueError:
+        return None
 
 
 def _managed(cand: Candidate, kind: str, policy: RetentionPolicy) -> _Ckpt:
