@@ -137,8 +137,10 @@ class MirrorClaim:
             if self._look and self._pushed is None:
                 self._lookup()
             due = 0.0
-            while not self._done.is_set():
+            while True:
                 self._wake.clear()   # (before the read: a word said after it wakes the wait)
+                if self._done.is_set():   # (after the clear: a release() just before it
+                    break                 # slept the period through, attack44)
                 want = self._pushed or self._looked   # (the push's word first)
                 if want is not None and (self.folder is None or want != self.folder.id):
                     self._move(RemoteEntry(want, self.name, True))
