@@ -21,6 +21,13 @@ from trainer.drive import DriveFolder
 from trainer.resume import _decide
 
 
+def _only(emulator, keep: str) -> None:
+    """Leave only ``keep`` in runs/a (the others removed for good)."""
+    for f in emulator.files():
+        if not f["mimeType"].endswith(".folder") and f["title"] != keep:
+            emulator.store.delete(f["id"])
+
+
 def test_hostile_titles_beside_lone_checkpoints_are_passed_and_epochs_taken_in_name_order(
         emulator, drive_env, local_state, tmp_path, caplog):
     made, now = tmp_path / "made", time.time()
@@ -30,11 +37,12 @@ def test_hostile_titles_beside_lone_checkpoints_are_passed_and_epochs_taken_in_n
                                     str(made / f"epoch_00{epoch}.pt"))
         with open(path, "rb") as fh:
             real[epoch] = fh.read()
-    # Arrival order: epoch 2, epoch 3 (no checkpoint), epoch 1, then the two hostile titles.
+    # Arrival order: epoch 2, epoch 3 (no checkpoint), epoch 1, then the two hostile titles,
+    # then another tool's last.pt (the trainer never sends its own: MIRROR_EXCLUDE).
     for at, (name, data) in enumerate([
             ("epoch_002.pt", real[2]), ("epoch_003.pt", b"not a checkpoint" * 10),
             ("epoch_001.pt", real[1]), ("epoch_" + "9" * 5000 + ".pt", b"digits" * 10),
-            ("epoch_1" + "x" * 300 + ".pt", real[1])]):
+            ("epoch_1" + "x" * 300 + ".pt", real[1]), ("last.pt", b"ultralytics" * 10)]):
         fid = emulator.add_file(f"runs/a/{name}", data)
         emulator.store.update(fid, modified=now - 300 + 60 * at)
     logs = tmp_path / "taken"
@@ -51,10 +59,18 @@ def test_hostile_titles_beside_lone_checkpoints_are_passed_and_epochs_taken_in_n
         "uploads) and nothing else there is a checkpoint: going on from it (epoch 2, "
         "iteration 8, described from its contents)"]
     assert sorted(p.name for p in logs.iterdir()) == ["epoch_002.json", "epoch_002.pt"]
-    assert len([f for f in emulator.files() if not f["mimeType"].endswith(".folder")]) == 5
+    assert len([f for f in emulator.files() if not f["mimeType"].endswith(".folder")]) == 6
     got = CliRunner().invoke(__import__("trainer.cli", fromlist=["cli"]).cli,
                              ["status", "-c", tiny_run_config(tmp_path)])
     assert got.exit_code == 1, (got.output, got.exception)
     assert got.output.splitlines()[-1].endswith(
         "; drive:runs/a/epoch_003.pt is there without its sidecar (a save killed between its "
         "two uploads?): --resume auto with no checkpoint in train.out_dir goes on from it")
+    # A new run where only another tool's last.pt is there: not refused as "an earlier
+    # run's checkpoint without its sidecar" (its saves never go there under that name).
+    _only(emulator, "last.pt")
+    fresh = tmp_path / "fresh"
+    cfg = SimpleNamespace(train=SimpleNamespace(out_dir=str(fresh)))
+    assert _decide(cfg, "none", DriveFolder("drive:runs/a", str(fresh))).path is None
+    assert [f["title"] for f in emulator.files() if not f["mimeType"].endswith(".folder")] \
+        == ["last.pt"]

@@ -37,12 +37,14 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-#: The names of checkpoints the trainer saves and their numbers (``epoch_003.pt``,
-#: ``autosave_00004120.pt``, ``best.pt``; a user's ``pretrained.pt`` is never one): a title
-#: of another shape is no save cut short (``epoch_1`` and 300 more characters: its take-up
-#: fetched it whole, failed on the local name's length, ENAMETOOLONG, and the resume stopped
-#: with a traceback; 5,000 digits: int()'s ValueError stopped every resume: attack44).
-_OWN = re.compile(r"best\.pt|last\.pt|(?P<kind>epoch(?=[_-]?[0-9])|autosave(?=_))[_-]?"
+#: The names of checkpoints the trainer sends to Drive, and their numbers: ``epoch_003.pt``,
+#: ``autosave_00004120.pt``, ``best.pt``. Never ``last.pt`` (:data:`trainer.drive.
+#: MIRROR_EXCLUDE`: one there is another tool's, ultralytics' say, and it refused
+#: --resume none as "an earlier run's"), nor a user's ``pretrained.pt``. A title of another
+#: shape is no save cut short: ``epoch_1`` and 300 more characters was fetched whole and
+#: failed on the local name's length (ENAMETOOLONG), a traceback; 5,000 digits raised
+#: int()'s ValueError in every resume (attack44).
+_OWN = re.compile(r"best\.pt|(?P<kind>epoch(?=[_-]?[0-9])|autosave(?=_))[_-]?"
                   r"(?P<number>[0-9]{1,18})\.pt")
 
 
