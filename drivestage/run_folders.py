@@ -48,7 +48,7 @@ from typing import Any, Iterable, Mapping, MutableMapping, Optional, Sequence
 
 from drivestage import other_runs, sidecar
 from drivestage.errors import DriveStageError, LocalFileError, PermissionDeniedError, \
-    WebPageRefusalError
+    PropertyLimitError, WebPageRefusalError
 from drivestage.local_tree import LocalFile
 from drivestage.old_copies import Key, Listings
 from drivestage.paths import StorePath, matches
@@ -139,9 +139,11 @@ def mark(store: RemoteStore, folder: RemoteEntry) -> None:
     try:
         store.mark_run_folder(folder)
     except DriveStageError as exc:
-        if not isinstance(exc, PermissionDeniedError):
+        if not isinstance(exc, (PermissionDeniedError, PropertyLimitError)):
             # An outage (5xx, no answer) passes: tried again at the next push. Once only, a
             # run whose first push met one stayed unmarked for days of training (attackpush32).
+            # Drive's limit of properties is no outage: asked again, refused again, twice a
+            # push (attack44).
             _patched.discard(place)
         if place in _unmarked:
             return
