@@ -112,15 +112,22 @@ def silent_for(claim_id: str, written: float, now: float, later: Optional[float]
     return max(0.0, now - _first_seen(f"{claim_id}@{written!r}", now))
 
 
+#: First sights this process noted where the state folder kept none (read-only, a damaged
+#: file): a pending trainer there read a dead claim as live for ever (its first sight "now"
+#: at each check), and never took the lease over (attack44). A day's at most, as the file.
+_SEEN_HERE: dict[str, float] = {}
+
+
 def _first_seen(key: str, now: float) -> float:
     """When (Drive's clock) this machine first saw the claim version ``key``; ``now`` where
-    none was (noted now) or the state folder cannot be written."""
+    none was (noted now); where the state folder cannot be written, when this process first
+    saw it."""
     from drivestage.state import JsonFile, state_dir
 
     def note(data: dict[str, Any]) -> None:
-        for old in [k for k, v in data.items()   # (a day's sights at most: a few bytes each)
-                    if not isinstance(v, (int, float)) or not 0 <= now - v < 86400.0]:
-            del data[old]
+        for old, v in list(data.items()):   # (a day's sights at most: a few bytes each;
+            if not isinstance(v, (int, float)) or not 0 <= now - v < 86400.0:   # no lock:
+                data.pop(old, None)   # list(), pop() and setdefault() are atomic on a dict)
         data.setdefault(key, now)
     try:
         seen = JsonFile(state_dir() / SEEN_FILE)
@@ -128,8 +135,9 @@ def _first_seen(key: str, now: float) -> float:
         if not isinstance(first, (int, float)) or not 0 <= now - first < 86400.0:
             first = seen.update(note)[key]
         return float(first)
-    except (OSError, DriveStageError):   # (none kept: seen now, so live)
-        return now
+    except (OSError, DriveStageError):   # (none kept there: this process's own sight)
+        note(_SEEN_HERE)
+        return _SEEN_HERE[key]
 
 
 def no_ones(claim: "PropertyClaim", now: float, claim_id: str,
