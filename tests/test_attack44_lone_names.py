@@ -12,12 +12,14 @@ import logging
 import time
 from types import SimpleNamespace
 
+import pytest
 from click.testing import CliRunner
 
 from _tiny_run import tiny_run_config
 from test_killed_saves import RUN, _state
 from trainer import checkpoint as ckpt
 from trainer.drive import DriveFolder
+from trainer.errors import CheckpointError
 from trainer.resume import _decide
 
 
@@ -74,3 +76,38 @@ def test_hostile_titles_beside_lone_checkpoints_are_passed_and_epochs_taken_in_n
     assert _decide(cfg, "none", DriveFolder("drive:runs/a", str(fresh))).path is None
     assert [f["title"] for f in emulator.files() if not f["mimeType"].endswith(".folder")] \
         == ["last.pt"]
+
+
+def test_a_file_here_that_is_no_checkpoint_under_a_lone_checkpoints_name_stops_the_resume(
+        emulator, drive_env, local_state, tmp_path):
+    """The run folder holds ``epoch_002.pt`` that does not load; Drive holds epochs 1 and 2
+    alone (no sidecars). The take-up, never fetching over it, started the run afresh: its
+    first saves replaced both files on Drive, an earlier run's only copies. Now refused in one
+    line, nothing touched; once that file is moved away the resume goes on from epoch 2."""
+    made, now = tmp_path / "made", time.time()
+    for epoch in (1, 2):
+        path = ckpt.save_checkpoint(_state(epoch, 4 * epoch, 0), str(made / f"e{epoch}.pt"))
+        with open(path, "rb") as fh:
+            fid = emulator.add_file(f"runs/a/epoch_00{epoch}.pt", fh.read())
+        emulator.store.update(fid, modified=now - 100 + 10 * epoch)
+    before = sorted((f["title"], f["md5Checksum"]) for f in emulator.files()
+                    if not f["mimeType"].endswith(".folder"))
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "epoch_002.pt").write_bytes(b"not a checkpoint")
+    cfg = SimpleNamespace(train=SimpleNamespace(out_dir=str(logs)))
+    with pytest.raises(CheckpointError) as got:
+        _decide(cfg, "auto", DriveFolder("drive:runs/a", str(logs)))
+    assert str(got.value) == (
+        f"{logs / 'epoch_002.pt'} does not load as a checkpoint, and drive:runs/a/epoch_002.pt "
+        f"has its name on Drive without its sidecar (a save killed between its two uploads?), "
+        f"which --resume auto would go on from; move {logs / 'epoch_002.pt'} away and run "
+        f"again")
+    assert sorted(p.name for p in logs.iterdir()) == ["epoch_002.pt"]
+    assert (logs / "epoch_002.pt").read_bytes() == b"not a checkpoint"
+    assert sorted((f["title"], f["md5Checksum"]) for f in emulator.files()
+                  if not f["mimeType"].endswith(".folder")) == before
+    (logs / "epoch_002.pt").rename(tmp_path / "aside.pt")
+    start = _decide(cfg, "auto", DriveFolder("drive:runs/a", str(logs)))
+    assert start.path == str(logs / "epoch_002.pt")
+    assert ckpt.load_checkpoint(start.path)["iteration"] == 8

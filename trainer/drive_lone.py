@@ -94,8 +94,14 @@ def take_up(drive: "DriveFolder", entries: Iterable[RemoteEntry], out_dir: str) 
     for entry in entries:
         path = os.path.join(out_dir, entry.name)
         where = drive.where(entry.name)
-        if os.path.lexists(path):   # (one here that is no checkpoint: never fetched over)
-            return None
+        if os.path.lexists(path):
+            # One here that is no checkpoint (none here is, or no take-up): never fetched
+            # over, nor the run started afresh over Drive's: its saves replaced the files
+            # alone there, an earlier run's only copies (attack44).
+            raise CheckpointError(
+                f"{path} does not load as a checkpoint, and {where} has its name on Drive "
+                f"without its sidecar (a save killed between its two uploads?), which "
+                f"--resume auto would go on from; move {path} away and run again")
         drive.fetch_entry(entry, where, path)
         if path in ckpt.describe_killed_saves(out_dir, say=False):
             # One event, one line (it was two: the local copy's "described from its contents
