@@ -49,8 +49,9 @@ import threading
 import time
 from typing import Optional, Protocol, Union
 
-from drivestage import run_claims
+from drivestage import pool, run_claims
 from drivestage.errors import DriveStageError
+from drivestage.interrupts import Flag
 from drivestage.paths import StorePath
 from drivestage.store import RemoteEntry, RemoteStore
 from drivestage.temps import namespace_tag
@@ -101,6 +102,7 @@ class MirrorClaim:
         self._wake = threading.Event()
         self._done = threading.Event()
         self._ended = threading.Event()   # (its thread's last request is over)
+        self._cut = Flag()   # (set: its request under way stops, its connection closed)
         self._thread: Optional[threading.Thread] = None
         self._look = True
 
@@ -124,39 +126,54 @@ class MirrorClaim:
 
     def release(self, wait: Optional[float] = None) -> bool:
         """Stop renewing; its thread removes the claim. Waits ``wait`` seconds at most for
-        that (None: :data:`RELEASE_WAIT_S`); returns whether it is over (Drive refusing or
-        hanging: the claim goes stale by itself)."""
+        that (None: :data:`RELEASE_WAIT_S`); returns whether it is over. Not over (Drive
+        hanging): its thread is cut at its request under way, whose connection is closed
+        (as ``Mirror.abandon`` cuts a push), and ends within a moment; it kept the thread
+        and the connection until the socket's timeout and its retries (minutes), after the
+        mirror's end. The claim goes stale by itself (see :data:`RELEASE_WAIT_S`)."""
         self._done.set()
         self._wake.set()
-        return self._thread is None or self._ended.wait(
-            RELEASE_WAIT_S if wait is None else wait)
+        if self._thread is None or self._ended.wait(RELEASE_WAIT_S if wait is None else wait):
+            return True
+        self._cut.set()
+        return False
 
     # -- its thread
     def _run(self) -> None:
         try:
-            if self._look and self._pushed is None:
-                self._lookup()
-            due = 0.0
-            while True:
-                self._wake.clear()   # (before the read: a word said after it wakes the wait)
-                if self._done.is_set():   # (after the clear: a release() just before it
-                    break                 # slept the period through, attack44)
-                want = self._pushed or self._looked   # (the push's word first)
-                if want is not None and (self.folder is None or want != self.folder.id):
-                    self._move(RemoteEntry(want, self.name, True))
-                    due = time.monotonic() + self.period_s
-                elif self.folder is not None and time.monotonic() >= due:
-                    self._write()
-                    due = time.monotonic() + self.period_s
-                self._wake.wait(None if self.folder is None
-                                else max(0.0, due - time.monotonic()))
-            if self._wrote:
-                self._set(None)
+            with pool.stoppable(self._cut):   # (its waits for Drive in pieces: cut at release)
+                self._claim()
         except BaseException as exc:   # (advisory: never a traceback in the host process)
-            log.warning("the mirror's claim %s on %s stopped (dedupe may merge under this "
-                        "mirror): %r", self.key, self.path, exc)
+            if self._cut.is_set():
+                log.debug("the mirror's claim %s on %s was cut at the mirror's end (Drive did "
+                          "not answer within %g s): %r", self.key, self.path, RELEASE_WAIT_S,
+                          exc)
+            else:
+                log.warning("the mirror's claim %s on %s stopped (dedupe may merge under "
+                            "this mirror): %r", self.key, self.path, exc)
         finally:
             self._ended.set()
+
+    def _claim(self) -> None:
+        """Its thread's work: the lookup, the claim, its renewals and moves, the removal."""
+        if self._look and self._pushed is None:
+            self._lookup()
+        due = 0.0
+        while True:
+            self._wake.clear()   # (before the read: a word said after it wakes the wait)
+            if self._done.is_set():   # (after the clear: a release() just before it
+                break                 # slept the period through, attack44)
+            want = self._pushed or self._looked   # (the push's word first)
+            if want is not None and (self.folder is None or want != self.folder.id):
+                self._move(RemoteEntry(want, self.name, True))
+                due = time.monotonic() + self.period_s
+            elif self.folder is not None and time.monotonic() >= due:
+                self._write()
+                due = time.monotonic() + self.period_s
+            self._wake.wait(None if self.folder is None
+                            else max(0.0, due - time.monotonic()))
+        if self._wrote:
+            self._set(None)
 
     def _lookup(self) -> None:
         """The folder at the path, where it is there before the first push wrote."""

@@ -75,7 +75,7 @@ class _Handler(MetadataRoutes, MediaRoutes, ControlRoutes, BatchRoutes, BaseHTTP
         super().setup()
         # One handler serves one connection (keep-alive included): its per-connection budget.
         self._link = Bucket()
-        self._connection = self.server.emu._accepted()
+        self._connection = self.server.emu._accepted(self.connection)
 
     def pace(self, nbytes: int) -> None:
         """Hold a body to the emulator's bandwidth limits (a call in a batch: the batch's

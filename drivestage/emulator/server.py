@@ -39,6 +39,7 @@ class _Server(ThreadingHTTPServer):
         self.emu = emu
         self.open_sockets: set = set()
         self.handlers: set = set()  # the threads serving a connection now
+        self.numbered: dict = {}    # a connection's number (RequestRecord.connection): its socket
         self.sockets_lock = threading.Lock()
         super().__init__(addr, handler)
 
@@ -64,6 +65,8 @@ class _Server(ThreadingHTTPServer):
     def shutdown_request(self, request):
         with self.sockets_lock:
             self.open_sockets.discard(request)
+            for number in [n for n, sock in self.numbered.items() if sock is request]:
+                del self.numbered[number]
         super().shutdown_request(request)
 
     def handle_error(self, request, client_address):
@@ -249,11 +252,32 @@ class Emulator(SeedingApi):
         with self._idle:
             return self._idle.wait_for(lambda: self._busy == 0, timeout)
 
-    def _accepted(self) -> int:
+    def _accepted(self, sock: Optional[socket.socket] = None) -> int:
         """Count a new TCP connection; its number (1, 2, ...: ``RequestRecord.connection``)."""
         with self._requests_lock:
             self._connections += 1
-            return self._connections
+            number = self._connections
+        if sock is not None and self._server is not None:
+            with self._server.sockets_lock:
+                self._server.numbered[number] = sock
+        return number
+
+    def hung_up(self, connection: int) -> bool:
+        """Whether the client closed its end of the connection numbered ``connection``
+        (``RequestRecord.connection``) while the emulator still holds it open: a request
+        whose answer a fault holds, its client gone (a Ctrl-C, a thread given up on)."""
+        if self._server is None:
+            return False
+        with self._server.sockets_lock:
+            sock = self._server.numbered.get(connection)
+        if sock is None:
+            return False
+        try:   # (a peek: the handler, waiting out the fault, reads the request's rest later)
+            return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+        except (BlockingIOError, InterruptedError):
+            return False   # (open, nothing sent)
+        except OSError:
+            return True    # (reset by the client)
 
     def clear_requests(self) -> None:
         with self._requests_lock:
