@@ -38,6 +38,8 @@ import time
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, TypeVar
 
+from drivestage.deferred_ctrl_c import deferred, interrupt   # (re-exported: there since moved)
+
 T = TypeVar("T")
 
 
@@ -451,48 +453,6 @@ def start_thread(thread: threading.Thread) -> None:
     it (a download's close()) with it. The Ctrl-C is raised once the thread runs."""
     with deferred():
         thread.start()
-
-
-_holding: list[list[int]] = []   # what deferred() holds where SIGINT is ignored (background)
-
-
-def interrupt() -> None:
-    """KeyboardInterrupt now, or at the end of the :func:`deferred` block under way (a
-    signal handler's: :mod:`drivestage.stop_signals`)."""
-    handler = signal.getsignal(signal.SIGINT)
-    if callable(handler) and handler is not signal.default_int_handler:
-        handler(signal.SIGINT, None)   # (deferred's: noted, raised at its end)
-    elif not _holding:
-        raise KeyboardInterrupt
-    else:
-        _holding[-1].append(signal.SIGINT)
-
-
-@contextmanager
-def deferred() -> Iterator[None]:
-    """Hold a Ctrl-C (or :func:`interrupt`) back while the block runs, then raise it
-    (KeyboardInterrupt). Only the main thread receives signals, and only Python's own SIGINT
-    handler is replaced: elsewhere, inside another :func:`deferred`, or under a handler the
-    caller installed (``push --every``'s, the trainer's), the block runs as it is."""
-    handler = signal.getsignal(signal.SIGINT)
-    if threading.current_thread() is not threading.main_thread() or callable(handler) and \
-            handler is not signal.default_int_handler or _holding:
-        yield
-        return
-    got: list[int] = []
-    if handler is signal.default_int_handler:
-        signal.signal(signal.SIGINT, lambda signum, frame: got.append(signum))
-    else:   # (SIGINT ignored: only interrupt() raises, and it looks here)
-        _holding.append(got)
-    try:
-        yield
-    finally:
-        if handler is signal.default_int_handler:
-            signal.signal(signal.SIGINT, signal.default_int_handler)
-        else:
-            _holding.pop()
-        if got:
-            raise KeyboardInterrupt
 
 
 __all__ = ["BackgroundThread", "Flag", "Monitor", "beside", "deferred", "delivered",

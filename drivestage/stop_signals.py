@@ -24,7 +24,7 @@ import threading
 from contextlib import contextmanager
 from typing import Any, Iterator, Optional
 
-from drivestage import interrupts
+from drivestage import deferred_ctrl_c, interrupts
 
 #: The signals taken, and the exit code each ends a command with (the shell's 128 + number).
 EXIT_CODES: dict[int, int] = {signal.SIGTERM: 143, signal.SIGHUP: 129}
@@ -35,8 +35,10 @@ _taken: list[int] = []
 _starts: list[int] = []
 #: Not empty once the KeyboardInterrupt of the signal taken was lost (:func:`lost`).
 _lost: list[int] = []
-#: Where in :data:`_taken` a block's first stop came during a Ctrl-C's clean-up (a repeat).
+#: Where in :data:`_taken` a block's first stop came after a Ctrl-C (its exit: the Ctrl-C's).
 _after_ctrl_c: list[int] = []
+#: :func:`deferred_ctrl_c.seen` as each :func:`as_ctrl_c` under way began, outermost first.
+_seen_at: list[int] = []
 
 
 class Stopped(KeyboardInterrupt):
@@ -54,15 +56,22 @@ class Stopped(KeyboardInterrupt):
 
 def _on_stop(signum: int, frame: Optional[object]) -> None:
     _taken.append(signum)
+    first = bool(_starts) and len(_taken) - _starts[-1] == 1 and not _lost
     handling = sys.exc_info()[1]
-    if _starts and len(_taken) - _starts[-1] == 1 and not _lost and \
-            isinstance(handling, KeyboardInterrupt) and not isinstance(handling, Stopped):
+    if first and isinstance(handling, KeyboardInterrupt) and not isinstance(handling, Stopped):
         # A Ctrl-C's clean-up under way (its KeyboardInterrupt being handled): the Ctrl-C
         # came first and decides, 130 and "Interrupted.", as a shell reports the first
         # signal; this stop is a repeat, noted only (it was raised: the clean-up cut, and
         # the block ended as "Interrupted by SIGTERM.", 143: lefts43, attacksig42).
         _after_ctrl_c.append(len(_taken) - 1)
         return
+    if first and (deferred_ctrl_c.held_back() or deferred_ctrl_c.seen() > _seen_at[-1]):
+        # A Ctrl-C came first all the same: held back by a deferred() under way (raised at
+        # its end), or raised and caught by code that cleans up after its except block
+        # (nothing handled now). The Ctrl-C's 130 stands (it was 143: lefts44); this stop
+        # is still raised (or held back) as below: a Ctrl-C swallowed, the command going
+        # on, must not leave the SIGTERM unheard.
+        _after_ctrl_c.append(len(_taken) - 1)
     # The first ends the command; a repeat (a supervisor that sends its stop again, a hang-up
     # then ``timeout``'s SIGTERM) is only noted: raised again, it cut the first's clean-up
     # where no deferred() held it, or the block's own end, whose Stopped became a plain
@@ -104,10 +113,12 @@ def as_ctrl_c(program: bool = False) -> Iterator[None]:
     start, depth = len(_taken), len(_starts)
     try:
         _starts.append(start)
+        _seen_at.append(deferred_ctrl_c.seen())
         for signum in EXIT_CODES:
             if signal.getsignal(signum) is signal.SIG_DFL:
                 before[signum] = signal.signal(signum, _on_stop)
-        yield
+        with deferred_ctrl_c.counting():   # (a Ctrl-C caught and gone: see _on_stop)
+            yield
     except KeyboardInterrupt as exc:
         taken = _taken[start:]
         if not taken or isinstance(exc, Stopped) or start in _after_ctrl_c:
@@ -119,6 +130,7 @@ def as_ctrl_c(program: bool = False) -> Iterator[None]:
             signal.signal(signum, signal.SIG_IGN if ending else handler)
         del _taken[start:]
         del _starts[depth:]
+        del _seen_at[depth:]
         del _lost[:]
         _after_ctrl_c[:] = [at for at in _after_ctrl_c if at < start]
 

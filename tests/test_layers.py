@@ -21,7 +21,7 @@ LAYERS = [
     ["errors"],
     ["sizes", "paths", "member_reach", "stage_failed", "temps", "localfs", "local_trash", "lost_mounts",
      "dir_watch",
-     "heap", "interrupts", "pool", "cpuload", "held_signals", "stop_signals", "lost_interrupts", "no_match",
+     "heap", "deferred_ctrl_c", "interrupts", "pool", "cpuload", "held_signals", "stop_signals", "lost_interrupts", "no_match",
      "stderr_tail",
      "special_files", "stdout_sink", "command", "fork_drop"],
     ["gil"],   # a long pure-Python step that lets the I/O threads beside it run

@@ -1,0 +1,106 @@
+"""A Ctrl-C held back while a clean-up runs (:func:`deferred`), one a stop signal's handler
+raises (:func:`interrupt`), and the Ctrl-Cs a command was given (:func:`counting`): moved
+from :mod:`drivestage.interrupts` (which re-exports the first two), whose locks and waits
+they are not.
+
+Why a count: a command ends with the code of the first signal it was given (130 for a
+Ctrl-C, 143 for a SIGTERM: :mod:`drivestage.stop_signals`). A SIGTERM that came during the
+clean-up of a Ctrl-C whose KeyboardInterrupt had been caught (code that notes it and
+cleans up after its ``except`` block) or was held back by :func:`deferred` looked like the
+first signal there (no KeyboardInterrupt being handled) and ended the command with 143
+(lefts43's leftovers): the count and :func:`held_back` say a Ctrl-C came first.
+"""
+from __future__ import annotations
+
+import signal
+import threading
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+#: What each :func:`deferred` block under way holds back, innermost last (where SIGINT is
+#: ignored, a background job's, only :func:`interrupt` adds to it).
+_holding: list[list[int]] = []
+#: Ctrl-Cs taken by :func:`_counted` (main thread only: one int, no lock in a handler).
+_seen = [0]
+
+
+def _counted(signum: int, frame: Any) -> None:
+    """Python's own SIGINT handler (KeyboardInterrupt), the Ctrl-C counted first."""
+    _seen[0] += 1
+    signal.default_int_handler(signum, frame)
+
+
+def seen() -> int:
+    """How many Ctrl-Cs :func:`counting` blocks counted in this process so far."""
+    return _seen[0]
+
+
+def held_back() -> bool:
+    """Whether the :func:`deferred` block under way holds a Ctrl-C (or an
+    :func:`interrupt`) back, to be raised at its end."""
+    return bool(_holding and _holding[-1])
+
+
+@contextmanager
+def counting() -> Iterator[None]:
+    """Within the block, each Ctrl-C is counted (:func:`seen`) as it raises its
+    KeyboardInterrupt; only in the main thread, where SIGINT is at Python's own handler
+    (a host's handler, or SIGINT ignored, is left alone). The handler from before is put
+    back at its end, unless another was set meanwhile."""
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield
+        return
+    signal.signal(signal.SIGINT, _counted)
+    try:
+        yield
+    finally:
+        if signal.getsignal(signal.SIGINT) is _counted:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def interrupt() -> None:
+    """KeyboardInterrupt now, or at the end of the :func:`deferred` block under way (a
+    signal handler's: :mod:`drivestage.stop_signals`)."""
+    handler = signal.getsignal(signal.SIGINT)
+    if callable(handler) and handler is not signal.default_int_handler and \
+            handler is not _counted:   # (inline, as below: no call a Ctrl-C could cut)
+        handler(signal.SIGINT, None)   # (deferred's: noted, raised at its end)
+    elif not _holding:
+        raise KeyboardInterrupt
+    else:
+        _holding[-1].append(signal.SIGINT)
+
+
+@contextmanager
+def deferred() -> Iterator[None]:
+    """Hold a Ctrl-C (or :func:`interrupt`) back while the block runs, then raise it
+    (KeyboardInterrupt). Only the main thread receives signals, and only Python's own SIGINT
+    handler (or :func:`counting`'s) is replaced: elsewhere, inside another :func:`deferred`,
+    or under a handler the caller installed (``push --every``'s, the trainer's), the block
+    runs as it is."""
+    handler = signal.getsignal(signal.SIGINT)
+    # (Python's own handler, or _counted, which raises as it does: replaced for the block.
+    # Inline: a function called here is a place a Ctrl-C lands before anything is held.)
+    if threading.current_thread() is not threading.main_thread() or callable(handler) and \
+            handler is not signal.default_int_handler and handler is not _counted or _holding:
+        yield
+        return
+    got: list[int] = []
+    try:
+        # (Listed inside the try, and taken off by identity: a Ctrl-C that left it listed
+        # would have every later deferred() of the process hold nothing.)
+        _holding.append(got)   # (SIGINT ignored: only interrupt() adds to it, and looks here)
+        if callable(handler):
+            signal.signal(signal.SIGINT, lambda signum, frame: got.append(signum))
+        yield
+    finally:
+        if _holding and _holding[-1] is got:   # (first: the handler below still notes)
+            _holding.pop()
+        if callable(handler):
+            signal.signal(signal.SIGINT, handler)
+        if got:
+            raise KeyboardInterrupt
+
+
+__all__ = ["counting", "deferred", "held_back", "interrupt", "seen"]
