@@ -230,7 +230,7 @@ class OldCopies:
         """Delete the same-named copies ``kept`` replaces (never ``kept`` itself)."""
         gone = [e for e in olds if e.id != kept.id]
         if gone:
-            self._still_there(rel, kept)
+            self._still_there(rel, kept, olds)
         # (said only: the copy a directory store's in-place update removed itself, listed
         # under the name from another path; on Drive none, and nothing more is deleted)
         said = gone + [e for e in self.store.dropped(kept) if e.id not in {g.id for g in gone}]
@@ -255,13 +255,22 @@ class OldCopies:
                     _stay(rel, gone[at:], asked.sent)
                 raise
 
-    def _still_there(self, rel: str, kept: RemoteEntry) -> None:
+    def _still_there(self, rel: str, kept: RemoteEntry, olds: list[RemoteEntry]) -> None:
         """``kept`` as the store has it now, before the copies it replaces go: an upload's
         answer alone is not believed (a server that answered 200 with a made-up file for
-        bytes it never stored had the only copy of a checkpoint deleted, the push exit 0)."""
+        bytes it never stored had the only copy of a checkpoint deleted, the push exit 0).
+        Gone, where a copy of its name this push did not know is there: another writer's
+        push took the name meanwhile and removed it as an old copy (:func:`_taken_by`)."""
         try:
             now = self.store.stat(kept)
         except NotFoundError as exc:   # (TrashedError too)
+            other = self._taken_by(kept, olds)
+            if other is not None:
+                raise RemoteError(
+                    f"{rel}: the copy this push uploaded ({kept.id}) was replaced on Drive "
+                    f"meanwhile by another writer's ({other.id}: another push of this name "
+                    "at the same time); this push removed nothing, and the local file is as "
+                    "it was: push again if this machine's copy is the one to keep") from exc
             found = f"not there ({exc})"
         else:
             if not kept.md5 or now.md5 == kept.md5:
@@ -271,6 +280,24 @@ class OldCopies:
             f"{rel}: the copy the upload's answer named ({kept.id}) is {found}; its old "
             "copies were kept. Push again; if it persists, something between here and Drive "
             "answers in its place: check --api-root / DRIVESTAGE_API_ROOT and any proxy")
+
+    def _taken_by(self, kept: RemoteEntry, olds: list[RemoteEntry]) -> Optional[RemoteEntry]:
+        """The newest copy of ``kept``'s name in its folder now that is neither ``kept`` nor
+        one of the ``olds`` this push knew (one listing, only where ``kept`` is gone): two
+        pushes of one changed checkpoint at once, the later one's removal of the copies it
+        replaced took this push's new one. The proxy hint (a server making answers up) was
+        wrong there: a server that made the upload's answer up leaves no such copy. None
+        where there is none, or the listing fails."""
+        if not kept.parent_id:
+            return None
+        known = {e.id for e in olds} | {kept.id}
+        try:
+            listed = self.store.list(RemoteEntry(kept.parent_id, "", True))
+        except DriveStageError:
+            return None
+        others = [e for e in listed if e.name == kept.name and not e.is_dir
+                  and e.id not in known]
+        return newest(others) if others else None
 
     def repair(self) -> None:
         """Same-named copies of unchanged files (another machine's): keep the newest."""
