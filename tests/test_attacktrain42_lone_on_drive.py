@@ -84,13 +84,18 @@ def test_a_file_alone_on_drive_that_is_no_checkpoint_is_left_there(
 
 def test_status_names_the_checkpoint_alone_on_drive_that_a_resume_takes(
         emulator, drive_env, local_state, tmp_path):
-    """``trainer status`` said only "no verified checkpoint on drive:runs/a yet" (exit 1)."""
+    """``trainer status`` said only "no verified checkpoint on drive:runs/a yet" (exit 1).
+    (A real checkpoint: status looks inside as the take-up does, lefts44; ``best.pt`` comes
+    last in the take-up's order and is not looked at.)"""
     from click.testing import CliRunner
 
+    from test_killed_saves import _state
     from trainer.cli import cli
 
     emulator.add_file("runs/a/best.pt", b"x" * 64)
-    emulator.add_file("runs/a/epoch_001.pt", b"x" * 64)
+    saved = ckpt.save_checkpoint(_state(1, 4, 0), str(tmp_path / "made" / "epoch_001.pt"))
+    with open(saved, "rb") as fh:
+        emulator.add_file("runs/a/epoch_001.pt", fh.read())
     emulator.add_file("runs/a/results.csv", b"epoch\n")
     got = CliRunner().invoke(cli, ["status", "-c", tiny_run_config(tmp_path)])
     assert got.exit_code == 1

@@ -92,8 +92,8 @@ def take_up(drive: "DriveFolder", entries: Iterable[RemoteEntry], out_dir: str) 
     from trainer import checkpoint as ckpt   # (torch: trainer.drive imports this module)
 
     for entry in entries:
-        path = os.path.join(out_dir, entry.name)
         where = drive.where(entry.name)
+        path = os.path.join(out_dir, entry.name)
         if os.path.lexists(path):
             # One here that is no checkpoint (none here is, or no take-up): never fetched
             # over, nor the run started afresh over Drive's: its saves replaced the files
@@ -102,8 +102,7 @@ def take_up(drive: "DriveFolder", entries: Iterable[RemoteEntry], out_dir: str) 
                 f"{path} does not load as a checkpoint, and {where} has its name on Drive "
                 f"without its sidecar (a save killed between its two uploads?), which "
                 f"--resume auto would go on from; move {path} away and run again")
-        drive.fetch_entry(entry, where, path)
-        if path in ckpt.describe_killed_saves(out_dir, say=False):
+        if _described(drive, entry, out_dir) is not None:
             # One event, one line (it was two: the local copy's "described from its contents
             # (epoch 0)" for a first-epoch autosave, then this one: lefts43).
             side = ckpt.read_sidecar(path)
@@ -115,7 +114,38 @@ def take_up(drive: "DriveFolder", entries: Iterable[RemoteEntry], out_dir: str) 
             return path
         logger.warning("%s has no sidecar on Drive and is no checkpoint of this trainer; "
                        "Drive keeps it as it is", where)
-        ckpt.remove_checkpoint(path)
+    return None
+
+
+def looked_inside(drive: "DriveFolder", entries: Iterable[RemoteEntry]
+                  ) -> tuple[Optional[RemoteEntry], list[RemoteEntry]]:
+    """What :func:`take_up` of ``entries`` goes on from, by the same rule (each fetched and
+    described from its contents, in order, until one is a checkpoint), looked at in a
+    temporary folder (``trainer status``: the run folder and Drive untouched): that entry
+    (None: none is), and those passed over before it as no checkpoint. Status named the
+    first without looking inside, where the take-up passed on to the next (lefts44)."""
+    import tempfile
+
+    passed: list[RemoteEntry] = []
+    with tempfile.TemporaryDirectory(prefix="trainer-status-") as tmp:
+        for entry in entries:
+            if _described(drive, entry, tmp) is not None:
+                return entry, passed
+            passed.append(entry)
+    return None, passed
+
+
+def _described(drive: "DriveFolder", entry: RemoteEntry, folder: str) -> Optional[str]:
+    """``entry`` fetched into ``folder`` and given a sidecar from its contents (a save killed
+    between its two files: :func:`trainer.checkpoint.describe_killed_saves`); its path, or
+    None where it is no checkpoint of this trainer (its copy removed)."""
+    from trainer import checkpoint as ckpt
+
+    path = os.path.join(folder, entry.name)
+    drive.fetch_entry(entry, drive.where(entry.name), path)
+    if path in ckpt.describe_killed_saves(folder, say=False):
+        return path
+    ckpt.remove_checkpoint(path)
     return None
 
 

@@ -177,6 +177,31 @@ def _here(local: dict[str, str], md5: str) -> Optional[str]:
         os.close(fd)
 
 
+def lone_line(folder: DriveFolder) -> str:
+    """What status adds to "no verified checkpoint on … yet" where the folder holds checkpoints
+    without their sidecar: the one ``--resume auto`` takes up (:func:`trainer.drive_lone.
+    looked_inside`: fetched and looked inside, as the take-up does), those it passes over
+    first, or that it starts fresh; "" where there is none."""
+    if not folder.lone:
+        return ""
+    first = folder.where(folder.lone[0].name)
+    try:
+        taken, passed = drive_lone.looked_inside(folder, folder.lone)
+    except (DriveStageError, CheckpointError) as exc:
+        return (f"; {first} is there without its sidecar (a save killed between its two "
+                "uploads?); whether --resume auto goes on from it is not known: it could not "
+                f"be fetched to look inside ({exc})")
+    names = ", ".join(folder.where(e.name) for e in passed)
+    if taken is None:
+        return (f"; {names} {'is' if len(passed) == 1 else 'are'} there without a sidecar and "
+                f"{'is no checkpoint' if len(passed) == 1 else 'none is a checkpoint'} of this "
+                "trainer: --resume auto with no checkpoint in train.out_dir starts fresh")
+    over = f" (it passes over {names}: no checkpoint of this trainer)" if passed else ""
+    return (f"; {folder.where(taken.name)} is there without its sidecar (a save killed between "
+            "its two uploads?): --resume auto with no checkpoint in train.out_dir goes on from "
+            f"it{over}")
+
+
 def verdict_lines(verdict: Verdict, spec: str, now: float) -> list[str]:
     """The lines status adds: none when the newest checkpoint is the start."""
     from trainer.drive import age_text, unvouched_text

@@ -377,10 +377,9 @@ def status_cmd(config_path: str, overrides: tuple[str, ...], as_json: bool) -> N
         now_by = "" if held is None else \
             " (" + lease_line(folder.spec, held).split(": ", 1)[1] + ")"
         # (A save killed between its two uploads: what a resume goes on from, trainer.drive_lone.)
-        lone = "" if not folder.lone else (
-            f"; {folder.where(folder.lone[0].name)} is there without its sidecar (a save killed "
-            "between its two uploads?): --resume auto with no checkpoint in train.out_dir goes "
-            "on from it")
+        from trainer.status import lone_line
+
+        lone = lone_line(folder)
         raise CheckpointError(f"no verified checkpoint on {folder.spec} yet{now_by}{lone}")
     side = found.sidecar
     pos = Position(side.epoch or 0, side.iteration or 0, side.epoch_iteration)
