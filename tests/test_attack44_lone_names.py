@@ -65,9 +65,12 @@ def test_hostile_titles_beside_lone_checkpoints_are_passed_and_epochs_taken_in_n
     got = CliRunner().invoke(__import__("trainer.cli", fromlist=["cli"]).cli,
                              ["status", "-c", tiny_run_config(tmp_path)])
     assert got.exit_code == 1, (got.output, got.exception)
-    assert got.output.splitlines()[-1].endswith(
-        "; drive:runs/a/epoch_003.pt is there without its sidecar (a save killed between its "
-        "two uploads?): --resume auto with no checkpoint in train.out_dir goes on from it")
+    # Status names the one the take-up went on from, and the one it passed over (lefts44).
+    assert got.output.splitlines()[-1] == (
+        "Error: no verified checkpoint on drive:runs/a yet; drive:runs/a/epoch_002.pt is there "
+        "without its sidecar (a save killed between its two uploads?): --resume auto with no "
+        "checkpoint in train.out_dir goes on from it (it passes over drive:runs/a/epoch_003.pt: "
+        "no checkpoint of this trainer)")
     # A new run where only another tool's last.pt is there: not refused as "an earlier
     # run's checkpoint without its sidecar" (its saves never go there under that name).
     _only(emulator, "last.pt")
