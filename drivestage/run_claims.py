@@ -313,11 +313,15 @@ def _read(store: RemoteStore, entry: RemoteEntry, now: float, later: float
 def renewed_text(silent_s: float, ahead_s: float) -> str:
     """A claim's last renewal as a line says it: ``renewed 20 s ago``; dated ahead of Drive's
     clock (``ahead_s`` > 0), that and how long it has been seen unchanged (no "renewed 0 s
-    ago" for a claim dead since a day it is dated ahead)."""
-    if ahead_s <= 0:
-        return f"renewed {silent_s:.0f} s ago"
-    return (f"dated {_span(ahead_s)} ahead of Drive's clock, so told by its changes: seen "
-            f"unchanged for {_span(silent_s)}")
+    ago" for a claim dead since a day it is dated ahead); so too where no ``Date`` was
+    heard (:func:`silent_for`: the time seen unchanged, not a renewal's age)."""
+    if ahead_s > 0:
+        return (f"dated {_span(ahead_s)} ahead of Drive's clock, so told by its changes: "
+                f"seen unchanged for {_span(silent_s)}")
+    if not server_clock.dated():
+        return (f"of unknown age, Drive's answers carrying no Date, so told by its changes: "
+                f"seen unchanged for {_span(silent_s)}")
+    return f"renewed {silent_s:.0f} s ago"
 
 
 def _ahead_by(written: float, now: float) -> float:

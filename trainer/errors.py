@@ -150,7 +150,7 @@ class LeaseHeldError(TrainerError):
 class LeaseUnsureError(LeaseHeldError):
     """The run's lease, not taken at the start (Drive down), found a claim of another dated
     ahead of Drive's clock, not yet seen unchanged for its stale period: neither held nor
-    taken (:func:`trainer.lease_held.unsure`)."""
+    taken (:func:`trainer.lease_pending.unsure`)."""
 
 
 class LeaseLostError(TrainerError, DriveStageError):

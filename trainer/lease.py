@@ -78,12 +78,11 @@ from drivestage.errors import DriveStageError, NotFoundError, QuotaExceededError
 from drivestage.store import RemoteEntry
 from drivestage.temps import namespace_tag
 from trainer import lease_props, lease_settle
-from trainer.drive import age_text
-from trainer.errors import LeaseHeldError, LeaseLostError, LeaseNotTakenError, \
-    LeaseUnsureError
+from trainer.lease_pending import late, not_taken
+from trainer.errors import LeaseHeldError, LeaseLostError, LeaseNotTakenError
 from trainer.lease_claims import AHEAD, HELD, MAX_CLAIMS, MOVED, PREFIX, SUFFIX, Claim, \
     ClaimReader, ahead_s, boot_clock, gone, held_text, is_claim, last_holder, renewed_text, \
-    settle_seconds, silent, span_text
+    settle_seconds, span_text
 
 __all__ = ["HELD", "MAX_CLAIMS", "PREFIX", "SUFFIX", "Claim", "RunLease", "held_folder",
            "is_claim", "release_all", "span_text"]
@@ -131,9 +130,10 @@ class RunLease:
         self._written_at = self._sure_until = 0.0
         self.guard_checks = 0   # the checks (listings) :meth:`guard` made (a test counts them)
         self._guarding = threading.Lock()
-        #: The claims dated ahead of Drive's clock seen while the lease was not taken: each
-        #: one's id -> its date then (changed since: renewed, :func:`trainer.lease_held.unsure`).
-        self._ahead_seen: dict[str, float] = {}
+        #: The claims told by their changes (dated ahead of Drive's clock, or no Date heard)
+        #: seen while the lease was not taken: each one's id -> its date then (changed
+        #: since: renewed, :func:`trainer.lease_pending.unsure`).
+        self._sighted: dict[str, float] = {}
 
     @property
     def stale_s(self) -> float:
@@ -193,7 +193,7 @@ class RunLease:
             if self.lost is not None:
                 raise LeaseLostError(self.lost)
             if self.pending:
-                self._late()
+                late(self)
                 return
             was = self._folder
             folder, claims = self._listed()
@@ -240,8 +240,9 @@ class RunLease:
         to be gone before its first push (:meth:`after_predecessor`).
 
         Not taken yet (Drive down at the start, and still at this push's :meth:`check`): each
-        commit tries to take it as that check does (:meth:`_late`), where Drive answered
-        anything since the last try failed (:func:`server_clock.answered`): the first commit
+        commit tries to take it as that check does (:func:`trainer.lease_pending.late`),
+        where Drive answered anything since the last try failed
+        (:func:`server_clock.answered`): the first commit
         that reaches Drive once it is back is guarded (a live claim of another: lost; none:
         held), and while it still fails a push pays no try more (each costs a listing and
         a claim's write with their retries: a push of many files, one try per commit, paid
@@ -271,54 +272,13 @@ class RunLease:
     def _lose(self, holder: Claim, how: str = "took the run's lease on {} over",
               why: str = "") -> None:
         """Say the lease is ``holder``'s, ask the run to stop, raise :class:`LeaseLostError`."""
-        taken = (f"{holder.who} {how.format(self.drive.spec)} "
-                 f"(renewed {age_text(silent(holder))} ago{why})")
+        taken = (f"{holder.who} {how.format(self.drive.spec)} "   # (its date ahead, or no
+                 f"({renewed_text(holder, lead='')}{why})")   # Date: the time seen unchanged)
         self.lost = (f"{taken}: this trainer pushes nothing more there, its "
                      f"checkpoints stay in {self.drive.local_dir} only")
         logger.warning("%s", self.lost)
         self.on_lost(taken)
         raise LeaseLostError(self.lost)
-
-    def _late(self) -> None:
-        """The lease an outage kept from being taken at the start, at a push that reaches Drive
-        (else a trainer started once Drive was back held it, and both pushed: attacklease36):
-        a live claim of another there, this one stops as if taken over; none, held from now
-        on. Drive failing still: the push goes on as before (its commits try again where
-        Drive answers: :meth:`guard`)."""
-        store, path = self.drive.store_at()
-
-        def others() -> list[Claim]:
-            claims = self._claims(store.make_folders(path))
-            for c in claims:   # (its own of the failed start: made, its removal failed too)
-                if c.owner == self.token and self._mine is None:
-                    self._delete(c.entry)
-            return [c for c in claims if c.owner != self.token and not self._gone(c)]
-        try:
-            live = others()
-            if live and unsure(self, live):   # (dated ahead, unchanged yet: not a stop)
-                self._late_failed = server_clock.answered()
-                self.why_pending = LeaseUnsureError(unsure(self, live))
-                return
-            if not live:
-                try:
-                    self.acquire()
-                except LeaseHeldError as exc:   # (a claim made meanwhile: listed now)
-                    logger.info("%s: the run's lease is not taken: %s", self.drive.spec, exc)
-                    live = others()
-                    if not live:   # (that one stood back too, trainer.lease_props: not taken)
-                        self._late_failed, self.why_pending = server_clock.answered(), exc
-                        return
-        except DriveStageError as exc:
-            self._late_failed = server_clock.answered()   # (no try more before Drive answers)
-            self.why_pending = exc
-            logger.debug("the run's lease is still not taken: %s", exc)
-            return
-        if live:
-            self.pending = False
-            self._lose(min(live, key=lambda c: c.order), HELD + " {}",
-                       held_before(self.why_pending))   # (maybe long before: attackfence37)
-        self.pending = False
-        self.start()
 
     def _listed(self) -> tuple[RemoteEntry, list[Claim]]:
         """The folder and its claims: as acquired, while the path leads there and its listing
@@ -487,5 +447,4 @@ class RunLease:
 
 # (Where a trainer takes its lease, and the leases this process holds: trainer.lease_held,
 # named here for every caller; imported last, as that module imports RunLease from this one.)
-from trainer.lease_held import after, held_before, held_folder, not_taken, release_all, \
-    twin_held, unsure, watch  # noqa: E402
+from trainer.lease_held import after, held_folder, release_all, twin_held, watch  # noqa: E402

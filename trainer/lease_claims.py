@@ -32,7 +32,7 @@ MAX_LISTS = 3
 MAX_READS_BY_ID = 2
 
 #: What a trainer that found the lease held when it first reached Drive (Drive was down at
-#: its start: :meth:`trainer.lease.RunLease._late`) says of the holder: nothing was taken
+#: its start: :func:`trainer.lease_pending.late`) says of the holder: nothing was taken
 #: over, so its stop is not named a take-over (:func:`stop_name`).
 HELD = "holds the run's lease on"
 #: Why a claim lost to another in the folder its path leads to now (RunLease._listed).
@@ -98,16 +98,18 @@ def ahead_s(claim: Claim) -> float:
     return claim.entry.modified - now if run_claims.ahead(claim.entry.modified, now) else 0.0
 
 
-def renewed_text(claim: Claim) -> str:
-    """``last renewed 20 s ago`` (whole minutes past 90 s), or, dated ahead of Drive's
-    clock, how long it has been seen unchanged (:func:`drivestage.run_claims.renewed_text`:
-    not "renewed 0 s ago" for a claim dead since a day it is dated ahead)."""
+def renewed_text(claim: Claim, lead: str = "last ") -> str:
+    """``last renewed 20 s ago`` (whole minutes past 90 s; ``lead``: its first word), or,
+    where its date tells nothing of its renewals (dated ahead of Drive's clock, or no
+    ``Date`` heard), how long it has been seen unchanged
+    (:func:`drivestage.run_claims.renewed_text`: not "renewed 0 s ago" for a claim dead
+    since a day it is dated ahead)."""
     from trainer.drive import age_text
 
     ahead = ahead_s(claim)
-    if ahead:
+    if ahead or not server_clock.dated():
         return run_claims.renewed_text(silent(claim), ahead)
-    return f"last renewed {age_text(silent(claim))} ago"
+    return f"{lead}renewed {age_text(silent(claim))} ago"
 
 
 def gone(claim: Claim, stale_s: float, token: str = "") -> bool:

@@ -9,10 +9,9 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from drivestage.errors import DriveStageError, QuotaExceededError
-from trainer.errors import LeaseHeldError, LeaseUnsureError
-from trainer.lease_claims import HELD, Claim, ahead_s, renewed_text, silent, span_text, \
-    unrenewed
+from drivestage.errors import DriveStageError
+from trainer.errors import LeaseHeldError
+from trainer.lease_claims import HELD, Claim, renewed_text, silent, span_text, unrenewed
 
 if TYPE_CHECKING:
     from trainer.lease import RunLease
@@ -89,30 +88,13 @@ def watch(lease: "RunLease", folder: Any) -> tuple[list[Claim], list[Claim], set
             return claims, [], dead
         if not said:
             said = True
-            logger.warning("%s: the run's lease is held by %s, last renewed %s ago; "
+            logger.warning("%s: the run's lease is held by %s, %s; "
                            "waiting up to %s for it to lapse (its runtime gone: this run "
                            "takes over; still training: this run is refused)",
-                           lease.drive.spec, holder.who, age_text(silent(holder)),
+                           lease.drive.spec, holder.who, renewed_text(holder),
                            span_text(max(0.0, lease.stale_s - silent(holder))))
         wait = min(lease.period_s / 2, max(0.05, lease.stale_s - silent(holder) + 0.05))
         time.sleep(max(0.05, min(wait, until - time.monotonic())))
-
-
-def unsure(lease: "RunLease", live: list[Claim]) -> str:
-    """Where every one of ``live`` (the live claims of others a trainer whose lease was not
-    taken at its start found when it reached Drive: :meth:`trainer.lease.RunLease._late`) is
-    dated ahead of Drive's clock and unchanged since that trainer first saw it, why it waits
-    (a line for :func:`not_taken`); else "" (one renewed: held, that trainer stops). Such a
-    claim says nothing of its holder by its date: read as held, it stopped a trainer whose
-    run had just begun, for a claim dead a day (attacklease42); it is gone once seen
-    unchanged for its stale period (:func:`drivestage.run_claims.silent_for`)."""
-    for c in live:
-        if not ahead_s(c) or lease._ahead_seen.setdefault(c.entry.id,
-                                                          c.entry.modified) != c.entry.modified:
-            return ""
-    c = min(live, key=lambda c: c.order)
-    return (f"{c.who} holds a claim {renewed_text(c)}; it is taken over once seen unchanged "
-            f"for {span_text(lease.stale_s)}, and this trainer stops if it changes")
 
 
 def twin_held(lease: "RunLease") -> None:
@@ -150,45 +132,6 @@ def release_all() -> None:
     """Release every lease this process holds (the run ended)."""
     while _HELD:
         _HELD.pop().release()
-
-
-def not_taken(spec: str, why: "BaseException | None") -> str:
-    """The line of a push stopped while the run's lease on ``spec`` is not taken (``why``:
-    the last try's failure). Drive's storage full refused the claim's write (a file of a
-    few hundred bytes), and the room a push makes (drive.keep_last) is a removal, which
-    waits for the lease: no push made room, and none ever took it (attackguard40); the
-    line said Drive "did not answer", and the user could not tell what to do."""
-    stopped = ("until it is, nothing there is replaced or removed, so the send stopped at its "
-               "first replacement or removal (new files may have gone)")
-    if isinstance(why, QuotaExceededError):
-        return (f"{spec}: the run's lease is not taken yet: Drive's storage is full, and its "
-                f"claim (a file of a few hundred bytes) did not fit; {stopped}, and no room "
-                "is made there (drive.keep_last) while it is not taken. Free some space on "
-                "Drive (empty its trash, remove old runs): the next push takes the lease "
-                "and makes room")
-    if isinstance(why, LeaseUnsureError):   # (a claim dated ahead, unchanged yet: unsure)
-        return (f"{spec}: the run's lease is not taken yet: {why}; {stopped}; the next push "
-                "tries again")
-    if isinstance(why, LeaseHeldError):   # (both claims were properties: trainer.lease_props)
-        return (f"{spec}: the run's lease is not taken yet (another trainer tried to take it "
-                f"at the same moment, and both stood back); {stopped}; the next push tries "
-                "again")
-    return (f"{spec}: the run's lease is not taken yet (Drive did not answer this trainer's "
-            f"tries to take it); {stopped}; the next push tries again")
-
-
-def held_before(why: "BaseException | None") -> str:
-    """Why a trainer whose lease was not taken at its start (``why``: that try's failure)
-    found another holding it when it first reached Drive (:meth:`RunLease._late`). Drive's
-    storage full at a ``--take-over`` of a live claim file: its claim did not fit, and no
-    property takes a live file's lease over (its holder reads none while its lease is
-    proved: leasefull42); the line said Drive "was down"."""
-    if isinstance(why, QuotaExceededError):
-        return ("; held before this trainer could claim it: Drive's storage was full at its "
-                "start, its claim file did not fit, and a live claim file's lease is not "
-                "taken over by a property (that trainer reads none); free some space on "
-                "Drive first")
-    return "; held before this trainer first reached Drive, which was down at its start"
 
 
 def after(lease: "RunLease") -> None:
