@@ -70,10 +70,12 @@ def _seen_since(claim_id: str, seconds: float) -> None:
 def test_no_date_heard_a_pending_trainer_waits_out_a_dead_claim_by_its_sight(
         drive_env, emulator, store, tmp_path, fast_retries, monkeypatch):
     """A claim dead ten minutes, no ``Date`` heard: the pending trainer neither stops nor
-    takes the lease (the guard's line says why); seen unchanged 15 s short of its stale
-    period, still so; past it, the lease is taken and the dead claim removed."""
+    takes the lease (the guard's line says why, and ``trainer status`` what it knows of the
+    claim); seen unchanged 15 s short of its stale period, still so; past it, the lease is
+    taken and the dead claim removed."""
     from trainer.errors import LeaseNotTakenError
     from trainer.lease import release_all
+    from trainer.status import lease as status_lease, lease_line
 
     monkeypatch.setattr(server_clock, "_dated", True)   # (as it was, after: the next tests')
     try:
@@ -93,6 +95,11 @@ def test_no_date_heard_a_pending_trainer_waits_out_a_dead_claim_by_its_sight(
             "changes; until it is, nothing there is replaced or removed, so the send stopped "
             "at its first replacement or removal (new files may have gone); the next push "
             "tries again"), str(caught.value)), str(caught.value)
+        line = lease_line(DEST, status_lease(folder, 1))   # (trainer status: the same words)
+        assert re.fullmatch(re.escape(
+            "drive:runs/exp: trained now by pid 7 on elsewhere (its lease of unknown age, "
+            "Drive's answers carrying no Date, so told by its changes: seen unchanged for ")
+            + r"\d+ s\)", line), line
 
         _seen_since(dead, lease.stale_s - 15.0)   # (its deadline 15 s ahead)
         lease.check()

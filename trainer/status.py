@@ -28,6 +28,7 @@ from types import SimpleNamespace
 from typing import Any, Callable, Optional, Sequence
 
 from drivestage import run_claims
+from drivestage.drive import server_clock
 from drivestage.errors import ChecksumMismatchError, DriveStageError, NotFoundError
 from trainer import checkpoint as ckpt, drive_lone
 from trainer.drive import DriveFolder, RemoteCheckpoint, newest_of_current_run, \
@@ -351,8 +352,10 @@ def lease_line(spec: str, held: dict[str, Any]) -> str:
     from trainer.drive import age_text
 
     age = f"renewed {age_text(held['renewed_age_s'])} ago"
-    if held.get("ahead_s"):   # (its date says nothing of its renewals: drivestage.run_claims)
-        age = run_claims.renewed_text(held["renewed_age_s"], held["ahead_s"])
+    # (Its date says nothing of its renewals, ahead of Drive's clock or no Date heard: the
+    # time seen unchanged, drivestage.run_claims.)
+    if held.get("ahead_s") or not server_clock.dated():
+        age = run_claims.renewed_text(held["renewed_age_s"], held.get("ahead_s", 0.0))
     if not held["stale"]:
         return f"{spec}: trained now by {held['holder']} (its lease {age})"
     return (f"{spec}: trained last by {held['holder']} (its lease {age}, stale: "
