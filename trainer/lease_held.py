@@ -106,7 +106,16 @@ def twin_held(lease: "RunLease") -> None:
     by id, each holding a lease, until a walk of the path (attacklease42, left). The one in
     the newer folder stops: the oldest is where every walk, resume and ``dedupe`` goes, and
     joining it would make it a claimant there, refused by that live claim anyway. One
-    ``files.list`` a period (a Drive store only); a failure waits for the next period."""
+    ``files.list`` a period (a Drive store only); a failure waits for the next period.
+
+    Not before each push (lease44): no request a push makes shows the folder's siblings (its
+    lease check lists the folder's children, its walk gets the folder by id), so it would be
+    a ``files.list`` more per push (a pair's push 11 requests, 12; one that sends nothing 3,
+    4); one listing of both (an OR of two parents) is a query Drive is known to answer with
+    one parent's items silently left out (:mod:`drivestage.drive.relist`), on the listing
+    that decides the lease. Until this check, the trainer writes into its own folder only,
+    by id (no file of the other's replaced), and its push that walks the path (every tenth)
+    finds the older twin and is stopped at its first commit (:meth:`RunLease.guard`)."""
     from trainer import lease_props
 
     store, folder = lease.drive.store_at()[0], lease._folder
