@@ -298,7 +298,11 @@ class RunLease:
         claims, moved = self._claims(self._folder), was is not None and was.id != self._folder.id
         others = [c for c in claims if c.owner != self.token and not self._gone(c)]
         if others and (moved or self._mine is None):
-            self._lose(min(others, key=lambda c: c.order), why=MOVED if moved else "")
+            holder = min(others, key=lambda c: c.order)
+            if moved and was is not None and beside(self, was):   # (restored: lease44)
+                self._lose(holder, HELD + " {}", TWIN.format(was.id, self._folder.id,
+                                                             self.drive.spec))
+            self._lose(holder, why=MOVED if moved else "")
         if moved and self._mine is not None and all(c.entry.id != self._mine.id for c in claims):
             self._delete(self._mine)   # (made anew below, in the path's folder; one moved
             self._mine = None          # there with the run's files is kept: attacklease42)
@@ -447,4 +451,5 @@ class RunLease:
 
 # (Where a trainer takes its lease, and the leases this process holds: trainer.lease_held,
 # named here for every caller; imported last, as that module imports RunLease from this one.)
-from trainer.lease_held import after, held_folder, release_all, twin_held, watch  # noqa: E402
+from trainer.lease_held import TWIN, after, beside, held_folder, release_all, twin_held, \
+    watch  # noqa: E402

@@ -131,6 +131,24 @@ def twin_held(lease: "RunLease") -> None:
             folder.id, oldest.id, lease.drive.spec))
 
 
+def beside(lease: "RunLease", was: Any) -> bool:
+    """Whether ``was``, the folder the claim was in, is a same-named folder beside the one the
+    path leads to now (the lease's ``_folder``), not in the trash: a twin (the path's older
+    folder restored from the trash), not a folder moved, renamed or trashed. Asked only where
+    a push's walk found the path leading elsewhere and another's live claim there (its line
+    said "took the run's lease over" and "moved, renamed or trashed": neither happened):
+    one ``files.list`` (a Drive store only); none known (a failure): False."""
+    from trainer import lease_props
+
+    store, folder = lease.drive.store_at()[0], lease._folder
+    if folder is None or not lease_props.usable(store):
+        return False
+    try:
+        return any(t.id == was.id for t in store.twins(folder))
+    except DriveStageError:   # (the moved line then: what it said before)
+        return False
+
+
 #: Why a trainer stops for a claim in a same-named folder beside its own (:func:`twin_held`).
 TWIN = ("; in a same-named folder beside this trainer's (id {0}): the older one, id {1}, "
         "where the path leads (trashed and restored while this trainer started, or made by "
