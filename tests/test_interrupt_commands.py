@@ -115,24 +115,27 @@ def _interrupted_then_rerun(k: int, root: str, before: set, call,
 
 
 def _sweep_pulls(ks, root: str, tmp_path, pull_into, expected: dict, inside: str = "",
-                 new_sites: bool = False) -> int:
+                 sites: "dict | None" = None) -> int:
     """``pull_into(dest)`` interrupted at its ``k``-th call under ``root``, for each ``k`` of
     ``ks`` until one ends first, then rerun (each into a DEST of its own): DEST (its folder
     ``inside``) holds exactly ``expected``, no temporary folder, and nothing under DEST is
-    left open. With ``new_sites``, each point lands at the first call from its ``k``-th on
-    at a site no earlier point landed on (``_InterruptAt``), and the next ``k`` taken is past
-    it (not with DRIVESTAGE_TEST_SWEEP=all: every call). How many landed."""
+    left open. With ``sites`` (a dict, shared by the sweeps of one test), each point lands
+    at the first call from its ``k``-th on at a site no point landed on before, in this
+    sweep or an earlier one (``_InterruptAt``), and the next ``k`` taken is past it. How
+    many landed."""
     landed = 0
     before = set(threading.enumerate())  # another test's, in this worker process
-    sites: "dict | None" = {} if new_sites and not ALL else None
+    last = 0   # where the last point landed
     for k in ks:
-        if sites and k <= next(reversed(sites.values())):
+        if sites is not None and k <= last:
             continue   # (the last point landed past this k)
         dest = tmp_path / f"d{k}"
         where = _interrupted_then_rerun(k, root, before, lambda: pull_into(dest), sites)
         if where is None:
             break
         landed += 1
+        if sites is not None:
+            last = next(reversed(sites.values()))
         assert tree(dest / inside) == expected, f"after {where}"
         # What a Ctrl-C at the wrong moment left (a temporary folder) the rerun removed.
         assert [p.name for p in dest.rglob(".drivestage-*")] == [], f"after {where}"
@@ -141,74 +144,58 @@ def _sweep_pulls(ks, root: str, tmp_path, pull_into, expected: dict, inside: str
     return landed
 
 
+#: The modules of a pull -x whose every call (each site once) a sweep interrupts: a Ctrl-C
+#: at the start of the extraction's finish() left the extraction running, its temporary
+#: folder and descriptors with it; one in a download's close() left the partial open (the
+#: next close returned at once); one while a download, its extraction or the state folder
+#: was being opened left that open.
+_EACH_CALL_INTO = ("unpack.py", "download.py", "partials.py", "streams.py",
+                   "extract/overlapped.py", "extract/job.py", "extract/statedir.py")
+
+
 @pytest.mark.slow
-def test_a_ctrl_c_at_any_call_of_a_pull_extract_then_a_rerun(emulator, drive_env, tmp_path,
-                                                             monkeypatch):
-    """``pull --extract`` of a zip that is extracted as it downloads, interrupted at the
-    start of each drivestage function it calls, in turn (every 2nd by default, see
-    tests/_sweep.py, and of those the first at a new site, see ``_InterruptAt``: about 510
-    points at as many sites, where every 2nd call was 660 points at 500): every thread it
-    started ends, and the next pull, in the same process (a notebook), stages exactly the
-    archive at once and leaves nothing else in DEST."""
+def test_a_ctrl_c_at_any_call_of_a_pull_extract_of_a_zip_or_a_tar_gz_then_a_rerun(
+        emulator, drive_env, tmp_path, monkeypatch):
+    """``pull --extract`` of a zip (extracted as it downloads), then of a tar.gz (extracted
+    in one stream as it downloads), interrupted at the start of drivestage functions it
+    calls, in turn: every thread it started ends, and the next pull, in the same process (a
+    notebook), stages exactly the archive at once and leaves nothing else in DEST.
+    Which calls (tests/_sweep.py; DRIVESTAGE_TEST_SWEEP=all: every call of each sweep): a
+    site is the function called and the drivestage stack that called it (``_InterruptAt``),
+    and the sweeps share one record of the sites their points landed on, so each point
+    lands on a site none did before. The zip's sweep takes every 3rd call (about 960 sites
+    in 1,350 calls), the tar.gz's every 2nd (650 of its 700 sites are a zip's too: those
+    already landed on are passed over), then a sweep of every call into each module of
+    ``_EACH_CALL_INTO`` lands on each site there still left: about 775 points, where three
+    tests (every 2nd call of the zip, every 3rd of the tar.gz, each module's on its own)
+    took 1,030 and landed on 750 sites of the two pulls, these on 765 (every one of the
+    tar.gz's, simulated on one traced pull of each)."""
     monkeypatch.setenv("DRIVESTAGE_HTTP_TIMEOUT", "20")
     # Four members: twelve made 12 % more calls (the same ones again) and cost each point
     # a third more in files written and removed.
     members = {f"set/{i:02d}.bin": os.urandom(3000 + i) for i in range(4)}
-    blob = a_zip(members)
-    emulator.add_file("d/set.zip", blob)
+    blobs = {"set.zip": a_zip(members), "set.tar.gz": a_tgz(members)}
+    for name, blob in blobs.items():
+        emulator.add_file(f"d/{name}", blob)
     store = drivestage.connect()
-    step = every(2)
-    landed = _sweep_pulls(range(1, 5000, step), os.path.dirname(drivestage.__file__), tmp_path,
-                          lambda dest: pull("drive:d/set.zip", str(dest), extract=True,
-                                            quiet=True, store=store),
-                          {"set.zip": blob, **members}, new_sites=True)
-    assert landed > 200 // step
-
-
-@pytest.mark.slow
-def test_a_ctrl_c_at_any_call_of_a_pull_extract_of_a_tar_gz_then_a_rerun(
-        emulator, drive_env, tmp_path, monkeypatch):
-    """The same for a tar.gz, extracted in one stream as it downloads, at every 3rd call,
-    the first at a new site (about 275 points; every 3rd call was 355; all of them with
-    DRIVESTAGE_TEST_SWEEP=all: 20 s, in 620 calls)."""
-    monkeypatch.setenv("DRIVESTAGE_HTTP_TIMEOUT", "20")
-    members = {f"set/{i:02d}.bin": os.urandom(3000 + i) for i in range(4)}
-    blob = a_tgz(members)
-    emulator.add_file("d/set.tar.gz", blob)
-    store = drivestage.connect()
-    landed = _sweep_pulls(range(2, 5000, every(3)), os.path.dirname(drivestage.__file__),
-                          tmp_path,
-                          lambda dest: pull("drive:d/set.tar.gz", str(dest), extract=True,
-                                            quiet=True, store=store),
-                          {"set.tar.gz": blob, **members}, new_sites=True)
-    assert landed > 500 // 3
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("module", ["unpack.py", "download.py", "partials.py", "streams.py",
-                                    "extract/overlapped.py", "extract/job.py",
-                                    "extract/statedir.py"])
-def test_a_ctrl_c_at_each_call_into_a_module_of_a_pull_extract_then_a_rerun(
-        emulator, drive_env, tmp_path, monkeypatch, module):
-    """``pull --extract`` of a tar.gz interrupted at each call into one module, every one
-    at a site no earlier point landed on (a sweep over every call takes them by chance, as
-    the calls before them vary in number with the threads' timing; each site once, see
-    ``_InterruptAt``): the rerun stages exactly the archive and nothing under DEST stays
-    open. A Ctrl-C at the start of the extraction's finish() left the extraction
-    running, its temporary folder and descriptors with it; one in a download's close()
-    left the partial open (the next close returned at once); one while a download, its
-    extraction or the state folder was being opened left that open."""
-    monkeypatch.setenv("DRIVESTAGE_HTTP_TIMEOUT", "20")
-    members = {f"set/{i}.bin": os.urandom(3000 + i) for i in range(4)}
-    blob = a_tgz(members)
-    emulator.add_file("d/set.tar.gz", blob)
-    store = drivestage.connect()
-    root = os.path.join(os.path.dirname(drivestage.__file__), module)
-    landed = _sweep_pulls(range(1, 500), root, tmp_path,
-                          lambda dest: pull("drive:d/set.tar.gz", str(dest), extract=True,
-                                            quiet=True, store=store),
-                          {"set.tar.gz": blob, **members}, new_sites=True)
-    assert landed >= 2
+    package = os.path.dirname(drivestage.__file__)
+    sites: "dict | None" = None if ALL else {}
+    sweeps = [("set.zip", range(1, 5000, every(3)), package),
+              ("set.tar.gz", range(2, 5000, every(2)), package),
+              *(("set.tar.gz", range(1, 500), os.path.join(package, module))
+                for module in _EACH_CALL_INTO)]
+    for i, (name, ks, root) in enumerate(sweeps):
+        # (One lambda and one line for every sweep: a site's stack is the same in each.)
+        landed = _sweep_pulls(ks, root, tmp_path / f"s{i}",
+                              lambda dest: pull(f"drive:d/{name}", str(dest), extract=True,
+                                                quiet=True, store=store),
+                              {name: blobs[name], **members}, sites=sites)
+        if root == package:
+            assert landed > 200 // ks.step, name
+    if sites is not None:   # each module's calls were swept over (in one sweep or another)
+        for module in _EACH_CALL_INTO:
+            path = os.path.join(package, module)
+            assert sum(site[0].co_filename == path for site in sites) >= 2, module
 
 
 @pytest.mark.slow
