@@ -168,8 +168,9 @@ def test_a_ctrl_c_at_any_call_of_a_pull_extract_of_a_zip_or_a_tar_gz_then_a_reru
     already landed on are passed over), then a sweep of every call into each module of
     ``_EACH_CALL_INTO`` lands on each site there still left: 355 + 305 + 50 points on 710
     sites, where three tests (every 2nd call of the zip, every 3rd of the tar.gz, each
-    module's on its own) took 935 points and landed on 660 sites of the two pulls. (Both
-    leaks named above, put back on purpose, were found by the zip's sweep.)"""
+    module's on its own) took 935 points and landed on 660 sites of the two pulls. (The
+    leaks of a close() and of the state folder's opening, put back on purpose, were each
+    found by the zip's sweep.)"""
     monkeypatch.setenv("DRIVESTAGE_HTTP_TIMEOUT", "20")
     # Four members: twelve made 12 % more calls (the same ones again) and cost each point
     # a third more in files written and removed.
