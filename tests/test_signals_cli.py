@@ -14,7 +14,10 @@ import time
 import pytest
 from click.testing import CliRunner
 
+from _forkcli import PIPE, cli_server
 from _mirror_signal import chunks_watched, live_files
+from _sigpush42 import NOHUP
+from _signal_env import _cli_server  # noqa: F401  (an autouse fixture)
 from drivestage.cli import cli
 
 
@@ -36,12 +39,12 @@ def _until(proc, ready, what: str, bound: float = 30) -> None:
         time.sleep(0.01)
 
 
-def _mirror(src, env, *args: str, **popen) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "drivestage", "mirror", str(src), "drive:Models/logs",
-         "--every", "3600", *args],
-        env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        **popen)
+def _mirror(src, env, *args: str, script=None):
+    """``drivestage mirror SRC drive:Models/logs --every 3600 ARGS`` in a child forked with
+    the CLI imported (tests/_forkcli.py; ``script``: see its ``popen``)."""
+    return cli_server().popen(
+        ["mirror", str(src), "drive:Models/logs", "--every", "3600", *args],
+        env={**os.environ, **env}, stdout=PIPE, stderr=PIPE, text=True, script=script)
 
 
 def _abandoned_push_resumes(emulator, src) -> None:
@@ -99,7 +102,7 @@ def test_mirror_under_nohup_outlives_its_terminal(emulator, env, tmp_path):
     src = tmp_path / "logs"
     src.mkdir()
     (src / "results.csv").write_text("epoch\n1\n")
-    proc = _mirror(src, env, preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
+    proc = _mirror(src, env, script=NOHUP)   # (SIGHUP ignored before drivestage starts)
     try:
         _until(proc, lambda: "results.csv" in live_files(emulator), "the first push never ended")
         (src / "epoch_001.pt").write_bytes(b"w" * 1000)
@@ -241,9 +244,8 @@ def test_emulator_stopped_while_it_stores_an_upload_leaves_no_stray_blob(
     src = tmp_path / "logs"
     src.mkdir()
     (src / "epoch_001.pt").write_bytes(os.urandom(300_000))
-    proc = subprocess.Popen([sys.executable, "-m", "drivestage", "push", str(src),
-                             "drive:Models/logs"], env={**os.environ, **env},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = cli_server().popen(["push", str(src), "drive:Models/logs"],
+                              env={**os.environ, **env}, stdout=PIPE, stderr=PIPE, text=True)
     try:
         assert reached.wait(30), proc.communicate()
         emulator.stop()
