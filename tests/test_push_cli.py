@@ -5,14 +5,14 @@ import json
 import os
 import re
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
 from click.testing import CliRunner
 
+from _forkcli import DEVNULL, PIPE, cli_server
 from _kill import sigkill_when
+from _signal_env import _cli_server  # noqa: F401  (an autouse fixture)
 from drivestage.cli import cli
 
 
@@ -112,10 +112,9 @@ class _Lines:
                                  pytest.param(signal.SIGINT, marks=pytest.mark.slow)])
 def test_mirror_flushes_on_sigterm_and_exits_0(emulator, env, tmp_path, sig):
     src = _logs(tmp_path, epochs=(1,))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "drivestage", "mirror", src, "drive:Models/logs", "--every",
-         "3600", "--keep-last", "1"],
-        env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = cli_server().popen(
+        ["mirror", src, "drive:Models/logs", "--every", "3600", "--keep-last", "1"],
+        env={**os.environ, **env}, stdout=DEVNULL, stderr=PIPE, text=True)
     try:
         lines = _Lines(proc.stderr)
         # The first push, right away, ends with its line (waiting for its files on Drive
@@ -153,11 +152,10 @@ def test_a_stop_while_a_period_pushes_still_says_what_that_period_did(emulator, 
             return Reply(status, headers, [body])
 
         proxy.on("POST", r"^/upload/", signal_then_answer, times=1)
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "drivestage", "mirror", src, "drive:Models/logs", "--every",
-             "3600", "--jobs", "1"],
+        proc = cli_server().popen(
+            ["mirror", src, "drive:Models/logs", "--every", "3600", "--jobs", "1"],
             env={**os.environ, **env, "DRIVESTAGE_API_ROOT": proxy.url},
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            stdout=DEVNULL, stderr=PIPE, text=True)
         try:
             _, err = proc.communicate(timeout=60)
         finally:
@@ -180,10 +178,8 @@ def test_push_killed_with_sigkill_resumes_on_the_next_run(emulator, env, tmp_pat
     data = os.urandom(12 * 256 * 1024 + 5)
     (src / "epoch_001.pt").write_bytes(data)
     emulator.faults.throttle(1024 * 1024)          # ~3 s: time to kill it mid-way
-    cmd = [sys.executable, "-m", "drivestage", "push", str(src), "drive:Models/logs",
-           "--chunk-size", "256KiB"]
-    proc = subprocess.Popen(cmd, env={**os.environ, **env}, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
+    proc = cli_server().popen(["push", str(src), "drive:Models/logs", "--chunk-size", "256KiB"],
+                              env={**os.environ, **env}, stdout=PIPE, stderr=PIPE)
     sigkill_when(proc, lambda: sum(1 for r in emulator.requests if r.status == 308) >= 3,
                  "three chunks were never committed")
     emulator.faults.throttle(None)
