@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 
@@ -17,7 +15,9 @@ from click.testing import CliRunner
 
 from drivestage.cli import cli
 
+from _forkcli import PIPE, cli_server
 from _mirror_signal import live_files, mirror_signalled
+from _signal_env import _cli_server  # noqa: F401  (an autouse fixture)
 from test_signals_cli import _md5s, _until
 
 
@@ -27,11 +27,12 @@ def env(local_state, tmp_path, drive_env):
             "DRIVESTAGE_RETRY_BASE": "0.01"}
 
 
-def _mirror(src, env, *args: str) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "drivestage", "mirror", str(src), "drive:Models/logs",
-         "--every", "3600", *args],
-        env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def _mirror(src, env, *args: str):
+    """``drivestage mirror SRC drive:Models/logs --every 3600 ARGS``, forked with the CLI
+    imported (tests/_forkcli.py)."""
+    return cli_server().popen(
+        ["mirror", str(src), "drive:Models/logs", "--every", "3600", *args],
+        env={**os.environ, **env}, stdout=PIPE, stderr=PIPE, text=True)
 
 
 def _stopped_while(emulator, src, env, slow, *args: str) -> tuple[int, str, float]:
