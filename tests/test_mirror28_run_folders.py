@@ -26,6 +26,7 @@ from trainer.drive import DriveFolder, retention_policy
 
 from _cli import run
 from _drive_state import live_md5s
+from _signal_env import _cli_server  # noqa: F401  (an autouse fixture: the fork server)
 
 SAID = "is a run folder (pushed from"
 
@@ -222,20 +223,17 @@ def test_a_mirror_cli_with_delete_keeps_what_the_trainer_keeps_on_drive(
     SIGTERM after its first period): the checkpoints ``train.keep_local`` 1 removed from the
     disk while ``drive.keep_last`` 2 keeps them on Drive stay there; said once in two pushes."""
     import signal
-    import subprocess
-    import sys
-
     from _cli import child_env
+    from _forkcli import DEVNULL, PIPE, cli_server
     from test_push_cli import _Lines
 
     runs = _runs(tmp_path)
     on_drive = _trained(emulator, tiny_config, runs, 1)
 
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "drivestage", "mirror", str(runs), "drive:runs", "--every",
-         "3600", "--delete"], env={**child_env(emulator),
-                                   "DRIVESTAGE_STATE_DIR": os.environ["DRIVESTAGE_STATE_DIR"]},
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = cli_server().popen(
+        ["mirror", str(runs), "drive:runs", "--every", "3600", "--delete"],
+        env={**child_env(emulator), "DRIVESTAGE_STATE_DIR": os.environ["DRIVESTAGE_STATE_DIR"]},
+        stdout=DEVNULL, stderr=PIPE, text=True)
     try:
         lines = _Lines(proc.stderr)
         lines.wait_for(proc, r" pushed: ", timeout=60)     # the first period (exp2 sent)
