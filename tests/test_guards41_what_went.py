@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import re
 import signal
-import subprocess
-import sys
 
 import pytest
 
 from _cli import run
 from _drive_state import live_md5s
+from _signal_env import _cli_server  # noqa: F401  (an autouse fixture: the fork server)
 from _checkpoints import md5
 
 
@@ -66,16 +65,16 @@ def test_a_mirror_period_that_fails_says_what_it_sent_first(emulator, tmp_path):
     """The period's line (``HH:MM:SS pushed, then failed: …``) comes before its failure's;
     the next period finds those files unchanged and said nothing of them either."""
     from _cli import child_env
+    from _forkcli import DEVNULL, PIPE, cli_server
     from tests.test_push_cli import _Lines
 
     src = _src(tmp_path)
     emulator.add_file("runs/exp/old.txt", b"old")
     emulator.faults.inject(path=r"/trash", reason="insufficientFilePermissions", times=None)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "drivestage", "mirror", str(src), "drive:runs/exp", "--every",
-         "3600", "--delete"],
+    proc = cli_server().popen(
+        ["mirror", str(src), "drive:runs/exp", "--every", "3600", "--delete"],
         env={**child_env(emulator), "DRIVESTAGE_STATE_DIR": str(tmp_path / "state")},
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        stdout=DEVNULL, stderr=PIPE, text=True)
     try:
         lines = _Lines(proc.stderr)
         lines.wait_for(proc, r"failed \(will try again\)")
