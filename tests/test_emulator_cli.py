@@ -10,12 +10,16 @@ import urllib.request
 
 import pytest
 
+from _forkcli import PIPE, cli_server
+from _signal_env import _cli_server  # noqa: F401  (an autouse fixture: the fork server)
+
 LINE = re.compile(r"Drive API emulator at (http://127\.0\.0\.1:(\d+)/)\n")
 
 
 def launch(*args):
-    proc = subprocess.Popen([sys.executable, "-m", "drivestage", "emulator", *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    """``drivestage emulator ARGS``, forked with the CLI imported (tests/_forkcli.py), once
+    it said where it listens: (process, its URL, its port)."""
+    proc = cli_server().popen(["emulator", *args], stdout=PIPE, stderr=PIPE, text=True)
     line = proc.stdout.readline()
     m = LINE.fullmatch(line)
     assert m, (line, proc.stderr.read() if proc.poll() is not None else "")
@@ -59,8 +63,7 @@ def test_token_option_and_busy_port(tmp_path):
             call(url, "/drive/v2/about", token="other")
         assert err.value.code == 401
         assert call(url, "/drive/v2/about", token="s3cret")["kind"] == "drive#about"
-        busy = subprocess.run([sys.executable, "-m", "drivestage", "emulator", "--port", str(port)],
-                              capture_output=True, text=True, timeout=30)
+        busy = cli_server().run(["emulator", "--port", str(port)], text=True, timeout=30)
         assert busy.returncode == 2
         assert f"Error: cannot listen on 127.0.0.1:{port}" in busy.stderr
         assert busy.stdout == ""
