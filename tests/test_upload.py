@@ -7,6 +7,8 @@ import os
 
 import pytest
 
+from _forkcli import PIPE, cli_server
+from _signal_env import _cli_server  # noqa: F401  (an autouse fixture: the fork server)
 from drivestage.localfs import file_md5
 from drivestage.state import Md5Cache, UploadSessions, stat_key
 
@@ -82,8 +84,8 @@ def test_session_records_are_held_by_one_upload_at_a_time_until_it_ends(tmp_path
 
     path = tmp_path / "sessions.json"
     UploadSessions(path).put("k#2", {"uri": "http://x/2", "size": 1})
-    holder = subprocess.Popen([sys.executable, "-c", _HOLDER, str(path)], text=True,
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    holder = cli_server().popen([str(path)], script=_HOLDER, text=True, stdin=PIPE,
+                                stdout=PIPE)
     try:
         assert holder.stdout.readline().strip() == "k#2"   # the one whose session fits
         sessions = UploadSessions(path)
@@ -107,7 +109,6 @@ def test_session_records_are_held_by_one_upload_at_a_time_until_it_ends(tmp_path
 
 # --------------------------------------------------------------------------- the real stack
 
-import subprocess
 import threading
 import sys
 import textwrap
@@ -314,8 +315,8 @@ _CHILD = textwrap.dedent("""
 def test_sigkill_mid_upload_resumes_the_same_session(emulator, store, env, tmp_path):
     path, data = _file(tmp_path, "big.pt", 12 * CHUNK + 99)
     emulator.faults.throttle(4 * CHUNK)   # about 3 s in all: time to kill it mid-way
-    child = subprocess.Popen([sys.executable, "-c", _CHILD, emulator.url, path, str(CHUNK)],
-                             env={**os.environ}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    child = cli_server().popen([emulator.url, path, str(CHUNK)], script=_CHILD,
+                               env={**os.environ}, stdout=PIPE, stderr=PIPE)
     sigkill_when(child, lambda: sum(1 for r in _uploads(emulator) if r.status == 308) >= 3,
                  "three chunks were never committed")
     emulator.faults.throttle(None)
@@ -676,8 +677,8 @@ def test_two_uploads_of_one_file_at_once_keep_their_own_sessions(emulator, store
 
     def run_b() -> None:
         if other == "process":
-            child = subprocess.run([sys.executable, "-c", _CUT_CHILD, emulator.url, path,
-                                    str(CHUNK)], capture_output=True, text=True, timeout=60)
+            child = cli_server().run([emulator.url, path, str(CHUNK)], script=_CUT_CHILD,
+                                     text=True, timeout=60)
             assert child.stdout.strip() == "cut", child.stderr
             return
 
