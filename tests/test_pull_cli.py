@@ -5,13 +5,13 @@ import hashlib
 import json
 import os
 import stat
-import subprocess
-import sys
 import urllib.parse
 
 import pytest
 from click.testing import CliRunner
 
+from _forkcli import PIPE, cli_server
+from _signal_env import _cli_server  # noqa: F401  (an autouse fixture: the fork server)
 from drivestage.cli import cli
 
 
@@ -82,10 +82,9 @@ def test_auth_login_console(tmp_path, monkeypatch):
         assert code == 1 and "login was refused" in err
         assert "https://accounts.example/auth?" in err and not token_file.exists()
         # A real exchange, as a user does it: read the printed URL, paste the redirect.
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "drivestage", "auth", "login", "--client-secrets",
-             str(secrets_file), "--token-file", str(token_file)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = cli_server().popen(
+            ["auth", "login", "--client-secrets", str(secrets_file), "--token-file",
+             str(token_file)], stdin=PIPE, stdout=PIPE, stderr=PIPE, text=True)
         try:
             url = ""
             while not url:
@@ -94,8 +93,9 @@ def test_auth_login_console(tmp_path, monkeypatch):
                 url = line.strip() if line.strip().startswith("https://accounts.example") else ""
             query = dict(urllib.parse.parse_qsl(urllib.parse.urlparse(url).query))
             srv.codes["good"] = query["code_challenge"]
-            out, err = proc.communicate(f"http://localhost/?code=good&state={query['state']}\n",
-                                        timeout=30)
+            assert proc.stdin is not None
+            proc.stdin.write(f"http://localhost/?code=good&state={query['state']}\n")
+            out, err = proc.communicate(timeout=30)   # (the pasted line sent, stdin closed)
         finally:
             if proc.poll() is None:
                 proc.kill()
