@@ -11,7 +11,6 @@ import errno
 import json
 import os
 import subprocess
-import sys
 
 import pytest
 
@@ -452,10 +451,12 @@ def test_sigkill_at_each_step_of_the_merge_then_a_rerun_completes(emulator, driv
     (dest / "ds/mine.txt").write_bytes(b"the user's too")
     replace_on_drive("d/v.zip", blob2, tmp_path)
     marker = tmp_path / "stopped"
-    proc = subprocess.Popen([sys.executable, "-c", CHILD, moment, str(marker), "pull",
-                             "drive:d/v.zip", str(dest), "-x", "-q"],
-                            env=child_env(emulator), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
+    # Forked from the CLI's fork server (its imports done): the names CHILD patches are
+    # looked up as they are called (os.rename; job.merge, and remove_members, imported by
+    # stage_extraction as it runs), so they stop it there as in a fresh interpreter.
+    proc = cli_server().popen([moment, str(marker), "pull", "drive:d/v.zip", str(dest), "-x",
+                               "-q"], script=CHILD, env=child_env(emulator),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     sigkill_when(proc, marker.exists, f"the pull never got to {moment!r}")
     users = {"mine.txt": b"the user's", "ds/mine.txt": b"the user's too"}
     now = tree(dest)
