@@ -17,7 +17,6 @@ import logging
 import os
 import signal
 import subprocess
-import sys
 import threading
 import zipfile
 
@@ -161,10 +160,10 @@ def test_a_pull_killed_between_the_two_extractions_settles_on_a_rerun(
     emulator.add_file("src/a.zip", _zip(A))
     emulator.add_file("src/b.zip", _zip(B))
     dest = tmp_path / "d"
-    proc = subprocess.Popen([sys.executable, "-c", KILLER, event, needle, str(n),
-                             str(tmp_path / "count"), "pull", "drive:src", str(dest), "-x",
-                             "-q"], env=child_env(emulator), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
+    proc = cli_server().popen([event, needle, str(n), str(tmp_path / "count"), "pull",
+                               "drive:src", str(dest), "-x", "-q"], script=KILLER,
+                              env=child_env(emulator), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == -signal.SIGKILL, (proc.returncode, err.decode()[-3000:])
     for rel, data in _tree(dest).items():   # nothing truncated under a final name
