@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import io
 import os
-import subprocess
-import sys
 import time
 import zipfile
 
 import pytest
 
+from _forkcli import PIPE, cli_server
 from _kill import sigkill_when
+from _signal_env import _cli_server  # noqa: F401  (an autouse fixture: the fork server)
 from test_messages_walk20 import _drivestage
 
 import drivestage.stage_original as stage_original
@@ -248,11 +248,9 @@ def _signalled_in_its_lock(archive, dest, tmp_path, signum: int, landed):
     nothing: until ``landed(child)``, it is made again from nothing (10 times at most)."""
     import shutil
 
-    env = dict(os.environ, PYTHONPATH=ROOT)
     for _ in range(10):
-        proc = subprocess.Popen([sys.executable, "-m", "drivestage", "pull", str(archive),
-                                 str(dest), "-x", "-q"], env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        proc = cli_server().popen(["pull", str(archive), str(dest), "-x", "-q"], stdout=PIPE,
+                                  stderr=PIPE)
         try:
             deadline = time.monotonic() + 30
             while not _lock_files(dest) and proc.poll() is None:
@@ -452,12 +450,9 @@ else:
 def test_three_processes_on_one_lock_one_killed_while_holding_it(tmp_path):
     """The holder is SIGKILLed while two others wait on its file: they go on, one at a
     time (an O_EXCL marker inside), and the last to let go removes the file."""
-    env = dict(os.environ, PYTHONPATH=ROOT)
-
     def child(mode):
-        return subprocess.Popen([sys.executable, "-c", _CHILD, str(tmp_path), mode],
-                                env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
+        return cli_server().popen([str(tmp_path), mode], script=_CHILD, stdin=PIPE,
+                                  stdout=PIPE, stderr=PIPE, text=True)
 
     holder = child("hold")
     assert holder.stdout.readline() == "held\n"
@@ -500,11 +495,10 @@ def test_two_pulls_of_one_original_into_one_dest_from_two_state_dirs(tmp_path):
     one local archive into one DEST at once: both exit 0, DEST is the archive, no lock."""
     members = {f"ds/f{i:03d}.bin": os.urandom(1) * 50_000 for i in range(40)}
     archive, dest = _setup(tmp_path, members)
-    procs = [subprocess.Popen([sys.executable, "-m", "drivestage", "pull", str(archive),
-                               str(dest), "-x", "-q"],
-                              env=dict(os.environ, PYTHONPATH=ROOT,
-                                       DRIVESTAGE_STATE_DIR=str(tmp_path / f"state{i}")),
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    procs = [cli_server().popen(["pull", str(archive), str(dest), "-x", "-q"],
+                                env=dict(os.environ,
+                                         DRIVESTAGE_STATE_DIR=str(tmp_path / f"state{i}")),
+                                stdout=PIPE, stderr=PIPE)
              for i in range(2)]
     for p in procs:
         out, err = p.communicate(timeout=60)
@@ -551,10 +545,8 @@ def test_a_restore_from_the_original_killed_in_its_extraction_is_finished_by_the
     assert _pull(archive, dest).exit_code == 0
     for i in range(1, 60):
         (dest / f"ds/f{i:03d}.bin").unlink()
-    env = dict(os.environ, PYTHONPATH=ROOT)
-    proc = subprocess.run([sys.executable, "-c", KILLER, "open", "('ds/f", "20", "pull",
-                           str(archive), str(dest), "-x", "-q"], env=env, capture_output=True,
-                          timeout=120)
+    proc = cli_server().run(["open", "('ds/f", "20", "pull", str(archive), str(dest), "-x",
+                             "-q"], script=KILLER, timeout=120)
     assert proc.returncode == -9, proc.stderr
     left = sorted(os.listdir(dest))
     assert any(n.startswith(".drivestage-extract") for n in left), left
@@ -596,14 +588,11 @@ def test_three_pulls_of_one_drive_folder_two_state_dirs_one_killed(
     for rel, data in files.items():
         emulator.add_file(f"Datasets/small/{rel}", data)
     dest = tmp_path / "data"
-    cmd = [sys.executable, "-m", "drivestage", "pull", "drive:Datasets/small", str(dest), "-q"]
     procs = []
     for i in range(3):
         env = dict(child_env(emulator), DRIVESTAGE_STATE_DIR=str(tmp_path / f"state{i}"))
-        env["PYTHONPATH"] = os.pathsep.join(
-            [ROOT] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
-        procs.append(subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE,
-                                      stderr=subprocess.PIPE, text=True))
+        procs.append(cli_server().popen(["pull", "drive:Datasets/small", str(dest), "-q"],
+                                        env=env, stdout=PIPE, stderr=PIPE, text=True))
     img = dest / "small" / "img"
     sigkill_when(procs[0], lambda: img.is_dir() and len(os.listdir(img)) >= 2,
                  "no file arrived")
@@ -653,7 +642,6 @@ def test_a_first_extraction_from_the_original_killed_is_finished_by_the_rerun(
 
     members = {f"ds/f{i:03d}.bin": os.urandom(1) * 250_000 for i in range(60)}
     archive, dest = _setup(tmp_path, members)
-    env = dict(os.environ, PYTHONPATH=ROOT)
     if moment == "temporary folder":
         ready = lambda: dest.is_dir() and any(n.startswith(".drivestage-extract")  # noqa
                                               for n in os.listdir(dest))
@@ -662,9 +650,8 @@ def test_a_first_extraction_from_the_original_killed_is_finished_by_the_rerun(
     # The extraction is one read that hashes it too (original25): its temporary folder lives
     # for some 50 ms here. A run the poller did not catch in it tells nothing: made again.
     for _ in range(10):
-        proc = subprocess.Popen([sys.executable, "-m", "drivestage", "pull", str(archive),
-                                 str(dest), "-x", "-q"], env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        proc = cli_server().popen(["pull", str(archive), str(dest), "-x", "-q"], stdout=PIPE,
+                                  stderr=PIPE)
         try:
             deadline = time.monotonic() + 60
             while not ready() and proc.poll() is None:
