@@ -16,6 +16,8 @@ import zipfile
 
 import pytest
 
+from _forkcli import PIPE, cli_server
+from _signal_env import _cli_server  # noqa: F401  (an autouse fixture: the fork server)
 from test_messages_walk20 import _drivestage, _media_gets
 
 N = 40
@@ -147,22 +149,15 @@ def test_two_processes_pull_one_folder_into_one_dest_and_leave_no_lock(
         emulator, drive_env, local_state, tmp_path):
     """Two pulls of one folder into one DEST at once (two notebook cells, DDP ranks): each
     file staged once and whole, both exit 0, and no lock file is left behind."""
-    import subprocess
-    import sys
-
     from _cli import child_env
 
     files = {f"img/{i:03d}.xml": os.urandom(3000) for i in range(16)}
     for rel, data in files.items():
         emulator.add_file(f"Datasets/small/{rel}", data)
     dest = tmp_path / "data"
-    cmd = [sys.executable, "-m", "drivestage", "pull", "drive:Datasets/small", str(dest), "-q"]
     env = dict(child_env(emulator), DRIVESTAGE_STATE_DIR=str(tmp_path / "state"))
-    env["PYTHONPATH"] = os.pathsep.join(
-        [os.path.dirname(os.path.dirname(os.path.abspath(__file__)))] +
-        [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
-    procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True) for _ in range(2)]
+    procs = [cli_server().popen(["pull", "drive:Datasets/small", str(dest), "-q"], env=env,
+                                stdout=PIPE, stderr=PIPE, text=True) for _ in range(2)]
     outs = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs
     for rel, data in files.items():
@@ -196,14 +191,8 @@ def test_a_removed_lock_file_never_lets_two_processes_in_at_once(tmp_path):
     waits, A unlinks it and lets go, B gets a lock on the unlinked file while C makes a new
     one and locks that. The holder checks it holds the file the name has; three processes
     taking the lock 300 times each never overlap, and no lock file is left."""
-    import subprocess
-    import sys
-
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [str(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))] +
-        os.environ.get("PYTHONPATH", "").split(os.pathsep)))
-    procs = [subprocess.Popen([sys.executable, "-c", _CONTENDER, str(tmp_path), "300"],
-                              stdout=subprocess.PIPE, text=True, env=env) for _ in range(3)]
+    procs = [cli_server().popen([str(tmp_path), "300"], script=_CONTENDER, stdout=PIPE,
+                                text=True) for _ in range(3)]
     outs = [p.communicate(timeout=60)[0].strip() for p in procs]
     assert [p.returncode for p in procs] == [0, 0, 0]
     assert outs == ["0", "0", "0"]
