@@ -19,15 +19,15 @@ from __future__ import annotations
 import io
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 import zipfile
 
 import pytest
 
-from test_attack22_stage import ROOT, _tree
+from _forkcli import PIPE, cli_server
+from _signal_env import _cli_server  # noqa: F401  (an autouse fixture: the fork server)
+from test_attack22_stage import _tree
 from test_messages_walk20 import _drivestage
 
 needs_proc_io = pytest.mark.skipif(not os.path.exists("/proc/self/io"),
@@ -170,9 +170,8 @@ def test_a_rewrite_with_its_mtime_put_back_after_a_killed_pull_is_staged_anew(
     v1 = {f"ds/f{i:03d}.bin": bytes([65 + i % 20]) * 250_000 for i in range(60)}
     v0 = {f"ds/f{i:03d}.bin": bytes([97 + i % 20]) * 250_000 for i in range(60)}
     archive, dest = _setup(tmp_path, v1)
-    proc = subprocess.Popen([sys.executable, "-m", "drivestage", "pull", str(archive),
-                             str(dest), "-x", "-q"], env=dict(os.environ, PYTHONPATH=ROOT),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = cli_server().popen(["pull", str(archive), str(dest), "-x", "-q"], stdout=PIPE,
+                              stderr=PIPE)
     state = dest / ".drivestage"
     if moment == "stamp written":
         ready = lambda: state.is_dir() and any(  # noqa: E731
