@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 import textwrap
 
 import pytest
@@ -18,6 +17,8 @@ from click.testing import CliRunner
 
 from _archives import a_fixed_zip
 from _cli import child_env
+from _forkcli import cli_server
+from _signal_env import _cli_server  # noqa: F401  (an autouse fixture: the fork server)
 from _messages import renders, shown
 from drivestage.cli import cli
 
@@ -38,11 +39,9 @@ def test_an_archive_with_a_link_into_a_file_system_without_links(emulator, tmp_p
     blob = a_fixed_zip({"ds/a.txt": b"alpha"}, {"ds/to_a": "a.txt"})
     emulator.add_file("d/set.zip", blob)
     dest = tmp_path / "data"
-    env = dict(child_env(emulator), DRIVESTAGE_STATE_DIR=str(tmp_path / "state"),
-               PYTHONPATH=os.pathsep.join([os.getcwd(), os.environ.get("PYTHONPATH", "")]))
-    done = subprocess.run([sys.executable, "-c", NO_SYMLINKS, "pull", "drive:d/set.zip",
-                           str(dest), "-x", "-q"], env=env, capture_output=True, text=True,
-                          timeout=120)
+    env = dict(child_env(emulator), DRIVESTAGE_STATE_DIR=str(tmp_path / "state"))
+    done = cli_server().run(["pull", "drive:d/set.zip", str(dest), "-x", "-q"],
+                            script=NO_SYMLINKS, env=env, text=True, timeout=120)
     last = done.stderr.strip().splitlines()[-1]
     # Was: "Error: cannot stage drive:d/set.zip into …/data: Operation not permitted
     # (a.txt)": the link's target named as if it were the trouble, and nothing to do.
