@@ -95,18 +95,22 @@ def test_mirror_stopped_while_it_reads_its_credentials_still_pushes(emulator, en
 
 
 def test_mirror_under_nohup_outlives_its_terminal(emulator, env, tmp_path):
-    """Started with SIGHUP ignored (``nohup``), the mirror leaves it ignored: a hang-up
-    changes nothing, and the SIGTERM after it is the first signal it sees (one final push,
-    exit 0). Handled, the hang-up would have stopped it and the SIGTERM abandoned that
-    push (exit 130)."""
+    """Started with SIGHUP ignored (``nohup``), the mirror leaves it ignored: after a hang-up
+    it goes on mirroring, push after push (two files written one after the other's landing
+    both reach Drive: a stop pushes once, in one pass, and ends), and the SIGTERM after them
+    is its one stop (final push, exit 0). Handled, the hang-up ends it after one push: the
+    second file never lands and the wait below sees the process gone (it passed so before,
+    as a hang-up then a SIGTERM is one stop either way)."""
     src = tmp_path / "logs"
     src.mkdir()
     (src / "results.csv").write_text("epoch\n1\n")
-    proc = _mirror(src, env, script=NOHUP)   # (SIGHUP ignored before drivestage starts)
+    proc = _mirror(src, env, "--every", "0.3", script=NOHUP)   # (SIGHUP ignored from the start)
     try:
         _until(proc, lambda: "results.csv" in live_files(emulator), "the first push never ended")
-        (src / "epoch_001.pt").write_bytes(b"w" * 1000)
         proc.send_signal(signal.SIGHUP)
+        for name in ("epoch_001.pt", "epoch_002.pt"):
+            (src / name).write_bytes(name.encode() * 100)
+            _until(proc, lambda: name in live_files(emulator), f"{name} was never pushed")
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=30)
     finally:
