@@ -60,12 +60,13 @@ def token_server():
     srv.stop()
 
 
-def _closed_port_uri() -> str:
-    """A token endpoint on loopback where nothing listens."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}/token"
+def _closed_port_uri(sock: socket.socket) -> str:
+    """A token endpoint on loopback where nothing listens: ``sock`` bound there, never
+    listening (a connection is refused). The caller holds it while the command runs: a port
+    closed before is the kernel's to give again (another xdist worker's server, a client's
+    own end), and the command then reached that instead of a refusal."""
+    sock.bind(("127.0.0.1", 0))
+    return f"http://127.0.0.1:{sock.getsockname()[1]}/token"
 
 
 # --------------------------------------------------------------------------- where from
@@ -351,8 +352,9 @@ def test_a_refresh_the_token_server_fails(clean_env, emulator, tmp_path):
 
 @renders("could not reach the token server")
 def test_the_token_server_cannot_be_reached(clean_env, emulator, tmp_path):
-    path = _token_file(tmp_path / "token.json", _closed_port_uri())
-    code, err = run("ls", "drive:", "--api-root", emulator.url, "--credentials", path)
+    with socket.socket() as bound:
+        path = _token_file(tmp_path / "token.json", _closed_port_uri(bound))
+        code, err = run("ls", "drive:", "--api-root", emulator.url, "--credentials", path)
     assert code == 1
     assert emulator.requests == []
     shown("could not reach the token server", error(err))
