@@ -124,6 +124,11 @@ def test_signals_in_a_row_mid_extraction(emulator, local_state, drive_env, tmp_p
     emulator.add_file("d/set.zip", blob)
     dest = tmp_path / "data"
     emulator.faults.throttle(256 << 10)
+    # The answer with the zip's middle byte waits until the pull has ended: it is mid-
+    # extraction when the signals come, however late this process sends them (under load the
+    # throttled pull had ended, exit 0, before the first one). (The emulator's stop lets go
+    # of a hold a failed test left.)
+    middle = emulator.faults.hold(emulator.find("d/set.zip")["id"], len(blob) // 2)
     proc = _child(emulator, dest)
     _until(proc, lambda: _extracting(dest), "it never extracted")
     deadline = time.monotonic() + 30
@@ -134,6 +139,7 @@ def test_signals_in_a_row_mid_extraction(emulator, local_state, drive_env, tmp_p
             break
         time.sleep(0.001)
     got, err = _ended(proc)
+    middle.release()
     assert (got, err) == (code, line + "\n")
     assert [p.name for p in dest.iterdir() if p.name.startswith(tempdir.TEMP_PREFIX)] == []
     emulator.faults.throttle(None)
@@ -368,6 +374,8 @@ def test_sigterms_in_a_row_in_a_background_job(emulator, local_state, drive_env,
     emulator.add_file("d/set.zip", blob)
     dest = tmp_path / "data"
     emulator.faults.throttle(256 << 10)
+    # (Held at the middle byte until it ended, as test_signals_in_a_row_mid_extraction's.)
+    middle = emulator.faults.hold(emulator.find("d/set.zip")["id"], len(blob) // 2)
     proc = _child(emulator, dest, script=_BACKGROUND)
     _until(proc, lambda: _extracting(dest), "it never extracted")
     deadline = time.monotonic() + 30
@@ -375,6 +383,7 @@ def test_sigterms_in_a_row_in_a_background_job(emulator, local_state, drive_env,
         proc.send_signal(signal.SIGTERM)
         time.sleep(0.001)
     got, err = _ended(proc)
+    middle.release()
     assert (got, err) == (143, "Interrupted by SIGTERM.\n")
     assert [p.name for p in dest.iterdir() if p.name.startswith(tempdir.TEMP_PREFIX)] == []
     emulator.faults.throttle(None)
