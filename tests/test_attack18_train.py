@@ -530,7 +530,8 @@ def test_a_second_ctrl_c_does_not_wait_for_the_mirror(drive, tiny_config):
         run.stop.request(signal.SIGINT)
         began = time.monotonic()
         run.checkpointer.on_interrupt(run, KeyboardInterrupt())
-        assert time.monotonic() - began < 1.0       # (before: until the uploads were done)
+        # (before: until the uploads were done, each held 2 s: any wait for one is >= 2 s)
+        assert time.monotonic() - began < 1.9
     finally:
         drive.faults.clear()
         run.writer.close()
