@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import ctypes
 import gc
+import os
 import sys
 import threading
 from contextlib import contextmanager
@@ -108,6 +109,13 @@ _depth = 0      # bulk() steps running now (threads may overlap them)
 _held = False   # bulk() disabled the collector, and the last step to end gives it back
 
 
+class _Steps(threading.local):
+    depth = 0   # this thread's bulk() steps running now (a fork's child keeps these only)
+
+
+_mine = _Steps()
+
+
 def collect_in_bulk() -> None:
     """Let :func:`bulk` steps hold the cyclic collector and freeze what they made: for a
     process that is one ``drivestage pull`` (its entry point only; a library caller's
@@ -130,22 +138,43 @@ def bulk() -> Iterator[None]:
     requests of their own (the download's threads beside a member list may retry meanwhile:
     its length bounds that)."""
     global _depth, _held
-    with _lock:
-        if _BULK and (_depth or gc.isenabled()):
-            _depth += 1
-            if not _held:
-                gc.disable()
-                _held = True
-            entered = True
-        else:
-            entered = False
+    # A Ctrl-C is raised where a call returns: the state is noted before each call that
+    # changes the collector, and its end is in the ``finally`` (attack44: one landing between
+    # the freeze and the enable left the collector disabled for good, and every later step
+    # did nothing).
+    entered = False
     try:
+        with _lock:
+            if _BULK and (_depth or gc.isenabled()):
+                _depth += 1
+                _mine.depth += 1
+                entered = True
+                if not _held:
+                    _held = True
+                    gc.disable()
         yield
     finally:
         if entered:
             with _lock:
                 _depth -= 1
+                _mine.depth -= 1
                 if _depth == 0 and _held:
-                    gc.freeze()
-                    gc.enable()
                     _held = False
+                    try:
+                        gc.freeze()
+                    finally:
+                        gc.enable()
+
+
+def _in_child() -> None:
+    """A fork's child runs only the thread that forked: the steps other threads were in
+    never end there, and the child kept the collector disabled for its life (attack44)."""
+    global _depth, _held
+    _depth = _mine.depth
+    if _held and not _depth:
+        _held = False
+        gc.enable()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_in_child)
