@@ -94,14 +94,9 @@ def take_up(drive: "DriveFolder", entries: Iterable[RemoteEntry], out_dir: str) 
     for entry in entries:
         where = drive.where(entry.name)
         path = os.path.join(out_dir, entry.name)
-        if os.path.lexists(path):
-            # One here that is no checkpoint (none here is, or no take-up): never fetched
-            # over, nor the run started afresh over Drive's: its saves replaced the files
-            # alone there, an earlier run's only copies (attack44).
-            raise CheckpointError(
-                f"{path} does not load as a checkpoint, and {where} has its name on Drive "
-                f"without its sidecar (a save killed between its two uploads?), which "
-                f"--resume auto would go on from; move {path} away and run again")
+        refused = _in_the_way(drive, entry, out_dir)
+        if refused is not None:
+            raise refused
         if _described(drive, entry, out_dir) is not None:
             # One event, one line (it was two: the local copy's "described from its contents
             # (epoch 0)" for a first-epoch autosave, then this one: lefts43).
@@ -117,22 +112,43 @@ def take_up(drive: "DriveFolder", entries: Iterable[RemoteEntry], out_dir: str) 
     return None
 
 
-def looked_inside(drive: "DriveFolder", entries: Iterable[RemoteEntry]
-                  ) -> tuple[Optional[RemoteEntry], list[RemoteEntry]]:
-    """What :func:`take_up` of ``entries`` goes on from, by the same rule (each fetched and
-    described from its contents, in order, until one is a checkpoint), looked at in a
-    temporary folder (``trainer status``: the run folder and Drive untouched): that entry
-    (None: none is), and those passed over before it as no checkpoint. Status named the
-    first without looking inside, where the take-up passed on to the next (lefts44)."""
+def _in_the_way(drive: "DriveFolder", entry: RemoteEntry, out_dir: str
+                ) -> Optional[CheckpointError]:
+    """The take-up's refusal where ``out_dir`` holds a file of ``entry``'s name (it is no
+    checkpoint: none there is, or no take-up), else None."""
+    path = os.path.join(out_dir, entry.name)
+    if not os.path.lexists(path):
+        return None
+    # Never fetched over, nor the run started afresh over Drive's: its saves replaced the
+    # files alone there, an earlier run's only copies (attack44).
+    where = drive.where(entry.name)
+    return CheckpointError(
+        f"{path} does not load as a checkpoint, and {where} has its name on Drive "
+        f"without its sidecar (a save killed between its two uploads?), which "
+        f"--resume auto would go on from; move {path} away and run again")
+
+
+def looked_inside(drive: "DriveFolder", entries: Iterable[RemoteEntry], out_dir: str
+                  ) -> tuple[Optional[RemoteEntry], list[RemoteEntry], Optional[CheckpointError]]:
+    """What :func:`take_up` of ``entries`` into ``out_dir`` does, by the same rule (each
+    fetched and described from its contents, in order, until one is a checkpoint), looked
+    at in a temporary folder (``trainer status``: the run folder and Drive untouched): the
+    entry it goes on from (None: none is), those passed over before it as no checkpoint,
+    and its refusal where ``out_dir`` holds a file of the next one's name (then no entry).
+    Status named the first without looking inside, where the take-up passed on to the next
+    (lefts44), and said it goes on from one the take-up refused (lefts44b)."""
     import tempfile
 
     passed: list[RemoteEntry] = []
     with tempfile.TemporaryDirectory(prefix="trainer-status-") as tmp:
         for entry in entries:
+            refused = _in_the_way(drive, entry, out_dir)
+            if refused is not None:
+                return None, passed, refused
             if _described(drive, entry, tmp) is not None:
-                return entry, passed
+                return entry, passed, None
             passed.append(entry)
-    return None, passed
+    return None, passed, None
 
 
 def _described(drive: "DriveFolder", entry: RemoteEntry, folder: str) -> Optional[str]:

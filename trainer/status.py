@@ -178,20 +178,23 @@ def _here(local: dict[str, str], md5: str) -> Optional[str]:
         os.close(fd)
 
 
-def lone_line(folder: DriveFolder) -> str:
+def lone_line(folder: DriveFolder, out_dir: str) -> str:
     """What status adds to "no verified checkpoint on … yet" where the folder holds checkpoints
     without their sidecar: the one ``--resume auto`` takes up (:func:`trainer.drive_lone.
     looked_inside`: fetched and looked inside, as the take-up does), those it passes over
-    first, or that it starts fresh; "" where there is none."""
+    first, or that it starts fresh, or its refusal where ``out_dir`` (``train.out_dir``, as
+    the resume names it) holds a file of that name; "" where there is none."""
     if not folder.lone:
         return ""
     first = folder.where(folder.lone[0].name)
     try:
-        taken, passed = drive_lone.looked_inside(folder, folder.lone)
+        taken, passed, refused = drive_lone.looked_inside(folder, folder.lone, out_dir)
     except (DriveStageError, CheckpointError) as exc:
         return (f"; {first} is there without its sidecar (a save killed between its two "
                 "uploads?); whether --resume auto goes on from it is not known: it could not "
                 f"be fetched to look inside ({exc})")
+    if refused is not None:   # (the take-up's own words: lefts44b)
+        return f"; --resume auto would refuse: {refused}"
     names = ", ".join(folder.where(e.name) for e in passed)
     if taken is None:
         return (f"; {names} {'is' if len(passed) == 1 else 'are'} there without a sidecar and "

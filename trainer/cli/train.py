@@ -379,7 +379,7 @@ def status_cmd(config_path: str, overrides: tuple[str, ...], as_json: bool) -> N
         # (A save killed between its two uploads: what a resume goes on from, trainer.drive_lone.)
         from trainer.status import lone_line
 
-        lone = lone_line(folder)
+        lone = lone_line(folder, cfg.train.out_dir)
         raise CheckpointError(f"no verified checkpoint on {folder.spec} yet{now_by}{lone}")
     side = found.sidecar
     pos = Position(side.epoch or 0, side.iteration or 0, side.epoch_iteration)
