@@ -111,9 +111,17 @@ class MirrorClaim:
         ``look``, the folder it finds at the path (twins or none: the one the push says,
         :meth:`point`). No request on the caller's thread."""
         self._pushed, self._look = known, look
-        self._thread = threading.Thread(target=self._run, name="drivestage-mirror-claim",
-                                        daemon=True)
-        self._thread.start()
+        thread = threading.Thread(target=self._run, name="drivestage-mirror-claim", daemon=True)
+        try:
+            thread.start()
+        except RuntimeError as exc:   # ("can't start new thread": the process is at its limit)
+            # Advisory: the push goes on without it, said once (it failed the push period,
+            # and every one after: lefts44b). release() has nothing to wait for.
+            self._ended.set()
+            log.warning("the mirror's claim on %s was not made (%s): dedupe will not see "
+                        "this mirror", self.path, exc)
+            return self
+        self._thread = thread
         return self
 
     def point(self, known: Optional[str]) -> None:
