@@ -275,9 +275,19 @@ def _by_property(store: RemoteStore, folder: RemoteEntry) -> Optional[Holder]:
     return min(found, key=lambda h: h.silent_s) if found else None
 
 
+def _this_host(host: str) -> bool:
+    """Whether ``host`` (a claim's, of this machine's tag) is this machine's name, or the
+    start of it: a property claim cuts the name to fit Drive's 124 bytes (37-39 of a K8s
+    pod's 63), and this machine's own dead claim waited out its stale_s, read as another's
+    (lefts44b). The tag (boot id and pid namespace) is what tells machines apart: a pid of
+    the same namespace is this machine's to look up, whatever its name."""
+    here = socket.gethostname()
+    return host == here or (bool(host) and here.startswith(host))
+
+
 def _ended(machine: str, host: str, pid: int) -> bool:
     """Whether the claim is a process's of this machine that has ended (no one's)."""
-    if machine != namespace_tag() or host != socket.gethostname() or not 0 < pid < 1 << 31:
+    if machine != namespace_tag() or not _this_host(host) or not 0 < pid < 1 << 31:
         return False
     try:
         os.kill(pid, 0)
