@@ -18,17 +18,21 @@ def test_a_claim_thread_that_cannot_start_leaves_the_pushes_going(emulator, stor
                                                                   monkeypatch, caplog):
     from drivestage.mirror import Mirror
 
-    real = threading._start_new_thread   # type: ignore[attr-defined]
     refused: list[str] = []
 
-    def start_new_thread(bootstrap, args, *rest):
-        thread = getattr(bootstrap, "__self__", None)
-        if getattr(thread, "name", "") == "drivestage-mirror-claim":
-            refused.append(thread.name)
-            raise RuntimeError("can't start new thread")   # (what CPython raises at its limit)
-        return real(bootstrap, args, *rest)
+    def failing_for_the_claim(real):
+        def start(bootstrap, *args, **kwargs):
+            thread = getattr(bootstrap, "__self__", None)
+            if getattr(thread, "name", "") == "drivestage-mirror-claim":
+                refused.append(thread.name)
+                raise RuntimeError("can't start new thread")   # (CPython's, at its limit)
+            return real(bootstrap, *args, **kwargs)
+        return start
 
-    monkeypatch.setattr(threading, "_start_new_thread", start_new_thread)
+    # (Thread.start's own call: _start_new_thread to 3.12, _start_joinable_thread since 3.13)
+    for name in ("_start_new_thread", "_start_joinable_thread"):
+        if hasattr(threading, name):
+            monkeypatch.setattr(threading, name, failing_for_the_claim(getattr(threading, name)))
     src = tmp_path / "src"
     src.mkdir()
     (src / "m.txt").write_bytes(b"m")
