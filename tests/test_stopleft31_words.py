@@ -21,7 +21,7 @@ import threading
 
 from _drivemount import working_drive_mount  # noqa: F401 (fixture)
 from _tempdir import own_tempdir  # noqa: F401  (an autouse fixture)
-from test_stop30_slow_disk import SPEC, SlowDisk, _slow_policy, _stopped_within_grace
+from test_stop30_slow_disk import GRACE, SPEC, SlowDisk, _slow_policy, _stopped_within_grace
 from trainer.state import Position
 
 #: Seconds a listing of the slow disk's run folder takes while the stop's write goes on there:
@@ -47,7 +47,7 @@ def test_a_folder_slow_to_list_is_not_said_to_be_a_disk_that_does_not_answer(
     run, writer, saver = _slow_policy(tiny_config, logs, DriveFolder(SPEC, logs))
     with caplog.at_level(logging.WARNING, logger="trainer.writer"):
         said = str(_stopped_within_grace(run, writer, saver, disk))
-    assert "the disk answers, but too slowly for train.grace_seconds (2.5 s)" in said, said
+    assert f"the disk answers, but too slowly for train.grace_seconds ({GRACE:g} s)" in said, said
     warned = [r.getMessage() for r in caplog.records if "has not ended for" in r.getMessage()]
     assert len(warned) == 1 and re.fullmatch(
         rf"writing autosave_00000003\.pt in {re.escape(logs)} has not ended for \d s, though "
