@@ -34,7 +34,8 @@ a claim is judged by how long this machine has seen it unchanged (:func:`silent_
 first sight of each date is kept in drivestage's state folder, so a ``dedupe`` or ``trainer
 status`` run again later counts from the first; a renewal is a new date, seen anew); and so
 is every claim where Drive's answers carry no ``Date`` (a proxy strips it), as this
-machine's clock is then all it has.
+machine's clock is then all it has, or one past ``server_clock.TOLERANCE`` from this
+machine's clock (a proxy's skewed clock: skew44), as neither clock is then trusted.
 """
 from __future__ import annotations
 
@@ -43,6 +44,7 @@ import json
 import math
 import os
 import socket
+import time
 from dataclasses import dataclass
 from typing import Any, Iterable, Optional
 
@@ -109,6 +111,8 @@ def silent_for(claim_id: str, written: float, now: float, later: Optional[float]
     it."""
     if server_clock.dated() and not ahead(written, now if later is None else later):
         return max(0.0, now - written)   # (else: no Date heard, now is this machine's clock)
+    if server_clock.skew() is not None:   # (sights by this machine's clock, as every
+        now = time.time()   # process of it notes them: not by a skewed Date's, skew44)
     return max(0.0, now - _first_seen(f"{claim_id}@{written!r}", now))
 
 
@@ -328,6 +332,11 @@ def renewed_text(silent_s: float, ahead_s: float) -> str:
     if ahead_s > 0:
         return (f"dated {_span(ahead_s)} ahead of Drive's clock, so told by its changes: "
                 f"seen unchanged for {_span(silent_s)}")
+    skew = server_clock.skew()
+    if skew is not None:
+        return (f"of unknown age, Drive's Date {_span(abs(skew))} "
+                f"{'ahead of' if skew > 0 else 'behind'} this machine's clock, so told by its "
+                f"changes: seen unchanged for {_span(silent_s)}")
     if not server_clock.dated():
         return (f"of unknown age, Drive's answers carrying no Date, so told by its changes: "
                 f"seen unchanged for {_span(silent_s)}")

@@ -16,18 +16,31 @@ was sent before it came), and writes a mark with the later (a mark never says it
 earlier than either clock: a machine whose clock runs behind, by a year after a dead RTC
 battery, wrote marks a year old, and every other machine retired those files at once). A
 mark later than the later clock is one to write again (planted, or from a clock ahead).
+
+A ``Date`` past :data:`TOLERANCE` from this machine's clock (skew44: a proxy that sets its own
+from a clock hours off, or this machine's clock off) is trusted no more than none: which of
+the two is wrong is not known, and a claim another machine dated by Drive's real clock read
+hours silent by a ``Date`` hours ahead (a live trainer's lease taken over, a merge under a
+live mirror). :func:`dated` is then False, so claims are judged by how long this machine has
+seen them unchanged (:mod:`drivestage.run_claims`), and one warning says so (:func:`skew`).
 """
 from __future__ import annotations
 
 import email.utils
+import logging
 import time
 from typing import Any, Optional
 
-__all__ = ["TOLERANCE", "answered", "dated", "heard", "now", "span"]
+__all__ = ["TOLERANCE", "answered", "dated", "heard", "now", "skew", "span"]
+
+log = logging.getLogger(__name__)
 
 #: How far this machine's clock and Drive's may differ before both are taken (seconds): past a
 #: second's truncation and a slow answer's time on the way, and small against the day
-#: retention waits.
+#: retention waits. Past it, no ``Date`` is trusted to date a claim (:func:`dated`): NTP-synced
+#: clocks agree within seconds, so 60 s is no false alarm; and a skew within it cannot read a
+#: live claim stale, as the shortest lease (1 min) is stale after 150 s, 90 s past a renewal
+#: (:func:`drivestage.run_claims.stale_after`).
 TOLERANCE = 60.0
 
 #: Drive's clock less this machine's, as the last answer with a ``Date`` said (None: none
@@ -41,6 +54,9 @@ _answered = 0
 #: Whether the last answer heard carried a ``Date`` (False: a proxy that strips it, where
 #: this machine's clock is all it knows of Drive's: :func:`dated`).
 _dated = True
+
+#: Whether the warning of a skewed ``Date`` was given (once a process: :func:`_warn`).
+_warned = False
 
 
 def heard(response: Any) -> None:
@@ -60,13 +76,42 @@ def heard(response: Any) -> None:
         _dated = False
         return
     _behind, _dated = sent - time.time(), True
+    if not _warned and abs(_behind) > TOLERANCE:
+        _warn(_behind)
+
+
+def _warn(behind: float) -> None:
+    global _warned
+    _warned = True
+    way = "ahead of" if behind > 0 else "behind"
+    log.warning("Drive's answers are dated %s %s this machine's clock (a proxy's clock or "
+                "this machine's is wrong): neither is trusted to date a run's lease or a "
+                "mirror's claim, so each is judged by how long it is seen unchanged (a dead "
+                "one is taken over a stale period after it is first seen)",
+                span_text(abs(behind)), way)
+
+
+def span_text(seconds: float) -> str:
+    """``40 s`` below 90 s, else minutes (``180 min``, ``1.5 min``)."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.1f}".rstrip("0").rstrip(".") + " min"
+
+
+def skew() -> Optional[float]:
+    """Drive's clock less this machine's, as the last answer's ``Date`` said it, where the
+    two differ by more than :data:`TOLERANCE` (None: they agree, or no ``Date`` heard)."""
+    behind = _behind
+    return behind if _dated and behind is not None and abs(behind) > TOLERANCE else None
 
 
 def dated() -> bool:
-    """Whether the last answer carried Drive's clock (a ``Date``): not, behind a proxy that
-    strips it, :func:`now` is this machine's clock, which another machine's may differ from
-    by any amount (:mod:`trainer.lease` then proves its lease by a listing, not a date)."""
-    return _dated
+    """Whether Drive's clock is known: the last answer carried a ``Date`` within
+    :data:`TOLERANCE` of this machine's clock. Not, behind a proxy that strips it, :func:`now`
+    is this machine's clock, which another machine's may differ from by any amount
+    (:mod:`trainer.lease` then proves its lease by a listing, not a date); nor where the two
+    differ past it (:func:`skew`: one of them is wrong, which is not known)."""
+    return _dated and skew() is None
 
 
 def answered() -> int:
@@ -89,6 +134,11 @@ def now() -> float:
     """Drive's clock now, as the last answer's ``Date`` said it (to the second, cut short: a
     little behind Drive's), or this machine's where none was heard (a local store). For
     comparing with Drive's own dates (a file's ``modifiedDate``) across machines whose clocks
-    differ (:mod:`trainer.lease`)."""
+    differ (:mod:`trainer.lease`). Where the two differ past :data:`TOLERANCE`
+    (:func:`skew`), the later of them: a date written by it (a property claim's) reads no
+    older than it is to a machine whose clock is right (a live claim read stale), and a
+    renewal by it is no later than due."""
     behind = _behind
+    if behind is not None and skew() is not None:
+        return time.time() + max(0.0, behind)
     return time.time() + (behind or 0.0)
