@@ -27,11 +27,12 @@ from tests.test_guards41_dedupe import _run, _twins
 from tests.test_messages_dedupe import live, put
 
 AHEAD = 3 * 3600.0
-SKEWED = "of unknown age, Drive's Date 180 min ahead of this machine's clock, so told by its changes"
+SKEWED = ("of unknown age, Drive's Date 180 min ahead of this machine's clock, so told by its "
+          "changes")
 WARNING = ("Drive's answers are dated 180 min ahead of this machine's clock (a proxy's clock or "
            "this machine's is wrong): neither is trusted to date a run's lease or a mirror's "
-           "claim, so each is judged by how long it is seen unchanged (a dead one is taken "
-           "over a stale period after it is first seen)")
+           "claim, so each is judged by how long it is seen unchanged (gone once seen "
+           "unchanged for its stale period)")
 
 
 @pytest.fixture
@@ -144,6 +145,8 @@ def test_dedupe_behind_a_date_hours_ahead_says_so_and_merges_once_seen_stale(
     before = live(emulator)
     code, out, err = _run("dedupe", DEST)
     assert code == 1, err
+    assert [ln for ln in err.splitlines() if "Drive's answers are dated" in ln] == [
+        f"WARNING drivestage.drive.server_clock: {WARNING}"], err
     line = err.splitlines()[-1]
     assert re.fullmatch(re.escape(
         f"Error: drive:runs/exp (id {new}) is held by a training run now (its lease "

@@ -86,8 +86,8 @@ def _warn(behind: float) -> None:
     way = "ahead of" if behind > 0 else "behind"
     log.warning("Drive's answers are dated %s %s this machine's clock (a proxy's clock or "
                 "this machine's is wrong): neither is trusted to date a run's lease or a "
-                "mirror's claim, so each is judged by how long it is seen unchanged (a dead "
-                "one is taken over a stale period after it is first seen)",
+                "mirror's claim, so each is judged by how long it is seen unchanged (gone once "
+                "seen unchanged for its stale period)",
                 span_text(abs(behind)), way)
 
 
