@@ -158,7 +158,7 @@ def well_formed_error(status: int, content: bytes) -> bytes:
 
 
 def retry_after_seconds(headers: Mapping[str, str], now: Optional[float] = None) -> Optional[float]:
-    """The ``Retry-After`` header as seconds (it may be a number or an HTTP date)."""
+    """The ``Retry-After`` header as seconds (a number, or an HTTP date less ``now``)."""
     raw = None
     for key, value in headers.items():
         if key.lower() == "retry-after":

@@ -9,7 +9,8 @@ whether a failure is transient:
 * everything else becomes a typed :mod:`drivestage.errors` error with a message for the user
   (:func:`translate`; an HTTP answer is typed by :func:`drivestage.drive.answers.typed_error`).
 
-Waits grow exponentially with jitter up to a cap; a server's ``Retry-After`` is honoured.
+Waits grow exponentially with jitter up to a cap; a server's ``Retry-After`` is honoured (an
+HTTP date read by the server's clock: :func:`drivestage.drive.server_clock.drive_clock`).
 Every retry is logged at WARNING with ``retry n/max``. Knobs (for users on flaky links, and
 for tests that must not sleep): ``DRIVESTAGE_RETRY_ATTEMPTS`` (default 8),
 ``DRIVESTAGE_RETRY_BASE`` (first wait, seconds, default 1), ``DRIVESTAGE_RETRY_CAP``
@@ -31,7 +32,7 @@ from typing import Any, Callable, Iterator, Optional, TypeVar
 import tenacity
 
 from drivestage import errors, interrupts
-from drivestage.drive import answers, connections, lookups
+from drivestage.drive import answers, connections, lookups, server_clock
 from drivestage.pool import check
 
 log = logging.getLogger(__name__)
@@ -126,7 +127,11 @@ def classify(exc: BaseException) -> Optional[Retryable]:
     if failure is not None:
         if not answers.transient(failure):
             return None
-        return Retryable(failure.label, retry_after=answers.retry_after_seconds(failure.headers))
+        # (A date's wait by the server's clock, the answer's Date: one hours off this
+        # machine's, a proxy's, made 5 s hours or none, skewlefts44.)
+        base = server_clock.drive_clock(failure.headers.get("date"))
+        return Retryable(failure.label,
+                         retry_after=answers.retry_after_seconds(failure.headers, now=base))
     if isinstance(exc, lookups.LookupTimeout):
         return Retryable(str(exc), connection_lost=True)
     if isinstance(exc, (socket.timeout, TimeoutError)):

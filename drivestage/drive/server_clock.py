@@ -23,6 +23,11 @@ the two is wrong is not known, and a claim another machine dated by Drive's real
 hours silent by a ``Date`` hours ahead (a live trainer's lease taken over, a merge under a
 live mirror). :func:`dated` is then False, so claims are judged by how long this machine has
 seen them unchanged (:mod:`drivestage.run_claims`), and one warning says so (:func:`skew`).
+
+A ``Retry-After`` given as an HTTP date is the server's clock too (skewlefts44): read against
+this machine's, a proxy's 5 s came out as three hours (capped by the retry policy) or none.
+:func:`drive_clock` gives the base to read it against: the answer's own ``Date``, else
+Drive's clock as last heard.
 """
 from __future__ import annotations
 
@@ -31,7 +36,7 @@ import logging
 import time
 from typing import Any, Optional
 
-__all__ = ["TOLERANCE", "answered", "dated", "heard", "now", "skew", "span"]
+__all__ = ["TOLERANCE", "answered", "dated", "drive_clock", "heard", "now", "skew", "span"]
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +117,20 @@ def dated() -> bool:
     (:mod:`trainer.lease` then proves its lease by a listing, not a date); nor where the two
     differ past it (:func:`skew`: one of them is wrong, which is not known)."""
     return _dated and skew() is None
+
+
+def drive_clock(date: Optional[str] = None) -> Optional[float]:
+    """Drive's clock at an answer, to read a date it sent (a ``Retry-After``) by: the
+    answer's own ``Date`` where it carries a readable one (``date``), else this machine's
+    clock moved by Drive's offset as last heard (skewed or not: the best known); None where
+    none was heard (this machine's clock is all there is)."""
+    if date:
+        try:
+            return email.utils.parsedate_to_datetime(date).timestamp()
+        except (TypeError, ValueError, OverflowError, IndexError):
+            pass
+    behind = _behind
+    return None if behind is None else time.time() + behind
 
 
 def answered() -> int:
