@@ -33,7 +33,7 @@ def skewed(emulator, monkeypatch):
 
 def test_a_starting_trainer_under_a_date_hours_ahead_is_refused_by_a_live_holder(
         drive_env, emulator, tmp_path, fast_retries, monkeypatch, skewed):
-    """A live holder renewing every 0.6 s: the new trainer sees it renewed and is refused
+    """A live holder renewing every 3 s: the new trainer sees it renewed and is refused
     (main: "its holder is gone", taken over at once, two trainers on one run folder)."""
     from trainer.drive import DriveFolder
     from trainer.errors import LeaseHeldError
@@ -42,10 +42,12 @@ def test_a_starting_trainer_under_a_date_hours_ahead_is_refused_by_a_live_holder
     monkeypatch.setenv("TRAINER_LEASE_SETTLE", "0")
     emulator.date_offset = AHEAD
     try:
-        holder, _ = _trainer(tmp_path, "holder", 4, minutes=0.01)   # (renews every 0.6 s)
+        # Periods of 3 s (stale after 7.5 s): a loaded machine starving the holder's renewal
+        # thread for a 0.6 s lease's stale time (1.5 s) read it dead (flake41's pattern).
+        holder, _ = _trainer(tmp_path, "holder", 4, minutes=0.05)   # (renews every 3 s)
         lease = holder.lease
         assert lease is not None and not lease.pending and server_clock.skew() is not None
-        taker = RunLease(DriveFolder(DEST, str(tmp_path / "taker")), period_s=0.6)
+        taker = RunLease(DriveFolder(DEST, str(tmp_path / "taker")), period_s=3.0)
         with pytest.raises(LeaseHeldError) as caught:
             taker.acquire()   # (its watch sees the holder renew it)
         assert str(caught.value).startswith(
