@@ -24,7 +24,9 @@ def test_a_trainer_is_refused_while_another_renews_the_lease(drive_env, tiny_con
     holder.acquire()
     holder.start()
     try:
-        path = tiny_config(**{"drive.logs": "drive:runs/exp", "drive.lease_minutes": 0.01})
+        # (A 3 s period, stale after 9 s by this trainer's clock: at 0.6 s (0.01) a holder's
+        # renewal thread starved 1.8 s on a loaded machine read as gone, taken over: exit 0.)
+        path = tiny_config(**{"drive.logs": "drive:runs/exp", "drive.lease_minutes": 0.05})
         r = CliRunner().invoke(cli, ["train", "-c", path])
     finally:
         holder.release()
@@ -34,7 +36,7 @@ def test_a_trainer_is_refused_while_another_renews_the_lease(drive_env, tiny_con
     assert line.startswith(f"Error: drive.logs drive:runs/exp {REFUSED}: {who} holds its lease "
                            "(last renewed "), line
     assert line.endswith(" ago); two trainers of one run overwrite each other's checkpoints "
-                         "there. Stop that one, or wait 2 s after it stopped renewing and start "
+                         "there. Stop that one, or wait 9 s after it stopped renewing and start "
                          "again, or start this one with --take-over (that one then stops at its "
                          "next save); or give this run another drive.logs"), line
     shown(REFUSED, line)
@@ -80,7 +82,9 @@ def test_a_trainer_whose_lease_is_taken_over_stops(drive_env, store, tiny_config
 
     thread = threading.Thread(target=take)
     thread.start()
-    path = tiny_config(**{"drive.logs": "drive:runs/exp", "drive.lease_minutes": 0.01,
+    # (The taker renews nothing: by this trainer's 0.05 (stale after 9 s, not 1.8 s) its
+    # claim is live when this trainer's next save reads it, however late on a loaded machine.)
+    path = tiny_config(**{"drive.logs": "drive:runs/exp", "drive.lease_minutes": 0.05,
                           "train.epochs": 1000, "train.keep_local": 2})
     try:
         r = CliRunner().invoke(cli, ["train", "-c", path])
