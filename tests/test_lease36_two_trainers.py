@@ -27,8 +27,13 @@ from trainer.cli import cli
 pytestmark = pytest.mark.slow
 
 LOGS = "drive:runs/exp"
-#: 0.6 s renewals: a claim is stale after 2 x 0.6 + 0.6 s.
-LEASE = "drive.lease_minutes=0.01"
+#: 3 s renewals: a claim is stale after 2 x 3 + 3 s by its reader's clock. (At 0.01, 1.8 s,
+#: a live trainer whose renewal thread a loaded machine starved that long was read as gone by
+#: its rival and taken over: flake41's attacklease36_outage, leaseflake44.) Its cost: the
+#: real settle wait, min(2, period / 2), 1.5 s not 0.3 s; a refusal's watch poll the same.
+LEASE = "drive.lease_minutes=0.05"
+#: 0.6 s renewals (a 0.3 s settle) for a trainer whose claim no live rival reads by its period.
+SHORT = "drive.lease_minutes=0.01"
 
 
 @pytest.fixture(autouse=True)
@@ -149,7 +154,7 @@ def test_a_killed_trainer_of_this_machine_is_taken_over_at_once(drive_env, store
     """A cell stopped hard (SIGKILL, a crashed kernel) and run again on the same machine:
     its process is gone, so its claim is no one's at once (no wait)."""
     path = tiny_config(**{"drive.logs": LOGS, "train.epochs": LONG, "train.keep_local": 2})
-    old, err = _spawn(path, tmp_path, "old")
+    old, err = _spawn(path, tmp_path, "old", "--set", SHORT)   # (its claim read once dead)
     _until(lambda: _claims(store), old)
     old.kill()
     old.wait(timeout=60)
@@ -166,7 +171,7 @@ def test_a_killed_trainer_of_this_machine_is_taken_over_at_once(drive_env, store
 
 def test_a_second_live_trainer_is_refused(drive_env, store, tiny_config, tmp_path):
     path = tiny_config(**{"drive.logs": LOGS, "train.epochs": LONG, "train.keep_local": 2})
-    first, err = _spawn(path, tmp_path, "first")
+    first, err = _spawn(path, tmp_path, "first", "--set", SHORT)   # (the second's LEASE reads it)
     try:
         _until(lambda: _claims(store), first)
         r = CliRunner().invoke(cli, ["train", "-c", path, "--set", LEASE, "--set",
@@ -178,7 +183,7 @@ def test_a_second_live_trainer_is_refused(drive_env, store, tiny_config, tmp_pat
             f"pid {first.pid} on "), line
         assert line.endswith(
             " ago); two trainers of one run overwrite each other's checkpoints there. Stop "
-            "that one, or wait 2 s after it stopped renewing and start again, or start this "
+            "that one, or wait 9 s after it stopped renewing and start again, or start this "
             "one with --take-over (that one then stops at its next save); or give this run "
             "another drive.logs"), line
         assert first.poll() is None   # the first trains on
