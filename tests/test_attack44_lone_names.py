@@ -23,6 +23,17 @@ from trainer.errors import CheckpointError
 from trainer.resume import _decide
 
 
+def lone_epochs(emulator, made) -> None:
+    """Epochs 1 and 2 on Drive in runs/a alone (no sidecars), 2 the later, each a real
+    checkpoint (made in ``made``)."""
+    now = time.time()
+    for epoch in (1, 2):
+        path = ckpt.save_checkpoint(_state(epoch, 4 * epoch, 0), str(made / f"e{epoch}.pt"))
+        with open(path, "rb") as fh:
+            fid = emulator.add_file(f"runs/a/epoch_00{epoch}.pt", fh.read())
+        emulator.store.update(fid, modified=now - 100 + 10 * epoch)
+
+
 def _only(emulator, keep: str) -> None:
     """Leave only ``keep`` in runs/a (the others removed for good)."""
     for f in emulator.files():
@@ -87,12 +98,7 @@ def test_a_file_here_that_is_no_checkpoint_under_a_lone_checkpoints_name_stops_t
     alone (no sidecars). The take-up, never fetching over it, started the run afresh: its
     first saves replaced both files on Drive, an earlier run's only copies. Now refused in one
     line, nothing touched; once that file is moved away the resume goes on from epoch 2."""
-    made, now = tmp_path / "made", time.time()
-    for epoch in (1, 2):
-        path = ckpt.save_checkpoint(_state(epoch, 4 * epoch, 0), str(made / f"e{epoch}.pt"))
-        with open(path, "rb") as fh:
-            fid = emulator.add_file(f"runs/a/epoch_00{epoch}.pt", fh.read())
-        emulator.store.update(fid, modified=now - 100 + 10 * epoch)
+    lone_epochs(emulator, tmp_path / "made")
     before = sorted((f["title"], f["md5Checksum"]) for f in emulator.files()
                     if not f["mimeType"].endswith(".folder"))
     logs = tmp_path / "logs"

@@ -4,15 +4,13 @@ file of the name ``--resume auto`` would take up that does not load, the resume 
 that file. Status now says the same refusal, in the same words, naming the same file."""
 from __future__ import annotations
 
-import time
 from types import SimpleNamespace
 
 import pytest
 from click.testing import CliRunner
 
 from _tiny_run import tiny_run_config
-from test_killed_saves import _state
-from trainer import checkpoint as ckpt
+from test_attack44_lone_names import lone_epochs
 from trainer.drive import DriveFolder
 from trainer.errors import CheckpointError
 from trainer.resume import _decide
@@ -25,12 +23,7 @@ def _on_drive(emulator) -> list:
 
 def test_status_says_the_take_ups_refusal_of_a_file_here_under_the_lone_name(
         emulator, drive_env, local_state, tmp_path):
-    made, now = tmp_path / "made", time.time()
-    for epoch in (1, 2):
-        path = ckpt.save_checkpoint(_state(epoch, 4 * epoch, 0), str(made / f"e{epoch}.pt"))
-        with open(path, "rb") as fh:
-            fid = emulator.add_file(f"runs/a/epoch_00{epoch}.pt", fh.read())
-        emulator.store.update(fid, modified=now - 100 + 10 * epoch)
+    lone_epochs(emulator, tmp_path / "made")
     logs = tmp_path / "logs"
     logs.mkdir()
     (logs / "epoch_002.pt").write_bytes(b"not a checkpoint")
