@@ -20,9 +20,10 @@ from _signal_env import _cli_server  # noqa: F401  (an autouse fixture)
                          "one"),
     (["--host", ""], "Error: --host is empty (an unset variable?); give the address to listen "
                      "on, e.g. 127.0.0.1 (0.0.0.0 for every interface)"),
-    (["--host", "192.0.2.1"], "Error: cannot listen on 192.0.2.1:0: Cannot assign requested "
-                              "address; give --host an address of this machine, e.g. "
-                              "127.0.0.1"),
+    # (with a token: without one, any address not loopback is refused first, attackemu45)
+    (["--host", "192.0.2.1", "--token", "t"],
+     "Error: cannot listen on 192.0.2.1:0: Cannot assign requested address; give --host an "
+     "address of this machine, e.g. 127.0.0.1"),
 ])
 def test_a_bad_emulator_option_is_one_line(tmp_path, args, line):
     done = cli_server().run(["emulator", "--port", "0", *args], cwd=str(tmp_path), timeout=30,

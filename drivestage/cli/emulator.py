@@ -10,7 +10,7 @@ from typing import Optional
 import click
 
 from drivestage.cli.group import cli
-from drivestage.errors import UsageError
+from drivestage.errors import DriveStageError, UsageError
 from drivestage.interrupts import Flag
 
 EMULATOR_EPILOG = """\b
@@ -60,6 +60,8 @@ def emulator_command(host: str, port: int, data_dir: Optional[str], quota_bytes:
     API can change all of them while it runs).
     """
     from drivestage.emulator import Emulator
+    from drivestage.emulator.errors import DataDirError
+    from drivestage.emulator.handler import is_loopback_host
     from drivestage.paths import refuse_empty
 
     # ("": a TypeError traceback for --data-dir; for --host the socket's every interface, an
@@ -69,6 +71,12 @@ def emulator_command(host: str, port: int, data_dir: Optional[str], quota_bytes:
                      "leave --data-dir out for a temporary one")
     refuse_empty("--host", host, "the address to listen on, e.g. 127.0.0.1 (0.0.0.0 for "
                  "every interface)")
+    if token is None and not is_loopback_host(host):
+        # Any token is taken then, the control API with none: whoever reaches the port
+        # reads and changes every file and fault (attackemu45).
+        raise UsageError(f"--host {host} is reachable from other machines, and without --token "
+                         "anyone who reaches it may read and change its files and its control "
+                         "API; give --token TOKEN too, or --host 127.0.0.1")
     emu = Emulator(data_dir=data_dir, quota_bytes=quota_bytes, token=token, host=host, port=port,
                    service_account=service_account)
     if latency:
@@ -79,6 +87,8 @@ def emulator_command(host: str, port: int, data_dir: Optional[str], quota_bytes:
         emu.set_api_quota(api_quota, upload_bytes_per_day=upload_cap)
     try:
         emu.start()
+    except DataDirError as exc:   # (in use by another emulator, or its state unreadable)
+        raise DriveStageError(str(exc)) from None
     except OSError as exc:
         if exc.filename is not None and data_dir is not None:
             # The state folder, not the socket (a socket's error names no file): it said

@@ -1,7 +1,7 @@
 """The emulator's one error type, and the error bodies Drive really sends.
 
 :class:`EmulatorApiError` is raised anywhere inside the emulator; the server turns it into
-Google's JSON envelope. :data:`DRIVE_ERRORS` holds, per ``reason``, the status, domain,
+Google's JSON envelope. :class:`DataDirError`: a state folder it cannot open. :data:`DRIVE_ERRORS` holds, per ``reason``, the status, domain,
 message and headers real Drive answers with, so a route (or an injected fault) can say
 ``drive_error("cannotDownloadAbusiveFile")`` and send exactly what a client would get.
 """
@@ -11,6 +11,12 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 DRIVE_SCOPE = "https://www.googleapis.com/auth/drive"
+
+
+class DataDirError(RuntimeError):
+    """The emulator cannot use its state folder: another emulator serves from it, or its
+    state is unreadable (a corrupted or hand-edited file). The message says which and what
+    to do; nothing in the folder was changed."""
 
 
 class EmulatorApiError(Exception):

@@ -146,6 +146,22 @@ class _Handler(MetadataRoutes, MediaRoutes, ControlRoutes, BatchRoutes, BaseHTTP
                               "answers only loopback names (localhost, 127.0.0.1, ::1).",
             location="Host", location_type="header")
 
+    def _check_origin(self) -> None:
+        """Refuse what a web page sends: a page on any site may POST a ``text/plain`` body
+        to 127.0.0.1 without a preflight (a "simple request"), and the emulator takes any
+        token (``?access_token=x``) and, without ``--token``, control calls with none, so a
+        page could inject faults, seed files or upload (attackemu45). Browsers name the
+        page in ``Origin`` (and ``Sec-Fetch-Site``); Drive's clients send neither."""
+        origin = self.headers.get("Origin")
+        site = (self.headers.get("Sec-Fetch-Site") or "none").strip().lower()
+        own = f"http://{(self.headers.get('Host') or '').strip().lower()}"
+        if (origin is None or origin.strip().lower() == own) and site in ("none", "same-origin"):
+            return
+        raise EmulatorApiError(
+            403, "forbidden", f"Cross-origin request from {origin or site!r} refused: the emulator "
+                              "answers programs, not web pages.",
+            location="Origin", location_type="header")
+
     def _handle(self) -> None:
         started = time.time()
         url = urlsplit(self.path)
@@ -186,6 +202,7 @@ class _Handler(MetadataRoutes, MediaRoutes, ControlRoutes, BatchRoutes, BaseHTTP
             self.emu._record(self._rec)
         try:
             self._check_host()
+            self._check_origin()
             if control:
                 self._control(path)
                 return

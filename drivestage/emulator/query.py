@@ -82,11 +82,24 @@ def parent_hint(pred: Predicate) -> set | None:
     return getattr(pred, "parents_hint", None)
 
 
+#: Parentheses and ``not`` nested deeper than this are refused (400): the parser recurses,
+#: and a ``q`` of 20,000 ``(`` hit Python's recursion limit, answered 500 backendError, which
+#: a client retries as Drive's own failure (attackemu45).
+MAX_NESTING = 100
+
+
 class _Parser:
     def __init__(self, tokens: list[tuple[str, str]], resolve_id: Callable[[str], str]):
         self.tokens = tokens
         self.i = 0
         self.resolve_id = resolve_id
+        self.depth = 0
+
+    def nest(self) -> None:
+        """One level deeper (a ``(`` or a ``not``); 400 past :data:`MAX_NESTING`."""
+        self.depth += 1
+        if self.depth > MAX_NESTING:
+            raise QueryError(f"Invalid query: nested deeper than {MAX_NESTING} levels")
 
     def peek(self) -> tuple[str, str] | None:
         return self.tokens[self.i] if self.i < len(self.tokens) else None
@@ -132,16 +145,20 @@ class _Parser:
 
     def not_expr(self) -> Predicate:
         if self.keyword("not"):
+            self.nest()
             inner = self.not_expr()
+            self.depth -= 1
             return lambda f: not inner(f)
         return self.primary()
 
     def primary(self) -> Predicate:
         tok = self.take()
         if tok == ("op", "("):
+            self.nest()
             inner = self.or_expr()
             if self.take() != ("op", ")"):
                 raise QueryError("Invalid query: missing ')'")
+            self.depth -= 1
             return inner
         if tok[0] == "str":
             if not self.keyword("in"):

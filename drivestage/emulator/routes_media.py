@@ -233,10 +233,16 @@ class MediaRoutes:
                 mp.line()
                 mp.headers()
                 parts: list[bytes] = []
-                mp.until_boundary(parts.append)
+
+                def keep(data: bytes) -> None:
+                    # Refused as it grows: a metadata part whose closing boundary never came
+                    # was held whole in memory, gigabytes of it (attackemu45).
+                    parts.append(data)
+                    if sum(map(len, parts)) > MAX_JSON_BODY:
+                        raise EmulatorApiError(400, "badContent", "Multipart metadata part too large.")
+
+                mp.until_boundary(keep)
                 raw = b"".join(parts)
-                if len(raw) > MAX_JSON_BODY:
-                    raise EmulatorApiError(400, "badContent", "Multipart metadata part too large.")
                 try:
                     meta = json.loads(raw) if raw.strip() else {}
                 except ValueError:

@@ -26,6 +26,8 @@ from typing import Callable, Iterable, Optional
 
 from drivestage.emulator import properties
 from drivestage.emulator.errors import EmulatorApiError, drive_error, not_found
+from drivestage.emulator.store_dir import lock_data_dir, open_db, private_dirs, unlock_data_dir, \
+    unreadable
 from drivestage.emulator.store_ids import StoreIds, new_id
 from drivestage.emulator.store_limits import StoreLimits
 from drivestage.emulator.store_trash import StoreTrash
@@ -63,22 +65,17 @@ class EmulatorStore(StoreLimits, StoreTrash, StoreIds):
         self._last_created = 0.0  # see create()
         self.blob_dir = os.path.join(self.data_dir, "blobs")
         self.upload_dir = os.path.join(self.data_dir, "uploads")
-        if not os.path.isdir(self.data_dir):
-            os.makedirs(self.data_dir, mode=0o700)
-        _private_dirs(self.blob_dir, self.upload_dir)
         self.lock = threading.RLock()
         self.closed = False
+        # Held until close(): one emulator per folder (store_dir).
+        self._lock_fd = lock_data_dir(self.data_dir)
         db_path = os.path.join(self.data_dir, "state.sqlite3")
-        # Created 0600 before SQLite opens it: its -wal and -shm files copy that mode.
-        os.close(os.open(db_path, os.O_RDWR | os.O_CREAT, 0o600))
-        for suffix in ("", "-wal", "-shm"):     # a state folder from an older emulator
-            if os.path.exists(db_path + suffix):
-                os.chmod(db_path + suffix, 0o600)
-        self._db = sqlite3.connect(db_path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        for table in ("files", "drives", "sessions", "meta", "ids"):
-            self._db.execute(f"CREATE TABLE IF NOT EXISTS {table} (id TEXT PRIMARY KEY, doc TEXT)")
+        try:
+            private_dirs(self.blob_dir, self.upload_dir)
+            self._db = open_db(db_path)
+        except BaseException:
+            unlock_data_dir(self._lock_fd)
+            raise
         self.files: dict[str, dict] = {}
         self._by_parent: dict[str, set[str]] = {}   # parent id -> child ids (an index)
         self.drives: dict[str, dict] = {}
@@ -90,7 +87,13 @@ class EmulatorStore(StoreLimits, StoreTrash, StoreIds):
         #: Told of every change of a file record (old, new; None: absent), under the lock:
         #: the faults of a lagging listing (:meth:`~drivestage.emulator.faults.Faults.lag_listing`).
         self.observer: Optional[Callable[[Optional[dict], Optional[dict]], None]] = None
-        self._load()
+        try:
+            self._load()
+        except (sqlite3.DatabaseError, ValueError, TypeError, KeyError, AttributeError) as exc:
+            # (a corrupted file, or a hand-edited row: not JSON, or not a record)
+            self._db.close()
+            unlock_data_dir(self._lock_fd)
+            raise unreadable(db_path, exc) from None
 
     # ----------------------------------------------------------------- persistence
     def _load(self) -> None:
@@ -165,11 +168,15 @@ class EmulatorStore(StoreLimits, StoreTrash, StoreIds):
             self.sessions[sess["id"]] = sess
 
     def close(self) -> None:
-        """Close the database (the blobs need nothing). A handler still at work (the server
-        stops without waiting for them) then changes nothing: see :meth:`check_open`."""
+        """Close the database (the blobs need nothing) and free the folder for another
+        emulator. A handler still at work (the server stops without waiting for them) then
+        changes nothing: see :meth:`check_open`."""
         with self.lock:
+            if self.closed:
+                return
             self.closed = True
             self._db.close()
+            unlock_data_dir(self._lock_fd)
 
     def check_open(self) -> None:
         """Raise a 503 once closed; called with :attr:`lock` held before a change touches a
@@ -464,9 +471,3 @@ class EmulatorStore(StoreLimits, StoreTrash, StoreIds):
             shutil.copyfileobj(src, dst, _COPY_CHUNK)
         return tmp
 
-
-def _private_dirs(*paths: str) -> None:
-    """Create the state folders 0700 (and tighten ones an older emulator made)."""
-    for path in paths:
-        os.makedirs(path, mode=0o700, exist_ok=True)
-        os.chmod(path, 0o700)

@@ -16,6 +16,7 @@ from drivestage.emulator.errors import EmulatorApiError
 
 IO_CHUNK = 1 << 20
 MAX_JSON_BODY = 1 << 20
+MAX_PART_HEADERS = 100
 
 
 def open_private(path: str, mode: str = "wb"):
@@ -272,12 +273,13 @@ class Multipart:
 
     def headers(self) -> dict:
         out = {}
-        while True:
+        for _ in range(MAX_PART_HEADERS + 1):   # (endless header lines: a dict without end)
             line = self.line()
             if not line:
                 return out
             k, _, v = line.decode("latin-1").partition(":")
             out[k.strip().lower()] = v.strip()
+        raise EmulatorApiError(400, "badRequest", "Malformed multipart body: too many part headers.")
 
 
 class Sink:

@@ -1,0 +1,86 @@
+"""The emulator's state folder: made private, held by one emulator at a time, and its
+SQLite database opened or refused with one clear line (split from store.py at its line cap).
+"""
+from __future__ import annotations
+
+import fcntl
+import os
+import sqlite3
+
+from drivestage.emulator.errors import DataDirError
+
+TABLES = ("files", "drives", "sessions", "meta", "ids")
+
+#: Descriptors of the data-dir locks this process holds. A child forked without exec (a
+#: DataLoader worker, multiprocessing) would inherit each and keep the folder locked after
+#: the emulator stopped, so the child closes its copies at once (the parent's lock stays).
+_HELD: set[int] = set()
+
+
+def _forget_in_child() -> None:
+    for fd in list(_HELD):
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    _HELD.clear()
+
+
+os.register_at_fork(after_in_child=_forget_in_child)
+
+
+def private_dirs(*paths: str) -> None:
+    """Create the state folders 0700 (and tighten ones an older emulator made)."""
+    for path in paths:
+        os.makedirs(path, mode=0o700, exist_ok=True)
+        os.chmod(path, 0o700)
+
+
+def lock_data_dir(data_dir: str) -> int:
+    """Create ``data_dir`` (0700) and hold ``data_dir/lock``; the descriptor to close when
+    done. Two emulators on one folder each kept its state in memory and wrote it through,
+    so each overwrote the other's records and one's uploads were gone after a restart
+    (attackemu45): the second is refused. The lock goes with the process, a SIGKILL too."""
+    if not os.path.isdir(data_dir):
+        os.makedirs(data_dir, mode=0o700)
+    fd = os.open(os.path.join(data_dir, "lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise DataDirError(f"{data_dir} is in use by another Drive emulator; stop it, or give "
+                           "this one another --data-dir") from None
+    _HELD.add(fd)
+    return fd
+
+
+def unlock_data_dir(fd: int) -> None:
+    """Let go of a folder :func:`lock_data_dir` locked."""
+    _HELD.discard(fd)
+    os.close(fd)
+
+
+def open_db(db_path: str) -> sqlite3.Connection:
+    """The state database (created 0600), its tables made; :class:`DataDirError` when the
+    file is not a database SQLite can read."""
+    # Created 0600 before SQLite opens it: its -wal and -shm files copy that mode.
+    os.close(os.open(db_path, os.O_RDWR | os.O_CREAT, 0o600))
+    for suffix in ("", "-wal", "-shm"):     # a state folder from an older emulator
+        if os.path.exists(db_path + suffix):
+            os.chmod(db_path + suffix, 0o600)
+    db = sqlite3.connect(db_path, check_same_thread=False, isolation_level=None)
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        for table in TABLES:
+            db.execute(f"CREATE TABLE IF NOT EXISTS {table} (id TEXT PRIMARY KEY, doc TEXT)")
+    except sqlite3.DatabaseError as exc:
+        db.close()
+        raise unreadable(db_path, exc) from None
+    return db
+
+
+def unreadable(db_path: str, exc: BaseException) -> DataDirError:
+    """The refusal of a state file that is corrupted or was edited into something else."""
+    return DataDirError(f"cannot read the emulator's state in {db_path}: {exc} (corrupted or "
+                        "edited by hand?); restore it, or start with an empty --data-dir")

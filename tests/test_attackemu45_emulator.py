@@ -1,0 +1,152 @@
+"""The Drive emulator attacked as a hostile client, a web page, a second emulator and a
+hand-edited state folder would (attackemu45). Each test names what it found:
+
+- a web page on any site could POST ``text/plain`` (a simple request: no preflight) to
+  127.0.0.1 and inject faults, seed files, or upload with ``?access_token=x``;
+- ``drivestage emulator --host 0.0.0.0`` without ``--token`` served any token, and the
+  control API with none, to the whole network;
+- a ``q`` nested 5,000 deep answered 500 backendError (Python's recursion limit), which a
+  client retries as Drive's own failure;
+- a multipart upload whose metadata part never ended was held whole in memory;
+- two emulators on one ``--data-dir`` each overwrote the other's state;
+- a corrupted or hand-edited state file ended the CLI in a traceback.
+"""
+from __future__ import annotations
+
+import json
+import socket
+import sqlite3
+
+import pytest
+from googleapiclient.errors import HttpError
+
+from _forkcli import cli_server
+from _signal_env import _cli_server  # noqa: F401  (an autouse fixture)
+from drivestage.drive import connect
+from drivestage.emulator import Emulator
+from drivestage.emulator.errors import DataDirError
+
+
+def _ask(emu, method, target, headers, body=b""):
+    """(status, reason, message) of one raw request, as a browser would send it."""
+    sock = socket.create_connection((emu.host, emu.port), timeout=10)
+    head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    sock.sendall(f"{method} {target} HTTP/1.1\r\nHost: 127.0.0.1:{emu.port}\r\n{head}"
+                 f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body)
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    sock.close()
+    status = int(data.split(b" ", 2)[1])
+    err = json.loads(data.split(b"\r\n\r\n", 1)[1]).get("error", {}) if status != 200 else {}
+    return status, err.get("errors", [{}])[0].get("reason"), err.get("message")
+
+
+def test_a_web_page_cannot_drive_the_emulator(emulator):
+    fault = json.dumps({"kind": "inject", "status": 500, "times": None}).encode()
+    page = {"Content-Type": "text/plain;charset=UTF-8"}
+    # What a page's fetch()/form POST to http://127.0.0.1:PORT/ sends: its Origin ("null"
+    # from a sandboxed frame or a file:// page), or at least Sec-Fetch-Site.
+    asks = [
+        ("POST", "/_emulator/faults", {**page, "Origin": "https://evil.example"}, fault),
+        ("POST", "/_emulator/files?path=planted.bin", {**page, "Origin": "null"}, b"x"),
+        ("POST", "/upload/drive/v2/files?uploadType=media&access_token=x",
+         {**page, "Origin": "http://localhost:3000", "Sec-Fetch-Site": "same-site"}, b"x"),
+        ("POST", "/_emulator/set_service_account", {**page, "Sec-Fetch-Site": "cross-site"},
+         b"{}"),
+    ]
+    for method, target, headers, body in asks:
+        status, reason, message = _ask(emulator, method, target, headers, body)
+        assert (status, reason) == (403, "forbidden"), target
+        assert message.startswith("Cross-origin request from ") and \
+            message.endswith("refused: the emulator answers programs, not web pages."), message
+    assert emulator.faults.describe()["rules"] == [] and emulator.files() == []
+    assert not emulator.service_account
+    # The emulator's own origin (a page it served, were there one) and programs are served.
+    own = {**page, "Origin": f"http://127.0.0.1:{emulator.port}", "Sec-Fetch-Site": "same-origin"}
+    assert _ask(emulator, "POST", "/_emulator/faults", own, fault)[0] == 200
+    emulator.faults.clear()
+    assert _ask(emulator, "POST", "/_emulator/files?path=mine.bin", {}, b"x")[0] == 200
+    assert [f["title"] for f in emulator.files()] == ["mine.bin"]
+
+
+def test_a_query_nested_too_deep_is_refused_not_a_server_error(emulator):
+    emulator.add_file("a.bin", b"a")
+    service = connect(api_root=emulator.url, token="t").service
+    deep = "(" * 5000 + "title = 'a.bin'" + ")" * 5000   # (sent as a POST: over 2,048 chars)
+    before = len(emulator.requests)
+    with pytest.raises(HttpError) as err:
+        service.files().list(q=deep).execute()
+    assert err.value.resp.status == 400
+    body = json.loads(err.value.content)["error"]
+    assert (body["errors"][0]["reason"], body["message"]) == \
+        ("invalid", "Invalid query: nested deeper than 100 levels")
+    assert len(emulator.requests) == before + 1
+    for q in ["(" * 100 + "title = 'a.bin'" + ")" * 100, "not " * 98 + "not title = 'b.bin'"]:
+        assert [f["title"] for f in service.files().list(q=q).execute()["items"]] == ["a.bin"]
+
+
+def test_a_multipart_metadata_part_without_end_is_refused_as_it_grows(emulator):
+    """Content-Length says 8 GiB; the metadata part's closing boundary never comes. The
+    emulator must refuse it once past 1 MiB, not hold the body in memory until it ends: the
+    client sends 3 MiB, then closes its side, and must get the 400 back."""
+    sock = socket.create_connection((emulator.host, emulator.port), timeout=20)
+    sock.sendall(b"POST /upload/drive/v2/files?uploadType=multipart HTTP/1.1\r\n"
+                 b"Host: 127.0.0.1\r\nAuthorization: Bearer t\r\n"
+                 b"Content-Type: multipart/related; boundary=BND\r\n"
+                 b"Content-Length: 8589934592\r\n\r\n"
+                 b"--BND\r\nContent-Type: application/json\r\n\r\n{\"title\": \"")
+    for _ in range(3):
+        sock.sendall(b"a" * (1 << 20))
+    sock.shutdown(socket.SHUT_WR)
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    sock.close()
+    assert data.startswith(b"HTTP/1.1 400 "), data[:200]
+    assert json.loads(data.split(b"\r\n\r\n", 1)[1])["error"]["message"] == \
+        "Multipart metadata part too large."
+    assert emulator.files() == []
+
+
+def test_one_emulator_per_data_dir_and_unreadable_state_is_one_line(tmp_path):
+    data_dir = tmp_path / "drive"
+    cli = cli_server()
+    with Emulator(data_dir=str(data_dir)) as first:
+        first.add_file("kept.bin", b"kept")
+        with pytest.raises(DataDirError, match="is in use by another Drive emulator"):
+            Emulator(data_dir=str(data_dir)).start()
+        done = cli.run(["emulator", "--data-dir", str(data_dir)], timeout=30, text=True)
+        assert (done.returncode, done.stdout, done.stderr) == (
+            1, "", f"Error: {data_dir} is in use by another Drive emulator; stop it, or give "
+                   "this one another --data-dir\n")
+    with Emulator(data_dir=str(data_dir)) as again:   # free once the first stopped
+        assert again.read_bytes(again.find("kept.bin")["id"]) == b"kept"
+
+    db = data_dir / "state.sqlite3"
+    with sqlite3.connect(db) as conn:                  # a row edited by hand
+        conn.execute("UPDATE files SET doc = '{not json' WHERE id = "
+                     "(SELECT id FROM files LIMIT 1)")
+    conn.close()
+    done = cli.run(["emulator", "--data-dir", str(data_dir)], timeout=30, text=True)
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr.startswith(f"Error: cannot read the emulator's state in {db}: ")
+    assert done.stderr.endswith(" (corrupted or edited by hand?); restore it, or start with an "
+                                "empty --data-dir\n") and done.stderr.count("\n") == 1
+    db.write_bytes(b"not a database" * 100)            # a corrupted file
+    with pytest.raises(DataDirError, match="cannot read the emulator's state in .*: file is "
+                                           "not a database"):
+        Emulator(data_dir=str(data_dir)).start()
+    with pytest.raises(DataDirError, match="cannot read"):  # (the lock was let go)
+        Emulator(data_dir=str(data_dir)).start()
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::"])
+def test_a_network_bind_without_a_token_is_refused(tmp_path, host):
+    done = cli_server().run(["emulator", "--port", "0", "--host", host], cwd=str(tmp_path),
+                            timeout=30, text=True)
+    assert (done.returncode, done.stdout, done.stderr) == (
+        2, "", f"Error: --host {host} is reachable from other machines, and without --token "
+               "anyone who reaches it may read and change its files and its control API; give "
+               "--token TOKEN too, or --host 127.0.0.1\n")
+    assert list(tmp_path.iterdir()) == []
