@@ -14,8 +14,10 @@ hand-edited state folder would (attackemu45). Each test names what it found:
 from __future__ import annotations
 
 import json
+import signal
 import socket
 import sqlite3
+import subprocess
 
 import pytest
 from googleapiclient.errors import HttpError
@@ -150,3 +152,74 @@ def test_a_network_bind_without_a_token_is_refused(tmp_path, host):
                "anyone who reaches it may read and change its files and its control API; give "
                "--token TOKEN too, or --host 127.0.0.1\n")
     assert list(tmp_path.iterdir()) == []
+
+
+#: ``drivestage emulator ...`` killed (SIGKILL) right before it moves a file's new bytes
+#: into the head's place, its old head's bytes already moved aside (an os.rename whose
+#: destination an earlier rename moved away); with ``remove`` as its first argument, right
+#: before it removes bytes it had moved aside (the record saved: replaced in place).
+KILLER = """
+import os, signal, sys
+moved_away, moved_to = set(), set()
+at = sys.argv.pop(1)
+
+def hook(name, args):
+    if name == "os.rename":
+        src, dst = os.fspath(args[0]), os.fspath(args[1])
+        if at == "rename" and dst in moved_away:
+            os.kill(os.getpid(), signal.SIGKILL)
+        moved_away.add(src)
+        moved_to.add(dst)
+    elif name == "os.remove" and at == "remove" and os.fspath(args[0]) in moved_to:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+sys.addaudithook(hook)
+sys.argv = ["drivestage"] + sys.argv[1:]
+from drivestage.entry import main
+main()
+"""
+
+
+@pytest.mark.parametrize("new_revision, at, kept", [
+    (True, "rename", "v1"), (False, "rename", "v1"), (False, "remove", "v2")])
+def test_a_kill_while_a_file_is_replaced_loses_none_of_its_bytes(tmp_path, new_revision, at,
+                                                                 kept):
+    """v1 was stored and acknowledged; the emulator is killed while it replaces it with v2
+    (a new revision, or in place). After a restart the file's bytes are the ones its record
+    (md5, size) describes: v1 where the record of v2 was not saved yet. Before, a kill
+    between the two moves of a new revision left every download of the file answering 500,
+    v1's bytes under a revision's name no record knew (and one in place, v2's bytes under
+    v1's md5)."""
+    import hashlib
+    import io
+
+    from googleapiclient.http import MediaIoBaseUpload
+
+    data_dir = tmp_path / "drive"
+    proc = cli_server().popen([at, "emulator", "--port", "0", "--data-dir", str(data_dir)],
+                              script=KILLER, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True)
+    versions = {"v1": b"v1" * 1000, "v2": b"v2" * 1500}
+    try:
+        url = proc.stdout.readline().split(" at ")[1].strip()
+        service = connect(api_root=url, token="t").service
+        file_id = service.files().insert(
+            body={"title": "best.pt"}, media_body=MediaIoBaseUpload(
+                io.BytesIO(versions["v1"]), "application/octet-stream")).execute()["id"]
+        with pytest.raises(OSError):   # (the connection dies with the emulator)
+            service.files().update(fileId=file_id, newRevision=new_revision, media_body=(
+                MediaIoBaseUpload(io.BytesIO(versions["v2"]), "application/octet-stream"))
+            ).execute()
+        assert proc.wait(timeout=30) == -signal.SIGKILL
+    finally:
+        proc.kill()
+        proc.communicate()
+    data = versions[kept]
+    with Emulator(data_dir=str(data_dir)) as emu:
+        rec = emu.find("best.pt")
+        assert (rec["md5Checksum"], rec["fileSize"]) == (hashlib.md5(data).hexdigest(),
+                                                         str(len(data)))
+        media = connect(api_root=emu.url, token="t").service.files().get_media(fileId=file_id)
+        assert media.execute() == data
+        assert len(emu.revisions(file_id)) == 1
+        assert sorted(p.name for p in (data_dir / "blobs").iterdir()) == [file_id]

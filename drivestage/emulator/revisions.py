@@ -10,6 +10,7 @@ versions" for the 30 days / 100 versions rule.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from typing import Optional
@@ -44,13 +45,21 @@ def replace_content(store: EmulatorStore, file_id: str, blob: str, size: int, md
         store.check_open()
         rec = dict(store.get(file_id))
         now = time.time()
+        # The old head's bytes move aside under their revision's name before the new ones
+        # take the head's place, and stay there until the record says which is the head:
+        # a SIGKILL between the two moves left a file whose every download answered 500,
+        # its acknowledged bytes under a name no record knew (attackemu45). recover() puts
+        # them back at the next start.
+        stash = store.revision_path(rec["id"], head_id(rec)) if rec["size"] is not None else None
+        if stash is not None:
+            os.replace(store.blob_path(rec["id"]), stash)
         if new_revision and rec["size"] is not None:
             old = dict(_head(rec), superseded=now)
             old.pop("head")
-            os.replace(store.blob_path(rec["id"]), store.revision_path(rec["id"], old["id"]))
             rec["revisions"] = list(rec.get("revisions", ())) + [old]
             rec["head_rev"] = new_id("0B")
             rec["head_pinned"] = pinned
+            stash = None   # (the old head is a revision now, kept there)
         elif pinned:
             rec["head_pinned"] = True
         os.replace(blob, store.blob_path(rec["id"]))
@@ -60,7 +69,31 @@ def replace_content(store: EmulatorStore, file_id: str, blob: str, size: int, md
         store._apply_meta(rec, meta or {})
         rec["revisions"] = _purge(store, rec, rec.get("revisions", []), now)
         store.save_file(rec)
+        if stash is not None:   # (replaced in place: the old bytes go only now)
+            _unlink(stash)
         return rec
+
+
+def recover(store: EmulatorStore) -> int:
+    """Finish or undo what a killed :func:`replace_content` left (at start, before
+    serving): where the head's bytes still sit under the head revision's own name, the
+    record was not saved (the head file is missing, or holds bytes the record does not
+    describe) and they go back, or it was saved and they are stale. How many were put back."""
+    restored = 0
+    for rec in store.all_files():
+        if rec.get("size") is None:
+            continue
+        stash = store.revision_path(rec["id"], head_id(rec))
+        if not os.path.exists(stash):
+            continue
+        head = store.blob_path(rec["id"])
+        if os.path.exists(head) and os.path.getsize(head) == rec["size"] \
+                and _md5(head) == rec.get("md5"):
+            _unlink(stash)
+        else:
+            os.replace(stash, head)
+            restored += 1
+    return restored
 
 
 def _purge(store: EmulatorStore, rec: dict, revisions: list[dict], now: float,
@@ -134,6 +167,14 @@ def expire(store: EmulatorStore, file_id: Optional[str] = None, older_than: floa
                 gone += len(before) - len(after)
                 store.save_file(dict(rec, revisions=after))
     return gone
+
+
+def _md5(path: str) -> str:
+    md5 = hashlib.md5()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 22), b""):
+            md5.update(chunk)
+    return md5.hexdigest()
 
 
 def _unlink(path: str) -> None:

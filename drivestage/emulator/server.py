@@ -13,6 +13,7 @@ from http.server import ThreadingHTTPServer
 from typing import Iterable, Optional
 
 from drivestage.emulator.access import short_scope
+from drivestage.emulator import revisions
 from drivestage.emulator.accounting import PER_USER_UNITS_PER_MINUTE, ApiQuota
 from drivestage.emulator.faults import Faults
 from drivestage.emulator.handler import _Handler
@@ -174,9 +175,14 @@ class Emulator(SeedingApi):
         if self.data_dir is None:
             self._tmp_dir = tempfile.mkdtemp(prefix="drive-emulator-")
         self.store = EmulatorStore(self.data_dir or self._tmp_dir, self.quota_bytes)
+        revisions.recover(self.store)   # (what a SIGKILL left half replaced)
         self.store.observer = self.faults.note_change
         self.faults.serving()
-        self._server = _Server((self.host, self.port), _Handler, self)
+        try:
+            self._server = _Server((self.host, self.port), _Handler, self)
+        except BaseException:
+            self.store.close()   # (frees the data dir for a retry on another port)
+            raise
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                                         name="drive-emulator", daemon=True)
