@@ -18,6 +18,7 @@ import signal
 import socket
 import sqlite3
 import subprocess
+import time
 
 import pytest
 from googleapiclient.errors import HttpError
@@ -223,3 +224,29 @@ def test_a_kill_while_a_file_is_replaced_loses_none_of_its_bytes(tmp_path, new_r
         assert media.execute() == data
         assert len(emu.revisions(file_id)) == 1
         assert sorted(p.name for p in (data_dir / "blobs").iterdir()) == [file_id]
+
+
+def test_idle_and_unfinished_connections_are_closed_and_clients_reconnect(tmp_path):
+    """300 connections that send nothing, and one whose header block never ends, each held a
+    thread of the emulator for good. With ``idle_timeout`` (Google's front end closes idle
+    connections too) they are closed, and a keep-alive client whose connection was closed
+    meanwhile carries on over a new one."""
+    with Emulator(data_dir=str(tmp_path / "drive")) as emu:
+        emu.idle_timeout = 0.5
+        emu.add_file("a.bin", b"a")
+        service = connect(api_root=emu.url, token="t").service
+        assert len(service.files().list().execute()["items"]) == 1
+        idle = [socket.create_connection((emu.host, emu.port), timeout=30) for _ in range(300)]
+        endless = socket.create_connection((emu.host, emu.port), timeout=30)
+        endless.sendall(b"GET /drive/v2/about HTTP/1.1\r\nHost: 127.0.0.1\r\nX-A: 1\r\n")
+        for sock in idle + [endless]:
+            assert sock.recv(1) == b""      # closed by the emulator, within the socket's 30 s
+            sock.close()
+        deadline = time.monotonic() + 30
+        while emu._server.handlers:        # every thread that served them has ended
+            assert time.monotonic() < deadline, len(emu._server.handlers)
+            time.sleep(0.05)
+        before = len(emu.requests)
+        assert len(service.files().list().execute()["items"]) == 1   # (reconnected)
+        assert [r.status for r in emu.requests[before:]] == [200]
+        assert emu.requests[-1].connection != emu.requests[0].connection

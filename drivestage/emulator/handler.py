@@ -76,6 +76,7 @@ class _Handler(MetadataRoutes, MediaRoutes, ControlRoutes, BatchRoutes, BaseHTTP
         # One handler serves one connection (keep-alive included): its per-connection budget.
         self._link = Bucket()
         self._connection = self.server.emu._accepted(self.connection)
+        self._idle()
 
     def pace(self, nbytes: int) -> None:
         """Hold a body to the emulator's bandwidth limits (a call in a batch: the batch's
@@ -114,11 +115,25 @@ class _Handler(MetadataRoutes, MediaRoutes, ControlRoutes, BatchRoutes, BaseHTTP
         if self.command != "HEAD" and code >= 200 and code not in (204, 304):
             self.wfile.write(body)
 
+    def _idle(self, waiting: bool = True) -> None:
+        """Between requests (and while a request line and its headers arrive) the connection
+        may wait :attr:`Emulator.idle_timeout` seconds, then it is closed, as Google's front
+        end closes idle ones: each idle or never-finished connection held a thread for good
+        (attackemu45). A request being served waits as long as it must (a slow upload)."""
+        if self.connection is None:   # (a call in a batch)
+            return
+        try:
+            self.connection.settimeout(self.emu.idle_timeout if waiting else None)
+        except OSError:   # (reset by a fault: closed already)
+            pass
+
     def do_GET(self):
         self.emu._serving(1)
+        self._idle(False)
         try:
             self._handle()
         finally:
+            self._idle()
             self.emu._serving(-1)
 
     do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_GET

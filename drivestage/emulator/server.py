@@ -29,6 +29,7 @@ __all__ = ["Emulator", "RequestRecord", "_Handler"]
 log = logging.getLogger(__name__)
 
 REQUEST_LOG_LIMIT = 100_000     # newest records kept in emu.requests
+IDLE_TIMEOUT = 120.0            # Emulator.idle_timeout
 
 
 class _Server(ThreadingHTTPServer):
@@ -145,6 +146,10 @@ class Emulator(SeedingApi):
         #: its last chunk and on every status query after it: Drive's upload guide says
         #: "200 OK or 201 Created" with the file (fidelity34); set 201 to get the other.
         self.upload_created_status = 200
+        #: Seconds a connection may sit idle between requests (or take to send a request's
+        #: line and headers) before it is closed, as Google's front end closes idle ones
+        #: (clients reconnect); None: never. A request being served has no such limit.
+        self.idle_timeout: Optional[float] = IDLE_TIMEOUT
         self.api_quota = ApiQuota()
         if api_quota is not None:
             self.api_quota.configure(api_quota)
