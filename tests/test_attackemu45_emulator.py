@@ -250,3 +250,18 @@ def test_idle_and_unfinished_connections_are_closed_and_clients_reconnect(tmp_pa
         assert len(service.files().list().execute()["items"]) == 1   # (reconnected)
         assert [r.status for r in emu.requests[before:]] == [200]
         assert emu.requests[-1].connection != emu.requests[0].connection
+
+
+def test_the_request_log_is_bounded_in_bytes_not_only_in_records(emulator):
+    """A long ``q`` leaves googleapiclient as a POST form of up to 1 MiB, kept whole in the
+    log: 100,000 records of it were 100 GB. The log keeps the newest records within
+    ``request_log_bytes`` of text."""
+    emulator.request_log_bytes = 256 << 10
+    service = connect(api_root=emulator.url, token="t").service
+    for i in range(8):      # each about 75 KB of q
+        q = " or ".join([f"title = 'x{i}-{n:05d}'" for n in range(3750)])
+        assert service.files().list(q=q).execute()["items"] == []
+    kept = emulator.requests
+    assert sum(len(r.query["q"]) for r in kept) <= 256 << 10
+    assert [r.query["q"][:11] for r in kept] == [f"title = 'x{i}" for i in (5, 6, 7)]
+    assert all(r.status == 200 and r.kind == "files.list" for r in kept)

@@ -43,6 +43,12 @@ class RequestRecord:
     def __post_init__(self) -> None:
         self.query = redact_query(self.query)
 
+    def text_size(self) -> int:
+        """Characters of its path, query and headers: what the log's byte bound counts
+        (set when it arrives; they do not change after)."""
+        return len(self.path) + sum(len(str(k)) + len(str(v))
+                                    for part in (self.query, self.headers) for k, v in part.items())
+
 
 def redact_query(query: dict) -> dict:
     """A copy of ``query`` with credential parameters replaced by ``<redacted>``."""

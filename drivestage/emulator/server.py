@@ -29,6 +29,7 @@ __all__ = ["Emulator", "RequestRecord", "_Handler"]
 log = logging.getLogger(__name__)
 
 REQUEST_LOG_LIMIT = 100_000     # newest records kept in emu.requests
+REQUEST_LOG_BYTES = 128 << 20   # and at most this much of their text (Emulator.request_log_bytes)
 IDLE_TIMEOUT = 120.0            # Emulator.idle_timeout
 
 
@@ -154,7 +155,12 @@ class Emulator(SeedingApi):
         if api_quota is not None:
             self.api_quota.configure(api_quota)
         # Bounded so a long-running emulator does not grow without limit.
-        self._requests: deque[RequestRecord] = deque(maxlen=REQUEST_LOG_LIMIT)
+        self._requests: deque[RequestRecord] = deque()
+        #: The request log keeps the newest records whose paths, queries and headers take at
+        #: most this many characters: a query can be a 1 MiB form (a long ``q`` sent as a
+        #: POST), so 100,000 records alone bound nothing (attackemu45).
+        self.request_log_bytes = REQUEST_LOG_BYTES
+        self._log_bytes = 0
         self._requests_lock = threading.Lock()
         self._connections = 0     # TCP connections accepted so far
         #: Requests being served now (a client that gave up on one does not end it).
@@ -241,8 +247,13 @@ class Emulator(SeedingApi):
 
     # ------------------------------------------------------------------ request log
     def _record(self, rec: RequestRecord) -> None:
+        size = rec.text_size()
         with self._requests_lock:
             self._requests.append(rec)
+            self._log_bytes += size
+            while len(self._requests) > 1 and (len(self._requests) > REQUEST_LOG_LIMIT
+                                               or self._log_bytes > self.request_log_bytes):
+                self._log_bytes -= self._requests.popleft().text_size()
 
     @property
     def requests(self) -> list[RequestRecord]:
@@ -293,6 +304,7 @@ class Emulator(SeedingApi):
     def clear_requests(self) -> None:
         with self._requests_lock:
             self._requests.clear()
+            self._log_bytes = 0
 
     def _session_lock(self, session_id: str) -> threading.Lock:
         with self._locks_lock:
