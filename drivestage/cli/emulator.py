@@ -25,7 +25,8 @@ Control API (not part of Drive), e.g. make the next upload chunk fail:
 
 
 @cli.command("emulator", epilog=EMULATOR_EPILOG)
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to bind; one other machines reach (0.0.0.0) needs --token.")
 @click.option("--port", default=0, show_default=True, type=click.IntRange(0, 65535),
               help="Port to bind (0: any free port).")
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None,
@@ -33,7 +34,8 @@ Control API (not part of Drive), e.g. make the next upload chunk fail:
 @click.option("--quota-bytes", type=click.IntRange(min=0), default=None,
               help="Storage quota in bytes (default: unlimited). Trashed files count until deleted.")
 @click.option("--token", default=None,
-              help="Accept only this bearer token (default: any non-empty token).")
+              help="Accept only this bearer token, on the control API too (default: any "
+                   "non-empty token, and the control API without one).")
 @click.option("--service-account", is_flag=True,
               help="Behave like a service account: no storage in My Drive, shared drives work.")
 @click.option("--latency", type=click.FloatRange(min=0), default=0.0, metavar="SECONDS",

@@ -87,6 +87,15 @@ class Emulator(SeedingApi):
     default; Drive's is 325,000); see :meth:`set_api_quota` for the rest.
     """
 
+    #: Seconds a connection may sit idle between requests (or take to send a request's line
+    #: and headers) before it is closed, as Google's front end closes idle ones (clients
+    #: reconnect); None: never. A request being served has no such limit (attackemu45).
+    idle_timeout: Optional[float] = IDLE_TIMEOUT
+    #: The request log keeps the newest records whose paths, queries and headers take at most
+    #: this many characters: a query can be a 1 MiB form (a long ``q`` sent as a POST), so
+    #: 100,000 records alone bound nothing (attackemu45).
+    request_log_bytes = REQUEST_LOG_BYTES
+
     def __init__(self, data_dir: Optional[str] = None, quota_bytes: Optional[int] = None,
                  token: Optional[str] = None, host: str = "127.0.0.1", port: int = 0,
                  service_account: bool = False, api_quota: Optional[int] = None):
@@ -147,19 +156,11 @@ class Emulator(SeedingApi):
         #: its last chunk and on every status query after it: Drive's upload guide says
         #: "200 OK or 201 Created" with the file (fidelity34); set 201 to get the other.
         self.upload_created_status = 200
-        #: Seconds a connection may sit idle between requests (or take to send a request's
-        #: line and headers) before it is closed, as Google's front end closes idle ones
-        #: (clients reconnect); None: never. A request being served has no such limit.
-        self.idle_timeout: Optional[float] = IDLE_TIMEOUT
         self.api_quota = ApiQuota()
         if api_quota is not None:
             self.api_quota.configure(api_quota)
         # Bounded so a long-running emulator does not grow without limit.
         self._requests: deque[RequestRecord] = deque()
-        #: The request log keeps the newest records whose paths, queries and headers take at
-        #: most this many characters: a query can be a 1 MiB form (a long ``q`` sent as a
-        #: POST), so 100,000 records alone bound nothing (attackemu45).
-        self.request_log_bytes = REQUEST_LOG_BYTES
         self._log_bytes = 0
         self._requests_lock = threading.Lock()
         self._connections = 0     # TCP connections accepted so far
