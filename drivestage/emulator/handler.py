@@ -8,6 +8,7 @@ JSON envelope.
 from __future__ import annotations
 
 import gzip
+import hmac
 import json
 import logging
 import re
@@ -403,7 +404,8 @@ class _Handler(MetadataRoutes, MediaRoutes, ControlRoutes, BatchRoutes, BaseHTTP
         if not token:
             raise EmulatorApiError(401, "required", "Login Required.", location="Authorization",
                                    location_type="header", headers=challenge)
-        if self.emu.token is not None and token != self.emu.token:
+        # (compared in constant time: the token guards a server other machines may reach)
+        if self.emu.token is not None and not hmac.compare_digest(token.encode(), self.emu.token.encode()):
             raise EmulatorApiError(401, "authError", "Invalid Credentials", location="Authorization",
                                    location_type="header",
                                    headers={"WWW-Authenticate": challenge["WWW-Authenticate"]
