@@ -5,8 +5,8 @@ hand-edited state folder would (attackemu45). Each test names what it found:
   127.0.0.1 and inject faults, seed files, or upload with ``?access_token=x``;
 - ``drivestage emulator --host 0.0.0.0`` without ``--token`` served any token, and the
   control API with none, to the whole network;
-- a ``q`` nested 5,000 deep answered 500 backendError (Python's recursion limit), which a
-  client retries as Drive's own failure;
+- a ``q``, a JSON body or a ``fields`` nested thousands deep answered 500 backendError
+  (Python's recursion limit), which a client retries as Drive's own failure;
 - a multipart upload whose metadata part never ended was held whole in memory;
 - two emulators on one ``--data-dir`` each overwrote the other's state;
 - a corrupted or hand-edited state file ended the CLI in a traceback.
@@ -73,7 +73,7 @@ def test_a_web_page_cannot_drive_the_emulator(emulator):
     assert [f["title"] for f in emulator.files()] == ["mine.bin"]
 
 
-def test_a_query_nested_too_deep_is_refused_not_a_server_error(emulator):
+def test_input_nested_too_deep_is_refused_not_a_server_error(emulator):
     emulator.add_file("a.bin", b"a")
     service = connect(api_root=emulator.url, token="t").service
     deep = "(" * 5000 + "title = 'a.bin'" + ")" * 5000   # (sent as a POST: over 2,048 chars)
@@ -87,6 +87,15 @@ def test_a_query_nested_too_deep_is_refused_not_a_server_error(emulator):
     assert len(emulator.requests) == before + 1
     for q in ["(" * 100 + "title = 'a.bin'" + ")" * 100, "not " * 98 + "not title = 'b.bin'"]:
         assert [f["title"] for f in service.files().list(q=q).execute()["items"]] == ["a.bin"]
+    # A JSON body or a fields selection nested as deep: 400 too (were 500s).
+    json_bomb, auth = b"[" * 200000, {"Authorization": "Bearer t"}
+    for method, target, body in [("POST", "/drive/v2/files", json_bomb),
+                                 ("POST", "/_emulator/faults", json_bomb),
+                                 ("GET", "/drive/v2/about?fields=" + "a(" * 3000 + "b" + ")" * 3000,
+                                  b"")]:
+        assert _ask(emulator, method, target, auth, body) == \
+            (400, "badRequest", "The request is nested too deeply."), target
+    assert emulator.files() == [emulator.find("a.bin")] and not emulator.faults.describe()["rules"]
 
 
 def test_a_multipart_metadata_part_without_end_is_refused_as_it_grows(emulator):

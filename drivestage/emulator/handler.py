@@ -264,6 +264,10 @@ class _Handler(MetadataRoutes, MediaRoutes, ControlRoutes, BatchRoutes, BaseHTTP
         except (BrokenPipeError, ConnectionResetError):
             error = "client gone"
             self.close_connection = True
+        except RecursionError:
+            # A JSON body, ``fields`` or ``q`` nested past Python's stack is the request's
+            # fault: it answered 500 backendError, which clients retry (attackemu45).
+            self._fail(EmulatorApiError(400, "badRequest", "The request is nested too deeply."))
         except Exception as exc:  # a bug in the emulator: answer 500 and say so in the log
             log.exception("emulator failed on %s %s", self.command, redact_target(self.path))
             self._fail(EmulatorApiError(500, "backendError", f"Emulator error: {exc}"))
