@@ -14,6 +14,7 @@ hand-edited state folder would (attackemu45). Each test names what it found:
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import sqlite3
@@ -274,3 +275,60 @@ def test_the_request_log_is_bounded_in_bytes_not_only_in_records(emulator):
     assert sum(len(r.query["q"]) for r in kept) <= 128 << 10
     assert [r.query["q"][:11] for r in kept] == [f"title = 'x{i}" for i in (5, 6, 7)]
     assert all(r.status == 200 and r.kind == "files.list" for r in kept)
+
+
+#: ``drivestage emulator ...`` killed (SIGKILL) as a finishing resumable upload saves its
+#: session's mark of the file it made (``save_session`` called from ``_resumable_done``):
+#: the file's record is saved by then, the mark not yet.
+KILL_AT_DONE = """
+import os, signal, sys, threading
+
+def profile(frame, event, arg):
+    if event == "call" and frame.f_code.co_name == "save_session" \\
+            and frame.f_back is not None and frame.f_back.f_code.co_name == "_resumable_done":
+        os.kill(os.getpid(), signal.SIGKILL)
+
+threading.setprofile(profile)
+sys.argv = ["drivestage"] + sys.argv[1:]
+from drivestage.entry import main
+main()
+"""
+
+
+def test_a_kill_as_a_resumable_upload_completes_leaves_it_to_complete_once(tmp_path):
+    """Killed as it made the file of a finished session: after a restart the client's
+    status query must get that one file. Before, the session's bytes were gone (moved into
+    the file) and its mark not saved: every retry answered 500, and the file no answer named
+    stayed, so a client that started over made it twice."""
+    import hashlib
+    import io
+
+    import httplib2
+    from googleapiclient.http import MediaIoBaseUpload
+
+    data_dir, data = tmp_path / "drive", bytes(range(256)) * 1200   # 300 KiB: two chunks
+    proc = cli_server().popen(["emulator", "--port", "0", "--data-dir", str(data_dir)],
+                              script=KILL_AT_DONE, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        url = proc.stdout.readline().split(" at ")[1].strip()
+        service = connect(api_root=url, token="t").service
+        request = service.files().insert(body={"title": "best.pt"}, media_body=MediaIoBaseUpload(
+            io.BytesIO(data), "application/octet-stream", chunksize=256 << 10, resumable=True))
+        assert request.next_chunk()[1] is None          # the first chunk: 308
+        with pytest.raises(OSError):                     # the last: the emulator dies
+            request.next_chunk()
+        assert proc.wait(timeout=30) == -signal.SIGKILL
+    finally:
+        proc.kill()
+        proc.communicate()
+    with Emulator(data_dir=str(data_dir)) as emu:    # (the session's address, on its port)
+        resp, body = httplib2.Http(timeout=30).request(
+            request.resumable_uri.replace(url, emu.url), "PUT",
+            headers={"Authorization": "Bearer t", "Content-Range": f"bytes */{len(data)}"})
+        assert resp.status == 200, body[:300]
+        made = json.loads(body)
+        assert made["md5Checksum"] == hashlib.md5(data).hexdigest()
+        assert [f["id"] for f in emu.files() if f["title"] == "best.pt"] == [made["id"]]
+        assert emu.read_bytes(made["id"]) == data
+        assert os.listdir(data_dir / "uploads") == []

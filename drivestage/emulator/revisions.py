@@ -37,10 +37,11 @@ def head_id(rec: dict) -> str:
 
 def replace_content(store: EmulatorStore, file_id: str, blob: str, size: int, md5: str,
                     meta: Optional[dict] = None, *, new_revision: bool = True,
-                    pinned: bool = False) -> dict:
+                    pinned: bool = False, sums: Optional[dict] = None) -> dict:
     """New content for an existing file, keeping its id; readers of the old bytes keep
-    their open file (the blob is replaced, never rewritten)."""
-    sums = blob_checksums(blob)
+    their open file (the blob is replaced, never rewritten). ``sums``: its SHA checksums,
+    when known already."""
+    sums = sums if sums is not None else blob_checksums(blob)
     with store.lock:
         store.check_open()
         rec = dict(store.get(file_id))

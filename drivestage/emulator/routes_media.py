@@ -21,6 +21,7 @@ from drivestage.emulator.wire import (
     Multipart,
     Sink,
     b64_md5,
+    blob_checksums,
     hash_file,
     header_safe,
     iter_file,
@@ -185,31 +186,31 @@ class MediaRoutes:
         return None, drive_id, 0
 
     def _finish(self, existing: Optional[dict], meta: dict, blob: str, size: int, md5: str,
-                content_type: Optional[str], drive_id: Optional[str], *, keep_on_error: bool = False,
-                new_revision: bool = True, pinned: bool = False) -> dict:
-        """Turn a complete temp file into a Drive file (new, or new content for ``existing``).
-
-        ``keep_on_error`` leaves a resumable session's bytes in place when it is refused
-        (e.g. quota), so the same session can complete once space has been freed."""
-        ok = False
+                content_type: Optional[str], drive_id: Optional[str], *,
+                new_revision: bool = True, pinned: bool = False,
+                sums: Optional[dict] = None) -> dict:
+        """Turn a complete temp file into a Drive file (new, or new content for ``existing``);
+        ``blob`` is gone after, whatever happened (a resumable session passes a second name
+        of its bytes, kept for a retry when refused, e.g. by the quota). ``sums``: its SHA
+        checksums, when known already."""
         meta = properties.stamped(meta, self.caller.app)
         try:
             replacing = (existing["size"] or 0) if existing and not new_revision else 0
             self._check_can_store(drive_id, size, replacing=replacing)
             if existing is not None:
                 rec = revisions.replace_content(self.store, existing["id"], blob, size, md5, meta,
-                                                new_revision=new_revision, pinned=pinned)
+                                                new_revision=new_revision, pinned=pinned,
+                                                sums=sums)
             else:
                 parents = [p["id"] if isinstance(p, dict) else p for p in meta.get("parents") or []]
                 mime = meta.get("mimeType") or content_type or "application/octet-stream"
                 rec = self.store.create(meta.get("title") or "Untitled", mime, parents, blob=blob,
                                         size=size, md5=md5, meta=meta, app_created=True,
-                                        file_id=meta.get("id"))
+                                        file_id=meta.get("id"), sums=sums)
             self.emu.api_quota.charge_upload(self._token or "", size)
-            ok = True
             return rec
         finally:
-            if (ok or not keep_on_error) and os.path.exists(blob):
+            if os.path.exists(blob):
                 os.unlink(blob)
 
     def _simple_upload(self, file_id: Optional[str], multipart: bool) -> None:
@@ -414,12 +415,24 @@ class MediaRoutes:
             existing = self.store.files.get(sess["file_id"])
             if existing is None:
                 raise not_found(sess["file_id"])
-        rec = self._finish(existing, sess["meta"], path, sess["received"], md5.hexdigest(),
-                           sess.get("content_type"), sess["drive_id"], keep_on_error=True,
-                           new_revision=sess.get("new_revision", True), pinned=sess.get("pinned", False))
-        sess["done_file_id"] = rec["id"]
-        sess["_md5"] = None
-        self.store.save_session(sess)
+        # The file is made from a second name of the session's bytes, and it and the
+        # session's mark of it reach disk as one: a SIGKILL between them left a file no
+        # answer named and a session whose bytes were gone, every retry of it a 500 (and a
+        # client starting over made the file twice: attackemu45).
+        staged = path + ".final"
+        if os.path.exists(staged):
+            os.unlink(staged)
+        os.link(path, staged)
+        sums = blob_checksums(staged)   # (not under the store's lock: a big file takes a while)
+        with self.store.transaction():
+            rec = self._finish(existing, sess["meta"], staged, sess["received"], md5.hexdigest(),
+                               sess.get("content_type"), sess["drive_id"],
+                               new_revision=sess.get("new_revision", True),
+                               pinned=sess.get("pinned", False), sums=sums)
+            sess["done_file_id"] = rec["id"]
+            sess["_md5"] = None
+            self.store.save_session(sess)
+        os.unlink(path)
         self._send_resource(self._done_status(sess), self._render(rec))
 
     def _done_status(self, sess: dict) -> int:

@@ -13,6 +13,7 @@ limits are in :mod:`store_limits`, parents and the trash in :mod:`store_trash`, 
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -22,7 +23,7 @@ import shutil
 import sqlite3
 import threading
 import time
-from typing import Callable, Iterable, Optional
+from typing import Callable, Iterable, Iterator, Optional
 
 from drivestage.emulator import properties
 from drivestage.emulator.errors import EmulatorApiError, drive_error, not_found
@@ -114,6 +115,13 @@ class EmulatorStore(StoreLimits, StoreTrash, StoreIds):
             self._put("files", self.files, self._new_record(
                 self.root_id, "My Drive", FOLDER_MIME, [], None, time.time()))
         self.owner_roots = self._meta("owner_roots") or {}
+        # What a SIGKILL left in uploads/: temp files of single-request uploads and copies,
+        # a second name of a finishing session's bytes (routes_media._resumable_done), the
+        # bytes of a session that made its file. Only an open session's bytes are used again.
+        for name in os.listdir(self.upload_dir):
+            sess = self.sessions.get(name)
+            if sess is None or sess.get("done_file_id"):
+                os.unlink(os.path.join(self.upload_dir, name))
         log.debug("emulator store at %s: %d files", self.data_dir, len(self.files))
 
     def _meta(self, key: str):
@@ -150,6 +158,23 @@ class EmulatorStore(StoreLimits, StoreTrash, StoreIds):
             if self.observer is not None:
                 self.observer(old, None)
         self._db.execute(f"DELETE FROM {table} WHERE id=?", (doc_id,))
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Hold the lock, and write what is saved meanwhile to disk as one: a SIGKILL keeps
+        all of it or none (a finished upload's file and its session's mark of it). What is
+        saved is committed even if the block raises: memory has it already."""
+        with self.lock:
+            self.check_open()
+            if self._db.in_transaction:
+                yield
+                return
+            self._db.execute("BEGIN")
+            try:
+                yield
+            finally:
+                if not self.closed:
+                    self._db.execute("COMMIT")
 
     def save_file(self, rec: dict) -> None:
         """Write one file record through to disk."""
@@ -285,11 +310,12 @@ class EmulatorStore(StoreLimits, StoreTrash, StoreIds):
                blob: Optional[str] = None, size: int = 0, md5: Optional[str] = None,
                meta: Optional[dict] = None, owner: Optional[str] = None,
                shortcut: Optional[dict] = None, app_created: bool = False,
-               file_id: Optional[str] = None) -> dict:
+               file_id: Optional[str] = None, sums: Optional[dict] = None) -> dict:
         """Create a file (content moved in from the finished temp file ``blob``), a folder or
         a shortcut (``shortcut`` holds its details; it has no content). ``file_id``: an id
         :meth:`generate_ids` gave, taken now (:meth:`check_new_id` says why not)."""
-        sums = blob_checksums(blob) if blob is not None and shortcut is None else None
+        if sums is None and blob is not None and shortcut is None:
+            sums = blob_checksums(blob)   # (``sums``: known already)
         # Both refused (400) before the bytes are moved in.
         dates = self._client_dates(meta or {})
         if meta and "properties" in meta:
