@@ -237,7 +237,7 @@ def test_a_kill_while_a_file_is_replaced_loses_none_of_its_bytes(tmp_path, new_r
 
 
 def test_idle_and_unfinished_connections_are_closed_and_clients_reconnect(tmp_path):
-    """300 connections that send nothing, and one whose header block never ends, each held a
+    """100 connections that send nothing, and one whose header block never ends, each held a
     thread of the emulator for good. With ``idle_timeout`` (Google's front end closes idle
     connections too) they are closed, and a keep-alive client whose connection was closed
     meanwhile carries on over a new one."""
@@ -246,7 +246,7 @@ def test_idle_and_unfinished_connections_are_closed_and_clients_reconnect(tmp_pa
         emu.add_file("a.bin", b"a")
         service = connect(api_root=emu.url, token="t").service
         assert len(service.files().list().execute()["items"]) == 1
-        idle = [socket.create_connection((emu.host, emu.port), timeout=30) for _ in range(300)]
+        idle = [socket.create_connection((emu.host, emu.port), timeout=30) for _ in range(100)]
         endless = socket.create_connection((emu.host, emu.port), timeout=30)
         endless.sendall(b"GET /drive/v2/about HTTP/1.1\r\nHost: 127.0.0.1\r\nX-A: 1\r\n")
         for sock in idle + [endless]:
