@@ -7,7 +7,8 @@ hand-edited state folder would (attackemu45). Each test names what it found:
   control API with none, to the whole network;
 - a ``q``, a JSON body or a ``fields`` nested thousands deep answered 500 backendError
   (Python's recursion limit), which a client retries as Drive's own failure;
-- a multipart upload whose metadata part never ended was held whole in memory;
+- a multipart upload whose metadata part never ended, or any body under a negative
+  ``Content-Length``, was held whole in memory;
 - two emulators on one ``--data-dir`` each overwrote the other's state;
 - a corrupted or hand-edited state file ended the CLI in a traceback.
 """
@@ -34,9 +35,10 @@ from drivestage.emulator.errors import DataDirError
 def _ask(emu, method, target, headers, body=b""):
     """(status, reason, message) of one raw request, as a browser would send it."""
     sock = socket.create_connection((emu.host, emu.port), timeout=10)
+    headers = {"Content-Length": str(len(body)), **headers}
     head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
     sock.sendall(f"{method} {target} HTTP/1.1\r\nHost: 127.0.0.1:{emu.port}\r\n{head}"
-                 f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body)
+                 "Connection: close\r\n\r\n".encode() + body)
     data = b""
     while chunk := sock.recv(65536):
         data += chunk
@@ -120,6 +122,11 @@ def test_a_multipart_metadata_part_without_end_is_refused_as_it_grows(emulator):
     assert json.loads(data.split(b"\r\n\r\n", 1)[1])["error"]["message"] == \
         "Multipart metadata part too large."
     assert emulator.files() == []
+    # A negative Content-Length read the body to its end, whole, in memory: refused at once.
+    for length in ("-1", "12abc"):
+        assert _ask(emulator, "POST", "/drive/v2/files",
+                    {"Authorization": "Bearer t", "Content-Length": length}) == \
+            (400, "badRequest", f"Invalid Content-Length: {length!r}.")
 
 
 def test_one_emulator_per_data_dir_and_unreadable_state_is_one_line(tmp_path):

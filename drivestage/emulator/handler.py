@@ -192,16 +192,19 @@ class _Handler(MetadataRoutes, MediaRoutes, ControlRoutes, BatchRoutes, BaseHTTP
         self.caller: Caller = GOD
         length = self.headers.get("Content-Length")
         chunked = "chunked" in (self.headers.get("Transfer-Encoding") or "").lower()
-        try:
-            length_i = int(length) if length else None
-        except ValueError:
-            length_i = None
+        # (A negative length read the body to its end whole, in memory: attackemu45.)
+        bad_length = length is not None and not chunked and not length.strip().isdigit()
+        length_i = int(length) if length and not bad_length and not chunked else None
         faults = self.emu.faults
         self.body = Body(self.rfile, length_i, chunked, self.pace)
         control = path.startswith("/_emulator/") or path == "/_emulator"
         error = None
         target = self.path
         try:
+            if bad_length:
+                self.close_connection = True   # (where its body ends is unknown)
+                raise EmulatorApiError(400, "badRequest", f"Invalid Content-Length: {length!r}.",
+                                       location="Content-Length", location_type="header")
             target = self._method_override(target)
         except EmulatorApiError as exc:
             self._rec = RequestRecord(self.command, path, {}, {}, 0, 0, 0, started)
