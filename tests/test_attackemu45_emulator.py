@@ -339,3 +339,36 @@ def test_a_kill_as_a_resumable_upload_completes_leaves_it_to_complete_once(tmp_p
         assert [f["id"] for f in emu.files() if f["title"] == "best.pt"] == [made["id"]]
         assert emu.read_bytes(made["id"]) == data
         assert os.listdir(data_dir / "uploads") == []
+
+
+#: ``drivestage emulator ...`` killed (SIGKILL) as a create writes the record of a file
+#: whose bytes it has moved into blobs/ already.
+KILL_AT_CREATE = KILL_AT_DONE.replace('"save_session"', '"_put"').replace(
+    '"_resumable_done"', '"create"')
+
+
+def test_a_kill_as_a_file_is_created_leaves_no_bytes_behind(tmp_path):
+    """The upload was not answered, so no file: and no 60 KB in blobs/ that no record
+    names, for good, either (each such kill took that much disk before)."""
+    import io
+
+    from googleapiclient.http import MediaIoBaseUpload
+
+    data_dir = tmp_path / "drive"
+    proc = cli_server().popen(["emulator", "--port", "0", "--data-dir", str(data_dir)],
+                              script=KILL_AT_CREATE, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        url = proc.stdout.readline().split(" at ")[1].strip()
+        service = connect(api_root=url, token="t").service
+        with pytest.raises(OSError):   # (the connection dies with the emulator)
+            service.files().insert(body={"title": "a.bin"}, media_body=MediaIoBaseUpload(
+                io.BytesIO(bytes(60000)), "application/octet-stream")).execute()
+        assert proc.wait(timeout=30) == -signal.SIGKILL
+    finally:
+        proc.kill()
+        proc.communicate()
+    assert len(os.listdir(data_dir / "blobs")) == 1      # (what the kill left)
+    with Emulator(data_dir=str(data_dir)) as emu:
+        assert emu.files() == []
+        assert os.listdir(data_dir / "blobs") == [] and os.listdir(data_dir / "uploads") == []

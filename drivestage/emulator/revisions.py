@@ -79,7 +79,8 @@ def recover(store: EmulatorStore) -> int:
     """Finish or undo what a killed :func:`replace_content` left (at start, before
     serving): where the head's bytes still sit under the head revision's own name, the
     record was not saved (the head file is missing, or holds bytes the record does not
-    describe) and they go back, or it was saved and they are stale. How many were put back."""
+    describe) and they go back, or it was saved and they are stale; bytes no record names
+    go. How many were put back."""
     restored = 0
     for rec in store.all_files():
         if rec.get("size") is None:
@@ -94,6 +95,14 @@ def recover(store: EmulatorStore) -> int:
         else:
             os.replace(stash, head)
             restored += 1
+    # Bytes no record names: a create killed between its bytes' move into blobs/ and its
+    # record's write (attackemu45) took that disk for good.
+    named = set(store.files)
+    for rec in store.files.values():
+        named.update(f"{rec['id']}@{v['id']}" for v in rec.get("revisions", ()))
+    for name in os.listdir(store.blob_dir):
+        if name not in named:
+            _unlink(os.path.join(store.blob_dir, name))
     return restored
 
 
