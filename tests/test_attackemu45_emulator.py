@@ -10,7 +10,12 @@ hand-edited state folder would (attackemu45). Each test names what it found:
 - a multipart upload whose metadata part never ended, or any body under a negative
   ``Content-Length``, was held whole in memory;
 - two emulators on one ``--data-dir`` each overwrote the other's state;
-- a corrupted or hand-edited state file ended the CLI in a traceback.
+- a corrupted or hand-edited state file ended the CLI in a traceback;
+- a SIGKILL while a file's bytes were replaced, or as a resumable upload completed, left
+  that file (that session) answering 500 for good; one as a file was created left its
+  bytes on disk for good;
+- idle connections each held a thread for good; the request log was bounded in records
+  only, not in bytes.
 """
 from __future__ import annotations
 

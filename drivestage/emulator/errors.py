@@ -1,9 +1,10 @@
-"""The emulator's one error type, and the error bodies Drive really sends.
+"""The emulator's error types, and the error bodies Drive really sends.
 
 :class:`EmulatorApiError` is raised anywhere inside the emulator; the server turns it into
-Google's JSON envelope. :class:`DataDirError`: a state folder it cannot open. :data:`DRIVE_ERRORS` holds, per ``reason``, the status, domain,
+Google's JSON envelope. :data:`DRIVE_ERRORS` holds, per ``reason``, the status, domain,
 message and headers real Drive answers with, so a route (or an injected fault) can say
 ``drive_error("cannotDownloadAbusiveFile")`` and send exactly what a client would get.
+:class:`DataDirError`: a state folder the emulator cannot open.
 """
 from __future__ import annotations
 

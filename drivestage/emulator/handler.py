@@ -412,7 +412,8 @@ class _Handler(MetadataRoutes, MediaRoutes, ControlRoutes, BatchRoutes, BaseHTTP
             raise EmulatorApiError(401, "required", "Login Required.", location="Authorization",
                                    location_type="header", headers=challenge)
         # (compared in constant time: the token guards a server other machines may reach)
-        if self.emu.token is not None and not hmac.compare_digest(token.encode(), self.emu.token.encode()):
+        if self.emu.token is not None and \
+                not hmac.compare_digest(token.encode(), self.emu.token.encode()):
             raise EmulatorApiError(401, "authError", "Invalid Credentials", location="Authorization",
                                    location_type="header",
                                    headers={"WWW-Authenticate": challenge["WWW-Authenticate"]
