@@ -109,6 +109,10 @@ def _worded(path: str, refused: torch_files.Refused) -> CheckpointError:
             "objects are never loaded (a file from anywhere could run code): resume from a "
             "checkpoint this trainer wrote")
     assert isinstance(refused, torch_files.Unreadable)
+    if path.lower().endswith(".weights"):   # (Darknet's: weights to start a run from)
+        return CheckpointError(f"checkpoint {path} cannot be read ({refused.detail}); a Darknet "
+                               ".weights file is no checkpoint: give it as model.weights to a "
+                               "new run (--resume none --set model.weights=PATH)")
     return CheckpointError(f"checkpoint {path} cannot be read ({refused.detail}); it is "
                            "truncated or not a trainer checkpoint")
 

@@ -184,7 +184,7 @@ def _fit(cfg: Config, info: distributed.DistInfo, device: torch.device, resume_f
         run.callbacks.fire("on_interrupt", run, exc)
         raise
     last = os.path.join(t.out_dir, "last.pt")
-    return FitResult(out_dir=t.out_dir, epochs_run=t.epochs - begun_at, resumed_from=run.resumed_from,
+    return FitResult(out_dir=t.out_dir, epochs_run=max(t.epochs - begun_at, 0), resumed_from=run.resumed_from,
                      best_map50=checkpointer.best_map50, best_epoch=checkpointer.best_epoch,
                      final=final, last_checkpoint=last if os.path.isfile(last) else None,
                      model=run.bare_model, drive_note=checkpointer.drive_note)

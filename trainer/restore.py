@@ -63,6 +63,7 @@ def restore(run: Any, start: Start) -> Optional[dict]:
     run.resumed_from = start.where
     if run.info.is_main:
         _warn_changed(state.get("config"), run.cfg.to_dict(), path)
+        _say_epochs(state.get("config"), run.cfg.train.epochs, path, run.state.pos)
         _repair_run_folder(run, path)
         best = run.checkpointer.best_map50
         logger.info("resumed from %s at %s (run %s; best mAP@0.5 %s)", start.where,
@@ -74,13 +75,18 @@ def restore(run: Any, start: Start) -> Optional[dict]:
 
 #: Config keys a run may change on resume, but not silently: what the network sees and learns
 #: from (the class list and the shapes are refused instead), what orders an epoch's
-#: samples (a resume in the middle of an epoch skips the batches done at the new size), and
+#: samples (a resume in the middle of an epoch skips the batches done at the new size),
 #: the optimizer's settings (kept from the config over the checkpoint's: another kind of
-#: optimizer is refused, trainer.resume_checks.check_optimizer_kind).
+#: optimizer is refused, trainer.resume_checks.check_optimizer_kind), and what the learning
+#: rate and the weights evaluated are a function of (the schedule is one of the fractional
+#: epoch and these: a changed train.lr or lr_schedule, or train.ema false dropping the EMA, went
+#: on without a word; attacktrain45). ``train.epochs`` too, but a run extended is what "train
+#: more" is: said in a line of its own (:func:`_say_epochs`), not warned of.
 WATCHED_KEYS = ("data.drive_zip", "data.voc_root", "data.year", "data.train", "data.val",
-                "model.input_size", "model.anchors", "train.batch_size",
-                "train.freeze_batch_size", "train.seed", "train.optimizer", "train.momentum",
-                "train.weight_decay")
+                "model.input_size", "model.anchors", "train.freeze_epochs",
+                "train.batch_size", "train.freeze_batch_size", "train.lr", "train.min_lr_ratio",
+                "train.lr_schedule", "train.nbs", "train.ema", "train.ema_decay", "train.seed",
+                "train.optimizer", "train.momentum", "train.weight_decay")
 
 
 def _warn_changed(saved: Any, current: dict[str, Any], path: Optional[str]) -> None:
@@ -96,6 +102,19 @@ def _warn_changed(saved: Any, current: dict[str, Any], path: Optional[str]) -> N
     if diffs:
         logger.warning("%s was trained with another %s; training goes on with the config's",
                        path, ", ".join(diffs))
+
+
+def _say_epochs(saved: Any, epochs: int, path: str, pos: Any) -> None:
+    """One line when ``train.epochs`` differs from the checkpoint's: the learning rate is a
+    function of the fractional epoch and the epochs (trainer.optim.LRSchedule), so a run
+    extended from 100 to 150 epochs goes on in the middle of a longer curve, far above the
+    rate it had ended at, and mosaic stops at another epoch; before, nothing said so."""
+    train = saved.get("train") if isinstance(saved, dict) else None
+    before = train.get("epochs") if isinstance(train, dict) else None
+    if isinstance(before, int) and not isinstance(before, bool) and before != epochs:
+        logger.info("%s was trained with train.epochs %d, the config says %d: the learning rate "
+                    "and the augmentation follow the schedule of %d epochs from here (%s)", path,
+                    before, epochs, epochs, pos.label)
 
 
 def check_classes(saved: Any, names: list[str], path: Optional[str]) -> None:

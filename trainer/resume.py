@@ -178,6 +178,7 @@ def _decide(cfg: Any, resume: Optional[str], drive: Optional[DriveFolder],
             vet: Optional[Vet] = None, *, tried: Optional[Tried] = None) -> Start:
     out_dir = cfg.train.out_dir
     ckpt.describe_killed_saves(out_dir)  # (a save killed between a checkpoint and its sidecar)
+    checks.refuse_foreign(out_dir)   # (another program's file under a name the saves write)
     local = ckpt.list_checkpoints(out_dir)
     mode = (resume or "").strip().lower()
     if mode in NO_RESUME:

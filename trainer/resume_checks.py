@@ -12,6 +12,8 @@ deleted (the run folder and Drive are left as they are).
 """
 from __future__ import annotations
 
+import os
+import re
 from typing import Any, Callable, Optional
 
 import torch
@@ -300,3 +302,55 @@ def refuse_two_runs(out_dir: str, local: Any, run: Optional[str]) -> None:
         f"{named(others[0])}; going on with either would overwrite the other's files of the "
         f"same names. Move one run's checkpoints (with their .json sidecars) to a folder of "
         f"their own, then run the same command")
+
+
+#: The names the run's saves write in ``train.out_dir`` (trainer.saving): a file there of
+#: such a name is replaced by the save of that name.
+SAVED_NAMES = re.compile(r"^(last|best|epoch_\d{3,}|autosave_\d{8,})\.pt\Z")
+
+
+def refuse_foreign(out_dir: str) -> None:
+    """Refuse a run in ``out_dir`` where a file under a name its saves write (``last.pt``,
+    ``best.pt``, ``epoch_NNN.pt``, ``autosave_*.pt``) is no checkpoint of this trainer and
+    has no sidecar: another program's weights put there to go on from (the port's state
+    dict, an Ultralytics ``.pt``). Before, ``--resume auto`` said "no checkpoint ...:
+    starting fresh" (or went on from the run's own checkpoints beside it) and the run's save
+    of that name replaced the file, its weights lost without a word (attacktrain45). Files
+    torch cannot read at all (damaged, cut short) are left to the checks that pass them over."""
+    from trainer import checkpoint as ckpt
+
+    for path in sorted(ckpt.undescribed(out_dir)):
+        if not SAVED_NAMES.match(os.path.basename(path)):
+            continue
+        what = _foreign_contents(path)
+        if what is None:
+            continue
+        contents, then = what
+        raise CheckpointError(
+            f"{path} is no checkpoint of this trainer ({contents}), and this run's saves would "
+            f"replace it ({os.path.basename(path)} is a name they write); nothing was changed. "
+            f"Move it out of {out_dir}{then}, then run the same command")
+
+
+def _foreign_contents(path: str) -> Optional[tuple[str, str]]:
+    """``(what the file at path holds, what to do with it)`` when it is another program's
+    file (torch loads it, or finds it a pickled object), None when it is a full checkpoint
+    of this trainer or cannot be read at all."""
+    from trainer import torch_files
+    from trainer.checkpoint_load import REQUIRED_KEYS
+
+    try:
+        state = torch_files.load(path)
+    except torch_files.PickledObject as exc:
+        return (f"a pickled Python object, {exc.name}: another program's model",
+                "; to start from its weights, save them as a state dict (torch.save(model."
+                "state_dict(), PATH)) and give that as model.weights to a new run")
+    except (torch_files.Refused, OSError):
+        return None
+    if isinstance(state, dict) and all(k in state for k in REQUIRED_KEYS):
+        return None
+    weights = isinstance(state, dict) and state and all(
+        isinstance(v, torch.Tensor) for v in state.values())
+    return ("a state dict of weights alone" if weights else "no trainer checkpoint's contents",
+            "; to start from its weights, give its new path as model.weights to a new run "
+            "(--resume none --set model.weights=<its new path>)")

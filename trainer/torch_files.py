@@ -73,10 +73,34 @@ def load(path: str, map_location: Any = "cpu") -> Any:
         # "likely to succeed": the one thing never to do with a file from anywhere.
         found = re.search(r"GLOBAL ([\w.]+)", str(exc))
         if found is None:
-            raise Unreadable(first_line(exc), unpickler=True) from None
+            raise Unreadable(_unpickler_detail(exc, zipfile.is_zipfile(path)),
+                             unpickler=True) from None
         raise PickledObject(found.group(1)) from None
     except Exception as exc:  # torch raises many types for damaged or foreign files
-        raise Unreadable(f"{type(exc).__name__}: {first_line(exc)}") from None
+        raise Unreadable(f"{type(exc).__name__}: {_without_advice(first_line(exc))}") from None
+
+
+def _unpickler_detail(exc: BaseException, zipped: bool) -> str:
+    """What torch's unpickler stopped at, in our words (``zipped``: the file is a zip, as
+    torch.save writes): a file that is no pickle at all (a file of zeros a crash left, a
+    Darknet ``.weights``, a picture) fails so, and the first line of torch's text, all the
+    message said, was its advice to load it with ``weights_only=False`` (attacktrain45)."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
+    found = re.search(r"WeightsUnpickler error:\s*([^\n]*\S)", text)
+    said = f": {found.group(1).strip()}" if found else ""
+    return (f"its pickle holds what torch does not load as weights{said}" if zipped
+            else f"not a PyTorch file{said}")
+
+
+#: A sentence of torch's that speaks of loading the file anyway (``weights_only=False``).
+_ADVICE = re.compile(r"weights_only|trusted source|arbitrary code", re.IGNORECASE)
+
+
+def _without_advice(line: str) -> str:
+    """``line`` less its sentences about ``weights_only`` (a file of zeros a crash left is
+    one torch takes for its legacy .tar format, and its line was that advice alone)."""
+    kept = [s for s in re.split(r"(?<=[.!?])\s+", line) if s and not _ADVICE.search(s)]
+    return " ".join(kept) if kept else "not a file torch loads as weights"
 
 
 def first_line(exc: BaseException) -> str:
