@@ -62,6 +62,23 @@ def test_a_resume_on_another_schedule_or_ema_says_so_and_a_shortened_one_trains_
     assert result.epochs_run == 0 and result.resumed_from == str(logs / "epoch_002.pt")
     assert {p.name: hashlib.md5(p.read_bytes()).hexdigest() for p in logs.glob("*.pt")} == before
 
+    # Another run's checkpoint copied in without its sidecar, under a name the saves write:
+    # it went unseen, and the run's save of epoch 5 would have replaced it.
+    other = torch.load(logs / "epoch_001.pt", weights_only=True)
+    mine, other["run"] = other["run"], "20260101-000000-abcd"
+    torch.save(other, logs / "epoch_005.pt")
+    md5 = hashlib.md5((logs / "epoch_005.pt").read_bytes()).hexdigest()
+    res = CliRunner().invoke(cli, ["train", "-c", config, "--set", "train.epochs=6"])
+    assert res.exit_code == 1, res.output
+    assert res.output.splitlines()[-1] == (
+        f"Error: {logs / 'epoch_005.pt'} is a checkpoint of another run (run "
+        f"20260101-000000-abcd; the folder's is run {mine}), and this run's saves would replace "
+        f"it (epoch_005.pt is a name they write); nothing was changed. Move it out of {logs}; "
+        f"to go on with that run, give it a train.out_dir of its own and --resume it, then run "
+        f"the same command")
+    assert hashlib.md5((logs / "epoch_005.pt").read_bytes()).hexdigest() == md5
+    assert not (logs / "epoch_003.pt").exists()
+
 
 def _ultralytics_pt(path, monkeypatch) -> None:
     """An Ultralytics-like checkpoint: a dict with the model pickled whole, as an object of
@@ -88,13 +105,13 @@ def test_another_programs_file_under_a_saved_name_is_refused_not_replaced(
     path = logs / "last.pt"
     if kind == "state_dict":   # the port's weights, or this trainer's exported ones
         torch.save(torch.nn.Conv2d(3, 4, 1).state_dict(), path)
-        contents = "a state dict of weights alone"
+        contents = "no checkpoint of this trainer (a state dict of weights alone)"
         then = ("; to start from its weights, give its new path as model.weights to a new run "
                 "(--resume none --set model.weights=<its new path>)")
     else:
         _ultralytics_pt(path, monkeypatch)
-        contents = ("a pickled Python object, ultralytics.nn.tasks.DetectionModel: another "
-                    "program's model")
+        contents = ("no checkpoint of this trainer (a pickled Python object, "
+                    "ultralytics.nn.tasks.DetectionModel: another program's model)")
         then = ("; to start from its weights, save them as a state dict (torch.save(model."
                 "state_dict(), PATH)) and give that as model.weights to a new run")
     md5 = hashlib.md5(path.read_bytes()).hexdigest()
@@ -104,7 +121,7 @@ def test_another_programs_file_under_a_saved_name_is_refused_not_replaced(
 
         assert res.exit_code == 1, res.output
         assert res.output.splitlines()[-1] == (
-            f"Error: {path} is no checkpoint of this trainer ({contents}), and this run's saves "
+            f"Error: {path} is {contents}, and this run's saves "
             f"would replace it (last.pt is a name they write); nothing was changed. Move it out "
             f"of {logs}{then}, then run the same command")
         assert sorted(p.name for p in logs.iterdir()) == ["last.pt"]

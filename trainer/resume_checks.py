@@ -316,41 +316,52 @@ def refuse_foreign(out_dir: str) -> None:
     dict, an Ultralytics ``.pt``). Before, ``--resume auto`` said "no checkpoint ...:
     starting fresh" (or went on from the run's own checkpoints beside it) and the run's save
     of that name replaced the file, its weights lost without a word (attacktrain45). Files
-    torch cannot read at all (damaged, cut short) are left to the checks that pass them over."""
+    torch cannot read at all (damaged, cut short) are left to the checks that pass them over.
+    A checkpoint of another run than the folder's is refused too: a killed save's repair
+    leaves it undescribed, and the run's save of its name replaced it as well."""
     from trainer import checkpoint as ckpt
 
+    described = [c.described for c in ckpt.list_checkpoints(out_dir)]
+    run = ckpt.current_run(described)[1]
     for path in sorted(ckpt.undescribed(out_dir)):
         if not SAVED_NAMES.match(os.path.basename(path)):
             continue
-        what = _foreign_contents(path)
+        what = _foreign_contents(path, run)
         if what is None:
             continue
         contents, then = what
         raise CheckpointError(
-            f"{path} is no checkpoint of this trainer ({contents}), and this run's saves would "
-            f"replace it ({os.path.basename(path)} is a name they write); nothing was changed. "
-            f"Move it out of {out_dir}{then}, then run the same command")
+            f"{path} is {contents}, and this run's saves would replace it "
+            f"({os.path.basename(path)} is a name they write); nothing was changed. Move it "
+            f"out of {out_dir}{then}, then run the same command")
 
 
-def _foreign_contents(path: str) -> Optional[tuple[str, str]]:
+def _foreign_contents(path: str, run: Optional[str]) -> Optional[tuple[str, str]]:
     """``(what the file at path holds, what to do with it)`` when it is another program's
-    file (torch loads it, or finds it a pickled object), None when it is a full checkpoint
-    of this trainer or cannot be read at all."""
+    file (torch loads it, or finds it a pickled object) or a checkpoint of another run than
+    ``run`` (the folder's, when it has one), None when it is a checkpoint of this trainer
+    the run may take or replace, or cannot be read at all."""
     from trainer import torch_files
     from trainer.checkpoint_load import REQUIRED_KEYS
 
     try:
         state = torch_files.load(path)
     except torch_files.PickledObject as exc:
-        return (f"a pickled Python object, {exc.name}: another program's model",
+        return (f"no checkpoint of this trainer (a pickled Python object, {exc.name}: another "
+                f"program's model)",
                 "; to start from its weights, save them as a state dict (torch.save(model."
                 "state_dict(), PATH)) and give that as model.weights to a new run")
     except (torch_files.Refused, OSError):
         return None
     if isinstance(state, dict) and all(k in state for k in REQUIRED_KEYS):
-        return None
+        theirs = state.get("run")
+        if run is None or not isinstance(theirs, str) or theirs == run:
+            return None
+        return (f"a checkpoint of another run (run {theirs}; the folder's is run {run})",
+                "; to go on with that run, give it a train.out_dir of its own and --resume it")
     weights = isinstance(state, dict) and state and all(
         isinstance(v, torch.Tensor) for v in state.values())
-    return ("a state dict of weights alone" if weights else "no trainer checkpoint's contents",
+    held = "a state dict of weights alone" if weights else "not a trainer checkpoint's contents"
+    return (f"no checkpoint of this trainer ({held})",
             "; to start from its weights, give its new path as model.weights to a new run "
             "(--resume none --set model.weights=<its new path>)")
