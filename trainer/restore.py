@@ -111,10 +111,12 @@ def _say_epochs(saved: Any, epochs: int, path: str, pos: Any) -> None:
     rate it had ended at, and mosaic stops at another epoch; before, nothing said so."""
     train = saved.get("train") if isinstance(saved, dict) else None
     before = train.get("epochs") if isinstance(train, dict) else None
-    if isinstance(before, int) and not isinstance(before, bool) and before != epochs:
+    # (None left to train: trainer.engine says so instead.)
+    if isinstance(before, int) and not isinstance(before, bool) and before != epochs and \
+            epochs > pos.epoch:
         logger.info("%s was trained with train.epochs %d, the config says %d: the learning rate "
-                    "and the augmentation follow the schedule of %d epochs from here (%s)", path,
-                    before, epochs, epochs, pos.label)
+                    "and the augmentation follow the schedule of %d epoch%s from here (%s)",
+                    path, before, epochs, epochs, "s" if epochs != 1 else "", pos.label)
 
 
 def check_classes(saved: Any, names: list[str], path: Optional[str]) -> None:
