@@ -7,8 +7,9 @@ edited and the cell run again, a file put in the run folder to go on from).
   ``train.ema: false`` (the checkpoint's EMA dropped, best.pt's mAP then of the raw weights)
   the same, and none of it was said (the warning of changed keys named the data, the shapes
   and the optimizer's settings only). Such changes may go on; they are now said in that one
-  warning. A run shortened below its checkpoint trained nothing, and ``fit`` said it had run
-  -1 epochs.
+  warning; so are the settings the mAP that picks ``best.pt`` is measured with
+  (``train.conf_thresh``...). A run shortened below its checkpoint trained nothing, and ``fit``
+  said it had run -1 epochs.
 * A file under a name the run's saves write (``last.pt``...) that is another program's (a
   state dict, an Ultralytics ``.pt``) and has no sidecar: ``--resume auto`` said "starting
   fresh", and the run's first save replaced it, its weights lost. Now refused, nothing
@@ -45,13 +46,14 @@ def test_a_resume_on_another_schedule_or_ema_says_so_and_a_shortened_one_trains_
     logs = tmp_path / "logs"
 
     res = CliRunner().invoke(cli, ["train", "-c", config, "--set", "train.epochs=2", "--set",
-                                   "train.lr=0.02", "--set", "train.ema=false"])
+                                   "train.lr=0.02", "--set", "train.ema=false", "--set",
+                                   "train.conf_thresh=0.01"])
 
     assert res.exit_code == 0, res.output
     assert _warned(res.output) == [
         f"WARNING trainer.restore: {logs / 'epoch_001.pt'} was trained with another "
-        "train.lr (0.01, now 0.02), train.ema (True, now False); training goes on with the "
-        "config's"]
+        "train.lr (0.01, now 0.02), train.ema (True, now False), train.conf_thresh (0.001, now "
+        "0.01); training goes on with the config's"]
     # A run extended: what "train more" is, said (not warned of: a choice, made often).
     assert (f"INFO trainer.restore: {logs / 'epoch_001.pt'} was trained with train.epochs 1, "
             "the config says 2: the learning rate and the augmentation follow the schedule of "

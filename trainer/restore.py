@@ -81,11 +81,14 @@ def restore(run: Any, start: Start) -> Optional[dict]:
 #: rate and the weights evaluated are a function of (the schedule is one of the fractional
 #: epoch and these: a changed train.lr or lr_schedule, or train.ema false dropping the EMA, went
 #: on without a word; attacktrain45). ``train.epochs`` too, but a run extended is what "train
-#: more" is: said in a line of its own (:func:`_say_epochs`), not warned of.
+#: more" is: said in a line of its own (:func:`_say_epochs`), not warned of. And what the
+#: mAP that picks ``best.pt`` is measured with (the validation images evaluated, the
+#: thresholds): the run's best so far is compared with another measure from then on.
 WATCHED_KEYS = ("data.drive_zip", "data.voc_root", "data.year", "data.train", "data.val",
-                "model.input_size", "model.anchors", "train.freeze_epochs",
-                "train.batch_size", "train.freeze_batch_size", "train.lr", "train.min_lr_ratio",
-                "train.lr_schedule", "train.nbs", "train.ema", "train.ema_decay", "train.seed",
+                "data.max_val_images", "model.input_size", "model.anchors",
+                "train.freeze_epochs", "train.batch_size", "train.freeze_batch_size", "train.lr",
+                "train.min_lr_ratio", "train.lr_schedule", "train.nbs", "train.ema",
+                "train.ema_decay", "train.conf_thresh", "train.nms_thresh", "train.seed",
                 "train.optimizer", "train.momentum", "train.weight_decay")
 
 
