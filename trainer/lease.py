@@ -210,7 +210,10 @@ class RunLease:
             # its last write that Drive answered, and the margin, are stale_s old.
             sure = self._written_at + self.sure_s
             listed = next((c for c in claims if c.owner == self.token), None)
-            if listed is None or server_clock.now() - listed.entry.modified > self.period_s / 2:
+            # (Dated ahead too: a property dated by a proxy's clock hours ahead, the right
+            # Date heard again, was never renewed, and read gone elsewhere: attack45.)
+            if listed is None or abs(server_clock.now() - listed.entry.modified) > \
+                    self.period_s / 2:
                 # (Answered before it could be stale: it landed before any take-over; later
                 # (a renewal slow past the proof: retries, a hung request), another trainer
                 # may hold the lease by then, and the next guard lists again: attackfence37.)

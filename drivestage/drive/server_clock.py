@@ -156,8 +156,11 @@ def now() -> float:
     differ (:mod:`trainer.lease`). Where the two differ past :data:`TOLERANCE`
     (:func:`skew`), the later of them: a date written by it (a property claim's) reads no
     older than it is to a machine whose clock is right (a live claim read stale), and a
-    renewal by it is no later than due."""
+    renewal by it is no later than due. So too where the answers since carry no ``Date`` (a
+    pool of proxies, one skewed, one stripping it): the skewed offset, kept whole, dated a
+    mirror's claim three hours back, and a machine with the right ``Date`` merged under the
+    live mirror (attack45)."""
     behind = _behind
-    if behind is not None and skew() is not None:
+    if behind is not None and abs(behind) > TOLERANCE:
         return time.time() + max(0.0, behind)
     return time.time() + (behind or 0.0)
