@@ -85,7 +85,12 @@ def _looked_at(folder: DriveFolder, remote: Sequence[RemoteCheckpoint], out_dir:
         return verdict
     run, skip, bad_md5s, vetted_bad = newest.sidecar.run, [], set(), 0
     local = _local_bytes(out_dir)
-    with tempfile.TemporaryDirectory(prefix="trainer-status-") as tmp:
+    try:   # (TMPDIR full, read-only, or a file: one line, not a traceback: attack45)
+        room = tempfile.TemporaryDirectory(prefix="trainer-status-")
+    except OSError as exc:
+        verdict.unknown = f"{newest.where} could not be fetched to look inside ({exc})"
+        return verdict
+    with room as tmp:
         while True:
             chosen = newest_of_current_run(remote, run, skip=skip)
             if chosen is None:
@@ -130,7 +135,7 @@ def _looked_at(folder: DriveFolder, remote: Sequence[RemoteCheckpoint], out_dir:
                 verdict.passed_over.append((chosen, text))
                 skip.append(chosen.name)
                 continue
-            except DriveStageError as exc:
+            except (DriveStageError, OSError) as exc:   # (OSError: the copy's disk, ENOSPC)
                 verdict.unknown = f"{chosen.where} could not be fetched to look inside ({exc})"
                 return verdict
             finally:
@@ -189,7 +194,7 @@ def lone_line(folder: DriveFolder, out_dir: str) -> str:
     first = folder.where(folder.lone[0].name)
     try:
         taken, passed, refused = drive_lone.looked_inside(folder, folder.lone, out_dir)
-    except (DriveStageError, CheckpointError) as exc:
+    except (DriveStageError, CheckpointError, OSError) as exc:   # (OSError: its temporary
         return (f"; {first} is there without its sidecar (a save killed between its two "
                 "uploads?); whether --resume auto goes on from it is not known: it could not "
                 f"be fetched to look inside ({exc})")

@@ -84,9 +84,12 @@ class _Group(click.Group):
             else:
                 say(error_line(exc), tail)
             ctx.exit(exc.exit_code)
-        except KeyboardInterrupt:
-            say("Interrupted.", tail)
-            ctx.exit(130)
+        except KeyboardInterrupt as exc:
+            from drivestage.stop_signals import Stopped   # (a SIGTERM, a SIGHUP: status's)
+
+            stopped = exc if isinstance(exc, Stopped) else None
+            say(stopped.line() if stopped else "Interrupted.", tail)
+            ctx.exit(stopped.exit_code if stopped else 130)
         except BaseException as exc:
             if not isinstance(exc, click.exceptions.Exit):   # (a traceback follows)
                 tail.end_line()

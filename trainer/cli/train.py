@@ -10,6 +10,23 @@ import click
 
 from trainer.cli import cli
 
+
+def stops_as_ctrl_c(fn: Any) -> Any:
+    """The command ends on SIGTERM or SIGHUP (left at their default) as on a Ctrl-C
+    (:func:`drivestage.stop_signals.as_ctrl_c`: ``Interrupted by SIGTERM.``, 143; 129): its
+    clean-ups run. ``status`` killed by them left its temporary folder, a checkpoint's bytes
+    fetched to look inside, in TMPDIR at each run a ``timeout`` or a closed terminal ended
+    (attack45). Not ``train``: its own handlers save a checkpoint first."""
+    import functools
+
+    @functools.wraps(fn)
+    def command(*args: Any, **kwargs: Any) -> Any:
+        from drivestage.stop_signals import as_ctrl_c
+
+        with as_ctrl_c():
+            return fn(*args, **kwargs)
+    return command
+
 logger = logging.getLogger(__name__)
 
 TRAIN_EPILOG = """\b
@@ -330,6 +347,7 @@ Examples:
               help="YAML config naming drive.logs.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config key.")
 @click.option("--json", "as_json", is_flag=True, help="Print it as JSON on stdout.")
+@stops_as_ctrl_c
 def status_cmd(config_path: str, overrides: tuple[str, ...], as_json: bool) -> None:
     """What is safe on Drive: the newest checkpoint verified on drive.logs, its age, epoch and
     iteration (of the run written last there). When that is no state to train on (NaN
@@ -341,7 +359,8 @@ def status_cmd(config_path: str, overrides: tuple[str, ...], as_json: bool) -> N
     the seconds since its last renewal). A last line says how many epoch files
     train.out_dir keeps on this machine (train.keep_local).
 
-    Exit codes: 0 there is one, 1 there is none (or Drive cannot be read), 2 bad config.
+    Exit codes: 0 there is one, 1 there is none (or Drive cannot be read), 2 bad config;
+    143 stopped by SIGTERM, 129 by SIGHUP, 130 by Ctrl-C.
     """
     import time
 
