@@ -30,6 +30,16 @@ def _counted(signum: int, frame: Any) -> None:
     signal.default_int_handler(signum, frame)
 
 
+def _noted(got: list[int], signum: int, frame: Any) -> None:
+    """:func:`deferred`'s SIGINT handler: the Ctrl-C held back, and counted (:func:`seen`)
+    where it is one, not :func:`interrupt`'s (which passes no frame): past the block's own
+    end of holding (``held_back()`` False), until its KeyboardInterrupt is raised, a SIGTERM
+    read as the first signal, and the command ended with 143 (attack45)."""
+    got.append(signum)
+    if frame is not None:
+        _seen[0] += 1
+
+
 def seen() -> int:
     """How many Ctrl-Cs :func:`counting` blocks counted in this process so far."""
     return _seen[0]
@@ -92,7 +102,7 @@ def deferred() -> Iterator[None]:
         # would have every later deferred() of the process hold nothing.)
         _holding.append(got)   # (SIGINT ignored: only interrupt() adds to it, and looks here)
         if callable(handler):
-            signal.signal(signal.SIGINT, lambda signum, frame: got.append(signum))
+            signal.signal(signal.SIGINT, lambda signum, frame: _noted(got, signum, frame))
         yield
     finally:
         if _holding and _holding[-1] is got:   # (first: the handler below still notes)
