@@ -10,6 +10,7 @@ import os
 import re
 import signal
 import tempfile
+import threading
 
 import pytest
 
@@ -56,46 +57,45 @@ def test_status_without_a_temporary_folder_says_it_could_not_look_inside(
     assert list(blocked.parent.glob("trainer-status-*")) == []
 
 
-#: ``trainer status`` as its console script runs it, in a child of the fork server; its
-#: temporary folders in TMPDIR (the server's cached choice forgotten).
-_STATUS = """
-import sys, tempfile
-tempfile.tempdir = None
-sys.argv = ["trainer", "status", "-c", sys.argv[1]]
-from trainer.cli import main
-main()
-"""
-
-
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["TERM", "HUP"])
 def test_status_stopped_while_it_looks_inside_removes_its_temporary_folder(
-        emulator, drive_env, local_state, tmp_path, signum):
+        emulator, drive_env, local_state, tmp_path, monkeypatch, signum):
     """A supervisor's ``timeout`` (SIGTERM) or a closed terminal (SIGHUP) while status fetches
     a lone checkpoint to look inside: it ended at once (the signal's default), and left its
     temporary folder, the checkpoint's bytes so far in it, behind in TMPDIR at each such run.
-    Now it ends as a Ctrl-C does: the folder removed, one line, the shell's code."""
-    from _forkcli import PIPE, cli_server
-
+    Now it ends as a Ctrl-C does: the folder removed, one line, the shell's code. In this
+    process (its main thread, as a command's): the signal is sent only once status has a
+    handler for it (main has none: it would end the test's process)."""
     save_pair(tmp_path / "made", "epoch_002.pt", 2.0, values=4096)
     data = (tmp_path / "made" / "epoch_002.pt").read_bytes()
     held = emulator.faults.hold(emulator.add_file("runs/a/epoch_002.pt", data), len(data) // 2)
     temp = tmp_path / "temp"
     temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
     config = tiny_run_config(tmp_path)
-    proc = cli_server().popen([config], env=dict(os.environ, TMPDIR=str(temp)), stdout=PIPE,
-                              stderr=PIPE, script=_STATUS)
+    sent: list = []
+
+    def stop() -> None:   # (a supervisor's, once status waits on the held fetch)
+        try:
+            if not held.reached.wait(60):
+                sent.append("status never fetched the lone checkpoint")
+            elif signal.getsignal(signum) in (signal.SIG_DFL, signal.SIG_IGN, None):
+                sent.append(f"status has no handler of {signum!r}: killed at once by it")
+            else:
+                sent.append(sorted(p.name[:15] for p in temp.iterdir()))
+                os.kill(os.getpid(), signum)
+        finally:
+            held.release()
+    saved = signal.signal(signum, signal.SIG_DFL)   # (a terminal's, as the test runner's
+    supervisor = threading.Thread(target=stop)      # may differ)
+    supervisor.start()
     try:
-        assert held.reached.wait(60), "status never fetched the lone checkpoint"
-        assert [p.name[:15] for p in temp.iterdir()] == ["trainer-status-"]
-        proc.send_signal(signum)
-        _, err = proc.communicate(timeout=60)
+        code, out, exc = _status(tmp_path)
     finally:
-        held.release()
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+        supervisor.join(60)
+        signal.signal(signum, saved)
+    assert sent == [["trainer-status-"]], sent
     name = signal.Signals(signum).name
-    assert (proc.returncode, err.decode().splitlines()[-1:]) == (
-        128 + signum, [f"Interrupted by {name}."]), err   # (main: killed by it, -signum)
+    assert (code, out.splitlines()[-1]) == (128 + signum, f"Interrupted by {name}."), out
     assert list(temp.iterdir()) == []   # (main: trainer-status-…/epoch_002.pt's part left)
     assert list((tmp_path / "logs").glob("*")) == []
