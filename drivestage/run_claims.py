@@ -111,8 +111,11 @@ def silent_for(claim_id: str, written: float, now: float, later: Optional[float]
     it."""
     if server_clock.dated() and not ahead(written, now if later is None else later):
         return max(0.0, now - written)   # (else: no Date heard, now is this machine's clock)
-    if server_clock.skew() is not None:   # (sights by this machine's clock, as every
-        now = time.time()   # process of it notes them: not by a skewed Date's, skew44)
+    if not server_clock.dated():   # (sights by this machine's clock, as every process of
+        # it notes them where Drive's is not known: not by a skewed Date's (skew44), nor by
+        # one kept from it once the Date went, which read a live claim seen through a proxy
+        # three hours ahead as three hours unchanged: attack45)
+        now = time.time()
     return max(0.0, now - _first_seen(f"{claim_id}@{written!r}", now))
 
 

@@ -11,6 +11,10 @@ that strips it or one whose clock is right, answer by answer.
    claim "renewed in the future" and never renewed it (``now - written > period/2`` is
    negative for three hours): to every other machine the claim read dated ahead, then
    unchanged, then gone, and a live trainer's lease was taken over.
+3. A live claim seen first through the proxy three hours ahead, then answers with no
+   ``Date``: its sight read three hours old, and a pending trainer took the lease over.
+4. No ``Date`` and this machine's clock 100 s behind Drive's: the holder renewed every third
+   period, stale by Drive's dates in between.
 
 The real PyDrive2 stack against the emulator (``date_offset``, ``send_date``)."""
 from __future__ import annotations
@@ -93,4 +97,83 @@ def test_a_property_holder_renews_its_claim_dated_ahead_once_the_date_is_right_a
         assert holder is not None and not RunLease(other, 600.0)._gone(holder)
         assert lease.lost is None
     finally:
+        release_all()
+
+
+def test_a_date_hours_ahead_then_none_reads_no_live_claim_stale(
+        drive_env, emulator, store, tmp_path, fast_retries, skewed):
+    """3. A claim renewed a moment ago, seen first through the proxy three hours ahead (its
+    sight by this machine's clock, skew44), then answers with no ``Date``: the sight was read
+    by Drive's clock as last heard (three hours ahead), so the claim read three hours
+    unchanged, and the pending trainer took a live trainer's lease over. Sights are now read
+    by this machine's clock wherever Drive's is not known: still pending; a dead claim is
+    taken once seen unchanged for its stale period, as before."""
+    from test_lease39_pending_guard import _claims
+    from test_lease44_pending import KEY, _pending
+    from test_skew44_date import _seen_since
+    from trainer.lease import release_all
+
+    try:
+        folder, stop, claim = _pending(tmp_path, emulator, store, time.time())
+        lease = folder.lease
+        emulator.date_offset = AHEAD
+        lease.check()
+        assert lease.pending and server_clock.skew() is not None
+        emulator.send_date, emulator.date_offset = False, 0.0
+        lease.check()
+        lease.check()
+        assert not server_clock.dated()
+        # (main: taken over, "seen unchanged for 180 min (its holder is gone …)")
+        assert lease.pending and lease.lost is None and not stop.is_set()
+        assert _claims(emulator) == [f"{KEY}.json"]
+        _seen_since(claim, lease.stale_s + 1)   # (unrenewed past its stale period)
+        lease.check()
+        assert not lease.pending and lease.generation == 4 and lease.lost is None
+        assert _claims(emulator) == [lease.name]
+    finally:
+        emulator.send_date = True
+        release_all()
+
+
+def test_a_holder_whose_clock_is_behind_with_no_date_renews_each_half_period(
+        drive_env, emulator, store, tmp_path, fast_retries, monkeypatch, skewed):
+    """4. No ``Date`` heard (a proxy strips it) and this machine's clock 100 s behind Drive's:
+    the holder renewed only where its clock said half a period passed since the claim's date
+    (Drive's): 100 s + 30 s after each renewal, so at its checks each minute it renewed every
+    third (180 s), past the claim's 150 s stale period by Drive's clock, and a trainer on
+    another machine took the live lease over. Now half a period by this machine's own
+    record of its last write is enough too."""
+    from types import SimpleNamespace
+
+    from test_lease39_pending_guard import _claims
+    from trainer.drive import DriveFolder
+    from trainer.lease import RunLease, release_all
+    from trainer.lease_claims import boot_clock
+
+    try:
+        folder, _ = _trainer(tmp_path, "run", 4, 1.0)   # (1 min: no thread's turn here)
+        lease = folder.lease
+        assert lease is not None and not lease.pending
+        emulator.send_date = False
+        monkeypatch.setattr(server_clock, "_behind", None)   # (none heard: this machine's)
+        monkeypatch.setattr(server_clock, "time", SimpleNamespace(
+            time=lambda: time.time() - 100.0, monotonic=time.monotonic))
+        [claim] = [f["id"] for f in emulator.files() if f["title"] == lease.name]
+        # Two periods since its last renewal (the thread's checks at 60 s and 120 s):
+        emulator.store.update(claim, modified=time.time() - 121.0)
+        lease._written_at -= 121.0   # (its own record of that write, on its boot clock)
+        lease.check()
+        assert not server_clock.dated()
+        renewed = store.resolve(f"runs/exp/{lease.name}").modified
+        assert time.time() - renewed < 30, time.time() - renewed   # (main: 121 s)
+        assert boot_clock() - lease._written_at < 30
+        # Seen from another machine, its Date right: live.
+        emulator.send_date = True
+        monkeypatch.setattr(server_clock, "time", time)
+        other = RunLease(DriveFolder(DEST, str(tmp_path / "other")), 60.0)
+        holder = other.last_claim()
+        assert holder is not None and not other._gone(holder)
+        assert _claims(emulator) == [lease.name] and lease.lost is None
+    finally:
+        emulator.send_date = True
         release_all()

@@ -211,9 +211,12 @@ class RunLease:
             sure = self._written_at + self.sure_s
             listed = next((c for c in claims if c.owner == self.token), None)
             # (Dated ahead too: a property dated by a proxy's clock hours ahead, the right
-            # Date heard again, was never renewed, and read gone elsewhere: attack45.)
-            if listed is None or abs(server_clock.now() - listed.entry.modified) > \
-                    self.period_s / 2:
+            # Date heard again, was never renewed, and read gone elsewhere. And by its own
+            # record of its last write: with no Date heard, a clock 100 s behind Drive's
+            # renewed every third period, stale by Drive's dates meanwhile: attack45.)
+            now, modified = server_clock.now(), None if listed is None else listed.entry.modified
+            if modified is None or boot_clock() - self._written_at >= self.period_s / 2 or \
+                    now - modified > self.period_s / 2 or run_claims.ahead(modified, now):
                 # (Answered before it could be stale: it landed before any take-over; later
                 # (a renewal slow past the proof: retries, a hung request), another trainer
                 # may hold the lease by then, and the next guard lists again: attackfence37.)
