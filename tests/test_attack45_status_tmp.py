@@ -86,14 +86,21 @@ def test_status_stopped_while_it_looks_inside_removes_its_temporary_folder(
                 os.kill(os.getpid(), signum)
         finally:
             held.release()
-    saved = signal.signal(signum, signal.SIG_DFL)   # (a terminal's, as the test runner's
-    supervisor = threading.Thread(target=stop)      # may differ)
+    monkeypatch.setattr("trainer.cli._AS_PROGRAM", True)   # (as the `trainer` program)
+    # (Both at a terminal's default, as the test runner's may differ; put back after.)
+    saved = {s: signal.signal(s, signal.SIG_DFL) for s in (signal.SIGTERM, signal.SIGHUP)}
+    supervisor = threading.Thread(target=stop)
     supervisor.start()
     try:
         code, out, exc = _status(tmp_path)
+        # A repeat as it says its line and exits is ignored (put back at its default, it
+        # killed the process there, the line unsaid).
+        after = signal.getsignal(signum)
     finally:
         supervisor.join(60)
-        signal.signal(signum, saved)
+        for s, handler in saved.items():
+            signal.signal(s, handler)
+    assert after is signal.SIG_IGN, after
     assert sent == [["trainer-status-"]], sent
     name = signal.Signals(signum).name
     assert (code, out.splitlines()[-1]) == (128 + signum, f"Interrupted by {name}."), out

@@ -116,8 +116,16 @@ def cli(verbose: int) -> None:
         log.propagate = False
 
 
+#: Whether the command runs as the ``trainer`` program (:func:`main`), the whole process: a
+#: command stopped by SIGTERM ignores a repeat from then on, as it says its line and exits
+#: (:func:`drivestage.stop_signals.as_ctrl_c`'s ``program``).
+_AS_PROGRAM = False
+
+
 def main() -> None:
     """Console-script entry point."""
+    global _AS_PROGRAM
+    _AS_PROGRAM = True
     cli(prog_name="trainer")
 
 

@@ -22,8 +22,11 @@ def stops_as_ctrl_c(fn: Any) -> Any:
     @functools.wraps(fn)
     def command(*args: Any, **kwargs: Any) -> Any:
         from drivestage.stop_signals import as_ctrl_c
+        from trainer import cli as group
 
-        with as_ctrl_c():
+        # (The whole process: a repeat, a supervisor's second SIGTERM, is ignored as it
+        # says its line; put back at its default, it killed it there, the line unsaid.)
+        with as_ctrl_c(program=group._AS_PROGRAM):
             return fn(*args, **kwargs)
     return command
 
