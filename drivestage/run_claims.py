@@ -116,7 +116,37 @@ def silent_for(claim_id: str, written: float, now: float, later: Optional[float]
         # one kept from it once the Date went, which read a live claim seen through a proxy
         # three hours ahead as three hours unchanged: attack45)
         now = time.time()
+        key = f"{claim_id}@{written!r}"   # (this clock a step moves: _since)
+        return max(0.0, _since(key, _first_seen(key, now), now))
     return max(0.0, now - _first_seen(f"{claim_id}@{written!r}", now))
+
+
+#: This process's first reading of each sight read by this machine's clock (its key -> that
+#: clock and the boot clock then): from that reading on, the time seen unchanged is counted
+#: on the boot clock, which no step of the wall clock moves (NTP, a user setting it): a sight
+#: read by the wall clock aged by the step, and a live claim read an hour unchanged after an
+#: hour's step was taken over (attack44's left item; attack45). Drive's clock, where known,
+#: is measured again at each answer. A day's at most.
+_READ: dict[str, tuple[float, float]] = {}
+
+
+def _boot_clock() -> float:
+    """Seconds on this machine's boot clock (it counts a suspend; no step moves it)."""
+    boot = getattr(time, "CLOCK_BOOTTIME", None)
+    return time.clock_gettime(boot) if boot is not None else time.monotonic()
+
+
+def _since(key: str, first: float, now: float) -> float:
+    """Seconds since the sight ``first`` of ``key`` (noted by any process of this machine),
+    at ``now`` (its clock): up to this process's first reading of it by that clock, from
+    then on by the boot clock."""
+    boot = _boot_clock()
+    if len(_READ) > 1000:   # (a claim renewed each minute: a new key each; no lock: see
+        for old, (_, at) in list(_READ.items()):   # _first_seen)
+            if boot - at > 86400.0:
+                _READ.pop(old, None)
+    read_at, read_boot = _READ.setdefault(key, (now, boot))
+    return (read_at - first) + (boot - read_boot)
 
 
 #: First sights this process noted where the state folder kept none (read-only, a damaged

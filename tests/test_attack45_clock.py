@@ -15,10 +15,13 @@ that strips it or one whose clock is right, answer by answer.
    ``Date``: its sight read three hours old, and a pending trainer took the lease over.
 4. No ``Date`` and this machine's clock 100 s behind Drive's: the holder renewed every third
    period, stale by Drive's dates in between.
+5. No ``Date`` and this machine's clock stepped an hour forward: a live claim seen before the
+   step read an hour unchanged, and a pending trainer took the lease over.
 
 The real PyDrive2 stack against the emulator (``date_offset``, ``send_date``)."""
 from __future__ import annotations
 
+import json
 import time
 
 from drivestage import run_claims
@@ -174,6 +177,52 @@ def test_a_holder_whose_clock_is_behind_with_no_date_renews_each_half_period(
         holder = other.last_claim()
         assert holder is not None and not other._gone(holder)
         assert _claims(emulator) == [lease.name] and lease.lost is None
+    finally:
+        emulator.send_date = True
+        release_all()
+
+
+def test_a_step_of_this_machines_clock_reads_no_live_claim_stale(
+        drive_env, emulator, store, tmp_path, fast_retries, monkeypatch, skewed):
+    """5. No ``Date`` heard (a proxy strips it), a live claim seen by the pending trainer, then
+    this machine's clock stepped an hour forward (NTP, a user setting it) before the claim's
+    next renewal: its first sight, read by the stepped clock, was an hour old, and the
+    trainer took a live trainer's lease over (attack44 left it: "inherent to a wall clock").
+    From a process's first reading of a sight on, the time is counted on the boot clock. A
+    claim unrenewed past its stale period is still taken."""
+    from types import SimpleNamespace
+
+    from drivestage.state import state_dir
+    from test_lease39_pending_guard import _claims
+    from test_lease44_pending import KEY, _pending
+    from trainer.lease import release_all
+
+    try:
+        folder, stop, claim = _pending(tmp_path, emulator, store, time.time())
+        lease = folder.lease
+        emulator.send_date = False
+        monkeypatch.setattr(server_clock, "_behind", None)   # (none heard: this machine's)
+        lease.check()
+        assert lease.pending and not server_clock.dated()
+        stepped = SimpleNamespace(**{n: getattr(time, n) for n in dir(time)
+                                     if not n.startswith("_")})
+        stepped.time = lambda: time.time() + 3600.0   # (this machine's clock, an hour on)
+        monkeypatch.setattr(server_clock, "time", stepped)
+        monkeypatch.setattr(run_claims, "time", stepped)
+        lease.check()
+        # (main: taken over, "seen unchanged for 60 min (its holder is gone …)")
+        assert lease.pending and lease.lost is None and not stop.is_set()
+        assert _claims(emulator) == [f"{KEY}.json"]
+        # Unrenewed past its stale period (its sight moved back, by the clock it was noted
+        # by): taken over.
+        path = state_dir() / run_claims.SEEN_FILE
+        seen = json.loads(path.read_text())
+        [key] = [k for k in seen if k.startswith(f"{claim}@")]
+        seen[key] = time.time() - (lease.stale_s + 1)
+        path.write_text(json.dumps(seen))
+        lease.check()
+        assert not lease.pending and lease.generation == 4 and lease.lost is None
+        assert _claims(emulator) == [lease.name]
     finally:
         emulator.send_date = True
         release_all()
