@@ -20,7 +20,8 @@ from typing import Any, Iterator
 #: What each :func:`deferred` block under way holds back, innermost last (where SIGINT is
 #: ignored, a background job's, only :func:`interrupt` adds to it).
 _holding: list[list[int]] = []
-#: Ctrl-Cs taken by :func:`_counted` (main thread only: one int, no lock in a handler).
+#: Ctrl-Cs taken by :func:`_counted`, or held back by :func:`deferred` (:func:`_noted`) (main
+#: thread only: one int, no lock in a handler).
 _seen = [0]
 
 

@@ -194,7 +194,7 @@ def lone_line(folder: DriveFolder, out_dir: str) -> str:
     first = folder.where(folder.lone[0].name)
     try:
         taken, passed, refused = drive_lone.looked_inside(folder, folder.lone, out_dir)
-    except (DriveStageError, CheckpointError, OSError) as exc:   # (OSError: its temporary
+    except (DriveStageError, CheckpointError, OSError) as exc:   # (OSError: TMPDIR's)
         return (f"; {first} is there without its sidecar (a save killed between its two "
                 "uploads?); whether --resume auto goes on from it is not known: it could not "
                 f"be fetched to look inside ({exc})")

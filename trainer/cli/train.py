@@ -1,6 +1,7 @@
 """CLI commands ``train`` and ``eval`` (registered on the trainer group)."""
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -17,8 +18,6 @@ def stops_as_ctrl_c(fn: Any) -> Any:
     clean-ups run. ``status`` killed by them left its temporary folder, a checkpoint's bytes
     fetched to look inside, in TMPDIR at each run a ``timeout`` or a closed terminal ended
     (attack45). Not ``train``: its own handlers save a checkpoint first."""
-    import functools
-
     @functools.wraps(fn)
     def command(*args: Any, **kwargs: Any) -> Any:
         from drivestage.stop_signals import as_ctrl_c
@@ -29,6 +28,7 @@ def stops_as_ctrl_c(fn: Any) -> Any:
         with as_ctrl_c(program=group._AS_PROGRAM):
             return fn(*args, **kwargs)
     return command
+
 
 logger = logging.getLogger(__name__)
 
