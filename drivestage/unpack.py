@@ -33,8 +33,10 @@ log = logging.getLogger(__name__)
 
 _TAR_NAMES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
 #: The first request of a zip: its last bytes, where the central directory is (1 % of the
-#: file, at least 64 KiB and at most 16 MiB: a 20,000-member directory is about 2 MB).
-_TAIL_MIN, _TAIL_MAX = 64 << 10, 16 << 20
+#: file, at least all that zipfile reads of its end records, and at most 16 MiB: a
+#: 20,000-member directory is about 2 MB). 64 KiB missed a zip64 record put before the
+#: tail by a long comment: the member list was read where zeros stood (attackzip45).
+_TAIL_MIN, _TAIL_MAX = members.EOCD_TAIL, 16 << 20
 
 
 class Unpacking:

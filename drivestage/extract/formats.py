@@ -9,7 +9,7 @@ import io
 import lzma
 import os
 import zipfile
-from typing import IO, Optional, Union, cast
+from typing import IO, Callable, Optional, Union, cast
 
 from drivestage.errors import DestChangedError
 
@@ -46,6 +46,21 @@ class ArchiveFile(io.RawIOBase):
 
     def tell(self) -> int:
         return self.pos
+
+
+class ArrivingFile(ArchiveFile):
+    """An :class:`ArchiveFile` over a file still downloading: each read first waits for its
+    bytes (``wait(start, end)`` returns once they are there, or raises). What zipfile
+    reads of a zip's end is not only the tail fetched first: a long comment puts the zip64
+    records before it, where a partial file holds zeros until the streams bring them."""
+
+    def __init__(self, fd: int, wait: Callable[[int, int], None]):
+        super().__init__(fd)
+        self.wait = wait
+
+    def readinto(self, buf: "memoryview | bytearray") -> int:  # type: ignore[override]
+        self.wait(self.pos, self.pos + len(buf))
+        return super().readinto(buf)
 
 
 def open_archive(archive: str, identity: Optional[os.stat_result] = None) -> int:

@@ -21,11 +21,12 @@ import time
 import zipfile
 import zlib
 from dataclasses import dataclass
-from typing import IO, Iterable, Optional, cast
+from typing import IO, Callable, Iterable, Optional, cast
 
 from drivestage.errors import ArchiveError, UnsafeArchiveError
 from drivestage.extract.copying import decoded, zip_data_offset
-from drivestage.extract.formats import ArchiveFile, archive_kind, compression, open_archive
+from drivestage.extract.formats import ArchiveFile, ArrivingFile, archive_kind, compression, \
+    open_archive
 from drivestage.extract.tarinfo import BoundedInfo, advice
 from drivestage.fork_drop import free_in_forks
 from drivestage.interrupts import deferred
@@ -41,7 +42,7 @@ MAX_ZIP_DIRECTORY = 128 << 20
 MAX_MEMBERS = 2_000_000
 #: The end of a zip that holds its end records: the comment (up to 64 KiB), the end of
 #: central directory record (22 bytes), the zip64 locator (20) and zip64 record (56).
-_EOCD_TAIL = (1 << 16) + 22 + 20 + 56
+EOCD_TAIL = (1 << 16) + 22 + 20 + 56
 # tarfile's stream slices its buffer on every read: a big buffer makes header reads slow.
 TAR_BUFSIZE = 64 * 1024
 ZIP_METHODS = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflate",
@@ -234,15 +235,19 @@ def tar_entry(m: tarfile.TarInfo, archive: str, plain: bool = False,
                              "FIFO; refusing the archive")
 
 
-def zip_directory(archive: str, fd: int = -1) -> list[Entry]:
+def zip_directory(archive: str, fd: int = -1,
+                  wait: Optional[Callable[[int, int], None]] = None) -> list[Entry]:
     """The members of a zip read from its central directory only (the member data may not
     be there yet); raises :class:`NeedsData` for a zip with links, ArchiveError when the
     directory cannot be read. ``fd``: the zip open already (read through it, not by the
-    name ``archive``, which messages show)."""
-    check_zip_directory(archive, fd)
+    name ``archive``, which messages show); ``wait``: see :class:`ArrivingFile`."""
+    check_zip_directory(archive, fd, wait)
     try:
         if fd < 0:
             with zipfile.ZipFile(archive) as zf:
+                return _zip_entries(zf, archive)
+        if wait is not None:  # (closing it leaves fd open)
+            with zipfile.ZipFile(cast(IO[bytes], ArrivingFile(fd, wait))) as zf:
                 return _zip_entries(zf, archive)
         # A Ctrl-C between the dup and the file object that closes it left the duplicate
         # open for the notebook's lifetime; held back until the `finally` holds it.
@@ -259,19 +264,23 @@ def zip_directory(archive: str, fd: int = -1) -> list[Entry]:
         raise ArchiveError(f"cannot read the zip {archive}: {exc}") from exc
 
 
-def check_zip_directory(archive: str, fd: int = -1) -> None:
+def check_zip_directory(archive: str, fd: int = -1,
+                        wait: Optional[Callable[[int, int], None]] = None) -> None:
     """Refuse a zip whose central directory is larger than :data:`MAX_ZIP_DIRECTORY`, before
     ``zipfile`` reads it whole (a hostile archive would otherwise take all the memory).
-    ``fd``: see :func:`zip_directory`."""
+    ``fd``, ``wait``: see :func:`zip_directory`."""
+    if fd >= 0 and wait is not None:   # (its failure is no unreadable file: raised)
+        end = os.fstat(fd).st_size
+        wait(max(0, end - EOCD_TAIL), end)
     try:
         if fd >= 0:
             size = os.fstat(fd).st_size
-            tail = os.pread(fd, _EOCD_TAIL, max(0, size - _EOCD_TAIL))
+            tail = os.pread(fd, EOCD_TAIL, max(0, size - EOCD_TAIL))
         else:
             size = os.path.getsize(archive)
             with open(archive, "rb") as fh:
-                fh.seek(max(0, size - _EOCD_TAIL))
-                tail = fh.read(_EOCD_TAIL)
+                fh.seek(max(0, size - EOCD_TAIL))
+                tail = fh.read(EOCD_TAIL)
     except OSError:
         return  # zipfile says what is wrong with it
     declared = declared_directory_size(tail, size)

@@ -224,7 +224,9 @@ class Overlapped:
 
     def _follow_zip(self) -> bool:
         try:
-            entries = zip_directory(self.path, self.fd)
+            # Read from bytes that have arrived only: the tail fetched first need not hold
+            # all that zipfile reads (zip64 records before a long comment: attackzip45).
+            entries = zip_directory(self.path, self.fd, wait=self._wait)
         except Exception as exc:  # links, an unreadable directory: the usual way then
             log.debug("not extracting %s while it downloads: %s", self.path, exc)
             self.abandon()
