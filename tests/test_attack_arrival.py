@@ -12,7 +12,7 @@ import pytest
 from _download_fixtures import _fast, out, passes, small_splits, store  # noqa: F401
 
 from drivestage import download as dl
-from drivestage import streams
+from drivestage import streams, unpack
 from drivestage.drive.store import DriveStore
 from drivestage.errors import NotFoundError
 
@@ -57,7 +57,7 @@ def test_pull_extract_says_why_a_stream_failed_during_the_tail(
     """The same through ``pull --extract``: the message names the file and Drive's answer."""
     data = os.urandom(3 * MiB)
     fid = emulator.add_file("d/set.zip", data)
-    tail = len(data) - 64 * 1024
+    tail = len(data) - unpack._TAIL_MIN   # (what pull -x fetches first)
     real = DriveStore.read_into
     failed: list[bool] = []
 

@@ -31,13 +31,13 @@ from drivestage.extract import overlapped, workers
 workers._WORTH = 1
 real = overlapped.zip_directory
 said, held = int(sys.argv[1]), int(sys.argv[2])
-def zip_directory(path, fd):
+def zip_directory(path, fd, **kw):
     if os.fork() == 0:
         os.read(held, 1)
         os._exit(0)
     os.write(said, b"w")
     os.read(held, 1)
-    return real(path, fd)
+    return real(path, fd, **kw)
 overlapped.zip_directory = zip_directory
 from drivestage.cli import main
 sys.argv[:] = ["drivestage"] + sys.argv[3:]

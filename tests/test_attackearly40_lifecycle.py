@@ -59,9 +59,9 @@ def test_a_hostile_zip_ends_the_early_workers_and_says_one_line(emulator, drive_
     seen: list[int] = []
     real = overlapped.zip_directory
 
-    def zip_directory(path, fd):  # the workers alive as the list is read
+    def zip_directory(path, fd, **kw):  # the workers alive as the list is read
         seen.append(len(worker_pids(os.getpid())))
-        return real(path, fd)
+        return real(path, fd, **kw)
 
     monkeypatch.setattr(overlapped, "zip_directory", zip_directory)
     members = _members(20)
@@ -91,9 +91,9 @@ def test_a_download_that_fails_for_good_ends_the_early_workers_then_a_rerun(
     emulator.faults.throttle(8 << 20)   # the 2 MB still coming as the member list is read
     real = overlapped.zip_directory
 
-    def zip_directory(path, fd):  # the workers run: from now on Drive answers 500 only
+    def zip_directory(path, fd, **kw):  # the workers run: from now on Drive answers 500 only
         emulator.faults.inject("GET", status=500, times=None)
-        return real(path, fd)
+        return real(path, fd, **kw)
 
     monkeypatch.setattr(overlapped, "zip_directory", zip_directory)
     dest = tmp_path / "data"
@@ -149,11 +149,11 @@ def test_a_worker_killed_before_its_first_batch(emulator, drive_env, tmp_path, m
     killed = []
     real = overlapped.zip_directory
 
-    def zip_directory(path, fd):  # the workers run; one is killed before the list is read
+    def zip_directory(path, fd, **kw):  # the workers run; one is killed before the list is read
         pids = worker_pids(os.getpid())
         os.kill(pids[0], signal.SIGKILL)
         killed.append(pids[0])
-        return real(path, fd)
+        return real(path, fd, **kw)
 
     monkeypatch.setattr(overlapped, "zip_directory", zip_directory)
     dest = tmp_path / "data"
@@ -207,10 +207,10 @@ from drivestage.extract import overlapped, workers
 workers._WORTH = 1
 real = overlapped.zip_directory
 said, held = int(sys.argv[1]), int(sys.argv[2])
-def zip_directory(path, fd):
+def zip_directory(path, fd, **kw):
     os.write(said, b"w")
     os.read(held, 1)
-    return real(path, fd)
+    return real(path, fd, **kw)
 overlapped.zip_directory = zip_directory
 from drivestage.cli import main
 sys.argv[:] = ["drivestage"] + sys.argv[3:]

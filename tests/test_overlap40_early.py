@@ -25,13 +25,13 @@ def seen(monkeypatch):
     got: list[tuple[list[int], list[str]]] = []
     real = overlapped.zip_directory
 
-    def zip_directory(path, fd):
+    def zip_directory(path, fd, **kw):
         dest = os.path.dirname(os.path.dirname(path)) \
             if os.path.basename(os.path.dirname(path)) == ".drivestage" else \
             os.path.dirname(path)
         temps = sorted(n for n in os.listdir(dest) if n.startswith(tempdir.TEMP_PREFIX))
         got.append((worker_pids(os.getpid()), temps))
-        return real(path, fd)
+        return real(path, fd, **kw)
 
     monkeypatch.setattr(overlapped, "zip_directory", zip_directory)
     return got
