@@ -286,6 +286,7 @@ class MediaRoutes:
                                    location="X-Upload-Content-Length", location_type="header")
         self._check_can_store(drive_id, total_i or 0, replacing)
         new_revision, pinned = self._revision_options()
+        self.store.expire_sessions(self.emu.upload_session_ttl)   # (a few of the oldest)
         sess = self.store.new_session(
             file_id=existing["id"] if existing else None, meta=meta, total=total_i, drive_id=drive_id,
             content_type=self.headers.get("X-Upload-Content-Type"),
@@ -304,11 +305,16 @@ class MediaRoutes:
         return {"Range": f"bytes=0-{received - 1}"} if received else {}
 
     def _resumable_chunk(self, session_id: str) -> None:
-        sess = self.store.get_session(session_id)
+        ttl = self.emu.upload_session_ttl
+        self.store.expire_sessions(ttl)
+        sess = self.store.get_session(session_id, ttl)
+        gone = EmulatorApiError(404, "notFound", f"Upload session not found: {session_id}",
+                                location="upload_id")
         if sess is None:
-            raise EmulatorApiError(404, "notFound", f"Upload session not found: {session_id}",
-                                   location="upload_id")
-        with self.emu._session_lock(session_id):
+            raise gone   # (unknown, or expired: Drive's 404, upon which clients start over)
+        with sess["_lock"]:
+            if sess.get("_expired"):
+                raise gone   # (expired between the lookup and now)
             if sess.get("done_file_id"):
                 self.body.drain()
                 rec = self.store.get(sess["done_file_id"])

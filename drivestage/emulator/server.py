@@ -8,7 +8,7 @@ import socket
 import tempfile
 import threading
 import time
-from collections import defaultdict, deque
+from collections import deque
 from http.server import ThreadingHTTPServer
 from typing import Iterable, Optional
 
@@ -23,6 +23,7 @@ from drivestage.emulator.properties import DEFAULT_APP
 from drivestage.emulator.seed import SeedingApi
 from drivestage.emulator.signed import SignedLinks
 from drivestage.emulator.store import EmulatorStore
+from drivestage.emulator.store_sessions import SESSION_TTL
 
 __all__ = ["Emulator", "RequestRecord", "_Handler"]
 
@@ -95,6 +96,10 @@ class Emulator(SeedingApi):
     #: this many characters: a query can be a 1 MiB form (a long ``q`` sent as a POST), so
     #: 100,000 records alone bound nothing (attackemu45).
     request_log_bytes = REQUEST_LOG_BYTES
+    #: Seconds a resumable upload session may go unused (opened, or last given bytes, that
+    #: long ago) before it is forgotten with its bytes: Drive's is a week. A request for it
+    #: then answers 404, as Drive's does, and clients start a new upload (emulefts45).
+    upload_session_ttl: float = SESSION_TTL
 
     def __init__(self, data_dir: Optional[str] = None, quota_bytes: Optional[int] = None,
                  token: Optional[str] = None, host: str = "127.0.0.1", port: int = 0,
@@ -167,8 +172,6 @@ class Emulator(SeedingApi):
         #: Requests being served now (a client that gave up on one does not end it).
         self._busy = 0
         self._idle = threading.Condition()
-        self._session_locks: dict[str, threading.Lock] = defaultdict(threading.Lock)
-        self._locks_lock = threading.Lock()
         self._tmp_dir: Optional[str] = None
         self._server: Optional[_Server] = None
         self._thread: Optional[threading.Thread] = None
@@ -306,10 +309,6 @@ class Emulator(SeedingApi):
         with self._requests_lock:
             self._requests.clear()
             self._log_bytes = 0
-
-    def _session_lock(self, session_id: str) -> threading.Lock:
-        with self._locks_lock:
-            return self._session_locks[session_id]
 
     # ------------------------------------------------------------------ accounts
     def set_service_account(self, enabled: bool = True, token: Optional[str] = None) -> None:

@@ -9,7 +9,7 @@ All methods are thread-safe. A record is a plain dict (see :meth:`EmulatorStore.
 Everything here is the Drive as it is, without a caller: permission checks belong to the
 routes (through :mod:`access`), so the Python API can seed any state. The quota and item
 limits are in :mod:`store_limits`, parents and the trash in :mod:`store_trash`, ids in
-:mod:`store_ids` (mixins of :class:`EmulatorStore`).
+:mod:`store_ids`, upload sessions in :mod:`store_sessions` (mixins of :class:`EmulatorStore`).
 """
 from __future__ import annotations
 
@@ -31,6 +31,7 @@ from drivestage.emulator.store_dir import lock_data_dir, open_db, private_dirs, 
     unreadable
 from drivestage.emulator.store_ids import StoreIds, new_id
 from drivestage.emulator.store_limits import StoreLimits
+from drivestage.emulator.store_sessions import StoreSessions
 from drivestage.emulator.store_trash import StoreTrash
 from drivestage.emulator.wire import blob_checksums, open_private
 
@@ -51,7 +52,7 @@ def new_resource_key() -> str:
     return "0-" + secrets.token_urlsafe(16)[:22]
 
 
-class EmulatorStore(StoreLimits, StoreTrash, StoreIds):
+class EmulatorStore(StoreLimits, StoreTrash, StoreIds, StoreSessions):
     """Metadata, blobs and upload sessions of one emulated Drive account."""
 
     def __init__(self, data_dir: str, quota_bytes: Optional[int] = None):
@@ -122,6 +123,7 @@ class EmulatorStore(StoreLimits, StoreTrash, StoreIds):
             sess = self.sessions.get(name)
             if sess is None or sess.get("done_file_id"):
                 os.unlink(os.path.join(self.upload_dir, name))
+        self._order_sessions()
         log.debug("emulator store at %s: %d files", self.data_dir, len(self.files))
 
     def _meta(self, key: str):
@@ -185,12 +187,6 @@ class EmulatorStore(StoreLimits, StoreTrash, StoreIds):
         """Write one shared drive through to disk."""
         with self.lock:
             self._put("drives", self.drives, doc)
-
-    def save_session(self, sess: dict) -> None:
-        """Write one upload session through to disk."""
-        with self.lock:
-            self._put("sessions", self.sessions, {k: v for k, v in sess.items() if not k.startswith("_")})
-            self.sessions[sess["id"]] = sess
 
     def close(self) -> None:
         """Close the database (the blobs need nothing) and free the folder for another
@@ -301,9 +297,6 @@ class EmulatorStore(StoreLimits, StoreTrash, StoreIds):
     def revision_path(self, file_id: str, revision_id: str) -> str:
         """Where an old (non-head) revision's bytes live."""
         return os.path.join(self.blob_dir, f"{file_id}@{revision_id}")
-
-    def upload_path(self, session_id: str) -> str:
-        return os.path.join(self.upload_dir, session_id)
 
     # ----------------------------------------------------------------- mutations
     def create(self, title: str, mime: str, parent_ids: Iterable[str], *,
@@ -476,19 +469,6 @@ class EmulatorStore(StoreLimits, StoreTrash, StoreIds):
             doc = {"id": new_id("0A"), "name": name, "created": time.time(), "role": role}
             self._put("drives", self.drives, doc)
             return doc
-
-    # ----------------------------------------------------------------- sessions
-    def new_session(self, **fields) -> dict:
-        with self.lock:
-            sess = {"id": secrets.token_urlsafe(24), "received": 0, "done_file_id": None,
-                    "created": time.time(), **fields}
-            open_private(self.upload_path(sess["id"])).close()
-            self.save_session(sess)
-            return sess
-
-    def get_session(self, session_id: str) -> Optional[dict]:
-        with self.lock:
-            return self.sessions.get(session_id)
 
     def copy_blob_to_temp(self, file_id: str) -> str:
         """A temp copy of a file's content (for files.copy)."""

@@ -1,0 +1,124 @@
+"""Resumable upload sessions of the emulator's store: opened, saved, found and expired.
+
+Drive forgets a resumable session a week after it was opened (its upload guide: the
+session URI expires after one week; a status query of it then answers 404 Not Found and
+the client starts a new upload). Without expiry a long-running emulator kept every
+session in memory and SQLite, and an abandoned session's bytes in ``uploads/`` for good
+(emulefts45). A session here expires once unused for :data:`SESSION_TTL` (the emulator's
+``upload_session_ttl``): opened or last given bytes that long ago. A complete one answers
+status queries with its file for as long, then 404 as well.
+
+The sweep is bounded: sessions are kept in the order they were last used, and each
+request looks at no more than :data:`SWEEP_BATCH` of the oldest (a session looked up
+past its age is dropped as it is found). A mixin of
+:class:`~drivestage.emulator.store.EmulatorStore`.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+import threading
+import time
+from collections import OrderedDict
+from typing import TYPE_CHECKING, Optional
+
+from drivestage.emulator.wire import open_private
+
+SESSION_TTL = 7 * 24 * 3600.0   # Drive's week (Emulator.upload_session_ttl)
+SWEEP_BATCH = 16                # sessions a request may expire at most
+
+
+def _used(sess: dict) -> float:
+    return float(sess.get("active") or sess.get("created") or 0.0)
+
+
+class StoreSessions:
+    """Upload sessions: each a dict saved through to the ``sessions`` table; keys starting
+    with ``_`` live in memory only (``_lock``: held while a request works on the session)."""
+
+    if TYPE_CHECKING:
+        lock: threading.RLock
+        sessions: dict[str, dict]
+        upload_dir: str
+
+        def _put(self, table: str, target: dict, doc: dict) -> None: ...
+        def _drop(self, table: str, target: dict, doc_id: str) -> None: ...
+
+    def _order_sessions(self) -> None:
+        """Index the loaded sessions by when they were last used (once, at start)."""
+        self._by_use: OrderedDict[str, float] = OrderedDict(
+            sorted(((sid, _used(s)) for sid, s in self.sessions.items()), key=lambda kv: kv[1]))
+
+    def upload_path(self, session_id: str) -> str:
+        return os.path.join(self.upload_dir, session_id)
+
+    def new_session(self, **fields) -> dict:
+        """Open a session (its bytes: an empty file under ``uploads/``)."""
+        with self.lock:
+            now = time.time()
+            sess = {"id": secrets.token_urlsafe(24), "received": 0, "done_file_id": None,
+                    "created": now, **fields}
+            open_private(self.upload_path(sess["id"])).close()
+            self.save_session(sess)
+            return sess
+
+    def save_session(self, sess: dict) -> None:
+        """Write one upload session through to disk; it counts as used now."""
+        with self.lock:
+            sess["active"] = time.time()
+            self._put("sessions", self.sessions, {k: v for k, v in sess.items() if not k.startswith("_")})
+            self.sessions[sess["id"]] = sess
+            self._by_use[sess["id"]] = sess["active"]
+            self._by_use.move_to_end(sess["id"])
+
+    def get_session(self, session_id: str, ttl: Optional[float] = None) -> Optional[dict]:
+        """The session (None: unknown, or unused for ``ttl`` seconds and so forgotten).
+        Take its ``_lock`` and check its ``_expired`` before using it."""
+        with self.lock:
+            sess = self.sessions.get(session_id)
+            if sess is None:
+                return None
+            if ttl is not None and _used(sess) < time.time() - ttl and self._forget_session(sess):
+                return None
+            sess.setdefault("_lock", threading.Lock())
+            return sess
+
+    def expire_sessions(self, ttl: float, limit: Optional[int] = SWEEP_BATCH) -> int:
+        """Forget up to ``limit`` (None: all) of the sessions unused for ``ttl`` seconds,
+        oldest first, with their bytes; how many went. One in use now is left for later."""
+        gone = 0
+        with self.lock:
+            cutoff = time.time() - ttl
+            for _ in range(len(self._by_use) if limit is None else limit):
+                oldest = next(iter(self._by_use.items()), None)
+                if oldest is None or oldest[1] >= cutoff:
+                    break
+                sess = self.sessions.get(oldest[0])
+                if sess is None:
+                    del self._by_use[oldest[0]]
+                elif self._forget_session(sess):
+                    gone += 1
+                else:   # (a request works on it: in use, so used now)
+                    self._by_use.move_to_end(oldest[0])
+                    self._by_use[oldest[0]] = time.time()
+        return gone
+
+    def _forget_session(self, sess: dict) -> bool:
+        """Drop ``sess``, its row and its bytes; False if a request holds it now. Marked
+        ``_expired`` under its lock: a request that found it before sees the mark once it
+        takes the lock, and answers 404 instead of writing to it."""
+        lock = sess.setdefault("_lock", threading.Lock())
+        if not lock.acquire(blocking=False):
+            return False
+        try:
+            sess["_expired"] = True
+            self._drop("sessions", self.sessions, sess["id"])
+            self._by_use.pop(sess["id"], None)
+            for path in (self.upload_path(sess["id"]), self.upload_path(sess["id"]) + ".final"):
+                try:
+                    os.unlink(path)
+                except FileNotFoundError:
+                    pass
+        finally:
+            lock.release()
+        return True
