@@ -302,10 +302,17 @@ class _Handler(MetadataRoutes, MediaRoutes, ControlRoutes, BatchRoutes, BaseHTTP
             self.close_connection = True
             return
         try:
-            self.body.drain()
-        except (ClientGone, EmulatorApiError, OSError):
+            # Bounded: an endless body held the thread for good. The answer then goes out
+            # and the connection is closed, as a front end does (a client still sending may
+            # see its send fail, not the answer: hence a bound above any chunk clients send).
+            drained = self.body.drain_within(self.emu.refusal_drain_bytes,
+                                             self.emu.refusal_drain_seconds, self.connection)
+        except EmulatorApiError:
+            drained = False
+        if not drained:
             self.close_connection = True
-        self._send_json(exc.status, exc.envelope(), exc.headers)
+        self._send_json(exc.status, exc.envelope(),
+                        exc.headers if drained else {**exc.headers, "Connection": "close"})
 
     def _reset(self) -> None:
         """Abort the connection with a TCP reset, as a crashing front end would."""

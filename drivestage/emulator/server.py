@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 REQUEST_LOG_LIMIT = 100_000     # newest records kept in emu.requests
 REQUEST_LOG_BYTES = 128 << 20   # and at most this much of their text (Emulator.request_log_bytes)
 IDLE_TIMEOUT = 120.0            # Emulator.idle_timeout
+REFUSAL_DRAIN_BYTES = 1 << 30    # Emulator.refusal_drain_bytes
+REFUSAL_DRAIN_SECONDS = 60.0    # Emulator.refusal_drain_seconds
 
 
 class _Server(ThreadingHTTPServer):
@@ -100,6 +102,15 @@ class Emulator(SeedingApi):
     #: long ago) before it is forgotten with its bytes: Drive's is a week. A request for it
     #: then answers 404, as Drive's does, and clients start a new upload (emulefts45).
     upload_session_ttl: float = SESSION_TTL
+    #: A request refused before its body is read (a quota, bad metadata) is answered once its
+    #: body is drained (clients such as httplib2 read no answer before they have sent the
+    #: whole body), but at most this many bytes of it, for at most this many seconds; then
+    #: the answer goes out and the connection is closed. An endless or trickling body held a
+    #: thread for good (emulefts45). Far above the chunks clients send (googleapiclient's
+    #: 100 MiB, drivestage's 64 MiB): past the bound googleapiclient, still sending, gets a
+    #: broken pipe instead of the refusal.
+    refusal_drain_bytes = REFUSAL_DRAIN_BYTES
+    refusal_drain_seconds = REFUSAL_DRAIN_SECONDS
 
     def __init__(self, data_dir: Optional[str] = None, quota_bytes: Optional[int] = None,
                  token: Optional[str] = None, host: str = "127.0.0.1", port: int = 0,

@@ -9,6 +9,8 @@ import hashlib
 import json
 import os
 import re
+import socket
+import threading
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterator, Optional
 
@@ -213,6 +215,39 @@ class Body:
         while not self.done:
             if not self.read():
                 break
+
+    def drain_within(self, max_bytes: int, seconds: float,
+                     sock: Optional[socket.socket]) -> bool:
+        """:meth:`drain`, giving up after ``max_bytes`` more or ``seconds`` (a body that never
+        ends, or trickles: a refused upload drained one for ever, emulefts45); whether the
+        body ended. Past ``seconds`` the socket is shut for reading (``sock``: the client's),
+        which ends a read blocked on a client that sends nothing."""
+        self.drop_after = None
+        if self.done:
+            return True
+        start = self.count
+        timer = None
+        if sock is not None:
+            timer = threading.Timer(seconds, _shut_reading, (sock,))
+            timer.daemon = True
+            timer.start()
+        try:
+            while not self.done and self.count - start < max_bytes:
+                if not self.read():
+                    break
+        except (ClientGone, OSError, ValueError):
+            return False   # (ValueError: the reader of a socket shut under it)
+        finally:
+            if timer is not None:
+                timer.cancel()
+        return self.done
+
+
+def _shut_reading(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RD)
+    except OSError:   # (closed already)
+        pass
 
 
 class Multipart:

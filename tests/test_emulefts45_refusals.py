@@ -1,0 +1,102 @@
+"""A refused upload's body is drained within a bound (emulefts45): the emulator read a
+refused request's whole body before it answered, so an endless chunked body, or one that
+stopped coming, held its thread for good. Within the bound clients still get the refusal
+as Drive's typed error."""
+from __future__ import annotations
+
+import io
+import json
+import socket
+import threading
+import time
+
+import pytest
+from googleapiclient.errors import HttpError
+from googleapiclient.http import MediaIoBaseUpload
+
+from drivestage.drive import connect
+from drivestage.emulator import Emulator
+
+MiB = 1 << 20
+
+
+def _answer(sock: socket.socket, deadline: float) -> tuple[bytes, bool]:
+    """(the answer's bytes, whether the connection then ended) read before ``deadline``."""
+    data, ended = b"", False
+    while time.monotonic() < deadline:
+        sock.settimeout(max(0.01, deadline - time.monotonic()))
+        try:
+            chunk = sock.recv(65536)
+        except socket.timeout:
+            break
+        except ConnectionResetError:
+            ended = True
+            break
+        if not chunk:
+            ended = True
+            break
+        data += chunk
+    return data, ended
+
+
+def _refused(data: bytes) -> tuple[int, str, str]:
+    head, body = data.split(b"\r\n\r\n", 1)
+    err = json.loads(body)["error"]
+    return int(head.split(b" ", 2)[1]), err["errors"][0]["reason"], head.decode("latin-1")
+
+
+def test_a_refused_upload_is_answered_after_a_bounded_drain(tmp_path):
+    with Emulator(data_dir=str(tmp_path / "d"), quota_bytes=1000) as emu:
+        emu.refusal_drain_bytes, emu.refusal_drain_seconds = 4 * MiB, 30.0
+        # Within the bound: googleapiclient gets Drive's typed refusal, as before.
+        service = connect(api_root=emu.url, token="t").service
+        with pytest.raises(HttpError) as err:
+            service.files().insert(body={"title": "big.bin"}, media_body=MediaIoBaseUpload(
+                io.BytesIO(b"x" * (2 * MiB)), "application/octet-stream")).execute()
+        assert err.value.resp.status == 403 and "storageQuotaExceeded" in str(err.value)
+
+        # An endless chunked multipart body whose metadata is not JSON: answered once 4 MiB
+        # of it are read, the connection closed.
+        sock = socket.create_connection((emu.host, emu.port), timeout=10)
+        first = b"--b\r\nContent-Type: application/json\r\n\r\n{bad\r\n--b\r\n" \
+                b"Content-Type: application/octet-stream\r\n\r\n"
+        sock.sendall(f"POST /upload/drive/v2/files?uploadType=multipart HTTP/1.1\r\n"
+                     f"Host: 127.0.0.1:{emu.port}\r\nAuthorization: Bearer t\r\n"
+                     "Content-Type: multipart/related; boundary=b\r\n"
+                     "Transfer-Encoding: chunked\r\n\r\n".encode()
+                     + b"%x\r\n%s\r\n" % (len(first), first))
+        stop = threading.Event()
+        piece = b"%x\r\n%s\r\n" % (64 * 1024, b"y" * 64 * 1024)
+
+        def send_for_ever() -> None:
+            deadline = time.monotonic() + 20
+            while not stop.is_set() and time.monotonic() < deadline:
+                try:
+                    sock.sendall(piece)
+                except OSError:
+                    return   # (the emulator closed the connection)
+
+        sender = threading.Thread(target=send_for_ever, daemon=True)
+        sender.start()
+        began = time.monotonic()
+        data, ended = _answer(sock, began + 15)
+        stop.set()
+        sender.join(10)
+        sock.close()
+        status, reason, head = _refused(data)
+        assert (status, reason) == (400, "parseError") and "Connection: close" in head
+        assert ended
+        rec = [r for r in emu.requests if r.query.get("uploadType") == "multipart"][-1]
+        assert 4 * MiB <= rec.bytes_in < 5 * MiB
+
+        # A body that stops coming: answered once the time bound is out.
+        emu.refusal_drain_seconds = 1.0
+        with socket.create_connection((emu.host, emu.port), timeout=10) as sock:
+            sock.sendall(f"POST /upload/drive/v2/files?uploadType=media HTTP/1.1\r\n"
+                         f"Host: 127.0.0.1:{emu.port}\r\nAuthorization: Bearer t\r\n"
+                         f"Content-Length: {100 * MiB}\r\n\r\n".encode() + b"z" * 1000)
+            began = time.monotonic()
+            data, ended = _answer(sock, began + 15)
+            assert _refused(data)[:2] == (403, "storageQuotaExceeded") and ended
+            assert 0.9 <= time.monotonic() - began < 10
+        assert emu.wait_idle(10)   # no thread left holding either
