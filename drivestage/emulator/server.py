@@ -34,6 +34,7 @@ REQUEST_LOG_BYTES = 128 << 20   # and at most this much of their text (Emulator.
 IDLE_TIMEOUT = 120.0            # Emulator.idle_timeout
 REFUSAL_DRAIN_BYTES = 1 << 30    # Emulator.refusal_drain_bytes
 REFUSAL_DRAIN_SECONDS = 60.0    # Emulator.refusal_drain_seconds
+MAX_CONNECTIONS = 256           # Emulator.max_connections
 
 
 class _Server(ThreadingHTTPServer):
@@ -47,12 +48,22 @@ class _Server(ThreadingHTTPServer):
         self.handlers: set = set()  # the threads serving a connection now
         self.numbered: dict = {}    # a connection's number (RequestRecord.connection): its socket
         self.sockets_lock = threading.Lock()
+        #: One per connection served at once (Emulator.max_connections): each is a thread.
+        self.slots = threading.BoundedSemaphore(max(1, emu.max_connections))
+        self.stopping = False
         super().__init__(addr, handler)
 
     def process_request(self, request, client_address):
         # ThreadingMixIn's own, with the thread named and kept in ``handlers``: its
         # server_close() waits for no daemon thread, and Emulator.stop() returned while one
         # still streamed a download, its blob files open and the store closed under it.
+        # At the cap, accepting waits for a connection to end (the next ones queue in the
+        # listen backlog, then in the clients' connects), as a loaded server's: each was a
+        # thread, without a bound (emulefts45).
+        while not self.slots.acquire(timeout=0.05):
+            if self.stopping:
+                self.shutdown_request(request)
+                return
         with self.sockets_lock:
             self.open_sockets.add(request)
         t = threading.Thread(target=self._serve, args=(request, client_address),
@@ -67,6 +78,7 @@ class _Server(ThreadingHTTPServer):
         finally:
             with self.sockets_lock:
                 self.handlers.discard(threading.current_thread())
+            self.slots.release()
 
     def shutdown_request(self, request):
         with self.sockets_lock:
@@ -110,6 +122,9 @@ class Emulator(SeedingApi):
     #: 100 MiB, drivestage's 64 MiB): past the bound googleapiclient, still sending, gets a
     #: broken pipe instead of the refusal.
     refusal_drain_bytes = REFUSAL_DRAIN_BYTES
+    #: Connections served at once (each a thread; read at :meth:`start`): past it, new ones
+    #: wait to be accepted until one ends (idle ones end after :attr:`idle_timeout`).
+    max_connections = MAX_CONNECTIONS
     refusal_drain_seconds = REFUSAL_DRAIN_SECONDS
 
     def __init__(self, data_dir: Optional[str] = None, quota_bytes: Optional[int] = None,
@@ -225,6 +240,7 @@ class Emulator(SeedingApi):
         if self._server is None:
             return
         self.faults.release_holds()  # a handler held at a byte would wait out its timeout
+        self._server.stopping = True   # (an accept held at the connection cap gives up)
         _shutdown_now(self._server)
         self._server.server_close()
         with self._server.sockets_lock:
