@@ -3,6 +3,7 @@ A mixin of the request handler (see :mod:`handler`)."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 from typing import Optional
@@ -30,6 +31,8 @@ from drivestage.emulator.wire import (
 )
 
 CHUNK_GRANULARITY = 256 * 1024      # Drive keeps resumable bytes in multiples of this
+
+log = logging.getLogger(__name__)
 
 
 class MediaRoutes:
@@ -64,10 +67,7 @@ class MediaRoutes:
             md5 = rev["md5"]
         self.store.take_download(rec["id"])
         self.body.drain()
-        try:
-            f = open(path, "rb")   # opened now: a concurrent replace keeps this inode
-        except FileNotFoundError:
-            raise not_found(rec["id"])
+        f = self._open_content(rec, path)
         with f:
             size = os.fstat(f.fileno()).st_size
             headers = {"Accept-Ranges": "bytes",
@@ -115,6 +115,31 @@ class MediaRoutes:
                     data, pos, hold = data[cut:], hold.offset, None
                 self._write(data)
                 pos += len(data)
+
+    def _open_content(self, rec: dict, path: str):
+        """The file of ``rec``'s bytes at ``path``, opened now (a concurrent replace keeps
+        this inode). Not there: a 404 if the file was deleted meanwhile, else its bytes were
+        removed by hand (a 500, which clients retry a bounded number of times, as Drive's
+        own failure would be to them), said once in the log with the path."""
+        try:
+            return open(path, "rb")
+        except FileNotFoundError:
+            pass
+        with self.store.lock:   # (a replace renames the bytes under it: settled now)
+            if self.store.files.get(rec["id"]) is None:
+                raise not_found(rec["id"])
+            try:
+                return open(path, "rb")
+            except FileNotFoundError:
+                pass
+        if (rec["id"], path) not in self.emu.missing_content:
+            self.emu.missing_content.add((rec["id"], path))
+            log.error("the bytes of file %s (%r) are missing: %s was removed from the data "
+                      "folder; its downloads answer 500 (restore the file, or delete it)",
+                      rec["id"], rec["title"], path)
+        raise EmulatorApiError(500, "backendError",
+                               f"The bytes of file {rec['id']} are missing from the emulator's "
+                               f"data folder ({os.path.basename(path)} was removed).")
 
     def _redirect_download(self, file_id: str, status: int, origin: Optional[str]) -> None:
         """Answer ``status`` with a signed link to the bytes (:mod:`signed`)."""

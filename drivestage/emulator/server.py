@@ -198,6 +198,8 @@ class Emulator(SeedingApi):
         #: Requests being served now (a client that gave up on one does not end it).
         self._busy = 0
         self._idle = threading.Condition()
+        #: (file id, path) of the bytes found removed by hand, each said once in the log.
+        self.missing_content: set[tuple[str, str]] = set()
         self._tmp_dir: Optional[str] = None
         self._server: Optional[_Server] = None
         self._thread: Optional[threading.Thread] = None
