@@ -28,6 +28,10 @@ def test_a_download_of_bytes_removed_by_hand_is_a_server_error_said_once_in_the_
         assert err.value.resp.status == 500
         assert f"The bytes of file {file_id} are missing from the emulator's data folder " \
                f"({file_id} was removed)." in str(err.value)
+    with pytest.raises(HttpError) as err:    # a copy of it: the same answer
+        service.files().copy(fileId=file_id, body={"title": "copy.pt"}).execute()
+    assert err.value.resp.status == 500 and f"The bytes of file {file_id} are missing" \
+        in str(err.value)
     said = [r.getMessage() for r in caplog.records if r.name.startswith("drivestage.emulator")]
     assert said == [f"the bytes of file {file_id} ('best.pt') are missing: {blob} was removed "
                     "from the data folder; its downloads answer 500 (restore the file, or "

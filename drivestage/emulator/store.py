@@ -470,10 +470,10 @@ class EmulatorStore(StoreLimits, StoreTrash, StoreIds, StoreSessions):
             self._put("drives", self.drives, doc)
             return doc
 
-    def copy_blob_to_temp(self, file_id: str) -> str:
-        """A temp copy of a file's content (for files.copy)."""
+    def copy_blob_to_temp(self, src) -> str:
+        """A temp copy of a file's content, read from ``src`` (for files.copy)."""
         tmp = os.path.join(self.upload_dir, "copy-" + secrets.token_hex(8))
-        with open(self.blob_path(file_id), "rb") as src, open_private(tmp) as dst:
+        with open_private(tmp) as dst:
             shutil.copyfileobj(src, dst, _COPY_CHUNK)
         return tmp
 
