@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import socket
 import threading
 import time
@@ -16,6 +17,7 @@ from googleapiclient.http import MediaIoBaseUpload
 
 from drivestage.drive import connect
 from drivestage.emulator import Emulator
+from drivestage.emulator.routes_media import QUOTA_CHECK_STEP
 
 MiB = 1 << 20
 
@@ -45,6 +47,37 @@ def _refused(data: bytes) -> tuple[int, str, str]:
     return int(head.split(b" ", 2)[1]), err["errors"][0]["reason"], head.decode("latin-1")
 
 
+def _endless(emu: Emulator, kind: str, ctype: str, first: bytes) -> tuple[int, str, str, int]:
+    """Send an upload of ``kind`` whose chunked body never ends (``first``, then 64 KiB
+    pieces until the emulator closes the connection): (status, reason, answer's head, body
+    bytes the emulator read), the connection checked ended."""
+    sock = socket.create_connection((emu.host, emu.port), timeout=10)
+    sock.sendall(f"POST /upload/drive/v2/files?uploadType={kind} HTTP/1.1\r\n"
+                 f"Host: 127.0.0.1:{emu.port}\r\nAuthorization: Bearer t\r\n"
+                 f"Content-Type: {ctype}\r\nTransfer-Encoding: chunked\r\n\r\n".encode()
+                 + (b"%x\r\n%s\r\n" % (len(first), first) if first else b""))
+    stop = threading.Event()
+    piece = b"%x\r\n%s\r\n" % (64 * 1024, b"y" * 64 * 1024)
+
+    def send_for_ever() -> None:
+        deadline = time.monotonic() + 20
+        while not stop.is_set() and time.monotonic() < deadline:
+            try:
+                sock.sendall(piece)
+            except OSError:
+                return   # (the emulator closed the connection)
+
+    sender = threading.Thread(target=send_for_ever, daemon=True)
+    sender.start()
+    data, ended = _answer(sock, time.monotonic() + 15)
+    stop.set()
+    sender.join(10)
+    sock.close()
+    assert ended, kind
+    rec = [r for r in emu.requests if r.query.get("uploadType") == kind][-1]
+    return (*_refused(data), rec.bytes_in)
+
+
 def test_a_refused_upload_is_answered_after_a_bounded_drain(tmp_path):
     with Emulator(data_dir=str(tmp_path / "d"), quota_bytes=1000) as emu:
         emu.refusal_drain_bytes, emu.refusal_drain_seconds = 4 * MiB, 30.0
@@ -55,39 +88,20 @@ def test_a_refused_upload_is_answered_after_a_bounded_drain(tmp_path):
                 io.BytesIO(b"x" * (2 * MiB)), "application/octet-stream")).execute()
         assert err.value.resp.status == 403 and "storageQuotaExceeded" in str(err.value)
 
-        # An endless chunked multipart body whose metadata is not JSON: answered once 4 MiB
-        # of it are read, the connection closed.
-        sock = socket.create_connection((emu.host, emu.port), timeout=10)
-        first = b"--b\r\nContent-Type: application/json\r\n\r\n{bad\r\n--b\r\n" \
-                b"Content-Type: application/octet-stream\r\n\r\n"
-        sock.sendall(f"POST /upload/drive/v2/files?uploadType=multipart HTTP/1.1\r\n"
-                     f"Host: 127.0.0.1:{emu.port}\r\nAuthorization: Bearer t\r\n"
-                     "Content-Type: multipart/related; boundary=b\r\n"
-                     "Transfer-Encoding: chunked\r\n\r\n".encode()
-                     + b"%x\r\n%s\r\n" % (len(first), first))
-        stop = threading.Event()
-        piece = b"%x\r\n%s\r\n" % (64 * 1024, b"y" * 64 * 1024)
-
-        def send_for_ever() -> None:
-            deadline = time.monotonic() + 20
-            while not stop.is_set() and time.monotonic() < deadline:
-                try:
-                    sock.sendall(piece)
-                except OSError:
-                    return   # (the emulator closed the connection)
-
-        sender = threading.Thread(target=send_for_ever, daemon=True)
-        sender.start()
-        began = time.monotonic()
-        data, ended = _answer(sock, began + 15)
-        stop.set()
-        sender.join(10)
-        sock.close()
-        status, reason, head = _refused(data)
-        assert (status, reason) == (400, "parseError") and "Connection: close" in head
-        assert ended
-        rec = [r for r in emu.requests if r.query.get("uploadType") == "multipart"][-1]
-        assert 4 * MiB <= rec.bytes_in < 5 * MiB
+        # Endless chunked bodies: one refused as its (multipart) metadata is read, one as its
+        # bytes pass the quota (both stored whole, or drained, for ever): answered once the
+        # bound's 4 MiB more are read, the connection closed, nothing left on disk.
+        meta = b"--b\r\nContent-Type: application/json\r\n\r\n{bad\r\n--b\r\n" \
+               b"Content-Type: application/octet-stream\r\n\r\n"
+        for kind, ctype, first, refusal, most in (
+                ("multipart", "multipart/related; boundary=b", meta, (400, "parseError"), 5),
+                ("media", "application/octet-stream", b"", (403, "storageQuotaExceeded"),
+                 QUOTA_CHECK_STEP // MiB + 5)):
+            status, reason, head, bytes_in = _endless(emu, kind, ctype, first)
+            assert (status, reason) == refusal and "Connection: close" in head, kind
+            assert 4 * MiB <= bytes_in < most * MiB, kind
+        assert os.listdir(os.path.join(emu.store.data_dir, "uploads")) == []
+        assert emu.files() == []
 
         # A body that stops coming: answered once the time bound is out.
         emu.refusal_drain_seconds = 1.0

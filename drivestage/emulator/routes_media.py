@@ -31,6 +31,7 @@ from drivestage.emulator.wire import (
 )
 
 CHUNK_GRANULARITY = 256 * 1024      # Drive keeps resumable bytes in multiples of this
+QUOTA_CHECK_STEP = 16 << 20         # a single-request upload's bytes between quota checks
 
 log = logging.getLogger(__name__)
 
@@ -238,6 +239,19 @@ class MediaRoutes:
             if os.path.exists(blob):
                 os.unlink(blob)
 
+    def _quota_checked(self, sink: Sink, drive_id: Optional[str], replacing: int):
+        """``sink.write``, refusing the upload (the quota's 403) once its bytes pass the room
+        left, checked every :data:`QUOTA_CHECK_STEP`: a chunked body, of no declared
+        length, was stored whole, however large, before it was refused (emulefts45)."""
+        due = [QUOTA_CHECK_STEP]
+
+        def write(data: bytes) -> None:
+            sink.write(data)
+            if sink.offset >= due[0]:
+                due[0] = sink.offset + QUOTA_CHECK_STEP
+                self._check_can_store(drive_id, sink.offset, replacing)
+        return write
+
     def _simple_upload(self, file_id: Optional[str], multipart: bool) -> None:
         ctype = self.headers.get("Content-Type") or ""
         meta: dict = {}
@@ -277,15 +291,16 @@ class MediaRoutes:
                     raise EmulatorApiError(400, "badContent", "Multipart upload has no media part.")
                 media_type = mp.headers().get("content-type")
                 existing, drive_id, replacing = self._target(file_id, meta)
-                mp.until_boundary(sink.write)
+                mp.until_boundary(self._quota_checked(sink, drive_id, replacing))
                 mp.line()
                 self.body.drain()
             else:
+                write = self._quota_checked(sink, drive_id, replacing)
                 while True:
                     data = self.body.read()
                     if not data:
                         break
-                    sink.write(data)
+                    write(data)
         except BaseException:
             sink.close()
             os.unlink(tmp)
