@@ -219,6 +219,8 @@ class Emulator(SeedingApi):
             self._tmp_dir = tempfile.mkdtemp(prefix="drive-emulator-")
         self.store = EmulatorStore(self.data_dir or self._tmp_dir, self.quota_bytes)
         revisions.recover(self.store)   # (what a SIGKILL left half replaced)
+        # Sessions that aged out while it was stopped, all at once (once, not per request).
+        self.store.expire_sessions(self.upload_session_ttl, limit=None)
         self.store.observer = self.faults.note_change
         self.faults.serving()
         try:
