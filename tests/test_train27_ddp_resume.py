@@ -24,8 +24,8 @@ import torch.multiprocessing as mp
 from test_ddp import _free_port
 
 #: 18 train images; batch 3: one process takes 6 steps an epoch, two take 9 (1 each).
-RUN = {"train.epochs": 1, "train.freeze_epochs": 0, "train.batch_size": 3, "train.eval_period": 5,
-       "train.save_minutes": 0, "train.mosaic": False, "train.mixup": False}
+RUN = {"train.epochs": 1, "train.freeze_epochs": 0, "train.batch_size": 3, "train.nbs": 4,
+       "train.eval_period": 5, "train.save_minutes": 0, "train.mosaic": False, "train.mixup": False}
 
 
 def _worker(rank: int, world: int, port: int, config: str, out: str, mode: str) -> None:
@@ -51,21 +51,30 @@ def _worker(rank: int, world: int, port: int, config: str, out: str, mode: str) 
         return items(self, indices)
 
     YoloDataset.__getitems__ = record
+    said: list[str] = []
+
+    class _Said(logging.Handler):
+        def emit(self, record):
+            said.append(record.getMessage())
+
+    engine_log = logging.getLogger("trainer.engine")
+    engine_log.setLevel(logging.DEBUG)
+    engine_log.addHandler(_Said(logging.INFO))
     if mode == "stop":
         class _Signal(logging.Handler):
             def emit(self, record):
                 if "(iteration 3)" in record.getMessage():
                     os.kill(os.getpid(), signal.SIGTERM)
 
-        log = logging.getLogger("trainer.engine")
-        log.setLevel(logging.DEBUG)
-        log.addHandler(_Signal())
+        engine_log.addHandler(_Signal())
     try:
         fit(load_config(config), resume="auto" if mode == "resume" else "none")
     except TrainingInterrupted:
         pass
     with open(os.path.join(out, f"{mode}{rank}.json"), "w") as fh:
         json.dump(loaded, fh)
+    with open(os.path.join(out, f"{mode}{rank}.said.json"), "w") as fh:
+        json.dump(said, fh)
 
 
 def _loaded(out, name: str) -> list[int]:
@@ -95,6 +104,20 @@ def test_a_mid_epoch_resume_on_two_processes_trains_no_sample_of_the_epoch_twice
     assert len(trained) == len(set(trained)), sorted(trained)      # none twice
     assert len(set(range(18)) - set(trained)) <= 1                 # world - 1 at most left out
     assert set(before).isdisjoint(after)
+    # Batch 3 on two processes trains at 2 (1 each): said, and the learning rate scaled for 2,
+    # not 3 (lefts45; train.nbs 4 keeps both inside the optimizer's clamp).
+    from trainer.config import load_config
+    from trainer.optim import LRSchedule
+
+    said = _loaded(tmp_path, "resume0.said.json")
+    assert ("train.batch_size 3 is not a multiple of the 2 processes: each takes 1 image a step, "
+            "so the batch trained is 2, and the learning rate is scaled for 2. Set a multiple "
+            "of 2 to train at the batch configured") in said
+    schedule = LRSchedule(load_config(config))
+    assert f"{schedule(0, 2):.3g}" != f"{schedule(0, 3):.3g}"
+    assert f"unfreeze phase from epoch 1: batch 2 (1 per process), lr {schedule(0, 2):.3g}" in said
+    for alone in ("resume1", "stop0"):   # (rank 0 alone says it; one process shares no batch)
+        assert not any("not a multiple" in line for line in _loaded(tmp_path, f"{alone}.said.json"))
 
 
 class _Order(torch.utils.data.Dataset):

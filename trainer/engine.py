@@ -24,9 +24,10 @@ from trainer import distributed, peer_loss, resume, sample_list, silence, stuck
 from trainer.callbacks import Callback, CallbackList, CSVLogger, PlotCallback, ProgressLines, TensorBoardLogger
 from trainer.config import Config, model_signature
 from trainer.determinism import set_determinism as _set_determinism
+from trainer.errors import ConfigError
 from trainer.evaluation import evaluate, validation_loss
 from trainer.one_epoch import train_one_epoch
-from trainer.optim import LRSchedule, ModelEMA, build_optimizer, scaled_lr
+from trainer.optim import LRSchedule, ModelEMA, build_optimizer, check_batches, process_batch, scaled_lr
 from trainer.saving import Checkpointer
 from trainer.staging import DataSpec, local_weights, stage_data
 from trainer.state import EpochMeter, Position, TrainState
@@ -141,6 +142,7 @@ def _fit(cfg: Config, info: distributed.DistInfo, device: torch.device, resume_f
     start = resume.choose(cfg, resume_from, info, drive,
                           vet=vetter(distributed.unwrap(model), ema, optimizer,
                                      model_signature(cfg, len(data.class_names))))
+    _check_batches(cfg, info, start)   # a batch the processes cannot share: before training
     _check_room(cfg, info, start, model, ema, optimizer, data)  # not an epoch trained, then lost
     writer = None
     if info.is_main:
@@ -188,6 +190,24 @@ def _fit(cfg: Config, info: distributed.DistInfo, device: torch.device, resume_f
                      best_map50=checkpointer.best_map50, best_epoch=checkpointer.best_epoch,
                      final=final, last_checkpoint=last if os.path.isfile(last) else None,
                      model=run.bare_model, drive_note=checkpointer.drive_note)
+
+
+def _check_batches(cfg: Config, info: distributed.DistInfo, start: resume.Start) -> None:
+    """Refuse (ConfigError) a phase batch smaller than the number of processes, for the phases
+    trained from where the run starts (:func:`trainer.optim.check_batches`): each process took
+    one image and the run trained at a batch above the one configured. Rank 0 decides."""
+    if info.world_size == 1:
+        return
+    why = None
+    if info.is_main:
+        side = ckpt.read_sidecar(start.path) if start.path else None
+        try:
+            check_batches(cfg, info.world_size, (side.epoch or 0) if side is not None else 0)
+        except ConfigError as exc:
+            why = str(exc)
+    why = distributed.broadcast_object(why)
+    if why is not None:
+        raise ConfigError(why)
 
 
 def _check_room(cfg: Config, info: distributed.DistInfo, start: resume.Start, model: nn.Module,
@@ -397,11 +417,20 @@ def _enter_phase(run: Run, epoch: int, train_set: Any):
     if run.train_loader is not None and frozen == run.frozen:
         return run.train_loader
     run.frozen = frozen
-    run.batch_size = t.freeze_batch_size if frozen else t.batch_size
+    key, batch = ("train.freeze_batch_size", t.freeze_batch_size) if frozen else \
+        ("train.batch_size", t.batch_size)
+    # The batch trained, not the one configured, sets the learning rate (lefts45): batch 16
+    # on 3 processes trains at 15 (5 each), and was scaled for 16 without a word.
+    per_rank, run.batch_size = process_batch(batch, info.world_size, key)
+    if run.batch_size != batch and info.is_main:
+        logger.warning("%s %d is not a multiple of the %d processes: each takes %d image%s a "
+                       "step, so the batch trained is %d, and the learning rate is scaled for "
+                       "%d. Set a multiple of %d to train at the batch configured", key, batch,
+                       info.world_size, per_rank, "s" if per_rank != 1 else "", run.batch_size,
+                       run.batch_size, info.world_size)
     bare = run.bare_model
     for p in bare.backbone.parameters():
         p.requires_grad_(not frozen)
-    per_rank = max(1, run.batch_size // info.world_size)
     drop_last = len(train_set) >= per_rank * info.world_size
     run.train_loader = build_loader(train_set, per_rank, shuffle=True, workers=run.cfg.data.workers,
                                     seed=t.seed, drop_last=drop_last, distributed=info.distributed)

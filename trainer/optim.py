@@ -64,6 +64,31 @@ def scaled_lr(cfg: Config, batch_size: int) -> tuple[float, float]:
     return init, final
 
 
+def process_batch(batch: int, world: int, key: str = "train.batch_size") -> tuple[int, int]:
+    """``(per process, in all)`` for a phase's ``batch`` on ``world`` processes: each takes
+    ``batch // world`` images a step, so the batch trained is the largest multiple of
+    ``world`` not above ``batch``, and the learning rate is scaled for that one. A ``batch``
+    smaller than ``world`` is refused (ConfigError, naming ``key``): each process took one
+    image, and the run trained at ``world``, above the batch configured, without a word."""
+    if batch < world:
+        raise ConfigError(
+            f"{key} {batch} is less than the {world} processes training: each needs at least "
+            f"one image a step. Set {key} to {world} or a multiple of it, or train on fewer "
+            f"processes")
+    per = batch // world
+    return per, per * world
+
+
+def check_batches(cfg: Config, world: int, epoch: int) -> None:
+    """Refuse (ConfigError) a phase's batch that ``world`` processes cannot share, for the
+    phases a run trains from ``epoch`` on: the frozen one only while it is still ahead."""
+    t = cfg.train
+    if epoch < min(t.freeze_epochs, t.epochs):
+        process_batch(t.freeze_batch_size, world, "train.freeze_batch_size")
+    if max(epoch, t.freeze_epochs) < t.epochs:
+        process_batch(t.batch_size, world, "train.batch_size")
+
+
 class LRSchedule:
     """Learning rate as a pure function of the fractional epoch and the phase's batch size.
 
