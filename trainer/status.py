@@ -183,6 +183,21 @@ def _here(local: dict[str, str], md5: str) -> Optional[str]:
         os.close(fd)
 
 
+def foreign_refusal(out_dir: str) -> Optional[str]:
+    """``train``'s refusal, in its words, where ``out_dir`` holds another program's file (or
+    another run's checkpoint) under a name the run's saves write
+    (:func:`trainer.resume_checks.refuse_foreign`): it comes before any look at Drive, so
+    Drive's verdict said ("--resume auto goes on from …") was never what ``train`` did
+    (lefts45). None where there is none; nothing is written."""
+    from trainer.resume_checks import refuse_foreign
+
+    try:
+        refuse_foreign(out_dir)
+    except CheckpointError as exc:
+        return str(exc)
+    return None
+
+
 def lone_line(folder: DriveFolder, out_dir: str) -> str:
     """What status adds to "no verified checkpoint on … yet" where the folder holds checkpoints
     without their sidecar: the one ``--resume auto`` takes up (:func:`trainer.drive_lone.

@@ -357,10 +357,11 @@ def status_cmd(config_path: str, overrides: tuple[str, ...], as_json: bool) -> N
     weights, or weights that do not fit the config's network), one line names it and why,
     and one the checkpoint --resume auto goes on from; where the config changes the model's
     shape (class count, anchors mask, phi, model.width), one line says --resume auto would
-    refuse it. A line names the trainer holding the run's lease (drive.lease_minutes), or
-    the one that held it last and that it is stale (--json: lease, with its generation and
-    the seconds since its last renewal). A last line says how many epoch files
-    train.out_dir keeps on this machine (train.keep_local).
+    refuse it; so does one where train.out_dir holds another program's file under a name the
+    run's saves write (train refuses it first). A line names the trainer holding the run's
+    lease (drive.lease_minutes), or the one that held it last and that it is stale (--json:
+    lease, with its generation and the seconds since its last renewal). A last line says how
+    many epoch files train.out_dir keeps on this machine (train.keep_local).
 
     Exit codes: 0 there is one, 1 there is none (or Drive cannot be read), 2 bad config;
     143 stopped by SIGTERM, 129 by SIGHUP, 130 by Ctrl-C.
@@ -379,6 +380,10 @@ def status_cmd(config_path: str, overrides: tuple[str, ...], as_json: bool) -> N
     folder = DriveFolder(cfg.drive.logs, cfg.train.out_dir)
     remote = folder.checkpoints()
     found = newest_of_current_run(remote)
+    from trainer.status import foreign_refusal
+
+    # (train refuses it before it looks at Drive: Drive's verdict is not what it does.)
+    foreign = foreign_refusal(cfg.train.out_dir)
     if found is None:
         # A typo in drive.logs read as "not yet": the user waits for saves that go elsewhere.
         gone = folder.missing()
@@ -401,7 +406,8 @@ def status_cmd(config_path: str, overrides: tuple[str, ...], as_json: bool) -> N
         # (A save killed between its two uploads: what a resume goes on from, trainer.drive_lone.)
         from trainer.status import lone_line
 
-        lone = lone_line(folder, cfg.train.out_dir)
+        lone = f"; --resume auto would refuse: {foreign}" if foreign is not None else \
+            lone_line(folder, cfg.train.out_dir)
         raise CheckpointError(f"no verified checkpoint on {folder.spec} yet{now_by}{lone}")
     side = found.sidecar
     pos = Position(side.epoch or 0, side.iteration or 0, side.epoch_iteration)
@@ -413,10 +419,11 @@ def status_cmd(config_path: str, overrides: tuple[str, ...], as_json: bool) -> N
 
     from trainer.local_retention import epoch_files
     from trainer.drive import unvouched_why
-    from trainer.status import config_check, layout_check, local_line
+    from trainer.status import Verdict, config_check, layout_check, local_line
 
-    verdict = resume_verdict(folder, remote, cfg.train.out_dir, layout=layout_check(cfg),
-                             config=config_check(cfg))
+    verdict = Verdict(refused=foreign) if foreign is not None else \
+        resume_verdict(folder, remote, cfg.train.out_dir, layout=layout_check(cfg),
+                       config=config_check(cfg))
     from trainer.status import lease, lease_line
 
     held = lease(folder, cfg.drive.lease_minutes)   # (a trainer running now: trainer.lease)
