@@ -60,9 +60,12 @@ def format_size(n: Optional[float]) -> str:
     return f"{n} B"  # pragma: no cover
 
 
-def check_space(dest: str, reserve: int, needed: int, what: str, detail: str = "") -> None:
+def check_space(dest: str, reserve: int, needed: int, what: str, detail: str = "", *,
+                remedy: Optional[str] = None) -> None:
     """Raise DiskSpaceError unless ``dest`` has ``needed`` bytes free beyond ``reserve``;
-    ``detail`` follows the amount in the message (what it is made of)."""
+    ``detail`` follows the amount in the message (what it is made of), ``remedy`` (a
+    caller's own way out, e.g. the trainer's) replaces pull's "free some space or pull
+    elsewhere"."""
     free = shutil.disk_usage(dest).free - reserve
     if needed > free:
         kept = f" (keeping {format_size(reserve)} in reserve)" if reserve else ""
@@ -70,7 +73,8 @@ def check_space(dest: str, reserve: int, needed: int, what: str, detail: str = "
         raise DiskSpaceError(
             f"not enough free disk space in {dest} to {what}: needs {format_size(needed)} "
             f"({needed} bytes){detail}, only {format_size(max(free, 0))} ({max(free, 0)} bytes) free"
-            f"{kept}; free some space{lower} or pull elsewhere", needed=needed, free=max(free, 0))
+            f"{kept}; {remedy or f'free some space{lower} or pull elsewhere'}", needed=needed,
+            free=max(free, 0))
 
 
 def restore_needs_room(exc: DiskSpaceError, archive: str, dest: str,

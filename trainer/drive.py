@@ -305,10 +305,23 @@ class DriveFolder:
         return self.fetch_entry(checkpoint.entry, checkpoint.where, local_path)
 
     def fetch_entry(self, entry: RemoteEntry, where: str, local_path: str) -> str:
-        """:meth:`fetch` of a file of the folder, ``entry`` (named ``where``)."""
+        """:meth:`fetch` of a file of the folder, ``entry`` (named ``where``). Refused
+        (DiskSpaceError, one line: what it needs, where) before a byte is fetched where the
+        disk has no room for it (lefts45)."""
+        from drivestage.partials import partial_size
         from drivestage.remote import open_store
+        from drivestage.sizes import check_space
 
-        os.makedirs(os.path.dirname(os.path.abspath(local_path)), exist_ok=True)
+        into = os.path.dirname(os.path.abspath(local_path))
+        os.makedirs(into, exist_ok=True)
+        # A checkpoint of gigabytes was fetched whole with no look at the room: the disk
+        # filled, then ENOSPC. Outside the run folder it is a temporary folder's (trainer
+        # status looks inside there): its place, TMPDIR, is what the user can move.
+        here = (into + os.sep).startswith(self.local_dir + os.sep)
+        check_space(into if here else os.path.dirname(into),
+                    0, entry.size - partial_size(local_path, entry), f"fetch {where}",
+                    remedy="free some space and run the same command (Drive keeps it)" if here
+                    else "free some space there, or set TMPDIR to a folder on a disk with room")
         try:
             fetch_own(self._store, entry, local_path, where,
                       lambda: open_store(self.spec, md5_cache=self._cache,
