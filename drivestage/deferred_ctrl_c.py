@@ -1,7 +1,7 @@
-"""A Ctrl-C held back while a clean-up runs (:func:`deferred`), one a stop signal's handler
-raises (:func:`interrupt`), and the Ctrl-Cs a command was given (:func:`counting`): moved
-from :mod:`drivestage.interrupts` (which re-exports the first two), whose locks and waits
-they are not.
+"""A Ctrl-C held back while a clean-up runs (:func:`deferred`; a temporary folder's removal:
+:class:`TemporaryFolder`), one a stop signal's handler raises (:func:`interrupt`), and the
+Ctrl-Cs a command was given (:func:`counting`): moved from :mod:`drivestage.interrupts`
+(which re-exports deferred and interrupt), whose locks and waits they are not.
 
 Why a count: a command ends with the code of the first signal it was given (130 for a
 Ctrl-C, 143 for a SIGTERM: :mod:`drivestage.stop_signals`). A SIGTERM that came during the
@@ -13,6 +13,7 @@ first signal there (no KeyboardInterrupt being handled) and ended the command wi
 from __future__ import annotations
 
 import signal
+import tempfile
 import threading
 from contextlib import contextmanager
 from typing import Any, Iterator
@@ -114,4 +115,16 @@ def deferred() -> Iterator[None]:
             raise KeyboardInterrupt
 
 
-__all__ = ["counting", "deferred", "held_back", "interrupt", "seen"]
+class TemporaryFolder(tempfile.TemporaryDirectory[str]):
+    """:class:`tempfile.TemporaryDirectory` whose removal at the block's end runs under
+    :func:`deferred`. Its clean-up detaches the folder's finalizer, then removes the files
+    one by one: a Ctrl-C (or a stop signal taken as one) in between cut it, and what was not
+    yet removed stayed in TMPDIR for good (``trainer status``'s look inside a checkpoint of
+    gigabytes: attack45's leftover, lefts45)."""
+
+    def __exit__(self, *exc: Any) -> None:
+        with deferred():
+            self.cleanup()
+
+
+__all__ = ["TemporaryFolder", "counting", "deferred", "held_back", "interrupt", "seen"]

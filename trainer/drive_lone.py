@@ -137,10 +137,10 @@ def looked_inside(drive: "DriveFolder", entries: Iterable[RemoteEntry], out_dir:
     and its refusal where ``out_dir`` holds a file of the next one's name (then no entry).
     Status named the first without looking inside, where the take-up passed on to the next
     (lefts44), and said it goes on from one the take-up refused (lefts44b)."""
-    import tempfile
+    from drivestage.deferred_ctrl_c import TemporaryFolder
 
     passed: list[RemoteEntry] = []
-    with tempfile.TemporaryDirectory(prefix="trainer-status-") as tmp:
+    with TemporaryFolder(prefix="trainer-status-") as tmp:   # (removed whole: lefts45)
         for entry in entries:
             refused = _in_the_way(drive, entry, out_dir)
             if refused is not None:

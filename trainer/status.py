@@ -22,12 +22,12 @@ run folder is never written.
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any, Callable, Optional, Sequence
 
 from drivestage import run_claims
+from drivestage.deferred_ctrl_c import TemporaryFolder
 from drivestage.drive import server_clock
 from drivestage.errors import ChecksumMismatchError, DriveStageError, NotFoundError
 from trainer import checkpoint as ckpt, drive_lone
@@ -86,7 +86,7 @@ def _looked_at(folder: DriveFolder, remote: Sequence[RemoteCheckpoint], out_dir:
     run, skip, bad_md5s, vetted_bad = newest.sidecar.run, [], set(), 0
     local = _local_bytes(out_dir)
     try:   # (TMPDIR full, read-only, or a file: one line, not a traceback: attack45)
-        room = tempfile.TemporaryDirectory(prefix="trainer-status-")
+        room = TemporaryFolder(prefix="trainer-status-")   # (removed whole: lefts45)
     except OSError as exc:
         verdict.unknown = f"{newest.where} could not be fetched to look inside ({exc})"
         return verdict
