@@ -76,7 +76,9 @@ def test_a_starting_trainer_under_a_skewed_date_takes_a_dead_claim_once_seen_sta
         dead.acquire()   # (never renewed: its runtime gone)
         [claim] = [f["id"] for f in emulator.files() if f["title"] == dead.name]
         emulator.date_offset = sign * AHEAD
-        taker = RunLease(DriveFolder(DEST, str(tmp_path / "taker")), period_s=0.6)
+        # (Periods of 3 s, stale after 9 s: the bound below is the acquire's own requests,
+        # about eleven, which at 0.6 s periods had 1.8 s; no real wait: its sight moved back.)
+        taker = RunLease(DriveFolder(DEST, str(tmp_path / "taker")), period_s=3.0)
         held = status_lease(taker.drive, 0.01)   # (trainer status: a first sight of it)
         assert held is not None and not held["stale"] and server_clock.skew() is not None
         _seen_since(claim, taker.stale_s + 1.0)
