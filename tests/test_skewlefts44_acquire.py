@@ -5,7 +5,7 @@ a trainer started beside a live one took its lease over at once (main). Now its 
 the claim by how long it has seen it unchanged: a live holder's renewal is seen and the new
 trainer is refused; a dead one (its first sight moved back past stale, as
 tests/test_skew44_date.py does: no real wait) is taken at once. The real PyDrive2 stack
-against the emulator (``date_offset``); the leases' periods shrunk to 0.6 s."""
+against the emulator (``date_offset``); the leases' periods shrunk to 3 s and 0.6 s."""
 from __future__ import annotations
 
 import logging
