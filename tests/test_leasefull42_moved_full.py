@@ -22,11 +22,11 @@ from test_fullclaim41_lease import _full, _props, _trainer
 MINUTES = 0.05
 
 
-def _moved(emulator, tmp_path, monkeypatch):
+def _moved(emulator, tmp_path, monkeypatch, minutes: float = MINUTES):
     """A holds the lease by a property and has pushed; its folder renamed to exp_old; Drive
     full to 10 B; A's next pair saved: (A's folder, the old folder's id)."""
     _full(emulator, tmp_path, monkeypatch)
-    a, _ = _trainer(tmp_path, "a", 4, minutes=MINUTES)
+    a, _ = _trainer(tmp_path, "a", 4, minutes=minutes)
     a.push()   # (held by a property; its room made)
     old = emulator.find("runs/exp")["id"]
     emulator.store.update(old, title="exp_old")
@@ -71,7 +71,10 @@ def test_a_drive_that_refuses_the_property_too_fails_the_push_naming_the_lease_c
     from trainer.lease import release_all
 
     try:
-        a, old, ours = _moved(emulator, tmp_path, monkeypatch)
+        # (60 s renewals: no trainer here needs to see one, and a renewal that came first
+        # on a loaded machine, 3 s after the start, made the claim anew itself; the push then
+        # renewed that property in place and failed on drivestage's own line for it.)
+        a, old, ours = _moved(emulator, tmp_path, monkeypatch, minutes=1.0)
         _fill(emulator, 0)
         emulator.full_refuses_property_writes = True
         for _ in range(2):
