@@ -100,7 +100,9 @@ def test_sigterms_in_a_row_mid_upload(emulator, local_state, drive_env, tmp_path
     src, files = _a_run(tmp_path, emulator)
     got, err = _stopped_mid_upload(emulator, tmp_path, src, files,
                                    lambda proc: repeated(proc, signal.SIGTERM))
-    assert (got, err.splitlines()[-1]) == (143, "Interrupted by SIGTERM.")
+    # (Its whole stderr if not: once, beside load, it ended 0 after the whole upload, every
+    # SIGTERM unheard; flakes45, not reproduced in 34 runs.)
+    assert (got, err.splitlines()[-1]) == (143, "Interrupted by SIGTERM."), err
     assert stale(tmp_path / "state") == []
     assert Md5Cache().get(str(src / "sent.bin")) == md5(files["sent.bin"])
     _rerun_is_exact(src, files, emulator)
