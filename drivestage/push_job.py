@@ -145,8 +145,12 @@ class PushJob(Sends):
             self.fence.check(replaces=False)   # (each removal request is checked itself)
             self.result.deleted, self.result.deleted_items = extra.apply(
                 store, root, deletions, removal, check=self.fence.check)
-        if decision is not None and self.vanished:  # planned as sent (as the newest verified)
-            local = {n: f for n, f in self._top_local(files).items() if n not in self.vanished}
+        # Planned as sent (as the newest verified): a file gone, or a sidecar left for the next
+        # push (its checkpoint saved again while it was sent) vouches for nothing on the store,
+        # and the verified one before it must stay (attackpush45: both went, exit 0).
+        unsent = self.vanished | {n for f, n in self.copies.skipped if not f}
+        if decision is not None and unsent:
+            local = {n: f for n, f in self._top_local(files).items() if n not in unsent}
             folder = pruning.view(store, self.listing[""], local, self.policy, self.cache)
             decision = self.result.plan = self._plan(folder, local)
         if decision is not None:
