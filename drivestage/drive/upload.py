@@ -28,7 +28,7 @@ import time
 from typing import Any, Callable, Optional, TypeVar
 
 from drivestage import pool, temps
-from drivestage.drive import answers, provenance
+from drivestage.drive import answers, provenance, upload_ends
 from drivestage.drive.media import HashingMedia
 from drivestage.drive.resources import entry_from_resource, is_trashed
 from drivestage.drive.sessions import CheckedHttp, file_resource, json_body, kept, origin_of, \
@@ -103,13 +103,14 @@ def upload_file(transport: Transport, store: RemoteStore, local_path: str, folde
     sessions = sessions or UploadSessions()
     target = replace
     mismatches = 0
+    follow = os.path.islink(local_path)   # (each pass opens it as it was: open_source)
     for _ in range(MAX_CHANGED_ATTEMPTS):
         st = os.stat(local_path)
         began = time.time_ns()  # the md5 is of bytes read from here on (Md5Cache.put's tick)
         try:
             entry, local_md5, changed = _Session(transport, store, local_path, st, folder,
                                                  name, target, chunk, sessions,
-                                                 file_id).send(progress)
+                                                 file_id, follow).send(progress)
         except (QuotaExceededError, DailyUploadCapError):
             raise
         except DriveStageError:
@@ -129,7 +130,7 @@ def upload_file(transport: Transport, store: RemoteStore, local_path: str, folde
             # The answer may be stale (a cache on the way; Drive's own lag): what Drive holds
             # now decides, before the file is sent again or a copy deleted. Deleting on an
             # answer alone removed a sidecar Drive held intact: no checkpoint verified.
-            entry = _as_now(store, entry)
+            entry = upload_ends.as_now(store, entry)
         if entry.md5 != local_md5:
             mismatches += 1
             log.warning("md5 mismatch after uploading %s: Drive has %s, local %s",
@@ -143,7 +144,7 @@ def upload_file(transport: Transport, store: RemoteStore, local_path: str, folde
                     "Check the network path to Drive and run the push again.",
                     expected=local_md5, got=entry.md5)
             if mismatches >= 2:
-                _delete_quietly(store, entry)
+                upload_ends.delete_quietly(store, entry)
                 raise ChecksumMismatchError(
                     f"Drive's md5 of {name} ({entry.md5}) does not match the local file "
                     f"{temps.shown(local_path)} ({local_md5}) after two uploads; the remote copy "
@@ -151,7 +152,7 @@ def upload_file(transport: Transport, store: RemoteStore, local_path: str, folde
                     expected=local_md5, got=entry.md5)
             if replace is None:
                 # A new file: remove the bad copy rather than leave it under the name.
-                _delete_quietly(store, entry)
+                upload_ends.delete_quietly(store, entry)
                 target = None
             continue
         if md5_cache is not None:
@@ -161,7 +162,7 @@ def upload_file(transport: Transport, store: RemoteStore, local_path: str, folde
         # Only a file this call created is removed; ``replace`` is the caller's file, which
         # a change mid-upload never deletes (push replaces checkpoints by a new file for
         # that reason).
-        _delete_quietly(store, target)
+        upload_ends.delete_quietly(store, target)
         done = "the half-written remote copy was removed"
     else:
         done = f"{name} on Drive holds a copy taken while it changed; the next push sends it again"
@@ -169,25 +170,6 @@ def upload_file(transport: Transport, store: RemoteStore, local_path: str, folde
         f"{temps.shown(local_path)} kept changing while it was uploaded "
         f"({MAX_CHANGED_ATTEMPTS} tries); {done}. Upload it once the writer is done "
         "(write checkpoints to a temporary name and rename them into place).")
-
-
-def _as_now(store: RemoteStore, entry: RemoteEntry) -> RemoteEntry:
-    """``entry`` as a files.get shows it now (as answered, when that fails)."""
-    try:
-        return store.stat(entry)
-    except DriveStageError as exc:
-        log.info("could not read %s again (%s); going by the upload's answer", entry.name,
-                 exc)
-        return entry
-
-
-def _delete_quietly(store: RemoteStore, entry: Optional[RemoteEntry]) -> None:
-    if entry is None:
-        return
-    try:
-        store.delete(entry, trash=False)
-    except Exception as exc:
-        log.warning("could not remove %s (id %s): %s", entry.name, entry.id, exc)
 
 
 class _Session:
@@ -199,8 +181,9 @@ class _Session:
     def __init__(self, transport: Transport, store: RemoteStore, local_path: str,
                  st: os.stat_result, folder: RemoteEntry, name: str,
                  replace: Optional[RemoteEntry], chunk: int, sessions: UploadSessions,
-                 file_id: Optional[str] = None):
+                 file_id: Optional[str] = None, follow: bool = True):
         self.transport, self.local_path, self.st, self.chunk = transport, local_path, st, chunk
+        self.follow = follow   # through a link (it was one as the upload began)
         self.size = st.st_size
         self.sessions = sessions
         self.key = sessions.key(local_path, folder, name, replace)
@@ -220,7 +203,7 @@ class _Session:
         # same file to the same place, in a thread or a process, gets another): neither
         # sends into the other's session, nor drops the other's record as it ends.
         with self.sessions.claimed(self.key, self._fits) as slot, \
-                open(self.local_path, "rb") as fh:
+                upload_ends.open_source(self.local_path, self.follow) as fh:
             self.slot = slot
             self.media = HashingMedia(fh, self.size, self.mimetype, self.chunk)
             try:
