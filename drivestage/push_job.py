@@ -119,7 +119,7 @@ class PushJob(Sends):
             if not decision.fits:
                 raise pruning.over_budget(decision, store.describe(root))
         ahead = self._left() | owned.keys(files, self.listing)
-        todo = self._todo(files, skip, ahead)
+        todo = self._todo(files, skip, ahead, deleting=removal is not None)
         deletions = None
         if removal is not None:
             kept = (decision.kept_ids if decision is not None else set()) | pruning.newest_verified_ids(
@@ -208,8 +208,10 @@ class PushJob(Sends):
         self.result.unknown_run = [lf.rel for lf in left if lf.flagged is not None]
         return {k for lf in left for k in lf.keys}
 
-    def _todo(self, files: list[LocalFile], skip: set[str], ahead: set[Key]) -> list[Todo]:
-        """What to send: size differs, or same size and md5 differs."""
+    def _todo(self, files: list[LocalFile], skip: set[str], ahead: set[Key],
+              deleting: bool = False) -> list[Todo]:
+        """What to send: size differs, or same size and md5 differs (a folder of a file's
+        name on the store, UsageError unless ``deleting``: ``--delete`` removes it)."""
         names: dict[str, set[str]] = {}
         for lf in files:
             names.setdefault(lf.folder_rel, set()).add(lf.name)
@@ -222,8 +224,16 @@ class PushJob(Sends):
             if lf.folder_rel == "" and lf.name in skip:
                 self.result.skipped_by_policy.append(lf.rel)
                 continue
+            there = self.listing[lf.folder_rel].get(lf.name, [])
+            if not deleting and any(e.is_dir for e in there):
+                # Sent beside it, the file made a name that every pull of DEST refused ("names
+                # 2 items"), the push exiting 0 (attackpush45); --delete removes the folder.
+                where = self.store.describe(self.remote_folder[lf.folder_rel])
+                raise UsageError(f"{where}/{lf.name} exists and is a folder, not a file; "
+                                 f"{lf.path} cannot be sent there: rename one of them, or "
+                                 "push with --delete to replace the folder")
             # (a Google Doc of its name holds no bytes: no copy of it, never updated in place)
-            remote = [e for e in self.listing[lf.folder_rel].get(lf.name, [])
+            remote = [e for e in there
                       if sidecar.has_bytes(e)]
             if not remote:
                 todo.append(Todo(lf, None, []))
