@@ -402,6 +402,15 @@ class LocalFileError(DriveStageError, OSError):
     """A local file or folder cannot be written or read (permissions, a folder in the way)."""
 
 
+class BecameOtherError(LocalFileError):
+    """A file a push found became something else before it was sent (a link, a FIFO, a
+    folder): never read through what it became (attackpush45)."""
+
+    def __init__(self, path: str, what: str):
+        super().__init__(f"{path} became {what} while the push ran (a file when it began); "
+                         "not sent again: push again once it is a file")
+
+
 class PartialChangedError(LocalFileError):
     """Another program changed a download's partial file while it downloaded (bytes written
     there are gone: truncated); nothing was staged, the download was deleted."""

@@ -37,6 +37,7 @@ class LocalFile:
     size: int
     folder_rel: str       # "" for the top
     name: str
+    link: bool = False    # a link the walk let through (else a file there, not a link)
 
 
 @dataclass
@@ -203,7 +204,7 @@ def walk(src: str, include: Sequence[str] = (), exclude: Sequence[str] = (), *,
                 continue
             _unicode(src, rel, child.name)
             tree.files.append(LocalFile(rel, os.path.abspath(child.path), st.st_size,
-                                        rel_root, child.name))
+                                        rel_root, child.name, link))
 
     visit(src, "")
     tree.skipped_links.sort()

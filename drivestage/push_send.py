@@ -6,12 +6,13 @@ commit points (:mod:`drivestage.push_fence`); its old copies settled once all we
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from typing import Iterable, Mapping, Optional
 
 from drivestage import pool, sidecar, sidecar_phases, snapshots
-from drivestage.errors import MovedAwayError, NotFoundError, QuotaExceededError, \
-    TrashedAwayError
+from drivestage.errors import BecameOtherError, MovedAwayError, NotFoundError, \
+    QuotaExceededError, TrashedAwayError
 from drivestage.local_tree import LocalFile
 from drivestage.old_copies import Key, Listings, Swap
 from drivestage.paths import StorePath, printable
@@ -127,6 +128,9 @@ class Sends(Resends):
                 def again(ck: Key) -> RemoteEntry:   # (into the copy it replaced in place)
                     sidecar_phases.first(self, ck, self.copies.sent[ck])
                     return self._send_again(ck, count, self.copies.sent[ck])
+                if not lf.link and os.path.islink(lf.path):
+                    # Planted since the walk (which skips links out of SRC): never followed.
+                    raise BecameOtherError(lf.path, "a link")
                 with self.copies.sidecar_source(key, lf.path, owners.get(key, set()),
                                                 again) as src:
                     entry = None if src is None else snapshots.upload(

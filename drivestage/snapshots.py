@@ -19,7 +19,7 @@ import os
 from functools import partial
 from typing import BinaryIO, Callable, Optional
 
-from drivestage import sidecar_copy
+from drivestage import localfs, sidecar_copy
 from drivestage.errors import SourceChangedError
 from drivestage.store import RemoteEntry
 
@@ -66,7 +66,9 @@ def _from_copy(send: Callable[[str], Optional[RemoteEntry]], path: str, *,
                known: bool) -> Optional[RemoteEntry]:
     """``send`` of a private copy of ``path`` as it is now; :class:`_TooLarge` when it holds
     more than :data:`MAX_BYTES`."""
-    with open(path, "rb") as src, sidecar_copy.private(path, partial(_copy, src)) as private:
+    # (A regular file only, opened without waiting: a FIFO there now held the push for good.)
+    with os.fdopen(localfs.open_regular(path), "rb") as src, \
+            sidecar_copy.private(path, partial(_copy, src)) as private:
         size = os.path.getsize(private)
         if known:  # said once, when it first needed a copy
             log.info("%s changed while it was uploaded before; sending it from a copy "

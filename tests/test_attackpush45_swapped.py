@@ -72,10 +72,7 @@ def test_a_checkpoint_swapped_while_sent_again_is_not_opened_as_it_came(
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("swap", [
     "fifo",
-    pytest.param("link out", marks=pytest.mark.xfail(strict=True, reason=(
-        "attackpush45, left: a link planted after the walk and before the first pass opens "
-        "the file is followed (the walk's finding is not passed to store.upload, which "
-        "opens through a link that is one as it begins); the bytes outside SRC are sent"))),
+    "link out",
 ])
 def test_a_checkpoint_swapped_after_the_walk_is_not_read_as_it_came(
         emulator, penv, proxy, tmp_path, swap):

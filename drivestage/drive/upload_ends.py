@@ -9,7 +9,7 @@ import os
 from typing import BinaryIO, Optional
 
 from drivestage import localfs, temps
-from drivestage.errors import DriveStageError, LocalFileError
+from drivestage.errors import BecameOtherError, DriveStageError
 from drivestage.store import RemoteEntry, RemoteStore
 
 # (upload.py's name: its lines kept the logger they always had)
@@ -21,7 +21,7 @@ def open_source(path: str, follow: bool) -> BinaryIO:
     ``follow`` (it was a link as the upload began, one the push's walk let through). A file
     sent again after it changed was opened by its name again: replaced meanwhile by a FIFO
     the push hung there for good, by a folder it stopped with a traceback, and by a link to
-    ``/etc/passwd`` it sent that file (attackpush45). Those raise :class:`LocalFileError`; a
+    ``/etc/passwd`` it sent that file (attackpush45). Those raise :class:`BecameOtherError`; a
     file gone, FileNotFoundError (the push skips it)."""
     try:
         fd = localfs.open_regular(path, follow=follow)
@@ -34,9 +34,7 @@ def open_source(path: str, follow: bool) -> BinaryIO:
                 else None)
         if what is None:
             raise
-        raise LocalFileError(
-            f"{temps.shown(path)} became {what} while the push ran (a file when it began); "
-            "not sent again: push again once it is a file") from None
+        raise BecameOtherError(temps.shown(path), what) from None
     return os.fdopen(fd, "rb")
 
 
