@@ -27,8 +27,9 @@ def penv(proxy, local_state, monkeypatch):
 
 # (Without the fix a FIFO held the push for good: failed by this bound, not the suite's.)
 @pytest.mark.timeout(60)
-@pytest.mark.parametrize("swap, became", [("link out", "a link"), ("fifo", "a FIFO, socket or device"),
-                                          ("link to a fifo", "a link"), ("folder", "a folder")])
+@pytest.mark.parametrize("swap, became", [
+    ("link out", "a link"), ("fifo", "a FIFO, socket or device"),
+    ("link to a fifo", "a link"), ("folder", "a folder")])
 def test_a_checkpoint_swapped_while_sent_again_is_not_opened_as_it_came(
         emulator, penv, proxy, tmp_path, swap, became):
     src = str(tmp_path / "run")
