@@ -14,6 +14,15 @@ a host's process, and only while the command runs (:func:`kept`): at the process
 is Python's again, said and dropped. (Re-sent there, a Ctrl-C that stopped one atexit
 callback stopped the next one too, and that one's the next: every exit callback after it
 was cut without a word: attacksig42.)
+
+io's finalizer is worse: whatever the ``close()`` it calls on a stream dropped unclosed
+raises, a KeyboardInterrupt too, is cleared without a word and never reaches
+``sys.unraisablehook`` (CPython's ``iobase_finalize``). An HTTP answer is dropped so as the
+next request on its connection begins (``http.client``'s ``putrequest``), and its
+``close()`` is Python code: a push's SIGTERM handled there was lost, and every later one
+was a repeat, only noted (:mod:`drivestage.stop_signals`): the push sent its whole upload
+through them and exited 0 (sigloss45). :class:`ClosedWhenDropped` closes such a stream in a
+``__del__`` of its own, where the KeyboardInterrupt is raised as any finalizer's.
 """
 from __future__ import annotations
 
@@ -78,4 +87,19 @@ def kept() -> Iterator[None]:
         _KEEPING.pop()
 
 
-__all__ = ["kept"]
+class ClosedWhenDropped:
+    """A mixin for a stream (``io.IOBase``) whose ``close()`` runs Python code: dropped
+    unclosed, it is closed by this ``__del__``, not by io's finalizer, so that a Ctrl-C
+    raised in its ``close()`` reaches :func:`kept`'s hook (see the module doc). An error
+    closing it is silenced there, as io's finalizer does."""
+
+    def __del__(self) -> None:
+        stream: Any = self   # (an io stream: see the class doc)
+        try:
+            if not stream.closed:
+                stream.close()
+        except Exception:   # (a KeyboardInterrupt is not: raised, then kept)
+            pass
+
+
+__all__ = ["ClosedWhenDropped", "kept"]

@@ -20,6 +20,7 @@ from typing import Any, Callable, Optional
 import httplib2
 
 from drivestage import interrupts, pool
+from drivestage.lost_interrupts import ClosedWhenDropped
 from drivestage.drive import lookups
 
 
@@ -67,14 +68,15 @@ class _SlicedReads(io.RawIOBase):
         super().close()
 
 
-class SlicedResponse(http.client.HTTPResponse):
+class SlicedResponse(ClosedWhenDropped, http.client.HTTPResponse):
     """``http.client``'s answer, read through :class:`_SlicedReads` in a thread that waits in
     pieces; elsewhere (a download's streams) through the socket's own reader, with no layer
     of Python between (a Python call a read: a stream reads a TLS record at a time). An
     answer is read by the thread that asked for it, within the call that asked (a request,
     a ``Transport.stream`` block), and whether that thread waits in pieces does not change
     within the call (the main thread; a thread of ``pool.each``; ``pool.stoppable``'s block).
-    """
+    Dropped unclosed (as the next request on its connection begins), it is closed where a
+    Ctrl-C raised in its ``close()`` is not lost (:class:`ClosedWhenDropped`: sigloss45)."""
 
     def __init__(self, sock: Any, *args: Any, **kwargs: Any):
         # (the request's end delivered first: see interrupts.delivered; the answer's
