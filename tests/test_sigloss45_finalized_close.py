@@ -6,28 +6,32 @@ io's finalizer (``iobase_finalize``) silences whatever ``close()`` raises, a
 KeyboardInterrupt too, without a word and without ``sys.unraisablehook``, so
 :mod:`drivestage.lost_interrupts` never saw it: the SIGTERM was lost, every later one was a
 repeat, only noted (:mod:`drivestage.stop_signals`), and the push sent its whole upload and
-exited 0 through a stream of SIGTERMs (flakes45's sigpush42 failure, beside load). The
-handler is run here at that close's first line, as the signal would run it there."""
+exited 0 through a stream of SIGTERMs (flakes45's sigpush42 failure, beside load). A prune
+dropped its answers so too, and deleted on. The handler is run here at that close's first
+line, as the signal would run it there. (A pull's main thread reads no answer of its own
+there: its requests are its threads'.)"""
 from __future__ import annotations
 
 import os
 
 import pytest
 
+from _forkcli import cli_server
 from _sigpush42 import child, ended, live, md5, stale
 
 MiB = 1 << 20
 
-#: ``drivestage push``, the SIGTERM handler run at the first call of an HTTP answer's
-#: ``close()`` once the upload's second chunk is under way.
+#: ``drivestage ARGS``, the SIGTERM handler run at the first call of an HTTP answer's
+#: ``close()`` once ``ARMED`` was called ``TIMES`` times (a push: its upload's second chunk
+#: under way; a prune: its command begun).
 _AT_CLOSE = r"""
 import runpy, signal, sys
-chunks = []
+calls = []
 def tracer(frame, event, arg):
     code = frame.f_code
-    if event == "call" and code.co_name == "_send_chunk":
-        chunks.append(True)
-    elif event == "call" and len(chunks) >= 2 and code.co_name == "close" and \
+    if event == "call" and code.co_name == "ARMED":
+        calls.append(True)
+    elif event == "call" and len(calls) >= TIMES and code.co_name == "close" and \
             code.co_filename.endswith("http/client.py"):
         sys.settrace(None)
         signal.getsignal(signal.SIGTERM)(signal.SIGTERM, frame)
@@ -43,15 +47,34 @@ def _fast(fast_retries):
     """Backoffs of a millisecond, without jitter."""
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _cli_server():
+    """The fork server, started before any test's leak check (tests/_forkcli.py)."""
+    return cli_server()
+
+
 def test_a_sigterm_in_a_dropped_answers_close_stops_the_push(emulator, local_state,
                                                              drive_env, tmp_path):
     src = tmp_path / "run"
     src.mkdir()
-    big = os.urandom(6 * MiB)
+    big = os.urandom(3 * MiB)
     (src / "big.bin").write_bytes(big)
     proc = child(emulator, "push", str(src), "drive:runs/a", "--chunk-size", "1MiB",
-                 script=_AT_CLOSE)
+                 script=_armed("_send_chunk", 2))
     code, err = ended(proc)
     assert (code, err.splitlines()[-1:]) == (143, ["Interrupted by SIGTERM."]), err
     assert ("big.bin", md5(big)) not in live(emulator)   # (stopped mid-upload, not sent)
     assert stale(tmp_path / "state") == []
+
+
+def test_a_sigterm_in_a_dropped_answers_close_stops_a_prune(emulator, drive_env):
+    for epoch in range(1, 7):
+        emulator.add_file(f"runs/b/epoch_{epoch:03d}.pt", b"w" * 100)
+    proc = child(emulator, "prune", "drive:runs/b", "--keep-last", "1",
+                 script=_armed("as_ctrl_c", 1))
+    code, err = ended(proc)
+    assert (code, err.splitlines()[-1:]) == (143, ["Interrupted by SIGTERM."]), err
+
+
+def _armed(name: str, times: int) -> str:
+    return _AT_CLOSE.replace("ARMED", name).replace("TIMES", str(times))
