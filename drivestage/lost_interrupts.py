@@ -34,6 +34,10 @@ from contextlib import contextmanager
 from typing import Any, Iterator, Optional
 
 _KEEPING: list[None] = []   # one per kept() block under way
+#: One token per interrupt dropped in a finalizer whose thread has not raised it again yet
+#: (:func:`taken_back`), under :data:`_PENDING_LOCK` (a C lock: no bytecode in its ``with``).
+_PENDING: list[object] = []
+_PENDING_LOCK = _thread.allocate_lock()
 
 
 def _unraisable(hook: Any) -> Any:
@@ -52,25 +56,45 @@ def _unraisable(hook: Any) -> Any:
             if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
                 stops = sys.modules.get("drivestage.stop_signals")   # (none taken if not)
                 signum = stops.lost() if stops is not None else None
+            token = object()
             try:
                 if signum is not None:
-                    _thread.start_new_thread(_resend, (signum,))
+                    with _PENDING_LOCK:
+                        _PENDING.append(token)
+                    _thread.start_new_thread(_resend, (signum, token))
                     return
             except RuntimeError:   # (no new thread at the interpreter's exit)
-                pass
+                with _PENDING_LOCK:
+                    if token in _PENDING:
+                        _PENDING.remove(token)
         hook(info)
 
     unraisable.keeps_ctrl_c = True  # type: ignore[attr-defined]
     return unraisable
 
 
-def _resend(signum: int) -> None:
-    if not _KEEPING:   # (the command ended meanwhile: its process exits, as it would have)
-        return
-    if signum == signal.SIGINT:
-        _thread.interrupt_main()
-    else:   # (its handler is stop_signals', or ignored once the pull's block ended)
-        signal.pthread_kill(threading.main_thread().ident or 0, signum)
+def _resend(signum: int, token: object) -> None:
+    with _PENDING_LOCK:   # (sent, or taken back by the block that ended: never both)
+        if token not in _PENDING:
+            return
+        _PENDING.remove(token)
+        if not _KEEPING:   # (the command ended meanwhile: its process exits, as it would)
+            return
+        if signum == signal.SIGINT:
+            _thread.interrupt_main()
+        else:   # (its handler is stop_signals', or ignored once the pull's block ended)
+            signal.pthread_kill(threading.main_thread().ident or 0, signum)
+
+
+def taken_back() -> bool:
+    """Whether an interrupt dropped in a finalizer had not been raised again yet; it will
+    not be now. For a block that ends as this is asked and raises it itself
+    (:func:`drivestage.stop_signals.as_ctrl_c`): its thread could run only once the command
+    had ended, and the stop was lost (a pull's last weakref callbacks: sigloss45)."""
+    with _PENDING_LOCK:
+        had = bool(_PENDING)
+        del _PENDING[:]
+    return had
 
 
 @contextmanager
@@ -102,4 +126,4 @@ class ClosedWhenDropped:
             pass
 
 
-__all__ = ["ClosedWhenDropped", "kept"]
+__all__ = ["ClosedWhenDropped", "kept", "taken_back"]

@@ -24,7 +24,7 @@ import threading
 from contextlib import contextmanager
 from typing import Any, Iterator, Optional
 
-from drivestage import deferred_ctrl_c, interrupts
+from drivestage import deferred_ctrl_c, interrupts, lost_interrupts
 
 #: The signals taken, and the exit code each ends a command with (the shell's 128 + number).
 EXIT_CODES: dict[int, int] = {signal.SIGTERM: 143, signal.SIGHUP: 129}
@@ -119,6 +119,12 @@ def as_ctrl_c(program: bool = False) -> Iterator[None]:
                 before[signum] = signal.signal(signum, _on_stop)
         with deferred_ctrl_c.counting():   # (a Ctrl-C caught and gone: see _on_stop)
             yield
+            if len(_taken) > start and lost_interrupts.taken_back():
+                # A stop taken whose KeyboardInterrupt a finalizer dropped, still to be
+                # raised again by lost_interrupts' thread, which had not run: the command
+                # ended, exit 0, the stop lost (a pull's last weakref callbacks, a short
+                # prune's: sigloss45). Raised here instead.
+                raise KeyboardInterrupt
     except KeyboardInterrupt as exc:
         taken = _taken[start:]
         if not taken or isinstance(exc, Stopped) or start in _after_ctrl_c:

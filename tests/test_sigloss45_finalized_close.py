@@ -57,7 +57,7 @@ def test_a_sigterm_in_a_dropped_answers_close_stops_the_push(emulator, local_sta
                                                              drive_env, tmp_path):
     src = tmp_path / "run"
     src.mkdir()
-    big = os.urandom(3 * MiB)
+    big = os.urandom(6 * MiB)
     (src / "big.bin").write_bytes(big)
     proc = child(emulator, "push", str(src), "drive:runs/a", "--chunk-size", "1MiB",
                  script=_armed("_send_chunk", 2))
@@ -72,6 +72,33 @@ def test_a_sigterm_in_a_dropped_answers_close_stops_a_prune(emulator, drive_env)
         emulator.add_file(f"runs/b/epoch_{epoch:03d}.pt", b"w" * 100)
     proc = child(emulator, "prune", "drive:runs/b", "--keep-last", "1",
                  script=_armed("as_ctrl_c", 1))
+    code, err = ended(proc)
+    assert (code, err.splitlines()[-1:]) == (143, ["Interrupted by SIGTERM."]), err
+
+
+#: lost_interrupts' thread that raises a dropped interrupt again, run only once the command's
+#: stop-signal block has ended (as a loaded machine may run it: the prune's last requests
+#: went first).
+_LATE = r"""
+import time
+from drivestage import lost_interrupts, stop_signals
+real = lost_interrupts._resend
+def late(*args):
+    end = time.monotonic() + 10
+    while stop_signals._starts and time.monotonic() < end:
+        time.sleep(0.001)
+    real(*args)
+lost_interrupts._resend = late
+"""
+
+
+def test_a_stop_raised_again_only_after_the_prune_ended_still_ends_it(emulator, drive_env):
+    """A stop taken whose interrupt a finalizer dropped, and the thread that raises it again
+    late: the block's end raises it (sigloss45: under load, the prune ended 0)."""
+    for epoch in range(1, 7):
+        emulator.add_file(f"runs/c/epoch_{epoch:03d}.pt", b"w" * 100)
+    proc = child(emulator, "prune", "drive:runs/c", "--keep-last", "1",
+                 script=_LATE + _armed("as_ctrl_c", 1))
     code, err = ended(proc)
     assert (code, err.splitlines()[-1:]) == (143, ["Interrupted by SIGTERM."]), err
 
