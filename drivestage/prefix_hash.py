@@ -15,6 +15,7 @@ import hashlib
 import os
 from typing import Any, Optional
 
+from drivestage import pool
 from drivestage.checksums import Checksum
 from drivestage.errors import LocalFileError, PartialChangedError
 from drivestage.interrupts import Monitor
@@ -83,6 +84,7 @@ class PrefixHash:
         """After the last write: wait for the hash thread to reach the end of the file."""
         with self.lock:
             while self.error is None and self.hashed < self.entry.size:
+                pool.check()   # (a thread of pool.each told to stop: streams._drive_streams)
                 self.lock.wait(0.5)
             if self.error is not None:
                 raise self.error

@@ -16,7 +16,7 @@ import threading
 import time
 from typing import Optional, Protocol
 
-from drivestage import stream_count
+from drivestage import pool, stream_count
 from drivestage.checksums import Checksum
 from drivestage.errors import DriveStageError
 from drivestage.interrupts import BackgroundThread, Monitor, start_thread
@@ -281,6 +281,7 @@ class Pass(PrefixHash):
                     raise self.error
                 if self.stopped:
                     raise Stopped("the download stopped")
+                pool.check()   # (see _drive_streams)
                 self.lock.wait(0.5)
 
     def _free_in(self, start: int, end: int) -> list[tuple[int, int]]:
@@ -441,6 +442,11 @@ class Pass(PrefixHash):
                 # Their writes in flight are waited for by the hash and close().
                 if self.streams - self.retiring == 0:
                     break
+                # A thread of pool.each (a folder pull's file) whose caller was interrupted
+                # stops here, as the main thread does at a Ctrl-C: the streams read in
+                # threads of their own, and one whose answer Drive holds mid-body held the
+                # interrupted pull until that answer went on or timed out (stall45).
+                pool.check()
                 self.lock.wait(0.05)
                 now = time.monotonic()
                 if now - self._last_save >= _SAVE_EVERY and not self.done.saved:

@@ -258,15 +258,21 @@ def test_a_folder_pull_with_jobs_stopped_mid_download(emulator, local_state, dri
     for name, data in files.items():
         emulator.add_file(f"d/{name}", data)
     dest = tmp_path / "data"
-    emulator.faults.throttle(512 << 10)
-    proc = cli_server().popen(["pull", "drive:d", str(dest), "-q", "--jobs", "4"],
-                              env=child_env(emulator), stdout=PIPE, stderr=PIPE)
-    _until(proc, lambda: dest.exists() and any(p.name.endswith(".partial") and p.stat().st_size
-                                               for p in dest.rglob("*")), "no partial")
-    proc.send_signal(signal.SIGTERM)
-    got, err = _ended(proc)
+    # f0's answer stops mid-body until the pull has ended (Drive does stall): the pull is
+    # mid-download when the signal comes however late it is sent (under load the throttled
+    # pull had ended, exit 0, before it), and the stalled worker's connection must be cut.
+    hold = emulator.faults.hold(emulator.find("d/f0.bin")["id"], 128 * KiB)
+    try:
+        proc = cli_server().popen(["pull", "drive:d", str(dest), "-q", "--jobs", "4"],
+                                  env=child_env(emulator), stdout=PIPE, stderr=PIPE)
+        _until(proc, lambda: dest.exists() and any(p.name.endswith(".partial")
+                                                   and p.stat().st_size
+                                                   for p in dest.rglob("*")), "no partial")
+        proc.send_signal(signal.SIGTERM)
+        got, err = _ended(proc)
+    finally:
+        hold.release()
     assert (got, err) == (143, "Interrupted by SIGTERM.\n")
-    emulator.faults.throttle(None)
     rc, out, err = run("pull", "drive:d", str(dest), "-q", "--json")
     assert (rc, err) == (0, "")
     assert tree(dest) == {f"d/{name}": data for name, data in files.items()}
