@@ -92,3 +92,36 @@ def test_a_push_with_jobs_stopped_while_drive_holds_an_upload_answer(emulator, l
     on_drive = {name: emulator.read_bytes(emulator.find(f"runs/{name}")["id"])
                 for name in files}
     assert on_drive == files
+
+
+def test_a_mirror_with_jobs_stopped_while_drive_holds_an_upload_answer(emulator, local_state,
+                                                                       drive_env, tmp_path):
+    """Its period's push is held: the SIGTERM's final push (the flush) gets --grace, then the
+    mirror names what it did not send and exits 1, within the grace (a spot VM's ~30 s)."""
+    files = {f"f{i}.bin": os.urandom(64 * KiB) for i in range(8)}
+    src = tmp_path / "run"
+    src.mkdir()
+    for name, data in files.items():
+        (src / name).write_bytes(data)
+    seen = len(emulator.requests)
+    emulator.faults.latency(60, path=r"^/upload/.*[?&]upload_id=")
+    proc = cli_server().popen(["mirror", str(src), "drive:runs", "--every", "3600",
+                               "--grace", "2", "--jobs", "4"],
+                              env=child_env(emulator), stdout=PIPE, stderr=PIPE)
+    _until(proc, lambda: any(r.kind == "media.upload" for r in emulator.requests[seen:]),
+           "no upload was sent")
+    rc, err = _stopped(proc)
+    assert rc == 1, err
+    assert err.splitlines()[-2:] == [
+        "stopping: pushing once more (for 2s at most, --grace; a second Ctrl-C or SIGTERM "
+        "abandons it)...",
+        "Error: --grace (2 s) ran out before the final push to drive:runs was done; it had "
+        "not begun: the push under way since before the stop had not sent f0.bin, f1.bin, "
+        f"f2.bin, f3.bin, f4.bin and 3 more, and what changed in {src} since that push began "
+        "is not there either; run the same drivestage mirror command again to send it (a "
+        "cut upload resumes)"], err
+    emulator.faults.clear()
+    rc, out, err = run("push", str(src), "drive:runs")
+    assert rc == 0 and err.count("\n") == 1, err
+    assert {name: emulator.read_bytes(emulator.find(f"runs/{name}")["id"])
+            for name in files} == files
