@@ -23,7 +23,6 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Optional, Sequence
 
-from drivestage import pool
 from drivestage.checksums import choose, verify_file, verify_held
 from drivestage.interrupts import Monitor
 from drivestage.errors import DestChangedError, ChecksumMismatchError, \
@@ -124,9 +123,6 @@ class Download:
                     return True
                 if run.stopped:
                     return False
-                # (a thread of pool.each told to stop: an extraction's wait for a stream
-                # whose answer Drive holds, see streams.Pass._drive_streams)
-                pool.check()
                 self.lock.wait(0.5)
 
     def first_here(self, spans: Sequence[tuple[int, int]], generation: int,
@@ -146,7 +142,6 @@ class Download:
                     return i
                 if run.stopped:
                     return -1
-                pool.check()   # (as wait_for)
                 self.lock.wait(0.5)
 
     def fetch_first(self, start: int, end: int, *, begin: bool = False) -> None:

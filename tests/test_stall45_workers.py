@@ -10,7 +10,9 @@ import os
 import signal
 import time
 
-from _archives import a_zip, tree
+import pytest
+
+from _archives import a_tar, a_zip, tree
 from _cli import child_env, run
 from _forkcli import PIPE, cli_server
 from _signal_env import _cli_server, _fast  # noqa: F401  (autouse fixtures)
@@ -40,32 +42,37 @@ def _stopped(proc) -> tuple[int, str]:
     return proc.returncode, err.decode()
 
 
-def test_a_folder_pull_of_zips_with_x_stopped_while_one_is_held(emulator, local_state,
-                                                                drive_env, tmp_path):
-    zips = {f"z{i}.zip": {f"z{i}/m{j}.bin": os.urandom(64 * KiB) for j in range(4)}
-            for i in range(4)}
-    blobs = {name: a_zip(members) for name, members in zips.items()}
+@pytest.mark.parametrize("ext,pack", [(".zip", a_zip), (".tar", a_tar)])
+def test_a_folder_pull_of_archives_with_x_stopped_while_one_is_held(emulator, local_state,
+                                                                    drive_env, tmp_path,
+                                                                    ext, pack):
+    """The held archive's file thread waits for its streams (a zip), or for its member list's
+    bytes (a tar, read as it arrives): either wait ends at the signal."""
+    archives = {f"z{i}{ext}": {f"z{i}/m{j}.bin": os.urandom(64 * KiB) for j in range(4)}
+                for i in range(4)}
+    blobs = {name: pack(members) for name, members in archives.items()}
     for name, blob in blobs.items():
         emulator.add_file(f"d/{name}", blob)
     dest = tmp_path / "data"
-    held = emulator.faults.hold(emulator.find("d/z0.zip")["id"], len(blobs["z0.zip"]) // 2)
+    first = f"z0{ext}"
+    held = emulator.faults.hold(emulator.find(f"d/{first}")["id"], len(blobs[first]) // 2)
     try:
         proc = cli_server().popen(["pull", "drive:d", str(dest), "-x", "-q", "--jobs", "4"],
                                   env=child_env(emulator), stdout=PIPE, stderr=PIPE)
-        _until(proc, held.reached.is_set, "z0.zip's answer never reached the hold")
+        _until(proc, held.reached.is_set, f"{first}'s answer never reached the hold")
         got = _stopped(proc)
     finally:
         held.release()
     assert got == (143, "Interrupted by SIGTERM.\n")
-    assert not (dest / "d" / "z0.zip").exists()   # never under its name unverified
+    assert not (dest / "d" / first).exists()   # never under its name unverified
     rc, out, err = run("pull", "drive:d", str(dest), "-x", "-q")
     assert (rc, err) == (0, "")
     want = {f"d/{name}": blob for name, blob in blobs.items()}
-    for members in zips.values():
+    for members in archives.values():
         want.update({f"d/{path}": data for path, data in members.items()})
     assert tree(dest) == want
     assert sorted(p.name for p in (dest / "d").iterdir()) == \
-        sorted([".drivestage", *blobs, *(n[:-4] for n in blobs)])
+        sorted([".drivestage", *blobs, *(n[:-len(ext)] for n in blobs)])
 
 
 def test_a_push_with_jobs_stopped_while_drive_holds_an_upload_answer(emulator, local_state,
