@@ -33,11 +33,13 @@ import threading
 from contextlib import contextmanager
 from typing import Any, Iterator, Optional
 
+from drivestage.fork_drop import free_in_forks
+
 _KEEPING: list[None] = []   # one per kept() block under way
 #: One token per interrupt dropped in a finalizer whose thread has not raised it again yet
 #: (:func:`taken_back`), under :data:`_PENDING_LOCK` (a C lock: no bytecode in its ``with``).
 _PENDING: list[object] = []
-_PENDING_LOCK = _thread.allocate_lock()
+_PENDING_LOCK = free_in_forks(_thread.allocate_lock())   # (free in a fork's child)
 
 
 def _unraisable(hook: Any) -> Any:
