@@ -17,7 +17,7 @@ from drivestage.errors import ArchiveError
 from drivestage.extract import workers
 from drivestage.extract.copying import Progress
 from drivestage.extract.job import Job
-from drivestage.extract.members import list_members
+from drivestage.extract.members import EOCD_TAIL, list_members
 from drivestage.extract.tempdir import TEMP_PREFIX
 from drivestage.interrupts import Flag
 
@@ -195,6 +195,7 @@ def test_two_threads_following_a_small_zip_end_each_others_wait_for_bytes(tmp_pa
     dest.mkdir()
     here = offsets[list(data)[BAD + 1]]  # the bytes before the member after the bad one
     bad_start = offsets[name]
+    tail = len(blob) - EOCD_TAIL  # what the pull fetches first, with the central directory
     waiting, stop = threading.Event(), Flag()
 
     def first_arrived(spans) -> int:
@@ -208,7 +209,12 @@ def test_two_threads_following_a_small_zip_end_each_others_wait_for_bytes(tmp_pa
     def arrived(start: int, end: int) -> bool:
         if start == bad_start and end > start + 30 + len(name):  # the bad member's data
             assert waiting.wait(60)  # the other thread waits for bytes first
-        return end <= here or not stop.wait(60)
+        if end <= here or start >= tail:
+            return True
+        # Held bytes: only the stop ends this wait (a wait that timed out would let the
+        # extraction go on as if they had arrived, and the test pass a minute late).
+        assert stop.wait(PROMPT), f"bytes {start}-{end} waited for past the stop"
+        return False
 
     job = Overlapped.zip(str(archive), len(blob), str(dest), arrived,
                          first_arrived=first_arrived, stop=stop)
