@@ -16,7 +16,7 @@ REDACTED = "<redacted>"
 SECRET_PARAMS = ("access_token", "oauth_token", "key")
 _LOGGED_HEADERS = ("Range", "Content-Range", "Content-Length", "Content-Type", "Authorization",
                    "X-Upload-Content-Length", "X-Upload-Content-Type", "X-Goog-Drive-Resource-Keys",
-                   "X-HTTP-Method-Override")
+                   "X-HTTP-Method-Override", "If-Match")
 _SECRET_IN_TARGET = re.compile(r"(?i)([?&](?:%s)=)[^&#\s]*" % "|".join(SECRET_PARAMS))
 
 

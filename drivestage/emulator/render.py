@@ -19,6 +19,7 @@ from drivestage.emulator.access import (
     may_download,
     resolve,
 )
+from drivestage.emulator.preconditions import etag_of
 from drivestage.emulator.store import FOLDER_MIME, SHORTCUT_MIME
 from drivestage.emulator.wire import fmt_time
 
@@ -98,7 +99,7 @@ def render_file(emu: "Emulator", rec: dict, base: Optional[str] = None, caller: 
     in_drive = bool(rec.get("driveId"))
     old_bytes = sum(v["size"] for v in rec.get("revisions", ()))
     res = {
-        "kind": "drive#file", "id": fid, "etag": f'"{fid}/{rec["version"]}"',
+        "kind": "drive#file", "id": fid, "etag": etag_of(rec),
         "selfLink": f"{base}drive/v2/files/{fid}",
         "alternateLink": _link(base, f"file/d/{fid}/view", rec),
         "title": rec["title"], "mimeType": mime,

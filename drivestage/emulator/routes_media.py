@@ -13,6 +13,7 @@ from drivestage.emulator import properties, revisions
 from drivestage.emulator.access import Access, can_write, may_acknowledge_abuse, may_download, \
     require, visible
 from drivestage.emulator.errors import EmulatorApiError, drive_error, error_envelope, not_found
+from drivestage.emulator.preconditions import check_if_match
 from drivestage.emulator.render import GOOGLE_APPS
 from drivestage.emulator.store import FOLDER_MIME, SERVICE_ACCOUNT_MESSAGE, SHORTCUT_MIME
 from drivestage.emulator.wire import (
@@ -198,6 +199,7 @@ class MediaRoutes:
         if file_id is not None:
             rec, acc = visible(self.store, file_id, self.caller)
             require(can_write(acc))
+            check_if_match(self.headers.get("If-Match"), rec)
             if rec["mimeType"] in (FOLDER_MIME, SHORTCUT_MIME):
                 raise EmulatorApiError(400, "badRequest", "A folder or shortcut cannot have content.")
             if meta.get("parents"):

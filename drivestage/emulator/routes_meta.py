@@ -11,6 +11,7 @@ from drivestage.emulator.access import at_least, can_delete, can_trash, can_writ
     visible
 from drivestage.emulator.errors import EmulatorApiError, no_file_permission
 from drivestage.emulator.faults import default_reason
+from drivestage.emulator.preconditions import check_if_match
 from drivestage.emulator.render import render_drive, render_revision
 from drivestage.emulator.store import FOLDER_MIME, SHORTCUT_MIME
 from drivestage.emulator.store_trash import check_single_parent
@@ -135,6 +136,7 @@ class MetadataRoutes:
     def _files_update(self, file_id: str) -> None:
         meta = properties.stamped(self._read_json(), self.caller.app)
         rec, acc = visible(self.store, file_id, self.caller)
+        check_if_match(self.headers.get("If-Match"), rec)
         if self.emu.patch_replaces_properties and isinstance(meta.get("properties"), list):
             meta["properties"] = properties.replacing(rec, meta["properties"], self.caller.app)
         add = [p for p in (self.query.get("addParents") or "").split(",") if p]
@@ -185,6 +187,7 @@ class MetadataRoutes:
         self.body.drain()
         rec, acc = visible(self.store, file_id, self.caller)
         require(can_delete(acc))
+        check_if_match(self.headers.get("If-Match"), rec)
         self.store.delete(rec["id"])
         self._send_bytes(204, b"", None)
 

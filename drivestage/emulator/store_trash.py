@@ -72,7 +72,9 @@ class StoreTrash:
             rec = dict(self.get(file_id))
             if self.is_container_root(rec["id"]):
                 raise EmulatorApiError(403, "cannotModifyRoot", "The root folder cannot be trashed.")
-            rec.update(trashed=trashed, explicitlyTrashed=trashed and explicitly)
+            # A new version, as every change is (its etag changes: preconditions.py).
+            rec.update(trashed=trashed, explicitlyTrashed=trashed and explicitly,
+                       version=rec["version"] + 1)
             self._put("files", self.files, rec)
             for child in self.descendants(rec["id"]):
                 if trashed and not child["trashed"]:
