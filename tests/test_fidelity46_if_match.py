@@ -47,11 +47,11 @@ def test_a_patch_with_a_stale_etag_is_412_and_changes_nothing(emulator):
     assert _refusal(err.value) == PRECONDITION_FAILED
     assert emulator.store.get(fid)["title"] == "best-1.pt"
     # The current etag, one of a list, or "*" (Chromium's patch) is taken.
-    done = _with(service.files().patch(fileId=fid, body={"title": "a.pt"}), renamed["etag"]).execute()
-    done = _with(service.files().patch(fileId=fid, body={"title": "b.pt"}),
-                 f'"stale", {done["etag"]}').execute()
-    assert _with(service.files().patch(fileId=fid, body={"title": "c.pt"}), "*").execute()["title"] \
-        == "c.pt"
+    a = _with(service.files().patch(fileId=fid, body={"title": "a.pt"}), renamed["etag"]).execute()
+    b = _with(service.files().patch(fileId=fid, body={"title": "b.pt"}),
+              f'"stale", {a["etag"]}').execute()
+    c = _with(service.files().patch(fileId=fid, body={"title": "c.pt"}), "*").execute()
+    assert (a["title"], b["title"], c["title"]) == ("a.pt", "b.pt", "c.pt")
 
 
 def test_a_delete_with_a_stale_etag_is_412_and_the_file_stays(emulator):
