@@ -25,6 +25,18 @@ class UsageError(DriveStageError, ValueError):
     exit_code = 2
 
 
+class FolderInTheWayError(UsageError):
+    """A file to send where the destination holds a folder of its name: sent beside it, the
+    file made a name that every pull refused ("names 2 items"; attackpush45). ``fix``: what
+    the sender may do (a push: rename, or ``--delete``; the trainer: rename Drive's folder)."""
+
+    def __init__(self, where: str, what: str,
+                 fix: str = "rename one of them, or push with --delete to replace the "
+                            "folder") -> None:
+        super().__init__(f"{where} exists and is a folder, not a file; {what} cannot be sent "
+                         f"there: {fix}")
+
+
 class AuthError(DriveStageError, PermissionError):
     """No credentials, or the credentials were refused (401 after a refresh)."""
 

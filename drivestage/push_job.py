@@ -7,7 +7,7 @@ import threading
 from typing import Iterable, Mapping, Optional, Sequence
 
 from drivestage import extra, first_seen, other_runs, pruning, push_room, run_folders, sidecar
-from drivestage.errors import PermissionDeniedError, UsageError
+from drivestage.errors import FolderInTheWayError, PermissionDeniedError, UsageError
 from drivestage.local_tree import LocalFile, LocalTree, say_special, walk
 from drivestage.localdir import LocalDirStore
 from drivestage.locks import Held, locked, more
@@ -229,9 +229,7 @@ class PushJob(Sends):
                 # Sent beside it, the file made a name that every pull of DEST refused ("names
                 # 2 items"), the push exiting 0 (attackpush45); --delete removes the folder.
                 where = self.store.describe(self.remote_folder[lf.folder_rel])
-                raise UsageError(f"{where}/{lf.name} exists and is a folder, not a file; "
-                                 f"{lf.path} cannot be sent there: rename one of them, or "
-                                 "push with --delete to replace the folder")
+                raise FolderInTheWayError(f"{where}/{lf.name}", lf.path)
             # (a Google Doc of its name holds no bytes: no copy of it, never updated in place)
             remote = [e for e in there
                       if sidecar.has_bytes(e)]

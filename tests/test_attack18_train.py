@@ -407,11 +407,13 @@ def test_the_last_epochs_copy_that_cannot_be_written_is_made_by_the_same_command
         fit(cfg, resume="none")
     text = str(failed.value)
     assert text.startswith(f"could not write epoch_001.pt, best.pt (epoch 1) in {logs}: [Errno 21] "), text
-    # (last.pt never goes to Drive: it is sent there as epoch_001.pt; epochkeep32.)
-    assert text.endswith(f"; the state of epoch 1 is in last.pt and is sent from it to drive:"
-                         f"{FOLDER}/epoch_001.pt, verified there (--resume auto goes on from it "
-                         f"on another machine): fix that and run the same command again to "
-                         f"make them from it (it trains nothing more)"), text
+    # (last.pt never goes to Drive: it is sent there as epoch_001.pt (epochkeep32), never
+    # beside Drive's folder of that name, as the push refuses to (trainlefts46).)
+    assert text.endswith(f"; the state of epoch 1 is in last.pt, not sent to drive:{FOLDER} "
+                         f"(drive:{FOLDER}/epoch_001.pt exists and is a folder, not a file; "
+                         f"this run's epoch_001.pt cannot be sent there: rename that folder on "
+                         f"Drive): fix that and run the same command again to make them from "
+                         f"it (it trains nothing more)"), text
     assert (logs / "epoch_001.pt" / "mine.txt").read_text() == "the user's"      # untouched
     import shutil
 

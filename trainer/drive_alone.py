@@ -14,8 +14,8 @@ import os
 from typing import TYPE_CHECKING, Callable, Optional, Sequence
 
 from drivestage import sidecar as sidecars
-from drivestage.errors import AbusiveFileError, DriveStageError, GuardUnsureError, \
-    NotFoundError, RemoteChangedError
+from drivestage.errors import AbusiveFileError, DriveStageError, FolderInTheWayError, \
+    GuardUnsureError, NotFoundError, RemoteChangedError
 from drivestage.store import RemoteEntry
 from trainer import alone_in_place
 
@@ -57,6 +57,7 @@ def send(drive: "DriveFolder", paths: Sequence[str],
     sent: dict[str, RemoteEntry] = {}   # name -> its verified copy
     aside: list[RemoteEntry] = []
     listed = drive._store.list(folder)   # the folder as last listed
+    _no_folder_of(drive, listed, names)
     if pair:
         _not_theirs(drive, listed, paths[1], names[1], names[0])
         older = alone_in_place.plan(drive._store, listed, names, paths[1],
@@ -165,6 +166,18 @@ def _not_theirs(drive: "DriveFolder", listing: Sequence[RemoteEntry], side_path:
         if said is not None and said.run is not None and mine is not None and \
                 said.run != mine.run:
             raise OtherRunFile(name, said.run)
+
+
+def _no_folder_of(drive: "DriveFolder", listing: Sequence[RemoteEntry],
+                  names: Sequence[str]) -> None:
+    """Raise :class:`~drivestage.errors.FolderInTheWayError` where ``listing`` holds a folder
+    of one of ``names``, before a byte is sent: the push's check (attackpush45). Sent beside
+    it, the file made a name every pull of the folder refused, and the run's next push
+    refused to send the run folder at all (trainlefts46)."""
+    for name in names:
+        if any(e.name == name and e.is_dir for e in listing):
+            raise FolderInTheWayError(drive.where(name), f"this run's {name}",
+                                      fix="rename that folder on Drive")
 
 
 def _one_of(drive: "DriveFolder", got: RemoteEntry, same: Sequence[RemoteEntry],
