@@ -334,13 +334,19 @@ def _log_epoch(run: Run, row: dict, first: int) -> None:
         return
     t = run.cfg.train
     epoch = row["epoch"]
-    spent = sum(r["epoch_time_s"] for r in run.state.history[first:])
-    left = spent / max(epoch - first, 1) * (t.epochs - epoch)
+    # (An epoch resumed mid-way from a checkpoint of before trainlefts46 has no time.)
+    known = [r["epoch_time_s"] for r in run.state.history[first:]
+             if r.get("epoch_time_s") is not None]
+    left = (f"about {_hms(sum(known) / len(known) * (t.epochs - epoch))} left" if known else
+            "the time left unknown")
+    took = row["epoch_time_s"]
     drive = run.drive_text()
-    logger.info("epoch %d/%d done in %.1f s (%.1f img/s): train loss %.4f, val loss %.4f; "
-                "about %s left%s", epoch, t.epochs, row["epoch_time_s"], row["images_per_s"],
-                row["train_loss"], row["val_loss"] if row["val_loss"] is not None else float("nan"),
-                _hms(left), f"; {drive}" if drive else "")
+    logger.info("epoch %d/%d done in %s (%.1f img/s): train loss %.4f, val loss %.4f; "
+                "%s%s", epoch, t.epochs, f"{took:.1f} s" if took is not None else
+                "an unknown time (resumed from a checkpoint that does not say the time before)",
+                row["images_per_s"], row["train_loss"],
+                row["val_loss"] if row["val_loss"] is not None else float("nan"),
+                left, f"; {drive}" if drive else "")
 
 
 def _hms(seconds: float) -> str:

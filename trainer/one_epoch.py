@@ -34,10 +34,11 @@ def train_one_epoch(model: nn.Module, criterion: nn.Module, optimizer: torch.opt
     ``loader`` yields the rest) to the epoch's end. ``before_step(pos)`` runs as each batch
     arrives (the time before it is the wait for data; ``pos`` names the last completed step),
     ``after_step(pos, logs)`` after every step. Returns the epoch's lr, speed and time; the
-    mean losses accumulate in ``meter``."""
+    mean losses and the epoch's time accumulate in ``meter``."""
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     pos, seen, t0 = start, 0, time.perf_counter()
+    last = t0   # (each step's time counted in ``meter`` before a save may take it)
     bar = _progress(steps, desc, start.epoch_iteration) if status is not None else None
     lr = lr_at(pos.epoch + max(pos.epoch_iteration - 1, 0) / steps)   # the last step's, if any
     try:
@@ -73,6 +74,8 @@ def train_one_epoch(model: nn.Module, criterion: nn.Module, optimizer: torch.opt
             if ema is not None:
                 ema.update(model)
             meter.add(loss_value, parts, images.shape[0] * world_size)  # (equal on every rank)
+            meter.spent(time.perf_counter() - last)
+            last = time.perf_counter()
             pos = pos.stepped()
             seen += images.shape[0] * world_size
             speed = seen / max(time.perf_counter() - t0, 1e-9)
@@ -90,8 +93,12 @@ def train_one_epoch(model: nn.Module, criterion: nn.Module, optimizer: torch.opt
     finally:
         if bar is not None:
             bar.close()
+    meter.spent(time.perf_counter() - last)
     elapsed = time.perf_counter() - t0
-    return {"lr": lr, "images_per_s": seen / max(elapsed, 1e-9), "epoch_time_s": elapsed}
+    # The epoch's time over every resume of it (None: the part before a resume from a
+    # checkpoint of before trainlefts46, unknown); its speed is this process's own.
+    return {"lr": lr, "images_per_s": seen / max(elapsed, 1e-9),
+            "epoch_time_s": meter.seconds}
 
 
 def _progress(total: int, desc: str, initial: int):

@@ -30,7 +30,10 @@ def restore(run: Any, start: Start) -> Optional[dict]:
     path = start.path
     state = ckpt.load_checkpoint(path, map_location="cpu")
     ckpt.check_signature(state.get("signature", {}), run.signature, path)
-    check_classes(state.get("class_names"), list(run.class_names), path)
+    saved = saved_classes(state)
+    check_classes(saved, list(run.class_names), path)
+    if saved is None and run.info.is_main:
+        _unchecked_classes(state, list(run.class_names), path)
     # Well formed is not enough: NaN weights, or an EMA/optimizer of another model, are
     # refused here in one line (trainer.resume_checks), before a step is trained.
     checks.check_finite(state["model"], "model weights", path)
@@ -125,7 +128,8 @@ def _say_epochs(saved: Any, epochs: int, path: str, pos: Any) -> None:
 def check_classes(saved: Any, names: list[str], path: Optional[str]) -> None:
     """Refuse a checkpoint trained on other class names, or in another order, than the config
     gives (the signature compares their count only): each output would go on learning
-    another class. Checkpoints without names (trainer 0.1.0) are let through. ``trainer
+    another class. ``saved`` None (:func:`saved_classes`: a checkpoint of trainer 0.1.0
+    whose config names a file) is let through; :func:`restore` warns of it. ``trainer
     status`` asks the same of Drive's candidates (:func:`trainer.status.layout_check`)."""
     if not isinstance(saved, list) or [str(n) for n in saved] == [str(n) for n in names]:
         return
@@ -138,6 +142,37 @@ def check_classes(saved: Any, names: list[str], path: Optional[str]) -> None:
         f"config names {listed(names)} (data.classes; a class is its place in the list). "
         f"Resume with the classes it was trained on, or start a new run that fine-tunes from "
         f"it: {fine_tune_advice(path)}")
+
+
+def saved_classes(state: dict) -> Any:
+    """The class names ``state`` was trained on: its ``class_names``, else (trainer 0.1.0
+    wrote none) the names its config gave inline (``data.classes: [cat, dog]``); None where
+    it says only the file they were read from."""
+    if "class_names" in state:
+        return state["class_names"]
+    given = _config_classes(state)
+    return given if isinstance(given, list) else None
+
+
+def _config_classes(state: dict) -> Any:
+    """``data.classes`` of the config saved in ``state`` (a path, or the names), else None."""
+    config = state.get("config")
+    data = config.get("data") if isinstance(config, dict) else None
+    return data.get("classes") if isinstance(data, dict) else None
+
+
+def _unchecked_classes(state: dict, names: list[str], path: Optional[str]) -> None:
+    """Warn that ``path`` (no class names in it: trainer 0.1.0) cannot be checked against the
+    config's classes: resumed with them reordered, it went on silently (trainlefts46).
+    Warned, not refused: most such resumes give the same file, and no one could say so."""
+    given = _config_classes(state)
+    read = f"; its config read them from {given}" if isinstance(given, str) else ""
+    logger.warning(
+        "%s does not record the classes it was trained on (a checkpoint of trainer 0.1.0%s): "
+        "that the config's [%s] are those, in that order, cannot be checked (a class is its "
+        "place in the list; reordered, each output goes on learning another class): if it "
+        "is not the list it was trained on, stop and resume with that one", path,
+        read, ", ".join(str(n) for n in names))
 
 
 def _mismatch(model: Any, given: dict, exc: RuntimeError) -> str:

@@ -84,6 +84,16 @@ class EpochMeter:
     # another number of processes goes on from (trainer.data.dataset.set_loader_epoch).
     # None: not counted (a checkpoint of before train27).
     samples: Optional[int] = 0
+    # Seconds spent training the epoch so far, over every resume of it (results.csv's
+    # epoch_time_s counted only the part after a mid-epoch resume: trainlefts46). Saved as
+    # the checkpoint's ``epoch_time_s``, beside this meter: an older trainer refuses a meter
+    # key it does not know. None: unknown (resumed mid-epoch from a checkpoint without it).
+    seconds: Optional[float] = 0.0
+
+    def spent(self, seconds: float) -> None:
+        """Count ``seconds`` more of the epoch's training time (if its start is known)."""
+        if self.seconds is not None:
+            self.seconds += seconds
 
     def add(self, loss: float, parts: dict, samples: int = 0) -> None:
         self.loss += loss
@@ -125,7 +135,7 @@ class TrainState:
                 "epoch_iteration": p.epoch_iteration, "best_map50": self.best_map50,
                 "best_epoch": self.best_epoch, "history": [dict(r) for r in self.history],
                 "epoch_meter": self.meter.state_dict(), "resumed_from": self.resumed_from,
-                "train_samples": self.samples}
+                "train_samples": self.samples, "epoch_time_s": self.meter.seconds}
 
     @classmethod
     def from_checkpoint(cls, state: dict) -> "TrainState":
@@ -139,6 +149,9 @@ class TrainState:
                   resumed_from=state.get("resumed_from"), samples=state.get("train_samples"))
         if state.get("run"):
             out.run = str(state["run"])
+        # (A checkpoint of before trainlefts46 saved mid-epoch: the time before it unknown.)
+        out.meter.seconds = state["epoch_time_s"] if "epoch_time_s" in state else (
+            None if out.pos.epoch_iteration else 0.0)
         return out
 
 
@@ -177,6 +190,7 @@ def bookkeeping_problem(state: dict) -> Optional[str]:
         if state.get(key) is not None and not _count(state[key]):
             return f"{key} = {_shown(state[key])}"
     for key, fits in (("best_map50", _number), ("best_epoch", _count),
+                      ("epoch_time_s", lambda v: _number(v) and v >= 0),
                       ("run", lambda v: isinstance(v, str)),
                       ("resumed_from", lambda v: isinstance(v, str))):
         if state.get(key) is not None and not fits(state[key]):

@@ -303,7 +303,7 @@ def config_check(cfg: Any) -> Callable[[dict, str], None]:
     classes of ``data.classes`` (where that file is here) in another order or others of the
     same count, another kind of ``train.optimizer``, and in the middle of an epoch another
     ``train.seed``. Status said the run went on from such a file (attacktrain40)."""
-    from trainer.restore import check_classes
+    from trainer.restore import check_classes, saved_classes
     from trainer.resume_checks import check_optimizer_kind, trained_optimizer
     from trainer.sample_list import check_seed
     from trainer.state import Position
@@ -313,7 +313,7 @@ def config_check(cfg: Any) -> Callable[[dict, str], None]:
     def check(state: dict, where: str) -> None:
         try:
             if names is not None:
-                check_classes(state.get("class_names"), names, where)
+                check_classes(saved_classes(state), names, where)
             check_optimizer_kind(cfg.train.optimizer, state.get("optimizer"), where,
                                  trained_optimizer(state))
             check_seed(state.get("config"), cfg.train.seed, Position(*ckpt.position_of(state)),
