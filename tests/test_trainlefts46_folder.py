@@ -78,3 +78,37 @@ def test_a_save_sent_alone_refuses_a_folder_of_its_sidecars_name_before_a_byte_i
         f"cannot be sent there: rename that folder on Drive")
     assert _there(drive) == [("epoch_002.json", True)]
     assert os.path.exists(path)
+
+
+# --------------------------------------------------------------------------- 4: the room
+
+def test_another_machines_fetch_of_rank_0s_checkpoint_asks_for_the_room_first(
+        emulator, drive_env, local_state, tmp_path, small_disk):
+    """Multi-machine DDP: a machine without rank 0's checkpoint fetches it by id into its run
+    folder. It did so with no look at the room (the other fetches ask: lefts45): a large one
+    filled the disk, then ENOSPC. Now one line says what it needs and where; nothing is
+    fetched, nothing left in the folder."""
+    import hashlib
+    import re
+
+    from drivestage.errors import DiskSpaceError
+    from drivestage.remote import open_store
+    from test_lefts45_lone_room import _media
+    from trainer.resume import Chosen, ensure_local_checkpoint
+
+    data = bytes(range(256)) * 1024   # 256 KiB
+    fid = emulator.add_file(f"{FOLDER}/epoch_004.pt", data)
+    store, path = open_store(f"{SPEC}/epoch_004.pt")
+    chosen = Chosen(f"{SPEC}/epoch_004.pt", hashlib.md5(data).hexdigest(), len(data),
+                    store.resolve(path))
+    logs = small_disk(64 * 1024) / "logs"
+    since = len(emulator.requests)
+    with pytest.raises(DiskSpaceError) as refused:
+        ensure_local_checkpoint(str(logs / "epoch_004.pt"), chosen)
+    assert re.fullmatch(
+        rf"not enough free disk space in {re.escape(str(logs))} to fetch "
+        rf"{re.escape(SPEC)}/epoch_004\.pt \(the checkpoint rank 0 resumes from\) for this "
+        rf"machine: needs 256\.0 KiB \({len(data)} bytes\), only \d+(\.\d)? KiB \(\d+ bytes\) "
+        r"free; free some space on this machine and run the same command \(Drive keeps it\)",
+        str(refused.value)), refused.value
+    assert _media(emulator, since, fid) == [] and list(logs.iterdir()) == []

@@ -69,7 +69,9 @@ def ensure_local_checkpoint(path: str, chosen: Chosen) -> str:
     does; else those bytes fetched from Drive *by id* (a new version of the name pushed since
     rank 0 chose is other bytes), verified against rank 0's md5, into ``path`` when nothing is
     there, or into a hidden copy beside it when ``path`` holds other bytes (this machine's own
-    file, kept: it may be the only copy of that state). Raises CheckpointError, one line."""
+    file, kept: it may be the only copy of that state). Raises CheckpointError, one line;
+    DiskSpaceError (what it needs, where) before a byte is fetched where the disk has no
+    room for them."""
     if os.path.isfile(path):
         md5, size = _file_md5(path)
         if md5 == chosen.md5 and size == chosen.size:
@@ -91,11 +93,20 @@ def ensure_local_checkpoint(path: str, chosen: Chosen) -> str:
     if other and os.path.isfile(target) and _file_md5(target) == (chosen.md5, chosen.size):
         return target   # a rerun: this machine fetched these bytes already
     from drivestage.errors import ChecksumMismatchError, NotFoundError, RemoteChangedError
+    from drivestage.partials import partial_size
     from drivestage.remote import open_store
+    from drivestage.sizes import check_space
     from trainer.drive import fetch_own
 
+    into = os.path.dirname(os.path.abspath(target))
+    os.makedirs(into, exist_ok=True)
+    # As the other fetches of a checkpoint (trainer.drive.DriveFolder.fetch_entry, lefts45):
+    # fetched with no look at the room, one of gigabytes filled the disk, then ENOSPC.
+    check_space(into, 0, chosen.entry.size - partial_size(target, chosen.entry),
+                f"fetch {chosen.where} (the checkpoint rank 0 resumes from) for this machine",
+                remedy="free some space on this machine and run the same command (Drive "
+                       "keeps it)")
     logger.info("fetching %s (md5 %s) from Drive for this machine", chosen.where, chosen.md5)
-    os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
     try:
         by_id = f"drive:id:{chosen.entry.id}"
         store, _ = open_store(by_id)
