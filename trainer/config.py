@@ -87,8 +87,12 @@ class TrainConfig:
 
     epochs: int = _f(100, "total epochs (freeze and unfreeze phases together)")
     freeze_epochs: int = _f(50, "epochs with the backbone frozen at the start (0 = none)")
-    batch_size: int = _f(16, "batch size of the unfrozen phase (total over all DDP processes)")
-    freeze_batch_size: int = _f(32, "batch size of the frozen phase (total over all DDP processes)")
+    batch_size: int = _f(16, "batch size of the unfrozen phase (total over all DDP processes: "
+                             "a multiple of the processes, else the largest multiple below is "
+                             "trained)")
+    freeze_batch_size: int = _f(32, "batch size of the frozen phase (total over all DDP "
+                                    "processes: a multiple of the processes, else the largest "
+                                    "multiple below is trained)")
     lr: float = _f(1e-2, "initial learning rate at nominal batch size 64 (scaled by batch/64)")
     min_lr_ratio: float = _f(0.01, "final learning rate as a fraction of train.lr")
     optimizer: str = _f("sgd", "sgd (nesterov), adam or adamw", choices=("sgd", "adam", "adamw"))
