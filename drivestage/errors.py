@@ -84,6 +84,13 @@ class LeftAloneError(NotFoundError):
     tell it apart, so as not to say it was deleted."""
 
 
+class ChangedSinceCheckedError(LeftAloneError):
+    """Drive refused a removal (or write) that named the etag its check read (``If-Match``:
+    412 conditionNotMet): the item changed between the check and the request (a new
+    revision under the same id). Nothing was done; the caller keeps it, as an item changed
+    since its listing."""
+
+
 class StaysElsewhereError(LeftAloneError):
     """An item a removal was meant for is also in another folder (a second parent Drive kept
     from before 2020), and neither a deletion (which takes it from every folder) nor taking

@@ -61,6 +61,33 @@ VERBS: dict[str, Make] = {
 }
 
 
+def request_of(transport: Transport, verb: str, fid: str, files: Any = None,
+               etag: Optional[str] = None) -> Any:
+    """The call ``verb`` (:data:`VERBS`) of ``fid``, not executed, with the resource keys it
+    needs and, given ``etag`` (what the check before a removal read), ``If-Match``: Drive
+    then refuses it (412) where the item changed since, instead of removing what no check
+    saw (a checkpoint another trainer replaced under the same id)."""
+    request = VERBS[verb](transport.files() if files is None else files, fid)
+    needed = transport.resource_keys.header(request.uri)
+    if needed:  # the batch's own headers name none: its address holds no id
+        request.headers["X-Goog-Drive-Resource-Keys"] = needed
+    if etag:
+        request.headers["If-Match"] = etag
+    return request
+
+
+def sender(transport: Transport, fid: str, etag: str) -> Callable[[bool, bool], None]:
+    """A lone removal of ``fid`` (``send(to_trash, first)``) that names ``etag``
+    (:func:`request_of`). A trash names it on its first try only: a trash changes the etag,
+    so a retry after one whose answer was lost would be refused as changed (where Drive
+    honours it on files.trash, which no public source says)."""
+    def send(to_trash: bool, first: bool) -> None:
+        verb = "trash" if to_trash else "delete"
+        request_of(transport, verb, fid, etag=etag if first or not to_trash else None
+                   ).execute(http=transport.http())
+    return send
+
+
 def get_many(transport: Transport, wanted: Mapping[str, str]) -> dict[str, Got]:
     """files.get of each id in ``wanted`` (id -> where, for messages), in batches of at most
     :data:`MAX_CALLS`: id -> its resource, or the exception its call ended with (transient
@@ -75,13 +102,16 @@ def get_many(transport: Transport, wanted: Mapping[str, str]) -> dict[str, Got]:
 def call_many(transport: Transport, wanted: Mapping[str, str], verb: str,
               sent: Optional[dict[str, int]] = None,
               before: Optional[Callable[[], None]] = None,
-              out: Optional[dict[str, Got]] = None) -> dict[str, Got]:
+              out: Optional[dict[str, Got]] = None,
+              etags: Mapping[str, str] = {}) -> dict[str, Got]:
     """:func:`get_many` for the calls ``verb`` names in :data:`VERBS` (a delete answers
     ``{}``); ``sent`` (id -> how many times its call was sent) tells a delete's 404 on a
     retry (an earlier attempt went through, its answer lost) from a first one. ``before``
     (a push's guard) is called before each batch request, a retry's too (a lease lost
     between a try and its retry removes nothing: guards40); what it raises is raised as
-    it is, nothing more sent; ``out`` (the answer) holds the calls settled before it."""
+    it is, nothing more sent; ``out`` (the answer) holds the calls settled before it.
+    ``etags`` (id -> the etag the check read): each such call names it (:func:`request_of`;
+    a trash on its first try only, as :func:`sender`)."""
     ids = list(wanted)
     out = {} if out is None else out
     sent = {} if sent is None else sent
@@ -103,7 +133,7 @@ def call_many(transport: Transport, wanted: Mapping[str, str], verb: str,
         answered: list[bool] = []  # per attempt: whether the batch request got its answer
         try:
             refused = transport.retrying(what)(_attempt, transport, left, out, what, answered,
-                                              VERBS[verb], sent, ask)
+                                              verb, sent, ask, etags)
         except DriveStageError as exc:  # retries ran out
             if exc in refusals:
                 raise
@@ -145,8 +175,9 @@ class _Twice(dict):  # type: ignore[type-arg]
 
 
 def _attempt(transport: Transport, left: list[str], out: dict[str, Got],
-             what: str, answered: list[bool], make: Make,
-             sent: dict[str, int], before: Callable[[], None]) -> Optional[NoBatches]:
+             what: str, answered: list[bool], verb: str,
+             sent: dict[str, int], before: Callable[[], None],
+             etags: Mapping[str, str]) -> Optional[NoBatches]:
     """One batch request for the ids in ``left``, after ``before()``: those settled leave
     it (into ``out``). A refusal of the batch itself is returned, not raised: the retry
     loop would type it as an answer about the items."""
@@ -158,16 +189,13 @@ def _attempt(transport: Transport, left: list[str], out: dict[str, Got],
     # Its private table of answers (set once, in __init__): where an id comes twice.
     twice = batch._responses = _Twice(batch)
     for fid in left:
-        request = make(files, fid)
-        needed = transport.resource_keys.header(request.uri)
-        if needed:  # the batch's own headers name none: its address holds no id
-            request.headers["X-Goog-Drive-Resource-Keys"] = needed
-        batch.add(request, request_id=fid)
+        etag = etags.get(fid) if verb != "trash" or not sent.get(fid) else None
+        batch.add(request_of(transport, verb, fid, files, etag), request_id=fid)
         sent[fid] = sent.get(fid, 0) + 1
     answered.append(False)
     # Removals: each try after the guard and counted in ``sent`` (httplib2 sent one again
     # unseen where the server hung up without an answer: connections.counted_tries).
-    counted = connections.counted_tries() if make is not VERBS["stat"] \
+    counted = connections.counted_tries() if verb != "stat" \
         else contextlib.nullcontext()
     try:
         with counted:

@@ -9,7 +9,8 @@ from typing import Any, Callable, Optional
 
 from drivestage.command import stopping
 from drivestage.drive import answers, connections
-from drivestage.errors import DriveStageError, PermissionDeniedError, WebPageRefusalError
+from drivestage.errors import (ChangedSinceCheckedError, DriveStageError, PermissionDeniedError,
+                               WebPageRefusalError)
 
 log = logging.getLogger("drivestage.drive.store")
 
@@ -30,14 +31,19 @@ os.register_at_fork(after_in_child=_unlocked_in_child)
 def remove(call: Callable[[str, Callable[[], None]], None], f: Any, where: str, trash: bool,
            *, drive_id: Optional[str], scope: str,
            check: Optional[Callable[[], None]] = None,
-           unanswered: Optional[list[str]] = None) -> None:
+           unanswered: Optional[list[str]] = None,
+           send: Optional[Callable[[bool, bool], None]] = None) -> None:
     """Delete the PyDrive2 file ``f`` (``where`` names it) through ``call`` (the store's
     retrying call), or trash it when ``trash``; a permanent delete Drive refuses is tried as
     a trash (a shared drive's Content manager), with one warning per ``scope`` (the shared
     drive) and process. An answer lost after Drive did it: the retry's 404 is success.
     ``check`` (a push's guard) before each request, each retry's too (guards40); where it
     refuses a retry, ``where`` goes into ``unanswered``: a try was sent, its answer not had
-    (it may have gone: attackguard40)."""
+    (it may have gone: attackguard40). ``send(to_trash, first_try)``, where given, sends
+    each try in place of ``f``'s own (one that names the etag the check read:
+    :func:`drivestage.drive.batches.sender`); Drive's 412 to it is a
+    :class:`~drivestage.errors.ChangedSinceCheckedError`, said in one line and raised: the
+    item changed since its check, and stays."""
     refusals: list[BaseException] = []   # the guard's: raised as they are
 
     def attempt(to_trash: bool) -> None:
@@ -55,7 +61,10 @@ def remove(call: Callable[[str, Callable[[], None]], None], f: Any, where: str, 
             tried.append(1)
             try:
                 with connections.counted_tries():   # (each try after the guard: counted)
-                    (f.Trash if to_trash else f.Delete)()
+                    if send is not None:
+                        send(to_trash, len(tried) == 1)
+                    else:
+                        (f.Trash if to_trash else f.Delete)()
             except Exception as exc:
                 failure = answers.failure_of(exc)
                 if failure is not None and failure.gone and len(tried) > 1:
@@ -66,6 +75,9 @@ def remove(call: Callable[[str, Callable[[], None]], None], f: Any, where: str, 
 
     try:
         attempt(trash)
+    except ChangedSinceCheckedError as changed:
+        log.warning("%s", changed)
+        raise
     except PermissionDeniedError as refused:
         try:
             if trash or not answers.drive_refused(refused):   # a filter's page: no trash
@@ -73,6 +85,9 @@ def remove(call: Callable[[str, Callable[[], None]], None], f: Any, where: str, 
             attempt(True)
         except DriveStageError as again:
             if again in refusals:   # (the guard's, never "not removed")
+                raise
+            if isinstance(again, ChangedSinceCheckedError):
+                log.warning("%s", again)
                 raise
             raise not_removed(where, refused, again, drive_id) from None
         warn_trashed_instead(scope, where, refused, drive_id)

@@ -77,6 +77,7 @@ class Deletes(Removals):
     def _init_deletes(self) -> None:
         #: The server refused a batch request itself (:class:`batches.NoBatches`).
         self._no_batches = False
+        self._etags = {}
 
     def delete(self, entry: RemoteEntry, *, trash: bool = False,
                check: Optional[Callable[[], None]] = None) -> None:
@@ -89,17 +90,19 @@ class Deletes(Removals):
         if not (isinstance(entry, DriveEntry) and entry.via_shortcut):  # not on a stale listing
             # (A mount's mark, a run folder inside: before its own read.)
             changed = self._unmarked_below(entry, where) if entry.is_dir else None
-            provenance.check_as_listed(self._get(entry.id, where), entry,
-                                       self._listed_in.get(entry.id), where,
+            res = self._get(entry.id, where)
+            provenance.check_as_listed(res, entry, self._listed_in.get(entry.id), where,
                                        marked_before=self._marks_asked.get(entry.id, False))
             if changed is not None:   # (its own mark, read above, said first)
                 marks_below.leave(changed)
         else:  # (a shortcut: what its id names is one, never a folder listed as one)
-            provenance.check_shortcut(self._get(self._key(entry), where), entry,
-                                      self._listed_in.get(self._key(entry)), where)
+            res = self._get(self._key(entry), where)
+            provenance.check_shortcut(res, entry, self._listed_in.get(self._key(entry)), where)
+        self._read_as(entry, res)
         removal.remove(self.call, self.drive.CreateFile({"id": self._key(entry)}),
                        self.describe(entry), trash, drive_id=self._drive_of(entry),
-                       scope=self._drive_of(entry) or self.label, check=check)
+                       scope=self._drive_of(entry) or self.label, check=check,
+                       send=self._sender(entry))
         self._forget(entry)
 
     def take_out(self, entry: RemoteEntry, *, trash: bool = False,
@@ -123,9 +126,11 @@ class Deletes(Removals):
         home = listed_in or entry.parent_id
         other = provenance.elsewhere(res, entry, listed_in)
         if home is None or other is None:
+            self._read_as(entry, res)
             removal.remove(self.call, self.drive.CreateFile({"id": entry.id}), where, trash,
                            drive_id=self._drive_of(entry),
-                           scope=self._drive_of(entry) or self.label, check=check)
+                           scope=self._drive_of(entry) or self.label, check=check,
+                           send=self._sender(entry))
             self._forget(entry)
             return "deleted"
         folder = where.rsplit("/", 1)[0] if "/" in where else f"drive:id:{home}"
@@ -168,6 +173,14 @@ class Deletes(Removals):
             lambda at_id, at: self._children(at_id, at, checking=True),
             self._children, folder, where, self._held)
 
+    def _read_as(self, entry: RemoteEntry, res: Mapping[str, Any]) -> None:
+        """``entry``'s check read it as ``res``: its removal names that etag (If-Match)."""
+        etag = res.get("etag")
+        if isinstance(etag, str) and etag:
+            self._etags[entry.id] = etag
+        else:   # (a server without etags: the removal goes unconditional, as before)
+            self._etags.pop(entry.id, None)
+
     def _drive_of(self, entry: RemoteEntry) -> Optional[str]:
         """The shared drive ``entry`` is in, as the check before its deletion read it (a
         folder of one reached through a shortcut from My Drive), else the store's: what a
@@ -181,6 +194,7 @@ class Deletes(Removals):
         self._held.pop(entry.id, None)
         self._targets.pop(entry.id, None)
         self._item_drives.pop(self._key(entry), None)
+        self._etags.pop(entry.id, None)
         self._folder_ids = {k: v for k, v in self._folder_ids.items() if v != entry.id}
 
     def delete_many(self, entries: Sequence[RemoteEntry], *, trash: bool = False,
@@ -294,6 +308,8 @@ class Deletes(Removals):
                                                marked_before=self._marks_asked.get(e.id, False))
                     if e.id in changed:
                         marks_below.leave(changed[e.id])
+                if e.id not in keeps:
+                    self._read_as(e, raw)
             except NotFoundError as exc:
                 out[e.id] = kept_moved(where, "deleted") \
                     if e.id in keeps and not isinstance(exc, KeptMovedError) else exc

@@ -16,7 +16,8 @@ import logging
 from typing import Any, Callable, Mapping, Optional, Sequence, TypeVar
 
 from drivestage.drive import answers, batches, removal, retry
-from drivestage.errors import DriveStageError, LeftAloneError, NotFoundError
+from drivestage.errors import (ChangedSinceCheckedError, DriveStageError, LeftAloneError,
+                               NotFoundError)
 from drivestage.store import RemoteEntry
 
 T = TypeVar("T")
@@ -35,6 +36,9 @@ class Removals:
     drive_id: Optional[str]
     label: str
     _no_batches: bool
+    #: By id, the etag the check before an item's removal read: its removal names it
+    #: (``If-Match``), so Drive refuses it where the item changed since (412: kept).
+    _etags: dict[str, str]
 
     def describe(self, entry: RemoteEntry) -> str:  # the store's
         raise NotImplementedError
@@ -69,7 +73,7 @@ class Removals:
         got: dict[str, batches.Got] = {}
         try:   # (the guard before each batch request, a retry's too)
             batches.call_many(self.transport, where, "trash" if trash else "delete", sent,
-                              before=check, out=got)
+                              before=check, out=got, etags=self._etags_of(ok))
         except batches.NoBatches as exc:
             # Refused whole (nothing done), or an answer that is not Drive's (some may be
             # done: a lone delete then answers 404, taken as gone). What an earlier attempt's
@@ -109,6 +113,16 @@ class Removals:
         if refused:
             self._trash_instead([e for e in ok if e.id in refused], refused, check, out)
 
+    def _etags_of(self, items: Sequence[RemoteEntry]) -> dict[str, str]:
+        """The etags the checks read of ``items``, by the id their removal names."""
+        return {self._key(e): self._etags[e.id] for e in items if e.id in self._etags}
+
+    def _sender(self, e: RemoteEntry) -> Optional[Callable[[bool, bool], None]]:
+        """A lone removal of ``e`` that names the etag its check read; None where none was
+        read (``f``'s own Delete/Trash then, unconditional)."""
+        etag = self._etags.get(e.id)
+        return batches.sender(self.transport, self._key(e), etag) if etag else None
+
     def _done(self, ok: list[RemoteEntry], got: Mapping[str, batches.Got],
               out: Outcomes) -> None:
         """The items of ``ok`` whose call Drive answered done in ``got``, into ``out``."""
@@ -131,6 +145,8 @@ class Removals:
         if failure is not None and failure.gone and sent > 1:
             return None  # an earlier attempt went through before its answer was lost
         typed = retry.translate(got, f"{verb} {where}")  # the one place that types answers
+        if isinstance(typed, ChangedSinceCheckedError):
+            log.warning("%s", typed)   # (412 to its If-Match: kept, as a lone one says)
         return typed if isinstance(typed, DriveStageError) else DriveStageError(str(typed))
 
     def _recheck(self, e: RemoteEntry, where: str, trash: bool,
@@ -172,7 +188,7 @@ class Removals:
                 removal.remove(self.call, self.drive.CreateFile({"id": self._key(e)}),
                                self.describe(e), trash, drive_id=self._drive_of(e),
                                scope=self._drive_of(e) or self.label, check=ask,
-                               unanswered=lost)
+                               unanswered=lost, send=self._sender(e))
             except BaseException as exc:
                 if exc in refusals or not isinstance(exc, DriveStageError):
                     removal.say_unanswered(lost + [
@@ -197,7 +213,8 @@ class Removals:
         got: dict[str, batches.Got] = {}
         maybe: list[RemoteEntry] = []   # (sent in a batch whose answer was lost)
         try:
-            batches.call_many(self.transport, where, "trash", sent, before=check, out=got)
+            batches.call_many(self.transport, where, "trash", sent, before=check, out=got,
+                              etags=self._etags_of(items))
         except batches.NoBatches as exc:
             got = {}
             maybe = [e for e in items
