@@ -94,17 +94,17 @@ def test_an_unchanged_file_is_deleted_with_one_read_and_its_etag(emulator, throu
     assert mine == [("GET", None), ("DELETE", etag)], mine
 
 
-def test_a_batch_of_unchanged_deletes_names_each_etag(emulator, through, tmp_path):
+def test_a_batch_of_unchanged_trashes_names_each_etag(emulator, through, tmp_path):
     src, fid = _stray(emulator, tmp_path)
     two = emulator.add_file("runs/b/stray2.bin", b"second stray")
     etags = {f: emulator.render(emulator.store.get(f))["etag"] for f in (fid, two)}
     start = len(emulator.requests)
-    code, _, err = run("push", src, "drive:runs/b", "--delete", "--delete-permanently")
+    code, _, err = run("push", src, "drive:runs/b", "--delete")   # (to the trash)
     assert code == 0, err
     assert CHANGED not in err, err
     assert set(live_md5s(emulator, "runs/b")) == {"keep.txt"}
     calls = [r for r in emulator.requests[start:] if any(f in r.path for f in etags)]
     assert sorted((r.kind, r.in_batch) for r in calls) == \
-        [("files.delete", True)] * 2 + [("files.get", True)] * 2, calls
-    assert {r.path.rsplit("/", 1)[-1]: r.headers.get("If-Match") for r in calls
-            if r.kind == "files.delete"} == etags
+        [("files.get", True)] * 2 + [("files.trash", True)] * 2, calls
+    assert {r.path.split("/")[4]: r.headers.get("If-Match") for r in calls
+            if r.kind == "files.trash"} == etags
