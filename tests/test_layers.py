@@ -25,7 +25,7 @@ LAYERS = [
      "stderr_tail",
      "special_files", "stdout_sink", "command", "fork_drop"],
     ["gil"],   # a long pure-Python step that lets the I/O threads beside it run
-    ["store", "sidecar", "first_seen", "flagged"],   # flagged: sidecars Drive will not serve
+    ["store_entries", "store", "sidecar", "first_seen", "flagged"],   # flagged: sidecars Drive will not serve
     ["retention_policy", "retention_plan", "lineage"],
     ["retention_order"],
     ["lockdir", "state", "retention", "create_ids"],
@@ -49,6 +49,7 @@ LAYERS = [
     ["drive.media", "drive.batches", "drive.reparent", "drive.upload_ends"],
     ["drive.upload"],
     ["drive.store_bytes", "drive.store_deletes", "drive.store_removals", "drive.store_folders",
+     "drive.store_uploads",
      "drive.ids", "drive.relist"],
     ["drive.store"],
     ["drive.places", "drive"],

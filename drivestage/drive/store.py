@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, TypeVar, Union
+from typing import Any, Callable, Mapping, Optional, TypeVar, Union
 
 from drivestage.drive import answers, folders, ids, marks_below, paging, provenance, relist, \
     reparent, shortcuts
@@ -33,25 +33,17 @@ from drivestage.drive.resources import (FOLDER_MIME, DriveEntry, check_resource,
 from drivestage.drive.store_bytes import ByteReads
 from drivestage.drive.store_deletes import Deletes
 from drivestage.drive.store_folders import SHARED_WITH_ME, FolderMaking
+from drivestage.drive.store_uploads import Uploads, joined as _join
 from drivestage.drive.transport import Transport
-from drivestage.drive.upload import upload_file
 from drivestage.errors import (DanglingShortcutError, DriveStageError, DuplicateNameError,
-                               MalformedAnswerError, MovedAwayError, NotFoundError,
-                               PermissionDeniedError, RemoteError, ShortcutCycleError,
+                               MalformedAnswerError, NotFoundError, RemoteError, ShortcutCycleError,
                                TrashedError, UsageError, WrongItemError)
 from drivestage.paths import DrivePath, StorePath, exclude_pattern, printable
-from drivestage.store import Mark, Md5Source, ProgressFn, Quota, RemoteEntry, RemoteStore
+from drivestage.store import Mark, Quota, RemoteEntry, RemoteStore
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-
-def _join(where: str, name: str) -> str:
-    """``drive:a`` + ``b`` -> ``drive:a/b`` (``drive:`` + ``b`` -> ``drive:b``); the name is
-    made safe to print (a Drive title may hold control characters and ANSI escapes)."""
-    name = printable(name)
-    return f"drive:{name}" if where == "drive:" else f"{where.rstrip('/')}/{name}"
 
 
 def _escape(name: str) -> str:
@@ -59,7 +51,7 @@ def _escape(name: str) -> str:
     return name.replace("\\", "\\\\").replace("'", "\\'")
 
 
-class DriveStore(ByteReads, Deletes, FolderMaking, RemoteStore):
+class DriveStore(ByteReads, Deletes, FolderMaking, Uploads, RemoteStore):
     """Google Drive (My Drive, one shared drive, or "Shared with me") behind the
     :class:`RemoteStore` protocol.
 
@@ -445,55 +437,3 @@ class DriveStore(ByteReads, Deletes, FolderMaking, RemoteStore):
             return Quota(total=None, used=0, trash=0)
         about = self.call("read the Drive quota", self.drive.GetAbout)
         return quota_of(about)
-
-    def check_replaceable(self, entry: RemoteEntry) -> None:
-        """A shortcut is never replaced: its target is someone's file, and removing the
-        shortcut itself would lose the user's link to it."""
-        if self._content(entry) is not entry:
-            raise PermissionDeniedError(
-                f"{self.describe(entry)} is a shortcut; drivestage does not replace a "
-                "shortcut's target. Remove the shortcut on Drive, or push into another folder.")
-
-    def _as_listed(self, entry: RemoteEntry, where: str,
-                   folder: RemoteEntry) -> Optional[RemoteEntry]:
-        """``entry``, to be updated in place, while files.get shows it under the name a
-        listing did; None (a new file is made instead) when it was renamed or trashed since,
-        or is gone. Drive's listings lag: an update by id overwrote a log (or a sidecar) the
-        user had renamed to keep it, and renamed it back. One files.get. Out of ``folder``:
-        MovedAwayError, for the push to tell a dedupe's move from the user's (push_job)."""
-        try:
-            res = self._get(entry.id, where)
-        except NotFoundError:
-            return None
-        title = res.get("title")
-        change = "trashed" if is_trashed(res) else f"renamed {printable(str(title))!r}" \
-            if entry.name and title != entry.name else None
-        if change is None and provenance.is_in(res, folder.id) is False:
-            raise MovedAwayError(where, provenance._parent_ids(res) or [])
-        if change is None:
-            return entry
-        log.warning("%s was %s on Drive since it was listed; left as it is, sent as a new "
-                    "file", where, change)
-        return None
-
-    def upload(self, local_path: str, folder: RemoteEntry, name: str, *,
-               replace: Optional[RemoteEntry] = None, progress: Optional[ProgressFn] = None,
-               chunk_size: Optional[int] = None,
-               md5_cache: Optional[Md5Source] = None) -> RemoteEntry:
-        """Resumable, md5-verified upload (see :mod:`drivestage.drive.upload`)."""
-        self._writable(folder, _join(self.describe(folder), name))
-        if replace is not None:
-            self.check_replaceable(replace)
-            replace = self._as_listed(replace, _join(self.describe(folder), name), folder)
-        if replace is None:  # a new file: made with the id chosen for it (drive.ids)
-            sent = self.creates.upload(self.transport, self, self._get, local_path, folder,
-                                       name, chunk_size=chunk_size, progress=progress,
-                                       md5_cache=md5_cache)
-        else:
-            sent = upload_file(self.transport, self, local_path, folder, name, replace=replace,
-                               chunk_size=chunk_size, progress=progress, md5_cache=md5_cache)
-        return self._remember(sent, _join(self.describe(folder), name))  # (named by its path)
-
-    def reserve_creates(self, creates: Sequence[tuple[str, RemoteEntry, str]],
-                        within: Iterable[RemoteEntry]) -> None:
-        self.creates.prepare(creates, within, self._listed_in)
