@@ -16,7 +16,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from drivestage.errors import UsageError
+from drivestage.errors import ShortcutCycleError, UsageError
 from drivestage.paths import (UTF8_LOCALE, exclude_pattern, is_reserved, matches,
                               names_encoding, printable)
 
@@ -210,3 +210,25 @@ def walk(src: str, include: Sequence[str] = (), exclude: Sequence[str] = (), *,
     tree.skipped_links.sort()
     tree.made = made(tree.folders, tree.files, include)
     return tree
+
+
+def refuse_loop(full: str, root: str) -> None:
+    """Refuse the folder ``full``, a link, when it leads to a folder it sits in (or to its
+    own), by any of its path up to ``root`` (a directory store's listing: localdir.py): a
+    folder pull took it again inside itself until a path held 40 links (ELOOP, a
+    600-character line), and two such links in a folder made 2^40 listings (attackpull32); so
+    did ``x/y -> ../z`` with ``z/w -> ../x``, whose loop the parent alone does not show
+    (attackds32)."""
+    real = os.path.realpath(full)
+    at = os.path.dirname(full)
+    while True:
+        above = os.path.realpath(at)
+        if above == real or above.startswith(real.rstrip(os.sep) + os.sep):
+            break
+        if len(at) <= len(root) or os.path.dirname(at) == at:
+            return
+        at = os.path.dirname(at)
+    raise ShortcutCycleError(
+        f"{full} is a link to {real}, a folder it sits in: a walk through it would never "
+        f"end. Leave it out (--exclude {exclude_pattern(os.path.basename(full))}, on a pull or "
+        "a push --delete) or remove the link.")

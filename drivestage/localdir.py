@@ -40,17 +40,17 @@ from typing import Iterator, Optional, Union
 from drivestage.errors import (
     ChecksumMismatchError,
     NotFoundError,
-    ShortcutCycleError,
     SourceChangedError,
     UsageError,
 )
 from drivestage import local_trash
 from drivestage.local_held import LocalHeld, stands_for
 from drivestage.local_marks import LocalMarks, left_unmarked, put
+from drivestage.local_tree import refuse_loop
 from drivestage.local_md5 import MemoryMd5Cache
 from drivestage.localfs import file_md5, fuse_devices, identity
 from drivestage.lost_mounts import folder_error, read_error, write_error
-from drivestage.paths import StorePath, exclude_pattern
+from drivestage.paths import StorePath
 from drivestage.special_files import not_a_folder
 from drivestage.state import Md5Cache, settled, wait_settled
 from drivestage.temps import shown, upload_left, upload_name
@@ -249,7 +249,7 @@ class LocalDirStore(LocalMarks, LocalHeld, RemoteStore):
         if not _stat.S_ISDIR(st.st_mode):
             raise UsageError(f"{full} is a file, not a folder")
         if rel and os.path.islink(full):
-            _refuse_loop(full, self.root)
+            refuse_loop(full, self.root)
         out = []
         with os.scandir(full) as it:
             children = sorted(it, key=lambda d: d.name)
@@ -478,23 +478,3 @@ def _unlink_quietly(path: str) -> None:
     except OSError:
         pass
 
-
-def _refuse_loop(full: str, root: str) -> None:
-    """Refuse the folder ``full``, a link, when it leads to a folder it sits in (or to its
-    own), by any of its path up to ``root``: a folder pull took it again inside itself until
-    a path held 40 links (ELOOP, a 600-character line), and two such links in a folder made
-    2^40 listings (attackpull32); so did ``x/y -> ../z`` with ``z/w -> ../x``, whose loop
-    the parent alone does not show (attackds32)."""
-    real = os.path.realpath(full)
-    at = os.path.dirname(full)
-    while True:
-        above = os.path.realpath(at)
-        if above == real or above.startswith(real.rstrip(os.sep) + os.sep):
-            break
-        if len(at) <= len(root) or os.path.dirname(at) == at:
-            return
-        at = os.path.dirname(at)
-    raise ShortcutCycleError(
-        f"{full} is a link to {real}, a folder it sits in: a walk through it would never "
-        f"end. Leave it out (--exclude {exclude_pattern(os.path.basename(full))}, on a pull or "
-        "a push --delete) or remove the link.")
