@@ -51,7 +51,7 @@ from drivestage.local_md5 import MemoryMd5Cache
 from drivestage.localfs import file_md5, fuse_devices, identity
 from drivestage.lost_mounts import folder_error, read_error, write_error
 from drivestage.paths import StorePath
-from drivestage.special_files import not_a_folder
+from drivestage.special_files import not_a_folder, open_sent
 from drivestage.state import Md5Cache, settled, wait_settled
 from drivestage.temps import shown, upload_left, upload_name
 from drivestage.store import Md5Source, ProgressFn, Quota, RemoteEntry, RemoteStore
@@ -320,9 +320,10 @@ class LocalDirStore(LocalMarks, LocalHeld, RemoteStore):
 
     def upload(self, local_path: str, folder: RemoteEntry, name: str, *,
                replace: Optional[RemoteEntry] = None, progress: Optional[ProgressFn] = None,
-               chunk_size: Optional[int] = None,
-               md5_cache: Optional[Md5Source] = None) -> RemoteEntry:
-        """Copy ``local_path`` to ``folder/name`` atomically and verify the copy's md5.
+               chunk_size: Optional[int] = None, md5_cache: Optional[Md5Source] = None,
+               follow: bool = False) -> RemoteEntry:
+        """Copy ``local_path`` to ``folder/name`` atomically and verify the copy's md5 (through
+        a link only where ``follow``: :func:`~drivestage.special_files.open_sent`).
 
         A source that changed while it was copied is copied once more (the next push copies
         it again if it keeps changing); a copy of one written into while it was read replaces
@@ -331,10 +332,10 @@ class LocalDirStore(LocalMarks, LocalHeld, RemoteStore):
             st = os.stat(local_path)
         except FileNotFoundError:
             raise NotFoundError(f"local file {shown(local_path)} does not exist") from None
-        entry = self._whole(local_path, folder, name, replace, progress)
+        entry = self._whole(local_path, folder, name, replace, progress, follow)
         now = os.stat(local_path)
         if (now.st_mtime_ns, now.st_size) != (st.st_mtime_ns, st.st_size):
-            entry = self._whole(local_path, folder, name, entry, progress)
+            entry = self._whole(local_path, folder, name, entry, progress, follow)
             st = os.stat(local_path)
         local = md5_cache.get(local_path, st) if md5_cache is not None else None
         if local is None:
@@ -351,17 +352,19 @@ class LocalDirStore(LocalMarks, LocalHeld, RemoteStore):
         return entry
 
     def _whole(self, local_path: str, folder: RemoteEntry, name: str,
-               replace: Optional[RemoteEntry], progress: Optional[ProgressFn]) -> RemoteEntry:
+               replace: Optional[RemoteEntry], progress: Optional[ProgressFn],
+               follow: bool) -> RemoteEntry:
         """:meth:`_copy` until a copy is of one version of ``local_path``."""
         for _ in range(_TRIES - 1):
             try:
-                return self._copy(local_path, folder, name, replace, progress)
+                return self._copy(local_path, folder, name, replace, progress, follow)
             except SourceChangedError:
                 pass
-        return self._copy(local_path, folder, name, replace, progress)
+        return self._copy(local_path, folder, name, replace, progress, follow)
 
     def _copy(self, local_path: str, folder: RemoteEntry, name: str,
-              replace: Optional[RemoteEntry], progress: Optional[ProgressFn]) -> RemoteEntry:
+              replace: Optional[RemoteEntry], progress: Optional[ProgressFn],
+              follow: bool) -> RemoteEntry:
         """Copy ``local_path`` to ``folder/name`` atomically (temp file + rename)."""
         if not name or name in (".", "..") or "/" in name or "\0" in name:
             raise UsageError(f"bad file name {name!r}: a name must not be empty, '.', '..' "
@@ -376,13 +379,13 @@ class LocalDirStore(LocalMarks, LocalHeld, RemoteStore):
             raise UsageError(f"{target} is a folder; cannot replace it with the file "
                              f"{shown(local_path)}")
         try:
-            src_st = os.stat(local_path)
+            src_st = os.stat(local_path, follow_symlinks=follow)
         except FileNotFoundError:
             raise NotFoundError(f"local file {shown(local_path)} does not exist") from None
         tmp = os.path.join(folder_full, upload_name(UPLOAD_PREFIX))
         h, aside = hashlib.md5(), None
         try:
-            with open(local_path, "rb") as src, open(tmp, "xb") as dst:
+            with open_sent(local_path, follow) as src, open(tmp, "xb") as dst:
                 while True:
                     buf = src.read(_CHUNK)
                     if not buf:

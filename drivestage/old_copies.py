@@ -57,6 +57,7 @@ class OldCopies:
         self.replaced = replaced        # names whose duplicates were removed (PushResult's)
         self.sent: dict[Key, RemoteEntry] = {}      # the verified copy each upload left
         self.local: dict[Key, str] = {}             # the local path of each file pushed
+        self.links: set[Key] = set()                # those the walk let through as links
         self.sides_of: dict[Key, set[Key]] = {}     # a checkpoint's local sidecars
         self.repairs: list[tuple[LocalFile, RemoteEntry, list[RemoteEntry]]] = []
         self._read: dict[str, Optional[bytes]] = {}   # remote sidecars read, by id
@@ -71,6 +72,8 @@ class OldCopies:
         """Note the local files and their sidecars; returns sidecar -> its checkpoints."""
         files = list(files)
         self.local = {(lf.folder_rel, lf.name): lf.path for lf in files}
+        # (a re-send reads through a link only there: never one planted since, pushfollow46)
+        self.links = {(lf.folder_rel, lf.name) for lf in files if lf.link}
         self._paired = {}
         owners = _sidecar_owners(files)
         for side, mine in owners.items():

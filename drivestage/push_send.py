@@ -95,7 +95,8 @@ class Sends(Resends):
                 def to(folder: RemoteEntry) -> RemoteEntry:
                     return self.store.upload(
                         path, folder, lf.name, replace=item.target, chunk_size=self.chunk_size,
-                        progress=made, md5_cache=self.cache if path == lf.path else None)
+                        progress=made, md5_cache=self.cache if path == lf.path else None,
+                        follow=lf.link and path == lf.path)   # (else: a copy of ours)
                 try:
                     return to(self.remote_folder[lf.folder_rel])
                 except MovedAwayError as moved:
@@ -135,7 +136,8 @@ class Sends(Resends):
                                                 again) as src:
                     entry = None if src is None else snapshots.upload(
                         upload, src, copy=src == lf.path and not self._whole(item),
-                        changing=self.cache.changing)  # remembered for the cache's life
+                        changing=self.cache.changing,  # remembered for the cache's life
+                        follow=lf.link and src == lf.path)
             except BaseException as exc:
                 # Only the local file gone is skipped: NotFoundError (also a
                 # FileNotFoundError) is Drive's 404, its folder deleted: a failure, not exit 0.

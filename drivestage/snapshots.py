@@ -19,7 +19,7 @@ import os
 from functools import partial
 from typing import BinaryIO, Callable, Optional
 
-from drivestage import localfs, sidecar_copy
+from drivestage import sidecar_copy, special_files
 from drivestage.errors import SourceChangedError
 from drivestage.store import RemoteEntry
 
@@ -36,15 +36,17 @@ class _TooLarge(Exception):
 
 
 def upload(send: Callable[[str], Optional[RemoteEntry]], path: str, *, copy: bool,
-           changing: Optional[set[str]] = None) -> Optional[RemoteEntry]:
+           changing: Optional[set[str]] = None, follow: bool = False) -> Optional[RemoteEntry]:
     """``send(path)``; when ``path`` kept changing while it was sent and ``copy`` allows it,
     ``send`` of a private copy of its bytes as they are now (removed afterwards).
     ``changing``: the paths (absolute) that needed a copy before: one in it is sent from a
-    copy at once; one that needs a copy now is added."""
+    copy at once; one that needs a copy now is added. ``follow``: a link at ``path`` is read
+    through (one the push's walk let through); else a copy of one is refused as the upload
+    refuses it (:func:`drivestage.special_files.open_sent`)."""
     key = os.path.abspath(path)
     if copy and changing is not None and key in changing:
         try:
-            return _from_copy(send, path, known=True)
+            return _from_copy(send, path, known=True, follow=follow)
         except _TooLarge:
             changing.discard(key)  # too large for a copy now: sent as any such file
     try:
@@ -54,7 +56,7 @@ def upload(send: Callable[[str], Optional[RemoteEntry]], path: str, *, copy: boo
             raise
         changed = exc
     try:
-        entry = _from_copy(send, path, known=False)
+        entry = _from_copy(send, path, known=False, follow=follow)
     except _TooLarge:
         raise changed from None
     if changing is not None:
@@ -63,11 +65,12 @@ def upload(send: Callable[[str], Optional[RemoteEntry]], path: str, *, copy: boo
 
 
 def _from_copy(send: Callable[[str], Optional[RemoteEntry]], path: str, *,
-               known: bool) -> Optional[RemoteEntry]:
+               known: bool, follow: bool) -> Optional[RemoteEntry]:
     """``send`` of a private copy of ``path`` as it is now; :class:`_TooLarge` when it holds
     more than :data:`MAX_BYTES`."""
-    # (A regular file only, opened without waiting: a FIFO there now held the push for good.)
-    with os.fdopen(localfs.open_regular(path), "rb") as src, \
+    # (A regular file only, opened without waiting: a FIFO there now held the push for good;
+    # through no link planted since the walk: the copy sent its target, pushfollow46.)
+    with special_files.open_sent(path, follow) as src, \
             sidecar_copy.private(path, partial(_copy, src)) as private:
         size = os.path.getsize(private)
         if known:  # said once, when it first needed a copy

@@ -6,12 +6,14 @@ program's ``> /dev/null`` then wrote into it (attackcli40). Such a command write
 link to a file (:func:`through_links`), as ``cp`` does."""
 from __future__ import annotations
 
+import errno
 import os
 import re
 import stat
-from typing import Optional
+from typing import BinaryIO, Optional
 
-from drivestage.errors import UsageError
+from drivestage import localfs, temps
+from drivestage.errors import BecameOtherError, UsageError
 
 
 def special_kind(path: str) -> Optional[str]:
@@ -83,3 +85,25 @@ def through_links(path: str, named: str) -> str:
                          f"({(exc.strerror or str(exc)).lower()}); give the file to write, or "
                          "point the link at one") from None
     return os.path.realpath(path)
+
+
+def open_sent(path: str, follow: bool) -> BinaryIO:
+    """``path`` opened to be sent (a push's upload, a copy of it), when it is a regular file:
+    through a link only where ``follow`` (one the push's walk let through). What stands at the
+    name is what is read: a link planted there after the push looked (between its check and
+    the upload's open, or before a checkpoint is sent again: pushfollow46) sent its target,
+    ``/etc/passwd``, under the checkpoint's name. A link, a FIFO (never waited on), a socket,
+    a device or a folder raise :class:`BecameOtherError`; a file gone, FileNotFoundError."""
+    try:
+        fd = localfs.open_regular(path, follow=follow)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        what = ("a folder" if exc.errno == errno.EISDIR else
+                "a link" if exc.errno == errno.ELOOP else
+                "a FIFO, socket or device" if isinstance(exc, localfs.NotRegularFileError)
+                else None)
+        if what is None:
+            raise
+        raise BecameOtherError(temps.shown(path), what) from None
+    return os.fdopen(fd, "rb")

@@ -266,7 +266,8 @@ class Creates:
 
     def upload(self, transport: Transport, store: RemoteStore, get: Get, local_path: str,
                folder: RemoteEntry, name: str, *, chunk_size: Optional[int],
-               progress: Optional[ProgressFn], md5_cache: Optional[Md5Source]) -> RemoteEntry:
+               progress: Optional[ProgressFn], md5_cache: Optional[Md5Source],
+               follow: bool = False) -> RemoteEntry:
         """:func:`~drivestage.drive.upload.upload_file` of a new file, with its chosen id;
         a 409 for that id read as above (the module's doc). For a create a push planned
         from its listing, the file this store made there a moment ago, still there with the
@@ -274,13 +275,15 @@ class Creates:
         made (two of one file at once each make their own: tests/test_upload.py)."""
         with self._lock:
             planned = (folder.id, name) in self._planned
+        # (a link at the name not followed: no file there to be one made before)
         again = self._made_before(get, local_path, folder.id, name, md5_cache) \
-            if planned else None
+            if planned and (follow or not os.path.islink(local_path)) else None
         if again is not None:
             self.settled(folder.id, name, again.md5)
             return again
         entry = self._create(transport, store, get, local_path, folder, name,
-                             chunk_size=chunk_size, progress=progress, md5_cache=md5_cache)
+                             chunk_size=chunk_size, progress=progress, md5_cache=md5_cache,
+                             follow=follow)
         with self._lock:
             self._made_here[(folder.id, name)] = entry
         return entry
@@ -311,14 +314,15 @@ class Creates:
 
     def _create(self, transport: Transport, store: RemoteStore, get: Get, local_path: str,
                 folder: RemoteEntry, name: str, *, chunk_size: Optional[int],
-                progress: Optional[ProgressFn], md5_cache: Optional[Md5Source]) -> RemoteEntry:
+                progress: Optional[ProgressFn], md5_cache: Optional[Md5Source],
+                follow: bool) -> RemoteEntry:
         """The create of :meth:`upload`."""
         file_id = self.id_for(folder.id, name)
 
         def send(with_id: Optional[str], replace: Optional[RemoteEntry] = None) -> RemoteEntry:
             return upload_file(transport, store, local_path, folder, name, replace=replace,
                                chunk_size=chunk_size, progress=progress, md5_cache=md5_cache,
-                               file_id=with_id)
+                               file_id=with_id, follow=follow)
         if file_id is None:
             return send(None)
         where = f"{temps.shown(local_path)} -> {name}"

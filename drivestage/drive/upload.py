@@ -36,6 +36,7 @@ from drivestage.drive.sessions import CheckedHttp, file_resource, json_body, kep
 from drivestage.drive.transport import Transport
 from drivestage.errors import (
     ArrivedInTrashError,
+    BecameOtherError,
     ChecksumMismatchError,
     DailyUploadCapError,
     DriveStageError,
@@ -85,10 +86,12 @@ def upload_file(transport: Transport, store: RemoteStore, local_path: str, folde
                 progress: Optional[ProgressFn] = None,
                 md5_cache: Optional[Md5Source] = None,
                 sessions: Optional[UploadSessions] = None,
-                file_id: Optional[str] = None) -> RemoteEntry:
+                file_id: Optional[str] = None, follow: bool = False) -> RemoteEntry:
     """Upload ``local_path`` as ``folder/name`` (in place of ``replace``) and verify it.
     ``file_id``: the id a new file is made with (Drive's generateIds; see
     :mod:`drivestage.drive.ids`, which reads the 409 a second create of it gets).
+    ``follow``: read through a link at ``local_path`` (one a push's walk let through); else a
+    link there is refused, whenever it came (:func:`upload_ends.open_source`).
 
     The bytes go through ``transport``; ``store`` (the Drive store) removes a bad copy and
     reads the quota for a quota error. Resumes a session a previous process left for the same
@@ -103,19 +106,18 @@ def upload_file(transport: Transport, store: RemoteStore, local_path: str, folde
     sessions = sessions or UploadSessions()
     target = replace
     mismatches = 0
-    follow = os.path.islink(local_path)   # (each pass opens it as it was: open_source)
     for _ in range(MAX_CHANGED_ATTEMPTS):
-        st = os.stat(local_path)
+        st = os.stat(local_path, follow_symlinks=follow)
         began = time.time_ns()  # the md5 is of bytes read from here on (Md5Cache.put's tick)
         try:
             entry, local_md5, changed = _Session(transport, store, local_path, st, folder,
                                                  name, target, chunk, sessions,
                                                  file_id, follow).send(progress)
-        except (QuotaExceededError, DailyUploadCapError):
+        except (QuotaExceededError, DailyUploadCapError, BecameOtherError):
             raise
         except DriveStageError:
             # A file that shrank or grew mid-upload makes the server refuse the last chunk.
-            if stat_key(os.stat(local_path)) == stat_key(st):
+            if stat_key(os.stat(local_path, follow_symlinks=follow)) == stat_key(st):
                 raise
             log.warning("%s changed while it was uploaded; uploading it again",
                         temps.shown(local_path))
@@ -181,9 +183,9 @@ class _Session:
     def __init__(self, transport: Transport, store: RemoteStore, local_path: str,
                  st: os.stat_result, folder: RemoteEntry, name: str,
                  replace: Optional[RemoteEntry], chunk: int, sessions: UploadSessions,
-                 file_id: Optional[str] = None, follow: bool = True):
+                 file_id: Optional[str] = None, follow: bool = False):
         self.transport, self.local_path, self.st, self.chunk = transport, local_path, st, chunk
-        self.follow = follow   # through a link (it was one as the upload began)
+        self.follow = follow   # through a link (one the caller chose to follow)
         self.size = st.st_size
         self.sessions = sessions
         self.key = sessions.key(local_path, folder, name, replace)

@@ -3,13 +3,11 @@ reads, opened as the push found it (:func:`open_source`), and its remote copy re
 removed (:func:`as_now`, :func:`delete_quietly`). Split from upload.py at its line cap."""
 from __future__ import annotations
 
-import errno
 import logging
-import os
 from typing import BinaryIO, Optional
 
-from drivestage import localfs, temps
-from drivestage.errors import BecameOtherError, DriveStageError
+from drivestage import special_files
+from drivestage.errors import DriveStageError
 from drivestage.store import RemoteEntry, RemoteStore
 
 # (upload.py's name: its lines kept the logger they always had)
@@ -18,24 +16,12 @@ log = logging.getLogger("drivestage.drive.upload")
 
 def open_source(path: str, follow: bool) -> BinaryIO:
     """``path`` opened for an upload, when it is a regular file: through a link only where
-    ``follow`` (it was a link as the upload began, one the push's walk let through). A file
-    sent again after it changed was opened by its name again: replaced meanwhile by a FIFO
-    the push hung there for good, by a folder it stopped with a traceback, and by a link to
-    ``/etc/passwd`` it sent that file (attackpush45). Those raise :class:`BecameOtherError`; a
-    file gone, FileNotFoundError (the push skips it)."""
-    try:
-        fd = localfs.open_regular(path, follow=follow)
-    except FileNotFoundError:
-        raise
-    except OSError as exc:
-        what = ("a folder" if exc.errno == errno.EISDIR else
-                "a link" if exc.errno == errno.ELOOP else
-                "a FIFO, socket or device" if isinstance(exc, localfs.NotRegularFileError)
-                else None)
-        if what is None:
-            raise
-        raise BecameOtherError(temps.shown(path), what) from None
-    return os.fdopen(fd, "rb")
+    ``follow`` (:func:`drivestage.special_files.open_sent`). A file sent again after it
+    changed was opened by its name again: replaced meanwhile by a FIFO the push hung there
+    for good, by a folder it stopped with a traceback, and by a link to ``/etc/passwd`` it
+    sent that file (attackpush45). Those raise :class:`BecameOtherError`; a file gone,
+    FileNotFoundError (the push skips it)."""
+    return special_files.open_sent(path, follow)
 
 
 def as_now(store: RemoteStore, entry: RemoteEntry) -> RemoteEntry:
