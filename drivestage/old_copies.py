@@ -96,7 +96,8 @@ class OldCopies:
             sent = [self.sent[k] for k in mine if k in self.sent]
             # (a with, not an ExitStack: a Ctrl-C between a copy's making and its exit's
             # registration there left the private copy behind)
-            with sidecar_copy.checked(path, sent, sent + listed) as source:
+            with sidecar_copy.checked(path, sent, sent + listed,
+                                      follow=key in self.links) as source:
                 if source is not None or tries == 2 or not self._in_place(mine, listed):
                     if source is None:
                         with self.mutex:

@@ -96,7 +96,8 @@ class Sends(Resends):
                     return self.store.upload(
                         path, folder, lf.name, replace=item.target, chunk_size=self.chunk_size,
                         progress=made, md5_cache=self.cache if path == lf.path else None,
-                        follow=lf.link and path == lf.path)   # (else: a copy of ours)
+                        # (else a private copy of ours: in memory, a /proc/self/fd link)
+                        follow=lf.link or path != lf.path)
                 try:
                     return to(self.remote_folder[lf.folder_rel])
                 except MovedAwayError as moved:
@@ -137,7 +138,7 @@ class Sends(Resends):
                     entry = None if src is None else snapshots.upload(
                         upload, src, copy=src == lf.path and not self._whole(item),
                         changing=self.cache.changing,  # remembered for the cache's life
-                        follow=lf.link and src == lf.path)
+                        follow=lf.link or src != lf.path)
             except BaseException as exc:
                 # Only the local file gone is skipped: NotFoundError (also a
                 # FileNotFoundError) is Drive's 404, its folder deleted: a failure, not exit 0.

@@ -21,7 +21,7 @@ import time
 from contextlib import contextmanager
 from typing import BinaryIO, Callable, Iterator, Optional, Sequence, Union
 
-from drivestage import localfs, sidecar, temps
+from drivestage import localfs, sidecar, special_files, temps
 from drivestage.errors import LocalFileError
 from drivestage.interrupts import deferred
 from drivestage.store import RemoteEntry
@@ -30,18 +30,21 @@ log = logging.getLogger(__name__)
 
 
 @contextmanager
-def checked(path: str, sent: Sequence[RemoteEntry],
-            on_store: Sequence[RemoteEntry]) -> Iterator[Optional[str]]:
+def checked(path: str, sent: Sequence[RemoteEntry], on_store: Sequence[RemoteEntry], *,
+            follow: bool = False) -> Iterator[Optional[str]]:
     """What to upload for the local sidecar ``path`` whose checkpoints this push sent as
     ``sent`` (``on_store``: every copy of them on the store that this push knows of, ``sent``
     too): ``path`` itself when ``sent`` is empty or the file is no sidecar naming an md5; a
     private copy of it when it names the md5 of a copy on the store; None when it names
     bytes that are not there (the checkpoint was saved again since it was sent). Raises what
-    reading ``path`` raises (FileNotFoundError when it is gone)."""
+    reading ``path`` raises (FileNotFoundError when it is gone; through a link only where
+    ``follow``, a FIFO never waited on: :func:`drivestage.special_files.open_sent`)."""
     if not sent:
         yield path
         return
-    with open(path, "rb") as fh:
+    # (A plain open waited for good on a FIFO put at the sidecar's name once its checkpoint
+    # was sent, and read a link's target: pushfollow46.)
+    with special_files.open_sent(path, follow) as fh:
         data = fh.read(sidecar.MAX_BYTES + 1)
     said = sidecar.parse(data, path) if len(data) <= sidecar.MAX_BYTES else None
     if said is None or said.md5 is None:

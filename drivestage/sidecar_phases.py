@@ -106,7 +106,7 @@ def vouch_coming(store: RemoteStore, key: Key, local_path: str, target: RemoteEn
                               coming=dataclasses.replace(coming, coming=None))
     with sidecar_copy.private(path, now.to_bytes()) as copy:
         got = store.upload(copy, folder, name, replace=there, chunk_size=chunk_size,
-                           progress=progress)
+                           progress=progress, follow=True)   # (ours: in memory, a /proc link)
     log.info("%s: its sidecar vouches for the copy there and the one coming "
              "(updated in place next)", "/".join(n for n in key if n))
     return got

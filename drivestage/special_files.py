@@ -13,6 +13,7 @@ import stat
 from typing import BinaryIO, Optional
 
 from drivestage import localfs, temps
+from drivestage.deferred_ctrl_c import deferred
 from drivestage.errors import BecameOtherError, UsageError
 
 
@@ -95,7 +96,10 @@ def open_sent(path: str, follow: bool) -> BinaryIO:
     ``/etc/passwd``, under the checkpoint's name. A link, a FIFO (never waited on), a socket,
     a device or a folder raise :class:`BecameOtherError`; a file gone, FileNotFoundError."""
     try:
-        fd = localfs.open_regular(path, follow=follow)
+        # (a Ctrl-C between the descriptor and its file object left the descriptor open for
+        # the life of a notebook's process)
+        with deferred():
+            return os.fdopen(localfs.open_regular(path, follow=follow), "rb")
     except FileNotFoundError:
         raise
     except OSError as exc:
@@ -106,4 +110,3 @@ def open_sent(path: str, follow: bool) -> BinaryIO:
         if what is None:
             raise
         raise BecameOtherError(temps.shown(path), what) from None
-    return os.fdopen(fd, "rb")

@@ -117,3 +117,38 @@ def test_a_checkpoint_sent_again_is_not_read_through_a_link_planted_since(
     assert {n: live[n] for n in first} == first, live   # the verified pair before stays
     assert code == 1, err
     assert err.strip().splitlines()[-1] == _became(ckpt, swap), err
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("swap", ["link out", "fifo"])
+def test_a_sidecar_swapped_once_its_checkpoint_was_sent_is_not_read(
+        emulator, penv, proxy, tmp_path, swap):
+    """The sidecar is read to see whether it vouches for the checkpoint just sent: by a plain
+    open, which waited for good on a FIFO put at its name meanwhile (the link, the push's
+    check before the sidecar's send caught already: kept as a guard)."""
+    src = str(tmp_path / "run")
+    first = save(src, "epoch_001", 1, 1000.0)
+    code, _, err = run("push", src, "drive:runs/a", "--keep-last", "1")
+    assert code == 0, err
+    save(src, "epoch_002", 2, 2000.0)
+    side = os.path.join(src, "epoch_002.json")
+    outside, fifo = str(tmp_path / "secret"), str(tmp_path / "fifo")
+    with open(outside, "wb") as fh:
+        fh.write(SECRET)
+    os.mkfifo(fifo)
+    starts: list[bool] = []
+
+    def meanwhile(status: int, headers: dict, body: bytes) -> Reply:
+        starts.append(True)
+        if len(starts) == 1:   # (the checkpoint's: its sidecar is read once it is verified)
+            _plant(side, swap, outside, fifo)
+        return Reply(status, headers, [body])
+    proxy.on("POST", r"^/upload/", meanwhile)
+    code, _, err = run("push", src, "drive:runs/a", "--keep-last", "1", "--jobs", "1")
+    assert len(starts) == 1, starts   # (the sidecar never sent)
+    live = live_md5s(emulator, "runs/a")
+    assert [md5(SECRET)] not in live.values(), live
+    assert "epoch_002.json" not in live, live
+    assert {n: live[n] for n in first} == first, live   # the verified pair before stays
+    assert code == 1, err
+    assert err.strip().splitlines()[-1] == _became(side, swap), err

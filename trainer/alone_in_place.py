@@ -26,6 +26,13 @@ from drivestage.state import Md5Cache
 from drivestage.store import RemoteEntry, RemoteStore
 
 
+def read_through(path: str) -> bool:
+    """Whether an upload of ``path`` reads through the link it is: a state kept in memory,
+    read by its ``/proc/self/fd/N`` (:mod:`trainer.memory_send`). Else a link at the name is
+    refused, never followed (``RemoteStore.upload``'s ``follow``: pushfollow46)."""
+    return path.startswith("/proc/self/fd/")
+
+
 @dataclass(frozen=True)
 class InPlace:
     """The older pair a send updates in place: the checkpoint's copy and its sidecar's."""
@@ -90,7 +97,8 @@ def send(store: RemoteStore, folder: RemoteEntry, paths: Sequence[str], names: S
             if kept[0] < size:
                 guard()
         store.upload(paths[0], folder, names[0], replace=older.checkpoint, md5_cache=cache,
-                     progress=between)
+                     progress=between, follow=read_through(paths[0]))
     if (side.md5 or "").lower() != file_md5(paths[1]):   # (else sent already)
         guard()
-        store.upload(paths[1], folder, names[1], replace=side, md5_cache=cache)
+        store.upload(paths[1], folder, names[1], replace=side, md5_cache=cache,
+                     follow=read_through(paths[1]))

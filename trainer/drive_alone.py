@@ -80,7 +80,8 @@ def send(drive: "DriveFolder", paths: Sequence[str],
         # lagging: its sidecar may vouch for it; never this send's own: attackfence37.)
         moved = [0]
         got = drive._store.upload(path, folder, name, md5_cache=drive._cache,
-                                  progress=lambda n: moved.__setitem__(0, moved[0] + n))
+                                  progress=lambda n: moved.__setitem__(0, moved[0] + n),
+                                  follow=alone_in_place.read_through(path))
         if moved[0]:
             own.append(got)
         _checked(drive, guard, own, replaces=False)   # (its own until it, or its sidecar, passed)
