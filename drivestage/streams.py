@@ -23,6 +23,8 @@ from drivestage.interrupts import BackgroundThread, Monitor, start_thread
 from drivestage.partials import Ranges, open_partial
 from drivestage.prefix_hash import READ_BLOCK, PrefixHash
 from drivestage.store import ProgressFn, RemoteEntry, RemoteStore
+from drivestage.stream_lines import StreamLines
+from drivestage.stream_pieces import Piece
 
 log = logging.getLogger(__name__)
 
@@ -57,42 +59,6 @@ class Stopped(DriveStageError):
     """The download stopped (a failure elsewhere); a stream's write is refused."""
 
 
-class Piece:
-    """A range one stream reads (a :class:`~drivestage.store.ByteSink`): ``end`` may move
-    down while it is read, when another stream takes over the rest."""
-
-    def __init__(self, run: "Pass", start: int, end: int, urgent: bool = False):
-        self.run, self.pos, self.end = run, start, end
-        self.urgent = urgent  # fetched at once for a caller (fetch_now), not by a stream
-        self.retired = False  # its stream ends once this piece is cut short (_retire)
-        # An urgent piece's body: (first block's time, its length, last one's, bytes in all).
-        self.timed: Optional[tuple[float, int, float, int]] = None
-        # Its answer is the whole file (the server ignored Range): it reads on past its end
-        # into the ranges no stream has taken (Pass.extend), skipping the bytes before
-        # ``skip_to``, which are here already.
-        self.whole = False
-        self.skip_to = 0
-        # Where its answer has got to (the end of the last block handed to write): past
-        # ``pos`` when a block was cut short by an ``end`` moved down meanwhile (an urgent
-        # fetch took the range: _free_in). Read on only from there: the bytes between were
-        # read off the answer and thrown away.
-        self.seen = start
-
-    def limit(self) -> int:
-        if self.whole and self.pos >= self.end:
-            self.run.extend(self)
-        return self.end
-
-    def write(self, offset: int, data: memoryview) -> None:
-        self.run.write(self, offset, data)
-
-    def whole_answer(self) -> None:
-        # Not for an urgent piece (its caller waits for its range only), nor one stopped
-        # while its request was on its way.
-        self.whole = not self.urgent and not self.retired
-        self.run.ranges_ignored(self)
-
-
 class Pass(PrefixHash):
     """One pass of a download: the partial open, its ranges, the streams and the hash
     (:class:`~drivestage.prefix_hash.PrefixHash`)."""
@@ -123,6 +89,8 @@ class Pass(PrefixHash):
         self.hasher: Optional[BackgroundThread] = None  # once begun
         self.adapter: Optional[BackgroundThread] = None  # measuring, once begun
         self.fixed: Optional[int] = None    # streams asked for; None: found by measuring
+        # The connections the streams read on: cut as the pass closes (stuckconn46).
+        self.lines = StreamLines()
         # Opened last: a Ctrl-C in the lines above left it open for good (this pass was
         # never anyone's to close).
         self.fd = open_partial(dl.partial, self.entry.size)
@@ -314,6 +282,10 @@ class Pass(PrefixHash):
 
     # -- streams
     def _stream(self) -> None:
+        with self.lines.reading():
+            self._read_pieces()
+
+    def _read_pieces(self) -> None:
         self._local.stream = True
         piece: Optional[Piece] = None
         try:
@@ -335,7 +307,8 @@ class Pass(PrefixHash):
                     return
         except BaseException as exc:  # handed to the main thread, which raises it
             with self.lock:
-                if self.error is None and not isinstance(exc, Stopped):
+                if self.error is None and not isinstance(exc, Stopped) and \
+                        not self.lines.is_cut:   # (the cut itself: the pass is closed)
                     self.error = exc
                 self.stopped = True
                 self.lock.notify_all()
@@ -486,6 +459,9 @@ class Pass(PrefixHash):
             self.stopped = True
             for piece in self.pieces:
                 piece.end = piece.pos  # a stream stops at its next block
+            # ... or now, where it waits for Drive: an answer held mid-body kept its thread
+            # and socket up to the HTTP timeout after the (interrupted) call returned.
+            self.lines.cut()
             while self.inflight:
                 self.lock.wait()
             if not self.closed:

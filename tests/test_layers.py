@@ -21,7 +21,7 @@ LAYERS = [
     ["errors"],
     ["sizes", "paths", "member_reach", "stage_failed", "temps", "localfs", "local_trash", "lost_mounts",
      "dir_watch",
-     "heap", "deferred_ctrl_c", "interrupts", "pool", "cpuload", "held_signals", "stop_signals", "lost_interrupts", "no_match",
+     "heap", "deferred_ctrl_c", "interrupts", "pool", "stream_lines", "cpuload", "held_signals", "stop_signals", "lost_interrupts", "no_match",
      "stderr_tail",
      "special_files", "stdout_sink", "command", "fork_drop"],
     ["gil"],   # a long pure-Python step that lets the I/O threads beside it run
@@ -67,7 +67,7 @@ LAYERS = [
     ["extract.job"],
     ["extract.overlapped"],
     ["partials", "checksums", "folder_record"],
-    ["stream_count", "prefix_hash"],
+    ["stream_count", "prefix_hash", "stream_pieces"],
     ["streams"],
     ["download", "extract"],
     ["mtimes"],   # when a file on disk is what a record saw (stamps re-exports its checks)

@@ -31,7 +31,7 @@ from typing import Any, Callable, Iterator, Optional, TypeVar
 
 import tenacity
 
-from drivestage import errors, interrupts
+from drivestage import errors, interrupts, stream_lines
 from drivestage.drive import answers, connections, lookups, server_clock
 from drivestage.pool import check
 
@@ -345,6 +345,7 @@ def retrying(what: str, attempts: Optional[int] = None, *,
         # folder pull whose stream stalled waited through every retry, each a read
         # timeout (7 x 120 s), "waiting for the transfers under way to stop".
         check()
+        stream_lines.check()   # (a download's stream whose connection its stop cut)
         exc = state.outcome.exception() if state.outcome else None
         if exc is None:  # pragma: no cover - we only retry on exceptions
             return

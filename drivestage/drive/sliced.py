@@ -19,7 +19,7 @@ from typing import Any, Callable, Optional
 
 import httplib2
 
-from drivestage import interrupts, pool
+from drivestage import interrupts, pool, stream_lines
 from drivestage.lost_interrupts import ClosedWhenDropped
 from drivestage.drive import lookups
 
@@ -242,18 +242,29 @@ def _connect(conn: Any, connect: Callable[[Any], None], tls: bool) -> None:
                                   pool.check)
 
 
+def _close(self: Any) -> None:
+    """``http.client``'s close, never while a download's stop shuts the socket down (the
+    descriptor could be another file's by then: :mod:`drivestage.stream_lines`)."""
+    with stream_lines.closing(self):
+        http.client.HTTPConnection.close(self)
+
+
 class SlicedHTTP(httplib2.HTTPConnectionWithTimeout):  # type: ignore[misc]
     """httplib2's connection, made and sent on in pieces (see :func:`_in_pieces`)."""
     send = _send
+    close = _close
 
     def connect(self) -> None:
         _connect(self, httplib2.HTTPConnectionWithTimeout.connect, False)
+        stream_lines.opened(self)   # (a stop that came while it connected)
 
 
 class SlicedHTTPS(httplib2.HTTPSConnectionWithTimeout):  # type: ignore[misc]
     """httplib2's TLS connection, made and sent on in pieces (see :func:`_in_pieces`)."""
     send = _send
+    close = _close
 
     def connect(self) -> None:
         _connect(self, httplib2.HTTPSConnectionWithTimeout.connect, True)
+        stream_lines.opened(self)
 

@@ -9,6 +9,7 @@ and nowhere else. Every Drive request of drivestage runs inside :meth:`Transport
 """
 from __future__ import annotations
 
+import contextlib
 import http.client
 import re
 import socket
@@ -22,6 +23,7 @@ from urllib.parse import urljoin, urlsplit
 
 import httplib2
 
+from drivestage import stream_lines
 from drivestage.drive import answers, retry
 from drivestage.drive.auth import AuthorizedHttp, DriveCredentials
 from drivestage.drive.connections import DEFAULT_HTTP_TIMEOUT, build_http
@@ -254,33 +256,38 @@ def _stream(transport: Transport, uri: str, headers: Mapping[str, str]) -> Itera
     ranged reads of the same file for :attr:`Transport.signed_reuse_s` seconds (each read
     paid an API request and its delay, 0.1-0.3 s on Drive, and a quota unit); a refusal
     there goes back to the API address at once, not as a failed attempt."""
-    opened = None
-    link = transport.signed_link(uri)
-    if link is not None:
+    with contextlib.ExitStack() as held:   # (the connections a download's stop cuts)
+        opened = None
+        link = transport.signed_link(uri)
+        if link is not None:
+            try:
+                opened = _follow(transport, link, headers, signed_in=False, reused=True,
+                                 held=held)
+            except _StaleLink:
+                transport._keep_signed(uri, None)
+        if opened is None:
+            opened = _follow(transport, uri, headers, signed_in=True, reused=False, held=held)
+            if opened[3] != uri:
+                transport._keep_signed(uri, opened[3])
+        resp, key, conn, _ = opened
         try:
-            opened = _follow(transport, link, headers, signed_in=False, reused=True)
-        except _StaleLink:
-            transport._keep_signed(uri, None)
-    if opened is None:
-        opened = _follow(transport, uri, headers, signed_in=True, reused=False)
-        if opened[3] != uri:
-            transport._keep_signed(uri, opened[3])
-    resp, key, conn, _ = opened
-    try:
-        yield Streamed(resp)
-    finally:
-        _settle(transport, key, conn, resp)
+            yield Streamed(resp)
+        finally:
+            _settle(transport, key, conn, resp)
 
 
 def _follow(transport: Transport, uri: str, headers: Mapping[str, str], *, signed_in: bool,
-            reused: bool) -> tuple[http.client.HTTPResponse, str, http.client.HTTPConnection,
-                                   str]:
+            reused: bool, held: contextlib.ExitStack
+            ) -> tuple[http.client.HTTPResponse, str, http.client.HTTPConnection, str]:
     """The 2xx answer to a GET of ``uri`` with redirects followed: ``(answer, connection
     key, connection, address that answered)``; the caller reads the body and then settles
     the connection. Only the first request is ``signed_in`` (a redirect's address gets no
-    secret); a ``reused`` signed address that refuses raises :class:`_StaleLink`."""
+    secret); a ``reused`` signed address that refuses raises :class:`_StaleLink`. Each
+    connection is the thread's stream lines' until ``held`` ends (see
+    :mod:`drivestage.stream_lines`)."""
     for hop in range(MAX_REDIRECTS + 1):
         key, conn = _stream_connection(transport, uri)
+        held.enter_context(stream_lines.on(conn))
         resp: Optional[http.client.HTTPResponse] = None
         try:
             try:

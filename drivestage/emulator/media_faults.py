@@ -7,7 +7,9 @@ kept short. Their state is made in ``Faults.__init__``, shown by ``describe`` an
 """
 from __future__ import annotations
 
+import socket
 import threading
+import time
 from typing import Optional
 
 
@@ -157,13 +159,20 @@ class MediaFaults:
         return min(held, key=lambda h: h.offset) if held else None
 
 
+#: How often a held answer looks whether its client hung up (:meth:`Hold.wait`).
+_WATCH_S = 0.02
+
+
 class Hold:
     """A body held at one byte (:meth:`Faults.hold`): ``reached`` is set once an answer
-    has sent every byte before ``offset`` and waits; :meth:`release` lets it go on."""
+    has sent every byte before ``offset`` and waits; :meth:`release` lets it go on.
+    ``hung_up`` is set once a held answer's client closed (or shut down) its connection:
+    the answer then ends there, as a server's does."""
 
     def __init__(self, file_id: str, offset: int, timeout: float):
         self.file_id, self.offset, self.timeout = file_id, offset, timeout
         self.reached = threading.Event()
+        self.hung_up = threading.Event()
         self._go = threading.Event()
 
     @property
@@ -174,7 +183,26 @@ class Hold:
         """Let every answer held here go on (and later ones pass)."""
         self._go.set()
 
-    def wait(self) -> None:
-        """In the server: say the offset is reached, then wait for the release."""
+    def wait(self, conn: Optional[socket.socket] = None) -> bool:
+        """In the server: say the offset is reached, then wait for the release (or the
+        timeout): True; False once the client hung up ``conn``, the answer's connection."""
         self.reached.set()
-        self._go.wait(self.timeout)
+        end = time.monotonic() + self.timeout
+        while not self._go.wait(min(_WATCH_S, max(0.0, end - time.monotonic()))):
+            if time.monotonic() >= end:
+                break
+            if conn is not None and _hung_up(conn):
+                self.hung_up.set()
+                return False
+        return True
+
+
+def _hung_up(conn: socket.socket) -> bool:
+    """Whether the client closed ``conn`` (nothing more comes from a client waiting for
+    its answer; its end, or a reset, does)."""
+    try:
+        return conn.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except (BlockingIOError, InterruptedError, ValueError):   # (ValueError: a TLS socket,
+        return False                                           # not watched)
+    except OSError:
+        return True

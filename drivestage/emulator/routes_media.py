@@ -113,7 +113,8 @@ class MediaRoutes:
                     cut = hold.offset - pos
                     self._write(data[:cut])
                     self.wfile.flush()
-                    hold.wait()  # every byte before the offset is out
+                    if not hold.wait(self.connection):  # every byte before it is out
+                        raise ClientGone()   # (it hung up: hold.hung_up)
                     data, pos, hold = data[cut:], hold.offset, None
                 self._write(data)
                 pos += len(data)

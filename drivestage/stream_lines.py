@@ -1,0 +1,127 @@
+"""The connections a download's streams read on now, which the download's stop cuts.
+
+A download's streams read Drive's answers in threads of their own, straight from the socket
+(no Python between two reads: see ``drivestage.drive.sliced``), so nothing but the answer
+wakes one. Stopped (a Ctrl-C, a SIGTERM, ``pool.check`` in a folder pull's thread, a failure
+elsewhere), the download returned at once, but a stream whose answer Drive held mid-body
+went on waiting for it up to the HTTP timeout (120 s): in a notebook its thread and socket
+outlived the call that was interrupted (stuckconn46). :meth:`StreamLines.cut` shuts down
+the socket of every connection its streams read on (:func:`reading`), so each one's wait
+ends at once, and a connection opened after the cut is shut down as it opens
+(:func:`opened`); the stream then stops where it would retry (:func:`check`).
+
+Only ``shutdown``, from the cutting thread: the stream's own thread closes its socket. The
+socket is shut down under the lines' lock and closed under it too (:func:`closing`), so a
+cut never reaches a file descriptor that was closed meanwhile and given to another file (a
+second pull's partial).
+"""
+from __future__ import annotations
+
+import socket
+import threading
+from contextlib import contextmanager
+from typing import Any, Iterator, Optional
+
+
+class StreamLines:
+    """The connections one download's streams read on (see the module doc)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._open: list[Any] = []   # http.client connections read on now
+        self._cut = False
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        """Within, the connections this thread reads Drive's answers on are these lines'."""
+        saved = _LOCAL.lines
+        _LOCAL.lines = self
+        try:
+            yield
+        finally:
+            _LOCAL.lines = saved
+
+    @property
+    def is_cut(self) -> bool:
+        """Whether :meth:`cut` was called."""
+        return self._cut
+
+    def cut(self) -> None:
+        """Shut down the socket of every connection read on now, and of every one opened on
+        these lines from now on: each read waiting for Drive ends at once."""
+        with self._lock:
+            self._cut = True
+            for conn in self._open:
+                _shut(getattr(conn, "sock", None))
+
+
+class _Local(threading.local):
+    lines: Optional[StreamLines] = None
+
+
+_LOCAL = _Local()
+
+
+@contextmanager
+def on(conn: Any) -> Iterator[None]:
+    """``conn`` (an ``http.client`` connection) is read on within, by this thread: a cut of
+    this thread's lines shuts its socket down (at once when they are cut already)."""
+    lines = _LOCAL.lines
+    if lines is None:
+        yield
+        return
+    with lines._lock:
+        lines._open.append(conn)
+        conn._stream_lines = lines
+        if lines._cut:
+            _shut(conn.sock)
+    try:
+        yield
+    finally:
+        with lines._lock:
+            lines._open.remove(conn)
+            if conn not in lines._open:
+                conn._stream_lines = None
+
+
+def opened(conn: Any) -> None:
+    """``conn`` has just got its socket: shut down when its lines are cut already (a cut
+    that came while it connected saw no socket to shut)."""
+    lines: Optional[StreamLines] = getattr(conn, "_stream_lines", None)
+    if lines is not None:
+        with lines._lock:
+            if lines._cut:
+                _shut(conn.sock)
+
+
+@contextmanager
+def closing(conn: Any) -> Iterator[None]:
+    """Around the close of ``conn``'s socket: not while a cut shuts it down."""
+    lines: Optional[StreamLines] = getattr(conn, "_stream_lines", None)
+    if lines is None:
+        yield
+        return
+    with lines._lock:
+        yield
+
+
+def check() -> None:
+    """In a thread whose lines were cut: raise KeyboardInterrupt (the stream stops, as a
+    thread :func:`drivestage.pool.check` stops does). Asked before a retry's wait."""
+    lines = _LOCAL.lines
+    if lines is not None and lines._cut:
+        raise KeyboardInterrupt
+
+
+def _shut(sock: Any) -> None:
+    """Shut ``sock`` (a connection's: a socket, or the wrapper it sends through) down both
+    ways. A TLS socket's TCP socket, not its TLS layer: ``SSLSocket.shutdown`` drops the
+    TLS object the stream's thread is reading with."""
+    if not isinstance(sock, socket.socket):
+        sock = getattr(sock, "_sock", None)   # (drive.sliced's _SlicedSends)
+    if not isinstance(sock, socket.socket):
+        return
+    try:
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+    except OSError:   # closed already, or never connected
+        pass
