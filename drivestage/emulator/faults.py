@@ -15,14 +15,15 @@ from __future__ import annotations
 
 import random
 import re
+import socket
 import threading
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Optional
+from typing import Callable, Optional
 
 from drivestage.emulator.errors import DRIVE_ERRORS, error_envelope
 from drivestage.emulator.listing_faults import ListingFaults, ListingLag
-from drivestage.emulator.media_faults import Hold, MediaFaults
+from drivestage.emulator.media_faults import HANG_UP_WATCH_S, Hold, MediaFaults, client_hung_up
 from drivestage.emulator.split_or import SplitOr
 
 CHAOS_KINDS = ("429", "500", "502", "503", "reset", "latency")
@@ -156,6 +157,9 @@ class Faults(MediaFaults, ListingFaults):
         # Set while the server stops: an answer waiting out its latency goes on at once
         # (a test's 60 s latency held Emulator.stop() for its 10 s join, every time).
         self._stopping = threading.Event()
+        # Answers waiting out a latency now, and those whose client hung up meanwhile.
+        self._hung = threading.Condition()
+        self._waiting = self._hang_ups = 0
         self._shared = Bucket()          # the limit all connections share
         self._per_connection: Optional[float] = None
         self._chaos: Optional[tuple[float, random.Random, tuple[str, ...]]] = None
@@ -257,9 +261,37 @@ class Faults(MediaFaults, ListingFaults):
         """The server (re)starts: latencies are waited out again."""
         self._stopping.clear()
 
-    def wait_latency(self, seconds: float) -> None:
-        """In the server: wait ``seconds`` before an answer, or less when the server stops."""
-        self._stopping.wait(seconds)
+    def wait_latency(self, seconds: float, conn: Optional[socket.socket] = None) -> bool:
+        """In the server: wait ``seconds`` before an answer, or less when the server stops:
+        True; False once the client hung up ``conn`` (the answer's connection) meanwhile,
+        counted (:meth:`wait_hang_ups`)."""
+        end = time.monotonic() + seconds
+        with self._hung:
+            self._waiting += 1
+            self._hung.notify_all()
+        gone = False
+        try:
+            while not self._stopping.wait(min(HANG_UP_WATCH_S,
+                                              max(0.0, end - time.monotonic()))):
+                if time.monotonic() >= end:
+                    break
+                if conn is not None and client_hung_up(conn):
+                    gone = True
+                    break
+        finally:
+            with self._hung:
+                self._waiting -= 1
+                self._hang_ups += gone
+                self._hung.notify_all()
+        return not gone
+
+    def wait_latencies(self, until: Callable[[int], bool], timeout: float) -> tuple[bool, int]:
+        """Wait until ``until(answers waiting out a latency now)`` (at most ``timeout``
+        seconds): (whether it came, how many answers in all ended their wait early because
+        their client hung up)."""
+        with self._hung:
+            came = self._hung.wait_for(lambda: until(self._waiting), timeout)
+            return came, self._hang_ups
 
     def describe(self) -> dict:
         """The active faults as plain data (for ``GET /_emulator/faults``)."""

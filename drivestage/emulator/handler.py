@@ -311,8 +311,11 @@ class _Handler(MetadataRoutes, MediaRoutes, ControlRoutes, BatchRoutes, BaseHTTP
             drained = False
         if not drained:
             self.close_connection = True
-        self._send_json(exc.status, exc.envelope(),
-                        exc.headers if drained else {**exc.headers, "Connection": "close"})
+        try:
+            self._send_json(exc.status, exc.envelope(),
+                            exc.headers if drained else {**exc.headers, "Connection": "close"})
+        except ClientGone:   # (it hung up while the answer waited out a latency)
+            self.close_connection = True
 
     def _reset(self) -> None:
         """Abort the connection with a TCP reset, as a crashing front end would."""
@@ -323,17 +326,19 @@ class _Handler(MetadataRoutes, MediaRoutes, ControlRoutes, BatchRoutes, BaseHTTP
         except OSError:
             pass
 
-    def _wait_first_byte(self) -> None:
+    def _wait_first_byte(self) -> bool:
+        """Wait out the answer's latency: False when the client hung up meanwhile."""
         if self._in_batch:  # the batch waits for its calls (the slowest), not each in turn
             self._batch_wait, self._ttfb = max(self._batch_wait, self._ttfb), 0.0
-            return
-        if self._ttfb > 0:
-            self.emu.faults.wait_latency(self._ttfb)
-            self._ttfb = 0.0
+            return True
+        waited = self._ttfb <= 0 or self.emu.faults.wait_latency(self._ttfb, self.connection)
+        self._ttfb = 0.0
+        return waited
 
     def _start(self, status: int, headers: dict, length: Optional[int],
                content_type: Optional[str] = None) -> None:
-        self._wait_first_byte()
+        if not self._wait_first_byte():
+            raise ClientGone()   # (no one to answer)
         self.send_response(status)
         if content_type:
             self.send_header("Content-Type", content_type)

@@ -160,7 +160,7 @@ class MediaFaults:
 
 
 #: How often a held answer looks whether its client hung up (:meth:`Hold.wait`).
-_WATCH_S = 0.02
+HANG_UP_WATCH_S = 0.02
 
 
 class Hold:
@@ -188,16 +188,16 @@ class Hold:
         timeout): True; False once the client hung up ``conn``, the answer's connection."""
         self.reached.set()
         end = time.monotonic() + self.timeout
-        while not self._go.wait(min(_WATCH_S, max(0.0, end - time.monotonic()))):
+        while not self._go.wait(min(HANG_UP_WATCH_S, max(0.0, end - time.monotonic()))):
             if time.monotonic() >= end:
                 break
-            if conn is not None and _hung_up(conn):
+            if conn is not None and client_hung_up(conn):
                 self.hung_up.set()
                 return False
         return True
 
 
-def _hung_up(conn: socket.socket) -> bool:
+def client_hung_up(conn: socket.socket) -> bool:
     """Whether the client closed ``conn`` (nothing more comes from a client waiting for
     its answer; its end, or a reset, does)."""
     try:
