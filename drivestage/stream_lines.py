@@ -11,7 +11,7 @@ ends at once, and a connection opened after the cut is shut down as it opens
 (:func:`opened`); the stream then stops where it would retry (:func:`check`).
 
 Only ``shutdown``, from the cutting thread: the stream's own thread closes its socket. The
-socket is shut down under the lines' lock and closed under it too (:func:`closing`), so a
+socket is shut down under the lines' lock and closed under it too (:func:`close`), so a
 cut never reaches a file descriptor that was closed meanwhile and given to another file (a
 second pull's partial).
 """
@@ -20,7 +20,7 @@ from __future__ import annotations
 import socket
 import threading
 from contextlib import contextmanager
-from typing import Any, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 
 
 class StreamLines:
@@ -94,15 +94,16 @@ def opened(conn: Any) -> None:
                 _shut(conn.sock)
 
 
-@contextmanager
-def closing(conn: Any) -> Iterator[None]:
-    """Around the close of ``conn``'s socket: not while a cut shuts it down."""
+def close(conn: Any, close: Callable[[Any], None]) -> None:
+    """``close(conn)``, never while a cut shuts its socket down. (Not a generator's context:
+    a KeyboardInterrupt between its enter and the caller's block would leave the lock held
+    until the generator is collected.)"""
     lines: Optional[StreamLines] = getattr(conn, "_stream_lines", None)
     if lines is None:
-        yield
+        close(conn)
         return
     with lines._lock:
-        yield
+        close(conn)
 
 
 def check() -> None:

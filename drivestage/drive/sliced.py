@@ -245,8 +245,7 @@ def _connect(conn: Any, connect: Callable[[Any], None], tls: bool) -> None:
 def _close(self: Any) -> None:
     """``http.client``'s close, never while a download's stop shuts the socket down (the
     descriptor could be another file's by then: :mod:`drivestage.stream_lines`)."""
-    with stream_lines.closing(self):
-        http.client.HTTPConnection.close(self)
+    stream_lines.close(self, http.client.HTTPConnection.close)
 
 
 class SlicedHTTP(httplib2.HTTPConnectionWithTimeout):  # type: ignore[misc]
