@@ -64,8 +64,9 @@ _LOCAL = _Local()
 
 @contextmanager
 def on(conn: Any) -> Iterator[None]:
-    """``conn`` (an ``http.client`` connection) is read on within, by this thread: a cut of
-    this thread's lines shuts its socket down (at once when they are cut already)."""
+    """``conn`` (an ``http.client`` connection, or an answer that holds the socket its
+    connection let go of: ``sock``) is read on within, by this thread: a cut of this
+    thread's lines shuts its socket down (at once when they are cut already)."""
     lines = _LOCAL.lines
     if lines is None:
         yield

@@ -52,9 +52,9 @@ def _snapshot(folder) -> dict:
             if p.is_file()}
 
 
-def _stopped_in_thread(call, held) -> BaseException:
-    """Run ``call()`` under ``pool.stoppable`` in a thread; stop it once ``held`` is reached;
-    what it raised, once it returned (within :data:`_BOUND`)."""
+def _stopped_in_thread(call, reached) -> BaseException:
+    """Run ``call()`` under ``pool.stoppable`` in a thread; stop it once ``reached`` (an
+    event) is set; what it raised, once it returned (within :data:`_BOUND`)."""
     stop = Flag()
     got: list[BaseException] = []
 
@@ -68,7 +68,7 @@ def _stopped_in_thread(call, held) -> BaseException:
     thread = threading.Thread(target=body, name="test-pull")
     thread.start()
     try:
-        assert held.reached.wait(60), "the download never reached the hold"
+        assert reached.wait(60), "the download never reached the hold"
     finally:
         stop.set()
         thread.join(_BOUND)
@@ -103,7 +103,7 @@ def test_a_stopped_pull_cuts_the_held_connection_in_process(emulator, local_stat
     held = emulator.faults.hold(fid, len(data) // 2)
     try:
         exc = _stopped_in_thread(
-            lambda: drivestage.pull(src, str(dest), quiet=True, **kwargs), held)
+            lambda: drivestage.pull(src, str(dest), quiet=True, **kwargs), held.reached)
         assert isinstance(exc, KeyboardInterrupt), repr(exc)
         # The held answer's connection is closed (its client's end, seen by the server) ...
         assert held.hung_up.wait(_BOUND), "the held connection was left open"
@@ -129,6 +129,45 @@ def test_a_stopped_pull_cuts_the_held_connection_in_process(emulator, local_stat
     got = (dest / "d" / name) if case == "folder" else (dest / name)
     assert hashlib.md5(got.read_bytes()).hexdigest() == hashlib.md5(data).hexdigest()
     assert not [p for p in dest.rglob("*") if p.name.endswith(".partial")]
+
+
+def test_an_answer_that_ends_with_its_connection_is_cut_too(emulator, local_state, drive_env,
+                                                           tmp_path, monkeypatch):
+    """Through a proxy that answers with ``Connection: close`` (no length: the body ends
+    with the connection), which http.client lets go of as the answer begins: the answer's
+    own socket is cut."""
+    from _proxy import Proxy, Reply
+
+    data = os.urandom(512 * KiB)
+    emulator.add_file("d/f0.bin", data)
+    reached, gate = threading.Event(), threading.Event()
+
+    def held(status: int, headers: dict, body: bytes) -> Reply:
+        def parts():
+            yield body[:len(body) // 2]
+            reached.set()
+            gate.wait(60)
+            yield body[len(body) // 2:]
+        return Reply(status, {k: v for k, v in headers.items()
+                              if k.lower() != "content-length"}, parts())
+
+    dest = tmp_path / "data"
+    before = our_threads()
+    with Proxy(emulator.url) as proxy:
+        proxy.on("GET", r"alt=media", held, times=1)
+        monkeypatch.setenv("DRIVESTAGE_API_ROOT", proxy.url)
+        try:
+            exc = _stopped_in_thread(lambda: drivestage.pull(
+                "drive:d/f0.bin", str(dest), quiet=True, jobs=1), reached)
+            assert isinstance(exc, KeyboardInterrupt), repr(exc)
+            for thread in our_threads() - before:
+                thread.join(_BOUND)
+                assert not thread.is_alive(), f"{thread.name} outlived the stopped pull"
+            assert _open_on(".partial") == []
+        finally:
+            gate.set()
+        drivestage.pull("drive:d/f0.bin", str(dest), quiet=True)
+    assert (dest / "f0.bin").read_bytes() == data
 
 
 def test_a_pull_stopped_by_sigterm_closes_the_held_connection(emulator, local_state,

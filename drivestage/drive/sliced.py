@@ -84,6 +84,9 @@ class SlicedResponse(ClosedWhenDropped, http.client.HTTPResponse):
         came: list[bytes] = []
         interrupts.delivered(sock, sock.gettimeout(), pool.check, lambda: _answered(sock, came))
         super().__init__(sock, *args, **kwargs)
+        # The socket it reads: a download's stop shuts it down where the connection let go
+        # of it (an answer with ``Connection: close``: drivestage.stream_lines).
+        self.sock = sock
         if _in_pieces() or came:
             # (makefile's reader, not read yet, handed over: left to the collector, it would
             # close the socket's reader under the new one)

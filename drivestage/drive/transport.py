@@ -300,6 +300,8 @@ def _follow(transport: Transport, uri: str, headers: Mapping[str, str], *, signe
                 raise httplib2.ServerNotFoundError(
                     f"{conn.host}, where the download was redirected: {exc.strerror}") from exc
             if 200 <= resp.status < 300:
+                if conn.sock is None:   # (closed by http.client: the answer ends with it)
+                    held.enter_context(stream_lines.on(resp))
                 return resp, key, conn, uri     # the caller reads the body, then settles
             if resp.status in _REDIRECTS:
                 _error_body(resp, conn.timeout)  # read out: the connection serves the next
