@@ -38,6 +38,7 @@ import time
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, TypeVar
 
+from drivestage import stream_lines
 from drivestage.deferred_ctrl_c import deferred, interrupt   # (re-exported: there since moved)
 
 T = TypeVar("T")
@@ -197,7 +198,8 @@ def sleep(seconds: float) -> None:
     retry's backoff there (a ``Retry-After`` of up to 120 s) slept through a Ctrl-C the
     kernel gave another thread (a notebook's mirror, a pull's streams) to its end."""
     if threading.current_thread() is not threading.main_thread():
-        time.sleep(seconds)
+        if not stream_lines.sleep(seconds):   # (a download's stream: its stop ends it)
+            time.sleep(seconds)
         return
     end = time.monotonic() + seconds
     while (left := end - time.monotonic()) > 0:

@@ -8,7 +8,8 @@ went on waiting for it up to the HTTP timeout (120 s): in a notebook its thread 
 outlived the call that was interrupted (stuckconn46). :meth:`StreamLines.cut` shuts down
 the socket of every connection its streams read on (:func:`reading`), so each one's wait
 ends at once, and a connection opened after the cut is shut down as it opens
-(:func:`opened`); the stream then stops where it would retry (:func:`check`).
+(:func:`opened`); the stream then stops where it would retry (:func:`check`), and a
+backoff it waits out ends (:func:`sleep`).
 
 Only ``shutdown``, from the cutting thread: the stream's own thread closes its socket. The
 socket is shut down under the lines' lock and closed under it too (:func:`close`), so a
@@ -30,6 +31,7 @@ class StreamLines:
         self._lock = threading.Lock()
         self._open: list[Any] = []   # http.client connections read on now
         self._cut = False
+        self._cut_event = threading.Event()   # (not the main thread's: see sleep())
 
     @contextmanager
     def reading(self) -> Iterator[None]:
@@ -53,6 +55,7 @@ class StreamLines:
             self._cut = True
             for conn in self._open:
                 _shut(getattr(conn, "sock", None))
+        self._cut_event.set()
 
 
 class _Local(threading.local):
@@ -105,6 +108,17 @@ def close(conn: Any, close: Callable[[Any], None]) -> None:
         return
     with lines._lock:
         close(conn)
+
+
+def sleep(seconds: float) -> bool:
+    """In a thread reading on stream lines (never the main thread): wait ``seconds``, or
+    until they are cut (a stream waiting out a retry's backoff, a Retry-After of up to
+    120 s, outlived the stopped call by that long), and say True; elsewhere False, at once."""
+    lines = _LOCAL.lines
+    if lines is None:
+        return False
+    lines._cut_event.wait(seconds)
+    return True
 
 
 def check() -> None:

@@ -170,6 +170,42 @@ def test_an_answer_that_ends_with_its_connection_is_cut_too(emulator, local_stat
     assert (dest / "f0.bin").read_bytes() == data
 
 
+def test_a_stream_waiting_out_a_retry_after_ends_with_the_stop(emulator, local_state,
+                                                              drive_env, tmp_path):
+    """Drive answered the stream 503 with Retry-After: 60 (its connection kept): stopped in
+    that wait, the stream ends with the call, not a minute later, and asks nothing more."""
+    import logging
+
+    data = os.urandom(256 * KiB)
+    emulator.add_file("d/f0.bin", data)
+    emulator.faults.inject("GET", r"alt=media", status=503, retry_after=60, times=1)
+    waiting = threading.Event()
+
+    class _Said(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if "retry 1/" in record.getMessage():
+                waiting.set()   # (said right before the backoff's wait)
+
+    said = _Said()
+    logger = logging.getLogger("drivestage.drive.retry")
+    logger.addHandler(said)
+    dest = tmp_path / "data"
+    before = our_threads()
+    try:
+        exc = _stopped_in_thread(lambda: drivestage.pull(
+            "drive:d/f0.bin", str(dest), quiet=True, jobs=1), waiting)
+    finally:
+        logger.removeHandler(said)
+    assert isinstance(exc, KeyboardInterrupt), repr(exc)
+    asked = len([r for r in emulator.requests if r.kind == "media.download"])
+    for thread in our_threads() - before:
+        thread.join(_BOUND)
+        assert not thread.is_alive(), f"{thread.name} outlived the stopped pull"
+    assert len([r for r in emulator.requests if r.kind == "media.download"]) == asked == 1
+    drivestage.pull("drive:d/f0.bin", str(dest), quiet=True)
+    assert (dest / "f0.bin").read_bytes() == data
+
+
 def test_a_pull_stopped_by_sigterm_closes_the_held_connection(emulator, local_state,
                                                              drive_env, tmp_path):
     """As a CLI process: the server sees the held connection closed, exit 143 within the
