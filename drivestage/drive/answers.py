@@ -250,10 +250,12 @@ def typed_error(failure: HttpFailure, what: str, *, uploading: bool = False,
         hint = ("; if it was shared with you by a link, give the whole link (with its "
                 "resourcekey=...) as SRC or DEST" if "drive:id:" in what else "")
         return errors.NotFoundError(f"{what}: not found on Drive ({label}: {detail}){hint}")
-    if status == 412:
-        # The removal (or write) named the etag its check read (If-Match): Drive has a newer
-        # item under that id (another trainer's checkpoint, a push's new revision). Not done,
-        # and nothing lost: the caller keeps it, as an item changed since its listing.
+    if status == 412 and what.startswith(("delete ", "trash ")):
+        # The removal named the etag its check read (If-Match): Drive has a newer item under
+        # that id (another trainer's checkpoint, a push's new revision). Not done, and
+        # nothing lost: the caller keeps it, as an item changed since its listing. Only a
+        # removal names one: a 412 to another request is a server's own (attackint46), said
+        # as it is below, never a NotFoundError that its caller takes for "gone".
         return errors.ChangedSinceCheckedError(
             f"{what}: not done: it changed on Drive since it was checked ({label}: "
             f"{detail}); kept as it is now")
