@@ -163,6 +163,17 @@ def _number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+#: More seconds than any epoch's training takes (ten years): a checkpoint's ``epoch_time_s``
+#: beyond it (or infinite) is no trainer's, and made an ETA of a 300-digit number of hours,
+#: or stopped the epoch's line in a traceback (inf: attackint46).
+MAX_EPOCH_S = 10 * 365 * 24 * 3600.0
+
+
+def _seconds(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) \
+        and 0 <= value <= MAX_EPOCH_S   # (NaN, inf: outside)
+
+
 def _meter_problem(meter: object) -> Optional[str]:
     if meter is None:
         return None
@@ -190,7 +201,7 @@ def bookkeeping_problem(state: dict) -> Optional[str]:
         if state.get(key) is not None and not _count(state[key]):
             return f"{key} = {_shown(state[key])}"
     for key, fits in (("best_map50", _number), ("best_epoch", _count),
-                      ("epoch_time_s", lambda v: _number(v) and v >= 0),
+                      ("epoch_time_s", _seconds),
                       ("run", lambda v: isinstance(v, str)),
                       ("resumed_from", lambda v: isinstance(v, str))):
         if state.get(key) is not None and not fits(state[key]):
