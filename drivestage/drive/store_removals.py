@@ -117,10 +117,13 @@ class Removals:
         """The etags the checks read of ``items``, by the id their removal names."""
         return {self._key(e): self._etags[e.id] for e in items if e.id in self._etags}
 
-    def _sender(self, e: RemoteEntry) -> Optional[Callable[[bool, bool], None]]:
+    def _sender(self, e: RemoteEntry, trashed: bool = False
+                ) -> Optional[Callable[[bool, bool], None]]:
         """A lone removal of ``e`` that names the etag its check read; None where none was
-        read (``f``'s own Delete/Trash then, unconditional)."""
-        etag = self._etags.get(e.id)
+        read (``f``'s own Delete/Trash then, unconditional), or where ``trashed``: a trash
+        of it named the etag already (a batch whose answers were lost), and Drive, had it
+        done that, gave the item a new one (a retry's: attackint46)."""
+        etag = None if trashed else self._etags.get(e.id)
         return batches.sender(self.transport, self._key(e), etag) if etag else None
 
     def _done(self, ok: list[RemoteEntry], got: Mapping[str, batches.Got],
@@ -176,6 +179,7 @@ class Removals:
         stop before their own answer says they may be gone."""
         refusals: list[BaseException] = []
         lost: list[str] = []   # (a retry refused: sent, its answer not had)
+        went = {b.id for b in sent_before} if trash else set()   # (a trash: etag named)
 
         def ask() -> None:   # (what the guard raises is raised, never an item's outcome)
             try:
@@ -188,7 +192,7 @@ class Removals:
                 removal.remove(self.call, self.drive.CreateFile({"id": self._key(e)}),
                                self.describe(e), trash, drive_id=self._drive_of(e),
                                scope=self._drive_of(e) or self.label, check=ask,
-                               unanswered=lost, send=self._sender(e))
+                               unanswered=lost, send=self._sender(e, e.id in went))
             except BaseException as exc:
                 if exc in refusals or not isinstance(exc, DriveStageError):
                     removal.say_unanswered(lost + [
