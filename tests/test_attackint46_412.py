@@ -4,8 +4,8 @@ that (a removal naming its check's etag: ifmatch46).
 answers.typed_error typed every 412 as ChangedSinceCheckedError, a NotFoundError: an upload
 or a download a server (or a proxy) answered 412 said "it changed on Drive since it was
 checked ... kept as it is now", though nothing was checked nor kept, and each of the callers
-that take a NotFoundError for "gone" (58 of them: a lease's claim renewal then writes a
-second claim file) took it for that. drivestage sends If-Match on removals only, so a 412
+that take a NotFoundError for "gone" (58 places; by reading, trainer/lease.py's renewal
+in place then writes a second claim file) took it for that. drivestage sends If-Match on removals only, so a 412
 to anything else is a server's answer to a request that named no condition: said as it
 is, HTTP 412, not typed as an item gone."""
 from __future__ import annotations
