@@ -273,13 +273,22 @@ def test_a_ctrl_c_while_the_end_of_a_download_waits_for_its_extraction(tmp_path)
     dest.mkdir()
     writing = threading.Event()
     job: list = []
+    stalls: list[bool] = []
+
+    made = threading.Event()
 
     def slow(n: int) -> None:  # the extraction's progress: it stalls until stopped
+        # (It may be called before Overlapped.tar returns: job[0] raised IndexError there,
+        # the extraction ended with it, and the test passed without a stall to stop.)
+        made.wait(10)
         writing.set()
-        job[0].stop.wait(10)
+        # (Recorded: a stall that ran out would let the extraction go on and end by itself,
+        # and the test pass 10 s a member later though nothing stopped it.)
+        stalls.append(job[0].stop.wait(10))
 
     job.append(Overlapped.tar(str(archive), len(blob), str(dest), lambda a, b: True,
                               progress=slow))
+    made.set()
     assert writing.wait(10)
     # At the first call into drivestage.interrupts: the wait for the extraction.
     tracer = _InterruptAt(1, only_under=drivestage.interrupts.__file__)
@@ -291,6 +300,7 @@ def test_a_ctrl_c_while_the_end_of_a_download_waits_for_its_extraction(tmp_path)
         sys.settrace(None)
     assert "join" in tracer.where
     assert not job[0].thread.is_alive(), "the extraction still ran as its folder went"
+    assert stalls and all(stalls), f"the extraction was waited for, not stopped: {stalls}"
     assert os.listdir(dest) == []
 
 
