@@ -183,9 +183,11 @@ def test_a_folder_pull_replaces_what_its_earlier_archive_adopted_beside_a_file_t
             if os.path.basename(self.archive) == "b.tgz":
                 checked.set()
 
+    ordered: list[bool] = []
+
     def a_stamped_after(where: str, stamp: dict[str, Any]) -> None:
         if stamp.get("name") == "a.zip" and stamp.get("extracted"):
-            checked.wait(10)
+            ordered.append(checked.wait(10))   # (ran out: stamped first, and passed 10 s late)
         write(where, stamp)
 
     monkeypatch.setattr(Occupied, "check", b_checked)
@@ -193,7 +195,7 @@ def test_a_folder_pull_replaces_what_its_earlier_archive_adopted_beside_a_file_t
 
     code, out, err = _cli.run("pull", "drive:F", str(dest), "-x")
 
-    assert checked.is_set()
+    assert ordered == [True], "a.zip's stamp was not written after b.tgz's check"
     assert code == 0, err
     assert {k: v for k, v in tree(dest / "F").items() if k.startswith("ds/")} == b
     assert os.stat(dest / "F/ds/q.txt").st_ino == q.st_ino   # adopted, not written again
