@@ -79,9 +79,11 @@ def test_a_zips_member_list_is_read_from_arrived_bytes_only(emulator, drive_env,
     monkeypatch.setattr(job_module.Job, "check", check)
     monkeypatch.setattr(download.Download, "wait_for", wait_for)
 
+    heard: list[bool] = []
+
     def release() -> None:
         if hold.reached.wait(30):
-            asked.wait(30)
+            heard.append(asked.wait(30))   # (ran out: let go anyway, the test 30 s late)
         hold.release()
 
     releaser = threading.Thread(target=release, daemon=True)
@@ -93,6 +95,7 @@ def test_a_zips_member_list_is_read_from_arrived_bytes_only(emulator, drive_env,
         releaser.join(30)
     assert code == 0, err
     assert hold.reached.is_set()   # (the test's premise: the front was held)
+    assert heard == [True], "the follower neither read its member list nor waited for bytes"
     # What the verified archive holds, as the usual extraction reads it; before: only
     # two.zip, the pull "staged" with no member, and its reruns "already staged".
     assert tree(tmp_path / "data") == {"two.zip": blob, "b.txt": b"B"}
