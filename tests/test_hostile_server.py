@@ -55,11 +55,13 @@ def test_pull_stops_reading_a_body_longer_than_the_range(emulator, proxy, tmp_pa
 def test_pull_gives_up_on_a_trickling_body(emulator, proxy, tmp_path):
     emulator.add_file("data/f.bin", os.urandom(256 << 10))
     proxy.on("GET", r"alt=media", _proxy.trickle(0.05))
-    # The smallest window the other bounds here use: each of the 3 attempts is given up
-    # after it (20 bytes a second is far below 64 KiB a window, whatever the window).
+    # A window of 0.4 s: each of the 3 attempts is given up after it (20 bytes a second is
+    # far below 64 KiB a window, whatever the window), each byte well within the timeout.
+    # (It was 1 s: 3 s of the suite's waiting; the count says the trickle ended each.)
     res = _run(proxy, tmp_path, "pull", "drive:data/f.bin", str(tmp_path / "dest"),
-               DRIVESTAGE_HTTP_TIMEOUT="1")
+               DRIVESTAGE_HTTP_TIMEOUT="0.4")
     _one_error_line(res)
+    assert proxy.count("GET", "alt=media") == 3
     assert not (tmp_path / "dest" / "f.bin").exists()
 
 
@@ -103,7 +105,7 @@ def test_a_metadata_answer_that_never_ends_fails_the_command(emulator, proxy, tm
     emulator.add_file("Models/logs/epoch_001.pt", b"x")
     proxy.on("GET", r"^/drive/v2/files\?", mutate)
     res = _run(proxy, tmp_path, "prune", "drive:Models/logs", "--keep-last", "1",
-               DRIVESTAGE_HTTP_TIMEOUT="1")
+               DRIVESTAGE_HTTP_TIMEOUT="0.4")   # (a trickle's byte each 0.05 s: within it)
     line = _one_error_line(res)
     assert "still failing after 3 attempts" in line
     assert proxy.count("GET", r"^/drive/v2/files\?") <= 3
