@@ -51,7 +51,10 @@ def _error_trickle(status: int, headers: dict, body: bytes) -> Reply:
 def test_a_download_error_whose_body_trickles_for_ever_fails_the_pull(emulator, proxy, tmp_path):
     emulator.add_file("data/f.bin", os.urandom(100 << 10))
     proxy.on("GET", r"alt=media", _error_trickle, forward=False)
-    res = _run(proxy, tmp_path, "pull", "drive:data/f.bin", str(tmp_path / "dest"))
+    # (A byte each 0.02 s, within a timeout of 0.4 s; each attempt is given up once it has
+    # read for that long in all: 1 s each was 3 s of the suite's waiting.)
+    res = _run(proxy, tmp_path, "pull", "drive:data/f.bin", str(tmp_path / "dest"),
+               DRIVESTAGE_HTTP_TIMEOUT="0.4")
     line = _one_error_line(res)
     assert "still failing after 3 attempts" in line, line
     assert proxy.count("GET", "alt=media") == 3
