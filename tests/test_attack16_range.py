@@ -233,11 +233,18 @@ claim, second, whole = streams.Pass.claim, threading.Event(), threading.Event()
 def on_claim(self):  # "retired": the first stream asks once the second has its piece, which
     piece = claim(self)  # asks once the first answer is in (which then gives it up)
     if moment == "retired" and piece is not None and piece.pos == 0:
-        second.wait(10)
+        _waited(second, "the second stream never took its piece")
     elif moment == "retired" and piece is not None and not self.whole:
         second.set()
-        whole.wait(10)
+        _waited(whole, "the first answer never came whole")
     return piece
+
+
+def _waited(event, what):  # (a wait run out ended here: the moment went by, the test passed)
+    if not event.wait(10):
+        sys.stderr.write(what + "\n")
+        sys.stderr.flush()
+        os._exit(3)
 
 
 streams.Pass.ranges_ignored, streams.Pass.extend, streams.Pass.write, streams.Pass.claim = \
