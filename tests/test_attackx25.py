@@ -287,8 +287,10 @@ def test_members_far_apart_keep_no_more_than_the_window_while_dest_lags(local_st
             read_all.set()
         return out
 
+    waited: list[bool] = []
+
     def create(root, e):  # a DEST slower than the read: the writers wait for its end
-        read_all.wait(20)
+        waited.append(read_all.wait(20))   # (ran out: the read waited for the writers)
         return real_create(root, e)
 
     monkeypatch.setattr(hashed_pass._Reader, "_block", block)
@@ -300,6 +302,7 @@ def test_members_far_apart_keep_no_more_than_the_window_while_dest_lags(local_st
     finally:
         tracemalloc.stop()
     assert result.action == "extract" and len(os.listdir(tmp_path / "d")) == 49
+    assert waited and all(waited), "the read did not end while the writers waited"
     assert peak < 24 << 20, peak / 2 ** 20   # the window and the read ahead, no more
 
 
