@@ -160,6 +160,10 @@ class Faults(MediaFaults, ListingFaults):
         # Answers waiting out a latency now, and those whose client hung up meanwhile.
         self._hung = threading.Condition()
         self._waiting = self._hang_ups = 0
+        # Set (and replaced) when the throttle changes or the server stops: a body paused
+        # behind the old limit goes on at once (a test that lifts the throttle waited out a
+        # 1 MiB chunk's 2 s pause at 512 KiB/s before the emulator settled).
+        self._rethrottled = threading.Event()
         self._shared = Bucket()          # the limit all connections share
         self._per_connection: Optional[float] = None
         self._chaos: Optional[tuple[float, random.Random, tuple[str, ...]]] = None
@@ -215,6 +219,7 @@ class Faults(MediaFaults, ListingFaults):
         with self._lock:
             self._shared.reset(bytes_per_second)
             self._per_connection = float(per_connection) if per_connection else None
+            self._wake_paused()
 
     def chaos(self, rate: float = 0.05, seed: int = 0, kinds: tuple[str, ...] = CHAOS_KINDS) -> None:
         """Fail a random ``rate`` fraction of API requests with one of ``kinds``."""
@@ -241,6 +246,7 @@ class Faults(MediaFaults, ListingFaults):
             holds, self._holds = self._holds, []
             self._shared.reset(None)
             self._per_connection = None
+            self._wake_paused()
             self._chaos = None
             self._lag = None
             self._lagging.clear()
@@ -254,8 +260,14 @@ class Faults(MediaFaults, ListingFaults):
         self._stopping.set()
         with self._lock:
             holds = list(self._holds)
+            self._wake_paused()
         for hold in holds:
             hold.release()
+
+    def _wake_paused(self) -> None:
+        """(``_lock`` held) End the pauses of bodies under the throttle as it was."""
+        self._rethrottled.set()
+        self._rethrottled = threading.Event()
 
     def serving(self) -> None:
         """The server (re)starts: latencies are waited out again."""
@@ -418,16 +430,19 @@ class Faults(MediaFaults, ListingFaults):
             if connection is not None:
                 connection.rate = self._per_connection
                 wait = max(wait, connection.charge(nbytes))
-        if wait > 0:
-            # Woken when the server stops, as a latency is: a throttled megabyte's pause
-            # (16 s at 64 KiB/s) held Emulator.stop() for its whole join.
-            _pause(self._stopping, wait)
+            woken = self._rethrottled
+        if wait > 0 and not self._stopping.is_set():
+            # Woken when the server stops, as a latency is (a throttled megabyte's pause,
+            # 16 s at 64 KiB/s, held Emulator.stop() for its whole join), and when the
+            # throttle changes: the pause was the old limit's.
+            _pause(woken, wait)
 
 
-def _pause(stopping: threading.Event, seconds: float) -> None:
-    """A throttle's pause: ``seconds``, or less when the server stops (``stopping``); one
-    place, so that a test's virtual clock (tests/test_flakes34_throttle.py) takes it."""
-    stopping.wait(seconds)
+def _pause(woken: threading.Event, seconds: float) -> None:
+    """A throttle's pause: ``seconds``, or less when ``woken`` (the throttle changed, or the
+    server stops); one place, so that a test's virtual clock (tests/test_flakes34_throttle.py)
+    takes it."""
+    woken.wait(seconds)
 
 
 #: Seconds a sender behind its bucket's schedule may make up (a bucket's debt drained that
