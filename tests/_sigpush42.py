@@ -8,6 +8,7 @@ import signal
 import time
 from typing import Callable
 
+from _child_waits import ended, repeated, until
 from _cli import child_env
 from _forkcli import PIPE, cli_server
 
@@ -27,37 +28,6 @@ def child(emulator, *args: str, script=None):
     with this process's DRIVESTAGE_STATE_DIR (the ``local_state`` fixture's)."""
     return cli_server().popen(list(args), env=child_env(emulator), stdout=PIPE, stderr=PIPE,
                               script=script)
-
-
-def until(proc, ready: Callable[[], bool], what: str) -> None:
-    """Wait (bounded) until ``ready()``; fail if ``proc`` ends first."""
-    deadline = time.monotonic() + 60
-    while not ready():
-        assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline, what
-        time.sleep(0.01)
-
-
-def ended(proc) -> tuple[int, str]:
-    """``proc``'s exit code and standard error, once it ends (bounded)."""
-    try:
-        _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    return proc.returncode, err.decode() if isinstance(err, bytes) else err
-
-
-def repeated(proc, sig: int) -> None:
-    """``sig`` a millisecond apart until ``proc`` ends (a supervisor that repeats its stop)."""
-    deadline = time.monotonic() + 30
-    while proc.poll() is None and time.monotonic() < deadline:
-        try:
-            proc.send_signal(sig)
-        except ProcessLookupError:   # (it ended between the poll and the kill)
-            break
-        time.sleep(0.001)
 
 
 def stale(state, locked: bool = True) -> list[str]:
