@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 
 import pytest
 
 from _archives import a_tar, a_zip, tree
+from _child_waits import ended, until
 from _cli import child_env, run
 from _forkcli import PIPE, cli_server
 from _signal_env import _cli_server, _fast  # noqa: F401  (autouse fixtures)
@@ -22,24 +22,10 @@ KiB = 1024
 _BOUND = 20.0
 
 
-def _until(proc, ready, what: str) -> None:
-    deadline = time.monotonic() + 60
-    while not ready():
-        assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline, what
-        time.sleep(0.01)
-
-
 def _stopped(proc) -> tuple[int, str]:
     """SIGTERM now; (exit code, stderr) once it ended, within :data:`_BOUND` seconds."""
     proc.send_signal(signal.SIGTERM)
-    try:
-        _, err = proc.communicate(timeout=_BOUND)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    return proc.returncode, err.decode()
+    return ended(proc, _BOUND)
 
 
 @pytest.mark.parametrize("ext,pack", [(".zip", a_zip), (".tar", a_tar)])
@@ -59,7 +45,7 @@ def test_a_folder_pull_of_archives_with_x_stopped_while_one_is_held(emulator, lo
     try:
         proc = cli_server().popen(["pull", "drive:d", str(dest), "-x", "-q", "--jobs", "4"],
                                   env=child_env(emulator), stdout=PIPE, stderr=PIPE)
-        _until(proc, held.reached.is_set, f"{first}'s answer never reached the hold")
+        until(proc, held.reached.is_set, f"{first}'s answer never reached the hold")
         got = _stopped(proc)
     finally:
         held.release()
@@ -87,7 +73,7 @@ def test_a_push_with_jobs_stopped_while_drive_holds_an_upload_answer(emulator, l
     emulator.faults.latency(60, path=r"^/upload/.*[?&]upload_id=")
     proc = cli_server().popen(["push", str(src), "drive:runs", "--jobs", "4"],
                               env=child_env(emulator), stdout=PIPE, stderr=PIPE)
-    _until(proc, lambda: any(r.kind == "media.upload" for r in emulator.requests[seen:]),
+    until(proc, lambda: any(r.kind == "media.upload" for r in emulator.requests[seen:]),
            "no upload was sent")
     got = _stopped(proc)
     assert got[0] == 143 and got[1].endswith("Interrupted by SIGTERM.\n"), got
@@ -115,7 +101,7 @@ def test_a_mirror_with_jobs_stopped_while_drive_holds_an_upload_answer(emulator,
     proc = cli_server().popen(["mirror", str(src), "drive:runs", "--every", "3600",
                                "--grace", "2", "--jobs", "4"],
                               env=child_env(emulator), stdout=PIPE, stderr=PIPE)
-    _until(proc, lambda: any(r.kind == "media.upload" for r in emulator.requests[seen:]),
+    until(proc, lambda: any(r.kind == "media.upload" for r in emulator.requests[seen:]),
            "no upload was sent")
     rc, err = _stopped(proc)
     assert rc == 1, err
