@@ -16,6 +16,7 @@ import drivestage
 from drivestage.extract import tempdir
 
 from _archives import a_zip, tree
+from _child_waits import ended, repeated, until
 from _cli import child_env, run
 from _forkcli import PIPE, cli_server
 from _signal_env import _cli_server, _fast  # noqa: F401  (autouse fixtures)
@@ -27,24 +28,6 @@ def _child(emulator, dest, *args: str, script=None):
     return cli_server().popen(["pull", "drive:d/set.zip", str(dest), "-x", "-q", *args],
                               env=child_env(emulator), stdout=PIPE, stderr=PIPE,
                               script=script)
-
-
-def _until(proc, ready, what: str) -> None:
-    deadline = time.monotonic() + 60
-    while not ready():
-        assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline, what
-        time.sleep(0.01)
-
-
-def _ended(proc) -> tuple[int, str]:
-    try:
-        _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    return proc.returncode, err.decode()
 
 
 def _extracting(dest) -> bool:
@@ -99,9 +82,9 @@ def test_a_signal_while_waiting_for_the_merge_lock(emulator, local_state, drive_
     try:
         fcntl.flock(lock, fcntl.LOCK_EX)
         proc = _child(emulator, dest)
-        _until(proc, lambda: _waits_to_merge(proc.pid, dest), "it never waited to merge")
+        until(proc, lambda: _waits_to_merge(proc.pid, dest), "it never waited to merge")
         proc.send_signal(sig)
-        got, err = _ended(proc)
+        got, err = ended(proc)
     finally:
         os.close(lock)
     assert (got, err) == (code, line + "\n")
@@ -130,15 +113,9 @@ def test_signals_in_a_row_mid_extraction(emulator, local_state, drive_env, tmp_p
     # of a hold a failed test left.)
     middle = emulator.faults.hold(emulator.find("d/set.zip")["id"], len(blob) // 2)
     proc = _child(emulator, dest)
-    _until(proc, lambda: _extracting(dest), "it never extracted")
-    deadline = time.monotonic() + 30
-    while proc.poll() is None and time.monotonic() < deadline:
-        try:
-            proc.send_signal(sig)
-        except ProcessLookupError:   # (it ended between the poll and the kill)
-            break
-        time.sleep(0.001)
-    got, err = _ended(proc)
+    until(proc, lambda: _extracting(dest), "it never extracted")
+    repeated(proc, sig)
+    got, err = ended(proc)
     middle.release()
     assert (got, err) == (code, line + "\n")
     assert [p.name for p in dest.iterdir() if p.name.startswith(tempdir.TEMP_PREFIX)] == []
@@ -163,11 +140,11 @@ def test_a_hang_up_under_nohup_mid_extraction_changes_nothing(emulator, local_st
     hold = emulator.faults.hold(entry.id, len(blob) // 2)
     try:
         proc = _child(emulator, dest, script=_NOHUP)
-        _until(proc, lambda: _extracting(dest), "it never extracted")
+        until(proc, lambda: _extracting(dest), "it never extracted")
         proc.send_signal(signal.SIGHUP)
         proc.send_signal(signal.SIGHUP)
         hold.release()
-        got, err = _ended(proc)
+        got, err = ended(proc)
     finally:
         hold.release()
     assert (got, err) == (0, "")
@@ -226,7 +203,7 @@ def test_a_signal_while_waiting_for_another_pulls_lock(emulator, local_state, dr
     hold = emulator.faults.hold(entry.id, len(blob) // 2)
     try:
         first = _child(emulator, dest)
-        _until(first, lambda: _extracting(dest), "the first never extracted")
+        until(first, lambda: _extracting(dest), "the first never extracted")
         second = _child(emulator, dest)
         err2 = b""
 
@@ -240,11 +217,11 @@ def test_a_signal_while_waiting_for_another_pulls_lock(emulator, local_state, dr
                     break
                 err2 += chunk
             return b"waiting for it" in err2
-        _until(second, waiting, "the second never waited")
+        until(second, waiting, "the second never waited")
         second.send_signal(signal.SIGTERM)
-        got, err = _ended(second)
+        got, err = ended(second)
         hold.release()
-        assert _ended(first) == (0, "")
+        assert ended(first) == (0, "")
     finally:
         hold.release()
     assert got == 143 and (err2.decode() + err).endswith("\nInterrupted by SIGTERM.\n")
@@ -265,11 +242,11 @@ def test_a_folder_pull_with_jobs_stopped_mid_download(emulator, local_state, dri
     try:
         proc = cli_server().popen(["pull", "drive:d", str(dest), "-q", "--jobs", "4"],
                                   env=child_env(emulator), stdout=PIPE, stderr=PIPE)
-        _until(proc, lambda: dest.exists() and any(p.name.endswith(".partial")
+        until(proc, lambda: dest.exists() and any(p.name.endswith(".partial")
                                                    and p.stat().st_size
                                                    for p in dest.rglob("*")), "no partial")
         proc.send_signal(signal.SIGTERM)
-        got, err = _ended(proc)
+        got, err = ended(proc)
     finally:
         hold.release()
     assert (got, err) == (143, "Interrupted by SIGTERM.\n")
@@ -311,10 +288,10 @@ def test_a_signal_during_the_tail_fetch_with_early_workers(emulator, local_state
         return bool(ranged) and bool(worker_pids(proc.pid))
     try:
         proc = _child(emulator, dest, "--jobs", "2", script=_EARLY_WORKERS)
-        _until(proc, at_the_tail, "no tail fetch with workers")
+        until(proc, at_the_tail, "no tail fetch with workers")
         pid = proc.pid
         proc.send_signal(sig)
-        got, err = _ended(proc)
+        got, err = ended(proc)
     finally:
         hold.release()
     assert (got, err) == (code, line + "\n")
@@ -355,7 +332,7 @@ def test_a_signal_at_the_merge_or_the_stamps_write(emulator, local_state, drive_
     proc = cli_server().popen([str(int(sig)), pattern, "pull", "drive:d/set.zip", str(dest),
                                "-x", "-q"], env=child_env(emulator), stdout=PIPE,
                               stderr=PIPE, script=_AT_RENAME)
-    got, err = _ended(proc)
+    got, err = ended(proc)
     assert (got, err) == (code, line + "\n")
     assert [p.name for p in dest.iterdir() if p.name.startswith(tempdir.TEMP_PREFIX)] == []
     assert (dest / "set.zip").read_bytes() == blob
@@ -383,12 +360,9 @@ def test_sigterms_in_a_row_in_a_background_job(emulator, local_state, drive_env,
     # (Held at the middle byte until it ended, as test_signals_in_a_row_mid_extraction's.)
     middle = emulator.faults.hold(emulator.find("d/set.zip")["id"], len(blob) // 2)
     proc = _child(emulator, dest, script=_BACKGROUND)
-    _until(proc, lambda: _extracting(dest), "it never extracted")
-    deadline = time.monotonic() + 30
-    while proc.poll() is None and time.monotonic() < deadline:
-        proc.send_signal(signal.SIGTERM)
-        time.sleep(0.001)
-    got, err = _ended(proc)
+    until(proc, lambda: _extracting(dest), "it never extracted")
+    repeated(proc, signal.SIGTERM)
+    got, err = ended(proc)
     middle.release()
     assert (got, err) == (143, "Interrupted by SIGTERM.\n")
     assert [p.name for p in dest.iterdir() if p.name.startswith(tempdir.TEMP_PREFIX)] == []
