@@ -164,6 +164,9 @@ class Faults(MediaFaults, ListingFaults):
         # behind the old limit goes on at once (a test that lifts the throttle waited out a
         # 1 MiB chunk's 2 s pause at 512 KiB/s before the emulator settled).
         self._rethrottled = threading.Event()
+        # Set (and replaced) by hurry() and when the server stops: an answer waiting out
+        # its latency goes on at once.
+        self._hurried = threading.Event()
         self._shared = Bucket()          # the limit all connections share
         self._per_connection: Optional[float] = None
         self._chaos: Optional[tuple[float, random.Random, tuple[str, ...]]] = None
@@ -261,8 +264,22 @@ class Faults(MediaFaults, ListingFaults):
         with self._lock:
             holds = list(self._holds)
             self._wake_paused()
+            self._hurry()
         for hold in holds:
             hold.release()
+
+    def hurry(self) -> None:
+        """Let every answer waiting out its latency now go on at once (the rules stay: a
+        later request waits out its latency again). For a test that has seen what a latency
+        held a request for (a command stopped while it waited) and wants the server's part
+        done before it goes on."""
+        with self._lock:
+            self._hurry()
+
+    def _hurry(self) -> None:
+        """(``_lock`` held) End the waits of answers under a latency now."""
+        self._hurried.set()
+        self._hurried = threading.Event()
 
     def _wake_paused(self) -> None:
         """(``_lock`` held) End the pauses of bodies under the throttle as it was."""
@@ -274,22 +291,25 @@ class Faults(MediaFaults, ListingFaults):
         self._stopping.clear()
 
     def wait_latency(self, seconds: float, conn: Optional[socket.socket] = None) -> bool:
-        """In the server: wait ``seconds`` before an answer, or less when the server stops:
-        True; False once the client hung up ``conn`` (the answer's connection) meanwhile,
-        counted (:meth:`wait_hang_ups`)."""
+        """In the server: wait ``seconds`` before an answer, or less when the server stops
+        or a test hurries it (:meth:`hurry`): True; False once the client hung up ``conn``
+        (the answer's connection) meanwhile, counted (:meth:`wait_hang_ups`)."""
         end = time.monotonic() + seconds
+        with self._lock:
+            woken = self._hurried
         with self._hung:
             self._waiting += 1
             self._hung.notify_all()
         gone = False
         try:
-            while not self._stopping.wait(min(HANG_UP_WATCH_S,
-                                              max(0.0, end - time.monotonic()))):
-                if time.monotonic() >= end:
-                    break
-                if conn is not None and client_hung_up(conn):
-                    gone = True
-                    break
+            # (the stop is set before it wakes the waits: checked after taking ``woken``)
+            if not self._stopping.is_set():
+                while not woken.wait(min(HANG_UP_WATCH_S, max(0.0, end - time.monotonic()))):
+                    if time.monotonic() >= end:
+                        break
+                    if conn is not None and client_hung_up(conn):
+                        gone = True
+                        break
         finally:
             with self._hung:
                 self._waiting -= 1
