@@ -50,7 +50,9 @@ def live(emulator, under: str = "") -> list[tuple[str, str]]:
 def settled(emulator, seen: int) -> None:
     """Wait (bounded) until the emulator has answered, or given up on, every request since
     ``seen``: one the stopped command left held (a latency rule) is done on Drive after it
-    ended, and done beside the rerun it could race it."""
+    ended, and done beside the rerun it could race it. Its latency is cut short: what it
+    held the request for, the stop, is over."""
+    emulator.faults.hurry()
     deadline = time.monotonic() + 30
     while any(not (r.status or r.error or r.duration) for r in emulator.requests[seen:]):
         assert time.monotonic() < deadline, "a request of the stopped command never ended"
