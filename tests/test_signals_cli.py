@@ -14,6 +14,7 @@ import time
 import pytest
 from click.testing import CliRunner
 
+from _child_waits import until
 from _forkcli import PIPE, cli_server
 from _mirror_signal import chunks_watched, live_files
 from _sigpush42 import NOHUP
@@ -31,12 +32,8 @@ def _md5s(folder) -> dict[str, str]:
     return {p.name: hashlib.md5(p.read_bytes()).hexdigest() for p in folder.iterdir()}
 
 
-def _until(proc, ready, what: str, bound: float = 30) -> None:
-    deadline = time.monotonic() + bound
-    while not ready():
-        assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline, what
-        time.sleep(0.01)
+def _until(proc, ready, what: str) -> None:
+    until(proc, ready, what, bound=30)
 
 
 def _mirror(src, env, *args: str, script=None):
