@@ -68,7 +68,7 @@ def test_a_sigterm_while_a_hung_worker_holds_the_batch_saves_the_last_step_and_s
     if item == 1:
         stepped.set()
 
-    noted = threading.Event()
+    noted, missed = threading.Event(), []
     monkeypatch.setattr(worker_deaths, "HUNG_NOTE_S", 0.3)
 
     class _Second(logging.Handler):
@@ -94,6 +94,8 @@ def test_a_sigterm_while_a_hung_worker_holds_the_batch_saves_the_last_step_and_s
             if any([e.fetching for e in list(worker_deaths._epochs.values())]):
                 break
             ended.wait(0.01)
+        else:   # (the SIGTERM goes anyway, or fit() never ends; the test fails below)
+            missed.append("the training thread never waited for the hung batch")
         os.kill(os.getpid(), signal.SIGTERM)
         if not ended.wait(60):   # (before the fix: the wait went on for good)
             released.set()
@@ -112,6 +114,7 @@ def test_a_sigterm_while_a_hung_worker_holds_the_batch_saves_the_last_step_and_s
         os.write(release_w, b"g")   # (a worker still there ends; one killed reads nothing)
         for fd in (hung_r, hung_w, release_r, release_w):
             os.close(fd)
+    assert missed == []
     assert noted.is_set() or item != 1, "the wait for the hung batch was never said"
     assert not released.is_set(), "the stop waited for the hung worker's batch"
     assert caught.value.exit_code == 143
