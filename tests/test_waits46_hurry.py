@@ -37,5 +37,5 @@ def test_hurry_ends_the_latency_under_way_and_keeps_the_rule(emulator, monkeypat
     assert len(done) == 1 and "user" in done[0], done
     # The other rule stays: the next request waits out its 0.5 s (the server's own timing).
     drive_service(emulator.url).about().get().execute()
-    assert [r.duration >= 0.5 for r in emulator.requests] == [False, True]
+    assert len(emulator.requests) == 2 and emulator.requests[1].duration >= 0.5
     assert [r["seconds"] for r in emulator.faults.describe()["rules"]] == [0.5]
