@@ -34,7 +34,6 @@ import shutil
 import struct
 import threading
 import time
-import zipfile
 from typing import Callable, Iterable, Optional
 
 from drivestage.errors import ArchiveError, DestChangedError, DiskSpaceError
@@ -167,14 +166,13 @@ class _Writers:
                 feed = self._next()
                 if feed is None:
                     return
-                e, info = feed.e, feed.e.source
+                e = feed.e
 
                 def read(n: int, pos: int, feed: _Feed = feed) -> bytes:
                     return self._take(feed, n)  # type: ignore[return-value]  # a buffer
                 out = create(self.root, e)
                 try:
-                    copy_raw(-1, out, e, 0, int(getattr(info, "compress_size")),
-                             int(getattr(info, "compress_type")), int(getattr(info, "CRC")),
+                    copy_raw(-1, out, e, 0, e.comp_size, e.method, e.crc,
                              self.label, self.progress, read=read)
                 finally:
                     os.close(out)
@@ -351,25 +349,23 @@ class HashedPass:
     def _zip(self, job: Job, fd: int, reader: _Reader) -> None:
         """The members of a zip (stored or deflated) from the stream, in file order."""
         entries = zip_directory(self.path, fd)
-        if any(getattr(e.source, "compress_type", 0) not in (0, 8) for e in entries):
+        if any(e.method not in (0, 8) for e in entries):
             raise _OutOfOrder("bzip2 or lzma members")
-        files = sorted(job.check(entries),
-                       key=lambda e: int(getattr(e.source, "header_offset", 0)))
+        files = sorted(job.check(entries), key=lambda e: e.offset)
         writers = _Writers(job.root, self.label, Progress(self._bar(sum(e.size for e in files))))
         try:
             for t in writers.threads:   # (a Ctrl-C as the first starts: the first is stopped)
                 t.start()
             for e in files:
-                info: zipfile.ZipInfo = e.source  # type: ignore[assignment]
-                reader.skip_to(int(info.header_offset))
+                reader.skip_to(e.offset)
                 header = reader.exact(_LOCAL_HEADER)
                 if len(header) != _LOCAL_HEADER or header[:4] != b"PK\x03\x04":
                     raise ArchiveError(f"member {e.path!r} of {self.label}: bad local header "
-                                       f"at offset {info.header_offset}")
+                                       f"at offset {e.offset}")
                 name_len, extra_len = struct.unpack_from("<HH", header, 26)
                 reader.skip_to(reader.pos + name_len + extra_len)
                 feed = writers.member(e)
-                left = int(info.compress_size)
+                left = e.comp_size
                 while left:  # (a short member: its writer says it is truncated)
                     block = reader.read(min(CHUNK, left))
                     if not block:

@@ -714,7 +714,7 @@ def test_a_pulled_zip_whose_central_directory_is_too_large_leaves_only_the_downl
 def test_an_archive_of_more_members_than_drivestage_extracts_is_refused(
         emulator, drive_env, tmp_path, monkeypatch, kind):
     """Each member is an object in memory until the merge: past the limit (here lowered to
-    10; 2,000,000 by default) the archive is refused, read as it downloads or afterwards,
+    10; 1,500,000 by default) the archive is refused, read as it downloads or afterwards,
     with one Error: line, the download kept and nothing extracted."""
     from drivestage.extract import extract
     from drivestage.extract import members

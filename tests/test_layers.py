@@ -58,7 +58,8 @@ LAYERS = [
     # The one door from a user's string to (store, path).
     ["remote"],
     # Archives: what a member is, the rules, then writing and merging into DEST.
-    ["extract.formats", "extract.frames", "extract.copying", "extract.tarinfo"],
+    ["extract.formats", "extract.frames", "extract.copying", "extract.tarinfo",
+     "extract.zip_ends"],
     ["extract.tempdir", "extract.worker"],   # a worker process imports no more than this
     ["extract.members"],
     ["extract.validation", "extract.owned", "extract.statedir"],

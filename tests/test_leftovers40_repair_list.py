@@ -22,9 +22,9 @@ def test_putting_back_one_member_lists_the_archive_once(emulator, local_state, d
     listed: list[str] = []
     original = members.list_members_of
 
-    def counting(archive, fd):
+    def counting(archive, fd, *rest):
         listed.append(archive)
-        return original(archive, fd)
+        return original(archive, fd, *rest)
     monkeypatch.setattr(members, "list_members_of", counting)
     bars: list[tuple[str, int, int]] = []
 

@@ -102,7 +102,7 @@ def test_each_member_is_written_as_it_is_in_the_zip_with_one_read_when_small(pla
         before = len(reads)
         e = write_order(afd, tmp, order, "a.zip", Progress(None))
         per_member[order[1]] = len(reads) - before
-        assert e.written is not None and e.written.st_size == len(members[order[1]][0])
+        assert e.written is not None and e.written[0] == len(members[order[1]][0])
     monkeypatch.undo()
     for name, (body, _, _) in members.items():
         with open(os.path.join(tmp.path, name), "rb") as fh:

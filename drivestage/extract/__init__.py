@@ -144,7 +144,7 @@ def extract(archive_path: PathLike, dest_dir: PathLike, *,
         list_members(archive)  # says what is wrong with it (absent, not an archive)
         raise
     try:
-        kind, entries = list_members(archive, afd)
+        kind, entries = list_members(archive, afd, keep=False)
         job = Job(archive, os.fspath(dest_dir), free_bytes=free_bytes,
                   lock_dir=os.fspath(lock_dir) if lock_dir is not None else None,
                   protected=protected, replaceable=replaceable, kept=kept, turn=turn,

@@ -5,11 +5,7 @@ need the whole list (duplicates, links, reserved names) are in :mod:`.validation
 """
 from __future__ import annotations
 
-import bz2
-import copy
 import functools
-import gzip
-import io
 import lzma
 import os
 import re
@@ -21,37 +17,49 @@ import time
 import zipfile
 import zlib
 from dataclasses import dataclass
-from typing import IO, Callable, Iterable, Optional, cast
+from typing import IO, Callable, Iterable, Iterator, Optional, cast
 
-from drivestage.errors import ArchiveError, UnsafeArchiveError
-from drivestage.extract.copying import decoded, zip_data_offset
+from drivestage.errors import ArchiveError, DriveStageError, UnsafeArchiveError
+from drivestage.extract.copying import Written, decoded, zip_data_offset
 from drivestage.extract.formats import ArchiveFile, ArrivingFile, archive_kind, compression, \
     open_archive
-from drivestage.extract.tarinfo import BoundedInfo, advice
+from drivestage.extract.tarinfo import BoundedInfo, advice, each_member
+from drivestage.extract.tarinfo import open_tar_stream as open_tar_stream
+# (Re-exported: read and patched here by their callers and tests.)
+from drivestage.extract.zip_ends import EOCD_TAIL as EOCD_TAIL
+from drivestage.extract.zip_ends import declared_directory_size as declared_directory_size
+from drivestage.extract.zip_ends import zip_directory_start as zip_directory_start
+from drivestage.sizes import format_size
 from drivestage.fork_drop import free_in_forks
 from drivestage.interrupts import deferred
-from drivestage.sizes import format_size
 
 MAX_LINK_TARGET = 4096
-#: The largest zip central directory read. ``zipfile`` reads it whole and keeps an object of
-#: some hundreds of bytes per member (a member takes 46 bytes there and its name): 128 MiB
-#: is about a million members with dataset-like names, and at most about 1.5 GB of memory.
+#: The largest zip central directory read. ``zipfile`` reads it whole (a member takes 46
+#: bytes there and its name: 128 MiB is about a million members with dataset-like names),
+#: and each member's ``ZipInfo`` is let go as soon as it is read (:class:`_Entries`).
 MAX_ZIP_DIRECTORY = 128 << 20
-#: The most members one archive may have: each is an object in memory until the merge (a tar.gz
-#: of millions of empty members is a few MB and would take all the memory).
-MAX_MEMBERS = 2_000_000
-#: The end of a zip that holds its end records: the comment (up to 64 KiB), the end of
-#: central directory record (22 bytes), the zip64 locator (20) and zip64 record (56).
-EOCD_TAIL = (1 << 16) + 22 + 20 + 56
-# tarfile's stream slices its buffer on every read: a big buffer makes header reads slow.
-TAR_BUFSIZE = 64 * 1024
+#: The most members one archive may have: each is an :class:`Entry` in memory until the merge
+#: (a tar.gz of millions of empty members is a few MB and would take all the memory), and
+#: its record after. An extraction takes at most :data:`BYTES_PER_MEMBER` a member, so that
+#: the largest archive accepted stays under 1 GB (a Colab VM has 12 GB); ImageNet's
+#: 1,281,167 training images fit in one archive.
+MAX_MEMBERS = 1_500_000
+#: The most memory an extraction takes per member above its base (peak RSS; names of 20
+#: bytes, a longer name costs its length more): 510-550 bytes measured, for a zip and for a
+#: tar.gz, held here with margin by ``tests/test_extractmem46_peak.py``. It was 1.8-2.2 KB
+#: (each member's ZipInfo or TarInfo kept to the end, a copy of each entry, a stat_result
+#: per file: extractmem46). A pull's stamp and journal rows come on top (``pull -x``: about
+#: 1 KB a member in all).
+BYTES_PER_MEMBER = 640
 ZIP_METHODS = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflate",
                zipfile.ZIP_BZIP2: "bzip2", zipfile.ZIP_LZMA: "lzma"}
 
 
-@dataclass
+@dataclass(slots=True)
 class Entry:
-    """One member, normalised; ``source`` is the ZipInfo/TarInfo it came from."""
+    """One member, normalised, with what its checks and its writing need and no more: the
+    ``ZipInfo`` or ``TarInfo`` it came from (about 0.5 KB each, with their strings and
+    tuples) is let go once it is read (see :data:`MAX_MEMBERS`)."""
 
     path: str
     kind: str                  # "file" | "dir" | "symlink" | "hardlink"
@@ -59,10 +67,35 @@ class Entry:
     mode: Optional[int] = None
     mtime: Optional[float] = None
     target: str = ""           # symlink target as stored; hardlink target, normalised
-    source: object = None
     raw_offset: int = -1       # tar: where the bytes start (plain tars only)
     comp_size: int = 0
-    written: Optional[os.stat_result] = None  # the file as written (fstat), for its record
+    offset: int = -1           # where its header starts: a zip's local header, a tar's
+    method: int = 0            # a zip's compression method (zipfile.ZIP_*); 0 in a tar
+    crc: Optional[int] = None  # a zip's CRC-32 of the member's bytes
+    name: str = ""             # the name as the archive has it (messages; often ``path``)
+    # The file as written, for its record (:attr:`written`): three slots, not a tuple (64
+    # bytes more a member; the numbers themselves go on into the record).
+    written_size: int = -1
+    written_mtime_ns: int = 0
+    written_ino: int = 0
+
+    @property
+    def written(self) -> Optional[Written]:
+        """The file as written (size, mtime_ns, inode), or None before it is."""
+        if self.written_size < 0:
+            return None
+        return (self.written_size, self.written_mtime_ns, self.written_ino)
+
+    @written.setter
+    def written(self, st: Optional[Written]) -> None:
+        self.written_size, self.written_mtime_ns, self.written_ino = st or (-1, 0, 0)
+
+    def unwritten(self) -> "Entry":
+        """A copy with nothing written (a remembered listing, handed to another
+        extraction)."""
+        return Entry(self.path, self.kind, self.size, self.mode, self.mtime, self.target,
+                     self.raw_offset, self.comp_size, self.offset, self.method, self.crc,
+                     self.name)
 
 
 _DRIVE_LETTER = re.compile(r"^[A-Za-z]:")
@@ -126,45 +159,93 @@ class NeedsData(Exception):
     """A member list that needs member data (a zip's symlink targets are stored as data)."""
 
 
-def _zip_entries(zf: zipfile.ZipFile, archive: str, fd: int = -1) -> list[Entry]:
-    """The members of a zip open as ``fd``; ``fd=-1`` raises :class:`NeedsData` at a symlink
-    (its target is member data, which a zip read only as far as its central directory
-    lacks)."""
-    check_count(len(zf.infolist()), archive)
-    entries = []
-    for info in zf.infolist():
-        unix_mode = info.external_attr >> 16 if info.create_system == 3 else 0
-        fmt = stat.S_IFMT(unix_mode)
-        path = clean_name(info.filename)
-        if info.header_offset < 0:  # the directory's own offset lies: nothing to pread
-            raise ArchiveError(f"cannot read the zip {archive}: member {info.filename!r} "
-                               f"starts at offset {info.header_offset}, before the file; the "
-                               "archive is corrupt")
-        if info.flag_bits & 0x1:
-            raise ArchiveError(f"member {info.filename!r} of {archive} is encrypted; "
-                               "drivestage cannot extract encrypted zips: decrypt it first")
-        perm = unix_mode & 0o777 or None
-        # is_dir() reads filename[-1]: an IndexError for a member with no name at all
-        if info.filename.endswith("/") or fmt == stat.S_IFDIR:
-            entries.append(Entry(path, "dir", mode=perm, mtime=_zip_mtime(info), source=info))
-            continue
-        if info.compress_type not in ZIP_METHODS:
-            raise ArchiveError(
-                f"member {info.filename!r} of {archive} uses zip compression method "
-                f"{info.compress_type}, which cannot be read here; recompress the archive "
-                "with standard deflate (zip -r)")
-        if fmt == stat.S_IFLNK:
-            if fd < 0:
-                raise NeedsData(info.filename)
-            target = _link_target(fd, info, archive)
-            entries.append(Entry(path, "symlink", target=target, source=info))
-            continue
-        if fmt not in (0, stat.S_IFREG):
-            raise UnsafeArchiveError(f"member {info.filename!r} of {archive} is a special file "
-                                     f"(mode {oct(unix_mode)}); refusing the archive")
-        entries.append(Entry(path, "file", size=info.file_size, mode=perm,
-                              mtime=_zip_mtime(info), source=info, comp_size=info.compress_size))
-    return entries
+class _Entries:
+    """What stands for ``ZipFile.filelist`` while a zip is listed (:class:`_ListedZip`):
+    each ``ZipInfo`` zipfile reads is made an :class:`Entry` at once and let go. zipfile
+    keeps them all, 0.6 KB a member with their names, tuples and extra fields: 1.2 GB for
+    the members an archive may have, before any was let go."""
+
+    def __init__(self, archive: str, fd: int):
+        self.archive, self.fd = archive, fd
+        self.entries: list[Entry] = []
+
+    def append(self, info: zipfile.ZipInfo) -> None:
+        check_count(len(self.entries) + 1, self.archive)
+        self.entries.append(_zip_entry(info, self.archive, self.fd))
+
+    def __iter__(self) -> Iterator[zipfile.ZipInfo]:
+        return iter(())   # (none kept: a zipfile that goes through them finds none)
+
+    def __len__(self) -> int:
+        return 0
+
+
+class _Forgotten(dict[str, zipfile.ZipInfo]):
+    """What stands for ``ZipFile.NameToInfo`` while a zip is listed: keeps nothing."""
+
+    def __setitem__(self, name: str, info: zipfile.ZipInfo) -> None:
+        pass
+
+
+class _ListedZip(zipfile.ZipFile):
+    """A zip opened only to list its members: ``listing.entries`` once it is open (see
+    :class:`_Entries`; ``infolist()`` is empty). An error of a member (unsafe, encrypted,
+    its link's target unreadable) is raised as it is, from the constructor."""
+
+    def __init__(self, file: "str | IO[bytes]", listing: _Entries):
+        self.listing = listing
+        super().__init__(file)
+
+    def _RealGetContents(self) -> None:
+        setattr(self, "filelist", self.listing)
+        self.NameToInfo = _Forgotten()
+        getattr(super(), "_RealGetContents")()
+
+
+def _zip_listing(file: "str | IO[bytes]", archive: str, fd: int = -1) -> list[Entry]:
+    """The members of the zip ``file`` (``archive`` names it), read from its central
+    directory (see :func:`_zip_entry` for ``fd``)."""
+    listing = _Entries(archive, fd)
+    with _ListedZip(file, listing):
+        return listing.entries
+
+
+def _zip_entry(info: zipfile.ZipInfo, archive: str, fd: int = -1) -> Entry:
+    """One member of a zip open as ``fd``; ``fd=-1`` raises :class:`NeedsData` at a
+    symlink (its target is member data, which a zip read only as far as its central
+    directory lacks)."""
+    unix_mode = info.external_attr >> 16 if info.create_system == 3 else 0
+    fmt = stat.S_IFMT(unix_mode)
+    path = clean_name(info.filename)
+    if info.header_offset < 0:  # the directory's own offset lies: nothing to pread
+        raise ArchiveError(f"cannot read the zip {archive}: member {info.filename!r} "
+                           f"starts at offset {info.header_offset}, before the file; the "
+                           "archive is corrupt")
+    if info.flag_bits & 0x1:
+        raise ArchiveError(f"member {info.filename!r} of {archive} is encrypted; "
+                           "drivestage cannot extract encrypted zips: decrypt it first")
+    perm = unix_mode & 0o777 or None
+    # is_dir() reads filename[-1]: an IndexError for a member with no name at all
+    if info.filename.endswith("/") or fmt == stat.S_IFDIR:
+        return Entry(path, "dir", mode=perm, mtime=_zip_mtime(info), offset=info.header_offset,
+                     method=info.compress_type, name=info.filename)
+    if info.compress_type not in ZIP_METHODS:
+        raise ArchiveError(
+            f"member {info.filename!r} of {archive} uses zip compression method "
+            f"{info.compress_type}, which cannot be read here; recompress the archive "
+            "with standard deflate (zip -r)")
+    if fmt == stat.S_IFLNK:
+        if fd < 0:
+            raise NeedsData(info.filename)
+        target = _link_target(fd, info, archive)
+        return Entry(path, "symlink", target=target, offset=info.header_offset,
+                     method=info.compress_type, crc=info.CRC, name=info.filename)
+    if fmt not in (0, stat.S_IFREG):
+        raise UnsafeArchiveError(f"member {info.filename!r} of {archive} is a special file "
+                                 f"(mode {oct(unix_mode)}); refusing the archive")
+    return Entry(path, "file", size=info.file_size, mode=perm, mtime=_zip_mtime(info),
+                 comp_size=info.compress_size, offset=info.header_offset,
+                 method=info.compress_type, crc=info.CRC, name=info.filename)
 
 
 def _link_target(fd: int, info: zipfile.ZipInfo, archive: str) -> str:
@@ -186,7 +267,7 @@ def _link_target(fd: int, info: zipfile.ZipInfo, archive: str) -> str:
 def _tar_entries(tf: tarfile.TarFile, archive: str, plain: bool, fd: int) -> list[Entry]:
     archive_size = os.fstat(fd).st_size
     entries: list[Entry] = []
-    for m in tf:
+    for m in each_member(tf):
         entries.append(tar_entry(m, archive, plain, archive_size))
         check_count(len(entries), archive)
     return entries
@@ -215,13 +296,13 @@ def tar_entry(m: tarfile.TarInfo, archive: str, plain: bool = False,
     path = clean_name(m.name)
     mode = m.mode & 0o777
     if m.isdir():
-        return Entry(path, "dir", mode=mode, mtime=_tar_time(m), source=m)
+        return Entry(path, "dir", mode=mode, mtime=_tar_time(m), offset=m.offset, name=m.name)
     if m.issym():
-        return Entry(path, "symlink", target=m.linkname, source=m)
+        return Entry(path, "symlink", target=m.linkname, offset=m.offset, name=m.name)
     if m.islnk():
         target = clean_name(m.linkname, what=f"hard link {m.name!r} to")
         return Entry(path, "hardlink", target=target, mtime=_tar_time(m), mode=mode,
-                     source=m)
+                     offset=m.offset, name=m.name)
     if m.isreg():
         offset = m.offset_data if plain and not m.issparse() else -1
         if plain and not m.issparse() and m.offset_data + m.size > archive_size:
@@ -229,8 +310,8 @@ def tar_entry(m: tarfile.TarInfo, archive: str, plain: bool = False,
                 f"{archive} is truncated: member {m.name!r} needs bytes up to "
                 f"{m.offset_data + m.size}, the file has {archive_size}; make the archive "
                 "again and upload it")
-        return Entry(path, "file", size=m.size, mode=mode, mtime=_tar_time(m), source=m,
-                     raw_offset=offset, comp_size=m.size)
+        return Entry(path, "file", size=m.size, mode=mode, mtime=_tar_time(m),
+                     raw_offset=offset, comp_size=m.size, offset=m.offset, name=m.name)
     raise UnsafeArchiveError(f"member {m.name!r} of {archive} is a device file or "
                              "FIFO; refusing the archive")
 
@@ -244,19 +325,16 @@ def zip_directory(archive: str, fd: int = -1,
     check_zip_directory(archive, fd, wait)
     try:
         if fd < 0:
-            with zipfile.ZipFile(archive) as zf:
-                return _zip_entries(zf, archive)
+            return _zip_listing(archive, archive)
         if wait is not None:  # (closing it leaves fd open)
-            with zipfile.ZipFile(cast(IO[bytes], ArrivingFile(fd, wait))) as zf:
-                return _zip_entries(zf, archive)
+            return _zip_listing(cast(IO[bytes], ArrivingFile(fd, wait)), archive)
         # A Ctrl-C between the dup and the file object that closes it left the duplicate
         # open for the notebook's lifetime; held back until the `finally` holds it.
         fh: Optional[IO[bytes]] = None
         try:
             with deferred():
                 fh = os.fdopen(os.dup(fd), "rb")
-            with zipfile.ZipFile(fh) as zf:
-                return _zip_entries(zf, archive)
+            return _zip_listing(fh, archive)
         finally:
             if fh is not None:
                 fh.close()
@@ -291,129 +369,17 @@ def check_zip_directory(archive: str, fd: int = -1,
             "split it into smaller archives")
 
 
-def _end_records(tail: bytes) -> list[int]:
-    """Where an end-of-central-directory record may start in ``tail``: zipfile looks for one
-    without a comment in the last 22 bytes first, then takes the last signature (whose
-    record's own fields may hold the signature again)."""
-    found = []
-    if len(tail) >= 22 and tail[-22:-18] == b"PK\x05\x06" and tail[-2:] == b"\0\0":
-        found.append(len(tail) - 22)
-    at = tail.rfind(b"PK\x05\x06")
-    if at >= 0 and len(tail) - at >= 22 and at not in found:
-        found.append(at)
-    return found
-
-
-def _zip64_record(tail: bytes, at: int, size: int) -> list[int]:
-    """Where the zip64 end record of the end record at ``at`` may be: right before its
-    locator (where zipfile reads it) and where the locator points."""
-    loc = at - 20
-    if loc < 0 or tail[loc:loc + 4] != b"PK\x06\x07":
-        return []
-    (pointed,) = struct.unpack_from("<Q", tail, loc + 8)
-    out = []
-    for rec in (loc - 56, pointed - (size - len(tail))):
-        if 0 <= rec <= len(tail) - 56 and tail[rec:rec + 4] == b"PK\x06\x06" and rec not in out:
-            out.append(rec)
-    return out
-
-
-def _declared_directory_sizes(tail: bytes, size: int) -> list[int]:
-    """Every central directory size the end records in ``tail`` declare (zip readers of
-    different Python versions pick among them differently)."""
-    sizes = []
-    for at in _end_records(tail):
-        wide = [struct.unpack_from("<Q", tail, rec + 40)[0]
-                for rec in _zip64_record(tail, at, size)]
-        (own,) = struct.unpack_from("<I", tail, at + 12)
-        # 0xFFFFFFFF says "see the zip64 record" (Go's archive/zip writes it in every field
-        # of a zip64 archive: refused as a 4 GiB directory, attackpull33); zipfile reads
-        # the zip64 record's where there is one.
-        if own != 0xFFFFFFFF or not wide:
-            sizes.append(own)
-        sizes += wide
-    return sizes
-
-
-def declared_directory_size(tail: bytes, size: int) -> int:
-    """The largest central directory size the end records in ``tail`` (a zip's last bytes,
-    ending at ``size``) declare: what :func:`check_zip_directory` holds to the cap."""
-    return max(_declared_directory_sizes(tail, size), default=0)
-
-
-def zip_directory_start(tail: bytes, size: int) -> Optional[int]:
-    """Where a zip's central directory starts, from the file's last bytes (``tail``, which
-    end at ``size``); None when they hold no end-of-central-directory record. With zip64
-    end records (a zip of more than 65,535 members has them even when the end record's own
-    fields are exact), zip readers take the directory from those: the earliest start any
-    of them gives, so that the bytes fetched from there hold the directory either way."""
-    ends = _end_records(tail)
-    if not ends:
-        return None
-    at = ends[0]
-    cd_size, cd_offset = struct.unpack_from("<II", tail, at + 12)
-    base = size - len(tail)
-    starts = [base + rec - struct.unpack_from("<Q", tail, rec + 40)[0]
-              for rec in _zip64_record(tail, at, size)]
-    if cd_offset != 0xFFFFFFFF and cd_size != 0xFFFFFFFF:
-        starts.append(base + at - cd_size)  # (data before the zip shifts all of them)
-    valid = [s for s in starts if 0 <= s <= base + at]
-    return min(valid) if valid else None
-
-
-class _StreamedTar(tarfile.TarFile):
-    """A tar read front to back that closes what it reads from (see :func:`open_tar_stream`)."""
-
-    owned: "list[io.IOBase]" = []
-    tarinfo = BoundedInfo
-
-    def close(self) -> None:
-        try:
-            super().close()
-        finally:
-            for f in reversed(self.owned):
-                f.close()
-
-
-def open_tar_stream(src: "str | io.RawIOBase") -> tarfile.TarFile:
-    """A tar (plain, gzip, bzip2 or xz) read front to back from a path or a raw file object,
-    decompressed by the gzip / bz2 / lzma readers, whose output per read is bounded:
-    tarfile's own stream (``r|*``) decompresses each block of input whole and copies what
-    is left of it on every read, minutes of CPU for a small archive of a few hundred MB of
-    zeros (a bomb the free-space check would refuse). Closing it closes what it opened."""
-    raw = open(src, "rb", buffering=0) if isinstance(src, str) else src
-    owned: list[io.IOBase] = [io.BufferedReader(raw, TAR_BUFSIZE)]
-    try:
-        buffered = owned[0]
-        assert isinstance(buffered, io.BufferedReader)
-        kind = compression(buffered.peek(6)[:6])
-        if kind == "gz":
-            owned.append(gzip.GzipFile(fileobj=buffered, mode="rb"))
-        elif kind == "bz2":
-            owned.append(bz2.BZ2File(buffered))
-        elif kind == "xz":
-            owned.append(lzma.LZMAFile(buffered))
-        tf = _StreamedTar.open(fileobj=cast(IO[bytes], owned[-1]), mode="r|",
-                               bufsize=TAR_BUFSIZE)
-    except BaseException:
-        for f in reversed(owned):
-            f.close()
-        raise
-    assert isinstance(tf, _StreamedTar)
-    tf.owned = owned
-    return tf
-
-
 _Key = tuple[str, int, int, int, int]
 _LISTINGS: "dict[_Key, tuple[str, list[Entry]]]" = {}
 _LISTINGS_LOCK = free_in_forks(threading.Lock())
 
 
-def list_members(archive: str, fd: int = -1) -> tuple[str, list[Entry]]:
+def list_members(archive: str, fd: int = -1, keep: bool = True) -> tuple[str, list[Entry]]:
     """``(how to read it, members)``; remembered per file version, so that
     :func:`extracted_size` followed by :func:`extract_archive` reads a compressed
     tar's member list once, not twice. ``fd``: the archive open already (read through it
-    alone: the file its caller checked; ``archive`` only names it)."""
+    alone: the file its caller checked; ``archive`` only names it). ``keep``: see
+    :func:`list_members_of`."""
     if fd < 0:
         try:
             fd = open_archive(archive)
@@ -421,13 +387,17 @@ def list_members(archive: str, fd: int = -1) -> tuple[str, list[Entry]]:
             _open_listing(archive, -1)  # says what is wrong with it
             raise
         try:
-            return list_members_of(archive, fd)
+            return list_members_of(archive, fd, keep)
         finally:
             os.close(fd)
-    return list_members_of(archive, fd)
+    return list_members_of(archive, fd, keep)
 
 
-def list_members_of(archive: str, fd: int) -> tuple[str, list[Entry]]:
+def list_members_of(archive: str, fd: int, keep: bool = True) -> tuple[str, list[Entry]]:
+    """:func:`list_members` of the archive open as ``fd``. ``keep``: remember the list for
+    the next reader; an extraction passes False: it takes a remembered list (which is then
+    forgotten), and remembers none (a folder pull's archives, one after the other, kept the
+    lists of the last four, each up to :data:`MAX_MEMBERS` entries)."""
     try:
         st = os.fstat(fd)
         # The ctime too: a local original extracted where it lies (stage_original) may be
@@ -438,15 +408,18 @@ def list_members_of(archive: str, fd: int) -> tuple[str, list[Entry]]:
         key = None
     with _LISTINGS_LOCK:
         if key is not None and key in _LISTINGS:
-            kind, entries = _LISTINGS[key]
-            return kind, [copy.copy(e) for e in entries]  # each extraction notes its own
+            kind, entries = _LISTINGS[key] if keep else _LISTINGS.pop(key)
+            return kind, [e.unwritten() for e in entries]  # each extraction notes its own
     kind, handle, entries = _open_listing(archive, fd)
     handle.close()  # type: ignore[attr-defined]
-    if key is not None:
+    if key is not None and keep:
         with _LISTINGS_LOCK:
             while len(_LISTINGS) >= 4:
                 _LISTINGS.pop(next(iter(_LISTINGS)))
-            _LISTINGS[key] = (kind, [copy.copy(e) for e in entries])
+            # The very entries (no copy of each: a second list of them doubled the peak),
+            # which its reader may note what it writes in: a later reader gets copies with
+            # nothing written (only ``written`` changes in an entry).
+            _LISTINGS[key] = (kind, list(entries))
     return kind, entries
 
 
@@ -462,16 +435,15 @@ def _open_listing(archive: str, fd: int) -> tuple[str, object, list[Entry]]:
                            "upload it")
     if kind == "zip":
         check_zip_directory(archive, fd)
+        listing = _Entries(archive, fd)
         try:
-            zf = zipfile.ZipFile(cast(IO[bytes], ArchiveFile(fd)))
+            zf = _ListedZip(cast(IO[bytes], ArchiveFile(fd)), listing)
+        except DriveStageError:
+            raise   # (a member's, said as it is)
         except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
             raise ArchiveError(f"cannot read the zip {archive}: {exc}; it is probably truncated "
                                "or corrupt: make the archive again and upload it") from exc
-        try:
-            return kind, zf, _zip_entries(zf, archive, fd)
-        except BaseException:
-            zf.close()
-            raise
+        return kind, zf, listing.entries
     compressed = compression(os.pread(fd, 6, 0)) is not None
     # Plain tars: headers read with seeks, members copied at known offsets (in parallel).
     # Compressed tars: one pass to list and validate, a second to write (both streamed).

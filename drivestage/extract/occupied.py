@@ -184,7 +184,7 @@ def _differs(dest: str, path: str, st: os.stat_result, member: Entry,
         return _same(written.fd, dest, path, st) is None
     if member.kind == "symlink":
         return False   # (its target is the member's: _may_be)
-    crc = getattr(member.source, "CRC", None) if member.kind == "file" else None
+    crc = member.crc if member.kind == "file" else None
     return _crc(dest, path, st) != crc if isinstance(crc, int) else None
 
 

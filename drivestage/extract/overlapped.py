@@ -44,6 +44,7 @@ from drivestage.extract.members import (Entry, check_count, open_tar_stream, tar
 from drivestage.extract.records import ExtractResult, MemberRecord
 from drivestage.extract.tempdir import TempDir, makedirs_at
 from drivestage.sizes import format_size
+from drivestage.extract.tarinfo import each_member
 from drivestage.extract.validation import check_names
 from drivestage.extract.workers import Started, close_workers, likely_worth, start_workers, \
     worth_processes, write_in_processes
@@ -232,8 +233,7 @@ class Overlapped:
             self.abandon()
             return False
         files = [e for e in entries if e.kind == "file"]
-        if any(getattr(e.source, "compress_type", 0) not in _ZIP_METHODS_FOLLOWED
-               for e in files):
+        if any(e.method not in _ZIP_METHODS_FOLLOWED for e in files):
             self.abandon()
             return False
         self.kind = "zip"
@@ -365,10 +365,10 @@ class Overlapped:
                                first=self._first if self.first_arrived is not None else None,
                                started=self.early or None)
             return
-        todo = sorted(files, key=lambda e: int(getattr(e.source, "header_offset", 0)))
+        todo = sorted(files, key=lambda e: e.offset)
         # Each member's bytes: from its local header to the next member's (the last: to the
         # end). Only the choice of what to write next; each read still waits for its bytes.
-        starts = [int(getattr(e.source, "header_offset", 0)) for e in todo]
+        starts = [e.offset for e in todo]
         spans = list(zip(starts, starts[1:] + [self.size]))
         lock, nxt = threading.Lock(), [0]
         failed = Flag()
@@ -388,10 +388,10 @@ class Overlapped:
                         i = self._first(spans)
                         e = todo.pop(i)
                         spans.pop(i)
-                start = int(getattr(e.source, "header_offset", 0))
+                start = e.offset
                 self._wait(start, start + _LOCAL_HEADER)
                 data = zip_data_start(fd, e, self.label)  # one read of its header
-                self._wait(start, data + int(getattr(e.source, "compress_size", 0)))
+                self._wait(start, data + e.comp_size)
                 write_zip_member(fd, self.job.root, e, data, self.label, self.progress)
 
         errors: list[BaseException] = []
@@ -422,7 +422,7 @@ class Overlapped:
         entries: list[Entry] = []
         written = checked_upto = 0  # no file written past checked_upto without a check
         with tf:
-            for m in tf:
+            for m in each_member(tf):
                 e = tar_entry(m, self.label)
                 check_names(e, self.label)
                 if tmp is None:  # the first member: this is a tar, so the folder is needed

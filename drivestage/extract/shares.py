@@ -7,7 +7,6 @@ said, not once the next batch's bytes have arrived.
 """
 from __future__ import annotations
 
-import os
 from collections import deque
 from typing import Optional, Protocol, Sequence
 
@@ -15,7 +14,7 @@ from drivestage.errors import ArchiveError
 from drivestage.extract.copying import Progress
 from drivestage.extract.frames import Message
 from drivestage.extract.members import Entry
-from drivestage.extract.worker import STAT_NS, Order
+from drivestage.extract.worker import Order
 from drivestage.interrupts import Flag, Monitor
 
 #: Batches sent to a worker before its first answer (it never waits for its parent).
@@ -82,7 +81,8 @@ def apply_answer(answer: Message, batch: list[Order], files: Sequence[Entry], pr
     if answer[0] == "ok" and [i for i, _ in answer[1]] == [o[0] for o in batch]:
         nbytes = 0
         for i, st in answer[1]:
-            files[i].written = stat_from_fields(st)
+            size, mtime_ns, ino = st   # (what the worker's file is: copying.Written)
+            files[i].written = (size, mtime_ns, ino)
             nbytes += files[i].size
         progress(nbytes)
         return
@@ -94,10 +94,3 @@ def apply_answer(answer: Message, batch: list[Order], files: Sequence[Entry], pr
                        f"{answer[1] if answer[0] == 'bug' else 'a wrong answer'}; extract it "
                        "again")
 
-
-def stat_from_fields(fields: Sequence[int]) -> os.stat_result:
-    """The ``fstat`` a worker answered with (:func:`.worker.stat_fields`)."""
-    ns = fields[10:13]
-    extra: dict[str, float] = dict(zip(STAT_NS, ns))
-    extra.update(st_atime=ns[0] / 1e9, st_mtime=ns[1] / 1e9, st_ctime=ns[2] / 1e9)
-    return os.stat_result(tuple(fields[:10]), extra)

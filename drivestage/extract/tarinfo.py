@@ -12,9 +12,15 @@ of digits, a few KB compressed, held a pull for most of an hour. Each is refused
 """
 from __future__ import annotations
 
+import bz2
+import gzip
+import io
+import lzma
 import re
 import tarfile
-from typing import Any
+from typing import IO, Any, Iterator, cast
+
+from drivestage.extract.formats import compression
 
 #: The largest pax or GNU long-name header read: a member's names and attributes take a few
 #: KB (a path of 256 folders of 255 bytes, the most a member may have, 64 KiB).
@@ -184,6 +190,35 @@ class BoundedInfo(tarfile.TarInfo):
         next.sparse = list(zip(numbers[::2], numbers[1::2]))
 
 
+class _Counted:
+    """What stands for ``TarFile.members`` in a tar read front to back: how many members
+    were read, none of them kept (``tarfile`` keeps every ``TarInfo`` it reads, with its
+    names, 0.5 KB a member: 0.75 GB for the 1,500,000 an archive may have)."""
+
+    def __init__(self, count: int):
+        self.count = count
+
+    def append(self, member: object) -> None:
+        self.count += 1
+
+    def __len__(self) -> int:
+        return self.count
+
+
+def each_member(tf: tarfile.TarFile) -> Iterator[tarfile.TarInfo]:
+    """``tf``'s members, front to back, each let go once the caller is done with it (see
+    :class:`_Counted`; a hard link's target is not looked up in them: drivestage makes
+    hard links itself). Use it, not ``iter(tf)``, which reads the kept list."""
+    kept = getattr(tf, "members")   # (not in the stubs)
+    if not isinstance(kept, _Counted):
+        setattr(tf, "members", _Counted(len(kept)))
+    while True:
+        member = tf.next()
+        if member is None:
+            return
+        yield member
+
+
 class ExtendedHeadersError(tarfile.ReadError):
     """An archive whose extended headers take more to read than :data:`MAX_EXTENDED_BASE`
     and :data:`MAX_EXTENDED_PER_MEMBER` allow (not a truncated or corrupt one)."""
@@ -266,3 +301,50 @@ class _Replay:
     def seek(self, pos: int, whence: int = 0) -> int:
         self.data = b""
         return int(self.fileobj.seek(pos, whence))
+
+
+# tarfile's stream slices its buffer on every read: a big buffer makes header reads slow.
+TAR_BUFSIZE = 64 * 1024
+
+
+class _StreamedTar(tarfile.TarFile):
+    """A tar read front to back that closes what it reads from (see :func:`open_tar_stream`)."""
+
+    owned: "list[io.IOBase]" = []
+    tarinfo = BoundedInfo
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            for f in reversed(self.owned):
+                f.close()
+
+
+def open_tar_stream(src: "str | io.RawIOBase") -> tarfile.TarFile:
+    """A tar (plain, gzip, bzip2 or xz) read front to back from a path or a raw file object,
+    decompressed by the gzip / bz2 / lzma readers, whose output per read is bounded:
+    tarfile's own stream (``r|*``) decompresses each block of input whole and copies what
+    is left of it on every read, minutes of CPU for a small archive of a few hundred MB of
+    zeros (a bomb the free-space check would refuse). Closing it closes what it opened."""
+    raw = open(src, "rb", buffering=0) if isinstance(src, str) else src
+    owned: list[io.IOBase] = [io.BufferedReader(raw, TAR_BUFSIZE)]
+    try:
+        buffered = owned[0]
+        assert isinstance(buffered, io.BufferedReader)
+        kind = compression(buffered.peek(6)[:6])
+        if kind == "gz":
+            owned.append(gzip.GzipFile(fileobj=buffered, mode="rb"))
+        elif kind == "bz2":
+            owned.append(bz2.BZ2File(buffered))
+        elif kind == "xz":
+            owned.append(lzma.LZMAFile(buffered))
+        tf = _StreamedTar.open(fileobj=cast(IO[bytes], owned[-1]), mode="r|",
+                               bufsize=TAR_BUFSIZE)
+    except BaseException:
+        for f in reversed(owned):
+            f.close()
+        raise
+    assert isinstance(tf, _StreamedTar)
+    tf.owned = owned
+    return tf

@@ -52,12 +52,22 @@ def check_members(entries: list[Entry], archive: str) -> list[Entry]:
         by_path.pop(e.path, None)
         by_path[e.path] = e
     final = _without_leftovers(list(by_path.values()), archive)
-    after = {e.path: i for i, e in enumerate(final)}   # (a name's last member's place)
+    # No list-sized map beside by_path (a member's place, the files, the leaves: 0.2 KB a
+    # member at the peak): a leaf is a member of by_path but a folder or a leftover, and
+    # places and files are kept only for archives with hard links.
+    dropped = {e.path for e in by_path.values()} - {e.path for e in final} \
+        if len(final) < len(by_path) else set()
+
+    def leaf(path: str) -> Optional[Entry]:
+        e = by_path.get(path)
+        return e if e is not None and e.kind != "dir" and path not in dropped else None
+
+    hardlinked = any(e.kind == "hardlink" for e in final)
+    after = {e.path: i for i, e in enumerate(final)} if named_early else {}  # (last place)
     links = {e.path for e in final if e.kind == "symlink"}
-    leaves = {e.path: e for e in final if e.kind != "dir"}
     # A member below a link or a file: rare, and only those folders matter, so each folder
     # is judged once (its highest folder that is a leaf, or none), whatever the depth.
-    below_leaf = _BelowLeaf(ancestors(by_path).intersection(leaves))
+    below_leaf = _BelowLeaf({p for p in ancestors(by_path) if leaf(p) is not None})
     seen_files: set[str] = set()
     names = _NameChecker(archive)
     for e in final:
@@ -78,12 +88,12 @@ def check_members(entries: list[Entry], archive: str) -> list[Entry]:
                     f"hard link member {e.path!r} points to {e.target!r}, which a later "
                     "member of that name replaces (a tar appended to: tar -r or -u); refusing "
                     "the archive: make it again (tar -c) and upload it")
-            if e.target not in seen_files or leaves.get(e.target) is None \
-                    or leaves[e.target].kind != "file":
+            target = leaf(e.target)
+            if e.target not in seen_files or target is None or target.kind != "file":
                 raise UnsafeArchiveError(
                     f"hard link member {e.path!r} points to {e.target!r}, which is not a file "
                     "earlier in the archive; refusing the archive")
-        if e.kind == "file":
+        if e.kind == "file" and hardlinked:
             seen_files.add(e.path)
     return final
 

@@ -15,7 +15,7 @@ import sys
 from typing import Callable, Optional, Sequence
 
 from drivestage.errors import ArchiveError
-from drivestage.extract.copying import Member, Progress, TempDir, copy_raw, create, \
+from drivestage.extract.copying import Member, Progress, TempDir, Written, copy_raw, create, \
     zip_member_start
 from drivestage.extract.frames import get_message, put_message
 
@@ -23,9 +23,6 @@ from drivestage.extract.frames import get_message, put_message
 #: bound). ``offset``: a zip member's local header, or a tar member's first data byte;
 #: ``crc`` -1 for none (tar); ``bound``: the member's bytes end at or before it (-1: none).
 Order = tuple[int, str, Optional[int], Optional[float], int, int, int, int, int, int]
-
-#: The ``fstat`` fields a worker answers with (:func:`stat_fields`).
-STAT_NS = ("st_atime_ns", "st_mtime_ns", "st_ctime_ns")
 
 
 class _Target:
@@ -35,7 +32,7 @@ class _Target:
 
     def __init__(self, path: str, size: int, mode: Optional[int], mtime: Optional[float]):
         self.path, self.size, self.mode, self.mtime = path, size, mode, mtime
-        self.written: Optional[os.stat_result] = None
+        self.written: Optional[Written] = None
 
 
 def write_order(afd: int, tmp: TempDir, order: Order, label: str, progress: Progress,
@@ -62,11 +59,6 @@ def write_order(afd: int, tmp: TempDir, order: Order, label: str, progress: Prog
     finally:
         os.close(fd)
     return target
-
-
-def stat_fields(st: os.stat_result) -> tuple[int, ...]:
-    """``st`` as marshal can send it (:func:`.shares.stat_from_fields` reads it back)."""
-    return tuple(st[:10]) + tuple(getattr(st, k) for k in STAT_NS)
 
 
 def _peak_memory() -> int:
@@ -121,7 +113,7 @@ def serve() -> None:
                 for order in message[1]:
                     e = write_order(afd, tmp, order, label, watch)
                     assert e.written is not None
-                    done.append((order[0], stat_fields(e.written)))
+                    done.append((order[0], e.written))
             except ArchiveError as exc:
                 put_message(answers, ("archive", str(exc)))
                 return

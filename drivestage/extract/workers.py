@@ -39,6 +39,7 @@ import subprocess
 import sys
 import threading
 import zipfile
+from array import array
 from functools import partial
 from typing import BinaryIO, Callable, Iterator, Optional, Sequence
 
@@ -99,7 +100,7 @@ def worth_processes(kind: str, files: Sequence[Entry], jobs: int) -> bool:
     if jobs < 2 or os.name != "posix" or not sys.executable:
         return False
     if kind == "zip":
-        if any(getattr(e.source, "compress_type", -1) not in _METHODS for e in files):
+        if any(e.method not in _METHODS for e in files):
             return False
     elif kind != "tar":
         return False
@@ -143,43 +144,52 @@ def close_workers(workers: Started, *, kill: bool) -> None:
             w.close(kill=kill)
 
 
-def _orders(kind: str, files: Sequence[Entry], size: int, bounded: bool) -> list[Order]:
-    """The members in file order, each with where its bytes must end: the next member's
-    start when ``bounded`` (a download being followed: nothing past it may have arrived),
-    else -1 (no bound: a finished archive; bytes past its end are a short read, which the
-    copy reports as a truncated member, as one thread does)."""
-    def offset(e: Entry) -> int:
-        if kind == "tar":
-            return e.raw_offset
-        return int(e.source.header_offset)  # type: ignore[attr-defined]
+class _Orders:
+    """The members in file order, cut into batches (at most :data:`_BATCH_FILES` or
+    :data:`_BATCH_BYTES`), each batch's orders made when it is taken: the orders of all
+    members at once took 0.2 KB a member (see ``members.MAX_MEMBERS``). Each order says
+    where its member's bytes must end: the next member's start when ``bounded`` (a
+    download being followed: nothing past it may have arrived), else -1 (no bound: a
+    finished archive; bytes past its end are a short read, which the copy reports as a
+    truncated member, as one thread does)."""
 
-    idx = sorted(range(len(files)), key=lambda i: offset(files[i]))
-    out = []
-    for n, i in enumerate(idx):
-        e = files[i]
-        bound = offset(files[idx[n + 1]]) if bounded and n + 1 < len(idx) else -1
-        if kind == "tar":
-            order = (i, e.path, e.mode, e.mtime, e.size, e.raw_offset, e.size,
-                     zipfile.ZIP_STORED, -1, bound)
-        else:
-            info: zipfile.ZipInfo = e.source  # type: ignore[assignment]
-            order = (i, e.path, e.mode, e.mtime, e.size, int(info.header_offset),
-                     int(info.compress_size), int(info.compress_type), int(info.CRC), bound)
-        out.append(order)
-    return out
+    def __init__(self, kind: str, files: Sequence[Entry], size: int, bounded: bool):
+        self.kind, self.files, self.bounded = kind, files, bounded
+        self.idx = array("q", sorted(range(len(files)), key=lambda i: self._start(files[i])))
+        #: Each batch's first and last position in ``idx``, in file order.
+        self.ranges: list[tuple[int, int]] = []
+        lo, nbytes = 0, 0
+        for n, i in enumerate(self.idx):
+            nbytes += files[i].comp_size
+            if n + 1 - lo >= _BATCH_FILES or nbytes >= _BATCH_BYTES or n + 1 == len(files):
+                self.ranges.append((lo, n))
+                lo, nbytes = n + 1, 0
+        # Each batch's bytes: from its first member's start to where its last member's
+        # bytes must end (a batch's bound is the next one's start: the spans are disjoint).
+        ends = [self._bound(hi) for _, hi in self.ranges]
+        self.spans = [(self._start(files[self.idx[lo]]), size if end < 0 else end)
+                      for (lo, _), end in zip(self.ranges, ends)]
 
+    def _start(self, e: Entry) -> int:
+        return e.raw_offset if self.kind == "tar" else e.offset
 
-def _batches(orders: list[Order]) -> Iterator[list[Order]]:
-    batch: list[Order] = []
-    nbytes = 0
-    for o in orders:
-        batch.append(o)
-        nbytes += o[6]
-        if len(batch) >= _BATCH_FILES or nbytes >= _BATCH_BYTES:
-            yield batch
-            batch, nbytes = [], 0
-    if batch:
-        yield batch
+    def _bound(self, n: int) -> int:
+        """Where the bytes of the member at ``idx[n]`` must end (-1: no bound)."""
+        if not self.bounded or n + 1 >= len(self.idx):
+            return -1
+        return self._start(self.files[self.idx[n + 1]])
+
+    def batch(self, k: int) -> list[Order]:
+        """The orders of the ``k``-th batch (see :data:`.worker.Order`; a tar member's
+        method is 0, stored, and it has no CRC: -1)."""
+        lo, hi = self.ranges[k]
+        out = []
+        for n in range(lo, hi + 1):
+            e = self.files[self.idx[n]]
+            out.append((self.idx[n], e.path, e.mode, e.mtime, e.size, self._start(e),
+                        e.size if self.kind == "tar" else e.comp_size, e.method,
+                        -1 if e.crc is None else e.crc, self._bound(n)))
+        return out
 
 
 def write_in_processes(kind: str, afd: int, size: int, tmp: TempDir, files: Sequence[Entry],
@@ -207,11 +217,9 @@ def write_in_processes(kind: str, afd: int, size: int, tmp: TempDir, files: Sequ
     start leaves its share to a thread here. ``started``: workers :func:`start_workers`
     started for these very ``afd``, ``tmp`` and ``hold_fd`` (this closes them), used
     instead of new ones."""
-    pending = list(_batches(_orders(kind, files, size, bounded=wait is not None)))
-    # Each batch's bytes: from its first member's start to where its last member's bytes
-    # must end (a batch's bound is the next one's start: the spans are disjoint).
-    spans = [(b[0][5], b[-1][9] if b[-1][9] >= 0 else size) for b in pending]
-    pending.reverse()  # in file order, each taken from the end
+    orders = _Orders(kind, files, size, bounded=wait is not None)
+    spans = orders.spans
+    pending = list(range(len(spans) - 1, -1, -1))  # in file order, each taken from the end
     take = threading.Lock()
     failed = Flag()
     errors: list[BaseException] = []
@@ -235,10 +243,10 @@ def write_in_processes(kind: str, afd: int, size: int, tmp: TempDir, files: Sequ
             if failed.is_set() or (stop is not None and stop.is_set()) or not pending:
                 return None
             if first is None or wait is None:  # file order
-                return pending.pop()
+                return orders.batch(pending.pop())
             i = first(spans)  # the other feeder waits here too: it wants the same bytes
             spans.pop(i)
-            return pending.pop(len(pending) - 1 - i)
+            return orders.batch(pending.pop(len(pending) - 1 - i))
 
     def arrived(batch: list[Order]) -> None:
         if wait is not None:

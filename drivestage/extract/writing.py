@@ -23,6 +23,7 @@ from drivestage.extract.copying import CHUNK, NEW_FILE, Progress, copy_raw, crea
     finish_member, write_all, zip_data_offset
 from drivestage.extract.formats import ArchiveFile
 from drivestage.extract.members import Entry, ancestors, open_tar_stream
+from drivestage.extract.tarinfo import each_member
 from drivestage.extract.tempdir import TempDir
 from drivestage.interrupts import Flag
 from drivestage.pool import check, each
@@ -85,10 +86,9 @@ def _write_files_random_access(kind: str, archive: str, afd: int, root: TempDir,
                         continue
                     # bzip2 and lzma too: zipfile decompresses a read of them whole (a zip
                     # bomb's gigabytes in memory: attackpull33); this never more than 1 MiB.
-                    info: zipfile.ZipInfo = e.source  # type: ignore[assignment]
-                    start = zip_data_offset(afd, info.header_offset, info.filename, archive)
-                    copy_raw(afd, fd, e, start, info.compress_size, info.compress_type,
-                              info.CRC, archive, progress)
+                    start = zip_data_offset(afd, e.offset, e.name, archive)
+                    copy_raw(afd, fd, e, start, e.comp_size, e.method, e.crc, archive,
+                              progress)
                 finally:
                     os.close(fd)
         except BaseException:
@@ -110,14 +110,14 @@ def _write_files_random_access(kind: str, archive: str, afd: int, root: TempDir,
 def _write_files_stream(archive: str, afd: int, root: TempDir, files: list[Entry],
                         progress: Progress) -> None:
     """Compressed tar: a second streamed pass, writing the validated members in order."""
-    wanted = {e.source.offset: e for e in files}  # type: ignore[attr-defined]
+    wanted = {e.offset: e for e in files}
     try:
         tf = open_tar_stream(ArchiveFile(afd))
     except (tarfile.TarError, OSError, EOFError, zlib.error, lzma.LZMAError) as exc:
         raise ArchiveError(f"cannot read the tar {archive}: {exc}; make the archive again "
                            "and upload it") from exc
     with tf:
-        members = iter(tf)
+        members = each_member(tf)
         while wanted:
             try:
                 m = next(members, None)
@@ -173,19 +173,16 @@ def write_zip_member(afd: int, root: TempDir, e: Entry, start: int, archive: str
                      progress: Progress) -> None:
     """One stored or deflated zip member from the open archive ``afd``, its data at ``start``
     (:func:`zip_data_start`), CRC checked."""
-    info: zipfile.ZipInfo = e.source  # type: ignore[assignment]
     fd = create(root, e)
     try:
-        copy_raw(afd, fd, e, start, info.compress_size, info.compress_type, info.CRC,
-                  archive, progress)
+        copy_raw(afd, fd, e, start, e.comp_size, e.method, e.crc, archive, progress)
     finally:
         os.close(fd)
 
 
 def zip_data_start(afd: int, e: Entry, archive: str) -> int:
     """Where member ``e``'s compressed bytes start (its local header must be readable)."""
-    info: zipfile.ZipInfo = e.source  # type: ignore[assignment]
-    return zip_data_offset(afd, info.header_offset, info.filename, archive)
+    return zip_data_offset(afd, e.offset, e.name, archive)
 
 
 #: What a file system without symbolic links answers ``os.symlink``: vfat EPERM, a FUSE
