@@ -119,11 +119,11 @@ def as_ctrl_c(program: bool = False) -> Iterator[None]:
                 before[signum] = signal.signal(signum, _on_stop)
         with deferred_ctrl_c.counting():   # (a Ctrl-C caught and gone: see _on_stop)
             yield
-            if len(_taken) > start and lost_interrupts.taken_back():
-                # A stop taken whose KeyboardInterrupt a finalizer dropped, still to be
-                # raised again by lost_interrupts' thread, which had not run: the command
-                # ended, exit 0, the stop lost (a pull's last weakref callbacks, a short
-                # prune's: sigloss45). Raised here instead.
+            if lost_interrupts.taken_back():
+                # A stop taken, or a Ctrl-C, whose KeyboardInterrupt a finalizer dropped,
+                # still to be raised again by lost_interrupts' thread, which had not run: the
+                # command ended, exit 0, the stop lost (a pull's last weakref callbacks, a
+                # short prune's: sigloss45; a Ctrl-C's so too: attack46). Raised here instead.
                 raise KeyboardInterrupt
     except KeyboardInterrupt as exc:
         taken = _taken[start:]
