@@ -53,6 +53,8 @@ class PushJob(Sends):
         self.path = StorePath(None, ())  # DEST in the store (set by run)
         self.listing: Listings = {}
         self.vanished: set[str] = set()  # top-level files gone before they were sent
+        # Local files over a folder of their name on the store that --delete is to remove.
+        self.over_folders: list[tuple[LocalFile, list[RemoteEntry]]] = []
         self.room_left: list[Decision] = []  # left alone by push_room: not tried again
         self.said: set[str] = set()  # folders said to have moved (push_watch.check_folders)
         self.mutex = threading.Lock()
@@ -129,6 +131,7 @@ class PushJob(Sends):
                                   kept=kept, protect=self.protect,
                                   include=self.include, exclude=self.exclude,
                                   marked=lambda e: owned.marked(store, e))
+            self._check_folders_go(deletions)
         self._check_quota(root, todo, decision, folder)
         # The new files' ids, chosen and recorded in one write before any is sent: a create
         # cut now is not made twice by the next push (drivestage.drive.ids).
@@ -225,11 +228,13 @@ class PushJob(Sends):
                 self.result.skipped_by_policy.append(lf.rel)
                 continue
             there = self.listing[lf.folder_rel].get(lf.name, [])
-            if not deleting and any(e.is_dir for e in there):
+            folders = [e for e in there if e.is_dir]
+            if folders and deleting:   # (checked once --delete decided: _check_folders_go)
+                self.over_folders.append((lf, folders))
+            elif folders:
                 # Sent beside it, the file made a name that every pull of DEST refused ("names
                 # 2 items"), the push exiting 0 (attackpush45); --delete removes the folder.
-                where = self.store.describe(self.remote_folder[lf.folder_rel])
-                raise FolderInTheWayError(f"{where}/{lf.name}", lf.path)
+                raise self._over_folder(lf, ", or push with --delete to replace the folder")
             # (a Google Doc of its name holds no bytes: no copy of it, never updated in place)
             remote = [e for e in there
                       if sidecar.has_bytes(e)]
@@ -260,6 +265,21 @@ class PushJob(Sends):
             else:
                 todo.append(Todo(lf, current, others, duplicates=bool(others)))
         return todo
+
+    def _check_folders_go(self, deletions: extra.Deletions) -> None:
+        """Before a byte is sent: each folder a local file's name is on goes with --delete.
+        One it keeps (``--protect``, a run folder, filtered out, in another folder too) was
+        left with the file sent beside it, exit 0 (attack46)."""
+        going = {d.entry.id for d in deletions.doomed}
+        for lf, folders in self.over_folders:
+            if any(f.id not in going for f in folders):
+                raise self._over_folder(lf, " (--delete keeps that folder: it is protected, a run "
+                                               "folder, filtered out, or also in a folder outside "
+                                               "DEST)")
+
+    def _over_folder(self, lf: LocalFile, what_then: str) -> FolderInTheWayError:
+        where = self.store.describe(self.remote_folder[lf.folder_rel])
+        return FolderInTheWayError(f"{where}/{lf.name}", lf.path, f"rename one of them{what_then}")
 
     def _check_quota(self, root: RemoteEntry, todo: list[Todo], decision: Optional[Plan],
                      folder: Optional[pruning.FolderView]) -> None:
