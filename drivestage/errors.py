@@ -423,11 +423,12 @@ class LocalFileError(DriveStageError, OSError):
 
 class BecameOtherError(LocalFileError):
     """A file a push found became something else before it was sent (a link, a FIFO, a
-    folder): never read through what it became (attackpush45)."""
+    folder; a folder on its way, a link): never read through what it became (attackpush45,
+    attack46). ``was``: what it was as the push began."""
 
-    def __init__(self, path: str, what: str):
-        super().__init__(f"{path} became {what} while the push ran (a file when it began); "
-                         "not sent again: push again once it is a file")
+    def __init__(self, path: str, what: str, was: str = "a file"):
+        super().__init__(f"{path} became {what} while the push ran ({was} when it began); "
+                         f"not sent again: push again once it is {was}")
 
 
 class PartialChangedError(LocalFileError):

@@ -14,7 +14,7 @@ import os
 import stat as _stat
 import sys
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Optional, Sequence
 
 from drivestage.errors import ShortcutCycleError, UsageError
 from drivestage.paths import (UTF8_LOCALE, exclude_pattern, is_reserved, matches,
@@ -38,6 +38,19 @@ class LocalFile:
     folder_rel: str       # "" for the top
     name: str
     link: bool = False    # a link the walk let through (else a file there, not a link)
+
+
+def linked_folder(lf: LocalFile) -> Optional[str]:
+    """The first folder between SRC and ``lf`` that is a link now, or None. A walk that
+    follows no link (no ``--follow-symlinks``) entered none: one now was swapped in since,
+    and opening ``lf.path`` would read through it a file outside SRC (attack46)."""
+    root = lf.path[:len(lf.path) - len(lf.rel)].rstrip(os.sep)
+    parts = lf.folder_rel.split("/") if lf.folder_rel else []
+    for n in range(1, len(parts) + 1):
+        folder = os.path.join(root, *parts[:n])
+        if os.path.islink(folder):
+            return folder
+    return None
 
 
 @dataclass

@@ -51,6 +51,7 @@ class PushJob(Sends):
         self.result = PushResult()
         self.remote_folder: dict[str, RemoteEntry] = {}
         self.path = StorePath(None, ())  # DEST in the store (set by run)
+        self.follow_symlinks = False     # the walk's (set by run)
         self.listing: Listings = {}
         self.vanished: set[str] = set()  # top-level files gone before they were sent
         # Local files over a folder of their name on the store that --delete is to remove.
@@ -64,7 +65,7 @@ class PushJob(Sends):
 
     def run(self, src: str, path: StorePath, removal: Optional[extra.Removal],
             follow_symlinks: bool) -> None:
-        store, self.path = self.store, path
+        store, self.path, self.follow_symlinks = self.store, path, follow_symlinks
         tree = walk(src, self.include, self.exclude, follow_symlinks=follow_symlinks)
         self.result.skipped_links = tree.skipped_links
         say_special(tree.special, src, "send")

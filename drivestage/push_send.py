@@ -13,7 +13,7 @@ from typing import Iterable, Mapping, Optional
 from drivestage import pool, sidecar, sidecar_phases, snapshots
 from drivestage.errors import BecameOtherError, MovedAwayError, NotFoundError, \
     QuotaExceededError, TrashedAwayError
-from drivestage.local_tree import LocalFile
+from drivestage.local_tree import LocalFile, linked_folder
 from drivestage.old_copies import Key, Listings, Swap
 from drivestage.paths import StorePath, printable
 from drivestage.push_folders import at_path
@@ -49,6 +49,7 @@ class Sends(Resends):
     listing: Listings
     vanished: set[str]
     said: set[str]
+    follow_symlinks: bool   # the walk's (a folder link on the way was followed, as asked)
 
     def _is_checkpoint(self, lf: LocalFile, paired: Mapping[str, str]) -> bool:  # the push's
         raise NotImplementedError
@@ -133,6 +134,9 @@ class Sends(Resends):
                 if not lf.link and os.path.islink(lf.path):
                     # Planted since the walk (which skips links out of SRC): never followed.
                     raise BecameOtherError(lf.path, "a link")
+                linked = None if self.follow_symlinks else linked_folder(lf)
+                if linked is not None:   # (a folder on the way, so too: attack46)
+                    raise BecameOtherError(linked, "a link", was="a folder")
                 with self.copies.sidecar_source(key, lf.path, owners.get(key, set()),
                                                 again) as src:
                     entry = None if src is None else snapshots.upload(

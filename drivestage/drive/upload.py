@@ -106,13 +106,14 @@ def upload_file(transport: Transport, store: RemoteStore, local_path: str, folde
     sessions = sessions or UploadSessions()
     target = replace
     mismatches = 0
+    home = os.path.realpath(os.path.dirname(local_path))   # (its folder so too: attack46)
     for _ in range(MAX_CHANGED_ATTEMPTS):
         st = os.stat(local_path, follow_symlinks=follow)
         began = time.time_ns()  # the md5 is of bytes read from here on (Md5Cache.put's tick)
         try:
             entry, local_md5, changed = _Session(transport, store, local_path, st, folder,
                                                  name, target, chunk, sessions,
-                                                 file_id, follow).send(progress)
+                                                 file_id, follow, home).send(progress)
         except (QuotaExceededError, DailyUploadCapError, BecameOtherError):
             raise
         except DriveStageError:
@@ -183,9 +184,11 @@ class _Session:
     def __init__(self, transport: Transport, store: RemoteStore, local_path: str,
                  st: os.stat_result, folder: RemoteEntry, name: str,
                  replace: Optional[RemoteEntry], chunk: int, sessions: UploadSessions,
-                 file_id: Optional[str] = None, follow: bool = False):
+                 file_id: Optional[str] = None, follow: bool = False,
+                 home: Optional[str] = None):
         self.transport, self.local_path, self.st, self.chunk = transport, local_path, st, chunk
         self.follow = follow   # through a link (one the caller chose to follow)
+        self.home = home       # where its folder led as the upload began
         self.size = st.st_size
         self.sessions = sessions
         self.key = sessions.key(local_path, folder, name, replace)
@@ -205,7 +208,7 @@ class _Session:
         # same file to the same place, in a thread or a process, gets another): neither
         # sends into the other's session, nor drops the other's record as it ends.
         with self.sessions.claimed(self.key, self._fits) as slot, \
-                upload_ends.open_source(self.local_path, self.follow) as fh:
+                upload_ends.open_source(self.local_path, self.follow, self.home) as fh:
             self.slot = slot
             self.media = HashingMedia(fh, self.size, self.mimetype, self.chunk)
             try:

@@ -1,0 +1,80 @@
+"""attack46: a folder of SRC swapped for a link to a folder outside SRC after the push's walk
+(before its first upload). attackpush45 refused a link planted at a file's own name, but the
+open followed a link on the way to it: the push sent a file outside SRC (``out/passwd``) as
+``sub/passwd``, exit 0."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from _cli import run
+from _checkpoints import md5
+from _drive_state import live_md5s
+from _proxy import Reply
+
+SECRET = b"root:x:0:0:a file outside SRC\n" * 10
+
+
+@pytest.fixture
+def penv(proxy, local_state, monkeypatch):
+    monkeypatch.setenv("DRIVESTAGE_API_ROOT", proxy.url)
+    monkeypatch.setenv("DRIVESTAGE_TOKEN", "test-token")
+
+
+@pytest.mark.timeout(60)
+def test_a_folder_swapped_for_a_link_out_after_the_walk_is_not_read_through(
+        emulator, penv, proxy, tmp_path):
+    src = tmp_path / "run"
+    (src / "sub").mkdir(parents=True)
+    (src / "sub" / "passwd").write_bytes(b"mine")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "passwd").write_bytes(SECRET)
+    done: list[bool] = []
+
+    def swap_it(status: int, headers: dict, body: bytes) -> Reply:
+        if not done:   # (the push's first listing: after its walk, before any hash or upload)
+            done.append(True)
+            os.rename(src / "sub", tmp_path / "sub.before")
+            os.symlink(tmp_path / "out", src / "sub")
+        return Reply(status, headers, [body])
+    proxy.on("GET", r"^/drive/v2/files", swap_it)
+    code, _, err = run("push", str(src), "drive:runs/a", "--jobs", "1")
+    assert done
+    found = [f for f in emulator.files() if f.get("md5Checksum") == md5(SECRET)]
+    assert found == [], err
+    assert code == 1, err
+    assert err.strip().splitlines()[-1] == (
+        f"Error: {src}/sub became a link while the push ran (a folder when it began); "
+        "not sent again: push again once it is a folder"), err
+
+
+@pytest.mark.timeout(60)
+def test_a_folder_swapped_for_a_link_out_while_its_file_is_sent_is_not_read_through(
+        emulator, penv, proxy, tmp_path):
+    """The swap as the upload's session opens, the file changed meanwhile: the upload sends
+    it again (or a copy of it as it is now), each time opened by its path again."""
+    src = tmp_path / "run"
+    (src / "sub").mkdir(parents=True)
+    (src / "sub" / "passwd").write_bytes(b"mine")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "passwd").write_bytes(SECRET)
+    done: list[bool] = []
+
+    def swap_it(status: int, headers: dict, body: bytes) -> Reply:
+        if not done:
+            done.append(True)
+            with open(src / "sub" / "passwd", "ab") as fh:
+                fh.write(b" saved again")
+            os.rename(src / "sub", tmp_path / "sub.before")
+            os.symlink(tmp_path / "out", src / "sub")
+        return Reply(status, headers, [body])
+    proxy.on("POST", r"^/upload/", swap_it)
+    code, _, err = run("push", str(src), "drive:runs/a", "--jobs", "1")
+    assert done
+    found = [f for f in emulator.files() if f.get("md5Checksum") == md5(SECRET)]
+    assert found == [], err
+    assert code == 1, err
+    assert err.strip().splitlines()[-1] == (
+        f"Error: {src}/sub became a link while the push ran (a folder when it began); "
+        "not sent again: push again once it is a folder"), err
