@@ -19,7 +19,7 @@ import os
 from functools import partial
 from typing import BinaryIO, Callable, Optional
 
-from drivestage import sidecar_copy, special_files
+from drivestage import sidecar_copy, sources
 from drivestage.errors import SourceChangedError
 from drivestage.store import RemoteEntry
 
@@ -44,9 +44,11 @@ def upload(send: Callable[[str], Optional[RemoteEntry]], path: str, *, copy: boo
     through (one the push's walk let through); else a copy of one is refused as the upload
     refuses it (:func:`drivestage.special_files.open_sent`)."""
     key = os.path.abspath(path)
+    # (the copy opens it as the push found it: through a link only where ``follow``)
+    as_found = (follow, sources.found(path)[1])
     if copy and changing is not None and key in changing:
         try:
-            return _from_copy(send, path, known=True, follow=follow)
+            return _from_copy(send, path, as_found, known=True)
         except _TooLarge:
             changing.discard(key)  # too large for a copy now: sent as any such file
     try:
@@ -56,7 +58,7 @@ def upload(send: Callable[[str], Optional[RemoteEntry]], path: str, *, copy: boo
             raise
         changed = exc
     try:
-        entry = _from_copy(send, path, known=False, follow=follow)
+        entry = _from_copy(send, path, as_found, known=False)
     except _TooLarge:
         raise changed from None
     if changing is not None:
@@ -64,13 +66,14 @@ def upload(send: Callable[[str], Optional[RemoteEntry]], path: str, *, copy: boo
     return entry
 
 
-def _from_copy(send: Callable[[str], Optional[RemoteEntry]], path: str, *,
-               known: bool, follow: bool) -> Optional[RemoteEntry]:
+def _from_copy(send: Callable[[str], Optional[RemoteEntry]], path: str,
+               as_found: tuple[bool, str], *, known: bool) -> Optional[RemoteEntry]:
     """``send`` of a private copy of ``path`` as it is now; :class:`_TooLarge` when it holds
     more than :data:`MAX_BYTES`."""
     # (A regular file only, opened without waiting: a FIFO there now held the push for good;
-    # through no link planted since the walk: the copy sent its target, pushfollow46.)
-    with special_files.open_sent(path, follow) as src, \
+    # through no link planted since the walk, at its name (pushfollow46) or on its folder's
+    # way (attack46): the copy sent the file outside SRC it led to.)
+    with os.fdopen(sources.open_as_found(path, *as_found), "rb") as src, \
             sidecar_copy.private(path, partial(_copy, src)) as private:
         size = os.path.getsize(private)
         if known:  # said once, when it first needed a copy

@@ -19,7 +19,7 @@ PKG = Path(__file__).resolve().parent.parent / "drivestage"
 #: higher one. A new module must be placed here (ARCHITECTURE.md draws the same picture).
 LAYERS = [
     ["errors"],
-    ["sizes", "paths", "member_reach", "stage_failed", "temps", "localfs", "local_trash", "lost_mounts",
+    ["sizes", "paths", "member_reach", "stage_failed", "temps", "localfs", "sources", "local_trash", "lost_mounts",
      "dir_watch",
      "heap", "deferred_ctrl_c", "interrupts", "pool", "stream_lines", "cpuload", "held_signals", "stop_signals", "lost_interrupts", "no_match",
      "stderr_tail",

@@ -27,7 +27,7 @@ import os
 import time
 from typing import Any, Callable, Optional, TypeVar
 
-from drivestage import pool, temps
+from drivestage import pool, sources, temps
 from drivestage.drive import answers, provenance, upload_ends
 from drivestage.drive.media import HashingMedia
 from drivestage.drive.resources import entry_from_resource, is_trashed

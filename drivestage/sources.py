@@ -1,0 +1,54 @@
+"""A file a push sends, opened again by its path as the push found it (each pass of an
+upload, and the private copy of one that kept changing): a regular file only, through no
+link put at its name or on its folder's way since (:func:`open_as_found`)."""
+from __future__ import annotations
+
+import errno
+import os
+from typing import Optional
+
+from drivestage import localfs, temps
+from drivestage.errors import BecameOtherError
+
+
+def open_as_found(path: str, follow: bool, home: Optional[str] = None) -> int:
+    """A descriptor of ``path`` for reading, when it is a regular file: through a link only
+    where ``follow`` (it was one as the push found it, a link its walk let through). A file
+    opened by its name again was opened as it came: replaced meanwhile by a FIFO the push
+    hung there for good, by a folder it stopped with a traceback, and by a link to
+    ``/etc/passwd`` it sent that file (attackpush45). ``home``: where its folder led as the
+    push found it; one on the way swapped for a link since had the file of its name there
+    sent (attack46). Those raise :class:`BecameOtherError`; a file gone, FileNotFoundError
+    (the push skips it)."""
+    folder = os.path.dirname(path)
+    if home is not None and os.path.realpath(folder) != home:
+        raise BecameOtherError(temps.shown(_linked(folder)), "a link", was="a folder")
+    try:
+        return localfs.open_regular(path, follow=follow)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        what = ("a folder" if exc.errno == errno.EISDIR else
+                "a link" if exc.errno == errno.ELOOP else
+                "a FIFO, socket or device" if isinstance(exc, localfs.NotRegularFileError)
+                else None)
+        if what is None:
+            raise
+        raise BecameOtherError(temps.shown(path), what) from None
+
+
+def found(path: str) -> tuple[bool, str]:
+    """What :func:`open_as_found` is given for ``path`` as it is now: whether it is a link,
+    and where its folder leads."""
+    return os.path.islink(path), os.path.realpath(os.path.dirname(path))
+
+
+def _linked(folder: str) -> str:
+    """Of ``folder`` and those above it, the nearest that is a link now (``folder`` when none
+    is: it was moved, not linked)."""
+    here = folder
+    while os.path.dirname(here) != here:
+        if os.path.islink(here):
+            return here
+        here = os.path.dirname(here)
+    return folder
