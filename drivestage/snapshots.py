@@ -73,7 +73,7 @@ def _from_copy(send: Callable[[str], Optional[RemoteEntry]], path: str,
     # (A regular file only, opened without waiting: a FIFO there now held the push for good;
     # through no link planted since the walk, at its name (pushfollow46) or on its folder's
     # way (attack46): the copy sent the file outside SRC it led to.)
-    with os.fdopen(sources.open_as_found(path, *as_found), "rb") as src, \
+    with sources.open_file(path, *as_found) as src, \
             sidecar_copy.private(path, partial(_copy, src)) as private:
         size = os.path.getsize(private)
         if known:  # said once, when it first needed a copy

@@ -5,10 +5,18 @@ from __future__ import annotations
 
 import errno
 import os
-from typing import Optional
+from typing import BinaryIO, Optional
 
 from drivestage import localfs, temps
 from drivestage.errors import BecameOtherError
+from drivestage.interrupts import deferred
+
+
+def open_file(path: str, follow: bool, home: Optional[str] = None) -> BinaryIO:
+    """:func:`open_as_found`, as a file object: a Ctrl-C between the two is held back (it left
+    the descriptor open for the life of a notebook's process)."""
+    with deferred():
+        return os.fdopen(open_as_found(path, follow, home), "rb")
 
 
 def open_as_found(path: str, follow: bool, home: Optional[str] = None) -> int:

@@ -4,7 +4,6 @@ removed (:func:`as_now`, :func:`delete_quietly`). Split from upload.py at its li
 from __future__ import annotations
 
 import logging
-import os
 from typing import BinaryIO, Optional
 
 from drivestage import sources
@@ -18,7 +17,7 @@ log = logging.getLogger("drivestage.drive.upload")
 def open_source(path: str, follow: bool, home: Optional[str] = None) -> BinaryIO:
     """``path`` opened for an upload's pass as the upload began with it: through a link only
     where ``follow`` (:func:`drivestage.sources.open_as_found`)."""
-    return os.fdopen(sources.open_as_found(path, follow, home), "rb")
+    return sources.open_file(path, follow, home)
 
 
 def as_now(store: RemoteStore, entry: RemoteEntry) -> RemoteEntry:
