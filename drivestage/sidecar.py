@@ -324,7 +324,9 @@ def held(path: str, remote: Optional[RemoteEntry], kept: RemoteEntry,
     of its copy ``remote`` on the store (else all of ``olds`` stay)."""
     data: Optional[bytes]
     try:
-        with open(path, "rb") as fh:
+        # (A regular file only, opened without waiting: a FIFO put at its name once it was
+        # sent held the push here for good, waiting for a writer: attack46.)
+        with os.fdopen(open_regular(path), "rb") as fh:
             data = fh.read(MAX_BYTES + 1)
             digest = hashlib.md5(data)
             if len(data) > MAX_BYTES:  # no sidecar (vouches for nothing), but the same file?

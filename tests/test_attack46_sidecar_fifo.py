@@ -47,3 +47,35 @@ def test_a_sidecar_swapped_for_a_fifo_does_not_hold_the_push(emulator, penv, pro
     live = live_md5s(emulator, "runs/a")
     assert {n: live[n] for n in first} == first, live   # the verified pair before stays
     assert "epoch_002.json" not in live, live
+
+
+@pytest.mark.timeout(30)
+def test_a_sidecar_swapped_for_a_fifo_after_it_was_sent_does_not_hold_the_push(
+        emulator, penv, proxy, tmp_path):
+    """The swap as the sidecar's own upload opens (sent from a private copy): it is read
+    again to see which old copies of its checkpoint it vouches for, after the uploads, and
+    that read waited for a writer. A sidecar that cannot be read keeps them all."""
+    src = str(tmp_path / "run")
+    before = save(src, "epoch_001", 1, 1000.0)
+    code, _, err = run("push", src, "drive:runs/a")
+    assert code == 0, err
+    now = save(src, "epoch_001", 1, 2000.0)   # (saved again: its old copies are replaced)
+    side = os.path.join(src, "epoch_001.json")
+    opened: list[bool] = []
+
+    def swap_it(status: int, headers: dict, body: bytes) -> Reply:
+        opened.append(True)
+        if len(opened) == 2:   # (the checkpoint's upload, then its sidecar's)
+            os.mkfifo(side + ".swap")
+            os.rename(side + ".swap", side)
+        return Reply(status, headers, [body])
+    for method in ("POST", "PUT"):   # (a session's opening: a new file's, an update's)
+        proxy.on(method, r"^/upload/(?!.*upload_id=)", swap_it)
+    code, _, err = run("push", src, "drive:runs/a", "--jobs", "1")
+    assert len(opened) == 2, err
+    assert code == 0, err
+    live = live_md5s(emulator, "runs/a")
+    # The new pair (the sidecar updated in place), the old checkpoint's copy beside it:
+    # nothing read vouched for its going.
+    assert live == {"epoch_001.pt": sorted(before["epoch_001.pt"] + now["epoch_001.pt"]),
+                    "epoch_001.json": now["epoch_001.json"]}, live
