@@ -45,6 +45,13 @@ def open_as_found(path: str, follow: bool, home: Optional[str] = None) -> int:
         raise BecameOtherError(temps.shown(path), what) from None
 
 
+def open_now(path: str) -> BinaryIO:
+    """``path`` opened as it is now, a regular file only (:func:`open_file`): for a local
+    DEST's copy (``LocalDirStore``), whose plain open() of a file swapped for a FIFO after the
+    push's walk waited for a writer for good (attack46)."""
+    return open_file(path, *found(path))
+
+
 def found(path: str) -> tuple[bool, str]:
     """What :func:`open_as_found` is given for ``path`` as it is now: whether it is a link,
     and where its folder leads."""
