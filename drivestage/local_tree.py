@@ -44,10 +44,10 @@ def linked_folder(lf: LocalFile) -> Optional[str]:
     """The first folder between SRC and ``lf`` that is a link now, or None. A walk that
     follows no link (no ``--follow-symlinks``) entered none: one now was swapped in since,
     and opening ``lf.path`` would read through it a file outside SRC (attack46)."""
-    root = lf.path[:len(lf.path) - len(lf.rel)].rstrip(os.sep)
+    root = lf.path[:len(lf.path) - len(lf.rel)]   # (SRC, its separator kept: "/" too)
     parts = lf.folder_rel.split("/") if lf.folder_rel else []
     for n in range(1, len(parts) + 1):
-        folder = os.path.join(root, *parts[:n])
+        folder = root + os.sep.join(parts[:n])
         if os.path.islink(folder):
             return folder
     return None
