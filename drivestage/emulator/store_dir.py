@@ -29,9 +29,19 @@ def _forget_in_child() -> None:
 os.register_at_fork(after_in_child=_forget_in_child)
 
 
+def _not_a_link(path: str) -> None:
+    """Refuse a link at one of the state folder's own names: followed, the lock created the
+    file it named, the database was made 0600 and written into it, a blob folder kept the
+    uploads wherever it led (a --data-dir another user can write into: attack46)."""
+    if os.path.islink(path):
+        raise DataDirError(f"{path} is a link; the emulator keeps its state in files of its own "
+                           "there: remove it, or start with an empty --data-dir")
+
+
 def private_dirs(*paths: str) -> None:
     """Create the state folders 0700 (and tighten ones an older emulator made)."""
     for path in paths:
+        _not_a_link(path)
         os.makedirs(path, mode=0o700, exist_ok=True)
         os.chmod(path, 0o700)
 
@@ -43,7 +53,9 @@ def lock_data_dir(data_dir: str) -> int:
     (attackemu45): the second is refused. The lock goes with the process, a SIGKILL too."""
     if not os.path.isdir(data_dir):
         os.makedirs(data_dir, mode=0o700)
-    fd = os.open(os.path.join(data_dir, "lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    lock = os.path.join(data_dir, "lock")
+    _not_a_link(lock)   # (and not followed if one is put there now: ELOOP)
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
@@ -63,8 +75,10 @@ def unlock_data_dir(fd: int) -> None:
 def open_db(db_path: str) -> sqlite3.Connection:
     """The state database (created 0600), its tables made; :class:`DataDirError` when the
     file is not a database SQLite can read."""
+    for suffix in ("", "-wal", "-shm", "-journal"):   # (all held under the lock: checked once)
+        _not_a_link(db_path + suffix)
     # Created 0600 before SQLite opens it: its -wal and -shm files copy that mode.
-    os.close(os.open(db_path, os.O_RDWR | os.O_CREAT, 0o600))
+    os.close(os.open(db_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600))
     for suffix in ("", "-wal", "-shm"):     # a state folder from an older emulator
         if os.path.exists(db_path + suffix):
             os.chmod(db_path + suffix, 0o600)
