@@ -53,6 +53,13 @@ def linked_folder(lf: LocalFile) -> Optional[str]:
     return None
 
 
+def led_out(lf: LocalFile) -> bool:
+    """Whether ``lf``, a link the walk let through (to a file inside SRC), leads out of SRC
+    now: pointed elsewhere since, it had the push send the file it led to (attack46)."""
+    root = os.path.realpath(lf.path[:len(lf.path) - len(lf.rel)])
+    return not _inside(os.path.realpath(lf.path), root)
+
+
 @dataclass
 class LocalTree:
     """What :func:`walk` found."""

@@ -13,7 +13,7 @@ from typing import Iterable, Mapping, Optional
 from drivestage import pool, sidecar, sidecar_phases, snapshots
 from drivestage.errors import BecameOtherError, MovedAwayError, NotFoundError, \
     QuotaExceededError, TrashedAwayError
-from drivestage.local_tree import LocalFile, linked_folder
+from drivestage.local_tree import LocalFile, led_out, linked_folder
 from drivestage.old_copies import Key, Listings, Swap
 from drivestage.paths import StorePath, printable
 from drivestage.push_folders import at_path
@@ -137,6 +137,9 @@ class Sends(Resends):
                 linked = None if self.follow_symlinks else linked_folder(lf)
                 if linked is not None:   # (a folder on the way, so too: attack46)
                     raise BecameOtherError(linked, "a link", was="a folder")
+                if lf.link and not self.follow_symlinks and led_out(lf):
+                    raise BecameOtherError(lf.path, "a link out of SRC",
+                                           was="a link inside it")
                 with self.copies.sidecar_source(key, lf.path, owners.get(key, set()),
                                                 again) as src:
                     entry = None if src is None else snapshots.upload(

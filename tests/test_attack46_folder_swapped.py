@@ -78,3 +78,32 @@ def test_a_folder_swapped_for_a_link_out_while_its_file_is_sent_is_not_read_thro
     assert err.strip().splitlines()[-1] == (
         f"Error: {src}/sub became a link while the push ran (a folder when it began); "
         "not sent again: push again once it is a folder"), err
+
+
+@pytest.mark.timeout(60)
+def test_a_link_inside_src_pointed_outside_after_the_walk_is_not_read_through(
+        emulator, penv, proxy, tmp_path):
+    """A link the walk let through (to a file inside SRC) pointed at a file outside SRC
+    after the walk: followed as it was let through, the push sent the outside file."""
+    src = tmp_path / "run"
+    src.mkdir()
+    (src / "a.txt").write_bytes(b"mine")
+    os.symlink("a.txt", src / "b.txt")
+    (tmp_path / "passwd").write_bytes(SECRET)
+    done: list[bool] = []
+
+    def swap_it(status: int, headers: dict, body: bytes) -> Reply:
+        if not done:   # (the push's first listing: after its walk, before any hash or upload)
+            done.append(True)
+            os.symlink(tmp_path / "passwd", src / "b.swap")
+            os.rename(src / "b.swap", src / "b.txt")
+        return Reply(status, headers, [body])
+    proxy.on("GET", r"^/drive/v2/files", swap_it)
+    code, _, err = run("push", str(src), "drive:runs/a", "--jobs", "1")
+    assert done
+    found = [f for f in emulator.files() if f.get("md5Checksum") == md5(SECRET)]
+    assert found == [], err
+    assert code == 1, err
+    assert err.strip().splitlines()[-1] == (
+        f"Error: {src}/b.txt became a link out of SRC while the push ran (a link inside it "
+        "when it began); not sent again: push again once it is a link inside it"), err
