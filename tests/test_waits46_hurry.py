@@ -14,9 +14,9 @@ from _drive_clients import drive_service
 def test_hurry_ends_the_latency_under_way_and_keeps_the_rule(emulator, monkeypatch):
     real, waiting = Faults.wait_latency, threading.Event()
 
-    def wait_latency(self: Faults, seconds: float) -> None:   # (the server's wait)
+    def wait_latency(self: Faults, seconds: float, *rest) -> bool:   # (the server's wait)
         waiting.set()
-        real(self, seconds)
+        return real(self, seconds, *rest)
     monkeypatch.setattr(Faults, "wait_latency", wait_latency)
     emulator.faults.latency(30.0, method="GET", path=r"/about", times=1)
     emulator.faults.latency(0.5, method="GET", path=r"/about")
