@@ -88,6 +88,27 @@ def on(conn: Any) -> Iterator[None]:
                 conn._stream_lines = None
 
 
+class Making:
+    """A socket being made for a connection (connected, its TLS handshake done), read on
+    :func:`on` as a connection is: a stop while Drive's network holds the handshake (or the
+    connect) ends it, where the connection, whose socket it is once made, has none yet."""
+
+    def __init__(self, sock: socket.socket):
+        self.sock: Any = sock
+
+    def wrapped(self, sock: socket.socket) -> None:
+        """Its socket is now ``sock`` (the TLS socket its descriptor moved to): shut down
+        at once when its lines were cut meanwhile (the cut met the socket it left)."""
+        lines: Optional[StreamLines] = getattr(self, "_stream_lines", None)
+        if lines is None:
+            self.sock = sock
+            return
+        with lines._lock:
+            self.sock = sock
+            if lines._cut:
+                _shut(sock)
+
+
 def opened(conn: Any) -> None:
     """``conn`` has just got its socket: shut down when its lines are cut already (a cut
     that came while it connected saw no socket to shut)."""

@@ -179,23 +179,41 @@ def _opened(conn: Any, addresses: list[lookups.Address], tls: bool) -> socket.so
     addresses already looked up."""
     error: Optional[OSError] = None
     for family, kind, proto, _, address in addresses:
-        sock = socket.socket(family, kind, proto)
+        # A download's stream: its stop shuts the socket down while it is made (a handshake
+        # Drive's network held kept the stream up to the HTTP timeout: attackcut46); closed
+        # only once it is no longer the stream lines' (a cut never meets its descriptor).
+        making = stream_lines.Making(socket.socket(family, kind, proto))
         try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            if httplib2.has_timeout(conn.timeout):
-                sock.settimeout(conn.timeout)
-            sock.connect(address)
-            if not tls:
-                return sock
-            return conn._context.wrap_socket(sock,  # type: ignore[no-any-return]
-                                             server_hostname=conn.host)
+            with stream_lines.on(making):
+                return _made(conn, making, address, tls)
         except (ssl.SSLError, ssl.CertificateError, socket.timeout):
-            sock.close()
+            making.sock.close()
             raise   # (as httplib2: the next address is not tried)
         except OSError as exc:
-            sock.close()
+            making.sock.close()
             error = exc
+        except BaseException:
+            making.sock.close()
+            raise
     raise error or OSError(f"no address of {conn.host} to connect to")
+
+
+def _made(conn: Any, making: stream_lines.Making, address: Any, tls: bool) -> socket.socket:
+    """``making``'s socket connected to ``address`` (TLS: its handshake done)."""
+    sock: socket.socket = making.sock
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if httplib2.has_timeout(conn.timeout):
+        sock.settimeout(conn.timeout)
+    sock.connect(address)
+    if not tls:
+        return sock
+    # The handshake after the TLS socket is the one a stop shuts down (the descriptor
+    # moves to it as it is made).
+    made: ssl.SSLSocket = conn._context.wrap_socket(sock, server_hostname=conn.host,
+                                                    do_handshake_on_connect=False)
+    making.wrapped(made)
+    made.do_handshake()
+    return made
 
 
 def _closed(made: Any) -> None:
