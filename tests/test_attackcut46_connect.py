@@ -83,3 +83,52 @@ def test_a_pull_stopped_in_a_stalled_tls_handshake_ends_it(emulator, local_state
     drivestage.pull("drive:d/f0.bin", str(dest), quiet=True)
     assert hashlib.md5((dest / "f0.bin").read_bytes()).hexdigest() == \
         hashlib.md5(data).hexdigest()
+
+
+def _syn_sent_to(port: int) -> int:
+    """This machine's TCP sockets still connecting (SYN sent, unanswered) to ``port``."""
+    with open("/proc/net/tcp") as f:
+        rows = [line.split() for line in f.readlines()[1:]]
+    return sum(1 for r in rows if r[3] == "02" and int(r[2].split(":")[1], 16) == port)
+
+
+def test_a_pull_stopped_in_a_connect_the_network_holds_ends_it(emulator, local_state,
+                                                               drive_env, tmp_path):
+    """A host that takes no more connections (its queue full: the SYN is dropped, as a
+    network that drops it does): the stream sits in its connect until the stop."""
+    data = os.urandom(256 * KiB)
+    emulator.add_file("d/f0.bin", data)
+    full = socket.socket()
+    full.bind(("127.0.0.1", 0))
+    full.listen(0)
+    port = full.getsockname()[1]
+    filler = socket.create_connection(("127.0.0.1", port))   # (the queue's one place)
+    emulator.faults.redirect_media(307, times=1, origin=f"http://127.0.0.1:{port}")
+    connecting = threading.Event()
+
+    def watch() -> None:
+        while not connecting.is_set() and not done.is_set():
+            if _syn_sent_to(port):
+                connecting.set()
+            done.wait(0.02)
+
+    done = threading.Event()
+    watcher = threading.Thread(target=watch, name="test-syn-watch")
+    watcher.start()
+    dest = tmp_path / "data"
+    before = our_threads()
+    try:
+        exc = _stopped_in_thread(lambda: drivestage.pull(
+            "drive:d/f0.bin", str(dest), quiet=True, jobs=1), connecting)
+        assert isinstance(exc, KeyboardInterrupt), repr(exc)
+        for thread in our_threads() - before:
+            thread.join(_BOUND)
+            assert not thread.is_alive(), f"{thread.name} outlived the stopped pull"
+        assert _syn_sent_to(port) == 0
+    finally:
+        done.set()
+        watcher.join()
+        filler.close()
+        full.close()
+    drivestage.pull("drive:d/f0.bin", str(dest), quiet=True)
+    assert (dest / "f0.bin").read_bytes() == data
