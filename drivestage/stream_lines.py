@@ -12,9 +12,10 @@ ends at once, and a connection opened after the cut is shut down as it opens
 backoff it waits out ends (:func:`sleep`).
 
 Only ``shutdown``, from the cutting thread: the stream's own thread closes its socket. The
-socket is shut down under the lines' lock and closed under it too (:func:`close`), so a
-cut never reaches a file descriptor that was closed meanwhile and given to another file (a
-second pull's partial).
+socket is shut down under the lines' lock and closed under it too (:func:`close`: a
+connection's close, and an answer's that holds its socket alone; a socket being made,
+:class:`Making`, only once let go), so a cut never reaches a file descriptor that was
+closed meanwhile and given to another file (a second pull's partial, its connection).
 """
 from __future__ import annotations
 
@@ -28,7 +29,9 @@ class StreamLines:
     """The connections one download's streams read on (see the module doc)."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        # Reentrant: a close under it may close an answer of the connection, whose close
+        # asks for it too (drive.sliced).
+        self._lock = threading.RLock()
         self._open: list[Any] = []   # http.client connections read on now
         self._cut = False
         self._cut_event = threading.Event()   # (not the main thread's: see sleep())

@@ -94,6 +94,13 @@ class SlicedResponse(ClosedWhenDropped, http.client.HTTPResponse):
             raw = _SlicedReads(raw, sock) if _in_pieces() else raw
             self.fp = io.BufferedReader(_Read(b"".join(came), raw) if came else raw)
 
+    def _close_conn(self) -> None:
+        # Its socket, where it holds it alone (``Connection: close``), is closed here, as
+        # its body ends: never while a download's stop shuts it down (the descriptor could
+        # be another socket's by the time the shutdown runs: drivestage.stream_lines).
+        close = http.client.HTTPResponse._close_conn  # type: ignore[attr-defined]
+        stream_lines.close(self, close)
+
 
 def _answered(sock: Any, came: list[bytes]) -> bool:
     """Whether ``sock``, readable, holds an answer (what of it was read is added to ``came``).
