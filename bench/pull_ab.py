@@ -2,7 +2,10 @@
 shared with other work, where wall time says more about the neighbours than the code.
 
 Serves one zip (built like ``bench/pull.py``'s: half incompressible "JPEGs", half small XML)
-from ``bench/plainserver.py`` in a process of its own, then runs ``drivestage pull
+from ``bench/plainserver.py`` (``--server plain``) or from the Drive emulator of
+``--emu-tree`` (``--server emulator``: one tree's emulator for both, so only the pull differs;
+``--server emulator-ab``: each tree pulls from its own tree's emulator, the emulator's
+process CPU counted too) in a process of its own, then runs ``drivestage pull
 drive:id:ID DEST -q [--extract] [ARGS]`` from each tree in turn, the order alternating
 every round (ABBA...), each in a fresh child whose own user+sys seconds are read from
 ``wait4`` (its extraction workers included: it waits for them). With ``--strace`` the
@@ -36,6 +39,32 @@ from pull import build_zip  # noqa: E402
 
 _RUN = ("import sys; sys.path.insert(0, sys.argv.pop(1)); sys.argv[0] = 'drivestage'; "
         "from drivestage.entry import main; main()")
+
+
+def _serve_emu(zpath: str, tree: str, workdir: str, tag: str) -> tuple[subprocess.Popen, int, str]:
+    """The emulator of ``tree`` serving ``zpath``: (process, port, file id)."""
+    data = tempfile.mkdtemp(dir=workdir, prefix=f"emu-{tag}-")
+    portfile = os.path.join(data, "port")
+    env = dict(os.environ, PYTHONPATH=tree)
+    proc = subprocess.Popen([sys.executable, os.path.join(HERE, "_emu_serve.py"), zpath,
+                             os.path.join(data, "drive"), portfile], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(1200):
+        if os.path.exists(portfile):
+            port, file_id = open(portfile).read().split()
+            return proc, int(port), file_id
+        if proc.poll() is not None:
+            break
+        time.sleep(0.1)
+    proc.kill()
+    raise SystemExit(f"the emulator of {tree} did not start")
+
+
+def _proc_cpu(pid: int) -> float:
+    """user+sys seconds of a live process (its threads), from /proc."""
+    with open(f"/proc/{pid}/stat") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _serve(zpath: str, port: int) -> subprocess.Popen:
@@ -96,6 +125,9 @@ def main() -> None:
     ap.add_argument("--strace", type=int, default=0, metavar="N",
                     help="also N rounds under strace -c -f (syscall counts)")
     ap.add_argument("--port", type=int, default=8791)
+    ap.add_argument("--server", choices=("plain", "emulator", "emulator-ab"), default="plain")
+    ap.add_argument("--emu-tree", default=None,
+                    help="the tree whose emulator serves (--server emulator; default: --a)")
     ap.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "pull_ab"))
     ap.add_argument("extra", nargs="*", help="more pull arguments (after --)")
     args = ap.parse_args()
@@ -103,12 +135,27 @@ def main() -> None:
     zpath = os.path.join(args.workdir, f"ab-{args.size_mib}m-{args.members}.zip")
     if not os.path.exists(zpath):
         build_zip(zpath, args.size_mib << 20, args.members)
-    server = _serve(zpath, args.port)
     trees = {"A": os.path.abspath(args.a), "B": os.path.abspath(args.b)}
     for tree in trees.values():   # as installed: imports read bytecode, never compile
         compileall.compile_dir(os.path.join(tree, "drivestage"), quiet=1)
+    servers: list[subprocess.Popen] = []
+    where = {n: (args.port, "plainfile0001") for n in trees}
+    if args.server == "plain":
+        servers.append(_serve(zpath, args.port))
+    elif args.server == "emulator":
+        proc, port, fid = _serve_emu(zpath, os.path.abspath(args.emu_tree or args.a),
+                                     args.workdir, "one")
+        servers.append(proc)
+        where = {n: (port, fid) for n in trees}
+    else:
+        for n in trees:
+            proc, port, fid = _serve_emu(zpath, trees[n], args.workdir, n)
+            servers.append(proc)
+            where[n] = (port, fid)
+    emu_of = {n: servers[i] for i, n in enumerate(trees)} if args.server == "emulator-ab" else {}
     got: dict[str, list[dict]] = {"A": [], "B": []}
     calls: dict[str, list[dict[str, int]]] = {"A": [], "B": []}
+    emu_cpu: dict[str, list[float]] = {"A": [], "B": []}
     try:
         for r in range(args.rounds + args.strace):
             traced = r >= args.rounds
@@ -117,14 +164,18 @@ def main() -> None:
                 dest = os.path.join(args.workdir, f"dest-{name}")
                 shutil.rmtree(dest, ignore_errors=True)
                 state = tempfile.mkdtemp(dir=args.workdir, prefix="state-")
-                env = dict(os.environ, DRIVESTAGE_API_ROOT=f"http://127.0.0.1:{args.port}/",
+                port, fid = where[name]
+                env = dict(os.environ, DRIVESTAGE_API_ROOT=f"http://127.0.0.1:{port}/",
                            DRIVESTAGE_TOKEN="bench", DRIVESTAGE_STATE_DIR=state,
                            PYTHONPATH=trees[name])
                 env.pop("PYTHONDONTWRITEBYTECODE", None)
-                argv = ["pull", "drive:id:plainfile0001", dest, "-q",
+                argv = ["pull", f"drive:id:{fid}", dest, "-q",
                         *([] if args.no_extract else ["--extract"]), *args.extra]
                 trace = os.path.join(args.workdir, f"strace-{name}") if traced else None
+                emu0 = _proc_cpu(emu_of[name].pid) if name in emu_of else 0.0
                 one = _one(trees[name], argv, env, trace)
+                if name in emu_of and not trace:
+                    emu_cpu[name].append(_proc_cpu(emu_of[name].pid) - emu0)
                 if trace:
                     calls[name].append(_syscalls(trace))
                 else:
@@ -136,17 +187,21 @@ def main() -> None:
             shutil.rmtree(os.path.join(args.workdir, "dest-A"), ignore_errors=True)
             shutil.rmtree(os.path.join(args.workdir, "dest-B"), ignore_errors=True)
     finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait()
+        for server in servers:
+            server.send_signal(signal.SIGTERM)
+            server.wait()
     if got["A"]:
         print(f"\n{args.rounds} rounds, {args.size_mib} MiB / {args.members} members, "
               f"{'pull' if args.no_extract else 'pull --extract'} {' '.join(args.extra)}; "
               f"load now {os.getloadavg()[0]:.1f}")
-        for key in ("cpu", "user", "sys", "wall", "ctx"):
+        for key in ("cpu", "user", "sys", "wall", "ctx", "minflt"):
             med = {n: statistics.median(x[key] for x in v) for n, v in got.items()}
             pairs = sorted(b[key] / a[key] for a, b in zip(got["A"], got["B"]) if a[key])
             print(f"{key:5}: A {med['A']:.3f}  B {med['B']:.3f}  B/A {med['B'] / med['A']:.3f}"
                   f"  (pairs {', '.join(f'{p:.3f}' for p in pairs)})")
+    if emu_cpu["A"]:
+        print(f"emulator process cpu: A {statistics.median(emu_cpu['A']):.3f}  "
+              f"B {statistics.median(emu_cpu['B']):.3f}")
     if calls["A"]:
         names = sorted(set().union(*calls["A"], *calls["B"]),
                        key=lambda k: -statistics.median(c.get(k, 0) for c in calls["A"]))
