@@ -131,6 +131,8 @@ def main() -> None:
     ap.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "pull_ab"))
     ap.add_argument("extra", nargs="*", help="more pull arguments (after --)")
     args = ap.parse_args()
+    # A SIGTERM (timeout's) ends it through its `finally`: the servers are stopped too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     os.makedirs(args.workdir, exist_ok=True)
     zpath = os.path.join(args.workdir, f"ab-{args.size_mib}m-{args.members}.zip")
     if not os.path.exists(zpath):
