@@ -197,6 +197,9 @@ class _Handler(MetadataRoutes, MediaRoutes, ControlRoutes, BatchRoutes, BaseHTTP
         length_i = int(length) if length and not bad_length and not chunked else None
         faults = self.emu.faults
         self.body = Body(self.rfile, length_i, chunked, self.pace)
+        self.body.drain_bytes, self.body.drain_seconds = self.emu.refusal_drain_bytes, \
+            self.emu.refusal_drain_seconds
+        self.body.sock = self.connection
         control = path.startswith("/_emulator/") or path == "/_emulator"
         error = None
         target = self.path
@@ -301,19 +304,12 @@ class _Handler(MetadataRoutes, MediaRoutes, ControlRoutes, BatchRoutes, BaseHTTP
         if self._headers_sent:
             self.close_connection = True
             return
+        # Bounded: an endless body held the thread for good. Past the bound the answer goes
+        # out and the connection is closed, as a front end does (a client still sending may
+        # see its send fail, not the answer: hence a bound above any chunk clients send).
+        self.body.drain()
         try:
-            # Bounded: an endless body held the thread for good. The answer then goes out
-            # and the connection is closed, as a front end does (a client still sending may
-            # see its send fail, not the answer: hence a bound above any chunk clients send).
-            drained = self.body.drain_within(self.emu.refusal_drain_bytes,
-                                             self.emu.refusal_drain_seconds, self.connection)
-        except EmulatorApiError:
-            drained = False
-        if not drained:
-            self.close_connection = True
-        try:
-            self._send_json(exc.status, exc.envelope(),
-                            exc.headers if drained else {**exc.headers, "Connection": "close"})
+            self._send_json(exc.status, exc.envelope(), exc.headers)
         except ClientGone:   # (it hung up while the answer waited out a latency)
             self.close_connection = True
 
@@ -339,6 +335,9 @@ class _Handler(MetadataRoutes, MediaRoutes, ControlRoutes, BatchRoutes, BaseHTTP
                content_type: Optional[str] = None) -> None:
         if not self._wait_first_byte():
             raise ClientGone()   # (no one to answer)
+        if self.body.cut:   # (a body left unread past the drain's bounds: Body.drain)
+            self.close_connection = True
+            headers = {**headers, "Connection": "close"}
         self.send_response(status)
         if content_type:
             self.send_header("Content-Type", content_type)

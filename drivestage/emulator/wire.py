@@ -150,6 +150,13 @@ class Body:
         self.drop_after: Optional[int] = None
         self.done = (not chunked) and not length
         self._chunk_left = 0
+        #: :meth:`drain`'s bounds (the handler's: :attr:`Emulator.refusal_drain_bytes`, ...)
+        #: and the client's socket, shut for reading when the time is out.
+        self.drain_bytes: Optional[int] = None
+        self.drain_seconds: Optional[float] = None
+        self.sock: Optional[socket.socket] = None
+        #: Whether :meth:`drain` gave up before the body ended: the connection must close.
+        self.cut = False
 
     def read(self, n: int = IO_CHUNK) -> bytes:
         """Up to ``n`` bytes; ``b""`` at the end of the body."""
@@ -184,10 +191,13 @@ class Body:
             except ValueError:
                 raise EmulatorApiError(400, "badRequest", "Malformed chunked request body.")
             if size == 0:
-                while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
-                    pass
-                self.done = True
-                return b""
+                # The trailer: bounded in lines (endless ones held the thread: emulefts46).
+                for _ in range(MAX_PART_HEADERS + 1):
+                    if self.rfile.readline(1024) in (b"\r\n", b"\n", b""):
+                        self.done = True
+                        return b""
+                raise EmulatorApiError(400, "badRequest", "Malformed chunked request body: "
+                                                          "too many trailer lines.")
             self._chunk_left = size
         data = self.rfile.read(min(n, self._chunk_left))
         if not data:
@@ -209,14 +219,19 @@ class Body:
                 raise EmulatorApiError(413, "uploadTooLarge", "Request body too large for metadata.")
             parts.append(data)
 
-    def drain(self) -> None:
-        """Read and discard the rest, so the connection can be reused."""
-        self.drop_after = None
-        while not self.done:
-            if not self.read():
-                break
+    def drain(self) -> bool:
+        """Read and discard the rest, so the connection can be reused; whether the body
+        ended. Within :attr:`drain_bytes` and :attr:`drain_seconds` (an answer that ignores
+        the body, a fault's or a completed upload's, read an endless one for ever:
+        emulefts46): past them :attr:`cut` is set, and the answer closes the connection."""
+        try:
+            ended = self.drain_within(self.drain_bytes, self.drain_seconds, self.sock)
+        except EmulatorApiError:   # (a malformed chunked body: where it ends is unknown)
+            ended = False
+        self.cut = self.cut or not ended
+        return ended
 
-    def drain_within(self, max_bytes: int, seconds: float,
+    def drain_within(self, max_bytes: Optional[int], seconds: Optional[float],
                      sock: Optional[socket.socket]) -> bool:
         """:meth:`drain`, giving up after ``max_bytes`` more or ``seconds`` (a body that never
         ends, or trickles: a refused upload drained one for ever, emulefts45); whether the
@@ -227,12 +242,12 @@ class Body:
             return True
         start = self.count
         timer = None
-        if sock is not None:
+        if sock is not None and seconds is not None:
             timer = threading.Timer(seconds, _shut_reading, (sock,))
             timer.daemon = True
             timer.start()
         try:
-            while not self.done and self.count - start < max_bytes:
+            while not self.done and (max_bytes is None or self.count - start < max_bytes):
                 if not self.read():
                     break
         except (ClientGone, OSError, ValueError):
