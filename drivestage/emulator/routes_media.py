@@ -12,6 +12,7 @@ from urllib.parse import quote, urlencode
 from drivestage.emulator import properties, revisions
 from drivestage.emulator.access import Access, can_write, may_acknowledge_abuse, may_download, \
     require, visible
+from drivestage.emulator.disk_room import check_disk_room
 from drivestage.emulator.errors import EmulatorApiError, drive_error, error_envelope, not_found
 from drivestage.emulator.preconditions import check_if_match
 from drivestage.emulator.render import GOOGLE_APPS
@@ -166,9 +167,14 @@ class MediaRoutes:
         self._download(rec, acc, signed=True)
 
     # ------------------------------------------------------------------ uploads
-    def _check_can_store(self, drive_id: Optional[str], size: int, replacing: int = 0) -> None:
+    def _check_can_store(self, drive_id: Optional[str], size: int, replacing: int = 0,
+                         pending: Optional[int] = None) -> None:
+        """The storage checks of an upload of ``size`` bytes, ``pending`` of them still to
+        be written (to the emulator's disk: :mod:`disk_room`; None: all written)."""
         if drive_id is None and self.caller.service_account:
             raise EmulatorApiError(403, "storageQuotaExceeded", SERVICE_ACCOUNT_MESSAGE)
+        if pending is not None:   # (a shared drive's upload too: the disk is the emulator's)
+            check_disk_room(self.store.upload_dir, pending, self.emu.min_free_bytes)
         self.store.check_quota(size, drive_id, replacing=replacing)
         self.emu.api_quota.check_upload(self._token or "", size)
 
@@ -252,16 +258,17 @@ class MediaRoutes:
             sink.write(data)
             if sink.offset >= due[0]:
                 due[0] = sink.offset + QUOTA_CHECK_STEP
-                self._check_can_store(drive_id, sink.offset, replacing)
+                self._check_can_store(drive_id, sink.offset, replacing, pending=0)
         return write
 
     def _simple_upload(self, file_id: Optional[str], multipart: bool) -> None:
         ctype = self.headers.get("Content-Type") or ""
         meta: dict = {}
         media_type = None if multipart else (ctype.split(";")[0].strip() or None)
+        # Content-Length is (about) the content's size: refuse before reading it.
+        check_disk_room(self.store.upload_dir, self.body.length or 0, self.emu.min_free_bytes)
         if not multipart:
             existing, drive_id, replacing = self._target(file_id, meta)
-            # Content-Length is the content size here: refuse before reading it.
             self._check_can_store(drive_id, self.body.length or 0, replacing)
         tmp = self.store.upload_path("simple-" + os.urandom(8).hex())
         sink = Sink(tmp, corrupt=self.emu.faults.take_corrupt_upload())
@@ -327,7 +334,7 @@ class MediaRoutes:
         except ValueError:
             raise EmulatorApiError(400, "badRequest", f"Invalid X-Upload-Content-Length: {total!r}",
                                    location="X-Upload-Content-Length", location_type="header")
-        self._check_can_store(drive_id, total_i or 0, replacing)
+        self._check_can_store(drive_id, total_i or 0, replacing, pending=total_i or 0)
         new_revision, pinned = self._revision_options()
         self.store.expire_sessions(self.emu.upload_session_ttl)   # (a few of the oldest)
         sess = self.store.new_session(
@@ -407,7 +414,8 @@ class MediaRoutes:
             if sess["file_id"] and existing is None:
                 raise not_found(sess["file_id"])
             freed = 0 if sess.get("new_revision", True) else (existing or {}).get("size") or 0
-            self._check_can_store(sess["drive_id"], max(b + 1, sess["total"] or 0), freed)
+            size = max(b + 1, sess["total"] or 0)
+            self._check_can_store(sess["drive_id"], size, freed, pending=size - received)
             self._receive(sess, a, length)
             if sess["total"] is not None and sess["received"] == sess["total"]:
                 self._resumable_done(sess)

@@ -126,6 +126,11 @@ class Emulator(SeedingApi):
     #: wait to be accepted until one ends (idle ones end after :attr:`idle_timeout`).
     max_connections = MAX_CONNECTIONS
     refusal_drain_seconds = REFUSAL_DRAIN_SECONDS
+    #: Bytes an upload leaves free on the data folder's disk: one that would leave less is
+    #: refused as Drive refuses one past the storage quota (403 storageQuotaExceeded), so an
+    #: endless upload cannot fill the disk (emulefts46). None: 1 GiB or a tenth of the
+    #: file system, whichever is less (:mod:`disk_room`); 0: no reserve.
+    min_free_bytes: Optional[int] = None
 
     def __init__(self, data_dir: Optional[str] = None, quota_bytes: Optional[int] = None,
                  token: Optional[str] = None, host: str = "127.0.0.1", port: int = 0,

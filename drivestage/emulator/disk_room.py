@@ -1,0 +1,36 @@
+"""The emulator's own disk as a storage limit: an upload is refused as Drive refuses one that
+does not fit the account's storage (403 ``storageQuotaExceeded``) where it would leave less
+than :attr:`Emulator.min_free_bytes` free on the data folder's file system. Without a quota
+(the default) an endless upload filled the disk (emulefts46); a pipeline under test still
+uploads whatever the disk can hold, and meets Drive's own answer to a full Drive."""
+from __future__ import annotations
+
+import shutil
+from typing import Optional
+
+from drivestage.emulator.errors import drive_error
+
+#: The default reserve: this much, or a tenth of the file system, whichever is less (a
+#: small tmpfs a test gives the emulator keeps room for its uploads).
+DEFAULT_MIN_FREE = 1 << 30
+
+
+def min_free(setting: Optional[int], path: str) -> int:
+    """The bytes to keep free under ``path``: ``setting``, or the default where None."""
+    if setting is not None:
+        return setting
+    return min(DEFAULT_MIN_FREE, shutil.disk_usage(path).total // 10)
+
+
+def check_disk_room(path: str, pending: int, setting: Optional[int]) -> None:
+    """403 storageQuotaExceeded where ``pending`` more bytes under ``path`` would leave less
+    than the reserve (:func:`min_free`) free; a reserve of 0 checks nothing."""
+    keep = min_free(setting, path)
+    if keep <= 0:
+        return
+    free = shutil.disk_usage(path).free
+    if free - pending < keep:
+        raise drive_error("storageQuotaExceeded", (
+            f"The user's Drive storage quota has been exceeded. (The emulator keeps {keep} bytes "
+            f"free on the disk of its data folder, which has {free} free: free some space, or "
+            "lower --min-free-bytes.)"))
