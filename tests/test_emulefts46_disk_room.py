@@ -30,18 +30,18 @@ def _upload(emu: Emulator, data: bytes, resumable: bool) -> dict:
 
 
 def test_the_default_reserve_refuses_what_the_disk_cannot_hold(small_disk):  # noqa: F811
-    with Emulator(data_dir=str(small_disk(64 * MiB) / "d")) as emu:
-        # 6.4 MiB kept free on a 64 MiB disk: 40 MiB fit, 60 MiB more do not.
+    with Emulator(data_dir=str(small_disk(16 * MiB) / "d")) as emu:
+        # 1.6 MiB kept free on a 16 MiB disk: 12 MiB fit, 15 MiB more do not.
         assert _upload(emu, b"a" * MiB, resumable=False)["fileSize"] == str(MiB)
         for resumable in (True, False):
             with pytest.raises(HttpError) as err:
-                _upload(emu, b"b" * (60 * MiB), resumable=resumable)
+                _upload(emu, b"b" * (15 * MiB), resumable=resumable)
             assert err.value.resp.status == 403, resumable
             reason = json.loads(err.value.content)["error"]["errors"][0]
             assert reason["reason"] == "storageQuotaExceeded", resumable
             assert "lower --min-free-bytes" in reason["message"]
-        assert _upload(emu, b"c" * (40 * MiB), resumable=True)["fileSize"] == str(40 * MiB)
-        assert sorted(f["fileSize"] for f in emu.files()) == [str(MiB), str(40 * MiB)]
+        assert _upload(emu, b"c" * (12 * MiB), resumable=True)["fileSize"] == str(12 * MiB)
+        assert sorted(f["fileSize"] for f in emu.files()) == [str(MiB), str(12 * MiB)]
         assert os.listdir(emu.store.upload_dir) == []
 
 
