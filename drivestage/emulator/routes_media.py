@@ -279,7 +279,7 @@ class MediaRoutes:
                     raise EmulatorApiError(400, "badContent",
                                            "Multipart upload needs Content-Type multipart/related with a boundary.")
                 mp = Multipart(self.body, m.group(1).encode("latin-1"))
-                mp.until_boundary(lambda b: None)
+                mp.preamble()
                 mp.line()
                 mp.headers()
                 parts: list[bytes] = []

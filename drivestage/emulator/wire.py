@@ -305,6 +305,18 @@ class Multipart:
                 raise EmulatorApiError(400, "badRequest", "Malformed multipart body: a boundary is missing.")
             self._fill()
 
+    def preamble(self) -> None:
+        """Skip what comes before the first boundary; 400 past :data:`MAX_JSON_BODY` (a body
+        that never gave one was read for as long as it came: emulefts46)."""
+        seen = [0]
+
+        def skip(data: bytes) -> None:
+            seen[0] += len(data)
+            if seen[0] > MAX_JSON_BODY:
+                raise EmulatorApiError(400, "badContent", "Malformed multipart body: no boundary "
+                                                          "in its first 1 MiB.")
+        self.until_boundary(skip)
+
     def line(self) -> bytes:
         while b"\n" not in self.buf:
             if self.eof:   # the closing boundary may end the body without a line break
