@@ -4,7 +4,9 @@ boundary never comes (read for as long as it came), and, pinned here, the reques
 headers (http.server's bounds: 414, 431)."""
 from __future__ import annotations
 
+import http.client
 import json
+import os
 import socket
 import threading
 import time
@@ -105,3 +107,35 @@ def test_the_request_line_and_headers_are_bounded(tmp_path):
             assert status == want and headers["connection"] == "close" and ended
             assert json.loads(answer)["error"]["code"] == want
         assert emu.requests == []
+
+
+def test_upload_sessions_are_kept_up_to_max_upload_sessions(tmp_path):
+    with Emulator(data_dir=str(tmp_path / "d")) as emu:
+        emu.max_upload_sessions = 3
+        conn = http.client.HTTPConnection(emu.host, emu.port, timeout=10)
+        auth = {"Authorization": "Bearer t"}
+
+        def start(title: str) -> str:
+            conn.request("POST", "/upload/drive/v2/files?uploadType=resumable",
+                         json.dumps({"title": title}).encode(),
+                         {**auth, "Content-Type": "application/json"})
+            resp = conn.getresponse()
+            resp.read()
+            location = resp.getheader("Location")
+            return location[location.index("/upload/"):]
+
+        def send(target: str) -> int:
+            conn.request("PUT", target, b"abc", {**auth, "Content-Range": "bytes 0-2/3"})
+            resp = conn.getresponse()
+            resp.read()
+            return resp.status
+
+        first, second = start("1"), start("2")
+        assert send(second) == 200          # (complete: still kept, and counted)
+        later = [start(t) for t in ("3", "4")]
+        # Four opened, three kept: the least recently used (the first) is forgotten.
+        assert [send(t) for t in [first, *later]] == [404, 200, 200]
+        assert len(emu.store.sessions) == 3
+        assert sorted(f["title"] for f in emu.files()) == ["2", "3", "4"]
+        assert os.listdir(emu.store.upload_dir) == []
+        conn.close()

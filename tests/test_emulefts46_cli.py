@@ -124,3 +124,5 @@ def test_a_bad_size_is_a_usage_error():
     run = cli_server().run(["emulator", "--refusal-drain-bytes", "lots"], text=True, timeout=30)
     assert run.returncode == 2 and run.stdout == ""
     assert "Invalid value for '--refusal-drain-bytes': size 'lots' is not understood" in run.stderr
+    run = cli_server().run(["emulator", "--max-upload-sessions", "0"], text=True, timeout=30)
+    assert run.returncode == 2 and "Invalid value for '--max-upload-sessions'" in run.stderr

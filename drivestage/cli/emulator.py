@@ -59,6 +59,9 @@ Control API (not part of Drive), e.g. make the next upload chunk fail:
               metavar="SECONDS",
               help="Forget a resumable upload session unused this long, with its bytes; its "
                    "next request gets 404, as on Drive (default: 604800, Drive's week).")
+@click.option("--max-upload-sessions", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Keep at most N resumable upload sessions; opening one more forgets the "
+                   "least recently used (its next request gets 404) (default: 10000).")
 @click.option("--refusal-drain-bytes", type=Size(), default=None, metavar="SIZE",
               help="Read at most this much more of a body the answer does not need (a refused "
                    "upload, an injected fault), then answer and close the connection "
@@ -79,6 +82,7 @@ def emulator_command(host: str, port: int, data_dir: Optional[str], quota_bytes:
                      token: Optional[str], service_account: bool, latency: float,
                      link: Optional[float], api_quota: Optional[int], upload_cap: Optional[int],
                      min_free_bytes: Optional[int], upload_session_ttl: Optional[float],
+                     max_upload_sessions: Optional[int],
                      refusal_drain_bytes: Optional[int], refusal_drain_seconds: Optional[float],
                      max_connections: Optional[int], idle_timeout: Optional[float],
                      request_log_bytes: Optional[int]) -> None:
@@ -118,6 +122,7 @@ def emulator_command(host: str, port: int, data_dir: Optional[str], quota_bytes:
         emu.set_api_quota(api_quota, upload_bytes_per_day=upload_cap)
     # The emulator's own bounds: those not given keep the Emulator's defaults.
     limits = {"min_free_bytes": min_free_bytes, "upload_session_ttl": upload_session_ttl,
+              "max_upload_sessions": max_upload_sessions,
               "refusal_drain_bytes": refusal_drain_bytes,
               "refusal_drain_seconds": refusal_drain_seconds, "max_connections": max_connections,
               "idle_timeout": idle_timeout, "request_log_bytes": request_log_bytes}

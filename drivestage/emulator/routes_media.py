@@ -337,6 +337,7 @@ class MediaRoutes:
         self._check_can_store(drive_id, total_i or 0, replacing, pending=total_i or 0)
         new_revision, pinned = self._revision_options()
         self.store.expire_sessions(self.emu.upload_session_ttl)   # (a few of the oldest)
+        self.store.limit_sessions(self.emu.max_upload_sessions)
         sess = self.store.new_session(
             file_id=existing["id"] if existing else None, meta=meta, total=total_i, drive_id=drive_id,
             content_type=self.headers.get("X-Upload-Content-Type"),

@@ -114,6 +114,11 @@ class Emulator(SeedingApi):
     #: long ago) before it is forgotten with its bytes: Drive's is a week. A request for it
     #: then answers 404, as Drive's does, and clients start a new upload (emulefts45).
     upload_session_ttl: float = SESSION_TTL
+    #: Resumable upload sessions kept at most (complete ones too, until they expire): opening
+    #: one past it forgets the least recently used, whose next request then answers 404 as
+    #: an expired one's does (clients start over). Each kept its metadata (up to 1 MiB) in
+    #: memory for the whole :attr:`upload_session_ttl`, however many were opened (emulefts46).
+    max_upload_sessions = 10_000
     #: A request refused before its body is read (a quota, bad metadata) is answered once its
     #: body is drained (clients such as httplib2 read no answer before they have sent the
     #: whole body), but at most this many bytes of it, for at most this many seconds; then

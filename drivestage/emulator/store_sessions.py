@@ -103,6 +103,25 @@ class StoreSessions:
                     self._by_use[oldest[0]] = time.time()
         return gone
 
+    def limit_sessions(self, most: int) -> int:
+        """Forget the least recently used sessions until fewer than ``most`` are open (one a
+        request holds now is passed over), to make room for a new one; how many went. A
+        client opening sessions in a loop kept each, its metadata up to 1 MiB, in memory
+        for the whole ``ttl`` (emulefts46); the one forgotten answers 404, as an expired one."""
+        gone = 0
+        with self.lock:
+            if len(self.sessions) < most:
+                return 0
+            for sid in list(self._by_use):   # (oldest first: each looked at once)
+                if len(self.sessions) < most:
+                    break
+                sess = self.sessions.get(sid)
+                if sess is None:
+                    del self._by_use[sid]
+                elif self._forget_session(sess):
+                    gone += 1
+        return gone
+
     def _forget_session(self, sess: dict) -> bool:
         """Drop ``sess``, its row and its bytes; False if a request holds it now. Marked
         ``_expired`` under its lock: a request that found it before sees the mark once it
