@@ -164,9 +164,7 @@ class Faults(MediaFaults, ListingFaults):
         # behind the old limit goes on at once (a test that lifts the throttle waited out a
         # 1 MiB chunk's 2 s pause at 512 KiB/s before the emulator settled).
         self._rethrottled = threading.Event()
-        # Set (and replaced) by hurry() and when the server stops: an answer waiting out
-        # its latency goes on at once.
-        self._hurried = threading.Event()
+        self._hurried = threading.Event()   # set (and replaced) by hurry() and the stop
         self._shared = Bucket()          # the limit all connections share
         self._per_connection: Optional[float] = None
         self._chaos: Optional[tuple[float, random.Random, tuple[str, ...]]] = None
