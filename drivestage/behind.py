@@ -54,7 +54,7 @@ def further_on(store: RemoteStore, cache: Md5Cache, path: str, side_path: str,
     ``side_path``): it is further on in the same run, or (``other_runs``) another run's.
     None when neither, or when that cannot be told (then the push replaces it, as it always
     did). At most one small read of the store."""
-    mine = sidecar.read(side_path)
+    mine = sidecar.read(side_path, follow=False)   # (a push's walked files: never a link)
     if mine is None or mine.run is None or mine.md5 is None or \
             (mine.saved is None and not other_runs):
         return None
@@ -62,7 +62,7 @@ def further_on(store: RemoteStore, cache: Md5Cache, path: str, side_path: str,
         return None
     lagged = False
     try:
-        if cache.md5(path) != mine.md5:
+        if cache.md5(path, follow=False) != mine.md5:
             return None  # the local sidecar does not describe these bytes
         try:
             data = sidecar.fetch(store, their_side)

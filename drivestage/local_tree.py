@@ -1,8 +1,9 @@
 """The local side of a push: which files and folders of SRC are sent.
 
 :func:`walk` lists SRC (folders parents first, files sorted) through the filters. Symbolic
-links are judged by where they lead: a link to a file inside SRC is sent as that file; a link
-that leads outside SRC, to a folder, or nowhere is skipped and reported
+links are judged by where they lead: a link to a file inside SRC is sent as that file, read
+where it led as the walk looked (:attr:`LocalFile.path`, never through the link again); a
+link that leads outside SRC, to a folder, or nowhere is skipped and reported
 (:attr:`LocalTree.skipped_links`), unless ``follow_symlinks``, which follows every link that
 leads somewhere (each real folder is entered once, so a link loop ends). Nothing else of the
 disk is read.
@@ -33,17 +34,29 @@ class LocalFile:
     """A file of the local tree."""
 
     rel: str              # relative path, "/"-separated
-    path: str             # absolute local path (a followed link: the link's path)
+    #: The absolute local path read (never through a link: opened O_NOFOLLOW); for a link the
+    #: walk let through, the file it led to then (``rel`` and ``name`` are the link's).
+    path: str
     size: int
     folder_rel: str       # "" for the top
     name: str
     link: bool = False    # a link the walk let through (else a file there, not a link)
+    link_path: str = ""   # that link's own absolute path (``path``: where it led)
+
+    @property
+    def named(self) -> str:
+        """The absolute path of ``rel`` (a link's own path: what lines about it name)."""
+        return self.link_path or self.path
 
 
 def linked_folder(lf: LocalFile) -> Optional[str]:
     """The first folder between SRC and ``lf`` that is a link now, or None. A walk that
     follows no link (no ``--follow-symlinks``) entered none: one now was swapped in since,
-    and opening ``lf.path`` would read through it a file outside SRC (attack46)."""
+    and opening ``lf.path`` would read through it a file outside SRC (attack46). (A link the
+    walk let through is read at the resolved path it led to: a link on that way is new.)"""
+    if lf.link:
+        folder = os.path.dirname(lf.path)
+        return None if os.path.realpath(folder) == folder else folder
     root = lf.path[:len(lf.path) - len(lf.rel)]   # (SRC, its separator kept: "/" too)
     parts = lf.folder_rel.split("/") if lf.folder_rel else []
     for n in range(1, len(parts) + 1):
@@ -56,8 +69,9 @@ def linked_folder(lf: LocalFile) -> Optional[str]:
 def led_out(lf: LocalFile) -> bool:
     """Whether ``lf``, a link the walk let through (to a file inside SRC), leads out of SRC
     now: pointed elsewhere since, it had the push send the file it led to (attack46)."""
-    root = os.path.realpath(lf.path[:len(lf.path) - len(lf.rel)])
-    return not _inside(os.path.realpath(lf.path), root)
+    own = lf.named
+    root = os.path.realpath(own[:len(own) - len(lf.rel)])
+    return not _inside(os.path.realpath(own), root)
 
 
 @dataclass
@@ -218,13 +232,16 @@ def walk(src: str, include: Sequence[str] = (), exclude: Sequence[str] = (), *,
             if not _stat.S_ISREG(st.st_mode):
                 tree.special.append(rel)  # (never opened: a FIFO's read could block forever)
                 continue
-            if link and not follow_symlinks and \
-                    not _inside(os.path.realpath(child.path), root):
+            # A link is read where it led as the walk looked, resolved once: read through by
+            # its name at each pass, re-pointed since (at /etc/passwd), its new target went
+            # to the store under its name (pushlinks46).
+            path = os.path.realpath(child.path) if link else os.path.abspath(child.path)
+            if link and not follow_symlinks and not _inside(path, root):
                 tree.skipped_links.append(rel)
                 continue
             _unicode(src, rel, child.name)
-            tree.files.append(LocalFile(rel, os.path.abspath(child.path), st.st_size,
-                                        rel_root, child.name, link))
+            tree.files.append(LocalFile(rel, path, st.st_size, rel_root, child.name, link,
+                                        os.path.abspath(child.path) if link else ""))
 
     visit(src, "")
     tree.skipped_links.sort()

@@ -51,7 +51,7 @@ from drivestage.local_md5 import MemoryMd5Cache
 from drivestage.localfs import file_md5, fuse_devices, identity
 from drivestage.lost_mounts import folder_error, read_error, write_error
 from drivestage.paths import StorePath
-from drivestage.special_files import not_a_folder, open_sent
+from drivestage.special_files import became, not_a_folder, open_sent
 from drivestage.state import Md5Cache, settled, wait_settled
 from drivestage.temps import shown, upload_left, upload_name
 from drivestage.store import Md5Source, ProgressFn, Quota, RemoteEntry, RemoteStore
@@ -328,20 +328,23 @@ class LocalDirStore(LocalMarks, LocalHeld, RemoteStore):
         A source that changed while it was copied is copied once more (the next push copies
         it again if it keeps changing); a copy of one written into while it was read replaces
         nothing, and is made again, :data:`_TRIES` times at most (then SourceChangedError)."""
-        try:
-            st = os.stat(local_path)
+        try:   # (a dangling link planted there: "became a link", by the copy's open)
+            st = os.stat(local_path, follow_symlinks=follow)
         except FileNotFoundError:
             raise NotFoundError(f"local file {shown(local_path)} does not exist") from None
         entry = self._whole(local_path, folder, name, replace, progress, follow)
-        now = os.stat(local_path)
+        now = os.stat(local_path, follow_symlinks=follow)
         if (now.st_mtime_ns, now.st_size) != (st.st_mtime_ns, st.st_size):
             entry = self._whole(local_path, folder, name, entry, progress, follow)
-            st = os.stat(local_path)
+            st = os.stat(local_path, follow_symlinks=follow)
         local = md5_cache.get(local_path, st) if md5_cache is not None else None
         if local is None:
             if md5_cache is not None:
                 wait_settled(st)  # else not cached, and the next push hashes it again
-            local = file_md5(local_path)
+            try:   # (by the copy's rules: a link planted since was hashed, pushlinks46)
+                local = file_md5(local_path, follow=follow)
+            except OSError as exc:
+                raise became(local_path, exc) from None
         if entry.md5 is not None and entry.md5 != local:
             raise ChecksumMismatchError(
                 f"{self.describe(entry)} does not match {shown(local_path)} after the copy (md5 "

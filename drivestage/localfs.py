@@ -20,9 +20,9 @@ from drivestage.interrupts import deferred
 MiB = 1 << 20
 
 
-def file_md5(path: Union[str, int], block: int = 4 * MiB) -> str:
+def file_md5(path: Union[str, int], block: int = 4 * MiB, *, follow: bool = True) -> str:
     """Hex md5 of a local file (or of an open descriptor's, from its start), streamed in
-    ``block``-sized reads."""
+    ``block``-sized reads; through a link at ``path`` only where ``follow``."""
     h = hashlib.md5()
     if isinstance(path, int):
         offset = 0
@@ -34,7 +34,7 @@ def file_md5(path: Union[str, int], block: int = 4 * MiB) -> str:
             h.update(buf)
     # (A regular file only, opened without waiting: a FIFO put at a file's name after a
     # push's walk held its plan in open() for good, waiting for a writer: attackpush45.)
-    with os.fdopen(open_regular(path), "rb") as fh:
+    with os.fdopen(open_regular(path, follow=follow), "rb") as fh:
         while True:
             buf = fh.read(block)
             if not buf:

@@ -57,7 +57,6 @@ class OldCopies:
         self.replaced = replaced        # names whose duplicates were removed (PushResult's)
         self.sent: dict[Key, RemoteEntry] = {}      # the verified copy each upload left
         self.local: dict[Key, str] = {}             # the local path of each file pushed
-        self.links: set[Key] = set()                # those the walk let through as links
         self.sides_of: dict[Key, set[Key]] = {}     # a checkpoint's local sidecars
         self.repairs: list[tuple[LocalFile, RemoteEntry, list[RemoteEntry]]] = []
         self._read: dict[str, Optional[bytes]] = {}   # remote sidecars read, by id
@@ -72,8 +71,6 @@ class OldCopies:
         """Note the local files and their sidecars; returns sidecar -> its checkpoints."""
         files = list(files)
         self.local = {(lf.folder_rel, lf.name): lf.path for lf in files}
-        # (a re-send reads through a link only there: never one planted since, pushfollow46)
-        self.links = {(lf.folder_rel, lf.name) for lf in files if lf.link}
         self._paired = {}
         owners = _sidecar_owners(files)
         for side, mine in owners.items():
@@ -96,8 +93,8 @@ class OldCopies:
             sent = [self.sent[k] for k in mine if k in self.sent]
             # (a with, not an ExitStack: a Ctrl-C between a copy's making and its exit's
             # registration there left the private copy behind)
-            with sidecar_copy.checked(path, sent, sent + listed,
-                                      follow=key in self.links) as source:
+            # (never through a link: the walk's path is where a link it let through led)
+            with sidecar_copy.checked(path, sent, sent + listed) as source:
                 if source is not None or tries == 2 or not self._in_place(mine, listed):
                     if source is None:
                         with self.mutex:

@@ -177,7 +177,7 @@ def _other_runs(store: RemoteStore, cache: Md5Cache, rel: str,
             own_md5 = cache.md5(by_key[(rel, own)].path)
         except OSError:
             continue  # gone meanwhile: the send says so
-        mine = sidecar.read(by_key[(rel, own)].path)
+        mine = sidecar.read(by_key[(rel, own)].path, follow=False)
         if mine is None:
             continue  # no sidecar to drivestage (unreadable, too large): whose, none can tell
         for copy in sorted(copies, key=lambda e: (-e.modified, e.id)):
@@ -255,7 +255,7 @@ def _further_on(store: RemoteStore, cache: Md5Cache, listing: Listings,
             continue
         current = newest(theirs)
         try:
-            if current.size == lf.size and current.md5 == cache.md5(lf.path):
+            if current.size == lf.size and current.md5 == cache.md5(lf.path, follow=False):
                 continue  # unchanged: nothing to replace
         except OSError:
             continue  # gone meanwhile: the send says so

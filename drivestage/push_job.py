@@ -21,6 +21,7 @@ from drivestage.pruning import LocalFile as PlannedFile
 from drivestage.push_send import Sends, Todo
 from drivestage.retention import AUTOSAVE, CHECKPOINT, Decision, Plan, RetentionPolicy, \
     just_written
+from drivestage.special_files import walked_md5
 from drivestage.state import Md5Cache
 from drivestage.store import ProgressFn, RemoteEntry, RemoteStore
 
@@ -244,7 +245,8 @@ class PushJob(Sends):
                 continue
             current = newest(remote)
             try:
-                local_md5 = self.cache.md5(lf.path) if current.size == lf.size else None
+                # (by open_sent's rules: a link or FIFO put there since the walk, one line)
+                local_md5 = walked_md5(self.cache, lf.path) if current.size == lf.size else None
             except FileNotFoundError:
                 self._vanished(lf)
                 continue

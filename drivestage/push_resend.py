@@ -93,7 +93,7 @@ class Resends:
 
         again = self.store.upload(path, self.remote_folder[ck[0]], ck[1], replace=replace,
                                   chunk_size=self.chunk_size, progress=progress,
-                                  md5_cache=self.cache, follow=ck in self.copies.links)
+                                  md5_cache=self.cache)   # (never through a link)
         if replace is None:   # (none sent: a copy an earlier push made, never its own)
             self.fence.resent(ck, again, own=moved[0] > 0)
         with self.mutex:

@@ -97,8 +97,9 @@ class Sends(Resends):
                     return self.store.upload(
                         path, folder, lf.name, replace=item.target, chunk_size=self.chunk_size,
                         progress=made, md5_cache=self.cache if path == lf.path else None,
-                        # (else a private copy of ours: in memory, a /proc/self/fd link)
-                        follow=lf.link or path != lf.path)
+                        # (else a private copy of ours: in memory, a /proc/self/fd link; a
+                        # link the walk let through is read where it led: lf.path)
+                        follow=path != lf.path)
                 try:
                     return to(self.remote_folder[lf.folder_rel])
                 except MovedAwayError as moved:
@@ -131,21 +132,22 @@ class Sends(Resends):
                 def again(ck: Key) -> RemoteEntry:   # (into the copy it replaced in place)
                     sidecar_phases.first(self, ck, self.copies.sent[ck])
                     return self._send_again(ck, count, self.copies.sent[ck])
-                if not lf.link and os.path.islink(lf.path):
-                    # Planted since the walk (which skips links out of SRC): never followed.
+                if os.path.islink(lf.path):
+                    # Planted since the walk (which reads a link it let through where it led,
+                    # and skips links out of SRC): never followed.
                     raise BecameOtherError(lf.path, "a link")
                 linked = None if self.follow_symlinks else linked_folder(lf)
                 if linked is not None:   # (a folder on the way, so too: attack46)
                     raise BecameOtherError(linked, "a link", was="a folder")
                 if lf.link and not self.follow_symlinks and led_out(lf):
-                    raise BecameOtherError(lf.path, "a link out of SRC",
+                    raise BecameOtherError(lf.named, "a link out of SRC",
                                            was="a link inside it")
                 with self.copies.sidecar_source(key, lf.path, owners.get(key, set()),
                                                 again) as src:
                     entry = None if src is None else snapshots.upload(
                         upload, src, copy=src == lf.path and not self._whole(item),
                         changing=self.cache.changing,  # remembered for the cache's life
-                        follow=lf.link or src != lf.path)
+                        follow=src != lf.path)
             except BaseException as exc:
                 # Only the local file gone is skipped: NotFoundError (also a
                 # FileNotFoundError) is Drive's 404, its folder deleted: a failure, not exit 0.

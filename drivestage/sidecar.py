@@ -253,19 +253,20 @@ def _branch(value: object) -> Optional[float]:
     return None if when is None or when < 0 else when
 
 
-def read(path: str) -> Optional[Sidecar]:
+def read(path: str, *, follow: bool = True) -> Optional[Sidecar]:
     """The local sidecar file ``path``, parsed; None when absent, unreadable, not a regular
-    file, larger than :data:`MAX_BYTES` or not a sidecar."""
-    data = read_bytes(path)
+    file, larger than :data:`MAX_BYTES` or not a sidecar (or a link, unless ``follow``: a
+    push's walked file, pushlinks46)."""
+    data = read_bytes(path, follow=follow)
     return parse(data, path) if data is not None else None
 
 
-def read_bytes(path: str) -> Optional[bytes]:
+def read_bytes(path: str, *, follow: bool = True) -> Optional[bytes]:
     """The bytes of the local sidecar file ``path`` (at most :data:`MAX_BYTES`); None when
     absent, unreadable, larger, or not a regular file (never waited on: a FIFO under a
     sidecar's name, in a run folder from elsewhere, hung ``trainer status`` and a resume)."""
     try:
-        with os.fdopen(open_regular(path), "rb") as fh:
+        with os.fdopen(open_regular(path, follow=follow), "rb") as fh:
             data = fh.read(MAX_BYTES + 1)
     except OSError:
         return None
@@ -321,12 +322,14 @@ def held(path: str, remote: Optional[RemoteEntry], kept: RemoteEntry,
          olds: Sequence[RemoteEntry]) -> list[RemoteEntry]:
     """Which of a replaced checkpoint's old copies ``olds`` must stay beside its new copy
     ``kept`` (:func:`held_by`). ``path``: the local sidecar, read only when it holds the bytes
-    of its copy ``remote`` on the store (else all of ``olds`` stay)."""
+    of its copy ``remote`` on the store (else all of ``olds`` stay). Read as a push reads its
+    walked files: never through a link (one to ``/dev/zero`` put there read for ever:
+    pushlinks46)."""
     data: Optional[bytes]
     try:
         # (A regular file only, opened without waiting: a FIFO put at its name once it was
         # sent held the push here for good, waiting for a writer: attack46.)
-        with os.fdopen(open_regular(path), "rb") as fh:
+        with os.fdopen(open_regular(path, follow=False), "rb") as fh:
             data = fh.read(MAX_BYTES + 1)
             digest = hashlib.md5(data)
             if len(data) > MAX_BYTES:  # no sidecar (vouches for nothing), but the same file?

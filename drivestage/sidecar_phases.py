@@ -31,11 +31,13 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from functools import partial
 from typing import Callable, Mapping, Optional, Protocol
 
 from drivestage import sidecar, sidecar_copy
 from drivestage.errors import RemoteChangedError
 from drivestage.old_copies import Listings, OldCopies
+from drivestage.special_files import walked_md5
 from drivestage.state import Md5Cache
 from drivestage.store import ProgressFn, RemoteEntry, RemoteStore
 
@@ -66,7 +68,8 @@ def first(push: Push, key: Key, target: Optional[RemoteEntry]) -> None:
         return
     vouch_coming(push.store, key, push.copies.local[key], target, push.remote_folder[key[0]],
                  push.listing[key[0]], {n: push.copies.local[(f, n)] for f, n in mine},
-                 push.cache.md5, chunk_size=push.chunk_size)
+                 # (a link or FIFO planted since the walk: one line, never read through)
+                 partial(walked_md5, push.cache), chunk_size=push.chunk_size)
 
 
 def vouch_coming(store: RemoteStore, key: Key, local_path: str, target: RemoteEntry,

@@ -10,11 +10,17 @@ import errno
 import os
 import re
 import stat
-from typing import BinaryIO, Optional
+from typing import BinaryIO, Optional, Protocol
 
 from drivestage import localfs, temps
 from drivestage.deferred_ctrl_c import deferred
 from drivestage.errors import BecameOtherError, UsageError
+
+
+class Hashes(Protocol):
+    """What hashes a file (:class:`drivestage.state.Md5Cache`, a layer above)."""
+
+    def md5(self, path: str, *, follow: bool = ...) -> str: ...
 
 
 def special_kind(path: str) -> Optional[str]:
@@ -100,13 +106,30 @@ def open_sent(path: str, follow: bool) -> BinaryIO:
         # the life of a notebook's process)
         with deferred():
             return os.fdopen(localfs.open_regular(path, follow=follow), "rb")
-    except FileNotFoundError:
-        raise
     except OSError as exc:
-        what = ("a folder" if exc.errno == errno.EISDIR else
-                "a link" if exc.errno == errno.ELOOP else
-                "a FIFO, socket or device" if isinstance(exc, localfs.NotRegularFileError)
-                else None)
-        if what is None:
-            raise
-        raise BecameOtherError(temps.shown(path), what) from None
+        raise became(path, exc) from None
+
+
+def walked_md5(cache: Hashes, path: str) -> str:
+    """The md5 of the file a push's walk found at ``path`` (a link it let through: the file
+    that link led to), read only to decide whether to send it, by :func:`open_sent`'s rules:
+    a hash followed a link planted at the name since the walk (to a copy of the same bytes:
+    called unchanged; to a huge file: read whole), and a FIFO there ended the push in a
+    traceback (pushlinks46). Raises :class:`BecameOtherError` for those, FileNotFoundError
+    when the file is gone."""
+    try:
+        return cache.md5(path, follow=False)
+    except OSError as exc:
+        raise became(path, exc) from None
+
+
+def became(path: str, exc: OSError) -> OSError:
+    """What a read of a file to send (or a push's walked file) that raised ``exc`` raises: :class:`BecameOtherError` where
+    a link, a FIFO, socket or device, or a folder stands at its name, else ``exc``."""
+    if isinstance(exc, FileNotFoundError):
+        return exc
+    what = ("a folder" if exc.errno == errno.EISDIR else
+            "a link" if exc.errno == errno.ELOOP else
+            "a FIFO, socket or device" if isinstance(exc, localfs.NotRegularFileError)
+            else None)
+    return exc if what is None else BecameOtherError(temps.shown(path), what)

@@ -270,16 +270,19 @@ class Md5Cache:
                 self._devices.add(st.st_dev)
             return st.st_dev not in self._untrusted
 
-    def md5(self, path: str) -> str:
-        """The md5 of ``path``: from the cache, or hashed (streaming) and cached."""
-        st = os.stat(path)
+    def md5(self, path: str, *, follow: bool = True) -> str:
+        """The md5 of ``path``: from the cache, or hashed (streaming) and cached; through a
+        link at ``path`` only where ``follow`` (a push's walked file: a link planted there
+        since the walk is never read, pushlinks46)."""
+        st = os.stat(path, follow_symlinks=follow)
         cached = self.get(path, st)
         if cached:
             return cached
         wait_settled(st)
         began = time.time_ns()
-        digest = file_md5(path)
-        if _cache_key(os.stat(path)) == _cache_key(st):  # not cached if it changed meanwhile
+        digest = file_md5(path, follow=follow)
+        # (not cached if it changed meanwhile)
+        if _cache_key(os.stat(path, follow_symlinks=follow)) == _cache_key(st):
             self.put(path, st, digest, began_ns=began)
         return digest
 

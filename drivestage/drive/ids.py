@@ -30,7 +30,7 @@ import threading
 import weakref
 from typing import Any, Callable, Container, Iterable, Mapping, Optional, Sequence
 
-from drivestage import sidecar, temps
+from drivestage import sidecar, special_files, temps
 from drivestage.create_ids import CreateIds
 from drivestage.drive import answers, provenance
 from drivestage.drive.resources import FOLDER_MIME, entry_from_resource
@@ -276,7 +276,7 @@ class Creates:
         with self._lock:
             planned = (folder.id, name) in self._planned
         # (a link at the name not followed: no file there to be one made before)
-        again = self._made_before(get, local_path, folder.id, name, md5_cache) \
+        again = self._made_before(get, local_path, folder.id, name, md5_cache, follow) \
             if planned and (follow or not os.path.islink(local_path)) else None
         if again is not None:
             self.settled(folder.id, name, again.md5)
@@ -289,7 +289,7 @@ class Creates:
         return entry
 
     def _made_before(self, get: Get, local_path: str, folder_id: str, name: str,
-                     md5_cache: Optional[Md5Source]) -> Optional[RemoteEntry]:
+                     md5_cache: Optional[Md5Source], follow: bool) -> Optional[RemoteEntry]:
         """The file this store made as ``name`` in ``folder_id`` (an earlier push of this
         process: a mirror's period, a training run's save), read by id, when it is still
         there as made and holds the local file's bytes. A listing made right after does
@@ -297,10 +297,10 @@ class Creates:
         checkpoint per push while the listing lagged (attackpush26)."""
         with self._lock:
             made = self._made_here.get((folder_id, name))
-        if made is None or made.md5 is None or os.path.getsize(local_path) != made.size:
+        if made is None or made.md5 is None or \
+                os.stat(local_path, follow_symlinks=follow).st_size != made.size:
             return None   # (no file read: a checkpoint of another size is another one)
-        local = (md5_cache.get(local_path) if md5_cache is not None else None) \
-            or file_md5(local_path)
+        local = _local_md5(local_path, md5_cache, follow)
         if local != made.md5:
             return None   # changed here since: sent as a new file
         where = f"{temps.shown(local_path)} -> {name}"
@@ -344,7 +344,7 @@ class Creates:
                     else None
                 if made is not None:
                     got = self._made(made, send, where, file_id, local_path, md5_cache,
-                                     keep=self._verified_md5(folder.id, name) is not None
+                                     follow, keep=self._verified_md5(folder.id, name) is not None
                                      or self._checkpoint(folder.id, name))
                     if got is not None:
                         entry = got
@@ -363,15 +363,14 @@ class Creates:
         return entry
 
     def _made(self, made: dict[str, Any], send: Callable[..., RemoteEntry], where: str,
-              file_id: str, local_path: str, md5_cache: Optional[Md5Source], *,
-              keep: bool) -> Optional[RemoteEntry]:
+              file_id: str, local_path: str, md5_cache: Optional[Md5Source],
+              follow: bool, *, keep: bool) -> Optional[RemoteEntry]:
         """The file ``made`` by a create of ours (whose answer was lost, or which an earlier
         push verified): counted as uploaded when it holds the local bytes; else updated in
         place, but where it is to be kept as it is (``keep``: verified, or a checkpoint):
         None, made anew."""
         entry = entry_from_resource(made, where)
-        local = (md5_cache.get(local_path) if md5_cache is not None else None) \
-            or file_md5(local_path)
+        local = _local_md5(local_path, md5_cache, follow)
         if entry.md5 == local:
             log.info("%s: Drive made it from a create of an earlier push (its id %s), not "
                      "listed yet; its md5 matches, not sent again", where, file_id)
@@ -482,3 +481,14 @@ def _unlocked_in_child() -> None:
 
 
 os.register_at_fork(after_in_child=_unlocked_in_child)
+
+
+def _local_md5(local_path: str, md5_cache: Optional[Md5Source], follow: bool) -> str:
+    """The md5 of the file to send, by the upload's rules: through a link only where
+    ``follow`` (a hash followed one planted there: read a huge file whole, pushlinks46)."""
+    try:
+        st = os.stat(local_path, follow_symlinks=follow)
+        return (md5_cache.get(local_path, st) if md5_cache is not None else None) \
+            or file_md5(local_path, follow=follow)
+    except OSError as exc:
+        raise special_files.became(local_path, exc) from None
