@@ -82,7 +82,9 @@ class Resends:
         copy's place, while no sidecar vouches for it)."""
         self.fence.check(replaces=replace is not None)
         path = self.copies.local[ck]
-        size = os.path.getsize(path)   # (as the first send's chunks count against its size)
+        # (as the first send's chunks count against its size; never a link's: its upload
+        # refuses one)
+        size = os.stat(path, follow_symlinks=False).st_size
         moved = [0]
 
         def progress(n: int) -> None:
