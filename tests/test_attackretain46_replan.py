@@ -1,0 +1,49 @@
+"""attackretain46: the re-plan after a checkpoint saved again while sent (attackpush45) saw
+the files the first plan did not send (deleted anyway by the policy: ``skipped_by_policy``)
+as if they were on the store. A local pair the policy had skipped (epoch_002) became the
+re-plan's "newest verified" in place of the store's only verified pair (epoch_001), which was
+deleted: Drive was left with one checkpoint no sidecar vouches for, exit 0."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from _checkpoints import save
+from _cli import run
+from _drive_state import live_md5s
+from _proxy import Reply
+from test_attackpush45_resaved import _verified
+
+
+@pytest.fixture
+def penv(proxy, local_state, monkeypatch):
+    monkeypatch.setenv("DRIVESTAGE_API_ROOT", proxy.url)
+    monkeypatch.setenv("DRIVESTAGE_TOKEN", "test-token")
+
+
+def test_a_replan_keeps_the_stores_verified_pair_over_a_local_one_never_sent(
+        emulator, penv, proxy, tmp_path):
+    src = str(tmp_path / "run")
+    first = save(src, "epoch_001", 1, 1000.0)
+    code, _, err = run("push", src, "drive:runs/a", "--keep-last", "1")
+    assert code == 0, err
+    # The trainer's own retention keeps the newest two locally; epoch_002 is not sent
+    # (the policy deletes it anyway), epoch_003 is, and is saved again while it goes.
+    for name in ("epoch_001.pt", "epoch_001.json"):
+        os.remove(os.path.join(src, name))
+    save(src, "epoch_002", 2, 2000.0)
+    save(src, "epoch_003", 3, 3000.0)
+    path = os.path.join(src, "epoch_003.pt")
+
+    def save_again(status: int, headers: dict, body: bytes) -> Reply:
+        with open(path, "ab") as fh:
+            fh.write(b"x" * 5000)
+        return Reply(status, headers, [body])
+    proxy.on("POST", r"^/upload/", save_again, times=1)
+    code, _, err = run("push", src, "drive:runs/a", "--keep-last", "1", "--jobs", "1")
+    assert code == 0, err
+    assert "epoch_003.json changed while the push ran" in err, err
+    live = live_md5s(emulator, "runs/a")
+    assert {n: v for n, v in live.items() if n.startswith("epoch_001")} == first, live
+    assert _verified(emulator) == {"epoch_001.pt"}
