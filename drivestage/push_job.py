@@ -152,10 +152,13 @@ class PushJob(Sends):
                 store, root, deletions, removal, check=self.fence.check)
         # Planned as sent (as the newest verified): a file gone, or a sidecar left for the next
         # push (its checkpoint saved again while it was sent) vouches for nothing on the store,
-        # and the verified one before it must stay (attackpush45: both went, exit 0).
+        # and the verified one before it must stay (attackpush45: both went, exit 0). Nor is
+        # a file the first plan deleted anyway on the store: never sent, it was the re-plan's
+        # newest verified in place of the store's (attackretain46: that went, exit 0).
         unsent = self.vanished | {n for f, n in self.copies.skipped if not f}
         if decision is not None and unsent:
-            local = {n: f for n, f in self._top_local(files).items() if n not in unsent}
+            local = {n: f for n, f in self._top_local(files).items()
+                     if n not in unsent and n not in skip}
             folder = pruning.view(store, self.listing[""], local, self.policy, self.cache)
             decision = self.result.plan = self._plan(folder, local)
         if decision is not None:
