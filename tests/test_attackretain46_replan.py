@@ -53,3 +53,33 @@ def test_a_replan_keeps_the_stores_verified_pair_over_a_local_one_never_sent(
     live = live_md5s(emulator, "runs/a")
     assert {n: v for n, v in live.items() if n.startswith("epoch_001")} == first, live
     assert _verified(emulator) == {"epoch_001.pt"}
+
+
+def test_a_replan_over_max_bytes_says_so_and_keeps_the_verified_pair(
+        emulator, penv, proxy, tmp_path):
+    """The verified pair the re-plan keeps may not fit --max-bytes beside the checkpoint sent
+    (grown as it was saved again): kept all the same, exit 0, and the push says the folder is
+    over its budget until the next push (it was silent)."""
+    src = str(tmp_path / "run")
+    first = save(src, "epoch_001", 1, 1000.0)
+    code, _, err = run("push", src, "drive:runs/a", "--keep-last", "1")
+    assert code == 0, err
+    save(src, "epoch_002", 2, 2000.0)
+    path = os.path.join(src, "epoch_002.pt")
+
+    def save_again(status: int, headers: dict, body: bytes) -> Reply:
+        with open(path, "ab") as fh:
+            fh.write(b"x" * 5000)
+        return Reply(status, headers, [body])
+    proxy.on("POST", r"^/upload/", save_again, times=1)
+    code, _, err = run("push", src, "drive:runs/a", "--keep-last", "1", "--max-bytes", "10000",
+                       "--jobs", "1")
+    assert code == 0, err
+    lines = [ln for ln in err.splitlines() if "drive:runs/a holds" in ln]
+    assert lines == ["WARNING drivestage.upload_tree: drive:runs/a holds 10.9 KiB of "
+                     "checkpoints, over the 9.8 KiB budget, until the next push: the newest "
+                     "verified checkpoint stays until what replaces it is sent with its "
+                     "sidecar"], err
+    live = live_md5s(emulator, "runs/a")
+    assert {n: v for n, v in live.items() if n.startswith("epoch_001")} == first, live
+    assert _verified(emulator) == {"epoch_001.pt"}
