@@ -19,6 +19,7 @@ from drivestage.push_folders import list_folders
 from drivestage.push_result import Outstanding, PushResult
 from drivestage.pruning import LocalFile as PlannedFile
 from drivestage.push_send import Sends, Todo
+from drivestage.sizes import format_size
 from drivestage.retention import AUTOSAVE, CHECKPOINT, Decision, Plan, RetentionPolicy, \
     just_written
 from drivestage.special_files import walked_md5
@@ -157,10 +158,19 @@ class PushJob(Sends):
         # newest verified in place of the store's (attackretain46: that went, exit 0).
         unsent = self.vanished | {n for f, n in self.copies.skipped if not f}
         if decision is not None and unsent:
-            local = {n: f for n, f in self._top_local(files).items()
+            # (each at the size it was sent: one saved again as it went may have grown)
+            sent = self.copies.sent
+            local = {n: PlannedFile(f.path, sent[("", n)].size) if ("", n) in sent else f
+                     for n, f in self._top_local(files).items()
                      if n not in unsent and n not in skip}
             folder = pruning.view(store, self.listing[""], local, self.policy, self.cache)
             decision = self.result.plan = self._plan(folder, local)
+            if not decision.fits:   # (the plan before the uploads fitted: said, not raised)
+                log.warning("%s holds %s of checkpoints, over the %s budget, until the next "
+                            "push: the newest verified checkpoint stays until what replaces "
+                            "it is sent with its sidecar", store.describe(root),
+                            format_size(decision.kept_bytes),
+                            format_size(decision.max_bytes or 0))
         if decision is not None:
             self._apply(decision, folder.twins if folder is not None else {})
             first_seen.clear(store, [e for es in self.listing.get("", {}).values() for e in es],
