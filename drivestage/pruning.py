@@ -145,9 +145,28 @@ def pre_prune_victims(decision: Plan, folder: FolderView,
     the newest verified checkpoint of the run that wrote there last (not the most advanced
     of the folder: an older run may have trained longer): it goes only once the new one is
     verified."""
-    protected = room_keeps(folder, policy)
+    protected = room_keeps(folder, policy) | with_sidecars(folder, _sidecar_on_its_way(folder, policy))
     return [d for d in decision.to_delete  # an orphan sidecar goes after the uploads
             if d.id is not None and d.name not in protected and d.orphan_md5 is None]
+
+
+def _sidecar_on_its_way(folder: FolderView, policy: RetentionPolicy) -> set[str]:
+    """The store's checkpoints and autosaves without a sidecar that vouches for them, written
+    after the newest verified one of some run (or with none verified): each may be that
+    run's newest verified, its sidecar sent a moment ago and left out of a listing that lags
+    (Drive's are eventually consistent; attackretain46: it went before the upload, which
+    then failed, and Drive held no checkpoint). They go after the uploads, if still planned.
+    None in a folder without sidecars, here or being sent: nothing there is ever verified."""
+    if not folder.owners:
+        return set()
+    newest: dict[Optional[str], float] = {}
+    for d in folder.described:
+        if d.verified:
+            newest[d.sidecar.run] = max(newest.get(d.sidecar.run, d.modified), d.modified)
+    since = min(newest.values(), default=None)
+    return {c.name for c in folder.candidates if c.id is not None and not c.verified
+            and policy.kind_of(c.name) in (CHECKPOINT, AUTOSAVE)
+            and (since is None or c.modified > since)}
 
 
 def room_keeps(folder: FolderView, policy: RetentionPolicy) -> set[str]:
