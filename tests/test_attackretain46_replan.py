@@ -10,7 +10,7 @@ import os
 
 import pytest
 
-from _checkpoints import save
+from _checkpoints import md5, save, sidecar_json
 from _cli import run
 from _drive_state import live_md5s
 from _proxy import Reply
@@ -83,3 +83,33 @@ def test_a_replan_over_max_bytes_says_so_and_keeps_the_verified_pair(
     live = live_md5s(emulator, "runs/a")
     assert {n: v for n, v in live.items() if n.startswith("epoch_001")} == first, live
     assert _verified(emulator) == {"epoch_001.pt"}
+
+
+def test_a_checkpoint_grown_as_it_was_sent_counts_at_its_size_on_drive_for_max_bytes(
+        emulator, penv, proxy, tmp_path):
+    """Saved again (grown) as it was sent, its sidecar with it: the plan before the uploads
+    counted the size walked, and Drive stayed over --max-bytes until the next push, with no
+    line. The plan is made again at the size sent: the oldest pair goes for the budget."""
+    src = str(tmp_path / "run")
+    save(src, "epoch_001", 1, 1000.0)
+    code, _, err = run("push", src, "drive:runs/a", "--max-bytes", "10000")
+    assert code == 0, err
+    save(src, "epoch_002", 2, 2000.0)
+    path = os.path.join(src, "epoch_002.pt")
+
+    def save_again(status: int, headers: dict, body: bytes) -> Reply:
+        with open(path, "ab") as fh:
+            fh.write(b"x" * 5000)
+        with open(path, "rb") as fh:
+            now = fh.read()
+        with open(os.path.join(src, "epoch_002.json"), "wb") as fh:
+            fh.write(sidecar_json(2, now))
+        return Reply(status, headers, [body])
+    proxy.on("POST", r"^/upload/", save_again, times=1)
+    code, _, err = run("push", src, "drive:runs/a", "--max-bytes", "10000", "--jobs", "1")
+    assert code == 0, err
+    with open(path, "rb") as fh:
+        now = fh.read()
+    assert live_md5s(emulator, "runs/a") == {"epoch_002.pt": [md5(now)],
+                                             "epoch_002.json": [md5(sidecar_json(2, now))]}
+    assert _verified(emulator) == {"epoch_002.pt"}
