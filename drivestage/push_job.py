@@ -157,20 +157,26 @@ class PushJob(Sends):
         # a file the first plan deleted anyway on the store: never sent, it was the re-plan's
         # newest verified in place of the store's (attackretain46: that went, exit 0).
         unsent = self.vanished | {n for f, n in self.copies.skipped if not f}
-        if decision is not None and unsent:
-            # (each at the size it was sent: one saved again as it went may have grown)
-            sent = self.copies.sent
+        # (each at the size it was sent: one saved again as it went may have grown, and the
+        # budget counted the size walked)
+        sent = self.copies.sent
+        grown = self.policy.max_bytes is not None and any(
+            ("", n) in sent and sent[("", n)].size != f.size
+            for n, f in self._top_local(files).items() if n not in skip)
+        if decision is not None and (unsent or grown):
             local = {n: PlannedFile(f.path, sent[("", n)].size) if ("", n) in sent else f
                      for n, f in self._top_local(files).items()
                      if n not in unsent and n not in skip}
             folder = pruning.view(store, self.listing[""], local, self.policy, self.cache)
             decision = self.result.plan = self._plan(folder, local)
             if not decision.fits:   # (the plan before the uploads fitted: said, not raised)
-                log.warning("%s holds %s of checkpoints, over the %s budget, until the next "
-                            "push: the newest verified checkpoint stays until what replaces "
-                            "it is sent with its sidecar", store.describe(root),
-                            format_size(decision.kept_bytes),
-                            format_size(decision.max_bytes or 0))
+                why = ("until the next push: the newest verified checkpoint stays until what "
+                       "replaces it is sent with its sidecar") if unsent else (
+                       "a checkpoint grew as it was sent, and what no budget deletes takes that "
+                       "much: raise --max-bytes")
+                log.warning("%s holds %s of checkpoints, over the %s budget, %s",
+                            store.describe(root), format_size(decision.kept_bytes),
+                            format_size(decision.max_bytes or 0), why)
         if decision is not None:
             self._apply(decision, folder.twins if folder is not None else {})
             first_seen.clear(store, [e for es in self.listing.get("", {}).values() for e in es],
