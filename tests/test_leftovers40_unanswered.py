@@ -24,9 +24,9 @@ def _interrupted_at_the_retry(monkeypatch, emulator):
 
     original = store_removals.batches.call_many
 
-    def call_many(transport, wanted, verb, sent=None, before=None, out=None):
+    def call_many(transport, wanted, verb, sent=None, before=None, out=None, **more):
         if verb not in ("delete", "trash"):   # (the checks' batch goes as it is)
-            return original(transport, wanted, verb, sent, before=before, out=out)
+            return original(transport, wanted, verb, sent, before=before, out=out, **more)
         asked: list[int] = []
 
         def first_then_ctrl_c() -> None:
@@ -37,7 +37,7 @@ def _interrupted_at_the_retry(monkeypatch, emulator):
                 _thread.interrupt_main()   # (raised in this thread at once)
             if before is not None:
                 before()
-        return original(transport, wanted, verb, sent, before=first_then_ctrl_c, out=out)
+        return original(transport, wanted, verb, sent, before=first_then_ctrl_c, out=out, **more)
     monkeypatch.setattr(store_removals.batches, "call_many", call_many)
 
 

@@ -337,8 +337,10 @@ class Emulator(SeedingApi):
             return False
         with self._server.sockets_lock:
             sock = self._server.numbered.get(connection)
-        if sock is None:
-            return False
+        if sock is None:   # (closed here: after its client hung up on a held answer?)
+            with self._requests_lock:
+                return any(r.connection == connection and r.error == "client gone"
+                           for r in self._requests)
         try:   # (a peek: the handler, waiting out the fault, reads the request's rest later)
             return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
         except (BlockingIOError, InterruptedError):

@@ -55,7 +55,7 @@ ZIP_METHODS = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflate",
                zipfile.ZIP_BZIP2: "bzip2", zipfile.ZIP_LZMA: "lzma"}
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, weakref_slot=True)   # (8 B: the tests see a tree let go)
 class Entry:
     """One member, normalised, with what its checks and its writing need and no more: the
     ``ZipInfo`` or ``TarInfo`` it came from (about 0.5 KB each, with their strings and
