@@ -157,11 +157,16 @@ class Serial:
         """Queue ``job``, once fewer than ``depth`` are given and not done."""
         with self._lock:
             self._lock.wait_for(lambda: len(self._jobs) + self._busy < self._depth)
+            # The thread first, the job after: a Ctrl-C between a job queued and its thread
+            # started (made, not yet started) left the job with no thread, and drain() (an
+            # upload's close on that very Ctrl-C) waited for it for good (CI: a push ran on
+            # past its Ctrl-C). The thread waits for the lock, then finds the job.
+            if self._thread is None:
+                thread = BackgroundThread(self._run, self._name)
+                thread.start()
+                self._thread = thread
             self._jobs.append(job)
             self._lock.notify_all()
-            if self._thread is None:
-                self._thread = BackgroundThread(self._run, self._name)
-                self._thread.start()
 
     def _run(self) -> None:
         while True:
@@ -170,8 +175,11 @@ class Serial:
                 if not self._jobs:
                     # Idle or closed: it ends, and the next submit starts another. An owner
                     # that never closes it (a Ctrl-C as its close began) leaves no thread
-                    # waiting for jobs for good.
-                    self._thread = None
+                    # waiting for jobs for good. (One a Ctrl-C kept from being recorded
+                    # leaves the recorded one be.)
+                    if self._thread is not None and self._thread.thread is \
+                            threading.current_thread():
+                        self._thread = None
                     return
                 job = self._jobs.popleft()
                 self._busy = True
