@@ -163,6 +163,13 @@ def _serve_one(conn: socket.socket, listener: socket.socket) -> None:
             # descriptors (the server never read its stdin: nothing of it is buffered).
             for name, value in request.get("limits", {}).items():
                 resource.setrlimit(getattr(resource, name), tuple(value))
+            # A fresh process's hang-up and stop signals, whatever the server inherited: one
+            # started while a test of the worker had SIGHUP ignored in-process (a program
+            # stopped ignores the signals as it ends) passed SIG_IGN to every child, which
+            # then took itself for one under nohup and ignored SIGHUP (CI: a pull -x ran on
+            # through 30 s of SIGHUPs). A test that wants nohup says so in its ``script``.
+            for signum in (signal.SIGHUP, signal.SIGTERM):
+                signal.signal(signum, signal.SIG_DFL)
             code = _run_cli(request["args"], request["env"], request["cwd"],
                             request["nofile"], request.get("script"))
         except BaseException:   # (the child's own failure, on its stderr)

@@ -38,6 +38,21 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[_var] = "1"
 
+@pytest.fixture(autouse=True)
+def _signal_dispositions_kept():
+    """Each test leaves SIGINT, SIGTERM and SIGHUP as it found them: one that ended with a
+    signal ignored in-process (drivestage's stop ignores the signals as a program ends) gave
+    every process the worker started afterwards (the fork server, and so every CLI child)
+    that signal ignored: a pull under a SIGHUP ignored takes itself for one under nohup."""
+    watched = [s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None))
+               if s is not None]
+    before = {s: signal.getsignal(s) for s in watched}
+    yield
+    for s, handler in before.items():
+        if signal.getsignal(s) is not handler and handler is not None:
+            signal.signal(s, handler)
+
+
 # A trainer with drive.logs waits 2 s after writing its lease claim for a rival's claim to be
 # listed (trainer/lease.py: Drive's listings may lag a create); the emulator lists a create
 # at once, so the wait only slowed every such test (+5 min in all). The tests of the race
