@@ -217,7 +217,7 @@ def test_emulator_stopped_while_it_stores_an_upload_leaves_no_stray_blob(
     no file owned stayed in the data folder for good."""
     import threading
 
-    import drivestage.emulator.routes_media as routes_media
+    import drivestage.emulator.routes_resumable as routes_resumable
     import drivestage.emulator.store as store_module
     from drivestage.emulator import Emulator
 
@@ -241,7 +241,7 @@ def test_emulator_stopped_while_it_stores_an_upload_leaves_no_stray_blob(
 
     monkeypatch.setattr(store_module, "blob_checksums", slow_disk)
     # (a finishing resumable session hashes its bytes before it takes the store's lock)
-    monkeypatch.setattr(routes_media, "blob_checksums", slow_disk)
+    monkeypatch.setattr(routes_resumable, "blob_checksums", slow_disk)
     # stop() waits this long for the handler before it closes the state, which the handler
     # waits for: the 10 s default made this test take 10 s.
     monkeypatch.setattr(emulator, "stop_wait", 0.5)

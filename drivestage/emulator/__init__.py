@@ -20,9 +20,9 @@ or from the shell: ``drivestage emulator --port 8765 --data-dir /tmp/drive``.
 docs/emulator.md documents every option.
 
 Modules: :mod:`server` (the :class:`Emulator`), :mod:`handler` (one connection),
-:mod:`routes_meta` / :mod:`routes_media` / :mod:`control` (endpoints), :mod:`store`
-(state; + :mod:`store_limits`, :mod:`store_trash`, :mod:`store_ids`), :mod:`access` (who
-may do what), :mod:`revisions`, :mod:`listing` (files.list),
+:mod:`routes_meta` / :mod:`routes_media` / :mod:`routes_resumable` / :mod:`control`
+(endpoints), :mod:`store` (state; + :mod:`store_limits`, :mod:`store_trash`,
+:mod:`store_ids`), :mod:`access` (who may do what), :mod:`revisions`, :mod:`listing` (files.list),
 :mod:`query` (the ``q`` grammar), :mod:`render` (resources), :mod:`seed` (the Python
 API for seeding), :mod:`faults` (+ :mod:`media_faults`, :mod:`listing_faults`),
 :mod:`accounting` (call kinds, quota units, limits),

@@ -1,9 +1,9 @@
 """One HTTP connection of the emulator: parsing, faults, authorization, routing and sending.
 
 The Drive endpoints themselves live in mixins (:mod:`routes_meta`, :mod:`routes_media`,
-:mod:`control`); this module holds what every request goes through. Bodies stream: uploads
-go to disk in 1 MiB pieces, downloads leave through ``sendfile``. Every error is Google's
-JSON envelope.
+:mod:`routes_resumable`, :mod:`control`); this module holds what every request goes
+through. Bodies stream: uploads go to disk in 1 MiB pieces, downloads leave through
+``sendfile``. Every error is Google's JSON envelope.
 """
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ from drivestage.emulator.log import RequestRecord, logged_headers, redact_target
 from drivestage.emulator.render import render_file
 from drivestage.emulator.routes_media import MediaRoutes
 from drivestage.emulator.routes_meta import MetadataRoutes
+from drivestage.emulator.routes_resumable import ResumableRoutes
 from drivestage.emulator.signed import SIGNED_PATH
 from drivestage.emulator.store import EmulatorStore
 from drivestage.emulator.wire import Body, ClientGone, Reset, apply_fields, check_fields, \
@@ -59,7 +60,8 @@ def _host_name(value: str) -> str:
     return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
 
 
-class _Handler(MetadataRoutes, MediaRoutes, ControlRoutes, BatchRoutes, BaseHTTPRequestHandler):
+class _Handler(MetadataRoutes, MediaRoutes, ResumableRoutes, ControlRoutes, BatchRoutes,
+               BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     # Headers and body go out in separate writes; without TCP_NODELAY every JSON answer
     # waits ~40 ms for the client's delayed ACK (Nagle).

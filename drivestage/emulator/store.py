@@ -117,7 +117,7 @@ class EmulatorStore(StoreLimits, StoreTrash, StoreIds, StoreSessions):
                 self.root_id, "My Drive", FOLDER_MIME, [], None, time.time()))
         self.owner_roots = self._meta("owner_roots") or {}
         # What a SIGKILL left in uploads/: temp files of single-request uploads and copies,
-        # a second name of a finishing session's bytes (routes_media._resumable_done), the
+        # a second name of a finishing session's bytes (routes_resumable._resumable_done), the
         # bytes of a session that made its file. Only an open session's bytes are used again.
         for name in os.listdir(self.upload_dir):
             sess = self.sessions.get(name)
