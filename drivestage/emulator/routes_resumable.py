@@ -4,11 +4,13 @@ makes the file. The storage checks and the file's making are :mod:`routes_media`
 A mixin of the request handler (see :mod:`handler`)."""
 from __future__ import annotations
 
+import json
 import os
 from typing import Optional
 from urllib.parse import urlencode
 
 from drivestage.emulator.errors import EmulatorApiError, not_found
+from drivestage.emulator.store_sessions import held_bytes, session_meta
 from drivestage.emulator.wire import IO_CHUNK, Sink, blob_checksums, hash_file, parse_content_range
 
 CHUNK_GRANULARITY = 256 * 1024      # Drive keeps resumable bytes in multiples of this
@@ -34,10 +36,14 @@ class ResumableRoutes:
         self._check_can_store(drive_id, total_i or 0, replacing, pending=total_i or 0)
         new_revision, pinned = self._revision_options()
         self.store.expire_sessions(self.emu.upload_session_ttl)   # (a few of the oldest)
-        self.store.limit_sessions(self.emu.max_upload_sessions)
+        # Kept as its JSON text (a parsed dict of many small items took ten times its size).
+        meta_json = json.dumps(meta, separators=(",", ":"))
+        content_type = self.headers.get("X-Upload-Content-Type")
+        self.store.limit_sessions(self.emu.max_upload_sessions, self.emu.max_upload_session_bytes,
+                                  held_bytes(meta_json, content_type))
         sess = self.store.new_session(
-            file_id=existing["id"] if existing else None, meta=meta, total=total_i, drive_id=drive_id,
-            content_type=self.headers.get("X-Upload-Content-Type"),
+            file_id=existing["id"] if existing else None, meta_json=meta_json, total=total_i,
+            drive_id=drive_id, content_type=content_type,
             corrupt=self.emu.faults.take_corrupt_upload(), new_revision=new_revision, pinned=pinned)
         where = f"upload/drive/v2/files{'/' + existing['id'] if existing else ''}"
         base = self.emu.faults.take_session_origin() or self._base()
@@ -180,12 +186,14 @@ class ResumableRoutes:
         os.link(path, staged)
         sums = blob_checksums(staged)   # (not under the store's lock: a big file takes a while)
         with self.store.transaction():
-            rec = self._finish(existing, sess["meta"], staged, sess["received"], md5.hexdigest(),
+            rec = self._finish(existing, session_meta(sess), staged, sess["received"], md5.hexdigest(),
                                sess.get("content_type"), sess["drive_id"],
                                new_revision=sess.get("new_revision", True),
                                pinned=sess.get("pinned", False), sums=sums)
             sess["done_file_id"] = rec["id"]
             sess["_md5"] = None
+            sess.pop("meta_json", None)   # (its file is made: what it held is free again)
+            sess.pop("meta", None)
             self.store.save_session(sess)
         os.unlink(path)
         self._send_resource(self._done_status(sess), self._render(rec))

@@ -23,7 +23,7 @@ from drivestage.emulator.properties import DEFAULT_APP
 from drivestage.emulator.seed import SeedingApi
 from drivestage.emulator.signed import SignedLinks
 from drivestage.emulator.store import EmulatorStore
-from drivestage.emulator.store_sessions import SESSION_TTL
+from drivestage.emulator.store_sessions import SESSION_BYTES, SESSION_TTL
 
 __all__ = ["Emulator", "RequestRecord", "_Handler"]
 
@@ -119,6 +119,11 @@ class Emulator(SeedingApi):
     #: an expired one's does (clients start over). Each kept its metadata (up to 1 MiB) in
     #: memory for the whole :attr:`upload_session_ttl`, however many were opened (emulefts46).
     max_upload_sessions = 10_000
+    #: Bytes of metadata (its JSON text) and content types the kept sessions hold at most,
+    #: counted with :attr:`max_upload_sessions`: past it the least recently used are
+    #: forgotten as well, and a session holding more alone is refused (413). 10,000
+    #: sessions of 1 MiB metadata each held 10 GB of memory (emulefts46).
+    max_upload_session_bytes = SESSION_BYTES
     #: A request refused before its body is read (a quota, bad metadata) is answered once its
     #: body is drained (clients such as httplib2 read no answer before they have sent the
     #: whole body), but at most this many bytes of it, for at most this many seconds; then
