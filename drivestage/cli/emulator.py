@@ -5,7 +5,7 @@ import errno
 import signal
 import socket
 import sys
-from typing import Optional
+from typing import Any, Callable, Optional, TypeVar
 
 import click
 
@@ -23,6 +23,46 @@ Control API (not part of Drive), e.g. make the next upload chunk fail:
        -d '{"kind": "inject", "method": "PUT", "path": "/upload/", "status": 503}'
   curl http://127.0.0.1:8765/_emulator/requests
 """
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: The emulator's own bounds, an option each, named for the :class:`Emulator` attribute it
+#: sets (dashes for underscores): (name, type, metavar, help). Left out (None), an option
+#: keeps the Emulator's default.
+BOUNDS: tuple[tuple[str, click.ParamType[Any], str, str], ...] = (
+    ("min_free_bytes", Size(), "SIZE",
+     "Keep this much free on the --data-dir disk: an upload that would leave less gets 403 "
+     "storageQuotaExceeded, as on a full Drive (default: 1 GiB or a tenth of the disk, "
+     f"whichever is less; 0: none). {SIZE_HELP}."),
+    ("upload_session_ttl", click.FloatRange(min=0, min_open=True), "SECONDS",
+     "Forget a resumable upload session unused this long, with its bytes; its next request "
+     "gets 404, as on Drive (default: 604800, Drive's week)."),
+    ("max_upload_sessions", click.IntRange(min=1), "N",
+     "Keep at most N resumable upload sessions; opening one more forgets the least recently "
+     "used (its next request gets 404) (default: 10000)."),
+    ("refusal_drain_bytes", Size(), "SIZE",
+     "Read at most this much more of a body the answer does not need (a refused upload, an "
+     f"injected fault), then answer and close the connection (default: 1GiB). {SIZE_HELP}."),
+    ("refusal_drain_seconds", click.FloatRange(min=0, min_open=True), "SECONDS",
+     "Spend at most this long reading such a body (default: 60)."),
+    ("max_connections", click.IntRange(min=1), "N",
+     "Serve at most N connections at once; the next wait to be accepted (default: 256)."),
+    ("idle_timeout", click.FloatRange(min=0), "SECONDS",
+     "Close a connection idle this long between requests, as Google's front end does "
+     "(default: 120; 0: never)."),
+    ("request_log_bytes", Size(), "SIZE",
+     "Keep the newest requests in the log (/_emulator/requests) up to this much of their "
+     f"paths, queries and headers (default: 128MiB). {SIZE_HELP}."),
+)
+
+
+def bound_options(fn: F) -> F:
+    """An option for each of :data:`BOUNDS`, in its order."""
+    for name, kind, metavar, text in reversed(BOUNDS):   # (the last added shows first)
+        fn = click.option("--" + name.replace("_", "-"), type=kind, default=None,
+                          metavar=metavar, help=text)(fn)
+    return fn
 
 
 @cli.command("emulator", epilog=EMULATOR_EPILOG)
@@ -51,41 +91,11 @@ Control API (not part of Drive), e.g. make the next upload chunk fail:
 @click.option("--upload-cap", type=click.IntRange(min=0), default=None, metavar="BYTES",
               help="Bytes each user may upload per day (Drive's: 750 GB), beyond which uploads get "
                    "403 userRateLimitExceeded (default: no cap).")
-@click.option("--min-free-bytes", type=Size(), default=None, metavar="SIZE",
-              help="Keep this much free on the --data-dir disk: an upload that would leave less "
-                   "gets 403 storageQuotaExceeded, as on a full Drive (default: 1 GiB or a "
-                   f"tenth of the disk, whichever is less; 0: none). {SIZE_HELP}.")
-@click.option("--upload-session-ttl", type=click.FloatRange(min=0, min_open=True), default=None,
-              metavar="SECONDS",
-              help="Forget a resumable upload session unused this long, with its bytes; its "
-                   "next request gets 404, as on Drive (default: 604800, Drive's week).")
-@click.option("--max-upload-sessions", type=click.IntRange(min=1), default=None, metavar="N",
-              help="Keep at most N resumable upload sessions; opening one more forgets the "
-                   "least recently used (its next request gets 404) (default: 10000).")
-@click.option("--refusal-drain-bytes", type=Size(), default=None, metavar="SIZE",
-              help="Read at most this much more of a body the answer does not need (a refused "
-                   "upload, an injected fault), then answer and close the connection "
-                   f"(default: 1GiB). {SIZE_HELP}.")
-@click.option("--refusal-drain-seconds", type=click.FloatRange(min=0, min_open=True),
-              default=None, metavar="SECONDS",
-              help="Spend at most this long reading such a body (default: 60).")
-@click.option("--max-connections", type=click.IntRange(min=1), default=None, metavar="N",
-              help="Serve at most N connections at once; the next wait to be accepted "
-                   "(default: 256).")
-@click.option("--idle-timeout", type=click.FloatRange(min=0), default=None, metavar="SECONDS",
-              help="Close a connection idle this long between requests, as Google's front end "
-                   "does (default: 120; 0: never).")
-@click.option("--request-log-bytes", type=Size(), default=None, metavar="SIZE",
-              help="Keep the newest requests in the log (/_emulator/requests) up to this much "
-                   f"of their paths, queries and headers (default: 128MiB). {SIZE_HELP}.")
+@bound_options
 def emulator_command(host: str, port: int, data_dir: Optional[str], quota_bytes: Optional[int],
                      token: Optional[str], service_account: bool, latency: float,
                      link: Optional[float], api_quota: Optional[int], upload_cap: Optional[int],
-                     min_free_bytes: Optional[int], upload_session_ttl: Optional[float],
-                     max_upload_sessions: Optional[int],
-                     refusal_drain_bytes: Optional[int], refusal_drain_seconds: Optional[float],
-                     max_connections: Optional[int], idle_timeout: Optional[float],
-                     request_log_bytes: Optional[int]) -> None:
+                     **bounds: Optional[float]) -> None:
     """Serve a local Google Drive API v2 emulator until interrupted.
 
     The first line on stdout is exactly ``Drive API emulator at http://HOST:PORT/``.
@@ -120,16 +130,11 @@ def emulator_command(host: str, port: int, data_dir: Optional[str], quota_bytes:
         emu.faults.throttle(per_connection=link * 1e6)
     if api_quota is not None or upload_cap is not None:
         emu.set_api_quota(api_quota, upload_bytes_per_day=upload_cap)
-    # The emulator's own bounds: those not given keep the Emulator's defaults.
-    limits = {"min_free_bytes": min_free_bytes, "upload_session_ttl": upload_session_ttl,
-              "max_upload_sessions": max_upload_sessions,
-              "refusal_drain_bytes": refusal_drain_bytes,
-              "refusal_drain_seconds": refusal_drain_seconds, "max_connections": max_connections,
-              "idle_timeout": idle_timeout, "request_log_bytes": request_log_bytes}
-    for name, value in limits.items():
+    # The emulator's own bounds (BOUNDS): those not given keep the Emulator's defaults.
+    for name, value in bounds.items():
         if value is not None:
             setattr(emu, name, value)
-    if idle_timeout == 0:
+    if bounds["idle_timeout"] == 0:
         emu.idle_timeout = None   # (never; a socket timeout of 0 would make it non-blocking)
     try:
         emu.start()
