@@ -41,6 +41,10 @@ BOUNDS: tuple[tuple[str, click.ParamType[Any], str, str], ...] = (
     ("max_upload_sessions", click.IntRange(min=1), "N",
      "Keep at most N resumable upload sessions; opening one more forgets the least recently "
      "used (its next request gets 404) (default: 10000)."),
+    ("max_upload_session_bytes", Size(), "SIZE",
+     "Keep at most this much of the resumable upload sessions' metadata and content types; "
+     "past it the least recently used are forgotten (404), and a session holding more alone "
+     f"gets 413 (default: 64MiB). {SIZE_HELP}."),
     ("refusal_drain_bytes", Size(), "SIZE",
      "Read at most this much more of a body the answer does not need (a refused upload, an "
      f"injected fault), then answer and close the connection (default: 1GiB). {SIZE_HELP}."),
