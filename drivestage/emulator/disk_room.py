@@ -13,6 +13,8 @@ from drivestage.emulator.errors import drive_error
 #: The default reserve: this much, or a tenth of the file system, whichever is less (a
 #: small tmpfs a test gives the emulator keeps room for its uploads).
 DEFAULT_MIN_FREE = 1 << 30
+#: A body of unknown length writes at most this much between two checks of the room left.
+CHECK_STEP = 16 << 20
 
 
 def min_free(setting: Optional[int], path: str) -> int:
@@ -20,6 +22,16 @@ def min_free(setting: Optional[int], path: str) -> int:
     if setting is not None:
         return setting
     return min(DEFAULT_MIN_FREE, shutil.disk_usage(path).total // 10)
+
+
+def check_step(setting: Optional[int], path: str) -> int:
+    """The bytes a body of unknown length may write between two checks of the room left: a
+    quarter of the reserve, at most :data:`CHECK_STEP`, so that the reserve outlasts the
+    bytes written unchecked, those of a few such uploads at once too. A fixed 16 MiB step
+    was more than the default reserve of a disk under 160 MiB, which then filled (500,
+    "No space left on device") before the upload was refused (emul47)."""
+    keep = min_free(setting, path)
+    return CHECK_STEP if keep <= 0 else min(CHECK_STEP, keep // 4)
 
 
 def check_disk_room(path: str, pending: int, setting: Optional[int]) -> None:

@@ -13,7 +13,7 @@ from urllib.parse import quote, urlencode
 from drivestage.emulator import properties, revisions
 from drivestage.emulator.access import Access, can_write, may_acknowledge_abuse, may_download, \
     require, visible
-from drivestage.emulator.disk_room import check_disk_room
+from drivestage.emulator.disk_room import check_disk_room, check_step
 from drivestage.emulator.errors import EmulatorApiError, drive_error, error_envelope, not_found
 from drivestage.emulator.preconditions import check_if_match
 from drivestage.emulator.render import GOOGLE_APPS
@@ -237,16 +237,21 @@ class MediaRoutes:
                 os.unlink(blob)
 
     def _quota_checked(self, sink: Sink, drive_id: Optional[str], replacing: int):
-        """``sink.write``, refusing the upload (the quota's 403) once its bytes pass the room
-        left, checked every :data:`QUOTA_CHECK_STEP`: a chunked body, of no declared
-        length, was stored whole, however large, before it was refused (emulefts45)."""
-        due = [QUOTA_CHECK_STEP]
+        """``sink.write``, refusing the upload (the quota's 403) before its bytes pass the
+        room left, checked every :data:`QUOTA_CHECK_STEP` (a chunked body, of no declared
+        length, was stored whole, however large, before it was refused: emulefts45), and
+        more often on a disk whose reserve is small (:func:`disk_room.check_step`)."""
+        step = min(QUOTA_CHECK_STEP, check_step(self.emu.min_free_bytes, self.store.upload_dir))
+        due = [step]
 
         def write(data: bytes) -> None:
+            # (checked before the piece is written: a piece is up to 1 MiB, more than a
+            # small disk's reserve)
+            end = sink.offset + len(data)
+            if end >= due[0]:
+                due[0] = end + step
+                self._check_can_store(drive_id, end, replacing, pending=len(data))
             sink.write(data)
-            if sink.offset >= due[0]:
-                due[0] = sink.offset + QUOTA_CHECK_STEP
-                self._check_can_store(drive_id, sink.offset, replacing, pending=0)
         return write
 
     def _simple_upload(self, file_id: Optional[str], multipart: bool) -> None:
