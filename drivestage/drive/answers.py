@@ -285,7 +285,7 @@ def _forbidden(failure: HttpFailure, what: str, label: str, detail: str, *, uplo
             f"Drive access for apps ({label}: {detail}); Drive still works in the browser. "
             "Ask them to allow Drive apps for this account, or use another Google account (a "
             "personal one) that the files are shared with.")
-    if reason == "appNotAuthorizedToFile":
+    if reason in ("appNotAuthorizedToFile", "fileAccess"):   # (v3's name; v2's, PyDrive2 #192)
         return errors.ScopeError(
             f"{what}: these credentials may only open files this app created or was given "
             f"(the drive.file scope; {label}: {detail}). Log in with the full Drive scope: "

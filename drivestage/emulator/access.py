@@ -12,12 +12,14 @@ and "Choose Google Drive API scopes".
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Optional
 
 from drivestage.emulator.errors import (
     EmulatorApiError,
     drive_error,
+    file_access,
     no_file_permission,
     no_parent_permission,
     not_found,
@@ -66,13 +68,20 @@ class Caller:
         s = self.scopes
         return s is not None and not (s & FULL_SCOPES) and not (s & READ_SCOPES) and "drive.file" in s
 
+    @property
+    def app_scoped(self) -> bool:
+        """``drive.file`` with a read scope: every item visible, but only those this app
+        created may be written (and, under a metadata scope, downloaded)."""
+        s = self.scopes
+        return s is not None and not (s & FULL_SCOPES) and bool(s & READ_SCOPES) and "drive.file" in s
+
     def check_scope(self, write: bool, media: bool) -> None:
         """403 insufficientPermissions when the token's scopes do not cover the call."""
         s = self.scopes
         if s is None or s & FULL_SCOPES:
             return
-        if "drive.file" in s and not (s & READ_SCOPES):
-            return          # narrowed per item by drive_file_only
+        if "drive.file" in s:
+            return          # narrowed per item: drive_file_only, app_scoped (require_app)
         ok = bool(s & READ_SCOPES) and not write
         if media and s & READ_SCOPES and not ({"drive.readonly", "drive.photos.readonly"} & s):
             ok = False      # metadata-only scopes cannot read content
@@ -102,10 +111,23 @@ class Access:
     #: The item's shared drive turns downloading off for readers and commenters (its
     #: ``restrictions.copyRequiresWriterPermission``, which overrides the file's own).
     drive_restricted: bool = False
+    #: The token's app may write the item / read its bytes (False: a ``drive.file`` token
+    #: that sees it through a read scope only: :func:`require_app`).
+    app_write: bool = True
+    app_read: bool = True
 
 
 def resolve(store: EmulatorStore, rec: dict, caller: Caller = GOD) -> Optional[Access]:
     """The caller's access to ``rec``, or None when Drive would answer 404."""
+    access = _resolve(store, rec, caller)
+    if access is None or not caller.app_scoped or rec.get("app_created"):
+        return access
+    s = caller.scopes or frozenset()
+    return dataclasses.replace(access, app_write=False,
+                               app_read=bool(s & {"drive.readonly", "drive.photos.readonly"}))
+
+
+def _resolve(store: EmulatorStore, rec: dict, caller: Caller) -> Optional[Access]:
     fid = rec["id"]
     if fid == store.root_id:
         return Access("owner", "owner")
@@ -180,6 +202,14 @@ def can_delete(access: Access) -> bool:
 def require(allowed: bool) -> None:
     if not allowed:
         raise no_file_permission()
+
+
+def require_app(rec: dict, access: Access, verb: str = "write") -> None:
+    """403 fileAccess where the token's app may not ``verb`` ("write" or "read") the item:
+    Drive's answer to a ``drive.file`` token that sees an item it was never given through
+    another scope (before any role is looked at)."""
+    if not (access.app_write if verb == "write" else access.app_read):
+        raise file_access(rec["id"], verb)
 
 
 def require_parent(store: EmulatorStore, parent_id: str, caller: Caller) -> None:

@@ -104,6 +104,13 @@ DRIVE_ERRORS: dict[str, DriveErrorSpec] = {
         403, "global", "The domain administrators have disabled Drive apps."),
     "appNotAuthorizedToFile": DriveErrorSpec(
         403, "global", "The user has not granted the app 1234567890 read access to the file."),
+    # Drive v2's own answer where a drive.file token reaches an item through another scope
+    # (drive.readonly, drive.metadata.readonly) but the app was never given the item: a
+    # write (or, under a metadata scope, a download) of it (PyDrive2 issue 192: "write
+    # access" to a files.delete, "read access" to an alt=media). ``file_access`` fills it.
+    "fileAccess": DriveErrorSpec(
+        403, "global", "The authenticated user has not granted the app 1234567890 read access "
+                       "to the file.", location="Authorization", location_type="header"),
     "teamDriveHierarchyTooDeep": DriveErrorSpec(
         403, "global", "The shared drive hierarchy depth will exceed the limit."),
     "myDriveHierarchyDepthLimitExceeded": DriveErrorSpec(
@@ -160,6 +167,12 @@ def drive_error(reason: str, message: Optional[str] = None, *, status: Optional[
                             headers={**spec.headers, **(headers or {})},
                             top_message=None if message else spec.top_message,
                             extra=dict(spec.extra), **kw)
+
+
+def file_access(file_id: str, verb: str) -> EmulatorApiError:
+    """403 fileAccess: the app was not given ``verb`` ("read" or "write") access to the file."""
+    return drive_error("fileAccess", f"The authenticated user has not granted the app {_PROJECT} "
+                                     f"{verb} access to the file {file_id}")
 
 
 def not_found(file_id: str) -> EmulatorApiError:

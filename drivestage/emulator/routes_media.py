@@ -12,7 +12,7 @@ from urllib.parse import quote, urlencode
 
 from drivestage.emulator import properties, revisions
 from drivestage.emulator.access import Access, can_write, may_acknowledge_abuse, may_download, \
-    require, visible
+    require, require_app, visible
 from drivestage.emulator.disk_room import check_disk_room, check_step
 from drivestage.emulator.errors import EmulatorApiError, drive_error, error_envelope, not_found
 from drivestage.emulator.preconditions import check_if_match
@@ -41,6 +41,7 @@ class MediaRoutes:
         commenters (``copyRequiresWriterPermission``) answers them 403 cannotDownloadFile.
         Under ``faults.redirect_media`` a download allowed is answered with a redirect to a
         signed link (``signed``: this is that link being served)."""
+        require_app(rec, acc, "read")   # (a drive.file token's, under a metadata scope)
         if rec["mimeType"].startswith(GOOGLE_APPS) or rec["size"] is None:
             raise drive_error("fileNotDownloadable")   # Docs, Sheets...: files.export only
         if not may_download(rec, acc):
@@ -193,6 +194,7 @@ class MediaRoutes:
         that the caller may write there."""
         if file_id is not None:
             rec, acc = visible(self.store, file_id, self.caller)
+            require_app(rec, acc)
             require(can_write(acc))
             check_if_match(self.headers.get("If-Match"), rec)
             if rec["mimeType"] in (FOLDER_MIME, SHORTCUT_MIME):

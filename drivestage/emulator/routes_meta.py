@@ -7,8 +7,8 @@ import dataclasses
 from typing import Any
 
 from drivestage.emulator import listing, properties, revisions
-from drivestage.emulator.access import at_least, can_delete, can_trash, can_write, require, require_parent, \
-    visible
+from drivestage.emulator.access import at_least, can_delete, can_trash, can_write, require, require_app, \
+    require_parent, visible
 from drivestage.emulator.errors import EmulatorApiError, no_file_permission
 from drivestage.emulator.faults import default_reason
 from drivestage.emulator.preconditions import check_if_match
@@ -136,6 +136,7 @@ class MetadataRoutes:
     def _files_update(self, file_id: str) -> None:
         meta = properties.stamped(self._read_json(), self.caller.app)
         rec, acc = visible(self.store, file_id, self.caller)
+        require_app(rec, acc)
         check_if_match(self.headers.get("If-Match"), rec)
         if self.emu.patch_replaces_properties and isinstance(meta.get("properties"), list):
             meta["properties"] = properties.replacing(rec, meta["properties"], self.caller.app)
@@ -180,12 +181,14 @@ class MetadataRoutes:
     def _files_touch(self, file_id: str) -> None:
         self.body.drain()
         rec, acc = visible(self.store, file_id, self.caller)
+        require_app(rec, acc)
         require(can_write(acc))
         self._send_resource(200, self._render(self.store.update_meta(rec["id"], {})))
 
     def _files_delete(self, file_id: str) -> None:
         self.body.drain()
         rec, acc = visible(self.store, file_id, self.caller)
+        require_app(rec, acc)
         require(can_delete(acc))
         check_if_match(self.headers.get("If-Match"), rec)
         self.store.delete(rec["id"])
@@ -207,6 +210,7 @@ class MetadataRoutes:
     def _files_trash(self, file_id: str, trashed: bool = True) -> None:
         self.body.drain()
         rec, acc = visible(self.store, file_id, self.caller)
+        require_app(rec, acc)
         require(can_trash(acc))
         self._send_resource(200, self._render(self.store.set_trashed(rec["id"], trashed)))
 
@@ -299,6 +303,7 @@ class MetadataRoutes:
         (the v2 reference's words): the others stay."""
         body = self._read_json()
         rec, acc = self._on_any_drive(file_id)
+        require_app(rec, acc)
         require(can_write(acc))
         self._property_write_fits(rec)
         with self.store.lock:
@@ -330,6 +335,7 @@ class MetadataRoutes:
     def _properties_delete(self, file_id: str, key: str) -> None:
         self.body.drain()
         rec, acc = self._on_any_drive(file_id)
+        require_app(rec, acc)
         require(can_write(acc))
         self._property_write_fits(rec)
         with self.store.lock:
