@@ -102,3 +102,25 @@ def test_drive_v2s_file_access_refusal_is_typed_as_the_apps_scope(emulator, driv
         "drive.file scope; HTTP 403 fileAccess: The authenticated user has not granted" in last
     assert "sharing" not in last
     assert sum(1 for r in emulator.requests if r.status == 403) == 1
+
+
+def test_a_push_that_may_not_prune_what_another_app_made_keeps_it(emulator, drive_env, tmp_path):
+    """A pipeline token (drive.readonly + drive.file) pushes into a folder whose checkpoints
+    another app (the browser, a former token) uploaded: its own upload goes, the retention's
+    deletes of the others are refused, and the push says why and keeps them."""
+    import os
+
+    for epoch in (1, 2):
+        emulator.add_file(f"runs/epoch_00{epoch}.pt", os.urandom(1000))
+    emulator.set_token_scopes("test-token", READ_AND_APP)
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "epoch_003.pt").write_bytes(os.urandom(1000))
+    result = CliRunner().invoke(cli, ["push", str(tmp_path / "logs"), "drive:runs",
+                                      "--keep-last", "1"], catch_exceptions=False)
+    assert result.exit_code == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("Error: delete drive:runs/epoch_001.pt: these credentials may only "
+                           "open files this app created or was given (the drive.file scope; "
+                           "HTTP 403 fileAccess: "), last
+    assert sorted(f["title"] for f in emulator.files() if f["title"].endswith(".pt")) == \
+        ["epoch_001.pt", "epoch_002.pt", "epoch_003.pt"]
