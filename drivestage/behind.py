@@ -29,6 +29,7 @@ from typing import Optional
 
 from drivestage import sidecar
 from drivestage.errors import DriveStageError, RemoteChangedError
+from drivestage.local_tree import LocalFile
 from drivestage.sidecar import Sidecar
 from drivestage.state import Md5Cache
 from drivestage.store import RemoteEntry, RemoteStore
@@ -46,15 +47,16 @@ class Kept:
     run: Optional[str] = None
 
 
-def further_on(store: RemoteStore, cache: Md5Cache, path: str, side_path: str,
+def further_on(store: RemoteStore, cache: Md5Cache, lf: LocalFile, side_lf: LocalFile,
                theirs: RemoteEntry, their_side: RemoteEntry, *,
                other_runs: bool = False) -> Optional[Kept]:
     """Whether the store's checkpoint ``theirs`` (with its sidecar ``their_side``) must stay
-    instead of being replaced by the local one at ``path`` (with its sidecar at
-    ``side_path``): it is further on in the same run, or (``other_runs``) another run's.
+    instead of being replaced by the local one ``lf`` (with its sidecar ``side_lf``), a
+    push's walked files: it is further on in the same run, or (``other_runs``) another run's.
     None when neither, or when that cannot be told (then the push replaces it, as it always
     did). At most one small read of the store."""
-    mine = sidecar.read(side_path, follow=False)   # (a push's walked files: never a link)
+    # (a push's walked files: never through a link, read where the walk found them)
+    mine = sidecar.read(side_lf.path, follow=False, real=side_lf.real)
     if mine is None or mine.run is None or mine.md5 is None or \
             (mine.saved is None and not other_runs):
         return None
@@ -62,7 +64,7 @@ def further_on(store: RemoteStore, cache: Md5Cache, path: str, side_path: str,
         return None
     lagged = False
     try:
-        if cache.md5(path, follow=False) != mine.md5:
+        if cache.md5(lf.path, follow=False, real=lf.real) != mine.md5:
             return None  # the local sidecar does not describe these bytes
         try:
             data = sidecar.fetch(store, their_side)
@@ -75,7 +77,7 @@ def further_on(store: RemoteStore, cache: Md5Cache, path: str, side_path: str,
             their_side, lagged = store.stat(their_side), True
             data = sidecar.fetch(store, their_side)
     except (OSError, DriveStageError) as exc:
-        log.debug("cannot compare %s with %s: %s", path, theirs.name, exc)
+        log.debug("cannot compare %s with %s: %s", lf.path, theirs.name, exc)
         return None
     said = sidecar.parse(data, their_side.name) if data is not None else None
     other = sidecar.no_later_than(said and said.speaking_for(theirs.md5), their_side.modified)

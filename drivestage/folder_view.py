@@ -33,6 +33,9 @@ class LocalFile:
 
     path: str
     size: int
+    #: Where a push's walk found it (no link on its way): its reads land there or fail, as
+    #: :func:`drivestage.sources.open_walked` (pushlefts47); "" where no walk found it.
+    real: str = ""
 
 
 @dataclass(frozen=True)
@@ -108,7 +111,8 @@ class _Sidecars:
         self.flagged: set[str] = set()   # names of the sidecars Drive will not serve here
 
     def local_one(self, name: str) -> Optional[Sidecar]:
-        return sidecar.read(self.local[name].path, follow=False)   # (a walked file)
+        lf = self.local[name]
+        return sidecar.read(lf.path, follow=False, real=lf.real)   # (a walked file)
 
     def remote_one(self, name: str) -> Optional[Sidecar]:
         """The remote sidecar ``name``: from the local copy when it has the same bytes. Its
@@ -118,7 +122,7 @@ class _Sidecars:
         lf = self.local.get(name)
         if lf is not None and lf.size == entry.size and entry.md5 is not None:
             try:
-                if self.cache.md5(lf.path, follow=False) == entry.md5:
+                if self.cache.md5(lf.path, follow=False, real=lf.real) == entry.md5:
                     return sidecar.no_later_than(self.local_one(name), _modified(entry))
             except OSError:
                 pass
@@ -271,7 +275,7 @@ def _vouches(side: Optional[Sidecar], lf: LocalFile, cache: Md5Cache) -> bool:
     if side is None:
         return False
     try:
-        return side.md5 is None or cache.md5(lf.path, follow=False) == side.md5
+        return side.md5 is None or cache.md5(lf.path, follow=False, real=lf.real) == side.md5
     except OSError:
         return False
 
@@ -281,6 +285,6 @@ def _same(lf: LocalFile, entry: RemoteEntry, cache: Md5Cache) -> bool:
     # planted there since is no file of SRC, and is no copy of anything: pushlinks46.)
     try:
         return lf.size == entry.size and entry.md5 is not None and \
-            cache.md5(lf.path, follow=False) == entry.md5
+            cache.md5(lf.path, follow=False, real=lf.real) == entry.md5
     except OSError:
         return False

@@ -42,6 +42,9 @@ class LocalFile:
     name: str
     link: bool = False    # a link the walk let through (else a file there, not a link)
     link_path: str = ""   # that link's own absolute path (``path``: where it led)
+    #: ``path`` with no link on its way as the walk found it (every read of the push checks
+    #: it landed there: a folder swapped for a link since leads elsewhere, pushlefts47).
+    real: str = ""
 
     @property
     def named(self) -> str:
@@ -191,7 +194,7 @@ def walk(src: str, include: Sequence[str] = (), exclude: Sequence[str] = (), *,
     root = os.path.realpath(src)
     entered = {root}
 
-    def visit(folder: str, rel_root: str) -> None:
+    def visit(folder: str, rel_root: str, real_folder: str) -> None:
         try:
             with os.scandir(folder) as it:
                 children = sorted(it, key=lambda d: d.name)
@@ -225,7 +228,7 @@ def walk(src: str, include: Sequence[str] = (), exclude: Sequence[str] = (), *,
                     continue
                 entered.add(real)
                 tree.folders.append(rel)
-                visit(child.path, rel)
+                visit(child.path, rel, real)
                 continue
             if not wanted(rel, include, exclude):
                 continue
@@ -241,9 +244,10 @@ def walk(src: str, include: Sequence[str] = (), exclude: Sequence[str] = (), *,
                 continue
             _unicode(src, rel, child.name)
             tree.files.append(LocalFile(rel, path, st.st_size, rel_root, child.name, link,
-                                        os.path.abspath(child.path) if link else ""))
+                                        os.path.abspath(child.path) if link else "",
+                                        path if link else os.path.join(real_folder, child.name)))
 
-    visit(src, "")
+    visit(src, "", root)
     tree.skipped_links.sort()
     tree.made = made(tree.folders, tree.files, include)
     return tree

@@ -57,6 +57,7 @@ class OldCopies:
         self.replaced = replaced        # names whose duplicates were removed (PushResult's)
         self.sent: dict[Key, RemoteEntry] = {}      # the verified copy each upload left
         self.local: dict[Key, str] = {}             # the local path of each file pushed
+        self.real: dict[str, str] = {}   # each local path's LocalFile.real (read only there)
         self.sides_of: dict[Key, set[Key]] = {}     # a checkpoint's local sidecars
         self.repairs: list[tuple[LocalFile, RemoteEntry, list[RemoteEntry]]] = []
         self._read: dict[str, Optional[bytes]] = {}   # remote sidecars read, by id
@@ -71,6 +72,7 @@ class OldCopies:
         """Note the local files and their sidecars; returns sidecar -> its checkpoints."""
         files = list(files)
         self.local = {(lf.folder_rel, lf.name): lf.path for lf in files}
+        self.real = {lf.path: lf.real for lf in files}
         self._paired = {}
         owners = _sidecar_owners(files)
         for side, mine in owners.items():
@@ -127,8 +129,9 @@ class OldCopies:
                 except DriveStageError:
                     return []  # unknown: what it vouches for stays, as below
             else:
-                stay = {e.id for e in sidecar.held(self.local[(folder, side)], remote, kept,
-                                                   olds)}
+                path = self.local[(folder, side)]
+                stay = {e.id for e in sidecar.held(path, remote, kept, olds,
+                                                   self.real.get(path, ""))}
             olds = [e for e in olds if e.id not in stay]
             if remote is not None and olds:
                 olds = self._as_on_store_now(remote, kept, olds)

@@ -173,11 +173,12 @@ def _other_runs(store: RemoteStore, cache: Md5Cache, rel: str,
         if not copies or own is None or {(rel, n) for n in mine_ckpts | {side}} & taken:
             continue  # nothing there to replace, a checkpoint sent without a sidecar, or
             # one already left (both sidecar forms of it on the store)
+        own_lf = by_key[(rel, own)]
         try:
-            own_md5 = cache.md5(by_key[(rel, own)].path)
+            own_md5 = cache.md5(own_lf.path, follow=False, real=own_lf.real)
         except OSError:
             continue  # gone meanwhile: the send says so
-        mine = sidecar.read(by_key[(rel, own)].path, follow=False)
+        mine = sidecar.read(own_lf.path, follow=False, real=own_lf.real)
         if mine is None:
             continue  # no sidecar to drivestage (unreadable, too large): whose, none can tell
         for copy in sorted(copies, key=lambda e: (-e.modified, e.id)):
@@ -255,11 +256,12 @@ def _further_on(store: RemoteStore, cache: Md5Cache, listing: Listings,
             continue
         current = newest(theirs)
         try:
-            if current.size == lf.size and current.md5 == cache.md5(lf.path, follow=False):
+            if current.size == lf.size and current.md5 == cache.md5(lf.path, follow=False,
+                                                                   real=lf.real):
                 continue  # unchanged: nothing to replace
         except OSError:
             continue  # gone meanwhile: the send says so
-        got = behind.further_on(store, cache, lf.path, by_key[(rel, side_name)].path, current,
+        got = behind.further_on(store, cache, lf, by_key[(rel, side_name)], current,
                                 their_sides[0])
         if got is None:
             continue

@@ -164,7 +164,7 @@ class PushJob(Sends):
             ("", n) in sent and sent[("", n)].size != f.size
             for n, f in self._top_local(files).items() if n not in skip)
         if decision is not None and (unsent or grown):
-            local = {n: PlannedFile(f.path, sent[("", n)].size) if ("", n) in sent else f
+            local = {n: PlannedFile(f.path, sent[("", n)].size, f.real) if ("", n) in sent else f
                      for n, f in self._top_local(files).items()
                      if n not in unsent and n not in skip}
             folder = pruning.view(store, self.listing[""], local, self.policy, self.cache)
@@ -205,7 +205,7 @@ class PushJob(Sends):
         """The files about to join DEST's top folder: not those left unsent (the plan sees
         the store's copy as it is there, so it never prunes another run's through them)."""
         ahead = {k for lf in self.result.left for k in lf.keys}
-        return {lf.name: PlannedFile(lf.path, lf.size) for lf in files
+        return {lf.name: PlannedFile(lf.path, lf.size, lf.real) for lf in files
                 if not lf.folder_rel and ("", lf.name) not in ahead}
 
     def _plan_around_left(self, files: list[LocalFile]) -> tuple[Plan, pruning.FolderView]:
@@ -265,7 +265,7 @@ class PushJob(Sends):
             current = newest(remote)
             try:
                 # (by open_sent's rules: a link or FIFO put there since the walk, one line)
-                local_md5 = walked_md5(self.cache, lf.path) if current.size == lf.size else None
+                local_md5 = walked_md5(self.cache, lf.path, lf.real) if current.size == lf.size else None
             except FileNotFoundError:
                 self._vanished(lf)
                 continue

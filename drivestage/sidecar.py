@@ -61,6 +61,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Optional, Sequence, Union
 
+from drivestage import sources
 from drivestage.localfs import open_regular
 from drivestage.paths import plain_name
 from drivestage.store import RemoteEntry, RemoteStore
@@ -253,20 +254,21 @@ def _branch(value: object) -> Optional[float]:
     return None if when is None or when < 0 else when
 
 
-def read(path: str, *, follow: bool = True) -> Optional[Sidecar]:
+def read(path: str, *, follow: bool = True, real: str = "") -> Optional[Sidecar]:
     """The local sidecar file ``path``, parsed; None when absent, unreadable, not a regular
     file, larger than :data:`MAX_BYTES` or not a sidecar (or a link, unless ``follow``: a
-    push's walked file, pushlinks46)."""
-    data = read_bytes(path, follow=follow)
+    push's walked file, pushlinks46; or, ``real`` given, not where the walk found it there:
+    :func:`drivestage.sources.open_walked`)."""
+    data = read_bytes(path, follow=follow, real=real)
     return parse(data, path) if data is not None else None
 
 
-def read_bytes(path: str, *, follow: bool = True) -> Optional[bytes]:
+def read_bytes(path: str, *, follow: bool = True, real: str = "") -> Optional[bytes]:
     """The bytes of the local sidecar file ``path`` (at most :data:`MAX_BYTES`); None when
     absent, unreadable, larger, or not a regular file (never waited on: a FIFO under a
     sidecar's name, in a run folder from elsewhere, hung ``trainer status`` and a resume)."""
     try:
-        with os.fdopen(open_regular(path, follow=follow), "rb") as fh:
+        with os.fdopen(sources.opened(path, follow, real), "rb") as fh:
             data = fh.read(MAX_BYTES + 1)
     except OSError:
         return None
@@ -319,17 +321,18 @@ def fetch(store: RemoteStore, entry: RemoteEntry) -> Optional[bytes]:
 
 
 def held(path: str, remote: Optional[RemoteEntry], kept: RemoteEntry,
-         olds: Sequence[RemoteEntry]) -> list[RemoteEntry]:
+         olds: Sequence[RemoteEntry], real: str = "") -> list[RemoteEntry]:
     """Which of a replaced checkpoint's old copies ``olds`` must stay beside its new copy
     ``kept`` (:func:`held_by`). ``path``: the local sidecar, read only when it holds the bytes
     of its copy ``remote`` on the store (else all of ``olds`` stay). Read as a push reads its
     walked files: never through a link (one to ``/dev/zero`` put there read for ever:
-    pushlinks46)."""
+    pushlinks46), nor, ``real`` given, through a folder on its way swapped for one
+    (:func:`drivestage.sources.open_walked`)."""
     data: Optional[bytes]
     try:
         # (A regular file only, opened without waiting: a FIFO put at its name once it was
         # sent held the push here for good, waiting for a writer: attack46.)
-        with os.fdopen(open_regular(path, follow=False), "rb") as fh:
+        with os.fdopen(sources.opened(path, False, real), "rb") as fh:
             data = fh.read(MAX_BYTES + 1)
             digest = hashlib.md5(data)
             if len(data) > MAX_BYTES:  # no sidecar (vouches for nothing), but the same file?

@@ -69,18 +69,21 @@ def first(push: Push, key: Key, target: Optional[RemoteEntry]) -> None:
     vouch_coming(push.store, key, push.copies.local[key], target, push.remote_folder[key[0]],
                  push.listing[key[0]], {n: push.copies.local[(f, n)] for f, n in mine},
                  # (a link or FIFO planted since the walk: one line, never read through)
-                 partial(walked_md5, push.cache), chunk_size=push.chunk_size, follow=False)
+                 partial(walked_md5, push.cache, real=push.copies.real.get(
+                     push.copies.local[key], "")),
+                 chunk_size=push.chunk_size, follow=False, reals=push.copies.real)
 
 
 def vouch_coming(store: RemoteStore, key: Key, local_path: str, target: RemoteEntry,
                  folder: RemoteEntry, listed: Mapping[str, list[RemoteEntry]],
                  sides: Mapping[str, str], md5_of: Callable[[str], str], *,
                  chunk_size: Optional[int] = None, progress: Optional[ProgressFn] = None,
-                 follow: bool = True) -> Optional[RemoteEntry]:
+                 follow: bool = True, reals: Mapping[str, str] = {}) -> Optional[RemoteEntry]:
     """Step 1 above, for the checkpoint ``key`` (local file ``local_path``) about to be
     written over ``target`` in place. ``listed``: its folder's listing (name -> copies);
     ``sides``: its local sidecars (name -> path; read through a link only where ``follow``:
-    not a push's walked files). Returns the sidecar as rewritten, or
+    not a push's walked files; ``reals``: theirs, path -> their walk's ``LocalFile.real``, each read
+    only there). Returns the sidecar as rewritten, or
     None when nothing had to be (see the module doc). Raises what the store raises: the
     checkpoint is then not sent, and the store keeps its pair."""
     # The sidecar readers take for it on the store, in either form: 0.1.0's ``last.pt.json``
@@ -103,7 +106,7 @@ def vouch_coming(store: RemoteStore, key: Key, local_path: str, target: RemoteEn
     said = sidecar.parse(data, there.name) if data is not None else None
     if said is None or said.md5 is None or not said.vouches_for(target.md5 or ""):
         return None   # no verified pair there: nothing to keep
-    coming = sidecar.read(path, follow=follow)
+    coming = sidecar.read(path, follow=follow, real=reals.get(path, ""))
     if coming is None or coming.md5 is None or coming.md5 != md5_of(local_path):
         return None
     now = dataclasses.replace(said.speaking_for(target.md5),

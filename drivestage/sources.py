@@ -45,6 +45,51 @@ def open_as_found(path: str, follow: bool, home: Optional[str] = None) -> int:
         raise BecameOtherError(temps.shown(path), what) from None
 
 
+def open_walked(path: str, real: str) -> int:
+    """A descriptor of ``path``, a file a push's walk found, for reading (never through a link
+    at its name: :func:`open_as_found`) when it is open on ``real``, where the walk found it
+    (the path with no link on its way). A read only to hash it (to decide whether to send it,
+    what pruning keeps, what a sidecar vouches for) was refused a link at its name only: a
+    folder on its way swapped for a link since had it read the file of that name outside SRC
+    (pushlefts47). That raises :class:`BecameOtherError` naming the link."""
+    fd = open_as_found(path, False)
+    try:
+        landed(fd, path, real)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def opened(path: str, follow: bool, real: str = "") -> int:
+    """A descriptor of the regular file ``path`` for reading: :func:`open_walked` where
+    ``real`` is given (a push's walked file), else :func:`drivestage.localfs.open_regular`."""
+    return open_walked(path, real) if real else localfs.open_regular(path, follow=follow)
+
+
+def walked_md5(path: str, real: str) -> str:
+    """The md5 of ``path`` opened by :func:`open_walked`."""
+    fd = open_walked(path, real)
+    try:
+        return localfs.file_md5(fd)
+    finally:
+        os.close(fd)
+
+
+def landed(fd: int, path: str, real: str) -> None:
+    """Raise :class:`BecameOtherError` unless ``fd`` (opened by ``path``) is open on ``real``:
+    a folder on its way was swapped for a link since ``real`` was resolved. (Where no
+    ``/proc`` tells, not checked.)"""
+    try:
+        now = os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return
+    # (a file renamed over or deleted since the open: still the one the walk's name held)
+    if now != real and now != real + " (deleted)":
+        raise BecameOtherError(temps.shown(_linked(os.path.dirname(path))), "a link",
+                               was="a folder")
+
+
 def open_now(path: str) -> BinaryIO:
     """``path`` opened as it is now, a regular file only (:func:`open_file`): for a local
     DEST's copy (``LocalDirStore``), whose plain open() of a file swapped for a FIFO after the

@@ -20,7 +20,7 @@ from drivestage.errors import BecameOtherError, UsageError
 class Hashes(Protocol):
     """What hashes a file (:class:`drivestage.state.Md5Cache`, a layer above)."""
 
-    def md5(self, path: str, *, follow: bool = ...) -> str: ...
+    def md5(self, path: str, *, follow: bool = ..., real: str = ...) -> str: ...
 
 
 def special_kind(path: str) -> Optional[str]:
@@ -110,15 +110,16 @@ def open_sent(path: str, follow: bool) -> BinaryIO:
         raise became(path, exc) from None
 
 
-def walked_md5(cache: Hashes, path: str) -> str:
+def walked_md5(cache: Hashes, path: str, real: str) -> str:
     """The md5 of the file a push's walk found at ``path`` (a link it let through: the file
-    that link led to), read only to decide whether to send it, by :func:`open_sent`'s rules:
-    a hash followed a link planted at the name since the walk (to a copy of the same bytes:
-    called unchanged; to a huge file: read whole), and a FIFO there ended the push in a
-    traceback (pushlinks46). Raises :class:`BecameOtherError` for those, FileNotFoundError
-    when the file is gone."""
+    that link led to; ``real``: where it was, no link on its way), read only to decide
+    whether to send it, by :func:`open_sent`'s rules: a hash followed a link planted at the
+    name since the walk (to a copy of the same bytes: called unchanged; to a huge file: read
+    whole), and a FIFO there ended the push in a traceback (pushlinks46); so it did a folder
+    on its way swapped for a link (pushlefts47). Raises :class:`BecameOtherError` for those,
+    FileNotFoundError when the file is gone."""
     try:
-        return cache.md5(path, follow=False)
+        return cache.md5(path, follow=False, real=real)
     except OSError as exc:
         raise became(path, exc) from None
 

@@ -21,6 +21,7 @@ from typing import Any, Callable, Iterator, Optional
 
 from filelock import FileLock
 
+from drivestage import sources
 from drivestage.errors import LocalFileError, UsageError
 from drivestage.interrupts import deferred
 from drivestage.lockdir import folder_for
@@ -270,17 +271,18 @@ class Md5Cache:
                 self._devices.add(st.st_dev)
             return st.st_dev not in self._untrusted
 
-    def md5(self, path: str, *, follow: bool = True) -> str:
+    def md5(self, path: str, *, follow: bool = True, real: str = "") -> str:
         """The md5 of ``path``: from the cache, or hashed (streaming) and cached; through a
         link at ``path`` only where ``follow`` (a push's walked file: a link planted there
-        since the walk is never read, pushlinks46)."""
+        since the walk is never read, pushlinks46), and where ``real`` is given, read only
+        where the walk found it (:func:`drivestage.sources.open_walked`)."""
         st = os.stat(path, follow_symlinks=follow)
         cached = self.get(path, st)
         if cached:
             return cached
         wait_settled(st)
         began = time.time_ns()
-        digest = file_md5(path, follow=follow)
+        digest = sources.walked_md5(path, real) if real else file_md5(path, follow=follow)
         # (not cached if it changed meanwhile)
         if _cache_key(os.stat(path, follow_symlinks=follow)) == _cache_key(st):
             self.put(path, st, digest, began_ns=began)
