@@ -19,7 +19,7 @@ from typing import Optional, Protocol
 from drivestage import pool, stream_count
 from drivestage.checksums import Checksum
 from drivestage.errors import DriveStageError
-from drivestage.interrupts import BackgroundThread, Monitor, start_thread
+from drivestage.interrupts import BackgroundThread, Monitor
 from drivestage.partials import Ranges, open_partial
 from drivestage.prefix_hash import READ_BLOCK, PrefixHash
 from drivestage.store import ProgressFn, RemoteEntry, RemoteStore
@@ -37,6 +37,9 @@ _SPLIT_SECONDS = 1.0
 _ADAPT_FROM = 32 * MiB
 #: How often the ranges record is saved while streams run.
 _SAVE_EVERY = 0.5
+#: How long a pass's close waits, in all, for its stream threads to end once cut (they end
+#: within milliseconds; the bound is for one the cut cannot reach, in a name's lookup).
+_STREAMS_END = 5.0
 
 
 class Owner(Protocol):
@@ -89,6 +92,7 @@ class Pass(PrefixHash):
         self.hasher: Optional[BackgroundThread] = None  # once begun
         self.adapter: Optional[BackgroundThread] = None  # measuring, once begun
         self.fixed: Optional[int] = None    # streams asked for; None: found by measuring
+        self.threads: list[BackgroundThread] = []   # the streams' (joined by close())
         # The connections the streams read on: cut as the pass closes (stuckconn46).
         self.lines = StreamLines()
         # Opened last: a Ctrl-C in the lines above left it open for good (this pass was
@@ -357,8 +361,12 @@ class Pass(PrefixHash):
             self.silent += n
             self.most_streams = max(self.most_streams, self.streams)
         for _ in range(n):
-            start_thread(threading.Thread(target=self._stream, name="drivestage-fetch",
-                                          daemon=True))
+            # (BackgroundThread: a Ctrl-C inside close()'s join of a plain Thread marked it
+            # ended while it still ran)
+            thread = BackgroundThread(self._stream, "drivestage-fetch")
+            with self.lock:
+                self.threads.append(thread)
+            thread.start()
 
     def begin(self) -> None:
         """Start the hash thread and the first streams, which fetch in threads of their own
@@ -402,6 +410,19 @@ class Pass(PrefixHash):
             self.hasher.join()  # at once when it never started (a Ctrl-C inside start())
         if self.adapter is not None and self.adapter.thread is not me:
             self.adapter.join()  # it ends within a wait once stopped
+
+    def _join_streams(self) -> None:
+        """Wait (at most :data:`_STREAMS_END` in all) for the stream threads to end, cut by
+        :meth:`close`: the call that closed the pass returned while they still ran (saving
+        the record, closing their connections), beside the caller's next work
+        (pushlefts47)."""
+        me = threading.current_thread()
+        until = time.monotonic() + _STREAMS_END
+        with self.lock:
+            threads = list(self.threads)
+        for thread in threads:
+            if thread.thread is not me:
+                thread.join(max(0.0, until - time.monotonic()))
 
     def _drive_streams(self) -> None:
         """Wait for the streams to end (saving the record as they go); raise the first
@@ -470,6 +491,7 @@ class Pass(PrefixHash):
                 self.closed = True
                 self.lock.notify_all()
         self._join_hasher()  # a pass closed while it ran (a failure elsewhere): it reads fd
+        self._join_streams()
         if self.fd >= 0:
             fd, self.fd = self.fd, -1
             os.close(fd)
