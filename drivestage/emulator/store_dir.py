@@ -6,6 +6,7 @@ from __future__ import annotations
 import fcntl
 import os
 import sqlite3
+import stat
 
 from drivestage.emulator.errors import DataDirError
 
@@ -34,8 +35,29 @@ def _not_a_link(path: str) -> None:
     file it named, the database was made 0600 and written into it, a blob folder kept the
     uploads wherever it led (a --data-dir another user can write into: attack46)."""
     if os.path.islink(path):
-        raise DataDirError(f"{path} is a link; the emulator keeps its state in files of its own "
-                           "there: remove it, or start with an empty --data-dir")
+        raise _link_refused(path)
+
+
+def _link_refused(path: str) -> DataDirError:
+    return DataDirError(f"{path} is a link; the emulator keeps its state in files of its own "
+                        "there: remove it, or start with an empty --data-dir")
+
+
+def _made_private(path: str) -> None:
+    """Make the file ``path`` 0600 where it is there, through its own descriptor: changed by
+    its name after :func:`_not_a_link` had looked, a link put there meanwhile had the file
+    it named made 0600 (pushlefts47). A link there now is refused as that look refuses it."""
+    try:
+        # (O_PATH: no read access asked for, and no FIFO's open waited on)
+        fd = os.open(path, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return
+    try:
+        if stat.S_ISLNK(os.fstat(fd).st_mode):
+            raise _link_refused(path)
+        os.chmod(f"/proc/self/fd/{fd}", 0o600)   # (the very file the descriptor holds)
+    finally:
+        os.close(fd)
 
 
 def private_dirs(*paths: str) -> None:
@@ -80,8 +102,8 @@ def open_db(db_path: str) -> sqlite3.Connection:
     # Created 0600 before SQLite opens it: its -wal and -shm files copy that mode.
     os.close(os.open(db_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600))
     for suffix in ("", "-wal", "-shm"):     # a state folder from an older emulator
-        if os.path.exists(db_path + suffix):
-            os.chmod(db_path + suffix, 0o600)
+        _made_private(db_path + suffix)
+    # (SQLite opens -wal and -shm O_NOFOLLOW itself: a link there is replaced, or refused)
     db = sqlite3.connect(db_path, check_same_thread=False, isolation_level=None)
     try:
         db.execute("PRAGMA journal_mode=WAL")
