@@ -429,6 +429,7 @@ class BecameOtherError(LocalFileError):
     def __init__(self, path: str, what: str, was: str = "a file"):
         super().__init__(f"{path} became {what} while the push ran ({was} when it began); "
                          f"not sent again: push again once it is {was}")
+        self.path, self.what, self.was = path, what, was
 
 
 class PartialChangedError(LocalFileError):

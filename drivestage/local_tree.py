@@ -17,7 +17,8 @@ import sys
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
-from drivestage.errors import ShortcutCycleError, UsageError
+from drivestage import temps
+from drivestage.errors import BecameOtherError, ShortcutCycleError, UsageError
 from drivestage.paths import (UTF8_LOCALE, exclude_pattern, is_reserved, matches,
                               names_encoding, printable)
 
@@ -50,6 +51,25 @@ class LocalFile:
     def named(self) -> str:
         """The absolute path of ``rel`` (a link's own path: what lines about it name)."""
         return self.link_path or self.path
+
+    @property
+    def shown(self) -> str:
+        """``path`` as a line about the file names it: for a link the walk let through, the
+        link and where it led (``…/last.pt (-> epoch_002.pt)``). Named by the file it led to
+        alone, ``push --exclude train.log`` of ``latest.log -> train.log`` failed on
+        train.log, a file the user had left out (pushlefts47)."""
+        if not self.link:
+            return self.path
+        led = os.path.relpath(self.path, os.path.dirname(self.link_path))
+        return f"{self.link_path} (-> {led})"
+
+
+def said_of(lf: LocalFile, exc: BaseException) -> BaseException:
+    """``exc``, raised by a read of ``lf``, as its line names ``lf`` (:attr:`LocalFile.shown`):
+    a :class:`BecameOtherError` naming the file a link led to names the link too."""
+    if lf.link and isinstance(exc, BecameOtherError) and exc.path == temps.shown(lf.path):
+        return BecameOtherError(lf.shown, exc.what, exc.was)
+    return exc
 
 
 def linked_folder(lf: LocalFile) -> Optional[str]:

@@ -62,7 +62,7 @@ class Left:
     mine: str                     # what the local one is ("epoch 4", "no run, epoch 4")
     keys: frozenset[Key]          # the local files left unsent (checkpoint and sidecars)
     id: str                       # the store's checkpoint's id
-    path: str                     # the local file's path
+    path: str                     # the local file's path, as lines name it (LocalFile.shown)
     run: Optional[str] = None     # the other run; None: further on in the push's own run
     #: The store's sidecar (as the store names it) that Drive flagged and will not serve
     #: here: whose the checkpoint is cannot be told (``run`` None, nor further on).
@@ -201,7 +201,7 @@ def _other_runs(store: RemoteStore, cache: Md5Cache, rel: str,
             lf = by_key[(rel, sorted(mine_ckpts)[0])] if mine_ckpts else by_key[(rel, side)]
             out.append(Left(lf.rel, store.describe(vouched),
                             _label(theirs) if theirs is not None else "whose run: unknown",
-                            _mine(mine), frozenset(keys), vouched.id, lf.path,
+                            _mine(mine), frozenset(keys), vouched.id, lf.shown,
                             theirs.run if theirs is not None else None, flagged_side))
             taken |= keys
             break
@@ -266,7 +266,7 @@ def _further_on(store: RemoteStore, cache: Md5Cache, listing: Listings,
         if got is None:
             continue
         out.append(Left(lf.rel, store.describe(current), got.theirs, got.mine,
-                        frozenset({(rel, name), (rel, side_name)}), current.id, lf.path))
+                        frozenset({(rel, name), (rel, side_name)}), current.id, lf.shown))
     return out
 
 

@@ -7,8 +7,9 @@ import threading
 from typing import Iterable, Mapping, Optional, Sequence
 
 from drivestage import extra, first_seen, other_runs, pruning, push_room, run_folders, sidecar
-from drivestage.errors import FolderInTheWayError, PermissionDeniedError, UsageError
-from drivestage.local_tree import LocalFile, LocalTree, say_special, walk
+from drivestage.errors import BecameOtherError, FolderInTheWayError, PermissionDeniedError, \
+    UsageError
+from drivestage.local_tree import LocalFile, LocalTree, said_of, say_special, walk
 from drivestage.localdir import LocalDirStore
 from drivestage.locks import Held, locked, more
 from drivestage.lost_mounts import delete_held_back
@@ -265,10 +266,13 @@ class PushJob(Sends):
             current = newest(remote)
             try:
                 # (by open_sent's rules: a link or FIFO put there since the walk, one line)
-                local_md5 = walked_md5(self.cache, lf.path, lf.real) if current.size == lf.size else None
+                local_md5 = walked_md5(self.cache, lf.path, lf.real) \
+                    if current.size == lf.size else None
             except FileNotFoundError:
                 self._vanished(lf)
                 continue
+            except BecameOtherError as exc:   # (a link the walk let through: named too)
+                raise said_of(lf, exc) from None
             others = [e for e in remote if e.id != current.id]
             if local_md5 is not None and current.md5 == local_md5:
                 self.result.unchanged += 1
@@ -301,7 +305,7 @@ class PushJob(Sends):
 
     def _over_folder(self, lf: LocalFile, what_then: str) -> FolderInTheWayError:
         where = self.store.describe(self.remote_folder[lf.folder_rel])
-        return FolderInTheWayError(f"{where}/{lf.name}", lf.path, f"rename one of them{what_then}")
+        return FolderInTheWayError(f"{where}/{lf.name}", lf.shown, f"rename one of them{what_then}")
 
     def _check_quota(self, root: RemoteEntry, todo: list[Todo], decision: Optional[Plan],
                      folder: Optional[pruning.FolderView]) -> None:

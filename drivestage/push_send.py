@@ -13,7 +13,7 @@ from typing import Iterable, Mapping, Optional
 from drivestage import pool, sidecar, sidecar_phases, snapshots
 from drivestage.errors import BecameOtherError, MovedAwayError, NotFoundError, \
     QuotaExceededError, TrashedAwayError
-from drivestage.local_tree import LocalFile, led_out, linked_folder
+from drivestage.local_tree import LocalFile, led_out, linked_folder, said_of
 from drivestage.old_copies import Key, Listings, Swap
 from drivestage.paths import StorePath, printable
 from drivestage.push_folders import at_path
@@ -135,7 +135,7 @@ class Sends(Resends):
                 if os.path.islink(lf.path):
                     # Planted since the walk (which reads a link it let through where it led,
                     # and skips links out of SRC): never followed.
-                    raise BecameOtherError(lf.path, "a link")
+                    raise BecameOtherError(lf.shown, "a link")
                 linked = None if self.follow_symlinks else linked_folder(lf)
                 if linked is not None:   # (a folder on the way, so too: attack46)
                     raise BecameOtherError(linked, "a link", was="a folder")
@@ -152,11 +152,14 @@ class Sends(Resends):
                 # Only the local file gone is skipped: NotFoundError (also a
                 # FileNotFoundError) is Drive's 404, its folder deleted: a failure, not exit 0.
                 if not isinstance(exc, FileNotFoundError) or isinstance(exc, NotFoundError):
+                    said = said_of(lf, exc)   # (a link the walk let through: named too)
                     with mutex:
-                        failed[key] = exc
-                    halt.failed(exc)
-                    raise
-                log.info("%s disappeared before it was uploaded; skipped", lf.path)
+                        failed[key] = said
+                    halt.failed(said)
+                    if said is exc:
+                        raise
+                    raise said from None
+                log.info("%s disappeared before it was uploaded; skipped", lf.shown)
                 self._vanished(lf)
                 entry = None
             if not entry:  # gone, or left for the next push: the old copies stay
