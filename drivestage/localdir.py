@@ -51,6 +51,7 @@ from drivestage.local_md5 import MemoryMd5Cache
 from drivestage.localfs import file_md5, fuse_devices, identity
 from drivestage.lost_mounts import folder_error, read_error, write_error
 from drivestage.paths import StorePath
+from drivestage.sources import walked_md5
 from drivestage.special_files import became, not_a_folder, open_sent
 from drivestage.state import Md5Cache, settled, wait_settled
 from drivestage.temps import shown, upload_left, upload_name
@@ -321,9 +322,10 @@ class LocalDirStore(LocalMarks, LocalHeld, RemoteStore):
     def upload(self, local_path: str, folder: RemoteEntry, name: str, *,
                replace: Optional[RemoteEntry] = None, progress: Optional[ProgressFn] = None,
                chunk_size: Optional[int] = None, md5_cache: Optional[Md5Source] = None,
-               follow: bool = False) -> RemoteEntry:
+               follow: bool = False, real: str = "") -> RemoteEntry:
         """Copy ``local_path`` to ``folder/name`` atomically and verify the copy's md5 (through
-        a link only where ``follow``: :func:`~drivestage.special_files.open_sent`).
+        a link only where ``follow``, and only at ``real`` where given:
+        :func:`~drivestage.special_files.open_sent`).
 
         A source that changed while it was copied is copied once more (the next push copies
         it again if it keeps changing); a copy of one written into while it was read replaces
@@ -332,17 +334,19 @@ class LocalDirStore(LocalMarks, LocalHeld, RemoteStore):
             st = os.stat(local_path, follow_symlinks=follow)
         except FileNotFoundError:
             raise NotFoundError(f"local file {shown(local_path)} does not exist") from None
-        entry = self._whole(local_path, folder, name, replace, progress, follow)
+        read = (follow, real)
+        entry = self._whole(local_path, folder, name, replace, progress, read)
         now = os.stat(local_path, follow_symlinks=follow)
         if (now.st_mtime_ns, now.st_size) != (st.st_mtime_ns, st.st_size):
-            entry = self._whole(local_path, folder, name, entry, progress, follow)
+            entry = self._whole(local_path, folder, name, entry, progress, read)
             st = os.stat(local_path, follow_symlinks=follow)
         local = md5_cache.get(local_path, st) if md5_cache is not None else None
         if local is None:
             if md5_cache is not None:
                 wait_settled(st)  # else not cached, and the next push hashes it again
             try:   # (by the copy's rules: a link planted since was hashed, pushlinks46)
-                local = file_md5(local_path, follow=follow)
+                local = walked_md5(local_path, real) if real else \
+                    file_md5(local_path, follow=follow)
             except OSError as exc:
                 raise became(local_path, exc) from None
         if entry.md5 is not None and entry.md5 != local:
@@ -356,19 +360,21 @@ class LocalDirStore(LocalMarks, LocalHeld, RemoteStore):
 
     def _whole(self, local_path: str, folder: RemoteEntry, name: str,
                replace: Optional[RemoteEntry], progress: Optional[ProgressFn],
-               follow: bool) -> RemoteEntry:
-        """:meth:`_copy` until a copy is of one version of ``local_path``."""
+               read: tuple[bool, str]) -> RemoteEntry:
+        """:meth:`_copy` until a copy is of one version of ``local_path`` (``read``: its
+        follow and real, :meth:`upload`'s)."""
         for _ in range(_TRIES - 1):
             try:
-                return self._copy(local_path, folder, name, replace, progress, follow)
+                return self._copy(local_path, folder, name, replace, progress, read)
             except SourceChangedError:
                 pass
-        return self._copy(local_path, folder, name, replace, progress, follow)
+        return self._copy(local_path, folder, name, replace, progress, read)
 
     def _copy(self, local_path: str, folder: RemoteEntry, name: str,
               replace: Optional[RemoteEntry], progress: Optional[ProgressFn],
-              follow: bool) -> RemoteEntry:
+              read: tuple[bool, str]) -> RemoteEntry:
         """Copy ``local_path`` to ``folder/name`` atomically (temp file + rename)."""
+        follow = read[0]
         if not name or name in (".", "..") or "/" in name or "\0" in name:
             raise UsageError(f"bad file name {name!r}: a name must not be empty, '.', '..' "
                              "or contain '/'")
@@ -388,7 +394,7 @@ class LocalDirStore(LocalMarks, LocalHeld, RemoteStore):
         tmp = os.path.join(folder_full, upload_name(UPLOAD_PREFIX))
         h, aside = hashlib.md5(), None
         try:
-            with open_sent(local_path, follow) as src, open(tmp, "xb") as dst:
+            with open_sent(local_path, *read) as src, open(tmp, "xb") as dst:
                 while True:
                     buf = src.read(_CHUNK)
                     if not buf:

@@ -95,7 +95,8 @@ class Resends:
 
         again = self.store.upload(path, self.remote_folder[ck[0]], ck[1], replace=replace,
                                   chunk_size=self.chunk_size, progress=progress,
-                                  md5_cache=self.cache)   # (never through a link)
+                                  md5_cache=self.cache,   # (never through a link)
+                                  real=self.copies.real.get(path, ""))
         if replace is None:   # (none sent: a copy an earlier push made, never its own)
             self.fence.resent(ck, again, own=moved[0] > 0)
         with self.mutex:

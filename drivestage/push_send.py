@@ -99,7 +99,7 @@ class Sends(Resends):
                         progress=made, md5_cache=self.cache if path == lf.path else None,
                         # (else a private copy of ours: in memory, a /proc/self/fd link; a
                         # link the walk let through is read where it led: lf.path)
-                        follow=path != lf.path)
+                        follow=path != lf.path, real=lf.real if path == lf.path else "")
                 try:
                     return to(self.remote_folder[lf.folder_rel])
                 except MovedAwayError as moved:
@@ -147,7 +147,7 @@ class Sends(Resends):
                     entry = None if src is None else snapshots.upload(
                         upload, src, copy=src == lf.path and not self._whole(item),
                         changing=self.cache.changing,  # remembered for the cache's life
-                        follow=src != lf.path)
+                        follow=src != lf.path, real=lf.real if src == lf.path else "")
             except BaseException as exc:
                 # Only the local file gone is skipped: NotFoundError (also a
                 # FileNotFoundError) is Drive's 404, its folder deleted: a failure, not exit 0.

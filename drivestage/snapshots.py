@@ -36,16 +36,19 @@ class _TooLarge(Exception):
 
 
 def upload(send: Callable[[str], Optional[RemoteEntry]], path: str, *, copy: bool,
-           changing: Optional[set[str]] = None, follow: bool = False) -> Optional[RemoteEntry]:
+           changing: Optional[set[str]] = None, follow: bool = False,
+           real: str = "") -> Optional[RemoteEntry]:
     """``send(path)``; when ``path`` kept changing while it was sent and ``copy`` allows it,
     ``send`` of a private copy of its bytes as they are now (removed afterwards).
     ``changing``: the paths (absolute) that needed a copy before: one in it is sent from a
     copy at once; one that needs a copy now is added. ``follow``: a link at ``path`` is read
     through (one the push's walk let through); else a copy of one is refused as the upload
-    refuses it (:func:`drivestage.special_files.open_sent`)."""
+    refuses it (:func:`drivestage.special_files.open_sent`). ``real``: where the push's walk
+    found it, the only place a copy reads it from."""
     key = os.path.abspath(path)
-    # (the copy opens it as the push found it: through a link only where ``follow``)
-    as_found = (follow, sources.found(path)[1])
+    # (the copy opens it as the push found it: through a link only where ``follow``, in
+    # the folder the walk found, pushlefts47)
+    as_found = (follow, os.path.dirname(real) if real else sources.found(path)[1])
     if copy and changing is not None and key in changing:
         try:
             return _from_copy(send, path, as_found, known=True)

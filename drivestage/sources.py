@@ -26,13 +26,14 @@ def open_as_found(path: str, follow: bool, home: Optional[str] = None) -> int:
     hung there for good, by a folder it stopped with a traceback, and by a link to
     ``/etc/passwd`` it sent that file (attackpush45). ``home``: where its folder led as the
     push found it; one on the way swapped for a link since had the file of its name there
-    sent (attack46). Those raise :class:`BecameOtherError`; a file gone, FileNotFoundError
-    (the push skips it)."""
+    sent (attack46), and is refused before the open and after it (by where the descriptor
+    is open: swapped in between, pushlefts47). Those raise :class:`BecameOtherError`; a
+    file gone, FileNotFoundError (the push skips it)."""
     folder = os.path.dirname(path)
     if home is not None and os.path.realpath(folder) != home:
         raise BecameOtherError(temps.shown(_linked(folder)), "a link", was="a folder")
     try:
-        return localfs.open_regular(path, follow=follow)
+        fd = localfs.open_regular(path, follow=follow)
     except FileNotFoundError:
         raise
     except OSError as exc:
@@ -43,6 +44,13 @@ def open_as_found(path: str, follow: bool, home: Optional[str] = None) -> int:
         if what is None:
             raise
         raise BecameOtherError(temps.shown(path), what) from None
+    if home is not None and not follow:
+        try:   # (swapped between the look above and the open: landed elsewhere)
+            landed(fd, path, os.path.join(home, os.path.basename(path)))
+        except BaseException:
+            os.close(fd)
+            raise
+    return fd
 
 
 def open_walked(path: str, real: str) -> int:
@@ -52,13 +60,7 @@ def open_walked(path: str, real: str) -> int:
     what pruning keeps, what a sidecar vouches for) was refused a link at its name only: a
     folder on its way swapped for a link since had it read the file of that name outside SRC
     (pushlefts47). That raises :class:`BecameOtherError` naming the link."""
-    fd = open_as_found(path, False)
-    try:
-        landed(fd, path, real)
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
+    return open_as_found(path, False, os.path.dirname(real))
 
 
 def opened(path: str, follow: bool, real: str = "") -> int:

@@ -12,7 +12,7 @@ import re
 import stat
 from typing import BinaryIO, Optional, Protocol
 
-from drivestage import localfs, temps
+from drivestage import localfs, sources, temps
 from drivestage.deferred_ctrl_c import deferred
 from drivestage.errors import BecameOtherError, UsageError
 
@@ -94,18 +94,20 @@ def through_links(path: str, named: str) -> str:
     return os.path.realpath(path)
 
 
-def open_sent(path: str, follow: bool) -> BinaryIO:
+def open_sent(path: str, follow: bool, real: str = "") -> BinaryIO:
     """``path`` opened to be sent (a push's upload, a copy of it), when it is a regular file:
     through a link only where ``follow`` (one the push's walk let through). What stands at the
     name is what is read: a link planted there after the push looked (between its check and
     the upload's open, or before a checkpoint is sent again: pushfollow46) sent its target,
     ``/etc/passwd``, under the checkpoint's name. A link, a FIFO (never waited on), a socket,
-    a device or a folder raise :class:`BecameOtherError`; a file gone, FileNotFoundError."""
+    a device or a folder raise :class:`BecameOtherError`; a file gone, FileNotFoundError.
+    ``real``: where the walk found it, the only place it is read from
+    (:func:`drivestage.sources.open_walked`)."""
     try:
         # (a Ctrl-C between the descriptor and its file object left the descriptor open for
         # the life of a notebook's process)
         with deferred():
-            return os.fdopen(localfs.open_regular(path, follow=follow), "rb")
+            return os.fdopen(sources.opened(path, follow, real), "rb")
     except OSError as exc:
         raise became(path, exc) from None
 

@@ -186,14 +186,16 @@ class RemoteStore(abc.ABC):
     def upload(self, local_path: str, folder: RemoteEntry, name: str, *,
                replace: Optional[RemoteEntry] = None, progress: Optional[ProgressFn] = None,
                chunk_size: Optional[int] = None, md5_cache: Optional[Md5Source] = None,
-               follow: bool = False) -> RemoteEntry:
+               follow: bool = False, real: str = "") -> RemoteEntry:
         """Upload a local file as ``folder/name`` (in place of ``replace`` when given, keeping
         its id) and return its entry, **verified**: its md5 is the local file's, or the
         upload raised (ChecksumMismatchError, SourceChangedError, ...). ``chunk_size`` is a
         hint for backends that send in chunks; ``md5_cache`` learns the local md5. A link at
         ``local_path`` is read through only where ``follow`` (one a push's walk let through);
         else it, or a FIFO, device or folder there, is
-        :class:`~drivestage.errors.BecameOtherError`."""
+        :class:`~drivestage.errors.BecameOtherError`. ``real``: where a push's walk found
+        it (:attr:`drivestage.local_tree.LocalFile.real`): every read lands there, or
+        BecameOtherError (a folder on its way swapped for a link since, pushlefts47)."""
 
     def reserve_creates(self, creates: Sequence[tuple[str, RemoteEntry, str]],
                         within: Iterable[RemoteEntry]) -> None:

@@ -55,3 +55,43 @@ def test_a_hash_to_decide_never_reads_through_a_folder_swapped_since_the_walk(
     assert err.strip().splitlines()[-1] == (
         f"Error: {src}/sub became a link while the push ran (a folder when it began); "
         "not sent again: push again once it is a folder"), err
+
+
+SECRET = b"root:x:0:0:a file outside SRC\n" * 10
+
+
+@pytest.mark.timeout(60)
+def test_a_folder_swapped_as_its_file_is_updated_in_place_is_not_read_through(
+        emulator, penv, proxy, tmp_path):
+    """sub/train.log grew since it was sent: updated in place. ``sub`` swapped for a link to
+    a folder outside SRC as Drive answers the files.get before that update (after the
+    push's own look at the folders on the way, before the upload's first open)."""
+    src = tmp_path / "run"
+    (src / "sub").mkdir(parents=True)
+    log = src / "sub" / "train.log"
+    log.write_bytes(FIRST)
+    code, _, err = run("push", str(src), "drive:runs/a")
+    assert code == 0, err
+    with open(log, "ab") as fh:
+        fh.write(b"step 2 loss 0.4\n")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "train.log").write_bytes(SECRET)
+    log_id = emulator.find("runs/a/sub/train.log")["id"]
+    done: list[bool] = []
+
+    def swap_it(status: int, headers: dict, body: bytes) -> Reply:
+        if not done:
+            done.append(True)
+            os.rename(src / "sub", tmp_path / "sub.before")
+            os.symlink(tmp_path / "out", src / "sub")
+        return Reply(status, headers, [body])
+    proxy.on("GET", rf"^/drive/v2/files/{log_id}\?", swap_it)
+    code, _, err = run("push", str(src), "drive:runs/a", "--jobs", "1")
+    assert done
+    found = [f for f in emulator.files() if f.get("md5Checksum") == md5(SECRET)]
+    assert found == [], err
+    assert live_md5s(emulator, "runs/a/sub") == {"train.log": [md5(FIRST)]}
+    assert code == 1, err
+    assert err.strip().splitlines()[-1] == (
+        f"Error: {src}/sub became a link while the push ran (a folder when it began); "
+        "not sent again: push again once it is a folder"), err

@@ -30,7 +30,7 @@ import threading
 import weakref
 from typing import Any, Callable, Container, Iterable, Mapping, Optional, Sequence
 
-from drivestage import sidecar, special_files, temps
+from drivestage import sidecar, sources, special_files, temps
 from drivestage.create_ids import CreateIds
 from drivestage.drive import answers, provenance
 from drivestage.drive.resources import FOLDER_MIME, entry_from_resource
@@ -267,7 +267,7 @@ class Creates:
     def upload(self, transport: Transport, store: RemoteStore, get: Get, local_path: str,
                folder: RemoteEntry, name: str, *, chunk_size: Optional[int],
                progress: Optional[ProgressFn], md5_cache: Optional[Md5Source],
-               follow: bool = False) -> RemoteEntry:
+               follow: bool = False, real: str = "") -> RemoteEntry:
         """:func:`~drivestage.drive.upload.upload_file` of a new file, with its chosen id;
         a 409 for that id read as above (the module's doc). For a create a push planned
         from its listing, the file this store made there a moment ago, still there with the
@@ -276,20 +276,21 @@ class Creates:
         with self._lock:
             planned = (folder.id, name) in self._planned
         # (a link at the name not followed: no file there to be one made before)
-        again = self._made_before(get, local_path, folder.id, name, md5_cache, follow) \
+        again = self._made_before(get, local_path, folder.id, name, md5_cache, follow, real) \
             if planned and (follow or not os.path.islink(local_path)) else None
         if again is not None:
             self.settled(folder.id, name, again.md5)
             return again
         entry = self._create(transport, store, get, local_path, folder, name,
                              chunk_size=chunk_size, progress=progress, md5_cache=md5_cache,
-                             follow=follow)
+                             follow=follow, real=real)
         with self._lock:
             self._made_here[(folder.id, name)] = entry
         return entry
 
     def _made_before(self, get: Get, local_path: str, folder_id: str, name: str,
-                     md5_cache: Optional[Md5Source], follow: bool) -> Optional[RemoteEntry]:
+                     md5_cache: Optional[Md5Source], follow: bool,
+                     real: str) -> Optional[RemoteEntry]:
         """The file this store made as ``name`` in ``folder_id`` (an earlier push of this
         process: a mirror's period, a training run's save), read by id, when it is still
         there as made and holds the local file's bytes. A listing made right after does
@@ -300,7 +301,7 @@ class Creates:
         if made is None or made.md5 is None or \
                 os.stat(local_path, follow_symlinks=follow).st_size != made.size:
             return None   # (no file read: a checkpoint of another size is another one)
-        local = _local_md5(local_path, md5_cache, follow)
+        local = _local_md5(local_path, md5_cache, follow, real)
         if local != made.md5:
             return None   # changed here since: sent as a new file
         where = f"{temps.shown(local_path)} -> {name}"
@@ -315,14 +316,14 @@ class Creates:
     def _create(self, transport: Transport, store: RemoteStore, get: Get, local_path: str,
                 folder: RemoteEntry, name: str, *, chunk_size: Optional[int],
                 progress: Optional[ProgressFn], md5_cache: Optional[Md5Source],
-                follow: bool) -> RemoteEntry:
+                follow: bool, real: str) -> RemoteEntry:
         """The create of :meth:`upload`."""
         file_id = self.id_for(folder.id, name)
 
         def send(with_id: Optional[str], replace: Optional[RemoteEntry] = None) -> RemoteEntry:
             return upload_file(transport, store, local_path, folder, name, replace=replace,
                                chunk_size=chunk_size, progress=progress, md5_cache=md5_cache,
-                               file_id=with_id, follow=follow)
+                               file_id=with_id, follow=follow, real=real)
         if file_id is None:
             return send(None)
         where = f"{temps.shown(local_path)} -> {name}"
@@ -343,9 +344,9 @@ class Creates:
                 made = _ours(get, file_id, folder.id, name, where) if exc.status == 409 \
                     else None
                 if made is not None:
-                    got = self._made(made, send, where, file_id, local_path, md5_cache,
-                                     follow, keep=self._verified_md5(folder.id, name) is not None
-                                     or self._checkpoint(folder.id, name))
+                    got = self._made(made, send, where, file_id, (local_path, follow, real),
+                                     md5_cache, keep=self._verified_md5(folder.id, name)
+                                     is not None or self._checkpoint(folder.id, name))
                     if got is not None:
                         entry = got
                         break
@@ -363,15 +364,14 @@ class Creates:
         return entry
 
     def _made(self, made: dict[str, Any], send: Callable[..., RemoteEntry], where: str,
-              file_id: str, local_path: str, md5_cache: Optional[Md5Source],
-              follow: bool, *, keep: bool) -> Optional[RemoteEntry]:
+              file_id: str, local: tuple[str, bool, str], md5_cache: Optional[Md5Source],
+              *, keep: bool) -> Optional[RemoteEntry]:
         """The file ``made`` by a create of ours (whose answer was lost, or which an earlier
         push verified): counted as uploaded when it holds the local bytes; else updated in
         place, but where it is to be kept as it is (``keep``: verified, or a checkpoint):
-        None, made anew."""
+        None, made anew. ``local``: the upload's path, follow and real."""
         entry = entry_from_resource(made, where)
-        local = _local_md5(local_path, md5_cache, follow)
-        if entry.md5 == local:
+        if entry.md5 == _local_md5(local[0], md5_cache, local[1], local[2]):
             log.info("%s: Drive made it from a create of an earlier push (its id %s), not "
                      "listed yet; its md5 matches, not sent again", where, file_id)
             return entry
@@ -483,12 +483,15 @@ def _unlocked_in_child() -> None:
 os.register_at_fork(after_in_child=_unlocked_in_child)
 
 
-def _local_md5(local_path: str, md5_cache: Optional[Md5Source], follow: bool) -> str:
+def _local_md5(local_path: str, md5_cache: Optional[Md5Source], follow: bool,
+               real: str = "") -> str:
     """The md5 of the file to send, by the upload's rules: through a link only where
-    ``follow`` (a hash followed one planted there: read a huge file whole, pushlinks46)."""
+    ``follow`` (a hash followed one planted there: read a huge file whole, pushlinks46), and
+    where ``real`` is given, only there (:func:`drivestage.sources.open_walked`)."""
     try:
         st = os.stat(local_path, follow_symlinks=follow)
         return (md5_cache.get(local_path, st) if md5_cache is not None else None) \
-            or file_md5(local_path, follow=follow)
+            or (sources.walked_md5(local_path, real) if real else
+                file_md5(local_path, follow=follow))
     except OSError as exc:
         raise special_files.became(local_path, exc) from None

@@ -78,7 +78,7 @@ class Uploads(RemoteStore):
     def upload(self, local_path: str, folder: RemoteEntry, name: str, *,
                replace: Optional[RemoteEntry] = None, progress: Optional[ProgressFn] = None,
                chunk_size: Optional[int] = None, md5_cache: Optional[Md5Source] = None,
-               follow: bool = False) -> RemoteEntry:
+               follow: bool = False, real: str = "") -> RemoteEntry:
         """Resumable, md5-verified upload (see :mod:`drivestage.drive.upload`)."""
         self._writable(folder, joined(self.describe(folder), name))
         if replace is not None:
@@ -87,11 +87,11 @@ class Uploads(RemoteStore):
         if replace is None:  # a new file: made with the id chosen for it (drive.ids)
             sent = self.creates.upload(self.transport, self, self._get, local_path, folder,
                                        name, chunk_size=chunk_size, progress=progress,
-                                       md5_cache=md5_cache, follow=follow)
+                                       md5_cache=md5_cache, follow=follow, real=real)
         else:
             sent = upload_file(self.transport, self, local_path, folder, name, replace=replace,
                                chunk_size=chunk_size, progress=progress, md5_cache=md5_cache,
-                               follow=follow)
+                               follow=follow, real=real)
         return self._remember(sent, joined(self.describe(folder), name))  # (named by its path)
 
     def reserve_creates(self, creates: Sequence[tuple[str, RemoteEntry, str]],

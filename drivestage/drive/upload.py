@@ -86,12 +86,14 @@ def upload_file(transport: Transport, store: RemoteStore, local_path: str, folde
                 progress: Optional[ProgressFn] = None,
                 md5_cache: Optional[Md5Source] = None,
                 sessions: Optional[UploadSessions] = None,
-                file_id: Optional[str] = None, follow: bool = False) -> RemoteEntry:
+                file_id: Optional[str] = None, follow: bool = False,
+                real: str = "") -> RemoteEntry:
     """Upload ``local_path`` as ``folder/name`` (in place of ``replace``) and verify it.
     ``file_id``: the id a new file is made with (Drive's generateIds; see
     :mod:`drivestage.drive.ids`, which reads the 409 a second create of it gets).
     ``follow``: read through a link at ``local_path`` (one a push's walk let through); else a
-    link there is refused, whenever it came (:func:`upload_ends.open_source`).
+    link there is refused, whenever it came (:func:`upload_ends.open_source`); ``real``:
+    where a push's walk found it, the only place it is read from.
 
     The bytes go through ``transport``; ``store`` (the Drive store) removes a bad copy and
     reads the quota for a quota error. Resumes a session a previous process left for the same
@@ -106,7 +108,9 @@ def upload_file(transport: Transport, store: RemoteStore, local_path: str, folde
     sessions = sessions or UploadSessions()
     target = replace
     mismatches = 0
-    home = os.path.realpath(os.path.dirname(local_path))   # (its folder so too: attack46)
+    # (its folder so too: attack46; a push's as its walk found it: one swapped for a link
+    # between the push's look and this upload's start was read through, pushlefts47)
+    home = os.path.dirname(real) if real else os.path.realpath(os.path.dirname(local_path))
     for _ in range(MAX_CHANGED_ATTEMPTS):
         st = os.stat(local_path, follow_symlinks=follow)
         began = time.time_ns()  # the md5 is of bytes read from here on (Md5Cache.put's tick)
