@@ -82,9 +82,9 @@ def vouch_coming(store: RemoteStore, key: Key, local_path: str, target: RemoteEn
     """Step 1 above, for the checkpoint ``key`` (local file ``local_path``) about to be
     written over ``target`` in place. ``listed``: its folder's listing (name -> copies);
     ``sides``: its local sidecars (name -> path; read through a link only where ``follow``:
-    not a push's walked files; ``reals``: theirs, path -> their walk's ``LocalFile.real``, each read
-    only there). Returns the sidecar as rewritten, or
-    None when nothing had to be (see the module doc). Raises what the store raises: the
+    not a push's walked files); ``reals``: a push's, path -> its walk's ``LocalFile.real``,
+    each read only there. Returns the sidecar as rewritten, or None when nothing had to be
+    (see the module doc). Raises what the store raises: the
     checkpoint is then not sent, and the store keeps its pair."""
     # The sidecar readers take for it on the store, in either form: 0.1.0's ``last.pt.json``
     # there while the run now writes ``last.json`` (a trainer upgraded) is the one that must
