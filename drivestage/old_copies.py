@@ -118,7 +118,9 @@ class OldCopies:
 
     def held(self, key: Key, kept: RemoteEntry, olds: list[RemoteEntry]) -> list[RemoteEntry]:
         """The ``olds`` that may go: none a sidecar of the checkpoint vouches for instead of
-        ``kept`` (``sidecar.held``), whether the sidecar is here or only on the store."""
+        ``kept`` (``sidecar.held``), whether the sidecar is here or only on the store, and
+        none another writer sent after ``kept``'s bytes were there (:func:`_later_work`)."""
+        olds = _later_work(key[1], kept, olds)
         for folder, side in self.sides_of.get(key, set()):
             copies = [e for e in self.listing[folder].get(side, []) if sidecar.has_bytes(e)]
             remote = self.sent.get((folder, side)) or (newest(copies) if copies else None)
@@ -321,6 +323,27 @@ class OldCopies:
                     _stay(lf.rel, olds[at:], asked.sent)
                     raise
             self.replaced.append(lf.rel)
+
+
+def _later_work(name: str, kept: RemoteEntry, olds: list[RemoteEntry]) -> list[RemoteEntry]:
+    """The ``olds`` but those of other bytes than ``kept`` that came after the first old copy
+    of ``kept``'s bytes: a push whose file equals an older copy on the store (the one its
+    sidecar vouches for) while another machine sends newer bytes under the name took that
+    machine's copy, its sidecar still on its way, for an old copy (retain47); the sidecar
+    then named bytes no longer there. Another writer's later work is never ours to remove:
+    it stays, and goes by the usual rules once it is older than a copy pushed after it."""
+    ours = [e for e in olds if e.md5 and e.md5 == kept.md5]
+    if not ours:
+        return olds
+    first = min(ours, key=lambda e: (e.modified, e.id))
+    later = [e for e in olds
+             if e.md5 != kept.md5 and (e.modified, e.id) > (first.modified, first.id)]
+    if not later:
+        return olds
+    log.warning("%s: kept %s beside the copy just pushed: another writer sent %s after these "
+                "bytes were on the store (it may be sending its sidecar still)", name,
+                ", ".join(e.id for e in later), "them" if len(later) > 1 else "it")
+    return [e for e in olds if e.id not in {k.id for k in later}]
 
 
 class _Asked:
