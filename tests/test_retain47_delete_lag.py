@@ -1,0 +1,50 @@
+"""retain47: ``push --delete`` never removes the store's newest verified checkpoint
+(:func:`drivestage.pruning.newest_verified_ids`). It read the listing the push took, and a
+listing that lags (Drive's are eventually consistent) that left the checkpoint's sidecar out
+showed that checkpoint unverified: --delete removed it. Where the new checkpoint's sidecar was
+then left for the next push (the checkpoint saved again while it was sent), Drive held no
+verified checkpoint at all, exit 0."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from _checkpoints import md5, sidecar_json
+from _cli import run
+from _drive_state import live_md5s
+from _proxy import Reply
+from test_attackpush45_resaved import _verified
+
+
+@pytest.fixture
+def penv(proxy, local_state, monkeypatch):
+    monkeypatch.setenv("DRIVESTAGE_API_ROOT", proxy.url)
+    monkeypatch.setenv("DRIVESTAGE_TOKEN", "test-token")
+
+
+@pytest.mark.parametrize("run_name", [None, "r1"])
+def test_push_delete_under_a_lagging_listing_keeps_the_only_verified_checkpoint(
+        emulator, penv, proxy, tmp_path, run_name):
+    old = os.urandom(3000)
+    emulator.add_file("runs/a/epoch_001.pt", old)
+    emulator.faults.lag_listing(created=50, titles=r"\.json$")
+    emulator.add_file("runs/a/epoch_001.json", sidecar_json(1, old, run=run_name))
+    src = tmp_path / "run"
+    src.mkdir()
+    new = os.urandom(3000)
+    (src / "epoch_002.pt").write_bytes(new)
+    (src / "epoch_002.json").write_bytes(sidecar_json(2, new, run=run_name))
+
+    def save_again(status: int, headers: dict, body: bytes) -> Reply:
+        with open(src / "epoch_002.pt", "ab") as fh:
+            fh.write(b"x" * 500)
+        return Reply(status, headers, [body])
+    proxy.on("POST", r"^/upload/", save_again, times=1)
+    code, _, err = run("push", str(src), "drive:runs/a", "--delete", "--jobs", "1")
+    emulator.faults.lag_listing()
+    assert code == 0, err
+    assert "epoch_002.json changed while the push ran" in err, err
+    live = live_md5s(emulator, "runs/a")
+    assert live.get("epoch_001.pt") == [md5(old)], (live, err)
+    assert _verified(emulator) == {"epoch_001.pt"}, (live, err)
