@@ -77,13 +77,16 @@ def newest_verified_per_run(folder: FolderView, policy: RetentionPolicy) -> set[
 
 
 def newest_verified_ids(store: RemoteStore, remote: Listing, policy: RetentionPolicy,
-                        cache: Md5Cache) -> set[str]:
+                        cache: Md5Cache, local: Iterable[str] = ()) -> set[str]:
     """Ids of the newest verified checkpoint of every run (and of the one saved last, see
     :func:`drivestage.sidecar.saved_last`) among the files directly in a
     folder, whatever their names (any file with a sidecar beside it), and of their sidecars:
     what ``push --delete`` never removes, managed by the policy or not. Every copy of such a
     name is spared: a copy the sidecar does not vouch for yet is the replacement another
-    machine is sending, and that machine deletes the vouched one once its sidecar is sent."""
+    machine is sending, and that machine deletes the vouched one once its sidecar is sent.
+    So is every checkpoint without a listed sidecar that may be one of those, its sidecar
+    left out of a listing that lags (:func:`_unlisted_sidecar`; ``local``: the names the
+    push sends into the folder)."""
     files = files_of(remote)
     reader = _Sidecars(store, files, {}, cache)
     described: list[Described] = []
@@ -103,7 +106,25 @@ def newest_verified_ids(store: RemoteStore, remote: Listing, policy: RetentionPo
         for spared in (sidecar.newest(ours, prefer=policy.regex), sidecar.saved_last(ours)):
             if spared is not None:
                 out |= {e.id for e in files[spared.name] + files[side_of[spared.name]]}
-    return out
+    return out | _unlisted_sidecar(files, described, policy, local)
+
+
+def _unlisted_sidecar(files: Listing, described: list[Described], policy: RetentionPolicy,
+                      local: Iterable[str]) -> set[str]:
+    """Ids of the checkpoints and autosaves listed without a sidecar, written after the
+    newest one with a sidecar of some run (or with none listed): as in
+    :func:`_sidecar_on_its_way`, each may be the newest verified, its sidecar left out of a
+    listing that lags (retain47: ``push --delete`` removed the only verified checkpoint, and
+    Drive held none once the new one's sidecar was left for the next push). None where no
+    sidecar pairs with a checkpoint, here or on the store: nothing there is ever verified."""
+    if not sidecar.pairs(set(files) | set(local)):
+        return set()
+    since = min((max(d.modified for d in described if d.sidecar.run == run)
+                 for run in {d.sidecar.run for d in described}), default=None)
+    paired = sidecar.pairs(files)
+    return {e.id for name, es in files.items() if name not in paired
+            and policy.kind_of(name) in (CHECKPOINT, AUTOSAVE)
+            for e in es if since is None or e.modified > since}
 
 
 def plan_folder(folder: FolderView, policy: RetentionPolicy, *, protect: Iterable[str] = (),
