@@ -37,6 +37,19 @@ class FolderInTheWayError(UsageError):
                          f"there: {fix}")
 
 
+class FolderLeftError(DriveStageError):
+    """``push --delete`` sent a file at a folder's name, and the folder, checked again just
+    before its removal, was left (something came into it meanwhile): the two share a name
+    that every pull refuses until one goes (retain47). Exit 1: the push did not do what it
+    said; the next ``push --delete`` removes the folder once nothing writes into it."""
+
+    def __init__(self, where: str, what: str) -> None:
+        super().__init__(f"{where} is a folder --delete left (the lines above say why), and "
+                         f"{what} was sent beside it: a pull refuses that name until one of "
+                         "them goes; push --delete again once nothing writes into the folder, "
+                         "or rename one of them")
+
+
 class AuthError(DriveStageError, PermissionError):
     """No credentials, or the credentials were refused (401 after a refresh)."""
 

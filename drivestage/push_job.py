@@ -7,8 +7,8 @@ import threading
 from typing import Iterable, Mapping, Optional, Sequence
 
 from drivestage import extra, first_seen, other_runs, pruning, push_room, run_folders, sidecar
-from drivestage.errors import BecameOtherError, FolderInTheWayError, PermissionDeniedError, \
-    UsageError
+from drivestage.errors import (BecameOtherError, FolderInTheWayError, FolderLeftError,
+                               PermissionDeniedError, UsageError)
 from drivestage.local_tree import LocalFile, LocalTree, said_of, say_special, walk
 from drivestage.localdir import LocalDirStore
 from drivestage.locks import Held, locked, more
@@ -127,6 +127,7 @@ class PushJob(Sends):
         ahead = self._left() | owned.keys(files, self.listing)
         todo = self._todo(files, skip, ahead, deleting=removal is not None)
         deletions = None
+        left_in_way: list[LocalFile] = []
         if removal is not None:
             kept = (decision.kept_ids if decision is not None else set()) | pruning.newest_verified_ids(
                 store, self.listing[""], self.policy, self.cache, self._top_local(files)) | other_runs.left_ids(
@@ -152,6 +153,9 @@ class PushJob(Sends):
             self.fence.check(replaces=False)   # (each removal request is checked itself)
             self.result.deleted, self.result.deleted_items = extra.apply(
                 store, root, deletions, removal, check=self.fence.check)
+            # (a folder at a file's name left at its check: said once retention is done)
+            left_in_way = [lf for lf, _ in self.over_folders
+                           if lf.rel not in self.result.deleted]
         # Planned as sent (as the newest verified): a file gone, or a sidecar left for the next
         # push (its checkpoint saved again while it was sent) vouches for nothing on the store,
         # and the verified one before it must stay (attackpush45: both went, exit 0). Nor is
@@ -185,6 +189,10 @@ class PushJob(Sends):
                              # (a mark's property, neither bytes nor a removal: goes where
                              # the guard is unsure, as a new file does)
                              check=lambda: self.fence.check(replaces=False))
+        if left_in_way:
+            lf = left_in_way[0]
+            where = store.describe(self.remote_folder[lf.folder_rel])
+            raise FolderLeftError(f"{where}/{lf.name}", lf.path)
 
     def _plan(self, folder: pruning.FolderView, local: Iterable[str]) -> Plan:
         """Retention over DEST. The newest local checkpoint (and autosave) of every run is
