@@ -48,3 +48,23 @@ def test_push_delete_under_a_lagging_listing_keeps_the_only_verified_checkpoint(
     live = live_md5s(emulator, "runs/a")
     assert live.get("epoch_001.pt") == [md5(old)], (live, err)
     assert _verified(emulator) == {"epoch_001.pt"}, (live, err)
+
+
+def test_push_delete_keeps_a_checkpoint_another_machine_is_still_sending(
+        emulator, penv, tmp_path):
+    """Machine B sent epoch_005.pt and its sidecar is on its way; machine A, behind (its
+    newest is epoch_004), pushes with --delete and no retention policy: B's checkpoint is not
+    local, and --delete removed it (only a listed sidecar spared a checkpoint)."""
+    src = tmp_path / "run"
+    src.mkdir()
+    four, five = os.urandom(3000), os.urandom(3000)
+    (src / "epoch_004.pt").write_bytes(four)
+    (src / "epoch_004.json").write_bytes(sidecar_json(4, four))
+    code, _, err = run("push", str(src), "drive:runs/a")
+    assert code == 0, err
+    emulator.add_file("runs/a/epoch_005.pt", five)     # B's, its sidecar still on its way
+    code, _, err = run("push", str(src), "drive:runs/a", "--delete")
+    assert code == 0, err
+    assert live_md5s(emulator, "runs/a") == {
+        "epoch_004.pt": [md5(four)], "epoch_004.json": [md5(sidecar_json(4, four))],
+        "epoch_005.pt": [md5(five)]}, err
