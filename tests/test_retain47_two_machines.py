@@ -79,6 +79,10 @@ def test_a_push_of_older_bytes_keeps_the_copy_another_machine_is_still_sending(
         code, _, err = _cli.run("push", str(a), f"drive:{FOLDER}")
         assert code == 0, err
         assert md5(v2) in live_md5s(emulator, FOLDER)["last.pt"], err
+        said = [ln for ln in err.splitlines() if "beside the copy just pushed" in ln]
+        assert len(said) == 1 and said[0].endswith(
+            ": another writer sent it after these bytes were on the store (it may be "
+            "sending its sidecar still)"), err
     finally:
         release.set()
         _, b_err = proc.communicate(timeout=60)
