@@ -68,3 +68,25 @@ def test_push_delete_keeps_a_checkpoint_another_machine_is_still_sending(
     assert live_md5s(emulator, "runs/a") == {
         "epoch_004.pt": [md5(four)], "epoch_004.json": [md5(sidecar_json(4, four))],
         "epoch_005.pt": [md5(five)]}, err
+
+
+def test_push_delete_removes_checkpoints_without_sidecars_once_one_is_verified(
+        emulator, penv, tmp_path):
+    """What --delete now spares converges: checkpoints of an older tool, without sidecars,
+    stay while no sidecar is listed (any may be the newest verified, its sidecar not shown
+    yet), and go with the next push, once the pair it sent is listed and newer."""
+    for n in (1, 2):
+        emulator.add_file(f"runs/a/epoch_00{n}.pt", os.urandom(2000))
+    src = tmp_path / "run"
+    src.mkdir()
+    new = os.urandom(3000)
+    (src / "epoch_003.pt").write_bytes(new)
+    (src / "epoch_003.json").write_bytes(sidecar_json(3, new))
+    code, _, err = run("push", str(src), "drive:runs/a", "--delete")
+    assert code == 0, err
+    assert sorted(live_md5s(emulator, "runs/a")) == [
+        "epoch_001.pt", "epoch_002.pt", "epoch_003.json", "epoch_003.pt"], err
+    code, _, err = run("push", str(src), "drive:runs/a", "--delete")
+    assert code == 0, err
+    assert live_md5s(emulator, "runs/a") == {"epoch_003.pt": [md5(new)],
+                                             "epoch_003.json": [md5(sidecar_json(3, new))]}
