@@ -250,6 +250,13 @@ class RemoteError(DriveStageError, OSError):
         self.status, self.reason = status, reason
 
 
+class PreconditionFailedError(RemoteError):
+    """Drive refused a write that named the etag its caller read (``If-Match``: 412
+    conditionNotMet): the item changed since that read, and nothing was written. Not a
+    :class:`NotFoundError`: the item is there, changed; the caller reads it again and
+    decides (the trainer's lease: :mod:`trainer.lease_cas`)."""
+
+
 class SharingLimitError(RemoteError):
     """This account reached Drive's limit on sharing (403 ``sharingRateLimitExceeded``): every
     upload is refused alike until it lifts."""

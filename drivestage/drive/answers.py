@@ -27,6 +27,9 @@ ITEM_LIMIT_REASONS = frozenset({"teamDriveFileLimitExceeded", "numChildrenInNonR
 #: How Drive spells ``userRateLimitExceeded`` at the 750 GB/day upload cap (the per-minute
 #: limit says "User Rate Limit Exceeded"; rclone tells the two apart so; no reason of its own).
 UPLOAD_CAP_MESSAGE = "User rate limit exceeded."
+#: How the ``what`` of a write that names ``If-Match`` begins: its 412 is
+#: :class:`~drivestage.errors.PreconditionFailedError` (:func:`typed_error`).
+IF_UNCHANGED = "write if unchanged "
 
 
 @dataclass(frozen=True)
@@ -259,6 +262,12 @@ def typed_error(failure: HttpFailure, what: str, *, uploading: bool = False,
         return errors.ChangedSinceCheckedError(
             f"{what}: not done: it changed on Drive since it was checked ({label}: "
             f"{detail}); kept as it is now")
+    if status == 412 and what.startswith(IF_UNCHANGED):
+        # A write that named the etag its caller read (the lease's swap): changed since,
+        # not written; its caller reads the item again and decides.
+        return errors.PreconditionFailedError(
+            f"{what}: not written: it changed on Drive since it was read ({label}: "
+            f"{detail})", status=status, reason=reason)
     if status == 403:
         return _forbidden(failure, what, label, detail, uploading=uploading, write=write)
     # A transient status (5xx, 408, 429) never comes here: the retry loop retries it and,

@@ -287,6 +287,44 @@ class FolderMaking:
                     raise
         self.call(f"remove the property {key} of {where}", remove)
 
+    def properties_as_read(self, entry: RemoteEntry) -> tuple[str, list[dict[str, str]]]:
+        """``entry``'s etag and the custom properties this app sees (each a dict of key,
+        value, visibility), by one ``files.get`` read now (strongly consistent, unlike a
+        listing): what :meth:`swap_properties` names and writes back. The etag is "" where
+        the server sends none (no conditional write there). The trainer's lease
+        (:mod:`trainer.lease_cas`)."""
+        res = self.call(f"read the properties of {self.describe(entry)}", lambda: (
+            self.transport.files().get(fileId=entry.id, supportsAllDrives=True,
+                                       fields="etag,properties(key,value,visibility)")
+            .execute(http=self.transport.http())))
+        etag = res.get("etag") if isinstance(res, dict) else None
+        props = res.get("properties") if isinstance(res, dict) else None
+        return etag if isinstance(etag, str) else "", [
+            {"key": p["key"], "value": str(p.get("value", "")),
+             "visibility": str(p.get("visibility") or "PRIVATE")}
+            for p in (props if isinstance(props, list) else ())
+            if isinstance(p, Mapping) and isinstance(p.get("key"), str)]
+
+    def swap_properties(self, entry: RemoteEntry, etag: str,
+                        properties: list[dict[str, str]]) -> str:
+        """Write ``properties`` (those :meth:`properties_as_read` gave, changed) on ``entry``
+        only where it is still as read: one ``files.patch`` naming ``etag`` (``If-Match``,
+        which Drive v2 honours on a patch). Every property read goes back, so a patch that
+        replaces the array loses none (Drive's reference does not say whether it merges).
+        Returns the new etag ("" where none is sent); raises
+        :class:`~drivestage.errors.PreconditionFailedError` where it changed since the read
+        (nothing written). A retry after a lost answer meets this write's own etag: a 412
+        its caller reads as any other (it reads again and finds its own value)."""
+        def send() -> Any:
+            request = self.transport.files().patch(
+                fileId=entry.id, supportsAllDrives=True, body={"properties": properties},
+                fields="etag")
+            request.headers["If-Match"] = etag
+            return request.execute(http=self.transport.http())
+        res = self.call(f"{answers.IF_UNCHANGED}the properties of {self.describe(entry)}", send)
+        made = res.get("etag") if isinstance(res, dict) else None
+        return made if isinstance(made, str) else ""
+
     def first_seen(self, entry: RemoteEntry, now: float,
                    write: bool = True) -> Optional[first_seen.Mark]:
         """The file's own first-seen mark (:mod:`drivestage.first_seen`): as listed, else read
