@@ -53,8 +53,12 @@ def test_a_renewal_that_lands_after_a_stale_take_over_proves_nothing(
     new.acquire()   # (watches the old claim until it reads stale, then takes the lease)
     assert new.generation == 2
     renewal.join(30)
-    assert not renewal.is_alive() and not failed, failed
-    assert _clock() < old._written_at + old.sure_s   # (the gap this test is about)
+    # (Since lease47 the renewal may find the take-over itself: its claim file, deleted by
+    # the taker as stale, answers 404, and the run folder's arbiter, read before a claim is
+    # made again, names the taker: lost, and no second claim of the old one's is made.)
+    assert not renewal.is_alive() and all(isinstance(e, LeaseLostError) for e in failed), failed
+    assert [c.owner for c in new._claims(new._folder)] == [new.token]
+    assert failed or _clock() < old._written_at + old.sure_s   # (the gap this test is about)
     # The other trainer holds the lease: the old one's guard may not pass without a look.
     with pytest.raises(LeaseLostError):
         old.guard()

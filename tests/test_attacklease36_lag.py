@@ -1,9 +1,9 @@
 """attacklease36: the run's lease (trainer.lease) under Drive's eventually consistent listing
-(the emulator's ``lag_listing``, by count of list answers). Drive has no compare-and-swap and
-the lease decides by a listing made ``settle_s`` after a trainer's own claim: a listing that
-does not show another trainer's claim yet lets both hold the lease. What holds: once the
-listing shows both, the later claim's holder loses at its next check (before its next push)
-and the earlier one goes on. RunLease as the trainer makes it, two trainers' leases (two
+(the emulator's ``lag_listing``, by count of list answers). The lease decided by a listing
+made ``settle_s`` after a trainer's own claim, and a listing that did not show another
+trainer's claim yet let both hold the lease (healed at the later one's next check). Since
+lease47 the run folder's arbiter (trainer.lease_cas: a property written with ``If-Match`` on
+the folder's etag, read by id) decides: the second trainer is refused at its start. RunLease as the trainer makes it, two trainers' leases (two
 tokens, as two machines), the real PyDrive2 stack against the emulator."""
 from __future__ import annotations
 
@@ -42,36 +42,38 @@ def _both_acquire_under_lag(emulator, tmp_path):
     return a, b, won
 
 
-@pytest.mark.xfail(strict=True, reason="no compare-and-swap on Drive: a listing that lags a "
-                   "claim's create by more than settle_s lets a second trainer hold the lease "
-                   "too (the window lease.py's docstring names); healed at the later holder's "
-                   "next check (the test below)")
 def test_a_listing_that_lags_the_first_claim_lets_no_second_trainer_hold(drive_env, emulator,
                                                                            tmp_path):
+    """(An xfail before lease47: no compare-and-swap; the run folder's arbiter is one now,
+    trainer.lease_cas.) The second trainer's listings never show the first's claim; the
+    arbiter, read by id, names it: refused in the line a listed live claim gets, its own
+    claim file removed."""
     a, b, won = _both_acquire_under_lag(emulator, tmp_path)
     try:
         assert won == [a], "both hold the lease"
-    finally:
-        for lease in won:
-            lease.release()
-
-
-def test_the_later_of_two_holders_loses_once_the_listing_shows_both(drive_env, emulator,
-                                                                      tmp_path):
-    from trainer.errors import LeaseLostError
-
-    a, b, won = _both_acquire_under_lag(emulator, tmp_path)
-    try:
         for _ in range(3):   # (the lag is by list answers: these use it up)
             a.holder()
-        a.check()   # the earlier claim holds
-        with pytest.raises(LeaseLostError) as lost:
-            b.check()
-        assert "took the run's lease on drive:runs/exp over" in str(lost.value)
-        with pytest.raises(LeaseLostError):
-            b.check()   # and nothing more is pushed by it
-        a.check()
+        assert [c.owner for c in a._claims(a._folder)] == [a.token]   # (b's claim removed)
+        a.check()   # the first holds, and renews
     finally:
         for lease in won:
             lease.release()
     assert a.holder() is None
+
+
+def test_the_second_trainer_refused_under_lag_names_the_holder(drive_env, emulator, tmp_path):
+    import os
+    import socket
+
+    a, b = _lease(tmp_path, "a"), _lease(tmp_path, "b")
+    emulator.faults.lag_listing(created=3, titles="^trainer-lease-")
+    a.acquire()
+    try:
+        with pytest.raises(LeaseHeldError) as held:
+            b.acquire()
+        assert str(held.value).startswith(
+            f"drive.logs {DEST} is the folder of a run another trainer still trains: pid "
+            f"{os.getpid()} on {socket.gethostname()} holds its lease (last renewed ")
+        assert b._mine is None and b.lost is None
+    finally:
+        a.release()

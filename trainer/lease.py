@@ -25,13 +25,19 @@ after the old runtime died: the main flow). ``--take-over`` (``drive.take_over``
 live one at once.
 
 **Who holds it.** Of the claims in the folder, the holder is the one of the highest
-generation, and among those the one Drive made first (then the smaller id). Drive has no
-compare-and-swap: a new claimant writes its claim, waits :meth:`RunLease.settle_s`, lists
-again and holds the lease only if its claim is the holder then (else it removes it and is
-refused): :mod:`trainer.lease_settle`, which also decides between properties (by token).
-What is left: a listing that lags a create by more than ``settle_s`` (attacklease36_lag,
-healed at the later holder's next check). After a ``--take-over`` of a live lease, the
-taker's first push waits until the old holder is gone (:meth:`RunLease.after_predecessor`).
+generation, and among those the one Drive made first (then the smaller id). A new claimant
+writes its claim, waits :meth:`RunLease.settle_s`, lists again and stands back where its claim
+is not the holder then (it removes it and is refused): :mod:`trainer.lease_settle`, which also
+decides between properties (by token). A listing lags, so it decides last by a
+compare-and-swap (lease47, :mod:`trainer.lease_cas`): the run folder's property
+``trainer-lease`` names the holding claim, written only by a patch naming the folder's etag
+as read (Drive refuses it, 412, where the folder changed since); the arbiter naming a live
+claim of another (read by id, whatever the listing shows), this one is refused. So of two
+trainers racing, exactly one holds (a listing that lagged a claim's create by more than
+``settle_s`` let a second trainer hold it too: attacklease36_lag, closed). A trainer of
+0.1.x writes no arbiter: its claim file is obeyed by the listing's rules, as before. After a
+``--take-over`` of a live lease, the taker's first push waits until the old holder is gone
+(:meth:`RunLease.after_predecessor`).
 
 **Fenced pushes.** A holder silent past the lease (a machine asleep for minutes, a stopped
 process) that wakes mid-push while a new trainer took the stale lease over: its push had
@@ -43,8 +49,13 @@ needs no request while the last renewal proves the lease: a stale take-over need
 claim silent for :attr:`RunLease.stale_s` by Drive's clock, and a check's listing showed no
 better claim, so until the last write Drive answered plus :attr:`RunLease.sure_s` none can
 have happened (timed on a clock that counts this machine's sleep). Past that, one check
-(a listing, a renewal) proves it again. Left: a sleep between the guard's answer and the
-one request it allowed (Drive has no conditional write).
+(a listing, a renewal) proves it again. Each renewal is first a swap of the arbiter naming
+the etag of this trainer's last one: a holder frozen while another took its lease over (a
+request held past the lease) has its next renewal refused by Drive (412), reads the arbiter,
+finds the taker and stops, writing nothing more (not even its claim file: no second claim).
+Left, bounded by the proof, not closed: a sleep between the guard's answer and the one push
+request it allowed. Drive conditions a write on the item written only, and a push writes
+checkpoints, not the folder: no push request can name the lease's etag.
 
 **Not taken at the start** (Drive down then: :func:`held_folder` warns, the run trains): taken
 at the first push that reaches Drive (:meth:`RunLease.check`), or at the first commit of a
@@ -77,7 +88,7 @@ from drivestage.drive import server_clock
 from drivestage.errors import DriveStageError, NotFoundError, QuotaExceededError
 from drivestage.store import RemoteEntry
 from drivestage.temps import namespace_tag
-from trainer import lease_props, lease_settle
+from trainer import lease_cas, lease_props, lease_settle
 from trainer.lease_pending import late, not_taken
 from trainer.errors import LeaseHeldError, LeaseLostError, LeaseNotTakenError
 from trainer.lease_claims import AHEAD, HELD, MAX_CLAIMS, MOVED, PREFIX, SUFFIX, Claim, \
@@ -134,6 +145,9 @@ class RunLease:
         #: seen while the lease was not taken: each one's id -> its date then (changed
         #: since: renewed, :func:`trainer.lease_pending.unsure`).
         self._sighted: dict[str, float] = {}
+        #: The folder's etag after this trainer's last swap of the arbiter, and the
+        #: properties it wrote (:mod:`trainer.lease_cas`); None: it names no claim of this one.
+        self._cas: Optional[tuple[str, list[dict[str, str]]]] = None
 
     @property
     def stale_s(self) -> float:
@@ -167,7 +181,7 @@ class RunLease:
         self.generation = max((c.generation for c in claims), default=0) + 1
         forced = bool(taken) and self.take_over and not self._gone(taken[0])   # (before: ended)
         logger.debug("%s: claiming generation %d", self.drive.spec, self.generation)
-        claims = lease_settle.claim(self, folder, claims)   # (written, settled: held)
+        claims = lease_settle.claim(self, folder, claims, forced)   # (written, settled: held)
         if taken:   # (said: a trainer elsewhere that still runs would be refused later)
             how = "--take-over" if forced else AHEAD if taken[0].entry.id in dead \
                 or ahead_s(taken[0]) else "its holder is gone"
@@ -204,6 +218,9 @@ class RunLease:
             better = [c for c in claims if c.owner != self.token and c.order < self._order
                       and (c.generation > self.generation or not self._gone(c))]
             better += lease_props.files_beside(self._mine, claims, self.token, self._gone)
+            if any(c.arbiter for c in better) and lease_cas.holds(self, folder):
+                # (A rival that stood back for this one, its claim listed still: lease47.)
+                better = [c for c in better if not c.arbiter]
             if better:
                 self._lose(min(better, key=lambda c: c.order))
             # None better as listed; a stale take-over needs this claim stale: not before
@@ -387,7 +404,8 @@ class RunLease:
         body = {"owner": self.token, "host": socket.gethostname(), "pid": os.getpid(),
                 "machine": namespace_tag(), "generation": self.generation,
                 "renewals": self._renewals, "written": time.time(),
-                "stale_s": self.stale_s}   # (for a reader that is no trainer: dedupe)
+                "stale_s": self.stale_s,   # (for a reader that is no trainer: dedupe)
+                "arbiter": True}   # (it names its claim in the folder's: lease_cas)
         if released:
             body["released"] = True
         fd, tmp = tempfile.mkstemp(prefix=".trainer-lease-", suffix=".json")
@@ -396,10 +414,14 @@ class RunLease:
                 json.dump(body, fh)
             replace = self._mine
             sent = boot_clock()   # (before the first try: Drive's date of it is later)
+            if replace is not None and not released:   # (the arbiter first: lease_cas)
+                self._taken(lease_cas.renew(self, folder))
             try:
                 self._mine = store.upload(tmp, folder, self.name, replace=replace)
-            except NotFoundError:   # (removed by someone: made again)
+            except NotFoundError:   # (removed: by a taker? The arbiter says, before a
+                self._taken(lease_cas.renew(self, folder))   # second claim is made: lease47)
                 self._mine = store.upload(tmp, folder, self.name, replace=None)
+                self._taken(lease_cas.renew(self, folder))   # (the arbiter names this one)
             except QuotaExceededError as exc:   # (Drive full: a property, where it may be)
                 if replace is not None or not fallback or not lease_props.usable(store):
                     raise
@@ -420,8 +442,13 @@ class RunLease:
         self._written_at = sent
         return sent
 
+    def _taken(self, holder: Optional[Claim]) -> None:
+        """Lost where the arbiter named ``holder``, not this claim (:func:`lease_cas.renew`)."""
+        if holder is not None:
+            self._lose(holder)
+
     def _remove(self) -> None:
-        mine = self._mine
+        mine, self._cas = self._mine, None
         if mine is None or self._delete(mine) or lease_props.is_property(mine):
             self._mine = None   # (a property Drive kept: stale in stale_s, no one's then)
             return

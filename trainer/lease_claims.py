@@ -60,6 +60,9 @@ class Claim:
     #: A property of the run folder, not a file (:mod:`trainer.lease_props`: Drive's
     #: storage was full).
     on_folder: bool = False
+    #: Its trainer names its claim in the run folder's arbiter (:mod:`trainer.lease_cas`):
+    #: it stands back where the arbiter names another, whatever the listing shows.
+    arbiter: bool = False
 
     @property
     def order(self) -> tuple[int, float, str]:
@@ -214,7 +217,8 @@ class ClaimReader:
             if not 0 < pid < 1 << 31 or not 0 < generation < MAX_GENERATION:
                 return None
             return Claim(entry, str(data["owner"]), str(data["host"]), pid,
-                         str(data.get("machine", "")), generation, data.get("released") is True)
+                         str(data.get("machine", "")), generation, data.get("released") is True,
+                         arbiter=data.get("arbiter") is True)
         except (NotFoundError, ValueError, KeyError, TypeError,
                 OverflowError):   # (a number JSON read as infinity: garbage, attackfence37)
             return None   # (gone since the listing, or not a claim: no one's)

@@ -3,9 +3,10 @@ claimed at the same moment can see each other (:meth:`trainer.lease.RunLease.acq
 holder whose claim is made anew in the folder its path leads to now). Split from
 :mod:`trainer.lease` (its 500-line cap).
 
-Drive has no compare-and-swap: a claimant writes its claim, waits
-:attr:`~trainer.lease.RunLease.settle_s`, and reads the folder's claims again. The *rivals*
-are the claims of others of its generation or later.
+A claimant writes its claim, waits :attr:`~trainer.lease.RunLease.settle_s`, and reads the
+folder's claims again. The *rivals* are the claims of others of its generation or later.
+Where none listed is better, the run folder's arbiter decides last, by a compare-and-swap
+(:func:`trainer.lease_cas.take`: a listing lags; a read by id and a conditional write do not).
 
 - **Claim files only:** the one Drive made first holds (:attr:`Claim.order`); the other
   stands back. Each reads the same dates.
@@ -31,7 +32,7 @@ from typing import TYPE_CHECKING, Optional
 
 from drivestage.errors import QuotaExceededError
 from drivestage.store import RemoteEntry
-from trainer import lease_props
+from trainer import lease_cas, lease_props
 from trainer.errors import LeaseHeldError
 from trainer.lease_claims import Claim
 
@@ -57,17 +58,19 @@ def wait_bound(lease: "RunLease") -> float:
     return min(MAX_WAIT_S, lease.stale_s, lease.settle_s + 2 * REQUEST_S)
 
 
-def claim(lease: "RunLease", folder: RemoteEntry, listed: list[Claim]) -> list[Claim]:
+def claim(lease: "RunLease", folder: RemoteEntry, listed: list[Claim],
+          forced: bool = False) -> list[Claim]:
     """Write ``lease``'s claim in ``folder`` (``listed``: the claims read before), settle,
     and decide: held (the claims as last read are returned) or stood back (its claim
-    removed, :class:`LeaseHeldError` naming the holder)."""
-    holder, claims = settle(lease, folder, listed)
+    removed, :class:`LeaseHeldError` naming the holder). ``forced``: a ``--take-over`` of a
+    live claim (:func:`trainer.lease_cas.take`)."""
+    holder, claims = settle(lease, folder, listed, forced)
     if holder is not None:
         raise LeaseHeldError(lease._held_text(holder))
     return claims
 
 
-def settle(lease: "RunLease", folder: RemoteEntry, listed: list[Claim]
+def settle(lease: "RunLease", folder: RemoteEntry, listed: list[Claim], forced: bool = False
            ) -> tuple[Optional[Claim], list[Claim]]:
     """:func:`claim`'s steps: (None, the claims as last read) where held; (the holder, the
     claims) where this one stood back, its claim removed."""
@@ -81,6 +84,8 @@ def settle(lease: "RunLease", folder: RemoteEntry, listed: list[Claim]
     while True:
         claims = lease._claims(folder)
         holder, wait = decide(lease, claims)
+        if holder is None:   # (none better listed: the arbiter decides, by a swap)
+            holder, wait = lease_cas.take(lease, folder, forced), False
         if holder is None:
             lease._sure_until = lease._written_at + lease.sure_s   # (held: none better listed)
             return None, claims

@@ -1,0 +1,241 @@
+"""lease47: the run's lease decided by a compare-and-swap on Drive (trainer.lease_cas): the run
+folder's property ``trainer-lease`` names the claim that holds, written only by a
+``files.patch`` naming the folder's etag as read (``If-Match``; Drive answers 412 where it
+changed). Two trainers racing to take a stale claim over, their listings blind to each
+other's claims (``lag_listing``) and both having read the same etag: exactly one holds. A
+holder frozen while another takes its lease over: its next write is refused by Drive and it
+pushes nothing more. A trainer killed between its claim's steps: the next one takes over at
+stale time. RunLease as the trainer makes it (tokens as two machines), the real PyDrive2
+stack against the emulator; every wait is on the emulator's count of held answers."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from trainer.errors import LeaseHeldError, LeaseLostError
+
+DEST = "drive:runs/exp"
+#: Renewals every 0.5 s: a claim is stale after 1.5 s (run_claims.stale_after).
+PERIOD = 0.5
+
+
+def _lease(tmp_path, name: str, period: float = 3.0):
+    from trainer.drive import DriveFolder
+    from trainer.lease import RunLease
+
+    return RunLease(DriveFolder(DEST, str(tmp_path / name)), period_s=period)
+
+
+def _claims_on_drive(emulator) -> list[str]:
+    folder = emulator.find("runs/exp")["id"]
+    with emulator.store.lock:
+        return sorted(r["title"] for r in emulator.store.children(folder)
+                      if r["title"].startswith("trainer-lease-") and not r["trashed"])
+
+
+def _arbiter(emulator) -> str:
+    folder = emulator.find("runs/exp")["id"]
+    return next((p["value"] for p in emulator.properties_of(folder)
+                 if p["key"] == "trainer-lease"), "")
+
+
+def _patches(emulator, folder: str) -> list[tuple[str, int]]:
+    """The folder's patches: (the If-Match each named, Drive's status)."""
+    out = []
+    for r in emulator.requests:
+        if r.method == "PATCH" and f"/files/{folder}" in r.path:
+            named = {k.lower(): v for k, v in r.headers.items()}.get("if-match", "")
+            out.append((named, r.status))
+    return out
+
+
+def _stale_old_claim(emulator) -> str:
+    """A claim file of a trainer of 0.1.x on another machine (no arbiter), silent an hour."""
+    body = {"owner": "0ld0ld0ld0ld0ld0", "host": "old-machine", "pid": 4242,
+            "machine": "0badf00d", "generation": 1, "renewals": 9, "written": 0}
+    fid = emulator.add_file("runs/exp/trainer-lease-0ld0ld0ld0ld0ld0.json", json.dumps(body).encode())
+    emulator.store.update(fid, modified=time.time() - 3600)
+    return fid
+
+
+def test_two_trainers_racing_to_take_a_stale_claim_over_exactly_one_holds(drive_env, emulator,
+                                                                          tmp_path):
+    _stale_old_claim(emulator)
+    folder = emulator.find("runs/exp")["id"]
+    a, b = _lease(tmp_path, "a"), _lease(tmp_path, "b")
+    # Neither listing shows the other's claim (the listing cannot decide), and a's read of
+    # the folder is answered late: b reads the same etag meanwhile, and writes first.
+    emulator.faults.lag_listing(created=20, titles="^trainer-lease-")
+    emulator.faults.latency(60, "GET", rf"/files/{folder}\?.*fields=etag", times=1)
+    out: dict = {}
+
+    def take_a() -> None:
+        try:
+            a.acquire()
+            out["a"] = "held"
+        except BaseException as exc:   # (said below)
+            out["a"] = exc
+    t = threading.Thread(target=take_a)
+    t.start()
+    try:
+        came, _ = emulator.faults.wait_latencies(lambda n: n >= 1, timeout=30)
+        assert came, "a never read the folder"
+        b.acquire()
+        emulator.faults.hurry()
+        t.join(30)
+        assert not t.is_alive()
+        assert isinstance(out["a"], LeaseHeldError), out["a"]
+        assert "holds its lease" in str(out["a"])
+        [(named, status), (named_too, refused)] = _patches(emulator, folder)
+        assert named == named_too and (status, refused) == (200, 412)   # the same etag read
+        assert _arbiter(emulator) == f"2 {b.token} {b._mine.id}"
+        assert _claims_on_drive(emulator) == [b.name]   # (a's removed, the stale one too)
+        b.check()
+    finally:
+        emulator.faults.hurry()
+        t.join(30)
+        b.release()
+        if out.get("a") == "held":
+            a.release()
+
+
+def test_a_holder_frozen_while_its_lease_is_taken_over_is_refused_by_drive(drive_env, emulator,
+                                                                          tmp_path):
+    h = _lease(tmp_path, "h", PERIOD)
+    h.acquire()   # (not started: the test makes its renewals)
+    folder = emulator.find("runs/exp")["id"]
+    # h's next check: its listing answered only once t holds (h frozen past its lease).
+    emulator.faults.latency(60, "GET", r"/files\?", times=1)
+    out: dict = {}
+
+    def renew() -> None:
+        try:
+            h.check()
+            out["h"] = "renewed"
+        except BaseException as exc:
+            out["h"] = exc
+    t = threading.Thread(target=renew)
+    t.start()
+    taker = _lease(tmp_path, "t", PERIOD)
+    try:
+        came, _ = emulator.faults.wait_latencies(lambda n: n >= 1, timeout=30)
+        assert came, "h never listed"
+        taker.acquire()   # h's claim, unrenewed, goes stale while watched: taken over
+        emulator.faults.hurry()
+        t.join(30)
+        assert not t.is_alive()
+        assert isinstance(out["h"], LeaseLostError), out["h"]
+        assert "took the run's lease on drive:runs/exp over" in str(out["h"])
+        # The renewal's swap named the etag of h's own last one: refused by Drive.
+        assert _patches(emulator, folder)[-1][1] == 412
+        assert _claims_on_drive(emulator) == [taker.name]   # (no second claim of h's)
+        before = len(emulator.requests)
+        with pytest.raises(LeaseLostError):
+            h.guard()   # a push's commit: nothing more goes
+        assert len(emulator.requests) == before
+        taker.check()
+        assert _arbiter(emulator) == f"2 {taker.token} {taker._mine.id}"
+    finally:
+        emulator.faults.hurry()
+        t.join(30)
+        taker.release()
+        h.release()
+
+
+#: A trainer in a process of its own, on "another machine" (its claim is judged by its
+#: renewals, not by its pid), that takes the lease and then waits to be killed.
+KILLED = """
+import socket, sys, time
+socket.gethostname = lambda: "other-machine"
+from trainer.drive import DriveFolder
+from trainer.lease import RunLease
+RunLease(DriveFolder("drive:runs/exp", sys.argv[1]), period_s=float(sys.argv[2])).acquire()
+time.sleep(60)
+"""
+
+
+@pytest.mark.parametrize("step", ["read", "swap"])
+def test_a_trainer_killed_between_its_claims_steps_is_taken_over_at_stale_time(
+        drive_env, emulator, tmp_path, step):
+    """Killed (SIGKILL) after its claim file was made, before the arbiter named it (``read``:
+    its read of the folder held), or after the arbiter named it (``swap``: its patch done,
+    the answer held): the next trainer watches the claim go stale, then takes it over."""
+    import os
+
+    emulator.add_folder("runs/exp")
+    folder = emulator.find("runs/exp")["id"]
+    if step == "read":
+        emulator.faults.latency(60, "GET", rf"/files/{folder}\?.*fields=etag", times=1)
+    else:
+        emulator.faults.latency(60, "PATCH", rf"/files/{folder}\?", times=1)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    proc = subprocess.Popen([sys.executable, "-c", KILLED, str(tmp_path / "k"), str(PERIOD)],
+                            env=env)
+    try:
+        came, _ = emulator.faults.wait_latencies(lambda n: n >= 1, timeout=60)
+        assert came, "the trainer never reached its claim's step"
+    finally:
+        proc.kill()
+        proc.wait()
+    emulator.faults.hurry()
+    [left] = _claims_on_drive(emulator)
+    assert _arbiter(emulator) == ("" if step == "read" else
+                                  f"1 {left[len('trainer-lease-'):-5]} "
+                                  f"{emulator.find('runs/exp/' + left)['id']}")
+    nxt = _lease(tmp_path, "n", PERIOD)
+    started = time.monotonic()
+    nxt.acquire()
+    try:
+        assert time.monotonic() - started >= 1.0   # (watched: another machine's claim)
+        assert _claims_on_drive(emulator) == [nxt.name]
+        assert _arbiter(emulator) == f"2 {nxt.token} {nxt._mine.id}"
+    finally:
+        nxt.release()
+
+
+def test_a_rival_slow_to_the_arbiter_listed_to_the_holder_meanwhile_costs_it_nothing(
+        drive_env, emulator, tmp_path):
+    """b holds (the arbiter names it) while a, whose claim Drive made first, still waits for
+    its read of the arbiter; b's check lists a's claim now: a claim of a trainer that obeys
+    the arbiter, which names b, so b holds on (it lost to that claim by the listing's order,
+    and a then stood back too: neither held)."""
+    _stale_old_claim(emulator)
+    folder = emulator.find("runs/exp")["id"]
+    a, b = _lease(tmp_path, "a"), _lease(tmp_path, "b")
+    # a's claim left out of a's settle listing and both of b's; listed from then on.
+    emulator.faults.lag_listing(created=3, titles=f"^trainer-lease-{a.token}")
+    emulator.faults.latency(60, "GET", rf"/files/{folder}\?.*fields=etag", times=1)
+    out: dict = {}
+
+    def take_a() -> None:
+        try:
+            a.acquire()
+            out["a"] = "held"
+        except BaseException as exc:
+            out["a"] = exc
+    t = threading.Thread(target=take_a)
+    t.start()
+    try:
+        came, _ = emulator.faults.wait_latencies(lambda n: n >= 1, timeout=30)
+        assert came, "a never read the folder"
+        b.acquire()
+        assert a.name in [c.entry.name for c in b._claims(b._folder)]   # (listed now)
+        b._written_at -= b.period_s   # (its renewal due: the check lists, and writes)
+        b.check()
+        assert b.lost is None
+        emulator.faults.hurry()
+        t.join(30)
+        assert isinstance(out["a"], LeaseHeldError), out["a"]
+        b.check()
+        assert _arbiter(emulator) == f"2 {b.token} {b._mine.id}"
+    finally:
+        emulator.faults.hurry()
+        t.join(30)
+        b.release()
+        if out.get("a") == "held":
+            a.release()
