@@ -239,3 +239,48 @@ def test_a_rival_slow_to_the_arbiter_listed_to_the_holder_meanwhile_costs_it_not
         b.release()
         if out.get("a") == "held":
             a.release()
+
+
+def test_two_take_overs_of_a_live_lease_at_once_one_holds_and_the_holder_stops(
+        drive_env, emulator, tmp_path):
+    """Two ``--take-over`` trainers of a live lease, blind to each other's claims and having
+    read the same etag: the first swap takes it (over the holder's earlier generation), the
+    second reads a live claim of its own generation and is refused; the old holder's next
+    renewal is refused by Drive, and it stops."""
+    h = _lease(tmp_path, "h")
+    h.acquire()
+    folder = emulator.find("runs/exp")["id"]
+    a, b = _lease(tmp_path, "a"), _lease(tmp_path, "b")
+    a.take_over = b.take_over = True
+    emulator.faults.lag_listing(created=20, titles=f"^trainer-lease-({a.token}|{b.token})")
+    emulator.faults.latency(60, "GET", rf"/files/{folder}\?.*fields=etag", times=1)
+    out: dict = {}
+
+    def take_a() -> None:
+        try:
+            a.acquire()
+            out["a"] = "held"
+        except BaseException as exc:
+            out["a"] = exc
+    t = threading.Thread(target=take_a)
+    t.start()
+    try:
+        came, _ = emulator.faults.wait_latencies(lambda n: n >= 1, timeout=30)
+        assert came, "a never read the folder"
+        b.acquire()
+        emulator.faults.hurry()
+        t.join(30)
+        assert isinstance(out["a"], LeaseHeldError), out["a"]
+        assert (a.generation, b.generation) == (2, 2)
+        assert _arbiter(emulator) == f"2 {b.token} {b._mine.id}"
+        h._written_at -= h.period_s   # (its renewal due)
+        with pytest.raises(LeaseLostError):
+            h.check()
+        assert _patches(emulator, folder)[-1][1] == 412
+    finally:
+        emulator.faults.hurry()
+        t.join(30)
+        b.release()
+        h.release()
+        if out.get("a") == "held":
+            a.release()
