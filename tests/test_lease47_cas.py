@@ -284,3 +284,32 @@ def test_two_take_overs_of_a_live_lease_at_once_one_holds_and_the_holder_stops(
         h.release()
         if out.get("a") == "held":
             a.release()
+
+
+def test_a_renewal_whose_folder_changes_at_each_swap_holds_as_each_read_says(
+        drive_env, emulator, tmp_path):
+    """The folder changed otherwise between each read and swap (its etag is the folder's:
+    other properties; on real Drive perhaps each child a push adds): each refusal is read
+    again, the arbiter names this claim, and after MAX_SWAPS the renewal holds as the last
+    read says; bounded, and no push fails for its own folder's churn."""
+    from trainer.lease_cas import MAX_SWAPS
+
+    h = _lease(tmp_path, "h")
+    h.acquire()
+    folder = emulator.find("runs/exp")["id"]
+    emulator.faults.inject("PATCH", rf"/files/{folder}\?", status=412, reason="conditionNotMet",
+                           times=MAX_SWAPS)
+    emulator.clear_requests()
+    h._written_at -= h.period_s   # (its renewal due)
+    try:
+        h.check()
+        assert h.lost is None
+        assert [s for _, s in _patches(emulator, folder)] == [412] * MAX_SWAPS
+        reads = [r for r in emulator.requests if r.method == "GET" and
+                 r.path.endswith(f"/files/{folder}") and "etag" in str(r.query.get("fields"))]
+        assert len(reads) == MAX_SWAPS
+        h._written_at -= h.period_s
+        h.check()   # (the next renewal's swap names the etag last read: it lands)
+        assert _patches(emulator, folder)[-1][1] == 200
+    finally:
+        h.release()
