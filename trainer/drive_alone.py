@@ -70,6 +70,7 @@ def send(drive: "DriveFolder", paths: Sequence[str],
     for path, name in zip(paths, names):
         md5 = file_md5(path)
         listed = drive._store.list(folder)
+        _no_folder_since(drive, listed, names, own)
         same = [e for e in listed
                 if e.name == name and not e.is_dir and (e.md5 or "").lower() == md5]
         if same:
@@ -85,10 +86,12 @@ def send(drive: "DriveFolder", paths: Sequence[str],
         if moved[0]:
             own.append(got)
         _checked(drive, guard, own, replaces=False)   # (its own until it, or its sidecar, passed)
+        made = list(own)   # (this send's copies: removed where a folder came in their way)
         if not pair or name == names[1]:
             own.clear()
         aside += drive._store.aside(got)   # (a local DEST's old copy: removed below)
         listed = drive._store.list(folder)
+        _no_folder_since(drive, listed, names, made)
         sent[name] = _one_of(drive, got, [e for e in listed if e.name == name and not
                                         e.is_dir and (e.md5 or "").lower() == md5],
                              lambda: _checked(drive, guard, own))
@@ -179,6 +182,22 @@ def _no_folder_of(drive: "DriveFolder", listing: Sequence[RemoteEntry],
         if any(e.name == name and e.is_dir for e in listing):
             raise FolderInTheWayError(drive.where(name), f"this run's {name}",
                                       fix="rename that folder on Drive")
+
+
+def _no_folder_since(drive: "DriveFolder", listing: Sequence[RemoteEntry],
+                     names: Sequence[str], made: Sequence[RemoteEntry]) -> None:
+    """:func:`_no_folder_of` on a listing made during the send (before and after each
+    upload), the copies this send made (``made``) removed first. The first check reads the
+    listing made before any upload: a folder made on Drive since (another machine, the user)
+    let the file go beside it, "verified" (trainatk47). Drive has no "make it unless a folder
+    has the name", so a folder made after the last listing is still beside the file: made
+    after it, by whoever made it."""
+    try:
+        _no_folder_of(drive, listing, names)
+    except FolderInTheWayError:
+        for entry in made:
+            _remove_own(drive, entry)
+        raise
 
 
 def _one_of(drive: "DriveFolder", got: RemoteEntry, same: Sequence[RemoteEntry],
