@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Optional
 
@@ -72,6 +73,7 @@ def ensure_local_checkpoint(path: str, chosen: Chosen) -> str:
     file, kept: it may be the only copy of that state). Raises CheckpointError, one line;
     DiskSpaceError (what it needs, where) before a byte is fetched where the disk has no
     room for them."""
+    _drop_other_side_copies(path, chosen.md5)
     if os.path.isfile(path):
         md5, size = _file_md5(path)
         if md5 == chosen.md5 and size == chosen.size:
@@ -121,6 +123,28 @@ def ensure_local_checkpoint(path: str, chosen: Chosen) -> str:
             f"{chosen.where} changed on Drive while the run started (rank 0 loads md5 "
             f"{chosen.md5}; {one_line(exc)}); run again") from None
     return target
+
+
+def _drop_other_side_copies(path: str, md5: str) -> None:
+    """Remove the hidden copies of ``path``'s name holding other bytes than ``md5``'s, and
+    what their downloads left: a kill before every rank loaded one (:func:`loaded`) left it,
+    and no later start looked at it again (rank 0 had gone on to other bytes, or this
+    machine held them now): a checkpoint's size in the run folder for good, at every such
+    kill (trainatk47). Each is a copy of Drive's bytes, never the only one."""
+    from drivestage.partials import remove_partial, stale_partials
+
+    folder, name = os.path.split(os.path.abspath(path))
+    found = re.compile(rf"\A\.\.?{re.escape(name)}\.(?P<md5>[0-9a-f]{{32}}){re.escape(_SIDE_SUFFIX)}"
+                       r"(?:\.[0-9a-f]{16}\.(?:partial|ranges))?\Z")
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return   # (no folder yet: nothing left in it)
+    for other in {m.group("md5") for m in map(found.match, names) if m is not None} - {md5}:
+        side = _side_copy(path, other)
+        drop_side_copy(side)
+        for partial in stale_partials(side):
+            remove_partial(partial)
 
 
 def _drop_partials(target: str) -> None:
