@@ -68,8 +68,18 @@ def prune(folder: str, written: int, keep: int, spare: Collection[str] = ()) -> 
         return []
     found = sorted((int(m.group("iteration")), m.string) for m in map(AUTOSAVE_NAME.match, names)
                    if m is not None and int(m.group("iteration")) <= written)
-    gone = [name for _, name in found[:-keep] if name not in spare]
-    for name in gone:
-        ckpt.remove_checkpoint(os.path.join(folder, name))
+    gone = []
+    for name in (name for _, name in found[:-keep] if name not in spare):
+        path = os.path.join(folder, name)
+        try:
+            ckpt.remove_checkpoint(path)
+        except OSError as exc:
+            # (A folder of its name, a file a network file system will not let go: EIO,
+            # EPERM. Raised, it ended the writer's thread, and the next epoch's save waited
+            # for it for good: trainatk47. The file stays; nothing is lost.)
+            logger.warning("could not remove the older autosave %s (train.save_minutes keeps "
+                           "the newest %d): %s; it stays", path, keep, exc)
+            continue
+        gone.append(name)
         logger.debug("removed the older local autosave %s", name)
     return gone
