@@ -186,9 +186,12 @@ def _check_rest(cfg: "Config") -> None:
         raise ConfigError("drive.keep_last and drive.keep_best must be >= 0")
     if d.max_bytes is not None:
         d.max_bytes = _parse_size(d.max_bytes)
-    if not 0 <= d.lease_minutes <= 60:   # (longer: a dead runtime's run waits an hour or more)
-        raise ConfigError(f"drive.lease_minutes must be in [0, 60] (0: no lease), got "
-                          f"{d.lease_minutes!r}")
+    # (Longer: a dead runtime's run waits an hour or more. Shorter than 0.01 (0.6 s): the
+    # renewal thread waits one period between renewals, each a request to Drive; 1e-300 sent
+    # them back to back for the whole run, until Drive's rate limits refused them: trainatk47.)
+    if d.lease_minutes != 0 and not 0.01 <= d.lease_minutes <= 60:
+        raise ConfigError(f"drive.lease_minutes must be 0 (no lease) or from 0.01 to 60 (each "
+                          f"renewal is a request to Drive), got {d.lease_minutes!r}")
     if isinstance(cfg.data.classes, list) and not cfg.data.classes:
         raise ConfigError("data.classes is an empty list; give class names or a classes file")
     if isinstance(cfg.data.classes, list) and not all(isinstance(n, (str, int, float))
