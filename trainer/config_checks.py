@@ -31,6 +31,9 @@ INPUT_MIN, INPUT_MAX = STRIDE, 4096
 #: The most DataLoader worker processes: each is a process with its own copy of the dataset
 #: index and prefetched batches; 10000 was taken, and the loader died starting them.
 MAX_WORKERS = 64
+#: The largest batch: a loader's batch is an index, and 1e308 (an int once read) was taken, the
+#: data staged and the model built, then torch's traceback at the first batch (trainatk47).
+MAX_BATCH = 2**31 - 1
 
 
 def check_value(key: str, value: Any, where: str, tp: Any, path: bool) -> None:
@@ -116,12 +119,16 @@ def _check_model(cfg: "Config") -> None:
 
 
 def _check_numbers(cfg: "Config") -> None:
-    from trainer.config import MAX_GRACE_SECONDS
+    from trainer.config import MAX_GRACE_SECONDS, shown
 
     t = cfg.train
     for key in ("epochs", "batch_size", "freeze_batch_size", "save_period", "eval_period", "nbs"):
         if getattr(t, key) < 1:
             raise ConfigError(f"train.{key} must be >= 1, got {getattr(t, key)}")
+    for key in ("batch_size", "freeze_batch_size"):
+        if getattr(t, key) > MAX_BATCH:
+            raise ConfigError(f"train.{key} must be from 1 to {MAX_BATCH}, got "
+                              f"{shown(getattr(t, key))}")
     if not 0 <= t.freeze_epochs <= t.epochs:
         raise ConfigError(f"train.freeze_epochs must be between 0 and train.epochs ({t.epochs}), "
                           f"got {t.freeze_epochs}")
