@@ -295,7 +295,14 @@ class BackgroundWriter:
                 self._current = job
                 self._writing.hand(job)
                 self._cond.notify_all()
-            self._write(job)
+            try:
+                self._write(job)
+            except Exception as exc:   # (its bookkeeping: out of here it ended this thread,
+                # and the next save that cannot be dropped waited for it for good: trainatk47)
+                if not job.written:
+                    job.error, job.missing = exc, list(job.names)
+                logger.error("could not finish the save of %s in %s: %s", ", ".join(job.names),
+                             self.out_dir, exc)
             if self.drive is None and job.written:
                 self._keep_local()              # (with Drive: after the push that verifies)
             with self._cond:
