@@ -39,7 +39,7 @@ from drivestage.gil import sharing
 from drivestage.heap import bulk
 from drivestage.extract.job import Job, Turn
 from drivestage.extract.occupied import Recorded
-from drivestage.extract.members import (Entry, check_count, open_tar_stream, tar_entry,
+from drivestage.extract.members import (Entry, Tally, open_tar_stream, tar_entry,
                                         zip_directory)
 from drivestage.extract.records import ExtractResult, MemberRecord
 from drivestage.extract.tempdir import TempDir, makedirs_at
@@ -420,6 +420,7 @@ class Overlapped:
         job: Job = self.job
         tmp: Optional[TempDir] = None
         entries: list[Entry] = []
+        tally = Tally(self.label)   # (the member cap, their names counted)
         written = checked_upto = 0  # no file written past checked_upto without a check
         with tf:
             for m in each_member(tf):
@@ -427,8 +428,7 @@ class Overlapped:
                 check_names(e, self.label)
                 if tmp is None:  # the first member: this is a tar, so the folder is needed
                     tmp = job.start_temp()
-                entries.append(e)
-                check_count(len(entries), self.label)
+                entries.append(tally.add(e))
                 if e.kind == "dir":
                     makedirs_at(tmp, e.path)
                 elif e.kind == "file":
