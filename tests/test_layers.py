@@ -59,7 +59,7 @@ LAYERS = [
     ["remote"],
     # Archives: what a member is, the rules, then writing and merging into DEST.
     ["extract.formats", "extract.frames", "extract.copying", "extract.tarinfo",
-     "extract.zip_ends", "extract.zip_times"],
+     "extract.zip_ends", "extract.zip_times", "extract.names"],
     ["extract.tempdir", "extract.worker"],   # a worker process imports no more than this
     ["extract.members"],
     ["extract.validation", "extract.owned", "extract.statedir"],

@@ -17,9 +17,9 @@ def test_member_names_longer_than_the_cap_allows(env, drive_env, fast_retries, e
                                                  tmp_path, monkeypatch):
     from drivestage.extract import members
 
-    monkeypatch.setattr(members, "MAX_MEMBERS", 2000)   # (1.2 MiB at 640 bytes a member)
+    monkeypatch.setattr(members, "MAX_MEMBERS", 2000)   # (2.3 MiB with the allowance for names)
     long = ("d" * 200 + "/") * 19                      # (a legal path of 4,000 bytes)
-    emulator.add_file("set.tar.gz", a_tgz({f"{long}{i:03d}.txt": b"x" for i in range(400)}))
+    emulator.add_file("set.tar.gz", a_tgz({f"{long}{i:03d}.txt": b"x" for i in range(800)}))
     dest = tmp_path / "data"
     result = CliRunner().invoke(cli, ["pull", "drive:set.tar.gz", str(dest), "-x", "-q"])
     line = result.stderr.strip().splitlines()[-1]

@@ -1,13 +1,14 @@
 """The member list of an archive: read once, normalised into :class:`Entry` rows.
 
-Names are cleaned here (``a/b/c``; absolute paths, ``..`` and NUL refused); the rules that
-need the whole list (duplicates, links, reserved names) are in :mod:`.validation`.
+Names are cleaned as they are read (``a/b/c``; absolute paths, ``..`` and NUL refused, a
+path too deep or too long: :mod:`.names`), and counted toward the member cap's memory
+(:class:`Tally`); the rules that need the whole list (duplicates, links, reserved names) are
+in :mod:`.validation`.
 """
 from __future__ import annotations
 
 import lzma
 import os
-import re
 import stat
 import sys
 import tarfile
@@ -15,7 +16,7 @@ import threading
 import zipfile
 import zlib
 from dataclasses import dataclass
-from typing import IO, Callable, Iterable, Iterator, Optional, cast
+from typing import IO, Callable, Iterator, Optional, cast
 
 from drivestage.errors import ArchiveError, DriveStageError, UnsafeArchiveError
 from drivestage.extract.copying import Written, decoded, zip_data_offset
@@ -23,6 +24,8 @@ from drivestage.extract.formats import ArchiveFile, ArrivingFile, archive_kind, 
     open_archive
 from drivestage.extract.tarinfo import BoundedInfo, advice, each_member
 from drivestage.extract.zip_times import zip_mtime as _zip_mtime
+from drivestage.extract.names import ancestors as ancestors, clean_name as clean_name, \
+    check_reach, new_folders
 from drivestage.extract.tarinfo import open_tar_stream as open_tar_stream
 # (Re-exported: read and patched here by their callers and tests.)
 from drivestage.extract.zip_ends import EOCD_TAIL as EOCD_TAIL
@@ -100,42 +103,6 @@ class Entry:
         return Entry(self.path, self.kind, self.size, self.mode, self.mtime, self.target,
                      self.raw_offset, self.comp_size, self.offset, self.method, self.crc,
                      self.name)
-
-
-_DRIVE_LETTER = re.compile(r"^[A-Za-z]:")
-
-
-def ancestors(paths: Iterable[str]) -> set[str]:
-    """Every folder above the clean member paths ``paths`` (``a`` and ``a/b`` for
-    ``a/b/c``): one string split per path, as members of a folder share its ancestors."""
-    out: set[str] = set()
-    for path in paths:
-        parent = path.rpartition("/")[0]
-        while parent and parent not in out:  # once there, so are all above it
-            out.add(parent)
-            parent = parent.rpartition("/")[0]
-    return out
-
-
-def clean_name(raw: str, what: str = "member") -> str:
-    """Normalise a member name to ``a/b/c``; refuse anything that could leave DEST."""
-    if "\0" in raw:
-        raise UnsafeArchiveError(f"{what} {raw!r} has a NUL byte in its name; refusing the archive")
-    framed = f"/{raw}/"  # no part "", "." or "..", no "\\": already clean (nearly all names)
-    if "//" not in framed and "/./" not in framed and "/../" not in framed and \
-            "\\" not in raw and not _DRIVE_LETTER.match(raw):
-        return raw
-    name = raw.replace("\\", "/")
-    if name.startswith("/") or _DRIVE_LETTER.match(name):
-        raise UnsafeArchiveError(
-            f"{what} {raw!r} has an absolute path; refusing to extract an archive that "
-            "writes outside the destination")
-    parts = [p for p in name.split("/") if p not in ("", ".")]
-    if ".." in parts:
-        raise UnsafeArchiveError(
-            f"{what} {raw!r} contains '..' and could write outside the destination "
-            "(zip-slip); refusing the archive")
-    return "/".join(parts)
 
 
 class NeedsData(Exception):
@@ -264,27 +231,39 @@ def check_count(members: int, archive: str, spent: int = 0) -> None:
         raise UnsafeArchiveError(
             f"{archive} has more than {MAX_MEMBERS:,} members, more than drivestage extracts "
             "from one archive; split it into smaller archives")
-    if members * BYTES_PER_MEMBER + spent > MAX_MEMBERS * BYTES_PER_MEMBER:
+    if members * BYTES_PER_MEMBER + spent > memory_cap():
         raise UnsafeArchiveError(
-            f"{archive}: the names of its first {members:,} members (or their links' "
-            f"targets) are so long ({format_size(spent)} more than names of 20 characters) "
-            f"that they take more than the {format_size(MAX_MEMBERS * BYTES_PER_MEMBER)} of "
+            f"{archive}: the names of its first {members:,} members (their folders, their "
+            f"links' targets) are so long ({format_size(spent)} more than names of 20 characters) "
+            f"that they take more than the {format_size(memory_cap())} of "
             f"memory drivestage lists one archive in ({MAX_MEMBERS:,} members of short names); "
             "split it into smaller archives")
+
+
+def memory_cap() -> int:
+    """The memory one archive's member list may take: :data:`MAX_MEMBERS` members of short
+    names, and a 32nd more and 1 MiB for longer names and folders (a dataset's few: that
+    many members in a thousand folders fit; any archive's few odd ones): under 1 GB."""
+    return MAX_MEMBERS * BYTES_PER_MEMBER * 33 // 32 + (1 << 20)
 
 
 class Tally:
     """The members of one archive listed so far (:meth:`add`), and what their strings take
     beyond :data:`BYTES_PER_MEMBER`: refused by :func:`check_count` past either cap."""
 
-    __slots__ = ("archive", "members", "spent")
+    __slots__ = ("archive", "members", "spent", "folders")
 
     def __init__(self, archive: str):
         self.archive, self.members, self.spent = archive, 0, 0
+        self.folders: set[str] = set()   # (those seen: each charged once)
 
     def add(self, e: Entry) -> Entry:
-        """``e``, counted (its strings' size: O(1), not their text read again)."""
+        """``e``, counted (its strings' size: O(1), not their text read again), and its
+        folders (:func:`~drivestage.extract.names.new_folders`); refused where it lies too
+        deep or its path is too long (:func:`~drivestage.extract.names.check_reach`)."""
+        check_reach(e.path, self.archive)
         self.members += 1
+        self.spent += new_folders(e.path, self.folders)
         extra = sys.getsizeof(e.name) - _STRINGS_COUNTED
         if e.path is not e.name:
             extra += sys.getsizeof(e.path)

@@ -19,19 +19,13 @@ from drivestage.errors import ArchiveError, UnsafeArchiveError
 from drivestage.paths import STATE_DIR as STATE_DIR
 from drivestage.paths import is_reserved as is_reserved
 from drivestage.extract.members import Entry, ancestors
+from drivestage.extract.names import DEPTH_MAX as DEPTH_MAX, PATH_MAX as _PATH_MAX
 
 log = logging.getLogger(__name__)
 
 _NAME_MAX = 255           # bytes in one path component, on every common file system
-#: Folders a member may lie below. The merge into DEST's folders and the judging of a
-#: replaceable folder go one call and two descriptors per level: 1,500 levels (a 3 KB path,
-#: well under PATH_MAX) raised RecursionError halfway through a merge. A few hundred stay
-#: far inside Python's recursion limit and a process's 1,024 descriptors.
-DEPTH_MAX = 256
-#: The longest path the kernel takes, in bytes (Linux's PATH_MAX less its NUL). 256 folders
-#: of 255 bytes are 64 KiB: a member of a 4,100-byte path in DEST was merged in, and every
-#: look at it by its path then failed (attackpull33).
-_PATH_MAX = 4095
+# DEPTH_MAX (folders a member may lie below) and _PATH_MAX (the longest path the kernel
+# takes, in bytes): see drivestage.extract.names, where a member is held to them as listed.
 #: The most names (``..`` or a folder's) a symlink member's target may hold: up as far as a
 #: member lies, then down as far. Judging a link follows its target a name at a time: 2,047
 #: names (``x/x/…``, 4 KB) took 3.5 s of CPU a link (attackpull33).
