@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import hmac
+import io
 import json
 import logging
 import re
@@ -32,8 +33,8 @@ from drivestage.emulator.routes_meta import MetadataRoutes
 from drivestage.emulator.routes_resumable import ResumableRoutes
 from drivestage.emulator.signed import SIGNED_PATH
 from drivestage.emulator.store import EmulatorStore
-from drivestage.emulator.wire import Body, ClientGone, Reset, apply_fields, check_fields, \
-    parse_fields
+from drivestage.emulator.wire import Body, ClientGone, Deadlined, Reset, apply_fields, \
+    check_fields, parse_fields
 
 if TYPE_CHECKING:
     from drivestage.emulator.server import Emulator
@@ -76,6 +77,8 @@ class _Handler(MetadataRoutes, MediaRoutes, ResumableRoutes, ControlRoutes, Batc
     # ------------------------------------------------------------------ plumbing
     def setup(self) -> None:
         super().setup()
+        self._raw = Deadlined(self.rfile.detach(), self.connection)   # (the headers' deadline)
+        self.rfile = io.BufferedReader(self._raw)
         # One handler serves one connection (keep-alive included): its per-connection budget.
         self._link = Bucket()
         self._connection = self.server.emu._accepted(self.connection)
@@ -125,8 +128,10 @@ class _Handler(MetadataRoutes, MediaRoutes, ResumableRoutes, ControlRoutes, Batc
         (attackemu45). A request being served waits as long as it must (a slow upload)."""
         if self.connection is None:   # (a call in a batch)
             return
+        wait = self.emu.idle_timeout if waiting else None
+        self._raw.deadline = None if wait is None else time.monotonic() + wait   # (in all)
         try:
-            self.connection.settimeout(self.emu.idle_timeout if waiting else None)
+            self.connection.settimeout(wait)
         except OSError:   # (reset by a fault: closed already)
             pass
 

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import json
 import os
 import re
 import socket
 import threading
+import time
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterator, Optional
 
@@ -26,6 +28,38 @@ def open_private(path: str, mode: str = "wb"):
     flags = {"wb": os.O_WRONLY | os.O_CREAT | os.O_TRUNC, "r+b": os.O_RDWR,
              "ab": os.O_WRONLY | os.O_CREAT | os.O_APPEND}[mode]
     return os.fdopen(os.open(path, flags, 0o600), mode)
+
+
+class Deadlined(io.RawIOBase):
+    """A connection's reads (the raw stream under a handler's ``rfile``), each given only
+    the time left to :attr:`deadline` (None: as the socket's timeout says): the request line
+    and headers must arrive within the idle timeout as a whole. A timeout bounded each wait
+    for a byte only, so a client trickling a header byte at a time held a thread, and one of
+    the ``max_connections``, for as long as it went on (slowloris: attack47)."""
+
+    def __init__(self, raw: Any, sock: socket.socket):
+        super().__init__()
+        self.raw, self.sock = raw, sock
+        self.deadline: Optional[float] = None
+
+    def readable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        # (The socket is closed for good only once this last file over it is.)
+        try:
+            self.raw.close()
+        finally:
+            super().close()
+
+    def readinto(self, b: Any) -> Any:
+        if self.deadline is not None:
+            left = self.deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("the request line and headers took longer than the idle "
+                                   "timeout")
+            self.sock.settimeout(left)
+        return self.raw.readinto(b)
 
 
 class Reset(Exception):
