@@ -24,10 +24,10 @@ from drivestage.extract.formats import ArchiveFile, ArrivingFile, archive_kind, 
     open_archive
 from drivestage.extract.tarinfo import BoundedInfo, advice, each_member
 from drivestage.extract.zip_times import zip_mtime as _zip_mtime
-from drivestage.extract.names import ancestors as ancestors, clean_name as clean_name, \
-    check_reach, new_folders
-from drivestage.extract.tarinfo import open_tar_stream as open_tar_stream
+from drivestage.extract.names import check_reach, new_folders
 # (Re-exported: read and patched here by their callers and tests.)
+from drivestage.extract.names import ancestors as ancestors, clean_name as clean_name
+from drivestage.extract.tarinfo import open_tar_stream as open_tar_stream
 from drivestage.extract.zip_ends import EOCD_TAIL as EOCD_TAIL
 from drivestage.extract.zip_ends import declared_directory_size as declared_directory_size
 from drivestage.extract.zip_ends import zip_directory_start as zip_directory_start
