@@ -24,6 +24,7 @@ from drivestage.emulator.access import GOD, Access, Caller, parse_resource_keys
 from drivestage.emulator.accounting import request_kind
 from drivestage.emulator.batch import BATCH_PATH, BatchRoutes
 from drivestage.emulator.control import ControlRoutes
+from drivestage.emulator.disk_room import release_room
 from drivestage.emulator.errors import EmulatorApiError, error_envelope
 from drivestage.emulator.faults import Bucket, Plan
 from drivestage.emulator.log import RequestRecord, logged_headers, redact_target
@@ -142,6 +143,7 @@ class _Handler(MetadataRoutes, MediaRoutes, ResumableRoutes, ControlRoutes, Batc
             self._handle()
         finally:
             self._idle()
+            release_room()   # (what its upload declared: written, or never will be)
             self.emu._serving(-1)
 
     do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_GET
