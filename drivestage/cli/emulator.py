@@ -110,7 +110,7 @@ def emulator_command(host: str, port: int, data_dir: Optional[str], quota_bytes:
     """
     from drivestage.emulator import Emulator
     from drivestage.emulator.errors import DataDirError
-    from drivestage.emulator.handler import is_loopback_host
+    from drivestage.emulator.hosts import is_loopback_host
     from drivestage.paths import refuse_empty
 
     # ("": a TypeError traceback for --data-dir; for --host the socket's every interface, an

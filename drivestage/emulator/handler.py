@@ -27,6 +27,7 @@ from drivestage.emulator.control import ControlRoutes
 from drivestage.emulator.disk_room import release_room
 from drivestage.emulator.errors import EmulatorApiError, error_envelope
 from drivestage.emulator.faults import Bucket, Plan
+from drivestage.emulator.hosts import host_name, is_loopback_host
 from drivestage.emulator.log import RequestRecord, logged_headers, redact_target
 from drivestage.emulator.render import render_file
 from drivestage.emulator.routes_media import MediaRoutes
@@ -41,26 +42,6 @@ if TYPE_CHECKING:
     from drivestage.emulator.server import Emulator
 
 log = logging.getLogger(__name__)
-
-_LOOPBACK_NAMES = {"localhost", "localhost.", "ip6-localhost", "ip6-loopback"}
-
-
-def is_loopback_host(host: str) -> bool:
-    """True for a name or address that can only mean this machine."""
-    host = host.strip().lower().strip("[]")
-    if host in _LOOPBACK_NAMES or host == "::1":
-        return True
-    parts = host.split(".")
-    return len(parts) == 4 and parts[0] == "127" and all(p.isdigit() and int(p) < 256 for p in parts)
-
-
-def _host_name(value: str) -> str:
-    """The host part of a ``Host`` header (``[::1]:80`` → ``::1``, ``a:80`` → ``a``)."""
-    value = value.strip()
-    if value.startswith("["):
-        return value[1:value.find("]")] if "]" in value else value
-    return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
-
 
 class _Handler(MetadataRoutes, MediaRoutes, ResumableRoutes, ControlRoutes, BatchRoutes,
                BaseHTTPRequestHandler):
@@ -164,7 +145,7 @@ class _Handler(MetadataRoutes, MediaRoutes, ResumableRoutes, ControlRoutes, Batc
         """Bound to loopback, answer only loopback names: a web page must not reach this
         server through a DNS name that resolves to 127.0.0.1 (DNS rebinding)."""
         host = self.headers.get("Host")
-        if host is None or not is_loopback_host(self.emu.host) or is_loopback_host(_host_name(host)):
+        if host is None or not is_loopback_host(self.emu.host) or is_loopback_host(host_name(host)):
             return
         raise EmulatorApiError(
             403, "forbidden", f"Host {host!r} is not allowed: this emulator listens on loopback and "
