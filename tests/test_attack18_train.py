@@ -396,15 +396,22 @@ def test_the_last_epochs_copy_that_cannot_be_written_is_made_by_the_same_command
     from trainer.errors import SaveError
 
     logs = tmp_path / "logs"
-    (logs / "epoch_001.pt").mkdir(parents=True)
-    (logs / "epoch_001.pt" / "mine.txt").write_text("the user's")
     cfg = _config(tiny_config, logs, **{"train.epochs": 1, "drive.logs": f"drive:{FOLDER}",
                                         "train.eval_period": 1})
     # (The mirror sends the user's folder to Drive with the run folder, at a moment of its
     # own: there already, so that the test does not depend on that moment.)
     drive.add_file(f"{FOLDER}/epoch_001.pt/mine.txt", b"the user's")
+
+    class _MadeMidRun(Callback):
+        """The user's folder appears as the epoch begins: one there at the start is refused
+        before training (trainlefts47), so the mid-run failure is reached this way."""
+
+        def on_train_epoch_start(self, run, epoch: int) -> None:
+            (logs / "epoch_001.pt").mkdir()
+            (logs / "epoch_001.pt" / "mine.txt").write_text("the user's")
+
     with pytest.raises(SaveError) as failed:
-        fit(cfg, resume="none")
+        fit(cfg, resume="none", callbacks=[_MadeMidRun()])
     text = str(failed.value)
     assert text.startswith(f"could not write epoch_001.pt, best.pt (epoch 1) in {logs}: [Errno 21] "), text
     # (last.pt never goes to Drive: it is sent there as epoch_001.pt (epochkeep32), never

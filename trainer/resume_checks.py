@@ -308,6 +308,28 @@ def refuse_two_runs(out_dir: str, local: Any, run: Optional[str]) -> None:
 #: such a name is replaced by the save of that name.
 SAVED_NAMES = re.compile(r"^(last|best|epoch_\d{3,}|autosave_\d{8,})\.pt\Z")
 
+#: The same names with the sidecar's ``.json`` besides: a folder of either blocks the save.
+WRITTEN_NAMES = re.compile(r"^(last|best|epoch_\d{3,}|autosave_\d{8,})\.(pt|json)\Z")
+
+
+def refuse_folders(out_dir: str) -> None:
+    """Refuse a run whose ``out_dir`` holds a *folder* under a name its saves write
+    (``last.pt``, ``best.pt``, ``epoch_NNN.pt``, an autosave's, or their ``.json``
+    sidecars'): every save of that name failed at its first file, and the whole run trained
+    anyway (``best.pt`` never written, trainatk47). Cheap (one listing), so said before the
+    data is pulled (trainer.cli.train) as well as where the resume looks at the folder."""
+    try:
+        names = sorted(os.listdir(out_dir))
+    except OSError:   # (no folder yet: nothing in the way; one that cannot be read: said later)
+        return
+    for name in names:
+        path = os.path.join(out_dir, name)
+        if WRITTEN_NAMES.match(name) and os.path.isdir(path):
+            raise CheckpointError(
+                f"{path} is a folder, and this run saves its {name} there: every save of that "
+                f"name would fail while the run trains on; nothing was changed. Move or rename "
+                f"that folder out of {out_dir}, then run the same command")
+
 
 def refuse_foreign(out_dir: str) -> None:
     """Refuse a run in ``out_dir`` where a file under a name its saves write (``last.pt``,
@@ -321,6 +343,7 @@ def refuse_foreign(out_dir: str) -> None:
     leaves it undescribed, and the run's save of its name replaced it as well."""
     from trainer import checkpoint as ckpt
 
+    refuse_folders(out_dir)   # (a folder of such a name: no save of it would ever be written)
     described = [c.described for c in ckpt.list_checkpoints(out_dir)]
     run = ckpt.current_run(described)[1]
     for path in sorted(ckpt.undescribed(out_dir)):

@@ -83,6 +83,9 @@ def train(config_path: str, overrides: tuple[str, ...], resume: str, take_over: 
         settle_seconds(0.0)   # (a bad TRAINER_LEASE_SETTLE: before the data is staged)
     _refuse_the_dataset_in_the_run_folder(cfg)
     _refuse_a_mirror_in_the_run_folder(cfg)
+    from trainer.resume_checks import refuse_folders
+
+    refuse_folders(cfg.train.out_dir)   # a folder where a save goes: said before the data is pulled
     if cfg.model.weights and not cfg.model.weights.startswith("drive:"):
         from trainer.staging import local_weights
 
