@@ -143,6 +143,8 @@ def _fit(cfg: Config, info: distributed.DistInfo, device: torch.device, resume_f
                           vet=vetter(distributed.unwrap(model), ema, optimizer,
                                      model_signature(cfg, len(data.class_names))))
     _check_batches(cfg, info, start)   # a batch the processes cannot share: before training
+    if cfg.model.weights and not start.path:   # (a resume never uses them: a fresh VM lacks them)
+        ema = _start_weights(cfg, model, ema, info)
     _check_room(cfg, info, start, model, ema, optimizer, data)  # not an epoch trained, then lost
     writer = None
     if info.is_main:
@@ -357,7 +359,7 @@ def _hms(seconds: float) -> str:
 # --------------------------------------------------------------------------- assembling the run
 
 def _build(cfg: Config, data: DataSpec, device: torch.device, info: distributed.DistInfo):
-    """The model (with model.weights loaded), the loss, the EMA and the optimizer."""
+    """The model (model.weights not loaded yet), the loss, the EMA and the optimizer."""
     from trainer.loss import YoloLoss
     from trainer.model import YoloV4Tiny
 
@@ -366,14 +368,7 @@ def _build(cfg: Config, data: DataSpec, device: torch.device, info: distributed.
     torch.manual_seed(t.seed)
     model = YoloV4Tiny(n, cfg.model.anchors, cfg.model.anchors_mask, input_size=cfg.model.input_size,
                        phi=cfg.model.phi, width=cfg.model.width)
-    if cfg.model.weights:
-        # The first rank of each machine pulls drive: weights; the others then find them staged.
-        with distributed.main_first(info):
-            weights = local_weights(cfg.model.weights, cfg)
-        from trainer.weights import load_weights
-
-        load_weights(model, weights)  # logs what was loaded and what was skipped (and why)
-    model.to(device)
+    model.to(device)   # (model.weights: loaded by _start_weights, on a fresh start alone)
     if t.channels_last:
         model.to(memory_format=torch.channels_last)
     criterion = YoloLoss(n, cfg.model.anchors, cfg.model.anchors_mask,
@@ -382,6 +377,18 @@ def _build(cfg: Config, data: DataSpec, device: torch.device, info: distributed.
     ema = ModelEMA(model, decay=t.ema_decay) if t.ema else None
     optimizer = build_optimizer(model, cfg, scaled_lr(cfg, t.freeze_batch_size)[0])
     return model, criterion, ema, optimizer
+
+
+def _start_weights(cfg: Config, model: nn.Module, ema: Optional[ModelEMA],
+                   info: distributed.DistInfo) -> Optional[ModelEMA]:
+    """model.weights loaded into ``model`` for a fresh start; the EMA made again from it."""
+    from trainer.weights import load_weights
+
+    # The first rank of each machine pulls drive: weights; the others then find them staged.
+    with distributed.main_first(info):
+        weights = local_weights(cfg.model.weights, cfg)
+    load_weights(model, weights)  # logs what was loaded and what was skipped (and why)
+    return ModelEMA(model, decay=cfg.train.ema_decay) if ema is not None else None
 
 
 def metric_text(value: Optional[float]) -> str:

@@ -86,10 +86,9 @@ def train(config_path: str, overrides: tuple[str, ...], resume: str, take_over: 
     from trainer.resume_checks import refuse_folders
 
     refuse_folders(cfg.train.out_dir)   # a folder where a save goes: said before the data is pulled
-    if cfg.model.weights and not cfg.model.weights.startswith("drive:"):
-        from trainer.staging import local_weights
+    from trainer.start_weights import check_start_weights
 
-        local_weights(cfg.model.weights, cfg)   # not there: said before the data is pulled
+    check_start_weights(cfg, resume)   # not there: said before the data is pulled (not resuming)
     _make_the_run_folder(cfg.train.out_dir)
     result = fit(cfg, resume=resume)
     if int(os.environ.get("RANK", "0")) != 0:

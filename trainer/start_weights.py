@@ -1,0 +1,62 @@
+"""Whether ``train``'s early check of ``model.weights`` applies: a run that will resume from a
+checkpoint never uses the pretrained weights (its state is the checkpoint's), so a weights
+file that is gone (a fresh VM, a cleared /tmp) must not refuse it (trainatk47)."""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from trainer.errors import ConfigError
+
+
+def check_start_weights(cfg: Any, resume: str) -> None:
+    """Refuse a local ``model.weights`` that is not there (ConfigError, exit 2: before the
+    data is pulled), unless the run resumes: ``--resume PATH``, or ``--resume auto`` with a
+    checkpoint in ``train.out_dir`` or, that folder holding none, on ``drive.logs`` (the
+    decision :func:`trainer.resume.choose` makes). Drive is asked only when the file is
+    missing; where it cannot be read, the refusal stands and says the resume was not
+    checked."""
+    from trainer.resume import NO_RESUME
+    from trainer.staging import local_weights
+
+    if not cfg.model.weights or cfg.model.weights.startswith("drive:"):
+        return
+    try:
+        local_weights(cfg.model.weights, cfg)
+        return
+    except ConfigError as refused:
+        mode = resume.strip().lower()
+        if mode in NO_RESUME:
+            raise
+        if mode != "auto":
+            return   # --resume PATH: that checkpoint's state, not the weights
+        if _local_checkpoints(cfg.train.out_dir):
+            return
+        if not cfg.drive.logs:
+            raise
+        try:
+            on_drive = _drive_checkpoints(cfg)
+        except Exception as exc:   # (Drive down, a bad token: the resume's own error later)
+            from drivestage.errors import DriveStageError
+
+            if not isinstance(exc, (DriveStageError, OSError)):
+                raise
+            raise ConfigError(f"{refused} (a resume from {cfg.drive.logs} would not need it, "
+                              f"but whether there is one there could not be checked: "
+                              f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
+                              ) from None
+        if not on_drive:
+            raise
+
+
+def _local_checkpoints(out_dir: str) -> bool:
+    from trainer import checkpoint as ckpt
+
+    return os.path.isdir(out_dir) and bool(ckpt.list_checkpoints(out_dir))
+
+
+def _drive_checkpoints(cfg: Any) -> bool:
+    from trainer.drive import DriveFolder
+
+    folder = DriveFolder(cfg.drive.logs, cfg.train.out_dir)
+    return bool(folder.checkpoints() or folder.lone)
