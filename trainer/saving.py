@@ -33,6 +33,7 @@ from trainer.passed_over import move_aside as _move_aside
 from trainer.pushed import NAMED_UNSENT, unsent_text  # noqa: F401 (here before)
 from drivestage.lost_mounts import lost_mount
 from trainer.callbacks import WRITE_WITHIN_S, Bounded, Callback
+from trainer import failed_saves
 from trainer.errors import LeaseLostError, SaveError, TrainingInterrupted
 from trainer.final_wait import FinalWait
 from trainer.state import Position, autosave_name
@@ -99,6 +100,7 @@ class Checkpointer(Callback):
         self.began = 0                 # the iteration this process's training began at
         self.blocked_s: list[float] = []
         self._epoch_job: Optional[SaveJob] = None   # the newest epoch's save (rank 0)
+        self._jobs: list[SaveJob] = []   # saves not yet done, and those that failed (the end's line)
         self._said_unfinished = False                # the grace's end is logged once
         # The final push failed after every file was verified on Drive: the run's last line.
         self.drive_note: Optional[str] = None
@@ -196,6 +198,9 @@ class Checkpointer(Callback):
             self.swept = stop_save.sweep(self.out_dir, self.writer.drive, run.state.run,
                                          warn=False)
             self.swept.join(WRITE_WITHIN_S)
+        line = failed_saves.warning_line(self._jobs, self._epoch_job, self.out_dir, self.writer)
+        if line is not None:   # (the final save verified: 0, but not as a clean success)
+            logger.warning("%s", line)
         if self.blocked_s:
             logger.info("%d checkpoints saved; training waited %.2f s for them in all (at most "
                         "%.2f s for one)", len(self.blocked_s), sum(self.blocked_s), max(self.blocked_s))
@@ -312,6 +317,7 @@ class Checkpointer(Callback):
         # A stop while an epoch's save waits behind a slow upload writes both at once (the
         # wait would otherwise outlast train.grace_seconds and the notice).
         self.writer.submit(job, stopping=self.stop.is_set, deadline=lambda: self.stop.deadline)
+        self._jobs = [*failed_saves.keep_watching(self._jobs), job]
         blocked = time.perf_counter() - began
         self.blocked_s.append(blocked)
         logger.debug("checkpoint %s at %s: training blocked %.3f s", job.name, pos.label, blocked)
