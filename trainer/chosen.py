@@ -65,14 +65,26 @@ def is_side_copy(path: Optional[str]) -> bool:
     return name.startswith(".") and name.endswith(_SIDE_SUFFIX)
 
 
-def ensure_local_checkpoint(path: str, chosen: Chosen) -> str:
+def ensure_local_checkpoint(path: str, chosen: Chosen, into: Optional[str] = None) -> str:
     """The file on this machine that holds exactly rank 0's ``chosen`` bytes: ``path`` when it
     does; else those bytes fetched from Drive *by id* (a new version of the name pushed since
     rank 0 chose is other bytes), verified against rank 0's md5, into ``path`` when nothing is
     there, or into a hidden copy beside it when ``path`` holds other bytes (this machine's own
     file, kept: it may be the only copy of that state). Raises CheckpointError, one line;
     DiskSpaceError (what it needs, where) before a byte is fetched where the disk has no
-    room for them."""
+    room for them.
+
+    ``into``: this machine's run folder, where ``path`` is rank 0's file outside rank 0's
+    (``--resume PATH``: a backup, a copy on its Drive mount). Then ``path`` is only read
+    (where this machine holds those very bytes there: a shared file system); else they are
+    fetched into a hidden copy in ``into``, removed once every rank loaded (:func:`loaded`):
+    nothing is written at rank 0's path, which elsewhere made a local
+    ``/content/drive/MyDrive/…`` that later blocked mounting there (trainlefts47)."""
+    given = path   # (named where Drive does not hold the bytes)
+    if into is not None:
+        if os.path.isfile(path) and _file_md5(path) == (chosen.md5, chosen.size):
+            return path
+        path = os.path.join(into, os.path.basename(path))
     _drop_other_side_copies(path, chosen.md5)
     if os.path.isfile(path):
         md5, size = _file_md5(path)
@@ -86,13 +98,13 @@ def ensure_local_checkpoint(path: str, chosen: Chosen) -> str:
         other = False
     if chosen.entry is None:
         has = f"this machine holds other bytes at {path}" if other else \
-            f"which this machine does not have at {path}"
+            f"which this machine does not have at {given}"
         raise CheckpointError(
             f"rank 0 resumes from {chosen.where} (md5 {chosen.md5}), {has} and Drive does "
             f"not hold; put that file there on every machine, or resume from a checkpoint on "
             f"Drive (--resume auto with drive.logs set)")
-    target = _side_copy(path, chosen.md5) if other else path
-    if other and os.path.isfile(target) and _file_md5(target) == (chosen.md5, chosen.size):
+    target = _side_copy(path, chosen.md5) if other or into is not None else path
+    if target != path and os.path.isfile(target) and _file_md5(target) == (chosen.md5, chosen.size):
         return target   # a rerun: this machine fetched these bytes already
     from drivestage.errors import ChecksumMismatchError, NotFoundError, RemoteChangedError
     from drivestage.partials import partial_size

@@ -118,11 +118,11 @@ def choose(cfg: Any, resume: Optional[str], info: distributed.DistInfo,
     run, path, where, remote, chosen, main_out_dir = shared
     if not path or not info.distributed:
         return start if start is not None else Start(run, path, where, remote)
-    here = path if info.is_main else _here(path, main_out_dir, cfg.train.out_dir)
+    here, into = (path, None) if info.is_main else _here(path, main_out_dir, cfg.train.out_dir)
     load, failure = here, None
     if info.is_local_main and not info.is_main:
         try:
-            load = ensure_local_checkpoint(here, chosen)
+            load = ensure_local_checkpoint(here, chosen, into)
         except Exception as exc:   # any failure: the other ranks must hear of it
             failure = one_line(exc)
     results = distributed.all_gather_object((failure, load, info.local_rank))
@@ -159,12 +159,12 @@ def _one_machine(info: distributed.DistInfo) -> bool:
     return int(os.environ.get("LOCAL_WORLD_SIZE", info.world_size)) >= info.world_size
 
 
-def _here(path: str, main_out_dir: str, out_dir: str) -> str:
-    """Rank 0's ``path`` on this machine: in this machine's ``train.out_dir`` when it is in
-    rank 0's (the same config names the same folder; a machine may mount it elsewhere)."""
+def _here(path: str, main_out_dir: str, out_dir: str) -> tuple[str, Optional[str]]:
+    """Rank 0's ``path`` on this machine: in this ``train.out_dir`` when in rank 0's (a machine
+    may mount it elsewhere); else as it is, and the run folder its bytes go to, if need be."""
     if os.path.dirname(os.path.abspath(path)) == main_out_dir:
-        return os.path.join(os.path.abspath(out_dir), os.path.basename(path))
-    return path
+        return os.path.join(os.path.abspath(out_dir), os.path.basename(path)), None
+    return path, os.path.abspath(out_dir)
 
 
 def _drive_copy(start: Start, drive: Optional[DriveFolder]) -> Optional[RemoteEntry]:
