@@ -38,6 +38,9 @@ def warning_line(jobs: Sequence[SaveJob], final: Optional[SaveJob], out_dir: str
     if writer is not None and writer.drive is not None:
         newest += f"; on {writer.drive.spec}: " + writer.safe_text(default="nothing verified")
     count = f"{len(bad)} of this run's saves" if len(bad) > 1 else "one of this run's saves"
+    # (Not written, the caller said its own line about the final save: no claim of it here.)
+    ends = "the final save is complete, so the run ends 0. " if final is not None and \
+        final.written else ""
     return (f"{count} failed mid-run and {'were' if len(bad) > 1 else 'was'} not written: "
-            f"{what} (the first error: {bad[0].error}); the final save is complete, so the run "
-            f"ends 0. The newest checkpoint verified is {newest}")
+            f"{what} (the first error: {bad[0].error}); {ends}The newest checkpoint verified "
+            f"is {newest}")
