@@ -36,7 +36,8 @@ def warning_line(jobs: Sequence[SaveJob], final: Optional[SaveJob], out_dir: str
     if final is not None and final.written:
         newest = f"{os.path.join(out_dir, final.name)} ({final.position.label})"
     if writer is not None and writer.drive is not None:
-        newest += f"; on {writer.drive.spec}: " + writer.safe_text(default="nothing verified")
+        there = writer.safe_text(default="nothing verified")
+        newest += f"; on {writer.drive.spec}: " + there.removeprefix("Drive: ")
     count = f"{len(bad)} of this run's saves" if len(bad) > 1 else "one of this run's saves"
     # (Not written, the caller said its own line about the final save: no claim of it here.)
     ends = "the final save is complete, so the run ends 0. " if final is not None and \
