@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 
 import pytest
 from click.testing import CliRunner
@@ -213,34 +214,72 @@ def _no_duplicates(emu):
 
 
 def test_two_threads_pushing_into_one_folder_make_no_duplicates(emulator, env):
+    """The second push comes while the first is between its look at DEST and its first
+    create (held there by the emulator): it waits for the first (said), then finds what the
+    first made. Without the lock it looked too, found nothing and made its own copies: that
+    moment is forced, not left to the threads' timing (a latency on every GET let it pass
+    without the two ever overlapping: it failed 1 run in 3 with the locks taken out)."""
+    import logging
     import threading
 
     from drivestage.drive import connect
 
     src = env / "logs"
     files = _run_tree(src)
-    # Slow listings: both pushes look before either creates anything, unless serialised.
-    emulator.faults.latency(0.2, method="GET")
+    # The first create of each push waits (until this test lets it go): the one that holds
+    # the lock is held inside it, after it looked at DEST.
+    emulator.faults.latency(60, method="POST", times=2)
+    waited = threading.Event()
+
+    class Waits(logging.Handler):
+        def emit(self, record):
+            if "another push into Models/logs is running in this process" in record.getMessage():
+                waited.set()
+    said = Waits()
+    locks_log = logging.getLogger("drivestage.locks")
+    locks_log.addHandler(said)
     barrier = threading.Barrier(2)
-    errors = []
+    errors, results = [], []
 
     def one_push():
         store = connect(api_root=emulator.url, token="test-token")
         barrier.wait()
         try:
-            push(str(src), "Models/logs", store=store)
+            results.append(push(str(src), "Models/logs", store=store))
         except Exception as exc:  # reported below
             errors.append(exc)
 
     threads = [threading.Thread(target=one_push) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    emulator.faults.clear()
+    try:
+        for t in threads:
+            t.start()
+        # One create held, then the other push either waits for the lock (said) or, with
+        # no lock, has looked and sent its own create (held too).
+        held, _ = emulator.faults.wait_latencies(lambda n: n >= 1, 30)
+        deadline = time.monotonic() + 30
+        both = False
+        while not waited.is_set() and not both and time.monotonic() < deadline:
+            both, _ = emulator.faults.wait_latencies(lambda n: n >= 2, 0.05)
+        overlapped = waited.is_set() or both
+    finally:
+        locks_log.removeHandler(said)
+        emulator.faults.clear()   # (the rule first: no later create waits)
+        emulator.faults.hurry()
+        for t in threads:
+            t.join(60)
+    assert held, "no push ever sent a create"
+    assert overlapped, "the second push neither waited for the first nor sent a create"
+    assert not any(t.is_alive() for t in threads)
     assert not errors
+    # The second found everything the first made: nothing sent twice, nothing made twice
+    # and removed again (without the lock: 10 uploads, a folder made twice, one deleted).
+    assert sorted((sorted(r.uploaded), r.unchanged) for r in results) == [
+        ([], len(files)), (sorted(files), 0)]
+    assert [r.method for r in emulator.requests if r.method == "DELETE"] == []
+    assert _trashed(emulator) == []
     assert _no_duplicates(emulator) == {}
     assert _tree_of(emulator) == {k: _md5(v) for k, v in files.items()}
+    assert waited.is_set()   # (the lock it waited on, said: the interleaving happened)
 
 
 def test_two_processes_pushing_into_one_folder_make_no_duplicates(emulator, drive_env, env):
