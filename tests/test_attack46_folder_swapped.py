@@ -22,38 +22,26 @@ def penv(proxy, local_state, monkeypatch):
     monkeypatch.setenv("DRIVESTAGE_TOKEN", "test-token")
 
 
-@pytest.mark.timeout(60)
-def test_a_folder_swapped_for_a_link_out_after_the_walk_is_not_read_through(
-        emulator, penv, proxy, tmp_path):
-    src = tmp_path / "run"
-    (src / "sub").mkdir(parents=True)
-    (src / "sub" / "passwd").write_bytes(b"mine")
-    (tmp_path / "out").mkdir()
-    (tmp_path / "out" / "passwd").write_bytes(SECRET)
-    done: list[bool] = []
-
-    def swap_it(status: int, headers: dict, body: bytes) -> Reply:
-        if not done:   # (the push's first listing: after its walk, before any hash or upload)
-            done.append(True)
-            os.rename(src / "sub", tmp_path / "sub.before")
-            os.symlink(tmp_path / "out", src / "sub")
-        return Reply(status, headers, [body])
-    proxy.on("GET", r"^/drive/v2/files", swap_it)
-    code, _, err = run("push", str(src), "drive:runs/a", "--jobs", "1")
+def _refused_sending_nothing_outside(emulator, done, code, err, line):
+    """The swap came, nothing with the outside file's bytes reached Drive, and the push
+    ended 1 with ``line``."""
     assert done
     found = [f for f in emulator.files() if f.get("md5Checksum") == md5(SECRET)]
     assert found == [], err
     assert code == 1, err
-    assert err.strip().splitlines()[-1] == (
-        f"Error: {src}/sub became a link while the push ran (a folder when it began); "
-        "not sent again: push again once it is a folder"), err
+    assert err.strip().splitlines()[-1] == line, err
 
 
 @pytest.mark.timeout(60)
-def test_a_folder_swapped_for_a_link_out_while_its_file_is_sent_is_not_read_through(
-        emulator, penv, proxy, tmp_path):
-    """The swap as the upload's session opens, the file changed meanwhile: the upload sends
-    it again (or a copy of it as it is now), each time opened by its path again."""
+@pytest.mark.parametrize("method, at, changed", [
+    # the push's first listing: after its walk, before any hash or upload
+    ("GET", r"^/drive/v2/files", False),
+    # as the upload's session opens, the file changed meanwhile: the upload sends it again
+    # (or a copy of it as it is now), each time opened by its path again
+    ("POST", r"^/upload/", True),
+], ids=["after-the-walk", "while-its-file-is-sent"])
+def test_a_folder_swapped_for_a_link_out_is_not_read_through(emulator, penv, proxy, tmp_path,
+                                                             method, at, changed):
     src = tmp_path / "run"
     (src / "sub").mkdir(parents=True)
     (src / "sub" / "passwd").write_bytes(b"mine")
@@ -64,20 +52,18 @@ def test_a_folder_swapped_for_a_link_out_while_its_file_is_sent_is_not_read_thro
     def swap_it(status: int, headers: dict, body: bytes) -> Reply:
         if not done:
             done.append(True)
-            with open(src / "sub" / "passwd", "ab") as fh:
-                fh.write(b" saved again")
+            if changed:
+                with open(src / "sub" / "passwd", "ab") as fh:
+                    fh.write(b" saved again")
             os.rename(src / "sub", tmp_path / "sub.before")
             os.symlink(tmp_path / "out", src / "sub")
         return Reply(status, headers, [body])
-    proxy.on("POST", r"^/upload/", swap_it)
+    proxy.on(method, at, swap_it)
     code, _, err = run("push", str(src), "drive:runs/a", "--jobs", "1")
-    assert done
-    found = [f for f in emulator.files() if f.get("md5Checksum") == md5(SECRET)]
-    assert found == [], err
-    assert code == 1, err
-    assert err.strip().splitlines()[-1] == (
+    _refused_sending_nothing_outside(
+        emulator, done, code, err,
         f"Error: {src}/sub became a link while the push ran (a folder when it began); "
-        "not sent again: push again once it is a folder"), err
+        "not sent again: push again once it is a folder")
 
 
 @pytest.mark.timeout(60)
@@ -100,10 +86,7 @@ def test_a_link_inside_src_pointed_outside_after_the_walk_is_not_read_through(
         return Reply(status, headers, [body])
     proxy.on("GET", r"^/drive/v2/files", swap_it)
     code, _, err = run("push", str(src), "drive:runs/a", "--jobs", "1")
-    assert done
-    found = [f for f in emulator.files() if f.get("md5Checksum") == md5(SECRET)]
-    assert found == [], err
-    assert code == 1, err
-    assert err.strip().splitlines()[-1] == (
+    _refused_sending_nothing_outside(
+        emulator, done, code, err,
         f"Error: {src}/b.txt became a link out of SRC while the push ran (a link inside it "
-        "when it began); not sent again: push again once it is a link inside it"), err
+        "when it began); not sent again: push again once it is a link inside it")
