@@ -8,37 +8,18 @@ import io
 import json
 import os
 import socket
-import threading
 import time
 
 import pytest
 from googleapiclient.errors import HttpError
 from googleapiclient.http import MediaIoBaseUpload
 
+from _raw_http import answer, sent_for_ever
 from drivestage.drive import connect
 from drivestage.emulator import Emulator
 from drivestage.emulator.routes_media import QUOTA_CHECK_STEP
 
 MiB = 1 << 20
-
-
-def _answer(sock: socket.socket, deadline: float) -> tuple[bytes, bool]:
-    """(the answer's bytes, whether the connection then ended) read before ``deadline``."""
-    data, ended = b"", False
-    while time.monotonic() < deadline:
-        sock.settimeout(max(0.01, deadline - time.monotonic()))
-        try:
-            chunk = sock.recv(65536)
-        except socket.timeout:
-            break
-        except ConnectionResetError:
-            ended = True
-            break
-        if not chunk:
-            ended = True
-            break
-        data += chunk
-    return data, ended
 
 
 def _refused(data: bytes) -> tuple[int, str, str]:
@@ -56,22 +37,9 @@ def _endless(emu: Emulator, kind: str, ctype: str, first: bytes) -> tuple[int, s
                  f"Host: 127.0.0.1:{emu.port}\r\nAuthorization: Bearer t\r\n"
                  f"Content-Type: {ctype}\r\nTransfer-Encoding: chunked\r\n\r\n".encode()
                  + (b"%x\r\n%s\r\n" % (len(first), first) if first else b""))
-    stop = threading.Event()
     piece = b"%x\r\n%s\r\n" % (64 * 1024, b"y" * 64 * 1024)
-
-    def send_for_ever() -> None:
-        deadline = time.monotonic() + 20
-        while not stop.is_set() and time.monotonic() < deadline:
-            try:
-                sock.sendall(piece)
-            except OSError:
-                return   # (the emulator closed the connection)
-
-    sender = threading.Thread(target=send_for_ever, daemon=True)
-    sender.start()
-    data, ended = _answer(sock, time.monotonic() + 15)
-    stop.set()
-    sender.join(10)
+    with sent_for_ever(sock, piece, 20):
+        data, ended = answer(sock, time.monotonic() + 15)
     sock.close()
     assert ended, kind
     rec = [r for r in emu.requests if r.query.get("uploadType") == kind][-1]
@@ -110,7 +78,7 @@ def test_a_refused_upload_is_answered_after_a_bounded_drain(tmp_path):
             sock.sendall(f"POST /upload/drive/v2/files?uploadType=media HTTP/1.1\r\n"
                          f"Host: 127.0.0.1:{emu.port}\r\nAuthorization: Bearer t\r\n"
                          f"Content-Length: {100 * MiB}\r\n\r\n".encode() + b"z" * 1000)
-            data, ended = _answer(sock, began + 15)
+            data, ended = answer(sock, began + 15)
             assert _refused(data)[:2] == (403, "storageQuotaExceeded") and ended
             assert 1.0 <= time.monotonic() - began < 10
         assert emu.wait_idle(10)   # no thread left holding either

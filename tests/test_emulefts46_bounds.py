@@ -8,9 +8,8 @@ import http.client
 import json
 import os
 import socket
-import threading
-import time
 
+from _raw_http import parsed, sent_for_ever
 from drivestage.emulator import Emulator
 from drivestage.emulator.batch import MAX_DELIMITERS
 
@@ -23,39 +22,23 @@ def _exchange(emu: Emulator, head: bytes, body: bytes = b"", endless: bytes = b"
     (or ``seconds``): (status, the answer's headers, its body, whether the connection ended)."""
     sock = socket.create_connection((emu.host, emu.port), timeout=10)
     sock.sendall(head + body)
-    stop = threading.Event()
-
-    def send_for_ever() -> None:
-        deadline = time.monotonic() + seconds
-        while endless and not stop.is_set() and time.monotonic() < deadline:
-            try:
-                sock.sendall(endless)
-            except OSError:
-                return
-
-    sender = threading.Thread(target=send_for_ever, daemon=True)
-    sender.start()
     data, ended = b"", False
     sock.settimeout(seconds + 2)
-    try:
-        while True:
-            chunk = sock.recv(65536)
-            if not chunk:
-                ended = True
-                break
-            data += chunk
-    except socket.timeout:
-        pass
-    except ConnectionResetError:
-        ended = True
-    stop.set()
-    sender.join(10)
+    with sent_for_ever(sock, endless, seconds):
+        try:
+            while True:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    ended = True
+                    break
+                data += chunk
+        except socket.timeout:
+            pass
+        except ConnectionResetError:
+            ended = True
     sock.close()
     assert data, "no answer"
-    top, _, rest = data.partition(b"\r\n\r\n")
-    lines = top.decode("latin-1").split("\r\n")
-    headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:])}
-    return int(lines[0].split()[1]), headers, rest, ended
+    return (*parsed(data), ended)
 
 
 def _error(body: bytes) -> tuple[str, str]:

@@ -9,14 +9,13 @@ import json
 import os
 import shutil
 import socket
-import threading
-import time
 
 import pytest
 from googleapiclient.errors import HttpError
 from googleapiclient.http import MediaIoBaseUpload
 
 from _tmpfs import small_disk  # noqa: F401 (a fixture)
+from _raw_http import sent_for_ever
 from drivestage.drive import connect
 from drivestage.emulator import Emulator
 
@@ -54,30 +53,17 @@ def test_an_endless_upload_is_refused_before_the_disk_fills(small_disk):  # noqa
                      f"Host: 127.0.0.1:{emu.port}\r\nAuthorization: Bearer t\r\n"
                      f"Transfer-Encoding: chunked\r\n\r\n".encode())
         piece = b"%x\r\n%s\r\n" % (MiB, b"y" * MiB)
-        stop = threading.Event()
-
-        def send_for_ever() -> None:
-            deadline = time.monotonic() + 10
-            while not stop.is_set() and time.monotonic() < deadline:
-                try:
-                    sock.sendall(piece)
-                except OSError:
-                    return   # (the emulator closed the connection)
-
-        sender = threading.Thread(target=send_for_ever, daemon=True)
-        sender.start()
         data = b""
         sock.settimeout(12)
-        try:
-            while True:
-                chunk = sock.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
-        except (socket.timeout, ConnectionResetError):
-            pass
-        stop.set()
-        sender.join(10)
+        with sent_for_ever(sock, piece, 10):
+            try:
+                while True:
+                    chunk = sock.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+            except (socket.timeout, ConnectionResetError):
+                pass
         sock.close()
         head, _, body = data.partition(b"\r\n\r\n")
         assert head.split(b" ", 2)[1] == b"403" and b"Connection: close" in head, data[:300]

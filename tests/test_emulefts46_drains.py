@@ -7,33 +7,14 @@ from __future__ import annotations
 import http.client
 import json
 import socket
-import threading
 import time
 from typing import Optional
 
+from _raw_http import answer, parsed, sent_for_ever
 from drivestage.emulator import Emulator
 
 MiB = 1 << 20
 PIECE = b"%x\r\n%s\r\n" % (64 * 1024, b"y" * 64 * 1024)
-
-
-def _answer(sock: socket.socket, deadline: float) -> tuple[bytes, bool]:
-    """(the answer's bytes, whether the connection then ended) read before ``deadline``."""
-    data, ended = b"", False
-    while time.monotonic() < deadline:
-        sock.settimeout(max(0.01, deadline - time.monotonic()))
-        try:
-            chunk = sock.recv(65536)
-        except socket.timeout:
-            break
-        except ConnectionResetError:
-            ended = True
-            break
-        if not chunk:
-            ended = True
-            break
-        data += chunk
-    return data, ended
 
 
 def _endless(emu: Emulator, head: str, first: bytes = b"", piece: Optional[bytes] = PIECE,
@@ -43,27 +24,11 @@ def _endless(emu: Emulator, head: str, first: bytes = b"", piece: Optional[bytes
     emulator closes: (status, the answer's headers, its body, whether the connection ended)."""
     sock = socket.create_connection((emu.host, emu.port), timeout=10)
     sock.sendall(head.encode("latin-1") + b"Transfer-Encoding: chunked\r\n\r\n" + first)
-    stop = threading.Event()
-
-    def send_for_ever() -> None:
-        deadline = time.monotonic() + seconds
-        while piece is not None and not stop.is_set() and time.monotonic() < deadline:
-            try:
-                sock.sendall(piece)
-            except OSError:
-                return   # (the emulator closed the connection)
-
-    sender = threading.Thread(target=send_for_ever, daemon=True)
-    sender.start()
-    data, ended = _answer(sock, time.monotonic() + seconds + 2)
-    stop.set()
-    sender.join(10)
+    with sent_for_ever(sock, piece, seconds):
+        data, ended = answer(sock, time.monotonic() + seconds + 2)
     sock.close()
     assert data, "no answer: the emulator still reads the body"
-    top, _, body = data.partition(b"\r\n\r\n")
-    lines = top.decode("latin-1").split("\r\n")
-    headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:])}
-    return int(lines[0].split()[1]), headers, body, ended
+    return (*parsed(data), ended)
 
 
 def _head(emu: Emulator, method: str, target: str) -> str:
