@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import gc
 import os
-import sys
 import threading
 import time
 
@@ -22,6 +21,7 @@ from test_stuckconn46_cut import _BOUND
 
 import drivestage
 from drivestage.stream_lines import StreamLines
+from trainer.stuck import current_frames   # (sys._current_frames() can deadlock: see there)
 
 KiB = 1024
 
@@ -33,7 +33,7 @@ def _lines_in_use() -> list[StreamLines]:
 
 def _waits_in_close(thread: threading.Thread) -> bool:
     """Whether ``thread`` waits in :func:`drivestage.stream_lines.close` now."""
-    frame = sys._current_frames().get(thread.ident)   # type: ignore[arg-type]
+    frame = current_frames().get(thread.ident)   # type: ignore[arg-type]
     while frame is not None:
         if frame.f_code.co_name == "close" and frame.f_code.co_filename.endswith(
                 "stream_lines.py"):

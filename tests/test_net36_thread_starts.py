@@ -17,7 +17,6 @@ import hashlib
 import os
 import shutil
 import signal
-import sys
 import threading
 
 import pytest
@@ -29,6 +28,7 @@ from _archives import a_tgz, a_zip, tree
 from _download_fixtures import small_splits  # noqa: F401 (fixture)
 from _drivemount import working_drive_mount  # noqa: F401 (fixture)
 from test_interrupt_commands import _none_left, _open_under
+from trainer.stuck import current_frames   # (sys._current_frames() can deadlock: see there)
 
 pytestmark = pytest.mark.skipif(not hasattr(signal, "pthread_kill"), reason="POSIX threads")
 
@@ -190,7 +190,7 @@ def test_a_ctrl_c_as_a_mirror_s_thread_starts_leaves_no_mirror_running(
 
 
 def _in(thread: threading.Thread, function: str) -> bool:
-    frame = sys._current_frames().get(thread.ident)
+    frame = current_frames().get(thread.ident)
     while frame is not None and frame.f_code.co_name != function:
         frame = frame.f_back
     return frame is not None

@@ -28,6 +28,7 @@ from test_trainer22_hostile import _config, _small_run
 from test_writer import _until
 from trainer.errors import TrainingInterrupted
 from trainer.state import Position
+from trainer.stuck import current_frames   # (sys._current_frames() can deadlock: see there)
 
 SPEC = "drive:Models/t28/hung"
 
@@ -125,7 +126,7 @@ def _listing(writer) -> bool:
     import traceback
 
     uploader = writer._uploader.thread.ident
-    frame = sys._current_frames().get(uploader)
+    frame = current_frames().get(uploader)
     return frame is not None and any(f.name == "newest" for f in traceback.extract_stack(frame))
 
 

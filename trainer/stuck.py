@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import gc
 import os
 import sys
 import threading
@@ -55,6 +56,22 @@ def collective(func: F) -> F:
         with waiting():
             return func(*args, **kwargs)
     return marked  # type: ignore[return-value]
+
+
+def current_frames() -> dict[int, FrameType]:
+    """``sys._current_frames()``, the garbage collector held off while it runs. On CPython
+    3.11 and older a collection that starts as it makes the frames' objects (it holds the
+    interpreter's lock of thread states then) and frees a ``threading.local`` deadlocks: the
+    local's clean-up waits for that same lock, holding the GIL, and every thread of the
+    process waits for good (python/cpython#106883; a test's watcher hung a pytest worker so,
+    no signal handled, not even pytest-timeout's)."""
+    if not gc.isenabled():
+        return sys._current_frames()
+    gc.disable()
+    try:
+        return sys._current_frames()
+    finally:
+        gc.enable()
 
 
 class Sampler:
@@ -94,7 +111,7 @@ class Sampler:
         now = time.monotonic() if now is None else now
         paused, self._last = now - self._last > self.guard_s, now
         cpu = self._cpu()
-        frame = sys._current_frames().get(self.ident)
+        frame = current_frames().get(self.ident)
         if frame is None or cpu is None or _inside or paused:
             self._seen, self._since = None, now
             return 0.0
