@@ -283,19 +283,53 @@ def test_two_threads_pushing_into_one_folder_make_no_duplicates(emulator, env):
 
 
 def test_two_processes_pushing_into_one_folder_make_no_duplicates(emulator, drive_env, env):
+    """As with two threads, across processes (the lock file): the second push comes while
+    the first's first create is held, says it waits for the first, then finds what it made.
+    (A latency on every GET let the two pass without ever overlapping.)"""
+    import threading
 
     src = env / "logs"
     files = _run_tree(src)
-    emulator.faults.latency(0.2, method="GET")
+    emulator.faults.latency(60, method="POST", times=2)
     environ = {**os.environ, **drive_env, "DRIVESTAGE_STATE_DIR": str(env / "state")}
     procs = [cli_server().popen(["push", str(src),
                                  "drive:Models/logs"], env=environ, stderr=PIPE,
                                 text=True) for _ in range(2)]
-    outs = [p.communicate(timeout=120)[1] for p in procs]
-    emulator.faults.clear()
-    assert [p.returncode for p in procs] == [0, 0], outs
+    errs: list[list[str]] = [[], []]
+    waited = threading.Event()
+
+    def read(i: int) -> None:   # (each child's stderr, as it comes)
+        for line in procs[i].stderr:
+            errs[i].append(line)
+            if "another push into Models/logs is running on this machine" in line:
+                waited.set()
+        procs[i].stderr.close()
+    readers = [threading.Thread(target=read, args=(i,), daemon=True) for i in range(2)]
+    for t in readers:
+        t.start()
+    try:
+        held, _ = emulator.faults.wait_latencies(lambda n: n >= 1, 60)
+        deadline, both = time.monotonic() + 60, False
+        while not waited.is_set() and not both and time.monotonic() < deadline:
+            both, _ = emulator.faults.wait_latencies(lambda n: n >= 2, 0.05)
+        overlapped = waited.is_set() or both
+    finally:
+        emulator.faults.clear()   # (the rule first: no later create waits)
+        emulator.faults.hurry()
+        codes = [p.wait(120) for p in procs]
+        for t in readers:
+            t.join(10)
+    outs = ["".join(e) for e in errs]
+    assert held, outs
+    assert overlapped, ("the second push neither waited for the first nor sent a create", outs)
+    assert codes == [0, 0], outs
     assert _no_duplicates(emulator) == {}
     assert _tree_of(emulator) == {k: _md5(v) for k, v in files.items()}
+    uploads = [r for r in emulator.requests if r.method == "POST" and r.path.startswith("/upload/")]
+    assert len(uploads) == len(files), outs   # (each file sent once, by one of them)
+    assert [r.method for r in emulator.requests if r.method == "DELETE"] == [] and \
+        _trashed(emulator) == []
+    assert waited.is_set(), outs   # (the lock it waited on, said: the interleaving happened)
 
 
 def test_duplicate_files_another_machine_made_are_repaired(emulator, store, env):
