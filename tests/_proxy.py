@@ -230,6 +230,21 @@ def trickle(pace: float) -> Mutation:
     return mutate
 
 
+def held_half(reached: threading.Event, gate: threading.Event, wait: float = 60) -> Mutation:
+    """The answer without its length (it ends with its connection: ``Connection: close``):
+    its first half, then ``reached`` set and the rest held until ``gate`` (``wait`` s at
+    most)."""
+    def mutate(status: int, headers: dict, body: bytes) -> Reply:
+        def parts():
+            yield body[:len(body) // 2]
+            reached.set()
+            gate.wait(wait)
+            yield body[len(body) // 2:]
+        return Reply(status, {k: v for k, v in headers.items()
+                              if k.lower() != "content-length"}, parts())
+    return mutate
+
+
 REPEATED_TOKEN = "the-same-token"
 
 

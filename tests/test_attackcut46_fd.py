@@ -15,7 +15,7 @@ import threading
 import time
 
 from _leaks import our_threads
-from _proxy import Proxy, Reply
+from _proxy import Proxy, held_half
 from _signal_env import _cli_server, _fast  # noqa: F401  (autouse fixtures)
 from test_stuckconn46_cut import _BOUND
 
@@ -47,15 +47,7 @@ def test_an_answer_that_ends_with_its_connection_closes_it_under_the_lines_lock(
     data = os.urandom(256 * KiB)
     emulator.add_file("d/f0.bin", data)
     reached, gate = threading.Event(), threading.Event()
-
-    def held(status: int, headers: dict, body: bytes) -> Reply:
-        def parts():
-            yield body[:len(body) // 2]
-            reached.set()
-            gate.wait(60)
-            yield body[len(body) // 2:]
-        return Reply(status, {k: v for k, v in headers.items()
-                              if k.lower() != "content-length"}, parts())
+    held = held_half(reached, gate)
 
     dest = tmp_path / "data"
     before = our_threads()

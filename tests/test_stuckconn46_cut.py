@@ -136,20 +136,12 @@ def test_an_answer_that_ends_with_its_connection_is_cut_too(emulator, local_stat
     """Through a proxy that answers with ``Connection: close`` (no length: the body ends
     with the connection), which http.client lets go of as the answer begins: the answer's
     own socket is cut."""
-    from _proxy import Proxy, Reply
+    from _proxy import Proxy, held_half
 
     data = os.urandom(512 * KiB)
     emulator.add_file("d/f0.bin", data)
     reached, gate = threading.Event(), threading.Event()
-
-    def held(status: int, headers: dict, body: bytes) -> Reply:
-        def parts():
-            yield body[:len(body) // 2]
-            reached.set()
-            gate.wait(60)
-            yield body[len(body) // 2:]
-        return Reply(status, {k: v for k, v in headers.items()
-                              if k.lower() != "content-length"}, parts())
+    held = held_half(reached, gate)
 
     dest = tmp_path / "data"
     before = our_threads()
