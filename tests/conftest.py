@@ -38,19 +38,40 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[_var] = "1"
 
+_SPAWNS = None   # tests/_sig_ign.Spawns, made at the first test
+
+
 @pytest.fixture(autouse=True)
-def _signal_dispositions_kept():
-    """Each test leaves SIGINT, SIGTERM and SIGHUP as it found them: one that ended with a
-    signal ignored in-process (drivestage's stop ignores the signals as a program ends) gave
-    every process the worker started afterwards (the fork server, and so every CLI child)
-    that signal ignored: a pull under a SIGHUP ignored takes itself for one under nohup."""
-    watched = [s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None))
-               if s is not None]
-    before = {s: signal.getsignal(s) for s in watched}
+def _signal_dispositions_kept(request):
+    """Each test leaves SIGINT, SIGTERM and SIGHUP as it found them, as Python and the kernel
+    hold them, and starts no process while it has SIGHUP or SIGTERM ignored: one that ended
+    with a signal ignored in-process (drivestage's stop ignores the signals as a program
+    ends) gave every process the worker started afterwards (the fork server, and so every
+    CLI child) that signal ignored: a pull under a SIGHUP ignored takes itself for one under
+    nohup. Such a test fails, naming what it changed or started (the dispositions are put
+    back first, for the tests after it)."""
+    global _SPAWNS
+    from _sig_ign import WATCHED, Spawns, ignored
+
+    if _SPAWNS is None:
+        _SPAWNS = Spawns()
+    before = {s: signal.getsignal(s) for s in WATCHED}
+    kernel = ignored()
+    _SPAWNS.arm()
     yield
+    started, _SPAWNS.found = _SPAWNS.found, []
+    changed = [f"{WATCHED[s]}'s handler {handler!r} -> {signal.getsignal(s)!r}"
+               for s, handler in before.items()
+               if signal.getsignal(s) is not handler and handler is not None]
+    if ignored() != kernel:
+        changed.append(f"ignored by the kernel: {kernel} -> {ignored()}")
     for s, handler in before.items():
-        if signal.getsignal(s) is not handler and handler is not None:
-            signal.signal(s, handler)
+        if handler is not None:
+            signal.signal(s, handler)   # (sets the kernel's disposition again too)
+    if changed or started:
+        pytest.fail(f"{request.node.nodeid} left signals changed or started a process "
+                    "under an ignored one:\n  " + "\n  ".join(changed + started),
+                    pytrace=False)
 
 
 # A trainer with drive.logs waits 2 s after writing its lease claim for a rival's claim to be
@@ -107,6 +128,10 @@ def _ram_basetemp() -> "str | None":
 
 @pytest.hookimpl(tryfirst=True)  # before pytest's own tmp_path factory reads the option
 def pytest_configure(config):
+    from _sigint_watch import SigintWatch   # (a Ctrl-C outside its test names its sender)
+
+    if not config.pluginmanager.has_plugin("sigint-watch"):
+        config.pluginmanager.register(SigintWatch(), "sigint-watch")
     if os.environ.get("PYTEST_XDIST_WORKER") or config.option.basetemp:
         return  # a worker gets its folder below the controller's (pytest-xdist)
     base = _ram_basetemp()
