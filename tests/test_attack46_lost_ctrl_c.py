@@ -5,24 +5,15 @@ loaded machine: the prune's last requests went first). sigloss45 made the block'
 such a stop for SIGTERM and SIGHUP only: the Ctrl-C was lost and the prune ended 0."""
 from __future__ import annotations
 
-import pytest
-
-from _forkcli import cli_server
+from _signal_env import _cli_server, _fast  # noqa: F401  (autouse fixtures)
 from _sigpush42 import child, ended
+from test_sigloss45_finalized_close import _LATE
 
 #: The Ctrl-C's handler (Python's own) run at the first call of an HTTP answer's ``close()``
 #: once the command's stop-signal block began, as the signal would run it there; and
 #: lost_interrupts' thread held until that block has ended.
-_LATE_CTRL_C = r"""
-import runpy, signal, sys, time
-from drivestage import lost_interrupts, stop_signals
-real = lost_interrupts._resend
-def late(*args):
-    end = time.monotonic() + 10
-    while stop_signals._starts and time.monotonic() < end:
-        time.sleep(0.001)
-    real(*args)
-lost_interrupts._resend = late
+_LATE_CTRL_C = _LATE + r"""
+import runpy, signal, sys
 calls = []
 def tracer(frame, event, arg):
     code = frame.f_code
@@ -37,17 +28,6 @@ sys.settrace(tracer)
 sys.argv = ["drivestage", *sys.argv[1:]]
 runpy.run_module("drivestage", run_name="__main__", alter_sys=True)
 """
-
-
-@pytest.fixture(autouse=True)
-def _fast(fast_retries):
-    """Backoffs of a millisecond, without jitter."""
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _cli_server():
-    """The fork server, started before any test's leak check (tests/_forkcli.py)."""
-    return cli_server()
 
 
 def test_a_ctrl_c_raised_again_only_after_the_prune_ended_still_ends_it(emulator, drive_env):

@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import os
 
-import pytest
-
-from _forkcli import cli_server
+from _signal_env import _cli_server, _fast  # noqa: F401  (autouse fixtures)
 from _sigpush42 import child, ended, live, md5, stale
 
 MiB = 1 << 20
@@ -40,17 +38,6 @@ sys.settrace(tracer)
 sys.argv = ["drivestage", *sys.argv[1:]]
 runpy.run_module("drivestage", run_name="__main__", alter_sys=True)
 """
-
-
-@pytest.fixture(autouse=True)
-def _fast(fast_retries):
-    """Backoffs of a millisecond, without jitter."""
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _cli_server():
-    """The fork server, started before any test's leak check (tests/_forkcli.py)."""
-    return cli_server()
 
 
 def test_a_sigterm_in_a_dropped_answers_close_stops_the_push(emulator, local_state,
