@@ -1,5 +1,5 @@
-"""What a test counts to show nothing was left open: this process's sockets and
-drivestage's own threads (named ``drivestage-…``)."""
+"""What a test counts to show nothing was left open: this process's sockets, the files its
+descriptors are open on, and drivestage's own threads (named ``drivestage-…``)."""
 from __future__ import annotations
 
 import os
@@ -15,6 +15,18 @@ def sockets() -> int:
         except OSError:
             pass   # (the listing's own descriptor, closed by then)
     return count
+
+
+def open_targets() -> list[str]:
+    """What this process's descriptors are open on (Linux: /proc/self/fd), as their links
+    say: a file's path, ``socket:[…]``, ``pipe:[…]``."""
+    out = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            out.append(os.readlink(f"/proc/self/fd/{fd}"))
+        except OSError:
+            continue   # (the listing's own descriptor, closed by then)
+    return out
 
 
 def our_threads() -> set[threading.Thread]:

@@ -21,6 +21,7 @@ from drivestage.retention import RetentionPolicy
 from drivestage.stage import pull
 from drivestage.upload_tree import push
 from _archives import a_tgz, a_zip, tree
+from _leaks import open_targets
 from _ramdisk import tmp_path  # noqa: F401  (a fixture: the sweeps write thousands of files)
 from _sweep import ALL, every
 from test_interrupt_locks import _InterruptAt
@@ -48,15 +49,7 @@ def _open_under(folder) -> list[str]:
         return []
 
     def held() -> list[str]:
-        out = []
-        for fd in os.listdir("/proc/self/fd"):
-            try:
-                path = os.readlink(f"/proc/self/fd/{fd}")
-            except OSError:  # the listing's own descriptor, closed since
-                continue
-            if path.startswith(f"{folder}{os.sep}"):
-                out.append(path)
-        return out
+        return [path for path in open_targets() if path.startswith(f"{folder}{os.sep}")]
 
     if not held():
         return []

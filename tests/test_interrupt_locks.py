@@ -22,6 +22,7 @@ import drivestage
 from drivestage.download import Download, remove_partial
 from drivestage.interrupts import BackgroundThread, Flag, Monitor
 from drivestage.locks import place_lock
+from _leaks import open_targets
 from _sweep import every
 
 
@@ -345,15 +346,7 @@ def test_a_ctrl_c_at_any_point_of_starting_a_background_thread_leaves_it_joinabl
 
 def _open_under(folder) -> list[str]:
     """What this process's descriptors still open under ``folder`` name (Linux)."""
-    out = []
-    for fd in os.listdir("/proc/self/fd"):
-        try:
-            target = os.readlink(f"/proc/self/fd/{fd}")
-        except OSError:
-            continue
-        if target.startswith(str(folder)):
-            out.append(target)
-    return out
+    return [target for target in open_targets() if target.startswith(str(folder))]
 
 
 # drivestage's own code: where a descriptor is opened and handed on (a sweep through

@@ -25,7 +25,7 @@ from drivestage.interrupts import Flag
 from _archives import a_zip
 from _cli import child_env, run
 from _forkcli import PIPE, cli_server
-from _leaks import our_threads
+from _leaks import open_targets, our_threads
 from _signal_env import _cli_server, _fast  # noqa: F401  (autouse fixtures)
 
 KiB = 1024
@@ -35,15 +35,7 @@ _BOUND = 15.0
 
 def _open_on(path_part: str) -> list[str]:
     """This process's descriptors open on a file whose path holds ``path_part``."""
-    out = []
-    for fd in os.listdir("/proc/self/fd"):
-        try:
-            target = os.readlink(f"/proc/self/fd/{fd}")
-        except OSError:
-            continue
-        if path_part in target:
-            out.append(target)
-    return out
+    return [target for target in open_targets() if path_part in target]
 
 
 def _snapshot(folder) -> dict:

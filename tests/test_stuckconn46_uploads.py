@@ -13,7 +13,7 @@ import drivestage
 from drivestage import pool
 from drivestage.interrupts import Flag
 
-from _leaks import our_threads
+from _leaks import open_targets, our_threads
 
 KiB = 1024
 _BOUND = 15.0
@@ -31,15 +31,7 @@ def _run_folder(tmp_path) -> tuple:
 
 def _open_under(folder) -> list[str]:
     """This process's descriptors open on a file under ``folder``."""
-    out = []
-    for fd in os.listdir("/proc/self/fd"):
-        try:
-            target = os.readlink(f"/proc/self/fd/{fd}")
-        except OSError:
-            continue
-        if target.startswith(str(folder) + os.sep):
-            out.append(target)
-    return out
+    return [target for target in open_targets() if target.startswith(str(folder) + os.sep)]
 
 
 def _all_cut(emulator, before: set) -> None:
