@@ -64,6 +64,8 @@ class SigintWatch:
             self._sending(f"signal.pthread_kill({target}, SIGINT)")
 
     def _sending(self, how: str) -> None:
+        if os.getpid() != self.pid:   # (a child forked by a test: its own to send)
+            return
         thread = threading.current_thread()
         origin = self.started_in.get(thread)
         if self.current is not None and origin is None:
