@@ -413,14 +413,21 @@ def test_two_machines_pushing_into_a_new_folder_at_once_leave_one_folder(emulato
     for i in range(2):
         _write(str(env / f"src{i}" / f"machine{i}.txt"), b"m%d" % i)
         srcs.append(str(env / f"src{i}"))
-    emulator.faults.latency(0.3, method="GET")     # both look before either creates
+    # Both look before either creates: each one's first create (DEST's folder) is held
+    # until the other's has come too (a latency on every GET left that to the timing).
+    emulator.faults.latency(60, method="POST", times=2)
     procs = [cli_server().popen(["push", src,
                                  "drive:Models/logs"],
                                 env={**os.environ, **drive_env,
                                      "DRIVESTAGE_STATE_DIR": str(env / f"state{i}")},
                                 stderr=PIPE, text=True) for i, src in enumerate(srcs)]
-    outs = [p.communicate(timeout=120)[1] for p in procs]
-    emulator.faults.clear()
+    try:
+        both, _ = emulator.faults.wait_latencies(lambda n: n >= 2, 60)
+    finally:
+        emulator.faults.clear()   # (the rule first: no later create waits)
+        emulator.faults.hurry()
+        outs = [p.communicate(timeout=120)[1] for p in procs]
+    assert both, ("the two pushes' creates never waited at once", outs)
     assert [p.returncode for p in procs] == [0, 0], outs
     assert _no_duplicates(emulator) == {}
     assert _tree_of(emulator) == {"machine0.txt": _md5(b"m0"), "machine1.txt": _md5(b"m1")}
