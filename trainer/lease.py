@@ -49,10 +49,14 @@ needs no request while the last renewal proves the lease: a stale take-over need
 claim silent for :attr:`RunLease.stale_s` by Drive's clock, and a check's listing showed no
 better claim, so until the last write Drive answered plus :attr:`RunLease.sure_s` none can
 have happened (timed on a clock that counts this machine's sleep). Past that, one check
-(a listing, a renewal) proves it again. Each renewal is first a swap of the arbiter naming
-the etag of this trainer's last one: a holder frozen while another took its lease over (a
-request held past the lease) has its next renewal refused by Drive (412), reads the arbiter,
-finds the taker and stops, writing nothing more (not even its claim file: no second claim).
+(a listing, a renewal) proves it again. Each renewal writes the claim file, then swaps the
+arbiter naming the etag of this trainer's last swap: a holder frozen while another took its
+lease over (a request held past the lease) has that swap refused by Drive (412), reads the
+arbiter, finds the taker and stops (a claim the taker removed, made anew by the write, is
+removed again: no second claim). The claim file first: a taker that reads the arbiter
+after the swap reads the claim renewed, and one that swapped before it has the swap refused
+(swapped first, a taker between the two took the lease over, and the claim's late write was
+taken for proof: attackint47).
 Left, bounded by the proof, not closed: a sleep between the guard's answer and the one push
 request it allowed. Drive conditions a write on the item written only, and a push writes
 checkpoints, not the folder: no push request can name the lease's etag.
@@ -414,14 +418,11 @@ class RunLease:
                 json.dump(body, fh)
             replace = self._mine
             sent = boot_clock()   # (before the first try: Drive's date of it is later)
-            if replace is not None and not released:   # (the arbiter first: lease_cas)
-                self._taken(lease_cas.renew(self, folder))
             try:
                 self._mine = store.upload(tmp, folder, self.name, replace=replace)
             except NotFoundError:   # (removed: by a taker? The arbiter says, before a
                 self._taken(lease_cas.renew(self, folder))   # second claim is made: lease47)
                 self._mine = store.upload(tmp, folder, self.name, replace=None)
-                self._taken(lease_cas.renew(self, folder))   # (the arbiter names this one)
             except QuotaExceededError as exc:   # (Drive full: a property, where it may be)
                 if replace is not None or not fallback or not lease_props.usable(store):
                     raise
@@ -434,6 +435,17 @@ class RunLease:
                 logger.warning("%s: Drive's storage is full (its claim file of %s B did not "
                                "fit): the run's lease is claimed by a property of the folder, "
                                "not a file", self.drive.spec, exc.needed or "a few hundred")
+            if replace is not None and not released:   # (the arbiter: lease_cas)
+                # After the claim file, not before: a taker that reads the arbiter after this
+                # swap reads the claim renewed; one that swapped first (the claim read stale)
+                # has this swap refused. Swapped first, a taker between the two took the
+                # lease over and the claim's late write was taken for proof (attackint47).
+                try:
+                    self._taken(lease_cas.renew(self, folder))
+                except LeaseLostError:   # (a claim made anew, the taker's removal of the
+                    if self._mine.id != replace.id:   # old one found by the upload: no
+                        self._delete(self._mine)   # second claim left: attackint46)
+                    raise
             if replace is None or replace.id != self._mine.id:
                 made = self._mine.created or self._mine.modified
                 self._order = (-self.generation, made, self._mine.id)

@@ -27,11 +27,15 @@ What it guards:
   lagged a first claim's create let a second trainer hold the lease too: attacklease36_lag).
   It names none, a claim gone (stale, released, removed) or one of an earlier generation
   this trainer takes over with ``--take-over``: the swap names this trainer's claim.
-- **Each renewal** (:func:`renew`, before the claim file is written again): the swap names
+- **Each renewal** (:func:`renew`, once the claim file is written again): the swap names
   the etag of this trainer's last swap. Refused, the arbiter is read: it names another
   (taken over while this trainer was silent: a machine asleep, a request held), the lease is
-  lost, and nothing more is written, the claim file's renewal included; it names this one
-  (the folder changed otherwise), the swap is made again.
+  lost, and nothing more is written (a claim file the taker removed, made anew by the
+  renewal's write, is removed again); it
+  names this one (the folder changed otherwise), the swap is made again. After the claim
+  file, not before: a taker reading the arbiter between a swap and the claim's write read
+  the claim stale, took over, and the late write counted as this trainer's proof
+  (attackint47).
 
 Claim files stay as before (the listing's rules, dates of renewals, ``trainer status``,
 ``dedupe``): a trainer of 0.1.x reads them only, and a new trainer still obeys a live claim
@@ -172,8 +176,8 @@ def holds(lease: "RunLease", folder: RemoteEntry) -> bool:
 
 
 def renew(lease: "RunLease", folder: RemoteEntry) -> Optional[Claim]:
-    """Before a renewal of ``lease``'s claim file: prove the arbiter still names it, by a
-    swap naming the etag of its last one. None: held (the swap landed); else the claim
+    """After a renewal of ``lease``'s claim file (or before it is made again): prove the
+    arbiter still names it, by a swap naming the etag of its last one. None: held (the swap landed); else the claim
     that took it over (its holder's line; the lease is lost, nothing more is written)."""
     if not usable(lease) or lease._cas is None:
         return None
