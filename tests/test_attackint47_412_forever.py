@@ -1,0 +1,52 @@
+"""attackint47: a server that refuses every conditional write of the run folder (412), the
+folder unchanged (trainer.lease_cas.take, lease47).
+
+A proxy that rewrites etags (one compressing answers appends ``-gzip`` to each: the etag a
+client reads is never the one the server compares), or a server whose ``If-Match`` is
+broken, answers each swap of the arbiter 412 while a read right after shows the very etag
+named. lease47's take read that as four changes by others in a row and failed the start
+with "changed on Drive at each of 4 tries": the run trained without its lease, tried
+again at each commit of each push (each try a claim, a listing, 4 reads, 4 patches and a
+removal), never held it, and every push stopped at its first update or removal: no trainer
+ever held the run (its old checkpoints never pruned). Now such a refusal is one WARNING
+line and the listing decides, as for a folder whose property Drive refuses (a second
+trainer is refused by the listing's rules, as before lease47: tests/test_lease36_*)."""
+from __future__ import annotations
+
+import logging
+
+DEST = "drive:runs/exp"
+
+
+def _lease(tmp_path, name: str):
+    from trainer.drive import DriveFolder
+    from trainer.lease import RunLease
+
+    return RunLease(DriveFolder(DEST, str(tmp_path / name)), period_s=3.0)
+
+
+def _patches(emulator, folder: str) -> list[int]:
+    return [r.status for r in emulator.requests
+            if r.method == "PATCH" and f"/files/{folder}" in r.path]
+
+
+def test_a_folder_whose_every_conditional_write_is_refused_is_held_by_the_listing(
+        drive_env, emulator, tmp_path, caplog):
+    emulator.add_folder("runs/exp")
+    folder = emulator.find("runs/exp")["id"]
+    emulator.faults.inject("PATCH", rf"/files/{folder}\?", status=412, reason="conditionNotMet",
+                           times=None)
+    a = _lease(tmp_path, "a")
+    caplog.set_level(logging.WARNING, logger="trainer.lease")
+    try:
+        a.acquire()   # (556f8e4f: RemoteChangedError, "changed on Drive at each of 4 tries")
+        assert _patches(emulator, folder) == [412]   # (one refusal tells: no four)
+        [line] = [r.getMessage() for r in caplog.records if "trainer-lease" in r.getMessage()]
+        assert line.startswith("drive:runs/exp: the run's lease is decided by the folder's "
+                               "listing only"), line
+        assert "refused every write naming the etag it had just sent" in line, line
+        a._written_at -= a.period_s   # (its renewal due: no swap tried, nothing refused)
+        a.check()
+        assert a.lost is None and _patches(emulator, folder) == [412]
+    finally:
+        a.release()
