@@ -44,9 +44,28 @@ def test_a_folder_whose_every_conditional_write_is_refused_is_held_by_the_listin
         [line] = [r.getMessage() for r in caplog.records if "trainer-lease" in r.getMessage()]
         assert line.startswith("drive:runs/exp: the run's lease is decided by the folder's "
                                "listing only"), line
-        assert "refused every write naming the etag it had just sent" in line, line
+        assert "refused a write naming the folder's etag as just read (412), the folder " \
+               "unchanged" in line, line
         a._written_at -= a.period_s   # (its renewal due: no swap tried, nothing refused)
         a.check()
         assert a.lost is None and _patches(emulator, folder) == [412]
+    finally:
+        a.release()
+
+
+def test_a_swap_whose_answer_was_lost_is_held_after_its_retrys_412(drive_env, emulator, tmp_path):
+    """The swap landed, its answer lost (the connection reset): the retry names the etag it
+    replaced, 412; the read after shows the folder changed (by this swap) and naming this
+    claim: swapped again, held, the arbiter naming it. (A pin: passes on 556f8e4f too.)"""
+    emulator.add_folder("runs/exp")
+    folder = emulator.find("runs/exp")["id"]
+    emulator.faults.drop("PATCH", rf"/files/{folder}\?", times=1)
+    a = _lease(tmp_path, "a")
+    try:
+        a.acquire()
+        assert _patches(emulator, folder)[-2:] == [412, 200]
+        value = next(p["value"] for p in emulator.properties_of(folder)
+                     if p["key"] == "trainer-lease")
+        assert value == f"1 {a.token} {a._mine.id}"
     finally:
         a.release()

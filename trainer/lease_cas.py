@@ -17,7 +17,9 @@ perhaps a child added, which public sources do not settle: the emulator keeps a 
 when a child is added, measured by lease47). A write refused for such a change is no loss:
 the trainer reads again, finds the arbiter as it left it, and writes again, at most
 :data:`MAX_SWAPS` times (a renewal then holds as its last read says; a take-over fails, one
-line, and is tried again).
+line, and is tried again). A refusal with the folder still as named (a server, or a proxy
+rewriting etags, that matches none a client sends) is no change at all: the listing decides,
+one WARNING line (it failed every start, and no trainer ever held the run: attackint47).
 
 What it guards:
 
@@ -135,10 +137,13 @@ def take(lease: "RunLease", folder: RemoteEntry, forced: bool) -> Optional[Claim
     if not usable(lease):
         return None
     store = lease.drive.store_at()[0]
+    named = None   # (the etag the last swap named, refused)
     for _ in range(MAX_SWAPS):
         etag, props, holder = read(store, folder)
         if not etag:
             return None
+        if etag == named:   # (refused, and no one changed the folder since: attackint47)
+            return _listing_only(lease, _UNMATCHED)
         if holder is not None and holder.token != lease.token:
             claim = claim_of(lease, holder)
             if claim is not None and not lease._gone(claim) and \
@@ -148,16 +153,29 @@ def take(lease: "RunLease", folder: RemoteEntry, forced: bool) -> Optional[Claim
             _swap(lease, folder, etag, props)
             return None
         except PreconditionFailedError:   # (another wrote first: read, and decide again)
+            named = etag
             continue
         except (PermissionDeniedError, PropertyCountLimitError) as exc:
             # (A folder this account may add to but not edit, or one at Drive's 30 PUBLIC
             # properties: the listing decided, as for a trainer of 0.1.x; refused, no run.)
-            logger.warning("%s: the run's lease is decided by the folder's listing only, as "
-                           "before lease47 (its property %s was refused: %s)",
-                           lease.drive.spec, KEY, exc)
-            lease._cas = None
-            return None
+            return _listing_only(lease, str(exc))
     raise RemoteChangedError(_changing(lease))
+
+
+#: Why the arbiter is not used where a swap is refused with the folder as named: a server
+#: (or a proxy on the way: one that compresses answers may append ``-gzip`` to each etag)
+#: that matches no etag a client sends. Taken as a change by others, every start failed
+#: after MAX_SWAPS and no trainer ever held the run (attackint47).
+_UNMATCHED = ("Drive, or a proxy on the way, refused a write naming the folder's etag as just "
+              "read (412), the folder unchanged")
+
+
+def _listing_only(lease: "RunLease", why: str) -> None:
+    """One WARNING line: ``lease`` is held by the listing's rules alone, as before lease47
+    (its renewals swap nothing); None (:func:`take`'s held)."""
+    logger.warning("%s: the run's lease is decided by the folder's listing only, as "
+                   "before lease47 (its property %s was refused: %s)", lease.drive.spec, KEY, why)
+    lease._cas = None
 
 
 def holds(lease: "RunLease", folder: RemoteEntry) -> bool:
