@@ -106,13 +106,15 @@ def newest_verified_ids(store: RemoteStore, remote: Listing, policy: RetentionPo
         for spared in (sidecar.newest(ours, prefer=policy.regex), sidecar.saved_last(ours)):
             if spared is not None:
                 out |= {e.id for e in files[spared.name] + files[side_of[spared.name]]}
-    return out | _unlisted_sidecar(files, described, policy, local)
+    return out | _unlisted_sidecar(files, described, policy, local, store.clock()[0])
 
 
 def _unlisted_sidecar(files: Listing, described: list[Described], policy: RetentionPolicy,
-                      local: Iterable[str]) -> set[str]:
+                      local: Iterable[str], now: float) -> set[str]:
     """Ids of the checkpoints and autosaves listed without a sidecar, written after the
-    newest one with a sidecar of some run (or with none listed): as in
+    newest one with a sidecar of some run (or with none listed) and less than
+    :data:`orphans.MIN_AGE` before ``now`` (one left by a killed push, beside an ended run's
+    pair, was spared for good: attackint47): as in
     :func:`_sidecar_on_its_way`, each may be the newest verified, its sidecar left out of a
     listing that lags (retain47: ``push --delete`` removed the only verified checkpoint, and
     Drive held none once the new one's sidecar was left for the next push). None where no
@@ -124,7 +126,8 @@ def _unlisted_sidecar(files: Listing, described: list[Described], policy: Retent
     paired = sidecar.pairs(files)
     return {e.id for name, es in files.items() if name not in paired
             and policy.kind_of(name) in (CHECKPOINT, AUTOSAVE)
-            for e in es if since is None or e.modified > since}
+            for e in es if (since is None or e.modified > since)
+            and now - e.modified < orphans.MIN_AGE}
 
 
 def plan_folder(folder: FolderView, policy: RetentionPolicy, *, protect: Iterable[str] = (),
