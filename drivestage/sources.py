@@ -28,12 +28,16 @@ def open_as_found(path: str, follow: bool, home: Optional[str] = None) -> int:
     push found it; one on the way swapped for a link since had the file of its name there
     sent (attack46), and is refused before the open and after it (by where the descriptor
     is open: swapped in between, pushlefts47). Those raise :class:`BecameOtherError`; a
-    file gone, FileNotFoundError (the push skips it)."""
+    file gone, FileNotFoundError (the push skips it). Not through a link at its name, it is
+    opened *in* ``home``: SRC named by a link the trainer points at each new run
+    (``runs/latest``), pointed on while the push ran, is read where the walk found it (by
+    ``path``, the push stopped: "became a link … (a folder when it began)": attackint47)."""
     folder = os.path.dirname(path)
-    if home is not None and os.path.realpath(folder) != home:
+    where = path if home is None or follow else os.path.join(home, os.path.basename(path))
+    if home is not None and os.path.realpath(os.path.dirname(where)) != home:
         raise BecameOtherError(temps.shown(_linked(folder)), "a link", was="a folder")
     try:
-        fd = localfs.open_regular(path, follow=follow)
+        fd = localfs.open_regular(where, follow=follow)
     except FileNotFoundError:
         raise
     except OSError as exc:
