@@ -90,8 +90,10 @@ def landed(fd: int, path: str, real: str) -> None:
         now = os.readlink(f"/proc/self/fd/{fd}")
     except OSError:
         return
-    # (a file renamed over or deleted since the open: still the one the walk's name held)
-    if now != real and now != real + " (deleted)":
+    # (a file renamed over or deleted since the open: still the one the walk's name held;
+    # renamed within its folder, a log rotated: opened there all the same, attackint47)
+    if now != real and now != real + " (deleted)" and \
+            os.path.dirname(now) != os.path.dirname(real):
         raise BecameOtherError(temps.shown(_linked(os.path.dirname(path))), "a link",
                                was="a folder")
 
