@@ -23,6 +23,9 @@ from drivestage.local_tree import LocalFile
 from drivestage.store import RemoteEntry, RemoteStore
 
 log = logging.getLogger(__name__)
+#: How far past the later clock a copy's date may be and still say when it came (the two
+#: clocks a little apart, a date cut to the second): :func:`_later_work`.
+AHEAD_S = 300.0
 
 #: (folder relative to DEST, ``/``-separated; name)
 Key = tuple[str, str]
@@ -120,7 +123,7 @@ class OldCopies:
         """The ``olds`` that may go: none a sidecar of the checkpoint vouches for instead of
         ``kept`` (``sidecar.held``), whether the sidecar is here or only on the store, and
         none another writer sent after ``kept``'s bytes were there (:func:`_later_work`)."""
-        olds = _later_work(key[1], kept, olds)
+        olds = _later_work(key[1], kept, olds, self.store.clock()[1])
         for folder, side in self.sides_of.get(key, set()):
             copies = [e for e in self.listing[folder].get(side, []) if sidecar.has_bytes(e)]
             remote = self.sent.get((folder, side)) or (newest(copies) if copies else None)
@@ -325,19 +328,24 @@ class OldCopies:
             self.replaced.append(lf.rel)
 
 
-def _later_work(name: str, kept: RemoteEntry, olds: list[RemoteEntry]) -> list[RemoteEntry]:
+def _later_work(name: str, kept: RemoteEntry, olds: list[RemoteEntry],
+                now: float) -> list[RemoteEntry]:
     """The ``olds`` but those of other bytes than ``kept`` that came after the first old copy
     of ``kept``'s bytes: a push whose file equals an older copy on the store (the one its
     sidecar vouches for) while another machine sends newer bytes under the name took that
     machine's copy, its sidecar still on its way, for an old copy (retain47); the sidecar
     then named bytes no longer there. Another writer's later work is never ours to remove:
-    it stays, and goes by the usual rules once it is older than a copy pushed after it."""
+    it stays, and goes by the usual rules once it is older than a copy pushed after it.
+    Not one dated ahead of ``now`` (the later of this machine's clock and the store's): that
+    date says nothing of when it came (a year ahead, each push sent its file again and kept
+    the copy beside, for good: attackint47)."""
     ours = [e for e in olds if e.md5 and e.md5 == kept.md5]
     if not ours:
         return olds
     first = min(ours, key=lambda e: (e.modified, e.id))
     later = [e for e in olds
-             if e.md5 != kept.md5 and (e.modified, e.id) > (first.modified, first.id)]
+             if e.md5 != kept.md5 and (e.modified, e.id) > (first.modified, first.id)
+             and e.modified <= now + AHEAD_S]
     if not later:
         return olds
     log.warning("%s: kept %s beside the copy just pushed: another writer sent %s after these "
