@@ -33,11 +33,10 @@ What it guards:
   the etag of this trainer's last swap. Refused, the arbiter is read: it names another
   (taken over while this trainer was silent: a machine asleep, a request held), the lease is
   lost, and nothing more is written (a claim file the taker removed, made anew by the
-  renewal's write, is removed again); it
-  names this one (the folder changed otherwise), the swap is made again. After the claim
-  file, not before: a taker reading the arbiter between a swap and the claim's write read
-  the claim stale, took over, and the late write counted as this trainer's proof
-  (attackint47).
+  renewal's write, is removed again); it names this one (the folder changed otherwise), the
+  swap is made again. After the claim file, not before: a taker reading the arbiter between
+  a swap and the claim's write read the claim stale, took over, and the late write counted
+  as this trainer's proof (attackint47).
 
 Claim files stay as before (the listing's rules, dates of renewals, ``trainer status``,
 ``dedupe``): a trainer of 0.1.x reads them only, and a new trainer still obeys a live claim
