@@ -7,7 +7,7 @@ import threading
 from typing import Iterable, Mapping, Optional, Sequence
 
 from drivestage import extra, first_seen, other_runs, pruning, push_room, run_folders, sidecar
-from drivestage.errors import (BecameOtherError, FolderInTheWayError, FolderLeftError,
+from drivestage.errors import (BecameOtherError, FolderLeftError,
                                PermissionDeniedError, UsageError)
 from drivestage.local_tree import LocalFile, LocalTree, said_of, say_special, walk
 from drivestage.localdir import LocalDirStore
@@ -310,10 +310,6 @@ class PushJob(Sends):
                 raise self._over_folder(lf, " (--delete keeps that folder: it is protected, a run "
                                                "folder, filtered out, or also in a folder outside "
                                                "DEST)")
-
-    def _over_folder(self, lf: LocalFile, what_then: str) -> FolderInTheWayError:
-        where = self.store.describe(self.remote_folder[lf.folder_rel])
-        return FolderInTheWayError(f"{where}/{lf.name}", lf.shown, f"rename one of them{what_then}")
 
     def _check_quota(self, root: RemoteEntry, todo: list[Todo], decision: Optional[Plan],
                      folder: Optional[pruning.FolderView]) -> None:

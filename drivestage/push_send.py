@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from typing import Iterable, Mapping, Optional
 
 from drivestage import pool, sidecar, sidecar_phases, snapshots
-from drivestage.errors import BecameOtherError, MovedAwayError, NotFoundError, \
-    QuotaExceededError, TrashedAwayError
+from drivestage.errors import BecameOtherError, DriveStageError, FolderInTheWayError, \
+    MovedAwayError, NotFoundError, QuotaExceededError, TrashedAwayError
 from drivestage.local_tree import LocalFile, led_out, linked_folder, said_of
 from drivestage.old_copies import Key, Listings, Swap
 from drivestage.paths import StorePath, printable
@@ -49,6 +49,8 @@ class Sends(Resends):
     listing: Listings
     vanished: set[str]
     said: set[str]
+    # Local files over a folder of their name on the store that --delete is to remove.
+    over_folders: list[tuple[LocalFile, list[RemoteEntry]]]
     follow_symlinks: bool   # the walk's (a folder link on the way was followed, as asked)
 
     def _is_checkpoint(self, lf: LocalFile, paired: Mapping[str, str]) -> bool:  # the push's
@@ -72,6 +74,7 @@ class Sends(Resends):
         # copies kept.
         halt = Halt()
         left_out: list[str] = []
+        created: dict[Key, tuple[LocalFile, RemoteEntry]] = {}   # (new files this push made)
 
         def send(item: Todo) -> None:
             lf, key = item.lf, (item.lf.folder_rel, item.lf.name)
@@ -175,6 +178,9 @@ class Sends(Resends):
                 with mutex:
                     failed[key] = exc
                 raise
+            if item.target is None and moved[1] > 0:
+                with mutex:
+                    created[key] = (lf, entry)
             if item.target is None and item.olds:
                 with mutex:
                     swapped.append(Swap(lf.rel, key, entry, item.olds, item.duplicates))
@@ -213,6 +219,9 @@ class Sends(Resends):
                 # A Ctrl-C stops the uploads under way between chunks and starts no other.
                 errors.extend(r for r in pool.each(send, batch, self.jobs, "drivestage-up")
                               if isinstance(r, BaseException))
+            # (after the checkpoints: before a sidecar vouches for one that goes again)
+            errors.extend(self._no_folder_since({(t.lf.folder_rel, t.lf.name) for t in batch},
+                                                created, failed, swapped))
         if self.fence.broken is not None:   # (the caller may write no more: nothing goes)
             self.fence.undo(self.store)
             raise self.fence.broken
@@ -227,6 +236,45 @@ class Sends(Resends):
                 log.error("%d uploads failed; the first: %s", len(errors), errors[0])
             raise errors[0]
 
+
+    def _no_folder_since(self, keys: set[Key], created: dict[Key, tuple[LocalFile, RemoteEntry]],
+                         failed: dict[Key, BaseException], swapped: list[Swap]
+                         ) -> list[FolderInTheWayError]:
+        """The new files of ``keys`` this push made, each folder they went into listed once
+        more: a folder made at one's name since the push's listing (another machine, the user
+        in the web page) had the file sent beside it, exit 0, and every pull then refused the
+        name (pushgap47; attackpush45 checked only the listing made before a byte was sent).
+        Such a copy is removed again and counted as failed (its old copies and its sidecar
+        stay as they were); the error of each is returned. A folder ``--delete`` is to remove
+        (``over_folders``) is no such folder. Drive has no "make it unless a folder has the
+        name", so a folder made after this listing is still beside the file: made after it."""
+        mine = {k: v for k, v in created.items() if k in keys}
+        doomed = {f.id for _, folders in self.over_folders for f in folders}
+        said: list[FolderInTheWayError] = []
+        for rel in sorted({k[0] for k in mine}):
+            listed = self.store.list(self.remote_folder[rel])
+            inway = {e.name for e in listed if e.is_dir and e.id not in doomed}
+            for key in sorted(k for k in mine if k[0] == rel and k[1] in inway):
+                lf, entry = mine[key]
+                try:
+                    self.store.delete(entry)
+                except NotFoundError:
+                    pass
+                except DriveStageError as exc:   # (left: the error below names the name)
+                    log.warning("could not remove %s, which this push sent beside a folder "
+                                "of its name made meanwhile (%s)", self.store.describe(entry), exc)
+                said.append(self._over_folder(lf, ", or push with --delete to replace the folder"))
+                failed[key] = said[-1]
+                self.copies.sent.pop(key, None)
+                if lf.rel in self.result.uploaded:
+                    self.result.uploaded.remove(lf.rel)
+                swapped[:] = [s for s in swapped if s.key != key]
+        return said
+
+    def _over_folder(self, lf: LocalFile, what_then: str) -> FolderInTheWayError:
+        """The line for ``lf``, whose name is a folder's on the store."""
+        where = self.store.describe(self.remote_folder[lf.folder_rel])
+        return FolderInTheWayError(f"{where}/{lf.name}", lf.shown, f"rename one of them{what_then}")
 
     def _check_folders(self, also: Iterable[str] = ()) -> None:
         """The folders this push sent files into (and ``also``: those Drive answered an

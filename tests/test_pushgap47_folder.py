@@ -1,0 +1,94 @@
+"""pushgap47 (1): a Drive folder made at a file's name *while* push (or mirror) sends it. The
+check for such a folder (attackpush45) read the listing made before a byte was sent; a
+folder made in between (another machine, the user in the web page) let the file go beside it:
+two items of one name, exit 0, and every pull of DEST then refused the name. Now each folder
+a new file went into is listed once more after the uploads (the checkpoints before their
+sidecars go): the copy this push made there is removed, and the push is refused in the usual
+line (exit 2), as trainatk47 did for the trainer's sends alone.
+
+The real CLI (and Mirror) and stack against the emulator behind tests/_proxy.py, which makes
+the folder as the push's first upload session starts (the file is made after it)."""
+from __future__ import annotations
+
+import pytest
+
+from _checkpoints import md5, save
+from _cli import run
+from _drive_state import live_md5s
+from _proxy import when_sending
+
+
+@pytest.fixture
+def penv(proxy, local_state, monkeypatch):
+    monkeypatch.setenv("DRIVESTAGE_API_ROOT", proxy.url)
+    monkeypatch.setenv("DRIVESTAGE_TOKEN", "test-token")
+    monkeypatch.setenv("DRIVESTAGE_RETRY_BASE", "0.001")
+
+
+def test_a_folder_made_at_a_new_files_name_during_the_push(emulator, penv, proxy, tmp_path):
+    """Before: exit 0 and ``x`` twice on Drive (the folder and the file). Now the line of a
+    folder found before the send, exit 2; the folder alone holds the name, the other file
+    went; the next push (``--delete``) replaces the folder, as the line says."""
+    src = tmp_path / "run"
+    src.mkdir()
+    (src / "x").write_bytes(b"now a file")
+    (src / "y.txt").write_bytes(b"y")
+    made = when_sending(proxy, lambda: emulator.add_folder("runs/a/x"))
+    code, _, err = run("push", str(src), "drive:runs/a", "--jobs", "1")
+    assert made, "the folder was never made during the push"
+    assert code == 2, err
+    assert err.strip().splitlines()[-1] == (
+        f"Error: drive:runs/a/x exists and is a folder, not a file; {src}/x cannot be sent "
+        "there: rename one of them, or push with --delete to replace the folder"), err
+    assert live_md5s(emulator, "runs/a") == {"x": [None], "y.txt": [md5(b"y")]}
+    code, _, err = run("push", str(src), "drive:runs/a", "--delete")
+    assert code == 0, err
+    assert live_md5s(emulator, "runs/a") == {"x": [md5(b"now a file")], "y.txt": [md5(b"y")]}
+
+
+def test_a_folder_made_at_a_replaced_checkpoints_name_keeps_the_old_pair(
+        emulator, penv, proxy, tmp_path):
+    """``last.pt`` replaced (a new copy, then its sidecar updated in place, then the old copy
+    removed). A folder named ``last.pt`` made as the new copy is sent: before, exit 0 with the
+    folder beside the new copy. Now the new copy goes again before the sidecar is touched: the
+    old pair stays on Drive as it was, still a pair, the folder beside it."""
+    src = tmp_path / "run"
+    old = save(str(src), "last", 1, 1_000_000)
+    code, _, err = run("push", str(src), "drive:runs/a")
+    assert code == 0, err
+    save(str(src), "last", 2, 1_000_100)
+    made = when_sending(proxy, lambda: emulator.add_folder("runs/a/last.pt"))
+    code, _, err = run("push", str(src), "drive:runs/a")
+    assert made, "the folder was never made during the push"
+    assert code == 2, err
+    assert err.strip().splitlines()[-1] == (
+        f"Error: drive:runs/a/last.pt exists and is a folder, not a file; {src}/last.pt cannot "
+        "be sent there: rename one of them, or push with --delete to replace the folder"), err
+    assert live_md5s(emulator, "runs/a") == {"last.pt": sorted([None, old["last.pt"][0]],
+                                                                key=str),
+                                             "last.json": old["last.json"]}
+
+
+def test_a_mirror_period_that_met_such_a_folder_sends_nothing_beside_it(
+        emulator, penv, proxy, tmp_path):
+    """The same through :class:`drivestage.mirror.Mirror` (its pushes are push's): the
+    flush fails with the line (before: it passed), and the file is not left beside the folder."""
+    from drivestage.errors import MirrorError
+    from drivestage.mirror import Mirror
+
+    src = tmp_path / "run"
+    src.mkdir()
+    (src / "x").write_bytes(b"now a file")
+    made = when_sending(proxy, lambda: emulator.add_folder("runs/a/x"))
+    mirror = Mirror(str(src), "drive:runs/a")
+    try:
+        with pytest.raises(MirrorError) as failed:
+            mirror.flush(60)
+    finally:
+        mirror.stop(60, flush=False)
+    assert made
+    assert str(failed.value) == (
+        f"mirror of {src} to drive:runs/a failed: drive:runs/a/x exists and is a folder, not a "
+        f"file; {src}/x cannot be sent there: rename one of them, or push with --delete to "
+        "replace the folder")
+    assert live_md5s(emulator, "runs/a") == {"x": [None]}
