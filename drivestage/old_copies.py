@@ -227,7 +227,8 @@ class OldCopies:
             # (a directory store's old copy, renamed aside by the upload: local_held)
             olds = s.olds + [e for e in self.store.aside(kept) if e.id != kept.id]
             if not self.sides_of.get(s.key, set()) & (failed - self.skipped):
-                self.remove(s.rel, kept, self.held(s.key, kept, olds), s.duplicates)
+                going = self.held(s.key, kept, olds)
+                self.remove(s.rel, kept, going, s.duplicates, stay=_left(olds, going, kept))
         if self.apart:
             raise MovedApartError(
                 f"{', '.join(sorted(set(self.apart)))} and its sidecar were moved apart on "
@@ -235,8 +236,9 @@ class OldCopies:
                 "copy stays")
 
     def remove(self, rel: str, kept: RemoteEntry, olds: list[RemoteEntry],
-               duplicates: bool) -> None:
-        """Delete the same-named copies ``kept`` replaces (never ``kept`` itself)."""
+               duplicates: bool, stay: Sequence[RemoteEntry] = ()) -> None:
+        """Delete the same-named copies ``kept`` replaces (never ``kept`` itself); ``stay``:
+        those :meth:`held` keeps (named in the duplicates' line)."""
         gone = [e for e in olds if e.id != kept.id]
         if gone:
             self._still_there(rel, kept, olds)
@@ -244,9 +246,7 @@ class OldCopies:
         # under the name from another path; on Drive none, and nothing more is deleted)
         said = gone + [e for e in self.store.dropped(kept) if e.id not in {g.id for g in gone}]
         if duplicates:
-            log.warning("%s: %d files had this name (ids %s); kept the one just uploaded (%s) "
-                        "and removed the others", rel, len(said) + 1,
-                        ", ".join(e.id for e in said), kept.id)
+            _duplicates(rel, said, stay, "the one just uploaded (%s)" % kept.id)
             with self.mutex:
                 self.replaced.append(rel)
         for at, e in enumerate(gone):
@@ -310,12 +310,11 @@ class OldCopies:
 
     def repair(self) -> None:
         """Same-named copies of unchanged files (another machine's): keep the newest."""
-        for lf, kept, olds in self.repairs:
-            if not (olds := self.held((lf.folder_rel, lf.name), kept, olds)):
+        for lf, kept, listed in self.repairs:
+            if not (olds := self.held((lf.folder_rel, lf.name), kept, listed)):
                 continue  # a stale sidecar's copies stay
-            log.warning("%s: %d files had this name (ids %s); kept %s (the newest, equal to the "
-                        "local file) and removed the others", lf.rel, len(olds) + 1,
-                        ", ".join(e.id for e in [kept] + olds), kept.id)
+            _duplicates(lf.rel, [kept] + olds, _left(listed, olds, kept),
+                        "%s (the newest, equal to the local file)" % kept.id, shown=1)
             for at, e in enumerate(olds):
                 asked = _Asked(self.check)
                 try:
@@ -374,6 +373,34 @@ class _Asked:
         except BaseException:
             self.sent = self._calls > 1
             raise
+
+
+def _left(olds: Sequence[RemoteEntry], going: Sequence[RemoteEntry],
+          kept: RemoteEntry) -> list[RemoteEntry]:
+    """The ``olds`` that are neither ``kept`` nor ``going``: those :meth:`OldCopies.held` keeps."""
+    ids = {e.id for e in going} | {kept.id}
+    return [e for e in olds if e.id not in ids]
+
+
+def _duplicates(rel: str, said: Sequence[RemoteEntry], stay: Sequence[RemoteEntry], kept: str,
+                shown: int = 0) -> None:
+    """The line of a name several files had: ``said`` (past the first ``shown``, the kept
+    one) are removed. It counted only those, and said "removed the others" where some
+    stayed, vouched for by a sidecar or sent by another writer since (retain47): now the
+    count is every copy, and those that stay are named."""
+    going = len(said) - shown
+    if not stay:
+        log.warning("%s: %d files had this name (ids %s); kept %s and removed the others", rel,
+                    going + 1, ", ".join(e.id for e in said), kept)
+        return
+    removed = f"removed {going} ({', '.join(e.id for e in said[shown:])})" if going else \
+        "removed none"
+    them = "it" if len(stay) == 1 else "them"
+    log.warning("%s: %d files had this name (ids %s); kept %s, %s, and left %d (%s): a "
+                "sidecar still vouches for %s, or another writer sent %s since; a later push "
+                "removes %s once that is no longer so", rel, going + len(stay) + 1,
+                ", ".join(e.id for e in list(said) + list(stay)), kept, removed, len(stay),
+                ", ".join(e.id for e in stay), them, them, them)
 
 
 def _stay(rel: str, left: list[RemoteEntry], sent: bool = False) -> None:
