@@ -7,8 +7,8 @@ import threading
 from typing import Iterable, Mapping, Optional, Sequence
 
 from drivestage import extra, first_seen, other_runs, pruning, push_room, run_folders, sidecar
-from drivestage.errors import (BecameOtherError, FolderLeftError,
-                               PermissionDeniedError, UsageError)
+from drivestage.errors import (BecameOtherError, DriveStageError, FolderLeftError,
+                               NotFoundError, PermissionDeniedError, TrashedError, UsageError)
 from drivestage.local_tree import LocalFile, LocalTree, said_of, say_special, walk
 from drivestage.localdir import LocalDirStore
 from drivestage.locks import Held, locked, more
@@ -151,8 +151,12 @@ class PushJob(Sends):
                 deletions.doomed and isinstance(store, LocalDirStore)
                 and delete_held_back(store.describe(root))):   # (mount31)
             self.fence.check(replaces=False)   # (each removal request is checked itself)
-            self.result.deleted, self.result.deleted_items = extra.apply(
-                store, root, deletions, removal, check=self.fence.check)
+            try:
+                self.result.deleted, self.result.deleted_items = extra.apply(
+                    store, root, deletions, removal, check=self.fence.check)
+            except BaseException:
+                self._say_in_way()
+                raise
             # (a folder at a file's name left at its check: said once retention is done)
             left_in_way = [lf for lf, _ in self.over_folders
                            if lf.rel not in self.result.deleted]
@@ -310,6 +314,26 @@ class PushJob(Sends):
                 raise self._over_folder(lf, " (--delete keeps that folder: it is protected, a run "
                                                "folder, filtered out, or also in a folder outside "
                                                "DEST)")
+
+    def _say_in_way(self) -> None:
+        """Said where ``--delete`` stopped partway (its guard refused, a removal failed): a
+        folder of a sent file's name it had not removed yet stays beside the file, and only
+        the error that stopped it was said (retain47). Each such folder is asked for (one
+        files.get: a read, which no guard forbids); one not known gone is named."""
+        for lf, folders in self.over_folders:
+            for folder in folders:
+                try:
+                    self.store.stat(folder)
+                except (NotFoundError, TrashedError):
+                    continue   # (removed before the stop)
+                except DriveStageError:
+                    pass   # (unknown: said as there)
+                where = self.store.describe(self.remote_folder[lf.folder_rel])
+                log.error("%s/%s is a folder --delete had not removed when the push stopped "
+                          "(the error below says why), and %s was sent beside it: a pull "
+                          "refuses that name until one of them goes; the next push --delete "
+                          "removes the folder, or rename one of them", where, lf.name, lf.shown)
+                break
 
     def _check_quota(self, root: RemoteEntry, todo: list[Todo], decision: Optional[Plan],
                      folder: Optional[pruning.FolderView]) -> None:
