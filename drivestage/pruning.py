@@ -17,7 +17,8 @@ import dataclasses
 import logging
 from typing import Callable, Iterable, Mapping, Optional, Sequence
 
-from drivestage import first_seen, flagged, lineage, lone_autosaves, orphans, sidecar
+from drivestage import first_seen, flagged, lineage, lone_autosaves, orphans, sidecar, \
+    unlisted_sidecars
 from drivestage.command import doing
 from drivestage.errors import (DriveStageError, KeptMovedError, LeftAloneError,
                                NotFoundError, QuotaExceededError, UsageError)
@@ -77,7 +78,8 @@ def newest_verified_per_run(folder: FolderView, policy: RetentionPolicy) -> set[
 
 
 def newest_verified_ids(store: RemoteStore, remote: Listing, policy: RetentionPolicy,
-                        cache: Md5Cache, local: Iterable[str] = ()) -> set[str]:
+                        cache: Md5Cache, local: Iterable[str] = (), *, now: float = 0.0,
+                        seen: Optional[first_seen.Seen] = None) -> set[str]:
     """Ids of the newest verified checkpoint of every run (and of the one saved last, see
     :func:`drivestage.sidecar.saved_last`) among the files directly in a
     folder, whatever their names (any file with a sidecar beside it), and of their sidecars:
@@ -85,8 +87,8 @@ def newest_verified_ids(store: RemoteStore, remote: Listing, policy: RetentionPo
     name is spared: a copy the sidecar does not vouch for yet is the replacement another
     machine is sending, and that machine deletes the vouched one once its sidecar is sent.
     So is every checkpoint without a listed sidecar that may be one of those, its sidecar
-    left out of a listing that lags (:func:`_unlisted_sidecar`; ``local``: the names the
-    push sends into the folder)."""
+    left out of a listing that lags (:func:`drivestage.unlisted_sidecars.spared`, with
+    ``local``, ``now`` and ``seen``; ``local``: the names the push sends into the folder)."""
     files = files_of(remote)
     reader = _Sidecars(store, files, {}, cache)
     described: list[Described] = []
@@ -106,28 +108,7 @@ def newest_verified_ids(store: RemoteStore, remote: Listing, policy: RetentionPo
         for spared in (sidecar.newest(ours, prefer=policy.regex), sidecar.saved_last(ours)):
             if spared is not None:
                 out |= {e.id for e in files[spared.name] + files[side_of[spared.name]]}
-    return out | _unlisted_sidecar(files, described, policy, local, store.clock()[0])
-
-
-def _unlisted_sidecar(files: Listing, described: list[Described], policy: RetentionPolicy,
-                      local: Iterable[str], now: float) -> set[str]:
-    """Ids of the checkpoints and autosaves listed without a sidecar, written after the
-    newest one with a sidecar of some run (or with none listed) and less than
-    :data:`orphans.MIN_AGE` before ``now`` (one left by a killed push, beside an ended run's
-    pair, was spared for good: attackint47): as in
-    :func:`_sidecar_on_its_way`, each may be the newest verified, its sidecar left out of a
-    listing that lags (retain47: ``push --delete`` removed the only verified checkpoint, and
-    Drive held none once the new one's sidecar was left for the next push). None where no
-    sidecar pairs with a checkpoint, here or on the store: nothing there is ever verified."""
-    if not sidecar.pairs(set(files) | set(local)):
-        return set()
-    since = min((max(d.modified for d in described if d.sidecar.run == run)
-                 for run in {d.sidecar.run for d in described}), default=None)
-    paired = sidecar.pairs(files)
-    return {e.id for name, es in files.items() if name not in paired
-            and policy.kind_of(name) in (CHECKPOINT, AUTOSAVE)
-            for e in es if (since is None or e.modified > since)
-            and now - e.modified < orphans.MIN_AGE}
+    return out | unlisted_sidecars.spared(files, described, policy, local, now=now, seen=seen)
 
 
 def plan_folder(folder: FolderView, policy: RetentionPolicy, *, protect: Iterable[str] = (),

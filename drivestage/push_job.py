@@ -130,7 +130,8 @@ class PushJob(Sends):
         left_in_way: list[LocalFile] = []
         if removal is not None:
             kept = (decision.kept_ids if decision is not None else set()) | pruning.newest_verified_ids(
-                store, self.listing[""], self.policy, self.cache, self._top_local(files)) | other_runs.left_ids(
+                store, self.listing[""], self.policy, self.cache, self._top_local(files),
+                now=store.clock()[0], seen=first_seen.on(store)) | other_runs.left_ids(
                 self.result.left, self.listing) | owned.kept_ids(files, self.listing)
             deletions = extra.decide(store, root, self.listing, tree, removal,
                                   kept=kept, protect=self.protect,

@@ -30,7 +30,8 @@ LAYERS = [
     ["retention_order"],
     ["lockdir", "state", "retention", "create_ids"],
     ["orphans"],
-    ["lone_autosaves"],   # an autosave left without its sidecar: which may go
+    ["lone_autosaves",   # an autosave left without its sidecar: which may go
+     "unlisted_sidecars"],   # a checkpoint listed without one that push --delete spares
     ["folder_view"],   # a managed folder as a push leaves it: what pruning plans on
     # push's local side: the walk, one push per place; a directory store's run-folder marks
     ["local_tree", "lock_holders", "locks", "local_marks", "local_md5", "local_held",
