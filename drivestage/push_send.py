@@ -26,6 +26,9 @@ from drivestage.store import ProgressFn, RemoteEntry
 # The name its lines always had (a user's logging config, or grep, may name it).
 log = logging.getLogger("drivestage.upload_tree")
 
+#: What to do about a file at a folder's name (attackpush45's words).
+_OR_DELETE = ", or push with --delete to replace the folder"
+
 
 @dataclass
 class Todo:
@@ -178,7 +181,7 @@ class Sends(Resends):
                 with mutex:
                     failed[key] = exc
                 raise
-            if item.target is None and moved[1] > 0:
+            if item.target is None and not item.olds and moved[1] > 0:   # (a new name)
                 with mutex:
                     created[key] = (lf, entry)
             if item.target is None and item.olds:
@@ -201,6 +204,7 @@ class Sends(Resends):
             log.info("uploaded %s (%s)", lf.rel, format_size(lf.size))
 
         errors: list[BaseException] = []
+        listed: set[str] = set()   # (folders listed again after the uploads)
         for batch in (first, second):
             if not batch:
                 continue
@@ -220,8 +224,8 @@ class Sends(Resends):
                 errors.extend(r for r in pool.each(send, batch, self.jobs, "drivestage-up")
                               if isinstance(r, BaseException))
             # (after the checkpoints: before a sidecar vouches for one that goes again)
-            errors.extend(self._no_folder_since({(t.lf.folder_rel, t.lf.name) for t in batch},
-                                                created, failed, swapped))
+            errors.extend(self._no_folder_since(batch, second if batch is first else [],
+                                                created, failed, swapped, owners, listed))
         if self.fence.broken is not None:   # (the caller may write no more: nothing goes)
             self.fence.undo(self.store)
             raise self.fence.broken
@@ -237,38 +241,61 @@ class Sends(Resends):
             raise errors[0]
 
 
-    def _no_folder_since(self, keys: set[Key], created: dict[Key, tuple[LocalFile, RemoteEntry]],
-                         failed: dict[Key, BaseException], swapped: list[Swap]
+    def _no_folder_since(self, batch: list[Todo], ahead: list[Todo],
+                         created: dict[Key, tuple[LocalFile, RemoteEntry]],
+                         failed: dict[Key, BaseException], swapped: list[Swap],
+                         owners: Mapping[Key, set[Key]], listed: set[str]
                          ) -> list[FolderInTheWayError]:
-        """The new files of ``keys`` this push made, each folder they went into listed once
-        more: a folder made at one's name since the push's listing (another machine, the user
-        in the web page) had the file sent beside it, exit 0, and every pull then refused the
-        name (pushgap47; attackpush45 checked only the listing made before a byte was sent).
-        Such a copy is removed again and counted as failed (its old copies and its sidecar
-        stay as they were); the error of each is returned. A folder ``--delete`` is to remove
+        """Each folder ``batch`` made a new name in, not yet ``listed``, listed once more: a
+        folder made at such a name since the push's listing (another machine, the user in the
+        web page) had the file sent beside it, exit 0, and every pull then refused the name
+        (pushgap47; attackpush45 checked only the listing made before a byte was sent). Such a
+        copy is removed again and counted as failed (its old copies stay); the error of each
+        is returned. The same listing checks the new names of the sidecars still to go
+        (``ahead``): one in the way is not sent (``ahead`` loses it), and the new copies of
+        its checkpoints are removed. Only new names: a folder made beside a file already there
+        shared its name before this push. A folder ``--delete`` is to remove
         (``over_folders``) is no such folder. Drive has no "make it unless a folder has the
         name", so a folder made after this listing is still beside the file: made after it."""
-        mine = {k: v for k, v in created.items() if k in keys}
+        keys = {(t.lf.folder_rel, t.lf.name) for t in batch}
+        new = {k: v for k, v in created.items() if k in keys}
+        coming = {(t.lf.folder_rel, t.lf.name): t.lf for t in ahead
+                  if t.target is None and not t.olds}
         doomed = {f.id for _, folders in self.over_folders for f in folders}
         said: list[FolderInTheWayError] = []
-        for rel in sorted({k[0] for k in mine}):
-            listed = self.store.list(self.remote_folder[rel])
-            inway = {e.name for e in listed if e.is_dir and e.id not in doomed}
-            for key in sorted(k for k in mine if k[0] == rel and k[1] in inway):
-                lf, entry = mine[key]
-                try:
-                    self.store.delete(entry)
-                except NotFoundError:
-                    pass
-                except DriveStageError as exc:   # (left: the error below names the name)
-                    log.warning("could not remove %s, which this push sent beside a folder "
-                                "of its name made meanwhile (%s)", self.store.describe(entry), exc)
-                said.append(self._over_folder(lf, ", or push with --delete to replace the folder"))
+        for rel in sorted({k[0] for k in new} - listed):
+            listed.add(rel)
+            inway = {e.name for e in self.store.list(self.remote_folder[rel])
+                     if e.is_dir and e.id not in doomed}
+            for key in sorted(k for k in new if k[0] == rel and k[1] in inway):
+                said.append(self._taken_back(key, created, failed, swapped))
+            for key in sorted(k for k in coming if k[0] == rel and k[1] in inway):
+                said.append(self._over_folder(coming[key], _OR_DELETE))
                 failed[key] = said[-1]
-                self.copies.sent.pop(key, None)
-                if lf.rel in self.result.uploaded:
-                    self.result.uploaded.remove(lf.rel)
-                swapped[:] = [s for s in swapped if s.key != key]
+                ahead[:] = [t for t in ahead if (t.lf.folder_rel, t.lf.name) != key]
+                for mine in sorted(owners.get(key, set()) & set(created)):
+                    self._taken_back(mine, created, failed, swapped)
+        return said
+
+    def _taken_back(self, key: Key, created: dict[Key, tuple[LocalFile, RemoteEntry]],
+                    failed: dict[Key, BaseException], swapped: list[Swap]
+                    ) -> FolderInTheWayError:
+        """Remove the new copy this push made at ``key`` (a folder of its name is in the way,
+        or of its sidecar's): counted as failed, its old copies kept; its error returned."""
+        lf, entry = created.pop(key)
+        try:
+            self.store.delete(entry)
+        except NotFoundError:
+            pass
+        except DriveStageError as exc:   # (left: the error names the name)
+            log.warning("could not remove %s, which this push sent beside a folder of its "
+                        "name made meanwhile (%s)", self.store.describe(entry), exc)
+        said = failed[key] = self._over_folder(lf, _OR_DELETE)
+        self.copies.sent.pop(key, None)
+        with self.mutex:
+            if lf.rel in self.result.uploaded:
+                self.result.uploaded.remove(lf.rel)
+        swapped[:] = [s for s in swapped if s.key != key]
         return said
 
     def _over_folder(self, lf: LocalFile, what_then: str) -> FolderInTheWayError:

@@ -2,9 +2,10 @@
 check for such a folder (attackpush45) read the listing made before a byte was sent; a
 folder made in between (another machine, the user in the web page) let the file go beside it:
 two items of one name, exit 0, and every pull of DEST then refused the name. Now each folder
-a new file went into is listed once more after the uploads (the checkpoints before their
-sidecars go): the copy this push made there is removed, and the push is refused in the usual
-line (exit 2), as trainatk47 did for the trainer's sends alone.
+a new name went into is listed once more after the uploads (the checkpoints before their
+sidecars go, that listing checking the sidecars' names too): the copy this push made there
+is removed, and the push is refused in the usual line (exit 2), as trainatk47 did for the
+trainer's sends alone.
 
 The real CLI (and Mirror) and stack against the emulator behind tests/_proxy.py, which makes
 the folder as the push's first upload session starts (the file is made after it)."""
@@ -46,27 +47,27 @@ def test_a_folder_made_at_a_new_files_name_during_the_push(emulator, penv, proxy
     assert live_md5s(emulator, "runs/a") == {"x": [md5(b"now a file")], "y.txt": [md5(b"y")]}
 
 
-def test_a_folder_made_at_a_replaced_checkpoints_name_keeps_the_old_pair(
-        emulator, penv, proxy, tmp_path):
-    """``last.pt`` replaced (a new copy, then its sidecar updated in place, then the old copy
-    removed). A folder named ``last.pt`` made as the new copy is sent: before, exit 0 with the
-    folder beside the new copy. Now the new copy goes again before the sidecar is touched: the
-    old pair stays on Drive as it was, still a pair, the folder beside it."""
+@pytest.mark.parametrize("name", ["epoch_002.pt", "epoch_002.json"])
+def test_a_folder_made_at_a_new_checkpoints_name_or_its_sidecars_keeps_the_old_pair(
+        emulator, penv, proxy, tmp_path, name):
+    """A new pair (``epoch_002.pt``, then its sidecar once the checkpoint is verified) beside
+    the verified ``epoch_001`` pair. A folder of the checkpoint's name, or of its sidecar's,
+    made as the checkpoint is sent: before, exit 0 with a file beside the folder. Now neither
+    file of the new pair stays (the sidecar is not sent; the checkpoint's copy goes again):
+    Drive holds the old pair and the folder, as before the push."""
     src = tmp_path / "run"
-    old = save(str(src), "last", 1, 1_000_000)
+    old = save(str(src), "epoch_001", 1, 1_000_000)
     code, _, err = run("push", str(src), "drive:runs/a")
     assert code == 0, err
-    save(str(src), "last", 2, 1_000_100)
-    made = when_sending(proxy, lambda: emulator.add_folder("runs/a/last.pt"))
+    save(str(src), "epoch_002", 2, 1_000_100)
+    made = when_sending(proxy, lambda: emulator.add_folder(f"runs/a/{name}"))
     code, _, err = run("push", str(src), "drive:runs/a")
     assert made, "the folder was never made during the push"
     assert code == 2, err
     assert err.strip().splitlines()[-1] == (
-        f"Error: drive:runs/a/last.pt exists and is a folder, not a file; {src}/last.pt cannot "
+        f"Error: drive:runs/a/{name} exists and is a folder, not a file; {src}/{name} cannot "
         "be sent there: rename one of them, or push with --delete to replace the folder"), err
-    assert live_md5s(emulator, "runs/a") == {"last.pt": sorted([None, old["last.pt"][0]],
-                                                                key=str),
-                                             "last.json": old["last.json"]}
+    assert live_md5s(emulator, "runs/a") == {**old, name: [None]}, err
 
 
 def test_a_mirror_period_that_met_such_a_folder_sends_nothing_beside_it(
