@@ -341,9 +341,12 @@ def _later_work(name: str, kept: RemoteEntry, olds: list[RemoteEntry],
     ours = [e for e in olds if e.md5 and e.md5 == kept.md5]
     if not ours:
         return olds
-    first = min(ours, key=lambda e: (e.modified, e.id))
+    # (Each copy at the earliest of its dates: a metadata write, a parent taken out by the
+    # last push, moves modifiedDate to now, and an old copy so touched was another writer's
+    # later work, kept for good: test_edges40_parents, pushgap47.)
+    first = min(ours, key=lambda e: (_came(e), e.id))
     later = [e for e in olds
-             if e.md5 != kept.md5 and (e.modified, e.id) > (first.modified, first.id)
+             if e.md5 != kept.md5 and (_came(e), e.id) > (_came(first), first.id)
              and e.modified <= now + AHEAD_S]
     if not later:
         return olds
@@ -351,6 +354,13 @@ def _later_work(name: str, kept: RemoteEntry, olds: list[RemoteEntry],
                 "bytes were on the store (it may be sending its sidecar still)", name,
                 ", ".join(e.id for e in later), "them" if len(later) > 1 else "it")
     return [e for e in olds if e.id not in {k.id for k in later}]
+
+
+def _came(entry: RemoteEntry) -> float:
+    """When the store held ``entry`` first, as early as its dates allow (the earlier of its
+    created and modified times that are known)."""
+    known = [t for t in (entry.created, entry.modified) if t > 0]
+    return min(known) if known else 0.0
 
 
 class _Asked:
