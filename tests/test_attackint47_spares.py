@@ -14,14 +14,14 @@ import time
 
 from _checkpoints import md5, sidecar_json
 from _cli import run
-from _drive_state import live_md5s
+from _drive_state import held_since, live_md5s
 
 DAY = 24 * 3600
 
 
 def _add(emulator, path: str, data: bytes, days_ago: float) -> None:
-    fid = emulator.add_file(path, data)
-    emulator.store.update(fid, modified=time.time() - days_ago * DAY)
+    # (Its dates and its first-seen mark: pushgap47's rule ages a lone checkpoint by both.)
+    held_since(emulator, emulator.add_file(path, data), time.time() - days_ago * DAY)
 
 
 def test_push_delete_removes_a_days_old_checkpoint_without_its_sidecar_beside_an_old_run(
