@@ -311,6 +311,8 @@ class TokenRequest(google.auth.transport.Request):
                                       connection_type=bounded_connection(url))
             if 200 <= resp.status < 300:   # (a filter's page: "not what Drive sends", it was)
                 refuse_page(str(resp.get("content-type", "")), lambda: data)
+        except RemoteError:
+            raise   # (a proxy's refusal: its own line, not the token server's)
         except WebPageAnswer as exc:
             raise google.auth.exceptions.TransportError(
                 f"its answer is a web page ('{exc}'), not a token: a network filter or a "

@@ -32,7 +32,7 @@ from typing import Any, Callable, Iterator, Optional, TypeVar
 import tenacity
 
 from drivestage import errors, interrupts, stream_lines
-from drivestage.drive import answers, connections, lookups, server_clock
+from drivestage.drive import answers, connections, lookups, proxies, server_clock
 from drivestage.pool import check
 
 log = logging.getLogger(__name__)
@@ -132,7 +132,7 @@ def classify(exc: BaseException) -> Optional[Retryable]:
         base = server_clock.drive_clock(failure.headers.get("date"))
         return Retryable(failure.label,
                          retry_after=answers.retry_after_seconds(failure.headers, now=base))
-    if isinstance(exc, lookups.LookupTimeout):
+    if isinstance(exc, (lookups.LookupTimeout, proxies.ProxyDownError)):
         return Retryable(str(exc), connection_lost=True)
     if isinstance(exc, (socket.timeout, TimeoutError)):
         return Retryable("timed out", connection_lost=True)
@@ -368,9 +368,12 @@ def retrying(what: str, attempts: Optional[int] = None, *,
         info = classify(exc)
         reason = info.reason if info else str(exc)
         detail = f": {failure.message}" if failure is not None and failure.message else ""
+        # (a connection lost each time, through a proxy: the proxy may be what cut it)
+        via = proxies.through() if info is not None and info.connection_lost \
+            and not isinstance(exc, proxies.ProxyDownError) else ""
         raise errors.RetriesExhaustedError(
             f"{what}: still failing after {state.attempt_number} attempts "
-            f"({reason}{detail}); try again later",
+            f"({reason}{detail}){via}; try again later",
             status=failure.status if failure else None,
             reason=failure.reason if failure else None) from exc
 

@@ -15,13 +15,14 @@ import io
 import socket
 import ssl
 import threading
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import httplib2
 
 from drivestage import interrupts, pool, stream_lines
 from drivestage.lost_interrupts import ClosedWhenDropped
-from drivestage.drive import lookups
+from drivestage.drive import lookups, proxies
+from drivestage.errors import DriveStageError
 
 
 def _in_pieces() -> bool:
@@ -180,38 +181,56 @@ def _send(self: Any, data: Any) -> None:
         self.sock = sock
 
 
-def _opened(conn: Any, addresses: list[lookups.Address], tls: bool) -> socket.socket:
+def _opened(conn: Any, addresses: list[lookups.Address], tls: bool,
+            proxy: Optional[proxies.Proxy] = None) -> socket.socket:
     """A socket connected to the first of ``addresses`` that takes it (TLS: its handshake
-    done, for ``conn.host``), as httplib2's ``connect`` makes it without a proxy, on
-    addresses already looked up."""
+    done, for ``conn.host``), as httplib2's ``connect`` makes it, on addresses already looked
+    up: ``conn.host``'s, or through ``proxy`` its own (the tunnel asked for there)."""
     error: Optional[OSError] = None
     for family, kind, proto, _, address in addresses:
         # A download's stream: its stop shuts the socket down while it is made (a handshake
         # Drive's network held kept the stream up to the HTTP timeout: attackcut46); closed
-        # only once it is no longer the stream lines' (a cut never meets its descriptor).
-        making = stream_lines.Making(socket.socket(family, kind, proto))
+        # only once it is no longer the stream lines' (a cut never meets its descriptor),
+        # through a proxy too (httplib2's own proxy connect closed it outside them).
+        raw = socket.socket(family, kind, proto) if proxy is None or proxy.kind == 3 \
+            else proxies.socks_socket(proxy, family, kind, proto)
+        making = stream_lines.Making(raw)
         try:
             with stream_lines.on(making):
-                return _made(conn, making, address, tls)
+                sock = _made(conn, making, address, tls, proxy)
+            proxies.made(proxy)
+            return sock
         except (ssl.SSLError, ssl.CertificateError, socket.timeout):
             making.sock.close()
             raise   # (as httplib2: the next address is not tried)
         except OSError as exc:
             making.sock.close()
+            if isinstance(exc, (proxies.ProxyDownError, DriveStageError)):
+                raise
             error = exc
         except BaseException:
             making.sock.close()
             raise
+    if proxy is not None and error is not None:
+        raise proxies.unreachable(proxy, error)
     raise error or OSError(f"no address of {conn.host} to connect to")
 
 
-def _made(conn: Any, making: stream_lines.Making, address: Any, tls: bool) -> socket.socket:
-    """``making``'s socket connected to ``address`` (TLS: its handshake done)."""
+def _made(conn: Any, making: stream_lines.Making, address: Any, tls: bool,
+          proxy: Optional[proxies.Proxy]) -> socket.socket:
+    """``making``'s socket connected to ``address`` (through ``proxy``: to the proxy, a
+    tunnel asked for to ``conn.host``) (TLS: its handshake done)."""
     sock: socket.socket = making.sock
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     if httplib2.has_timeout(conn.timeout):
         sock.settimeout(conn.timeout)
-    sock.connect(address)
+    if proxy is not None and proxy.kind != 3:
+        sock.connect((conn.host, conn.port))   # (PySocks reaches its proxy itself)
+    else:
+        sock.connect(address)
+    if proxy is not None and proxy.kind == 3:
+        proxies.tunnel(sock, proxy, conn.host, conn.port,
+                       conn.timeout if httplib2.has_timeout(conn.timeout) else None)
     if not tls:
         return sock
     # The handshake after the TLS socket is the one a stop shuts down (the descriptor
@@ -231,40 +250,39 @@ def _closed(made: Any) -> None:
         sock.close()
 
 
-def _connect(conn: Any, connect: Callable[[Any], None], tls: bool) -> None:
-    """``connect(conn)`` (httplib2's: name lookup, connect, TLS handshake), beside this
+def _connect(conn: Any, tls: bool) -> None:
+    """``conn``'s socket made (name lookup, connect, TLS handshake), beside this
     thread where it waits in pieces (:func:`drivestage.interrupts.beside`): a connection
     Drive's network did not take held a Ctrl-C given to another thread for the HTTP
     timeout. The name is looked up first, in every thread, at most ``conn.timeout`` seconds,
     one lookup of a host at a time (:func:`drivestage.drive.lookups.addresses`); through a
-    proxy, httplib2's own ``connect`` looks it up.
+    proxy (:mod:`drivestage.drive.proxies`) the proxy's name is, and the proxy looks up
+    Drive's.
 
     The socket is made on a copy of ``conn`` and set on ``conn`` here, once made: httplib2's
     ``connect`` sets ``self.sock`` before it connects, so a request after a Ctrl-C that
     left the connection kept (an ``Http`` kept, as httplib2 means) went out on the socket
     still being connected (``BrokenPipeError``), and the abandoned connect, once done,
     closed whatever socket the connection then had."""
-    proxy = conn.proxy_info
-    found: Optional[list[lookups.Address]] = None
-    if proxy is None or not proxy.isgood() or not proxy.applies_to(conn.host):
-        timeout = conn.timeout if httplib2.has_timeout(conn.timeout) else None
-        found = lookups.addresses(conn.host, conn.port, timeout, pool.check)
+    proxy = proxies.route(conn, "https" if tls else "http")
+    timeout = conn.timeout if httplib2.has_timeout(conn.timeout) else None
+    host, port = (conn.host, conn.port) if proxy is None else (proxy.host, proxy.port)
+    try:
+        found = lookups.addresses(host, port, timeout, pool.check)
+    except socket.gaierror as exc:
+        if proxy is None:
+            raise
+        raise proxies.unreachable(proxy, exc) from None
     if not _in_pieces():
-        if found is None:
-            connect(conn)
-        else:
-            conn.sock = _opened(conn, found, tls)
+        conn.sock = _opened(conn, found, tls, proxy)
         return
     made = copy.copy(conn)
     made.sock = None
     made._HTTPConnection__response = None   # (the copy's close must not close conn's)
 
     def make() -> socket.socket:
-        if found is None:
-            connect(made)
-            sock: socket.socket = made.sock
-        else:
-            sock = made.sock = _opened(made, found, tls)
+        sock: socket.socket = _opened(made, found, tls, proxy)
+        made.sock = sock
         return sock
     conn.sock = interrupts.beside(make, "drivestage-connect", lambda: _closed(made),
                                   pool.check)
@@ -282,7 +300,7 @@ class SlicedHTTP(httplib2.HTTPConnectionWithTimeout):  # type: ignore[misc]
     close = _close
 
     def connect(self) -> None:
-        _connect(self, httplib2.HTTPConnectionWithTimeout.connect, False)
+        _connect(self, False)
         stream_lines.opened(self)   # (a stop that came while it connected)
 
 
@@ -292,6 +310,6 @@ class SlicedHTTPS(httplib2.HTTPSConnectionWithTimeout):  # type: ignore[misc]
     close = _close
 
     def connect(self) -> None:
-        _connect(self, httplib2.HTTPSConnectionWithTimeout.connect, True)
+        _connect(self, True)
         stream_lines.opened(self)
 

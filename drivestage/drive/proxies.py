@@ -1,0 +1,218 @@
+"""The HTTP(S) proxy a connection goes through, as the environment names it, and the tunnel
+through it.
+
+``HTTPS_PROXY`` / ``HTTP_PROXY`` (or their lower-case names) name the proxy for Drive's
+``https`` (and an emulator's ``http``) addresses; ``NO_PROXY`` names the hosts reached
+without it (read as Python's ``urllib`` reads it: ``host``, ``.domain``, ``host:port``,
+``*``). httplib2 reaches a proxy only through PySocks (``socks``), which is not a
+dependency: without it, it left every proxy unused and drivestage went direct, not a word
+said; with it, the tunnel's socket closed outside drivestage's stream lines (a download's
+stop could cut another file's descriptor: attackcut46), a 407 read "Socket error: 407", and
+a proxy that never answered its CONNECT held the request for its whole socket timeout per
+read. An HTTP proxy is spoken to here: the connection's socket reaches the proxy, asks it
+``CONNECT host:port`` (the answer read within the HTTP timeout, in all), and then carries
+TLS (or the emulator's plain HTTP) to Drive as a direct one does. A SOCKS proxy
+(``socks5://``) still needs PySocks; without it the connection is refused, with the words.
+"""
+from __future__ import annotations
+
+import base64
+import os
+import socket
+import time
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from drivestage.errors import RemoteError
+
+#: The most bytes of a proxy's answer to CONNECT that are read (its head and what follows).
+_ANSWER_MAX = 64 * 1024
+#: The statuses of a proxy that could not reach Drive for now: worth another attempt.
+_TRANSIENT = frozenset({502, 503, 504})
+
+
+class ProxyDownError(ConnectionError):
+    """The proxy could not give a tunnel for now (502/503/504, no answer in time, the
+    connection closed): retried as a lost connection, its words the retry's reason."""
+
+
+@dataclass(frozen=True)
+class Proxy:
+    """One proxy: where it listens, its login if the variable gave one, and which variable
+    named it (messages name it; never the password)."""
+
+    kind: int            # PySocks' PROXY_TYPE_*: 3 HTTP, 1 SOCKS4, 2 SOCKS5
+    host: str
+    port: int
+    user: Optional[str]
+    password: Optional[str]
+    rdns: bool
+    variable: str
+
+    @property
+    def address(self) -> str:
+        """``http://host:port``: where it listens (never its login)."""
+        scheme = {1: "socks4", 2: "socks5"}.get(self.kind, "http")
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{scheme}://{host}:{self.port}"
+
+    @property
+    def shown(self) -> str:
+        """``http://host:port (from HTTPS_PROXY)``: the proxy as a message names it."""
+        return f"{self.address} (from {self.variable})"
+
+
+def _variable(scheme: str) -> str:
+    """The name of the variable that names the proxy for ``scheme`` (as it is set)."""
+    for name in (f"{scheme}_proxy", f"{scheme.upper()}_PROXY"):
+        if os.environ.get(name):
+            return name
+    return f"{scheme.upper()}_PROXY"
+
+
+def route(conn: Any, scheme: str) -> Optional[Proxy]:
+    """The proxy ``conn`` (an httplib2 connection to ``conn.host``) goes through, or None
+    (none set, or ``NO_PROXY`` names the host)."""
+    info = conn.proxy_info
+    if info is None or getattr(info, "proxy_host", None) is None:
+        return None
+    if _bypassed(conn.host, conn.port):
+        return None
+    return Proxy(kind=int(info.proxy_type), host=str(info.proxy_host),
+                 port=int(info.proxy_port), user=info.proxy_user, password=info.proxy_pass,
+                 rdns=bool(info.proxy_rdns), variable=_variable(scheme))
+
+
+#: The cloud VM's own metadata server (a Colab or GCE token comes from it): link-local, never
+#: reached through a proxy, whatever ``NO_PROXY`` says.
+_LOCAL_ONLY = frozenset({"metadata.google.internal", "metadata", "169.254.169.254"})
+
+
+def _bypassed(host: str, port: int) -> bool:
+    """Whether ``NO_PROXY`` names ``host`` (httplib2's own reading matched neither a
+    ``host:port`` entry nor a name in capitals), or it is the VM's metadata server."""
+    if host.lower().rstrip(".") in _LOCAL_ONLY:
+        return True
+    no_proxy = os.environ.get("no_proxy", os.environ.get("NO_PROXY", ""))
+    if not no_proxy.strip():
+        return False
+    shown = f"[{host}]" if ":" in host else host
+    return bool(urllib.request.proxy_bypass_environment(   # type: ignore[attr-defined]
+        f"{shown}:{port}", {"no": no_proxy}))
+
+
+def socks_socket(proxy: Proxy, family: int, kind: int, proto: int) -> socket.socket:
+    """A PySocks socket that reaches its address through the SOCKS ``proxy``."""
+    try:
+        import socks  # type: ignore[import-untyped]
+    except ImportError:
+        raise RemoteError(
+            f"{proxy.variable} names a SOCKS proxy, {proxy.address}, which drivestage reaches "
+            "through PySocks: pip install PySocks, or name an HTTP proxy "
+            "(http://host:port)") from None
+    sock: socket.socket = socks.socksocket(family, kind, proto)
+    sock.setproxy(proxy.kind, proxy.host, proxy.port, proxy.rdns,  # type: ignore[attr-defined]
+                  proxy.user, proxy.password)
+    return sock
+
+
+#: The proxy this process's latest connection went through (None: it went direct).
+_last: Optional[Proxy] = None
+
+
+def made(proxy: Optional[Proxy]) -> None:
+    """A connection was made through ``proxy`` (None: directly), for :func:`through`."""
+    global _last
+    _last = proxy
+
+
+def through() -> str:
+    """`` through the proxy …`` when this process's latest connection went through one (a
+    lost connection's final line names it: the proxy may be what cut them), else ``""``."""
+    last = _last
+    return "" if last is None else f" through the proxy {last.shown}"
+
+
+def tunnel(sock: socket.socket, proxy: Proxy, host: str, port: int,
+           timeout: Optional[float]) -> None:
+    """Ask the HTTP ``proxy`` (``sock`` connected to it) for a tunnel to ``host:port``; its
+    answer read within ``timeout`` seconds in all. A refusal raises a one-line error that
+    names the proxy and what to do (:class:`ProxyDownError` when another attempt may do)."""
+    target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    head = f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n"
+    if proxy.user is not None:
+        login = f"{urllib.parse.unquote(proxy.user)}:{urllib.parse.unquote(proxy.password or '')}"
+        head += f"Proxy-Authorization: Basic {base64.b64encode(login.encode()).decode()}\r\n"
+    try:
+        sock.sendall((head + "\r\n").encode("latin-1"))
+        status, reason = _answer(sock, timeout)
+    except socket.timeout:
+        raise ProxyDownError(f"the proxy {proxy.shown} did not answer the request for a "
+                             f"tunnel to {target} within {timeout:g} s") from None
+    except (ConnectionError, EOFError) as exc:
+        raise ProxyDownError(f"the proxy {proxy.shown} closed the connection before it "
+                             f"gave a tunnel to {target} ({exc or type(exc).__name__})"
+                             ) from None
+    if status == 200:
+        return
+    said = f"HTTP {status} {reason}".rstrip()
+    if status in _TRANSIENT:
+        raise ProxyDownError(f"the proxy {proxy.shown} could not reach {target} ({said})")
+    if status == 407:
+        what = ("refused the user and password in " + proxy.variable) \
+            if proxy.user is not None else "asks for a login"
+        raise RemoteError(
+            f"the proxy {proxy.shown} {what} ({said}): put its user and password in "
+            f"{proxy.variable} (http://USER:PASSWORD@{proxy.host}:{proxy.port}), or set "
+            f"NO_PROXY={host} if {host} is reached without the proxy")
+    raise RemoteError(
+        f"the proxy {proxy.shown} refused a tunnel to {target} ({said}): ask its "
+        f"admin to let {host} through, or set NO_PROXY={host} if it is reached without "
+        "the proxy")
+
+
+def _answer(sock: socket.socket, timeout: Optional[float]) -> tuple[int, str]:
+    """The status and reason of the proxy's answer to CONNECT, its head read within
+    ``timeout`` seconds in all (a byte at a time past the head is never read: after a 200,
+    what follows is Drive's)."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    got = bytearray()
+    while b"\r\n\r\n" not in got:
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise socket.timeout("no whole answer in time")
+            sock.settimeout(min(left, timeout or left))
+        # (peeked, then only the head taken: after a 200, the bytes that follow are the
+        # server's, not the proxy's)
+        ahead = sock.recv(_ANSWER_MAX, socket.MSG_PEEK)
+        if not ahead:
+            raise EOFError("no answer")
+        end = (bytes(got) + ahead).find(b"\r\n\r\n")
+        take = len(ahead) if end < 0 else end + 4 - len(got)
+        got += sock.recv(take)
+        if len(got) > _ANSWER_MAX:
+            raise ConnectionResetError("an answer too long to be a proxy's")
+    if timeout is not None:
+        sock.settimeout(timeout)
+    line = bytes(got).split(b"\r\n", 1)[0].decode("latin-1")
+    parts = line.split(" ", 2)
+    if len(parts) < 2 or not parts[0].startswith("HTTP/") or not parts[1].isdigit():
+        raise ConnectionResetError(f"an answer that is not HTTP ({line[:60]!r})")
+    return int(parts[1]), (parts[2] if len(parts) > 2 else "")
+
+
+def unreachable(proxy: Proxy, exc: OSError) -> OSError:
+    """The error for a ``proxy`` not reached (``exc``): its name not found, or nothing
+    listening there, is said at once (another attempt meets the same); anything else
+    (unreachable for now) is a :class:`ProxyDownError`, retried."""
+    if isinstance(exc, socket.gaierror):
+        return RemoteError(f"cannot find the proxy {proxy.shown}: {exc.strerror}; check "
+                           f"{proxy.variable}")
+    if isinstance(exc, ConnectionRefusedError):
+        return RemoteError(f"the proxy {proxy.shown} refused the connection (is it "
+                           f"running?); check {proxy.variable}, or unset it if this "
+                           "network needs no proxy")
+    return ProxyDownError(f"cannot reach the proxy {proxy.shown} ({exc})")

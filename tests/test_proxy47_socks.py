@@ -1,0 +1,93 @@
+"""A SOCKS5 proxy (``socks5://`` in the variable) where PySocks is installed (Colab ships it),
+proxy47: the connection is made through PySocks on the socket ``drive/sliced.py`` makes (cut
+and closed under the stream lines, as an HTTP proxy's tunnel). On 556f8e4f httplib2's own
+proxy connect did it; the test guards that the move kept it working."""
+from __future__ import annotations
+
+import os
+import socket
+import struct
+import threading
+
+import pytest
+
+from _cli import run
+from _connect_proxy import _VARIABLES
+
+pytest.importorskip("socks")
+
+
+class _Socks5:
+    """A SOCKS5 proxy without a login: CONNECT only; :attr:`tunnels` counts them."""
+
+    def __init__(self) -> None:
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.port = self._server.getsockname()[1]
+        self.tunnels = 0
+        self._socks: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True, name="test-socks5").start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._server.accept()
+            except OSError:
+                return
+            self._socks.append(client)
+            threading.Thread(target=self._serve, args=(client,), daemon=True,
+                             name="test-socks5").start()
+
+    def _serve(self, client: socket.socket) -> None:
+        client.recv(client.recv(2)[1])                   # (the methods offered)
+        client.sendall(b"\x05\x00")                      # no login
+        _, _, _, kind = client.recv(4)
+        host = socket.inet_ntoa(client.recv(4)) if kind == 1 \
+            else client.recv(client.recv(1)[0]).decode()
+        port = struct.unpack(">H", client.recv(2))[0]
+        upstream = socket.create_connection((host, port))
+        self._socks.append(upstream)
+        self.tunnels += 1
+        client.sendall(b"\x05\x00\x00\x01" + socket.inet_aton("127.0.0.1") + b"\x00\x00")
+        threading.Thread(target=_copy, args=(client, upstream), daemon=True).start()
+        _copy(upstream, client)
+
+    def close(self) -> None:
+        for sock in [self._server, *self._socks]:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            sock.close()
+
+
+def _copy(src: socket.socket, dst: socket.socket) -> None:
+    try:
+        while data := src.recv(65536):
+            dst.sendall(data)
+    except OSError:
+        pass
+    for sock in (src, dst):
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
+def test_a_pull_through_a_socks5_proxy(emulator, drive_env, local_state, tmp_path,
+                                       monkeypatch):
+    data = os.urandom(300 * 1024)
+    emulator.add_file("f.bin", data)
+    for name in _VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    proxy = _Socks5()
+    try:
+        monkeypatch.setenv("HTTP_PROXY", f"socks5://127.0.0.1:{proxy.port}")
+        monkeypatch.setenv("NO_PROXY", "")
+        code, _, err = run("pull", "drive:f.bin", str(tmp_path / "in"), "-q", "-j", "2",
+                           "--chunk-size", str(64 * 1024))
+        assert code == 0, err
+        carried = {rec.connection for rec in emulator.requests}
+        assert carried == set(range(1, proxy.tunnels + 1)) and proxy.tunnels >= 2
+    finally:
+        proxy.close()
+    assert (tmp_path / "in" / "f.bin").read_bytes() == data
