@@ -76,7 +76,8 @@ def test_a_proxy_that_cuts_every_answer_is_named_in_the_last_line(emulator, behi
 
 def test_which_hosts_go_through_the_proxy(behind, monkeypatch):
     """``NO_PROXY`` as urllib reads it (a port, capitals, a domain); the VM's metadata
-    server (a Colab or GCE token) never through the proxy, which cannot reach it."""
+    server (a Colab or GCE token) never through the proxy, which cannot reach it; without
+    any NO_PROXY, this machine's loopback (an emulator) direct."""
     import types
 
     import httplib2
@@ -94,6 +95,9 @@ def test_which_hosts_go_through_the_proxy(behind, monkeypatch):
     assert via("127.0.0.1", 8) and not via("127.0.0.1", 9)
     assert not via("example.org", 443) and not via("drive.corp.test", 443)
     assert not via("metadata.google.internal", 80) and not via("169.254.169.254", 80)
+    monkeypatch.delenv("NO_PROXY")   # (none at all: loopback direct; an empty one decides)
+    assert not via("127.0.0.1", 8) and not via("localhost", 8) and not via("::1", 8)
+    assert via("www.googleapis.com", 443)
 
 
 def test_a_socks_proxy_without_pysocks_is_one_line(emulator, behind, tmp_path, monkeypatch):

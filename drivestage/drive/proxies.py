@@ -4,7 +4,7 @@ through it.
 ``HTTPS_PROXY`` / ``HTTP_PROXY`` (or their lower-case names) name the proxy for Drive's
 ``https`` (and an emulator's ``http``) addresses; ``NO_PROXY`` names the hosts reached
 without it (read as Python's ``urllib`` reads it: ``host``, ``.domain``, ``host:port``,
-``*``). httplib2 reaches a proxy only through PySocks (``socks``), which is not a
+``*``; not set at all: this machine's loopback addresses). httplib2 reaches a proxy only through PySocks (``socks``), which is not a
 dependency: without it, it left every proxy unused and drivestage went direct, not a word
 said; with it, the tunnel's socket closed outside drivestage's stream lines (a download's
 stop could cut another file's descriptor: attackcut46), a 407 read "Socket error: 407", and
@@ -17,6 +17,7 @@ TLS (or the emulator's plain HTTP) to Drive as a direct one does. A SOCKS proxy
 from __future__ import annotations
 
 import base64
+import ipaddress
 import os
 import socket
 import time
@@ -95,12 +96,26 @@ def _bypassed(host: str, port: int) -> bool:
     ``host:port`` entry nor a name in capitals), or it is the VM's metadata server."""
     if host.lower().rstrip(".") in _LOCAL_ONLY:
         return True
+    if "no_proxy" not in os.environ and "NO_PROXY" not in os.environ:
+        # (no NO_PROXY at all: this machine's own addresses, an emulator's, are reached
+        # directly; a proxy's loopback is its own. A NO_PROXY set, even empty, decides.)
+        return _loopback(host)
     no_proxy = os.environ.get("no_proxy", os.environ.get("NO_PROXY", ""))
     if not no_proxy.strip():
         return False
     shown = f"[{host}]" if ":" in host else host
     return bool(urllib.request.proxy_bypass_environment(   # type: ignore[attr-defined]
         f"{shown}:{port}", {"no": no_proxy}))
+
+
+def _loopback(host: str) -> bool:
+    """Whether ``host`` is this machine itself (``localhost``, 127.0.0.0/8, ``::1``)."""
+    if host.lower().rstrip(".") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def socks_socket(proxy: Proxy, family: int, kind: int, proto: int) -> socket.socket:
