@@ -110,3 +110,31 @@ def test_a_socks_proxy_without_pysocks_is_one_line(emulator, behind, tmp_path, m
                    "drivestage reaches through PySocks: pip install PySocks, or name an HTTP "
                    "proxy (http://host:port)\n")
     assert emulator.requests == []
+
+
+def test_a_proxy_that_takes_no_connection_is_named(emulator, behind, tmp_path, monkeypatch):
+    """Its listen queue full (the SYN dropped, as a network that drops it does)."""
+    import socket
+
+    monkeypatch.setenv("DRIVESTAGE_RETRY_ATTEMPTS", "1")
+    monkeypatch.setenv("DRIVESTAGE_HTTP_TIMEOUT", "0.5")
+    emulator.add_file("f.bin", b"x")
+    full = socket.socket()
+    full.bind(("127.0.0.1", 0))
+    full.listen(0)
+    port = full.getsockname()[1]
+    filler = socket.create_connection(("127.0.0.1", port))   # (the queue's one place)
+    try:
+        proxy = ConnectProxy()
+        proxy.url, proxy.port = f"http://127.0.0.1:{port}", port
+        behind(proxy)
+        code, out, err = run("pull", "drive:f.bin", str(tmp_path / "in"), "-q")
+    finally:
+        filler.close()
+        full.close()
+        proxy._listener.close()
+    assert code == 1
+    assert err.splitlines()[-1] == (
+        "Error: list drive: (the top of My Drive): still failing after 1 attempts (the proxy "
+        f"http://127.0.0.1:{port} (from HTTP_PROXY) did not take the connection within "
+        "0.5 s); try again later")

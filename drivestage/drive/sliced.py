@@ -226,6 +226,13 @@ def _made(conn: Any, making: stream_lines.Making, address: Any, tls: bool,
         sock.settimeout(conn.timeout)
     if proxy is not None and proxy.kind != 3:
         sock.connect((conn.host, conn.port))   # (PySocks reaches its proxy itself)
+    elif proxy is not None:
+        try:
+            sock.connect(address)
+        except socket.timeout:   # (named: "timed out" said nothing of the proxy)
+            raise proxies.ProxyDownError(
+                f"the proxy {proxy.shown} did not take the connection within "
+                f"{conn.timeout:g} s") from None
     else:
         sock.connect(address)
     if proxy is not None and proxy.kind == 3:
