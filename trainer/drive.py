@@ -169,8 +169,11 @@ class DriveFolder:
         return f"{self.spec}/{name}"
 
     def known_md5(self, path: str, md5: str) -> None:
-        """Tell the md5 cache what we just wrote (hashed while writing): no second read."""
-        self._cache.put(path, os.stat(path), md5)
+        """Tell the md5 cache what we just wrote (hashed while writing): no second read.
+        ``written``: the cache keeps it though the file's ctime is in this very tick (a
+        rename stamps it, milliseconds before): it dropped every such md5, and the next push
+        read and hashed each 94 MB checkpoint again (ckptcost47)."""
+        self._cache.put(path, os.stat(path), md5, written=True)
 
     def live_md5s(self, names: Iterable[str]) -> dict[str, set[str]]:
         """name -> the md5s of Drive's copies of ``names`` now: a listing, then each copy
