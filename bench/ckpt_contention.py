@@ -5,9 +5,8 @@ Training steps of YOLOv4-tiny (bench/train_step.py's, AdamW: a ~94 MB state with
 run in blocks: a "none" block is ``--steps`` steps; a save block takes the state to CPU,
 hands it to a real :class:`trainer.writer.BackgroundWriter` (writing into a temporary run
 folder, uploading to the Drive emulator in a process of its own, as bench/ckpt_cost.py's) and
-steps until the checkpoint is verified on Drive. Save blocks are "low" (the writer's threads
-at the background priority of trainer.thread_priority) and "normal" (raised back at once:
-the code before it); every save block sits between two "none" blocks.
+steps until the checkpoint is verified on Drive (a "save" block); every save block sits
+between two "none" blocks.
 
 A save's cost = its block's wall - its steps x the step time of the "none" blocks beside it
 (+ the snapshot the training thread waited for). Also per block: the process's CPU (user +
@@ -87,16 +86,12 @@ def _run(args, work: Path, emu_pid: int, blocks: list[dict]) -> int:
     ema = {k: v.clone() for k, v in setup.model.state_dict().items()}
     for _ in range(3):
         setup.step()   # warm-up (and the optimizer's state exists)
-    writers = {}
-    for kind in ("low", "normal"):
-        out = work / kind
-        out.mkdir()
-        writers[kind] = BackgroundWriter(str(out), DriveFolder(f"drive:bench/{kind}", str(out)))
-    time.sleep(0.5)   # (both threads started and lowered)
-    writers["normal"].hurry()   # back at once: the code before trainer.thread_priority
+    out = work / "save"
+    out.mkdir()
+    writers = {"save": BackgroundWriter(str(out), DriveFolder("drive:bench/save", str(out)))}
     plan = ["none"]
-    for i in range(args.pairs):
-        plan += ["low", "none", "normal", "none"] if i % 2 == 0 else ["normal", "none", "low", "none"]
+    for _ in range(args.pairs):
+        plan += ["save", "none", "save", "none"]
     it = 0
     for kind in plan:
         t0, c0, e0 = time.perf_counter(), _cpu(), sum(_stat(f"/proc/{emu_pid}/stat"))
@@ -128,7 +123,7 @@ def _run(args, work: Path, emu_pid: int, blocks: list[dict]) -> int:
 
 
 def _report(blocks: list[dict]) -> None:
-    cost: dict[str, list] = {"low": [], "normal": []}
+    cost: dict[str, list] = {"save": []}
     for i, b in enumerate(blocks):
         if b["kind"] == "none":
             continue
