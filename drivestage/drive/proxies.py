@@ -26,12 +26,22 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from drivestage.errors import RemoteError
+import httplib2
+
+from drivestage.errors import RemoteError, UsageError
 
 #: The most bytes of a proxy's answer to CONNECT that are read (its head and what follows).
 _ANSWER_MAX = 64 * 1024
 #: The statuses of a proxy that could not reach Drive for now: worth another attempt.
 _TRANSIENT = frozenset({502, 503, 504})
+
+
+#: The most characters of a proxy's reason phrase a message repeats.
+_REASON_MAX = 80
+
+
+class _NotAnAnswer(Exception):
+    """What a proxy sent in answer to CONNECT is not an HTTP answer (its words)."""
 
 
 class ProxyDownError(ConnectionError):
@@ -71,6 +81,60 @@ def _variable(scheme: str) -> str:
         if os.environ.get(name):
             return name
     return f"{scheme.upper()}_PROXY"
+
+
+#: The kinds of proxy a variable's scheme names (PySocks' numbers; ``socks5h``/``socks4a``:
+#: the proxy looks the name up, as PySocks' ``rdns`` always has it here).
+_KINDS = {"http": 3, "https": 3, "socks4": 1, "socks4a": 1, "socks5": 2, "socks5h": 2,
+          "socks": 2}
+#: A proxy's port when its variable names none: its scheme's, as curl and requests read it.
+_DEFAULT_PORTS = {3: 80, 1: 1080, 2: 1080}
+
+
+def from_environment(method: str = "http") -> Optional[httplib2.ProxyInfo]:
+    """The proxy the environment names for ``method``'s addresses (httplib2's
+    ``proxy_info_from_environment``, which read ``proxy.corp:3128`` (no scheme) as no proxy
+    at all, and let a port that is not a number, a bracket left open or a name no DNS can
+    hold out as a ValueError that read as Drive's answer): a value it cannot use is a
+    :class:`UsageError` naming the variable and the form it takes (never the value: it may
+    hold the password)."""
+    if method not in ("http", "https"):
+        return None
+    lower = f"{method}_proxy"
+    name = lower if lower in os.environ else lower.upper()
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return None
+
+    def refused(why: str) -> UsageError:
+        return UsageError(f"{name} is not a proxy address drivestage can use ({why}): set it "
+                          "as http://HOST:PORT (http://USER:PASSWORD@HOST:PORT with a login; "
+                          "a % code for an @ or : in them), or unset it")
+    try:
+        # (no scheme: http://, as curl and requests read ``host:port``)
+        url = urllib.parse.urlsplit(value if "://" in value else f"http://{value}")
+        host, port = url.hostname, url.port
+        if host:
+            host.encode("idna")   # (a name no DNS can hold: said here, not as an answer)
+    except (ValueError, UnicodeError) as exc:
+        what = "its port is not a number from 0 to 65535" if "Port" in str(exc) \
+            else "its host is not a name or address"
+        raise refused(what) from None
+    kind = _KINDS.get(url.scheme.lower())
+    if kind is None:
+        raise refused(f"a {url.scheme}:// proxy is not one of "
+                      f"{', '.join(sorted(_KINDS))}")
+    if not host:
+        raise refused("it names no host")
+    info = httplib2.ProxyInfo(kind, host, port or _DEFAULT_PORTS[kind],
+                              proxy_user=url.username or None,
+                              proxy_pass=url.password or None)
+    no_proxy = os.environ.get("no_proxy", os.environ.get("NO_PROXY", ""))
+    # (httplib2's own reading, for anything that asks the info itself; :func:`route` reads
+    # NO_PROXY as urllib does)
+    info.bypass_hosts = httplib2.AllHosts if no_proxy == "*" \
+        else tuple(filter(bool, no_proxy.split(",")))
+    return info
 
 
 def route(conn: Any, scheme: str) -> Optional[Proxy]:
@@ -166,12 +230,20 @@ def tunnel(sock: socket.socket, proxy: Proxy, host: str, port: int,
     except socket.timeout:
         raise ProxyDownError(f"the proxy {proxy.shown} did not answer the request for a "
                              f"tunnel to {target} within {timeout:g} s") from None
+    except _NotAnAnswer as exc:
+        raise RemoteError(f"the proxy {proxy.shown} answered the request for a tunnel to "
+                          f"{target} with {exc}: check that {proxy.variable} names an HTTP "
+                          "proxy (a SOCKS one is socks5://HOST:PORT)") from None
     except (ConnectionError, EOFError) as exc:
         raise ProxyDownError(f"the proxy {proxy.shown} closed the connection before it "
                              f"gave a tunnel to {target} ({exc or type(exc).__name__})"
                              ) from None
     if status == 200:
         return
+    # (the proxy's words, whatever it sent: printable, and short enough for one line)
+    reason = "".join(c if c.isprintable() else " " for c in reason[:_REASON_MAX + 1])
+    if len(reason) > _REASON_MAX:
+        reason = reason[:_REASON_MAX] + "…"
     said = f"HTTP {status} {reason}".rstrip()
     if status in _TRANSIENT:
         raise ProxyDownError(f"the proxy {proxy.shown} could not reach {target} ({said})")
@@ -209,13 +281,14 @@ def _answer(sock: socket.socket, timeout: Optional[float]) -> tuple[int, str]:
         take = len(ahead) if end < 0 else end + 4 - len(got)
         got += sock.recv(take)
         if len(got) > _ANSWER_MAX:
-            raise ConnectionResetError("an answer too long to be a proxy's")
+            raise _NotAnAnswer(f"more than {_ANSWER_MAX // 1024} KiB and no end to its head")
     if timeout is not None:
         sock.settimeout(timeout)
     line = bytes(got).split(b"\r\n", 1)[0].decode("latin-1")
     parts = line.split(" ", 2)
-    if len(parts) < 2 or not parts[0].startswith("HTTP/") or not parts[1].isdigit():
-        raise ConnectionResetError(f"an answer that is not HTTP ({line[:60]!r})")
+    if len(parts) < 2 or not parts[0].startswith("HTTP/") or len(parts[1]) != 3 \
+            or not parts[1].isascii() or not parts[1].isdigit():   # (not '²', not 10**9)
+        raise _NotAnAnswer(f"an answer that is not HTTP ({ascii(line[:40])})")
     return int(parts[1]), (parts[2] if len(parts) > 2 else "")
 
 

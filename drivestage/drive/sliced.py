@@ -301,10 +301,21 @@ def _close(self: Any) -> None:
     stream_lines.close(self, http.client.HTTPConnection.close)
 
 
+def _own_proxy(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``kwargs`` with httplib2's reading of the proxy variables replaced by
+    :func:`drivestage.drive.proxies.from_environment` (which says why a value is unusable)."""
+    if kwargs.get("proxy_info") is httplib2.proxy_info_from_environment:
+        kwargs = dict(kwargs, proxy_info=proxies.from_environment)
+    return kwargs
+
+
 class SlicedHTTP(httplib2.HTTPConnectionWithTimeout):  # type: ignore[misc]
     """httplib2's connection, made and sent on in pieces (see :func:`_in_pieces`)."""
     send = _send
     close = _close
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **_own_proxy(kwargs))
 
     def connect(self) -> None:
         _connect(self, False)
@@ -315,6 +326,9 @@ class SlicedHTTPS(httplib2.HTTPSConnectionWithTimeout):  # type: ignore[misc]
     """httplib2's TLS connection, made and sent on in pieces (see :func:`_in_pieces`)."""
     send = _send
     close = _close
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **_own_proxy(kwargs))
 
     def connect(self) -> None:
         _connect(self, True)
