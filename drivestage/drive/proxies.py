@@ -20,10 +20,11 @@ import base64
 import ipaddress
 import os
 import socket
+import ssl
 import time
 import urllib.parse
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Optional
 
 import httplib2
@@ -58,7 +59,7 @@ class Proxy:
     host: str
     port: int
     user: Optional[str]
-    password: Optional[str]
+    password: Optional[str] = field(repr=False)   # (a repr logged must not show it)
     rdns: bool
     variable: str
 
@@ -304,3 +305,24 @@ def unreachable(proxy: Proxy, exc: OSError) -> OSError:
                            f"running?); check {proxy.variable}, or unset it if this "
                            "network needs no proxy")
     return ProxyDownError(f"cannot reach the proxy {proxy.shown} ({exc})")
+
+
+def not_tls(proxy: Proxy, host: str, port: int, exc: ssl.SSLError) -> RemoteError:
+    """The error for a TLS handshake with ``host:port`` that failed (``exc``) in the tunnel
+    ``proxy`` gave: a certificate this machine does not trust (a proxy that inspects TLS
+    shows its own), or no TLS at all (a proxy that answers itself, a page of its own, after
+    its 200). Said of the proxy: "not what Drive sends … is --api-root a Drive API?" and
+    "pull into a folder this user can write" were said of neither."""
+    target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    bypass = f"or set NO_PROXY={host} if {host} is reached without the proxy"
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        why = exc.verify_message or exc.reason or "not verified"
+        return RemoteError(
+            f"the proxy {proxy.shown} gave a tunnel to {target}, but the certificate that "
+            f"came through it is not one this machine trusts ({why}): a proxy that inspects "
+            "TLS shows its own; put its CA certificate (PEM) in a file named by "
+            f"HTTPLIB2_CA_CERTS, {bypass}")
+    return RemoteError(
+        f"the proxy {proxy.shown} gave a tunnel to {target}, but what came through it is not "
+        f"TLS ({exc.reason or type(exc).__name__}): the proxy may have answered in its place "
+        f"(a page of its own); ask its admin to let {host} through, {bypass}")

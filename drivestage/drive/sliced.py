@@ -245,7 +245,12 @@ def _made(conn: Any, making: stream_lines.Making, address: Any, tls: bool,
     made: ssl.SSLSocket = conn._context.wrap_socket(sock, server_hostname=conn.host,
                                                     do_handshake_on_connect=False)
     making.wrapped(made)
-    made.do_handshake()
+    try:
+        made.do_handshake()
+    except ssl.SSLError as exc:
+        if proxy is None:
+            raise
+        raise proxies.not_tls(proxy, conn.host, conn.port, exc) from None
     return made
 
 
