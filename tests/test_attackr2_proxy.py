@@ -106,6 +106,7 @@ _REFUSED = ("Error: the proxy http://127.0.0.1:{proxy} (from HTTP_PROXY) refused
 @pytest.mark.parametrize("reply, line, what", [
     (b"HTTP/1.1 \xb2 OK\r\n\r\n", _NOT_HTTP, "an answer that is not HTTP ('HTTP/1.1 \\xb2 OK')"),
     (b"\x05\x00garbage\r\n\r\n", _NOT_HTTP, "an answer that is not HTTP ('\\x05\\x00garbage')"),
+    (b"\x05\xff", _NOT_HTTP, "an answer that is not HTTP ('\\x05\\xff')"),   # (then closed)
     (b"HTTP/1.1 200 OK\r\n" + b"X-Pad: y\r\n" * 8000, _NOT_HTTP,
      "more than 64 KiB and no end to its head"),
     (b"HTTP/1.1 403 Denied\nby\x1b[31m policy\r\n\r\n", _REFUSED, "Denied by [31m policy"),
