@@ -170,7 +170,25 @@ def _bypassed(host: str, port: int) -> bool:
         return False
     shown = f"[{host}]" if ":" in host else host
     return bool(urllib.request.proxy_bypass_environment(   # type: ignore[attr-defined]
-        f"{shown}:{port}", {"no": no_proxy}))
+        f"{shown}:{port}", {"no": no_proxy})) or _in_networks(host, no_proxy)
+
+
+def _in_networks(host: str, no_proxy: str) -> bool:
+    """Whether ``host``, an IP address, is one ``NO_PROXY`` names by address or network
+    (``10.0.0.0/8``, ``::1``, ``[2001:db8::1]``, as curl and requests read them; urllib
+    matches text alone: no network, and an IPv6 host never). An entry that is not an
+    address or a network matches nothing here."""
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    for entry in no_proxy.split(","):
+        try:
+            if address in ipaddress.ip_network(entry.strip().strip("[]"), strict=False):
+                return True
+        except ValueError:
+            continue
+    return False
 
 
 def _loopback(host: str) -> bool:
@@ -277,6 +295,9 @@ def _answer(sock: socket.socket, timeout: Optional[float]) -> tuple[int, str]:
         # server's, not the proxy's)
         ahead = sock.recv(_ANSWER_MAX, socket.MSG_PEEK)
         if not ahead:
+            if got and not b"HTTP/".startswith(bytes(got[:5])):   # (a SOCKS proxy's bytes)
+                raise _NotAnAnswer("an answer that is not HTTP "
+                                  f"({ascii(bytes(got[:40]).decode('latin-1'))})")
             raise EOFError("no answer")
         end = (bytes(got) + ahead).find(b"\r\n\r\n")
         take = len(ahead) if end < 0 else end + 4 - len(got)
