@@ -128,3 +128,21 @@ def test_a_proxy_that_answers_in_drives_place_after_its_200_is_named(emulator, b
         "127.0.0.1 is reached without the proxy\n")
     assert proxy.asked == 1 and emulator.requests == []
     assert not os.path.exists(tmp_path / "in" / "f.bin")
+
+
+def test_a_tunnel_closed_right_after_its_200_is_the_proxys_and_retried(emulator, behind, tls,
+                                                                       tmp_path, monkeypatch):
+    """Not 'not TLS': nothing came through (a proxy whose upstream connect failed after its
+    200); another attempt may get a tunnel."""
+    monkeypatch.setenv("DRIVESTAGE_RETRY_ATTEMPTS", "2")
+    emulator.add_file("f.bin", b"x")
+    with Proxy(emulator.url, tls=tls) as api, \
+            behind(_RawProxy(b"HTTP/1.1 200 OK\r\n\r\n")) as proxy:
+        monkeypatch.setenv("DRIVESTAGE_API_ROOT", api.url)
+        code, out, err = run("pull", "drive:f.bin", str(tmp_path / "in"), "-q")
+    assert code == 1
+    assert err.splitlines()[-1] == (
+        "Error: list drive: (the top of My Drive): still failing after 2 attempts (the proxy "
+        f"http://127.0.0.1:{proxy.port} (from HTTPS_PROXY) closed the tunnel to "
+        f"127.0.0.1:{_port(api.url)} before TLS began); try again later")
+    assert proxy.asked == 2 and emulator.requests == []
