@@ -328,13 +328,18 @@ def unreachable(proxy: Proxy, exc: OSError) -> OSError:
     return ProxyDownError(f"cannot reach the proxy {proxy.shown} ({exc})")
 
 
-def not_tls(proxy: Proxy, host: str, port: int, exc: ssl.SSLError) -> RemoteError:
+def not_tls(proxy: Proxy, host: str, port: int, exc: ssl.SSLError) -> OSError:
     """The error for a TLS handshake with ``host:port`` that failed (``exc``) in the tunnel
     ``proxy`` gave: a certificate this machine does not trust (a proxy that inspects TLS
     shows its own), or no TLS at all (a proxy that answers itself, a page of its own, after
-    its 200). Said of the proxy: "not what Drive sends … is --api-root a Drive API?" and
-    "pull into a folder this user can write" were said of neither."""
+    its 200), or the tunnel closed before a byte came (:class:`ProxyDownError`: its upstream
+    may have failed; another attempt may get one). Said of the proxy: "not what Drive sends …
+    is --api-root a Drive API?" and "pull into a folder this user can write" were said of
+    neither."""
     target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    if isinstance(exc, (ssl.SSLEOFError, ssl.SSLZeroReturnError)):
+        return ProxyDownError(f"the proxy {proxy.shown} closed the tunnel to {target} before "
+                              "TLS began")
     bypass = f"or set NO_PROXY={host} if {host} is reached without the proxy"
     if isinstance(exc, ssl.SSLCertVerificationError):
         why = exc.verify_message or exc.reason or "not verified"
