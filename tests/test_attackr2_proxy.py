@@ -20,10 +20,10 @@ _SECRET = "s3cr%40t"
 
 class _RawProxy:
     """Reads each CONNECT's head, sends ``reply`` as it is, closes (a proxy that says what
-    it likes)."""
+    it likes); ``hold``: closes only once the client has closed its end (30 s at most)."""
 
-    def __init__(self, reply: bytes):
-        self.reply = reply
+    def __init__(self, reply: bytes, hold: bool = False):
+        self.reply, self.hold = reply, hold
         self.asked = 0
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = self._listener.getsockname()[1]
@@ -56,6 +56,12 @@ class _RawProxy:
                 try:
                     client.sendall(self.reply)
                 except OSError:   # (the client stopped reading: a head too long)
+                    pass
+                client.settimeout(30)
+                try:
+                    while self.hold and client.recv(4096):
+                        pass
+                except OSError:
                     pass
 
 

@@ -146,3 +146,22 @@ def test_a_tunnel_closed_right_after_its_200_is_the_proxys_and_retried(emulator,
         f"http://127.0.0.1:{proxy.port} (from HTTPS_PROXY) closed the tunnel to "
         f"127.0.0.1:{_port(api.url)} before TLS began); try again later")
     assert proxy.asked == 2 and emulator.requests == []
+
+
+def test_a_tunnel_silent_after_its_200_is_the_proxys_and_bounded(emulator, behind, tls,
+                                                                 tmp_path, monkeypatch):
+    """'timed out', said of nothing: the proxy gave the tunnel, and no TLS came through."""
+    monkeypatch.setenv("DRIVESTAGE_RETRY_ATTEMPTS", "1")
+    monkeypatch.setenv("DRIVESTAGE_HTTP_TIMEOUT", "0.5")
+    emulator.add_file("f.bin", b"x")
+    with Proxy(emulator.url, tls=tls) as api, \
+            behind(_RawProxy(b"HTTP/1.1 200 OK\r\n\r\n", hold=True)) as proxy:
+        monkeypatch.setenv("DRIVESTAGE_API_ROOT", api.url)
+        code, out, err = run("pull", "drive:f.bin", str(tmp_path / "in"), "-q")
+    assert code == 1
+    assert err.splitlines()[-1] == (
+        "Error: list drive: (the top of My Drive): still failing after 1 attempts (the proxy "
+        f"http://127.0.0.1:{proxy.port} (from HTTPS_PROXY) gave a tunnel to "
+        f"127.0.0.1:{_port(api.url)}, but no TLS answer came through it within 0.5 s); "
+        "try again later")
+    assert proxy.asked == 1 and emulator.requests == []
