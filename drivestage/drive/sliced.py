@@ -251,6 +251,12 @@ def _made(conn: Any, making: stream_lines.Making, address: Any, tls: bool,
         if proxy is None:
             raise
         raise proxies.not_tls(proxy, conn.host, conn.port, exc) from None
+    except socket.timeout:
+        if proxy is None:
+            raise
+        raise proxies.ProxyDownError(   # (named: "timed out" said nothing of the proxy)
+            f"the proxy {proxy.shown} gave a tunnel to {conn.host}:{conn.port}, but no TLS "
+            f"answer came through it within {conn.timeout:g} s") from None
     return made
 
 
