@@ -128,3 +128,21 @@ def test_a_proxy_answer_that_is_not_a_proxys_is_one_short_line(emulator, behind,
     assert err == line.format(proxy=proxy.port, drive=emulator.port, what=what)
     assert proxy.asked == 1   # (another attempt meets the same proxy)
     assert emulator.requests == [] and not (tmp_path / "in" / "f.bin").exists()
+
+
+def test_a_proxy_asking_for_a_login_drivestage_cannot_give_says_so(emulator, behind, tmp_path,
+                                                                  monkeypatch):
+    """A proxy that offers NTLM and Negotiate alone (a Windows domain's): 'put its user and
+    password in HTTP_PROXY' was no way through; each try with them is refused again."""
+    emulator.add_file("f.bin", b"x")
+    reply = (b"HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: NTLM\r\n"
+             b"proxy-authenticate: Negotiate\r\nContent-Length: 0\r\n\r\n")
+    with behind(_RawProxy(reply)) as proxy:
+        code, out, err = run("pull", "drive:f.bin", str(tmp_path / "in"), "-q")
+    assert code == 1
+    assert err == (
+        f"Error: the proxy http://127.0.0.1:{proxy.port} (from HTTP_PROXY) asks for a login by "
+        "NTLM, Negotiate (HTTP 407 Proxy Authentication Required), which drivestage does not "
+        "speak (Basic only): run a local relay that logs in for it (cntlm, px) and name that "
+        "in HTTP_PROXY, or set NO_PROXY=127.0.0.1 if 127.0.0.1 is reached without the proxy\n")
+    assert proxy.asked == 1 and emulator.requests == []
