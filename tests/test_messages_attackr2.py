@@ -51,3 +51,12 @@ def test_a_proxy_that_inspects_tls(emulator, behind, tls, tmp_path,  # noqa: F81
     assert code == 1
     shown("but the certificate that came through it is not one this machine trusts",
           error_line(err))
+
+
+@renders("which drivestage does not speak (Basic only)")
+def test_a_login_drivestage_does_not_speak(emulator, behind, tmp_path):
+    reply = b"HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: NTLM\r\n\r\n"
+    with behind(_RawProxy(reply)):
+        code, out, err = run("pull", "drive:f.bin", str(tmp_path / "in"), "-q")
+    assert code == 1
+    shown("which drivestage does not speak (Basic only)", error_line(err))

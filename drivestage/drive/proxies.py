@@ -245,7 +245,7 @@ def tunnel(sock: socket.socket, proxy: Proxy, host: str, port: int,
         head += f"Proxy-Authorization: Basic {base64.b64encode(login.encode()).decode()}\r\n"
     try:
         sock.sendall((head + "\r\n").encode("latin-1"))
-        status, reason = _answer(sock, timeout)
+        status, reason, lines = _answer(sock, timeout)
     except socket.timeout:
         raise ProxyDownError(f"the proxy {proxy.shown} did not answer the request for a "
                              f"tunnel to {target} within {timeout:g} s") from None
@@ -266,6 +266,13 @@ def tunnel(sock: socket.socket, proxy: Proxy, host: str, port: int,
     said = f"HTTP {status} {reason}".rstrip()
     if status in _TRANSIENT:
         raise ProxyDownError(f"the proxy {proxy.shown} could not reach {target} ({said})")
+    offered = _schemes(lines) if status == 407 else []
+    if offered and "basic" not in (scheme.lower() for scheme in offered):
+        raise RemoteError(
+            f"the proxy {proxy.shown} asks for a login by {', '.join(offered)} ({said}), which "
+            "drivestage does not speak (Basic only): run a local relay that logs in for it "
+            f"(cntlm, px) and name that in {proxy.variable}, or set NO_PROXY={host} if {host} "
+            "is reached without the proxy")
     if status == 407:
         what = ("refused the user and password in " + proxy.variable) \
             if proxy.user is not None else "asks for a login"
@@ -279,7 +286,20 @@ def tunnel(sock: socket.socket, proxy: Proxy, host: str, port: int,
         "the proxy")
 
 
-def _answer(sock: socket.socket, timeout: Optional[float]) -> tuple[int, str]:
+def _schemes(head: list[str]) -> list[str]:
+    """The login schemes a 407's ``Proxy-Authenticate`` headers offer (``NTLM``, ``Basic``),
+    as a message may show them: printable, a few, each short."""
+    offered: list[str] = []
+    for line in head:
+        name, _, value = line.partition(":")
+        scheme = value.strip().split(" ", 1)[0].split(",", 1)[0]
+        if name.strip().lower() == "proxy-authenticate" and scheme.isprintable() and \
+                scheme and scheme not in offered:
+            offered.append(scheme[:20])
+    return offered[:4]
+
+
+def _answer(sock: socket.socket, timeout: Optional[float]) -> tuple[int, str, list[str]]:
     """The status and reason of the proxy's answer to CONNECT, its head read within
     ``timeout`` seconds in all (a byte at a time past the head is never read: after a 200,
     what follows is Drive's)."""
@@ -311,7 +331,8 @@ def _answer(sock: socket.socket, timeout: Optional[float]) -> tuple[int, str]:
     if len(parts) < 2 or not parts[0].startswith("HTTP/") or len(parts[1]) != 3 \
             or not parts[1].isascii() or not parts[1].isdigit():   # (not '²', not 10**9)
         raise _NotAnAnswer(f"an answer that is not HTTP ({ascii(line[:40])})")
-    return int(parts[1]), (parts[2] if len(parts) > 2 else "")
+    return int(parts[1]), (parts[2] if len(parts) > 2 else ""), \
+        bytes(got).decode("latin-1").split("\r\n")[1:]
 
 
 def unreachable(proxy: Proxy, exc: OSError) -> OSError:
