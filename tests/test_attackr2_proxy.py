@@ -146,3 +146,18 @@ def test_a_proxy_asking_for_a_login_drivestage_cannot_give_says_so(emulator, beh
         "speak (Basic only): run a local relay that logs in for it (cntlm, px) and name that "
         "in HTTP_PROXY, or set NO_PROXY=127.0.0.1 if 127.0.0.1 is reached without the proxy\n")
     assert proxy.asked == 1 and emulator.requests == []
+
+
+def test_a_proxy_without_a_port_takes_its_schemes(behind, monkeypatch):
+    """As pip reads it: ``http://proxy.corp`` is port 80 (httplib2 took 443 for Drive's
+    https addresses: a proxy on 80 was never reached), SOCKS 1080; the login kept apart."""
+    from drivestage.drive import proxies
+
+    behind(ConnectProxy())
+    for value, kind, port in (("http://proxy.corp", 3, 80), ("https://proxy.corp", 3, 443),
+                              ("socks5h://proxy.corp", 2, 1080), ("proxy.corp", 3, 80),
+                              ("me:p%40ss@proxy.corp:3128", 3, 3128)):
+        monkeypatch.setenv("HTTPS_PROXY", value)
+        info = proxies.from_environment("https")
+        assert (info.proxy_type, info.proxy_host, info.proxy_port) == (kind, "proxy.corp", port)
+    assert (info.proxy_user, info.proxy_pass) == ("me", "p%40ss")   # (decoded as it is sent)

@@ -88,8 +88,9 @@ def _variable(scheme: str) -> str:
 #: the proxy looks the name up, as PySocks' ``rdns`` always has it here).
 _KINDS = {"http": 3, "https": 3, "socks4": 1, "socks4a": 1, "socks5": 2, "socks5h": 2,
           "socks": 2}
-#: A proxy's port when its variable names none: its scheme's, as curl and requests read it.
-_DEFAULT_PORTS = {3: 80, 1: 1080, 2: 1080}
+#: A proxy's port when its variable names none: its scheme's, as pip and requests read it (curl
+#: takes 1080 for every scheme; httplib2 took 443 for https addresses, 80 for http ones).
+_DEFAULT_PORTS = {"http": 80, "https": 443}   # (SOCKS: 1080)
 
 
 def from_environment(method: str = "http") -> Optional[httplib2.ProxyInfo]:
@@ -127,7 +128,7 @@ def from_environment(method: str = "http") -> Optional[httplib2.ProxyInfo]:
                       f"{', '.join(sorted(_KINDS))}")
     if not host:
         raise refused("it names no host")
-    info = httplib2.ProxyInfo(kind, host, port or _DEFAULT_PORTS[kind],
+    info = httplib2.ProxyInfo(kind, host, port or _DEFAULT_PORTS.get(url.scheme.lower(), 1080),
                               proxy_user=url.username or None,
                               proxy_pass=url.password or None)
     no_proxy = os.environ.get("no_proxy", os.environ.get("NO_PROXY", ""))
