@@ -4,8 +4,10 @@ through it.
 ``HTTPS_PROXY`` / ``HTTP_PROXY`` (or their lower-case names) name the proxy for Drive's
 ``https`` (and an emulator's ``http``) addresses; ``NO_PROXY`` names the hosts reached
 without it (read as Python's ``urllib`` reads it: ``host``, ``.domain``, ``host:port``,
-``*``; not set at all: this machine's loopback addresses). httplib2 reaches a proxy only through PySocks (``socks``), which is not a
-dependency: without it, it left every proxy unused and drivestage went direct, not a word
+``*``, and addresses and networks such as ``10.0.0.0/8``; not set at all: this machine's
+loopback addresses). The variables are read by :func:`from_environment`, in httplib2's
+place (``host:port`` is ``http://host:port``; a value it cannot use is one line).
+httplib2 reaches a proxy only through PySocks (``socks``), which is not a dependency: without it, it left every proxy unused and drivestage went direct, not a word
 said; with it, the tunnel's socket closed outside drivestage's stream lines (a download's
 stop could cut another file's descriptor: attackcut46), a 407 read "Socket error: 407", and
 a proxy that never answered its CONNECT held the request for its whole socket timeout per
