@@ -5,16 +5,17 @@ through it.
 ``https`` (and an emulator's ``http``) addresses; ``NO_PROXY`` names the hosts reached
 without it (read as Python's ``urllib`` reads it: ``host``, ``.domain``, ``host:port``,
 ``*``, and addresses and networks such as ``10.0.0.0/8``; not set at all: this machine's
-loopback addresses). The variables are read by :func:`from_environment`, in httplib2's
-place (``host:port`` is ``http://host:port``; a value it cannot use is one line).
-httplib2 reaches a proxy only through PySocks (``socks``), which is not a dependency: without it, it left every proxy unused and drivestage went direct, not a word
-said; with it, the tunnel's socket closed outside drivestage's stream lines (a download's
-stop could cut another file's descriptor: attackcut46), a 407 read "Socket error: 407", and
-a proxy that never answered its CONNECT held the request for its whole socket timeout per
-read. An HTTP proxy is spoken to here: the connection's socket reaches the proxy, asks it
-``CONNECT host:port`` (the answer read within the HTTP timeout, in all), and then carries
-TLS (or the emulator's plain HTTP) to Drive as a direct one does. A SOCKS proxy
-(``socks5://``) still needs PySocks; without it the connection is refused, with the words.
+loopback addresses). The variables are read by :func:`from_environment`, in httplib2's place
+(``host:port`` is ``http://host:port``; a value it cannot use is one line). httplib2 reaches
+a proxy only through PySocks (``socks``), which is not a dependency: without it, it left
+every proxy unused and drivestage went direct, not a word said; with it, the tunnel's socket
+closed outside drivestage's stream lines (a download's stop could cut another file's
+descriptor: attackcut46), a 407 read "Socket error: 407", and a proxy that never answered
+its CONNECT held the request for its whole socket timeout per read. An HTTP proxy is spoken
+to here: the connection's socket reaches the proxy, asks it ``CONNECT host:port`` (the
+answer read within the HTTP timeout, in all), and then carries TLS (or the emulator's plain
+HTTP) to Drive as a direct one does. A SOCKS proxy (``socks5://``) still needs PySocks;
+without it the connection is refused, with the words.
 """
 from __future__ import annotations
 
