@@ -426,12 +426,16 @@ def chaos_train(emu, work, env, rng, args) -> Tally:
 
     def on_drive() -> bool:
         # Kill after the first verified checkpoint is on Drive (its sidecar), at random.
-        # Its next upload then waits 2 s (longer than the kill's window): on a fast idle
-        # machine the quick run once pushed its last epoch and ended before the kill came,
-        # and the run counted no kill. A run ends only after its uploads are answered.
+        # The run's next two requests of any kind then wait 2 s (longer than the kill's
+        # window), so that it cannot end before the kill: a run ends only after its uploads
+        # are answered and its lease is let go, each a request. (A create alone slowed was not
+        # enough: this quick run trains its two epochs in 0.3 s, both pushed at its end, its
+        # checkpoints first, then their sidecars: by the first sidecar the rest were sent and
+        # the run ended before the kill, the forty-seventh session's full runs, 2 in 2; the
+        # fast idle machine once did the same before the slow request.)
         if any(f["title"].startswith("epoch_") and f["title"].endswith(".json")
-               for f in emu.files()):
-            emu.faults.latency(2.0, path="/upload/", times=1)
+               and _remote_path(emu, f).startswith("chaos/run/") for f in emu.files()):
+            emu.faults.latency(2.0, times=2)
             return True
         return False
 
