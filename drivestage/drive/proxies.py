@@ -353,6 +353,16 @@ def unreachable(proxy: Proxy, exc: OSError) -> OSError:
     return ProxyDownError(f"cannot reach the proxy {proxy.shown} ({exc})")
 
 
+def closed_tunnel(proxy: Proxy, host: str, port: int) -> OSError:
+    """The error for a tunnel to ``host:port`` that ``proxy`` closed before a TLS byte came
+    through (its upstream may have failed after its 200; another attempt may get one):
+    retried. Read as an end of the stream, or as a reset where the close met the client's
+    first TLS bytes on their way."""
+    target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return ProxyDownError(f"the proxy {proxy.shown} closed the tunnel to {target} before "
+                          "TLS began")
+
+
 def not_tls(proxy: Proxy, host: str, port: int, exc: ssl.SSLError) -> OSError:
     """The error for a TLS handshake with ``host:port`` that failed (``exc``) in the tunnel
     ``proxy`` gave: a certificate this machine does not trust (a proxy that inspects TLS
@@ -363,8 +373,7 @@ def not_tls(proxy: Proxy, host: str, port: int, exc: ssl.SSLError) -> OSError:
     neither."""
     target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     if isinstance(exc, (ssl.SSLEOFError, ssl.SSLZeroReturnError)):
-        return ProxyDownError(f"the proxy {proxy.shown} closed the tunnel to {target} before "
-                              "TLS began")
+        return closed_tunnel(proxy, host, port)
     bypass = f"or set NO_PROXY={host} if {host} is reached without the proxy"
     if isinstance(exc, ssl.SSLCertVerificationError):
         why = exc.verify_message or exc.reason or "not verified"

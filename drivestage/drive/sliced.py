@@ -251,6 +251,10 @@ def _made(conn: Any, making: stream_lines.Making, address: Any, tls: bool,
         if proxy is None:
             raise
         raise proxies.not_tls(proxy, conn.host, conn.port, exc) from None
+    except (ConnectionResetError, BrokenPipeError):
+        if proxy is None:   # (a proxy's close after its 200 that met our first TLS bytes)
+            raise
+        raise proxies.closed_tunnel(proxy, conn.host, conn.port) from None
     except socket.timeout:
         if proxy is None:
             raise
