@@ -34,7 +34,12 @@ class StreamLines:
         self._lock = threading.RLock()
         self._open: list[Any] = []   # http.client connections read on now
         self._cut = False
-        self._cut_event = threading.Event()   # (not the main thread's: see sleep())
+        # (Waited on by stream threads only: see sleep(). A Flag, not a threading.Event: the
+        # main thread sets it as it closes a pass, and a Ctrl-C inside Event.set()'s
+        # Condition left that lock held, the next cut (the download's close) waiting for it
+        # for good: test_interrupt_locks, once a pass's close joined its streams.)
+        from drivestage.interrupts import Flag   # (interrupts imports this module)
+        self._cut_event = Flag()
 
     @contextmanager
     def reading(self) -> Iterator[None]:
