@@ -19,6 +19,7 @@ closed meanwhile and given to another file (a second pull's partial, its connect
 """
 from __future__ import annotations
 
+import _thread
 import socket
 import threading
 from contextlib import contextmanager
@@ -34,12 +35,7 @@ class StreamLines:
         self._lock = threading.RLock()
         self._open: list[Any] = []   # http.client connections read on now
         self._cut = False
-        # (Waited on by stream threads only: see sleep(). A Flag, not a threading.Event: the
-        # main thread sets it as it closes a pass, and a Ctrl-C inside Event.set()'s
-        # Condition left that lock held, the next cut (the download's close) waiting for it
-        # for good: test_interrupt_locks, once a pass's close joined its streams.)
-        from drivestage.interrupts import Flag   # (interrupts imports this module)
-        self._cut_event = Flag()
+        self._cut_event = _Gate()   # (waited on by stream threads only: see sleep())
 
     @contextmanager
     def reading(self) -> Iterator[None]:
@@ -63,7 +59,7 @@ class StreamLines:
             self._cut = True
             for conn in self._open:
                 _shut(getattr(conn, "sock", None))
-        self._cut_event.set()
+        self._cut_event.open()
 
 
 class _Local(threading.local):
@@ -148,6 +144,36 @@ def sleep(seconds: float) -> bool:
         return False
     lines._cut_event.wait(seconds)
     return True
+
+
+class _Gate:
+    """Opened once, for good, by a cut; waited on by stream threads. On a C lock, held while
+    shut: opening it runs no Python line a Ctrl-C could cut in two. (A threading.Event:
+    the main thread sets it as it closes a pass, and a Ctrl-C inside ``Event.set()``, which
+    holds its Condition's lock across Python lines, left that lock held: the download's
+    close, the next cut, then waited for it for good: test_interrupt_locks' sweep, once a
+    pass's close joined its streams.)"""
+
+    def __init__(self) -> None:
+        self._shut = _thread.allocate_lock()
+        self._shut.acquire()
+
+    def open(self) -> None:
+        """Let every waiter through, now and from now on."""
+        try:
+            self._shut.release()
+        except RuntimeError:   # (open already)
+            pass
+
+    def wait(self, seconds: float) -> bool:
+        """Wait ``seconds`` at most for the gate to open; whether it is."""
+        if not self._shut.acquire(True, seconds):
+            return False
+        try:
+            self._shut.release()   # (open for the next waiter too)
+        except RuntimeError:   # (an open() released it meanwhile: open either way)
+            pass
+        return True
 
 
 def check() -> None:
