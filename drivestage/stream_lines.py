@@ -167,7 +167,10 @@ class _Gate:
 
     def wait(self, seconds: float) -> bool:
         """Wait ``seconds`` at most for the gate to open; whether it is."""
-        if not self._shut.acquire(True, seconds):
+        # (A C lock's timeout of -1 waits for good, other negatives raise: Event.wait's
+        # "no wait" for them kept.)
+        got = self._shut.acquire(True, seconds) if seconds > 0 else self._shut.acquire(False)
+        if not got:
             return False
         try:
             self._shut.release()   # (open for the next waiter too)
