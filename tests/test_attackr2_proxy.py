@@ -8,6 +8,7 @@ and was retried; a reason phrase of 60 KB made an error line of 60 KB."""
 from __future__ import annotations
 
 import socket
+import struct
 import threading
 
 import pytest
@@ -20,10 +21,12 @@ _SECRET = "s3cr%40t"
 
 class _RawProxy:
     """Reads each CONNECT's head, sends ``reply`` as it is, closes (a proxy that says what
-    it likes); ``hold``: closes only once the client has closed its end (30 s at most)."""
+    it likes); ``hold``: closes only once the client has closed its end (30 s at most);
+    ``reset``: once the client's next bytes began to arrive, resets the connection
+    (SO_LINGER 0), as a close that meets them on their way does."""
 
-    def __init__(self, reply: bytes, hold: bool = False):
-        self.reply, self.hold = reply, hold
+    def __init__(self, reply: bytes, hold: bool = False, reset: bool = False):
+        self.reply, self.hold, self.reset = reply, hold, reset
         self.asked = 0
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = self._listener.getsockname()[1]
@@ -61,6 +64,10 @@ class _RawProxy:
                 try:
                     while self.hold and client.recv(4096):
                         pass
+                    if self.reset:
+                        client.recv(1)
+                        client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                          struct.pack("ii", 1, 0))
                 except OSError:
                     pass
 
