@@ -65,11 +65,12 @@ class Proxy:
     password: Optional[str] = field(repr=False)   # (a repr logged must not show it)
     rdns: bool
     variable: str
+    tls: bool = False    # (``https://``: the hop to the proxy itself in TLS: proxy_tls)
 
     @property
     def address(self) -> str:
         """``http://host:port``: where it listens (never its login)."""
-        scheme = {1: "socks4", 2: "socks5"}.get(self.kind, "http")
+        scheme = {1: "socks4", 2: "socks5"}.get(self.kind, "https" if self.tls else "http")
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{scheme}://{host}:{self.port}"
 
@@ -79,12 +80,17 @@ class Proxy:
         return f"{self.address} (from {self.variable})"
 
 
-def _variable(scheme: str) -> str:
-    """The name of the variable that names the proxy for ``scheme`` (as it is set)."""
-    for name in (f"{scheme}_proxy", f"{scheme.upper()}_PROXY"):
-        if os.environ.get(name):
-            return name
-    return f"{scheme.upper()}_PROXY"
+def _named(scheme: str) -> tuple[str, str]:
+    """The variable that names the proxy for ``scheme``'s addresses, and its value: the
+    scheme's own (``https_proxy``, else ``HTTPS_PROXY``: the lower-case name, where set, even
+    empty, decides, as Python's ``urllib`` reads them), else, where that gives none,
+    ``all_proxy`` / ``ALL_PROXY`` (as curl and requests read it: httplib2 never did)."""
+    for lower in (f"{scheme}_proxy", "all_proxy"):
+        name = lower if lower in os.environ else lower.upper()
+        value = os.environ.get(name, "").strip()
+        if value:
+            return name, value
+    return f"{scheme.upper()}_PROXY", ""
 
 
 #: The kinds of proxy a variable's scheme names (PySocks' numbers; ``socks5h``/``socks4a``:
@@ -105,9 +111,7 @@ def from_environment(method: str = "http") -> Optional[httplib2.ProxyInfo]:
     hold the password)."""
     if method not in ("http", "https"):
         return None
-    lower = f"{method}_proxy"
-    name = lower if lower in os.environ else lower.upper()
-    value = os.environ.get(name, "").strip()
+    name, value = _named(method)
     if not value:
         return None
 
@@ -150,9 +154,11 @@ def route(conn: Any, scheme: str) -> Optional[Proxy]:
         return None
     if _bypassed(conn.host, conn.port):
         return None
+    variable, value = _named(scheme)
     return Proxy(kind=int(info.proxy_type), host=str(info.proxy_host),
                  port=int(info.proxy_port), user=info.proxy_user, password=info.proxy_pass,
-                 rdns=bool(info.proxy_rdns), variable=_variable(scheme))
+                 rdns=bool(info.proxy_rdns), variable=variable,
+                 tls=value.lower().startswith("https://"))
 
 
 #: The cloud VM's own metadata server (a Colab or GCE token comes from it): link-local, never
@@ -174,21 +180,27 @@ def _bypassed(host: str, port: int) -> bool:
         return False
     shown = f"[{host}]" if ":" in host else host
     return bool(urllib.request.proxy_bypass_environment(   # type: ignore[attr-defined]
-        f"{shown}:{port}", {"no": no_proxy})) or _in_networks(host, no_proxy)
+        f"{shown}:{port}", {"no": no_proxy})) or _in_networks(host, port, no_proxy)
 
 
-def _in_networks(host: str, no_proxy: str) -> bool:
+def _in_networks(host: str, port: int, no_proxy: str) -> bool:
     """Whether ``host``, an IP address, is one ``NO_PROXY`` names by address or network
-    (``10.0.0.0/8``, ``::1``, ``[2001:db8::1]``, as curl and requests read them; urllib
-    matches text alone: no network, and an IPv6 host never). An entry that is not an
-    address or a network matches nothing here."""
+    (``10.0.0.0/8``, ``::1``, ``fd00::/8``, as curl and requests read them; ``[::1]`` and
+    ``[::1]:8080``, an address as a URL writes it, that port only, as ``host:port`` is read;
+    urllib matches text alone: no network, and ``[0::1]`` never matched ``::1``). An entry
+    that is not an address or a network matches nothing here."""
     try:
         address = ipaddress.ip_address(host.strip("[]"))
     except ValueError:
         return False
     for entry in no_proxy.split(","):
+        entry = entry.strip()
+        if entry.startswith("["):
+            entry, _, after = entry[1:].partition("]")
+            if after and after != f":{port}":   # (another port, or not a port)
+                continue
         try:
-            if address in ipaddress.ip_network(entry.strip().strip("[]"), strict=False):
+            if address in ipaddress.ip_network(entry, strict=False):
                 return True
         except ValueError:
             continue
@@ -238,10 +250,12 @@ def through() -> str:
 
 
 def tunnel(sock: socket.socket, proxy: Proxy, host: str, port: int,
-           timeout: Optional[float]) -> None:
+           timeout: Optional[float]) -> bytes:
     """Ask the HTTP ``proxy`` (``sock`` connected to it) for a tunnel to ``host:port``; its
     answer read within ``timeout`` seconds in all. A refusal raises a one-line error that
-    names the proxy and what to do (:class:`ProxyDownError` when another attempt may do)."""
+    names the proxy and what to do (:class:`ProxyDownError` when another attempt may do).
+    Returned: the tunnel's bytes read with the answer (on a TLS ``sock``, which cannot be
+    peeked at: :mod:`drivestage.drive.proxy_tls`; else none)."""
     target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     head = f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n"
     if proxy.user is not None:
@@ -249,7 +263,7 @@ def tunnel(sock: socket.socket, proxy: Proxy, host: str, port: int,
         head += f"Proxy-Authorization: Basic {base64.b64encode(login.encode()).decode()}\r\n"
     try:
         sock.sendall((head + "\r\n").encode("latin-1"))
-        status, reason, lines = _answer(sock, timeout)
+        status, reason, lines, past = _answer(sock, timeout)
     except socket.timeout:
         raise ProxyDownError(f"the proxy {proxy.shown} did not answer the request for a "
                              f"tunnel to {target} within {timeout:g} s") from None
@@ -262,7 +276,7 @@ def tunnel(sock: socket.socket, proxy: Proxy, host: str, port: int,
                              f"gave a tunnel to {target} ({exc or type(exc).__name__})"
                              ) from None
     if status == 200:
-        return
+        return past
     # (the proxy's words, whatever it sent: printable, and short enough for one line)
     reason = "".join(c if c.isprintable() else " " for c in reason[:_REASON_MAX + 1])
     if len(reason) > _REASON_MAX:
@@ -303,11 +317,14 @@ def _schemes(head: list[str]) -> list[str]:
     return offered[:4]
 
 
-def _answer(sock: socket.socket, timeout: Optional[float]) -> tuple[int, str, list[str]]:
-    """The status and reason of the proxy's answer to CONNECT, its head read within
-    ``timeout`` seconds in all (a byte at a time past the head is never read: after a 200,
-    what follows is Drive's)."""
+def _answer(sock: socket.socket,
+            timeout: Optional[float]) -> tuple[int, str, list[str], bytes]:
+    """The status and reason of the proxy's answer to CONNECT, its head's lines and the
+    bytes read past it, its head read within ``timeout`` seconds in all (a byte past the head
+    is never read where ``sock`` can be peeked at: after a 200, what follows is Drive's; a
+    TLS socket cannot, and what came past the head is returned)."""
     deadline = None if timeout is None else time.monotonic() + timeout
+    peeked = not isinstance(sock, ssl.SSLSocket)
     got = bytearray()
     while b"\r\n\r\n" not in got:
         if deadline is not None:
@@ -317,26 +334,28 @@ def _answer(sock: socket.socket, timeout: Optional[float]) -> tuple[int, str, li
             sock.settimeout(min(left, timeout or left))
         # (peeked, then only the head taken: after a 200, the bytes that follow are the
         # server's, not the proxy's)
-        ahead = sock.recv(_ANSWER_MAX, socket.MSG_PEEK)
+        ahead = sock.recv(_ANSWER_MAX, socket.MSG_PEEK) if peeked else sock.recv(_ANSWER_MAX)
         if not ahead:
             if got and not b"HTTP/".startswith(bytes(got[:5])):   # (a SOCKS proxy's bytes)
                 raise _NotAnAnswer("an answer that is not HTTP "
                                   f"({ascii(bytes(got[:40]).decode('latin-1'))})")
             raise EOFError("no answer")
         end = (bytes(got) + ahead).find(b"\r\n\r\n")
-        take = len(ahead) if end < 0 else end + 4 - len(got)
-        got += sock.recv(take)
-        if len(got) > _ANSWER_MAX:
+        take = len(ahead) if end < 0 or not peeked else end + 4 - len(got)
+        got += sock.recv(take) if peeked else ahead
+        if got.find(b"\r\n\r\n") < 0 and len(got) > _ANSWER_MAX:
             raise _NotAnAnswer(f"more than {_ANSWER_MAX // 1024} KiB and no end to its head")
     if timeout is not None:
         sock.settimeout(timeout)
-    line = bytes(got).split(b"\r\n", 1)[0].decode("latin-1")
+    end = got.find(b"\r\n\r\n") + 4
+    head, past = bytes(got[:end]), bytes(got[end:])
+    line = head.split(b"\r\n", 1)[0].decode("latin-1")
     parts = line.split(" ", 2)
     if len(parts) < 2 or not parts[0].startswith("HTTP/") or len(parts[1]) != 3 \
             or not parts[1].isascii() or not parts[1].isdigit():   # (not '²', not 10**9)
         raise _NotAnAnswer(f"an answer that is not HTTP ({ascii(line[:40])})")
     return int(parts[1]), (parts[2] if len(parts) > 2 else ""), \
-        bytes(got).decode("latin-1").split("\r\n")[1:]
+        head.decode("latin-1").split("\r\n")[1:], past
 
 
 def unreachable(proxy: Proxy, exc: OSError) -> OSError:

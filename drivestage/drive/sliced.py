@@ -21,7 +21,7 @@ import httplib2
 
 from drivestage import interrupts, pool, stream_lines
 from drivestage.lost_interrupts import ClosedWhenDropped
-from drivestage.drive import lookups, proxies
+from drivestage.drive import lookups, proxies, proxy_tls
 from drivestage.errors import DriveStageError
 
 
@@ -236,8 +236,11 @@ def _made(conn: Any, making: stream_lines.Making, address: Any, tls: bool,
     else:
         sock.connect(address)
     if proxy is not None and proxy.kind == 3:
-        proxies.tunnel(sock, proxy, conn.host, conn.port,
-                       conn.timeout if httplib2.has_timeout(conn.timeout) else None)
+        timeout = conn.timeout if httplib2.has_timeout(conn.timeout) else None
+        if proxy.tls:   # (https://: the CONNECT, its login, in TLS to the proxy)
+            sock = proxy_tls.through(conn, making, sock, proxy, timeout)
+        else:
+            proxies.tunnel(sock, proxy, conn.host, conn.port, timeout)
     if not tls:
         return sock
     # The handshake after the TLS socket is the one a stop shuts down (the descriptor

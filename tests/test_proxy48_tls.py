@@ -1,0 +1,223 @@
+"""An ``https://`` proxy spoken to in TLS (proxy48): ``HTTPS_PROXY=https://USER:PASSWORD@host``
+means the hop to the proxy encrypted, yet drivestage (as httplib2 and PySocks) sent the
+``CONNECT`` and its ``Proxy-Authorization`` there in clear. Now the connection to the proxy is
+TLS (its certificate verified by the CAs Drive's is), the CONNECT in it, Drive's TLS inside.
+
+The proxy here ends TLS itself (the ``tls`` fixture's certificate for 127.0.0.1, which this
+process's httplib2 trusts) and tunnels to the emulator; a relay in front of it (``_Wire``)
+keeps every byte that crossed the network between drivestage and the proxy, where the
+password must never be."""
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import select
+import socket
+import ssl
+import threading
+
+from _cli import run
+from _connect_proxy import behind  # noqa: F401  (a fixture)
+from _proxy import Proxy
+from test_fidelity28_signed import tls  # noqa: F401  (a fixture)
+
+CHUNK = 64 * 1024
+USER, PASSWORD = "ann", "s3cret-Pa55"
+
+
+class _Listening:
+    """A loopback listener whose connections each get ``self._serve`` in a thread."""
+
+    def __init__(self) -> None:
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self.url = f"https://127.0.0.1:{self.port}"
+        self._threads: list[threading.Thread] = []
+        self._socks: list[socket.socket] = []
+
+    def __enter__(self):
+        self._spawn(self._accept)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._listener.shutdown(socket.SHUT_RDWR)   # (wakes its accept)
+        self._listener.close()
+        for sock in list(self._socks):
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        for t in list(self._threads):
+            t.join(10)
+        for sock in self._socks:
+            sock.close()
+
+    def _spawn(self, target, *args) -> None:
+        t = threading.Thread(target=target, args=args, daemon=True)
+        self._threads.append(t)
+        t.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            self._socks.append(client)
+            self._spawn(self._serve, client)
+
+    def _serve(self, client: socket.socket) -> None:
+        raise NotImplementedError
+
+
+class _TlsProxy(_Listening):
+    """A CONNECT proxy that takes TLS (``cert``, ``key``), keeps the ``Proxy-Authorization``
+    it read inside it and tunnels to the target; one thread per tunnel moves both ways (an
+    ``SSLSocket`` is used by one thread only)."""
+
+    def __init__(self, cert: str, key: str) -> None:
+        super().__init__()
+        self._context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self._context.load_cert_chain(cert, key)
+        self.auth: list[str] = []
+        self.tunnels = 0
+
+    def _serve(self, raw: socket.socket) -> None:
+        try:
+            client = self._context.wrap_socket(raw, server_side=True)
+            head = b""
+            while b"\r\n\r\n" not in head:
+                data = client.recv(4096)
+                if not data:
+                    return
+                head += data
+        except OSError:   # (a client that did not trust it)
+            return
+        lines = head.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
+        self.auth += [line.split(":", 1)[1].strip() for line in lines[1:]
+                      if line.lower().startswith("proxy-authorization:")]
+        host, port = lines[0].split(" ")[1].rsplit(":", 1)
+        upstream = socket.create_connection((host, int(port)), timeout=30)
+        self._socks.append(upstream)
+        self.tunnels += 1
+        client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        try:
+            while True:
+                ready, _, _ = select.select([client, upstream], [], [], 30)
+                if not ready:
+                    return
+                if client in ready or client.pending():
+                    data = client.recv(65536)   # (a whole record: it is on its way)
+                    if not data:
+                        return
+                    upstream.sendall(data)
+                if upstream in ready:
+                    data = upstream.recv(65536)
+                    if not data:
+                        return
+                    client.sendall(data)
+        except OSError:
+            return
+        finally:
+            upstream.close()
+            client.close()
+
+
+class _Wire(_Listening):
+    """A TCP relay to ``port`` that keeps the bytes each way (``up``: to the proxy)."""
+
+    def __init__(self, port: int) -> None:
+        super().__init__()
+        self.to = port
+        self.up, self.down = bytearray(), bytearray()
+
+    def _serve(self, client: socket.socket) -> None:
+        upstream = socket.create_connection(("127.0.0.1", self.to), timeout=30)
+        self._socks.append(upstream)
+        self._spawn(self._copy, upstream, client, self.down)
+        self._copy(client, upstream, self.up)
+
+    @staticmethod
+    def _copy(src: socket.socket, dst: socket.socket, kept: bytearray) -> None:
+        try:
+            while data := src.recv(65536):
+                kept += data
+                dst.sendall(data)
+        except OSError:
+            pass
+        for sock in (src, dst):
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+def _secrets() -> list[bytes]:
+    """What of the login could show on the wire: the password, the header's base64."""
+    basic = base64.b64encode(f"{USER}:{PASSWORD}".encode())
+    return [PASSWORD.encode(), basic, b"Proxy-Authorization", b"CONNECT"]
+
+
+def test_an_https_proxy_is_spoken_to_in_tls_its_login_never_in_clear(
+        emulator, behind, tls, tmp_path, monkeypatch):
+    data = os.urandom(5 * CHUNK + 7)
+    emulator.add_file("sets/f.bin", data)
+    with Proxy(emulator.url, tls=tls) as api, _TlsProxy(*tls) as proxy, \
+            _Wire(proxy.port) as wire:
+        behind(proxy)
+        monkeypatch.setenv("DRIVESTAGE_API_ROOT", api.url)
+        monkeypatch.setenv("HTTPS_PROXY", f"https://{USER}:{PASSWORD}@127.0.0.1:{wire.port}")
+        code, _, err = run("pull", "drive:sets/f.bin", str(tmp_path / "in"),
+                           "--chunk-size", str(CHUNK), "-j", "2", "-q")
+        assert code == 0, err
+        assert proxy.tunnels >= 1
+        assert set(proxy.auth) == {f"Basic {base64.b64encode(b'ann:s3cret-Pa55').decode()}"}
+    got = (tmp_path / "in" / "f.bin").read_bytes()
+    assert got == data and hashlib.md5(got).hexdigest() == hashlib.md5(data).hexdigest()
+    assert len(wire.up) > 0 and api.count("GET", "alt=media") >= 1
+    for secret in _secrets():   # (the whole of what crossed the wire: TLS, nothing else)
+        assert secret not in wire.up and secret not in wire.down, secret
+
+
+def test_plain_http_to_the_api_goes_in_the_proxys_tls_too(emulator, behind, tls, tmp_path,
+                                                          monkeypatch):
+    data = os.urandom(3 * CHUNK)
+    emulator.add_file("f.bin", data)
+    with _TlsProxy(*tls) as proxy, _Wire(proxy.port) as wire:
+        behind(proxy)
+        monkeypatch.setenv("HTTP_PROXY", f"https://{USER}:{PASSWORD}@127.0.0.1:{wire.port}")
+        code, _, err = run("pull", "drive:f.bin", str(tmp_path / "in"),
+                           "--chunk-size", str(CHUNK), "-q")
+        assert code == 0, err
+        assert proxy.tunnels >= 1 and len(proxy.auth) == proxy.tunnels
+    assert (tmp_path / "in" / "f.bin").read_bytes() == data
+    for secret in _secrets() + [b"GET ", data[:64]]:   # (nor the API's plain HTTP)
+        assert secret not in wire.up and secret not in wire.down, secret
+
+
+def test_an_https_proxy_with_a_certificate_not_trusted_gets_no_login(
+        emulator, behind, tls, tmp_path, tmp_path_factory, monkeypatch):
+    import subprocess
+
+    emulator.add_file("f.bin", b"x")
+    where = tmp_path_factory.mktemp("untrusted")
+    cert, key = str(where / "cert.pem"), str(where / "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-subj", "/CN=Some proxy", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", key, "-out", cert], check=True, capture_output=True)
+    with _TlsProxy(cert, key) as proxy, _Wire(proxy.port) as wire:
+        behind(proxy)
+        monkeypatch.setenv("HTTP_PROXY", f"https://{USER}:{PASSWORD}@127.0.0.1:{wire.port}")
+        code, _, err = run("pull", "drive:f.bin", str(tmp_path / "in"), "-q")
+    assert code == 1
+    assert err == (
+        f"Error: the proxy https://127.0.0.1:{wire.port} (from HTTP_PROXY) showed a "
+        "certificate this machine does not trust (self-signed certificate): put the CA "
+        "certificate (PEM) that signed it in a file named by HTTPLIB2_CA_CERTS (with the CAs "
+        f"Drive's needs), or name the proxy http://127.0.0.1:{wire.port} in HTTP_PROXY if it "
+        "takes plain connections\n")
+    assert proxy.tunnels == 0 and emulator.requests == []
+    assert PASSWORD not in err and not (tmp_path / "in" / "f.bin").exists()
+    for secret in _secrets():
+        assert secret not in wire.up, secret
