@@ -150,8 +150,9 @@ def test_a_proxy_asking_for_a_login_drivestage_cannot_give_says_so(emulator, beh
     assert err == (
         f"Error: the proxy http://127.0.0.1:{proxy.port} (from HTTP_PROXY) asks for a login by "
         "NTLM, Negotiate (HTTP 407 Proxy Authentication Required), which drivestage does not "
-        "speak (Basic only): run a local relay that logs in for it (cntlm, px) and name that "
-        "in HTTP_PROXY, or set NO_PROXY=127.0.0.1 if 127.0.0.1 is reached without the proxy\n")
+        "speak (Basic only): run a local relay that logs in to it for you (cntlm, px) and "
+        "name the relay in HTTP_PROXY (http://127.0.0.1:PORT), or set NO_PROXY=127.0.0.1 if "
+        "127.0.0.1 is reached without the proxy\n")
     assert proxy.asked == 1 and emulator.requests == []
 
 

@@ -15,6 +15,7 @@ import os
 import select
 import socket
 import ssl
+import subprocess
 import threading
 
 from _cli import run
@@ -153,6 +154,16 @@ class _Wire(_Listening):
                 pass
 
 
+def untrusted(tmp_path_factory) -> tuple[str, str]:
+    """A certificate (and its key) for 127.0.0.1 that no CA this process trusts signed."""
+    where = tmp_path_factory.mktemp("untrusted")
+    cert, key = str(where / "cert.pem"), str(where / "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-subj", "/CN=Some proxy", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", key, "-out", cert], check=True, capture_output=True)
+    return cert, key
+
+
 def _secrets() -> list[bytes]:
     """What of the login could show on the wire: the password, the header's base64."""
     basic = base64.b64encode(f"{USER}:{PASSWORD}".encode())
@@ -198,15 +209,8 @@ def test_plain_http_to_the_api_goes_in_the_proxys_tls_too(emulator, behind, tls,
 
 def test_an_https_proxy_with_a_certificate_not_trusted_gets_no_login(
         emulator, behind, tls, tmp_path, tmp_path_factory, monkeypatch):
-    import subprocess
-
     emulator.add_file("f.bin", b"x")
-    where = tmp_path_factory.mktemp("untrusted")
-    cert, key = str(where / "cert.pem"), str(where / "key.pem")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-                    "-subj", "/CN=Some proxy", "-addext", "subjectAltName=IP:127.0.0.1",
-                    "-keyout", key, "-out", cert], check=True, capture_output=True)
-    with _TlsProxy(cert, key) as proxy, _Wire(proxy.port) as wire:
+    with _TlsProxy(*untrusted(tmp_path_factory)) as proxy, _Wire(proxy.port) as wire:
         behind(proxy)
         monkeypatch.setenv("HTTP_PROXY", f"https://{USER}:{PASSWORD}@127.0.0.1:{wire.port}")
         code, _, err = run("pull", "drive:f.bin", str(tmp_path / "in"), "-q")

@@ -1,11 +1,12 @@
 """The HTTP(S) proxy a connection goes through, as the environment names it, and the tunnel
 through it.
 
-``HTTPS_PROXY`` / ``HTTP_PROXY`` (or their lower-case names) name the proxy for Drive's
-``https`` (and an emulator's ``http``) addresses; ``NO_PROXY`` names the hosts reached
-without it (read as Python's ``urllib`` reads it: ``host``, ``.domain``, ``host:port``,
-``*``, and addresses and networks such as ``10.0.0.0/8``; not set at all: this machine's
-loopback addresses). The variables are read by :func:`from_environment`, in httplib2's place
+``HTTPS_PROXY`` / ``HTTP_PROXY`` (or their lower-case names; where they name none,
+``ALL_PROXY``, as curl reads it) name the proxy for Drive's ``https`` (and an emulator's
+``http``) addresses; ``NO_PROXY`` names the hosts reached without it (read as Python's
+``urllib`` reads it: ``host``, ``.domain``, ``host:port``, ``*``, and addresses and networks
+such as ``10.0.0.0/8``, ``[::1]:8080``; not set at all: this machine's loopback addresses).
+An ``https://`` proxy is spoken to in TLS (:mod:`drivestage.drive.proxy_tls`). The variables are read by :func:`from_environment`, in httplib2's place
 (``host:port`` is ``http://host:port``; a value it cannot use is one line). httplib2 reaches
 a proxy only through PySocks (``socks``), which is not a dependency: without it, it left
 every proxy unused and drivestage went direct, not a word said; with it, the tunnel's socket
@@ -196,8 +197,8 @@ def _in_networks(host: str, port: int, no_proxy: str) -> bool:
     for entry in no_proxy.split(","):
         entry = entry.strip()
         if entry.startswith("["):
-            entry, _, after = entry[1:].partition("]")
-            if after and after != f":{port}":   # (another port, or not a port)
+            entry, closed, after = entry[1:].partition("]")
+            if not closed or (after and after != f":{port}"):   # (another port, or none)
                 continue
         try:
             if address in ipaddress.ip_network(entry, strict=False):
@@ -288,15 +289,17 @@ def tunnel(sock: socket.socket, proxy: Proxy, host: str, port: int,
     if offered and "basic" not in (scheme.lower() for scheme in offered):
         raise RemoteError(
             f"the proxy {proxy.shown} asks for a login by {', '.join(offered)} ({said}), which "
-            "drivestage does not speak (Basic only): run a local relay that logs in for it "
-            f"(cntlm, px) and name that in {proxy.variable}, or set NO_PROXY={host} if {host} "
-            "is reached without the proxy")
+            "drivestage does not speak (Basic only): run a local relay that logs in to it for "
+            f"you (cntlm, px) and name the relay in {proxy.variable} "
+            f"(http://127.0.0.1:PORT), or set NO_PROXY={host} if {host} is reached without "
+            "the proxy")
     if status == 407:
+        scheme, where = proxy.address.split("://", 1)
         what = ("refused the user and password in " + proxy.variable) \
             if proxy.user is not None else "asks for a login"
         raise RemoteError(
             f"the proxy {proxy.shown} {what} ({said}): put its user and password in "
-            f"{proxy.variable} (http://USER:PASSWORD@{proxy.host}:{proxy.port}), or set "
+            f"{proxy.variable} ({scheme}://USER:PASSWORD@{where}), or set "
             f"NO_PROXY={host} if {host} is reached without the proxy")
     raise RemoteError(
         f"the proxy {proxy.shown} refused a tunnel to {target} ({said}): ask its "
