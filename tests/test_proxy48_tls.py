@@ -225,3 +225,43 @@ def test_an_https_proxy_with_a_certificate_not_trusted_gets_no_login(
     assert PASSWORD not in err and not (tmp_path / "in" / "f.bin").exists()
     for secret in _secrets():
         assert secret not in wire.up, secret
+
+
+def test_a_pull_stopped_while_its_stream_reads_through_the_tls_hop_ends_it(
+        emulator, behind, tls, tmp_path):
+    """A stop shuts the stream's end of the pair down: the thread that carried it to the
+    proxy's TLS ends, the proxy sees the close (its upstream, the emulator, too)."""
+    import drivestage
+    from _leaks import our_threads
+    from test_stuckconn46_cut import _BOUND, _stopped_in_thread
+
+    data = os.urandom(256 * 1024)
+    emulator.add_file("d/f0.bin", data)
+    fid = emulator.find("d/f0.bin")["id"]
+    dest = tmp_path / "data"
+    with _TlsProxy(*tls) as proxy:
+        behind(proxy)
+        before = our_threads()
+        held = emulator.faults.hold(fid, len(data) // 2)
+        carrying: list[str] = []
+        counted = threading.Event()
+
+        def count() -> None:   # (the hop's threads while the stream waits: one at least)
+            if held.reached.wait(60):
+                carrying.extend(t.name for t in our_threads() - before
+                                if t.name == "drivestage-proxy-tls")
+            counted.set()
+        threading.Thread(target=count, daemon=True).start()
+        try:
+            exc = _stopped_in_thread(lambda: drivestage.pull(
+                "drive:d/f0.bin", str(dest), quiet=True, jobs=1), counted)
+            assert isinstance(exc, KeyboardInterrupt), repr(exc)
+            assert carrying, "no thread carried the stream to the proxy's TLS"
+            assert held.hung_up.wait(_BOUND), "the held connection was left open"
+            for thread in our_threads() - before:
+                thread.join(_BOUND)
+                assert not thread.is_alive(), f"{thread.name} outlived the stopped pull"
+        finally:
+            held.release()
+        drivestage.pull("drive:d/f0.bin", str(dest), quiet=True)
+    assert (dest / "f0.bin").read_bytes() == data
