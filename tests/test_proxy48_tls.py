@@ -191,7 +191,7 @@ def test_an_https_proxy_is_spoken_to_in_tls_its_login_never_in_clear(
         assert secret not in wire.up and secret not in wire.down, secret
 
 
-def test_plain_http_to_the_api_goes_in_the_proxys_tls_too(emulator, behind, tls, tmp_path,
+def test_a_pull_and_a_push_to_a_plain_http_api_go_in_the_proxys_tls_too(emulator, behind, tls, tmp_path,
                                                           monkeypatch):
     data = os.urandom(3 * CHUNK)
     emulator.add_file("f.bin", data)
@@ -201,9 +201,20 @@ def test_plain_http_to_the_api_goes_in_the_proxys_tls_too(emulator, behind, tls,
         code, _, err = run("pull", "drive:f.bin", str(tmp_path / "in"),
                            "--chunk-size", str(CHUNK), "-q")
         assert code == 0, err
+        sent = os.urandom(600 * 1024)   # (and the other way: a resumable upload's PUTs)
+        (tmp_path / "run").mkdir()
+        (tmp_path / "run" / "w.pt").write_bytes(sent)
+        code, _, err = run("push", str(tmp_path / "run"), "drive:runs/a",
+                           "--chunk-size", "256KiB")
+        assert code == 0, err
         assert proxy.tunnels >= 1 and len(proxy.auth) == proxy.tunnels
     assert (tmp_path / "in" / "f.bin").read_bytes() == data
-    for secret in _secrets() + [b"GET ", data[:64]]:   # (nor the API's plain HTTP)
+    pushed = emulator.find("runs/a/w.pt")
+    assert pushed["md5Checksum"] == hashlib.md5(sent).hexdigest()
+    assert emulator.read_bytes(pushed["id"]) == sent
+    assert len([r for r in emulator.requests if r.method == "PUT"]) == 3
+    assert {r.connection for r in emulator.requests} == set(range(1, proxy.tunnels + 1))
+    for secret in _secrets() + [b"GET ", b"PUT ", data[:64], sent[:64]]:   # (nor the API's)
         assert secret not in wire.up and secret not in wire.down, secret
 
 
