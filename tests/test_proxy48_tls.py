@@ -191,8 +191,8 @@ def test_an_https_proxy_is_spoken_to_in_tls_its_login_never_in_clear(
         assert secret not in wire.up and secret not in wire.down, secret
 
 
-def test_a_pull_and_a_push_to_a_plain_http_api_go_in_the_proxys_tls_too(emulator, behind, tls, tmp_path,
-                                                          monkeypatch):
+def test_a_pull_and_a_push_to_a_plain_http_api_go_in_the_proxys_tls_too(
+        emulator, behind, tls, tmp_path, monkeypatch):
     data = os.urandom(3 * CHUNK)
     emulator.add_file("f.bin", data)
     with _TlsProxy(*tls) as proxy, _Wire(proxy.port) as wire:

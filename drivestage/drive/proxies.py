@@ -6,8 +6,9 @@ through it.
 ``http``) addresses; ``NO_PROXY`` names the hosts reached without it (read as Python's
 ``urllib`` reads it: ``host``, ``.domain``, ``host:port``, ``*``, and addresses and networks
 such as ``10.0.0.0/8``, ``[::1]:8080``; not set at all: this machine's loopback addresses).
-An ``https://`` proxy is spoken to in TLS (:mod:`drivestage.drive.proxy_tls`). The variables are read by :func:`from_environment`, in httplib2's place
-(``host:port`` is ``http://host:port``; a value it cannot use is one line). httplib2 reaches
+An ``https://`` proxy is spoken to in TLS (:mod:`drivestage.drive.proxy_tls`). The variables
+are read by :func:`from_environment`, in httplib2's place (``host:port`` is
+``http://host:port``; a value it cannot use is one line). httplib2 reaches
 a proxy only through PySocks (``socks``), which is not a dependency: without it, it left
 every proxy unused and drivestage went direct, not a word said; with it, the tunnel's socket
 closed outside drivestage's stream lines (a download's stop could cut another file's
