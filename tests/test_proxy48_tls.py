@@ -16,9 +16,10 @@ import select
 import socket
 import ssl
 import subprocess
+import sys
 import threading
 
-from _cli import run
+from _cli import child_env, run
 from _connect_proxy import behind  # noqa: F401  (a fixture)
 from _proxy import Proxy
 from test_fidelity28_signed import tls  # noqa: F401  (a fixture)
@@ -221,10 +222,20 @@ def test_a_pull_and_a_push_to_a_plain_http_api_go_in_the_proxys_tls_too(
 def test_an_https_proxy_with_a_certificate_not_trusted_gets_no_login(
         emulator, behind, tls, tmp_path, tmp_path_factory, monkeypatch):
     emulator.add_file("f.bin", b"x")
-    with _TlsProxy(*untrusted(tmp_path_factory)) as proxy, _Wire(proxy.port) as wire:
+    cert, key = untrusted(tmp_path_factory)
+    with _TlsProxy(cert, key) as proxy, _Wire(proxy.port) as wire:
         behind(proxy)
         monkeypatch.setenv("HTTP_PROXY", f"https://{USER}:{PASSWORD}@127.0.0.1:{wire.port}")
         code, _, err = run("pull", "drive:f.bin", str(tmp_path / "in"), "-q")
+        assert code == 1 and proxy.tunnels == 0 and proxy.auth == [] and emulator.requests == []
+        # (what the line says to do, done: its CA in HTTPLIB2_CA_CERTS, a child pulls)
+        env = dict(child_env(emulator), HTTPLIB2_CA_CERTS=cert, NO_PROXY="",
+                   HTTP_PROXY=f"https://{USER}:{PASSWORD}@127.0.0.1:{wire.port}")
+        done = subprocess.run([sys.executable, "-m", "drivestage", "pull", "drive:f.bin",
+                               str(tmp_path / "then"), "-q"], env=env, capture_output=True,
+                              text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        assert proxy.tunnels >= 1 and (tmp_path / "then" / "f.bin").read_bytes() == b"x"
     assert code == 1
     assert err == (
         f"Error: the proxy https://127.0.0.1:{wire.port} (from HTTP_PROXY) showed a "
@@ -232,7 +243,6 @@ def test_an_https_proxy_with_a_certificate_not_trusted_gets_no_login(
         "certificate (PEM) that signed it in a file named by HTTPLIB2_CA_CERTS (with the CAs "
         f"Drive's needs), or name the proxy http://127.0.0.1:{wire.port} in HTTP_PROXY if it "
         "takes plain connections\n")
-    assert proxy.tunnels == 0 and emulator.requests == []
     assert PASSWORD not in err and not (tmp_path / "in" / "f.bin").exists()
     for secret in _secrets():
         assert secret not in wire.up, secret
