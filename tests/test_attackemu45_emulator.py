@@ -125,7 +125,7 @@ def test_a_multipart_metadata_part_without_end_is_refused_as_it_grows(emulator):
     sock.close()
     assert data.startswith(b"HTTP/1.1 400 "), data[:200]
     assert json.loads(data.split(b"\r\n\r\n", 1)[1])["error"]["message"] == \
-        "Multipart metadata part too large."
+        "Metadata part is too large."
     assert emulator.files() == []
     # A negative Content-Length read the body to its end, whole, in memory: refused at once.
     for length in ("-1", "12abc"):

@@ -29,6 +29,7 @@ from drivestage.emulator.disk_room import release_room
 from drivestage.emulator.errors import EmulatorApiError, error_envelope
 from drivestage.emulator.faults import Bucket, Plan
 from drivestage.emulator.fields import apply_fields, check_fields, parse_fields
+from drivestage.emulator.json_body import TOO_DEEP, parse_json
 from drivestage.emulator.log import RequestRecord, logged_headers, redact_target
 from drivestage.emulator.render import render_file
 from drivestage.emulator.routes_media import MediaRoutes
@@ -236,7 +237,7 @@ class _Handler(Admission, MetadataRoutes, MediaRoutes, ResumableRoutes, ControlR
         except RecursionError:
             # A JSON body, ``fields`` or ``q`` nested past Python's stack is the request's
             # fault: it answered 500 backendError, which clients retry (attackemu45).
-            self._fail(EmulatorApiError(400, "badRequest", "The request is nested too deeply."))
+            self._fail(EmulatorApiError(400, "badRequest", TOO_DEEP))
         except Exception as exc:  # a bug in the emulator: answer 500 and say so in the log
             log.exception("emulator failed on %s %s", self.command, redact_target(self.path))
             self._fail(EmulatorApiError(500, "backendError", f"Emulator error: {exc}"))
@@ -351,10 +352,7 @@ class _Handler(Admission, MetadataRoutes, MediaRoutes, ResumableRoutes, ControlR
         raw = self.body.read_all()
         if not raw.strip():
             return {}
-        try:
-            obj = json.loads(raw)
-        except ValueError:
-            raise EmulatorApiError(400, "parseError", "Parse Error")
+        obj = parse_json(raw)   # (its cost bounded first: :mod:`json_body`)
         if not isinstance(obj, dict):
             raise EmulatorApiError(400, "parseError", "Parse Error: expected a JSON object")
         return obj

@@ -3,7 +3,6 @@ storage checks every upload goes through (resumable sessions: :mod:`routes_resum
 A mixin of the request handler (see :mod:`handler`)."""
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -15,6 +14,7 @@ from drivestage.emulator.access import Access, can_write, may_acknowledge_abuse,
     require, require_app, visible
 from drivestage.emulator.disk_room import check_disk_room, check_step
 from drivestage.emulator.errors import EmulatorApiError, drive_error, error_envelope, not_found
+from drivestage.emulator.json_body import parse_json
 from drivestage.emulator.preconditions import check_if_match
 from drivestage.emulator.render import GOOGLE_APPS
 from drivestage.emulator.store import FOLDER_MIME, SERVICE_ACCOUNT_MESSAGE, SHORTCUT_MIME
@@ -283,15 +283,12 @@ class MediaRoutes:
                     # Refused as it grows: a metadata part whose closing boundary never came
                     # was held whole in memory, gigabytes of it (attackemu45).
                     parts.append(data)
-                    if sum(map(len, parts)) > MAX_JSON_BODY:
-                        raise EmulatorApiError(400, "badContent", "Multipart metadata part too large.")
+                    if sum(map(len, parts)) > MAX_JSON_BODY:   # (Drive's words, ShareX #404)
+                        raise EmulatorApiError(400, "badContent", "Metadata part is too large.")
 
                 mp.until_boundary(keep)
                 raw = b"".join(parts)
-                try:
-                    meta = json.loads(raw) if raw.strip() else {}
-                except ValueError:
-                    raise EmulatorApiError(400, "parseError", "Parse Error in the metadata part.")
+                meta = parse_json(raw, "Parse Error in the metadata part.") if raw.strip() else {}
                 if mp.line().startswith(b"--"):
                     raise EmulatorApiError(400, "badContent", "Multipart upload has no media part.")
                 media_type = mp.headers().get("content-type")
