@@ -37,7 +37,7 @@ def test_the_sharing_limit_is_not_a_permission(emulator, drive_env, local_state,
     sharing elsewhere; said to be that limit, to wait for."""
     line = _pull_refused(emulator, tmp_path, "sharingRateLimitExceeded")
     assert "Drive refused: this account reached Drive's limit on sharing (HTTP 403 " \
-        "sharingRateLimitExceeded: Rate limit exceeded)" in line, line
+        "sharingRateLimitExceeded: Rate Limit Exceeded)" in line, line   # (Drive's guide)
     assert "Wait and run the command again later" in line
 
 

@@ -138,8 +138,8 @@ def test_injected_reasons_carry_drives_body_and_headers(emulator, reason):
     conn.close()
     assert resp.status == spec.status == body["code"]
     assert (body["errors"][0]["reason"], body["errors"][0]["domain"], body["errors"][0]["message"]) == \
-        (reason, spec.domain, spec.message)
-    assert body["message"] == (spec.top_message or spec.message)
+        (reason, spec.domain, spec.text())   # (no file named: files.about)
+    assert body["message"] == (spec.top_message or spec.text())
     for name, value in spec.headers.items():
         assert resp.getheader(name) == value
     if reason == "insufficientPermissions":

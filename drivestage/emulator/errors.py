@@ -8,8 +8,10 @@ message and headers real Drive answers with, so a route (or an injected fault) c
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Optional
+from urllib.parse import unquote
 
 DRIVE_SCOPE = "https://www.googleapis.com/auth/drive"
 
@@ -67,6 +69,12 @@ class DriveErrorSpec:
     location: Optional[str] = None
     location_type: Optional[str] = None
 
+    def text(self, file_id: str = "", verb: str = "read") -> str:
+        """The message, naming the file (``{file_id}``) and the access asked for
+        (``{verb}``: "read" or "write") where Drive's does; without an id, none is named."""
+        message = self.message.replace("{verb}", verb)
+        return message.replace(" {file_id}", f" {file_id}" if file_id else "")
+
 
 #: The project number in answers that name the caller's Cloud project.
 _PROJECT = "1234567890"
@@ -92,7 +100,11 @@ DRIVE_ERRORS: dict[str, DriveErrorSpec] = {
     "dailyLimitExceeded": DriveErrorSpec(403, "usageLimits", "Daily Limit Exceeded"),
     "userRateLimitExceeded": DriveErrorSpec(403, "usageLimits", "User Rate Limit Exceeded"),
     "rateLimitExceeded": DriveErrorSpec(429, "usageLimits", "Rate Limit Exceeded"),
-    "sharingRateLimitExceeded": DriveErrorSpec(403, "usageLimits", "Rate limit exceeded"),
+    # (The guide's sample, its item's message cut short as there; "filename" is its own.)
+    "sharingRateLimitExceeded": DriveErrorSpec(
+        403, "global", 'Rate limit exceeded. User message: "These item(s) could not be shared '
+                       'because a rate limit was exceeded: filename',
+        top_message="Rate Limit Exceeded"),
     "teamDriveFileLimitExceeded": DriveErrorSpec(
         403, "global", "The file limit for this shared drive has been exceeded."),
     "numChildrenInNonRootLimitExceeded": DriveErrorSpec(
@@ -102,15 +114,20 @@ DRIVE_ERRORS: dict[str, DriveErrorSpec] = {
         403, "global", "This file has been identified as malware or spam and cannot be downloaded."),
     "domainPolicy": DriveErrorSpec(
         403, "global", "The domain administrators have disabled Drive apps."),
+    # The guide's "The user has not granted the app {appId} {verb} access to the file
+    # {fileId}."; a real answer (an alt=media under drive.file + drive.metadata.readonly)
+    # also names the Authorization header as its location, as Drive v2's fileAccess does.
     "appNotAuthorizedToFile": DriveErrorSpec(
-        403, "global", "The user has not granted the app 1234567890 read access to the file."),
+        403, "global", f"The user has not granted the app {_PROJECT} {{verb}} access to the "
+                       "file {file_id}.", location="Authorization", location_type="header"),
     # Drive v2's own answer where a drive.file token reaches an item through another scope
     # (drive.readonly, drive.metadata.readonly) but the app was never given the item: a
     # write (or, under a metadata scope, a download) of it (PyDrive2 issue 192: "write
     # access" to a files.delete, "read access" to an alt=media). ``file_access`` fills it.
     "fileAccess": DriveErrorSpec(
-        403, "global", "The authenticated user has not granted the app 1234567890 read access "
-                       "to the file.", location="Authorization", location_type="header"),
+        403, "global", f"The authenticated user has not granted the app {_PROJECT} {{verb}} "
+                       "access to the file {file_id}", location="Authorization",
+        location_type="header"),
     "teamDriveHierarchyTooDeep": DriveErrorSpec(
         403, "global", "The shared drive hierarchy depth will exceed the limit."),
     "myDriveHierarchyDepthLimitExceeded": DriveErrorSpec(
@@ -129,7 +146,7 @@ DRIVE_ERRORS: dict[str, DriveErrorSpec] = {
     "fileNotDownloadable": DriveErrorSpec(
         403, "global", "Only files with binary content can be downloaded. Use Export with Docs "
                        "Editors files.", location="alt"),
-    "notFound": DriveErrorSpec(404, "global", "File not found: .", location="fileId"),
+    "notFound": DriveErrorSpec(404, "global", "File not found: {file_id}.", location="fileId"),
     # A Cloud project that has not enabled the Drive API (bodies users pasted: uppy issue
     # 1300, gogcli issue 489; the status and ErrorInfo of Google's newer error model).
     "accessNotConfigured": DriveErrorSpec(
@@ -156,14 +173,17 @@ UPLOAD_CAP_MESSAGE = "User rate limit exceeded."
 
 
 def drive_error(reason: str, message: Optional[str] = None, *, status: Optional[int] = None,
-                headers: Optional[dict] = None, **kw) -> EmulatorApiError:
-    """The error Drive sends for ``reason`` (overrides for message, status, headers)."""
+                headers: Optional[dict] = None, file_id: str = "", verb: str = "read",
+                **kw) -> EmulatorApiError:
+    """The error Drive sends for ``reason`` (overrides for message, status, headers; the
+    file and access its message names: :meth:`DriveErrorSpec.text`)."""
     spec = DRIVE_ERRORS.get(reason)
     if spec is None:
         return EmulatorApiError(status or 403, reason, message or reason, headers=headers, **kw)
     kw.setdefault("location", spec.location)
     kw.setdefault("location_type", spec.location_type)
-    return EmulatorApiError(status or spec.status, reason, message or spec.message, domain=spec.domain,
+    return EmulatorApiError(status or spec.status, reason, message or spec.text(file_id, verb),
+                            domain=spec.domain,
                             headers={**spec.headers, **(headers or {})},
                             top_message=None if message else spec.top_message,
                             extra=dict(spec.extra), **kw)
@@ -171,8 +191,18 @@ def drive_error(reason: str, message: Optional[str] = None, *, status: Optional[
 
 def file_access(file_id: str, verb: str) -> EmulatorApiError:
     """403 fileAccess: the app was not given ``verb`` ("read" or "write") access to the file."""
-    return drive_error("fileAccess", f"The authenticated user has not granted the app {_PROJECT} "
-                                     f"{verb} access to the file {file_id}")
+    return drive_error("fileAccess", file_id=file_id, verb=verb)
+
+
+_FILE_IN_PATH = re.compile(r"/files/(?!trash\b|generateIds\b)([^/?#]+)")
+
+
+def request_file(method: str, target: str) -> tuple[str, str]:
+    """(the file id a request's target names, or ""; "read" for a GET or HEAD, else
+    "write"): what an injected answer's message names (:meth:`DriveErrorSpec.text`)."""
+    m = _FILE_IN_PATH.search(target.split("?", 1)[0])
+    return (unquote(m.group(1)) if m else ""), \
+        ("read" if method.upper() in ("GET", "HEAD") else "write")
 
 
 def not_found(file_id: str) -> EmulatorApiError:

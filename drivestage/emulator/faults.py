@@ -21,7 +21,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Optional
 
-from drivestage.emulator.errors import DRIVE_ERRORS, error_envelope
+from drivestage.emulator.errors import DRIVE_ERRORS, error_envelope, request_file
 from drivestage.emulator.listing_faults import ListingFaults, ListingLag
 from drivestage.emulator.media_faults import HANG_UP_WATCH_S, Hold, MediaFaults, client_hung_up
 from drivestage.emulator.split_or import SplitOr
@@ -55,16 +55,17 @@ def default_reason(status: int) -> tuple[str, str]:
     return _DEFAULT_REASONS.get(status, ("unknown", f"HTTP {status}"))
 
 
-def _answer_for(rule: "Rule") -> "Answer":
-    """The answer a rule sends: Drive's own body and headers when the reason is one Drive
-    documents (:data:`~drivestage.emulator.errors.DRIVE_ERRORS`), else the status's usual."""
+def _answer_for(rule: "Rule", method: str = "GET", target: str = "") -> "Answer":
+    """The answer a rule sends to ``method`` ``target``: Drive's own body and headers (its
+    message naming the file) when the reason is one Drive documents
+    (:data:`~drivestage.emulator.errors.DRIVE_ERRORS`), else the status's usual."""
     spec = DRIVE_ERRORS.get(rule.reason or "")
     headers = dict(rule.headers)
     if rule.retry_after is not None:
         headers["Retry-After"] = _fmt_retry_after(rule.retry_after)
     if spec is not None:
         status = rule.status or spec.status
-        message = rule.message or spec.message
+        message = rule.message or spec.text(*request_file(method, target))
         return Answer(status, rule.reason, message, rule.body, rule.content_type, {**spec.headers, **headers},
                       domain=spec.domain, top_message=None if rule.message else spec.top_message,
                       extra=dict(spec.extra), location=spec.location, location_type=spec.location_type)
@@ -402,7 +403,7 @@ class Faults(MediaFaults, ListingFaults):
                     plan.latency += rule.seconds
                     self._take(rule)
                 elif rule.kind == "inject" and plan.answer is None:
-                    plan.answer = _answer_for(rule)
+                    plan.answer = _answer_for(rule, method, target)
                     self._take(rule)
                 elif rule.kind == "drop":
                     if rule.direction == "request" and plan.drop_request_after is None:
