@@ -401,9 +401,12 @@ class Emulator(SeedingApi):
                       costs: Optional[dict] = None, status: int = 403,
                       requests_per_day: Optional[int] = None,
                       upload_bytes_per_day: Optional[int] = None,
-                      download_bytes_per_day: Optional[int] = None) -> None:
+                      download_bytes_per_day: Optional[int] = None,
+                      project_units_per_minute: Optional[int] = None) -> None:
         """Enforce Drive's per-user limits: ``units_per_minute`` quota units per token (403
-        userRateLimitExceeded, or 429 rateLimitExceeded with ``status=429``), an optional
+        userRateLimitExceeded, or 429 rateLimitExceeded with ``status=429``), the
+        project's over every token (``project_units_per_minute``, Drive's is 1,000,000: 403
+        rateLimitExceeded "Rate Limit Exceeded"), an optional
         ``requests_per_day`` (403 dailyLimitExceeded), an upload cap per day (Drive's is
         750 GB: 403 userRateLimitExceeded "User rate limit exceeded.") and a download cap per
         day (Drive's is about 10 TB: every download then 403 downloadQuotaExceeded, the
@@ -412,7 +415,8 @@ class Emulator(SeedingApi):
         self.api_quota.configure(units_per_minute, costs=costs, status=status,
                                  requests_per_day=requests_per_day,
                                  upload_bytes_per_day=upload_bytes_per_day,
-                                 download_bytes_per_day=download_bytes_per_day)
+                                 download_bytes_per_day=download_bytes_per_day,
+                                 project_units_per_minute=project_units_per_minute)
 
     def api_calls(self, kind: Optional[str] = None):
         """API calls in the request log by kind (``files.list``, ``files.get``,
