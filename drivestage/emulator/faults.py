@@ -57,8 +57,7 @@ def default_reason(status: int) -> tuple[str, str]:
 
 def _answer_for(rule: "Rule", method: str = "GET", target: str = "") -> "Answer":
     """The answer a rule sends to ``method`` ``target``: Drive's own body and headers (its
-    message naming the file) when the reason is one Drive documents
-    (:data:`~drivestage.emulator.errors.DRIVE_ERRORS`), else the status's usual."""
+    message naming the file) for a reason in :data:`DRIVE_ERRORS`, else the status's usual."""
     spec = DRIVE_ERRORS.get(rule.reason or "")
     headers = dict(rule.headers)
     if rule.retry_after is not None:
