@@ -104,9 +104,11 @@ def test_latency_and_link_make_it_behave_like_a_remote_drive(tmp_path):
 
 
 def test_api_quota_and_upload_cap_options():
-    proc, url, _ = launch("--api-quota", "150", "--upload-cap", "10")
+    proc, url, _ = launch("--api-quota", "150", "--upload-cap", "10",
+                          "--api-project-quota", "1000")
     try:
-        assert call(url, "/_emulator/calls")["quota"]["units_per_minute"] == 150
+        quota = call(url, "/_emulator/calls")["quota"]
+        assert (quota["units_per_minute"], quota["project_units_per_minute"]) == (150, 1000)
         call(url, "/drive/v2/files")                  # 100 units
         with pytest.raises(urllib.error.HTTPError) as err:
             call(url, "/drive/v2/files")              # 200 > 150

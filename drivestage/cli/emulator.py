@@ -92,21 +92,27 @@ def bound_options(fn: F) -> F:
 @click.option("--api-quota", type=click.IntRange(min=1), default=None, metavar="UNITS",
               help="Quota units per user per minute, beyond which calls get 403 "
                    "userRateLimitExceeded (Drive's: 325000; default: no limit).")
+@click.option("--api-project-quota", type=click.IntRange(min=1), default=None, metavar="UNITS",
+              help="Quota units per minute over every user together (the Cloud project's), "
+                   "beyond which calls get 403 rateLimitExceeded (Drive's: 1000000; default: "
+                   "no limit).")
 @click.option("--upload-cap", type=click.IntRange(min=0), default=None, metavar="BYTES",
               help="Bytes each user may upload per day (Drive's: 750 GB), beyond which uploads get "
                    "403 userRateLimitExceeded (default: no cap).")
 @bound_options
 def emulator_command(host: str, port: int, data_dir: Optional[str], quota_bytes: Optional[int],
                      token: Optional[str], service_account: bool, latency: float,
-                     link: Optional[float], api_quota: Optional[int], upload_cap: Optional[int],
+                     link: Optional[float], api_quota: Optional[int],
+                     api_project_quota: Optional[int], upload_cap: Optional[int],
                      **bounds: Optional[float]) -> None:
     """Serve a local Google Drive API v2 emulator until interrupted.
 
     The first line on stdout is exactly ``Drive API emulator at http://HOST:PORT/``.
     Ctrl-C or SIGTERM stop it cleanly (exit 0); the state stays in --data-dir. --latency
     and --link make it behave like a Drive reached over a real network, to test a pipeline's
-    timings offline; --api-quota and --upload-cap add Drive's per-user limits (the control
-    API can change all of them while it runs).
+    timings offline; --api-quota and --upload-cap add Drive's per-user limits,
+    --api-project-quota its per-project one (the control API can change all of them while
+    it runs).
     """
     from drivestage.emulator import Emulator
     from drivestage.emulator.errors import DataDirError
@@ -132,8 +138,9 @@ def emulator_command(host: str, port: int, data_dir: Optional[str], quota_bytes:
         emu.faults.latency(latency)
     if link:
         emu.faults.throttle(per_connection=link * 1e6)
-    if api_quota is not None or upload_cap is not None:
-        emu.set_api_quota(api_quota, upload_bytes_per_day=upload_cap)
+    if api_quota is not None or upload_cap is not None or api_project_quota is not None:
+        emu.set_api_quota(api_quota, upload_bytes_per_day=upload_cap,
+                          project_units_per_minute=api_project_quota)
     # The emulator's own bounds (BOUNDS): those not given keep the Emulator's defaults.
     for name, value in bounds.items():
         if value is not None:
