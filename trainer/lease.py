@@ -77,22 +77,16 @@ to Drive, one line says so, exit 1.
 """
 from __future__ import annotations
 
-import json
 import logging
-import os
 import secrets
-import socket
-import tempfile
 import threading
-import time
 from typing import Callable, Optional
 
 from drivestage import run_claims
 from drivestage.drive import server_clock
-from drivestage.errors import DriveStageError, NotFoundError, QuotaExceededError
+from drivestage.errors import DriveStageError, NotFoundError
 from drivestage.store import RemoteEntry
-from drivestage.temps import namespace_tag
-from trainer import lease_cas, lease_props, lease_settle
+from trainer import lease_cas, lease_props, lease_settle, lease_write
 from trainer.lease_pending import late, not_taken
 from trainer.errors import LeaseHeldError, LeaseLostError, LeaseNotTakenError
 from trainer.lease_claims import AHEAD, HELD, MAX_CLAIMS, MOVED, PREFIX, SUFFIX, Claim, \
@@ -393,98 +387,15 @@ class RunLease:
         return claims
 
     def _write(self, folder: RemoteEntry, released: bool = False, fallback: bool = False) -> float:
-        """Write this claim (made, or renewed in place); returns when it was sent
-        (:func:`_clock`), noted as :attr:`_written_at` once Drive answered. ``fallback``
-        (:meth:`acquire`'s, no claim file listed): a create refused for storage is a property."""
-        store, _ = self.drive.store_at()
-        self._renewals += 1
-        if lease_props.is_property(self._mine):   # (renewed in place, as a file is)
-            sent = boot_clock()
-            self._mine = lease_props.write(store, folder, self.token, self.generation,
-                                           server_clock.now(), self._mine.created, released,
-                                           self.stale_s)
-            self._written_at = sent
-            return sent
-        body = {"owner": self.token, "host": socket.gethostname(), "pid": os.getpid(),
-                "machine": namespace_tag(), "generation": self.generation,
-                "renewals": self._renewals, "written": time.time(),
-                "stale_s": self.stale_s,   # (for a reader that is no trainer: dedupe)
-                "arbiter": True}   # (it names its claim in the folder's: lease_cas)
-        if released:
-            body["released"] = True
-        fd, tmp = tempfile.mkstemp(prefix=".trainer-lease-", suffix=".json")
-        try:
-            with os.fdopen(fd, "w") as fh:
-                json.dump(body, fh)
-            replace = self._mine
-            sent = boot_clock()   # (before the first try: Drive's date of it is later)
-            try:
-                self._mine = store.upload(tmp, folder, self.name, replace=replace)
-            except NotFoundError:   # (removed: by a taker? The arbiter says, before a
-                self._taken(lease_cas.renew(self, folder))   # second claim is made: lease47)
-                self._mine = store.upload(tmp, folder, self.name, replace=None)
-            except QuotaExceededError as exc:   # (Drive full: a property, where it may be)
-                if replace is not None or not fallback or not lease_props.usable(store):
-                    raise
-                try:
-                    self._mine = lease_props.write(store, folder, self.token, self.generation,
-                                                   server_clock.now(), server_clock.now(),
-                                                   stale_s=self.stale_s)
-                except DriveStageError as refused:   # (the folder at Drive's 30 PUBLIC ones:
-                    raise exc from refused   # its line says "permission denied", no cause)
-                logger.warning("%s: Drive's storage is full (its claim file of %s B did not "
-                               "fit): the run's lease is claimed by a property of the folder, "
-                               "not a file", self.drive.spec, exc.needed or "a few hundred")
-            if replace is not None and not released:   # (the arbiter: lease_cas)
-                # After the claim file, not before: a taker that reads the arbiter after this
-                # swap reads the claim renewed; one that swapped first (the claim read stale)
-                # has this swap refused. Swapped first, a taker between the two took the
-                # lease over and the claim's late write was taken for proof (attackint47).
-                try:
-                    self._taken(lease_cas.renew(self, folder))
-                except LeaseLostError:   # (a claim made anew, the taker's removal of the
-                    if self._mine.id != replace.id:   # old one found by the upload: no
-                        self._delete(self._mine)   # second claim left: attackint46)
-                    raise
-            if replace is None or replace.id != self._mine.id:
-                made = self._mine.created or self._mine.modified
-                self._order = (-self.generation, made, self._mine.id)
-        finally:
-            os.unlink(tmp)
-        self._written_at = sent
-        return sent
-
-    def _taken(self, holder: Optional[Claim]) -> None:
-        """Lost where the arbiter named ``holder``, not this claim (:func:`lease_cas.renew`)."""
-        if holder is not None:
-            self._lose(holder)
+        """Write this claim (:func:`trainer.lease_write.write`); returns when it was sent."""
+        return lease_write.write(self, folder, released, fallback)
 
     def _remove(self) -> None:
-        mine, self._cas = self._mine, None
-        if mine is None or self._delete(mine) or lease_props.is_property(mine):
-            self._mine = None   # (a property Drive kept: stale in stale_s, no one's then)
-            return
-        # (Refused: a Contributor deletes nothing. As it was, it looked live to the next
-        # trainer, which watched it for the stale bound; released, no one's: attacklease36)
-        try:
-            if self._folder is not None:   # (where acquire() made it)
-                self._write(self._folder, released=True)
-        except DriveStageError as exc:   # (left: stale in stale_s, no one's then)
-            logger.debug("could not mark the lease claim %s released: %s", mine.name, exc)
-        self._mine = None
+        lease_write.remove(self)
 
     def _delete(self, entry: RemoteEntry) -> bool:
         """Remove ``entry``; False where Drive refused (the claim is left)."""
-        store, _ = self.drive.store_at()
-        try:
-            lease_props.remove(store, entry) if lease_props.is_property(entry) \
-                else store.delete(entry)
-        except NotFoundError:
-            pass
-        except DriveStageError as exc:   # (left: stale, so no one's, and removed later)
-            logger.debug("could not remove the lease claim %s: %s", entry.name, exc)
-            return False
-        return True
+        return lease_write.delete(self, entry)
 
     def _gone(self, claim: Claim) -> bool:
         """Whether ``claim``'s holder is gone (:func:`trainer.lease_claims.gone`)."""
