@@ -99,12 +99,15 @@ def bound_options(fn: F) -> F:
 @click.option("--upload-cap", type=click.IntRange(min=0), default=None, metavar="BYTES",
               help="Bytes each user may upload per day (Drive's: 750 GB), beyond which uploads get "
                    "403 userRateLimitExceeded (default: no cap).")
+@click.option("--ignore-if-match", is_flag=True,
+              help="Apply writes that name an etag (If-Match) whatever it names, never 412: "
+                   "a proxy that drops the header, to test a client's compare-and-swap.")
 @bound_options
 def emulator_command(host: str, port: int, data_dir: Optional[str], quota_bytes: Optional[int],
                      token: Optional[str], service_account: bool, latency: float,
                      link: Optional[float], api_quota: Optional[int],
                      api_project_quota: Optional[int], upload_cap: Optional[int],
-                     **bounds: Optional[float]) -> None:
+                     ignore_if_match: bool, **bounds: Optional[float]) -> None:
     """Serve a local Google Drive API v2 emulator until interrupted.
 
     The first line on stdout is exactly ``Drive API emulator at http://HOST:PORT/``.
@@ -138,6 +141,7 @@ def emulator_command(host: str, port: int, data_dir: Optional[str], quota_bytes:
         emu.faults.latency(latency)
     if link:
         emu.faults.throttle(per_connection=link * 1e6)
+    emu.ignores_if_match = ignore_if_match
     if api_quota is not None or upload_cap is not None or api_project_quota is not None:
         emu.set_api_quota(api_quota, upload_bytes_per_day=upload_cap,
                           project_units_per_minute=api_project_quota)

@@ -10,6 +10,10 @@ read as ``If-Match`` on exactly those requests (``If-Match: *`` on a patch), and
 data of Drive's 412 body. httplib2 adds ``If-Match`` by itself to a ``PUT``/``PATCH`` when
 the ``Http`` was given a cache holding a ``GET`` of the same URL, so a client built with
 ``httplib2.Http(cache=...)`` meets this without asking for it.
+
+:attr:`Emulator.ignores_if_match` makes it a server that applies every such write whatever
+the etag named (a proxy that drops the header, a Drive-compatible server without it): a
+client's compare-and-swap is then silently a plain write (lease48: the run's lease detects it).
 """
 from __future__ import annotations
 
@@ -23,10 +27,11 @@ def etag_of(rec: dict) -> str:
     return f'"{rec["id"]}/{rec["version"]}"'
 
 
-def check_if_match(value: Optional[str], rec: dict) -> None:
+def check_if_match(value: Optional[str], rec: dict, ignored: bool = False) -> None:
     """412 ``conditionNotMet`` unless ``value`` (an ``If-Match`` header; None: absent) is
-    ``*`` or names ``rec``'s current etag (quoted or not, ``W/`` or not, one of a list)."""
-    if value is None:
+    ``*`` or names ``rec``'s current etag (quoted or not, ``W/`` or not, one of a list).
+    ``ignored`` (:attr:`Emulator.ignores_if_match`): never refused."""
+    if value is None or ignored:
         return
     want = etag_of(rec)
     for tag in value.split(","):

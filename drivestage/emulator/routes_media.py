@@ -196,7 +196,7 @@ class MediaRoutes:
             rec, acc = visible(self.store, file_id, self.caller)
             require_app(rec, acc)
             require(can_write(acc))
-            check_if_match(self.headers.get("If-Match"), rec)
+            check_if_match(self.headers.get("If-Match"), rec, self.emu.ignores_if_match)
             if rec["mimeType"] in (FOLDER_MIME, SHORTCUT_MIME):
                 raise EmulatorApiError(400, "badRequest", "A folder or shortcut cannot have content.")
             if meta.get("parents"):

@@ -137,7 +137,7 @@ class MetadataRoutes:
         meta = properties.stamped(self._read_json(), self.caller.app)
         rec, acc = visible(self.store, file_id, self.caller)
         require_app(rec, acc)
-        check_if_match(self.headers.get("If-Match"), rec)
+        check_if_match(self.headers.get("If-Match"), rec, self.emu.ignores_if_match)
         if self.emu.patch_replaces_properties and isinstance(meta.get("properties"), list):
             meta["properties"] = properties.replacing(rec, meta["properties"], self.caller.app)
         add = [p for p in (self.query.get("addParents") or "").split(",") if p]
@@ -190,7 +190,7 @@ class MetadataRoutes:
         rec, acc = visible(self.store, file_id, self.caller)
         require_app(rec, acc)
         require(can_delete(acc))
-        check_if_match(self.headers.get("If-Match"), rec)
+        check_if_match(self.headers.get("If-Match"), rec, self.emu.ignores_if_match)
         self.store.delete(rec["id"])
         self._send_bytes(204, b"", None)
 

@@ -141,6 +141,10 @@ class Emulator(SeedingApi):
     #: endless upload cannot fill the disk (emulefts46). None: 1 GiB or a tenth of the
     #: file system, whichever is less (:mod:`disk_room`); 0: no reserve.
     min_free_bytes: Optional[int] = None
+    #: Whether writes that name an etag (``If-Match``: :mod:`preconditions`) are applied
+    #: whatever it names, never refused (412): a proxy that drops the header, or a
+    #: Drive-compatible server that does not honour it (lease48).
+    ignores_if_match = False
 
     def __init__(self, data_dir: Optional[str] = None, quota_bytes: Optional[int] = None,
                  token: Optional[str] = None, host: str = "127.0.0.1", port: int = 0,
