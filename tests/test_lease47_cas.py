@@ -91,8 +91,9 @@ def test_two_trainers_racing_to_take_a_stale_claim_over_exactly_one_holds(drive_
         assert not t.is_alive()
         assert isinstance(out["a"], LeaseHeldError), out["a"]
         assert "holds its lease" in str(out["a"])
-        [(named, status), (named_too, refused)] = _patches(emulator, folder)
-        assert named == named_too and (status, refused) == (200, 412)   # the same etag read
+        # b's swap, b's probe (lease48: its swap's etag again, refused), a's swap: one etag.
+        [(named, status), (probed, probe), (named_too, refused)] = _patches(emulator, folder)
+        assert named == probed == named_too and (status, probe, refused) == (200, 412, 412)
         assert _arbiter(emulator) == f"2 {b.token} {b._mine.id}"
         assert _claims_on_drive(emulator) == [b.name]   # (a's removed, the stale one too)
         b.check()

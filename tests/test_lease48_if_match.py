@@ -92,6 +92,14 @@ def test_two_trainers_racing_on_a_server_ignoring_if_match_claim_no_cas(drive_en
         assert all(w.startswith("drive:runs/exp: the run's lease is decided by the folder's "
                                 "listing only") for w in said), said
         assert a._cas is None and b._cas is None   # (no CAS claimed: renewals swap nothing)
+        # Renewed, a claim says it is held by the listing only: a trainer reaching Drive by
+        # another way (no such proxy) obeys it as a 0.1.x one's, never drops it for the arbiter.
+        for lease in (a, b):
+            since = len(emulator.requests)
+            lease._write(lease._folder)
+            assert _patches(emulator, folder, since) == []
+            body = json.loads(emulator.read_bytes(lease._mine.id))
+            assert body["arbiter"] is False and body["owner"] == lease.token
         emulator.faults.clear()   # (the listing shows both claims now)
         first, later = sorted((a, b), key=lambda lease: lease._order)
         first.check()
@@ -119,11 +127,12 @@ def test_the_probe_costs_one_request_per_start_refused_where_if_match_is_honoure
         [(named, status), (probed, refused)] = _patches(emulator, folder, since)
         assert (status, refused) == (200, 412) and probed == named   # the swap's etag again
         assert len(sent) == BEFORE + 1, [(r.method, r.path) for r in sent]
-        assert _warnings(caplog) == []
+        assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
         assert lease._cas is not None
         # A renewal swaps once, and probes no more.
         since = len(emulator.requests)
         lease._write(lease._folder)
         assert [s for _, s in _patches(emulator, folder, since)] == [200]
+        assert json.loads(emulator.read_bytes(lease._mine.id))["arbiter"] is True
     finally:
         lease.release()

@@ -34,7 +34,9 @@ compare-and-swap (lease47, :mod:`trainer.lease_cas`): the run folder's property
 as read (Drive refuses it, 412, where the folder changed since); the arbiter naming a live
 claim of another (read by id, whatever the listing shows), this one is refused. So of two
 trainers racing, exactly one holds (a listing that lagged a claim's create by more than
-``settle_s`` let a second trainer hold it too: attacklease36_lag, closed). A trainer of
+``settle_s`` let a second trainer hold it too: attacklease36_lag, closed), where Drive
+refuses a write naming a stale etag (asked once per start: a server that applies it leaves
+the listing to decide, said in one line: lease48). A trainer of
 0.1.x writes no arbiter: its claim file is obeyed by the listing's rules, as before. After a
 ``--take-over`` of a live lease, the taker's first push waits until the old holder is gone
 (:meth:`RunLease.after_predecessor`).
@@ -146,6 +148,9 @@ class RunLease:
         #: The folder's etag after this trainer's last swap of the arbiter, and the
         #: properties it wrote (:mod:`trainer.lease_cas`); None: it names no claim of this one.
         self._cas: Optional[tuple[str, list[dict[str, str]]]] = None
+        #: Whether Drive refused a write naming a stale etag of the folder (probed once, at
+        #: this trainer's first swap: :func:`trainer.lease_cas._probe`); None: not asked yet.
+        self._if_match: Optional[bool] = None
 
     @property
     def stale_s(self) -> float:

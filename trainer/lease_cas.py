@@ -20,6 +20,11 @@ the trainer reads again, finds the arbiter as it left it, and writes again, at m
 line, and is tried again). A refusal with the folder still as named (a server, or a proxy
 rewriting etags, that matches none a client sends) is no change at all: the listing decides,
 one WARNING line (it failed every start, and no trainer ever held the run: attackint47).
+The opposite, a server (or a proxy dropping the header) that applies a write whatever etag
+it names, makes each swap a plain write: two trainers' swaps both land and both hold. So at
+its first swap each start asks once (:func:`_probe`: the same properties again, naming the
+etag the swap replaced; one ``files.patch`` more): applied, the listing decides, one WARNING
+line; refused (412), as Drive does, the compare-and-swap holds (lease48).
 
 What it guards:
 
@@ -133,7 +138,7 @@ def take(lease: "RunLease", folder: RemoteEntry, forced: bool) -> Optional[Claim
     stands back). ``forced`` (``--take-over``): a live claim of an earlier generation is
     taken over too. Where the store keeps no arbiter, or sends no etag: None (the listing
     decided, as before)."""
-    if not usable(lease):
+    if not usable(lease) or lease._if_match is False:   # (found ignored at this start)
         return None
     store = lease.drive.store_at()[0]
     named = None   # (the etag the last swap named, refused)
@@ -150,7 +155,7 @@ def take(lease: "RunLease", folder: RemoteEntry, forced: bool) -> Optional[Claim
                 return claim
         try:
             _swap(lease, folder, etag, props)
-            return None
+            return _probe(lease, folder, etag)
         except PreconditionFailedError:   # (another wrote first: read, and decide again)
             named = etag
             continue
@@ -175,6 +180,36 @@ def _listing_only(lease: "RunLease", why: str) -> None:
     logger.warning("%s: the run's lease is decided by the folder's listing only, as "
                    "before lease47 (its property %s was refused: %s)", lease.drive.spec, KEY, why)
     lease._cas = None
+
+
+#: Why the arbiter is not used where a write naming an etag the folder no longer has was
+#: applied: a server, or a proxy dropping the header, that ignores ``If-Match``. Taken for
+#: a compare-and-swap, two trainers' swaps both landed and both held (lease48).
+_IGNORED = ("Drive, or a proxy on the way, applied a write naming the folder's etag before "
+            "this trainer's own change (If-Match ignored), so it cannot tell which of two "
+            "trainers wrote first")
+
+
+def _probe(lease: "RunLease", folder: RemoteEntry, named: str) -> None:
+    """After ``lease``'s first swap at this start (it named ``named``): whether Drive refuses
+    a write naming an etag the folder no longer has. One ``files.patch`` more, once per start:
+    the properties just written, again, naming ``named``; refused (412), the swap is a
+    compare-and-swap. Applied, or the swap left the etag as named (then no request: a later
+    swap naming it would land too), it is not: the listing decides (one WARNING line), as
+    where the swap is refused. The same value again: a trainer reading the folder meanwhile
+    reads this one's claim named either way, and one killed between the two steps leaves the
+    arbiter as after its swap. Returns None (:func:`take`'s held)."""
+    if lease._if_match is not None or lease._cas is None:
+        return None
+    etag, props = lease._cas
+    if etag and etag != named:
+        try:
+            lease.drive.store_at()[0].swap_properties(folder, named, props)
+        except PreconditionFailedError:
+            lease._if_match = True
+            return None
+    lease._if_match = False
+    return _listing_only(lease, _IGNORED)
 
 
 def holds(lease: "RunLease", folder: RemoteEntry) -> bool:
