@@ -237,9 +237,10 @@ _FOREIGN_FLAGS = {"--data-binary", "--nproc"}
 
 
 def _bench_flags() -> set[str]:
-    """The options of the bench/ scripts (the README's performance rows name them)."""
+    """The options of the bench/ scripts (the README's performance rows name them) and of
+    scripts/ (docs/training.md names drive_probe.py's)."""
     flags: set[str] = set()
-    for script in (REPO / "bench").glob("*.py"):
+    for script in (*(REPO / "bench").glob("*.py"), *(REPO / "scripts").glob("*.py")):
         flags |= set(re.findall(r"""add_argument\(\s*["'](--[a-z0-9-]+)""",
                                 script.read_text(encoding="utf-8")))
     return flags
