@@ -136,3 +136,44 @@ def test_the_probe_costs_one_request_per_start_refused_where_if_match_is_honoure
         assert json.loads(emulator.read_bytes(lease._mine.id))["arbiter"] is True
     finally:
         lease.release()
+
+
+def test_a_trainer_held_by_the_listing_only_is_obeyed_by_one_that_reaches_drive_directly(
+        drive_env, emulator, proxy, monkeypatch, tmp_path):
+    """a reaches Drive through a proxy that refuses every conditional write of the folder
+    (attackint47's case: the listing decides for a), b directly (its swap lands: the arbiter
+    names b). Both started at once, their listings blind to each other: both hold (the 0.1.x
+    window). Once the listing shows both, a's claim is first: a holds by the listing; b's
+    check dropped a's claim because it said ``arbiter`` and the arbiter named b, so both held
+    for good. A claim held by the listing only now says ``arbiter: false`` from its next
+    renewal, and b stands back at its next check."""
+    from _proxy import Reply
+
+    emulator.add_folder("runs/exp")
+    folder = emulator.find("runs/exp")["id"]
+    refused = json.dumps({"error": {"code": 412, "message": "Precondition Failed", "errors": [
+        {"domain": "global", "reason": "conditionNotMet", "message": "Precondition Failed",
+         "locationType": "header", "location": "If-Match"}]}}).encode()
+    proxy.on("PATCH", rf"/files/{folder}\?", lambda *_: Reply(
+        412, {"Content-Type": "application/json", "Content-Length": str(len(refused))},
+        [refused]), forward=False)
+    emulator.faults.lag_listing(created=20, titles="^trainer-lease-")
+    monkeypatch.setenv("DRIVESTAGE_API_ROOT", proxy.url)
+    a = _lease(tmp_path, "a")
+    monkeypatch.setenv("DRIVESTAGE_API_ROOT", emulator.url)
+    b = _lease(tmp_path, "b")
+    try:
+        a.acquire()
+        assert a._cas is None   # (the listing decides for a: one line said)
+        b.acquire()
+        assert b._cas is not None and b._if_match is True
+        emulator.faults.clear()   # (the listing shows both claims now)
+        a._write(a._folder)   # (a's renewal)
+        assert json.loads(emulator.read_bytes(a._mine.id))["arbiter"] is False
+        a.check()
+        with pytest.raises(LeaseLostError):
+            b.check()
+        a.check()
+    finally:
+        a.release()
+        b.release()
