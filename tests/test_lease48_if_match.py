@@ -92,14 +92,14 @@ def test_two_trainers_racing_on_a_server_ignoring_if_match_claim_no_cas(drive_en
         assert all(w.startswith("drive:runs/exp: the run's lease is decided by the folder's "
                                 "listing only") for w in said), said
         assert a._cas is None and b._cas is None   # (no CAS claimed: renewals swap nothing)
-        # Renewed, a claim says it is held by the listing only: a trainer reaching Drive by
-        # another way (no such proxy) obeys it as a 0.1.x one's, never drops it for the arbiter.
+        # Each claim says it is held by the listing only (written again at the fallback): a
+        # trainer reaching Drive another way obeys it as a 0.1.x one's. A renewal swaps nothing.
         for lease in (a, b):
+            body = json.loads(emulator.read_bytes(lease._mine.id))
+            assert body["arbiter"] is False and body["owner"] == lease.token
             since = len(emulator.requests)
             lease._write(lease._folder)
             assert _patches(emulator, folder, since) == []
-            body = json.loads(emulator.read_bytes(lease._mine.id))
-            assert body["arbiter"] is False and body["owner"] == lease.token
         emulator.faults.clear()   # (the listing shows both claims now)
         first, later = sorted((a, b), key=lambda lease: lease._order)
         first.check()
@@ -145,8 +145,8 @@ def test_a_trainer_held_by_the_listing_only_is_obeyed_by_one_that_reaches_drive_
     names b). Both started at once, their listings blind to each other: both hold (the 0.1.x
     window). Once the listing shows both, a's claim is first: a holds by the listing; b's
     check dropped a's claim because it said ``arbiter`` and the arbiter named b, so both held
-    for good. A claim held by the listing only now says ``arbiter: false`` from its next
-    renewal, and b stands back at its next check."""
+    for good. A claim held by the listing only now says ``arbiter: false`` (written again at
+    once), and b stands back at its next check."""
     from _proxy import Reply
 
     emulator.add_folder("runs/exp")
@@ -167,9 +167,9 @@ def test_a_trainer_held_by_the_listing_only_is_obeyed_by_one_that_reaches_drive_
         assert a._cas is None   # (the listing decides for a: one line said)
         b.acquire()
         assert b._cas is not None and b._if_match is True
-        emulator.faults.clear()   # (the listing shows both claims now)
-        a._write(a._folder)   # (a's renewal)
+        # (a's claim written again at its fallback: it says so before b can see it)
         assert json.loads(emulator.read_bytes(a._mine.id))["arbiter"] is False
+        emulator.faults.clear()   # (the listing shows both claims now)
         a.check()
         with pytest.raises(LeaseLostError):
             b.check()

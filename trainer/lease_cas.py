@@ -60,8 +60,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Optional
 
 from drivestage.drive import server_clock
-from drivestage.errors import NotFoundError, PermissionDeniedError, PreconditionFailedError, \
-    PropertyCountLimitError, RemoteChangedError
+from drivestage.errors import DriveStageError, NotFoundError, PermissionDeniedError, \
+    PreconditionFailedError, PropertyCountLimitError, RemoteChangedError
 from drivestage.store import RemoteEntry
 from trainer import lease_props
 from trainer.lease_claims import PREFIX, SUFFIX, Claim
@@ -147,7 +147,7 @@ def take(lease: "RunLease", folder: RemoteEntry, forced: bool) -> Optional[Claim
         if not etag:
             return None
         if etag == named:   # (refused, and no one changed the folder since: attackint47)
-            return _listing_only(lease, _UNMATCHED)
+            return _listing_only(lease, folder, _UNMATCHED)
         if holder is not None and holder.token != lease.token:
             claim = claim_of(lease, holder)
             if claim is not None and not lease._gone(claim) and \
@@ -162,7 +162,7 @@ def take(lease: "RunLease", folder: RemoteEntry, forced: bool) -> Optional[Claim
         except (PermissionDeniedError, PropertyCountLimitError) as exc:
             # (A folder this account may add to but not edit, or one at Drive's 30 PUBLIC
             # properties: the listing decided, as for a trainer of 0.1.x; refused, no run.)
-            return _listing_only(lease, str(exc))
+            return _listing_only(lease, folder, str(exc))
     raise RemoteChangedError(_changing(lease))
 
 
@@ -174,12 +174,19 @@ _UNMATCHED = ("Drive, or a proxy on the way, refused a write naming the folder's
               "read (412), the folder unchanged")
 
 
-def _listing_only(lease: "RunLease", why: str) -> None:
+def _listing_only(lease: "RunLease", folder: RemoteEntry, why: str) -> None:
     """One WARNING line: ``lease`` is held by the listing's rules alone, as before lease47
-    (its renewals swap nothing); None (:func:`take`'s held)."""
+    (its renewals swap nothing); None (:func:`take`'s held). Its claim file, just written
+    saying that the arbiter names it, is written again at once saying not (one upload, on
+    this path only): a trainer that reaches Drive another way, its own swap landed, took the
+    claim for one that stood back for it, and both held (lease48)."""
     logger.warning("%s: the run's lease is decided by the folder's listing only, as "
                    "before lease47 (its property %s was refused: %s)", lease.drive.spec, KEY, why)
     lease._cas = None
+    try:
+        lease._write(folder)
+    except DriveStageError as exc:   # (its next renewal says it)
+        logger.debug("%s: could not write the lease claim again: %s", lease.drive.spec, exc)
 
 
 #: Why the arbiter is not used where a write naming an etag the folder no longer has was
@@ -209,7 +216,7 @@ def _probe(lease: "RunLease", folder: RemoteEntry, named: str) -> None:
             lease._if_match = True
             return None
     lease._if_match = False
-    return _listing_only(lease, _IGNORED)
+    return _listing_only(lease, folder, _IGNORED)
 
 
 def holds(lease: "RunLease", folder: RemoteEntry) -> bool:

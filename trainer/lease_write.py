@@ -50,7 +50,8 @@ def write(lease: "RunLease", folder: RemoteEntry, released: bool = False,
             "stale_s": lease.stale_s,   # (for a reader that is no trainer: dedupe)
             # It names its claim in the folder's arbiter (lease_cas): a claim made, or one
             # whose swaps hold. One held by the listing only (the arbiter refused, If-Match
-            # ignored) says not, so a trainer reaching Drive another way obeys it (lease48).
+            # ignored: written again then) says not, so a trainer reaching Drive another way
+            # obeys it (lease48).
             "arbiter": lease._mine is None or lease._cas is not None}
     if released:
         body["released"] = True
