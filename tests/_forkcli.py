@@ -179,7 +179,16 @@ def _serve_one(conn: socket.socket, listener: socket.socket) -> None:
         os._exit(code)
     for fd in fds:
         os.close(fd)
-    conn.sendall(json.dumps({"pid": pid}).encode() + b"\n")
+    # A pidfd of the child, opened while it cannot be reaped (this process waits for it only
+    # below): the test process signals the child through it, never a pid that may by then
+    # name another process (pid_max 32768 here: pids wrap in minutes under the suite).
+    try:
+        pidfds = [os.pidfd_open(pid)]
+    except (AttributeError, OSError):   # (Python < 3.9, Linux < 5.3: by pid, as before)
+        pidfds = []
+    socket.send_fds(conn, [json.dumps({"pid": pid}).encode() + b"\n"], pidfds)
+    for fd in pidfds:
+        os.close(fd)
     _, status, usage = os.wait4(pid, 0)
     log = os.environ.get(CPU_LOG)
     if log:   # (appends of one short line each: whole, with O_APPEND, from any process)
@@ -340,11 +349,16 @@ class Child:
         self.stderr: Optional[IO[Any]] = (os.fdopen(ours[2], "r" if text else "rb", **mode)
                                           if ours[2] is not None else None)
         self._empty: Any = "" if text else b""
-        self._buf = b""
         self._waiting = threading.Lock()   # one thread reads the waiter's answer at a time
-        first = self._line(None)
-        assert first, "the CLI fork server did not start the child"
-        self.pid: int = json.loads(first)["pid"]
+        self._pidfd_lock = threading.Lock()   # a signal is not sent through a closed pidfd
+        self._pidfd: Optional[int] = None
+        first, pidfds, _, _ = socket.recv_fds(self._conn, 4096, 1)
+        if pidfds:
+            self._pidfd = pidfds[0]
+        self._buf = first
+        line = self._line(None)
+        assert line, "the CLI fork server did not start the child"
+        self.pid: int = json.loads(line)["pid"]
 
     def _line(self, timeout: Optional[float]) -> Optional[bytes]:
         """The waiter's next line (b"" at its end), or None if none came in ``timeout``."""
@@ -381,7 +395,18 @@ class Child:
             else:
                 self.returncode = os.waitstatus_to_exitcode(json.loads(line)["status"])
             self._conn.close()
+            self._close_pidfd()
         return self.returncode
+
+    def _close_pidfd(self) -> None:
+        with self._pidfd_lock:
+            if self._pidfd is not None:
+                os.close(self._pidfd)
+                self._pidfd = None
+
+    def __del__(self) -> None:   # (a child whose end was never read: its pidfd not left open)
+        if getattr(self, "_pidfd_lock", None) is not None:
+            self._close_pidfd()
 
     def poll(self) -> Optional[int]:
         return self._status(0.0)
@@ -393,9 +418,17 @@ class Child:
         return code
 
     def send_signal(self, sig: int) -> None:
-        if self.returncode is None:
+        """``sig`` to the child, unless it has ended: through its pidfd, which names that
+        process only (reaped by its waiter, the child is not signalled, whatever process
+        has its pid by then); where pidfds are missing, by pid while its end is unknown."""
+        with self._pidfd_lock:
+            if self.returncode is not None:
+                return
             try:
-                os.kill(self.pid, sig)
+                if self._pidfd is not None:
+                    signal.pidfd_send_signal(self._pidfd, sig)
+                else:
+                    os.kill(self.pid, sig)
             except ProcessLookupError:
                 pass
 
