@@ -210,6 +210,15 @@ def through(proxy, monkeypatch, local_state):
 
 
 @pytest.fixture
+def penv(proxy, local_state, monkeypatch):
+    """The commands (library and CLI in this process) talk to the emulator through ``proxy``,
+    their retries' waits ``local_state``'s (a test that wants them shorter, without jitter,
+    asks for ``fast_retries`` after this; ``through`` cuts them to a millisecond)."""
+    monkeypatch.setenv("DRIVESTAGE_API_ROOT", proxy.url)
+    monkeypatch.setenv("DRIVESTAGE_TOKEN", "test-token")
+
+
+@pytest.fixture
 def drive_env(emulator, monkeypatch):
     """Point drivestage (library and CLI in this process) at the emulator."""
     monkeypatch.setenv("DRIVESTAGE_API_ROOT", emulator.url)

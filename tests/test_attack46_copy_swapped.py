@@ -15,12 +15,6 @@ from _proxy import Reply
 SECRET = b"root:x:0:0:a file outside SRC\n" * 10
 
 
-@pytest.fixture
-def penv(proxy, local_state, monkeypatch):
-    monkeypatch.setenv("DRIVESTAGE_API_ROOT", proxy.url)
-    monkeypatch.setenv("DRIVESTAGE_TOKEN", "test-token")
-
-
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("swap", ["file", "folder"])
 def test_a_link_put_at_a_changing_file_is_not_copied_through(

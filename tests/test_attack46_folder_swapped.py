@@ -16,12 +16,6 @@ from _proxy import Reply
 SECRET = b"root:x:0:0:a file outside SRC\n" * 10
 
 
-@pytest.fixture
-def penv(proxy, local_state, monkeypatch):
-    monkeypatch.setenv("DRIVESTAGE_API_ROOT", proxy.url)
-    monkeypatch.setenv("DRIVESTAGE_TOKEN", "test-token")
-
-
 def _refused_sending_nothing_outside(emulator, done, code, err, line):
     """The swap came, nothing with the outside file's bytes reached Drive, and the push
     ended 1 with ``line``."""

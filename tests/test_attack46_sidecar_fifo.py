@@ -14,12 +14,6 @@ from _drive_state import live_md5s
 from _proxy import Reply
 
 
-@pytest.fixture
-def penv(proxy, local_state, monkeypatch):
-    monkeypatch.setenv("DRIVESTAGE_API_ROOT", proxy.url)
-    monkeypatch.setenv("DRIVESTAGE_TOKEN", "test-token")
-
-
 # (Without the fix the push waited for good: failed by this bound, not the suite's.)
 @pytest.mark.timeout(30)
 def test_a_sidecar_swapped_for_a_fifo_does_not_hold_the_push(emulator, penv, proxy, tmp_path):

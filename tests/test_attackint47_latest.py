@@ -18,12 +18,6 @@ from _drive_state import live_md5s
 from _proxy import Reply
 
 
-@pytest.fixture
-def penv(proxy, local_state, monkeypatch):
-    monkeypatch.setenv("DRIVESTAGE_API_ROOT", proxy.url)
-    monkeypatch.setenv("DRIVESTAGE_TOKEN", "test-token")
-
-
 @pytest.mark.timeout(60)
 def test_push_of_a_latest_link_pointed_at_the_next_run_meanwhile_sends_the_run_it_walked(
         emulator, penv, proxy, tmp_path):

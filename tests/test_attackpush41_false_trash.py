@@ -20,12 +20,6 @@ from _proxy import Proxy, Reply
 N = 4
 
 
-@pytest.fixture
-def penv(proxy, local_state, monkeypatch):
-    monkeypatch.setenv("DRIVESTAGE_API_ROOT", proxy.url)
-    monkeypatch.setenv("DRIVESTAGE_TOKEN", "test-token")
-
-
 def _says_trashed(status: int, headers: dict, body: bytes) -> Reply:
     """A completed upload's answer, saying the file is in the trash (as its folder's)."""
     if status in (200, 201):

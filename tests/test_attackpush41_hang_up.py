@@ -29,12 +29,6 @@ def _hang_up(status: int, headers: dict, body: bytes):
     raise _HangUp("after the emulator did it")
 
 
-@pytest.fixture
-def penv(proxy, local_state, monkeypatch, fast_retries):
-    monkeypatch.setenv("DRIVESTAGE_API_ROOT", proxy.url)
-    monkeypatch.setenv("DRIVESTAGE_TOKEN", "test-token")
-
-
 def _removals(proxy: Proxy) -> int:
     return sum(1 for m, p in list(proxy.requests)
                if m == "DELETE" or p.startswith("/batch") or "/trash" in p)
@@ -42,7 +36,7 @@ def _removals(proxy: Proxy) -> int:
 
 @pytest.mark.parametrize("many", [True, False], ids=["batch", "alone"])
 def test_a_removal_the_server_hung_up_on_is_sent_again_after_the_guard(
-        emulator, penv, proxy, tmp_path, caplog, many):
+        emulator, penv, fast_retries, proxy, tmp_path, caplog, many):
     """Each request that removes goes after a call of the guard of its own: the guard saw
     0, 1, … removal requests sent before it, one value per request."""
     from drivestage.upload_tree import push
@@ -73,7 +67,7 @@ def test_a_removal_the_server_hung_up_on_is_sent_again_after_the_guard(
 
 @pytest.mark.parametrize("status", [None, 400, 404])
 def test_a_file_taken_out_of_a_folder_the_server_hung_up_on_ends_taken_out(
-        emulator, penv, proxy, tmp_path, status):
+        emulator, penv, fast_retries, proxy, tmp_path, status):
     """An old copy also in another folder is taken out of the run folder (files.update
     removeParents); the server did it and hung up. The try sent again asks to remove a parent
     the item no longer has: whatever Drive answers it, the push reads the item and says it

@@ -6,16 +6,8 @@ again. A proxy in front of the emulator deletes the folder as the first upload's
 comes."""
 from __future__ import annotations
 
-import pytest
-
 from _cli import run
 from _proxy import Reply
-
-
-@pytest.fixture
-def penv(proxy, local_state, monkeypatch):
-    monkeypatch.setenv("DRIVESTAGE_API_ROOT", proxy.url)
-    monkeypatch.setenv("DRIVESTAGE_TOKEN", "test-token")
 
 
 def test_a_dest_by_id_deleted_for_good_mid_push_ends_with_one_line(emulator, penv, proxy,

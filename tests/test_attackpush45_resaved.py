@@ -19,12 +19,6 @@ from _drive_state import live_md5s
 from _proxy import Reply
 
 
-@pytest.fixture
-def penv(proxy, local_state, monkeypatch):
-    monkeypatch.setenv("DRIVESTAGE_API_ROOT", proxy.url)
-    monkeypatch.setenv("DRIVESTAGE_TOKEN", "test-token")
-
-
 def _verified(emulator) -> set[str]:
     """The checkpoints on Drive whose sidecar there vouches for their bytes."""
     live = live_md5s(emulator, "runs/a")

@@ -19,12 +19,6 @@ from _proxy import Reply
 SECRET = b"root:x:0:0:a file outside SRC\n" * 10
 
 
-@pytest.fixture
-def penv(proxy, local_state, monkeypatch):
-    monkeypatch.setenv("DRIVESTAGE_API_ROOT", proxy.url)
-    monkeypatch.setenv("DRIVESTAGE_TOKEN", "test-token")
-
-
 # (Without the fix a FIFO held the push for good: failed by this bound, not the suite's.)
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("swap, became", [

@@ -17,12 +17,6 @@ from _proxy import Reply
 from test_attackpush45_resaved import _verified
 
 
-@pytest.fixture
-def penv(proxy, local_state, monkeypatch):
-    monkeypatch.setenv("DRIVESTAGE_API_ROOT", proxy.url)
-    monkeypatch.setenv("DRIVESTAGE_TOKEN", "test-token")
-
-
 @pytest.mark.parametrize("how", ["saved again", "sidecar gone"])
 def test_a_replan_keeps_the_stores_verified_pair_over_a_local_one_never_sent(
         emulator, penv, proxy, tmp_path, how):

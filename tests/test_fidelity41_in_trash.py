@@ -8,18 +8,14 @@ import pytest
 
 from _cli import run
 
-
-@pytest.fixture
-def penv(emulator, local_state, monkeypatch):
-    monkeypatch.setenv("DRIVESTAGE_API_ROOT", emulator.url)
-    monkeypatch.setenv("DRIVESTAGE_TOKEN", "test-token")
+pytestmark = pytest.mark.usefixtures("local_state")   # (drivestage's state in tmp_path)
 
 
 def _last(err: str) -> str:
     return err.strip().splitlines()[-1]
 
 
-def test_a_folder_trashed_and_made_anew_since_is_named(emulator, penv, tmp_path):
+def test_a_folder_trashed_and_made_anew_since_is_named(emulator, drive_env, tmp_path):
     """``runs/a`` trashed with ``f.txt`` in it, then a new ``runs/a`` made (a push makes its
     DEST again): the path's live folders hold no ``f.txt``; the trashed ``a`` does."""
     emulator.add_file("runs/a/f.txt", b"hello")
@@ -32,7 +28,7 @@ def test_a_folder_trashed_and_made_anew_since_is_named(emulator, penv, tmp_path)
     assert not (tmp_path / "out" / "f.txt").exists()
 
 
-def test_a_trashed_file_among_more_than_a_page_of_its_name_is_named(emulator, penv, tmp_path):
+def test_a_trashed_file_among_more_than_a_page_of_its_name_is_named(emulator, drive_env, tmp_path):
     """``title =`` ignores case on Drive: 150 trashed ``F.TXT`` (a file pushed again and
     again) come before ``f.txt`` in the answer; the look-up reads every page."""
     for i in range(150):
@@ -43,7 +39,7 @@ def test_a_trashed_file_among_more_than_a_page_of_its_name_is_named(emulator, pe
     assert _last(err) == "Error: drive:runs/a/f.txt is in the trash; restore it first", err
 
 
-def test_a_name_nowhere_still_says_not_found_in_a_few_requests(emulator, penv, tmp_path):
+def test_a_name_nowhere_still_says_not_found_in_a_few_requests(emulator, drive_env, tmp_path):
     emulator.add_file("runs/a/f.txt", b"hello")
     emulator.add_file("runs/b/f.txt", b"trashed")
     emulator.store.set_trashed(emulator.find("runs/b")["id"], True)

@@ -12,17 +12,9 @@ from __future__ import annotations
 
 import hashlib
 
-import pytest
-
 from _cli import run
 from _drive_state import live_md5s
 from _proxy import Proxy, Reply
-
-
-@pytest.fixture
-def penv(proxy, local_state, monkeypatch):
-    monkeypatch.setenv("DRIVESTAGE_API_ROOT", proxy.url)
-    monkeypatch.setenv("DRIVESTAGE_TOKEN", "test-token")
 
 
 def _trash_when_its_update_starts(proxy: Proxy, emulator, file_id: str) -> None:

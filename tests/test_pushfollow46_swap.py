@@ -23,12 +23,6 @@ SECRET = b"root:x:0:0:a file outside SRC\n" * 10
 FIRST = b"step 1 loss 0.5\n" * 100
 
 
-@pytest.fixture
-def penv(proxy, local_state, monkeypatch):
-    monkeypatch.setenv("DRIVESTAGE_API_ROOT", proxy.url)
-    monkeypatch.setenv("DRIVESTAGE_TOKEN", "test-token")
-
-
 def _plant(path: str, swap: str, outside: str, fifo: str) -> None:
     """What stands at ``path`` from now on: a link out of SRC, a FIFO, a link to a FIFO."""
     tmp = path + ".swap"

@@ -19,14 +19,7 @@ from _drive_state import live_md5s
 from _proxy import when_sending
 
 
-@pytest.fixture
-def penv(proxy, local_state, monkeypatch):
-    monkeypatch.setenv("DRIVESTAGE_API_ROOT", proxy.url)
-    monkeypatch.setenv("DRIVESTAGE_TOKEN", "test-token")
-    monkeypatch.setenv("DRIVESTAGE_RETRY_BASE", "0.001")
-
-
-def test_a_folder_made_at_a_new_files_name_during_the_push(emulator, penv, proxy, tmp_path):
+def test_a_folder_made_at_a_new_files_name_during_the_push(emulator, through, proxy, tmp_path):
     """Before: exit 0 and ``x`` twice on Drive (the folder and the file). Now the line of a
     folder found before the send, exit 2; the folder alone holds the name, the other file
     went; the next push (``--delete``) replaces the folder, as the line says."""
@@ -49,7 +42,7 @@ def test_a_folder_made_at_a_new_files_name_during_the_push(emulator, penv, proxy
 
 @pytest.mark.parametrize("name", ["epoch_002.pt", "epoch_002.json"])
 def test_a_folder_made_at_a_new_checkpoints_name_or_its_sidecars_keeps_the_old_pair(
-        emulator, penv, proxy, tmp_path, name):
+        emulator, through, proxy, tmp_path, name):
     """A new pair (``epoch_002.pt``, then its sidecar once the checkpoint is verified) beside
     the verified ``epoch_001`` pair. A folder of the checkpoint's name, or of its sidecar's,
     made as the checkpoint is sent: before, exit 0 with a file beside the folder. Now neither
@@ -71,7 +64,7 @@ def test_a_folder_made_at_a_new_checkpoints_name_or_its_sidecars_keeps_the_old_p
 
 
 def test_a_mirror_period_that_met_such_a_folder_sends_nothing_beside_it(
-        emulator, penv, proxy, tmp_path):
+        emulator, through, proxy, tmp_path):
     """The same through :class:`drivestage.mirror.Mirror` (its pushes are push's): the
     flush fails with the line (before: it passed), and the file is not left beside the folder."""
     from drivestage.errors import MirrorError

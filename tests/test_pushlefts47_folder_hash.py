@@ -18,12 +18,6 @@ from _proxy import Reply
 FIRST = b"step 1 loss 0.5\n" * 100
 
 
-@pytest.fixture
-def penv(proxy, local_state, monkeypatch):
-    monkeypatch.setenv("DRIVESTAGE_API_ROOT", proxy.url)
-    monkeypatch.setenv("DRIVESTAGE_TOKEN", "test-token")
-
-
 @pytest.mark.timeout(60)
 def test_a_hash_to_decide_never_reads_through_a_folder_swapped_since_the_walk(
         emulator, penv, proxy, tmp_path):

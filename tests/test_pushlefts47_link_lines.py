@@ -13,12 +13,6 @@ from _drive_state import live_md5s
 from _proxy import Reply
 
 
-@pytest.fixture
-def penv(proxy, local_state, monkeypatch):
-    monkeypatch.setenv("DRIVESTAGE_API_ROOT", proxy.url)
-    monkeypatch.setenv("DRIVESTAGE_TOKEN", "test-token")
-
-
 @pytest.mark.timeout(60)
 def test_a_line_about_a_link_the_walk_let_through_names_the_link_and_its_file(
         emulator, penv, proxy, tmp_path):

@@ -22,12 +22,6 @@ FIRST = b"step 1 loss 0.5\n" * 100
 MORE = b"step 2 loss 0.4\n"
 
 
-@pytest.fixture
-def penv(proxy, local_state, monkeypatch):
-    monkeypatch.setenv("DRIVESTAGE_API_ROOT", proxy.url)
-    monkeypatch.setenv("DRIVESTAGE_TOKEN", "test-token")
-
-
 def _repoint(link: str, to: str) -> None:
     """``link`` leads to ``to`` from now on (atomically, as ``ln -sfn`` does)."""
     tmp = link + ".swap"

@@ -17,12 +17,6 @@ from _proxy import Reply
 from test_attackpush45_resaved import _verified
 
 
-@pytest.fixture
-def penv(proxy, local_state, monkeypatch):
-    monkeypatch.setenv("DRIVESTAGE_API_ROOT", proxy.url)
-    monkeypatch.setenv("DRIVESTAGE_TOKEN", "test-token")
-
-
 @pytest.mark.parametrize("run_name", [None, "r1"])
 def test_push_delete_under_a_lagging_listing_keeps_the_only_verified_checkpoint(
         emulator, penv, proxy, tmp_path, run_name):

@@ -5,23 +5,14 @@ machine's upload): the file had been sent beside it, exit 0, and every pull of D
 refused "names 2 items" (attack46's note). Now the push says so, exit 1."""
 from __future__ import annotations
 
-import pytest
-
 from _checkpoints import md5
 from _cli import run
 from _drive_state import live_md5s
 from _proxy import when_sending
 
 
-@pytest.fixture
-def penv(proxy, local_state, monkeypatch):
-    monkeypatch.setenv("DRIVESTAGE_API_ROOT", proxy.url)
-    monkeypatch.setenv("DRIVESTAGE_TOKEN", "test-token")
-    monkeypatch.setenv("DRIVESTAGE_RETRY_BASE", "0.001")
-
-
 def test_a_folder_the_delete_then_leaves_beside_the_file_sent_fails_the_push(
-        emulator, penv, proxy, tmp_path):
+        emulator, through, proxy, tmp_path):
     src = tmp_path / "run"
     src.mkdir()
     (src / "x").write_bytes(b"now a file")

@@ -11,18 +11,10 @@ from __future__ import annotations
 import logging
 import os
 
-import pytest
-
 from _checkpoints import RUN, save
 from _proxy import Reply
 
 SPEC = "drive:Models/tr40/logs"
-
-
-@pytest.fixture
-def penv(proxy, local_state, monkeypatch):
-    monkeypatch.setenv("DRIVESTAGE_API_ROOT", proxy.url)
-    monkeypatch.setenv("DRIVESTAGE_TOKEN", "test-token")
 
 
 def _here(logs) -> set[str]:

@@ -12,17 +12,13 @@ import pytest
 
 from _cli import run
 
-
-@pytest.fixture
-def penv(emulator, local_state, monkeypatch):
-    monkeypatch.setenv("DRIVESTAGE_API_ROOT", emulator.url)
-    monkeypatch.setenv("DRIVESTAGE_TOKEN", "test-token")
+pytestmark = pytest.mark.usefixtures("local_state")   # (drivestage's state in tmp_path)
 
 
 @pytest.mark.parametrize("target, trashed", [("runs/a/f.txt", "runs/a/f.txt"),
                                              ("runs/a/f.txt", "runs"),
                                              ("runs/a", "runs/a")])
-def test_a_pull_by_id_of_an_item_in_the_trash_is_refused(emulator, penv, tmp_path, target,
+def test_a_pull_by_id_of_an_item_in_the_trash_is_refused(emulator, drive_env, tmp_path, target,
                                                          trashed):
     emulator.add_file("runs/a/f.txt", b"hello")
     item = emulator.find(target)["id"]
@@ -36,7 +32,7 @@ def test_a_pull_by_id_of_an_item_in_the_trash_is_refused(emulator, penv, tmp_pat
     assert not [r for r in emulator.requests if r.query.get("alt") == "media"]   # no byte
 
 
-def test_a_path_not_found_and_not_in_the_trash_says_not_found(emulator, penv, tmp_path):
+def test_a_path_not_found_and_not_in_the_trash_says_not_found(emulator, drive_env, tmp_path):
     emulator.add_file("runs/a/f.txt", b"hello")
     emulator.add_file("runs/b/g.txt", b"other")
     emulator.store.set_trashed(emulator.find("runs/b")["id"], True)

@@ -28,12 +28,6 @@ FOLDER = "application/vnd.google-apps.folder"
 N = 6
 
 
-@pytest.fixture
-def penv(proxy, local_state, monkeypatch):
-    monkeypatch.setenv("DRIVESTAGE_API_ROOT", proxy.url)
-    monkeypatch.setenv("DRIVESTAGE_TOKEN", "test-token")
-
-
 def _files(tmp_path, sub: str = ""):
     src = tmp_path / "run"
     (src / sub).mkdir(parents=True)
