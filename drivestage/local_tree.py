@@ -19,8 +19,8 @@ from typing import Optional, Sequence
 
 from drivestage import temps
 from drivestage.errors import BecameOtherError, ShortcutCycleError, UsageError
-from drivestage.paths import (UTF8_LOCALE, exclude_pattern, is_reserved, matches,
-                              names_encoding, printable)
+from drivestage.paths import (PATH_MAX, UTF8_LOCALE, exclude_deep, exclude_pattern,
+                              is_reserved, matches, names_encoding, printable)
 
 log = logging.getLogger(__name__)
 
@@ -211,6 +211,14 @@ def walk(src: str, include: Sequence[str] = (), exclude: Sequence[str] = (), *,
          follow_symlinks: bool = False) -> LocalTree:
     """The folders and files of ``src`` that a push sends (see the module's rules)."""
     tree = LocalTree()
+    # Every read of the push opens a file by its absolute path: one longer than the kernel
+    # takes was skipped here without a word (its stat failed), or ended the push in an
+    # OSError traceback at its upload (a SRC named relatively from a deep folder).
+    reach = len(os.fsencode(os.path.abspath(src)))
+    if reach > PATH_MAX:
+        raise UsageError(f"SRC {_start(os.path.abspath(src))} is {reach:,} bytes long, over the "
+                         f"{PATH_MAX:,} bytes Linux takes in a path; push from a folder with a "
+                         "shorter path (move it nearer to /)")
     root = os.path.realpath(src)
     entered = {root}
 
@@ -226,6 +234,9 @@ def walk(src: str, include: Sequence[str] = (), exclude: Sequence[str] = (), *,
                 # sent, it made every pull of the pushed folder fail on that name (attack28).
                 continue
             rel = f"{rel_root}/{child.name}" if rel_root else child.name
+            if reach + 1 + len(os.fsencode(rel)) > PATH_MAX and _sent(child, rel, include,
+                                                                    exclude):
+                _too_long(os.path.abspath(child.path), rel)
             link = child.is_symlink()
             try:
                 st = os.stat(child.path)  # follows a link
@@ -271,6 +282,33 @@ def walk(src: str, include: Sequence[str] = (), exclude: Sequence[str] = (), *,
     tree.skipped_links.sort()
     tree.made = made(tree.folders, tree.files, include)
     return tree
+
+
+def _sent(child: "os.DirEntry[str]", rel: str, include: Sequence[str],
+          exclude: Sequence[str]) -> bool:
+    """Whether the filters let ``child`` (at ``rel``) through, as far as its name tells (a
+    path too long to stat: its kind from the folder's listing, a file where unknown)."""
+    if matches(rel, exclude):
+        return False
+    try:
+        is_dir = child.is_dir()
+    except OSError:
+        is_dir = False
+    return is_dir or wanted(rel, include, exclude)
+
+
+def _start(path: str) -> str:
+    """``path`` named in about 200 characters: its start and its end."""
+    return path if len(path) <= 200 else f"{path[:100]}...{path[-100:]}"
+
+
+def _too_long(full: str, rel: str) -> None:
+    """Refuse ``full`` (SRC's ``rel``), whose path is longer than the kernel takes."""
+    size = len(os.fsencode(full))
+    raise UsageError(
+        f"{printable(_start(full))} is {size:,} bytes long, over the {PATH_MAX:,} bytes Linux "
+        f"takes in a path: no push can read it there; move SRC to a shorter path, or push "
+        f"without it: --exclude {exclude_deep(rel)}")
 
 
 def refuse_loop(full: str, root: str) -> None:

@@ -383,6 +383,20 @@ def exclude_pattern(rel: str) -> str:
     return "'" + pattern.replace("'", "'\"'\"'") + "'"
 
 
+def exclude_deep(rel: str) -> str:
+    """:func:`exclude_pattern` of ``rel``, short where ``rel`` is long (a path near the
+    kernel's limit, whose glob would be as long): its first folder, ``*``, its name
+    (``'a/*/c.txt'``)."""
+    top, _, leaf = rel.rpartition("/")
+    if len(rel) > 200 and top:
+        return exclude_pattern(top.split("/", 1)[0])[:-1] + "/*/" + exclude_pattern(leaf)[1:]
+    return exclude_pattern(rel)
+
+
+#: The longest path the kernel takes, in bytes (Linux's PATH_MAX less its NUL).
+PATH_MAX = 4095
+
+
 #: Unicode's bidirectional controls (they reorder what a terminal shows: "Trojan Source").
 _BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e"
                   "\u2066\u2067\u2068\u2069")

@@ -17,7 +17,7 @@ from drivestage.extract.validation import is_reserved
 from drivestage.local_tree import say_links, say_special
 from drivestage.held_choice import one_each
 from drivestage.localdir import LocalDirStore
-from drivestage.paths import exclude_pattern, matches
+from drivestage.paths import PATH_MAX, exclude_deep, exclude_pattern, matches
 from drivestage.pool import each
 from drivestage.stage_decide import safe_name, same_mtime
 from drivestage.stage_original import vouch
@@ -202,10 +202,10 @@ def _walk_once(walked: dict[str, str], child: RemoteEntry, child_src: str,
             f"{exclude_pattern(child.name)}).")
 
 
-#: The longest path the kernel takes, in bytes (Linux's PATH_MAX less its NUL), and what a
-#: file's download needs beside its name: its partial and its record's temporary file
+#: What a file's download needs beside its name (:data:`~drivestage.paths.PATH_MAX`: the
+#: longest path the kernel takes): its partial and its record's temporary file
 #: (``..<name>.<16 hex>.ranges.<8 hex>-<pid>.<6 hex>.tmp``).
-PATH_MAX, _BESIDE = 4095, 64
+_BESIDE = 64
 
 
 def _check_path(target: str, src: str, inside: str) -> None:
@@ -216,12 +216,9 @@ def _check_path(target: str, src: str, inside: str) -> None:
     size = _needed(target)
     if size <= PATH_MAX:
         return
-    top, _, leaf = inside.rpartition("/")
+    leaf = inside.rpartition("/")[2]
     shown = src if len(src) <= 200 else f"{src[:100]}.../{leaf[:100]}"
-    if len(inside) > 200 and top:   # (the glob of the whole path: as long as the path)
-        glob = exclude_pattern(top.split("/", 1)[0])[:-1] + "/*/" + exclude_pattern(leaf)[1:]
-    else:
-        glob = exclude_pattern(inside)
+    glob = exclude_deep(inside)   # (the glob of the whole path: as long as the path)
     raise UsageError(
         f"{shown}: its local path would be {size - _BESIDE:,} bytes, and a download needs "
         f"{_BESIDE} more for its partial file, over the {PATH_MAX:,} bytes Linux takes; "

@@ -8,11 +8,10 @@ import pytest
 from _cli import run
 from _messages import error_line, renders, shown
 from test_trashed40_push import _files, _in_trash, _trash_at_first_upload, _uploads
-from test_trashed40_push import penv  # noqa: F401 (fixtures)
 
 
 @renders("is in Drive's trash: restore it or choose another folder")
-def test_a_folder_given_by_id_trashed_mid_push_ends_it_with_one_line(  # noqa: F811
+def test_a_folder_given_by_id_trashed_mid_push_ends_it_with_one_line(
         emulator, penv, proxy, tmp_path):
     """DEST named by id has no path that leads elsewhere: exit 1, one line naming the folder
     and the trash, and nothing sent after the answer that said so. It said "pushing again
@@ -37,7 +36,7 @@ def test_a_folder_given_by_id_trashed_mid_push_ends_it_with_one_line(  # noqa: F
     ("runs/a", "drive:runs/a is in the trash; restore it first (the path "
                "drive:runs/a/f.txt goes through it)"),
     ("runs/a/f.txt", "drive:runs/a/f.txt is in the trash; restore it first")])
-def test_a_pull_by_path_into_the_trash_says_so(emulator, penv, tmp_path,  # noqa: F811
+def test_a_pull_by_path_into_the_trash_says_so(emulator, penv, tmp_path,
                                               trashed, said):
     """A path leads nowhere through the trash (listings leave trashed items out): the line
     said "not found (no item named 'a' in drive:runs; names are case-sensitive)", and a
