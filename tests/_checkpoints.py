@@ -40,3 +40,16 @@ def save(src: str, stem: str, epoch: Optional[int], when: float, run: Optional[s
             fh.write(body)
         os.utime(path, (when, when))
     return {f"{stem}.pt": [md5(data)], f"{stem}.json": [md5(side)]}
+
+
+def pushed_then_saved(tmp_path) -> tuple[str, dict, dict]:
+    """SRC ``tmp_path/run``: epoch_001's pair sent to ``drive:runs/a`` by a ``push
+    --keep-last 1`` (exit 0), then epoch_002's saved, not sent. (SRC, epoch_001's pair and
+    epoch_002's, as :func:`save` returns them.)"""
+    from _cli import run
+
+    src = str(tmp_path / "run")
+    first = save(src, "epoch_001", 1, 1000.0)
+    code, _, err = run("push", src, "drive:runs/a", "--keep-last", "1")
+    assert code == 0, err
+    return src, first, save(src, "epoch_002", 2, 2000.0)

@@ -11,7 +11,7 @@ import pytest
 from _cli import run
 from _checkpoints import md5
 from _drive_state import live_md5s
-from _proxy import Reply
+from _swaps import once_at, swapped_at
 
 SECRET = b"root:x:0:0:a file outside SRC\n" * 10
 
@@ -41,18 +41,12 @@ def test_a_folder_swapped_for_a_link_out_is_not_read_through(emulator, penv, pro
     (src / "sub" / "passwd").write_bytes(b"mine")
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "passwd").write_bytes(SECRET)
-    done: list[bool] = []
 
-    def swap_it(status: int, headers: dict, body: bytes) -> Reply:
-        if not done:
-            done.append(True)
-            if changed:
-                with open(src / "sub" / "passwd", "ab") as fh:
-                    fh.write(b" saved again")
-            os.rename(src / "sub", tmp_path / "sub.before")
-            os.symlink(tmp_path / "out", src / "sub")
-        return Reply(status, headers, [body])
-    proxy.on(method, at, swap_it)
+    def saved_again() -> None:
+        with open(src / "sub" / "passwd", "ab") as fh:
+            fh.write(b" saved again")
+    done = swapped_at(proxy, method, at, src / "sub", tmp_path / "sub.before", tmp_path / "out",
+                      saved_again if changed else None)
     code, _, err = run("push", str(src), "drive:runs/a", "--jobs", "1")
     _refused_sending_nothing_outside(
         emulator, done, code, err,
@@ -70,15 +64,12 @@ def test_a_link_inside_src_pointed_outside_after_the_walk_is_not_read_through(
     (src / "a.txt").write_bytes(b"mine")
     os.symlink("a.txt", src / "b.txt")
     (tmp_path / "passwd").write_bytes(SECRET)
-    done: list[bool] = []
 
-    def swap_it(status: int, headers: dict, body: bytes) -> Reply:
-        if not done:   # (the push's first listing: after its walk, before any hash or upload)
-            done.append(True)
-            os.symlink(tmp_path / "passwd", src / "b.swap")
-            os.rename(src / "b.swap", src / "b.txt")
-        return Reply(status, headers, [body])
-    proxy.on("GET", r"^/drive/v2/files", swap_it)
+    def repoint() -> None:
+        os.symlink(tmp_path / "passwd", src / "b.swap")
+        os.rename(src / "b.swap", src / "b.txt")
+    # (the push's first listing: after its walk, before any hash or upload)
+    done = once_at(proxy, "GET", r"^/drive/v2/files", repoint)
     code, _, err = run("push", str(src), "drive:runs/a", "--jobs", "1")
     _refused_sending_nothing_outside(
         emulator, done, code, err,

@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from _checkpoints import save
+from _checkpoints import pushed_then_saved, save
 from _cli import run
 from _drive_state import live_md5s
 from _proxy import Reply
@@ -17,11 +17,7 @@ from _proxy import Reply
 # (Without the fix the push waited for good: failed by this bound, not the suite's.)
 @pytest.mark.timeout(30)
 def test_a_sidecar_swapped_for_a_fifo_does_not_hold_the_push(emulator, penv, proxy, tmp_path):
-    src = str(tmp_path / "run")
-    first = save(src, "epoch_001", 1, 1000.0)
-    code, _, err = run("push", src, "drive:runs/a", "--keep-last", "1")
-    assert code == 0, err
-    save(src, "epoch_002", 2, 2000.0)
+    src, first, _ = pushed_then_saved(tmp_path)
     side = os.path.join(src, "epoch_002.json")
     done: list[bool] = []
 

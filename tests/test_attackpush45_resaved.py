@@ -13,7 +13,7 @@ import os
 
 import pytest
 
-from _checkpoints import md5, save, sidecar_json
+from _checkpoints import md5, pushed_then_saved, sidecar_json
 from _cli import run
 from _drive_state import live_md5s
 from _proxy import Reply
@@ -36,11 +36,7 @@ def _verified(emulator) -> set[str]:
 @pytest.mark.parametrize("how", ["truncated", "grown"])
 def test_a_checkpoint_saved_again_while_sent_keeps_the_verified_one_before(
         emulator, penv, proxy, tmp_path, how):
-    src = str(tmp_path / "run")
-    first = save(src, "epoch_001", 1, 1000.0)
-    code, _, err = run("push", src, "drive:runs/a", "--keep-last", "1")
-    assert code == 0, err
-    save(src, "epoch_002", 2, 2000.0)
+    src, first, _ = pushed_then_saved(tmp_path)
     path = os.path.join(src, "epoch_002.pt")
 
     def save_again(status: int, headers: dict, body: bytes) -> Reply:

@@ -11,7 +11,7 @@ import os
 
 import pytest
 
-from _checkpoints import md5, save
+from _checkpoints import md5, pushed_then_saved
 from _cli import run
 from _drive_state import live_md5s
 from _proxy import Reply
@@ -26,11 +26,7 @@ SECRET = b"root:x:0:0:a file outside SRC\n" * 10
     ("link to a fifo", "a link"), ("folder", "a folder")])
 def test_a_checkpoint_swapped_while_sent_again_is_not_opened_as_it_came(
         emulator, penv, proxy, tmp_path, swap, became):
-    src = str(tmp_path / "run")
-    first = save(src, "epoch_001", 1, 1000.0)
-    code, _, err = run("push", src, "drive:runs/a", "--keep-last", "1")
-    assert code == 0, err
-    save(src, "epoch_002", 2, 2000.0)
+    src, first, _ = pushed_then_saved(tmp_path)
     path = os.path.join(src, "epoch_002.pt")
     outside = tmp_path / "secret"
     outside.write_bytes(SECRET)
@@ -74,11 +70,7 @@ def test_a_checkpoint_swapped_after_the_walk_is_not_read_as_it_came(
     """The swap at the push's first listing (after its walk, before any hash or upload):
     the plan hashed the FIFO (to see whether its sidecar vouches for it) and waited there
     for good; it now reads it as no file, and the upload says so."""
-    src = str(tmp_path / "run")
-    first = save(src, "epoch_001", 1, 1000.0)
-    code, _, err = run("push", src, "drive:runs/a", "--keep-last", "1")
-    assert code == 0, err
-    save(src, "epoch_002", 2, 2000.0)
+    src, first, _ = pushed_then_saved(tmp_path)
     path = os.path.join(src, "epoch_002.pt")
     outside = tmp_path / "secret"
     outside.write_bytes(SECRET)

@@ -10,7 +10,7 @@ import os
 
 import pytest
 
-from _checkpoints import md5, save, sidecar_json
+from _checkpoints import md5, pushed_then_saved, save, sidecar_json
 from _cli import run
 from _drive_state import live_md5s
 from _proxy import Reply
@@ -54,11 +54,7 @@ def test_a_replan_over_max_bytes_says_so_and_keeps_the_verified_pair(
     """The verified pair the re-plan keeps may not fit --max-bytes beside the checkpoint sent
     (grown as it was saved again): kept all the same, exit 0, and the push says the folder is
     over its budget until the next push (it was silent)."""
-    src = str(tmp_path / "run")
-    first = save(src, "epoch_001", 1, 1000.0)
-    code, _, err = run("push", src, "drive:runs/a", "--keep-last", "1")
-    assert code == 0, err
-    save(src, "epoch_002", 2, 2000.0)
+    src, first, _ = pushed_then_saved(tmp_path)
     path = os.path.join(src, "epoch_002.pt")
 
     def save_again(status: int, headers: dict, body: bytes) -> Reply:

@@ -19,7 +19,7 @@ import threading
 
 from googleapiclient.http import MediaIoBaseUpload
 
-from _checkpoints import md5, save
+from _checkpoints import md5, pushed_then_saved
 from _cli import run
 from _drive_clients import drive_service
 from _drive_state import live_md5s
@@ -53,11 +53,7 @@ def _replaced_as_read(emulator, fid: str, data: bytes, *, batch: bool):
 
 
 def test_a_prune_keeps_a_checkpoint_replaced_after_its_check(emulator, through, tmp_path):
-    src = str(tmp_path / "run")
-    first = save(src, "epoch_001", 1, 1000.0)
-    code, _, err = run("push", src, "drive:runs/a", "--keep-last", "1")
-    assert code == 0, err
-    second = save(src, "epoch_002", 2, 2000.0)
+    src, first, second = pushed_then_saved(tmp_path)
     fid = emulator.find("runs/a/epoch_001.pt")["id"]
     other = os.urandom(3000)   # another trainer's epoch_001.pt, saved again in place
     through.on("POST", r"^/batch/", _replaced_as_read(emulator, fid, other, batch=True))

@@ -14,10 +14,11 @@ import os
 
 import pytest
 
-from _checkpoints import md5, save
+from _checkpoints import md5, pushed_then_saved
 from _cli import run
 from _drive_state import live_md5s
 from _proxy import Reply
+from _swaps import once_at, pushed_log
 
 SECRET = b"root:x:0:0:a file outside SRC\n" * 10
 FIRST = b"step 1 loss 0.5\n" * 100
@@ -35,6 +36,15 @@ def _plant(path: str, swap: str, outside: str, fifo: str) -> None:
     os.rename(tmp, path)
 
 
+def _outside_and_fifo(tmp_path) -> tuple[str, str]:
+    """A file outside SRC holding SECRET, and a FIFO, both in ``tmp_path``."""
+    outside, fifo = str(tmp_path / "secret"), str(tmp_path / "fifo")
+    with open(outside, "wb") as fh:
+        fh.write(SECRET)
+    os.mkfifo(fifo)
+    return outside, fifo
+
+
 def _became(path: str, swap: str) -> str:
     kind = "a FIFO, socket or device" if swap == "fifo" else "a link"
     return (f"Error: {path} became {kind} while the push ran (a file when it began); not "
@@ -46,30 +56,15 @@ def _became(path: str, swap: str) -> str:
 @pytest.mark.parametrize("swap", ["link out", "fifo", "link to a fifo"])
 def test_a_link_planted_between_the_check_and_the_upload_is_not_read(
         emulator, penv, proxy, tmp_path, swap):
-    src = str(tmp_path / "run")
-    os.makedirs(src)
-    log = os.path.join(src, "train.log")
-    with open(log, "wb") as fh:
-        fh.write(FIRST)
-    code, _, err = run("push", src, "drive:runs/a")
-    assert code == 0, err
+    src, log = pushed_log(tmp_path, FIRST)
     with open(log, "ab") as fh:
         fh.write(b"step 2 loss 0.4\n")
-    outside, fifo = str(tmp_path / "secret"), str(tmp_path / "fifo")
-    with open(outside, "wb") as fh:
-        fh.write(SECRET)
-    os.mkfifo(fifo)
+    outside, fifo = _outside_and_fifo(tmp_path)
     log_id = emulator.find("runs/a/train.log")["id"]
-    planted: list[bool] = []
-
-    def plant(status: int, headers: dict, body: bytes) -> Reply:
-        # (the files.get of the copy updated in place: after the push's check for a link
-        # planted since its walk, before the upload opens the file)
-        if not planted:
-            planted.append(True)
-            _plant(log, swap, outside, fifo)
-        return Reply(status, headers, [body])
-    proxy.on("GET", rf"^/drive/v2/files/{log_id}\?", plant)
+    # (the files.get of the copy updated in place: after the push's check for a link
+    # planted since its walk, before the upload opens the file)
+    planted = once_at(proxy, "GET", rf"^/drive/v2/files/{log_id}\?",
+                      lambda: _plant(log, swap, outside, fifo))
     code, _, err = run("push", src, "drive:runs/a", "--jobs", "1")
     assert planted
     live = live_md5s(emulator, "runs/a")
@@ -80,69 +75,34 @@ def test_a_link_planted_between_the_check_and_the_upload_is_not_read(
 
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("swap", ["link out", "fifo"])
-def test_a_checkpoint_sent_again_is_not_read_through_a_link_planted_since(
-        emulator, penv, proxy, tmp_path, swap):
-    """Sent, then deleted from Drive (another runtime's ``push --delete``) before its
-    sidecar arrived: sent again, by its name, where a link now stands."""
-    src = str(tmp_path / "run")
-    first = save(src, "epoch_001", 1, 1000.0)
-    code, _, err = run("push", src, "drive:runs/a", "--keep-last", "1")
-    assert code == 0, err
-    save(src, "epoch_002", 2, 2000.0)
-    ckpt = os.path.join(src, "epoch_002.pt")
-    outside, fifo = str(tmp_path / "secret"), str(tmp_path / "fifo")
-    with open(outside, "wb") as fh:
-        fh.write(SECRET)
-    os.mkfifo(fifo)
+@pytest.mark.parametrize("name, at", [("epoch_002.pt", 2), ("epoch_002.json", 1)],
+                         ids=["checkpoint sent again", "sidecar once its checkpoint was sent"])
+def test_a_file_of_a_checkpoint_swapped_since_it_was_sent_is_not_read(
+        emulator, penv, proxy, tmp_path, name, at, swap):
+    """The checkpoint: sent, then deleted from Drive (another runtime's ``push --delete``)
+    before its sidecar arrived (as the sidecar's upload opens): sent again, by its name,
+    where a link now stands. The sidecar (planted as the checkpoint's upload opens): read to
+    see whether it vouches for the checkpoint just sent, by a plain open, which waited for
+    good on a FIFO put at its name meanwhile (the link, the push's check before the
+    sidecar's send caught already: kept as a guard)."""
+    src, first, _ = pushed_then_saved(tmp_path)
+    path = os.path.join(src, name)
+    outside, fifo = _outside_and_fifo(tmp_path)
     starts: list[bool] = []
 
     def meanwhile(status: int, headers: dict, body: bytes) -> Reply:
         starts.append(True)
-        if len(starts) == 2:   # (the sidecar's: its checkpoint was sent and verified)
-            emulator.store.delete(emulator.find("runs/a/epoch_002.pt")["id"])
-            _plant(ckpt, swap, outside, fifo)
+        if len(starts) == at:
+            if name.endswith(".pt"):   # (the sidecar's: its checkpoint was sent and verified)
+                emulator.store.delete(emulator.find("runs/a/epoch_002.pt")["id"])
+            _plant(path, swap, outside, fifo)
         return Reply(status, headers, [body])
     proxy.on("POST", r"^/upload/", meanwhile)
     code, _, err = run("push", src, "drive:runs/a", "--keep-last", "1", "--jobs", "1")
-    assert len(starts) == 2, starts   # (nothing sent again)
+    assert len(starts) == at, starts   # (nothing sent again; the sidecar never sent)
     live = live_md5s(emulator, "runs/a")
     assert [md5(SECRET)] not in live.values(), live
-    assert "epoch_002.pt" not in live, live
+    assert name not in live, live
     assert {n: live[n] for n in first} == first, live   # the verified pair before stays
     assert code == 1, err
-    assert err.strip().splitlines()[-1] == _became(ckpt, swap), err
-
-
-@pytest.mark.timeout(60)
-@pytest.mark.parametrize("swap", ["link out", "fifo"])
-def test_a_sidecar_swapped_once_its_checkpoint_was_sent_is_not_read(
-        emulator, penv, proxy, tmp_path, swap):
-    """The sidecar is read to see whether it vouches for the checkpoint just sent: by a plain
-    open, which waited for good on a FIFO put at its name meanwhile (the link, the push's
-    check before the sidecar's send caught already: kept as a guard)."""
-    src = str(tmp_path / "run")
-    first = save(src, "epoch_001", 1, 1000.0)
-    code, _, err = run("push", src, "drive:runs/a", "--keep-last", "1")
-    assert code == 0, err
-    save(src, "epoch_002", 2, 2000.0)
-    side = os.path.join(src, "epoch_002.json")
-    outside, fifo = str(tmp_path / "secret"), str(tmp_path / "fifo")
-    with open(outside, "wb") as fh:
-        fh.write(SECRET)
-    os.mkfifo(fifo)
-    starts: list[bool] = []
-
-    def meanwhile(status: int, headers: dict, body: bytes) -> Reply:
-        starts.append(True)
-        if len(starts) == 1:   # (the checkpoint's: its sidecar is read once it is verified)
-            _plant(side, swap, outside, fifo)
-        return Reply(status, headers, [body])
-    proxy.on("POST", r"^/upload/", meanwhile)
-    code, _, err = run("push", src, "drive:runs/a", "--keep-last", "1", "--jobs", "1")
-    assert len(starts) == 1, starts   # (the sidecar never sent)
-    live = live_md5s(emulator, "runs/a")
-    assert [md5(SECRET)] not in live.values(), live
-    assert "epoch_002.json" not in live, live
-    assert {n: live[n] for n in first} == first, live   # the verified pair before stays
-    assert code == 1, err
-    assert err.strip().splitlines()[-1] == _became(side, swap), err
+    assert err.strip().splitlines()[-1] == _became(path, swap), err

@@ -13,9 +13,21 @@ import pytest
 from _checkpoints import md5
 from _cli import run
 from _drive_state import live_md5s
-from _proxy import Reply
+from _swaps import swapped_at
 
 FIRST = b"step 1 loss 0.5\n" * 100
+
+
+def _sub_log_pushed(tmp_path):
+    """SRC ``tmp_path/run`` whose sub/train.log (FIRST) a push sent to drive:runs/a: (SRC,
+    the log)."""
+    src = tmp_path / "run"
+    (src / "sub").mkdir(parents=True)
+    log = src / "sub" / "train.log"
+    log.write_bytes(FIRST)
+    code, _, err = run("push", str(src), "drive:runs/a")
+    assert code == 0, err
+    return src, log
 
 
 @pytest.mark.timeout(60)
@@ -24,24 +36,12 @@ def test_a_hash_to_decide_never_reads_through_a_folder_swapped_since_the_walk(
     """sub/train.log unchanged (Drive holds it, same size): the push hashes it to decide.
     ``sub`` swapped at the push's first listing (after its walk) for a link to a folder
     outside SRC holding a train.log of the same bytes: never read."""
-    src = tmp_path / "run"
-    (src / "sub").mkdir(parents=True)
-    log = src / "sub" / "train.log"
-    log.write_bytes(FIRST)
-    code, _, err = run("push", str(src), "drive:runs/a")
-    assert code == 0, err
+    src, log = _sub_log_pushed(tmp_path)
     os.utime(log, (3000.0, 3000.0))   # (a new mtime: the md5 cache does not answer for it)
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "train.log").write_bytes(FIRST)
-    done: list[bool] = []
-
-    def swap_it(status: int, headers: dict, body: bytes) -> Reply:
-        if not done:
-            done.append(True)
-            os.rename(src / "sub", tmp_path / "sub.before")
-            os.symlink(tmp_path / "out", src / "sub")
-        return Reply(status, headers, [body])
-    proxy.on("GET", r"^/drive/v2/files", swap_it)
+    done = swapped_at(proxy, "GET", r"^/drive/v2/files", src / "sub", tmp_path / "sub.before",
+                      tmp_path / "out")
     code, _, err = run("push", str(src), "drive:runs/a", "--jobs", "1")
     assert done
     assert live_md5s(emulator, "runs/a/sub") == {"train.log": [md5(FIRST)]}
@@ -60,26 +60,14 @@ def test_a_folder_swapped_as_its_file_is_updated_in_place_is_not_read_through(
     """sub/train.log grew since it was sent: updated in place. ``sub`` swapped for a link to
     a folder outside SRC as Drive answers the files.get before that update (after the
     push's own look at the folders on the way, before the upload's first open)."""
-    src = tmp_path / "run"
-    (src / "sub").mkdir(parents=True)
-    log = src / "sub" / "train.log"
-    log.write_bytes(FIRST)
-    code, _, err = run("push", str(src), "drive:runs/a")
-    assert code == 0, err
+    src, log = _sub_log_pushed(tmp_path)
     with open(log, "ab") as fh:
         fh.write(b"step 2 loss 0.4\n")
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "train.log").write_bytes(SECRET)
     log_id = emulator.find("runs/a/sub/train.log")["id"]
-    done: list[bool] = []
-
-    def swap_it(status: int, headers: dict, body: bytes) -> Reply:
-        if not done:
-            done.append(True)
-            os.rename(src / "sub", tmp_path / "sub.before")
-            os.symlink(tmp_path / "out", src / "sub")
-        return Reply(status, headers, [body])
-    proxy.on("GET", rf"^/drive/v2/files/{log_id}\?", swap_it)
+    done = swapped_at(proxy, "GET", rf"^/drive/v2/files/{log_id}\?", src / "sub",
+                      tmp_path / "sub.before", tmp_path / "out")
     code, _, err = run("push", str(src), "drive:runs/a", "--jobs", "1")
     assert done
     found = [f for f in emulator.files() if f.get("md5Checksum") == md5(SECRET)]

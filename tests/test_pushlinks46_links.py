@@ -16,6 +16,7 @@ from _checkpoints import md5, save
 from _cli import run
 from _drive_state import live_md5s
 from _proxy import Reply
+from _swaps import once_at, pushed_log
 
 SECRET = b"root:x:0:0:a file outside SRC\n" * 10
 FIRST = b"step 1 loss 0.5\n" * 100
@@ -60,14 +61,8 @@ def test_a_link_in_src_repointed_while_its_copy_is_updated_sends_what_the_walk_f
         fh.write(MORE)
     outside = _outside(tmp_path, swap)
     link_id = emulator.find("runs/a/latest.log")["id"]
-    planted: list[bool] = []
-
-    def repoint(status: int, headers: dict, body: bytes) -> Reply:
-        if not planted:
-            planted.append(True)
-            _repoint(link, outside)
-        return Reply(status, headers, [body])
-    proxy.on("GET", rf"^/drive/v2/files/{link_id}\?", repoint)
+    planted = once_at(proxy, "GET", rf"^/drive/v2/files/{link_id}\?",
+                      lambda: _repoint(link, outside))
     code, _, err = run("push", src, "drive:runs/a", "--jobs", "1")
     assert planted
     assert code == 0, err
@@ -120,13 +115,7 @@ def test_a_hash_to_decide_never_reads_through_a_link_planted_since_the_walk(
     put at its name at the push's first listing (after its walk), to a file of the same size
     outside SRC, or to a FIFO: never read (the hash followed it: a FIFO's error was no line of
     ours, and a link to a copy of the same bytes was called unchanged)."""
-    src = str(tmp_path / "run")
-    os.makedirs(src)
-    log = os.path.join(src, "train.log")
-    with open(log, "wb") as fh:
-        fh.write(FIRST)
-    code, _, err = run("push", src, "drive:runs/a")
-    assert code == 0, err
+    src, log = pushed_log(tmp_path, FIRST)
     # (a new mtime: the md5 cache does not answer for it)
     os.utime(log, (3000.0, 3000.0))
     if swap == "link out":
@@ -136,14 +125,7 @@ def test_a_hash_to_decide_never_reads_through_a_link_planted_since_the_walk(
     else:
         target = str(tmp_path / "fifo")
         os.mkfifo(target)
-    done: list[bool] = []
-
-    def plant(status: int, headers: dict, body: bytes) -> Reply:
-        if not done:
-            done.append(True)
-            _repoint(log, target)
-        return Reply(status, headers, [body])
-    proxy.on("GET", r"^/drive/v2/files", plant)
+    done = once_at(proxy, "GET", r"^/drive/v2/files", lambda: _repoint(log, target))
     code, _, err = run("push", src, "drive:runs/a", "--jobs", "1")
     assert done
     assert live_md5s(emulator, "runs/a") == {"train.log": [md5(FIRST)]}
