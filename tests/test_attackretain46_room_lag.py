@@ -7,24 +7,9 @@ from __future__ import annotations
 
 import os
 
-import pytest
-
 import _cli
 from _checkpoints import md5, sidecar_json
-
-FOLDER = "Models/logs"
-
-
-@pytest.fixture
-def env(local_state, drive_env, fast_retries):
-    return local_state
-
-
-def _live(emu) -> dict[str, str]:
-    top = emu.find(FOLDER)["id"]
-    return {f["title"]: f["md5Checksum"] for f in emu.files()
-            if not f["labels"]["trashed"] and any(p["id"] == top for p in f["parents"])
-            and "md5Checksum" in f}
+from test_prune24_room import FOLDER, _live, env  # noqa: F401 (env: a fixture)
 
 
 def test_room_made_under_a_listing_that_lags_keeps_the_only_verified_checkpoint(

@@ -11,20 +11,9 @@ import os
 import pytest
 
 from drivestage.errors import BecameOtherError
-from drivestage.localdir import LocalDirStore
+from test_pushlinks46_stores import target  # noqa: F401 (a fixture: either store)
 
 SECRET = b"root:x:0:0:a file outside SRC\n" * 10
-
-
-@pytest.fixture(params=["drive", "dir"])
-def target(request, tmp_path):
-    """(store, folder) of either backend; the Drive one on the emulator."""
-    if request.param == "drive":
-        store = request.getfixturevalue("store")
-        return store, store.make_folders("runs/a")
-    os.makedirs(tmp_path / "dest")
-    dirstore = LocalDirStore(str(tmp_path / "dest"))
-    return dirstore, dirstore.resolve("")
 
 
 @pytest.fixture
