@@ -40,6 +40,7 @@ class SigintWatch:
             weakref.WeakKeyDictionary()
         self.sent: list[str] = []     # SIGINTs sent to this process while no test ran
         self.strays: list[str] = []   # what the next test's setup reports
+        self.reported: list[str] = []   # the controller's: what its workers' ends said
         self.between_handler: Any = None   # the handler ours stands in for between tests
         self._before: set[threading.Thread] = set()
         sys.addaudithook(self._audit)
@@ -129,6 +130,26 @@ class SigintWatch:
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         said = self.strays + self.sent
         if said:
-            sys.stderr.write("a Ctrl-C (SIGINT) reached this worker outside the test that "
-                             "sent it:\n  " + "\n  ".join(said) + "\n")
+            text = "a Ctrl-C (SIGINT) reached this worker outside the test that sent it:" \
+                "\n  " + "\n  ".join(said)
+            sys.stderr.write(text + "\n")
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
+            # A pytest-xdist worker: its exit status was taken before this hook, and its
+            # stderr reaches no report; what it puts here goes to the controller after it.
+            out = getattr(session.config, "workeroutput", None)
+            if out is not None:
+                out["sigint_watch"] = text
+        if self.reported:   # (the controller: what its workers said, above)
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        text = getattr(node, "workeroutput", {}).get("sigint_watch")
+        if text:
+            self.reported.append(f"[{node.gateway.id}] {text}")
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if self.reported:
+            terminalreporter.section("Ctrl-C outside its test", sep="=", red=True)
+            for text in self.reported:
+                terminalreporter.line(text)
