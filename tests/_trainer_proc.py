@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import signal
 import socket
 import subprocess
 import sys
+import threading
 from typing import Mapping, Optional, Sequence
 
 #: Third-party modules a training run imports (what a fresh interpreter spends its start on).
@@ -98,23 +100,59 @@ class TrainerProcess:
     def __init__(self, proc: mp.process.BaseProcess):
         self._proc = proc
         self.pid: int = proc.pid  # type: ignore[assignment]
+        # The child is the fork server's, reaped there: its end is known here only once the
+        # server says so, and meanwhile its pid may be another process's (pid_max 32768
+        # here: pids wrap in minutes). A pidfd opened now, as it starts (it runs for
+        # seconds), names this child only; by pid where pidfds are missing.
+        self._lock = threading.Lock()
+        try:
+            self._pidfd: Optional[int] = os.pidfd_open(self.pid)
+        except (AttributeError, OSError):
+            self._pidfd = None
 
     @property
     def returncode(self) -> Optional[int]:
-        return self._proc.exitcode
+        return self._ended()
 
     def poll(self) -> Optional[int]:
-        return self._proc.exitcode
+        return self._ended()
 
     def wait(self, timeout: Optional[float] = None) -> int:
         self._proc.join(timeout)
-        if self._proc.exitcode is None:
+        code = self._ended()
+        if code is None:
             raise subprocess.TimeoutExpired(["trainer"], timeout or 0)
-        return self._proc.exitcode
+        return code
+
+    def _ended(self) -> Optional[int]:
+        code = self._proc.exitcode
+        if code is not None:
+            self._close_pidfd()
+        return code
+
+    def _close_pidfd(self) -> None:
+        with self._lock:
+            if self._pidfd is not None:
+                os.close(self._pidfd)
+                self._pidfd = None
+
+    def __del__(self) -> None:
+        if getattr(self, "_lock", None) is not None:
+            self._close_pidfd()
 
     def send_signal(self, sig: int) -> None:
-        if self._proc.exitcode is None:
-            os.kill(self.pid, sig)
+        """``sig`` to the child unless it has ended (through its pidfd: a child reaped by
+        the server is not signalled, whatever process has its pid by then)."""
+        with self._lock:
+            if self._proc.exitcode is not None:
+                return
+            try:
+                if self._pidfd is not None:
+                    signal.pidfd_send_signal(self._pidfd, sig)
+                else:
+                    os.kill(self.pid, sig)
+            except ProcessLookupError:
+                pass
 
     def terminate(self) -> None:
         import signal

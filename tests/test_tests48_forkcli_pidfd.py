@@ -94,3 +94,38 @@ def test_a_stranger_that_took_a_reaped_childs_pid_is_not_signalled(_cli_server):
         stranger.stdin.close()
         stranger.stdout.close()
     assert child.wait(30) == 0
+
+
+class _NotToldYet:
+    """A fork server's child as a test's process sees it before the server tells its end:
+    ``pid``, ``exitcode`` None (here: a direct child, reaped by the test as the server
+    would)."""
+
+    def __init__(self, proc: subprocess.Popen) -> None:
+        self.pid, self.exitcode = proc.pid, None
+
+
+@pytest.mark.skipif(not os.access(NS_LAST_PID, os.W_OK),
+                    reason="the next pid cannot be chosen here (needs CAP_SYS_ADMIN)")
+def test_a_trainer_child_reaped_by_its_server_leaves_the_process_at_its_pid_alone():
+    from _trainer_proc import TrainerProcess
+
+    proc = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"],
+                            stdin=subprocess.PIPE)
+    child = TrainerProcess(_NotToldYet(proc))   # type: ignore[arg-type]
+    assert proc.stdin is not None
+    proc.stdin.close()
+    proc.wait(30)   # (ended and reaped: the server's part)
+    stranger = _stranger_at(child.pid)
+    if stranger is None:
+        pytest.skip(f"pid {child.pid} went to another process 50 times")
+    try:
+        child.send_signal(signal.SIGUSR1)
+        assert not _pending(stranger.pid) & (1 << (signal.SIGUSR1 - 1)), \
+            "the signal for the reaped child reached the process that took its pid"
+    finally:
+        stranger.kill()
+        stranger.wait()
+        assert stranger.stdin is not None and stranger.stdout is not None
+        stranger.stdin.close()
+        stranger.stdout.close()
