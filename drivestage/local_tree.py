@@ -273,6 +273,8 @@ def walk(src: str, include: Sequence[str] = (), exclude: Sequence[str] = (), *,
             if link and not follow_symlinks and not _inside(path, root):
                 tree.skipped_links.append(rel)
                 continue
+            if link and len(os.fsencode(path)) > PATH_MAX:   # (read where it leads)
+                _too_long(path, rel)
             _unicode(src, rel, child.name)
             tree.files.append(LocalFile(rel, path, st.st_size, rel_root, child.name, link,
                                         os.path.abspath(child.path) if link else "",

@@ -109,3 +109,26 @@ def test_a_src_past_the_limit_is_one_line(emulator, drive_env, local_state, tmp_
     assert line.endswith("/run is 4,097 bytes long, over the 4,095 bytes Linux takes in a "
                          "path; push from a folder with a shorter path (move it nearer to /)")
     assert emulator.find("runs/x") is None
+
+
+def test_a_link_that_leads_past_the_limit_is_one_line(emulator, drive_env, local_state,
+                                                      tmp_path):
+    """``--follow-symlinks``: a link of SRC read where it leads, a file whose path is past
+    the limit (links of short targets in a chain: one target that long is refused)."""
+    out = tmp_path / "out"
+    out.mkdir()
+    _deep(out, 21)
+    half = "/".join([NAME] * 10)
+    os.symlink(str(out / half), tmp_path / "half")   # (a link to the tree's middle)
+    src = tmp_path / "run"
+    src.mkdir()
+    (src / "a.txt").write_bytes(b"a")
+    os.symlink(str(tmp_path / "half") + "/" + "/".join([NAME] * 11) + "/deep.txt",
+               src / "latest.txt")
+    code, out_, err = run("push", str(src), "drive:runs/x", "--follow-symlinks")
+    line = _refused(code, err, str(out))
+    size = len(os.fsencode(str(out))) + 21 * (len(NAME) + 1) + len("/deep.txt")
+    assert line.endswith(f"...{NAME[:91]}/deep.txt is {size:,} bytes long, over the 4,095 bytes "
+                         "Linux takes in a path: no push can read it there; move SRC to a "
+                         "shorter path, or push without it: --exclude 'latest.txt'"), line[-300:]
+    assert emulator.find("runs/x") is None
