@@ -421,16 +421,11 @@ class Child:
         """``sig`` to the child, unless it has ended: through its pidfd, which names that
         process only (reaped by its waiter, the child is not signalled, whatever process
         has its pid by then); where pidfds are missing, by pid while its end is unknown."""
+        from _pidfds import send
+
         with self._pidfd_lock:
-            if self.returncode is not None:
-                return
-            try:
-                if self._pidfd is not None:
-                    signal.pidfd_send_signal(self._pidfd, sig)
-                else:
-                    os.kill(self.pid, sig)
-            except ProcessLookupError:
-                pass
+            if self.returncode is None:
+                send(self._pidfd, self.pid, sig)
 
     def kill(self) -> None:
         self.send_signal(signal.SIGKILL)

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
-import signal
 import socket
 import subprocess
 import sys
 import threading
 from typing import Mapping, Optional, Sequence
+
+from _pidfds import open_pidfd, send
 
 #: Third-party modules a training run imports (what a fresh interpreter spends its start on).
 #: torch._dynamo: torch imports it as the run builds its optimizer (Optimizer.__init__ is
@@ -105,10 +106,7 @@ class TrainerProcess:
         # here: pids wrap in minutes). A pidfd opened now, as it starts (it runs for
         # seconds), names this child only; by pid where pidfds are missing.
         self._lock = threading.Lock()
-        try:
-            self._pidfd: Optional[int] = os.pidfd_open(self.pid)
-        except (AttributeError, OSError):
-            self._pidfd = None
+        self._pidfd = open_pidfd(self.pid)
 
     @property
     def returncode(self) -> Optional[int]:
@@ -144,15 +142,8 @@ class TrainerProcess:
         """``sig`` to the child unless it has ended (through its pidfd: a child reaped by
         the server is not signalled, whatever process has its pid by then)."""
         with self._lock:
-            if self._proc.exitcode is not None:
-                return
-            try:
-                if self._pidfd is not None:
-                    signal.pidfd_send_signal(self._pidfd, sig)
-                else:
-                    os.kill(self.pid, sig)
-            except ProcessLookupError:
-                pass
+            if self._proc.exitcode is None:
+                send(self._pidfd, self.pid, sig)
 
     def terminate(self) -> None:
         import signal

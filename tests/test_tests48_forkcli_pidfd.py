@@ -76,10 +76,9 @@ def _pending(pid: int) -> int:
     return int(fields["SigPnd"], 16) | int(fields["ShdPnd"], 16)
 
 
-@pytest.mark.skipif(not os.access(NS_LAST_PID, os.W_OK),
-                    reason="the next pid cannot be chosen here (needs CAP_SYS_ADMIN)")
-def test_a_stranger_that_took_a_reaped_childs_pid_is_not_signalled(_cli_server):
-    child = _reaped_unread(_cli_server)
+def _signalled_past_a_stranger(child) -> None:
+    """``child.send_signal(SIGUSR1)`` once a stranger has its pid (``child`` reaped): the
+    stranger gets nothing."""
     stranger = _stranger_at(child.pid)
     if stranger is None:
         pytest.skip(f"pid {child.pid} went to another process 50 times")
@@ -93,6 +92,13 @@ def test_a_stranger_that_took_a_reaped_childs_pid_is_not_signalled(_cli_server):
         assert stranger.stdin is not None and stranger.stdout is not None
         stranger.stdin.close()
         stranger.stdout.close()
+
+
+@pytest.mark.skipif(not os.access(NS_LAST_PID, os.W_OK),
+                    reason="the next pid cannot be chosen here (needs CAP_SYS_ADMIN)")
+def test_a_stranger_that_took_a_reaped_childs_pid_is_not_signalled(_cli_server):
+    child = _reaped_unread(_cli_server)
+    _signalled_past_a_stranger(child)
     assert child.wait(30) == 0
 
 
@@ -116,16 +122,4 @@ def test_a_trainer_child_reaped_by_its_server_leaves_the_process_at_its_pid_alon
     assert proc.stdin is not None
     proc.stdin.close()
     proc.wait(30)   # (ended and reaped: the server's part)
-    stranger = _stranger_at(child.pid)
-    if stranger is None:
-        pytest.skip(f"pid {child.pid} went to another process 50 times")
-    try:
-        child.send_signal(signal.SIGUSR1)
-        assert not _pending(stranger.pid) & (1 << (signal.SIGUSR1 - 1)), \
-            "the signal for the reaped child reached the process that took its pid"
-    finally:
-        stranger.kill()
-        stranger.wait()
-        assert stranger.stdin is not None and stranger.stdout is not None
-        stranger.stdin.close()
-        stranger.stdout.close()
+    _signalled_past_a_stranger(child)
