@@ -18,8 +18,9 @@ branch is recorded before its first iteration (:func:`record_branch`), not only 
 Rank 0 decides; under multi-machine DDP the other machines' local rank 0 pull the same file.
 
 This module holds the decision (:func:`choose`); the rest of a resume lives beside it:
-:mod:`trainer.resume_fallback` (past checkpoints that fail the content checks of
-:mod:`trainer.resume_checks`), :mod:`trainer.chosen` (the same bytes on every machine),
+:mod:`trainer.start` (where the run starts, :class:`Start`), :mod:`trainer.resume_drive` (the
+run's checkpoints on Drive, the newest that loads fetched), :mod:`trainer.resume_fallback`
+(past checkpoints that fail the content checks of :mod:`trainer.resume_checks`), :mod:`trainer.chosen` (the same bytes on every machine),
 :mod:`trainer.restore` (the state into the run, the run folder repaired) and
 :mod:`trainer.branches` (a resume on purpose from an older checkpoint, recorded).
 """
@@ -27,13 +28,9 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass, replace
-from typing import Any, Callable, Optional, Sequence
+from dataclasses import replace
+from typing import Any, Optional, Sequence
 
-from drivestage.errors import ChecksumMismatchError, DriveStageError, NotFoundError, \
-    RemoteChangedError
-from drivestage import sidecar as sidecars
-from drivestage.sidecar import Sidecar
 from drivestage.store import RemoteEntry
 from trainer import checkpoint as ckpt, resume_checks as checks
 from trainer import distributed, drive_lone, kept_copies
@@ -41,9 +38,11 @@ from trainer.drive import DriveFolder, RemoteCheckpoint, newest_of_current_run, 
     unvouched_ahead, unvouched_text
 from trainer.errors import CheckpointError, LoadFailedError
 from trainer.resume_fallback import Tried, Vet
-# Split out: the copies fetched from Drive to look at (trainer24), the rest (trainer23).
-from trainer.fetched import _aside, _beside, _check_matches_sidecar, _drop_fetched, \
-    _drop_looked, _load_looked
+# Split out: where a run starts (trainres48), the checkpoints on Drive and their fetch
+# (trainres48), the copies fetched from Drive to look at (trainer24), the rest (trainer23).
+from trainer.start import NO_RESUME, Start
+from trainer.resume_drive import MAX_RELISTS, _as_on_drive, _check_drive_run, _fetch_newest, \
+    _of_run, _raw_saved, _safe, _went_on
 from trainer.state import Position, describe_run, new_run_id
 from trainer.branches import record_branch
 from trainer.chosen import Chosen, chosen_bytes, drop_side_copy, ensure_local_checkpoint, \
@@ -52,28 +51,6 @@ from trainer.restore import WATCHED_KEYS, _copy_for_repair, _repair_run_folder, 
     restore
 
 logger = logging.getLogger(__name__)
-
-NO_RESUME = ("", "none", "no", "false")
-
-
-@dataclass(frozen=True)
-class Start:
-    """Where training starts: a checkpoint (``path``) or a fresh run (``run``)."""
-
-    run: str                           # the identity of a fresh run (replaced by the checkpoint's)
-    path: Optional[str] = None         # local checkpoint to load
-    where: Optional[str] = None        # how to name it in messages (a path, or drive:...)
-    remote: Optional[str] = None       # the drive: file it came from (other machines pull it)
-    safe: Optional[RemoteCheckpoint] = None  # the newest verified checkpoint on Drive, if seen
-    side_copies: bool = False          # a machine loads rank 0's bytes from a hidden copy
-                                       # (:func:`loaded` removes them once every rank loaded)
-    # The checkpoints of the run on Drive as listed for the decision (None: not listed, or
-    # the start came from there): what :func:`record_branch` compares the start with.
-    seen: Optional[tuple[RemoteCheckpoint, ...]] = None
-    given: bool = False                # the user named the checkpoint (--resume PATH)
-    # This folder's checkpoints --resume auto passed over as no state to train on, (path,
-    # md5): kept aside by the run's first save, which would replace them (trainer.saving).
-    passed_over: tuple[tuple[str, str], ...] = ()
 
 
 def choose(cfg: Any, resume: Optional[str], info: distributed.DistInfo,
@@ -281,41 +258,6 @@ def _past_unloadable(stop: LoadFailedError, run: Optional[str], out_dir: str,
                          keep=lambda c: _went_on(c.sidecar, mine), tried=tried)
 
 
-def _as_on_drive(mine: Optional[Sidecar], ours: Sequence[RemoteCheckpoint]) -> Optional[Sidecar]:
-    """This folder's sidecar ``mine`` dated no later than its checkpoint's copy on Drive is
-    (Drive dates a sidecar no later than it arrived there): compared with Drive's dates, a
-    date of this machine's clock running ahead would put this state after the saves another
-    machine made since, continuing from it (:func:`_went_on`). Only a copy whose sidecar
-    says the very ``saved`` of ``mine`` counts (this sidecar, pushed): one dated earlier is
-    the sidecar before this folder re-dated it, a branch recorded here whose push to Drive
-    did not happen (:func:`record_branch`, killed in between); capped by it, the branch read
-    as left behind by the run's diverged newest on Drive, and was fetched over it."""
-    if mine is None or mine.md5 is None or mine.saved is None:
-        return mine
-    there = [c.sidecar.saved for c in ours if (c.described.md5 or "").lower() == mine.md5
-             and c.sidecar.saved is not None and _raw_saved(c) == mine.saved]
-    if there and min(there) < mine.saved:
-        import dataclasses
-
-        return dataclasses.replace(mine, saved=min(there))
-    return mine
-
-
-def _raw_saved(remote: RemoteCheckpoint) -> Optional[float]:
-    """The ``saved`` its sidecar on Drive says (not capped at its arrival there)."""
-    side = sidecars.parse(remote.sidecar_bytes, sidecars.name_for(remote.entry.name)) \
-        if remote.sidecar_bytes else None
-    return side.speaking_for(remote.entry.md5).saved if side is not None else None
-
-
-def _went_on(there: Sidecar, here: Sidecar) -> bool:
-    """Whether the run went on from the state ``here`` (this folder's) to ``there`` (on Drive,
-    another machine): saved later at another point, when both say when they were saved (a
-    run sent back on purpose there is at an earlier point, and where it goes on; one sent
-    back here has the later save); without save times, further on."""
-    if there.saved is not None and here.saved is not None:
-        return there.saved > here.saved and there.progress != here.progress
-    return there.progress > here.progress
 
 
 def _all_unreadable(out_dir: str, run: Optional[str],
@@ -353,134 +295,6 @@ def _refuse_mixing(new: str, out_dir: str, local: Sequence[ckpt.LocalCheckpoint]
         f"--set train.out_dir=<a new folder> --set drive.logs=<a new Drive folder>")
 
 
-def _check_drive_run(run: Optional[str], out_dir: str,
-                     drive: Optional[DriveFolder]) -> Optional[list[RemoteCheckpoint]]:
-    """Continuing ``run`` from the local folder: Drive must hold that run (or nothing).
-    Returns that run's checkpoints on Drive; None when there is no Drive or it could not
-    be listed."""
-    if drive is None:
-        return None
-    try:
-        remote = drive.checkpoints()
-    except DriveStageError as exc:  # the local checkpoint is enough to go on; saving retries
-        logger.warning("could not list %s (%s); resuming from the local checkpoint", drive.spec, exc)
-        return None
-    return _of_run(run, out_dir, drive, remote)
-
-
-def _of_run(run: Optional[str], out_dir: str, drive: DriveFolder,
-            remote: Sequence[RemoteCheckpoint]) -> list[RemoteCheckpoint]:
-    """``run``'s checkpoints among ``remote``; refuses when Drive holds only other runs'."""
-    ours = [c for c in remote if c.sidecar.run == run]
-    others = sorted({describe_run(c.sidecar.run) for c in remote if c.sidecar.run != run})
-    if others and not ours:
-        raise CheckpointError(
-            f"{out_dir} holds {describe_run(run)} but {drive.spec} holds checkpoints of "
-            f"{', '.join(others)}; resuming would mix the two runs on Drive. Set drive.logs to "
-            f"the Drive folder of {describe_run(run)}, or move {out_dir} aside to continue the "
-            f"run on Drive")
-    if others:
-        logger.warning("%s also holds checkpoints of %s; they are left alone", drive.spec,
-                       ", ".join(others))
-    return ours
-
-
-def _safe(drive: Optional[DriveFolder]) -> Optional[RemoteCheckpoint]:
-    if drive is None:
-        return None
-    try:
-        return newest_of_current_run(drive.checkpoints())
-    except DriveStageError as exc:
-        logger.warning("could not list %s: %s", drive.spec, exc)
-        return None
-
-
-#: Times a resume lists drive.logs again because the checkpoint it fetched changed meanwhile
-#: (another machine pushing the same names): bounded, a folder rewritten without end fails.
-MAX_RELISTS = 3
-
-
-def _fetch_newest(drive: DriveFolder, remote: Sequence[RemoteCheckpoint], out_dir: str, *,
-                  fallback: Optional[Callable[[list[str]], Start]] = None,
-                  keep: Callable[[RemoteCheckpoint], bool] = lambda c: True,
-                  tried: Optional[Tried] = None) -> Start:
-    """The current run's most advanced checkpoint on Drive that loads; older ones as fallback
-    (then ``fallback(names found unusable)``, when given: what it shows as safe on Drive must
-    not be one of them). A listing made again (a checkpoint changed during its fetch) counts
-    only the checkpoints ``keep`` takes, as ``remote`` did (those further on than the local
-    folder's: else an older one on Drive would send the run back behind it). ``tried`` vets
-    each candidate's contents (--resume auto): one that fails is passed over as an unreadable
-    one is; Drive keeps it."""
-    tried = tried or Tried(None)
-    bad: list[str] = []
-    newest = newest_of_current_run(remote)
-    assert newest is not None
-    run = newest.sidecar.run
-    tried.run = tried.run or run
-    relisted = 0
-    while True:
-        chosen = newest_of_current_run(remote, run, skip=bad)
-        if chosen is None and fallback is not None:
-            return fallback(bad)
-        if chosen is None:
-            raise tried.refusal() or CheckpointError(
-                f"no checkpoint of {describe_run(run)} on {drive.spec} can be read "
-                f"({', '.join(bad)} cannot); start over with --resume none in new folders, or "
-                f"--resume a checkpoint file you have")
-        if tried.known_bad(chosen.sidecar.md5):
-            bad.append(chosen.name)     # (a listing made again: no second download of it)
-            continue
-        # The bound hit: refused before the download (it left the copy in the run folder,
-        # undescribed: the next --resume auto described it and went on from it silently).
-        tried.check_bound(chosen.where)
-        dest = os.path.join(out_dir, chosen.name)
-        # A file of that name here was passed over (bad, unreadable: "kept as it is"): the copy
-        # is fetched beside it, never over it (one bad too was deleted with it).
-        target = _beside(dest, chosen) if os.path.lexists(dest) else dest
-        looked: Optional[str] = None
-        try:
-            drive.fetch(chosen, target)
-            looked = _aside(target, dest)
-            # (Bytes its sidecar vouches for that do not load here: LoadFailedError, the
-            # copy removed below, Drive's kept; never the next older one: loadfail37.)
-            state = _load_looked(looked, target, chosen)
-            _check_matches_sidecar(state, chosen)
-        except RemoteChangedError as exc:
-            if relisted >= MAX_RELISTS:
-                raise
-            # Another machine pushed a new version of it meanwhile (it saves the same names):
-            # the folder as it is now, not the next older checkpoint.
-            relisted += 1
-            logger.warning("%s changed on Drive while it was fetched (%s); listing %s again",
-                           chosen.where, exc, drive.spec)
-            _drop_fetched(target, looked)
-            remote = [c for c in drive.checkpoints() if keep(c)]
-            continue
-        except (CheckpointError, ChecksumMismatchError, NotFoundError) as exc:
-            # NotFoundError: deleted since the listing (another machine's retention)
-            logger.warning("the newest verified checkpoint on Drive, %s, cannot be used (%s); "
-                           "falling back to the next older one", chosen.where, exc)
-            _drop_fetched(target, looked)
-            bad.append(chosen.name)
-            continue
-        except BaseException:
-            _drop_looked(looked)   # (a Ctrl-C during the download keeps its partial, to go on)
-            raise
-        try:
-            usable = tried.usable(state, chosen.where, chosen.sidecar.md5)
-        except BaseException:
-            _drop_looked(looked)
-            raise
-        if not usable:
-            _drop_fetched(target, looked)    # Drive keeps it: only this fetched copy goes
-            bad.append(chosen.name)
-            continue
-        os.replace(looked, dest)             # chosen: under its name from now on
-        # The sidecar as Drive has it: the mirror then finds both files unchanged.
-        from drivestage.localfs import atomic_write
-
-        atomic_write(ckpt.sidecar_path(dest), chosen.sidecar_bytes, mode=0o644)
-        return Start(new_run_id(), dest, chosen.where, chosen.where, safe=chosen)
 
 
 def saved_before(out_dir: str, run: Optional[str], start: Start) -> float:
@@ -497,4 +311,5 @@ def saved_before(out_dir: str, run: Optional[str], start: Start) -> float:
 __all__ = ["NO_RESUME", "MAX_RELISTS", "Start", "Chosen", "choose", "saved_before", "restore",
            "loaded", "record_branch", "ensure_local_checkpoint", "chosen_bytes",
            "drop_side_copy", "WATCHED_KEYS", "_decide", "_copy_for_repair",
-           "_repair_run_folder", "_warn_changed"]
+           "_repair_run_folder", "_warn_changed", "_fetch_newest", "_raw_saved", "_as_on_drive",
+           "_went_on", "_of_run", "_safe", "_check_drive_run"]
