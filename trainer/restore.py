@@ -86,13 +86,18 @@ def restore(run: Any, start: Start) -> Optional[dict]:
 #: on without a word; attacktrain45). ``train.epochs`` too, but a run extended is what "train
 #: more" is: said in a line of its own (:func:`_say_epochs`), not warned of. And what the
 #: mAP that picks ``best.pt`` is measured with (the validation images evaluated, the
-#: thresholds): the run's best so far is compared with another measure from then on.
+#: thresholds): the run's best so far is compared with another measure from then on. And the
+#: augmentation and the loss's settings (what the rest of the run learns from, and in the
+#: middle of an epoch the draws of the samples still to come): they went on without a word
+#: (trainres48).
 WATCHED_KEYS = ("data.drive_zip", "data.voc_root", "data.year", "data.train", "data.val",
                 "data.max_val_images", "model.input_size", "model.anchors",
                 "train.freeze_epochs", "train.batch_size", "train.freeze_batch_size", "train.lr",
                 "train.min_lr_ratio", "train.lr_schedule", "train.nbs", "train.ema",
                 "train.ema_decay", "train.conf_thresh", "train.nms_thresh", "train.seed",
-                "train.optimizer", "train.momentum", "train.weight_decay")
+                "train.optimizer", "train.momentum", "train.weight_decay", "train.mosaic",
+                "train.mosaic_prob", "train.mixup", "train.mixup_prob", "train.special_aug_ratio",
+                "train.label_smoothing", "train.focal_loss", "train.grad_clip")
 
 
 def _warn_changed(saved: Any, current: dict[str, Any], path: Optional[str]) -> None:
