@@ -59,8 +59,8 @@ def test_a_killed_save_cut_short_is_refused_early_and_said(one_epoch, tmp_path):
     assert result.exit_code == 2, result.output
     assert result.stderr.strip().splitlines()[-1] == (
         f"Error: model.weights: file not found: {gone} (--resume auto would start a new run: "
-        f"{logs / 'last.pt'} has no sidecar and cannot be read, so it is no state to go on "
-        "from)")
+        f"{logs / 'last.pt'} has no sidecar and does not load as a checkpoint, so it is no "
+        "state to go on from)")
     # Nothing written: no sidecar vouches for the cut file, its bytes as they were.
     assert sorted(os.listdir(logs)) == ["last.pt"]
     assert hashlib.md5((logs / "last.pt").read_bytes()).hexdigest() == hashlib.md5(cut).hexdigest()

@@ -189,6 +189,29 @@ def describe_killed_saves(folder: str, *, say: bool = True) -> list[str]:
     stepped back (older by its time than ``epoch_002.pt``) was never read, and the resume
     went back to epoch 2 (train27); an older one (a prune killed between its two files) stays
     as it is, for the next prune."""
+    out = []
+    for path, side, cut_short in killed_saves(folder):
+        try:
+            sidecars.write(path, side)
+        except OSError as exc:
+            # (A full disk.) Going on without it would resume an older checkpoint and train
+            # the epochs since again.
+            raise SaveError(f"{path} has no sidecar (a save was killed before it) and none "
+                            f"could be written: {exc}; free some space and run the same "
+                            f"command again") from None
+        if say:
+            logger.warning("%s had no %s (a save was killed between the two); described "
+                           "from its contents (epoch %d)", path,
+                           "readable sidecar" if cut_short else "sidecar", side.epoch)
+        out.append(path)
+    return out
+
+
+def killed_saves(folder: str) -> list[tuple[str, Sidecar, bool]]:
+    """What :func:`describe_killed_saves` would describe, reading only: ``(path, its sidecar
+    from its contents, whether a sidecar cut short is there)``. A file that does not load whole
+    is none (never trusted unverified). ``train``'s early check of ``model.weights`` asks it
+    too, before the data is pulled: a resume from such a file needs no weights (trainres48)."""
     described = list_checkpoints(folder)
     since = max((c.described.modified for c in described), default=None)
     run = current_run([c.described for c in described])[1] if described else None
@@ -231,19 +254,7 @@ def describe_killed_saves(folder: str, *, say: bool = True) -> list[str]:
         if behind and max(behind) >= (side.saved or 0.0):
             side = dataclasses.replace(side, saved=max(behind) + 1e-3)
         cut_short = os.path.exists(sidecar_path(path))   # (there, unreadable: replaced)
-        try:
-            sidecars.write(path, side)
-        except OSError as exc:
-            # (A full disk.) Going on without it would resume an older checkpoint and train
-            # the epochs since again.
-            raise SaveError(f"{path} has no sidecar (a save was killed before it) and none "
-                            f"could be written: {exc}; free some space and run the same "
-                            f"command again") from None
-        if say:
-            logger.warning("%s had no %s (a save was killed between the two); described "
-                           "from its contents (epoch %d)", path,
-                           "readable sidecar" if cut_short else "sidecar", epoch)
-        out.append(path)
+        out.append((path, side, cut_short))
     return out
 
 

@@ -33,7 +33,7 @@ def check_start_weights(cfg: Any, resume: str) -> None:
         if _local_checkpoints(cfg.train.out_dir):
             return
         if not cfg.drive.logs:
-            raise
+            _refuse(refused, cfg.train.out_dir)
         try:
             on_drive = _drive_checkpoints(cfg)
         except Exception as exc:   # (Drive down, a bad token: the resume's own error later)
@@ -46,13 +46,31 @@ def check_start_weights(cfg: Any, resume: str) -> None:
                               f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
                               ) from None
         if not on_drive:
-            raise
+            _refuse(refused, cfg.train.out_dir)
 
 
 def _local_checkpoints(out_dir: str) -> bool:
+    """Whether ``--resume auto`` finds a checkpoint in ``out_dir``: one with a sidecar, or a
+    killed save's that loads whole, which the resume describes and goes on from (trainres48:
+    refused here before). Read only: the resume writes its sidecar, as it did."""
     from trainer import checkpoint as ckpt
 
-    return os.path.isdir(out_dir) and bool(ckpt.list_checkpoints(out_dir))
+    return os.path.isdir(out_dir) and bool(ckpt.list_checkpoints(out_dir) or
+                                           ckpt.killed_saves(out_dir))
+
+
+def _refuse(refused: ConfigError, out_dir: str) -> None:
+    """``refused``, saying which files of ``out_dir`` the resume passes over (no sidecar, and
+    they do not load whole: no state to go on from), if any: else the refusal of a folder
+    holding ``last.pt`` reads as a bug."""
+    from trainer import checkpoint as ckpt
+
+    unread = ", ".join(sorted(ckpt.undescribed(out_dir))) if os.path.isdir(out_dir) else ""
+    if not unread:
+        raise refused
+    raise ConfigError(f"{refused} (--resume auto would start a new run: {unread} has no "
+                      f"sidecar and does not load as a checkpoint, so it is no state to go on "
+                      f"from)") from None
 
 
 def _drive_checkpoints(cfg: Any) -> bool:
