@@ -33,7 +33,7 @@ from typing import Any, Optional, Sequence
 
 from drivestage.store import RemoteEntry
 from trainer import checkpoint as ckpt, resume_checks as checks
-from trainer import distributed, drive_lone, kept_copies
+from trainer import distributed, drive_lone, kept_copies, start_weights
 from trainer.drive import DriveFolder, RemoteCheckpoint, newest_of_current_run, \
     unvouched_ahead, unvouched_text
 from trainer.errors import CheckpointError, LoadFailedError
@@ -215,9 +215,12 @@ def _decide(cfg: Any, resume: Optional[str], drive: Optional[DriveFolder],
     if drive is None:
         if found:
             raise tried.refusal() or _all_unreadable(out_dir, run, local)
+        start_weights.refuse_fresh(cfg, None)   # (no weights to start from: said, exit 2)
         logger.info("no checkpoint in %s: starting fresh", out_dir)
         return Start(new_run_id())
     remote = listed = drive.checkpoints()
+    # Deleted on Drive since the early check listed it (trainres48): said, the newest left taken.
+    start_weights.say_gone(drive, listed)
     if found and remote:
         # Every local checkpoint of the run is unreadable: continue that run from Drive, never
         # another run that drive.logs holds into this folder.
@@ -228,6 +231,7 @@ def _decide(cfg: Any, resume: Optional[str], drive: Optional[DriveFolder],
             raise tried.refusal() or _all_unreadable(out_dir, run, local)
         if not listed and drive_lone.take_up(drive, drive.lone, out_dir):   # (attacktrain42)
             return _decide(cfg, resume, drive, vet, tried=tried)
+        start_weights.refuse_fresh(cfg, drive)
         logger.info("no checkpoint in %s nor on %s: starting fresh", out_dir, drive.spec)
         return Start(new_run_id())
     logger.info("the local run folder has no checkpoint; taking the newest from %s", drive.spec)

@@ -1,12 +1,25 @@
 """Whether ``train``'s early check of ``model.weights`` applies: a run that will resume from a
 checkpoint never uses the pretrained weights (its state is the checkpoint's), so a weights
-file that is gone (a fresh VM, a cleared /tmp) must not refuse it (trainatk47)."""
+file that is gone (a fresh VM, a cleared /tmp) must not refuse it (trainatk47).
+
+What the check found on ``drive.logs`` is kept for the resume (:func:`say_gone`,
+:func:`refuse_fresh`): a checkpoint deleted there while the data was pulled (another machine's
+retention, a user) is said, and the resume goes on from the newest left, or, none left and
+no weights to start a new run from, refuses in one line, never "starting fresh" into the
+missing file (trainres48)."""
 from __future__ import annotations
 
+import logging
 import os
-from typing import Any
+from typing import Any, Sequence
 
 from trainer.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+#: What the early check listed on ``drive.logs``, by (run folder, Drive folder): the
+#: checkpoints there (``drive:…/<name>``). This process's resume compares its listing with it.
+SEEN: dict[tuple[str, str], tuple[str, ...]] = {}
 
 
 def check_start_weights(cfg: Any, resume: str) -> None:
@@ -16,7 +29,7 @@ def check_start_weights(cfg: Any, resume: str) -> None:
     decision :func:`trainer.resume.choose` makes). Drive is asked only when the file is
     missing; where it cannot be read, the refusal stands and says the resume was not
     checked."""
-    from trainer.resume import NO_RESUME
+    from trainer.start import NO_RESUME
     from trainer.staging import local_weights
 
     if not cfg.model.weights or cfg.model.weights.startswith("drive:"):
@@ -77,4 +90,50 @@ def _drive_checkpoints(cfg: Any) -> bool:
     from trainer.drive import DriveFolder
 
     folder = DriveFolder(cfg.drive.logs, cfg.train.out_dir)
-    return bool(folder.checkpoints() or folder.lone)
+    found = [c.where for c in folder.checkpoints()] + [folder.where(e.name) for e in folder.lone]
+    SEEN[(folder.local_dir, folder.spec)] = tuple(sorted(found))
+    return bool(found)
+
+
+def _gone(drive: Any, listed: Sequence[Any]) -> list[str]:
+    """The checkpoints the early check listed on ``drive`` that ``listed`` (the resume's
+    listing, :class:`~trainer.drive.RemoteCheckpoint`) and its lone files no longer hold."""
+    now = {c.where for c in listed} | {drive.where(e.name) for e in drive.lone}
+    return [w for w in SEEN.get((drive.local_dir, drive.spec), ()) if w not in now]
+
+
+def say_gone(drive: Any, listed: Sequence[Any]) -> None:
+    """A warning naming the checkpoints on ``drive`` that were there when this run started
+    (the early check listed them) and are gone from the resume's listing ``listed``; the
+    resume then goes on from the newest there now."""
+    gone = _gone(drive, listed)
+    if gone and listed:
+        logger.warning("%s, there when this run started, %s gone (deleted or pruned since); "
+                       "--resume auto goes on from the newest checkpoint there now",
+                       ", ".join(gone), "are" if len(gone) > 1 else "is")
+
+
+def refuse_fresh(cfg: Any, drive: Any) -> None:
+    """Refuse the new run ``--resume auto`` would start where ``model.weights`` is a local
+    file that is not there (ConfigError, exit 2, as the early check's): the run folder and
+    ``drive`` (None: not set) hold no checkpoint, so none was resumed (the early check let it
+    go on: those there then were deleted or pruned since). Before, the run "started fresh"
+    and ended on the missing file without a word of why."""
+    from trainer.staging import local_weights
+
+    # (A decision asked with a config of train and drive alone: no weights to start from.)
+    weights = getattr(getattr(cfg, "model", None), "weights", None)
+    if not weights or weights.startswith("drive:"):
+        return
+    try:
+        local_weights(weights, cfg)
+        return
+    except ConfigError as refused:
+        gone = _gone(drive, []) if drive is not None else []
+        out_dir = cfg.train.out_dir
+        what = (f"{', '.join(gone)}, there when this run started, {'were' if len(gone) > 1 else 'was'} "
+                f"deleted or pruned since, and {out_dir} holds none" if gone else
+                f"{out_dir} holds none" + (f", nor does {drive.spec}" if drive is not None else ""))
+        raise ConfigError(f"{refused} (--resume auto finds no checkpoint to go on from: {what}; "
+                          f"put the weights file back to start a new run, or --resume a "
+                          f"checkpoint file you have)") from None
