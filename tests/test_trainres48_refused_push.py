@@ -9,6 +9,7 @@ is the emulator's 503s on uploads from epoch 1's start until its save's push has
 from __future__ import annotations
 
 import logging
+import re
 import time
 
 import pytest
@@ -57,8 +58,9 @@ def test_a_push_refused_mid_run_and_taken_later_is_said_at_the_end(
     lines = [r.getMessage() for r in caplog.records if "failed mid-run" in r.getMessage()]
     assert len(lines) == 1, [r.getMessage() for r in caplog.records]
     line = lines[0]
-    assert line.startswith(f"a push to {SPEC} failed mid-run (the first error: "), line
-    assert line.endswith("), retried by the next: the saves it held back reached Drive later "
-                         "(epoch_001.pt)"), line
+    # (How many pushes failed: the save's, and those of other files before it, as timed.)
+    assert re.fullmatch(rf"(a push|\d+ pushes) to {SPEC} failed mid-run \(the first error: .*"
+                        r"503 backendError.*\), retried by the next: the saves (it|they) held "
+                        r"back reached Drive later \(epoch_001\.pt\)", line), line
     # Not counted among the saves that failed: each was written, and Drive holds it.
     assert not any("of this run's saves failed" in r.getMessage() for r in caplog.records)

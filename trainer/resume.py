@@ -20,9 +20,10 @@ Rank 0 decides; under multi-machine DDP the other machines' local rank 0 pull th
 This module holds the decision (:func:`choose`); the rest of a resume lives beside it:
 :mod:`trainer.start` (where the run starts, :class:`Start`), :mod:`trainer.resume_drive` (the
 run's checkpoints on Drive, the newest that loads fetched), :mod:`trainer.resume_fallback`
-(past checkpoints that fail the content checks of :mod:`trainer.resume_checks`), :mod:`trainer.chosen` (the same bytes on every machine),
-:mod:`trainer.restore` (the state into the run, the run folder repaired) and
-:mod:`trainer.branches` (a resume on purpose from an older checkpoint, recorded).
+(past checkpoints that fail the content checks of :mod:`trainer.resume_checks`),
+:mod:`trainer.chosen` (the same bytes on every machine), :mod:`trainer.restore` (the state
+into the run, the run folder repaired) and :mod:`trainer.branches` (a resume on purpose from
+an older checkpoint, recorded).
 """
 from __future__ import annotations
 

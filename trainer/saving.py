@@ -201,6 +201,9 @@ class Checkpointer(Callback):
         line = failed_saves.warning_line(self._jobs, self._epoch_job, self.out_dir, self.writer)
         if line is not None:   # (the final save verified: 0, but not as a clean success)
             logger.warning("%s", line)
+        refused = failed_saves.refused_line(self.writer, self.out_dir)   # (Drive's, retried)
+        if refused is not None:
+            logger.log(logging.WARNING if refused[0] else logging.INFO, "%s", refused[1])
         if self.blocked_s:
             logger.info("%d checkpoints saved; training waited %.2f s for them in all (at most "
                         "%.2f s for one)", len(self.blocked_s), sum(self.blocked_s), max(self.blocked_s))

@@ -131,8 +131,9 @@ def refuse_fresh(cfg: Any, drive: Any) -> None:
     except ConfigError as refused:
         gone = _gone(drive, []) if drive is not None else []
         out_dir = cfg.train.out_dir
-        what = (f"{', '.join(gone)}, there when this run started, {'were' if len(gone) > 1 else 'was'} "
-                f"deleted or pruned since, and {out_dir} holds none" if gone else
+        were = "were" if len(gone) > 1 else "was"
+        what = (f"{', '.join(gone)}, there when this run started, {were} deleted or pruned "
+                f"since, and {out_dir} holds none" if gone else
                 f"{out_dir} holds none" + (f", nor does {drive.spec}" if drive is not None else ""))
         raise ConfigError(f"{refused} (--resume auto finds no checkpoint to go on from: {what}; "
                           f"put the weights file back to start a new run, or --resume a "

@@ -31,7 +31,7 @@ from typing import Callable, Iterable, Optional
 
 from drivestage.interrupts import BackgroundThread, Flag, Monitor
 from drivestage.push_result import Outstanding
-from trainer import autosaves, pushed
+from trainer import autosaves, failed_saves, pushed
 from trainer import checkpoint as ckpt
 from trainer.local_retention import LocalRetention, finish_removals
 from trainer.pushed import SafeOnDrive, ahead
@@ -79,6 +79,7 @@ class BackgroundWriter:
         # Writes of each name so far: a push credits a name only if it was not written again
         # while the push ran (an epoch's best.pt replaced under an upload of the older one).
         self._generation: dict[str, int] = {}
+        self.refused = failed_saves.RefusedPushes()   # pushes failed mid-run (trainres48)
         self._recheck: set[str] = set()   # written during a push: the next push tells
         self._sending: set[str] = set()   # the autosaves here when the push under way began
         self._verified_names: set[str] = set()
@@ -474,6 +475,8 @@ class BackgroundWriter:
         with self._cond:
             self.last_error = exc
             self._retry_at = now + self.retry_s
+            self.refused.note(exc, self._generation, self._verified_gen,
+                              getattr(self.drive, "exclude", ()))   # (said at the end)
             quiet_for = now - self._last_ok
             loud = not self._warned and quiet_for > 2 * self.interval_s
             if loud:
