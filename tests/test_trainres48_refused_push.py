@@ -64,3 +64,48 @@ def test_a_push_refused_mid_run_and_taken_later_is_said_at_the_end(
                         r"back reached Drive later \(epoch_001\.pt\)", line), line
     # Not counted among the saves that failed: each was written, and Drive holds it.
     assert not any("of this run's saves failed" in r.getMessage() for r in caplog.records)
+
+
+def test_an_autosave_removed_here_before_drive_took_it_is_warned_of(
+        emulator, drive_env, local_state, tmp_path):
+    """The writer alone (the real one, on the emulator): three autosaves written while Drive
+    refuses every request (an expired login), the oldest removed here as the newest two are
+    kept; then Drive is back and an epoch's save goes. The end line warns of the one lost."""
+    import torch
+
+    from trainer.drive import DriveFolder
+    from trainer.failed_saves import refused_line
+    from trainer.save_job import SaveJob
+    from trainer.state import Position
+    from trainer.writer import BackgroundWriter
+
+    out = tmp_path / "run"
+    out.mkdir()
+    folder = DriveFolder("drive:Models/tr48w/logs", str(out))
+
+    def job(iteration: int, name: str = "") -> SaveJob:
+        state = {"format_version": 2, "model": {"w": torch.full((64,), float(iteration))},
+                 "optimizer": {}, "epoch": 0, "iteration": iteration,
+                 "epoch_iteration": iteration, "config": {}, "run": "r"}
+        return SaveJob(state, [name or f"autosave_{iteration:08d}.pt"],
+                       Position(0, iteration, iteration), droppable=not name)
+
+    emulator.faults.inject(status=401, reason="authError", times=None)
+    writer = BackgroundWriter(str(out), folder, retry_s=3600.0)
+    for iteration in (1, 2, 3):
+        saved = job(iteration)
+        writer.submit(saved)
+        assert writer.wait(saved, time.monotonic() + 60) and saved.written
+    assert not (out / "autosave_00000001.pt").exists()   # (the newest two kept)
+    emulator.faults.clear()
+    epoch = job(4, "epoch_001.pt")
+    writer.submit(epoch)
+    assert writer.wait(epoch, time.monotonic() + 60) and writer.verified("epoch_001.pt")
+    assert writer.close() is True
+    warn, line = refused_line(writer, str(out))
+    assert warn, line
+    assert re.fullmatch(
+        r"\d+ pushes to drive:Models/tr48w/logs failed mid-run \(the first error: .*\), retried "
+        r"by the next: of the saves they held back, autosave_00000002\.pt, "
+        r"autosave_00000003\.pt reached Drive later; autosave_00000001\.pt \(removed here "
+        r"before a push got through\) never did", line), line
