@@ -221,7 +221,7 @@ def _decide(cfg: Any, resume: Optional[str], drive: Optional[DriveFolder],
         return Start(new_run_id())
     remote = listed = drive.checkpoints()
     # Deleted on Drive since the early check listed it (trainres48): said, the newest left taken.
-    start_weights.say_gone(drive, listed)
+    gone = start_weights.say_gone(drive, listed)
     if found and remote:
         # Every local checkpoint of the run is unreadable: continue that run from Drive, never
         # another run that drive.logs holds into this folder.
@@ -232,7 +232,7 @@ def _decide(cfg: Any, resume: Optional[str], drive: Optional[DriveFolder],
             raise tried.refusal() or _all_unreadable(out_dir, run, local)
         if not listed and drive_lone.take_up(drive, drive.lone, out_dir):   # (attacktrain42)
             return _decide(cfg, resume, drive, vet, tried=tried)
-        start_weights.refuse_fresh(cfg, drive)
+        start_weights.refuse_fresh(cfg, drive, gone)
         logger.info("no checkpoint in %s nor on %s: starting fresh", out_dir, drive.spec)
         return Start(new_run_id())
     logger.info("the local run folder has no checkpoint; taking the newest from %s", drive.spec)

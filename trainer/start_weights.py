@@ -32,6 +32,8 @@ def check_start_weights(cfg: Any, resume: str) -> None:
     from trainer.start import NO_RESUME
     from trainer.staging import local_weights
 
+    # (An earlier run's in this process, a notebook's: not what this run started with.)
+    SEEN.pop((os.path.abspath(cfg.train.out_dir), (cfg.drive.logs or "").rstrip("/")), None)
     if not cfg.model.weights or cfg.model.weights.startswith("drive:"):
         return
     try:
@@ -95,30 +97,26 @@ def _drive_checkpoints(cfg: Any) -> bool:
     return bool(found)
 
 
-def _gone(drive: Any, listed: Sequence[Any]) -> list[str]:
-    """The checkpoints the early check listed on ``drive`` that ``listed`` (the resume's
-    listing, :class:`~trainer.drive.RemoteCheckpoint`) and its lone files no longer hold."""
+def say_gone(drive: Any, listed: Sequence[Any]) -> list[str]:
+    """The checkpoints the early check listed on ``drive`` that the resume's listing
+    ``listed`` (:class:`~trainer.drive.RemoteCheckpoint`) and its lone files no longer hold:
+    deleted since. Where some are left, a warning names those gone; the resume then goes on
+    from the newest there now. Asked once: what the early check saw is forgotten."""
     now = {c.where for c in listed} | {drive.where(e.name) for e in drive.lone}
-    return [w for w in SEEN.get((drive.local_dir, drive.spec), ()) if w not in now]
-
-
-def say_gone(drive: Any, listed: Sequence[Any]) -> None:
-    """A warning naming the checkpoints on ``drive`` that were there when this run started
-    (the early check listed them) and are gone from the resume's listing ``listed``; the
-    resume then goes on from the newest there now."""
-    gone = _gone(drive, listed)
-    if gone and listed:
+    gone = [w for w in SEEN.pop((drive.local_dir, drive.spec), ()) if w not in now]
+    if gone and now:
         logger.warning("%s, there when this run started, %s gone (deleted or pruned since); "
                        "--resume auto goes on from the newest checkpoint there now",
                        ", ".join(gone), "are" if len(gone) > 1 else "is")
+    return gone
 
 
-def refuse_fresh(cfg: Any, drive: Any) -> None:
+def refuse_fresh(cfg: Any, drive: Any, gone: Sequence[str] = ()) -> None:
     """Refuse the new run ``--resume auto`` would start where ``model.weights`` is a local
     file that is not there (ConfigError, exit 2, as the early check's): the run folder and
     ``drive`` (None: not set) hold no checkpoint, so none was resumed (the early check let it
-    go on: those there then were deleted or pruned since). Before, the run "started fresh"
-    and ended on the missing file without a word of why."""
+    go on: those there then were deleted or pruned since, ``gone``: :func:`say_gone`'s).
+    Before, the run "started fresh" and ended on the missing file without a word of why."""
     from trainer.staging import local_weights
 
     # (A decision asked with a config of train and drive alone: no weights to start from.)
@@ -129,7 +127,6 @@ def refuse_fresh(cfg: Any, drive: Any) -> None:
         local_weights(weights, cfg)
         return
     except ConfigError as refused:
-        gone = _gone(drive, []) if drive is not None else []
         out_dir = cfg.train.out_dir
         were = "were" if len(gone) > 1 else "was"
         what = (f"{', '.join(gone)}, there when this run started, {were} deleted or pruned "
