@@ -47,11 +47,3 @@ def test_a_resume_with_other_augmentation_names_each_setting_changed(one_epoch, 
         "train.grad_clip (10.0, now 5.0); training goes on with the config's"]
     assert ckpt.read_sidecar(str(logs / "last.pt")).epoch == 2
 
-
-def test_the_same_augmentation_says_nothing(one_epoch, tmp_path):
-    logs = tmp_path / "logs"
-    shutil.copytree(one_epoch / "logs", logs)
-    config = config_like(one_epoch, logs, **{"train.epochs": 2, "train.eval_period": 100})
-    result = CliRunner().invoke(cli, ["train", "-c", config])
-    assert result.exit_code == 0, result.output
-    assert not [line for line in result.output.splitlines() if line.startswith("WARNING")]

@@ -49,6 +49,9 @@ def test_a_killed_saves_whole_checkpoint_resumes_without_the_weights_file(one_ep
     assert (f"WARNING trainer.checkpoint: {logs / 'last.pt'} had no sidecar (a save was killed "
             "between the two); described from its contents (epoch 1)") in result.output.splitlines()
     assert ckpt.read_sidecar(str(logs / "last.pt")).epoch == 2
+    # The config as trained (but the weights, the epochs, eval_period): no watched key warned
+    # of (trainres48's augmentation keys compare equal as read back: test_trainres48_augment).
+    assert "was trained with another" not in result.output
 
 
 def test_a_killed_save_cut_short_is_refused_early_and_said(one_epoch, tmp_path):
