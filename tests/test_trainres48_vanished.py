@@ -90,3 +90,46 @@ def test_every_checkpoint_deleted_during_the_pull_refuses_in_one_line(
         f"new run, or --resume a checkpoint file you have)")
     assert "starting fresh" not in result.output
     assert not ckpt.list_checkpoints(str(logs))
+
+
+def test_every_checkpoint_deleted_as_the_resume_fetches_them_says_so(
+        emulator, drive_env, local_state, synth_voc, one_epoch, tmp_path):
+    """Deleted after the resume listed them (its read of last.json held): each fetch finds
+    the file gone. The refusal says they were deleted, not that they "cannot be read"."""
+    import yaml
+
+    ids = {name: emulator.add_file(f"Models/tr48v/logs/{name}",
+                                   (one_epoch / "logs" / name).read_bytes())
+           for name in ("epoch_001.pt", "epoch_001.json", "last.pt", "last.json")}
+    logs = tmp_path / "logs"
+    gone = str(tmp_path / "cleared" / "yolov4_tiny_weights_voc.pth")
+    config = config_like(one_epoch, logs, **{"train.epochs": 2, "model.weights": gone})
+    cfg = yaml.safe_load(open(config).read())
+    cfg["drive"] = {"logs": SPEC}
+    open(config, "w").write(yaml.safe_dump(cfg))
+    # The early check's read of last.json is held at its second byte; the resume's, armed
+    # while that one waits, at its first: then the checkpoints (not their sidecars) go.
+    early = emulator.faults.hold(ids["last.json"], 1, timeout=60)
+    deleted = threading.Event()
+
+    def delete() -> None:
+        if early.reached.wait(60):
+            resume = emulator.faults.hold(ids["last.json"], 0, timeout=60)
+            early.release()
+            if resume.reached.wait(60):
+                for name in ("last.pt", "epoch_001.pt"):
+                    emulator.store.delete(ids[name])
+                deleted.set()
+            resume.release()
+        early.release()
+
+    threading.Thread(target=delete, daemon=True).start()
+    result = CliRunner().invoke(cli, ["train", "-c", config, "--resume", "auto"])
+    assert deleted.is_set(), result.output
+    assert result.exit_code == 1, result.output
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"Error: the checkpoints of run {ckpt.read_sidecar(str(one_epoch / 'logs' / 'last.pt')).run} "
+        f"on {SPEC} were deleted while this resume fetched them (epoch_001.pt, last.pt: "
+        f"another machine's retention, a user?); --resume auto finds none left to go on from. "
+        f"Start over with --resume none in new folders, or --resume a checkpoint file you have")
+    assert not ckpt.list_checkpoints(str(logs))
