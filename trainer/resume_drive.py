@@ -122,6 +122,7 @@ def _fetch_newest(drive: DriveFolder, remote: Sequence[RemoteCheckpoint], out_di
     one is; Drive keeps it."""
     tried = tried or Tried(None)
     bad: list[str] = []
+    deleted: list[str] = []   # (of ``bad``: gone from Drive since the listing)
     newest = newest_of_current_run(remote)
     assert newest is not None
     run = newest.sidecar.run
@@ -132,10 +133,7 @@ def _fetch_newest(drive: DriveFolder, remote: Sequence[RemoteCheckpoint], out_di
         if chosen is None and fallback is not None:
             return fallback(bad)
         if chosen is None:
-            raise tried.refusal() or CheckpointError(
-                f"no checkpoint of {describe_run(run)} on {drive.spec} can be read "
-                f"({', '.join(bad)} cannot); start over with --resume none in new folders, or "
-                f"--resume a checkpoint file you have")
+            raise tried.refusal() or _none_left(run, drive, bad, deleted)
         if tried.known_bad(chosen.sidecar.md5):
             bad.append(chosen.name)     # (a listing made again: no second download of it)
             continue
@@ -171,6 +169,8 @@ def _fetch_newest(drive: DriveFolder, remote: Sequence[RemoteCheckpoint], out_di
                            "falling back to the next older one", chosen.where, exc)
             _drop_fetched(target, looked)
             bad.append(chosen.name)
+            if isinstance(exc, NotFoundError):
+                deleted.append(chosen.name)
             continue
         except BaseException:
             _drop_looked(looked)   # (a Ctrl-C during the download keeps its partial, to go on)
@@ -190,3 +190,20 @@ def _fetch_newest(drive: DriveFolder, remote: Sequence[RemoteCheckpoint], out_di
 
         atomic_write(ckpt.sidecar_path(dest), chosen.sidecar_bytes, mode=0o644)
         return Start(new_run_id(), dest, chosen.where, chosen.where, safe=chosen)
+
+
+def _none_left(run: Optional[str], drive: DriveFolder, bad: Sequence[str],
+               deleted: Sequence[str]) -> CheckpointError:
+    """The refusal of a resume none of whose candidates on Drive could be used: each one
+    ``deleted`` there since the listing (another machine's retention, a user; trainres48:
+    said as "cannot be read" before), or else ``bad``, unreadable or damaged."""
+    if deleted and len(deleted) == len(bad):
+        return CheckpointError(
+            f"the checkpoints of {describe_run(run)} on {drive.spec} were deleted while this "
+            f"resume fetched them ({', '.join(deleted)}: another machine's retention, a "
+            f"user?); --resume auto finds none left to go on from. Start over with --resume "
+            f"none in new folders, or --resume a checkpoint file you have")
+    return CheckpointError(
+        f"no checkpoint of {describe_run(run)} on {drive.spec} can be read "
+        f"({', '.join(bad)} cannot); start over with --resume none in new folders, or "
+        f"--resume a checkpoint file you have")
