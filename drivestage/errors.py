@@ -37,6 +37,18 @@ class FolderInTheWayError(UsageError):
                          f"there: {fix}")
 
 
+class NameSharedError(FolderInTheWayError):
+    """A folder and a file already share a name the sender would write: the folder made on
+    Drive after the last listing of the send that put the file there (Drive has no "make it
+    unless the name is taken"; pushlefts48). Nothing of the name is sent again."""
+
+    def __init__(self, folder: str, name: str, what: str, fix: str) -> None:
+        UsageError.__init__(self, f"{folder} holds a folder and a file both named {name} (the "
+                                  f"folder made there while the file was sent?): a pull refuses "
+                                  f"that name until one of them goes, and {what} is not sent "
+                                  f"again; {fix}")
+
+
 class FolderLeftError(DriveStageError):
     """``push --delete`` sent a file at a folder's name, and the folder, checked again just
     before its removal, was left (something came into it meanwhile): the two share a name

@@ -8,13 +8,14 @@ from typing import Iterable, Mapping, Optional, Sequence
 
 from drivestage import extra, first_seen, other_runs, pruning, push_room, run_folders, sidecar
 from drivestage.errors import (BecameOtherError, DriveStageError, FolderLeftError,
-                               NotFoundError, PermissionDeniedError, TrashedError, UsageError)
+                               NameSharedError, NotFoundError, PermissionDeniedError,
+                               TrashedError, UsageError)
 from drivestage.local_tree import LocalFile, LocalTree, said_of, say_special, walk
 from drivestage.localdir import LocalDirStore
 from drivestage.locks import Held, locked, more
 from drivestage.lost_mounts import delete_held_back
 from drivestage.old_copies import Key, Listings, OldCopies, newest
-from drivestage.paths import StorePath
+from drivestage.paths import StorePath, printable
 from drivestage.push_fence import Fence, Guard
 from drivestage.push_folders import list_folders
 from drivestage.push_result import Outstanding, PushResult
@@ -266,6 +267,14 @@ class PushJob(Sends):
             folders = [e for e in there if e.is_dir]
             if folders and deleting:   # (checked once --delete decided: _check_folders_go)
                 self.over_folders.append((lf, folders))
+            elif folders and len(folders) < len(there):
+                # A file is there too: the folder came after the listing of the push that sent
+                # it (Drive makes no name unique: pushlefts48). Said as it is, not as a file
+                # that "cannot be sent there"; --delete removes the folder, the file kept.
+                where = self.store.describe(self.remote_folder[lf.folder_rel])
+                raise NameSharedError(where, printable(lf.name), lf.shown,
+                                      "rename or remove the folder on Drive, or push with "
+                                      "--delete to remove it")
             elif folders:
                 # Sent beside it, the file made a name that every pull of DEST refused ("names
                 # 2 items"), the push exiting 0 (attackpush45); --delete removes the folder.

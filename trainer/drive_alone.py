@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Callable, Optional, Sequence
 
 from drivestage import sidecar as sidecars
 from drivestage.errors import AbusiveFileError, DriveStageError, FolderInTheWayError, \
-    GuardUnsureError, NotFoundError, RemoteChangedError
+    GuardUnsureError, NameSharedError, NotFoundError, RemoteChangedError
 from drivestage.store import RemoteEntry
 from trainer import alone_in_place
 
@@ -173,13 +173,21 @@ def _not_theirs(drive: "DriveFolder", listing: Sequence[RemoteEntry], side_path:
 
 
 def _no_folder_of(drive: "DriveFolder", listing: Sequence[RemoteEntry],
-                  names: Sequence[str]) -> None:
+                  names: Sequence[str], shared: bool = True) -> None:
     """Raise :class:`~drivestage.errors.FolderInTheWayError` where ``listing`` holds a folder
     of one of ``names``, before a byte is sent: the push's check (attackpush45). Sent beside
     it, the file made a name every pull of the folder refused, and the run's next push
-    refused to send the run folder at all (trainlefts46)."""
+    refused to send the run folder at all (trainlefts46). Where a file of that name is there
+    too (``shared``: the listing made before this send wrote a byte),
+    :class:`~drivestage.errors.NameSharedError`: the two share it already, the folder made
+    after the last listing of the send that put the file there."""
     for name in names:
         if any(e.name == name and e.is_dir for e in listing):
+            if shared and any(e.name == name and not e.is_dir for e in listing):
+                # (a file of that name is there too: a folder made after the last listing
+                # of the send that put it there; said as it is: pushlefts48)
+                raise NameSharedError(drive.spec, name, f"this run's {name}",
+                                      "rename that folder on Drive")
             raise FolderInTheWayError(drive.where(name), f"this run's {name}",
                                       fix="rename that folder on Drive")
 
@@ -193,7 +201,7 @@ def _no_folder_since(drive: "DriveFolder", listing: Sequence[RemoteEntry],
     has the name", so a folder made after the last listing is still beside the file: made
     after it, by whoever made it."""
     try:
-        _no_folder_of(drive, listing, names)
+        _no_folder_of(drive, listing, names, shared=False)
     except FolderInTheWayError:
         for entry in made:
             _remove_own(drive, entry)
