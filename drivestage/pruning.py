@@ -99,7 +99,7 @@ def newest_verified_ids(store: RemoteStore, remote: Listing, policy: RetentionPo
             continue
         entry = pick(files[name], name, side)
         side_of[name] = side_name
-        described.append(Described(name, side, entry.md5, entry.modified))
+        described.append(Described(name, side, entry.md5, entry.modified, entry.created))
     out: set[str] = set()
     for run in {d.sidecar.run for d in described}:
         ours = [d for d in described if d.sidecar.run == run]

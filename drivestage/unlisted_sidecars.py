@@ -27,7 +27,12 @@ from drivestage.retention_policy import RetentionPolicy
 from drivestage.sidecar import Described
 from drivestage.store import RemoteEntry
 
-__all__ = ["spared"]
+__all__ = ["AHEAD_S", "spared"]
+
+#: How far ahead of the store's clock a verified checkpoint's modifiedDate may be and still
+#: date it (clocks differ a little; :data:`drivestage.old_copies.AHEAD_S`, a layer above,
+#: is the same bound for old copies).
+AHEAD_S = 300.0
 
 log = logging.getLogger("drivestage.pruning")
 
@@ -43,7 +48,7 @@ def spared(files: Mapping[str, Sequence[RemoteEntry]], described: Sequence[Descr
     no marks kept, so every one is spared)."""
     if not sidecar.pairs(set(files) | set(local)):
         return set()
-    since = min((max(d.modified for d in described if d.sidecar.run == run)
+    since = min((max(_written(d, now) for d in described if d.sidecar.run == run)
                  for run in {d.sidecar.run for d in described}), default=None)
     paired = sidecar.pairs(files)
     out: set[str] = set()
@@ -51,12 +56,27 @@ def spared(files: Mapping[str, Sequence[RemoteEntry]], described: Sequence[Descr
         if name in paired or policy.kind_of(name) not in (CHECKPOINT, AUTOSAVE):
             continue
         for e in entries:
-            if since is not None and e.modified <= since:
+            # (by the later of its dates: a client may set modifiedDate back, at the upload
+            # (rclone -M) or since (setModifiedDate), never createdDate once it exists;
+            # by modifiedDate alone, a checkpoint sent a moment ago and dated back went at
+            # the first --delete: pushlefts48)
+            if since is not None and first_seen.dates(e) <= since:
                 continue
             if _held_a_day(e, seen, now):
                 continue
             out.add(e.id)
     return out
+
+
+def _written(d: Described, now: float) -> float:
+    """When the store took the verified checkpoint ``d`` as it is: its modifiedDate, but
+    where that is ahead of the store's clock (``now``) by more than :data:`AHEAD_S` (a
+    client's clock ahead, or a date set so), its createdDate, no later than ``now``: dated a
+    year ahead, it made every checkpoint listed without a sidecar "written before" it, and
+    ``push --delete`` spared none of them (pushlefts48)."""
+    if not now or d.modified <= now + AHEAD_S:
+        return d.modified
+    return min(d.created or now, now)
 
 
 def _held_a_day(entry: RemoteEntry, seen: Optional[first_seen.Seen], now: float) -> bool:
