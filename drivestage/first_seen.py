@@ -57,6 +57,23 @@ again with now: such a mark never ages a file early, and costs it a day more of 
 most. (Any editor of the file may still write one that ages it at once, the tag of that very
 file and all: a PUBLIC property is theirs to set, as the file is theirs to delete.)
 
+No time Drive keeps could bound such a mark (pushlefts48, from Drive's references and the
+clients that write these fields): the v2 File marks neither ``createdDate`` nor
+``modifiedDate`` output-only (as it marks ``version``, ``md5Checksum``); ``createdDate`` is
+the uploader's word at creation (rclone's drive backend: "btime … only writable on fresh
+uploads - it can't be written for updates"), ``modifiedDate`` any editor's
+(``setModifiedDate``), and ``modifiedByMeDate`` moves with it. ``version`` is Drive's, but
+no time. The changes feed's ``modificationDate`` is Drive's clock, but read only from a page
+token taken before the file came, which a pass meeting the file first does not hold, and a
+mark's write is a change itself. Drive Activity's timestamps are Drive's, in another API
+whose scope (``drive.activity.readonly``) drivestage's tokens, Colab's included, do not
+carry. What bounds it instead: ``createdDate`` is never moved once the file exists, and a
+file goes by age only where its dates are as old as its mark (:func:`dates`, the later;
+:func:`drivestage.orphans.waits`), so a file whose uploader let Drive stamp its dates
+(drivestage, the trainer) waits its day whatever mark is written on it
+(``tests/test_pushlefts48_forged_mark.py``). Only a file sent with old dates (rclone
+``-M``, a copy dated at its creation) has nothing but its mark to go by.
+
 A sidecar's mark that has done its work goes (:func:`clear`): once its checkpoint is there
 again (no orphan under any policy), the pass that lists it so removes the mark (one
 ``properties.delete``, once). Kept, it would age the file at once the next time it is
