@@ -43,6 +43,7 @@ class NameSharedError(FolderInTheWayError):
     unless the name is taken"; pushlefts48). Nothing of the name is sent again."""
 
     def __init__(self, folder: str, name: str, what: str, fix: str) -> None:
+        self.folder, self.name, self.what = folder, name, what   # (a caller's own fix: trainer)
         UsageError.__init__(self, f"{folder} holds a folder and a file both named {name} (the "
                                   f"folder made there while the file was sent?): a pull refuses "
                                   f"that name until one of them goes, and {what} is not sent "

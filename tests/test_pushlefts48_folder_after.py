@@ -104,7 +104,9 @@ def test_the_trainers_lone_send_then_resume_and_next_send(emulator, through, tmp
     """The trainer's lone send of ``epoch_002``, the folder ``epoch_002.pt`` made on Drive
     as the send's last listing is answered: the send ends verified (the window). The resume
     then goes on from the file (its bytes, never the folder), and the next lone send of that
-    name says a folder and a file share it, in the trainer's words, sending nothing."""
+    name, and the run's next push, say a folder and a file share it, in the trainer's words
+    (never push's ``--delete``: over the run folder it would remove the checkpoints
+    ``train.keep_local`` left on Drive alone), sending nothing."""
     from trainer.drive import DriveFolder
 
     path = ckpt.save_checkpoint(_tiny_state(2), str(tmp_path / "logs" / "epoch_002.pt"))
@@ -130,5 +132,11 @@ def test_the_trainers_lone_send_then_resume_and_next_send(emulator, through, tmp
         f"{SPEC} holds a folder and a file both named epoch_002.pt (the folder made there "
         f"while the file was sent?): a pull refuses that name until one of them goes, and "
         f"this run's epoch_002.pt is not sent again; rename that folder on Drive")
+    with pytest.raises(NameSharedError) as refused:   # (the run's next push: no --delete)
+        drive.push()
+    assert str(refused.value) == (
+        f"{SPEC} holds a folder and a file both named epoch_002.pt (the folder made there "
+        f"while the file was sent?): a pull refuses that name until one of them goes, and "
+        f"{path} is not sent again; rename that folder on Drive")
     assert sorted(live_md5s(emulator, FOLDER)) == ["epoch_002.json", "epoch_002.pt"]
     assert sorted(live_md5s(emulator, FOLDER)["epoch_002.pt"], key=str) == [None, md5(data)]
