@@ -26,7 +26,8 @@ from typing import Callable, Optional, Sequence
 from drivestage.checksums import choose, verify_file, verify_held
 from drivestage.interrupts import Monitor
 from drivestage.errors import DestChangedError, ChecksumMismatchError, \
-    DownloadRestrictedError, PartialChangedError, RemoteChangedError, RemoteError
+    DownloadRestrictedError, LocalFileError, PartialChangedError, RemoteChangedError, \
+    RemoteError
 from drivestage.partials import (Ranges, partial_path, partial_size, ranges_path, record_temps,
                                  remove_partial, stale_partials, unlink)
 from drivestage.streams import Pass
@@ -71,6 +72,9 @@ class Download:
         if entry.no_download:
             raise DownloadRestrictedError(entry.no_download)
         self.store, self.entry, self.target = store, entry, target
+        # Nothing at the target as the download begins: nothing is replaced when it ends
+        # (:meth:`_place`).
+        self._new = not os.path.lexists(target)
         self.where = describe or store.describe(entry)
         self.jobs = max(1, int(jobs)) if jobs else None
         self.chunk_size = max(1, int(chunk_size)) if chunk_size else None
@@ -204,7 +208,7 @@ class Download:
                 self.generation += 1
                 self.lock.notify_all()
             self._open()
-        os.replace(self.partial, self.target)
+        self._place()
         unlink(ranges_path(self.partial))
         self.placed = self._check_moved(run.identity)
         md5 = self.entry.md5.lower() if self.entry.md5 and check is not None else got
@@ -213,6 +217,27 @@ class Download:
                               fetched=fetched, seconds=time.monotonic() - self.began,
                               restarted=restarted, streams=run.most_streams,
                               checksum=check.name if check is not None else "")
+
+    def _place(self) -> None:
+        """Give the verified partial its final name. Where nothing was at the target when the
+        download began, nothing there is replaced: a file another program (the user) wrote
+        at that name while the bytes came was lost to the rename, which a pull refuses
+        before a byte is fetched ("is already there and is not a copy … that drivestage
+        staged": pushlefts48). Looked for just before the rename, which stays a rename (a
+        hard link, placing without replacing, gave the file another inode number on FUSE
+        mounts such as bindfs, and the extraction's check of it then failed): the window
+        left is that of two system calls, not the download's. Refused, the partial and its
+        record stay: the next pull fetches nothing again."""
+        if self._new and os.path.lexists(self.target):
+            raise self._appeared()
+        os.replace(self.partial, self.target)
+
+    def _appeared(self) -> LocalFileError:
+        return LocalFileError(
+            f"{self.target} was made while {self.where} downloaded (by another program?) and "
+            f"is not replaced; the download waits beside it, verified: move that file away "
+            f"and pull again (nothing is fetched again), or pull again with --force to "
+            f"replace it")
 
     def _check_unchanged(self) -> None:
         """After a mismatch: the file on Drive is still the one this download is of (one
