@@ -228,6 +228,8 @@ class Download:
         mounts such as bindfs, and the extraction's check of it then failed): the window
         left is that of two system calls, not the download's. Refused, the partial and its
         record stay: the next pull fetches nothing again."""
+        # (Only where nothing was there: a copy drivestage staged is replaced, as decided,
+        # edited or not: a pull puts a changed staged copy back to Drive's bytes, by design.)
         if self._new and os.path.lexists(self.target):
             raise self._appeared()
         os.replace(self.partial, self.target)
