@@ -1,4 +1,7 @@
-"""pushlefts48 (3): a local file made at a pull's target while its bytes came. A pull never
+"""pushlefts48: the messages of docs/troubleshooting.md this helper's changes say, made to
+happen (named test_messages_* as test_docs collects @renders from those only).
+
+(3) A local file made at a pull's target while its bytes came. A pull never
 replaces a file of the user's unasked: one there before with other bytes is refused before a
 byte is fetched (``… is already there and is not a copy of … that drivestage staged``). But
 one written there *during* the download (another program, the user saving a file of that
@@ -13,8 +16,15 @@ from __future__ import annotations
 
 import pytest
 
+from _checkpoints import save
 from _cli import run
+from _drive_state import live_md5s
+from _messages import renders, shown
 from _proxy import Reply
+
+MADE = "was made while … downloaded (by another program?) and is not replaced; …"
+SHARED = ("holds a folder and a file both named … (the folder made there while the file was "
+          "sent?)")
 
 
 @pytest.fixture
@@ -24,6 +34,7 @@ def penv(proxy, local_state, monkeypatch):
     monkeypatch.setenv("DRIVESTAGE_RETRY_BASE", "0.001")
 
 
+@renders(MADE)
 def test_a_file_made_at_the_target_during_the_download_is_not_replaced(
         emulator, penv, proxy, tmp_path):
     emulator.add_file("data/a/x.txt", b"drive bytes")
@@ -47,6 +58,7 @@ def test_a_file_made_at_the_target_during_the_download_is_not_replaced(
         f"and is not replaced; the download waits beside it, verified: move that file away "
         f"and pull again (nothing is fetched again), or pull again with --force to replace "
         f"it"), err
+    shown(MADE, err.strip().splitlines()[-1])
     assert mine.read_bytes() == b"the user's"
     mine.rename(tmp_path / "kept.txt")
     fetched = proxy.count("GET", r"alt=media")
@@ -55,3 +67,19 @@ def test_a_file_made_at_the_target_during_the_download_is_not_replaced(
     assert mine.read_bytes() == b"drive bytes"
     assert proxy.count("GET", r"alt=media") == fetched   # (nothing fetched again)
     assert sorted(p.name for p in mine.parent.iterdir()) == [".drivestage", "x.txt"]
+
+
+@renders(SHARED)
+def test_a_folder_and_a_file_sharing_a_name_on_drive(emulator, penv, tmp_path):
+    """The state a folder made after the last listing of a push leaves (made here directly;
+    the race itself: tests/test_pushlefts48_folder_after.py): the next push says it."""
+    src = tmp_path / "run"
+    pair = save(str(src), "epoch_001", 1, 1_000_000)
+    code, _, err = run("push", str(src), "drive:runs/a")
+    assert code == 0, err
+    emulator.add_folder("runs/a/epoch_001.pt")
+    code, _, err = run("push", str(src), "drive:runs/a")
+    assert code == 2, err
+    shown(SHARED, err.strip().splitlines()[-1])
+    assert live_md5s(emulator, "runs/a") == {**pair, "epoch_001.pt": sorted(
+        [None, *pair["epoch_001.pt"]], key=str)}
