@@ -140,3 +140,21 @@ def test_the_trainers_lone_send_then_resume_and_next_send(emulator, through, tmp
         f"{path} is not sent again; rename that folder on Drive")
     assert sorted(live_md5s(emulator, FOLDER)) == ["epoch_002.json", "epoch_002.pt"]
     assert sorted(live_md5s(emulator, FOLDER)["epoch_002.pt"], key=str) == [None, md5(data)]
+
+
+def test_the_runs_push_over_a_drive_folder_at_a_save_name_never_advises_delete(
+        emulator, through, tmp_path):
+    """A folder alone at a save's name on Drive (made before the push): the run's push was
+    refused with push's advice, ``push with --delete to replace the folder``, which over the
+    run folder removes the checkpoints ``train.keep_local`` left on Drive alone. Now the
+    trainer's words, as its lone send says them."""
+    from drivestage.errors import FolderInTheWayError
+    from trainer.drive import DriveFolder
+
+    path = ckpt.save_checkpoint(_tiny_state(3), str(tmp_path / "logs" / "epoch_003.pt"))
+    emulator.add_folder(f"{FOLDER}/epoch_003.pt")
+    with pytest.raises(FolderInTheWayError) as refused:
+        DriveFolder(SPEC, str(tmp_path / "logs")).push()
+    assert str(refused.value) == (
+        f"{SPEC}/epoch_003.pt exists and is a folder, not a file; {path} cannot be sent "
+        f"there: rename that folder on Drive")
