@@ -33,6 +33,7 @@ class FolderInTheWayError(UsageError):
     def __init__(self, where: str, what: str,
                  fix: str = "rename one of them, or push with --delete to replace the "
                             "folder") -> None:
+        self.where, self.what = where, what   # (a caller's own fix: the trainer's)
         super().__init__(f"{where} exists and is a folder, not a file; {what} cannot be sent "
                          f"there: {fix}")
 
@@ -44,6 +45,7 @@ class NameSharedError(FolderInTheWayError):
 
     def __init__(self, folder: str, name: str, what: str, fix: str) -> None:
         self.folder, self.name, self.what = folder, name, what   # (a caller's own fix: trainer)
+        self.where = f"{folder}/{name}"
         UsageError.__init__(self, f"{folder} holds a folder and a file both named {name} (the "
                                   f"folder made there while the file was sent?): a pull refuses "
                                   f"that name until one of them goes, and {what} is not sent "

@@ -204,7 +204,8 @@ class DriveFolder:
         run's checkpoints of the same names stay (two runs started at once in the folder).
         ``outstanding`` holds, should the push fail, what it had verified by then; ``skip``:
         names this push leaves out besides :attr:`exclude` (autosaves pruned here meanwhile)."""
-        from drivestage.errors import BudgetError, NameSharedError, QuotaExceededError
+        from drivestage.errors import BudgetError, FolderInTheWayError, NameSharedError, \
+            QuotaExceededError
         from drivestage.mirror import WALK_EVERY
         from drivestage.upload_tree import push
 
@@ -222,11 +223,14 @@ class DriveFolder:
                         exclude=self.exclude + tuple(skip), protect=protect, md5_cache=self._cache,
                         keep_other_runs=True, outstanding=outstanding, run_folder=True,
                         guard=self.lease.guard if self.lease is not None else None)
-        except NameSharedError as exc:
+        except FolderInTheWayError as exc:
             # (push's remedy names --delete: run over the run folder, it would remove the
             # checkpoints train.keep_local left on Drive alone)
-            raise NameSharedError(exc.folder, exc.name, exc.what,
-                                  "rename that folder on Drive") from exc
+            if isinstance(exc, NameSharedError):
+                raise NameSharedError(exc.folder, exc.name, exc.what,
+                                      "rename that folder on Drive") from exc
+            raise FolderInTheWayError(exc.where, exc.what, "rename that folder on Drive") \
+                from exc
         except BudgetError as exc:
             # drivestage's remedy names --max-bytes, a flag the trainer does not have.
             to = f" to {format_size(exc.floor)} or more" if exc.floor else ""
