@@ -161,6 +161,10 @@ def view(store: RemoteStore, remote: Listing, local: Mapping[str, LocalFile],
     described: list[Described] = []
     records: list[Described] = []
     twins: dict[str, list[RemoteEntry]] = {}
+    # A local file's mtime is this machine's clock, a remote one's Drive's: compared (which
+    # run wrote last, keep_runs), a machine whose clock runs hours behind had the run it is
+    # training read older than the one another machine pushed a moment ago (attack48).
+    shift = store.clock_shift()
     for name in sorted(set(files) | set(local)):
         kind = policy.kind_of(name)
         managed = kind in ("checkpoint", AUTOSAVE)
@@ -208,8 +212,8 @@ def view(store: RemoteStore, remote: Listing, local: Mapping[str, LocalFile],
             if kind == AUTOSAVE and not ok:
                 ok = verified is not None and verified.verified \
                     and entry is not None and _same(local[name], entry, cache)
-            out.append(Candidate(name, local[name].size, _mtime(local[name]), metrics, epoch,
-                                 rid, ok, run, saved, into, branch,
+            out.append(Candidate(name, local[name].size, _mtime(local[name], shift), metrics,
+                                 epoch, rid, ok, run, saved, into, branch,
                                  entry.md5 if entry is not None else None))
             continue
         for e in files[name]:
@@ -261,13 +265,14 @@ def _orphans(reader: _Sidecars, files: Listing, taken: set[str],
     return out
 
 
-def _mtime(lf: LocalFile) -> float:
-    """When a local file was written (now, if it is gone): its age among the remote ones, and
-    which run wrote last."""
+def _mtime(lf: LocalFile, shift: float = 0.0) -> float:
+    """When a local file was written (now, if it is gone), by the store's clock (``shift``:
+    :meth:`RemoteStore.clock_shift`): its age among the remote ones, and which run wrote
+    last."""
     try:
-        return os.path.getmtime(lf.path)
+        return os.path.getmtime(lf.path) + shift
     except OSError:
-        return time.time()
+        return time.time() + shift
 
 
 def _vouches(side: Optional[Sidecar], lf: LocalFile, cache: Md5Cache) -> bool:

@@ -132,6 +132,12 @@ class RemoteStore(abc.ABC):
         now = time.time()
         return now, now
 
+    def clock_shift(self) -> float:
+        """The store's clock less this machine's, where the two differ past a tolerance (the
+        default: 0, a store on this machine): a local file's mtime plus this is its time by
+        the store's own dates, which retention compares it with (attack48)."""
+        return 0.0
+
     def clear_seen(self, entry: RemoteEntry, came: Optional[float] = None) -> bool:
         """Remove ``entry``'s first-seen mark (:func:`drivestage.first_seen.clear`), or, given
         ``came``, write it over with one that says only when its bytes came

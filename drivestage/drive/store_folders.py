@@ -369,6 +369,11 @@ class FolderMaking:
         answers' ``Date`` says (:func:`drivestage.drive.server_clock.span`)."""
         return server_clock.span()
 
+    def clock_shift(self) -> float:
+        """:meth:`drivestage.store.RemoteStore.clock_shift`: Drive's ``Date`` less this
+        machine's clock, past ``server_clock.TOLERANCE`` (:func:`server_clock.skew`)."""
+        return server_clock.skew() or 0.0
+
     def clear_seen(self, entry: RemoteEntry, came: Optional[float] = None) -> bool:
         """Remove the file's first-seen mark (one ``properties.delete``), now that it is
         whole (:func:`drivestage.first_seen.clear`); given ``came`` (a checkpoint's), write

@@ -80,8 +80,9 @@ class _Handler(Admission, MetadataRoutes, MediaRoutes, ResumableRoutes, ControlR
 
     def date_time_string(self, timestamp=None):
         """The ``Date`` of an answer: the emulator's clock, moved by ``Emulator.date_offset``
-        (a Drive whose clock differs from the client machine's)."""
-        at = time.time() + self.emu.date_offset if timestamp is None else timestamp
+        and ``clock_offset`` (a Drive whose clock differs from the client machine's)."""
+        at = time.time() + self.emu.date_offset + self.emu.clock_offset if timestamp is None \
+            else timestamp
         return super().date_time_string(at)
 
     def send_header(self, keyword, value):

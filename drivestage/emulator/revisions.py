@@ -45,7 +45,7 @@ def replace_content(store: EmulatorStore, file_id: str, blob: str, size: int, md
     with store.lock:
         store.check_open()
         rec = dict(store.get(file_id))
-        now = time.time()
+        now = store.now()
         # The old head's bytes move aside under their revision's name before the new ones
         # take the head's place, and stay there until the record says which is the head:
         # a SIGKILL between the two moves left a file whose every download answered 500,
@@ -169,7 +169,7 @@ def expire(store: EmulatorStore, file_id: Optional[str] = None, older_than: floa
     gone = 0
     with store.lock:
         recs = [store.get(file_id)] if file_id else [r for r in store.files.values() if r.get("revisions")]
-        now = time.time()
+        now = store.now()
         for rec in recs:
             before = rec.get("revisions", [])
             after = _purge(store, rec, before, now, lifetime=older_than)

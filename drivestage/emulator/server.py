@@ -193,7 +193,9 @@ class Emulator(SeedingApi):
         #: Seconds added to the clock the ``Date`` header of every answer gives (the dates
         #: the emulator stamps stay this machine's): a Drive whose clock runs ahead of the
         #: client machine's (positive), or behind it, as one whose clock runs ahead sees it.
+        #: (A proxy's clock; :attr:`clock_offset` moves Drive's whole clock.)
         self.date_offset = 0.0
+        self._clock_offset = 0.0
         #: Whether answers carry a ``Date`` header: False, as behind a proxy that strips it
         #: (a client then knows no clock but its own: leaselefts43).
         self.send_date = True
@@ -224,6 +226,20 @@ class Emulator(SeedingApi):
         self._thread: Optional[threading.Thread] = None
         self.store: Optional[EmulatorStore] = None
 
+    @property
+    def clock_offset(self) -> float:
+        """Seconds Drive's whole clock is off from this machine's: the ``Date`` of every
+        answer (on top of :attr:`date_offset`) and every date the emulator stamps (an item's
+        createdDate and modifiedDate, a share's, a revision's). Positive: as a client machine
+        whose clock runs behind Google's sees Drive; negative: one whose clock runs ahead."""
+        return self._clock_offset
+
+    @clock_offset.setter
+    def clock_offset(self, seconds: float) -> None:
+        self._clock_offset = float(seconds)
+        if self.store is not None:
+            self.store.clock_offset = self._clock_offset
+
     def expire_download_links(self) -> None:
         """Make the signed links redirected downloads were given so far stale (answered 403):
         ``faults.redirect_media``."""
@@ -241,6 +257,7 @@ class Emulator(SeedingApi):
         # Sessions that aged out while it was stopped, all at once (once, not per request).
         self.store.expire_sessions(self.upload_session_ttl, limit=None)
         self.store.observer = self.faults.note_change
+        self.store.clock_offset = self._clock_offset
         self.faults.serving()
         try:
             self._server = _Server((self.host, self.port), _Handler, self)

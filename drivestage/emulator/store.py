@@ -65,6 +65,9 @@ class EmulatorStore(StoreLimits, StoreTrash, StoreIds, StoreSessions):
         #: :data:`~drivestage.emulator.store_limits.MAX_ITEMS_CREATED`).
         self.item_creation_limit: Optional[int] = None
         self._last_created = 0.0  # see create()
+        #: Seconds Drive's clock is off from this machine's (``Emulator.clock_offset``): the
+        #: dates the store stamps (created, modified) are by it.
+        self.clock_offset = 0.0
         self.blob_dir = os.path.join(self.data_dir, "blobs")
         self.upload_dir = os.path.join(self.data_dir, "uploads")
         self.lock = threading.RLock()
@@ -114,7 +117,7 @@ class EmulatorStore(StoreLimits, StoreTrash, StoreIds, StoreSessions):
             self.root_id = new_id("0A")
             self._set_meta("root", self.root_id)
             self._put("files", self.files, self._new_record(
-                self.root_id, "My Drive", FOLDER_MIME, [], None, time.time()))
+                self.root_id, "My Drive", FOLDER_MIME, [], None, self.now()))
         self.owner_roots = self._meta("owner_roots") or {}
         # What a SIGKILL left in uploads/: temp files of single-request uploads and copies,
         # a second name of a finishing session's bytes (routes_resumable._resumable_done), the
@@ -218,6 +221,10 @@ class EmulatorStore(StoreLimits, StoreTrash, StoreIds, StoreSessions):
             "driveId": drive_id, "description": None, "version": 1,
         }
 
+    def now(self) -> float:
+        """Drive's clock: this machine's, moved by :attr:`clock_offset`."""
+        return time.time() + self.clock_offset
+
     def resolve(self, file_id: str) -> str:
         """Map the ``root`` alias to the real root id."""
         return self.root_id if file_id == "root" else file_id
@@ -246,7 +253,7 @@ class EmulatorStore(StoreLimits, StoreTrash, StoreIds, StoreSessions):
         with self.lock:
             if email not in self.owner_roots:
                 root = new_id("0A")
-                rec = self._new_record(root, "My Drive", FOLDER_MIME, [], None, time.time())
+                rec = self._new_record(root, "My Drive", FOLDER_MIME, [], None, self.now())
                 rec["owner"] = email
                 self._put("files", self.files, rec)
                 self.owner_roots[email] = root
@@ -323,7 +330,10 @@ class EmulatorStore(StoreLimits, StoreTrash, StoreIds, StoreSessions):
             # Items made within one millisecond (a warm client makes one in less) get
             # increasing dates, as the order they were made: which of two same-named folders
             # is the oldest then never hangs on their random ids (dedupe's tests flaked so).
-            now = self._last_created = max(time.time(), self._last_created + 0.0011)
+            now = self.now()
+            if now < self._last_created + 0.0011 < now + 1.0:   # (a clock_offset moved back:
+                now = self._last_created + 0.0011                # the dates go back with it)
+            self._last_created = now
             rec = self._new_record(file_id or new_id(), title, mime, parents, drive_id, now)
             if drive_id is None and owner is not None:
                 rec["owner"] = owner
@@ -391,7 +401,7 @@ class EmulatorStore(StoreLimits, StoreTrash, StoreIds, StoreSessions):
             old = self.files[rec["id"]]["parents"]
             self.check_no_cycle(rec["id"], [p for p in rec["parents"] if p not in old])
             if not set_modified:
-                rec["modified"] = time.time()
+                rec["modified"] = self.now()
             rec["version"] += 1
             moved = rec["parents"] != self.files[rec["id"]]["parents"] and \
                 rec["trashed"] == was_trashed and not rec.get("explicitlyTrashed")
@@ -432,7 +442,7 @@ class EmulatorStore(StoreLimits, StoreTrash, StoreIds, StoreSessions):
         """Replace a file's properties; ``touch``: its modifiedDate set to now too."""
         with self.lock:
             rec = dict(self.get(file_id), properties=props)
-            rec["modified"] = time.time() if touch else rec["modified"]
+            rec["modified"] = self.now() if touch else rec["modified"]
             rec["version"] += 1
             self._put("files", self.files, rec)
             return rec
@@ -466,7 +476,7 @@ class EmulatorStore(StoreLimits, StoreTrash, StoreIds, StoreSessions):
     def add_drive(self, name: str, role: str = "organizer") -> dict:
         """Create a shared drive; its id is also the id of its root folder."""
         with self.lock:
-            doc = {"id": new_id("0A"), "name": name, "created": time.time(), "role": role}
+            doc = {"id": new_id("0A"), "name": name, "created": self.now(), "role": role}
             self._put("drives", self.drives, doc)
             return doc
 
