@@ -6,10 +6,19 @@ stepped back, would otherwise date the run's newest saves before the checkpoint 
 from: further on and saved earlier reads as a run sent back on purpose
 (drivestage.sidecar.left_behind), and resume and status went back to that checkpoint.
 Split from :mod:`trainer.writer` at its 500-line cap.
+
+Nor before Drive's clock as its answers' ``Date`` says it, where it differs from this
+machine's past a minute (the later of the two: :func:`server_clock.span`): a machine whose
+clock runs more than a day behind read every save of the run made elsewhere as "in the
+future" (no save time, :data:`drivestage.sidecar.FUTURE_SLACK_S`), so no floor, and dated
+its states days before the ones they go on from: to every machine with the right clock they
+were left behind, and resume went back (attack48).
 """
 from __future__ import annotations
 
 import time
+
+from drivestage.drive import server_clock
 
 
 class SaveTimes:
@@ -29,7 +38,10 @@ class SaveTimes:
         # (Strictly after the floor: taken at once after it was set, no monotonic time has
         # passed, and an equal ``saved`` goes to the name, not to this save.)
         since = max(time.monotonic() - self._floor_at, 1e-6)
-        now = max(time.time(), self._floor + since if self._floor else 0.0,
+        # (span's later clock: this machine's, or Drive's where its Date is past a minute
+        # later; no request made)
+        now = max(time.time(), server_clock.span()[1],
+                  self._floor + since if self._floor else 0.0,
                   self._last + 1e-6 if self._last else 0.0)
         self._last = now
         return now
