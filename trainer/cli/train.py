@@ -413,7 +413,12 @@ def status_cmd(config_path: str, overrides: tuple[str, ...], as_json: bool) -> N
         raise CheckpointError(f"no verified checkpoint on {folder.spec} yet{now_by}{lone}")
     side = found.sidecar
     pos = Position(side.epoch or 0, side.iteration or 0, side.epoch_iteration)
-    now = time.time()
+    # (By Drive's clock, as its answers' Date says it: Drive's modifiedDate against this
+    # machine's clock read "0 s ago" for a state two hours old where it runs two hours
+    # behind: attack48.)
+    from drivestage.drive import server_clock
+
+    now = server_clock.drive_clock() or time.time()
     age = max(0.0, now - found.described.modified)
     # Safe on Drive is not a state to train on (NaN weights: a run that had diverged): what
     # --resume auto from Drive goes on from, each checkpoint it passes over named with why.
