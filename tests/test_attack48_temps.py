@@ -1,0 +1,44 @@
+"""attack48: another machine's temporary file, a write in progress, in a folder both machines
+write (an NFS share, a Drive mount), swept by a machine whose clock runs two days ahead.
+
+A temporary file of another process-id namespace (another machine, container or boot) cannot
+be asked about; it is a leftover once "last written more than ``temps.FOREIGN_STALE_S`` (a
+day) ago" - by this machine's clock against the file's mtime, which the writer's machine (or
+the file server) stamped. Two days ahead, a checkpoint another machine is writing right now
+reads two days old: the next atomic write here removes it, and that machine's save fails at
+its rename (its checkpoint never written). Strict xfail: the fix (age by the file system's own
+clock, a fresh file's mtime, as well as this machine's: the earlier of the two) moves
+``sweep`` in ``drivestage/localfs.py``, at its 500-line cap (a split first)."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from drivestage import temps
+from tests._clock import skewed_env
+
+AHEAD = 2 * 86400.0
+
+_CHILD = """
+import sys
+from drivestage.localfs import atomic_write
+atomic_write(sys.argv[1], b"{}")
+"""
+
+
+@pytest.mark.xfail(strict=True, reason="attack48: a clock two days ahead sweeps another "
+                   "machine's temporary file being written (localfs.py at its cap: not fixed)")
+def test_a_machine_two_days_ahead_leaves_another_machines_write_in_progress(tmp_path):
+    other = "0" * 8 if temps.namespace_tag() != "0" * 8 else "1" * 8
+    writing = tmp_path / f".epoch_007.pt.{other}-4242.a1b2c3.tmp"
+    writing.write_bytes(b"half a checkpoint")        # (written now, by the file system's clock)
+    assert temps.parse(writing.name) is not None
+    out = subprocess.run([sys.executable, "-c", _CHILD, str(tmp_path / "state.json")],
+                         env=skewed_env(AHEAD, os.environ), capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "state.json").read_bytes() == b"{}"
+    assert writing.read_bytes() == b"half a checkpoint"
