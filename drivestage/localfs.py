@@ -297,7 +297,7 @@ def sweep(folder: Union[str, int], only: Optional[Callable[[str], bool]] = None)
     for name in names:
         if only is not None and not only(name):
             continue
-        if not temps.stale(name, _lstat_or_none(name, folder)):
+        if not temps.stale(name, _lstat_or_none(name, folder), folder=st):
             continue
         try:
             os.unlink(name if dir_fd is not None else os.path.join(str(folder), name),

@@ -16,7 +16,8 @@ this rule:
   removed).
 * One of another namespace cannot be asked about: it is removed when it was last written
   more than :data:`FOREIGN_STALE_S` ago (a write in progress keeps touching its file; a small
-  one lasts milliseconds).
+  one lasts milliseconds), by this machine's clock and, where a sweep gives it, by the file
+  system's (its folder's ctime: the two machines' clocks may differ by days).
 * Only this user's regular files of exactly this form are ever removed: never a link, a
   folder, another user's file, nor a name of another form (the temporary files of older
   versions, ``.<name>.<random>.tmp``, stay: nothing says whose they are).
@@ -87,10 +88,18 @@ def parse(name: str) -> Optional[tuple[str, int]]:
     return (found.group("tag"), int(found.group("pid"))) if found else None
 
 
-def stale(name: str, st: Optional[os.stat_result], now: Optional[float] = None) -> bool:
+def stale(name: str, st: Optional[os.stat_result], now: Optional[float] = None,
+          folder: Optional[os.stat_result] = None) -> bool:
     """Whether the file ``name`` (its ``lstat`` ``st``; None: gone) is a temporary file a dead
-    process left (see the module's rule)."""
+    process left (see the module's rule). ``folder``: the ``stat`` of the folder it is in,
+    whose ctime its file system stamped: another namespace's file is a day old by that clock
+    too (no later than now), not only by this machine's. A machine whose clock ran two days
+    ahead read another machine's write in progress on a shared folder (its mtime by that
+    machine's or the file server's clock) as two days old, and removed it (attack48); a
+    leftover goes one write into the folder later."""
     made = parse(name)
+    if folder is not None:
+        now = min(time.time() if now is None else now, folder.st_ctime)
     return made is not None and left_by_dead(made[0], made[1], st, now)
 
 

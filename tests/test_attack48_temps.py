@@ -5,17 +5,15 @@ A temporary file of another process-id namespace (another machine, container or 
 be asked about; it is a leftover once "last written more than ``temps.FOREIGN_STALE_S`` (a
 day) ago" - by this machine's clock against the file's mtime, which the writer's machine (or
 the file server) stamped. Two days ahead, a checkpoint another machine is writing right now
-reads two days old: the next atomic write here removes it, and that machine's save fails at
-its rename (its checkpoint never written). Strict xfail: the fix (age by the file system's own
-clock, a fresh file's mtime, as well as this machine's: the earlier of the two) moves
-``sweep`` in ``drivestage/localfs.py``, at its 500-line cap (a split first)."""
+reads two days old: the next atomic write here removed it, and that machine's save failed at
+its rename (its checkpoint never written). Now such a file is a day old by the file system's
+clock too (the ctime of the folder it is in, no later than now). The writing process here
+runs with its clock two days ahead (``tests/_clock_shim``); the file system's is right."""
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
-
-import pytest
 
 from drivestage import temps
 from tests._clock import skewed_env
@@ -29,8 +27,6 @@ atomic_write(sys.argv[1], b"{}")
 """
 
 
-@pytest.mark.xfail(strict=True, reason="attack48: a clock two days ahead sweeps another "
-                   "machine's temporary file being written (localfs.py at its cap: not fixed)")
 def test_a_machine_two_days_ahead_leaves_another_machines_write_in_progress(tmp_path):
     other = "0" * 8 if temps.namespace_tag() != "0" * 8 else "1" * 8
     writing = tmp_path / f".epoch_007.pt.{other}-4242.a1b2c3.tmp"
