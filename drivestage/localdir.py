@@ -256,7 +256,7 @@ class LocalDirStore(LocalMarks, LocalHeld, RemoteStore):
             children = sorted(it, key=lambda d: d.name)
         for child in children:
             if child.name.startswith(UPLOAD_PREFIX):
-                _sweep(child.path, child.name[len(UPLOAD_PREFIX):])
+                _sweep(child.path, child.name[len(UPLOAD_PREFIX):], st)
                 continue
             if local_trash.hidden(rel, child.name):
                 continue
@@ -475,10 +475,11 @@ def _version(st: os.stat_result) -> tuple[int, int, int]:
     return (st.st_ino, st.st_size, st.st_mtime_ns)
 
 
-def _sweep(path: str, rest: str) -> None:
-    """Remove the copy at ``path`` a dead process left (:func:`drivestage.temps.upload_left`)."""
+def _sweep(path: str, rest: str, folder: os.stat_result) -> None:
+    """Remove the copy at ``path`` a dead process left (:func:`drivestage.temps.upload_left`;
+    ``folder``: the stat of the folder it is in)."""
     try:
-        if upload_left(rest, os.lstat(path)):
+        if upload_left(rest, os.lstat(path), folder=folder):
             os.unlink(path)
     except OSError:
         pass

@@ -158,12 +158,16 @@ def upload_name(prefix: str) -> str:
     return f"{prefix}{namespace_tag()}.{os.getpid()}-{secrets.token_hex(6)}"
 
 
-def upload_left(rest: str, st: Optional[os.stat_result], now: Optional[float] = None) -> bool:
+def upload_left(rest: str, st: Optional[os.stat_result], now: Optional[float] = None,
+                folder: Optional[os.stat_result] = None) -> bool:
     """Whether the copy named ``prefix + rest`` (:func:`upload_name`; or the older
     ``<pid>-<random>``, which says no namespace), whose ``lstat`` is ``st``, is a dead
     process's leftover by the module's rule: a push killed mid-copy left a partial checkpoint
     in DEST, hidden from listings, for good (attacksync35). Another namespace's goes once a
-    day old by its ctime too (its copy's mtime is set to the source's just before the rename)."""
+    day old by its ctime too (its copy's mtime is set to the source's just before the rename).
+    ``folder``: as for :func:`stale`, by the file system's clock too (attack48)."""
+    if folder is not None:
+        now = min(time.time() if now is None else now, folder.st_ctime)
     made = _UPLOAD_RE.match(rest)
     if made is None or st is None:
         return False

@@ -38,3 +38,33 @@ def test_a_machine_two_days_ahead_leaves_another_machines_write_in_progress(tmp_
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "state.json").read_bytes() == b"{}"
     assert writing.read_bytes() == b"half a checkpoint"
+
+
+_LISTS = """
+import sys
+from drivestage.localdir import LocalDirStore
+store = LocalDirStore(sys.argv[1])
+print([e.name for e in store.list(store.resolve(""))])
+"""
+
+
+def test_a_machine_two_days_ahead_leaves_another_machines_copy_under_way_in_a_folder_dest(
+        tmp_path):
+    """The same for a push into a folder DEST (``drivestage push SRC /mnt/share/runs``):
+    another machine's copy under way there (``.drivestage-upload-<tag>.<pid>-<random>``) is
+    left, as a day old by neither clock (main: removed by the listing of a machine two days
+    ahead, that machine's copy failed)."""
+    from drivestage.localdir import UPLOAD_PREFIX
+
+    other = "0" * 8 if temps.namespace_tag() != "0" * 8 else "1" * 8
+    root = tmp_path / "dest"
+    root.mkdir()
+    (root / "done.pt").write_bytes(b"sent before")
+    copying = root / f"{UPLOAD_PREFIX}{other}.4242-0123456789ab"
+    copying.write_bytes(b"half a checkpoint")
+    out = subprocess.run([sys.executable, "-c", _LISTS, str(root)],
+                         env=skewed_env(AHEAD, os.environ), capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "['done.pt']"
+    assert copying.read_bytes() == b"half a checkpoint"
