@@ -55,3 +55,28 @@ def test_a_child_started_with_the_shim_reads_a_wall_clock_off_and_a_true_monoton
     assert mono <= child_mono <= time.monotonic()
     assert yday == time.gmtime(start + 86400).tm_yday
     assert int(strf) == time.localtime(start + 86400).tm_yday
+
+
+def test_a_childs_clock_steps_when_the_test_rewrites_its_file(tmp_path):
+    """Started an hour behind; stepped a day ahead while it runs (it waits for a line on its
+    stdin between its two readings)."""
+    from tests._clock import step
+
+    code = ("import sys, time; print(time.time(), flush=True); sys.stdin.readline(); "
+            "print(time.time(), flush=True)")
+    clock = str(tmp_path / "clock")
+    child = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True,
+                             env=skewed_env(-HOUR, os.environ, stepped_by=clock))
+    try:
+        first = float(child.stdout.readline())
+        assert abs(first - (time.time() - HOUR)) < 30
+        step(clock, 86400.0)
+        child.stdin.write("go\n")
+        child.stdin.flush()
+        second = float(child.stdout.readline())
+        assert abs(second - (time.time() + 86400.0)) < 30
+    finally:
+        child.stdin.close()
+        child.stdout.close()
+        child.wait(timeout=30)
