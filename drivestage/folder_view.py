@@ -214,7 +214,8 @@ def view(store: RemoteStore, remote: Listing, local: Mapping[str, LocalFile],
                     and entry is not None and _same(local[name], entry, cache)
             out.append(Candidate(name, local[name].size, _mtime(local[name], shift), metrics,
                                  epoch, rid, ok, run, saved, into, branch,
-                                 entry.md5 if entry is not None else None))
+                                 entry.md5 if entry is not None else None,
+                                 _mtime(local[name]) if shift else None))
             continue
         for e in files[name]:
             ok = verified is not None and verified.verified and e.md5 == verified.md5

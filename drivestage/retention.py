@@ -91,8 +91,8 @@ from drivestage.retention_policy import check_metric_name, lone_json_reason
 # What orders and ranks the files lives in its own module; its names stay importable here.
 from drivestage.retention_order import Candidate as Candidate
 from drivestage.retention_order import kept_runs as kept_runs
-from drivestage.retention_order import (_age_ordered, _Ckpt, _dropped_runs, _managed, _mark_left,
-                                        _runs_oldest_first)
+from drivestage.retention_order import (_age_ordered, _Ckpt, _managed, _mark_left,
+                                        _runs_dropped, _runs_oldest_first)
 from drivestage.sizes import format_size, parse_size  # noqa: F401 (parse_size: trainer)
 
 
@@ -187,7 +187,7 @@ def plan(files: Iterable[Candidate], policy: RetentionPolicy, *, protect: Iterab
         _keep_checkpoints([c for c in ckpts if c.cand.run == run], policy)
         _keep_autosaves([c for c in autos if c.cand.run == run], policy.active)
     if policy.keep_runs is not None:
-        dropped = _dropped_runs(runs, policy.keep_runs)
+        dropped = _runs_dropped(ckpts + autos, policy.keep_runs)
         for c in ckpts + autos:
             if c.cand.run in dropped:
                 c.keep = c.pinned = False

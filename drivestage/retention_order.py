@@ -34,6 +34,9 @@ class Candidate:
     epoch_iteration: int = 0        # from the sidecar: steps into the next epoch
     branch: Optional[float] = None  # its sidecar is a branch record (:mod:`drivestage.lineage`)
     md5: Optional[str] = None       # the store's copy ``id``: its md5 as listed
+    # A local file's mtime by this machine's clock, where ``modified`` is that moved onto
+    # the store's (their clocks differ: :meth:`drivestage.store.RemoteStore.clock_shift`).
+    unshifted: Optional[float] = None
 
 
 @dataclass
@@ -123,12 +126,24 @@ def _age_ordered(files: list[_Ckpt]) -> list[_Ckpt]:
     return files
 
 
-def _runs_oldest_first(files: list[_Ckpt]) -> list[Optional[str]]:
-    """The runs among ``files``, the one whose newest file is oldest first."""
+def _runs_oldest_first(files: list[_Ckpt], unshifted: bool = False) -> list[Optional[str]]:
+    """The runs among ``files``, the one whose newest file is oldest first (``unshifted``: a
+    local file's time by this machine's clock, :attr:`Candidate.unshifted`)."""
     last: dict[Optional[str], float] = {}
     for c in files:
-        last[c.cand.run] = max(last.get(c.cand.run, c.cand.modified), c.cand.modified)
+        at = c.cand.unshifted if unshifted and c.cand.unshifted is not None else c.cand.modified
+        last[c.cand.run] = max(last.get(c.cand.run, at), at)
     return sorted(last, key=lambda run: (last[run], run or ""))
+
+
+def _runs_dropped(files: list[_Ckpt], keep: int) -> set[Optional[str]]:
+    """The runs ``keep_runs`` ``keep`` drops: older than the ``keep`` most recent by the
+    store's clock and by this machine's. Where the two differ (a local file's mtime is this
+    machine's, a store's file's date the store's), which is wrong is not known: read by a
+    wrong one, the run being trained here, or another machine's newer one, read older and
+    went (attack48). A run goes only where both say so."""
+    return _dropped_runs(_runs_oldest_first(files), keep) & \
+        _dropped_runs(_runs_oldest_first(files, unshifted=True), keep)
 
 
 def _dropped_runs(runs: list[Optional[str]], keep: int) -> set[Optional[str]]:
@@ -147,7 +162,7 @@ def kept_runs(files: Iterable[Candidate], policy: RetentionPolicy) -> set[Option
     runs = _runs_oldest_first(managed)
     if policy.keep_runs is None:
         return set(runs)
-    return set(runs) - _dropped_runs(runs, policy.keep_runs)
+    return set(runs) - _runs_dropped(managed, policy.keep_runs)
 
 
 _NUMBER = re.compile(r"\d+")
