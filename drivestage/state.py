@@ -154,7 +154,9 @@ class MadeFolders:
 
 def _fresh_for(record: dict[str, Any], max_age: float, now: float) -> bool:
     t = record.get("t")
-    return isinstance(t, (int, float)) and 0 <= now - t <= max_age
+    # (Dated after now: written before the clock stepped back; kept as long either way.
+    # Taken for none, a push made the folder a second time: attack48.)
+    return isinstance(t, (int, float)) and abs(now - t) <= max_age
 
 
 def stat_key(st: os.stat_result) -> list[int]:

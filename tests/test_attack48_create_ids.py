@@ -41,3 +41,21 @@ def test_a_create_recorded_before_the_clock_stepped_back_is_sent_again_with_its_
     assert live_md5s(emulator, DEST) == {"keep.txt": [hashlib.md5(b"already there").hexdigest()],
                                          "b.bin": [want]}
     assert result.uploaded == ["b.bin"]
+
+
+def test_a_folder_made_before_the_clock_stepped_back_is_not_made_again(emulator, env, tmp_path):
+    """The same for a folder the push made (``made_folders.json``, :class:`drivestage.state.
+    MadeFolders`): the rerun, its listing not showing the folder yet, made a second ``sub``
+    (main) where it now sends into the one made."""
+    src = tmp_path / "src"
+    x = _write(src / "sub" / "x.txt", b"x")
+    emulator.faults.lag_listing(created=20, titles=r"^sub$")
+    first = subprocess.run([sys.executable, "-m", "drivestage", "push", str(src),
+                            f"drive:{DEST}"], env=skewed_env(AHEAD, child_env(emulator)),
+                           capture_output=True, text=True, timeout=120)
+    assert first.returncode == 0, first.stderr
+    y = _write(src / "sub" / "y.txt", b"y")
+    _push(emulator, src)                        # (the clock an hour back from the child's)
+    assert len(_named(emulator, "sub")) == 1
+    emulator.faults.lag_listing()
+    assert live_md5s(emulator, f"{DEST}/sub") == {"x.txt": [x], "y.txt": [y]}
