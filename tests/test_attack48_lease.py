@@ -68,3 +68,40 @@ def test_a_holder_whose_clock_steps_holds_while_alive_and_goes_stale_once_killed
         assert _claims_on_drive(emulator) == [nxt.name]
     finally:
         nxt.release()
+
+
+NEWCOMER = """
+import socket, sys
+socket.gethostname = lambda: "other-machine"
+from trainer.drive import DriveFolder
+from trainer.errors import LeaseHeldError
+from trainer.lease import RunLease
+lease = RunLease(DriveFolder("drive:runs/exp", sys.argv[1]), period_s=float(sys.argv[2]))
+try:
+    lease.acquire()
+except LeaseHeldError:
+    print("refused", flush=True)
+else:
+    print("held", flush=True)
+    lease.release()
+"""
+
+
+@pytest.mark.parametrize("offset", [-3600.0, 3600.0], ids=["behind", "ahead"])
+def test_a_trainer_whose_clock_is_an_hour_off_is_refused_by_a_live_holder(
+        drive_env, emulator, tmp_path, offset):
+    """The holder here (true clock, renewing); a trainer of another machine whose clock runs
+    an hour ahead (or behind) starts: refused, the holder's claim the only one."""
+    emulator.add_folder("runs/exp")
+    holder = _lease(tmp_path, "h", PERIOD)
+    holder.acquire()
+    holder.start()
+    try:
+        env = skewed_env(offset, dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
+        out = subprocess.run([sys.executable, "-c", NEWCOMER, str(tmp_path / "n"), str(PERIOD)],
+                             env=env, capture_output=True, text=True, timeout=120)
+        assert out.stdout.strip() == "refused", out.stderr
+        assert _claims_on_drive(emulator) == [holder.name]
+        assert "Drive's answers are dated 60 min" in out.stderr, out.stderr
+    finally:
+        holder.release()
