@@ -30,7 +30,7 @@ sys.stdin.readline()
 """
 
 
-@pytest.mark.parametrize("stepped", [-3600.0, 3600.0], ids=["back", "forward"])
+@pytest.mark.parametrize("stepped", [-3600.0], ids=["back"])   # (forward: attack45's)
 def test_a_holder_whose_clock_steps_holds_while_alive_and_goes_stale_once_killed(
         drive_env, emulator, tmp_path, stepped):
     from trainer.errors import LeaseHeldError
@@ -87,7 +87,7 @@ else:
 """
 
 
-@pytest.mark.parametrize("offset", [-3600.0, 3600.0], ids=["behind", "ahead"])
+@pytest.mark.parametrize("offset", [3600.0], ids=["ahead"])   # (behind: skewlefts44's)
 def test_a_trainer_whose_clock_is_an_hour_off_is_refused_by_a_live_holder(
         drive_env, emulator, tmp_path, offset):
     """The holder here (true clock, renewing); a trainer of another machine whose clock runs
