@@ -74,3 +74,30 @@ def test_a_state_taken_on_a_machine_two_days_behind_is_the_runs_newest_everywher
     assert sidecar.left_behind(found) == set()
     best = sidecar.newest(found, skip=sidecar.left_behind(found))
     assert best is not None and best.name == "epoch_011.pt"
+
+
+def test_a_state_taken_on_a_machine_hours_ahead_is_not_dated_after_the_run_went_on(
+        emulator, env):
+    """A machine whose clock runs three hours ahead takes epoch 12 (never sent: killed before
+    its push); the run goes on from Drive elsewhere, epoch 20 saved a minute later. Epoch 12's
+    save time is before epoch 20's, so epoch 20 is where the run goes on, not a line left
+    behind (main: epoch 12 dated three hours late read as saved last, and that folder's
+    resume went on from it: ``trainer.resume._went_on`` False)."""
+    emulator.add_folder("runs")
+    data10, data12, data20 = b"ten" * 100, b"twelve" * 100, b"twenty" * 100
+    side10 = _side(10, time.time() - 3600, data10)
+    out = subprocess.run([sys.executable, "-c", _CHILD, emulator.url, json.dumps(side10)],
+                         env=skewed_env(3 * 3600.0, child_env(emulator)), capture_output=True,
+                         text=True, timeout=120, cwd=os.getcwd())
+    assert out.returncode == 0, out.stderr
+    taken = json.loads(out.stdout.strip().splitlines()[-1])["taken"]
+    assert abs(taken - time.time()) < 120
+    twelve = sidecar.parse(json.dumps(_side(12, taken, data12)))
+    twenty = sidecar.parse(json.dumps(_side(20, time.time() + 60, data20)))
+    assert twelve is not None and twenty is not None
+    from trainer.resume import _went_on
+
+    assert _went_on(twenty, twelve)
+    found = [Described("epoch_012.pt", twelve, hashlib.md5(data12).hexdigest()),
+             Described("epoch_020.pt", twenty, hashlib.md5(data20).hexdigest())]
+    assert sidecar.left_behind(found) == set()

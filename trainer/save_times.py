@@ -7,12 +7,16 @@ from: further on and saved earlier reads as a run sent back on purpose
 (drivestage.sidecar.left_behind), and resume and status went back to that checkpoint.
 Split from :mod:`trainer.writer` at its 500-line cap.
 
-Nor before Drive's clock as its answers' ``Date`` says it, where it differs from this
-machine's past a minute (the later of the two: :func:`server_clock.span`): a machine whose
-clock runs more than a day behind read every save of the run made elsewhere as "in the
-future" (no save time, :data:`drivestage.sidecar.FUTURE_SLACK_S`), so no floor, and dated
-its states days before the ones they go on from: to every machine with the right clock they
-were left behind, and resume went back (attack48).
+Where Drive's clock, as its answers' ``Date`` says it, differs from this machine's past a
+minute (:func:`server_clock.skew`), Drive's (attack48). A machine whose clock ran more than a
+day behind read every save of the run made elsewhere as "in the future" (no save time,
+:data:`drivestage.sidecar.FUTURE_SLACK_S`), so no floor, and dated its states days before the
+ones they go on from: to every machine with the right clock they were left behind, and
+resume went back. One whose clock ran hours ahead dated a state it never sent hours late:
+the run continued elsewhere meanwhile read as sent back, and that folder's resume went on
+from its own older state. A ``Date`` a proxy sets from a wrong clock is the case this gets
+wrong: one behind is bounded by the floor above, one ahead dates saves late, as this
+machine's clock ahead did before.
 """
 from __future__ import annotations
 
@@ -38,9 +42,9 @@ class SaveTimes:
         # (Strictly after the floor: taken at once after it was set, no monotonic time has
         # passed, and an equal ``saved`` goes to the name, not to this save.)
         since = max(time.monotonic() - self._floor_at, 1e-6)
-        # (span's later clock: this machine's, or Drive's where its Date is past a minute
-        # later; no request made)
-        now = max(time.time(), server_clock.span()[1],
+        # (Drive's clock where its Date is past a minute off this machine's; no request)
+        drive = server_clock.drive_clock() if server_clock.skew() is not None else None
+        now = max(time.time() if drive is None else drive,
                   self._floor + since if self._floor else 0.0,
                   self._last + 1e-6 if self._last else 0.0)
         self._last = now
