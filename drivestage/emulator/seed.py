@@ -175,7 +175,8 @@ class SeedingApi:
     def share(self, file_id: str, role: str = "reader") -> None:
         """Share an item (and so everything below it) with you directly: it appears in
         "Shared with me" (``sharedWithMe``), never under ``'root' in parents``."""
-        self.store.update(file_id, shared_role=check_role(role, SHARE_ROLES), shared_date=self.store.now())
+        self.store.update(file_id, shared_role=check_role(role, SHARE_ROLES),
+                          shared_date=self.store.now())
 
     def unshare(self, file_id: str) -> None:
         """Take back every way you had to reach an item (direct share and link): you get 404
