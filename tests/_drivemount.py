@@ -113,6 +113,9 @@ class FullDriveMount:
         #: Set to n bytes: the size statfs shows (Drive's quota, as DriveFS shows it), its free
         #: part what the files in the mount leave of it; None: a roomy disk.
         self.capacity: Optional[int] = None
+        #: opcode -> errno: every call of that kind answers it (a disk or mount that fails
+        #: reads: READ -> EIO; OPENDIR -> EIO, a folder that cannot be listed).
+        self.fail: dict[int, int] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         #: Cleared by :meth:`hang`: the program stops answering (stopped, not ended): every
@@ -361,6 +364,8 @@ class FullDriveMount:
         def name_at(offset: int) -> str:
             return body[offset:].split(b"\0", 1)[0].decode()
 
+        if opcode in self.fail:
+            raise OSError(self.fail[opcode], os.strerror(self.fail[opcode]))
         if opcode == INIT:
             major, minor = struct.unpack_from("<II", body)
             return _INIT_OUT.pack(7, min(minor, 31), 0, 0, 16, 12, MAX_WRITE, 1, 0, 0, 0, 0)
