@@ -111,9 +111,10 @@ def decide(store: RemoteStore, root: RemoteEntry, listing: Mapping[str, Mapping[
     a store file whose id is in ``kept`` (in any folder), nor a top-level name in ``protect``,
     nor a folder ``marked`` (a run folder: :mod:`drivestage.run_folders`) or one that holds
     one at any depth (left whole)."""
-    # A skipped link stands for a file or a folder SRC has, only not followed this time.
-    local_files = {lf.rel for lf in tree.files} | set(tree.skipped_links)
-    local_folders = set(tree.folders) | set(tree.skipped_links)
+    # A skipped link stands for a file or a folder SRC has, only not followed this time; a
+    # path the walk could not read, for one SRC may have: nothing at or under it goes (unread).
+    local_files = {lf.rel for lf in tree.files} | set(tree.skipped_links) | tree.unread_rels
+    local_folders = set(tree.folders) | set(tree.skipped_links) | tree.unread_rels
     doomed: list[Doomed] = []
     # Each folder listed once for this decision, however many paths lead to it (walk37).
     listed = Listings(store)
@@ -122,7 +123,7 @@ def decide(store: RemoteStore, root: RemoteEntry, listing: Mapping[str, Mapping[
     # contents are never removed (the shortcut itself may be).
     linked = {(f"{folder_rel}/{name}" if folder_rel else name)
               for folder_rel, index in listing.items() for name, entries in index.items()
-              if any(e.is_dir and e.linked for e in entries)}
+              if any(e.is_dir and e.linked for e in entries)} | tree.unread_rels
     # What SRC has on the store, and what the push keeps: a folder it removes may hold one
     # of them too, given it as a second parent before 2020; trashed, it took that along
     # (the files just pushed with it: walk37).

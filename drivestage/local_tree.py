@@ -18,9 +18,10 @@ from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
 from drivestage import temps
-from drivestage.errors import BecameOtherError, ShortcutCycleError, UsageError
+from drivestage.errors import BecameOtherError, LocalFileError, ShortcutCycleError, UsageError
 from drivestage.paths import (PATH_MAX, UTF8_LOCALE, exclude_deep, exclude_pattern,
                               is_reserved, matches, names_encoding, printable)
+from drivestage.unread import Unread
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +110,13 @@ class LocalTree:
     #: The folders a push makes on the store, parents first (:func:`made`); ``folders`` is
     #: every folder of SRC the filters let through, what ``--delete`` leaves on the store.
     made: list[str] = field(default_factory=lambda: [""])
+    #: What the walk could not stat or list (never taken as absent: :mod:`drivestage.unread`).
+    unread: list[Unread] = field(default_factory=list)
+
+    @property
+    def unread_rels(self) -> set[str]:
+        """The relative paths of :attr:`unread` (what ``--delete`` takes as there)."""
+        return {u.rel for u in self.unread}
 
 
 def wanted(rel: str, include: Sequence[str], exclude: Sequence[str]) -> bool:
@@ -228,6 +236,14 @@ def walk(src: str, include: Sequence[str] = (), exclude: Sequence[str] = (), *,
                 children = sorted(it, key=lambda d: d.name)
         except (FileNotFoundError, NotADirectoryError):
             return  # removed while we walked
+        except OSError as exc:   # (EACCES: no r; EIO, a mount that stopped)
+            if not rel_root:
+                raise LocalFileError(f"could not read SRC {printable(folder)} "
+                                     f"({os.strerror(exc.errno or 0)}): nothing was pushed"
+                                     ) from None
+            tree.folders.remove(rel_root)   # (not made on the store: nothing known of it)
+            tree.unread.append(Unread(rel_root, os.path.abspath(folder), exc.errno or 0, True))
+            return
         for child in children:
             if is_reserved(child.name):
                 # drivestage's own state (a pull's stamps in .drivestage, partial downloads):
@@ -244,9 +260,12 @@ def walk(src: str, include: Sequence[str] = (), exclude: Sequence[str] = (), *,
                 if link:
                     tree.skipped_links.append(rel)  # dangling (or its target vanished)
                 continue
-            except OSError:
+            except OSError as exc:
                 if link:
                     tree.skipped_links.append(rel)  # a loop of links (ELOOP)
+                elif _sent(child, rel, include, exclude):   # (EACCES: a folder without x)
+                    tree.unread.append(Unread(rel, os.path.abspath(child.path),
+                                              exc.errno or 0, _is_dir(child)))
                 continue
             is_dir = _stat.S_ISDIR(st.st_mode)
             if is_dir:
@@ -292,11 +311,16 @@ def _sent(child: "os.DirEntry[str]", rel: str, include: Sequence[str],
     path too long to stat: its kind from the folder's listing, a file where unknown)."""
     if matches(rel, exclude):
         return False
+    return _is_dir(child) or wanted(rel, include, exclude)
+
+
+def _is_dir(child: "os.DirEntry[str]") -> bool:
+    """Whether ``child`` is a folder as far as its folder's listing tells (a file where
+    unknown: its stat failed)."""
     try:
-        is_dir = child.is_dir()
+        return child.is_dir()
     except OSError:
-        is_dir = False
-    return is_dir or wanted(rel, include, exclude)
+        return False
 
 
 def _start(path: str) -> str:

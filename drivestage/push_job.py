@@ -6,7 +6,8 @@ import logging
 import threading
 from typing import Iterable, Mapping, Optional, Sequence
 
-from drivestage import extra, first_seen, other_runs, pruning, push_room, run_folders, sidecar
+from drivestage import extra, first_seen, other_runs, pruning, push_room, run_folders, sidecar, \
+    unread
 from drivestage.errors import (BecameOtherError, DriveStageError, FolderLeftError,
                                NameSharedError, NotFoundError, PermissionDeniedError,
                                TrashedError, UsageError)
@@ -72,6 +73,7 @@ class PushJob(Sends):
         store, self.path, self.follow_symlinks = self.store, path, follow_symlinks
         tree = walk(src, self.include, self.exclude, follow_symlinks=follow_symlinks)
         self.result.skipped_links = tree.skipped_links
+        self.result.unread = list(tree.unread)   # (and the files refused as they are sent)
         say_special(tree.special, src, "send")
         links = tree.skipped_links
         if links:
@@ -119,6 +121,8 @@ class PushJob(Sends):
         decision: Optional[Plan] = None
         folder: Optional[pruning.FolderView] = None
         skip: set[str] = set()
+        # (retention too removes nothing of DEST's at a name the walk could not read)
+        self.protect |= {u.rel for u in self.result.unread if "/" not in u.rel}
         if self.policy.active:
             decision, folder = self._plan_around_left(files)
             self.result.plan = decision
@@ -167,7 +171,10 @@ class PushJob(Sends):
         # and the verified one before it must stay (attackpush45: both went, exit 0). Nor is
         # a file the first plan deleted anyway on the store: never sent, it was the re-plan's
         # newest verified in place of the store's (attackretain46: that went, exit 0).
-        unsent = self.vanished | {n for f, n in self.copies.skipped if not f}
+        # Nor is one it could not read when it came to send it: its copies there all stay.
+        refused = {u.rel for u in self.result.unread if "/" not in u.rel}
+        self.protect |= refused
+        unsent = self.vanished | refused | {n for f, n in self.copies.skipped if not f}
         # (each at the size it was sent: one saved again as it went may have grown, and the
         # budget counted the size walked)
         sent = self.copies.sent
@@ -195,10 +202,15 @@ class PushJob(Sends):
                              # (a mark's property, neither bytes nor a removal: goes where
                              # the guard is unsure, as a new file does)
                              check=lambda: self.fence.check(replaces=False))
+        # Last, once everything else went: a path push could not read fails it (exit 1, as
+        # another run's checkpoints it left do), never taken as absent (unread.py).
+        unread.say(self.result.unread, store.describe(root))
         if left_in_way:
             lf = left_in_way[0]
             where = store.describe(self.remote_folder[lf.folder_rel])
             raise FolderLeftError(f"{where}/{lf.name}", lf.path)
+        if self.result.unread:
+            raise unread.error(self.result.unread)
 
     def _plan(self, folder: pruning.FolderView, local: Iterable[str]) -> Plan:
         """Retention over DEST. The newest local checkpoint (and autosave) of every run is
@@ -295,6 +307,10 @@ class PushJob(Sends):
                 continue
             except BecameOtherError as exc:   # (a link the walk let through: named too)
                 raise said_of(lf, exc) from None
+            except OSError as exc:   # (EACCES, EIO: not sent; its copies there kept)
+                if not self._unread(lf, exc):
+                    raise
+                continue
             others = [e for e in remote if e.id != current.id]
             if local_md5 is not None and current.md5 == local_md5:
                 self.result.unchanged += 1

@@ -8,6 +8,7 @@ from typing import Iterable, Optional
 
 from drivestage.other_runs import Left
 from drivestage.retention import Decision, Plan
+from drivestage.unread import Unread
 
 
 @dataclass
@@ -30,6 +31,9 @@ class PushResult:
     #: left: the store's copy's sidecar is flagged by Drive (whose run: unknown; flagged)
     unknown_run: list[str] = field(default_factory=list)
     left: list[Left] = field(default_factory=list)       # all three, with what the store holds
+    #: Paths of SRC it could not read (the walk's, then the files refused as they were sent):
+    #: not sent, and nothing on the store at or under them removed or replaced (unread.py).
+    unread: list[Unread] = field(default_factory=list)
 
 
 

@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass
 from typing import Iterable, Mapping, Optional
 
-from drivestage import pool, sidecar, sidecar_phases, snapshots
+from drivestage import pool, sidecar, sidecar_phases, snapshots, unread
 from drivestage.errors import BecameOtherError, DriveStageError, FolderInTheWayError, \
     MovedAwayError, NotFoundError, QuotaExceededError, TrashedAwayError
 from drivestage.local_tree import LocalFile, led_out, linked_folder, said_of
@@ -157,6 +157,11 @@ class Sends(Resends):
             except BaseException as exc:
                 # Only the local file gone is skipped: NotFoundError (also a
                 # FileNotFoundError) is Drive's 404, its folder deleted: a failure, not exit 0.
+                # One it could not read (EACCES, EIO) is said at the end, its copies kept.
+                if self._unread(lf, exc):
+                    with mutex:
+                        failed[key] = exc
+                    return
                 if not isinstance(exc, FileNotFoundError) or isinstance(exc, NotFoundError):
                     said = said_of(lf, exc)   # (a link the walk let through: named too)
                     with mutex:
@@ -316,6 +321,15 @@ class Sends(Resends):
         lf = item.lf
         return bool(item.olds and item.target is None) or sidecar.is_sidecar(lf.name) or \
             (lf.folder_rel, lf.name) in self.copies.sides_of or self._is_checkpoint(lf, {})
+
+    def _unread(self, lf: LocalFile, exc: BaseException) -> bool:
+        """Whether ``exc`` is a failed read of the local file ``lf`` (kept in the result:
+        said, and failing the push, once everything else is done; :mod:`drivestage.unread`)."""
+        got = unread.of(exc, lf.rel, [lf.path, lf.real, lf.named])
+        if got is not None:
+            with self.mutex:
+                self.result.unread.append(got)
+        return got is not None
 
     def _vanished(self, lf: LocalFile) -> None:
         self.outstanding.done(lf.rel)  # nothing left to send

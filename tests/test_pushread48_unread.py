@@ -86,9 +86,10 @@ def test_folders_it_cannot_read_keep_their_copies_on_drive_under_delete(
     code, err = push_unprivileged(emulator, str(src), "drive:runs/x", "--delete")
     assert code == 1, err[-3000:]
     assert "Traceback" not in err, err[-3000:]
-    # Sent and deleted as asked, but for what is under the unread paths.
-    assert live(emulator) == {"a.txt": b"new", "ro/d.txt": b"d", "ro/old.txt": b"o",
-                              "shut/b.txt": b"b", "shut/c.txt": b"c"}
+    # Sent and deleted as asked, but for what is at or under the unread paths (ro was
+    # listed: a name it lacks is absent, and goes).
+    assert live(emulator) == {"a.txt": b"new", "ro/d.txt": b"d", "shut/b.txt": b"b",
+                              "shut/c.txt": b"c"}
     assert lines(err) == [
         f"ERROR drivestage.upload_tree: could not read {src}/ro/d.txt (Permission denied): "
         "not sent, and nothing at drive:runs/x/ro/d.txt on Drive is removed or replaced this "
@@ -142,12 +143,14 @@ def mounted(tmp_path):
 @pytest.mark.parametrize("opcode", [READ, OPENDIR], ids=["read", "listing"])
 def test_eio_from_a_mount_in_src_keeps_its_copies_under_delete(
         emulator, drive_env, local_state, tmp_path, mounted: FullDriveMount, opcode):
-    for rel, data in {"mnt/m.txt": b"mounted, old", "mnt/n.txt": b"n", "gone.txt": b"g"}.items():
+    for rel, data in {"mnt/m.txt": b"mounted, older", "mnt/n.txt": b"n",
+                      "gone.txt": b"g"}.items():
         emulator.add_file(f"runs/x/{rel}", data)
     mounted.fail[opcode] = errno.EIO
     code, out, err = run("push", str(tmp_path / "src"), "drive:runs/x", "--delete")
     assert code == 1, err[-3000:]
-    kept = {"mnt/m.txt": b"mounted, old", "mnt/n.txt": b"n"}
+    # (read: the mount's listing is read, and a name it lacks goes)
+    kept = {"mnt/m.txt": b"mounted, older", **({} if opcode == READ else {"mnt/n.txt": b"n"})}
     assert live(emulator) == {"a.txt": b"a", **kept}
     what = "mnt/m.txt" if opcode == READ else "mnt"
     [line] = lines(err)
@@ -176,3 +179,26 @@ def test_a_mirror_period_over_a_stopped_mount_fails_and_deletes_nothing_under_it
             assert live(emulator) == {"a.txt": b"a", "mnt/m.txt": b"mounted, old"}
     finally:
         mirror.stop(timeout=30, flush=False)
+
+
+def test_a_file_deleted_between_the_walk_and_its_send_goes_from_drive_on_the_next_push(
+        emulator, through, tmp_path):
+    """Gone (ENOENT) is not unread: a file the user deleted on purpose. Its copy on Drive
+    stays while the walk that found it is the one acted on (exit 0), and the next push's walk,
+    which sees it absent, removes it with --delete."""
+    from _swaps import once_at
+
+    for rel, data in {"a.txt": b"old a", "b.txt": b"old b"}.items():
+        emulator.add_file(f"runs/x/{rel}", data)
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.txt").write_bytes(b"new a!")
+    (src / "b.txt").write_bytes(b"new b!")
+    done = once_at(through, "PUT", r"^/upload/drive/v2/files",
+                   lambda: (src / "b.txt").unlink())   # (a.txt's upload: sorted, one at once)
+    code, out, err = run("push", str(src), "drive:runs/x", "--delete", "-j", "1")
+    assert done and code == 0, err[-3000:]
+    assert live(emulator) == {"a.txt": b"new a!", "b.txt": b"old b"}
+    code, out, err = run("push", str(src), "drive:runs/x", "--delete")
+    assert code == 0, err[-3000:]
+    assert live(emulator) == {"a.txt": b"new a!"}

@@ -1,0 +1,88 @@
+"""The paths of SRC a push could not read (:class:`Unread`), and what it says of them.
+
+A path the walk could not stat or list (EACCES in a folder without x or r, EIO, a FUSE mount
+that stopped: ENOTCONN), or a file it found that could not be opened or read when it was
+sent, is never taken as absent: the walk skipped it without a word (exit 0), and ``--delete``
+then removed its copies on Drive, the only ones left. Such a path is kept (nothing on Drive
+at or under it is removed or replaced: :func:`drivestage.extra.decide`), said in one line each
+(:func:`say`), and the push fails once everything else is done (:func:`error`, exit 1), as it
+does for another run's checkpoints it left. A path gone (ENOENT, ENOTDIR) is absent: the
+walk's answer, as a file deleted on purpose; one gone between the walk and its send is kept
+on Drive this time and removed by the next push's walk.
+"""
+from __future__ import annotations
+
+import errno
+import logging
+import os
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+from drivestage.errors import DriveStageError, LocalFileError
+from drivestage.paths import exclude_pattern, printable
+
+# The name push's lines always had (a user's logging config, or grep, may name it).
+log = logging.getLogger("drivestage.upload_tree")
+
+#: Lines said of unread paths in one push; the rest counted.
+SAID_AT_MOST = 10
+
+_REMOUNT = (errno.ENOTCONN, errno.ESTALE, errno.ENODEV)
+
+
+@dataclass(frozen=True)
+class Unread:
+    """A path of SRC (``rel``, ``/``-separated; ``path``: absolute) that could not be read."""
+
+    rel: str
+    path: str
+    errno: int
+    folder: bool = False
+
+    @property
+    def why(self) -> str:
+        """The errno's meaning (``Permission denied``)."""
+        return os.strerror(self.errno)
+
+
+def of(exc: BaseException, rel: str, paths: Sequence[str]) -> Optional[Unread]:
+    """``exc``, raised by a read of the file ``rel`` (at ``paths[0]``; ``paths``: the names
+    it may be opened by), as an :class:`Unread`; None where it is no local read's failure (a
+    Drive error, a socket's, the file gone: absent). A failure of the open names the file; a
+    read's (EIO) names nothing."""
+    if not isinstance(exc, OSError) or isinstance(exc, (DriveStageError, FileNotFoundError)) \
+            or exc.errno is None:
+        return None
+    named = exc.filename is not None and os.fsdecode(exc.filename) in paths
+    return Unread(rel, paths[0], exc.errno) if named or exc.errno == errno.EIO else None
+
+
+def say(unread: Sequence[Unread], dest: str) -> None:
+    """One line for each of ``unread`` (at most :data:`SAID_AT_MOST`, the rest counted):
+    the path, why, that DEST keeps what it has there, and what to do."""
+    for u in sorted(unread, key=lambda u: u.rel)[:SAID_AT_MOST]:
+        if u.errno in (errno.EACCES, errno.EPERM):
+            how = (f"let this user read it (chmod {'-R u+rX' if u.folder else 'u+r'} "
+                   f"{printable(u.path)})")
+        elif u.errno in _REMOUNT:
+            how = "mount it again"
+        else:
+            how = "check the disk or mount it is on"
+        log.error("could not read %s (%s): not sent, and nothing at %s/%s%s on Drive is "
+                  "removed or replaced this time; %s, then push again, or leave it out: "
+                  "--exclude %s", printable(u.path), u.why, dest.rstrip("/"), printable(u.rel),
+                  " or under it" if u.folder else "", how, exclude_pattern(u.rel))
+    if len(unread) > SAID_AT_MOST:
+        log.error("... and %d more paths of SRC that could not be read",
+                  len(unread) - SAID_AT_MOST)
+
+
+def error(unread: Sequence[Unread]) -> LocalFileError:
+    """The push's failure once everything else was done."""
+    n = len(unread)
+    it, them = ("it", "it") if n == 1 else ("they", "them")
+    return LocalFileError(
+        f"{n} path{'' if n == 1 else 's'} of SRC could not be read (the line"
+        f"{'' if n == 1 else 's'} above name{'s' if n == 1 else ''} {them}): everything else "
+        f"was pushed, and nothing on Drive at or under {them} was removed or replaced; push "
+        f"again once {it} can be read")
