@@ -202,3 +202,30 @@ def test_a_file_deleted_between_the_walk_and_its_send_goes_from_drive_on_the_nex
     code, out, err = run("push", str(src), "drive:runs/x", "--delete")
     assert code == 0, err[-3000:]
     assert live(emulator) == {"a.txt": b"new a!"}
+
+
+def test_past_ten_unread_paths_the_rest_are_counted(emulator, drive_env, local_state, tmp_path,
+                                                     mounted: FullDriveMount):
+    for n in range(12):
+        (mounted.point / f"f{n:02}.txt").write_bytes(b"x")
+    mounted.fail[READ] = errno.EIO
+    code, out, err = run("push", str(tmp_path / "src"), "drive:runs/x")
+    assert code == 1, err[-3000:]
+    said = lines(err)
+    assert [line.split(" (", 1)[0] for line in said[:10]] == [
+        f"ERROR drivestage.upload_tree: could not read {tmp_path}/src/mnt/f{n:02}.txt"
+        for n in range(10)]
+    assert said[10:] == ["ERROR drivestage.upload_tree: ... and 3 more paths of SRC that "
+                         "could not be read"]   # (f10, f11, m.txt)
+    assert error_line(err).startswith("Error: 13 paths of SRC could not be read")
+    assert live(emulator) == {"a.txt": b"a"}
+
+
+def test_a_src_that_cannot_be_listed_pushes_nothing(emulator, drive_env, local_state,
+                                                    mounted: FullDriveMount):
+    emulator.add_file("runs/x/m.txt", b"m")
+    mounted.fail[OPENDIR] = errno.EIO
+    code, out, err = run("push", str(mounted.point), "drive:runs/x", "--delete")
+    assert (code, error_line(err)) == (1, f"Error: could not read SRC {mounted.point} "
+                                          "(Input/output error): nothing was pushed")
+    assert live(emulator) == {"m.txt": b"m"}
