@@ -103,7 +103,8 @@ def test_folders_it_cannot_read_keep_their_copies_on_drive_under_delete(
         "Error: 2 paths of SRC could not be read (the lines above name them): everything else "
         "was pushed, and nothing on Drive at or under them was removed or replaced; push "
         "again once they can be read")
-    assert f"push {src} -> drive:runs/x, then failed: 1 uploaded" in err, err[-2000:]
+    assert f"push {src} -> drive:runs/x, then failed: 1 uploaded (3 B), 0 unchanged, 2 deleted " \
+           "(not local), 2 not read\n" in err, err[-2000:]
 
 
 def test_files_it_cannot_open_when_sent_keep_their_copies_and_the_rest_goes(

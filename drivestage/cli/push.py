@@ -183,6 +183,8 @@ def _summary(result: "PushResult") -> str:
         parts.append(f"{len(result.other_run)} left (another run's on Drive)")
     if result.unknown_run:   # (its sidecar there flagged by Drive: other_runs)
         parts.append(f"{len(result.unknown_run)} left (whose on Drive cannot be told)")
+    if result.unread:   # (their copies on Drive kept: drivestage.unread)
+        parts.append(f"{len(result.unread)} not read")
     return ", ".join(parts)
 
 
