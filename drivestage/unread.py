@@ -29,6 +29,10 @@ SAID_AT_MOST = 10
 
 _REMOUNT = (errno.ENOTCONN, errno.ESTALE, errno.ENODEV)
 
+#: What :func:`say` said last, by DEST: a mirror pushes every period, and said the same
+#: lines every time (its failure line is said once while it lasts: mirror._say_failed).
+_SAID: dict[str, tuple[tuple[str, int], ...]] = {}
+
 
 @dataclass(frozen=True)
 class Unread:
@@ -59,7 +63,12 @@ def of(exc: BaseException, rel: str, paths: Sequence[str]) -> Optional[Unread]:
 
 def say(unread: Sequence[Unread], dest: str) -> None:
     """One line for each of ``unread`` (at most :data:`SAID_AT_MOST`, the rest counted):
-    the path, why, that DEST keeps what it has there, and what to do."""
+    the path, why, that DEST keeps what it has there, and what to do; not again while the
+    same paths of the same SRC fail alike into ``dest``."""
+    now = tuple((u.path, u.errno) for u in sorted(unread, key=lambda u: u.rel))
+    if _SAID.get(dest) == now:
+        return
+    _SAID[dest] = now
     for u in sorted(unread, key=lambda u: u.rel)[:SAID_AT_MOST]:
         if u.errno in (errno.EACCES, errno.EPERM):
             how = (f"let this user read it (chmod {'-R u+rX' if u.folder else 'u+r'} "

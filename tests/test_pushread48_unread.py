@@ -165,7 +165,7 @@ def test_eio_from_a_mount_in_src_keeps_its_copies_under_delete(
 
 @pytest.mark.timeout(60)
 def test_a_mirror_period_over_a_stopped_mount_fails_and_deletes_nothing_under_it(
-        emulator, drive_env, local_state, tmp_path, mounted: FullDriveMount):
+        emulator, drive_env, local_state, tmp_path, mounted: FullDriveMount, caplog):
     from drivestage.errors import MirrorError
     from drivestage.mirror import Mirror
 
@@ -180,6 +180,12 @@ def test_a_mirror_period_over_a_stopped_mount_fails_and_deletes_nothing_under_it
             assert live(emulator) == {"a.txt": b"a", "mnt/m.txt": b"mounted, old"}
     finally:
         mirror.stop(timeout=30, flush=False)
+    # The path's line once, not every period (nor the period's failure: mirror's rule).
+    said = [r.getMessage() for r in caplog.records if "could not read" in r.getMessage()]
+    assert said == [f"could not read {tmp_path}/src/mnt (Transport endpoint is not "
+                    "connected): not sent, and nothing at drive:runs/x/mnt or under it on Drive is "
+                    "removed or replaced this time; mount it again, then push again, or leave it "
+                    "out: --exclude 'mnt'"], said
 
 
 def test_a_file_deleted_between_the_walk_and_its_send_goes_from_drive_on_the_next_push(
