@@ -16,6 +16,7 @@ A connection's stop shuts its end down, which ends the thread too.
 """
 from __future__ import annotations
 
+import os
 import select
 import socket
 import ssl
@@ -34,6 +35,15 @@ _WRITE = 16 * 1024
 
 _contexts: dict[tuple[str, bool], ssl.SSLContext] = {}
 _contexts_lock = threading.Lock()
+
+
+def _unlocked_in_child() -> None:
+    # A thread of the parent held it as the process forked: the child has no such thread.
+    global _contexts_lock
+    _contexts_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_unlocked_in_child)
 
 
 def _context(conn: Any) -> ssl.SSLContext:
