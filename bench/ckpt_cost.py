@@ -9,7 +9,8 @@ Per round it reports:
 
 * wall: the seconds between the log lines of the first and the last timed iteration;
 * the trainer's CPU (user/sys) over that window, by thread: the training thread, torch's
-  intra-op threads, the writer (``trainer-writer``), the uploader (``trainer-upload``), the rest;
+  intra-op threads, the writer (``trainer-writer``), the uploader (``trainer-upload``), the rest,
+  and threads that ended within the window ("ended": an upload's md5 thread);
 * the emulator's CPU over the same window (on Colab Drive is remote: that CPU is not the
   machine's) and an estimate of the wall without it (its CPU-seconds over the cores, taken
   off the round's wall: a bound for a machine the two processes kept busy);
@@ -97,6 +98,9 @@ def _delta(a: dict, b: dict) -> dict:
     for tid, (group, u, s) in b["threads"].items():
         u0, s0 = a["threads"].get(tid, (group, 0.0, 0.0))[1:]
         groups[group] = groups.get(group, 0.0) + (u - u0) + (s - s0)
+    # Threads that ended in the window (each upload's md5 thread, drivestage-md5: ~0.11 CPU-s
+    # per 94 MB) are in the process's total alone.
+    groups["ended"] = sum(b["proc"]) - sum(a["proc"]) - sum(groups.values())
     return {"wall": b["t"] - a["t"], "user": b["proc"][0] - a["proc"][0],
             "sys": b["proc"][1] - a["proc"][1], "emu": sum(b["emu"]) - sum(a["emu"]),
             "groups": groups, "load": (a["load"], b["load"])}
@@ -239,7 +243,7 @@ def _print_row(r: dict) -> None:
     print(f"{r['label']:<6} wall {r['wall']:6.1f} s  cpu {r['user']:6.1f} u {r['sys']:5.1f} s  "
           f"[train {g.get('training', 0):5.1f} torch {g.get('torch', 0):5.1f} writer "
           f"{g.get('writer', 0):4.1f} upload {g.get('uploader', 0):4.1f} other "
-          f"{g.get('other', 0):4.1f}]  emulator {r['emu']:5.1f}  saves {len(r['blocked'])} "
+          f"{g.get('other', 0):4.1f} ended {g.get('ended', 0):4.1f}]  emulator {r['emu']:5.1f}  saves {len(r['blocked'])} "
           f"blocked {sum(r['blocked']):.2f} s  writes {' '.join(f'{w:.1f}' for w in r['wrote'])} s"
           f"  load {r['load'][0]:.1f}->{r['load'][1]:.1f}", flush=True)
 
