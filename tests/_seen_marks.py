@@ -6,11 +6,10 @@ from __future__ import annotations
 import time
 from typing import Any, Callable
 
-import pytest
-
 from _checkpoints import RUN, save
 from _cli import ok
 from _drive_state import held_since, live_md5s
+from _envs import env  # noqa: F401  (a fixture)
 from drivestage import first_seen
 from drivestage.drive import connect
 
@@ -21,11 +20,6 @@ YEAR_AGO = "2025-12-01T10:00:00.000Z"
 T0 = 1764600000.0
 DAY = 24 * 3600
 OLD_RUN = "20251130-101010-bbbb"
-
-
-@pytest.fixture
-def env(local_state, drive_env, fast_retries):
-    return local_state
 
 
 def autosave(n: int) -> str:

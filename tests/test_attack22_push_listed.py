@@ -5,11 +5,7 @@ from __future__ import annotations
 import pytest
 
 import _cli
-
-
-@pytest.fixture
-def env(local_state, drive_env):
-    return local_state
+from _envs import env_local_retries  # noqa: F401  (the env fixture)
 
 
 def _live(emulator, folder: str) -> set[str]:

@@ -10,13 +10,9 @@ import types
 import pytest
 
 import _cli
+from _envs import env  # noqa: F401  (a fixture)
 from _proxy import Proxy, Reply
 from drivestage.drive import connect, retry, store_deletes
-
-
-@pytest.fixture
-def env(local_state, drive_env, fast_retries):
-    return local_state
 
 
 def _seed(emulator, n: int) -> list[str]:

@@ -3,14 +3,8 @@ one a dedupe moved into the folder the DEST path leads to is followed) where the
 to two folders of one name."""
 from __future__ import annotations
 
-import pytest
-
 import _cli
-
-
-@pytest.fixture
-def env(local_state, drive_env):
-    return local_state
+from _envs import env_local_retries  # noqa: F401  (the env fixture)
 
 
 def _bytes_in(emulator, folder_id: str, name: str) -> list[bytes]:

@@ -8,17 +8,11 @@ from __future__ import annotations
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import pytest
-
 import _cli
+from _envs import env  # noqa: F401  (a fixture)
 from _proxy import Proxy, Reply
 
 OWNER = "teacher@school.edu"
-
-
-@pytest.fixture
-def env(local_state, drive_env, fast_retries):
-    return local_state
 
 
 class _Elsewhere:

@@ -12,11 +12,7 @@ import pytest
 
 import _cli
 from _checkpoints import md5, sidecar_json
-
-
-@pytest.fixture
-def env(local_state, drive_env, fast_retries):
-    return local_state
+from _envs import env  # noqa: F401  (a fixture)
 
 
 def _live(emulator) -> dict[str, str]:

@@ -4,15 +4,9 @@ of a file beside a folder of its name, as if the folder always went: the file wa
 beside the folder, exit 0, and every pull of DEST refused "names 2 items"."""
 from __future__ import annotations
 
-import pytest
-
 from _cli import run
 from _drive_state import live_md5s
-
-
-@pytest.fixture
-def env(local_state, drive_env, fast_retries):
-    return local_state
+from _envs import env  # noqa: F401  (a fixture)
 
 
 def test_a_folder_the_delete_keeps_stops_the_push(emulator, env, tmp_path):

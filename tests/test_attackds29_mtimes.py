@@ -12,13 +12,9 @@ import os
 import pytest
 
 import _cli
+from _envs import env  # noqa: F401  (a fixture)
 
 SECOND = 10**9
-
-
-@pytest.fixture
-def env(local_state, drive_env, fast_retries):
-    return local_state
 
 
 @pytest.mark.parametrize("stamped, rewritten", [

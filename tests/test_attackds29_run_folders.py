@@ -8,17 +8,13 @@ import shutil
 
 import pytest
 
+from _envs import env_local_retries as env  # noqa: F401  (a fixture; others import it here)
 from drivestage import sidecar
 from drivestage.sidecar import Sidecar
 from trainer.drive import DriveFolder, retention_policy
 
 from _cli import run
 from _drive_state import live_md5s
-
-
-@pytest.fixture
-def env(local_state, drive_env):
-    return local_state
 
 
 def _save(folder, epoch: int) -> str:

@@ -8,17 +8,11 @@ from __future__ import annotations
 
 import os
 
-import pytest
-
 import _cli
+from _envs import env  # noqa: F401  (a fixture)
 from _proxy import Proxy, Reply
 
 MiB = 1 << 20
-
-
-@pytest.fixture
-def env(local_state, drive_env, fast_retries):
-    return local_state
 
 
 def _other_bytes(status: int, headers: dict, body: bytes) -> Reply:

@@ -15,15 +15,9 @@ Through the real stack (the CLI in-process, PyDrive2, the emulator over HTTP, wh
 takes the file from all its folders). No sleeps."""
 from __future__ import annotations
 
-import pytest
-
 import _cli
+from _envs import env  # noqa: F401  (a fixture)
 from test_drive_batch_deletes import _live, _seed
-
-
-@pytest.fixture
-def env(local_state, drive_env, fast_retries):
-    return local_state
 
 
 def test_a_checkpoint_also_in_another_folder_is_left_by_prune(emulator, env):

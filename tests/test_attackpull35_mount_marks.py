@@ -8,16 +8,12 @@ import pytest
 
 from _cli import run
 from _drive_state import live_md5s
+from _envs import env_local_retries  # noqa: F401  (the env fixture)
 from _liar import liar_env  # noqa: F401  (fixtures)
 from _proxy import Reply
 
 LEFT = ("WARNING drivestage.extra: --delete leaves drive:runs/{} whole: it {} a run "
         "folder (its checkpoints are left to that run's own push)")
-
-
-@pytest.fixture
-def env(local_state, drive_env):
-    return local_state
 
 
 def _synced_run(emulator, rel: str) -> dict[str, str]:

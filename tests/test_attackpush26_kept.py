@@ -7,15 +7,9 @@ the old copy) kept that old copy, read it gone, and deleted nothing, saying the 
 checkpoint "was deleted since it was listed": the push's own repair, not the user's."""
 from __future__ import annotations
 
-import pytest
-
 import _cli
 from _checkpoints import sidecar_json
-
-
-@pytest.fixture
-def env(local_state, drive_env, fast_retries):
-    return local_state
+from _envs import env  # noqa: F401  (a fixture)
 
 
 def _live(emulator) -> list:

@@ -5,16 +5,10 @@ stops before a byte is sent, as it does for the converse (a file where a folder 
 and ``--delete`` replaces the folder."""
 from __future__ import annotations
 
-import pytest
-
 from _checkpoints import md5
 from _cli import run
 from _drive_state import live_md5s
-
-
-@pytest.fixture
-def env(local_state, drive_env, fast_retries):
-    return local_state
+from _envs import env  # noqa: F401  (a fixture)
 
 
 def test_a_file_named_as_a_folder_on_drive_is_not_sent_beside_it(emulator, env, tmp_path):

@@ -11,20 +11,14 @@ holds (`stage_order.Turn.held`, exclude37): the rerun reaches the clean pull's t
 Through the real stack (emulator over HTTP)."""
 from __future__ import annotations
 
-import pytest
-
 import _cli
+from _envs import env  # noqa: F401  (a fixture)
 from test_attackstage36_held import _tree
 from test_chunkdet35_order import BIG, _zip
 
 A = _zip({"ds/x": b"a"})
 B = _zip({"ds/x": b"b", "ds/k": b"file", "ds/b": BIG})   # over 64 KiB: fetched alone
 C = _zip({"ds/x": b"c", "ds/k/in": b"C"})
-
-
-@pytest.fixture
-def env(local_state, drive_env, fast_retries):
-    return local_state
 
 
 def _clean(tmp_path) -> dict[str, bytes]:

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 import pytest
 
 import _cli
+from _envs import env  # noqa: F401  (a fixture)
 from test_chunkdet35_order import BIG, _zip
 
 A = _zip({"ds/x": b"a", "ds/a": b"A"})
@@ -21,11 +22,6 @@ B2 = _zip({"ds/x": b"b2", "ds/b": BIG[::-1]})
 C = _zip({"ds/x": b"c", "ds/c": b"C", "ds/c_old/only": b"old"})
 C2 = _zip({"ds/x": b"c2", "ds/c": b"C2"})      # a new version: ds/c_old gone from it
 D = _zip({"ds/x": b"d", "ds/d/in": b"D"})
-
-
-@pytest.fixture
-def env(local_state, drive_env, fast_retries):
-    return local_state
 
 
 def _put(emulator, fid: str, data: bytes) -> None:

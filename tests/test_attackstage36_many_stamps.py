@@ -14,13 +14,9 @@ import io
 import pytest
 
 import _cli
+from _envs import env  # noqa: F401  (a fixture)
 from drivestage import stamp_cache
 from test_attack15_extract import N   # enough members that worker processes write them
-
-
-@pytest.fixture
-def env(local_state, drive_env, fast_retries):
-    return local_state
 
 
 def _zip(members: dict[str, bytes]) -> bytes:

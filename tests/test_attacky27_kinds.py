@@ -14,17 +14,11 @@ from __future__ import annotations
 
 import os
 
-import pytest
-
 from _cli import run
+from _envs import env  # noqa: F401  (a fixture)
 from test_attack15_extract import _replace_on_drive, _tar
 from test_attack22_stage import _tree
 from test_two_archives26 import _zip
-
-
-@pytest.fixture
-def env(local_state, drive_env, fast_retries):
-    return local_state
 
 
 def _ds(dest) -> dict:

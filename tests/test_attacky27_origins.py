@@ -11,16 +11,10 @@ from __future__ import annotations
 
 import os
 
-import pytest
-
+from _envs import env  # noqa: F401  (a fixture)
 from _proxy import Proxy
 from drivestage.drive import connect
 from drivestage.drive.transport import KEPT_ORIGINS
-
-
-@pytest.fixture
-def env(local_state, drive_env, fast_retries):
-    return local_state
 
 
 def _open_to(ports: set[int]) -> int:

@@ -13,15 +13,11 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
+from _envs import env  # noqa: F401  (a fixture)
 from _messages import error_line, renders, shown
 from drivestage.cli import cli
 
 HEADING = "the server answered with redirects that lead nowhere"
-
-
-@pytest.fixture
-def env(local_state, drive_env, fast_retries):
-    return local_state
 
 
 def pull(*args: str) -> tuple[int, str]:

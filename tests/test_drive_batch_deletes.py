@@ -7,11 +7,7 @@ from __future__ import annotations
 import pytest
 
 import _cli
-
-
-@pytest.fixture
-def env(local_state, drive_env, fast_retries):
-    return local_state
+from _envs import env  # noqa: F401  (a fixture)
 
 
 def _seed(emulator, n: int) -> list[str]:

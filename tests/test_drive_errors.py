@@ -8,13 +8,9 @@ import os
 import pytest
 
 from _cli import run
+from _envs import env_local_retries  # noqa: F401  (the env fixture)
 
 CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
-
-
-@pytest.fixture
-def env(local_state, drive_env):
-    return local_state
 
 
 def error_line(code, err):

@@ -11,14 +11,10 @@ import re
 import pytest
 
 from _cli import run
+from _envs import env_local_retries  # noqa: F401  (the env fixture)
 
 KEYS = "X-Goog-Drive-Resource-Keys"
 TEACHER = "teacher@school.edu"
-
-
-@pytest.fixture
-def env(local_state, drive_env):
-    return local_state
 
 
 def pull(*args):

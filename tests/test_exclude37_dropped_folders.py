@@ -17,6 +17,7 @@ import pytest
 
 import _cli
 from _cli import child_env
+from _envs import env  # noqa: F401  (a fixture)
 from _forkcli import cli_server
 from _signal_env import _cli_server  # noqa: F401  (the fork server, started before the leak check)
 from test_attack15_extract import KILLER, _replace_on_drive
@@ -26,11 +27,6 @@ V1 = _zip({"ds/x": b"1", "ds/old/sub/y": b"y", "ds/old/z": b"z", "gone/deep/w": 
 V2 = _zip({"ds/x": b"22", "ds/new/n": b"n"})
 #: What an update from V1 to V2 leaves: files with their bytes, folders ending in "/".
 UPDATED = {"data.zip": V2, "ds/": None, "ds/x": b"22", "ds/new/": None, "ds/new/n": b"n"}
-
-
-@pytest.fixture
-def env(local_state, drive_env, fast_retries):
-    return local_state
 
 
 def _layout(root: Path) -> dict[str, bytes | None]:

@@ -18,6 +18,7 @@ import pytest
 
 import _cli
 from _cli import child_env
+from _envs import env  # noqa: F401  (a fixture)
 from test_attack15_extract import KILLER
 from test_attackstage36_held import _tree
 from test_chunkdet35_order import _zip
@@ -29,11 +30,6 @@ C = _zip({"ds/x": b"c", "ds/k/in": b"C"})
 #: What a clean pull of the three leaves (the later in tree order holds a shared path).
 CLEAN = {"F/a.zip": A, "F/b.zip": B, "F/c.zip": C, "F/ds/x": b"c", "F/ds/k/in": b"C",
          "F/ds/b1": b"1", "F/ds/b2": b"2", "F/top.txt": b"t"}
-
-
-@pytest.fixture
-def env(local_state, drive_env, fast_retries):
-    return local_state
 
 
 def _pull(dest, *extra: str) -> tuple[int, str]:

@@ -15,14 +15,10 @@ from __future__ import annotations
 import pytest
 
 import _cli
+from _envs import env  # noqa: F401  (a fixture)
 from drivestage.drive import connect
 
 DOC = "application/vnd.google-apps.document"
-
-
-@pytest.fixture
-def env(local_state, drive_env, fast_retries):
-    return local_state
 
 
 def test_a_docs_file_has_no_md5_no_download_url_and_export_links(emulator, env):

@@ -15,17 +15,11 @@ from __future__ import annotations
 
 import hashlib
 
-import pytest
-
 import _cli
+from _envs import env  # noqa: F401  (a fixture)
 
 TEACHER = "teacher@school.edu"
 KEYS = "X-Goog-Drive-Resource-Keys"
-
-
-@pytest.fixture
-def env(local_state, drive_env, fast_retries):
-    return local_state
 
 
 def _submissions(emulator) -> tuple[str, str]:

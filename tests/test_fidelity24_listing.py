@@ -16,12 +16,8 @@ import hashlib
 import pytest
 
 import _cli
+from _envs import env  # noqa: F401  (a fixture)
 from drivestage.emulator import Emulator
-
-
-@pytest.fixture
-def env(local_state, drive_env, fast_retries):
-    return local_state
 
 
 def _seed(emulator: Emulator, n: int) -> dict[str, bytes]:

@@ -14,12 +14,8 @@ import pytest
 from googleapiclient.errors import HttpError
 
 import _cli
+from _envs import env  # noqa: F401  (a fixture)
 from drivestage.drive import connect
-
-
-@pytest.fixture
-def env(local_state, drive_env, fast_retries):
-    return local_state
 
 
 def _service(emulator):

@@ -8,16 +8,10 @@ from __future__ import annotations
 import hashlib
 import os
 
-import pytest
-
+from _envs import env  # noqa: F401  (a fixture)
 from drivestage.drive import connect
 
 KiB = 1024
-
-
-@pytest.fixture
-def env(local_state, drive_env, fast_retries):
-    return local_state
 
 
 def _chunk_puts(emulator) -> list:

@@ -18,11 +18,7 @@ from googleapiclient.http import MediaIoBaseUpload
 import _cli
 from _checkpoints import md5
 from _drive_clients import drive_service
-
-
-@pytest.fixture
-def env(local_state, drive_env, fast_retries):
-    return local_state
+from _envs import env  # noqa: F401  (a fixture)
 
 
 def _reason(err: HttpError) -> tuple[int, str, str]:

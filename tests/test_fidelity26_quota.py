@@ -16,14 +16,10 @@ import pytest
 
 import _cli
 from _checkpoints import md5, sidecar_json
+from _envs import env  # noqa: F401  (a fixture)
 from drivestage.errors import QuotaExceededError
 
 FOLDER = "Models/logs"
-
-
-@pytest.fixture
-def env(local_state, drive_env, fast_retries):
-    return local_state
 
 
 def _seed(emu) -> int:

@@ -13,15 +13,11 @@ import os
 
 import pytest
 
+from _envs import env  # noqa: F401  (a fixture)
 from _proxy import Proxy, Reply
 import _cli
 
 KiB = 1024
-
-
-@pytest.fixture
-def env(local_state, drive_env, fast_retries):
-    return local_state
 
 
 @pytest.fixture

@@ -9,16 +9,10 @@ folder pull already says how to pull the rest without it. Now the same for these
 """
 from __future__ import annotations
 
-import pytest
-
 import _cli
+from _envs import env  # noqa: F401  (a fixture)
 
 TEACHER = "teacher@school.edu"
-
-
-@pytest.fixture
-def env(local_state, drive_env, fast_retries):
-    return local_state
 
 
 def test_a_flagged_file_in_a_shared_folder_says_how_to_pull_the_rest(emulator, env,

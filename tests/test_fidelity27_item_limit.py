@@ -8,14 +8,8 @@ files cost 10,000 refused requests (0.1-0.3 s each on Drive) before it said so.
 """
 from __future__ import annotations
 
-import pytest
-
 import _cli
-
-
-@pytest.fixture
-def env(local_state, drive_env, fast_retries):
-    return local_state
+from _envs import env  # noqa: F401  (a fixture)
 
 
 def test_a_push_stops_uploading_at_the_item_creation_limit(emulator, env, tmp_path):

@@ -12,14 +12,8 @@ from __future__ import annotations
 
 import os
 
-import pytest
-
+from _envs import env  # noqa: F401  (a fixture)
 from drivestage.drive import connect
-
-
-@pytest.fixture
-def env(local_state, drive_env, fast_retries):
-    return local_state
 
 
 def _connections(emulator, kind: str = "media.download") -> list[int]:

@@ -25,15 +25,11 @@ import urllib.request
 import pytest
 
 import _cli
+from _envs import env  # noqa: F401  (a fixture)
 from drivestage.drive import connect
 
 MiB = 1 << 20
 TOKEN = "test-token"
-
-
-@pytest.fixture
-def env(local_state, drive_env, fast_retries):
-    return local_state
 
 
 def _get(url: str, headers: dict | None = None) -> tuple[int, dict, bytes]:

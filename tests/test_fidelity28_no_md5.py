@@ -22,16 +22,10 @@ import hashlib
 import io
 import zipfile
 
-import pytest
-
 import _cli
+from _envs import env  # noqa: F401  (a fixture)
 from drivestage.drive import connect
 from drivestage.emulator.revisions import replace_content
-
-
-@pytest.fixture
-def env(local_state, drive_env, fast_retries):
-    return local_state
 
 
 def _zip(text: str) -> bytes:

@@ -23,16 +23,12 @@ import httplib2
 import pytest
 
 import _cli
+from _envs import env  # noqa: F401  (a fixture)
 from _proxy import Proxy
 from drivestage.drive import connect
 from drivestage.errors import DownloadRestrictedError
 
 MiB = 1 << 20
-
-
-@pytest.fixture
-def env(local_state, drive_env, fast_retries):
-    return local_state
 
 
 def _api(emulator) -> list:

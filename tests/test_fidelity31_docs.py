@@ -16,16 +16,12 @@ import zipfile
 import pytest
 
 import _cli
+from _envs import env  # noqa: F401  (a fixture)
 from drivestage.drive.resources import SIZELESS_MARK
 
 DOC = "application/vnd.google-apps.document"
 SHEET = "application/vnd.google-apps.spreadsheet"
 FORM = "application/vnd.google-apps.form"
-
-
-@pytest.fixture
-def env(local_state, drive_env, fast_retries):
-    return local_state
 
 
 def _zip() -> bytes:

@@ -13,14 +13,10 @@ import pytest
 from googleapiclient.http import MediaInMemoryUpload
 
 import _cli
+from _envs import env  # noqa: F401  (a fixture)
 from drivestage.drive import connect
 
 KiB = 1024
-
-
-@pytest.fixture
-def env(local_state, drive_env, fast_retries):
-    return local_state
 
 
 @pytest.mark.parametrize("new_size", [900 * KiB, 100 * KiB], ids=["larger", "smaller"])

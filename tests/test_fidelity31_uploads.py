@@ -15,15 +15,11 @@ import os
 
 import pytest
 
+from _envs import env  # noqa: F401  (a fixture)
 from drivestage.drive import connect
 from drivestage.drive.upload import MAX_STALLED_CHUNKS
 
 KiB = 1024
-
-
-@pytest.fixture
-def env(local_state, drive_env, fast_retries):
-    return local_state
 
 
 def _puts(emulator) -> list:

@@ -13,20 +13,15 @@ mark, :mod:`drivestage.first_seen`; more in tests/test_arrival34_first_seen.py).
 """
 from __future__ import annotations
 
-import pytest
 from googleapiclient.http import MediaFileUpload
 
 from _checkpoints import save
 from _cli import ok
+from _envs import env  # noqa: F401  (a fixture)
 from drivestage.drive import connect
 
 FOLDER = "Models/logs"
 YEAR_AGO = "2025-12-01T10:00:00.000Z"
-
-
-@pytest.fixture
-def env(local_state, drive_env, fast_retries):
-    return local_state
 
 
 def _send_as_rclone(emulator, path, folder_id: str) -> dict:

@@ -9,14 +9,8 @@ leave what ``--delete`` should have removed. Real PyDrive2/googleapiclient over 
 """
 from __future__ import annotations
 
-import pytest
-
 from _cli import run
-
-
-@pytest.fixture
-def env(local_state, drive_env, fast_retries):
-    return local_state
+from _envs import env  # noqa: F401  (a fixture)
 
 
 def _empty_pages_served(emulator, folder: str) -> int:

@@ -14,16 +14,12 @@ import os
 
 import pytest
 
+from _envs import env  # noqa: F401  (a fixture)
 from drivestage.drive import connect
 from drivestage.errors import RemoteError
 
 KiB = 1024
 SIZE = 2 * 256 * KiB + 100   # three chunks of 256 KiB: a session record is kept
-
-
-@pytest.fixture
-def env(local_state, drive_env, fast_retries):
-    return local_state
 
 
 def _puts(emulator) -> list:

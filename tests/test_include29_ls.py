@@ -5,15 +5,10 @@ checksum too. What the mark says is in the listing itself: ls of a folder stays 
 never a request per file."""
 from __future__ import annotations
 
-import pytest
-
 from click.testing import CliRunner
+
+from _envs import env  # noqa: F401  (a fixture)
 from drivestage.cli import cli
-
-
-@pytest.fixture
-def env(local_state, drive_env, fast_retries):
-    return local_state
 
 
 def _rows(path):

@@ -4,14 +4,8 @@ not reported as deleted: ``push --delete`` said ``1 deleted (not local)`` and ``
 counted it among the pruned, while Drive still held it."""
 from __future__ import annotations
 
-import pytest
-
 import _cli
-
-
-@pytest.fixture
-def env(local_state, drive_env):
-    return local_state
+from _envs import env_local_retries  # noqa: F401  (the env fixture)
 
 
 def test_push_delete_does_not_say_it_deleted_a_file_renamed_since_the_listing(

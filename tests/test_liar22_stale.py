@@ -8,11 +8,7 @@ from __future__ import annotations
 import pytest
 
 import _cli
-
-
-@pytest.fixture
-def env(local_state, drive_env):
-    return local_state
+from _envs import env_local_retries  # noqa: F401  (the env fixture)
 
 
 def _checkpoints(emulator, folder: str, n: int = 3) -> dict[str, str]:

@@ -6,6 +6,7 @@ DEST was among the folders "above" it: the push held its own lock shared and the
 it exclusively, for good (`test_attack_drive`'s push into a shortcut to the top of My Drive
 hung until the test's timeout)."""
 from __future__ import annotations
+from _envs import env  # noqa: F401  (a fixture)
 from _forkcli import cli_server
 from _signal_env import _cli_server  # noqa: F401  (an autouse fixture)
 
@@ -15,11 +16,6 @@ import subprocess
 import pytest
 
 from drivestage.drive import connect
-
-
-@pytest.fixture
-def env(local_state, drive_env, fast_retries):
-    return local_state
 
 
 def _push(tmp_path, dest: str) -> subprocess.CompletedProcess:

@@ -1,16 +1,10 @@
 """Messages attack25 added, made to happen (see tests/_messages.py)."""
 from __future__ import annotations
 
-import pytest
-
 import _cli
 from _checkpoints import sidecar_json
+from _envs import env  # noqa: F401  (a fixture)
 from _messages import renders, shown
-
-
-@pytest.fixture
-def env(local_state, drive_env, fast_retries):
-    return local_state
 
 
 @renders("which the plan keeps, was … since it was listed; nothing deleted")

@@ -2,17 +2,11 @@
 made to happen through the CLI, PyDrive2 and the emulator over HTTP."""
 from __future__ import annotations
 
-import pytest
-
 import _cli
+from _envs import env  # noqa: F401  (a fixture)
 from _messages import renders, shown
 from test_drive_batch_deletes import _seed
 from test_outside38_delete import _deep, _src
-
-
-@pytest.fixture
-def env(local_state, drive_env, fast_retries):
-    return local_state
 
 
 @renders("--delete kept …: it holds …, which is also in …")

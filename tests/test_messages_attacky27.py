@@ -3,18 +3,12 @@ the earlier one's folder where the later one has a file (attacky27; see
 tests/test_attacky27_kinds.py for the other way round)."""
 from __future__ import annotations
 
-import pytest
-
 from _cli import run
+from _envs import env  # noqa: F401  (a fixture)
 from _messages import error_line, renders, shown
 from test_attack15_extract import _tar
 from test_attacky27_kinds import _ds
 from test_two_archives26 import _zip
-
-
-@pytest.fixture
-def env(local_state, drive_env, fast_retries):
-    return local_state
 
 
 @renders("pulled with it, has a folder there")

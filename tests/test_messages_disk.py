@@ -12,9 +12,9 @@ import logging
 import os
 import zipfile
 
-import pytest
 from click.testing import CliRunner
 
+from _envs import env_local_retries  # noqa: F401  (the env fixture)
 from _messages import error_line as error
 from _messages import log_text, renders, shown
 from _proxy import Proxy, Reply
@@ -23,11 +23,6 @@ from _tmpfs import small_disk  # noqa: F401 (a fixture)
 from drivestage.cli import cli
 
 KiB = 1024
-
-
-@pytest.fixture
-def env(local_state, drive_env):
-    return local_state
 
 
 def pull(*args: str) -> tuple[int, str]:

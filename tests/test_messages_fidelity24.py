@@ -1,15 +1,9 @@
 """Messages fidelity24 added, made to happen (see tests/_messages.py)."""
 from __future__ import annotations
 
-import pytest
-
 import _cli
+from _envs import env  # noqa: F401  (a fixture)
 from _messages import renders, shown
-
-
-@pytest.fixture
-def env(local_state, drive_env, fast_retries):
-    return local_state
 
 
 @renders("Drive rejected its page token … times")

@@ -12,14 +12,10 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
+from _envs import env  # noqa: F401  (a fixture)
 from _messages import error_line as error
 from _messages import renders, shown
 from drivestage.cli import cli
-
-
-@pytest.fixture
-def env(local_state, drive_env, fast_retries):
-    return local_state
 
 
 def run(*args: str) -> tuple[int, str]:

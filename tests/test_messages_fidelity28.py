@@ -17,17 +17,13 @@ import subprocess
 import httplib2
 import pytest
 
+from _envs import env  # noqa: F401  (a fixture)
 from _messages import command_error as error
 from _messages import error_text, renders, shown
 from _proxy import Proxy
 from drivestage.download import download
 from drivestage.drive import connect
 from drivestage.errors import DownloadRestrictedError
-
-
-@pytest.fixture
-def env(local_state, drive_env, fast_retries):
-    return local_state
 
 
 @renders("the download was redirected from https to an unencrypted address")

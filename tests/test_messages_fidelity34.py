@@ -14,18 +14,12 @@ See tests/_messages.py.
 """
 from __future__ import annotations
 
-import pytest
-
 from _cli import run
+from _envs import env  # noqa: F401  (a fixture)
 from _messages import command_error as error
 from _messages import renders, shown
 
 TEACHER = "teacher@school.edu"
-
-
-@pytest.fixture
-def env(local_state, drive_env, fast_retries):
-    return local_state
 
 
 @renders("is a shortcut to an item in the trash")

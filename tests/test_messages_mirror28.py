@@ -4,19 +4,13 @@ from __future__ import annotations
 
 import os
 
-import pytest
-
 from _cli import run
+from _envs import env_local_retries  # noqa: F401  (the env fixture)
 from _messages import renders, shown
 from test_mirror28_run_folders import _runs, _save
 from trainer.drive import DriveFolder, retention_policy
 
 HEADING = "is a run folder (pushed from … with its own retention); its checkpoints are left to"
-
-
-@pytest.fixture
-def env(local_state, drive_env):
-    return local_state
 
 
 @renders(HEADING)

@@ -2,18 +2,12 @@
 and the emulator over HTTP."""
 from __future__ import annotations
 
-import pytest
-
 import _cli
+from _envs import env  # noqa: F401  (a fixture)
 from _messages import renders, shown
 from test_attackout38_lying import DEST
 from test_attacksync36_walk import _parents
 from test_outside38_delete import _src
-
-
-@pytest.fixture
-def env(local_state, drive_env, fast_retries):
-    return local_state
 
 
 @renders("--delete: removed … of those … items from …; … left in place")

@@ -14,19 +14,14 @@ from __future__ import annotations
 import logging
 import os
 
-import pytest
 from click.testing import CliRunner
 
+from _envs import env  # noqa: F401  (a fixture)
 from _messages import error_line as error
 from _messages import log_text, renders, shown
 from _drivemount import drive_mount  # noqa: F401 (a fixture)
 from _tmpfs import small_disk  # noqa: F401 (a fixture)
 from drivestage.cli import cli
-
-
-@pytest.fixture
-def env(local_state, drive_env, fast_retries):
-    return local_state
 
 
 def run(*args: str) -> tuple[int, str]:

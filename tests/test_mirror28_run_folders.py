@@ -15,8 +15,7 @@ import logging
 import os
 import shutil
 
-import pytest
-
+from _envs import env_local_retries  # noqa: F401  (the env fixture)
 from drivestage import sidecar
 from drivestage.hooks import CheckpointSync
 from drivestage.mirror import Mirror
@@ -29,11 +28,6 @@ from _drive_state import live_md5s
 from _signal_env import _cli_server  # noqa: F401  (an autouse fixture: the fork server)
 
 SAID = "is a run folder (pushed from"
-
-
-@pytest.fixture
-def env(local_state, drive_env):
-    return local_state
 
 
 def _save(folder, epoch: int, map50: float) -> str:

@@ -7,14 +7,10 @@ import json
 import pytest
 from click.testing import CliRunner
 
+from _envs import env_local_retries  # noqa: F401  (the env fixture)
 from drivestage.cli import cli
 from drivestage.pruning import prune
 from drivestage.retention import RetentionPolicy
-
-
-@pytest.fixture
-def env(local_state, drive_env):
-    return local_state
 
 
 def _fill(emu, top="Models/logs", metrics=(0.3, 0.9, 0.1, 0.2, 0.4)):

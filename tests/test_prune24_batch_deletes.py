@@ -4,16 +4,10 @@ checks + N/100 batches of deletes, not N deletes; each delete's own outcome is a
 a lone delete's would be (gone, refused, moved to the trash instead, retried)."""
 from __future__ import annotations
 
-import pytest
-
 import _cli
 from _checkpoints import sidecar_json
+from _envs import env  # noqa: F401  (a fixture)
 from test_drive_batch_deletes import _live, _seed
-
-
-@pytest.fixture
-def env(local_state, drive_env, fast_retries):
-    return local_state
 
 
 def _trashed(emulator) -> set[str]:

@@ -9,13 +9,9 @@ import pytest
 
 import _cli
 from _checkpoints import md5, sidecar_json
+from _envs import env  # noqa: F401  (a fixture)
 
 FOLDER = "Models/logs"
-
-
-@pytest.fixture
-def env(local_state, drive_env, fast_retries):
-    return local_state
 
 
 def _live(emu) -> dict[str, str]:

@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import re
 
-import pytest
-
 import _cli
+from _envs import env  # noqa: F401  (a fixture)
 from _proxy import Proxy, Reply
 
 FORBIDDEN = (b"HTTP/1.1 403 Forbidden\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n"
@@ -17,11 +16,6 @@ FORBIDDEN = (b"HTTP/1.1 403 Forbidden\r\nContent-Type: application/json; charset
              b'permissions for this file.", "errors": [{"domain": "global", "reason": '
              b'"insufficientFilePermissions", "message": "no"}]}}\r\n')
 NO_CONTENT = b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n\r\n"
-
-
-@pytest.fixture
-def env(local_state, drive_env, fast_retries):
-    return local_state
 
 
 def _live(emulator) -> set[str]:

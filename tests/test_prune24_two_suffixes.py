@@ -8,15 +8,9 @@ from __future__ import annotations
 
 import os
 
-import pytest
-
 from _checkpoints import md5, sidecar_json
+from _envs import env  # noqa: F401  (a fixture)
 from test_prune24_room import FOLDER, _live
-
-
-@pytest.fixture
-def env(local_state, drive_env, fast_retries):
-    return local_state
 
 
 def _prune(emulator, vouched: str) -> tuple[dict[str, bytes], dict[str, str]]:

@@ -5,14 +5,8 @@ where it now lives: the user's other folder got the new bytes. Moved by ``drives
 updated where it is, never duplicated."""
 from __future__ import annotations
 
-import pytest
-
 import _cli
-
-
-@pytest.fixture
-def env(local_state, drive_env):
-    return local_state
+from _envs import env_local_retries  # noqa: F401  (the env fixture)
 
 
 def _live(emulator, folder: str) -> dict[str, list[bytes]]:

@@ -15,13 +15,9 @@ import pytest
 
 import _cli
 from _checkpoints import md5, sidecar_json
+from _envs import env_local_retries  # noqa: F401  (the env fixture)
 
 FOLDER = "Models/logs"
-
-
-@pytest.fixture
-def env(local_state, drive_env):
-    return local_state
 
 
 def _seed(emu, sizes: dict[int, int]) -> dict[int, bytes]:

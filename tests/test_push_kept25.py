@@ -6,15 +6,9 @@ did it too). What the plan keeps, and this push did not write itself, is read wi
 batch of checks; one gone or changed leaves every deletion alone."""
 from __future__ import annotations
 
-import pytest
-
 import _cli
 from _checkpoints import sidecar_json
-
-
-@pytest.fixture
-def env(local_state, drive_env, fast_retries):
-    return local_state
+from _envs import env  # noqa: F401  (a fixture)
 
 
 def _seed(emulator) -> dict:

@@ -11,18 +11,12 @@ from __future__ import annotations
 
 import os
 
-import pytest
-
 from _checkpoints import md5, sidecar_json
 from _cli import run
 from _drive_state import live_md5s
+from _envs import env  # noqa: F401  (a fixture)
 
 FOLDER = "Models/logs"
-
-
-@pytest.fixture
-def env(local_state, drive_env, fast_retries):
-    return local_state
 
 
 def test_the_duplicates_line_counts_every_copy_and_names_the_one_left(emulator, env, tmp_path):

@@ -11,18 +11,12 @@ from __future__ import annotations
 import os
 import time
 
-import pytest
-
 from _checkpoints import md5, sidecar_json
 from _cli import run
 from _drive_state import held_since, live_md5s
+from _envs import env  # noqa: F401  (a fixture)
 
 DAY = 24 * 3600.0
-
-
-@pytest.fixture
-def env(local_state, drive_env, fast_retries):
-    return local_state
 
 
 def _pushed(tmp_path):

@@ -24,14 +24,10 @@ import pytest
 from _checkpoints import md5, sidecar_json
 from _cli import run
 from _drive_state import held_since, live_md5s, mark_value
+from _envs import env  # noqa: F401  (a fixture)
 from drivestage.drive import connect
 
 DAY = 24 * 3600.0
-
-
-@pytest.fixture
-def env(local_state, drive_env, fast_retries):
-    return local_state
 
 
 def _rfc3339(at: float) -> str:

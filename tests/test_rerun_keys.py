@@ -9,15 +9,11 @@ import os
 import pytest
 from click.testing import CliRunner
 
+from _envs import env_local_retries  # noqa: F401  (the env fixture)
 from drivestage.cli import cli
 
 TEACHER = "teacher@school.edu"
 KEYS = "X-Goog-Drive-Resource-Keys"
-
-
-@pytest.fixture
-def env(local_state, drive_env):
-    """Each test's own drivestage state, pointed at the emulator."""
 
 
 def pull(*args):

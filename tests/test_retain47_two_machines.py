@@ -20,13 +20,9 @@ import pytest
 import _cli
 from _checkpoints import md5, sidecar_json
 from _drive_state import live_md5s
+from _envs import env  # noqa: F401  (a fixture)
 
 FOLDER = "Models/logs"
-
-
-@pytest.fixture
-def env(local_state, drive_env, fast_retries):
-    return local_state
 
 
 def _held_update(proxy, file_id: str) -> tuple[threading.Event, threading.Event]:

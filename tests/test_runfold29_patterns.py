@@ -5,19 +5,13 @@ was to leave, and ``protect="epoch_001.pt"`` protected nothing. A lone string is
 (or name) now."""
 from __future__ import annotations
 
-import pytest
-
+from _envs import env_local_retries  # noqa: F401  (the env fixture)
 from drivestage.mirror import Mirror
 from drivestage.pruning import prune
 from drivestage.retention import RetentionPolicy
 from drivestage.upload_tree import push
 
 from _drive_state import live_md5s
-
-
-@pytest.fixture
-def env(local_state, drive_env):
-    return local_state
 
 
 def test_push_delete_with_one_include_string_leaves_what_it_filters_out(emulator, env,

@@ -13,17 +13,13 @@ import os
 import pytest
 
 import _cli
+from _envs import env  # noqa: F401  (a fixture)
 from test_chunkdet35_order import BIG, _zip
 
 A = _zip({"ds/x": b"a", "ds/a": b"A"})
 B = _zip({"ds/x": b"b", "ds/b": BIG})          # over 64 KiB: fetched alone, in order
 C = _zip({"ds/x": b"c", "ds/c": b"C"})
 D = _zip({"ds/x": b"d", "ds/d/in": b"D"})
-
-
-@pytest.fixture
-def env(local_state, drive_env, fast_retries):
-    return local_state
 
 
 def _media(emulator) -> list[str]:
