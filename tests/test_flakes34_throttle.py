@@ -6,7 +6,7 @@ that two connections reached together. test_download's "a stream that does not r
 throughput is stopped again" then measured a second stream as paying off, and kept it
 (8 streams instead of 2, 2 runs in 13 at load 12-17).
 
-The emulator's clock here is a virtual one (``faults.time``): each wait ends 40 ms late,
+The emulator's clock here is a virtual one (``throttle.time``): each wait ends 40 ms late,
 and only the waits advance it, so the time a transfer takes on it is exact on any machine."""
 from __future__ import annotations
 
@@ -17,14 +17,14 @@ import pytest
 from _download_fixtures import _fast, out, store  # noqa: F401
 
 from drivestage import download as dl
-from drivestage.emulator import faults
+from drivestage.emulator import throttle
 
-LATE = 0.04  # (under faults.CATCH_UP_S: a late wake, not an idle link)
+LATE = 0.04  # (under throttle.CATCH_UP_S: a late wake, not an idle link)
 RATE = 1 << 20
 
 
 class _LateClock:
-    """``time`` for faults.py: monotonic() is virtual; sleep(s) advances it by s + LATE."""
+    """``time`` for throttle.py: monotonic() is virtual; sleep(s) advances it by s + LATE."""
 
     def __init__(self) -> None:
         self.now = 1000.0
@@ -35,7 +35,7 @@ class _LateClock:
     def sleep(self, seconds: float) -> None:
         self.now += seconds + LATE
 
-    def pause(self, stopping, seconds: float) -> None:   # faults._pause: the server's wait
+    def pause(self, stopping, seconds: float) -> None:   # throttle._pause: the server's wait
         self.sleep(seconds)
 
 
@@ -43,9 +43,9 @@ class _LateClock:
 def test_a_sender_that_wakes_late_still_sends_at_the_rate(emulator, store, out, monkeypatch,
                                                           limit):
     clock = _LateClock()
-    monkeypatch.setattr(faults, "time", types.SimpleNamespace(monotonic=clock.monotonic,
-                                                              sleep=clock.sleep))
-    monkeypatch.setattr(faults, "_pause", clock.pause)
+    monkeypatch.setattr(throttle, "time", types.SimpleNamespace(monotonic=clock.monotonic,
+                                                                sleep=clock.sleep))
+    monkeypatch.setattr(throttle, "_pause", clock.pause)
     data = os.urandom(4 << 20)   # 16 pieces of the emulator's 256 KiB
     emulator.add_file("r.bin", data)
     entry = store.resolve("r.bin")

@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from drivestage.emulator import faults
+from drivestage.emulator import throttle
 
 from _drive_clients import drive_service
 
@@ -20,12 +20,12 @@ def test_a_body_paused_behind_the_throttle_goes_on_once_it_is_lifted(emulator, m
                                                                      lift):
     data = bytes(range(256)) * (512 * KiB // 256)
     fid = emulator.add_file("t.bin", data)
-    real, paused = faults._pause, threading.Event()
+    real, paused = throttle._pause, threading.Event()
 
     def pause(woken: threading.Event, seconds: float) -> None:   # the server's wait
         paused.set()
         real(woken, seconds)
-    monkeypatch.setattr(faults, "_pause", pause)
+    monkeypatch.setattr(throttle, "_pause", pause)
     emulator.faults.throttle(16 * KiB)   # 16 s for each 256 KiB the server writes
     got: list[bytes] = []
     reader = threading.Thread(

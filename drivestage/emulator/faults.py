@@ -9,7 +9,8 @@ raw request target (path plus the still URL-encoded query string, so
 back what to do. Everything is thread-safe and deterministic for a given
 chaos seed and request order. The faults on content and uploads are in
 :mod:`~drivestage.emulator.media_faults`, those of ``files.list`` in
-:mod:`~drivestage.emulator.listing_faults` (mixins of :class:`Faults`).
+:mod:`~drivestage.emulator.listing_faults`, the bandwidth limit in
+:mod:`~drivestage.emulator.throttle` (mixins of :class:`Faults`).
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from drivestage.emulator.errors import DRIVE_ERRORS, error_envelope, request_fil
 from drivestage.emulator.listing_faults import ListingFaults, ListingLag
 from drivestage.emulator.media_faults import HANG_UP_WATCH_S, Hold, MediaFaults, client_hung_up
 from drivestage.emulator.split_or import SplitOr
+from drivestage.emulator.throttle import Bucket, ThrottleFaults
 
 CHAOS_KINDS = ("429", "500", "502", "503", "reset", "latency")
 
@@ -134,7 +136,7 @@ class Plan:
     drop_response_after: Optional[int] = None
 
 
-class Faults(MediaFaults, ListingFaults):
+class Faults(MediaFaults, ListingFaults, ThrottleFaults):
     """The fault rules of one emulator (``emu.faults``)."""
 
     def __init__(self) -> None:
@@ -211,17 +213,6 @@ class Faults(MediaFaults, ListingFaults):
         """Delay matching requests by ``seconds`` before they are handled."""
         return self._add(Rule("latency", method, path, times, seconds=float(seconds)))
 
-    def throttle(self, bytes_per_second: Optional[float] = None, *,
-                 per_connection: Optional[float] = None) -> None:
-        """Limit the bandwidth of request and response bodies (None: unlimited).
-
-        ``bytes_per_second`` is shared by all connections; ``per_connection`` limits each
-        connection on its own, as Drive does, so parallel ranged streams add up."""
-        with self._lock:
-            self._shared.reset(bytes_per_second)
-            self._per_connection = float(per_connection) if per_connection else None
-            self._wake_paused()
-
     def chaos(self, rate: float = 0.05, seed: int = 0, kinds: tuple[str, ...] = CHAOS_KINDS) -> None:
         """Fail a random ``rate`` fraction of API requests with one of ``kinds``."""
         bad = [k for k in kinds if k not in CHAOS_KINDS]
@@ -278,11 +269,6 @@ class Faults(MediaFaults, ListingFaults):
         """(``_lock`` held) End the waits of answers under a latency now."""
         self._hurried.set()
         self._hurried = threading.Event()
-
-    def _wake_paused(self) -> None:
-        """(``_lock`` held) End the pauses of bodies under the throttle as it was."""
-        self._rethrottled.set()
-        self._rethrottled = threading.Event()
 
     def serving(self) -> None:
         """The server (re)starts: latencies are waited out again."""
@@ -435,63 +421,6 @@ class Faults(MediaFaults, ListingFaults):
             plan.reset = True
         else:
             plan.latency += 0.05 + 0.15 * rng.random()
-
-    @property
-    def throttled(self) -> bool:
-        return self._shared.rate is not None or self._per_connection is not None
-
-    def pace(self, nbytes: int, connection: Optional["Bucket"] = None) -> None:
-        """Sleep long enough that bodies keep to the shared limit and, given the connection's
-        own bucket, to the per-connection one."""
-        with self._lock:
-            wait = self._shared.charge(nbytes)
-            if connection is not None:
-                connection.rate = self._per_connection
-                wait = max(wait, connection.charge(nbytes))
-            woken = self._rethrottled
-        if wait > 0 and not self._stopping.is_set():
-            # Woken when the server stops, as a latency is (a throttled megabyte's pause,
-            # 16 s at 64 KiB/s, held Emulator.stop() for its whole join), and when the
-            # throttle changes: the pause was the old limit's.
-            _pause(woken, wait)
-
-
-def _pause(woken: threading.Event, seconds: float) -> None:
-    """A throttle's pause: ``seconds``, or less when ``woken`` (the throttle changed, or the
-    server stops); one place, so that a test's virtual clock (tests/test_flakes34_throttle.py)
-    takes it."""
-    woken.wait(seconds)
-
-
-#: Seconds a sender behind its bucket's schedule may make up (a bucket's debt drained that
-#: much longer ago counts as credit): a sender woken late from its wait (a loaded machine's
-#: scheduler), or held by its client's reads, lost that time for good, and one connection
-#: brought 9 MB/s of a 16 MB/s limit where two brought 16 (a stream count measured on it
-#: added streams that only hid the lateness). A bucket idle for longer starts afresh.
-CATCH_UP_S = 0.1
-
-
-class Bucket:
-    """A leaky bucket: debt drains at ``rate`` bytes per second; new bytes add to it. A
-    sender a little late (:data:`CATCH_UP_S` at most) makes the time up: the rate holds."""
-
-    def __init__(self, rate: Optional[float] = None):
-        self.reset(rate)
-
-    def reset(self, rate: Optional[float]) -> None:
-        self.rate = float(rate) if rate else None
-        self.time, self.debt = time.monotonic(), 0.0
-
-    def charge(self, nbytes: int) -> float:
-        """Add ``nbytes``; the seconds to wait until they fit the rate (0 when unlimited)."""
-        if self.rate is None:
-            return 0.0
-        now = time.monotonic()
-        debt = self.debt - (now - self.time) * self.rate   # < 0: drained that long ago
-        idle = self.debt <= 0 or debt < -CATCH_UP_S * self.rate
-        self.debt = (0.0 if idle else debt) + nbytes
-        self.time = now
-        return max(0.0, self.debt / self.rate)
 
 
 def _fmt_retry_after(value: float) -> str:

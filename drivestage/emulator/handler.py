@@ -27,7 +27,7 @@ from drivestage.emulator.batch import BATCH_PATH, BatchRoutes
 from drivestage.emulator.control import ControlRoutes
 from drivestage.emulator.disk_room import release_room
 from drivestage.emulator.errors import EmulatorApiError, error_envelope
-from drivestage.emulator.faults import Bucket, Plan
+from drivestage.emulator.faults import Plan
 from drivestage.emulator.fields import apply_fields, check_fields, parse_fields
 from drivestage.emulator.json_body import TOO_DEEP, parse_json
 from drivestage.emulator.log import RequestRecord, logged_headers, redact_target
@@ -37,6 +37,7 @@ from drivestage.emulator.routes_meta import MetadataRoutes
 from drivestage.emulator.routes_resumable import ResumableRoutes
 from drivestage.emulator.signed import SIGNED_PATH
 from drivestage.emulator.store import EmulatorStore
+from drivestage.emulator.throttle import Bucket
 from drivestage.emulator.wire import Body, ClientGone, Deadlined, Reset
 
 if TYPE_CHECKING:
