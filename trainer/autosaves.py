@@ -1,13 +1,13 @@
 """The autosaves kept in the run folder: the newest two, and those a push may be sending.
 
 :class:`trainer.writer.BackgroundWriter` writes ``autosave_<iteration>.pt`` every
-``train.save_minutes`` and keeps the newest :data:`trainer.writer.LOCAL_AUTOSAVES` of them.
+``train.save_minutes`` and keeps the newest :data:`LOCAL_AUTOSAVES` of them.
 One pruned while a push was sending it reached Drive without its sidecar (deleted here first,
 then its file, while its bytes were on their way): an undescribed checkpoint there, which no
 retention rule deletes (it names no run), a checkpoint's size each time, and the autosave
 never verified (attacktrain26). So the newest autosaves present when a push began
 (``spare``) stay until it ends, beside the newest ones written meanwhile (at most twice
-:data:`~trainer.writer.LOCAL_AUTOSAVES`, which :mod:`trainer.room` counts with Drive); the
+:data:`LOCAL_AUTOSAVES`, which :mod:`trainer.room` counts with Drive); the
 next prune after it removes them.
 """
 from __future__ import annotations
@@ -20,6 +20,10 @@ from trainer import checkpoint as ckpt
 from trainer.state import AUTOSAVE_NAME
 
 logger = logging.getLogger(__name__)
+
+#: Autosaves kept in the run folder (the newest and the one before it, in case the newest
+#: is still being uploaded when the machine dies).
+LOCAL_AUTOSAVES = 2
 
 
 def newest(folder: str, keep: int, upto: Optional[int] = None) -> set[str]:
