@@ -30,6 +30,9 @@ from drivestage.errors import RemoteError
 
 #: The most bytes held on their way in either direction (then that side is not read).
 _HELD = 256 * 1024
+#: How long bytes of a connection already gone wait for the proxy to take them, where the
+#: connection had no timeout of its own (no one reads what follows them).
+_LAST_S = 60.0
 #: The most bytes of one TLS write (a record's worth: written again alike after a want).
 _WRITE = 16 * 1024
 
@@ -100,7 +103,7 @@ def through(conn: Any, making: Any, sock: socket.socket, proxy: proxies.Proxy,
         near.settimeout(timeout)
         outer.setblocking(False)
         far.setblocking(False)
-        threading.Thread(target=_carry, args=(outer, far, past), daemon=True,
+        threading.Thread(target=_carry, args=(outer, far, past, timeout), daemon=True,
                          name="drivestage-proxy-tls").start()
     except BaseException:
         near.close()
@@ -115,13 +118,17 @@ def _where(proxy: proxies.Proxy) -> str:
     return proxy.address.split("://", 1)[1]
 
 
-def _carry(outer: ssl.SSLSocket, far: socket.socket, past: bytes) -> None:
+def _carry(outer: ssl.SSLSocket, far: socket.socket, past: bytes,
+           timeout: Optional[float] = None) -> None:
     """Move bytes between ``far`` (the pair's end the connection's is joined to) and
     ``outer`` (TLS to the proxy), both non-blocking, until the connection's end is gone (its
     close, a stop's shutdown) and what it sent reached the proxy, or the proxy's end is gone
     and what it sent reached the connection; then close both. ``past``: the tunnel's first
     bytes, read with the proxy's answer. One ``poll`` waits for both: a TLS read or write
-    that wants the other direction waits for that."""
+    that wants the other direction waits for that. Once the connection's end is gone, what
+    it sent waits at most ``timeout`` seconds (None: :data:`_LAST_S`) for the proxy to take
+    it: a proxy that stopped reading (stalled mid-upload) kept this thread, its TLS socket
+    and up to :data:`_HELD` bytes for good, one more at each retry (attackint48)."""
     to_far, to_outer = bytearray(past), bytearray()
     from_far = from_outer = True
     size = 0            # (a TLS write that wanted a wait: written again alike)
@@ -132,18 +139,29 @@ def _carry(outer: ssl.SSLSocket, far: socket.socket, past: bytes) -> None:
             # (a side is waited on only for what can move: a level the loop does not take
             # would wake it at once, for ever)
             taking = from_outer and len(to_far) < _HELD
-            for sock, mask in ((far, (select.POLLIN if from_far and len(to_outer) < _HELD
-                                       else 0) | (select.POLLOUT if to_far else 0)),
+            full = from_far and len(to_outer) >= _HELD
+            for sock, mask in ((far, (select.POLLIN if from_far and not full else 0) |
+                                (select.POLLOUT if to_far else 0)),
                                (outer, (select.POLLIN if taking or wants_in else 0) |
                                 (select.POLLOUT if to_outer or wants_out else 0))):
-                if mask:
+                if mask or (sock is far and full):   # (its hang-up heard, unread: below)
                     poller.register(sock, mask)
                 else:
                     try:
                         poller.unregister(sock)
                     except KeyError:
                         pass
-            poller.poll(0 if taking and outer.pending() > 0 else None)
+            if taking and outer.pending() > 0:
+                events = poller.poll(0)
+            elif from_far:
+                events = poller.poll(None)   # (the connection's own timeout bounds its wait)
+            else:
+                events = poller.poll(1000 * (timeout or _LAST_S))
+                if not events:
+                    return   # (nothing moved: the rest is for a connection that is gone)
+            if full and any(fd == far.fileno() and flags & (select.POLLHUP | select.POLLERR)
+                            for fd, flags in events):
+                from_far = False   # (closed while the proxy took nothing: not read for it)
             if from_far and len(to_outer) < _HELD:
                 try:
                     data = far.recv(65536)
