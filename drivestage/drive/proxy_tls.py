@@ -97,7 +97,15 @@ def through(conn: Any, making: Any, sock: socket.socket, proxy: proxies.Proxy,
     except socket.timeout:
         raise proxies.ProxyDownError(f"the proxy {proxy.shown} did not finish its TLS "
                                      f"handshake within {timeout:g} s") from None
-    past = proxies.tunnel(outer, proxy, conn.host, conn.port, timeout)
+    try:
+        past = proxies.tunnel(outer, proxy, conn.host, conn.port, timeout)
+    except ssl.SSLError as exc:   # (a record of its answer that fails its MAC, an alert)
+        # (Left as it was, an OSError of no kind the layers above know: "cannot stage …
+        # pull into a folder this user can write", at the first try: attackint48.)
+        target = f"[{conn.host}]:{conn.port}" if ":" in conn.host else f"{conn.host}:{conn.port}"
+        raise proxies.ProxyDownError(
+            f"the proxy {proxy.shown} broke its TLS while it answered the request for a "
+            f"tunnel to {target} ({exc.reason or type(exc).__name__})") from None
     near, far = socket.socketpair()
     try:
         near.settimeout(timeout)
