@@ -36,7 +36,8 @@ _LAST_S = 60.0
 #: The most bytes of one TLS write (a record's worth: written again alike after a want).
 _WRITE = 16 * 1024
 
-_contexts: dict[tuple[str, bool], ssl.SSLContext] = {}
+#: Contexts made, by CA file (as it was: its inode, size and time) and whether unchecked.
+_contexts: dict[tuple[str, tuple[int, int, int], bool], ssl.SSLContext] = {}
 _contexts_lock = threading.Lock()
 
 
@@ -55,14 +56,25 @@ def _context(conn: Any) -> ssl.SSLContext:
     ``conn``'s client certificate (that is for Drive, not the proxy)."""
     cafile = str(getattr(conn, "ca_certs", None) or httplib2.CA_CERTS)
     unchecked = bool(getattr(conn, "disable_ssl_certificate_validation", False))
+    # (The file as it is now: httplib2 reads it at each connection, and the line for an
+    # untrusted proxy says to add its CA there; kept by name alone, a notebook that did so
+    # was refused again until it restarted: attackint48.)
+    try:
+        st = os.stat(cafile)
+        version = (st.st_ino, st.st_size, st.st_mtime_ns)
+    except OSError:   # (create_default_context says it)
+        version = (0, 0, 0)
+    key = (cafile, version, unchecked)
     with _contexts_lock:
-        context = _contexts.get((cafile, unchecked))
+        context = _contexts.get(key)
         if context is None:
             context = ssl.create_default_context(cafile=cafile)
             if unchecked:   # (as the connection's own: the same rules for both hops)
                 context.check_hostname = False
                 context.verify_mode = ssl.CERT_NONE
-            _contexts[(cafile, unchecked)] = context
+            for old in [k for k in _contexts if k[0] == cafile and k[2] == unchecked]:
+                del _contexts[old]   # (one per file: a bundle rewritten often holds no more)
+            _contexts[key] = context
         return context
 
 
