@@ -4,19 +4,15 @@ sends nothing, exit 2, until the user renames the folder. For a training run tha
 later checkpoint kept off Drive for the rest of the run (its pushes warn; its final save
 fails at the end): a VM lost meanwhile (Colab's) loses all the epochs since. The file of
 that name is on Drive already ("is not sent again"), so the rest could be sent and the
-name alone said. Left as pushlefts48 decided (the lead's call): strict xfail."""
+name alone said. Fixed by pushshared48 (the lead's call): that name is skipped, the rest sent,
+exit 1."""
 from __future__ import annotations
 
 import hashlib
 
-import pytest
-
 from _cli import run
 
 
-@pytest.mark.xfail(strict=True, reason="pushlefts48's decision: a name a folder and a file "
-                   "share on Drive refuses the whole push (exit 2, nothing sent) until the "
-                   "user acts, so a run's later checkpoints never reach Drive meanwhile")
 def test_a_folder_beside_a_sent_checkpoint_does_not_keep_later_ones_off_drive(
         emulator, drive_env, local_state, tmp_path):
     src = tmp_path / "run"
@@ -29,7 +25,7 @@ def test_a_folder_beside_a_sent_checkpoint_does_not_keep_later_ones_off_drive(
     (src / "epoch_002.pt").write_bytes(b"two")
     (src / "epoch_002.json").write_text("{}")
     code, _, err = run("push", str(src), "drive:runs/a")
-    assert "holds a folder and a file both named epoch_001.pt" in err and code != 0, err
+    assert "holds a folder and a file both named epoch_001.pt" in err and code == 1, err
     pushed = emulator.find("runs/a/epoch_002.pt")
     assert pushed is not None, "epoch_002.pt kept off Drive by epoch_001.pt's name"
     assert pushed["md5Checksum"] == hashlib.md5(b"two").hexdigest()
