@@ -6,11 +6,11 @@ import logging
 import threading
 from typing import Iterable, Mapping, Optional, Sequence
 
-from drivestage import extra, first_seen, other_runs, pruning, push_room, run_folders, sidecar, \
-    unread
-from drivestage.errors import (BecameOtherError, DriveStageError, FolderLeftError,
-                               NameSharedError, NotFoundError, PermissionDeniedError,
-                               TrashedError, UsageError)
+from drivestage import extra, first_seen, name_blocked, other_runs, pruning, push_room, \
+    run_folders, sidecar, unread
+from drivestage.errors import (BecameOtherError, DriveStageError, FolderInTheWayError,
+                               FolderLeftError, NameSharedError, NotFoundError,
+                               PermissionDeniedError, TrashedError, UsageError)
 from drivestage.local_tree import LocalFile, LocalTree, said_of, say_special, walk
 from drivestage.localdir import LocalDirStore
 from drivestage.locks import Held, locked, more
@@ -52,6 +52,7 @@ class PushJob(Sends):
         self.progress, self.cache = progress, cache
         self.keep_other_runs = keep_other_runs
         self.run_folder = run_folder or policy.active   # DEST is a run folder (run_folders)
+        self.for_run = run_folder   # (a training run's push: its fix never names --delete)
         self.outstanding = outstanding or Outstanding()  # what is not sent yet, as it goes
         self.result = PushResult()
         self.remote_folder: dict[str, RemoteEntry] = {}
@@ -63,6 +64,8 @@ class PushJob(Sends):
         self.over_folders: list[tuple[LocalFile, list[RemoteEntry]]] = []
         self.room_left: list[Decision] = []  # left alone by push_room: not tried again
         self.said: set[str] = set()  # folders said to have moved (push_watch.check_folders)
+        # Local files not sent: a folder on the store has their name (name_blocked).
+        self.blocked: dict[Key, FolderInTheWayError] = {}
         self.mutex = threading.Lock()
         self.fence = Fence(guard)   # the caller's check at each commit point (push_fence)
         self.copies = OldCopies(store, self.listing, use_trash=use_trash, mutex=self.mutex,
@@ -117,6 +120,13 @@ class PushJob(Sends):
         self.result.left = owned.without(other_runs.left_on_store(
             store, self.cache, self.listing, files, self._is_checkpoint,
             other_runs=self.keep_other_runs))
+        # Before the plan: a name a folder holds is not sent, and the plan sees the store's
+        # copy of it as it is (never prunes through it, nor makes room for it).
+        if removal is None:
+            self._block(files)
+        self.result.blocked = sorted(lf.rel for lf in files
+                                     if (lf.folder_rel, lf.name) in self.blocked)
+        self.protect |= {n for rel, n in self.blocked if not rel}
         # Retention over the DEST folder: decided before anything is sent.
         decision: Optional[Plan] = None
         folder: Optional[pruning.FolderView] = None
@@ -205,12 +215,15 @@ class PushJob(Sends):
         # Last, once everything else went: a path push could not read fails it (exit 1, as
         # another run's checkpoints it left do), never taken as absent (unread.py).
         unread.say(self.result.unread, store.describe(root))
+        name_blocked.say(list(self.blocked.values()), store.describe(root))
         if left_in_way:
             lf = left_in_way[0]
             where = store.describe(self.remote_folder[lf.folder_rel])
             raise FolderLeftError(f"{where}/{lf.name}", lf.path)
         if self.result.unread:
             raise unread.error(self.result.unread)
+        if self.blocked:
+            raise name_blocked.error(list(self.blocked.values()))
 
     def _plan(self, folder: pruning.FolderView, local: Iterable[str]) -> Plan:
         """Retention over DEST. The newest local checkpoint (and autosave) of every run is
@@ -231,7 +244,7 @@ class PushJob(Sends):
     def _top_local(self, files: list[LocalFile]) -> dict[str, PlannedFile]:
         """The files about to join DEST's top folder: not those left unsent (the plan sees
         the store's copy as it is there, so it never prunes another run's through them)."""
-        ahead = {k for lf in self.result.left for k in lf.keys}
+        ahead = {k for lf in self.result.left for k in lf.keys} | set(self.blocked)
         return {lf.name: PlannedFile(lf.path, lf.size, lf.real) for lf in files
                 if not lf.folder_rel and ("", lf.name) not in ahead}
 
@@ -262,7 +275,8 @@ class PushJob(Sends):
     def _todo(self, files: list[LocalFile], skip: set[str], ahead: set[Key],
               deleting: bool = False) -> list[Todo]:
         """What to send: size differs, or same size and md5 differs (a folder of a file's
-        name on the store, UsageError unless ``deleting``: ``--delete`` removes it)."""
+        name on the store: not sent, :meth:`_block`; with ``deleting``: ``--delete`` removes
+        it)."""
         names: dict[str, set[str]] = {}
         for lf in files:
             names.setdefault(lf.folder_rel, set()).add(lf.name)
@@ -270,7 +284,7 @@ class PushJob(Sends):
         paired: dict[str, dict[str, str]] = {}
         todo: list[Todo] = []
         for lf in files:
-            if (lf.folder_rel, lf.name) in ahead:
+            if (lf.folder_rel, lf.name) in ahead or (lf.folder_rel, lf.name) in self.blocked:
                 continue
             if lf.folder_rel == "" and lf.name in skip:
                 self.result.skipped_by_policy.append(lf.rel)
@@ -279,18 +293,6 @@ class PushJob(Sends):
             folders = [e for e in there if e.is_dir]
             if folders and deleting:   # (checked once --delete decided: _check_folders_go)
                 self.over_folders.append((lf, folders))
-            elif folders and len(folders) < len(there):
-                # A file is there too: the folder came after the listing of the push that sent
-                # it (Drive makes no name unique: pushlefts48). Said as it is, not as a file
-                # that "cannot be sent there"; --delete removes the folder, the file kept.
-                where = self.store.describe(self.remote_folder[lf.folder_rel])
-                raise NameSharedError(where, printable(lf.name), lf.shown,
-                                      "rename or remove the folder on Drive, or push with "
-                                      "--delete to remove it")
-            elif folders:
-                # Sent beside it, the file made a name that every pull of DEST refused ("names
-                # 2 items"), the push exiting 0 (attackpush45); --delete removes the folder.
-                raise self._over_folder(lf, ", or push with --delete to replace the folder")
             # (a Google Doc of its name holds no bytes: no copy of it, never updated in place)
             remote = [e for e in there
                       if sidecar.has_bytes(e)]
@@ -329,6 +331,32 @@ class PushJob(Sends):
             else:
                 todo.append(Todo(lf, current, others, duplicates=bool(others)))
         return todo
+
+    def _block(self, files: list[LocalFile]) -> None:
+        """Each file whose name a folder on the store holds (none with ``--delete``: it
+        removes the folder): not sent, said, and failing the push once the rest is done
+        (:mod:`drivestage.name_blocked`); before, the whole push was refused (attackint48)."""
+        for lf in files:
+            there = self.listing[lf.folder_rel].get(lf.name, [])
+            folders = [e for e in there if e.is_dir]
+            if not folders:
+                continue
+            where = self.store.describe(self.remote_folder[lf.folder_rel])
+            if len(folders) < len(there):
+                # A file is there too: the folder came after the listing of the push that sent
+                # it (Drive makes no name unique: pushlefts48). Said as it is, not as a file
+                # that "cannot be sent there"; --delete removes the folder, the file kept.
+                self.blocked[(lf.folder_rel, lf.name)] = NameSharedError(
+                    where, printable(lf.name), lf.shown, "rename that folder on Drive"
+                    if self.for_run else "rename or remove the folder on Drive, or push with "
+                    "--delete to remove it")
+            else:
+                # Sent beside it, the file made a name that every pull of DEST refused ("names
+                # 2 items"), the push exiting 0 (attackpush45); --delete removes the folder.
+                self.blocked[(lf.folder_rel, lf.name)] = FolderInTheWayError(
+                    f"{where}/{lf.name}", lf.shown, "rename that folder on Drive"
+                    if self.for_run else "rename one of them, or push with --delete to "
+                    "replace the folder")
 
     def _check_folders_go(self, deletions: extra.Deletions) -> None:
         """Before a byte is sent: each folder a local file's name is on goes with --delete.

@@ -34,6 +34,9 @@ class PushResult:
     #: Paths of SRC it could not read (the walk's, then the files refused as they were sent):
     #: not sent, and nothing on the store at or under them removed or replaced (unread.py).
     unread: list[Unread] = field(default_factory=list)
+    #: Files not sent, a folder on the store at their name (their copies there kept, the
+    #: folder too: name_blocked).
+    blocked: list[str] = field(default_factory=list)
 
 
 

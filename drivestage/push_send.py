@@ -54,6 +54,7 @@ class Sends(Resends):
     said: set[str]
     # Local files over a folder of their name on the store that --delete is to remove.
     over_folders: list[tuple[LocalFile, list[RemoteEntry]]]
+    blocked: Mapping[Key, FolderInTheWayError]   # not sent: a folder has the name (name_blocked)
     follow_symlinks: bool   # the walk's (a folder link on the way was followed, as asked)
 
     def _is_checkpoint(self, lf: LocalFile, paired: Mapping[str, str]) -> bool:  # the push's
@@ -67,7 +68,9 @@ class Sends(Resends):
         after = {k for k, mine in owners.items() if mine & pending}
         first = [t for t in todo if (t.lf.folder_rel, t.lf.name) not in after]
         second = [t for t in todo if (t.lf.folder_rel, t.lf.name) in after]
-        failed: dict[Key, BaseException] = {}
+        # A name a folder on the store holds is not sent (name_blocked): never a sidecar for
+        # it, nor the checkpoints' old copies removed for a sidecar of one.
+        failed: dict[Key, BaseException] = dict(self.blocked)
         # Replaced checkpoints: their old copies go only once the sidecars are updated too, so
         # that a copy the sidecar vouches for is on the store at every step.
         swapped: list[Swap] = []

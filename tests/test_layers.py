@@ -20,7 +20,7 @@ PKG = Path(__file__).resolve().parent.parent / "drivestage"
 LAYERS = [
     ["errors"],
     ["sizes", "paths", "member_reach", "stage_failed", "temps", "localfs", "sources", "local_trash", "lost_mounts",
-     "dir_watch", "unread",
+     "dir_watch", "unread", "name_blocked",
      "heap", "deferred_ctrl_c", "interrupts", "pool", "stream_lines", "cpuload", "held_signals", "stop_signals", "lost_interrupts", "no_match",
      "stderr_tail",
      "special_files", "stdout_sink", "command", "fork_drop"],

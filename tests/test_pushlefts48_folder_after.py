@@ -22,7 +22,7 @@ import pytest
 from _checkpoints import md5, save
 from _cli import run
 from _drive_state import live_md5s
-from drivestage.errors import NameSharedError
+from drivestage.errors import DriveStageError, NameSharedError
 from test_lastkeep32_drive import SPEC
 from test_messages_attack18 import _tiny_state
 from trainer import checkpoint as ckpt
@@ -84,9 +84,13 @@ def test_a_folder_made_during_a_sidecars_upload_is_said_by_the_next_push_and_pul
     both = {**old, **new, "epoch_002.pt": sorted([None, *new["epoch_002.pt"]], key=str)}
     assert live_md5s(emulator, "runs/a") == both
     code, _, err = run("push", str(src), "drive:runs/a")
-    assert code == 2, err
+    assert code == 1, err   # (that name alone not sent, the rest pushed: pushshared48)
     assert err.strip().splitlines()[-1] == (
-        f"Error: drive:runs/a holds a folder and a file both named epoch_002.pt (the folder "
+        "Error: 1 file of SRC not sent: a folder on Drive has its name (the line above names "
+        "it); everything else was pushed, and nothing at that name on Drive was removed; push "
+        "again once the folder is renamed"), err
+    assert [ln for ln in err.splitlines() if "holds a folder and a file" in ln][0].endswith(
+        f"drive:runs/a holds a folder and a file both named epoch_002.pt (the folder "
         f"made there while the file was sent?): a pull refuses that name until one of them "
         f"goes, and {src}/epoch_002.pt is not sent again; rename or remove the folder on "
         f"Drive, or push with --delete to remove it"), err
@@ -100,7 +104,7 @@ def test_a_folder_made_during_a_sidecars_upload_is_said_by_the_next_push_and_pul
     assert live_md5s(emulator, "runs/a") == {**old, **new}
 
 
-def test_the_trainers_lone_send_then_resume_and_next_send(emulator, through, tmp_path):
+def test_the_trainers_lone_send_then_resume_and_next_send(emulator, through, tmp_path, caplog):
     """The trainer's lone send of ``epoch_002``, the folder ``epoch_002.pt`` made on Drive
     as the send's last listing is answered: the send ends verified (the window). The resume
     then goes on from the file (its bytes, never the folder), and the next lone send of that
@@ -132,18 +136,22 @@ def test_the_trainers_lone_send_then_resume_and_next_send(emulator, through, tmp
         f"{SPEC} holds a folder and a file both named epoch_002.pt (the folder made there "
         f"while the file was sent?): a pull refuses that name until one of them goes, and "
         f"this run's epoch_002.pt is not sent again; rename that folder on Drive")
-    with pytest.raises(NameSharedError) as refused:   # (the run's next push: no --delete)
+    with pytest.raises(DriveStageError) as refused:   # (the run's next push: no --delete)
         drive.push()
     assert str(refused.value) == (
+        "1 file of SRC not sent: a folder on Drive has its name (the line above names it); "
+        "everything else was pushed, and nothing at that name on Drive was removed; push again "
+        "once the folder is renamed")
+    assert [r.getMessage() for r in caplog.records if "holds a folder" in r.getMessage()] == [
         f"{SPEC} holds a folder and a file both named epoch_002.pt (the folder made there "
         f"while the file was sent?): a pull refuses that name until one of them goes, and "
-        f"{path} is not sent again; rename that folder on Drive")
+        f"{path} is not sent again; rename that folder on Drive"]
     assert sorted(live_md5s(emulator, FOLDER)) == ["epoch_002.json", "epoch_002.pt"]
     assert sorted(live_md5s(emulator, FOLDER)["epoch_002.pt"], key=str) == [None, md5(data)]
 
 
 def test_the_runs_push_over_a_drive_folder_at_a_save_name_never_advises_delete(
-        emulator, through, tmp_path):
+        emulator, through, tmp_path, caplog):
     """A folder alone at a save's name on Drive (made before the push): the run's push was
     refused with push's advice, ``push with --delete to replace the folder``, which over the
     run folder removes the checkpoints ``train.keep_local`` left on Drive alone. Now the
@@ -153,8 +161,10 @@ def test_the_runs_push_over_a_drive_folder_at_a_save_name_never_advises_delete(
 
     path = ckpt.save_checkpoint(_tiny_state(3), str(tmp_path / "logs" / "epoch_003.pt"))
     emulator.add_folder(f"{FOLDER}/epoch_003.pt")
-    with pytest.raises(FolderInTheWayError) as refused:
+    with pytest.raises(DriveStageError) as refused:   # (that name alone: pushshared48)
         DriveFolder(SPEC, str(tmp_path / "logs")).push()
-    assert str(refused.value) == (
+    assert not isinstance(refused.value, FolderInTheWayError)
+    assert "1 file of SRC not sent: a folder on Drive has its name" in str(refused.value)
+    assert [r.getMessage() for r in caplog.records if "is a folder" in r.getMessage()] == [
         f"{SPEC}/epoch_003.pt exists and is a folder, not a file; {path} cannot be sent "
-        f"there: rename that folder on Drive")
+        f"there: rename that folder on Drive"]

@@ -185,6 +185,8 @@ def _summary(result: "PushResult") -> str:
         parts.append(f"{len(result.unknown_run)} left (whose on Drive cannot be told)")
     if result.unread:   # (their copies on Drive kept: drivestage.unread)
         parts.append(f"{len(result.unread)} not read")
+    if result.blocked:   # (a folder on Drive has the name: drivestage.name_blocked)
+        parts.append(f"{len(result.blocked)} not sent (a folder on Drive has the name)")
     return ", ".join(parts)
 
 
