@@ -142,3 +142,23 @@ def test_a_training_runs_other_checkpoints_reach_drive(
             f"removed; push again once the folder is renamed; the newest verified there is "
             f"epoch_00{sent}.pt (epoch {sent}, iteration {2 * sent}); not there: "
             f"epoch_00{blocked}.pt: upload them with") in str(ended.value), ended.value
+
+
+def test_retention_keeps_the_newest_verified_when_the_newest_local_name_is_blocked(
+        emulator, drive_env, local_state, tmp_path):
+    """``--keep-last 1``, a folder at the newest checkpoint's name: the plan sees Drive as it
+    is (that checkpoint never sent), so the one verified there stays, its sidecar too; the
+    blocked checkpoint's sidecar is not sent (it would vouch for nothing there)."""
+    from _checkpoints import save
+
+    src = tmp_path / "run"
+    save(str(src), "epoch_001", 1, 1_000_000)
+    two = save(str(src), "epoch_002", 2, 1_000_100)
+    code, _, err = run("push", str(src), "drive:runs/a", "--keep-last", "1")
+    assert code == 0, err
+    assert live_md5s(emulator, "runs/a") == two
+    save(str(src), "epoch_003", 3, 1_000_200)
+    emulator.add_folder("runs/a/epoch_003.pt")
+    code, _, err = run("push", str(src), "drive:runs/a", "--keep-last", "1")
+    assert code == 1, err
+    assert live_md5s(emulator, "runs/a") == {**two, "epoch_003.pt": [None]}
