@@ -162,3 +162,27 @@ def test_retention_keeps_the_newest_verified_when_the_newest_local_name_is_block
     code, _, err = run("push", str(src), "drive:runs/a", "--keep-last", "1")
     assert code == 1, err
     assert live_md5s(emulator, "runs/a") == {**two, "epoch_003.pt": [None]}
+
+
+@pytest.mark.parametrize("name", ["epoch_002.pt", "epoch_002.json"])
+def test_a_folder_made_during_the_push_leaves_retention_the_old_pair(
+        emulator, through, proxy, tmp_path, name):
+    """``--keep-last 1``, a folder made at the new checkpoint's name (or its sidecar's) as it
+    is sent: its copy is taken back, and the push goes on to retention (before, it stopped
+    there, exit 2). The plan made again sees the new pair unsent: the old verified pair
+    stays, and the push exits 1 naming the name."""
+    from _checkpoints import save
+    from _proxy import when_sending
+
+    src = tmp_path / "run"
+    old = save(str(src), "epoch_001", 1, 1_000_000)
+    code, _, err = run("push", str(src), "drive:runs/a", "--keep-last", "1")
+    assert code == 0, err
+    save(str(src), "epoch_002", 2, 1_000_100)
+    made = when_sending(proxy, lambda: emulator.add_folder(f"runs/a/{name}"))
+    code, _, err = run("push", str(src), "drive:runs/a", "--keep-last", "1")
+    assert made, "the folder was never made during the push"
+    assert code == 1, err
+    assert err.strip().splitlines()[-1].startswith(
+        "Error: 1 file of SRC not sent: a folder on Drive has its name"), err
+    assert live_md5s(emulator, "runs/a") == {**old, name: [None]}, err
