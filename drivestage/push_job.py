@@ -125,7 +125,7 @@ class PushJob(Sends):
         if removal is None:
             self._block(files)
         self.result.blocked = sorted(lf.rel for lf in files
-                                     if (lf.folder_rel, lf.name) in self.blocked)
+                                     if (lf.folder_rel, lf.name) in self.blocked)   # (so far)
         self.protect |= {n for rel, n in self.blocked if not rel}
         # Retention over the DEST folder: decided before anything is sent.
         decision: Optional[Plan] = None
@@ -182,7 +182,8 @@ class PushJob(Sends):
         # a file the first plan deleted anyway on the store: never sent, it was the re-plan's
         # newest verified in place of the store's (attackretain46: that went, exit 0).
         # Nor is one it could not read when it came to send it: its copies there all stay.
-        refused = {u.rel for u in self.result.unread if "/" not in u.rel}
+        refused = {u.rel for u in self.result.unread if "/" not in u.rel} | {
+            n for rel, n in self.blocked if not rel}   # (and a name a folder took meanwhile)
         self.protect |= refused
         unsent = self.vanished | refused | {n for f, n in self.copies.skipped if not f}
         # (each at the size it was sent: one saved again as it went may have grown, and the
@@ -216,6 +217,7 @@ class PushJob(Sends):
         # another run's checkpoints it left do), never taken as absent (unread.py).
         unread.say(self.result.unread, store.describe(root))
         name_blocked.say(list(self.blocked.values()), store.describe(root))
+        self.result.blocked = sorted(f"{rel}/{n}" if rel else n for rel, n in self.blocked)
         if left_in_way:
             lf = left_in_way[0]
             where = store.describe(self.remote_folder[lf.folder_rel])

@@ -54,7 +54,8 @@ class Sends(Resends):
     said: set[str]
     # Local files over a folder of their name on the store that --delete is to remove.
     over_folders: list[tuple[LocalFile, list[RemoteEntry]]]
-    blocked: Mapping[Key, FolderInTheWayError]   # not sent: a folder has the name (name_blocked)
+    blocked: dict[Key, FolderInTheWayError]   # not sent: a folder has the name (name_blocked)
+    for_run: bool   # a training run's push: its fix never names --delete
     follow_symlinks: bool   # the walk's (a folder link on the way was followed, as asked)
 
     def _is_checkpoint(self, lf: LocalFile, paired: Mapping[str, str]) -> bool:  # the push's
@@ -231,9 +232,10 @@ class Sends(Resends):
                 # A Ctrl-C stops the uploads under way between chunks and starts no other.
                 errors.extend(r for r in pool.each(send, batch, self.jobs, "drivestage-up")
                               if isinstance(r, BaseException))
-            # (after the checkpoints: before a sidecar vouches for one that goes again)
-            errors.extend(self._no_folder_since(batch, second if batch is first else [],
-                                                created, failed, swapped, owners, listed))
+            # (after the checkpoints: before a sidecar vouches for one that goes again; a name
+            # a folder took meanwhile waits as one found before: the rest goes on, exit 1)
+            self._no_folder_since(batch, second if batch is first else [], created, failed,
+                                  swapped, owners, listed)
         if self.fence.broken is not None:   # (the caller may write no more: nothing goes)
             self.fence.undo(self.store)
             raise self.fence.broken
@@ -259,7 +261,7 @@ class Sends(Resends):
         web page) had the file sent beside it, exit 0, and every pull then refused the name
         (pushgap47; attackpush45 checked only the listing made before a byte was sent). Such a
         copy is removed again and counted as failed (its old copies stay); the error of each
-        is returned. The same listing checks the new names of the sidecars still to go
+        is returned, and kept in ``blocked`` (said at the end: name_blocked). The same listing checks the new names of the sidecars still to go
         (``ahead``): one in the way is not sent (``ahead`` loses it), and the new copies of
         its checkpoints are removed. Only new names: a folder made beside a file already there
         shared its name before this push. A folder ``--delete`` is to remove
@@ -277,9 +279,10 @@ class Sends(Resends):
                      if e.is_dir and e.id not in doomed}
             for key in sorted(k for k in new if k[0] == rel and k[1] in inway):
                 said.append(self._taken_back(key, created, failed, swapped))
+                self.blocked[key] = said[-1]
             for key in sorted(k for k in coming if k[0] == rel and k[1] in inway):
                 said.append(self._over_folder(coming[key], _OR_DELETE))
-                failed[key] = said[-1]
+                failed[key] = self.blocked[key] = said[-1]
                 ahead[:] = [t for t in ahead if (t.lf.folder_rel, t.lf.name) != key]
                 for mine in sorted(owners.get(key, set()) & set(created)):
                     self._taken_back(mine, created, failed, swapped)
@@ -304,12 +307,15 @@ class Sends(Resends):
             if lf.rel in self.result.uploaded:
                 self.result.uploaded.remove(lf.rel)
         swapped[:] = [s for s in swapped if s.key != key]
+        with self.mutex:   # (not on the store after all: retention's re-plan sees it unsent)
+            self.vanished |= set() if lf.folder_rel else {lf.name}
         return said
 
     def _over_folder(self, lf: LocalFile, what_then: str) -> FolderInTheWayError:
         """The line for ``lf``, whose name is a folder's on the store."""
         where = self.store.describe(self.remote_folder[lf.folder_rel])
-        return FolderInTheWayError(f"{where}/{lf.name}", lf.shown, f"rename one of them{what_then}")
+        return FolderInTheWayError(f"{where}/{lf.name}", lf.shown, "rename that folder on Drive"
+                                   if self.for_run else f"rename one of them{what_then}")
 
     def _check_folders(self, also: Iterable[str] = ()) -> None:
         """The folders this push sent files into (and ``also``: those Drive answered an
