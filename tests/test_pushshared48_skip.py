@@ -186,3 +186,24 @@ def test_a_folder_made_during_the_push_leaves_retention_the_old_pair(
     assert err.strip().splitlines()[-1].startswith(
         "Error: 1 file of SRC not sent: a folder on Drive has its name"), err
     assert live_md5s(emulator, "runs/a") == {**old, name: [None]}, err
+
+
+def test_twelve_blocked_names_are_said_in_ten_lines_and_a_count(
+        emulator, drive_env, local_state, tmp_path):
+    src = tmp_path / "run"
+    src.mkdir()
+    for i in range(12):
+        (src / f"f{i:02d}.txt").write_bytes(b"%d" % i)
+        emulator.add_folder(f"runs/a/f{i:02d}.txt")
+    (src / "sent.txt").write_bytes(b"sent")
+    code, _, err = run("push", str(src), "drive:runs/a")
+    assert code == 1, err
+    lines = err.strip().splitlines()
+    assert len([ln for ln in lines if "is a folder, not a file" in ln]) == 10, err
+    assert any(ln.endswith("... and 2 more names of SRC that a folder on Drive holds")
+               for ln in lines), err
+    assert lines[-1] == (
+        "Error: 12 files of SRC not sent: a folder on Drive has their names (the lines above "
+        "name them); everything else was pushed, and nothing at those names on Drive was "
+        "removed; push again once the folders are renamed"), err
+    assert live_md5s(emulator, "runs/a")["sent.txt"] == [_md5(b"sent")]
