@@ -91,6 +91,14 @@ class PushJob(Sends):
                              "folder as DEST")
         if root.read_only:  # before any write: a push there could only fail file by file
             raise PermissionDeniedError(root.read_only)
+        # A folder the last push into DEST could not read that reads empty now: an unmounted
+        # mount point, not a folder emptied (unread.empty_again: attackr248).
+        again = unread.empty_again(
+            tree.folders, tree.made, [*(lf.rel for lf in tree.files), *tree.folders,
+                                      *tree.skipped_links, *tree.special, *tree.unread_rels],
+            src, store.describe(root))
+        tree.unread.extend(again)
+        self.result.unread.extend(again)
         # DEST's lock by its id too (upload_tree holds DEST's as written): a push into it named
         # another way (by id, a shortcut) made every new file too (attacky25); and those of
         # the folders above it: a push into one (a mirror of all runs) writes into DEST too,

@@ -9,6 +9,12 @@ at or under it is removed or replaced: :func:`drivestage.extra.decide`), said in
 does for another run's checkpoints it left. A path gone (ENOENT, ENOTDIR) is absent: the
 walk's answer, as a file deleted on purpose; one gone between the walk and its send is kept
 on Drive this time and removed by the next push's walk.
+
+A folder the last push into a DEST could not read that reads as an empty folder now is kept
+the same way (:func:`empty_again`, attackr248): a mount in SRC whose program ended (ENOTCONN)
+and that was then unmounted is the empty folder it was made as, and a mirror's next period
+took every file under it on Drive to the trash, the only copies left. Kept while it reads
+empty in this process; a new process (which did not see it unread) takes it as emptied.
 """
 from __future__ import annotations
 
@@ -16,7 +22,7 @@ import errno
 import logging
 import os
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Iterable, Optional, Sequence
 
 from drivestage.errors import DriveStageError, LocalFileError
 from drivestage.paths import exclude_pattern, printable
@@ -31,7 +37,11 @@ _REMOUNT = (errno.ENOTCONN, errno.ESTALE, errno.ENODEV)
 
 #: What :func:`say` said last, by DEST: a mirror pushes every period, and said the same
 #: lines every time (its failure line is said once while it lasts: mirror._say_failed).
-_SAID: dict[str, tuple[tuple[str, int], ...]] = {}
+_SAID: dict[str, tuple[tuple[str, int, bool], ...]] = {}
+
+#: The folders of SRC a push into DEST could not read, as the last one said (:func:`say`),
+#: by DEST: read as empty by the next, they are a mount point left unmounted (empty_again).
+_LAST: dict[str, dict[str, Unread]] = {}
 
 
 @dataclass(frozen=True)
@@ -42,6 +52,8 @@ class Unread:
     path: str
     errno: int
     folder: bool = False
+    #: A folder the last push could not read that reads empty now (:func:`empty_again`).
+    empty: bool = False
 
     @property
     def why(self) -> str:
@@ -65,11 +77,20 @@ def say(unread: Sequence[Unread], dest: str) -> None:
     """One line for each of ``unread`` (at most :data:`SAID_AT_MOST`, the rest counted):
     the path, why, that DEST keeps what it has there, and what to do; not again while the
     same paths of the same SRC fail alike into ``dest``."""
-    now = tuple((u.path, u.errno) for u in sorted(unread, key=lambda u: u.rel))
+    _LAST[dest] = {u.path: u for u in unread if u.folder}
+    now = tuple((u.path, u.errno, u.empty) for u in sorted(unread, key=lambda u: u.rel))
     if _SAID.get(dest) == now:
         return
     _SAID[dest] = now
     for u in sorted(unread, key=lambda u: u.rel)[:SAID_AT_MOST]:
+        if u.empty:
+            where = f"{dest.rstrip('/')}/{printable(u.rel)}"
+            log.error("%s reads as an empty folder where the last push could not read it "
+                      "(%s): a mount point not mounted again? Not sent, and nothing at %s or "
+                      "under it on Drive is removed this time; mount it again, then push "
+                      "again; if it was emptied on purpose, push it from a new process (or "
+                      "remove %s)", printable(u.path), u.why, where, where)
+            continue
         if u.errno in (errno.EACCES, errno.EPERM):
             how = (f"let this user read it (chmod {'-R u+rX' if u.folder else 'u+r'} "
                    f"{printable(u.path)})")
@@ -84,6 +105,28 @@ def say(unread: Sequence[Unread], dest: str) -> None:
     if len(unread) > SAID_AT_MOST:
         log.error("... and %d more paths of SRC that could not be read",
                   len(unread) - SAID_AT_MOST)
+
+
+def empty_again(folders: list[str], made: list[str], held: Iterable[str], src: str,
+                dest: str) -> list[Unread]:
+    """The ``folders`` (a walk's of ``src``) that the last push into ``dest`` of this process
+    could not read and that hold nothing now (none of the walk's paths, ``held``, below
+    them), as :class:`Unread` (``empty``), taken out of ``folders`` and ``made`` (not made on
+    the store, as the walk's own unread folders)."""
+    last = _LAST.get(dest, {})
+    if not last:
+        return []
+    held = list(held)
+    again = []
+    for rel in list(folders):
+        u = last.get(os.path.abspath(os.path.join(src, rel))) if rel else None
+        if u is None or u.rel != rel or any(h.startswith(rel + "/") for h in held):
+            continue
+        folders.remove(rel)
+        if rel in made:
+            made.remove(rel)
+        again.append(Unread(rel, u.path, u.errno, True, True))
+    return again
 
 
 def error(unread: Sequence[Unread]) -> LocalFileError:

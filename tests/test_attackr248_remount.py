@@ -1,0 +1,54 @@
+"""attackr248: a mount in SRC that a mirror could not read (ENOTCONN: the program behind it
+ended) and that then reads as an empty folder (unmounted: ``fusermount -u``, Colab's
+``drive.mount`` undone, the mount point left as the empty folder it was made as).
+
+pushread48 made the first period keep everything under the path on Drive. The next period of
+the *same* mirror read the path as a folder with nothing in it and ``--delete`` took every
+file under it on Drive to the trash: the copies the dead mount's files had there, the only
+ones left (what the mount held is gone with it). The mirror had seen the path unread one
+period before; an empty mount point is not a folder the user emptied."""
+from __future__ import annotations
+
+import pytest
+
+from _drivemount import FullDriveMount, _mounted
+from test_pushread48_unread import live
+
+
+@pytest.fixture
+def mounted(tmp_path):
+    """SRC (tmp_path/src) holding a writable FUSE mount at ``mnt`` with ``m.txt`` in it."""
+    for mount in _mounted(tmp_path / "src" / "mnt", writable=True):
+        (mount.point / "m.txt").write_bytes(b"mounted, new")
+        (tmp_path / "src" / "a.txt").write_bytes(b"a")
+        yield mount
+
+
+@pytest.mark.timeout(60)
+def test_a_mount_unread_then_empty_keeps_its_copies_on_drive_in_the_same_mirror(
+        emulator, drive_env, local_state, tmp_path, mounted: FullDriveMount, caplog):
+    from drivestage.errors import MirrorError
+    from drivestage.mirror import Mirror
+
+    for rel, data in {"mnt/m.txt": b"mounted, old", "mnt/n.txt": b"n", "gone.txt": b"g"}.items():
+        emulator.add_file(f"runs/x/{rel}", data)
+    mounted.disconnect()   # every call into the mount: ENOTCONN
+    mirror = Mirror(str(tmp_path / "src"), "drive:runs/x", delete=True, every=3600).start()
+    try:
+        with pytest.raises(MirrorError, match="1 path of SRC could not be read"):
+            mirror.flush(timeout=30)
+        kept = {"a.txt": b"a", "mnt/m.txt": b"mounted, old", "mnt/n.txt": b"n"}
+        assert live(emulator) == kept
+        mounted.stop()   # unmounted: the mount point reads as the empty folder it is
+        assert list((tmp_path / "src" / "mnt").iterdir()) == []
+        with pytest.raises(MirrorError, match="1 path of SRC could not be read"):
+            mirror.flush(timeout=30)
+        assert live(emulator) == kept
+    finally:
+        mirror.stop(timeout=30, flush=False)
+    said = [r.getMessage() for r in caplog.records if "reads as an empty folder" in r.getMessage()]
+    assert said == [f"{tmp_path}/src/mnt reads as an empty folder where the last push could not "
+                    "read it (Transport endpoint is not connected): a mount point not mounted "
+                    "again? Not sent, and nothing at drive:runs/x/mnt or under it on Drive is "
+                    "removed this time; mount it again, then push again; if it was emptied on "
+                    "purpose, push it from a new process (or remove drive:runs/x/mnt)"], said
