@@ -43,7 +43,8 @@ class SaveTimes:
         # passed, and an equal ``saved`` goes to the name, not to this save.)
         since = max(time.monotonic() - self._floor_at, 1e-6)
         # (Drive's clock where its Date is past a minute off this machine's; no request)
-        drive = server_clock.drive_clock() if server_clock.skew() is not None else None
+        # (as last heard with a Date: an answer since without one is no news of the clock)
+        drive = server_clock.drive_clock() if server_clock.heard_skew() is not None else None
         now = max(time.time() if drive is None else drive,
                   self._floor + since if self._floor else 0.0,
                   self._last + 1e-6 if self._last else 0.0)

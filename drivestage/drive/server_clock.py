@@ -36,7 +36,8 @@ import logging
 import time
 from typing import Any, Optional
 
-__all__ = ["TOLERANCE", "answered", "dated", "drive_clock", "heard", "now", "skew", "span"]
+__all__ = ["TOLERANCE", "answered", "dated", "drive_clock", "heard", "heard_skew", "now", "skew",
+           "span"]
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +109,17 @@ def skew() -> Optional[float]:
     two differ by more than :data:`TOLERANCE` (None: they agree, or no ``Date`` heard)."""
     behind = _behind
     return behind if _dated and behind is not None and abs(behind) > TOLERANCE else None
+
+
+def heard_skew() -> Optional[float]:
+    """Drive's clock less this machine's as the last answer with a ``Date`` said it, where
+    past :data:`TOLERANCE`, whether or not the answers since carried one (None: they agree,
+    or none was heard). To date by Drive's clock (a save time, a run's age): with
+    :func:`skew`, one answer a proxy stripped of its ``Date`` between the last dated one and
+    a save sent the save back to this machine's clock, days behind (attackr248). A claim's
+    judgement keeps :func:`skew` (:func:`dated`): there, no ``Date`` is trusted no more."""
+    behind = _behind
+    return behind if behind is not None and abs(behind) > TOLERANCE else None
 
 
 def dated() -> bool:

@@ -371,8 +371,9 @@ class FolderMaking:
 
     def clock_shift(self) -> float:
         """:meth:`drivestage.store.RemoteStore.clock_shift`: Drive's ``Date`` less this
-        machine's clock, past ``server_clock.TOLERANCE`` (:func:`server_clock.skew`)."""
-        return server_clock.skew() or 0.0
+        machine's clock, past ``server_clock.TOLERANCE``, as last heard with a ``Date``
+        (:func:`server_clock.heard_skew`: an answer since without one is no news of it)."""
+        return server_clock.heard_skew() or 0.0
 
     def clear_seen(self, entry: RemoteEntry, came: Optional[float] = None) -> bool:
         """Remove the file's first-seen mark (one ``properties.delete``), now that it is
