@@ -253,7 +253,13 @@ def walk(src: str, include: Sequence[str] = (), exclude: Sequence[str] = (), *,
             if reach + 1 + len(os.fsencode(rel)) > PATH_MAX and _sent(child, rel, include,
                                                                     exclude):
                 _too_long(os.path.abspath(child.path), rel)
-            link = child.is_symlink()
+            try:   # (a listing without kinds, DT_UNKNOWN: an lstat, which may fail: EIO)
+                link = child.is_symlink()
+            except OSError as exc:
+                if _sent(child, rel, include, exclude, unknown=True):
+                    tree.unread.append(Unread(rel, os.path.abspath(child.path),
+                                              exc.errno or 0, True))
+                continue
             try:
                 st = os.stat(child.path)  # follows a link
             except (FileNotFoundError, NotADirectoryError):
@@ -263,9 +269,9 @@ def walk(src: str, include: Sequence[str] = (), exclude: Sequence[str] = (), *,
             except OSError as exc:
                 if link:
                     tree.skipped_links.append(rel)  # a loop of links (ELOOP)
-                elif _sent(child, rel, include, exclude):   # (EACCES: a folder without x)
+                elif _sent(child, rel, include, exclude, unknown=True):   # (EACCES: no x)
                     tree.unread.append(Unread(rel, os.path.abspath(child.path),
-                                              exc.errno or 0, _is_dir(child)))
+                                              exc.errno or 0, _is_dir(child, unknown=True)))
                 continue
             is_dir = _stat.S_ISDIR(st.st_mode)
             if is_dir:
@@ -306,21 +312,24 @@ def walk(src: str, include: Sequence[str] = (), exclude: Sequence[str] = (), *,
 
 
 def _sent(child: "os.DirEntry[str]", rel: str, include: Sequence[str],
-          exclude: Sequence[str]) -> bool:
+          exclude: Sequence[str], unknown: bool = False) -> bool:
     """Whether the filters let ``child`` (at ``rel``) through, as far as its name tells (a
-    path too long to stat: its kind from the folder's listing, a file where unknown)."""
+    path too long to stat: its kind from the folder's listing, ``unknown`` where it gives
+    none and the stat failed)."""
     if matches(rel, exclude):
         return False
-    return _is_dir(child) or wanted(rel, include, exclude)
+    return _is_dir(child, unknown) or wanted(rel, include, exclude)
 
 
-def _is_dir(child: "os.DirEntry[str]") -> bool:
-    """Whether ``child`` is a folder as far as its folder's listing tells (a file where
-    unknown: its stat failed)."""
+def _is_dir(child: "os.DirEntry[str]", unknown: bool = False) -> bool:
+    """Whether ``child`` is a folder as far as its folder's listing tells (``unknown``
+    where its stat failed and the listing gives no kind: a file for a path too long, a
+    folder for one push could not read, whose Drive copies an ``--include`` would otherwise
+    let ``--delete`` take: attackr248)."""
     try:
         return child.is_dir()
     except OSError:
-        return False
+        return unknown
 
 
 def _start(path: str) -> str:

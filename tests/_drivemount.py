@@ -116,6 +116,9 @@ class FullDriveMount:
         #: opcode -> errno: every call of that kind answers it (a disk or mount that fails
         #: reads: READ -> EIO; OPENDIR -> EIO, a folder that cannot be listed).
         self.fail: dict[int, int] = {}
+        #: True: a listing gives no kind (DT_UNKNOWN), as some file systems' do (XFS without
+        #: ftype, some FUSE and network ones): a reader must stat each name to know it.
+        self.kinds_unknown = False
         self._lock = threading.Lock()
         self._stop = threading.Event()
         #: Cleared by :meth:`hang`: the program stops answering (stopped, not ended): every
@@ -411,6 +414,7 @@ class FullDriveMount:
                 if i < offset:
                     continue
                 raw = name.encode()
+                kind = 0 if self.kinds_unknown else kind
                 dirent = _DIRENT.pack(child, i + 1, len(raw), kind >> 12) + raw
                 dirent += b"\0" * (-len(dirent) % 8)
                 if len(out) + len(dirent) > size:
