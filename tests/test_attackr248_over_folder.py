@@ -1,0 +1,36 @@
+"""attackr248: a file push could not read (EACCES at its open) at the name of a folder on
+Drive, under ``--delete``.
+
+pushread48's rule: nothing on Drive at or under a path push could not read is removed or
+replaced, and the line says so. Here ``--delete`` had decided before the send (as it must:
+before a byte goes) that the Drive folder at the file's name goes (push's folder-at-a-file's-
+name rule, left as it is: pushshared48); the file then could not be read, was never sent,
+and the folder went anyway: ``ckpt/a.pt``, the only copy, in the trash, the line saying
+"nothing at drive:runs/x/ckpt on Drive is removed or replaced this time". The fix (drop
+from the deletions what is at or under a path refused at its send, with the count line's
+items counted again) touches the code pushshared48 is changing: strict xfail, the lead's
+call."""
+from __future__ import annotations
+
+import pytest
+
+from test_pushread48_unread import lines, live, push_unprivileged
+
+
+@pytest.mark.xfail(strict=True, reason="--delete removes the Drive folder at the name of a file "
+                   "refused at its open (decided before the send); fix left to the lead with "
+                   "pushshared48's over-folder work")
+def test_a_file_refused_at_its_open_keeps_the_drive_folder_at_its_name(
+        emulator, drive_env, local_state, tmp_path):
+    emulator.add_file("runs/x/ckpt/a.pt", b"a on drive")
+    emulator.add_file("runs/x/b.txt", b"old b")
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "ckpt").write_bytes(b"a file now")
+    (src / "b.txt").write_bytes(b"b")
+    (src / "ckpt").chmod(0)
+    code, err = push_unprivileged(emulator, str(src), "drive:runs/x", "--delete")
+    assert code == 1, err[-3000:]
+    assert len(lines(err)) == 1 and "nothing at drive:runs/x/ckpt on Drive is removed" in \
+        lines(err)[0]
+    assert live(emulator) == {"b.txt": b"b", "ckpt/a.pt": b"a on drive"}   # (7e563002: b.txt only)
