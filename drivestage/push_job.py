@@ -75,6 +75,9 @@ class PushJob(Sends):
             follow_symlinks: bool) -> None:
         store, self.path, self.follow_symlinks = self.store, path, follow_symlinks
         tree = walk(src, self.include, self.exclude, follow_symlinks=follow_symlinks)
+        # (SRC read empty where the last push could not read it: an unmounted mount point)
+        unread.src_again(src, empty=not (tree.files or tree.folders[1:] or tree.skipped_links
+                                         or tree.special or tree.unread))
         self.result.skipped_links = tree.skipped_links
         self.result.unread = list(tree.unread)   # (and the files refused as they are sent)
         say_special(tree.special, src, "send")

@@ -43,6 +43,9 @@ _SAID: dict[str, tuple[tuple[str, int, bool], ...]] = {}
 #: by DEST: read as empty by the next, they are a mount point left unmounted (empty_again).
 _LAST: dict[str, dict[str, Unread]] = {}
 
+#: The SRC folders (absolute) a push of this process could not stat or list: its errno.
+_SRC_UNREAD: dict[str, int] = {}
+
 
 @dataclass(frozen=True)
 class Unread:
@@ -105,6 +108,31 @@ def say(unread: Sequence[Unread], dest: str) -> None:
     if len(unread) > SAID_AT_MOST:
         log.error("... and %d more paths of SRC that could not be read",
                   len(unread) - SAID_AT_MOST)
+
+
+def src_unread(src: str, err: int) -> LocalFileError:
+    """The failure of a push whose SRC could not be stat'ed or listed (``err``), noted: a
+    later push of this process that reads it as empty is refused (:func:`src_again`)."""
+    _SRC_UNREAD[os.path.abspath(src)] = err
+    return LocalFileError(f"could not read SRC {printable(src)} ({os.strerror(err)}): "
+                          "nothing was pushed")
+
+
+def src_again(src: str, empty: bool) -> None:
+    """Refuse a push of ``src`` that reads as ``empty`` where a push of this process could
+    not read it (a mount that stopped, then unmounted: a mirror's next period took every file
+    of DEST with ``--delete``, attackr248); forget that once it holds something."""
+    key = os.path.abspath(src)
+    err = _SRC_UNREAD.get(key)
+    if err is None:
+        return
+    if not empty:
+        del _SRC_UNREAD[key]
+        return
+    raise LocalFileError(f"SRC {printable(src)} reads as an empty folder where the last push "
+                         f"could not read it ({os.strerror(err)}): a mount point not mounted "
+                         "again? Nothing was pushed; mount it again, then push again; if it was "
+                         "emptied on purpose, push it from a new process")
 
 
 def empty_again(folders: list[str], made: list[str], held: Iterable[str], src: str,

@@ -51,9 +51,10 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 from typing import Any, Iterable, Optional, Sequence
 
-from drivestage import extra
+from drivestage import extra, unread
 from drivestage.errors import DriveStageError, FolderGoneError, NotFoundError, TrashedError, \
     UsageError
 from drivestage.local_tree import DEFAULT_EXCLUDES, LocalFile, walk  # noqa: F401 (re-export)
@@ -104,7 +105,13 @@ def push(src: str, dest: Where, policy: Optional[RetentionPolicy] = None, *,
     called at each point the push commits on the store; raised, the push removes the new
     copies nothing vouches for yet and raises it (:mod:`drivestage.push_fence`).
     """
-    if not os.path.isdir(src):
+    try:   # (a mount that stopped is no folder to stat, nor absent: ENOTCONN, EIO)
+        is_dir = stat.S_ISDIR(os.stat(src).st_mode)
+    except (FileNotFoundError, NotADirectoryError):
+        is_dir = False
+    except OSError as exc:
+        raise unread.src_unread(src, exc.errno or 0) from None
+    if not is_dir:
         raise NotFoundError(f"{src} is not a local folder; give the folder to push "
                             "(e.g. logs/)")
     if not 1 <= jobs <= MAX_JOBS:

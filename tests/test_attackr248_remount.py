@@ -80,3 +80,47 @@ def test_a_mount_unread_then_empty_keeps_its_copies_on_drive_across_cli_pushes(
     mounted.stop()
     code, _out, err = run("push", str(tmp_path / "src"), "drive:runs/x", "--delete")
     assert live(emulator) == {"a.txt": b"a", "mnt/m.txt": b"mounted, old", "mnt/n.txt": b"n"}
+
+
+@pytest.fixture
+def src_mounted(tmp_path):
+    """SRC (tmp_path/src) is itself a writable FUSE mount, with a run's files in it."""
+    for mount in _mounted(tmp_path / "src", writable=True):
+        for name in ("epoch_001.pt", "epoch_002.pt", "train.log"):
+            (mount.point / name).write_bytes(name.encode())
+        yield mount
+
+
+@pytest.mark.timeout(60)
+def test_a_src_mount_unread_then_empty_is_not_emptied_on_drive_by_the_same_mirror(
+        emulator, drive_env, local_state, tmp_path, src_mounted: FullDriveMount):
+    """SRC itself is the mount (a mirror of /content/drive/... or of a FUSE run folder): the
+    period over the stopped mount pushes nothing; once unmounted SRC reads empty, and the
+    next period's ``--delete`` took all of the run's files on Drive (under --delete's
+    default limit of 10 items: a small run's whole folder)."""
+    from drivestage.errors import MirrorError
+    from drivestage.mirror import Mirror
+
+    on_drive = {"epoch_001.pt": b"one", "epoch_002.pt": b"two", "train.log": b"log"}
+    for rel, data in on_drive.items():
+        emulator.add_file(f"runs/x/{rel}", data)
+    src_mounted.disconnect()
+    mirror = Mirror(str(tmp_path / "src"), "drive:runs/x", delete=True, every=3600).start()
+    try:
+        # (its stat: ENOTCONN; 7e563002: "… is not a local folder; give the folder to push")
+        with pytest.raises(MirrorError, match=r"could not read SRC .*src \(Transport endpoint "
+                                              r"is not connected\): nothing was pushed$"):
+            mirror.flush(timeout=30)
+        src_mounted.stop()
+        assert list((tmp_path / "src").iterdir()) == []
+        with pytest.raises(MirrorError, match=r"SRC .*src reads as an empty folder where the "
+                                              r"last push could not read it \(Transport "
+                                              r"endpoint is not connected\): a mount point not "
+                                              r"mounted again\? Nothing was pushed"):
+            mirror.flush(timeout=30)
+        assert live(emulator) == on_drive
+        (tmp_path / "src" / "epoch_003.pt").write_bytes(b"three")   # (a run started anew)
+        mirror.flush(timeout=30)   # (SRC holds something: pushed, and --delete acts again)
+        assert live(emulator) == {"epoch_003.pt": b"three"}
+    finally:
+        mirror.stop(timeout=30, flush=False)
