@@ -54,6 +54,7 @@ def test_a_mount_unread_then_empty_keeps_its_copies_on_drive_in_the_same_mirror(
                     "purpose, push it from a new process (or remove drive:runs/x/mnt)"], said
 
 
+@pytest.mark.slow
 @pytest.mark.xfail(strict=True, reason="a new process has no memory of the path it could not "
                    "read: an empty folder is taken as emptied (persisting it needs local state; "
                    "drivestage/state.py is at 500 lines)")

@@ -24,6 +24,7 @@ from test_trainer24_status import _status
 HOUR = 3600.0
 
 
+@pytest.mark.slow
 @pytest.mark.xfail(strict=True, reason="age by the Date of a proxy two hours behind: 0 s for "
                    "a state an hour old; max of both readings conflicts with attack48's "
                    "machine-ahead case (the lead's call)")
