@@ -2,6 +2,7 @@
 runs one (its module doc says what a push does and promises)."""
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from typing import Iterable, Mapping, Optional, Sequence
@@ -174,6 +175,11 @@ class PushJob(Sends):
         finally:  # what it verified recorded so, even when it failed (see reserve_creates)
             store.reserve_creates([], ())
         self.copies.repair()
+        # A file refused at its send was present to the decision: a folder at its name was
+        # to go with it sent; never sent, that folder (its files the only copies) stays.
+        refused = {u.rel for u in self.result.unread} - tree.unread_rels
+        if deletions is not None and refused:
+            deletions = _sparing(deletions, refused)
         if removal is not None and deletions is not None and not (
                 deletions.doomed and isinstance(store, LocalDirStore)
                 and delete_held_back(store.describe(root))):   # (mount31)
@@ -186,7 +192,7 @@ class PushJob(Sends):
                 raise
             # (a folder at a file's name left at its check: said once retention is done)
             left_in_way = [lf for lf, _ in self.over_folders
-                           if lf.rel not in self.result.deleted]
+                           if lf.rel not in self.result.deleted and lf.rel not in refused]
         # Planned as sent (as the newest verified): a file gone, or a sidecar left for the next
         # push (its checkpoint saved again while it was sent) vouches for nothing on the store,
         # and the verified one before it must stay (attackpush45: both went, exit 0). Nor is
@@ -428,3 +434,23 @@ class PushJob(Sends):
             self.store, decision, self.remote_folder[""], self.use_trash,
             {d.id or "" for d in self.result.pruned}, twins, self.room_left,
             self.copies.repairs, self.copies.sent, check=self.fence.check)
+
+
+def _sparing(deletions: extra.Deletions, refused: set[str]) -> extra.Deletions:
+    """``deletions`` less what is at or under a path of ``refused`` (files push could not
+    read when it came to send them: :mod:`drivestage.unread`), the items it counts less
+    those (a folder with what it holds, from the decision's listings: no request more).
+    A folder at the name of such a file went to the trash, its files the only copies, and
+    the line said nothing there was removed (attackr248)."""
+    def under(rel: str) -> bool:
+        return any(rel == r or rel.startswith(r + "/") for r in refused)
+
+    def items(e: RemoteEntry) -> int:
+        if not e.is_dir or e.linked or deletions.listed is None:
+            return 1
+        return 1 + sum(items(c) for c in deletions.listed(e))
+    kept = [d for d in deletions.doomed if under(d.rel)]
+    if not kept:
+        return deletions
+    return dataclasses.replace(deletions, doomed=[d for d in deletions.doomed if not under(d.rel)],
+                               items=deletions.items - sum(items(d.entry) for d in kept))

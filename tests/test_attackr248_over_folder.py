@@ -6,24 +6,19 @@ replaced, and the line says so. Here ``--delete`` had decided before the send (a
 before a byte goes) that the Drive folder at the file's name goes (push's folder-at-a-file's-
 name rule, left as it is: pushshared48); the file then could not be read, was never sent,
 and the folder went anyway: ``ckpt/a.pt``, the only copy, in the trash, the line saying
-"nothing at drive:runs/x/ckpt on Drive is removed or replaced this time". The fix (drop
-from the deletions what is at or under a path refused at its send, with the count line's
-items counted again) touches the code pushshared48 is changing: strict xfail, the lead's
-call."""
+"nothing at drive:runs/x/ckpt on Drive is removed or replaced this time". Now what is at
+or under a path refused at its send is dropped from the deletions before they are applied
+(the count line's items counted again)."""
 from __future__ import annotations
-
-import pytest
 
 from test_pushread48_unread import lines, live, push_unprivileged
 
 
-@pytest.mark.xfail(strict=True, reason="--delete removes the Drive folder at the name of a file "
-                   "refused at its open (decided before the send); fix left to the lead with "
-                   "pushshared48's over-folder work")
 def test_a_file_refused_at_its_open_keeps_the_drive_folder_at_its_name(
         emulator, drive_env, local_state, tmp_path):
     emulator.add_file("runs/x/ckpt/a.pt", b"a on drive")
     emulator.add_file("runs/x/b.txt", b"old b")
+    emulator.add_file("runs/x/gone.txt", b"gone")
     src = tmp_path / "src"
     src.mkdir()
     (src / "ckpt").write_bytes(b"a file now")
@@ -34,3 +29,7 @@ def test_a_file_refused_at_its_open_keeps_the_drive_folder_at_its_name(
     assert len(lines(err)) == 1 and "nothing at drive:runs/x/ckpt on Drive is removed" in \
         lines(err)[0]
     assert live(emulator) == {"b.txt": b"b", "ckpt/a.pt": b"a on drive"}   # (7e563002: b.txt only)
+    # (the count: gone.txt alone, not the folder with what it holds; 7e563002: 3 items)
+    assert "--delete: removing 1 item from drive:runs/x that is not in SRC" in err, err[-3000:]
+    assert "then failed: 1 uploaded (1 B), 0 unchanged, 1 deleted (not local), 1 not read" \
+        in err, err[-3000:]
