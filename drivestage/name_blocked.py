@@ -42,13 +42,15 @@ def say(blocked: Sequence[FolderInTheWayError], dest: str) -> None:
                   len(lines) - SAID_AT_MOST)
 
 
-def error(blocked: Sequence[FolderInTheWayError]) -> DriveStageError:
-    """The push's failure once everything else was done (exit 1: a partial push)."""
+def error(blocked: Sequence[FolderInTheWayError], on_drive: bool = True) -> DriveStageError:
+    """The push's failure once everything else was done (exit 1: a partial push); DEST on
+    Drive or (``on_drive`` false) a local folder."""
     n = len(blocked)
     one = n == 1
+    there = "on Drive" if on_drive else "in DEST"
     return DriveStageError(
-        f"{n} file{'' if one else 's'} of SRC not sent: a folder on Drive has "
+        f"{n} file{'' if one else 's'} of SRC not sent: a folder {there} has "
         f"{'its name' if one else 'their names'} (the line{'' if one else 's'} above "
         f"name{'s' if one else ''} {'it' if one else 'them'}); everything else was pushed, "
-        f"and nothing at {'that name' if one else 'those names'} on Drive was removed; push "
+        f"and nothing at {'that name' if one else 'those names'} {there} was removed; push "
         f"again once the folder{'' if one else 's'} {'is' if one else 'are'} renamed")

@@ -77,7 +77,7 @@ class OldCopies:
         self.local = {(lf.folder_rel, lf.name): lf.path for lf in files}
         self.real = {lf.path: lf.real for lf in files}
         self._paired = {}
-        owners = _sidecar_owners(files)
+        owners = sidecar_owners(files)
         for side, mine in owners.items():
             for c in mine:
                 self.sides_of.setdefault(c, set()).add(side)
@@ -429,7 +429,7 @@ def _stay(rel: str, left: list[RemoteEntry], sent: bool = False) -> None:
                 ", ".join(e.id for e in left), stopping())
 
 
-def _sidecar_owners(files: Iterable[LocalFile]) -> dict[Key, set[Key]]:
+def sidecar_owners(files: Iterable[LocalFile]) -> dict[Key, set[Key]]:
     """(folder, sidecar name) -> {(folder, checkpoint name)} for the local files."""
     per: dict[str, set[str]] = {}
     for lf in files:

@@ -16,7 +16,7 @@ from drivestage.local_tree import LocalFile, LocalTree, said_of, say_special, wa
 from drivestage.localdir import LocalDirStore
 from drivestage.locks import Held, locked, more
 from drivestage.lost_mounts import delete_held_back
-from drivestage.old_copies import Key, Listings, OldCopies, newest
+from drivestage.old_copies import Key, Listings, OldCopies, newest, sidecar_owners
 from drivestage.paths import StorePath, printable
 from drivestage.push_fence import Fence, Guard
 from drivestage.push_folders import list_folders
@@ -242,7 +242,8 @@ class PushJob(Sends):
         if self.result.unread:
             raise unread.error(self.result.unread)
         if self.blocked:
-            raise name_blocked.error(list(self.blocked.values()))
+            raise name_blocked.error(list(self.blocked.values()),
+                                     store.describe(root).startswith("drive:"))
 
     def _plan(self, folder: pruning.FolderView, local: Iterable[str]) -> Plan:
         """Retention over DEST. The newest local checkpoint (and autosave) of every run is
@@ -376,6 +377,19 @@ class PushJob(Sends):
                     f"{where}/{lf.name}", lf.shown, "rename that folder on Drive"
                     if self.for_run else "rename one of them, or push with --delete to "
                     "replace the folder")
+        # A checkpoint goes only with its sidecar: sent while its sidecar could not be, the
+        # copy on the store (replaced in place) was one no sidecar vouched for, the old
+        # sidecar still beside the folder naming the old bytes (lead48).
+        shown = {(lf.folder_rel, lf.name): lf.shown for lf in files}
+        for side, mine in sidecar_owners(files).items():
+            if side not in self.blocked:
+                continue
+            for key in sorted(mine - set(self.blocked)):
+                self.blocked[key] = FolderInTheWayError(
+                    self.blocked[side].where,
+                    f"{shown[key]} (the checkpoint that sidecar vouches for: one goes only "
+                    f"with its sidecar)", "rename that folder on Drive" if self.for_run
+                    else "rename one of them, or push with --delete to replace the folder")
 
     def _check_folders_go(self, deletions: extra.Deletions) -> None:
         """Before a byte is sent: each folder a local file's name is on goes with --delete.

@@ -41,7 +41,7 @@ def test_a_folder_at_the_second_of_three_checkpoints_sends_the_first_and_third(
     assert live_md5s(emulator, "runs/a") == {
         "epoch_001.pt": [_md5(b"ckpt 1")], "epoch_002.pt": [None],
         "epoch_003.pt": [_md5(b"ckpt 3")]}
-    assert "2 uploaded" in err and "1 not sent (a folder on Drive has the name)" in err, err
+    assert "2 uploaded" in err and "1 not sent (a folder has the name)" in err, err
 
 
 def test_a_folder_beside_a_sent_file_keeps_only_that_name_and_is_said_once(

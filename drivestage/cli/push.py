@@ -186,7 +186,7 @@ def _summary(result: "PushResult") -> str:
     if result.unread:   # (their copies on Drive kept: drivestage.unread)
         parts.append(f"{len(result.unread)} not read")
     if result.blocked:   # (a folder on Drive has the name: drivestage.name_blocked)
-        parts.append(f"{len(result.blocked)} not sent (a folder on Drive has the name)")
+        parts.append(f"{len(result.blocked)} not sent (a folder has the name)")
     return ", ".join(parts)
 
 
