@@ -317,6 +317,17 @@ def _past_the_tick_of_each_write(monkeypatch):
 
 
 @pytest.fixture(autouse=True)
+def _drive_clock_unheard(monkeypatch):
+    """Drive's clock as no answer has said it yet: a new offset is taken once two answers in
+    a row say it (drivestage.drive.server_clock), so one test's skewed emulator would
+    otherwise outlive it in the worker for a later test's first answer."""
+    from drivestage.drive import server_clock
+
+    for name, value in (("_behind", None), ("_pending_reading", None), ("_dated", True)):
+        monkeypatch.setattr(server_clock, name, value)
+
+
+@pytest.fixture(autouse=True)
 def _loggers_as_they_were():
     """A command run in this process points drivestage's and trainer's loggers at its own
     stream and stops them propagating: put them back after each test, so that a later test's

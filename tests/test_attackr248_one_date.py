@@ -7,8 +7,8 @@ the save is dated twelve hours late (1/N of the saves for N proxies), the rest o
 process's line floors on it, and across lines ``sidecar.left_behind`` calls another machine's
 newer line (epoch 25, saved now) left behind and ``newest`` picks this machine's epoch 12
 (attack48's case (b), by one answer). A skew trusted only once two answers in a row agree
-keeps attack48's fix (every answer of a machine days behind agrees) and drops this. A design
-change of ``server_clock.heard``: strict xfail, the lead's call."""
+keeps attack48's fix (every answer of a machine days behind agrees) and drops this: taken
+(lead48), ``server_clock.heard``."""
 from __future__ import annotations
 
 import time
@@ -16,16 +16,14 @@ import time
 import pytest
 
 
-@pytest.mark.xfail(strict=True, reason="one answer's Date twelve hours ahead dates the save "
-                   "twelve hours late (server_clock trusts the last answer alone)")
 def test_one_lying_date_among_right_ones_does_not_date_a_save(emulator, store):
     from trainer.save_times import SaveTimes
 
     emulator.add_folder("runs")
-    store.resolve("runs")                   # (right)
-    emulator.date_offset = 12 * 3600.0      # (the one proxy whose clock is wrong)
+    runs = store.resolve("runs")            # (right)
+    emulator.date_offset = 12 * 3600.0      # (the one proxy whose clock is wrong: one answer)
     try:
-        store.stat(store.resolve("runs"))
+        store.stat(runs)
     finally:
         emulator.date_offset = 0.0
     taken = SaveTimes().taken()

@@ -126,7 +126,8 @@ def test_a_skewed_date_a_pending_trainer_takes_a_dead_claim_once_seen_stale(
         assert lease.generation == 4 and _claims(emulator) == [lease.name]
 
         emulator.date_offset = 30.0   # (within the tolerance: Drive's clock, as ever)
-        store.list(folder.lease._folder)
+        for _ in range(2):   # (a new offset is taken once two answers say it)
+            store.list(folder.lease._folder)
         assert server_clock.dated() and server_clock.skew() is None
     finally:
         release_all()

@@ -24,6 +24,11 @@ hours silent by a ``Date`` hours ahead (a live trainer's lease taken over, a mer
 live mirror). :func:`dated` is then False, so claims are judged by how long this machine has
 seen them unchanged (:mod:`drivestage.run_claims`), and one warning says so (:func:`skew`).
 
+One answer is not enough to move Drive's clock as heard: a new offset (past
+:data:`TOLERANCE` from the one known) is taken once two answers in a row say it (attackr248:
+one proxy of a pool with a clock twelve hours ahead, heard last before a save, dated the save
+twelve hours late); every answer after a real step says the new offset.
+
 A ``Retry-After`` given as an HTTP date is the server's clock too (skewlefts44): read against
 this machine's, a proxy's 5 s came out as three hours (capped by the retry policy) or none.
 :func:`drive_clock` gives the base to read it against: the answer's own ``Date``, else
@@ -53,6 +58,10 @@ TOLERANCE = 60.0
 #: heard yet). One float, set whole: threads hearing at once leave one of their readings.
 _behind: Optional[float] = None
 
+#: A reading of Drive's clock less this machine's past :data:`TOLERANCE` from ``_behind``,
+#: waiting for the next answer to say it too (:func:`heard`).
+_pending_reading: Optional[float] = None
+
 #: The answers heard below 400 (done as asked: 2xx, a resumable upload's 308). Threads hearing
 #: at once may count one where two came: the count still moves, all a reader asks of it.
 _answered = 0
@@ -68,7 +77,7 @@ _warned = False
 def heard(response: Any) -> None:
     """Note the ``Date`` of an answer (httplib2's response: a mapping of lower-case header
     names), received now, and count it where it did what was asked (:func:`answered`)."""
-    global _behind, _answered, _dated
+    global _behind, _answered, _dated, _pending_reading
     status = getattr(response, "status", None)
     if isinstance(status, int) and status < 400:
         _answered += 1
@@ -81,9 +90,20 @@ def heard(response: Any) -> None:
     except (TypeError, ValueError, OverflowError, IndexError):
         _dated = False
         return
-    _behind, _dated = sent - time.time(), True
-    if not _warned and abs(_behind) > TOLERANCE:
-        _warn(_behind)
+    _dated = True
+    reading = sent - time.time()
+    behind = _behind
+    if behind is not None and abs(reading - behind) > TOLERANCE:
+        # A new offset is taken once two answers in a row say it (attackr248): one answer of
+        # a pool of proxies whose clock is wrong, heard last before a save, dated the save
+        # hours late; a real step (this machine's clock set by NTP) is said by every answer.
+        pending, _pending_reading = _pending_reading, reading
+        if pending is None or abs(reading - pending) > TOLERANCE:
+            return
+    _pending_reading = None
+    _behind = reading
+    if not _warned and abs(reading) > TOLERANCE:
+        _warn(reading)
 
 
 def _warn(behind: float) -> None:
