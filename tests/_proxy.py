@@ -179,7 +179,13 @@ class Proxy:
     @staticmethod
     def _send(h: BaseHTTPRequestHandler, reply: Reply) -> None:
         drop = ("transfer-encoding", "connection", "keep-alive", "content-length")
-        h.send_response(reply.status)
+        if any(k.lower() == "date" for k in reply.headers):
+            # A proxy forwards the origin's Date (RFC 9110 6.6.1), adding its own only where
+            # none came: send_response's own went first, and a client read the proxy's clock.
+            h.send_response_only(reply.status)
+            h.send_header("Server", h.version_string())
+        else:
+            h.send_response(reply.status)
         for k, v in reply.headers.items():
             if k.lower() not in drop:
                 h.send_header(k, v)

@@ -29,6 +29,12 @@ One answer is not enough to move Drive's clock as heard: a new offset (past
 one proxy of a pool with a clock twelve hours ahead, heard last before a save, dated the save
 twelve hours late); every answer after a real step says the new offset.
 
+An answer a cache kept and serves again carries the ``Date`` Drive gave it when made and an
+``Age``, how long the cache has kept it (RFC 9111 4.2.3): Drive's clock when it came is the
+``Date`` plus the ``Age`` (clock49: read alone, an answer kept two hours said Drive's clock
+ran two hours behind). An ``Age`` that cannot be read leaves the answer's ``Date`` unheard,
+as an unreadable ``Date`` is.
+
 A ``Retry-After`` given as an HTTP date is the server's clock too (skewlefts44): read against
 this machine's, a proxy's 5 s came out as three hours (capped by the retry policy) or none.
 :func:`drive_clock` gives the base to read it against: the answer's own ``Date``, else
@@ -90,8 +96,12 @@ def heard(response: Any) -> None:
     except (TypeError, ValueError, OverflowError, IndexError):
         _dated = False
         return
+    kept = _age(response.get("age"))
+    if kept is None:
+        _dated = False   # (a stored answer kept for a time not known: its Date is no clock)
+        return
     _dated = True
-    reading = sent - time.time()
+    reading = sent + kept - time.time()
     behind = _behind
     if behind is not None and abs(reading - behind) > TOLERANCE:
         # A new offset is taken once two answers in a row say it (attackr248): one answer of
@@ -104,6 +114,15 @@ def heard(response: Any) -> None:
     _behind = reading
     if not _warned and abs(reading) > TOLERANCE:
         _warn(reading)
+
+
+def _age(value: object) -> Optional[float]:
+    """How long a cache kept the answer (its ``Age``, RFC 9111 5.1: delta-seconds; the first
+    of several): 0 where none is said, None where one is said that cannot be read."""
+    if value is None:
+        return 0.0
+    first = str(value).split(",")[0].strip()
+    return float(first) if first.isascii() and first.isdigit() else None
 
 
 def _warn(behind: float) -> None:
