@@ -20,9 +20,9 @@ read, never written. A sidecar is small JSON (format 3)::
   checkpoint saved last (:mod:`drivestage.retention`), so a sidecar claiming more progress
   than its run made cannot get the real newest deleted. Read as None (no save time, no such
   protection) when absent (formats 1 and 2), not a finite number, negative, or more than
-  :data:`FUTURE_SLACK_S` ahead of this machine's clock. Read from a store, a ``saved`` later
-  than the sidecar's own modified time there counts as that time
-  (:func:`no_later_than`).
+  :data:`FUTURE_SLACK_S` ahead of this machine's clock (or of Drive's, where it runs ahead).
+  Read from a store, a ``saved`` later than the sidecar's own modified time there counts as
+  that time (:func:`no_later_than`).
 * ``coming`` (a push into a folder where it may not delete: :mod:`drivestage.sidecar_phases`):
   the sidecar of the checkpoint about to be written over this one, in place (its own
   ``md5``, ``size``, ``epoch``, ...). Such a sidecar vouches for two files of its name: the
@@ -57,11 +57,10 @@ import logging
 import math
 import os
 import re
-import time
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Optional, Sequence, Union
 
-from drivestage import sources
+from drivestage import latest_clock, sources
 from drivestage.localfs import open_regular
 from drivestage.paths import plain_name
 from drivestage.store import RemoteEntry, RemoteStore
@@ -76,7 +75,9 @@ CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
 #: Sidecars larger than this are not read (they are a few hundred bytes).
 MAX_BYTES = 1 << 20
 #: A ``saved`` time further ahead of this machine's clock than this is no save time: clocks
-#: of machines disagree by seconds, and a save cannot happen in the future.
+#: of machines disagree by seconds, and a save cannot happen in the future. Where Drive's
+#: clock, as its answers say it, runs ahead of this machine's, ahead of Drive's
+#: (:mod:`drivestage.latest_clock`).
 FUTURE_SLACK_S = 86400.0
 
 
@@ -195,7 +196,9 @@ def _number(value: object) -> Optional[float]:
 def _save_time(value: object) -> Optional[float]:
     """A ``saved`` value, or None when it cannot be a save time (see the module docstring)."""
     when = _number(value)
-    if when is None or when < 0 or when > time.time() + FUTURE_SLACK_S:
+    # (Against Drive's clock too where it runs ahead: a machine more than a day behind read
+    # every other machine's save time as in the future: clock49.)
+    if when is None or when < 0 or when > latest_clock.latest() + FUTURE_SLACK_S:
         return None
     return when
 
