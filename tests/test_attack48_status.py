@@ -45,7 +45,14 @@ def test_status_says_how_long_ago_by_drives_clock(emulator, drive_env, local_sta
     assert res.exit_code == 0, res.output
     age = json.loads(res.stdout)["age_s"]
     assert low <= age < high, age
+    # (clock49: neither clock is shown wrong by Drive's own date: the other reading is said)
+    assert json.loads(res.stdout)["age_range_s"][1] - json.loads(res.stdout)["age_range_s"][0] \
+        > HOURS - 60, res.stdout
     res = _status(tiny_config, here)
     assert res.exit_code == 0, res.output
     assert re.match(rf"{re.escape(SPEC)}/epoch_001.pt: epoch 1, iteration 2, verified on "
                     rf"Drive {said} ago", res.stdout), res.stdout
+    assert re.search(rf"^{re.escape(SPEC)}/epoch_001.pt: age uncertain: {said} by Drive's clock "
+                     r"as its answers' Date says it, [\d.]+ [sh] by this machine's clock; the "
+                     r"two disagree by 120 min and which is wrong is not known", res.stdout,
+                     re.M), res.stdout

@@ -415,11 +415,14 @@ def status_cmd(config_path: str, overrides: tuple[str, ...], as_json: bool) -> N
     pos = Position(side.epoch or 0, side.iteration or 0, side.epoch_iteration)
     # (By Drive's clock, as its answers' Date says it: Drive's modifiedDate against this
     # machine's clock read "0 s ago" for a state two hours old where it runs two hours
-    # behind: attack48.)
+    # behind: attack48; by this machine's where Drive's own date shows that Date wrong, and
+    # said uncertain where neither is shown wrong: trainer.status_age, clock49.)
     from drivestage.drive import server_clock
+    from trainer.status_age import verified_age
 
     now = server_clock.drive_clock() or time.time()
-    age = max(0.0, now - found.described.modified)
+    aged = verified_age(found.described.modified)
+    age = aged.seconds
     # Safe on Drive is not a state to train on (NaN weights: a run that had diverged): what
     # --resume auto from Drive goes on from, each checkpoint it passes over named with why.
     from trainer.status import resume_verdict, verdict_lines
@@ -441,6 +444,9 @@ def status_cmd(config_path: str, overrides: tuple[str, ...], as_json: bool) -> N
                                "epoch_iteration": side.epoch_iteration,
                                "metrics": dict(side.metrics), "verified_at": found.described.modified,
                                "age_s": round(age, 1), "size": found.entry.size,
+                               "age_range_s": None if aged.note is None else
+                               [round(aged.low, 1), round(aged.high, 1)],
+                               "age_note": aged.note,
                                "md5": found.entry.md5,
                                "resume_from": verdict.start.where if verdict.start else None,
                                "passed_over": [
@@ -462,6 +468,8 @@ def status_cmd(config_path: str, overrides: tuple[str, ...], as_json: bool) -> N
     # text in a shared folder; an ANSI escape or a newline in it reached the terminal.)
     click.echo(printable(f"{found.where}: {pos.label}, verified on Drive {age_text(age)} ago "
                          f"({describe_run(side.run)})"))
+    if aged.note is not None:
+        click.echo(printable(f"{found.where}: {aged.note}"))
     if held is not None:
         click.echo(printable(lease_line(folder.spec, held)))
 
