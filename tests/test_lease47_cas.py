@@ -9,7 +9,6 @@ stale time. RunLease as the trainer makes it (tokens as two machines), the real 
 stack against the emulator; every wait is on the emulator's count of held answers."""
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import threading
@@ -17,50 +16,12 @@ import time
 
 import pytest
 
+from _lease_race import Held, arbiter as _arbiter, claims_on_drive as _claims_on_drive, \
+    lease as _lease, patches as _patches, stale_old_claim as _stale_old_claim
 from trainer.errors import LeaseHeldError, LeaseLostError
 
-DEST = "drive:runs/exp"
 #: Renewals every 0.5 s: a claim is stale after 1.5 s (run_claims.stale_after).
 PERIOD = 0.5
-
-
-def _lease(tmp_path, name: str, period: float = 3.0):
-    from trainer.drive import DriveFolder
-    from trainer.lease import RunLease
-
-    return RunLease(DriveFolder(DEST, str(tmp_path / name)), period_s=period)
-
-
-def _claims_on_drive(emulator) -> list[str]:
-    folder = emulator.find("runs/exp")["id"]
-    with emulator.store.lock:
-        return sorted(r["title"] for r in emulator.store.children(folder)
-                      if r["title"].startswith("trainer-lease-") and not r["trashed"])
-
-
-def _arbiter(emulator) -> str:
-    folder = emulator.find("runs/exp")["id"]
-    return next((p["value"] for p in emulator.properties_of(folder)
-                 if p["key"] == "trainer-lease"), "")
-
-
-def _patches(emulator, folder: str) -> list[tuple[str, int]]:
-    """The folder's patches: (the If-Match each named, Drive's status)."""
-    out = []
-    for r in emulator.requests:
-        if r.method == "PATCH" and f"/files/{folder}" in r.path:
-            named = {k.lower(): v for k, v in r.headers.items()}.get("if-match", "")
-            out.append((named, r.status))
-    return out
-
-
-def _stale_old_claim(emulator) -> str:
-    """A claim file of a trainer of 0.1.x on another machine (no arbiter), silent an hour."""
-    body = {"owner": "0ld0ld0ld0ld0ld0", "host": "old-machine", "pid": 4242,
-            "machine": "0badf00d", "generation": 1, "renewals": 9, "written": 0}
-    fid = emulator.add_file("runs/exp/trainer-lease-0ld0ld0ld0ld0ld0.json", json.dumps(body).encode())
-    emulator.store.update(fid, modified=time.time() - 3600)
-    return fid
 
 
 def test_two_trainers_racing_to_take_a_stale_claim_over_exactly_one_holds(drive_env, emulator,
@@ -71,38 +32,21 @@ def test_two_trainers_racing_to_take_a_stale_claim_over_exactly_one_holds(drive_
     # Neither listing shows the other's claim (the listing cannot decide), and a's read of
     # the folder is answered late: b reads the same etag meanwhile, and writes first.
     emulator.faults.lag_listing(created=20, titles="^trainer-lease-")
-    emulator.faults.latency(60, "GET", rf"/files/{folder}\?.*fields=etag", times=1)
-    out: dict = {}
-
-    def take_a() -> None:
+    with Held(emulator, folder, a) as race:
         try:
-            a.acquire()
-            out["a"] = "held"
-        except BaseException as exc:   # (said below)
-            out["a"] = exc
-    t = threading.Thread(target=take_a)
-    t.start()
-    try:
-        came, _ = emulator.faults.wait_latencies(lambda n: n >= 1, timeout=30)
-        assert came, "a never read the folder"
-        b.acquire()
-        emulator.faults.hurry()
-        t.join(30)
-        assert not t.is_alive()
-        assert isinstance(out["a"], LeaseHeldError), out["a"]
-        assert "holds its lease" in str(out["a"])
-        # b's swap, b's probe (lease48: its swap's etag again, refused), a's swap: one etag.
-        [(named, status), (probed, probe), (named_too, refused)] = _patches(emulator, folder)
-        assert named == probed == named_too and (status, probe, refused) == (200, 412, 412)
-        assert _arbiter(emulator) == f"2 {b.token} {b._mine.id}"
-        assert _claims_on_drive(emulator) == [b.name]   # (a's removed, the stale one too)
-        b.check()
-    finally:
-        emulator.faults.hurry()
-        t.join(30)
-        b.release()
-        if out.get("a") == "held":
-            a.release()
+            b.acquire()
+            out = race.go()
+            assert isinstance(out, LeaseHeldError), out
+            assert "holds its lease" in str(out)
+            # b's swap, b's probe (lease48: its swap's etag again, refused), a's swap: one etag.
+            [(named, status), (probed, probe), (named_too, refused)] = _patches(emulator,
+                                                                                folder)
+            assert named == probed == named_too and (status, probe, refused) == (200, 412, 412)
+            assert _arbiter(emulator) == f"2 {b.token} {b._mine.id}"
+            assert _claims_on_drive(emulator) == [b.name]   # (a's removed, the stale one too)
+            b.check()
+        finally:
+            b.release()
 
 
 def test_a_holder_frozen_while_its_lease_is_taken_over_is_refused_by_drive(drive_env, emulator,
@@ -210,36 +154,19 @@ def test_a_rival_slow_to_the_arbiter_listed_to_the_holder_meanwhile_costs_it_not
     a, b = _lease(tmp_path, "a"), _lease(tmp_path, "b")
     # a's claim left out of a's settle listing and both of b's; listed from then on.
     emulator.faults.lag_listing(created=3, titles=f"^trainer-lease-{a.token}")
-    emulator.faults.latency(60, "GET", rf"/files/{folder}\?.*fields=etag", times=1)
-    out: dict = {}
-
-    def take_a() -> None:
+    with Held(emulator, folder, a) as race:
         try:
-            a.acquire()
-            out["a"] = "held"
-        except BaseException as exc:
-            out["a"] = exc
-    t = threading.Thread(target=take_a)
-    t.start()
-    try:
-        came, _ = emulator.faults.wait_latencies(lambda n: n >= 1, timeout=30)
-        assert came, "a never read the folder"
-        b.acquire()
-        assert a.name in [c.entry.name for c in b._claims(b._folder)]   # (listed now)
-        b._written_at -= b.period_s   # (its renewal due: the check lists, and writes)
-        b.check()
-        assert b.lost is None
-        emulator.faults.hurry()
-        t.join(30)
-        assert isinstance(out["a"], LeaseHeldError), out["a"]
-        b.check()
-        assert _arbiter(emulator) == f"2 {b.token} {b._mine.id}"
-    finally:
-        emulator.faults.hurry()
-        t.join(30)
-        b.release()
-        if out.get("a") == "held":
-            a.release()
+            b.acquire()
+            assert a.name in [c.entry.name for c in b._claims(b._folder)]   # (listed now)
+            b._written_at -= b.period_s   # (its renewal due: the check lists, and writes)
+            b.check()
+            assert b.lost is None
+            out = race.go()
+            assert isinstance(out, LeaseHeldError), out
+            b.check()
+            assert _arbiter(emulator) == f"2 {b.token} {b._mine.id}"
+        finally:
+            b.release()
 
 
 def test_two_take_overs_of_a_live_lease_at_once_one_holds_and_the_holder_stops(
@@ -254,37 +181,20 @@ def test_two_take_overs_of_a_live_lease_at_once_one_holds_and_the_holder_stops(
     a, b = _lease(tmp_path, "a"), _lease(tmp_path, "b")
     a.take_over = b.take_over = True
     emulator.faults.lag_listing(created=20, titles=f"^trainer-lease-({a.token}|{b.token})")
-    emulator.faults.latency(60, "GET", rf"/files/{folder}\?.*fields=etag", times=1)
-    out: dict = {}
-
-    def take_a() -> None:
+    with Held(emulator, folder, a) as race:
         try:
-            a.acquire()
-            out["a"] = "held"
-        except BaseException as exc:
-            out["a"] = exc
-    t = threading.Thread(target=take_a)
-    t.start()
-    try:
-        came, _ = emulator.faults.wait_latencies(lambda n: n >= 1, timeout=30)
-        assert came, "a never read the folder"
-        b.acquire()
-        emulator.faults.hurry()
-        t.join(30)
-        assert isinstance(out["a"], LeaseHeldError), out["a"]
-        assert (a.generation, b.generation) == (2, 2)
-        assert _arbiter(emulator) == f"2 {b.token} {b._mine.id}"
-        h._written_at -= h.period_s   # (its renewal due)
-        with pytest.raises(LeaseLostError):
-            h.check()
-        assert _patches(emulator, folder)[-1][1] == 412
-    finally:
-        emulator.faults.hurry()
-        t.join(30)
-        b.release()
-        h.release()
-        if out.get("a") == "held":
-            a.release()
+            b.acquire()
+            out = race.go()
+            assert isinstance(out, LeaseHeldError), out
+            assert (a.generation, b.generation) == (2, 2)
+            assert _arbiter(emulator) == f"2 {b.token} {b._mine.id}"
+            h._written_at -= h.period_s   # (its renewal due)
+            with pytest.raises(LeaseLostError):
+                h.check()
+            assert _patches(emulator, folder)[-1][1] == 412
+        finally:
+            b.release()
+            h.release()
 
 
 def test_a_renewal_whose_folder_changes_at_each_swap_holds_as_each_read_says(

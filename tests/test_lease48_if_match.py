@@ -9,44 +9,14 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
-import time
 
 import pytest
 
+from _lease_race import Held, lease as _lease, patches as _patches, \
+    stale_old_claim as _stale_old_claim
 from trainer.errors import LeaseLostError
 
-DEST = "drive:runs/exp"
 IGNORED = "(If-Match ignored)"
-#: The requests a first trainer's acquire sent to a fresh run folder before lease48 (measured
-#: on main 9514d645 with this test's set-up): the probe adds exactly one.
-BEFORE = 11
-
-
-def _lease(tmp_path, name: str):
-    from trainer.drive import DriveFolder
-    from trainer.lease import RunLease
-
-    return RunLease(DriveFolder(DEST, str(tmp_path / name)), period_s=3.0)
-
-
-def _patches(emulator, folder: str, since: int = 0) -> list[tuple[str, int]]:
-    """The folder's patches: (the If-Match each named, the status answered)."""
-    out = []
-    for r in emulator.requests[since:]:
-        if r.method == "PATCH" and f"/files/{folder}" in r.path:
-            named = {k.lower(): v for k, v in r.headers.items()}.get("if-match", "")
-            out.append((named, r.status))
-    return out
-
-
-def _stale_old_claim(emulator) -> None:
-    """A claim file of a trainer of 0.1.x on another machine (no arbiter), silent an hour."""
-    body = {"owner": "0ld0ld0ld0ld0ld0", "host": "old-machine", "pid": 4242,
-            "machine": "0badf00d", "generation": 1, "renewals": 9, "written": 0}
-    fid = emulator.add_file("runs/exp/trainer-lease-0ld0ld0ld0ld0ld0.json",
-                            json.dumps(body).encode())
-    emulator.store.update(fid, modified=time.time() - 3600)
 
 
 def _warnings(caplog) -> list[str]:
@@ -68,55 +38,44 @@ def test_two_trainers_racing_on_a_server_ignoring_if_match_claim_no_cas(drive_en
     # Neither listing shows the other's claim, and a's read of the folder is answered late:
     # b reads the same etag meanwhile and swaps first; a's swap names that etag too.
     emulator.faults.lag_listing(created=20, titles="^trainer-lease-")
-    emulator.faults.latency(60, "GET", rf"/files/{folder}\?.*fields=etag", times=1)
-    out: dict = {}
-
-    def take_a() -> None:
+    with Held(emulator, folder, a) as race:
         try:
-            a.acquire()
-            out["a"] = "held"
-        except BaseException as exc:   # (said below)
-            out["a"] = exc
-    t = threading.Thread(target=take_a)
-    t.start()
-    try:
-        came, _ = emulator.faults.wait_latencies(lambda n: n >= 1, timeout=30)
-        assert came, "a never read the folder"
-        b.acquire()
-        emulator.faults.hurry()
-        t.join(30)
-        assert not t.is_alive()
-        assert out["a"] == "held"   # (the listing blind: its documented window)
-        said = [w for w in _warnings(caplog) if IGNORED in w]
-        assert len(said) == 2, _warnings(caplog)   # one line each, no more
-        assert all(w.startswith("drive:runs/exp: the run's lease is decided by the folder's "
-                                "listing only") for w in said), said
-        assert a._cas is None and b._cas is None   # (no CAS claimed: renewals swap nothing)
-        # Each claim says it is held by the listing only (written again at the fallback): a
-        # trainer reaching Drive another way obeys it as a 0.1.x one's. A renewal swaps nothing.
-        for lease in (a, b):
-            body = json.loads(emulator.read_bytes(lease._mine.id))
-            assert body["arbiter"] is False and body["owner"] == lease.token
-            since = len(emulator.requests)
-            lease._write(lease._folder)
-            assert _patches(emulator, folder, since) == []
-        emulator.faults.clear()   # (the listing shows both claims now)
-        first, later = sorted((a, b), key=lambda lease: lease._order)
-        first.check()
-        with pytest.raises(LeaseLostError):
-            later.check()
-        first.check()
-        assert len([w for w in _warnings(caplog) if IGNORED in w]) == 2   # (said once a start)
-    finally:
-        emulator.faults.hurry()
-        t.join(30)
-        a.release()
-        b.release()
+            b.acquire()
+            assert race.go() == "held"   # (the listing blind: its documented window)
+            _both_said_once_and_hold_by_the_listing(emulator, folder, caplog, a, b)
+        finally:
+            b.release()
+
+
+def _both_said_once_and_hold_by_the_listing(emulator, folder, caplog, a, b) -> None:
+    """Each said once that If-Match was ignored, holds by the listing only (its claim says
+    so), and once the listing shows both claims, the later loses at its next check."""
+    said = [w for w in _warnings(caplog) if IGNORED in w]
+    assert len(said) == 2, _warnings(caplog)   # one line each, no more
+    assert all(w.startswith("drive:runs/exp: the run's lease is decided by the folder's "
+                            "listing only") for w in said), said
+    assert a._cas is None and b._cas is None   # (no CAS claimed: renewals swap nothing)
+    # Each claim says it is held by the listing only (written again at the fallback): a
+    # trainer reaching Drive another way obeys it as a 0.1.x one's. A renewal swaps nothing.
+    for lease in (a, b):
+        body = json.loads(emulator.read_bytes(lease._mine.id))
+        assert body["arbiter"] is False and body["owner"] == lease.token
+        since = len(emulator.requests)
+        lease._write(lease._folder)
+        assert _patches(emulator, folder, since) == []
+    emulator.faults.clear()   # (the listing shows both claims now)
+    first, later = sorted((a, b), key=lambda lease: lease._order)
+    first.check()
+    with pytest.raises(LeaseLostError):
+        later.check()
+    first.check()
+    assert len([w for w in _warnings(caplog) if IGNORED in w]) == 2   # (said once a start)
 
 
 def test_the_probe_costs_one_request_per_start_refused_where_if_match_is_honoured(
         drive_env, emulator, tmp_path, caplog):
     caplog.set_level(logging.WARNING, logger="trainer.lease")
+    before = _unprobed_acquire(emulator, tmp_path)
     emulator.add_folder("runs/exp")
     folder = emulator.find("runs/exp")["id"]
     lease = _lease(tmp_path, "a")
@@ -126,7 +85,10 @@ def test_the_probe_costs_one_request_per_start_refused_where_if_match_is_honoure
         sent = emulator.requests[since:]
         [(named, status), (probed, refused)] = _patches(emulator, folder, since)
         assert (status, refused) == (200, 412) and probed == named   # the swap's etag again
-        assert len(sent) == BEFORE + 1, [(r.method, r.path) for r in sent]
+        # Exactly one request more than an acquire that asks nothing: the probe.
+        assert len(sent) == len(before) + 1, ([(r.method, r.path) for r in sent], before)
+        assert [r.method for r in sent if not (r.method == "PATCH" and r.status == 412)] \
+            == before
         assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
         assert lease._cas is not None
         # A renewal swaps once, and probes no more.
@@ -136,6 +98,21 @@ def test_the_probe_costs_one_request_per_start_refused_where_if_match_is_honoure
         assert json.loads(emulator.read_bytes(lease._mine.id))["arbiter"] is True
     finally:
         lease.release()
+
+
+def _unprobed_acquire(emulator, tmp_path) -> list[str]:
+    """The requests (methods, in order) a first trainer's acquire sends to a fresh run
+    folder of its own where it does not ask whether If-Match is honoured (as before lease48):
+    what the probe's cost is counted against, measured here, not written down."""
+    emulator.add_folder("runs/base")
+    base = _lease(tmp_path, "base", dest="drive:runs/base")
+    base._if_match = True   # (as if asked already: no probe)
+    since = len(emulator.requests)
+    base.acquire()
+    try:
+        return [r.method for r in emulator.requests[since:]]
+    finally:
+        base.release()
 
 
 def test_a_trainer_held_by_the_listing_only_is_obeyed_by_one_that_reaches_drive_directly(
