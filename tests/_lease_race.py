@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from typing import Any
+from typing import Any, Optional
 
 DEST = "drive:runs/exp"
 
@@ -61,13 +61,15 @@ def claims_on_drive(emulator) -> list[str]:
 class Held:
     """``with Held(emulator, folder, a) as race:``: ``a.acquire()`` in a thread, its read of
     ``folder`` (the arbiter's ``files.get``) answered only at :meth:`go`, so another trainer
-    reads the same etag meanwhile. On leaving: the hold let go, the thread joined, and ``a``
+    reads the same etag meanwhile (``method`` and ``path``, a regex of path and query: another
+    of a's requests held, the first that matches). On leaving: the hold let go, the thread joined, and ``a``
     released where it held."""
 
-    def __init__(self, emulator, folder: str, a) -> None:
+    def __init__(self, emulator, folder: str, a, method: str = "GET",
+                 path: Optional[str] = None) -> None:
         self.emulator, self.a, self.out = emulator, a, {}   # out["a"]: "held", or raised
         self._thread = threading.Thread(target=self._take)
-        emulator.faults.latency(60, "GET", rf"/files/{folder}\?.*fields=etag", times=1)
+        emulator.faults.latency(60, method, path or rf"/files/{folder}\?.*fields=etag", times=1)
 
     def _take(self) -> None:
         try:

@@ -53,6 +53,7 @@ class Proxy:
     manglers: list = field(default_factory=list)   # (method, regex, fn) on forwarded bodies
     requests: list = field(default_factory=list)   # (method, path-with-query) in order
     tls: Optional[tuple] = None    # (certificate file, key file): serve https
+    dropped: set = field(default_factory=set)   # request headers (lower case) not forwarded
 
     def __post_init__(self) -> None:
         parts = urlsplit(self.upstream)
@@ -80,6 +81,11 @@ class Proxy:
         an upload chunk: the server then stores other bytes than the client sent)."""
         with self._lock:
             self.manglers.append((method.upper(), re.compile(pattern), fn))
+
+    def drop(self, header: str) -> None:
+        """Forward no ``header`` of any request (a proxy that drops ``If-Match``: lease49)."""
+        with self._lock:
+            self.dropped.add(header.lower())
 
     def count(self, method: str, pattern: str = "") -> int:
         """Requests seen so far with this method whose path+query matches ``pattern``."""
@@ -157,7 +163,8 @@ class Proxy:
         conn = http.client.HTTPConnection(self._up_host, self._up_port, timeout=60)
         try:
             headers = {k: v for k, v in h.headers.items()
-                       if k.lower() not in ("connection", "keep-alive", "proxy-connection")}
+                       if k.lower() not in ("connection", "keep-alive", "proxy-connection")
+                       and k.lower() not in self.dropped}
             path = h.path
             with self._lock:
                 for rx, repl in self.rewrites:
