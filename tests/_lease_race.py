@@ -58,6 +58,19 @@ def claims_on_drive(emulator) -> list[str]:
                       if r["title"].startswith("trainer-lease-") and not r["trashed"])
 
 
+def refusing(proxy, folder: str) -> None:
+    """Every patch of ``folder`` answered 412 by ``proxy`` (tests/_proxy.py), as Drive words
+    it, the emulator never asked: a proxy that rewrites etags (attackint47)."""
+    from _proxy import Reply
+
+    refused = json.dumps({"error": {"code": 412, "message": "Precondition Failed", "errors": [
+        {"domain": "global", "reason": "conditionNotMet", "message": "Precondition Failed",
+         "locationType": "header", "location": "If-Match"}]}}).encode()
+    proxy.on("PATCH", rf"/files/{folder}\?", lambda *_: Reply(
+        412, {"Content-Type": "application/json", "Content-Length": str(len(refused))},
+        [refused]), forward=False)
+
+
 class Held:
     """``with Held(emulator, folder, a) as race:``: ``a.acquire()`` in a thread, its read of
     ``folder`` (the arbiter's ``files.get``) answered only at :meth:`go`, so another trainer

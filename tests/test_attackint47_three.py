@@ -38,8 +38,9 @@ def test_three_trainers_taking_a_stale_claim_over_at_once_one_holds(drive_env, e
             assert not t.is_alive()
         for k in "ab":
             assert isinstance(out[k], LeaseHeldError) and "holds its lease" in str(out[k]), out
-        # c's swap and its probe (lease48: the same etag again, refused), a's and b's swaps.
-        assert [s for _, s in _patches(emulator, folder)] == [200, 412, 412, 412]
+        # Each one's probe (lease48; before its claim since lease49: refused), then c's swap,
+        # a's and b's swaps.
+        assert [s for _, s in _patches(emulator, folder)] == [412, 412, 412, 200, 412, 412]
         assert _arbiter(emulator) == f"2 {c.token} {c._mine.id}"
         assert _claims_on_drive(emulator) == [c.name]
     finally:

@@ -19,6 +19,7 @@ import pytest
 from _lease_race import Held, arbiter as _arbiter, claims_on_drive as _claims_on_drive, \
     lease as _lease, patches as _patches, stale_old_claim as _stale_old_claim
 from trainer.errors import LeaseHeldError, LeaseLostError
+from trainer.lease_cas import NEVER
 
 #: Renewals every 0.5 s: a claim is stale after 1.5 s (run_claims.stale_after).
 PERIOD = 0.5
@@ -38,10 +39,12 @@ def test_two_trainers_racing_to_take_a_stale_claim_over_exactly_one_holds(drive_
             out = race.go()
             assert isinstance(out, LeaseHeldError), out
             assert "holds its lease" in str(out)
-            # b's swap, b's probe (lease48: its swap's etag again, refused), a's swap: one etag.
-            [(named, status), (probed, probe), (named_too, refused)] = _patches(emulator,
-                                                                                folder)
-            assert named == probed == named_too and (status, probe, refused) == (200, 412, 412)
+            # Each one's probe (lease48, before its claim since lease49: an etag no folder
+            # has, refused), then b's swap and a's swap: one etag.
+            [a_probe, b_probe, (named, status), (named_too, refused)] = _patches(emulator,
+                                                                                 folder)
+            assert a_probe == b_probe == (NEVER, 412)
+            assert named == named_too and (status, refused) == (200, 412)
             assert _arbiter(emulator) == f"2 {b.token} {b._mine.id}"
             assert _claims_on_drive(emulator) == [b.name]   # (a's removed, the stale one too)
             b.check()
@@ -117,7 +120,7 @@ def test_a_trainer_killed_between_its_claims_steps_is_taken_over_at_stale_time(
     if step == "read":
         emulator.faults.latency(60, "GET", rf"/files/{folder}\?.*fields=etag", times=1)
     else:
-        emulator.faults.latency(60, "PATCH", rf"/files/{folder}\?", times=1)
+        emulator.faults.latency(60, "PATCH", rf"/files/{folder}\?.*fields=etag", times=1)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
     proc = subprocess.Popen([sys.executable, "-c", KILLED, str(tmp_path / "k"), str(PERIOD)],
                             env=env)

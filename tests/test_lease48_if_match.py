@@ -1,9 +1,9 @@
 """lease48: a server that ignores ``If-Match`` (a proxy dropping the header, a Drive-compatible
 server without it): lease47's compare-and-swap on the run folder's property is then silently a
 plain write, and two trainers racing both held, each believing Drive chose it. Each trainer now
-asks once per start, one ``files.patch`` more (its swap's properties again, naming the etag
-its swap replaced): applied, one WARNING line, and the listing decides (the 0.1.x rules); refused
-(412), the compare-and-swap holds. The emulator's ``ignores_if_match`` is that server; the
+asks once per start, one ``files.patch`` more (lease49: before its claim is made, writing
+nothing, naming an etag no folder has): applied, one WARNING line, and the listing decides (the
+0.1.x rules); refused (412), the compare-and-swap holds. The emulator's ``ignores_if_match`` is that server; the
 real PyDrive2 stack, RunLease as the trainer makes it (tokens as two machines)."""
 from __future__ import annotations
 
@@ -12,9 +12,10 @@ import logging
 
 import pytest
 
-from _lease_race import Held, lease as _lease, patches as _patches, \
+from _lease_race import Held, lease as _lease, patches as _patches, refusing, \
     stale_old_claim as _stale_old_claim
 from trainer.errors import LeaseLostError
+from trainer.lease_cas import NEVER
 
 IGNORED = "(If-Match ignored)"
 
@@ -55,7 +56,7 @@ def _both_said_once_and_hold_by_the_listing(emulator, folder, caplog, a, b) -> N
     assert all(w.startswith("drive:runs/exp: the run's lease is decided by the folder's "
                             "listing only") for w in said), said
     assert a._cas is None and b._cas is None   # (no CAS claimed: renewals swap nothing)
-    # Each claim says it is held by the listing only (written again at the fallback): a
+    # Each claim says it is held by the listing only (from its first write since lease49): a
     # trainer reaching Drive another way obeys it as a 0.1.x one's. A renewal swaps nothing.
     for lease in (a, b):
         body = json.loads(emulator.read_bytes(lease._mine.id))
@@ -83,8 +84,9 @@ def test_the_probe_costs_one_request_per_start_refused_where_if_match_is_honoure
     lease.acquire()
     try:
         sent = emulator.requests[since:]
-        [(named, status), (probed, refused)] = _patches(emulator, folder, since)
-        assert (status, refused) == (200, 412) and probed == named   # the swap's etag again
+        [(probed, refused), (named, status)] = _patches(emulator, folder, since)
+        # Before the claim (lease49), an etag no folder has; then the swap, naming the read's.
+        assert (refused, status) == (412, 200) and probed == NEVER != named
         # Exactly one request more than an acquire that asks nothing: the probe.
         assert len(sent) == len(before) + 1, ([(r.method, r.path) for r in sent], before)
         assert [r.method for r in sent if not (r.method == "PATCH" and r.status == 412)] \
@@ -124,16 +126,9 @@ def test_a_trainer_held_by_the_listing_only_is_obeyed_by_one_that_reaches_drive_
     check dropped a's claim because it said ``arbiter`` and the arbiter named b, so both held
     for good. A claim held by the listing only now says ``arbiter: false`` (written again at
     once), and b stands back at its next check."""
-    from _proxy import Reply
-
     emulator.add_folder("runs/exp")
     folder = emulator.find("runs/exp")["id"]
-    refused = json.dumps({"error": {"code": 412, "message": "Precondition Failed", "errors": [
-        {"domain": "global", "reason": "conditionNotMet", "message": "Precondition Failed",
-         "locationType": "header", "location": "If-Match"}]}}).encode()
-    proxy.on("PATCH", rf"/files/{folder}\?", lambda *_: Reply(
-        412, {"Content-Type": "application/json", "Content-Length": str(len(refused))},
-        [refused]), forward=False)
+    refusing(proxy, folder)
     emulator.faults.lag_listing(created=20, titles="^trainer-lease-")
     monkeypatch.setenv("DRIVESTAGE_API_ROOT", proxy.url)
     a = _lease(tmp_path, "a")

@@ -148,8 +148,9 @@ class RunLease:
         #: The folder's etag after this trainer's last swap of the arbiter, and the
         #: properties it wrote (:mod:`trainer.lease_cas`); None: it names no claim of this one.
         self._cas: Optional[tuple[str, list[dict[str, str]]]] = None
-        #: Whether Drive refused a write naming a stale etag of the folder (probed once, at
-        #: this trainer's first swap: :func:`trainer.lease_cas._probe`); None: not asked yet.
+        #: Whether Drive refused a write naming an etag the folder does not have (asked once,
+        #: before this trainer's claim is first written: :func:`trainer.lease_cas.probe`);
+        #: None: not asked yet.
         self._if_match: Optional[bool] = None
 
     @property

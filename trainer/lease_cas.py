@@ -21,10 +21,14 @@ line, and is tried again). A refusal with the folder still as named (a server, o
 rewriting etags, that matches none a client sends) is no change at all: the listing decides,
 one WARNING line (it failed every start, and no trainer ever held the run: attackint47).
 The opposite, a server (or a proxy dropping the header) that applies a write whatever etag
-it names, makes each swap a plain write: two trainers' swaps both land and both hold. So at
-its first swap each start asks once (:func:`_probe`: the same properties again, naming the
-etag the swap replaced; one ``files.patch`` more): applied, the listing decides, one WARNING
-line; refused (412), as Drive does, the compare-and-swap holds (lease48).
+it names, makes each swap a plain write: two trainers' swaps both land and both hold. So
+before its claim is first written each start asks once (:func:`probe`: a patch that writes
+nothing, naming an etag no folder has; one ``files.patch`` more): applied, the listing
+decides, one WARNING line, and the claim says so from its first write; refused (412), as
+Drive does, the compare-and-swap holds (lease48; lease49 asks before the claim, not after
+the swap). A trainer held by the listing whose claim said it obeys the arbiter (refused
+every swap: the claim written again) reads the arbiter once that write landed, and stands
+back for a live claim it names (:func:`_listing_only`).
 
 What it guards:
 
@@ -137,8 +141,10 @@ def take(lease: "RunLease", folder: RemoteEntry, forced: bool) -> Optional[Claim
     arbiter. Returns None (held) or the live claim the arbiter names, which holds (this one
     stands back). ``forced`` (``--take-over``): a live claim of an earlier generation is
     taken over too. Where the store keeps no arbiter, or sends no etag: None (the listing
-    decided, as before)."""
-    if not usable(lease) or lease._if_match is False:   # (found ignored at this start)
+    decided, as before). Where this start found ``If-Match`` ignored (:func:`probe`), the
+    write is a plain one: it names this claim for trainers that start later, and this one
+    holds by the listing (its claim said so from its first write)."""
+    if not usable(lease):
         return None
     store = lease.drive.store_at()[0]
     named = None   # (the etag the last swap named, refused)
@@ -147,23 +153,40 @@ def take(lease: "RunLease", folder: RemoteEntry, forced: bool) -> Optional[Claim
         if not etag:
             return None
         if etag == named:   # (refused, and no one changed the folder since: attackint47)
-            return _listing_only(lease, folder, _UNMATCHED)
+            return _listing_only(lease, folder, _UNMATCHED, forced)
         if holder is not None and holder.token != lease.token:
-            claim = claim_of(lease, holder)
-            if claim is not None and not lease._gone(claim) and \
-                    (not forced or claim.generation >= lease.generation):
+            claim = _live(lease, holder, forced)
+            if claim is not None:
                 return claim
         try:
             _swap(lease, folder, etag, props)
-            return _probe(lease, folder, etag)
         except PreconditionFailedError:   # (another wrote first: read, and decide again)
             named = etag
             continue
         except (PermissionDeniedError, PropertyCountLimitError) as exc:
             # (A folder this account may add to but not edit, or one at Drive's 30 PUBLIC
             # properties: the listing decided, as for a trainer of 0.1.x; refused, no run.)
-            return _listing_only(lease, folder, str(exc))
+            return _listing_only(lease, folder, str(exc), forced)
+        if lease._if_match is False:   # (a plain write: the listing decides, said once)
+            lease._cas = None
+            return None
+        made = lease._cas[0] if lease._cas is not None else ""
+        if not made or made == etag:   # (an etag the write did not change: a later swap
+            found = _listing_only(lease, folder, _UNCHANGED, forced)   # naming it would
+            lease._if_match = False   # land too, so none is a CAS; its claim written again)
+            return found
+        return None
     raise RemoteChangedError(_changing(lease))
+
+
+def _live(lease: "RunLease", holder: Holder, forced: bool) -> Optional[Claim]:
+    """The live claim of another that ``holder`` names, which holds (``forced``: one of this
+    generation or later); None: none (gone, no claim of that token, taken over)."""
+    claim = claim_of(lease, holder)
+    if claim is not None and not lease._gone(claim) and \
+            (not forced or claim.generation >= lease.generation):
+        return claim
+    return None
 
 
 #: Why the arbiter is not used where a swap is refused with the folder as named: a server
@@ -174,49 +197,69 @@ _UNMATCHED = ("Drive, or a proxy on the way, refused a write naming the folder's
               "read (412), the folder unchanged")
 
 
-def _listing_only(lease: "RunLease", folder: RemoteEntry, why: str) -> None:
+def _listing_only(lease: "RunLease", folder: RemoteEntry, why: str,
+                  forced: bool) -> Optional[Claim]:
     """One WARNING line: ``lease`` is held by the listing's rules alone, as before lease47
-    (its renewals swap nothing); None (:func:`take`'s held). Its claim file, just written
-    saying that the arbiter names it, is written again at once saying not (one upload, on
-    this path only): a trainer that reaches Drive another way, its own swap landed, took the
-    claim for one that stood back for it, and both held (lease48)."""
+    (its renewals swap nothing). Its claim file, just written saying that the arbiter names
+    it, is written again at once saying not (one upload): a trainer that reaches Drive
+    another way, its own swap landed, took the claim for one that stood back for it, and
+    both held (lease48). Until that write lands such a trainer may still drop this claim, so
+    the arbiter is read once it has: naming a live claim of another (``forced``: as
+    :func:`take`), that one holds and this one stands back (returned); else None (held).
+    Before, this trainer held where its write failed, and a trainer that swapped while the
+    claim said ``arbiter`` held too, until its next check (lease49). The write failed: its
+    error is raised (the claim is removed: nothing holds by a claim that says otherwise)."""
     logger.warning("%s: the run's lease is decided by the folder's listing only, as "
                    "before lease47 (its property %s was refused: %s)", lease.drive.spec, KEY, why)
     lease._cas = None
-    try:
-        lease._write(folder)
-    except DriveStageError as exc:   # (its next renewal says it)
-        logger.debug("%s: could not write the lease claim again: %s", lease.drive.spec, exc)
+    if lease._if_match is not False:   # (else its claim said so from its first write)
+        try:
+            lease._write(folder)
+        except DriveStageError:
+            lease._remove()
+            raise
+    _, _, holder = read(lease.drive.store_at()[0], folder)
+    if holder is None or holder.token == lease.token:
+        return None
+    return _live(lease, holder, forced)
 
 
-#: Why the arbiter is not used where a write naming an etag the folder no longer has was
+#: Why the arbiter is not used where a write naming an etag the folder never had was
 #: applied: a server, or a proxy dropping the header, that ignores ``If-Match``. Taken for
 #: a compare-and-swap, two trainers' swaps both landed and both held (lease48).
-_IGNORED = ("Drive, or a proxy on the way, applied a write naming the folder's etag before "
-            "this trainer's own change (If-Match ignored), so it cannot tell which of two "
-            "trainers wrote first")
+_IGNORED = ("Drive, or a proxy on the way, applied a write naming an etag the folder never had "
+            "(If-Match ignored), so it cannot tell which of two trainers wrote first")
+#: Why the arbiter is not used where a swap left the folder's etag as it named.
+_UNCHANGED = ("Drive, or a proxy on the way, answered a write of the folder with the etag it "
+              "named (or none), so a write naming an old etag would land too")
+#: The etag :func:`probe` names: one no folder has (Drive's are opaque strings of its own).
+NEVER = '"drivestage-lease-probe"'
 
 
-def _probe(lease: "RunLease", folder: RemoteEntry, named: str) -> None:
-    """After ``lease``'s first swap at this start (it named ``named``): whether Drive refuses
-    a write naming an etag the folder no longer has. One ``files.patch`` more, once per start:
-    the properties just written, again, naming ``named``; refused (412), the swap is a
-    compare-and-swap. Applied, or the swap left the etag as named (then no request: a later
-    swap naming it would land too), it is not: the listing decides (one WARNING line), as
-    where the swap is refused. The same value again: a trainer reading the folder meanwhile
-    reads this one's claim named either way, and one killed between the two steps leaves the
-    arbiter as after its swap. Returns None (:func:`take`'s held)."""
-    if lease._if_match is not None or lease._cas is None:
-        return None
-    etag, props = lease._cas
-    if etag and etag != named:
-        try:
-            lease.drive.store_at()[0].swap_properties(folder, named, props)
-        except PreconditionFailedError:
-            lease._if_match = True
-            return None
+def probe(lease: "RunLease", folder: RemoteEntry) -> None:
+    """Before ``lease``'s claim is first written at this start: whether Drive refuses a
+    write naming an etag the folder does not have. One ``files.patch`` that writes nothing,
+    naming :data:`NEVER`: refused (412, as Drive does), the arbiter is a compare-and-swap;
+    applied (a server, or a proxy dropping the header, that ignores ``If-Match``), it is
+    not: one WARNING line, and the claim says from its first write that the listing decides
+    (``arbiter: false``), so no trainer reaching Drive another way takes it for one that
+    obeys the arbiter. lease48 asked after the swap, by the swap's properties again: the
+    claim said ``arbiter: true`` until it was written again, a window of some eight
+    requests and the settle's wait where both held, and the plain swap could overwrite
+    another's. Refused for another cause (a Contributor), the swap decides, as before."""
+    store = lease.drive.store_at()[0]
+    if lease._if_match is not None or not lease_props.usable(store):
+        return
+    try:
+        store.swap_properties(folder, NEVER, None)
+    except PreconditionFailedError:
+        lease._if_match = True
+        return
+    except PermissionDeniedError:   # (not asked: its swap is refused too, and says so)
+        return
     lease._if_match = False
-    return _listing_only(lease, folder, _IGNORED)
+    logger.warning("%s: the run's lease is decided by the folder's listing only, as before "
+                   "lease47 (%s)", lease.drive.spec, _IGNORED)
 
 
 def holds(lease: "RunLease", folder: RemoteEntry) -> bool:

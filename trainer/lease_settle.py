@@ -78,6 +78,7 @@ def settle(lease: "RunLease", folder: RemoteEntry, listed: list[Claim], forced: 
     # while its lease is proved. A stale one is no one's: its holder, if it wakes, finds its
     # lease unproved and reads the folder's properties: leasefull42.)
     files = any(not c.on_folder and not lease._gone(c) for c in listed)
+    lease_cas.probe(lease, folder)   # (whether its claim may say it obeys the arbiter)
     lease._write(folder, fallback=not files)
     time.sleep(lease.settle_s)   # (the bound of the race: see trainer.lease's text)
     until, said = time.monotonic() + wait_bound(lease), False

@@ -49,10 +49,11 @@ def write(lease: "RunLease", folder: RemoteEntry, released: bool = False,
             "renewals": lease._renewals, "written": time.time(),
             "stale_s": lease.stale_s,   # (for a reader that is no trainer: dedupe)
             # It names its claim in the folder's arbiter (lease_cas): a claim made, or one
-            # whose swaps hold. One held by the listing only (the arbiter refused, If-Match
-            # ignored: written again then) says not, so a trainer reaching Drive another way
-            # obeys it (lease48).
-            "arbiter": lease._mine is None or lease._cas is not None}
+            # whose swaps hold. One held by the listing only (the arbiter refused: written
+            # again then; If-Match ignored: asked before the claim is made) says not, so a
+            # trainer reaching Drive another way obeys it (lease48, lease49).
+            "arbiter": (lease._mine is None and lease._if_match is not False)
+            or lease._cas is not None}
     if released:
         body["released"] = True
     fd, tmp = tempfile.mkstemp(prefix=".trainer-lease-", suffix=".json")

@@ -306,7 +306,7 @@ class FolderMaking:
             if isinstance(p, Mapping) and isinstance(p.get("key"), str)]
 
     def swap_properties(self, entry: RemoteEntry, etag: str,
-                        properties: list[dict[str, str]]) -> str:
+                        properties: Optional[list[dict[str, str]]]) -> str:
         """Write ``properties`` (those :meth:`properties_as_read` gave, changed) on ``entry``
         only where it is still as read: one ``files.patch`` naming ``etag`` (``If-Match``,
         which Drive v2 honours on a patch). Every property read goes back, so a patch that
@@ -314,11 +314,14 @@ class FolderMaking:
         Returns the new etag ("" where none is sent); raises
         :class:`~drivestage.errors.PreconditionFailedError` where it changed since the read
         (nothing written). A retry after a lost answer meets this write's own etag: a 412
-        its caller reads as any other (it reads again and finds its own value)."""
+        its caller reads as any other (it reads again and finds its own value).
+        ``properties`` None: a patch that writes nothing and reads nothing back (whether
+        ``etag`` is honoured: :func:`trainer.lease_cas.probe`); it returns ""."""
         def send() -> Any:
             request = self.transport.files().patch(
-                fileId=entry.id, supportsAllDrives=True, body={"properties": properties},
-                fields="etag")
+                fileId=entry.id, supportsAllDrives=True,
+                **({"fields": "id", "body": {}} if properties is None else
+                   {"fields": "etag", "body": {"properties": properties}}))
             request.headers["If-Match"] = etag
             return request.execute(http=self.transport.http())
         res = self.call(f"{answers.IF_UNCHANGED}the properties of {self.describe(entry)}", send)
