@@ -6,7 +6,6 @@ twice); and the number of streams is measured from the first stream on, without 
 anything while the caller still reads the member list."""
 from __future__ import annotations
 
-import contextlib
 import os
 import random
 import threading
@@ -222,26 +221,46 @@ def test_a_request_body_is_timed_from_its_first_block():
     assert stream_count.body_rate([(5.2, 8 << 20, 5.2, 8 << 20)], 4 << 20) is None
 
 
+class _Ticks(Monitor):
+    """The link's lock. A wait on it does not wait: it moves the link's clock on by its
+    timeout (the measuring's wait between two looks) and does what the test set for that
+    moment. The measuring is driven by its own looks, each one a fixed step of the clock,
+    not by the wall clock of a loaded machine: a look that a busy machine put off between
+    reading the clock and reading the bytes took bytes from that later moment into a rate
+    of the earlier one (a stream a third as fast as its tail looked fast enough for a
+    second one, under load)."""
+
+    def __init__(self, link: "_Link") -> None:
+        super().__init__()
+        self.link = link
+
+    def wait(self, timeout=None) -> bool:
+        self.link.tick(timeout)
+        return False
+
+
 class _Link:
     """A pass as the measuring sees it, its streams held to ``each`` bytes/s each (Drive's
     way: 20 MB/s), on a machine whose cores let only ``busy`` bytes/s through in all while
-    the caller is busy.
+    the caller is busy; its clock (``now``, seconds) moves only as the measuring waits.
 
-    ``streamed`` is what the rate brought up to the moment it is read, not bytes counted
-    by a thread in ticks: a ticking thread starved on a loaded machine (CI beside other
-    jobs) credited a second's bytes in one tick, a burst that the measuring took for a
-    link several times faster (it failed 3 runs in 12 beside four busy processes)."""
+    ``streamed`` is what the rate brought up to ``now``. ``at`` is what the test does when
+    the clock reaches a moment (the caller's member list read, the extraction started):
+    (seconds, action) pairs, in order."""
 
     hash_name = "sha256"
     where = "test"
     whole = False
     _RATE_FIELDS = frozenset({"each", "busy", "settled", "streams", "retiring"})
+    #: Looks at most: the measuring ends long before, or the test fails (not hangs).
+    _LOOKS = 10_000
 
-    def __init__(self, each: float = 20e6, busy: float = 25e6) -> None:
-        self._brought, self._since = 0.0, time.monotonic()
+    def __init__(self, each: float = 20e6, busy: float = 25e6, at=()) -> None:
+        self.now, self.looks, self.at = 0.0, 0, list(at)
+        self._brought, self._since = 0.0, 0.0
         self.each, self.busy = each, busy
         self.first_rate = each  # the zip's tail came at one stream's pace
-        self.lock = Monitor()
+        self.lock = _Ticks(self)
         self.streams, self.retiring, self.silent = 1, 0, 0
         self.stopped = self.settled = False
 
@@ -252,14 +271,13 @@ class _Link:
     def __setattr__(self, name: str, value) -> None:
         if name in self._RATE_FIELDS and "settled" in self.__dict__:
             # What the old rate brought until now is kept; the new one counts from here.
-            now = time.monotonic()
-            self._brought += self._rate() * (now - self._since)
-            object.__setattr__(self, "_since", now)
+            self._brought += self._rate() * (self.now - self._since)
+            object.__setattr__(self, "_since", self.now)
         object.__setattr__(self, name, value)
 
     @property
     def streamed(self) -> int:
-        return int(self._brought + self._rate() * (time.monotonic() - self._since))
+        return int(self._brought + self._rate() * (self.now - self._since))
 
     def left(self) -> int:
         return 10 << 30
@@ -271,55 +289,53 @@ class _Link:
     def retire(self, n: int) -> None:
         self.retiring += n
 
-    def flow(self, stop: threading.Event) -> None:
-        # Wakes whoever waits for bytes, as arriving blocks do.
-        while not stop.wait(0.005):
-            with self.lock:
-                self.lock.notify_all()
+    def tick(self, seconds: float) -> None:
+        self.looks += 1
+        assert self.looks < self._LOOKS, "the measuring went on past its bound"
+        self.now += seconds
+        while self.at and self.at[0][0] <= self.now:
+            self.at.pop(0)[1]()
 
 
-@contextlib.contextmanager
-def _measuring(link: _Link):
-    """The measuring of ``link`` (its thread, yielded), and its bytes flowing, in threads;
-    both stopped and waited for at the end."""
-    stop = threading.Event()
-    flowing = threading.Thread(target=link.flow, args=(stop,))
-    measuring = threading.Thread(target=stream_count.measure, args=(link, 1))
-    flowing.start()
-    measuring.start()
-    try:
-        yield measuring
-    finally:
-        with link.lock:
-            link.stopped = True
-        stop.set()
-        flowing.join()
-        measuring.join(30)
-    assert not measuring.is_alive()
+def _measure(monkeypatch, link: _Link, cores_busy: float = 0.0) -> None:
+    """Run the measuring of ``link`` to its end, on the link's clock; the cores read as
+    ``cores_busy`` (idle by default: the reading on which streams may be added)."""
+    monkeypatch.setattr(stream_count, "time", types.SimpleNamespace(monotonic=lambda: link.now))
+    monkeypatch.setattr(stream_count.cpuload, "busy", lambda before, after: cores_busy)
+    stream_count.measure(link, 1)
 
 
-def test_a_fast_stream_gets_no_second_one_while_the_caller_is_busy():
+def _member_list_read(link: _Link, seen: list) -> tuple[float, object]:
+    """At 0.6 s on the link's clock (the caller has read its member list): the streams
+    then go to ``seen``, and the download ends."""
+    def action() -> None:
+        seen.append((link.streams, link.retiring))
+        link.stopped = True
+    return 0.6, action
+
+
+def test_a_fast_stream_gets_no_second_one_while_the_caller_is_busy(monkeypatch):
     """A server next door: the zip's tail came at 400 MB/s (the cores set that rate). While
     the caller reads the member list, its work slows the stream down to a link's pace
     (150 MB/s): no stream is added on that (it looked like a gain, and a pull next to its
     server went on with 8 streams taking CPU from the hash and the extraction)."""
+    seen: list = []
     link = _Link(each=400e6, busy=150e6)  # the caller's work: 150 MB/s, a link's pace
-    with _measuring(link) as measuring:
-        time.sleep(0.6)  # the caller's member list
-        with link.lock:
-            assert measuring.is_alive() and link.streams == 1
+    link.at.append(_member_list_read(link, seen))
+    _measure(monkeypatch, link)
+    assert seen == [(1, 0)]
 
 
-def test_a_stream_slowed_by_the_caller_gets_no_second_one():
+def test_a_stream_slowed_by_the_caller_gets_no_second_one(monkeypatch):
     """The tail came at 150 MB/s (a busy machine next to its server, or a fast link); while
     the caller reads the member list the stream brings a third of that: the caller's work,
     not the link, sets that rate, and no stream is added on it (a pull next to its server
     went on with 8 streams in such a state)."""
+    seen: list = []
     link = _Link(each=150e6, busy=50e6)
-    with _measuring(link) as measuring:
-        time.sleep(0.6)  # the caller's member list
-        with link.lock:
-            assert measuring.is_alive() and link.streams == 1
+    link.at.append(_member_list_read(link, seen))
+    _measure(monkeypatch, link)
+    assert seen == [(1, 0)]
 
 
 def test_a_stream_once_faster_than_a_link_gets_no_second_one_on_busy_cores(monkeypatch):
@@ -328,32 +344,34 @@ def test_a_stream_once_faster_than_a_link_gets_no_second_one_on_busy_cores(monke
     the cores (all busy) it brings 140. That is the cores' rate, not a link's: no stream is
     added (the measuring added one, then seven more, each taking CPU from the hash and the
     extraction, because 140 MB/s is below what it called fast)."""
-    monkeypatch.setattr(stream_count.cpuload, "busy", lambda before, after: 0.95)
     link = _Link(each=150e6, busy=150e6)
     link.first_rate = None  # the zip's tail was too short to time
-    with _measuring(link) as measuring:
-        with link.lock:
-            while link.streamed < 60e6:  # some windows at 150 MB/s while the caller works
-                link.lock.wait(1)
-            link.each, link.settled = 140e6, True  # the extraction runs; the caller waits
-        measuring.join(30)
-        assert not measuring.is_alive()  # it concluded, by itself
+
+    def extraction_runs() -> None:  # the caller waits
+        assert link.streamed >= 60e6  # some windows at 150 MB/s while the caller worked
+        link.each, link.settled = 140e6, True
+
+    link.at.append((0.4, extraction_runs))
+    _measure(monkeypatch, link, cores_busy=0.95)
+    assert not link.at and not link.stopped  # it concluded, by itself, after the caller
     assert (link.streams, link.retiring) == (1, 0)
 
 
-def test_the_measuring_concludes_nothing_while_the_caller_is_busy():
+def test_the_measuring_concludes_nothing_while_the_caller_is_busy(monkeypatch):
     """While the caller reads a member list (its cores busy), two streams bring barely more
     than one. The measuring concludes nothing (it concluded 2 streams for good, and a pull
     over such a link took twice as long), then finds the link's 8 streams once the caller
     waits for the download."""
+    seen: list = []
     link = _Link()
-    with _measuring(link) as measuring:
-        time.sleep(0.6)  # the caller's member list: the measuring must still be at it
-        with link.lock:
-            assert measuring.is_alive() and link.retiring == 0 and link.streams == 2
-            link.settled = True
-        measuring.join(30)
-        assert not measuring.is_alive()  # it concluded, by itself
+
+    def caller_waits() -> None:  # the caller's member list read: the measuring is still at it
+        seen.append((link.streams, link.retiring))
+        link.settled = True
+
+    link.at.append((0.6, caller_waits))
+    _measure(monkeypatch, link)
+    assert seen == [(2, 0)] and not link.stopped  # it concluded, by itself
     assert link.streams - link.retiring == stream_count.MAX_STREAMS
 
 
