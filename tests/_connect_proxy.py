@@ -22,6 +22,8 @@ from typing import Optional
 
 import pytest
 
+from _relays import END, pump, read_head, shut
+
 _VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy",
               "no_proxy", "ALL_PROXY", "all_proxy")
 
@@ -57,11 +59,7 @@ class ConnectProxy:
             pass
         self._listener.close()
         with self._lock:
-            for sock in self._socks:
-                try:
-                    sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
+            shut(*self._socks)
         for t in list(self._threads):
             t.join(10)
         with self._lock:
@@ -87,15 +85,12 @@ class ConnectProxy:
             self._spawn(self._serve, self._kept(client))
 
     def _serve(self, client: socket.socket) -> None:
-        head = b""
-        while b"\r\n\r\n" not in head:
-            try:
-                data = client.recv(4096)
-            except OSError:
-                return
-            if not data:
-                return
-            head += data
+        try:
+            head = read_head(client)
+        except OSError:
+            return
+        if END not in head:
+            return
         lines = head.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
         with self._lock:
             self.asked.append(lines[0])
@@ -118,8 +113,8 @@ class ConnectProxy:
         with self._lock:
             self.tunnels += 1
         client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
-        self._spawn(self._copy, client, upstream, None)
-        self._copy(upstream, client, self.cut_after)
+        self._spawn(pump, client, upstream)
+        pump(upstream, client, limit=self.cut_after)
 
     def _held_until_gone(self, client: socket.socket) -> None:
         """Answer nothing; :attr:`gone` set once the client's end closes (30 s at most)."""
@@ -132,26 +127,6 @@ class ConnectProxy:
         except OSError:   # (a reset: its end closed too)
             pass
         self.gone.set()
-
-    def _copy(self, src: socket.socket, dst: socket.socket, limit: Optional[int]) -> None:
-        sent = 0
-        try:
-            while True:
-                data = src.recv(65536)
-                if not data:
-                    break
-                if limit is not None and sent + len(data) >= limit:
-                    dst.sendall(data[:max(0, limit - sent)])
-                    break
-                dst.sendall(data)
-                sent += len(data)
-        except OSError:
-            pass
-        for sock in (src, dst):
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
 
 @pytest.fixture

@@ -14,8 +14,8 @@ import pytest
 
 from _cli import run
 from _connect_proxy import behind  # noqa: F401  (a fixture)
+from _relays import END, Listening, read_head
 from test_fidelity28_signed import tls  # noqa: F401  (a fixture)
-from test_proxy48_tls import _Listening
 
 #: What the proxy writes under its TLS in place of its answer: an application-data record
 #: whose MAC fails; an alert record of a type the client cannot take there.
@@ -24,8 +24,10 @@ BROKEN = {"bad_record_mac": (b"\x17\x03\x03\x00\x20" + bytes(range(32)),
           "bad_record_type": (b"\x15\x03\x03\x00\x02\x02\x28", "BAD_RECORD_TYPE")}
 
 
-class _Breaking(_Listening):
+class _Breaking(Listening):
     """A proxy that takes TLS, reads the CONNECT, then writes ``record`` raw on its socket."""
+
+    scheme = "https"
 
     def __init__(self, cert: str, key: str, record: bytes) -> None:
         super().__init__()
@@ -36,12 +38,8 @@ class _Breaking(_Listening):
     def _serve(self, raw: socket.socket) -> None:
         try:
             tunnel = self._context.wrap_socket(raw, server_side=True)
-            head = b""
-            while b"\r\n\r\n" not in head:
-                data = tunnel.recv(4096)
-                if not data:
-                    return
-                head += data
+            if END not in read_head(tunnel):
+                return
             self.asked += 1
             plain = socket.socket(fileno=os.dup(tunnel.fileno()))   # (under the TLS)
             try:

@@ -9,67 +9,45 @@ from __future__ import annotations
 
 import socket
 import struct
-import threading
 
 import pytest
 
 from _cli import run
 from _connect_proxy import ConnectProxy, behind  # noqa: F401  (a fixture)
+from _relays import Listening, read_head
 
 _SECRET = "s3cr%40t"
 
 
-class _RawProxy:
+class _RawProxy(Listening):
     """Reads each CONNECT's head, sends ``reply`` as it is, closes (a proxy that says what
     it likes); ``hold``: closes only once the client has closed its end (30 s at most);
     ``reset``: once the client's next bytes began to arrive, resets the connection
     (SO_LINGER 0), as a close that meets them on their way does."""
 
     def __init__(self, reply: bytes, hold: bool = False, reset: bool = False):
+        super().__init__()
         self.reply, self.hold, self.reset = reply, hold, reset
         self.asked = 0
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self._listener.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._thread = threading.Thread(target=self._serve, daemon=True)
 
-    def __enter__(self) -> "_RawProxy":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._listener.shutdown(socket.SHUT_RDWR)   # (wakes its accept)
-        self._listener.close()
-        self._thread.join(10)
-
-    def _serve(self) -> None:
-        while True:
+    def _serve(self, client: socket.socket) -> None:
+        with client:
+            self.asked += 1
+            read_head(client)
             try:
-                client, _ = self._listener.accept()
+                client.sendall(self.reply)
+            except OSError:   # (the client stopped reading: a head too long)
+                pass
+            client.settimeout(30)
+            try:
+                while self.hold and client.recv(4096):
+                    pass
+                if self.reset:
+                    client.recv(1)
+                    client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                      struct.pack("ii", 1, 0))
             except OSError:
-                return
-            with client:
-                self.asked += 1
-                head = b""
-                while b"\r\n\r\n" not in head:
-                    data = client.recv(4096)
-                    if not data:
-                        break
-                    head += data
-                try:
-                    client.sendall(self.reply)
-                except OSError:   # (the client stopped reading: a head too long)
-                    pass
-                client.settimeout(30)
-                try:
-                    while self.hold and client.recv(4096):
-                        pass
-                    if self.reset:
-                        client.recv(1)
-                        client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
-                                          struct.pack("ii", 1, 0))
-                except OSError:
-                    pass
+                pass
 
 
 def test_a_proxy_named_without_its_scheme_is_gone_through(emulator, behind, tmp_path,

@@ -10,70 +10,33 @@ import os
 import socket
 import subprocess
 import sys
-import threading
 
 import pytest
 
 from _cli import child_env, run
 from _connect_proxy import behind  # noqa: F401  (a fixture)
 from _proxy import Proxy
+from _relays import Listening, pump, read_head
 from test_attackr2_proxy import _RawProxy
 from test_fidelity28_signed import tls  # noqa: F401  (a fixture)
 
 
-class _Inspecting:
+class _Inspecting(Listening):
     """A proxy that answers every CONNECT 200 and joins it to ``to`` (its own TLS server,
     which re-signs Drive's answers with its own certificate)."""
 
     def __init__(self, to: tuple[str, int]):
+        super().__init__()
         self.to, self.asked = to, 0
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self._listener.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._threads = [threading.Thread(target=self._serve, daemon=True)]
 
-    def __enter__(self) -> "_Inspecting":
-        self._threads[0].start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._listener.shutdown(socket.SHUT_RDWR)   # (wakes its accept)
-        self._listener.close()
-        for t in self._threads:
-            t.join(10)
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                client, _ = self._listener.accept()
-            except OSError:
-                return
-            self.asked += 1
-            head = b""
-            while b"\r\n\r\n" not in head:
-                data = client.recv(4096)
-                if not data:
-                    break
-                head += data
-            upstream = socket.create_connection(self.to, timeout=30)
-            client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
-            for a, b in ((client, upstream), (upstream, client)):
-                t = threading.Thread(target=_copy, args=(a, b), daemon=True)
-                self._threads.append(t)
-                t.start()
-
-
-def _copy(src: socket.socket, dst: socket.socket) -> None:
-    try:
-        while data := src.recv(65536):
-            dst.sendall(data)
-    except OSError:
-        pass
-    for sock in (src, dst):
-        try:
-            sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
+    def _serve(self, client: socket.socket) -> None:
+        self.asked += 1
+        read_head(client)
+        upstream = socket.create_connection(self.to, timeout=30)
+        self._socks.append(upstream)
+        client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        self._spawn(pump, upstream, client)
+        pump(client, upstream)
 
 
 def _port(url: str) -> int:

@@ -3,11 +3,11 @@ docs/troubleshooting.md quotes them."""
 from __future__ import annotations
 
 import socket
-import threading
 
 from _cli import run
 from _connect_proxy import behind  # noqa: F401  (a fixture)
 from _messages import error_line, renders, shown
+from _relays import Listening
 from test_fidelity28_signed import tls  # noqa: F401  (a fixture)
 from test_proxy48_tls import _TlsProxy, untrusted
 
@@ -22,35 +22,19 @@ def test_an_https_proxy_whose_certificate_is_not_trusted(emulator, behind, tls, 
     shown("showed a certificate this machine does not trust", error_line(err))
 
 
-class _PlainProxy:
+class _PlainProxy(Listening):
     """A plain HTTP proxy's first answer to what is not HTTP (a TLS hello): 400, closed."""
 
     def __init__(self) -> None:
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self._listener.getsockname()[1]
+        super().__init__()
         self.url = f"https://u:pw@127.0.0.1:{self.port}"
         self.asked = 0
-        self._thread = threading.Thread(target=self._serve, daemon=True)
 
-    def __enter__(self) -> "_PlainProxy":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._listener.shutdown(socket.SHUT_RDWR)   # (wakes its accept)
-        self._listener.close()
-        self._thread.join(10)
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                client, _ = self._listener.accept()
-            except OSError:
-                return
-            with client:
-                self.asked += 1
-                client.recv(4096)
-                client.sendall(b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n")
+    def _serve(self, client: socket.socket) -> None:
+        with client:
+            self.asked += 1
+            client.recv(4096)
+            client.sendall(b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n")
 
 
 @renders("does not speak TLS")

@@ -7,35 +7,22 @@ from __future__ import annotations
 import os
 import socket
 import struct
-import threading
 
 import pytest
 
 from _cli import run
 from _connect_proxy import _VARIABLES
+from _relays import Listening, pump
 
 pytest.importorskip("socks")
 
 
-class _Socks5:
+class _Socks5(Listening):
     """A SOCKS5 proxy without a login: CONNECT only; :attr:`tunnels` counts them."""
 
     def __init__(self) -> None:
-        self._server = socket.create_server(("127.0.0.1", 0))
-        self.port = self._server.getsockname()[1]
+        super().__init__()
         self.tunnels = 0
-        self._socks: list[socket.socket] = []
-        threading.Thread(target=self._accept, daemon=True, name="test-socks5").start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self._server.accept()
-            except OSError:
-                return
-            self._socks.append(client)
-            threading.Thread(target=self._serve, args=(client,), daemon=True,
-                             name="test-socks5").start()
 
     def _serve(self, client: socket.socket) -> None:
         client.recv(client.recv(2)[1])                   # (the methods offered)
@@ -48,29 +35,8 @@ class _Socks5:
         self._socks.append(upstream)
         self.tunnels += 1
         client.sendall(b"\x05\x00\x00\x01" + socket.inet_aton("127.0.0.1") + b"\x00\x00")
-        threading.Thread(target=_copy, args=(client, upstream), daemon=True).start()
-        _copy(upstream, client)
-
-    def close(self) -> None:
-        for sock in [self._server, *self._socks]:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            sock.close()
-
-
-def _copy(src: socket.socket, dst: socket.socket) -> None:
-    try:
-        while data := src.recv(65536):
-            dst.sendall(data)
-    except OSError:
-        pass
-    for sock in (src, dst):
-        try:
-            sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
+        self._spawn(pump, client, upstream)
+        pump(upstream, client)
 
 
 def test_a_pull_through_a_socks5_proxy(emulator, drive_env, local_state, tmp_path,
@@ -79,8 +45,7 @@ def test_a_pull_through_a_socks5_proxy(emulator, drive_env, local_state, tmp_pat
     emulator.add_file("f.bin", data)
     for name in _VARIABLES:
         monkeypatch.delenv(name, raising=False)
-    proxy = _Socks5()
-    try:
+    with _Socks5() as proxy:
         monkeypatch.setenv("HTTP_PROXY", f"socks5://127.0.0.1:{proxy.port}")
         monkeypatch.setenv("NO_PROXY", "")
         code, _, err = run("pull", "drive:f.bin", str(tmp_path / "in"), "-q", "-j", "2",
@@ -88,6 +53,4 @@ def test_a_pull_through_a_socks5_proxy(emulator, drive_env, local_state, tmp_pat
         assert code == 0, err
         carried = {rec.connection for rec in emulator.requests}
         assert carried == set(range(1, proxy.tunnels + 1)) and proxy.tunnels >= 2
-    finally:
-        proxy.close()
     assert (tmp_path / "in" / "f.bin").read_bytes() == data

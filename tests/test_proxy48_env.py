@@ -6,7 +6,6 @@ never matched ``::1``)."""
 from __future__ import annotations
 
 import socket
-import threading
 import types
 
 import httplib2
@@ -14,6 +13,7 @@ import pytest
 
 from _cli import run
 from _connect_proxy import ConnectProxy, behind  # noqa: F401  (a fixture)
+from _relays import Listening, pump
 
 
 def _route(scheme: str = "https", host: str = "www.googleapis.com", port: int = 443):
@@ -85,43 +85,20 @@ def test_no_proxy_v6_entries_by_address_and_port(behind, monkeypatch):
         assert (_route(host=host, port=port) is None) == direct, (no_proxy, host, port)
 
 
-class _V6Front:
+class _V6Front(Listening):
     """A TCP relay on ``[::1]`` to the emulator (an API root at an IPv6 address)."""
 
     def __init__(self, to: int):
+        super().__init__("::1")
         self.to = to
-        self._listener = socket.create_server(("::1", 0), family=socket.AF_INET6)
-        self.port = self._listener.getsockname()[1]
         self.connections = 0
-        threading.Thread(target=self._accept, daemon=True).start()
 
-    def close(self) -> None:
-        self._listener.shutdown(socket.SHUT_RDWR)
-        self._listener.close()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self._listener.accept()
-            except OSError:
-                return
-            self.connections += 1
-            upstream = socket.create_connection(("127.0.0.1", self.to), timeout=30)
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=_copy, args=(a, b), daemon=True).start()
-
-
-def _copy(src: socket.socket, dst: socket.socket) -> None:
-    try:
-        while data := src.recv(65536):
-            dst.sendall(data)
-    except OSError:
-        pass
-    for sock in (src, dst):
-        try:
-            sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
+    def _serve(self, client: socket.socket) -> None:
+        self.connections += 1
+        upstream = socket.create_connection(("127.0.0.1", self.to), timeout=30)
+        self._socks.append(upstream)
+        self._spawn(pump, upstream, client)
+        pump(client, upstream)
 
 
 def _v6_loopback() -> bool:
@@ -136,13 +113,10 @@ def _v6_loopback() -> bool:
 def test_an_api_root_at_a_v6_address_no_proxy_names_is_reached_directly(
         emulator, behind, tmp_path, monkeypatch):
     emulator.add_file("f.bin", b"six" * 100)
-    front = _V6Front(emulator.port)
-    try:
-        with behind(ConnectProxy(), no_proxy=f"example.org, [0:0::1]:{front.port}") as proxy:
-            monkeypatch.setenv("DRIVESTAGE_API_ROOT", f"http://[::1]:{front.port}/")
-            code, _, err = run("pull", "drive:f.bin", str(tmp_path / "in"), "-q")
-            assert code == 0, err
-            assert proxy.asked == [] and front.connections >= 1
-    finally:
-        front.close()
+    with _V6Front(emulator.port) as front, \
+            behind(ConnectProxy(), no_proxy=f"example.org, [0:0::1]:{front.port}") as proxy:
+        monkeypatch.setenv("DRIVESTAGE_API_ROOT", f"http://[::1]:{front.port}/")
+        code, _, err = run("pull", "drive:f.bin", str(tmp_path / "in"), "-q")
+        assert code == 0, err
+        assert proxy.asked == [] and front.connections >= 1
     assert (tmp_path / "in" / "f.bin").read_bytes() == b"six" * 100

@@ -22,61 +22,19 @@ import threading
 from _cli import child_env, run
 from _connect_proxy import behind  # noqa: F401  (a fixture)
 from _proxy import Proxy
+from _relays import END, Listening, pump, read_head
 from test_fidelity28_signed import tls  # noqa: F401  (a fixture)
 
 CHUNK = 64 * 1024
 USER, PASSWORD = "ann", "s3cret-Pa55"
 
 
-class _Listening:
-    """A loopback listener whose connections each get ``self._serve`` in a thread."""
-
-    def __init__(self) -> None:
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self._listener.getsockname()[1]
-        self.url = f"https://127.0.0.1:{self.port}"
-        self._threads: list[threading.Thread] = []
-        self._socks: list[socket.socket] = []
-
-    def __enter__(self):
-        self._spawn(self._accept)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._listener.shutdown(socket.SHUT_RDWR)   # (wakes its accept)
-        self._listener.close()
-        for sock in list(self._socks):
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        for t in list(self._threads):
-            t.join(10)
-        for sock in self._socks:
-            sock.close()
-
-    def _spawn(self, target, *args) -> None:
-        t = threading.Thread(target=target, args=args, daemon=True)
-        self._threads.append(t)
-        t.start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self._listener.accept()
-            except OSError:
-                return
-            self._socks.append(client)
-            self._spawn(self._serve, client)
-
-    def _serve(self, client: socket.socket) -> None:
-        raise NotImplementedError
-
-
-class _TlsProxy(_Listening):
+class _TlsProxy(Listening):
     """A CONNECT proxy that takes TLS (``cert``, ``key``), keeps the ``Proxy-Authorization``
     it read inside it and tunnels to the target; one thread per tunnel moves both ways (an
     ``SSLSocket`` is used by one thread only)."""
+
+    scheme = "https"
 
     def __init__(self, cert: str, key: str) -> None:
         super().__init__()
@@ -88,13 +46,10 @@ class _TlsProxy(_Listening):
     def _serve(self, raw: socket.socket) -> None:
         try:
             client = self._context.wrap_socket(raw, server_side=True)
-            head = b""
-            while b"\r\n\r\n" not in head:
-                data = client.recv(4096)
-                if not data:
-                    return
-                head += data
+            head = read_head(client)
         except OSError:   # (a client that did not trust it)
+            return
+        if END not in head:
             return
         lines = head.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
         self.auth += [line.split(":", 1)[1].strip() for line in lines[1:]
@@ -126,8 +81,10 @@ class _TlsProxy(_Listening):
             client.close()
 
 
-class _Wire(_Listening):
+class _Wire(Listening):
     """A TCP relay to ``port`` that keeps the bytes each way (``up``: to the proxy)."""
+
+    scheme = "https"
 
     def __init__(self, port: int) -> None:
         super().__init__()
@@ -137,22 +94,8 @@ class _Wire(_Listening):
     def _serve(self, client: socket.socket) -> None:
         upstream = socket.create_connection(("127.0.0.1", self.to), timeout=30)
         self._socks.append(upstream)
-        self._spawn(self._copy, upstream, client, self.down)
-        self._copy(client, upstream, self.up)
-
-    @staticmethod
-    def _copy(src: socket.socket, dst: socket.socket, kept: bytearray) -> None:
-        try:
-            while data := src.recv(65536):
-                kept += data
-                dst.sendall(data)
-        except OSError:
-            pass
-        for sock in (src, dst):
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        self._spawn(pump, upstream, client, kept=self.down)
+        pump(client, upstream, kept=self.up)
 
 
 def untrusted(tmp_path_factory) -> tuple[str, str]:
