@@ -15,16 +15,12 @@ import pytest
 
 from _checkpoints import md5
 from _drive_state import live_md5s
+from _envs import env  # noqa: F401  (a fixture)
 from tests._cli import child_env
 from tests._clock import skewed_env
 from tests.test_pushgap47_lone_age import _pushed
 
 AHEAD = 2 * 86400.0
-
-
-@pytest.fixture
-def env(local_state, drive_env, fast_retries):
-    return local_state
 
 
 def _push_delete(emulator, src) -> tuple[int, str]:

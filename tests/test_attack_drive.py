@@ -13,14 +13,9 @@ from drivestage import paths
 from drivestage.cli import cli
 from drivestage.errors import UsageError
 from _cli import run
+from _envs import env_user_lines  # noqa: F401  (a fixture)
 
 TEACHER = "teacher@school.edu"
-
-
-@pytest.fixture
-def env(local_state, drive_env, fast_retries, monkeypatch):
-    monkeypatch.delenv("DRIVESTAGE_DEBUG", raising=False)
-    return local_state
 
 
 def error_line(code, err):

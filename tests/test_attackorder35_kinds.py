@@ -16,15 +16,9 @@ import os
 import pytest
 
 import _cli
+from _envs import env_emulator  # noqa: F401  (a fixture)
 from test_attack22_stage import _tree
 from test_chunkdet35_order import BIG, _zip
-
-
-@pytest.fixture
-def env(emulator, local_state, monkeypatch):
-    monkeypatch.setenv("DRIVESTAGE_TOKEN", "test-token")
-    monkeypatch.setenv("DRIVESTAGE_API_ROOT", emulator.url)
-    return emulator
 
 
 def _refused_twice(env, dest, expected: str, *options: str) -> None:

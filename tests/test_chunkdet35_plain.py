@@ -9,15 +9,9 @@ from __future__ import annotations
 import pytest
 
 import _cli
+from _envs import env_emulator  # noqa: F401  (a fixture)
 from test_attack22_stage import _tree
 from test_chunkdet35_order import BIG, _zip
-
-
-@pytest.fixture
-def env(emulator, local_state, monkeypatch):
-    monkeypatch.setenv("DRIVESTAGE_TOKEN", "test-token")
-    monkeypatch.setenv("DRIVESTAGE_API_ROOT", emulator.url)
-    return emulator
 
 
 @pytest.mark.parametrize("options", [(), ("--chunk-size", "64KiB"), ("-j", "1")])

@@ -2,16 +2,9 @@
 tests/_messages.py)."""
 from __future__ import annotations
 
-import pytest
-
+from _envs import env_user_lines  # noqa: F401  (a fixture)
 from _messages import command_error as error
 from _messages import renders, shown
-
-
-@pytest.fixture
-def env(local_state, drive_env, fast_retries, monkeypatch):
-    monkeypatch.delenv("DRIVESTAGE_DEBUG", raising=False)
-    return local_state
 
 
 @renders("is a web address but not a Google Drive link")

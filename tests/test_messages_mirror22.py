@@ -3,16 +3,9 @@ from __future__ import annotations
 
 import os
 
-import pytest
-
+from _envs import env_for_children  # noqa: F401  (a fixture)
 from _messages import renders, shown
 from test_mirror22_grace import _stopped_while
-
-
-@pytest.fixture
-def env(local_state, tmp_path, drive_env):
-    return {**drive_env, "DRIVESTAGE_STATE_DIR": str(tmp_path / "state"),
-            "DRIVESTAGE_RETRY_BASE": "0.01"}
 
 
 @renders("ran out before the final push")

@@ -15,19 +15,13 @@ import socket
 import pytest
 
 import _proxy
+from _envs import env_user_lines_two_tries  # noqa: F401  (a fixture)
 from _messages import command_error as error
 from _messages import renders, shown
 from _proxy import Proxy, Reply
 from drivestage.drive import paging
 
 TEACHER = "teacher@school.edu"
-
-
-@pytest.fixture
-def env(local_state, drive_env, fast_retries, monkeypatch):
-    monkeypatch.delenv("DRIVESTAGE_DEBUG", raising=False)
-    monkeypatch.setenv("DRIVESTAGE_RETRY_ATTEMPTS", "2")
-    return local_state
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ import os
 
 import pytest
 
+from _envs import env_user_lines  # noqa: F401  (a fixture)
 from _messages import command_error as error
 from _messages import error_text, log_text, renders, shown
 from click.testing import CliRunner
@@ -23,12 +24,6 @@ from drivestage.download import download
 from drivestage.errors import PermissionDeniedError
 
 TEACHER = "teacher@school.edu"
-
-
-@pytest.fixture
-def env(local_state, drive_env, fast_retries, monkeypatch):
-    monkeypatch.delenv("DRIVESTAGE_DEBUG", raising=False)
-    return local_state
 
 
 def _src(tmp_path, **files: bytes) -> str:

@@ -10,16 +10,11 @@ import time
 import pytest
 from click.testing import CliRunner
 
+from _envs import env_for_children  # noqa: F401  (a fixture)
 from _forkcli import DEVNULL, PIPE, cli_server
 from _kill import sigkill_when
 from _signal_env import _cli_server  # noqa: F401  (an autouse fixture)
 from drivestage.cli import cli
-
-
-@pytest.fixture
-def env(local_state, tmp_path, drive_env):
-    return {**drive_env, "DRIVESTAGE_STATE_DIR": str(tmp_path / "state"),
-            "DRIVESTAGE_RETRY_BASE": "0.01"}
 
 
 def _logs(tmp_path, epochs=(1, 2, 3)):
