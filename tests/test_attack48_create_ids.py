@@ -11,14 +11,13 @@ listing (by count, never by time) and a dropped answer stands for the cut."""
 from __future__ import annotations
 
 import hashlib
-import os
 import subprocess
 import sys
 
 from _drive_state import live_md5s
 from tests._cli import child_env
 from tests._clock import skewed_env
-from tests.test_create_ids25 import DEST, _named, _push, _write
+from tests.test_create_ids25 import DEST, _create_answer_to_lose, _named, _push, _write
 
 AHEAD = 3600.0
 
@@ -26,11 +25,7 @@ AHEAD = 3600.0
 def test_a_create_recorded_before_the_clock_stepped_back_is_sent_again_with_its_id(
         emulator, env, tmp_path):
     src = tmp_path / "src"
-    _write(src / "keep.txt", b"already there")
-    _push(emulator, src)
-    want = _write(src / "b.bin", os.urandom(7000))
-    emulator.faults.lag_listing(created=5, titles=r"^b\.bin$")
-    emulator.faults.drop("PUT", r"upload_id=", after_bytes=0, direction="response")
+    want = _create_answer_to_lose(emulator, src)
     cut = subprocess.run([sys.executable, "-m", "drivestage", "push", str(src), f"drive:{DEST}"],
                          env=dict(skewed_env(AHEAD, child_env(emulator)),
                                   DRIVESTAGE_RETRY_ATTEMPTS="1"),

@@ -20,6 +20,21 @@ from tests.test_retention_runs import _names, _save
 BEHIND = 2 * 3600.0   # this machine's clock, behind Google's
 
 
+def _a_pushed_b_begun(env, store):
+    """Run A's epochs 48-50 (in ``old``) pushed to Models/logs keeping the last 2; run B's
+    first checkpoint saved in ``new``, not pushed: ``new``."""
+    from drivestage.upload_tree import push
+
+    old, new = env / "old", env / "new"
+    old.mkdir()
+    new.mkdir()
+    for e in (48, 49, 50):
+        _save(str(old), f"epoch_{e:03d}.pt", e, "run-A")
+    push(str(old), "Models/logs", RetentionPolicy(keep_last=2), store=store)
+    _save(str(new), "epoch_001.pt", 1, "run-B")
+    return new
+
+
 def test_a_new_run_pushed_from_a_machine_whose_clock_is_behind_is_kept_by_keep_runs(
         emulator, store, env):
     """Run A pushed (Drive's dates by Google's clock, two hours ahead of this machine's);
@@ -30,13 +45,7 @@ def test_a_new_run_pushed_from_a_machine_whose_clock_is_behind_is_kept_by_keep_r
     from drivestage.upload_tree import push
 
     emulator.clock_offset = BEHIND
-    old, new = env / "old", env / "new"
-    old.mkdir()
-    new.mkdir()
-    for e in (48, 49, 50):
-        _save(str(old), f"epoch_{e:03d}.pt", e, "run-A")
-    push(str(old), "Models/logs", RetentionPolicy(keep_last=2), store=store)
-    _save(str(new), "epoch_001.pt", 1, "run-B")
+    new = _a_pushed_b_begun(env, store)
     later = time.time() + 60   # (a minute after A's push: past the Date's truncated second)
     for name in ("epoch_001.pt", "epoch_001.json"):
         os.utime(new / name, (later, later))
@@ -63,13 +72,7 @@ def test_a_run_newer_by_drives_dates_is_kept_under_a_date_hours_ahead(emulator, 
     this machine's clock, newer by the ``Date``'s: both stay while the clocks disagree)."""
     from drivestage.upload_tree import push
 
-    old, new = env / "old", env / "new"
-    old.mkdir()
-    new.mkdir()
-    for e in (48, 49, 50):
-        _save(str(old), f"epoch_{e:03d}.pt", e, "run-A")
-    push(str(old), "Models/logs", RetentionPolicy(keep_last=2), store=store)
-    _save(str(new), "epoch_001.pt", 1, "run-B")
+    new = _a_pushed_b_begun(env, store)
     earlier = time.time() - 3600
     for name in ("epoch_001.pt", "epoch_001.json"):
         os.utime(new / name, (earlier, earlier))

@@ -33,12 +33,9 @@ def copies(request, small_disk, monkeypatch, tmp_path):
     return tmp
 
 
-def test_a_sidecar_refused_by_a_local_dest_is_named_by_its_own_path(local_state, tmp_path,
-                                                                    copies):
-    """``push run /mnt/nas/run``: the NAS holds a folder at ``last.json``. The push's refusal
-    named the private copy the sidecar is sent from (``/tmp/.drivestage-sidecar-….json``, or
-    ``/proc/self/fd/9`` for a copy in memory), a file the user never made and that is gone
-    once the push ends. It names the sidecar now."""
+def folder_at_the_sidecar(tmp_path):
+    """RUN's ``last`` checkpoint pushed to the local DEST ``nas/run``, a newer ``last``
+    saved in RUN since, and DEST's ``last.json`` replaced by an empty folder: (RUN, DEST)."""
     src = tmp_path / "run"
     save(str(src), "last", 1, T0)
     dest = tmp_path / "nas" / "run"
@@ -47,6 +44,16 @@ def test_a_sidecar_refused_by_a_local_dest_is_named_by_its_own_path(local_state,
     save(str(src), "last", 2, T0 + 60)
     os.remove(dest / "last.json")
     (dest / "last.json").mkdir()
+    return src, dest
+
+
+def test_a_sidecar_refused_by_a_local_dest_is_named_by_its_own_path(local_state, tmp_path,
+                                                                    copies):
+    """``push run /mnt/nas/run``: the NAS holds a folder at ``last.json``. The push's refusal
+    named the private copy the sidecar is sent from (``/tmp/.drivestage-sidecar-….json``, or
+    ``/proc/self/fd/9`` for a copy in memory), a file the user never made and that is gone
+    once the push ends. It names the sidecar now."""
+    src, dest = folder_at_the_sidecar(tmp_path)
 
     code, _, err = run("push", str(src), str(dest))
 

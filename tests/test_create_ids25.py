@@ -44,6 +44,18 @@ def _write(path, data: bytes) -> str:
     return hashlib.md5(data).hexdigest()
 
 
+def _create_answer_to_lose(emu, src) -> str:
+    """SRC's ``keep.txt`` pushed; then ``b.bin`` written, whose create's answer the emulator
+    will not send (the upload's PUT made it, its answer dropped) and whose file its next 5
+    listings will not show: ``b.bin``'s md5."""
+    _write(src / "keep.txt", b"already there")
+    _push(emu, src)
+    want = _write(src / "b.bin", os.urandom(7000))
+    emu.faults.lag_listing(created=5, titles=r"^b\.bin$")
+    emu.faults.drop("PUT", r"upload_id=", after_bytes=0, direction="response")
+    return want
+
+
 def _named(emu, title):
     return [f for f in emu.files() if f["title"] == title and not f["labels"]["trashed"]]
 
@@ -65,11 +77,7 @@ def test_cut_then_rerun_at_once_leaves_one_file(emulator, env, tmp_path):
     rerun's listing does not show it yet: the rerun sends the create with the recorded id,
     Drive answers 409, and the file there (its md5 the local one's) counts as uploaded."""
     src = tmp_path / "src"
-    _write(src / "keep.txt", b"already there")
-    _push(emulator, src)
-    want = _write(src / "b.bin", os.urandom(7000))
-    emulator.faults.lag_listing(created=5, titles=r"^b\.bin$")
-    emulator.faults.drop("PUT", r"upload_id=", after_bytes=0, direction="response")
+    want = _create_answer_to_lose(emulator, src)
     with pytest.raises(Exception):
         _push(emulator, src, retries=1)  # the answer lost, no retry: as a Ctrl-C leaves it
     assert [f["md5Checksum"] for f in _named(emulator, "b.bin")] == [want]  # the server made it

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 
 from _checkpoints import save
 from _cli import run
 from _drive_state import live_md5s
 from _envs import env  # noqa: F401  (a fixture)
+from test_attacksync34_names import folder_at_the_sidecar
 
 T0 = 1764600000.0
 
@@ -42,15 +42,9 @@ def test_a_folder_beside_the_sidecar_on_drive_holds_its_checkpoint_back(
 
 def test_a_folder_at_the_sidecar_name_in_a_local_dest_holds_its_checkpoint_back(
         local_state, tmp_path):
-    src = tmp_path / "run"
-    save(str(src), "last", 1, T0)
-    first = _md5(src / "last.pt")
-    dest = tmp_path / "nas" / "run"
-    code, _, err = run("push", str(src), str(dest))
-    assert code == 0, err
-    save(str(src), "last", 2, T0 + 60)
-    os.remove(dest / "last.json")
-    (dest / "last.json").mkdir()
+    src, dest = folder_at_the_sidecar(tmp_path)
+    first = _md5(dest / "last.pt")   # (the first push's copy)
+    assert first != _md5(src / "last.pt")
     code, _, err = run("push", str(src), str(dest))
     assert code == 1, err
     assert _md5(dest / "last.pt") == first, err

@@ -21,11 +21,12 @@ import time
 
 import pytest
 
-from _checkpoints import md5, sidecar_json
+from _checkpoints import md5
 from _cli import run
 from _drive_state import held_since, live_md5s, mark_value
 from _envs import env  # noqa: F401  (a fixture)
 from drivestage.drive import connect
+from test_pushgap47_lone_age import _pushed as pushed_now
 
 DAY = 24 * 3600.0
 
@@ -36,14 +37,7 @@ def _rfc3339(at: float) -> str:
 
 def _pushed(emulator, tmp_path):
     """SRC with the epoch_004 pair, pushed three days ago: Drive's newest verified."""
-    src = tmp_path / "run"
-    src.mkdir()
-    four = os.urandom(3000)
-    (src / "epoch_004.pt").write_bytes(four)
-    (src / "epoch_004.json").write_bytes(sidecar_json(4, four))
-    code, _, err = run("push", str(src), "drive:runs/a")
-    assert code == 0, err
-    pair = {"epoch_004.pt": [md5(four)], "epoch_004.json": [md5(sidecar_json(4, four))]}
+    src, pair = pushed_now(tmp_path)
     for name in pair:
         held_since(emulator, emulator.find(f"runs/a/{name}")["id"], time.time() - 3 * DAY)
     return src, pair
