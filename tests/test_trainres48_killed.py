@@ -15,19 +15,12 @@ import shutil
 import pytest
 from click.testing import CliRunner
 
-from _once import config_like, shared_run
+from _once import config_like
+from _one_epoch import one_epoch  # noqa: F401  (a fixture)
 from trainer import checkpoint as ckpt
 from trainer.cli import cli
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-ONE = {"train.epochs": 1, "train.freeze_epochs": 0}
-
-
-@pytest.fixture(scope="module")
-def one_epoch(synth_voc, tmp_path_factory):
-    """A finished run of one epoch (test_resume.py's, shared): its folder."""
-    return shared_run(synth_voc, tmp_path_factory, "tiny-one-epoch", ONE)[0]
 
 
 def _killed(one_epoch, tmp_path):

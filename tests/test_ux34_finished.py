@@ -8,9 +8,7 @@ import shutil
 from click.testing import CliRunner
 
 from _once import config_like, shared_run
-
-#: As tests/test_resume.py's ``one_epoch`` (the same shared run, trained once a session).
-ONE = {"train.epochs": 1, "train.freeze_epochs": 0}
+from _one_epoch import ONE   # (test_resume.py's run: the same shared run, trained once)
 
 
 def test_a_finished_run_started_again_prints_no_question_mark(
