@@ -375,6 +375,21 @@ def test_the_measuring_concludes_nothing_while_the_caller_is_busy(monkeypatch):
     assert link.streams - link.retiring == stream_count.MAX_STREAMS
 
 
+def test_a_window_begun_while_the_caller_worked_is_begun_again_once_it_waits(monkeypatch):
+    """The caller starts waiting in the middle of a window: the window's rate is part busy
+    (25 MB/s for two streams), part not (40): neither. Concluded on, that blend (below 1.5
+    times one stream's 20) kept the two streams for good over a link that gives each stream
+    its 20 MB/s (1beef681); begun again, the window finds the link's 8. Every moment of a window's length (on the link's clock) is
+    tried, so one falls inside a window whatever its phase."""
+    found = {}
+    for at in [0.5 + i / 100 for i in range(21)]:
+        link = _Link()
+        link.at.append((at, lambda link=link: setattr(link, "settled", True)))
+        _measure(monkeypatch, link)
+        found[at] = link.streams - link.retiring
+    assert set(found.values()) == {stream_count.MAX_STREAMS}, found
+
+
 # ---------------------------------------------------------------- stopping the follower
 
 def test_a_ctrl_c_as_the_extraction_starts_does_not_wait_for_the_first_member(
