@@ -53,3 +53,19 @@ def env_for_children(local_state, tmp_path, drive_env):
     ``os.environ``): the emulator's, and the local state's (its retry waits of 10 ms)."""
     return {**drive_env, "DRIVESTAGE_STATE_DIR": str(tmp_path / "state"),
             "DRIVESTAGE_RETRY_BASE": "0.01"}
+
+
+@pytest.fixture
+def env_drive(local_state, drive_env):
+    """The local state and the commands pointed at the emulator, under a name of its own (in
+    a module whose other tests go through a proxy and take ``liar_env``)."""
+    return local_state
+
+
+@pytest.fixture
+def penv(proxy, local_state, monkeypatch):
+    """The commands pointed at conftest's ``proxy`` (a :class:`_proxy.Proxy` in front of the
+    emulator), retry waits of a millisecond."""
+    monkeypatch.setenv("DRIVESTAGE_API_ROOT", proxy.url)
+    monkeypatch.setenv("DRIVESTAGE_TOKEN", "test-token")
+    monkeypatch.setenv("DRIVESTAGE_RETRY_BASE", "0.001")

@@ -16,6 +16,7 @@ import shlex
 import pytest
 from click.testing import CliRunner
 
+from _envs import env_user_lines  # noqa: F401  (a fixture)
 from _proxy import Proxy, Reply
 from drivestage.cli import cli
 
@@ -24,9 +25,7 @@ TEACHER = "teacher@school.edu"
 _MEDIA = "media.download"
 
 
-@pytest.fixture(autouse=True)
-def _env(local_state, drive_env, fast_retries, monkeypatch):
-    monkeypatch.delenv("DRIVESTAGE_DEBUG", raising=False)
+pytestmark = pytest.mark.usefixtures("env")   # (_envs.env_user_lines: for every test)
 
 
 def _run(*args: str) -> tuple[int, str]:

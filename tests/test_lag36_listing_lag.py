@@ -25,6 +25,7 @@ import pytest
 
 from _cli import run, warning_lines
 from _drive_state import live_md5s
+from _envs import env_drive  # noqa: F401  (a fixture)
 from _liar import liar_env  # noqa: F401  (fixtures)
 from _proxy import when_sending
 from drivestage.drive import marks_below
@@ -134,11 +135,6 @@ def test_a_folder_nobody_wrote_in_still_goes_at_one_listing_a_folder(emulator, e
     asked = [r.query.get("q") for r in emulator.requests if r.kind == "files.list"
              and r.query.get("fields") == marks_below.FIELDS]
     assert sorted(asked) == sorted(f"'{i}' in parents and trashed=false" for i in ids), asked
-
-
-@pytest.fixture
-def env_drive(local_state, drive_env):
-    return local_state
 
 
 @pytest.mark.parametrize("trash", [False, True])

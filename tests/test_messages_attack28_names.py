@@ -12,6 +12,7 @@ import os
 import pytest
 from click.testing import CliRunner
 
+from _envs import env_user_lines  # noqa: F401  (a fixture)
 from _messages import command_error as error
 from _messages import renders, shown
 from drivestage.cli import cli
@@ -20,9 +21,7 @@ HEADING = "is not valid Unicode (half of a surrogate pair)"
 NAME = "a\ud800b.bin"
 
 
-@pytest.fixture(autouse=True)
-def _env(local_state, drive_env, fast_retries, monkeypatch):
-    monkeypatch.delenv("DRIVESTAGE_DEBUG", raising=False)
+pytestmark = pytest.mark.usefixtures("env")   # (_envs.env_user_lines: for every test)
 
 
 def test_ls_shows_a_lone_surrogate_escaped(emulator):

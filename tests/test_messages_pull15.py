@@ -9,16 +9,14 @@ import os
 
 import pytest
 
+from _envs import env_user_lines_two_tries  # noqa: F401  (a fixture)
 from _messages import command_error as error
 from _messages import renders, shown
 from _tmpfs import small_disk  # noqa: F401 (a fixture)
 from test_attack15_uploads import _remount_read_only
 
 
-@pytest.fixture(autouse=True)
-def _env(local_state, drive_env, fast_retries, monkeypatch):
-    monkeypatch.delenv("DRIVESTAGE_DEBUG", raising=False)
-    monkeypatch.setenv("DRIVESTAGE_RETRY_ATTEMPTS", "2")
+pytestmark = pytest.mark.usefixtures("env")   # (_envs.env_user_lines_two_tries)
 
 
 @renders("is already there and is not a copy of … that drivestage staged (its bytes differ); "

@@ -14,24 +14,16 @@ The real CLI and stack against the emulator behind tests/_proxy.py, which writes
 file as the media request is answered (no sleeps)."""
 from __future__ import annotations
 
-import pytest
-
 from _checkpoints import save
 from _cli import run
 from _drive_state import live_md5s
+from _envs import penv  # noqa: F401  (a fixture)
 from _messages import renders, shown
 from _proxy import Reply
 
 MADE = "was made while … downloaded (by another program?) and is not replaced; …"
 SHARED = ("holds a folder and a file both named … (the folder made there while the file was "
           "sent?)")
-
-
-@pytest.fixture
-def penv(proxy, local_state, monkeypatch):
-    monkeypatch.setenv("DRIVESTAGE_API_ROOT", proxy.url)
-    monkeypatch.setenv("DRIVESTAGE_TOKEN", "test-token")
-    monkeypatch.setenv("DRIVESTAGE_RETRY_BASE", "0.001")
 
 
 @renders(MADE)

@@ -22,19 +22,13 @@ import pytest
 from _checkpoints import md5, save
 from _cli import run
 from _drive_state import live_md5s
+from _envs import penv  # noqa: F401  (a fixture)
 from drivestage.errors import DriveStageError, NameSharedError
 from test_lastkeep32_drive import SPEC
 from test_messages_attack18 import _tiny_state
 from trainer import checkpoint as ckpt
 
 FOLDER = SPEC.split(":", 1)[1]
-
-
-@pytest.fixture
-def penv(proxy, local_state, monkeypatch):
-    monkeypatch.setenv("DRIVESTAGE_API_ROOT", proxy.url)
-    monkeypatch.setenv("DRIVESTAGE_TOKEN", "test-token")
-    monkeypatch.setenv("DRIVESTAGE_RETRY_BASE", "0.001")
 
 
 def _at_upload_of(proxy, title: str, act) -> list:

@@ -17,6 +17,7 @@ import pytest
 
 from _cli import run, warning_lines
 from _drive_state import live_md5s
+from _envs import env_drive  # noqa: F401  (a fixture)
 from _liar import liar_env  # noqa: F401  (fixtures)
 from _proxy import when_sending
 from drivestage.drive import marks_below
@@ -135,8 +136,3 @@ def test_a_tree_too_large_to_read_again_is_left(emulator, env_drive, tmp_path, m
         "folders than could be read again before its removal (3 read in 0 s, at most 3 and "
         "120 s), to see that no run began in one since it was listed; delete it on Drive, "
         "or push again"], err
-
-
-@pytest.fixture
-def env_drive(local_state, drive_env):
-    return local_state
