@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Sequence
 
 from drivestage import download as dl
-from drivestage import partials, stamp_cache, stamps
+from drivestage import partials, stage_recheck, stamp_cache, stamps
 from drivestage.errors import HeldBackError, LocalFileError, UsageError, UserFilesError
 from drivestage.extract.statedir import state_lock
 from drivestage.extract.validation import STATE_DIR
@@ -259,6 +259,8 @@ def _pull_folder(folder: RemoteEntry, *, src: str, path: StorePath, dest: str,
     if error is not None:
         raise error
     _refuse_left([items[i] for i in archives], current)
+    # A file replaced on Drive during the pull: the tree staged mixes two versions (attack49).
+    stage_recheck.check_unchanged(store, [(it, results[i]) for i, it in enumerate(items)], jobs)
     return FolderPullResult(src=src, path=root, dest=dest, id=folder.id,
                             files=[results[i] for i in range(len(items))], skipped=skipped,
                             seconds=round(time.monotonic() - began, 3))

@@ -1,0 +1,62 @@
+"""A folder pull's second look at Drive (:func:`check_unchanged`): the files it staged are
+still the versions it listed.
+
+The walk lists the tree once, before the first byte moves, and each file is verified
+against its md5 *as listed*. A file replaced on Drive after that listing was never looked
+at again: a pull that ran while a dataset was being updated ended exit 0 with files of both
+versions side by side (``a.txt`` of before the update beside ``big.bin`` of after it), a
+tree Drive never held once the update ended, and nothing said (attack49). One listing per
+folder at the end tells: a file whose md5 or size changed since the walk fails the pull
+(exit 1), named; the rerun stages the new version (its stamp names the old md5). Asked only
+where this pull downloaded something: a rerun that found everything staged costs nothing
+more, and what it left is as listed, as before. Not for a local folder (its listing reads
+every file whole again)."""
+from __future__ import annotations
+
+from typing import Sequence
+
+from drivestage.errors import RemoteChangedError
+from drivestage.localdir import LocalDirStore
+from drivestage.pool import each
+from drivestage.stage_file import PullResult
+from drivestage.stage_walk import Item
+from drivestage.store import RemoteEntry, RemoteStore
+
+#: Files named in the error at most (the rest counted).
+NAMED = 5
+
+
+def check_unchanged(store: RemoteStore, staged: Sequence[tuple[Item, PullResult]],
+                    jobs: int = 1) -> None:
+    """Raise :class:`RemoteChangedError` naming the files of ``staged`` (each listed, and
+    what the pull staged of it) whose md5 or size on Drive is no longer that of the bytes
+    staged (see the module doc; a version staged by another pull after the walk, the one on
+    Drive now, is no mix). Nothing is asked where the pull downloaded nothing. A file gone
+    since is not a mix either (pull never deletes what it staged): left as it is."""
+    if not any(r.fetched for _, r in staged) or isinstance(store, LocalDirStore):
+        return
+    by_folder: dict[str, list[tuple[Item, PullResult]]] = {}
+    for it, r in staged:
+        if it.entry.parent_id is not None:
+            by_folder.setdefault(it.entry.parent_id, []).append((it, r))
+    changed: list[str] = []
+    folders = list(by_folder)
+    # (``jobs`` folders at a time, as the walk listed them: each listing is a round trip)
+    listings = each(lambda f: store.list(RemoteEntry(id=f, name="", is_dir=True)), folders,
+                    jobs, "drivestage-relist")
+    for folder_id, listing in zip(folders, listings):
+        if isinstance(listing, BaseException):
+            raise listing
+        now = {e.id: e for e in listing}
+        for it, r in by_folder[folder_id]:
+            e = now.get(it.entry.id)
+            if e is not None and ((e.md5 or "").lower() != (r.md5 or "").lower()
+                                  or e.size != r.size):
+                changed.append(it.src)
+    if changed:
+        more = f" and {len(changed) - NAMED} more" if len(changed) > NAMED else ""
+        raise RemoteChangedError(
+            f"{', '.join(changed[:NAMED])}{more} changed on Drive while this pull ran (a new "
+            f"version since the folder was listed): what it staged mixes files of before and "
+            f"after that change. Run again to stage the new version (only what changed is "
+            f"fetched)")
