@@ -163,7 +163,14 @@ def _fetch_newest(drive: DriveFolder, remote: Sequence[RemoteCheckpoint], out_di
             _drop_fetched(target, looked)
             remote = [c for c in drive.checkpoints() if keep(c)]
             continue
-        except (CheckpointError, ChecksumMismatchError, NotFoundError) as exc:
+        except ChecksumMismatchError as exc:
+            # What arrived was not Drive's bytes, twice (a flaky link, a proxy): the copy on
+            # Drive is verified (its md5 is the one its sidecar names). Going back to an older
+            # one trained the epochs after it again, and its saves then left this one behind
+            # on Drive, for retention to remove (attack49). Stopped; a rerun fetches it again.
+            _drop_fetched(target, looked)
+            raise _not_intact(chosen.where, run, exc) from None
+        except (CheckpointError, NotFoundError) as exc:
             # NotFoundError: deleted since the listing (another machine's retention)
             logger.warning("the newest verified checkpoint on Drive, %s, cannot be used (%s); "
                            "falling back to the next older one", chosen.where, exc)
@@ -190,6 +197,18 @@ def _fetch_newest(drive: DriveFolder, remote: Sequence[RemoteCheckpoint], out_di
 
         atomic_write(ckpt.sidecar_path(dest), chosen.sidecar_bytes, mode=0o644)
         return Start(new_run_id(), dest, chosen.where, chosen.where, safe=chosen)
+
+
+def _not_intact(where: str, run: Optional[str], exc: ChecksumMismatchError) -> CheckpointError:
+    """The refusal of a resume whose chosen checkpoint ``where`` never arrived as Drive holds
+    it (``exc``): never a reason to go back to an older one (see :func:`_fetch_newest`)."""
+    from trainer.chosen import one_line
+
+    return CheckpointError(
+        f"{where}, the checkpoint of {describe_run(run)} to go on from, did not arrive as Drive "
+        f"holds it ({one_line(exc)}); --resume auto does not go back to an older one for that. "
+        f"Run again (Drive keeps it); if it persists, check what lies between here and Drive "
+        f"(a proxy?), or --resume a checkpoint file you have")
 
 
 def _none_left(run: Optional[str], drive: DriveFolder, bad: Sequence[str],
