@@ -13,9 +13,9 @@ more, and what it left is as listed, as before. Not for a local folder (its list
 every file whole again)."""
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Optional, Sequence
 
-from drivestage.errors import RemoteChangedError
+from drivestage.errors import NotFoundError, RemoteChangedError
 from drivestage.localdir import LocalDirStore
 from drivestage.pool import each
 from drivestage.stage_file import PullResult
@@ -36,15 +36,18 @@ def check_unchanged(store: RemoteStore, staged: Sequence[tuple[Item, PullResult]
     if not any(r.fetched for _, r in staged) or isinstance(store, LocalDirStore):
         return
     by_folder: dict[str, list[tuple[Item, PullResult]]] = {}
-    for it, r in staged:
-        if it.entry.parent_id is not None:
-            by_folder.setdefault(it.entry.parent_id, []).append((it, r))
+    for pairs in _by_local_folder(staged).values():
+        folder_id = _drive_folder(pairs)
+        if folder_id is not None:
+            by_folder.setdefault(folder_id, []).extend(pairs)
     changed: list[str] = []
     folders = list(by_folder)
     # (``jobs`` folders at a time, as the walk listed them: each listing is a round trip)
     listings = each(lambda f: store.list(RemoteEntry(id=f, name="", is_dir=True)), folders,
                     jobs, "drivestage-relist")
     for folder_id, listing in zip(folders, listings):
+        if isinstance(listing, NotFoundError):
+            continue    # (gone since, or not listable by id here: nothing to compare with)
         if isinstance(listing, BaseException):
             raise listing
         now = {e.id: e for e in listing}
@@ -60,3 +63,26 @@ def check_unchanged(store: RemoteStore, staged: Sequence[tuple[Item, PullResult]
             f"version since the folder was listed): what it staged mixes files of before and "
             f"after that change. Run again to stage the new version (only what changed is "
             f"fetched)")
+
+
+def _by_local_folder(staged: Sequence[tuple[Item, PullResult]]
+                     ) -> dict[str, list[tuple[Item, PullResult]]]:
+    out: dict[str, list[tuple[Item, PullResult]]] = {}
+    for it, r in staged:
+        out.setdefault(it.folder, []).append((it, r))
+    return out
+
+
+def _drive_folder(pairs: Sequence[tuple[Item, PullResult]]) -> Optional[str]:
+    """The Drive folder the walk listed the files of one local folder from: the one folder
+    every one of them is in. (An item's first parent is not always it: files from before
+    Drive's single-parent rule may be in several folders, the first one another's.)"""
+    common: Optional[set[str]] = None
+    for it, _ in pairs:
+        ids = set(it.entry.parent_ids) or \
+            ({it.entry.parent_id} if it.entry.parent_id is not None else set())
+        common = ids if common is None else common & ids
+    if not common:
+        return None
+    first = pairs[0][0].entry.parent_id
+    return first if first in common else min(common)
