@@ -14,14 +14,15 @@ import os
 import threading
 
 import drivestage
-from drivestage.errors import RemoteChangedError
 
 from _cli import run
+from _messages import error_line, renders, shown
 from _signal_env import _cli_server, _fast  # noqa: F401  (autouse fixtures)
 
 MiB = 1 << 20
 
 
+@renders("changed on Drive while this pull ran")
 def test_a_file_replaced_during_a_folder_pull_is_not_left_mixed_in_silence(
         emulator, drive_env, tmp_path):
     v1, v2 = b"labels v1\n" * 100, b"labels v2\n" * 100     # the same size: md5 tells
@@ -31,11 +32,7 @@ def test_a_file_replaced_during_a_folder_pull_is_not_left_mixed_in_silence(
     box: dict = {}
 
     def pull() -> None:
-        try:
-            box["result"] = drivestage.pull("drive:ds", str(tmp_path / "data"), quiet=True,
-                                            chunk_size=MiB)
-        except BaseException as exc:  # noqa: B902 - judged below
-            box["error"] = exc
+        box["run"] = run("pull", "drive:ds", str(tmp_path / "data"), "-q", "--chunk-size", "1M")
 
     t = threading.Thread(target=pull, daemon=True)
     t.start()
@@ -55,9 +52,11 @@ def test_a_file_replaced_during_a_folder_pull_is_not_left_mixed_in_silence(
     assert emulator.read_bytes(a_id) == v2
     # What a user relies on: a pull that ends without an error staged what Drive holds; one
     # that ran across a change says so, naming the file, and the rerun stages the new one.
-    error = box.get("error")
-    assert isinstance(error, RemoteChangedError), (staged, error)
-    assert str(error).startswith("drive:ds/a.txt changed on Drive while this pull ran ")
+    code, _out, err = box["run"]
+    assert code == 1 and staged == v1, err
+    line = error_line(err)
+    assert line.startswith("Error: drive:ds/a.txt changed on Drive while this pull ran "), err
+    shown("changed on Drive while this pull ran", line)
     code, _out, err = run("pull", "drive:ds", str(tmp_path / "data"), "-q")
     assert code == 0, err
     assert (tmp_path / "data" / "ds" / "a.txt").read_bytes() == v2

@@ -16,6 +16,7 @@ import types
 
 import pytest
 
+from _messages import renders, shown
 from trainer import checkpoint as ckpt
 from trainer.errors import CheckpointError
 
@@ -42,6 +43,7 @@ def _state(epoch: int) -> dict:
             "iteration": epoch * 10, "epoch_iteration": 0, "config": {}, "run": "r1"}
 
 
+@renders('did not arrive as Drive holds it (… the downloaded bytes do not match Drive')
 def test_a_newest_checkpoint_damaged_in_transit_twice_never_sends_the_resume_back(
         emulator, drive_env, local_state, tmp_path):
     logs, made = tmp_path / "logs", tmp_path / "made"
@@ -58,6 +60,7 @@ def test_a_newest_checkpoint_damaged_in_transit_twice_never_sends_the_resume_bac
         "--resume auto does not go back to an older one for that. Run again (Drive keeps it); "
         "if it persists, check what lies between here and Drive (a proxy?), or --resume a "
         "checkpoint file you have"), stop.value
+    shown('did not arrive as Drive holds it (… the downloaded bytes do not match Drive', str(stop.value))
     # Nothing of it left in the run folder (no copy, no partial); epoch 4 not fetched.
     assert not logs.exists() or [n for n in os.listdir(logs)
                                  if not n.startswith(".drivestage")] == []
