@@ -29,7 +29,7 @@ LAYERS = [
     ["store_entries", "store", "sidecar", "first_seen", "flagged"],   # flagged: sidecars Drive will not serve
     ["retention_policy", "retention_plan", "lineage"],
     ["retention_order"],
-    ["lockdir", "state", "retention", "create_ids"],
+    ["lockdir", "claims", "state", "retention", "create_ids"],
     ["orphans"],
     ["lone_autosaves",   # an autosave left without its sidecar: which may go
      "unlisted_sidecars"],   # a checkpoint listed without one that push --delete spares
