@@ -17,7 +17,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
-from drivestage import temps, unread
+from drivestage import temps, unread, unread_memory
 from drivestage.errors import BecameOtherError, LocalFileError, ShortcutCycleError, UsageError
 from drivestage.paths import (PATH_MAX, UTF8_LOCALE, exclude_deep, exclude_pattern,
                               is_reserved, matches, names_encoding, printable)
@@ -238,7 +238,7 @@ def walk(src: str, include: Sequence[str] = (), exclude: Sequence[str] = (), *,
             return  # removed while we walked
         except OSError as exc:   # (EACCES: no r; EIO, a mount that stopped)
             if not rel_root:
-                raise unread.src_unread(folder, exc.errno or 0) from None
+                raise unread_memory.src_unread(folder, exc.errno or 0) from None
             tree.folders.remove(rel_root)   # (not made on the store: nothing known of it)
             tree.unread.append(Unread(rel_root, os.path.abspath(folder), exc.errno or 0, True))
             return

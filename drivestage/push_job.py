@@ -8,7 +8,7 @@ import threading
 from typing import Iterable, Mapping, Optional, Sequence
 
 from drivestage import extra, first_seen, name_blocked, other_runs, pruning, push_room, \
-    run_folders, sidecar, unread
+    run_folders, sidecar, unread, unread_memory
 from drivestage.errors import (BecameOtherError, DriveStageError, FolderInTheWayError,
                                FolderLeftError, NameSharedError, NotFoundError,
                                PermissionDeniedError, TrashedError, UsageError)
@@ -61,6 +61,7 @@ class PushJob(Sends):
         self.follow_symlinks = False     # the walk's (set by run)
         self.listing: Listings = {}
         self.vanished: set[str] = set()  # top-level files gone before they were sent
+        self.emptied: set[str] = set()   # folders said emptied on purpose (push --emptied)
         # Local files over a folder of their name on the store that --delete is to remove.
         self.over_folders: list[tuple[LocalFile, list[RemoteEntry]]] = []
         self.room_left: list[Decision] = []  # left alone by push_room: not tried again
@@ -77,8 +78,16 @@ class PushJob(Sends):
         store, self.path, self.follow_symlinks = self.store, path, follow_symlinks
         tree = walk(src, self.include, self.exclude, follow_symlinks=follow_symlinks)
         # (SRC read empty where the last push could not read it: an unmounted mount point)
-        unread.src_again(src, empty=not (tree.files or tree.folders[1:] or tree.skipped_links
-                                         or tree.special or tree.unread))
+        unread_memory.src_again(src, not (tree.files or tree.folders[1:] or tree.skipped_links
+                                          or tree.special or tree.unread), self.emptied)
+        # A folder a push could not read that reads empty now: an unmounted mount point, not
+        # a folder emptied (attackr248), in a new process too: remembered as the walk found
+        # it, before a request is sent (unread_memory, pushremount49).
+        again = unread_memory.empty_again(
+            tree.folders, tree.made, [*(lf.rel for lf in tree.files), *tree.folders,
+                                      *tree.skipped_links, *tree.special, *tree.unread_rels],
+            tree.unread, src, self.emptied)
+        tree.unread.extend(again)
         self.result.skipped_links = tree.skipped_links
         self.result.unread = list(tree.unread)   # (and the files refused as they are sent)
         say_special(tree.special, src, "send")
@@ -95,14 +104,6 @@ class PushJob(Sends):
                              "folder as DEST")
         if root.read_only:  # before any write: a push there could only fail file by file
             raise PermissionDeniedError(root.read_only)
-        # A folder the last push into DEST could not read that reads empty now: an unmounted
-        # mount point, not a folder emptied (unread.empty_again: attackr248).
-        again = unread.empty_again(
-            tree.folders, tree.made, [*(lf.rel for lf in tree.files), *tree.folders,
-                                      *tree.skipped_links, *tree.special, *tree.unread_rels],
-            src, store.describe(root))
-        tree.unread.extend(again)
-        self.result.unread.extend(again)
         # DEST's lock by its id too (upload_tree holds DEST's as written): a push into it named
         # another way (by id, a shortcut) made every new file too (attacky25); and those of
         # the folders above it: a push into one (a mirror of all runs) writes into DEST too,

@@ -10,21 +10,22 @@ does for another run's checkpoints it left. A path gone (ENOENT, ENOTDIR) is abs
 walk's answer, as a file deleted on purpose; one gone between the walk and its send is kept
 on Drive this time and removed by the next push's walk.
 
-A folder the last push into a DEST could not read that reads as an empty folder now is kept
-the same way (:func:`empty_again`, attackr248): a mount in SRC whose program ended (ENOTCONN)
-and that was then unmounted is the empty folder it was made as, and a mirror's next period
-took every file under it on Drive to the trash, the only copies left. Kept while it reads
-empty in this process; a new process (which did not see it unread) takes it as emptied.
+A folder a push into a DEST could not read that reads as an empty folder now is kept the
+same way (:mod:`drivestage.unread_memory`, attackr248, pushremount49): a mount in SRC whose
+program ended (ENOTCONN) and that was then unmounted is the empty folder it was made as, and
+the next push took every file under it on Drive to the trash, the only copies left.
 """
 from __future__ import annotations
 
 import errno
 import logging
 import os
+import shlex
 from dataclasses import dataclass
-from typing import Iterable, Optional, Sequence
+from typing import Optional, Sequence
 
 from drivestage.errors import DriveStageError, LocalFileError
+from drivestage.lost_mounts import lost_mount
 from drivestage.paths import exclude_pattern, printable
 
 # The name push's lines always had (a user's logging config, or grep, may name it).
@@ -38,14 +39,6 @@ _REMOUNT = (errno.ENOTCONN, errno.ESTALE, errno.ENODEV)
 #: What :func:`say` said last, by DEST: a mirror pushes every period, and said the same
 #: lines every time (its failure line is said once while it lasts: mirror._say_failed).
 _SAID: dict[str, tuple[tuple[str, int, bool], ...]] = {}
-
-#: The folders of SRC a push into DEST could not read, as the last one said (:func:`say`),
-#: by DEST: read as empty by the next, they are a mount point left unmounted (empty_again).
-_LAST: dict[str, dict[str, Unread]] = {}
-
-#: The SRC folders (absolute) a push of this process could not stat or list: its errno.
-_SRC_UNREAD: dict[str, int] = {}
-
 
 @dataclass(frozen=True)
 class Unread:
@@ -80,7 +73,6 @@ def say(unread: Sequence[Unread], dest: str) -> None:
     """One line for each of ``unread`` (at most :data:`SAID_AT_MOST`, the rest counted):
     the path, why, that DEST keeps what it has there, and what to do; not again while the
     same paths of the same SRC fail alike into ``dest``."""
-    _LAST[dest] = {u.path: u for u in unread if u.folder}
     now = tuple((u.path, u.errno, u.empty) for u in sorted(unread, key=lambda u: u.rel))
     if _SAID.get(dest) == now:
         return
@@ -91,14 +83,16 @@ def say(unread: Sequence[Unread], dest: str) -> None:
             log.error("%s reads as an empty folder where the last push could not read it "
                       "(%s): a mount point not mounted again? Not sent, and nothing at %s or "
                       "under it on Drive is removed this time; mount it again, then push "
-                      "again; if it was emptied on purpose, push it from a new process (or "
-                      "remove %s)", printable(u.path), u.why, where, where)
+                      "again; if it was emptied on purpose, push once with --emptied %s",
+                      printable(u.path), u.why, where, shlex.quote(printable(u.path)))
             continue
         if u.errno in (errno.EACCES, errno.EPERM):
             how = (f"let this user read it (chmod {'-R u+rX' if u.folder else 'u+r'} "
                    f"{printable(u.path)})")
         elif u.errno in _REMOUNT:
-            how = "mount it again"
+            # (the mount point, where a FUSE mount's program ended: the path may lie deep in it)
+            point = lost_mount(u.path) if u.errno == errno.ENOTCONN else None
+            how = f"mount {printable(point)} again" if point else "mount it again"
         else:
             how = "check the disk or mount it is on"
         log.error("could not read %s (%s): not sent, and nothing at %s/%s%s on Drive is "
@@ -111,50 +105,20 @@ def say(unread: Sequence[Unread], dest: str) -> None:
 
 
 def src_unread(src: str, err: int) -> LocalFileError:
-    """The failure of a push whose SRC could not be stat'ed or listed (``err``), noted: a
-    later push of this process that reads it as empty is refused (:func:`src_again`)."""
-    _SRC_UNREAD[os.path.abspath(src)] = err
+    """The failure of a push whose SRC could not be stat'ed or listed (``err``; remembered by
+    :func:`drivestage.unread_memory.src_unread`)."""
     return LocalFileError(f"could not read SRC {printable(src)} ({os.strerror(err)}): "
                           "nothing was pushed")
 
 
-def src_again(src: str, empty: bool) -> None:
-    """Refuse a push of ``src`` that reads as ``empty`` where a push of this process could
-    not read it (a mount that stopped, then unmounted: a mirror's next period took every file
-    of DEST with ``--delete``, attackr248); forget that once it holds something."""
-    key = os.path.abspath(src)
-    err = _SRC_UNREAD.get(key)
-    if err is None:
-        return
-    if not empty:
-        del _SRC_UNREAD[key]
-        return
-    raise LocalFileError(f"SRC {printable(src)} reads as an empty folder where the last push "
-                         f"could not read it ({os.strerror(err)}): a mount point not mounted "
-                         "again? Nothing was pushed; mount it again, then push again; if it was "
-                         "emptied on purpose, push it from a new process")
-
-
-def empty_again(folders: list[str], made: list[str], held: Iterable[str], src: str,
-                dest: str) -> list[Unread]:
-    """The ``folders`` (a walk's of ``src``) that the last push into ``dest`` of this process
-    could not read and that hold nothing now (none of the walk's paths, ``held``, below
-    them), as :class:`Unread` (``empty``), taken out of ``folders`` and ``made`` (not made on
-    the store, as the walk's own unread folders)."""
-    last = _LAST.get(dest, {})
-    if not last:
-        return []
-    held = list(held)
-    again = []
-    for rel in list(folders):
-        u = last.get(os.path.abspath(os.path.join(src, rel))) if rel else None
-        if u is None or u.rel != rel or any(h.startswith(rel + "/") for h in held):
-            continue
-        folders.remove(rel)
-        if rel in made:
-            made.remove(rel)
-        again.append(Unread(rel, u.path, u.errno, True, True))
-    return again
+def src_refused(src: str, err: int) -> LocalFileError:
+    """The failure of a push of ``src`` that reads as an empty folder where a push could not
+    read it (``err``): a mount that stopped, then unmounted (attackr248)."""
+    return LocalFileError(f"SRC {printable(src)} reads as an empty folder where the last push "
+                          f"could not read it ({os.strerror(err)}): a mount point not mounted "
+                          "again? Nothing was pushed; mount it again, then push again; if it was "
+                          "emptied on purpose, push once with --emptied "
+                          f"{shlex.quote(printable(src))}")
 
 
 def error(unread: Sequence[Unread]) -> LocalFileError:

@@ -54,7 +54,7 @@ import os
 import stat
 from typing import Any, Iterable, Optional, Sequence
 
-from drivestage import extra, unread
+from drivestage import extra, unread_memory
 from drivestage.errors import DriveStageError, FolderGoneError, NotFoundError, TrashedError, \
     UsageError
 from drivestage.local_tree import DEFAULT_EXCLUDES, LocalFile, walk  # noqa: F401 (re-export)
@@ -82,7 +82,7 @@ def push(src: str, dest: Where, policy: Optional[RetentionPolicy] = None, *,
          jobs: int = 4, progress: Optional[ProgressFn] = None,
          md5_cache: Optional[Md5Cache] = None, keep_other_runs: bool = True,
          outstanding: Optional[Outstanding] = None, run_folder: bool = False,
-         guard: Optional[Guard] = None) -> PushResult:
+         guard: Optional[Guard] = None, emptied: Iterable[str] = ()) -> PushResult:
     """Mirror the local folder ``src`` into ``dest`` (incremental, verified), then prune.
 
     ``dest`` is a spec (``drive:Models/logs``, ``/mnt/nas/logs``), a ``(store, path)`` pair
@@ -104,16 +104,23 @@ def push(src: str, dest: Where, policy: Optional[RetentionPolicy] = None, *,
     ``guard``: the caller's check that it may still write there (a trainer's run lease),
     called at each point the push commits on the store; raised, the push removes the new
     copies nothing vouches for yet and raises it (:mod:`drivestage.push_fence`).
+    ``emptied``: folders of ``src`` (or ``src``) emptied on purpose: a folder a push could not
+    read that reads empty now is kept as unread (an unmounted mount point) unless named here
+    (:mod:`drivestage.unread_memory`).
     """
     try:   # (a mount that stopped is no folder to stat, nor absent: ENOTCONN, EIO)
         is_dir = stat.S_ISDIR(os.stat(src).st_mode)
     except (FileNotFoundError, NotADirectoryError):
         is_dir = False
     except OSError as exc:
-        raise unread.src_unread(src, exc.errno or 0) from None
+        raise unread_memory.src_unread(src, exc.errno or 0) from None
     if not is_dir:
         raise NotFoundError(f"{src} is not a local folder; give the folder to push "
                             "(e.g. logs/)")
+    for folder in emptied:   # (only folders a push walks can have been unread)
+        if os.path.relpath(os.path.abspath(folder), os.path.abspath(src)).startswith(".."):
+            raise UsageError(f"--emptied {folder} is not SRC {src} or a folder in it; name "
+                             "the folder of SRC that was emptied on purpose")
     if not 1 <= jobs <= MAX_JOBS:
         raise UsageError(f"jobs={jobs} is invalid; use 1 to {MAX_JOBS}")
     if max_delete is not None and max_delete < 0:
@@ -132,6 +139,7 @@ def push(src: str, dest: Where, policy: Optional[RetentionPolicy] = None, *,
                        jobs=jobs, progress=progress, cache=cache, keep_other_runs=keep_other_runs,
                        outstanding=outstanding or Outstanding(), run_folder=run_folder,
                        guard=guard)
+        made.emptied = {os.path.abspath(p) for p in emptied}
         made.outstanding.begin(made.result)   # (read by a caller when the push fails)
         return made
     job = new_job()

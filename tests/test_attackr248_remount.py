@@ -51,17 +51,15 @@ def test_a_mount_unread_then_empty_keeps_its_copies_on_drive_in_the_same_mirror(
                     "read it (Transport endpoint is not connected): a mount point not mounted "
                     "again? Not sent, and nothing at drive:runs/x/mnt or under it on Drive is "
                     "removed this time; mount it again, then push again; if it was emptied on "
-                    "purpose, push it from a new process (or remove drive:runs/x/mnt)"], said
+                    f"purpose, push once with --emptied {tmp_path}/src/mnt"], said
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="a new process has no memory of the path it could not "
-                   "read: an empty folder is taken as emptied (persisting it needs local state; "
-                   "drivestage/state.py is at 500 lines)")
 def test_a_mount_unread_then_empty_keeps_its_copies_on_drive_across_cli_pushes(
         emulator, drive_env, local_state, tmp_path, mounted: FullDriveMount):
     """A cron job's pushes: one over the stopped mount (kept, exit 1), the mount undone, the
-    next ``push --delete`` (a new process) trashes every file under it on Drive."""
+    next ``push --delete`` (a new process) trashed every file under it on Drive (no memory
+    across processes; kept since pushremount49: drivestage/unread_memory.py)."""
     import subprocess
     import sys
 
@@ -81,6 +79,9 @@ def test_a_mount_unread_then_empty_keeps_its_copies_on_drive_across_cli_pushes(
     mounted.stop()
     code, _out, err = run("push", str(tmp_path / "src"), "drive:runs/x", "--delete")
     assert live(emulator) == {"a.txt": b"a", "mnt/m.txt": b"mounted, old", "mnt/n.txt": b"n"}
+    # (pushremount49: remembered in the state folder; said, exit 1, until --emptied names it)
+    assert code == 1 and f"{tmp_path}/src/mnt reads as an empty folder where the last push " \
+        "could not read it (Transport endpoint is not connected)" in err, err[-3000:]
 
 
 @pytest.fixture

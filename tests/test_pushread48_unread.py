@@ -184,8 +184,8 @@ def test_a_mirror_period_over_a_stopped_mount_fails_and_deletes_nothing_under_it
     said = [r.getMessage() for r in caplog.records if "could not read" in r.getMessage()]
     assert said == [f"could not read {tmp_path}/src/mnt (Transport endpoint is not "
                     "connected): not sent, and nothing at drive:runs/x/mnt or under it on Drive is "
-                    "removed or replaced this time; mount it again, then push again, or leave it "
-                    "out: --exclude 'mnt'"], said
+                    f"removed or replaced this time; mount {tmp_path}/src/mnt again, then push "
+                    "again, or leave it out: --exclude 'mnt'"], said   # (the mount point named)
 
 
 def test_a_file_deleted_between_the_walk_and_its_send_goes_from_drive_on_the_next_push(

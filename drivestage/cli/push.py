@@ -305,11 +305,17 @@ def _target(dest: str, api_root: Optional[str], credentials: Optional[str],
 @cli.command("push")
 @click.argument("src", type=click.Path())
 @click.argument("dest")
+@click.option("--emptied", multiple=True, metavar="PATH",
+              help="PATH (SRC or a folder in it) was emptied on purpose: where a push could "
+                   "not read it before and it reads empty now, take it as emptied (--delete "
+                   "removes its copies on Drive), not as a mount point left unmounted; "
+                   "repeatable.")
 @_transfer_options
 @_policy_options
 @drive_options
 @stops_as_ctrl_c
-def push_cmd(src: str, dest: str, include: tuple[str, ...], exclude: tuple[str, ...],
+def push_cmd(src: str, dest: str, emptied: tuple[str, ...], include: tuple[str, ...],
+             exclude: tuple[str, ...],
              delete: bool, delete_permanently: bool, max_delete: Optional[int],
              follow_symlinks: bool, chunk_size: Optional[str], jobs: int, force: bool,
              use_trash: bool, protect: tuple[str, ...], api_root: Optional[str],
@@ -343,7 +349,8 @@ def push_cmd(src: str, dest: str, include: tuple[str, ...], exclude: tuple[str, 
                           delete_permanently=delete_permanently, max_delete=max_delete,
                           follow_symlinks=follow_symlinks, chunk_size=_chunk(chunk_size),
                           protect=protect, use_trash=use_trash, jobs=jobs,
-                          progress=bar.update, md5_cache=cache, keep_other_runs=not force)
+                          progress=bar.update, md5_cache=cache, keep_other_runs=not force,
+                          emptied=emptied)
     except BaseException as exc:
         # What went before it failed, in the summary's words, before the Error line
         # (guards41: the summary was the success's alone).

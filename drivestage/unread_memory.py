@@ -1,0 +1,187 @@
+"""What push could not read, remembered across processes (``unread.json`` in the state folder).
+
+A FUSE mount in SRC (or SRC itself) whose program ended reads ENOTCONN: push keeps what Drive
+has under it (:mod:`drivestage.unread`). Unmounted, it reads as the empty folder it was made
+on, the same as a folder a user emptied on purpose; only the history tells them apart. The
+same process remembered it; a new one (a cron push, a restarted mirror, the trainer after a
+restart) did not, and ``--delete`` took everything Drive held under it (attackr248). So the
+folders a push could not read are written here as the walk found them, before push sends a
+request (a push killed at any later point is remembered), by their absolute local path (into
+any DEST: a push of the folder above, or into another DEST, sees the same mount point), and a
+later push of any process that reads one of them as holding nothing keeps it as unread
+(:func:`empty_again`, :func:`src_again`).
+
+Forgotten only on a signal an unmounted mount point cannot give: the folder holds something
+(a clean read of a mount point left unmounted finds nothing), it is gone (the walk's clear
+answer, as pushread48 rules), or the user says it was emptied on purpose (``push --emptied
+PATH``). A memory that cannot be read (damaged, another version's) is said and taken as none
+(push as before it existed); one that cannot be written (a full or read-only disk) is said
+and held in this process only: push works either way.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from typing import Any, Collection, Iterable, Mapping, Optional
+
+from drivestage.errors import DriveStageError, LocalFileError
+from drivestage.state import JsonFile, state_dir
+from drivestage.unread import Unread, src_unread as _src_failure, src_refused
+
+log = logging.getLogger("drivestage.upload_tree")   # (push's lines' name)
+
+#: The file's name in the state folder, and the shape this code writes: ``{"version": 1,
+#: "folders": {PATH: {"errno": N, "t": T}}}`` (PATH: a folder's absolute local path, SRC's or
+#: one in it; N: why it could not be read; T: when, in seconds since the epoch).
+FILE = "unread.json"
+VERSION = 1
+
+#: This process's memory where the file could not be written (None: the file holds it).
+_here: Optional[dict[str, Any]] = None
+#: The files said (once per process) not to be a memory this version reads.
+_warned: set[str] = set()
+
+
+class _File(JsonFile):
+    """``unread.json``: one that cannot be read is said once a process (a push reads it twice,
+    a mirror every period), naming what it costs."""
+
+    def read(self) -> dict[str, Any]:
+        try:
+            with open(self.path, encoding="utf-8") as fh:
+                data = json.load(fh)
+            return data if isinstance(data, dict) else {"version": None}
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as exc:
+            _ignoring(str(self.path), str(exc))
+            return {}
+
+
+def _file() -> JsonFile:
+    return _File(state_dir() / FILE)
+
+
+def _ignoring(path: str, why: str) -> None:
+    if path not in _warned:
+        _warned.add(path)
+        log.warning("ignoring %s (%s): a folder an earlier push could not read is not known "
+                    "to this one; it is written anew", path, why)
+
+
+def _valid(data: dict[str, Any], path: str) -> dict[str, Any]:
+    """``data`` as read, or an empty memory where it is not this version's (said once)."""
+    if data and (data.get("version") != VERSION or not isinstance(data.get("folders"), dict)):
+        _ignoring(path, "not a memory this version of drivestage reads")
+        data = {}
+    return data if data else {"version": VERSION, "folders": {}}
+
+
+def _read() -> dict[str, Any]:
+    """The folders push could not read: path -> record."""
+    if _here is not None:
+        return dict(_here["folders"])
+    try:
+        memory = _file()
+    except DriveStageError:   # (no state folder: the push's other state says it)
+        return {}
+    return dict(_valid(memory.read(), str(memory.path))["folders"])
+
+
+def _change(forget: Iterable[str], note: Mapping[str, int]) -> None:
+    """Forget the folders ``forget`` and note those of ``note`` (path -> errno), in the file
+    (a locked read-modify-write: two pushes at once each keep the other's) or, where it
+    cannot be written, in this process (said: the next process does not know them)."""
+    global _here
+    forget, now = list(forget), time.time()
+
+    def change(data: dict[str, Any]) -> None:
+        folders = data["folders"]
+        for path in forget:
+            folders.pop(path, None)
+        folders.update({path: {"errno": err, "t": now} for path, err in note.items()})
+    if _here is None:
+        try:
+            memory = _file()
+            if memory.update_or_warn(lambda data: change(_fill(data, str(memory.path))),
+                                     "a folder push could not read is not known to the next "
+                                     "process (an empty mount point there would be taken "
+                                     "for a folder emptied): free the disk, or point "
+                                     "DRIVESTAGE_STATE_DIR at a folder you can write"):
+                return
+            _here = _valid(memory.read(), str(memory.path))
+        except DriveStageError:
+            _here = _valid({}, "")
+    change(_here)
+
+
+def _fill(data: dict[str, Any], path: str) -> dict[str, Any]:
+    """``data`` (the file as read, changed in place) made this version's memory."""
+    valid = _valid(dict(data), path)
+    data.clear()
+    data.update(valid)
+    return data
+
+
+def src_unread(src: str, err: int) -> LocalFileError:
+    """The failure of a push whose SRC could not be stat'ed or listed (``err``), remembered:
+    a later push of any process that reads it as empty is refused (:func:`src_again`)."""
+    _change((), {os.path.abspath(src): err})
+    return _src_failure(src, err)
+
+
+def src_again(src: str, empty: bool, emptied: Collection[str] = ()) -> None:
+    """Refuse a push of ``src`` that reads as ``empty`` where a push could not read it (a
+    mount that stopped, then unmounted: ``--delete`` took every file of DEST, attackr248);
+    forget that once it holds something, or ``emptied`` names it (``--emptied``)."""
+    key = os.path.abspath(src)
+    rec = _read().get(key)
+    if rec is None:
+        return
+    if empty and key not in emptied:
+        raise src_refused(src, _errno(rec))
+    _change([key], {})
+
+
+def empty_again(folders: list[str], made: list[str], held: Iterable[str],
+                unread: Iterable[Unread], src: str, emptied: Collection[str] = ()
+                ) -> list[Unread]:
+    """The ``folders`` (a walk's of ``src``) that a push could not read and that hold nothing
+    now (none of the walk's paths, ``held``, below them), unless ``emptied`` names them, as
+    :class:`Unread` (``empty``), taken out of ``folders`` and ``made`` (not made on the
+    store, as the walk's own unread folders). Remembered: these and the walk's ``unread``
+    folders; forgotten: the folders of SRC remembered that hold something now, are gone, or
+    that ``emptied`` names."""
+    last = _read()
+    root = os.path.abspath(src)
+    held = list(held)
+    again, forget = [], []
+    for rel in folders:
+        path = os.path.abspath(os.path.join(src, rel)) if rel else root
+        rec = last.get(path)
+        if rec is None:
+            continue
+        if not rel or path in emptied or any(h.startswith(rel + "/") for h in held):
+            forget.append(path)   # (SRC's own: src_again's)
+            continue
+        again.append(Unread(rel, path, _errno(rec), True, True))
+    for u in again:
+        folders.remove(u.rel)
+        if u.rel in made:
+            made.remove(u.rel)
+    # A folder remembered below SRC that the walk did not find: gone (forgotten) or left out
+    # by the filters, or below a folder not read (kept).
+    forget += [p for p in last if p.startswith(root + os.sep) and p not in forget
+               and not os.path.lexists(p)]
+    note = {u.path: u.errno for u in unread if u.folder and u.rel}
+    note.update({u.path: u.errno for u in again})
+    if forget or any(_errno(last.get(p)) != err for p, err in note.items()):
+        _change(forget, note)
+    return again
+
+
+def _errno(rec: Any) -> int:
+    got = rec.get("errno") if isinstance(rec, dict) else None
+    return got if isinstance(got, int) and not isinstance(got, bool) else 0
