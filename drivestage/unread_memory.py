@@ -132,6 +132,17 @@ def src_unread(src: str, err: int) -> LocalFileError:
     return _src_failure(src, err)
 
 
+def refuse_unread_src(src: str) -> None:
+    """Raise :func:`src_unread` where ``src`` cannot be stat'ed, other than for being absent
+    (a stopped mount: ENOTCONN; was "is not a local folder", exit 2, and not remembered)."""
+    try:
+        os.stat(src)
+    except (FileNotFoundError, NotADirectoryError):
+        pass
+    except OSError as exc:
+        raise src_unread(src, exc.errno or 0) from None
+
+
 def src_again(src: str, empty: bool, emptied: Collection[str] = ()) -> None:
     """Refuse a push of ``src`` that reads as ``empty`` where a push could not read it (a
     mount that stopped, then unmounted: ``--delete`` took every file of DEST, attackr248);

@@ -250,6 +250,8 @@ def _refuse_a_file(src: str, dest: str, verb: str = "push") -> None:
         raise UsageError(f"SRC {src} is a file; push sends a folder: put the file in a folder "
                          f"of its own and push that folder (drivestage push upload/ {dest} "
                          f"puts upload/{name} at {where}{sep}{name})")
+    from drivestage.unread_memory import refuse_unread_src
+    refuse_unread_src(src)   # (a mount that stopped: no folder, nor absent)
     if not os.path.isdir(src):   # (a path not there, a FIFO: exit 2, as README's table says)
         raise UsageError(f"{src} is not a local folder; give the folder to {verb} (e.g. logs/)")
 
