@@ -59,3 +59,6 @@ def test_src_a_mount_stopped_then_unmounted(emulator, drive_env, local_state, tm
         assert code == 1, err
         shown(AGAIN, error_line(err))
         assert live(emulator) == {"epoch_001.pt": b"one"}
+        code, _out, err = run("push", str(tmp_path / "src"), "drive:runs/x", "--delete",
+                              "--emptied", str(tmp_path / "src"))   # (emptied on purpose)
+        assert code == 0 and live(emulator) == {}, err

@@ -78,6 +78,7 @@ def _said(err: str, tmp_path) -> list[str]:
             and line.startswith("ERROR")]
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(60)
 def test_a_push_killed_after_its_walk_is_remembered_by_the_next_process(
         emulator, drive_env, local_state, tmp_path, mounted: FullDriveMount):
@@ -197,6 +198,7 @@ for i in range(int(sys.argv[2])):
 """
 
 
+@pytest.mark.slow
 def test_two_processes_writing_the_memory_at_once_keep_each_others(tmp_path, local_state):
     """Two pushes at once (of two SRCs; two into one DEST wait for each other's place lock)
     each add what they could not read: neither write loses the other's."""
