@@ -13,12 +13,17 @@ said in one line (:func:`say`), and the push fails once everything else is done
 from __future__ import annotations
 
 import logging
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from drivestage.errors import DriveStageError, FolderInTheWayError
 
 # The name push's lines always had (a user's logging config, or grep, may name it).
 log = logging.getLogger("drivestage.upload_tree")
+
+#: Why a folder at a file's name stays after ``--delete`` (that name then waits, as without
+#: ``--delete``; before, the whole push stopped, exit 2: pushblock49).
+KEPT_WHY = (" (--delete keeps that folder: it is protected, a run folder, filtered out, or "
+            "also in a folder outside DEST)")
 
 #: Lines said of such names in one push; the rest counted.
 SAID_AT_MOST = 10
@@ -54,3 +59,22 @@ def error(blocked: Sequence[FolderInTheWayError], on_drive: bool = True) -> Driv
         f"name{'s' if one else ''} {'it' if one else 'them'}); everything else was pushed, "
         f"and nothing at {'that name' if one else 'those names'} {there} was removed; push "
         f"again once the folder{'' if one else 's'} {'is' if one else 'are'} renamed")
+
+
+def owners(blocked: dict[tuple[str, str], FolderInTheWayError],
+           owned: Mapping[tuple[str, str], set[tuple[str, str]]],
+           shown: Mapping[tuple[str, str], str], for_run: bool) -> None:
+    """Into ``blocked`` (by (folder, name) of SRC), each checkpoint whose sidecar is there
+    (``owned``: sidecar -> the checkpoints it vouches for; ``shown``: how a file is named).
+    A checkpoint goes only with its sidecar: sent while its sidecar could not be, the copy
+    on the store (replaced in place) was one no sidecar vouched for, the old sidecar still
+    beside the folder naming the old bytes (lead48)."""
+    for side, mine in owned.items():
+        if side not in blocked:
+            continue
+        for key in sorted(mine - set(blocked)):
+            blocked[key] = FolderInTheWayError(
+                blocked[side].where,
+                f"{shown[key]} (the checkpoint that sidecar vouches for: one goes only "
+                f"with its sidecar)", "rename that folder on Drive" if for_run
+                else "rename one of them, or push with --delete to replace the folder")

@@ -137,26 +137,35 @@ class PushJob(Sends):
         # copy of it as it is (never prunes through it, nor makes room for it).
         if removal is None:
             self._block(files)
-        self.result.blocked = sorted(lf.rel for lf in files
-                                     if (lf.folder_rel, lf.name) in self.blocked)   # (so far)
-        self.protect |= {n for rel, n in self.blocked if not rel}
-        # Retention over the DEST folder: decided before anything is sent.
-        decision: Optional[Plan] = None
-        folder: Optional[pruning.FolderView] = None
-        skip: set[str] = set()
         # (retention too removes nothing of DEST's at a name the walk could not read)
         self.protect |= {u.rel for u in self.result.unread if "/" not in u.rel}
-        if self.policy.active:
-            decision, folder = self._plan_around_left(files)
-            self.result.plan = decision
-            skip = {d.name for d in decision if not d.keep}
-            if not decision.fits:
-                raise pruning.over_budget(decision, store.describe(root))
-        ahead = self._left() | owned.keys(files, self.listing)
-        todo = self._todo(files, skip, ahead, deleting=removal is not None)
-        deletions = None
-        left_in_way: list[LocalFile] = []
-        if removal is not None:
+        # Planned again, from what was found, when --delete keeps a folder at a file's name:
+        # that name waits too (it stopped the whole push, exit 2: pushblock49), and what was
+        # planned as sent (the newest verified, --delete's kept) is not.
+        marks = (len(self.result.skipped_by_policy), self.result.unchanged,
+                 len(self.copies.repairs), len(self.result.unread), set(self.vanished))
+        ahead: Optional[set[Key]] = None
+        while True:
+            self.result.blocked = sorted(lf.rel for lf in files
+                                         if (lf.folder_rel, lf.name) in self.blocked)  # (so far)
+            self.protect |= {n for rel, n in self.blocked if not rel}
+            # Retention over the DEST folder: decided before anything is sent.
+            decision: Optional[Plan] = None
+            folder: Optional[pruning.FolderView] = None
+            skip: set[str] = set()
+            if self.policy.active:
+                decision, folder = self._plan_around_left(files)
+                self.result.plan = decision
+                skip = {d.name for d in decision if not d.keep}
+                if not decision.fits:
+                    raise pruning.over_budget(decision, store.describe(root))
+            if ahead is None:   # (once the plan dropped what it deletes anyway: said once)
+                ahead = self._left() | owned.keys(files, self.listing)
+            todo = self._todo(files, skip, ahead, deleting=removal is not None)
+            deletions = None
+            left_in_way: list[LocalFile] = []
+            if removal is None:
+                break
             kept = (decision.kept_ids if decision is not None else set()) | pruning.newest_verified_ids(
                 store, self.listing[""], self.policy, self.cache, self._top_local(files),
                 now=store.clock()[0], seen=first_seen.on(store)) | other_runs.left_ids(
@@ -165,7 +174,12 @@ class PushJob(Sends):
                                   kept=kept, protect=self.protect,
                                   include=self.include, exclude=self.exclude,
                                   marked=lambda e: owned.marked(store, e))
-            self._check_folders_go(deletions)
+            if not self._folders_kept(deletions, files):
+                break
+            self.over_folders = []   # (the first try's steps undone: made again)
+            del self.result.skipped_by_policy[marks[0]:], self.copies.repairs[marks[2]:], \
+                self.result.unread[marks[3]:]
+            self.result.unchanged, self.vanished = marks[1], set(marks[4])
         self._check_quota(root, todo, decision, folder)
         # The new files' ids, chosen and recorded in one write before any is sent: a create
         # cut now is not made twice by the next push (drivestage.drive.ids).
@@ -355,53 +369,57 @@ class PushJob(Sends):
 
     def _block(self, files: list[LocalFile]) -> None:
         """Each file whose name a folder on the store holds (none with ``--delete``: it
-        removes the folder): not sent, said, and failing the push once the rest is done
-        (:mod:`drivestage.name_blocked`); before, the whole push was refused (attackint48)."""
+        removes the folder, or :meth:`_folders_kept`): not sent, said, and failing the push
+        once the rest is done (:mod:`drivestage.name_blocked`); before, the whole push was
+        refused (attackint48)."""
         for lf in files:
             there = self.listing[lf.folder_rel].get(lf.name, [])
             folders = [e for e in there if e.is_dir]
-            if not folders:
-                continue
-            where = self.store.describe(self.remote_folder[lf.folder_rel])
-            if len(folders) < len(there):
-                # A file is there too: the folder came after the listing of the push that sent
-                # it (Drive makes no name unique: pushlefts48). Said as it is, not as a file
-                # that "cannot be sent there"; --delete removes the folder, the file kept.
-                self.blocked[(lf.folder_rel, lf.name)] = NameSharedError(
-                    where, printable(lf.name), lf.shown, "rename that folder on Drive"
-                    if self.for_run else "rename or remove the folder on Drive, or push with "
-                    "--delete to remove it")
-            else:
-                # Sent beside it, the file made a name that every pull of DEST refused ("names
-                # 2 items"), the push exiting 0 (attackpush45); --delete removes the folder.
-                self.blocked[(lf.folder_rel, lf.name)] = FolderInTheWayError(
-                    f"{where}/{lf.name}", lf.shown, "rename that folder on Drive"
-                    if self.for_run else "rename one of them, or push with --delete to "
-                    "replace the folder")
-        # A checkpoint goes only with its sidecar: sent while its sidecar could not be, the
-        # copy on the store (replaced in place) was one no sidecar vouched for, the old
-        # sidecar still beside the folder naming the old bytes (lead48).
-        shown = {(lf.folder_rel, lf.name): lf.shown for lf in files}
-        for side, mine in sidecar_owners(files).items():
-            if side not in self.blocked:
-                continue
-            for key in sorted(mine - set(self.blocked)):
-                self.blocked[key] = FolderInTheWayError(
-                    self.blocked[side].where,
-                    f"{shown[key]} (the checkpoint that sidecar vouches for: one goes only "
-                    f"with its sidecar)", "rename that folder on Drive" if self.for_run
-                    else "rename one of them, or push with --delete to replace the folder")
+            if folders:
+                self.blocked[(lf.folder_rel, lf.name)] = self._blocked_line(
+                    lf, len(folders) < len(there))
+        self._sidecars_wait(files)
 
-    def _check_folders_go(self, deletions: extra.Deletions) -> None:
-        """Before a byte is sent: each folder a local file's name is on goes with --delete.
-        One it keeps (``--protect``, a run folder, filtered out, in another folder too) was
-        left with the file sent beside it, exit 0 (attack46)."""
+    def _blocked_line(self, lf: LocalFile, shared: bool, kept: str = "") -> FolderInTheWayError:
+        """The line of ``lf``, whose name a folder holds (``shared``: a file too); ``kept``:
+        why ``--delete`` leaves that folder."""
+        where = self.store.describe(self.remote_folder[lf.folder_rel])
+        if shared:
+            # A file is there too: the folder came after the listing of the push that sent
+            # it (Drive makes no name unique: pushlefts48). Said as it is, not as a file
+            # that "cannot be sent there"; --delete removes the folder, the file kept.
+            return NameSharedError(
+                where, printable(lf.name), lf.shown, "rename that folder on Drive"
+                if self.for_run else f"rename the folder on Drive{kept}" if kept else
+                "rename or remove the folder on Drive, or push with --delete to remove it")
+        # Sent beside it, the file made a name that every pull of DEST refused ("names 2
+        # items", the push exiting 0: attackpush45); --delete removes the folder.
+        return FolderInTheWayError(
+            f"{where}/{lf.name}", lf.shown, "rename that folder on Drive" if self.for_run
+            else f"rename one of them{kept}" if kept else
+            "rename one of them, or push with --delete to replace the folder")
+
+    def _sidecars_wait(self, files: list[LocalFile]) -> None:
+        """Each checkpoint whose sidecar waits, waiting with it (:func:`name_blocked.owners`)."""
+        name_blocked.owners(self.blocked, sidecar_owners(files),
+                            {(lf.folder_rel, lf.name): lf.shown for lf in files}, self.for_run)
+
+    def _folders_kept(self, deletions: extra.Deletions, files: list[LocalFile]) -> bool:
+        """Whether a folder at a local file's name stays after ``--delete`` (``--protect``, a
+        run folder, filtered out, in another folder too): that name then waits, as without
+        ``--delete`` (:meth:`_block`). Sent beside the folder, the file made a name every
+        pull refuses, exit 0 (attack46); before, the whole push stopped (pushblock49)."""
         going = {d.entry.id for d in deletions.doomed}
+        new = False
         for lf, folders in self.over_folders:
             if any(f.id not in going for f in folders):
-                raise self._over_folder(lf, " (--delete keeps that folder: it is protected, a run "
-                                               "folder, filtered out, or also in a folder outside "
-                                               "DEST)")
+                there = self.listing[lf.folder_rel].get(lf.name, [])
+                self.blocked[(lf.folder_rel, lf.name)] = self._blocked_line(
+                    lf, len(folders) < len(there), name_blocked.KEPT_WHY)
+                new = True
+        if new:
+            self._sidecars_wait(files)
+        return new
 
     def _say_in_way(self) -> None:
         """Said where ``--delete`` stopped partway (its guard refused, a removal failed): a
