@@ -8,7 +8,7 @@ import threading
 from typing import Iterable, Mapping, Optional, Sequence
 
 from drivestage import extra, first_seen, name_blocked, other_runs, pruning, push_room, \
-    run_folders, sidecar, unread, unread_memory
+    run_folders, sidecar, sidecar_unread, unread, unread_memory
 from drivestage.errors import (BecameOtherError, DriveStageError, FolderInTheWayError,
                                FolderLeftError, NameSharedError, NotFoundError,
                                PermissionDeniedError, TrashedError, UsageError)
@@ -68,6 +68,7 @@ class PushJob(Sends):
         self.said: set[str] = set()  # folders said to have moved (push_watch.check_folders)
         # Local files not sent: a folder on the store has their name (name_blocked).
         self.blocked: dict[Key, FolderInTheWayError] = {}
+        self.waits: dict[Key, str] = {}   # with a sidecar it cannot read (sidecar_unread)
         self.mutex = threading.Lock()
         self.fence = Fence(guard)   # the caller's check at each commit point (push_fence)
         self.copies = OldCopies(store, self.listing, use_trash=use_trash, mutex=self.mutex,
@@ -133,8 +134,12 @@ class PushJob(Sends):
         self.result.left = owned.without(other_runs.left_on_store(
             store, self.cache, self.listing, files, self._is_checkpoint,
             other_runs=self.keep_other_runs))
-        # Before the plan: a name a folder holds is not sent, and the plan sees the store's
-        # copy of it as it is (never prunes through it, nor makes room for it).
+        # Before the plan: a name a folder holds is not sent, nor a pair whose sidecar it
+        # cannot read, and the plan sees the store's copy of it as it is (never prunes
+        # through it, nor makes room for it).
+        got, self.waits = sidecar_unread.waiting(files, self.cache, sidecar_owners(files))
+        self.result.unread.extend(got)
+        self.protect |= {n for rel, n in self.waits if not rel}
         if removal is None:
             self._block(files)
         # (retention too removes nothing of DEST's at a name the walk could not read)
@@ -160,7 +165,7 @@ class PushJob(Sends):
                 if not decision.fits:
                     raise pruning.over_budget(decision, store.describe(root))
             if ahead is None:   # (once the plan dropped what it deletes anyway: said once)
-                ahead = self._left() | owned.keys(files, self.listing)
+                ahead = self._left() | owned.keys(files, self.listing) | set(self.waits)
             todo = self._todo(files, skip, ahead, deleting=removal is not None)
             deletions = None
             left_in_way: list[LocalFile] = []
@@ -215,7 +220,8 @@ class PushJob(Sends):
         # newest verified in place of the store's (attackretain46: that went, exit 0).
         # Nor is one it could not read when it came to send it: its copies there all stay.
         refused = {u.rel for u in self.result.unread if "/" not in u.rel} | {
-            n for rel, n in self.blocked if not rel}   # (and a name a folder took meanwhile)
+            n for rel, n in self.blocked if not rel} | {   # (and a name a folder took meanwhile)
+            n for rel, n in self.waits if not rel}
         self.protect |= refused
         unsent = self.vanished | refused | {n for f, n in self.copies.skipped if not f}
         # (each at the size it was sent: one saved again as it went may have grown, and the
@@ -248,6 +254,7 @@ class PushJob(Sends):
         # Last, once everything else went: a path push could not read fails it (exit 1, as
         # another run's checkpoints it left do), never taken as absent (unread.py).
         unread.say(self.result.unread, store.describe(root))
+        sidecar_unread.say(self.waits, store.describe(root))
         name_blocked.say(list(self.blocked.values()), store.describe(root))
         self.result.blocked = sorted(f"{rel}/{n}" if rel else n for rel, n in self.blocked)
         if left_in_way:
@@ -279,7 +286,8 @@ class PushJob(Sends):
     def _top_local(self, files: list[LocalFile]) -> dict[str, PlannedFile]:
         """The files about to join DEST's top folder: not those left unsent (the plan sees
         the store's copy as it is there, so it never prunes another run's through them)."""
-        ahead = {k for lf in self.result.left for k in lf.keys} | set(self.blocked)
+        ahead = {k for lf in self.result.left for k in lf.keys} | set(self.blocked) | set(
+            self.waits)
         return {lf.name: PlannedFile(lf.path, lf.size, lf.real) for lf in files
                 if not lf.folder_rel and ("", lf.name) not in ahead}
 

@@ -1,7 +1,8 @@
 """attackr248: a checkpoint's sidecar push could not read (EACCES), under ``--keep-last``:
-the checkpoint goes without it (unverified on Drive), the sidecar's name is protected, and
-retention keeps the older verified one, so Drive still holds two verified checkpoints.
-Checked, holds (passes on 7e563002): a regression test of retention over an unread path."""
+the sidecar's name is protected, and retention keeps the older verified one, so Drive still
+holds two verified checkpoints. Checked, holds (passes on 7e563002): a regression test of
+retention over an unread path. The checkpoint went without its sidecar (unverified on Drive);
+since pushblock49 it waits with it (a checkpoint goes only with its sidecar), said."""
 from __future__ import annotations
 
 from test_pushread48_unread import lines, live, push_unprivileged
@@ -23,5 +24,6 @@ def test_an_unread_sidecar_under_keep_last_leaves_two_verified_checkpoints(
     on = live(emulator)
     verified = [n for n in on if n.endswith(".pt") and n[:-3] + ".json" in on]
     assert sorted(verified) == ["epoch_003.pt", "epoch_004.pt"], sorted(on)
-    assert "epoch_005.pt" in on and "epoch_005.json" not in on
-    assert len(lines(err)) == 1 and "epoch_005.json (Permission denied)" in lines(err)[0]
+    assert "epoch_005.pt" not in on and "epoch_005.json" not in on
+    assert len(lines(err)) == 2 and "epoch_005.json (Permission denied)" in lines(err)[0]
+    assert "epoch_005.pt is not sent either" in lines(err)[1]
