@@ -3,8 +3,8 @@
 the push stopped before a byte was sent, exit 2 (attack46, pushshared48 "Left"). Now that
 name waits like any name a folder holds (name_blocked): everything else is sent, the rest of
 ``--delete`` is done, one line names the file and the folder, exit 1. The plan is made again
-without the waiting file: ``--delete`` never removes the verified checkpoint the waiting one
-was to replace. Real CLI against the emulator."""
+without the waiting file: what the policy skipped for it is sent (a verified pair on Drive
+before it stays even without that: checked). Real CLI against the emulator."""
 from __future__ import annotations
 
 import hashlib
@@ -46,22 +46,18 @@ def test_a_folder_the_delete_keeps_holds_only_that_name(emulator, env, tmp_path)
     assert live_md5s(emulator, "runs/a/x") == {"inner.txt": [_md5(b"inner")]}, err
 
 
-def test_the_delete_keeps_the_verified_checkpoint_the_waiting_one_was_to_replace(
+def test_keep_last_sends_the_checkpoint_before_the_waiting_one(
         emulator, drive_env, local_state, tmp_path):
-    """Drive holds epoch_001's verified pair (SRC no longer has it) and a protected folder
-    at epoch_002.pt; SRC holds epoch_002's pair. Planned as sent, epoch_002 made epoch_001
-    removable by ``--delete``: Drive would hold no verified checkpoint."""
+    """``--keep-last 1`` with SRC's newest checkpoint at a protected folder's name: planned
+    as sent, that one was kept and epoch_001 skipped by the policy, so nothing reached Drive
+    (found with the re-plan taken out); planned again without it, epoch_001's pair is sent."""
     src = tmp_path / "run"
     first = save(str(src), "epoch_001", 1, T0)
-    code, _, err = run("push", str(src), "drive:runs/a")
-    assert code == 0, err
-    for name in ("epoch_001.pt", "epoch_001.json"):
-        (src / name).unlink()
     save(str(src), "epoch_002", 2, T0 + 60)
     emulator.add_file("runs/a/epoch_002.pt/notes.txt", b"kept")
     code, _, err = run("push", str(src), "drive:runs/a", "--delete", "--protect",
-                       "epoch_002.pt")
+                       "epoch_002.pt", "--keep-last", "1")
     assert code == 1, err
-    # The waiting checkpoint's sidecar waits with it; the verified pair before it stays.
+    # epoch_002.json waits with its checkpoint; the folder is kept whole.
     assert live_md5s(emulator, "runs/a") == {**first, "epoch_002.pt": [None]}, err
-    assert "1 file of SRC not sent" in err.strip().splitlines()[-1], err
+    assert live_md5s(emulator, "runs/a/epoch_002.pt") == {"notes.txt": [_md5(b"kept")]}, err
