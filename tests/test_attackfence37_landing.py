@@ -7,8 +7,8 @@ holder believed itself sure for :attr:`RunLease.sure_s` more from when it was *s
 guard passed every commit of its push without a listing while the other trainer held the
 lease (until the renewal thread's next listing, a period later). Now a renewal extends the
 proof only where Drive answered it before the old proof ran out. The claim's renewal held
-by the emulator's latency (its request handled seconds later); the taker a real RunLease;
-the real PyDrive2 stack against the emulator. Slow: the lease's own periods (4 s) pass."""
+by the emulator (answered once the take-over is done: ``faults.hurry``); the taker a real
+RunLease; the real PyDrive2 stack against the emulator. Slow: the lease's own periods (2 s) pass."""
 from __future__ import annotations
 
 import threading
@@ -29,17 +29,20 @@ def test_a_renewal_that_lands_after_a_stale_take_over_proves_nothing(
     from trainer.lease import RunLease
     from trainer.lease_claims import boot_clock as _clock
 
-    period = 4.0
+    # (2 s, not 4: the lease's periods are all this test waits out; 14.6 s at 4 s. What
+    # orders its moments is the emulator's, not a guess of how long each takes: the renewal
+    # is held until the take-over is done, then let go.)
+    period = 2.0
     old = RunLease(DriveFolder(DEST, str(tmp_path / "old")), period_s=period)
     old.acquire()
-    assert (old.stale_s, old.sure_s) == (12.0, 10.0)
-    # The renewal at 2 periods (the one at 1 period failed): sent before the proof (10 s)
-    # runs out, handled 6.5 s later, after the claim read stale (12 s, and Drive's clock
-    # heard to the second) and the other trainer took the lease over.
+    assert (old.stale_s, old.sure_s) == (6.0, 5.0)
+    # The renewal at 2 periods (the one at 1 period failed): sent before the proof (5 s)
+    # runs out, held until the claim read stale (6 s, and Drive's clock heard to the second)
+    # and the other trainer took the lease over, then handled.
     time.sleep(max(0.0, old._written_at + 2 * period - _clock()))
     # (The renewal's upload only: the taker's read of the claim names its id too, and held
     # instead, it let the renewal land in time: a pass of the guard this test did not mean.)
-    emulator.faults.latency(6.5, path=f"^/upload/.*{old._mine.id}", times=1)
+    emulator.faults.latency(60, path=f"^/upload/.*{old._mine.id}", times=1)
     failed: list[BaseException] = []
 
     def renew() -> None:
@@ -50,8 +53,11 @@ def test_a_renewal_that_lands_after_a_stale_take_over_proves_nothing(
     renewal = threading.Thread(target=renew)
     renewal.start()
     new = RunLease(DriveFolder(DEST, str(tmp_path / "new")), period_s=period)
+    # (The renewal waits in the emulator: sent, not yet answered.)
+    assert emulator.faults.wait_latencies(lambda waiting: waiting == 1, 30)[0]
     new.acquire()   # (watches the old claim until it reads stale, then takes the lease)
     assert new.generation == 2
+    emulator.faults.hurry()   # (the renewal lands now: after the take-over)
     renewal.join(30)
     # (Since lease47 the renewal may find the take-over itself: its claim file, deleted by
     # the taker as stale, answers 404, and the run folder's arbiter, read before a claim is
