@@ -52,7 +52,9 @@ def _a_run(tmp_path, emulator) -> tuple:
 def _stopped_mid_upload(emulator, tmp_path, src, files, send, script=None):
     """``push SRC drive:runs/a`` in a child, ``send(proc)`` once the small file is on Drive
     and the large one half sent; its exit code and standard error."""
-    emulator.faults.throttle(512 << 10)   # 12 s for the large file: stopped well before
+    # 6 s for the large file: stopped well before (its first chunk is committed in 1 s; at
+    # 512 KiB/s, 12 s in all, that wait was 2 s of each test)
+    emulator.faults.throttle(1 << 20)
     seen = len(emulator.requests)
     proc = child(emulator, "push", str(src), "drive:runs/a", "--chunk-size", "1MiB",
                  script=script)
