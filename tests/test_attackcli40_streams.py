@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -143,14 +144,22 @@ def test_training_whose_stderr_reader_went_away_trains_to_its_end(tiny_config, t
     """``trainer train -c CFG 2>&1 | head -1``: it trained on to the last epoch and saved
     it, where the bar's first redraw after the reader went killed the run (exit 1, nothing
     saved)."""
+    from _trainer_proc import start_trainer
+
     config = tiny_config(**{"train.epochs": 1, "train.freeze_epochs": 0})
-    proc = subprocess.Popen([sys.executable, "-m", "trainer", "train", "-c", config],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    # Its standard error a pipe (a FIFO: the child is forked with torch imported, its streams
+    # opened by name, tests/_trainer_proc.py; a fresh interpreter's torch import was 2-3 s of
+    # the test's 4). Opened here first, read and write (Linux: no wait for the other end),
+    # so the child's open finds a reader; once closed here, the child's end has none.
+    fifo = str(tmp_path / "stderr")
+    os.mkfifo(fifo)
+    reader = os.fdopen(os.open(fifo, os.O_RDWR), "rb", buffering=0)
+    proc = start_trainer(["train", "-c", config], env={**os.environ, "OMP_NUM_THREADS": "1"},
+                         stderr=fifo)
     try:
-        assert proc.stderr is not None
-        proc.stderr.readline()
-        proc.stderr.close()
+        assert select.select([reader], [], [], 120)[0], "the run wrote nothing on stderr"
+        reader.readline()
+        reader.close()
         assert proc.wait(300) == 0
     finally:
         if proc.poll() is None:
