@@ -18,7 +18,6 @@ import dataclasses
 import json
 import logging
 import os
-import subprocess
 import sys
 import textwrap
 import zipfile
@@ -178,12 +177,21 @@ def test_a_verified_checkpoint_that_does_not_fit_in_memory_stops_the_search(
     assert os.path.getsize(path) > 64 << 20
     before = _md5s(logs)
 
-    child = subprocess.run([sys.executable, "-c", _UNDER_A_LIMIT, str(logs)], text=True,
-                           capture_output=True, timeout=120,
-                           env=dict(os.environ, OMP_NUM_THREADS="1"))
+    # The child forked with torch imported (tests/_trainer_proc.py: a fresh interpreter's
+    # import of torch was half of this test), its limit set from its own size as before.
+    from _trainer_proc import start_script
 
-    assert child.returncode == 0, child.stderr
-    said = json.loads(child.stdout.splitlines()[-1])
+    script, out, err = tmp_path / "under_a_limit.py", tmp_path / "out", tmp_path / "err"
+    script.write_text(_UNDER_A_LIMIT)
+    child = start_script(str(script), [str(logs)], env=dict(os.environ, OMP_NUM_THREADS="1"),
+                         stdout=str(out), stderr=str(err))
+    try:
+        code = child.wait(timeout=120)
+    finally:
+        child.kill()
+
+    assert code == 0, err.read_text()
+    said = json.loads(out.read_text().splitlines()[-1])
     assert said[0] == "stopped" and said[2] == path, said
     md5 = ckpt.read_sidecar(path).md5
     assert said[1].startswith(f"cannot resume from {path}: loading it failed on this machine ("), said
