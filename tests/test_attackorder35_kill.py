@@ -6,12 +6,11 @@ hook), not after a sleep."""
 from __future__ import annotations
 
 import signal
-import subprocess
-import sys
 
 import pytest
 
 import _cli
+from _forkcli import PIPE, cli_server
 from _cli import child_env
 from test_attack15_extract import KILLER
 from test_attack22_stage import _tree
@@ -36,11 +35,12 @@ def test_a_pull_killed_while_it_fetches_after_the_big_archive_settles(
                                                  f"ds/{name}": b"1", **extra}))
     dest = tmp_path / "d"
     event, needle, n = _KILLS[moment]
-    proc = subprocess.Popen([sys.executable, "-c", KILLER, event, needle, str(n),
-                             str(tmp_path / "count"), "pull", "drive:F", str(dest), "-x",
-                             "-q", "--chunk-size", "64KiB", "-j", "4"],
-                            env=child_env(emulator), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
+    # (forked with drivestage imported, tests/_forkcli.py: a fresh interpreter's start was
+    # half of each case)
+    proc = cli_server().popen([event, needle, str(n), str(tmp_path / "count"), "pull",
+                               "drive:F", str(dest), "-x", "-q", "--chunk-size", "64KiB",
+                               "-j", "4"], script=KILLER, env=child_env(emulator),
+                              stdout=PIPE, stderr=PIPE)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == -signal.SIGKILL, (proc.returncode, err.decode()[-3000:])
     for rel, data in _tree(dest).items():   # nothing truncated under a final name

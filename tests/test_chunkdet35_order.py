@@ -11,14 +11,13 @@ from __future__ import annotations
 import io
 import os
 import signal
-import subprocess
-import sys
 import zipfile
 
 import pytest
 
 import _cli
 from _cli import child_env
+from _forkcli import PIPE, cli_server
 from test_attack15_extract import KILLER
 from test_attack22_stage import _tree
 from test_pullorder27_overlap import _KILLS
@@ -124,10 +123,10 @@ def test_a_pull_killed_in_its_merges_settles_alike_whatever_the_chunk_size(
     again without it and then with it: b.zip holds ds/x, and the third run stages nothing."""
     event, needle, n = _KILLS[moment]
     dest = tmp_path / "d"
-    proc = subprocess.Popen([sys.executable, "-c", KILLER, event, needle, str(n),
-                             str(tmp_path / "count"), "pull", "drive:F", str(dest), "-x",
-                             "-q", "--chunk-size", "64KiB"], env=child_env(folder),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # (forked with drivestage imported, tests/_forkcli.py, not a fresh interpreter)
+    proc = cli_server().popen([event, needle, str(n), str(tmp_path / "count"), "pull",
+                               "drive:F", str(dest), "-x", "-q", "--chunk-size", "64KiB"],
+                              script=KILLER, env=child_env(folder), stdout=PIPE, stderr=PIPE)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == -signal.SIGKILL, (proc.returncode, err.decode()[-3000:])
     got = _pull(dest)

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 
 import pytest
 
 import _cli
 from _cli import child_env
+from _forkcli import cli_server
 from _envs import env  # noqa: F401  (a fixture)
 from test_attack15_extract import KILLER
 from test_attackstage36_held import _tree
@@ -101,9 +100,10 @@ def test_a_pull_killed_while_the_earlier_archive_merges_late(moment, emulator, e
     _a_and_c_then_b(emulator, dest)
     (dest / "F" / "ds" / "k" / "mine.txt").write_bytes(b"mine")
     event, needle, n = _KILLS[moment]
-    proc = subprocess.run([sys.executable, "-c", KILLER, event, needle, str(n),
-                           str(tmp_path / "count"), "pull", "drive:F", str(dest), "-x", "-q"],
-                          env=child_env(emulator), capture_output=True, timeout=120)
+    # (forked with drivestage imported, tests/_forkcli.py, not a fresh interpreter)
+    proc = cli_server().run([event, needle, str(n), str(tmp_path / "count"), "pull", "drive:F",
+                             str(dest), "-x", "-q"], script=KILLER, env=child_env(emulator),
+                            timeout=120)
     assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-3000:]
     got = _tree(dest)
     assert got["F/ds/x"] == b"c" and got["F/ds/k/in"] == b"C", got   # never b's
