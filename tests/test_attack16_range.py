@@ -266,7 +266,7 @@ def test_a_kill_in_the_whole_answer_path_leaves_a_record_the_rerun_trusts(
     """SIGKILL at the moment named (the record saved just before, as the streams save it):
     the record names only bytes that are in the partial; the rerun, the server honouring
     Range again, asks only for the others, and the file is the exact bytes, verified."""
-    import subprocess
+    from _forkcli import cli_server
     import sys
 
     data = os.urandom(4 * MiB)
@@ -285,8 +285,9 @@ def test_a_kill_in_the_whole_answer_path_leaves_a_record_the_rerun_trusts(
     emulator.faults.ignore_range()
     env = dict(os.environ, **drive_env, DRIVESTAGE_RETRY_BASE="0.001",
                DRIVESTAGE_RETRY_JITTER="0")
-    child = subprocess.run([sys.executable, "-c", _KILLED, moment, target, str(jobs),
-                            str(chunk)], env=env, capture_output=True, timeout=60)
+    # (forked with drivestage imported, tests/_forkcli.py: not a fresh interpreter each case)
+    child = cli_server().run([moment, target, str(jobs), str(chunk)], script=_KILLED, env=env,
+                             timeout=60)
     assert child.returncode == -9, child.stderr.decode()[-2000:]
     recorded = _record_holds(partial, data)
     kept = sum(b - a for a, b in recorded)

@@ -6,12 +6,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 
 from _cli import run
+from _forkcli import PIPE, cli_server
 
 KiB = 1024
 
@@ -170,15 +169,16 @@ def test_sigkill_with_md5_then_a_resume_with_sha256_over_a_partial_with_gaps(emu
     target = str(tmp_path / "x.bin")
     env = dict(os.environ, DRIVESTAGE_API_ROOT=emulator.url, DRIVESTAGE_TOKEN="test-token",
                DRIVESTAGE_CHECKSUM="md5")
-    cmd = [sys.executable, "-m", "drivestage", "pull", "drive:x.bin", str(tmp_path), "-q",
+    # (forked with drivestage imported, tests/_forkcli.py: not a fresh interpreter each)
+    cmd = ["pull", "drive:x.bin", str(tmp_path), "-q",
            "--chunk-size", str(chunk), "-j", "2"]
     emulator.faults.throttle(512 * KiB)  # the kill lands mid-download on any machine
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = cli_server().popen(cmd, env=env, stdout=PIPE, stderr=PIPE)
     sigkill_when(proc, lambda: dl.partial_size(target, entry) >= 4 * chunk)
     have = dl.partial_size(target, entry)
     emulator.faults.throttle(None)
-    rerun = subprocess.run(cmd + ["--json"], env=dict(env, DRIVESTAGE_CHECKSUM="sha256"),
-                           capture_output=True, text=True, timeout=60)
+    rerun = cli_server().run(cmd + ["--json"], env=dict(env, DRIVESTAGE_CHECKSUM="sha256"),
+                             text=True, timeout=60)
     assert rerun.returncode == 0, rerun.stderr
     got = json.loads(rerun.stdout)
     assert (got["action"], got["checksum"], got["resumed_from"], got["fetched"]) == \

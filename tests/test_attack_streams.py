@@ -473,8 +473,7 @@ def test_a_kill_right_after_a_retirement_leaves_a_record_the_rerun_trusts(
     """SIGKILL just after the stream ahead was stopped (its rest back in the ranges to
     fetch, the front stream still writing): the record on disk names only bytes that are
     there; the rerun asks only for the missing ones and the file verifies."""
-    import subprocess
-    import sys
+    from _forkcli import cli_server
 
     data = os.urandom(4 * MiB)
     fid = emulator.add_file("k.bin", data)
@@ -484,8 +483,8 @@ def test_a_kill_right_after_a_retirement_leaves_a_record_the_rerun_trusts(
     target = str(tmp_path / "k.bin")
     env = dict(os.environ, **drive_env, DRIVESTAGE_RETRY_BASE="0.001",
                DRIVESTAGE_RETRY_JITTER="0")
-    child = subprocess.run([sys.executable, "-c", _KILLED_CHILD, target], env=env,
-                           capture_output=True, timeout=60)
+    # (forked with drivestage imported, tests/_forkcli.py: not a fresh interpreter)
+    child = cli_server().run([target], script=_KILLED_CHILD, env=env, timeout=60)
     assert child.returncode == -9, child.stderr.decode()
     cut_at = int(child.stdout.split()[0])
     partial = dl.partial_path(target, entry)

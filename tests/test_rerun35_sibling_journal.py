@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import io
 import signal
-import subprocess
-import sys
 import zipfile
 
 import pytest
@@ -152,9 +150,8 @@ def test_a_rerun_after_a_kill_between_the_later_archives_merge_and_stamp_finishe
         proc.stderr.decode()[-3000:]
 
     script = A_FIRST if rerun == "a first" else B_DECIDES_FIRST
-    rerun = subprocess.run([sys.executable, "-c", script, "pull", "drive:src", str(dest),
-                            "-x", "-q"], env=child_env(emulator),
-                           capture_output=True, timeout=120)
+    rerun = cli_server().run(["pull", "drive:src", str(dest), "-x", "-q"], script=script,
+                             env=child_env(emulator), timeout=120)
     assert rerun.returncode == 0, rerun.stderr.decode()[-3000:]
     # (nobody changed shared.txt: b's killed merge wrote it, as b's turn does)
     assert b"put back" not in rerun.stderr, rerun.stderr.decode()[-3000:]
