@@ -8,8 +8,6 @@ import hashlib
 import io
 import json
 import os
-import subprocess
-import sys
 import unicodedata
 
 import pytest
@@ -17,6 +15,7 @@ import pytest
 from _archives import tree
 from _cli import child_env, run
 from _drive_clients import drive_service
+from _forkcli import PIPE, Child, cli_server
 
 
 @pytest.fixture(autouse=True)
@@ -55,10 +54,11 @@ def replace_in_place(emulator, file_id: str, data: bytes) -> None:
     drive_service(emulator.url).files().update(fileId=file_id, media_body=media).execute()
 
 
-def pull_child(emulator, *args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "drivestage", "pull", *args],
-                            env=child_env(emulator), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+def pull_child(emulator, *args: str) -> Child:
+    """``python -m drivestage pull ARGS``, forked with drivestage imported (tests/_forkcli.py:
+    a fresh interpreter's start was most of a test here)."""
+    return cli_server().popen(["pull", *args], env=child_env(emulator), stdout=PIPE,
+                              stderr=PIPE, text=True)
 
 
 def md5(data: bytes) -> str:

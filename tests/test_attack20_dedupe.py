@@ -306,10 +306,8 @@ def test_duplicates_inside_a_folder_moved_a_moment_ago_are_merged_too(emulator, 
 def test_a_dedupe_sigkilled_while_drive_moves_a_folder_then_run_again(emulator, store):
     """SIGKILL while the move of a whole folder (sub/, a free name) is in Drive's hands, the
     answer never read; the rerun finds it moved (or not), and ends merged."""
-    import subprocess
-    import sys
-
     from _cli import child_env
+    from _forkcli import PIPE, cli_server
     from _kill import sigkill_when
 
     ids, want = _tree(emulator, store, "k")
@@ -317,9 +315,9 @@ def test_a_dedupe_sigkilled_while_drive_moves_a_folder_then_run_again(emulator, 
     # Latency is time to first byte: Drive moves it, the answer waits; the kill lands then.
     emulator.faults.latency(0.5, method="PATCH", path=deep, times=1)
     seen = len(emulator.requests)
-    proc = subprocess.Popen([sys.executable, "-m", "drivestage", "dedupe", "drive:k/exp"],
-                            env=child_env(emulator), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
+    # (forked with drivestage imported, tests/_forkcli.py: not a fresh interpreter)
+    proc = cli_server().popen(["dedupe", "drive:k/exp"], env=child_env(emulator),
+                              stdout=PIPE, stderr=PIPE)
     sigkill_when(proc, lambda: any(r.method == "PATCH" and deep in r.path
                                    for r in emulator.requests[seen:]),
                  "the dedupe never moved deep/")
