@@ -273,16 +273,17 @@ def test_a_killed_cache_fill_leaves_nothing_the_next_run_keeps(tmp_path):
     ~0.4 MB at 416) for good, one per thread and kill, visible to `drivestage push` of the
     folder. Entries are now atomic writes (hidden temporary names, removed by the next fill
     once their process is gone)."""
-    import subprocess
-    import sys
-
+    from _trainer_proc import start_script
     from trainer.data.cache import DiskCache
 
     image = tmp_path / "000001.jpg"
     cv2.imwrite(str(image), np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8))
     folder = tmp_path / "image-cache"
-    # A child that dies (SIGKILL) while its entry's bytes are half written.
-    child = subprocess.run([sys.executable, "-c", f"""
+    # A child that dies (SIGKILL) while its entry's bytes are half written (forked with torch
+    # and numpy imported, tests/_trainer_proc.py: a fresh interpreter's imports were most of
+    # this test).
+    script = tmp_path / "dying.py"
+    script.write_text(f"""
 import os, signal
 import numpy as np
 from trainer.data import cache
@@ -291,8 +292,12 @@ def dying(a):
     os.kill(os.getpid(), signal.SIGKILL)
 cache.np.ascontiguousarray = dying
 cache.DiskCache([{str(image)!r}], 64, {str(folder)!r}, threads=1)
-"""], env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
-    assert child.returncode == -9
+""")
+    child = start_script(str(script), [])
+    try:
+        assert child.wait(timeout=120) == -9
+    finally:
+        child.kill()
     left = os.listdir(folder)
     assert len(left) == 1 and left[0].startswith("."), left     # hidden: never pushed
     DiskCache([str(image)], 64, folder, threads=1)
