@@ -11,8 +11,6 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
@@ -153,11 +151,12 @@ def test_the_sweep_removes_only_dead_processes_leftovers_of_its_own_form(tmp_pat
 #: A process (torch imported once) that forks a writer per moment: each saves epoch 1 as
 #: ``last.pt`` + ``best.pt`` with the trainer's BackgroundWriter, then epoch 2, SIGKILLing
 #: itself at a moment of epoch 2's save: ``event:needle`` (the first such file operation),
-#: ``#n`` (the n-th), or ``#0`` (never; the count of operations is printed). A fresh process
-#: then saves epoch 3 into each folder (a later run).
+#: ``#n`` (the n-th), or ``#0`` (never; the count of operations is printed). Run again as
+#: ``WRITER BASE --later N``, it saves epoch 3 into each of the N folders (a later run).
 WRITER = r"""
 import os, signal, sys
 base, moments = sys.argv[1], sys.argv[2:]
+later = int(moments[1]) if moments[:1] == ["--later"] else None
 import torch
 from trainer.state import Position
 from trainer.writer import BackgroundWriter, SaveJob
@@ -202,6 +201,10 @@ def forked(fn):
             os._exit(0)
     return os.waitpid(pid, 0)[1]
 
+if later is not None:
+    for i in range(later):
+        assert forked(lambda: save(os.path.join(base, f"k{i}"), 3)) == 0
+    sys.exit(0)
 for i, moment in enumerate(moments):
     os.makedirs(os.path.join(base, f"k{i}"))
     def run(folder=os.path.join(base, f"k{i}"), moment=moment):
@@ -210,9 +213,6 @@ for i, moment in enumerate(moments):
     status = forked(run)
     assert (status == signal.SIGKILL) == (moment != "#0"), (moment, status)
 print("killed", flush=True)
-if sys.stdin.readline().strip() == "later":
-    for i in range(len(moments)):
-        assert forked(lambda: save(os.path.join(base, f"k{i}"), 3)) == 0
 """
 
 #: Where the lead saw it (between best.pt's rename and its sidecar), just before that rename,
@@ -278,22 +278,29 @@ def test_a_checkpoint_and_its_sidecar_killed_apart_never_disagree_and_leave_noth
     moments = list(_CHECKPOINT_MOMENTS)
     if os.environ.get("DRIVESTAGE_TEST_SWEEP") == "all":
         moments += [f"#{n}" for n in range(1, 19)]
-    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path), *moments],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True,
-                            env=dict(os.environ, OMP_NUM_THREADS="1"))
-    try:
-        assert proc.stdout.readline().strip() == "killed", proc.communicate()[1][-3000:]
-        for i in range(len(moments)):
-            _pairs_agree(tmp_path / f"k{i}", (1, 2))
-        left = {m: _temps(tmp_path / f"k{i}") for i, m in enumerate(moments)}
-        assert all(left[m] for m in _CHECKPOINT_MOMENTS[2:]), left
-        _resumed_from_last(tmp_path / "k1")  # best.pt: epoch 1's bytes, undescribed
-        _, err = proc.communicate("later\n", timeout=120)
-    finally:
-        if proc.poll() is None:
+    # The writer (a script, forked with torch imported: tests/_trainer_proc.py; a fresh
+    # interpreter's torch import was most of this test), then the later run, its own process.
+    from _trainer_proc import start_script
+
+    script, out, err = tmp_path / "writer.py", tmp_path / "out", tmp_path / "err"
+    script.write_text(WRITER)
+
+    def writer(*args: str) -> int:
+        proc = start_script(str(script), [str(tmp_path), *args], stdout=str(out),
+                            stderr=str(err), env=dict(os.environ, OMP_NUM_THREADS="1"))
+        try:
+            return proc.wait(timeout=120)
+        finally:
             proc.kill()
-    assert proc.returncode == 0, err[-3000:]
+
+    assert writer(*moments) == 0, err.read_text()[-3000:]
+    assert out.read_text().splitlines() == ["killed"], err.read_text()[-3000:]
+    for i in range(len(moments)):
+        _pairs_agree(tmp_path / f"k{i}", (1, 2))
+    left = {m: _temps(tmp_path / f"k{i}") for i, m in enumerate(moments)}
+    assert all(left[m] for m in _CHECKPOINT_MOMENTS[2:]), left
+    _resumed_from_last(tmp_path / "k1")  # best.pt: epoch 1's bytes, undescribed
+    assert writer("--later", str(len(moments))) == 0, err.read_text()[-3000:]
     for i in range(len(moments)):
         assert _temps(tmp_path / f"k{i}") == [], moments[i]
         _pairs_agree(tmp_path / f"k{i}", (3,))
