@@ -41,13 +41,13 @@ def sigkill_once_file_has(proc: subprocess.Popen, path: str, nbytes: int,
 
 def sigkill_push_in_its_upload(emulator, env: dict, *args: str) -> None:
     """``drivestage push ARGS`` in a child, SIGKILLed once its first upload request is in (the
-    emulator holds that request's answer for 2 s, so the kill lands before it ends)."""
-    import sys
+    emulator holds that request's answer for 2 s, so the kill lands before it ends). The child
+    is forked with drivestage imported (tests/_forkcli.py), as ``python -m drivestage`` runs."""
+    from _forkcli import PIPE, cli_server
 
     emulator.clear_requests()
     emulator.faults.latency(2.0, path=r"^/upload/", times=1)
-    proc = subprocess.Popen([sys.executable, "-m", "drivestage", "push", *args], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = cli_server().popen(["push", *args], env=env, stdout=PIPE, stderr=PIPE)
     sigkill_when(proc, lambda: any(r.path.startswith("/upload/") for r in emulator.requests),
                  "the push never began its upload")
 
