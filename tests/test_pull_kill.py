@@ -166,11 +166,17 @@ def test_sigkill_while_a_zip_is_followed_then_rerun_extracts_it(emulator, local_
     from drivestage.partials import Ranges
 
     data, members = _many_member_zip()
-    emulator.add_file("set.zip", data)
+    fid = emulator.add_file("set.zip", data)
     entry = drivestage.connect().resolve("set.zip")
     dest = tmp_path / "data"
     target = str(dest / "set.zip")
-    emulator.faults.throttle(512 * 1024)  # the kill lands before the download ends
+    # The kill lands before the download ends: the streams' first request at a slow Drive;
+    # half the file in with the byte at three quarters held (not throttled until half came:
+    # 2 s of waiting at 512 KiB/s).
+    hold = emulator.faults.hold(fid, len(data) * 3 // 4) if moment == "half the file in" \
+        else None
+    if hold is None:
+        emulator.faults.throttle(512 * 1024)
     emulator.clear_requests()
     proc = cli_server().popen(["pull", "drive:set.zip", str(dest), "-x", "-q"],
                               env=_env(emulator), stdout=PIPE, stderr=PIPE)
@@ -184,7 +190,11 @@ def test_sigkill_while_a_zip_is_followed_then_rerun_extracts_it(emulator, local_
                 record.covers(len(data) - 22, len(data))
     else:
         ready = lambda: dl.partial_size(target, entry) >= len(data) // 2  # noqa: E731
-    sigkill_when(proc, ready, f"never reached {moment}")
+    try:
+        sigkill_when(proc, ready, f"never reached {moment}")
+    finally:
+        if hold is not None:
+            hold.release()
     assert not os.path.exists(target) and not (dest / "ds").exists()
     emulator.faults.throttle(None)
     rerun = cli_server().run(["pull", "drive:set.zip", str(dest), "-x", "-q",
