@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import textwrap
+import time
 from collections import Counter
 from typing import Optional
 
@@ -91,6 +90,15 @@ def request_kinds(records) -> Counter:
     return out
 
 
+def _stopped(pid: int) -> bool:
+    """Whether process ``pid`` is stopped (SIGSTOP): its state in /proc/PID/stat."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] == "T"
+    except (OSError, IndexError):
+        return False
+
+
 def woken_after_a_take_over(emulator, tmp_path, child: str, dest: str, *args: str,
                             values: int = 64) -> str:
     """``python -c child dest OLD args`` holds the run's lease on ``dest`` and sends the pair
@@ -101,14 +109,20 @@ def woken_after_a_take_over(emulator, tmp_path, child: str, dest: str, *args: st
     from trainer.drive import DriveFolder
     from trainer.lease import RunLease
 
+    from _forkcli import PIPE, cli_server
+
     old_dir, new_dir = tmp_path / "old", tmp_path / "new"
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path),
-               DRIVESTAGE_STATE_DIR=str(tmp_path / "state-old"))
-    proc = subprocess.Popen([sys.executable, "-c", child, dest, str(old_dir), *args], env=env,
-                            stdout=subprocess.PIPE, text=True)
+    env = dict(os.environ, DRIVESTAGE_STATE_DIR=str(tmp_path / "state-old"))
+    # (forked with drivestage imported, tests/_forkcli.py: a fresh interpreter's start was a
+    # quarter of each test; the child is not this process's, so its stop is read in /proc)
+    proc = cli_server().popen([dest, str(old_dir), *args], script=child, env=env, stdout=PIPE,
+                              text=True)
     try:
-        _, status = os.waitpid(proc.pid, os.WUNTRACED)   # asleep at its hook
-        assert os.WIFSTOPPED(status), status
+        deadline = time.monotonic() + 120
+        while not _stopped(proc.pid):   # asleep at its hook
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the child never stopped at its hook"
+            time.sleep(0.005)
         # The new runtime: the old claim is renewed no more; taken over once stale.
         new = RunLease(DriveFolder(dest, str(new_dir)), period_s=0.6)
         new.acquire()
@@ -117,12 +131,12 @@ def woken_after_a_take_over(emulator, tmp_path, child: str, dest: str, *args: st
         folder.lease = new
         folder.push()
         assert {n: m for n, ms in on_drive(emulator).items() for m in ms} == ours
-        os.kill(proc.pid, signal.SIGCONT)
+        proc.send_signal(signal.SIGCONT)
         out, _ = proc.communicate(timeout=120)
         new.release()
     finally:
         if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGCONT)
+            proc.send_signal(signal.SIGCONT)
             proc.kill()
             proc.wait()
     # What the trainer holding the lease pushed is what Drive holds, alone.
