@@ -7,7 +7,8 @@ import os
 
 import pytest
 
-from test_attack_drive import env, run  # noqa: F401 (a fixture, and the CLI in-process)
+from _cli import run
+from _envs import env_user_lines  # noqa: F401 (a fixture: env, the lines a user sees)
 
 
 def error_line(code, err, expected_code=1):
