@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
 import time
 from typing import Any, Collection, Iterable, Mapping, Optional
 
@@ -33,8 +34,12 @@ from drivestage.unread import Unread, src_unread as _src_failure, src_refused
 log = logging.getLogger("drivestage.upload_tree")   # (push's lines' name)
 
 #: The file's name in the state folder, and the shape this code writes: ``{"version": 1,
-#: "folders": {PATH: {"errno": N, "t": T}}}`` (PATH: a folder's absolute local path, SRC's or
-#: one in it; N: why it could not be read; T: when, in seconds since the epoch).
+#: "folders": {PATH: {HOST: {"errno": N, "t": T}}}}`` (PATH: a folder's absolute local path,
+#: SRC's or one in it; HOST: the machine that could not read it; N: why; T: when, in seconds
+#: since the epoch). By machine: the state folder is in the home folder, which two machines
+#: may share (NFS), and a mount is one machine's: another machine's PATH holding something,
+#: or missing there, says nothing of this one's (attackint49). A record of an earlier build
+#: (``{"errno", "t"}``, no machine) counts as this machine's.
 FILE = "unread.json"
 VERSION = 1
 
@@ -79,29 +84,63 @@ def _valid(data: dict[str, Any], path: str) -> dict[str, Any]:
     return data if data else {"version": VERSION, "folders": {}}
 
 
-def _read() -> dict[str, Any]:
-    """The folders push could not read: path -> record."""
+def _by_host(rec: Any) -> dict[str, Any]:
+    """A path's records, machine -> record (an earlier build's single record: ``""``, taken
+    for this machine's)."""
+    if isinstance(rec, dict) and "errno" in rec:
+        return {"": rec}
+    return {h: r for h, r in rec.items() if isinstance(r, dict)} if isinstance(rec, dict) else {}
+
+
+def _mine(records: Mapping[str, Any]) -> Any:
+    """This machine's record of those (None: none)."""
+    return records.get(socket.gethostname(), records.get(""))
+
+
+def _read(mine: bool = False) -> dict[str, Any]:
+    """The folders push could not read: path -> record, any machine's (a push keeps a
+    folder any machine could not read: the path may be the same folder, an NFS one), or with
+    ``mine`` this machine's only (what this machine may forget)."""
     if _here is not None:
-        return dict(_here["folders"])
-    try:
-        memory = _file()
-    except DriveStageError:   # (no state folder: the push's other state says it)
-        return {}
-    return dict(_valid(memory.read(), str(memory.path))["folders"])
+        folders = _here["folders"]
+    else:
+        try:
+            memory = _file()
+        except DriveStageError:   # (no state folder: the push's other state says it)
+            return {}
+        folders = _valid(memory.read(), str(memory.path))["folders"]
+    out = {}
+    for path, rec in folders.items():
+        records = _by_host(rec)
+        got = _mine(records) if mine else (_mine(records) or next(iter(records.values()), None))
+        if got is not None:
+            out[path] = got
+    return out
 
 
-def _change(forget: Iterable[str], note: Mapping[str, int]) -> None:
-    """Forget the folders ``forget`` and note those of ``note`` (path -> errno), in the file
-    (a locked read-modify-write: two pushes at once each keep the other's) or, where it
-    cannot be written, in this process (said: the next process does not know them)."""
+def _change(forget: Iterable[str], note: Mapping[str, int],
+            everyone: Collection[str] = ()) -> None:
+    """Forget this machine's records of the folders ``forget``, every machine's of those of
+    ``everyone`` (``--emptied``: the user's word), and note those of ``note`` (path -> errno)
+    as this machine's, in the file (a locked read-modify-write: two pushes at once each keep
+    the other's) or, where it cannot be written, in this process (said: the next process
+    does not know them)."""
     global _here
-    forget, now = list(forget), time.time()
+    forget, now, host = list(forget), time.time(), socket.gethostname()
 
     def change(data: dict[str, Any]) -> None:
         folders = data["folders"]
-        for path in forget:
-            folders.pop(path, None)
-        folders.update({path: {"errno": err, "t": now} for path, err in note.items()})
+        for path in set(forget) | set(everyone) | set(note):
+            records = _by_host(folders.pop(path, None))
+            if path in everyone:
+                records = {}
+            elif path in forget or path in note:
+                records.pop(host, None)
+                records.pop("", None)
+            if path in note:
+                records[host] = {"errno": note[path], "t": now}
+            if records:
+                folders[path] = records
     if _here is None:
         try:
             memory = _file()
@@ -153,7 +192,7 @@ def src_again(src: str, empty: bool, emptied: Collection[str] = ()) -> None:
         return
     if empty and key not in emptied:
         raise src_refused(src, _errno(rec))
-    _change([key], {})
+    _change([key], {}, [key] if key in emptied else ())
 
 
 def empty_again(folders: list[str], made: list[str], held: Iterable[str],
@@ -165,7 +204,7 @@ def empty_again(folders: list[str], made: list[str], held: Iterable[str],
     store, as the walk's own unread folders). Remembered: these and the walk's ``unread``
     folders; forgotten: the folders of SRC remembered that hold something now, are gone, or
     that ``emptied`` names."""
-    last = _read()
+    last, mine = _read(), _read(mine=True)
     root = os.path.abspath(src)
     held = list(held)
     again, forget = [], []
@@ -184,13 +223,26 @@ def empty_again(folders: list[str], made: list[str], held: Iterable[str],
             made.remove(u.rel)
     # A folder remembered below SRC that the walk did not find: gone (forgotten) or left out
     # by the filters, or below a folder not read (kept).
-    forget += [p for p in last if p.startswith(root + os.sep) and p not in forget
-               and not os.path.lexists(p)]
+    forget += [p for p in mine if p.startswith(root + os.sep) and p not in forget
+               and _gone(p)]
     note = {u.path: u.errno for u in unread if u.folder and u.rel}
     note.update({u.path: u.errno for u in again})
-    if forget or any(_errno(last.get(p)) != err for p, err in note.items()):
-        _change(forget, note)
+    if (any(p in mine for p in forget) or set(emptied) & set(last)
+            or any(_errno(mine.get(p)) != err for p, err in note.items())):
+        _change(forget, note, [p for p in emptied if p in last])
     return again
+
+
+def _gone(path: str) -> bool:
+    """``path`` is not there, as the system says it clearly (not: below a mount that stopped,
+    whose lstat fails ENOTCONN, as os.path.lexists takes for absent: attackint49)."""
+    try:
+        os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return True
+    except OSError:
+        return False
+    return False
 
 
 def _errno(rec: Any) -> int:

@@ -57,7 +57,9 @@ def _memory(tmp_path) -> dict:
 
 
 def _errnos(tmp_path) -> dict:
-    return {path: rec["errno"] for path, rec in _memory(tmp_path).items()}
+    """path -> errno of this machine's records (attackint49: records are by machine)."""
+    import socket
+    return {path: rec[socket.gethostname()]["errno"] for path, rec in _memory(tmp_path).items()}
 
 
 def _push(tmp_path, *more: str) -> tuple[int, str, str]:
