@@ -164,10 +164,25 @@ def _fill(data: dict[str, Any], path: str) -> dict[str, Any]:
     return data
 
 
+def _keys(path: str) -> list[str]:
+    """The names ``path`` is remembered by: as given (absolute) and with its links resolved
+    (a SRC pushed through a link, ``~/runs`` -> ``/scratch/runs``, is the same folder pushed
+    by its real path: attackint49). A mount point's own lstat failing (ENOTCONN) leaves it
+    as it is named: realpath resolves the links above it."""
+    given = os.path.abspath(path)
+    real = os.path.realpath(given)
+    return [given] if real == given else [given, real]
+
+
+def _find(last: Mapping[str, Any], path: str) -> Any:
+    """The record of ``path`` by any of its names (None: none)."""
+    return next((last[k] for k in _keys(path) if k in last), None)
+
+
 def src_unread(src: str, err: int) -> LocalFileError:
     """The failure of a push whose SRC could not be stat'ed or listed (``err``), remembered:
     a later push of any process that reads it as empty is refused (:func:`src_again`)."""
-    _change((), {os.path.abspath(src): err})
+    _change((), dict.fromkeys(_keys(src), err))
     return _src_failure(src, err)
 
 
@@ -187,12 +202,12 @@ def src_again(src: str, empty: bool, emptied: Collection[str] = ()) -> None:
     mount that stopped, then unmounted: ``--delete`` took every file of DEST, attackr248);
     forget that once it holds something, or ``emptied`` names it (``--emptied``)."""
     key = os.path.abspath(src)
-    rec = _read().get(key)
+    rec = _find(_read(), key)
     if rec is None:
         return
     if empty and key not in emptied:
         raise src_refused(src, _errno(rec))
-    _change([key], {}, [key] if key in emptied else ())
+    _change(_keys(key), {}, _keys(key) if key in emptied else ())
 
 
 def empty_again(folders: list[str], made: list[str], held: Iterable[str],
@@ -210,11 +225,11 @@ def empty_again(folders: list[str], made: list[str], held: Iterable[str],
     again, forget = [], []
     for rel in folders:
         path = os.path.abspath(os.path.join(src, rel)) if rel else root
-        rec = last.get(path)
+        rec = _find(last, path)
         if rec is None:
             continue
         if not rel or path in emptied or any(h.startswith(rel + "/") for h in held):
-            forget.append(path)   # (SRC's own: src_again's)
+            forget += _keys(path)   # (SRC's own: src_again's)
             continue
         again.append(Unread(rel, path, _errno(rec), True, True))
     for u in again:
@@ -223,13 +238,14 @@ def empty_again(folders: list[str], made: list[str], held: Iterable[str],
             made.remove(u.rel)
     # A folder remembered below SRC that the walk did not find: gone (forgotten) or left out
     # by the filters, or below a folder not read (kept).
-    forget += [p for p in mine if p.startswith(root + os.sep) and p not in forget
-               and _gone(p)]
-    note = {u.path: u.errno for u in unread if u.folder and u.rel}
-    note.update({u.path: u.errno for u in again})
-    if (any(p in mine for p in forget) or set(emptied) & set(last)
+    forget += [p for p in mine if any(p.startswith(r + os.sep) for r in _keys(root))
+               and p not in forget and _gone(p)]
+    note = {k: u.errno for u in unread if u.folder and u.rel for k in _keys(u.path)}
+    note.update({k: u.errno for u in again for k in _keys(u.path)})
+    everyone = [k for p in emptied for k in _keys(p) if k in last]
+    if (any(p in mine for p in forget) or everyone
             or any(_errno(mine.get(p)) != err for p, err in note.items())):
-        _change(forget, note, [p for p in emptied if p in last])
+        _change(forget, note, everyone)
     return again
 
 

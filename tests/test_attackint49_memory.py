@@ -89,3 +89,22 @@ def test_a_remembered_folder_below_a_mount_that_stopped_is_not_taken_for_gone(
     code, _out, err = run("push", str(tmp_path / "src"), "drive:runs/x", "--delete")
     assert code == 1, err
     assert live(emulator)["mnt/inner/i.txt"] == b"inner"
+
+
+@pytest.mark.parametrize("first,then", [("link", "src"), ("src", "link")])
+@pytest.mark.timeout(60)
+def test_a_mount_remembered_through_a_link_is_the_same_folder_by_its_real_path(
+        emulator, drive_env, local_state, tmp_path, mounted: FullDriveMount, first, then):
+    """A cron job pushes ``~/runs`` (a link to the real folder), the user its real path (or
+    the other way round): the mount point the one could not read, unmounted, is kept by the
+    other's ``push --delete``."""
+    (tmp_path / "link").symlink_to(tmp_path / "src")
+    mounted.disconnect()
+    code, _out, err = run("push", str(tmp_path / first), "drive:runs/x", "--delete")
+    assert code == 1, err
+    mounted.stop()
+    code, _out, err = run("push", str(tmp_path / then), "drive:runs/x", "--delete")
+    assert code == 1, err
+    assert live(emulator) == {"a.txt": b"a", **ON_DRIVE}
+    assert f"{tmp_path / then / 'mnt'} reads as an empty folder where the last push could " \
+           "not read it" in err
