@@ -25,7 +25,7 @@ import logging
 import os
 import socket
 import time
-from typing import Any, Collection, Iterable, Mapping, Optional
+from typing import Any, Collection, Iterable, Mapping
 
 from drivestage.errors import DriveStageError, LocalFileError
 from drivestage.state import JsonFile, state_dir
@@ -43,8 +43,11 @@ log = logging.getLogger("drivestage.upload_tree")   # (push's lines' name)
 FILE = "unread.json"
 VERSION = 1
 
-#: This process's memory where the file could not be written (None: the file holds it).
-_here: Optional[dict[str, Any]] = None
+#: This process's memory where the file could not be written, by the file's path (``""``: no
+#: state folder), until it can be: tried at each change (the disk freed, or a notebook
+#: pointing DRIVESTAGE_STATE_DIR elsewhere as the warning says: what this process learned is
+#: written there then; it was kept in this process for good, and the next one lacked it).
+_here: dict[str, dict[str, Any]] = {}
 #: The files said (once per process) not to be a memory this version reads.
 _warned: set[str] = set()
 
@@ -101,14 +104,14 @@ def _read(mine: bool = False) -> dict[str, Any]:
     """The folders push could not read: path -> record, any machine's (a push keeps a
     folder any machine could not read: the path may be the same folder, an NFS one), or with
     ``mine`` this machine's only (what this machine may forget)."""
-    if _here is not None:
-        folders = _here["folders"]
+    try:
+        memory = _file()
+    except DriveStageError:   # (no state folder: the push's other state says it)
+        folders = _here.get("", {}).get("folders", {})
     else:
-        try:
-            memory = _file()
-        except DriveStageError:   # (no state folder: the push's other state says it)
-            return {}
-        folders = _valid(memory.read(), str(memory.path))["folders"]
+        here = _here.get(str(memory.path))
+        folders = here["folders"] if here is not None else \
+            _valid(memory.read(), str(memory.path))["folders"]
     out = {}
     for path, rec in folders.items():
         records = _by_host(rec)
@@ -125,7 +128,6 @@ def _change(forget: Iterable[str], note: Mapping[str, int],
     as this machine's, in the file (a locked read-modify-write: two pushes at once each keep
     the other's) or, where it cannot be written, in this process (said: the next process
     does not know them)."""
-    global _here
     forget, now, host = list(forget), time.time(), socket.gethostname()
 
     def change(data: dict[str, Any]) -> None:
@@ -141,19 +143,37 @@ def _change(forget: Iterable[str], note: Mapping[str, int],
                 records[host] = {"errno": note[path], "t": now}
             if records:
                 folders[path] = records
-    if _here is None:
-        try:
-            memory = _file()
-            if memory.update_or_warn(lambda data: change(_fill(data, str(memory.path))),
-                                     "a folder push could not read is not known to the next "
-                                     "process (an empty mount point there would be taken "
-                                     "for a folder emptied): free the disk, or point "
-                                     "DRIVESTAGE_STATE_DIR at a folder you can write"):
-                return
-            _here = _valid(memory.read(), str(memory.path))
-        except DriveStageError:
-            _here = _valid({}, "")
-    change(_here)
+    try:
+        memory = _file()
+    except DriveStageError:
+        change(_here.setdefault("", _valid({}, "")))
+        return
+    key = str(memory.path)
+    here = _here.get(key)
+
+    def on_file(data: dict[str, Any]) -> None:
+        _fill(data, key)
+        if here is not None:   # (what this process learned while the file could not be written)
+            data["folders"].update(here["folders"])
+        change(data)
+    if memory.update_or_warn(on_file, "a folder push could not read is not known to the next "
+                             "process (an empty mount point there would be taken for a "
+                             "folder emptied): free the disk, or point DRIVESTAGE_STATE_DIR "
+                             "at a folder you can write"):
+        _here.pop(key, None)
+        return
+    if here is None:
+        here = _here[key] = _valid(memory.read(), key)
+    change(here)
+
+
+def _pending() -> bool:
+    """Whether this process holds a memory for the state folder's file that the file lacks
+    (it could not be written: tried again at each push till it can)."""
+    try:
+        return str(_file().path) in _here
+    except DriveStageError:
+        return False
 
 
 def _fill(data: dict[str, Any], path: str) -> dict[str, Any]:
@@ -243,7 +263,7 @@ def empty_again(folders: list[str], made: list[str], held: Iterable[str],
     note = {k: u.errno for u in unread if u.folder and u.rel for k in _keys(u.path)}
     note.update({k: u.errno for u in again for k in _keys(u.path)})
     everyone = [k for p in emptied for k in _keys(p) if k in last]
-    if (any(p in mine for p in forget) or everyone
+    if (any(p in mine for p in forget) or everyone or _pending()
             or any(_errno(mine.get(p)) != err for p, err in note.items())):
         _change(forget, note, everyone)
     return again

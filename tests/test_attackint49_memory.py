@@ -108,3 +108,32 @@ def test_a_mount_remembered_through_a_link_is_the_same_folder_by_its_real_path(
     assert live(emulator) == {"a.txt": b"a", **ON_DRIVE}
     assert f"{tmp_path / then / 'mnt'} reads as an empty folder where the last push could " \
            "not read it" in err
+
+
+@pytest.mark.parametrize("fixed", ["moved", "freed"])
+@pytest.mark.timeout(60)
+def test_a_memory_once_unwritable_is_written_when_the_state_folder_is_fixed(
+        emulator, drive_env, local_state, tmp_path, monkeypatch, mounted: FullDriveMount,
+        fixed):
+    """A notebook's push could not write ``unread.json`` (here: a folder at its name, as a
+    full or read-only disk refuses it) and says: free the disk, or point
+    DRIVESTAGE_STATE_DIR at a folder you can write. The user does so, in the same process;
+    the next push there writes what this process learned (on 94303dcf it stayed in this
+    process for good), so a new process keeps the unmounted mount point."""
+    from drivestage import unread_memory
+
+    (tmp_path / "state" / "unread.json").mkdir(parents=True)
+    mounted.disconnect()
+    code, _out, err = run("push", str(tmp_path / "src"), "drive:runs/x", "--delete")
+    assert code == 1 and "cannot write" in err, err
+    if fixed == "moved":
+        monkeypatch.setenv("DRIVESTAGE_STATE_DIR", str(tmp_path / "state2"))
+    else:
+        (tmp_path / "state" / "unread.json").rmdir()
+    code, _out, err = run("push", str(tmp_path / "src"), "drive:runs/x", "--delete")
+    assert code == 1 and "cannot write" not in err, err
+    monkeypatch.setattr(unread_memory, "_here", {})   # a new process
+    mounted.stop()
+    code, _out, err = run("push", str(tmp_path / "src"), "drive:runs/x", "--delete")
+    assert code == 1, err
+    assert live(emulator) == {"a.txt": b"a", **ON_DRIVE}

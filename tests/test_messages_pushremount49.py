@@ -21,7 +21,7 @@ UNKNOWN = "is not known to the next process"
 def _a_new_process(monkeypatch):
     from drivestage import unread, unread_memory
 
-    monkeypatch.setattr(unread_memory, "_here", None)
+    monkeypatch.setattr(unread_memory, "_here", {})
     monkeypatch.setattr(unread, "_SAID", {})
 
 

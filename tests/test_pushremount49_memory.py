@@ -47,7 +47,7 @@ def _memory_of_this_process_none(monkeypatch):
     unread's lines said (a process says a line once while it lasts)."""
     from drivestage import unread, unread_memory
 
-    monkeypatch.setattr(unread_memory, "_here", None)
+    monkeypatch.setattr(unread_memory, "_here", {})
     monkeypatch.setattr(unread_memory, "_warned", set())
     monkeypatch.setattr(unread, "_SAID", {})
 
