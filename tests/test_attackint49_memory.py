@@ -137,3 +137,23 @@ def test_a_memory_once_unwritable_is_written_when_the_state_folder_is_fixed(
     code, _out, err = run("push", str(tmp_path / "src"), "drive:runs/x", "--delete")
     assert code == 1, err
     assert live(emulator) == {"a.txt": b"a", **ON_DRIVE}
+
+
+def test_a_memory_written_by_94303dcf_is_this_machines(local_state, tmp_path, monkeypatch):
+    """The shape pushremount49 wrote (``{PATH: {"errno", "t"}}``, no machine) reads as this
+    machine's: kept, and forgotten on this machine's signs (a push that finds it holding
+    something), while another machine's record of the same path stays."""
+    import json
+    from drivestage import unread_memory
+
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "unread.json").write_text(json.dumps({"version": 1, "folders": {
+        "/x/mnt": {"errno": errno.ENOTCONN, "t": 1.0},
+        "/x/other": {"machine-a": {"errno": errno.EIO, "t": 1.0}}}}))
+    _as(monkeypatch, "machine-b")
+    assert {p: r["errno"] for p, r in unread_memory._read().items()} == {
+        "/x/mnt": errno.ENOTCONN, "/x/other": errno.EIO}
+    assert list(unread_memory._read(mine=True)) == ["/x/mnt"]
+    unread_memory._change(["/x/mnt", "/x/other"], {})
+    assert list(unread_memory._read()) == ["/x/other"]
