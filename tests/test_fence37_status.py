@@ -99,10 +99,19 @@ def test_status_json_has_no_lease_where_the_config_takes_none(drive_env, emulato
     from click.testing import CliRunner
 
     from trainer.cli import cli
+    from trainer.drive import DriveFolder
+    from trainer.lease import RunLease
 
     _pushed(tmp_path)
     path = tiny_config(**{"drive.logs": DEST, "drive.lease_minutes": 0})
-    r = CliRunner().invoke(cli, ["status", "-c", path, "--json"])
+    # (A live claim there, of a trainer whose config takes a lease: with none there, the
+    # answer was None whatever the config said, and this test could not fail: fence49.)
+    holder = RunLease(DriveFolder(DEST, str(tmp_path / "other")), period_s=60.0)
+    holder.acquire()
+    try:
+        r = CliRunner().invoke(cli, ["status", "-c", path, "--json"])
+    finally:
+        holder.release()
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["lease"] is None
 
