@@ -237,13 +237,20 @@ def test_take_over_stops_the_other_trainer_which_pushes_nothing_more(drive_env, 
     assert _claims(store) == []
 
 
-def test_two_trainers_started_at_once_one_is_refused(drive_env, store, tiny_config, tmp_path):
-    """No compare-and-swap on Drive: both write a claim of one generation, wait, list; the
-    claim Drive made first holds, the other trainer removes its own and is refused."""
+def test_two_trainers_started_at_once_one_is_refused(drive_env, emulator, store, tiny_config,
+                                                     tmp_path):
+    """Both write a claim of one generation, wait, list; the claim Drive made first holds (the
+    run folder's arbiter agrees: lease47), the other trainer removes its own and is refused.
+    At once: each one's claim is held by the emulator until both are sent (neither's watch
+    saw the other's; started apart, the second was refused by its watch, and this test
+    passed with the settle's decision and the arbiter both removed: fence49)."""
     path = tiny_config(**{"drive.logs": LOGS, "train.epochs": LONG, "train.keep_local": 2})
+    emulator.faults.latency(60, method="POST", path="^/upload/", times=2)   # (the claims)
     a, a_err = _spawn(path, tmp_path, "a")
     b, b_err = _spawn(path, tmp_path, "b")
     try:
+        assert emulator.faults.wait_latencies(lambda waiting: waiting == 2, 120)[0]
+        emulator.faults.hurry()
         loser = _until(lambda: next((p for p in (a, b) if p.poll() is not None), None),
                        limit=180)
         winner = b if loser is a else a
