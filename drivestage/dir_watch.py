@@ -49,8 +49,18 @@ _parked: list[tuple[float, int]] = []
 _parked_lock = threading.Lock()
 PARKED_S = 0.05
 PARKED_MAX = 8
+
+
+def _forgotten_in_child() -> None:
+    """A forked child's: no parked descriptor (its numbers may be reused there), and a lock
+    of its own (one a thread of the parent held at the fork would be held for good)."""
+    global _parked_lock
+    _parked_lock = threading.Lock()
+    _parked.clear()
+
+
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_parked.clear)
+    os.register_at_fork(after_in_child=_forgotten_in_child)
 
 
 class Watch:
