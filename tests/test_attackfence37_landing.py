@@ -11,7 +11,9 @@ proof only where Drive answered it before the old proof ran out.
 Where the run folder's arbiter decides (lease47's compare-and-swap) the late renewal's swap
 is refused and it is lost at once, in every order (fence49): the proof matters where the
 listing decides, as here, a server or proxy that ignores ``If-Match`` (lease48: the
-emulator's ``ignores_if_match``); the swap's own path is lease47_cas's. The claim's renewal
+emulator's ``ignores_if_match``); the swap's own path is lease47_cas's. And where the taker
+could not remove the stale claim (its removals refused here): one it removed, the late
+renewal makes anew and lists again at once, lost (claim49's test). The claim's renewal
 held by the emulator (answered once the take-over is done: ``faults.hurry``); the taker a
 real RunLease; the real PyDrive2 stack against the emulator. Slow: the lease's own periods
 (2 s) pass."""
@@ -29,7 +31,7 @@ DEST = "drive:runs/exp"
 
 @pytest.mark.slow
 def test_a_renewal_that_lands_after_a_stale_take_over_proves_nothing(
-        drive_env, emulator, tmp_path):
+        drive_env, emulator, tmp_path, fast_retries, monkeypatch):
     from trainer.drive import DriveFolder
     from trainer.errors import LeaseLostError
     from trainer.lease import RunLease
@@ -62,12 +64,16 @@ def test_a_renewal_that_lands_after_a_stale_take_over_proves_nothing(
     new = RunLease(DriveFolder(DEST, str(tmp_path / "new")), period_s=period)
     # (The renewal waits in the emulator: sent, not yet answered.)
     assert emulator.faults.wait_latencies(lambda waiting: waiting == 1, 30)[0]
+    # (The taker's removal of the stale claim refused, its retries bounded: the renewal lands
+    # in place. Removed, the renewal made it anew and listed again: lost at once, claim49.)
+    monkeypatch.setenv("DRIVESTAGE_RETRY_ATTEMPTS", "2")
+    emulator.faults.inject(method="DELETE", status=503, times=None)
     new.acquire()   # (watches the old claim until it reads stale, then takes the lease)
     assert new.generation == 2
+    emulator.faults.clear()
     emulator.faults.hurry()   # (the renewal lands now: after the take-over)
     renewal.join(30)
-    # (The taker removed the stale claim: the renewal's upload answered 404 and made it
-    # anew; the arbiter, ignored, names no one. So the renewal itself raised nothing.)
+    # (In place; the arbiter, ignored, names no one. So the renewal itself raised nothing.)
     assert not renewal.is_alive() and failed == [], failed
     assert _clock() < old._written_at + old.sure_s   # (the gap this test is about)
     assert new.holder() is not None and new.holder().owner == new.token

@@ -152,6 +152,10 @@ class RunLease:
         #: before this trainer's claim is first written: :func:`trainer.lease_cas.probe`);
         #: None: not asked yet.
         self._if_match: Optional[bool] = None
+        #: The id of this trainer's claim where its last write made it anew (the old one
+        #: removed meanwhile: by a taker?), until a check's listing proves it held; the
+        #: lease lost meanwhile, it is removed (:func:`trainer.lease_write.drop_remade`).
+        self._remade: Optional[str] = None
 
     @property
     def stale_s(self) -> float:
@@ -218,15 +222,7 @@ class RunLease:
             if self._mine is None:   # (made anew: its folder moved, or its write failed)
                 moved = was is not None and was.id != folder.id
                 return self._anew(folder, claims, MOVED if moved else "")
-            # (A rival of this generation gone: a loser's its removal left; a later one took it.)
-            better = [c for c in claims if c.owner != self.token and c.order < self._order
-                      and (c.generation > self.generation or not self._gone(c))]
-            better += lease_props.files_beside(self._mine, claims, self.token, self._gone)
-            if any(c.arbiter for c in better) and lease_cas.holds(self, folder):
-                # (A rival that stood back for this one, its claim listed still: lease47.)
-                better = [c for c in better if not c.arbiter]
-            if better:
-                self._lose(min(better, key=lambda c: c.order))
+            self._better(folder, claims)
             # None better as listed; a stale take-over needs this claim stale: not before
             # its last write that Drive answered, and the margin, are stale_s old.
             sure = self._written_at + self.sure_s
@@ -242,9 +238,26 @@ class RunLease:
                 # (a renewal slow past the proof: retries, a hung request), another trainer
                 # may hold the lease by then, and the next guard lists again: attackfence37.)
                 self._write(folder)
+                if self._remade is not None:   # (its claim removed meanwhile, made anew
+                    # by this write: by a taker, where the listing decides? Asked now, not
+                    # at the next check: lost, the claim made anew is removed: claim49)
+                    self._better(folder, self._claims(folder))
                 if boot_clock() < sure:
                     sure = self._written_at + self.sure_s
+            self._remade = None   # (held: a claim made anew is this holder's claim now)
             self._sure_until = sure
+
+    def _better(self, folder: RemoteEntry, claims: list[Claim]) -> None:
+        """Lose (:meth:`_lose`) where ``claims`` show a better claim than this one."""
+        # (A rival of this generation gone: a loser's its removal left; a later one took it.)
+        better = [c for c in claims if c.owner != self.token and c.order < self._order
+                  and (c.generation > self.generation or not self._gone(c))]
+        better += lease_props.files_beside(self._mine, claims, self.token, self._gone)
+        if any(c.arbiter for c in better) and lease_cas.holds(self, folder):
+            # (A rival that stood back for this one, its claim listed still: lease47.)
+            better = [c for c in better if not c.arbiter]
+        if better:
+            self._lose(min(better, key=lambda c: c.order))
 
     def _anew(self, folder: RemoteEntry, claims: list[Claim], why: str) -> None:
         """This claim made anew in ``folder``, settled as a new claimant's is
@@ -304,6 +317,9 @@ class RunLease:
         self.lost = (f"{taken}: this trainer pushes nothing more there, its "
                      f"checkpoints stay in {self.drive.local_dir} only")
         logger.warning("%s", self.lost)
+        if self._remade is not None and self._mine is not None \
+                and self._mine.id == self._remade:   # (a second claim, else: claim49)
+            lease_write.drop_remade(self)
         self.on_lost(taken)
         raise LeaseLostError(self.lost)
 

@@ -20,7 +20,6 @@ from drivestage.errors import DriveStageError, NotFoundError, QuotaExceededError
 from drivestage.store import RemoteEntry
 from drivestage.temps import namespace_tag
 from trainer import lease_cas, lease_props
-from trainer.errors import LeaseLostError
 from trainer.lease_claims import Claim, boot_clock
 
 if TYPE_CHECKING:
@@ -79,17 +78,17 @@ def write(lease: "RunLease", folder: RemoteEntry, released: bool = False,
             logger.warning("%s: Drive's storage is full (its claim file of %s B did not "
                            "fit): the run's lease is claimed by a property of the folder, "
                            "not a file", lease.drive.spec, exc.needed or "a few hundred")
+        # (Made anew: the claim was removed meanwhile, by a taker where the lease was taken
+        # over. The lease found lost by this write's swap or the check's listing that
+        # follows, this one is removed again: no second claim left, attackint46, claim49.)
+        lease._remade = lease._mine.id if replace is not None \
+            and lease._mine.id != replace.id else None
         if replace is not None and not released:   # (the arbiter: lease_cas)
             # After the claim file, not before: a taker that reads the arbiter after this
             # swap reads the claim renewed; one that swapped first (the claim read stale)
             # has this swap refused. Swapped first, a taker between the two took the
             # lease over and the claim's late write was taken for proof (attackint47).
-            try:
-                _taken(lease, lease_cas.renew(lease, folder))
-            except LeaseLostError:   # (a claim made anew, the taker's removal of the
-                if lease._mine.id != replace.id:   # old one found by the upload: no
-                    delete(lease, lease._mine)   # second claim left: attackint46)
-                raise
+            _taken(lease, lease_cas.renew(lease, folder))
         if replace is None or replace.id != lease._mine.id:
             made = lease._mine.created or lease._mine.modified
             lease._order = (-lease.generation, made, lease._mine.id)
@@ -103,6 +102,29 @@ def _taken(lease: "RunLease", holder: Optional[Claim]) -> None:
     """Lost where the arbiter named ``holder``, not this claim (:func:`lease_cas.renew`)."""
     if holder is not None:
         lease._lose(holder)
+
+
+def drop_remade(lease: "RunLease") -> None:
+    """The lease lost: remove the claim ``lease``'s renewal made anew (the taker had removed
+    the old one; this one, left, was a second claim until it read stale, seen by ``trainer
+    status`` and ``dedupe``: claim49). By its id: the taker's claim is never touched. The
+    store's retries bound the request; refused still, it is said and left (not renewed, it
+    reads stale in ``stale_s``, and its run's end tries again: :func:`remove`)."""
+    mine, lease._remade = lease._mine, None
+    if mine is None:
+        return
+    store, _ = lease.drive.store_at()
+    try:
+        store.delete(mine)
+    except NotFoundError:
+        pass
+    except DriveStageError as exc:
+        logger.warning("%s: could not remove the lease claim %s (id %s) this trainer made "
+                       "again after another took the lease over: left, it reads stale in "
+                       "%.0f s and is no one's then (%s)", lease.drive.spec, mine.name,
+                       mine.id, lease.stale_s, exc)
+        return
+    lease._mine = None
 
 
 def remove(lease: "RunLease") -> None:
