@@ -98,5 +98,8 @@ def test_a_claim_drive_will_not_remove_is_said_and_left_to_go_stale(
     assert len(said) == 1 and "reads stale" in said[0], caplog.text
     # (Left at a lower generation: the taker holds; not renewed, it is no one's once stale.)
     assert new.holder() is not None and new.holder().owner == new.token
+    old.release()   # (the run's end tries again: Drive takes it now)
+    assert new._mine is not None
+    assert _claims(emulator, new._folder.id) == [(new.name, new._mine.id)]
     new.release()
 
