@@ -89,16 +89,11 @@ def test_keep_runs_sends_the_new_run_where_the_push_heard_no_date(emulator, stor
     run A and was never sent (``skipped_by_policy``, exit 0)."""
     from drivestage.retention import RetentionPolicy
     from drivestage.upload_tree import push
-    from tests.test_retention_runs import _names, _save
+    from tests.test_attack48_runs import _a_pushed_b_begun
+    from tests.test_retention_runs import _names
 
     emulator.clock_offset = 2 * 3600.0
-    old, new = env / "old", env / "new"
-    old.mkdir()
-    new.mkdir()
-    for e in (48, 49, 50):
-        _save(str(old), f"epoch_{e:03d}.pt", e, "run-A")
-    push(str(old), "Models/logs", RetentionPolicy(keep_last=2), store=store)
-    _save(str(new), "epoch_001.pt", 1, "run-B")
+    new = _a_pushed_b_begun(env, store)
     later = time.time() + 60
     for name in ("epoch_001.pt", "epoch_001.json"):
         os.utime(new / name, (later, later))
