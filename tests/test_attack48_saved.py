@@ -50,6 +50,19 @@ def _side(epoch: int, saved: float, data: bytes) -> dict:
             "size": len(data)}
 
 
+def eleven_is_newest(side10: dict, data10: bytes, taken: float, data11: bytes) -> None:
+    """Epoch 11's sidecar, saved at ``taken``, beside epoch 10's: nothing left behind, and
+    epoch 11 the run's newest."""
+    ten = sidecar.parse(json.dumps(side10))
+    eleven = sidecar.parse(json.dumps(_side(11, taken, data11)))
+    assert ten is not None and eleven is not None
+    found = [Described("epoch_010.pt", ten, hashlib.md5(data10).hexdigest()),
+             Described("epoch_011.pt", eleven, hashlib.md5(data11).hexdigest())]
+    assert sidecar.left_behind(found) == set()
+    best = sidecar.newest(found, skip=sidecar.left_behind(found))
+    assert best is not None and best.name == "epoch_011.pt"
+
+
 def test_a_state_taken_on_a_machine_two_days_behind_is_the_runs_newest_everywhere(
         emulator, env):
     """Epoch 10 saved an hour ago on a machine with the right clock; the run resumed on one
@@ -66,14 +79,7 @@ def test_a_state_taken_on_a_machine_two_days_behind_is_the_runs_newest_everywher
     taken = json.loads(out.stdout.strip().splitlines()[-1])["taken"]
     assert taken > side10["saved"]
     assert abs(taken - time.time()) < 120
-    ten = sidecar.parse(json.dumps(side10))
-    eleven = sidecar.parse(json.dumps(_side(11, taken, data11)))
-    assert ten is not None and eleven is not None
-    found = [Described("epoch_010.pt", ten, hashlib.md5(data10).hexdigest()),
-             Described("epoch_011.pt", eleven, hashlib.md5(data11).hexdigest())]
-    assert sidecar.left_behind(found) == set()
-    best = sidecar.newest(found, skip=sidecar.left_behind(found))
-    assert best is not None and best.name == "epoch_011.pt"
+    eleven_is_newest(side10, data10, taken, data11)
 
 
 def test_a_state_taken_on_a_machine_hours_ahead_is_not_dated_after_the_run_went_on(

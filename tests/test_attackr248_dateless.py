@@ -18,9 +18,9 @@ import sys
 import time
 
 from drivestage import sidecar
-from drivestage.sidecar import Described
 from tests._cli import child_env
 from tests._clock import skewed_env
+from tests.test_attack48_saved import eleven_is_newest
 
 BEHIND = -2 * 86400.0
 
@@ -72,14 +72,7 @@ def test_a_save_after_an_answer_without_a_date_is_still_by_drives_clock(emulator
     assert "dated 2880 min ahead of this machine's clock" in err   # (the shim is in effect)
     taken = json.loads(out.strip().splitlines()[-1])["taken"]
     assert abs(taken - time.time()) < 120, taken - time.time()
-    ten = sidecar.parse(json.dumps(side10))
-    eleven = sidecar.parse(json.dumps(_side(11, taken, data11)))
-    assert ten is not None and eleven is not None
-    found = [Described("epoch_010.pt", ten, hashlib.md5(data10).hexdigest()),
-             Described("epoch_011.pt", eleven, hashlib.md5(data11).hexdigest())]
-    assert sidecar.left_behind(found) == set()
-    best = sidecar.newest(found, skip=sidecar.left_behind(found))
-    assert best is not None and best.name == "epoch_011.pt"
+    eleven_is_newest(side10, data10, taken, data11)
 
 
 def test_keep_runs_sends_the_new_run_where_the_push_heard_no_date(emulator, store, env):

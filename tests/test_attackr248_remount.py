@@ -12,16 +12,7 @@ from __future__ import annotations
 import pytest
 
 from _drivemount import FullDriveMount, _mounted
-from test_pushread48_unread import live
-
-
-@pytest.fixture
-def mounted(tmp_path):
-    """SRC (tmp_path/src) holding a writable FUSE mount at ``mnt`` with ``m.txt`` in it."""
-    for mount in _mounted(tmp_path / "src" / "mnt", writable=True):
-        (mount.point / "m.txt").write_bytes(b"mounted, new")
-        (tmp_path / "src" / "a.txt").write_bytes(b"a")
-        yield mount
+from test_pushread48_unread import live, mounted  # noqa: F401  (mounted: a fixture)
 
 
 @pytest.mark.timeout(60)
