@@ -53,6 +53,7 @@ LAYERS = [
     ["drive.media_answers"],   # what a file's bytes answer may not be (compressed, a page)
     ["drive.media", "drive.batches", "drive.reparent", "drive.upload_ends"],
     ["drive.upload"],
+    ["drive.store_properties"],
     ["drive.store_bytes", "drive.store_deletes", "drive.store_removals", "drive.store_folders",
      "drive.store_uploads",
      "drive.ids", "drive.relist"],
