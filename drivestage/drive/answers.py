@@ -161,8 +161,10 @@ def well_formed_error(status: int, content: bytes) -> bytes:
                                  "errors": [item]}}).encode()
 
 
-def retry_after_seconds(headers: Mapping[str, str], now: Optional[float] = None) -> Optional[float]:
-    """The ``Retry-After`` header as seconds (a number, or an HTTP date less ``now``)."""
+def retry_after_seconds(headers: Mapping[str, str], now: Optional[float] = None,
+                        kept: float = 0.0) -> Optional[float]:
+    """The ``Retry-After`` header as seconds (a number less ``kept``, how long a cache kept
+    the answer: its ``Age``; or an HTTP date less ``now``, the server's clock now)."""
     raw = None
     for key, value in headers.items():
         if key.lower() == "retry-after":
@@ -170,7 +172,7 @@ def retry_after_seconds(headers: Mapping[str, str], now: Optional[float] = None)
     if not raw:
         return None
     try:
-        return max(0.0, float(raw))
+        return max(0.0, float(raw) - kept)
     except ValueError:
         pass
     try:

@@ -128,10 +128,13 @@ def classify(exc: BaseException) -> Optional[Retryable]:
         if not answers.transient(failure):
             return None
         # (A date's wait by the server's clock, the answer's Date: one hours off this
-        # machine's, a proxy's, made 5 s hours or none, skewlefts44.)
-        base = server_clock.drive_clock(failure.headers.get("date"))
-        return Retryable(failure.label,
-                         retry_after=answers.retry_after_seconds(failure.headers, now=base))
+        # machine's, a proxy's, made 5 s hours or none, skewlefts44. An answer a cache kept
+        # (its Age) was made that long ago, and so much of its wait is spent: claim50. An
+        # Age not read takes nothing off: the longer wait.)
+        kept = server_clock.age_of(failure.headers.get("age")) or 0.0
+        base = server_clock.drive_clock(failure.headers.get("date"), kept)
+        return Retryable(failure.label, retry_after=answers.retry_after_seconds(
+            failure.headers, now=base, kept=kept))
     if isinstance(exc, (lookups.LookupTimeout, proxies.ProxyDownError)):
         return Retryable(str(exc), connection_lost=True)
     if isinstance(exc, (socket.timeout, TimeoutError)):

@@ -37,8 +37,9 @@ as an unreadable ``Date`` is.
 
 A ``Retry-After`` given as an HTTP date is the server's clock too (skewlefts44): read against
 this machine's, a proxy's 5 s came out as three hours (capped by the retry policy) or none.
-:func:`drive_clock` gives the base to read it against: the answer's own ``Date``, else
-Drive's clock as last heard.
+:func:`drive_clock` gives the base to read it against: the answer's own ``Date`` (plus its
+``Age``: a refusal a cache kept asked for its wait when Drive made it, claim50), else Drive's
+clock as last heard.
 """
 from __future__ import annotations
 
@@ -98,7 +99,7 @@ def heard(response: Any) -> None:
     except (TypeError, ValueError, OverflowError, IndexError):
         _dated = False
         return
-    kept = _age(response.get("age"))
+    kept = age_of(response.get("age"))
     if kept is None:
         _dated = False   # (a stored answer kept for a time not known: its Date is no clock)
         return
@@ -118,9 +119,10 @@ def heard(response: Any) -> None:
         _warn(reading)
 
 
-def _age(value: object) -> Optional[float]:
+def age_of(value: object) -> Optional[float]:
     """How long a cache kept the answer (its ``Age``, RFC 9111 5.1: delta-seconds; the first
-    of several): 0 where none is said, None where one is said that cannot be read."""
+    of several): 0 where none is said, None where one is said that cannot be read. Its
+    ``Date`` and a ``Retry-After`` it carries are that much older (:func:`drive_clock`)."""
     if value is None:
         return 0.0
     first = str(value).split(",")[0].strip()
@@ -172,14 +174,15 @@ def dated() -> bool:
     return _dated and skew() is None
 
 
-def drive_clock(date: Optional[str] = None) -> Optional[float]:
+def drive_clock(date: Optional[str] = None, kept: float = 0.0) -> Optional[float]:
     """Drive's clock at an answer, to read a date it sent (a ``Retry-After``) by: the
-    answer's own ``Date`` where it carries a readable one (``date``), else this machine's
-    clock moved by Drive's offset as last heard (skewed or not: the best known); None where
-    none was heard (this machine's clock is all there is)."""
+    answer's own ``Date`` where it carries a readable one (``date``), plus ``kept``, how long
+    a cache kept it (its ``Age``, :func:`age_of`: the ``Date`` is when Drive made it, not
+    now), else this machine's clock moved by Drive's offset as last heard (skewed or not: the
+    best known); None where none was heard (this machine's clock is all there is)."""
     if date:
         try:
-            return email.utils.parsedate_to_datetime(date).timestamp()
+            return email.utils.parsedate_to_datetime(date).timestamp() + kept
         except (TypeError, ValueError, OverflowError, IndexError):
             pass
     behind = _behind
