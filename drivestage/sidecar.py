@@ -20,7 +20,8 @@ read, never written. A sidecar is small JSON (format 3)::
   checkpoint saved last (:mod:`drivestage.retention`), so a sidecar claiming more progress
   than its run made cannot get the real newest deleted. Read as None (no save time, no such
   protection) when absent (formats 1 and 2), not a finite number, negative, or more than
-  :data:`FUTURE_SLACK_S` ahead of this machine's clock (or of Drive's, where it runs ahead).
+  :data:`FUTURE_SLACK_S` ahead of this machine's clock (or of Drive's, where it and its stamps
+  run ahead: :func:`drivestage.drive.server_clock.latest`).
   Read from a store, a ``saved`` later than the sidecar's own modified time there counts as
   that time (:func:`no_later_than`).
 * ``coming`` (a push into a folder where it may not delete: :mod:`drivestage.sidecar_phases`):

@@ -323,7 +323,8 @@ def _drive_clock_unheard(monkeypatch):
     otherwise outlive it in the worker for a later test's first answer."""
     from drivestage.drive import server_clock
 
-    for name, value in (("_behind", None), ("_pending_reading", None), ("_dated", True)):
+    for name, value in (("_behind", None), ("_pending_reading", None), ("_dated", True),
+                        ("_stamped", None)):
         monkeypatch.setattr(server_clock, name, value)
 
 

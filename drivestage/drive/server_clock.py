@@ -50,8 +50,8 @@ from typing import Any, Optional
 
 from drivestage import latest_clock
 
-__all__ = ["TOLERANCE", "answered", "dated", "drive_clock", "heard", "heard_skew", "now", "skew",
-           "span"]
+__all__ = ["TOLERANCE", "age_of", "answered", "dated", "drive_clock", "heard", "heard_skew",
+           "latest", "now", "skew", "span", "stamped"]
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +81,10 @@ _dated = True
 
 #: Whether the warning of a skewed ``Date`` was given (once a process: :func:`_warn`).
 _warned = False
+
+#: The latest date Drive stamped on an item this process read (its ``modifiedDate`` or
+#: ``createdDate``: :func:`stamped`; None: none read). What Drive's own clock is at least.
+_stamped: Optional[float] = None
 
 
 def heard(response: Any) -> None:
@@ -222,6 +226,27 @@ def now() -> float:
     return time.time() + (behind or 0.0)
 
 
+def stamped(*dates: float) -> None:
+    """Note dates Drive stamped on an item read (a listing's, a get's): Drive's clock was at
+    least the latest of them when it answered (:func:`latest`)."""
+    global _stamped
+    newest = max(dates, default=0.0)
+    if newest > 0 and (_stamped is None or newest > _stamped):
+        _stamped = newest
+
+
+def latest() -> float:
+    """The later of this machine's clock and Drive's, Drive's only as far as its own stamps
+    say it too: its clock as the answers' ``Date`` says it, no later than the newest date it
+    stamped on an item read (:func:`stamped`). A ``Date`` alone far ahead (a proxy's clock;
+    two answers say it) raised what "in the future" is for every sidecar read here, a local
+    liar's too, where Drive's stamps showed its clock right (claim50); and a stamp alone
+    may be a client's (``setModifiedDate``). This machine's clock where no stamp was read."""
+    local, stamp = time.time(), _stamped
+    return local if stamp is None else max(local, min(span()[1], stamp))
+
+
 # (What "in the future" is, below the store layers: drivestage.latest_clock; a sidecar's save
-# time read by this machine's clock days behind was none: clock49.)
-latest_clock.told_by(lambda: span()[1])
+# time read by this machine's clock days behind was none: clock49. By Drive's stamps too:
+# a Date alone ahead made a local liar saved last, claim50.)
+latest_clock.told_by(latest)

@@ -25,7 +25,7 @@ import logging
 from typing import Any, Callable, Mapping, Optional, TypeVar, Union
 
 from drivestage.drive import answers, folders, ids, marks_below, paging, provenance, relist, \
-    reparent, shortcuts
+    reparent, server_clock, shortcuts
 from drivestage.drive.media import MediaReader
 from drivestage.drive.resources import (FOLDER_MIME, DriveEntry, check_resource,
                                         entry_from_resource, is_shortcut, is_trashed,
@@ -157,6 +157,7 @@ class DriveStore(ByteReads, Deletes, FolderMaking, Uploads, RemoteStore):
                ancestors: tuple[str, ...] = ()) -> DriveEntry:
         """``res`` as an entry, a shortcut followed to its target (see the module doc)."""
         entry = entry_from_resource(res, where)
+        server_clock.stamped(entry.modified, entry.created)   # (Drive's clock is at least so)
         if is_shortcut(res):
             entry = shortcuts.follow(res, entry, where, self._get,
                                      self.transport.resource_keys)
