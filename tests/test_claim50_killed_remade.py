@@ -131,9 +131,9 @@ def test_a_trainer_killed_before_it_removes_the_claim_it_made_anew(
     assert (held["pid"], held["generation"], held["stale"]) == (os.getpid(), 2, False)
     # A trainer started meanwhile is refused, naming the taker: at the taker's renewal its
     # watch sees (an event: its "is held by" line), not at the watch's end.
-    # (Its watch lists every half period: 1 s, stale after 3 s; the taker renewed just now.)
+    # (Its watch lists every half period: 1.5 s, stale after 4.5 s; the taker renewed just now.)
     taker._write(taker._folder)
-    third = lease(tmp_path, "third", period=1.0)
+    third = lease(tmp_path, "third", period=1.5)
     said, log = _Said(), logging.getLogger("trainer.lease")
     log.addHandler(said)
     refused: list[BaseException] = []
