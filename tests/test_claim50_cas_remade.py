@@ -5,8 +5,8 @@ before the create already loses).
 
 Here the holder's claim file is removed on Drive by another hand (a user; ``dedupe`` reading
 it stale), not by a taker: the store's read before its renewal's upload in place finds it
-gone and a new claim file is made (no swap before it), and its create is held by the emulator while a new trainer
-takes the lease (the arbiter names a claim that is gone: taken, and swapped). The create
+gone and a new claim file is made (no swap before it), its create held by the emulator while
+a new trainer takes the lease (the arbiter names a claim that is gone: taken). The create
 then lands, the swap after it is refused (412), the arbiter names the taker: lost, and the
 claim just made is removed by its id. The real PyDrive2 stack against the emulator, no
 sleeps: every wait is on the emulator's count of held requests."""
