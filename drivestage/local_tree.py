@@ -118,6 +118,24 @@ class LocalTree:
         """The relative paths of :attr:`unread` (what ``--delete`` takes as there)."""
         return {u.rel for u in self.unread}
 
+    def add_unread(self, again: Sequence[Unread]) -> None:
+        """Add ``again`` (:func:`~drivestage.unread_memory.empty_again`'s) to :attr:`unread`,
+        leaving out what the walk found at or below those of them that hold something: the
+        disk beneath a mount not mounted now, whose files are no copy of the mount's (sent,
+        they replaced its copies on Drive)."""
+        self.unread.extend(again)
+        out = [u.rel for u in again if not u.empty]
+        if not out:
+            return
+
+        def kept(rel: str) -> bool:
+            return not any(rel == o or rel.startswith(o + "/") for o in out)
+        self.files = [lf for lf in self.files if kept(lf.rel)]
+        self.folders = [f for f in self.folders if kept(f)]
+        self.made = [f for f in self.made if kept(f)]
+        self.skipped_links = [s for s in self.skipped_links if kept(s)]
+        self.special = [s for s in self.special if kept(s)]
+
 
 def wanted(rel: str, include: Sequence[str], exclude: Sequence[str]) -> bool:
     """Whether the file ``rel`` passes the default excludes and the user's filters."""

@@ -87,8 +87,8 @@ class PushJob(Sends):
         again = unread_memory.empty_again(
             tree.folders, tree.made, [*(lf.rel for lf in tree.files), *tree.folders,
                                       *tree.skipped_links, *tree.special, *tree.unread_rels],
-            tree.unread, src, self.emptied)
-        tree.unread.extend(again)
+            tree.unread, src, self.emptied, self.exclude)
+        tree.add_unread(again)
         self.result.skipped_links = tree.skipped_links
         self.result.unread = list(tree.unread)   # (and the files refused as they are sent)
         say_special(tree.special, src, "send")

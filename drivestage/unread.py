@@ -38,7 +38,7 @@ _REMOUNT = (errno.ENOTCONN, errno.ESTALE, errno.ENODEV)
 
 #: What :func:`say` said last, by DEST: a mirror pushes every period, and said the same
 #: lines every time (its failure line is said once while it lasts: mirror._say_failed).
-_SAID: dict[str, tuple[tuple[str, int, bool], ...]] = {}
+_SAID: dict[str, tuple[tuple[str, int, bool, str, bool], ...]] = {}
 
 @dataclass(frozen=True)
 class Unread:
@@ -50,6 +50,11 @@ class Unread:
     folder: bool = False
     #: A folder the last push could not read that reads empty now (:func:`empty_again`).
     empty: bool = False
+    #: The mount a folder the last push could not read was on, not mounted now: what the
+    #: path shows (files, or nothing there) is the disk beneath (mount50).
+    beneath: str = ""
+    #: With ``beneath``: the path is gone (its mount point removed at unmount).
+    gone: bool = False
 
     @property
     def why(self) -> str:
@@ -73,11 +78,22 @@ def say(unread: Sequence[Unread], dest: str) -> None:
     """One line for each of ``unread`` (at most :data:`SAID_AT_MOST`, the rest counted):
     the path, why, that DEST keeps what it has there, and what to do; not again while the
     same paths of the same SRC fail alike into ``dest``."""
-    now = tuple((u.path, u.errno, u.empty) for u in sorted(unread, key=lambda u: u.rel))
+    now = tuple((u.path, u.errno, u.empty, u.beneath, u.gone)
+                for u in sorted(unread, key=lambda u: u.rel))
     if _SAID.get(dest) == now:
         return
     _SAID[dest] = now
     for u in sorted(unread, key=lambda u: u.rel)[:SAID_AT_MOST]:
+        if u.beneath and not u.empty:
+            log.error("%s %s the mount at %s that the last push could not read (%s) is not "
+                      "mounted now. Not sent, and nothing at %s/%s or under it on Drive is "
+                      "removed this time; mount %s again, then push again; if its copies on "
+                      "Drive should go, push once with --emptied %s", printable(u.path),
+                      "is gone (its mount point removed as it was unmounted?):" if u.gone
+                      else "holds what is on the disk beneath:", printable(u.beneath), u.why,
+                      dest.rstrip("/"), printable(u.rel), printable(u.beneath),
+                      shlex.quote(printable(u.path)))
+            continue
         if u.empty:
             where = f"{dest.rstrip('/')}/{printable(u.rel)}"
             log.error("%s reads as an empty folder where the last push could not read it "
@@ -119,6 +135,16 @@ def src_refused(src: str, err: int) -> LocalFileError:
                           "again? Nothing was pushed; mount it again, then push again; if it was "
                           "emptied on purpose, push once with --emptied "
                           f"{shlex.quote(printable(src))}")
+
+
+def src_beneath(src: str, err: int, point: str) -> LocalFileError:
+    """The failure of a push of ``src`` that was in the mount at ``point`` when a push could
+    not read it (``err``), where that is not mounted now: what it holds is the disk beneath."""
+    return LocalFileError(f"SRC {printable(src)} holds what is on the disk beneath: the mount "
+                          f"at {printable(point)} that the last push could not read "
+                          f"({os.strerror(err)}) is not mounted now. Nothing was pushed; mount "
+                          f"{printable(point)} again, then push again; if its copies on Drive "
+                          f"should go, push once with --emptied {shlex.quote(printable(src))}")
 
 
 def error(unread: Sequence[Unread]) -> LocalFileError:

@@ -14,7 +14,12 @@ later push of any process that reads one of them as holding nothing keeps it as 
 Forgotten only on a signal an unmounted mount point cannot give: the folder holds something
 (a clean read of a mount point left unmounted finds nothing), it is gone (the walk's clear
 answer, as pushread48 rules), or the user says it was emptied on purpose (``push --emptied
-PATH``). A memory that cannot be read (damaged, another version's) is said and taken as none
+PATH``, or ``drivestage unread forget PATH`` for a mirror's or trainer's: :func:`forget`).
+The first two only while the mount the folder was on then (noted from the mount table) is
+mounted: undone, what the path shows is the disk beneath, not the mount: a file a program
+wrote into the unmounted mount point, or nothing where udisks / ``systemd-mount`` removed
+their mount point at unmount, took the mount's copies on Drive with ``--delete`` (mount50).
+A folder that was on no mount undone (EACCES on a plain folder, fixed) is forgotten as ever. A memory that cannot be read (damaged, another version's) is said and taken as none
 (push as before it existed); one that cannot be written (a full or read-only disk) is said
 and held in this process only: push works either way.
 """
@@ -25,21 +30,27 @@ import logging
 import os
 import socket
 import time
-from typing import Any, Collection, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Collection, Iterable, Mapping, Optional, Sequence
 
+from drivestage import localfs
 from drivestage.errors import DriveStageError, LocalFileError
+from drivestage.paths import matches
 from drivestage.state import JsonFile, state_dir
-from drivestage.unread import Unread, src_unread as _src_failure, src_refused
+from drivestage.unread import Unread, src_beneath, src_unread as _src_failure, src_refused
 
 log = logging.getLogger("drivestage.upload_tree")   # (push's lines' name)
 
 #: The file's name in the state folder, and the shape this code writes: ``{"version": 1,
-#: "folders": {PATH: {HOST: {"errno": N, "t": T}}}}`` (PATH: a folder's absolute local path,
-#: SRC's or one in it; HOST: the machine that could not read it; N: why; T: when, in seconds
-#: since the epoch). By machine: the state folder is in the home folder, which two machines
-#: may share (NFS), and a mount is one machine's: another machine's PATH holding something,
-#: or missing there, says nothing of this one's (attackint49). A record of an earlier build
-#: (``{"errno", "t"}``, no machine) counts as this machine's.
+#: "folders": {PATH: {HOST: {"errno": N, "t": T, "mount": M}}}}`` (PATH: a folder's absolute
+#: local path, SRC's or one in it; HOST: the machine that could not read it; N: why; T: when,
+#: in seconds since the epoch; M: the mount point it was on then, absent where the mount
+#: table could not be read: while M is not mounted, what PATH shows is the disk beneath, not
+#: the mount, whatever it holds or if it is gone: mount50). By machine: the state folder is
+#: in the home folder, which two machines may share (NFS), and a mount is one machine's:
+#: another machine's PATH holding something, or missing there, says nothing of this one's
+#: (attackint49). A record of an earlier build (``{"errno", "t"}``, no machine) counts as
+#: this machine's; one without ``mount`` is read as before mount50.
 FILE = "unread.json"
 VERSION = 1
 
@@ -122,12 +133,12 @@ def _read(mine: bool = False) -> dict[str, Any]:
 
 
 def _change(forget: Iterable[str], note: Mapping[str, int],
-            everyone: Collection[str] = ()) -> None:
+            everyone: Collection[str] = (), mounts: Mapping[str, str] = {}) -> None:
     """Forget this machine's records of the folders ``forget``, every machine's of those of
     ``everyone`` (``--emptied``: the user's word), and note those of ``note`` (path -> errno)
     as this machine's, in the file (a locked read-modify-write: two pushes at once each keep
     the other's) or, where it cannot be written, in this process (said: the next process
-    does not know them)."""
+    does not know them); ``mounts``: path -> the mount point a noted folder was on."""
     forget, now, host = list(forget), time.time(), socket.gethostname()
 
     def change(data: dict[str, Any]) -> None:
@@ -141,6 +152,8 @@ def _change(forget: Iterable[str], note: Mapping[str, int],
                 records.pop("", None)
             if path in note:
                 records[host] = {"errno": note[path], "t": now}
+                if path in mounts:
+                    records[host]["mount"] = mounts[path]
             if records:
                 folders[path] = records
     try:
@@ -199,10 +212,43 @@ def _find(last: Mapping[str, Any], path: str) -> Any:
     return next((last[k] for k in _keys(path) if k in last), None)
 
 
+def mount_points() -> Optional[set[str]]:
+    """The mount points of this process's mount table (bind mounts too, and a FUSE mount
+    whose program ended, till it is unmounted); None where it cannot be read."""
+    try:
+        with open(localfs.MOUNTINFO, encoding="utf-8", errors="replace") as fh:
+            lines = fh.read().splitlines()
+    except OSError:
+        return None
+    fields = (line.partition(" - ")[0].split() for line in lines)
+    return {localfs.unescape_mount(f[4]) for f in fields if len(f) > 4}
+
+
+def _mount_of(path: str, points: Optional[set[str]]) -> Optional[str]:
+    """The innermost of ``points`` that ``path`` (its links resolved) is at or under."""
+    real = os.path.realpath(path)
+    found = [p for p in points or () if real == p or real.startswith(p.rstrip(os.sep) + os.sep)]
+    return max(found, key=len) if found else None
+
+
+def _beneath(rec: Any, points: Optional[set[str]]) -> Optional[str]:
+    """The mount point ``rec`` (this machine's record) notes its folder was on, where that is
+    not mounted now (what the path shows is the disk beneath); None where it is, or where
+    either table is unknown (as before mount50: its reading taken)."""
+    point = rec.get("mount") if isinstance(rec, dict) else None
+    return point if isinstance(point, str) and points is not None and point not in points \
+        else None
+
+
+def _mounts(paths: Iterable[str], points: Optional[set[str]]) -> dict[str, str]:
+    return {p: m for p in paths for m in [_mount_of(p, points)] if m is not None}
+
+
 def src_unread(src: str, err: int) -> LocalFileError:
     """The failure of a push whose SRC could not be stat'ed or listed (``err``), remembered:
     a later push of any process that reads it as empty is refused (:func:`src_again`)."""
-    _change((), dict.fromkeys(_keys(src), err))
+    keys = _keys(src)
+    _change((), dict.fromkeys(keys, err), mounts=_mounts(keys, mount_points()))
     return _src_failure(src, err)
 
 
@@ -225,47 +271,81 @@ def src_again(src: str, empty: bool, emptied: Collection[str] = ()) -> None:
     rec = _find(_read(), key)
     if rec is None:
         return
+    point = _beneath(_find(_read(mine=True), key), mount_points())
+    if point is not None and not empty and key not in emptied:   # (files written into it)
+        raise src_beneath(src, _errno(rec), point)
     if empty and key not in emptied:
         raise src_refused(src, _errno(rec))
     _change(_keys(key), {}, _keys(key) if key in emptied else ())
 
 
 def empty_again(folders: list[str], made: list[str], held: Iterable[str],
-                unread: Iterable[Unread], src: str, emptied: Collection[str] = ()
-                ) -> list[Unread]:
+                unread: Sequence[Unread], src: str, emptied: Collection[str] = (),
+                exclude: Sequence[str] = ()) -> list[Unread]:
     """The ``folders`` (a walk's of ``src``) that a push could not read and that hold nothing
     now (none of the walk's paths, ``held``, below them), unless ``emptied`` names them, as
     :class:`Unread` (``empty``), taken out of ``folders`` and ``made`` (not made on the
-    store, as the walk's own unread folders). Remembered: these and the walk's ``unread``
-    folders; forgotten: the folders of SRC remembered that hold something now, are gone, or
-    that ``emptied`` names."""
+    store, as the walk's own unread folders); and those whose mount is not mounted now
+    (``beneath``: what they hold, or that they are gone, is the disk beneath's; the caller
+    leaves out what the walk found below them). Remembered: these and the walk's ``unread``
+    folders; forgotten: the folders of SRC remembered that hold something now, are gone (a
+    mount not undone), or that ``emptied`` names."""
     last, mine = _read(), _read(mine=True)
     root = os.path.abspath(src)
     held = list(held)
+    points = mount_points() if mine else None
     again, forget = [], []
     for rel in folders:
         path = os.path.abspath(os.path.join(src, rel)) if rel else root
         rec = _find(last, path)
         if rec is None:
             continue
-        if not rel or path in emptied or any(h.startswith(rel + "/") for h in held):
+        if not rel or path in emptied:
             forget += _keys(path)   # (SRC's own: src_again's)
             continue
-        again.append(Unread(rel, path, _errno(rec), True, True))
+        point = _beneath(_find(mine, path), points)
+        holds = any(h.startswith(rel + "/") for h in held)
+        if holds and point is None:
+            forget += _keys(path)
+            continue
+        again.append(Unread(rel, path, _errno(rec), True, not holds, point or ""))
     for u in again:
         folders.remove(u.rel)
         if u.rel in made:
             made.remove(u.rel)
-    # A folder remembered below SRC that the walk did not find: gone (forgotten) or left out
-    # by the filters, or below a folder not read (kept).
-    forget += [p for p in mine if any(p.startswith(r + os.sep) for r in _keys(root))
-               and p not in forget and _gone(p)]
+    # A folder remembered below SRC that the walk did not find: gone (forgotten, unless its
+    # mount is not mounted now: its mount point removed at unmount) or left out by the
+    # filters, or below a folder not read (kept).
+    kept = {u.rel for u in again} | {u.rel for u in unread}
+    for p in [p for p in mine if p not in forget and _gone(p)]:
+        below = next((p[len(r) + 1:] for r in _keys(root) if p.startswith(r + os.sep)), None)
+        if below is None:
+            continue
+        point = _beneath(mine[p], points)
+        below = below.replace(os.sep, "/")
+        if point is None:
+            forget.append(p)
+        elif not (matches(below, exclude) or any(below == k or below.startswith(k + "/")
+                                                 for k in kept) or p in emptied):
+            kept.add(below)
+            again.append(Unread(below, os.path.join(root, below), _errno(mine[p]), True,
+                                False, point, True))
     note = {k: u.errno for u in unread if u.folder and u.rel for k in _keys(u.path)}
     note.update({k: u.errno for u in again for k in _keys(u.path)})
+    # The mount each was on: as the walk found it (a mount whose program ended is in the
+    # table till it is undone), or for one kept again, as recorded (its path is the disk
+    # beneath's now).
+    fresh = [k for u in unread if u.folder and u.rel for k in _keys(u.path)]
+    mounts = {k: mine[k]["mount"] for k in note if k in mine and "mount" in mine[k]}
+    if fresh:
+        points = points if points is not None else mount_points()
+        mounts.update({k: m for k, m in _mounts(fresh, points).items()
+                       if _beneath(mine.get(k), points) is None})
     everyone = [k for p in emptied for k in _keys(p) if k in last]
     if (any(p in mine for p in forget) or everyone or _pending()
-            or any(_errno(mine.get(p)) != err for p, err in note.items())):
-        _change(forget, note, everyone)
+            or any(_errno(mine.get(p)) != err or (mine.get(p) or {}).get("mount") != mounts.get(p)
+                   for p, err in note.items())):
+        _change(forget, note, everyone, mounts)
     return again
 
 
@@ -284,3 +364,61 @@ def _gone(path: str) -> bool:
 def _errno(rec: Any) -> int:
     got = rec.get("errno") if isinstance(rec, dict) else None
     return got if isinstance(got, int) and not isinstance(got, bool) else 0
+
+
+@dataclass(frozen=True)
+class Record:
+    """One machine's record of a folder a push could not read (``drivestage unread list``)."""
+
+    path: str
+    host: str
+    errno: int
+    t: float   # when, in seconds since the epoch (0: unknown)
+    #: The mount point it was on then ("" unknown), and whether that is mounted now (None:
+    #: unknown, as for another machine's record).
+    mount: str = ""
+    mounted: Optional[bool] = None
+
+
+def records() -> list[Record]:
+    """Every machine's records in the state folder's memory, by path, this machine's first."""
+    me, points = socket.gethostname(), mount_points()
+    out = []
+    for path, rec in sorted(_valid(_file().read(), str(_file().path))["folders"].items()):
+        for host, r in sorted(_by_host(rec).items(),
+                              key=lambda hr: (hr[0] not in ("", me), hr[0])):
+            mine, mount = host in ("", me), r.get("mount")
+            t = r.get("t")
+            out.append(Record(path, host or me, _errno(r), t if isinstance(t, (int, float)) else 0,
+                              mount if isinstance(mount, str) else "",
+                              None if not (mine and isinstance(mount, str) and points is not None)
+                              else mount in points))
+    return out
+
+
+def forget(paths: Collection[str] = (), host: Optional[str] = None) -> list[Record]:
+    """Forget the records of ``paths`` (each by its names: as given and with its links
+    resolved; none named: every path), every machine's or ``host``'s only (a recreated
+    container's old name); the records forgotten. A push then takes such a folder as it
+    reads (``--delete`` removes its copies on Drive where it is empty or gone)."""
+    keys = {k for p in paths for k in _keys(p)}
+    gone = [r for r in records() if (not keys or r.path in keys)
+            and (host is None or r.host == host)]
+    me = socket.gethostname()
+
+    def change(data: dict[str, Any]) -> None:
+        _fill(data, str(memory.path))
+        folders = data["folders"]
+        for r in gone:
+            left = {h: v for h, v in _by_host(folders.pop(r.path, None)).items()
+                    if (h or me) != r.host}
+            if left:
+                folders[r.path] = left
+    memory = _file()
+    if gone:
+        try:
+            memory.update(change)
+        except OSError as exc:
+            raise LocalFileError(f"cannot write {memory.path} ({exc.strerror or exc}): nothing "
+                                 "was forgotten; free the disk, then try again") from None
+    return gone

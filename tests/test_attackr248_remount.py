@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import pytest
 
+from _cli import run
 from _drivemount import FullDriveMount, _mounted
 from test_pushread48_unread import live, mounted  # noqa: F401  (mounted: a fixture)
 
@@ -112,8 +113,19 @@ def test_a_src_mount_unread_then_empty_is_not_emptied_on_drive_by_the_same_mirro
                                               r"mounted again\? Nothing was pushed"):
             mirror.flush(timeout=30)
         assert live(emulator) == on_drive
-        (tmp_path / "src" / "epoch_003.pt").write_bytes(b"three")   # (a run started anew)
-        mirror.flush(timeout=30)   # (SRC holds something: pushed, and --delete acts again)
+        # A file written into the unmounted mount point: what SRC holds is the disk beneath,
+        # not the run (mount50: it was pushed, and --delete took the run's files on Drive).
+        (tmp_path / "src" / "epoch_003.pt").write_bytes(b"three")
+        with pytest.raises(MirrorError, match=r"SRC .*src holds what is on the disk beneath: "
+                                              r"the mount at .*src that the last push could "
+                                              r"not read \(Transport endpoint is not "
+                                              r"connected\) is not mounted now. Nothing was "
+                                              r"pushed"):
+            mirror.flush(timeout=30)
+        assert live(emulator) == on_drive
+        # (a run started anew there on purpose: the user says so, the mirror running)
+        assert run("unread", "forget", str(tmp_path / "src"))[0] == 0
+        mirror.flush(timeout=30)   # (pushed, and --delete acts again)
         assert live(emulator) == {"epoch_003.pt": b"three"}
     finally:
         mirror.stop(timeout=30, flush=False)

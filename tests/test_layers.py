@@ -95,7 +95,7 @@ LAYERS = [
     ["stage", "mirror"],
     ["hooks"],
     ["cli.options", "cli.group"],
-    ["cli.pull", "cli.push", "cli.mirror", "cli.emulator", "cli.runs"],
+    ["cli.pull", "cli.push", "cli.mirror", "cli.emulator", "cli.runs", "cli.unread"],
     ["cli"],
     ["entry"],  # imports cli by name, inside its Ctrl-C handler
     ["__main__", ""],  # "" is the package itself (its lazy attributes import by name)

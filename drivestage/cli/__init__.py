@@ -1,7 +1,8 @@
 """The ``drivestage`` command line.
 
 Commands are thin over library calls: :mod:`~drivestage.cli.pull` (pull, ls, quota, auth),
-:mod:`~drivestage.cli.push` (push, prune, dedupe), :mod:`~drivestage.cli.runs` (runs forget), :mod:`~drivestage.cli.mirror` and
+:mod:`~drivestage.cli.push` (push, prune, dedupe), :mod:`~drivestage.cli.runs` (runs forget),
+:mod:`~drivestage.cli.unread` (unread list, unread forget), :mod:`~drivestage.cli.mirror` and
 :mod:`~drivestage.cli.emulator`, each registered on the group in
 :mod:`~drivestage.cli.group`, the one place that turns exceptions into an ``Error: ...``
 line and an exit code (0 success, 1 a drivestage error, 2 a usage error, 130 interrupted;
@@ -15,6 +16,7 @@ from drivestage.cli import mirror as _mirror  # noqa: F401
 from drivestage.cli import pull as _pull  # noqa: F401
 from drivestage.cli import push as _push  # noqa: F401
 from drivestage.cli import runs as _runs  # noqa: F401
+from drivestage.cli import unread as _unread  # noqa: F401
 from drivestage.cli.group import cli, configure_logging, run_as_program
 from drivestage.heap import collect_less_often, skip_last_collection, tune_for_transfers
 from drivestage.lost_interrupts import kept as lost_interrupts_kept

@@ -309,9 +309,11 @@ def _target(dest: str, api_root: Optional[str], credentials: Optional[str],
 @click.argument("dest")
 @click.option("--emptied", multiple=True, metavar="PATH",
               help="PATH (SRC or a folder in it) was emptied on purpose: where a push could "
-                   "not read it before and it reads empty now, take it as emptied (--delete "
-                   "removes its copies on Drive), not as a mount point left unmounted; "
-                   "repeatable.")
+                   "not read it before and it reads empty now, or is gone or holds other "
+                   "files with the mount it was on undone, take it as it reads (--delete "
+                   "removes its copies on Drive that it lacks), not as a mount point left "
+                   "unmounted; repeatable (a mirror's or trainer's: drivestage unread "
+                   "forget PATH).")
 @_transfer_options
 @_policy_options
 @drive_options

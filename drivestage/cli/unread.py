@@ -1,0 +1,78 @@
+"""``drivestage unread list`` / ``unread forget``: the folders push could not read, remembered.
+
+A folder of SRC a push could not read (a FUSE mount whose program ended) is remembered in the
+state folder (:mod:`drivestage.unread_memory`), and every later push, mirror or trainer keeps
+its copies on Drive while it reads empty, gone or as the disk beneath its mount. ``push
+--emptied PATH`` clears one record as part of one push; a mirror or a trainer cannot be given
+that, a record of a machine that is no more (a recreated container's hostname, sharing the
+state folder) is honoured for good, and nothing showed what was remembered. ``unread list``
+shows each record, ``unread forget`` clears them (a running mirror reads the memory anew each
+period).
+"""
+from __future__ import annotations
+
+import os
+import time
+from typing import TYPE_CHECKING, Optional
+
+import click
+
+from drivestage.cli.group import cli
+from drivestage.cli.options import stops_as_ctrl_c
+from drivestage.errors import UsageError
+
+if TYPE_CHECKING:
+    from drivestage.unread_memory import Record
+
+
+@cli.group(name="unread")
+def unread_group() -> None:
+    """Folders a push could not read, remembered in the state folder (unread.json): while one
+    reads empty, is gone, or its mount is not mounted, every push keeps its copies on Drive."""
+
+
+def _line(r: Record) -> str:
+    from drivestage.paths import printable
+
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(r.t)) if r.t else "date unknown"
+    mount = "" if not r.mount else f", on the mount at {printable(r.mount)}" + (
+        "" if r.mounted is None else " (mounted)" if r.mounted else " (not mounted now)")
+    return f"{printable(r.path)}: {r.host}, {when}: {os.strerror(r.errno)}{mount}"
+
+
+@unread_group.command(name="list")
+@stops_as_ctrl_c
+def list_cmd() -> None:
+    """One line a record: the folder, the machine that could not read it, when (UTC), why,
+    and the mount it was on."""
+    from drivestage import unread_memory
+
+    found = unread_memory.records()
+    for r in found:
+        click.echo(_line(r))
+    if not found:
+        click.echo("no folder is remembered as unread")
+
+
+@unread_group.command(name="forget")
+@click.argument("paths", nargs=-1, metavar="[PATH]...")
+@click.option("--host", metavar="NAME", help="Only the records of machine NAME (every one of "
+              "them where no PATH is named): a machine that is no more.")
+@stops_as_ctrl_c
+def forget_cmd(paths: tuple[str, ...], host: Optional[str]) -> None:
+    """Forget the records of each PATH (every machine's, or --host NAME's): the next push
+    takes the folder as it reads, and --delete removes its copies on Drive that it lacks.
+    Use it where a folder was emptied on purpose and a mirror or trainer pushes it (a push
+    has --emptied PATH)."""
+    from drivestage import unread_memory
+
+    if not paths and host is None:
+        raise UsageError("name the folders to forget (PATH...), or --host NAME for every "
+                         "record of a machine (drivestage unread list shows them)")
+    gone = unread_memory.forget([os.path.abspath(p) for p in paths], host)
+    for r in gone:
+        click.echo(f"forgot {_line(r)}")
+    if not gone:
+        click.echo("no such record (drivestage unread list shows them)")
+
+__all__ = ["unread_group"]
