@@ -317,9 +317,9 @@ def empty_again(folders: list[str], made: list[str], held: Iterable[str],
     # mount is not mounted now: its mount point removed at unmount) or left out by the
     # filters, or below a folder not read (kept).
     kept = {u.rel for u in again} | {u.rel for u in unread}
-    for p in [p for p in mine if p not in forget and _gone(p)]:
+    for p in [p for p in mine if p not in forget]:
         below = next((p[len(r) + 1:] for r in _keys(root) if p.startswith(r + os.sep)), None)
-        if below is None:
+        if below is None or not _gone(p):   # (only SRC's: a path elsewhere may hang a stat)
             continue
         point = _beneath(mine[p], points)
         below = below.replace(os.sep, "/")
