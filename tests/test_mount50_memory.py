@@ -96,3 +96,31 @@ def test_unread_list_shows_each_record_and_forget_clears_a_machine_that_is_no_mo
         [f"{me}, date unknown"]
     assert run("unread", "forget", "--host", "old-box")[1] == \
         "no such record (drivestage unread list shows them)\n"
+
+
+def test_a_bind_mount_on_the_same_disk_is_a_mount_point_while_bound(tmp_path):
+    """A bind mount shares its device with the folder above (no st_dev test tells it): the
+    mount table does, so a folder in SRC bound from elsewhere on the same disk is a mount
+    (forgotten on being read as before) and, unbound, the disk beneath (on main: no table)."""
+    import ctypes
+    import ctypes.util
+    import os
+
+    import pytest
+
+    from drivestage import unread_memory
+
+    (tmp_path / "elsewhere").mkdir()
+    point = tmp_path / "src" / "bound"
+    point.mkdir(parents=True)
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    if libc.mount(os.fsencode(tmp_path / "elsewhere"), os.fsencode(point), None, 4096,
+                  None) != 0:   # (MS_BIND)
+        pytest.skip(f"cannot bind-mount here: {os.strerror(ctypes.get_errno())}")
+    try:
+        assert os.stat(point).st_dev == os.stat(point.parent).st_dev
+        assert unread_memory._mount_of(str(point / "x"), unread_memory.mount_points()) == \
+            str(point)
+    finally:
+        libc.umount2(os.fsencode(point), 2)
+    assert str(point) not in (unread_memory.mount_points() or set())
