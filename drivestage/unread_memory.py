@@ -19,9 +19,11 @@ The first two only while the mount the folder was on then (noted from the mount 
 mounted: undone, what the path shows is the disk beneath, not the mount: a file a program
 wrote into the unmounted mount point, or nothing where udisks / ``systemd-mount`` removed
 their mount point at unmount, took the mount's copies on Drive with ``--delete`` (mount50).
-A folder that was on no mount undone (EACCES on a plain folder, fixed) is forgotten as ever. A memory that cannot be read (damaged, another version's) is said and taken as none
-(push as before it existed); one that cannot be written (a full or read-only disk) is said
-and held in this process only: push works either way.
+A folder that was on no mount undone (EACCES on a plain folder, fixed) is forgotten as ever.
+
+A memory that cannot be read (damaged, another version's) is said and taken as none (push as
+before it existed); one that cannot be written (a full or read-only disk) is said and held
+in this process only: push works either way.
 """
 from __future__ import annotations
 
@@ -326,7 +328,8 @@ def empty_again(folders: list[str], made: list[str], held: Iterable[str],
         if point is None:
             forget.append(p)
         elif not (matches(below, exclude) or any(below == k or below.startswith(k + "/")
-                                                 for k in kept) or p in emptied):
+                                                 for k in kept)
+                   or os.path.join(root, below) in emptied):
             kept.add(below)
             again.append(Unread(below, os.path.join(root, below), _errno(mine[p]), True,
                                 False, point, True))
