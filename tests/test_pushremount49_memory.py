@@ -125,8 +125,9 @@ def test_emptied_names_the_folder_emptied_on_purpose_and_something_in_it_forgets
     assert code == 0, err
     assert live(emulator) == {"a.txt": b"a"}
     assert _memory(tmp_path) == {}
-    # Remembered again (a second mount there, stopped), then something written into the
-    # unmounted mount point: pushed, and --delete acts on what is not there.
+    # Remembered again without the mount it was on (a record of an earlier build, or no
+    # mount table), then something written into the folder: pushed, and --delete acts on
+    # what is not there (with the mount noted and not mounted: kept, test_messages_mount50).
     emulator.add_file("runs/x/mnt/n.txt", b"n")
     from drivestage import unread_memory
     unread_memory._change((), {str(tmp_path / "src" / "mnt"): errno.ENOTCONN})
