@@ -27,8 +27,9 @@ if TYPE_CHECKING:
 
 @cli.group(name="unread")
 def unread_group() -> None:
-    """Folders a push could not read, remembered in the state folder (unread.json): while one
-    reads empty, is gone, or its mount is not mounted, every push keeps its copies on Drive."""
+    """Folders a push could not read, remembered in the state folder (unread.json): every
+    push keeps their copies on Drive while one reads empty, or while the mount it was on is
+    not mounted."""
 
 
 def _line(r: Record) -> str:
