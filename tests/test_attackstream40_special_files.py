@@ -12,6 +12,7 @@ there is unharmed.
 from __future__ import annotations
 
 import ctypes
+import importlib.util
 import os
 import stat
 
@@ -25,7 +26,10 @@ from trainer.errors import UsageError
 from trainer.export import export_onnx
 from trainer.model import YoloV4Tiny
 
-pytest.importorskip("onnx")
+# Looked for, not imported: onnx's import is 1.7 s (ml_dtypes), and every worker collects this
+# module; the tests import it where they export.
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("onnx") is None,
+                                reason="needs the [export] extra (onnx)")
 
 
 class _MakesFifo(YoloV4Tiny):
