@@ -200,12 +200,16 @@ def _serve_one(conn: socket.socket, listener: socket.socket) -> None:
 def serve(path: str) -> None:
     """Import :data:`PRELOAD`, then fork a waiter for each connection on the UNIX socket
     ``path`` until stdin (a pipe from the test process) ends."""
+    import gc
     import importlib
     import selectors
 
     _IMPORTED_UNDER.update(os.environ)   # (before: an import may set some, cv2 does)
     for name in PRELOAD:
         importlib.import_module(name)
+    # What the imports made lives in every child: no child's collection walks it again.
+    gc.collect()
+    gc.freeze()
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(path)
     listener.listen(64)

@@ -22,7 +22,7 @@ def bulk_mode(monkeypatch):
     enabled = gc.isenabled()
     monkeypatch.setattr(heap, "_BULK", True)
     yield
-    gc.unfreeze()   # (test_perf36 asserts nothing frozen in this process)
+    gc.unfreeze()   # (what the test froze; conftest freezes the suite's own again after it)
     (gc.enable if enabled else gc.disable)()
 
 

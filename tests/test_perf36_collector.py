@@ -55,11 +55,13 @@ def test_the_interpreters_last_collection_skips_what_the_command_left(tmp_path) 
 
 def test_importing_and_using_the_library_leaves_the_collector_as_it_was() -> None:
     from drivestage.heap import collect_less_often
-    before = gc.get_threshold()
+    before, frozen = gc.get_threshold(), gc.get_freeze_count()   # (the suite froze its own)
     import drivestage.extract  # noqa: F401
     import drivestage.stage  # noqa: F401
     assert gc.get_threshold() == before
-    assert gc.get_freeze_count() == 0   # nothing frozen (a notebook's objects are its own)
+    # Nothing frozen (a notebook's objects are its own): the count grows with a freeze only
+    # (frozen objects freed since make it smaller).
+    assert gc.get_freeze_count() <= frozen
     try:
         collect_less_often(1234)
         assert gc.get_threshold() == (1234, before[1], before[2])
