@@ -254,7 +254,7 @@ class PushJob(Sends):
         # Last, once everything else went: a path push could not read fails it (exit 1, as
         # another run's checkpoints it left do), never taken as absent (unread.py).
         unread.say(self.result.unread, store.describe(root))
-        sidecar_unread.say(self.waits, store.describe(root))
+        waiting = sidecar_unread.say(self.waits, store.describe(root))
         name_blocked.say(list(self.blocked.values()), store.describe(root))
         self.result.blocked = sorted(f"{rel}/{n}" if rel else n for rel, n in self.blocked)
         if left_in_way:
@@ -262,7 +262,7 @@ class PushJob(Sends):
             where = store.describe(self.remote_folder[lf.folder_rel])
             raise FolderLeftError(f"{where}/{lf.name}", lf.path)
         if self.result.unread:
-            raise unread.error(self.result.unread)
+            raise unread.error(self.result.unread, waiting)
         if self.blocked:
             raise name_blocked.error(list(self.blocked.values()),
                                      store.describe(root).startswith("drive:"))

@@ -57,14 +57,16 @@ def waiting(files: Iterable[LocalFile], cache: Hashes,
     return failed, waits
 
 
-def say(waits: Mapping[Key, str], dest: str) -> None:
+def say(waits: Mapping[Key, str], dest: str) -> int:
     """One line for each checkpoint of ``waits`` (:func:`waiting`), after its sidecar's;
-    not again while the same wait alike for ``dest``."""
+    not again while the same wait alike for ``dest``. Returns how many such lines there are
+    (said now or before: the end line counts them, :func:`drivestage.unread.error`)."""
     lines = tuple(f"{shown} is not sent either: a checkpoint goes only with its sidecar, "
                   "which could not be read" for (_, n), shown in sorted(waits.items())
                   if not is_sidecar(n))
     if _SAID.get(dest, ()) == lines:
-        return
+        return len(lines[:SAID_AT_MOST])
     _SAID[dest] = lines
     for line in lines[:SAID_AT_MOST]:
         log.error("%s", line)
+    return len(lines[:SAID_AT_MOST])

@@ -147,12 +147,15 @@ def src_beneath(src: str, err: int, point: str) -> LocalFileError:
                           f"should go, push once with --emptied {shlex.quote(printable(src))}")
 
 
-def error(unread: Sequence[Unread]) -> LocalFileError:
-    """The push's failure once everything else was done."""
+def error(unread: Sequence[Unread], also: int = 0) -> LocalFileError:
+    """The push's failure once everything else was done (``also``: lines said of what waits
+    with them, :func:`drivestage.sidecar_unread.say`)."""
     n = len(unread)
     it, them = ("it", "it") if n == 1 else ("they", "them")
+    # (one path, its line and a waiting checkpoint's: two lines above, "the line above" said)
+    one = n == 1 and also == 0
     return LocalFileError(
         f"{n} path{'' if n == 1 else 's'} of SRC could not be read (the line"
-        f"{'' if n == 1 else 's'} above name{'s' if n == 1 else ''} {them}): everything else "
+        f"{'' if one else 's'} above name{'s' if one else ''} {them}): everything else "
         f"was pushed, and nothing on Drive at or under {them} was removed or replaced; push "
         f"again once {it} can be read")

@@ -43,7 +43,11 @@ def test_an_unreadable_sidecar_never_lets_its_checkpoint_go_beside_another_runs(
     assert said[1] == (f"ERROR drivestage.upload_tree: {src}/epoch_002.pt is not sent "
                        f"either: a checkpoint goes only with its sidecar, which could not be "
                        f"read"), err
-    assert err.strip().splitlines()[-1].startswith("Error: 1 path of SRC could not be read"), err
+    # (two lines above it: "the line above" was said, pull50)
+    assert err.strip().splitlines()[-1] == (
+        "Error: 1 path of SRC could not be read (the lines above name it): everything else "
+        "was pushed, and nothing on Drive at or under it was removed or replaced; push again "
+        "once it can be read"), err
 
 
 def test_delete_keeps_the_verified_pair_an_unreadable_sidecars_pair_was_to_replace(
