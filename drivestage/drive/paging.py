@@ -1,11 +1,15 @@
 """Bounds on a listing's pages: a server that repeats a page token, or never stops sending new
-ones, must not keep a listing going forever."""
+ones, must not keep a listing going forever; nor one that answers every page slowly (each
+page within the connection's timeout, a new token after each: 1,000 pages of two minutes
+each are a day and a half), bounded in time as well (:class:`Clock`)."""
 from __future__ import annotations
 
 import logging
+import os
+import time
 from typing import Any, Callable, Optional
 
-from drivestage.errors import RemoteError
+from drivestage.errors import RemoteError, UsageError
 
 log = logging.getLogger(__name__)
 
@@ -18,6 +22,47 @@ Page = Optional[list[Any]]
 MAX_PAGES = 1000
 #: Times one listing starts over after Drive rejected its page token (see :func:`all_pages`).
 MAX_RESTARTS = 3
+#: Seconds one listing may take, every page and restart of it together, before it is given
+#: up: Drive answers a page of 1,000 items in about a second, so the largest folder Drive
+#: holds (500 pages) lists in minutes; an hour is a server that answers too slowly to end.
+#: ``DRIVESTAGE_LISTING_TIMEOUT`` sets it (seconds; for a very slow link, and for tests).
+LISTING_TIMEOUT_S = 3600.0
+TIMEOUT_ENV = "DRIVESTAGE_LISTING_TIMEOUT"
+
+
+def listing_timeout() -> float:
+    """The seconds one listing may take: ``$DRIVESTAGE_LISTING_TIMEOUT`` or
+    :data:`LISTING_TIMEOUT_S` (a usage error, exit 2, for a value that is no positive number)."""
+    raw = os.environ.get(TIMEOUT_ENV, "").strip()
+    if not raw:
+        return LISTING_TIMEOUT_S
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < 1e9:   # (nan fails both)
+        raise UsageError(f"{TIMEOUT_ENV}={raw!r} is not a number of seconds above 0 and below "
+                         f"1e9 (how long one listing may take; {LISTING_TIMEOUT_S:g} by default)")
+    return value
+
+
+class Clock:
+    """The time bound of one listing (:func:`listing_timeout`), started at its first page."""
+
+    def __init__(self, where: str):
+        self.where, self.limit = where, listing_timeout()
+        self.began = time.monotonic()
+
+    def check(self, pages: int) -> None:
+        """Refuse to ask for another page once the listing has taken its time (``pages``:
+        those it got): a server that answers each page slowly and never ends its listing."""
+        took = time.monotonic() - self.began
+        if took > self.limit:
+            raise RemoteError(
+                f"listing {self.where}: not done after {pages} pages and {took:.2f} s (a "
+                f"listing may take {self.limit:g} s: {TIMEOUT_ENV}); stopped: the server "
+                "answers its pages too slowly, or keeps sending new page tokens. Try again "
+                "later; if it persists, the server (or a proxy) is broken")
 
 
 def check_token(token: str, seen: set[str], where: str) -> None:
@@ -40,7 +85,8 @@ def all_pages(call: Callable[[str, Callable[[], Page]], Page], listing: Any,
               where: str) -> list[dict[str, Any]]:
     """Every item of a PyDrive2 ``ListFile`` (``listing``), page by page, each page a
     ``call(what, fn)`` of its own (retried on its own): PyDrive2's ``GetList()`` stops after
-    one page when ``maxResults`` is set. Bounded by :func:`check_token` and :data:`MAX_PAGES`.
+    one page when ``maxResults`` is set. Bounded by :func:`check_token`, :data:`MAX_PAGES`
+    and in time (:class:`Clock`).
 
     Drive rejects a page token that went stale during a long listing (400 ``invalid``), and
     its reference says to discard it and start again from the first page: the listing starts
@@ -51,11 +97,12 @@ def all_pages(call: Callable[[str, Callable[[], Page]], Page], listing: Any,
         except StopIteration:
             return None
 
+    clock = Clock(where)   # (one bound for the restarts too: each starts a slow server over)
     for restart in range(MAX_RESTARTS + 1):
         items: list[dict[str, Any]] = []
         seen: set[str] = set()
         try:
-            for _ in range(MAX_PAGES):
+            for pages in range(1, MAX_PAGES + 1):
                 got = call(f"list {where}", page)
                 if got is None:
                     return items
@@ -64,6 +111,7 @@ def all_pages(call: Callable[[str, Callable[[], Page]], Page], listing: Any,
                 if not token:  # none, or empty (proto3's omitted string: AIP-158): the end
                     return items
                 check_token(token, seen, where)
+                clock.check(pages)
             raise too_many(where)
         except RemoteError as exc:
             if not (seen and _token_rejected(exc)):

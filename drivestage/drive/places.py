@@ -44,12 +44,13 @@ def _shared_drive(store: DriveStore, name: str) -> dict[str, Any]:
     items: list[dict[str, Any]] = []
 
     restarts = [0]
+    clock = paging.Clock("the shared drives")
 
     def fetch() -> None:
         items.clear()
         token = None
         seen: set[str] = set()
-        for _ in range(paging.MAX_PAGES):
+        for pages in range(paging.MAX_PAGES):
             kwargs: dict[str, Any] = {"maxResults": 100}
             if token:
                 kwargs["pageToken"] = token
@@ -72,6 +73,7 @@ def _shared_drive(store: DriveStore, name: str) -> dict[str, Any]:
             if not token:
                 return
             paging.check_token(token, seen, "the shared drives")
+            clock.check(pages + 1)
         raise paging.too_many("the shared drives")
 
     store.call(f"list shared drives (looking for {name!r})", fetch)
