@@ -10,12 +10,18 @@ folder at the end tells: a file whose md5 or size changed since the walk fails t
 (exit 1), named; the rerun stages the new version (its stamp names the old md5). Asked only
 where this pull downloaded something: a rerun that found everything staged costs nothing
 more, and what it left is as listed, as before. Not for a local folder (its listing reads
-every file whole again)."""
+every file whole again).
+
+A file deleted on Drive between the walk and its download (a live run's retention removing
+an old checkpoint while its folder is pulled) failed the pull with Drive's plain 404, as a
+broken server's would: :func:`gone` asks Drive for that file once and, gone, names it and
+what to do (pull50)."""
 from __future__ import annotations
 
 from typing import Optional, Sequence
 
-from drivestage.errors import NotFoundError, RemoteChangedError
+from drivestage.errors import DanglingShortcutError, DriveStageError, NotFoundError, \
+    RemoteChangedError, TrashedError
 from drivestage.localdir import LocalDirStore
 from drivestage.pool import each
 from drivestage.stage_file import PullResult
@@ -63,6 +69,30 @@ def check_unchanged(store: RemoteStore, staged: Sequence[tuple[Item, PullResult]
             f"version since the folder was listed): what it staged mixes files of before and "
             f"after that change. Run again to stage the new version (only what changed is "
             f"fetched)")
+
+
+def gone(store: RemoteStore, it: Item) -> Optional[NotFoundError]:
+    """The error of a pull whose file ``it`` Drive answered "not found" for as it was
+    downloaded, where Drive says so of its id too (one files.get): a file that went away
+    since the folder was listed, named with what to do. None where the download's own error
+    stands: the file is there (a server that lost track of its own file is not told apart
+    from that by guessing), the look failed, or ``it`` is a shortcut to nothing."""
+    if it.entry.unreadable:
+        return None     # (a shortcut to nothing, as listed: said so already)
+    try:
+        store.stat(it.entry)
+    except DanglingShortcutError:
+        return None     # (a shortcut whose target went: what the download said stands)
+    except NotFoundError as now:
+        how = "trashed" if isinstance(now, TrashedError) else "deleted"
+        return NotFoundError(
+            f"{it.src} went away on Drive while this pull ran ({how} after the folder was "
+            "listed: a run still writing there, its retention removing old checkpoints?), "
+            "so it was not staged. Pull again (only what is missing is fetched), "
+            "or pull a run's folder once its trainer has stopped")
+    except DriveStageError:
+        pass    # (the look itself failed)
+    return None
 
 
 def _by_local_folder(staged: Sequence[tuple[Item, PullResult]]

@@ -28,7 +28,8 @@ from typing import Any, Callable, Optional, Sequence
 
 from drivestage import download as dl
 from drivestage import partials, stage_recheck, stamp_cache, stamps
-from drivestage.errors import HeldBackError, LocalFileError, UsageError, UserFilesError
+from drivestage.errors import HeldBackError, LocalFileError, NotFoundError, UsageError, \
+    UserFilesError
 from drivestage.extract.statedir import state_lock
 from drivestage.extract.validation import STATE_DIR
 from drivestage.pool import each
@@ -182,6 +183,11 @@ def _pull_folder(folder: RemoteEntry, *, src: str, path: StorePath, dest: str,
             refused.add(index, exc, ticket)
             failed = True
             return None
+        except NotFoundError as exc:   # (deleted on Drive since the walk listed it?)
+            went = stage_recheck.gone(store, it)
+            if went is None:
+                raise
+            raise went from exc
         except HeldBackError:   # (an archive before it failed while it was downloaded)
             refused.hold(index)
             result = stager(index, streams, False).stage(it.entry)   # (its stamp: no bytes)
