@@ -26,7 +26,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
-from drivestage import other_runs, sidecar
+from drivestage import other_runs, sidecar, unread
 from drivestage.download import download
 from drivestage.errors import DriveStageError, NotFoundError, RemoteChangedError, UsageError
 from drivestage.mirror import Mirror
@@ -295,12 +295,23 @@ class CheckpointSync:
 
     def _described(self, path: str) -> bool:
         """Whether ``path`` has a sidecar (the trainer's, a 0.1.0 one) that vouches for its
-        bytes: a checkpoint saved again under its name (``last.pt``) needs a new one."""
+        bytes: a checkpoint saved again under its name (``last.pt``) needs a new one. One
+        that could not be read (EACCES, EIO) counts too: never written over (it was taken for
+        none, and replaced, pull50); push holds its checkpoint with it (:mod:`sidecar_unread`)."""
         for name in (sidecar.name_for(path), path + sidecar.SUFFIX):
             if os.path.exists(name):  # the current form wins, as in sidecar.pairs
                 try:
                     with open(name, "rb") as fh:
                         said = sidecar.parse(fh.read(sidecar.MAX_BYTES), name)
+                except OSError as exc:
+                    failed = unread.of(exc, name, [name])
+                    if failed is None:
+                        return False    # (gone meanwhile: none)
+                    log.warning("could not read the sidecar %s (%s): not written over, and %s "
+                                "is not mirrored until it can be read (a checkpoint goes only "
+                                "with its sidecar)", name, failed.why, path)
+                    return True
+                try:
                     return said is not None and said.vouches_for(self._cache.md5(path))
                 except OSError:
                     return False
