@@ -9,8 +9,10 @@ tree Drive never held once the update ended, and nothing said (attack49). One li
 folder at the end tells: a file whose md5 or size changed since the walk fails the pull
 (exit 1), named; the rerun stages the new version (its stamp names the old md5). Asked only
 where this pull downloaded something: a rerun that found everything staged costs nothing
-more, and what it left is as listed, as before. Not for a local folder (its listing reads
-every file whole again).
+more, and what it left is as listed, as before. A local folder (a mounted Drive folder, a
+dataset another process updates) is looked at again the same way (pull50: it mixed alike,
+exit 0): its listing hashes only a file whose identity (size, times, inode) changed since
+the walk, the rest known by this process, so the look costs a stat per file.
 
 A file deleted on Drive between the walk and its download (a live run's retention removing
 an old checkpoint while its folder is pulled) failed the pull with Drive's plain 404, as a
@@ -39,7 +41,7 @@ def check_unchanged(store: RemoteStore, staged: Sequence[tuple[Item, PullResult]
     staged (see the module doc; a version staged by another pull after the walk, the one on
     Drive now, is no mix). Nothing is asked where the pull downloaded nothing. A file gone
     since is not a mix either (pull never deletes what it staged): left as it is."""
-    if not any(r.fetched for _, r in staged) or isinstance(store, LocalDirStore):
+    if not any(r.fetched for _, r in staged):
         return
     by_folder: dict[str, list[tuple[Item, PullResult]]] = {}
     for pairs in _by_local_folder(staged).values():
@@ -59,13 +61,15 @@ def check_unchanged(store: RemoteStore, staged: Sequence[tuple[Item, PullResult]
         now = {e.id: e for e in listing}
         for it, r in by_folder[folder_id]:
             e = now.get(it.entry.id)
-            if e is not None and ((e.md5 or "").lower() != (r.md5 or "").lower()
-                                  or e.size != r.size):
+            # (a local file listed without its md5, an archive its reader hashes: its size)
+            if e is not None and (e.size != r.size or e.md5 is not None and
+                                  e.md5.lower() != (r.md5 or "").lower()):
                 changed.append(it.src)
     if changed:
         more = f" and {len(changed) - NAMED} more" if len(changed) > NAMED else ""
+        where = "in its folder" if isinstance(store, LocalDirStore) else "on Drive"
         raise RemoteChangedError(
-            f"{', '.join(changed[:NAMED])}{more} changed on Drive while this pull ran (a new "
+            f"{', '.join(changed[:NAMED])}{more} changed {where} while this pull ran (a new "
             f"version since the folder was listed): what it staged mixes files of before and "
             f"after that change. Run again to stage the new version (only what changed is "
             f"fetched)")

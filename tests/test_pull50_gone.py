@@ -15,9 +15,10 @@ import threading
 
 from _cli import run
 from _envs import env  # noqa: F401  (a fixture)
-from _messages import error_line
+from _messages import error_line, renders, shown
 
 
+@renders("went away on Drive while this pull ran")
 def test_a_file_deleted_on_drive_during_a_folder_pull_is_named_with_what_to_do(
         emulator, env, tmp_path):
     a_id = emulator.add_file("run/a.txt", b"a" * 100)
@@ -37,6 +38,7 @@ def test_a_file_deleted_on_drive_during_a_folder_pull_is_named_with_what_to_do(
     assert not t.is_alive()
     code, _, err = box["run"]
     assert code == 1, err
+    shown("went away on Drive while this pull ran", err)
     assert error_line(err) == (
         "Error: drive:run/epoch_001.pt went away on Drive while this pull ran (deleted after "
         "the folder was listed: a run still writing there, its retention removing old "

@@ -19,12 +19,14 @@ import pytest
 
 from _checkpoints import save
 from _drive_state import live_md5s
+from _messages import renders, shown
 from _no_root_reads import in_a_child
 
 T0 = 1764600000.0
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="capabilities: Linux")
+@renders("could not read the sidecar … not written over")
 def test_the_sync_never_writes_over_a_sidecar_it_could_not_read(
         emulator, drive_env, local_state, fast_retries, tmp_path):
     src = tmp_path / "run"
@@ -54,6 +56,7 @@ def test_the_sync_never_writes_over_a_sidecar_it_could_not_read(
     assert side.read_bytes() == before and os.stat(side).st_mode & 0o777 == 0
     # The pair before it is mirrored; epoch_002.pt waits with its sidecar.
     assert set(live_md5s(emulator, "runs/a")) == {"epoch_001.pt", "epoch_001.json"}
+    shown("could not read the sidecar … not written over", said[0])
     assert said[0] == (
         f"could not read the sidecar {side} (Permission denied): not written over, and "
         f"{src}/epoch_002.pt is not mirrored until it can be read (a checkpoint goes only with "
