@@ -216,13 +216,17 @@ def _find(last: Mapping[str, Any], path: str) -> Any:
 
 def mount_points() -> Optional[set[str]]:
     """The mount points of this process's mount table (bind mounts too, and a FUSE mount
-    whose program ended, till it is unmounted); None where it cannot be read."""
+    whose program ended, till it is unmounted); None where it cannot be read. Lines end at
+    ``\n`` only, and names are decoded as the file system's (as ``os.path.realpath`` gives
+    them): the table writes a name's other bytes raw, and ``splitlines`` cut a mount at
+    ``m\u2028nt`` (or ``\x85``, ``\x1c``) in two, its folders then noted as on the disk
+    above (always mounted), and ``errors="replace"`` matched no non-UTF-8 name (attack50)."""
     try:
-        with open(localfs.MOUNTINFO, encoding="utf-8", errors="replace") as fh:
-            lines = fh.read().splitlines()
+        with open(localfs.MOUNTINFO, "rb") as fh:
+            lines = fh.read().split(b"\n")
     except OSError:
         return None
-    fields = (line.partition(" - ")[0].split() for line in lines)
+    fields = (os.fsdecode(line).partition(" - ")[0].split(" ") for line in lines)
     return {localfs.unescape_mount(f[4]) for f in fields if len(f) > 4}
 
 
