@@ -407,9 +407,13 @@ def forget(paths: Collection[str] = (), host: Optional[str] = None) -> list[Reco
     """Forget the records of ``paths`` (each by its names: as given and with its links
     resolved; none named: every path), every machine's or ``host``'s only (a recreated
     container's old name); the records forgotten. A push then takes such a folder as it
-    reads (``--delete`` removes its copies on Drive where it is empty or gone)."""
+    reads (``--delete`` removes its copies on Drive where it is empty or gone). A record
+    made through a link (``~/runs/src/mnt``, kept by that name and the real one) goes by its
+    real name too: forgotten by the real name only, the push through the link still found
+    it, and refused the folder just said to be emptied (attack50)."""
     keys = {k for p in paths for k in _keys(p)}
-    gone = [r for r in records() if (not keys or r.path in keys)
+    gone = [r for r in records() if (not keys or r.path in keys
+                                     or os.path.realpath(r.path) in keys)
             and (host is None or r.host == host)]
     me = socket.gethostname()
 
