@@ -164,7 +164,7 @@ def _local(device: int) -> bool:
     in the table: the one on top); False when the table cannot tell."""
     try:
         with open(MOUNTINFO, encoding="utf-8", errors="replace") as fh:
-            lines = fh.read().splitlines()
+            lines = fh.read().split("\n")
     except OSError:
         return False
     kind = None

@@ -353,7 +353,7 @@ def fuse_devices(table: Optional[str] = None) -> frozenset[int]:
     md5 from an earlier process. Empty when the table cannot be read."""
     try:
         with open(table or MOUNTINFO, encoding="utf-8", errors="replace") as fh:
-            lines = fh.read().splitlines()
+            lines = fh.read().split("\n")   # (a name's U+2028 is no line's end: attack50)
     except OSError:
         return frozenset()
     found = set()
@@ -374,14 +374,14 @@ def mount_of(path: str, table: Optional[str] = None) -> Optional[tuple[str, str]
     :data:`MOUNTINFO` (the last mount of that device: the one on top); None when unknown."""
     try:
         dev = os.stat(path).st_dev
-        with open(table or MOUNTINFO, encoding="utf-8", errors="replace") as fh:
-            lines = fh.read().splitlines()
+        with open(table or MOUNTINFO, encoding="utf-8", errors="surrogateescape") as fh:
+            lines = fh.read().split("\n")
     except OSError:
         return None
     found = None
     for line in lines:
         left, _, right = line.partition(" - ")
-        fields, kind = left.split(), right.split()
+        fields, kind = left.split(" "), right.split(" ")
         major, _, minor = fields[2].partition(":") if len(fields) > 4 else ("", "", "")
         if kind and major.isdigit() and minor.isdigit() and \
                 os.makedev(int(major), int(minor)) == dev:
@@ -407,14 +407,14 @@ def drive_mount(path: str, mounts: Optional[str] = None) -> Optional[str]:
     found = []
     if mounts is None:
         try:
-            with open("/proc/mounts", encoding="utf-8", errors="replace") as fh:
+            with open("/proc/mounts", encoding="utf-8", errors="surrogateescape") as fh:
                 mounts = fh.read()
         except OSError:
             mounts = None
     if mounts is None and _within(real, COLAB_DRIVE_MOUNT):
         found.append(COLAB_DRIVE_MOUNT)
-    for line in (mounts or "").splitlines():
-        fields = line.split()
+    for line in (mounts or "").split("\n"):
+        fields = line.split(" ")
         if len(fields) < 3:
             continue
         source, point, fstype = (unescape_mount(f) for f in fields[:3])

@@ -42,11 +42,11 @@ def lost_mount(path: str, mounts: Optional[str] = None, within: float = 0.5) -> 
     full = os.path.abspath(os.path.expanduser(path))
     if mounts is None:
         try:
-            with open("/proc/mounts", encoding="utf-8", errors="replace") as fh:
+            with open("/proc/mounts", encoding="utf-8", errors="surrogateescape") as fh:
                 mounts = fh.read()
         except OSError:
             return None
-    fuse = [unescape_mount(fields[1]) for fields in (line.split() for line in mounts.splitlines())
+    fuse = [unescape_mount(fields[1]) for fields in (line.split(" ") for line in mounts.split("\n"))
             if len(fields) >= 3 and fields[2].startswith("fuse")]
     if not fuse:
         return None

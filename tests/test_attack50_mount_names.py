@@ -50,3 +50,21 @@ def test_a_mount_whose_name_holds_a_line_separator_is_the_disk_beneath_once_undo
     assert code == 1, err
     assert err.count(" holds what is on the disk beneath: the mount at ") == 1, err
     assert live(emulator) == {"a.txt": b"a", f"{name}/m.txt": b"mounted"}
+
+
+def test_the_mount_table_readers_find_a_drive_mount_whose_name_holds_a_line_separator(
+        tmp_path, emulator):
+    """The same table, read where a FUSE mount's file identities are not trusted for an md5
+    (``fuse_devices``: on main the mount's device was missing, so a file another machine
+    rewrote through Drive keeping its size and mtime was taken as unchanged), where a
+    folder's mount is named (``mount_of``), and where a Drive mount is told from a plain
+    folder (``drive_mount``: the warnings and the side that removes nothing there)."""
+    import os
+
+    from drivestage import localfs
+
+    for mount in _mounted(tmp_path / "content" / "m\u2028nt", writable=False):
+        point = str(mount.point)
+        assert os.stat(point).st_dev in localfs.fuse_devices()
+        assert localfs.mount_of(point) == ("fuse.drive", point)
+        assert localfs.drive_mount(os.path.join(point, "x")) == point
