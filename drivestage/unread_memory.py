@@ -31,6 +31,7 @@ import json
 import logging
 import os
 import socket
+import stat
 import time
 from dataclasses import dataclass
 from typing import Any, Collection, Iterable, Mapping, Optional, Sequence
@@ -320,23 +321,29 @@ def empty_again(folders: list[str], made: list[str], held: Iterable[str],
         if u.rel in made:
             made.remove(u.rel)
     # A folder remembered below SRC that the walk did not find: gone (forgotten, unless its
-    # mount is not mounted now: its mount point removed at unmount) or left out by the
-    # filters, or below a folder not read (kept).
+    # mount is not mounted now: its mount point removed at unmount), no folder now (a file
+    # written where the mount point was removed, ``cp x.log /media/usb``: kept while its
+    # mount is not mounted, attack50), or left out by the filters, or below a folder not
+    # read (kept).
     kept = {u.rel for u in again} | {u.rel for u in unread}
     for p in [p for p in mine if p not in forget]:
         below = next((p[len(r) + 1:] for r in _keys(root) if p.startswith(r + os.sep)), None)
-        if below is None or not _gone(p):   # (only SRC's: a path elsewhere may hang a stat)
+        if below is None:   # (only SRC's: a path elsewhere may hang a stat)
+            continue
+        gone = _gone(p)
+        if not gone and not _no_folder(p):
             continue
         point = _beneath(mine[p], points)
         below = below.replace(os.sep, "/")
         if point is None:
-            forget.append(p)
+            if gone:
+                forget.append(p)
         elif not (matches(below, exclude) or any(below == k or below.startswith(k + "/")
                                                  for k in kept)
                    or os.path.join(root, below) in emptied):
             kept.add(below)
             again.append(Unread(below, os.path.join(root, below), _errno(mine[p]), True,
-                                False, point, True))
+                                False, point, gone))
     note = {k: u.errno for u in unread if u.folder and u.rel for k in _keys(u.path)}
     note.update({k: u.errno for u in again for k in _keys(u.path)})
     # The mount each was on: as the walk found it (a mount whose program ended is in the
@@ -366,6 +373,14 @@ def _gone(path: str) -> bool:
     except OSError:
         return False
     return False
+
+
+def _no_folder(path: str) -> bool:
+    """``path`` is there, and is no folder (a file, a link, a special file)."""
+    try:
+        return not stat.S_ISDIR(os.lstat(path).st_mode)
+    except OSError:
+        return False
 
 
 def _errno(rec: Any) -> int:
