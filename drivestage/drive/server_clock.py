@@ -126,11 +126,15 @@ def heard(response: Any) -> None:
 def age_of(value: object) -> Optional[float]:
     """How long a cache kept the answer (its ``Age``, RFC 9111 5.1: delta-seconds; the first
     of several): 0 where none is said, None where one is said that cannot be read. Its
-    ``Date`` and a ``Retry-After`` it carries are that much older (:func:`drive_clock`)."""
+    ``Date`` and a ``Retry-After`` it carries are that much older (:func:`drive_clock`).
+    One past 2^31 s (RFC 9111 1.2.2's cap: 68 years) says nothing of Drive's clock now and
+    cannot be read either: 400 nines were infinity, and Drive's clock so heard dated a
+    mirror's claim ``inf``, which every other machine read as no one's (attack50)."""
     if value is None:
         return 0.0
     first = str(value).split(",")[0].strip()
-    return float(first) if first.isascii() and first.isdigit() else None
+    return float(first) if first.isascii() and first.isdigit() and len(first) < 20 \
+        and int(first) <= 2 ** 31 else None
 
 
 def _warn(behind: float) -> None:
