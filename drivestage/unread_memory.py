@@ -273,17 +273,38 @@ def refuse_unread_src(src: str) -> None:
 def src_again(src: str, empty: bool, emptied: Collection[str] = ()) -> None:
     """Refuse a push of ``src`` that reads as ``empty`` where a push could not read it (a
     mount that stopped, then unmounted: ``--delete`` took every file of DEST, attackr248);
-    forget that once it holds something, or ``emptied`` names it (``--emptied``)."""
+    forget that once it holds something, or ``emptied`` names it (``--emptied``). So too
+    where a folder of SRC was remembered on a mount SRC is on as well, not mounted now: SRC
+    shows the disk beneath (a flaky stick's folder read EIO, the stick since unmounted and
+    SRC its bare mount point: ``--delete`` took every copy on Drive but that folder's,
+    attack50)."""
     key = os.path.abspath(src)
+    covered = _covering(key)
+    if covered and key not in emptied:
+        path, under = covered[0]
+        raise src_beneath(src, _errno(_read(mine=True)[path]), under)
     rec = _find(_read(), key)
     if rec is None:
+        if covered:   # (--emptied SRC: the records of its mount's folders with it)
+            _change((), {}, [p for p, _ in covered])
         return
     point = _beneath(_find(_read(mine=True), key), mount_points())
     if point is not None and not empty and key not in emptied:   # (files written into it)
         raise src_beneath(src, _errno(rec), point)
     if empty and key not in emptied:
         raise src_refused(src, _errno(rec))
-    _change(_keys(key), {}, _keys(key) if key in emptied else ())
+    _change(_keys(key), {}, [*_keys(key), *(p for p, _ in covered)] if key in emptied else ())
+
+
+def _covering(key: str) -> list[tuple[str, str]]:
+    """This machine's records of folders below SRC (``key``) whose mount, not mounted now,
+    is SRC's own or one above it: (path, mount point)."""
+    mine = _read(mine=True)
+    below = [p for p in mine if any(p.startswith(k + os.sep) for k in _keys(key))]
+    points = mount_points() if below else None
+    real = os.path.realpath(key)
+    return [(p, m) for p in below for m in [_beneath(mine[p], points)]
+            if m is not None and (real == m or real.startswith(m.rstrip(os.sep) + os.sep))]
 
 
 def empty_again(folders: list[str], made: list[str], held: Iterable[str],
