@@ -82,8 +82,8 @@ _dated = True
 #: Whether the warning of a skewed ``Date`` was given (once a process: :func:`_warn`).
 _warned = False
 
-#: The latest date Drive stamped on an item this process read (its ``modifiedDate`` or
-#: ``createdDate``: :func:`stamped`; None: none read). What Drive's own clock is at least.
+#: The latest date Drive stamped on an item this process read (its ``createdDate``:
+#: :func:`stamped`; None: none read). What Drive's own clock is at least.
 _stamped: Optional[float] = None
 
 
@@ -231,8 +231,9 @@ def now() -> float:
 
 
 def stamped(*dates: float) -> None:
-    """Note dates Drive stamped on an item read (a listing's, a get's): Drive's clock was at
-    least the latest of them when it answered (:func:`latest`)."""
+    """Note dates Drive stamped on an item read (a listing's, a get's: its ``createdDate``,
+    Drive's own; a ``modifiedDate`` is the client's mtime for rclone or Drive for desktop):
+    Drive's clock was at least the latest of them when it answered (:func:`latest`)."""
     global _stamped
     newest = max(dates, default=0.0)
     if newest > 0 and (_stamped is None or newest > _stamped):

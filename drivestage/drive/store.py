@@ -157,7 +157,9 @@ class DriveStore(ByteReads, Deletes, FolderMaking, Uploads, RemoteStore):
                ancestors: tuple[str, ...] = ()) -> DriveEntry:
         """``res`` as an entry, a shortcut followed to its target (see the module doc)."""
         entry = entry_from_resource(res, where)
-        server_clock.stamped(entry.modified, entry.created)   # (Drive's clock is at least so)
+        # Drive's clock was at least its creation stamp; not the modified date, which is
+        # a client's word (rclone and Drive for desktop send a file's mtime): attack50.
+        server_clock.stamped(entry.created)
         if is_shortcut(res):
             entry = shortcuts.follow(res, entry, where, self._get,
                                      self.transport.resource_keys)
