@@ -12,11 +12,12 @@ Every configuration loads the same generated VOC-like JPEGs (500x375 at most, as
   then ``--ultralytics-path /tmp/ul``. It runs with ``YOLO_OFFLINE=1``.
 
 Each measurement is its own process (fresh imports: Ultralytics changes OpenCV's settings
-when imported), the configurations interleaved and repeated so that load from other
-processes hits all of them alike; the table gives the median and the range. The rate is
-the steady state inside an epoch: a few batches are taken first (worker start-up, paid once
-an epoch), then ``--batches`` are timed. Beside images/s (wall clock) it gives images per
-CPU-second (the CPU time of the loading process and its workers over the same batches):
+when imported; with ``--fork`` ours are forked from the bench's process instead, whose
+imports are made once: the test's run, which pays no torch import per measurement), the
+configurations interleaved and repeated so that load from other processes hits all of them
+alike; the table gives the median and the range. The rate is the steady state inside an
+epoch: a few batches are taken first (worker start-up, paid once an epoch), then
+``--batches`` are timed. Beside images/s (wall clock) it gives images per CPU-second (the CPU time of the loading process and its workers over the same batches):
 on a machine shared with other work, wall-clock rates follow the neighbours' load, the CPU
 cost per image does not; on an idle machine images/s is about cores x images/CPU-second. Ours hands out float32 images in [0, 1];
 Ultralytics hands out uint8 (its trainer divides on the GPU). A cache's fill time is
@@ -136,7 +137,39 @@ def _child(spec: dict) -> int:
 
 # --------------------------------------------------------------------------- the run (parent)
 
-def _run_child(spec: dict) -> dict:
+def _forked_child(spec: dict) -> dict:
+    """:func:`_child` in a child forked from this process (``--fork``): its imports made here
+    once, its result back through a pipe; what it says on stderr goes to this process's."""
+    import traceback
+
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:   # (the child: never returns)
+        code = 1
+        try:
+            os.close(read_end)
+            result = _ours(spec)
+            with os.fdopen(write_end, "w") as out:
+                out.write(json.dumps(result))
+            code = 0
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            sys.stderr.flush()
+            os._exit(code)
+    os.close(write_end)
+    with os.fdopen(read_end) as got:
+        text = got.read()
+    _, status = os.waitpid(pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0 or not text:
+        raise SystemExit(f"{spec['kind']} cache={spec['cache']} failed (exit "
+                         f"{os.waitstatus_to_exitcode(status)}): see above")
+    return json.loads(text)
+
+
+def _run_child(spec: dict, fork: bool = False) -> dict:
+    if fork and spec["kind"] != "ultralytics":
+        return _forked_child(spec)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(HERE.parent), os.environ.get("PYTHONPATH")])))
     res = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)], capture_output=True, text=True,
                          env=env, timeout=900)
@@ -182,12 +215,18 @@ def main(argv: list[str] | None = None) -> int:
                         help="a folder holding the ultralytics package (not a project dependency)")
     parser.add_argument("--no-ultralytics", action="store_true")
     parser.add_argument("--json", default=None, help="also write the results here")
+    parser.add_argument("--fork", action="store_true",
+                        help="measure ours and 0.1.0's each in a child forked from this process, its "
+                             "imports made once, not a fresh interpreter (the test's run: the "
+                             "measured code is the same; Ultralytics' stay fresh)")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         return _child(json.loads(args.child))
 
     from _machine import cpu_summary
+    if args.fork:
+        import trainer.data.dataset  # noqa: F401  (imported once, for every forked child)
     from trainer.data.synth import make_synthetic_voc
     from trainer.data.voc import read_annotation_file
 
@@ -217,7 +256,8 @@ def main(argv: list[str] | None = None) -> int:
         results: dict[tuple[str, str], list[dict]] = {c: [] for c in configs}
         for _ in range(args.repeats):
             for kind, cache in configs:
-                results[(kind, cache)].append(_run_child({**common, "kind": kind, "cache": cache}))
+                results[(kind, cache)].append(_run_child({**common, "kind": kind, "cache": cache},
+                                                         fork=args.fork))
 
     base = statistics.median(r["img_s"] for r in results[("0.1.0", "none")])
     base_cpu = statistics.median(r["img_per_cpu_s"] for r in results[("0.1.0", "none")])

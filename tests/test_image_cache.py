@@ -235,9 +235,11 @@ def test_the_loader_bench_runs_and_skips_ultralytics_when_it_is_missing(tmp_path
     script = Path(__file__).resolve().parents[1] / "bench" / "data_pipeline.py"
     env = dict(os.environ, PYTHONNOUSERSITE="1")   # (read by its measurements: fresh interpreters)
     # The bench's own process forked with torch imported (tests/_trainer_proc.py); each of its
-    # measurements is a fresh interpreter of its own, as the bench makes them.
+    # measurements of ours forked from it (--fork: a fresh interpreter's torch import cost
+    # 2 s of CPU each), the Ultralytics probe a fresh interpreter, as the bench makes it.
     proc = start_script(str(script), ["--images", "30", "--size", "64", "--batch", "4",
                                       "--warmup", "1", "--batches", "2", "--repeats", "1", "--caches", "none", "ram",
+                                      "--fork",
                                       "--ultralytics-path", str(tmp_path / "nothing-here"),
                                       "--json", str(tmp_path / "r.json")],
                         env=env, stdout=str(tmp_path / "out"), stderr=str(tmp_path / "err"))
