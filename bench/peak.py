@@ -30,14 +30,19 @@ main()
 """
 
 
-def run_drivestage(args: list[str], env: dict | None = None,
-                   cwd: str | None = None) -> tuple[subprocess.CompletedProcess, int]:
-    """``drivestage ARGS`` through its console-script entry point: (process, peak RSS bytes)."""
+def run_drivestage(args: list[str], env: dict | None = None, cwd: str | None = None,
+                   cli=None) -> tuple[subprocess.CompletedProcess, int]:
+    """``drivestage ARGS`` through its console-script entry point: (process, peak RSS bytes).
+    ``cli``: a fork server of tests/_forkcli.py to fork it from (its imports made there
+    once; the peak then includes what the server's imports took)."""
     fd, peak_file = tempfile.mkstemp(prefix="drivestage-peak-")
     os.close(fd)
     try:
-        proc = subprocess.run([sys.executable, "-c", _RUN, peak_file, *args], env=env, cwd=cwd,
-                              capture_output=True, text=True)
+        if cli is not None:
+            proc = cli.run([peak_file, *args], env=env, cwd=cwd, text=True, script=_RUN)
+        else:
+            proc = subprocess.run([sys.executable, "-c", _RUN, peak_file, *args], env=env,
+                                  cwd=cwd, capture_output=True, text=True)
         with open(peak_file) as fh:
             peak = int(fh.read() or 0) * 1024
     finally:

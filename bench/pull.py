@@ -62,6 +62,13 @@ from pull_report import report  # noqa: E402
 from _disk import Retired, create_cost, marker, page_cost, settle, RECENT_S  # noqa: E402
 
 MiB = 1 << 20
+#: ``--fork-server``: the server (tests/_forkcli.py) each ``drivestage`` run and each
+#: bench/pull_phases.py run is forked from instead of a fresh interpreter, and the file it
+#: logs each child's CPU seconds in (its children are not this process's to count).
+_CLI = None
+_CPU_LOG = ""
+_PHASES_RUN = ("import runpy, sys; sys.argv[0] = {0!r}; sys.path.insert(0, {1!r}); "
+               "runpy.run_path({0!r}, run_name='__main__')")
 
 
 def build_zip(path: str, size: int, members: int, seed: int = 0) -> None:
@@ -164,23 +171,39 @@ def _children_faults() -> int:
     return resource.getrusage(resource.RUSAGE_CHILDREN).ru_minflt
 
 
+def _forked_cpu() -> float:
+    """CPU seconds of the children forked by ``--fork-server``'s server so far."""
+    if not _CPU_LOG or not os.path.exists(_CPU_LOG):
+        return 0.0
+    with open(_CPU_LOG) as fh:
+        return sum(float(line) for line in fh if line.strip())
+
+
 def run(cmd: list[str], env: Optional[dict] = None, cwd: Optional[str] = None) -> dict:
     """Run one command (fails loudly): ``wall``, ``cpu`` (user+sys), ``faults`` (minor page
-    faults), ``rss`` (drivestage only: the process's own peak), ``stdout``.
+    faults; none counted of a forked run), ``rss`` (drivestage only: the process's own
+    peak), ``stdout``.
 
     ``cmd`` starting with ``"drivestage"`` runs the console script with this interpreter."""
-    cpu, faults = _children_cpu(), _children_faults()
+    cpu, faults = _children_cpu() + _forked_cpu(), _children_faults()
     began = time.monotonic()
     rss = 0
     if cmd[0] == "drivestage":
-        proc, rss = run_drivestage(cmd[1:], env=env, cwd=cwd)
+        proc, rss = run_drivestage(cmd[1:], env=env, cwd=cwd, cli=_CLI)
+    elif _CLI is not None and cmd[:2] == [sys.executable, PHASES]:
+        proc = _CLI.run(cmd[2:], env=env, cwd=cwd, text=True,
+                        script=_PHASES_RUN.format(PHASES, HERE))
     else:
         proc = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True)
     wall = time.monotonic() - began
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
-    return {"wall": wall, "cpu": _children_cpu() - cpu, "faults": _children_faults() - faults,
+    return {"wall": wall, "cpu": _children_cpu() + _forked_cpu() - cpu,
+            "faults": _children_faults() - faults,
             "rss": rss, "stdout": proc.stdout}
+
+
+PHASES = os.path.join(HERE, "pull_phases.py")
 
 
 def phases(args: list[str], env: dict, cwd: Optional[str] = None) -> dict:
@@ -188,7 +211,7 @@ def phases(args: list[str], env: dict, cwd: Optional[str] = None) -> dict:
     fd, out = tempfile.mkstemp(prefix="drivestage-phases-", suffix=".json")
     os.close(fd)
     try:
-        got = run([sys.executable, os.path.join(HERE, "pull_phases.py"), "--json", out,
+        got = run([sys.executable, PHASES, "--json", out,
                    *args], env=env, cwd=cwd)
         with open(out) as fh:
             table = json.load(fh)
@@ -410,6 +433,11 @@ def main() -> None:
                     help="rounds (best and range of N; 0: only the machine's costs, after "
                          "waiting out an earlier run's deletions)")
     ap.add_argument("--json", action="store_true", help="print the numbers as JSON too")
+    ap.add_argument("--fork-server", action="store_true",
+                    help="fork each drivestage and pull_phases.py run from a process that "
+                         "imported drivestage once (tests/_forkcli.py), not a fresh "
+                         "interpreter: the tests' runs (what the numbers are is not tested; "
+                         "the start, its imports and the peak memory are then not a user's)")
     ap.add_argument("--save", metavar="FILE", help="save every measurement to FILE (JSON)")
     ap.add_argument("--report", metavar="FILE",
                     help="print the report of a run saved with --save; measure nothing")
@@ -437,6 +465,13 @@ def main() -> None:
                            workers=0)
     info = machine()
     work = tempfile.mkdtemp(prefix="run-", dir=args.workdir)
+    if args.fork_server:
+        global _CLI, _CPU_LOG
+        sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))
+        from _forkcli import CPU_LOG, cli_server
+
+        _CPU_LOG = os.path.join(work, "forked-cpu.log")
+        _CLI = cli_server(dict(os.environ, **{CPU_LOG: _CPU_LOG}))
     need = 0 if args.streams_only else len(names) * args.repeat * 4 * size + 4 * size
     free = shutil.disk_usage(work).free
     if free < need:
