@@ -239,7 +239,7 @@ def test_the_loader_bench_runs_and_skips_ultralytics_when_it_is_missing(tmp_path
     # 2 s of CPU each), the Ultralytics probe a fresh interpreter, as the bench makes it.
     proc = start_script(str(script), ["--images", "30", "--size", "64", "--batch", "4",
                                       "--warmup", "1", "--batches", "2", "--repeats", "1", "--caches", "none", "ram",
-                                      "--fork",
+                                      "--fork", "--image-size", "64", "96",   # (not VOC's 375-500 px)
                                       "--ultralytics-path", str(tmp_path / "nothing-here"),
                                       "--json", str(tmp_path / "r.json")],
                         env=env, stdout=str(tmp_path / "out"), stderr=str(tmp_path / "err"))
