@@ -9,8 +9,6 @@ stale time. RunLease as the trainer makes it (tokens as two machines), the real 
 stack against the emulator; every wait is on the emulator's count of held answers."""
 from __future__ import annotations
 
-import subprocess
-import sys
 import threading
 import time
 
@@ -113,7 +111,7 @@ def test_a_trainer_killed_between_its_claims_steps_is_taken_over_at_stale_time(
     """Killed (SIGKILL) after its claim file was made, before the arbiter named it (``read``:
     its read of the folder held), or after the arbiter named it (``swap``: its patch done,
     the answer held): the next trainer watches the claim go stale, then takes it over."""
-    import os
+    from _forkcli import cli_server
 
     emulator.add_folder("runs/exp")
     folder = emulator.find("runs/exp")["id"]
@@ -121,9 +119,9 @@ def test_a_trainer_killed_between_its_claims_steps_is_taken_over_at_stale_time(
         emulator.faults.latency(60, "GET", rf"/files/{folder}\?.*fields=etag", times=1)
     else:
         emulator.faults.latency(60, "PATCH", rf"/files/{folder}\?.*fields=etag", times=1)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
-    proc = subprocess.Popen([sys.executable, "-c", KILLED, str(tmp_path / "k"), str(PERIOD)],
-                            env=env)
+    # (forked with drivestage imported, tests/_forkcli.py: a fresh interpreter's start and
+    # imports were a third of each case; the server's environment is this process's)
+    proc = cli_server().popen([str(tmp_path / "k"), str(PERIOD)], script=KILLED)
     try:
         came, _ = emulator.faults.wait_latencies(lambda n: n >= 1, timeout=60)
         assert came, "the trainer never reached its claim's step"
