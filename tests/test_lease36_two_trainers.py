@@ -92,29 +92,57 @@ def _stop(proc: "TrainerProcess | subprocess.Popen") -> None:
     proc.wait(timeout=120)
 
 
+#: The planted claim's name (:func:`_plant`).
+CLAIM = "trainer-lease-0123456789abcdef.json"
+
+
 def _plant(emulator, host: str) -> None:
     """A claim of another machine, as its trainer wrote it before its runtime died (made in
     the emulator's store: in this process a client's request would wait for the answer
-    whose sending plants it, :func:`_on_first_request`)."""
-    emulator.add_file("runs/exp/trainer-lease-0123456789abcdef.json",
+    whose sending plants it, :func:`_until_listed`)."""
+    emulator.add_file("runs/exp/" + CLAIM,
                       json.dumps({"owner": "0123456789abcdef", "host": host, "pid": 4242,
                                   "machine": "deadbeef", "generation": 1}).encode())
 
 
 @contextlib.contextmanager
-def _on_first_request(act):
-    """Run ``act`` (once) as the emulator answers the first request made of it within the
-    block: its access line is logged before the answer's body is sent, so the client that
-    asked waits for ``act`` to end."""
-    import logging
+def _until_listed(folder: str, plant, renew):
+    """``plant`` as the emulator answers the first request made of it within the block, then
+    ``renew`` as it answers each later one until the first listing of ``folder``'s children
+    (not at that one: its answer, made before its access line is logged, shows the claim as
+    last renewed, and the next listings the same date: the claim's holder died then)."""
     import threading
 
-    once = threading.Lock()
+    state = {"planted": False, "listed": False}
+    lock = threading.Lock()
+
+    def act(line: str) -> None:
+        with lock:
+            if state["listed"]:
+                return
+            if not state["planted"]:
+                state["planted"] = True
+                plant()
+            elif "GET " in line and folder in line and "parents" in line:
+                state["listed"] = True
+            else:
+                renew()
+
+    with _on_each_request(act):
+        yield
+    assert state["listed"], "the trainer never listed the run folder"
+
+
+@contextlib.contextmanager
+def _on_each_request(act):
+    """Run ``act(line)`` as the emulator answers each request made of it within the block
+    (``line``: its access line, logged before the answer's body is sent, so the client that
+    asked waits for ``act`` to end)."""
+    import logging
 
     class _Hook(logging.Handler):
         def emit(self, record):
-            if once.acquire(blocking=False):   # (never released: once)
-                act()
+            act(record.getMessage())
 
     log = logging.getLogger("drivestage.emulator.handler")
     level, hook = log.level, _Hook()
@@ -133,13 +161,18 @@ def test_a_dead_runtimes_lease_is_taken_over_with_no_action(drive_env, emulator,
     of the new runtime waits for it to lapse, takes it over, and trains."""
     from drivestage.paths import StorePath
 
-    store.make_folders(StorePath.parse("runs/exp"))
+    run = store.make_folders(StorePath.parse("runs/exp")).id
     path = tiny_config(**{"drive.logs": LOGS, "train.epochs": 1, "train.freeze_epochs": 0})
     # The claim is planted as the trainer's first request to Drive is answered (its start,
-    # seconds here, more on busy cores, then counts for nothing): 1.2 s renewals, stale
-    # after 3.6 s, so the trainer watches it live, then takes it over.
-    with _on_first_request(lambda: _plant(emulator, "old-runtime")):
-        r = CliRunner().invoke(cli, ["train", "-c", path, "--set", "drive.lease_minutes=0.02"])
+    # seconds here, more on busy cores, then counts for nothing) and renewed at each of its
+    # requests until its first listing of the run folder (the old runtime dies just then):
+    # the trainer watches it live whatever the requests between took on busy cores, then
+    # takes it over once stale (0.6 s renewals: after 1.8 s, not the 3.6 s of 1.2 s ones
+    # that were the margin for those requests).
+    with _until_listed(run, lambda: _plant(emulator, "old-runtime"),
+                       lambda: emulator.store.set_properties(
+                           emulator.find("runs/exp/" + CLAIM)["id"], [], touch=True)):
+        r = CliRunner().invoke(cli, ["train", "-c", path, "--set", SHORT])
     assert r.exit_code == 0, (r.output, r.exception)
     assert ("drive:runs/exp: the run's lease is held by pid 4242 on old-runtime, last renewed "
             in r.stderr)
