@@ -52,6 +52,10 @@ def test_rank_1_of_a_job_refused_by_the_lease_says_to_do_what_rank_0_says(drive_
                             "drive.logs": DEST, "drive.lease_minutes": 0.05})
     # (The ranks' 3 s period: a claim stale after 9 s, so the holder's renewal thread starved
     # 1.8 s on a loaded machine is not read as gone and taken over, as at 0.01.)
+    # (Imported here, once, not in each forked rank as it builds its optimizer: torch imports
+    # torch._dynamo then (Optimizer.__init__ is wrapped by torch._disable_dynamo), 1.1 s of
+    # CPU per rank at idle, both ranks at once; a no-op where this process has it already.)
+    import torch._dynamo  # noqa: F401
     fork = multiprocessing.get_context("fork")
     port = free_port()
     ranks = [fork.Process(target=_fit, args=(r, port, config, str(tmp_path))) for r in (0, 1)]
