@@ -70,6 +70,10 @@ def _two_ranks(tiny_config, tmp_path, stop: bool) -> tuple[list, str, str]:
     port = free_port()
     config = tiny_config(**{"train.batch_size": 4, "train.freeze_epochs": 0, "train.epochs": 1,
                             "train.save_minutes": 0})
+    # (Imported here, once, not in each forked rank as it builds its optimizer: torch imports
+    # torch._dynamo then (Optimizer.__init__ is wrapped by torch._disable_dynamo), 1.1 s of
+    # CPU per rank at idle, both ranks at once; a no-op where this process has it already.)
+    import torch._dynamo  # noqa: F401
     fork = multiprocessing.get_context("fork")
     gc.collect()
     ranks = [fork.Process(target=_rank, args=(r, port, config, str(tmp_path), stop))
