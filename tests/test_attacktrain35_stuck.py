@@ -73,7 +73,9 @@ def test_ddp_rank_1_stuck_in_a_read_rank_0_saves_and_names_it(tiny_config, tmp_p
 
 def _sampled(work, guard_s: float = 60.0) -> list:
     """``work(started, done)`` run in a thread of its own, sampled as the heartbeat does
-    (five looks, 0.2 s apart once ``started`` is set, a virtual clock's second each)."""
+    (five looks, 0.05 s apart once ``started`` is set, a virtual clock's second each: the
+    looks' real spacing only lets the thread run between them; what they judge is read on
+    the virtual clock)."""
     import threading
 
     from trainer.stuck import Sampler
@@ -89,7 +91,7 @@ def _sampled(work, guard_s: float = 60.0) -> list:
     assert started.wait(10)
     seen = []
     for i in range(5):
-        threading.Event().wait(0.2)
+        threading.Event().wait(0.05)
         seen.append(box[0].stuck_for(now=100.0 + i))   # (the clock: one second a look)
     done.set()
     thread.join(10)
@@ -115,11 +117,11 @@ def test_one_blocked_call_is_stuck_a_collective_a_loop_or_a_computation_is_not()
             threading.Event().wait(0.01)
 
     def computing(started, done):   # (one long call into C that lets the interpreter go:
-        import hashlib                # seconds of it, longer than the five looks)
-
-        started.set()
+        import hashlib                # 0.5 s of CPU here, longer than the five looks' 0.25 s:
+                                      # one call spans them all, its frame and instruction
+        started.set()                 # the same, only its CPU time grows)
         while not done.is_set():
-            hashlib.pbkdf2_hmac("sha256", b"key", b"salt", 4 * 10**6)
+            hashlib.pbkdf2_hmac("sha256", b"key", b"salt", 2 * 10**6)
 
     # (On this shared machine a thread may not run at all between two looks, or reach its
     # wait only after the first: the assertions allow one such look, not a run of them.)
