@@ -79,15 +79,20 @@ def test_torchrun_launches_the_cli_and_a_sigterm_to_one_gloo_rank_stops_both_and
     ref = state["model"]
 
     stopped = tiny_config(**FULL, **{"train.out_dir": str(tmp_path / "run")})
-    # Ranks forked from one server that imported torch (torch._dynamo too, which DDP and the
-    # optimizer import: 1.3 s of CPU in each rank) and the trainer once (spawn imported them
-    # in each of the four: a third of the test, more on busy cores).
-    from _trainer_proc import PRELOAD
+    # Ranks forked from this process, which imported torch already (spawn imported it in each
+    # of the four: a third of the test; a fork server, once more in the server: 2-3 s of CPU),
+    # torch._dynamo too (which DDP and the optimizer import: 1.3 s of CPU in each rank), and
+    # the trainer. (Each rank computes on one thread: _stop_worker; test_messages_hang32.)
+    import gc
 
-    mp.set_forkserver_preload([*PRELOAD, "trainer.engine", "trainer.config"])
+    import trainer.config  # noqa: F401
+    import trainer.engine  # noqa: F401
+
+    torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)   # (imports torch._dynamo)
     for mode in ("stop", "resume"):
+        gc.collect()   # (an earlier test's gloo groups end here, not in the ranks)
         mp.start_processes(_stop_worker, args=(2, _free_port(), stopped, str(tmp_path), mode), nprocs=2,
-                           join=True, start_method="forkserver")
+                           join=True, start_method="fork")
         if mode == "stop":
             s0 = torch.load(tmp_path / "stop0.pt", weights_only=True)
             s1 = torch.load(tmp_path / "stop1.pt", weights_only=True)
