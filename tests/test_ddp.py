@@ -64,11 +64,30 @@ def test_torchrun_launches_the_cli_and_a_sigterm_to_one_gloo_rank_stops_both_and
 
     full_dir = tmp_path / "full"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port",
-         str(_free_port()), "-m", "trainer", "train", "-c", tiny_config(**FULL, **{"train.out_dir": str(full_dir)}),
-         "--resume", "none"],
-        capture_output=True, text=True, env=env, timeout=170)
+    # Each rank torchrun starts is tests/_forkrun.py (the standard library only: it starts in
+    # milliseconds), which has `python -m trainer ARGS` forked with torch imported, in the
+    # rank's environment (torchrun's RANK, MASTER_PORT, ...) and on its streams, and exits as
+    # it did: the same command, without two fresh imports of torch (2-3 s of CPU each).
+    import shutil
+    import tempfile
+
+    from _trainer_proc import serve
+
+    # (A short folder, as tests/_forkcli.py's: a UNIX socket's path has 107 bytes at most.)
+    short = tempfile.mkdtemp(prefix="trainer-serve-")
+    sock = os.path.join(short, "s")
+    server = serve(sock)
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port",
+             str(_free_port()), os.path.join(os.path.dirname(__file__), "_forkrun.py"), sock,
+             "train", "-c", tiny_config(**FULL, **{"train.out_dir": str(full_dir)}),
+             "--resume", "none"],
+            capture_output=True, text=True, env=env, timeout=170)
+    finally:
+        server.kill()
+        server.wait(30)
+        shutil.rmtree(short, ignore_errors=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count("final mAP@0.5 = ") == 1   # rank 0 alone reports
     # Rank 0 alone saved: one RNG state per rank, 2 steps an epoch of each rank.
