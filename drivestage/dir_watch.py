@@ -13,11 +13,15 @@ there (or without inotify, ``/proc`` or the mount table) :func:`watch` gives Non
 folder is listed at every use, as before. A queue that overflowed, or a watch the kernel
 dropped (the folder removed, its file system unmounted), says "changed" from then on.
 
-Closing an inotify descriptor that still holds a watch waits for the kernel to free it (an
+Closing an inotify descriptor waits for the kernel to free the watches removed before it (an
 RCU grace period: 1.5 ms on an idle machine, 8-30 ms on a busy one, in every pull: the
-interrupt sweeps of the tests spent a seventh of their time there). :meth:`Watch.close`
-removes the watch (freed by the kernel in the background) and closes the descriptor later,
-at a later close or watch of this process once the kernel has had time to free it.
+interrupt sweeps of the tests spent a seventh of their time there, and parking the close for
+later did not spare it). So a process has one inotify descriptor, never closed
+(:func:`_instance`): each :class:`Watch` is one watch in it (the events read by any watch are
+handed to the one whose folder they are of), and :meth:`Watch.close` removes that watch (the
+kernel frees it in the background). A forked child shares its parent's descriptor (one queue:
+what either read the other would not see), so it never reads or changes it: its inherited
+watches say "changed" at every use, and it makes a descriptor of its own.
 """
 from __future__ import annotations
 
@@ -25,7 +29,6 @@ import os
 import struct
 import sys
 import threading
-import time
 from typing import Any, Callable, Optional
 
 from drivestage.localfs import MOUNTINFO
@@ -42,21 +45,24 @@ _MASK = _IN_MOVED_FROM | _IN_MOVED_TO | _IN_CREATE | _IN_DELETE | _IN_DELETE_SEL
 _LOST = _IN_DELETE_SELF | _IN_MOVE_SELF | _IN_UNMOUNT | _IN_Q_OVERFLOW | _IN_IGNORED
 _EVENT = struct.Struct("iIII")   # wd, mask, cookie, len; then the name, NUL-padded
 
-#: Descriptors whose watch was removed, with when: closed once :data:`PARKED_S` passed (the
-#: kernel freed the watch by then: the close is at once), or when more than
-#: :data:`PARKED_MAX` wait. A forked child forgets them (the numbers may be reused there).
-_parked: list[tuple[float, int]] = []
-_parked_lock = threading.Lock()
-PARKED_S = 0.05
-PARKED_MAX = 8
+#: The process's inotify descriptor (-1: none yet), the watches in it by watch descriptor (two
+#: watches of one folder share one: the kernel's), and :data:`_generation`: how many forks
+#: this process is from its first (a watch made before a fork is its parent's, in a child).
+_shared = -1
+_by_wd: dict[int, list["Watch"]] = {}
+_lock = threading.Lock()
+_generation = 0
 
 
 def _forgotten_in_child() -> None:
-    """A forked child's: no parked descriptor (its numbers may be reused there), and a lock
-    of its own (one a thread of the parent held at the fork would be held for good)."""
-    global _parked_lock
-    _parked_lock = threading.Lock()
-    _parked.clear()
+    """A forked child's: no descriptor of its own yet (the inherited one is the parent's:
+    left open, never read nor closed here), and a lock of its own (one a thread of the
+    parent held at the fork would be held for good)."""
+    global _lock, _shared, _generation
+    _lock = threading.Lock()
+    _shared = -1
+    _by_wd.clear()
+    _generation += 1
 
 
 if hasattr(os, "register_at_fork"):
@@ -64,79 +70,105 @@ if hasattr(os, "register_at_fork"):
 
 
 class Watch:
-    """The entry changes of one folder, but those of names ``ignore`` accepts."""
+    """The entry changes of one folder, but those of names ``ignore`` accepts: the events of
+    the watch ``wd`` in the inotify descriptor ``fd`` (without ``wd``: every event read
+    from ``fd``, a descriptor of this watch alone)."""
 
     def __init__(self, fd: int, ignore: Callable[[str], bool], wd: Optional[int] = None):
         self._fd, self._ignore, self._wd = fd, ignore, wd
-        self._lost = False
+        self._lost = self._changed = False
+        self._generation = _generation
 
     def changed(self) -> bool:
         """Whether an entry (not an ignored one) was made, removed or renamed since the
-        watch began or the last call said so; always, once the watch is lost."""
-        changed = self._lost
-        while self._fd >= 0:
-            try:
-                raw = os.read(self._fd, 65536)
-            except BlockingIOError:
-                break
-            except OSError:
-                self._lost = True
-                break
-            at = 0
-            while at + _EVENT.size <= len(raw):
-                _wd, mask, _cookie, size = _EVENT.unpack_from(raw, at)
-                name = raw[at + _EVENT.size:at + _EVENT.size + size].rstrip(b"\0")
-                at += _EVENT.size + size
-                if mask & _LOST:
-                    self._lost = True
-                elif not self._ignore(os.fsdecode(name)):
-                    changed = True
+        watch began or the last call said so; always, once the watch is lost (or in a
+        forked child: the descriptor is the parent's)."""
+        if self._fd >= 0 and self._generation != _generation:
+            self._lost = True
+        with _lock:
+            if self._fd >= 0 and not self._lost:
+                _read_events(self._fd, self if self._wd is None else None)
+            changed, self._changed = self._changed, False
         return changed or self._lost
 
+    def _event(self, mask: int, name: bytes) -> None:
+        if mask & _LOST:
+            self._lost = True
+        elif not self._ignore(os.fsdecode(name)):
+            self._changed = True
+
     def close(self) -> None:
-        """Stop watching: the watch removed now, the descriptor closed later (module doc)."""
+        """Stop watching: the watch removed (the kernel frees it in the background), the
+        process's descriptor kept for the next (module doc)."""
         fd, self._fd = self._fd, -1
-        if fd < 0:
+        if fd < 0 or self._generation != _generation:
+            return   # (closed already, or the parent's: not this process's to change)
+        if self._wd is None:
+            os.close(fd)   # (a descriptor of its own)
             return
         libc = _loaded[0] if _loaded else None
-        if self._wd is None or libc is None or libc.inotify_rm_watch(fd, self._wd) != 0:
-            os.close(fd)   # (no watch held, or the kernel dropped it: no wait)
-        else:
-            with _parked_lock:
-                _parked.append((time.monotonic(), fd))
-        close_parked()
+        with _lock:
+            watches = _by_wd.get(self._wd, [])
+            if self in watches:
+                watches.remove(self)
+            if watches or libc is None:
+                return   # (another watch of the folder holds it on)
+            _by_wd.pop(self._wd, None)
+            libc.inotify_rm_watch(fd, self._wd)
+            # Its IN_IGNORED read now, before the kernel may give its number to another.
+            _read_events(fd, None)
 
 
-def close_parked(everything: bool = False) -> None:
-    """Close the parked descriptors the kernel has had time to free (``everything``: all)."""
-    now = time.monotonic()
-    with _parked_lock:
-        due = [fd for at, fd in _parked
-               if everything or now - at >= PARKED_S or len(_parked) > PARKED_MAX]
-        _parked[:] = [(at, fd) for at, fd in _parked if fd not in due]
-    for fd in due:
-        os.close(fd)
+def _read_events(fd: int, only: Optional[Watch]) -> None:
+    """Hand what is queued on ``fd`` to the watches it is for (``only``: all to it), under
+    ``_lock``; a read that fails loses them all."""
+    while True:
+        try:
+            raw = os.read(fd, 65536)
+        except BlockingIOError:
+            return
+        except OSError:
+            for watch in [only] if only else [w for ws in _by_wd.values() for w in ws]:
+                watch._lost = True
+            return
+        at = 0
+        while at + _EVENT.size <= len(raw):
+            wd, mask, _cookie, size = _EVENT.unpack_from(raw, at)
+            name = raw[at + _EVENT.size:at + _EVENT.size + size].rstrip(b"\0")
+            at += _EVENT.size + size
+            if only is not None:
+                only._event(mask, name)
+            elif wd == -1:   # (IN_Q_OVERFLOW: every watch lost events)
+                for watches in _by_wd.values():
+                    for watch in watches:
+                        watch._event(mask, name)
+            else:
+                for watch in _by_wd.get(wd, ()):
+                    watch._event(mask, name)
 
 
 def watch(folder_fd: int, ignore: Callable[[str], bool]) -> Optional[Watch]:
     """A :class:`Watch` of the folder open as ``folder_fd`` (set up before the caller's
     listing: a change during it is told at the next :meth:`Watch.changed`), or None where
     the kernel cannot tell every change (see the module doc)."""
+    global _shared
     if not sys.platform.startswith("linux") or not _local(os.fstat(folder_fd).st_dev):
         return None
     libc = _libc()
     if libc is None:
         return None
-    fd = libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
-    if fd < 0:
-        return None
-    # The very folder open (its /proc link leads to it, whatever its path is now).
-    wd = libc.inotify_add_watch(fd, f"/proc/self/fd/{folder_fd}".encode(), _MASK)
-    if wd < 0:
-        os.close(fd)
-        return None
-    close_parked()
-    return Watch(fd, ignore, wd)
+    with _lock:
+        if _shared < 0:
+            _shared = libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+            if _shared < 0:
+                return None
+        # The very folder open (its /proc link leads to it, whatever its path is now).
+        wd = libc.inotify_add_watch(_shared, f"/proc/self/fd/{folder_fd}".encode(), _MASK)
+        if wd < 0:
+            return None
+        made = Watch(_shared, ignore, wd)
+        _by_wd.setdefault(wd, []).append(made)
+        return made
 
 
 _loaded: list[Any] = []

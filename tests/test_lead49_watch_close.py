@@ -1,8 +1,9 @@
 """A folder pull's directory watch (drivestage.dir_watch) is closed without waiting on the
-kernel: closing an inotify descriptor that still holds a watch waits an RCU grace period
-(8-30 ms a pull on a busy machine; a seventh of the interrupt sweeps' time). The watch is
-removed at close (the kernel frees it in the background) and the descriptor closed at a
-later close or watch once freed; a forked child never closes its parent's numbers."""
+kernel: closing an inotify descriptor waits an RCU grace period for the watches removed
+before it (8-30 ms a pull on a busy machine; a seventh of the interrupt sweeps' time, parked
+closes included). A process has one inotify descriptor, never closed: a watch's close
+removes its watch alone, the events of each folder go to its own watches, and a forked
+child never reads nor changes its parent's descriptor."""
 from __future__ import annotations
 
 import os
@@ -32,64 +33,66 @@ def _a_watch(fd):
     return watch
 
 
-def test_a_closed_watch_is_removed_at_once_and_its_descriptor_closed_later(folder_fd,
-                                                                           monkeypatch):
+def test_a_closed_watch_is_removed_at_once_and_the_descriptor_kept_for_the_next(folder_fd):
     folder, fd = folder_fd
-    dir_watch.close_parked(everything=True)
     watch = _a_watch(fd)
     inotify = watch._fd
-    assert _watches(inotify) == 1
+    held = _watches(inotify)
     (folder / "a@k.json").write_text("{}")
     assert watch.changed()
     watch.close()
-    # Removed now (nothing more is queued), the descriptor kept until the kernel freed it.
-    assert _watches(inotify) == 0
-    assert [fd for _, fd in dir_watch._parked] == [inotify]
+    assert _watches(inotify) == held - 1             # removed now
+    assert "inotify" in os.readlink(f"/proc/self/fd/{inotify}")   # not closed (no wait)
     (folder / "b@k.json").write_text("{}")
-    assert not watch.changed()                      # closed: says nothing
-    monkeypatch.setattr(dir_watch, "PARKED_S", 0.0)
-    dir_watch.close_parked()
-    assert dir_watch._parked == []
-    assert not os.path.exists(f"/proc/self/fd/{inotify}") or \
-        "inotify" not in os.readlink(f"/proc/self/fd/{inotify}")
+    assert not watch.changed()                       # closed: says nothing
+    again = _a_watch(fd)
+    assert again._fd == inotify and _watches(inotify) == held   # the same descriptor
+    again.close()
 
 
-def test_the_next_watch_closes_what_waited_long_enough_and_at_most_a_few_wait(folder_fd,
-                                                                              monkeypatch):
-    _, fd = folder_fd
-    dir_watch.close_parked(everything=True)
-    monkeypatch.setattr(dir_watch, "PARKED_S", 3600.0)   # (never due by time here)
-    closed = []
-    for _ in range(dir_watch.PARKED_MAX + 1):
-        watch = _a_watch(fd)
-        closed.append(watch._fd)
-        watch.close()
-    assert len(dir_watch._parked) == 0               # one over the bound: all closed
+def test_each_folder_s_events_go_to_its_own_watches(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    fa = os.open(tmp_path / "a", os.O_RDONLY | os.O_DIRECTORY)
+    fb = os.open(tmp_path / "b", os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        a, b, a2 = _a_watch(fa), _a_watch(fb), _a_watch(fa)
+        (tmp_path / "b" / "x").write_text("")
+        assert not a.changed()                       # (it read b's event: handed to b)
+        assert b.changed() and not b.changed()
+        assert not a2.changed()
+        (tmp_path / "a" / "y").write_text("")
+        a.close()                                    # one folder, one kernel watch: kept
+        assert a2.changed()
+        (tmp_path / "a" / "z").write_text("")
+        assert a2.changed() and not b.changed()
+        a2.close()
+        b.close()
+    finally:
+        os.close(fa)
+        os.close(fb)
+
+
+def test_a_forked_child_neither_reads_nor_removes_the_parents_watch(folder_fd):
+    folder, fd = folder_fd
     watch = _a_watch(fd)
-    watch.close()
-    assert len(dir_watch._parked) == 1
-    monkeypatch.setattr(dir_watch, "PARKED_S", 0.0)
-    _a_watch(fd).close()                             # (the next watch closes the due one)
-    assert len(dir_watch._parked) <= 1
-    dir_watch.close_parked(everything=True)
-    assert dir_watch._parked == []
-
-
-def test_a_forked_child_forgets_the_parents_parked_descriptors(folder_fd, monkeypatch):
-    _, fd = folder_fd
-    dir_watch.close_parked(everything=True)
-    monkeypatch.setattr(dir_watch, "PARKED_S", 3600.0)
-    _a_watch(fd).close()
-    assert len(dir_watch._parked) == 1
+    inotify = watch._fd
+    (folder / "a@k.json").write_text("{}")
     read, write = os.pipe()
     pid = os.fork()
-    if pid == 0:   # (the child: says what it would close, and goes)
-        os.write(write, str(len(dir_watch._parked)).encode())
+    if pid == 0:   # (the child: what its inherited watch says, then its own watch's fd)
+        said = watch.changed()
+        watch.close()
+        own = dir_watch.watch(fd, lambda name: False)
+        os.write(write, f"{said} {own is not None and own._fd != inotify}".encode())
         os._exit(0)
     os.close(write)
     try:
-        assert os.read(read, 16) == b"0"
+        assert os.read(read, 32) == b"True True"
     finally:
         os.close(read)
         os.waitpid(pid, 0)
-    dir_watch.close_parked(everything=True)
+    assert watch.changed()                           # the event still the parent's
+    (folder / "b@k.json").write_text("{}")
+    assert watch.changed()                           # and the watch still held
+    watch.close()
