@@ -33,10 +33,17 @@ def _drivestage_threads(besides: set) -> list[str]:
 
 
 def _none_left(seconds: float, besides: set) -> list[str]:
-    """drivestage's threads still running ``seconds`` on, but those in ``besides``."""
+    """drivestage's threads still running ``seconds`` on, but those in ``besides``: each
+    joined as it ends (a poll every 10 ms waited 5 ms a point on average), then any one
+    they started meanwhile."""
     deadline = time.monotonic() + seconds
-    while _drivestage_threads(besides) and time.monotonic() < deadline:
-        time.sleep(0.01)
+    while time.monotonic() < deadline:
+        left = [t for t in threading.enumerate()
+                if t.name.startswith("drivestage-") and t not in besides]
+        if not left:
+            break
+        for thread in left:
+            thread.join(max(0.0, deadline - time.monotonic()))
     return _drivestage_threads(besides)
 
 
