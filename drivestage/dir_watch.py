@@ -17,7 +17,7 @@ Closing an inotify descriptor waits for the kernel to free the watches removed b
 RCU grace period: 1.5 ms on an idle machine, 8-30 ms on a busy one, in every pull: the
 interrupt sweeps of the tests spent a seventh of their time there, and parking the close for
 later did not spare it). So a process has one inotify descriptor, never closed
-(:func:`_instance`): each :class:`Watch` is one watch in it (the events read by any watch are
+(:data:`_shared`): each :class:`Watch` is one watch in it (the events read by any watch are
 handed to the one whose folder they are of), and :meth:`Watch.close` removes that watch (the
 kernel frees it in the background). A forked child shares its parent's descriptor (one queue:
 what either read the other would not see), so it never reads or changes it: its inherited
