@@ -17,7 +17,7 @@ the walk, the rest known by this process, so the look costs a stat per file.
 A file deleted on Drive between the walk and its download (a live run's retention removing
 an old checkpoint while its folder is pulled) failed the pull with Drive's plain 404, as a
 broken server's would: :func:`gone` asks Drive for that file once and, gone, names it and
-what to do (pull50)."""
+what to do (pull50); a local folder's, as gone from its folder (attackb50)."""
 from __future__ import annotations
 
 from typing import Optional, Sequence
@@ -89,8 +89,10 @@ def gone(store: RemoteStore, it: Item) -> Optional[NotFoundError]:
         return None     # (a shortcut whose target went: what the download said stands)
     except NotFoundError as now:
         how = "trashed" if isinstance(now, TrashedError) else "deleted"
+        # (a local folder's file was said gone "on Drive", a Drive never asked: attackb50)
+        where = "from its folder" if isinstance(store, LocalDirStore) else "on Drive"
         return NotFoundError(
-            f"{it.src} went away on Drive while this pull ran ({how} after the folder was "
+            f"{it.src} went away {where} while this pull ran ({how} after the folder was "
             "listed: a run still writing there, its retention removing old checkpoints?), "
             "so it was not staged. Pull again (only what is missing is fetched), "
             "or pull a run's folder once its trainer has stopped")
