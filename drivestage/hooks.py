@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
@@ -46,6 +47,8 @@ log = logging.getLogger(__name__)
 #: again because what it chose changed on Drive meanwhile (another machine pushing the same
 #: names): bounded, as the trainer's resume (``trainer.resume.MAX_RELISTS``).
 MAX_RELISTS = 3
+#: How a checkpoint's sidecar is opened: a FIFO at its name never waits for a writer.
+_READ_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC
 
 
 @dataclass
@@ -59,6 +62,15 @@ class _Listed:
     changed: bool = False
     #: The run each chosen copy's sidecar names (name -> run; None: it names none).
     runs: dict[str, Optional[str]] = field(default_factory=dict)
+
+
+def _not_written_over(side: str, why: str, path: str) -> bool:
+    """Say that the sidecar ``side`` of ``path``, unread (``why``), is left as it is; True:
+    it counts as the checkpoint's (pull50: one taken for none was replaced, and lost)."""
+    log.warning("could not read the sidecar %s (%s): not written over, and %s is not "
+                "mirrored until it can be read (a checkpoint goes only with its sidecar)",
+                side, why, path)
+    return True
 
 
 def _drop_partials(target: str) -> None:
@@ -301,16 +313,19 @@ class CheckpointSync:
         for name in (sidecar.name_for(path), path + sidecar.SUFFIX):
             if os.path.exists(name):  # the current form wins, as in sidecar.pairs
                 try:
-                    with open(name, "rb") as fh:
-                        said = sidecar.parse(fh.read(sidecar.MAX_BYTES), name)
+                    # (without waiting: a FIFO there held the training loop's save until a
+                    # writer came, forever: attackb50)
+                    with open(os.open(name, _READ_FLAGS), "rb") as fh:
+                        regular = stat.S_ISREG(os.fstat(fh.fileno()).st_mode)
+                        said = sidecar.parse(fh.read(sidecar.MAX_BYTES), name) if regular \
+                            else None
                 except OSError as exc:
                     failed = unread.of(exc, name, [name])
                     if failed is None:
                         return False    # (gone meanwhile: none)
-                    log.warning("could not read the sidecar %s (%s): not written over, and %s "
-                                "is not mirrored until it can be read (a checkpoint goes only "
-                                "with its sidecar)", name, failed.why, path)
-                    return True
+                    return _not_written_over(name, failed.why, path)
+                if not regular:
+                    return _not_written_over(name, "not a regular file", path)
                 try:
                     return said is not None and said.vouches_for(self._cache.md5(path))
                 except OSError:
