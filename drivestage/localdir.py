@@ -52,7 +52,7 @@ from drivestage.localfs import file_md5, fuse_devices, identity
 from drivestage.lost_mounts import folder_error, read_error, write_error
 from drivestage.paths import StorePath
 from drivestage.sources import walked_md5
-from drivestage.special_files import became, not_a_folder, open_sent
+from drivestage.special_files import became, not_a_folder, open_copied, open_sent
 from drivestage.state import Md5Cache, settled, wait_settled
 from drivestage.temps import shown, upload_left, upload_name
 from drivestage.store import Md5Source, ProgressFn, Quota, RemoteEntry, RemoteStore
@@ -309,7 +309,7 @@ class LocalDirStore(LocalMarks, LocalHeld, RemoteStore):
 
     @staticmethod
     def _read(full: str, start: int, end: int) -> Iterator[bytes]:
-        with open(full, "rb") as fh:
+        with open_copied(full) as fh:   # (a FIFO put there since the walk: never waited on)
             fh.seek(start)
             remaining = end - start
             while remaining > 0:

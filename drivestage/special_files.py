@@ -14,7 +14,7 @@ from typing import BinaryIO, Optional, Protocol
 
 from drivestage import localfs, sources, temps
 from drivestage.deferred_ctrl_c import deferred
-from drivestage.errors import BecameOtherError, UsageError
+from drivestage.errors import BecameOtherError, RemoteChangedError, UsageError
 
 
 class Hashes(Protocol):
@@ -136,3 +136,19 @@ def became(path: str, exc: OSError) -> OSError:
             "a FIFO, socket or device" if isinstance(exc, localfs.NotRegularFileError)
             else None)
     return exc if what is None else BecameOtherError(temps.shown(path), what)
+
+
+def open_copied(path: str) -> BinaryIO:
+    """``path``, a file of a local folder pulled, opened to be copied when it is still a
+    regular file: a FIFO swapped in since the walk listed it held a plain open() for good,
+    waiting for a writer, and the pull with it (attackb50). Raises
+    :class:`RemoteChangedError` (its copy not made: run again) for a FIFO, socket, device or
+    folder there now; OSError where it cannot be opened."""
+    try:
+        with deferred():   # (a Ctrl-C between the descriptor and its file object: as open_sent)
+            return os.fdopen(localfs.open_regular(path), "rb")
+    except localfs.NotRegularFileError as exc:
+        what = "a folder" if exc.errno == errno.EISDIR else "a FIFO, socket or device"
+        raise RemoteChangedError(
+            f"{temps.shown(path)} changed in its folder while it was copied ({what} now, a "
+            "file when its folder was listed): not copied. Run again") from None
