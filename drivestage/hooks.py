@@ -23,11 +23,10 @@ from __future__ import annotations
 
 import logging
 import os
-import stat
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
-from drivestage import other_runs, sidecar, unread
+from drivestage import localfs, other_runs, sidecar, unread
 from drivestage.download import download
 from drivestage.errors import DriveStageError, NotFoundError, RemoteChangedError, UsageError
 from drivestage.mirror import Mirror
@@ -47,8 +46,6 @@ log = logging.getLogger(__name__)
 #: again because what it chose changed on Drive meanwhile (another machine pushing the same
 #: names): bounded, as the trainer's resume (``trainer.resume.MAX_RELISTS``).
 MAX_RELISTS = 3
-#: How a checkpoint's sidecar is opened: a FIFO at its name never waits for a writer.
-_READ_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC
 
 
 @dataclass
@@ -313,19 +310,17 @@ class CheckpointSync:
         for name in (sidecar.name_for(path), path + sidecar.SUFFIX):
             if os.path.exists(name):  # the current form wins, as in sidecar.pairs
                 try:
-                    # (without waiting: a FIFO there held the training loop's save until a
-                    # writer came, forever: attackb50)
-                    with open(os.open(name, _READ_FLAGS), "rb") as fh:
-                        regular = stat.S_ISREG(os.fstat(fh.fileno()).st_mode)
-                        said = sidecar.parse(fh.read(sidecar.MAX_BYTES), name) if regular \
-                            else None
+                    # (a regular file only, opened without waiting: a FIFO there held the
+                    # training loop's save until a writer came, forever: attackb50)
+                    with os.fdopen(localfs.open_regular(name), "rb") as fh:
+                        said = sidecar.parse(fh.read(sidecar.MAX_BYTES), name)
+                except localfs.NotRegularFileError:
+                    return _not_written_over(name, "not a regular file", path)
                 except OSError as exc:
                     failed = unread.of(exc, name, [name])
                     if failed is None:
                         return False    # (gone meanwhile: none)
                     return _not_written_over(name, failed.why, path)
-                if not regular:
-                    return _not_written_over(name, "not a regular file", path)
                 try:
                     return said is not None and said.vouches_for(self._cache.md5(path))
                 except OSError:
