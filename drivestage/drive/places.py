@@ -28,6 +28,9 @@ def connect(api_root: Optional[str] = None, credentials: Optional[str] = None,
     root = connections.api_root(api_root)
     if timeout is None:
         timeout = connections.http_timeout()
+    # (refused now, as the HTTP timeout: read by the first listing only, a bad value let a
+    # trainer's sync train a whole run, its mirror failing every period: attackb50)
+    paging.listing_timeout()
     creds = auth.load_credentials(credentials=credentials, token=token, api_root=root)
     gauth, drive = auth.pydrive_session(creds, root, timeout)
     transport = Transport(gauth, timeout=timeout, acknowledge_abuse=acknowledge_abuse)
