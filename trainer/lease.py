@@ -88,7 +88,7 @@ from drivestage import run_claims
 from drivestage.drive import server_clock
 from drivestage.errors import DriveStageError, NotFoundError
 from drivestage.store import RemoteEntry
-from trainer import lease_cas, lease_props, lease_settle, lease_write
+from trainer import lease_cas, lease_mine, lease_props, lease_settle, lease_write
 from trainer.lease_pending import late, not_taken
 from trainer.errors import LeaseHeldError, LeaseLostError, LeaseNotTakenError
 from trainer.lease_claims import AHEAD, HELD, MAX_CLAIMS, MOVED, PREFIX, SUFFIX, Claim, \
@@ -113,6 +113,9 @@ class RunLease:
         self.name = f"{PREFIX}{self.token}{SUFFIX}"
         self.generation = 0
         self.lost: Optional[str] = None
+        #: Its run ended (:meth:`release`): it makes no claim again, and a later run of this
+        #: process takes a claim of it left on Drive at once (:mod:`trainer.lease_mine`).
+        self.released = False
         self._mine: Optional[RemoteEntry] = None
         self._renewals = 0
         self._reader = ClaimReader(drive.store_at()[0])
@@ -156,6 +159,7 @@ class RunLease:
         #: removed meanwhile: by a taker?), until a check's listing proves it held; the
         #: lease lost meanwhile, it is removed (:func:`trainer.lease_write.drop_remade`).
         self._remade: Optional[str] = None
+        lease_mine.made(self)
 
     @property
     def stale_s(self) -> float:
@@ -183,6 +187,7 @@ class RunLease:
         store, path = self.drive.store_at()
         folder = self._folder = store.make_folders(path)
         claims, live, dead = watch(self, folder)   # (the live claims of others: watched)
+        lease_mine.fence(self, folder)   # (an ended run's late push here: stopped first)
         taken = sorted((c for c in claims if c.owner != self.token and not c.released),
                        key=lambda c: c.order)   # (a released one: its run ended, nothing taken)
         self._before = [c for c in live if c.owner != self.token]
@@ -192,7 +197,8 @@ class RunLease:
         claims = lease_settle.claim(self, folder, claims, forced)   # (written, settled: held)
         if taken:   # (said: a trainer elsewhere that still runs would be refused later)
             how = "--take-over" if forced else AHEAD if taken[0].entry.id in dead \
-                or ahead_s(taken[0]) else "its holder is gone"
+                or ahead_s(taken[0]) else lease_mine.ENDED if lease_mine.ended(taken[0]) \
+                else "its holder is gone"
             logger.warning("%s: took the run's lease over from %s, %s (%s)", self.drive.spec,
                            taken[0].who, renewed_text(taken[0]), how)
         for c in claims:   # the stale claims of earlier generations: no one's now
@@ -219,6 +225,9 @@ class RunLease:
                 return
             was = self._folder
             folder, claims = self._listed()
+            if self._mine is None and self.released:   # (its run ended: a late push of
+                self._sure_until = 0.0   # it goes on unclaimed, lists at each commit, and
+                return                   # stops once another claims: relaunch50)
             if self._mine is None:   # (made anew: its folder moved, or its write failed)
                 moved = was is not None and was.id != folder.id
                 return self._anew(folder, claims, MOVED if moved else "")
@@ -393,7 +402,11 @@ class RunLease:
                 logger.debug("lease renewal failed: %s", exc)
 
     def release(self) -> None:
-        """Stop renewing and remove this trainer's claim (the next run starts at once)."""
+        """Stop renewing and remove this trainer's claim (the next run starts at once).
+        Released, it claims nothing again; a push of its run still under way (an upload
+        thread that outlived the run's grace, in a notebook) lists the claims at each commit,
+        and stops once another trainer claims the run (:meth:`check`)."""
+        self.released, self._sure_until = True, 0.0
         self._done.set()
         if self._thread is not None:
             self._thread.join(timeout=self.period_s + 60)
@@ -421,7 +434,7 @@ class RunLease:
 
     def _gone(self, claim: Claim) -> bool:
         """Whether ``claim``'s holder is gone (:func:`trainer.lease_claims.gone`)."""
-        return gone(claim, self.stale_s, self.token)
+        return gone(claim, self.stale_s, self.token) or lease_mine.ended(claim)
 
     def _held_text(self, holder: Claim) -> str:
         return held_text(self.drive.spec, holder, self.stale_s)

@@ -48,7 +48,7 @@ def held_folder(cfg, stop):
         logger.warning("could not take the run's lease on %s (%s): it is taken at the first "
                        "push that reaches Drive", d.logs, exc)
         lease.pending, lease.why_pending = True, exc
-        lease.lost = None
+        lease.lost, lease.released = None, False   # (pending: taken at the first push)
         lease._done.clear()
         _HELD.append(lease)
         folder.lease = lease
