@@ -21,6 +21,7 @@ import logging
 import os
 import socket
 import subprocess
+import threading
 import sys
 
 import pytest
@@ -109,3 +110,61 @@ def test_a_claim_of_an_ended_process_of_this_machine_is_taken_at_once(
     _no_wait(caplog)
     assert claims_on_drive(emulator) == [second.name]
     second.release()
+
+
+def _held_renewal(emulator, first):
+    """``first``'s renewal, its claim's upload held by the emulator (a network blip past the
+    grace), in a thread; returns the thread and what it raised."""
+    emulator.faults.latency(60, path="^/upload/", times=1)
+    first._written_at = float("-inf")   # (due: half a period since its last write)
+    failed: list[BaseException] = []
+
+    def renew() -> None:
+        try:
+            first.check()
+        except Exception as exc:   # (what it raised is the test's)
+            failed.append(exc)
+    renewal = threading.Thread(target=renew)
+    renewal.start()
+    assert emulator.faults.wait_latencies(lambda waiting: waiting == 1, 30)[0]
+    return renewal, failed
+
+
+def test_a_release_does_not_wait_for_a_held_renewal_and_that_renewal_removes_the_claim(
+        drive_env, emulator, tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="trainer")
+    first = lease(tmp_path, "a", period=1.0)
+    first.acquire()
+    renewal, failed = _held_renewal(emulator, first)
+    try:
+        first.release()   # (main: waited for the held upload: the stop's return 40 s late)
+        assert renewal.is_alive()   # returned while the renewal is still held
+    finally:
+        emulator.faults.hurry()
+        renewal.join(30)
+    assert not renewal.is_alive() and not failed, failed
+    assert claims_on_drive(emulator) == []   # the renewal, landed, removed it
+
+
+def test_a_rerun_while_the_ended_runs_renewal_is_held_takes_the_lease_and_that_one_stops(
+        drive_env, emulator, tmp_path, caplog):
+    from trainer.errors import LeaseLostError
+
+    caplog.set_level(logging.INFO, logger="trainer")
+    first = lease(tmp_path, "a", period=1.0)
+    first.acquire()
+    renewal, failed = _held_renewal(emulator, first)
+    try:
+        first.release()
+        second = lease(tmp_path, "a", period=1.0)
+        second.acquire()   # (the claim of a released lease of this process: at once)
+        _no_wait(caplog)
+        assert claims_on_drive(emulator) == [second.name]
+    finally:
+        emulator.faults.hurry()   # (the renewal lands on a claim removed: lost, not made anew)
+        renewal.join(30)
+    assert not renewal.is_alive()
+    assert len(failed) == 1 and isinstance(failed[0], LeaseLostError), failed
+    assert claims_on_drive(emulator) == [second.name]
+    second.release()
+    assert claims_on_drive(emulator) == []

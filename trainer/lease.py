@@ -99,6 +99,9 @@ __all__ = ["HELD", "MAX_CLAIMS", "PREFIX", "SUFFIX", "Claim", "RunLease", "held_
            "is_claim", "release_all", "span_text"]
 
 logger = logging.getLogger(__name__)
+#: How long a release waits for a renewal or a check under way before it leaves the claim's
+#: removal to that one (:meth:`RunLease.release`): a stop's grace is spent by then.
+RELEASE_WAIT_S = 5.0
 
 class RunLease:
     """The run's lease on the store folder ``drive`` (a :class:`trainer.drive.DriveFolder`)."""
@@ -218,43 +221,52 @@ class RunLease:
         """Raise :class:`LeaseLostError` where the lease was taken over (said once, and the
         run asked to stop); else renew it where half a period passed. Before every push."""
         with self._lock:
-            if self.lost is not None:
-                raise LeaseLostError(self.lost)
-            if self.pending:
-                late(self)
-                return
-            was = self._folder
-            folder, claims = self._listed()
-            if self._mine is None and self.released:   # (its run ended: a late push of
-                self._sure_until = 0.0   # it goes on unclaimed, lists at each commit, and
-                return                   # stops once another claims: relaunch50)
-            if self._mine is None:   # (made anew: its folder moved, or its write failed)
-                moved = was is not None and was.id != folder.id
-                return self._anew(folder, claims, MOVED if moved else "")
-            self._better(folder, claims)
-            # None better as listed; a stale take-over needs this claim stale: not before
-            # its last write that Drive answered, and the margin, are stale_s old.
-            sure = self._written_at + self.sure_s
-            listed = next((c for c in claims if c.owner == self.token), None)
-            # (Dated ahead too: a property dated by a proxy's clock hours ahead, the right
-            # Date heard again, was never renewed, and read gone elsewhere. And by its own
-            # record of its last write: with no Date heard, a clock 100 s behind Drive's
-            # renewed every third period, stale by Drive's dates meanwhile: attack45.)
-            now, modified = server_clock.now(), None if listed is None else listed.entry.modified
-            if modified is None or boot_clock() - self._written_at >= self.period_s / 2 or \
-                    now - modified > self.period_s / 2 or run_claims.ahead(modified, now):
-                # (Answered before it could be stale: it landed before any take-over; later
-                # (a renewal slow past the proof: retries, a hung request), another trainer
-                # may hold the lease by then, and the next guard lists again: attackfence37.)
-                self._write(folder)
-                if self._remade is not None:   # (its claim removed meanwhile, made anew
-                    # by this write: by a taker, where the listing decides? Asked now, not
-                    # at the next check: lost, the claim made anew is removed: claim49)
-                    self._better(folder, self._claims(folder))
-                if boot_clock() < sure:
-                    sure = self._written_at + self.sure_s
-            self._remade = None   # (held: a claim made anew is this holder's claim now)
-            self._sure_until = sure
+            try:
+                self._check()
+            finally:   # (a release that gave up waiting for this check: done here, after
+                # its write landed, so the claim it renewed is not left: relaunch50)
+                if self.released and self._mine is not None:
+                    self._remove()
+
+    def _check(self) -> None:
+        """:meth:`check`'s work, its lock held."""
+        if self.lost is not None:
+            raise LeaseLostError(self.lost)
+        if self.pending:
+            late(self)
+            return
+        was = self._folder
+        folder, claims = self._listed()
+        if self._mine is None and self.released:   # (its run ended: a late push of
+            self._sure_until = 0.0   # it goes on unclaimed, lists at each commit, and
+            return                   # stops once another claims: relaunch50)
+        if self._mine is None:   # (made anew: its folder moved, or its write failed)
+            moved = was is not None and was.id != folder.id
+            return self._anew(folder, claims, MOVED if moved else "")
+        self._better(folder, claims)
+        # None better as listed; a stale take-over needs this claim stale: not before
+        # its last write that Drive answered, and the margin, are stale_s old.
+        sure = self._written_at + self.sure_s
+        listed = next((c for c in claims if c.owner == self.token), None)
+        # (Dated ahead too: a property dated by a proxy's clock hours ahead, the right
+        # Date heard again, was never renewed, and read gone elsewhere. And by its own
+        # record of its last write: with no Date heard, a clock 100 s behind Drive's
+        # renewed every third period, stale by Drive's dates meanwhile: attack45.)
+        now, modified = server_clock.now(), None if listed is None else listed.entry.modified
+        if modified is None or boot_clock() - self._written_at >= self.period_s / 2 or \
+                now - modified > self.period_s / 2 or run_claims.ahead(modified, now):
+            # (Answered before it could be stale: it landed before any take-over; later
+            # (a renewal slow past the proof: retries, a hung request), another trainer
+            # may hold the lease by then, and the next guard lists again: attackfence37.)
+            self._write(folder)
+            if self._remade is not None:   # (its claim removed meanwhile, made anew
+                # by this write: by a taker, where the listing decides? Asked now, not
+                # at the next check: lost, the claim made anew is removed: claim49)
+                self._better(folder, self._claims(folder))
+            if boot_clock() < sure:
+                sure = self._written_at + self.sure_s
+        self._remade = None   # (held: a claim made anew is this holder's claim now)
+        self._sure_until = sure
 
     def _better(self, folder: RemoteEntry, claims: list[Claim]) -> None:
         """Lose (:meth:`_lose`) where ``claims`` show a better claim than this one."""
@@ -408,10 +420,20 @@ class RunLease:
         and stops once another trainer claims the run (:meth:`check`)."""
         self.released, self._sure_until = True, 0.0
         self._done.set()
+        # Bounded: a renewal or a push's check may be waiting on Drive (a request held past
+        # the run's grace: the stop's return waited 40 s for two of them, relaunch50). The
+        # one that holds the lock removes the claim once its write landed (:meth:`check`).
+        wait = min(RELEASE_WAIT_S, self.period_s / 2)
         if self._thread is not None:
-            self._thread.join(timeout=self.period_s + 60)
-        with self._lock:
+            self._thread.join(timeout=wait)
+        if not self._lock.acquire(timeout=wait):
+            logger.debug("%s: the lease's release left to the check under way",
+                         self.drive.spec)
+            return
+        try:
             self._remove()
+        finally:
+            self._lock.release()
 
     # -- the claims
     def _claims(self, folder: RemoteEntry, props: bool = True) -> list[Claim]:
