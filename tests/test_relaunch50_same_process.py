@@ -112,9 +112,13 @@ def test_a_claim_of_an_ended_process_of_this_machine_is_taken_at_once(
     second.release()
 
 
-def _held_renewal(emulator, first):
+def _held_renewal(emulator, first, monkeypatch):
     """``first``'s renewal, its claim's upload held by the emulator (a network blip past the
     grace), in a thread; returns the thread and what it raised."""
+    import trainer.lease
+
+    # (The release's wait for a check under way, 5 s, cut: the test sees it end, not pass.)
+    monkeypatch.setattr(trainer.lease, "RELEASE_WAIT_S", 0.2)
     emulator.faults.latency(60, path="^/upload/", times=1)
     first._written_at = float("-inf")   # (due: half a period since its last write)
     failed: list[BaseException] = []
@@ -131,11 +135,11 @@ def _held_renewal(emulator, first):
 
 
 def test_a_release_does_not_wait_for_a_held_renewal_and_that_renewal_removes_the_claim(
-        drive_env, emulator, tmp_path, caplog):
+        drive_env, emulator, tmp_path, caplog, monkeypatch):
     caplog.set_level(logging.INFO, logger="trainer")
     first = lease(tmp_path, "a", period=1.0)
     first.acquire()
-    renewal, failed = _held_renewal(emulator, first)
+    renewal, failed = _held_renewal(emulator, first, monkeypatch)
     try:
         first.release()   # (main: waited for the held upload: the stop's return 40 s late)
         assert renewal.is_alive()   # returned while the renewal is still held
@@ -147,13 +151,13 @@ def test_a_release_does_not_wait_for_a_held_renewal_and_that_renewal_removes_the
 
 
 def test_a_rerun_while_the_ended_runs_renewal_is_held_takes_the_lease_and_that_one_stops(
-        drive_env, emulator, tmp_path, caplog):
+        drive_env, emulator, tmp_path, caplog, monkeypatch):
     from trainer.errors import LeaseLostError
 
     caplog.set_level(logging.INFO, logger="trainer")
     first = lease(tmp_path, "a", period=1.0)
     first.acquire()
-    renewal, failed = _held_renewal(emulator, first)
+    renewal, failed = _held_renewal(emulator, first, monkeypatch)
     try:
         first.release()
         second = lease(tmp_path, "a", period=1.0)

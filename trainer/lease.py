@@ -423,7 +423,10 @@ class RunLease:
         # Bounded: a renewal or a push's check may be waiting on Drive (a request held past
         # the run's grace: the stop's return waited 40 s for two of them, relaunch50). The
         # one that holds the lock removes the claim once its write landed (:meth:`check`).
-        wait = min(RELEASE_WAIT_S, self.period_s / 2)
+        # (Not shorter with a short period: a trainer process that exits after it kills a
+        # renewal thread cut short, and a renewal slowed by a loaded machine would leave
+        # its claim to read stale.)
+        wait = RELEASE_WAIT_S
         if self._thread is not None:
             self._thread.join(timeout=wait)
         if not self._lock.acquire(timeout=wait):
