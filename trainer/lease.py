@@ -82,6 +82,7 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
+import time
 from typing import Callable, Optional
 
 from drivestage import run_claims
@@ -426,10 +427,10 @@ class RunLease:
         # (Not shorter with a short period: a trainer process that exits after it kills a
         # renewal thread cut short, and a renewal slowed by a loaded machine would leave
         # its claim to read stale.)
-        wait = RELEASE_WAIT_S
+        until = time.monotonic() + RELEASE_WAIT_S   # (both waits together: one bound)
         if self._thread is not None:
-            self._thread.join(timeout=wait)
-        if not self._lock.acquire(timeout=wait):
+            self._thread.join(timeout=RELEASE_WAIT_S)
+        if not self._lock.acquire(timeout=max(0.0, until - time.monotonic())):
             logger.debug("%s: the lease's release left to the check under way",
                          self.drive.spec)
             return
