@@ -9,7 +9,6 @@ until the work ends by itself: a deterministic sweep instead of signals that lan
 from __future__ import annotations
 
 import dis
-import gc
 import os
 import signal
 import sys
@@ -77,65 +76,39 @@ class _InterruptAt:
         # then missed). The one it lands on is added.
         self.sites = sites
         assert sites is None or not opcodes
+        # One bound method, made once: the tracer runs at every bytecode of every traced
+        # frame, and a sweep runs its work again for each point (quadratic), so each new
+        # bound method and lookup per bytecode was a good part of the sweeps' time.
+        self._local = self._opcode
 
     def __call__(self, frame, event, arg):
-        # At the first event, the closure below takes over as the thread's trace function:
-        # an instance's __call__ (and a method call per counted call) at every call the
-        # thread made doubled a traced pull's CPU (17-18 ms a small pull -x instead of 9-12).
-        trace = self._trace()
-        sys.settrace(trace)
-        return trace(frame, event, arg)
+        if event == "call" and frame.f_code.co_filename.startswith(self.only_under):
+            self._count()
+            if self.opcodes:
+                # f_trace first: CPython 3.12+ (Colab's 3.13) turns opcode events on only for
+                # a frame that already has its local tracer, and without this it silently
+                # sent none, so every opcode sweep there met function starts alone.
+                frame.f_trace = self._local
+                frame.f_trace_opcodes = True
+                frame.f_trace_lines = False   # (only opcodes count: no call per line too)
+                return self._local
+        return None
 
-    def _trace(self):
-        only, opcodes, opcodes_of, land = self.only_under, self.opcodes, self._opcodes_of, \
-            self._land
-        # The collector's callbacks (hypothesis times its collections once a hypothesis test
-        # ran in this worker) run inside whatever allocated: a Ctrl-C there is lost by Python
-        # itself ("Exception ignored in: gc_callback"), no point of the code under test.
-        collector = {getattr(cb, "__code__", None) for cb in gc.callbacks}
+    def _opcode(self, frame, event, arg):
+        if event == "opcode":
+            code = frame.f_code
+            points = _AFTER_CALLS.get(code)
+            if points is None:
+                points = _after_calls(code)
+            if frame.f_lasti in points:
+                self._count()
+        return self._local
 
-        def trace(frame, event, arg):
-            if event == "call" and frame.f_code.co_filename.startswith(only) and \
-                    frame.f_code not in collector:
-                self.calls += 1
-                if self.calls == self.k:
-                    land(frame)
-                if opcodes:
-                    local = opcodes_of(frame.f_code)
-                    # f_trace first: CPython 3.12+ (Colab's 3.13) turns opcode events on
-                    # only for a frame that already has its local tracer, and without this
-                    # it silently sent none, so every opcode sweep there met function starts
-                    # alone.
-                    frame.f_trace = local
-                    frame.f_trace_opcodes = True
-                    frame.f_trace_lines = False   # (only opcodes count: no call per line too)
-                    return local
-            return None
-        return trace
-
-    def _opcodes_of(self, code):
-        """The local tracer of a frame of ``code``: counts its :func:`_after_calls` points.
-        Made per call with the points at hand: the tracer runs at every bytecode, and one
-        bound method looking the frame's code up in :data:`_AFTER_CALLS` at each took this
-        file's sweeps 12.4-13.1 s instead of 3.6-4.1 (the same points, in the same order)."""
-        points = _AFTER_CALLS.get(code)
-        if points is None:
-            points = _after_calls(code)
-        land = self._land
-
-        def local(frame, event, arg):
-            if event == "opcode" and frame.f_lasti in points:
-                self.calls += 1
-                if self.calls == self.k:
-                    land(frame)
-            return local
-        return local
-
-    def _land(self, frame) -> None:
-        """The ``k``-th point, in ``frame``: the Ctrl-C (or, with ``sites``, at a site
-        already landed on, the next point instead)."""
-        if self.sites is not None:
-            stack: list = [frame.f_code]   # (the function called)
+    def _count(self) -> None:
+        self.calls += 1
+        if self.calls == self.k and self.sites is not None:
+            frame = sys._getframe(2)   # (the function called: this <- __call__ <- it)
+            stack: list = [frame.f_code]
             caller = frame.f_back
             while caller is not None:
                 stack += (caller.f_code, caller.f_lineno)
@@ -145,17 +118,18 @@ class _InterruptAt:
                 self.k += 1
                 return
             self.sites[site] = self.k
-        sys.settrace(None)
-        self.where = " <- ".join(  # for messages: where it landed
-            f"{os.path.basename(f.f_code.co_filename)}:{f.f_code.co_name}:{line}"
-            for f, line in list(traceback.walk_stack(frame))[:6])
-        handler = signal.getsignal(signal.SIGINT)
-        if callable(handler) and handler is not signal.default_int_handler:
-            # What a real Ctrl-C does then: the handler runs (drivestage.interrupts.
-            # deferred notes it and raises it once its block is done).
-            handler(signal.SIGINT, frame)
-            return
-        raise KeyboardInterrupt
+        if self.calls == self.k:
+            sys.settrace(None)
+            self.where = " <- ".join(  # for messages: where it landed
+                f"{os.path.basename(f.f_code.co_filename)}:{f.f_code.co_name}:{line}"
+                for f, line in list(traceback.walk_stack(sys._getframe(2)))[:6])
+            handler = signal.getsignal(signal.SIGINT)
+            if callable(handler) and handler is not signal.default_int_handler:
+                # What a real Ctrl-C does then: the handler runs (drivestage.interrupts.
+                # deferred notes it and raises it once its block is done).
+                handler(signal.SIGINT, sys._getframe(2))
+                return
+            raise KeyboardInterrupt
 
 
 def _interrupted_at(k: int, work, opcodes: bool = False,

@@ -22,7 +22,7 @@ def bulk_mode(monkeypatch):
     enabled = gc.isenabled()
     monkeypatch.setattr(heap, "_BULK", True)
     yield
-    gc.unfreeze()   # (what the test froze; conftest freezes the suite's own again after it)
+    gc.unfreeze()   # (what the test froze, and the suite's own frozen at collection)
     (gc.enable if enabled else gc.disable)()
 
 

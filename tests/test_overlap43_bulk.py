@@ -19,7 +19,7 @@ def collector_back():
     """The collector as the test process had it, whatever a test froze or disabled."""
     enabled, threshold = gc.isenabled(), gc.get_threshold()
     yield
-    gc.unfreeze()   # (what the test froze; conftest freezes the suite's own again after it)
+    gc.unfreeze()   # (what the test froze, and the suite's own frozen at collection)
     gc.set_threshold(*threshold)
     (gc.enable if enabled else gc.disable)()
 
