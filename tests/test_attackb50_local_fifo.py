@@ -16,24 +16,18 @@ import threading
 
 import drivestage
 
+from _local_src import old_files, once_staged
+
 
 def test_a_file_become_a_fifo_during_a_local_pull_does_not_hold_it(tmp_path):
-    src = tmp_path / "ds"
-    src.mkdir()
-    for name in ("a.txt", "b.txt", "c.txt"):
-        (src / name).write_bytes(name.encode() * 50)
-        os.utime(src / name, (1e9, 1e9))   # (written long before the pull: no racy hash)
-    out = tmp_path / "out"
-    swapped: list = []
+    src, out = tmp_path / "ds", tmp_path / "out"
+    old_files(src, {name: name.encode() * 50 for name in ("a.txt", "b.txt", "c.txt")})
 
-    def progress(label, total, initial):
-        def arrived(n: int) -> None:
-            if not swapped and (out / "ds" / "a.txt").exists():
-                swapped.append(n)
-                os.unlink(src / "c.txt")
-                os.mkfifo(src / "c.txt")
-        return arrived
+    def swap() -> None:
+        os.unlink(src / "c.txt")
+        os.mkfifo(src / "c.txt")
 
+    progress, swapped = once_staged(out / "ds" / "a.txt", swap)
     box: dict = {}
 
     def pull() -> None:

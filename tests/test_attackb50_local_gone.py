@@ -17,26 +17,16 @@ import pytest
 import drivestage
 from drivestage.errors import NotFoundError
 
+from _local_src import old_files, once_staged
 from _messages import renders, shown
 
 
 @renders("went away from its folder while this pull ran")
 def test_a_file_deleted_from_a_local_folder_during_its_pull_is_not_said_gone_on_drive(tmp_path):
-    src = tmp_path / "ds"
-    src.mkdir()
-    for name in ("a.txt", "b.txt", "c.txt"):
-        (src / name).write_bytes(name.encode() * 50)
-        os.utime(src / name, (1e9, 1e9))   # (written long before the pull: no racy hash)
-    out = tmp_path / "out"
-    removed: list = []
-
-    def progress(label, total, initial):
-        def arrived(n: int) -> None:
-            # b.txt's bytes come once a.txt is staged: c.txt, not opened yet, goes now.
-            if not removed and (out / "ds" / "a.txt").exists():
-                removed.append(n)
-                os.unlink(src / "c.txt")
-        return arrived
+    src, out = tmp_path / "ds", tmp_path / "out"
+    old_files(src, {name: name.encode() * 50 for name in ("a.txt", "b.txt", "c.txt")})
+    # b.txt's bytes come once a.txt is staged: c.txt, not opened yet, goes now.
+    progress, removed = once_staged(out / "ds" / "a.txt", lambda: os.unlink(src / "c.txt"))
 
     with pytest.raises(NotFoundError) as caught:
         drivestage.pull(str(src), str(out), jobs=1, progress=progress)

@@ -9,34 +9,22 @@ new one.
 """
 from __future__ import annotations
 
-import os
-
 import pytest
 
 import drivestage
 from drivestage.errors import RemoteChangedError
 
+from _local_src import old_files, once_staged
 from _messages import renders, shown
 
 
 @renders("changed in its folder while this pull ran")
 def test_a_local_folder_changed_during_its_pull_is_not_left_mixed_in_silence(tmp_path):
-    src = tmp_path / "ds"
-    src.mkdir()
-    (src / "a.txt").write_bytes(b"a1" * 50)
-    (src / "b.txt").write_bytes(b"b1" * 50)
-    for name in ("a.txt", "b.txt"):
-        os.utime(src / name, (1e9, 1e9))   # (written long before the pull: no racy hash)
-    out = tmp_path / "out"
-    changed: list = []
-
-    def progress(label, total, initial):
-        def arrived(n: int) -> None:
-            # b.txt's bytes come once a.txt is staged: a.txt changes now, after its copy.
-            if not changed and (out / "ds" / "a.txt").exists():
-                changed.append(n)
-                (src / "a.txt").write_bytes(b"a2" * 50)
-        return arrived
+    src, out = tmp_path / "ds", tmp_path / "out"
+    old_files(src, {"a.txt": b"a1" * 50, "b.txt": b"b1" * 50})
+    # b.txt's bytes come once a.txt is staged: a.txt changes now, after its copy.
+    progress, changed = once_staged(out / "ds" / "a.txt",
+                                    lambda: (src / "a.txt").write_bytes(b"a2" * 50))
 
     with pytest.raises(RemoteChangedError) as caught:
         drivestage.pull(str(src), str(out), jobs=1, progress=progress)
