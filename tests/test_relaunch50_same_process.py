@@ -42,14 +42,21 @@ def _no_wait(caplog) -> None:
     assert not said, said
 
 
-def test_a_late_push_after_the_release_makes_no_claim_and_a_rerun_takes_the_lease_at_once(
-        drive_env, emulator, tmp_path, caplog):
-    from trainer.errors import LeaseLostError
-
+def _held(tmp_path, caplog):
+    """The first run's lease, held and renewing (a 60 s period: no renewal of its own
+    during the test), the trainer's lines recorded."""
     caplog.set_level(logging.INFO, logger="trainer")
     first = lease(tmp_path, "a", period=60.0)
     first.acquire()
     first.start()
+    return first
+
+
+def test_a_late_push_after_the_release_makes_no_claim_and_a_rerun_takes_the_lease_at_once(
+        drive_env, emulator, tmp_path, caplog):
+    from trainer.errors import LeaseLostError
+
+    first = _held(tmp_path, caplog)
     first.release()   # (the fit's end: its claim removed)
     assert claims_on_drive(emulator) == []
     first.check()   # the ended run's upload thread, its next push: allowed, nothing claimed
@@ -69,10 +76,7 @@ def test_a_claim_left_by_a_release_that_could_not_reach_drive_is_taken_at_once(
         drive_env, emulator, tmp_path, caplog):
     from trainer.errors import LeaseLostError
 
-    caplog.set_level(logging.INFO, logger="trainer")
-    first = lease(tmp_path, "a", period=60.0)
-    first.acquire()
-    first.start()
+    first = _held(tmp_path, caplog)
     # Drive unreachable at the release: its removal and its "released" write both fail.
     emulator.faults.inject(method="DELETE", status=503, times=None)
     emulator.faults.inject(path="^/upload/", status=503, times=None)
