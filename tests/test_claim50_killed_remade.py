@@ -19,10 +19,8 @@ is never touched. The real PyDrive2 stack against the emulator; no sleeps."""
 from __future__ import annotations
 
 import json
-import logging
 import os
 import signal
-import threading
 import time
 
 import pytest
@@ -30,6 +28,7 @@ import pytest
 from _cli import child_env
 from _forkcli import PIPE, cli_server
 from _lease_race import DEST, claims_on_drive, lease
+from _refusal_watch import watching
 
 #: The old trainer: holds the lease (``period`` s), says its claim's id and its pid, waits for
 #: a line, then checks the lease once: killed by SIGKILL as the first ``DELETE`` of that check
@@ -59,18 +58,6 @@ print("not killed", flush=True)
 """
 
 
-class _Said(logging.Handler):
-    """Sets ``event`` once a starting trainer's watch says the lease is held."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.event = threading.Event()
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if "the run's lease is held by" in record.getMessage():
-            self.event.set()
-
-
 def _bytes(emulator, file_id: str) -> bytes:
     with open(emulator.store.blob_path(file_id), "rb") as fh:
         return fh.read()
@@ -89,8 +76,6 @@ def _status(tmp_path) -> dict:
 @pytest.mark.parametrize("machine", ["this", "another"])
 def test_a_trainer_killed_before_it_removes_the_claim_it_made_anew(
         machine, drive_env, emulator, tmp_path):
-    from trainer.errors import LeaseHeldError
-
     emulator.ignores_if_match = True   # (the listing decides)
     proc = cli_server().popen(["" if machine == "this" else "0badf00d", str(tmp_path / "old")],
                               script=OLD, env=child_env(emulator), stdin=PIPE, stdout=PIPE,
@@ -134,23 +119,10 @@ def test_a_trainer_killed_before_it_removes_the_claim_it_made_anew(
     # (Its watch lists every half period: 1.5 s, stale after 4.5 s; the taker renewed just now.)
     taker._write(taker._folder)
     third = lease(tmp_path, "third", period=1.5)
-    said, log = _Said(), logging.getLogger("trainer.lease")
-    log.addHandler(said)
-    refused: list[BaseException] = []
-
-    def start() -> None:
-        try:
-            third.acquire()
-        except LeaseHeldError as exc:
-            refused.append(exc)
-    watcher = threading.Thread(target=start)
-    try:
-        watcher.start()
+    with watching(third) as (said, refused, watcher):
         assert said.event.wait(30)
         taker._write(taker._folder)
         watcher.join(30)
-    finally:
-        log.removeHandler(said)
     assert not watcher.is_alive() and len(refused) == 1, refused
     assert f"pid {os.getpid()} on " in str(refused[0]) and f"pid {pid} " not in str(refused[0])
 

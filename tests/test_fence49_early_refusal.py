@@ -11,27 +11,13 @@ trainer's stale bound (9 s): the test fails. The real RunLease and PyDrive2 stac
 the emulator."""
 from __future__ import annotations
 
-import logging
-import threading
+from _refusal_watch import watching
 
 DEST = "drive:runs/exp"
 
 
-class _Said(logging.Handler):
-    """Sets ``event`` once the lease's watch says the lease is held (its first listing)."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.event = threading.Event()
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if "the run's lease is held by" in record.getMessage():
-            self.event.set()
-
-
 def test_a_renewal_seen_while_watched_refuses_at_once(drive_env, emulator, tmp_path):
     from trainer.drive import DriveFolder
-    from trainer.errors import LeaseHeldError
     from trainer.lease import RunLease
 
     # (The holder's own renewal is the test's: a 60 s period, never stale meanwhile, and no
@@ -39,24 +25,13 @@ def test_a_renewal_seen_while_watched_refuses_at_once(drive_env, emulator, tmp_p
     holder = RunLease(DriveFolder(DEST, str(tmp_path / "holder")), period_s=60.0)
     holder.acquire()
     second = RunLease(DriveFolder(DEST, str(tmp_path / "second")), period_s=3.0)
-    said, log = _Said(), logging.getLogger("trainer.lease")
-    log.addHandler(said)
-    refused: list[BaseException] = []
-
-    def start() -> None:
-        try:
-            second.acquire()
-        except LeaseHeldError as exc:
-            refused.append(exc)
-    watcher = threading.Thread(target=start)
     try:
-        watcher.start()
-        assert said.event.wait(30)   # (watching: its first listing showed the live claim)
-        holder._write(holder._folder)   # the holder renews
-        after = len(emulator.requests)
-        watcher.join(30)
+        with watching(second) as (said, refused, watcher):
+            assert said.event.wait(30)   # (watching: its first listing showed the live claim)
+            holder._write(holder._folder)   # the holder renews
+            after = len(emulator.requests)
+            watcher.join(30)
     finally:
-        log.removeHandler(said)
         holder.release()
     assert not watcher.is_alive() and len(refused) == 1, refused
     assert "holds its lease (last renewed " in str(refused[0]), refused

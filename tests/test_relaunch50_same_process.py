@@ -138,12 +138,18 @@ def _held_renewal(emulator, first, monkeypatch):
     return renewal, failed
 
 
-def test_a_release_does_not_wait_for_a_held_renewal_and_that_renewal_removes_the_claim(
-        drive_env, emulator, tmp_path, caplog, monkeypatch):
+def _renewal_held(tmp_path, caplog, emulator, monkeypatch):
+    """The first run's lease (a 1 s period), held, its renewal under way and held by Drive
+    (:func:`_held_renewal`): (the lease, the renewal's thread, its failures)."""
     caplog.set_level(logging.INFO, logger="trainer")
     first = lease(tmp_path, "a", period=1.0)
     first.acquire()
-    renewal, failed = _held_renewal(emulator, first, monkeypatch)
+    return (first, *_held_renewal(emulator, first, monkeypatch))
+
+
+def test_a_release_does_not_wait_for_a_held_renewal_and_that_renewal_removes_the_claim(
+        drive_env, emulator, tmp_path, caplog, monkeypatch):
+    first, renewal, failed = _renewal_held(tmp_path, caplog, emulator, monkeypatch)
     try:
         first.release()   # (main: waited for the held upload: the stop's return 40 s late)
         assert renewal.is_alive()   # returned while the renewal is still held
@@ -158,10 +164,7 @@ def test_a_rerun_while_the_ended_runs_renewal_is_held_takes_the_lease_and_that_o
         drive_env, emulator, tmp_path, caplog, monkeypatch):
     from trainer.errors import LeaseLostError
 
-    caplog.set_level(logging.INFO, logger="trainer")
-    first = lease(tmp_path, "a", period=1.0)
-    first.acquire()
-    renewal, failed = _held_renewal(emulator, first, monkeypatch)
+    first, renewal, failed = _renewal_held(tmp_path, caplog, emulator, monkeypatch)
     try:
         first.release()
         second = lease(tmp_path, "a", period=1.0)
