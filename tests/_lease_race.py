@@ -109,3 +109,18 @@ class Held:
         self._thread.join(30)
         if self.out.get("a") == "held":
             self.a.release()
+
+
+def checking(held: Any) -> "tuple[threading.Thread, list[BaseException]]":
+    """``held.check()`` (a renewal) started in a thread: (the thread, what it raised)."""
+    failed: list[BaseException] = []
+
+    def renew() -> None:
+        try:
+            held.check()
+        except Exception as exc:   # (what it raised is the test's)
+            failed.append(exc)
+
+    renewal = threading.Thread(target=renew)
+    renewal.start()
+    return renewal, failed

@@ -12,8 +12,9 @@ held by the emulator until a real RunLease took the lease over and removed it
 from __future__ import annotations
 
 import logging
-import threading
 import time
+
+from _lease_race import checking
 
 DEST = "drive:runs/exp"
 
@@ -32,15 +33,7 @@ def _lost_renewal(emulator, tmp_path, before_hurry=lambda: None):
     # (Silent an hour by Drive's dates: stale to the taker, and renewed by the old one's check.)
     emulator.store.update(mine.id, modified=time.time() - 3600)
     emulator.faults.latency(60, path=f"^/upload/.*{mine.id}", times=1)
-    failed: list[BaseException] = []
-
-    def renew() -> None:
-        try:
-            old.check()
-        except Exception as exc:   # (what it raised is the test's)
-            failed.append(exc)
-    renewal = threading.Thread(target=renew)
-    renewal.start()
+    renewal, failed = checking(old)
     try:
         assert emulator.faults.wait_latencies(lambda waiting: waiting == 1, 30)[0]
         new = RunLease(DriveFolder(DEST, str(tmp_path / "new")), period_s=60.0)

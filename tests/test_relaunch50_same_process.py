@@ -21,12 +21,11 @@ import logging
 import os
 import socket
 import subprocess
-import threading
 import sys
 
 import pytest
 
-from _lease_race import claims_on_drive, lease
+from _lease_race import checking, claims_on_drive, lease
 
 WAITING = "waiting up to"
 
@@ -125,15 +124,7 @@ def _held_renewal(emulator, first, monkeypatch):
     monkeypatch.setattr(trainer.lease, "RELEASE_WAIT_S", 0.2)
     emulator.faults.latency(60, path="^/upload/", times=1)
     first._written_at = float("-inf")   # (due: half a period since its last write)
-    failed: list[BaseException] = []
-
-    def renew() -> None:
-        try:
-            first.check()
-        except Exception as exc:   # (what it raised is the test's)
-            failed.append(exc)
-    renewal = threading.Thread(target=renew)
-    renewal.start()
+    renewal, failed = checking(first)
     assert emulator.faults.wait_latencies(lambda waiting: waiting == 1, 30)[0]
     return renewal, failed
 
