@@ -15,6 +15,8 @@ import json
 import os
 import shutil
 import subprocess
+import threading
+import warnings
 
 import pytest
 
@@ -23,6 +25,23 @@ from _cli import run, summed
 
 DATA = {"ds/a.txt": b"alpha", "ds/sub/b.txt": b"beta"}
 MS, S = 10**6, 10**9
+
+
+def _holders(point) -> str:
+    """Each process's open files, working folder and live threads where they are under
+    ``point`` (from /proc), for the line of a busy unmount."""
+    inside, root = [], str(point) + os.sep
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            links = [("cwd", os.readlink(f"/proc/{pid}/cwd"))]
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                links.append((f"fd {fd}", os.readlink(f"/proc/{pid}/fd/{fd}")))
+        except OSError:
+            continue   # ended meanwhile, or not ours to read
+        inside += [f"pid {pid} {what} {target}" for what, target in links
+                   if target.startswith(root) or target == str(point)]
+    threads = ", ".join(t.name for t in threading.enumerate())
+    return f"{'; '.join(inside) or 'no open file under it'} (threads here: {threads})"
 
 
 class Mount:
@@ -42,8 +61,19 @@ class Mount:
         if made.returncode != 0:
             pytest.skip(f"bindfs cannot mount here: {made.stderr.strip()}")
 
-    def umount(self) -> None:
-        subprocess.run(["umount", str(self.point)], check=False)
+    def umount(self, at_end: bool = False) -> None:
+        """Unmount. A mount something still holds ("target is busy", seen twice under load)
+        fails the test with what holds it (a file a trainer left open after ``fit``
+        returned would be a product bug); at the fixture's end a warning says it instead."""
+        done = subprocess.run(["umount", str(self.point)], capture_output=True, text=True)
+        if done.returncode == 0 or not os.path.ismount(self.point):
+            return
+        said = f"umount {self.point}: {done.stderr.strip()}; held by: {_holders(self.point)}"
+        subprocess.run(["umount", "-l", str(self.point)], check=False)
+        if at_end:
+            warnings.warn(said)
+        else:
+            pytest.fail(said)
 
     def new_session(self, unit: int = MS, archive_mtime_ns: int = 0) -> None:
         """Unmount; every file anew (copied: new inode and ctime) with its mtime rounded
@@ -72,7 +102,7 @@ def drive(tmp_path, request):
         pytest.skip("needs bindfs and root (.ci/run installs bindfs)")
     mount = Mount(tmp_path, request.param)
     yield mount
-    mount.umount()
+    mount.umount(at_end=True)
 
 
 def _inodes(root) -> dict[str, int]:

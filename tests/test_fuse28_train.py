@@ -26,7 +26,7 @@ def drive(tmp_path):
         pytest.skip("needs bindfs and root (.ci/run installs bindfs)")
     mount = Mount(tmp_path, ["--ctime-from-mtime"])
     yield mount
-    mount.umount()
+    mount.umount(at_end=True)
 
 
 def test_a_run_folder_on_the_mount_resumes_in_each_new_session(drive, one_epoch):  # noqa: F811
