@@ -32,12 +32,16 @@ def _holders(point) -> str:
     ``point`` (from /proc), for the line of a busy unmount."""
     inside, root = [], str(point) + os.sep
     for pid in filter(str.isdigit, os.listdir("/proc")):
+        links = []
         try:
-            links = [("cwd", os.readlink(f"/proc/{pid}/cwd"))]
-            for fd in os.listdir(f"/proc/{pid}/fd"):
-                links.append((f"fd {fd}", os.readlink(f"/proc/{pid}/fd/{fd}")))
+            names = ["cwd"] + [f"fd/{fd}" for fd in os.listdir(f"/proc/{pid}/fd")]
         except OSError:
             continue   # ended meanwhile, or not ours to read
+        for name in names:
+            try:
+                links.append((name, os.readlink(f"/proc/{pid}/{name}")))
+            except OSError:
+                pass   # closed meanwhile (the listing's own descriptor, for one)
         inside += [f"pid {pid} {what} {target}" for what, target in links
                    if target.startswith(root) or target == str(point)]
     threads = ", ".join(t.name for t in threading.enumerate())
