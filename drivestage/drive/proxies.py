@@ -16,8 +16,8 @@ descriptor: attackcut46), a 407 read "Socket error: 407", and a proxy that never
 its CONNECT held the request for its whole socket timeout per read. An HTTP proxy is spoken
 to here: the connection's socket reaches the proxy, asks it ``CONNECT host:port`` (the
 answer read within the HTTP timeout, in all), and then carries TLS (or the emulator's plain
-HTTP) to Drive as a direct one does. A SOCKS proxy (``socks5://``) still needs PySocks;
-without it the connection is refused, with the words.
+HTTP) to Drive as a direct one does. A SOCKS proxy (``socks5://``) still needs PySocks
+(:mod:`drivestage.drive.proxy_socks`); without it the connection is refused, with the words.
 """
 from __future__ import annotations
 
@@ -217,21 +217,6 @@ def _loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
-
-
-def socks_socket(proxy: Proxy, family: int, kind: int, proto: int) -> socket.socket:
-    """A PySocks socket that reaches its address through the SOCKS ``proxy``."""
-    try:
-        import socks  # type: ignore[import-untyped]
-    except ImportError:
-        raise RemoteError(
-            f"{proxy.variable} names a SOCKS proxy, {proxy.address}, which drivestage reaches "
-            "through PySocks: pip install PySocks, or name an HTTP proxy "
-            "(http://host:port)") from None
-    sock: socket.socket = socks.socksocket(family, kind, proto)
-    sock.setproxy(proxy.kind, proxy.host, proxy.port, proxy.rdns,  # type: ignore[attr-defined]
-                  proxy.user, proxy.password)
-    return sock
 
 
 #: The proxy this process's latest connection went through (None: it went direct).

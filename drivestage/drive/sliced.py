@@ -21,7 +21,7 @@ import httplib2
 
 from drivestage import interrupts, pool, stream_lines
 from drivestage.lost_interrupts import ClosedWhenDropped
-from drivestage.drive import lookups, proxies, proxy_tls
+from drivestage.drive import lookups, proxies, proxy_socks, proxy_tls
 from drivestage.errors import DriveStageError
 
 
@@ -193,7 +193,7 @@ def _opened(conn: Any, addresses: list[lookups.Address], tls: bool,
         # only once it is no longer the stream lines' (a cut never meets its descriptor),
         # through a proxy too (httplib2's own proxy connect closed it outside them).
         raw = socket.socket(family, kind, proto) if proxy is None or proxy.kind == 3 \
-            else proxies.socks_socket(proxy, family, kind, proto)
+            else proxy_socks.socket_for(proxy, family, kind, proto)
         making = stream_lines.Making(raw)
         try:
             with stream_lines.on(making):
@@ -225,7 +225,10 @@ def _made(conn: Any, making: stream_lines.Making, address: Any, tls: bool,
     if httplib2.has_timeout(conn.timeout):
         sock.settimeout(conn.timeout)
     if proxy is not None and proxy.kind != 3:
-        sock.connect((conn.host, conn.port))   # (PySocks reaches its proxy itself)
+        try:
+            sock.connect((conn.host, conn.port))   # (PySocks reaches its proxy itself)
+        except OSError as exc:   # (PySocks' own errors: all "Socket error: …")
+            raise proxy_socks.refusal(proxy, exc, conn.host, conn.port) from None
     elif proxy is not None:
         try:
             sock.connect(address)

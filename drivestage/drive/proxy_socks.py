@@ -1,0 +1,95 @@
+"""A SOCKS proxy (``socks5://``, ``socks4://`` in the proxy variables), reached through
+PySocks (not a dependency; Colab ships it), and its refusals in words.
+
+PySocks wraps every failure of its handshake in ``GeneralProxyError("Socket error: …")``,
+an ``OSError``: read as "cannot reach the proxy", each was retried eight times and ended
+"try again later", a rule that denies Drive, a login refused and a proxy that is not a SOCKS
+one alike. Here they are told apart as an HTTP proxy's answers to ``CONNECT`` are
+(:func:`drivestage.drive.proxies.tunnel`): a refusal another attempt meets again is said at
+once, with what to do; a proxy that could not reach Drive for now is retried.
+"""
+from __future__ import annotations
+
+import socket
+from typing import TYPE_CHECKING
+
+from drivestage.errors import RemoteError
+
+if TYPE_CHECKING:
+    from drivestage.drive.proxies import Proxy
+
+#: SOCKS5 reply codes that are the proxy's answer to this request, not a passing state
+#: (RFC 1928 6: 0x02 not allowed by its rules, 0x07 command, 0x08 address type).
+_SOCKS5_REFUSED = frozenset({0x02, 0x07, 0x08})
+
+
+def socket_for(proxy: "Proxy", family: int, kind: int, proto: int) -> socket.socket:
+    """A PySocks socket that reaches its address through the SOCKS ``proxy``."""
+    try:
+        import socks  # type: ignore[import-untyped]
+    except ImportError:
+        raise RemoteError(
+            f"{proxy.variable} names a SOCKS proxy, {proxy.address}, which drivestage reaches "
+            "through PySocks: pip install PySocks, or name an HTTP proxy "
+            "(http://host:port)") from None
+    sock: socket.socket = socks.socksocket(family, kind, proto)
+    sock.setproxy(proxy.kind, proxy.host, proxy.port, proxy.rdns,  # type: ignore[attr-defined]
+                  proxy.user, proxy.password)
+    return sock
+
+
+def refusal(proxy: "Proxy", exc: OSError, host: str, port: int) -> OSError:
+    """The error for a SOCKS connect through ``proxy`` to ``host:port`` that failed with
+    PySocks' ``exc``: a :class:`RemoteError` (said at once) where the proxy refused or is not
+    a SOCKS proxy, a :class:`~drivestage.drive.proxies.ProxyDownError` (retried) where it
+    could not reach Drive for now or the connection to it was lost."""
+    import socks
+    from drivestage.drive.proxies import ProxyDownError, unreachable
+
+    cause: BaseException = exc
+    while isinstance(cause, socks.ProxyError) and cause.socket_err is not None:
+        if isinstance(cause, socks.ProxyConnectionError):   # (to the proxy itself)
+            inner = cause.socket_err
+            if isinstance(inner, socket.timeout):
+                return ProxyDownError(f"the proxy {proxy.shown} did not take the connection")
+            return unreachable(proxy, inner) if isinstance(inner, OSError) else \
+                ProxyDownError(f"cannot reach the proxy {proxy.shown} ({inner})")
+        cause = cause.socket_err
+    target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    said = str(cause)[:120]
+    if isinstance(cause, socket.timeout):
+        return ProxyDownError(f"the proxy {proxy.shown} did not answer the request for a "
+                              f"connection to {target} in time")
+    if isinstance(cause, socks.SOCKS5AuthError):
+        scheme, where = proxy.address.split("://", 1)
+        what = ("refused the user and password in " + proxy.variable) \
+            if proxy.user is not None else "asks for a login"
+        return RemoteError(
+            f"the proxy {proxy.shown} {what} ({said}): put its user and password in "
+            f"{proxy.variable} ({scheme}://USER:PASSWORD@{where}), or set NO_PROXY={host} "
+            f"if {host} is reached without the proxy")
+    code = _code(said)
+    if isinstance(cause, socks.SOCKS4Error) or \
+            (isinstance(cause, socks.SOCKS5Error) and code in _SOCKS5_REFUSED):
+        return RemoteError(
+            f"the proxy {proxy.shown} refused a connection to {target} ({said}): ask its "
+            f"admin to let {host} through, or set NO_PROXY={host} if it is reached without "
+            "the proxy")
+    if isinstance(cause, socks.SOCKS5Error):
+        return ProxyDownError(f"the proxy {proxy.shown} could not reach {target} ({said})")
+    if isinstance(cause, socks.GeneralProxyError) and "invalid data" in said:
+        other = "socks4" if proxy.kind == 2 else "socks5"
+        return RemoteError(
+            f"the proxy {proxy.shown} does not answer as a {proxy.address.split(':')[0]} "
+            f"proxy ({said}): check {proxy.variable} (an HTTP proxy is http://HOST:PORT, "
+            f"the other SOCKS is {other}://HOST:PORT)")
+    return ProxyDownError(f"the proxy {proxy.shown} closed the connection before it gave "
+                          f"one to {target} ({said})")
+
+
+def _code(said: str) -> int:
+    """The reply code PySocks puts first in a SOCKS error's words (``0x02: …``); -1 if none."""
+    try:
+        return int(said.split(":", 1)[0], 16)
+    except ValueError:
+        return -1
