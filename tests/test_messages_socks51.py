@@ -1,4 +1,4 @@
-"""A SOCKS proxy's refusals in words (PySocks, which Colab ships). PySocks wraps every
+"""A SOCKS proxy's refusals in words, as docs/troubleshooting.md quotes them (PySocks, which Colab ships). PySocks wraps every
 failure of its handshake as "Socket error: …", an OSError: before session 51 each was read as
 "cannot reach the proxy", tried eight times and ended "try again later", whatever the proxy
 said. Now a refusal another attempt meets again is said at once with what to do (as an
@@ -12,6 +12,7 @@ import pytest
 
 from _cli import run
 from _connect_proxy import _VARIABLES
+from _messages import renders, shown
 from _relays import Listening
 
 pytest.importorskip("socks")
@@ -112,6 +113,7 @@ def test_a_login_refused_names_the_variable_never_the_password(through, tmp_path
     assert "s3cret" not in last and proxy.seen == 1
 
 
+@renders("does not answer as a socks5 proxy")
 def test_a_proxy_that_is_not_socks_says_to_check_the_variable(through, tmp_path):
     with _Refusing(raw=b"HTTP/1.1 400 Bad Request\r\n\r\n") as proxy:   # (an HTTP proxy)
         code, last = through(proxy, _SOCKS5, tmp_path)
@@ -120,6 +122,7 @@ def test_a_proxy_that_is_not_socks_says_to_check_the_variable(through, tmp_path)
         "server sent invalid data): check HTTP_PROXY (an HTTP proxy is http://HOST:PORT, the "
         "other SOCKS is socks4://HOST:PORT)"))
     assert proxy.seen == 1
+    shown("does not answer as a socks5 proxy", last)
 
 
 def test_a_proxy_that_cannot_reach_drive_for_now_is_tried_again(through, tmp_path):
