@@ -51,7 +51,7 @@ from typing import Any, Optional
 from drivestage import latest_clock
 
 __all__ = ["TOLERANCE", "age_of", "answered", "dated", "drive_clock", "heard", "heard_skew",
-           "latest", "now", "skew", "span", "stamped"]
+           "latest", "now", "skew", "span", "stamped", "wrote"]
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +85,10 @@ _warned = False
 #: The latest date Drive stamped on an item this process read (its ``createdDate``:
 #: :func:`stamped`; None: none read). What Drive's own clock is at least.
 _stamped: Optional[float] = None
+
+#: Drive's clock less this machine's, at least, as the answers to this process's own writes
+#: say it (:func:`wrote`; None: none written). Those stamps Drive set itself.
+_wrote: Optional[float] = None
 
 
 def heard(response: Any) -> None:
@@ -240,14 +244,32 @@ def stamped(*dates: float) -> None:
         _stamped = newest
 
 
+def wrote(*dates: float) -> None:
+    """Note the dates Drive stamped on an item in its answer to this process's own write (a
+    create: ``createdDate``; a create or a content update: ``modifiedDate``): drivestage
+    sends neither, so Drive set both from its own clock, which was at least the latest of
+    them when it answered, and is at least as far ahead of this machine's now."""
+    global _wrote
+    newest = max(dates, default=0.0)
+    if newest > 0:
+        offset = newest - time.time()
+        if _wrote is None or offset > _wrote:
+            _wrote = offset
+
+
 def latest() -> float:
     """The later of this machine's clock and Drive's, Drive's only as far as its own stamps
-    say it too: its clock as the answers' ``Date`` says it, no later than the newest date it
-    stamped on an item read (:func:`stamped`). A ``Date`` alone far ahead (a proxy's clock;
-    two answers say it) raised what "in the future" is for every sidecar read here, a local
-    liar's too, where Drive's stamps showed its clock right (claim50); and a stamp alone
-    may be a client's (``setModifiedDate``). This machine's clock where no stamp was read."""
-    local, stamp = time.time(), _stamped
+    say it too: its clock as the answers' ``Date`` says it, no later than its stamps on
+    this process's own writes say it now (:func:`wrote`), else the newest date it stamped
+    on an item read (:func:`stamped`). A ``Date`` alone far ahead (a proxy's clock; two
+    answers say it) raised what "in the future" is for every sidecar read here, a local
+    liar's too, where Drive's stamps showed its clock right (claim50); and an item's stamp
+    may be a client's (``setModifiedDate``; ``createdDate`` too, sent with its create by
+    rclone ``-M``: clock51), where this process's own writes' stamps are Drive's. This
+    machine's clock where no stamp was read."""
+    local, own, stamp = time.time(), _wrote, _stamped
+    if own is not None:
+        return max(local, min(span()[1], local + own))
     return local if stamp is None else max(local, min(span()[1], stamp))
 
 

@@ -28,9 +28,10 @@ import functools
 import logging
 from typing import Any, Callable, Mapping, Optional, TypeVar
 
-from drivestage.drive import answers, folders, mount_marks, paging, trash_paths
+from drivestage.drive import answers, folders, mount_marks, paging, server_clock, trash_paths
 from drivestage.drive.ids import Creates
-from drivestage.drive.resources import FOLDER_MIME, RUN_MARK, DriveEntry, run_marked
+from drivestage.drive.resources import FOLDER_MIME, RUN_MARK, DriveEntry, parse_time, \
+    run_marked
 from drivestage.drive.store_properties import Properties
 from drivestage.drive.transport import Transport
 from drivestage.errors import DanglingShortcutError, DriveStageError, MalformedAnswerError, \
@@ -312,6 +313,8 @@ class FolderMaking(Properties):
             made = self.creates.make_folder(self.transport, self._get, parent.id, name, where,
                                             properties=MARK_PROPERTIES if mark else None)
             log.info("created folder %s", where)
+            # (sent with no date: its createdDate is Drive's clock, not a client's: clock51)
+            server_clock.wrote(parse_time(made.get("createdDate")))
             if where in self._gone_below.get(parent.id, ()):   # (listed there before)
                 self._say_gone(where)
             return made

@@ -28,7 +28,7 @@ import time
 from typing import Any, Callable, Optional, TypeVar
 
 from drivestage import pool, sources, temps
-from drivestage.drive import answers, provenance, upload_ends
+from drivestage.drive import answers, provenance, server_clock, upload_ends
 from drivestage.drive.media import HashingMedia
 from drivestage.drive.resources import entry_from_resource, is_trashed
 from drivestage.drive.sessions import CheckedHttp, file_resource, json_body, kept, origin_of, \
@@ -341,8 +341,9 @@ class _Session:
                                           "folder it was sent into is in the trash")
             arrived.where = self.where
             raise arrived
-        return (entry_from_resource(result, f"uploading {self.where}"), self.media.hexdigest(),
-                self.media.changed_since(self.st))
+        entry = entry_from_resource(result, f"uploading {self.where}")
+        server_clock.wrote(entry.created, entry.modified)   # (Drive's own stamps: clock51)
+        return entry, self.media.hexdigest(), self.media.changed_since(self.st)
 
     def _enough(self, high: int) -> int:
         """Bytes past ``high`` a chunk's answer must say were kept to count as progress: half
