@@ -8,7 +8,6 @@ here as an :class:`HttpFailure`. :func:`transient` says whether it is worth anot
 """
 from __future__ import annotations
 
-import email.utils
 import json
 import re
 import time
@@ -16,7 +15,7 @@ from dataclasses import dataclass
 from typing import Callable, Mapping, Optional
 
 from drivestage import errors
-from drivestage.drive import refusals
+from drivestage.drive import refusals, server_clock
 from drivestage.drive.resources import restricted_message
 from drivestage.store import Quota, quota_error
 
@@ -175,9 +174,8 @@ def retry_after_seconds(headers: Mapping[str, str], now: Optional[float] = None,
         return max(0.0, float(raw) - kept)
     except ValueError:
         pass
-    try:
-        when = email.utils.parsedate_to_datetime(raw).timestamp()
-    except (TypeError, ValueError, IndexError, OverflowError):
+    when = server_clock.http_date(raw)   # (one with no zone: UTC, clock51)
+    if when is None:
         return None
     return max(0.0, when - (time.time() if now is None else now))
 

@@ -43,6 +43,7 @@ clock as last heard.
 """
 from __future__ import annotations
 
+import datetime
 import email.utils
 import logging
 import time
@@ -50,7 +51,7 @@ from typing import Any, Optional
 
 from drivestage import latest_clock
 
-__all__ = ["TOLERANCE", "age_of", "answered", "dated", "drive_clock", "heard", "heard_skew",
+__all__ = ["TOLERANCE", "age_of", "http_date", "answered", "dated", "drive_clock", "heard", "heard_skew",
            "latest", "now", "skew", "span", "stamped", "wrote"]
 
 log = logging.getLogger(__name__)
@@ -102,9 +103,8 @@ def heard(response: Any) -> None:
     if not isinstance(value, str):
         _dated = not hasattr(response, "get")   # (an answer without one: a proxy stripped it)
         return
-    try:
-        sent = email.utils.parsedate_to_datetime(value).timestamp()
-    except (TypeError, ValueError, OverflowError, IndexError):
+    sent = http_date(value)
+    if sent is None:
         _dated = False
         return
     kept = age_of(response.get("age"))
@@ -125,6 +125,21 @@ def heard(response: Any) -> None:
     _behind = reading
     if not _warned and abs(reading) > TOLERANCE:
         _warn(reading)
+
+
+def http_date(value: str) -> Optional[float]:
+    """An HTTP date (a ``Date``, a ``Retry-After``) as seconds since the epoch; None where it
+    cannot be read. One that names no zone (C's asctime form, which RFC 9110 5.6.7 bids a
+    recipient read, and RFC 5322's ``-0000``: Python's ``formatdate()``) is UTC, as every
+    HTTP date is: read as this machine's local time, a proxy's such ``Date`` on a machine
+    eight hours west of UTC said Drive's clock ran eight hours ahead (clock51)."""
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=datetime.timezone.utc)
+        return when.timestamp()
+    except (TypeError, ValueError, OverflowError, IndexError):
+        return None
 
 
 def age_of(value: object) -> Optional[float]:
@@ -192,11 +207,9 @@ def drive_clock(date: Optional[str] = None, kept: float = 0.0) -> Optional[float
     a cache kept it (its ``Age``, :func:`age_of`: the ``Date`` is when Drive made it, not
     now), else this machine's clock moved by Drive's offset as last heard (skewed or not: the
     best known); None where none was heard (this machine's clock is all there is)."""
-    if date:
-        try:
-            return email.utils.parsedate_to_datetime(date).timestamp() + kept
-        except (TypeError, ValueError, OverflowError, IndexError):
-            pass
+    sent = http_date(date) if date else None
+    if sent is not None:
+        return sent + kept
     behind = _behind
     return None if behind is None else time.time() + behind
 
