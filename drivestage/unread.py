@@ -26,6 +26,7 @@ from typing import Optional, Sequence
 
 from drivestage.errors import DriveStageError, LocalFileError
 from drivestage.lost_mounts import lost_mount
+from drivestage.mount_table import Mount, holding, network, table
 from drivestage.paths import exclude_pattern, printable
 
 # The name push's lines always had (a user's logging config, or grep, may name it).
@@ -38,7 +39,7 @@ _REMOUNT = (errno.ENOTCONN, errno.ESTALE, errno.ENODEV)
 
 #: What :func:`say` said last, by DEST: a mirror pushes every period, and said the same
 #: lines every time (its failure line is said once while it lasts: mirror._say_failed).
-_SAID: dict[str, tuple[tuple[str, int, bool, str, bool], ...]] = {}
+_SAID: dict[str, tuple[tuple[str, int, bool, str, bool, str], ...]] = {}
 
 @dataclass(frozen=True)
 class Unread:
@@ -55,6 +56,13 @@ class Unread:
     beneath: str = ""
     #: With ``beneath``: the path is gone (its mount point removed at unmount).
     gone: bool = False
+    #: With ``beneath``: another mount is there now (in words: ``tmpfs tmpfs``), not the one
+    #: the record notes (:attr:`was`), mount51.
+    other: str = ""
+    was: str = ""
+    #: With ``beneath``: the folder the record is of, where ``path`` is its mount point
+    #: (kept for it: the whole mount is away, mount51).
+    of: str = ""
 
     @property
     def why(self) -> str:
@@ -78,21 +86,31 @@ def say(unread: Sequence[Unread], dest: str) -> None:
     """One line for each of ``unread`` (at most :data:`SAID_AT_MOST`, the rest counted):
     the path, why, that DEST keeps what it has there, and what to do; not again while the
     same paths of the same SRC fail alike into ``dest``."""
-    now = tuple((u.path, u.errno, u.empty, u.beneath, u.gone)
+    now = tuple((u.path, u.errno, u.empty, u.beneath, u.gone, u.other)
                 for u in sorted(unread, key=lambda u: u.rel))
     if _SAID.get(dest) == now:
         return
     _SAID[dest] = now
     for u in sorted(unread, key=lambda u: u.rel)[:SAID_AT_MOST]:
+        if u.beneath and u.other:
+            # (another mount at its point: mount51; ``of``, a folder below it, kept there)
+            log.error("%s is on another mount than when the last push could not read %s "
+                      "(%s): %s is mounted at %s now, %s was. Not sent, and nothing at %s/%s "
+                      "or under it on Drive is removed this time; mount %s at %s again, then "
+                      "push again; if the mount there now is the one to push, run drivestage "
+                      "unread forget %s, then push again", printable(u.path),
+                      printable(u.of) if u.of else "it", u.why, u.other, printable(u.beneath),
+                      u.was, dest.rstrip("/"), printable(u.rel), u.was, printable(u.beneath),
+                      shlex.quote(printable(u.of or u.path)))
+            continue
         if u.beneath and not u.empty:
-            log.error("%s %s the mount at %s that the last push could not read (%s) is not "
-                      "mounted now. Not sent, and nothing at %s/%s or under it on Drive is "
-                      "removed this time; mount %s again, then push again; if its copies on "
-                      "Drive should go, push once with --emptied %s", printable(u.path),
-                      "is gone (its mount point removed as it was unmounted?):" if u.gone
-                      else "holds what is on the disk beneath:", printable(u.beneath), u.why,
-                      dest.rstrip("/"), printable(u.rel), printable(u.beneath),
-                      shlex.quote(printable(u.path)))
+            log.error("%s %s the mount at %s %s (%s) is not mounted now. Not sent, and nothing "
+                      "at %s/%s or under it on Drive is removed this time; mount %s again, "
+                      "then push again; if its copies on Drive should go, push once with "
+                      "--emptied %s", printable(u.path), _beneath_words(u),
+                      printable(u.beneath), f"that {printable(u.of)} was on when the last push "
+                      "could not read it" if u.of else "that the last push could not read", u.why, dest.rstrip("/"), printable(u.rel),
+                      printable(u.beneath), shlex.quote(printable(u.of or u.path)))
             continue
         if u.empty:
             where = f"{dest.rstrip('/')}/{printable(u.rel)}"
@@ -102,7 +120,12 @@ def say(unread: Sequence[Unread], dest: str) -> None:
                       "again; if it was emptied on purpose, push once with --emptied %s",
                       printable(u.path), u.why, where, shlex.quote(printable(u.path)))
             continue
-        if u.errno in (errno.EACCES, errno.EPERM):
+        mount = _network(u.path) if u.errno in (errno.EACCES, errno.EPERM) else None
+        if mount is not None:   # (the mount's doing, remembered: mount51)
+            how = (f"it is on the {mount.type} mount at {printable(mount.point)}, which "
+                   "refuses this user (credentials expired? mounted without allow_other?): "
+                   "let this user in again")
+        elif u.errno in (errno.EACCES, errno.EPERM):
             how = (f"let this user read it (chmod {'-R u+rX' if u.folder else 'u+r'} "
                    f"{printable(u.path)})")
         elif u.errno in _REMOUNT:
@@ -137,14 +160,42 @@ def src_refused(src: str, err: int) -> LocalFileError:
                           f"{shlex.quote(printable(src))}")
 
 
-def src_beneath(src: str, err: int, point: str) -> LocalFileError:
+def src_beneath(src: str, err: int, point: str, other: str = "", was: str = "",
+                path: str = "") -> LocalFileError:
     """The failure of a push of ``src`` that was in the mount at ``point`` when a push could
-    not read it (``err``), where that is not mounted now: what it holds is the disk beneath."""
+    not read it (``err``; it or ``path``, a folder of it on that mount), where that is not
+    mounted now: what it holds is the disk beneath; or where another mount is there now
+    (``other``, not the one noted: ``was``, in words)."""
+    what = "it" if not path or path == src else printable(path)
+    if other:
+        return LocalFileError(
+            f"SRC {printable(src)} is on another mount than when the last push could not read "
+            f"{what} ({os.strerror(err)}): {other} is mounted at {printable(point)} now, {was} "
+            f"was. Nothing was pushed; mount {was} at {printable(point)} again, then push "
+            "again; if the mount there now is the one to push, run drivestage unread forget "
+            f"{shlex.quote(printable(path or src))}, then push again")
+    that = "that the last push could not read" if what == "it" and point == src else \
+        f"that {what} was on when the last push could not read it"
     return LocalFileError(f"SRC {printable(src)} holds what is on the disk beneath: the mount "
-                          f"at {printable(point)} that the last push could not read "
-                          f"({os.strerror(err)}) is not mounted now. Nothing was pushed; mount "
-                          f"{printable(point)} again, then push again; if its copies on Drive "
-                          f"should go, push once with --emptied {shlex.quote(printable(src))}")
+                          f"at {printable(point)} {that} ({os.strerror(err)}) is not mounted "
+                          f"now. Nothing was pushed; mount {printable(point)} again, then push "
+                          "again; if its copies on Drive should go, push once with --emptied "
+                          f"{shlex.quote(printable(src))}")
+
+
+def _beneath_words(u: Unread) -> str:
+    """How the disk beneath shows ``u`` (a mount point: a folder below one is kept as its
+    mount's point, :attr:`Unread.of`): what it holds, or gone."""
+    if not u.gone:
+        return "holds what is on the disk beneath:"
+    return "is gone (its mount point removed as it was unmounted?):"
+
+
+def _network(path: str) -> "Optional[Mount]":
+    """The FUSE or network mount ``path`` is on (where a refusal may be the mount's), else
+    None."""
+    found = holding(path, table())
+    return found if network(found) else None
 
 
 def error(unread: Sequence[Unread], also: int = 0) -> LocalFileError:

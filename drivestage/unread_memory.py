@@ -27,17 +27,18 @@ in this process only: push works either way.
 """
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
 import socket
 import stat
 import time
-from dataclasses import dataclass
 from typing import Any, Collection, Iterable, Mapping, Optional, Sequence
 
-from drivestage import localfs
+from drivestage import mount_table
 from drivestage.errors import DriveStageError, LocalFileError
+from drivestage.mount_table import Mount
 from drivestage.paths import matches
 from drivestage.state import JsonFile, state_dir
 from drivestage.unread import Unread, src_beneath, src_unread as _src_failure, src_refused
@@ -45,15 +46,19 @@ from drivestage.unread import Unread, src_beneath, src_unread as _src_failure, s
 log = logging.getLogger("drivestage.upload_tree")   # (push's lines' name)
 
 #: The file's name in the state folder, and the shape this code writes: ``{"version": 1,
-#: "folders": {PATH: {HOST: {"errno": N, "t": T, "mount": M}}}}`` (PATH: a folder's absolute
-#: local path, SRC's or one in it; HOST: the machine that could not read it; N: why; T: when,
-#: in seconds since the epoch; M: the mount point it was on then, absent where the mount
-#: table could not be read: while M is not mounted, what PATH shows is the disk beneath, not
-#: the mount, whatever it holds or if it is gone: mount50). By machine: the state folder is
-#: in the home folder, which two machines may share (NFS), and a mount is one machine's:
-#: another machine's PATH holding something, or missing there, says nothing of this one's
-#: (attackint49). A record of an earlier build (``{"errno", "t"}``, no machine) counts as
-#: this machine's; one without ``mount`` is read as before mount50.
+#: "folders": {PATH: {HOST: {"errno": N, "t": T, "mount": M, "fs": F}}}}`` (PATH: a folder's
+#: absolute local path, SRC's or one in it; HOST: the machine that could not read it; N: why;
+#: T: when, in seconds since the epoch; M: the mount point it was on then, absent where the
+#: mount table could not be read: while M is not mounted, what PATH shows is the disk beneath,
+#: not the mount, whatever it holds or if it is gone: mount50; F: what that mount was,
+#: ``{"type", "source", "root"}`` (:class:`drivestage.mount_table.Mount`): another mount at
+#: M is not the mount back, mount51). By machine: the state folder is in the home folder,
+#: which two machines may share (NFS), and a mount is one machine's: another machine's PATH
+#: holding something, or missing there, says nothing of this one's (attackint49). A record of
+#: an earlier build (``{"errno", "t"}``, no machine) counts as this machine's; one without
+#: ``mount`` is read as before mount50, one without ``fs`` as before mount51 (any mount at M
+#: is the mount back). Not by mount namespace: a container made anew gets a new one, and its
+#: records would be another's, never the disk beneath (mount51's note).
 FILE = "unread.json"
 VERSION = 1
 
@@ -136,12 +141,14 @@ def _read(mine: bool = False) -> dict[str, Any]:
 
 
 def _change(forget: Iterable[str], note: Mapping[str, int],
-            everyone: Collection[str] = (), mounts: Mapping[str, str] = {}) -> None:
+            everyone: Collection[str] = (),
+            mounts: Mapping[str, Mapping[str, Any]] = {}) -> None:
     """Forget this machine's records of the folders ``forget``, every machine's of those of
     ``everyone`` (``--emptied``: the user's word), and note those of ``note`` (path -> errno)
     as this machine's, in the file (a locked read-modify-write: two pushes at once each keep
     the other's) or, where it cannot be written, in this process (said: the next process
-    does not know them); ``mounts``: path -> the mount point a noted folder was on."""
+    does not know them); ``mounts``: path -> what a noted folder's record notes of the mount it was on
+    (:func:`_mounts`)."""
     forget, now, host = list(forget), time.time(), socket.gethostname()
 
     def change(data: dict[str, Any]) -> None:
@@ -154,9 +161,7 @@ def _change(forget: Iterable[str], note: Mapping[str, int],
                 records.pop(host, None)
                 records.pop("", None)
             if path in note:
-                records[host] = {"errno": note[path], "t": now}
-                if path in mounts:
-                    records[host]["mount"] = mounts[path]
+                records[host] = {"errno": note[path], "t": now, **mounts.get(path, {})}
             if records:
                 folders[path] = records
     try:
@@ -215,47 +220,58 @@ def _find(last: Mapping[str, Any], path: str) -> Any:
     return next((last[k] for k in _keys(path) if k in last), None)
 
 
-def mount_points() -> Optional[set[str]]:
-    """The mount points of this process's mount table (bind mounts too, and a FUSE mount
-    whose program ended, till it is unmounted); None where it cannot be read. Lines end at
-    ``\n`` only, and names are decoded as the file system's (as ``os.path.realpath`` gives
-    them): the table writes a name's other bytes raw, and ``splitlines`` cut a mount at
-    ``m\u2028nt`` (or ``\x85``, ``\x1c``) in two, its folders then noted as on the disk
-    above (always mounted), and ``errors="replace"`` matched no non-UTF-8 name (attack50)."""
-    try:
-        with open(localfs.MOUNTINFO, "rb") as fh:
-            lines = fh.read().split(b"\n")
-    except OSError:
-        return None
-    fields = (os.fsdecode(line).partition(" - ")[0].split(" ") for line in lines)
-    return {localfs.unescape_mount(f[4]) for f in fields if len(f) > 4}
+#: Where a record's mount is not what is mounted at its point now: (M, None) where nothing
+#: is mounted at M (what the path shows is the disk beneath), (M, the mount there) where
+#: another mount is (mount51).
+Away = tuple[str, Optional[Mount]]
 
 
-def _mount_of(path: str, points: Optional[set[str]]) -> Optional[str]:
-    """The innermost of ``points`` that ``path`` (its links resolved) is at or under."""
-    real = os.path.realpath(path)
-    found = [p for p in points or () if real == p or real.startswith(p.rstrip(os.sep) + os.sep)]
-    return max(found, key=len) if found else None
-
-
-def _beneath(rec: Any, points: Optional[set[str]]) -> Optional[str]:
-    """The mount point ``rec`` (this machine's record) notes its folder was on, where that is
-    not mounted now (what the path shows is the disk beneath); None where it is, or where
-    either table is unknown (as before mount50: its reading taken)."""
+def _beneath(rec: Any, mounts: Optional[Mapping[str, Mount]]) -> Optional[Away]:
+    """Whether the mount ``rec`` (this machine's record) notes its folder was on is away
+    (:data:`Away`); None where it is mounted, or where either table is unknown (as before
+    mount50: its reading taken). Another mount at the same point (a tmpfs, another account's
+    Drive, a bind of an empty folder) is no mount back: ``--delete`` compared Drive against
+    its contents (mount51); a record without the mount's ``fs`` (mount50's) takes any."""
     point = rec.get("mount") if isinstance(rec, dict) else None
-    return point if isinstance(point, str) and points is not None and point not in points \
-        else None
+    if not isinstance(point, str) or mounts is None:
+        return None
+    now = mounts.get(point)
+    if now is None:
+        return point, None
+    return None if "fs" not in rec or now.same(rec["fs"]) else (point, now)
 
 
-def _mounts(paths: Iterable[str], points: Optional[set[str]]) -> dict[str, str]:
-    return {p: m for p in paths for m in [_mount_of(p, points)] if m is not None}
+def _noted(rec: Any) -> Optional[dict[str, Any]]:
+    """What ``rec`` notes of its mount (``mount``, ``fs``), None where nothing."""
+    if not isinstance(rec, dict) or "mount" not in rec:
+        return None
+    return {f: rec[f] for f in ("mount", "fs") if f in rec}
+
+
+def _mounts(paths: Iterable[str], mounts: Optional[Mapping[str, Mount]]
+            ) -> dict[str, dict[str, Any]]:
+    """What a record of each of ``paths`` notes of the mount it is on."""
+    return {p: {"mount": m.point, "fs": m.fs} for p in paths
+            for m in [mount_table.holding(p, mounts)] if m is not None}
+
+
+def _remembered(err: int, path: str, mounts: Optional[Mapping[str, Mount]]) -> bool:
+    """Whether a folder a push could not read (``err``) is remembered: not where this user
+    may not read it on a local disk (a chmod, the owner's choice: it reads as it is once
+    readable, an empty folder emptied), but where the mount is a FUSE or network one (the
+    mount's doing: credentials expired, a FUSE mount without ``allow_other``; it may be
+    undone next) or unknown (attackint49's question, mount51)."""
+    if err not in (errno.EACCES, errno.EPERM) or mounts is None:
+        return True
+    return mount_table.network(mount_table.holding(path, mounts))
 
 
 def src_unread(src: str, err: int) -> LocalFileError:
     """The failure of a push whose SRC could not be stat'ed or listed (``err``), remembered:
     a later push of any process that reads it as empty is refused (:func:`src_again`)."""
-    keys = _keys(src)
-    _change((), dict.fromkeys(keys, err), mounts=_mounts(keys, mount_points()))
+    keys, mounts = _keys(src), mount_table.table()
+    if _remembered(err, src, mounts):
+        _change((), dict.fromkeys(keys, err), mounts=_mounts(keys, mounts))
     return _src_failure(src, err)
 
 
@@ -282,29 +298,65 @@ def src_again(src: str, empty: bool, emptied: Collection[str] = ()) -> None:
     covered = _covering(key)
     if covered and key not in emptied:
         path, under = covered[0]
-        raise src_beneath(src, _errno(_read(mine=True)[path]), under)
+        rec = _read(mine=True)[path]
+        raise src_beneath(src, _errno(rec), *_said(under, rec), path)
     rec = _find(_read(), key)
     if rec is None:
         if covered:   # (--emptied SRC: the records of its mount's folders with it)
             _change((), {}, [p for p, _ in covered])
         return
-    point = _beneath(_find(_read(mine=True), key), mount_points())
-    if point is not None and not empty and key not in emptied:   # (files written into it)
-        raise src_beneath(src, _errno(rec), point)
+    mine = _find(_read(mine=True), key)
+    away = _beneath(mine, mount_table.table())
+    # (files written into it, or another mount's: mount51)
+    if away is not None and (not empty or away[1] is not None) and key not in emptied:
+        raise src_beneath(src, _errno(rec), *_said(away, mine), key)
     if empty and key not in emptied:
         raise src_refused(src, _errno(rec))
     _change(_keys(key), {}, [*_keys(key), *(p for p, _ in covered)] if key in emptied else ())
 
 
-def _covering(key: str) -> list[tuple[str, str]]:
-    """This machine's records of folders below SRC (``key``) whose mount, not mounted now,
-    is SRC's own or one above it: (path, mount point)."""
+def _covering(key: str) -> list[tuple[str, Away]]:
+    """This machine's records of folders below SRC (``key``) whose mount, away now
+    (:data:`Away`), is SRC's own or one above it: (path, how it is away)."""
     mine = _read(mine=True)
     below = [p for p in mine if any(p.startswith(k + os.sep) for k in _keys(key))]
-    points = mount_points() if below else None
+    mounts = mount_table.table() if below else None
     real = os.path.realpath(key)
-    return [(p, m) for p in below for m in [_beneath(mine[p], points)]
-            if m is not None and (real == m or real.startswith(m.rstrip(os.sep) + os.sep))]
+    return [(p, a) for p in below for a in [_beneath(mine[p], mounts)]
+            if a is not None and (real == a[0] or real.startswith(a[0].rstrip(os.sep) + os.sep))]
+
+
+def _said(away: Away, rec: Any) -> tuple[str, str, str]:
+    """``away`` of the record ``rec`` as :class:`Unread` says it: the mount point, the mount
+    there now and the one ``rec`` notes, in words (``""``: none is mounted there)."""
+    point, now = away
+    if now is None:
+        return point, "", ""
+    return point, mount_table.words(now.fs), mount_table.words(rec.get("fs"))
+
+
+def _unread(rel: str, path: str, rec: Any, empty: bool, away: Optional[Away],
+            gone: bool = False, of: str = "") -> Unread:
+    """The :class:`Unread` of a folder kept for ``rec`` (``away``: its mount, away now; ``of``:
+    the folder ``rec`` is of, where that is below ``path``, its mount point)."""
+    point, other, was = _said(away, rec) if away is not None else ("", "", "")
+    return Unread(rel, path, _errno(rec), True, empty, point, gone, other, was, of)
+
+
+def _unit(root: str, path: str, away: Optional[Away]) -> Optional[tuple[str, str]]:
+    """Where the record of ``path`` (below SRC, ``root``), its mount away, is kept: at that
+    mount's point (rel, path) where it lies below SRC and above ``path``: what the disk
+    beneath (or another mount) shows there stands for the whole mount, and ``--delete`` took
+    its other copies, keeping that one folder's (mount51); None: at ``path``."""
+    if away is None:
+        return None
+    point = away[0]
+    for r in _keys(root):
+        if point.startswith(r + os.sep) and any(k.startswith(point + os.sep)
+                                                for k in _keys(path)):
+            rel = point[len(r) + 1:]
+            return rel.replace(os.sep, "/"), os.path.join(root, rel)
+    return None
 
 
 def empty_again(folders: list[str], made: list[str], held: Iterable[str],
@@ -321,8 +373,9 @@ def empty_again(folders: list[str], made: list[str], held: Iterable[str],
     last, mine = _read(), _read(mine=True)
     root = os.path.abspath(src)
     held = list(held)
-    points = mount_points() if mine else None
-    again, forget = [], []
+    points = mount_table.table() if mine else None
+    again: list[Unread] = []
+    forget: list[str] = []
     for rel in folders:
         path = os.path.abspath(os.path.join(src, rel)) if rel else root
         rec = _find(last, path)
@@ -336,9 +389,17 @@ def empty_again(folders: list[str], made: list[str], held: Iterable[str],
         if holds and point is None:
             forget += _keys(path)
             continue
-        again.append(Unread(rel, path, _errno(rec), True, not holds, point or ""))
+        unit = _unit(root, path, point)
+        if unit is not None:   # (its mount's point stands for it)
+            if all(u.rel != unit[0] for u in again):
+                again.append(_unread(*unit, _find(mine, path), False, point, of=path))
+            continue
+        # (empty, and another mount at its point: that mount's, not an unmounted one's)
+        again.append(_unread(rel, path, _find(mine, path) if point else rec,
+                             not holds and not (point and point[1]), point))
     for u in again:
-        folders.remove(u.rel)
+        if u.rel in folders:
+            folders.remove(u.rel)
         if u.rel in made:
             made.remove(u.rel)
     # A folder remembered below SRC that the walk did not find: gone (forgotten, unless its
@@ -359,26 +420,31 @@ def empty_again(folders: list[str], made: list[str], held: Iterable[str],
         if point is None:
             if gone:
                 forget.append(p)
-        elif not (matches(below, exclude) or any(below == k or below.startswith(k + "/")
-                                                 for k in kept)
-                   or os.path.join(root, below) in emptied):
+            continue
+        unit = _unit(root, p, point)
+        if os.path.join(root, below) in emptied or p in emptied:
+            continue
+        of, gone = ("", gone) if unit is None else (p, _gone(unit[1]))
+        below, path = unit or (below, os.path.join(root, below))
+        if not (matches(below, exclude) or any(below == k or below.startswith(k + "/")
+                                               for k in kept)):
             kept.add(below)
-            again.append(Unread(below, os.path.join(root, below), _errno(mine[p]), True,
-                                False, point, gone))
-    note = {k: u.errno for u in unread if u.folder and u.rel for k in _keys(u.path)}
-    note.update({k: u.errno for u in again for k in _keys(u.path)})
+            again.append(_unread(below, path, mine[p], False, point, gone, of))
+    fresh = [k for u in unread if u.folder and u.rel for k in _keys(u.path)]
+    points = points if points is not None or not fresh else mount_table.table()
+    note = {k: u.errno for u in unread if u.folder and u.rel for k in _keys(u.path)
+            if _remembered(u.errno, k, points)}
+    note.update({k: u.errno for u in again for k in _keys(u.of or u.path)})
     # The mount each was on: as the walk found it (a mount whose program ended is in the
     # table till it is undone), or for one kept again, as recorded (its path is the disk
     # beneath's now).
-    fresh = [k for u in unread if u.folder and u.rel for k in _keys(u.path)]
-    mounts = {k: mine[k]["mount"] for k in note if k in mine and "mount" in mine[k]}
+    mounts = {k: n for k in note for n in [_noted(mine.get(k))] if n is not None}
     if fresh:
-        points = points if points is not None else mount_points()
         mounts.update({k: m for k, m in _mounts(fresh, points).items()
                        if _beneath(mine.get(k), points) is None})
     everyone = [k for p in emptied for k in _keys(p) if k in last]
     if (any(p in mine for p in forget) or everyone or _pending()
-            or any(_errno(mine.get(p)) != err or (mine.get(p) or {}).get("mount") != mounts.get(p)
+            or any(_errno(mine.get(p)) != err or _noted(mine.get(p)) != mounts.get(p)
                    for p, err in note.items())):
         _change(forget, note, everyone, mounts)
     return again
@@ -407,65 +473,3 @@ def _no_folder(path: str) -> bool:
 def _errno(rec: Any) -> int:
     got = rec.get("errno") if isinstance(rec, dict) else None
     return got if isinstance(got, int) and not isinstance(got, bool) else 0
-
-
-@dataclass(frozen=True)
-class Record:
-    """One machine's record of a folder a push could not read (``drivestage unread list``)."""
-
-    path: str
-    host: str
-    errno: int
-    t: float   # when, in seconds since the epoch (0: unknown)
-    #: The mount point it was on then ("" unknown), and whether that is mounted now (None:
-    #: unknown, as for another machine's record).
-    mount: str = ""
-    mounted: Optional[bool] = None
-
-
-def records() -> list[Record]:
-    """Every machine's records in the state folder's memory, by path, this machine's first."""
-    me, points = socket.gethostname(), mount_points()
-    out = []
-    for path, rec in sorted(_valid(_file().read(), str(_file().path))["folders"].items()):
-        for host, r in sorted(_by_host(rec).items(),
-                              key=lambda hr: (hr[0] not in ("", me), hr[0])):
-            mine, mount = host in ("", me), r.get("mount")
-            t = r.get("t")
-            out.append(Record(path, host or me, _errno(r), t if isinstance(t, (int, float)) else 0,
-                              mount if isinstance(mount, str) else "",
-                              None if not (mine and isinstance(mount, str) and points is not None)
-                              else mount in points))
-    return out
-
-
-def forget(paths: Collection[str] = (), host: Optional[str] = None) -> list[Record]:
-    """Forget the records of ``paths`` (each by its names: as given and with its links
-    resolved; none named: every path), every machine's or ``host``'s only (a recreated
-    container's old name); the records forgotten. A push then takes such a folder as it
-    reads (``--delete`` removes its copies on Drive where it is empty or gone). A record
-    made through a link (``~/runs/src/mnt``, kept by that name and the real one) goes by its
-    real name too: forgotten by the real name only, the push through the link still found
-    it, and refused the folder just said to be emptied (attack50)."""
-    keys = {k for p in paths for k in _keys(p)}
-    gone = [r for r in records() if (not keys or r.path in keys
-                                     or os.path.realpath(r.path) in keys)
-            and (host is None or r.host == host)]
-    me = socket.gethostname()
-
-    def change(data: dict[str, Any]) -> None:
-        _fill(data, str(memory.path))
-        folders = data["folders"]
-        for r in gone:
-            left = {h: v for h, v in _by_host(folders.pop(r.path, None)).items()
-                    if (h or me) != r.host}
-            if left:
-                folders[r.path] = left
-    memory = _file()
-    if gone:
-        try:
-            memory.update(change)
-        except OSError as exc:
-            raise LocalFileError(f"cannot write {memory.path} ({exc.strerror or exc}): nothing "
-                                 "was forgotten; free the disk, then try again") from None
-    return gone

@@ -33,7 +33,7 @@ def test_forget_by_the_real_path_forgets_the_record_made_through_a_link(
     keys = unread_memory._keys(str(given / "mnt"))
     assert keys == [str(given / "mnt"), str(real / "mnt")]
     unread_memory._change((), dict.fromkeys(keys, errno.ENOTCONN),
-                          mounts=dict.fromkeys(keys, str(real / "mnt")))
+                          mounts=dict.fromkeys(keys, {"mount": str(real / "mnt")}))
     code, out, err = run("unread", "forget", str(real / "mnt"))
     assert code == 0 and out.startswith("forgot "), (out, err)
     assert run("unread", "list")[1] == "no folder is remembered as unread\n"

@@ -33,12 +33,13 @@ def test_src_whose_own_mount_is_undone_is_not_pushed(emulator, drive_env, local_
     for rel, data in ON_DRIVE.items():
         emulator.add_file(f"runs/x/{rel}", data)
     sub = str(src / "sub")
-    unread_memory._change((), {sub: errno.EIO}, mounts={sub: str(src)})
+    unread_memory._change((), {sub: errno.EIO}, mounts={sub: {"mount": str(src)}})
     code, _out, err = run("push", str(src), "drive:runs/x", "--delete")
     assert code == 1, err
     assert error_line(err) == (
-        f"Error: SRC {src} holds what is on the disk beneath: the mount at {src} that the last "
-        f"push could not read (Input/output error) is not mounted now. Nothing was pushed; "
+        f"Error: SRC {src} holds what is on the disk beneath: the mount at {src} that {sub} "
+        "was on when the last push could not read it (Input/output error) is not mounted "
+        "now. Nothing was pushed; "   # (mount51: the folder it could not read, named)
         f"mount {src} again, then push again; if its copies on Drive should go, push once "
         f"with --emptied {src}"), err
     assert live(emulator) == ON_DRIVE

@@ -20,7 +20,7 @@ PKG = Path(__file__).resolve().parent.parent / "drivestage"
 LAYERS = [
     ["errors"],
     ["sizes", "paths", "member_reach", "stage_failed", "temps", "localfs", "sources", "local_trash", "lost_mounts",
-     "dir_watch", "unread", "name_blocked",
+     "dir_watch", "mount_table", "unread", "name_blocked",
      "latest_clock",   # the later of this machine's clock and Drive's as heard (told by drive)
      "heap", "deferred_ctrl_c", "interrupts", "pool", "stream_lines", "cpuload", "held_signals", "stop_signals", "lost_interrupts", "no_match",
      "stderr_tail",
@@ -30,7 +30,7 @@ LAYERS = [
     ["retention_policy", "retention_plan", "lineage"],
     ["retention_order"],
     ["lockdir", "claims", "state", "retention", "create_ids"],
-    ["unread_memory"],   # the folders push could not read, remembered across processes,
+    ["unread_memory", "unread_records"],   # the folders push could not read, remembered across processes,
     ["orphans"],
     ["lone_autosaves",   # an autosave left without its sidecar: which may go
      "unlisted_sidecars"],   # a checkpoint listed without one that push --delete spares

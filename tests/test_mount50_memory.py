@@ -108,7 +108,7 @@ def test_a_bind_mount_on_the_same_disk_is_a_mount_point_while_bound(tmp_path):
 
     import pytest
 
-    from drivestage import unread_memory
+    from drivestage import mount_table
 
     (tmp_path / "elsewhere").mkdir()
     point = tmp_path / "src" / "bound"
@@ -119,8 +119,8 @@ def test_a_bind_mount_on_the_same_disk_is_a_mount_point_while_bound(tmp_path):
         pytest.skip(f"cannot bind-mount here: {os.strerror(ctypes.get_errno())}")
     try:
         assert os.stat(point).st_dev == os.stat(point.parent).st_dev
-        assert unread_memory._mount_of(str(point / "x"), unread_memory.mount_points()) == \
-            str(point)
+        assert getattr(mount_table.holding(str(point / "x"), mount_table.table()), "point",
+                       None) == str(point)
     finally:
         libc.umount2(os.fsencode(point), 2)
-    assert str(point) not in (unread_memory.mount_points() or set())
+    assert str(point) not in (mount_table.table() or {})

@@ -22,7 +22,7 @@ from drivestage.cli.options import stops_as_ctrl_c
 from drivestage.errors import UsageError
 
 if TYPE_CHECKING:
-    from drivestage.unread_memory import Record
+    from drivestage.unread_records import Record
 
 
 @cli.group(name="unread")
@@ -37,7 +37,9 @@ def _line(r: Record) -> str:
 
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(r.t)) if r.t else "date unknown"
     mount = "" if not r.mount else f", on the mount at {printable(r.mount)}" + (
-        "" if r.mounted is None else " (mounted)" if r.mounted else " (not mounted now)")
+        f" ({r.fs})" if r.fs else "") + (
+        "" if r.mounted is None else " (mounted)" if r.mounted else
+        f" (another mount there now: {r.other})" if r.other else " (not mounted now)")
     return f"{printable(r.path)}: {r.host}, {when}: {os.strerror(r.errno)}{mount}"
 
 
@@ -46,9 +48,9 @@ def _line(r: Record) -> str:
 def list_cmd() -> None:
     """One line a record: the folder, the machine that could not read it, when (UTC), why,
     and the mount it was on."""
-    from drivestage import unread_memory
+    from drivestage import unread_records
 
-    found = unread_memory.records()
+    found = unread_records.records()
     for r in found:
         click.echo(_line(r))
     if not found:
@@ -65,12 +67,12 @@ def forget_cmd(paths: tuple[str, ...], host: Optional[str]) -> None:
     takes the folder as it reads, and --delete removes its copies on Drive that it lacks.
     Use it where a folder was emptied on purpose and a mirror or trainer pushes it (a push
     has --emptied PATH)."""
-    from drivestage import unread_memory
+    from drivestage import unread_records
 
     if not paths and host is None:
         raise UsageError("name the folders to forget (PATH...), or --host NAME for every "
                          "record of a machine (drivestage unread list shows them)")
-    gone = unread_memory.forget([os.path.abspath(p) for p in paths], host)
+    gone = unread_records.forget([os.path.abspath(p) for p in paths], host)
     for r in gone:
         click.echo(f"forgot {_line(r)}")
     if not gone:
