@@ -136,3 +136,36 @@ def test_a_folder_below_the_mount_point_keeps_the_whole_mount(
     assert code == 0, err
     assert live(emulator) == {"a.txt": b"a"}
     assert _memory(tmp_path) == {}
+
+
+def test_src_itself_on_another_mount_is_not_pushed(emulator, drive_env, local_state, tmp_path):
+    """SRC was a bind of ``data`` when a push could not read it; ``other`` is bound there now:
+    nothing pushed (on main: its file sent, ``data``'s copy trashed, exit 0)."""
+    from _messages import error_line
+    from drivestage import mount_table, unread_memory
+
+    src = tmp_path / "src"
+    for name in ("data", "other", "src"):
+        (tmp_path / name).mkdir()
+    (tmp_path / "other" / "o.txt").write_bytes(b"o")
+    emulator.add_file("runs/x/d.txt", b"d")
+    _mount(str(tmp_path / "data"), src, flags=_MS_BIND)
+    try:
+        noted = unread_memory._mounts([str(src)], mount_table.table())
+        unread_memory._change((), {str(src): errno.EIO}, mounts=noted)
+    finally:
+        _umount(src)
+    _mount(str(tmp_path / "other"), src, flags=_MS_BIND)
+    try:
+        code, _out, err = run("push", str(src), "drive:runs/x", "--delete")
+        assert code == 1, err
+        was = mount_table.words(noted[str(src)]["fs"])
+        now = was[:-len("data of it)")] + "other of it)"
+        assert error_line(err) == (
+            f"Error: SRC {src} is on another mount than when the last push could not read it "
+            f"(Input/output error): {now} is mounted at {src} now, {was} was. Nothing was "
+            f"pushed; mount {was} at {src} again, then push again; if the mount there now is "
+            f"the one to push, run drivestage unread forget {src}, then push again"), err
+        assert live(emulator) == {"d.txt": b"d"}
+    finally:
+        _umount(src)
