@@ -444,8 +444,10 @@ def _mounted(point: Path, writable: bool) -> Iterator[FullDriveMount]:
         mount.start()
     except OSError as exc:
         pytest.skip(f"a FUSE mount is needed to stand in for Colab's Drive mount: {exc}")
-    yield mount
-    mount.stop()
+    try:
+        yield mount
+    finally:   # (a test's ``for mount in _mounted(…)`` that failed closes it: no mount left)
+        mount.stop()
 
 
 @pytest.fixture
