@@ -89,7 +89,7 @@ from drivestage import run_claims
 from drivestage.drive import server_clock
 from drivestage.errors import DriveStageError, NotFoundError
 from drivestage.store import RemoteEntry
-from trainer import lease_cas, lease_mine, lease_props, lease_settle, lease_write
+from trainer import lease_cas, lease_end, lease_mine, lease_props, lease_settle, lease_write
 from trainer.lease_pending import late, not_taken
 from trainer.errors import LeaseHeldError, LeaseLostError, LeaseNotTakenError
 from trainer.lease_claims import AHEAD, HELD, MAX_CLAIMS, MOVED, PREFIX, SUFFIX, Claim, \
@@ -334,7 +334,10 @@ class RunLease:
     def _lose(self, holder: Claim, how: str = "took the run's lease on {} over",
               why: str = "") -> None:
         """Say the lease is ``holder``'s, ask the run to stop, raise :class:`LeaseLostError`."""
-        taken = (f"{holder.who} {how.format(self.drive.spec)} "   # (its date ahead, or no
+        # (A later run of this process, this one's ended: so said, not "pid <its own pid>",
+        # read as another trainer of this machine: relaunch51.)
+        who = lease_mine.LATER if lease_mine.later(holder, self) else holder.who
+        taken = (f"{who} {how.format(self.drive.spec)} "   # (its date ahead, or no
                  f"({renewed_text(holder, lead='')}{why})")   # Date: the time seen unchanged)
         self.lost = (f"{taken}: this trainer pushes nothing more there, its "
                      f"checkpoints stay in {self.drive.local_dir} only")
@@ -408,7 +411,11 @@ class RunLease:
             try:
                 self.check()
                 with self._lock:   # (a twin folder the path leads to, held: leaselefts43)
-                    twin_held(self)
+                    try:
+                        twin_held(self)
+                    finally:   # (a release that gave up waiting for it: as in check())
+                        if self.released and self._mine is not None:
+                            self._remove()
             except LeaseLostError:
                 return
             except DriveStageError as exc:   # an outage: the next period tries again
@@ -424,15 +431,16 @@ class RunLease:
         # Bounded: a renewal or a push's check may be waiting on Drive (a request held past
         # the run's grace: the stop's return waited 40 s for two of them, relaunch50). The
         # one that holds the lock removes the claim once its write landed (:meth:`check`).
-        # (Not shorter with a short period: a trainer process that exits after it kills a
-        # renewal thread cut short, and a renewal slowed by a loaded machine would leave
-        # its claim to read stale.)
+        # (Not shorter with a short period: a renewal slowed by a loaded machine would be
+        # left to remove the claim itself. A process that exits then waits for it, bounded:
+        # trainer.lease_end, relaunch51.)
         until = time.monotonic() + RELEASE_WAIT_S   # (both waits together: one bound)
         if self._thread is not None:
             self._thread.join(timeout=RELEASE_WAIT_S)
         if not self._lock.acquire(timeout=max(0.0, until - time.monotonic())):
             logger.debug("%s: the lease's release left to the check under way",
                          self.drive.spec)
+            lease_end.left(self)   # (a process that exits now waits for it: relaunch51)
             return
         try:
             self._remove()
