@@ -33,6 +33,9 @@ logger = logging.getLogger("trainer.lease")   # (its lines are the lease's)
 #: Why a claim of this process was taken at once (the take-over's line says it).
 ENDED = "an earlier run in this process, ended: its claim could not be removed"
 
+#: Who took an ended run's lease over, where its lease's line says it (:func:`later`).
+LATER = "a later run in this process"
+
 #: Each lease this process made: its token -> the lease (weakly: one collected unreleased is
 #: told by the general rules).
 _MADE: "dict[str, weakref.ref[RunLease]]" = {}
@@ -68,6 +71,15 @@ def ended(claim: "Claim") -> bool:
     return ours and lease is not None and lease.released
 
 
+def later(claim: "Claim", lease: "RunLease") -> bool:
+    """Whether ``claim``, which took ``lease`` over, is a later run's of this process:
+    ``lease`` released (its run ended; its upload thread pushes on) and ``claim`` one of
+    another lease of this process. Its line names that run, not "pid <this pid>", which
+    read as another trainer of this machine (relaunch51)."""
+    ours, taker = _mine(claim)
+    return lease.released and ours and taker is not lease
+
+
 def fence(lease: "RunLease", folder: Any) -> None:
     """Before ``lease`` claims ``folder``: every ended lease of this process on that folder
     (its run's upload thread may push on) is lost, said in its ``lost``: its next check or
@@ -80,7 +92,7 @@ def fence(lease: "RunLease", folder: Any) -> None:
             continue
         was = old._folder
         if (was is not None and was.id == folder.id) or old.drive.spec == lease.drive.spec:
-            old.lost = (f"a later run in this process took the run's lease on "
+            old.lost = (f"{LATER} took the run's lease on "
                         f"{old.drive.spec} over: this trainer pushes nothing more there, its "
                         f"checkpoints stay in {old.drive.local_dir} only")
             logger.debug("%s", old.lost)
