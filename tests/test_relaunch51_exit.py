@@ -98,6 +98,7 @@ def test_a_process_exiting_after_a_release_cut_short_removes_its_claim_first(
 
 def test_the_exit_waits_for_a_renewal_held_forever_at_most_its_bound_and_says_the_claim_is_left(
         drive_env, emulator, tmp_path):
+    hung_before = emulator.faults.wait_latencies(lambda waiting: True, 0)[1]
     proc, name = _ended_with_a_held_renewal(emulator, tmp_path, bound=0.3)
     try:
         out, err = proc.communicate(timeout=30)   # (the upload held 60 s: exited long before)
@@ -105,7 +106,11 @@ def test_the_exit_waits_for_a_renewal_held_forever_at_most_its_bound_and_says_th
         proc.kill()
         raise
     finally:
+        # The held renewal's client hung up while Drive still held it: the process exited
+        # at its bound, not once Drive answered.
+        came, hung = emulator.faults.wait_latencies(lambda waiting: waiting == 0, 30)
         emulator.faults.hurry()
+    assert came and hung == hung_before + 1, (came, hung, hung_before)
     assert proc.returncode == 0 and out == "", (proc.returncode, out, err)
     assert err.splitlines() == [
         "drive:runs/exp: waiting up to 0 s for Drive to answer this run's last lease renewal, "
