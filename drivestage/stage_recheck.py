@@ -12,7 +12,19 @@ where this pull downloaded something: a rerun that found everything staged costs
 more, and what it left is as listed, as before. A local folder (a mounted Drive folder, a
 dataset another process updates) is looked at again the same way (pull50: it mixed alike,
 exit 0): its listing hashes only a file whose identity (size, times, inode) changed since
-the walk, the rest known by this process, so the look costs a stat per file.
+the walk, the rest known by this process, so the look costs a stat per file. Not on a FUSE
+or network mount (:func:`~drivestage.localfs.fuse_devices`, where ``vouch`` trusts no
+identity either): its daemon chooses the identity, and a same-size revision that reached a
+Drive mount with its mtime kept showed the old one, so the look called it unchanged and the
+pull ended exit 0 with a mixed tree (attackb50). Each file staged from such a mount is read
+and hashed again there (:func:`_hashed_again`): one more read of the folder (fuse51 measured
+it; docs/guarantees.md).
+
+A file the second listing no longer has (trashed on Drive, which still serves a trashed file
+to its owner by id, so its download went well; moved out of its folder; deleted after it was
+staged) left a tree with a file the folder no longer held, exit 0, nothing said: it fails
+the pull as a file gone before its download does (:func:`gone`'s line, fuse51). The
+listings of the look share one time bound, as the walk's do (:mod:`drivestage.walk_clock`).
 
 A file deleted on Drive between the walk and its download (a live run's retention removing
 an old checkpoint while its folder is pulled) failed the pull with Drive's plain 404, as a
@@ -20,11 +32,15 @@ broken server's would: :func:`gone` asks Drive for that file once and, gone, nam
 what to do (pull50); a local folder's, as gone from its folder (attackb50)."""
 from __future__ import annotations
 
+import os
 from typing import Optional, Sequence
 
+from drivestage import walk_clock
 from drivestage.errors import DanglingShortcutError, DriveStageError, NotFoundError, \
     RemoteChangedError, TrashedError
 from drivestage.localdir import LocalDirStore
+from drivestage.localfs import file_md5, fuse_devices
+from drivestage.lost_mounts import read_error
 from drivestage.pool import each
 from drivestage.stage_file import PullResult
 from drivestage.stage_walk import Item
@@ -35,12 +51,13 @@ NAMED = 5
 
 
 def check_unchanged(store: RemoteStore, staged: Sequence[tuple[Item, PullResult]],
-                    jobs: int = 1) -> None:
+                    jobs: int = 1, src: str = "") -> None:
     """Raise :class:`RemoteChangedError` naming the files of ``staged`` (each listed, and
     what the pull staged of it) whose md5 or size on Drive is no longer that of the bytes
     staged (see the module doc; a version staged by another pull after the walk, the one on
-    Drive now, is no mix). Nothing is asked where the pull downloaded nothing. A file gone
-    since is not a mix either (pull never deletes what it staged): left as it is."""
+    Drive now, is no mix); :class:`NotFoundError` (:func:`gone`'s line) for one the folder
+    no longer lists. Nothing is asked where the pull downloaded nothing. ``src``: the folder
+    pulled, named where the look's listings took too long (:mod:`drivestage.walk_clock`)."""
     if not any(r.fetched for _, r in staged):
         return
     by_folder: dict[str, list[tuple[Item, PullResult]]] = {}
@@ -49,10 +66,14 @@ def check_unchanged(store: RemoteStore, staged: Sequence[tuple[Item, PullResult]
         if folder_id is not None:
             by_folder.setdefault(folder_id, []).extend(pairs)
     changed: list[str] = []
+    missing: list[tuple[str, Item]] = []   # (its folder's id, it)
+    kept: list[tuple[Item, PullResult]] = []   # as listed: a FUSE one's bytes may not be
     folders = list(by_folder)
+    clock = walk_clock.WalkClock(src or "the folders pulled, again")
     # (``jobs`` folders at a time, as the walk listed them: each listing is a round trip)
-    listings = each(lambda f: store.list(RemoteEntry(id=f, name="", is_dir=True)), folders,
-                    jobs, "drivestage-relist")
+    listings = each(lambda f: walk_clock.run(clock, store.list,
+                                             RemoteEntry(id=f, name="", is_dir=True)),
+                    folders, jobs, "drivestage-relist")
     for folder_id, listing in zip(folders, listings):
         if isinstance(listing, NotFoundError):
             continue    # (gone since, or not listable by id here: nothing to compare with)
@@ -61,10 +82,18 @@ def check_unchanged(store: RemoteStore, staged: Sequence[tuple[Item, PullResult]
         now = {e.id: e for e in listing}
         for it, r in by_folder[folder_id]:
             e = now.get(it.entry.id)
+            if e is None:
+                missing.append((folder_id, it))
             # (a local file listed without its md5, an archive its reader hashes: its size)
-            if e is not None and (e.size != r.size or e.md5 is not None and
-                                  e.md5.lower() != (r.md5 or "").lower()):
+            elif e.size != r.size or e.md5 is not None and \
+                    e.md5.lower() != (r.md5 or "").lower():
                 changed.append(it.src)
+            else:
+                kept.append((it, r))
+    if isinstance(store, LocalDirStore):
+        again, gone_since = _hashed_again(store, kept, jobs)
+        changed += again
+        missing += [(it.entry.parent_id or "", it) for it in gone_since]
     if changed:
         more = f" and {len(changed) - NAMED} more" if len(changed) > NAMED else ""
         where = "in its folder" if isinstance(store, LocalDirStore) else "on Drive"
@@ -73,6 +102,95 @@ def check_unchanged(store: RemoteStore, staged: Sequence[tuple[Item, PullResult]
             f"version since the folder was listed): what it staged mixes files of before and "
             f"after that change. Run again to stage the new version (only what changed is "
             f"fetched)")
+    # Drive asked about each file once (files.get) until one is gone, then about NAMED at
+    # most: a folder trashed whole is no thousand requests; the rest counted as unlisted.
+    went: Optional[tuple[Item, str]] = None
+    others = 0
+    for n, (folder_id, it) in enumerate(missing):
+        if went is not None and n >= NAMED:
+            others += len(missing) - n
+            break
+        how = _missing(store, folder_id, it)
+        if how is not None and went is None:
+            went = it, how
+        elif how is not None:
+            others += 1
+    if went is not None:
+        raise _went_away(store, *went, others)
+
+
+def _hashed_again(store: LocalDirStore, kept: Sequence[tuple[Item, PullResult]], jobs: int
+                  ) -> tuple[list[str], list[Item]]:
+    """The files of ``kept`` on a FUSE or network mount whose bytes there hash to another
+    md5 than those staged (their srcs), and those gone meanwhile: each such file read and
+    hashed again, ``jobs`` at a time (see the module doc). A file on a local disk is not
+    read: its identity, which the second listing checked, tells."""
+    devices = fuse_devices()
+    if not devices:
+        return [], []
+    chosen = [(it, r) for it, r in kept if r.md5 and _on(store.describe(it.entry), devices)]
+
+    def hashed(pair: tuple[Item, PullResult]) -> Optional[str]:
+        full = store.describe(pair[0].entry)
+        try:
+            return file_md5(full)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise read_error(exc, full) from exc
+
+    changed: list[str] = []
+    went: list[Item] = []
+    for (it, r), md5 in zip(chosen, each(hashed, chosen, jobs, "drivestage-rehash")):
+        if isinstance(md5, BaseException):
+            raise md5
+        if md5 is None:
+            went.append(it)
+        elif md5.lower() != (r.md5 or "").lower():
+            changed.append(it.src)
+    return changed, went
+
+
+def _on(full: str, devices: frozenset[int]) -> bool:
+    try:
+        return os.stat(full).st_dev in devices
+    except OSError:
+        return False    # (gone: the listing just had it; the look of a stat is enough)
+
+
+def _missing(store: RemoteStore, folder_id: str, it: Item) -> Optional[str]:
+    """How ``it``, staged by this pull, went from its folder, whose second listing no longer
+    has it: trashed (Drive still serves a trashed file to its owner), deleted, or moved out
+    of it, as Drive says (one files.get). None where the file is in that folder still (a
+    listing that lags behind is no reason to fail a pull)."""
+    try:
+        now = store.stat(it.entry)
+    except TrashedError:
+        how = "trashed"
+    except NotFoundError:
+        how = "deleted"
+    except DriveStageError:
+        how = "no longer listed in its folder"
+    else:
+        parents = set(now.parent_ids) or ({now.parent_id} if now.parent_id is not None
+                                          else set())
+        if folder_id in parents and not now.is_dir:
+            return None
+        how = "moved out of its folder"
+    return how
+
+
+def _went_away(store: RemoteStore, it: Item, how: str, others: int) -> NotFoundError:
+    """:func:`gone`'s line for a file that went after it was staged (``others``: more)."""
+    more = "" if not others else " (and 1 more file)" if others == 1 else \
+        f" (and {others} more files)"
+    where = "from its folder" if isinstance(store, LocalDirStore) else "on Drive"
+    return NotFoundError(
+        f"{it.src}{more} went away {where} while this pull ran ({how} after the folder was "
+        "listed: a run still writing there, its retention removing old checkpoints?), "
+        f"after it was staged: {it.target} is a file the folder no longer holds. Pull "
+        "again once the folder is settled, or pull a run's folder once its trainer has "
+        "stopped")
 
 
 def gone(store: RemoteStore, it: Item) -> Optional[NotFoundError]:

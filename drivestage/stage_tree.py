@@ -266,7 +266,8 @@ def _pull_folder(folder: RemoteEntry, *, src: str, path: StorePath, dest: str,
         raise error
     _refuse_left([items[i] for i in archives], current)
     # A file replaced on Drive during the pull: the tree staged mixes two versions (attack49).
-    stage_recheck.check_unchanged(store, [(it, results[i]) for i, it in enumerate(items)], jobs)
+    stage_recheck.check_unchanged(store, [(it, results[i]) for i, it in enumerate(items)], jobs,
+                                  src.rstrip("/"))
     return FolderPullResult(src=src, path=root, dest=dest, id=folder.id,
                             files=[results[i] for i in range(len(items))], skipped=skipped,
                             seconds=round(time.monotonic() - began, 3))

@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass
 from typing import Sequence
 
-from drivestage import partials, stamps, temps
+from drivestage import partials, stamps, temps, walk_clock
 from drivestage.errors import DownloadRestrictedError, DuplicateNameError, NotFoundError, \
     RemoteError, ShortcutCycleError, UsageError
 from drivestage.extract.validation import is_reserved
@@ -47,7 +47,8 @@ def walk(store: RemoteStore, folder: RemoteEntry, src: str, local: str, jobs: in
     folder (each folder listed: an excluded one is not).
 
     One listing per folder; the folders of one level are listed ``jobs`` at a time (each
-    listing is a round trip to Drive). An excluded folder is not listed at all."""
+    listing is a round trip to Drive). An excluded folder is not listed at all. The listings
+    share one time bound, as one listing's pages do (:mod:`drivestage.walk_clock`)."""
     items: list[Item] = []
     skipped: list[str] = []
     # (folder, its src, its local folder, its names below ``folder``, the ids above it)
@@ -58,6 +59,7 @@ def walk(store: RemoteStore, folder: RemoteEntry, src: str, local: str, jobs: in
     # Every folder the walk takes, by id: a folder reached twice (two shortcuts to it, or two
     # parents) would be taken twice, and a tree of such pairs 2^depth times.
     walked: dict[str, str] = {folder.id: src}
+    clock = walk_clock.WalkClock(src)
     while level:
         if isinstance(store, LocalDirStore) and not force:
             # A local folder's listing hashes every file in it: the stamps of what was
@@ -65,7 +67,8 @@ def walk(store: RemoteStore, folder: RemoteEntry, src: str, local: str, jobs: in
             for stamp in (s for entry in level for s in stamps.every(entry[2])):
                 vouch(store, stamp)
         listings = []
-        for listing in each(lambda f: store.list(f[0]), level, jobs, "drivestage-list"):
+        for listing in each(lambda f: walk_clock.run(clock, store.list, f[0]), level, jobs,
+                            "drivestage-list"):
             if isinstance(listing, BaseException):
                 raise listing
             listings.append(listing)

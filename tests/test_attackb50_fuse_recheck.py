@@ -7,8 +7,11 @@ mount during the pull with the mtime it was uploaded with (rclone and drivestage
 local mtime) has the old identity: the look again calls it unchanged, and the pull ends
 exit 0 with ``a.txt`` of before beside the rest of after.
 
-A strict xfail, a design decision (see /work/helpers/notes/attackb50.md): hashing every
-file of a FUSE folder again at the end reads the whole dataset twice over the network.
+The lead's decision (fuse51, option (a)): at the look again, each file staged from a FUSE or
+network mount (``localfs.fuse_devices``, the rule by which ``vouch`` trusts no such identity
+across processes) is hashed again and compared with the md5 of the bytes staged; a file on a
+local disk keeps the identity check. Here the pull fails, naming a.txt (a strict xfail on
+main: the pull ended without an error).
 """
 from __future__ import annotations
 
@@ -22,7 +25,6 @@ from _drivemount import working_drive_mount  # noqa: F401  (a fixture)
 MTIME = 1_000_000_000 * 10**9
 
 
-@pytest.mark.xfail(strict=True, reason="the recheck trusts a FUSE identity (design: note)")
 def test_a_same_size_revision_on_a_fuse_mount_during_its_pull_is_not_missed(
         working_drive_mount, tmp_path):
     mount = working_drive_mount
@@ -41,6 +43,13 @@ def test_a_same_size_revision_on_a_fuse_mount_during_its_pull_is_not_missed(
                 mount.catch_up()
         return arrived
 
-    with pytest.raises(RemoteChangedError):
+    with pytest.raises(RemoteChangedError) as caught:
         drivestage.pull(str(src), str(out), jobs=1, progress=progress)
     assert changed
+    assert str(caught.value) == (
+        f"{src}/a.txt changed in its folder while this pull ran (a new version since the "
+        "folder was listed): what it staged mixes files of before and after that change. Run "
+        "again to stage the new version (only what changed is fetched)")
+    # The rerun stages the new version.
+    drivestage.pull(str(src), str(out), jobs=1)
+    assert (out / "ds" / "a.txt").read_bytes() == b"A" * 250

@@ -21,6 +21,7 @@ LAYERS = [
     ["errors"],
     ["sizes", "paths", "member_reach", "stage_failed", "temps", "localfs", "sources", "local_trash", "lost_mounts",
      "dir_watch", "mount_table", "unread", "name_blocked",
+     "walk_clock",   # one time bound for every listing of a folder walk (read by drive.paging)
      "latest_clock",   # the later of this machine's clock and Drive's as heard (told by drive)
      "heap", "deferred_ctrl_c", "interrupts", "pool", "stream_lines", "cpuload", "held_signals", "stop_signals", "lost_interrupts", "no_match",
      "stderr_tail",

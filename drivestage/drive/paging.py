@@ -1,7 +1,9 @@
 """Bounds on a listing's pages: a server that repeats a page token, or never stops sending new
 ones, must not keep a listing going forever; nor one that answers every page slowly (each
 page within the connection's timeout, a new token after each: 1,000 pages of two minutes
-each are a day and a half), bounded in time as well (:class:`Clock`)."""
+each are a day and a half), bounded in time as well (:class:`Clock`); and the listings of one
+folder walk together (:mod:`drivestage.walk_clock`: a tree of many folders, each listed
+slowly, took the bound once per folder level: fuse51)."""
 from __future__ import annotations
 
 import logging
@@ -9,6 +11,7 @@ import os
 import time
 from typing import Any, Callable, Optional
 
+from drivestage import walk_clock
 from drivestage.errors import RemoteError, UsageError
 
 log = logging.getLogger(__name__)
@@ -58,11 +61,26 @@ class Clock:
         those it got): a server that answers each page slowly and never ends its listing."""
         took = time.monotonic() - self.began
         if took > self.limit:
-            raise RemoteError(
-                f"listing {self.where}: not done after {pages} pages and {took:.2f} s (a "
-                f"listing may take {self.limit:g} s: {TIMEOUT_ENV}); stopped: the server "
-                "answers its pages too slowly, or keeps sending new page tokens. Try again "
-                "later; if it persists, the server (or a proxy) is broken")
+            raise _over(self.where, pages, took, self.limit)
+
+
+def check_walk(walk: Optional[walk_clock.WalkClock]) -> None:
+    """Refuse to ask for another page once the folder walk this listing is part of (if any)
+    has taken the time of one listing: the same line, naming the folder walked and the
+    pages of all its listings."""
+    if walk is None:
+        return
+    took, limit = walk.took(), listing_timeout()
+    if took > limit:
+        raise _over(walk.where, walk.pages, took, limit)
+
+
+def _over(where: str, pages: int, took: float, limit: float) -> RemoteError:
+    return RemoteError(
+        f"listing {where}: not done after {pages} pages and {took:.2f} s (a listing may "
+        f"take {limit:g} s: {TIMEOUT_ENV}); stopped: the server answers its pages too "
+        "slowly, or keeps sending new page tokens. Try again later; if it persists, the "
+        "server (or a proxy) is broken")
 
 
 def check_token(token: str, seen: set[str], where: str) -> None:
@@ -86,7 +104,8 @@ def all_pages(call: Callable[[str, Callable[[], Page]], Page], listing: Any,
     """Every item of a PyDrive2 ``ListFile`` (``listing``), page by page, each page a
     ``call(what, fn)`` of its own (retried on its own): PyDrive2's ``GetList()`` stops after
     one page when ``maxResults`` is set. Bounded by :func:`check_token`, :data:`MAX_PAGES`
-    and in time (:class:`Clock`).
+    and in time (:class:`Clock`; the folder walk's too, where this listing is one of a
+    walk's: :func:`check_walk`).
 
     Drive rejects a page token that went stale during a long listing (400 ``invalid``), and
     its reference says to discard it and start again from the first page: the listing starts
@@ -98,12 +117,16 @@ def all_pages(call: Callable[[str, Callable[[], Page]], Page], listing: Any,
             return None
 
     clock = Clock(where)   # (one bound for the restarts too: each starts a slow server over)
+    walk = walk_clock.current()   # (and one for every listing of a folder walk: fuse51)
     for restart in range(MAX_RESTARTS + 1):
         items: list[dict[str, Any]] = []
         seen: set[str] = set()
         try:
             for pages in range(1, MAX_PAGES + 1):
+                check_walk(walk)
                 got = call(f"list {where}", page)
+                if walk is not None:
+                    walk.got_page()
                 if got is None:
                     return items
                 items.extend(dict(f) for f in got)

@@ -1,0 +1,44 @@
+"""fuse51: the listing time bound holds for a folder pull's whole walk, not for each listing.
+
+pull50 bounded one listing in time (``DRIVESTAGE_LISTING_TIMEOUT``), but a folder pull lists
+one folder after another: a tree of many subfolders, each listed slowly and each under the
+bound, took the bound once per folder level (pull50's left). Here the tree is five folders
+deep, every ``files.list`` waits 0.05 s (the emulator's latency) and the bound is 0.12 s: each
+listing (one page) is well under it, the walk (five listings, 0.25 s at least) over it. On
+main the pull went through, exit 0. Now the walk's listings share one clock: the same line
+as one listing's, naming the folder pulled and the pages of every listing, exit 1, before a
+byte moves.
+"""
+from __future__ import annotations
+
+import re
+
+from _cli import run
+from _envs import env  # noqa: F401  (a fixture)
+from _messages import error_line
+
+LEVELS = ("data", "a", "b", "c", "d")
+
+
+def test_a_walk_of_slow_listings_stops_at_one_time_bound(emulator, env, tmp_path, monkeypatch):
+    for depth in range(1, len(LEVELS) + 1):
+        emulator.add_file("/".join(LEVELS[:depth]) + "/f.txt", b"f" * 10)
+    folders = [emulator.find("/".join(LEVELS[:depth]))["id"]
+               for depth in range(1, len(LEVELS) + 1)]
+    emulator.faults.latency(0.05, "GET", r"^/drive/v2/files\?")   # each listing's page slow
+    monkeypatch.setenv("DRIVESTAGE_LISTING_TIMEOUT", "0.12")
+    code, _, err = run("pull", "-q", "drive:data", str(tmp_path / "d"))
+    line = error_line(err)
+    assert code == 1, err
+    assert re.fullmatch(
+        r"Error: listing drive:data: not done after \d+ pages and \d+\.\d\d s \(a listing may "
+        r"take 0\.12 s: DRIVESTAGE_LISTING_TIMEOUT\); stopped: the server answers its pages "
+        r"too slowly, or keeps sending new page tokens\. Try again later; if it persists, the "
+        r"server \(or a proxy\) is broken", line), line
+    # The walk's listings (one page each): no folder listed after the bound, not every one.
+    listed = sum(1 for r in emulator.requests if r.method == "GET" and
+                 r.path == "/drive/v2/files" and
+                 any(f"'{f}' in parents" in (r.query.get("q") or "") for f in folders))
+    pages = int(re.search(r"after (\d+) pages", line).group(1))
+    assert listed == pages < len(LEVELS), (listed, pages)
+    assert not (tmp_path / "d" / "data" / "f.txt").exists()
