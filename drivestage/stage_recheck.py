@@ -32,6 +32,7 @@ broken server's would: :func:`gone` asks Drive for that file once and, gone, nam
 what to do (pull50); a local folder's, as gone from its folder (attackb50)."""
 from __future__ import annotations
 
+import hashlib
 import os
 from typing import Optional, Sequence
 
@@ -39,15 +40,17 @@ from drivestage import walk_clock
 from drivestage.errors import DanglingShortcutError, DriveStageError, NotFoundError, \
     RemoteChangedError, TrashedError
 from drivestage.localdir import LocalDirStore
-from drivestage.localfs import file_md5, fuse_devices
+from drivestage.localfs import fuse_devices, open_regular
 from drivestage.lost_mounts import read_error
-from drivestage.pool import each
+from drivestage.pool import check, each
 from drivestage.stage_file import PullResult
 from drivestage.stage_walk import Item
 from drivestage.store import RemoteEntry, RemoteStore
 
 #: Files named in the error at most (the rest counted).
 NAMED = 5
+#: Bytes per read of a file hashed again (:func:`_md5`).
+_BLOCK = 1 << 20
 
 
 def check_unchanged(store: RemoteStore, staged: Sequence[tuple[Item, PullResult]],
@@ -133,7 +136,7 @@ def _hashed_again(store: LocalDirStore, kept: Sequence[tuple[Item, PullResult]],
     def hashed(pair: tuple[Item, PullResult]) -> Optional[str]:
         full = store.describe(pair[0].entry)
         try:
-            return file_md5(full)
+            return _md5(full)
         except FileNotFoundError:
             return None
         except OSError as exc:
@@ -149,6 +152,20 @@ def _hashed_again(store: LocalDirStore, kept: Sequence[tuple[Item, PullResult]],
         elif md5.lower() != (r.md5 or "").lower():
             changed.append(it.src)
     return changed, went
+
+
+def _md5(full: str) -> str:
+    """The md5 of the regular file at ``full`` (a FIFO put there since is not waited on),
+    read in blocks, a Ctrl-C taken between two (:func:`drivestage.pool.check`): a file of
+    gigabytes read again from a Drive mount takes minutes."""
+    h = hashlib.md5()
+    with os.fdopen(open_regular(full), "rb") as fh:
+        while True:
+            check()
+            block = fh.read(_BLOCK)
+            if not block:
+                return h.hexdigest()
+            h.update(block)
 
 
 def _on(full: str, devices: frozenset[int]) -> bool:
