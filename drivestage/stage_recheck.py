@@ -83,8 +83,11 @@ def check_unchanged(store: RemoteStore, staged: Sequence[tuple[Item, PullResult]
         if isinstance(listing, BaseException):
             raise listing
         now = {e.id: e for e in listing}
+        named = {e.name: e for e in listing if not e.is_dir}
         for it, r in by_folder[folder_id]:
-            e = now.get(it.entry.id)
+            # (gone by its id, a file of its name there now: a new file at its path, which
+            # another pull may have staged since, stamped as such: compared as a version)
+            e = now.get(it.entry.id) or named.get(it.entry.name)
             if e is None:
                 missing.append((folder_id, it))
             # (a local file listed without its md5, an archive its reader hashes: its size)
