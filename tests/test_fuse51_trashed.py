@@ -83,16 +83,19 @@ def test_a_file_moved_out_of_its_folder_during_its_download_fails_the_pull(
 
 
 def test_a_local_file_removed_after_its_copy_fails_the_pull_named(tmp_path):
-    """The same for a local folder pulled: ``a.txt``, copied, is removed from the folder
-    while ``b.txt`` is copied (the pull's progress callback: one file at a time)."""
+    """The same for a local folder pulled: ``a.txt`` and ``b.txt``, copied, are removed from
+    the folder while ``c.txt`` is copied (the pull's progress callback: one file at a time);
+    the first is named, the other counted."""
     src, out = tmp_path / "ds", tmp_path / "out"
     old_files(src, {name: name.encode() * 50 for name in ("a.txt", "b.txt", "c.txt")})
-    progress, removed = once_staged(out / "ds" / "a.txt", lambda: os.unlink(src / "a.txt"))
+    progress, removed = once_staged(
+        out / "ds" / "b.txt", lambda: [os.unlink(src / n) for n in ("a.txt", "b.txt")])
     with pytest.raises(NotFoundError) as caught:
         drivestage.pull(str(src), str(out), jobs=1, progress=progress)
-    assert removed, "a.txt was never removed"
+    assert removed, "a.txt and b.txt were never removed"
     assert str(caught.value) == (
-        f"{src}/a.txt went away from its folder while this pull ran (deleted after the folder "
+        f"{src}/a.txt (and 1 more file) went away from its folder while this pull ran "
+        "(deleted after the folder "
         "was listed: a run still writing there, its retention removing old checkpoints?), "
         f"after it was staged: {out}/ds/a.txt is a file the folder no longer holds. Pull "
         "again once the folder is settled, or pull a run's folder once its trainer has "
