@@ -25,7 +25,7 @@ from drivestage.claims import Claims
 from drivestage.errors import LocalFileError, UsageError
 from drivestage.interrupts import deferred
 from drivestage.lockdir import folder_for
-from drivestage.localfs import atomic_write, file_md5, fuse_devices
+from drivestage.localfs import atomic_write, file_md5, fuse_devices, open_regular
 from drivestage.paths import refuse_dangling_link
 from drivestage.store import RemoteEntry
 
@@ -64,6 +64,22 @@ def state_dir() -> Path:
 _NOT_THE_SETTING = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO})
 
 
+def read_json(path: Path, limit: Optional[int] = None) -> Any:
+    """The JSON value in the state file ``path``. A regular file only, opened without
+    waiting (a FIFO there held every command for good, waiting for a writer; a link to
+    ``/dev/zero`` filled memory in seconds: attack51); ``limit``: the most bytes it may hold.
+    Raises OSError (``NotRegularFileError`` for those), ValueError where it is no JSON, or
+    more than ``limit``, or nested too deep to read (a RecursionError, a traceback before)."""
+    with os.fdopen(open_regular(path), "rb") as fh:
+        raw = fh.read() if limit is None else fh.read(limit + 1)
+    if limit is not None and len(raw) > limit:
+        raise ValueError(f"more than {limit} bytes")
+    try:
+        return json.loads(raw)
+    except RecursionError:
+        raise ValueError("nested too deep") from None
+
+
 class JsonFile:
     """A small JSON dict on disk: locked read-modify-write, atomic replace."""
 
@@ -81,8 +97,7 @@ class JsonFile:
 
     def read(self) -> dict[str, Any]:
         try:
-            with open(self.path, encoding="utf-8") as fh:
-                data = json.load(fh)
+            data = read_json(self.path)
             return data if isinstance(data, dict) else {}
         except FileNotFoundError:
             return {}

@@ -28,7 +28,6 @@ in this process only: push works either way.
 from __future__ import annotations
 
 import errno
-import json
 import logging
 import os
 import socket
@@ -40,7 +39,7 @@ from drivestage import mount_table
 from drivestage.errors import DriveStageError, LocalFileError
 from drivestage.mount_table import Mount
 from drivestage.paths import matches
-from drivestage.state import JsonFile, state_dir
+from drivestage.state import JsonFile, read_json, state_dir
 from drivestage.unread import Unread, src_beneath, src_unread as _src_failure, src_refused
 
 log = logging.getLogger("drivestage.upload_tree")   # (push's lines' name)
@@ -61,6 +60,9 @@ log = logging.getLogger("drivestage.upload_tree")   # (push's lines' name)
 #: records would be another's, never the disk beneath (mount51's note).
 FILE = "unread.json"
 VERSION = 1
+#: The most bytes of the file read (a record is about 150: some 200,000 of them); one
+#: larger is damaged, and read whole it held memory in proportion (attack51).
+MAX_BYTES = 32 << 20
 
 #: This process's memory where the file could not be written, by the file's path (``""``: no
 #: state folder), until it can be: tried at each change (the disk freed, or a notebook
@@ -77,12 +79,14 @@ class _File(JsonFile):
 
     def read(self) -> dict[str, Any]:
         try:
-            with open(self.path, encoding="utf-8") as fh:
-                data = json.load(fh)
+            data = read_json(self.path, MAX_BYTES)
             return data if isinstance(data, dict) else {"version": None}
         except FileNotFoundError:
             return {}
-        except (OSError, ValueError) as exc:
+        except OSError as exc:
+            _ignoring(str(self.path), exc.strerror or str(exc))
+            return {}
+        except ValueError as exc:
             _ignoring(str(self.path), str(exc))
             return {}
 
@@ -471,5 +475,8 @@ def _no_folder(path: str) -> bool:
 
 
 def _errno(rec: Any) -> int:
+    """A record's errno; 0 where it is none (one past a C int, from a damaged or hostile
+    file, ended the push and ``unread list`` in an OverflowError from ``os.strerror``)."""
     got = rec.get("errno") if isinstance(rec, dict) else None
-    return got if isinstance(got, int) and not isinstance(got, bool) else 0
+    return got if isinstance(got, int) and not isinstance(got, bool) and 0 <= got < 1 << 31 \
+        else 0
