@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from drivestage.drive import answers, auth, connections, paging
+from drivestage.drive import answers, auth, connections, paging, retry
 from drivestage.drive.resources import read_only_message
 from drivestage.drive.store import DriveStore
 from drivestage.drive.store_folders import SHARED_WITH_ME
@@ -31,6 +31,10 @@ def connect(api_root: Optional[str] = None, credentials: Optional[str] = None,
     # (refused now, as the HTTP timeout: read by the first listing only, a bad value let a
     # trainer's sync train a whole run, its mirror failing every period: attackb50)
     paging.listing_timeout()
+    # (so too the retries' settings, read by each request's retry loop: a typo in
+    # DRIVESTAGE_RETRY_BASE let a trainer train its whole run, every mirror push failing on
+    # it, nothing on Drive: attack51)
+    retry.Policy.from_env()
     creds = auth.load_credentials(credentials=credentials, token=token, api_root=root)
     gauth, drive = auth.pydrive_session(creds, root, timeout)
     transport = Transport(gauth, timeout=timeout, acknowledge_abuse=acknowledge_abuse)
