@@ -315,7 +315,15 @@ class CheckpointSync:
                     with os.fdopen(localfs.open_regular(name), "rb") as fh:
                         said = sidecar.parse(fh.read(sidecar.MAX_BYTES), name)
                 except localfs.NotRegularFileError:
-                    return _not_written_over(name, "not a regular file", path)
+                    # (no sidecar's bytes there to wait for: push sends the checkpoint as
+                    # one without a sidecar, which a resume does not take; said so, where
+                    # the line said "not mirrored until it can be read": attack51)
+                    log.warning("the sidecar's name %s holds no regular file (a FIFO, a "
+                                "folder, a device): not written over, and %s is mirrored "
+                                "without a sidecar, which a resume does not take; remove what "
+                                "is at that name, and the next save writes the sidecar",
+                                name, path)
+                    return True
                 except OSError as exc:
                     failed = unread.of(exc, name, [name])
                     if failed is None:

@@ -45,8 +45,9 @@ def test_a_fifo_at_the_sidecar_name_does_not_hold_the_trainers_save(tmp_path, ca
             done.wait(10)
     assert stat.S_ISFIFO(os.lstat(src / "epoch_002.json").st_mode)   # (not written over)
     said = [r.getMessage() for r in caplog.records if "epoch_002.json" in r.getMessage()]
-    assert said[0] == (
-        f"could not read the sidecar {src}/epoch_002.json (not a regular file): not written "
-        f"over, and {src}/epoch_002.pt is not mirrored until it can be read (a checkpoint goes "
-        "only with its sidecar)"), said
+    assert said[0] == (   # (attack51: what happens then, test_attack51_sync_no_sidecar)
+        f"the sidecar's name {src}/epoch_002.json holds no regular file (a FIFO, a folder, a "
+        f"device): not written over, and {src}/epoch_002.pt is mirrored without a sidecar, "
+        "which a resume does not take; remove what is at that name, and the next save writes "
+        "the sidecar"), said
     hook.on_train_end(timeout=30)
