@@ -135,7 +135,7 @@ def _read(mine: bool = False) -> dict[str, Any]:
         here = _here.get(str(memory.path))
         folders = here["folders"] if here is not None else \
             _valid(memory.read(), str(memory.path))["folders"]
-    out = {}
+    out: dict[str, dict[str, Any]] = {}
     for path, rec in folders.items():
         records = _by_host(rec)
         got = _mine(records) if mine else (_mine(records) or next(iter(records.values()), None))
@@ -252,11 +252,23 @@ def _noted(rec: Any) -> Optional[dict[str, Any]]:
     return {f: rec[f] for f in ("mount", "fs") if f in rec}
 
 
-def _mounts(paths: Iterable[str], mounts: Optional[Mapping[str, Mount]]
-            ) -> dict[str, dict[str, Any]]:
-    """What a record of each of ``paths`` notes of the mount it is on."""
-    return {p: {"mount": m.point, "fs": m.fs} for p in paths
-            for m in [mount_table.holding(p, mounts)] if m is not None}
+def _mounts(paths: Iterable[str], mounts: Optional[Mapping[str, Mount]],
+            why: Optional[Mapping[str, int]] = None) -> dict[str, dict[str, Any]]:
+    """What a record of each of ``paths`` notes of the mount it is on (``why``: path -> why
+    it could not be read). One that read ENOTCONN under a mount that reads (so not the one
+    whose program ended) was on a mount undone since, while the walk went on (a user seeing
+    the error): its own point (its parent read), what it was unknown. Noted as on the disk
+    above, a file written later into the bare mount point had ``--delete`` trash the mount's
+    copies (attack51)."""
+    out: dict[str, dict[str, Any]] = {}
+    for p in paths:
+        m, real = mount_table.holding(p, mounts), os.path.realpath(p)
+        if m is not None and (why or {}).get(p) == errno.ENOTCONN and m.point != real \
+                and os.path.isdir(m.point):
+            out[p] = {"mount": real}
+        elif m is not None:
+            out[p] = {"mount": m.point, "fs": m.fs}
+    return out
 
 
 def _remembered(err: int, path: str, mounts: Optional[Mapping[str, Mount]]) -> bool:
@@ -275,7 +287,8 @@ def src_unread(src: str, err: int) -> LocalFileError:
     a later push of any process that reads it as empty is refused (:func:`src_again`)."""
     keys, mounts = _keys(src), mount_table.table()
     if _remembered(err, src, mounts):
-        _change((), dict.fromkeys(keys, err), mounts=_mounts(keys, mounts))
+        why = dict.fromkeys(keys, err)
+        _change((), why, mounts=_mounts(keys, mounts, why))
     return _src_failure(src, err)
 
 
@@ -444,7 +457,7 @@ def empty_again(folders: list[str], made: list[str], held: Iterable[str],
     # beneath's now).
     mounts = {k: n for k in note for n in [_noted(mine.get(k))] if n is not None}
     if fresh:
-        mounts.update({k: m for k, m in _mounts(fresh, points).items()
+        mounts.update({k: m for k, m in _mounts(fresh, points, note).items()
                        if _beneath(mine.get(k), points) is None})
     everyone = [k for p in emptied for k in _keys(p) if k in last]
     if (any(p in mine for p in forget) or everyone or _pending()
