@@ -303,7 +303,7 @@ class LocalDirStore(LocalMarks, LocalHeld, RemoteStore):
         if start < 0 or end < start:
             raise UsageError(f"bad byte range [{start}, {end}) for {self.describe(entry)}")
         full, st = self._stat(self._rel(entry.id), entry.id)
-        if _stat.S_ISDIR(st.st_mode):
+        if _stat.S_ISDIR(st.st_mode) and entry.is_dir:   # (listed a file: changed, _read's)
             raise UsageError(f"{full} is a folder, not a file")
         return self._read(full, start, end)
 

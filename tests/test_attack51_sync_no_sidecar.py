@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import stat
+
+import pytest
 
 from _checkpoints import save
 from _messages import renders, shown
@@ -22,10 +25,23 @@ T0 = 1764600000.0
 HEADING = "the sidecar's name … holds no regular file"
 
 
+def _bind(sock: socket.socket, path) -> None:
+    """``sock`` bound at ``path`` (by its folder's descriptor: a test's folder under xdist
+    is past AF_UNIX's 108 bytes)."""
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        sock.bind(f"/proc/self/fd/{fd}/{path.name}")
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.parametrize("kind", ["folder", "socket"])
 @renders(HEADING)
 def test_a_checkpoint_whose_sidecar_name_holds_no_file_is_said_mirrored_without_one(
-        tmp_path, caplog):
-    """A folder (a FIFO's line is test_attackb50_sync_fifo's: the same line)."""
+        tmp_path, caplog, kind):
+    """A folder, a socket (which cannot be opened at all: on main, "could not read the
+    sidecar … (No such device or address)", the same false line). A FIFO's line is
+    test_attackb50_sync_fifo's."""
     from drivestage.hooks import CheckpointSync
 
     src, dest = tmp_path / "run", tmp_path / "dest"
@@ -33,11 +49,16 @@ def test_a_checkpoint_whose_sidecar_name_holds_no_file_is_said_mirrored_without_
     save(str(src), "epoch_001", 1, T0)
     (src / "epoch_002.pt").write_bytes(b"x" * 3000)
     side = src / "epoch_002.json"
-    side.mkdir()
+    held = socket.socket(socket.AF_UNIX)
+    if kind == "socket":
+        _bind(held, side)
+    else:
+        side.mkdir()
     caplog.set_level(logging.WARNING, logger="drivestage")
     hook = CheckpointSync(str(dest), local_dir=str(src))
     hook.on_save(str(src / "epoch_002.pt"), epoch=2, metrics={"loss": 1.0})
     hook.on_train_end(timeout=30)
+    held.close()
     said = [r.getMessage() for r in caplog.records if str(side) in r.getMessage()]
     assert said[0] == (
         f"the sidecar's name {side} holds no regular file (a FIFO, a folder, a device): not "
@@ -46,7 +67,7 @@ def test_a_checkpoint_whose_sidecar_name_holds_no_file_is_said_mirrored_without_
     shown(HEADING, said[0])
     assert (dest / "epoch_002.pt").read_bytes() == b"x" * 3000   # (what the line says)
     assert not (dest / "epoch_002.json").is_file()
-    assert stat.S_ISDIR(os.lstat(side).st_mode)
+    assert (stat.S_ISDIR if kind == "folder" else stat.S_ISSOCK)(os.lstat(side).st_mode)
     resumed = CheckpointSync(str(dest), local_dir=str(tmp_path / "other"))
     latest = resumed.latest_remote_checkpoint()
     resumed.on_train_end(timeout=30)

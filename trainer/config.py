@@ -403,7 +403,7 @@ MAX_CONFIG_BYTES = 1 << 20
 def _config_text(path: str) -> str:
     """The text of the config file at ``path``, read once: a pipe (``-c <(envsubst <
     cfg.yaml)``) or a FIFO is one too, and gives its bytes once only."""
-    from drivestage.localfs import read_at_most
+    from drivestage.small_files import read_at_most
 
     if not os.path.exists(path):
         raise ConfigError(f"config file not found: {path}")

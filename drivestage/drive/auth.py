@@ -40,7 +40,7 @@ from drivestage.drive.token_file import (DRIVE_SCOPE, default_token_path,  # noq
 from drivestage.interrupts import lock_wait
 from drivestage.errors import (AuthError, NoColabLoginError, NoCredentialsError,
                                ReauthRequiredError, TokenRevokedError, TokenServerError, UsageError)
-from drivestage.localfs import JSON_FILE_MAX, read_at_most
+from drivestage.small_files import JSON_FILE_MAX, read_at_most
 
 log = logging.getLogger(__name__)
 

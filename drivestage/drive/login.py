@@ -21,7 +21,7 @@ from drivestage.drive.auth import GOOGLE_AUTH_URI, GOOGLE_TOKEN_URI
 from drivestage.drive.connections import build_http
 from drivestage.drive.token_file import DRIVE_SCOPE, default_token_path, save_token
 from drivestage.errors import AuthError, UsageError
-from drivestage.localfs import JSON_FILE_MAX, read_at_most
+from drivestage.small_files import JSON_FILE_MAX, read_at_most
 
 
 def _refuse_special_token_file(token_file: Optional[str]) -> None:
