@@ -65,12 +65,14 @@ def _make(kind: str, path) -> str:
 @pytest.mark.parametrize("kind", ["fifo", "device", "deep", "huge"])
 def test_a_hostile_unread_json_is_said_and_written_anew(
         emulator, drive_env, local_state, tmp_path, kind):
-    """Read as damaged (said once, taken as none) and replaced by the push's own memory; the
-    push goes on as before the memory existed (on main: the FIFO held it, the deep file
-    ended it in a RecursionError, the device and the huge file read as JSON that failed)."""
+    """Read as damaged (said once, taken as none); the push goes on (on main: the FIFO held
+    it, the deep file ended it in a RecursionError, the device and the huge file read as
+    JSON that failed). What such a push may delete is test_attack51_unread_unreadable's
+    question: nothing is remembered here."""
     from drivestage import unread_records
 
-    _src(tmp_path, emulator)
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "a.txt").write_bytes(b"a")
     state = tmp_path / "state"
     state.mkdir()
     why = _make(kind, state / "unread.json")
@@ -80,7 +82,7 @@ def test_a_hostile_unread_json_is_said_and_written_anew(
     assert warned == [f"WARNING drivestage.upload_tree: ignoring {state / 'unread.json'} "
                       f"({why}): a folder an earlier push could not read is not known to "
                       "this one; it is written anew"], err
-    assert live(emulator) == {"a.txt": b"a"}   # (as before the memory: mnt reads emptied)
+    assert live(emulator) == {"a.txt": b"a"}
     assert _in_a_thread(unread_records.records) == []   # (the push's memory: none to note)
 
 
