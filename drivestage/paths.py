@@ -409,6 +409,16 @@ def plain_name(name: str) -> bool:
     return bool(name) and name not in (".", "..") and not any(c in name for c in "/\\\0")
 
 
+def usable_local_path(path: str) -> bool:
+    """Whether ``path`` is an absolute path the system takes: no NUL in it, no half of a
+    surrogate pair (``os.lstat`` raised ValueError / UnicodeEncodeError for those, where a
+    path came from a file: attack51's damaged ``unread.json``)."""
+    try:
+        return os.path.isabs(path) and b"\0" not in os.fsencode(path)
+    except UnicodeError:
+        return False
+
+
 def printable(text: str) -> str:
     """``text`` safe to print on a terminal: control characters (ANSI escapes start with
     one), line separators and bidirectional controls shown as ``\\xNN`` / ``\\uNNNN``. Drive

@@ -38,7 +38,7 @@ from typing import Any, Collection, Iterable, Mapping, Optional, Sequence
 from drivestage import mount_table
 from drivestage.errors import DriveStageError, LocalFileError
 from drivestage.mount_table import Mount
-from drivestage.paths import matches
+from drivestage.paths import matches, usable_local_path
 from drivestage.state import JsonFile, read_json, state_dir
 from drivestage.unread import Unread, src_beneath, src_unread as _src_failure, src_refused
 
@@ -103,10 +103,14 @@ def _ignoring(path: str, why: str) -> None:
 
 
 def _valid(data: dict[str, Any], path: str) -> dict[str, Any]:
-    """``data`` as read, or an empty memory where it is not this version's (said once)."""
+    """``data`` as read, or an empty memory where it is not this version's (said once); a
+    record whose path is no absolute path the system takes (a NUL in it, half a surrogate
+    pair) left out: one ended the push and ``unread forget`` in a traceback (attack51)."""
     if data and (data.get("version") != VERSION or not isinstance(data.get("folders"), dict)):
         _ignoring(path, "not a memory this version of drivestage reads")
         data = {}
+    if data:
+        data["folders"] = {p: r for p, r in data["folders"].items() if usable_local_path(p)}
     return data if data else {"version": VERSION, "folders": {}}
 
 
@@ -255,11 +259,10 @@ def _noted(rec: Any) -> Optional[dict[str, Any]]:
 def _mounts(paths: Iterable[str], mounts: Optional[Mapping[str, Mount]],
             why: Optional[Mapping[str, int]] = None) -> dict[str, dict[str, Any]]:
     """What a record of each of ``paths`` notes of the mount it is on (``why``: path -> why
-    it could not be read). One that read ENOTCONN under a mount that reads (so not the one
-    whose program ended) was on a mount undone since, while the walk went on (a user seeing
-    the error): its own point (its parent read), what it was unknown. Noted as on the disk
-    above, a file written later into the bare mount point had ``--delete`` trash the mount's
-    copies (attack51)."""
+    it could not be read). One that read ENOTCONN under a mount that reads was on a mount
+    undone while the walk went on: its own point (its parent read), what it was unknown; noted
+    as on the disk above, a file written later into the bare mount point had ``--delete``
+    trash the mount's copies (attack51)."""
     out: dict[str, dict[str, Any]] = {}
     for p in paths:
         m, real = mount_table.holding(p, mounts), os.path.realpath(p)

@@ -126,3 +126,20 @@ def test_unread_list_writes_a_machine_name_as_printable(tmp_path, local_state):
     code, out, err = run("unread", "list")
     assert (code, out) == (0, "/x: h\\x1b[2J\\x0aforged: line, date unknown: "
                               "Input/output error\n"), err
+
+
+@pytest.mark.parametrize("bad", ["\x00x", "\ud800"])
+def test_a_record_whose_path_the_system_cannot_take_is_left_out(
+        emulator, drive_env, local_state, tmp_path, bad):
+    """A record of ``SRC/mnt<NUL>x`` (or with half a surrogate pair): on main ``push`` ended
+    in ``ValueError: embedded null byte`` (UnicodeEncodeError) from its look whether the
+    folder is gone, and ``unread forget`` of any path from its realpath; now such a record
+    is no folder's, left out."""
+    _src(tmp_path, emulator)
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state" / "unread.json").write_text(json.dumps({"version": 1, "folders": {
+        str(tmp_path / "src" / "mnt") + bad: {socket.gethostname(): {"errno": 107, "t": 1}}}}))
+    code, out, err = run("unread", "forget", str(tmp_path / "elsewhere"))
+    assert (code, out) == (0, "no such record (drivestage unread list shows them)\n"), err
+    code, _out, err = _push(tmp_path)
+    assert code == 0, err
