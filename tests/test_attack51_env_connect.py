@@ -4,8 +4,9 @@ attackb50 moved ``DRIVESTAGE_LISTING_TIMEOUT``'s check to ``places.connect``, be
 ``DRIVESTAGE_HTTP_TIMEOUT``'s: read by the first request only, a typo let a trainer's
 ``CheckpointSync`` train a whole run with every period's mirror push failing, ``MirrorError``
 at ``on_train_end``, nothing on Drive. The five ``DRIVESTAGE_RETRY_*`` settings are read by
-each request's retry loop: the same run, the same end (on main ``CheckpointSync(...)``
-accepted each). Now ``CheckpointSync(...)``,
+each request's retry loop, and the proxy variables (``https_proxy``, ``all_proxy``: a port
+that is no number) at each connection: the same run, the same end (on main
+``CheckpointSync(...)`` accepted each). Now ``CheckpointSync(...)``,
 and any command on ``drive:``, stops at once: one line naming the setting, exit 2.
 """
 from __future__ import annotations
@@ -24,6 +25,7 @@ from _checkpoints import save
     ("DRIVESTAGE_RETRY_AFTER_MAX", "inf", "is not a number of at most 1e9"),
     ("DRIVESTAGE_RETRY_ATTEMPTS", "0",
      "must be at least 1 (attempts per Drive request, 8 by default)"),
+    ("http_proxy", "http://proxy:notaport", None),   # (the emulator's scheme: http)
 ])
 def test_a_bad_request_setting_stops_the_sync_before_training(
         emulator, drive_env, local_state, tmp_path, monkeypatch, name, value, why):
@@ -34,6 +36,9 @@ def test_a_bad_request_setting_stops_the_sync_before_training(
     monkeypatch.setenv(name, value)
     with pytest.raises(UsageError) as caught:
         CheckpointSync("drive:runs/a", local_dir=str(src))
-    assert str(caught.value) == f"{name}={value!r} {why}"
+    assert str(caught.value) == (f"{name}={value!r} {why}" if why else (
+        f"{name} is not a proxy address drivestage can use (its port is not a number from 0 "
+        "to 65535): set it as http://HOST:PORT (http://USER:PASSWORD@HOST:PORT with a login; "
+        "a % code for an @ or : in them), or unset it"))
     assert emulator.find("runs/a") is None
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from drivestage.drive import answers, auth, connections, paging, retry
+from drivestage.drive import answers, auth, connections, paging, proxies, retry
 from drivestage.drive.resources import read_only_message
 from drivestage.drive.store import DriveStore
 from drivestage.drive.store_folders import SHARED_WITH_ME
@@ -35,6 +35,9 @@ def connect(api_root: Optional[str] = None, credentials: Optional[str] = None,
     # DRIVESTAGE_RETRY_BASE let a trainer train its whole run, every mirror push failing on
     # it, nothing on Drive: attack51)
     retry.Policy.from_env()
+    # (and the proxy the environment names for Drive's scheme, read at each connection: an
+    # https_proxy with a port that is no number, the same whole run: attack51)
+    proxies.from_environment("http" if root and root.startswith("http:") else "https")
     creds = auth.load_credentials(credentials=credentials, token=token, api_root=root)
     gauth, drive = auth.pydrive_session(creds, root, timeout)
     transport = Transport(gauth, timeout=timeout, acknowledge_abuse=acknowledge_abuse)
