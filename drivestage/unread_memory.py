@@ -140,7 +140,7 @@ def _read(mine: bool = False) -> dict[str, Any]:
         folders = here["folders"] if here is not None else \
             _valid(memory.read(), str(memory.path))["folders"]
     out: dict[str, dict[str, Any]] = {}
-    for path, rec in folders.items():
+    for path, rec in list(folders.items()):   # (_here: another thread's push changes it)
         records = _by_host(rec)
         got = _mine(records) if mine else (_mine(records) or next(iter(records.values()), None))
         if got is not None:
