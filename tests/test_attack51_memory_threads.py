@@ -31,12 +31,13 @@ def test_a_read_of_the_memory_held_in_process_while_another_push_changes_it(loca
             unread_memory._change((), {"/p/other": errno.ENOTCONN})
         return other_push
 
+    before = sys.gettrace()
     sys.settrace(lambda frame, event, arg: other_push if frame.f_code is
                  unread_memory._read.__code__ else None)
     try:
         got = unread_memory._read()
     finally:
-        sys.settrace(None)
+        sys.settrace(before)
     assert changed
     assert set(got) >= {"/p/0", "/p/1", "/p/2"}
     assert len(unread_memory._read()) == 4
