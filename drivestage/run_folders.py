@@ -37,7 +37,6 @@ per run folder and store (a mirror: once per process, not every period).
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -52,7 +51,7 @@ from drivestage.errors import DriveStageError, LocalFileError, PermissionDeniedE
 from drivestage.local_tree import LocalFile
 from drivestage.old_copies import Key, Listings
 from drivestage.paths import StorePath, matches
-from drivestage.state import JsonFile, state_dir
+from drivestage.state import JsonFile, read_json, state_dir
 from drivestage.store import RemoteEntry, RemoteStore
 
 log = logging.getLogger("drivestage.upload_tree")
@@ -471,9 +470,8 @@ DAMAGED = ("repair it, or move it away (each run records its folder again at its
 def unreadable(path: Optional[Path] = None) -> Optional[str]:
     """Why the records file cannot be read (damaged JSON, not a JSON object, unreadable), or
     None when it can or is absent."""
-    try:
-        with open(path or state_dir() / FILE, encoding="utf-8") as fh:
-            data = json.load(fh)
+    try:   # (a FIFO there held every push --delete, a deep nesting ended it: attack51)
+        data = read_json(path or state_dir() / FILE)
     except FileNotFoundError:
         return None
     except OSError as exc:
