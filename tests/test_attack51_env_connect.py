@@ -25,6 +25,8 @@ from _checkpoints import save
     ("DRIVESTAGE_RETRY_AFTER_MAX", "inf", "is not a number of at most 1e9"),
     ("DRIVESTAGE_RETRY_ATTEMPTS", "0",
      "must be at least 1 (attempts per Drive request, 8 by default)"),
+    ("DRIVESTAGE_RETRY_ATTEMPTS", "2.5",   # (read as 2 on main, nothing said)
+     "is not a whole number (attempts per Drive request, 8 by default)"),
     ("http_proxy", "http://proxy:notaport", None),   # (the emulator's scheme: http)
 ])
 def test_a_bad_request_setting_stops_the_sync_before_training(

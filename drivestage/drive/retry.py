@@ -93,7 +93,12 @@ class Policy:
             return value
 
         if attempts is None:
-            attempts = int(num("DRIVESTAGE_RETRY_ATTEMPTS", cls.attempts))
+            tries = num("DRIVESTAGE_RETRY_ATTEMPTS", cls.attempts)
+            attempts = int(tries)
+            if attempts >= 1 and tries != attempts:   # (2.5 was read as 2, unsaid: attack51)
+                raise errors.UsageError(
+                    f"DRIVESTAGE_RETRY_ATTEMPTS={env['DRIVESTAGE_RETRY_ATTEMPTS']!r} is not a "
+                    f"whole number (attempts per Drive request, {cls.attempts} by default)")
             if attempts < 1:   # (named: "retry attempts must be..." named no setting)
                 raise errors.UsageError(
                     f"DRIVESTAGE_RETRY_ATTEMPTS={env['DRIVESTAGE_RETRY_ATTEMPTS']!r} must be at "
