@@ -8,7 +8,7 @@ import threading
 from typing import Iterable, Mapping, Optional, Sequence
 
 from drivestage import extra, first_seen, name_blocked, other_runs, pruning, push_room, \
-    run_folders, sidecar, sidecar_unread, unread, unread_memory
+    run_folders, sidecar, sidecar_unread, unread, unread_guard, unread_memory
 from drivestage.errors import (BecameOtherError, DriveStageError, FolderInTheWayError,
                                FolderLeftError, NameSharedError, NotFoundError,
                                PermissionDeniedError, TrashedError, UsageError)
@@ -125,6 +125,7 @@ class PushJob(Sends):
         if removal is not None:
             extra.check_dest(store, root, path)
             run_folders.check_readable()
+            unread_guard.check_readable()
         found = list_folders(store, root, path, tree, self.listing, deleting=removal is not None)
         self.remote_folder, self.result.folders_created = found.remote, found.created
         more(held, [store.lineage(f) for f in self.remote_folder.values() if f.linked])

@@ -21,9 +21,10 @@ wrote into the unmounted mount point, or nothing where udisks / ``systemd-mount`
 their mount point at unmount, took the mount's copies on Drive with ``--delete`` (mount50).
 A folder that was on no mount undone (EACCES on a plain folder, fixed) is forgotten as ever.
 
-A memory that cannot be read (damaged, another version's) is said and taken as none (push as
-before it existed); one that cannot be written (a full or read-only disk) is said and held
-in this process only: push works either way.
+A memory that is damaged or another version's is said and taken as none (push as before it
+existed); one that is there but cannot be read (another user's) is said and not written over,
+and ``--delete`` is refused while it lasts (:mod:`drivestage.unread_guard`); one that cannot
+be written (a full or read-only disk) is said and held in this process only.
 """
 from __future__ import annotations
 
@@ -33,9 +34,9 @@ import os
 import socket
 import stat
 import time
-from typing import Any, Collection, Iterable, Mapping, Optional, Sequence
+from typing import Any, Callable, Collection, Iterable, Mapping, Optional, Sequence
 
-from drivestage import mount_table
+from drivestage import mount_table, unread_guard
 from drivestage.errors import DriveStageError, LocalFileError
 from drivestage.mount_table import Mount
 from drivestage.paths import matches, usable_local_path
@@ -58,19 +59,15 @@ log = logging.getLogger("drivestage.upload_tree")   # (push's lines' name)
 #: ``mount`` is read as before mount50, one without ``fs`` as before mount51 (any mount at M
 #: is the mount back). Not by mount namespace: a container made anew gets a new one, and its
 #: records would be another's, never the disk beneath (mount51's note).
-FILE = "unread.json"
+FILE = unread_guard.FILE
 VERSION = 1
-#: The most bytes of the file read (a record is about 150: some 200,000 of them); one
-#: larger is damaged, and read whole it held memory in proportion (attack51).
-MAX_BYTES = 32 << 20
+MAX_BYTES = unread_guard.MAX_BYTES   # (the most bytes of the file read)
 
 #: This process's memory where the file could not be written, by the file's path (``""``: no
 #: state folder), until it can be: tried at each change (the disk freed, or a notebook
 #: pointing DRIVESTAGE_STATE_DIR elsewhere as the warning says: what this process learned is
 #: written there then; it was kept in this process for good, and the next one lacked it).
 _here: dict[str, dict[str, Any]] = {}
-#: The files said (once per process) not to be a memory this version reads.
-_warned: set[str] = set()
 
 
 class _File(JsonFile):
@@ -83,23 +80,24 @@ class _File(JsonFile):
             return data if isinstance(data, dict) else {"version": None}
         except FileNotFoundError:
             return {}
-        except OSError as exc:
-            _ignoring(str(self.path), exc.strerror or str(exc))
+        except OSError as exc:   # (a file there, not readable: not written over, attack51)
+            unread_guard.ignoring(str(self.path), exc.strerror or str(exc),
+                                  unread_guard.unreadable(self.path, MAX_BYTES) is not None)
             return {}
         except ValueError as exc:
-            _ignoring(str(self.path), str(exc))
+            unread_guard.ignoring(str(self.path), str(exc))
             return {}
+
+    def update_or_warn(self, change: Callable[[dict[str, Any]], None], lost: str) -> bool:
+        try:   # (one there that cannot be read: held by the process, said by read)
+            unread_guard.not_over(self.path, MAX_BYTES)
+        except unread_guard.UnreadableMemory:
+            return False
+        return super().update_or_warn(change, lost)
 
 
 def _file() -> JsonFile:
     return _File(state_dir() / FILE)
-
-
-def _ignoring(path: str, why: str) -> None:
-    if path not in _warned:
-        _warned.add(path)
-        log.warning("ignoring %s (%s): a folder an earlier push could not read is not known "
-                    "to this one; it is written anew", path, why)
 
 
 def _valid(data: dict[str, Any], path: str) -> dict[str, Any]:
@@ -107,7 +105,7 @@ def _valid(data: dict[str, Any], path: str) -> dict[str, Any]:
     record whose path is no absolute path the system takes (a NUL in it, half a surrogate
     pair) left out: one ended the push and ``unread forget`` in a traceback (attack51)."""
     if data and (data.get("version") != VERSION or not isinstance(data.get("folders"), dict)):
-        _ignoring(path, "not a memory this version of drivestage reads")
+        unread_guard.ignoring(path, "not a memory this version of drivestage reads")
         data = {}
     if data:
         data["folders"] = {p: r for p, r in data["folders"].items() if usable_local_path(p)}

@@ -1,5 +1,5 @@
-"""attack51: an ``unread.json`` that cannot be read (EACCES), not damaged: a design question,
-strict xfail.
+"""attack51: an ``unread.json`` that cannot be read (EACCES), not damaged (a strict xfail
+of attack51; the lead took option (a) with (b)'s not written over: drivestage/unread_guard.py).
 
 mount50's memory takes one it cannot read as none ("said, and written anew"), as a damaged
 one. Unreadable is not damaged: a ``sudo drivestage push`` (to read a root-only mount) that
@@ -30,14 +30,13 @@ import sys
 import pytest
 
 from _cli import run
+from _messages import error_line
 from _no_root_reads import in_a_child
 from test_pushread48_unread import live
 from test_pushremount49_memory import _memory_of_this_process_none  # noqa: F401
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="capabilities: Linux")
-@pytest.mark.xfail(strict=True, reason="design: an unread.json that cannot be read is written "
-                   "over and its records lost (options in the docstring)")
 def test_an_unreadable_memory_is_not_written_over_nor_its_folder_emptied_on_drive(
         emulator, drive_env, local_state, tmp_path):
     mnt = tmp_path / "src" / "mnt"
@@ -56,3 +55,8 @@ def test_an_unreadable_memory_is_not_written_over_nor_its_folder_emptied_on_driv
                                                   "drive:runs/x", "--delete")))
     assert memory.read_bytes() == before and os.stat(memory).st_mode & 0o777 == 0, err
     assert live(emulator) == {"a.txt": b"a", "mnt/m.txt": b"mounted"}, err
+    assert code == 1 and error_line(err) == (
+        f"Error: cannot read {memory} (Permission denied): it records the folders an earlier "
+        "push could not read (a stopped mount), and without it --delete could take what Drive "
+        "holds under one; nothing was sent or deleted. Make it readable (it may be another "
+        "user's: a sudo push's), or move it away to start anew, then run again"), err

@@ -45,10 +45,10 @@ def mounted(tmp_path, emulator):
 def _memory_of_this_process_none(monkeypatch):
     """Each test starts as a new process: none of unread_memory's in-process fallback, nor
     unread's lines said (a process says a line once while it lasts)."""
-    from drivestage import unread, unread_memory
+    from drivestage import unread, unread_guard, unread_memory
 
     monkeypatch.setattr(unread_memory, "_here", {})
-    monkeypatch.setattr(unread_memory, "_warned", set())
+    monkeypatch.setattr(unread_guard, "_warned", set())
     monkeypatch.setattr(unread, "_SAID", {})
 
 
