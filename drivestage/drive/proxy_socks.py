@@ -11,7 +11,9 @@ once, with what to do; a proxy that could not reach Drive for now is retried.
 from __future__ import annotations
 
 import socket
-from typing import TYPE_CHECKING
+import time
+import urllib.parse
+from typing import TYPE_CHECKING, Any, Optional
 
 from drivestage.errors import RemoteError
 
@@ -32,10 +34,51 @@ def socket_for(proxy: "Proxy", family: int, kind: int, proto: int) -> socket.soc
             f"{proxy.variable} names a SOCKS proxy, {proxy.address}, which drivestage reaches "
             "through PySocks: pip install PySocks, or name an HTTP proxy "
             "(http://host:port)") from None
-    sock: socket.socket = socks.socksocket(family, kind, proto)
+    sock: socket.socket = _bounded(socks)(family, kind, proto)
+    # (the variable's login is a URL's: an @ or : in it written as %40, %3A, as the refusal
+    # below asks and proxies.tunnel decodes an HTTP proxy's; PySocks sent it as written)
+    user, password = (None if v is None else urllib.parse.unquote(v)
+                      for v in (proxy.user, proxy.password))
     sock.setproxy(proxy.kind, proxy.host, proxy.port, proxy.rdns,  # type: ignore[attr-defined]
-                  proxy.user, proxy.password)
+                  user, password)
     return sock
+
+
+_BOUNDED: list[type] = []
+
+
+def _bounded(socks: Any) -> type:
+    """PySocks' socket, its handshake's answers read within the socket timeout *in all*, as
+    an HTTP proxy's answer to CONNECT is (:func:`drivestage.drive.proxies.tunnel`): PySocks
+    reads them with the timeout per read, so a proxy that sent a byte now and then (a reply
+    names up to 255 bytes of host) held each attempt as long as it liked."""
+    if _BOUNDED:
+        return _BOUNDED[0]
+
+    class Bounded(socks.socksocket):  # type: ignore[misc]
+        _deadline: Optional[float] = None
+
+        def connect(self, dest_pair: Any, catch_errors: Any = None) -> None:
+            timeout = self.gettimeout()
+            if timeout:
+                self._deadline = time.monotonic() + timeout
+            try:
+                super().connect(dest_pair, catch_errors)
+            finally:
+                self._deadline = None
+            socket.socket.settimeout(self, timeout)   # (the next reads': per read again)
+
+        def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
+            # (PySocks reads its answers through makefile(), which reads here)
+            if self._deadline is not None:
+                left = self._deadline - time.monotonic()
+                if left <= 0:
+                    raise socket.timeout("no whole answer in time")
+                socket.socket.settimeout(self, left)
+            return int(super().recv_into(buffer, nbytes, flags))
+
+    _BOUNDED.append(Bounded)
+    return Bounded
 
 
 def refusal(proxy: "Proxy", exc: OSError, host: str, port: int) -> OSError:
