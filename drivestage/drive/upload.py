@@ -342,7 +342,9 @@ class _Session:
             arrived.where = self.where
             raise arrived
         entry = entry_from_resource(result, f"uploading {self.where}")
-        server_clock.wrote(entry.created, entry.modified)   # (Drive's own stamps: clock51)
+        # (Drive's own stamps: clock51; an update's createdDate is the file's, a client's
+        # where one made it: attackc51)
+        server_clock.wrote(entry.modified, entry.created if self.replace is None else 0.0)
         return entry, self.media.hexdigest(), self.media.changed_since(self.st)
 
     def _enough(self, high: int) -> int:
