@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
 from drivestage import localfs
+from drivestage.paths import printable
 
 
 @dataclass(frozen=True)
@@ -47,8 +48,10 @@ def words(fs: Any) -> str:
     if not isinstance(fs, dict):
         return "an unknown mount"
     root = fs.get("root")
-    return f"{fs.get('type')} {fs.get('source')}" + (
-        f" (folder {root} of it)" if isinstance(root, str) and root != "/" else "")
+    # (a bind's root is any folder's name, a source any FUSE program's: a newline in one
+    # wrote a line of its own in ``unread list``, a byte not UTF-8 ended it in a traceback)
+    return printable(f"{fs.get('type')} {fs.get('source')}" + (
+        f" (folder {root} of it)" if isinstance(root, str) and root != "/" else ""))
 
 
 def table() -> Optional[dict[str, Mount]]:
