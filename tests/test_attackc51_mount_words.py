@@ -9,8 +9,12 @@ from __future__ import annotations
 import errno
 import os
 
+import pytest
+
 from _cli import run
 from test_mount51_other_mount import _MS_BIND, _mount, _umount
+from test_pushread48_unread import live
+from test_pushremount49_memory import _push
 
 #: A folder's name with a newline (a line of its own after it) and a Latin-1 byte.
 ODD = os.fsdecode(b"d\xe9ta\nERROR drivestage: all pushed")
@@ -52,3 +56,39 @@ def test_unread_list_shows_a_binds_odd_folder_name_on_its_line(emulator, drive_e
     assert "/d\\udce9ta\\x0aERROR drivestage: all pushed of it)) (another mount there now: " \
         in out, out
 
+
+
+@pytest.mark.xfail(strict=True, reason="attackc51: a record's mount is judged at its point "
+                   "only (unread_memory._beneath): another mount put between that point and "
+                   "the record's folder (at the folder itself here) counts as the mount back, "
+                   "and --delete trashes the folder's copies for the new mount's files")
+def test_another_mount_at_the_folder_below_its_mount_point_is_not_the_mount_back(
+        emulator, drive_env, local_state, tmp_path):
+    """SRC/mnt a bind of ``data``; SRC/mnt/sub noted unread (EIO) on it. Then ``other`` is
+    bound at SRC/mnt/sub, SRC/mnt still ``data``'s bind: on main 53886d51 exit 0, ``other``'s
+    file sent and ``sub/s.txt``'s copy trashed (mount51 keeps the folder where another mount
+    is at the noted point itself)."""
+    from drivestage import mount_table, unread_memory
+
+    mnt = tmp_path / "src" / "mnt"
+    (tmp_path / "data" / "sub").mkdir(parents=True)
+    (tmp_path / "data" / "sub" / "s.txt").write_bytes(b"s")
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "o.txt").write_bytes(b"o")
+    mnt.mkdir(parents=True)
+    emulator.add_file("runs/x/mnt/sub/s.txt", b"s")
+    _mount(str(tmp_path / "data"), mnt, flags=_MS_BIND)
+    try:
+        sub = str(mnt / "sub")
+        noted = unread_memory._mounts([sub], mount_table.table())
+        assert noted[sub]["mount"] == str(mnt), noted
+        unread_memory._change((), {sub: errno.EIO}, mounts=noted)   # (as a push notes it)
+        _mount(str(tmp_path / "other"), mnt / "sub", flags=_MS_BIND)
+        try:
+            code, _out, err = _push(tmp_path)
+        finally:
+            _umount(mnt / "sub")
+    finally:
+        _umount(mnt)
+    assert live(emulator) == {"mnt/sub/s.txt": b"s"}, err
+    assert code == 1, err
