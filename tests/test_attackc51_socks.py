@@ -126,6 +126,27 @@ def test_a_handshake_answered_a_byte_at_a_time_is_bounded_in_all(socks_env, emul
     assert not (tmp_path / "in" / "f.bin").exists()
 
 
+
+def test_a_login_pysocks_cannot_send_is_said_at_once(socks_env, emulator, tmp_path):
+    """PySocks writes a login's lengths as ``chr(n).encode()``: two bytes from 128 on, so a
+    password of 128-255 bytes (RFC 1929 allows 255: an API token) went out malformed. On main
+    53886d51 the proxy read a wrong length and refused: exit 1 "refused the user and password
+    in HTTP_PROXY", the password right (a proxy that waits for the bytes a length promised
+    held each of eight attempts for the HTTP timeout). Now said at once, the proxy not asked,
+    the password never shown."""
+    token = "t" * 130
+    emulator.add_file("f.bin", b"x")
+    with _LoginSocks5(b"me", token.encode()) as proxy:
+        socks_env.setenv("HTTP_PROXY", f"socks5://me:{token}@127.0.0.1:{proxy.port}")
+        code, _, err = run("pull", "drive:f.bin", str(tmp_path / "in"), "-q")
+        assert proxy.logins == []
+    assert (code, err) == (1, (
+        f"Error: the password for the SOCKS proxy socks5://127.0.0.1:{proxy.port} "
+        "(from HTTP_PROXY) is 130 bytes: PySocks, through which drivestage reaches a SOCKS "
+        "proxy, sends at most 127; use a shorter one, or the proxy's HTTP port "
+        "(http://USER:PASSWORD@HOST:PORT) if it has one\n"))
+    assert not (tmp_path / "in" / "f.bin").exists()
+
 class _PlainSocks4(Listening):
     """A SOCKS4 proxy without the 4a extension (a request names an IPv4 address, never a host
     name): it refuses (``0x5b``) a 4a request (address ``0.0.0.x``, the name after the user);

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 #: SOCKS5 reply codes that are the proxy's answer to this request, not a passing state
 #: (RFC 1928 6: 0x02 not allowed by its rules, 0x07 command, 0x08 address type).
 _SOCKS5_REFUSED = frozenset({0x02, 0x07, 0x08})
+#: The longest user or password (bytes) PySocks sends right (RFC 1929 allows 255).
+_LOGIN_MOST = 127
 
 
 def socket_for(proxy: "Proxy", family: int, kind: int, proto: int) -> socket.socket:
@@ -39,6 +41,16 @@ def socket_for(proxy: "Proxy", family: int, kind: int, proto: int) -> socket.soc
     # below asks and proxies.tunnel decodes an HTTP proxy's; PySocks sent it as written)
     user, password = (None if v is None else urllib.parse.unquote(v)
                       for v in (proxy.user, proxy.password))
+    for what, value in (("user", user), ("password", password)):
+        size = len((value or "").encode())
+        if size > _LOGIN_MOST:
+            # (PySocks writes its length as chr(n).encode(): two bytes past 127, the login
+            # malformed; the proxy refused it, or waited for bytes that never came)
+            raise RemoteError(
+                f"the {what} for the SOCKS proxy {proxy.shown} is {size} "
+                f"bytes: PySocks, through which drivestage reaches a SOCKS proxy, sends at "
+                f"most {_LOGIN_MOST}; use a shorter one, or the proxy's HTTP port "
+                "(http://USER:PASSWORD@HOST:PORT) if it has one")
     sock.setproxy(proxy.kind, proxy.host, proxy.port, proxy.rdns,  # type: ignore[attr-defined]
                   user, password)
     return sock
