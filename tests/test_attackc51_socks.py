@@ -171,10 +171,6 @@ class _PlainSocks4(Listening):
         pump(upstream, client)
 
 
-@pytest.mark.xfail(strict=True, reason="attackc51: socks4:// is sent as SOCKS4a (httplib2's "
-                   "ProxyInfo takes proxy_rdns=True for every scheme), which a plain SOCKS4 "
-                   "proxy refuses: 'refused a connection … ask its admin'; curl resolves "
-                   "socks4:// (and socks5://) here, socks4a:// and socks5h:// at the proxy")
 def test_a_plain_socks4_proxy_is_asked_by_address(socks_env, emulator, tmp_path):
     emulator.add_file("f.bin", b"x")
     # (a name: resolved here for socks4://, as curl does; an address is sent as it is)

@@ -96,7 +96,7 @@ def _named(scheme: str) -> tuple[str, str]:
 
 
 #: The kinds of proxy a variable's scheme names (PySocks' numbers; ``socks5h``/``socks4a``:
-#: the proxy looks the name up, as PySocks' ``rdns`` always has it here).
+#: the proxy looks the name up, as ``socks5://`` too here; ``socks4://``: looked up here).
 _KINDS = {"http": 3, "https": 3, "socks4": 1, "socks4a": 1, "socks5": 2, "socks5h": 2,
           "socks": 2}
 #: A proxy's port when its variable names none: its scheme's, as pip and requests read it (curl
@@ -157,10 +157,12 @@ def route(conn: Any, scheme: str) -> Optional[Proxy]:
     if _bypassed(conn.host, conn.port):
         return None
     variable, value = _named(scheme)
+    # (``socks4://``: the name looked up here, an address sent, as curl does: httplib2 asks
+    # every proxy to look it up, SOCKS4a, which a plain SOCKS4 proxy refuses: attackc51)
+    rdns = bool(info.proxy_rdns) and not value.lower().startswith("socks4://")
     return Proxy(kind=int(info.proxy_type), host=str(info.proxy_host),
                  port=int(info.proxy_port), user=info.proxy_user, password=info.proxy_pass,
-                 rdns=bool(info.proxy_rdns), variable=variable,
-                 tls=value.lower().startswith("https://"))
+                 rdns=rdns, variable=variable, tls=value.lower().startswith("https://"))
 
 
 #: The cloud VM's own metadata server (a Colab or GCE token comes from it): link-local, never
