@@ -37,6 +37,7 @@ def restore(run: Any, start: Start) -> Optional[dict]:
     # Well formed is not enough: NaN weights, or an EMA/optimizer of another model, are
     # refused here in one line (trainer.resume_checks), before a step is trained.
     checks.check_finite(state["model"], "model weights", path)
+    checks.check_rng(state, path)   # (used at the first iteration: a traceback there before)
     try:
         run.bare_model.load_state_dict(state["model"])
     except RuntimeError as exc:

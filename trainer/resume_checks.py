@@ -6,8 +6,9 @@ vouches for its bytes) and still be no state to train on: written by a run that 
 optimizer state belongs to another model. Before, a NaN model trained one step and stopped
 with "the loss became nan ... resume from the last checkpoint" (the same one, again and
 again); an infinite EMA trained silently (its evaluations and ``best.pt`` garbage); an EMA or
-optimizer of another shape ended in torch's traceback, the last at the first optimizer step.
-Each is now one line naming the file and what is wrong, before a step is trained; no file is
+optimizer of another shape ended in torch's traceback, the last at the first optimizer step;
+random states that do not restore (a checkpoint saved in the middle of an epoch) at its first
+iteration. Each is now one line naming the file and what is wrong, before a step is trained; no file is
 deleted (the run folder and Drive are left as they are).
 """
 from __future__ import annotations
@@ -202,23 +203,89 @@ def _optimizer_mismatch(optimizer: torch.optim.Optimizer, state: Any) -> Optiona
     # As torch maps them: the saved ids, group by group, onto the model's parameters.
     index = {pid: (g, i, p) for g, (theirs, mine) in enumerate(zip(saved, groups))
              for i, (pid, p) in enumerate(zip(theirs["params"], mine["params"]))}
-    wrong = []
+    wrong, untensored = [], []
     for pid, held in slots.items():
         if pid not in index or not isinstance(held, dict):
             continue
         g, i, p = index[pid]
         for name, t in held.items():
-            if isinstance(t, torch.Tensor) and t.dim() > 0 and t.shape != p.shape:
+            if name == "step" or t is None:   # (a count, 0-dim; None: SGD without momentum)
+                continue
+            # Any other entry (a momentum, Adam's moments) is added to the gradient in place:
+            # a number, or a 0-dim tensor, passed and failed at the first step, in a
+            # traceback (attackb51).
+            if not isinstance(t, torch.Tensor):
+                untensored.append(f"group {g} parameter {i}: {name} is {_kind(t)}")
+            elif t.shape != p.shape:
                 wrong.append(f"group {g} parameter {i}: {name} {tuple(t.shape)} for "
                              f"{tuple(p.shape)}")
+    if untensored:
+        return (f"{len(untensored)} entr{'ies' if len(untensored) != 1 else 'y'} of its state "
+                f"that should be tensors, e.g. {untensored[0]}")
     if not wrong:
         return None
     return f"{len(wrong)} tensor{'s' if len(wrong) != 1 else ''} of another shape, e.g. {wrong[0]}"
 
 
+def check_rng(state: Any, path: str) -> None:
+    """Refuse a checkpoint saved in the middle of an epoch whose random states (one per
+    process, put back at the resumed iteration: :func:`trainer.engine._train`) do not
+    restore: torn, of another Python or torch, or not a state at all. Before, such a
+    checkpoint passed every check, the run claimed its lease, pulled its data and stopped at
+    its first iteration in a traceback (``RuntimeError: Expected a CPUGeneratorImplState of
+    size 5056 ...``, ``KeyError: 'python'``), and ``--resume auto`` chose it again at every
+    start (attackb51). Each state is tried on this process and the process's own put back
+    (a round trip that changes nothing); CUDA's is only looked at (setting it would start
+    CUDA here). At an epoch's start the states are not used (the epoch is seeded afresh):
+    not checked."""
+    from trainer import checkpoint as ckpt
+
+    if not isinstance(state, dict) or not state.get("epoch_iteration"):
+        return
+    rng = state.get("rng")
+    if rng is None:   # (trainer 0.1.0 saved none: the epoch's seed alone, as before)
+        return
+    if not isinstance(rng, list):
+        raise _refuse(path, f"its random states are not a list, one per process (rng = "
+                            f"{type(rng).__name__}): a damaged file, or another trainer's")
+    own = ckpt.capture_rng()
+    try:
+        for rank, one in enumerate(rng):
+            why = _rng_problem(one, ckpt.restore_rng)
+            if why is not None:
+                raise _refuse(path, f"the random state of its process {rank} does not restore "
+                                    f"(a damaged file, or another trainer's): {why}")
+    finally:
+        ckpt.restore_rng({k: v for k, v in own.items() if k != "cuda"})
+
+
+def _rng_problem(one: Any, restore: Callable[[dict], None]) -> Optional[str]:
+    """Why the random state ``one`` (:func:`trainer.checkpoint.capture_rng`'s) does not
+    restore, on one line; None when it does (it is then this process's: the caller puts its
+    own back)."""
+    if not isinstance(one, dict):
+        return f"{type(one).__name__}, not a state"
+    cuda = one.get("cuda")
+    if cuda is not None and not (isinstance(cuda, torch.Tensor) and cuda.dtype == torch.uint8):
+        return "its CUDA state is no byte tensor"
+    try:
+        restore({k: v for k, v in one.items() if k != "cuda"})
+    except (KeyError, IndexError, TypeError, ValueError, RuntimeError, AttributeError,
+            OverflowError) as exc:
+        text = " ".join(str(exc).split()) or type(exc).__name__
+        return f"{type(exc).__name__}: {text[:120]}"
+    return None
+
+
+def _kind(value: Any) -> str:
+    """``value``'s kind for a message (``a str``)."""
+    name = type(value).__name__
+    return f"an {name}" if name[:1] in "aeiou" else f"a {name}"
+
+
 def check_contents(state: dict, path: str) -> None:
     """The checks of a checkpoint's contents that need no model: NaN or infinite values in its
-    model weights, EMA weights or optimizer state. What ``trainer status`` asks of the
+    model weights, EMA weights or optimizer state; random states that do not restore. What ``trainer status`` asks of the
     checkpoints ``--resume auto`` would take (:mod:`trainer.status`); :func:`vetter` makes
     the same ones (the EMA's only where the run keeps one) and those needing the model."""
     check_finite(state.get("model"), "model weights", path)
@@ -228,6 +295,7 @@ def check_contents(state: dict, path: str) -> None:
     optimizer = state.get("optimizer")
     check_finite(optimizer.get("state") if isinstance(optimizer, dict) else None,
                  "optimizer state", path)
+    check_rng(state, path)
 
 
 def check_layout(own: dict, state: dict, path: str, signature: Optional[dict]) -> bool:
@@ -251,7 +319,8 @@ def check_layout(own: dict, state: dict, path: str, signature: Optional[dict]) -
 def vetter(model: torch.nn.Module, ema: Any, optimizer: torch.optim.Optimizer,
            signature: Optional[dict] = None) -> Callable[[dict, str], None]:
     """``vet(state, path)``: every check :func:`trainer.resume.restore` makes of a checkpoint's
-    contents (NaN anywhere, an EMA or optimizer state of another model), nothing loaded into
+    contents (NaN anywhere, an EMA or optimizer state of another model, random states that
+    do not restore), nothing loaded into
     the run; raises :class:`~trainer.errors.UnusableCheckpointError`. What ``--resume auto``
     asks of a candidate before choosing it (:mod:`trainer.resume_fallback`).
 
@@ -273,6 +342,7 @@ def vetter(model: torch.nn.Module, ema: Any, optimizer: torch.optim.Optimizer,
                 None, _family(optimizer_kind(optimizer))):
             return   # another train.optimizer: restore names the change (no file's fault)
         check_optimizer(optimizer, state.get("optimizer"), path)
+        check_rng(state, path)
     return vet
 
 

@@ -210,7 +210,47 @@ def bookkeeping_problem(state: dict) -> Optional[str]:
     if history is not None and (not isinstance(history, list)
                                 or not all(isinstance(row, dict) for row in history)):
         return f"history = {_shown(history)}"
-    return _meter_problem(state.get("epoch_meter"))
+    return _meter_problem(state.get("epoch_meter")) or _samples_problem(state) or \
+        _layout_problem(state)
+
+
+def _layout_problem(state: dict) -> Optional[str]:
+    """A checkpoint's ``config`` that is no dict of sections, or a ``signature`` that is no
+    dict: what the resume reads them as (the warning of changed keys, the model's shape),
+    they stopped it in a traceback (``AttributeError: 'list' object has no attribute
+    'get'``, ``TypeError: 'NoneType' object is not a mapping``: attackb51)."""
+    config = state["config"]
+    if not isinstance(config, dict):
+        return f"config = {_shown(config)}"
+    for section, values in config.items():
+        if not isinstance(values, dict):
+            named = section if isinstance(section, str) else _shown(section)
+            return f"config.{named} = {_shown(values)}"
+    if "signature" in state and not isinstance(state["signature"], dict):
+        return f"signature = {_shown(state['signature'])}"
+    return None
+
+
+def _samples_problem(state: dict) -> Optional[str]:
+    """Where a checkpoint saved in the middle of an epoch says it trained more of the epoch's
+    order than its training list holds (with the padding of its processes' shares), or fewer
+    samples than its steps: the resume skips that count of the order
+    (:func:`trainer.data.dataset.set_loader_epoch`), so it silently left the rest of the
+    epoch out (the sampler clamps it) or trained samples twice (attackb51)."""
+    meter, listed = state.get("epoch_meter"), state.get("train_samples")
+    seen = meter.get("samples") if isinstance(meter, dict) else None
+    steps = state.get("epoch_iteration") or 0
+    if not _count(seen) or not _count(steps) or not steps:
+        return None
+    rng = state.get("rng")
+    processes = len(rng) if isinstance(rng, list) and rng else 1
+    count = listed.get("count") if isinstance(listed, dict) else None
+    if _count(count) and seen > count + processes - 1:
+        return (f"epoch_meter.samples = {seen}, more than its training list's {count} "
+                f"samples")
+    if seen < steps:
+        return f"epoch_meter.samples = {seen}, fewer than its {steps} steps of the epoch"
+    return None
 
 
 def _shown(value: object) -> str:

@@ -1,0 +1,68 @@
+"""attackb51: a checkpoint whose bytes are whole (its sidecar vouches for them) but whose
+state is torn where no check looked: its optimizer's momentum not a tensor (a number, a
+string, a 0-dim tensor), its ``config`` no dict of sections, its ``signature`` no dict.
+
+Each stopped ``--resume PATH`` in a traceback: the config and signature before a step
+(``AttributeError: 'list' object has no attribute 'get'``, ``TypeError: 'NoneType' object is
+not a mapping``), the momentum at the first step, after the data pull and the lease
+(``AttributeError: 'str' object has no attribute 'mul_'``). Now each is one line naming the
+file and what it holds (exit 1, nothing trained or written), and ``--resume auto`` passes
+over it as a damaged file (those checks are the ones it vets with).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+import torch
+
+from _once import config_like
+from _one_epoch import one_epoch  # noqa: F401  (the shared one-epoch run)
+from trainer import checkpoint as ckpt
+from trainer.config import load_config
+from trainer.engine import fit
+from trainer.errors import CheckpointError
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def _momenta(value):
+    def tear(state: dict) -> None:
+        for slot in state["optimizer"]["state"].values():
+            slot["momentum_buffer"] = value
+    return tear
+
+
+BOOKKEEPING = ("which no checkpoint of this trainer holds (a damaged file, or another "
+               "program's): resume from another")
+REMEDY = "; resume an earlier checkpoint of the run with --resume PATH"
+
+
+@pytest.mark.parametrize("tear, said", [
+    (lambda s: s["config"].__setitem__("train", [1, 2]), "holds config.train = [1, 2], " + BOOKKEEPING),
+    (lambda s: s.__setitem__("config", "x"), "holds config = 'x', " + BOOKKEEPING),
+    (lambda s: s.__setitem__("signature", None), "holds signature = None, " + BOOKKEEPING),
+    (_momenta("x"), "the optimizer state does not match the model (61 entries of its state that "
+                    "should be tensors, e.g. group 0 parameter 0: momentum_buffer is a str)" + REMEDY),
+    (_momenta(torch.tensor(1.0)), "the optimizer state does not match the model (61 tensors of "
+                                  "another shape, e.g. group 0 parameter 0: momentum_buffer () "
+                                  "for (8,))" + REMEDY),
+], ids=["config-section", "config", "signature", "momentum-str", "momentum-0dim"])
+def test_a_torn_state_is_refused_in_one_line_before_a_step(one_epoch, tmp_path, tear,
+                                                           said):  # noqa: F811
+    logs = tmp_path / "logs"
+    shutil.copytree(one_epoch / "logs", logs)
+    path = str(logs / "epoch_001.pt")
+    state = torch.load(path, weights_only=True)
+    tear(state)
+    ckpt.save_checkpoint(state, path)     # (its sidecar vouches for the torn bytes)
+    config = config_like(one_epoch, logs, **{"train.epochs": 2})
+    before = {n: (logs / n).read_bytes() for n in os.listdir(logs) if (logs / n).is_file()}
+    with pytest.raises(CheckpointError) as refused:      # on main: a traceback
+        fit(load_config(config), resume=path)
+    text = str(refused.value)
+    assert text.startswith((f"{path} {said}", f"cannot resume from {path}: {said}")), text
+    assert "\n" not in text
+    assert {n: (logs / n).read_bytes() for n in os.listdir(logs) if (logs / n).is_file()} \
+        == before
