@@ -66,3 +66,21 @@ def test_a_torn_state_is_refused_in_one_line_before_a_step(one_epoch, tmp_path, 
     assert "\n" not in text
     assert {n: (logs / n).read_bytes() for n in os.listdir(logs) if (logs / n).is_file()} \
         == before
+
+
+@pytest.mark.parametrize("updates", [-(10 ** 7), float("inf")], ids=["negative", "infinite"])
+def test_an_ema_update_count_that_is_no_count_is_refused_in_one_line(updates):
+    """Negative, the first step's decay ``exp(-updates / tau)`` overflowed (OverflowError,
+    after the data pull); infinite, ``int()`` raised OverflowError, not refused either."""
+    from trainer.optim import ModelEMA
+    from trainer.resume_checks import load_ema
+    from trainer.errors import UnusableCheckpointError
+
+    ema = ModelEMA(torch.nn.Linear(2, 1))
+    state = {"model": ema.ema.state_dict(), "updates": updates}
+    with pytest.raises(UnusableCheckpointError) as refused:
+        load_ema(ema, state, "x.pt")
+    assert str(refused.value).startswith(
+        f"cannot resume from x.pt: the EMA's update count is {ascii(updates)}, not a count of "
+        "steps; resume an earlier checkpoint"), refused.value
+    assert ema.updates == 0

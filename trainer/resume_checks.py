@@ -82,6 +82,13 @@ def check_ema(ema: Any, state: Any, path: str) -> None:
     if not isinstance(given, dict) or "updates" not in state:
         raise _refuse(path, "the EMA does not match the model (it holds no model state, or no "
                             "update count)")
+    updates = state["updates"]
+    # (A count of steps: negative, it made the first step's decay exp(-updates / tau)
+    # overflow in a traceback, or weigh the model above 1; infinite, int() raised
+    # OverflowError, no refusal either: attackb51.)
+    if not isinstance(updates, int) or isinstance(updates, bool) or updates < 0:
+        raise _refuse(path, f"the EMA's update count is {ascii(updates)[:40]}, not a count of "
+                            f"steps")
     detail = describe_mismatch(ema.ema.state_dict(), given)
     if detail is not None:
         raise _refuse(path, f"the EMA does not match the model ({detail})")
