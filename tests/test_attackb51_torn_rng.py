@@ -94,7 +94,7 @@ def test_resume_path_of_a_torn_random_state_is_refused_in_one_line_before_a_step
     [{"python": random.getstate(), "numpy": {}, "torch": torch.get_rng_state()}],
 ], ids=["empty", "not-a-list", "python-cut", "numpy-missing"])
 def test_each_torn_random_state_is_refused_and_this_process_keeps_its_own(rng):
-    from trainer.resume_checks import check_rng
+    from trainer.resume_states import check_rng
 
     state = {"epoch": 1, "epoch_iteration": 1, "rng": rng}
     random.seed(5)

@@ -84,3 +84,24 @@ def test_an_ema_update_count_that_is_no_count_is_refused_in_one_line(updates):
         f"cannot resume from x.pt: the EMA's update count is {ascii(updates)}, not a count of "
         "steps; resume an earlier checkpoint"), refused.value
     assert ema.updates == 0
+
+
+@pytest.mark.parametrize("key, value", [("scale", float("nan")), ("scale", 0.0),
+                                        ("scale", -1.0), ("growth_factor", 0.5),
+                                        ("growth_interval", 0)])
+def test_a_gradient_scaler_that_would_skip_every_step_is_refused(key, value):
+    """``train.amp`` runs on CUDA only; the check needs no GPU. With a scale of NaN or 0
+    every step's gradients read as overflowed: torch's GradScaler skips the step and backs
+    the scale off (NaN or 0 again), so the resumed run never trained another step, without a
+    word (checked with ``torch.amp.GradScaler("cpu")``: the weights never change)."""
+    from trainer.errors import UnusableCheckpointError
+    from trainer.resume_states import check_scaler
+
+    saved = torch.amp.GradScaler("cpu", enabled=True).state_dict()
+    check_scaler({"scaler": saved}, "x.pt")            # a scaler's own state: let through
+    check_scaler({"scaler": {}}, "x.pt")               # (a disabled scaler's)
+    with pytest.raises(UnusableCheckpointError) as refused:
+        check_scaler({"scaler": {**saved, key: value}}, "x.pt")
+    assert str(refused.value).startswith(
+        f"cannot resume from x.pt: its gradient scaler's {key} is {ascii(value)}, not "), \
+        refused.value

@@ -14,7 +14,7 @@ import os
 from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 from trainer import checkpoint as ckpt
-from trainer import resume_checks as checks, sample_list
+from trainer import resume_checks as checks, resume_states, sample_list
 from trainer.errors import CheckpointError, fine_tune_advice
 from trainer.state import TrainState
 
@@ -37,7 +37,8 @@ def restore(run: Any, start: Start) -> Optional[dict]:
     # Well formed is not enough: NaN weights, or an EMA/optimizer of another model, are
     # refused here in one line (trainer.resume_checks), before a step is trained.
     checks.check_finite(state["model"], "model weights", path)
-    checks.check_rng(state, path)   # (used at the first iteration: a traceback there before)
+    resume_states.check_rng(state, path)   # (a traceback at the first iteration before)
+    resume_states.check_scaler(state, path)   # (NaN or 0: every step skipped, silently)
     try:
         run.bare_model.load_state_dict(state["model"])
     except RuntimeError as exc:

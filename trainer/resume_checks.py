@@ -234,56 +234,6 @@ def _optimizer_mismatch(optimizer: torch.optim.Optimizer, state: Any) -> Optiona
     return f"{len(wrong)} tensor{'s' if len(wrong) != 1 else ''} of another shape, e.g. {wrong[0]}"
 
 
-def check_rng(state: Any, path: str) -> None:
-    """Refuse a checkpoint saved in the middle of an epoch whose random states (one per
-    process, put back at the resumed iteration: :func:`trainer.engine._train`) do not
-    restore: torn, of another Python or torch, or not a state at all. Before, such a
-    checkpoint passed every check, the run claimed its lease, pulled its data and stopped at
-    its first iteration in a traceback (``RuntimeError: Expected a CPUGeneratorImplState of
-    size 5056 ...``, ``KeyError: 'python'``), and ``--resume auto`` chose it again at every
-    start (attackb51). Each state is tried on this process and the process's own put back
-    (a round trip that changes nothing); CUDA's is only looked at (setting it would start
-    CUDA here). At an epoch's start the states are not used (the epoch is seeded afresh):
-    not checked."""
-    from trainer import checkpoint as ckpt
-
-    if not isinstance(state, dict) or not state.get("epoch_iteration"):
-        return
-    rng = state.get("rng")
-    if rng is None:   # (trainer 0.1.0 saved none: the epoch's seed alone, as before)
-        return
-    if not isinstance(rng, list):
-        raise _refuse(path, f"its random states are not a list, one per process (rng = "
-                            f"{type(rng).__name__}): a damaged file, or another trainer's")
-    own = ckpt.capture_rng()
-    try:
-        for rank, one in enumerate(rng):
-            why = _rng_problem(one, ckpt.restore_rng)
-            if why is not None:
-                raise _refuse(path, f"the random state of its process {rank} does not restore "
-                                    f"(a damaged file, or another trainer's): {why}")
-    finally:
-        ckpt.restore_rng({k: v for k, v in own.items() if k != "cuda"})
-
-
-def _rng_problem(one: Any, restore: Callable[[dict], None]) -> Optional[str]:
-    """Why the random state ``one`` (:func:`trainer.checkpoint.capture_rng`'s) does not
-    restore, on one line; None when it does (it is then this process's: the caller puts its
-    own back)."""
-    if not isinstance(one, dict):
-        return f"{type(one).__name__}, not a state"
-    cuda = one.get("cuda")
-    if cuda is not None and not (isinstance(cuda, torch.Tensor) and cuda.dtype == torch.uint8):
-        return "its CUDA state is no byte tensor"
-    try:
-        restore({k: v for k, v in one.items() if k != "cuda"})
-    except (KeyError, IndexError, TypeError, ValueError, RuntimeError, AttributeError,
-            OverflowError) as exc:
-        text = " ".join(str(exc).split()) or type(exc).__name__
-        return f"{type(exc).__name__}: {text[:120]}"
-    return None
-
-
 def _kind(value: Any) -> str:
     """``value``'s kind for a message (``a str``)."""
     name = type(value).__name__
@@ -302,7 +252,10 @@ def check_contents(state: dict, path: str) -> None:
     optimizer = state.get("optimizer")
     check_finite(optimizer.get("state") if isinstance(optimizer, dict) else None,
                  "optimizer state", path)
+    from trainer.resume_states import check_rng, check_scaler
+
     check_rng(state, path)
+    check_scaler(state, path)
 
 
 def check_layout(own: dict, state: dict, path: str, signature: Optional[dict]) -> bool:
@@ -339,6 +292,8 @@ def vetter(model: torch.nn.Module, ema: Any, optimizer: torch.optim.Optimizer,
     another trainer's: unusable, passed over like a NaN one (before, it read as a config
     change and blocked ``--resume auto`` for good). Without ``signature``: as a config
     change."""
+    from trainer.resume_states import check_rng, check_scaler
+
     def vet(state: dict, path: str) -> None:
         if not check_layout(model.state_dict(), state, path, signature):
             return   # another config: restore names what changed
@@ -350,6 +305,7 @@ def vetter(model: torch.nn.Module, ema: Any, optimizer: torch.optim.Optimizer,
             return   # another train.optimizer: restore names the change (no file's fault)
         check_optimizer(optimizer, state.get("optimizer"), path)
         check_rng(state, path)
+        check_scaler(state, path)
     return vet
 
 
