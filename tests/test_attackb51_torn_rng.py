@@ -19,6 +19,7 @@ import logging
 import os
 import random
 import shutil
+import signal
 
 import pytest
 import torch
@@ -27,9 +28,10 @@ from _messages import renders, shown
 from _once import config_like
 from _one_epoch import one_epoch  # noqa: F401  (the shared one-epoch run)
 from trainer import checkpoint as ckpt
+from trainer.callbacks import Callback
 from trainer.config import load_config
 from trainer.engine import fit
-from trainer.errors import CheckpointError, UnusableCheckpointError
+from trainer.errors import CheckpointError, TrainingInterrupted, UnusableCheckpointError
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -51,21 +53,34 @@ def _torn_mid_epoch(one_epoch, logs) -> tuple[str, str]:  # noqa: F811
     return config_like(one_epoch, logs, **{"train.epochs": 2}), torn
 
 
-@pytest.mark.slow
+class _StopAtFirstStep(Callback):
+    """A SIGTERM at the resumed run's first step: it saves there and stops (one step trained,
+    not the epoch, its evaluation and plots: what the test asks is where it went on from)."""
+
+    def on_train_batch_end(self, run, pos, logs):
+        run.stop.request(signal.SIGTERM)
+
+
 def test_resume_auto_passes_over_a_torn_random_state_to_the_checkpoint_before_it(
         one_epoch, tmp_path, caplog):  # noqa: F811
     logs = tmp_path / "logs"
     config, torn = _torn_mid_epoch(one_epoch, logs)
     torn_md5 = ckpt.read_sidecar(torn).md5
-    with caplog.at_level(logging.WARNING, logger="trainer"):
-        result = fit(load_config(config), resume="auto")   # on main: RuntimeError, untrained
-    assert result.epochs_run == 1
-    assert os.path.basename(result.resumed_from) in ("epoch_001.pt", "last.pt", "best.pt")
+    with caplog.at_level(logging.INFO, logger="trainer"), \
+            pytest.raises(TrainingInterrupted) as stopped:      # on main: RuntimeError
+        fit(load_config(config), resume="auto", callbacks=[_StopAtFirstStep()])
     why = ("the random state of its process 0 does not restore (a damaged file, or another "
            "trainer's): RuntimeError: Expected a CPUGeneratorImplState of size ")
     assert f"{torn} is no state to train on ({why}" in caplog.text, caplog.text
-    assert ckpt.read_sidecar(str(logs / "epoch_002.pt")).epoch == 2
-    # Kept for a look (moved aside at the first save, as any checkpoint passed over).
+    resumed = [r.getMessage() for r in caplog.records if r.getMessage().startswith("resumed from ")]
+    assert len(resumed) == 1 and resumed[0].startswith(tuple(
+        f"resumed from {logs / name} at epoch 1, " for name in ("epoch_001.pt", "last.pt",
+                                                               "best.pt"))), resumed
+    # Its first step saved under the torn file's own name: that one kept for a look (moved
+    # aside at the run's first save, as any checkpoint passed over), not replaced.
+    assert str(stopped.value).startswith(f"stopped by SIGTERM at epoch 2, iteration 3: {TORN} ")
+    assert ckpt.read_sidecar(torn).epoch_iteration == 1
+    assert ckpt.read_sidecar(torn).md5 != torn_md5
     aside = [n for n in os.listdir(logs) if n.startswith(f"{TORN}.bad-")]
     assert len(aside) == 1, os.listdir(logs)
     assert hashlib.md5((logs / aside[0]).read_bytes()).hexdigest() == torn_md5
