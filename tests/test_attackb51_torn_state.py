@@ -105,3 +105,37 @@ def test_a_gradient_scaler_that_would_skip_every_step_is_refused(key, value):
     assert str(refused.value).startswith(
         f"cannot resume from x.pt: its gradient scaler's {key} is {ascii(value)}, not "), \
         refused.value
+
+
+def _adam_state() -> tuple[torch.optim.Optimizer, dict]:
+    """A fresh Adam over a small model, and the state of one that took a step."""
+    model = torch.nn.Linear(3, 2)
+    stepped = torch.optim.Adam(model.parameters(), lr=0.01)
+    model(torch.ones(1, 3)).sum().backward()
+    stepped.step()
+    return torch.optim.Adam(torch.nn.Linear(3, 2).parameters(), lr=0.01), stepped.state_dict()
+
+
+@pytest.mark.parametrize("name, value, said", [
+    ("step", torch.tensor(-5.0), "step -5.0, not a count of steps"),
+    ("step", torch.tensor([1.0, 2.0, 3.0]), "step a tensor of shape (3,), not a count of steps"),
+    ("exp_avg_sq", -1.0, "exp_avg_sq below 0, a mean of squares"),
+], ids=["step-negative", "step-vector", "squares-negative"])
+def test_an_adam_state_no_optimizer_writes_is_refused_before_it_is_loaded(name, value, said):
+    """On main each loaded, and the first step stopped in a traceback (``result type
+    ComplexFloat can't be cast to the desired output type Float``, ``a Tensor with 3 elements
+    cannot be converted to Scalar``) or its loss was NaN ("resume from the last checkpoint
+    with a lower train.lr": the same one, again)."""
+    from trainer.errors import UnusableCheckpointError
+    from trainer.resume_checks import load_optimizer
+
+    optimizer, state = _adam_state()
+    slot = state["state"][0]
+    slot[name] = value if isinstance(value, torch.Tensor) else slot[name] * 0 + value
+    with pytest.raises(UnusableCheckpointError) as refused:
+        load_optimizer(optimizer, state, "x.pt")
+    assert str(refused.value).startswith(
+        f"cannot resume from x.pt: its optimizer state holds values no optimizer writes "
+        f"(parameter 0: {said}): a damaged file, or another program's; resume an earlier "), \
+        refused.value
+    assert optimizer.state_dict()["state"] == {}     # nothing loaded

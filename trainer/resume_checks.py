@@ -114,6 +114,41 @@ def check_optimizer(optimizer: torch.optim.Optimizer, state: Any, path: str) -> 
     wrong = _optimizer_mismatch(optimizer, state)
     if wrong is not None:
         raise _refuse(path, f"the optimizer state does not match the model ({wrong})")
+    odd = _optimizer_values(state)
+    if odd is not None:
+        raise _refuse(path, f"its optimizer state holds values no optimizer writes ({odd}): a "
+                            f"damaged file, or another program's")
+
+
+#: Per-parameter entries that are running means of squares (Adam's, AMSGrad's maximum):
+#: never below 0. A negative one made the first step's square root NaN, the run stopped
+#: with "the loss became nan ... resume from the last checkpoint", the same one (attackb51).
+_SQUARES = ("exp_avg_sq", "max_exp_avg_sq")
+
+
+def _optimizer_values(state: Any) -> Optional[str]:
+    """The first per-parameter entry of the optimizer state ``state`` (its shapes checked)
+    whose values no optimizer writes: a ``step`` that is no count (below 0, or a tensor of
+    several values: the first step stopped in a traceback, ``result type ComplexFloat can't
+    be cast ...``, ``a Tensor with 3 elements cannot be converted to Scalar``), a mean of
+    squares below 0; None when there is none."""
+    slots = state.get("state") if isinstance(state, dict) else None
+    for pid, held in (slots or {}).items():
+        if not isinstance(held, dict):
+            continue
+        step = held.get("step")
+        if step is not None:
+            value = step if not isinstance(step, torch.Tensor) else \
+                (float(step) if step.numel() == 1 and step.dim() == 0 else None)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
+                shown = f"a tensor of shape {tuple(step.shape)}" if value is None and \
+                    isinstance(step, torch.Tensor) else ascii(value)[:40]
+                return f"parameter {pid}: step {shown}, not a count of steps"
+        for name in _SQUARES:
+            t = held.get(name)
+            if isinstance(t, torch.Tensor) and t.is_floating_point() and bool((t < 0).any()):
+                return f"parameter {pid}: {name} below 0, a mean of squares"
+    return None
 
 
 def load_optimizer(optimizer: torch.optim.Optimizer, state: Any, path: str,
@@ -216,8 +251,8 @@ def _optimizer_mismatch(optimizer: torch.optim.Optimizer, state: Any) -> Optiona
             continue
         g, i, p = index[pid]
         for name, t in held.items():
-            if name == "step" or t is None:   # (a count, 0-dim; None: SGD without momentum)
-                continue
+            if name == "step" or t is None:   # (a count, :func:`_optimizer_values`; None: SGD
+                continue                       # without momentum)
             # Any other entry (a momentum, Adam's moments) is added to the gradient in place:
             # a number, or a 0-dim tensor, passed and failed at the first step, in a
             # traceback (attackb51).
