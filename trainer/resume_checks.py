@@ -86,7 +86,8 @@ def check_ema(ema: Any, state: Any, path: str) -> None:
     # (A count of steps: negative, it made the first step's decay exp(-updates / tau)
     # overflow in a traceback, or weigh the model above 1; infinite, int() raised
     # OverflowError, no refusal either: attackb51.)
-    if not isinstance(updates, int) or isinstance(updates, bool) or updates < 0:
+    whole = isinstance(updates, int) or (isinstance(updates, float) and updates.is_integer())
+    if not whole or isinstance(updates, bool) or updates < 0:
         raise _refuse(path, f"the EMA's update count is {ascii(updates)[:40]}, not a count of "
                             f"steps")
     detail = describe_mismatch(ema.ema.state_dict(), given)
