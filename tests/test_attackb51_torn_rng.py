@@ -158,3 +158,22 @@ def test_a_count_of_samples_the_epoch_cannot_have_is_refused_not_trained_on(
         f"{path} holds {why}, which no checkpoint of this trainer holds (a damaged file, or "
         "another program's): resume from another")
     assert sorted(os.listdir(logs)) == before
+
+
+def test_the_count_rule_lets_through_what_a_resume_can_write():
+    """What the trainer writes passes: a count padded to the processes' shares (18 samples
+    on 2 processes: 19 may be counted), and fewer samples than steps where a resume with
+    ``data.allow_change`` went on over a list shorter than the steps done (the skip is
+    clamped to the list)."""
+    from trainer.state import _samples_problem
+
+    def state(steps, seen, count, processes):
+        return {"epoch_iteration": steps, "epoch_meter": {"samples": seen},
+                "train_samples": {"count": count}, "rng": [{}] * processes}
+
+    assert _samples_problem(state(2, 19, 18, 2)) is None
+    assert _samples_problem(state(5, 4, 4, 1)) is None
+    assert _samples_problem(state(2, 19, 18, 1)) == (
+        "epoch_meter.samples = 19, more than its training list's 18 samples")
+    assert _samples_problem(state(5, 0, 18, 1)) == (
+        "epoch_meter.samples = 0, fewer than its 5 steps of the epoch")
