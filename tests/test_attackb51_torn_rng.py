@@ -18,14 +18,13 @@ import hashlib
 import logging
 import os
 import random
-import shutil
 import signal
 
 import pytest
 import torch
 
 from _messages import renders, shown
-from _once import config_like
+from _torn_checkpoint import one_step_into_epoch_2, torn as torn_copy
 from _one_epoch import one_epoch  # noqa: F401  (the shared one-epoch run)
 from trainer import checkpoint as ckpt
 from trainer.callbacks import Callback
@@ -39,18 +38,11 @@ TORN = "autosave_00000003.pt"
 
 
 def _torn_mid_epoch(one_epoch, logs) -> tuple[str, str]:  # noqa: F811
-    """``logs``: a copy of the one-epoch run, and beside its epoch_001.pt a checkpoint one
-    step into epoch 2 (its sidecar vouching for it, as a save writes it) whose torch random
-    state is cut short. ``(config path with train.epochs 2, the torn checkpoint's path)``."""
-    shutil.copytree(one_epoch / "logs", logs)
-    state = torch.load(logs / "epoch_001.pt", weights_only=True)
-    assert (state["epoch"], state["epoch_iteration"]) == (1, 0)
-    state.update(iteration=state["iteration"] + 1, epoch_iteration=1,
-                 epoch_meter={"loss": 0.5, "box": 0.1, "obj": 0.3, "cls": 0.1, "steps": 1,
-                              "samples": 8}, epoch_time_s=0.1)
-    state["rng"][0]["torch"] = state["rng"][0]["torch"][:100]
-    torn = ckpt.save_checkpoint(state, str(logs / TORN))
-    return config_like(one_epoch, logs, **{"train.epochs": 2}), torn
+    """A checkpoint one step into epoch 2 whose torch random state is cut short."""
+    def tear(state: dict) -> None:
+        one_step_into_epoch_2(state)
+        state["rng"][0]["torch"] = state["rng"][0]["torch"][:100]
+    return torn_copy(one_epoch, logs, tear, TORN)
 
 
 class _StopAtFirstStep(Callback):
@@ -130,14 +122,9 @@ def _first_draws(seed: int) -> tuple[float, float]:
 # --------------------------------------------------------------------------- the sampler's count
 
 def _mid_epoch_counting(one_epoch, logs, samples: int) -> tuple[str, str]:  # noqa: F811
-    """As :func:`_torn_mid_epoch`, its random states whole, its count of the epoch's samples
-    trained ``samples`` (one step of 8 samples: 8)."""
-    config, torn = _torn_mid_epoch(one_epoch, logs)
-    state = torch.load(logs / "epoch_001.pt", weights_only=True)
-    state.update(iteration=state["iteration"] + 1, epoch_iteration=1, epoch_time_s=0.1,
-                 epoch_meter={"loss": 0.5, "box": 0.1, "obj": 0.3, "cls": 0.1, "steps": 1,
-                              "samples": samples})
-    return config, ckpt.save_checkpoint(state, torn)
+    """A checkpoint one step into epoch 2, its random states whole, its count of the
+    epoch's samples trained ``samples`` (one step of 8 samples: 8)."""
+    return torn_copy(one_epoch, logs, lambda state: one_step_into_epoch_2(state, samples), TORN)
 
 
 @pytest.mark.parametrize("samples, why", [

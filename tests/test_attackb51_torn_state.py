@@ -12,14 +12,12 @@ over it as a damaged file (those checks are the ones it vets with).
 from __future__ import annotations
 
 import os
-import shutil
 
 import pytest
 import torch
 
-from _once import config_like
+from _torn_checkpoint import torn
 from _one_epoch import one_epoch  # noqa: F401  (the shared one-epoch run)
-from trainer import checkpoint as ckpt
 from trainer.config import load_config
 from trainer.engine import fit
 from trainer.errors import CheckpointError
@@ -52,12 +50,7 @@ REMEDY = "; resume an earlier checkpoint of the run with --resume PATH"
 def test_a_torn_state_is_refused_in_one_line_before_a_step(one_epoch, tmp_path, tear,
                                                            said):  # noqa: F811
     logs = tmp_path / "logs"
-    shutil.copytree(one_epoch / "logs", logs)
-    path = str(logs / "epoch_001.pt")
-    state = torch.load(path, weights_only=True)
-    tear(state)
-    ckpt.save_checkpoint(state, path)     # (its sidecar vouches for the torn bytes)
-    config = config_like(one_epoch, logs, **{"train.epochs": 2})
+    config, path = torn(one_epoch, logs, tear)   # (its sidecar vouches for the torn bytes)
     before = {n: (logs / n).read_bytes() for n in os.listdir(logs) if (logs / n).is_file()}
     with pytest.raises(CheckpointError) as refused:      # on main: a traceback
         fit(load_config(config), resume=path)
