@@ -38,11 +38,13 @@ REMEDY = "; resume an earlier checkpoint of the run with --resume PATH"
 
 
 @pytest.mark.parametrize("tear, said", [
-    (lambda s: s["config"].__setitem__("train", [1, 2]), "holds config.train = [1, 2], " + BOOKKEEPING),
+    (lambda s: s["config"].__setitem__("train", [1, 2]),
+     "holds config.train = [1, 2], " + BOOKKEEPING),
     (lambda s: s.__setitem__("config", "x"), "holds config = 'x', " + BOOKKEEPING),
     (lambda s: s.__setitem__("signature", None), "holds signature = None, " + BOOKKEEPING),
-    (_momenta("x"), "the optimizer state does not match the model (61 entries of its state that "
-                    "should be tensors, e.g. group 0 parameter 0: momentum_buffer is a str)" + REMEDY),
+    (_momenta("x"), "the optimizer state does not match the model (61 entries of its state "
+                    "that should be tensors, e.g. group 0 parameter 0: momentum_buffer is a "
+                    "str)" + REMEDY),
     (_momenta(torch.tensor(1.0)), "the optimizer state does not match the model (61 tensors of "
                                   "another shape, e.g. group 0 parameter 0: momentum_buffer () "
                                   "for (8,))" + REMEDY),

@@ -8,8 +8,9 @@ with "the loss became nan ... resume from the last checkpoint" (the same one, ag
 again); an infinite EMA trained silently (its evaluations and ``best.pt`` garbage); an EMA or
 optimizer of another shape ended in torch's traceback, the last at the first optimizer step;
 random states that do not restore (a checkpoint saved in the middle of an epoch) at its first
-iteration. Each is now one line naming the file and what is wrong, before a step is trained; no file is
-deleted (the run folder and Drive are left as they are).
+iteration (those checks: :mod:`trainer.resume_states`). Each is now one line naming the file
+and what is wrong, before a step is trained; no file is deleted (the run folder and Drive are
+left as they are).
 """
 from __future__ import annotations
 
@@ -278,7 +279,8 @@ def _kind(value: Any) -> str:
 
 def check_contents(state: dict, path: str) -> None:
     """The checks of a checkpoint's contents that need no model: NaN or infinite values in its
-    model weights, EMA weights or optimizer state; random states that do not restore. What ``trainer status`` asks of the
+    model weights, EMA weights or optimizer state; random states that do not restore, a
+    gradient scaler that would skip every step. What ``trainer status`` asks of the
     checkpoints ``--resume auto`` would take (:mod:`trainer.status`); :func:`vetter` makes
     the same ones (the EMA's only where the run keeps one) and those needing the model."""
     check_finite(state.get("model"), "model weights", path)
