@@ -134,3 +134,21 @@ def test_an_adam_state_no_optimizer_writes_is_refused_before_it_is_loaded(name, 
         f"(parameter 0: {said}): a damaged file, or another program's; resume an earlier "), \
         refused.value
     assert optimizer.state_dict()["state"] == {}     # nothing loaded
+
+
+@pytest.mark.parametrize("best", [float("nan"), float("inf"), 5.0], ids=["nan", "inf", "5"])
+def test_a_best_map_no_evaluation_gives_is_refused_as_it_is_loaded(tmp_path, best):
+    """The run's best mAP@0.5 read back as NaN, an infinity or above 1: no later epoch's mAP
+    was above it (``map50 > best`` never true), so ``best.pt`` was never written again for
+    the rest of the run, without a word."""
+    from trainer import checkpoint as ckpt
+
+    state = {"format_version": ckpt.FORMAT_VERSION, "model": {}, "optimizer": {}, "epoch": 3,
+             "iteration": 30, "epoch_iteration": 0, "config": {}, "run": "r1",
+             "best_map50": best, "best_epoch": 2}
+    path = ckpt.save_checkpoint(state, str(tmp_path / "epoch_003.pt"))
+    with pytest.raises(CheckpointError) as refused:            # on main: loaded
+        ckpt.load_checkpoint(path)
+    assert str(refused.value) == (
+        f"{path} holds best_map50 = {ascii(best)}, which no checkpoint of this trainer holds (a "
+        "damaged file, or another program's): resume from another")

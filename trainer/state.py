@@ -163,6 +163,14 @@ def _number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def _fraction(value: object) -> bool:
+    """An mAP (``best_map50``): a finite number from 0 to 1. NaN, an infinity or 5.0 read back
+    as the run's best, and no later epoch's mAP was ever above it: ``best.pt`` was never
+    written again, without a word (attackb51). (A mean of APs of at most 1: a hair over 1
+    from rounding is let through.)"""
+    return _number(value) and -1e-9 <= value <= 1 + 1e-6   # type: ignore[operator]
+
+
 #: More seconds than any epoch's training takes (ten years): a checkpoint's ``epoch_time_s``
 #: beyond it (or infinite) is no trainer's, and made an ETA of a 300-digit number of hours,
 #: or stopped the epoch's line in a traceback (inf: attackint46).
@@ -200,7 +208,7 @@ def bookkeeping_problem(state: dict) -> Optional[str]:
     for key in ("epoch", "iteration", "global_step", "epoch_iteration"):
         if state.get(key) is not None and not _count(state[key]):
             return f"{key} = {_shown(state[key])}"
-    for key, fits in (("best_map50", _number), ("best_epoch", _count),
+    for key, fits in (("best_map50", _fraction), ("best_epoch", _count),
                       ("epoch_time_s", _seconds),
                       ("run", lambda v: isinstance(v, str)),
                       ("resumed_from", lambda v: isinstance(v, str))):
