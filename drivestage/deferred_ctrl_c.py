@@ -18,6 +18,13 @@ import threading
 from contextlib import contextmanager
 from typing import Any, Iterator
 
+#: The signal module's C functions themselves: its Python wrappers turn each answer into an
+#: enum (a raised and caught ValueError for every handler that is a function), and a pull
+#: entered :func:`deferred` some twenty times, three such calls each: 10 % of a small pull's
+#: CPU, and every call of them a place a Ctrl-C could land. SIG_DFL and SIG_IGN come back as
+#: plain ints (only compared here with handlers that are functions).
+_C: Any = getattr(signal, "_signal", signal)   # (the C module the signal module imports)
+_getsignal, _setsignal = _C.getsignal, _C.signal
 #: What each :func:`deferred` block under way holds back, innermost last (where SIGINT is
 #: ignored, a background job's, only :func:`interrupt` adds to it).
 _holding: list[list[int]] = []
@@ -60,21 +67,21 @@ def counting() -> Iterator[None]:
     (a host's handler, or SIGINT ignored, is left alone). The handler from before is put
     back at its end, unless another was set meanwhile."""
     if threading.current_thread() is not threading.main_thread() or \
-            signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+            _getsignal(signal.SIGINT) is not signal.default_int_handler:
         yield
         return
-    signal.signal(signal.SIGINT, _counted)
+    _setsignal(signal.SIGINT, _counted)
     try:
         yield
     finally:
-        if signal.getsignal(signal.SIGINT) is _counted:
-            signal.signal(signal.SIGINT, signal.default_int_handler)
+        if _getsignal(signal.SIGINT) is _counted:
+            _setsignal(signal.SIGINT, signal.default_int_handler)
 
 
 def interrupt() -> None:
     """KeyboardInterrupt now, or at the end of the :func:`deferred` block under way (a
     signal handler's: :mod:`drivestage.stop_signals`)."""
-    handler = signal.getsignal(signal.SIGINT)
+    handler = _getsignal(signal.SIGINT)
     if callable(handler) and handler is not signal.default_int_handler and \
             handler is not _counted:   # (inline, as below: no call a Ctrl-C could cut)
         handler(signal.SIGINT, None)   # (deferred's: noted, raised at its end)
@@ -91,7 +98,7 @@ def deferred() -> Iterator[None]:
     handler (or :func:`counting`'s) is replaced: elsewhere, inside another :func:`deferred`,
     or under a handler the caller installed (``push --every``'s, the trainer's), the block
     runs as it is."""
-    handler = signal.getsignal(signal.SIGINT)
+    handler = _getsignal(signal.SIGINT)
     # (Python's own handler, or _counted, which raises as it does: replaced for the block.
     # Inline: a function called here is a place a Ctrl-C lands before anything is held.)
     if threading.current_thread() is not threading.main_thread() or callable(handler) and \
@@ -104,13 +111,13 @@ def deferred() -> Iterator[None]:
         # would have every later deferred() of the process hold nothing.)
         _holding.append(got)   # (SIGINT ignored: only interrupt() adds to it, and looks here)
         if callable(handler):
-            signal.signal(signal.SIGINT, lambda signum, frame: _noted(got, signum, frame))
+            _setsignal(signal.SIGINT, lambda signum, frame: _noted(got, signum, frame))
         yield
     finally:
         if _holding and _holding[-1] is got:   # (first: the handler below still notes)
             _holding.pop()
         if callable(handler):
-            signal.signal(signal.SIGINT, handler)
+            _setsignal(signal.SIGINT, handler)
         if got:
             raise KeyboardInterrupt
 
