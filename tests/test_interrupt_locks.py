@@ -76,33 +76,36 @@ class _InterruptAt:
         # then missed). The one it lands on is added.
         self.sites = sites
         assert sites is None or not opcodes
-        # One bound method, made once: the tracer runs at every bytecode of every traced
-        # frame, and a sweep runs its work again for each point (quadratic), so each new
-        # bound method and lookup per bytecode was a good part of the sweeps' time.
-        self._local = self._opcode
 
     def __call__(self, frame, event, arg):
         if event == "call" and frame.f_code.co_filename.startswith(self.only_under):
             self._count()
             if self.opcodes:
+                local = self._opcodes_of(frame.f_code)
                 # f_trace first: CPython 3.12+ (Colab's 3.13) turns opcode events on only for
                 # a frame that already has its local tracer, and without this it silently
                 # sent none, so every opcode sweep there met function starts alone.
-                frame.f_trace = self._local
+                frame.f_trace = local
                 frame.f_trace_opcodes = True
                 frame.f_trace_lines = False   # (only opcodes count: no call per line too)
-                return self._local
+                return local
         return None
 
-    def _opcode(self, frame, event, arg):
-        if event == "opcode":
-            code = frame.f_code
-            points = _AFTER_CALLS.get(code)
-            if points is None:
-                points = _after_calls(code)
-            if frame.f_lasti in points:
-                self._count()
-        return self._local
+    def _opcodes_of(self, code):
+        """The local tracer of a frame of ``code``: counts its :func:`_after_calls` points.
+        Made per call with the points at hand: the tracer runs at every bytecode, and one
+        bound method looking the frame's code up in :data:`_AFTER_CALLS` at each took this
+        file's sweeps 12.4-13.1 s instead of 3.6-4.1 (the same points, in the same order)."""
+        points = _AFTER_CALLS.get(code)
+        if points is None:
+            points = _after_calls(code)
+        count = self._count
+
+        def local(frame, event, arg):
+            if event == "opcode" and frame.f_lasti in points:
+                count()
+            return local
+        return local
 
     def _count(self) -> None:
         self.calls += 1
