@@ -82,7 +82,12 @@ class _InterruptAt:
         # At the first event, the closure below takes over as the thread's trace function:
         # an instance's __call__ (and a method call per counted call) at every call the
         # thread made doubled a traced pull's CPU (17-18 ms a small pull -x instead of 9-12).
-        trace = self._trace()
+        # Held by the instance too, not by the thread state alone: CPython 3.11's call_trace()
+        # holds the trace function borrowed while it makes the called frame's object, and a
+        # collection run there (threading's _dangling WeakSet losing a BackgroundThread's
+        # cycle) ran a weakref callback this tracer landed in, whose sys.settrace(None)
+        # freed the function call_trace() then called: a segfault (segv51's note).
+        self._tracing = trace = self._trace()
         sys.settrace(trace)
         return trace(frame, event, arg)
 
@@ -176,7 +181,10 @@ def _interrupted_at(k: int, work, opcodes: bool = False,
         return True, tracer.calls
     finally:
         sys.settrace(None)
-    return False, tracer.calls
+    # Landed, yet nothing raised: Python itself lost the Ctrl-C (it landed in a weakref
+    # callback or a collector's callback: "Exception ignored in"). Not the work's end: that
+    # ended the sweep there, at point 3 or 9 of start_thread's in 8 sweeps of 20.
+    return bool(tracer.where), tracer.calls
 
 
 def _ends_within(fn, seconds: float) -> bool:
