@@ -8,10 +8,9 @@ on A, ``--resume auto`` compares the save times (:func:`trainer.resume_drive._we
 A's is later, so B's eight epochs read as a run sent back, and A goes on from its own
 ``epoch_002``, without a word; its saves then rank above B's on Drive.
 
-A design question (Drive's clock is clock51's area), so a strict xfail: see
-/work/helpers/notes/attackb51.md for options (a local ``saved`` later than Drive's current
-``Date`` read as no time, progress deciding; a warning where Drive holds the run further on
-than a state Drive never had; or documented as it is).
+attackb51's strict xfail; the lead's call, its option (a) with a line: a local ``saved``
+later than Drive's current ``Date`` (past the skew allowed) is read as no time, progress
+deciding (trainer/resume_drive._not_ahead_of_drive).
 """
 from __future__ import annotations
 
@@ -36,10 +35,8 @@ def _put(emulator, path: str) -> None:
         emulator.add_file(f"{FOLDER}/{os.path.basename(p)}", p)
 
 
-@pytest.mark.xfail(strict=True, reason="design: a local save dated ahead by this machine's "
-                   "clock outranks the run's further progress on Drive (attackb51's note)")
 def test_a_local_state_dated_ahead_does_not_send_the_run_back_behind_drive(
-        emulator, drive_env, local_state, tmp_path):
+        emulator, drive_env, local_state, tmp_path, caplog):
     from trainer.drive import DriveFolder
     from trainer.resume import _decide
 
@@ -52,3 +49,7 @@ def test_a_local_state_dated_ahead_does_not_send_the_run_back_behind_drive(
     cfg = types.SimpleNamespace(train=types.SimpleNamespace(out_dir=str(logs)))
     start = _decide(cfg, "auto", DriveFolder(f"drive:{FOLDER}", str(logs)))
     assert os.path.basename(start.path) == "epoch_010.pt", start.path
+    said = [r.getMessage() for r in caplog.records if "ahead of Drive's clock" in r.getMessage()]
+    assert said == ["the local checkpoint's save time is 24.0 h ahead of Drive's clock (this "
+                    "machine's clock ran ahead when it saved?): it is not compared with the "
+                    "saves on Drive; the run's progress decides which goes on"], said

@@ -12,9 +12,10 @@ from typing import Callable, Optional, Sequence
 from drivestage.errors import ChecksumMismatchError, DriveStageError, NotFoundError, \
     RemoteChangedError
 from drivestage import sidecar as sidecars
+from drivestage.drive import server_clock
 from drivestage.sidecar import Sidecar
 from trainer import checkpoint as ckpt
-from trainer.drive import DriveFolder, RemoteCheckpoint, newest_of_current_run
+from trainer.drive import DriveFolder, RemoteCheckpoint, age_text, newest_of_current_run
 from trainer.errors import CheckpointError
 from trainer.fetched import _aside, _beside, _check_matches_sidecar, _drop_fetched, \
     _drop_looked, _load_looked
@@ -36,6 +37,9 @@ def _as_on_drive(mine: Optional[Sidecar], ours: Sequence[RemoteCheckpoint]) -> O
     as left behind by the run's diverged newest on Drive, and was fetched over it."""
     if mine is None or mine.md5 is None or mine.saved is None:
         return mine
+    mine = _not_ahead_of_drive(mine)
+    if mine.saved is None:
+        return mine
     there = [c.sidecar.saved for c in ours if (c.described.md5 or "").lower() == mine.md5
              and c.sidecar.saved is not None and _raw_saved(c) == mine.saved]
     if there and min(there) < mine.saved:
@@ -43,6 +47,25 @@ def _as_on_drive(mine: Optional[Sidecar], ours: Sequence[RemoteCheckpoint]) -> O
 
         return dataclasses.replace(mine, saved=min(there))
     return mine
+
+
+def _not_ahead_of_drive(mine: Sidecar) -> Sidecar:
+    """``mine`` without its save time where that is ahead of Drive's clock as just heard (past
+    the skew allowed): this machine's clock ran ahead when it saved, and a state Drive never
+    had, dated so, outranked the saves another machine made on Drive since, however much
+    further on: the run went back to it, not a word said (attackb51). So dated, its progress
+    decides, said in one line."""
+    drive_now = server_clock.drive_clock()
+    if mine.saved is None or drive_now is None or \
+            mine.saved <= drive_now + server_clock.TOLERANCE:
+        return mine
+    import dataclasses
+
+    logger.warning("the local checkpoint's save time is %s ahead of Drive's clock (this "
+                   "machine's clock ran ahead when it saved?): it is not compared with the "
+                   "saves on Drive; the run's progress decides which goes on",
+                   age_text(mine.saved - drive_now))
+    return dataclasses.replace(mine, saved=None)
 
 
 def _raw_saved(remote: RemoteCheckpoint) -> Optional[float]:
