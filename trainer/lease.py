@@ -82,7 +82,6 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
-import time
 from typing import Callable, Optional
 
 from drivestage import run_claims
@@ -100,8 +99,9 @@ __all__ = ["HELD", "MAX_CLAIMS", "PREFIX", "SUFFIX", "Claim", "RunLease", "held_
            "is_claim", "release_all", "span_text"]
 
 logger = logging.getLogger(__name__)
-#: How long a release waits for a renewal or a check under way before it leaves the claim's
-#: removal to that one (:meth:`RunLease.release`): a stop's grace is spent by then.
+#: How long a release waits for a renewal or a check under way, and the claim's removal,
+#: before it leaves that removal to a thread of its own (:meth:`RunLease.release`): a stop's
+#: grace is spent by then.
 RELEASE_WAIT_S = 5.0
 
 class RunLease:
@@ -429,23 +429,11 @@ class RunLease:
         self.released, self._sure_until = True, 0.0
         self._done.set()
         # Bounded: a renewal or a push's check may be waiting on Drive (a request held past
-        # the run's grace: the stop's return waited 40 s for two of them, relaunch50). The
-        # one that holds the lock removes the claim once its write landed (:meth:`check`).
-        # (Not shorter with a short period: a renewal slowed by a loaded machine would be
-        # left to remove the claim itself. A process that exits then waits for it, bounded:
-        # trainer.lease_end, relaunch51.)
-        until = time.monotonic() + RELEASE_WAIT_S   # (both waits together: one bound)
-        if self._thread is not None:
-            self._thread.join(timeout=RELEASE_WAIT_S)
-        if not self._lock.acquire(timeout=max(0.0, until - time.monotonic())):
-            logger.debug("%s: the lease's release left to the check under way",
-                         self.drive.spec)
-            lease_end.left(self)   # (a process that exits now waits for it: relaunch51)
-            return
-        try:
-            self._remove()
-        finally:
-            self._lock.release()
+        # the run's grace: the stop's return waited 40 s for two of them, relaunch50), or
+        # the removal itself (lease51b). (Not shorter with a short period: a renewal slowed
+        # by a loaded machine would be left to remove the claim itself. A process that exits
+        # then waits for it, bounded: relaunch51.) :func:`trainer.lease_end.release`.
+        lease_end.release(self, RELEASE_WAIT_S)
 
     # -- the claims
     def _claims(self, folder: RemoteEntry, props: bool = True) -> list[Claim]:

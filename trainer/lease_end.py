@@ -1,5 +1,6 @@
-"""A released lease whose claim's removal was left to a renewal Drive holds: waited for at
-this process's exit (bounded), so the claim does not outlive the trainer.
+"""A lease's release, bounded (:func:`release`), and a released lease whose claim's removal
+was left to a renewal Drive holds, or to a removal Drive holds: waited for at this process's
+exit (bounded), so the claim does not outlive the trainer.
 
 :meth:`trainer.lease.RunLease.release` waits at most ``RELEASE_WAIT_S`` (5 s) for a renewal
 or a push's check under way; past that, the check removes the claim itself once its write
@@ -13,7 +14,13 @@ the claim, at most :data:`EXIT_WAIT_S` (nor past the claim's own stale period: b
 is no one's anyway), saying one line where it waits past :data:`SAY_AFTER_S` and one where
 it gives up (what another machine will see). A process killed by SIGKILL (the OOM killer)
 runs none of this: its claim reads stale in ``stale_s``, and a trainer on this machine
-takes it at once, its process ended (:func:`drivestage.run_claims.gone`)."""
+takes it at once, its process ended (:func:`drivestage.run_claims.gone`).
+
+The removal itself (a ``files.delete``, or the "released" write where Drive refuses it) ran
+in the release, unbounded: Drive holding that request, ``fit`` waited for it, the HTTP
+timeout times each retry (8 of 120 s by default, with their backoff: about 17 min; lease51b).
+It now runs in a thread of its own, within the release's one bound; past it, one line says
+so and the exit waits for it as for a renewal."""
 from __future__ import annotations
 
 import atexit
@@ -23,7 +30,7 @@ import os
 import threading
 import time
 import weakref
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Optional
 
 from drivestage.interrupts import BackgroundThread
 from trainer.lease_claims import span_text
@@ -40,53 +47,100 @@ EXIT_WAIT_S = 30.0
 #: Waiting longer than this, the exit says so (one line): it is not hung.
 SAY_AFTER_S = 1.0
 
-#: The released leases whose claim's removal was left to a check under way, each with the
-#: pid that released it (a forked child inherits this list, not the leases' threads).
-_LEFT: "list[tuple[weakref.ref[RunLease], int]]" = []
+#: What a release left its claim's removal to, as the exit's lines name it: a check under
+#: way (a renewal), or the removal's own request.
+RENEWAL, REMOVAL = "renewal", "removal"
+#: Each one's words: what Drive did not answer, in the exit's first line and in its last.
+_ASKED = {RENEWAL: ("this run's last lease renewal, to remove its claim", "its last renewal"),
+          REMOVAL: ("the removal of this run's lease claim", "its removal")}
+
+#: The released leases whose claim's removal was left to a check under way (or to itself),
+#: each with the pid that released it (a forked child inherits this list, not the leases'
+#: threads) and what it was left to.
+_LEFT: "list[tuple[weakref.ref[RunLease], int, str]]" = []
 _LOCK = threading.Lock()
 _registered = False
 
 
-def left(lease: "RunLease") -> None:
-    """Note ``lease`` (released) as one whose claim a check under way removes: this
-    process's exit waits for that (:func:`at_exit`)."""
+def release(lease: "RunLease", bound: float) -> None:
+    """:meth:`trainer.lease.RunLease.release` (``released`` set, the renewals stopped): wait
+    for the renewal thread, a check under way and then the claim's removal, ``bound`` seconds
+    in all. Past it, the removal goes on in a thread of its own: the check under way does it
+    once its write lands (:meth:`~trainer.lease.RunLease.check`), or the removal Drive holds
+    ends (said in one line); this process's exit waits for either (:func:`left`)."""
+    until = time.monotonic() + bound   # (every wait together: one bound)
+    if lease._thread is not None:
+        lease._thread.join(timeout=bound)
+    took, failed = threading.Event(), []   # (the lock taken: the removal's own request)
+    removal = BackgroundThread(functools.partial(_removed, lease, took, failed),
+                               "trainer-lease-release").start()
+    if removal.join(max(0.0, until - time.monotonic())):
+        if failed:   # (not Drive's refusal, which is said and left: a fault, as before)
+            raise failed[0]
+        return
+    if not took.is_set():
+        logger.debug("%s: the lease's release left to the check under way", lease.drive.spec)
+        left(lease, RENEWAL)   # (a process that exits now waits for it: relaunch51)
+        return
+    logger.warning("%s: Drive did not answer the removal of this run's lease claim %s within "
+                   "%s: it goes on in the background; where it never lands, a trainer of this "
+                   "run on another machine waits up to %s for it to lapse (one on this machine "
+                   "takes it at once)", lease.drive.spec, lease.name, span_text(bound),
+                   span_text(lease.stale_s))
+    left(lease, REMOVAL)
+
+
+def left(lease: "RunLease", what: str = RENEWAL) -> None:
+    """Note ``lease`` (released) as one whose claim a check under way removes (``what``:
+    :data:`RENEWAL`), or whose removal Drive holds (:data:`REMOVAL`): this process's exit
+    waits for that (:func:`at_exit`)."""
     global _registered
     with _LOCK:
-        _LEFT[:] = [(ref, pid) for ref, pid in _LEFT if ref() is not None]
-        _LEFT.append((weakref.ref(lease), os.getpid()))
+        _LEFT[:] = [entry for entry in _LEFT if entry[0]() is not None]
+        _LEFT.append((weakref.ref(lease), os.getpid(), what))
         if not _registered:
             _registered = True
             atexit.register(at_exit)
 
 
-def _removed(lease: "RunLease") -> None:
-    """Once the check under way ends (it removes the claim itself), what it left."""
-    with lease._lock:
-        if lease._mine is not None:
-            lease._remove()
+def _removed(lease: "RunLease", took: Optional[threading.Event] = None,
+             failed: "Optional[list[BaseException]]" = None) -> None:
+    """Once the check under way ends (it removes the claim itself), what it left; ``took``
+    set once the lock is taken, what raised put in ``failed``."""
+    try:
+        with lease._lock:
+            if took is not None:
+                took.set()
+            if lease._mine is not None:
+                lease._remove()
+    except Exception as exc:
+        if failed is None:
+            raise
+        failed.append(exc)
 
 
 def at_exit() -> None:
     """Wait (bounded) until each claim noted by :func:`left` is removed (the process ends)."""
     with _LOCK:
-        leases = [ref() for ref, pid in _LEFT if pid == os.getpid()]
+        noted = [(ref(), what) for ref, pid, what in _LEFT if pid == os.getpid()]
         _LEFT.clear()
-    leases = [lease for lease in leases if lease is not None and lease._mine is not None]
+    leases = [(lease, what) for lease, what in noted
+              if lease is not None and lease._mine is not None]
     if not leases:
         return
-    bound = min(EXIT_WAIT_S, min(lease.stale_s for lease in leases))
+    bound = min(EXIT_WAIT_S, min(lease.stale_s for lease, _ in leases))
     until = time.monotonic() + bound
-    for lease in leases:
+    for lease, what in leases:
+        asked, unanswered = _ASKED[what]
         done = BackgroundThread(functools.partial(_removed, lease), "trainer-lease-end").start()
         if done.join(max(0.0, min(SAY_AFTER_S, until - time.monotonic()))):
             continue
-        logger.warning("%s: waiting up to %s for Drive to answer this run's last lease "
-                       "renewal, to remove its claim before this process exits",
-                       lease.drive.spec, span_text(bound))
+        logger.warning("%s: waiting up to %s for Drive to answer %s before this process exits",
+                       lease.drive.spec, span_text(bound), asked)
         if done.join(max(0.0, until - time.monotonic())):
             continue
         logger.warning("%s: exiting with the run's lease claim %s left on Drive (Drive did not "
-                       "answer its last renewal within %s): a trainer of this run on another "
-                       "machine waits up to %s for it to lapse; one on this machine takes it "
-                       "at once", lease.drive.spec, lease.name, span_text(bound),
+                       "answer %s within %s): a trainer of this run on another machine waits "
+                       "up to %s for it to lapse; one on this machine takes it at once",
+                       lease.drive.spec, lease.name, unanswered, span_text(bound),
                        span_text(lease.stale_s))
