@@ -51,7 +51,8 @@ needs no request while the last renewal proves the lease: a stale take-over need
 claim silent for :attr:`RunLease.stale_s` by Drive's clock, and a check's listing showed no
 better claim, so until the last write Drive answered plus :attr:`RunLease.sure_s` none can
 have happened (timed on a clock that counts this machine's sleep). Past that, one check
-(a listing, a renewal) proves it again. Each renewal writes the claim file, then swaps the
+(a listing, a renewal) proves it again. Before then a push waits for no renewal Drive holds
+(its answer changes no guard's verdict: a normal end's last push waited 20 s, lease51b). Each renewal writes the claim file, then swaps the
 arbiter naming the etag of this trainer's last swap: a holder frozen while another took its
 lease over (a request held past the lease) has that swap refused by Drive (412), reads the
 arbiter, finds the taker and stops (a claim the taker removed, made anew by the write, is
@@ -220,14 +221,23 @@ class RunLease:
     # -- holding
     def check(self) -> None:
         """Raise :class:`LeaseLostError` where the lease was taken over (said once, and the
-        run asked to stop); else renew it where half a period passed. Before every push."""
-        with self._lock:
+        run asked to stop); else renew it where half a period passed. Before every push.
+        A check under way (a renewal Drive holds) is not waited for while the last one's
+        proof stands (:meth:`_proved`): its answer changes no guard's verdict before then
+        (a normal end's last upload waited 20 s for it: lease51b)."""
+        if not self._lock.acquire(blocking=False):
+            if self._proved():
+                return
+            self._lock.acquire()
+        try:
+            self._check()
+        finally:   # (a release that gave up waiting for this check: done here, after
+            # its write landed, so the claim it renewed is not left: relaunch50)
             try:
-                self._check()
-            finally:   # (a release that gave up waiting for this check: done here, after
-                # its write landed, so the claim it renewed is not left: relaunch50)
                 if self.released and self._mine is not None:
                     self._remove()
+            finally:
+                self._lock.release()
 
     def _check(self) -> None:
         """:meth:`check`'s work, its lock held."""
@@ -321,6 +331,15 @@ class RunLease:
                     self.check()
         if self.pending:   # (neither held nor lost: only a new file that replaces nothing goes)
             raise LeaseNotTakenError(not_taken(self.drive.spec, self.why_pending))
+
+    def _proved(self) -> bool:
+        """Whether the lease is held and proved now without a request (:meth:`guard` asks
+        none): a check under way need not be waited for. Its answer may find a
+        ``--take-over`` (lost), but that taker pushes nothing before this claim is gone or
+        stale (:meth:`after_predecessor`), not before this proof ends."""
+        return self.lost is None and not self.pending and not self.released \
+            and self._mine is not None and self._remade is None \
+            and not self._due() and not self._elsewhere()
 
     def _due(self) -> bool:
         """Whether :meth:`guard` checks now (see there)."""
