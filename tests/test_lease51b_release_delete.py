@@ -77,7 +77,7 @@ def test_the_exit_waits_for_a_delete_held_forever_at_most_its_bound_and_says_the
         drive_env, emulator, tmp_path, caplog, monkeypatch):
     from trainer import lease_end
 
-    monkeypatch.setattr(lease_end, "EXIT_WAIT_S", 0.3)
+    monkeypatch.setattr(lease_end, "EXIT_WAIT_S", 0.1)
     monkeypatch.setattr(lease_end, "SAY_AFTER_S", 0.05)
     try:
         first, _ = _released_with_its_delete_held(emulator, tmp_path, caplog)
