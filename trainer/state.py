@@ -248,6 +248,11 @@ def _samples_problem(state: dict) -> Optional[str]:
     meter, listed = state.get("epoch_meter"), state.get("train_samples")
     seen = meter.get("samples") if isinstance(meter, dict) else None
     steps = state.get("epoch_iteration") or 0
+    counted = meter.get("steps") if isinstance(meter, dict) else None
+    if _count(counted) and _count(steps):
+        # (the meter's own steps, each of which adds its samples: a state whose meter was
+        # not counting where its position is, as a test's Run set by hand, is no damage)
+        steps = min(steps, counted)
     if not _count(seen) or not _count(steps) or not steps:
         return None
     rng = state.get("rng")
