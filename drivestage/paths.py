@@ -24,6 +24,7 @@ import fnmatch
 import glob
 import os
 import re
+import shlex
 import sys
 import unicodedata
 import urllib.parse
@@ -435,6 +436,29 @@ def printable(text: str) -> str:
         else:
             out.append(ch)
     return "".join(out)
+
+
+def shell_word(text: str) -> str:
+    """``text`` (a path a suggested command names) as one word that bash or zsh reads back
+    as ``text``, safe to print: ``shlex.quote`` where it is :func:`printable`; else ``$'…'``
+    with each character printable would escape written as the bytes the system names it by
+    (``$'a\\x0ab'``). Quoted after printable, a newline was ``'a\\x0ab'``: a command copied
+    from the line named another path (mount51b). A name no byte string gives (half a
+    surrogate pair) as printable has it."""
+    if printable(text) == text:
+        return shlex.quote(text)
+    out = []
+    for ch in text:
+        if ch in "\\'":
+            out.append("\\" + ch)
+        elif printable(ch) != ch:
+            try:
+                out.append("".join(f"\\x{b:02x}" for b in os.fsencode(ch)))
+            except UnicodeError:
+                return shlex.quote(printable(text))
+        else:
+            out.append(ch)
+    return "$'" + "".join(out) + "'"
 
 
 def printable_lines(text: str) -> str:

@@ -20,14 +20,13 @@ from __future__ import annotations
 import errno
 import logging
 import os
-import shlex
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
 from drivestage.errors import DriveStageError, LocalFileError
 from drivestage.lost_mounts import lost_mount
 from drivestage.mount_table import Mount, holding, network, table
-from drivestage.paths import exclude_pattern, printable
+from drivestage.paths import exclude_pattern, printable, shell_word
 
 # The name push's lines always had (a user's logging config, or grep, may name it).
 log = logging.getLogger("drivestage.upload_tree")
@@ -63,11 +62,20 @@ class Unread:
     #: With ``beneath``: the folder the record is of, where ``path`` is its mount point
     #: (kept for it: the whole mount is away, mount51).
     of: str = ""
+    #: With ``other``: the point of the mount the record notes (:attr:`was`), where the other
+    #: mount is put below it, at ``beneath`` (mount51b); ``""``: at the same point.
+    was_at: str = ""
 
     @property
     def why(self) -> str:
         """The errno's meaning (``Permission denied``)."""
-        return os.strerror(self.errno)
+        return strerror(self.errno)
+
+
+def strerror(err: int) -> str:
+    """``err``'s meaning; ``unknown`` for 0, a damaged record's (``os.strerror`` says
+    ``Success``)."""
+    return os.strerror(err) if err else "unknown"
 
 
 def of(exc: BaseException, rel: str, paths: Sequence[str]) -> Optional[Unread]:
@@ -92,6 +100,17 @@ def say(unread: Sequence[Unread], dest: str) -> None:
         return
     _SAID[dest] = now
     for u in sorted(unread, key=lambda u: u.rel)[:SAID_AT_MOST]:
+        if u.beneath and u.other and u.was_at:
+            # (another mount put below the noted one's point: mount51b)
+            log.error("%s is on another mount than when the last push could not read %s "
+                      "(%s): %s is mounted at %s now, inside the mount at %s (%s) it was on. "
+                      "Not sent, and nothing at %s/%s or under it on Drive is removed this "
+                      "time; unmount %s, then push again; if the mount there now is the one to "
+                      "push, run drivestage unread forget %s, then push again",
+                      printable(u.path), printable(u.of) if u.of else "it", u.why, u.other,
+                      printable(u.beneath), printable(u.was_at), u.was, dest.rstrip("/"),
+                      printable(u.rel), printable(u.beneath), shell_word(u.of or u.path))
+            continue
         if u.beneath and u.other:
             # (another mount at its point: mount51; ``of``, a folder below it, kept there)
             log.error("%s is on another mount than when the last push could not read %s "
@@ -101,7 +120,7 @@ def say(unread: Sequence[Unread], dest: str) -> None:
                       "unread forget %s, then push again", printable(u.path),
                       printable(u.of) if u.of else "it", u.why, u.other, printable(u.beneath),
                       u.was, dest.rstrip("/"), printable(u.rel), u.was, printable(u.beneath),
-                      shlex.quote(printable(u.of or u.path)))
+                      shell_word(u.of or u.path))
             continue
         if u.beneath and not u.empty:
             log.error("%s %s the mount at %s %s (%s) is not mounted now. Not sent, and nothing "
@@ -110,7 +129,7 @@ def say(unread: Sequence[Unread], dest: str) -> None:
                       "--emptied %s", printable(u.path), _beneath_words(u),
                       printable(u.beneath), f"that {printable(u.of)} was on when the last push "
                       "could not read it" if u.of else "that the last push could not read", u.why, dest.rstrip("/"), printable(u.rel),
-                      printable(u.beneath), shlex.quote(printable(u.of or u.path)))
+                      printable(u.beneath), shell_word(u.of or u.path))
             continue
         if u.empty:
             where = f"{dest.rstrip('/')}/{printable(u.rel)}"
@@ -118,7 +137,7 @@ def say(unread: Sequence[Unread], dest: str) -> None:
                       "(%s): a mount point not mounted again? Not sent, and nothing at %s or "
                       "under it on Drive is removed this time; mount it again, then push "
                       "again; if it was emptied on purpose, push once with --emptied %s",
-                      printable(u.path), u.why, where, shlex.quote(printable(u.path)))
+                      printable(u.path), u.why, where, shell_word(u.path))
             continue
         mount = _network(u.path) if u.errno in (errno.EACCES, errno.EPERM) else None
         if mount is not None:   # (the mount's doing, remembered: mount51)
@@ -127,7 +146,7 @@ def say(unread: Sequence[Unread], dest: str) -> None:
                    "let this user in again")
         elif u.errno in (errno.EACCES, errno.EPERM):
             how = (f"let this user read it (chmod {'-R u+rX' if u.folder else 'u+r'} "
-                   f"{printable(u.path)})")
+                   f"{shell_word(u.path)})")
         elif u.errno in _REMOUNT:
             # (the mount point, where a FUSE mount's program ended: the path may lie deep in it)
             point = lost_mount(u.path) if u.errno == errno.ENOTCONN else None
@@ -146,7 +165,7 @@ def say(unread: Sequence[Unread], dest: str) -> None:
 def src_unread(src: str, err: int) -> LocalFileError:
     """The failure of a push whose SRC could not be stat'ed or listed (``err``; remembered by
     :func:`drivestage.unread_memory.src_unread`)."""
-    return LocalFileError(f"could not read SRC {printable(src)} ({os.strerror(err)}): "
+    return LocalFileError(f"could not read SRC {printable(src)} ({strerror(err)}): "
                           "nothing was pushed")
 
 
@@ -154,33 +173,41 @@ def src_refused(src: str, err: int) -> LocalFileError:
     """The failure of a push of ``src`` that reads as an empty folder where a push could not
     read it (``err``): a mount that stopped, then unmounted (attackr248)."""
     return LocalFileError(f"SRC {printable(src)} reads as an empty folder where the last push "
-                          f"could not read it ({os.strerror(err)}): a mount point not mounted "
+                          f"could not read it ({strerror(err)}): a mount point not mounted "
                           "again? Nothing was pushed; mount it again, then push again; if it was "
                           "emptied on purpose, push once with --emptied "
-                          f"{shlex.quote(printable(src))}")
+                          f"{shell_word(src)}")
 
 
 def src_beneath(src: str, err: int, point: str, other: str = "", was: str = "",
-                path: str = "") -> LocalFileError:
+                was_at: str = "", path: str = "") -> LocalFileError:
     """The failure of a push of ``src`` that was in the mount at ``point`` when a push could
     not read it (``err``; it or ``path``, a folder of it on that mount), where that is not
     mounted now: what it holds is the disk beneath; or where another mount is there now
-    (``other``, not the one noted: ``was``, in words)."""
+    (``other``, not the one noted: ``was``, in words; put below the noted one's point
+    ``was_at``, mount51b)."""
     what = "it" if not path or path == src else printable(path)
+    if other and was_at:
+        return LocalFileError(
+            f"SRC {printable(src)} is on another mount than when the last push could not read "
+            f"{what} ({strerror(err)}): {other} is mounted at {printable(point)} now, inside "
+            f"the mount at {printable(was_at)} ({was}) it was on. Nothing was pushed; unmount "
+            f"{printable(point)}, then push again; if the mount there now is the one to push, "
+            f"run drivestage unread forget {shell_word(path or src)}, then push again")
     if other:
         return LocalFileError(
             f"SRC {printable(src)} is on another mount than when the last push could not read "
-            f"{what} ({os.strerror(err)}): {other} is mounted at {printable(point)} now, {was} "
+            f"{what} ({strerror(err)}): {other} is mounted at {printable(point)} now, {was} "
             f"was. Nothing was pushed; mount {was} at {printable(point)} again, then push "
             "again; if the mount there now is the one to push, run drivestage unread forget "
-            f"{shlex.quote(printable(path or src))}, then push again")
+            f"{shell_word(path or src)}, then push again")
     that = "that the last push could not read" if what == "it" and point == src else \
         f"that {what} was on when the last push could not read it"
     return LocalFileError(f"SRC {printable(src)} holds what is on the disk beneath: the mount "
-                          f"at {printable(point)} {that} ({os.strerror(err)}) is not mounted "
+                          f"at {printable(point)} {that} ({strerror(err)}) is not mounted "
                           f"now. Nothing was pushed; mount {printable(point)} again, then push "
                           "again; if its copies on Drive should go, push once with --emptied "
-                          f"{shlex.quote(printable(src))}")
+                          f"{shell_word(src)}")
 
 
 def _beneath_words(u: Unread) -> str:

@@ -38,10 +38,11 @@ from typing import Any, Callable, Collection, Iterable, Mapping, Optional, Seque
 
 from drivestage import mount_table, unread_guard
 from drivestage.errors import DriveStageError, LocalFileError
-from drivestage.mount_table import Mount
 from drivestage.paths import matches, usable_local_path
 from drivestage.state import JsonFile, read_json, state_dir
 from drivestage.unread import Unread, src_beneath, src_unread as _src_failure, src_refused
+# (re-exported: tests note records as a push does)
+from drivestage.unread_mounts import Away, _beneath, _mounts, _noted, _remembered, _said
 
 log = logging.getLogger("drivestage.upload_tree")   # (push's lines' name)
 
@@ -226,63 +227,6 @@ def _find(last: Mapping[str, Any], path: str) -> Any:
     return next((last[k] for k in _keys(path) if k in last), None)
 
 
-#: Where a record's mount is not what is mounted at its point now: (M, None) where nothing
-#: is mounted at M (what the path shows is the disk beneath), (M, the mount there) where
-#: another mount is (mount51).
-Away = tuple[str, Optional[Mount]]
-
-
-def _beneath(rec: Any, mounts: Optional[Mapping[str, Mount]]) -> Optional[Away]:
-    """Whether the mount ``rec`` (this machine's record) notes its folder was on is away
-    (:data:`Away`); None where it is mounted, or where either table is unknown (as before
-    mount50: its reading taken). Another mount at the same point (a tmpfs, another account's
-    Drive, a bind of an empty folder) is no mount back: ``--delete`` compared Drive against
-    its contents (mount51); a record without the mount's ``fs`` (mount50's) takes any."""
-    point = rec.get("mount") if isinstance(rec, dict) else None
-    if not isinstance(point, str) or mounts is None:
-        return None
-    now = mounts.get(point)
-    if now is None:
-        return point, None
-    return None if "fs" not in rec or now.same(rec["fs"]) else (point, now)
-
-
-def _noted(rec: Any) -> Optional[dict[str, Any]]:
-    """What ``rec`` notes of its mount (``mount``, ``fs``), None where nothing."""
-    if not isinstance(rec, dict) or "mount" not in rec:
-        return None
-    return {f: rec[f] for f in ("mount", "fs") if f in rec}
-
-
-def _mounts(paths: Iterable[str], mounts: Optional[Mapping[str, Mount]],
-            why: Optional[Mapping[str, int]] = None) -> dict[str, dict[str, Any]]:
-    """What a record of each of ``paths`` notes of the mount it is on (``why``: path -> why
-    it could not be read). One that read ENOTCONN under a mount that reads was on a mount
-    undone while the walk went on: its own point (its parent read), what it was unknown; noted
-    as on the disk above, a file written later into the bare mount point had ``--delete``
-    trash the mount's copies (attack51)."""
-    out: dict[str, dict[str, Any]] = {}
-    for p in paths:
-        m, real = mount_table.holding(p, mounts), os.path.realpath(p)
-        if m is not None and (why or {}).get(p) == errno.ENOTCONN and m.point != real \
-                and os.path.isdir(m.point):
-            out[p] = {"mount": real}
-        elif m is not None:
-            out[p] = {"mount": m.point, "fs": m.fs}
-    return out
-
-
-def _remembered(err: int, path: str, mounts: Optional[Mapping[str, Mount]]) -> bool:
-    """Whether a folder a push could not read (``err``) is remembered: not where this user
-    may not read it on a local disk (a chmod, the owner's choice: it reads as it is once
-    readable, an empty folder emptied), but where the mount is a FUSE or network one (the
-    mount's doing: credentials expired, a FUSE mount without ``allow_other``; it may be
-    undone next) or unknown (attackint49's question, mount51)."""
-    if err not in (errno.EACCES, errno.EPERM) or mounts is None:
-        return True
-    return mount_table.network(mount_table.holding(path, mounts))
-
-
 def src_unread(src: str, err: int) -> LocalFileError:
     """The failure of a push whose SRC could not be stat'ed or listed (``err``), remembered:
     a later push of any process that reads it as empty is refused (:func:`src_again`)."""
@@ -317,17 +261,17 @@ def src_again(src: str, empty: bool, emptied: Collection[str] = ()) -> None:
     if covered and key not in emptied:
         path, under = covered[0]
         rec = _read(mine=True)[path]
-        raise src_beneath(src, _errno(rec), *_said(under, rec), path)
+        raise src_beneath(src, _errno(rec), *_said(under, rec), path=path)
     rec = _find(_read(), key)
     if rec is None:
         if covered:   # (--emptied SRC: the records of its mount's folders with it)
             _change((), {}, [p for p, _ in covered])
         return
     mine = _find(_read(mine=True), key)
-    away = _beneath(mine, mount_table.table())
+    away = _beneath(mine, mount_table.table(), os.path.realpath(key))
     # (files written into it, or another mount's: mount51)
     if away is not None and (not empty or away[1] is not None) and key not in emptied:
-        raise src_beneath(src, _errno(rec), *_said(away, mine), key)
+        raise src_beneath(src, _errno(rec), *_said(away, mine), path=key)
     if empty and key not in emptied:
         raise src_refused(src, _errno(rec))
     _change(_keys(key), {}, [*_keys(key), *(p for p, _ in covered)] if key in emptied else ())
@@ -340,25 +284,16 @@ def _covering(key: str) -> list[tuple[str, Away]]:
     below = [p for p in mine if any(p.startswith(k + os.sep) for k in _keys(key))]
     mounts = mount_table.table() if below else None
     real = os.path.realpath(key)
-    return [(p, a) for p in below for a in [_beneath(mine[p], mounts)]
+    return [(p, a) for p in below for a in [_beneath(mine[p], mounts, os.path.realpath(p))]
             if a is not None and (real == a[0] or real.startswith(a[0].rstrip(os.sep) + os.sep))]
-
-
-def _said(away: Away, rec: Any) -> tuple[str, str, str]:
-    """``away`` of the record ``rec`` as :class:`Unread` says it: the mount point, the mount
-    there now and the one ``rec`` notes, in words (``""``: none is mounted there)."""
-    point, now = away
-    if now is None:
-        return point, "", ""
-    return point, mount_table.words(now.fs), mount_table.words(rec.get("fs"))
 
 
 def _unread(rel: str, path: str, rec: Any, empty: bool, away: Optional[Away],
             gone: bool = False, of: str = "") -> Unread:
     """The :class:`Unread` of a folder kept for ``rec`` (``away``: its mount, away now; ``of``:
     the folder ``rec`` is of, where that is below ``path``, its mount point)."""
-    point, other, was = _said(away, rec) if away is not None else ("", "", "")
-    return Unread(rel, path, _errno(rec), True, empty, point, gone, other, was, of)
+    point, other, was, at = _said(away, rec) if away is not None else ("", "", "", "")
+    return Unread(rel, path, _errno(rec), True, empty, point, gone, other, was, of, at)
 
 
 def _unit(root: str, path: str, away: Optional[Away]) -> Optional[tuple[str, str]]:
@@ -402,7 +337,7 @@ def empty_again(folders: list[str], made: list[str], held: Iterable[str],
         if not rel or path in emptied:
             forget += _keys(path)   # (SRC's own: src_again's)
             continue
-        point = _beneath(_find(mine, path), points)
+        point = _beneath(_find(mine, path), points, os.path.realpath(path))
         holds = any(h.startswith(rel + "/") for h in held)
         if holds and point is None:
             forget += _keys(path)
@@ -433,7 +368,7 @@ def empty_again(folders: list[str], made: list[str], held: Iterable[str],
         gone = _gone(p)
         if not gone and not _no_folder(p):
             continue
-        point = _beneath(mine[p], points)
+        point = _beneath(mine[p], points, os.path.realpath(p))
         below = below.replace(os.sep, "/")
         if point is None:
             if gone:
@@ -459,7 +394,7 @@ def empty_again(folders: list[str], made: list[str], held: Iterable[str],
     mounts = {k: n for k in note for n in [_noted(mine.get(k))] if n is not None}
     if fresh:
         mounts.update({k: m for k, m in _mounts(fresh, points, note).items()
-                       if _beneath(mine.get(k), points) is None})
+                       if _beneath(mine.get(k), points, os.path.realpath(k)) is None})
     everyone = [k for p in emptied for k in _keys(p) if k in last]
     if (any(p in mine for p in forget) or everyone or _pending()
             or any(_errno(mine.get(p)) != err or _noted(mine.get(p)) != mounts.get(p)

@@ -31,7 +31,7 @@ LAYERS = [
     ["retention_policy", "retention_plan", "lineage"],
     ["retention_order"],
     ["lockdir", "claims", "state", "retention", "create_ids"],
-    ["unread_guard", "unread_memory", "unread_records"],   # the folders push could not read, remembered across processes,
+    ["unread_guard", "unread_mounts", "unread_memory", "unread_records"],   # the folders push could not read, remembered across processes,
     ["orphans"],
     ["lone_autosaves",   # an autosave left without its sidecar: which may go
      "unlisted_sidecars"],   # a checkpoint listed without one that push --delete spares

@@ -34,6 +34,7 @@ def unread_group() -> None:
 
 def _line(r: Record) -> str:
     from drivestage.paths import printable
+    from drivestage.unread import strerror
 
     # (a damaged record's date: nan, or past year 9999, ended the command in a traceback)
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(r.t)) if 0 < r.t < 253402300800 \
@@ -41,10 +42,11 @@ def _line(r: Record) -> str:
     mount = "" if not r.mount else f", on the mount at {printable(r.mount)}" + (
         f" ({r.fs})" if r.fs else "") + (
         "" if r.mounted is None else " (mounted)" if r.mounted else
-        f" (another mount there now: {r.other})" if r.other else " (not mounted now)")
+        f" (another mount below it now: {r.other} at {printable(r.other_at)})" if r.other_at
+        else f" (another mount there now: {r.other})" if r.other else " (not mounted now)")
     # (the host as the file holds it, printable: a name with a line end or an escape wrote
     # a line of its own to the terminal: attack51)
-    return f"{printable(r.path)}: {printable(r.host)}, {when}: {os.strerror(r.errno)}{mount}"
+    return f"{printable(r.path)}: {printable(r.host)}, {when}: {strerror(r.errno)}{mount}"
 
 
 @unread_group.command(name="list")
