@@ -46,15 +46,25 @@ def _beneath(rec: Any, mounts: Optional[Mapping[str, Mount]],
         return point, None
     if "fs" in rec and not now.same(rec["fs"]):
         return point, now
-    put = _put_below(point, path, mounts) if path is not None else None
+    put = _put_below(now, path, mounts) if path is not None else None
     return None if put is None else (put.point, put)
 
 
-def _put_below(point: str, path: str, mounts: Mapping[str, Mount]) -> Optional[Mount]:
-    """The outermost of ``mounts`` strictly below ``point`` and at or above ``path`` (its
-    folders all the other mount's now), None where none is."""
-    found = [m for q, m in mounts.items() if q != point and _under(q, point) and _under(path, q)]
+def _put_below(top: Mount, path: str, mounts: Mapping[str, Mount]) -> Optional[Mount]:
+    """The outermost of ``mounts`` strictly below ``top``'s point and at or above ``path``
+    (its folders all that mount's now), None where none is. One that shows what ``top``
+    shows there (a bind of that very folder onto itself, as ``mount --bind d d`` and some
+    sandboxes make) is no other mount."""
+    found = [m for q, m in mounts.items() if q != top.point and _under(q, top.point)
+             and _under(path, q) and not _same_view(m, top)]
     return min(found, key=lambda m: len(m.point)) if found else None
+
+
+def _same_view(m: Mount, top: Mount) -> bool:
+    """Whether ``m``, below ``top``, shows the folder of ``top`` it covers."""
+    rel = m.point[len(top.point.rstrip(os.sep)):]
+    return (m.type, m.source) == (top.type, top.source) and \
+        m.root == top.root.rstrip("/") + rel.replace(os.sep, "/")
 
 
 def _under(path: str, point: str) -> bool:

@@ -93,3 +93,28 @@ def test_src_below_a_mount_put_inside_the_noted_one_is_not_pushed(
         f"({was}) it was on. Nothing was pushed; unmount {sub}, then push again; if the mount "
         f"there now is the one to push, run drivestage unread forget {sub}, then push again"), err
     assert str(sub) in unread_memory._read(mine=True)
+
+
+def test_a_bind_of_the_folder_onto_itself_is_the_same_mount(emulator, drive_env, local_state,
+                                                            tmp_path):
+    """The rule's false side: ``mount --bind sub sub`` (a sandbox's, or to make a mount point)
+    shows the very folder the noted mount shows there: the folder is back, read, its record
+    forgotten, exit 0. (Passes on main too: a guard of the rule above, not a fix.)"""
+    from drivestage import unread_memory
+
+    mnt = tmp_path / "src" / "mnt"
+    emulator.add_file("runs/x/mnt/sub/s.txt", b"s")
+    emulator.add_file("runs/x/mnt/sub/gone.txt", b"g")
+    try:
+        _noted_then_bound(tmp_path, "sub", "sub")
+        _umount(mnt / "sub")   # (``other``'s bind undone: sub itself bound onto sub instead)
+        _mount(str(mnt / "sub"), mnt / "sub", flags=_MS_BIND)
+        try:
+            code, _out, err = _push(tmp_path)
+        finally:
+            _umount(mnt / "sub")
+    finally:
+        _umount(mnt)
+    assert code == 0, err
+    assert live(emulator) == {"mnt/sub/s.txt": b"s"}, err
+    assert unread_memory._read() == {}
