@@ -614,19 +614,18 @@ def test_a_ctrl_c_at_any_point_of_a_transient_lock_leaves_no_lock_file(tmp_path)
     held only for pulls that were not interrupted (1 run in 8 of the Ctrl-C test above)."""
     from drivestage.extract.statedir import state_lock
     from _sweep import every
-    from test_interrupt_locks import _interrupted_at, _open_under
+    from test_interrupt_locks import _each_ctrl_c, _open_under
 
     def work() -> None:
         with state_lock(str(tmp_path), "x.lock", lambda: None, transient=True) as held:
             assert held
 
     left = []
-    for k in range(1, 10_000, every(3)):  # every bytecode with DRIVESTAGE_TEST_SWEEP=all
-        if not _interrupted_at(k, work, opcodes=True, allowed=KeyboardInterrupt)[0]:
-            break
-        assert _open_under(tmp_path / ".drivestage") == [], k
+    # (every bytecode with DRIVESTAGE_TEST_SWEEP=all)
+    for point in _each_ctrl_c(work, step=every(3)):
+        assert _open_under(tmp_path / ".drivestage") == [], str(point)
         if (tmp_path / ".drivestage").is_dir() and os.listdir(tmp_path / ".drivestage"):
-            left.append(k)
+            left.append(str(point))
             os.unlink(tmp_path / ".drivestage" / "x.lock")
     assert left == []
 

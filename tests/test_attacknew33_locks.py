@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from drivestage import locks
-from test_interrupt_locks import _InterruptAt
+from test_interrupt_locks import _each_ctrl_c
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="flock")
 
@@ -34,24 +34,15 @@ def test_a_ctrl_c_at_any_point_of_a_tree_lock_leaves_no_holder_noted(tmp_path, m
     work()
     folder = tmp_path / "state" / "locks"
     left = []
-    k = 0
-    while True:
-        k += 1
-        tracer = _InterruptAt(k, opcodes=True, only_under=os.path.dirname(locks.__file__))
-        sys.settrace(tracer)
-        try:
-            work()
-            break
-        except KeyboardInterrupt:
-            pass
-        finally:
-            sys.settrace(None)
+    landed = 0
+    for point in _each_ctrl_c(work, only_under=os.path.dirname(locks.__file__)):
+        landed += 1
         if any(locks._HELD.values()) or locks._WHO or _who_files(folder):
-            left.append(f"{tracer.where}: counted {sorted(locks._HELD.values())}, "
+            left.append(f"{point}: counted {sorted(locks._HELD.values())}, "
                         f"holder files {_who_files(folder)}")
             locks._HELD.clear()
             locks._WHO.clear()
             for name in _who_files(folder):
                 os.unlink(folder / name)
-    assert k > 100
+    assert landed > 100
     assert left == []

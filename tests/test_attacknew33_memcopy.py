@@ -96,10 +96,10 @@ def test_a_ctrl_c_at_any_point_of_a_sidecars_copy_in_memory_leaves_none_open(
     work()
     before = _memfds()
     landed, left = 0, []
-    for k in _each_ctrl_c(work, only_under=os.path.dirname(sidecar_copy.__file__)):
+    for point in _each_ctrl_c(work, only_under=os.path.dirname(sidecar_copy.__file__)):
         landed += 1
         if _memfds() != before or sidecar_copy._IN_MEMORY:
-            left.append(k)
+            left.append(str(point))
             for fd in [*sidecar_copy._IN_MEMORY.values()]:
                 os.close(fd)
             sidecar_copy._IN_MEMORY.clear()

@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import gc
 import os
-import sys
 import threading
 
 import pytest
 
 from drivestage import heap
-from test_interrupt_locks import _InterruptAt
+from test_interrupt_locks import _each_ctrl_c
 
 
 @pytest.fixture
@@ -33,21 +32,14 @@ def _clean() -> bool:
 
 
 def test_a_ctrl_c_at_any_point_of_a_bulk_step_gives_the_collector_back(bulk_mode):
-    k = landed = 0
-    while True:
-        k += 1
-        tracer = _InterruptAt(k, only_under=heap.__file__, opcodes=True)
-        sys.settrace(tracer)
-        try:
-            with heap.bulk():
-                pass
-        except KeyboardInterrupt:
-            landed += 1
-        else:
-            break
-        finally:
-            sys.settrace(None)
-        assert _clean(), f"the collector held after a Ctrl-C at point {k}: {tracer.where}"
+    def work() -> None:
+        with heap.bulk():
+            pass
+
+    landed = 0
+    for point in _each_ctrl_c(work, only_under=heap.__file__):
+        landed += 1
+        assert _clean(), f"the collector held after a Ctrl-C at {point}"
         with heap.bulk():   # the next step holds it and gives it back
             assert not gc.isenabled()
         assert _clean()

@@ -92,12 +92,11 @@ def test_a_ctrl_c_at_any_point_of_a_tree_lock_leaves_every_lock_free(tmp_path, m
     wherever the main thread is while they are taken, held or given back leaves them all
     free for the next push (into the folder, above it or below it)."""
     import os
-    import sys
 
     import drivestage
     from drivestage.locks import tree_lock
 
-    from test_interrupt_locks import _ends_within, _InterruptAt
+    from test_interrupt_locks import _each_ctrl_c, _ends_within
 
     monkeypatch.setenv("DRIVESTAGE_STATE_DIR", str(tmp_path / "state"))
     root = os.path.dirname(drivestage.__file__)
@@ -113,21 +112,10 @@ def test_a_ctrl_c_at_any_point_of_a_tree_lock_leaves_every_lock_free(tmp_path, m
         with tree_lock([("t:exp1/tb", "drive:runs/exp1/tb")] + lineage):   # below
             pass
 
-    k = landed = 0
-    while True:
-        k += 1
-        tracer = _InterruptAt(k, only_under=root, opcodes=True)
-        sys.settrace(tracer)
-        try:
-            work()
-        except KeyboardInterrupt:
-            landed += 1
-        else:
-            break
-        finally:
-            sys.settrace(None)
-        assert _ends_within(others, 5), f"a lock stayed held after a Ctrl-C at point " \
-            f"{k}: {tracer.where}"
+    landed = 0
+    for point in _each_ctrl_c(work, only_under=root):
+        landed += 1
+        assert _ends_within(others, 5), f"a lock stayed held after a Ctrl-C at {point}"
     assert landed >= 5
 
 

@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import gc
 import os
-import sys
 
 import pytest
 
 import drivestage
 from drivestage.drive.retry import retrying
 from _sweep import collections_of_new_objects_only
-from test_interrupt_locks import _InterruptAt
+from test_interrupt_locks import _each_ctrl_c
 
 UNDER = os.path.dirname(drivestage.__file__)
 
@@ -37,22 +36,12 @@ def _left_by_an_error() -> int:
 @pytest.mark.parametrize("loop", [_left_by_return, _left_by_an_error])
 def test_a_ctrl_c_anywhere_in_a_retry_loop_reaches_the_caller(loop):
     landed = 0
-    with collections_of_new_objects_only():   # gc.collect() below: this loop's garbage only
-        for k in range(1, 400):
-            tracer = _InterruptAt(k, only_under=UNDER, opcodes=True)
-            raised = False
-            sys.settrace(tracer)
-            try:
-                loop()
-            except KeyboardInterrupt:
-                raised = True
-            except Exception:
-                pass
-            finally:
-                sys.settrace(None)
-            gc.collect()
-            if tracer.calls < k:   # the loop ended before the k-th point: all were tried
-                break
+    # gc.collect() after each run, outside the tracer: its garbage finalized there, not
+    # under the next run's tracer (and this loop's garbage only).
+    with collections_of_new_objects_only():
+        for point in _each_ctrl_c(loop, only_under=UNDER, ends_in=(Exception,),
+                                  between=gc.collect):
             landed += 1
-            assert raised, f"the Ctrl-C at {tracer.where} was lost"
+            assert point.raised is KeyboardInterrupt, \
+                f"the Ctrl-C at {point} was lost (raised: {point.raised})"
     assert landed > 5
