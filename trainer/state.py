@@ -218,8 +218,27 @@ def bookkeeping_problem(state: dict) -> Optional[str]:
     if history is not None and (not isinstance(history, list)
                                 or not all(isinstance(row, dict) for row in history)):
         return f"history = {_shown(history)}"
-    return _meter_problem(state.get("epoch_meter")) or _samples_problem(state) or \
-        _layout_problem(state)
+    return _meter_problem(state.get("epoch_meter")) or _listed_problem(state) or \
+        _samples_problem(state) or _layout_problem(state)
+
+
+def _listed_problem(state: dict) -> Optional[str]:
+    """A ``train_samples`` (the training list's :func:`trainer.sample_list.fingerprint`;
+    absent before trainfault36) that is no dict of a count and two digests: a ``count`` of
+    ``"9"`` turned off both the check of the list on resume (another list in the middle of an
+    epoch went on in another order) and the check of the samples trained against it, as for
+    a checkpoint that holds none (sweep51)."""
+    listed = state.get("train_samples")
+    if listed is None:
+        return None
+    if not isinstance(listed, dict):
+        return f"train_samples = {_shown(listed)}"
+    if not _count(listed.get("count")):
+        return f"train_samples.count = {_shown(listed.get('count'))}"
+    for key in ("images", "boxes"):
+        if key in listed and not isinstance(listed[key], str):
+            return f"train_samples.{key} = {_shown(listed[key])}"
+    return None
 
 
 def _layout_problem(state: dict) -> Optional[str]:
