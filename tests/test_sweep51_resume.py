@@ -12,6 +12,7 @@ import logging
 
 import pytest
 
+from _one_epoch import one_epoch  # noqa: F401  (the shared one-epoch run)
 from trainer.errors import CheckpointError
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -53,3 +54,70 @@ def test_what_the_trainer_writes_and_a_checkpoint_without_a_list_still_load(tmp_
     assert ckpt.load_checkpoint(ckpt.save_checkpoint(state, str(tmp_path / "a.pt")))
     state["train_samples"] = None    # (before trainfault36)
     assert ckpt.load_checkpoint(ckpt.save_checkpoint(state, str(tmp_path / "b.pt")))
+
+
+def _loader(samples: int, batch: int, drop_last: bool):
+    from torch.utils.data import DataLoader
+
+    from trainer.data.sampler import ResumableSampler
+
+    data = list(range(samples))
+    sampler = ResumableSampler(data, num_replicas=1, rank=0, shuffle=False)
+    return DataLoader(data, batch_size=batch, sampler=sampler, drop_last=drop_last)
+
+
+class _Run:   # what resumed_epoch reads of a run: where it resumed from, its process
+    resumed_from = "logs/last.pt"
+
+    class info:
+        is_main, world_size = True, 1
+
+
+@pytest.mark.parametrize("drop_last, steps", [(False, 5), (True, 4)])
+def test_more_steps_than_the_epoch_has_in_an_uncounted_checkpoint_is_said(caplog, drop_last,
+                                                                          steps):
+    """9 samples, 2 a step: 5 steps (4 where the last short batch is dropped). Resumed at
+    step 6 of the epoch with its samples not counted (a checkpoint from before train27),
+    the skip passes the epoch's end: said, the rest of the epoch skipped as before."""
+    from trainer.sample_list import resumed_epoch
+
+    with caplog.at_level(logging.WARNING, logger="trainer"):
+        assert resumed_epoch(_loader(9, 2, drop_last), 2, steps, None, _Run) == \
+            min(steps * 2, 9)   # the last step of the epoch: nothing said
+        assert caplog.messages == []
+        assert resumed_epoch(_loader(9, 2, drop_last), 2, steps + 1, None, _Run) == 9
+        assert resumed_epoch(_loader(9, 2, drop_last), 2, steps + 1, 9, _Run) == 9  # counted
+        assert resumed_epoch(_loader(9, 2, drop_last), 2, 0, None, _Run) == 0
+    assert caplog.messages == [
+        f"logs/last.pt holds {steps + 1} steps of epoch 3 done, more than the {steps} it has "
+        "with this training list (data.train) at 2 samples a step on each of 1 process: saved "
+        "by a trainer that did not count its samples, from a longer list, with a smaller "
+        "batch, or damaged; the rest of epoch 3 is skipped (stop and put the list and "
+        "train.batch_size back as they were to train it)"]
+
+
+def test_a_resume_from_an_uncounted_checkpoint_past_its_epoch_says_it_skips_the_rest(
+        one_epoch, tmp_path, caplog):  # noqa: F811
+    """The shared one-epoch run (18 samples, 8 a step: 2 steps an epoch) resumed from a
+    checkpoint 3 steps into epoch 2 that counts no samples and records no list (as before
+    train27): on main epoch 2 ended at once, its rest untrained, without a word."""
+    from _torn_checkpoint import one_step_into_epoch_2, torn
+    from trainer.config import load_config
+    from trainer.engine import fit
+
+    def tear(state: dict) -> None:
+        one_step_into_epoch_2(state)
+        state.update(iteration=state["iteration"] + 2, epoch_iteration=3)
+        del state["epoch_meter"]["samples"]
+        del state["train_samples"]
+
+    config, path = torn(one_epoch, tmp_path / "logs", tear, name="last.pt")
+    with caplog.at_level(logging.WARNING, logger="trainer"):
+        fit(load_config(config), resume=path)
+    said = [m for m in caplog.messages if "steps of epoch 2 done" in m]
+    assert said == [
+        f"{path} holds 3 steps of epoch 2 done, more than the 2 it has with this training list "
+        "(data.train) at 8 samples a step on each of 1 process: saved by a trainer that did "
+        "not count its samples, from a longer list, with a smaller batch, or damaged; the rest "
+        "of epoch 2 is skipped (stop and put the list and train.batch_size back as they were "
+        "to train it)"]

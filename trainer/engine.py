@@ -240,7 +240,7 @@ def _check_room(cfg: Config, info: distributed.DistInfo, start: resume.Start, mo
 
 def _train(run: Run, data: DataSpec, resumed_rng: Optional[dict]) -> dict:
     """Train the remaining epochs from ``run.state.pos``; returns the last evaluation's metrics."""
-    from trainer.data.dataset import set_loader_epoch
+    from trainer.sample_list import resumed_epoch
     from trainer.stopping import prepared
     from trainer.worker_deaths import guarded
 
@@ -262,7 +262,7 @@ def _train(run: Run, data: DataSpec, resumed_rng: Optional[dict]) -> dict:
         if done and resumed_rng is not None:
             ckpt.restore_rng(resumed_rng)      # the RNG exactly as it was at that iteration
         resumed_rng = None
-        s.meter.samples = set_loader_epoch(loader, epoch, start=done, seen=s.meter.samples)
+        s.meter.samples = resumed_epoch(loader, epoch, done, s.meter.samples, run)
         if not done:
             s.meter = EpochMeter()
         run.callbacks.fire("on_train_epoch_start", run, epoch)

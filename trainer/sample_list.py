@@ -112,3 +112,34 @@ def check_seed(saved: Any, now: int, pos: Any, path: str, allow: bool, main: boo
         logger.warning("%s was saved in the middle of epoch %d with train.seed %d: "
                        "data.allow_change is set, so the rest of that epoch is drawn in the "
                        "order of train.seed %d", path, epoch, saved, now)
+
+
+def resumed_epoch(loader: Any, epoch: int, start: int, seen: Optional[int], run: Any) -> int:
+    """:func:`trainer.data.dataset.set_loader_epoch` for the ``epoch`` a run resumes in (or
+    any other, ``start`` 0), first saying where a checkpoint from before train27 (``seen``
+    None: its samples of the epoch not counted, so its ``start`` steps are skipped at this
+    loader's batch) holds more steps of the epoch than the epoch has: the skip passed the
+    epoch's end and its rest was left out without a word (attackb51's left).
+
+    Said, not refused: such a file holds no record of its list either (``train_samples``,
+    from trainfault36 on), so another list cannot be told from a larger ``train.batch_size``
+    (a watched key, warned of: the batches done are skipped at the new size) or a damaged
+    file, and a shorter list is what ``data.allow_change`` lets a resume go on over, the skip
+    clamped to it, as this one is (sweep51). Checkpoints that count their samples are checked
+    as they are loaded (:func:`trainer.state.bookkeeping_problem`)."""
+    from trainer.data.dataset import set_loader_epoch
+
+    sampler, batch = getattr(loader, "sampler", None), loader.batch_size or 1
+    per_process = getattr(sampler, "num_samples", None)
+    if start and seen is None and isinstance(per_process, int):
+        steps = per_process // batch if loader.drop_last else -(-per_process // batch)
+        if start > steps and run.info.is_main:
+            logger.warning(
+                "%s holds %d steps of epoch %d done, more than the %d it has with this training "
+                "list (data.train) at %d sample%s a step on each of %d process%s: saved by a "
+                "trainer that did not count its samples, from a longer list, with a smaller "
+                "batch, or damaged; the rest of epoch %d is skipped (stop and put the list and "
+                "train.batch_size back as they were to train it)", run.resumed_from, start,
+                epoch + 1, steps, batch, "" if batch == 1 else "s", run.info.world_size,
+                "" if run.info.world_size == 1 else "es", epoch + 1)
+    return set_loader_epoch(loader, epoch, start=start, seen=seen)
