@@ -10,6 +10,7 @@ bytes both ways and shut both ends) is here once.
 from __future__ import annotations
 
 import socket
+import struct
 import threading
 from typing import Optional
 
@@ -104,3 +105,18 @@ def shut(*socks: socket.socket) -> None:
             sock.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
+
+
+def socks5_connect(relay: Listening, client: socket.socket) -> None:
+    """The end of a SOCKS5 handshake on ``client`` (its method chosen, its login taken): the
+    CONNECT request read, the connection made, success answered, and the bytes carried both
+    ways until either side ends (``relay`` keeps the upstream socket and the pump's thread)."""
+    _, _, _, kind = client.recv(4)
+    host = socket.inet_ntoa(client.recv(4)) if kind == 1 \
+        else client.recv(client.recv(1)[0]).decode()
+    port = struct.unpack(">H", client.recv(2))[0]
+    upstream = socket.create_connection((host, port))
+    relay._socks.append(upstream)
+    client.sendall(b"\x05\x00\x00\x01" + socket.inet_aton("127.0.0.1") + b"\x00\x00")
+    relay._spawn(pump, client, upstream)
+    pump(upstream, client)

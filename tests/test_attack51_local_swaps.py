@@ -19,16 +19,7 @@ import pytest
 import drivestage
 
 from _local_src import old_files, once_staged
-
-
-def _bind(sock: socket.socket, path) -> None:
-    """``sock`` bound at ``path`` (by its folder's descriptor: a test's folder under xdist
-    is past AF_UNIX's 108 bytes)."""
-    fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        sock.bind(f"/proc/self/fd/{fd}/{path.name}")
-    finally:
-        os.close(fd)
+from _unix_sockets import bind_at
 
 
 @pytest.mark.parametrize("kind,what", [("socket", "a FIFO, socket or device"),
@@ -45,7 +36,7 @@ def test_a_file_replaced_by_a_socket_or_folder_during_a_local_pull_is_said_chang
         os.unlink(src / "c.txt")
         if kind == "socket":
             held.append(socket.socket(socket.AF_UNIX))
-            _bind(held[0], src / "c.txt")
+            bind_at(held[0], src / "c.txt")
         else:
             (src / "c.txt").mkdir()
 

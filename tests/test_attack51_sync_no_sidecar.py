@@ -20,19 +20,10 @@ import pytest
 
 from _checkpoints import save
 from _messages import renders, shown
+from _unix_sockets import bind_at
 
 T0 = 1764600000.0
 HEADING = "the sidecar's name … holds no regular file"
-
-
-def _bind(sock: socket.socket, path) -> None:
-    """``sock`` bound at ``path`` (by its folder's descriptor: a test's folder under xdist
-    is past AF_UNIX's 108 bytes)."""
-    fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        sock.bind(f"/proc/self/fd/{fd}/{path.name}")
-    finally:
-        os.close(fd)
 
 
 @pytest.mark.parametrize("kind", ["folder", "socket"])
@@ -51,7 +42,7 @@ def test_a_checkpoint_whose_sidecar_name_holds_no_file_is_said_mirrored_without_
     side = src / "epoch_002.json"
     held = socket.socket(socket.AF_UNIX)
     if kind == "socket":
-        _bind(held, side)
+        bind_at(held, side)
     else:
         side.mkdir()
     caplog.set_level(logging.WARNING, logger="drivestage")

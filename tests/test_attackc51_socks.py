@@ -13,7 +13,7 @@ import pytest
 
 from _cli import run
 from _connect_proxy import _VARIABLES
-from _relays import Listening, pump
+from _relays import Listening, pump, socks5_connect
 
 pytest.importorskip("socks")
 
@@ -38,15 +38,7 @@ class _LoginSocks5(Listening):
             client.sendall(b"\x01\x01")
             return
         client.sendall(b"\x01\x00")
-        _, _, _, kind = client.recv(4)
-        host = socket.inet_ntoa(client.recv(4)) if kind == 1 \
-            else client.recv(client.recv(1)[0]).decode()
-        port = struct.unpack(">H", client.recv(2))[0]
-        upstream = socket.create_connection((host, port))
-        self._socks.append(upstream)
-        client.sendall(b"\x05\x00\x00\x01" + socket.inet_aton("127.0.0.1") + b"\x00\x00")
-        self._spawn(pump, client, upstream)
-        pump(upstream, client)
+        socks5_connect(self, client)
 
 
 class _Trickling(Listening):

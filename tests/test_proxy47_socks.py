@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import os
 import socket
-import struct
 
 import pytest
 
 from _cli import run
 from _connect_proxy import _VARIABLES
-from _relays import Listening, pump
+from _relays import Listening, socks5_connect
 
 pytest.importorskip("socks")
 
@@ -27,16 +26,8 @@ class _Socks5(Listening):
     def _serve(self, client: socket.socket) -> None:
         client.recv(client.recv(2)[1])                   # (the methods offered)
         client.sendall(b"\x05\x00")                      # no login
-        _, _, _, kind = client.recv(4)
-        host = socket.inet_ntoa(client.recv(4)) if kind == 1 \
-            else client.recv(client.recv(1)[0]).decode()
-        port = struct.unpack(">H", client.recv(2))[0]
-        upstream = socket.create_connection((host, port))
-        self._socks.append(upstream)
         self.tunnels += 1
-        client.sendall(b"\x05\x00\x00\x01" + socket.inet_aton("127.0.0.1") + b"\x00\x00")
-        self._spawn(pump, client, upstream)
-        pump(upstream, client)
+        socks5_connect(self, client)
 
 
 def test_a_pull_through_a_socks5_proxy(emulator, drive_env, local_state, tmp_path,

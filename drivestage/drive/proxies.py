@@ -282,17 +282,24 @@ def tunnel(sock: socket.socket, proxy: Proxy, host: str, port: int,
             f"(http://127.0.0.1:PORT), or set NO_PROXY={host} if {host} is reached without "
             "the proxy")
     if status == 407:
-        scheme, where = proxy.address.split("://", 1)
-        what = ("refused the user and password in " + proxy.variable) \
-            if proxy.user is not None else "asks for a login"
-        raise RemoteError(
-            f"the proxy {proxy.shown} {what} ({said}): put its user and password in "
-            f"{proxy.variable} ({scheme}://USER:PASSWORD@{where}), or set "
-            f"NO_PROXY={host} if {host} is reached without the proxy")
+        raise login_refused(proxy, said, host)
     raise RemoteError(
         f"the proxy {proxy.shown} refused a tunnel to {target} ({said}): ask its "
         f"admin to let {host} through, or set NO_PROXY={host} if it is reached without "
         "the proxy")
+
+
+def login_refused(proxy: Proxy, said: str, host: str) -> RemoteError:
+    """The error for a ``proxy`` that asks for a login (or refused the one its variable
+    gives), its words ``said``: where to put the login, never the password (an HTTP
+    proxy's 407, a SOCKS5 one's refused methods or login: :mod:`~drivestage.drive.proxy_socks`)."""
+    scheme, where = proxy.address.split("://", 1)
+    what = ("refused the user and password in " + proxy.variable) \
+        if proxy.user is not None else "asks for a login"
+    return RemoteError(
+        f"the proxy {proxy.shown} {what} ({said}): put its user and password in "
+        f"{proxy.variable} ({scheme}://USER:PASSWORD@{where}), or set NO_PROXY={host} if "
+        f"{host} is reached without the proxy")
 
 
 def _schemes(head: list[str]) -> list[str]:

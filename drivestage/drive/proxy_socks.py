@@ -99,7 +99,7 @@ def refusal(proxy: "Proxy", exc: OSError, host: str, port: int) -> OSError:
     a SOCKS proxy, a :class:`~drivestage.drive.proxies.ProxyDownError` (retried) where it
     could not reach Drive for now or the connection to it was lost."""
     import socks
-    from drivestage.drive.proxies import ProxyDownError, unreachable
+    from drivestage.drive.proxies import ProxyDownError, login_refused, unreachable
 
     cause: BaseException = exc
     while isinstance(cause, socks.ProxyError) and cause.socket_err is not None:
@@ -116,13 +116,7 @@ def refusal(proxy: "Proxy", exc: OSError, host: str, port: int) -> OSError:
         return ProxyDownError(f"the proxy {proxy.shown} did not answer the request for a "
                               f"connection to {target} in time")
     if isinstance(cause, socks.SOCKS5AuthError):
-        scheme, where = proxy.address.split("://", 1)
-        what = ("refused the user and password in " + proxy.variable) \
-            if proxy.user is not None else "asks for a login"
-        return RemoteError(
-            f"the proxy {proxy.shown} {what} ({said}): put its user and password in "
-            f"{proxy.variable} ({scheme}://USER:PASSWORD@{where}), or set NO_PROXY={host} "
-            f"if {host} is reached without the proxy")
+        return login_refused(proxy, said, host)
     code = _code(said)
     if isinstance(cause, socks.SOCKS4Error) or \
             (isinstance(cause, socks.SOCKS5Error) and code in _SOCKS5_REFUSED):
