@@ -17,6 +17,7 @@ whose rule writes each answer's ``Date`` in that form; this process's time zone 
 west of UTC (``TZ``, set for the test and put back)."""
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import os
 import time
@@ -33,11 +34,11 @@ FORMS = {
 }
 
 
-@pytest.fixture
-def west():
-    """This process eight hours west of UTC (a POSIX TZ: no zone database needed)."""
+@contextlib.contextmanager
+def _zone(tz: str):
+    """This process in the POSIX time zone ``tz`` (no zone database needed), put back after."""
     old = os.environ.get("TZ")
-    os.environ["TZ"] = "PST+8"
+    os.environ["TZ"] = tz
     time.tzset()
     try:
         yield
@@ -47,6 +48,13 @@ def west():
         else:
             os.environ["TZ"] = old
         time.tzset()
+
+
+@pytest.fixture
+def west():
+    """This process eight hours west of UTC."""
+    with _zone("PST+8"):
+        yield
 
 
 def _dated(form: str):
@@ -95,17 +103,8 @@ def test_a_zoneless_date_at_the_end_of_year_9999_east_of_utc_is_heard():
     from drivestage.drive import server_clock
 
     answer = httplib2.Response({"status": "200", "date": "Fri, 31 Dec 9999 23:59:59 -0000"})
-    old = os.environ.get("TZ")
-    os.environ["TZ"] = "EST-14"
-    time.tzset()
-    try:
+    with _zone("EST-14"):
         server_clock.heard(answer)
         server_clock.heard(answer)
         heard = server_clock.drive_clock()
-    finally:
-        if old is None:
-            del os.environ["TZ"]
-        else:
-            os.environ["TZ"] = old
-        time.tzset()
     assert heard is not None and abs(heard - 253402300799.0) < 60, heard
