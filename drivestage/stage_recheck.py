@@ -77,9 +77,11 @@ def check_unchanged(store: RemoteStore, staged: Sequence[tuple[Item, PullResult]
     listings = each(lambda f: walk_clock.run(clock, store.list,
                                              RemoteEntry(id=f, name="", is_dir=True)),
                     folders, jobs, "drivestage-relist")
+    unlisted: list[str] = []   # folders whose listing Drive answered "not found"
     for folder_id, listing in zip(folders, listings):
         if isinstance(listing, NotFoundError):
-            continue    # (gone since, or not listable by id here: nothing to compare with)
+            unlisted.append(folder_id)   # (gone since, or not listable by id here: asked)
+            continue
         if isinstance(listing, BaseException):
             raise listing
         now = {e.id: e for e in listing}
@@ -108,6 +110,9 @@ def check_unchanged(store: RemoteStore, staged: Sequence[tuple[Item, PullResult]
             f"version since the folder was listed): what it staged mixes files of before and "
             f"after that change. Run again to stage the new version (only what changed is "
             f"fetched)")
+    folder_gone = _folder_gone(store, by_folder, unlisted, missing)
+    if folder_gone is not None:
+        raise folder_gone
     # Drive asked about each file once (files.get) until one is gone, then about NAMED at
     # most: a folder trashed whole is no thousand requests; the rest counted as unlisted.
     went: Optional[tuple[Item, str]] = None
@@ -198,6 +203,67 @@ def _missing(store: RemoteStore, folder_id: str, it: Item) -> Optional[str]:
             return None
         how = "moved out of its folder"
     return how
+
+
+def _folder_gone(store: RemoteStore, by_folder: dict[str, list[tuple[Item, PullResult]]],
+                 unlisted: Sequence[str], missing: Sequence[tuple[str, Item]]
+                 ) -> Optional[NotFoundError]:
+    """The error naming a folder the pull staged files from that went itself (trashed or
+    deleted) since the walk listed it, where one did: its files were named one by one
+    (trashed with it, so unlisted), or not at all where its listing answered "not found"
+    (the pull ended exit 0 with a folder the tree no longer held: fuse51's left). Asked of
+    the folders whose listing failed so or lacks a file staged, one files.get each, parent
+    before child, until one went, NAMED at most (a tree trashed whole: no thousand
+    requests). None where every folder asked is there still: its files, asked about one by
+    one, tell."""
+    asked = {f for f in unlisted} | {f for f, _ in missing}
+    order = sorted(asked, key=lambda f: by_folder[f][0][0].folder if by_folder.get(f) else "")
+    for folder_id in order[:NAMED]:
+        pairs = by_folder.get(folder_id)
+        if not pairs:
+            continue
+        how = _how_gone(store, RemoteEntry(id=folder_id, name="", is_dir=True))
+        if how is None:
+            continue
+        first = pairs[0][0]
+        local = first.folder
+        inside = {it.src for f in asked for it, _ in by_folder.get(f, ())
+                  if it.folder == local or it.folder.startswith(local + os.sep)}
+        others = len({it.src for _, it in missing} - inside)
+        return _folder_went_away(store, first.src.rsplit("/", 1)[0], local, how,
+                                 len(inside), others)
+    return None
+
+
+def _how_gone(store: RemoteStore, folder: RemoteEntry) -> Optional[str]:
+    """How ``folder`` went, as Drive says (one files.get): trashed or deleted; None where it
+    is there still (or the look failed: its files, asked one by one, tell)."""
+    try:
+        store.stat(folder)
+    except TrashedError:
+        return "trashed"
+    except NotFoundError:
+        return "deleted"
+    except DriveStageError:
+        return None
+    return None
+
+
+def _folder_went_away(store: RemoteStore, src: str, local: str, how: str, staged: int,
+                      others: int) -> NotFoundError:
+    """:func:`_went_away`'s line for a folder (``staged``: the files staged from it and the
+    folders below it; ``others``: files gone elsewhere)."""
+    more = "" if not others else " (and 1 more file)" if others == 1 else \
+        f" (and {others} more files)"
+    files = "the file" if staged == 1 else f"the {staged} files"
+    local_store = isinstance(store, LocalDirStore)
+    return NotFoundError(
+        f"{src} (a folder, and {files} staged from it){more} went away "
+        f"{'from its folder' if local_store else 'on Drive'} while this pull ran ({how} "
+        "after the folder was listed: a run still writing there, its retention removing old "
+        f"checkpoints?), after it was staged: {local} is a folder "
+        f"{'its source' if local_store else 'Drive'} no longer holds. Pull again once the "
+        "folder is settled, or pull a run's folder once its trainer has stopped")
 
 
 def _went_away(store: RemoteStore, it: Item, how: str, others: int) -> NotFoundError:
