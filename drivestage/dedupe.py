@@ -38,7 +38,7 @@ from __future__ import annotations
 import logging
 from typing import Sequence
 
-from drivestage import run_claims, run_folders
+from drivestage import run_claims, run_folders, walk_clock
 from drivestage.dedupe_result import Conflict, DedupeResult, Merge, plural as _plural
 from drivestage.errors import DanglingShortcutError, DriveStageError, NotFoundError, \
     PermissionDeniedError, StaysElsewhereError, UsageError, WebPageRefusalError
@@ -90,10 +90,16 @@ class _Dedupe:
         cur = self.store.resolve(StorePath(path.start, (), path.key))
         if path.start is not None:   # (the top of the drive: no one claims it)
             self.above.append(cur)
-        for name in path.names:
-            cur = self._step(cur, name)
-            self.above.append(cur)
-        self._walk(cur, 0)
+        # Every listing of the command under one time bound (DRIVESTAGE_LISTING_TIMEOUT), as
+        # a pull's walk: a tree of many folders, each listed slowly and within the bound,
+        # took it once per folder (walk51). Named by the folder reached so far.
+        clock = walk_clock.WalkClock(self.store.describe(cur))
+        with walk_clock.walking(clock):
+            for name in path.names:
+                clock.where = self._where(cur, name)
+                cur = self._step(cur, name)
+                self.above.append(cur)
+            self._walk(cur, 0)
         return self.result
 
     def _step(self, parent: RemoteEntry, name: str) -> RemoteEntry:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Optional, Sequence
 
+from drivestage import walk_clock
 from drivestage.dedupe import pick_folder
 from drivestage.errors import DriveStageError, ShortcutCycleError
 from drivestage.local_tree import LocalTree
@@ -32,18 +33,32 @@ def index(entries: Iterable[RemoteEntry]) -> dict[str, list[RemoteEntry]]:
 
 @dataclass
 class Folders:
-    """What :func:`list_folders` found: SRC's folders as on the store, and how many it made."""
+    """What :func:`list_folders` found: SRC's folders as on the store, how many it made, and
+    the clock of the push's walk (what ``--delete`` lists then counts against it too)."""
 
     remote: dict[str, RemoteEntry] = field(default_factory=dict)
     created: int = 0
+    clock: walk_clock.WalkClock = field(default_factory=lambda: walk_clock.WalkClock("DEST"))
 
 
 def list_folders(store: RemoteStore, root: RemoteEntry, path: StorePath, tree: LocalTree,
                  listing: Listings, *, deleting: bool) -> Folders:
     """One listing per folder, into ``listing`` (a dict others hold: filled in place). A
     folder the push makes is empty: no listing. One it does not make (``tree.made``) is
-    listed only for ``--delete`` (``deleting``) and only where the store has it."""
-    out = Folders({"": root})
+    listed only for ``--delete`` (``deleting``) and only where the store has it.
+
+    The listings share one time bound (:mod:`drivestage.walk_clock`), named by DEST: a tree
+    of many folders, each listed slowly and within ``DRIVESTAGE_LISTING_TIMEOUT``, took it
+    once per folder (walk51)."""
+    out = Folders({"": root}, clock=walk_clock.WalkClock(store.describe(root)))
+    with walk_clock.walking(out.clock):
+        _listed(store, root, path, tree, listing, deleting, out)
+    return out
+
+
+def _listed(store: RemoteStore, root: RemoteEntry, path: StorePath, tree: LocalTree,
+            listing: Listings, deleting: bool, out: Folders) -> None:
+    """:func:`list_folders`' listings, into ``out``, under the walk's clock."""
     taken = {root.id: ""}   # (each store folder by the folder of SRC pushed into it)
     listing[""] = index(store.list(root))
     made = set(tree.made)
@@ -64,7 +79,6 @@ def list_folders(store: RemoteStore, root: RemoteEntry, path: StorePath, tree: L
             _once(store, taken, out.remote, rel, out.remote[rel])
             listing[rel] = {}
             out.created += 1
-    return out
 
 
 def _once(store: RemoteStore, taken: dict[str, str], remote: dict[str, RemoteEntry],

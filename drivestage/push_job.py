@@ -8,7 +8,7 @@ import threading
 from typing import Iterable, Mapping, Optional, Sequence
 
 from drivestage import extra, first_seen, name_blocked, other_runs, pruning, push_room, \
-    run_folders, sidecar, sidecar_unread, unread, unread_guard, unread_memory
+    run_folders, sidecar, sidecar_unread, unread, unread_guard, unread_memory, walk_clock
 from drivestage.errors import (BecameOtherError, DriveStageError, FolderInTheWayError,
                                FolderLeftError, NameSharedError, NotFoundError,
                                PermissionDeniedError, TrashedError, UsageError)
@@ -176,10 +176,11 @@ class PushJob(Sends):
                 store, self.listing[""], self.policy, self.cache, self._top_local(files),
                 now=store.clock()[0], seen=first_seen.on(store)) | other_runs.left_ids(
                 self.result.left, self.listing) | owned.kept_ids(files, self.listing)
-            deletions = extra.decide(store, root, self.listing, tree, removal,
-                                  kept=kept, protect=self.protect,
-                                  include=self.include, exclude=self.exclude,
-                                  marked=lambda e: owned.marked(store, e))
+            with walk_clock.walking(found.clock):   # (the walk's: what goes listed too)
+                deletions = extra.decide(store, root, self.listing, tree, removal,
+                                         kept=kept, protect=self.protect,
+                                         include=self.include, exclude=self.exclude,
+                                         marked=lambda e: owned.marked(store, e))
             if not self._folders_kept(deletions, files):
                 break
             self.over_folders = []   # (the first try's steps undone: made again)

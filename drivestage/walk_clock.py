@@ -11,6 +11,13 @@ Below the store layers, which may not import :mod:`drivestage.drive`: the walk s
 clock here, and Drive's paging reads it (a directory's listing, one scandir, has no pages).
 The clock is a context variable, so each thread of :func:`drivestage.pool.each` is given it
 (:func:`run`): a thread starts with none.
+
+The clock runs only while one of its walk's listings is under way (:meth:`WalkClock.listing`,
+in any thread): a push lists DEST's folders, then reads sidecars, then lists what
+``--delete`` would remove; a dedupe moves items between its listings. What a command does
+between two listings (a folder made, an item moved, a file hashed) is not listing time, and
+counting it would stop a walk for work the bound is not about (walk51: push, dedupe, the
+trainer's look for checkpoints).
 """
 from __future__ import annotations
 
@@ -27,17 +34,36 @@ R = TypeVar("R")
 
 
 class WalkClock:
-    """The start of one walk's listings and the pages they got so far (all threads)."""
+    """The time one walk's listings took so far and the pages they got (all threads)."""
 
     def __init__(self, where: str):
         self.where = where          # the folder walked, as the user named it (drive:data)
-        self.began = time.monotonic()
         self.pages = 0
+        self._spent = 0.0           # seconds of listing ended before ``_since``
+        self._since = 0.0           # when the listings under way began (``_open`` > 0)
+        self._open = 0              # listings under way, in all threads
         self._lock = threading.Lock()
 
     def took(self) -> float:
-        """Seconds since the walk began."""
-        return time.monotonic() - self.began
+        """Seconds the walk spent listing: while one listing of it or more was under way."""
+        with self._lock:
+            return self._spent + (time.monotonic() - self._since if self._open else 0.0)
+
+    @contextmanager
+    def listing(self) -> Iterator[None]:
+        """The clock runs inside the block (one listing of the walk: :mod:`drivestage.drive.
+        paging`), however many threads list at once (their time counted once)."""
+        with self._lock:
+            if not self._open:
+                self._since = time.monotonic()
+            self._open += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._open -= 1
+                if not self._open:
+                    self._spent += time.monotonic() - self._since
 
     def got_page(self) -> None:
         """One more page listed (in any thread of the walk)."""

@@ -116,8 +116,18 @@ def all_pages(call: Callable[[str, Callable[[], Page]], Page], listing: Any,
         except StopIteration:
             return None
 
-    clock = Clock(where)   # (one bound for the restarts too: each starts a slow server over)
     walk = walk_clock.current()   # (and one for every listing of a folder walk: fuse51)
+    if walk is None:
+        return _pages(call, listing, where, page, None)
+    with walk.listing():   # (its clock runs while this listing is under way: walk51)
+        return _pages(call, listing, where, page, walk)
+
+
+def _pages(call: Callable[[str, Callable[[], Page]], Page], listing: Any, where: str,
+           page: Callable[[], Page], walk: Optional[walk_clock.WalkClock]
+           ) -> list[dict[str, Any]]:
+    """:func:`all_pages`' pages, ``walk``: the folder walk this listing is one of (if any)."""
+    clock = Clock(where)   # (one bound for the restarts too: each starts a slow server over)
     for restart in range(MAX_RESTARTS + 1):
         items: list[dict[str, Any]] = []
         seen: set[str] = set()

@@ -1,0 +1,90 @@
+"""walk51: ``DRIVESTAGE_LISTING_TIMEOUT`` bounds a push's (and a dedupe's) whole walk, not
+each listing.
+
+fuse51 gave a folder pull's walk one clock; a push lists DEST's folders one after another
+(each folder of SRC that DEST has: push_folders.list_folders), and a tree of many folders,
+each listed slowly and within the bound, took the bound once per folder. Here the tree is five
+folders deep, every ``files.list`` waits 0.05 s (the emulator's latency) and the bound is
+0.12 s: each listing (one page) is under it, the walk (five listings, 0.25 s at least) over
+it. On main the push went through, exit 0 (``old.txt`` deleted). Now the walk's listings
+share one clock: the same line as one listing's, naming DEST, exit 1, before anything is
+sent or deleted. The same for ``dedupe``, which lists every folder below the one it is
+given (on main: exit 0, the duplicate at the bottom merged).
+"""
+from __future__ import annotations
+
+import os
+import re
+
+from drivestage.emulator.store import FOLDER_MIME
+
+from _cli import run
+from _envs import env  # noqa: F401  (a fixture)
+from _messages import error_line
+
+LEVELS = ("a", "b", "c", "d")
+LINE = (r"Error: listing {}: not done after \d+ pages and \d+\.\d\d s \(a listing may "
+        r"take 0\.12 s: DRIVESTAGE_LISTING_TIMEOUT\); stopped: the server answers its pages "
+        r"too slowly, or keeps sending new page tokens\. Try again later; if it persists, the "
+        r"server \(or a proxy\) is broken")
+
+
+def _slow(emulator, monkeypatch) -> None:
+    """Each ``files.list`` page 0.05 s late; a listing may take 0.12 s (each one does)."""
+    emulator.faults.latency(0.05, "GET", r"^/drive/v2/files\?")
+    monkeypatch.setenv("DRIVESTAGE_LISTING_TIMEOUT", "0.12")
+
+
+def _listed(emulator, folders) -> int:
+    """The listings asked of ``folders`` (their ids)."""
+    return sum(1 for r in emulator.requests if r.method == "GET" and
+               r.path == "/drive/v2/files" and
+               any(f"'{f}' in parents" in (r.query.get("q") or "") for f in folders))
+
+
+def test_a_push_delete_walk_of_slow_listings_stops_at_one_time_bound(
+        emulator, env, tmp_path, monkeypatch):
+    src = tmp_path / "logs"
+    for depth in range(len(LEVELS) + 1):
+        rel = "/".join(LEVELS[:depth])
+        (src / rel).mkdir(parents=True, exist_ok=True)
+        (src / rel / "f.txt").write_bytes(b"f" * 10)
+        emulator.add_file("/".join(("logs",) + LEVELS[:depth] + ("f.txt",)), b"f" * 10)
+    emulator.add_file("logs/a/b/old.txt", b"o" * 10)      # what --delete would remove
+    (src / "a" / "b" / "c" / "d" / "new.txt").write_bytes(b"n" * 10)   # what it would send
+    folders = [emulator.find("/".join(("logs",) + LEVELS[:depth]))["id"]
+               for depth in range(len(LEVELS) + 1)]
+    _slow(emulator, monkeypatch)
+    code, _, err = run("push", "--delete", str(src), "drive:logs")
+    line = error_line(err)
+    assert code == 1, err
+    assert re.fullmatch(LINE.format("drive:logs"), line), line
+    # The walk's listings (one page each): no folder listed after the bound, not every one.
+    listed = _listed(emulator, folders)
+    pages = int(re.search(r"after (\d+) pages", line).group(1))
+    assert pages < len(folders) and listed <= pages + 1, (listed, pages)
+    # Nothing sent, nothing deleted.
+    assert emulator.find("logs/a/b/old.txt") is not None
+    assert emulator.find("logs/a/b/c/d/new.txt") is None
+    assert os.path.exists(src / "a" / "b" / "c" / "d" / "new.txt")
+
+
+def test_a_dedupe_walk_of_slow_listings_stops_at_one_time_bound(emulator, env, monkeypatch):
+    for depth in range(len(LEVELS) + 1):
+        emulator.add_file("/".join(("runs", "exp") + LEVELS[:depth] + ("f.txt",)), b"f")
+    bottom = "runs/exp/" + "/".join(LEVELS)
+    emulator.add_folder(bottom + "/twin")
+    emulator.store.create("twin", FOLDER_MIME, [emulator.find(bottom)["id"]])   # its twin
+    folders = [emulator.find("/".join(("runs", "exp") + LEVELS[:depth]))["id"]
+               for depth in range(len(LEVELS) + 1)]
+    _slow(emulator, monkeypatch)
+    code, _, err = run("dedupe", "drive:runs/exp")
+    line = error_line(err)
+    assert code == 1, err
+    assert re.fullmatch(LINE.format("drive:runs/exp"), line), line
+    pages = int(re.search(r"after (\d+) pages", line).group(1))
+    listed = _listed(emulator, folders)
+    assert listed < len(folders) and listed <= pages, (listed, pages)
+    twins = [r for r in emulator.store.files.values()
+             if r["title"] == "twin" and not r["trashed"]]
+    assert len(twins) == 2, twins     # nothing merged
