@@ -9,14 +9,19 @@ folders deep, every ``files.list`` waits 0.05 s (the emulator's latency) and the
 it. On main the push went through, exit 0 (``old.txt`` deleted). Now the walk's listings
 share one clock: the same line as one listing's, naming DEST, exit 1, before anything is
 sent or deleted. The same for ``dedupe``, which lists every folder below the one it is
-given (on main: exit 0, the duplicate at the bottom merged).
+given (on main: exit 0, the duplicate at the bottom merged), and a mirror: one clock per
+period (each a push), a period that hits it said and the next one tried again.
 """
 from __future__ import annotations
 
 import os
 import re
 
+import pytest
+
 from drivestage.emulator.store import FOLDER_MIME
+from drivestage.errors import MirrorError
+from drivestage.mirror import Mirror
 
 from _cli import run
 from _envs import env  # noqa: F401  (a fixture)
@@ -42,14 +47,19 @@ def _listed(emulator, folders) -> int:
                any(f"'{f}' in parents" in (r.query.get("q") or "") for f in folders))
 
 
-def test_a_push_delete_walk_of_slow_listings_stops_at_one_time_bound(
-        emulator, env, tmp_path, monkeypatch):
-    src = tmp_path / "logs"
+def _nested(emulator, src) -> None:
+    """``src`` and ``drive:logs``: a file at each of five nested levels, the same bytes."""
     for depth in range(len(LEVELS) + 1):
         rel = "/".join(LEVELS[:depth])
         (src / rel).mkdir(parents=True, exist_ok=True)
         (src / rel / "f.txt").write_bytes(b"f" * 10)
         emulator.add_file("/".join(("logs",) + LEVELS[:depth] + ("f.txt",)), b"f" * 10)
+
+
+def test_a_push_delete_walk_of_slow_listings_stops_at_one_time_bound(
+        emulator, env, tmp_path, monkeypatch):
+    src = tmp_path / "logs"
+    _nested(emulator, src)
     emulator.add_file("logs/a/b/old.txt", b"o" * 10)      # what --delete would remove
     (src / "a" / "b" / "c" / "d" / "new.txt").write_bytes(b"n" * 10)   # what it would send
     folders = [emulator.find("/".join(("logs",) + LEVELS[:depth]))["id"]
@@ -88,3 +98,27 @@ def test_a_dedupe_walk_of_slow_listings_stops_at_one_time_bound(emulator, env, m
     twins = [r for r in emulator.store.files.values()
              if r["title"] == "twin" and not r["trashed"]]
     assert len(twins) == 2, twins     # nothing merged
+
+
+def test_a_mirror_period_that_hits_the_bound_is_said_and_the_next_has_its_own(
+        emulator, env, tmp_path, monkeypatch):
+    """The first period's walk (slow listings) hits the bound: its flush fails with the line,
+    the mirror goes on. The second (the server fast again) has a clock of its own: one for
+    the mirror's life would have been spent already, and every period after failed."""
+    src = tmp_path / "logs"
+    _nested(emulator, src)
+    (src / "a" / "b" / "c" / "d" / "new.txt").write_bytes(b"n" * 10)
+    _slow(emulator, monkeypatch)
+    mirror = Mirror(str(src), "drive:logs").start()
+    try:
+        with pytest.raises(MirrorError) as failed:
+            mirror.flush()
+        assert re.fullmatch(rf"mirror of {re.escape(str(src))} to drive:logs failed: "
+                            + LINE.format("drive:logs")[len("Error: "):],
+                            str(failed.value)), str(failed.value)
+        assert emulator.find("logs/a/b/c/d/new.txt") is None
+        emulator.faults.clear()
+        mirror.flush()
+        assert emulator.find("logs/a/b/c/d/new.txt") is not None
+    finally:
+        mirror.stop(flush=False)
