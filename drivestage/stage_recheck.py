@@ -216,18 +216,15 @@ def _folder_gone(store: RemoteStore, by_folder: dict[str, list[tuple[Item, PullR
     before child, until one went, NAMED at most (a tree trashed whole: no thousand
     requests). None where every folder asked is there still: its files, asked about one by
     one, tell."""
-    asked = {f for f in unlisted} | {f for f, _ in missing}
-    order = sorted(asked, key=lambda f: by_folder[f][0][0].folder if by_folder.get(f) else "")
-    for folder_id in order[:NAMED]:
-        pairs = by_folder.get(folder_id)
-        if not pairs:
-            continue
+    asked = {f for f in (*unlisted, *(f for f, _ in missing)) if by_folder.get(f)}
+    for folder_id in sorted(asked, key=lambda f: by_folder[f][0][0].folder)[:NAMED]:
+        pairs = by_folder[folder_id]
         how = _how_gone(store, RemoteEntry(id=folder_id, name="", is_dir=True))
         if how is None:
             continue
         first = pairs[0][0]
         local = first.folder
-        inside = {it.src for f in asked for it, _ in by_folder.get(f, ())
+        inside = {it.src for f in asked for it, _ in by_folder[f]
                   if it.folder == local or it.folder.startswith(local + os.sep)}
         others = len({it.src for _, it in missing} - inside)
         return _folder_went_away(store, first.src.rsplit("/", 1)[0], local, how,

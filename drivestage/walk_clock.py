@@ -3,9 +3,9 @@
 A listing is bounded in time (``DRIVESTAGE_LISTING_TIMEOUT``: :mod:`drivestage.drive.paging`),
 but a folder pull lists one folder after another: a tree of many subfolders, each listed
 slowly and within the bound, took that bound once per folder level, ``jobs`` folders at a
-time (pull50's left; fuse51). Under :func:`walking` every listing of the store shares one
-clock, started when the walk began: the walk as a whole stops at the bound, with the line
-of one listing that took too long, named by the folder pulled.
+time (pull50's left; fuse51); so did a push's walk of DEST and a dedupe's (walk51). Under
+:func:`walking` every listing of the store shares one clock: the walk as a whole stops at
+the bound, with the line of one listing that took too long, named by the folder walked.
 
 Below the store layers, which may not import :mod:`drivestage.drive`: the walk sets the
 clock here, and Drive's paging reads it (a directory's listing, one scandir, has no pages).
