@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Iterable, Optional, Sequence
 
-from drivestage import paths
+from drivestage import paths, walk_clock
 from drivestage import sidecar as sidecars
 from drivestage.errors import AbusiveFileError, NotFoundError, RemoteChangedError
 from drivestage.held_choice import aside_for
@@ -266,13 +266,16 @@ class DriveFolder:
             folder = self._store.resolve(self._path)
         except NotFoundError:
             return []
-        found, changed = self._checkpoints_in(folder)
-        if changed:
-            # A sidecar read holds other bytes than the listing showed: another machine
-            # pushed a new version of its checkpoint after the listing (the sidecar is updated
-            # in place, last). Listed once more, or that checkpoint would not count as
-            # verified and a resume would go back to an older one.
-            found, _ = self._checkpoints_in(folder)
+        # Its listings (two where a sidecar changed) under one time bound, not one each
+        # (DRIVESTAGE_LISTING_TIMEOUT: drivestage.walk_clock; walk51).
+        with walk_clock.walking(walk_clock.WalkClock(self._store.describe(folder))):
+            found, changed = self._checkpoints_in(folder)
+            if changed:
+                # A sidecar read holds other bytes than the listing showed: another machine
+                # pushed a new version of its checkpoint after the listing (the sidecar is
+                # updated in place, last). Listed once more, or that checkpoint would not
+                # count as verified and a resume would go back to an older one.
+                found, _ = self._checkpoints_in(folder)
         return found
 
     def _checkpoints_in(self, folder: RemoteEntry) -> tuple[list[RemoteCheckpoint], bool]:
