@@ -54,8 +54,13 @@ def _not_ahead_of_drive(mine: Sidecar) -> Sidecar:
     the skew allowed): this machine's clock ran ahead when it saved, and a state Drive never
     had, dated so, outranked the saves another machine made on Drive since, however much
     further on: the run went back to it, not a word said (attackb51). So dated, its progress
-    decides, said in one line."""
-    drive_now = server_clock.drive_clock()
+    decides, said in one line. Drive's clock is no earlier than its own stamps say (a
+    checkpoint's ``createdDate`` listed here): a ``Date`` hours behind (a proxy's slow clock)
+    made a state saved an hour ago by a right clock "ahead", and a run sent back here on
+    purpose went on from Drive's further epoch, the line blaming this machine (attackd51)."""
+    # (The stamps only raise a clock heard: a lower bound, they alone date nothing.)
+    heard, stamps = server_clock.drive_clock(), server_clock.stamps_say()
+    drive_now = heard if heard is None or stamps is None else max(heard, stamps)
     if mine.saved is None or drive_now is None or \
             mine.saved <= drive_now + server_clock.TOLERANCE:
         return mine

@@ -52,7 +52,7 @@ from typing import Any, Optional
 from drivestage import latest_clock
 
 __all__ = ["TOLERANCE", "age_of", "http_date", "answered", "dated", "drive_clock", "heard", "heard_skew",
-           "latest", "now", "skew", "span", "stamped", "wrote"]
+           "latest", "now", "skew", "span", "stamped", "stamps_say", "wrote"]
 
 log = logging.getLogger(__name__)
 
@@ -268,6 +268,16 @@ def wrote(*dates: float) -> None:
         offset = newest - time.time()
         if _wrote is None or offset > _wrote:
             _wrote = offset
+
+
+def stamps_say() -> Optional[float]:
+    """Drive's clock now, at least, as its own stamps say it: the answers to this process's
+    own writes (:func:`wrote`), the newest ``createdDate`` of an item read
+    (:func:`stamped`); None where neither was heard. A lower bound only: what a ``Date``
+    behind says (a proxy's clock hours slow, two answers in a row) is no later than it."""
+    own, stamp = _wrote, _stamped
+    said = [v for v in (None if own is None else time.time() + own, stamp) if v is not None]
+    return max(said) if said else None
 
 
 def latest() -> float:
