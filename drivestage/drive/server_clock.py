@@ -274,10 +274,12 @@ def stamps_say() -> Optional[float]:
     """Drive's clock now, at least, as its own stamps say it: the answers to this process's
     own writes (:func:`wrote`), the newest ``createdDate`` of an item read
     (:func:`stamped`); None where neither was heard. A lower bound only: what a ``Date``
-    behind says (a proxy's clock hours slow, two answers in a row) is no later than it."""
+    behind says (a proxy's clock hours slow, two answers in a row) is no later than it. No
+    later than the later of this machine's clock and the ``Date`` (as :func:`latest`): an
+    item's ``createdDate`` may be a client's (rclone ``-M``: clock51)."""
     own, stamp = _wrote, _stamped
     said = [v for v in (None if own is None else time.time() + own, stamp) if v is not None]
-    return max(said) if said else None
+    return min(span()[1], max(said)) if said else None
 
 
 def latest() -> float:
