@@ -39,6 +39,7 @@ from typing import Optional, Sequence
 from drivestage import walk_clock
 from drivestage.errors import DanglingShortcutError, DriveStageError, NotFoundError, \
     RemoteChangedError, TrashedError
+from drivestage.held_choice import aside_for
 from drivestage.localdir import LocalDirStore
 from drivestage.localfs import fuse_devices, open_regular
 from drivestage.lost_mounts import read_error
@@ -69,7 +70,7 @@ def check_unchanged(store: RemoteStore, staged: Sequence[tuple[Item, PullResult]
         if folder_id is not None:
             by_folder.setdefault(folder_id, []).extend(pairs)
     changed: list[str] = []
-    missing: list[tuple[str, Item]] = []   # (its folder's id, it)
+    missing: list[tuple[str, Item, Optional[str]]] = []   # (its folder's id, it, how if known)
     kept: list[tuple[Item, PullResult]] = []   # as listed: a FUSE one's bytes may not be
     folders = list(by_folder)
     clock = walk_clock.WalkClock(src or "the folders pulled, again")
@@ -88,10 +89,19 @@ def check_unchanged(store: RemoteStore, staged: Sequence[tuple[Item, PullResult]
         named = {e.name: e for e in listing if not e.is_dir}
         for it, r in by_folder[folder_id]:
             # (gone by its id, a file of its name there now: a new file at its path, which
-            # another pull may have staged since, stamped as such: compared as a version)
-            e = now.get(it.entry.id) or named.get(it.entry.name)
+            # another pull may have staged since, stamped as such: compared as a version.
+            # Renamed since, it is no longer at its path: what is there now is compared, or
+            # the path holds nothing: a renamed file was left staged under a name the folder
+            # no longer held, exit 0, and the rerun staged it again beside it: attackd51)
+            e = now.get(it.entry.id)
+            # (a copy kept aside the walk took under the name it stands for: not renamed)
+            renamed = e.name if e is not None and e.name != it.entry.name and \
+                aside_for(e) != it.entry.name else None
+            if e is None or renamed is not None:
+                e = named.get(it.entry.name)
             if e is None:
-                missing.append((folder_id, it))
+                missing.append((folder_id, it, None if renamed is None else
+                                f"renamed to {renamed}"))
             # (a local file listed without its md5, an archive its reader hashes: its size)
             elif e.size != r.size or e.md5 is not None and \
                     e.md5.lower() != (r.md5 or "").lower():
@@ -101,7 +111,7 @@ def check_unchanged(store: RemoteStore, staged: Sequence[tuple[Item, PullResult]
     if isinstance(store, LocalDirStore):
         again, gone_since = _hashed_again(store, kept, jobs)
         changed += again
-        missing += [(it.entry.parent_id or "", it) for it in gone_since]
+        missing += [(it.entry.parent_id or "", it, None) for it in gone_since]
     if changed:
         more = f" and {len(changed) - NAMED} more" if len(changed) > NAMED else ""
         where = "in its folder" if isinstance(store, LocalDirStore) else "on Drive"
@@ -117,11 +127,11 @@ def check_unchanged(store: RemoteStore, staged: Sequence[tuple[Item, PullResult]
     # most: a folder trashed whole is no thousand requests; the rest counted as unlisted.
     went: Optional[tuple[Item, str]] = None
     others = 0
-    for n, (folder_id, it) in enumerate(missing):
+    for n, (folder_id, it, known) in enumerate(missing):
         if went is not None and n >= NAMED:
             others += len(missing) - n
             break
-        how = _missing(store, folder_id, it)
+        how = known or _missing(store, folder_id, it)
         if how is not None and went is None:
             went = it, how
         elif how is not None:
