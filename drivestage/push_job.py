@@ -77,6 +77,8 @@ class PushJob(Sends):
     def run(self, src: str, path: StorePath, removal: Optional[extra.Removal],
             follow_symlinks: bool) -> None:
         store, self.path, self.follow_symlinks = self.store, path, follow_symlinks
+        if removal is not None:   # (before the walk reads it too: one made readable after
+            unread_guard.check_readable()   # that read passed the check below: attackd51)
         tree = walk(src, self.include, self.exclude, follow_symlinks=follow_symlinks)
         # (SRC read empty where the last push could not read it: an unmounted mount point)
         unread_memory.src_again(src, not (tree.files or tree.folders[1:] or tree.skipped_links
