@@ -154,7 +154,7 @@ def _hashed_again(store: LocalDirStore, kept: Sequence[tuple[Item, PullResult]],
     def hashed(pair: tuple[Item, PullResult]) -> Optional[str]:
         full = store.describe(pair[0].entry)
         try:
-            return _md5(full)
+            return _md5(full, pair[1].size)
         except FileNotFoundError:
             return None
         except OSError as exc:
@@ -172,17 +172,23 @@ def _hashed_again(store: LocalDirStore, kept: Sequence[tuple[Item, PullResult]],
     return changed, went
 
 
-def _md5(full: str) -> str:
+def _md5(full: str, size: int) -> str:
     """The md5 of the regular file at ``full`` (a FIFO put there since is not waited on),
     read in blocks, a Ctrl-C taken between two (:func:`drivestage.pool.check`): a file of
-    gigabytes read again from a Drive mount takes minutes."""
-    h = hashlib.md5()
+    gigabytes read again from a Drive mount takes minutes. ``""`` where it holds more than
+    ``size`` bytes (the bytes staged): read no further, it changed (a file growing on a
+    network mount, whose client asks its size again at each read past the end, was read as
+    long as it grew: attackd51)."""
+    h, left = hashlib.md5(), size + 1
     with os.fdopen(open_regular(full), "rb") as fh:
         while True:
             check()
-            block = fh.read(_BLOCK)
+            block = fh.read(min(_BLOCK, left))
             if not block:
                 return h.hexdigest()
+            left -= len(block)
+            if left <= 0:
+                return ""
             h.update(block)
 
 
