@@ -126,8 +126,7 @@ class PushJob(Sends):
         store = self.store
         if removal is not None:
             extra.check_dest(store, root, path)
-            run_folders.check_readable()
-            unread_guard.check_readable()
+            run_folders.check_readable()   # (and unread.json: unread_guard)
         found = list_folders(store, root, path, tree, self.listing, deleting=removal is not None)
         self.remote_folder, self.result.folders_created = found.remote, found.created
         more(held, [store.lineage(f) for f in self.remote_folder.values() if f.linked])

@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, MutableMapping, Optional, Sequence
 
-from drivestage import other_runs, sidecar
+from drivestage import other_runs, sidecar, unread_guard
 from drivestage.errors import DriveStageError, LocalFileError, PermissionDeniedError, \
     PropertyLimitError, WebPageRefusalError
 from drivestage.local_tree import LocalFile
@@ -484,7 +484,9 @@ def unreadable(path: Optional[Path] = None) -> Optional[str]:
 def check_readable() -> None:
     """Refuse a ``--delete`` while the records cannot be read: with none, the run folders
     above which it deletes are unknown, and it would remove the checkpoints a run keeps on
-    the store that ``train.keep_local`` removed from the disk."""
+    the store that ``train.keep_local`` removed from the disk. So too while push's memory of
+    the folders it could not read cannot be read (:func:`unread_guard.check_readable`)."""
+    unread_guard.check_readable()
     why = unreadable()
     if why is not None:
         raise LocalFileError(

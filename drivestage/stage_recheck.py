@@ -222,8 +222,8 @@ def _missing(store: RemoteStore, folder_id: str, it: Item) -> Optional[str]:
 
 
 def _folder_gone(store: RemoteStore, by_folder: dict[str, list[tuple[Item, PullResult]]],
-                 unlisted: Sequence[str], missing: Sequence[tuple[str, Item]]
-                 ) -> Optional[NotFoundError]:
+                 unlisted: Sequence[str],
+                 missing: Sequence[tuple[str, Item, Optional[str]]]) -> Optional[NotFoundError]:
     """The error naming a folder the pull staged files from that went itself (trashed or
     deleted) since the walk listed it, where one did: its files were named one by one
     (trashed with it, so unlisted), or not at all where its listing answered "not found"
@@ -232,7 +232,7 @@ def _folder_gone(store: RemoteStore, by_folder: dict[str, list[tuple[Item, PullR
     before child, until one went, NAMED at most (a tree trashed whole: no thousand
     requests). None where every folder asked is there still: its files, asked about one by
     one, tell."""
-    asked = {f for f in (*unlisted, *(f for f, _ in missing)) if by_folder.get(f)}
+    asked = {f for f in (*unlisted, *(f for f, _, _ in missing)) if by_folder.get(f)}
     for folder_id in sorted(asked, key=lambda f: by_folder[f][0][0].folder)[:NAMED]:
         pairs = by_folder[folder_id]
         how = _how_gone(store, RemoteEntry(id=folder_id, name="", is_dir=True))
@@ -242,7 +242,7 @@ def _folder_gone(store: RemoteStore, by_folder: dict[str, list[tuple[Item, PullR
         local = first.folder
         inside = {it.src for f in asked for it, _ in by_folder[f]
                   if it.folder == local or it.folder.startswith(local + os.sep)}
-        others = len({it.src for _, it in missing} - inside)
+        others = len({it.src for _, it, _ in missing} - inside)
         return _folder_went_away(store, first.src.rsplit("/", 1)[0], local, how,
                                  len(inside), others)
     return None
