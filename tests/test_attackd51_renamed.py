@@ -13,34 +13,17 @@ Each rename is made while a file's download is held at its fifth byte (no sleeps
 """
 from __future__ import annotations
 
-import threading
 
 from _cli import run
 from _envs import env  # noqa: F401  (a fixture)
+from _held_pull import pull_while_held
 from _messages import error_line
-
-
-def _pull_while_held(emulator, file_id: str, change, dest) -> tuple[int, str]:
-    held = emulator.faults.hold(file_id, 5, timeout=20)
-    box: dict = {}
-    t = threading.Thread(target=lambda: box.update(run=run(
-        "pull", "-q", "--jobs", "1", "drive:run", str(dest))), daemon=True)
-    t.start()
-    try:
-        assert held.reached.wait(20), "the file's download never started"
-        change()
-    finally:
-        held.release()
-    t.join(30)
-    assert not t.is_alive()
-    code, _, err = box["run"]
-    return code, err
 
 
 def test_a_file_renamed_during_the_pull_fails_it_named(emulator, env, tmp_path):
     emulator.add_file("run/a.txt", b"a" * 100)
     x_id = emulator.add_file("run/x.txt", b"x" * 100)
-    code, err = _pull_while_held(
+    code, _, err = pull_while_held(
         emulator, x_id, lambda: emulator.store.update_meta(x_id, {"title": "y.txt"}),
         tmp_path / "d")
     target = tmp_path / "d" / "run" / "x.txt"
@@ -60,7 +43,7 @@ def test_two_files_whose_names_were_swapped_fail_the_pull_as_changed(emulator, e
         emulator.store.update_meta(x_id, {"title": "t.txt"})
         emulator.store.update_meta(y_id, {"title": "x.txt"})
         emulator.store.update_meta(x_id, {"title": "y.txt"})
-    code, err = _pull_while_held(emulator, y_id, swap, tmp_path / "d")
+    code, _, err = pull_while_held(emulator, y_id, swap, tmp_path / "d")
     assert code == 1 and error_line(err) == (
         "Error: drive:run/x.txt, drive:run/y.txt changed on Drive while this pull ran (a new "
         "version since the folder was listed): what it staged mixes files of before and after "

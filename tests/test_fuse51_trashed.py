@@ -11,7 +11,6 @@ before the look again; no sleeps.
 from __future__ import annotations
 
 import os
-import threading
 
 import pytest
 
@@ -20,32 +19,16 @@ from drivestage.errors import NotFoundError
 
 from _cli import run
 from _envs import env  # noqa: F401  (a fixture)
+from _held_pull import pull_while_held
 from _local_src import old_files, once_staged
 from _messages import error_line
-
-
-def _pull_while_held(emulator, file_id: str, change, dest) -> tuple[int, str]:
-    held = emulator.faults.hold(file_id, 5, timeout=20)
-    box: dict = {}
-    t = threading.Thread(target=lambda: box.update(run=run(
-        "pull", "-q", "--jobs", "1", "drive:run", str(dest))), daemon=True)
-    t.start()
-    try:
-        assert held.reached.wait(20), "the file's download never started"
-        change()
-    finally:
-        held.release()
-    t.join(30)
-    assert not t.is_alive()
-    code, _, err = box["run"]
-    return code, err
 
 
 def test_a_file_trashed_during_its_download_fails_the_pull_named(emulator, env, tmp_path):
     emulator.add_file("run/a.txt", b"a" * 100)
     gone_id = emulator.add_file("run/epoch_001.pt", b"p" * 100)
     emulator.add_file("run/train.log", b"l" * 100)
-    code, err = _pull_while_held(
+    code, _, err = pull_while_held(
         emulator, gone_id,
         lambda: emulator.store.update_meta(gone_id, {"labels": {"trashed": True}}),
         tmp_path / "d")
@@ -68,7 +51,7 @@ def test_a_file_moved_out_of_its_folder_during_its_download_fails_the_pull(
     emulator.add_file("old/keep.txt", b"k")
     old = emulator.find("old")["id"]
     run_id = emulator.find("run")["id"]
-    code, err = _pull_while_held(
+    code, _, err = pull_while_held(
         emulator, moved_id,
         lambda: emulator.store.update_meta(moved_id, {}, add_parents=[old],
                                            remove_parents=[run_id]),

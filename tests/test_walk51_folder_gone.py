@@ -11,33 +11,16 @@ from __future__ import annotations
 
 import os
 import shutil
-import threading
 
 import pytest
 
 import drivestage
 from drivestage.errors import NotFoundError
 
-from _cli import run
 from _envs import env  # noqa: F401  (a fixture)
+from _held_pull import pull_while_held
 from _local_src import once_staged
 from _messages import error_line
-
-
-def _pull_while_held(emulator, file_id: str, change, dest) -> tuple[int, str, str]:
-    held = emulator.faults.hold(file_id, 5, timeout=20)
-    box: dict = {}
-    t = threading.Thread(target=lambda: box.update(run=run(
-        "pull", "-q", "--jobs", "1", "drive:run", str(dest))), daemon=True)
-    t.start()
-    try:
-        assert held.reached.wait(20), "the file's download never started"
-        change()
-    finally:
-        held.release()
-    t.join(30)
-    assert not t.is_alive()
-    return box["run"]
 
 
 @pytest.mark.parametrize("how", ["trashed", "deleted"])
@@ -49,7 +32,7 @@ def test_a_subfolder_gone_during_the_pull_fails_it_named(emulator, env, tmp_path
     old = emulator.find("run/old")["id"]
     change = (lambda: emulator.store.update_meta(old, {"labels": {"trashed": True}})) \
         if how == "trashed" else (lambda: emulator.store.delete(old))
-    code, out, err = _pull_while_held(emulator, last, change, tmp_path / "d")
+    code, out, err = pull_while_held(emulator, last, change, tmp_path / "d")
     folder = tmp_path / "d" / "run" / "old"
     # (its files staged before the folder went: the last download waited for the change)
     assert (folder / "epoch_001.pt").read_bytes() == b"p" * 100
