@@ -36,9 +36,10 @@ from test_pushread48_unread import live
 from test_pushremount49_memory import _memory_of_this_process_none  # noqa: F401
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="capabilities: Linux")
-def test_an_unreadable_memory_is_not_written_over_nor_its_folder_emptied_on_drive(
-        emulator, drive_env, local_state, tmp_path):
+def unreadable_memory_of_a_stopped_mount(emulator, tmp_path):
+    """SRC with ``a.txt`` and the bare mount point ``mnt`` of a stopped mount whose copy
+    ``mnt/m.txt`` Drive holds, and the memory that says so, mode 000 (root's reads dropped
+    by :func:`in_a_child`). Returns the memory's path."""
     mnt = tmp_path / "src" / "mnt"
     mnt.mkdir(parents=True)   # (the stopped mount, unmounted: its bare mount point)
     (tmp_path / "src" / "a.txt").write_bytes(b"a")
@@ -48,6 +49,23 @@ def test_an_unreadable_memory_is_not_written_over_nor_its_folder_emptied_on_driv
     memory.parent.mkdir()
     memory.write_text(json.dumps({"version": 1, "folders": {str(mnt): {
         socket.gethostname(): {"errno": errno.ENOTCONN, "t": 1764547200}}}}))
+    os.chmod(memory, 0)
+    return memory
+
+
+def refused_line(memory) -> str:
+    """The ``--delete`` refusal while ``memory`` cannot be read."""
+    return (f"Error: cannot read {memory} (Permission denied): it records the folders an "
+            "earlier push could not read (a stopped mount), and without it --delete could take "
+            "what Drive holds under one; nothing was sent or deleted. Make it readable (it may "
+            "be another user's: a sudo push's), or move it away to start anew, then run again")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="capabilities: Linux")
+def test_an_unreadable_memory_is_not_written_over_nor_its_folder_emptied_on_drive(
+        emulator, drive_env, local_state, tmp_path):
+    memory = unreadable_memory_of_a_stopped_mount(emulator, tmp_path)
+    os.chmod(memory, 0o600)
     before = memory.read_bytes()
     os.chmod(memory, 0)
 
@@ -55,8 +73,4 @@ def test_an_unreadable_memory_is_not_written_over_nor_its_folder_emptied_on_driv
                                                   "drive:runs/x", "--delete")))
     assert memory.read_bytes() == before and os.stat(memory).st_mode & 0o777 == 0, err
     assert live(emulator) == {"a.txt": b"a", "mnt/m.txt": b"mounted"}, err
-    assert code == 1 and error_line(err) == (
-        f"Error: cannot read {memory} (Permission denied): it records the folders an earlier "
-        "push could not read (a stopped mount), and without it --delete could take what Drive "
-        "holds under one; nothing was sent or deleted. Make it readable (it may be another "
-        "user's: a sudo push's), or move it away to start anew, then run again"), err
+    assert code == 1 and error_line(err) == refused_line(memory), err

@@ -14,10 +14,7 @@ the push runs in a forked child without root's reads (tests/_no_root_reads.py).
 """
 from __future__ import annotations
 
-import errno
-import json
 import os
-import socket
 import sys
 
 import pytest
@@ -26,22 +23,14 @@ from _cli import run
 from _messages import error_line
 from _no_root_reads import in_a_child
 from test_pushread48_unread import live
+from test_attack51_unread_unreadable import refused_line, unreadable_memory_of_a_stopped_mount
 from test_pushremount49_memory import _memory_of_this_process_none  # noqa: F401
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="capabilities: Linux")
 def test_a_memory_made_readable_after_the_walk_read_it_does_not_let_delete_through(
         emulator, drive_env, local_state, tmp_path):
-    mnt = tmp_path / "src" / "mnt"
-    mnt.mkdir(parents=True)   # (the stopped mount, unmounted: its bare mount point)
-    (tmp_path / "src" / "a.txt").write_bytes(b"a")
-    emulator.add_file("runs/x/a.txt", b"a")
-    emulator.add_file("runs/x/mnt/m.txt", b"mounted")
-    memory = tmp_path / "state" / "unread.json"
-    memory.parent.mkdir()
-    memory.write_text(json.dumps({"version": 1, "folders": {str(mnt): {
-        socket.gethostname(): {"errno": errno.ENOTCONN, "t": 1764547200}}}}))
-    os.chmod(memory, 0)
+    memory = unreadable_memory_of_a_stopped_mount(emulator, tmp_path)
 
     def push() -> list:
         from drivestage import unread_memory
@@ -58,8 +47,4 @@ def test_a_memory_made_readable_after_the_walk_read_it_does_not_let_delete_throu
 
     code, _out, err = in_a_child(push)
     assert live(emulator) == {"a.txt": b"a", "mnt/m.txt": b"mounted"}, err
-    assert code == 1 and error_line(err) == (
-        f"Error: cannot read {memory} (Permission denied): it records the folders an earlier "
-        "push could not read (a stopped mount), and without it --delete could take what Drive "
-        "holds under one; nothing was sent or deleted. Make it readable (it may be another "
-        "user's: a sudo push's), or move it away to start anew, then run again"), err
+    assert code == 1 and error_line(err) == refused_line(memory), err
