@@ -324,7 +324,8 @@ def _drive_clock_unheard(monkeypatch):
     from drivestage.drive import server_clock
 
     for name, value in (("_behind", None), ("_pending_reading", None), ("_dated", True),
-                        ("_stamped", None), ("_wrote", None)):
+                        ("_stamped", None), ("_stamped_made", None),
+                        ("_wrote", None)):
         monkeypatch.setattr(server_clock, name, value)
 
 

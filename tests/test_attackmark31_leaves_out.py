@@ -80,7 +80,7 @@ def test_runs_forget_behind_a_listing_without_properties_clears_the_mark(
 
     assert (code, err) == (0, "")
     assert out == "drive:runs/exp1 is no run folder any more: its mark on Drive cleared\n"
-    assert emulator.properties_of(emulator.find("runs/exp1")["id"]) == []
+    assert marks_of(emulator, emulator.find("runs/exp1")["id"]) == []
 
 
 def test_a_shared_drives_run_folders_are_asked_too(emulator, env, tmp_path, monkeypatch):

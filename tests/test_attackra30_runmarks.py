@@ -79,4 +79,4 @@ def test_runs_forget_clears_the_mark_of_a_run_folder_on_a_shared_drive(emulator,
     assert code == 0, err
     assert out == "drive:shared/Team/runs/exp1 is no run folder any more: its mark on Drive " \
         "cleared, this machine's record of it removed\n"
-    assert emulator.properties_of(exp1) == []
+    assert marks_of(emulator, exp1) == []

@@ -13,6 +13,7 @@ from test_attackds29_run_folders import _save, env  # noqa: F401  (env: a fixtur
 from trainer.drive import DriveFolder, retention_policy
 
 from drivestage import run_folders
+from test_runmark30_marks import marks_of
 
 
 def test_a_commenters_forget_removes_the_record_and_says_the_mark_stays(emulator, env, tmp_path):
@@ -21,7 +22,7 @@ def test_a_commenters_forget_removes_the_record_and_says_the_mark_stays(emulator
     folder.mkdir()
     _save(str(folder), 1)
     DriveFolder("drive:shared/Team/runs/exp1", str(folder), retention_policy(0, 0, None)).push()
-    marks = emulator.properties_of(emulator.find("runs/exp1", drive_id=team)["id"])
+    marks = marks_of(emulator, emulator.find("runs/exp1", drive_id=team)["id"])
     assert len(marks) == 2 and len(run_folders._file().read()) == 1
     emulator.set_drive_role(team, "commenter")
 
@@ -34,13 +35,13 @@ def test_a_commenters_forget_removes_the_record_and_says_the_mark_stays(emulator
         "drive's Contributor or above); this machine's record of it removed; someone with "
         "that role can run drivestage runs forget drive:shared/Team/runs/exp1")
     assert run_folders._file().read() == {}
-    assert emulator.properties_of(emulator.find("runs/exp1", drive_id=team)["id"]) == marks
+    assert marks_of(emulator, emulator.find("runs/exp1", drive_id=team)["id"]) == marks
     # The editor's forget clears it.
     emulator.set_drive_role(team, "writer")
     code, out, _ = run("runs", "forget", "drive:shared/Team/runs/exp1")
     assert (code, out) == (0, "drive:shared/Team/runs/exp1 is no run folder any more: its "
                               "mark on Drive cleared\n")
-    assert emulator.properties_of(emulator.find("runs/exp1", drive_id=team)["id"]) == []
+    assert marks_of(emulator, emulator.find("runs/exp1", drive_id=team)["id"]) == []
     assert os.path.isfile(folder / "epoch_001.pt")
 
 

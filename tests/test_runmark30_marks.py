@@ -26,9 +26,11 @@ OURS = [{"key": RUN_MARK, "value": "1", "visibility": "PRIVATE", "app": "app-def
 
 
 def marks_of(emulator, file_id: str) -> list[dict]:
-    """``emulator.properties_of(file_id)`` in OURS's order (a mark set on a folder made
-    before inserts its PUBLIC property first; Drive's order means nothing)."""
-    return sorted(emulator.properties_of(file_id), key=lambda p: (p["key"], p["visibility"]))
+    """``emulator.properties_of(file_id)``'s run marks in OURS's order (a mark set on a folder
+    made before inserts its PUBLIC property first; Drive's order means nothing). Not the
+    made mark every folder drivestage makes carries (drive.made_mark: clockmark51)."""
+    return sorted((p for p in emulator.properties_of(file_id) if p["key"] == RUN_MARK),
+                  key=lambda p: (p["key"], p["visibility"]))
 
 
 def _old_runs(emulator, tmp_path) -> dict:
@@ -199,7 +201,7 @@ def test_a_new_run_folder_is_made_marked_with_no_request_more(emulator, env, tmp
     DriveFolder("drive:runs/exp1", str(folder), retention_policy(0, 0, None)).push()
 
     made = emulator.find("runs/exp1")
-    assert emulator.properties_of(made["id"]) == OURS
+    assert marks_of(emulator, made["id"]) == OURS
     calls = emulator.api_calls()
     # What the first push made before marks were (the folders' inserts carry it; and since
     # pushgap47 its folder listed once more after the uploads, for a folder made at a new
@@ -209,7 +211,7 @@ def test_a_new_run_folder_is_made_marked_with_no_request_more(emulator, env, tmp
     # A plain push makes no mark: a folder is a run folder by its run's push only.
     emulator.clear_requests()
     assert run("push", str(folder), "drive:data/exp1")[0] == 0
-    assert emulator.properties_of(emulator.find("data/exp1")["id"]) == []
+    assert marks_of(emulator, emulator.find("data/exp1")["id"]) == []
     assert "properties.insert" not in emulator.api_calls()
 
 
@@ -262,7 +264,7 @@ def test_runs_forget_clears_the_mark_and_the_record(emulator, env, tmp_path, mon
     assert (code, err) == (0, "")
     assert out == "drive:runs/exp1 is no run folder any more: its mark on Drive cleared, " \
                   "this machine's record of it removed\n"
-    assert emulator.properties_of(exp1) == []
+    assert marks_of(emulator, exp1) == []
     assert len(run_folders._file().read()) == 1
     code, out, _ = run("runs", "forget", "drive:runs/exp1")
     assert (code, out) == (0, "drive:runs/exp1 was no run folder: no mark on Drive, no record "

@@ -87,6 +87,10 @@ _warned = False
 #: :func:`stamped`; None: none read). What Drive's own clock is at least.
 _stamped: Optional[float] = None
 
+#: The latest ``createdDate`` read on an item this app made (:mod:`~drivestage.drive.made_mark`:
+#: :func:`stamped` with ``made``; None: none read). Drive's own stamp for sure: no client sent it.
+_stamped_made: Optional[float] = None
+
 #: Drive's clock less this machine's, at least, as the answers to this process's own writes
 #: say it (:func:`wrote`; None: none written). Those stamps Drive set itself.
 _wrote: Optional[float] = None
@@ -247,14 +251,27 @@ def now() -> float:
     return time.time() + (behind or 0.0)
 
 
-def stamped(*dates: float) -> None:
+def stamped(*dates: float, made: bool = False) -> None:
     """Note dates Drive stamped on an item read (a listing's, a get's: its ``createdDate``,
     Drive's own; a ``modifiedDate`` is the client's mtime for rclone or Drive for desktop):
-    Drive's clock was at least the latest of them when it answered (:func:`latest`)."""
-    global _stamped
+    Drive's clock was at least the latest of them when it answered (:func:`latest`).
+    ``made``: the item carries this app's mark (:mod:`drivestage.drive.made_mark`), so its
+    ``createdDate`` is Drive's, never a client's (rclone ``-M`` sends one: clock51)."""
+    global _stamped, _stamped_made
     newest = max(dates, default=0.0)
     if newest > 0 and (_stamped is None or newest > _stamped):
         _stamped = newest
+    if made and newest > 0 and (_stamped_made is None or newest > _stamped_made):
+        _stamped_made = newest
+
+
+def _read_stamp() -> Optional[float]:
+    """The newest ``createdDate`` read that bounds Drive's clock: of the items this app made
+    where one was read (an item another client made beside them may carry a date of its
+    own, days ahead: clockmark51), else of any item (a run another OAuth client pushed, or
+    one pushed before the mark was: clock49's stamps, which no mark of this app's shows)."""
+    made = _stamped_made
+    return made if made is not None else _stamped
 
 
 def wrote(*dates: float) -> None:
@@ -277,7 +294,7 @@ def stamps_say() -> Optional[float]:
     behind says (a proxy's clock hours slow, two answers in a row) is no later than it. No
     later than the later of this machine's clock and the ``Date`` (as :func:`latest`): an
     item's ``createdDate`` may be a client's (rclone ``-M``: clock51)."""
-    own, stamp = _wrote, _stamped
+    own, stamp = _wrote, _read_stamp()
     said = [v for v in (None if own is None else time.time() + own, stamp) if v is not None]
     return min(span()[1], max(said)) if said else None
 
@@ -290,9 +307,10 @@ def latest() -> float:
     answers say it) raised what "in the future" is for every sidecar read here, a local
     liar's too, where Drive's stamps showed its clock right (claim50); and an item's stamp
     may be a client's (``setModifiedDate``; ``createdDate`` too, sent with its create by
-    rclone ``-M``: clock51), where this process's own writes' stamps are Drive's. This
-    machine's clock where no stamp was read."""
-    local, own, stamp = time.time(), _wrote, _stamped
+    rclone ``-M``: clock51), where this process's own writes' stamps are Drive's; so, of
+    the items read, those this app made are taken where there are any (:func:`_read_stamp`).
+    This machine's clock where no stamp was read."""
+    local, own, stamp = time.time(), _wrote, _read_stamp()
     if own is not None:
         return max(local, min(span()[1], local + own))
     return local if stamp is None else max(local, min(span()[1], stamp))

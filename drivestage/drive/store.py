@@ -24,8 +24,8 @@ import dataclasses
 import logging
 from typing import Any, Callable, Mapping, Optional, TypeVar, Union
 
-from drivestage.drive import answers, folders, ids, marks_below, paging, provenance, relist, \
-    reparent, server_clock, shortcuts
+from drivestage.drive import answers, folders, ids, made_mark, marks_below, paging, provenance, \
+    relist, reparent, server_clock, shortcuts
 from drivestage.drive.media import MediaReader
 from drivestage.drive.resources import (FOLDER_MIME, DriveEntry, check_resource,
                                         entry_from_resource, is_shortcut, is_trashed,
@@ -158,8 +158,9 @@ class DriveStore(ByteReads, Deletes, FolderMaking, Uploads, RemoteStore):
         """``res`` as an entry, a shortcut followed to its target (see the module doc)."""
         entry = entry_from_resource(res, where)
         # Drive's clock was at least its creation stamp; not the modified date, which is
-        # a client's word (rclone and Drive for desktop send a file's mtime): attack50.
-        server_clock.stamped(entry.created)
+        # a client's word (rclone and Drive for desktop send a file's mtime): attack50. The
+        # creation stamp is Drive's for sure on what this app made (made_mark: clockmark51).
+        server_clock.stamped(entry.created, made=made_mark.carries(res))
         if is_shortcut(res):
             entry = shortcuts.follow(res, entry, where, self._get,
                                      self.transport.resource_keys)

@@ -30,6 +30,7 @@ from typing import Any, Callable, Mapping, Optional, TypeVar
 
 from drivestage.drive import answers, folders, mount_marks, paging, server_clock, trash_paths
 from drivestage.drive.ids import Creates
+from drivestage.drive.made_mark import MADE_PROPERTY
 from drivestage.drive.resources import FOLDER_MIME, RUN_MARK, DriveEntry, parse_time, \
     run_marked
 from drivestage.drive.store_properties import Properties
@@ -311,7 +312,7 @@ class FolderMaking(Properties):
                     folders.warn_mount_name(where, name, meant)
                 folders.warn_typed_name(where, name)
             made = self.creates.make_folder(self.transport, self._get, parent.id, name, where,
-                                            properties=MARK_PROPERTIES if mark else None)
+                                            properties=[*(MARK_PROPERTIES if mark else ()), MADE_PROPERTY])
             log.info("created folder %s", where)
             # (sent with no date: its createdDate is Drive's clock, not a client's: clock51)
             server_clock.wrote(parse_time(made.get("createdDate")))

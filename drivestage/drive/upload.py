@@ -31,6 +31,7 @@ from drivestage import pool, sources, temps
 from drivestage.drive import answers, provenance, server_clock, upload_ends
 from drivestage.drive.media import HashingMedia
 from drivestage.drive.resources import entry_from_resource, is_trashed
+from drivestage.drive.made_mark import MADE_PROPERTY
 from drivestage.drive.sessions import CheckedHttp, file_resource, json_body, kept, origin_of, \
     same_origin, shown_origin, stalled
 from drivestage.drive.transport import Transport
@@ -233,7 +234,7 @@ class _Session:
         files = self.transport.files()
         if self.replace is None:
             body = {"title": self.name, "parents": [{"id": self.folder.id}],
-                    "mimeType": self.media.mimetype()}
+                    "mimeType": self.media.mimetype(), "properties": [MADE_PROPERTY]}
             if self.file_id is not None:
                 body["id"] = self.file_id
             return files.insert(body=body, media_body=self.media, supportsAllDrives=True)
