@@ -42,7 +42,8 @@ LAYERS = [
     ["upload"],  # 0.1.0 compatibility: Md5Cache
     # Google Drive, one backend: nothing outside drivestage.drive (and the door) imports it.
     ["drive.refusals",   # 403s that are no matter of access (read for drive.answers)
-     "drive.made_mark", "drive.resources", "drive.answers", "drive.lookups", "drive.proxies", "drive.proxy_socks",
+     "drive.made_mark",
+     "drive.resources", "drive.answers", "drive.lookups", "drive.proxies", "drive.proxy_socks",
      "drive.proxy_tls",
      "drive.sliced",
      "drive.connections",

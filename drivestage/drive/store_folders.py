@@ -311,8 +311,9 @@ class FolderMaking(Properties):
                 if meant is not None:
                     folders.warn_mount_name(where, name, meant)
                 folders.warn_typed_name(where, name)
+            marks = [*(MARK_PROPERTIES if mark else ()), MADE_PROPERTY]   # (made_mark)
             made = self.creates.make_folder(self.transport, self._get, parent.id, name, where,
-                                            properties=[*(MARK_PROPERTIES if mark else ()), MADE_PROPERTY])
+                                            properties=marks)
             log.info("created folder %s", where)
             # (sent with no date: its createdDate is Drive's clock, not a client's: clock51)
             server_clock.wrote(parse_time(made.get("createdDate")))
