@@ -51,6 +51,7 @@ from drivestage.local_md5 import MemoryMd5Cache
 from drivestage.localfs import file_md5, fuse_devices, identity
 from drivestage.lost_mounts import folder_error, read_error, write_error
 from drivestage.paths import StorePath
+from drivestage.pool import leavable
 from drivestage.sources import walked_md5
 from drivestage.special_files import became, not_a_folder, open_copied, open_sent
 from drivestage.state import Md5Cache, settled, wait_settled
@@ -309,11 +310,15 @@ class LocalDirStore(LocalMarks, LocalHeld, RemoteStore):
 
     @staticmethod
     def _read(full: str, start: int, end: int) -> Iterator[bytes]:
-        with open_copied(full) as fh:   # (a FIFO put there since the walk: never waited on)
+        # (A read of a hung FUSE mount is left by a Ctrl-C: pool.leavable, hang51)
+        with leavable():
+            opened = open_copied(full)   # (a FIFO put there since the walk: never waited on)
+        with opened as fh:
             fh.seek(start)
             remaining = end - start
             while remaining > 0:
-                buf = fh.read(min(_CHUNK, remaining))
+                with leavable():
+                    buf = fh.read(min(_CHUNK, remaining))
                 if not buf:
                     return
                 remaining -= len(buf)

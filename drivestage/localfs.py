@@ -16,6 +16,7 @@ from typing import BinaryIO, Callable, Iterator, Optional, Union
 from drivestage import temps
 from drivestage.fork_drop import free_in_forks
 from drivestage.interrupts import deferred
+from drivestage.pool import leavable
 
 MiB = 1 << 20
 
@@ -34,9 +35,13 @@ def file_md5(path: Union[str, int], block: int = 4 * MiB, *, follow: bool = True
             h.update(buf)
     # (A regular file only, opened without waiting: a FIFO put at a file's name after a
     # push's walk held its plan in open() for good, waiting for a writer: attackpush45.)
-    with os.fdopen(open_regular(path, follow=follow), "rb") as fh:
+    # (A read of a hung FUSE mount, a walk's hash of its files, is left by a Ctrl-C: pool)
+    with leavable():
+        opened = os.fdopen(open_regular(path, follow=follow), "rb")
+    with opened as fh:
         while True:
-            buf = fh.read(block)
+            with leavable():
+                buf = fh.read(block)
             if not buf:
                 return h.hexdigest()
             h.update(buf)

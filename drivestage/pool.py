@@ -15,14 +15,20 @@ s. When the calling thread is interrupted, no item starts any more, the items un
 told (:func:`check` raises KeyboardInterrupt in them at their next safe point: an upload
 between chunks, or a wait for Drive's answer, :mod:`drivestage.drive.connections`), and
 :func:`each` raises once every one of its threads has ended, so a lock the caller releases
-next (a push's place lock) never outlives the work it guards.
+next (a push's place lock) never outlives the work it guards. All but a thread stuck in a
+:func:`leavable` call (a read of a FUSE mount whose daemon stopped answering, which no
+signal but SIGKILL breaks): it is left behind once it has been in that call
+:data:`LEAVE_AFTER` seconds since the stop, and raises KeyboardInterrupt if the call ever
+returns (hang51).
 :class:`Serial` runs small jobs in order in one thread beside the caller (an upload's hash).
 """
 from __future__ import annotations
 
 import collections
+import functools
 import logging
 import threading
+import time
 from contextlib import contextmanager
 from typing import Callable, Iterator, Optional, Sequence, TypeVar, Union
 
@@ -39,8 +45,28 @@ MAX_JOBS = 64
 log = logging.getLogger(__name__)
 
 
+#: Seconds a thread of :func:`each` may stay in a :func:`leavable` call after its caller was
+#: interrupted before it is left there: a read of a disk, or of a mount that answers, ends
+#: well within it (and one left that would have ended only raises when it does).
+LEAVE_AFTER = 1.0
+
+
+class _Slot:
+    """A thread of :func:`each`: since when it is in a :func:`leavable` call (None: it is
+    not), and whether its caller left it there."""
+
+    def __init__(self) -> None:
+        self.since: Optional[float] = None
+        self.left = False
+
+
 class _Local(threading.local):
     stops: tuple[Flag, ...] = ()
+    slot: Optional[_Slot] = None
+
+
+#: Guards every :class:`_Slot` (held for a moment: a look or a mark).
+_SLOTS = Monitor()
 
 
 _LOCAL = _Local()
@@ -73,6 +99,31 @@ def stoppable(stop: Flag) -> Iterator[None]:
         _LOCAL.stops = saved
 
 
+@contextmanager
+def leavable() -> Iterator[None]:
+    """Around a call that may never return and that no signal breaks, and that leaves
+    nothing half done if its thread is left in it: a read, or a stat, of a file of a FUSE or
+    network mount (its daemon hung: the kernel waits for its answer through every signal but
+    SIGKILL). In a thread of :func:`each` whose caller was interrupted, the caller waits for
+    it :data:`LEAVE_AFTER` seconds at most, then leaves it there (a daemon thread: the
+    interpreter's exit does not wait for it either); the call, should it return after all,
+    raises KeyboardInterrupt here and nothing after it runs but the unwinding. A Ctrl-C before
+    the call: it raises at once (:func:`check`). Elsewhere it does nothing."""
+    slot = _LOCAL.slot
+    if slot is None:
+        yield
+        return
+    check()
+    with _SLOTS:
+        slot.since = time.monotonic()
+    try:
+        yield
+    finally:
+        with _SLOTS:
+            slot.since = None
+    check()   # (left there, its caller moved on: the block it read is no one's)
+
+
 def each(fn: Callable[[T], R], items: Sequence[T], jobs: int, name: str
          ) -> list[Union[R, BaseException]]:
     """``fn(item)`` for every item, ``jobs`` at a time in threads called ``name``: each
@@ -87,9 +138,9 @@ def each(fn: Callable[[T], R], items: Sequence[T], jobs: int, name: str
     stop = Flag()
     stops = _LOCAL.stops + (stop,)  # the caller's too: see stoppable()
 
-    def work() -> None:
+    def work(slot: _Slot) -> None:
         nonlocal taken
-        _LOCAL.stops = stops
+        _LOCAL.stops, _LOCAL.slot = stops, slot
         try:
             while True:
                 with lock:
@@ -102,9 +153,10 @@ def each(fn: Callable[[T], R], items: Sequence[T], jobs: int, name: str
                 except BaseException as exc:  # the caller decides; a KeyboardInterrupt too
                     out[i] = exc
         finally:
-            _LOCAL.stops = ()
+            _LOCAL.stops, _LOCAL.slot = (), None
 
-    threads = [BackgroundThread(work, name) for _ in range(max(1, min(jobs, len(items))))]
+    slots = [_Slot() for _ in range(max(1, min(jobs, len(items))))]
+    threads = [BackgroundThread(functools.partial(work, s), name) for s in slots]
     try:
         for t in threads:
             t.start()
@@ -112,26 +164,39 @@ def each(fn: Callable[[T], R], items: Sequence[T], jobs: int, name: str
             t.join()
     except BaseException:
         stop.set()
-        _join_all(threads)
+        _join_all(threads, slots)
         raise
     return out
 
 
-def _join_all(threads: Sequence[BackgroundThread]) -> None:
+def _join_all(threads: Sequence[BackgroundThread], slots: Sequence[_Slot]) -> None:
     """Wait for ``threads`` to end, through further Ctrl-Cs: the items under way stop at
     their next :func:`check`, and what the caller does next (release a lock, remove a
-    temporary folder) must not happen while one still runs."""
+    temporary folder) must not happen while one still runs. A thread in a :func:`leavable`
+    call :data:`LEAVE_AFTER` seconds after the stop is left there: a read of a hung FUSE
+    mount held the pull through every Ctrl-C, kill -9 its only end (hang51)."""
     told = False
-    for t in threads:
+    stopped = time.monotonic()
+    for t, slot in zip(threads, slots):
         while True:
             try:
-                if t.join(5.0):
+                if t.join(0.1) or _leave(slot, stopped):
                     break
-                if not told:
+                if not told and time.monotonic() - stopped >= 5.0:
                     told = True
                     log.warning("waiting for the transfers under way to stop")
             except KeyboardInterrupt:
                 continue
+
+
+def _leave(slot: _Slot, stopped: float) -> bool:
+    """Mark ``slot``'s thread left where it has been in a :func:`leavable` call
+    :data:`LEAVE_AFTER` seconds since ``stopped`` (its caller's stop); whether it is."""
+    with _SLOTS:
+        if slot.since is not None and \
+                time.monotonic() - max(slot.since, stopped) >= LEAVE_AFTER:
+            slot.left = True
+        return slot.left
 
 
 # Seconds an idle Serial's thread waits for the next job before it ends: long enough that an

@@ -43,7 +43,7 @@ from drivestage.held_choice import aside_for
 from drivestage.localdir import LocalDirStore
 from drivestage.localfs import fuse_devices, open_regular
 from drivestage.lost_mounts import read_error
-from drivestage.pool import check, each
+from drivestage.pool import check, each, leavable
 from drivestage.stage_file import PullResult
 from drivestage.stage_walk import Item
 from drivestage.store import RemoteEntry, RemoteStore
@@ -180,10 +180,14 @@ def _md5(full: str, size: int) -> str:
     network mount, whose client asks its size again at each read past the end, was read as
     long as it grew: attackd51)."""
     h, left = hashlib.md5(), size + 1
-    with os.fdopen(open_regular(full), "rb") as fh:
+    # (A read of a mount that stopped answering is left by a Ctrl-C: pool.leavable, hang51)
+    with leavable():
+        opened = os.fdopen(open_regular(full), "rb")
+    with opened as fh:
         while True:
             check()
-            block = fh.read(min(_BLOCK, left))
+            with leavable():
+                block = fh.read(min(_BLOCK, left))
             if not block:
                 return h.hexdigest()
             left -= len(block)

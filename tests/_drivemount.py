@@ -125,6 +125,9 @@ class FullDriveMount:
         #: call into the mount waits until :meth:`answer`.
         self.answering = threading.Event()
         self.answering.set()
+        #: Called with each call's opcode as it arrives, before it is answered: a test's hook
+        #: that may :meth:`hang` the mount at that very call (it then waits, as the next do).
+        self.arriving: Optional[Callable[[int], None]] = None
         self._fd = -1
         self._thread: Optional[threading.Thread] = None
 
@@ -269,6 +272,8 @@ class FullDriveMount:
                 if exc.errno in (errno.ENOENT, errno.EINTR, errno.EAGAIN):
                     continue  # the request was interrupted before we read it
                 return  # ENODEV: unmounted
+            if self.arriving is not None:
+                self.arriving(_IN.unpack_from(msg)[1])
             while not self.answering.wait(0.05) and not self._stop.is_set():
                 pass   # hung: the request waits (a disconnect meanwhile leaves it unanswered)
             if self._stop.is_set():
