@@ -27,6 +27,7 @@ from __future__ import annotations
 import collections
 import functools
 import logging
+import os
 import threading
 import time
 from contextlib import contextmanager
@@ -67,6 +68,17 @@ class _Local(threading.local):
 
 #: Guards every :class:`_Slot` (held for a moment: a look or a mark).
 _SLOTS = Monitor()
+
+
+def _fresh_slots() -> None:
+    """In a forked child: a guard of its own (another thread of the parent may have held it
+    at the fork, and no thread of the child would ever let it go: attacksig42)."""
+    global _SLOTS
+    _SLOTS = Monitor()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_fresh_slots)
 
 
 _LOCAL = _Local()
