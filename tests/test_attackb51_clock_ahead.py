@@ -30,9 +30,10 @@ def _state(epoch: int) -> dict:
             "iteration": epoch * 10, "epoch_iteration": 0, "config": {}, "run": "r1"}
 
 
-def _put(emulator, path: str) -> None:
+def _put(emulator, path: str, folder: str = FOLDER) -> None:
+    """The checkpoint at ``path`` and its sidecar on Drive, in ``folder``."""
     for p in (path, ckpt.sidecar_path(path)):
-        emulator.add_file(f"{FOLDER}/{os.path.basename(p)}", p)
+        emulator.add_file(f"{folder}/{os.path.basename(p)}", p)
 
 
 def test_a_local_state_dated_ahead_does_not_send_the_run_back_behind_drive(

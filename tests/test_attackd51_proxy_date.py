@@ -22,20 +22,11 @@ import types
 
 import pytest
 
+from test_attackb51_clock_ahead import _put, _state
 from trainer import checkpoint as ckpt
 
 FOLDER = "Models/ad51/logs"
 DAY = 86400.0
-
-
-def _state(epoch: int) -> dict:
-    return {"format_version": ckpt.FORMAT_VERSION, "model": {}, "optimizer": {}, "epoch": epoch,
-            "iteration": epoch * 10, "epoch_iteration": 0, "config": {}, "run": "r1"}
-
-
-def _put(emulator, path: str) -> None:
-    for p in (path, ckpt.sidecar_path(path)):
-        emulator.add_file(f"{FOLDER}/{os.path.basename(p)}", p)
 
 
 @pytest.mark.parametrize("proxy, drive, chosen", [
@@ -50,9 +41,9 @@ def test_a_save_time_is_ahead_of_drive_only_where_drive_s_stamps_agree(
     emulator.date_offset, emulator.clock_offset = proxy, drive
     logs, made, now = tmp_path / "logs", tmp_path / "made", time.time()
     ckpt.save_checkpoint(_state(1), str(logs / "epoch_001.pt"), saved=now + drive - 3 * 3600)
-    _put(emulator, str(logs / "epoch_001.pt"))
+    _put(emulator, str(logs / "epoch_001.pt"), FOLDER)
     _put(emulator, ckpt.save_checkpoint(_state(10), str(made / "epoch_010.pt"),
-                                        saved=now + drive - 2 * 3600))   # (an honest clock)
+                                        saved=now + drive - 2 * 3600), FOLDER)   # (honest)
     ckpt.save_checkpoint(_state(2), str(logs / "epoch_002.pt"), saved=now - 3600)   # never
     cfg = types.SimpleNamespace(train=types.SimpleNamespace(out_dir=str(logs)))
     start = _decide(cfg, "auto", DriveFolder(f"drive:{FOLDER}", str(logs)))
