@@ -12,6 +12,7 @@ import logging
 
 import pytest
 
+from _messages import renders, shown
 from _one_epoch import one_epoch  # noqa: F401  (the shared one-epoch run)
 from trainer.errors import CheckpointError
 
@@ -96,6 +97,7 @@ def test_more_steps_than_the_epoch_has_in_an_uncounted_checkpoint_is_said(caplog
         "train.batch_size back as they were to train it)"]
 
 
+@renders("holds … steps of epoch … done, more than the … it has with this training list")
 def test_a_resume_from_an_uncounted_checkpoint_past_its_epoch_says_it_skips_the_rest(
         one_epoch, tmp_path, caplog):  # noqa: F811
     """The shared one-epoch run (18 samples, 8 a step: 2 steps an epoch) resumed from a
@@ -121,3 +123,5 @@ def test_a_resume_from_an_uncounted_checkpoint_past_its_epoch_says_it_skips_the_
         "not count its samples, from a longer list, with a smaller batch, or damaged; the rest "
         "of epoch 2 is skipped (stop and put the list and train.batch_size back as they were "
         "to train it)"]
+    shown("holds … steps of epoch … done, more than the … it has with this training list",
+          said[0])
