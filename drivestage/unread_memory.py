@@ -53,9 +53,11 @@ log = logging.getLogger("drivestage.upload_tree")   # (push's lines' name)
 #: mount table could not be read: while M is not mounted, what PATH shows is the disk beneath,
 #: not the mount, whatever it holds or if it is gone: mount50; F: what that mount was,
 #: ``{"type", "source", "root"}`` (:class:`drivestage.mount_table.Mount`): another mount at
-#: M is not the mount back, mount51). By machine: the state folder is in the home folder,
-#: which two machines may share (NFS), and a mount is one machine's: another machine's PATH
-#: holding something, or missing there, says nothing of this one's (attackint49). A record of
+#: M is not the mount back, mount51; ``"outer"``: the mounts M lies inside, but ``/``, each
+#: ``{"mount", "fs"}``, outermost first: one of them away is M away, mount52). By machine:
+#: the state folder is in the home folder, which two machines may share (NFS), and a mount is
+#: one machine's: another machine's PATH holding something, or missing there, says nothing of
+#: this one's (attackint49). A record of
 #: an earlier build (``{"errno", "t"}``, no machine) counts as this machine's; one without
 #: ``mount`` is read as before mount50, one without ``fs`` as before mount51 (any mount at M
 #: is the mount back). Not by mount namespace: a container made anew gets a new one, and its

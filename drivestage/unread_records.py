@@ -15,7 +15,7 @@ from drivestage.errors import LocalFileError
 from drivestage.interrupts import BackgroundThread
 from drivestage.paths import printable
 from drivestage.unread_memory import _by_host, _errno, _file, _fill, _valid
-from drivestage.unread_mounts import _beneath, _under
+from drivestage.unread_mounts import _beneath, _outer, _under
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +38,9 @@ class Record:
     fs: str = ""
     other: str = ""
     other_at: str = ""
+    #: The point of a mount around :attr:`mount` the record notes that is away now (not
+    #: mounted, or :attr:`other` there), mount52.
+    outer: str = ""
 
 
 def records() -> list[Record]:
@@ -52,13 +55,16 @@ def records() -> list[Record]:
             # (the path as written, no stat: a record on a hung mount held the command)
             away = _beneath(r, mounts, path) if mine else None
             now = away[1] if away is not None else None
+            outer = away[0] if away is not None and any(
+                o["mount"] == away[0] for o in _outer(r)) else ""
             out.append(Record(path, host or me, _errno(r), t if isinstance(t, (int, float)) else 0,
                               mount if isinstance(mount, str) else "",
                               None if not (mine and isinstance(mount, str) and mounts is not None)
                               else away is None,
                               mount_table.words(r["fs"]) if "fs" in r else "",
                               mount_table.words(now.fs) if now is not None else "",
-                              now.point if now is not None and now.point != mount else ""))
+                              now.point if now is not None and now.point != mount
+                              and not outer else "", outer))
     return out
 
 

@@ -42,6 +42,8 @@ def _line(r: Record) -> str:
     mount = "" if not r.mount else f", on the mount at {printable(r.mount)}" + (
         f" ({r.fs})" if r.fs else "") + (
         "" if r.mounted is None else " (mounted)" if r.mounted else
+        f" (the mount at {printable(r.outer)} it is inside is " + (
+            f"another now: {r.other})" if r.other else "not mounted now)") if r.outer else
         f" (another mount below it now: {r.other} at {printable(r.other_at)})" if r.other_at
         else f" (another mount there now: {r.other})" if r.other else " (not mounted now)")
     # (the host as the file holds it, printable: a name with a line end or an escape wrote
