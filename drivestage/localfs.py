@@ -338,9 +338,10 @@ MOUNTINFO = "/proc/self/mountinfo"
 
 #: Network file systems: a client answers a stat from its attribute cache (NFS: up to 60 s
 #: old), so another client's rewrite shows the old identity for a while; the open() of a
-#: hash revalidates it (close-to-open).
-NETWORK_FS = frozenset({"nfs", "nfs4", "cifs", "smb3", "smbfs", "9p", "ceph", "afs",
-                        "lustre", "virtiofs", "gfs2", "ocfs2"})
+#: hash revalidates it (close-to-open). Also WSL1's Windows drives (drvfs), the cluster file
+#: systems of HPC sites (beegfs, gpfs, panfs) and coda (davfs2's where FUSE is missing): mount52.
+NETWORK_FS = frozenset({"nfs", "nfs4", "cifs", "smb3", "smbfs", "9p", "ceph", "afs", "lustre",
+                        "virtiofs", "gfs2", "ocfs2", "drvfs", "beegfs", "gpfs", "panfs", "coda"})
 
 
 def fuse_devices(table: Optional[str] = None) -> frozenset[int]:
