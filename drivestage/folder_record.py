@@ -26,6 +26,8 @@ from drivestage.paths import StorePath
 from drivestage.store import RemoteEntry, RemoteStore
 
 VERSION = 1
+#: The most bytes of a record read (one is about 200: an id, a name, a resource key).
+_MAX_BYTES = 1 << 16
 
 
 def _entry(src: str) -> str:
@@ -39,12 +41,12 @@ def read(root: str, src: str) -> Optional[dict[str, Any]]:
     if not os.path.isdir(root):
         return None
     with opened_state(root, create=False) as fd:
-        raw = read_own(fd, _entry(src)) if fd is not None else None
+        raw = read_own(fd, _entry(src), _MAX_BYTES) if fd is not None else None
     if raw is None:
         return None
     try:
         record = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):   # (nested too deep: was a traceback, mount52)
         return None
     if not isinstance(record, dict) or record.get("version") != VERSION or \
             record.get("src") != src or not all(

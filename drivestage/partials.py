@@ -235,7 +235,7 @@ class Ranges:
             # drivestage 0.1.0 wrote partials in order: a prefix of the file.
             return cls(partial, size, [[0, have]] if 0 < have <= size else []) \
                 if have <= size else None
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):   # (nested too deep: mount52)
             return None
         if not isinstance(raw, dict) or raw.get("size") != size or \
                 not isinstance(raw.get("done"), list) or len(raw["done"]) > _MAX_RANGES:

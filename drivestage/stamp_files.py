@@ -88,7 +88,7 @@ def _parser(dest: str) -> stamp_cache.Parse:
     def parse(entry: str, raw: bytes, st: os.stat_result) -> Optional[Stamp]:
         try:
             stamp = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):   # (nested too deep: was a traceback, mount52)
             return None
         if not isinstance(stamp, dict) or stamp.get("version") not in (VERSION,
                                                                         LEGACY_VERSION):

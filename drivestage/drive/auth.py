@@ -376,7 +376,7 @@ def from_json_text(text: str, source: str, *, path: Optional[str] = None) -> Dri
     """Parse a service-account key or an authorized-user token (the JSON itself)."""
     try:
         info = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):   # (nested too deep: was a traceback, mount52)
         # (DRIVESTAGE_CREDENTIALS=/path/key.json, a file's name where the JSON goes: ux35)
         named = source == "DRIVESTAGE_CREDENTIALS" and path is None and (
             text.strip()[:1] in ("/", "~", ".") or text.strip().endswith(".json"))

@@ -122,7 +122,7 @@ def _client_config(path: str) -> dict[str, Any]:
     except FileNotFoundError:
         raise UsageError(f"client secrets file {path!r} does not exist; download it from the "
                          "Google Cloud console (OAuth client ID, type Desktop app)") from None
-    except ValueError:
+    except (ValueError, RecursionError):   # (nested too deep: was a traceback, mount52)
         raise UsageError(f"client secrets file {path!r} is not JSON") from None
     except OSError as exc:  # a folder given (was a traceback), or unreadable
         why = "it is a folder" if isinstance(exc, IsADirectoryError) else \

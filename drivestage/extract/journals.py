@@ -184,7 +184,7 @@ def _rows(state_fd: int, name: str, field: str = "members") -> list[MemberRecord
     raw = read_own(state_fd, name)
     try:
         found = json.loads(raw) if raw else None
-    except ValueError:
+    except (ValueError, RecursionError):   # (nested too deep: was a traceback, mount52)
         return []
     rows = found.get(field) if isinstance(found, dict) else None
     kinds = ("dir",) if field == "made" else ("file", "symlink")

@@ -28,6 +28,10 @@ if sys.platform != "win32":
     import fcntl
 
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC  # a FIFO never waits
+#: The most bytes :func:`read_own` reads of a state file: a stamp or journal lists the
+#: members of an archive, ~100 bytes each (ten million fit); one larger is damaged, and read
+#: whole it held memory in proportion (a sparse file of terabytes: mount52).
+OWN_MAX = 1 << 30
 _LOCK_FLAGS = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 #: A transient lock taken on a file its name no longer leads to is let go and taken again
 #: (see :func:`state_lock`), at most this many times in a row, for at most LOCK_RECHECK_S
@@ -167,9 +171,10 @@ def opened_state(folder: str, *, create: bool) -> Iterator[Optional[int]]:
             os.close(fd)
 
 
-def read_own(state_fd: int, name: str) -> Optional[bytes]:
+def read_own(state_fd: int, name: str, limit: Optional[int] = None) -> Optional[bytes]:
     """The bytes of the file ``name`` in the state folder, or None when it is absent,
-    unreadable, a link or not this user's regular file (never followed, never trusted)."""
+    unreadable, a link or not this user's regular file (never followed, never trusted), or
+    holds more than ``limit`` bytes (damaged; None: :data:`OWN_MAX`)."""
     fh = None
     try:
         with deferred():  # see opened_state
@@ -180,10 +185,12 @@ def read_own(state_fd: int, name: str) -> Optional[bytes]:
             if fd < 0:
                 return None
             fh = os.fdopen(fd, "rb")
+        most = OWN_MAX if limit is None else limit
         try:
-            return fh.read()
+            raw = fh.read(most + 1)
         except OSError:
             return None
+        return raw if len(raw) <= most else None
     finally:
         if fh is not None:
             fh.close()
