@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
 
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
 from drivestage import sources
 from drivestage.claims import Claims
@@ -36,6 +36,11 @@ SESSION_MAX_AGE = 7 * 24 * 3600
 #: Uploads of one file to one place under way at once (threads, processes) that each get a
 #: session record of their own; one more is not saved (cut, it starts over).
 SESSION_SLOTS = 4
+#: How long an update of a state file waits for another process's hold of its lock, in
+#: seconds. A hold is one small read-modify-write: one held longer is a stopped process's
+#: (Ctrl-Z) or a hung one's, and waited for without a bound, every other push waited with it
+#: for good, without a word (mount52). Then the update is not made, and said.
+LOCK_WAIT_S = 30.0
 
 
 def state_dir() -> Path:
@@ -93,6 +98,7 @@ class JsonFile:
         if self._held is None:
             where = folder_for(self.path.parent)
             self._held = FileLock(str(where / (self.path.name + ".lock")))
+        self._held.timeout = LOCK_WAIT_S   # (read now: a test sets it)
         return self._held
 
     def read(self) -> dict[str, Any]:
@@ -109,11 +115,20 @@ class JsonFile:
     def update(self, change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
         """Apply ``change`` to the current content and write it back atomically."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._lock():
+        lock = self._lock()
+        try:
+            lock.acquire()
+        except Timeout:
+            raise OSError(errno.EAGAIN, f"its lock {lock.lock_file} was held by another "
+                          f"process for {LOCK_WAIT_S:g} s: a stopped one (Ctrl-Z: fg it, or "
+                          "end it)?") from None
+        try:
             data = self.read()
             change(data)
             atomic_write(str(self.path), json.dumps(data, separators=(",", ":")).encode())
             return data
+        finally:
+            lock.release()
 
     def update_or_warn(self, change: Callable[[dict[str, Any]], None], lost: str) -> bool:
         """:meth:`update`; whether it was written. A state folder that cannot be written (a
