@@ -14,14 +14,13 @@ from __future__ import annotations
 import json
 import math
 import os
-import shlex
 import socket
 import sys
 import time
 from typing import Any, Optional
 
 from drivestage.interrupts import deferred
-from drivestage.paths import printable
+from drivestage.paths import printable, shell_word
 from drivestage.temps import namespace_tag
 
 #: Longest command shown (an argv can be long: a notebook's kernel).
@@ -190,4 +189,6 @@ def _command() -> str:
     prog = os.path.basename(argv[0])
     if prog == "__main__.py":   # python -m drivestage
         prog = os.path.basename(os.path.dirname(argv[0]))
-    return _cut(" ".join([prog or sys.executable] + [shlex.quote(a) for a in argv[1:]]))
+    # (each as a shell reads it back: a newline in a path was shown as ``'a\x0ab'``, another
+    # path when copied; ``$'a\x0ab'`` is the path: mount52)
+    return _cut(" ".join([prog or sys.executable] + [shell_word(a) for a in argv[1:]]))

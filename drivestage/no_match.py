@@ -8,11 +8,10 @@ the names the folder does hold, exit 1.
 """
 from __future__ import annotations
 
-import shlex
 from typing import Sequence
 
 from drivestage.errors import NothingChosenError
-from drivestage.paths import printable
+from drivestage.paths import printable, shell_word
 
 #: Names of the folder a refusal shows (then "and N more").
 SHOWN = 5
@@ -46,5 +45,7 @@ def refuse_nothing_chosen(where: str, include: Sequence[str], exclude: Sequence[
 
 
 def _quoted(pattern: str) -> str:
-    """``pattern`` as typed in a shell (quoted where it must be), control characters escaped."""
-    return shlex.quote(printable(pattern))
+    """``pattern`` as typed in a shell (quoted where it must be), safe to print: one with a
+    control character as ``$'…'`` (:func:`drivestage.paths.shell_word`; quoted after its
+    escape, ``'a\x0ab'`` was another glob when copied: mount52)."""
+    return shell_word(pattern)

@@ -377,10 +377,14 @@ def matches(rel: str, patterns: Iterable[str]) -> bool:
 
 def exclude_pattern(rel: str) -> str:
     """The ``--exclude`` glob that leaves out ``rel`` (``a/b/c.txt``), to paste into a shell:
-    glob characters escaped (``[[]``), a character a terminal must not be sent (a control,
-    a bidi override) matched by ``?`` (shown escaped it would match nothing), all in single
-    quotes as a POSIX shell reads them back (a quote inside too)."""
-    pattern = "".join(c if printable(c) == c else "?" for c in glob.escape(rel))
+    glob characters escaped (``[[]``), in single quotes as a POSIX shell reads them back (a
+    quote inside too); with a control or a byte not UTF-8, :func:`shell_word`'s ``$'…'`` (a
+    ``?`` for it left out others too: mount52); ``?`` for a lone surrogate (no bytes give it)."""
+    pattern = glob.escape(rel)
+    word = _dollar_word(pattern) if printable(pattern) != pattern else None
+    if word is not None:
+        return word
+    pattern = "".join(c if printable(c) == c else "?" for c in pattern)
     return "'" + pattern.replace("'", "'\"'\"'") + "'"
 
 
@@ -390,7 +394,10 @@ def exclude_deep(rel: str) -> str:
     (``'a/*/c.txt'``)."""
     top, _, leaf = rel.rpartition("/")
     if len(rel) > 200 and top:
-        return exclude_pattern(top.split("/", 1)[0])[:-1] + "/*/" + exclude_pattern(leaf)[1:]
+        first, last = exclude_pattern(top.split("/", 1)[0]), exclude_pattern(leaf)
+        if first[0] == last[0] == "'":
+            return first[:-1] + "/*/" + last[1:]
+        return first + "'/*/'" + last   # (a ``$'…'`` word: the shell joins the three)
     return exclude_pattern(rel)
 
 
@@ -447,6 +454,13 @@ def shell_word(text: str) -> str:
     surrogate pair) as printable has it."""
     if printable(text) == text:
         return shlex.quote(text)
+    word = _dollar_word(text)
+    return word if word is not None else shlex.quote(printable(text))
+
+
+def _dollar_word(text: str) -> Optional[str]:
+    """``text`` as ``$'…'`` (:func:`shell_word`), None where a character of it is no byte
+    string's (half a surrogate pair)."""
     out = []
     for ch in text:
         if ch in "\\'":
@@ -455,7 +469,7 @@ def shell_word(text: str) -> str:
             try:
                 out.append("".join(f"\\x{b:02x}" for b in os.fsencode(ch)))
             except UnicodeError:
-                return shlex.quote(printable(text))
+                return None
         else:
             out.append(ch)
     return "$'" + "".join(out) + "'"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shlex
+import subprocess
 
 import pytest
 from click.testing import CliRunner
@@ -58,9 +58,12 @@ def _shared(emu, files: dict[str, bytes], restricted: tuple[str, ...]) -> dict[s
 
 
 def _hint(line: str) -> list[str]:
-    """The ``--exclude PATTERN`` the error line suggests, as a shell would read it pasted."""
+    """The ``--exclude PATTERN`` the error line suggests, as a shell would read it pasted
+    (bash: a name with a control character is a ``$'…'`` word, mount52)."""
     at = line.index("--exclude ")
-    return shlex.split(line[at:])[:2]
+    done = subprocess.run(["bash", "-c", f"printf '%s\\0' {line[at:]}"], capture_output=True,
+                          check=True)
+    return [os.fsdecode(a) for a in done.stdout.split(b"\0")[:2]]
 
 
 @pytest.mark.parametrize("name", [

@@ -61,5 +61,6 @@ def test_a_push_of_utf8_names_under_that_locale_blames_the_locale(emulator, driv
     assert (done.returncode, done.stderr.decode()) == (2, (
         f"Error: {src}/\u00f1.txt: the name is UTF-8, but this system names files in ascii "
         "(its locale: LC_ALL=C), which cannot read it; run with a UTF-8 locale "
-        "(LC_ALL=C.UTF-8) or PYTHONUTF8=1, or leave it out of the push (--exclude '??.txt')\n"))
+        "(LC_ALL=C.UTF-8) or PYTHONUTF8=1, or leave it out of the push "
+        "(--exclude $'\\xc3\\xb1.txt')\n"))
     assert emulator.find("logs") is None

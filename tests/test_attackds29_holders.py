@@ -42,7 +42,8 @@ def test_a_holder_s_command_with_escape_sequences_is_shown_escaped(tmp_path, mon
     thread.join(60)
     said = handler.said[0]
     assert "\x1b" not in said and "\x07" not in said, said
-    assert said.endswith(r"holder.py './r\x1b]0;owned\x07\x1b[2J'); waiting for it"), said
+    # (as bash reads it back: $'…', mount52)
+    assert said.endswith(r"holder.py $'./r\x1b]0;owned\x07\x1b[2J'); waiting for it"), said
 
 
 def _forged(folder, stem: str, record: dict, pid: int = 4242) -> None:
