@@ -47,7 +47,6 @@ def test_the_outer_mount_undone_keeps_all_of_it(emulator, drive_env, local_state
         noted, was = _nested(tmp_path, emulator)
     finally:
         _umount(o)   # (lazily: the inner one with it)
-    assert [m["mount"] for m in noted.get("outer", [])][-1:] == [str(o)], noted
     code, _out, err = _push(tmp_path)
     assert live(emulator) == {"a.txt": b"a", "o/o.txt": b"o", "o/i/i.txt": b"i"}, err
     assert code == 1, err
@@ -59,6 +58,7 @@ def test_the_outer_mount_undone_keeps_all_of_it(emulator, drive_env, local_state
     listed = run("unread", "list")[1]
     assert f"(the mount at {o} it is inside is not mounted now)" in listed, \
         listed
+    assert [m["mount"] for m in noted.get("outer", [])][-1:] == [str(o)], noted
 
 
 def test_src_the_outer_mount_undone_is_not_pushed(emulator, drive_env, local_state, tmp_path):
@@ -113,3 +113,24 @@ def test_the_inner_mount_back_with_the_outer_forgets_it(emulator, drive_env, loc
     assert code == 0, err
     assert live(emulator) == {"a.txt": b"a", "o/o.txt": b"o", "o/i/i.txt": b"i"}, err
     assert unread_memory._read() == {}
+
+
+def test_a_mount_undone_mid_walk_notes_the_mounts_around_its_point(tmp_path):
+    """The ENOTCONN rule's record (a mount undone while the walk went on: its own point, what
+    it was unknown, attack51) notes the mounts around that point too: with SRC/o undone
+    since, the folder is away at SRC/o. (On main 8704ac72 it noted none: judged at
+    SRC/o/i alone, gone there and not mounted, it was kept without the rest of SRC/o.)"""
+    from drivestage import mount_table, unread_mounts
+
+    o = tmp_path / "src" / "o"
+    (tmp_path / "outer" / "i").mkdir(parents=True)
+    o.mkdir(parents=True)
+    _mount(str(tmp_path / "outer"), o, flags=_MS_BIND)
+    try:
+        path = str(o / "i")
+        noted = unread_mounts._mounts([path], mount_table.table(), {path: errno.ENOTCONN})
+    finally:
+        _umount(o)
+    assert noted[path]["mount"] == path, noted
+    assert noted[path]["outer"][-1]["mount"] == str(o), noted
+    assert unread_mounts._beneath(noted[path], mount_table.table(), path) == (str(o), None)
