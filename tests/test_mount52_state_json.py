@@ -123,3 +123,21 @@ def test_a_client_secrets_file_nested_deep_is_refused_in_one_line(tmp_path):
     with pytest.raises(UsageError) as got:
         _client_config(str(secrets))
     assert str(got.value) == f"client secrets file {str(secrets)!r} is not JSON"
+
+
+def test_an_error_answer_nested_deep_is_said_in_one_line(emulator, drive_env, monkeypatch):
+    """A proxy (or a broken server) answering 403 with 64 KiB of ``[``: every answer >= 400
+    passes ``answers.well_formed_error``, whose ``json.loads`` raised RecursionError. On
+    main 8704ac72 ``ls`` ended in that traceback; now the refusal's one line, exit 1."""
+    from _proxy import Proxy, Reply
+
+    emulator.add_file("F/a.txt", b"a")
+    with Proxy(emulator.url) as proxy:
+        monkeypatch.setenv("DRIVESTAGE_API_ROOT", proxy.url)
+        proxy.on("GET", r"/files", lambda status, headers, body: Reply(
+            403, {"Content-Type": "application/json"}, [b"[" * 65536]))
+        code, _out, err = run("ls", "drive:F")
+    assert code == 1, err
+    assert "Traceback" not in err and err.count("\n") == 1, err
+    assert err.startswith("Error: list drive: (the top of My Drive): permission denied "
+                          "(HTTP 403: [[[["), err

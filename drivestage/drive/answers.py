@@ -92,7 +92,7 @@ def _item_message(content: object) -> str:
         body = json.loads(bytes(content[:65536]) if isinstance(content, (bytes, bytearray))
                           else str(content or ""))
         message = body["error"]["errors"][0]["message"]
-    except (ValueError, KeyError, IndexError, TypeError):
+    except (ValueError, KeyError, IndexError, TypeError, RecursionError):
         return ""
     return message if isinstance(message, str) else ""
 
@@ -105,7 +105,7 @@ def parse_error_body(content: object) -> tuple[Optional[str], str]:
         text = str(content or "")
     try:
         body = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):   # (64 KiB of "[": was a traceback, mount52)
         # HTML error pages from a proxy or load balancer: a short excerpt of their words
         # behind their first tag (which says "a web page": :func:`_web_page`).
         return None, page_excerpt(text)[:200]
@@ -146,7 +146,7 @@ def well_formed_error(status: int, content: bytes) -> bytes:
     passes here first (:class:`drivestage.drive.auth.AuthorizedHttp`)."""
     try:
         body = json.loads(bytes(content[:65536]).decode("utf-8", "replace"))
-    except ValueError:
+    except (ValueError, RecursionError):   # (a body nested deep: was a traceback, mount52)
         body = None
     err = body.get("error") if isinstance(body, dict) else None
     if isinstance(err, dict) and isinstance(err.get("message", ""), str) and \

@@ -83,7 +83,7 @@ def login(client_secrets: str, *, token_file: Optional[str] = None,
             from None
     try:
         payload = json.loads(content.decode("utf-8"))
-    except ValueError:
+    except (ValueError, RecursionError):   # (nested deep: was a traceback, mount52)
         payload = {}
     if resp.status != 200 or "access_token" not in payload:
         detail = payload.get("error_description") or payload.get("error") or f"HTTP {resp.status}"

@@ -93,7 +93,7 @@ def json_body(content: Any) -> dict[str, Any]:
         content = content.decode("utf-8", "replace")
     try:
         data = json.loads(content) if content else {}
-    except ValueError:
+    except (ValueError, RecursionError):   # (nested deep: was a traceback, mount52)
         return {}
     return data if isinstance(data, dict) else {}
 
