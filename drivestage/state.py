@@ -36,11 +36,19 @@ SESSION_MAX_AGE = 7 * 24 * 3600
 #: Uploads of one file to one place under way at once (threads, processes) that each get a
 #: session record of their own; one more is not saved (cut, it starts over).
 SESSION_SLOTS = 4
-#: How long an update of a state file waits for another process's hold of its lock, in
-#: seconds. A hold is one small read-modify-write: one held longer is a stopped process's
-#: (Ctrl-Z) or a hung one's, and waited for without a bound, every other push waited with it
-#: for good, without a word (mount52). Then the update is not made, and said.
-LOCK_WAIT_S = 30.0
+#: How long a state file's lock is waited for. Its holders keep it for one small
+#: read-modify-write (milliseconds); one stopped while it held it (Ctrl-Z, a debugger's
+#: breakpoint) or stuck (a stat of a mount that does not answer) held every other push,
+#: mirror and trainer hook of the machine, silently, for as long (attackb52). Past it the
+#: update is not made, as where the state folder cannot be written: said, and it costs only
+#: the state (:meth:`JsonFile.update_or_warn`).
+LOCK_WAIT_S = 10.0
+#: A lock that was not had in :data:`LOCK_WAIT_S` is waited for this long at most by the
+#: same process's later updates, until it is had again: a push updating the file once a
+#: chunk (upload sessions) waited the whole bound each time.
+STALLED_WAIT_S = 1.0
+#: The lock files of this process's state files whose last wait ran out.
+_stalled: set[str] = set()
 
 
 def state_dir() -> Path:
@@ -98,8 +106,27 @@ class JsonFile:
         if self._held is None:
             where = folder_for(self.path.parent)
             self._held = FileLock(str(where / (self.path.name + ".lock")))
-        self._held.timeout = LOCK_WAIT_S   # (read now: a test sets it)
         return self._held
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """The file's lock held in the block, waited for :data:`LOCK_WAIT_S` at most: past
+        it an OSError (EBUSY) that says who may hold it."""
+        lock = self._lock()
+        name = str(lock.lock_file)
+        bound = STALLED_WAIT_S if name in _stalled else LOCK_WAIT_S
+        try:
+            lock.acquire(timeout=bound)
+        except Timeout:
+            _stalled.add(name)
+            raise OSError(errno.EBUSY, f"its lock {name} is held by another process of this "
+                          f"machine, for {bound:g} s now: one stopped (Ctrl-Z, a debugger) or "
+                          "stuck on a mount that does not answer? fuser -v names it") from None
+        _stalled.discard(name)
+        try:
+            yield
+        finally:
+            lock.release()
 
     def read(self) -> dict[str, Any]:
         try:
@@ -115,14 +142,7 @@ class JsonFile:
     def update(self, change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
         """Apply ``change`` to the current content and write it back atomically."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        lock = self._lock()
-        try:
-            lock.acquire()
-        except Timeout:
-            raise OSError(errno.EAGAIN, f"its lock {lock.lock_file} was held by another "
-                          f"process for {LOCK_WAIT_S:g} s: a stopped one (Ctrl-Z: fg it, or "
-                          "end it)?") from None
-        try:
+        with self._locked():
             data = self.read()
             change(data)
             atomic_write(str(self.path), json.dumps(data, separators=(",", ":")).encode())

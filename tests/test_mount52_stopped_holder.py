@@ -37,8 +37,9 @@ def test_a_held_memory_lock_is_waited_for_a_bounded_time(local_state, tmp_path, 
         os.close(held)   # (lets a waiting main go)
     memory = unread_memory._file().path
     assert [r.getMessage() for r in caplog.records if "cannot write" in r.getMessage()] == [
-        f"cannot write {memory} (its lock {lock} was held by another process for 0.2 s: a "
-        "stopped one (Ctrl-Z: fg it, or end it)?): a folder push could not read is not known "
+        f"cannot write {memory} (its lock {lock} is held by another process of this machine, "
+        "for 0.2 s now: one stopped (Ctrl-Z, a debugger) or stuck on a mount that does not "
+        "answer? fuser -v names it): a folder push could not read is not known "
         "to the next process (an empty mount point there would be taken for a folder "
         "emptied): free the disk, or point DRIVESTAGE_STATE_DIR at a folder you can write"]
     assert path in unread_memory._read()   # (held by this process, written at its next change)

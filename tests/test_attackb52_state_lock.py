@@ -1,0 +1,124 @@
+"""attackb52: a drivestage process stopped (Ctrl-Z, a debugger's breakpoint, SIGSTOP) or
+stuck while it holds the lock of one of the state files (``unread.json``, ``md5-cache.json``,
+``upload-sessions.json``: :class:`drivestage.state.JsonFile`).
+
+Their lock is held for one small read-modify-write, but it was waited for without a bound
+and without a word: every other push, mirror, ``unread forget`` and trainer hook of the
+machine waited for it silently for as long as the holder stayed stopped. (A holder killed,
+SIGKILL included, frees it at once: the kernel lets go of a dead process's ``flock``.) Now
+the wait is bounded (``state.LOCK_WAIT_S``) and what it costs is said in one line, as for a
+state folder that cannot be written: the state saves work, it never holds a transfer.
+
+The holder here is a forked child that takes the lock as drivestage does (``flock`` on the
+lock file) and stops itself; the test goes on once the kernel reports it stopped (no
+sleeps). On main each wait below never returned (bounded here at 20 s, for a failure only).
+"""
+from __future__ import annotations
+
+import errno
+import fcntl
+import logging
+import os
+import signal
+import threading
+
+import pytest
+
+from test_pushremount49_memory import _memory_of_this_process_none  # noqa: F401
+
+
+@pytest.fixture
+def stopped_holder():
+    """``hold(lock_file)``: a child holding ``lock_file``'s ``flock``, stopped (its pid);
+    ``hold.end(pid)`` kills it (a kill frees the lock); killed at the end otherwise."""
+    pids: list[int] = []
+
+    def hold(lock_file: str) -> int:
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:   # (the child: only system calls, then stopped)
+            try:
+                fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o600)
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                os.write(write, b"x")
+                os.kill(os.getpid(), signal.SIGSTOP)
+            finally:
+                os._exit(0)
+        pids.append(pid)
+        os.close(write)
+        assert os.read(read, 1) == b"x"
+        os.close(read)
+        _, status = os.waitpid(pid, os.WUNTRACED)   # (returns once it is stopped)
+        assert os.WIFSTOPPED(status)
+        return pid
+
+    def end(pid: int) -> None:
+        pids.remove(pid)
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+
+    hold.end = end   # type: ignore[attr-defined]
+    yield hold
+    for pid in list(pids):
+        end(pid)
+
+
+def _within(seconds: float, fn):
+    """``fn()`` in a thread; what it returned, or a failure where it did not end in time."""
+    got: list = []
+    thread = threading.Thread(target=lambda: got.append(fn()), daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), "still waiting for the lock of a stopped process"
+    return got[0]
+
+
+def test_a_push_noting_a_stopped_mount_while_a_stopped_process_holds_the_memory(
+        local_state, stopped_holder, monkeypatch, caplog):
+    from drivestage import state, unread_memory
+
+    monkeypatch.setattr(state, "LOCK_WAIT_S", 0.2, raising=False)
+    memory = unread_memory._file()
+    lock_file = memory._lock().lock_file
+    holder = stopped_holder(lock_file)
+    caplog.set_level(logging.WARNING)
+    _within(20, lambda: unread_memory._change((), {"/mnt/drive": errno.ENOTCONN}))
+    lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert lines == [
+        f"cannot write {memory.path} (its lock {lock_file} is held by another process of this "
+        "machine, for 0.2 s now: one stopped (Ctrl-Z, a debugger) or stuck on a mount that "
+        "does not answer? fuser -v names it): a folder push could not read is not known to "
+        "the next process (an empty mount point there would be taken for a folder emptied): "
+        "free the disk, or point DRIVESTAGE_STATE_DIR at a folder you can write"]
+    assert set(unread_memory._read()) == {"/mnt/drive"}   # (held by this process meanwhile)
+    assert not memory.path.exists()
+    # The holder gone: the next change writes what this process held too.
+    stopped_holder.end(holder)
+    caplog.clear()
+    _within(20, lambda: unread_memory._change((), {"/mnt/other": errno.EIO}))
+    assert set(unread_memory._read(mine=True)) == {"/mnt/drive", "/mnt/other"}
+    assert set(memory.read()["folders"]) == {"/mnt/drive", "/mnt/other"}
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_a_push_ends_while_a_stopped_process_holds_the_md5_cache(
+        emulator, store, local_state, stopped_holder, monkeypatch, caplog):
+    from drivestage import state
+    from drivestage.upload_tree import push
+
+    monkeypatch.setattr(state, "LOCK_WAIT_S", 0.2, raising=False)
+    src = local_state / "run"
+    src.mkdir()
+    (src / "train.log").write_bytes(b"epoch 1\n")
+    cache = state.Md5Cache()
+    stopped_holder(cache._file._lock().lock_file)
+    caplog.set_level(logging.WARNING)
+    result = _within(20, lambda: push(str(src), "logs", store=store))
+    assert result.uploaded == ["train.log"]
+    assert emulator.read_bytes(emulator.find("logs/train.log")["id"]) == b"epoch 1\n"
+    lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert lines == [
+        f"cannot write {cache._file.path} (its lock {cache._file._lock().lock_file} is held "
+        "by another process of this machine, for 0.2 s now: one stopped (Ctrl-Z, a debugger) "
+        "or stuck on a mount that does not answer? fuser -v names it): the files of this run "
+        "are hashed again next time"]
