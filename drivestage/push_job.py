@@ -2,13 +2,13 @@
 runs one (its module doc says what a push does and promises)."""
 from __future__ import annotations
 
-import dataclasses
 import logging
 import threading
 from typing import Iterable, Mapping, Optional, Sequence
 
 from drivestage import extra, first_seen, name_blocked, other_runs, pruning, push_room, \
-    run_folders, sidecar, sidecar_unread, unread, unread_guard, unread_memory, walk_clock
+    push_spared, run_folders, sidecar, sidecar_unread, unread, unread_guard, unread_memory, \
+    walk_clock
 from drivestage.errors import (BecameOtherError, DriveStageError, FolderInTheWayError,
                                FolderLeftError, NameSharedError, NotFoundError,
                                PermissionDeniedError, TrashedError, UsageError)
@@ -76,7 +76,7 @@ class PushJob(Sends):
 
     def run(self, src: str, path: StorePath, removal: Optional[extra.Removal],
             follow_symlinks: bool) -> None:
-        store, self.path, self.follow_symlinks = self.store, path, follow_symlinks
+        store, self.path, self.follow_symlinks, self.src = self.store, path, follow_symlinks, src
         if removal is not None:   # (before the walk reads it too: one made readable after
             unread_guard.check_readable()   # that read passed the check below: attackd51)
         tree = walk(src, self.include, self.exclude, follow_symlinks=follow_symlinks)
@@ -202,7 +202,9 @@ class PushJob(Sends):
         # to go with it sent; never sent, that folder (its files the only copies) stays.
         refused = {u.rel for u in self.result.unread} - tree.unread_rels
         if deletions is not None and refused:
-            deletions = _sparing(deletions, refused)
+            deletions = push_spared.sparing(deletions, refused)
+        if deletions is not None:   # (written into SRC since the walk: another push sent it)
+            deletions = push_spared.written_since(deletions, tree, self.src, store.describe(root))
         if removal is not None and deletions is not None and not (
                 deletions.doomed and isinstance(store, LocalDirStore)
                 and delete_held_back(store.describe(root))):   # (mount31)
@@ -478,23 +480,3 @@ class PushJob(Sends):
             self.store, decision, self.remote_folder[""], self.use_trash,
             {d.id or "" for d in self.result.pruned}, twins, self.room_left,
             self.copies.repairs, self.copies.sent, check=self.fence.check)
-
-
-def _sparing(deletions: extra.Deletions, refused: set[str]) -> extra.Deletions:
-    """``deletions`` less what is at or under a path of ``refused`` (files push could not
-    read when it came to send them: :mod:`drivestage.unread`), the items it counts less
-    those (a folder with what it holds, from the decision's listings: no request more).
-    A folder at the name of such a file went to the trash, its files the only copies, and
-    the line said nothing there was removed (attackr248)."""
-    def under(rel: str) -> bool:
-        return any(rel == r or rel.startswith(r + "/") for r in refused)
-
-    def items(e: RemoteEntry) -> int:
-        if not e.is_dir or e.linked or deletions.listed is None:
-            return 1
-        return 1 + sum(items(c) for c in deletions.listed(e))
-    kept = [d for d in deletions.doomed if under(d.rel)]
-    if not kept:
-        return deletions
-    return dataclasses.replace(deletions, doomed=[d for d in deletions.doomed if not under(d.rel)],
-                               items=deletions.items - sum(items(d.entry) for d in kept))

@@ -92,6 +92,7 @@ LAYERS = [
     ["stage_file", "stage_clash", "pruning", "extra", "old_copies", "behind", "other_runs", "dedupe",
      "mirror_claim", "push_watch", "push_room", "push_result", "snapshots", "run_folders", "push_folders",
      "push_fence"],
+    ["push_spared"],   # what push --delete leaves of what it decided (extra's Deletions)
     ["sidecar_phases", "push_resend", "push_send", "stage_recheck"],   # push_send, push_resend: PushJob's mixins
     ["stage_tree", "push_job"],
     ["upload_tree"],
