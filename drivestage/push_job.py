@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Iterable, Mapping, Optional, Sequence
 
 from drivestage import extra, first_seen, name_blocked, other_runs, pruning, push_room, \
@@ -79,17 +80,18 @@ class PushJob(Sends):
         store, self.path, self.follow_symlinks, self.src = self.store, path, follow_symlinks, src
         if removal is not None:   # (before the walk reads it too: one made readable after
             unread_guard.check_readable()   # that read passed the check below: attackd51)
+        began = time.time()   # (a record noted since is another push's, newer: kept)
         tree = walk(src, self.include, self.exclude, follow_symlinks=follow_symlinks)
         # (SRC read empty where the last push could not read it: an unmounted mount point)
         unread_memory.src_again(src, not (tree.files or tree.folders[1:] or tree.skipped_links
-                                          or tree.special or tree.unread), self.emptied)
+                                          or tree.special or tree.unread), self.emptied, began)
         # A folder a push could not read that reads empty now: an unmounted mount point, not
         # a folder emptied (attackr248), in a new process too: remembered as the walk found
         # it, before a request is sent (unread_memory, pushremount49).
         again = unread_memory.empty_again(
             tree.folders, tree.made, [*(lf.rel for lf in tree.files), *tree.folders,
                                       *tree.skipped_links, *tree.special, *tree.unread_rels],
-            tree.unread, src, self.emptied, self.exclude)
+            tree.unread, src, self.emptied, self.exclude, began)
         tree.add_unread(again)
         self.result.skipped_links = tree.skipped_links
         self.result.unread = list(tree.unread)   # (and the files refused as they are sent)

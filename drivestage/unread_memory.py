@@ -151,13 +151,14 @@ def _read(mine: bool = False) -> dict[str, Any]:
 
 def _change(forget: Iterable[str], note: Mapping[str, int],
             everyone: Collection[str] = (),
-            mounts: Mapping[str, Mapping[str, Any]] = {}) -> None:
+            mounts: Mapping[str, Mapping[str, Any]] = {}, since: Optional[float] = None) -> None:
     """Forget this machine's records of the folders ``forget``, every machine's of those of
     ``everyone`` (``--emptied``: the user's word), and note those of ``note`` (path -> errno)
     as this machine's, in the file (a locked read-modify-write: two pushes at once each keep
     the other's) or, where it cannot be written, in this process (said: the next process
     does not know them); ``mounts``: path -> what a noted folder's record notes of the mount it was on
-    (:func:`_mounts`)."""
+    (:func:`_mounts`). ``since``: when the walk that found ``forget`` held something began;
+    a record noted after it is kept (another push found the mount stopped since)."""
     forget, now, host = list(forget), time.time(), socket.gethostname()
 
     def change(data: dict[str, Any]) -> None:
@@ -166,7 +167,7 @@ def _change(forget: Iterable[str], note: Mapping[str, int],
             records = _by_host(folders.pop(path, None))
             if path in everyone:
                 records = {}
-            elif path in forget or path in note:
+            elif path in note or (path in forget and not _newer(records, host, since)):
                 records.pop(host, None)
                 records.pop("", None)
             if path in note:
@@ -195,6 +196,19 @@ def _change(forget: Iterable[str], note: Mapping[str, int],
     if here is None:
         here = _here[key] = _valid(memory.read(), key)
     change(here)
+
+
+def _newer(records: Mapping[str, Any], host: str, since: Optional[float]) -> bool:
+    """Whether this machine's record among ``records`` was noted at ``since`` or after: by a
+    push whose walk found the folder unreadable while the forgetting push's walk, begun at
+    ``since``, had read it (a mount stopped meanwhile). Forgotten on that older reading, the
+    folder read as emptied once the mount was undone, and ``--delete`` trashed its copies
+    (attackb52)."""
+    if since is None:
+        return False
+    rec = records.get(host, records.get(""))
+    t = rec.get("t") if isinstance(rec, dict) else None
+    return isinstance(t, (int, float)) and not isinstance(t, bool) and t >= since
 
 
 def _pending() -> bool:
@@ -250,7 +264,8 @@ def refuse_unread_src(src: str) -> None:
         raise src_unread(src, exc.errno or 0) from None
 
 
-def src_again(src: str, empty: bool, emptied: Collection[str] = ()) -> None:
+def src_again(src: str, empty: bool, emptied: Collection[str] = (),
+              since: Optional[float] = None) -> None:
     """Refuse a push of ``src`` that reads as ``empty`` where a push could not read it (a
     mount that stopped, then unmounted: ``--delete`` took every file of DEST, attackr248);
     forget that once it holds something, or ``emptied`` names it (``--emptied``). So too
@@ -276,7 +291,8 @@ def src_again(src: str, empty: bool, emptied: Collection[str] = ()) -> None:
         raise src_beneath(src, _errno(rec), *_said(away, mine), path=key)
     if empty and key not in emptied:
         raise src_refused(src, _errno(rec))
-    _change(_keys(key), {}, [*_keys(key), *(p for p, _ in covered)] if key in emptied else ())
+    _change(_keys(key), {}, [*_keys(key), *(p for p, _ in covered)] if key in emptied else (),
+            since=since)
 
 
 def _covering(key: str) -> list[tuple[str, Away]]:
@@ -316,7 +332,7 @@ def _unit(root: str, path: str, away: Optional[Away]) -> Optional[tuple[str, str
 
 def empty_again(folders: list[str], made: list[str], held: Iterable[str],
                 unread: Sequence[Unread], src: str, emptied: Collection[str] = (),
-                exclude: Sequence[str] = ()) -> list[Unread]:
+                exclude: Sequence[str] = (), since: Optional[float] = None) -> list[Unread]:
     """The ``folders`` (a walk's of ``src``) that a push could not read and that hold nothing
     now (none of the walk's paths, ``held``, below them), unless ``emptied`` names them, as
     :class:`Unread` (``empty``), taken out of ``folders`` and ``made`` (not made on the
@@ -324,7 +340,8 @@ def empty_again(folders: list[str], made: list[str], held: Iterable[str],
     (``beneath``: what they hold, or that they are gone, is the disk beneath's; the caller
     leaves out what the walk found below them). Remembered: these and the walk's ``unread``
     folders; forgotten: the folders of SRC remembered that hold something now, are gone (a
-    mount not undone), or that ``emptied`` names."""
+    mount not undone), or that ``emptied`` names; ``since``: when the walk began (a record
+    noted after it is kept: :func:`_newer`)."""
     last, mine = _read(), _read(mine=True)
     root = os.path.abspath(src)
     held = list(held)
@@ -401,7 +418,7 @@ def empty_again(folders: list[str], made: list[str], held: Iterable[str],
     if (any(p in mine for p in forget) or everyone or _pending()
             or any(_errno(mine.get(p)) != err or _noted(mine.get(p)) != mounts.get(p)
                    for p, err in note.items())):
-        _change(forget, note, everyone, mounts)
+        _change(forget, note, everyone, mounts, since)
     return again
 
 
