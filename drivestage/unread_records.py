@@ -3,6 +3,7 @@ records of the folders push could not read (:mod:`drivestage.unread_memory`'s ``
 """
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import socket
@@ -130,7 +131,9 @@ def forget(paths: Collection[str] = (), host: Optional[str] = None) -> list[Reco
     if gone:
         try:
             memory.update(change)
-        except OSError as exc:
+        except OSError as exc:   # (EBUSY: its lock held by a stopped process, state.py)
             raise LocalFileError(f"cannot write {memory.path} ({exc.strerror or exc}): nothing "
-                                 "was forgotten; free the disk, then try again") from None
+                                 "was forgotten; " + ("" if exc.errno == errno.EBUSY else
+                                                      "free the disk, then ") +
+                                 "try again") from None
     return gone

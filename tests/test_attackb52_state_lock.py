@@ -122,3 +122,22 @@ def test_a_push_ends_while_a_stopped_process_holds_the_md5_cache(
         "by another process of this machine, for 0.2 s now: one stopped (Ctrl-Z, a debugger) "
         "or stuck on a mount that does not answer? fuser -v names it): the files of this run "
         "are hashed again next time"]
+
+
+def test_unread_forget_while_a_stopped_process_holds_the_memory(
+        local_state, stopped_holder, monkeypatch):
+    from _cli import run
+    from drivestage import state, unread_memory
+
+    monkeypatch.setattr(state, "LOCK_WAIT_S", 0.2, raising=False)
+    unread_memory._change((), {"/mnt/drive": errno.ENOTCONN})
+    memory = unread_memory._file()
+    lock_file = memory._lock().lock_file
+    stopped_holder(lock_file)
+    code, _out, err = _within(20, lambda: run("unread", "forget", "/mnt/drive"))
+    assert code == 1
+    assert err.splitlines()[-1] == (
+        f"Error: cannot write {memory.path} (its lock {lock_file} is held by another process "
+        "of this machine, for 0.2 s now: one stopped (Ctrl-Z, a debugger) or stuck on a mount "
+        "that does not answer? fuser -v names it): nothing was forgotten; try again")
+    assert set(memory.read()["folders"]) == {"/mnt/drive"}
