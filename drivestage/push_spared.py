@@ -47,8 +47,19 @@ def written_since(deletions: extra.Deletions, tree: LocalTree, src: str,
     trashed it, the newest checkpoint of the run too, while SRC held it (attackb52)."""
     known = {lf.rel for lf in tree.files} | set(tree.folders) | set(tree.skipped_links) | \
         set(tree.special) | tree.unread_rels
-    new = sorted(d.rel for d in deletions.doomed
-                 if d.rel not in known and os.path.lexists(os.path.join(src, d.rel)))
+    listed: dict[str, set[str]] = {}
+
+    def there(rel: str) -> bool:
+        """Whether SRC's folder holds ``rel``'s very name (a listing, not a stat: a case- or
+        normalization-insensitive disk, macOS's, finds ``A.txt`` at ``a.txt``)."""
+        folder, _, name = rel.rpartition("/")
+        if folder not in listed:
+            try:
+                listed[folder] = set(os.listdir(os.path.join(src, folder)))
+            except OSError:
+                listed[folder] = set()
+        return name in listed[folder]
+    new = sorted(d.rel for d in deletions.doomed if d.rel not in known and there(d.rel))
     if not new:
         return deletions
     log.info("left %s/%s%s on the store: SRC holds %s now, written after this push read SRC "
