@@ -44,9 +44,10 @@ SESSION_SLOTS = 4
 #: the state (:meth:`JsonFile.update_or_warn`).
 LOCK_WAIT_S = 10.0
 #: A lock that was not had in :data:`LOCK_WAIT_S` is waited for this long at most by the
-#: same process's later updates, until it is had again: a push updating the file once a
-#: chunk (upload sessions) waited the whole bound each time.
-STALLED_WAIT_S = 1.0
+#: same process's later updates, until it is had again (said once: a debug line after): a
+#: push updating the file once a chunk (upload sessions) waited the whole bound, and said
+#: so, each time.
+STALLED_WAIT_S = 0.5
 #: The lock files of this process's state files whose last wait ran out.
 _stalled: set[str] = set()
 
@@ -93,6 +94,13 @@ def read_json(path: Path, limit: Optional[int] = None) -> Any:
         raise ValueError("nested too deep") from None
 
 
+class LockBusyError(OSError):
+    """A state file's lock not had in the bound (:data:`LOCK_WAIT_S`); ``again``: its last
+    wait in this process ran out too (said once)."""
+
+    again = False
+
+
 class JsonFile:
     """A small JSON dict on disk: locked read-modify-write, atomic replace."""
 
@@ -118,10 +126,13 @@ class JsonFile:
         try:
             lock.acquire(timeout=bound)
         except Timeout:
+            busy = LockBusyError(errno.EBUSY, f"its lock {name} is held by another process of "
+                                 f"this machine, for {bound:g} s now: one stopped (Ctrl-Z, a "
+                                 "debugger) or stuck on a mount that does not answer? fuser -v "
+                                 "names it")
+            busy.again = name in _stalled
             _stalled.add(name)
-            raise OSError(errno.EBUSY, f"its lock {name} is held by another process of this "
-                          f"machine, for {bound:g} s now: one stopped (Ctrl-Z, a debugger) or "
-                          "stuck on a mount that does not answer? fuser -v names it") from None
+            raise busy from None
         _stalled.discard(name)
         try:
             yield
@@ -158,7 +169,8 @@ class JsonFile:
             self.update(change)
             return True
         except OSError as exc:
-            log.warning("cannot write %s (%s): %s", self.path, exc.strerror or exc, lost)
+            said = log.debug if isinstance(exc, LockBusyError) and exc.again else log.warning
+            said("cannot write %s (%s): %s", self.path, exc.strerror or exc, lost)
             return False
 
 

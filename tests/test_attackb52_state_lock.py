@@ -141,3 +141,19 @@ def test_unread_forget_while_a_stopped_process_holds_the_memory(
         "of this machine, for 0.2 s now: one stopped (Ctrl-Z, a debugger) or stuck on a mount "
         "that does not answer? fuser -v names it): nothing was forgotten; try again")
     assert set(memory.read()["folders"]) == {"/mnt/drive"}
+
+
+def test_a_push_saving_its_upload_session_at_each_chunk_says_the_held_lock_once(
+        local_state, stopped_holder, monkeypatch, caplog):
+    from drivestage import state
+
+    monkeypatch.setattr(state, "LOCK_WAIT_S", 0.2, raising=False)
+    sessions = state.UploadSessions()
+    stopped_holder(sessions._file._lock().lock_file)
+    caplog.set_level(logging.DEBUG, "drivestage.state")
+    for chunk in range(3):
+        assert not _within(20, lambda: sessions.put("k", {"uri": "u", "created": 1e12 + chunk}))
+    said = [(r.levelno, r.getMessage().split(" (")[0]) for r in caplog.records]
+    path = sessions._file.path
+    assert said == [(logging.WARNING, f"cannot write {path}")] + [
+        (logging.DEBUG, f"cannot write {path}")] * 2
