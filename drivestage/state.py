@@ -94,11 +94,16 @@ def read_json(path: Path, limit: Optional[int] = None) -> Any:
         raise ValueError("nested too deep") from None
 
 
-class LockBusyError(OSError):
-    """A state file's lock not had in the bound (:data:`LOCK_WAIT_S`); ``again``: its last
-    wait in this process ran out too (said once)."""
+class LockBusyError(LocalFileError):
+    """A state file's lock not had in the bound (:data:`LOCK_WAIT_S`): an OSError (EBUSY,
+    the state file as its ``filename``) that :meth:`JsonFile.update_or_warn` says, and a
+    command's error line where a direct :meth:`JsonFile.update` meets it (``runs forget``);
+    ``again``: its last wait in this process ran out too (said once)."""
 
     again = False
+
+    def __str__(self) -> str:
+        return f"cannot write {self.filename} ({self.strerror}): nothing was changed; try again"
 
 
 class JsonFile:
@@ -129,7 +134,7 @@ class JsonFile:
             busy = LockBusyError(errno.EBUSY, f"its lock {name} is held by another process of "
                                  f"this machine, for {bound:g} s now: one stopped (Ctrl-Z, a "
                                  "debugger) or stuck on a mount that does not answer? fuser -v "
-                                 "names it")
+                                 "names it", str(self.path))
             busy.again = name in _stalled
             _stalled.add(name)
             raise busy from None

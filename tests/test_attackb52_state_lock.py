@@ -157,3 +157,29 @@ def test_a_push_saving_its_upload_session_at_each_chunk_says_the_held_lock_once(
     path = sessions._file.path
     assert said == [(logging.WARNING, f"cannot write {path}")] + [
         (logging.DEBUG, f"cannot write {path}")] * 2
+
+
+def test_runs_forget_while_a_stopped_process_holds_the_run_folders_records(
+        local_state, tmp_path, stopped_holder, monkeypatch):
+    from _cli import run
+    from drivestage import run_folders, state
+    from drivestage.local_marks import marked
+    from drivestage.upload_tree import push
+
+    monkeypatch.setattr(state, "LOCK_WAIT_S", 0.2, raising=False)
+    src, exp1 = tmp_path / "run", tmp_path / "nas" / "runs" / "exp1"
+    src.mkdir()
+    (src / "epoch_001.pt").write_bytes(b"x" * 10)
+    exp1.mkdir(parents=True)
+    push(str(src), str(exp1), run_folder=True)
+    records = run_folders._file()
+    assert len(records.read()) == 1 and marked(str(exp1))
+    lock_file = records._lock().lock_file
+    stopped_holder(lock_file)
+    code, out, err = _within(20, lambda: run("runs", "forget", str(exp1)))
+    assert (code, out) == (1, "")
+    assert err == (   # (not a traceback of the OSError)
+        f"Error: cannot write {records.path} (its lock {lock_file} is held by another process "
+        "of this machine, for 0.2 s now: one stopped (Ctrl-Z, a debugger) or stuck on a mount "
+        "that does not answer? fuser -v names it): nothing was changed; try again\n")
+    assert len(records.read()) == 1 and marked(str(exp1))   # (both as they were)
