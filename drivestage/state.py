@@ -356,15 +356,23 @@ class Md5Cache:
         """Write pending entries (merged with what other processes wrote)."""
         with self._mutex:
             dirty, self._dirty = self._dirty, {}
+            count = len(self._entries)
         gone: list[str] = []
+        # A trainer's autosave_<iteration>.pt is a new name at every save (the older ones
+        # deleted): one entry more per period of a mirror, for ever, run after run on the
+        # machine (the file is read and rewritten whole at every save). The entries of files
+        # gone are looked for before the lock (a stat each: one below a mount that hangs held
+        # every other process's save with it, attackb52), and those still as they were then
+        # go under it.
+        old: dict[str, Any] = {}
+        if dirty and count > 2 * self._swept + self.SWEEP_SLACK:
+            old = {key: rec for key, rec in self._file.read().items()
+                   if key not in dirty and not os.path.lexists(key)}
 
         def change(data: dict[str, Any]) -> None:
             data.update(dirty)
-            # A trainer's autosave_<iteration>.pt is a new name at every save (the older ones
-            # deleted): one entry more per period of a mirror, for ever, run after run on
-            # the machine (the file is read and rewritten whole at every save).
-            if len(data) > 2 * self._swept + self.SWEEP_SLACK:
-                gone[:] = [key for key in data if not os.path.lexists(key)]
+            if old or count > 2 * self._swept + self.SWEEP_SLACK:
+                gone[:] = [key for key, rec in old.items() if data.get(key) == rec]
                 for key in gone:
                     del data[key]
                 self._swept = len(data)

@@ -183,3 +183,45 @@ def test_runs_forget_while_a_stopped_process_holds_the_run_folders_records(
         "of this machine, for 0.2 s now: one stopped (Ctrl-Z, a debugger) or stuck on a mount "
         "that does not answer? fuser -v names it): nothing was changed; try again\n")
     assert len(records.read()) == 1 and marked(str(exp1))   # (both as they were)
+
+
+def test_the_md5_caches_sweep_stats_its_entries_without_holding_its_lock(
+        local_state, monkeypatch):
+    """The save forgets entries of files gone from the disk (a stat each): it stat'ed them
+    holding the cache's lock, so one stat below a mount that hangs (a FUSE mount made over a
+    folder whose files were hashed) held every other process's save for as long. Each stat
+    of the sweep here checks whether another process could take the lock then."""
+    import json
+
+    from filelock import FileLock, Timeout
+
+    from drivestage import state
+
+    (local_state / "state").mkdir()
+    gone = {str(local_state / "old" / f"autosave_{i:08d}.pt"): [100, i, "0" * 32, 1, i]
+            for i in range(state.Md5Cache.SWEEP_SLACK + 1)}
+    (local_state / "state" / "md5-cache.json").write_text(json.dumps(gone))
+    live = local_state / "epoch_001.pt"
+    live.write_bytes(b"x")
+    cache = state.Md5Cache()
+    cache.put(str(live), os.stat(live), "1" * 32, written=True)
+    lock_file = cache._file._lock().lock_file
+    free: list[bool] = []
+    real = os.path.lexists
+
+    def lexists(path):
+        if path in gone:
+            other = FileLock(lock_file)   # (another process's: a descriptor of its own)
+            try:
+                other.acquire(timeout=0)
+                other.release()
+                free.append(True)
+            except Timeout:
+                free.append(False)
+        return real(path)
+
+    monkeypatch.setattr(os.path, "lexists", lexists)
+    cache.save()
+    assert free and all(free), f"{free.count(False)} of the sweep's stats held the lock"
+    assert list(json.loads((local_state / "state" / "md5-cache.json").read_text())) == [
+        str(live)]
