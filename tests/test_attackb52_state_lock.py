@@ -148,6 +148,7 @@ def test_a_push_saving_its_upload_session_at_each_chunk_says_the_held_lock_once(
     from drivestage import state
 
     monkeypatch.setattr(state, "LOCK_WAIT_S", 0.2, raising=False)
+    monkeypatch.setattr(state, "STALLED_WAIT_S", 0.05, raising=False)
     sessions = state.UploadSessions()
     stopped_holder(sessions._file._lock().lock_file)
     caplog.set_level(logging.DEBUG, "drivestage.state")
