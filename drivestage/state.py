@@ -163,8 +163,6 @@ class JsonFile:
             change(data)
             atomic_write(str(self.path), json.dumps(data, separators=(",", ":")).encode())
             return data
-        finally:
-            lock.release()
 
     def update_or_warn(self, change: Callable[[dict[str, Any]], None], lost: str) -> bool:
         """:meth:`update`; whether it was written. A state folder that cannot be written (a
