@@ -6,7 +6,8 @@ when that is worth a request), adds streams while the throughput grows (and stop
 just added when it did not grow, measured twice: where the cores, not the link, set the rate,
 they only take CPU from the hash and an extraction), and hashes the
 contiguous prefix as it grows, in a thread of its own, with the checksum the download is
-verified with (:mod:`drivestage.checksums`).
+verified with (:mod:`drivestage.checksums`). The streams' threads:
+:mod:`drivestage.stream_threads`.
 """
 from __future__ import annotations
 
@@ -18,13 +19,13 @@ from typing import Optional, Protocol
 
 from drivestage import pool, stream_count
 from drivestage.checksums import Checksum
-from drivestage.errors import DriveStageError
 from drivestage.interrupts import BackgroundThread, Monitor
 from drivestage.partials import Ranges, open_partial
 from drivestage.prefix_hash import READ_BLOCK, PrefixHash
 from drivestage.store import ProgressFn, RemoteEntry, RemoteStore
 from drivestage.stream_lines import StreamLines
 from drivestage.stream_pieces import Piece
+from drivestage.stream_threads import Stopped, StreamThreads
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +38,6 @@ _SPLIT_SECONDS = 1.0
 _ADAPT_FROM = 32 * MiB
 #: How often the ranges record is saved while streams run.
 _SAVE_EVERY = 0.5
-#: How long a pass's close waits, in all, for its stream threads to end once cut (they end
-#: within milliseconds; the bound is for one the cut cannot reach, in a name's lookup).
-_STREAMS_END = 5.0
 
 
 class Owner(Protocol):
@@ -58,12 +56,9 @@ class Owner(Protocol):
     checksum: Optional[Checksum]  # what the hash computes (md5 when None)
 
 
-class Stopped(DriveStageError):
-    """The download stopped (a failure elsewhere); a stream's write is refused."""
-
-
-class Pass(PrefixHash):
-    """One pass of a download: the partial open, its ranges, the streams and the hash
+class Pass(StreamThreads, PrefixHash):
+    """One pass of a download: the partial open, its ranges, the streams
+    (:class:`~drivestage.stream_threads.StreamThreads`) and the hash
     (:class:`~drivestage.prefix_hash.PrefixHash`)."""
 
     def __init__(self, dl: Owner, done: Ranges):
@@ -285,46 +280,6 @@ class Pass(PrefixHash):
         self.todo = out
 
     # -- streams
-    def _stream(self) -> None:
-        with self.lines.reading():
-            self._read_pieces()
-
-    def _read_pieces(self) -> None:
-        self._local.stream = True
-        piece: Optional[Piece] = None
-        try:
-            while True:
-                piece = self.claim()
-                if piece is None:
-                    return
-                try:
-                    self.dl.store.read_into(self.entry, piece.pos, piece)
-                finally:
-                    with self.lock:
-                        self.pieces.remove(piece)
-                        if piece.pos < piece.end and not self.stopped:
-                            self.todo.append((piece.pos, piece.end))
-                            self.todo.sort()
-                        if not self.closed and not self.done.saved:
-                            self.done.save()  # a piece is in: a rerun need not ask again
-                if piece.retired:
-                    return
-        except BaseException as exc:  # handed to the main thread, which raises it
-            with self.lock:
-                if self.error is None and not isinstance(exc, Stopped) and \
-                        not self.lines.is_cut:   # (the cut itself: the pass is closed)
-                    self.error = exc
-                self.stopped = True
-                self.lock.notify_all()
-        finally:
-            with self.lock:
-                self.streams -= 1
-                if piece is not None and piece.retired:
-                    self.retiring -= 1
-                if not getattr(self._local, "wrote", False):
-                    self.silent -= 1
-                self.lock.notify_all()
-
     def _retire(self, n: int) -> None:
         """End ``n`` streams (the lock held): the ones furthest into the file, so that the
         stream the hash (and an extraction) follows goes on. Each one's piece is cut short
@@ -346,27 +301,6 @@ class Pass(PrefixHash):
         self.todo.sort()
 
     retire = _retire  # what stream_count calls
-
-    def add_streams(self, n: int) -> None:
-        """Start ``n`` more streams (the lock not held)."""
-        with self.lock:
-            if self.whole:
-                # Each would ask for the whole file again; but one there must be: a range
-                # fetched first (fetch_now before begin) made the pass whole, no stream
-                # started, and the hash waited for the rest for good.
-                n = min(n, 1) if self.streams - self.retiring == 0 else 0
-                if n == 0:
-                    return
-            self.streams += n
-            self.silent += n
-            self.most_streams = max(self.most_streams, self.streams)
-        for _ in range(n):
-            # (BackgroundThread: a Ctrl-C inside close()'s join of a plain Thread marked it
-            # ended while it still ran)
-            thread = BackgroundThread(self._stream, "drivestage-fetch")
-            with self.lock:
-                self.threads.append(thread)
-            thread.start()
 
     def begin(self) -> None:
         """Start the hash thread and the first streams, which fetch in threads of their own
@@ -403,26 +337,6 @@ class Pass(PrefixHash):
             self._join_hasher()  # before the partial is closed: it reads from it
         self.digest = self._digest.hexdigest()
         self._check_on_disk()
-
-    def _join_hasher(self) -> None:
-        me = threading.current_thread()
-        if self.hasher is not None and self.hasher.thread is not me:
-            self.hasher.join()  # at once when it never started (a Ctrl-C inside start())
-        if self.adapter is not None and self.adapter.thread is not me:
-            self.adapter.join()  # it ends within a wait once stopped
-
-    def _join_streams(self) -> None:
-        """Wait (at most :data:`_STREAMS_END` in all) for the stream threads to end, cut by
-        :meth:`close`: the call that closed the pass returned while they still ran (saving
-        the record, closing their connections), beside the caller's next work
-        (pushlefts47)."""
-        me = threading.current_thread()
-        until = time.monotonic() + _STREAMS_END
-        with self.lock:
-            threads = list(self.threads)
-        for thread in threads:
-            if thread.thread is not me:
-                thread.join(max(0.0, until - time.monotonic()))
 
     def _drive_streams(self) -> None:
         """Wait for the streams to end (saving the record as they go); raise the first

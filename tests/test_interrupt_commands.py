@@ -150,7 +150,7 @@ def _sweep_pulls(ks, root: str, tmp_path, pull_into, expected: dict, inside: str
 #: next close returned at once); one while a download, its extraction or the state folder
 #: was being opened left that open.
 _EACH_CALL_INTO = ("unpack.py", "download.py", "partials.py", "streams.py",
-                   "extract/overlapped.py", "extract/job.py", "extract/statedir.py")
+                   "stream_threads.py", "extract/overlapped.py", "extract/job.py", "extract/statedir.py")
 
 
 @pytest.mark.slow

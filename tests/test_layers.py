@@ -77,7 +77,7 @@ LAYERS = [
     ["extract.job"],
     ["extract.overlapped"],
     ["partials", "checksums", "folder_record"],
-    ["stream_count", "prefix_hash", "stream_pieces"],
+    ["stream_count", "prefix_hash", "stream_pieces", "stream_threads"],
     ["streams"],
     ["download", "extract"],
     ["mtimes"],   # when a file on disk is what a record saw (stamps re-exports its checks)
