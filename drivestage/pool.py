@@ -52,9 +52,9 @@ log = logging.getLogger(__name__)
 LEAVE_AFTER = 1.0
 
 
-class _Slot:
-    """A thread of :func:`each`: since when it is in a :func:`leavable` call (None: it is
-    not), and whether its caller left it there."""
+class Slot:
+    """A thread of :func:`each` (or one under :func:`slotted`): since when it is in a
+    :func:`leavable` call (None: it is not), and whether its caller left it there."""
 
     def __init__(self) -> None:
         self.since: Optional[float] = None
@@ -63,10 +63,10 @@ class _Slot:
 
 class _Local(threading.local):
     stops: tuple[Flag, ...] = ()
-    slot: Optional[_Slot] = None
+    slot: Optional[Slot] = None
 
 
-#: Guards every :class:`_Slot` (held for a moment: a look or a mark).
+#: Guards every :class:`Slot` (held for a moment: a look or a mark).
 _SLOTS = Monitor()
 
 
@@ -120,7 +120,9 @@ def leavable() -> Iterator[None]:
     it :data:`LEAVE_AFTER` seconds at most, then leaves it there (a daemon thread: the
     interpreter's exit does not wait for it either); the call, should it return after all,
     raises KeyboardInterrupt here and nothing after it runs but the unwinding. A Ctrl-C before
-    the call: it raises at once (:func:`check`). Elsewhere it does nothing."""
+    the call: it raises at once (:func:`check`). The same in a thread under :func:`slotted`,
+    which its owner leaves with :func:`left_behind` (a download's stream, once its pass
+    closes). Elsewhere it does nothing."""
     slot = _LOCAL.slot
     if slot is None:
         yield
@@ -133,7 +135,36 @@ def leavable() -> Iterator[None]:
     finally:
         with _SLOTS:
             slot.since = None
-    check()   # (left there, its caller moved on: the block it read is no one's)
+            left = slot.left
+    # (left there, its caller moved on: the block it read is no one's)
+    if left:
+        raise KeyboardInterrupt
+    check()
+
+
+@contextmanager
+def slotted(slot: Slot) -> Iterator[None]:
+    """This thread's :func:`leavable` calls are marked in ``slot``, for the thread that
+    joins this one to leave it there with :func:`left_behind` (a download's stream thread,
+    which its pass joins as it closes: :mod:`drivestage.stream_threads`)."""
+    saved = _LOCAL.slot
+    _LOCAL.slot = slot
+    try:
+        yield
+    finally:
+        _LOCAL.slot = saved
+
+
+def left_behind(slot: Slot, stopped: float) -> bool:
+    """Whether the thread of ``slot`` is left where it is: in a :func:`leavable` call
+    :data:`LEAVE_AFTER` seconds since ``stopped`` (``time.monotonic()`` when its owner told
+    it to stop), or left before. A left thread raises KeyboardInterrupt should the call
+    return."""
+    with _SLOTS:
+        if slot.since is not None and \
+                time.monotonic() - max(slot.since, stopped) >= LEAVE_AFTER:
+            slot.left = True
+        return slot.left
 
 
 def each(fn: Callable[[T], R], items: Sequence[T], jobs: int, name: str
@@ -150,7 +181,7 @@ def each(fn: Callable[[T], R], items: Sequence[T], jobs: int, name: str
     stop = Flag()
     stops = _LOCAL.stops + (stop,)  # the caller's too: see stoppable()
 
-    def work(slot: _Slot) -> None:
+    def work(slot: Slot) -> None:
         nonlocal taken
         _LOCAL.stops, _LOCAL.slot = stops, slot
         try:
@@ -167,7 +198,7 @@ def each(fn: Callable[[T], R], items: Sequence[T], jobs: int, name: str
         finally:
             _LOCAL.stops, _LOCAL.slot = (), None
 
-    slots = [_Slot() for _ in range(max(1, min(jobs, len(items))))]
+    slots = [Slot() for _ in range(max(1, min(jobs, len(items))))]
     threads = [BackgroundThread(functools.partial(work, s), name) for s in slots]
     try:
         for t in threads:
@@ -181,7 +212,7 @@ def each(fn: Callable[[T], R], items: Sequence[T], jobs: int, name: str
     return out
 
 
-def _join_all(threads: Sequence[BackgroundThread], slots: Sequence[_Slot]) -> None:
+def _join_all(threads: Sequence[BackgroundThread], slots: Sequence[Slot]) -> None:
     """Wait for ``threads`` to end, through further Ctrl-Cs: the items under way stop at
     their next :func:`check`, and what the caller does next (release a lock, remove a
     temporary folder) must not happen while one still runs. A thread in a :func:`leavable`
@@ -192,23 +223,13 @@ def _join_all(threads: Sequence[BackgroundThread], slots: Sequence[_Slot]) -> No
     for t, slot in zip(threads, slots):
         while True:
             try:
-                if t.join(0.1) or _leave(slot, stopped):
+                if t.join(0.1) or left_behind(slot, stopped):
                     break
                 if not told and time.monotonic() - stopped >= 5.0:
                     told = True
                     log.warning("waiting for the transfers under way to stop")
             except KeyboardInterrupt:
                 continue
-
-
-def _leave(slot: _Slot, stopped: float) -> bool:
-    """Mark ``slot``'s thread left where it has been in a :func:`leavable` call
-    :data:`LEAVE_AFTER` seconds since ``stopped`` (its caller's stop); whether it is."""
-    with _SLOTS:
-        if slot.since is not None and \
-                time.monotonic() - max(slot.since, stopped) >= LEAVE_AFTER:
-            slot.left = True
-        return slot.left
 
 
 # Seconds an idle Serial's thread waits for the next job before it ends: long enough that an

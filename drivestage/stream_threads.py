@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import threading
 import time
+import functools
 from typing import Any, Optional
 
+from drivestage import pool
 from drivestage.errors import DriveStageError
 from drivestage.interrupts import BackgroundThread, Monitor
 from drivestage.partials import Ranges
@@ -46,15 +48,17 @@ class StreamThreads:
     error: Optional[BaseException]
     lines: StreamLines
     _local: threading.local
-    threads: list[BackgroundThread]          # the streams'
+    threads: list[tuple[BackgroundThread, pool.Slot]]   # the streams', each with its slot
     hasher: Optional[BackgroundThread]
     adapter: Optional[BackgroundThread]
 
     def claim(self) -> Optional[Piece]:  # pragma: no cover - Pass defines it
         raise NotImplementedError
 
-    def _stream(self) -> None:
-        with self.lines.reading():
+    def _stream(self, slot: pool.Slot) -> None:
+        # (slotted: a read of a hung FUSE mount, pool.leavable, is left by the pass's close
+        # a second after it; it waited out _STREAMS_END, and a Ctrl-C with it: streams52)
+        with pool.slotted(slot), self.lines.reading():
             self._read_pieces()
 
     def _read_pieces(self) -> None:
@@ -109,9 +113,10 @@ class StreamThreads:
         for _ in range(n):
             # (BackgroundThread: a Ctrl-C inside close()'s join of a plain Thread marked it
             # ended while it still ran)
-            thread = BackgroundThread(self._stream, "drivestage-fetch")
+            slot = pool.Slot()
+            thread = BackgroundThread(functools.partial(self._stream, slot), "drivestage-fetch")
             with self.lock:
-                self.threads.append(thread)
+                self.threads.append((thread, slot))
             thread.start()
 
     def _join_hasher(self) -> None:
@@ -125,11 +130,17 @@ class StreamThreads:
         """Wait (at most :data:`_STREAMS_END` in all) for the stream threads to end, cut by
         :meth:`close`: the call that closed the pass returned while they still ran (saving
         the record, closing their connections), beside the caller's next work
-        (pushlefts47)."""
+        (pushlefts47). One in a read of a hung mount (:func:`drivestage.pool.leavable`) is
+        left there :data:`~drivestage.pool.LEAVE_AFTER` seconds after the cut: a Ctrl-C
+        of a copy from a hung FUSE mount was answered only after the whole bound."""
         me = threading.current_thread()
-        until = time.monotonic() + _STREAMS_END
+        cut = time.monotonic()
+        until = cut + _STREAMS_END
         with self.lock:
             threads = list(self.threads)
-        for thread in threads:
-            if thread.thread is not me:
-                thread.join(max(0.0, until - time.monotonic()))
+        for thread, slot in threads:
+            if thread.thread is me:
+                continue
+            while not thread.join(max(0.0, min(0.1, until - time.monotonic()))):
+                if pool.left_behind(slot, cut) or time.monotonic() >= until:
+                    break

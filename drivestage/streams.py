@@ -87,7 +87,8 @@ class Pass(StreamThreads, PrefixHash):
         self.hasher: Optional[BackgroundThread] = None  # once begun
         self.adapter: Optional[BackgroundThread] = None  # measuring, once begun
         self.fixed: Optional[int] = None    # streams asked for; None: found by measuring
-        self.threads: list[BackgroundThread] = []   # the streams' (joined by close())
+        # The streams', each with its slot (joined, or left, by close()).
+        self.threads: list[tuple[BackgroundThread, pool.Slot]] = []
         # The connections the streams read on: cut as the pass closes (stuckconn46).
         self.lines = StreamLines()
         # Opened last: a Ctrl-C in the lines above left it open for good (this pass was
