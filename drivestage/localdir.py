@@ -48,12 +48,12 @@ from drivestage.local_held import LocalHeld, stands_for
 from drivestage.local_marks import LocalMarks, left_unmarked, put
 from drivestage.local_tree import refuse_loop
 from drivestage.local_md5 import MemoryMd5Cache
+from drivestage.local_reads import read_blocks
 from drivestage.localfs import file_md5, fuse_devices, identity
 from drivestage.lost_mounts import folder_error, read_error, write_error
 from drivestage.paths import StorePath
-from drivestage.pool import leavable
 from drivestage.sources import walked_md5
-from drivestage.special_files import became, not_a_folder, open_copied, open_sent
+from drivestage.special_files import became, not_a_folder, open_sent
 from drivestage.state import Md5Cache, settled, wait_settled
 from drivestage.temps import shown, upload_left, upload_name
 from drivestage.store import Md5Source, ProgressFn, Quota, RemoteEntry, RemoteStore
@@ -304,25 +304,9 @@ class LocalDirStore(LocalMarks, LocalHeld, RemoteStore):
         if start < 0 or end < start:
             raise UsageError(f"bad byte range [{start}, {end}) for {self.describe(entry)}")
         full, st = self._stat(self._rel(entry.id), entry.id)
-        if _stat.S_ISDIR(st.st_mode) and entry.is_dir:   # (listed a file: changed, _read's)
+        if _stat.S_ISDIR(st.st_mode) and entry.is_dir:   # (listed a file: changed, read_blocks's)
             raise UsageError(f"{full} is a folder, not a file")
-        return self._read(full, start, end)
-
-    @staticmethod
-    def _read(full: str, start: int, end: int) -> Iterator[bytes]:
-        # (A read of a hung FUSE mount is left by a Ctrl-C: pool.leavable, hang51)
-        with leavable():
-            opened = open_copied(full)   # (a FIFO put there since the walk: never waited on)
-        with opened as fh:
-            fh.seek(start)
-            remaining = end - start
-            while remaining > 0:
-                with leavable():
-                    buf = fh.read(min(_CHUNK, remaining))
-                if not buf:
-                    return
-                remaining -= len(buf)
-                yield buf
+        return read_blocks(full, start, end, _CHUNK)
 
     def upload(self, local_path: str, folder: RemoteEntry, name: str, *,
                replace: Optional[RemoteEntry] = None, progress: Optional[ProgressFn] = None,

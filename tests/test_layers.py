@@ -38,7 +38,7 @@ LAYERS = [
     ["folder_view"],   # a managed folder as a push leaves it: what pruning plans on
     # push's local side: the walk, one push per place; a directory store's run-folder marks
     ["local_tree", "lock_holders", "locks", "local_marks", "local_md5", "local_held",
-     "held_choice", "sidecar_unread"],
+     "held_choice", "sidecar_unread", "local_reads"],
     ["upload"],  # 0.1.0 compatibility: Md5Cache
     # Google Drive, one backend: nothing outside drivestage.drive (and the door) imports it.
     ["drive.refusals",   # 403s that are no matter of access (read for drive.answers)
