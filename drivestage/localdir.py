@@ -48,7 +48,7 @@ from drivestage.local_held import LocalHeld, stands_for
 from drivestage.local_marks import LocalMarks, left_unmarked, put
 from drivestage.local_tree import refuse_loop
 from drivestage.local_md5 import MemoryMd5Cache
-from drivestage.local_reads import read_blocks
+from drivestage.local_reads import mount_md5, read_blocks
 from drivestage.localfs import file_md5, fuse_devices, identity
 from drivestage.lost_mounts import folder_error, read_error, write_error
 from drivestage.paths import StorePath
@@ -86,7 +86,7 @@ class LocalDirStore(LocalMarks, LocalHeld, RemoteStore):
         self._memo = MemoryMd5Cache()
         self._held_init()
         self._md5: Md5Source = md5_cache or self._memo
-        self._fuse: Optional[frozenset[int]] = None  # read at the first vouch
+        self._fuse: Optional[frozenset[int]] = None  # read at the first look (_on_mount)
         #: Files listed without their md5 (:meth:`defer_md5`): what reads them hashes them.
         self._deferred: set[str] = set()
         #: The FIFOs, sockets and devices :meth:`list` left out (ids): a pull says so once.
@@ -148,7 +148,7 @@ class LocalDirStore(LocalMarks, LocalHeld, RemoteStore):
         wait_settled(st)  # a few ms, not a second hash by the next process
         began = time.time_ns()
         try:
-            digest = file_md5(full, _CHUNK)
+            digest = mount_md5(full, _CHUNK, self._on_mount(st.st_dev))
         except OSError as exc:
             raise read_error(exc, full) from exc
         if identity(os.stat(full)) == identity(st):  # not cached when it changed while hashed
@@ -188,11 +188,15 @@ class LocalDirStore(LocalMarks, LocalHeld, RemoteStore):
         ``ident`` (a pull's stamp of a local original records both): listing it then reads
         nothing. Not on a FUSE or network mount (:func:`fuse_devices`): its identities
         repeat, or are a cache's."""
-        if self._fuse is None:
-            self._fuse = fuse_devices()
-        if ident and ident[0] in self._fuse:
+        if ident and self._on_mount(ident[0]):
             return  # hashed again, as every file of such a mount is by each process
         self._memo.put_identity(full, ident, md5, is_settled=True)
+
+    def _on_mount(self, device: int) -> bool:
+        """Whether ``device`` is a FUSE or network mount's (:func:`fuse_devices`, read once)."""
+        if self._fuse is None:
+            self._fuse = fuse_devices()
+        return device in self._fuse
 
     def _remember(self, full: str, st: os.stat_result, digest: str, *,
                   is_settled: bool = False, written: bool = False) -> None:

@@ -167,6 +167,20 @@ def left_behind(slot: Slot, stopped: float) -> bool:
         return slot.left
 
 
+def aside(fn: Callable[[], R], name: str) -> R:
+    """``fn()``, whose waits that no signal breaks are :func:`leavable` calls (the reads of
+    a local folder's file), so that a Ctrl-C leaves it as a thread of :func:`each` is left:
+    called here in a thread that has a slot (one of :func:`each`'s, a download's stream);
+    elsewhere (the main thread, whose read of a hung FUSE mount held every Ctrl-C until the
+    mount answered) in a thread of its own, as :func:`each`'s one item."""
+    if _LOCAL.slot is not None:
+        return fn()
+    got = each(lambda _: fn(), [None], 1, name)[0]
+    if isinstance(got, BaseException):
+        raise got
+    return got
+
+
 def each(fn: Callable[[T], R], items: Sequence[T], jobs: int, name: str
          ) -> list[Union[R, BaseException]]:
     """``fn(item)`` for every item, ``jobs`` at a time in threads called ``name``: each

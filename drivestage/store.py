@@ -13,6 +13,7 @@ import time
 from typing import Callable, Collection, Iterable, Iterator, Literal, Mapping, Optional, \
     Protocol, Sequence, Union
 
+from drivestage import pool
 from drivestage.errors import DanglingShortcutError, DriveStageError, KeptMovedError, \
     LeftAloneError, NotFoundError, PermissionDeniedError, QuotaExceededError, RemoteError, UsageError
 from drivestage.paths import StorePath
@@ -166,7 +167,13 @@ class RemoteStore(abc.ABC):
         """Stream bytes from ``start`` up to ``sink.limit()`` (read again as it goes: it may
         move down while the read runs) into ``sink.write(offset, data)``, in as few requests
         as the backend can (Drive: one ranged GET, resumed with ``Range`` after a failure);
-        returns where it stopped. The default reads :meth:`read_range`."""
+        returns where it stopped. The default reads :meth:`read_range` (a local folder's
+        file) where a Ctrl-C leaves it (:func:`drivestage.pool.aside`): a read of a hung FUSE
+        mount in the main thread (a zip's end, fetched first) held every Ctrl-C until the
+        mount answered (streams52)."""
+        return pool.aside(lambda: self._read_blocks_into(entry, start, sink), "drivestage-read")
+
+    def _read_blocks_into(self, entry: RemoteEntry, start: int, sink: ByteSink) -> int:
         pos, end = start, sink.limit()
         for block in self.read_range(entry, start, end):
             n = min(len(block), sink.limit() - pos)

@@ -7,7 +7,7 @@ import select
 import signal
 import threading
 import time
-from typing import Callable, NamedTuple
+from typing import Callable, Mapping, NamedTuple, Sequence
 
 from _drivemount import READ
 from _forkcli import PIPE, cli_server
@@ -23,13 +23,13 @@ class Said(NamedTuple):
     seconds: float      # from the SIGINT to that first write
 
 
-def ctrl_c_while_hung(mount, tmp_path, when: Callable[[object], bool],
-                      src: str = "ds") -> Said:
-    """``drivestage pull MOUNT/MyDrive/SRC OUT -q --jobs 1`` (``MyDrive/ds`` holds a.txt and
-    b.txt) in a child; the mount hangs at the first read for which ``when(out)`` is true;
-    SIGINT then. What the child said (:class:`Said`)."""
-    for name in ("a.txt", "b.txt"):
-        mount.change_on_drive(f"MyDrive/ds/{name}", name.encode() * 1000, MTIME)
+def ctrl_c_while_hung(mount, tmp_path, when: Callable[[object], bool], src: str = "ds",
+                      more: Sequence[str] = (), files: Mapping[str, bytes] = {}) -> Said:
+    """``drivestage pull MOUNT/MyDrive/SRC OUT -q --jobs 1 MORE`` (``MyDrive/ds`` holds a.txt
+    and b.txt, and ``files`` by name) in a child; the mount hangs at the first read for which
+    ``when(out)`` is true; SIGINT then. What the child said (:class:`Said`)."""
+    for name, data in {"a.txt": b"a.txt" * 1000, "b.txt": b"b.txt" * 1000, **files}.items():
+        mount.change_on_drive(f"MyDrive/ds/{name}", data, MTIME)
     mount.catch_up()
     out = tmp_path / "out"
     hung = threading.Event()
@@ -41,7 +41,8 @@ def ctrl_c_while_hung(mount, tmp_path, when: Callable[[object], bool],
 
     mount.arriving = arriving
     proc = cli_server().popen(["pull", str(mount.point / "MyDrive" / src), str(out), "-q",
-                               "--jobs", "1"], env=dict(os.environ), stdout=PIPE, stderr=PIPE)
+                               "--jobs", "1", *more], env=dict(os.environ), stdout=PIPE,
+                              stderr=PIPE)
     try:
         assert hung.wait(60), proc.communicate(timeout=60)
         sent = time.monotonic()

@@ -27,7 +27,7 @@ from test_messages_walk20 import _drivestage
 
 import drivestage.extract as extract_pkg
 import drivestage.hashed_pass as hashed_pass
-import drivestage.localdir as localdir
+import drivestage.local_reads as local_reads
 import drivestage.stage_original as stage_original
 
 
@@ -187,7 +187,7 @@ def test_a_copy_pull_whose_source_is_swapped_while_hashed_is_staged_by_the_rerun
     """Held: a local folder pulled (no -x) whose file's folder is swapped while the listing
     hashes it, and put back: the copy's checksum fails that pull; the rerun stages it."""
     archive, dest = _setup(tmp_path)
-    calls = _swapping(monkeypatch, localdir, tmp_path)
+    calls = _swapping(monkeypatch, local_reads, tmp_path)   # (the listing hashes it there)
     first = _drivestage("pull", str(tmp_path / "input"), str(dest), "-q")
     assert calls and first.exit_code == 1                # (the copy's checksum: said)
     monkeypatch.undo()
