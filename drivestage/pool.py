@@ -19,7 +19,8 @@ next (a push's place lock) never outlives the work it guards. All but a thread s
 :func:`leavable` call (a read of a FUSE mount whose daemon stopped answering, which no
 signal but SIGKILL breaks): it is left behind once it has been in that call
 :data:`LEAVE_AFTER` seconds since the stop, and raises KeyboardInterrupt if the call ever
-returns (hang51).
+returns (hang51). A download's stream thread is left so by its pass (:func:`slotted`), and
+:func:`aside` runs such a call of the main thread as :func:`each`'s one item (streams52).
 :class:`Serial` runs small jobs in order in one thread beside the caller (an upload's hash).
 """
 from __future__ import annotations

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from typing import Optional, Union
 
-from drivestage import paths
+from drivestage import paths, pool
 from drivestage.errors import LocalFileError, UsageError
 from drivestage.localfs import UNMOUNTED_DRIVE, unmounted_drive_path
 from drivestage.lost_mounts import lost_mount, lost_mount_message
@@ -50,7 +50,17 @@ def open_store(where: Where, *, api_root: Optional[str] = None,
             return open_drive(parsed, api_root=api_root, credentials=credentials, token=token,
                               acknowledge_abuse=acknowledge_abuse)
     paths.refuse_web_address(os.fspath(where))
-    return _open_directory(os.fspath(where), md5_cache)
+    spec = os.fspath(where)
+    # Aside (pool.aside): a stat of a hung FUSE mount here, the command's first look at
+    # it, held every Ctrl-C in the main thread until the mount answered (streams52).
+    return pool.aside(lambda: _looked_at(spec, md5_cache), "drivestage-open")
+
+
+def _looked_at(spec: str, md5_cache: Optional[Md5Source]) -> tuple[RemoteStore, StorePath]:
+    """:func:`_open_directory`, left by a Ctrl-C where it waits on a hung mount (it only
+    looks: the mount table, stats, links; nothing is made or written)."""
+    with pool.leavable():
+        return _open_directory(spec, md5_cache)
 
 
 def _open_directory(spec: str, md5_cache: Optional[Md5Source]) -> tuple[RemoteStore, StorePath]:

@@ -128,6 +128,7 @@ class FullDriveMount:
         #: Called with each call's opcode as it arrives, before it is answered: a test's hook
         #: that may :meth:`hang` the mount at that very call (it then waits, as the next do).
         self.arriving: Optional[Callable[[int], None]] = None
+        self.caller = 0   # the thread that made the call ``arriving`` is given (its id)
         self._fd = -1
         self._thread: Optional[threading.Thread] = None
 
@@ -273,6 +274,7 @@ class FullDriveMount:
                     continue  # the request was interrupted before we read it
                 return  # ENODEV: unmounted
             if self.arriving is not None:
+                self.caller = _IN.unpack_from(msg)[6]   # (the calling thread's id)
                 self.arriving(_IN.unpack_from(msg)[1])
             while not self.answering.wait(0.05) and not self._stop.is_set():
                 pass   # hung: the request waits (a disconnect meanwhile leaves it unanswered)

@@ -7,7 +7,7 @@ import select
 import signal
 import threading
 import time
-from typing import Callable, Mapping, NamedTuple, Sequence
+from typing import Callable, Collection, Mapping, NamedTuple, Sequence
 
 from _drivemount import READ
 from _forkcli import PIPE, cli_server
@@ -24,10 +24,12 @@ class Said(NamedTuple):
 
 
 def ctrl_c_while_hung(mount, tmp_path, when: Callable[[object], bool], src: str = "ds",
-                      more: Sequence[str] = (), files: Mapping[str, bytes] = {}) -> Said:
+                      more: Sequence[str] = (), files: Mapping[str, bytes] = {},
+                      at: Collection[int] = (READ,)) -> Said:
     """``drivestage pull MOUNT/MyDrive/SRC OUT -q --jobs 1 MORE`` (``MyDrive/ds`` holds a.txt
-    and b.txt, and ``files`` by name) in a child; the mount hangs at the first read for which
-    ``when(out)`` is true; SIGINT then. What the child said (:class:`Said`)."""
+    and b.txt, and ``files`` by name) in a child; the mount hangs at the first call of ``at``
+    (FUSE opcodes: a read) for which ``when(out)`` is true; SIGINT then. What the child said
+    (:class:`Said`)."""
     for name, data in {"a.txt": b"a.txt" * 1000, "b.txt": b"b.txt" * 1000, **files}.items():
         mount.change_on_drive(f"MyDrive/ds/{name}", data, MTIME)
     mount.catch_up()
@@ -35,7 +37,7 @@ def ctrl_c_while_hung(mount, tmp_path, when: Callable[[object], bool], src: str 
     hung = threading.Event()
 
     def arriving(opcode: int) -> None:
-        if opcode == READ and not hung.is_set() and when(out):
+        if opcode in at and not hung.is_set() and when(out):
             mount.hang()   # (this read waits, as every call after it)
             hung.set()
 

@@ -6,19 +6,20 @@
   "waiting for the transfers under way to stop" warning racing that bound (hang51's
   "Left"). Now the stream thread is left in such a read (:func:`drivestage.pool.leavable`) a
   second after the pass's close, as a thread of the pool is.
-- The main thread's own reads: a pull of one file hashes it (LocalDirStore._file_md5), and
-  a zip's end is fetched first by the thread that pulls it (Pass.fetch_now): a read of a
-  hung mount there held every Ctrl-C until the mount answered (no signal breaks it, and
-  Python's handler runs only once it returns). Now they run aside (:func:`drivestage.pool.
-  aside`), in a thread the main thread leaves as the pool's are left.
+- The main thread's own reads: a pull of one file hashes it (LocalDirStore._file_md5), a
+  zip's end is fetched first by the thread that pulls it (Pass.fetch_now), and a command's
+  first look at a local SRC stats it (remote.open_store): a read or stat of a hung mount
+  there held every Ctrl-C until the mount answered (no signal breaks it, and Python's
+  handler runs only once it returns). Now they run aside (:func:`drivestage.pool.aside`),
+  in a thread the main thread leaves as the pool's are left.
 
 Each: "Interrupted." said while the mount still hangs, well before the old bound, then exit
 130 once the mount answers (the kernel holds the process until then: see
 tests/test_hang51_fuse_ctrl_c.py). Nothing half done is declared done: a copy stays a
 partial, never under its final name. All fail on main 8704ac72: the folder's copy says the
-warning first (5 s on); the one file's hash and the zip's end say nothing until the mount
-answers. The last test is a check, not a fix (it passes on main): a push's write into a hung
-mount is never left, and the push says what it did once the mount answers.
+warning first (5 s on); the one file's hash, the first look and the zip's end say nothing
+until the mount answers. The last test is a check, not a fix (it passes on main): a push's
+write into a hung mount is never left, and the push says what it did once the mount answers.
 """
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ import signal
 import threading
 import zipfile
 
-from _drivemount import WRITE, working_drive_mount  # noqa: F401  (a fixture)
+from _drivemount import GETATTR, LOOKUP, WRITE, working_drive_mount  # noqa: F401  (a fixture)
 from _forkcli import PIPE, cli_server
 from _hung_pull import ctrl_c_while_hung
 from _signal_env import _cli_server, _fast  # noqa: F401  (autouse fixtures)
@@ -59,6 +60,22 @@ def test_ctrl_c_during_the_copy_of_a_folders_file_from_a_hung_mount(working_driv
 
 def test_ctrl_c_during_the_hash_of_one_file_on_a_hung_mount(working_drive_mount, tmp_path):
     said = ctrl_c_while_hung(working_drive_mount, tmp_path, lambda out: True, src="ds/a.txt")
+    assert said[:4] == INTERRUPTED
+    assert not (tmp_path / "out").exists()
+
+
+def test_ctrl_c_during_the_first_look_at_a_hung_mount(working_drive_mount, tmp_path):
+    """The mount hangs at the pull's first look at SRC (open_store: the realpath of SRC as
+    it looks for Colab's mount point), after the bounded probe of the mount (lost_mount:
+    the first caller, waited for 0.5 s at most) got its answers."""
+    mount = working_drive_mount
+    probe: list[int] = []
+
+    def past_the_probe(out) -> bool:
+        probe[:] = probe or [mount.caller]
+        return mount.caller != probe[0]
+
+    said = ctrl_c_while_hung(mount, tmp_path, past_the_probe, at=(LOOKUP, GETATTR))
     assert said[:4] == INTERRUPTED
     assert not (tmp_path / "out").exists()
 
