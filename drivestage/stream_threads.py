@@ -5,9 +5,9 @@ closes (with its hash and measuring threads).
 """
 from __future__ import annotations
 
+import functools
 import threading
 import time
-import functools
 from typing import Any, Optional
 
 from drivestage import pool
