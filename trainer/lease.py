@@ -164,6 +164,12 @@ class RunLease:
         #: removed meanwhile: by a taker?), until a check's listing proves it held; the
         #: lease lost meanwhile, it is removed (:func:`trainer.lease_write.drop_remade`).
         self._remade: Optional[str] = None
+        #: Each claim of another this trainer judged gone (its id -> its date then): gone
+        #: until its date changes (renewed). Drive's clock is heard by each answer's Date, to
+        #: the second and late by the answer's time on the way, so a later reading may be a
+        #: second or more behind an earlier one: a claim the watch found stale read live
+        #: again at the settle, and a reconnect was refused (lease52).
+        self._lapsed: dict[str, float] = {}
         lease_mine.made(self)
 
     @property
@@ -474,8 +480,14 @@ class RunLease:
         return lease_write.delete(self, entry)
 
     def _gone(self, claim: Claim) -> bool:
-        """Whether ``claim``'s holder is gone (:func:`trainer.lease_claims.gone`)."""
-        return gone(claim, self.stale_s, self.token) or lease_mine.ended(claim)
+        """Whether ``claim``'s holder is gone (:func:`trainer.lease_claims.gone`); once so, until
+        its date changes (:attr:`_lapsed`)."""
+        if claim.entry.id in self._lapsed and self._lapsed[claim.entry.id] == claim.entry.modified:
+            return True
+        if gone(claim, self.stale_s, self.token) or lease_mine.ended(claim):
+            self._lapsed[claim.entry.id] = claim.entry.modified
+            return True
+        return False
 
     def _held_text(self, holder: Claim) -> str:
         return held_text(self.drive.spec, holder, self.stale_s)
