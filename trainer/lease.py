@@ -451,13 +451,12 @@ class RunLease:
         Released, it claims nothing again; a push of its run still under way (an upload
         thread that outlived the run's grace, in a notebook) lists the claims at each commit,
         and stops once another trainer claims the run (:meth:`check`)."""
-        self.released, self._sure_until = True, 0.0
-        self._done.set()
         # Bounded: a renewal or a push's check may be waiting on Drive (a request held past
         # the run's grace: the stop's return waited 40 s for two of them, relaunch50), or
         # the removal itself (lease51b). (Not shorter with a short period: a renewal slowed
         # by a loaded machine would be left to remove the claim itself. A process that exits
-        # then waits for it, bounded: relaunch51.) :func:`trainer.lease_end.release`.
+        # then waits for it, bounded: relaunch51.) Shorter where the last renewal still
+        # proves the lease (lease52). Sets ``released``: :func:`trainer.lease_end.release`.
         lease_end.release(self, RELEASE_WAIT_S)
 
     # -- the claims

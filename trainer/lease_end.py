@@ -24,13 +24,14 @@ so and the exit waits for it as for a renewal."""
 from __future__ import annotations
 
 import atexit
+import contextlib
 import functools
 import logging
 import os
 import threading
 import time
 import weakref
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Iterator, Optional
 
 from drivestage.interrupts import BackgroundThread
 from trainer.lease_claims import span_text
@@ -46,6 +47,14 @@ logger = logging.getLogger("trainer.lease")   # (its lines are the lease's)
 EXIT_WAIT_S = 30.0
 #: Waiting longer than this, the exit says so (one line): it is not hung.
 SAY_AFTER_S = 1.0
+#: A release's bound where the last renewal Drive answered still proves the lease (a normal
+#: end's, most often): the renewal under way, and the removal, are six or seven requests
+#: (the claim's write, the arbiter's read and swap, the removal's read and delete): 0.7-1.5 s
+#: at 0.2 s each on a loaded machine (none of 24 releases left at 2 s, 4 of 8 at 1 s:
+#: lease52). One Drive holds past it is left as past ``RELEASE_WAIT_S`` (5 s): the check
+#: removes the claim once its write lands, the exit waits for it; its answer changes nothing
+#: meanwhile (no trainer takes a proved lease over as stale).
+PROVED_WAIT_S = 2.0
 
 #: What a release left its claim's removal to, as the exit's lines name it: a check under
 #: way (a renewal), or the removal's own request.
@@ -60,14 +69,33 @@ _ASKED = {RENEWAL: ("this run's last lease renewal, to remove its claim", "its l
 _LEFT: "list[tuple[weakref.ref[RunLease], int, str]]" = []
 _LOCK = threading.Lock()
 _registered = False
+#: The leases whose claim's removal is under way (:func:`removing`): what the exit's lines
+#: name, whatever the release left it to (a lock taken just after the release's bound, a
+#: check's own removal once its write landed: named "renewal", lease51b).
+_REMOVING: "weakref.WeakSet[RunLease]" = weakref.WeakSet()
+
+
+@contextlib.contextmanager
+def removing(lease: "RunLease") -> Iterator[None]:
+    """While ``lease``'s claim is being removed (:func:`trainer.lease_write.remove`)."""
+    _REMOVING.add(lease)
+    try:
+        yield
+    finally:
+        _REMOVING.discard(lease)
 
 
 def release(lease: "RunLease", bound: float) -> None:
-    """:meth:`trainer.lease.RunLease.release` (``released`` set, the renewals stopped): wait
+    """:meth:`trainer.lease.RunLease.release`: set ``released``, stop the renewals, and wait
     for the renewal thread, a check under way and then the claim's removal, ``bound`` seconds
-    in all. Past it, the removal goes on in a thread of its own: the check under way does it
-    once its write lands (:meth:`~trainer.lease.RunLease.check`), or the removal Drive holds
-    ends (said in one line); this process's exit waits for either (:func:`left`)."""
+    in all (:data:`PROVED_WAIT_S` at most where the lease is proved as it ends). Past it, the
+    removal goes on in a thread of its own: the check under way does it once its write lands
+    (:meth:`~trainer.lease.RunLease.check`), or the removal Drive holds ends (said in one
+    line); this process's exit waits for either (:func:`left`)."""
+    if lease._proved():   # (asked before ``released``: a normal end's held renewal waited 5 s)
+        bound = min(bound, PROVED_WAIT_S)
+    lease.released, lease._sure_until = True, 0.0
+    lease._done.set()
     until = time.monotonic() + bound   # (every wait together: one bound)
     if lease._thread is not None:
         lease._thread.join(timeout=bound)
@@ -81,6 +109,12 @@ def release(lease: "RunLease", bound: float) -> None:
     if not took.is_set():
         logger.debug("%s: the lease's release left to the check under way", lease.drive.spec)
         left(lease, RENEWAL)   # (a process that exits now waits for it: relaunch51)
+        return
+    if lease.pending:   # (a failed start's claim: the run's next line says the lease is not
+        # taken; this one, before it, read as the run's end: lease51b)
+        logger.debug("%s: the removal of the claim %s goes on in the background",
+                     lease.drive.spec, lease.name)
+        left(lease, REMOVAL)
         return
     logger.warning("%s: Drive did not answer the removal of this run's lease claim %s within "
                    "%s: it goes on in the background; where it never lands, a trainer of this "
@@ -131,16 +165,22 @@ def at_exit() -> None:
     bound = min(EXIT_WAIT_S, min(lease.stale_s for lease, _ in leases))
     until = time.monotonic() + bound
     for lease, what in leases:
-        asked, unanswered = _ASKED[what]
         done = BackgroundThread(functools.partial(_removed, lease), "trainer-lease-end").start()
         if done.join(max(0.0, min(SAY_AFTER_S, until - time.monotonic()))):
             continue
         logger.warning("%s: waiting up to %s for Drive to answer %s before this process exits",
-                       lease.drive.spec, span_text(bound), asked)
+                       lease.drive.spec, span_text(bound), _ASKED[_held(lease, what)][0])
         if done.join(max(0.0, until - time.monotonic())):
             continue
+        unanswered = _ASKED[_held(lease, what)][1]
         logger.warning("%s: exiting with the run's lease claim %s left on Drive (Drive did not "
                        "answer %s within %s): a trainer of this run on another machine waits "
                        "up to %s for it to lapse; one on this machine takes it at once",
                        lease.drive.spec, lease.name, unanswered, span_text(bound),
                        span_text(lease.stale_s))
+
+
+def _held(lease: "RunLease", what: str) -> str:
+    """What Drive holds now of ``lease``'s end: its removal where one is under way, else
+    ``what`` (as the release left it)."""
+    return REMOVAL if lease in _REMOVING else what

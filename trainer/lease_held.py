@@ -44,6 +44,7 @@ def held_folder(cfg, stop):
     try:
         lease.acquire()
     except DriveStageError as exc:   # (Drive failing after its retries: trained as before)
+        lease.pending = True   # (its release's lines: not the run's end's, lease_end.release)
         lease.release()   # (a claim made before the failure: removed where Drive lets it)
         logger.warning("could not take the run's lease on %s (%s): it is taken at the first "
                        "push that reaches Drive", d.logs, exc)

@@ -19,7 +19,7 @@ from drivestage.drive import server_clock
 from drivestage.errors import DriveStageError, NotFoundError, QuotaExceededError
 from drivestage.store import RemoteEntry
 from drivestage.temps import namespace_tag
-from trainer import lease_cas, lease_props
+from trainer import lease_cas, lease_end, lease_props
 from trainer.lease_claims import Claim, boot_clock
 
 if TYPE_CHECKING:
@@ -129,6 +129,11 @@ def drop_remade(lease: "RunLease") -> None:
 
 def remove(lease: "RunLease") -> None:
     """Remove ``lease``'s claim (released where Drive refuses its removal)."""
+    with lease_end.removing(lease):   # (what an exit waiting for it names)
+        _remove(lease)
+
+
+def _remove(lease: "RunLease") -> None:
     mine, lease._cas = lease._mine, None
     if mine is None or delete(lease, mine) or lease_props.is_property(mine):
         lease._mine = None   # (a property Drive kept: stale in stale_s, no one's then)
