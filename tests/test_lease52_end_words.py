@@ -86,7 +86,7 @@ def test_a_failed_start_whose_claim_removal_drive_holds_says_only_that_the_lease
     try:
         folder = held_folder(cfg, StopFlag(60.0))
         assert folder.lease is not None and folder.lease.pending
-        assert emulator.faults.wait_latencies(lambda waiting: waiting == 1, 0)[0]   # (held)
+        assert emulator.faults.wait_latencies(lambda waiting: waiting == 1, 30)[0]   # (held)
         said = _lines(caplog)   # (main: "… did not answer the removal of this run's lease
         assert len(said) == 1, said   # claim … within 0 s …" first)
         assert said[0].startswith(f"could not take the run's lease on {DEST} ("), said
