@@ -124,3 +124,15 @@ def checking(held: Any) -> "tuple[threading.Thread, list[BaseException]]":
     renewal = threading.Thread(target=renew)
     renewal.start()
     return renewal, failed
+
+
+def renewal_held(emulator, held: Any, seconds: float = 60.0
+                 ) -> "tuple[threading.Thread, list[BaseException]]":
+    """A renewal of ``held`` (its claim's write due) in a thread of its own, Drive holding the
+    claim's upload ``seconds``: returned once the emulator holds it (its count of held
+    answers), as :func:`checking` returns."""
+    emulator.faults.latency(seconds, path=rf"^/upload/drive/v2/files/{held._mine.id}", times=1)
+    held._written_at = float("-inf")   # (due: the renewal writes the claim)
+    renewal, failed = checking(held)
+    assert emulator.faults.wait_latencies(lambda waiting: waiting == 1, 30)[0]
+    return renewal, failed

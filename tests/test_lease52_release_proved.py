@@ -19,7 +19,7 @@ import logging
 
 import pytest
 
-from _lease_race import checking, claims_on_drive, lease
+from _lease_race import claims_on_drive, lease, renewal_held
 
 
 @pytest.fixture(autouse=True)
@@ -41,11 +41,8 @@ def test_a_release_with_a_held_renewal_returns_at_once_where_the_lease_is_proved
     caplog.set_level(logging.INFO, logger="trainer")
     held = lease(tmp_path, "a", period=60.0)
     held.acquire()   # (its claim's write answered: proved for stale_s less a margin)
-    emulator.faults.latency(20, path=rf"^/upload/drive/v2/files/{held._mine.id}", times=1)
-    held._written_at = float("-inf")   # (due: the renewal writes the claim)
-    renewal, failed = checking(held)
+    renewal, failed = renewal_held(emulator, held, 20)
     try:
-        assert emulator.faults.wait_latencies(lambda waiting: waiting == 1, 30)[0]
         held.release()   # (main: returned once Drive answered the renewal, 20 s)
         # Returned while Drive still holds the renewal; the claim's removal left to it.
         assert emulator.faults.wait_latencies(lambda waiting: waiting == 1, 0)[0]
