@@ -22,13 +22,13 @@ from typing import Any
 from _pytest.assertion import rewrite
 
 
-def _candidates(config: Any) -> list[Path]:
-    """The test modules (and conftest files) the run's arguments name, as pytest would
-    collect them by ``python_files``: files named, folders searched through."""
+def _candidates(config: Any, args: "list[str] | None" = None) -> list[Path]:
+    """The test modules (and conftest files) the run's arguments (or ``args``) name, as
+    pytest would collect them by ``python_files``: files named, folders searched through."""
     patterns = list(config.getini("python_files")) + ["conftest.py"]
     base = Path(config.invocation_params.dir)
     out: list[Path] = []
-    for arg in config.args:
+    for arg in config.args if args is None else args:
         path = base / str(arg).split("::")[0]
         if path.is_file() and path.suffix == ".py":
             out.append(path)
@@ -68,16 +68,16 @@ def _rewrite(config: Any, files: list[Path]) -> None:
             rewrite._write_pyc(state, co, source_hash, _pyc(fn))
 
 
-def rewrite_ahead(config: Any, processes: int) -> int:
-    """Write the cached rewrite of each test module of this run that has none up to date,
-    in ``processes`` forked processes at most. Returns how many files it rewrote (0 where
-    pytest does not rewrite asserts or writes no bytecode here)."""
+def rewrite_ahead(config: Any, processes: int, args: "list[str] | None" = None) -> int:
+    """Write the cached rewrite of each test module of this run (or of ``args``, paths) that
+    has none up to date, in ``processes`` forked processes at most. Returns how many files
+    it rewrote (0 where pytest does not rewrite asserts or writes no bytecode here)."""
     import sys
 
     if (sys.dont_write_bytecode or config.getoption("assertmode") != "rewrite"
             or not hasattr(os, "fork")):
         return 0
-    todo = [fn for fn in _candidates(config) if _stale(fn)]
+    todo = [fn for fn in _candidates(config, args) if _stale(fn)]
     shares = [todo[i::max(1, processes)] for i in range(max(1, processes))]
     children = []
     for share in shares[1:]:
