@@ -17,6 +17,7 @@ from _cli import child_env, run
 from _connect_proxy import behind  # noqa: F401  (a fixture)
 from _proxy import Proxy
 from _relays import Listening, pump, read_head
+from _tls import self_signed
 from test_attackr2_proxy import _RawProxy
 from test_fidelity28_signed import tls  # noqa: F401  (a fixture)
 
@@ -47,11 +48,7 @@ def test_a_proxy_that_inspects_tls_is_named_and_its_ca_lets_the_pull_through(
         emulator, behind, tls, tmp_path, tmp_path_factory, monkeypatch):
     emulator.add_file("f.bin", b"inspected")
     where = tmp_path_factory.mktemp("inspecting")
-    cert, key = str(where / "cert.pem"), str(where / "key.pem")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-                    "-subj", "/CN=Corp TLS inspection", "-addext",
-                    "subjectAltName=IP:127.0.0.1", "-keyout", key, "-out", cert],
-                   check=True, capture_output=True)
+    cert, key = self_signed(where, "/CN=Corp TLS inspection")
     with Proxy(emulator.url, tls=tls) as api, Proxy(emulator.url, tls=(cert, key)) as own, \
             behind(_Inspecting(("127.0.0.1", _port(own.url)))) as proxy:
         monkeypatch.setenv("DRIVESTAGE_API_ROOT", api.url)

@@ -28,6 +28,7 @@ from typing import Callable, Optional
 import pytest
 
 from _forkcli import PIPE, cli_server
+from _tls import self_signed
 
 pytestmark = pytest.mark.skipif(not hasattr(signal, "pthread_kill") or
                                 not os.path.isdir("/proc/self/fd"), reason="POSIX, Linux")
@@ -405,10 +406,7 @@ def tls(tmp_path_factory):
     if shutil.which("openssl") is None:
         pytest.skip("openssl is not installed")
     where = tmp_path_factory.mktemp("tls")
-    cert, key = str(where / "cert.pem"), str(where / "key.pem")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-                    "-keyout", key, "-out", cert], check=True, capture_output=True)
+    cert, key = self_signed(where)
     return cert, key
 
 

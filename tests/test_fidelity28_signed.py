@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 
 import httplib2
 import pytest
@@ -25,6 +24,7 @@ import pytest
 import _cli
 from _envs import env  # noqa: F401  (a fixture)
 from _proxy import Proxy
+from _tls import self_signed
 from drivestage.drive import connect
 from drivestage.errors import DownloadRestrictedError
 
@@ -117,10 +117,7 @@ def tls(tmp_path_factory, monkeypatch):
     if shutil.which("openssl") is None:
         pytest.skip("openssl is not installed")
     where = tmp_path_factory.mktemp("tls")
-    cert, key = str(where / "cert.pem"), str(where / "key.pem")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-                    "-keyout", key, "-out", cert], check=True, capture_output=True)
+    cert, key = self_signed(where)
     monkeypatch.setattr(httplib2, "CA_CERTS", cert)
     return cert, key
 

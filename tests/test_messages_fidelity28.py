@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 
 import httplib2
 import pytest
@@ -21,6 +20,7 @@ from _envs import env  # noqa: F401  (a fixture)
 from _messages import command_error as error
 from _messages import error_text, renders, shown
 from _proxy import Proxy
+from _tls import self_signed
 from drivestage.download import download
 from drivestage.drive import connect
 from drivestage.errors import DownloadRestrictedError
@@ -30,10 +30,7 @@ from drivestage.errors import DownloadRestrictedError
 def test_a_download_redirected_from_https_to_http(emulator, env, tmp_path, monkeypatch):
     if shutil.which("openssl") is None:
         pytest.skip("openssl is not installed")
-    cert, key = str(tmp_path / "cert.pem"), str(tmp_path / "key.pem")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-                    "-keyout", key, "-out", cert], check=True, capture_output=True)
+    cert, key = self_signed(tmp_path)
     monkeypatch.setattr(httplib2, "CA_CERTS", cert)
     emulator.add_file("VOC/set.bin", os.urandom(5000))
     with Proxy(emulator.url, tls=(cert, key)) as api:

@@ -23,6 +23,7 @@ from _cli import child_env, run
 from _connect_proxy import behind  # noqa: F401  (a fixture)
 from _proxy import Proxy
 from _relays import END, Listening, pump, read_head
+from _tls import self_signed
 from test_fidelity28_signed import tls  # noqa: F401  (a fixture)
 
 CHUNK = 64 * 1024
@@ -101,11 +102,7 @@ class _Wire(Listening):
 def untrusted(tmp_path_factory) -> tuple[str, str]:
     """A certificate (and its key) for 127.0.0.1 that no CA this process trusts signed."""
     where = tmp_path_factory.mktemp("untrusted")
-    cert, key = str(where / "cert.pem"), str(where / "key.pem")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-                    "-subj", "/CN=Some proxy", "-addext", "subjectAltName=IP:127.0.0.1",
-                    "-keyout", key, "-out", cert], check=True, capture_output=True)
-    return cert, key
+    return self_signed(where, "/CN=Some proxy")
 
 
 def _secrets() -> list[bytes]:

@@ -17,13 +17,13 @@ import shutil
 import signal
 import socket
 import ssl
-import subprocess
 import threading
 import time
 from typing import Callable
 
 import pytest
 
+from _tls import self_signed
 from test_sigthread33 import _interrupted_elsewhere
 from trainer.stuck import current_frames   # (sys._current_frames() can deadlock: see there)
 
@@ -39,10 +39,7 @@ def tls(tmp_path_factory):
     if shutil.which("openssl") is None:
         pytest.skip("openssl is not installed")
     where = tmp_path_factory.mktemp("tls")
-    cert, key = str(where / "cert.pem"), str(where / "key.pem")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-                    "-keyout", key, "-out", cert], check=True, capture_output=True)
+    cert, key = self_signed(where)
     return cert, key
 
 
