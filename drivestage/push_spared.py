@@ -8,13 +8,20 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-from typing import Collection
+from typing import Collection, Optional
 
 from drivestage import extra
+from drivestage.interrupts import BackgroundThread
 from drivestage.local_tree import LocalTree
 from drivestage.store import RemoteEntry
 
 log = logging.getLogger("drivestage.upload_tree")   # (push's lines' name)
+
+#: Seconds :func:`written_since` waits for its listings of SRC's folders, all of them: a
+#: disk's, or a mount's that answers, take milliseconds. A FUSE mount in SRC that stopped
+#: answering after the walk never answers them (no signal breaks the wait: hang51), and
+#: held the push there through every Ctrl-C (spared52).
+LIST_WAIT_S = 10.0
 
 
 def sparing(deletions: extra.Deletions, refused: Collection[str]) -> extra.Deletions:
@@ -47,23 +54,47 @@ def written_since(deletions: extra.Deletions, tree: LocalTree, src: str,
     trashed it, the newest checkpoint of the run too, while SRC held it (attackb52)."""
     known = {lf.rel for lf in tree.files} | set(tree.folders) | set(tree.skipped_links) | \
         set(tree.special) | tree.unread_rels
-    listed: dict[str, set[str]] = {}
+    unseen = [d.rel for d in deletions.doomed if d.rel not in known]
+    listed = _listings(src, sorted({rel.rpartition("/")[0] for rel in unseen}))
+    # A folder not listed (it did not answer in time, or failed: EIO, EACCES) may hold any of
+    # them: kept, as the walk keeps what it cannot read (unread).
+    unknown = sorted(rel for rel in unseen if listed.get(rel.rpartition("/")[0]) is None)
+    if unknown:
+        log.warning("left %s/%s%s on the store: SRC's folder %s could not be listed again "
+                    "within %g s (a mount that stopped answering?), so --delete cannot tell "
+                    "whether it holds %s; a push that reads it decides", where, unknown[0],
+                    f" and {len(unknown) - 1} more" if len(unknown) > 1 else "",
+                    os.path.join(src, unknown[0].rpartition("/")[0]), LIST_WAIT_S,
+                    "it" if len(unknown) == 1 else "them")
+    # (its very name in the listing, not a stat: a case- or normalization-insensitive
+    # disk, macOS's, finds ``A.txt`` at ``a.txt``)
+    new = sorted(rel for rel in unseen if rel.rpartition("/")[2] in (
+        listed.get(rel.rpartition("/")[0]) or ()))
+    if new:
+        log.info("left %s/%s%s on the store: SRC holds %s now, written after this push read "
+                 "SRC (the next push compares %s)", where, new[0],
+                 f" and {len(new) - 1} more" if len(new) > 1 else "",
+                 "it" if len(new) == 1 else "them", "it" if len(new) == 1 else "them")
+    return sparing(deletions, new + unknown) if new or unknown else deletions
 
-    def there(rel: str) -> bool:
-        """Whether SRC's folder holds ``rel``'s very name (a listing, not a stat: a case- or
-        normalization-insensitive disk, macOS's, finds ``A.txt`` at ``a.txt``)."""
-        folder, _, name = rel.rpartition("/")
-        if folder not in listed:
+
+def _listings(src: str, folders: list[str]) -> dict[str, Optional[set[str]]]:
+    """The names each of SRC's ``folders`` holds ("" is SRC; an empty set: it is gone), in a
+    thread of their own, :data:`LIST_WAIT_S` at most; None, or missing: not known (it failed
+    to list, or did not answer in time). A thread left in a hung mount's listing is a daemon
+    one (the exit does not wait for it) and ends once the mount answers; the push goes on, a
+    Ctrl-C of its wait is honoured at once."""
+    got: list[tuple[str, Optional[set[str]]]] = []
+
+    def look() -> None:
+        for folder in folders:
             try:
-                listed[folder] = set(os.listdir(os.path.join(src, folder)))
+                names: Optional[set[str]] = set(os.listdir(os.path.join(src, folder)))
+            except (FileNotFoundError, NotADirectoryError):
+                names = set()   # (gone since the walk: what it held goes, as before)
             except OSError:
-                listed[folder] = set()
-        return name in listed[folder]
-    new = sorted(d.rel for d in deletions.doomed if d.rel not in known and there(d.rel))
-    if not new:
-        return deletions
-    log.info("left %s/%s%s on the store: SRC holds %s now, written after this push read SRC "
-             "(the next push compares %s)", where, new[0],
-             f" and {len(new) - 1} more" if len(new) > 1 else "",
-             "it" if len(new) == 1 else "them", "it" if len(new) == 1 else "them")
-    return sparing(deletions, new)
+                names = None
+            got.append((folder, names))
+    if folders:
+        BackgroundThread(look, "drivestage-src-again").start().join(LIST_WAIT_S)
+    return dict(got[:])   # (one slice: a thread left behind may still append)
