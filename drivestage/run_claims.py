@@ -337,7 +337,10 @@ def _ended(machine: str, host: str, pid: int) -> bool:
 
 def _read(store: RemoteStore, entry: RemoteEntry, now: float, later: float
           ) -> Optional[Holder]:
-    """``entry``'s claim when it is live; None where it is not, or holds none."""
+    """``entry``'s claim when it is live; None where it is not, or holds none (damaged: larger
+    than any claim written, not JSON, nested too deep, or without a holder)."""
+    if not 0 <= entry.size <= _MAX_BYTES:
+        return None   # (never read whole: another client's, a damaged upload)
     try:
         data = json.loads(b"".join(store.read_range(entry, 0, entry.size)) or b"{}")
         pid, host = int(data["pid"]), str(data["host"])
@@ -346,8 +349,8 @@ def _read(store: RemoteStore, entry: RemoteEntry, now: float, later: float
         return None   # (removed since the listing: its run ended)
     except RemoteChangedError:   # (renewed since the listing: live, whoever holds it)
         return Holder(entry, "a host not read", 0, 0.0, OLDEST_STALE_S)
-    except (ValueError, KeyError, TypeError, OverflowError):
-        return None   # (no claim: no one's)
+    except (ValueError, KeyError, TypeError, OverflowError, RecursionError):
+        return None   # (no claim: no one's; RecursionError: nested too deep, was a traceback)
     if not math.isfinite(stale_s) or stale_s <= 0:
         stale_s = OLDEST_STALE_S
     silent = silent_for(entry.id, entry.modified, now, later)
