@@ -19,8 +19,8 @@ from typing import Optional, Sequence
 
 from drivestage import temps, unread, unread_memory
 from drivestage.errors import BecameOtherError, LocalFileError, ShortcutCycleError, UsageError
-from drivestage.paths import (PATH_MAX, UTF8_LOCALE, exclude_deep, exclude_pattern,
-                              is_reserved, matches, names_encoding, printable)
+from drivestage.paths import PATH_MAX, UTF8_LOCALE, is_reserved, matches, names_encoding, printable
+from drivestage.shell_words import exclude_deep, exclude_pattern
 from drivestage.unread import Unread
 
 log = logging.getLogger(__name__)

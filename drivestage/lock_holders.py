@@ -20,7 +20,8 @@ import time
 from typing import Any, Optional
 
 from drivestage.interrupts import deferred
-from drivestage.paths import printable, shell_word
+from drivestage.paths import printable
+from drivestage.shell_words import shell_word
 from drivestage.temps import namespace_tag
 
 #: Longest command shown (an argv can be long: a notebook's kernel).

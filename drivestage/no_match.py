@@ -11,7 +11,8 @@ from __future__ import annotations
 from typing import Sequence
 
 from drivestage.errors import NothingChosenError
-from drivestage.paths import printable, shell_word
+from drivestage.paths import printable
+from drivestage.shell_words import shell_word
 
 #: Names of the folder a refusal shows (then "and N more").
 SHOWN = 5
@@ -46,6 +47,6 @@ def refuse_nothing_chosen(where: str, include: Sequence[str], exclude: Sequence[
 
 def _quoted(pattern: str) -> str:
     """``pattern`` as typed in a shell (quoted where it must be), safe to print: one with a
-    control character as ``$'…'`` (:func:`drivestage.paths.shell_word`; quoted after its
+    control character as ``$'…'`` (:func:`drivestage.shell_words.shell_word`; quoted after its
     escape, ``'a\x0ab'`` was another glob when copied: mount52)."""
     return shell_word(pattern)

@@ -16,7 +16,8 @@ from drivestage.dedupe import pick_folder
 from drivestage.errors import DriveStageError, ShortcutCycleError
 from drivestage.local_tree import LocalTree
 from drivestage.old_copies import Listings
-from drivestage.paths import StorePath, exclude_pattern, printable
+from drivestage.paths import StorePath, printable
+from drivestage.shell_words import exclude_pattern
 from drivestage.store import RemoteEntry, RemoteStore
 
 

@@ -12,7 +12,7 @@ from typing import Callable, Optional
 from drivestage import stamps
 from drivestage.errors import ArchiveError
 from drivestage.extract.members import ancestors
-from drivestage.paths import exclude_pattern
+from drivestage.shell_words import exclude_pattern
 from drivestage.stage_walk import Item
 
 

@@ -34,7 +34,8 @@ from drivestage.extract.statedir import state_lock
 from drivestage.extract.validation import STATE_DIR
 from drivestage.pool import each
 from drivestage.no_match import refuse_nothing_chosen
-from drivestage.paths import StorePath, exclude_pattern, is_reserved
+from drivestage.paths import StorePath, is_reserved
+from drivestage.shell_words import exclude_pattern
 from drivestage.sizes import check_space, format_size
 from drivestage.localdir import LocalDirStore
 from drivestage.stage_file import FileStager, ProgressFactory, PullResult, safe_name

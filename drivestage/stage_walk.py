@@ -17,8 +17,9 @@ from drivestage.extract.validation import is_reserved
 from drivestage.local_tree import say_links, say_special
 from drivestage.held_choice import one_each
 from drivestage.localdir import LocalDirStore
-from drivestage.paths import PATH_MAX, exclude_deep, exclude_pattern, matches
+from drivestage.paths import PATH_MAX, matches
 from drivestage.pool import each
+from drivestage.shell_words import exclude_deep, exclude_pattern
 from drivestage.stage_decide import safe_name, same_mtime
 from drivestage.stage_original import vouch
 from drivestage.store import RemoteEntry, RemoteStore

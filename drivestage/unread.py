@@ -26,7 +26,8 @@ from typing import Optional, Sequence
 from drivestage.errors import DriveStageError, LocalFileError
 from drivestage.lost_mounts import lost_mount
 from drivestage.mount_table import Mount, holding, network, table
-from drivestage.paths import exclude_pattern, printable, shell_word
+from drivestage.paths import printable
+from drivestage.shell_words import exclude_pattern, shell_word
 
 # The name push's lines always had (a user's logging config, or grep, may name it).
 log = logging.getLogger("drivestage.upload_tree")

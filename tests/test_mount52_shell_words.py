@@ -6,7 +6,7 @@ old ways: ``--exclude`` put a ``?`` for such a character (``caf?.bin``: it left 
 ``cafe.bin`` too, a file the user meant to push), the refusal of globs that chose nothing
 quoted a glob after escaping it (``'a\\x0ab'``: another glob when copied), and a waiting
 push named the other one's command so (``'/data/a\\x0ab'``). Each is now the word bash and
-zsh read back as the very name (:func:`drivestage.paths.shell_word`)."""
+zsh read back as the very name (:func:`drivestage.shell_words.shell_word`)."""
 from __future__ import annotations
 
 import os

@@ -38,7 +38,8 @@ from drivestage.drive.transport import Transport
 from drivestage.errors import (DanglingShortcutError, DriveStageError, DuplicateNameError,
                                MalformedAnswerError, NotFoundError, RemoteError, ShortcutCycleError,
                                TrashedError, UsageError, WrongItemError)
-from drivestage.paths import DrivePath, StorePath, exclude_pattern, printable
+from drivestage.paths import DrivePath, StorePath, printable
+from drivestage.shell_words import exclude_pattern
 from drivestage.store import Mark, Quota, RemoteEntry, RemoteStore
 
 log = logging.getLogger(__name__)
