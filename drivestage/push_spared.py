@@ -61,8 +61,9 @@ def written_since(deletions: extra.Deletions, tree: LocalTree, src: str,
     unknown = sorted(rel for rel in unseen if listed.get(rel.rpartition("/")[0]) is None)
     if unknown:
         log.warning("left %s/%s%s on the store: SRC's folder %s could not be listed again "
-                    "within %g s (a mount that stopped answering?), so --delete cannot tell "
-                    "whether it holds %s; a push that reads it decides", where, unknown[0],
+                    "(it failed, or gave no answer within %g s: a mount that stopped?), so "
+                    "--delete cannot tell whether it holds %s; a push that reads it decides",
+                    where, unknown[0],
                     f" and {len(unknown) - 1} more" if len(unknown) > 1 else "",
                     os.path.join(src, unknown[0].rpartition("/")[0]), LIST_WAIT_S,
                     "it" if len(unknown) == 1 else "them")

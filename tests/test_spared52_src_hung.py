@@ -13,6 +13,7 @@ answered: the bounds are for those failures only).
 """
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import signal
@@ -20,7 +21,7 @@ import threading
 
 import pytest
 
-from _drivemount import working_drive_mount  # noqa: F401  (a fixture)
+from _drivemount import OPENDIR, working_drive_mount  # noqa: F401  (a fixture)
 
 from drivestage import push_spared
 from drivestage.upload_tree import push
@@ -33,6 +34,13 @@ def _remote(emulator, top: str) -> set[str]:
     folder = emulator.find(top)["id"]
     return {f["title"] for f in emulator.files() if not f.get("labels", {}).get("trashed")
             and any(p["id"] == folder for p in f.get("parents", ()))}
+
+
+def _left(src, wait: float) -> str:
+    return (f"left drive:runs/drive/MyDrive/ds/gone.txt on the store: SRC's folder "
+            f"{src}/drive/MyDrive/ds could not be listed again (it failed, or gave no answer "
+            f"within {wait:g} s: a mount that stopped?), so --delete cannot tell whether it "
+            "holds it; a push that reads it decides")
 
 
 def _pushed(emulator, store, mount, src) -> None:
@@ -71,10 +79,7 @@ def test_a_push_delete_leaves_what_a_hung_folder_of_src_may_hold_and_ends(
         pusher.join(30)
     assert (ended, still_hung) == (True, True)
     assert results[0].deleted == []
-    assert (f"left drive:runs/drive/MyDrive/ds/gone.txt on the store: SRC's folder "
-            f"{src}/drive/MyDrive/ds could not be listed again within 0.2 s (a mount that "
-            "stopped answering?), so --delete cannot tell whether it holds it; a push that "
-            "reads it decides") in caplog.messages
+    assert _left(src, 0.2) in caplog.messages
     assert _remote(emulator, "runs/drive/MyDrive/ds") == {"a.txt", "gone.txt"}
 
 
@@ -111,4 +116,25 @@ def test_ctrl_c_while_a_folder_of_src_hangs_after_the_walk_ends_the_push_at_once
         watchdog.cancel()
         mount.answer()
     assert sent and still_hung
+    assert _remote(emulator, "runs/drive/MyDrive/ds") == {"a.txt", "gone.txt"}
+
+
+def test_a_push_delete_leaves_what_a_folder_of_src_that_fails_to_list_may_hold(
+        emulator, store, local_state, working_drive_mount, monkeypatch, caplog):
+    """A folder of SRC whose listing fails after the walk (EIO: a mount that broke) holds
+    what it may: left, as the walk leaves what it cannot read (main: gone.txt trashed)."""
+    mount = working_drive_mount
+    src = local_state / "content"
+    _pushed(emulator, store, mount, src)
+    real = push_spared.written_since
+
+    def failing_after_the_walk(*args):
+        mount.fail[OPENDIR] = errno.EIO
+        return real(*args)
+
+    monkeypatch.setattr(push_spared, "written_since", failing_after_the_walk)
+    caplog.set_level(logging.INFO, "drivestage.upload_tree")
+    result = push(str(src), "runs", store=store, delete=True)
+    assert result.deleted == []
+    assert _left(src, push_spared.LIST_WAIT_S) in caplog.messages
     assert _remote(emulator, "runs/drive/MyDrive/ds") == {"a.txt", "gone.txt"}
