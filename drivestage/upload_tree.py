@@ -59,7 +59,7 @@ from drivestage.errors import DriveStageError, FolderGoneError, NotFoundError, T
     UsageError
 from drivestage.local_tree import DEFAULT_EXCLUDES, LocalFile, walk  # noqa: F401 (re-export)
 from drivestage.locks import place_lock
-from drivestage.paths import StorePath, patterns
+from drivestage.paths import StorePath, patterns, refuse_empty
 from drivestage.pool import MAX_JOBS
 from drivestage.push_job import CHECKPOINT_SUFFIXES as CHECKPOINT_SUFFIXES  # (re-exported)
 from drivestage.push_fence import Guard
@@ -118,6 +118,8 @@ def push(src: str, dest: Where, policy: Optional[RetentionPolicy] = None, *,
         raise NotFoundError(f"{src} is not a local folder; give the folder to push "
                             "(e.g. logs/)")
     for folder in emptied:   # (only folders a push walks can have been unread)
+        # ("": the working folder, taken as emptied on purpose: attack52)
+        refuse_empty("--emptied", folder, "the folder of SRC that was emptied on purpose")
         if os.path.relpath(os.path.abspath(folder), os.path.abspath(src)).startswith(".."):
             raise UsageError(f"--emptied {folder} is not SRC {src} or a folder in it; name "
                              "the folder of SRC that was emptied on purpose")

@@ -76,7 +76,16 @@ def forget_cmd(paths: tuple[str, ...], host: Optional[str]) -> None:
     Use it where a folder was emptied on purpose and a mirror or trainer pushes it (a push
     has --emptied PATH)."""
     from drivestage import unread_records
+    from drivestage.paths import refuse_empty
 
+    # ("$DIR" unset: "" was the working folder, whose record went, and the next push --delete
+    # trashed what it kept on Drive: attack52)
+    for path in paths:
+        refuse_empty("PATH", path, "the folder whose record to forget (drivestage unread list "
+                     "shows them)")
+    if host is not None:
+        refuse_empty("--host", host, "the name of the machine whose records to forget "
+                     "(drivestage unread list shows them)")
     if not paths and host is None:
         raise UsageError("name the folders to forget (PATH...), or --host NAME for every "
                          "record of a machine (drivestage unread list shows them)")
