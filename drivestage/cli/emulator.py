@@ -12,6 +12,7 @@ import click
 from drivestage.cli.group import cli
 from drivestage.cli.options import SIZE_HELP, Size
 from drivestage.errors import DriveStageError, UsageError
+from drivestage.finite_range import FiniteRange
 from drivestage.interrupts import Flag
 
 EMULATOR_EPILOG = """\b
@@ -35,7 +36,7 @@ BOUNDS: tuple[tuple[str, click.ParamType[Any], str, str], ...] = (
      "Keep this much free on the --data-dir disk: an upload that would leave less gets 403 "
      "storageQuotaExceeded, as on a full Drive (default: 1 GiB or a tenth of the disk, "
      f"whichever is less; 0: none). {SIZE_HELP}."),
-    ("upload_session_ttl", click.FloatRange(min=0, min_open=True), "SECONDS",
+    ("upload_session_ttl", FiniteRange(min=0, min_open=True), "SECONDS",
      "Forget a resumable upload session unused this long, with its bytes; its next request "
      "gets 404, as on Drive (default: 604800, Drive's week)."),
     ("max_upload_sessions", click.IntRange(min=1), "N",
@@ -48,11 +49,11 @@ BOUNDS: tuple[tuple[str, click.ParamType[Any], str, str], ...] = (
     ("refusal_drain_bytes", Size(), "SIZE",
      "Read at most this much more of a body the answer does not need (a refused upload, an "
      f"injected fault), then answer and close the connection (default: 1GiB). {SIZE_HELP}."),
-    ("refusal_drain_seconds", click.FloatRange(min=0, min_open=True), "SECONDS",
+    ("refusal_drain_seconds", FiniteRange(min=0, min_open=True), "SECONDS",
      "Spend at most this long reading such a body (default: 60)."),
     ("max_connections", click.IntRange(min=1), "N",
      "Serve at most N connections at once; the next wait to be accepted (default: 256)."),
-    ("idle_timeout", click.FloatRange(min=0), "SECONDS",
+    ("idle_timeout", FiniteRange(min=0), "SECONDS",
      "Close a connection idle this long between requests, as Google's front end does "
      "(default: 120; 0: never)."),
     ("request_log_bytes", Size(), "SIZE",
@@ -83,10 +84,10 @@ def bound_options(fn: F) -> F:
                    "non-empty token, and the control API without one).")
 @click.option("--service-account", is_flag=True,
               help="Behave like a service account: no storage in My Drive, shared drives work.")
-@click.option("--latency", type=click.FloatRange(min=0), default=0.0, metavar="SECONDS",
+@click.option("--latency", type=FiniteRange(min=0), default=0.0, metavar="SECONDS",
               help="Every request waits this long before the first byte of its answer, like "
                    "Drive's time to first byte (about 0.1-0.3 s for media).")
-@click.option("--link", type=click.FloatRange(min=0, min_open=True), default=None,
+@click.option("--link", type=FiniteRange(min=0, min_open=True), default=None,
               metavar="MB/S",
               help="Hold each connection to this many MB/s, as Drive does (default: unlimited).")
 @click.option("--api-quota", type=click.IntRange(min=1), default=None, metavar="UNITS",

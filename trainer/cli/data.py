@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from drivestage.finite_range import FiniteRange
 from trainer.cli import cli
 
 
@@ -22,9 +23,9 @@ from trainer.cli import cli
               show_default=True, help="Where 2007_train.txt and 2007_val.txt go.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random split.")
 @click.option("--year", default="2007", show_default=True, help="Which VOC<year> folder to use.")
-@click.option("--trainval-percent", type=click.FloatRange(0, 1), default=0.9, show_default=True,
+@click.option("--trainval-percent", type=FiniteRange(0, 1), default=0.9, show_default=True,
               help="Share of the images in trainval (the rest is test).")
-@click.option("--train-percent", type=click.FloatRange(0, 1), default=0.9, show_default=True,
+@click.option("--train-percent", type=FiniteRange(0, 1), default=0.9, show_default=True,
               help="Share of trainval in train (the rest is val).")
 @click.option("--force", is_flag=True,
               help="Modes 0 and 1: replace split files already in ImageSets/Main (refused "

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from drivestage.finite_range import FiniteRange
 from trainer.cli import cli
 from trainer.config_checks import INPUT_MAX, INPUT_MIN
 from trainer.errors import DataError, TrainerError, WeightsError, refuse_empty
@@ -33,9 +34,9 @@ Examples:
               help="Folder for the annotated images and detections.json.")
 @click.option("--classes", "classes_file", type=click.Path(exists=True, dir_okay=False),
               help="Class names, one per line (default: from the checkpoint, else class0..).")
-@click.option("--conf", default=0.3, show_default=True, type=click.FloatRange(0, 1),
+@click.option("--conf", default=0.3, show_default=True, type=FiniteRange(0, 1),
               help="Minimum score (objectness x class probability).")
-@click.option("--nms", default=0.45, show_default=True, type=click.FloatRange(0, 1),
+@click.option("--nms", default=0.45, show_default=True, type=FiniteRange(0, 1),
               help="IoU above which NMS removes the weaker box of the same class.")
 @click.option("--input-size", default=None, type=click.IntRange(INPUT_MIN, INPUT_MAX),
               help="Network input side, a multiple of 32 (default: the checkpoint's, else 416).")
