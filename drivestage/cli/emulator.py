@@ -130,6 +130,14 @@ def emulator_command(host: str, port: int, data_dir: Optional[str], quota_bytes:
                      "leave --data-dir out for a temporary one")
     refuse_empty("--host", host, "the address to listen on, e.g. 127.0.0.1 (0.0.0.0 for "
                  "every interface)")
+    if token is not None:
+        # ("" or a line end: no client can send it, so every request was refused with 401
+        # while the emulator said it served, and "" passed the --host check above: attack52)
+        refuse_empty("--token", token, "the bearer token clients send, or leave --token out "
+                     "to accept any")
+        if any(ord(ch) < 32 or ord(ch) == 127 for ch in token):
+            raise UsageError("--token holds a control character (a line end?), which no "
+                             "client can send in a header; give the bearer token clients send")
     if token is None and not is_loopback_host(host):
         # Any token is taken then, the control API with none: whoever reaches the port
         # reads and changes every file and fault (attackemu45).
