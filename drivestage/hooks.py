@@ -31,6 +31,7 @@ from drivestage.download import download
 from drivestage.errors import DriveStageError, NotFoundError, RemoteChangedError, UsageError
 from drivestage.mirror import Mirror
 from drivestage.old_copies import newest
+from drivestage.paths import refuse_empty
 from drivestage.pruning import with_name_epoch
 from drivestage.remote import Where, open_store
 from drivestage.retention import RetentionPolicy
@@ -115,6 +116,8 @@ class CheckpointSync:
         if not local_dir:
             raise UsageError("CheckpointSync needs local_dir, the folder the checkpoints are "
                              "written to")
+        if isinstance(dest, str):   # (before local_dir is made: nothing written)
+            refuse_empty("CheckpointSync's dest", dest)
         os.makedirs(local_dir, exist_ok=True)
         self.local_dir = os.path.abspath(local_dir)
         self.policy = policy or RetentionPolicy()

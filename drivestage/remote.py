@@ -49,6 +49,9 @@ def open_store(where: Where, *, api_root: Optional[str] = None,
             parsed = where if isinstance(where, DrivePath) else paths.parse(str(where))
             return open_drive(parsed, api_root=api_root, credentials=credentials, token=token,
                               acknowledge_abuse=acknowledge_abuse)
+    # ("": an unset variable, taken as the working folder: the library's push and
+    # CheckpointSync copied into it and pruned the user's checkpoints there: attack52)
+    paths.refuse_empty("The path", os.fspath(where))
     paths.refuse_web_address(os.fspath(where))
     spec = os.fspath(where)
     # Aside (pool.aside): a stat of a hung FUSE mount here, the command's first look at
