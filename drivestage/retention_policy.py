@@ -63,6 +63,13 @@ class RetentionPolicy:
                 isinstance(self.max_bytes, bool) or not isinstance(self.max_bytes, int)
                 or self.max_bytes < 1):
             raise PolicyError(f"max_bytes={self.max_bytes!r} is invalid; it must be a size > 0")
+        if self.pattern == "":
+            # (`--pattern "$PATTERN"` unset: it matches every name, and a push with
+            # --keep-last 1 deleted the run's results.csv and logs as old checkpoints: attack52)
+            raise PolicyError("pattern='' is empty (an unset variable?): it matches every name, "
+                              "and the policy would prune files that are no checkpoint; give "
+                              "a regex of checkpoint names, or leave it out for the default "
+                              "(epoch_004.pt, .pth, .ckpt, ...)")
         try:
             compiled = re.compile(self.pattern)
         except (re.error, TypeError) as exc:
