@@ -32,9 +32,23 @@ class Size(click.ParamType):  # type: ignore[type-arg]  # generic only in click 
             self.fail(str(exc), param, ctx)
 
 
+def _credentials_given(ctx: click.Context, param: click.Parameter,
+                       value: Optional[str]) -> Optional[str]:
+    """``--credentials "$KEY"`` with the variable unset was taken as not given: the next
+    source in README's order was used (a saved personal token, Colab's login, the
+    emulator's token), and a CI job meant to act as its service account pushed into another
+    account's Drive, exit 0 (attack52)."""
+    from drivestage.paths import refuse_empty
+
+    if value is not None:
+        refuse_empty("--credentials", value, "the key or token file, or leave --credentials "
+                     "out to use the next credentials in README's order")
+    return value
+
+
 def drive_options(fn: F) -> F:
     """``--api-root`` and ``--credentials``, shared by every command that talks to Drive."""
-    fn = click.option("--credentials", metavar="FILE", envvar=None,
+    fn = click.option("--credentials", metavar="FILE", envvar=None, callback=_credentials_given,
                       help="A service-account JSON key, or a token saved by "
                            "`drivestage auth login`.")(fn)
     fn = click.option("--api-root", metavar="URL", envvar="DRIVESTAGE_API_ROOT",
