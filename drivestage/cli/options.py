@@ -46,12 +46,27 @@ def _credentials_given(ctx: click.Context, param: click.Parameter,
     return value
 
 
+def _api_root_given(ctx: click.Context, param: click.Parameter,
+                    value: Optional[str]) -> Optional[str]:
+    """``--api-root "$EMULATOR"`` with the variable unset was Google's own Drive, over a
+    DRIVESTAGE_API_ROOT set to an emulator: a test's pushes went to the user's real Drive with
+    their saved or Colab login (attack52). (An empty DRIVESTAGE_API_ROOT is as unset: click
+    reads no value from it.)"""
+    from drivestage.paths import refuse_empty
+
+    if value is not None:
+        refuse_empty("--api-root", value, "the Drive API address (an emulator's: "
+                     "http://127.0.0.1:PORT/), or leave --api-root out for Google's")
+    return value
+
+
 def drive_options(fn: F) -> F:
     """``--api-root`` and ``--credentials``, shared by every command that talks to Drive."""
     fn = click.option("--credentials", metavar="FILE", envvar=None, callback=_credentials_given,
                       help="A service-account JSON key, or a token saved by "
                            "`drivestage auth login`.")(fn)
     fn = click.option("--api-root", metavar="URL", envvar="DRIVESTAGE_API_ROOT",
+                      callback=_api_root_given,
                       help="Talk to this Drive API endpoint instead of Google's (e.g. "
                            "`drivestage emulator`); env DRIVESTAGE_API_ROOT.")(fn)
     return fn
