@@ -28,8 +28,12 @@ def _refuse_special_token_file(token_file: Optional[str]) -> None:
     """Before the user is sent to log in: a token file that is a device or FIFO
     (``--token-file /dev/null``) was replaced by the token, a regular file, as root; one
     that is a link leading nowhere is refused too (the token is saved through a link)."""
+    from drivestage.paths import refuse_empty
     from drivestage.special_files import special_kind, through_links
 
+    if token_file is not None:   # ("$FILE" unset: the default token, another login's, replaced)
+        refuse_empty("--token-file", token_file, "the file to save the token in, or leave "
+                     "--token-file out for the default (~/.config/drivestage/token.json)")
     path = os.path.expanduser(token_file or default_token_path())
     what = special_kind(path)
     named = "--token-file" if token_file else "DRIVESTAGE_TOKEN_FILE"
