@@ -442,6 +442,11 @@ def load_config(path: Optional[str] = None, overrides: Optional[list[str]] = Non
             _apply(cfg, key, value, where)
     for text in overrides or []:
         key, value = parse_override(text)
+        if "=" in text and not text.split("=", 1)[1].strip():
+            # (`--set drive.logs="$LOGS"` unset: null, a whole run trained and never
+            # mirrored to Drive; model.weights: trained from scratch: attack52)
+            raise ConfigError(f"--set {key}= has no value (an unset variable?); give one, or "
+                              f"write {key}=null for none")
         _apply(cfg, key, value, " (--set)")
     validate(cfg)
     return cfg
