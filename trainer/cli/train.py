@@ -219,6 +219,9 @@ def _refuse_a_missing_resume(resume: str) -> None:
     from trainer.errors import ConfigError
     from trainer.resume import NO_RESUME
 
+    if not resume.strip():   # ("$CKPT" unset: read as none, a new run, not the one named)
+        raise ConfigError("--resume is empty (an unset variable?); give auto, none or a "
+                          "checkpoint's path")
     if resume.strip().lower() in (*NO_RESUME, "auto") or os.path.isfile(resume):
         return
     if os.path.isdir(resume):   # (the run folder: "no such file", attackcli40)
