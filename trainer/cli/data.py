@@ -13,13 +13,13 @@ from trainer.cli import cli
 
 
 @cli.command("prepare-voc")
-@click.argument("root", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("root", type=click.Path(file_okay=False))
 @click.option("--mode", type=click.IntRange(0, 2), default=0, show_default=True,
               help="0: new random splits (written over ImageSets/Main) + annotation lines; 1: only the "
                    "splits; 2: only the annotation lines, from the dataset's own splits.")
-@click.option("--classes", "classes_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--classes", "classes_file", type=click.Path(dir_okay=False), default=None,
               help="Class names, one per line (default: the 20 VOC classes).")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=".",
               show_default=True, help="Where 2007_train.txt and 2007_val.txt go.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random split.")
 @click.option("--year", default="2007", show_default=True, help="Which VOC<year> folder to use.")
@@ -30,7 +30,7 @@ from trainer.cli import cli
 @click.option("--force", is_flag=True,
               help="Modes 0 and 1: replace split files already in ImageSets/Main (refused "
                    "without it, unless they are the ones this seed writes).")
-def prepare_voc_command(root: Path, mode: int, classes_file: Path | None, out_dir: Path, seed: int, year: str,
+def prepare_voc_command(root: str, mode: int, classes_file: str | None, out_dir: str, seed: int, year: str,
                         trainval_percent: float, train_percent: float, force: bool) -> None:
     """Write VOC splits and the port's annotation lines from a VOCdevkit folder.
 
@@ -44,10 +44,17 @@ def prepare_voc_command(root: Path, mode: int, classes_file: Path | None, out_di
     """
     from trainer.config_checks import check_year
     from trainer.data.voc import VOC_CLASSES, prepare_voc
+    from trainer.errors import refuse_empty
 
+    # ("$ROOT" unset: the working folder, its splits replaced with --force; --classes "":
+    # "cannot read .: Is a directory", exit 1: attack52. A Path made of "" is "." already.)
+    refuse_empty("ROOT", root, "the VOCdevkit folder (or the folder holding it)")
+    refuse_empty("--out", out_dir, "the folder for 2007_train.txt and 2007_val.txt")
+    refuse_empty("--classes", classes_file, "the class names file, or leave --classes out "
+                 "for the 20 VOC classes")
     check_year(year, "--year")
-    classes = classes_file if classes_file is not None else VOC_CLASSES
-    report = prepare_voc(root, mode, classes, out_dir, year=year, trainval_percent=trainval_percent,
+    classes = Path(classes_file) if classes_file is not None else VOC_CLASSES
+    report = prepare_voc(Path(root), mode, classes, Path(out_dir), year=year, trainval_percent=trainval_percent,
                          train_percent=train_percent, seed=seed, replace_splits=force)
     # Escaped (drivestage's printable): class names and file names are the dataset's text,
     # anybody's; a newline in an XML <name> printed a line of its own choosing.
