@@ -79,6 +79,25 @@ def _push_and_say(stop: Any, running: "list[Outstanding]", *args: Any, force: bo
     return result
 
 
+def _warn_nothing_chosen(src: str, include: tuple[str, ...], exclude: tuple[str, ...],
+                         follow_symlinks: bool) -> None:
+    """Globs that choose none of the files SRC holds at the start: said once. push stops on
+    them (exit 1); the mirror goes on without a word, each period sending nothing, and its
+    final push said ``0 uploaded (0 B), 0 unchanged``, exit 0 (attack52). Not refused: a
+    mirror may start before the files its globs choose are written (``--include '*.pt'``
+    beside a run's first ``results.csv``)."""
+    from drivestage.cli.push import _refuse_nothing_chosen
+    from drivestage.errors import NothingChosenError
+
+    if not include and not exclude:
+        return
+    try:
+        _refuse_nothing_chosen(src, include, exclude, follow_symlinks, verb="mirror")
+    except NothingChosenError as exc:
+        log.warning("%s; the mirror goes on, and sends the files they choose once there are "
+                    "some", exc)
+
+
 @cli.command("mirror")
 @click.argument("src", type=click.Path())
 @click.argument("dest")
@@ -188,6 +207,8 @@ def mirror_cmd(src: str, dest: str, every: float, grace: float, include: tuple[s
             raise UsageError(f"--every {every:g} is invalid; give a period in seconds > 0")
         policy = _policy(policy_opts)
         _refuse_a_file(src, dest, "mirror")
+        if not (delete or delete_permanently):   # (there such globs are how Drive's go, as push)
+            _warn_nothing_chosen(src, include, exclude, follow_symlinks)
         # A bad DEST fails now, not at the first period.
         cache = Md5Cache()
         target = _target(dest, api_root, credentials, cache, pushing=True)

@@ -257,7 +257,7 @@ def _refuse_a_file(src: str, dest: str, verb: str = "push") -> None:
 
 
 def _refuse_nothing_chosen(src: str, include: tuple[str, ...], exclude: tuple[str, ...],
-                          follow_symlinks: bool) -> None:
+                          follow_symlinks: bool, verb: str = "push") -> None:
     """Stop a push whose globs choose none of SRC's files, before Drive is asked anything
     (it said ``0 uploaded``, exit 0). Not with --delete: there a filter that chooses nothing
     here is how the files it matches on Drive are removed."""
@@ -270,7 +270,7 @@ def _refuse_nothing_chosen(src: str, include: tuple[str, ...], exclude: tuple[st
     tree = walk(src, follow_symlinks=follow_symlinks)
     if tree.files:
         refuse_nothing_chosen(src, include, exclude, [f.rel for f in tree.files],
-                              [rel.rsplit("/", 1)[-1] for rel in tree.folders], verb="push")
+                              [rel.rsplit("/", 1)[-1] for rel in tree.folders], verb=verb)
 
 
 def _target(dest: str, api_root: Optional[str], credentials: Optional[str],
