@@ -18,6 +18,8 @@ from typing import Any, Optional, Union
 
 import yaml
 
+from drivestage import paths
+from drivestage.errors import DriveStageError
 from trainer.config_checks import check_value, validate
 from trainer.errors import ConfigError
 
@@ -303,9 +305,19 @@ def _apply(cfg: Config, key: str, value: Any, where: str) -> None:
     check_value(key, value, where, hints[parts[1]], key in _PATHS)
     if key in _PATHS and isinstance(value, str):   # (data.root: ~/data was ./~/data)
         value = os.path.expanduser(value)
+    if key in _DRIVE_KEYS and isinstance(value, str) and paths.is_link(value):
+        # A sharing link pasted as drivestage pull takes it: a local path to the trainer
+        # (data.drive_zip: never pulled, "set data.drive_zip"; model.weights: "written
+        # drive:https://…"): attack52.
+        try:
+            value = str(paths.parse_link(value))
+        except DriveStageError as exc:
+            raise ConfigError(f"config key '{key}'{where}: {exc}") from None
     setattr(section, parts[1], _coerce(key, value, hints[parts[1]], dict(fields[parts[1]].metadata)))
 
 
+#: Keys that take a ``drive:`` path, so a Drive sharing link too (``drive:id:<ID>[:<KEY>]``).
+_DRIVE_KEYS = frozenset({"data.drive_zip", "model.weights", "drive.logs"})
 #: Keys naming local files or folders: a leading ``~`` is the home folder, as in a shell.
 _PATHS = frozenset({"data.root", "data.voc_root", "data.classes", "data.train", "data.val",
                     "data.drive_zip", "model.weights", "train.out_dir", "drive.logs"})

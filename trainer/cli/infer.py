@@ -186,7 +186,17 @@ def _check_opset(opset: int) -> None:
 
 
 def _weights_arg(value: str) -> str:
-    """``--weights``: a ``drive:`` path (pulled by the command), or a file that exists."""
+    """``--weights``: a ``drive:`` path (pulled by the command), a Drive sharing link (as
+    ``drive:id:<ID>[:<KEY>]``, as drivestage pull takes it; it was "file '…' does not
+    exist": attack52), or a file that exists."""
+    from drivestage import paths
+    from drivestage.errors import DriveStageError
+
+    if paths.is_link(value):
+        try:
+            return str(paths.parse_link(value))
+        except DriveStageError as exc:
+            raise click.BadParameter(str(exc), param_hint="'--weights'") from None
     if value.startswith("drive:") or os.path.isfile(value):
         return value
     what = "is a folder" if os.path.isdir(value) else "does not exist"

@@ -254,6 +254,10 @@ def evaluate_cmd(config_path: str, weights: str, overrides: tuple[str, ...], as_
     from trainer.weights import load_weights
 
     cfg = load_config(config_path, list(overrides))
+    from drivestage import paths
+
+    if paths.is_link(weights):   # (a sharing link, as pull takes it: was "file not found")
+        weights = str(paths.parse_link(weights))
     if not weights.startswith("drive:"):
         local_weights(weights, cfg, "--weights")  # not there: said before the data is pulled
     data = stage_data(cfg, weights=(weights,))   # (its older copy out of the tree first)
