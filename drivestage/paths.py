@@ -245,6 +245,9 @@ def drive_hint(src: str, what: str = "file") -> Optional[str]:
     text = src.strip()
     if _BARE_LINK_RE.match(text):
         return f"a Drive sharing link starts with https://: https://{text}"
+    if _WEB_RE.match(text):   # (not drive:https://…, no path at all: attack52)
+        return (f"a web address is neither a {what} here nor a path on Google Drive: "
+                f"download it first and give the {what}, or give its drive: path")
     if not text or text.startswith(("/", ".", "~")):
         return None
     other = _OTHER_PREFIX_RE.match(text)
