@@ -109,4 +109,9 @@ def test_status_when_no_state_on_drive_can_be_trained_on_says_auto_refuses(
                         f"to train on; resume an earlier checkpoint with --resume PATH "
                         f"(drivestage ls {SPEC} lists them, drivestage pull <one> ./weights "
                         f"fetches it), or start a new run in a new train.out_dir")
+    # attack52: the JSON says it too (main 8704ac72: "resume_refused": null, a script read
+    # nothing refused).
+    said = json.loads(_status(tiny_config, tmp_path / "fresh", "--json").stdout)
+    assert (said["resume_from"], said["resume_refused"]) == (
+        None, lines[2].removeprefix("--resume auto refuses: "))
     assert not os.path.exists(tmp_path / "fresh")

@@ -246,15 +246,27 @@ def verdict_lines(verdict: Verdict, spec: str, now: float) -> list[str]:
         label = Position(s.epoch or 0, s.iteration or 0, s.epoch_iteration).label
         lines.append(f"--resume auto goes on from {verdict.start.where}: {label}, verified on "
                      f"Drive {age_text(now - verdict.start.described.modified)} ago")
-    elif verdict.start is None and verdict.passed_over:
-        run = verdict.passed_over[0][0].sidecar.run
-        older = (f"the {MAX_TRIED} newest states of {describe_run(run)} are bad (older ones "
-                 f"are not tried)" if verdict.bounded else
-                 f"no checkpoint of {describe_run(run)} on {spec} is a state to train on")
-        lines.append(f"--resume auto refuses: {older}; resume an earlier checkpoint with "
-                     f"--resume PATH (drivestage ls {spec} lists them, drivestage pull <one> "
-                     f"./weights fetches it), or start a new run in a new train.out_dir")
+    elif no_start(verdict, spec) is not None:
+        lines.append(f"--resume auto refuses: {no_start(verdict, spec)}")
     return lines
+
+
+def no_start(verdict: Verdict, spec: str) -> Optional[str]:
+    """Why ``--resume auto`` refuses where it passed over every checkpoint (NaN weights, a
+    misfit) and found none to start from, with what to do; None otherwise. (Said by the
+    text and, as ``resume_refused``, by ``--json``, which had null there: attack52.)"""
+    from trainer.state import describe_run
+
+    if verdict.start is not None or not verdict.passed_over or verdict.unknown is not None \
+            or verdict.refused is not None:
+        return None
+    run = verdict.passed_over[0][0].sidecar.run
+    older = (f"the {MAX_TRIED} newest states of {describe_run(run)} are bad (older ones "
+             f"are not tried)" if verdict.bounded else
+             f"no checkpoint of {describe_run(run)} on {spec} is a state to train on")
+    return (f"{older}; resume an earlier checkpoint with --resume PATH (drivestage ls {spec} "
+            f"lists them, drivestage pull <one> ./weights fetches it), or start a new run in a "
+            "new train.out_dir")
 
 
 def layout_check(cfg: Any) -> Callable[[dict, str], None]:

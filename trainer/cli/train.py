@@ -436,7 +436,7 @@ def status_cmd(config_path: str, overrides: tuple[str, ...], as_json: bool) -> N
 
     from trainer.local_retention import epoch_files
     from trainer.drive import unvouched_why
-    from trainer.status import Verdict, config_check, layout_check, local_line
+    from trainer.status import Verdict, config_check, layout_check, local_line, no_start
 
     verdict = Verdict(refused=foreign) if foreign is not None else \
         resume_verdict(folder, remote, cfg.train.out_dir, layout=layout_check(cfg),
@@ -464,7 +464,8 @@ def status_cmd(config_path: str, overrides: tuple[str, ...], as_json: bool) -> N
                                    *({"where": c.where, "why": why}
                                      for c, why in verdict.passed_over)],
                                "resume_unknown": verdict.unknown,
-                               "resume_refused": verdict.refused,
+                               "resume_refused": verdict.refused or no_start(verdict,
+                                                                             folder.spec),
                                "local_epoch_files": [name for name, _ in here],
                                "keep_local": cfg.train.keep_local, "lease": held},
                               indent=1, sort_keys=True))
