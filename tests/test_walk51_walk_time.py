@@ -2,15 +2,16 @@
 each listing.
 
 fuse51 gave a folder pull's walk one clock; a push lists DEST's folders one after another
-(each folder of SRC that DEST has: push_folders.list_folders), and a tree of many folders,
-each listed slowly and within the bound, took the bound once per folder. Here the tree is five
-folders deep, every ``files.list`` waits 0.05 s (the emulator's latency) and the bound is
-0.12 s: each listing (one page) is under it, the walk (five listings, 0.25 s at least) over
-it. On main the push went through, exit 0 (``old.txt`` deleted). Now the walk's listings
-share one clock: the same line as one listing's, naming DEST, exit 1, before anything is
-sent or deleted. The same for ``dedupe``, which lists every folder below the one it is
-given (on main: exit 0, the duplicate at the bottom merged), and a mirror: one clock per
-period (each a push), a period that hits it said and the next one tried again.
+(each folder of SRC that DEST has: push_folders.list_folders), and a listing that took longer
+than the bound (its one page answered late) was followed by the next folder's as if nothing
+happened. Since walk52 a walk is bounded by its progress, not its size (test_walk52_progress):
+it stops once its listings went the bound without a page answered. Here the tree is five
+folders deep, the listing of the folder ``a`` waits 0.15 s (the emulator's latency) and the
+bound is 0.12 s: the same line as one listing's, naming DEST, exit 1, before anything is sent
+or deleted (before walk51: exit 0, ``old.txt`` deleted). The same for ``dedupe``, which lists
+every folder below the one it is given (before walk51: exit 0, the duplicate at the bottom
+merged), and a mirror: one clock per period (each a push), a period that hits it said and
+the next one tried again.
 """
 from __future__ import annotations
 
@@ -34,9 +35,10 @@ LINE = (r"Error: listing {}: not done after \d+ pages and \d+\.\d\d s \(a listin
         r"server \(or a proxy\) is broken")
 
 
-def _slow(emulator, monkeypatch) -> None:
-    """Each ``files.list`` page 0.05 s late; a listing may take 0.12 s (each one does)."""
-    emulator.faults.latency(0.05, "GET", r"^/drive/v2/files\?")
+def _slow(emulator, monkeypatch, folder: str) -> None:
+    """The listing of ``folder`` (its id) 0.15 s late, every other at once; a listing may
+    take 0.12 s (that one does not)."""
+    emulator.faults.latency(0.15, "GET", rf"^/drive/v2/files\?.*{folder}")
     monkeypatch.setenv("DRIVESTAGE_LISTING_TIMEOUT", "0.12")
 
 
@@ -56,7 +58,7 @@ def _nested(emulator, src) -> None:
         emulator.add_file("/".join(("logs",) + LEVELS[:depth] + ("f.txt",)), b"f" * 10)
 
 
-def test_a_push_delete_walk_of_slow_listings_stops_at_one_time_bound(
+def test_a_push_delete_walk_whose_listing_went_the_bound_without_a_page_stops(
         emulator, env, tmp_path, monkeypatch):
     src = tmp_path / "logs"
     _nested(emulator, src)
@@ -64,7 +66,7 @@ def test_a_push_delete_walk_of_slow_listings_stops_at_one_time_bound(
     (src / "a" / "b" / "c" / "d" / "new.txt").write_bytes(b"n" * 10)   # what it would send
     folders = [emulator.find("/".join(("logs",) + LEVELS[:depth]))["id"]
                for depth in range(len(LEVELS) + 1)]
-    _slow(emulator, monkeypatch)
+    _slow(emulator, monkeypatch, folders[1])
     code, _, err = run("push", "--delete", str(src), "drive:logs")
     line = error_line(err)
     assert code == 1, err
@@ -79,7 +81,7 @@ def test_a_push_delete_walk_of_slow_listings_stops_at_one_time_bound(
     assert os.path.exists(src / "a" / "b" / "c" / "d" / "new.txt")
 
 
-def test_a_dedupe_walk_of_slow_listings_stops_at_one_time_bound(emulator, env, monkeypatch):
+def test_a_dedupe_walk_whose_listing_went_the_bound_without_a_page_stops(emulator, env, monkeypatch):
     for depth in range(len(LEVELS) + 1):
         emulator.add_file("/".join(("runs", "exp") + LEVELS[:depth] + ("f.txt",)), b"f")
     bottom = "runs/exp/" + "/".join(LEVELS)
@@ -87,7 +89,7 @@ def test_a_dedupe_walk_of_slow_listings_stops_at_one_time_bound(emulator, env, m
     emulator.store.create("twin", FOLDER_MIME, [emulator.find(bottom)["id"]])   # its twin
     folders = [emulator.find("/".join(("runs", "exp") + LEVELS[:depth]))["id"]
                for depth in range(len(LEVELS) + 1)]
-    _slow(emulator, monkeypatch)
+    _slow(emulator, monkeypatch, folders[1])
     code, _, err = run("dedupe", "drive:runs/exp")
     line = error_line(err)
     assert code == 1, err
@@ -102,13 +104,13 @@ def test_a_dedupe_walk_of_slow_listings_stops_at_one_time_bound(emulator, env, m
 
 def test_a_mirror_period_that_hits_the_bound_is_said_and_the_next_has_its_own(
         emulator, env, tmp_path, monkeypatch):
-    """The first period's walk (slow listings) hits the bound: its flush fails with the line,
+    """The first period's walk (a late listing) hits the bound: its flush fails with the line,
     the mirror goes on. The second (the server fast again) has a clock of its own: one for
     the mirror's life would have been spent already, and every period after failed."""
     src = tmp_path / "logs"
     _nested(emulator, src)
     (src / "a" / "b" / "c" / "d" / "new.txt").write_bytes(b"n" * 10)
-    _slow(emulator, monkeypatch)
+    _slow(emulator, monkeypatch, emulator.find("logs/a")["id"])
     mirror = Mirror(str(src), "drive:logs").start()
     try:
         with pytest.raises(MirrorError) as failed:

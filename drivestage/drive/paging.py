@@ -31,6 +31,12 @@ MAX_RESTARTS = 3
 #: ``DRIVESTAGE_LISTING_TIMEOUT`` sets it (seconds; for a very slow link, and for tests).
 LISTING_TIMEOUT_S = 3600.0
 TIMEOUT_ENV = "DRIVESTAGE_LISTING_TIMEOUT"
+#: Pages of one folder walk, every listing of it together, before it is given up: a
+#: hundred ImageNet-like trees (1,000 folders of 2 pages each) kept unzipped on Drive, a day
+#: of listing at a second a page; a server that keeps listing new folders (each with a new
+#: id, within :data:`drivestage.stage_walk.MAX_DEPTH`) is looping. The walk's time is bounded
+#: by its progress (:func:`check_walk`), not by its size.
+MAX_WALK_PAGES = 200_000
 
 
 def listing_timeout() -> float:
@@ -66,13 +72,21 @@ class Clock:
 
 def check_walk(walk: Optional[walk_clock.WalkClock]) -> None:
     """Refuse to ask for another page once the folder walk this listing is part of (if any)
-    has taken the time of one listing: the same line, naming the folder walked and the
-    pages of all its listings."""
+    went the time of one listing without a page answered by any of its listings
+    (:meth:`~drivestage.walk_clock.WalkClock.waited`): the same line, naming the folder
+    walked and the pages of all its listings; or once it got :data:`MAX_WALK_PAGES`. A walk
+    whose listings each answer within the bound goes on, however long the tree takes."""
     if walk is None:
         return
-    took, limit = walk.took(), listing_timeout()
-    if took > limit:
-        raise _over(walk.where, walk.pages, took, limit)
+    if walk.pages >= MAX_WALK_PAGES:
+        raise RemoteError(
+            f"listing {walk.where}: more than {MAX_WALK_PAGES:,} pages in the folders walked "
+            "(a hundred times an ImageNet-like tree's); stopped: the server keeps listing new "
+            "folders or pages. Try again later; for a tree that large, take a folder further "
+            "down at a time")
+    waited, limit = walk.waited(), listing_timeout()
+    if waited > limit:
+        raise _over(walk.where, walk.pages, waited, limit)
 
 
 def _over(where: str, pages: int, took: float, limit: float) -> RemoteError:
