@@ -18,7 +18,7 @@ import logging
 from typing import Callable, Iterable, Mapping, Optional, Sequence
 
 from drivestage import first_seen, flagged, lineage, lone_autosaves, orphans, sidecar, \
-    unlisted_sidecars
+    unlisted_sidecars, walk_clock
 from drivestage.command import doing
 from drivestage.errors import (DriveStageError, KeptMovedError, LeftAloneError,
                                NotFoundError, QuotaExceededError, UsageError)
@@ -463,17 +463,22 @@ def _prune(dest: Where, policy: RetentionPolicy, store: Optional[RemoteStore], d
         if isinstance(target, LocalDirStore) and not dry_run else None
     if held is not None:
         raise UsageError(held)
-    listing: dict[str, list[RemoteEntry]] = {}
-    for e in target.list(root):
-        if not e.is_dir:
-            listing.setdefault(e.name, []).append(e)
-    folder = view(target, listing, {}, policy, cache)
-    decision = plan_folder(folder, policy, protect=patterns(protect), also_keep={
-        "newest verified": newest_verified_per_run(folder, policy)},
-        seen=first_seen.on(target, write=not dry_run), now=target.clock()[0])
-    if not dry_run:
-        apply(target, decision, root, use_trash, twins=folder.twins, confirm=True)
-        first_seen.clear(target, [e for es in listing.values() for e in es],
-                         gone=[d.id for d in decision if not d.keep])
+    # The folder's listings (the plan's, and apply's of the sidecars and lone autosaves it
+    # removes) under one clock, as a walk's (DRIVESTAGE_LISTING_TIMEOUT without a page:
+    # walk52): each had a bound of its own, and one whose page came past it was followed by
+    # the next as if nothing happened.
+    with walk_clock.walking(walk_clock.WalkClock(target.describe(root))):
+        listing: dict[str, list[RemoteEntry]] = {}
+        for e in target.list(root):
+            if not e.is_dir:
+                listing.setdefault(e.name, []).append(e)
+        folder = view(target, listing, {}, policy, cache)
+        decision = plan_folder(folder, policy, protect=patterns(protect), also_keep={
+            "newest verified": newest_verified_per_run(folder, policy)},
+            seen=first_seen.on(target, write=not dry_run), now=target.clock()[0])
+        if not dry_run:
+            apply(target, decision, root, use_trash, twins=folder.twins, confirm=True)
+            first_seen.clear(target, [e for es in listing.values() for e in es],
+                             gone=[d.id for d in decision if not d.keep])
     return decision
 

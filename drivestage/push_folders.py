@@ -48,10 +48,12 @@ def list_folders(store: RemoteStore, root: RemoteEntry, path: StorePath, tree: L
     folder the push makes is empty: no listing. One it does not make (``tree.made``) is
     listed only for ``--delete`` (``deleting``) and only where the store has it.
 
-    The listings share one time bound (:mod:`drivestage.walk_clock`), named by DEST: a tree
-    of many folders, each listed slowly and within ``DRIVESTAGE_LISTING_TIMEOUT``, took it
-    once per folder (walk51)."""
-    out = Folders({"": root}, clock=walk_clock.WalkClock(store.describe(root)))
+    The listings share one bound (:mod:`drivestage.walk_clock`), named by DEST: a listing
+    past ``DRIVESTAGE_LISTING_TIMEOUT`` was followed by the next as if nothing happened
+    (walk51); the push's own clock where it has one (the listings it makes later count too:
+    walk52)."""
+    out = Folders({"": root}, clock=walk_clock.current() or
+                  walk_clock.WalkClock(store.describe(root)))
     with walk_clock.walking(out.clock):
         _listed(store, root, path, tree, listing, deleting, out)
     return out

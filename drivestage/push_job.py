@@ -120,7 +120,8 @@ class PushJob(Sends):
                      removal: Optional[extra.Removal], held: Held, src: str) -> None:
         if self.run_folder:  # before a byte is sent: a push of a folder above then waits
             run_folders.record(self.store, root, src, self.exclude)
-        self._into(root, tree, path, removal, held)
+        with walk_clock.walking(walk_clock.WalkClock(self.store.describe(root))):   # (walk52)
+            self._into(root, tree, path, removal, held)
 
     def _into(self, root: RemoteEntry, tree: LocalTree, path: StorePath,
               removal: Optional[extra.Removal], held: Held) -> None:
@@ -179,11 +180,10 @@ class PushJob(Sends):
                 store, self.listing[""], self.policy, self.cache, self._top_local(files),
                 now=store.clock()[0], seen=first_seen.on(store)) | other_runs.left_ids(
                 self.result.left, self.listing) | owned.kept_ids(files, self.listing)
-            with walk_clock.walking(found.clock):   # (the walk's: what goes listed too)
-                deletions = extra.decide(store, root, self.listing, tree, removal,
-                                         kept=kept, protect=self.protect,
-                                         include=self.include, exclude=self.exclude,
-                                         marked=lambda e: owned.marked(store, e))
+            deletions = extra.decide(store, root, self.listing, tree, removal,   # (its clock)
+                                     kept=kept, protect=self.protect,
+                                     include=self.include, exclude=self.exclude,
+                                     marked=lambda e: owned.marked(store, e))
             if not self._folders_kept(deletions, files):
                 break
             self.over_folders = []   # (the first try's steps undone: made again)

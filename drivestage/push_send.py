@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass
 from typing import Iterable, Mapping, Optional
 
-from drivestage import pool, sidecar, sidecar_phases, snapshots, unread
+from drivestage import pool, sidecar, sidecar_phases, snapshots, unread, walk_clock
 from drivestage.errors import BecameOtherError, DriveStageError, FolderInTheWayError, \
     MovedAwayError, NotFoundError, QuotaExceededError, TrashedAwayError
 from drivestage.local_tree import LocalFile, led_out, linked_folder, said_of
@@ -230,7 +230,10 @@ class Sends(Resends):
                         errors.append(exc)
             else:
                 # A Ctrl-C stops the uploads under way between chunks and starts no other.
-                errors.extend(r for r in pool.each(send, batch, self.jobs, "drivestage-up")
+                # (each thread given the push's walk clock: what it lists counts: walk52)
+                clock = walk_clock.current()
+                errors.extend(r for r in pool.each(lambda t: walk_clock.run(clock, send, t),
+                                                   batch, self.jobs, "drivestage-up")
                               if isinstance(r, BaseException))
             # (after the checkpoints: before a sidecar vouches for one that goes again; a name
             # a folder took meanwhile waits as one found before: the rest goes on, exit 1)

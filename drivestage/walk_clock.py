@@ -20,6 +20,11 @@ clock here, and Drive's paging reads it (a directory's listing, one scandir, has
 The clock is a context variable, so each thread of :func:`drivestage.pool.each` is given it
 (:func:`run`): a thread starts with none.
 
+Under one clock: a pull's walk and its look again at the end, a push's every listing (its
+walk of DEST, ``--delete``'s, and those during and after its uploads: walk52), a dedupe's,
+a prune's (its plan's and its removals' listings of the folder: walk52), the trainer's look
+for checkpoints.
+
 The clock runs only while one of its walk's listings is under way (:meth:`WalkClock.listing`,
 in any thread): a push lists DEST's folders, then reads sidecars, then lists what
 ``--delete`` would remove; a dedupe moves items between its listings. What a command does

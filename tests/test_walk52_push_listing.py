@@ -1,0 +1,41 @@
+"""walk52: a push's listings after its uploads count against its walk's clock.
+
+A push lists DEST before it sends anything, and again after its uploads (each folder it made
+a new name in: a folder made at that name meanwhile: push_send._no_folder_since), then for
+retention's removals. Only the first walk shared a clock (walk51); a listing after the
+uploads had a bound of its own, so one whose page came past the bound (DEST's first listing
+here: 0.15 s under a 0.12 s bound, the emulator's latency) was followed by the next as if
+nothing happened (on main: exit 0). Now the push's every listing shares one: the listing
+line, naming DEST, exit 1; the file sent before it is on Drive, verified.
+"""
+from __future__ import annotations
+
+import re
+
+from _cli import run
+from _envs import env  # noqa: F401  (a fixture)
+from _messages import error_line
+
+
+def test_a_push_whose_first_listing_came_past_the_bound_lists_no_more(
+        emulator, env, tmp_path, monkeypatch):
+    emulator.add_file("logs/old.txt", b"o" * 10)
+    src = tmp_path / "logs"
+    src.mkdir()
+    (src / "old.txt").write_bytes(b"o" * 10)
+    (src / "new.txt").write_bytes(b"n" * 10)
+    fid = emulator.find("logs")["id"]
+    emulator.faults.latency(0.15, "GET", rf"^/drive/v2/files\?.*{fid}", times=1)
+    monkeypatch.setenv("DRIVESTAGE_LISTING_TIMEOUT", "0.12")
+    code, _, err = run("push", str(src), "drive:logs")
+    line = error_line(err)
+    assert code == 1, err
+    assert re.fullmatch(
+        r"Error: listing drive:logs: not done after 1 pages and \d+\.\d\d s \(a listing may "
+        r"take 0\.12 s: DRIVESTAGE_LISTING_TIMEOUT\); stopped: the server answers its pages "
+        r"too slowly, or keeps sending new page tokens\. Try again later; if it persists, the "
+        r"server \(or a proxy\) is broken", line), line
+    assert sum(1 for r in emulator.requests if r.path == "/drive/v2/files"
+               and f"'{fid}' in parents" in (r.query.get("q") or "")) == 1
+    with open(emulator.store.blob_path(emulator.find("logs/new.txt")["id"]), "rb") as fh:
+        assert fh.read() == b"n" * 10
