@@ -23,8 +23,12 @@ it; docs/guarantees.md).
 A file the second listing no longer has (trashed on Drive, which still serves a trashed file
 to its owner by id, so its download went well; moved out of its folder; deleted after it was
 staged) left a tree with a file the folder no longer held, exit 0, nothing said: it fails
-the pull as a file gone before its download does (:func:`gone`'s line, fuse51). The
-listings of the look share one time bound, as the walk's do (:mod:`drivestage.walk_clock`).
+the pull as a file gone before its download does (:func:`gone`'s line, fuse51); a subfolder
+trashed or deleted whole, as a folder gone (walk51); and one moved out of the tree or renamed
+in it, whose files are still listed by its id, as well: the folder above each folder the walk
+took is listed again too, and one that no longer holds it under its name fails the pull
+alike (:func:`_folder_moved`, walk52). The listings of the look share one clock, as the
+walk's do (:mod:`drivestage.walk_clock`).
 
 A file deleted on Drive between the walk and its download (a live run's retention removing
 an old checkpoint while its folder is pulled) failed the pull with Drive's plain 404, as a
@@ -72,22 +76,27 @@ def check_unchanged(store: RemoteStore, staged: Sequence[tuple[Item, PullResult]
     changed: list[str] = []
     missing: list[tuple[str, Item, Optional[str]]] = []   # (its folder's id, it, how if known)
     kept: list[tuple[Item, PullResult]] = []   # as listed: a FUSE one's bytes may not be
-    folders = list(by_folder)
+    # Each folder taken, by the one above it: listed too (a folder of folders holds no file
+    # staged), to tell it still holds it under that name (walk52). A local folder's id is its
+    # path: one moved or renamed answers "not found" itself.
+    links = {} if isinstance(store, LocalDirStore) else _links(staged)
+    folders = list(by_folder) + sorted({up for up, *_ in links.values()} - set(by_folder))
     clock = walk_clock.WalkClock(src or "the folders pulled, again")
     # (``jobs`` folders at a time, as the walk listed them: each listing is a round trip)
     listings = each(lambda f: walk_clock.run(clock, store.list,
                                              RemoteEntry(id=f, name="", is_dir=True)),
                     folders, jobs, "drivestage-relist")
     unlisted: list[str] = []   # folders whose listing Drive answered "not found"
+    relisted: dict[str, dict[str, RemoteEntry]] = {}   # each folder's listing, by id
     for folder_id, listing in zip(folders, listings):
         if isinstance(listing, NotFoundError):
             unlisted.append(folder_id)   # (gone since, or not listable by id here: asked)
             continue
         if isinstance(listing, BaseException):
             raise listing
-        now = {e.id: e for e in listing}
+        now = relisted[folder_id] = {e.id: e for e in listing}
         named = {e.name: e for e in listing if not e.is_dir}
-        for it, r in by_folder[folder_id]:
+        for it, r in by_folder.get(folder_id, ()):
             # (gone by its id, a file of its name there now: a new file at its path, which
             # another pull may have staged since, stamped as such: compared as a version.
             # Renamed since, it is no longer at its path: what is there now is compared, or
@@ -120,7 +129,8 @@ def check_unchanged(store: RemoteStore, staged: Sequence[tuple[Item, PullResult]
             f"version since the folder was listed): what it staged mixes files of before and "
             f"after that change. Run again to stage the new version (only what changed is "
             f"fetched)")
-    folder_gone = _folder_gone(store, by_folder, unlisted, missing)
+    folder_gone = _folder_gone(store, by_folder, unlisted, missing) or \
+        _folder_moved(store, staged, links, relisted)
     if folder_gone is not None:
         raise folder_gone
     # Drive asked about each file once (files.get) until one is gone, then about NAMED at
@@ -250,6 +260,66 @@ def _folder_gone(store: RemoteStore, by_folder: dict[str, list[tuple[Item, PullR
         return _folder_went_away(store, first.src.rsplit("/", 1)[0], local, how,
                                  len(inside), others)
     return None
+
+
+def _folder_moved(store: RemoteStore, staged: Sequence[tuple[Item, PullResult]],
+                  links: dict[str, "_Link"], relisted: dict[str, dict[str, RemoteEntry]]
+                  ) -> Optional[NotFoundError]:
+    """The error naming a folder the walk took that the one above it, listed again, no
+    longer holds under the name it had: moved out of the tree pulled, or renamed in it,
+    since the walk. Its files are listed by its id, still there: the pull ended exit 0 with
+    a folder at a path Drive no longer had, and the rerun staged it again under its new
+    name beside it (walk51's left). Parent before child; a folder the listing lacks is asked
+    about (one files.get, NAMED at most): a listing that lags is no reason to fail a pull."""
+    asked = 0
+    for folder_id, (above, folder, src, local) in sorted(links.items(),
+                                                         key=lambda kv: kv[1][3]):
+        listing = relisted.get(above)
+        now = None if listing is None else listing.get(folder_id)
+        if listing is None or now is not None and now.name == folder.name:
+            continue   # (there still; or the one above answered "not found": its files tell)
+        if now is not None:
+            how: Optional[str] = f"renamed to {now.name}"
+        elif asked == NAMED:
+            break
+        else:
+            asked += 1
+            how = _how_moved(store, folder, above)
+        if how is not None:
+            inside = sum(1 for it, _ in staged
+                         if it.folder == local or it.folder.startswith(local + os.sep))
+            return _folder_went_away(store, src, local, how, inside, 0)
+    return None
+
+
+def _how_moved(store: RemoteStore, folder: RemoteEntry, above: str) -> Optional[str]:
+    """How ``folder``, which the listing of the folder ``above`` lacks, went, as Drive says
+    (one files.get): trashed, deleted, or moved out of it; None where it is in it still."""
+    try:
+        now = store.stat(folder)
+    except TrashedError:
+        return "trashed"
+    except NotFoundError:
+        return "deleted"
+    except DriveStageError:
+        return None
+    parents = set(now.parent_ids) or ({now.parent_id} if now.parent_id is not None else set())
+    return None if above in parents else "moved out of its folder"
+
+
+#: A folder the walk took: (the id of the one above it, it as listed there, its src, its
+#: local folder), by its id.
+_Link = tuple[str, RemoteEntry, str, str]
+
+
+def _links(staged: Sequence[tuple[Item, PullResult]]) -> dict[str, _Link]:
+    """Every folder the walk took down to a file of ``staged``, below the one pulled (the
+    first of each chain)."""
+    out: dict[str, _Link] = {}
+    for chain in {id(it.chain): it.chain for it, _ in staged}.values():   # (one a folder)
+        for above, (folder, src, local) in zip(chain, chain[1:]):
+            out.setdefault(folder.id, (above[0].id, folder, src, local))
+    return out
 
 
 def _how_gone(store: RemoteStore, folder: RemoteEntry) -> Optional[str]:

@@ -34,6 +34,11 @@ class Item:
     entry: RemoteEntry
     src: str        # drive:a/b/c.zip, for messages and the stamp
     folder: str     # the local folder it lands in
+    #: The folders the walk took from the one pulled down to its own, each as listed in the
+    #: one above it (the first: the one pulled), with its src and local folder (one tuple
+    #: for the files of a folder): the look again at the end asks that each is still in the
+    #: one above it, under that name (walk52).
+    chain: tuple[tuple[RemoteEntry, str, str], ...] = ()
 
     @property
     def target(self) -> str:
@@ -52,9 +57,11 @@ def walk(store: RemoteStore, folder: RemoteEntry, src: str, local: str, jobs: in
     share one time bound, as one listing's pages do (:mod:`drivestage.walk_clock`)."""
     items: list[Item] = []
     skipped: list[str] = []
-    # (folder, its src, its local folder, its names below ``folder``, the ids above it)
-    level: list[tuple[RemoteEntry, str, str, tuple[str, ...], tuple[str, ...]]] = [
-        (folder, src, local, (), ())]
+    # (folder, its src, its local folder, its names below ``folder``, the ids above it, the
+    # folders taken down to it: Item.chain)
+    level: list[tuple[RemoteEntry, str, str, tuple[str, ...], tuple[str, ...],
+                      tuple[tuple[RemoteEntry, str, str], ...]]] = [
+        (folder, src, local, (), (), ((folder, src, local),))]
     placed: dict[tuple[str, ...], list[Item]] = {}
     listed: dict[str, set[str]] = {}
     # Every folder the walk takes, by id: a folder reached twice (two shortcuts to it, or two
@@ -74,7 +81,7 @@ def walk(store: RemoteStore, folder: RemoteEntry, src: str, local: str, jobs: in
                 raise listing
             listings.append(listing)
         next_level = []
-        for (cur, cur_src, cur_local, names, above), children in zip(level, listings):
+        for (cur, cur_src, cur_local, names, above, chain), children in zip(level, listings):
             # A checkpoint's old copy a push into a local DEST kept aside (local_held), and a
             # killed one left: the copy its sidecar vouches for, under its name (pair36).
             children = sorted(one_each(store, children), key=lambda e: (e.name, e.id))
@@ -99,8 +106,10 @@ def walk(store: RemoteStore, folder: RemoteEntry, src: str, local: str, jobs: in
                 child_src = f"{cur_src}/{child.name}"
                 if child.is_dir:
                     _walk_once(walked, child, child_src, above + (cur.id,))
-                    next_level.append((child, child_src, os.path.join(cur_local, name),
-                                       names + (name,), above + (cur.id,)))
+                    child_local = os.path.join(cur_local, name)
+                    next_level.append((child, child_src, child_local, names + (name,),
+                                       above + (cur.id,),
+                                       chain + ((child, child_src, child_local),)))
                 elif child.unreadable:
                     raise NotFoundError(child.unreadable)
                 elif child.no_download and (force or not _staged(child, name, cur_local, extract)):
@@ -123,7 +132,7 @@ def walk(store: RemoteStore, folder: RemoteEntry, src: str, local: str, jobs: in
                 else:
                     _check_path(os.path.join(cur_local, name), child_src,
                                 "/".join(names + (child.name,)))
-                    files.append(Item(child, child_src, cur_local))
+                    files.append(Item(child, child_src, cur_local, chain))
             placed[names] = files
         level = next_level
     # Tree order: a folder's files, then its subfolders' (sorted name tuples do exactly that).
