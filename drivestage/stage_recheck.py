@@ -87,14 +87,19 @@ def check_unchanged(store: RemoteStore, staged: Sequence[tuple[Item, PullResult]
                                              RemoteEntry(id=f, name="", is_dir=True)),
                     folders, jobs, "drivestage-relist")
     unlisted: list[str] = []   # folders whose listing Drive answered "not found"
-    relisted: dict[str, dict[str, RemoteEntry]] = {}   # each folder's listing, by id
+    # Each folder's listing: the names of each id in it (two shortcuts to one folder: two)
+    relisted: dict[str, dict[str, list[str]]] = {}
     for folder_id, listing in zip(folders, listings):
         if isinstance(listing, NotFoundError):
             unlisted.append(folder_id)   # (gone since, or not listable by id here: asked)
             continue
         if isinstance(listing, BaseException):
             raise listing
-        now = relisted[folder_id] = {e.id: e for e in listing}
+        now = {e.id: e for e in listing}
+        ids: dict[str, list[str]] = {}
+        for listed in listing:
+            ids.setdefault(listed.id, []).append(listed.name)
+        relisted[folder_id] = ids
         named = {e.name: e for e in listing if not e.is_dir}
         for it, r in by_folder.get(folder_id, ()):
             # (gone by its id, a file of its name there now: a new file at its path, which
@@ -263,7 +268,7 @@ def _folder_gone(store: RemoteStore, by_folder: dict[str, list[tuple[Item, PullR
 
 
 def _folder_moved(store: RemoteStore, staged: Sequence[tuple[Item, PullResult]],
-                  links: dict[str, "_Link"], relisted: dict[str, dict[str, RemoteEntry]]
+                  links: dict[str, "_Link"], relisted: dict[str, dict[str, list[str]]]
                   ) -> Optional[NotFoundError]:
     """The error naming a folder the walk took that the one above it, listed again, no
     longer holds under the name it had: moved out of the tree pulled, or renamed in it,
@@ -276,10 +281,10 @@ def _folder_moved(store: RemoteStore, staged: Sequence[tuple[Item, PullResult]],
                                                          key=lambda kv: kv[1][3]):
         listing = relisted.get(above)
         now = None if listing is None else listing.get(folder_id)
-        if listing is None or now is not None and now.name == folder.name:
+        if listing is None or now is not None and folder.name in now:
             continue   # (there still; or the one above answered "not found": its files tell)
         if now is not None:
-            how: Optional[str] = f"renamed to {now.name}"
+            how: Optional[str] = f"renamed to {now[0]}"
         elif asked == NAMED:
             break
         else:
