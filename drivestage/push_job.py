@@ -180,7 +180,7 @@ class PushJob(Sends):
                 store, self.listing[""], self.policy, self.cache, self._top_local(files),
                 now=store.clock()[0], seen=first_seen.on(store)) | other_runs.left_ids(
                 self.result.left, self.listing) | owned.kept_ids(files, self.listing)
-            deletions = extra.decide(store, root, self.listing, tree, removal,   # (its clock)
+            deletions = extra.decide(store, root, self.listing, tree, removal,   # (push clock)
                                      kept=kept, protect=self.protect,
                                      include=self.include, exclude=self.exclude,
                                      marked=lambda e: owned.marked(store, e))
