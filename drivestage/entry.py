@@ -6,7 +6,9 @@ load (40-80 ms after the interpreter starts) then ends as one at any later momen
 ``Interrupted.`` and exit code 130, not a traceback. ``drivestage mirror`` also holds a
 SIGTERM or SIGHUP that comes meanwhile, until its handlers take it
 (:mod:`drivestage.held_signals`): it then makes its final push, where the signal used to
-kill it. Nothing else of the package is imported here.
+kill it. Nothing else of the package is imported here, and nothing at all before that
+``try`` (its own helpers load inside it; ``drivestage/__main__.py`` guards this module's
+import): what is left outside is the interpreter's own start.
 
 A standard stream closed when the process starts (``2>&-``, ``>&-``, a launcher that closes
 them) is opened on the null device first (:func:`open_closed_streams`).
@@ -16,28 +18,51 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from typing import Sequence
+from typing import TYPE_CHECKING
 
-from drivestage import held_signals, lost_interrupts
+if TYPE_CHECKING:   # (typing loads in 5-10 ms, outside interruptible's try: not at run time)
+    from types import ModuleType
+    from typing import Sequence
 
 
 def interruptible(module: str, *, hold: bool = False) -> None:
     """Import ``module`` and run its ``main()``; a Ctrl-C during the import prints
-    ``Interrupted.`` and exits 130 (the command's own handler takes over once it runs).
-    ``hold``: SIGTERM and SIGHUP are held for the command (:mod:`drivestage.held_signals`)."""
-    open_closed_streams()
-    if hold:
-        held_signals.hold()
+    ``Interrupted.`` and exits 130 (the command's own handler takes over once it runs), as
+    does one that comes before that handler or after it (the command's own start, its
+    modules' and this module's helpers loading, its end). ``hold``: SIGTERM and SIGHUP are
+    held for the command (:mod:`drivestage.held_signals`)."""
+    # Everything from here on is inside the try: a Ctrl-C in the first 100 ms of a
+    # `python -m drivestage` that landed as the helpers below loaded (typing, threading,
+    # contextlib: this module imported them before the try), or in the command's own start
+    # before its handler (cli.main's heap tuning), ended in a KeyboardInterrupt traceback.
+    held: ModuleType | None = None
     try:
+        open_closed_streams()
+        from drivestage import held_signals, lost_interrupts
+
+        held = held_signals
+        if hold:
+            held_signals.hold()
         with lost_interrupts.kept():   # (a Ctrl-C raised in a finalizer as the command loads)
-            try:
-                run = importlib.import_module(module).main
-            except KeyboardInterrupt:
-                sys.stderr.write("Interrupted.\n")
-                sys.exit(130)
+            run = importlib.import_module(module).main
             run()
+    except KeyboardInterrupt:
+        interrupted()
     finally:
-        held_signals.release()
+        if held is not None:
+            held.release()
+
+
+def interrupted() -> None:
+    """Say ``Interrupted.`` and exit 130: a Ctrl-C before the command's handler took it (or
+    once it ended). Standard error may be closed (``2>&-``) that early."""
+    if sys.stderr is not None:
+        try:
+            sys.stderr.write("Interrupted.\n")
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            pass
+    sys.exit(130)
 
 
 def open_closed_streams() -> None:
@@ -74,4 +99,8 @@ def main() -> None:
     # Only mirror: a SIGTERM must end it after a final push, even one in its first 0.3 s;
     # every other command dies of one that comes while it loads, with nothing begun (each
     # takes them from its function's start on: drivestage.cli.options.stops_as_ctrl_c).
-    interruptible("drivestage.cli", hold=_command(sys.argv[1:]) == "mirror")
+    try:
+        mirror = _command(sys.argv[1:]) == "mirror"
+    except KeyboardInterrupt:   # (before interruptible's try: as one inside it)
+        interrupted()
+    interruptible("drivestage.cli", hold=mirror)
