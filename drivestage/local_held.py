@@ -25,7 +25,7 @@ import os
 import secrets
 import stat
 import threading
-from typing import Iterable, Optional, Sequence, Union
+from typing import Callable, Iterable, Optional, Sequence, TypeVar, Union
 
 from drivestage.errors import DriveStageError
 from drivestage.localfs import drive_mount, identity
@@ -33,6 +33,8 @@ from drivestage.local_md5 import MemoryMd5Cache
 from drivestage.paths import StorePath
 from drivestage.sidecar import SUFFIX, is_sidecar, name_for
 from drivestage.store import Md5Source, RemoteEntry
+
+R = TypeVar("R")
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +70,9 @@ class LocalHeld:
         raise NotImplementedError
 
     def _inside(self, full: str) -> bool:  # the store's
+        raise NotImplementedError
+
+    def looked(self, look: Callable[[], R]) -> R:  # the store's
         raise NotImplementedError
 
     def _held_init(self) -> None:
@@ -198,12 +203,14 @@ class LocalHeld:
         folder, _, name = rel.rpartition("/")
         if not name or is_sidecar(name):
             return []
-        sides = [n for n in dict.fromkeys([name_for(name), name + SUFFIX])
-                 if os.path.isfile(self._full(f"{folder}/{n}" if folder else n))]
+        # (its looks left by a Ctrl-C where the mount hangs: the store's looked, hang52)
+        sides = self.looked(lambda: [n for n in dict.fromkeys([name_for(name), name + SUFFIX])
+                                     if os.path.isfile(self._full(f"{folder}/{n}" if folder
+                                                                  else n))])
         if not sides:   # (no sidecar vouches for any copy: the file at the name)
             return []
         try:
-            names = os.listdir(self._full(folder))
+            names = self.looked(lambda: os.listdir(self._full(folder)))
         except OSError:
             return []
         aside = sorted(n for n in names if stands_for(n) == name)

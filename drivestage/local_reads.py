@@ -1,16 +1,19 @@
 """The reads of a directory store's files that may wait on a hung mount (split from
-localdir.py at its line cap): a copy's blocks and a file's hash, each read a
+localdir.py at its line cap): a copy's blocks, a file's hash, a look at a path, each a
 :func:`~drivestage.pool.leavable` call, so that a Ctrl-C leaves a read a FUSE daemon that
 stopped answering never ends (the kernel waits for its answer through every signal but
 SIGKILL: hang51).
 """
 from __future__ import annotations
 
-from typing import Iterator
+import os
+from typing import Callable, Iterator, Optional, TypeVar
 
 from drivestage.localfs import file_md5
 from drivestage.pool import aside, leavable
 from drivestage.special_files import open_copied
+
+R = TypeVar("R")
 
 
 def read_blocks(full: str, start: int, end: int, block: int) -> Iterator[bytes]:
@@ -39,3 +42,29 @@ def mount_md5(full: str, block: int, on_mount: bool) -> str:
     if on_mount:
         return aside(lambda: file_md5(full, block), "drivestage-hash")
     return file_md5(full, block)
+
+
+def mount_look(look: Callable[[], R], on_mount: bool) -> R:
+    """``look()``, a look at a directory store's files that makes and writes nothing (a
+    stat, the realpath that keeps it inside the store); on a FUSE or network mount
+    (``on_mount``) through :func:`~drivestage.pool.aside`, a :func:`~drivestage.pool.leavable`
+    call: ``resolve``'s look at SRC in the main thread, a mount that hung after the command's
+    first look (open_store), held every Ctrl-C until the mount answered (hang52). Not on a
+    disk (a thread a call: 0.1-0.2 ms)."""
+    if on_mount:
+        return aside(lambda: _leavable(look), "drivestage-look")
+    return look()
+
+
+def _leavable(look: Callable[[], R]) -> R:
+    with leavable():
+        return look()
+
+
+def root_device(root: str) -> Optional[int]:
+    """The device of a store's ``root`` (its files' mount: :func:`mount_stat`), None where
+    it is missing (a DEST made later) or unreadable."""
+    try:
+        return os.stat(root).st_dev
+    except OSError:
+        return None

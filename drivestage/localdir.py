@@ -35,7 +35,7 @@ import shutil
 import stat as _stat
 import time
 from dataclasses import replace
-from typing import Iterator, Optional, Union
+from typing import Callable, Iterator, Optional, Union
 
 from drivestage.errors import (
     ChecksumMismatchError,
@@ -48,7 +48,7 @@ from drivestage.local_held import LocalHeld, stands_for
 from drivestage.local_marks import LocalMarks, left_unmarked, put
 from drivestage.local_tree import refuse_loop
 from drivestage.local_md5 import MemoryMd5Cache
-from drivestage.local_reads import mount_md5, read_blocks
+from drivestage.local_reads import R, mount_look, mount_md5, read_blocks, root_device
 from drivestage.localfs import file_md5, fuse_devices, identity
 from drivestage.lost_mounts import folder_error, read_error, write_error
 from drivestage.paths import StorePath
@@ -83,6 +83,7 @@ class LocalDirStore(LocalMarks, LocalHeld, RemoteStore):
         self.root = os.path.abspath(os.path.expanduser(os.fspath(root)))
         self.trash_in = trash_in   # the DEST, root-relative: the trash lies in it
         self._real_root = os.path.realpath(self.root)
+        self._root_dev = root_device(self._real_root)   # (None: no root yet, a DEST)
         self._memo = MemoryMd5Cache()
         self._held_init()
         self._md5: Md5Source = md5_cache or self._memo
@@ -151,7 +152,7 @@ class LocalDirStore(LocalMarks, LocalHeld, RemoteStore):
             digest = mount_md5(full, _CHUNK, self._on_mount(st.st_dev))
         except OSError as exc:
             raise read_error(exc, full) from exc
-        if identity(os.stat(full)) == identity(st):  # not cached when it changed while hashed
+        if identity(self.looked(lambda: os.stat(full))) == identity(st):  # (changed: not kept)
             self._remember(full, st, digest, is_settled=settled(st, began))
         return digest
 
@@ -208,11 +209,19 @@ class LocalDirStore(LocalMarks, LocalHeld, RemoteStore):
 
     def _stat(self, rel: str, shown: str) -> tuple[str, os.stat_result]:
         full = self._full(rel)
+        return full, self.looked(lambda: self._checked_stat(full, shown))
+
+    def looked(self, look: Callable[[], R]) -> R:
+        """``look()``, a look below the root (a stat, a realpath: nothing made), left by a
+        Ctrl-C where the root is on a mount that hangs (:func:`local_reads.mount_look`)."""
+        return mount_look(look, self._root_dev is not None and self._on_mount(self._root_dev))
+
+    def _checked_stat(self, full: str, shown: str) -> os.stat_result:
         if not self._inside(full):
             raise UsageError(f"{full} is a link leading outside the store root {self.root}; "
                              "refusing to follow it")
         try:
-            return full, os.stat(full)
+            return os.stat(full)
         except FileNotFoundError:
             raise NotFoundError(f"no such file or folder: {full} (looked up as {shown!r})") from None
         except NotADirectoryError:

@@ -127,8 +127,8 @@ def source_identity(store: RemoteStore, entry: RemoteEntry
     if not isinstance(store, LocalDirStore) or not entry.md5:
         return None
     path = store.describe(entry)
-    try:
-        st = os.stat(path)
+    try:   # (a look left by a Ctrl-C where the mount hangs: hang52)
+        st = store.looked(lambda: os.stat(path))
     except OSError:
         return None
     if store.settled_md5(path, st) != entry.md5:  # not hashed just after a write

@@ -164,7 +164,9 @@ def _hashed_again(store: LocalDirStore, kept: Sequence[tuple[Item, PullResult]],
     devices = fuse_devices()
     if not devices:
         return [], []
-    chosen = [(it, r) for it, r in kept if r.md5 and _on(store.describe(it.entry), devices)]
+    # (the stats in one look aside, left by a Ctrl-C where the mount hangs: hang52)
+    chosen = store.looked(lambda: [(it, r) for it, r in kept
+                                   if r.md5 and _on(store.describe(it.entry), devices)])
 
     def hashed(pair: tuple[Item, PullResult]) -> Optional[str]:
         full = store.describe(pair[0].entry)

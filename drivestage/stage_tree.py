@@ -308,7 +308,9 @@ def _refuse_into_itself(store: RemoteStore, folder: RemoteEntry, src: str, dest:
     ``.drivestage`` with "rename that item on Drive"."""
     if not isinstance(store, LocalDirStore):
         return
-    pulled, copy = os.path.realpath(store.describe(folder)), os.path.realpath(root)
+    # (its look at the folder pulled left by a Ctrl-C where a mount hangs: hang52)
+    pulled = store.looked(lambda: os.path.realpath(store.describe(folder)))
+    copy = os.path.realpath(root)
     if copy == pulled or copy.startswith(pulled.rstrip(os.sep) + os.sep):
         raise UsageError(f"cannot pull {src} into {dest}: its copy {root} would lie inside "
                          f"the folder pulled, {pulled} (its stamps and copies written into "
