@@ -167,6 +167,7 @@ def pull(src: str, dest: str, extract: bool, remove_archive: bool, jobs: Optiona
                                   acknowledge_abuse=True)
     # (While progress bars show, log lines go through tqdm: see drivestage.stage. A rerun
     # that finds everything staged shows none and never imports tqdm.)
+    made = not os.path.lexists(os.path.expanduser(dest))   # DEST made by this pull
     with missing_is_usage(src):
         result = do_pull(src, dest, extract=extract, jobs=jobs, force=force, quiet=quiet,
                          store=store, api_root=api_root, credentials=credentials,
@@ -176,6 +177,8 @@ def pull(src: str, dest: str, extract: bool, remove_archive: bool, jobs: Optiona
         click.echo(json.dumps(result.to_json(), indent=1))
     else:
         click.echo(paths.printable(result.path))
+    if made and not extract and not isinstance(result, FolderPullResult):
+        _warn_named_as_file(src, dest, result)
     if quiet:
         return
     where = f"{paths.printable(result.src)} -> {paths.printable(result.path)}"
@@ -214,6 +217,29 @@ def pull(src: str, dest: str, extract: bool, remove_archive: bool, jobs: Optiona
     extra = _members_said([result]) + (", archive removed" if result.archive_removed else "")
     say(f"{where}: {what.get(result.action, result.action)} "
         f"({format_size(result.size)}, {summed}{extra}, {result.seconds:.1f}s)")
+
+
+def _warn_named_as_file(src: str, dest: str, result: PullResult) -> None:
+    """``pull drive:runs/exp/best.pt ./weights/best.pt`` (DEST typed as ``cp``'s, a file's
+    name) made the folder ``weights/best.pt/`` holding ``best.pt``, as documented (a file
+    lands in DEST/<name>, as rclone's copy): a script that then loaded ``weights/best.pt``
+    failed far from the cause ("is a folder"). Said once, where this pull made DEST and its
+    last name is the file's; a DEST written as a folder (``weights/best.pt/``) is not."""
+    import logging
+
+    from drivestage.paths import printable
+    from drivestage.shell_words import shell_word
+
+    if dest.endswith(os.sep) or os.path.dirname(result.path) != result.dest \
+            or os.path.basename(result.dest) != os.path.basename(result.path):
+        return
+    typed = os.path.normpath(dest)
+    logging.getLogger("drivestage.cli.pull").warning(
+        "DEST %s was not there: pull made it a folder and put the file in it, at %s (a file "
+        "lands in DEST/<name>); to have the file at %s itself, give the folder above it as "
+        "DEST: rm -r %s && drivestage pull %s %s", printable(typed), printable(result.path),
+        printable(typed), shell_word(typed), shell_word(src),
+        shell_word(os.path.dirname(typed) or "."))
 
 
 def _members_said(files: list[PullResult]) -> str:
