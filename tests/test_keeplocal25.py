@@ -298,14 +298,18 @@ def test_status_says_how_many_epoch_files_are_kept_here(
     cfg = tiny_config(**{"drive.logs": SPEC, "train.out_dir": str(logs), "train.keep_local": 2})
     res = CliRunner().invoke(cli, ["status", "-c", cfg])
     assert res.exit_code == 0, res.output
-    assert res.stdout.splitlines()[-1] == (
+    # (These checkpoints are no state for the config's network: --resume auto's refusal
+    # stays the last line, after the run folder's: lefts52.)
+    lines = res.stdout.splitlines()
+    assert lines[-2] == (
         f"{logs}: 4 epoch files on this machine (epoch_001.pt to epoch_004.pt); "
         f"train.keep_local 2: 2 of them go once verified on Drive")
+    assert lines[-1].startswith("--resume auto refuses: "), lines
     data = json.loads(CliRunner().invoke(cli, ["status", "-c", cfg, "--json"]).stdout)
     assert data["local_epoch_files"] == [f"epoch_{e:03d}.pt" for e in (1, 2, 3, 4)]
     assert data["keep_local"] == 2
     every = tiny_config(**{"drive.logs": SPEC, "train.out_dir": str(logs)})
-    line = CliRunner().invoke(cli, ["status", "-c", every]).stdout.splitlines()[-1]
+    line = CliRunner().invoke(cli, ["status", "-c", every]).stdout.splitlines()[-2]
     assert re.fullmatch(rf"{re.escape(str(logs))}: 4 epoch files on this machine \(epoch_001"
                         rf"\.pt to epoch_004\.pt\); train\.keep_local 0: every one is kept",
                         line), line

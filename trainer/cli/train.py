@@ -481,8 +481,13 @@ def status_cmd(config_path: str, overrides: tuple[str, ...], as_json: bool) -> N
     if held is not None:
         click.echo(printable(lease_line(folder.spec, held)))
 
-    for line in verdict_lines(verdict, folder.spec, now):
-        click.echo(printable(line))
+    lines = verdict_lines(verdict, folder.spec, now)
     mine = local_line(cfg.train.out_dir, cfg.train.keep_local)   # (train.keep_local)
     if mine is not None:
-        click.echo(printable(mine))
+        # A refusal of --resume auto stays the last line, what `| tail -1` or a notebook's
+        # end shows: the run folder's line came after it on the training machine (lefts52).
+        refuses = verdict.unknown is None and (verdict.refused is not None
+                                               or no_start(verdict, folder.spec) is not None)
+        lines.insert(len(lines) - 1 if refuses and lines else len(lines), mine)
+    for line in lines:
+        click.echo(printable(line))
