@@ -123,13 +123,13 @@ def gone(claim: Claim, stale_s: float, token: str = "") -> bool:
 
 
 def unrenewed(live: list[Claim], first: dict[str, tuple[float, float]],
-              stale_s: float) -> set[str]:
+              stale_s: float, now: float) -> set[str]:
     """The ids of ``live`` claims a starting trainer watched unchanged for ``stale_s`` and
-    more (``first``: each one's date, and :func:`time.monotonic` when first seen): their
-    holders are gone. Each reads live by its date, being dated ahead of Drive's clock (a
-    property's writer whose clock ran ahead with no ``Date`` heard, a file's date set by a
-    client): no trainer took the lease, refused until that date passed, a day (attacklease42)."""
-    now = time.monotonic()
+    more (``first``: each one's date, and the watch's clock when first seen; ``now``: that
+    clock now): their holders are gone. Each reads live by its date, being dated ahead of
+    Drive's clock (a property's writer whose clock ran ahead with no ``Date`` heard, a file's
+    date set by a client): no trainer took the lease, refused until that date passed, a day
+    (attacklease42)."""
     return {c.entry.id for c in live if c.entry.id in first and c.entry.modified ==
             first[c.entry.id][0] and now - first[c.entry.id][1] >= stale_s}
 

@@ -82,10 +82,15 @@ def watch(lease: "RunLease", folder: Any) -> tuple[list[Claim], list[Claim], set
             if c.entry.id in first and c.entry.modified != first[c.entry.id][0]:
                 raise LeaseHeldError(lease._held_text(c))
             first.setdefault(c.entry.id, (c.entry.modified, time.monotonic()))
-        if time.monotonic() >= until:
-            dead = unrenewed(live, first, lease.stale_s)
+        now = time.monotonic()
+        if now >= until:
+            dead = unrenewed(live, first, lease.stale_s, now)
             if len(dead) < len(live):
                 raise LeaseHeldError(lease._held_text(holder))
+            # Gone to this trainer until renewed, as one judged stale by its date: the
+            # settle's arbiter check judged them by their dates again, read live where
+            # Drive's clock as heard lags, and the start was refused (lease52's left).
+            lease._lapsed.update((c.entry.id, c.entry.modified) for c in live)
             return claims, [], dead
         if not said:
             said = True
