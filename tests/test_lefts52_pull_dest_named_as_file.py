@@ -11,6 +11,7 @@ import os
 import pytest
 
 from _cli import run, warning_lines
+from _messages import renders, shown
 
 DATA = b"weights " * 1000
 
@@ -22,6 +23,7 @@ def _line(src: str, at: str) -> str:
             f"weights/best.pt && drivestage pull {src} weights")
 
 
+@renders("DEST … was not there: pull made it a folder and put the file in it")
 def test_a_drive_file_pulled_to_a_dest_named_as_it_is_said(emulator, drive_env, local_state,
                                                            tmp_path, monkeypatch):
     """On main a02cab15 nothing was said (no WARNING line), exit 0."""
@@ -33,6 +35,7 @@ def test_a_drive_file_pulled_to_a_dest_named_as_it_is_said(emulator, drive_env, 
     assert out == at + "\n"
     assert (tmp_path / "weights" / "best.pt" / "best.pt").read_bytes() == DATA
     assert warning_lines(err, "DEST") == [_line("drive:runs/exp/best.pt", at)]
+    shown("DEST … was not there: pull made it a folder and put the file in it", err)
 
 
 @pytest.mark.parametrize("dest", ["weights/best.pt/", "weights/other.pt", "weights"])

@@ -233,7 +233,7 @@ def _warn_named_as_file(src: str, dest: str, result: PullResult) -> None:
     if dest.endswith(os.sep) or os.path.dirname(result.path) != result.dest \
             or os.path.basename(result.dest) != os.path.basename(result.path):
         return
-    typed = os.path.normpath(dest)
+    typed = os.path.normpath(os.path.expanduser(dest))   # (a quoted ~ is no home)
     logging.getLogger("drivestage.cli.pull").warning(
         "DEST %s was not there: pull made it a folder and put the file in it, at %s (a file "
         "lands in DEST/<name>); to have the file at %s itself, give the folder above it as "
