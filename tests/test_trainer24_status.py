@@ -115,3 +115,11 @@ def test_status_when_no_state_on_drive_can_be_trained_on_says_auto_refuses(
     assert (said["resume_from"], said["resume_refused"]) == (
         None, lines[2].removeprefix("--resume auto refuses: "))
     assert not os.path.exists(tmp_path / "fresh")
+    # lefts52: on the training machine (the run folder holds epoch_001.pt) the refusal is
+    # still the last line, after the run folder's (main a02cab15: the run folder's last, so
+    # `trainer status | tail -1` read of local files).
+    here = _status(tiny_config, there)
+    assert here.exit_code == 0, here.output
+    assert here.stdout.splitlines()[-2:] == [
+        f"{there}: 1 epoch file on this machine (epoch_001.pt); train.keep_local 0: every "
+        "one is kept", lines[2]], here.stdout
