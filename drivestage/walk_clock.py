@@ -13,7 +13,9 @@ listings' time instead, and a legitimate tree of thousands of folders (an ImageN
 dataset kept unzipped on Drive: 1,000 folders of 2 pages at 1-2 s a page) walked past an
 hour and failed every rerun, blaming the server. A server that never ends is still stopped:
 each listing alone in time and pages (:mod:`drivestage.drive.paging`), the walk in pages
-(:data:`drivestage.drive.paging.MAX_WALK_PAGES`).
+(:func:`drivestage.drive.paging.walk_pages`) and in its whole listing time (:meth:`WalkClock.
+took` against :func:`drivestage.drive.paging.walk_timeout`, a day: a server that keeps
+answering in time with new folders, walk52b).
 
 Below the store layers, which may not import :mod:`drivestage.drive`: the walk sets the
 clock here, and Drive's paging reads it (a directory's listing, one scandir, has no pages).

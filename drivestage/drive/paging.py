@@ -35,8 +35,18 @@ TIMEOUT_ENV = "DRIVESTAGE_LISTING_TIMEOUT"
 #: hundred ImageNet-like trees (1,000 folders of 2 pages each) kept unzipped on Drive, a day
 #: of listing at a second a page; a server that keeps listing new folders (each with a new
 #: id, within :data:`drivestage.stage_walk.MAX_DEPTH`) is looping. The walk's time is bounded
-#: by its progress (:func:`check_walk`), not by its size.
+#: by its progress (:func:`check_walk`), not by its size. ``DRIVESTAGE_WALK_PAGES`` sets it
+#: (:func:`walk_pages`: for a larger tree, and for tests).
 MAX_WALK_PAGES = 200_000
+WALK_PAGES_ENV = "DRIVESTAGE_WALK_PAGES"
+#: Seconds of listing one folder walk may take, every listing of it together (the clock's
+#: :meth:`~drivestage.walk_clock.WalkClock.took`), before it is given up: an ImageNet-like
+#: tree (1,000 folders of 2 pages at 1-2 s a page) lists in under an hour, so a day is
+#: twenty-four of them, and a server that keeps answering, each page in time, with new
+#: folders (stopped otherwise only by :data:`MAX_WALK_PAGES`: days at a second a page) is
+#: looping (walk52b). ``DRIVESTAGE_WALK_TIMEOUT`` sets it (:func:`walk_timeout`).
+WALK_TIMEOUT_S = 86_400.0
+WALK_TIMEOUT_ENV = "DRIVESTAGE_WALK_TIMEOUT"
 
 
 def listing_timeout() -> float:
@@ -53,6 +63,37 @@ def listing_timeout() -> float:
         raise UsageError(f"{TIMEOUT_ENV}={raw!r} is not a number of seconds above 0 and below "
                          f"1e9 (how long one listing may take; {LISTING_TIMEOUT_S:g} by default)")
     return value
+
+
+def walk_timeout() -> float:
+    """The seconds of listing one folder walk may take: ``$DRIVESTAGE_WALK_TIMEOUT`` or
+    :data:`WALK_TIMEOUT_S` (a usage error, exit 2, for a value that is no positive number)."""
+    raw = os.environ.get(WALK_TIMEOUT_ENV, "").strip()
+    if not raw:
+        return WALK_TIMEOUT_S
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < 1e9:   # (nan fails both)
+        raise UsageError(f"{WALK_TIMEOUT_ENV}={raw!r} is not a number of seconds above 0 and "
+                         f"below 1e9 (how long the listings of one folder walk may take, all "
+                         f"together; {WALK_TIMEOUT_S:g} by default)")
+    return value
+
+
+def walk_pages() -> int:
+    """The pages one folder walk may list: ``$DRIVESTAGE_WALK_PAGES`` or
+    :data:`MAX_WALK_PAGES` (a usage error, exit 2, for a value that is no whole number above
+    0)."""
+    raw = os.environ.get(WALK_PAGES_ENV, "").strip()
+    if not raw:
+        return MAX_WALK_PAGES
+    if not (raw.isascii() and raw.isdigit() and 0 < int(raw) < 10**9):
+        raise UsageError(f"{WALK_PAGES_ENV}={raw!r} is not a whole number of pages above 0 and "
+                         f"below 1e9 (how many pages one folder walk may list, all its listings "
+                         f"together; {MAX_WALK_PAGES:,} by default)")
+    return int(raw)
 
 
 class Clock:
@@ -74,19 +115,30 @@ def check_walk(walk: Optional[walk_clock.WalkClock]) -> None:
     """Refuse to ask for another page once the folder walk this listing is part of (if any)
     went the time of one listing without a page answered by any of its listings
     (:meth:`~drivestage.walk_clock.WalkClock.waited`): the same line, naming the folder
-    walked and the pages of all its listings; or once it got :data:`MAX_WALK_PAGES`. A walk
-    whose listings each answer within the bound goes on, however long the tree takes."""
+    walked and the pages of all its listings; or once it got :func:`walk_pages`, or listed
+    :func:`walk_timeout` in all. A walk whose listings each answer within the bound goes on up
+    to those, however the tree's pages come."""
     if walk is None:
         return
-    if walk.pages >= MAX_WALK_PAGES:
+    most = walk_pages()
+    if walk.pages >= most:
         raise RemoteError(
-            f"listing {walk.where}: more than {MAX_WALK_PAGES:,} pages in the folders walked "
-            "(a hundred times an ImageNet-like tree's); stopped: the server keeps listing new "
-            "folders or pages. Try again later; for a tree that large, take a folder further "
-            "down at a time")
+            f"listing {walk.where}: more than {most:,} pages in the folders walked "
+            f"({WALK_PAGES_ENV}; {MAX_WALK_PAGES:,} by default, a hundred times an "
+            "ImageNet-like tree's); stopped: the server keeps listing new folders or pages. "
+            "Try again later; for a tree that large, take a folder further down at a time, "
+            f"or raise {WALK_PAGES_ENV}")
     waited, limit = walk.waited(), listing_timeout()
     if waited > limit:
         raise _over(walk.where, walk.pages, waited, limit)
+    took, whole = walk.took(), walk_timeout()
+    if took > whole:
+        raise RemoteError(
+            f"listing {walk.where}: the folders walked took {took:.2f} s of listing in "
+            f"{walk.pages:,} pages, more than {whole:g} s ({WALK_TIMEOUT_ENV}; "
+            f"{WALK_TIMEOUT_S:g} by default, a day); stopped: the server keeps listing new "
+            "folders or pages. Try again later; for a tree that large, take a folder further "
+            f"down at a time, or raise {WALK_TIMEOUT_ENV}")
 
 
 def _over(where: str, pages: int, took: float, limit: float) -> RemoteError:

@@ -31,6 +31,8 @@ def connect(api_root: Optional[str] = None, credentials: Optional[str] = None,
     # (refused now, as the HTTP timeout: read by the first listing only, a bad value let a
     # trainer's sync train a whole run, its mirror failing every period: attackb50)
     paging.listing_timeout()
+    paging.walk_timeout()   # (and a walk's bounds, read at its pages the same way: walk52b)
+    paging.walk_pages()
     # (so too the retries' settings, read by each request's retry loop: a typo in
     # DRIVESTAGE_RETRY_BASE let a trainer train its whole run, every mirror push failing on
     # it, nothing on Drive: attack51)
