@@ -131,6 +131,7 @@ class Flag:
     def __init__(self) -> None:
         self._lock = Monitor()
         self._set = False
+        self._echoes: list[Flag] = []   # (set with this one: :meth:`echoed_to`)
 
     def is_set(self) -> bool:
         return self._set
@@ -139,6 +140,25 @@ class Flag:
         with self._lock:
             self._set = True
             self._lock.notify_all()
+            echoes = list(self._echoes)
+        for other in echoes:   # (outside this one's lock: no two held at once)
+            other.set()
+
+    @contextmanager
+    def echoed_to(self, other: "Flag") -> Iterator[None]:
+        """Inside the block, this flag set sets ``other`` too (at once, if it is set): a
+        wait on ``other`` ends on either, with no polling (push_spared's wait for SRC's
+        listings ends when a mirror is abandoned: walk52b)."""
+        with self._lock:
+            self._echoes.append(other)
+            now = self._set
+        if now:
+            other.set()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._echoes.remove(other)
 
     def clear(self) -> None:
         with self._lock:

@@ -93,6 +93,12 @@ def check() -> None:
         raise KeyboardInterrupt
 
 
+def stops() -> tuple[Flag, ...]:
+    """The flags that stop this thread's work at a :func:`check` (see :func:`watched`): a
+    wait that no check reaches ends on them (:meth:`~drivestage.interrupts.Flag.echoed_to`)."""
+    return tuple(_LOCAL.stops)
+
+
 def watched() -> bool:
     """Whether this thread's work stops at a :func:`check` when told (a thread of
     :func:`each`, or under :func:`stoppable`)."""

@@ -8,10 +8,11 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+from contextlib import ExitStack
 from typing import Collection, Optional
 
-from drivestage import extra
-from drivestage.interrupts import BackgroundThread
+from drivestage import extra, pool
+from drivestage.interrupts import BackgroundThread, Flag
 from drivestage.local_tree import LocalTree
 from drivestage.store import RemoteEntry
 
@@ -84,18 +85,30 @@ def _listings(src: str, folders: list[str]) -> dict[str, Optional[set[str]]]:
     thread of their own, :data:`LIST_WAIT_S` at most; None, or missing: not known (it failed
     to list, or did not answer in time). A thread left in a hung mount's listing is a daemon
     one (the exit does not wait for it) and ends once the mount answers; the push goes on, a
-    Ctrl-C of its wait is honoured at once."""
+    Ctrl-C of its wait is honoured at once, and so is a stop of this thread's work
+    (:func:`drivestage.pool.check`: a mirror abandoned, walk52b): KeyboardInterrupt, before
+    anything is removed."""
     got: list[tuple[str, Optional[set[str]]]] = []
+    woken = Flag()   # (the listings ended, or this thread's work was told to stop)
 
     def look() -> None:
-        for folder in folders:
-            try:
-                names: Optional[set[str]] = set(os.listdir(os.path.join(src, folder)))
-            except (FileNotFoundError, NotADirectoryError):
-                names = set()   # (gone since the walk: what it held goes, as before)
-            except OSError:
-                names = None
-            got.append((folder, names))
+        try:
+            for folder in folders:
+                try:
+                    names: Optional[set[str]] = set(os.listdir(os.path.join(src, folder)))
+                except (FileNotFoundError, NotADirectoryError):
+                    names = set()   # (gone since the walk: what it held goes, as before)
+                except OSError:
+                    names = None
+                got.append((folder, names))
+        finally:
+            woken.set()
     if folders:
-        BackgroundThread(look, "drivestage-src-again").start().join(LIST_WAIT_S)
+        with ExitStack() as stack:
+            for stop in pool.stops():
+                stack.enter_context(stop.echoed_to(woken))
+            pool.check()
+            BackgroundThread(look, "drivestage-src-again").start()
+            woken.wait(LIST_WAIT_S)
+        pool.check()   # (stopped meanwhile: the push ends here, its removals not begun)
     return dict(got[:])   # (one slice: a thread left behind may still append)
