@@ -36,7 +36,7 @@ def test_a_walk_that_keeps_listing_new_folders_stops_at_its_time(
         r"tree that large, take a folder further down at a time, or raise "
         r"DRIVESTAGE_WALK_TIMEOUT", line)
     assert got, line
-    assert float(got[1]) > 0.12
+    assert float(got[1]) >= 0.12   # (over it, shown to two places)
     # (the path's listing, then one per folder: each 0.05 s at least, so the fourth page is
     # never asked, nor the fourth folder's listing)
     assert 1 <= int(got[2]) <= 3, line
