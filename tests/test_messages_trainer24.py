@@ -20,7 +20,8 @@ def test_status_lines_of_a_bad_checkpoint(emulator, drive_env, local_state, tiny
     DriveFolder(SPEC, str(there)).push()
     lines = _status(tiny_config, there).stdout.splitlines()
     shown("is no state to train on (…): --resume auto passes over it", lines[1])
-    shown("--resume auto refuses: …; resume an earlier checkpoint with --resume PATH", lines[2])
+    # (the refusal the last line: what a user reads first, under the local files' line)
+    shown("--resume auto refuses: …; resume an earlier checkpoint with --resume PATH", lines[-1])
 
 
 @renders("its model weights do not fit the network of this config (")
