@@ -6,6 +6,7 @@ to send it (:func:`sparing`), and what SRC holds now that its walk did not see
 from __future__ import annotations
 
 import dataclasses
+import errno
 import logging
 import os
 from contextlib import ExitStack
@@ -23,6 +24,8 @@ log = logging.getLogger("drivestage.upload_tree")   # (push's lines' name)
 #: answering after the walk never answers them (no signal breaks the wait: hang51), and
 #: held the push there through every Ctrl-C (spared52).
 LIST_WAIT_S = 10.0
+#: Bytes of one name no Linux file system exceeds (``NAME_MAX``); a Drive title may.
+NAME_MAX = 255
 
 
 def sparing(deletions: extra.Deletions, refused: Collection[str]) -> extra.Deletions:
@@ -80,6 +83,13 @@ def written_since(deletions: extra.Deletions, tree: LocalTree, src: str,
     return sparing(deletions, new + unknown) if new or unknown else deletions
 
 
+def _unnamable(exc: OSError, folder: str) -> bool:
+    """Whether ``exc``, SRC's ``folder`` listed, says no local folder can have its path: a
+    name longer than :data:`NAME_MAX` bytes (a Drive title's; no Linux file system takes it)."""
+    return exc.errno == errno.ENAMETOOLONG and any(
+        len(os.fsencode(part)) > NAME_MAX for part in folder.split("/"))
+
+
 def _listings(src: str, folders: list[str]) -> dict[str, Optional[set[str]]]:
     """The names each of SRC's ``folders`` holds ("" is SRC; an empty set: it is gone), in a
     thread of their own, :data:`LIST_WAIT_S` at most; None, or missing: not known (it failed
@@ -98,8 +108,10 @@ def _listings(src: str, folders: list[str]) -> dict[str, Optional[set[str]]]:
                     names: Optional[set[str]] = set(os.listdir(os.path.join(src, folder)))
                 except (FileNotFoundError, NotADirectoryError):
                     names = set()   # (gone since the walk: what it held goes, as before)
-                except OSError:
-                    names = None
+                except ValueError:   # (a NUL, half a surrogate pair: UnicodeEncodeError)
+                    names = set()    # no local folder has that name: a Drive title's only
+                except OSError as exc:
+                    names = set() if _unnamable(exc, folder) else None
                 got.append((folder, names))
         finally:
             woken.set()
