@@ -58,7 +58,10 @@ def written_since(deletions: extra.Deletions, tree: LocalTree, src: str,
     trashed it, the newest checkpoint of the run too, while SRC held it (attackb52)."""
     known = {lf.rel for lf in tree.files} | set(tree.folders) | set(tree.skipped_links) | \
         set(tree.special) | tree.unread_rels
-    unseen = [d.rel for d in deletions.doomed if d.rel not in known]
+    # (a Drive title ".", "..", "": no name in SRC; listed, ``..`` read the folder above SRC,
+    # and a file there kept its namesake on the store for good, "SRC holds it": attackc52)
+    unseen = [d.rel for d in deletions.doomed
+              if d.rel not in known and not {"", ".", ".."} & set(d.rel.split("/"))]
     listed = _listings(src, sorted({rel.rpartition("/")[0] for rel in unseen}))
     # A folder not listed (it did not answer in time, or failed: EIO, EACCES) may hold any of
     # them: kept, as the walk keeps what it cannot read (unread).
