@@ -144,6 +144,16 @@ class JsonFile:
         finally:
             lock.release()
 
+    def wait_free(self) -> None:
+        """Wait till no other process is changing the file (its lock had and let go), at most
+        :data:`LOCK_WAIT_S`: past it :class:`LockBusyError`. A reader whose decision rests on
+        a change another process may be making (``push --delete`` on the unread memory's
+        note, attackc52) waits for it."""
+        if not os.access(self._lock().lock_file, os.W_OK):
+            return   # (none taken yet, or one this user cannot take: a read-only state folder)
+        with self._locked():
+            pass
+
     def read(self) -> dict[str, Any]:
         try:
             data = read_json(self.path)

@@ -21,7 +21,7 @@ from typing import Optional
 
 from drivestage.errors import LocalFileError
 from drivestage.localfs import NotRegularFileError
-from drivestage.state import read_json, state_dir
+from drivestage.state import JsonFile, LockBusyError, read_json, state_dir
 
 log = logging.getLogger("drivestage.upload_tree")   # (push's lines' name)
 
@@ -90,3 +90,11 @@ def check_readable() -> None:
             "read (a stopped mount), and without it --delete could take what Drive holds "
             "under one; nothing was sent or deleted. Make it readable (it may be another "
             "user's: a sudo push's), or move it away to start anew, then run again")
+    try:   # (a push that found a mount stopped may be writing its note: attackc52)
+        JsonFile(path).wait_free()
+    except LockBusyError as exc:
+        raise LocalFileError(
+            f"cannot read {path} ({exc.strerror}): it records the folders an earlier push "
+            "could not read (a stopped mount), and a note of one may be under way in that "
+            "process; without it --delete could take what Drive holds under one; nothing was "
+            "sent or deleted. Let that process go on (fg), or end it, then run again") from None
