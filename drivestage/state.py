@@ -174,16 +174,19 @@ class JsonFile:
             atomic_write(str(self.path), json.dumps(data, separators=(",", ":")).encode())
             return data
 
-    def update_or_warn(self, change: Callable[[dict[str, Any]], None], lost: str) -> bool:
+    def update_or_warn(self, change: Callable[[dict[str, Any]], None], lost: str,
+                       busy: str = "") -> bool:
         """:meth:`update`; whether it was written. A state folder that cannot be written (a
         full disk, a read-only one) costs only what ``lost`` says, in a warning: the state
-        saves work, it never fails a transfer that worked."""
+        saves work, it never fails a transfer that worked. ``busy``: what it says instead
+        where the lock was held (:class:`LockBusyError`: no disk to free there)."""
         try:
             self.update(change)
             return True
         except OSError as exc:
             said = log.debug if isinstance(exc, LockBusyError) and exc.again else log.warning
-            said("cannot write %s (%s): %s", self.path, exc.strerror or exc, lost)
+            said("cannot write %s (%s): %s", self.path, exc.strerror or exc,
+                 busy if busy and isinstance(exc, LockBusyError) else lost)
             return False
 
 

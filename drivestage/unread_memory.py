@@ -91,12 +91,13 @@ class _File(JsonFile):
             unread_guard.ignoring(str(self.path), str(exc))
             return {}
 
-    def update_or_warn(self, change: Callable[[dict[str, Any]], None], lost: str) -> bool:
+    def update_or_warn(self, change: Callable[[dict[str, Any]], None], lost: str,
+                       busy: str = "") -> bool:
         try:   # (one there that cannot be read: held by the process, said by read)
             unread_guard.not_over(self.path, MAX_BYTES)
         except unread_guard.UnreadableMemory:
             return False
-        return super().update_or_warn(change, lost)
+        return super().update_or_warn(change, lost, busy)
 
 
 def _file() -> JsonFile:
@@ -190,7 +191,12 @@ def _change(forget: Iterable[str], note: Mapping[str, int],
     if memory.update_or_warn(on_file, "a folder push could not read is not known to the next "
                              "process (an empty mount point there would be taken for a "
                              "folder emptied): free the disk, or point DRIVESTAGE_STATE_DIR "
-                             "at a folder you can write"):
+                             "at a folder you can write",
+                             "a folder push could not read is not known to the next process "
+                             "(an empty mount point there would be taken for a folder "
+                             "emptied; push --delete refuses while that lock is held): let "
+                             "that process go on (fg) or end it, then push again before you "
+                             "undo a stopped mount"):
         _here.pop(key, None)
         return
     if here is None:

@@ -88,8 +88,9 @@ def test_a_push_noting_a_stopped_mount_while_a_stopped_process_holds_the_memory(
         f"cannot write {memory.path} (its lock {lock_file} is held by another process of this "
         "machine, for 0.2 s now: one stopped (Ctrl-Z, a debugger) or stuck on a mount that "
         "does not answer? fuser -v names it): a folder push could not read is not known to "
-        "the next process (an empty mount point there would be taken for a folder emptied): "
-        "free the disk, or point DRIVESTAGE_STATE_DIR at a folder you can write"]
+        "the next process (an empty mount point there would be taken for a folder emptied; "
+        "push --delete refuses while that lock is held): let that process go on (fg) or end "
+        "it, then push again before you undo a stopped mount"]
     assert set(unread_memory._read()) == {"/mnt/drive"}   # (held by this process meanwhile)
     assert not memory.path.exists()
     # The holder gone: the next change writes what this process held too.

@@ -41,6 +41,7 @@ def test_a_held_memory_lock_is_waited_for_a_bounded_time(local_state, tmp_path, 
         "for 0.2 s now: one stopped (Ctrl-Z, a debugger) or stuck on a mount that does not "
         "answer? fuser -v names it): a folder push could not read is not known "
         "to the next process (an empty mount point there would be taken for a folder "
-        "emptied): free the disk, or point DRIVESTAGE_STATE_DIR at a folder you can write"]
+        "emptied; push --delete refuses while that lock is held): let that process go on (fg) "
+        "or end it, then push again before you undo a stopped mount"]
     assert path in unread_memory._read()   # (held by this process, written at its next change)
     assert not memory.exists()
