@@ -28,6 +28,7 @@ be written (a full or read-only disk) is said and held in this process only.
 """
 from __future__ import annotations
 
+import atexit
 import errno
 import logging
 import os
@@ -201,7 +202,18 @@ def _change(forget: Iterable[str], note: Mapping[str, int],
         return
     if here is None:
         here = _here[key] = _valid(memory.read(), key)
+        atexit.unregister(_at_exit)   # (once, however often the file could not be written)
+        atexit.register(_at_exit)
     change(here)
+
+
+def _at_exit() -> None:
+    """At this process's exit, the memory it still holds (the file's lock held by another
+    process at its change) written, its lock waited for as at a change (bounded): the note
+    of a stopped mount lived in this process only, and once its holder let go and this
+    process ended, the next ``push --delete`` trashed that mount's copies (attackc52)."""
+    if _pending():
+        _change((), {})
 
 
 def _newer(records: Mapping[str, Any], host: str, since: Optional[float]) -> bool:
