@@ -31,7 +31,7 @@ from drivestage.download import download
 from drivestage.errors import DriveStageError, NotFoundError, RemoteChangedError, UsageError
 from drivestage.mirror import Mirror
 from drivestage.old_copies import newest
-from drivestage.paths import refuse_empty
+from drivestage.paths import patterns, refuse_empty, refuse_empty_patterns
 from drivestage.pruning import with_name_epoch
 from drivestage.remote import Where, open_store
 from drivestage.retention import RetentionPolicy
@@ -118,6 +118,9 @@ class CheckpointSync:
                              "written to")
         if isinstance(dest, str):   # (before local_dir is made: nothing written)
             refuse_empty("CheckpointSync's dest", dest)
+        include, exclude, protect = patterns(include), patterns(exclude), patterns(protect)
+        for what, given in (("include", include), ("exclude", exclude), ("protect", protect)):
+            refuse_empty_patterns(f"CheckpointSync's {what}", given)
         os.makedirs(local_dir, exist_ok=True)
         self.local_dir = os.path.abspath(local_dir)
         self.policy = policy or RetentionPolicy()

@@ -365,6 +365,15 @@ def patterns(given: Iterable[str]) -> tuple[str, ...]:
     return (given,) if isinstance(given, str) else tuple(given)
 
 
+def refuse_empty_patterns(what: str, given: Iterable[str]) -> None:
+    """UsageError for an empty pattern among ``what`` (``include``, ``exclude``, ``protect``)
+    as the Python API was given it: ``include=os.environ.get("INCLUDE", "")`` matched no
+    name, and a CheckpointSync mirrored nothing, without a word (attack52's left)."""
+    if any(p == "" for p in patterns(given)):
+        raise UsageError(f"{what} has an empty pattern (an unset variable?); give a glob "
+                         "such as '*.pt', or leave it out")
+
+
 def matches(rel: str, patterns: Iterable[str]) -> bool:
     """Whether ``rel`` (``a/b/c.txt``) or its last name matches one of the glob ``patterns``
     (case-sensitive, as Drive names are): the rule of ``--include`` / ``--exclude``. Both in

@@ -65,6 +65,9 @@ def pull(src: Union[str, DrivePath], dest: str, *, extract: bool = False,
     only when a member is gone or changed (a local archive extracted where it lies stays).
     """
     began = time.monotonic()
+    # (os.path.abspath("") is the working folder: dest=os.environ.get("DATA", "") staged there)
+    paths.refuse_empty("pull's dest", os.fspath(dest), "the local folder to stage into, "
+                       "e.g. './data'")
     _refuse_a_drive_dest(src, os.fspath(dest))
     dest = os.path.abspath(os.path.expanduser(os.fspath(dest)))
     check_dest_path(dest)   # (said "File name too long" of 4 KB of DEST, exit 1)
