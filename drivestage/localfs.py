@@ -107,33 +107,6 @@ def open_regular(path: Union[str, "os.PathLike[str]"], *, follow: bool = True) -
         raise
 
 
-def dangling_link(path: str) -> Optional[tuple[str, str]]:
-    """``(link, its target)`` for the first link on the way to ``path`` (``path`` itself
-    included) whose target does not exist (a disk's folder linked in, the disk not mounted),
-    or None: what a folder made there would meet, as "File exists" or "Not a directory". A
-    target that cannot be reached for another reason (a lost mount: ENOTCONN) is no
-    dangling link."""
-    here = os.path.abspath(path)
-    way = []
-    while True:
-        way.append(here)
-        up = os.path.dirname(here)
-        if up == here:
-            break
-        here = up
-    for step in reversed(way):
-        if not os.path.lexists(step):
-            return None
-        if os.path.islink(step):
-            try:
-                os.stat(step)
-            except FileNotFoundError:
-                return step, os.readlink(step)
-            except OSError:   # (a mount whose program ended: said as such elsewhere)
-                return None
-    return None
-
-
 def fitted_name(name: str, limit: int = FIT_BYTES) -> str:
     """``name``, or ``long-<sha1 of name>`` when it is longer than ``limit`` bytes: what the
     names of a file's partial download, range record and lock are made from, so that a

@@ -154,7 +154,7 @@ def refuse_empty(what: str, value: str, want: str = ANY_PLACE) -> None:
 def refuse_dangling_link(what: str, path: str) -> None:
     """UsageError for a ``what`` (DEST) that is, or lies below, a link whose target is gone:
     a pull said "File exists" and a push "is a file, not a folder", naming no link."""
-    from drivestage.localfs import dangling_link
+    from drivestage.dangling_links import dangling_link
 
     found = dangling_link(path)
     if found is not None:

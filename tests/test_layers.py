@@ -19,7 +19,7 @@ PKG = Path(__file__).resolve().parent.parent / "drivestage"
 #: higher one. A new module must be placed here (ARCHITECTURE.md draws the same picture).
 LAYERS = [
     ["errors"],
-    ["sizes", "finite_range", "paths", "shell_words", "member_reach", "stage_failed", "temps", "localfs", "small_files", "sources", "local_trash", "lost_mounts",
+    ["sizes", "finite_range", "paths", "shell_words", "member_reach", "stage_failed", "temps", "localfs", "dangling_links", "small_files", "sources", "local_trash", "lost_mounts",
      "dir_watch", "mount_table", "unread", "name_blocked",
      "walk_clock",   # one time bound for every listing of a folder walk (read by drive.paging)
      "latest_clock",   # the later of this machine's clock and Drive's as heard (told by drive)
