@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from typing import Callable, Iterator, Optional, TypeVar
 
-from drivestage.localfs import file_md5
+from drivestage.localfs import file_md5, fuse_devices
 from drivestage.pool import aside, leavable
 from drivestage.special_files import open_copied
 
@@ -54,6 +54,18 @@ def mount_look(look: Callable[[], R], on_mount: bool) -> R:
     if on_mount:
         return aside(lambda: _leavable(look), "drivestage-look")
     return look()
+
+
+def mount_read(read: Callable[[], R], dev: int) -> R:
+    """``read()``, a whole-file read of a local file on device ``dev`` whose own reads are
+    :func:`~drivestage.pool.leavable` ones (a local archive's hash before it is extracted
+    where it lies, a staged copy's digest before it moves); where ``dev`` is a FUSE or
+    network mount's (:func:`~drivestage.localfs.fuse_devices`, the mount table read once a
+    call) through :func:`~drivestage.pool.aside`: in the main thread, a read of a hung mount
+    held every Ctrl-C until the mount answered (hang52b). Not on a disk."""
+    if dev in fuse_devices():
+        return aside(read, "drivestage-hash")
+    return read()
 
 
 def _leavable(look: Callable[[], R]) -> R:

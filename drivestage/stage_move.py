@@ -23,8 +23,10 @@ from typing import Callable, Collection, Optional
 from drivestage import stamps
 from drivestage.extract.statedir import state_lock
 from drivestage.extract.validation import STATE_DIR
+from drivestage.local_reads import mount_read
 from drivestage.localfs import atomic_file, file_md5, fitted_name
 from drivestage.mtimes import same_mtime
+from drivestage.pool import leavable
 from drivestage.stamps import Stamp
 
 log = logging.getLogger(__name__)
@@ -256,7 +258,7 @@ def _unlike(path: str, stamp: Stamp) -> Optional[str]:
     except OSError as exc:
         return f"it cannot be read ({exc.strerror})"
     try:
-        same = _digest(fd, algo) == want.lower()
+        same = mount_read(lambda: _digest(fd, algo), st.st_dev) == want.lower()   # (hang52b)
     except OSError as exc:
         return f"it cannot be read ({exc.strerror})"
     finally:
@@ -269,10 +271,13 @@ def _digest(fd: int, algo: str) -> str:
     if algo == "md5":
         return file_md5(fd)
     h, offset = hashlib.new(algo), 0
-    while buf := os.pread(fd, 4 << 20, offset):
+    while True:
+        with leavable():   # (on a hung mount, aside: mount_read)
+            buf = os.pread(fd, 4 << 20, offset)
+        if not buf:
+            return h.hexdigest()
         h.update(buf)
         offset += len(buf)
-    return h.hexdigest()
 
 
 def _remove_if_empty(folder: str) -> None:

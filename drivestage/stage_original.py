@@ -47,8 +47,10 @@ from drivestage.errors import DestChangedError
 from drivestage.extract import MemberRecord, archive_kind
 from drivestage.extract.formats import check_unchanged, open_archive
 from drivestage.hashed_pass import HashedPass
+from drivestage.local_reads import mount_read
 from drivestage.localdir import LocalDirStore
 from drivestage.paths import StorePath
+from drivestage.pool import leavable
 from drivestage.state import settled
 from drivestage.localfs import drive_mount, file_md5, identity
 from drivestage.stage_extraction import Extraction, ProgressFactory, no_progress, \
@@ -65,7 +67,8 @@ def original_of(store: RemoteStore, entry: RemoteEntry) -> Optional[str]:
     if not isinstance(store, LocalDirStore) or entry.is_dir:
         return None
     path = store.describe(entry)
-    return path if _in_place(path) else None
+    # (its head read, on a mount that hangs, left by a Ctrl-C: LocalDirStore.looked, hang52b)
+    return path if store.looked(lambda: _in_place(path)) else None
 
 
 def kept_by_remove(store: RemoteStore, entry: RemoteEntry, target: str,
@@ -99,7 +102,7 @@ def defer(store: RemoteStore, path: StorePath) -> None:
     pull reads the original once. It read it whole to list it, then again to extract it."""
     if isinstance(store, LocalDirStore):
         full = store.local_path(path)
-        if os.path.isfile(full) and _in_place(full):
+        if store.looked(lambda: os.path.isfile(full) and _in_place(full)):   # (as above)
             store.defer_md5(full)
 
 
@@ -284,19 +287,26 @@ class FromOriginal:
                 self.store.settled_md5(self.source, st) == known
             return known
         began = time.time_ns()
-        # Through one descriptor, the file st describes before and after: by its name, a
-        # folder swapped while it was hashed and put back gave another file's md5 to the
-        # members extracted next (and, once that file was put there, "verified").
         try:
-            fd = open_archive(self.source, st)
-            try:
-                md5 = file_md5(fd)
-                check_unchanged(fd, self.source, st)
-            finally:
-                os.close(fd)
+            md5 = mount_read(lambda: self._hash(st), st.st_dev)
         except DestChangedError:
             raise self._changed() from None
         self.settled = settled(st, began)
+        return md5
+
+    def _hash(self, st: os.stat_result) -> str:
+        # Through one descriptor, the file st describes before and after: by its name, a
+        # folder swapped while it was hashed and put back gave another file's md5 to the
+        # members extracted next (and, once that file was put there, "verified"). On a
+        # mount, aside (mount_read): each of its calls left by a Ctrl-C where it hangs.
+        with leavable():
+            fd = open_archive(self.source, st)
+        try:
+            md5 = file_md5(fd)
+            with leavable():
+                check_unchanged(fd, self.source, st)
+        finally:
+            os.close(fd)
         return md5
 
     def _stamp(self, entry: RemoteEntry, md5: Optional[str], st: os.stat_result,

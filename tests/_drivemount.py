@@ -131,6 +131,9 @@ class FullDriveMount:
         self.caller = 0   # the thread that made the call ``arriving`` is given (its id)
         self._fd = -1
         self._thread: Optional[threading.Thread] = None
+        #: (source, type) it is mounted as, before :meth:`start`: another FUSE program's
+        #: (an rclone remote, gcsfuse) is no Drive mount (localfs.drive_mount).
+        self.kind = (b"drive", b"fuse.drive")
 
     # ----------------------------------------------------------------- mounting
     def start(self) -> "FullDriveMount":
@@ -138,7 +141,7 @@ class FullDriveMount:
         self._fd = os.open("/dev/fuse", os.O_RDWR | os.O_CLOEXEC)
         opts = f"fd={self._fd},rootmode=40000,user_id=0,group_id=0".encode()
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        if libc.mount(b"drive", os.fsencode(self.point), b"fuse.drive",
+        if libc.mount(self.kind[0], os.fsencode(self.point), self.kind[1],
                       _MS_NOSUID | _MS_NODEV, opts) != 0:
             err = ctypes.get_errno()
             os.close(self._fd)

@@ -1,0 +1,62 @@
+"""hang52b: Ctrl-C while a local archive extracted where it lies (stage_original) is hashed
+from a FUSE or network mount that stopped answering.
+
+A rerun of ``pull MOUNT/x.zip OUT -x`` whose archive lies on a FUSE mount (an rclone
+remote: not a Drive mount, which is copied instead) hashes it again (no identity vouches on
+a FUSE mount), by one descriptor, in the main thread: a read of a hung mount there held
+every Ctrl-C until the mount answered (no signal breaks it, and Python's handler runs only
+once it returns). Now that hash runs aside (:func:`drivestage.pool.aside`), each read a
+:func:`~drivestage.pool.leavable` one, only on such a mount: "Interrupted." said while the
+mount still hangs, exit 130 once it answers (the kernel holds the process until then:
+tests/test_hang51_fuse_ctrl_c.py). Fails on main f9a4b7e7 (nothing said until the mount
+answers: the helper's 30 s bound). The helper: tests/_hung_pull.py.
+"""
+from __future__ import annotations
+
+import io
+import itertools
+import os
+import zipfile
+
+import pytest
+
+from _drivemount import FullDriveMount
+from _forkcli import PIPE, cli_server
+from _hung_pull import MTIME, ctrl_c_while_hung
+from _signal_env import _cli_server, _fast  # noqa: F401  (autouse fixtures)
+
+
+@pytest.fixture
+def bucket_mount(tmp_path):
+    """A started, writable FUSE mount of another program than Drive's (an rclone remote)."""
+    mount = FullDriveMount(tmp_path / "bucket", writable=True)
+    mount.kind = (b"bucket:", b"fuse.rclone")
+    try:
+        mount.start()
+    except OSError as exc:
+        pytest.skip(f"a FUSE mount is needed: {exc}")
+    try:
+        yield mount
+    finally:
+        mount.stop()
+
+
+def test_ctrl_c_during_the_hash_of_a_local_archive_on_a_hung_mount(bucket_mount, tmp_path):
+    blob = io.BytesIO()
+    with zipfile.ZipFile(blob, "w") as z:
+        z.writestr("m.txt", b"m" * 5000)
+    bucket_mount.change_on_drive("MyDrive/ds/x.zip", blob.getvalue(), MTIME)
+    bucket_mount.catch_up()
+    out = tmp_path / "out"
+    first = cli_server().popen(["pull", str(bucket_mount.point / "MyDrive" / "ds" / "x.zip"),
+                                str(out), "-q", "-x"], env=dict(os.environ), stdout=PIPE,
+                               stderr=PIPE)
+    assert first.communicate(timeout=60)[1] == b"" and first.returncode == 0
+    assert (out / "m.txt").read_bytes() == b"m" * 5000
+    # The rerun reads its head twice (is it an archive? LocalDirStore.looked: hang52b too),
+    # then hashes it whole: hung at that hash's first read
+    reads = itertools.count()
+    said = ctrl_c_while_hung(bucket_mount, tmp_path, lambda out: next(reads) == 2,
+                             src="ds/x.zip", more=["-x"], files={"x.zip": blob.getvalue()})
+    assert said[:4] == ("Interrupted.\n", True, 130, "")
+    assert (out / "m.txt").read_bytes() == b"m" * 5000
