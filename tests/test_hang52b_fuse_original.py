@@ -16,11 +16,14 @@ from __future__ import annotations
 import io
 import itertools
 import os
+import select
+import signal
+import threading
 import zipfile
 
 import pytest
 
-from _drivemount import FullDriveMount
+from _drivemount import READ, FullDriveMount
 from _forkcli import PIPE, cli_server
 from _hung_pull import MTIME, ctrl_c_while_hung
 from _signal_env import _cli_server, _fast  # noqa: F401  (autouse fixtures)
@@ -60,3 +63,40 @@ def test_ctrl_c_during_the_hash_of_a_local_archive_on_a_hung_mount(bucket_mount,
                              src="ds/x.zip", more=["-x"], files={"x.zip": blob.getvalue()})
     assert said[:4] == ("Interrupted.\n", True, 130, "")
     assert (out / "m.txt").read_bytes() == b"m" * 5000
+
+
+def test_ctrl_c_during_a_push_s_hash_of_its_source_on_a_hung_mount(bucket_mount, tmp_path):
+    """A push from a FUSE mount (``--jobs 1``: its work in the main thread) hashes a file that
+    DEST holds at its name to decide whether to send it (at every push: no identity vouches
+    there; State.md5): hung at that first read."""
+    bucket_mount.change_on_drive("MyDrive/run/a.txt", b"a" * 3000, MTIME)
+    bucket_mount.catch_up()
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    (dest / "a.txt").write_bytes(b"b" * 3000)
+    hung = threading.Event()
+
+    def arriving(opcode: int) -> None:
+        if opcode == READ and not hung.is_set():
+            bucket_mount.hang()
+            hung.set()
+
+    bucket_mount.arriving = arriving
+    proc = cli_server().popen(["push", str(bucket_mount.point / "MyDrive" / "run"), str(dest),
+                               "--jobs", "1"], env=dict(os.environ), stdout=PIPE, stderr=PIPE)
+    try:
+        assert hung.wait(60), proc.communicate(timeout=60)
+        proc.send_signal(signal.SIGINT)
+        said = select.select([proc.stderr], [], [], 30)[0]   # (the bound: a failure's only)
+        first = os.read(proc.stderr.fileno(), 4096).decode() if said else ""
+        still_hung = not bucket_mount.answering.is_set()
+        bucket_mount.answer()
+        out, rest = proc.communicate(timeout=30)
+    finally:
+        bucket_mount.answer()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(30)
+    assert (first, still_hung, proc.returncode, rest, out) == ("Interrupted.\n", True, 130,
+                                                               b"", b"")
+    assert [(p.name, p.read_bytes()) for p in dest.iterdir()] == [("a.txt", b"b" * 3000)]
