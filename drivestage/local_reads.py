@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from typing import Callable, Iterator, Optional, TypeVar
 
-from drivestage.localfs import file_md5, fuse_devices
+from drivestage.localfs import file_md5, on_mount as on_a_mount
 from drivestage.pool import aside, leavable
 from drivestage.special_files import open_copied
 
@@ -60,10 +60,10 @@ def mount_read(read: Callable[[], R], dev: int) -> R:
     """``read()``, a whole-file read of a local file on device ``dev`` whose own reads are
     :func:`~drivestage.pool.leavable` ones (a local archive's hash before it is extracted
     where it lies, a staged copy's digest before it moves); where ``dev`` is a FUSE or
-    network mount's (:func:`~drivestage.localfs.fuse_devices`, the mount table read once a
-    call) through :func:`~drivestage.pool.aside`: in the main thread, a read of a hung mount
-    held every Ctrl-C until the mount answered (hang52b). Not on a disk."""
-    if dev in fuse_devices():
+    network mount's (:func:`~drivestage.localfs.on_mount`: judged once a device) through
+    :func:`~drivestage.pool.aside`: in the main thread, a read of a hung mount held every
+    Ctrl-C until the mount answered (hang52b). Not on a disk."""
+    if on_a_mount(dev):
         return aside(read, "drivestage-hash")
     return read()
 

@@ -343,6 +343,19 @@ def fuse_devices(table: Optional[str] = None) -> frozenset[int]:
     return frozenset(found)
 
 
+_JUDGED: dict[int, bool] = {}
+
+
+def on_mount(dev: int) -> bool:
+    """Whether device ``dev`` is a FUSE or network mount's (:func:`fuse_devices`), judged
+    once per device and process: a read that runs aside there (hang52b) reads the mount
+    table once, not once a file (nor a different number of lines each time)."""
+    known = _JUDGED.get(dev)
+    if known is None:
+        known = _JUDGED[dev] = dev in fuse_devices()
+    return known
+
+
 def mount_of(path: str, table: Optional[str] = None) -> Optional[tuple[str, str]]:
     """``(file-system type, mount point)`` of the mount ``path`` lies on, by its device in
     :data:`MOUNTINFO` (the last mount of that device: the one on top); None when unknown."""

@@ -24,6 +24,7 @@ from typing import BinaryIO, Callable, Iterator, Optional, Sequence, Union
 from drivestage import localfs, sidecar, special_files, temps
 from drivestage.errors import LocalFileError
 from drivestage.interrupts import deferred
+from drivestage.pool import aside, leavable
 from drivestage.store import RemoteEntry
 
 log = logging.getLogger(__name__)
@@ -44,8 +45,7 @@ def checked(path: str, sent: Sequence[RemoteEntry], on_store: Sequence[RemoteEnt
         return
     # (A plain open waited for good on a FIFO put at the sidecar's name once its checkpoint
     # was sent, and read a link's target: pushfollow46.)
-    with special_files.open_sent(path, follow) as fh:
-        data = fh.read(sidecar.MAX_BYTES + 1)
+    data = _read(path, follow)
     said = sidecar.parse(data, path) if len(data) <= sidecar.MAX_BYTES else None
     if said is None or said.md5 is None:
         yield path
@@ -58,6 +58,22 @@ def checked(path: str, sent: Sequence[RemoteEntry], on_store: Sequence[RemoteEnt
         return
     with private(path, data) as copy:
         yield copy
+
+
+def _read(path: str, follow: bool) -> bytes:
+    """The bytes of the sidecar ``path`` (:data:`~drivestage.sidecar.MAX_BYTES` and one more
+    at most; :func:`~drivestage.special_files.open_sent`'s rules). On a FUSE or network
+    mount aside, opened, read and closed in one leavable call (a close there waits for the
+    mount too: FLUSH): with ``--jobs 1`` the main thread's, a read of a hung mount held every
+    Ctrl-C until it answered (hang52b)."""
+    def read() -> bytes:
+        with leavable(), special_files.open_sent(path, follow) as fh:
+            return fh.read(sidecar.MAX_BYTES + 1)
+    try:
+        on_mount = localfs.on_mount(os.stat(path, follow_symlinks=follow).st_dev)
+    except OSError:
+        on_mount = False   # (what the open meets, it says)
+    return aside(read, "drivestage-read") if on_mount else read()
 
 
 @contextmanager

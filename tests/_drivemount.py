@@ -129,6 +129,7 @@ class FullDriveMount:
         #: that may :meth:`hang` the mount at that very call (it then waits, as the next do).
         self.arriving: Optional[Callable[[int], None]] = None
         self.caller = 0   # the thread that made the call ``arriving`` is given (its id)
+        self.node = ROOT  # and the node it is for (``nodes[node].name``: the file read)
         self._fd = -1
         self._thread: Optional[threading.Thread] = None
         #: (source, type) it is mounted as, before :meth:`start`: another FUSE program's
@@ -278,6 +279,7 @@ class FullDriveMount:
                 return  # ENODEV: unmounted
             if self.arriving is not None:
                 self.caller = _IN.unpack_from(msg)[6]   # (the calling thread's id)
+                self.node = _IN.unpack_from(msg)[3]
                 self.arriving(_IN.unpack_from(msg)[1])
             while not self.answering.wait(0.05) and not self._stop.is_set():
                 pass   # hung: the request waits (a disconnect meanwhile leaves it unanswered)

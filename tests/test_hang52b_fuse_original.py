@@ -19,6 +19,7 @@ import os
 import select
 import signal
 import threading
+import time
 import zipfile
 
 import pytest
@@ -100,3 +101,46 @@ def test_ctrl_c_during_a_push_s_hash_of_its_source_on_a_hung_mount(bucket_mount,
     assert (first, still_hung, proc.returncode, rest, out) == ("Interrupted.\n", True, 130,
                                                                b"", b"")
     assert [(p.name, p.read_bytes()) for p in dest.iterdir()] == [("a.txt", b"b" * 3000)]
+
+
+def test_ctrl_c_during_a_push_s_read_of_a_sidecar_on_a_hung_mount(bucket_mount, tmp_path):
+    """A push of a checkpoint and its sidecar from a FUSE mount (``--jobs 1``) reads the
+    sidecar before it sends it (sidecar_copy.checked): hung at that read."""
+    for name, data in {"epoch_001.pt": b"p" * 3000,
+                       "epoch_001.json": b'{"format": 3, "md5": "x"}'}.items():
+        bucket_mount.change_on_drive(f"MyDrive/run/{name}", data, MTIME)
+    bucket_mount.catch_up()
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    hung = threading.Event()
+
+    def arriving(opcode: int) -> None:
+        if opcode == READ and not hung.is_set() and \
+                bucket_mount.nodes[bucket_mount.node].name == "epoch_001.json" and \
+                (dest / "epoch_001.pt").exists():   # (the checkpoint sent: the sidecar's turn)
+            bucket_mount.hang()
+            hung.set()
+
+    bucket_mount.arriving = arriving
+    proc = cli_server().popen(["push", str(bucket_mount.point / "MyDrive" / "run"), str(dest),
+                               "--jobs", "1"], env=dict(os.environ), stdout=PIPE, stderr=PIPE)
+    try:
+        assert hung.wait(60), proc.communicate(timeout=60)
+        proc.send_signal(signal.SIGINT)
+        first, end = "", time.monotonic() + 30   # (the bound: a failure's only)
+        while not first.endswith("Interrupted.\n") and \
+                select.select([proc.stderr], [], [], max(0, end - time.monotonic()))[0]:
+            first += os.read(proc.stderr.fileno(), 4096).decode()
+        still_hung = not bucket_mount.answering.is_set()
+        bucket_mount.answer()
+        out, rest = proc.communicate(timeout=30)
+    finally:
+        bucket_mount.answer()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(30)
+    src = bucket_mount.point / "MyDrive" / "run"
+    assert (first, still_hung, proc.returncode, rest, out) == (
+        f"push {src} -> {dest}, then failed: 1 uploaded (2.9 KiB), 0 unchanged\n"
+        "Interrupted.\n", True, 130, b"", b"")   # (what it did: the checkpoint, not its sidecar)
+    assert sorted(p.name for p in dest.iterdir()) == ["epoch_001.pt"]
