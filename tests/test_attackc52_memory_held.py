@@ -30,8 +30,9 @@ def _live(emulator) -> set[str]:
             and not f.get("labels", {}).get("trashed")}
 
 
-def test_push_delete_refuses_while_a_stopped_process_holds_the_memorys_lock(
-        emulator, store, local_state, monkeypatch, stopped_holder):  # noqa: F811
+def _pushed_then_held(store, local_state, monkeypatch, stopped_holder):  # noqa: F811
+    """SRC (``a.txt``, ``mnt/m.txt``, ``mnt/n.txt``) pushed to runs/x, then the memory's lock
+    held by a stopped process (bound 0.2 s): (SRC, the memory's file, the holder)."""
     monkeypatch.setattr(state, "LOCK_WAIT_S", 0.2)
     src = local_state / "src"
     (src / "mnt").mkdir(parents=True)
@@ -39,7 +40,12 @@ def test_push_delete_refuses_while_a_stopped_process_holds_the_memorys_lock(
         (src / rel).write_bytes(rel.encode())
     push(str(src), "runs/x", store=store)
     memory = unread_memory._file()
-    holder = stopped_holder(memory._lock().lock_file)
+    return src, memory, stopped_holder(memory._lock().lock_file)
+
+
+def test_push_delete_refuses_while_a_stopped_process_holds_the_memorys_lock(
+        emulator, store, local_state, monkeypatch, stopped_holder):  # noqa: F811
+    src, memory, holder = _pushed_then_held(store, local_state, monkeypatch, stopped_holder)
     mnt = str(src / "mnt")
     # A push finds the mount stopped: its note is skipped (the lock held), kept in-process.
     unread_memory._change((), {mnt: errno.ENOTCONN})
@@ -63,14 +69,7 @@ def test_push_delete_refuses_while_a_stopped_process_holds_the_memorys_lock(
 
 def test_a_note_skipped_for_a_held_lock_outlives_its_process(
         emulator, store, local_state, monkeypatch, stopped_holder):  # noqa: F811
-    monkeypatch.setattr(state, "LOCK_WAIT_S", 0.2)
-    src = local_state / "src"
-    (src / "mnt").mkdir(parents=True)
-    for rel in ("a.txt", "mnt/m.txt", "mnt/n.txt"):
-        (src / rel).write_bytes(rel.encode())
-    push(str(src), "runs/x", store=store)
-    memory = unread_memory._file()
-    holder = stopped_holder(memory._lock().lock_file)
+    src, memory, holder = _pushed_then_held(store, local_state, monkeypatch, stopped_holder)
     unread_memory._change((), {str(src / "mnt"): errno.ENOTCONN})   # (skipped: held)
     stopped_holder.end(holder)   # (the holder let go, then this process ended:
     unread_memory._at_exit()     # its exit writes what it held; on main nothing did)

@@ -66,6 +66,31 @@ def test_ctrl_c_during_the_hash_of_a_local_archive_on_a_hung_mount(bucket_mount,
     assert (out / "m.txt").read_bytes() == b"m" * 5000
 
 
+def _push_ctrl_c_while_hung(mount, dest, hung: threading.Event):
+    """``push MOUNT/MyDrive/run DEST --jobs 1``, a Ctrl-C once ``hung`` is set (the mount's
+    ``arriving`` set by the test): (stderr up to "Interrupted.", whether the mount still hung
+    then, the exit code, the rest of stderr, stdout). The line's arrival is the event; the
+    30 s bound is a failure's only."""
+    proc = cli_server().popen(["push", str(mount.point / "MyDrive" / "run"), str(dest),
+                               "--jobs", "1"], env=dict(os.environ), stdout=PIPE, stderr=PIPE)
+    try:
+        assert hung.wait(60), proc.communicate(timeout=60)
+        proc.send_signal(signal.SIGINT)
+        first, end = "", time.monotonic() + 30
+        while not first.endswith("Interrupted.\n") and \
+                select.select([proc.stderr], [], [], max(0, end - time.monotonic()))[0]:
+            first += os.read(proc.stderr.fileno(), 4096).decode()
+        still_hung = not mount.answering.is_set()
+        mount.answer()
+        out, rest = proc.communicate(timeout=30)
+    finally:
+        mount.answer()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(30)
+    return first, still_hung, proc.returncode, rest, out
+
+
 def test_ctrl_c_during_a_push_s_hash_of_its_source_on_a_hung_mount(bucket_mount, tmp_path):
     """A push from a FUSE mount (``--jobs 1``: its work in the main thread) hashes a file that
     DEST holds at its name to decide whether to send it (at every push: no identity vouches
@@ -83,23 +108,8 @@ def test_ctrl_c_during_a_push_s_hash_of_its_source_on_a_hung_mount(bucket_mount,
             hung.set()
 
     bucket_mount.arriving = arriving
-    proc = cli_server().popen(["push", str(bucket_mount.point / "MyDrive" / "run"), str(dest),
-                               "--jobs", "1"], env=dict(os.environ), stdout=PIPE, stderr=PIPE)
-    try:
-        assert hung.wait(60), proc.communicate(timeout=60)
-        proc.send_signal(signal.SIGINT)
-        said = select.select([proc.stderr], [], [], 30)[0]   # (the bound: a failure's only)
-        first = os.read(proc.stderr.fileno(), 4096).decode() if said else ""
-        still_hung = not bucket_mount.answering.is_set()
-        bucket_mount.answer()
-        out, rest = proc.communicate(timeout=30)
-    finally:
-        bucket_mount.answer()
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(30)
-    assert (first, still_hung, proc.returncode, rest, out) == ("Interrupted.\n", True, 130,
-                                                               b"", b"")
+    said = _push_ctrl_c_while_hung(bucket_mount, dest, hung)
+    assert said == ("Interrupted.\n", True, 130, b"", b"")
     assert [(p.name, p.read_bytes()) for p in dest.iterdir()] == [("a.txt", b"b" * 3000)]
 
 
@@ -122,25 +132,9 @@ def test_ctrl_c_during_a_push_s_read_of_a_sidecar_on_a_hung_mount(bucket_mount, 
             hung.set()
 
     bucket_mount.arriving = arriving
-    proc = cli_server().popen(["push", str(bucket_mount.point / "MyDrive" / "run"), str(dest),
-                               "--jobs", "1"], env=dict(os.environ), stdout=PIPE, stderr=PIPE)
-    try:
-        assert hung.wait(60), proc.communicate(timeout=60)
-        proc.send_signal(signal.SIGINT)
-        first, end = "", time.monotonic() + 30   # (the bound: a failure's only)
-        while not first.endswith("Interrupted.\n") and \
-                select.select([proc.stderr], [], [], max(0, end - time.monotonic()))[0]:
-            first += os.read(proc.stderr.fileno(), 4096).decode()
-        still_hung = not bucket_mount.answering.is_set()
-        bucket_mount.answer()
-        out, rest = proc.communicate(timeout=30)
-    finally:
-        bucket_mount.answer()
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(30)
+    said = _push_ctrl_c_while_hung(bucket_mount, dest, hung)
     src = bucket_mount.point / "MyDrive" / "run"
-    assert (first, still_hung, proc.returncode, rest, out) == (
+    assert said == (
         f"push {src} -> {dest}, then failed: 1 uploaded (2.9 KiB), 0 unchanged\n"
         "Interrupted.\n", True, 130, b"", b"")   # (what it did: the checkpoint, not its sidecar)
     assert sorted(p.name for p in dest.iterdir()) == ["epoch_001.pt"]
