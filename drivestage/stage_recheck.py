@@ -302,14 +302,9 @@ def _folder_moved(store: RemoteStore, staged: Sequence[tuple[Item, PullResult]],
 def _how_moved(store: RemoteStore, folder: RemoteEntry, above: str) -> Optional[str]:
     """How ``folder``, which the listing of the folder ``above`` lacks, went, as Drive says
     (one files.get): trashed, deleted, or moved out of it; None where it is in it still."""
-    try:
-        now = store.stat(folder)
-    except TrashedError:
-        return "trashed"
-    except NotFoundError:
-        return "deleted"
-    except DriveStageError:
-        return None
+    now, how = _looked(store, folder)
+    if now is None:
+        return how
     parents = set(now.parent_ids) or ({now.parent_id} if now.parent_id is not None else set())
     return None if above in parents else "moved out of its folder"
 
@@ -332,15 +327,21 @@ def _links(staged: Sequence[tuple[Item, PullResult]]) -> dict[str, _Link]:
 def _how_gone(store: RemoteStore, folder: RemoteEntry) -> Optional[str]:
     """How ``folder`` went, as Drive says (one files.get): trashed or deleted; None where it
     is there still (or the look failed: its files, asked one by one, tell)."""
+    return _looked(store, folder)[1]
+
+
+def _looked(store: RemoteStore, folder: RemoteEntry) -> tuple[Optional[RemoteEntry],
+                                                               Optional[str]]:
+    """``folder`` as Drive answers it now (one files.get), or None and how it went: trashed,
+    deleted, or None where the look failed."""
     try:
-        store.stat(folder)
+        return store.stat(folder), None
     except TrashedError:
-        return "trashed"
+        return None, "trashed"
     except NotFoundError:
-        return "deleted"
+        return None, "deleted"
     except DriveStageError:
-        return None
-    return None
+        return None, None
 
 
 def _folder_went_away(store: RemoteStore, src: str, local: str, how: str, staged: int,
