@@ -10,11 +10,9 @@ line, naming DEST, exit 1; the file sent before it is on Drive, verified.
 """
 from __future__ import annotations
 
-import re
-
 from _cli import run
 from _envs import env  # noqa: F401  (a fixture)
-from _messages import error_line
+from _late_listing import first_listing_late, stopped_at_first_listing
 
 
 def test_a_push_whose_first_listing_came_past_the_bound_lists_no_more(
@@ -24,18 +22,8 @@ def test_a_push_whose_first_listing_came_past_the_bound_lists_no_more(
     src.mkdir()
     (src / "old.txt").write_bytes(b"o" * 10)
     (src / "new.txt").write_bytes(b"n" * 10)
-    fid = emulator.find("logs")["id"]
-    emulator.faults.latency(0.15, "GET", rf"^/drive/v2/files\?.*{fid}", times=1)
-    monkeypatch.setenv("DRIVESTAGE_LISTING_TIMEOUT", "0.12")
+    fid = first_listing_late(emulator, monkeypatch)
     code, _, err = run("push", str(src), "drive:logs")
-    line = error_line(err)
-    assert code == 1, err
-    assert re.fullmatch(
-        r"Error: listing drive:logs: not done after 1 pages and \d+\.\d\d s \(a listing may "
-        r"take 0\.12 s: DRIVESTAGE_LISTING_TIMEOUT\); stopped: the server answers its pages "
-        r"too slowly, or keeps sending new page tokens\. Try again later; if it persists, the "
-        r"server \(or a proxy\) is broken", line), line
-    assert sum(1 for r in emulator.requests if r.path == "/drive/v2/files"
-               and f"'{fid}' in parents" in (r.query.get("q") or "")) == 1
+    stopped_at_first_listing(emulator, fid, code, err)
     with open(emulator.store.blob_path(emulator.find("logs/new.txt")["id"]), "rb") as fh:
         assert fh.read() == b"n" * 10
