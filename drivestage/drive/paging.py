@@ -49,37 +49,33 @@ WALK_TIMEOUT_S = 86_400.0
 WALK_TIMEOUT_ENV = "DRIVESTAGE_WALK_TIMEOUT"
 
 
-def listing_timeout() -> float:
-    """The seconds one listing may take: ``$DRIVESTAGE_LISTING_TIMEOUT`` or
-    :data:`LISTING_TIMEOUT_S` (a usage error, exit 2, for a value that is no positive number)."""
-    raw = os.environ.get(TIMEOUT_ENV, "").strip()
+def _seconds(env: str, default: float, what: str) -> float:
+    """``$env`` as seconds above 0 and below 1e9, or ``default`` where unset (a usage error,
+    exit 2, for any other value: ``what`` says what it bounds)."""
+    raw = os.environ.get(env, "").strip()
     if not raw:
-        return LISTING_TIMEOUT_S
+        return default
     try:
         value = float(raw)
     except ValueError:
         value = float("nan")
     if not 0 < value < 1e9:   # (nan fails both)
-        raise UsageError(f"{TIMEOUT_ENV}={raw!r} is not a number of seconds above 0 and below "
-                         f"1e9 (how long one listing may take; {LISTING_TIMEOUT_S:g} by default)")
+        raise UsageError(f"{env}={raw!r} is not a number of seconds above 0 and below 1e9 "
+                         f"({what}; {default:g} by default)")
     return value
+
+
+def listing_timeout() -> float:
+    """The seconds one listing may take: ``$DRIVESTAGE_LISTING_TIMEOUT`` or
+    :data:`LISTING_TIMEOUT_S` (a usage error, exit 2, for a value that is no positive number)."""
+    return _seconds(TIMEOUT_ENV, LISTING_TIMEOUT_S, "how long one listing may take")
 
 
 def walk_timeout() -> float:
     """The seconds of listing one folder walk may take: ``$DRIVESTAGE_WALK_TIMEOUT`` or
     :data:`WALK_TIMEOUT_S` (a usage error, exit 2, for a value that is no positive number)."""
-    raw = os.environ.get(WALK_TIMEOUT_ENV, "").strip()
-    if not raw:
-        return WALK_TIMEOUT_S
-    try:
-        value = float(raw)
-    except ValueError:
-        value = float("nan")
-    if not 0 < value < 1e9:   # (nan fails both)
-        raise UsageError(f"{WALK_TIMEOUT_ENV}={raw!r} is not a number of seconds above 0 and "
-                         f"below 1e9 (how long the listings of one folder walk may take, all "
-                         f"together; {WALK_TIMEOUT_S:g} by default)")
-    return value
+    return _seconds(WALK_TIMEOUT_ENV, WALK_TIMEOUT_S,
+                    "how long the listings of one folder walk may take, all together")
 
 
 def walk_pages() -> int:
